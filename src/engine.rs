@@ -1,0 +1,632 @@
+//! The decision: may this send go now? A pure function of the rule set,
+//! the borrower's history, the proposed send and `now`.
+//!
+//! Every applicable rule becomes one or more *constraints*, one per
+//! candidate time zone and, for per-debt rules, per debt. Each constraint
+//! can say whether it allows a moment, the earliest moment at or after a
+//! given one that it allows, and the first later moment at which it would
+//! block. The decision is:
+//! - allowed iff every constraint allows the moment of the send;
+//! - blocked rules reported with their counts, windows and counted ids;
+//! - the next allowed moment: the earliest moment every constraint allows
+//!   at once, found by moving forward to each constraint's next allowed
+//!   moment until none moves (so a cap that frees at midnight under
+//!   08:00–21:00 hours gives 08:00);
+//! - the deciding rule: the violated rule whose own block lasts longest,
+//!   ties broken by the smaller id;
+//! - for an allow, `valid_until`: the first moment some constraint would
+//!   block if nothing else were sent.
+//!
+//! Windows are consecutive local calendar days, not multiples of 24 hours:
+//! a window of 7 days that contains the send's local day D is any run of 7
+//! days from D-6..D to D..D+6, and every such window must stay within the
+//! limit once the send is added, so reservations and scheduled sends after
+//! the send count too.
+
+mod calendar;
+
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+
+use crate::index::{BorrowerView, DebtKey, Entry, InteractionKey};
+use crate::jurisdiction::{Jurisdiction, UnknownJurisdiction};
+use crate::model::{Channel, ContactKind, Direction, Subject, Theme};
+use crate::rules::{Counting, Filter, Per, Rule, RuleKind, RuleSet, is_conversation};
+pub use calendar::{day_start, local_day, local_instant_at_or_after};
+
+/// Most candidate zones or jurisdictions one send may name.
+pub const MAX_PLACES: usize = 64;
+/// How far ahead the engine looks for the next allowed moment; beyond it
+/// the answer is "none".
+pub const SEARCH_DAYS: i64 = 400;
+
+/// Errors in a proposed send's facts. An error never becomes an allow: the
+/// caller must refuse the send.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// A time zone name that is not an IANA zone.
+    #[error("unknown time zone `{0}`; allowed: an IANA zone name such as `America/New_York`")]
+    UnknownZone(String),
+    /// A jurisdiction code outside the vocabulary.
+    #[error(transparent)]
+    UnknownJurisdiction(#[from] UnknownJurisdiction),
+    /// Too many zones or jurisdictions.
+    #[error("`{field}` has {len} entries; allowed: at most {MAX_PLACES}")]
+    TooMany {
+        /// The field.
+        field: &'static str,
+        /// How many were given.
+        len: usize,
+    },
+}
+
+/// Parses candidate time zone names; an unknown name is an error.
+pub fn parse_zones(names: &[String]) -> Result<Vec<Tz>, EngineError> {
+    if names.len() > MAX_PLACES {
+        return Err(EngineError::TooMany { field: "timeZones", len: names.len() });
+    }
+    names
+        .iter()
+        .map(|n| n.parse::<Tz>().map_err(|_| EngineError::UnknownZone(n.chars().take(64).collect())))
+        .collect()
+}
+
+/// Parses jurisdiction codes; an unknown code is an error.
+pub fn parse_jurisdictions(codes: &[String]) -> Result<Vec<Jurisdiction>, EngineError> {
+    if codes.len() > MAX_PLACES {
+        return Err(EngineError::TooMany { field: "jurisdictions", len: codes.len() });
+    }
+    codes.iter().map(|c| Jurisdiction::parse(c).map_err(EngineError::from)).collect()
+}
+
+/// A proposed communication: what the pipeline is about to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proposal {
+    /// The channel.
+    pub channel: Channel,
+    /// The direction (a send is normally outbound).
+    pub direction: Direction,
+    /// The theme, if known.
+    pub theme: Option<Theme>,
+    /// The subject, if known; it may imply the theme.
+    pub subject: Option<Subject>,
+    /// The loans the send is about; empty means every debt of the borrower.
+    pub loans: Vec<String>,
+    /// isTransactional, if known.
+    pub is_transactional: Option<bool>,
+    /// The kind of contact point; `Unknown` is the strictest.
+    pub contact: ContactKind,
+    /// True if the send answers a communication from the borrower.
+    pub answers_borrower: bool,
+    /// The moment of sending; `None` is `now`.
+    pub at: Option<DateTime<Utc>>,
+    /// Where the borrower may be; empty means anywhere (every rule applies).
+    pub jurisdictions: Vec<Jurisdiction>,
+    /// Candidate zones; empty means every zone of the jurisdictions (every
+    /// US zone when there is no jurisdiction either).
+    pub zones: Vec<Tz>,
+    /// The debt's balance, for rules that depend on one; unknown matches.
+    pub balance: Option<Decimal>,
+}
+
+impl Proposal {
+    /// A proposal with the given channel and direction and nothing else
+    /// known: every fact left unknown is read the strict way.
+    pub fn new(channel: Channel, direction: Direction) -> Proposal {
+        Proposal {
+            channel,
+            direction,
+            theme: None,
+            subject: None,
+            loans: Vec::new(),
+            is_transactional: None,
+            contact: ContactKind::Unknown,
+            answers_borrower: false,
+            at: None,
+            jurisdictions: Vec::new(),
+            zones: Vec::new(),
+            balance: None,
+        }
+    }
+
+    fn effective_theme(&self) -> Option<Theme> {
+        self.theme.or_else(|| self.subject.and_then(Subject::implied_theme))
+    }
+
+    /// The candidate zones the decision evaluates in.
+    pub fn candidate_zones(&self) -> Vec<Tz> {
+        if !self.zones.is_empty() {
+            return dedup(self.zones.clone());
+        }
+        let places: Vec<Jurisdiction> =
+            if self.jurisdictions.is_empty() { vec![Jurisdiction::us()] } else { self.jurisdictions.clone() };
+        dedup(places.iter().flat_map(|j| j.zones().iter().copied()).collect())
+    }
+}
+
+fn dedup(mut zones: Vec<Tz>) -> Vec<Tz> {
+    let mut seen = Vec::with_capacity(zones.len());
+    zones.retain(|z| {
+        let new = !seen.contains(z);
+        seen.push(*z);
+        new
+    });
+    zones
+}
+
+/// One violated rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The rule's id.
+    pub rule_id: String,
+    /// What is wrong, in words.
+    pub message: String,
+    /// The rule's citation.
+    pub citation: String,
+    /// How many counted interactions (for a cap) or events (for a
+    /// cool-down) decided it; 0 for hours.
+    pub count: u32,
+    /// The cap's limit; 0 for other kinds.
+    pub limit: u32,
+    /// The window or quiet period in days; 0 for hours.
+    pub window_days: u32,
+    /// The first local day of the window that decided it, if any.
+    pub window_start: Option<NaiveDate>,
+    /// The last local day of that window.
+    pub window_end: Option<NaiveDate>,
+    /// The zone the days were counted in.
+    pub zone: Tz,
+    /// The debt counted, for per-debt rules.
+    pub debt: Option<String>,
+    /// Our ids of the interactions that were counted.
+    pub counted_interaction_ids: Vec<String>,
+    /// When this rule alone would allow the send; `None`: not within
+    /// [`SEARCH_DAYS`].
+    pub next_allowed_at: Option<DateTime<Utc>>,
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Allow or block.
+    pub allowed: bool,
+    /// The moment decided on.
+    pub at: DateTime<Utc>,
+    /// The deciding rule (the complianceGuardRuleId) when blocked.
+    pub rule_id: Option<String>,
+    /// Every violated rule.
+    pub violations: Vec<Violation>,
+    /// When blocked: the earliest moment the same send passes every rule
+    /// jointly; `None` if there is none within [`SEARCH_DAYS`].
+    pub next_allowed_at: Option<DateTime<Utc>>,
+    /// When allowed: the moment until which the allow stays true if
+    /// nothing else is sent; `None` if no rule would ever block it.
+    pub valid_until: Option<DateTime<Utc>>,
+    /// The ids of the rules that covered this send.
+    pub applied_rule_ids: Vec<String>,
+    /// The version of the rule set decided with.
+    pub rules_version: String,
+}
+
+/// A counted item: when, on which local day, and which interaction.
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    at: i64,
+    day: i32,
+    key: InteractionKey,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Cap { limit: u32, window: i32, items: Vec<Item> },
+    CoolDown { days: i32, day_one: bool, items: Vec<Item> },
+    Hours { from: NaiveTime, until: NaiveTime },
+}
+
+#[derive(Debug)]
+struct Constraint<'r> {
+    rule: &'r Rule,
+    zone: Tz,
+    debt: Option<DebtKey>,
+    kind: Kind,
+}
+
+/// The verdict of a cap on one local day: the fullest window containing
+/// it, and its count.
+struct CapDay {
+    count: u32,
+    start: i32,
+}
+
+fn cap_day(items: &[Item], window: i32, day: i32) -> CapDay {
+    // `items` is sorted by day; count(a..=b) by two binary searches.
+    let count = |a: i32, b: i32| {
+        let lo = items.partition_point(|i| i.day < a);
+        let hi = items.partition_point(|i| i.day <= b);
+        u32::try_from(hi - lo).unwrap_or(u32::MAX)
+    };
+    let mut best = CapDay { count: 0, start: day - window + 1 };
+    for start in (day - window + 1)..=day {
+        let c = count(start, start + window - 1);
+        if c > best.count {
+            best = CapDay { count: c, start };
+        }
+    }
+    best
+}
+
+impl Constraint<'_> {
+    fn allows(&self, t: DateTime<Utc>) -> bool {
+        match &self.kind {
+            Kind::Cap { limit, window, items } => cap_day(items, *window, local_day(self.zone, t)).count < *limit,
+            Kind::CoolDown { .. } => self.quiet_until(t).is_none_or(|end| end < local_day(self.zone, t)),
+            Kind::Hours { from, until } => {
+                let local = calendar::local_time(self.zone, t);
+                *from <= local && local < *until
+            }
+        }
+    }
+
+    /// For a cool-down: the last quiet day set by events at or before `t`.
+    fn quiet_until(&self, t: DateTime<Utc>) -> Option<i32> {
+        let Kind::CoolDown { days, day_one, items } = &self.kind else { return None };
+        let ts = t.timestamp();
+        items
+            .iter()
+            .filter(|i| i.at <= ts)
+            .map(|i| i.day + days - i32::from(*day_one))
+            .max()
+    }
+
+    /// The earliest moment at or after `t` this constraint allows.
+    fn next_allowed(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if self.allows(t) {
+            return Some(t);
+        }
+        match &self.kind {
+            Kind::Cap { limit, window, items } => {
+                let last = items.last().map_or(local_day(self.zone, t), |i| i.day);
+                let first = local_day(self.zone, t) + 1;
+                (first..=last + window)
+                    .find(|d| cap_day(items, *window, *d).count < *limit)
+                    .map(|d| day_start(self.zone, d))
+            }
+            Kind::CoolDown { .. } => {
+                let mut t = t;
+                // Each step moves past the quiet set by the events so far; an
+                // event inside the new quiet extends it.
+                for _ in 0..1_000 {
+                    match self.quiet_until(t) {
+                        Some(end) if end >= local_day(self.zone, t) => t = day_start(self.zone, end + 1),
+                        _ => return Some(t),
+                    }
+                }
+                None
+            }
+            Kind::Hours { from, .. } => {
+                let local = calendar::local_datetime(self.zone, t);
+                let date = if local.time() < *from { local.date() } else { local.date().succ_opt()? };
+                let mut cand = local_instant_at_or_after(self.zone, date.and_time(*from));
+                // A gap or fold can land the boundary outside the window;
+                // step forward a minute at a time (bounded) until inside.
+                for _ in 0..(48 * 60) {
+                    if self.allows(cand) {
+                        return Some(cand);
+                    }
+                    cand += Duration::minutes(1);
+                }
+                None
+            }
+        }
+    }
+
+    /// The first moment after `t` (which it allows) at which this
+    /// constraint would block, if nothing else is sent.
+    fn next_blocked(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match &self.kind {
+            Kind::Cap { limit, window, items } => {
+                let last = items.last()?.day;
+                ((local_day(self.zone, t) + 1)..=(last + window - 1))
+                    .find(|d| cap_day(items, *window, *d).count >= *limit)
+                    .map(|d| day_start(self.zone, d))
+            }
+            Kind::CoolDown { .. } => {
+                let Kind::CoolDown { items, .. } = &self.kind else { return None };
+                let ts = t.timestamp();
+                items.iter().filter(|i| i.at > ts).map(|i| i.at).min().and_then(|s| DateTime::from_timestamp(s, 0))
+            }
+            Kind::Hours { until, .. } => {
+                let local = calendar::local_datetime(self.zone, t);
+                Some(local_instant_at_or_after(self.zone, local.date().and_time(*until)))
+            }
+        }
+    }
+}
+
+/// Moves forward until every constraint allows the same moment.
+fn joint_next_allowed(constraints: &[&Constraint<'_>], from: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let limit = from + Duration::days(SEARCH_DAYS);
+    let mut t = from;
+    for _ in 0..100_000 {
+        let mut moved = false;
+        for c in constraints {
+            let next = c.next_allowed(t)?;
+            if next > t {
+                t = next;
+                moved = true;
+            }
+        }
+        if !moved {
+            return Some(t);
+        }
+        if t > limit {
+            return None;
+        }
+    }
+    None
+}
+
+/// Orders "never" after every moment.
+fn later(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> bool {
+    match (a, b) {
+        (None, None) => false,
+        (None, Some(_)) => true,
+        (Some(_), None) => false,
+        (Some(a), Some(b)) => a > b,
+    }
+}
+
+/// True if a rule binds in one of the places the send may be. With no
+/// place, every rule applies. A rule for a place inside the send's place
+/// applies too: a borrower known only to be in `US-NY` may be in New York
+/// City, and an unknown fact never makes the guard more permissive.
+fn binds_in(rule: &Rule, places: &[Jurisdiction]) -> bool {
+    places.is_empty()
+        || rule.jurisdictions.iter().any(|r| places.iter().any(|p| r.contains(*p) || p.contains(*r)))
+}
+
+fn counts_for_debt(view: &BorrowerView<'_>, e: &Entry, debt: Option<DebtKey>) -> bool {
+    match debt {
+        None => true,
+        Some(d) => e.loans.is_empty() || e.loans.iter().any(|l| view.debt_of(*l) == d),
+    }
+}
+
+/// Decides whether `proposal` may be sent, against `rules` and the
+/// borrower's history in `view`. `now` is the default moment of the send;
+/// nothing else in the decision reads a clock.
+pub fn decide(rules: &RuleSet, view: &BorrowerView<'_>, proposal: &Proposal, now: DateTime<Utc>) -> Decision {
+    let at = proposal.at.unwrap_or(now);
+    let zones = proposal.candidate_zones();
+    let theme = proposal.effective_theme();
+    let applicable: Vec<&Rule> = rules
+        .rules()
+        .iter()
+        .filter(|r| r.binding && binds_in(r, &proposal.jurisdictions))
+        .filter(|r| {
+            r.applies.covers(
+                proposal.channel,
+                proposal.direction,
+                theme,
+                proposal.contact,
+                proposal.is_transactional,
+                proposal.answers_borrower,
+            ) && r.applies.covers_balance(proposal.balance)
+        })
+        .collect();
+
+    // The history any rule reads: from the longest window before the send
+    // (plus a day for zone offsets) to the end, future reservations included.
+    let longest = applicable.iter().map(|r| i64::from(r.kind.window_days())).max().unwrap_or(0);
+    let entries = view.entries_from((at - Duration::days(longest + 1)).timestamp());
+
+    let send_debts = view.debts_of_loans(&proposal.loans);
+    let mut constraints: Vec<Constraint<'_>> = Vec::new();
+    for rule in &applicable {
+        let debts: Vec<Option<DebtKey>> = match &rule.kind {
+            RuleKind::FrequencyCap { per: Per::Debt, .. } | RuleKind::CoolDown { per: Per::Debt, .. } => {
+                debts_to_check(view, &send_debts, entries)
+            }
+            _ => vec![None],
+        };
+        for zone in &zones {
+            for debt in &debts {
+                constraints.push(build(rule, view, entries, *zone, *debt));
+            }
+        }
+    }
+
+    let mut violations = Vec::new();
+    let mut blocked_rules: Vec<(&Rule, Option<DateTime<Utc>>)> = Vec::new();
+    for rule in &applicable {
+        let mine: Vec<&Constraint<'_>> = constraints.iter().filter(|c| std::ptr::eq(c.rule, *rule)).collect();
+        let failing: Vec<&Constraint<'_>> = mine.iter().copied().filter(|c| !c.allows(at)).collect();
+        if failing.is_empty() {
+            continue;
+        }
+        let own_next = joint_next_allowed(&mine, at);
+        // Report the (zone, debt) whose block lasts longest.
+        let mut worst = failing[0];
+        let mut worst_next = worst.next_allowed(at);
+        for c in &failing[1..] {
+            let n = c.next_allowed(at);
+            if later(n, worst_next) {
+                worst = c;
+                worst_next = n;
+            }
+        }
+        violations.push(describe(worst, view, &proposal.loans, at, own_next));
+        blocked_rules.push((rule, own_next));
+    }
+
+    let all: Vec<&Constraint<'_>> = constraints.iter().collect();
+    let allowed = violations.is_empty();
+    let (rule_id, next_allowed_at, valid_until) = if allowed {
+        let until = all.iter().filter_map(|c| c.next_blocked(at)).min();
+        (None, None, until)
+    } else {
+        let mut decisive = blocked_rules[0];
+        for b in &blocked_rules[1..] {
+            if later(b.1, decisive.1) || (b.1 == decisive.1 && b.0.id < decisive.0.id) {
+                decisive = *b;
+            }
+        }
+        (Some(decisive.0.id.clone()), joint_next_allowed(&all, at), None)
+    };
+    Decision {
+        allowed,
+        at,
+        rule_id,
+        violations,
+        next_allowed_at,
+        valid_until,
+        applied_rule_ids: applicable.iter().map(|r| r.id.clone()).collect(),
+        rules_version: rules.version().to_owned(),
+    }
+}
+
+/// The debts a per-debt rule checks: those the send names; when it names
+/// none, every debt of the borrower that the windowed history or the
+/// declared accounts know of; when there is none, one bucket that counts
+/// everything.
+fn debts_to_check(view: &BorrowerView<'_>, send_debts: &[DebtKey], entries: &[Entry]) -> Vec<Option<DebtKey>> {
+    if !send_debts.is_empty() {
+        return send_debts.iter().map(|d| Some(*d)).collect();
+    }
+    let mut debts = view.accounts();
+    for e in entries {
+        for l in e.loans.iter() {
+            let d = view.debt_of(*l);
+            if !debts.contains(&d) {
+                debts.push(d);
+            }
+        }
+    }
+    if debts.is_empty() {
+        return vec![None];
+    }
+    debts.sort();
+    debts.into_iter().map(Some).collect()
+}
+
+fn build<'r>(rule: &'r Rule, view: &BorrowerView<'_>, entries: &[Entry], zone: Tz, debt: Option<DebtKey>) -> Constraint<'r> {
+    let item = |e: &Entry| Item { at: e.at, day: calendar::local_day_ts(zone, e.at), key: e.key };
+    let kind = match &rule.kind {
+        RuleKind::FrequencyCap { limit, window_days, counting, .. } => {
+            let mut items: Vec<Item> = entries
+                .iter()
+                .filter(|e| counted(&rule.applies, counting, e) && counts_for_debt(view, e, debt))
+                .map(item)
+                .collect();
+            items.sort_by_key(|i| (i.day, i.at));
+            Kind::Cap { limit: *limit, window: i32::try_from(*window_days).unwrap_or(i32::MAX / 4), items }
+        }
+        RuleKind::CoolDown { days, event_day_is_day_one, trigger, .. } => {
+            let items = entries
+                .iter()
+                .filter(|e| trigger.covers_entry(e) && is_conversation(e) && counts_for_debt(view, e, debt))
+                .map(item)
+                .collect();
+            Kind::CoolDown {
+                days: i32::try_from(*days).unwrap_or(i32::MAX / 4),
+                day_one: *event_day_is_day_one,
+                items,
+            }
+        }
+        RuleKind::PermittedHours { from, until } => Kind::Hours { from: *from, until: *until },
+    };
+    Constraint { rule, zone, debt, kind }
+}
+
+fn counted(applies: &Filter, counting: &Counting, e: &Entry) -> bool {
+    applies.covers_entry(e) && counting.counts(e)
+}
+
+fn describe(
+    c: &Constraint<'_>,
+    view: &BorrowerView<'_>,
+    send_loans: &[String],
+    at: DateTime<Utc>,
+    next_allowed_at: Option<DateTime<Utc>>,
+) -> Violation {
+    let rule = c.rule;
+    let debt = c.debt.map(|d| view.debt_name(d, send_loans));
+    let about = debt.as_ref().map(|d| format!(" about debt `{d}`")).unwrap_or_default();
+    let date = |d: i32| NaiveDate::from_num_days_from_ce_opt(d);
+    let day = local_day(c.zone, at);
+    let mut v = Violation {
+        rule_id: rule.id.clone(),
+        message: String::new(),
+        citation: rule.citation.clone(),
+        count: 0,
+        limit: 0,
+        window_days: rule.kind.window_days(),
+        window_start: None,
+        window_end: None,
+        zone: c.zone,
+        debt,
+        counted_interaction_ids: Vec::new(),
+        next_allowed_at,
+    };
+    match &c.kind {
+        Kind::Cap { limit, window, items } => {
+            let worst = cap_day(items, *window, day);
+            let end = worst.start + window - 1;
+            v.count = worst.count;
+            v.limit = *limit;
+            v.window_start = date(worst.start);
+            v.window_end = date(end);
+            v.counted_interaction_ids = items
+                .iter()
+                .filter(|i| i.day >= worst.start && i.day <= end)
+                .map(|i| view.interaction_id(i.key).to_owned())
+                .collect();
+            v.message = format!(
+                "{} communication{}{about} already counted in the {} days {}..{} ({}); the limit is {}, so this send would exceed it",
+                worst.count,
+                if worst.count == 1 { "" } else { "s" },
+                window,
+                fmt_day(worst.start),
+                fmt_day(end),
+                c.zone,
+                limit
+            );
+        }
+        Kind::CoolDown { days, day_one, items } => {
+            let ts = at.timestamp();
+            let quiet: Vec<&Item> = items
+                .iter()
+                .filter(|i| i.at <= ts && i.day + days - i32::from(*day_one) >= day)
+                .collect();
+            let first = quiet.iter().map(|i| i.day).min().unwrap_or(day);
+            let end = quiet.iter().map(|i| i.day + days - i32::from(*day_one)).max().unwrap_or(day);
+            v.count = u32::try_from(quiet.len()).unwrap_or(u32::MAX);
+            v.window_start = date(first);
+            v.window_end = date(end);
+            v.counted_interaction_ids = quiet.iter().map(|i| view.interaction_id(i.key).to_owned()).collect();
+            v.message = format!(
+                "a telephone conversation{about} on {} ({}) starts a quiet period through {}",
+                fmt_day(first),
+                c.zone,
+                fmt_day(end)
+            );
+        }
+        Kind::Hours { from, until } => {
+            let local = calendar::local_datetime(c.zone, at);
+            v.message = format!(
+                "{} in {} is outside the permitted hours {}–{}",
+                local.format("%Y-%m-%d %H:%M"),
+                c.zone,
+                from.format("%H:%M"),
+                until.format("%H:%M")
+            );
+        }
+    }
+    v
+}
+
+fn fmt_day(d: i32) -> String {
+    NaiveDate::from_num_days_from_ce_opt(d).map_or_else(|| d.to_string(), |d| d.to_string())
+}

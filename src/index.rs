@@ -1,0 +1,730 @@
+//! The per-borrower index: every interaction, and per borrower a compact,
+//! time-ordered list of what counting needs.
+//!
+//! A decision reads only the entries inside its windows (found by binary
+//! search on time), so its cost grows with the interactions in the windows,
+//! never with the borrower's whole history or with other borrowers. A
+//! status change, a loan change or a delete rewrites the borrower's entry at
+//! once, so the very next decision sees it.
+//!
+//! The index also keeps the two registries counting depends on:
+//! - people, with their aliases: a borrower named by our id and by
+//!   `ext-<externalId>` is one borrower with one history;
+//! - debts: which loans form one debt (an account). By default each loan is
+//!   its own debt.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::model::{
+    AgentOutcome, AnyId, Channel, ContactKind, Direction, Interaction, InteractionInput, MAX_ID_CHARS,
+    MAX_LOANS, Status, StatusDetails, Theme, ValidationError,
+};
+
+/// Default history horizon, in days: at least the longest window a rule
+/// may use.
+pub const DEFAULT_HORIZON_DAYS: u32 = 90;
+
+/// How the index is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexConfig {
+    /// Days of history kept for counting. A rule set whose window is longer
+    /// is refused, so no rule can silently count less than it says.
+    pub horizon_days: u32,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig { horizon_days: DEFAULT_HORIZON_DAYS }
+    }
+}
+
+/// A person, by its place in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PersonKey(u32);
+
+/// An interaction, by its place in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InteractionKey(u32);
+
+/// An interned loan or account id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NameKey(u32);
+
+/// A particular debt, in the sense of 12 CFR 1006.14(b)(4): a loan, or an
+/// account that groups several loans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DebtKey {
+    /// A loan that belongs to no declared account: its own debt.
+    Loan(NameKey),
+    /// A declared account.
+    Account(NameKey),
+    /// A loan named by a proposed send that the index has never seen; the
+    /// number is its place in the send's list.
+    Unlisted(u16),
+}
+
+/// Errors of the index. Each names the id it could not use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IndexError {
+    /// The record failed validation.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// No person has this id.
+    #[error("no person `{0}`")]
+    UnknownPerson(String),
+    /// No interaction has this id (for this person).
+    #[error("no interaction `{id}` for person `{person}`")]
+    UnknownInteraction {
+        /// The person asked for, as given.
+        person: String,
+        /// The interaction asked for, as given.
+        id: String,
+    },
+    /// An id or external id that is already taken.
+    #[error("`{field}` `{value}` is already used by interaction `{existing}`")]
+    Duplicate {
+        /// The field.
+        field: &'static str,
+        /// The value.
+        value: String,
+        /// Our id of the interaction that has it.
+        existing: String,
+    },
+    /// A link that would merge two people's histories into one.
+    #[error("`{a}` and `{b}` already name two different people (`{a_id}`, `{b_id}`) with their own records; linking them would join two histories")]
+    WouldJoin {
+        /// The first name.
+        a: String,
+        /// The second name.
+        b: String,
+        /// Our id of the first person.
+        a_id: String,
+        /// Our id of the second person.
+        b_id: String,
+    },
+    /// An update that would move an interaction to another person.
+    #[error("`personId` `{given}` is not the interaction's person `{actual}`; an interaction cannot move to another person")]
+    PersonChange {
+        /// The person given.
+        given: String,
+        /// The person the interaction belongs to.
+        actual: String,
+    },
+    /// A loan declared in two debts.
+    #[error("loan `{loan}` already belongs to debt `{debt}`; declare `{debt}` without it first")]
+    LoanInTwoDebts {
+        /// The loan.
+        loan: String,
+        /// The account it belongs to.
+        debt: String,
+    },
+    /// Upstream lets lenders delete only the interactions they supplied.
+    #[error("interaction `{0}` was not supplied by the lender (`isExternal` is false), so it cannot be deleted")]
+    NotExternal(String),
+    /// An interaction that was deleted.
+    #[error("interaction `{0}` was deleted")]
+    Deleted(String),
+    /// A malformed debt declaration.
+    #[error("debt `{debt}`: {reason}")]
+    BadDebt {
+        /// The account id given.
+        debt: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// What counting needs of one interaction, in a few bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// When it happens, in Unix seconds (see [`Interaction::occurs_at`]).
+    pub at: i64,
+    /// The interaction.
+    pub key: InteractionKey,
+    /// Its channel.
+    pub channel: Channel,
+    /// Its direction.
+    pub direction: Direction,
+    /// Its effective theme; `None` is unknown and matches every filter.
+    pub theme: Option<Theme>,
+    /// Its status.
+    pub status: Status,
+    /// Its statusDetails.
+    pub details: Option<StatusDetails>,
+    /// Its agentOutcome.
+    pub outcome: Option<AgentOutcome>,
+    /// The kind of contact point it went to.
+    pub contact: ContactKind,
+    /// isTransactional; `None` is unknown.
+    pub transactional: Option<bool>,
+    /// True if it answers a communication from the borrower: its
+    /// previousInteractionId points at an inbound interaction.
+    pub answers_borrower: bool,
+    /// The loans it names; empty means it counts for every debt.
+    pub loans: Box<[NameKey]>,
+}
+
+#[derive(Debug, Default)]
+struct Person {
+    id: String,
+    external_ids: Vec<String>,
+    entries: Vec<Entry>,
+    interactions: usize,
+    /// Loan → the account it belongs to.
+    accounts_of_loans: HashMap<NameKey, NameKey>,
+    /// Account → its loans.
+    accounts: HashMap<NameKey, Vec<NameKey>>,
+}
+
+#[derive(Debug, Default)]
+struct Interner {
+    keys: HashMap<String, NameKey>,
+    names: Vec<String>,
+}
+
+impl Interner {
+    fn intern(&mut self, name: &str) -> NameKey {
+        if let Some(k) = self.keys.get(name) {
+            return *k;
+        }
+        // INVARIANT: fewer than 2^32 distinct names fit in memory long before
+        // this saturates; saturating keeps it panic-free regardless.
+        let k = NameKey(u32::try_from(self.names.len()).unwrap_or(u32::MAX));
+        self.keys.insert(name.to_owned(), k);
+        self.names.push(name.to_owned());
+        k
+    }
+
+    fn get(&self, name: &str) -> Option<NameKey> {
+        self.keys.get(name).copied()
+    }
+
+    fn name(&self, key: NameKey) -> &str {
+        self.names.get(key.0 as usize).map_or("", String::as_str)
+    }
+}
+
+/// The in-memory index of interactions, people and debts.
+#[derive(Debug, Default)]
+pub struct Index {
+    config: IndexConfig,
+    people: Vec<Person>,
+    person_ids: HashMap<String, PersonKey>,
+    person_external_ids: HashMap<String, PersonKey>,
+    records: Vec<(PersonKey, Interaction)>,
+    ids: HashMap<String, InteractionKey>,
+    external_ids: HashMap<String, InteractionKey>,
+    names: Interner,
+    next_person: u64,
+    next_interaction: u64,
+}
+
+fn generated_id(prefix: &str, n: u64) -> String {
+    format!("{prefix}-{:04X}-{:08X}", n >> 32, n & 0xFFFF_FFFF)
+}
+
+impl Index {
+    /// An empty index.
+    pub fn new(config: IndexConfig) -> Index {
+        Index { config, ..Index::default() }
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> IndexConfig {
+        self.config
+    }
+
+    /// How many interactions it holds, deleted ones included.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// True when it holds no interaction.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Finds a person by our id or `ext-<externalId>`.
+    pub fn find_person(&self, any_id: &str) -> Result<Option<PersonKey>, IndexError> {
+        Ok(match AnyId::parse("personId", any_id)? {
+            AnyId::Ours(id) => self.person_ids.get(id).copied(),
+            AnyId::External(ext) => self.person_external_ids.get(ext).copied(),
+        })
+    }
+
+    /// Our id of a person.
+    pub fn person_id(&self, key: PersonKey) -> &str {
+        self.people.get(key.0 as usize).map_or("", |p| p.id.as_str())
+    }
+
+    /// Finds a person, registering them on first mention. A person first
+    /// named by `ext-X` gets an id of ours (`BO-...`) and the alias `X`.
+    pub fn register_person(&mut self, any_id: &str) -> Result<PersonKey, IndexError> {
+        if let Some(k) = self.find_person(any_id)? {
+            return Ok(k);
+        }
+        let key = PersonKey(u32::try_from(self.people.len()).unwrap_or(u32::MAX));
+        let mut person = Person::default();
+        match AnyId::parse("personId", any_id)? {
+            AnyId::Ours(id) => person.id = id.to_owned(),
+            AnyId::External(ext) => {
+                loop {
+                    self.next_person += 1;
+                    let id = generated_id("BO", self.next_person);
+                    if !self.person_ids.contains_key(&id) {
+                        person.id = id;
+                        break;
+                    }
+                }
+                person.external_ids.push(ext.to_owned());
+                self.person_external_ids.insert(ext.to_owned(), key);
+            }
+        }
+        self.person_ids.insert(person.id.clone(), key);
+        self.people.push(person);
+        Ok(key)
+    }
+
+    /// Links a person's id and external id, so that both name one history.
+    ///
+    /// Refused when both names already belong to two different people who
+    /// each have records (interactions or debts): joining them would make
+    /// one history out of two. A name that has no records yet simply moves.
+    pub fn link_person(&mut self, id: &str, external_id: &str) -> Result<PersonKey, IndexError> {
+        let AnyId::Ours(id) = AnyId::parse("personId", id)? else {
+            return Err(ValidationError::InvalidId { field: "personId", value: id.to_owned() }.into());
+        };
+        if external_id.is_empty() || external_id.chars().count() > MAX_ID_CHARS {
+            return Err(ValidationError::Length {
+                field: "externalId",
+                len: external_id.chars().count(),
+                min: 1,
+                max: MAX_ID_CHARS,
+            }
+            .into());
+        }
+        let by_id = self.person_ids.get(id).copied();
+        let by_ext = self.person_external_ids.get(external_id).copied();
+        let has_records = |k: PersonKey, idx: &Index| {
+            idx.people.get(k.0 as usize).is_some_and(|p| p.interactions > 0 || !p.accounts.is_empty())
+        };
+        match (by_id, by_ext) {
+            (Some(a), Some(b)) if a == b => Ok(a),
+            (Some(a), Some(b)) => {
+                if has_records(a, self) && has_records(b, self) {
+                    return Err(IndexError::WouldJoin {
+                        a: id.to_owned(),
+                        b: format!("ext-{external_id}"),
+                        a_id: self.person_id(a).to_owned(),
+                        b_id: self.person_id(b).to_owned(),
+                    });
+                }
+                // One side is empty: its name moves to the other.
+                let (keep, empty) = if has_records(a, self) { (a, b) } else { (b, a) };
+                self.absorb(keep, empty);
+                Ok(keep)
+            }
+            (Some(a), None) => {
+                self.person_external_ids.insert(external_id.to_owned(), a);
+                self.people[a.0 as usize].external_ids.push(external_id.to_owned());
+                Ok(a)
+            }
+            (None, Some(b)) => {
+                // The person was known only by the external id: the given id
+                // becomes an alias too.
+                self.person_ids.insert(id.to_owned(), b);
+                Ok(b)
+            }
+            (None, None) => {
+                let k = self.register_person(id)?;
+                self.person_external_ids.insert(external_id.to_owned(), k);
+                self.people[k.0 as usize].external_ids.push(external_id.to_owned());
+                Ok(k)
+            }
+        }
+    }
+
+    /// Moves every name of `empty` (a person with no records) to `keep`.
+    fn absorb(&mut self, keep: PersonKey, empty: PersonKey) {
+        for v in self.person_ids.values_mut().chain(self.person_external_ids.values_mut()) {
+            if *v == empty {
+                *v = keep;
+            }
+        }
+        let moved = std::mem::take(&mut self.people[empty.0 as usize].external_ids);
+        self.people[keep.0 as usize].external_ids.extend(moved);
+    }
+
+    /// Declares that `loans` form one debt, the account `debt_id`, for this
+    /// person (12 CFR 1006.14(b)(4): student loans serviced under one
+    /// account number are one debt; D.C. counts per account). A second
+    /// declaration of the same account replaces its list of loans.
+    pub fn declare_debt(&mut self, person: &str, debt_id: &str, loans: &[String]) -> Result<(), IndexError> {
+        if debt_id.is_empty() || debt_id.chars().count() > MAX_ID_CHARS {
+            return Err(IndexError::BadDebt {
+                debt: debt_id.chars().take(64).collect(),
+                reason: format!("the id must have 1 to {MAX_ID_CHARS} characters"),
+            });
+        }
+        if loans.len() > MAX_LOANS {
+            return Err(IndexError::BadDebt {
+                debt: debt_id.to_owned(),
+                reason: format!("{} loans given; allowed: at most {MAX_LOANS}", loans.len()),
+            });
+        }
+        if let Some(bad) = loans.iter().find(|l| l.is_empty() || l.chars().count() > MAX_ID_CHARS) {
+            return Err(IndexError::BadDebt {
+                debt: debt_id.to_owned(),
+                reason: format!("loan id `{}` must have 1 to {MAX_ID_CHARS} characters", bad.chars().take(64).collect::<String>()),
+            });
+        }
+        let p = self.register_person(person)?;
+        let account = self.names.intern(debt_id);
+        let loan_keys: Vec<NameKey> = loans.iter().map(|l| self.names.intern(l)).collect();
+        let person = &mut self.people[p.0 as usize];
+        for l in &loan_keys {
+            if let Some(other) = person.accounts_of_loans.get(l)
+                && *other != account
+            {
+                return Err(IndexError::LoanInTwoDebts {
+                    loan: self.names.name(*l).to_owned(),
+                    debt: self.names.name(*other).to_owned(),
+                });
+            }
+        }
+        if let Some(old) = person.accounts.insert(account, loan_keys.clone()) {
+            for l in old {
+                person.accounts_of_loans.remove(&l);
+            }
+        }
+        for l in loan_keys {
+            person.accounts_of_loans.insert(l, account);
+        }
+        Ok(())
+    }
+
+    /// Records a new interaction for `person` and returns it as stored.
+    ///
+    /// `now` is the moment of recording (the default `startedAt` and
+    /// `createdAt`). An `id` in the input is kept if it is free; otherwise
+    /// we assign one (`IT-...`).
+    pub fn create(&mut self, person: &str, input: &InteractionInput, now: DateTime<Utc>) -> Result<&Interaction, IndexError> {
+        let mut record = input.validate(now)?;
+        if let Some(ext) = &record.external_id
+            && let Some(k) = self.external_ids.get(ext)
+        {
+            return Err(IndexError::Duplicate {
+                field: "externalId",
+                value: ext.clone(),
+                existing: self.records[k.0 as usize].1.id.clone(),
+            });
+        }
+        let id = match input.id.as_deref() {
+            Some(given) => {
+                if !matches!(AnyId::parse("id", given)?, AnyId::Ours(_)) {
+                    return Err(ValidationError::InvalidId { field: "id", value: given.to_owned() }.into());
+                }
+                if let Some(k) = self.ids.get(given) {
+                    return Err(IndexError::Duplicate {
+                        field: "id",
+                        value: given.to_owned(),
+                        existing: self.records[k.0 as usize].1.id.clone(),
+                    });
+                }
+                given.to_owned()
+            }
+            None => loop {
+                self.next_interaction += 1;
+                let id = generated_id("IT", self.next_interaction);
+                if !self.ids.contains_key(&id) {
+                    break id;
+                }
+            },
+        };
+        if let Some(given) = &input.person_id
+            && given != person
+            && (self.find_person(person)?.is_none() || self.find_person(given)? != self.find_person(person)?)
+        {
+            return Err(IndexError::PersonChange { given: given.clone(), actual: person.to_owned() });
+        }
+        let p = self.register_person(person)?;
+        record.id = id.clone();
+        record.person_id = self.person_id(p).to_owned();
+        let key = InteractionKey(u32::try_from(self.records.len()).unwrap_or(u32::MAX));
+        let entry = self.entry_for(p, key, &record);
+        self.ids.insert(id, key);
+        if let Some(ext) = &record.external_id {
+            self.external_ids.insert(ext.clone(), key);
+        }
+        let person = &mut self.people[p.0 as usize];
+        person.interactions += 1;
+        insert_sorted(&mut person.entries, entry);
+        self.records.push((p, record));
+        Ok(&self.records[key.0 as usize].1)
+    }
+
+    fn entry_for(&mut self, p: PersonKey, key: InteractionKey, record: &Interaction) -> Entry {
+        let answers_borrower = record
+            .previous_interaction_id
+            .as_deref()
+            .is_some_and(|prev| self.is_inbound_of(p, prev));
+        let loans = record.loans().into_iter().map(|l| self.names.intern(l)).collect();
+        Entry {
+            at: record.occurs_at().timestamp(),
+            key,
+            channel: record.channel,
+            direction: record.direction,
+            theme: record.effective_theme(),
+            status: record.status,
+            details: record.status_details,
+            outcome: record.agent_outcome,
+            contact: record.contact_kind(),
+            transactional: record.is_transactional,
+            answers_borrower,
+            loans,
+        }
+    }
+
+    fn is_inbound_of(&self, p: PersonKey, any_id: &str) -> bool {
+        self.find_interaction(any_id)
+            .ok()
+            .flatten()
+            .map(|k| &self.records[k.0 as usize])
+            .is_some_and(|(owner, r)| *owner == p && r.direction == Direction::Inbound && r.deleted_at.is_none())
+    }
+
+    /// True if a send with this previousInteractionId answers a
+    /// communication from the borrower: the id names one of the borrower's
+    /// inbound interactions. An id we cannot find is not an answer, the
+    /// stricter reading.
+    pub fn answers_borrower(&self, person: &str, previous_interaction_id: &str) -> bool {
+        match self.find_person(person) {
+            Ok(Some(p)) => self.is_inbound_of(p, previous_interaction_id),
+            _ => false,
+        }
+    }
+
+    fn find_interaction(&self, any_id: &str) -> Result<Option<InteractionKey>, IndexError> {
+        Ok(match AnyId::parse("interactionId", any_id)? {
+            AnyId::Ours(id) => self.ids.get(id).copied(),
+            AnyId::External(ext) => self.external_ids.get(ext).copied(),
+        })
+    }
+
+    fn locate(&self, person: Option<&str>, interaction: &str) -> Result<InteractionKey, IndexError> {
+        let unknown = || IndexError::UnknownInteraction {
+            person: person.unwrap_or("*").to_owned(),
+            id: interaction.to_owned(),
+        };
+        let key = self.find_interaction(interaction)?.ok_or_else(unknown)?;
+        if let Some(person) = person {
+            let p = self.find_person(person)?.ok_or_else(unknown)?;
+            if self.records[key.0 as usize].0 != p {
+                return Err(unknown());
+            }
+        }
+        Ok(key)
+    }
+
+    /// An interaction by our id or `ext-<externalId>`, optionally checked to
+    /// belong to `person`. Deleted interactions are returned too, with their
+    /// `deletedAt`, because an audit must be able to see them.
+    pub fn get(&self, person: Option<&str>, interaction: &str) -> Result<&Interaction, IndexError> {
+        let key = self.locate(person, interaction)?;
+        Ok(&self.records[key.0 as usize].1)
+    }
+
+    /// Applies an update: the fields `patch` sets replace the stored ones,
+    /// and the result is validated as a whole, as a new record would be.
+    pub fn update(
+        &mut self,
+        person: Option<&str>,
+        interaction: &str,
+        patch: &InteractionInput,
+        now: DateTime<Utc>,
+    ) -> Result<&Interaction, IndexError> {
+        let key = self.locate(person, interaction)?;
+        let (p, old) = &self.records[key.0 as usize];
+        let p = *p;
+        if old.deleted_at.is_some() {
+            return Err(IndexError::Deleted(old.id.clone()));
+        }
+        if let Some(given) = &patch.person_id
+            && self.find_person(given)? != Some(p)
+        {
+            return Err(IndexError::PersonChange { given: given.clone(), actual: old.person_id.clone() });
+        }
+        if let Some(new_id) = &patch.id
+            && *new_id != old.id
+        {
+            return Err(ValidationError::InvalidId { field: "id", value: new_id.clone() }.into());
+        }
+        let mut merged = old.to_input();
+        merged.overlay(patch);
+        let mut record = merged.validate(now)?;
+        if let Some(ext) = &record.external_id
+            && old.external_id.as_ref() != Some(ext)
+            && let Some(k) = self.external_ids.get(ext)
+        {
+            return Err(IndexError::Duplicate {
+                field: "externalId",
+                value: ext.clone(),
+                existing: self.records[k.0 as usize].1.id.clone(),
+            });
+        }
+        record.updated_at = Some(now);
+        let old_at = old.occurs_at().timestamp();
+        let old_ext = old.external_id.clone();
+        let entry = self.entry_for(p, key, &record);
+        if old_ext != record.external_id {
+            if let Some(e) = old_ext {
+                self.external_ids.remove(&e);
+            }
+            if let Some(e) = &record.external_id {
+                self.external_ids.insert(e.clone(), key);
+            }
+        }
+        let entries = &mut self.people[p.0 as usize].entries;
+        remove_entry(entries, old_at, key);
+        insert_sorted(entries, entry);
+        self.records[key.0 as usize].1 = record;
+        Ok(&self.records[key.0 as usize].1)
+    }
+
+    /// Soft-deletes an interaction: it keeps its record with `deletedAt`,
+    /// and stops counting from the next decision on. Only interactions the
+    /// lender supplied (`isExternal`) can be deleted, as upstream.
+    pub fn delete(&mut self, person: Option<&str>, interaction: &str, now: DateTime<Utc>) -> Result<&Interaction, IndexError> {
+        let key = self.locate(person, interaction)?;
+        let (p, record) = &mut self.records[key.0 as usize];
+        if !record.is_external {
+            return Err(IndexError::NotExternal(record.id.clone()));
+        }
+        if record.deleted_at.is_some() {
+            return Err(IndexError::Deleted(record.id.clone()));
+        }
+        record.deleted_at = Some(now);
+        let at = record.occurs_at().timestamp();
+        remove_entry(&mut self.people[p.0 as usize].entries, at, key);
+        Ok(&self.records[key.0 as usize].1)
+    }
+
+    /// The chain of earlier interactions linked through
+    /// previousInteractionId, nearest first. A link to an unknown id ends
+    /// the chain; a cycle is cut at its first repeat.
+    pub fn previous_chain(&self, person: Option<&str>, interaction: &str) -> Result<Vec<&Interaction>, IndexError> {
+        let key = self.locate(person, interaction)?;
+        let mut seen = vec![key];
+        let mut chain = Vec::new();
+        let mut cur = &self.records[key.0 as usize].1;
+        while let Some(prev) = cur.previous_interaction_id.as_deref() {
+            let Ok(Some(k)) = self.find_interaction(prev) else { break };
+            if seen.contains(&k) {
+                break;
+            }
+            seen.push(k);
+            cur = &self.records[k.0 as usize].1;
+            chain.push(cur);
+        }
+        Ok(chain)
+    }
+
+    /// Drops the counting entries that ended more than the horizon before
+    /// `now`; the records themselves stay. Future entries (reservations,
+    /// scheduled sends) are kept whatever their distance.
+    pub fn prune(&mut self, now: DateTime<Utc>) -> usize {
+        let cutoff = (now - Duration::days(i64::from(self.config.horizon_days) + 1)).timestamp();
+        let mut dropped = 0;
+        for person in &mut self.people {
+            let n = person.entries.partition_point(|e| e.at < cutoff);
+            dropped += n;
+            person.entries.drain(..n);
+        }
+        dropped
+    }
+
+    /// What the engine reads of one borrower. A person we have never seen
+    /// has an empty history.
+    pub fn view(&self, person: &str) -> Result<BorrowerView<'_>, IndexError> {
+        let p = self.find_person(person)?;
+        Ok(BorrowerView { index: self, person: p.and_then(|k| self.people.get(k.0 as usize)) })
+    }
+}
+
+fn insert_sorted(entries: &mut Vec<Entry>, entry: Entry) {
+    let pos = entries.partition_point(|e| (e.at, e.key) < (entry.at, entry.key));
+    entries.insert(pos, entry);
+}
+
+fn remove_entry(entries: &mut Vec<Entry>, at: i64, key: InteractionKey) {
+    let pos = entries.partition_point(|e| (e.at, e.key) < (at, key));
+    if entries.get(pos).is_some_and(|e| e.key == key) {
+        entries.remove(pos);
+    }
+}
+
+/// One borrower's history as the engine reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct BorrowerView<'a> {
+    index: &'a Index,
+    person: Option<&'a Person>,
+}
+
+impl<'a> BorrowerView<'a> {
+    /// Every counting entry, in time order.
+    pub fn entries(&self) -> &'a [Entry] {
+        self.person.map_or(&[], |p| p.entries.as_slice())
+    }
+
+    /// The entries at or after `from` (Unix seconds), in time order.
+    pub fn entries_from(&self, from: i64) -> &'a [Entry] {
+        let all = self.entries();
+        &all[all.partition_point(|e| e.at < from)..]
+    }
+
+    /// Our id of an interaction.
+    pub fn interaction_id(&self, key: InteractionKey) -> &'a str {
+        self.index.records.get(key.0 as usize).map_or("", |(_, r)| r.id.as_str())
+    }
+
+    /// The debt a loan belongs to: its account if declared, else itself.
+    pub fn debt_of(&self, loan: NameKey) -> DebtKey {
+        match self.person.and_then(|p| p.accounts_of_loans.get(&loan)) {
+            Some(account) => DebtKey::Account(*account),
+            None => DebtKey::Loan(loan),
+        }
+    }
+
+    /// The debts a proposed send names, from its loan ids. A loan the index
+    /// has never seen is a debt of its own ([`DebtKey::Unlisted`]).
+    pub fn debts_of_loans(&self, loans: &[String]) -> Vec<DebtKey> {
+        let mut debts = Vec::with_capacity(loans.len());
+        for (i, name) in loans.iter().enumerate() {
+            let debt = match self.index.names.get(name) {
+                Some(k) => self.debt_of(k),
+                None => DebtKey::Unlisted(u16::try_from(i).unwrap_or(u16::MAX)),
+            };
+            if !debts.contains(&debt) {
+                debts.push(debt);
+            }
+        }
+        debts
+    }
+
+    /// The declared accounts of this borrower.
+    pub fn accounts(&self) -> Vec<DebtKey> {
+        self.person.map_or_else(Vec::new, |p| p.accounts.keys().map(|k| DebtKey::Account(*k)).collect())
+    }
+
+    /// A debt's id for messages: the loan or account id, or the loan's
+    /// place in the send for an unlisted one.
+    pub fn debt_name(&self, debt: DebtKey, send_loans: &[String]) -> String {
+        match debt {
+            DebtKey::Loan(k) | DebtKey::Account(k) => self.index.names.name(k).to_owned(),
+            DebtKey::Unlisted(i) => send_loans.get(usize::from(i)).cloned().unwrap_or_default(),
+        }
+    }
+}

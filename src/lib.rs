@@ -1,0 +1,38 @@
+//! compliance-guard answers one question for a lender's messaging pipeline,
+//! right before every send: may we contact this borrower now, on this
+//! channel, about this debt?
+//!
+//! It answers from the borrower's history of interactions and from
+//! jurisdiction rules that compliance officers write in YAML. The answer is
+//! allow or block, with the id of the deciding rule, the interactions that
+//! were counted, and when the send would next be allowed.
+//!
+//! # Layout
+//!
+//! - [`model`]: the upstream Interactions API's record, vocabularies, ids
+//!   and validation rules.
+//! - [`jurisdiction`]: the jurisdiction codes (`US`, `US-MA`, `US-NY-NYC`)
+//!   and the time zones each spans.
+//! - [`index`]: the in-memory per-borrower index, with the person registry
+//!   (aliases) and the debt registry (which loans form one debt).
+//! - [`rules`]: rule files, from their raw YAML form to a checked
+//!   [`rules::RuleSet`].
+//! - [`engine`]: the pure decide function, with `now` passed in.
+//!
+//! A decision in four lines:
+//!
+//! ```
+//! use chrono::{TimeZone, Utc};
+//! use compliance_guard::{engine, index::Index, model::{Channel, Direction}, rules::RuleSet};
+//! let rules = RuleSet::load_dir("rules".as_ref(), &Default::default()).unwrap();
+//! let index = Index::default();
+//! let send = engine::Proposal::new(Channel::Voice, Direction::Outbound);
+//! let decision = engine::decide(&rules, &index.view("BO-AAAA-0001").unwrap(), &send, Utc::now());
+//! # let _ = (decision, Utc.timestamp_opt(0, 0));
+//! ```
+
+pub mod engine;
+pub mod index;
+pub mod jurisdiction;
+pub mod model;
+pub mod rules;

@@ -1,0 +1,815 @@
+//! The interaction model: the upstream Interactions API's record, its
+//! vocabularies, its id forms and its validation rules.
+//!
+//! Records arrive as [`InteractionInput`], whose vocabulary fields are plain
+//! strings exactly as they travel over JSON or gRPC, and leave
+//! [`InteractionInput::validate`] as an [`Interaction`] whose fields are typed.
+//! Every rule the upstream reference states is enforced there, and nothing
+//! more: where the reference is silent we accept the value, because refusing
+//! a real call's record on a guess would leave a gap in the history, and a
+//! gap in the history makes the guard more permissive than the truth.
+//!
+//! Readings of the reference where it is silent or inconsistent:
+//! - statusDetails outside the succeeded / attempted / failed lists (for
+//!   example `voiceSpokeWithFirstParty`, `chatBorrowerInactivity`) go with
+//!   any status;
+//! - direction is checked only for the details whose upstream description
+//!   names a direction (see [`StatusDetails::required_direction`]);
+//! - agentOutcome is not checked against the channel (upstream states no
+//!   such rule, though every outcome is a voice one);
+//! - the theme `outOpsLoan`, named only in prose, is accepted;
+//! - a date-only `startedAt` ("if time of day is not required provide only
+//!   date") is midnight UTC of that date;
+//! - a scheduled interaction happens at `scheduledAtFrom` when it is set.
+
+mod vocab;
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use vocab::{
+    AgentOutcome, Channel, Direction, SUBJECT_THEMES, Status, StatusDetails, Subject, Theme,
+    closest, describe_allowed,
+};
+
+/// Longest id or short text field we accept: upstream's own bound on
+/// externalId, applied to every id so that untrusted input stays bounded.
+pub const MAX_ID_CHARS: usize = 255;
+/// Longest free-text field (failure descriptions), a bound of ours.
+pub const MAX_TEXT_CHARS: usize = 65_536;
+/// Most loans one interaction may name, a bound of ours.
+pub const MAX_LOANS: usize = 100;
+/// Largest `content` or `metaData`, serialized as JSON, a bound of ours.
+pub const MAX_JSON_BYTES: usize = 1 << 20;
+/// Longest twilioErrorCode, as upstream states.
+pub const MAX_TWILIO_ERROR_CODE_CHARS: usize = 10;
+
+/// The kind of the contact point a communication went to.
+///
+/// Rules differ by kind: Massachusetts caps calls to personal numbers and
+/// to other numbers separately; Washington limits contact at work and to a
+/// known mobile number. A kind we do not know is [`ContactKind::Unknown`],
+/// which every rule treats as the strictest kind: it matches every kind a
+/// rule names, for the proposed send and for the counted history alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum ContactKind {
+    /// A home telephone number (`homePhone`).
+    HomePhone,
+    /// A mobile telephone number (`mobilePhone`).
+    MobilePhone,
+    /// A work telephone number (`workPhone`).
+    WorkPhone,
+    /// Another number the borrower gave as personal (`otherPersonalPhone`).
+    OtherPersonalPhone,
+    /// An email address (`email`).
+    Email,
+    /// A postal address (`postalAddress`).
+    PostalAddress,
+    /// Not given, or not one of the kinds above: the strictest kind.
+    #[default]
+    Unknown,
+}
+
+impl ContactKind {
+    /// The known kinds with their names, in the order README lists them.
+    pub const NAMED: &'static [(ContactKind, &'static str)] = &[
+        (ContactKind::HomePhone, "homePhone"),
+        (ContactKind::MobilePhone, "mobilePhone"),
+        (ContactKind::WorkPhone, "workPhone"),
+        (ContactKind::OtherPersonalPhone, "otherPersonalPhone"),
+        (ContactKind::Email, "email"),
+        (ContactKind::PostalAddress, "postalAddress"),
+    ];
+
+    /// The name of the kind; `unknown` for [`ContactKind::Unknown`].
+    pub fn as_str(self) -> &'static str {
+        Self::NAMED
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map_or("unknown", |(_, n)| n)
+    }
+
+    /// Reads a kind leniently: anything unrecognised is `Unknown`, because a
+    /// record must never be refused for a contact kind we do not know.
+    pub fn from_record(text: Option<&str>) -> ContactKind {
+        text.and_then(Self::parse).unwrap_or(ContactKind::Unknown)
+    }
+
+    /// Reads a kind strictly, for rule files: `None` for an unknown name.
+    pub fn parse(text: &str) -> Option<ContactKind> {
+        Self::NAMED.iter().find(|(_, n)| *n == text).map(|(k, _)| *k)
+    }
+}
+
+impl Serialize for ContactKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl fmt::Display for ContactKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The contact point of an interaction: its kind and its value (a number,
+/// an address). Upstream's `contactInformation` object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContactInput {
+    /// The kind's name (see [`ContactKind`]); unknown or missing is the
+    /// strictest kind.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// The number or address itself.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Optional name, useful for third-party contacts (upstream).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A validated contact point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Contact {
+    /// The kind, as the rules read it.
+    pub kind: ContactKind,
+    /// The kind exactly as given, kept so that nothing of the record is lost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind_as_given: Option<String>,
+    /// The number or address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// The contact's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// True if `text` has the upstream AnyId form: `ext-` followed by an
+/// external id, or an id like `BO-ABCD-1234`, or a number.
+///
+/// The reference gives the pattern as
+/// `^ext-|^[A-Z][A-Z0-9]-[A-Z0-9]+-[A-Z0-9]+|^\d+...`, cut short after the
+/// digits; we read the last branch as "all digits".
+pub fn is_any_id(text: &str) -> bool {
+    if text.is_empty() || text.chars().count() > MAX_ID_CHARS + 4 {
+        return false;
+    }
+    if let Some(rest) = text.strip_prefix("ext-") {
+        return !rest.is_empty();
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return true;
+    }
+    let b = text.as_bytes();
+    let upper_digit = |c: u8| c.is_ascii_uppercase() || c.is_ascii_digit();
+    if b.len() < 6 || !b[0].is_ascii_uppercase() || !upper_digit(b[1]) || b[2] != b'-' {
+        return false;
+    }
+    // [A-Z0-9]+ '-' [A-Z0-9]+ and then anything (the pattern is a prefix).
+    let rest = &b[3..];
+    let Some(dash) = rest.iter().position(|c| *c == b'-') else {
+        return false;
+    };
+    dash > 0
+        && rest[..dash].iter().all(|c| upper_digit(*c))
+        && rest.get(dash + 1).is_some_and(|c| upper_digit(*c))
+}
+
+/// A reference to a person or an interaction as callers write it: our id,
+/// or `ext-` and the lender's external id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum AnyId<'a> {
+    /// Our id.
+    Ours(&'a str),
+    /// The lender's external id, without its `ext-` prefix.
+    External(&'a str),
+}
+
+impl<'a> AnyId<'a> {
+    /// Parses an id, naming `field` in the error.
+    pub fn parse(field: &'static str, text: &'a str) -> Result<AnyId<'a>, ValidationError> {
+        if !is_any_id(text) {
+            return Err(ValidationError::InvalidId {
+                field,
+                value: text.to_owned(),
+            });
+        }
+        Ok(match text.strip_prefix("ext-") {
+            Some(rest) => AnyId::External(rest),
+            None => AnyId::Ours(text),
+        })
+    }
+}
+
+/// A validation failure. Each names the field, the value that was refused
+/// and what is allowed, in the upstream field names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValidationError {
+    /// A required field is missing.
+    #[error("`{field}` is required")]
+    Missing {
+        /// The field.
+        field: &'static str,
+    },
+    /// A vocabulary field holds a value outside the vocabulary.
+    #[error("`{field}` value `{value}` is not allowed; allowed: {allowed}")]
+    UnknownValue {
+        /// The field.
+        field: &'static str,
+        /// The value given.
+        value: String,
+        /// What the vocabulary allows.
+        allowed: String,
+    },
+    /// `null` was given as a value; upstream reserves it for queries.
+    #[error("`{field}` value `null` is a query value, not a {field}; omit the field instead")]
+    NullValue {
+        /// The field.
+        field: &'static str,
+    },
+    /// statusDetails that upstream ties to another status.
+    #[error("`statusDetails` `{details}` requires `status` `{required}`, not `{status}`")]
+    DetailsStatus {
+        /// The statusDetails given.
+        details: StatusDetails,
+        /// The status given.
+        status: Status,
+        /// The status upstream requires for these details.
+        required: Status,
+    },
+    /// statusDetails that belong to another channel.
+    #[error("`statusDetails` `{details}` is for `channel` `{required}`, not `{channel}`")]
+    DetailsChannel {
+        /// The statusDetails given.
+        details: StatusDetails,
+        /// The channel given.
+        channel: Channel,
+        /// The channel the details belong to.
+        required: Channel,
+    },
+    /// statusDetails that belong to the other direction.
+    #[error("`statusDetails` `{details}` is only for `direction` `{required}`, not `{direction}`")]
+    DetailsDirection {
+        /// The statusDetails given.
+        details: StatusDetails,
+        /// The direction given.
+        direction: Direction,
+        /// The direction the details require.
+        required: Direction,
+    },
+    /// A subject with no implicit theme was given without a theme.
+    #[error("`subject` `{subject}` has no implicit theme, so `theme` is required")]
+    ThemeRequired {
+        /// The subject given.
+        subject: Subject,
+    },
+    /// A text field is too short or too long.
+    #[error("`{field}` has {len} characters; allowed: {min} to {max}")]
+    Length {
+        /// The field.
+        field: &'static str,
+        /// Its length in characters.
+        len: usize,
+        /// The least allowed.
+        min: usize,
+        /// The most allowed.
+        max: usize,
+    },
+    /// Too many entries in a list field.
+    #[error("`{field}` has {len} entries; allowed: at most {max}")]
+    TooMany {
+        /// The field.
+        field: &'static str,
+        /// How many were given.
+        len: usize,
+        /// The most allowed.
+        max: usize,
+    },
+    /// An id that does not have the upstream AnyId form.
+    #[error(
+        "`{field}` value `{value}` is not an id; allowed: `ext-` and an external id, an id like `BO-ABCD-1234`, or a number"
+    )]
+    InvalidId {
+        /// The field.
+        field: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// A time that is not RFC 3339 or a date.
+    #[error(
+        "`{field}` value `{value}` is not a time; allowed: RFC 3339 with an offset (`2020-04-01T14:00:00Z`) or a date (`2020-04-01`)"
+    )]
+    Time {
+        /// The field.
+        field: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// scheduledAtTo before scheduledAtFrom.
+    #[error("`scheduledAtTo` `{to}` is before `scheduledAtFrom` `{from}`")]
+    ScheduleOrder {
+        /// scheduledAtFrom.
+        from: DateTime<Utc>,
+        /// scheduledAtTo.
+        to: DateTime<Utc>,
+    },
+}
+
+impl StatusDetails {
+    /// The status upstream requires for these details, or `None` where the
+    /// reference lists them under no status.
+    pub fn required_status(self) -> Option<Status> {
+        use StatusDetails as D;
+        match self {
+            D::EmailDelivered | D::EmailOpened | D::EmailClick | D::LetterDelivered | D::ChatRead => {
+                Some(Status::Succeeded)
+            }
+            D::VoiceReceivedOutsideOpenHours
+            | D::VoiceConnected
+            | D::EmailSent
+            | D::LetterCreated
+            | D::LetterRenderedPdf
+            | D::LetterRenderedThumbnails
+            | D::LetterInTransit
+            | D::LetterInLocalArea
+            | D::LetterProcessedForDelivery
+            | D::LetterRerouted
+            | D::ChatPosted
+            | D::TextConvoTimeoutAutoclose
+            | D::TextConvoClosedStale
+            | D::TextConvoClosedByAgent => Some(Status::Attempted),
+            D::EmailBlocked
+            | D::EmailBounced
+            | D::EmailDropped
+            | D::EmailFailedToSend
+            | D::EmailReportedAsSpam
+            | D::LetterDeleted
+            | D::LetterFailedToCreate
+            | D::LetterReturnedToSender
+            | D::TextA2PCampaignUnregistered
+            | D::TextAccountSuspended
+            | D::TextCarrierViolation
+            | D::TextConvoUnknownNumberRejected
+            | D::TextDeviceUnreachable
+            | D::TextLandlineOrUnreachableCarrier
+            | D::TextLenderDisabledInboundTexts
+            | D::TextMessageBlocked
+            | D::TextMessagePriceExceedsMax
+            | D::TextMissingSegment
+            | D::TextNumberDisconnected
+            | D::TextQueueOverflow
+            | D::TextRegionInvalid
+            | D::TextUnknownError
+            | D::TextUnsubscribedRecipient
+            | D::VoiceFailedToInitiate
+            | D::VoiceLenderDisabledInboundCalls
+            | D::VoiceNumberDisconnected
+            | D::VoiceNumberInvalid
+            | D::VoiceReceivedNoAgentsAvailable => Some(Status::Failed),
+            _ => None,
+        }
+    }
+
+    /// The channel these details belong to, by their prefix (`voice*`,
+    /// `email*`, `letter*` for mail, `chat*`, `text*`); `None` for
+    /// `invalidContact` and `blockedByComplianceGuard`, which fit every
+    /// channel.
+    pub fn required_channel(self) -> Option<Channel> {
+        let name = self.as_str();
+        [
+            ("voice", Channel::Voice),
+            ("email", Channel::Email),
+            ("letter", Channel::Mail),
+            ("chat", Channel::Chat),
+            ("text", Channel::Text),
+        ]
+        .into_iter()
+        .find(|(prefix, _)| name.starts_with(prefix))
+        .map(|(_, channel)| channel)
+    }
+
+    /// The direction these details require, where the reference says so.
+    ///
+    /// Upstream gives its direction rules only by example
+    /// (`voiceReceivedNoAgentsAvailable` inbound, `voiceNumberDisconnected`
+    /// outbound, `voiceUnexpectedDisconnect` either). We enforce those two
+    /// and the details whose own upstream description names the direction:
+    /// inbound for `voiceLenderDisabledInboundCalls` ("inbound call
+    /// received"), `voiceReceivedOutsideOpenHours` ("caller tried to contact
+    /// the lender"), `textLenderDisabledInboundTexts` ("the inbound text")
+    /// and `textConvoUnknownNumberRejected` ("received from an unknown
+    /// number"); outbound for `voiceFailedToInitiate` ("outbound voice call
+    /// could not start"). Every other detail goes with either direction.
+    pub fn required_direction(self) -> Option<Direction> {
+        use StatusDetails as D;
+        match self {
+            D::VoiceReceivedNoAgentsAvailable
+            | D::VoiceLenderDisabledInboundCalls
+            | D::VoiceReceivedOutsideOpenHours
+            | D::TextLenderDisabledInboundTexts
+            | D::TextConvoUnknownNumberRejected => Some(Direction::Inbound),
+            D::VoiceNumberDisconnected | D::VoiceFailedToInitiate => Some(Direction::Outbound),
+            _ => None,
+        }
+    }
+}
+
+/// An interaction as it arrives: the upstream Interaction object with its
+/// upstream field names. Vocabulary fields are strings so that a bad value
+/// is reported by [`InteractionInput::validate`] with its field's name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(missing_docs, reason = "fields are the upstream fields, documented there")]
+pub struct InteractionInput {
+    pub id: Option<String>,
+    pub external_id: Option<String>,
+    pub person_id: Option<String>,
+    pub channel: Option<String>,
+    pub direction: Option<String>,
+    pub theme: Option<String>,
+    pub borrower_selected_theme: Option<String>,
+    pub subject: Option<String>,
+    pub status: Option<String>,
+    pub status_details: Option<String>,
+    pub agent_outcome: Option<String>,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub scheduled_at_from: Option<String>,
+    pub scheduled_at_to: Option<String>,
+    pub loan_id: Option<String>,
+    pub loan_ids: Option<Vec<String>>,
+    pub is_transactional: Option<bool>,
+    pub sensitive: Option<bool>,
+    pub is_external: Option<bool>,
+    pub previous_interaction_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub contact_external_id: Option<String>,
+    pub contact: Option<ContactInput>,
+    pub borrower: Option<Value>,
+    pub meta_data: Option<Value>,
+    pub content: Option<Value>,
+    pub failure_description_short: Option<String>,
+    pub failure_description_long: Option<String>,
+    pub compliance_guard_rule_id: Option<String>,
+    pub twilio_error_code: Option<String>,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+    pub deleted_at: Option<String>,
+    pub created_by: Option<String>,
+}
+
+/// A validated interaction, as the index holds it.
+///
+/// `id` and `person_id` are filled in by the index (ours, never `ext-`);
+/// everything else is the record as given, typed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs, reason = "fields are the upstream fields, documented there")]
+pub struct Interaction {
+    pub id: String,
+    pub external_id: Option<String>,
+    pub person_id: String,
+    pub channel: Channel,
+    pub direction: Direction,
+    pub theme: Option<Theme>,
+    pub borrower_selected_theme: Option<Theme>,
+    pub subject: Option<Subject>,
+    pub status: Status,
+    pub status_details: Option<StatusDetails>,
+    pub agent_outcome: Option<AgentOutcome>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub scheduled_at_from: Option<DateTime<Utc>>,
+    pub scheduled_at_to: Option<DateTime<Utc>>,
+    pub loan_id: Option<String>,
+    pub loan_ids: Vec<String>,
+    pub is_transactional: Option<bool>,
+    pub sensitive: Option<bool>,
+    pub is_external: bool,
+    pub previous_interaction_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub contact_external_id: Option<String>,
+    pub contact: Option<Contact>,
+    pub borrower: Option<Value>,
+    pub meta_data: Option<Value>,
+    pub content: Option<Value>,
+    pub failure_description_short: Option<String>,
+    pub failure_description_long: Option<String>,
+    pub compliance_guard_rule_id: Option<String>,
+    pub twilio_error_code: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub created_by: Option<String>,
+}
+
+impl Interaction {
+    /// The theme rules read: the one given, else the one the subject
+    /// implies, else unknown (`None`, which matches every theme filter).
+    pub fn effective_theme(&self) -> Option<Theme> {
+        self.theme.or_else(|| self.subject.and_then(Subject::implied_theme))
+    }
+
+    /// Every loan the interaction names (`loanId` and `loanIds`), once each.
+    pub fn loans(&self) -> Vec<&str> {
+        let mut loans: Vec<&str> = self.loan_id.iter().map(String::as_str).collect();
+        for l in &self.loan_ids {
+            if !loans.contains(&l.as_str()) {
+                loans.push(l);
+            }
+        }
+        loans
+    }
+
+    /// The moment the communication happens, for counting: `scheduledAtFrom`
+    /// for a scheduled interaction that has one, `startedAt` otherwise.
+    pub fn occurs_at(&self) -> DateTime<Utc> {
+        match (self.status, self.scheduled_at_from) {
+            (Status::Scheduled, Some(from)) => from,
+            _ => self.started_at,
+        }
+    }
+
+    /// The record back in its input form, so that an update can be applied
+    /// on top of it and the result validated as a whole.
+    pub fn to_input(&self) -> InteractionInput {
+        let time = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        InteractionInput {
+            id: Some(self.id.clone()),
+            external_id: self.external_id.clone(),
+            person_id: Some(self.person_id.clone()),
+            channel: Some(self.channel.as_str().to_owned()),
+            direction: Some(self.direction.as_str().to_owned()),
+            theme: self.theme.map(|t| t.as_str().to_owned()),
+            borrower_selected_theme: self.borrower_selected_theme.map(|t| t.as_str().to_owned()),
+            subject: self.subject.map(|t| t.as_str().to_owned()),
+            status: Some(self.status.as_str().to_owned()),
+            status_details: self.status_details.map(|t| t.as_str().to_owned()),
+            agent_outcome: self.agent_outcome.map(|t| t.as_str().to_owned()),
+            started_at: Some(time(self.started_at)),
+            ended_at: self.ended_at.map(time),
+            scheduled_at_from: self.scheduled_at_from.map(time),
+            scheduled_at_to: self.scheduled_at_to.map(time),
+            loan_id: self.loan_id.clone(),
+            loan_ids: Some(self.loan_ids.clone()),
+            is_transactional: self.is_transactional,
+            sensitive: self.sensitive,
+            is_external: Some(self.is_external),
+            previous_interaction_id: self.previous_interaction_id.clone(),
+            contact_id: self.contact_id.clone(),
+            contact_external_id: self.contact_external_id.clone(),
+            contact: self.contact.as_ref().map(|c| ContactInput {
+                kind: c.kind_as_given.clone(),
+                value: c.value.clone(),
+                name: c.name.clone(),
+            }),
+            borrower: self.borrower.clone(),
+            meta_data: self.meta_data.clone(),
+            content: self.content.clone(),
+            failure_description_short: self.failure_description_short.clone(),
+            failure_description_long: self.failure_description_long.clone(),
+            compliance_guard_rule_id: self.compliance_guard_rule_id.clone(),
+            twilio_error_code: self.twilio_error_code.clone(),
+            created_at: Some(time(self.created_at)),
+            updated_at: self.updated_at.map(time),
+            deleted_at: self.deleted_at.map(time),
+            created_by: self.created_by.clone(),
+        }
+    }
+
+    /// The contact kind, `Unknown` when there is no contact.
+    pub fn contact_kind(&self) -> ContactKind {
+        self.contact.as_ref().map_or(ContactKind::Unknown, |c| c.kind)
+    }
+}
+
+/// Parses a time field: RFC 3339 with an offset, or a bare date (midnight
+/// UTC), as upstream allows.
+pub fn parse_time(field: &'static str, text: &str) -> Result<DateTime<Utc>, ValidationError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(d.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
+    Err(ValidationError::Time {
+        field,
+        value: text.chars().take(64).collect(),
+    })
+}
+
+fn opt_time(field: &'static str, text: &Option<String>) -> Result<Option<DateTime<Utc>>, ValidationError> {
+    text.as_deref().map(|t| parse_time(field, t)).transpose()
+}
+
+/// Parses a vocabulary field, refusing `null` and unknown values by name.
+macro_rules! vocab_field {
+    ($ty:ty, $field:literal, $value:expr) => {
+        match $value.as_deref() {
+            None => Ok(None),
+            Some("null") => Err(ValidationError::NullValue { field: $field }),
+            Some(text) => <$ty>::parse(text).map(Some).ok_or_else(|| ValidationError::UnknownValue {
+                field: $field,
+                value: text.chars().take(64).collect(),
+                allowed: describe_allowed(text, <$ty>::NAMES),
+            }),
+        }
+    };
+}
+
+fn check_len(field: &'static str, value: &Option<String>, min: usize, max: usize) -> Result<(), ValidationError> {
+    if let Some(v) = value {
+        let len = v.chars().count();
+        if len < min || len > max {
+            return Err(ValidationError::Length { field, len, min, max });
+        }
+    }
+    Ok(())
+}
+
+fn check_json(field: &'static str, value: &Option<Value>) -> Result<(), ValidationError> {
+    if let Some(v) = value {
+        let len = serde_json::to_vec(v).map_or(usize::MAX, |b| b.len());
+        if len > MAX_JSON_BYTES {
+            return Err(ValidationError::Length { field, len, min: 0, max: MAX_JSON_BYTES });
+        }
+    }
+    Ok(())
+}
+
+impl InteractionInput {
+    /// Lays the fields that `patch` sets over `self`: an update names only
+    /// what changes.
+    pub fn overlay(&mut self, patch: &InteractionInput) {
+        macro_rules! take {
+            ($($f:ident),+) => { $( if patch.$f.is_some() { self.$f = patch.$f.clone(); } )+ };
+        }
+        take!(
+            external_id, channel, direction, theme, borrower_selected_theme, subject, status,
+            status_details, agent_outcome, started_at, ended_at, scheduled_at_from, scheduled_at_to,
+            loan_id, loan_ids, is_transactional, sensitive, is_external, previous_interaction_id,
+            contact_id, contact_external_id, contact, borrower, meta_data, content,
+            failure_description_short, failure_description_long, compliance_guard_rule_id,
+            twilio_error_code, created_by
+        );
+    }
+
+    /// Checks the record against every upstream rule and returns it typed.
+    ///
+    /// `now` is the moment of recording: `startedAt` and `createdAt` default
+    /// to it. `id` and `personId` are left for the index to fill in.
+    pub fn validate(&self, now: DateTime<Utc>) -> Result<Interaction, ValidationError> {
+        let channel = vocab_field!(Channel, "channel", self.channel)?
+            .ok_or(ValidationError::Missing { field: "channel" })?;
+        let direction = vocab_field!(Direction, "direction", self.direction)?
+            .ok_or(ValidationError::Missing { field: "direction" })?;
+        let status = vocab_field!(Status, "status", self.status)?
+            .ok_or(ValidationError::Missing { field: "status" })?;
+        let theme = vocab_field!(Theme, "theme", self.theme)?;
+        let borrower_selected_theme =
+            vocab_field!(Theme, "borrowerSelectedTheme", self.borrower_selected_theme)?;
+        let subject = vocab_field!(Subject, "subject", self.subject)?.map(Subject::normalized);
+        let status_details = vocab_field!(StatusDetails, "statusDetails", self.status_details)?;
+        let agent_outcome = vocab_field!(AgentOutcome, "agentOutcome", self.agent_outcome)?;
+
+        if let Some(details) = status_details {
+            if let Some(required) = details.required_status()
+                && required != status
+            {
+                return Err(ValidationError::DetailsStatus { details, status, required });
+            }
+            if let Some(required) = details.required_channel()
+                && required != channel
+            {
+                return Err(ValidationError::DetailsChannel { details, channel, required });
+            }
+            if let Some(required) = details.required_direction()
+                && required != direction
+            {
+                return Err(ValidationError::DetailsDirection { details, direction, required });
+            }
+        }
+        if let Some(subject) = subject
+            && subject.requires_theme()
+            && theme.is_none()
+        {
+            return Err(ValidationError::ThemeRequired { subject });
+        }
+
+        check_len("externalId", &self.external_id, 1, MAX_ID_CHARS)?;
+        check_len("twilioErrorCode", &self.twilio_error_code, 0, MAX_TWILIO_ERROR_CODE_CHARS)?;
+        for (field, value) in [
+            ("id", &self.id),
+            ("personId", &self.person_id),
+            ("loanId", &self.loan_id),
+            ("previousInteractionId", &self.previous_interaction_id),
+            ("contactId", &self.contact_id),
+            ("contactExternalId", &self.contact_external_id),
+            ("complianceGuardRuleId", &self.compliance_guard_rule_id),
+            ("createdBy", &self.created_by),
+        ] {
+            check_len(field, value, 0, MAX_ID_CHARS)?;
+        }
+        for (field, value) in [
+            ("failureDescriptionShort", &self.failure_description_short),
+            ("failureDescriptionLong", &self.failure_description_long),
+        ] {
+            check_len(field, value, 0, MAX_TEXT_CHARS)?;
+        }
+        let loan_ids = self.loan_ids.as_deref().unwrap_or_default();
+        if loan_ids.len() > MAX_LOANS {
+            return Err(ValidationError::TooMany { field: "loanIds", len: loan_ids.len(), max: MAX_LOANS });
+        }
+        for loan in loan_ids {
+            check_len("loanIds", &Some(loan.clone()), 1, MAX_ID_CHARS)?;
+        }
+        check_json("metaData", &self.meta_data)?;
+        check_json("content", &self.content)?;
+        check_json("borrower", &self.borrower)?;
+        if let Some(prev) = &self.previous_interaction_id {
+            AnyId::parse("previousInteractionId", prev)?;
+        }
+        let contact = match &self.contact {
+            None => None,
+            Some(c) => {
+                for (field, value) in [("contact.kind", &c.kind), ("contact.value", &c.value), ("contact.name", &c.name)] {
+                    check_len(field, value, 0, MAX_ID_CHARS)?;
+                }
+                Some(Contact {
+                    kind: ContactKind::from_record(c.kind.as_deref()),
+                    kind_as_given: c.kind.clone(),
+                    value: c.value.clone(),
+                    name: c.name.clone(),
+                })
+            }
+        };
+
+        let scheduled_at_from = opt_time("scheduledAtFrom", &self.scheduled_at_from)?;
+        let scheduled_at_to = opt_time("scheduledAtTo", &self.scheduled_at_to)?;
+        if let (Some(from), Some(to)) = (scheduled_at_from, scheduled_at_to)
+            && to < from
+        {
+            return Err(ValidationError::ScheduleOrder { from, to });
+        }
+
+        Ok(Interaction {
+            id: self.id.clone().unwrap_or_default(),
+            external_id: self.external_id.clone(),
+            person_id: self.person_id.clone().unwrap_or_default(),
+            channel,
+            direction,
+            theme,
+            borrower_selected_theme,
+            subject,
+            status,
+            status_details,
+            agent_outcome,
+            started_at: opt_time("startedAt", &self.started_at)?.unwrap_or(now),
+            ended_at: opt_time("endedAt", &self.ended_at)?,
+            scheduled_at_from,
+            scheduled_at_to,
+            loan_id: self.loan_id.clone(),
+            loan_ids: loan_ids.to_vec(),
+            is_transactional: self.is_transactional,
+            sensitive: self.sensitive,
+            is_external: self.is_external.unwrap_or(true),
+            previous_interaction_id: self.previous_interaction_id.clone(),
+            contact_id: self.contact_id.clone(),
+            contact_external_id: self.contact_external_id.clone(),
+            contact,
+            borrower: self.borrower.clone(),
+            meta_data: self.meta_data.clone(),
+            content: self.content.clone(),
+            failure_description_short: self.failure_description_short.clone(),
+            failure_description_long: self.failure_description_long.clone(),
+            compliance_guard_rule_id: self.compliance_guard_rule_id.clone(),
+            twilio_error_code: self.twilio_error_code.clone(),
+            created_at: opt_time("createdAt", &self.created_at)?.unwrap_or(now),
+            updated_at: opt_time("updatedAt", &self.updated_at)?,
+            deleted_at: opt_time("deletedAt", &self.deleted_at)?,
+            created_by: self.created_by.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_id_forms() {
+        for ok in ["ext-abc", "BO-ABCD-1234", "IT-1-2", "12345", "LN-AAAA-BBBB-x"] {
+            assert!(is_any_id(ok), "{ok}");
+        }
+        for bad in ["", "ext-", "bo-abcd-1234", "BO-ABCD", "B-AAAA-BBBB", "BO--X", "hello"] {
+            assert!(!is_any_id(bad), "{bad}");
+        }
+    }
+}

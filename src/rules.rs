@@ -1,0 +1,771 @@
+//! Jurisdiction rules: YAML files under `rules/`, parsed strictly into
+//! [`raw`] structures, then checked and compiled into a [`RuleSet`].
+//!
+//! Parsing and checking are separate, as in cedar: the raw form mirrors the
+//! file, and only a `RuleSet` that passed every check reaches the engine.
+//! Every problem is reported as `file:line:column: message`. Vocabulary
+//! errors come with the YAML parser's own position; checks made after
+//! parsing (duplicate ids, windows longer than the index horizon, ...) are
+//! placed on the line of the rule's key that is wrong.
+
+pub mod raw;
+
+use std::fmt;
+use std::path::Path;
+
+use chrono::NaiveTime;
+use rust_decimal::Decimal;
+
+use crate::index::Entry;
+use crate::jurisdiction::Jurisdiction;
+use crate::model::{AgentOutcome, Channel, ContactKind, Direction, Status, StatusDetails, Theme};
+pub use raw::{Event, Per, Replies, Role};
+use raw::{RawCounting, RawFile, RawFilter, RawRule, ThemeName};
+
+/// Largest rule file read, in bytes; a bound against runaway input.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+/// Most rule files in one directory.
+pub const MAX_FILES: usize = 1_000;
+/// Most rules in one set.
+pub const MAX_RULES: usize = 10_000;
+/// Longest rule id.
+pub const MAX_ID_CHARS: usize = 100;
+/// Highest limit a cap may set.
+pub const MAX_LIMIT: u32 = 100_000;
+
+/// One problem in a rule file, with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    /// The file, as named when loaded.
+    pub file: String,
+    /// 1-based line; 0 when the problem has no line (an unreadable file).
+    pub line: usize,
+    /// 1-based column; 0 when unknown.
+    pub column: usize,
+    /// What is wrong, in words an officer understands.
+    pub message: String,
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+        }
+    }
+}
+
+/// Every problem found in a rules directory. A set with any problem is
+/// refused whole: half a rule set is never applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct RuleErrors(pub Vec<RuleError>);
+
+impl fmt::Display for RuleErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        writeln!(f, "{n} problem{} in the rules", if n == 1 { "" } else { "s" })?;
+        for e in &self.0 {
+            writeln!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How a rule set is loaded for a deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// The index horizon in days; a longer window is refused.
+    pub horizon_days: u32,
+    /// What the lender is. `None`: every rule binds.
+    pub roles: Option<Vec<Role>>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { horizon_days: crate::index::DEFAULT_HORIZON_DAYS, roles: None }
+    }
+}
+
+/// Which communications a rule covers, as bit sets for a quick test.
+/// `None` everywhere means "any".
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Filter {
+    channels: Option<u16>,
+    directions: Option<u8>,
+    themes: Option<u32>,
+    contact_kinds: Option<u8>,
+    /// `Some(false)`: only non-transactional; `Some(true)`: only
+    /// transactional. An unknown value is covered either way.
+    pub transactional: Option<bool>,
+    /// Whether answers to the borrower are covered.
+    pub replies: Option<Replies>,
+    /// Covers only debts of at least this balance; an unknown balance is
+    /// covered.
+    pub minimum_balance: Option<Decimal>,
+}
+
+/// The bit of `v` in a set over `all`; `all` has at most 32 values.
+fn bit<T: Copy + PartialEq>(all: &[T], v: T) -> u32 {
+    all.iter().position(|x| *x == v).filter(|i| *i < 32).map_or(0, |i| 1 << i)
+}
+
+fn theme_mask(names: &[ThemeName]) -> u32 {
+    let mut mask = 0;
+    for n in names {
+        for t in Theme::ALL {
+            let hit = match n {
+                ThemeName::Theme(x) => x == t,
+                ThemeName::Collection => t.is_collection(),
+                ThemeName::Servicing => t.is_servicing(),
+                ThemeName::Inbound => t.is_inbound(),
+            };
+            if hit {
+                mask |= bit(Theme::ALL, *t);
+            }
+        }
+    }
+    mask
+}
+
+fn contact_bit(k: ContactKind) -> u8 {
+    ContactKind::NAMED.iter().position(|(x, _)| *x == k).map_or(0, |i| 1 << i)
+}
+
+impl Filter {
+    fn channel_ok(&self, c: Channel) -> bool {
+        self.channels.is_none_or(|m| m & (bit(Channel::ALL, c) as u16) != 0)
+    }
+    fn direction_ok(&self, d: Direction) -> bool {
+        self.directions.is_none_or(|m| m & (bit(Direction::ALL, d) as u8) != 0)
+    }
+    fn theme_ok(&self, t: Option<Theme>) -> bool {
+        match (self.themes, t) {
+            (None, _) | (_, None) => true,
+            (Some(m), Some(t)) => m & bit(Theme::ALL, t) != 0,
+        }
+    }
+    fn contact_ok(&self, k: ContactKind) -> bool {
+        k == ContactKind::Unknown || self.contact_kinds.is_none_or(|m| m & contact_bit(k) != 0)
+    }
+    fn transactional_ok(&self, v: Option<bool>) -> bool {
+        match (self.transactional, v) {
+            (Some(want), Some(v)) => want == v,
+            _ => true,
+        }
+    }
+    fn replies_ok(&self, answers_borrower: bool) -> bool {
+        !(answers_borrower && self.replies == Some(Replies::Exclude))
+    }
+
+    /// True if the filter covers a communication with these facts. Unknown
+    /// facts (no theme, no contact kind, unknown transactional-ness) are
+    /// covered: an unknown fact never makes the guard more permissive.
+    #[allow(clippy::too_many_arguments, reason = "one argument per filtered fact")]
+    pub fn covers(
+        &self,
+        channel: Channel,
+        direction: Direction,
+        theme: Option<Theme>,
+        contact: ContactKind,
+        transactional: Option<bool>,
+        answers_borrower: bool,
+    ) -> bool {
+        self.channel_ok(channel)
+            && self.direction_ok(direction)
+            && self.theme_ok(theme)
+            && self.contact_ok(contact)
+            && self.transactional_ok(transactional)
+            && self.replies_ok(answers_borrower)
+    }
+
+    /// True if the filter covers a history entry.
+    pub fn covers_entry(&self, e: &Entry) -> bool {
+        self.covers(e.channel, e.direction, e.theme, e.contact, e.transactional, e.answers_borrower)
+    }
+
+    /// True if the balance condition covers a send with this balance.
+    pub fn covers_balance(&self, balance: Option<Decimal>) -> bool {
+        match (self.minimum_balance, balance) {
+            (Some(min), Some(b)) => b >= min,
+            _ => true,
+        }
+    }
+}
+
+/// Calls that did not connect (12 CFR 1006.14(b)(3)(ii)): not placed calls.
+const NOT_CONNECTED_DETAILS: &[StatusDetails] = &[
+    StatusDetails::VoiceLineBusyNoRing,
+    StatusDetails::VoiceNumberDisconnected,
+    StatusDetails::VoiceNumberInvalid,
+    StatusDetails::VoiceFailedToInitiate,
+];
+const NOT_CONNECTED_OUTCOMES: &[AgentOutcome] =
+    &[AgentOutcome::VoiceLineBusyNoRing, AgentOutcome::VoiceNumberDisconnected, AgentOutcome::VoiceFailedToInitiate];
+/// Positive signs that a call connected: rang, reached voicemail, or was
+/// answered (comment 14(b)(3)(ii)-1). Where one field says "not connected"
+/// and the other says "connected", the call counts: the stricter reading.
+const CONNECTED_DETAILS: &[StatusDetails] = &[
+    StatusDetails::VoiceConnected,
+    StatusDetails::VoiceSpokeWithFirstParty,
+    StatusDetails::VoiceSpokeWithThirdParty,
+    StatusDetails::VoiceLeftVoicemail,
+    StatusDetails::VoiceLeftVoicemailFirstParty,
+    StatusDetails::VoiceLeftVoicemailThirdParty,
+    StatusDetails::VoiceReachedVoicemailNoMessageLeft,
+    StatusDetails::VoiceRangNoPickup,
+    StatusDetails::VoicePickedHungUp,
+];
+const CONNECTED_OUTCOMES: &[AgentOutcome] = &[
+    AgentOutcome::VoiceSpokeWithFirstParty,
+    AgentOutcome::VoiceSpokeWithThirdParty,
+    AgentOutcome::VoiceLeftVoicemail,
+    AgentOutcome::VoiceReachedVoicemailNoMessageLeft,
+    AgentOutcome::VoiceRangNoPickup,
+    AgentOutcome::VoicePickedHungUp,
+];
+
+/// What counts toward a cap: a predicate over status, statusDetails and
+/// agentOutcome together.
+///
+/// The default table:
+/// - a call that did not connect (busy, disconnected or invalid number,
+///   failed to start) is not a placed call, whatever its status says,
+///   unless the other field says it connected;
+/// - a call that rang unanswered or reached voicemail, with or without a
+///   message, counts;
+/// - `failed`, `canceled` and `blockedByComplianceGuard` never count;
+/// - everything else counts, including `scheduled` and `inProgress` (a
+///   reservation holds its slot).
+///
+/// A rule may add statusDetails that count although failed (`alsoCount`,
+/// for a message delivered and then failed, such as `emailReportedAsSpam`)
+/// and statusDetails or outcomes that never count (`neverCount`,
+/// `neverCountOutcomes`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Counting {
+    also: u64,
+    never: u64,
+    never_outcomes: u16,
+}
+
+/// The bit of a statusDetails value; the vocabulary has fewer than 64.
+fn details_bit(d: StatusDetails) -> u64 {
+    StatusDetails::ALL.iter().position(|x| *x == d).filter(|i| *i < 64).map_or(0, |i| 1u64 << i)
+}
+
+impl Counting {
+    fn from_raw(raw: &RawCounting) -> Counting {
+        let mut c = Counting::default();
+        for d in &raw.also_count {
+            c.also |= details_bit(*d);
+        }
+        for d in &raw.never_count {
+            c.never |= details_bit(*d);
+        }
+        for o in &raw.never_count_outcomes {
+            c.never_outcomes |= bit(AgentOutcome::ALL, *o) as u16;
+        }
+        c
+    }
+
+    /// True if an entry counts under this table.
+    pub fn counts(&self, e: &Entry) -> bool {
+        if let Some(d) = e.details {
+            if self.never & details_bit(d) != 0 {
+                return false;
+            }
+            if self.also & details_bit(d) != 0 {
+                return true;
+            }
+        }
+        if let Some(o) = e.outcome
+            && self.never_outcomes & (bit(AgentOutcome::ALL, o) as u16) != 0
+        {
+            return false;
+        }
+        if matches!(e.status, Status::Failed | Status::Canceled)
+            || e.details == Some(StatusDetails::BlockedByComplianceGuard)
+        {
+            return false;
+        }
+        if e.channel == Channel::Voice {
+            let not_connected = e.details.is_some_and(|d| NOT_CONNECTED_DETAILS.contains(&d))
+                || e.outcome.is_some_and(|o| NOT_CONNECTED_OUTCOMES.contains(&o));
+            let connected = e.details.is_some_and(|d| CONNECTED_DETAILS.contains(&d))
+                || e.outcome.is_some_and(|o| CONNECTED_OUTCOMES.contains(&o));
+            if not_connected && !connected {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// True if an entry is a telephone conversation with the borrower: the
+/// agent or the dialer says the first party was spoken with, or an inbound
+/// call connected and nobody says it was someone else. Failed and canceled
+/// calls are not conversations.
+pub fn is_conversation(e: &Entry) -> bool {
+    if e.channel != Channel::Voice || matches!(e.status, Status::Failed | Status::Canceled) {
+        return false;
+    }
+    let spoke = e.outcome == Some(AgentOutcome::VoiceSpokeWithFirstParty)
+        || e.details == Some(StatusDetails::VoiceSpokeWithFirstParty);
+    let inbound_connected = e.direction == Direction::Inbound
+        && e.details == Some(StatusDetails::VoiceConnected)
+        && e.outcome.is_none_or(|o| o == AgentOutcome::VoiceSpokeWithFirstParty);
+    spoke || inbound_connected
+}
+
+/// What a rule does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleKind {
+    /// At most `limit` counted communications in any `window_days`
+    /// consecutive local days.
+    FrequencyCap {
+        /// The most allowed in a window.
+        limit: u32,
+        /// The window in local calendar days.
+        window_days: u32,
+        /// Per borrower or per debt.
+        per: Per,
+        /// What counts.
+        counting: Counting,
+    },
+    /// No covered send for `days` local days after an event.
+    CoolDown {
+        /// Length of the quiet in local days.
+        days: u32,
+        /// Whether the event's day is day 1.
+        event_day_is_day_one: bool,
+        /// Per borrower or per debt.
+        per: Per,
+        /// The event.
+        event: Event,
+        /// Which interactions can be the event.
+        trigger: Filter,
+    },
+    /// Covered sends only between `from` (inclusive) and `until`
+    /// (exclusive), local time, in every candidate zone.
+    PermittedHours {
+        /// First permitted moment.
+        from: NaiveTime,
+        /// End of the permitted time.
+        until: NaiveTime,
+    },
+}
+
+impl RuleKind {
+    /// The longest history the rule reads, in days.
+    pub fn window_days(&self) -> u32 {
+        match self {
+            RuleKind::FrequencyCap { window_days, .. } => *window_days,
+            RuleKind::CoolDown { days, event_day_is_day_one, .. } => days + u32::from(!event_day_is_day_one),
+            RuleKind::PermittedHours { .. } => 0,
+        }
+    }
+
+    /// The kind's name as rule files write it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RuleKind::FrequencyCap { .. } => "frequencyCap",
+            RuleKind::CoolDown { .. } => "coolDown",
+            RuleKind::PermittedHours { .. } => "permittedHours",
+        }
+    }
+}
+
+/// A checked rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// Stable id, the complianceGuardRuleId.
+    pub id: String,
+    /// What it does.
+    pub description: String,
+    /// The legal citation.
+    pub citation: String,
+    /// Where the text was read.
+    pub source: Option<String>,
+    /// Whom it binds; empty is everyone.
+    pub binds: Vec<Role>,
+    /// Where it binds.
+    pub jurisdictions: Vec<Jurisdiction>,
+    /// Which sends it covers.
+    pub applies: Filter,
+    /// What it does.
+    pub kind: RuleKind,
+    /// Whether it binds this deployment (from [`LoadOptions::roles`]).
+    pub binding: bool,
+    /// The file it came from.
+    pub file: String,
+    /// The line of its id.
+    pub line: usize,
+}
+
+/// A checked, immutable set of rules, with a version that identifies its
+/// content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    version: String,
+    horizon_days: u32,
+}
+
+/// FNV-1a, 64 bits: a stable content hash with no dependency. It names a
+/// version; it is not a security boundary.
+fn fnv1a(hash: &mut u64, bytes: &[u8]) {
+    for b in bytes {
+        *hash ^= u64::from(*b);
+        *hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+}
+
+/// Finds the 1-based line and column of a rule's key in its file's text:
+/// the rule is found by its `id:` line, and the key is the first line below
+/// it that starts with `key:` before the next rule. Falls back to the id's
+/// line, then to the start of the file.
+fn locate(text: &str, rule_id: &str, key: Option<&str>) -> (usize, usize) {
+    let lines: Vec<&str> = text.lines().collect();
+    let unquote = |v: &str| v.trim().trim_matches(|c| c == '"' || c == '\'').to_owned();
+    let id_line = lines.iter().position(|l| {
+        let t = l.trim_start().trim_start_matches("- ").trim_start();
+        t.strip_prefix("id:").is_some_and(|v| unquote(v) == rule_id)
+    });
+    let Some(start) = id_line else { return (1, 1) };
+    let id_col = lines[start].find("id:").map_or(1, |c| c + 1);
+    let Some(key) = key else { return (start + 1, id_col) };
+    for (i, l) in lines.iter().enumerate().skip(start + 1) {
+        let t = l.trim_start();
+        if t.starts_with("- id:") {
+            break;
+        }
+        let t2 = t.trim_start_matches("- ");
+        if t2.starts_with(&format!("{key}:")) {
+            return (i + 1, l.len() - t2.len() + 1);
+        }
+    }
+    (start + 1, id_col)
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.chars().count() <= MAX_ID_CHARS
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.()".contains(&b))
+}
+
+fn parse_hhmm(s: &str) -> Option<NaiveTime> {
+    let (h, m) = s.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    NaiveTime::from_hms_opt(h.parse().ok()?, m.parse().ok()?, 0)
+}
+
+struct Checker<'a> {
+    file: &'a str,
+    text: &'a str,
+    errors: &'a mut Vec<RuleError>,
+}
+
+impl Checker<'_> {
+    fn report(&mut self, rule: &str, key: Option<&str>, message: String) {
+        let (line, column) = locate(self.text, rule, key);
+        self.errors.push(RuleError { file: self.file.to_owned(), line, column, message });
+    }
+
+    fn filter(&mut self, rule: &str, raw: &RawFilter) -> Filter {
+        self.nonempty(rule, "channels", raw.channels.as_deref());
+        self.nonempty(rule, "directions", raw.directions.as_deref());
+        self.nonempty(rule, "themes", raw.themes.as_deref());
+        self.nonempty(rule, "contactKinds", raw.contact_kinds.as_deref());
+        Filter {
+            channels: raw.channels.as_ref().map(|v| v.iter().fold(0, |m, c| m | bit(Channel::ALL, *c) as u16)),
+            directions: raw.directions.as_ref().map(|v| v.iter().fold(0, |m, d| m | bit(Direction::ALL, *d) as u8)),
+            themes: raw.themes.as_deref().map(theme_mask),
+            contact_kinds: raw.contact_kinds.as_ref().map(|v| v.iter().fold(0, |m, k| m | contact_bit(k.0))),
+            transactional: raw.transactional,
+            replies: raw.replies,
+            minimum_balance: raw.minimum_balance.map(|a| a.0),
+        }
+    }
+
+    fn nonempty<T>(&mut self, rule: &str, key: &str, list: Option<&[T]>) {
+        if list.is_some_and(<[T]>::is_empty) {
+            self.report(
+                rule,
+                Some(key),
+                format!("rule `{rule}`: `{key}` is an empty list, so the rule can never match; remove the key to mean \"any\""),
+            );
+        }
+    }
+
+    fn rule(&mut self, raw: &RawRule, opts: &LoadOptions) -> Option<Rule> {
+        let id = raw.id.as_str();
+        let before = self.errors.len();
+        if !valid_id(id) {
+            self.report(
+                id,
+                None,
+                format!("rule id `{id}` is not allowed; use 1 to {MAX_ID_CHARS} letters, digits, `-`, `_`, `.`, `(` or `)`"),
+            );
+        }
+        if raw.description.trim().is_empty() {
+            self.report(id, Some("description"), format!("rule `{id}`: `description` is empty; say what the rule does"));
+        }
+        if raw.citation.trim().is_empty() {
+            self.report(id, Some("citation"), format!("rule `{id}`: `citation` is empty; cite the legal text"));
+        }
+        if raw.jurisdictions.is_empty() {
+            self.report(id, Some("jurisdictions"), format!("rule `{id}`: `jurisdictions` is empty; name at least one, such as `US`"));
+        }
+        let applies = self.filter(id, &raw.applies);
+        let kinds = [raw.frequency_cap.is_some(), raw.cool_down.is_some(), raw.permitted_hours.is_some()];
+        let kind = match kinds.iter().filter(|k| **k).count() {
+            1 => self.kind(raw, opts),
+            0 => {
+                self.report(id, None, format!("rule `{id}` says nothing to enforce; give one of `frequencyCap`, `coolDown` or `permittedHours`"));
+                None
+            }
+            _ => {
+                self.report(id, None, format!("rule `{id}` has more than one of `frequencyCap`, `coolDown` and `permittedHours`; write one rule for each"));
+                None
+            }
+        };
+        let kind = kind?;
+        if self.errors.len() > before {
+            return None;
+        }
+        let binding = match &opts.roles {
+            None => true,
+            Some(roles) => raw.binds.is_empty() || raw.binds.iter().any(|b| roles.contains(b)),
+        };
+        Some(Rule {
+            id: id.to_owned(),
+            description: raw.description.trim().to_owned(),
+            citation: raw.citation.trim().to_owned(),
+            source: raw.source.as_ref().map(|s| s.trim().to_owned()),
+            binds: raw.binds.clone(),
+            jurisdictions: raw.jurisdictions.iter().map(|j| j.0).collect(),
+            applies,
+            kind,
+            binding,
+            file: self.file.to_owned(),
+            line: locate(self.text, id, None).0,
+        })
+    }
+
+    fn window(&mut self, id: &str, key: &str, days: u32, opts: &LoadOptions) {
+        if days == 0 {
+            self.report(id, Some(key), format!("rule `{id}`: `{key}` is 0; a window has at least 1 day"));
+        } else if days > opts.horizon_days {
+            self.report(
+                id,
+                Some(key),
+                format!(
+                    "rule `{id}`: `{key}` is {days} days, longer than the {} days of history the index keeps; shorten it or raise the horizon",
+                    opts.horizon_days
+                ),
+            );
+        }
+    }
+
+    fn kind(&mut self, raw: &RawRule, opts: &LoadOptions) -> Option<RuleKind> {
+        let id = raw.id.as_str();
+        if let Some(cap) = &raw.frequency_cap {
+            if cap.limit == 0 || cap.limit > MAX_LIMIT {
+                self.report(id, Some("limit"), format!("rule `{id}`: `limit` is {}; allowed: 1 to {MAX_LIMIT}", cap.limit));
+            }
+            self.window(id, "windowDays", cap.window_days, opts);
+            return Some(RuleKind::FrequencyCap {
+                limit: cap.limit,
+                window_days: cap.window_days,
+                per: cap.per,
+                counting: Counting::from_raw(&cap.counting),
+            });
+        }
+        if let Some(cd) = &raw.cool_down {
+            self.window(id, "days", cd.days + u32::from(!cd.event_day_is_day_one), opts);
+            self.nonempty(id, "channels", cd.after.channels.as_deref());
+            self.nonempty(id, "directions", cd.after.directions.as_deref());
+            self.nonempty(id, "themes", cd.after.themes.as_deref());
+            let trigger = Filter {
+                channels: cd.after.channels.as_ref().map(|v| v.iter().fold(0, |m, c| m | bit(Channel::ALL, *c) as u16)),
+                directions: cd.after.directions.as_ref().map(|v| v.iter().fold(0, |m, d| m | bit(Direction::ALL, *d) as u8)),
+                themes: cd.after.themes.as_deref().map(theme_mask),
+                ..Filter::default()
+            };
+            return Some(RuleKind::CoolDown {
+                days: cd.days,
+                event_day_is_day_one: cd.event_day_is_day_one,
+                per: cd.per,
+                event: cd.after.event,
+                trigger,
+            });
+        }
+        if let Some(h) = &raw.permitted_hours {
+            let from = parse_hhmm(&h.from);
+            let until = parse_hhmm(&h.until);
+            for (key, value, parsed) in [("from", &h.from, from), ("until", &h.until, until)] {
+                if parsed.is_none() {
+                    self.report(id, Some(key), format!("rule `{id}`: `{key}` `{value}` is not a time; write HH:MM, for example \"08:00\""));
+                }
+            }
+            let (from, until) = (from?, until?);
+            if from >= until {
+                self.report(
+                    id,
+                    Some("until"),
+                    format!("rule `{id}`: permitted hours from {} until {} are empty; `until` must be later than `from`", h.from, h.until),
+                );
+            }
+            return Some(RuleKind::PermittedHours { from, until });
+        }
+        None
+    }
+}
+
+fn yaml_error(file: &str, e: &serde_yaml::Error) -> RuleError {
+    let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+    // serde_yaml appends " at line N column M"; the position is ours to print.
+    let mut message = e.to_string();
+    if let Some(cut) = message.rfind(" at line ") {
+        message.truncate(cut);
+    }
+    RuleError { file: file.to_owned(), line, column, message }
+}
+
+impl RuleSet {
+    /// Checks and compiles rule files given as `(name, text)` pairs. All
+    /// problems are collected; any problem refuses the whole set.
+    pub fn compile(sources: &[(String, String)], opts: &LoadOptions) -> Result<RuleSet, RuleErrors> {
+        let mut errors = Vec::new();
+        let mut rules: Vec<Rule> = Vec::new();
+        let mut sorted: Vec<&(String, String)> = sources.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+        for (name, text) in &sorted {
+            fnv1a(&mut hash, name.as_bytes());
+            fnv1a(&mut hash, &[0]);
+            fnv1a(&mut hash, text.as_bytes());
+            fnv1a(&mut hash, &[0]);
+            let file: RawFile = match serde_yaml::from_str(text) {
+                Ok(f) => f,
+                Err(e) => {
+                    errors.push(yaml_error(name, &e));
+                    continue;
+                }
+            };
+            let mut checker = Checker { file: name, text, errors: &mut errors };
+            for raw in &file.rules {
+                if let Some(rule) = checker.rule(raw, opts) {
+                    if let Some(first) = rules.iter().find(|r| r.id == rule.id) {
+                        let message = format!(
+                            "rule id `{}` is used twice; it is already defined at {}:{}; ids must be unique",
+                            rule.id, first.file, first.line
+                        );
+                        checker.report(&rule.id, None, message);
+                        continue;
+                    }
+                    rules.push(rule);
+                }
+            }
+        }
+        if rules.len() > MAX_RULES {
+            errors.push(RuleError {
+                file: "(all files)".into(),
+                line: 0,
+                column: 0,
+                message: format!("{} rules; allowed: at most {MAX_RULES}", rules.len()),
+            });
+        }
+        if !errors.is_empty() {
+            return Err(RuleErrors(errors));
+        }
+        rules.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(RuleSet { rules, version: format!("{hash:016x}"), horizon_days: opts.horizon_days })
+    }
+
+    /// Loads every `*.yaml` and `*.yml` file directly in `dir` (not in its
+    /// subdirectories), in name order, and compiles them as one set.
+    pub fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<RuleSet, RuleErrors> {
+        let fail = |message: String| RuleErrors(vec![RuleError { file: dir.display().to_string(), line: 0, column: 0, message }]);
+        let entries = std::fs::read_dir(dir).map_err(|e| fail(format!("cannot read the rules directory: {e}")))?;
+        let mut paths = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| fail(format!("cannot read the rules directory: {e}")))?;
+            let path = entry.path();
+            let is_yaml = path.extension().is_some_and(|x| x == "yaml" || x == "yml");
+            if is_yaml && path.is_file() {
+                paths.push(path);
+            }
+        }
+        paths.sort();
+        if paths.len() > MAX_FILES {
+            return Err(fail(format!("{} rule files; allowed: at most {MAX_FILES}", paths.len())));
+        }
+        let mut sources = Vec::new();
+        let mut errors = Vec::new();
+        for path in paths {
+            let name = path.display().to_string();
+            let read = std::fs::metadata(&path).and_then(|m| {
+                if m.len() > MAX_FILE_BYTES {
+                    Err(std::io::Error::other(format!("{} bytes; allowed: at most {MAX_FILE_BYTES}", m.len())))
+                } else {
+                    std::fs::read_to_string(&path)
+                }
+            });
+            match read {
+                Ok(text) => sources.push((name, text)),
+                Err(e) => errors.push(RuleError { file: name, line: 0, column: 0, message: format!("cannot read the file: {e}") }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(RuleErrors(errors));
+        }
+        if sources.is_empty() {
+            return Err(fail("no rule files (*.yaml) found; an empty rule set would allow everything".into()));
+        }
+        RuleSet::compile(&sources, opts)
+    }
+
+    /// Every rule, sorted by id.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// A rule by id.
+    pub fn get(&self, id: &str) -> Option<&Rule> {
+        self.rules.binary_search_by(|r| r.id.as_str().cmp(id)).ok().map(|i| &self.rules[i])
+    }
+
+    /// The content hash of the files the set was compiled from: two sets
+    /// with the same version were compiled from the same text.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The horizon the set was checked against.
+    pub fn horizon_days(&self) -> u32 {
+        self.horizon_days
+    }
+
+    /// The longest window of any rule, in days.
+    pub fn longest_window_days(&self) -> u32 {
+        self.rules.iter().map(|r| r.kind.window_days()).max().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locates_keys_under_their_rule() {
+        let text = "rules:\n  - id: a\n    limit: 1\n  - id: b\n    description: x\n    limit: 2\n";
+        assert_eq!(locate(text, "b", Some("limit")), (6, 5));
+        assert_eq!(locate(text, "a", Some("limit")), (3, 5));
+        assert_eq!(locate(text, "b", None), (4, 5));
+        assert_eq!(locate(text, "zz", None), (1, 1));
+    }
+}

@@ -1,0 +1,324 @@
+//! The rule files' shape, exactly as officers write them: every key known,
+//! every unknown key refused (`deny_unknown_fields`), vocabulary values
+//! checked while parsing so that the YAML parser can point at them.
+//!
+//! Nothing here is evaluated: [`super::RuleSet::compile`] turns these
+//! structures into checked rules, and the engine sees only those.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+use crate::jurisdiction::Jurisdiction;
+use crate::model::{AgentOutcome, Channel, ContactKind, Direction, StatusDetails, Theme, describe_allowed};
+
+/// One rule file: a list of rules.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawFile {
+    /// The rules, in the order written.
+    pub rules: Vec<RawRule>,
+}
+
+/// Whom a rule binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Role {
+    /// A debt collector under the FDCPA (Regulation F binds these).
+    DebtCollector,
+    /// A creditor collecting its own debts (940 CMR 7.04 binds these).
+    Creditor,
+    /// A licensed collection agency (RCW 19.16 binds these).
+    Licensee,
+}
+
+impl Role {
+    /// The name as written in rule files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::DebtCollector => "debtCollector",
+            Role::Creditor => "creditor",
+            Role::Licensee => "licensee",
+        }
+    }
+}
+
+/// One rule as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRule {
+    /// Stable id; it is the complianceGuardRuleId of the blocks it decides.
+    pub id: String,
+    /// What the rule does, in plain words.
+    pub description: String,
+    /// The legal citation, for example `12 CFR 1006.14(b)(2)(i)(A)`.
+    pub citation: String,
+    /// Where the text was read, and any reading we made of it.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Whom it binds; empty means everyone.
+    #[serde(default)]
+    pub binds: Vec<Role>,
+    /// Where it binds.
+    pub jurisdictions: Vec<JurisdictionName>,
+    /// Which sends it covers (and, for caps, which history it counts).
+    #[serde(default)]
+    pub applies: RawFilter,
+    /// A cap: at most N matching communications in a window.
+    #[serde(default)]
+    pub frequency_cap: Option<RawCap>,
+    /// A quiet period after an event.
+    #[serde(default)]
+    pub cool_down: Option<RawCoolDown>,
+    /// Local hours outside which no covered send is allowed.
+    #[serde(default)]
+    pub permitted_hours: Option<RawHours>,
+}
+
+/// Which communications a rule covers. A missing key means "any".
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawFilter {
+    /// Channels covered.
+    #[serde(default)]
+    pub channels: Option<Vec<Channel>>,
+    /// Directions covered.
+    #[serde(default)]
+    pub directions: Option<Vec<Direction>>,
+    /// Themes or theme groups covered.
+    #[serde(default)]
+    pub themes: Option<Vec<ThemeName>>,
+    /// Contact kinds covered.
+    #[serde(default)]
+    pub contact_kinds: Option<Vec<ContactKindName>>,
+    /// `false`: only non-transactional communications; `true`: only
+    /// transactional ones.
+    #[serde(default)]
+    pub transactional: Option<bool>,
+    /// Whether answers to the borrower are covered.
+    #[serde(default)]
+    pub replies: Option<Replies>,
+    /// Covers only debts whose balance is at least this exact amount.
+    #[serde(default)]
+    pub minimum_balance: Option<Amount>,
+}
+
+/// Whether communications that answer the borrower are covered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Replies {
+    /// Covered like any other (the default).
+    Include,
+    /// Not covered, and not counted: "unless responding to a communication
+    /// from the debtor" (RCW 19.16.250(13)).
+    Exclude,
+}
+
+/// Counted per borrower or per particular debt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Per {
+    /// All of the borrower's communications together.
+    Borrower,
+    /// Each particular debt on its own (12 CFR 1006.14(b)(4)).
+    Debt,
+}
+
+/// A frequency cap as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawCap {
+    /// At most this many in any window.
+    pub limit: u32,
+    /// The window, in consecutive local calendar days.
+    pub window_days: u32,
+    /// Per borrower or per debt.
+    pub per: Per,
+    /// Changes to the default table of what counts.
+    #[serde(default)]
+    pub counting: RawCounting,
+}
+
+/// Changes to the default counting table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawCounting {
+    /// statusDetails that count even though their status would not (a
+    /// message delivered and then failed, such as `emailReportedAsSpam`).
+    #[serde(default)]
+    pub also_count: Vec<StatusDetails>,
+    /// statusDetails that never count for this rule.
+    #[serde(default)]
+    pub never_count: Vec<StatusDetails>,
+    /// agentOutcomes that never count for this rule.
+    #[serde(default)]
+    pub never_count_outcomes: Vec<AgentOutcome>,
+}
+
+/// A cool-down as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawCoolDown {
+    /// How many consecutive local days the quiet lasts.
+    pub days: u32,
+    /// `true` (the default): the event's day is day 1, as 1006.14(b)(2)(i)(B)
+    /// says. `false`: the quiet starts the day after, and the event's own
+    /// day is quiet too.
+    #[serde(default = "yes")]
+    pub event_day_is_day_one: bool,
+    /// Per borrower or per debt.
+    pub per: Per,
+    /// The event that starts the quiet.
+    pub after: RawTrigger,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The event that starts a cool-down.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawTrigger {
+    /// What happened.
+    pub event: Event,
+    /// Channels of the event.
+    #[serde(default)]
+    pub channels: Option<Vec<Channel>>,
+    /// Directions of the event; both by default ("whoever placed the call").
+    #[serde(default)]
+    pub directions: Option<Vec<Direction>>,
+    /// Themes of the event.
+    #[serde(default)]
+    pub themes: Option<Vec<ThemeName>>,
+}
+
+/// Events that start a cool-down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Event {
+    /// A telephone conversation with the borrower: an agent or the dialer
+    /// says the first party was spoken with, or an inbound call connected.
+    Conversation,
+}
+
+/// Permitted local hours as written, `"HH:MM"` each.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawHours {
+    /// First permitted minute, inclusive.
+    pub from: String,
+    /// End of the permitted time, exclusive.
+    pub until: String,
+}
+
+/// A theme or a theme group, as a rule names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThemeName {
+    /// One theme.
+    Theme(Theme),
+    /// `collection`: the `opsColl*` themes.
+    Collection,
+    /// `servicing`: the `opsServicing*` themes.
+    Servicing,
+    /// `inbound`: the `inb*` themes.
+    Inbound,
+}
+
+impl<'de> Deserialize<'de> for ThemeName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.as_str() {
+            "collection" => Ok(ThemeName::Collection),
+            "servicing" => Ok(ThemeName::Servicing),
+            "inbound" => Ok(ThemeName::Inbound),
+            other => Theme::parse(other).map(ThemeName::Theme).ok_or_else(|| {
+                let mut names = vec!["collection", "servicing", "inbound"];
+                names.extend_from_slice(Theme::NAMES);
+                de::Error::custom(format!(
+                    "unknown theme `{other}`, allowed: a group (collection, servicing, inbound) or a theme: {}",
+                    describe_allowed(other, &names)
+                ))
+            }),
+        }
+    }
+}
+
+/// A contact kind as a rule names it (strictly: typos are errors here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContactKindName(pub ContactKind);
+
+impl<'de> Deserialize<'de> for ContactKindName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        ContactKind::parse(&text).map(ContactKindName).ok_or_else(|| {
+            let names: Vec<&'static str> = ContactKind::NAMED.iter().map(|(_, n)| *n).collect();
+            de::Error::custom(format!("unknown contact kind `{text}`, allowed: {}", describe_allowed(&text, &names)))
+        })
+    }
+}
+
+/// A jurisdiction code as a rule names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JurisdictionName(pub Jurisdiction);
+
+impl<'de> Deserialize<'de> for JurisdictionName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Jurisdiction::parse(&text).map(JurisdictionName).map_err(de::Error::custom)
+    }
+}
+
+/// An exact amount of money, written as a quoted decimal string
+/// (`"500.00"`), never a YAML number, which would pass through binary
+/// floating point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Amount(pub Decimal);
+
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct AmountVisitor;
+        impl Visitor<'_> for AmountVisitor {
+            type Value = Amount;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an exact amount as a quoted decimal string, for example \"500.00\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Amount, E> {
+                let digits = v.strip_prefix('-').unwrap_or(v);
+                let (whole, frac) = digits.split_once('.').unwrap_or((digits, "0"));
+                let plain = !whole.is_empty()
+                    && !frac.is_empty()
+                    && whole.bytes().all(|b| b.is_ascii_digit())
+                    && frac.bytes().all(|b| b.is_ascii_digit());
+                if !plain {
+                    return Err(E::custom(format!(
+                        "amount `{v}` is not an exact decimal; allowed: digits with an optional `.` and fraction, for example \"500.00\""
+                    )));
+                }
+                Decimal::from_str_exact(v)
+                    .map(Amount)
+                    .map_err(|e| E::custom(format!("amount `{v}` cannot be held exactly: {e}")))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Amount, E> {
+                Err(E::custom(format!("amount {v} is a number; write it as a quoted string, for example \"{v}\"")))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Amount, E> {
+                Err(E::custom(format!("amount {v} is a number; write it as a quoted string, for example \"{v}.00\"")))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Amount, E> {
+                Err(E::custom(format!("amount {v} is a number; write it as a quoted string, for example \"{v}.00\"")))
+            }
+        }
+        d.deserialize_any(AmountVisitor)
+    }
+}
+
+impl FromStr for Amount {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Decimal::from_str_exact(s).map(Amount).map_err(|e| e.to_string())
+    }
+}
