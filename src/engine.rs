@@ -423,6 +423,14 @@ pub fn decide(rules: &RuleSet, view: &BorrowerView<'_>, proposal: &Proposal, now
     let entries = view.entries_from((at - Duration::days(longest + 1)).timestamp());
 
     let send_debts = view.debts_of_loans(&proposal.loans);
+    // Local days of the windowed entries, once per zone: the time zone
+    // conversion is the costliest step, and every rule shares it.
+    let reads_history = applicable.iter().any(|r| !matches!(r.kind, RuleKind::PermittedHours { .. }));
+    let days_by_zone: Vec<Vec<i32>> = if reads_history {
+        zones.iter().map(|z| entries.iter().map(|e| calendar::local_day_ts(*z, e.at)).collect()).collect()
+    } else {
+        vec![Vec::new(); zones.len()]
+    };
     let mut constraints: Vec<Constraint<'_>> = Vec::new();
     for rule in &applicable {
         let debts: Vec<Option<DebtKey>> = match &rule.kind {
@@ -431,9 +439,9 @@ pub fn decide(rules: &RuleSet, view: &BorrowerView<'_>, proposal: &Proposal, now
             }
             _ => vec![None],
         };
-        for zone in &zones {
+        for (zone, days) in zones.iter().zip(&days_by_zone) {
             for debt in &debts {
-                constraints.push(build(rule, view, entries, *zone, *debt));
+                constraints.push(build(rule, view, entries, days, *zone, *debt));
             }
         }
     }
@@ -511,13 +519,23 @@ fn debts_to_check(view: &BorrowerView<'_>, send_debts: &[DebtKey], entries: &[En
     debts.into_iter().map(Some).collect()
 }
 
-fn build<'r>(rule: &'r Rule, view: &BorrowerView<'_>, entries: &[Entry], zone: Tz, debt: Option<DebtKey>) -> Constraint<'r> {
-    let item = |e: &Entry| Item { at: e.at, day: calendar::local_day_ts(zone, e.at), key: e.key };
+/// Builds one rule's constraint in one zone for one debt. `local_days[i]` is the
+/// local day of `entries[i]` in `zone` (`local_days[i]`).
+fn build<'r>(
+    rule: &'r Rule,
+    view: &BorrowerView<'_>,
+    entries: &[Entry],
+    local_days: &[i32],
+    zone: Tz,
+    debt: Option<DebtKey>,
+) -> Constraint<'r> {
+    let item = |(e, day): (&Entry, &i32)| Item { at: e.at, day: *day, key: e.key };
     let kind = match &rule.kind {
         RuleKind::FrequencyCap { limit, window_days, counting, .. } => {
             let mut items: Vec<Item> = entries
                 .iter()
-                .filter(|e| counted(&rule.applies, counting, e) && counts_for_debt(view, e, debt))
+                .zip(local_days)
+                .filter(|(e, _)| counted(&rule.applies, counting, e) && counts_for_debt(view, e, debt))
                 .map(item)
                 .collect();
             items.sort_by_key(|i| (i.day, i.at));
@@ -526,7 +544,8 @@ fn build<'r>(rule: &'r Rule, view: &BorrowerView<'_>, entries: &[Entry], zone: T
         RuleKind::CoolDown { days, event_day_is_day_one, trigger, .. } => {
             let items = entries
                 .iter()
-                .filter(|e| trigger.covers_entry(e) && is_conversation(e) && counts_for_debt(view, e, debt))
+                .zip(local_days)
+                .filter(|(e, _)| trigger.covers_entry(e) && is_conversation(e) && counts_for_debt(view, e, debt))
                 .map(item)
                 .collect();
             Kind::CoolDown {

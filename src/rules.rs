@@ -105,9 +105,9 @@ pub struct Filter {
     pub minimum_balance: Option<Decimal>,
 }
 
-/// The bit of `v` in a set over `all`; `all` has at most 32 values.
-fn bit<T: Copy + PartialEq>(all: &[T], v: T) -> u32 {
-    all.iter().position(|x| *x == v).filter(|i| *i < 32).map_or(0, |i| 1 << i)
+/// The bit of a vocabulary value at place `index` in a set of at most 32.
+fn bit(index: usize) -> u32 {
+    if index < 32 { 1 << index } else { 0 }
 }
 
 fn theme_mask(names: &[ThemeName]) -> u32 {
@@ -121,7 +121,7 @@ fn theme_mask(names: &[ThemeName]) -> u32 {
                 ThemeName::Inbound => t.is_inbound(),
             };
             if hit {
-                mask |= bit(Theme::ALL, *t);
+                mask |= bit(t.index());
             }
         }
     }
@@ -129,20 +129,23 @@ fn theme_mask(names: &[ThemeName]) -> u32 {
 }
 
 fn contact_bit(k: ContactKind) -> u8 {
-    ContactKind::NAMED.iter().position(|(x, _)| *x == k).map_or(0, |i| 1 << i)
+    match k {
+        ContactKind::Unknown => 0,
+        known => 1 << (known as u8),
+    }
 }
 
 impl Filter {
     fn channel_ok(&self, c: Channel) -> bool {
-        self.channels.is_none_or(|m| m & (bit(Channel::ALL, c) as u16) != 0)
+        self.channels.is_none_or(|m| m & (bit(c.index()) as u16) != 0)
     }
     fn direction_ok(&self, d: Direction) -> bool {
-        self.directions.is_none_or(|m| m & (bit(Direction::ALL, d) as u8) != 0)
+        self.directions.is_none_or(|m| m & (bit(d.index()) as u8) != 0)
     }
     fn theme_ok(&self, t: Option<Theme>) -> bool {
         match (self.themes, t) {
             (None, _) | (_, None) => true,
-            (Some(m), Some(t)) => m & bit(Theme::ALL, t) != 0,
+            (Some(m), Some(t)) => m & bit(t.index()) != 0,
         }
     }
     fn contact_ok(&self, k: ContactKind) -> bool {
@@ -251,7 +254,7 @@ pub struct Counting {
 
 /// The bit of a statusDetails value; the vocabulary has fewer than 64.
 fn details_bit(d: StatusDetails) -> u64 {
-    StatusDetails::ALL.iter().position(|x| *x == d).filter(|i| *i < 64).map_or(0, |i| 1u64 << i)
+    if d.index() < 64 { 1u64 << d.index() } else { 0 }
 }
 
 impl Counting {
@@ -264,7 +267,7 @@ impl Counting {
             c.never |= details_bit(*d);
         }
         for o in &raw.never_count_outcomes {
-            c.never_outcomes |= bit(AgentOutcome::ALL, *o) as u16;
+            c.never_outcomes |= bit(o.index()) as u16;
         }
         c
     }
@@ -280,7 +283,7 @@ impl Counting {
             }
         }
         if let Some(o) = e.outcome
-            && self.never_outcomes & (bit(AgentOutcome::ALL, o) as u16) != 0
+            && self.never_outcomes & (bit(o.index()) as u16) != 0
         {
             return false;
         }
@@ -480,8 +483,8 @@ impl Checker<'_> {
         self.nonempty(rule, "themes", raw.themes.as_deref());
         self.nonempty(rule, "contactKinds", raw.contact_kinds.as_deref());
         Filter {
-            channels: raw.channels.as_ref().map(|v| v.iter().fold(0, |m, c| m | bit(Channel::ALL, *c) as u16)),
-            directions: raw.directions.as_ref().map(|v| v.iter().fold(0, |m, d| m | bit(Direction::ALL, *d) as u8)),
+            channels: raw.channels.as_ref().map(|v| v.iter().fold(0, |m, c| m | bit(c.index()) as u16)),
+            directions: raw.directions.as_ref().map(|v| v.iter().fold(0, |m, d| m | bit(d.index()) as u8)),
             themes: raw.themes.as_deref().map(theme_mask),
             contact_kinds: raw.contact_kinds.as_ref().map(|v| v.iter().fold(0, |m, k| m | contact_bit(k.0))),
             transactional: raw.transactional,
@@ -590,8 +593,8 @@ impl Checker<'_> {
             self.nonempty(id, "directions", cd.after.directions.as_deref());
             self.nonempty(id, "themes", cd.after.themes.as_deref());
             let trigger = Filter {
-                channels: cd.after.channels.as_ref().map(|v| v.iter().fold(0, |m, c| m | bit(Channel::ALL, *c) as u16)),
-                directions: cd.after.directions.as_ref().map(|v| v.iter().fold(0, |m, d| m | bit(Direction::ALL, *d) as u8)),
+                channels: cd.after.channels.as_ref().map(|v| v.iter().fold(0, |m, c| m | bit(c.index()) as u16)),
+                directions: cd.after.directions.as_ref().map(|v| v.iter().fold(0, |m, d| m | bit(d.index()) as u8)),
                 themes: cd.after.themes.as_deref().map(theme_mask),
                 ..Filter::default()
             };

@@ -83,6 +83,11 @@ macro_rules! vocabulary {
             /// The vocabulary's name, as used in error messages.
             pub const LABEL: &'static str = $label;
 
+            /// The value's place in [`Self::ALL`], for bit sets.
+            pub const fn index(self) -> usize {
+                self as usize
+            }
+
             /// The upstream spelling.
             pub const fn as_str(self) -> &'static str {
                 match self {
