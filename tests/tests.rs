@@ -2,4 +2,11 @@
 //! Each module drives a public interface: the library API, or the command
 //! line as a subprocess.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod scenarios;
+mod engine_api;
+mod model;
+mod index;
+mod rules_files;
+mod cli;

