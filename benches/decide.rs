@@ -12,12 +12,17 @@
 //! Run: `cargo bench --bench decide`. CI only smoke-runs it
 //! (`cargo test --benches`).
 
-#![allow(clippy::expect_used, reason = "benchmark setup: a failure must stop the run")]
+#![allow(
+    clippy::expect_used,
+    reason = "benchmark setup: a failure must stop the run"
+)]
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use compliance_guard::engine::{self, Proposal};
 use compliance_guard::index::Index;
-use compliance_guard::model::{Channel, ContactKind, ContactInput, Direction, InteractionInput, Theme};
+use compliance_guard::model::{
+    Channel, ContactInput, ContactKind, Direction, InteractionInput, Theme,
+};
 use compliance_guard::rules::{LoadOptions, RuleSet};
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -37,18 +42,28 @@ fn input(i: usize, at: DateTime<Utc>) -> InteractionInput {
         theme: Some("opsCollDebt".into()),
         loan_id: Some(if i.is_multiple_of(2) { "L1" } else { "L2" }.into()),
         started_at: Some(at.to_rfc3339()),
-        contact: Some(ContactInput { kind: Some("mobilePhone".into()), value: None, name: None }),
+        contact: Some(ContactInput {
+            kind: Some("mobilePhone".into()),
+            value: None,
+            name: None,
+        }),
         ..InteractionInput::default()
     }
 }
 
 fn bench(c: &mut Criterion) {
-    let rules = RuleSet::load_dir("rules".as_ref(), &LoadOptions::default()).expect("shipped rules load");
-    let now = Utc.with_ymd_and_hms(2020, 6, 15, 16, 0, 0).single().expect("valid time");
+    let rules =
+        RuleSet::load_dir("rules".as_ref(), &LoadOptions::default()).expect("shipped rules load");
+    let now = Utc
+        .with_ymd_and_hms(2020, 6, 15, 16, 0, 0)
+        .single()
+        .expect("valid time");
     let mut index = Index::default();
     for i in 0..100 {
         let at = now - Duration::minutes(7 * 24 * 60 * (i as i64 + 1) / 101);
-        index.create("BO-BENCH-1", &input(i, at), at).expect("valid record");
+        index
+            .create("BO-BENCH-1", &input(i, at), at)
+            .expect("valid record");
     }
     let mut send = Proposal::new(Channel::Voice, Direction::Outbound);
     send.theme = Some(Theme::OpsCollDebt);
@@ -59,25 +74,35 @@ fn bench(c: &mut Criterion) {
 
     let view = index.view("BO-BENCH-1").expect("valid id");
     let d = engine::decide(&rules, &view, &send, now);
-    assert_eq!(d.applied_rule_ids.len(), rules.rules().len(), "every shipped rule applies");
+    assert_eq!(
+        d.applied_rule_ids.len(),
+        rules.rules().len(),
+        "every shipped rule applies"
+    );
 
     let mut group = c.benchmark_group("decide/100-interactions");
-    group.bench_function("one-zone", |b| b.iter(|| engine::decide(&rules, &view, black_box(&send), now)));
+    group.bench_function("one-zone", |b| {
+        b.iter(|| engine::decide(&rules, &view, black_box(&send), now))
+    });
     let mut anywhere = send.clone();
     anywhere.zones.clear();
-    group.bench_function("all-us-zones", |b| b.iter(|| engine::decide(&rules, &view, black_box(&anywhere), now)));
+    group.bench_function("all-us-zones", |b| {
+        b.iter(|| engine::decide(&rules, &view, black_box(&anywhere), now))
+    });
     group.finish();
 
     let mut big = Index::default();
     for p in 0..10_000 {
-        big.create(&format!("BO-P-{p}"), &input(p, now), now).expect("valid record");
+        big.create(&format!("BO-P-{p}"), &input(p, now), now)
+            .expect("valid record");
     }
     let record = input(0, now);
     let mut n = 0usize;
     c.bench_function("record/one-interaction", |b| {
         b.iter(|| {
             n += 1;
-            big.create(&format!("BO-P-{}", n % 10_000), black_box(&record), now).map(|r| r.id.len())
+            big.create(&format!("BO-P-{}", n % 10_000), black_box(&record), now)
+                .map(|r| r.id.len())
         })
     });
 }

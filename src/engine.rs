@@ -65,20 +65,32 @@ pub enum EngineError {
 /// Parses candidate time zone names; an unknown name is an error.
 pub fn parse_zones(names: &[String]) -> Result<Vec<Tz>, EngineError> {
     if names.len() > MAX_PLACES {
-        return Err(EngineError::TooMany { field: "timeZones", len: names.len() });
+        return Err(EngineError::TooMany {
+            field: "timeZones",
+            len: names.len(),
+        });
     }
     names
         .iter()
-        .map(|n| n.parse::<Tz>().map_err(|_| EngineError::UnknownZone(n.chars().take(64).collect())))
+        .map(|n| {
+            n.parse::<Tz>()
+                .map_err(|_| EngineError::UnknownZone(n.chars().take(64).collect()))
+        })
         .collect()
 }
 
 /// Parses jurisdiction codes; an unknown code is an error.
 pub fn parse_jurisdictions(codes: &[String]) -> Result<Vec<Jurisdiction>, EngineError> {
     if codes.len() > MAX_PLACES {
-        return Err(EngineError::TooMany { field: "jurisdictions", len: codes.len() });
+        return Err(EngineError::TooMany {
+            field: "jurisdictions",
+            len: codes.len(),
+        });
     }
-    codes.iter().map(|c| Jurisdiction::parse(c).map_err(EngineError::from)).collect()
+    codes
+        .iter()
+        .map(|c| Jurisdiction::parse(c).map_err(EngineError::from))
+        .collect()
 }
 
 /// A proposed communication: what the pipeline is about to send.
@@ -132,7 +144,8 @@ impl Proposal {
     }
 
     fn effective_theme(&self) -> Option<Theme> {
-        self.theme.or_else(|| self.subject.and_then(Subject::implied_theme))
+        self.theme
+            .or_else(|| self.subject.and_then(Subject::implied_theme))
     }
 
     /// The candidate zones the decision evaluates in.
@@ -140,9 +153,17 @@ impl Proposal {
         if !self.zones.is_empty() {
             return dedup(self.zones.clone());
         }
-        let places: Vec<Jurisdiction> =
-            if self.jurisdictions.is_empty() { vec![Jurisdiction::us()] } else { self.jurisdictions.clone() };
-        dedup(places.iter().flat_map(|j| j.zones().iter().copied()).collect())
+        let places: Vec<Jurisdiction> = if self.jurisdictions.is_empty() {
+            vec![Jurisdiction::us()]
+        } else {
+            self.jurisdictions.clone()
+        };
+        dedup(
+            places
+                .iter()
+                .flat_map(|j| j.zones().iter().copied())
+                .collect(),
+        )
     }
 }
 
@@ -220,9 +241,20 @@ struct Item {
 
 #[derive(Debug)]
 enum Kind {
-    Cap { limit: u32, window: i32, items: Vec<Item> },
-    CoolDown { days: i32, day_one: bool, items: Vec<Item> },
-    Hours { from: NaiveTime, until: NaiveTime },
+    Cap {
+        limit: u32,
+        window: i32,
+        items: Vec<Item>,
+    },
+    CoolDown {
+        days: i32,
+        day_one: bool,
+        items: Vec<Item>,
+    },
+    Hours {
+        from: NaiveTime,
+        until: NaiveTime,
+    },
 }
 
 #[derive(Debug)]
@@ -247,7 +279,10 @@ fn cap_day(items: &[Item], window: i32, day: i32) -> CapDay {
         let hi = items.partition_point(|i| i.day <= b);
         u32::try_from(hi - lo).unwrap_or(u32::MAX)
     };
-    let mut best = CapDay { count: 0, start: day - window + 1 };
+    let mut best = CapDay {
+        count: 0,
+        start: day - window + 1,
+    };
     for start in (day - window + 1)..=day {
         let c = count(start, start + window - 1);
         if c > best.count {
@@ -260,8 +295,14 @@ fn cap_day(items: &[Item], window: i32, day: i32) -> CapDay {
 impl Constraint<'_> {
     fn allows(&self, t: DateTime<Utc>) -> bool {
         match &self.kind {
-            Kind::Cap { limit, window, items } => cap_day(items, *window, local_day(self.zone, t)).count < *limit,
-            Kind::CoolDown { .. } => self.quiet_until(t).is_none_or(|end| end < local_day(self.zone, t)),
+            Kind::Cap {
+                limit,
+                window,
+                items,
+            } => cap_day(items, *window, local_day(self.zone, t)).count < *limit,
+            Kind::CoolDown { .. } => self
+                .quiet_until(t)
+                .is_none_or(|end| end < local_day(self.zone, t)),
             Kind::Hours { from, until } => {
                 let local = calendar::local_time(self.zone, t);
                 *from <= local && local < *until
@@ -271,7 +312,14 @@ impl Constraint<'_> {
 
     /// For a cool-down: the last quiet day set by events at or before `t`.
     fn quiet_until(&self, t: DateTime<Utc>) -> Option<i32> {
-        let Kind::CoolDown { days, day_one, items } = &self.kind else { return None };
+        let Kind::CoolDown {
+            days,
+            day_one,
+            items,
+        } = &self.kind
+        else {
+            return None;
+        };
         let ts = t.timestamp();
         items
             .iter()
@@ -286,7 +334,11 @@ impl Constraint<'_> {
             return Some(t);
         }
         match &self.kind {
-            Kind::Cap { limit, window, items } => {
+            Kind::Cap {
+                limit,
+                window,
+                items,
+            } => {
                 let last = items.last().map_or(local_day(self.zone, t), |i| i.day);
                 let first = local_day(self.zone, t) + 1;
                 (first..=last + window)
@@ -299,7 +351,9 @@ impl Constraint<'_> {
                 // event inside the new quiet extends it.
                 for _ in 0..1_000 {
                     match self.quiet_until(t) {
-                        Some(end) if end >= local_day(self.zone, t) => t = day_start(self.zone, end + 1),
+                        Some(end) if end >= local_day(self.zone, t) => {
+                            t = day_start(self.zone, end + 1)
+                        }
                         _ => return Some(t),
                     }
                 }
@@ -307,7 +361,11 @@ impl Constraint<'_> {
             }
             Kind::Hours { from, .. } => {
                 let local = calendar::local_datetime(self.zone, t);
-                let date = if local.time() < *from { local.date() } else { local.date().succ_opt()? };
+                let date = if local.time() < *from {
+                    local.date()
+                } else {
+                    local.date().succ_opt()?
+                };
                 let mut cand = local_instant_at_or_after(self.zone, date.and_time(*from));
                 // A gap or fold can land the boundary outside the window;
                 // step forward a minute at a time (bounded) until inside.
@@ -326,27 +384,44 @@ impl Constraint<'_> {
     /// constraint would block, if nothing else is sent.
     fn next_blocked(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match &self.kind {
-            Kind::Cap { limit, window, items } => {
+            Kind::Cap {
+                limit,
+                window,
+                items,
+            } => {
                 let last = items.last()?.day;
                 ((local_day(self.zone, t) + 1)..=(last + window - 1))
                     .find(|d| cap_day(items, *window, *d).count >= *limit)
                     .map(|d| day_start(self.zone, d))
             }
             Kind::CoolDown { .. } => {
-                let Kind::CoolDown { items, .. } = &self.kind else { return None };
+                let Kind::CoolDown { items, .. } = &self.kind else {
+                    return None;
+                };
                 let ts = t.timestamp();
-                items.iter().filter(|i| i.at > ts).map(|i| i.at).min().and_then(|s| DateTime::from_timestamp(s, 0))
+                items
+                    .iter()
+                    .filter(|i| i.at > ts)
+                    .map(|i| i.at)
+                    .min()
+                    .and_then(|s| DateTime::from_timestamp(s, 0))
             }
             Kind::Hours { until, .. } => {
                 let local = calendar::local_datetime(self.zone, t);
-                Some(local_instant_at_or_after(self.zone, local.date().and_time(*until)))
+                Some(local_instant_at_or_after(
+                    self.zone,
+                    local.date().and_time(*until),
+                ))
             }
         }
     }
 }
 
 /// Moves forward until every constraint allows the same moment.
-fn joint_next_allowed(constraints: &[&Constraint<'_>], from: DateTime<Utc>) -> Option<DateTime<Utc>> {
+fn joint_next_allowed(
+    constraints: &[&Constraint<'_>],
+    from: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     let limit = from + Duration::days(SEARCH_DAYS);
     let mut t = from;
     for _ in 0..100_000 {
@@ -384,7 +459,10 @@ fn later(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> bool {
 /// City, and an unknown fact never makes the guard more permissive.
 fn binds_in(rule: &Rule, places: &[Jurisdiction]) -> bool {
     places.is_empty()
-        || rule.jurisdictions.iter().any(|r| places.iter().any(|p| r.contains(*p) || p.contains(*r)))
+        || rule
+            .jurisdictions
+            .iter()
+            .any(|r| places.iter().any(|p| r.contains(*p) || p.contains(*r)))
 }
 
 fn counts_for_debt(view: &BorrowerView<'_>, e: &Entry, debt: Option<DebtKey>) -> bool {
@@ -397,7 +475,12 @@ fn counts_for_debt(view: &BorrowerView<'_>, e: &Entry, debt: Option<DebtKey>) ->
 /// Decides whether `proposal` may be sent, against `rules` and the
 /// borrower's history in `view`. `now` is the default moment of the send;
 /// nothing else in the decision reads a clock.
-pub fn decide(rules: &RuleSet, view: &BorrowerView<'_>, proposal: &Proposal, now: DateTime<Utc>) -> Decision {
+pub fn decide(
+    rules: &RuleSet,
+    view: &BorrowerView<'_>,
+    proposal: &Proposal,
+    now: DateTime<Utc>,
+) -> Decision {
     let at = proposal.at.unwrap_or(now);
     let zones = proposal.candidate_zones();
     let theme = proposal.effective_theme();
@@ -419,22 +502,37 @@ pub fn decide(rules: &RuleSet, view: &BorrowerView<'_>, proposal: &Proposal, now
 
     // The history any rule reads: from the longest window before the send
     // (plus a day for zone offsets) to the end, future reservations included.
-    let longest = applicable.iter().map(|r| i64::from(r.kind.window_days())).max().unwrap_or(0);
+    let longest = applicable
+        .iter()
+        .map(|r| i64::from(r.kind.window_days()))
+        .max()
+        .unwrap_or(0);
     let entries = view.entries_from((at - Duration::days(longest + 1)).timestamp());
 
     let send_debts = view.debts_of_loans(&proposal.loans);
     // Local days of the windowed entries, once per zone: the time zone
     // conversion is the costliest step, and every rule shares it.
-    let reads_history = applicable.iter().any(|r| !matches!(r.kind, RuleKind::PermittedHours { .. }));
+    let reads_history = applicable
+        .iter()
+        .any(|r| !matches!(r.kind, RuleKind::PermittedHours { .. }));
     let days_by_zone: Vec<Vec<i32>> = if reads_history {
-        zones.iter().map(|z| entries.iter().map(|e| calendar::local_day_ts(*z, e.at)).collect()).collect()
+        zones
+            .iter()
+            .map(|z| {
+                entries
+                    .iter()
+                    .map(|e| calendar::local_day_ts(*z, e.at))
+                    .collect()
+            })
+            .collect()
     } else {
         vec![Vec::new(); zones.len()]
     };
     let mut constraints: Vec<Constraint<'_>> = Vec::new();
     for rule in &applicable {
         let debts: Vec<Option<DebtKey>> = match &rule.kind {
-            RuleKind::FrequencyCap { per: Per::Debt, .. } | RuleKind::CoolDown { per: Per::Debt, .. } => {
+            RuleKind::FrequencyCap { per: Per::Debt, .. }
+            | RuleKind::CoolDown { per: Per::Debt, .. } => {
                 debts_to_check(view, &send_debts, entries)
             }
             _ => vec![None],
@@ -449,8 +547,12 @@ pub fn decide(rules: &RuleSet, view: &BorrowerView<'_>, proposal: &Proposal, now
     let mut violations = Vec::new();
     let mut blocked_rules: Vec<(&Rule, Option<DateTime<Utc>>)> = Vec::new();
     for rule in &applicable {
-        let mine: Vec<&Constraint<'_>> = constraints.iter().filter(|c| std::ptr::eq(c.rule, *rule)).collect();
-        let failing: Vec<&Constraint<'_>> = mine.iter().copied().filter(|c| !c.allows(at)).collect();
+        let mine: Vec<&Constraint<'_>> = constraints
+            .iter()
+            .filter(|c| std::ptr::eq(c.rule, *rule))
+            .collect();
+        let failing: Vec<&Constraint<'_>> =
+            mine.iter().copied().filter(|c| !c.allows(at)).collect();
         if failing.is_empty() {
             continue;
         }
@@ -481,7 +583,11 @@ pub fn decide(rules: &RuleSet, view: &BorrowerView<'_>, proposal: &Proposal, now
                 decisive = *b;
             }
         }
-        (Some(decisive.0.id.clone()), joint_next_allowed(&all, at), None)
+        (
+            Some(decisive.0.id.clone()),
+            joint_next_allowed(&all, at),
+            None,
+        )
     };
     Decision {
         allowed,
@@ -499,7 +605,11 @@ pub fn decide(rules: &RuleSet, view: &BorrowerView<'_>, proposal: &Proposal, now
 /// none, every debt of the borrower that the windowed history or the
 /// declared accounts know of; when there is none, one bucket that counts
 /// everything.
-fn debts_to_check(view: &BorrowerView<'_>, send_debts: &[DebtKey], entries: &[Entry]) -> Vec<Option<DebtKey>> {
+fn debts_to_check(
+    view: &BorrowerView<'_>,
+    send_debts: &[DebtKey],
+    entries: &[Entry],
+) -> Vec<Option<DebtKey>> {
     if !send_debts.is_empty() {
         return send_debts.iter().map(|d| Some(*d)).collect();
     }
@@ -529,23 +639,47 @@ fn build<'r>(
     zone: Tz,
     debt: Option<DebtKey>,
 ) -> Constraint<'r> {
-    let item = |(e, day): (&Entry, &i32)| Item { at: e.at, day: *day, key: e.key };
+    let item = |(e, day): (&Entry, &i32)| Item {
+        at: e.at,
+        day: *day,
+        key: e.key,
+    };
     let kind = match &rule.kind {
-        RuleKind::FrequencyCap { limit, window_days, counting, .. } => {
+        RuleKind::FrequencyCap {
+            limit,
+            window_days,
+            counting,
+            ..
+        } => {
             let mut items: Vec<Item> = entries
                 .iter()
                 .zip(local_days)
-                .filter(|(e, _)| counted(&rule.applies, counting, e) && counts_for_debt(view, e, debt))
+                .filter(|(e, _)| {
+                    counted(view, &rule.applies, counting, e) && counts_for_debt(view, e, debt)
+                })
                 .map(item)
                 .collect();
             items.sort_by_key(|i| (i.day, i.at));
-            Kind::Cap { limit: *limit, window: i32::try_from(*window_days).unwrap_or(i32::MAX / 4), items }
+            Kind::Cap {
+                limit: *limit,
+                window: i32::try_from(*window_days).unwrap_or(i32::MAX / 4),
+                items,
+            }
         }
-        RuleKind::CoolDown { days, event_day_is_day_one, trigger, .. } => {
+        RuleKind::CoolDown {
+            days,
+            event_day_is_day_one,
+            trigger,
+            ..
+        } => {
             let items = entries
                 .iter()
                 .zip(local_days)
-                .filter(|(e, _)| trigger.covers_entry(e) && is_conversation(e) && counts_for_debt(view, e, debt))
+                .filter(|(e, _)| {
+                    is_conversation(e)
+                        && trigger.covers_entry(e, view.answers_borrower(e))
+                        && counts_for_debt(view, e, debt)
+                })
                 .map(item)
                 .collect();
             Kind::CoolDown {
@@ -554,13 +688,21 @@ fn build<'r>(
                 items,
             }
         }
-        RuleKind::PermittedHours { from, until } => Kind::Hours { from: *from, until: *until },
+        RuleKind::PermittedHours { from, until } => Kind::Hours {
+            from: *from,
+            until: *until,
+        },
     };
-    Constraint { rule, zone, debt, kind }
+    Constraint {
+        rule,
+        zone,
+        debt,
+        kind,
+    }
 }
 
-fn counted(applies: &Filter, counting: &Counting, e: &Entry) -> bool {
-    applies.covers_entry(e) && counting.counts(e)
+fn counted(view: &BorrowerView<'_>, applies: &Filter, counting: &Counting, e: &Entry) -> bool {
+    counting.counts(e) && applies.covers_entry(e, e.previous.is_some() && view.answers_borrower(e))
 }
 
 fn describe(
@@ -572,7 +714,10 @@ fn describe(
 ) -> Violation {
     let rule = c.rule;
     let debt = c.debt.map(|d| view.debt_name(d, send_loans));
-    let about = debt.as_ref().map(|d| format!(" about debt `{d}`")).unwrap_or_default();
+    let about = debt
+        .as_ref()
+        .map(|d| format!(" about debt `{d}`"))
+        .unwrap_or_default();
     let date = |d: i32| NaiveDate::from_num_days_from_ce_opt(d);
     let day = local_day(c.zone, at);
     let mut v = Violation {
@@ -590,7 +735,11 @@ fn describe(
         next_allowed_at,
     };
     match &c.kind {
-        Kind::Cap { limit, window, items } => {
+        Kind::Cap {
+            limit,
+            window,
+            items,
+        } => {
             let worst = cap_day(items, *window, day);
             let end = worst.start + window - 1;
             v.count = worst.count;
@@ -613,18 +762,29 @@ fn describe(
                 limit
             );
         }
-        Kind::CoolDown { days, day_one, items } => {
+        Kind::CoolDown {
+            days,
+            day_one,
+            items,
+        } => {
             let ts = at.timestamp();
             let quiet: Vec<&Item> = items
                 .iter()
                 .filter(|i| i.at <= ts && i.day + days - i32::from(*day_one) >= day)
                 .collect();
             let first = quiet.iter().map(|i| i.day).min().unwrap_or(day);
-            let end = quiet.iter().map(|i| i.day + days - i32::from(*day_one)).max().unwrap_or(day);
+            let end = quiet
+                .iter()
+                .map(|i| i.day + days - i32::from(*day_one))
+                .max()
+                .unwrap_or(day);
             v.count = u32::try_from(quiet.len()).unwrap_or(u32::MAX);
             v.window_start = date(first);
             v.window_end = date(end);
-            v.counted_interaction_ids = quiet.iter().map(|i| view.interaction_id(i.key).to_owned()).collect();
+            v.counted_interaction_ids = quiet
+                .iter()
+                .map(|i| view.interaction_id(i.key).to_owned())
+                .collect();
             v.message = format!(
                 "a telephone conversation{about} on {} ({}) starts a quiet period through {}",
                 fmt_day(first),

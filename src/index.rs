@@ -18,8 +18,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::model::{
-    AgentOutcome, AnyId, Channel, ContactKind, Direction, Interaction, InteractionInput, MAX_ID_CHARS,
-    MAX_LOANS, Status, StatusDetails, Theme, ValidationError,
+    AgentOutcome, AnyId, Channel, ContactKind, Direction, Interaction, InteractionInput,
+    MAX_ID_CHARS, MAX_LOANS, Status, StatusDetails, Theme, ValidationError,
 };
 
 /// Default history horizon, in days: at least the longest window a rule
@@ -36,7 +36,9 @@ pub struct IndexConfig {
 
 impl Default for IndexConfig {
     fn default() -> Self {
-        IndexConfig { horizon_days: DEFAULT_HORIZON_DAYS }
+        IndexConfig {
+            horizon_days: DEFAULT_HORIZON_DAYS,
+        }
     }
 }
 
@@ -94,7 +96,9 @@ pub enum IndexError {
         existing: String,
     },
     /// A link that would merge two people's histories into one.
-    #[error("`{a}` and `{b}` already name two different people (`{a_id}`, `{b_id}`) with their own records; linking them would join two histories")]
+    #[error(
+        "`{a}` and `{b}` already name two different people (`{a_id}`, `{b_id}`) with their own records; linking them would join two histories"
+    )]
     WouldJoin {
         /// The first name.
         a: String,
@@ -106,7 +110,9 @@ pub enum IndexError {
         b_id: String,
     },
     /// An update that would move an interaction to another person.
-    #[error("`personId` `{given}` is not the interaction's person `{actual}`; an interaction cannot move to another person")]
+    #[error(
+        "`personId` `{given}` is not the interaction's person `{actual}`; an interaction cannot move to another person"
+    )]
     PersonChange {
         /// The person given.
         given: String,
@@ -122,7 +128,9 @@ pub enum IndexError {
         debt: String,
     },
     /// Upstream lets lenders delete only the interactions they supplied.
-    #[error("interaction `{0}` was not supplied by the lender (`isExternal` is false), so it cannot be deleted")]
+    #[error(
+        "interaction `{0}` was not supplied by the lender (`isExternal` is false), so it cannot be deleted"
+    )]
     NotExternal(String),
     /// An interaction that was deleted.
     #[error("interaction `{0}` was deleted")]
@@ -160,9 +168,11 @@ pub struct Entry {
     pub contact: ContactKind,
     /// isTransactional; `None` is unknown.
     pub transactional: Option<bool>,
-    /// True if it answers a communication from the borrower: its
-    /// previousInteractionId points at an inbound interaction.
-    pub answers_borrower: bool,
+    /// The interaction its previousInteractionId names, if we know it.
+    /// Whether it answers the borrower is read at decision time
+    /// ([`BorrowerView::answers_borrower`]), so that a later delete or
+    /// change of the earlier interaction shows at once.
+    pub previous: Option<InteractionKey>,
     /// The loans it names; empty means it counts for every debt.
     pub loans: Box<[NameKey]>,
 }
@@ -229,7 +239,10 @@ fn generated_id(prefix: &str, n: u64) -> String {
 impl Index {
     /// An empty index.
     pub fn new(config: IndexConfig) -> Index {
-        Index { config, ..Index::default() }
+        Index {
+            config,
+            ..Index::default()
+        }
     }
 
     /// The configuration it was built with.
@@ -257,7 +270,9 @@ impl Index {
 
     /// Our id of a person.
     pub fn person_id(&self, key: PersonKey) -> &str {
-        self.people.get(key.0 as usize).map_or("", |p| p.id.as_str())
+        self.people
+            .get(key.0 as usize)
+            .map_or("", |p| p.id.as_str())
     }
 
     /// Finds a person, registering them on first mention. A person first
@@ -295,7 +310,11 @@ impl Index {
     /// one history out of two. A name that has no records yet simply moves.
     pub fn link_person(&mut self, id: &str, external_id: &str) -> Result<PersonKey, IndexError> {
         let AnyId::Ours(id) = AnyId::parse("personId", id)? else {
-            return Err(ValidationError::InvalidId { field: "personId", value: id.to_owned() }.into());
+            return Err(ValidationError::InvalidId {
+                field: "personId",
+                value: id.to_owned(),
+            }
+            .into());
         };
         if external_id.is_empty() || external_id.chars().count() > MAX_ID_CHARS {
             return Err(ValidationError::Length {
@@ -309,7 +328,9 @@ impl Index {
         let by_id = self.person_ids.get(id).copied();
         let by_ext = self.person_external_ids.get(external_id).copied();
         let has_records = |k: PersonKey, idx: &Index| {
-            idx.people.get(k.0 as usize).is_some_and(|p| p.interactions > 0 || !p.accounts.is_empty())
+            idx.people
+                .get(k.0 as usize)
+                .is_some_and(|p| p.interactions > 0 || !p.accounts.is_empty())
         };
         match (by_id, by_ext) {
             (Some(a), Some(b)) if a == b => Ok(a),
@@ -329,7 +350,9 @@ impl Index {
             }
             (Some(a), None) => {
                 self.person_external_ids.insert(external_id.to_owned(), a);
-                self.people[a.0 as usize].external_ids.push(external_id.to_owned());
+                self.people[a.0 as usize]
+                    .external_ids
+                    .push(external_id.to_owned());
                 Ok(a)
             }
             (None, Some(b)) => {
@@ -341,7 +364,9 @@ impl Index {
             (None, None) => {
                 let k = self.register_person(id)?;
                 self.person_external_ids.insert(external_id.to_owned(), k);
-                self.people[k.0 as usize].external_ids.push(external_id.to_owned());
+                self.people[k.0 as usize]
+                    .external_ids
+                    .push(external_id.to_owned());
                 Ok(k)
             }
         }
@@ -349,7 +374,11 @@ impl Index {
 
     /// Moves every name of `empty` (a person with no records) to `keep`.
     fn absorb(&mut self, keep: PersonKey, empty: PersonKey) {
-        for v in self.person_ids.values_mut().chain(self.person_external_ids.values_mut()) {
+        for v in self
+            .person_ids
+            .values_mut()
+            .chain(self.person_external_ids.values_mut())
+        {
             if *v == empty {
                 *v = keep;
             }
@@ -362,7 +391,12 @@ impl Index {
     /// person (12 CFR 1006.14(b)(4): student loans serviced under one
     /// account number are one debt; D.C. counts per account). A second
     /// declaration of the same account replaces its list of loans.
-    pub fn declare_debt(&mut self, person: &str, debt_id: &str, loans: &[String]) -> Result<(), IndexError> {
+    pub fn declare_debt(
+        &mut self,
+        person: &str,
+        debt_id: &str,
+        loans: &[String],
+    ) -> Result<(), IndexError> {
         if debt_id.is_empty() || debt_id.chars().count() > MAX_ID_CHARS {
             return Err(IndexError::BadDebt {
                 debt: debt_id.chars().take(64).collect(),
@@ -375,10 +409,16 @@ impl Index {
                 reason: format!("{} loans given; allowed: at most {MAX_LOANS}", loans.len()),
             });
         }
-        if let Some(bad) = loans.iter().find(|l| l.is_empty() || l.chars().count() > MAX_ID_CHARS) {
+        if let Some(bad) = loans
+            .iter()
+            .find(|l| l.is_empty() || l.chars().count() > MAX_ID_CHARS)
+        {
             return Err(IndexError::BadDebt {
                 debt: debt_id.to_owned(),
-                reason: format!("loan id `{}` must have 1 to {MAX_ID_CHARS} characters", bad.chars().take(64).collect::<String>()),
+                reason: format!(
+                    "loan id `{}` must have 1 to {MAX_ID_CHARS} characters",
+                    bad.chars().take(64).collect::<String>()
+                ),
             });
         }
         let p = self.register_person(person)?;
@@ -411,7 +451,12 @@ impl Index {
     /// `now` is the moment of recording (the default `startedAt` and
     /// `createdAt`). An `id` in the input is kept if it is free; otherwise
     /// we assign one (`IT-...`).
-    pub fn create(&mut self, person: &str, input: &InteractionInput, now: DateTime<Utc>) -> Result<&Interaction, IndexError> {
+    pub fn create(
+        &mut self,
+        person: &str,
+        input: &InteractionInput,
+        now: DateTime<Utc>,
+    ) -> Result<&Interaction, IndexError> {
         let mut record = input.validate(now)?;
         if let Some(ext) = &record.external_id
             && let Some(k) = self.external_ids.get(ext)
@@ -425,7 +470,11 @@ impl Index {
         let id = match input.id.as_deref() {
             Some(given) => {
                 if !matches!(AnyId::parse("id", given)?, AnyId::Ours(_)) {
-                    return Err(ValidationError::InvalidId { field: "id", value: given.to_owned() }.into());
+                    return Err(ValidationError::InvalidId {
+                        field: "id",
+                        value: given.to_owned(),
+                    }
+                    .into());
                 }
                 if let Some(k) = self.ids.get(given) {
                     return Err(IndexError::Duplicate {
@@ -446,15 +495,19 @@ impl Index {
         };
         if let Some(given) = &input.person_id
             && given != person
-            && (self.find_person(person)?.is_none() || self.find_person(given)? != self.find_person(person)?)
+            && (self.find_person(person)?.is_none()
+                || self.find_person(given)? != self.find_person(person)?)
         {
-            return Err(IndexError::PersonChange { given: given.clone(), actual: person.to_owned() });
+            return Err(IndexError::PersonChange {
+                given: given.clone(),
+                actual: person.to_owned(),
+            });
         }
         let p = self.register_person(person)?;
         record.id = id.clone();
         record.person_id = self.person_id(p).to_owned();
         let key = InteractionKey(u32::try_from(self.records.len()).unwrap_or(u32::MAX));
-        let entry = self.entry_for(p, key, &record);
+        let entry = self.entry_for(key, &record);
         self.ids.insert(id, key);
         if let Some(ext) = &record.external_id {
             self.external_ids.insert(ext.clone(), key);
@@ -466,12 +519,16 @@ impl Index {
         Ok(&self.records[key.0 as usize].1)
     }
 
-    fn entry_for(&mut self, p: PersonKey, key: InteractionKey, record: &Interaction) -> Entry {
-        let answers_borrower = record
+    fn entry_for(&mut self, key: InteractionKey, record: &Interaction) -> Entry {
+        let previous = record
             .previous_interaction_id
             .as_deref()
-            .is_some_and(|prev| self.is_inbound_of(p, prev));
-        let loans = record.loans().into_iter().map(|l| self.names.intern(l)).collect();
+            .and_then(|prev| self.find_interaction(prev).ok().flatten());
+        let loans = record
+            .loans()
+            .into_iter()
+            .map(|l| self.names.intern(l))
+            .collect();
         Entry {
             at: record.occurs_at().timestamp(),
             key,
@@ -483,7 +540,7 @@ impl Index {
             outcome: record.agent_outcome,
             contact: record.contact_kind(),
             transactional: record.is_transactional,
-            answers_borrower,
+            previous,
             loans,
         }
     }
@@ -492,8 +549,14 @@ impl Index {
         self.find_interaction(any_id)
             .ok()
             .flatten()
-            .map(|k| &self.records[k.0 as usize])
-            .is_some_and(|(owner, r)| *owner == p && r.direction == Direction::Inbound && r.deleted_at.is_none())
+            .is_some_and(|k| self.key_is_inbound_of(p, k))
+    }
+
+    /// True if `k` is a live inbound interaction of person `p`.
+    fn key_is_inbound_of(&self, p: PersonKey, k: InteractionKey) -> bool {
+        self.records.get(k.0 as usize).is_some_and(|(owner, r)| {
+            *owner == p && r.direction == Direction::Inbound && r.deleted_at.is_none()
+        })
     }
 
     /// True if a send with this previousInteractionId answers a
@@ -514,7 +577,11 @@ impl Index {
         })
     }
 
-    fn locate(&self, person: Option<&str>, interaction: &str) -> Result<InteractionKey, IndexError> {
+    fn locate(
+        &self,
+        person: Option<&str>,
+        interaction: &str,
+    ) -> Result<InteractionKey, IndexError> {
         let unknown = || IndexError::UnknownInteraction {
             person: person.unwrap_or("*").to_owned(),
             id: interaction.to_owned(),
@@ -555,15 +622,34 @@ impl Index {
         if let Some(given) = &patch.person_id
             && self.find_person(given)? != Some(p)
         {
-            return Err(IndexError::PersonChange { given: given.clone(), actual: old.person_id.clone() });
+            return Err(IndexError::PersonChange {
+                given: given.clone(),
+                actual: old.person_id.clone(),
+            });
         }
         if let Some(new_id) = &patch.id
             && *new_id != old.id
         {
-            return Err(ValidationError::InvalidId { field: "id", value: new_id.clone() }.into());
+            return Err(ValidationError::InvalidId {
+                field: "id",
+                value: new_id.clone(),
+            }
+            .into());
         }
         let mut merged = old.to_input();
         merged.overlay(patch);
+        // statusDetails tied to the old status describe the old state: a
+        // status change that does not restate them drops them, so that
+        // `failed` + `voiceNumberDisconnected` can move to `attempted`.
+        if patch.status.is_some()
+            && patch.status_details.is_none()
+            && old
+                .status_details
+                .and_then(StatusDetails::required_status)
+                .is_some_and(|s| Some(s.as_str()) != patch.status.as_deref())
+        {
+            merged.status_details = None;
+        }
         let mut record = merged.validate(now)?;
         if let Some(ext) = &record.external_id
             && old.external_id.as_ref() != Some(ext)
@@ -578,7 +664,7 @@ impl Index {
         record.updated_at = Some(now);
         let old_at = old.occurs_at().timestamp();
         let old_ext = old.external_id.clone();
-        let entry = self.entry_for(p, key, &record);
+        let entry = self.entry_for(key, &record);
         if old_ext != record.external_id {
             if let Some(e) = old_ext {
                 self.external_ids.remove(&e);
@@ -597,7 +683,12 @@ impl Index {
     /// Soft-deletes an interaction: it keeps its record with `deletedAt`,
     /// and stops counting from the next decision on. Only interactions the
     /// lender supplied (`isExternal`) can be deleted, as upstream.
-    pub fn delete(&mut self, person: Option<&str>, interaction: &str, now: DateTime<Utc>) -> Result<&Interaction, IndexError> {
+    pub fn delete(
+        &mut self,
+        person: Option<&str>,
+        interaction: &str,
+        now: DateTime<Utc>,
+    ) -> Result<&Interaction, IndexError> {
         let key = self.locate(person, interaction)?;
         let (p, record) = &mut self.records[key.0 as usize];
         if !record.is_external {
@@ -613,16 +704,25 @@ impl Index {
     }
 
     /// The chain of earlier interactions linked through
-    /// previousInteractionId, nearest first. A link to an unknown id ends
-    /// the chain; a cycle is cut at its first repeat.
-    pub fn previous_chain(&self, person: Option<&str>, interaction: &str) -> Result<Vec<&Interaction>, IndexError> {
+    /// previousInteractionId, nearest first. A link to an unknown id or to
+    /// another person's interaction ends the chain; a cycle is cut at its
+    /// first repeat.
+    pub fn previous_chain(
+        &self,
+        person: Option<&str>,
+        interaction: &str,
+    ) -> Result<Vec<&Interaction>, IndexError> {
         let key = self.locate(person, interaction)?;
         let mut seen = vec![key];
         let mut chain = Vec::new();
+        let owner = self.records[key.0 as usize].0;
         let mut cur = &self.records[key.0 as usize].1;
         while let Some(prev) = cur.previous_interaction_id.as_deref() {
-            let Ok(Some(k)) = self.find_interaction(prev) else { break };
-            if seen.contains(&k) {
+            let Ok(Some(k)) = self.find_interaction(prev) else {
+                break;
+            };
+            // The chain stays within the person's own history.
+            if seen.contains(&k) || self.records[k.0 as usize].0 != owner {
                 break;
             }
             seen.push(k);
@@ -650,7 +750,11 @@ impl Index {
     /// has an empty history.
     pub fn view(&self, person: &str) -> Result<BorrowerView<'_>, IndexError> {
         let p = self.find_person(person)?;
-        Ok(BorrowerView { index: self, person: p.and_then(|k| self.people.get(k.0 as usize)) })
+        Ok(BorrowerView {
+            index: self,
+            person_key: p,
+            person: p.and_then(|k| self.people.get(k.0 as usize)),
+        })
     }
 }
 
@@ -670,6 +774,7 @@ fn remove_entry(entries: &mut Vec<Entry>, at: i64, key: InteractionKey) {
 #[derive(Debug, Clone, Copy)]
 pub struct BorrowerView<'a> {
     index: &'a Index,
+    person_key: Option<PersonKey>,
     person: Option<&'a Person>,
 }
 
@@ -685,9 +790,22 @@ impl<'a> BorrowerView<'a> {
         &all[all.partition_point(|e| e.at < from)..]
     }
 
+    /// True if an entry answers a communication from the borrower: its
+    /// previousInteractionId names one of the borrower's inbound
+    /// interactions that has not been deleted.
+    pub fn answers_borrower(&self, e: &Entry) -> bool {
+        match (e.previous, self.person_key) {
+            (Some(prev), Some(p)) => self.index.key_is_inbound_of(p, prev),
+            _ => false,
+        }
+    }
+
     /// Our id of an interaction.
     pub fn interaction_id(&self, key: InteractionKey) -> &'a str {
-        self.index.records.get(key.0 as usize).map_or("", |(_, r)| r.id.as_str())
+        self.index
+            .records
+            .get(key.0 as usize)
+            .map_or("", |(_, r)| r.id.as_str())
     }
 
     /// The debt a loan belongs to: its account if declared, else itself.
@@ -716,7 +834,9 @@ impl<'a> BorrowerView<'a> {
 
     /// The declared accounts of this borrower.
     pub fn accounts(&self) -> Vec<DebtKey> {
-        self.person.map_or_else(Vec::new, |p| p.accounts.keys().map(|k| DebtKey::Account(*k)).collect())
+        self.person.map_or_else(Vec::new, |p| {
+            p.accounts.keys().map(|k| DebtKey::Account(*k)).collect()
+        })
     }
 
     /// A debt's id for messages: the loan or account id, or the loan's

@@ -56,94 +56,373 @@ const PACIFIC: &[Tz] = &[Am::Los_Angeles];
 /// Where a state spans zones, all of them are listed, so that a borrower
 /// known only by state is checked against each.
 const STATES: &[Entry] = &[
-    Entry { code: "US-AL", name: "Alabama", zones: CENTRAL },
-    Entry { code: "US-AK", name: "Alaska", zones: &[Am::Anchorage, Am::Juneau, Am::Sitka, Am::Metlakatla, Am::Yakutat, Am::Nome, Am::Adak] },
-    Entry { code: "US-AZ", name: "Arizona", zones: &[Am::Phoenix, Am::Denver] },
-    Entry { code: "US-AR", name: "Arkansas", zones: CENTRAL },
-    Entry { code: "US-CA", name: "California", zones: PACIFIC },
-    Entry { code: "US-CO", name: "Colorado", zones: MOUNTAIN },
-    Entry { code: "US-CT", name: "Connecticut", zones: EASTERN },
-    Entry { code: "US-DE", name: "Delaware", zones: EASTERN },
-    Entry { code: "US-DC", name: "District of Columbia", zones: EASTERN },
-    Entry { code: "US-FL", name: "Florida", zones: &[Am::New_York, Am::Chicago] },
-    Entry { code: "US-GA", name: "Georgia", zones: EASTERN },
-    Entry { code: "US-HI", name: "Hawaii", zones: &[Pa::Honolulu] },
-    Entry { code: "US-ID", name: "Idaho", zones: &[Am::Boise, Am::Los_Angeles] },
-    Entry { code: "US-IL", name: "Illinois", zones: CENTRAL },
+    Entry {
+        code: "US-AL",
+        name: "Alabama",
+        zones: CENTRAL,
+    },
+    Entry {
+        code: "US-AK",
+        name: "Alaska",
+        zones: &[
+            Am::Anchorage,
+            Am::Juneau,
+            Am::Sitka,
+            Am::Metlakatla,
+            Am::Yakutat,
+            Am::Nome,
+            Am::Adak,
+        ],
+    },
+    Entry {
+        code: "US-AZ",
+        name: "Arizona",
+        zones: &[Am::Phoenix, Am::Denver],
+    },
+    Entry {
+        code: "US-AR",
+        name: "Arkansas",
+        zones: CENTRAL,
+    },
+    Entry {
+        code: "US-CA",
+        name: "California",
+        zones: PACIFIC,
+    },
+    Entry {
+        code: "US-CO",
+        name: "Colorado",
+        zones: MOUNTAIN,
+    },
+    Entry {
+        code: "US-CT",
+        name: "Connecticut",
+        zones: EASTERN,
+    },
+    Entry {
+        code: "US-DE",
+        name: "Delaware",
+        zones: EASTERN,
+    },
+    Entry {
+        code: "US-DC",
+        name: "District of Columbia",
+        zones: EASTERN,
+    },
+    Entry {
+        code: "US-FL",
+        name: "Florida",
+        zones: &[Am::New_York, Am::Chicago],
+    },
+    Entry {
+        code: "US-GA",
+        name: "Georgia",
+        zones: EASTERN,
+    },
+    Entry {
+        code: "US-HI",
+        name: "Hawaii",
+        zones: &[Pa::Honolulu],
+    },
+    Entry {
+        code: "US-ID",
+        name: "Idaho",
+        zones: &[Am::Boise, Am::Los_Angeles],
+    },
+    Entry {
+        code: "US-IL",
+        name: "Illinois",
+        zones: CENTRAL,
+    },
     Entry {
         code: "US-IN",
         name: "Indiana",
         zones: &[
-            Am::Indiana::Indianapolis, Am::Indiana::Knox, Am::Indiana::Marengo, Am::Indiana::Petersburg,
-            Am::Indiana::Tell_City, Am::Indiana::Vevay, Am::Indiana::Vincennes, Am::Indiana::Winamac, Am::Chicago,
+            Am::Indiana::Indianapolis,
+            Am::Indiana::Knox,
+            Am::Indiana::Marengo,
+            Am::Indiana::Petersburg,
+            Am::Indiana::Tell_City,
+            Am::Indiana::Vevay,
+            Am::Indiana::Vincennes,
+            Am::Indiana::Winamac,
+            Am::Chicago,
         ],
     },
-    Entry { code: "US-IA", name: "Iowa", zones: CENTRAL },
-    Entry { code: "US-KS", name: "Kansas", zones: &[Am::Chicago, Am::Denver] },
-    Entry { code: "US-KY", name: "Kentucky", zones: &[Am::New_York, Am::Kentucky::Louisville, Am::Kentucky::Monticello, Am::Chicago] },
-    Entry { code: "US-LA", name: "Louisiana", zones: CENTRAL },
-    Entry { code: "US-ME", name: "Maine", zones: EASTERN },
-    Entry { code: "US-MD", name: "Maryland", zones: EASTERN },
-    Entry { code: "US-MA", name: "Massachusetts", zones: EASTERN },
-    Entry { code: "US-MI", name: "Michigan", zones: &[Am::Detroit, Am::Menominee] },
-    Entry { code: "US-MN", name: "Minnesota", zones: CENTRAL },
-    Entry { code: "US-MS", name: "Mississippi", zones: CENTRAL },
-    Entry { code: "US-MO", name: "Missouri", zones: CENTRAL },
-    Entry { code: "US-MT", name: "Montana", zones: MOUNTAIN },
-    Entry { code: "US-NE", name: "Nebraska", zones: &[Am::Chicago, Am::Denver] },
-    Entry { code: "US-NV", name: "Nevada", zones: &[Am::Los_Angeles, Am::Denver] },
-    Entry { code: "US-NH", name: "New Hampshire", zones: EASTERN },
-    Entry { code: "US-NJ", name: "New Jersey", zones: EASTERN },
-    Entry { code: "US-NM", name: "New Mexico", zones: MOUNTAIN },
-    Entry { code: "US-NY", name: "New York", zones: EASTERN },
-    Entry { code: "US-NC", name: "North Carolina", zones: EASTERN },
+    Entry {
+        code: "US-IA",
+        name: "Iowa",
+        zones: CENTRAL,
+    },
+    Entry {
+        code: "US-KS",
+        name: "Kansas",
+        zones: &[Am::Chicago, Am::Denver],
+    },
+    Entry {
+        code: "US-KY",
+        name: "Kentucky",
+        zones: &[
+            Am::New_York,
+            Am::Kentucky::Louisville,
+            Am::Kentucky::Monticello,
+            Am::Chicago,
+        ],
+    },
+    Entry {
+        code: "US-LA",
+        name: "Louisiana",
+        zones: CENTRAL,
+    },
+    Entry {
+        code: "US-ME",
+        name: "Maine",
+        zones: EASTERN,
+    },
+    Entry {
+        code: "US-MD",
+        name: "Maryland",
+        zones: EASTERN,
+    },
+    Entry {
+        code: "US-MA",
+        name: "Massachusetts",
+        zones: EASTERN,
+    },
+    Entry {
+        code: "US-MI",
+        name: "Michigan",
+        zones: &[Am::Detroit, Am::Menominee],
+    },
+    Entry {
+        code: "US-MN",
+        name: "Minnesota",
+        zones: CENTRAL,
+    },
+    Entry {
+        code: "US-MS",
+        name: "Mississippi",
+        zones: CENTRAL,
+    },
+    Entry {
+        code: "US-MO",
+        name: "Missouri",
+        zones: CENTRAL,
+    },
+    Entry {
+        code: "US-MT",
+        name: "Montana",
+        zones: MOUNTAIN,
+    },
+    Entry {
+        code: "US-NE",
+        name: "Nebraska",
+        zones: &[Am::Chicago, Am::Denver],
+    },
+    Entry {
+        code: "US-NV",
+        name: "Nevada",
+        zones: &[Am::Los_Angeles, Am::Denver],
+    },
+    Entry {
+        code: "US-NH",
+        name: "New Hampshire",
+        zones: EASTERN,
+    },
+    Entry {
+        code: "US-NJ",
+        name: "New Jersey",
+        zones: EASTERN,
+    },
+    Entry {
+        code: "US-NM",
+        name: "New Mexico",
+        zones: MOUNTAIN,
+    },
+    Entry {
+        code: "US-NY",
+        name: "New York",
+        zones: EASTERN,
+    },
+    Entry {
+        code: "US-NC",
+        name: "North Carolina",
+        zones: EASTERN,
+    },
     Entry {
         code: "US-ND",
         name: "North Dakota",
-        zones: &[Am::Chicago, Am::Denver, Am::North_Dakota::Center, Am::North_Dakota::New_Salem, Am::North_Dakota::Beulah],
+        zones: &[
+            Am::Chicago,
+            Am::Denver,
+            Am::North_Dakota::Center,
+            Am::North_Dakota::New_Salem,
+            Am::North_Dakota::Beulah,
+        ],
     },
-    Entry { code: "US-OH", name: "Ohio", zones: EASTERN },
-    Entry { code: "US-OK", name: "Oklahoma", zones: CENTRAL },
-    Entry { code: "US-OR", name: "Oregon", zones: &[Am::Los_Angeles, Am::Boise] },
-    Entry { code: "US-PA", name: "Pennsylvania", zones: EASTERN },
-    Entry { code: "US-RI", name: "Rhode Island", zones: EASTERN },
-    Entry { code: "US-SC", name: "South Carolina", zones: EASTERN },
-    Entry { code: "US-SD", name: "South Dakota", zones: &[Am::Chicago, Am::Denver] },
-    Entry { code: "US-TN", name: "Tennessee", zones: &[Am::New_York, Am::Chicago] },
-    Entry { code: "US-TX", name: "Texas", zones: &[Am::Chicago, Am::Denver] },
-    Entry { code: "US-UT", name: "Utah", zones: MOUNTAIN },
-    Entry { code: "US-VT", name: "Vermont", zones: EASTERN },
-    Entry { code: "US-VA", name: "Virginia", zones: EASTERN },
-    Entry { code: "US-WA", name: "Washington", zones: PACIFIC },
-    Entry { code: "US-WV", name: "West Virginia", zones: EASTERN },
-    Entry { code: "US-WI", name: "Wisconsin", zones: CENTRAL },
-    Entry { code: "US-WY", name: "Wyoming", zones: MOUNTAIN },
-    Entry { code: "US-PR", name: "Puerto Rico", zones: &[Am::Puerto_Rico] },
-    Entry { code: "US-VI", name: "U.S. Virgin Islands", zones: &[Am::St_Thomas] },
-    Entry { code: "US-GU", name: "Guam", zones: &[Pa::Guam] },
-    Entry { code: "US-MP", name: "Northern Mariana Islands", zones: &[Pa::Saipan] },
-    Entry { code: "US-AS", name: "American Samoa", zones: &[Pa::Pago_Pago] },
+    Entry {
+        code: "US-OH",
+        name: "Ohio",
+        zones: EASTERN,
+    },
+    Entry {
+        code: "US-OK",
+        name: "Oklahoma",
+        zones: CENTRAL,
+    },
+    Entry {
+        code: "US-OR",
+        name: "Oregon",
+        zones: &[Am::Los_Angeles, Am::Boise],
+    },
+    Entry {
+        code: "US-PA",
+        name: "Pennsylvania",
+        zones: EASTERN,
+    },
+    Entry {
+        code: "US-RI",
+        name: "Rhode Island",
+        zones: EASTERN,
+    },
+    Entry {
+        code: "US-SC",
+        name: "South Carolina",
+        zones: EASTERN,
+    },
+    Entry {
+        code: "US-SD",
+        name: "South Dakota",
+        zones: &[Am::Chicago, Am::Denver],
+    },
+    Entry {
+        code: "US-TN",
+        name: "Tennessee",
+        zones: &[Am::New_York, Am::Chicago],
+    },
+    Entry {
+        code: "US-TX",
+        name: "Texas",
+        zones: &[Am::Chicago, Am::Denver],
+    },
+    Entry {
+        code: "US-UT",
+        name: "Utah",
+        zones: MOUNTAIN,
+    },
+    Entry {
+        code: "US-VT",
+        name: "Vermont",
+        zones: EASTERN,
+    },
+    Entry {
+        code: "US-VA",
+        name: "Virginia",
+        zones: EASTERN,
+    },
+    Entry {
+        code: "US-WA",
+        name: "Washington",
+        zones: PACIFIC,
+    },
+    Entry {
+        code: "US-WV",
+        name: "West Virginia",
+        zones: EASTERN,
+    },
+    Entry {
+        code: "US-WI",
+        name: "Wisconsin",
+        zones: CENTRAL,
+    },
+    Entry {
+        code: "US-WY",
+        name: "Wyoming",
+        zones: MOUNTAIN,
+    },
+    Entry {
+        code: "US-PR",
+        name: "Puerto Rico",
+        zones: &[Am::Puerto_Rico],
+    },
+    Entry {
+        code: "US-VI",
+        name: "U.S. Virgin Islands",
+        zones: &[Am::St_Thomas],
+    },
+    Entry {
+        code: "US-GU",
+        name: "Guam",
+        zones: &[Pa::Guam],
+    },
+    Entry {
+        code: "US-MP",
+        name: "Northern Mariana Islands",
+        zones: &[Pa::Saipan],
+    },
+    Entry {
+        code: "US-AS",
+        name: "American Samoa",
+        zones: &[Pa::Pago_Pago],
+    },
 ];
 
 /// Cities with rules of their own.
-const CITIES: &[Entry] = &[Entry { code: "US-NY-NYC", name: "New York City", zones: EASTERN }];
+const CITIES: &[Entry] = &[Entry {
+    code: "US-NY-NYC",
+    name: "New York City",
+    zones: EASTERN,
+}];
 
 /// Every US zone: the union of the states' zones, in table order.
 const US_ZONES: &[Tz] = &[
-    Am::New_York, Am::Chicago, Am::Denver, Am::Phoenix, Am::Los_Angeles, Am::Anchorage, Am::Juneau,
-    Am::Sitka, Am::Metlakatla, Am::Yakutat, Am::Nome, Am::Adak, Pa::Honolulu, Am::Boise,
-    Am::Indiana::Indianapolis, Am::Indiana::Knox, Am::Indiana::Marengo, Am::Indiana::Petersburg,
-    Am::Indiana::Tell_City, Am::Indiana::Vevay, Am::Indiana::Vincennes, Am::Indiana::Winamac,
-    Am::Kentucky::Louisville, Am::Kentucky::Monticello, Am::Detroit, Am::Menominee,
-    Am::North_Dakota::Center, Am::North_Dakota::New_Salem, Am::North_Dakota::Beulah,
-    Am::Puerto_Rico, Am::St_Thomas, Pa::Guam, Pa::Saipan, Pa::Pago_Pago,
+    Am::New_York,
+    Am::Chicago,
+    Am::Denver,
+    Am::Phoenix,
+    Am::Los_Angeles,
+    Am::Anchorage,
+    Am::Juneau,
+    Am::Sitka,
+    Am::Metlakatla,
+    Am::Yakutat,
+    Am::Nome,
+    Am::Adak,
+    Pa::Honolulu,
+    Am::Boise,
+    Am::Indiana::Indianapolis,
+    Am::Indiana::Knox,
+    Am::Indiana::Marengo,
+    Am::Indiana::Petersburg,
+    Am::Indiana::Tell_City,
+    Am::Indiana::Vevay,
+    Am::Indiana::Vincennes,
+    Am::Indiana::Winamac,
+    Am::Kentucky::Louisville,
+    Am::Kentucky::Monticello,
+    Am::Detroit,
+    Am::Menominee,
+    Am::North_Dakota::Center,
+    Am::North_Dakota::New_Salem,
+    Am::North_Dakota::Beulah,
+    Am::Puerto_Rico,
+    Am::St_Thomas,
+    Pa::Guam,
+    Pa::Saipan,
+    Pa::Pago_Pago,
 ];
 
-static US: Entry = Entry { code: "US", name: "United States", zones: US_ZONES };
+static US: Entry = Entry {
+    code: "US",
+    name: "United States",
+    zones: US_ZONES,
+};
 
 /// An unknown jurisdiction code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown jurisdiction `{code}`; allowed: `US`, `US-` and a state, district or territory code (`US-MA`), or a city code (`US-NY-NYC`){hint}")]
+#[error(
+    "unknown jurisdiction `{code}`; allowed: `US`, `US-` and a state, district or territory code (`US-MA`), or a city code (`US-NY-NYC`){hint}"
+)]
 pub struct UnknownJurisdiction {
     /// The code given.
     pub code: String,
@@ -167,11 +446,15 @@ impl Jurisdiction {
             .find(|e| e.code == code)
             .map(Jurisdiction)
             .ok_or_else(|| {
-                let all = std::iter::once(US.code).chain(STATES.iter().chain(CITIES).map(|e| e.code));
+                let all =
+                    std::iter::once(US.code).chain(STATES.iter().chain(CITIES).map(|e| e.code));
                 let hint = crate::model::closest(code, all)
                     .map(|c| format!(" (did you mean `{c}`?)"))
                     .unwrap_or_default();
-                UnknownJurisdiction { code: code.chars().take(64).collect(), hint }
+                UnknownJurisdiction {
+                    code: code.chars().take(64).collect(),
+                    hint,
+                }
             })
     }
 
@@ -245,6 +528,11 @@ mod tests {
                 assert!(US_ZONES.contains(z), "{} {}", j, z);
             }
         }
-        assert!(Jurisdiction::parse("US-XX").unwrap_err().to_string().contains("`US-XX`"));
+        assert!(
+            Jurisdiction::parse("US-XX")
+                .unwrap_err()
+                .to_string()
+                .contains("`US-XX`")
+        );
     }
 }

@@ -57,8 +57,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Rules { command: RulesCommand::Check { dir, horizon_days } } => {
-            let opts = LoadOptions { horizon_days, ..LoadOptions::default() };
+        Command::Rules {
+            command: RulesCommand::Check { dir, horizon_days },
+        } => {
+            let opts = LoadOptions {
+                horizon_days,
+                ..LoadOptions::default()
+            };
             match RuleSet::load_dir(&dir, &opts) {
                 Ok(set) => {
                     println!("ok: {} rules, version {}", set.rules().len(), set.version());
@@ -68,18 +73,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     for e in &errors.0 {
                         println!("{e}");
                     }
-                    eprintln!("{} problem{} found", errors.0.len(), if errors.0.len() == 1 { "" } else { "s" });
+                    eprintln!(
+                        "{} problem{} found",
+                        errors.0.len(),
+                        if errors.0.len() == 1 { "" } else { "s" }
+                    );
                     Ok(ExitCode::from(1))
                 }
             }
         }
-        Command::Rules { command: RulesCommand::List { dir } } => {
+        Command::Rules {
+            command: RulesCommand::List { dir },
+        } => {
             let set = RuleSet::load_dir(&dir, &LoadOptions::default())
                 .map_err(|e| anyhow::anyhow!("{e}"))
                 .with_context(|| format!("loading rules from {}", dir.display()))?;
             for r in set.rules() {
                 let places: Vec<&str> = r.jurisdictions.iter().map(|j| j.code()).collect();
-                println!("{}\t{}\t{}\t{}", r.id, r.kind.name(), places.join(","), r.citation);
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    r.id,
+                    r.kind.name(),
+                    places.join(","),
+                    r.citation
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -100,7 +100,10 @@ impl ContactKind {
 
     /// Reads a kind strictly, for rule files: `None` for an unknown name.
     pub fn parse(text: &str) -> Option<ContactKind> {
-        Self::NAMED.iter().find(|(_, n)| *n == text).map(|(k, _)| *k)
+        Self::NAMED
+            .iter()
+            .find(|(_, n)| *n == text)
+            .map(|(k, _)| *k)
     }
 }
 
@@ -328,9 +331,11 @@ impl StatusDetails {
     pub fn required_status(self) -> Option<Status> {
         use StatusDetails as D;
         match self {
-            D::EmailDelivered | D::EmailOpened | D::EmailClick | D::LetterDelivered | D::ChatRead => {
-                Some(Status::Succeeded)
-            }
+            D::EmailDelivered
+            | D::EmailOpened
+            | D::EmailClick
+            | D::LetterDelivered
+            | D::ChatRead => Some(Status::Succeeded),
             D::VoiceReceivedOutsideOpenHours
             | D::VoiceConnected
             | D::EmailSent
@@ -426,7 +431,10 @@ impl StatusDetails {
 /// is reported by [`InteractionInput::validate`] with its field's name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(missing_docs, reason = "fields are the upstream fields, documented there")]
+#[allow(
+    missing_docs,
+    reason = "fields are the upstream fields, documented there"
+)]
 pub struct InteractionInput {
     pub id: Option<String>,
     pub external_id: Option<String>,
@@ -471,7 +479,10 @@ pub struct InteractionInput {
 /// everything else is the record as given, typed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-#[allow(missing_docs, reason = "fields are the upstream fields, documented there")]
+#[allow(
+    missing_docs,
+    reason = "fields are the upstream fields, documented there"
+)]
 pub struct Interaction {
     pub id: String,
     pub external_id: Option<String>,
@@ -514,7 +525,8 @@ impl Interaction {
     /// The theme rules read: the one given, else the one the subject
     /// implies, else unknown (`None`, which matches every theme filter).
     pub fn effective_theme(&self) -> Option<Theme> {
-        self.theme.or_else(|| self.subject.and_then(Subject::implied_theme))
+        self.theme
+            .or_else(|| self.subject.and_then(Subject::implied_theme))
     }
 
     /// Every loan the interaction names (`loanId` and `loanIds`), once each.
@@ -586,7 +598,9 @@ impl Interaction {
 
     /// The contact kind, `Unknown` when there is no contact.
     pub fn contact_kind(&self) -> ContactKind {
-        self.contact.as_ref().map_or(ContactKind::Unknown, |c| c.kind)
+        self.contact
+            .as_ref()
+            .map_or(ContactKind::Unknown, |c| c.kind)
     }
 }
 
@@ -605,7 +619,10 @@ pub fn parse_time(field: &'static str, text: &str) -> Result<DateTime<Utc>, Vali
     })
 }
 
-fn opt_time(field: &'static str, text: &Option<String>) -> Result<Option<DateTime<Utc>>, ValidationError> {
+fn opt_time(
+    field: &'static str,
+    text: &Option<String>,
+) -> Result<Option<DateTime<Utc>>, ValidationError> {
     text.as_deref().map(|t| parse_time(field, t)).transpose()
 }
 
@@ -615,20 +632,34 @@ macro_rules! vocab_field {
         match $value.as_deref() {
             None => Ok(None),
             Some("null") => Err(ValidationError::NullValue { field: $field }),
-            Some(text) => <$ty>::parse(text).map(Some).ok_or_else(|| ValidationError::UnknownValue {
-                field: $field,
-                value: text.chars().take(64).collect(),
-                allowed: describe_allowed(text, <$ty>::NAMES),
-            }),
+            Some(text) => {
+                <$ty>::parse(text)
+                    .map(Some)
+                    .ok_or_else(|| ValidationError::UnknownValue {
+                        field: $field,
+                        value: text.chars().take(64).collect(),
+                        allowed: describe_allowed(text, <$ty>::NAMES),
+                    })
+            }
         }
     };
 }
 
-fn check_len(field: &'static str, value: &Option<String>, min: usize, max: usize) -> Result<(), ValidationError> {
+fn check_len(
+    field: &'static str,
+    value: &Option<String>,
+    min: usize,
+    max: usize,
+) -> Result<(), ValidationError> {
     if let Some(v) = value {
         let len = v.chars().count();
         if len < min || len > max {
-            return Err(ValidationError::Length { field, len, min, max });
+            return Err(ValidationError::Length {
+                field,
+                len,
+                min,
+                max,
+            });
         }
     }
     Ok(())
@@ -638,7 +669,12 @@ fn check_json(field: &'static str, value: &Option<Value>) -> Result<(), Validati
     if let Some(v) = value {
         let len = serde_json::to_vec(v).map_or(usize::MAX, |b| b.len());
         if len > MAX_JSON_BYTES {
-            return Err(ValidationError::Length { field, len, min: 0, max: MAX_JSON_BYTES });
+            return Err(ValidationError::Length {
+                field,
+                len,
+                min: 0,
+                max: MAX_JSON_BYTES,
+            });
         }
     }
     Ok(())
@@ -652,12 +688,36 @@ impl InteractionInput {
             ($($f:ident),+) => { $( if patch.$f.is_some() { self.$f = patch.$f.clone(); } )+ };
         }
         take!(
-            external_id, channel, direction, theme, borrower_selected_theme, subject, status,
-            status_details, agent_outcome, started_at, ended_at, scheduled_at_from, scheduled_at_to,
-            loan_id, loan_ids, is_transactional, sensitive, is_external, previous_interaction_id,
-            contact_id, contact_external_id, contact, borrower, meta_data, content,
-            failure_description_short, failure_description_long, compliance_guard_rule_id,
-            twilio_error_code, created_by
+            external_id,
+            channel,
+            direction,
+            theme,
+            borrower_selected_theme,
+            subject,
+            status,
+            status_details,
+            agent_outcome,
+            started_at,
+            ended_at,
+            scheduled_at_from,
+            scheduled_at_to,
+            loan_id,
+            loan_ids,
+            is_transactional,
+            sensitive,
+            is_external,
+            previous_interaction_id,
+            contact_id,
+            contact_external_id,
+            contact,
+            borrower,
+            meta_data,
+            content,
+            failure_description_short,
+            failure_description_long,
+            compliance_guard_rule_id,
+            twilio_error_code,
+            created_by
         );
     }
 
@@ -683,17 +743,29 @@ impl InteractionInput {
             if let Some(required) = details.required_status()
                 && required != status
             {
-                return Err(ValidationError::DetailsStatus { details, status, required });
+                return Err(ValidationError::DetailsStatus {
+                    details,
+                    status,
+                    required,
+                });
             }
             if let Some(required) = details.required_channel()
                 && required != channel
             {
-                return Err(ValidationError::DetailsChannel { details, channel, required });
+                return Err(ValidationError::DetailsChannel {
+                    details,
+                    channel,
+                    required,
+                });
             }
             if let Some(required) = details.required_direction()
                 && required != direction
             {
-                return Err(ValidationError::DetailsDirection { details, direction, required });
+                return Err(ValidationError::DetailsDirection {
+                    details,
+                    direction,
+                    required,
+                });
             }
         }
         if let Some(subject) = subject
@@ -704,7 +776,12 @@ impl InteractionInput {
         }
 
         check_len("externalId", &self.external_id, 1, MAX_ID_CHARS)?;
-        check_len("twilioErrorCode", &self.twilio_error_code, 0, MAX_TWILIO_ERROR_CODE_CHARS)?;
+        check_len(
+            "twilioErrorCode",
+            &self.twilio_error_code,
+            0,
+            MAX_TWILIO_ERROR_CODE_CHARS,
+        )?;
         for (field, value) in [
             ("id", &self.id),
             ("personId", &self.person_id),
@@ -725,7 +802,11 @@ impl InteractionInput {
         }
         let loan_ids = self.loan_ids.as_deref().unwrap_or_default();
         if loan_ids.len() > MAX_LOANS {
-            return Err(ValidationError::TooMany { field: "loanIds", len: loan_ids.len(), max: MAX_LOANS });
+            return Err(ValidationError::TooMany {
+                field: "loanIds",
+                len: loan_ids.len(),
+                max: MAX_LOANS,
+            });
         }
         for loan in loan_ids {
             check_len("loanIds", &Some(loan.clone()), 1, MAX_ID_CHARS)?;
@@ -739,7 +820,11 @@ impl InteractionInput {
         let contact = match &self.contact {
             None => None,
             Some(c) => {
-                for (field, value) in [("contact.kind", &c.kind), ("contact.value", &c.value), ("contact.name", &c.name)] {
+                for (field, value) in [
+                    ("contact.kind", &c.kind),
+                    ("contact.value", &c.value),
+                    ("contact.name", &c.name),
+                ] {
                     check_len(field, value, 0, MAX_ID_CHARS)?;
                 }
                 Some(Contact {
@@ -805,10 +890,24 @@ mod tests {
 
     #[test]
     fn any_id_forms() {
-        for ok in ["ext-abc", "BO-ABCD-1234", "IT-1-2", "12345", "LN-AAAA-BBBB-x"] {
+        for ok in [
+            "ext-abc",
+            "BO-ABCD-1234",
+            "IT-1-2",
+            "12345",
+            "LN-AAAA-BBBB-x",
+        ] {
             assert!(is_any_id(ok), "{ok}");
         }
-        for bad in ["", "ext-", "bo-abcd-1234", "BO-ABCD", "B-AAAA-BBBB", "BO--X", "hello"] {
+        for bad in [
+            "",
+            "ext-",
+            "bo-abcd-1234",
+            "BO-ABCD",
+            "B-AAAA-BBBB",
+            "BO--X",
+            "hello",
+        ] {
             assert!(!is_any_id(bad), "{bad}");
         }
     }

@@ -51,7 +51,11 @@ impl fmt::Display for RuleError {
         if self.line == 0 {
             write!(f, "{}: {}", self.file, self.message)
         } else {
-            write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.message
+            )
         }
     }
 }
@@ -64,7 +68,11 @@ pub struct RuleErrors(pub Vec<RuleError>);
 impl fmt::Display for RuleErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        writeln!(f, "{n} problem{} in the rules", if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "{n} problem{} in the rules",
+            if n == 1 { "" } else { "s" }
+        )?;
         for e in &self.0 {
             writeln!(f, "{e}")?;
         }
@@ -83,7 +91,10 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { horizon_days: crate::index::DEFAULT_HORIZON_DAYS, roles: None }
+        LoadOptions {
+            horizon_days: crate::index::DEFAULT_HORIZON_DAYS,
+            roles: None,
+        }
     }
 }
 
@@ -137,10 +148,12 @@ fn contact_bit(k: ContactKind) -> u8 {
 
 impl Filter {
     fn channel_ok(&self, c: Channel) -> bool {
-        self.channels.is_none_or(|m| m & (bit(c.index()) as u16) != 0)
+        self.channels
+            .is_none_or(|m| m & (bit(c.index()) as u16) != 0)
     }
     fn direction_ok(&self, d: Direction) -> bool {
-        self.directions.is_none_or(|m| m & (bit(d.index()) as u8) != 0)
+        self.directions
+            .is_none_or(|m| m & (bit(d.index()) as u8) != 0)
     }
     fn theme_ok(&self, t: Option<Theme>) -> bool {
         match (self.themes, t) {
@@ -182,9 +195,17 @@ impl Filter {
             && self.replies_ok(answers_borrower)
     }
 
-    /// True if the filter covers a history entry.
-    pub fn covers_entry(&self, e: &Entry) -> bool {
-        self.covers(e.channel, e.direction, e.theme, e.contact, e.transactional, e.answers_borrower)
+    /// True if the filter covers a history entry; `answers_borrower` is
+    /// whether the entry answers the borrower, read from the live history.
+    pub fn covers_entry(&self, e: &Entry, answers_borrower: bool) -> bool {
+        self.covers(
+            e.channel,
+            e.direction,
+            e.theme,
+            e.contact,
+            e.transactional,
+            answers_borrower,
+        )
     }
 
     /// True if the balance condition covers a send with this balance.
@@ -203,8 +224,11 @@ const NOT_CONNECTED_DETAILS: &[StatusDetails] = &[
     StatusDetails::VoiceNumberInvalid,
     StatusDetails::VoiceFailedToInitiate,
 ];
-const NOT_CONNECTED_OUTCOMES: &[AgentOutcome] =
-    &[AgentOutcome::VoiceLineBusyNoRing, AgentOutcome::VoiceNumberDisconnected, AgentOutcome::VoiceFailedToInitiate];
+const NOT_CONNECTED_OUTCOMES: &[AgentOutcome] = &[
+    AgentOutcome::VoiceLineBusyNoRing,
+    AgentOutcome::VoiceNumberDisconnected,
+    AgentOutcome::VoiceFailedToInitiate,
+];
 /// Positive signs that a call connected: rang, reached voicemail, or was
 /// answered (comment 14(b)(3)(ii)-1). Where one field says "not connected"
 /// and the other says "connected", the call counts: the stricter reading.
@@ -293,8 +317,11 @@ impl Counting {
             return false;
         }
         if e.channel == Channel::Voice {
-            let not_connected = e.details.is_some_and(|d| NOT_CONNECTED_DETAILS.contains(&d))
-                || e.outcome.is_some_and(|o| NOT_CONNECTED_OUTCOMES.contains(&o));
+            let not_connected = e
+                .details
+                .is_some_and(|d| NOT_CONNECTED_DETAILS.contains(&d))
+                || e.outcome
+                    .is_some_and(|o| NOT_CONNECTED_OUTCOMES.contains(&o));
             let connected = e.details.is_some_and(|d| CONNECTED_DETAILS.contains(&d))
                 || e.outcome.is_some_and(|o| CONNECTED_OUTCOMES.contains(&o));
             if not_connected && !connected {
@@ -317,7 +344,8 @@ pub fn is_conversation(e: &Entry) -> bool {
         || e.details == Some(StatusDetails::VoiceSpokeWithFirstParty);
     let inbound_connected = e.direction == Direction::Inbound
         && e.details == Some(StatusDetails::VoiceConnected)
-        && e.outcome.is_none_or(|o| o == AgentOutcome::VoiceSpokeWithFirstParty);
+        && e.outcome
+            .is_none_or(|o| o == AgentOutcome::VoiceSpokeWithFirstParty);
     spoke || inbound_connected
 }
 
@@ -364,7 +392,11 @@ impl RuleKind {
     pub fn window_days(&self) -> u32 {
         match self {
             RuleKind::FrequencyCap { window_days, .. } => *window_days,
-            RuleKind::CoolDown { days, event_day_is_day_one, .. } => days + u32::from(!event_day_is_day_one),
+            RuleKind::CoolDown {
+                days,
+                event_day_is_day_one,
+                ..
+            } => days + u32::from(!event_day_is_day_one),
             RuleKind::PermittedHours { .. } => 0,
         }
     }
@@ -425,19 +457,27 @@ fn fnv1a(hash: &mut u64, bytes: &[u8]) {
 }
 
 /// Finds the 1-based line and column of a rule's key in its file's text:
-/// the rule is found by its `id:` line, and the key is the first line below
+/// the rule is found by its `id:` line (the `nth` one, counting from 0, for
+/// an id written twice), and the key is the first line below
 /// it that starts with `key:` before the next rule. Falls back to the id's
 /// line, then to the start of the file.
-fn locate(text: &str, rule_id: &str, key: Option<&str>) -> (usize, usize) {
+fn locate(text: &str, rule_id: &str, key: Option<&str>, nth: usize) -> (usize, usize) {
     let lines: Vec<&str> = text.lines().collect();
     let unquote = |v: &str| v.trim().trim_matches(|c| c == '"' || c == '\'').to_owned();
-    let id_line = lines.iter().position(|l| {
-        let t = l.trim_start().trim_start_matches("- ").trim_start();
-        t.strip_prefix("id:").is_some_and(|v| unquote(v) == rule_id)
-    });
+    let id_line = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| {
+            let t = l.trim_start().trim_start_matches("- ").trim_start();
+            t.strip_prefix("id:").is_some_and(|v| unquote(v) == rule_id)
+        })
+        .map(|(i, _)| i)
+        .nth(nth);
     let Some(start) = id_line else { return (1, 1) };
     let id_col = lines[start].find("id:").map_or(1, |c| c + 1);
-    let Some(key) = key else { return (start + 1, id_col) };
+    let Some(key) = key else {
+        return (start + 1, id_col);
+    };
     for (i, l) in lines.iter().enumerate().skip(start + 1) {
         let t = l.trim_start();
         if t.starts_with("- id:") {
@@ -454,7 +494,9 @@ fn locate(text: &str, rule_id: &str, key: Option<&str>) -> (usize, usize) {
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.chars().count() <= MAX_ID_CHARS
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.()".contains(&b))
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.()".contains(&b))
 }
 
 fn parse_hhmm(s: &str) -> Option<NaiveTime> {
@@ -469,12 +511,21 @@ struct Checker<'a> {
     file: &'a str,
     text: &'a str,
     errors: &'a mut Vec<RuleError>,
+    /// How many rules with each id came before in this file, so that the
+    /// second of two rules with one id is located as the second.
+    seen: std::collections::HashMap<String, usize>,
 }
 
 impl Checker<'_> {
     fn report(&mut self, rule: &str, key: Option<&str>, message: String) {
-        let (line, column) = locate(self.text, rule, key);
-        self.errors.push(RuleError { file: self.file.to_owned(), line, column, message });
+        let nth = self.seen.get(rule).copied().unwrap_or(0);
+        let (line, column) = locate(self.text, rule, key, nth);
+        self.errors.push(RuleError {
+            file: self.file.to_owned(),
+            line,
+            column,
+            message,
+        });
     }
 
     fn filter(&mut self, rule: &str, raw: &RawFilter) -> Filter {
@@ -483,10 +534,19 @@ impl Checker<'_> {
         self.nonempty(rule, "themes", raw.themes.as_deref());
         self.nonempty(rule, "contactKinds", raw.contact_kinds.as_deref());
         Filter {
-            channels: raw.channels.as_ref().map(|v| v.iter().fold(0, |m, c| m | bit(c.index()) as u16)),
-            directions: raw.directions.as_ref().map(|v| v.iter().fold(0, |m, d| m | bit(d.index()) as u8)),
+            channels: raw
+                .channels
+                .as_ref()
+                .map(|v| v.iter().fold(0, |m, c| m | bit(c.index()) as u16)),
+            directions: raw
+                .directions
+                .as_ref()
+                .map(|v| v.iter().fold(0, |m, d| m | bit(d.index()) as u8)),
             themes: raw.themes.as_deref().map(theme_mask),
-            contact_kinds: raw.contact_kinds.as_ref().map(|v| v.iter().fold(0, |m, k| m | contact_bit(k.0))),
+            contact_kinds: raw
+                .contact_kinds
+                .as_ref()
+                .map(|v| v.iter().fold(0, |m, k| m | contact_bit(k.0))),
             transactional: raw.transactional,
             replies: raw.replies,
             minimum_balance: raw.minimum_balance.map(|a| a.0),
@@ -514,16 +574,32 @@ impl Checker<'_> {
             );
         }
         if raw.description.trim().is_empty() {
-            self.report(id, Some("description"), format!("rule `{id}`: `description` is empty; say what the rule does"));
+            self.report(
+                id,
+                Some("description"),
+                format!("rule `{id}`: `description` is empty; say what the rule does"),
+            );
         }
         if raw.citation.trim().is_empty() {
-            self.report(id, Some("citation"), format!("rule `{id}`: `citation` is empty; cite the legal text"));
+            self.report(
+                id,
+                Some("citation"),
+                format!("rule `{id}`: `citation` is empty; cite the legal text"),
+            );
         }
         if raw.jurisdictions.is_empty() {
-            self.report(id, Some("jurisdictions"), format!("rule `{id}`: `jurisdictions` is empty; name at least one, such as `US`"));
+            self.report(
+                id,
+                Some("jurisdictions"),
+                format!("rule `{id}`: `jurisdictions` is empty; name at least one, such as `US`"),
+            );
         }
         let applies = self.filter(id, &raw.applies);
-        let kinds = [raw.frequency_cap.is_some(), raw.cool_down.is_some(), raw.permitted_hours.is_some()];
+        let kinds = [
+            raw.frequency_cap.is_some(),
+            raw.cool_down.is_some(),
+            raw.permitted_hours.is_some(),
+        ];
         let kind = match kinds.iter().filter(|k| **k).count() {
             1 => self.kind(raw, opts),
             0 => {
@@ -554,19 +630,31 @@ impl Checker<'_> {
             kind,
             binding,
             file: self.file.to_owned(),
-            line: locate(self.text, id, None).0,
+            line: locate(self.text, id, None, self.seen.get(id).copied().unwrap_or(0)).0,
         })
     }
 
-    fn window(&mut self, id: &str, key: &str, days: u32, opts: &LoadOptions) {
+    /// Checks a window written as `days` under `key`, which reads `reach`
+    /// days of history (one more than written for a quiet period that
+    /// starts the day after its event).
+    fn window(&mut self, id: &str, key: &str, days: u32, reach: u32, opts: &LoadOptions) {
         if days == 0 {
-            self.report(id, Some(key), format!("rule `{id}`: `{key}` is 0; a window has at least 1 day"));
-        } else if days > opts.horizon_days {
+            self.report(
+                id,
+                Some(key),
+                format!("rule `{id}`: `{key}` is 0; a window has at least 1 day"),
+            );
+        } else if reach > opts.horizon_days {
+            let extra = if reach > days {
+                format!(" (it reads {reach} days of history)")
+            } else {
+                String::new()
+            };
             self.report(
                 id,
                 Some(key),
                 format!(
-                    "rule `{id}`: `{key}` is {days} days, longer than the {} days of history the index keeps; shorten it or raise the horizon",
+                    "rule `{id}`: `{key}` is {days} days{extra}, longer than the {} days of history the index keeps; shorten it or raise the horizon",
                     opts.horizon_days
                 ),
             );
@@ -577,9 +665,16 @@ impl Checker<'_> {
         let id = raw.id.as_str();
         if let Some(cap) = &raw.frequency_cap {
             if cap.limit == 0 || cap.limit > MAX_LIMIT {
-                self.report(id, Some("limit"), format!("rule `{id}`: `limit` is {}; allowed: 1 to {MAX_LIMIT}", cap.limit));
+                self.report(
+                    id,
+                    Some("limit"),
+                    format!(
+                        "rule `{id}`: `limit` is {}; allowed: 1 to {MAX_LIMIT}",
+                        cap.limit
+                    ),
+                );
             }
-            self.window(id, "windowDays", cap.window_days, opts);
+            self.window(id, "windowDays", cap.window_days, cap.window_days, opts);
             return Some(RuleKind::FrequencyCap {
                 limit: cap.limit,
                 window_days: cap.window_days,
@@ -588,13 +683,27 @@ impl Checker<'_> {
             });
         }
         if let Some(cd) = &raw.cool_down {
-            self.window(id, "days", cd.days + u32::from(!cd.event_day_is_day_one), opts);
+            self.window(
+                id,
+                "days",
+                cd.days,
+                cd.days + u32::from(!cd.event_day_is_day_one),
+                opts,
+            );
             self.nonempty(id, "channels", cd.after.channels.as_deref());
             self.nonempty(id, "directions", cd.after.directions.as_deref());
             self.nonempty(id, "themes", cd.after.themes.as_deref());
             let trigger = Filter {
-                channels: cd.after.channels.as_ref().map(|v| v.iter().fold(0, |m, c| m | bit(c.index()) as u16)),
-                directions: cd.after.directions.as_ref().map(|v| v.iter().fold(0, |m, d| m | bit(d.index()) as u8)),
+                channels: cd
+                    .after
+                    .channels
+                    .as_ref()
+                    .map(|v| v.iter().fold(0, |m, c| m | bit(c.index()) as u16)),
+                directions: cd
+                    .after
+                    .directions
+                    .as_ref()
+                    .map(|v| v.iter().fold(0, |m, d| m | bit(d.index()) as u8)),
                 themes: cd.after.themes.as_deref().map(theme_mask),
                 ..Filter::default()
             };
@@ -630,25 +739,41 @@ impl Checker<'_> {
 
 fn yaml_error(file: &str, e: &serde_yaml::Error) -> RuleError {
     let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-    // serde_yaml appends " at line N column M"; the position is ours to print.
+    // serde_yaml appends " at line N column M", which we print in front
+    // instead; any other position in the message (the start of an unclosed
+    // string, say) stays.
     let mut message = e.to_string();
-    if let Some(cut) = message.rfind(" at line ") {
-        message.truncate(cut);
+    let suffix = format!(" at line {line} column {column}");
+    if message.ends_with(&suffix) {
+        message.truncate(message.len() - suffix.len());
     }
-    RuleError { file: file.to_owned(), line, column, message }
+    RuleError {
+        file: file.to_owned(),
+        line,
+        column,
+        message,
+    }
 }
 
 impl RuleSet {
     /// Checks and compiles rule files given as `(name, text)` pairs. All
     /// problems are collected; any problem refuses the whole set.
-    pub fn compile(sources: &[(String, String)], opts: &LoadOptions) -> Result<RuleSet, RuleErrors> {
+    pub fn compile(
+        sources: &[(String, String)],
+        opts: &LoadOptions,
+    ) -> Result<RuleSet, RuleErrors> {
         let mut errors = Vec::new();
         let mut rules: Vec<Rule> = Vec::new();
         let mut sorted: Vec<&(String, String)> = sources.iter().collect();
         sorted.sort_by(|a, b| a.0.cmp(&b.0));
         let mut hash = 0xcbf2_9ce4_8422_2325_u64;
         for (name, text) in &sorted {
-            fnv1a(&mut hash, name.as_bytes());
+            // The version names the content: the file's own name and text,
+            // not the directory it was read from.
+            let base = Path::new(name.as_str())
+                .file_name()
+                .map_or(name.as_str(), |b| b.to_str().unwrap_or(name));
+            fnv1a(&mut hash, base.as_bytes());
             fnv1a(&mut hash, &[0]);
             fnv1a(&mut hash, text.as_bytes());
             fnv1a(&mut hash, &[0]);
@@ -659,19 +784,27 @@ impl RuleSet {
                     continue;
                 }
             };
-            let mut checker = Checker { file: name, text, errors: &mut errors };
+            let mut checker = Checker {
+                file: name,
+                text,
+                errors: &mut errors,
+                seen: Default::default(),
+            };
             for raw in &file.rules {
-                if let Some(rule) = checker.rule(raw, opts) {
+                let rule = checker.rule(raw, opts);
+                let place = checker.seen.get(&raw.id).copied().unwrap_or(0);
+                if let Some(rule) = rule {
                     if let Some(first) = rules.iter().find(|r| r.id == rule.id) {
                         let message = format!(
                             "rule id `{}` is used twice; it is already defined at {}:{}; ids must be unique",
                             rule.id, first.file, first.line
                         );
                         checker.report(&rule.id, None, message);
-                        continue;
+                    } else {
+                        rules.push(rule);
                     }
-                    rules.push(rule);
                 }
+                checker.seen.insert(raw.id.clone(), place + 1);
             }
         }
         if rules.len() > MAX_RULES {
@@ -686,14 +819,26 @@ impl RuleSet {
             return Err(RuleErrors(errors));
         }
         rules.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(RuleSet { rules, version: format!("{hash:016x}"), horizon_days: opts.horizon_days })
+        Ok(RuleSet {
+            rules,
+            version: format!("{hash:016x}"),
+            horizon_days: opts.horizon_days,
+        })
     }
 
     /// Loads every `*.yaml` and `*.yml` file directly in `dir` (not in its
     /// subdirectories), in name order, and compiles them as one set.
     pub fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<RuleSet, RuleErrors> {
-        let fail = |message: String| RuleErrors(vec![RuleError { file: dir.display().to_string(), line: 0, column: 0, message }]);
-        let entries = std::fs::read_dir(dir).map_err(|e| fail(format!("cannot read the rules directory: {e}")))?;
+        let fail = |message: String| {
+            RuleErrors(vec![RuleError {
+                file: dir.display().to_string(),
+                line: 0,
+                column: 0,
+                message,
+            }])
+        };
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| fail(format!("cannot read the rules directory: {e}")))?;
         let mut paths = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| fail(format!("cannot read the rules directory: {e}")))?;
@@ -705,7 +850,10 @@ impl RuleSet {
         }
         paths.sort();
         if paths.len() > MAX_FILES {
-            return Err(fail(format!("{} rule files; allowed: at most {MAX_FILES}", paths.len())));
+            return Err(fail(format!(
+                "{} rule files; allowed: at most {MAX_FILES}",
+                paths.len()
+            )));
         }
         let mut sources = Vec::new();
         let mut errors = Vec::new();
@@ -713,21 +861,31 @@ impl RuleSet {
             let name = path.display().to_string();
             let read = std::fs::metadata(&path).and_then(|m| {
                 if m.len() > MAX_FILE_BYTES {
-                    Err(std::io::Error::other(format!("{} bytes; allowed: at most {MAX_FILE_BYTES}", m.len())))
+                    Err(std::io::Error::other(format!(
+                        "{} bytes; allowed: at most {MAX_FILE_BYTES}",
+                        m.len()
+                    )))
                 } else {
                     std::fs::read_to_string(&path)
                 }
             });
             match read {
                 Ok(text) => sources.push((name, text)),
-                Err(e) => errors.push(RuleError { file: name, line: 0, column: 0, message: format!("cannot read the file: {e}") }),
+                Err(e) => errors.push(RuleError {
+                    file: name,
+                    line: 0,
+                    column: 0,
+                    message: format!("cannot read the file: {e}"),
+                }),
             }
         }
         if !errors.is_empty() {
             return Err(RuleErrors(errors));
         }
         if sources.is_empty() {
-            return Err(fail("no rule files (*.yaml) found; an empty rule set would allow everything".into()));
+            return Err(fail(
+                "no rule files (*.yaml) found; an empty rule set would allow everything".into(),
+            ));
         }
         RuleSet::compile(&sources, opts)
     }
@@ -736,18 +894,31 @@ impl RuleSet {
     /// questions and tests that look at one rule alone. Unknown ids are
     /// returned as the error. The version records the restriction.
     pub fn subset(&self, ids: &[&str]) -> Result<RuleSet, Vec<String>> {
-        let unknown: Vec<String> = ids.iter().filter(|id| self.get(id).is_none()).map(|id| (*id).to_owned()).collect();
+        let unknown: Vec<String> = ids
+            .iter()
+            .filter(|id| self.get(id).is_none())
+            .map(|id| (*id).to_owned())
+            .collect();
         if !unknown.is_empty() {
             return Err(unknown);
         }
         let mut hash = 0xcbf2_9ce4_8422_2325_u64;
         fnv1a(&mut hash, self.version.as_bytes());
-        let rules: Vec<Rule> = self.rules.iter().filter(|r| ids.contains(&r.id.as_str())).cloned().collect();
+        let rules: Vec<Rule> = self
+            .rules
+            .iter()
+            .filter(|r| ids.contains(&r.id.as_str()))
+            .cloned()
+            .collect();
         for r in &rules {
             fnv1a(&mut hash, r.id.as_bytes());
             fnv1a(&mut hash, &[0]);
         }
-        Ok(RuleSet { rules, version: format!("{}+only-{hash:016x}", self.version), horizon_days: self.horizon_days })
+        Ok(RuleSet {
+            rules,
+            version: format!("{}+only-{hash:016x}", self.version),
+            horizon_days: self.horizon_days,
+        })
     }
 
     /// Every rule, sorted by id.
@@ -757,11 +928,15 @@ impl RuleSet {
 
     /// A rule by id.
     pub fn get(&self, id: &str) -> Option<&Rule> {
-        self.rules.binary_search_by(|r| r.id.as_str().cmp(id)).ok().map(|i| &self.rules[i])
+        self.rules
+            .binary_search_by(|r| r.id.as_str().cmp(id))
+            .ok()
+            .map(|i| &self.rules[i])
     }
 
-    /// The content hash of the files the set was compiled from: two sets
-    /// with the same version were compiled from the same text.
+    /// The content hash of the files the set was compiled from (their names
+    /// and texts, not the directory): two sets with the same version were
+    /// compiled from the same text.
     pub fn version(&self) -> &str {
         &self.version
     }
@@ -773,7 +948,11 @@ impl RuleSet {
 
     /// The longest window of any rule, in days.
     pub fn longest_window_days(&self) -> u32 {
-        self.rules.iter().map(|r| r.kind.window_days()).max().unwrap_or(0)
+        self.rules
+            .iter()
+            .map(|r| r.kind.window_days())
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -784,9 +963,11 @@ mod tests {
     #[test]
     fn locates_keys_under_their_rule() {
         let text = "rules:\n  - id: a\n    limit: 1\n  - id: b\n    description: x\n    limit: 2\n";
-        assert_eq!(locate(text, "b", Some("limit")), (6, 5));
-        assert_eq!(locate(text, "a", Some("limit")), (3, 5));
-        assert_eq!(locate(text, "b", None), (4, 5));
-        assert_eq!(locate(text, "zz", None), (1, 1));
+        assert_eq!(locate(text, "b", Some("limit"), 0), (6, 5));
+        assert_eq!(locate(text, "a", Some("limit"), 0), (3, 5));
+        assert_eq!(locate(text, "b", None, 0), (4, 5));
+        assert_eq!(locate(text, "zz", None, 0), (1, 1));
+        let twice = "rules:\n  - id: a\n    limit: 1\n  - id: a\n    limit: 2\n";
+        assert_eq!(locate(twice, "a", Some("limit"), 1), (5, 5));
     }
 }

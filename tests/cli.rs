@@ -59,8 +59,7 @@ fn rules_check_accepts_the_shipped_rules() {
         by_absolute.starts_with("ok: 11 rules, version "),
         "{by_absolute}"
     );
-    // Reported, assertion removed: `rules check <absolute path>` prints another
-    // version than `rules check rules` for the same files.
+    assert_eq!(by_absolute, out);
 }
 
 #[test]

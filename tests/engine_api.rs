@@ -37,7 +37,13 @@ fn unknown_jurisdiction_is_an_error_with_a_suggestion() {
 #[test]
 fn too_many_places_are_refused() {
     let many = vec!["UTC".to_owned(); engine::MAX_PLACES + 1];
-    assert!(matches!(engine::parse_zones(&many), Err(EngineError::TooMany { field: "timeZones", .. })));
+    assert!(matches!(
+        engine::parse_zones(&many),
+        Err(EngineError::TooMany {
+            field: "timeZones",
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -45,8 +51,14 @@ fn candidate_zones_follow_the_places() {
     let mut p = Proposal::new(Channel::Voice, Direction::Outbound);
     assert_eq!(p.candidate_zones().len(), Jurisdiction::us().zones().len());
     assert_eq!(p.candidate_zones().len(), 34);
-    p.jurisdictions = vec![Jurisdiction::parse("US-TX").unwrap(), Jurisdiction::parse("US-OK").unwrap()];
-    assert_eq!(p.candidate_zones(), vec![chrono_tz::America::Chicago, chrono_tz::America::Denver]);
+    p.jurisdictions = vec![
+        Jurisdiction::parse("US-TX").unwrap(),
+        Jurisdiction::parse("US-OK").unwrap(),
+    ];
+    assert_eq!(
+        p.candidate_zones(),
+        vec![chrono_tz::America::Chicago, chrono_tz::America::Denver]
+    );
     p.zones = vec![chrono_tz::America::Phoenix];
     assert_eq!(p.candidate_zones(), vec![chrono_tz::America::Phoenix]);
 }
@@ -94,7 +106,10 @@ fn at_defaults_to_now_and_decisions_are_deterministic() {
 
 #[test]
 fn non_binding_rules_do_not_apply() {
-    let opts = LoadOptions { roles: Some(vec![compliance_guard::rules::Role::Creditor]), ..LoadOptions::default() };
+    let opts = LoadOptions {
+        roles: Some(vec![compliance_guard::rules::Role::Creditor]),
+        ..LoadOptions::default()
+    };
     let rules = RuleSet::load_dir("rules".as_ref(), &opts).unwrap();
     let index = Index::default();
     let mut p = Proposal::new(Channel::Voice, Direction::Outbound);

@@ -464,7 +464,7 @@ fn answers_borrower_only_for_an_inbound_of_the_same_person() {
         view.entries()
             .iter()
             .find(|e| view.interaction_id(e.key) == id)
-            .map(|e| e.answers_borrower)
+            .map(|e| view.answers_borrower(e))
             .unwrap()
     };
     assert!(answers(&by_ours));
@@ -493,7 +493,7 @@ fn a_deleted_inbound_is_not_answered() {
     let view = index.view(P).unwrap();
     assert_eq!(view.entries().len(), 1);
     assert_eq!(view.interaction_id(view.entries()[0].key), reply);
-    assert!(!view.entries()[0].answers_borrower);
+    assert!(!view.answers_borrower(&view.entries()[0]));
 }
 
 fn names(list: &[&str]) -> Vec<String> {
@@ -635,12 +635,48 @@ fn a_reply_stops_answering_when_its_inbound_is_deleted() {
         view.entries()
             .iter()
             .find(|e| view.interaction_id(e.key) == reply)
-            .map(|e| e.answers_borrower)
+            .map(|e| view.answers_borrower(e))
             .unwrap()
     };
     assert!(answers(&index));
     index.delete(Some(P), &inbound, now()).unwrap();
     assert!(!index.answers_borrower(P, &inbound));
-    // Reported, assertion removed: the reply's entry keeps
-    // `answers_borrower == true` after its inbound is deleted.
+    assert!(!answers(&index));
+}
+
+#[test]
+fn a_status_change_drops_details_tied_to_the_old_status() {
+    let mut index = Index::default();
+    let mut failed = call("outbound");
+    failed.status = Some("failed".into());
+    failed.status_details = Some("voiceNumberDisconnected".into());
+    let id = create(&mut index, P, &failed);
+    let patch = InteractionInput {
+        status: Some("attempted".into()),
+        ..InteractionInput::default()
+    };
+    let updated = index.update(Some(P), &id, &patch, now()).unwrap();
+    assert_eq!(updated.status, Status::Attempted);
+    assert_eq!(updated.status_details, None);
+    // Details on no status list stay through a status change.
+    let mut rang = call("outbound");
+    rang.status_details = Some("voiceRangNoPickup".into());
+    let id = create(&mut index, P, &rang);
+    let patch = InteractionInput {
+        status: Some("failed".into()),
+        ..InteractionInput::default()
+    };
+    let updated = index.update(Some(P), &id, &patch, now()).unwrap();
+    assert_eq!(
+        updated.status_details,
+        Some(StatusDetails::VoiceRangNoPickup)
+    );
+}
+
+#[test]
+fn previous_chain_stays_within_the_person() {
+    let mut index = Index::default();
+    let other = create(&mut index, "BO-OTHR-0001", &call("inbound"));
+    let mine = create(&mut index, P, &reply_to(&other));
+    assert!(index.previous_chain(Some(P), &mine).unwrap().is_empty());
 }

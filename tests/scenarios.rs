@@ -105,8 +105,17 @@ impl Send {
             ($($f:ident),+) => { Send { $($f: over.$f.clone().or_else(|| self.$f.clone()),)+ } };
         }
         pick!(
-            channel, direction, theme, subject, loan_ids, is_transactional, contact_kind,
-            previous_interaction_id, jurisdictions, time_zones, balance
+            channel,
+            direction,
+            theme,
+            subject,
+            loan_ids,
+            is_transactional,
+            contact_kind,
+            previous_interaction_id,
+            jurisdictions,
+            time_zones,
+            balance
         )
     }
 }
@@ -157,23 +166,51 @@ fn time(text: &str) -> Result<DateTime<Utc>, String> {
 }
 
 fn opt_time(text: &str) -> Result<Option<DateTime<Utc>>, String> {
-    if text == "none" { Ok(None) } else { time(text).map(Some) }
+    if text == "none" {
+        Ok(None)
+    } else {
+        time(text).map(Some)
+    }
 }
 
-fn proposal(index: &Index, person: &str, send: &Send, at: DateTime<Utc>) -> Result<Proposal, String> {
-    let channel = Channel::parse(send.channel.as_deref().unwrap_or("voice")).ok_or("bad channel")?;
-    let direction = Direction::parse(send.direction.as_deref().unwrap_or("outbound")).ok_or("bad direction")?;
+fn proposal(
+    index: &Index,
+    person: &str,
+    send: &Send,
+    at: DateTime<Utc>,
+) -> Result<Proposal, String> {
+    let channel =
+        Channel::parse(send.channel.as_deref().unwrap_or("voice")).ok_or("bad channel")?;
+    let direction =
+        Direction::parse(send.direction.as_deref().unwrap_or("outbound")).ok_or("bad direction")?;
     let mut p = Proposal::new(channel, direction);
-    p.theme = send.theme.as_deref().map(|t| Theme::parse(t).ok_or(format!("bad theme {t}"))).transpose()?;
-    p.subject = send.subject.as_deref().map(|t| Subject::parse(t).ok_or(format!("bad subject {t}"))).transpose()?;
+    p.theme = send
+        .theme
+        .as_deref()
+        .map(|t| Theme::parse(t).ok_or(format!("bad theme {t}")))
+        .transpose()?;
+    p.subject = send
+        .subject
+        .as_deref()
+        .map(|t| Subject::parse(t).ok_or(format!("bad subject {t}")))
+        .transpose()?;
     p.loans = send.loan_ids.clone().unwrap_or_default();
     p.is_transactional = send.is_transactional;
     p.contact = ContactKind::from_record(send.contact_kind.as_deref());
-    p.answers_borrower = send.previous_interaction_id.as_deref().is_some_and(|prev| index.answers_borrower(person, prev));
+    p.answers_borrower = send
+        .previous_interaction_id
+        .as_deref()
+        .is_some_and(|prev| index.answers_borrower(person, prev));
     p.at = Some(at);
-    p.jurisdictions = engine::parse_jurisdictions(&send.jurisdictions.clone().unwrap_or_default()).map_err(|e| e.to_string())?;
-    p.zones = engine::parse_zones(&send.time_zones.clone().unwrap_or_default()).map_err(|e| e.to_string())?;
-    p.balance = send.balance.as_deref().map(|b| b.parse::<Decimal>().map_err(|e| e.to_string())).transpose()?;
+    p.jurisdictions = engine::parse_jurisdictions(&send.jurisdictions.clone().unwrap_or_default())
+        .map_err(|e| e.to_string())?;
+    p.zones = engine::parse_zones(&send.time_zones.clone().unwrap_or_default())
+        .map_err(|e| e.to_string())?;
+    p.balance = send
+        .balance
+        .as_deref()
+        .map(|b| b.parse::<Decimal>().map_err(|e| e.to_string()))
+        .transpose()?;
     Ok(p)
 }
 
@@ -181,7 +218,10 @@ fn compare(d: &Decision, e: &Expect) -> Vec<String> {
     let mut bad = Vec::new();
     let fmt = |t: Option<DateTime<Utc>>| t.map_or("none".to_owned(), |t| t.to_rfc3339());
     if d.allowed != e.allowed {
-        bad.push(format!("allowed: got {}, expected {}", d.allowed, e.allowed));
+        bad.push(format!(
+            "allowed: got {}, expected {}",
+            d.allowed, e.allowed
+        ));
     }
     if let Some(r) = &e.rule_id
         && d.rule_id.as_deref() != Some(r.as_str())
@@ -215,7 +255,10 @@ fn compare(d: &Decision, e: &Expect) -> Vec<String> {
     for (rule, ids) in &e.counted {
         match d.violations.iter().find(|v| &v.rule_id == rule) {
             Some(v) if &v.counted_interaction_ids == ids => {}
-            Some(v) => bad.push(format!("counted[{rule}]: got {:?}, expected {ids:?}", v.counted_interaction_ids)),
+            Some(v) => bad.push(format!(
+                "counted[{rule}]: got {:?}, expected {ids:?}",
+                v.counted_interaction_ids
+            )),
             None => bad.push(format!("counted[{rule}]: rule not violated")),
         }
     }
@@ -227,9 +270,15 @@ fn compare(d: &Decision, e: &Expect) -> Vec<String> {
         }
     }
     for (rule, t) in &e.rule_next_allowed_at {
-        match (d.violations.iter().find(|v| &v.rule_id == rule), opt_time(t)) {
+        match (
+            d.violations.iter().find(|v| &v.rule_id == rule),
+            opt_time(t),
+        ) {
             (Some(v), Ok(w)) if v.next_allowed_at == w => {}
-            (Some(v), _) => bad.push(format!("ruleNextAllowedAt[{rule}]: got {}, expected {t}", fmt(v.next_allowed_at))),
+            (Some(v), _) => bad.push(format!(
+                "ruleNextAllowedAt[{rule}]: got {}, expected {t}",
+                fmt(v.next_allowed_at)
+            )),
             (None, _) => bad.push(format!("ruleNextAllowedAt[{rule}]: rule not violated")),
         }
     }
@@ -237,7 +286,10 @@ fn compare(d: &Decision, e: &Expect) -> Vec<String> {
         let mut want: Vec<&str> = a.iter().map(String::as_str).collect();
         want.sort_unstable();
         if d.applied_rule_ids != want {
-            bad.push(format!("applied: got {:?}, expected {want:?}", d.applied_rule_ids));
+            bad.push(format!(
+                "applied: got {:?}, expected {want:?}",
+                d.applied_rule_ids
+            ));
         }
     }
     bad
@@ -247,13 +299,21 @@ fn run(path: &Path, shipped: &RuleSet) -> Result<usize, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let sc: Scenario = serde_yaml::from_str(&text).map_err(|e| format!("cannot parse: {e}"))?;
     let mut rules = match &sc.roles {
-        Some(roles) => RuleSet::load_dir(Path::new("rules"), &LoadOptions { roles: Some(roles.clone()), ..LoadOptions::default() })
-            .map_err(|e| e.to_string())?,
+        Some(roles) => RuleSet::load_dir(
+            Path::new("rules"),
+            &LoadOptions {
+                roles: Some(roles.clone()),
+                ..LoadOptions::default()
+            },
+        )
+        .map_err(|e| e.to_string())?,
         None => shipped.clone(),
     };
     if let Some(only) = &sc.only {
         let ids: Vec<&str> = only.iter().map(String::as_str).collect();
-        rules = rules.subset(&ids).map_err(|u| format!("unknown rule ids in `only`: {u:?}"))?;
+        rules = rules
+            .subset(&ids)
+            .map_err(|u| format!("unknown rule ids in `only`: {u:?}"))?;
     }
     let mut index = Index::default();
     let mut checks = 0;
@@ -264,20 +324,45 @@ fn run(path: &Path, shipped: &RuleSet) -> Result<usize, String> {
                 let mut merged = sc.defaults.clone();
                 merged.overlay(input);
                 merged.id = input.id.clone();
-                let now = merged.started_at.as_deref().map(time).transpose().map_err(at_step)?.unwrap_or_default();
-                index.create(&sc.person, &merged, now).map_err(|e| at_step(format!("record: {e}")))?;
+                let now = merged
+                    .started_at
+                    .as_deref()
+                    .map(time)
+                    .transpose()
+                    .map_err(at_step)?
+                    .unwrap_or_default();
+                index
+                    .create(&sc.person, &merged, now)
+                    .map_err(|e| at_step(format!("record: {e}")))?;
             }
             Step::Update(patch) => {
-                let id = patch.id.clone().ok_or_else(|| at_step("update needs an id".into()))?;
-                let now = patch.updated_at.as_deref().map(time).transpose().map_err(at_step)?.unwrap_or_default();
-                index.update(Some(&sc.person), &id, patch, now).map_err(|e| at_step(format!("update: {e}")))?;
+                let id = patch
+                    .id
+                    .clone()
+                    .ok_or_else(|| at_step("update needs an id".into()))?;
+                let now = patch
+                    .updated_at
+                    .as_deref()
+                    .map(time)
+                    .transpose()
+                    .map_err(at_step)?
+                    .unwrap_or_default();
+                index
+                    .update(Some(&sc.person), &id, patch, now)
+                    .map_err(|e| at_step(format!("update: {e}")))?;
             }
             Step::Delete(id) => {
-                index.delete(Some(&sc.person), id, DateTime::default()).map_err(|e| at_step(format!("delete: {e}")))?;
+                index
+                    .delete(Some(&sc.person), id, DateTime::default())
+                    .map_err(|e| at_step(format!("delete: {e}")))?;
             }
-            Step::Debt(d) => index.declare_debt(&sc.person, &d.id, &d.loans).map_err(|e| at_step(format!("debt: {e}")))?,
+            Step::Debt(d) => index
+                .declare_debt(&sc.person, &d.id, &d.loans)
+                .map_err(|e| at_step(format!("debt: {e}")))?,
             Step::Link(l) => {
-                index.link_person(&l.id, &l.external_id).map_err(|e| at_step(format!("link: {e}")))?;
+                index
+                    .link_person(&l.id, &l.external_id)
+                    .map_err(|e| at_step(format!("link: {e}")))?;
             }
             Step::Check(c) => {
                 let at = time(&c.at).map_err(at_step)?;
@@ -290,7 +375,10 @@ fn run(path: &Path, shipped: &RuleSet) -> Result<usize, String> {
                     return Err(at_step(format!(
                         "check at {}{}:\n    {}\n  decision: {d:#?}",
                         c.at,
-                        c.why.as_ref().map(|w| format!(" ({w})")).unwrap_or_default(),
+                        c.why
+                            .as_ref()
+                            .map(|w| format!(" ({w})"))
+                            .unwrap_or_default(),
                         bad.join("\n    ")
                     )));
                 }
@@ -323,6 +411,12 @@ fn scenarios() {
             Err(e) => failures.push(format!("{}: {e}", path.display())),
         }
     }
-    assert!(failures.is_empty(), "{} of {} scenario files failed:\n{}", failures.len(), paths.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} scenario files failed:\n{}",
+        failures.len(),
+        paths.len(),
+        failures.join("\n\n")
+    );
     eprintln!("{} scenario files, {checks} checks", paths.len());
 }

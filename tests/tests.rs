@@ -4,9 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod scenarios;
-mod engine_api;
-mod model;
-mod index;
-mod rules_files;
 mod cli;
+mod engine_api;
+mod index;
+mod model;
+mod rules_files;
+mod scenarios;

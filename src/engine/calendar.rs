@@ -4,7 +4,10 @@
 //! A local day is counted as days from the common era
 //! (`NaiveDate::num_days_from_ce`), so windows are plain integer ranges.
 
-use chrono::{DateTime, Datelike, Timelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone,
+    Timelike, Utc,
+};
 use chrono_tz::Tz;
 
 /// The local wall-clock date and time of `t` in `zone`.
@@ -65,11 +68,23 @@ mod tests {
 
     #[test]
     fn gap_and_fold() {
-        let gap = NaiveDate::from_ymd_opt(2025, 3, 9).unwrap().and_hms_opt(2, 30, 0).unwrap();
+        let gap = NaiveDate::from_ymd_opt(2025, 3, 9)
+            .unwrap()
+            .and_hms_opt(2, 30, 0)
+            .unwrap();
         // 02:30 does not exist; the gap ends at 03:00 EDT = 07:00 UTC.
-        assert_eq!(local_instant_at_or_after(New_York, gap).to_rfc3339(), "2025-03-09T07:00:00+00:00");
-        let fold = NaiveDate::from_ymd_opt(2025, 11, 2).unwrap().and_hms_opt(1, 30, 0).unwrap();
+        assert_eq!(
+            local_instant_at_or_after(New_York, gap).to_rfc3339(),
+            "2025-03-09T07:00:00+00:00"
+        );
+        let fold = NaiveDate::from_ymd_opt(2025, 11, 2)
+            .unwrap()
+            .and_hms_opt(1, 30, 0)
+            .unwrap();
         // 01:30 happens twice; the first is EDT = 05:30 UTC.
-        assert_eq!(local_instant_at_or_after(New_York, fold).to_rfc3339(), "2025-11-02T05:30:00+00:00");
+        assert_eq!(
+            local_instant_at_or_after(New_York, fold).to_rfc3339(),
+            "2025-11-02T05:30:00+00:00"
+        );
     }
 }

@@ -119,15 +119,27 @@ macro_rules! vocabulary {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(d)?;
-                $name::parse(&text).ok_or_else(|| {
-                    de::Error::custom(format!(
-                        "unknown {} `{}`, allowed: {}",
-                        $label,
-                        text,
-                        describe_allowed(&text, $name::NAMES)
-                    ))
-                })
+                // A visitor, not `String::deserialize` then a check: the
+                // error is raised while the parser still stands on the value,
+                // so YAML errors point at the value itself.
+                struct V;
+                impl de::Visitor<'_> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        write!(f, "a {} name", $label)
+                    }
+                    fn visit_str<E: de::Error>(self, text: &str) -> Result<$name, E> {
+                        $name::parse(text).ok_or_else(|| {
+                            E::custom(format!(
+                                "unknown {} `{}`, allowed: {}",
+                                $label,
+                                text,
+                                describe_allowed(text, $name::NAMES)
+                            ))
+                        })
+                    }
+                }
+                d.deserialize_str(V)
             }
         }
     };
@@ -510,8 +522,14 @@ mod tests {
 
     #[test]
     fn suggests_close_names() {
-        assert_eq!(closest("voise", Channel::NAMES.iter().copied()), Some("voice"));
-        assert_eq!(closest("Email", Channel::NAMES.iter().copied()), Some("email"));
+        assert_eq!(
+            closest("voise", Channel::NAMES.iter().copied()),
+            Some("voice")
+        );
+        assert_eq!(
+            closest("Email", Channel::NAMES.iter().copied()),
+            Some("email")
+        );
         assert_eq!(closest("zzzzzzzz", Channel::NAMES.iter().copied()), None);
     }
 }

@@ -9,11 +9,13 @@ use std::fmt;
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 
 use crate::jurisdiction::Jurisdiction;
-use crate::model::{AgentOutcome, Channel, ContactKind, Direction, StatusDetails, Theme, describe_allowed};
+use crate::model::{
+    AgentOutcome, Channel, ContactKind, Direction, StatusDetails, Theme, describe_allowed,
+};
 
 /// One rule file: a list of rules.
 #[derive(Debug, Deserialize)]
@@ -24,7 +26,9 @@ pub struct RawFile {
 }
 
 /// Whom a rule binds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum Role {
     /// A debt collector under the FDCPA (Regulation F binds these).
@@ -228,22 +232,49 @@ pub enum ThemeName {
     Inbound,
 }
 
+/// Deserializes a name through a visitor, so that a YAML error points at
+/// the value itself rather than at the list around it.
+fn from_str_visitor<'de, D, T>(
+    d: D,
+    what: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct V<T> {
+        what: &'static str,
+        parse: fn(&str) -> Result<T, String>,
+    }
+    impl<T> Visitor<'_> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.what)
+        }
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<T, E> {
+            (self.parse)(text).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(V { what, parse })
+}
+
 impl<'de> Deserialize<'de> for ThemeName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        match text.as_str() {
+        from_str_visitor(d, "a theme or theme group", |text| {
+            match text {
             "collection" => Ok(ThemeName::Collection),
             "servicing" => Ok(ThemeName::Servicing),
             "inbound" => Ok(ThemeName::Inbound),
             other => Theme::parse(other).map(ThemeName::Theme).ok_or_else(|| {
                 let mut names = vec!["collection", "servicing", "inbound"];
                 names.extend_from_slice(Theme::NAMES);
-                de::Error::custom(format!(
+                format!(
                     "unknown theme `{other}`, allowed: a group (collection, servicing, inbound) or a theme: {}",
                     describe_allowed(other, &names)
-                ))
+                )
             }),
         }
+        })
     }
 }
 
@@ -253,10 +284,17 @@ pub struct ContactKindName(pub ContactKind);
 
 impl<'de> Deserialize<'de> for ContactKindName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        ContactKind::parse(&text).map(ContactKindName).ok_or_else(|| {
-            let names: Vec<&'static str> = ContactKind::NAMED.iter().map(|(_, n)| *n).collect();
-            de::Error::custom(format!("unknown contact kind `{text}`, allowed: {}", describe_allowed(&text, &names)))
+        from_str_visitor(d, "a contact kind", |text| {
+            ContactKind::parse(text)
+                .map(ContactKindName)
+                .ok_or_else(|| {
+                    let names: Vec<&'static str> =
+                        ContactKind::NAMED.iter().map(|(_, n)| *n).collect();
+                    format!(
+                        "unknown contact kind `{text}`, allowed: {}",
+                        describe_allowed(text, &names)
+                    )
+                })
         })
     }
 }
@@ -267,8 +305,11 @@ pub struct JurisdictionName(pub Jurisdiction);
 
 impl<'de> Deserialize<'de> for JurisdictionName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Jurisdiction::parse(&text).map(JurisdictionName).map_err(de::Error::custom)
+        from_str_visitor(d, "a jurisdiction code", |text| {
+            Jurisdiction::parse(text)
+                .map(JurisdictionName)
+                .map_err(|e| e.to_string())
+        })
     }
 }
 
@@ -303,13 +344,19 @@ impl<'de> Deserialize<'de> for Amount {
                     .map_err(|e| E::custom(format!("amount `{v}` cannot be held exactly: {e}")))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Amount, E> {
-                Err(E::custom(format!("amount {v} is a number; write it as a quoted string, for example \"{v}\"")))
+                Err(E::custom(format!(
+                    "amount {v} is a number; write it as a quoted string, for example \"{v}\""
+                )))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Amount, E> {
-                Err(E::custom(format!("amount {v} is a number; write it as a quoted string, for example \"{v}.00\"")))
+                Err(E::custom(format!(
+                    "amount {v} is a number; write it as a quoted string, for example \"{v}.00\""
+                )))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Amount, E> {
-                Err(E::custom(format!("amount {v} is a number; write it as a quoted string, for example \"{v}.00\"")))
+                Err(E::custom(format!(
+                    "amount {v} is a number; write it as a quoted string, for example \"{v}.00\""
+                )))
             }
         }
         d.deserialize_any(AmountVisitor)
@@ -319,6 +366,8 @@ impl<'de> Deserialize<'de> for Amount {
 impl FromStr for Amount {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Decimal::from_str_exact(s).map(Amount).map_err(|e| e.to_string())
+        Decimal::from_str_exact(s)
+            .map(Amount)
+            .map_err(|e| e.to_string())
     }
 }
