@@ -13,6 +13,8 @@
 //! - debts: which loans form one debt (an account). By default each loan is
 //!   its own debt.
 
+mod query;
+
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
@@ -21,6 +23,8 @@ use crate::model::{
     AgentOutcome, AnyId, Channel, ContactKind, Direction, Interaction, InteractionInput,
     MAX_ID_CHARS, MAX_LOANS, Status, StatusDetails, Theme, ValidationError,
 };
+
+pub use query::{DEFAULT_LIMIT, ListPage, ListQuery, MAX_LIMIT, SortField};
 
 /// Default history horizon, in days: at least the longest window a rule
 /// may use.
@@ -182,6 +186,9 @@ struct Person {
     id: String,
     external_ids: Vec<String>,
     entries: Vec<Entry>,
+    /// Every interaction of the person, deleted ones included, in creation
+    /// order: what a listing by person reads.
+    records: Vec<InteractionKey>,
     interactions: usize,
     /// Loan → the account it belongs to.
     accounts_of_loans: HashMap<NameKey, NameKey>,
@@ -514,6 +521,7 @@ impl Index {
         }
         let person = &mut self.people[p.0 as usize];
         person.interactions += 1;
+        person.records.push(key);
         insert_sorted(&mut person.entries, entry);
         self.records.push((p, record));
         Ok(&self.records[key.0 as usize].1)
@@ -615,12 +623,8 @@ impl Index {
     ) -> Result<&Interaction, IndexError> {
         let key = self.locate(person, interaction)?;
         let (p, old) = &self.records[key.0 as usize];
-        let p = *p;
-        if old.deleted_at.is_some() {
-            return Err(IndexError::Deleted(old.id.clone()));
-        }
         if let Some(given) = &patch.person_id
-            && self.find_person(given)? != Some(p)
+            && self.find_person(given)? != Some(*p)
         {
             return Err(IndexError::PersonChange {
                 given: given.clone(),
@@ -638,15 +642,79 @@ impl Index {
         }
         let mut merged = old.to_input();
         merged.overlay(patch);
+        self.apply(
+            key,
+            merged,
+            patch.status.is_some(),
+            patch.status_details.is_some(),
+            now,
+            None,
+        )
+    }
+
+    /// Applies an update that names its fields (a gRPC update mask): each
+    /// listed field takes its value from `values`, and a listed field that
+    /// `values` leaves unset is cleared. Names are upstream camelCase or
+    /// snake_case. `by` is who made the change, from the credential.
+    pub fn update_fields(
+        &mut self,
+        person: Option<&str>,
+        interaction: &str,
+        values: &InteractionInput,
+        fields: &[String],
+        now: DateTime<Utc>,
+        by: Option<&str>,
+    ) -> Result<&Interaction, IndexError> {
+        let key = self.locate(person, interaction)?;
+        let mut merged = self.records[key.0 as usize].1.to_input();
+        let mut names = Vec::with_capacity(fields.len());
+        for f in fields {
+            let name =
+                crate::model::field_name(f).ok_or_else(|| ValidationError::UnknownValue {
+                    field: "updateMask",
+                    value: f.chars().take(64).collect(),
+                    allowed: crate::model::describe_allowed(f, crate::model::UPDATABLE_FIELDS),
+                })?;
+            if !merged.set_field(name, values) {
+                return Err(ValidationError::ReadOnly { field: name }.into());
+            }
+            names.push(name);
+        }
+        if names.is_empty() {
+            return Err(ValidationError::Missing {
+                field: "updateMask",
+            }
+            .into());
+        }
+        let status_set = names.contains(&"status");
+        let details_set = names.contains(&"statusDetails");
+        self.apply(key, merged, status_set, details_set, now, by)
+    }
+
+    /// Validates `merged` as the new state of `key` and stores it.
+    fn apply(
+        &mut self,
+        key: InteractionKey,
+        mut merged: InteractionInput,
+        status_set: bool,
+        details_set: bool,
+        now: DateTime<Utc>,
+        by: Option<&str>,
+    ) -> Result<&Interaction, IndexError> {
+        let (p, old) = &self.records[key.0 as usize];
+        let p = *p;
+        if old.deleted_at.is_some() {
+            return Err(IndexError::Deleted(old.id.clone()));
+        }
         // statusDetails tied to the old status describe the old state: a
         // status change that does not restate them drops them, so that
         // `failed` + `voiceNumberDisconnected` can move to `attempted`.
-        if patch.status.is_some()
-            && patch.status_details.is_none()
+        if status_set
+            && !details_set
             && old
                 .status_details
                 .and_then(StatusDetails::required_status)
-                .is_some_and(|s| Some(s.as_str()) != patch.status.as_deref())
+                .is_some_and(|s| Some(s.as_str()) != merged.status.as_deref())
         {
             merged.status_details = None;
         }
@@ -662,6 +730,7 @@ impl Index {
             });
         }
         record.updated_at = Some(now);
+        record.updated_by = by.map(str::to_owned).or_else(|| old.updated_by.clone());
         let old_at = old.occurs_at().timestamp();
         let old_ext = old.external_id.clone();
         let entry = self.entry_for(key, &record);

@@ -31,8 +31,21 @@
 //! # let _ = (decision, Utc.timestamp_opt(0, 0));
 //! ```
 
+pub mod auth;
 pub mod engine;
+pub mod guard;
 pub mod index;
 pub mod jurisdiction;
 pub mod model;
 pub mod rules;
+pub mod server;
+pub mod service;
+
+/// The generated protobuf and gRPC code of `proto/complianceguard/v1`.
+#[allow(missing_docs, clippy::all, clippy::pedantic, reason = "generated code")]
+pub mod pb {
+    tonic::include_proto!("complianceguard.v1");
+    /// The encoded descriptor set, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("compliance_descriptor");
+}

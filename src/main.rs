@@ -1,5 +1,6 @@
 //! The `compliance-guard` command: a thin shell over the library.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,11 +19,56 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the gRPC server.
+    Serve(ServeArgs),
     /// Work with rule files.
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "COMPLIANCE_GUARD_LISTEN",
+        default_value = "127.0.0.1:50051"
+    )]
+    listen: SocketAddr,
+    /// The rules directory.
+    #[arg(long, env = "COMPLIANCE_GUARD_RULES", default_value = "rules")]
+    rules: PathBuf,
+    /// The data directory (the generated API key lives there).
+    #[arg(long, env = "COMPLIANCE_GUARD_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// A YAML file of API keys (see README, "Access").
+    #[arg(long, env = "COMPLIANCE_GUARD_KEYS")]
+    keys: Option<PathBuf>,
+    /// Run without API keys. Allowed only on a loopback address.
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// TLS certificate chain (PEM); with --tls-key.
+    #[arg(long, env = "COMPLIANCE_GUARD_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); with --tls-cert.
+    #[arg(long, env = "COMPLIANCE_GUARD_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// What the lender is (debtCollector, creditor, licensee), comma
+    /// separated. Unset: every rule binds.
+    #[arg(long, env = "COMPLIANCE_GUARD_ROLES", value_delimiter = ',')]
+    roles: Vec<String>,
+    /// Seconds in-flight calls may run after a shutdown signal.
+    #[arg(
+        long,
+        env = "COMPLIANCE_GUARD_SHUTDOWN_GRACE_SECONDS",
+        default_value_t = 10
+    )]
+    shutdown_grace_seconds: u64,
+    /// Days of history the index keeps for counting.
+    #[arg(long, env = "COMPLIANCE_GUARD_HORIZON_DAYS", default_value_t = compliance_guard::index::DEFAULT_HORIZON_DAYS)]
+    horizon_days: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,8 +101,100 @@ fn main() -> ExitCode {
     }
 }
 
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    use compliance_guard::rules::Role;
+    use compliance_guard::server::{ServeConfig, TlsFiles, resolve_access, serve};
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let roles = if args.roles.is_empty() {
+        None
+    } else {
+        let parsed: Result<Vec<Role>, _> = args
+            .roles
+            .iter()
+            .map(|r| {
+                serde_yaml::from_str::<Role>(r).map_err(|_| {
+                    anyhow::anyhow!(
+                        "unknown role `{r}`; allowed: debtCollector, creditor, licensee"
+                    )
+                })
+            })
+            .collect();
+        Some(parsed?)
+    };
+    let env_key = std::env::var("COMPLIANCE_GUARD_API_KEY").ok();
+    let (access, access_line) = resolve_access(
+        args.keys.as_deref(),
+        env_key.as_deref(),
+        &args.data_dir,
+        args.insecure_no_auth,
+        args.listen,
+    )?;
+    let config = ServeConfig {
+        rules_dir: args.rules,
+        data_dir: args.data_dir,
+        access,
+        tls: args
+            .tls_cert
+            .zip(args.tls_key)
+            .map(|(cert, key)| TlsFiles { cert, key }),
+        index: compliance_guard::index::IndexConfig {
+            horizon_days: args.horizon_days,
+        },
+        roles,
+        shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace_seconds),
+        hold_until: None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let addr = listener
+            .local_addr()
+            .context("reading the listening address")?;
+        tracing::info!(%addr, "{access_line}");
+        eprintln!("compliance-guard listening on {addr}; {access_line}");
+        serve(config, listener, shutdown_signal())
+            .await
+            .map_err(anyhow::Error::from)
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve(args) => serve(args),
         Command::Rules {
             command: RulesCommand::Check { dir, horizon_days },
         } => {

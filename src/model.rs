@@ -315,6 +315,12 @@ pub enum ValidationError {
         /// The value given.
         value: String,
     },
+    /// A field that is set by the guard, never by an update.
+    #[error("`{field}` cannot be updated; it is set by the guard")]
+    ReadOnly {
+        /// The field.
+        field: &'static str,
+    },
     /// scheduledAtTo before scheduledAtFrom.
     #[error("`scheduledAtTo` `{to}` is before `scheduledAtFrom` `{from}`")]
     ScheduleOrder {
@@ -323,6 +329,28 @@ pub enum ValidationError {
         /// scheduledAtTo.
         to: DateTime<Utc>,
     },
+}
+
+impl ValidationError {
+    /// The field the error is about, by its upstream name, for field-level
+    /// error reports (gRPC BadRequest violations).
+    pub fn field(&self) -> &'static str {
+        match self {
+            ValidationError::Missing { field }
+            | ValidationError::UnknownValue { field, .. }
+            | ValidationError::NullValue { field }
+            | ValidationError::Length { field, .. }
+            | ValidationError::TooMany { field, .. }
+            | ValidationError::InvalidId { field, .. }
+            | ValidationError::Time { field, .. }
+            | ValidationError::ReadOnly { field } => field,
+            ValidationError::DetailsStatus { .. }
+            | ValidationError::DetailsChannel { .. }
+            | ValidationError::DetailsDirection { .. } => "statusDetails",
+            ValidationError::ThemeRequired { .. } => "theme",
+            ValidationError::ScheduleOrder { .. } => "scheduledAtTo",
+        }
+    }
 }
 
 impl StatusDetails {
@@ -519,6 +547,9 @@ pub struct Interaction {
     pub updated_at: Option<DateTime<Utc>>,
     pub deleted_at: Option<DateTime<Utc>>,
     pub created_by: Option<String>,
+    /// Who made the last change, from the caller's credential. Not an
+    /// upstream field: upstream keeps only createdBy.
+    pub updated_by: Option<String>,
 }
 
 impl Interaction {
@@ -680,7 +711,107 @@ fn check_json(field: &'static str, value: &Option<Value>) -> Result<(), Validati
     Ok(())
 }
 
+/// The fields an update may name, by their upstream (camelCase) names. The
+/// snake_case forms are accepted too. `id`, `personId`, `createdAt`,
+/// `createdBy`, `updatedAt` and `deletedAt` are not here: they are set by
+/// the guard, never by an update.
+pub const UPDATABLE_FIELDS: &[&str] = &[
+    "externalId",
+    "channel",
+    "direction",
+    "theme",
+    "borrowerSelectedTheme",
+    "subject",
+    "status",
+    "statusDetails",
+    "agentOutcome",
+    "startedAt",
+    "endedAt",
+    "scheduledAtFrom",
+    "scheduledAtTo",
+    "loanId",
+    "loanIds",
+    "isTransactional",
+    "sensitive",
+    "isExternal",
+    "previousInteractionId",
+    "contactId",
+    "contactExternalId",
+    "contact",
+    "borrower",
+    "metaData",
+    "content",
+    "failureDescriptionShort",
+    "failureDescriptionLong",
+    "complianceGuardRuleId",
+    "twilioErrorCode",
+];
+
+/// The upstream (camelCase) name of a field given in either form, if it is
+/// a field of the Interaction object.
+pub fn field_name(name: &str) -> Option<&'static str> {
+    const READ_ONLY: &[&str] = &[
+        "id",
+        "personId",
+        "createdAt",
+        "createdBy",
+        "updatedAt",
+        "updatedBy",
+        "deletedAt",
+    ];
+    let camel: String = {
+        let mut out = String::with_capacity(name.len());
+        let mut upper = false;
+        for c in name.chars() {
+            if c == '_' {
+                upper = true;
+            } else if upper {
+                out.extend(c.to_uppercase());
+                upper = false;
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    };
+    UPDATABLE_FIELDS
+        .iter()
+        .chain(READ_ONLY)
+        .find(|f| **f == camel)
+        .copied()
+}
+
 impl InteractionInput {
+    /// Copies one field (by its upstream name) from `from`, set or unset:
+    /// an update mask that lists a field which `from` leaves unset clears
+    /// it. Returns false for a name that is not an updatable field.
+    pub fn set_field(&mut self, name: &str, from: &InteractionInput) -> bool {
+        macro_rules! by_name {
+            ($($text:literal => $f:ident),+ $(,)?) => {
+                match name {
+                    $($text => { self.$f = from.$f.clone(); true })+
+                    _ => false,
+                }
+            };
+        }
+        by_name!(
+            "externalId" => external_id, "channel" => channel, "direction" => direction,
+            "theme" => theme, "borrowerSelectedTheme" => borrower_selected_theme,
+            "subject" => subject, "status" => status, "statusDetails" => status_details,
+            "agentOutcome" => agent_outcome, "startedAt" => started_at, "endedAt" => ended_at,
+            "scheduledAtFrom" => scheduled_at_from, "scheduledAtTo" => scheduled_at_to,
+            "loanId" => loan_id, "loanIds" => loan_ids, "isTransactional" => is_transactional,
+            "sensitive" => sensitive, "isExternal" => is_external,
+            "previousInteractionId" => previous_interaction_id, "contactId" => contact_id,
+            "contactExternalId" => contact_external_id, "contact" => contact,
+            "borrower" => borrower, "metaData" => meta_data, "content" => content,
+            "failureDescriptionShort" => failure_description_short,
+            "failureDescriptionLong" => failure_description_long,
+            "complianceGuardRuleId" => compliance_guard_rule_id,
+            "twilioErrorCode" => twilio_error_code,
+        )
+    }
+
     /// Lays the fields that `patch` sets over `self`: an update names only
     /// what changes.
     pub fn overlay(&mut self, patch: &InteractionInput) {
@@ -880,6 +1011,7 @@ impl InteractionInput {
             updated_at: opt_time("updatedAt", &self.updated_at)?,
             deleted_at: opt_time("deletedAt", &self.deleted_at)?,
             created_by: self.created_by.clone(),
+            updated_by: None,
         })
     }
 }

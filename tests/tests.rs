@@ -6,6 +6,8 @@
 
 mod cli;
 mod engine_api;
+mod grpc;
+mod grpc_check;
 mod index;
 mod model;
 mod rules_files;

@@ -1,0 +1,247 @@
+//! API keys: where they come from and how a presented key is checked.
+//!
+//! Access mirrors upstream: a bearer token (`authorization: Bearer KEY`) or
+//! an API-key header (`x-api-key: KEY`). Keys come from, in this order:
+//! 1. a keys file (`--keys FILE`), YAML:
+//!    ```yaml
+//!    keys:
+//!      - name: pipeline          # becomes createdBy / updatedBy
+//!        key: 9f2c...            # at least 32 characters
+//!        sensitive: false        # may read sensitive interactions
+//!    ```
+//! 2. the environment variable `COMPLIANCE_GUARD_API_KEY` (one key, named
+//!    `env`, with the sensitive right);
+//! 3. otherwise the file `api-key` in the data dir, created at first start
+//!    with a random key and owner-only permissions (one key, named
+//!    `admin`, with the sensitive right).
+//!
+//! The guard never runs without keys unless told so explicitly, and then
+//! only on loopback (see the `serve` command).
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::guard::Caller;
+
+/// Shortest key accepted.
+pub const MIN_KEY_CHARS: usize = 32;
+/// The name of the generated key file in the data dir.
+pub const KEY_FILE: &str = "api-key";
+
+/// Errors reading or creating keys.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The keys file could not be read.
+    #[error("cannot read the keys file `{path}`: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The keys file is not valid.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The generated key could not be written.
+    #[error("cannot create the key file `{path}`: {source}")]
+    Create {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeysFile {
+    keys: Vec<KeyEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyEntry {
+    name: String,
+    key: String,
+    #[serde(default)]
+    sensitive: bool,
+}
+
+/// The keys the server accepts.
+#[derive(Clone)]
+pub struct Keys {
+    entries: Vec<KeyEntry>,
+}
+
+impl fmt::Debug for Keys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the secrets themselves.
+        let names: Vec<&str> = self.entries.iter().map(|e| e.name.as_str()).collect();
+        f.debug_struct("Keys").field("names", &names).finish()
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn check_entries(path: &Path, entries: &[KeyEntry]) -> Result<(), AuthError> {
+    let invalid = |message: String| AuthError::Invalid {
+        path: path.to_owned(),
+        message,
+    };
+    if entries.is_empty() {
+        return Err(invalid("no keys; give at least one".into()));
+    }
+    for (i, e) in entries.iter().enumerate() {
+        if e.name.trim().is_empty() || e.name.chars().count() > 100 {
+            return Err(invalid(format!(
+                "keys[{i}]: `name` must have 1 to 100 characters"
+            )));
+        }
+        if e.key.chars().count() < MIN_KEY_CHARS || !e.key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(format!(
+                "keys[{i}] (`{}`): `key` must have at least {MIN_KEY_CHARS} printable characters and no spaces",
+                e.name
+            )));
+        }
+        if entries[..i].iter().any(|o| o.key == e.key) {
+            return Err(invalid(format!(
+                "keys[{i}] (`{}`): the same key is listed twice",
+                e.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Keys {
+    /// One key with a name and the sensitive right as given.
+    pub fn single(name: &str, key: &str, sensitive: bool) -> Result<Keys, AuthError> {
+        let entries = vec![KeyEntry {
+            name: name.to_owned(),
+            key: key.to_owned(),
+            sensitive,
+        }];
+        check_entries(Path::new("(key)"), &entries)?;
+        Ok(Keys { entries })
+    }
+
+    /// Reads a keys file (see the module docs for its format).
+    pub fn load_file(path: &Path) -> Result<Keys, AuthError> {
+        let text = std::fs::read_to_string(path).map_err(|source| AuthError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let file: KeysFile = serde_yaml::from_str(&text).map_err(|e| AuthError::Invalid {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        check_entries(path, &file.keys)?;
+        Ok(Keys { entries: file.keys })
+    }
+
+    /// Reads the data dir's key file, creating it with a random key (mode
+    /// 0600) if it does not exist. Returns the keys, the file's path, and
+    /// whether it was created now.
+    pub fn load_or_create(data_dir: &Path) -> Result<(Keys, PathBuf, bool), AuthError> {
+        let path = data_dir.join(KEY_FILE);
+        let create = |source| AuthError::Create {
+            path: path.clone(),
+            source,
+        };
+        if path.exists() {
+            let key = std::fs::read_to_string(&path).map_err(|source| AuthError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let keys = Keys::single("admin", key.trim(), true).map_err(|e| AuthError::Invalid {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            return Ok((keys, path, false));
+        }
+        std::fs::create_dir_all(data_dir).map_err(create)?;
+        let key = random_key().map_err(create)?;
+        write_private(&path, &key).map_err(create)?;
+        let keys = Keys::single("admin", &key, true)?;
+        Ok((keys, path, true))
+    }
+
+    /// The caller a presented key belongs to, if any.
+    pub fn verify(&self, presented: &str) -> Option<Caller> {
+        let mut found = None;
+        // Compare against every key, so the time taken does not tell which
+        // key came close.
+        for e in &self.entries {
+            if same(e.key.as_bytes(), presented.as_bytes()) {
+                found = Some(Caller {
+                    name: e.name.clone(),
+                    sensitive: e.sensitive,
+                });
+            }
+        }
+        found
+    }
+
+    /// How many keys there are.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when there is none (never the case for a loaded set).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// 32 random bytes from the operating system, as 64 hex digits.
+fn random_key() -> std::io::Result<String> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, format!("{text}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verifies_only_listed_keys() {
+        let keys = Keys::single("pipeline", &"k".repeat(40), false).unwrap();
+        assert_eq!(keys.verify(&"k".repeat(40)).unwrap().name, "pipeline");
+        assert!(keys.verify(&"k".repeat(39)).is_none());
+        assert!(keys.verify("").is_none());
+        assert!(Keys::single("short", "abc", false).is_err());
+        assert!(!format!("{keys:?}").contains("kkkk"));
+    }
+}

@@ -1,0 +1,251 @@
+//! Listing interactions: the upstream filters, sorting and paging.
+
+use chrono::{DateTime, Utc};
+
+use super::{Index, IndexError, InteractionKey};
+use crate::model::{
+    AgentOutcome, Channel, Direction, Interaction, Status, StatusDetails, Subject, Theme,
+};
+
+/// Most interactions one page may hold, as upstream.
+pub const MAX_LIMIT: usize = 100;
+/// The page size when none is given, as upstream.
+pub const DEFAULT_LIMIT: usize = 25;
+
+/// A field to sort by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortField {
+    /// Creation order.
+    Id,
+    /// createdAt.
+    CreatedAt,
+    /// startedAt.
+    StartedAt,
+    /// scheduledAtFrom (unset sorts first).
+    ScheduledAtFrom,
+    /// scheduledAtTo (unset sorts first).
+    ScheduledAtTo,
+    /// channel, by name.
+    Channel,
+    /// direction, by name.
+    Direction,
+    /// status, by name.
+    Status,
+    /// The contact's name (unset sorts first).
+    ContactName,
+}
+
+impl SortField {
+    /// The names accepted, as upstream spells them.
+    pub const NAMES: &'static [&'static str] = &[
+        "id",
+        "createdAt",
+        "startedAt",
+        "scheduledAtFrom",
+        "scheduledAtTo",
+        "channel",
+        "direction",
+        "status",
+        "contactName",
+    ];
+
+    /// Parses one upstream name.
+    pub fn parse(name: &str) -> Option<SortField> {
+        Some(match name {
+            "id" => SortField::Id,
+            "createdAt" => SortField::CreatedAt,
+            "startedAt" => SortField::StartedAt,
+            "scheduledAtFrom" => SortField::ScheduledAtFrom,
+            "scheduledAtTo" => SortField::ScheduledAtTo,
+            "channel" => SortField::Channel,
+            "direction" => SortField::Direction,
+            "status" => SortField::Status,
+            "contactName" => SortField::ContactName,
+            _ => return None,
+        })
+    }
+}
+
+/// A listing request. Empty lists and `None` mean "any". Lists of optional
+/// values match a missing value with `None` (the upstream `"null"`).
+#[derive(Debug, Clone, Default)]
+#[allow(
+    missing_docs,
+    reason = "each field is the upstream filter of the same name"
+)]
+pub struct ListQuery {
+    /// One person's interactions (our id or `ext-`), or everyone's.
+    pub person: Option<String>,
+    pub has_no_person: Option<bool>,
+    pub channels: Vec<Channel>,
+    pub direction: Option<Direction>,
+    /// `None` (upstream `"null"`) matches nothing: every record has a status.
+    pub statuses: Vec<Option<Status>>,
+    pub status_details: Vec<Option<StatusDetails>>,
+    pub agent_outcomes: Vec<Option<AgentOutcome>>,
+    pub subjects: Vec<Option<Subject>>,
+    pub themes: Vec<Option<Theme>>,
+    /// createdAt strictly before.
+    pub created_before: Option<DateTime<Utc>>,
+    /// createdAt strictly after.
+    pub created_after: Option<DateTime<Utc>>,
+    pub started_before: Option<DateTime<Utc>>,
+    pub started_after: Option<DateTime<Utc>>,
+    /// scheduledAtFrom at or before (upstream: "before (or equal to)").
+    pub scheduled_from_before: Option<DateTime<Utc>>,
+    pub scheduled_from_after: Option<DateTime<Utc>>,
+    pub scheduled_to_before: Option<DateTime<Utc>>,
+    pub scheduled_to_after: Option<DateTime<Utc>>,
+    pub sensitive: Option<bool>,
+    pub is_external: Option<bool>,
+    /// An exact substring of the content, as JSON text.
+    pub content_contains: Option<String>,
+    /// Whether the caller may see sensitive interactions; without the right
+    /// they are left out (they still count in every check).
+    pub include_sensitive: bool,
+    /// Sort keys with `true` for descending; empty is creation order.
+    pub sort: Vec<(SortField, bool)>,
+    /// Page size, 1 to [`MAX_LIMIT`].
+    pub limit: usize,
+    pub offset: usize,
+    /// The page starts after this interaction (our id or `ext-`).
+    pub starting_after: Option<String>,
+    /// The page ends before this interaction (our id or `ext-`).
+    pub ending_before: Option<String>,
+}
+
+/// One page of a listing.
+#[derive(Debug)]
+pub struct ListPage<'a> {
+    /// How many interactions match the filters.
+    pub total: usize,
+    /// This page.
+    pub data: Vec<&'a Interaction>,
+}
+
+fn before(t: DateTime<Utc>, bound: Option<DateTime<Utc>>) -> bool {
+    bound.is_none_or(|b| t < b)
+}
+fn after(t: DateTime<Utc>, bound: Option<DateTime<Utc>>) -> bool {
+    bound.is_none_or(|b| t > b)
+}
+fn at_or_before(t: Option<DateTime<Utc>>, bound: Option<DateTime<Utc>>) -> bool {
+    bound.is_none_or(|b| t.is_some_and(|t| t <= b))
+}
+fn at_or_after(t: Option<DateTime<Utc>>, bound: Option<DateTime<Utc>>) -> bool {
+    bound.is_none_or(|b| t.is_some_and(|t| t >= b))
+}
+fn any_of<T: PartialEq>(list: &[T], v: &T) -> bool {
+    list.is_empty() || list.contains(v)
+}
+
+impl ListQuery {
+    fn matches(&self, r: &Interaction) -> bool {
+        r.deleted_at.is_none()
+            && (self.include_sensitive || r.sensitive != Some(true))
+            && self.has_no_person != Some(true)
+            && any_of(&self.channels, &r.channel)
+            && self.direction.is_none_or(|d| d == r.direction)
+            && any_of(&self.statuses, &Some(r.status))
+            && any_of(&self.status_details, &r.status_details)
+            && any_of(&self.agent_outcomes, &r.agent_outcome)
+            && any_of(&self.subjects, &r.subject)
+            && any_of(&self.themes, &r.theme)
+            && before(r.created_at, self.created_before)
+            && after(r.created_at, self.created_after)
+            && before(r.started_at, self.started_before)
+            && after(r.started_at, self.started_after)
+            && at_or_before(r.scheduled_at_from, self.scheduled_from_before)
+            && at_or_after(r.scheduled_at_from, self.scheduled_from_after)
+            && at_or_before(r.scheduled_at_to, self.scheduled_to_before)
+            && at_or_after(r.scheduled_at_to, self.scheduled_to_after)
+            && self
+                .sensitive
+                .is_none_or(|s| r.sensitive.unwrap_or(false) == s)
+            && self.is_external.is_none_or(|e| r.is_external == e)
+            && self.content_contains.as_ref().is_none_or(|needle| {
+                r.content.as_ref().is_some_and(|c| {
+                    serde_json::to_string(c).is_ok_and(|t| t.contains(needle.as_str()))
+                })
+            })
+    }
+}
+
+fn compare(
+    a: &(InteractionKey, &Interaction),
+    b: &(InteractionKey, &Interaction),
+    sort: &[(SortField, bool)],
+) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    for (field, desc) in sort {
+        let (x, y) = (a.1, b.1);
+        let o = match field {
+            SortField::Id => a.0.cmp(&b.0),
+            SortField::CreatedAt => x.created_at.cmp(&y.created_at),
+            SortField::StartedAt => x.started_at.cmp(&y.started_at),
+            SortField::ScheduledAtFrom => x.scheduled_at_from.cmp(&y.scheduled_at_from),
+            SortField::ScheduledAtTo => x.scheduled_at_to.cmp(&y.scheduled_at_to),
+            SortField::Channel => x.channel.as_str().cmp(y.channel.as_str()),
+            SortField::Direction => x.direction.as_str().cmp(y.direction.as_str()),
+            SortField::Status => x.status.as_str().cmp(y.status.as_str()),
+            SortField::ContactName => {
+                let name = |r: &Interaction| r.contact.as_ref().and_then(|c| c.name.clone());
+                name(x).cmp(&name(y))
+            }
+        };
+        let o = if *desc { o.reverse() } else { o };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    // Creation order breaks every tie, so pages are stable.
+    a.0.cmp(&b.0)
+}
+
+impl Index {
+    /// Lists interactions: filters, then sorts, then pages. Deleted
+    /// interactions are not listed (get one by id to see it).
+    pub fn list(&self, q: &ListQuery) -> Result<ListPage<'_>, IndexError> {
+        let keys: Box<dyn Iterator<Item = InteractionKey>> = match &q.person {
+            Some(person) => match self.find_person(person)? {
+                Some(p) => Box::new(self.people[p.0 as usize].records.iter().copied()),
+                None => Box::new(std::iter::empty()),
+            },
+            None => Box::new(
+                (0..self.records.len())
+                    .map(|i| InteractionKey(u32::try_from(i).unwrap_or(u32::MAX))),
+            ),
+        };
+        let mut found: Vec<(InteractionKey, &Interaction)> = keys
+            .filter_map(|k| self.records.get(k.0 as usize).map(|(_, r)| (k, r)))
+            .filter(|(_, r)| q.matches(r))
+            .collect();
+        found.sort_by(|a, b| compare(a, b, &q.sort));
+        let total = found.len();
+        let position = |any_id: &str| -> Result<usize, IndexError> {
+            let key = self.find_interaction(any_id)?;
+            key.and_then(|k| found.iter().position(|(x, _)| *x == k))
+                .ok_or_else(|| IndexError::UnknownInteraction {
+                    person: q.person.clone().unwrap_or_else(|| "*".into()),
+                    id: any_id.to_owned(),
+                })
+        };
+        let limit = q.limit.clamp(1, MAX_LIMIT);
+        let window: &[(InteractionKey, &Interaction)] = match (&q.starting_after, &q.ending_before)
+        {
+            (Some(a), _) => &found[position(a)? + 1..],
+            (None, Some(b)) => {
+                let end = position(b)?;
+                &found[end.saturating_sub(limit + q.offset)..end]
+            }
+            (None, None) => &found,
+        };
+        let data = window
+            .iter()
+            .skip(q.offset)
+            .take(limit)
+            .map(|(_, r)| *r)
+            .collect();
+        Ok(ListPage { total, data })
+    }
+}

@@ -1,0 +1,272 @@
+//! Running the server: health, reflection, keys, TLS, start-up and
+//! graceful shutdown around the [`crate::service::Service`].
+//!
+//! Start-up order: the listener accepts at once, with health NOT_SERVING
+//! for "" and both services; the rules are loaded (a rules directory that
+//! fails its check stops the start with the problems listed); then health
+//! turns SERVING. On shutdown health turns NOT_SERVING first, in-flight
+//! calls finish, then the server returns.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic_health::ServingStatus;
+
+use crate::auth::{AuthError, Keys};
+use crate::guard::Guard;
+use crate::index::IndexConfig;
+use crate::pb::compliance_guard_server::ComplianceGuardServer;
+use crate::pb::interactions_server::InteractionsServer;
+use crate::rules::{LoadOptions, Role, RuleErrors, RuleSet};
+use crate::service::{Access, Service, authenticate};
+
+/// The gRPC service names, as health and reflection know them.
+pub const SERVICE_NAMES: [&str; 2] = [
+    "complianceguard.v1.ComplianceGuard",
+    "complianceguard.v1.Interactions",
+];
+
+/// Errors that stop the server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The rules directory failed its check at start.
+    #[error("the rules failed their check; the server did not start:\n{0}")]
+    Rules(RuleErrors),
+    /// Keys could not be read or created.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The TLS files could not be read.
+    #[error("cannot read the TLS file `{path}`: {source}")]
+    Tls {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Running without keys was asked for on an address other than loopback.
+    #[error(
+        "refusing to run without API keys on `{0}`: `--insecure-no-auth` is allowed only on a loopback address"
+    )]
+    OpenOffLoopback(SocketAddr),
+    /// The transport failed.
+    #[error("the gRPC transport failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Reflection could not be built from the descriptors.
+    #[error("server reflection could not be built: {0}")]
+    Reflection(String),
+    /// A task of the server failed.
+    #[error("a server task failed: {0}")]
+    Task(String),
+}
+
+/// Certificate and key files (PEM) for TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The certificate chain.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
+}
+
+/// Everything `serve` needs besides the listener.
+#[derive(Debug)]
+pub struct ServeConfig {
+    /// The rules directory.
+    pub rules_dir: PathBuf,
+    /// The data directory (the generated key file lives there).
+    pub data_dir: PathBuf,
+    /// How callers are authenticated.
+    pub access: Access,
+    /// TLS, if wanted.
+    pub tls: Option<TlsFiles>,
+    /// The index's settings.
+    pub index: IndexConfig,
+    /// What the lender is; `None`: every rule binds.
+    pub roles: Option<Vec<Role>>,
+    /// How long in-flight calls may run after shutdown begins; streams
+    /// still open then (a health Watch, say) are cut.
+    pub shutdown_grace: std::time::Duration,
+    /// Holds the server NOT_SERVING, after loading, until this fires or is
+    /// dropped: for tests of start-up and for orchestrators that warm up
+    /// first. `None` goes SERVING as soon as everything is loaded.
+    pub hold_until: Option<oneshot::Receiver<()>>,
+}
+
+/// Where keys come from, in order: a keys file, the key in
+/// `COMPLIANCE_GUARD_API_KEY` (passed in as `env_key`), the data dir's key
+/// file (created at first start). `open` (no keys) is allowed only on a
+/// loopback address. Returns the access and a line for the operator.
+pub fn resolve_access(
+    keys_file: Option<&Path>,
+    env_key: Option<&str>,
+    data_dir: &Path,
+    open: bool,
+    listen: SocketAddr,
+) -> Result<(Access, String), ServeError> {
+    if open {
+        if !listen.ip().is_loopback() {
+            return Err(ServeError::OpenOffLoopback(listen));
+        }
+        return Ok((
+            Access::Open,
+            "running WITHOUT API keys (--insecure-no-auth), loopback only".into(),
+        ));
+    }
+    if let Some(path) = keys_file {
+        let keys = Keys::load_file(path)?;
+        let n = keys.len();
+        return Ok((
+            Access::Keys(Arc::new(keys)),
+            format!("{n} API key(s) from {}", path.display()),
+        ));
+    }
+    if let Some(key) = env_key.filter(|k| !k.is_empty()) {
+        let keys = Keys::single("env", key, true)?;
+        return Ok((
+            Access::Keys(Arc::new(keys)),
+            "API key from COMPLIANCE_GUARD_API_KEY".into(),
+        ));
+    }
+    let (keys, path, created) = Keys::load_or_create(data_dir)?;
+    let line = if created {
+        format!(
+            "created an API key in {} (owner-only); send it as `authorization: Bearer <key>`",
+            path.display()
+        )
+    } else {
+        format!("API key from {}", path.display())
+    };
+    Ok((Access::Keys(Arc::new(keys)), line))
+}
+
+async fn set_all(reporter: &tonic_health::server::HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    for name in SERVICE_NAMES {
+        reporter.set_service_status(name, status).await;
+    }
+}
+
+/// Runs the server on `listener` until `shutdown` completes. Returns an
+/// error, and stops, if the rules fail their check at start.
+pub async fn serve(
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    set_all(&reporter, ServingStatus::NotServing).await;
+
+    let guard = Arc::new(Guard::new(config.index));
+    let service = Service::new(Arc::clone(&guard));
+    let auth = authenticate(config.access.clone());
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+
+    let mut builder = Server::builder();
+    if let Some(tls) = &config.tls {
+        let read = |p: &PathBuf| {
+            std::fs::read(p).map_err(|source| ServeError::Tls {
+                path: p.clone(),
+                source,
+            })
+        };
+        let identity = Identity::from_pem(read(&tls.cert)?, read(&tls.key)?);
+        builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
+    }
+    let router = builder
+        .add_service(health)
+        .add_service(InterceptedService::new(reflection_v1, auth.clone()))
+        .add_service(InterceptedService::new(reflection_v1alpha, auth.clone()))
+        .add_service(InterceptedService::new(
+            ComplianceGuardServer::new(service.clone()),
+            auth.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            InteractionsServer::new(service),
+            auth,
+        ));
+
+    // The server stops on the caller's shutdown, or when start-up fails.
+    // Once stopping, in-flight calls get `shutdown_grace` to finish.
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let (stopping_tx, stopping_rx) = oneshot::channel::<()>();
+    let stop_reporter = reporter.clone();
+    let signal = async move {
+        tokio::select! {
+            () = shutdown => {}
+            _ = stop_rx => {}
+        }
+        tracing::info!("shutting down: NOT_SERVING, letting in-flight calls finish");
+        set_all(&stop_reporter, ServingStatus::NotServing).await;
+        let _ = stopping_tx.send(());
+    };
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let grace = config.shutdown_grace;
+    let server = tokio::spawn(async move {
+        let serving = router.serve_with_incoming_shutdown(incoming, signal);
+        tokio::pin!(serving);
+        tokio::select! {
+            result = &mut serving => return result,
+            _ = stopping_rx => {}
+        }
+        match tokio::time::timeout(grace, &mut serving).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(
+                    grace_seconds = grace.as_secs_f64(),
+                    "calls still open after the grace period were cut"
+                );
+                Ok(())
+            }
+        }
+    });
+
+    let opts = LoadOptions {
+        horizon_days: config.index.horizon_days,
+        roles: config.roles.clone(),
+    };
+    let rules_dir = config.rules_dir.clone();
+    let loaded = tokio::task::spawn_blocking(move || RuleSet::load_dir(&rules_dir, &opts)).await;
+    let rules = match loaded {
+        Ok(Ok(rules)) => rules,
+        Ok(Err(errors)) => {
+            let _ = stop_tx.send(());
+            let _ = server.await;
+            return Err(ServeError::Rules(errors));
+        }
+        Err(e) => {
+            let _ = stop_tx.send(());
+            let _ = server.await;
+            return Err(ServeError::Task(e.to_string()));
+        }
+    };
+    tracing::info!(rules = rules.rules().len(), version = rules.version(), dir = %config.rules_dir.display(), "rules loaded");
+    guard.set_rules(Arc::new(rules));
+    if let Some(hold) = config.hold_until {
+        let _ = hold.await;
+    }
+    // Keep the stop channel open while serving: dropping it would stop us.
+    let _stop = stop_tx;
+    set_all(&reporter, ServingStatus::Serving).await;
+    tracing::info!(data_dir = %config.data_dir.display(), "SERVING");
+    match server.await {
+        Ok(result) => result.map_err(ServeError::from),
+        Err(e) => Err(ServeError::Task(e.to_string())),
+    }
+}
