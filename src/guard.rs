@@ -43,7 +43,8 @@ pub struct Caller {
 pub struct FieldProblem {
     /// The field, by its request name.
     pub field: String,
-    /// What is wrong and what is allowed.
+    /// What is wrong and what is allowed, naming the field, so that it
+    /// reads alone.
     pub message: String,
 }
 
@@ -52,7 +53,7 @@ pub struct FieldProblem {
 #[non_exhaustive]
 pub enum GuardError {
     /// The request is malformed; each problem names its field.
-    #[error("invalid request: {}", .0.iter().map(|p| format!("{}: {}", p.field, p.message)).collect::<Vec<_>>().join("; "))]
+    #[error("{}", .0.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<FieldProblem>),
     /// No such person or interaction (or one the caller may not see).
     #[error("{0}")]
@@ -205,7 +206,7 @@ fn parse_vocab<T>(
     parse(text).map(Some).ok_or_else(|| FieldProblem {
         field: field.to_owned(),
         message: format!(
-            "`{}` is not allowed; allowed: {}",
+            "`{field}` value `{}` is not allowed; allowed: {}",
             text.chars().take(64).collect::<String>(),
             describe_allowed(text, names)
         ),
@@ -257,7 +258,7 @@ impl Guard {
         if input.person_id.is_empty() {
             note(Err(FieldProblem {
                 field: "personId".into(),
-                message: "is required".into(),
+                message: "`personId` is required".into(),
             }));
         } else if let Err(e) = AnyId::parse("personId", &input.person_id) {
             note(Err(FieldProblem {
@@ -270,7 +271,7 @@ impl Guard {
             Ok(None) => {
                 note(Err(FieldProblem {
                     field: "channel".into(),
-                    message: "is required".into(),
+                    message: "`channel` is required".into(),
                 }));
                 None
             }
@@ -321,7 +322,7 @@ impl Guard {
                     problems.push(FieldProblem {
                         field: "balance".into(),
                         message: format!(
-                            "`{}` is not an exact decimal such as `125.50`",
+                            "`balance` value `{}` is not an exact decimal; allowed: digits with an optional fraction, such as `125.50`",
                             input.balance.chars().take(64).collect::<String>()
                         ),
                     })
@@ -337,7 +338,7 @@ impl Guard {
             problems.push(FieldProblem {
                 field: "loanIds".into(),
                 message: format!(
-                    "at most {} ids of 1 to {} characters each",
+                    "`loanIds` allows at most {} ids of 1 to {} characters each",
                     crate::model::MAX_LOANS,
                     crate::model::MAX_ID_CHARS
                 ),
@@ -349,7 +350,7 @@ impl Guard {
             problems.push(FieldProblem {
                 field: "previousInteractionId".into(),
                 message: format!(
-                    "`{}` is not an id",
+                    "`previousInteractionId` value `{}` is not an id; allowed: our id or `ext-` and an external id",
                     input
                         .previous_interaction_id
                         .chars()
@@ -361,7 +362,10 @@ impl Guard {
         if input.request_id.chars().count() > crate::model::MAX_ID_CHARS {
             problems.push(FieldProblem {
                 field: "requestId".into(),
-                message: format!("at most {} characters", crate::model::MAX_ID_CHARS),
+                message: format!(
+                    "`requestId` allows at most {} characters",
+                    crate::model::MAX_ID_CHARS
+                ),
             });
         }
         let Some(channel) = channel else {
@@ -509,7 +513,7 @@ impl Guard {
         now: DateTime<Utc>,
     ) -> Result<(Interaction, bool), GuardError> {
         if person.is_empty() {
-            return Err(GuardError::field("personId", "is required"));
+            return Err(GuardError::field("personId", "`personId` is required"));
         }
         let mut ledger = self.write()?;
         if let Some(ext) = &input.external_id
@@ -622,7 +626,7 @@ impl Guard {
         loans: &[String],
     ) -> Result<(), GuardError> {
         if person.is_empty() {
-            return Err(GuardError::field("personId", "is required"));
+            return Err(GuardError::field("personId", "`personId` is required"));
         }
         Ok(self.write()?.index.declare_debt(person, debt_id, loans)?)
     }

@@ -18,6 +18,14 @@
 //! - [`rules`]: rule files, from their raw YAML form to a checked
 //!   [`rules::RuleSet`].
 //! - [`engine`]: the pure decide function, with `now` passed in.
+//! - [`guard`]: rules and index together; the operations the service
+//!   offers, each atomic (a reserving Check decides and records under one
+//!   lock).
+//! - [`auth`]: API keys: a keys file, the environment, or a generated key.
+//! - [`service`]: the gRPC services; the only module that builds a
+//!   `tonic::Status`.
+//! - [`server`]: health, reflection, TLS, start-up and graceful shutdown.
+//! - [`pb`]: the code generated from `proto/complianceguard/v1`.
 //!
 //! A decision in four lines:
 //!

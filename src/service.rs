@@ -43,9 +43,10 @@ impl From<GuardError> for Status {
     fn from(e: GuardError) -> Status {
         match e {
             GuardError::Invalid(problems) => {
+                // Each message names its field, so the summary reads alone.
                 let message = problems
                     .iter()
-                    .map(|p| format!("{}: {}", p.field, p.message))
+                    .map(|p| p.message.as_str())
                     .collect::<Vec<_>>()
                     .join("; ");
                 let mut details = ErrorDetails::new();
@@ -502,7 +503,7 @@ fn parse_list<T>(
                     problems.push(FieldProblem {
                         field: field.to_owned(),
                         message: format!(
-                            "`{}` is not allowed; allowed: \"null\" or {}",
+                            "`{field}` value `{}` is not allowed; allowed: \"null\" or {}",
                             v.chars().take(64).collect::<String>(),
                             describe_allowed(v, names)
                         ),
@@ -541,7 +542,7 @@ fn list_query(r: &pb::ListInteractionsRequest) -> Result<ListQuery, Status> {
             problems.push(FieldProblem {
                 field: "direction".into(),
                 message: format!(
-                    "`{}` is not allowed; allowed: outbound, inbound",
+                    "`direction` value `{}` is not allowed; allowed: outbound, inbound",
                     r.direction
                 ),
             });
@@ -560,7 +561,7 @@ fn list_query(r: &pb::ListInteractionsRequest) -> Result<ListQuery, Status> {
             None => problems.push(FieldProblem {
                 field: "sortBy".into(),
                 message: format!(
-                    "`{}` is not a sort field; allowed: {}",
+                    "`sortBy` value `{}` is not a sort field; allowed: {} with an optional + or - prefix",
                     s.chars().take(64).collect::<String>(),
                     describe_allowed(name, SortField::NAMES)
                 ),
@@ -573,7 +574,7 @@ fn list_query(r: &pb::ListInteractionsRequest) -> Result<ListQuery, Status> {
         n => {
             problems.push(FieldProblem {
                 field: "limit".into(),
-                message: format!("{n} is not allowed; allowed: 1 to {MAX_LIMIT}"),
+                message: format!("`limit` value {n} is not allowed; allowed: 1 to {MAX_LIMIT}"),
             });
             DEFAULT_LIMIT
         }
@@ -636,7 +637,7 @@ fn mask_fields(mask: &Option<FieldMask>) -> Result<Vec<String>, Status> {
         Some(m) if !m.paths.is_empty() => Ok(m.paths.clone()),
         _ => Err(invalid(
             "updateMask",
-            "is required: list the fields to change, for example `status`, `status_details`",
+            "`updateMask` is required: list the fields to change, for example `status`, `status_details`",
         )),
     }
 }
@@ -654,7 +655,7 @@ impl pb::interactions_server::Interactions for Service {
             let interaction = r
                 .interaction
                 .as_ref()
-                .ok_or_else(|| invalid("interaction", "is required"))?;
+                .ok_or_else(|| invalid("interaction", "`interaction` is required"))?;
             let input = input_of(interaction)?;
             let (record, created) = self.guard.create(&r.person_id, &input, &who, Utc::now())?;
             Ok(Response::new(pb::InteractionResponse {
