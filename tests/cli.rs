@@ -173,3 +173,84 @@ fn rules_list_of_a_missing_directory_is_an_error() {
         stderr(&o)
     );
 }
+
+/// `serve` as an operator runs it: it listens, creates a key, answers
+/// health, and on SIGTERM turns NOT_SERVING and exits 0.
+#[cfg(unix)]
+#[tokio::test]
+async fn serve_starts_answers_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_compliance-guard"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("COMPLIANCE_GUARD_API_KEY")
+        .env_remove("COMPLIANCE_GUARD_KEYS")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the server says where it listens")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("compliance-guard listening on ") {
+            break rest.split(';').next().unwrap().to_owned();
+        }
+    };
+    let key_file = data.path().join("api-key");
+    assert!(key_file.exists(), "the key is created at first start");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    let mut status = 0;
+    for _ in 0..500 {
+        status = health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap()
+            .get_ref()
+            .status;
+        if status == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(status, 1, "SERVING");
+    drop(health);
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Poll, so that this runtime keeps serving the client side of the
+    // connection while the server drains it.
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("shutting down: NOT_SERVING")),
+        "{rest:?}"
+    );
+}

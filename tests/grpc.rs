@@ -437,3 +437,89 @@ async fn open_access_is_refused_off_loopback_and_keys_are_created_once() {
     };
     assert!(keys.verify(key.trim()).is_some());
 }
+
+#[tokio::test]
+async fn tls_serves_and_a_plaintext_client_is_refused() {
+    use compliance_guard::server::TlsFiles;
+    use tonic::transport::{Certificate, ClientTlsConfig};
+    // tests/tls holds a test-only CA and a localhost certificate it signed
+    // (valid for 100 years); they protect nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = ServeConfig {
+        rules_dir: PathBuf::from("rules"),
+        data_dir: dir.path().to_owned(),
+        access: Access::Keys(std::sync::Arc::new(
+            Keys::single("tls", PIPELINE_KEY, false).unwrap(),
+        )),
+        tls: Some(TlsFiles {
+            cert: "tests/tls/cert.pem".into(),
+            key: "tests/tls/key.pem".into(),
+        }),
+        index: IndexConfig::default(),
+        roles: None,
+        shutdown_grace: Duration::from_secs(5),
+        hold_until: None,
+    };
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(serve(config, listener, async move {
+        let _ = rx.await;
+    }));
+    let ca = Certificate::from_pem(std::fs::read("tests/tls/ca.pem").unwrap());
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(ca)
+        .domain_name("localhost");
+    let channel = Endpoint::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel.clone());
+    let mut serving = false;
+    for _ in 0..500 {
+        if health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap()
+            .get_ref()
+            .status
+            == ServingStatus::Serving as i32
+        {
+            serving = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(serving);
+    let mut guard = ComplianceGuardClient::with_interceptor(channel, WithKey(Some(PIPELINE_KEY)));
+    let answer = guard
+        .check(compliance_guard::pb::CheckRequest {
+            person_id: "BO-TLS-0001".into(),
+            channel: "email".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(!answer.get_ref().rules_version.is_empty());
+    let plain = Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await;
+    if let Ok(plain) = plain {
+        let err = HealthClient::new(plain)
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_ne!(err.code(), tonic::Code::Ok);
+    }
+    drop(health);
+    tx.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+}

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use compliance_guard::pb::{
-    CancelReservationRequest, CheckRequest, CheckResponse, Contact, CreateInteractionRequest, DeclareDebtRequest, Interaction,
-    LinkPersonRequest, ListReservationsRequest, UpdateInteractionRequest,
+    CancelReservationRequest, CheckRequest, CheckResponse, Contact, CreateInteractionRequest,
+    DeclareDebtRequest, Interaction, LinkPersonRequest, ListReservationsRequest,
+    UpdateInteractionRequest,
 };
 use prost_types::{FieldMask, Timestamp};
 use tonic_types::StatusExt;
@@ -16,7 +17,10 @@ use crate::grpc::{Guard, Records, ready_server};
 const AT: i64 = 1_764_601_200;
 
 fn at(offset_minutes: i64) -> Option<Timestamp> {
-    Some(Timestamp { seconds: AT + offset_minutes * 60, nanos: 0 })
+    Some(Timestamp {
+        seconds: AT + offset_minutes * 60,
+        nanos: 0,
+    })
 }
 
 fn call(person: &str, loan: &str) -> CheckRequest {
@@ -27,7 +31,11 @@ fn call(person: &str, loan: &str) -> CheckRequest {
         loan_ids: vec![loan.into()],
         jurisdictions: vec!["US-NY".into()],
         time_zones: vec!["America/New_York".into()],
-        contact: Some(Contact { kind: "mobilePhone".into(), value: "+15555550100".into(), name: String::new() }),
+        contact: Some(Contact {
+            kind: "mobilePhone".into(),
+            value: "+15555550100".into(),
+            name: String::new(),
+        }),
         at: at(0),
         ..CheckRequest::default()
     }
@@ -47,7 +55,10 @@ fn placed_call(loan: &str, minutes: i64) -> Interaction {
 
 async fn record(records: &mut Records, person: &str, i: Interaction) -> Interaction {
     records
-        .create_interaction(CreateInteractionRequest { person_id: person.into(), interaction: Some(i) })
+        .create_interaction(CreateInteractionRequest {
+            person_id: person.into(),
+            interaction: Some(i),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -68,22 +79,50 @@ async fn an_allowed_check_and_a_blocked_one_with_its_rule_id() {
     assert_eq!(first.compliance_guard_rule_id, "");
     assert!(first.violations.is_empty());
     // 21:00 EST that day is 02:00 UTC the next day.
-    assert_eq!(first.valid_until, Some(Timestamp { seconds: AT + 11 * 3600, nanos: 0 }));
-    assert_eq!(first.applied_rule_ids, ["us-regf-7-calls-in-7-days", "us-regf-hours", "us-regf-quiet-after-conversation"]);
+    assert_eq!(
+        first.valid_until,
+        Some(Timestamp {
+            seconds: AT + 11 * 3600,
+            nanos: 0
+        })
+    );
+    assert_eq!(
+        first.applied_rule_ids,
+        [
+            "us-regf-7-calls-in-7-days",
+            "us-regf-hours",
+            "us-regf-quiet-after-conversation"
+        ]
+    );
     assert_eq!(first.interaction_id, "", "a plain Check records nothing");
     assert_eq!(first.rules_version.len(), 16);
 
     let mut ids = Vec::new();
     for m in 0..7 {
-        ids.push(record(&mut records, "ext-b-1", placed_call("L1", -60 - m)).await.id);
+        ids.push(
+            record(&mut records, "ext-b-1", placed_call("L1", -60 - m))
+                .await
+                .id,
+        );
     }
     let blocked = check(&mut guard, call("ext-b-1", "L1")).await;
     assert!(!blocked.allowed);
-    assert_eq!(blocked.compliance_guard_rule_id, "us-regf-7-calls-in-7-days");
+    assert_eq!(
+        blocked.compliance_guard_rule_id,
+        "us-regf-7-calls-in-7-days"
+    );
     let v = &blocked.violations[0];
     assert_eq!((v.count, v.limit), (7, 7));
     let w = v.window.as_ref().unwrap();
-    assert_eq!((w.days, w.start_date.as_str(), w.end_date.as_str(), w.time_zone.as_str()), (7, "2025-11-25", "2025-12-01", "America/New_York"));
+    assert_eq!(
+        (
+            w.days,
+            w.start_date.as_str(),
+            w.end_date.as_str(),
+            w.time_zone.as_str()
+        ),
+        (7, "2025-11-25", "2025-12-01", "America/New_York")
+    );
     assert_eq!(v.debt, "L1");
     assert_eq!(v.citation, "12 CFR 1006.14(b)(2)(i)(A), (b)(2)(ii)");
     let mut counted = v.counted_interaction_ids.clone();
@@ -91,7 +130,13 @@ async fn an_allowed_check_and_a_blocked_one_with_its_rule_id() {
     ids.sort();
     assert_eq!(counted, ids);
     // Frees at 00:00 EST Dec 8; the hours rule moves it to 08:00 EST.
-    assert_eq!(blocked.next_allowed_at, Some(Timestamp { seconds: AT + 7 * 86_400 - 2 * 3600, nanos: 0 }));
+    assert_eq!(
+        blocked.next_allowed_at,
+        Some(Timestamp {
+            seconds: AT + 7 * 86_400 - 2 * 3600,
+            nanos: 0
+        })
+    );
     assert_eq!(blocked.valid_until, None);
     server.stop().await.unwrap();
 }
@@ -102,10 +147,11 @@ async fn fifty_concurrent_reserving_checks_yield_exactly_seven_allows() {
     let channel = server.channel().await;
     let mut tasks = Vec::new();
     for i in 0..50 {
-        let mut guard = compliance_guard::pb::compliance_guard_client::ComplianceGuardClient::with_interceptor(
-            channel.clone(),
-            crate::grpc::WithKey(Some(crate::grpc::PIPELINE_KEY)),
-        );
+        let mut guard =
+            compliance_guard::pb::compliance_guard_client::ComplianceGuardClient::with_interceptor(
+                channel.clone(),
+                crate::grpc::WithKey(Some(crate::grpc::PIPELINE_KEY)),
+            );
         tasks.push(tokio::spawn(async move {
             let mut r = call("BO-RACE-0001", "L1");
             r.reserve = true;
@@ -126,12 +172,26 @@ async fn fifty_concurrent_reserving_checks_yield_exactly_seven_allows() {
     }
     assert_eq!(allowed.len(), 7);
     let mut guard = server.guard().await;
-    let open = guard.list_reservations(ListReservationsRequest { person_id: "BO-RACE-0001".into() }).await.unwrap().into_inner();
-    let mut listed: Vec<String> = open.reservations.iter().map(|r| r.interaction_id.clone()).collect();
+    let open = guard
+        .list_reservations(ListReservationsRequest {
+            person_id: "BO-RACE-0001".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut listed: Vec<String> = open
+        .reservations
+        .iter()
+        .map(|r| r.interaction_id.clone())
+        .collect();
     listed.sort();
     allowed.sort();
     assert_eq!(listed, allowed);
-    assert!(open.reservations.iter().all(|r| r.reserved_by == "pipeline" && r.channel == "voice" && r.loan_ids == ["L1"]));
+    assert!(
+        open.reservations
+            .iter()
+            .all(|r| r.reserved_by == "pipeline" && r.channel == "voice" && r.loan_ids == ["L1"])
+    );
     server.stop().await.unwrap();
 }
 
@@ -147,8 +207,18 @@ async fn a_retry_with_the_same_request_id_gets_the_first_answer_and_no_second_sl
     let again = check(&mut guard, r.clone()).await;
     assert!(again.replayed);
     assert_eq!(again.interaction_id, first.interaction_id);
-    assert_eq!(CheckResponse { replayed: false, ..again }, first);
-    let open = guard.list_reservations(ListReservationsRequest::default()).await.unwrap().into_inner();
+    assert_eq!(
+        CheckResponse {
+            replayed: false,
+            ..again
+        },
+        first
+    );
+    let open = guard
+        .list_reservations(ListReservationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(open.reservations.len(), 1);
     assert_eq!(open.reservations[0].request_id, "send-42");
     // The same request id for another person is a caller's mistake.
@@ -177,11 +247,17 @@ async fn an_update_to_failed_or_a_cancel_releases_the_slot() {
     let mut r = call("BO-FREE-0001", "L1");
     r.reserve = true;
     r.at = at(10);
-    assert!(!check(&mut guard, r.clone()).await.allowed, "the 8th is blocked");
+    assert!(
+        !check(&mut guard, r.clone()).await.allowed,
+        "the 8th is blocked"
+    );
 
     // The reservation is recorded in progress, so it already counts.
     let got = records
-        .get_interaction(compliance_guard::pb::GetInteractionRequest { interaction_id: reserved[0].clone(), person_id: String::new() })
+        .get_interaction(compliance_guard::pb::GetInteractionRequest {
+            interaction_id: reserved[0].clone(),
+            person_id: String::new(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -196,21 +272,41 @@ async fn an_update_to_failed_or_a_cancel_releases_the_slot() {
         .update_interaction(UpdateInteractionRequest {
             person_id: "BO-FREE-0001".into(),
             interaction_id: reserved[0].clone(),
-            interaction: Some(Interaction { status: "failed".into(), status_details: Some("voiceFailedToInitiate".into()), ..Interaction::default() }),
-            update_mask: Some(FieldMask { paths: vec!["status".into(), "status_details".into()] }),
+            interaction: Some(Interaction {
+                status: "failed".into(),
+                status_details: Some("voiceFailedToInitiate".into()),
+                ..Interaction::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["status".into(), "status_details".into()],
+            }),
         })
         .await
         .unwrap();
     let freed = check(&mut guard, r.clone()).await;
     assert!(freed.allowed, "{freed:?}");
-    assert!(!check(&mut guard, r.clone()).await.allowed, "and taken again");
+    assert!(
+        !check(&mut guard, r.clone()).await.allowed,
+        "and taken again"
+    );
 
     // An update closes the reservation; a cancel releases another slot.
-    let open = guard.list_reservations(ListReservationsRequest::default()).await.unwrap().into_inner();
+    let open = guard
+        .list_reservations(ListReservationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(open.reservations.len(), 7);
-    assert!(!open.reservations.iter().any(|x| x.interaction_id == reserved[0]));
+    assert!(
+        !open
+            .reservations
+            .iter()
+            .any(|x| x.interaction_id == reserved[0])
+    );
     let canceled = guard
-        .cancel_reservation(CancelReservationRequest { interaction_id: reserved[1].clone() })
+        .cancel_reservation(CancelReservationRequest {
+            interaction_id: reserved[1].clone(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -219,7 +315,12 @@ async fn an_update_to_failed_or_a_cancel_releases_the_slot() {
     assert_eq!(canceled.status, "canceled");
     assert_eq!(canceled.updated_by.as_deref(), Some("pipeline"));
     assert!(check(&mut guard, r.clone()).await.allowed);
-    let err = guard.cancel_reservation(CancelReservationRequest { interaction_id: reserved[1].clone() }).await.unwrap_err();
+    let err = guard
+        .cancel_reservation(CancelReservationRequest {
+            interaction_id: reserved[1].clone(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
     server.stop().await.unwrap();
 }
@@ -234,8 +335,18 @@ async fn a_reservation_whose_deadline_passed_before_the_commit_records_nothing()
     let mut req = tonic::Request::new(r.clone());
     req.set_timeout(Duration::from_nanos(1));
     let err = guard.check(req).await.unwrap_err();
-    assert!(matches!(err.code(), tonic::Code::DeadlineExceeded | tonic::Code::Cancelled), "{err:?}");
-    let open = guard.list_reservations(ListReservationsRequest::default()).await.unwrap().into_inner();
+    assert!(
+        matches!(
+            err.code(),
+            tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+        ),
+        "{err:?}"
+    );
+    let open = guard
+        .list_reservations(ListReservationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert!(open.reservations.is_empty(), "{open:?}");
     // The retry is a fresh request: nothing was stored under its id.
     let retry = check(&mut guard, r).await;
@@ -255,14 +366,45 @@ async fn bad_check_fields_are_invalid_argument_with_field_violations() {
     let err = guard.check(r).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     let bad = err.get_details_bad_request().unwrap();
-    let fields: Vec<&str> = bad.field_violations.iter().map(|v| v.field.as_str()).collect();
+    let fields: Vec<&str> = bad
+        .field_violations
+        .iter()
+        .map(|v| v.field.as_str())
+        .collect();
     assert_eq!(fields, ["channel", "timeZones", "jurisdictions", "balance"]);
-    assert!(bad.field_violations[0].description.contains("`voise`") && bad.field_violations[0].description.contains("did you mean `voice`"));
-    assert!(bad.field_violations[1].description.contains("`America/New_Yrok`"));
-    let err = guard.check(CheckRequest { person_id: "BO-BAD-0001".into(), ..CheckRequest::default() }).await.unwrap_err();
-    assert_eq!(err.get_details_bad_request().unwrap().field_violations[0].field, "channel");
-    let err = guard.check(CheckRequest { channel: "voice".into(), ..CheckRequest::default() }).await.unwrap_err();
-    assert_eq!(err.get_details_bad_request().unwrap().field_violations[0].field, "personId");
+    assert!(
+        bad.field_violations[0].description.contains("`voise`")
+            && bad.field_violations[0]
+                .description
+                .contains("did you mean `voice`")
+    );
+    assert!(
+        bad.field_violations[1]
+            .description
+            .contains("`America/New_Yrok`")
+    );
+    let err = guard
+        .check(CheckRequest {
+            person_id: "BO-BAD-0001".into(),
+            ..CheckRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.get_details_bad_request().unwrap().field_violations[0].field,
+        "channel"
+    );
+    let err = guard
+        .check(CheckRequest {
+            channel: "voice".into(),
+            ..CheckRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.get_details_bad_request().unwrap().field_violations[0].field,
+        "personId"
+    );
     server.stop().await.unwrap();
 }
 
@@ -271,13 +413,20 @@ async fn linked_ids_share_one_history_and_debts_group_loans() {
     let server = ready_server().await;
     let (mut guard, mut records) = (server.guard().await, server.records().await);
     let linked = guard
-        .link_person(LinkPersonRequest { person_id: "12345".into(), external_id: "crm-77".into() })
+        .link_person(LinkPersonRequest {
+            person_id: "12345".into(),
+            external_id: "crm-77".into(),
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(linked.person_id, "12345");
     guard
-        .declare_debt(DeclareDebtRequest { person_id: "12345".into(), debt_id: "ACCT-1".into(), loan_ids: vec!["SL1".into(), "SL2".into()] })
+        .declare_debt(DeclareDebtRequest {
+            person_id: "12345".into(),
+            debt_id: "ACCT-1".into(),
+            loan_ids: vec!["SL1".into(), "SL2".into()],
+        })
         .await
         .unwrap();
     for m in 0..4 {
@@ -285,7 +434,10 @@ async fn linked_ids_share_one_history_and_debts_group_loans() {
         record(&mut records, "ext-crm-77", placed_call("SL2", -120 - m)).await;
     }
     let blocked = check(&mut guard, call("ext-crm-77", "SL1")).await;
-    assert!(!blocked.allowed, "8 calls about one account through both names");
+    assert!(
+        !blocked.allowed,
+        "8 calls about one account through both names"
+    );
     assert_eq!(blocked.violations[0].debt, "ACCT-1");
     assert_eq!(blocked.violations[0].count, 8);
     assert!(check(&mut guard, call("12345", "CAR")).await.allowed);
@@ -293,13 +445,24 @@ async fn linked_ids_share_one_history_and_debts_group_loans() {
     record(&mut records, "BO-OTHR-0001", placed_call("X", -10)).await;
     record(&mut records, "ext-other-ext", placed_call("Y", -10)).await;
     let err = guard
-        .link_person(LinkPersonRequest { person_id: "BO-OTHR-0001".into(), external_id: "other-ext".into() })
+        .link_person(LinkPersonRequest {
+            person_id: "BO-OTHR-0001".into(),
+            external_id: "other-ext".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
-    assert!(err.message().contains("would join two histories"), "{}", err.message());
+    assert!(
+        err.message().contains("would join two histories"),
+        "{}",
+        err.message()
+    );
     let err = guard
-        .declare_debt(DeclareDebtRequest { person_id: "12345".into(), debt_id: "ACCT-2".into(), loan_ids: vec!["SL1".into()] })
+        .declare_debt(DeclareDebtRequest {
+            person_id: "12345".into(),
+            debt_id: "ACCT-2".into(),
+            loan_ids: vec!["SL1".into()],
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
