@@ -88,6 +88,14 @@ impl From<IndexError> for GuardError {
     fn from(e: IndexError) -> Self {
         match &e {
             IndexError::Invalid(v) => GuardError::field(v.field(), v.to_string()),
+            IndexError::Problems(all) => GuardError::Invalid(
+                all.iter()
+                    .map(|v| FieldProblem {
+                        field: v.field().to_owned(),
+                        message: v.to_string(),
+                    })
+                    .collect(),
+            ),
             IndexError::UnknownPerson(_) | IndexError::UnknownInteraction { .. } => {
                 GuardError::NotFound(e.to_string())
             }

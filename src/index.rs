@@ -78,6 +78,9 @@ pub enum IndexError {
     /// The record failed validation.
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    /// The record failed validation in several ways; each is listed.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Problems(Vec<ValidationError>),
     /// No person has this id.
     #[error("no person `{0}`")]
     UnknownPerson(String),
@@ -237,6 +240,15 @@ pub struct Index {
     names: Interner,
     next_person: u64,
     next_interaction: u64,
+}
+
+/// One problem as `Invalid`, several as `Problems`.
+fn invalid(mut all: Vec<ValidationError>) -> IndexError {
+    if all.len() == 1 {
+        IndexError::Invalid(all.swap_remove(0))
+    } else {
+        IndexError::Problems(all)
+    }
 }
 
 fn generated_id(prefix: &str, n: u64) -> String {
@@ -464,7 +476,7 @@ impl Index {
         input: &InteractionInput,
         now: DateTime<Utc>,
     ) -> Result<&Interaction, IndexError> {
-        let mut record = input.validate(now)?;
+        let mut record = input.validate_all(now).map_err(invalid)?;
         if let Some(ext) = &record.external_id
             && let Some(k) = self.external_ids.get(ext)
         {
@@ -718,7 +730,13 @@ impl Index {
         {
             merged.status_details = None;
         }
-        let mut record = merged.validate(now)?;
+        let mut record = merged.validate_all(now).map_err(invalid)?;
+        if record.is_external != old.is_external {
+            return Err(ValidationError::ReadOnly {
+                field: "isExternal",
+            }
+            .into());
+        }
         if let Some(ext) = &record.external_id
             && old.external_id.as_ref() != Some(ext)
             && let Some(k) = self.external_ids.get(ext)

@@ -712,9 +712,10 @@ fn check_json(field: &'static str, value: &Option<Value>) -> Result<(), Validati
 }
 
 /// The fields an update may name, by their upstream (camelCase) names. The
-/// snake_case forms are accepted too. `id`, `personId`, `createdAt`,
-/// `createdBy`, `updatedAt` and `deletedAt` are not here: they are set by
-/// the guard, never by an update.
+/// snake_case forms are accepted too. `id`, `personId`, `isExternal` (who
+/// supplied the record, which decides whether it may be deleted),
+/// `createdAt`, `createdBy`, `updatedAt` and `deletedAt` are not here: they
+/// are set by the guard, never by an update.
 pub const UPDATABLE_FIELDS: &[&str] = &[
     "externalId",
     "channel",
@@ -733,7 +734,6 @@ pub const UPDATABLE_FIELDS: &[&str] = &[
     "loanIds",
     "isTransactional",
     "sensitive",
-    "isExternal",
     "previousInteractionId",
     "contactId",
     "contactExternalId",
@@ -753,6 +753,7 @@ pub fn field_name(name: &str) -> Option<&'static str> {
     const READ_ONLY: &[&str] = &[
         "id",
         "personId",
+        "isExternal",
         "createdAt",
         "createdBy",
         "updatedAt",
@@ -801,7 +802,7 @@ impl InteractionInput {
             "agentOutcome" => agent_outcome, "startedAt" => started_at, "endedAt" => ended_at,
             "scheduledAtFrom" => scheduled_at_from, "scheduledAtTo" => scheduled_at_to,
             "loanId" => loan_id, "loanIds" => loan_ids, "isTransactional" => is_transactional,
-            "sensitive" => sensitive, "isExternal" => is_external,
+            "sensitive" => sensitive,
             "previousInteractionId" => previous_interaction_id, "contactId" => contact_id,
             "contactExternalId" => contact_external_id, "contact" => contact,
             "borrower" => borrower, "metaData" => meta_data, "content" => content,
@@ -852,47 +853,96 @@ impl InteractionInput {
         );
     }
 
-    /// Checks the record against every upstream rule and returns it typed.
+    /// Checks the record against every upstream rule and returns it typed,
+    /// or the first problem found. [`InteractionInput::validate_all`] lists
+    /// every problem.
     ///
     /// `now` is the moment of recording: `startedAt` and `createdAt` default
     /// to it. `id` and `personId` are left for the index to fill in.
     pub fn validate(&self, now: DateTime<Utc>) -> Result<Interaction, ValidationError> {
-        let channel = vocab_field!(Channel, "channel", self.channel)?
-            .ok_or(ValidationError::Missing { field: "channel" })?;
-        let direction = vocab_field!(Direction, "direction", self.direction)?
-            .ok_or(ValidationError::Missing { field: "direction" })?;
-        let status = vocab_field!(Status, "status", self.status)?
-            .ok_or(ValidationError::Missing { field: "status" })?;
-        let theme = vocab_field!(Theme, "theme", self.theme)?;
-        let borrower_selected_theme =
-            vocab_field!(Theme, "borrowerSelectedTheme", self.borrower_selected_theme)?;
-        let subject = vocab_field!(Subject, "subject", self.subject)?.map(Subject::normalized);
-        let status_details = vocab_field!(StatusDetails, "statusDetails", self.status_details)?;
-        let agent_outcome = vocab_field!(AgentOutcome, "agentOutcome", self.agent_outcome)?;
+        self.validate_all(now).map_err(|mut all| all.swap_remove(0))
+    }
+
+    /// Checks the record against every upstream rule and returns it typed,
+    /// or every problem found (never an empty list), so that a caller can
+    /// fix them all at once.
+    pub fn validate_all(&self, now: DateTime<Utc>) -> Result<Interaction, Vec<ValidationError>> {
+        let mut errors: Vec<ValidationError> = Vec::new();
+        macro_rules! keep {
+            ($e:expr) => {
+                match $e {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        errors.push(e);
+                        None
+                    }
+                }
+            };
+        }
+        macro_rules! required {
+            ($ty:ty, $field:literal, $value:expr) => {
+                match vocab_field!($ty, $field, $value) {
+                    Ok(Some(v)) => Some(v),
+                    Ok(None) => {
+                        errors.push(ValidationError::Missing { field: $field });
+                        None
+                    }
+                    Err(e) => {
+                        errors.push(e);
+                        None
+                    }
+                }
+            };
+        }
+        let channel = required!(Channel, "channel", self.channel);
+        let direction = required!(Direction, "direction", self.direction);
+        let status = required!(Status, "status", self.status);
+        let theme = keep!(vocab_field!(Theme, "theme", self.theme)).flatten();
+        let borrower_selected_theme = keep!(vocab_field!(
+            Theme,
+            "borrowerSelectedTheme",
+            self.borrower_selected_theme
+        ))
+        .flatten();
+        let subject = keep!(vocab_field!(Subject, "subject", self.subject))
+            .flatten()
+            .map(Subject::normalized);
+        let status_details = keep!(vocab_field!(
+            StatusDetails,
+            "statusDetails",
+            self.status_details
+        ))
+        .flatten();
+        let agent_outcome = keep!(vocab_field!(
+            AgentOutcome,
+            "agentOutcome",
+            self.agent_outcome
+        ))
+        .flatten();
 
         if let Some(details) = status_details {
-            if let Some(required) = details.required_status()
+            if let (Some(required), Some(status)) = (details.required_status(), status)
                 && required != status
             {
-                return Err(ValidationError::DetailsStatus {
+                errors.push(ValidationError::DetailsStatus {
                     details,
                     status,
                     required,
                 });
             }
-            if let Some(required) = details.required_channel()
+            if let (Some(required), Some(channel)) = (details.required_channel(), channel)
                 && required != channel
             {
-                return Err(ValidationError::DetailsChannel {
+                errors.push(ValidationError::DetailsChannel {
                     details,
                     channel,
                     required,
                 });
             }
-            if let Some(required) = details.required_direction()
+            if let (Some(required), Some(direction)) = (details.required_direction(), direction)
                 && required != direction
             {
-                return Err(ValidationError::DetailsDirection {
+                errors.push(ValidationError::DetailsDirection {
                     details,
                     direction,
                     required,
@@ -902,17 +952,18 @@ impl InteractionInput {
         if let Some(subject) = subject
             && subject.requires_theme()
             && theme.is_none()
+            && self.theme.is_none()
         {
-            return Err(ValidationError::ThemeRequired { subject });
+            errors.push(ValidationError::ThemeRequired { subject });
         }
 
-        check_len("externalId", &self.external_id, 1, MAX_ID_CHARS)?;
-        check_len(
+        keep!(check_len("externalId", &self.external_id, 1, MAX_ID_CHARS));
+        keep!(check_len(
             "twilioErrorCode",
             &self.twilio_error_code,
             0,
-            MAX_TWILIO_ERROR_CODE_CHARS,
-        )?;
+            MAX_TWILIO_ERROR_CODE_CHARS
+        ));
         for (field, value) in [
             ("id", &self.id),
             ("personId", &self.person_id),
@@ -923,30 +974,32 @@ impl InteractionInput {
             ("complianceGuardRuleId", &self.compliance_guard_rule_id),
             ("createdBy", &self.created_by),
         ] {
-            check_len(field, value, 0, MAX_ID_CHARS)?;
+            keep!(check_len(field, value, 0, MAX_ID_CHARS));
         }
         for (field, value) in [
             ("failureDescriptionShort", &self.failure_description_short),
             ("failureDescriptionLong", &self.failure_description_long),
         ] {
-            check_len(field, value, 0, MAX_TEXT_CHARS)?;
+            keep!(check_len(field, value, 0, MAX_TEXT_CHARS));
         }
         let loan_ids = self.loan_ids.as_deref().unwrap_or_default();
         if loan_ids.len() > MAX_LOANS {
-            return Err(ValidationError::TooMany {
+            errors.push(ValidationError::TooMany {
                 field: "loanIds",
                 len: loan_ids.len(),
                 max: MAX_LOANS,
             });
+        } else if let Some(bad) = loan_ids
+            .iter()
+            .find(|l| l.is_empty() || l.chars().count() > MAX_ID_CHARS)
+        {
+            keep!(check_len("loanIds", &Some(bad.clone()), 1, MAX_ID_CHARS));
         }
-        for loan in loan_ids {
-            check_len("loanIds", &Some(loan.clone()), 1, MAX_ID_CHARS)?;
-        }
-        check_json("metaData", &self.meta_data)?;
-        check_json("content", &self.content)?;
-        check_json("borrower", &self.borrower)?;
+        keep!(check_json("metaData", &self.meta_data));
+        keep!(check_json("content", &self.content));
+        keep!(check_json("borrower", &self.borrower));
         if let Some(prev) = &self.previous_interaction_id {
-            AnyId::parse("previousInteractionId", prev)?;
+            keep!(AnyId::parse("previousInteractionId", prev));
         }
         let contact = match &self.contact {
             None => None,
@@ -956,7 +1009,7 @@ impl InteractionInput {
                     ("contact.value", &c.value),
                     ("contact.name", &c.name),
                 ] {
-                    check_len(field, value, 0, MAX_ID_CHARS)?;
+                    keep!(check_len(field, value, 0, MAX_ID_CHARS));
                 }
                 Some(Contact {
                     kind: ContactKind::from_record(c.kind.as_deref()),
@@ -967,13 +1020,25 @@ impl InteractionInput {
             }
         };
 
-        let scheduled_at_from = opt_time("scheduledAtFrom", &self.scheduled_at_from)?;
-        let scheduled_at_to = opt_time("scheduledAtTo", &self.scheduled_at_to)?;
+        let started_at = keep!(opt_time("startedAt", &self.started_at)).flatten();
+        let ended_at = keep!(opt_time("endedAt", &self.ended_at)).flatten();
+        let scheduled_at_from =
+            keep!(opt_time("scheduledAtFrom", &self.scheduled_at_from)).flatten();
+        let scheduled_at_to = keep!(opt_time("scheduledAtTo", &self.scheduled_at_to)).flatten();
         if let (Some(from), Some(to)) = (scheduled_at_from, scheduled_at_to)
             && to < from
         {
-            return Err(ValidationError::ScheduleOrder { from, to });
+            errors.push(ValidationError::ScheduleOrder { from, to });
         }
+        let created_at = keep!(opt_time("createdAt", &self.created_at)).flatten();
+        let updated_at = keep!(opt_time("updatedAt", &self.updated_at)).flatten();
+        let deleted_at = keep!(opt_time("deletedAt", &self.deleted_at)).flatten();
+
+        let (Some(channel), Some(direction), Some(status), true) =
+            (channel, direction, status, errors.is_empty())
+        else {
+            return Err(errors);
+        };
 
         Ok(Interaction {
             id: self.id.clone().unwrap_or_default(),
@@ -987,8 +1052,8 @@ impl InteractionInput {
             status,
             status_details,
             agent_outcome,
-            started_at: opt_time("startedAt", &self.started_at)?.unwrap_or(now),
-            ended_at: opt_time("endedAt", &self.ended_at)?,
+            started_at: started_at.unwrap_or(now),
+            ended_at,
             scheduled_at_from,
             scheduled_at_to,
             loan_id: self.loan_id.clone(),
@@ -1007,9 +1072,9 @@ impl InteractionInput {
             failure_description_long: self.failure_description_long.clone(),
             compliance_guard_rule_id: self.compliance_guard_rule_id.clone(),
             twilio_error_code: self.twilio_error_code.clone(),
-            created_at: opt_time("createdAt", &self.created_at)?.unwrap_or(now),
-            updated_at: opt_time("updatedAt", &self.updated_at)?,
-            deleted_at: opt_time("deletedAt", &self.deleted_at)?,
+            created_at: created_at.unwrap_or(now),
+            updated_at,
+            deleted_at,
             created_by: self.created_by.clone(),
             updated_by: None,
         })

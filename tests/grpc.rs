@@ -31,7 +31,7 @@ pub struct TestServer {
     pub addr: std::net::SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<Result<(), ServeError>>>,
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 /// Options for [`start_with`].
@@ -90,7 +90,7 @@ pub async fn start_with(opts: Options) -> TestServer {
         addr,
         shutdown: Some(tx),
         handle: Some(handle),
-        dir,
+        _dir: dir,
     }
 }
 

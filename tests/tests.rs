@@ -8,6 +8,7 @@ mod cli;
 mod engine_api;
 mod grpc;
 mod grpc_check;
+mod grpc_interactions;
 mod index;
 mod model;
 mod rules_files;

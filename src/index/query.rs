@@ -235,8 +235,14 @@ impl Index {
         {
             (Some(a), _) => &found[position(a)? + 1..],
             (None, Some(b)) => {
-                let end = position(b)?;
-                &found[end.saturating_sub(limit + q.offset)..end]
+                // The page ends just before the cursor; an offset moves it
+                // further away from the cursor, as with starting_after.
+                let end = position(b)?.saturating_sub(q.offset);
+                let page = &found[end.saturating_sub(limit)..end];
+                return Ok(ListPage {
+                    total,
+                    data: page.iter().map(|(_, r)| *r).collect(),
+                });
             }
             (None, None) => &found,
         };
