@@ -48,6 +48,7 @@ pub mod model;
 pub mod rules;
 pub mod server;
 pub mod service;
+pub mod wire;
 
 /// The generated protobuf and gRPC code of `proto/complianceguard/v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic, reason = "generated code")]

@@ -1,0 +1,300 @@
+//! Protobuf messages and domain values, both ways: the gRPC service and
+//! the journal share these conversions, so that a record reads back exactly
+//! as it was written.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use prost_types::{Struct, Timestamp, Value, value::Kind};
+use serde_json::Value as Json;
+
+use crate::engine::{Decision, Violation};
+use crate::guard::{CheckOutcome, FieldProblem};
+use crate::model::{ContactInput, Interaction, InteractionInput};
+use crate::pb;
+
+/// Converts a protobuf timestamp; an out-of-range one is a field error.
+pub fn time(field: &str, ts: &Timestamp) -> Result<DateTime<Utc>, FieldProblem> {
+    u32::try_from(ts.nanos)
+        .ok()
+        .and_then(|n| DateTime::from_timestamp(ts.seconds, n))
+        .ok_or_else(|| FieldProblem {
+            field: field.to_owned(),
+            message: format!(
+                "`{field}` timestamp {}s {}ns is out of range",
+                ts.seconds, ts.nanos
+            ),
+        })
+}
+
+/// Converts an optional protobuf timestamp.
+pub fn opt_time(
+    field: &str,
+    ts: &Option<Timestamp>,
+) -> Result<Option<DateTime<Utc>>, FieldProblem> {
+    ts.as_ref().map(|t| time(field, t)).transpose()
+}
+
+/// A protobuf timestamp of a moment.
+pub fn ts(t: DateTime<Utc>) -> Timestamp {
+    Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// A protobuf `Value` as JSON.
+pub fn json_of(v: &Value) -> Json {
+    match &v.kind {
+        None | Some(Kind::NullValue(_)) => Json::Null,
+        Some(Kind::NumberValue(n)) => {
+            serde_json::Number::from_f64(*n).map_or(Json::Null, Json::Number)
+        }
+        Some(Kind::StringValue(s)) => Json::String(s.clone()),
+        Some(Kind::BoolValue(b)) => Json::Bool(*b),
+        Some(Kind::StructValue(s)) => json_of_struct(s),
+        Some(Kind::ListValue(l)) => Json::Array(l.values.iter().map(json_of).collect()),
+    }
+}
+
+/// A protobuf `Struct` as a JSON object.
+pub fn json_of_struct(s: &Struct) -> Json {
+    Json::Object(
+        s.fields
+            .iter()
+            .map(|(k, v)| (k.clone(), json_of(v)))
+            .collect(),
+    )
+}
+
+/// JSON as a protobuf `Value`.
+pub fn value_of(j: &Json) -> Value {
+    let kind = match j {
+        Json::Null => Kind::NullValue(0),
+        Json::Bool(b) => Kind::BoolValue(*b),
+        Json::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
+        Json::String(s) => Kind::StringValue(s.clone()),
+        Json::Array(a) => Kind::ListValue(prost_types::ListValue {
+            values: a.iter().map(value_of).collect(),
+        }),
+        Json::Object(_) => Kind::StructValue(struct_of(j)),
+    };
+    Value { kind: Some(kind) }
+}
+
+/// JSON as a protobuf `Struct` (a non-object is wrapped as `value`).
+pub fn struct_of(j: &Json) -> Struct {
+    match j {
+        Json::Object(m) => Struct {
+            fields: m.iter().map(|(k, v)| (k.clone(), value_of(v))).collect(),
+        },
+        other => Struct {
+            fields: [("value".to_owned(), value_of(other))]
+                .into_iter()
+                .collect(),
+        },
+    }
+}
+
+/// `None` for an empty string: proto3 strings have no "unset".
+pub fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+/// A protobuf contact in its input form.
+pub fn contact_in(c: &Option<pb::Contact>) -> Option<ContactInput> {
+    c.as_ref().map(|c| ContactInput {
+        kind: non_empty(&c.kind),
+        value: non_empty(&c.value),
+        name: non_empty(&c.name),
+    })
+}
+
+/// The protobuf Interaction as the guard's input form. Read-only fields
+/// (id, personId, createdAt, createdBy, updatedAt, updatedBy, deletedAt) are
+/// not taken from the request.
+pub fn input_of(i: &pb::Interaction) -> Result<InteractionInput, FieldProblem> {
+    let t = |field: &str, v: &Option<Timestamp>| -> Result<Option<String>, FieldProblem> {
+        Ok(opt_time(field, v)?.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
+    };
+    Ok(InteractionInput {
+        id: None,
+        external_id: i.external_id.clone(),
+        person_id: None,
+        channel: non_empty(&i.channel),
+        direction: non_empty(&i.direction),
+        theme: i.theme.clone(),
+        borrower_selected_theme: i.borrower_selected_theme.clone(),
+        subject: i.subject.clone(),
+        status: non_empty(&i.status),
+        status_details: i.status_details.clone(),
+        agent_outcome: i.agent_outcome.clone(),
+        started_at: t("startedAt", &i.started_at)?,
+        ended_at: t("endedAt", &i.ended_at)?,
+        scheduled_at_from: t("scheduledAtFrom", &i.scheduled_at_from)?,
+        scheduled_at_to: t("scheduledAtTo", &i.scheduled_at_to)?,
+        loan_id: i.loan_id.clone(),
+        loan_ids: (!i.loan_ids.is_empty()).then(|| i.loan_ids.clone()),
+        is_transactional: i.is_transactional,
+        sensitive: i.sensitive,
+        is_external: i.is_external,
+        previous_interaction_id: i.previous_interaction_id.clone(),
+        contact_id: i.contact_id.clone(),
+        contact_external_id: i.contact_external_id.clone(),
+        contact: contact_in(&i.contact),
+        borrower: i.borrower.as_ref().map(json_of),
+        meta_data: i.meta_data.as_ref().map(json_of_struct),
+        content: i.content.as_ref().map(json_of),
+        failure_description_short: i.failure_description_short.clone(),
+        failure_description_long: i.failure_description_long.clone(),
+        compliance_guard_rule_id: i.compliance_guard_rule_id.clone(),
+        twilio_error_code: i.twilio_error_code.clone(),
+        created_at: None,
+        updated_at: None,
+        deleted_at: None,
+        created_by: None,
+    })
+}
+
+/// An interaction as its protobuf message, every field included.
+pub fn pb_of(r: &Interaction) -> pb::Interaction {
+    pb::Interaction {
+        id: r.id.clone(),
+        external_id: r.external_id.clone(),
+        person_id: r.person_id.clone(),
+        channel: r.channel.as_str().to_owned(),
+        direction: r.direction.as_str().to_owned(),
+        theme: r.theme.map(|v| v.as_str().to_owned()),
+        borrower_selected_theme: r.borrower_selected_theme.map(|v| v.as_str().to_owned()),
+        subject: r.subject.map(|v| v.as_str().to_owned()),
+        status: r.status.as_str().to_owned(),
+        status_details: r.status_details.map(|v| v.as_str().to_owned()),
+        agent_outcome: r.agent_outcome.map(|v| v.as_str().to_owned()),
+        started_at: Some(ts(r.started_at)),
+        ended_at: r.ended_at.map(ts),
+        scheduled_at_from: r.scheduled_at_from.map(ts),
+        scheduled_at_to: r.scheduled_at_to.map(ts),
+        loan_id: r.loan_id.clone(),
+        loan_ids: r.loan_ids.clone(),
+        is_transactional: r.is_transactional,
+        sensitive: r.sensitive,
+        is_external: Some(r.is_external),
+        previous_interaction_id: r.previous_interaction_id.clone(),
+        contact_id: r.contact_id.clone(),
+        contact_external_id: r.contact_external_id.clone(),
+        contact: r.contact.as_ref().map(|c| pb::Contact {
+            kind: c.kind_as_given.clone().unwrap_or_default(),
+            value: c.value.clone().unwrap_or_default(),
+            name: c.name.clone().unwrap_or_default(),
+        }),
+        meta_data: r.meta_data.as_ref().map(struct_of),
+        content: r.content.as_ref().map(value_of),
+        failure_description_short: r.failure_description_short.clone(),
+        failure_description_long: r.failure_description_long.clone(),
+        compliance_guard_rule_id: r.compliance_guard_rule_id.clone(),
+        twilio_error_code: r.twilio_error_code.clone(),
+        created_at: Some(ts(r.created_at)),
+        updated_at: r.updated_at.map(ts),
+        deleted_at: r.deleted_at.map(ts),
+        created_by: r.created_by.clone(),
+        updated_by: r.updated_by.clone(),
+        borrower: r.borrower.as_ref().map(value_of),
+    }
+}
+
+/// An interaction read back from its protobuf message with every field,
+/// read-only ones included (id, personId, createdAt, createdBy, updatedAt,
+/// updatedBy, deletedAt), as the journal stored it.
+pub fn record_of(i: &pb::Interaction) -> Result<Interaction, FieldProblem> {
+    let input = input_of(i)?;
+    let created_at = opt_time("createdAt", &i.created_at)?.unwrap_or_default();
+    let mut record = input.validate_all(created_at).map_err(|all| FieldProblem {
+        field: all.first().map_or("interaction", |e| e.field()).to_owned(),
+        message: all
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "),
+    })?;
+    record.id = i.id.clone();
+    record.person_id = i.person_id.clone();
+    record.is_external = i.is_external.unwrap_or(true);
+    record.created_at = created_at;
+    record.created_by = i.created_by.clone();
+    record.updated_at = opt_time("updatedAt", &i.updated_at)?;
+    record.updated_by = i.updated_by.clone();
+    record.deleted_at = opt_time("deletedAt", &i.deleted_at)?;
+    Ok(record)
+}
+
+/// A Check's answer as its protobuf message.
+pub fn check_response_of(out: &CheckOutcome) -> pb::CheckResponse {
+    let d = &out.decision;
+    pb::CheckResponse {
+        allowed: d.allowed,
+        compliance_guard_rule_id: d.rule_id.clone().unwrap_or_default(),
+        violations: d
+            .violations
+            .iter()
+            .map(|v| pb::Violation {
+                rule_id: v.rule_id.clone(),
+                message: v.message.clone(),
+                citation: v.citation.clone(),
+                count: v.count,
+                limit: v.limit,
+                window: Some(pb::Window {
+                    days: v.window_days,
+                    start_date: v.window_start.map(|d| d.to_string()).unwrap_or_default(),
+                    end_date: v.window_end.map(|d| d.to_string()).unwrap_or_default(),
+                    time_zone: v.zone.name().to_owned(),
+                }),
+                counted_interaction_ids: v.counted_interaction_ids.clone(),
+                next_allowed_at: v.next_allowed_at.map(ts),
+                debt: v.debt.clone().unwrap_or_default(),
+            })
+            .collect(),
+        next_allowed_at: d.next_allowed_at.map(ts),
+        valid_until: d.valid_until.map(ts),
+        interaction_id: out.interaction_id.clone().unwrap_or_default(),
+        rules_version: d.rules_version.clone(),
+        at: Some(ts(d.at)),
+        applied_rule_ids: d.applied_rule_ids.clone(),
+        replayed: out.replayed,
+    }
+}
+
+/// A Check's answer read back from its protobuf message (the journal keeps
+/// reserving answers for request-id retries across restarts).
+pub fn outcome_of(r: &pb::CheckResponse) -> Result<CheckOutcome, FieldProblem> {
+    let date = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok();
+    let mut violations = Vec::with_capacity(r.violations.len());
+    for v in &r.violations {
+        let w = v.window.clone().unwrap_or_default();
+        violations.push(Violation {
+            rule_id: v.rule_id.clone(),
+            message: v.message.clone(),
+            citation: v.citation.clone(),
+            count: v.count,
+            limit: v.limit,
+            window_days: w.days,
+            window_start: date(&w.start_date),
+            window_end: date(&w.end_date),
+            zone: w.time_zone.parse().unwrap_or(chrono_tz::UTC),
+            debt: non_empty(&v.debt),
+            counted_interaction_ids: v.counted_interaction_ids.clone(),
+            next_allowed_at: opt_time("nextAllowedAt", &v.next_allowed_at)?,
+        });
+    }
+    Ok(CheckOutcome {
+        decision: Decision {
+            allowed: r.allowed,
+            at: opt_time("at", &r.at)?.unwrap_or_default(),
+            rule_id: non_empty(&r.compliance_guard_rule_id),
+            violations,
+            next_allowed_at: opt_time("nextAllowedAt", &r.next_allowed_at)?,
+            valid_until: opt_time("validUntil", &r.valid_until)?,
+            applied_rule_ids: r.applied_rule_ids.clone(),
+            rules_version: r.rules_version.clone(),
+        },
+        interaction_id: non_empty(&r.interaction_id),
+        replayed: r.replayed,
+    })
+}
