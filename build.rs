@@ -4,7 +4,10 @@
 
 use std::{env, fs, path::PathBuf};
 
-const PROTOS: &[&str] = &["proto/complianceguard/v1/guard.proto"];
+const PROTOS: &[&str] = &[
+    "proto/complianceguard/v1/guard.proto",
+    "proto/complianceguard/journal/v1/journal.proto",
+];
 const INCLUDES: &[&str] = &["proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -17,10 +17,12 @@ use rust_decimal::Decimal;
 
 use crate::engine::{self, Decision, Proposal};
 use crate::index::{Index, IndexConfig, IndexError, ListPage, ListQuery};
+use crate::journal::{self as jn, Commit, Durability, Journal, JournalError, Layout, Replayed};
 use crate::model::{
     AnyId, Channel, ContactInput, ContactKind, Direction, Interaction, InteractionInput, Status,
     Subject, Theme, ValidationError, describe_allowed,
 };
+use crate::pb::journal::{self, Record, record::Op};
 use crate::rules::RuleSet;
 
 /// How long a reserving Check's answer is kept for retries with the same
@@ -169,6 +171,7 @@ pub struct Reservation {
 #[derive(Debug, Clone)]
 struct StoredAnswer {
     person_id: String,
+    stored_at: DateTime<Utc>,
     outcome: CheckOutcome,
 }
 
@@ -200,6 +203,8 @@ impl Ledger {
 pub struct Guard {
     rules: ArcSwapOption<RuleSet>,
     ledger: RwLock<Ledger>,
+    /// `None`: in memory only (tests, benchmarks, what-if).
+    journal: Option<Journal>,
 }
 
 fn parse_vocab<T>(
@@ -231,7 +236,84 @@ impl Guard {
                 index: Index::new(config),
                 ..Ledger::default()
             }),
+            journal: None,
         }
+    }
+
+    /// Opens a data directory: takes its lock (a second server is refused),
+    /// replays the snapshot and the journal into memory, compacts them into
+    /// a new snapshot when the journal has grown past `compact_after`
+    /// records (and half the snapshot), and opens the journal for writing.
+    /// `progress` is called every 1,000,000 records.
+    pub fn open(
+        config: IndexConfig,
+        data_dir: &std::path::Path,
+        durability: Durability,
+        compact_after: u64,
+        mut progress: impl FnMut(u64),
+    ) -> Result<(Guard, Replayed), JournalError> {
+        let lock = jn::lock(data_dir)?;
+        let layout = Layout {
+            dir: data_dir.to_owned(),
+        };
+        let mut ledger = Ledger {
+            index: Index::new(config),
+            ..Ledger::default()
+        };
+        let mut n = 0u64;
+        let replayed = jn::replay(&layout, |record| {
+            apply(&mut ledger, record)?;
+            n += 1;
+            if n.is_multiple_of(1_000_000) {
+                progress(n);
+            }
+            Ok(())
+        })?;
+        let mut generation = replayed.generation;
+        let mut cut_to = replayed.cut.as_ref().map(|(_, offset, _)| *offset);
+        if let Some((path, offset, reason)) = &replayed.cut {
+            tracing::warn!(file = %path.display(), offset, reason, "a record cut short at the end of the journal (a crash mid-write) was dropped");
+        }
+        let (snaps, logs) = layout.generations()?;
+        if replayed.journal_records > compact_after.max(replayed.snapshot_records / 2) {
+            let next = generation + 1;
+            let written = jn::write_snapshot(&layout, next, snapshot_records(&ledger))?;
+            tracing::info!(
+                records = written,
+                generation = next,
+                "compacted the journal into a snapshot"
+            );
+            for g in snaps
+                .iter()
+                .chain(logs.iter())
+                .copied()
+                .filter(|g| *g < next)
+            {
+                for path in [layout.snapshot(g), layout.journal(g)] {
+                    if path.exists() {
+                        std::fs::remove_file(&path).map_err(|source| JournalError::Io {
+                            action: "removing",
+                            path: path.clone(),
+                            source,
+                        })?;
+                    }
+                }
+            }
+            generation = next;
+            cut_to = None;
+        }
+        let journal = Journal::open(&layout, lock, generation, cut_to, durability)?;
+        let guard = Guard {
+            rules: ArcSwapOption::empty(),
+            ledger: RwLock::new(ledger),
+            journal: Some(journal),
+        };
+        Ok((guard, replayed))
+    }
+
+    /// The journal's writer counters, if there is a journal.
+    pub fn journal_stats(&self) -> Option<jn::Stats> {
+        self.journal.as_ref().map(Journal::stats)
     }
 
     /// Puts a rule set in force; every later Check sees it whole.
@@ -398,30 +480,73 @@ impl Guard {
         Ok(p)
     }
 
+    /// Appends `records` to the journal while the ledger lock is held (so
+    /// the file order is the order of the changes); the commit resolves when
+    /// they are durable.
+    /// With no records, the commit still waits for everything appended
+    /// before it: an answer repeated to a retry is never sent before the
+    /// first one is durable.
+    fn log(&self, records: Vec<Record>) -> Result<Commit, GuardError> {
+        match &self.journal {
+            None => Ok(Commit::none()),
+            Some(j) => j.append(&records).map_err(not_durable),
+        }
+    }
+
+    /// The records that describe a person newly registered by an operation.
+    fn new_people(index: &Index, before: usize) -> Vec<Record> {
+        index
+            .person_keys()
+            .skip(before)
+            .map(|k| person_record(index, k))
+            .collect()
+    }
+
     /// Answers a Check. With `reserve`, an allowed send is recorded (status
     /// `inProgress`) under the same lock that decided it, and the answer is
-    /// kept under `request_id` for retries. `deadline` is checked before the
-    /// commit only: once recorded, the answer is returned.
-    pub fn check(
+    /// kept under `request_id` for retries; the answer is returned once
+    /// recorded durably. `deadline` is checked before the commit only: once
+    /// recorded, the answer is returned.
+    pub async fn check(
         &self,
         input: &CheckInput,
         caller: &Caller,
         now: DateTime<Utc>,
         deadline: Option<Instant>,
     ) -> Result<CheckOutcome, GuardError> {
+        let (outcome, commit) = self.check_now(input, caller, now, deadline)?;
+        commit.wait().await.map_err(not_durable)?;
+        Ok(outcome)
+    }
+
+    fn check_now(
+        &self,
+        input: &CheckInput,
+        caller: &Caller,
+        now: DateTime<Utc>,
+        deadline: Option<Instant>,
+    ) -> Result<(CheckOutcome, Commit), GuardError> {
         let rules = self.rules().ok_or_else(|| {
             GuardError::Unavailable("no rule set is loaded yet; retry shortly".into())
         })?;
+        if self.journal.as_ref().is_some_and(Journal::failed) {
+            return Err(GuardError::Unavailable(
+                "the journal failed; no Check is answered until the server restarts".into(),
+            ));
+        }
         if !input.reserve {
             let ledger = self.read()?;
             let proposal = self.proposal(input, &ledger.index)?;
             let view = ledger.index.view(&input.person_id)?;
             let decision = engine::decide(&rules, &view, &proposal, now);
-            return Ok(CheckOutcome {
-                decision,
-                interaction_id: None,
-                replayed: false,
-            });
+            return Ok((
+                CheckOutcome {
+                    decision,
+                    interaction_id: None,
+                    replayed: false,
+                },
+                Commit::none(),
+            ));
         }
         let mut ledger = self.write()?;
         ledger.expire_answers(now);
@@ -438,14 +563,17 @@ impl Guard {
                 return Err(GuardError::field(
                     "requestId",
                     format!(
-                        "`{}` was already used for another person; use a new request id for each send",
+                        "`requestId` `{}` was already used for another person; use a new request id for each send",
                         input.request_id
                     ),
                 ));
             }
             let mut outcome = stored.outcome.clone();
             outcome.replayed = true;
-            return Ok(outcome);
+            // The first answer may not be durable yet; wait for everything
+            // logged so far before repeating it.
+            let commit = self.log(Vec::new())?;
+            return Ok((outcome, commit));
         }
         let proposal = self.proposal(input, &ledger.index)?;
         let view = ledger.index.view(&input.person_id)?;
@@ -453,6 +581,7 @@ impl Guard {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(GuardError::DeadlineExceeded);
         }
+        let mut records = Vec::new();
         let mut interaction_id = None;
         if decision.allowed {
             let record = InteractionInput {
@@ -471,7 +600,10 @@ impl Guard {
                 created_by: Some(caller.name.clone()),
                 ..InteractionInput::default()
             };
-            let created = ledger.index.create(&input.person_id, &record, now)?;
+            let people = ledger.index.people_len();
+            let created = ledger.index.create(&input.person_id, &record, now)?.clone();
+            records.extend(Self::new_people(&ledger.index, people));
+            records.push(interaction_record(&created));
             let reservation = Reservation {
                 interaction_id: created.id.clone(),
                 person_id: created.person_id.clone(),
@@ -481,6 +613,7 @@ impl Guard {
                 channel: created.channel,
                 loan_ids: created.loan_ids.clone(),
             };
+            records.push(reservation_record(&reservation));
             interaction_id = Some(created.id.clone());
             ledger
                 .reservations
@@ -496,30 +629,59 @@ impl Guard {
                 Ok(Some(k)) => ledger.index.person_id(k).to_owned(),
                 _ => input.person_id.clone(),
             };
-            ledger.answers.insert(
-                input.request_id.clone(),
-                StoredAnswer {
-                    person_id,
-                    outcome: outcome.clone(),
-                },
-            );
+            let stored = StoredAnswer {
+                person_id,
+                stored_at: now,
+                outcome: outcome.clone(),
+            };
+            records.push(answer_record(&input.request_id, &stored));
+            ledger.answers.insert(input.request_id.clone(), stored);
             ledger
                 .answer_order
                 .push_back((now, input.request_id.clone()));
         }
-        Ok(outcome)
+        let commit = self.log(records)?;
+        Ok((outcome, commit))
     }
 
     /// Records an interaction. Idempotent on externalId: an existing record
     /// with the same externalId for the same person is returned as it is
     /// (`false`); for another person it is refused.
-    pub fn create(
+    pub async fn create(
         &self,
         person: &str,
         input: &InteractionInput,
         caller: &Caller,
         now: DateTime<Utc>,
     ) -> Result<(Interaction, bool), GuardError> {
+        let (out, commit) = self.create_now(person, input, caller, now, false)?;
+        commit.wait().await.map_err(not_durable)?;
+        Ok(out)
+    }
+
+    /// Imports a record from the lender's history, outside an async
+    /// runtime: like [`Guard::create`], but `createdBy` and `createdAt` of
+    /// the record are kept when given.
+    pub fn import_blocking(
+        &self,
+        person: &str,
+        input: &InteractionInput,
+        caller: &Caller,
+        now: DateTime<Utc>,
+    ) -> Result<(Interaction, bool), GuardError> {
+        let (out, commit) = self.create_now(person, input, caller, now, true)?;
+        commit.wait_blocking().map_err(not_durable)?;
+        Ok(out)
+    }
+
+    fn create_now(
+        &self,
+        person: &str,
+        input: &InteractionInput,
+        caller: &Caller,
+        now: DateTime<Utc>,
+        keep_created: bool,
+    ) -> Result<((Interaction, bool), Commit), GuardError> {
         if person.is_empty() {
             return Err(GuardError::field("personId", "`personId` is required"));
         }
@@ -533,18 +695,33 @@ impl Guard {
                 .find_person(person)?
                 .map(|k| ledger.index.person_id(k).to_owned());
             if mine.as_deref() == Some(existing.person_id.as_str()) {
-                return Ok((visible(existing, caller)?.clone(), false));
+                if existing.sensitive == Some(true) && !caller.sensitive {
+                    // A retry of a sensitive record by a caller who may not
+                    // read it: it exists (the caller sent it), but its
+                    // content is not returned.
+                    return Err(GuardError::AlreadyExists(format!(
+                        "`externalId` `{ext}` is already recorded as a sensitive interaction; reading it needs the sensitive right"
+                    )));
+                }
+                let existing = existing.clone();
+                return Ok(((existing, false), self.log(Vec::new())?));
             }
             return Err(GuardError::AlreadyExists(format!(
                 "`externalId` `{ext}` belongs to an interaction of another person"
             )));
         }
         let mut input = input.clone();
-        input.created_by = Some(caller.name.clone());
+        if !keep_created || input.created_by.is_none() {
+            input.created_by = Some(caller.name.clone());
+        }
         input.updated_at = None;
         input.deleted_at = None;
+        let people = ledger.index.people_len();
         let created = ledger.index.create(person, &input, now)?.clone();
-        Ok((created, true))
+        let mut records = Self::new_people(&ledger.index, people);
+        records.push(interaction_record(&created));
+        let commit = self.log(records)?;
+        Ok(((created, true), commit))
     }
 
     /// One interaction; a sensitive one is not found without the right.
@@ -561,7 +738,7 @@ impl Guard {
 
     /// Changes the named fields of an interaction. Any update closes its
     /// open reservation: the pipeline has reported what happened.
-    pub fn update(
+    pub async fn update(
         &self,
         person: Option<&str>,
         interaction: &str,
@@ -570,28 +747,42 @@ impl Guard {
         caller: &Caller,
         now: DateTime<Utc>,
     ) -> Result<Interaction, GuardError> {
-        let mut ledger = self.write()?;
-        visible(ledger.index.get(person, interaction)?, caller)?;
-        let updated = ledger
-            .index
-            .update_fields(person, interaction, values, fields, now, Some(&caller.name))?
-            .clone();
-        ledger.reservations.remove(&updated.id);
+        let (updated, commit) = {
+            let mut ledger = self.write()?;
+            visible(ledger.index.get(person, interaction)?, caller)?;
+            let updated = ledger
+                .index
+                .update_fields(person, interaction, values, fields, now, Some(&caller.name))?
+                .clone();
+            let mut records = vec![interaction_record(&updated)];
+            if ledger.reservations.remove(&updated.id).is_some() {
+                records.push(closed_record(&updated.id));
+            }
+            (updated, self.log(records)?)
+        };
+        commit.wait().await.map_err(not_durable)?;
         Ok(updated)
     }
 
     /// Soft-deletes an interaction the lender supplied.
-    pub fn delete(
+    pub async fn delete(
         &self,
         person: Option<&str>,
         interaction: &str,
         caller: &Caller,
         now: DateTime<Utc>,
     ) -> Result<Interaction, GuardError> {
-        let mut ledger = self.write()?;
-        visible(ledger.index.get(person, interaction)?, caller)?;
-        let deleted = ledger.index.delete(person, interaction, now)?.clone();
-        ledger.reservations.remove(&deleted.id);
+        let (deleted, commit) = {
+            let mut ledger = self.write()?;
+            visible(ledger.index.get(person, interaction)?, caller)?;
+            let deleted = ledger.index.delete(person, interaction, now)?.clone();
+            let mut records = vec![interaction_record(&deleted)];
+            if ledger.reservations.remove(&deleted.id).is_some() {
+                records.push(closed_record(&deleted.id));
+            }
+            (deleted, self.log(records)?)
+        };
+        commit.wait().await.map_err(not_durable)?;
         Ok(deleted)
     }
 
@@ -627,7 +818,7 @@ impl Guard {
     }
 
     /// Declares that loans form one debt.
-    pub fn declare_debt(
+    pub async fn declare_debt(
         &self,
         person: &str,
         debt_id: &str,
@@ -636,14 +827,39 @@ impl Guard {
         if person.is_empty() {
             return Err(GuardError::field("personId", "`personId` is required"));
         }
-        Ok(self.write()?.index.declare_debt(person, debt_id, loans)?)
+        let commit = {
+            let mut ledger = self.write()?;
+            let people = ledger.index.people_len();
+            ledger.index.declare_debt(person, debt_id, loans)?;
+            let mut records = Self::new_people(&ledger.index, people);
+            let key = ledger
+                .index
+                .find_person(person)?
+                .ok_or_else(|| GuardError::Internal("the person vanished".into()))?;
+            records.push(Record {
+                op: Some(Op::Debt(journal::Debt {
+                    person_id: ledger.index.person_id(key).to_owned(),
+                    debt_id: debt_id.to_owned(),
+                    loan_ids: loans.to_vec(),
+                })),
+            });
+            self.log(records)?
+        };
+        commit.wait().await.map_err(not_durable)
     }
 
     /// Links a person's id and external id; returns our id of the person.
-    pub fn link_person(&self, id: &str, external_id: &str) -> Result<String, GuardError> {
-        let mut ledger = self.write()?;
-        let k = ledger.index.link_person(id, external_id)?;
-        Ok(ledger.index.person_id(k).to_owned())
+    pub async fn link_person(&self, id: &str, external_id: &str) -> Result<String, GuardError> {
+        let (person_id, commit) = {
+            let mut ledger = self.write()?;
+            let people = ledger.index.people_len();
+            let k = ledger.index.link_person(id, external_id)?;
+            let mut records = Self::new_people(&ledger.index, people);
+            records.push(person_record(&ledger.index, k));
+            (ledger.index.person_id(k).to_owned(), self.log(records)?)
+        };
+        commit.wait().await.map_err(not_durable)?;
+        Ok(person_id)
     }
 
     /// The open reservations, oldest first, optionally of one person.
@@ -673,35 +889,40 @@ impl Guard {
 
     /// Cancels an open reservation: its status becomes `canceled`, which
     /// releases the slot.
-    pub fn cancel_reservation(
+    pub async fn cancel_reservation(
         &self,
         interaction: &str,
         caller: &Caller,
         now: DateTime<Utc>,
     ) -> Result<Interaction, GuardError> {
-        let mut ledger = self.write()?;
-        let id = ledger.index.get(None, interaction)?.id.clone();
-        if !ledger.reservations.contains_key(&id) {
-            return Err(GuardError::FailedPrecondition(format!(
-                "interaction `{id}` is not an open reservation"
-            )));
-        }
-        let values = InteractionInput {
-            status: Some(Status::Canceled.as_str().to_owned()),
-            ..InteractionInput::default()
+        let (canceled, commit) = {
+            let mut ledger = self.write()?;
+            let id = ledger.index.get(None, interaction)?.id.clone();
+            if !ledger.reservations.contains_key(&id) {
+                return Err(GuardError::FailedPrecondition(format!(
+                    "interaction `{id}` is not an open reservation"
+                )));
+            }
+            let values = InteractionInput {
+                status: Some(Status::Canceled.as_str().to_owned()),
+                ..InteractionInput::default()
+            };
+            let canceled = ledger
+                .index
+                .update_fields(
+                    None,
+                    &id,
+                    &values,
+                    &["status".to_owned()],
+                    now,
+                    Some(&caller.name),
+                )?
+                .clone();
+            ledger.reservations.remove(&id);
+            let records = vec![interaction_record(&canceled), closed_record(&id)];
+            (canceled, self.log(records)?)
         };
-        let canceled = ledger
-            .index
-            .update_fields(
-                None,
-                &id,
-                &values,
-                &["status".to_owned()],
-                now,
-                Some(&caller.name),
-            )?
-            .clone();
-        ledger.reservations.remove(&id);
+        commit.wait().await.map_err(not_durable)?;
         Ok(canceled)
     }
 
@@ -714,6 +935,165 @@ impl Guard {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// A failure to make a change durable: the caller must treat it as not
+/// done (the change is not acknowledged, and the guard stops answering).
+fn not_durable(e: JournalError) -> GuardError {
+    GuardError::Unavailable(format!("the change could not be made durable: {e}"))
+}
+
+fn interaction_record(r: &Interaction) -> Record {
+    Record {
+        op: Some(Op::Interaction(crate::wire::pb_of(r))),
+    }
+}
+
+fn person_record(index: &Index, key: crate::index::PersonKey) -> Record {
+    let (id, alias_ids, external_ids) = index.person_names(key);
+    Record {
+        op: Some(Op::Person(journal::Person {
+            id,
+            external_ids,
+            alias_ids,
+        })),
+    }
+}
+
+fn reservation_record(r: &Reservation) -> Record {
+    Record {
+        op: Some(Op::ReservationOpened(journal::ReservationOpened {
+            interaction_id: r.interaction_id.clone(),
+            person_id: r.person_id.clone(),
+            request_id: r.request_id.clone().unwrap_or_default(),
+            reserved_at: Some(crate::wire::ts(r.reserved_at)),
+            reserved_by: r.reserved_by.clone(),
+            channel: r.channel.as_str().to_owned(),
+            loan_ids: r.loan_ids.clone(),
+        })),
+    }
+}
+
+fn closed_record(id: &str) -> Record {
+    Record {
+        op: Some(Op::ReservationClosed(id.to_owned())),
+    }
+}
+
+fn answer_record(request_id: &str, a: &StoredAnswer) -> Record {
+    Record {
+        op: Some(Op::Answer(journal::StoredAnswer {
+            request_id: request_id.to_owned(),
+            person_id: a.person_id.clone(),
+            stored_at: Some(crate::wire::ts(a.stored_at)),
+            response: Some(crate::wire::check_response_of(&a.outcome)),
+        })),
+    }
+}
+
+/// The full state of a ledger as records, in an order replay accepts:
+/// people, then accounts, then interactions, then reservations and stored
+/// answers.
+fn snapshot_records(ledger: &Ledger) -> impl Iterator<Item = Record> + '_ {
+    let index = &ledger.index;
+    let people = index.person_keys().map(move |k| person_record(index, k));
+    let debts = index.person_keys().flat_map(move |k| {
+        let person_id = index.person_id(k).to_owned();
+        index
+            .person_debts(k)
+            .into_iter()
+            .map(move |(debt_id, loan_ids)| Record {
+                op: Some(Op::Debt(journal::Debt {
+                    person_id: person_id.clone(),
+                    debt_id,
+                    loan_ids,
+                })),
+            })
+    });
+    let interactions = index.records().map(interaction_record);
+    let reservations = ledger.reservations.values().map(reservation_record);
+    let answers = ledger
+        .answer_order
+        .iter()
+        .filter_map(move |(_, id)| ledger.answers.get(id).map(|a| answer_record(id, a)));
+    people
+        .chain(debts)
+        .chain(interactions)
+        .chain(reservations)
+        .chain(answers)
+}
+
+/// Applies one journal record to a ledger being rebuilt.
+fn apply(ledger: &mut Ledger, record: Record) -> Result<(), JournalError> {
+    let bad = |what: &str, reason: String| {
+        JournalError::Failed(format!(
+            "a journal record ({what}) cannot be applied: {reason}"
+        ))
+    };
+    match record.op {
+        Some(Op::Interaction(i)) => {
+            let r = crate::wire::record_of(&i)
+                .map_err(|p| bad("interaction", format!("{}: {}", i.id, p.message)))?;
+            ledger
+                .index
+                .restore_interaction(r)
+                .map_err(|e| bad("interaction", e.to_string()))?;
+        }
+        Some(Op::Person(p)) => {
+            ledger
+                .index
+                .restore_person(&p.id, &p.alias_ids, &p.external_ids);
+        }
+        Some(Op::Debt(d)) => {
+            ledger
+                .index
+                .declare_debt(&d.person_id, &d.debt_id, &d.loan_ids)
+                .map_err(|e| bad("debt", e.to_string()))?;
+        }
+        Some(Op::ReservationOpened(r)) => {
+            let reservation = Reservation {
+                interaction_id: r.interaction_id.clone(),
+                person_id: r.person_id,
+                request_id: (!r.request_id.is_empty()).then_some(r.request_id),
+                reserved_at: crate::wire::opt_time("reservedAt", &r.reserved_at)
+                    .map_err(|p| bad("reservation", p.message))?
+                    .unwrap_or_default(),
+                reserved_by: r.reserved_by,
+                channel: Channel::parse(&r.channel).unwrap_or(Channel::Voice),
+                loan_ids: r.loan_ids,
+            };
+            ledger.reservations.insert(r.interaction_id, reservation);
+        }
+        Some(Op::ReservationClosed(id)) => {
+            ledger.reservations.remove(&id);
+        }
+        Some(Op::Answer(a)) => {
+            let response = a.response.unwrap_or_default();
+            let outcome =
+                crate::wire::outcome_of(&response).map_err(|p| bad("answer", p.message))?;
+            let stored_at = crate::wire::opt_time("storedAt", &a.stored_at)
+                .map_err(|p| bad("answer", p.message))?
+                .unwrap_or_default();
+            ledger
+                .answer_order
+                .push_back((stored_at, a.request_id.clone()));
+            ledger.answers.insert(
+                a.request_id,
+                StoredAnswer {
+                    person_id: a.person_id,
+                    stored_at,
+                    outcome,
+                },
+            );
+        }
+        None => {
+            return Err(bad(
+                "unknown",
+                "a record of a kind this release does not know".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn visible<'a>(r: &'a Interaction, caller: &Caller) -> Result<&'a Interaction, GuardError> {

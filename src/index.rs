@@ -187,6 +187,8 @@ pub struct Entry {
 #[derive(Debug, Default)]
 struct Person {
     id: String,
+    /// Other ids of ours linked to this person.
+    aliases: Vec<String>,
     external_ids: Vec<String>,
     entries: Vec<Entry>,
     /// Every interaction of the person, deleted ones included, in creation
@@ -378,6 +380,7 @@ impl Index {
                 // The person was known only by the external id: the given id
                 // becomes an alias too.
                 self.person_ids.insert(id.to_owned(), b);
+                self.people[b.0 as usize].aliases.push(id.to_owned());
                 Ok(b)
             }
             (None, None) => {
@@ -404,6 +407,151 @@ impl Index {
         }
         let moved = std::mem::take(&mut self.people[empty.0 as usize].external_ids);
         self.people[keep.0 as usize].external_ids.extend(moved);
+        let old_id = std::mem::take(&mut self.people[empty.0 as usize].id);
+        let moved = std::mem::take(&mut self.people[empty.0 as usize].aliases);
+        let keep_person = &mut self.people[keep.0 as usize];
+        keep_person.aliases.push(old_id);
+        keep_person.aliases.extend(moved);
+    }
+
+    /// How many people the registry holds.
+    pub fn people_len(&self) -> usize {
+        self.people.len()
+    }
+
+    /// Every name of a person: our id, other ids of ours linked to them,
+    /// and their external ids. This is what the journal stores.
+    pub fn person_names(&self, key: PersonKey) -> (String, Vec<String>, Vec<String>) {
+        self.people
+            .get(key.0 as usize)
+            .map_or_else(Default::default, |p| {
+                (p.id.clone(), p.aliases.clone(), p.external_ids.clone())
+            })
+    }
+
+    /// Every person's key, in registry order.
+    pub fn person_keys(&self) -> impl Iterator<Item = PersonKey> + '_ {
+        (0..self.people.len()).map(|i| PersonKey(u32::try_from(i).unwrap_or(u32::MAX)))
+    }
+
+    /// A person's declared accounts with their loans, sorted by account id.
+    pub fn person_debts(&self, key: PersonKey) -> Vec<(String, Vec<String>)> {
+        let Some(p) = self.people.get(key.0 as usize) else {
+            return Vec::new();
+        };
+        let mut debts: Vec<(String, Vec<String>)> = p
+            .accounts
+            .iter()
+            .map(|(a, loans)| {
+                (
+                    self.names.name(*a).to_owned(),
+                    loans
+                        .iter()
+                        .map(|l| self.names.name(*l).to_owned())
+                        .collect(),
+                )
+            })
+            .collect();
+        debts.sort();
+        debts
+    }
+
+    /// Every stored interaction (deleted ones included), in creation order.
+    pub fn records(&self) -> impl Iterator<Item = &Interaction> + '_ {
+        self.records.iter().map(|(_, r)| r)
+    }
+
+    /// Puts a person back with every name, as the journal stored them.
+    /// Names already pointing at someone else move to this person, which is
+    /// what a link that emptied another person did.
+    pub fn restore_person(
+        &mut self,
+        id: &str,
+        aliases: &[String],
+        external_ids: &[String],
+    ) -> PersonKey {
+        let key = match self.person_ids.get(id) {
+            Some(k) if self.people[k.0 as usize].id == id => *k,
+            _ => {
+                let key = PersonKey(u32::try_from(self.people.len()).unwrap_or(u32::MAX));
+                self.people.push(Person {
+                    id: id.to_owned(),
+                    ..Person::default()
+                });
+                key
+            }
+        };
+        self.bump_counter("BO", id);
+        self.person_ids.insert(id.to_owned(), key);
+        for a in aliases {
+            self.person_ids.insert(a.clone(), key);
+        }
+        for e in external_ids {
+            self.person_external_ids.insert(e.clone(), key);
+        }
+        let person = &mut self.people[key.0 as usize];
+        person.aliases = aliases.to_vec();
+        person.external_ids = external_ids.to_vec();
+        key
+    }
+
+    /// Puts an interaction back in its exact stored state (the journal's
+    /// latest state of it): a new id is inserted, a known one replaced.
+    pub fn restore_interaction(&mut self, record: Interaction) -> Result<(), IndexError> {
+        let p = match self.person_ids.get(&record.person_id) {
+            Some(p) => *p,
+            None => self.register_person(&record.person_id)?,
+        };
+        self.bump_counter("IT", &record.id);
+        let key = match self.ids.get(&record.id) {
+            Some(k) => {
+                let (_, old) = &self.records[k.0 as usize];
+                let (old_at, old_ext) = (old.occurs_at().timestamp(), old.external_id.clone());
+                remove_entry(&mut self.people[p.0 as usize].entries, old_at, *k);
+                if let Some(e) = old_ext {
+                    self.external_ids.remove(&e);
+                }
+                *k
+            }
+            None => {
+                let key = InteractionKey(u32::try_from(self.records.len()).unwrap_or(u32::MAX));
+                self.ids.insert(record.id.clone(), key);
+                self.records.push((p, record.clone()));
+                let person = &mut self.people[p.0 as usize];
+                person.interactions += 1;
+                person.records.push(key);
+                key
+            }
+        };
+        if let Some(e) = &record.external_id {
+            self.external_ids.insert(e.clone(), key);
+        }
+        if record.deleted_at.is_none() {
+            let entry = self.entry_for(key, &record);
+            insert_sorted(&mut self.people[p.0 as usize].entries, entry);
+        }
+        self.records[key.0 as usize].1 = record;
+        Ok(())
+    }
+
+    /// Keeps the id counters past every generated id seen, so that ids
+    /// assigned after a restart never collide with restored ones.
+    fn bump_counter(&mut self, prefix: &str, id: &str) {
+        let Some(rest) = id.strip_prefix(prefix).and_then(|r| r.strip_prefix('-')) else {
+            return;
+        };
+        let Some((hi, lo)) = rest.split_once('-') else {
+            return;
+        };
+        if let (Ok(hi), Ok(lo)) = (u64::from_str_radix(hi, 16), u64::from_str_radix(lo, 16)) {
+            let n = (hi << 32) | (lo & 0xFFFF_FFFF);
+            let counter = if prefix == "BO" {
+                &mut self.next_person
+            } else {
+                &mut self.next_interaction
+            };
+            *counter = (*counter).max(n);
+        }
     }
 
     /// Declares that `loans` form one debt, the account `debt_id`, for this

@@ -43,6 +43,7 @@ pub mod auth;
 pub mod engine;
 pub mod guard;
 pub mod index;
+pub mod journal;
 pub mod jurisdiction;
 pub mod model;
 pub mod rules;
@@ -53,7 +54,23 @@ pub mod wire;
 /// The generated protobuf and gRPC code of `proto/complianceguard/v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic, reason = "generated code")]
 pub mod pb {
-    tonic::include_proto!("complianceguard.v1");
+    /// The generated modules, nested as the protobuf packages are.
+    pub mod complianceguard {
+        /// `complianceguard.v1`: the gRPC contract.
+        pub mod v1 {
+            tonic::include_proto!("complianceguard.v1");
+        }
+        /// `complianceguard.journal.v1`: the journal's record format.
+        pub mod journal {
+            /// Version 1 of the journal's records.
+            pub mod v1 {
+                tonic::include_proto!("complianceguard.journal.v1");
+            }
+        }
+    }
+    pub use complianceguard::journal::v1 as journal;
+    pub use complianceguard::v1::*;
+
     /// The encoded descriptor set, for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         tonic::include_file_descriptor_set!("compliance_descriptor");

@@ -59,6 +59,18 @@ struct ServeArgs {
     /// separated. Unset: every rule binds.
     #[arg(long, env = "COMPLIANCE_GUARD_ROLES", value_delimiter = ',')]
     roles: Vec<String>,
+    /// What a write waits for before it is acknowledged: `sync` (fdatasync;
+    /// survives a power cut) or `buffered` (survives a process crash only).
+    #[arg(long, env = "COMPLIANCE_GUARD_DURABILITY", default_value = "sync")]
+    durability: compliance_guard::journal::Durability,
+    /// Compact the journal into a snapshot at start when it holds more
+    /// records than this.
+    #[arg(
+        long,
+        env = "COMPLIANCE_GUARD_COMPACT_AFTER",
+        default_value_t = 1_000_000
+    )]
+    compact_after: u64,
     /// Seconds in-flight calls may run after a shutdown signal.
     #[arg(
         long,
@@ -169,6 +181,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             horizon_days: args.horizon_days,
         },
         roles,
+        durability: args.durability,
+        compact_after: args.compact_after,
         shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace_seconds),
         hold_until: None,
     };

@@ -40,6 +40,9 @@ pub enum ServeError {
     /// The rules directory failed its check at start.
     #[error("the rules failed their check; the server did not start:\n{0}")]
     Rules(RuleErrors),
+    /// The data directory could not be opened or replayed.
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
     /// Keys could not be read or created.
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -91,6 +94,11 @@ pub struct ServeConfig {
     pub index: IndexConfig,
     /// What the lender is; `None`: every rule binds.
     pub roles: Option<Vec<Role>>,
+    /// What a write waits for before it is acknowledged.
+    pub durability: crate::journal::Durability,
+    /// Compact the journal into a snapshot at start when it holds more
+    /// records than this (and more than half the snapshot).
+    pub compact_after: u64,
     /// How long in-flight calls may run after shutdown begins; streams
     /// still open then (a health Watch, say) are cut.
     pub shutdown_grace: std::time::Duration,
@@ -164,8 +172,8 @@ pub async fn serve(
     let (reporter, health) = tonic_health::server::health_reporter();
     set_all(&reporter, ServingStatus::NotServing).await;
 
-    let guard = Arc::new(Guard::new(config.index));
-    let service = Service::new(Arc::clone(&guard));
+    let cell = Arc::new(std::sync::OnceLock::<Arc<Guard>>::new());
+    let service = Service::pending(Arc::clone(&cell));
     let auth = authenticate(config.access.clone());
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
@@ -239,6 +247,41 @@ pub async fn serve(
         }
     });
 
+    // Replay the history, then load the rules; health stays NOT_SERVING
+    // and every RPC answers UNAVAILABLE until both are done.
+    let data_dir = config.data_dir.clone();
+    let (index, durability, compact_after) =
+        (config.index, config.durability, config.compact_after);
+    let opened = tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        tracing::info!(data_dir = %data_dir.display(), "replaying the journal");
+        let opened = Guard::open(index, &data_dir, durability, compact_after, |n| {
+            tracing::info!(records = n, "replaying")
+        });
+        if let Ok((_, r)) = &opened {
+            tracing::info!(
+                snapshot_records = r.snapshot_records,
+                journal_records = r.journal_records,
+                seconds = started.elapsed().as_secs_f64(),
+                "replay finished"
+            );
+        }
+        opened
+    })
+    .await;
+    let guard = match opened {
+        Ok(Ok((guard, _))) => Arc::new(guard),
+        Ok(Err(e)) => {
+            let _ = stop_tx.send(());
+            let _ = server.await;
+            return Err(ServeError::Journal(e));
+        }
+        Err(e) => {
+            let _ = stop_tx.send(());
+            let _ = server.await;
+            return Err(ServeError::Task(e.to_string()));
+        }
+    };
     let opts = LoadOptions {
         horizon_days: config.index.horizon_days,
         roles: config.roles.clone(),
@@ -260,6 +303,7 @@ pub async fn serve(
     };
     tracing::info!(rules = rules.rules().len(), version = rules.version(), dir = %config.rules_dir.display(), "rules loaded");
     guard.set_rules(Arc::new(rules));
+    let _ = cell.set(Arc::clone(&guard));
     if let Some(hold) = config.hold_until {
         let _ = hold.await;
     }

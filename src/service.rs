@@ -161,13 +161,31 @@ fn reservation_pb(r: &Reservation) -> pb::Reservation {
 /// Both gRPC services over one shared [`Guard`].
 #[derive(Debug, Clone)]
 pub struct Service {
-    guard: Arc<Guard>,
+    /// Set once start-up has replayed the journal; until then every RPC
+    /// but health answers UNAVAILABLE.
+    guard: Arc<std::sync::OnceLock<Arc<Guard>>>,
 }
 
 impl Service {
     /// A service over `guard`.
     pub fn new(guard: Arc<Guard>) -> Service {
-        Service { guard }
+        let cell = std::sync::OnceLock::new();
+        let _ = cell.set(guard);
+        Service {
+            guard: Arc::new(cell),
+        }
+    }
+
+    /// A service whose guard arrives later (after the journal's replay), in
+    /// the cell given.
+    pub fn pending(cell: Arc<std::sync::OnceLock<Arc<Guard>>>) -> Service {
+        Service { guard: cell }
+    }
+
+    fn guard(&self) -> Result<&Guard, Status> {
+        self.guard.get().map(|g| g.as_ref()).ok_or_else(|| {
+            Status::unavailable("starting: the history is still being loaded; retry shortly")
+        })
     }
 }
 
@@ -187,7 +205,7 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
         req: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
         let started = Instant::now();
-        let result = (|| {
+        let result = async {
             let who = caller(&req)?;
             let until = deadline(&req);
             let r = req.get_ref();
@@ -208,9 +226,10 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
                 request_id: r.request_id.clone(),
                 balance: r.balance.clone(),
             };
-            let out = self.guard.check(&input, &who, Utc::now(), until)?;
+            let out = self.guard()?.check(&input, &who, Utc::now(), until).await?;
             Ok(Response::new(crate::wire::check_response_of(&out)))
-        })();
+        }
+        .await;
         log("Check", started, &result);
         result
     }
@@ -221,11 +240,13 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
     ) -> Result<Response<pb::DeclareDebtResponse>, Status> {
         let started = Instant::now();
         let r = req.get_ref();
-        let result = self
-            .guard
-            .declare_debt(&r.person_id, &r.debt_id, &r.loan_ids)
-            .map(|()| Response::new(pb::DeclareDebtResponse {}))
-            .map_err(Status::from);
+        let result = async {
+            self.guard()?
+                .declare_debt(&r.person_id, &r.debt_id, &r.loan_ids)
+                .await?;
+            Ok(Response::new(pb::DeclareDebtResponse {}))
+        }
+        .await;
         log("DeclareDebt", started, &result);
         result
     }
@@ -236,11 +257,14 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
     ) -> Result<Response<pb::LinkPersonResponse>, Status> {
         let started = Instant::now();
         let r = req.get_ref();
-        let result = self
-            .guard
-            .link_person(&r.person_id, &r.external_id)
-            .map(|person_id| Response::new(pb::LinkPersonResponse { person_id }))
-            .map_err(Status::from);
+        let result = async {
+            let person_id = self
+                .guard()?
+                .link_person(&r.person_id, &r.external_id)
+                .await?;
+            Ok(Response::new(pb::LinkPersonResponse { person_id }))
+        }
+        .await;
         log("LinkPerson", started, &result);
         result
     }
@@ -251,15 +275,12 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
     ) -> Result<Response<pb::ListReservationsResponse>, Status> {
         let started = Instant::now();
         let r = req.get_ref();
-        let result = self
-            .guard
-            .reservations(non_empty(&r.person_id).as_deref())
-            .map(|list| {
-                Response::new(pb::ListReservationsResponse {
-                    reservations: list.iter().map(reservation_pb).collect(),
-                })
-            })
-            .map_err(Status::from);
+        let result = self.guard().and_then(|g| {
+            let list = g.reservations(non_empty(&r.person_id).as_deref())?;
+            Ok(Response::new(pb::ListReservationsResponse {
+                reservations: list.iter().map(reservation_pb).collect(),
+            }))
+        });
         log("ListReservations", started, &result);
         result
     }
@@ -269,15 +290,17 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
         req: Request<pb::CancelReservationRequest>,
     ) -> Result<Response<pb::CancelReservationResponse>, Status> {
         let started = Instant::now();
-        let result = (|| {
+        let result = async {
             let who = caller(&req)?;
-            let r =
-                self.guard
-                    .cancel_reservation(&req.get_ref().interaction_id, &who, Utc::now())?;
+            let r = self
+                .guard()?
+                .cancel_reservation(&req.get_ref().interaction_id, &who, Utc::now())
+                .await?;
             Ok(Response::new(pb::CancelReservationResponse {
                 interaction: Some(pb_of(&r)),
             }))
-        })();
+        }
+        .await;
         log("CancelReservation", started, &result);
         result
     }
@@ -448,7 +471,7 @@ impl pb::interactions_server::Interactions for Service {
         req: Request<pb::CreateInteractionRequest>,
     ) -> Result<Response<pb::InteractionResponse>, Status> {
         let started = Instant::now();
-        let result = (|| {
+        let result = async {
             let who = caller(&req)?;
             let r = req.get_ref();
             let interaction = r
@@ -456,12 +479,16 @@ impl pb::interactions_server::Interactions for Service {
                 .as_ref()
                 .ok_or_else(|| invalid("interaction", "`interaction` is required"))?;
             let input = input_of(interaction)?;
-            let (record, created) = self.guard.create(&r.person_id, &input, &who, Utc::now())?;
+            let (record, created) = self
+                .guard()?
+                .create(&r.person_id, &input, &who, Utc::now())
+                .await?;
             Ok(Response::new(pb::InteractionResponse {
                 interaction: Some(pb_of(&record)),
                 created,
             }))
-        })();
+        }
+        .await;
         log("CreateInteraction", started, &result);
         result
     }
@@ -471,17 +498,18 @@ impl pb::interactions_server::Interactions for Service {
         req: Request<pb::GetInteractionRequest>,
     ) -> Result<Response<pb::InteractionResponse>, Status> {
         let started = Instant::now();
-        let result = (|| {
+        let result = async {
             let who = caller(&req)?;
             let r = req.get_ref();
             let record =
-                self.guard
+                self.guard()?
                     .get(non_empty(&r.person_id).as_deref(), &r.interaction_id, &who)?;
             Ok(Response::new(pb::InteractionResponse {
                 interaction: Some(pb_of(&record)),
                 created: false,
             }))
-        })();
+        }
+        .await;
         log("GetInteraction", started, &result);
         result
     }
@@ -491,7 +519,7 @@ impl pb::interactions_server::Interactions for Service {
         req: Request<pb::UpdateInteractionRequest>,
     ) -> Result<Response<pb::InteractionResponse>, Status> {
         let started = Instant::now();
-        let result = (|| {
+        let result = async {
             let who = caller(&req)?;
             let r = req.get_ref();
             let fields = mask_fields(&r.update_mask)?;
@@ -499,19 +527,23 @@ impl pb::interactions_server::Interactions for Service {
                 Some(i) => input_of(i)?,
                 None => InteractionInput::default(),
             };
-            let record = self.guard.update(
-                non_empty(&r.person_id).as_deref(),
-                &r.interaction_id,
-                &values,
-                &fields,
-                &who,
-                Utc::now(),
-            )?;
+            let record = self
+                .guard()?
+                .update(
+                    non_empty(&r.person_id).as_deref(),
+                    &r.interaction_id,
+                    &values,
+                    &fields,
+                    &who,
+                    Utc::now(),
+                )
+                .await?;
             Ok(Response::new(pb::InteractionResponse {
                 interaction: Some(pb_of(&record)),
                 created: false,
             }))
-        })();
+        }
+        .await;
         log("UpdateInteraction", started, &result);
         result
     }
@@ -521,20 +553,24 @@ impl pb::interactions_server::Interactions for Service {
         req: Request<pb::DeleteInteractionRequest>,
     ) -> Result<Response<pb::InteractionResponse>, Status> {
         let started = Instant::now();
-        let result = (|| {
+        let result = async {
             let who = caller(&req)?;
             let r = req.get_ref();
-            let record = self.guard.delete(
-                non_empty(&r.person_id).as_deref(),
-                &r.interaction_id,
-                &who,
-                Utc::now(),
-            )?;
+            let record = self
+                .guard()?
+                .delete(
+                    non_empty(&r.person_id).as_deref(),
+                    &r.interaction_id,
+                    &who,
+                    Utc::now(),
+                )
+                .await?;
             Ok(Response::new(pb::InteractionResponse {
                 interaction: Some(pb_of(&record)),
                 created: false,
             }))
-        })();
+        }
+        .await;
         log("DeleteInteraction", started, &result);
         result
     }
@@ -544,16 +580,17 @@ impl pb::interactions_server::Interactions for Service {
         req: Request<pb::ListInteractionsRequest>,
     ) -> Result<Response<pb::ListInteractionsResponse>, Status> {
         let started = Instant::now();
-        let result = (|| {
+        let result = async {
             let who = caller(&req)?;
             let q = list_query(req.get_ref())?;
-            let (total, data) = self.guard.list(&q, &who)?;
+            let (total, data) = self.guard()?.list(&q, &who)?;
             Ok(Response::new(pb::ListInteractionsResponse {
                 total: u32::try_from(total).unwrap_or(u32::MAX),
                 count: u32::try_from(data.len()).unwrap_or(u32::MAX),
                 data: data.iter().map(pb_of).collect(),
             }))
-        })();
+        }
+        .await;
         log("ListInteractions", started, &result);
         result
     }
@@ -563,16 +600,19 @@ impl pb::interactions_server::Interactions for Service {
         req: Request<pb::GetPreviousInteractionsRequest>,
     ) -> Result<Response<pb::GetPreviousInteractionsResponse>, Status> {
         let started = Instant::now();
-        let result = (|| {
+        let result = async {
             let who = caller(&req)?;
             let r = req.get_ref();
-            let chain =
-                self.guard
-                    .previous(non_empty(&r.person_id).as_deref(), &r.interaction_id, &who)?;
+            let chain = self.guard()?.previous(
+                non_empty(&r.person_id).as_deref(),
+                &r.interaction_id,
+                &who,
+            )?;
             Ok(Response::new(pb::GetPreviousInteractionsResponse {
                 data: chain.iter().map(pb_of).collect(),
             }))
-        })();
+        }
+        .await;
         log("GetPreviousInteractions", started, &result);
         result
     }

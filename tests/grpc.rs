@@ -79,6 +79,8 @@ pub async fn start_with(opts: Options) -> TestServer {
         tls: None,
         index: IndexConfig::default(),
         roles: None,
+        durability: compliance_guard::journal::Durability::Buffered,
+        compact_after: 1_000_000,
         shutdown_grace: Duration::from_secs(5),
         hold_until: opts.hold,
     };
@@ -459,6 +461,8 @@ async fn tls_serves_and_a_plaintext_client_is_refused() {
         }),
         index: IndexConfig::default(),
         roles: None,
+        durability: compliance_guard::journal::Durability::Buffered,
+        compact_after: 1_000_000,
         shutdown_grace: Duration::from_secs(5),
         hold_until: None,
     };
