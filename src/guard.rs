@@ -659,19 +659,14 @@ impl Guard {
         Ok(out)
     }
 
-    /// Imports a record from the lender's history, outside an async
-    /// runtime: like [`Guard::create`], but `createdBy` and `createdAt` of
-    /// the record are kept when given.
-    pub fn import_blocking(
-        &self,
-        person: &str,
-        input: &InteractionInput,
-        caller: &Caller,
-        now: DateTime<Utc>,
-    ) -> Result<(Interaction, bool), GuardError> {
-        let (out, commit) = self.create_now(person, input, caller, now, true)?;
-        commit.wait_blocking().map_err(not_durable)?;
-        Ok(out)
+    /// Imports a record from the lender's history: like
+    /// [`Guard::create`], but `createdBy` and `createdAt` of the record are
+    /// kept when given, and the caller decides when to wait for durability
+    /// (an import waits once per batch, not once per line). Returns the
+    /// record, whether it was new, and its commit.
+    pub fn import(&self, person: &str, input: &InteractionInput, caller: &Caller, now: DateTime<Utc>) -> Result<(Interaction, bool, Commit), GuardError> {
+        let ((record, created), commit) = self.create_now(person, input, caller, now, true)?;
+        Ok((record, created, commit))
     }
 
     fn create_now(

@@ -402,19 +402,19 @@ pub fn replay(
     Ok(out)
 }
 
-/// Writes a snapshot of generation `g` from `records` atomically: a
-/// temporary file, flushed, then renamed into place, then the directory
-/// flushed.
-pub fn write_snapshot(
-    layout: &Layout,
-    g: u64,
-    records: impl Iterator<Item = Record>,
-) -> Result<u64, JournalError> {
-    let path = layout.snapshot(g);
-    let tmp = path.with_extension("snap.tmp");
+/// Writes a snapshot of generation `g` from `records` atomically.
+pub fn write_snapshot(layout: &Layout, g: u64, records: impl Iterator<Item = Record>) -> Result<u64, JournalError> {
+    write_file(&layout.snapshot(g), 1, records)
+}
+
+/// Writes a file of `kind` (0 journal, 1 snapshot or backup) atomically: a
+/// temporary file beside it, flushed, renamed into place, and the
+/// directory flushed. Returns the records written.
+pub fn write_file(path: &Path, kind: u16, records: impl Iterator<Item = Record>) -> Result<u64, JournalError> {
+    let tmp = path.with_extension("tmp");
     let file = File::create(&tmp).map_err(io("creating", &tmp))?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
-    w.write_all(&header(1)).map_err(io("writing", &tmp))?;
+    w.write_all(&header(kind)).map_err(io("writing", &tmp))?;
     let mut buf = Vec::new();
     let mut n = 0;
     for r in records {
@@ -429,8 +429,10 @@ pub fn write_snapshot(
         source: e.into_error(),
     })?;
     file.sync_all().map_err(io("flushing", &tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io("renaming", &tmp))?;
-    sync_dir(&layout.journal_dir())?;
+    std::fs::rename(&tmp, path).map_err(io("renaming", &tmp))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        sync_dir(dir)?;
+    }
     Ok(n)
 }
 

@@ -46,6 +46,7 @@ pub mod index;
 pub mod journal;
 pub mod jurisdiction;
 pub mod model;
+pub mod ops;
 pub mod rules;
 pub mod server;
 pub mod service;

@@ -21,6 +21,43 @@ struct Cli {
 enum Command {
     /// Run the gRPC server.
     Serve(ServeArgs),
+    /// Copy a data directory's history into one file, consistently, while
+    /// the server runs.
+    Backup {
+        /// The data directory.
+        #[arg(long, env = "COMPLIANCE_GUARD_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// The backup file to write.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restore a backup into an empty data directory (then start the server
+    /// on it).
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        /// The (empty) data directory.
+        #[arg(long, env = "COMPLIANCE_GUARD_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+    },
+    /// Import existing history: JSON lines in the upstream Interaction
+    /// format (each with its personId), from FILE or `-` for stdin. The
+    /// server must be stopped. Bad lines are reported and skipped.
+    Import {
+        /// The data directory.
+        #[arg(long, env = "COMPLIANCE_GUARD_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// The file to read, or `-` for stdin.
+        #[arg(default_value = "-")]
+        file: String,
+        /// createdBy for records that do not name one.
+        #[arg(long, default_value = "import")]
+        created_by: String,
+        /// `sync` or `buffered` (see `serve --durability`).
+        #[arg(long, default_value = "sync")]
+        durability: compliance_guard::journal::Durability,
+    },
     /// Work with rule files.
     Rules {
         #[command(subcommand)]
@@ -206,8 +243,51 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn import(data_dir: &std::path::Path, file: &str, created_by: &str, durability: compliance_guard::journal::Durability) -> anyhow::Result<ExitCode> {
+    use std::io::BufRead;
+    let reader: Box<dyn BufRead> = if file == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(std::fs::File::open(file).with_context(|| format!("opening `{file}`"))?))
+    };
+    let report = compliance_guard::ops::import(data_dir, reader, created_by, durability, chrono::Utc::now(), |n| {
+        eprintln!("import: {n} lines read");
+    })?;
+    for p in &report.problems {
+        eprintln!("{file}:{}: {}", p.line, p.message);
+    }
+    for (field, n) in &report.ignored_fields {
+        eprintln!("import: ignored the field `{field}` (not in the Interaction format) on {n} line(s)");
+    }
+    if report.without_ids > 0 {
+        eprintln!(
+            "import: {} line(s) had neither `id` nor `externalId`; importing the same file again would record them twice",
+            report.without_ids
+        );
+    }
+    println!(
+        "imported {} of {} lines; {} already present; {} refused",
+        report.imported,
+        report.lines,
+        report.already_present,
+        report.problems.len()
+    );
+    Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Backup { data_dir, to } => {
+            let report = compliance_guard::ops::backup(&data_dir, &to)?;
+            println!("backed up {} records ({} bytes) to {}", report.records, report.bytes, to.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore { from, data_dir } => {
+            let n = compliance_guard::ops::restore(&from, &data_dir)?;
+            println!("restored {n} records into {}; start the server with --data-dir {}", data_dir.display(), data_dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import { data_dir, file, created_by, durability } => import(&data_dir, &file, &created_by, durability),
         Command::Serve(args) => serve(args),
         Command::Rules {
             command: RulesCommand::Check { dir, horizon_days },

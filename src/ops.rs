@@ -1,0 +1,212 @@
+//! Operator commands on a data directory: backup, restore and import.
+//!
+//! - **Backup** reads the snapshot and the journal without the lock, so it
+//!   runs while the server writes, and writes one file holding every whole
+//!   record: a consistent copy of everything acknowledged when it read the
+//!   files (a record being written at that moment is not yet acknowledged
+//!   and is left out).
+//! - **Restore** puts a backup into an empty data directory as its
+//!   snapshot; the server then starts from it.
+//! - **Import** loads the history from before the guard, as JSON lines in
+//!   the upstream Interaction format, validating each with the API's rules.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use crate::guard::{Caller, Guard, GuardError};
+use crate::index::IndexConfig;
+use crate::journal::{self, Commit, Durability, JournalError, Layout};
+use crate::model::InteractionInput;
+
+/// Errors of the operator commands.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpsError {
+    /// The journal could not be read or written.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// A file could not be read or written.
+    #[error("{action} `{path}`: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Restore into a directory that already holds a journal.
+    #[error("`{0}` already holds a journal; restore into an empty data directory")]
+    NotEmpty(PathBuf),
+    /// A write failed during import.
+    #[error("the import stopped: {0}")]
+    Guard(#[from] GuardError),
+}
+
+/// What a backup wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupReport {
+    /// Records copied.
+    pub records: u64,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// Copies every whole record of `data_dir` into `to`, atomically (the file
+/// appears whole or not at all). Needs no lock: the server may be running.
+pub fn backup(data_dir: &Path, to: &Path) -> Result<BackupReport, OpsError> {
+    let layout = Layout { dir: data_dir.to_owned() };
+    let (snaps, logs) = layout.generations()?;
+    if snaps.is_empty() && logs.is_empty() {
+        return Err(OpsError::Io {
+            action: "reading",
+            path: layout.journal_dir(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no journal here"),
+        });
+    }
+    let mut records = Vec::new();
+    journal::replay(&layout, |r| {
+        records.push(r);
+        Ok(())
+    })?;
+    let n = journal::write_file(to, 1, records.into_iter())?;
+    let bytes = std::fs::metadata(to).map_err(|source| OpsError::Io { action: "reading the size of", path: to.to_owned(), source })?.len();
+    Ok(BackupReport { records: n, bytes })
+}
+
+/// Restores a backup into an empty data directory, after checking every
+/// record of it. Returns the records restored.
+pub fn restore(from: &Path, data_dir: &Path) -> Result<u64, OpsError> {
+    let _lock = journal::lock(data_dir)?;
+    let layout = Layout { dir: data_dir.to_owned() };
+    let (snaps, logs) = layout.generations()?;
+    if !snaps.is_empty() || !logs.is_empty() {
+        return Err(OpsError::NotEmpty(data_dir.to_owned()));
+    }
+    let mut records = Vec::new();
+    let end = journal::read_file(from, 1, |r| {
+        records.push(r);
+        Ok(())
+    })?;
+    if let Some((offset, reason)) = end.torn {
+        return Err(JournalError::Corrupt { path: from.to_owned(), offset, reason }.into());
+    }
+    std::fs::create_dir_all(layout.journal_dir())
+        .map_err(|source| OpsError::Io { action: "creating", path: layout.journal_dir(), source })?;
+    Ok(journal::write_file(&layout.snapshot(0), 1, records.into_iter())?)
+}
+
+/// One line of an import that was refused, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineProblem {
+    /// 1-based line number.
+    pub line: u64,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Lines read (blank lines not counted).
+    pub lines: u64,
+    /// Interactions recorded.
+    pub imported: u64,
+    /// Lines already present (same externalId, or same id), left as they are.
+    pub already_present: u64,
+    /// Lines refused.
+    pub problems: Vec<LineProblem>,
+    /// Fields not in the Interaction format that were ignored, with how many
+    /// lines had each.
+    pub ignored_fields: Vec<(String, u64)>,
+    /// Lines with neither `id` nor `externalId`: a second import would
+    /// record them again.
+    pub without_ids: u64,
+}
+
+/// The upstream Interaction's fields, as `InteractionInput` knows them.
+fn known_field(name: &str) -> bool {
+    crate::model::field_name(name).is_some() || name == "personId" || name == "id"
+}
+
+/// Imports JSON lines from `reader` into the data directory (which must not
+/// be in use by a server). Every line is validated with the API's rules; a
+/// bad line is reported and skipped, the good ones are kept. Idempotent on
+/// externalId and on id. `progress` is called every 100,000 lines.
+pub fn import(
+    data_dir: &Path,
+    reader: impl BufRead,
+    by: &str,
+    durability: Durability,
+    now: DateTime<Utc>,
+    mut progress: impl FnMut(u64),
+) -> Result<ImportReport, OpsError> {
+    let (guard, _) = Guard::open(IndexConfig::default(), data_dir, durability, u64::MAX, |_| {})?;
+    let caller = Caller { name: by.to_owned(), sensitive: true };
+    let mut report = ImportReport::default();
+    let mut ignored: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut last = Commit::none();
+    for (i, line) in reader.lines().enumerate() {
+        let number = i as u64 + 1;
+        let line = line.map_err(|source| OpsError::Io { action: "reading", path: PathBuf::from("(input)"), source })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        report.lines += 1;
+        if report.lines.is_multiple_of(100_000) {
+            progress(report.lines);
+        }
+        let mut refuse = |message: String| report.problems.push(LineProblem { line: number, message });
+        let mut value: serde_json::Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => {
+                refuse(format!("not JSON: {e}"));
+                continue;
+            }
+        };
+        let Some(object) = value.as_object_mut() else {
+            refuse("not a JSON object".into());
+            continue;
+        };
+        let unknown: Vec<String> = object.keys().filter(|k| !known_field(k)).cloned().collect();
+        for k in unknown {
+            object.remove(&k);
+            *ignored.entry(k).or_default() += 1;
+        }
+        let input: InteractionInput = match serde_json::from_value(value) {
+            Ok(i) => i,
+            Err(e) => {
+                refuse(format!("not an Interaction: {e}"));
+                continue;
+            }
+        };
+        let Some(person) = input.person_id.clone().filter(|p| !p.is_empty()) else {
+            refuse("`personId` is required".into());
+            continue;
+        };
+        if input.id.is_none() && input.external_id.is_none() {
+            report.without_ids += 1;
+        }
+        match guard.import(&person, &input, &caller, now) {
+            Ok((_, true, commit)) => {
+                report.imported += 1;
+                last = commit;
+            }
+            Ok((_, false, _)) => report.already_present += 1,
+            Err(GuardError::AlreadyExists(m)) if m.starts_with("`id` ") => report.already_present += 1,
+            Err(GuardError::Invalid(problems)) => {
+                refuse(problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "));
+            }
+            Err(GuardError::Unavailable(m) | GuardError::Internal(m)) => return Err(GuardError::Unavailable(m).into()),
+            Err(e) => refuse(e.to_string()),
+        }
+        if report.imported.is_multiple_of(10_000) {
+            std::mem::replace(&mut last, Commit::none()).wait_blocking()?;
+        }
+    }
+    last.wait_blocking()?;
+    report.ignored_fields = ignored.into_iter().collect();
+    Ok(report)
+}
