@@ -503,25 +503,18 @@ impl Index {
             None => self.register_person(&record.person_id)?,
         };
         self.bump_counter("IT", &record.id);
-        let key = match self.ids.get(&record.id) {
+        let existing = self.ids.get(&record.id).copied();
+        let key = match existing {
             Some(k) => {
                 let (_, old) = &self.records[k.0 as usize];
                 let (old_at, old_ext) = (old.occurs_at().timestamp(), old.external_id.clone());
-                remove_entry(&mut self.people[p.0 as usize].entries, old_at, *k);
+                remove_entry(&mut self.people[p.0 as usize].entries, old_at, k);
                 if let Some(e) = old_ext {
                     self.external_ids.remove(&e);
                 }
-                *k
+                k
             }
-            None => {
-                let key = InteractionKey(u32::try_from(self.records.len()).unwrap_or(u32::MAX));
-                self.ids.insert(record.id.clone(), key);
-                self.records.push((p, record.clone()));
-                let person = &mut self.people[p.0 as usize];
-                person.interactions += 1;
-                person.records.push(key);
-                key
-            }
+            None => InteractionKey(u32::try_from(self.records.len()).unwrap_or(u32::MAX)),
         };
         if let Some(e) = &record.external_id {
             self.external_ids.insert(e.clone(), key);
@@ -530,7 +523,15 @@ impl Index {
             let entry = self.entry_for(key, &record);
             insert_sorted(&mut self.people[p.0 as usize].entries, entry);
         }
-        self.records[key.0 as usize].1 = record;
+        if existing.is_some() {
+            self.records[key.0 as usize].1 = record;
+        } else {
+            self.ids.insert(record.id.clone(), key);
+            self.records.push((p, record));
+            let person = &mut self.people[p.0 as usize];
+            person.interactions += 1;
+            person.records.push(key);
+        }
         Ok(())
     }
 

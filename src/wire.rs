@@ -9,6 +9,7 @@ use serde_json::Value as Json;
 use crate::engine::{Decision, Violation};
 use crate::guard::{CheckOutcome, FieldProblem};
 use crate::model::{ContactInput, Interaction, InteractionInput};
+
 use crate::pb;
 
 /// Converts a protobuf timestamp; an out-of-range one is a field error.
@@ -202,27 +203,60 @@ pub fn pb_of(r: &Interaction) -> pb::Interaction {
 
 /// An interaction read back from its protobuf message with every field,
 /// read-only ones included (id, personId, createdAt, createdBy, updatedAt,
-/// updatedBy, deletedAt), as the journal stored it.
+/// updatedBy, deletedAt), as the journal stored it. The journal only holds
+/// records that passed validation, so this converts directly (no text
+/// round trip), checking only that every vocabulary value is known.
 pub fn record_of(i: &pb::Interaction) -> Result<Interaction, FieldProblem> {
-    let input = input_of(i)?;
-    let created_at = opt_time("createdAt", &i.created_at)?.unwrap_or_default();
-    let mut record = input.validate_all(created_at).map_err(|all| FieldProblem {
-        field: all.first().map_or("interaction", |e| e.field()).to_owned(),
-        message: all
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; "),
-    })?;
-    record.id = i.id.clone();
-    record.person_id = i.person_id.clone();
-    record.is_external = i.is_external.unwrap_or(true);
-    record.created_at = created_at;
-    record.created_by = i.created_by.clone();
-    record.updated_at = opt_time("updatedAt", &i.updated_at)?;
-    record.updated_by = i.updated_by.clone();
-    record.deleted_at = opt_time("deletedAt", &i.deleted_at)?;
-    Ok(record)
+    fn vocab<T>(field: &str, text: &str, parse: fn(&str) -> Option<T>) -> Result<T, FieldProblem> {
+        parse(text).ok_or_else(|| FieldProblem { field: field.to_owned(), message: format!("`{field}` value `{text}` is not known") })
+    }
+    fn opt<T>(field: &str, text: &Option<String>, parse: fn(&str) -> Option<T>) -> Result<Option<T>, FieldProblem> {
+        text.as_deref().map(|t| vocab(field, t, parse)).transpose()
+    }
+    use crate::model::{AgentOutcome, Channel, Contact, ContactKind, Direction, Status, StatusDetails, Subject, Theme};
+    Ok(Interaction {
+        id: i.id.clone(),
+        external_id: i.external_id.clone(),
+        person_id: i.person_id.clone(),
+        channel: vocab("channel", &i.channel, Channel::parse)?,
+        direction: vocab("direction", &i.direction, Direction::parse)?,
+        theme: opt("theme", &i.theme, Theme::parse)?,
+        borrower_selected_theme: opt("borrowerSelectedTheme", &i.borrower_selected_theme, Theme::parse)?,
+        subject: opt("subject", &i.subject, Subject::parse)?,
+        status: vocab("status", &i.status, Status::parse)?,
+        status_details: opt("statusDetails", &i.status_details, StatusDetails::parse)?,
+        agent_outcome: opt("agentOutcome", &i.agent_outcome, AgentOutcome::parse)?,
+        started_at: opt_time("startedAt", &i.started_at)?.unwrap_or_default(),
+        ended_at: opt_time("endedAt", &i.ended_at)?,
+        scheduled_at_from: opt_time("scheduledAtFrom", &i.scheduled_at_from)?,
+        scheduled_at_to: opt_time("scheduledAtTo", &i.scheduled_at_to)?,
+        loan_id: i.loan_id.clone(),
+        loan_ids: i.loan_ids.clone(),
+        is_transactional: i.is_transactional,
+        sensitive: i.sensitive,
+        is_external: i.is_external.unwrap_or(true),
+        previous_interaction_id: i.previous_interaction_id.clone(),
+        contact_id: i.contact_id.clone(),
+        contact_external_id: i.contact_external_id.clone(),
+        contact: i.contact.as_ref().map(|c| Contact {
+            kind: ContactKind::from_record(non_empty(&c.kind).as_deref()),
+            kind_as_given: non_empty(&c.kind),
+            value: non_empty(&c.value),
+            name: non_empty(&c.name),
+        }),
+        borrower: i.borrower.as_ref().map(json_of),
+        meta_data: i.meta_data.as_ref().map(json_of_struct),
+        content: i.content.as_ref().map(json_of),
+        failure_description_short: i.failure_description_short.clone(),
+        failure_description_long: i.failure_description_long.clone(),
+        compliance_guard_rule_id: i.compliance_guard_rule_id.clone(),
+        twilio_error_code: i.twilio_error_code.clone(),
+        created_at: opt_time("createdAt", &i.created_at)?.unwrap_or_default(),
+        updated_at: opt_time("updatedAt", &i.updated_at)?,
+        deleted_at: opt_time("deletedAt", &i.deleted_at)?,
+        created_by: i.created_by.clone(),
+        updated_by: i.updated_by.clone(),
+    })
 }
 
 /// A Check's answer as its protobuf message.
