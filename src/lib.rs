@@ -18,6 +18,12 @@
 //! - [`rules`]: rule files, from their raw YAML form to a checked
 //!   [`rules::RuleSet`].
 //! - [`engine`]: the pure decide function, with `now` passed in.
+//! - [`journal`]: the append-only log under the index (group commit,
+//!   replay, snapshots, the data-dir lock).
+//! - [`ops`]: operator commands on a data directory: backup, restore,
+//!   import.
+//! - [`wire`]: protobuf messages and domain values, both ways (shared by
+//!   the service and the journal).
 //! - [`guard`]: rules and index together; the operations the service
 //!   offers, each atomic (a reserving Check decides and records under one
 //!   lock).
