@@ -664,7 +664,13 @@ impl Guard {
     /// kept when given, and the caller decides when to wait for durability
     /// (an import waits once per batch, not once per line). Returns the
     /// record, whether it was new, and its commit.
-    pub fn import(&self, person: &str, input: &InteractionInput, caller: &Caller, now: DateTime<Utc>) -> Result<(Interaction, bool, Commit), GuardError> {
+    pub fn import(
+        &self,
+        person: &str,
+        input: &InteractionInput,
+        caller: &Caller,
+        now: DateTime<Utc>,
+    ) -> Result<(Interaction, bool, Commit), GuardError> {
         let ((record, created), commit) = self.create_now(person, input, caller, now, true)?;
         Ok((record, created, commit))
     }
@@ -1080,6 +1086,11 @@ fn apply(ledger: &mut Ledger, record: Record) -> Result<(), JournalError> {
                     outcome,
                 },
             );
+        }
+        Some(Op::Batch(batch)) => {
+            for r in batch.records {
+                apply(ledger, r)?;
+            }
         }
         None => {
             return Err(bad(

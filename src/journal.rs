@@ -42,7 +42,7 @@ use std::thread::JoinHandle;
 use prost::Message;
 use tokio::sync::watch;
 
-use crate::pb::journal::Record;
+use crate::pb::journal::{Batch, Record, record::Op};
 
 /// The file header's magic bytes.
 pub const MAGIC: &[u8; 4] = b"CGJL";
@@ -177,6 +177,15 @@ pub fn read_file(
     let mut r = BufReader::with_capacity(1 << 20, file);
     let mut h = [0u8; 8];
     if len < HEADER_LEN {
+        if kind == 0 {
+            // A journal created just before a crash, its header not yet on
+            // disk: it holds nothing, so it is a torn tail at offset 0.
+            return Ok(ReadEnd {
+                records: 0,
+                good_len: 0,
+                torn: Some((0, format!("only {len} bytes, shorter than the header"))),
+            });
+        }
         return Err(JournalError::Format {
             path: path.to_owned(),
             reason: format!("only {len} bytes, shorter than the header"),
@@ -230,6 +239,21 @@ pub fn read_file(
         let rec_len = u32::from_le_bytes([f[0], f[1], f[2], f[3]]);
         let crc = u32::from_le_bytes([f[4], f[5], f[6], f[7]]);
         let end = offset + 8 + u64::from(rec_len);
+        if rec_len == 0 {
+            // No record is empty. Zeros here are space the file system
+            // allocated but the data never reached (a power cut): a torn
+            // tail if only zeros follow, damage otherwise.
+            let mut rest = Vec::new();
+            r.read_to_end(&mut rest).map_err(io("reading", path))?;
+            if crc == 0 && rest.iter().all(|b| *b == 0) {
+                return torn(format!("{left} zero bytes after the last record"));
+            }
+            return Err(JournalError::Corrupt {
+                path: path.to_owned(),
+                offset,
+                reason: "an empty record".into(),
+            });
+        }
         if end > len {
             return torn(format!(
                 "the record says {rec_len} bytes but the file ends after {}",
@@ -403,14 +427,22 @@ pub fn replay(
 }
 
 /// Writes a snapshot of generation `g` from `records` atomically.
-pub fn write_snapshot(layout: &Layout, g: u64, records: impl Iterator<Item = Record>) -> Result<u64, JournalError> {
+pub fn write_snapshot(
+    layout: &Layout,
+    g: u64,
+    records: impl Iterator<Item = Record>,
+) -> Result<u64, JournalError> {
     write_file(&layout.snapshot(g), 1, records)
 }
 
 /// Writes a file of `kind` (0 journal, 1 snapshot or backup) atomically: a
 /// temporary file beside it, flushed, renamed into place, and the
 /// directory flushed. Returns the records written.
-pub fn write_file(path: &Path, kind: u16, records: impl Iterator<Item = Record>) -> Result<u64, JournalError> {
+pub fn write_file(
+    path: &Path,
+    kind: u16,
+    records: impl Iterator<Item = Record>,
+) -> Result<u64, JournalError> {
     let tmp = path.with_extension("tmp");
     let file = File::create(&tmp).map_err(io("creating", &tmp))?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
@@ -605,13 +637,18 @@ impl Journal {
             .metadata()
             .map_err(io("reading the size of", &path))?
             .len();
+        let mut len = len;
+        if let Some(good) = cut_to
+            && good < len
+        {
+            file.set_len(good).map_err(io("cutting", &path))?;
+            file.sync_all().map_err(io("flushing", &path))?;
+            len = good;
+        }
         if len == 0 {
             file.write_all(&header(0)).map_err(io("writing", &path))?;
             file.sync_all().map_err(io("flushing", &path))?;
             sync_dir(&dir)?;
-        } else if let Some(good) = cut_to {
-            file.set_len(good).map_err(io("cutting", &path))?;
-            file.sync_all().map_err(io("flushing", &path))?;
         }
         file.seek(SeekFrom::End(0)).map_err(io("seeking", &path))?;
         let (tx, _) = watch::channel(Durable::default());
@@ -663,8 +700,17 @@ impl Journal {
                 shared: Some(Arc::clone(&self.shared)),
             });
         }
-        for r in records {
-            frame(r, &mut p.buf);
+        // One operation's records travel as one frame, so that a crash
+        // never leaves half of an operation in the journal.
+        if let [one] = records {
+            frame(one, &mut p.buf);
+        } else {
+            let batch = Record {
+                op: Some(Op::Batch(Batch {
+                    records: records.to_vec(),
+                })),
+            };
+            frame(&batch, &mut p.buf);
         }
         p.records += records.len() as u64;
         let seq = p.next_seq;

@@ -243,21 +243,37 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn import(data_dir: &std::path::Path, file: &str, created_by: &str, durability: compliance_guard::journal::Durability) -> anyhow::Result<ExitCode> {
+fn import(
+    data_dir: &std::path::Path,
+    file: &str,
+    created_by: &str,
+    durability: compliance_guard::journal::Durability,
+) -> anyhow::Result<ExitCode> {
     use std::io::BufRead;
     let reader: Box<dyn BufRead> = if file == "-" {
         Box::new(std::io::stdin().lock())
     } else {
-        Box::new(std::io::BufReader::new(std::fs::File::open(file).with_context(|| format!("opening `{file}`"))?))
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(file).with_context(|| format!("opening `{file}`"))?,
+        ))
     };
-    let report = compliance_guard::ops::import(data_dir, reader, created_by, durability, chrono::Utc::now(), |n| {
-        eprintln!("import: {n} lines read");
-    })?;
+    let report = compliance_guard::ops::import(
+        data_dir,
+        reader,
+        created_by,
+        durability,
+        chrono::Utc::now(),
+        |n| {
+            eprintln!("import: {n} lines read");
+        },
+    )?;
     for p in &report.problems {
         eprintln!("{file}:{}: {}", p.line, p.message);
     }
     for (field, n) in &report.ignored_fields {
-        eprintln!("import: ignored the field `{field}` (not in the Interaction format) on {n} line(s)");
+        eprintln!(
+            "import: ignored the field `{field}` (not in the Interaction format) on {n} line(s)"
+        );
     }
     if report.without_ids > 0 {
         eprintln!(
@@ -272,22 +288,40 @@ fn import(data_dir: &std::path::Path, file: &str, created_by: &str, durability: 
         report.already_present,
         report.problems.len()
     );
-    Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Backup { data_dir, to } => {
             let report = compliance_guard::ops::backup(&data_dir, &to)?;
-            println!("backed up {} records ({} bytes) to {}", report.records, report.bytes, to.display());
+            println!(
+                "backed up {} records ({} bytes) to {}",
+                report.records,
+                report.bytes,
+                to.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Restore { from, data_dir } => {
             let n = compliance_guard::ops::restore(&from, &data_dir)?;
-            println!("restored {n} records into {}; start the server with --data-dir {}", data_dir.display(), data_dir.display());
+            println!(
+                "restored {n} records into {}; start the server with --data-dir {}",
+                data_dir.display(),
+                data_dir.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Import { data_dir, file, created_by, durability } => import(&data_dir, &file, &created_by, durability),
+        Command::Import {
+            data_dir,
+            file,
+            created_by,
+            durability,
+        } => import(&data_dir, &file, &created_by, durability),
         Command::Serve(args) => serve(args),
         Command::Rules {
             command: RulesCommand::Check { dir, horizon_days },

@@ -57,7 +57,9 @@ pub struct BackupReport {
 /// Copies every whole record of `data_dir` into `to`, atomically (the file
 /// appears whole or not at all). Needs no lock: the server may be running.
 pub fn backup(data_dir: &Path, to: &Path) -> Result<BackupReport, OpsError> {
-    let layout = Layout { dir: data_dir.to_owned() };
+    let layout = Layout {
+        dir: data_dir.to_owned(),
+    };
     let (snaps, logs) = layout.generations()?;
     if snaps.is_empty() && logs.is_empty() {
         return Err(OpsError::Io {
@@ -72,7 +74,13 @@ pub fn backup(data_dir: &Path, to: &Path) -> Result<BackupReport, OpsError> {
         Ok(())
     })?;
     let n = journal::write_file(to, 1, records.into_iter())?;
-    let bytes = std::fs::metadata(to).map_err(|source| OpsError::Io { action: "reading the size of", path: to.to_owned(), source })?.len();
+    let bytes = std::fs::metadata(to)
+        .map_err(|source| OpsError::Io {
+            action: "reading the size of",
+            path: to.to_owned(),
+            source,
+        })?
+        .len();
     Ok(BackupReport { records: n, bytes })
 }
 
@@ -80,7 +88,9 @@ pub fn backup(data_dir: &Path, to: &Path) -> Result<BackupReport, OpsError> {
 /// record of it. Returns the records restored.
 pub fn restore(from: &Path, data_dir: &Path) -> Result<u64, OpsError> {
     let _lock = journal::lock(data_dir)?;
-    let layout = Layout { dir: data_dir.to_owned() };
+    let layout = Layout {
+        dir: data_dir.to_owned(),
+    };
     let (snaps, logs) = layout.generations()?;
     if !snaps.is_empty() || !logs.is_empty() {
         return Err(OpsError::NotEmpty(data_dir.to_owned()));
@@ -91,11 +101,23 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<u64, OpsError> {
         Ok(())
     })?;
     if let Some((offset, reason)) = end.torn {
-        return Err(JournalError::Corrupt { path: from.to_owned(), offset, reason }.into());
+        return Err(JournalError::Corrupt {
+            path: from.to_owned(),
+            offset,
+            reason,
+        }
+        .into());
     }
-    std::fs::create_dir_all(layout.journal_dir())
-        .map_err(|source| OpsError::Io { action: "creating", path: layout.journal_dir(), source })?;
-    Ok(journal::write_file(&layout.snapshot(0), 1, records.into_iter())?)
+    std::fs::create_dir_all(layout.journal_dir()).map_err(|source| OpsError::Io {
+        action: "creating",
+        path: layout.journal_dir(),
+        source,
+    })?;
+    Ok(journal::write_file(
+        &layout.snapshot(0),
+        1,
+        records.into_iter(),
+    )?)
 }
 
 /// One line of an import that was refused, and why.
@@ -143,14 +165,27 @@ pub fn import(
     now: DateTime<Utc>,
     mut progress: impl FnMut(u64),
 ) -> Result<ImportReport, OpsError> {
-    let (guard, _) = Guard::open(IndexConfig::default(), data_dir, durability, u64::MAX, |_| {})?;
-    let caller = Caller { name: by.to_owned(), sensitive: true };
+    let (guard, _) = Guard::open(
+        IndexConfig::default(),
+        data_dir,
+        durability,
+        u64::MAX,
+        |_| {},
+    )?;
+    let caller = Caller {
+        name: by.to_owned(),
+        sensitive: true,
+    };
     let mut report = ImportReport::default();
     let mut ignored: std::collections::BTreeMap<String, u64> = Default::default();
     let mut last = Commit::none();
     for (i, line) in reader.lines().enumerate() {
         let number = i as u64 + 1;
-        let line = line.map_err(|source| OpsError::Io { action: "reading", path: PathBuf::from("(input)"), source })?;
+        let line = line.map_err(|source| OpsError::Io {
+            action: "reading",
+            path: PathBuf::from("(input)"),
+            source,
+        })?;
         if line.trim().is_empty() {
             continue;
         }
@@ -158,7 +193,12 @@ pub fn import(
         if report.lines.is_multiple_of(100_000) {
             progress(report.lines);
         }
-        let mut refuse = |message: String| report.problems.push(LineProblem { line: number, message });
+        let mut refuse = |message: String| {
+            report.problems.push(LineProblem {
+                line: number,
+                message,
+            })
+        };
         let mut value: serde_json::Value = match serde_json::from_str(&line) {
             Ok(v) => v,
             Err(e) => {
@@ -195,11 +235,21 @@ pub fn import(
                 last = commit;
             }
             Ok((_, false, _)) => report.already_present += 1,
-            Err(GuardError::AlreadyExists(m)) if m.starts_with("`id` ") => report.already_present += 1,
-            Err(GuardError::Invalid(problems)) => {
-                refuse(problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "));
+            Err(GuardError::AlreadyExists(m)) if m.starts_with("`id` ") => {
+                report.already_present += 1
             }
-            Err(GuardError::Unavailable(m) | GuardError::Internal(m)) => return Err(GuardError::Unavailable(m).into()),
+            Err(GuardError::Invalid(problems)) => {
+                refuse(
+                    problems
+                        .iter()
+                        .map(|p| p.message.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                );
+            }
+            Err(GuardError::Unavailable(m) | GuardError::Internal(m)) => {
+                return Err(GuardError::Unavailable(m).into());
+            }
             Err(e) => refuse(e.to_string()),
         }
         if report.imported.is_multiple_of(10_000) {

@@ -208,12 +208,22 @@ pub fn pb_of(r: &Interaction) -> pb::Interaction {
 /// round trip), checking only that every vocabulary value is known.
 pub fn record_of(i: &pb::Interaction) -> Result<Interaction, FieldProblem> {
     fn vocab<T>(field: &str, text: &str, parse: fn(&str) -> Option<T>) -> Result<T, FieldProblem> {
-        parse(text).ok_or_else(|| FieldProblem { field: field.to_owned(), message: format!("`{field}` value `{text}` is not known") })
+        parse(text).ok_or_else(|| FieldProblem {
+            field: field.to_owned(),
+            message: format!("`{field}` value `{text}` is not known"),
+        })
     }
-    fn opt<T>(field: &str, text: &Option<String>, parse: fn(&str) -> Option<T>) -> Result<Option<T>, FieldProblem> {
+    fn opt<T>(
+        field: &str,
+        text: &Option<String>,
+        parse: fn(&str) -> Option<T>,
+    ) -> Result<Option<T>, FieldProblem> {
         text.as_deref().map(|t| vocab(field, t, parse)).transpose()
     }
-    use crate::model::{AgentOutcome, Channel, Contact, ContactKind, Direction, Status, StatusDetails, Subject, Theme};
+    use crate::model::{
+        AgentOutcome, Channel, Contact, ContactKind, Direction, Status, StatusDetails, Subject,
+        Theme,
+    };
     Ok(Interaction {
         id: i.id.clone(),
         external_id: i.external_id.clone(),
@@ -221,7 +231,11 @@ pub fn record_of(i: &pb::Interaction) -> Result<Interaction, FieldProblem> {
         channel: vocab("channel", &i.channel, Channel::parse)?,
         direction: vocab("direction", &i.direction, Direction::parse)?,
         theme: opt("theme", &i.theme, Theme::parse)?,
-        borrower_selected_theme: opt("borrowerSelectedTheme", &i.borrower_selected_theme, Theme::parse)?,
+        borrower_selected_theme: opt(
+            "borrowerSelectedTheme",
+            &i.borrower_selected_theme,
+            Theme::parse,
+        )?,
         subject: opt("subject", &i.subject, Subject::parse)?,
         status: vocab("status", &i.status, Status::parse)?,
         status_details: opt("statusDetails", &i.status_details, StatusDetails::parse)?,

@@ -1,0 +1,1446 @@
+//! The journal under the index: nothing acknowledged is lost on a restart
+//! or a crash. The real binary killed with SIGKILL while clients write; a
+//! journal cut at every byte of its last records; a damaged record before
+//! the end refused with its file and offset; updates, deletes, debts and
+//! links restored exactly; the data directory's lock; compaction into a
+//! snapshot.
+//!
+//! Checks pass `at` explicitly, so that a decision before a restart can be
+//! compared whole with the one after.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use compliance_guard::guard::{Caller, Guard};
+use compliance_guard::index::IndexConfig;
+use compliance_guard::journal::{Durability, JournalError, Replayed};
+use compliance_guard::model::InteractionInput;
+use compliance_guard::pb::compliance_guard_client::ComplianceGuardClient;
+use compliance_guard::pb::interactions_client::InteractionsClient;
+use compliance_guard::pb::journal::Record;
+use compliance_guard::pb::journal::record::Op;
+use compliance_guard::pb::{
+    CheckRequest, CheckResponse, Contact, CreateInteractionRequest, DeclareDebtRequest,
+    DeleteInteractionRequest, GetInteractionRequest, Interaction, LinkPersonRequest,
+    ListInteractionsRequest, ListInteractionsResponse, ListReservationsRequest,
+    UpdateInteractionRequest,
+};
+use compliance_guard::server::{ServeConfig, ServeError, serve};
+use compliance_guard::service::Access;
+use prost::Message;
+use prost_types::{FieldMask, Struct, Timestamp, Value, value::Kind};
+use tokio::sync::oneshot;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+/// Mon 2025-12-01 10:00 EST (15:00 UTC): inside every permitted-hours rule.
+const AT: i64 = 1_764_601_200;
+/// The journal's file header: magic, version, kind.
+const HEADER_LEN: u64 = 8;
+/// The first journal file of a fresh data directory.
+const FIRST_JOURNAL: &str = "journal/journal-00000000.log";
+
+type Checks = ComplianceGuardClient<Channel>;
+type Records = InteractionsClient<Channel>;
+
+fn at(seconds: i64) -> Option<Timestamp> {
+    Some(Timestamp { seconds, nanos: 0 })
+}
+
+/// An outbound call about `loan`, to a mobile phone in New York, at `AT`.
+fn call(person: &str, loan: &str) -> CheckRequest {
+    CheckRequest {
+        person_id: person.into(),
+        channel: "voice".into(),
+        direction: "outbound".into(),
+        loan_ids: vec![loan.into()],
+        jurisdictions: vec!["US-NY".into()],
+        time_zones: vec!["America/New_York".into()],
+        contact: Some(Contact {
+            kind: "mobilePhone".into(),
+            value: "+15555550100".into(),
+            name: String::new(),
+        }),
+        at: at(AT),
+        ..CheckRequest::default()
+    }
+}
+
+/// A placed call (rang, no pickup) about `loan`, `minutes` before `AT`.
+fn placed_call(loan: &str, minutes: i64) -> Interaction {
+    Interaction {
+        channel: "voice".into(),
+        direction: "outbound".into(),
+        status: "attempted".into(),
+        status_details: Some("voiceRangNoPickup".into()),
+        loan_id: Some(loan.into()),
+        started_at: at(AT - minutes * 60),
+        ..Interaction::default()
+    }
+}
+
+fn with_ext(mut i: Interaction, ext: &str) -> Interaction {
+    i.external_id = Some(ext.into());
+    i
+}
+
+fn mask(paths: &[&str]) -> Option<FieldMask> {
+    Some(FieldMask {
+        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+    })
+}
+
+fn string(s: &str) -> Value {
+    Value {
+        kind: Some(Kind::StringValue(s.into())),
+    }
+}
+
+async fn connect(addr: &str) -> Channel {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// Waits until the server at `channel` reports SERVING on "".
+async fn wait_serving(channel: Channel) {
+    let mut health = HealthClient::new(channel);
+    for _ in 0..1000 {
+        let status = health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap()
+            .get_ref()
+            .status;
+        if status == ServingStatus::Serving as i32 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the server never became SERVING");
+}
+
+async fn create(records: &mut Records, person: &str, i: Interaction) -> Interaction {
+    let r = records
+        .create_interaction(CreateInteractionRequest {
+            person_id: person.into(),
+            interaction: Some(i),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.created, "a new interaction was expected");
+    r.interaction.unwrap()
+}
+
+async fn get(records: &mut Records, id: &str) -> Result<Interaction, tonic::Status> {
+    Ok(records
+        .get_interaction(GetInteractionRequest {
+            interaction_id: id.into(),
+            person_id: String::new(),
+        })
+        .await?
+        .into_inner()
+        .interaction
+        .unwrap())
+}
+
+async fn list(records: &mut Records, person: &str) -> ListInteractionsResponse {
+    records
+        .list_interactions(ListInteractionsRequest {
+            person_id: person.into(),
+            limit: 100,
+            ..ListInteractionsRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn check(checks: &mut Checks, r: CheckRequest) -> CheckResponse {
+    checks.check(r).await.unwrap().into_inner()
+}
+
+async fn reservation_ids(checks: &mut Checks) -> BTreeSet<String> {
+    checks
+        .list_reservations(ListReservationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .reservations
+        .into_iter()
+        .map(|r| r.interaction_id)
+        .collect()
+}
+
+// ---- journal files ---------------------------------------------------------
+
+/// One framed record of a journal file: where it starts and ends, and what
+/// it holds.
+struct Frame {
+    start: u64,
+    end: u64,
+    record: Record,
+}
+
+/// Parses a journal or snapshot file of `kind` (0 journal, 1 snapshot):
+/// the 8-byte header, then `[len u32 LE][crc32 u32 LE][payload]` records
+/// that cover the file exactly.
+fn frames(bytes: &[u8], kind: u16) -> Vec<Frame> {
+    assert!(bytes.len() >= 8, "{} bytes, no header", bytes.len());
+    assert_eq!(&bytes[..4], b"CGJL");
+    assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), 1, "version");
+    assert_eq!(u16::from_le_bytes([bytes[6], bytes[7]]), kind, "kind");
+    let mut out = Vec::new();
+    let mut at = HEADER_LEN as usize;
+    while at < bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap());
+        let payload = &bytes[at + 8..at + 8 + len];
+        assert_eq!(crc32fast::hash(payload), crc, "record at {at}");
+        let record = Record::decode(payload).unwrap();
+        assert!(record.op.is_some(), "record at {at}");
+        out.push(Frame {
+            start: at as u64,
+            end: (at + 8 + len) as u64,
+            record,
+        });
+        at += 8 + len;
+    }
+    assert_eq!(at, bytes.len(), "the records cover the file exactly");
+    out
+}
+
+/// The interaction a frame carries, alone or inside the batch of one
+/// operation.
+fn interaction_of(op: &Option<Op>) -> Option<&compliance_guard::pb::Interaction> {
+    match op {
+        Some(Op::Interaction(i)) => Some(i),
+        Some(Op::Batch(b)) => b.records.iter().find_map(|r| interaction_of(&r.op)),
+        _ => None,
+    }
+}
+
+fn is_interaction(f: &Frame) -> bool {
+    interaction_of(&f.record.op).is_some()
+}
+
+fn external_id(f: &Frame) -> Option<String> {
+    interaction_of(&f.record.op).and_then(|i| i.external_id.clone())
+}
+
+fn caller() -> Caller {
+    Caller {
+        name: "durability".into(),
+        sensitive: true,
+    }
+}
+
+/// Opens a data directory once, as a server would.
+fn open_once(dir: &Path, compact_after: u64) -> Result<(Guard, Replayed), JournalError> {
+    Guard::open(
+        IndexConfig::default(),
+        dir,
+        Durability::Sync,
+        compact_after,
+        |_| {},
+    )
+}
+
+/// How many times a reopen in this process retries a `Locked` refusal.
+///
+/// The `LOCK` file's descriptor is close-on-exec, but while another test
+/// in this process spawns a child, the child holds a copy of every
+/// descriptor between its fork and its exec; a lock released here in that
+/// window stays held until the exec. A server (one per process) never
+/// meets this; tests that close and reopen a directory in one process do.
+const LOCK_RETRIES: usize = 500;
+
+/// Opens a data directory that this process closed just before (see
+/// [`LOCK_RETRIES`]).
+fn open_with(dir: &Path, compact_after: u64) -> Result<(Guard, Replayed), JournalError> {
+    for _ in 0..LOCK_RETRIES {
+        match open_once(dir, compact_after) {
+            Err(JournalError::Locked(_)) => std::thread::sleep(Duration::from_millis(5)),
+            other => return other,
+        }
+    }
+    open_once(dir, compact_after)
+}
+
+fn open(dir: &Path) -> Result<(Guard, Replayed), JournalError> {
+    open_with(dir, u64::MAX)
+}
+
+/// A placed call as the library takes it.
+fn placed_input(ext: &str, minutes: i64) -> InteractionInput {
+    InteractionInput {
+        external_id: Some(ext.into()),
+        channel: Some("voice".into()),
+        direction: Some("outbound".into()),
+        status: Some("attempted".into()),
+        status_details: Some("voiceRangNoPickup".into()),
+        loan_id: Some("L1".into()),
+        started_at: Some(
+            Utc.timestamp_opt(AT - minutes * 60, 0)
+                .unwrap()
+                .to_rfc3339(),
+        ),
+        ..InteractionInput::default()
+    }
+}
+
+/// Writes a journal through the library: one person record, then one
+/// interaction record for each of `exts`. Returns the data directory.
+async fn journal_with(exts: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let (guard, replayed) = open(dir.path()).unwrap();
+    assert_eq!(replayed, Replayed::default(), "a fresh directory");
+    let now = Utc.timestamp_opt(AT, 0).unwrap();
+    for (m, ext) in exts.iter().enumerate() {
+        let (_, created) = guard
+            .create("BO-CUTS-0001", &placed_input(ext, m as i64), &caller(), now)
+            .await
+            .unwrap();
+        assert!(created);
+    }
+    assert_eq!(guard.len(), exts.len());
+    drop(guard);
+    dir
+}
+
+/// A fresh data directory holding only `journal` as its first journal.
+fn dir_with_journal(journal: &[u8]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("journal")).unwrap();
+    std::fs::write(dir.path().join(FIRST_JOURNAL), journal).unwrap();
+    dir
+}
+
+fn journal_files(data: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(data.join("journal"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+// ---- an in-process server on a data directory we keep ----------------------
+
+/// A server run in this process on a data directory the test controls, so
+/// that it can be stopped and started again on the same directory.
+struct InProcess {
+    addr: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<Result<(), ServeError>>>,
+}
+
+async fn start_on(data_dir: &Path, compact_after: u64) -> InProcess {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let config = ServeConfig {
+        rules_dir: PathBuf::from("rules"),
+        data_dir: data_dir.to_owned(),
+        access: Access::Open,
+        tls: None,
+        index: IndexConfig::default(),
+        roles: None,
+        durability: Durability::Sync,
+        compact_after,
+        shutdown_grace: Duration::from_secs(5),
+        hold_until: None,
+    };
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(serve(config, listener, async move {
+        let _ = rx.await;
+    }));
+    InProcess {
+        addr,
+        shutdown: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+/// Starts a server on a data directory and waits until it is SERVING,
+/// starting it again if the directory was still locked by this process's
+/// copy of a descriptor in a child between fork and exec (see
+/// [`LOCK_RETRIES`]).
+async fn start_ready(data_dir: &Path, compact_after: u64) -> InProcess {
+    for _ in 0..LOCK_RETRIES {
+        let mut server = start_on(data_dir, compact_after).await;
+        match server.serving().await {
+            Ok(()) => return server,
+            Err(ServeError::Journal(JournalError::Locked(_))) => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(e) => panic!("the server did not start: {e}"),
+        }
+    }
+    panic!("the data directory stayed locked")
+}
+
+impl InProcess {
+    /// Waits until the server is SERVING, or returns what `serve` returned
+    /// if it stopped first.
+    async fn serving(&mut self) -> Result<(), ServeError> {
+        let channel = Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect_lazy();
+        let mut health = HealthClient::new(channel);
+        for _ in 0..1000 {
+            if self.handle.as_ref().unwrap().is_finished() {
+                let result = self.handle.take().unwrap().await.unwrap();
+                self.shutdown = None;
+                return Err(result.expect_err("serve returned Ok before it was stopped"));
+            }
+            let status = health
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .map(|r| r.get_ref().status);
+            if matches!(status, Ok(s) if s == ServingStatus::Serving as i32) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the server never became SERVING");
+    }
+
+    async fn clients(&self) -> (Checks, Records) {
+        let channel = connect(&self.addr).await;
+        (
+            ComplianceGuardClient::new(channel.clone()),
+            InteractionsClient::new(channel),
+        )
+    }
+
+    async fn stop(mut self) -> Result<(), ServeError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.handle.take().unwrap().await.unwrap()
+    }
+
+    /// Waits for `serve` to return on its own (a refused start).
+    async fn join(mut self) -> Result<(), ServeError> {
+        self.handle.take().unwrap().await.unwrap()
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+// ---- the real binary as a subprocess ---------------------------------------
+
+/// `compliance-guard serve` as a child process; killed when dropped.
+#[cfg(unix)]
+struct ChildServer {
+    child: std::process::Child,
+    addr: String,
+    log: Arc<std::sync::Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+#[cfg(unix)]
+impl ChildServer {
+    fn spawn(data: &Path) -> ChildServer {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_compliance-guard"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .args(["--durability", "sync", "--insecure-no-auth"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("COMPLIANCE_GUARD_API_KEY")
+            .env_remove("COMPLIANCE_GUARD_KEYS")
+            .env_remove("COMPLIANCE_GUARD_ROLES")
+            .env_remove("COMPLIANCE_GUARD_RULES")
+            .env_remove("COMPLIANCE_GUARD_HORIZON_DAYS")
+            .env_remove("COMPLIANCE_GUARD_COMPACT_AFTER")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Drain stderr on a thread, so that the server never blocks on a
+        // full pipe; the first "listening on" line gives the address.
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lines = Arc::clone(&log);
+        let reader = std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("compliance-guard listening on ")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(rest.split(';').next().unwrap().to_owned());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let Ok(addr) = rx.recv() else {
+            let status = child.wait().unwrap();
+            panic!(
+                "the server exited ({status:?}) without saying where it listens: {:?}",
+                log.lock().unwrap()
+            );
+        };
+        ChildServer {
+            child,
+            addr,
+            log,
+            reader: Some(reader),
+        }
+    }
+
+    /// Sends SIGKILL and waits for the process to end; returns its log.
+    fn kill_9(mut self) -> Vec<String> {
+        use std::os::unix::process::ExitStatusExt;
+        let pid = self.child.id().to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = self.child.wait().unwrap();
+        assert_eq!(status.signal(), Some(9), "{status:?}");
+        self.reader.take().unwrap().join().unwrap();
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits (polling, so that this runtime keeps serving
+    /// the client side while the server drains); returns its log.
+    async fn terminate(mut self) -> Vec<String> {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let mut exit = None;
+        for _ in 0..3000 {
+            if let Some(e) = self.child.try_wait().unwrap() {
+                exit = Some(e);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let exit = exit.expect("the server exits after SIGTERM");
+        assert!(exit.success(), "{exit:?}");
+        self.reader.take().unwrap().join().unwrap();
+        self.log.lock().unwrap().clone()
+    }
+}
+
+#[cfg(unix)]
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        if self.reader.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+// ---- 1. SIGKILL while clients write ----------------------------------------
+
+/// A write sent when the server died: its outcome is unknown.
+#[derive(Debug, Clone)]
+enum InFlight {
+    Create(String),
+    Update(String),
+    Reserve(Box<CheckRequest>),
+}
+
+/// What one writer had acknowledged when the server died.
+#[derive(Debug, Default)]
+struct Written {
+    /// By external id: the interaction as last acknowledged (the create's
+    /// answer, or the update's).
+    acked: BTreeMap<String, Interaction>,
+    /// External ids whose update to `failed` was acknowledged.
+    updated: BTreeSet<String>,
+    /// Acknowledged reserving Checks and their answers.
+    reservations: Vec<(CheckRequest, CheckResponse)>,
+    /// The write that failed, and how.
+    in_flight: Option<(InFlight, tonic::Status)>,
+}
+
+/// Writes until a write fails (the server died) or `max` writes: a create
+/// (external id `w{t}-{i}`), an update of it to `failed`, a reserving Check
+/// for a new person, again and again.
+async fn writer(addr: String, t: usize, max: usize, acked: Arc<AtomicUsize>) -> Written {
+    let channel = connect(&addr).await;
+    let mut records = InteractionsClient::new(channel.clone());
+    let mut checks = ComplianceGuardClient::new(channel);
+    let person = format!("ext-pw{t}");
+    let mut out = Written::default();
+    for i in 0..max {
+        let result = match i % 3 {
+            0 => {
+                let ext = format!("w{t}-{i}");
+                let sent = records
+                    .create_interaction(CreateInteractionRequest {
+                        person_id: person.clone(),
+                        interaction: Some(with_ext(
+                            Interaction {
+                                channel: "email".into(),
+                                direction: "outbound".into(),
+                                status: "attempted".into(),
+                                started_at: at(AT - 86_400 - i as i64),
+                                ..Interaction::default()
+                            },
+                            &ext,
+                        )),
+                    })
+                    .await;
+                match sent {
+                    Ok(r) => {
+                        let r = r.into_inner();
+                        assert!(r.created, "{ext}");
+                        out.acked.insert(ext, r.interaction.unwrap());
+                        Ok(())
+                    }
+                    Err(s) => Err((InFlight::Create(ext), s)),
+                }
+            }
+            1 => {
+                let ext = format!("w{t}-{}", i - 1);
+                let sent = records
+                    .update_interaction(UpdateInteractionRequest {
+                        person_id: person.clone(),
+                        interaction_id: format!("ext-{ext}"),
+                        interaction: Some(Interaction {
+                            status: "failed".into(),
+                            ..Interaction::default()
+                        }),
+                        update_mask: mask(&["status"]),
+                    })
+                    .await;
+                match sent {
+                    Ok(r) => {
+                        let updated = r.into_inner().interaction.unwrap();
+                        assert_eq!(updated.status, "failed");
+                        out.updated.insert(ext.clone());
+                        out.acked.insert(ext, updated);
+                        Ok(())
+                    }
+                    Err(s) => Err((InFlight::Update(ext), s)),
+                }
+            }
+            _ => {
+                let mut r = call(&format!("ext-rw{t}-{i}"), "L1");
+                r.reserve = true;
+                r.request_id = format!("rq-{t}-{i}");
+                match checks.check(r.clone()).await {
+                    Ok(answer) => {
+                        out.reservations.push((r, answer.into_inner()));
+                        Ok(())
+                    }
+                    Err(s) => Err((InFlight::Reserve(Box::new(r)), s)),
+                }
+            }
+        };
+        match result {
+            Ok(()) => {
+                acked.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(failed) => {
+                out.in_flight = Some(failed);
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The real binary, `--durability sync`, killed with SIGKILL while four
+/// clients write as fast as they can: after a restart on the same data
+/// directory every acknowledged create, update and reservation is there
+/// exactly as acknowledged, a retried reservation is answered from its
+/// stored answer, and a fixed Check decides exactly as before.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_a_sigkill_while_clients_write() {
+    const WRITERS: usize = 4;
+    const MAX_WRITES: usize = 3_000;
+    const KILL_AFTER: usize = 240;
+    let data = tempfile::tempdir().unwrap();
+    let server = ChildServer::spawn(data.path());
+    let channel = connect(&server.addr).await;
+    wait_serving(channel.clone()).await;
+    let mut records = InteractionsClient::new(channel.clone());
+    let mut checks = ComplianceGuardClient::new(channel.clone());
+
+    // A fixed history and two fixed proposals: one blocked by the 7-call
+    // cap (with the calls it counted), one allowed.
+    let mut fixed_ids = Vec::new();
+    for m in 0..7 {
+        fixed_ids.push(
+            create(&mut records, "BO-FIXD-0001", placed_call("L1", 60 + m))
+                .await
+                .id,
+        );
+    }
+    let blocked_before = check(&mut checks, call("BO-FIXD-0001", "L1")).await;
+    assert!(!blocked_before.allowed);
+    assert_eq!(
+        blocked_before.compliance_guard_rule_id,
+        "us-regf-7-calls-in-7-days"
+    );
+    let mut counted = blocked_before.violations[0].counted_interaction_ids.clone();
+    counted.sort();
+    fixed_ids.sort();
+    assert_eq!(counted, fixed_ids);
+    let allowed_before = check(&mut checks, call("BO-FIXD-0001", "CAR")).await;
+    assert!(allowed_before.allowed);
+
+    let acked = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|t| {
+            tokio::spawn(writer(
+                server.addr.clone(),
+                t,
+                MAX_WRITES,
+                Arc::clone(&acked),
+            ))
+        })
+        .collect();
+    // Kill once enough writes are acknowledged, while the writers go on.
+    while acked.load(Ordering::SeqCst) < KILL_AFTER && !tasks.iter().all(|t| t.is_finished()) {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(
+        acked.load(Ordering::SeqCst) >= KILL_AFTER,
+        "the writers stopped after {} acknowledged writes",
+        acked.load(Ordering::SeqCst)
+    );
+    let first_log = server.kill_9();
+    let mut written = Vec::new();
+    for t in tasks {
+        written.push(t.await.unwrap());
+    }
+    drop((records, checks, channel));
+
+    let total_acked: usize = written
+        .iter()
+        .map(|w| w.acked.len() + w.updated.len() + w.reservations.len())
+        .sum();
+    assert_eq!(total_acked, acked.load(Ordering::SeqCst));
+    assert!(total_acked >= KILL_AFTER);
+    // The kill came while the writers were writing: each stopped on a
+    // failed write, none ran out of writes.
+    for (t, w) in written.iter().enumerate() {
+        let (what, status) = w
+            .in_flight
+            .as_ref()
+            .unwrap_or_else(|| panic!("writer {t} wrote all {MAX_WRITES} before the kill"));
+        assert!(
+            !matches!(
+                status.code(),
+                tonic::Code::InvalidArgument
+                    | tonic::Code::NotFound
+                    | tonic::Code::AlreadyExists
+                    | tonic::Code::FailedPrecondition
+                    | tonic::Code::Internal
+            ),
+            "writer {t}: {what:?} was refused, not cut: {status:?}"
+        );
+    }
+    for (request, answer) in written.iter().flat_map(|w| &w.reservations) {
+        assert!(answer.allowed, "{}: {answer:?}", request.request_id);
+        assert!(!answer.replayed);
+        assert!(answer.interaction_id.starts_with("IT-"), "{answer:?}");
+    }
+
+    // Restart on the same data directory.
+    let server = ChildServer::spawn(data.path());
+    let channel = connect(&server.addr).await;
+    wait_serving(channel.clone()).await;
+    let mut records = InteractionsClient::new(channel.clone());
+    let mut checks = ComplianceGuardClient::new(channel.clone());
+
+    for (t, w) in written.iter().enumerate() {
+        let update_in_flight = match &w.in_flight {
+            Some((InFlight::Update(ext), _)) => Some(ext.clone()),
+            _ => None,
+        };
+        for (ext, acknowledged) in &w.acked {
+            let got = get(&mut records, &format!("ext-{ext}"))
+                .await
+                .unwrap_or_else(|e| panic!("ext-{ext} acknowledged but lost: {e:?}"));
+            if update_in_flight.as_deref() == Some(ext.as_str()) {
+                // Its update was cut: either state may have been kept.
+                assert_eq!(got.id, acknowledged.id);
+                assert!(
+                    got == *acknowledged || got.status == "failed",
+                    "{got:?} vs {acknowledged:?}"
+                );
+            } else {
+                assert_eq!(got, *acknowledged, "ext-{ext}");
+            }
+            if w.updated.contains(ext) {
+                assert_eq!(got.status, "failed", "ext-{ext}");
+            }
+        }
+        // Nothing was made up: the writer's person holds its acknowledged
+        // creates, and at most the one that was cut.
+        let listed = records
+            .list_interactions(ListInteractionsRequest {
+                person_id: format!("ext-pw{t}"),
+                limit: 1,
+                ..ListInteractionsRequest::default()
+            })
+            .await
+            .map_or(0, |r| r.into_inner().total as usize);
+        let cut_create = matches!(&w.in_flight, Some((InFlight::Create(_), _)));
+        assert!(
+            listed == w.acked.len() || (cut_create && listed == w.acked.len() + 1),
+            "writer {t}: {listed} listed, {} acknowledged",
+            w.acked.len()
+        );
+    }
+
+    let open = reservation_ids(&mut checks).await;
+    let acked_reservations: BTreeSet<String> = written
+        .iter()
+        .flat_map(|w| &w.reservations)
+        .map(|(_, a)| a.interaction_id.clone())
+        .collect();
+    let cut_reservations = written
+        .iter()
+        .filter(|w| matches!(&w.in_flight, Some((InFlight::Reserve(_), _))))
+        .count();
+    assert!(
+        acked_reservations.is_subset(&open),
+        "lost: {:?}",
+        acked_reservations.difference(&open).collect::<Vec<_>>()
+    );
+    assert!(open.len() <= acked_reservations.len() + cut_reservations);
+    for (request, answer) in written.iter().flat_map(|w| &w.reservations) {
+        let reserved = get(&mut records, &answer.interaction_id).await.unwrap();
+        assert_eq!(reserved.status, "inProgress");
+        assert_eq!(reserved.created_by.as_deref(), Some("anonymous"));
+        let retry = check(&mut checks, request.clone()).await;
+        assert!(retry.replayed, "{}", request.request_id);
+        assert_eq!(retry.interaction_id, answer.interaction_id);
+        assert_eq!(
+            CheckResponse {
+                replayed: false,
+                ..retry
+            },
+            *answer
+        );
+    }
+    assert_eq!(
+        reservation_ids(&mut checks).await,
+        open,
+        "retries take no second slot"
+    );
+    // A write whose outcome was unknown: a cut create is there whole or
+    // not at all; a cut reservation retried with its request id is either
+    // its stored answer, with its slot, or a fresh allow.
+    for w in &written {
+        match &w.in_flight {
+            Some((InFlight::Create(ext), _)) => {
+                match get(&mut records, &format!("ext-{ext}")).await {
+                    Ok(got) => assert_eq!(got.status, "attempted", "ext-{ext}"),
+                    Err(e) => assert_eq!(e.code(), tonic::Code::NotFound, "ext-{ext}: {e:?}"),
+                }
+            }
+            Some((InFlight::Reserve(request), _)) => {
+                let retry = check(&mut checks, (**request).clone()).await;
+                assert!(retry.allowed, "{retry:?}");
+                assert_eq!(
+                    retry.replayed,
+                    open.contains(&retry.interaction_id),
+                    "{}: {retry:?}",
+                    request.request_id
+                );
+            }
+            _ => {}
+        }
+    }
+
+    assert_eq!(
+        check(&mut checks, call("BO-FIXD-0001", "L1")).await,
+        blocked_before
+    );
+    assert_eq!(
+        check(&mut checks, call("BO-FIXD-0001", "CAR")).await,
+        allowed_before
+    );
+
+    drop((records, checks, channel));
+    let second_log = server.terminate().await;
+    assert!(
+        first_log.iter().any(|l| l.contains("SERVING")),
+        "{first_log:?}"
+    );
+    assert!(
+        second_log.iter().any(|l| l.contains("replay finished")),
+        "{second_log:?}"
+    );
+}
+
+// ---- 2. a journal cut at every byte of its last records ---------------------
+
+/// A crash mid-write leaves the last record cut short. For every length from
+/// the start of the second-to-last record to the end of the file: the open
+/// keeps every whole record, drops only the partial one, cuts the file back
+/// to the last whole record, and a record written after it is read at the
+/// next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_cut_at_any_byte_of_its_last_records_keeps_every_whole_record() {
+    let exts = ["cut-0", "cut-1", "cut-2", "cut-3", "cut-4"];
+    let source = journal_with(&exts).await;
+    let full = std::fs::read(source.path().join(FIRST_JOURNAL)).unwrap();
+    let all = frames(&full, 0);
+    assert_eq!(all.len(), exts.len(), "one frame per operation");
+    // The first create also registered the person: one operation, so one
+    // frame (a batch of the person and the interaction).
+    assert!(matches!(all[0].record.op, Some(Op::Batch(_))));
+    let boundaries: Vec<u64> = std::iter::once(HEADER_LEN)
+        .chain(all.iter().map(|f| f.end))
+        .collect();
+    let from = all[all.len() - 2].start;
+    let now = Utc.timestamp_opt(AT, 0).unwrap();
+    let mut cuts = 0;
+    for cut in from..=full.len() as u64 {
+        let dir = dir_with_journal(&full[..cut as usize]);
+        let path = dir.path().join(FIRST_JOURNAL);
+        let whole: Vec<&Frame> = all.iter().filter(|f| f.end <= cut).collect();
+        let good = boundaries.iter().copied().filter(|b| *b <= cut).max();
+        let good = good.unwrap();
+        let (guard, replayed) =
+            open(dir.path()).unwrap_or_else(|e| panic!("cut at {cut}: refused: {e}"));
+        assert_eq!(replayed.generation, 0, "cut at {cut}");
+        assert_eq!(replayed.snapshot_records, 0, "cut at {cut}");
+        assert_eq!(replayed.journal_records, whole.len() as u64, "cut at {cut}");
+        match &replayed.cut {
+            None => assert_eq!(good, cut, "cut at {cut}: a partial record went unreported"),
+            Some((file, offset, _)) => {
+                assert_ne!(good, cut, "cut at {cut}: a whole record reported as cut");
+                assert_eq!(file, &path, "cut at {cut}");
+                assert_eq!(*offset, good, "cut at {cut}");
+            }
+        }
+        let kept = whole.iter().filter(|f| is_interaction(f)).count();
+        assert_eq!(guard.len(), kept, "cut at {cut}");
+        for f in all.iter().filter(|f| is_interaction(f)) {
+            let ext = external_id(f).unwrap();
+            let found = guard.get(None, &format!("ext-{ext}"), &caller());
+            assert_eq!(found.is_ok(), f.end <= cut, "cut at {cut}: ext-{ext}");
+        }
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            good,
+            "cut at {cut}: the file is cut back to the last whole record"
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            full[..good as usize],
+            "cut at {cut}"
+        );
+        // A record written after the cut is read at the next start.
+        guard
+            .create("BO-CUTS-0001", &placed_input("after", 99), &caller(), now)
+            .await
+            .unwrap();
+        drop(guard);
+        let (guard, replayed) =
+            open(dir.path()).unwrap_or_else(|e| panic!("cut at {cut}, then a write: {e}"));
+        assert_eq!(replayed.cut, None, "cut at {cut}");
+        assert_eq!(guard.len(), kept + 1, "cut at {cut}");
+        assert!(guard.get(None, "ext-after", &caller()).is_ok());
+        drop(guard);
+        cuts += 1;
+    }
+    assert_eq!(cuts, full.len() as u64 - from + 1);
+    // A journal cut inside its 8-byte header (created just before a crash)
+    // holds nothing: it is a torn tail at offset 0, rewritten on open.
+    for len in 0..8usize {
+        let dir = dir_with_journal(&full[..len]);
+        let (guard, replayed) =
+            open(dir.path()).unwrap_or_else(|e| panic!("header cut at {len}: {e}"));
+        assert_eq!(replayed.journal_records, 0, "header cut at {len}");
+        assert_eq!(
+            replayed.cut.as_ref().map(|c| c.1),
+            Some(0),
+            "header cut at {len}"
+        );
+        assert_eq!(guard.len(), 0);
+        drop(guard);
+        assert_eq!(
+            std::fs::metadata(dir.path().join(FIRST_JOURNAL))
+                .unwrap()
+                .len(),
+            HEADER_LEN
+        );
+        let (_, again) = open(dir.path()).unwrap();
+        assert_eq!(
+            again.cut, None,
+            "header cut at {len}: the header was rewritten"
+        );
+    }
+    // Zeros after the last record (space allocated, data never written, as
+    // after a power cut) are a torn tail, not damage.
+    let mut zeros = full.clone();
+    zeros.extend(std::iter::repeat_n(0u8, 4096));
+    let dir = dir_with_journal(&zeros);
+    let (guard, replayed) = open(dir.path()).unwrap();
+    assert_eq!(guard.len(), exts.len());
+    assert_eq!(replayed.cut.as_ref().map(|c| c.1), Some(full.len() as u64));
+    drop(guard);
+    assert_eq!(std::fs::read(dir.path().join(FIRST_JOURNAL)).unwrap(), full);
+    // One operation is one frame: a reserving Check's person, interaction,
+    // reservation and stored answer are applied whole or not at all.
+    let batch = all
+        .iter()
+        .find(|f| matches!(f.record.op, Some(Op::Batch(_))))
+        .unwrap();
+    let Some(Op::Batch(b)) = &batch.record.op else {
+        unreachable!()
+    };
+    assert_eq!(
+        b.records.len(),
+        2,
+        "the first create's person and interaction"
+    );
+}
+
+// ---- 3. a damaged record before the end -------------------------------------
+
+/// A flipped byte in the first record (not the last) refuses the start with
+/// the file and the record's offset, and leaves the file as it is; the same
+/// flip in the last record is a torn write: that record alone is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_byte_before_the_end_refuses_the_start_and_in_the_last_record_is_dropped() {
+    let exts = ["flip-0", "flip-1", "flip-2", "flip-3"];
+    let source = journal_with(&exts).await;
+    let full = std::fs::read(source.path().join(FIRST_JOURNAL)).unwrap();
+    let all = frames(&full, 0);
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[0].start, 8);
+
+    let flip = |frame: &Frame| {
+        let mut bytes = full.clone();
+        let inside = (frame.start + 8 + (frame.end - frame.start - 8) / 2) as usize;
+        bytes[inside] ^= 0x5a;
+        bytes
+    };
+
+    // The first record, and a middle one: refused, with the offset.
+    for (which, frame) in [("first", &all[0]), ("middle", &all[2])] {
+        let damaged = flip(frame);
+        let dir = dir_with_journal(&damaged);
+        let path = dir.path().join(FIRST_JOURNAL);
+        let err = open(dir.path()).unwrap_err();
+        let JournalError::Corrupt {
+            path: named,
+            offset,
+            reason,
+        } = &err
+        else {
+            panic!("{which}: not Corrupt: {err:?}")
+        };
+        assert_eq!(named, &path, "{which}");
+        assert_eq!(*offset, frame.start, "{which}");
+        assert_eq!(reason, "the checksum does not match", "{which}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "`{}` is damaged at byte offset {}: the checksum does not match; the start is refused so that nothing is silently skipped (restore from a backup, or move the file away to start without it)",
+                path.display(),
+                frame.start
+            ),
+            "{which}"
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            damaged,
+            "{which}: a refused start leaves the file as it is"
+        );
+        // The refusal released the lock: with the file restored, it opens.
+        std::fs::write(&path, &full).unwrap();
+        let (guard, replayed) = open(dir.path()).unwrap();
+        assert_eq!(guard.len(), exts.len(), "{which}");
+        assert_eq!(replayed.cut, None, "{which}");
+    }
+    let first_damaged = dir_with_journal(&flip(&all[0]));
+    let first = open(first_damaged.path()).unwrap_err();
+    assert!(
+        first.to_string().contains("is damaged at byte offset 8: ")
+            && first.to_string().contains("the start is refused"),
+        "{first}"
+    );
+
+    // The last record: a torn write, dropped.
+    let last = &all[all.len() - 1];
+    let dir = dir_with_journal(&flip(last));
+    let path = dir.path().join(FIRST_JOURNAL);
+    let (guard, replayed) = open(dir.path()).unwrap();
+    assert_eq!(
+        replayed,
+        Replayed {
+            generation: 0,
+            snapshot_records: 0,
+            journal_records: 3,
+            cut: Some((
+                path.clone(),
+                last.start,
+                "the checksum does not match".into()
+            )),
+        }
+    );
+    assert_eq!(guard.len(), exts.len() - 1);
+    assert!(guard.get(None, "ext-flip-2", &caller()).is_ok());
+    assert!(guard.get(None, "ext-flip-3", &caller()).is_err());
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), last.start);
+}
+
+// ---- 4. updates, deletes, debts and links survive a restart -----------------
+
+/// Every kind of change, made through the gRPC API and read back after a
+/// clean restart on the same directory: the records are equal field for
+/// field, a deleted one keeps its deletedAt and stays unlisted, and Checks
+/// that depend on the debt grouping, the person link, the deletion and a
+/// stored answer decide exactly as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_deletes_debts_and_links_survive_a_restart_exactly() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start_ready(data.path(), 1_000_000).await;
+    let (mut checks, mut records) = server.clients().await;
+
+    // A person known by two names, with one account of two loans.
+    let linked = checks
+        .link_person(LinkPersonRequest {
+            person_id: "12345".into(),
+            external_id: "crm-77".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(linked.person_id, "12345");
+    checks
+        .declare_debt(DeclareDebtRequest {
+            person_id: "12345".into(),
+            debt_id: "ACCT-1".into(),
+            loan_ids: vec!["SL1".into(), "SL2".into()],
+        })
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for m in 0..4 {
+        ids.push(
+            create(&mut records, "12345", placed_call("SL1", 60 + m))
+                .await
+                .id,
+        );
+        ids.push(
+            create(&mut records, "ext-crm-77", placed_call("SL2", 120 + m))
+                .await
+                .id,
+        );
+    }
+
+    // A record with the JSON fields, then updated through a mask.
+    let meta = Struct {
+        fields: [("campaign".to_owned(), string("winter-2025"))].into(),
+    };
+    let rich = create(
+        &mut records,
+        "BO-RICH-0001",
+        with_ext(
+            Interaction {
+                theme: Some("opsCollDebt".into()),
+                meta_data: Some(meta),
+                content: Some(string("Hello, this is Acme.")),
+                contact: Some(Contact {
+                    kind: "mobilePhone".into(),
+                    value: "+15555550100".into(),
+                    name: "Jo Borrower".into(),
+                }),
+                ..placed_call("R1", 30)
+            },
+            "dialer-rich",
+        ),
+    )
+    .await;
+    let updated = records
+        .update_interaction(UpdateInteractionRequest {
+            person_id: "BO-RICH-0001".into(),
+            interaction_id: rich.id.clone(),
+            interaction: Some(Interaction {
+                status: "failed".into(),
+                status_details: Some("voiceFailedToInitiate".into()),
+                content: Some(string("never connected")),
+                ..Interaction::default()
+            }),
+            update_mask: mask(&["status", "statusDetails", "content"]),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .interaction
+        .unwrap();
+    assert_eq!(updated.status, "failed");
+    assert!(updated.updated_at.is_some());
+    ids.push(rich.id.clone());
+
+    // Seven calls for one person, one of them deleted: six count.
+    let mut deleted_id = String::new();
+    for m in 0..7 {
+        let i = create(
+            &mut records,
+            "BO-DELT-0001",
+            with_ext(placed_call("L1", 60 + m), &format!("del-{m}")),
+        )
+        .await;
+        if m == 3 {
+            deleted_id = i.id.clone();
+        }
+        ids.push(i.id);
+    }
+    let deleted = records
+        .delete_interaction(DeleteInteractionRequest {
+            person_id: "BO-DELT-0001".into(),
+            interaction_id: "ext-del-3".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .interaction
+        .unwrap();
+    assert_eq!(deleted.id, deleted_id);
+    assert!(deleted.deleted_at.is_some());
+
+    // A reservation with a stored answer.
+    let mut reserve = call("BO-RSRV-0001", "L1");
+    reserve.reserve = true;
+    reserve.request_id = "send-1".into();
+    let reserved = check(&mut checks, reserve.clone()).await;
+    assert!(reserved.allowed && !reserved.replayed);
+    ids.push(reserved.interaction_id.clone());
+
+    let proposals = [
+        call("ext-crm-77", "SL1"),
+        call("12345", "SL2"),
+        call("12345", "CAR"),
+        call("BO-DELT-0001", "L1"),
+        call("BO-RICH-0001", "R1"),
+    ];
+    let mut before = Vec::new();
+    for p in &proposals {
+        before.push(check(&mut checks, p.clone()).await);
+    }
+    assert!(!before[0].allowed, "8 calls about one account, two names");
+    assert_eq!(before[0].violations[0].debt, "ACCT-1");
+    assert_eq!(before[0].violations[0].count, 8);
+    assert!(!before[1].allowed);
+    assert!(before[2].allowed);
+    assert!(before[3].allowed, "the deleted call does not count");
+    assert!(before[4].allowed);
+    let mut stored = Vec::new();
+    for id in &ids {
+        stored.push(get(&mut records, id).await.unwrap());
+    }
+    let people = ["12345", "ext-crm-77", "BO-RICH-0001", "BO-DELT-0001"];
+    let mut lists = Vec::new();
+    for p in people {
+        lists.push(list(&mut records, p).await);
+    }
+    assert_eq!(lists[3].total, 6);
+    assert!(!lists[3].data.iter().any(|i| i.id == deleted_id));
+    let open_before = reservation_ids(&mut checks).await;
+    drop((checks, records));
+    server.stop().await.unwrap();
+
+    let server = start_ready(data.path(), 1_000_000).await;
+    let (mut checks, mut records) = server.clients().await;
+    for (id, was) in ids.iter().zip(&stored) {
+        assert_eq!(&get(&mut records, id).await.unwrap(), was, "{id}");
+    }
+    let gone = get(&mut records, &deleted_id).await.unwrap();
+    assert_eq!(gone, deleted);
+    assert_eq!(gone.deleted_at, deleted.deleted_at);
+    assert_eq!(get(&mut records, &rich.id).await.unwrap(), updated);
+    for (p, was) in people.iter().zip(&lists) {
+        assert_eq!(&list(&mut records, p).await, was, "{p}");
+    }
+    for (p, was) in proposals.iter().zip(&before) {
+        assert_eq!(&check(&mut checks, p.clone()).await, was, "{p:?}");
+    }
+    let again = check(&mut checks, reserve).await;
+    assert!(again.replayed);
+    assert_eq!(
+        CheckResponse {
+            replayed: false,
+            ..again
+        },
+        reserved
+    );
+    assert_eq!(reservation_ids(&mut checks).await, open_before);
+    // The link holds: the external id still names our person.
+    let linked_again = checks
+        .link_person(LinkPersonRequest {
+            person_id: "12345".into(),
+            external_id: "crm-77".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(linked_again.person_id, "12345");
+    drop((checks, records));
+    server.stop().await.unwrap();
+}
+
+// ---- 5. one server per data directory ---------------------------------------
+
+/// A second server on a data directory in use is refused with Locked, and
+/// the first goes on serving; once the first stops, the directory opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_the_same_data_directory_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let first = start_ready(data.path(), 1_000_000).await;
+    let (_, mut records) = first.clients().await;
+    let kept = create(&mut records, "BO-LOCK-0001", placed_call("L1", 60)).await;
+
+    let second = start_on(data.path(), 1_000_000).await;
+    let err = second.join().await.unwrap_err();
+    let ServeError::Journal(JournalError::Locked(dir)) = &err else {
+        panic!("not Locked: {err:?}")
+    };
+    assert_eq!(dir, data.path());
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the data directory `{}` is in use by another compliance-guard process (it holds `LOCK`); stop it first, or use another --data-dir",
+            data.path().display()
+        )
+    );
+    assert!(err.to_string().contains("is in use"), "{err}");
+    let direct = open_once(data.path(), u64::MAX).unwrap_err();
+    assert!(matches!(direct, JournalError::Locked(_)), "{direct:?}");
+
+    // The first server is undisturbed.
+    assert_eq!(get(&mut records, &kept.id).await.unwrap(), kept);
+    let more = create(&mut records, "BO-LOCK-0001", placed_call("L1", 61)).await;
+    drop(records);
+    first.stop().await.unwrap();
+
+    let third = start_ready(data.path(), 1_000_000).await;
+    let (_, mut records) = third.clients().await;
+    assert_eq!(get(&mut records, &kept.id).await.unwrap(), kept);
+    assert_eq!(get(&mut records, &more.id).await.unwrap(), more);
+    drop(records);
+    third.stop().await.unwrap();
+}
+
+// ---- 6. compaction -----------------------------------------------------------
+
+/// With `compact_after: 10`, a journal of 50 records is compacted at the
+/// next start into `snapshot-00000001.snap` and an empty
+/// `journal-00000001.log`, the older files removed; every record is still
+/// there, and a further start reads the snapshot (then the new journal).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_past_compact_after_is_compacted_into_a_snapshot_at_start() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start_ready(data.path(), 10).await;
+    let (_, mut records) = server.clients().await;
+    let mut written = Vec::new();
+    // One person record, then 49 interaction records: 50 in all.
+    for m in 0..49 {
+        written.push(
+            create(
+                &mut records,
+                "BO-CMPC-0001",
+                with_ext(placed_call("L1", 60 + m), &format!("c-{m}")),
+            )
+            .await,
+        );
+    }
+    drop(records);
+    server.stop().await.unwrap();
+    assert_eq!(journal_files(data.path()), ["journal-00000000.log"]);
+    let journal = std::fs::read(data.path().join(FIRST_JOURNAL)).unwrap();
+    // 49 operations, one frame each (the first batches the new person).
+    assert_eq!(frames(&journal, 0).len(), 49);
+
+    let server = start_ready(data.path(), 10).await;
+    assert_eq!(
+        journal_files(data.path()),
+        ["journal-00000001.log", "snapshot-00000001.snap"]
+    );
+    let snapshot = std::fs::read(data.path().join("journal/snapshot-00000001.snap")).unwrap();
+    let in_snapshot = frames(&snapshot, 1);
+    assert_eq!(in_snapshot.len(), 50);
+    assert_eq!(in_snapshot.iter().filter(|f| is_interaction(f)).count(), 49);
+    let fresh = std::fs::read(data.path().join("journal/journal-00000001.log")).unwrap();
+    assert!(
+        frames(&fresh, 0).is_empty(),
+        "the new journal holds a header only"
+    );
+    let (_, mut records) = server.clients().await;
+    for w in &written {
+        assert_eq!(&get(&mut records, &w.id).await.unwrap(), w);
+    }
+    assert_eq!(list(&mut records, "BO-CMPC-0001").await.total, 49);
+    // One more change goes into the new journal.
+    let late = create(
+        &mut records,
+        "BO-CMPC-0001",
+        with_ext(placed_call("L1", 200), "c-late"),
+    )
+    .await;
+    drop(records);
+    server.stop().await.unwrap();
+
+    // A further start reads the snapshot, then the journal after it, and
+    // does not compact again (1 record is not past 10).
+    let (guard, replayed) = open_with(data.path(), 10).unwrap();
+    assert_eq!(
+        replayed,
+        Replayed {
+            generation: 1,
+            snapshot_records: 50,
+            journal_records: 1,
+            cut: None,
+        }
+    );
+    assert_eq!(guard.len(), 50);
+    assert!(guard.get(None, &late.id, &caller()).is_ok());
+    for w in &written {
+        assert!(guard.get(None, &w.id, &caller()).is_ok(), "{}", w.id);
+    }
+    drop(guard);
+    assert_eq!(
+        journal_files(data.path()),
+        ["journal-00000001.log", "snapshot-00000001.snap"]
+    );
+
+    let server = start_ready(data.path(), 10).await;
+    let (_, mut records) = server.clients().await;
+    assert_eq!(get(&mut records, &late.id).await.unwrap(), late);
+    assert_eq!(list(&mut records, "BO-CMPC-0001").await.total, 50);
+    drop(records);
+    server.stop().await.unwrap();
+}
