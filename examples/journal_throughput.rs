@@ -9,7 +9,10 @@
 //!
 //! The argument is the seconds per cell (default 3).
 
-#![allow(clippy::expect_used, reason = "a benchmark: a failure must stop the run")]
+#![allow(
+    clippy::expect_used,
+    reason = "a benchmark: a failure must stop the run"
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,14 +24,27 @@ use compliance_guard::journal::Durability;
 use compliance_guard::model::InteractionInput;
 
 fn main() {
-    let secs: u64 = std::env::args().nth(1).map_or(3, |a| a.parse().expect("seconds"));
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let secs: u64 = std::env::args()
+        .nth(1)
+        .map_or(3, |a| a.parse().expect("seconds"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     println!("| durability | writers | writes/s | batches | records per batch (mean / max) |");
     println!("|---|---|---|---|---|");
     for durability in [Durability::Sync, Durability::Buffered] {
         for writers in [1usize, 8, 64] {
             let dir = tempfile::tempdir().expect("temp dir");
-            let (guard, _) = Guard::open(IndexConfig::default(), dir.path(), durability, u64::MAX, |_| {}).expect("open");
+            let (guard, _) = Guard::open(
+                IndexConfig::default(),
+                dir.path(),
+                durability,
+                u64::MAX,
+                |_| {},
+            )
+            .expect("open");
             let guard = Arc::new(guard);
             let deadline = Instant::now() + Duration::from_secs(secs);
             let done: u64 = runtime.block_on(async {
@@ -36,7 +52,10 @@ fn main() {
                 for w in 0..writers {
                     let guard = Arc::clone(&guard);
                     tasks.push(tokio::spawn(async move {
-                        let caller = Caller { name: "bench".into(), sensitive: true };
+                        let caller = Caller {
+                            name: "bench".into(),
+                            sensitive: true,
+                        };
                         let mut n = 0u64;
                         while Instant::now() < deadline {
                             let input = InteractionInput {
@@ -47,7 +66,15 @@ fn main() {
                                 loan_id: Some("LN-1".into()),
                                 ..InteractionInput::default()
                             };
-                            guard.create(&format!("BO-W{w:03}-{}", n % 100), &input, &caller, Utc::now()).await.expect("write");
+                            guard
+                                .create(
+                                    &format!("BO-W{w:03}-{}", n % 100),
+                                    &input,
+                                    &caller,
+                                    Utc::now(),
+                                )
+                                .await
+                                .expect("write");
                             n += 1;
                         }
                         n

@@ -13,7 +13,10 @@
 //! time, the rate and the resident memory. Then it compacts the journal
 //! into a snapshot and starts again from the snapshot.
 
-#![allow(clippy::expect_used, reason = "a benchmark: a failure must stop the run")]
+#![allow(
+    clippy::expect_used,
+    reason = "a benchmark: a failure must stop the run"
+)]
 
 use std::time::Instant;
 
@@ -35,19 +38,33 @@ fn rss_mib() -> f64 {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let n: u64 = args.next().map_or(1_000_000, |a| a.parse().expect("N is a number"));
-    let dir = std::path::PathBuf::from(args.next().unwrap_or_else(|| "/tmp/compliance-guard-replay".into()));
+    let n: u64 = args
+        .next()
+        .map_or(1_000_000, |a| a.parse().expect("N is a number"));
+    let dir = std::path::PathBuf::from(
+        args.next()
+            .unwrap_or_else(|| "/tmp/compliance-guard-replay".into()),
+    );
     let _ = std::fs::remove_dir_all(&dir);
     let layout = Layout { dir: dir.clone() };
     std::fs::create_dir_all(layout.journal_dir()).expect("create the journal dir");
 
-    let now = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).single().expect("valid time");
+    let now = Utc
+        .with_ymd_and_hms(2026, 11, 28, 12, 0, 0)
+        .single()
+        .expect("valid time");
     let per_person = 20u64;
     let people = n.div_ceil(per_person);
     let started = Instant::now();
     let records = (0..people).flat_map(move |p| {
         let person = format!("BO-{:04X}-{:08X}", p >> 32, p & 0xFFFF_FFFF);
-        let person_record = Record { op: Some(Op::Person(Person { id: person.clone(), external_ids: vec![format!("crm-{p}")], alias_ids: vec![] })) };
+        let person_record = Record {
+            op: Some(Op::Person(Person {
+                id: person.clone(),
+                external_ids: vec![format!("crm-{p}")],
+                alias_ids: vec![],
+            })),
+        };
         let count = per_person.min(n - p * per_person);
         let interactions = (0..count).map(move |k| {
             let i = p * per_person + k;
@@ -68,18 +85,26 @@ fn main() {
                 theme: Some("opsCollDebt".into()),
                 loan_id: Some(format!("LN-{}", i % 3)),
                 started_at: Some(at.to_rfc3339()),
-                contact: Some(ContactInput { kind: Some("mobilePhone".into()), value: Some("+15555550100".into()), name: None }),
+                contact: Some(ContactInput {
+                    kind: Some("mobilePhone".into()),
+                    value: Some("+15555550100".into()),
+                    name: None,
+                }),
                 ..InteractionInput::default()
             };
             let mut record = input.validate(at).expect("valid synthetic record");
             record.id = format!("IT-{:04X}-{:08X}", (i + 1) >> 32, (i + 1) & 0xFFFF_FFFF);
             record.person_id = person.clone();
-            Record { op: Some(Op::Interaction(compliance_guard::wire::pb_of(&record))) }
+            Record {
+                op: Some(Op::Interaction(compliance_guard::wire::pb_of(&record))),
+            }
         });
         std::iter::once(person_record).chain(interactions)
     });
     let written = journal::write_file(&layout.journal(0), 0, records).expect("write the journal");
-    let bytes = std::fs::metadata(layout.journal(0)).map(|m| m.len()).unwrap_or(0);
+    let bytes = std::fs::metadata(layout.journal(0))
+        .map(|m| m.len())
+        .unwrap_or(0);
     println!(
         "wrote {written} records ({n} interactions, {people} borrowers), {:.0} MiB, in {:.1} s",
         bytes as f64 / 1048576.0,
@@ -88,7 +113,14 @@ fn main() {
 
     let before = rss_mib();
     let started = Instant::now();
-    let (guard, replayed) = Guard::open(IndexConfig::default(), &dir, Durability::Sync, u64::MAX, |_| {}).expect("replay");
+    let (guard, replayed) = Guard::open(
+        IndexConfig::default(),
+        &dir,
+        Durability::Sync,
+        u64::MAX,
+        |_| {},
+    )
+    .expect("replay");
     let secs = started.elapsed().as_secs_f64();
     let after = rss_mib();
     println!(
@@ -101,11 +133,22 @@ fn main() {
     drop(guard);
 
     let started = Instant::now();
-    let (guard, _) = Guard::open(IndexConfig::default(), &dir, Durability::Sync, 0, |_| {}).expect("replay and compact");
-    println!("replayed and compacted into a snapshot in {:.2} s", started.elapsed().as_secs_f64());
+    let (guard, _) = Guard::open(IndexConfig::default(), &dir, Durability::Sync, 0, |_| {})
+        .expect("replay and compact");
+    println!(
+        "replayed and compacted into a snapshot in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
     drop(guard);
     let started = Instant::now();
-    let (guard, replayed) = Guard::open(IndexConfig::default(), &dir, Durability::Sync, u64::MAX, |_| {}).expect("start from the snapshot");
+    let (guard, replayed) = Guard::open(
+        IndexConfig::default(),
+        &dir,
+        Durability::Sync,
+        u64::MAX,
+        |_| {},
+    )
+    .expect("start from the snapshot");
     println!(
         "started from the snapshot ({} records) in {:.2} s",
         replayed.snapshot_records,

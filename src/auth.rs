@@ -36,12 +36,12 @@ pub const KEY_FILE: &str = "api-key";
 #[non_exhaustive]
 pub enum AuthError {
     /// The keys file could not be read.
-    #[error("cannot read the keys file `{path}`: {source}")]
+    #[error("cannot read the keys file `{path}`: {cause}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The keys file is not valid.
     #[error("{path}: {message}")]
@@ -52,12 +52,12 @@ pub enum AuthError {
         message: String,
     },
     /// The generated key could not be written.
-    #[error("cannot create the key file `{path}`: {source}")]
+    #[error("cannot create the key file `{path}`: {cause}")]
     Create {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -139,9 +139,9 @@ impl Keys {
 
     /// Reads a keys file (see the module docs for its format).
     pub fn load_file(path: &Path) -> Result<Keys, AuthError> {
-        let text = std::fs::read_to_string(path).map_err(|source| AuthError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| AuthError::Read {
             path: path.to_owned(),
-            source,
+            cause,
         })?;
         let file: KeysFile = serde_yaml::from_str(&text).map_err(|e| AuthError::Invalid {
             path: path.to_owned(),
@@ -156,14 +156,14 @@ impl Keys {
     /// whether it was created now.
     pub fn load_or_create(data_dir: &Path) -> Result<(Keys, PathBuf, bool), AuthError> {
         let path = data_dir.join(KEY_FILE);
-        let create = |source| AuthError::Create {
+        let create = |cause| AuthError::Create {
             path: path.clone(),
-            source,
+            cause,
         };
         if path.exists() {
-            let key = std::fs::read_to_string(&path).map_err(|source| AuthError::Read {
+            let key = std::fs::read_to_string(&path).map_err(|cause| AuthError::Read {
                 path: path.clone(),
-                source,
+                cause,
             })?;
             let keys = Keys::single("admin", key.trim(), true).map_err(|e| AuthError::Invalid {
                 path: path.clone(),

@@ -291,10 +291,10 @@ impl Guard {
             {
                 for path in [layout.snapshot(g), layout.journal(g)] {
                     if path.exists() {
-                        std::fs::remove_file(&path).map_err(|source| JournalError::Io {
+                        std::fs::remove_file(&path).map_err(|cause| JournalError::Io {
                             action: "removing",
                             path: path.clone(),
-                            source,
+                            cause,
                         })?;
                     }
                 }
@@ -711,12 +711,34 @@ impl Guard {
                 "`externalId` `{ext}` belongs to an interaction of another person"
             )));
         }
+        if keep_created
+            && let Some(id) = input.id.as_deref()
+            && let Ok(existing) = ledger.index.get(None, id)
+        {
+            // An import of a record already here: the same person's is
+            // left as it is; another person's is a conflict to report.
+            let mine = ledger
+                .index
+                .find_person(person)?
+                .map(|k| ledger.index.person_id(k).to_owned());
+            if mine.as_deref() == Some(existing.person_id.as_str()) {
+                let existing = existing.clone();
+                return Ok(((existing, false), self.log(Vec::new())?));
+            }
+            return Err(GuardError::AlreadyExists(format!(
+                "`id` `{id}` belongs to an interaction of another person"
+            )));
+        }
         let mut input = input.clone();
         if !keep_created || input.created_by.is_none() {
             input.created_by = Some(caller.name.clone());
         }
-        input.updated_at = None;
-        input.deleted_at = None;
+        if !keep_created {
+            // Set by the guard, never by the caller; an import keeps the
+            // upstream record's (a record deleted upstream stays deleted).
+            input.updated_at = None;
+            input.deleted_at = None;
+        }
         let people = ledger.index.people_len();
         let created = ledger.index.create(person, &input, now)?.clone();
         let mut records = Self::new_people(&ledger.index, people);

@@ -683,7 +683,10 @@ impl Index {
         let person = &mut self.people[p.0 as usize];
         person.interactions += 1;
         person.records.push(key);
-        insert_sorted(&mut person.entries, entry);
+        // An imported record deleted upstream is kept, but does not count.
+        if record.deleted_at.is_none() {
+            insert_sorted(&mut person.entries, entry);
+        }
         self.records.push((p, record));
         Ok(&self.records[key.0 as usize].1)
     }

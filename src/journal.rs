@@ -83,14 +83,14 @@ impl std::str::FromStr for Durability {
 #[non_exhaustive]
 pub enum JournalError {
     /// A file operation failed.
-    #[error("{action} `{path}`: {source}")]
+    #[error("{action} `{path}`: {cause}")]
     Io {
         /// What was being done.
         action: &'static str,
         /// The file.
         path: PathBuf,
         /// Why it failed.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Another process holds the data directory.
     #[error(
@@ -126,10 +126,10 @@ fn io<'a>(
     action: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(std::io::Error) -> JournalError + 'a {
-    move |source| JournalError::Io {
+    move |cause| JournalError::Io {
         action,
         path: path.to_owned(),
-        source,
+        cause,
     }
 }
 
@@ -341,7 +341,7 @@ impl Layout {
                 return Err(JournalError::Io {
                     action: "listing",
                     path: dir,
-                    source: e,
+                    cause: e,
                 });
             }
         };
@@ -458,7 +458,7 @@ pub fn write_file(
     let file = w.into_inner().map_err(|e| JournalError::Io {
         action: "writing",
         path: tmp.clone(),
-        source: e.into_error(),
+        cause: e.into_error(),
     })?;
     file.sync_all().map_err(io("flushing", &tmp))?;
     std::fs::rename(&tmp, path).map_err(io("renaming", &tmp))?;
@@ -607,7 +607,7 @@ pub fn lock(dir: &Path) -> Result<File, JournalError> {
         Err(std::fs::TryLockError::Error(e)) => Err(JournalError::Io {
             action: "locking",
             path,
-            source: e,
+            cause: e,
         }),
     }
 }

@@ -28,14 +28,14 @@ pub enum OpsError {
     #[error(transparent)]
     Journal(#[from] JournalError),
     /// A file could not be read or written.
-    #[error("{action} `{path}`: {source}")]
+    #[error("{action} `{path}`: {cause}")]
     Io {
         /// What was being done.
         action: &'static str,
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Restore into a directory that already holds a journal.
     #[error("`{0}` already holds a journal; restore into an empty data directory")]
@@ -65,7 +65,7 @@ pub fn backup(data_dir: &Path, to: &Path) -> Result<BackupReport, OpsError> {
         return Err(OpsError::Io {
             action: "reading",
             path: layout.journal_dir(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no journal here"),
+            cause: std::io::Error::new(std::io::ErrorKind::NotFound, "no journal here"),
         });
     }
     let mut records = Vec::new();
@@ -75,10 +75,10 @@ pub fn backup(data_dir: &Path, to: &Path) -> Result<BackupReport, OpsError> {
     })?;
     let n = journal::write_file(to, 1, records.into_iter())?;
     let bytes = std::fs::metadata(to)
-        .map_err(|source| OpsError::Io {
+        .map_err(|cause| OpsError::Io {
             action: "reading the size of",
             path: to.to_owned(),
-            source,
+            cause,
         })?
         .len();
     Ok(BackupReport { records: n, bytes })
@@ -108,10 +108,10 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<u64, OpsError> {
         }
         .into());
     }
-    std::fs::create_dir_all(layout.journal_dir()).map_err(|source| OpsError::Io {
+    std::fs::create_dir_all(layout.journal_dir()).map_err(|cause| OpsError::Io {
         action: "creating",
         path: layout.journal_dir(),
-        source,
+        cause,
     })?;
     Ok(journal::write_file(
         &layout.snapshot(0),
@@ -148,9 +148,20 @@ pub struct ImportReport {
     pub without_ids: u64,
 }
 
-/// The upstream Interaction's fields, as `InteractionInput` knows them.
+/// The upstream Interaction's fields (camelCase, as upstream spells them),
+/// as `InteractionInput` knows them; anything else is ignored and counted.
 fn known_field(name: &str) -> bool {
-    crate::model::field_name(name).is_some() || name == "personId" || name == "id"
+    crate::model::UPDATABLE_FIELDS.contains(&name)
+        || [
+            "id",
+            "personId",
+            "isExternal",
+            "createdAt",
+            "createdBy",
+            "updatedAt",
+            "deletedAt",
+        ]
+        .contains(&name)
 }
 
 /// Imports JSON lines from `reader` into the data directory (which must not
@@ -179,13 +190,24 @@ pub fn import(
     let mut report = ImportReport::default();
     let mut ignored: std::collections::BTreeMap<String, u64> = Default::default();
     let mut last = Commit::none();
-    for (i, line) in reader.lines().enumerate() {
-        let number = i as u64 + 1;
-        let line = line.map_err(|source| OpsError::Io {
-            action: "reading",
-            path: PathBuf::from("(input)"),
-            source,
-        })?;
+    let mut reader = reader;
+    let mut raw = Vec::new();
+    let mut number = 0u64;
+    loop {
+        raw.clear();
+        let read = reader
+            .read_until(b'\n', &mut raw)
+            .map_err(|cause| OpsError::Io {
+                action: "reading",
+                path: PathBuf::from("(input)"),
+                cause,
+            })?;
+        if read == 0 {
+            break;
+        }
+        number += 1;
+        let text = String::from_utf8_lossy(&raw);
+        let line = text.trim_end_matches(['\n', '\r']);
         if line.trim().is_empty() {
             continue;
         }
@@ -199,7 +221,11 @@ pub fn import(
                 message,
             })
         };
-        let mut value: serde_json::Value = match serde_json::from_str(&line) {
+        if std::str::from_utf8(&raw).is_err() {
+            refuse("the line is not UTF-8 text".into());
+            continue;
+        }
+        let mut value: serde_json::Value = match serde_json::from_str(line) {
             Ok(v) => v,
             Err(e) => {
                 refuse(format!("not JSON: {e}"));
@@ -235,9 +261,6 @@ pub fn import(
                 last = commit;
             }
             Ok((_, false, _)) => report.already_present += 1,
-            Err(GuardError::AlreadyExists(m)) if m.starts_with("`id` ") => {
-                report.already_present += 1
-            }
             Err(GuardError::Invalid(problems)) => {
                 refuse(
                     problems

@@ -47,12 +47,12 @@ pub enum ServeError {
     #[error(transparent)]
     Auth(#[from] AuthError),
     /// The TLS files could not be read.
-    #[error("cannot read the TLS file `{path}`: {source}")]
+    #[error("cannot read the TLS file `{path}`: {cause}")]
     Tls {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Running without keys was asked for on an address other than loopback.
     #[error(
@@ -191,9 +191,9 @@ pub async fn serve(
     let mut builder = Server::builder();
     if let Some(tls) = &config.tls {
         let read = |p: &PathBuf| {
-            std::fs::read(p).map_err(|source| ServeError::Tls {
+            std::fs::read(p).map_err(|cause| ServeError::Tls {
                 path: p.clone(),
-                source,
+                cause,
             })
         };
         let identity = Identity::from_pem(read(&tls.cert)?, read(&tls.key)?);

@@ -4,7 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod backup_import;
 mod cli;
+mod durability;
 mod engine_api;
 mod grpc;
 mod grpc_check;
