@@ -747,19 +747,22 @@ pub const UPDATABLE_FIELDS: &[&str] = &[
     "twilioErrorCode",
 ];
 
+/// The fields the guard sets, never an update: who and when, and whether
+/// the lender supplied the record.
+pub const READ_ONLY_FIELDS: &[&str] = &[
+    "id",
+    "personId",
+    "isExternal",
+    "createdAt",
+    "createdBy",
+    "updatedAt",
+    "updatedBy",
+    "deletedAt",
+];
+
 /// The upstream (camelCase) name of a field given in either form, if it is
 /// a field of the Interaction object.
 pub fn field_name(name: &str) -> Option<&'static str> {
-    const READ_ONLY: &[&str] = &[
-        "id",
-        "personId",
-        "isExternal",
-        "createdAt",
-        "createdBy",
-        "updatedAt",
-        "updatedBy",
-        "deletedAt",
-    ];
     let camel: String = {
         let mut out = String::with_capacity(name.len());
         let mut upper = false;
@@ -777,7 +780,7 @@ pub fn field_name(name: &str) -> Option<&'static str> {
     };
     UPDATABLE_FIELDS
         .iter()
-        .chain(READ_ONLY)
+        .chain(READ_ONLY_FIELDS)
         .find(|f| **f == camel)
         .copied()
 }

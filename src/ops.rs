@@ -151,17 +151,9 @@ pub struct ImportReport {
 /// The upstream Interaction's fields (camelCase, as upstream spells them),
 /// as `InteractionInput` knows them; anything else is ignored and counted.
 fn known_field(name: &str) -> bool {
+    // `updatedBy` is ours, not upstream's: an import does not take it.
     crate::model::UPDATABLE_FIELDS.contains(&name)
-        || [
-            "id",
-            "personId",
-            "isExternal",
-            "createdAt",
-            "createdBy",
-            "updatedAt",
-            "deletedAt",
-        ]
-        .contains(&name)
+        || (crate::model::READ_ONLY_FIELDS.contains(&name) && name != "updatedBy")
 }
 
 /// Imports JSON lines from `reader` into the data directory (which must not

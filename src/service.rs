@@ -189,6 +189,17 @@ impl Service {
     }
 }
 
+/// Runs one RPC's work and logs one line for it at debug level.
+async fn timed<T>(
+    rpc: &str,
+    work: impl std::future::Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    let started = Instant::now();
+    let result = work.await;
+    log(rpc, started, &result);
+    result
+}
+
 /// Logs one line per request at debug level.
 fn log(rpc: &str, started: Instant, result: &Result<impl Sized, Status>) {
     let micros = started.elapsed().as_micros();
@@ -204,8 +215,7 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
         &self,
         req: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
-        let started = Instant::now();
-        let result = async {
+        timed("Check", async {
             let who = caller(&req)?;
             let until = deadline(&req);
             let r = req.get_ref();
@@ -228,10 +238,8 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
             };
             let out = self.guard()?.check(&input, &who, Utc::now(), until).await?;
             Ok(Response::new(crate::wire::check_response_of(&out)))
-        }
-        .await;
-        log("Check", started, &result);
-        result
+        })
+        .await
     }
 
     async fn declare_debt(
@@ -289,8 +297,7 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
         &self,
         req: Request<pb::CancelReservationRequest>,
     ) -> Result<Response<pb::CancelReservationResponse>, Status> {
-        let started = Instant::now();
-        let result = async {
+        timed("CancelReservation", async {
             let who = caller(&req)?;
             let r = self
                 .guard()?
@@ -299,10 +306,8 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
             Ok(Response::new(pb::CancelReservationResponse {
                 interaction: Some(pb_of(&r)),
             }))
-        }
-        .await;
-        log("CancelReservation", started, &result);
-        result
+        })
+        .await
     }
 }
 
@@ -470,8 +475,7 @@ impl pb::interactions_server::Interactions for Service {
         &self,
         req: Request<pb::CreateInteractionRequest>,
     ) -> Result<Response<pb::InteractionResponse>, Status> {
-        let started = Instant::now();
-        let result = async {
+        timed("CreateInteraction", async {
             let who = caller(&req)?;
             let r = req.get_ref();
             let interaction = r
@@ -487,18 +491,15 @@ impl pb::interactions_server::Interactions for Service {
                 interaction: Some(pb_of(&record)),
                 created,
             }))
-        }
-        .await;
-        log("CreateInteraction", started, &result);
-        result
+        })
+        .await
     }
 
     async fn get_interaction(
         &self,
         req: Request<pb::GetInteractionRequest>,
     ) -> Result<Response<pb::InteractionResponse>, Status> {
-        let started = Instant::now();
-        let result = async {
+        timed("GetInteraction", async {
             let who = caller(&req)?;
             let r = req.get_ref();
             let record =
@@ -508,18 +509,15 @@ impl pb::interactions_server::Interactions for Service {
                 interaction: Some(pb_of(&record)),
                 created: false,
             }))
-        }
-        .await;
-        log("GetInteraction", started, &result);
-        result
+        })
+        .await
     }
 
     async fn update_interaction(
         &self,
         req: Request<pb::UpdateInteractionRequest>,
     ) -> Result<Response<pb::InteractionResponse>, Status> {
-        let started = Instant::now();
-        let result = async {
+        timed("UpdateInteraction", async {
             let who = caller(&req)?;
             let r = req.get_ref();
             let fields = mask_fields(&r.update_mask)?;
@@ -542,18 +540,15 @@ impl pb::interactions_server::Interactions for Service {
                 interaction: Some(pb_of(&record)),
                 created: false,
             }))
-        }
-        .await;
-        log("UpdateInteraction", started, &result);
-        result
+        })
+        .await
     }
 
     async fn delete_interaction(
         &self,
         req: Request<pb::DeleteInteractionRequest>,
     ) -> Result<Response<pb::InteractionResponse>, Status> {
-        let started = Instant::now();
-        let result = async {
+        timed("DeleteInteraction", async {
             let who = caller(&req)?;
             let r = req.get_ref();
             let record = self
@@ -569,18 +564,15 @@ impl pb::interactions_server::Interactions for Service {
                 interaction: Some(pb_of(&record)),
                 created: false,
             }))
-        }
-        .await;
-        log("DeleteInteraction", started, &result);
-        result
+        })
+        .await
     }
 
     async fn list_interactions(
         &self,
         req: Request<pb::ListInteractionsRequest>,
     ) -> Result<Response<pb::ListInteractionsResponse>, Status> {
-        let started = Instant::now();
-        let result = async {
+        timed("ListInteractions", async {
             let who = caller(&req)?;
             let q = list_query(req.get_ref())?;
             let (total, data) = self.guard()?.list(&q, &who)?;
@@ -589,18 +581,15 @@ impl pb::interactions_server::Interactions for Service {
                 count: u32::try_from(data.len()).unwrap_or(u32::MAX),
                 data: data.iter().map(pb_of).collect(),
             }))
-        }
-        .await;
-        log("ListInteractions", started, &result);
-        result
+        })
+        .await
     }
 
     async fn get_previous_interactions(
         &self,
         req: Request<pb::GetPreviousInteractionsRequest>,
     ) -> Result<Response<pb::GetPreviousInteractionsResponse>, Status> {
-        let started = Instant::now();
-        let result = async {
+        timed("GetPreviousInteractions", async {
             let who = caller(&req)?;
             let r = req.get_ref();
             let chain = self.guard()?.previous(
@@ -611,9 +600,7 @@ impl pb::interactions_server::Interactions for Service {
             Ok(Response::new(pb::GetPreviousInteractionsResponse {
                 data: chain.iter().map(pb_of).collect(),
             }))
-        }
-        .await;
-        log("GetPreviousInteractions", started, &result);
-        result
+        })
+        .await
     }
 }
