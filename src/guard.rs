@@ -260,6 +260,18 @@ impl Guard {
             index: Index::new(config),
             ..Ledger::default()
         };
+        // About 160 bytes a record on disk: make room up front.
+        let (snaps, logs) = layout.generations()?;
+        let bytes: u64 = snaps
+            .iter()
+            .map(|g| layout.snapshot(*g))
+            .chain(logs.iter().map(|g| layout.journal(*g)))
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        ledger
+            .index
+            .reserve(usize::try_from(bytes / 160).unwrap_or(0));
         let mut n = 0u64;
         let replayed = jn::replay(&layout, |record| {
             apply(&mut ledger, record)?;
@@ -1055,8 +1067,9 @@ fn apply(ledger: &mut Ledger, record: Record) -> Result<(), JournalError> {
     };
     match record.op {
         Some(Op::Interaction(i)) => {
-            let r = crate::wire::record_of(&i)
-                .map_err(|p| bad("interaction", format!("{}: {}", i.id, p.message)))?;
+            let id = i.id.clone();
+            let r = crate::wire::record_from(i)
+                .map_err(|p| bad("interaction", format!("{id}: {}", p.message)))?;
             ledger
                 .index
                 .restore_interaction(r)

@@ -15,7 +15,10 @@
 
 mod query;
 
-use std::collections::HashMap;
+/// The index's hash maps: foldhash is several times faster than SipHash on
+/// short id strings and keeps a per-process random seed, so ids chosen by a
+/// caller cannot be crafted to collide.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -412,6 +415,17 @@ impl Index {
         let keep_person = &mut self.people[keep.0 as usize];
         keep_person.aliases.push(old_id);
         keep_person.aliases.extend(moved);
+    }
+
+    /// Makes room for about `interactions` more interactions, so that a
+    /// replay of millions does not copy and rehash as it grows.
+    pub fn reserve(&mut self, interactions: usize) {
+        self.records.reserve(interactions);
+        self.ids.reserve(interactions);
+        self.external_ids.reserve(interactions);
+        self.people.reserve(interactions / 16);
+        self.person_ids.reserve(interactions / 16);
+        self.person_external_ids.reserve(interactions / 16);
     }
 
     /// How many people the registry holds.

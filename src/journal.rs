@@ -443,29 +443,70 @@ pub fn write_file(
     kind: u16,
     records: impl Iterator<Item = Record>,
 ) -> Result<u64, JournalError> {
-    let tmp = path.with_extension("tmp");
-    let file = File::create(&tmp).map_err(io("creating", &tmp))?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
-    w.write_all(&header(kind)).map_err(io("writing", &tmp))?;
-    let mut buf = Vec::new();
-    let mut n = 0;
+    let mut w = FileWriter::create(path, kind)?;
     for r in records {
-        buf.clear();
-        frame(&r, &mut buf);
-        w.write_all(&buf).map_err(io("writing", &tmp))?;
-        n += 1;
+        w.push(&r)?;
     }
-    let file = w.into_inner().map_err(|e| JournalError::Io {
-        action: "writing",
-        path: tmp.clone(),
-        cause: e.into_error(),
-    })?;
-    file.sync_all().map_err(io("flushing", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(io("renaming", &tmp))?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        sync_dir(dir)?;
+    w.finish()
+}
+
+/// A file written record by record and put in place whole at the end: a
+/// backup or restore streams through it without holding the history in
+/// memory.
+#[derive(Debug)]
+pub struct FileWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    w: BufWriter<File>,
+    buf: Vec<u8>,
+    n: u64,
+}
+
+impl FileWriter {
+    /// Starts a temporary file beside `path`, with the header of `kind`.
+    pub fn create(path: &Path, kind: u16) -> Result<FileWriter, JournalError> {
+        let tmp = path.with_extension("tmp");
+        let file = File::create(&tmp).map_err(io("creating", &tmp))?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        w.write_all(&header(kind)).map_err(io("writing", &tmp))?;
+        Ok(FileWriter {
+            path: path.to_owned(),
+            tmp,
+            w,
+            buf: Vec::new(),
+            n: 0,
+        })
     }
-    Ok(n)
+
+    /// Appends one record.
+    pub fn push(&mut self, r: &Record) -> Result<(), JournalError> {
+        self.buf.clear();
+        frame(r, &mut self.buf);
+        self.w
+            .write_all(&self.buf)
+            .map_err(io("writing", &self.tmp))?;
+        self.n += 1;
+        Ok(())
+    }
+
+    /// Flushes the file, renames it into place and flushes the directory.
+    /// Returns the records written.
+    pub fn finish(self) -> Result<u64, JournalError> {
+        let FileWriter {
+            path, tmp, w, n, ..
+        } = self;
+        let file = w.into_inner().map_err(|e| JournalError::Io {
+            action: "writing",
+            path: tmp.clone(),
+            cause: e.into_error(),
+        })?;
+        file.sync_all().map_err(io("flushing", &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io("renaming", &tmp))?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            sync_dir(dir)?;
+        }
+        Ok(n)
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), JournalError> {

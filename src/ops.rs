@@ -68,12 +68,13 @@ pub fn backup(data_dir: &Path, to: &Path) -> Result<BackupReport, OpsError> {
             cause: std::io::Error::new(std::io::ErrorKind::NotFound, "no journal here"),
         });
     }
-    let mut records = Vec::new();
-    journal::replay(&layout, |r| {
-        records.push(r);
-        Ok(())
-    })?;
-    let n = journal::write_file(to, 1, records.into_iter())?;
+    let mut out = journal::FileWriter::create(to, 1)?;
+    if let Err(e) = journal::replay(&layout, |r| out.push(&r)) {
+        drop(out);
+        let _ = std::fs::remove_file(to.with_extension("tmp"));
+        return Err(e.into());
+    }
+    let n = out.finish()?;
     let bytes = std::fs::metadata(to)
         .map_err(|cause| OpsError::Io {
             action: "reading the size of",
@@ -95,12 +96,27 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<u64, OpsError> {
     if !snaps.is_empty() || !logs.is_empty() {
         return Err(OpsError::NotEmpty(data_dir.to_owned()));
     }
-    let mut records = Vec::new();
-    let end = journal::read_file(from, 1, |r| {
-        records.push(r);
-        Ok(())
+    std::fs::create_dir_all(layout.journal_dir()).map_err(|cause| OpsError::Io {
+        action: "creating",
+        path: layout.journal_dir(),
+        cause,
     })?;
-    if let Some((offset, reason)) = end.torn {
+    // Stream the backup into place, checking every record on the way; a
+    // damaged backup leaves nothing behind.
+    let target = layout.snapshot(0);
+    let mut out = journal::FileWriter::create(&target, 1)?;
+    let read = journal::read_file(from, 1, |r| out.push(&r));
+    let torn = match read {
+        Ok(end) => end.torn,
+        Err(e) => {
+            drop(out);
+            let _ = std::fs::remove_file(target.with_extension("tmp"));
+            return Err(e.into());
+        }
+    };
+    if let Some((offset, reason)) = torn {
+        drop(out);
+        let _ = std::fs::remove_file(target.with_extension("tmp"));
         return Err(JournalError::Corrupt {
             path: from.to_owned(),
             offset,
@@ -108,16 +124,7 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<u64, OpsError> {
         }
         .into());
     }
-    std::fs::create_dir_all(layout.journal_dir()).map_err(|cause| OpsError::Io {
-        action: "creating",
-        path: layout.journal_dir(),
-        cause,
-    })?;
-    Ok(journal::write_file(
-        &layout.snapshot(0),
-        1,
-        records.into_iter(),
-    )?)
+    Ok(out.finish()?)
 }
 
 /// One line of an import that was refused, and why.

@@ -207,6 +207,12 @@ pub fn pb_of(r: &Interaction) -> pb::Interaction {
 /// records that passed validation, so this converts directly (no text
 /// round trip), checking only that every vocabulary value is known.
 pub fn record_of(i: &pb::Interaction) -> Result<Interaction, FieldProblem> {
+    record_from(i.clone())
+}
+
+/// [`record_of`], taking the message: its strings move into the record
+/// instead of being copied (replay reads millions of them).
+pub fn record_from(i: pb::Interaction) -> Result<Interaction, FieldProblem> {
     fn vocab<T>(field: &str, text: &str, parse: fn(&str) -> Option<T>) -> Result<T, FieldProblem> {
         parse(text).ok_or_else(|| FieldProblem {
             field: field.to_owned(),
@@ -225,9 +231,9 @@ pub fn record_of(i: &pb::Interaction) -> Result<Interaction, FieldProblem> {
         Theme,
     };
     Ok(Interaction {
-        id: i.id.clone(),
-        external_id: i.external_id.clone(),
-        person_id: i.person_id.clone(),
+        id: i.id,
+        external_id: i.external_id,
+        person_id: i.person_id,
         channel: vocab("channel", &i.channel, Channel::parse)?,
         direction: vocab("direction", &i.direction, Direction::parse)?,
         theme: opt("theme", &i.theme, Theme::parse)?,
@@ -244,32 +250,32 @@ pub fn record_of(i: &pb::Interaction) -> Result<Interaction, FieldProblem> {
         ended_at: opt_time("endedAt", &i.ended_at)?,
         scheduled_at_from: opt_time("scheduledAtFrom", &i.scheduled_at_from)?,
         scheduled_at_to: opt_time("scheduledAtTo", &i.scheduled_at_to)?,
-        loan_id: i.loan_id.clone(),
-        loan_ids: i.loan_ids.clone(),
+        loan_id: i.loan_id,
+        loan_ids: i.loan_ids,
         is_transactional: i.is_transactional,
         sensitive: i.sensitive,
         is_external: i.is_external.unwrap_or(true),
-        previous_interaction_id: i.previous_interaction_id.clone(),
-        contact_id: i.contact_id.clone(),
-        contact_external_id: i.contact_external_id.clone(),
-        contact: i.contact.as_ref().map(|c| Contact {
+        previous_interaction_id: i.previous_interaction_id,
+        contact_id: i.contact_id,
+        contact_external_id: i.contact_external_id,
+        contact: i.contact.map(|c| Contact {
             kind: ContactKind::from_record(non_empty(&c.kind).as_deref()),
-            kind_as_given: non_empty(&c.kind),
-            value: non_empty(&c.value),
-            name: non_empty(&c.name),
+            kind_as_given: (!c.kind.is_empty()).then_some(c.kind),
+            value: (!c.value.is_empty()).then_some(c.value),
+            name: (!c.name.is_empty()).then_some(c.name),
         }),
         borrower: i.borrower.as_ref().map(json_of),
         meta_data: i.meta_data.as_ref().map(json_of_struct),
         content: i.content.as_ref().map(json_of),
-        failure_description_short: i.failure_description_short.clone(),
-        failure_description_long: i.failure_description_long.clone(),
-        compliance_guard_rule_id: i.compliance_guard_rule_id.clone(),
-        twilio_error_code: i.twilio_error_code.clone(),
+        failure_description_short: i.failure_description_short,
+        failure_description_long: i.failure_description_long,
+        compliance_guard_rule_id: i.compliance_guard_rule_id,
+        twilio_error_code: i.twilio_error_code,
         created_at: opt_time("createdAt", &i.created_at)?.unwrap_or_default(),
         updated_at: opt_time("updatedAt", &i.updated_at)?,
         deleted_at: opt_time("deletedAt", &i.deleted_at)?,
-        created_by: i.created_by.clone(),
-        updated_by: i.updated_by.clone(),
+        created_by: i.created_by,
+        updated_by: i.updated_by,
     })
 }
 
