@@ -182,6 +182,8 @@ fn dedup(mut zones: Vec<Tz>) -> Vec<Tz> {
 pub struct Violation {
     /// The rule's id.
     pub rule_id: String,
+    /// True for a rule in shadow mode: reported, never blocking.
+    pub shadow: bool,
     /// What is wrong, in words.
     pub message: String,
     /// The rule's citation.
@@ -568,11 +570,17 @@ pub fn decide(
             }
         }
         violations.push(describe(worst, view, &proposal.loans, at, own_next));
-        blocked_rules.push((rule, own_next));
+        if rule.mode == crate::rules::Mode::Enforce {
+            blocked_rules.push((rule, own_next));
+        }
     }
 
-    let all: Vec<&Constraint<'_>> = constraints.iter().collect();
-    let allowed = violations.is_empty();
+    // Shadow rules are reported above but take no part in the answer.
+    let all: Vec<&Constraint<'_>> = constraints
+        .iter()
+        .filter(|c| c.rule.mode == crate::rules::Mode::Enforce)
+        .collect();
+    let allowed = blocked_rules.is_empty();
     let (rule_id, next_allowed_at, valid_until) = if allowed {
         let until = all.iter().filter_map(|c| c.next_blocked(at)).min();
         (None, None, until)
@@ -722,6 +730,7 @@ fn describe(
     let day = local_day(c.zone, at);
     let mut v = Violation {
         rule_id: rule.id.clone(),
+        shadow: rule.mode == crate::rules::Mode::Shadow,
         message: String::new(),
         citation: rule.citation.clone(),
         count: 0,

@@ -19,7 +19,7 @@ use rust_decimal::Decimal;
 use crate::index::Entry;
 use crate::jurisdiction::Jurisdiction;
 use crate::model::{AgentOutcome, Channel, ContactKind, Direction, Status, StatusDetails, Theme};
-pub use raw::{Event, Per, Replies, Role};
+pub use raw::{Event, Mode, Per, Replies, Role};
 use raw::{RawCounting, RawFile, RawFilter, RawRule, ThemeName};
 
 /// Largest rule file read, in bytes; a bound against runaway input.
@@ -432,6 +432,8 @@ pub struct Rule {
     pub kind: RuleKind,
     /// Whether it binds this deployment (from [`LoadOptions::roles`]).
     pub binding: bool,
+    /// Enforced, or only reported (shadow).
+    pub mode: Mode,
     /// The file it came from.
     pub file: String,
     /// The line of its id.
@@ -629,6 +631,7 @@ impl Checker<'_> {
             applies,
             kind,
             binding,
+            mode: raw.mode,
             file: self.file.to_owned(),
             line: locate(self.text, id, None, self.seen.get(id).copied().unwrap_or(0)).0,
         })

@@ -303,6 +303,7 @@ pub fn check_response_of(out: &CheckOutcome) -> pb::CheckResponse {
                 counted_interaction_ids: v.counted_interaction_ids.clone(),
                 next_allowed_at: v.next_allowed_at.map(ts),
                 debt: v.debt.clone().unwrap_or_default(),
+                shadow: v.shadow,
             })
             .collect(),
         next_allowed_at: d.next_allowed_at.map(ts),
@@ -324,6 +325,7 @@ pub fn outcome_of(r: &pb::CheckResponse) -> Result<CheckOutcome, FieldProblem> {
         let w = v.window.clone().unwrap_or_default();
         violations.push(Violation {
             rule_id: v.rule_id.clone(),
+            shadow: v.shadow,
             message: v.message.clone(),
             citation: v.citation.clone(),
             count: v.count,

@@ -42,6 +42,9 @@ struct Scenario {
     description: String,
     #[serde(default)]
     only: Option<Vec<String>>,
+    /// Extra rule files (YAML text) compiled with the shipped ones.
+    #[serde(default)]
+    extra_rules: Option<String>,
     #[serde(default)]
     roles: Option<Vec<Role>>,
     #[serde(default = "default_person")]
@@ -153,6 +156,9 @@ struct Expect {
     /// Per violated rule: the exact count.
     #[serde(default)]
     count: BTreeMap<String, u32>,
+    /// The exact set of violated rules in shadow mode.
+    #[serde(default)]
+    shadow: Option<Vec<String>>,
     /// Per violated rule: its own next allowed moment.
     #[serde(default)]
     rule_next_allowed_at: BTreeMap<String, String>,
@@ -269,6 +275,20 @@ fn compare(d: &Decision, e: &Expect) -> Vec<String> {
             None => bad.push(format!("count[{rule}]: rule not violated")),
         }
     }
+    if let Some(want) = &e.shadow {
+        let mut got: Vec<&str> = d
+            .violations
+            .iter()
+            .filter(|v| v.shadow)
+            .map(|v| v.rule_id.as_str())
+            .collect();
+        let mut want: Vec<&str> = want.iter().map(String::as_str).collect();
+        got.sort_unstable();
+        want.sort_unstable();
+        if got != want {
+            bad.push(format!("shadow: got {got:?}, expected {want:?}"));
+        }
+    }
     for (rule, t) in &e.rule_next_allowed_at {
         match (
             d.violations.iter().find(|v| &v.rule_id == rule),
@@ -309,6 +329,24 @@ fn run(path: &Path, shipped: &RuleSet) -> Result<usize, String> {
         .map_err(|e| e.to_string())?,
         None => shipped.clone(),
     };
+    if let Some(extra) = &sc.extra_rules {
+        let mut sources = Vec::new();
+        for entry in std::fs::read_dir("rules").map_err(|e| e.to_string())? {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            if path.extension().is_some_and(|x| x == "yaml") {
+                sources.push((
+                    path.display().to_string(),
+                    std::fs::read_to_string(&path).map_err(|e| e.to_string())?,
+                ));
+            }
+        }
+        sources.push(("extra.yaml".to_owned(), extra.clone()));
+        let opts = LoadOptions {
+            roles: sc.roles.clone(),
+            ..LoadOptions::default()
+        };
+        rules = RuleSet::compile(&sources, &opts).map_err(|e| e.to_string())?;
+    }
     if let Some(only) = &sc.only {
         let ids: Vec<&str> = only.iter().map(String::as_str).collect();
         rules = rules

@@ -66,6 +66,10 @@ pub struct RawRule {
     /// Whom it binds; empty means everyone.
     #[serde(default)]
     pub binds: Vec<Role>,
+    /// `enforce` (the default) or `shadow`: evaluated and reported, never
+    /// blocking, so that a new rule can be tried on live traffic.
+    #[serde(default)]
+    pub mode: Mode,
     /// Where it binds.
     pub jurisdictions: Vec<JurisdictionName>,
     /// Which sends it covers (and, for caps, which history it counts).
@@ -108,6 +112,18 @@ pub struct RawFilter {
     /// Covers only debts whose balance is at least this exact amount.
     #[serde(default)]
     pub minimum_balance: Option<Amount>,
+}
+
+/// Whether a rule blocks or only reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Mode {
+    /// Violations block the send.
+    #[default]
+    Enforce,
+    /// Violations are reported (marked shadow) and counted, never block,
+    /// and never set the complianceGuardRuleId.
+    Shadow,
 }
 
 /// Whether communications that answer the borrower are covered.
