@@ -24,6 +24,8 @@
 //!   import.
 //! - [`wire`]: protobuf messages and domain values, both ways (shared by
 //!   the service and the journal).
+//! - [`reload`]: live reload of the rules (watch and SIGHUP, check, swap
+//!   whole or refuse).
 //! - [`guard`]: rules and index together; the operations the service
 //!   offers, each atomic (a reserving Check decides and records under one
 //!   lock).
@@ -53,6 +55,7 @@ pub mod journal;
 pub mod jurisdiction;
 pub mod model;
 pub mod ops;
+pub mod reload;
 pub mod rules;
 pub mod server;
 pub mod service;

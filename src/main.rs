@@ -108,6 +108,9 @@ struct ServeArgs {
         default_value_t = 1_000_000
     )]
     compact_after: u64,
+    /// Do not watch the rules directory (SIGHUP does not reload either).
+    #[arg(long)]
+    no_reload: bool,
     /// Seconds in-flight calls may run after a shutdown signal.
     #[arg(
         long,
@@ -219,6 +222,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         },
         roles,
         durability: args.durability,
+        reload: (!args.no_reload)
+            .then(|| std::sync::Arc::new(compliance_guard::reload::ReloadStats::default())),
         compact_after: args.compact_after,
         shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace_seconds),
         hold_until: None,

@@ -758,6 +758,78 @@ fn yaml_error(file: &str, e: &serde_yaml::Error) -> RuleError {
     }
 }
 
+/// True for a file name an editor leaves beside the real one (a swap,
+/// backup or lock file), which is never a rule file.
+fn is_editor_file(name: &str) -> bool {
+    name.starts_with('.') || name.starts_with('#') || name.ends_with('~')
+}
+
+/// Reads every rule file (`*.yaml`, `*.yml`) directly in `dir`, in name
+/// order, as `(path, text)` pairs, skipping editors' temporary, swap and
+/// backup files.
+pub fn read_sources(dir: &Path) -> Result<Vec<(String, String)>, RuleErrors> {
+    let fail = |message: String| {
+        RuleErrors(vec![RuleError {
+            file: dir.display().to_string(),
+            line: 0,
+            column: 0,
+            message,
+        }])
+    };
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| fail(format!("cannot read the rules directory: {e}")))?;
+    let mut paths = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| fail(format!("cannot read the rules directory: {e}")))?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let is_yaml = path.extension().is_some_and(|x| x == "yaml" || x == "yml");
+        if is_yaml && !is_editor_file(&name.to_string_lossy()) && path.is_file() {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    if paths.len() > MAX_FILES {
+        return Err(fail(format!(
+            "{} rule files; allowed: at most {MAX_FILES}",
+            paths.len()
+        )));
+    }
+    let mut sources = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        let name = path.display().to_string();
+        let read = std::fs::metadata(&path).and_then(|m| {
+            if m.len() > MAX_FILE_BYTES {
+                Err(std::io::Error::other(format!(
+                    "{} bytes; allowed: at most {MAX_FILE_BYTES}",
+                    m.len()
+                )))
+            } else {
+                std::fs::read_to_string(&path)
+            }
+        });
+        match read {
+            Ok(text) => sources.push((name, text)),
+            Err(e) => errors.push(RuleError {
+                file: name,
+                line: 0,
+                column: 0,
+                message: format!("cannot read the file: {e}"),
+            }),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(RuleErrors(errors));
+    }
+    if sources.is_empty() {
+        return Err(fail(
+            "no rule files (*.yaml) found; an empty rule set would allow everything".into(),
+        ));
+    }
+    Ok(sources)
+}
+
 impl RuleSet {
     /// Checks and compiles rule files given as `(name, text)` pairs. All
     /// problems are collected; any problem refuses the whole set.
@@ -832,65 +904,7 @@ impl RuleSet {
     /// Loads every `*.yaml` and `*.yml` file directly in `dir` (not in its
     /// subdirectories), in name order, and compiles them as one set.
     pub fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<RuleSet, RuleErrors> {
-        let fail = |message: String| {
-            RuleErrors(vec![RuleError {
-                file: dir.display().to_string(),
-                line: 0,
-                column: 0,
-                message,
-            }])
-        };
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| fail(format!("cannot read the rules directory: {e}")))?;
-        let mut paths = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| fail(format!("cannot read the rules directory: {e}")))?;
-            let path = entry.path();
-            let is_yaml = path.extension().is_some_and(|x| x == "yaml" || x == "yml");
-            if is_yaml && path.is_file() {
-                paths.push(path);
-            }
-        }
-        paths.sort();
-        if paths.len() > MAX_FILES {
-            return Err(fail(format!(
-                "{} rule files; allowed: at most {MAX_FILES}",
-                paths.len()
-            )));
-        }
-        let mut sources = Vec::new();
-        let mut errors = Vec::new();
-        for path in paths {
-            let name = path.display().to_string();
-            let read = std::fs::metadata(&path).and_then(|m| {
-                if m.len() > MAX_FILE_BYTES {
-                    Err(std::io::Error::other(format!(
-                        "{} bytes; allowed: at most {MAX_FILE_BYTES}",
-                        m.len()
-                    )))
-                } else {
-                    std::fs::read_to_string(&path)
-                }
-            });
-            match read {
-                Ok(text) => sources.push((name, text)),
-                Err(e) => errors.push(RuleError {
-                    file: name,
-                    line: 0,
-                    column: 0,
-                    message: format!("cannot read the file: {e}"),
-                }),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(RuleErrors(errors));
-        }
-        if sources.is_empty() {
-            return Err(fail(
-                "no rule files (*.yaml) found; an empty rule set would allow everything".into(),
-            ));
-        }
-        RuleSet::compile(&sources, opts)
+        RuleSet::compile(&read_sources(dir)?, opts)
     }
 
     /// The same set restricted to the rules named in `ids`, for what-if

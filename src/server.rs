@@ -99,6 +99,9 @@ pub struct ServeConfig {
     /// Compact the journal into a snapshot at start when it holds more
     /// records than this (and more than half the snapshot).
     pub compact_after: u64,
+    /// Live reload of the rules: `Some` watches `rules_dir` (and SIGHUP)
+    /// and counts reloads there; `None` keeps the rules loaded at start.
+    pub reload: Option<Arc<crate::reload::ReloadStats>>,
     /// How long in-flight calls may run after shutdown begins; streams
     /// still open then (a health Watch, say) are cut.
     pub shutdown_grace: std::time::Duration,
@@ -311,8 +314,27 @@ pub async fn serve(
     let _stop = stop_tx;
     set_all(&reporter, ServingStatus::Serving).await;
     tracing::info!(data_dir = %config.data_dir.display(), "SERVING");
-    match server.await {
+    let (reload_stop, reload_rx) = tokio::sync::watch::channel(false);
+    let reloader = config.reload.clone().map(|stats| {
+        let opts = LoadOptions {
+            horizon_days: config.index.horizon_days,
+            roles: config.roles.clone(),
+        };
+        tokio::spawn(crate::reload::watch(
+            config.rules_dir.clone(),
+            opts,
+            Arc::clone(&guard),
+            stats,
+            reload_rx,
+        ))
+    });
+    let result = match server.await {
         Ok(result) => result.map_err(ServeError::from),
         Err(e) => Err(ServeError::Task(e.to_string())),
+    };
+    let _ = reload_stop.send(true);
+    if let Some(r) = reloader {
+        let _ = r.await;
     }
+    result
 }

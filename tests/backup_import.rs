@@ -58,6 +58,7 @@ async fn start(data_dir: &Path) -> Server {
         roles: None,
         durability: Durability::Sync,
         compact_after: u64::MAX,
+        reload: None,
         shutdown_grace: Duration::from_secs(5),
         hold_until: None,
     };

@@ -358,6 +358,7 @@ async fn start_on(data_dir: &Path, compact_after: u64) -> InProcess {
         roles: None,
         durability: Durability::Sync,
         compact_after,
+        reload: None,
         shutdown_grace: Duration::from_secs(5),
         hold_until: None,
     };

@@ -13,5 +13,6 @@ mod grpc_check;
 mod grpc_interactions;
 mod index;
 mod model;
+mod reload;
 mod rules_files;
 mod scenarios;

@@ -1,0 +1,283 @@
+//! Live reload of the rules: the server watches `--rules` (and reloads on
+//! SIGHUP), and swaps in a new rule set only when it passes every check.
+//!
+//! - A change is picked up after the directory has been quiet for
+//!   [`QUIET`], so that an editor's burst of writes is one reload.
+//! - The directory is read until two reads in a row agree, so that a
+//!   half-written file is never taken for a shorter valid one.
+//! - Editors' temporary, swap and backup files are ignored (names starting
+//!   with `.` or `#`, or ending with `~`); a save by rename is a change
+//!   like any other.
+//! - A set that fails its check is refused: the last good set stays in
+//!   force, every problem is logged with its location, the failure is
+//!   counted, and health stays SERVING.
+//! - A good set is swapped in whole ([`crate::guard::Guard::set_rules`]):
+//!   every Check sees the old set or the new one, never a mix. What changed
+//!   is logged as rule ids added, removed, tightened, loosened or changed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::guard::Guard;
+use crate::rules::{LoadOptions, Rule, RuleErrors, RuleKind, RuleSet, read_sources};
+
+/// How long the directory must be quiet before a reload.
+pub const QUIET: Duration = Duration::from_millis(200);
+/// How many times the directory is read while waiting for two reads to
+/// agree.
+pub const MAX_READS: usize = 20;
+
+/// Counters of the reloader.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    /// Rule sets put in force by a reload.
+    pub applied: AtomicU64,
+    /// Reloads refused because the set failed its check.
+    pub refused: AtomicU64,
+}
+
+/// How long the files must have been left alone before they are read as
+/// final.
+pub const SETTLE: Duration = Duration::from_millis(150);
+
+/// How long ago the newest rule file was modified (zero if unknown).
+fn newest_age(sources: &[(String, String)]) -> Duration {
+    sources
+        .iter()
+        .filter_map(|(path, _)| std::fs::metadata(path).and_then(|m| m.modified()).ok())
+        .max()
+        .and_then(|t| t.elapsed().ok())
+        .unwrap_or_default()
+}
+
+/// Reads the rules directory until two reads in a row agree and no file
+/// was modified for [`SETTLE`], then compiles it. A writer still at work
+/// shows as two reads that differ or as a file modified a moment ago, so a
+/// half-written file is never taken for a shorter valid one.
+pub fn read_stable(dir: &Path, opts: &LoadOptions) -> Result<RuleSet, RuleErrors> {
+    let mut last = read_sources(dir)?;
+    for _ in 0..MAX_READS {
+        let age = newest_age(&last);
+        std::thread::sleep(SETTLE.saturating_sub(age).max(Duration::from_millis(25)));
+        let again = read_sources(dir)?;
+        if again == last && newest_age(&again) >= SETTLE {
+            return RuleSet::compile(&again, opts);
+        }
+        last = again;
+    }
+    Err(RuleErrors(vec![crate::rules::RuleError {
+        file: dir.display().to_string(),
+        line: 0,
+        column: 0,
+        message: format!("the rule files kept changing over {MAX_READS} reads; not reloaded"),
+    }]))
+}
+
+/// How two rule sets differ, by rule id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Diff {
+    /// Rules only in the new set.
+    pub added: Vec<String>,
+    /// Rules only in the old set.
+    pub removed: Vec<String>,
+    /// Caps with a lower limit or a longer window, quiet periods that grew,
+    /// permitted hours that shrank.
+    pub tightened: Vec<String>,
+    /// The opposite.
+    pub loosened: Vec<String>,
+    /// Any other change (filters, citation, mode, ...).
+    pub changed: Vec<String>,
+}
+
+fn same_rule(a: &Rule, b: &Rule) -> bool {
+    a.description == b.description
+        && a.citation == b.citation
+        && a.source == b.source
+        && a.binds == b.binds
+        && a.jurisdictions == b.jurisdictions
+        && a.applies == b.applies
+        && a.kind == b.kind
+        && a.binding == b.binding
+        && a.mode == b.mode
+}
+
+/// Compares two rule sets.
+pub fn diff(old: &RuleSet, new: &RuleSet) -> Diff {
+    let mut d = Diff::default();
+    for n in new.rules() {
+        let Some(o) = old.get(&n.id) else {
+            d.added.push(n.id.clone());
+            continue;
+        };
+        if same_rule(o, n) {
+            continue;
+        }
+        let direction = match (&o.kind, &n.kind) {
+            (
+                RuleKind::FrequencyCap {
+                    limit: ol,
+                    window_days: ow,
+                    per: op,
+                    counting: oc,
+                },
+                RuleKind::FrequencyCap {
+                    limit: nl,
+                    window_days: nw,
+                    per: np,
+                    counting: nc,
+                },
+            ) if op == np && oc == nc && o.applies == n.applies => {
+                (nl < ol || nw > ow, nl > ol || nw < ow)
+            }
+            (
+                RuleKind::CoolDown {
+                    days: od,
+                    event_day_is_day_one: o1,
+                    ..
+                },
+                RuleKind::CoolDown {
+                    days: nd,
+                    event_day_is_day_one: n1,
+                    ..
+                },
+            ) if o.applies == n.applies => {
+                let (or, nr) = (od + u32::from(!o1), nd + u32::from(!n1));
+                (nr > or, nr < or)
+            }
+            (
+                RuleKind::PermittedHours {
+                    from: of,
+                    until: ou,
+                },
+                RuleKind::PermittedHours {
+                    from: nf,
+                    until: nu,
+                },
+            ) if o.applies == n.applies => {
+                let tighter = nf >= of && nu <= ou;
+                let looser = nf <= of && nu >= ou;
+                (tighter && !looser, looser && !tighter)
+            }
+            _ => (false, false),
+        };
+        match direction {
+            (true, false) => d.tightened.push(n.id.clone()),
+            (false, true) => d.loosened.push(n.id.clone()),
+            _ => d.changed.push(n.id.clone()),
+        }
+    }
+    for o in old.rules() {
+        if new.get(&o.id).is_none() {
+            d.removed.push(o.id.clone());
+        }
+    }
+    d
+}
+
+/// One reload: read, check, and either swap in or refuse. Returns whether
+/// a new set was put in force.
+pub fn reload_once(dir: &Path, opts: &LoadOptions, guard: &Guard, stats: &ReloadStats) -> bool {
+    match read_stable(dir, opts) {
+        Ok(new) => {
+            let old = guard.rules();
+            if old.as_ref().is_some_and(|o| o.version() == new.version()) {
+                return false;
+            }
+            if let Some(old) = &old {
+                let d = diff(old, &new);
+                tracing::info!(
+                    from = old.version(),
+                    to = new.version(),
+                    added = ?d.added,
+                    removed = ?d.removed,
+                    tightened = ?d.tightened,
+                    loosened = ?d.loosened,
+                    changed = ?d.changed,
+                    "rules reloaded"
+                );
+            }
+            guard.set_rules(Arc::new(new));
+            stats.applied.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                tracing::warn!(problem = %e, "rules reload refused; the last good set stays in force");
+            }
+            stats.refused.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
+}
+
+/// Watches `dir` (and SIGHUP) and reloads until `stop` fires. Runs the
+/// reads and the compile off the async workers.
+pub async fn watch(
+    dir: PathBuf,
+    opts: LoadOptions,
+    guard: Arc<Guard>,
+    stats: Arc<ReloadStats>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let (tx, mut rx) = mpsc::channel::<()>(64);
+    let notify_tx = tx.clone();
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            let _ = notify_tx.try_send(());
+        }
+    })
+    .and_then(|mut w| {
+        use notify::Watcher;
+        w.watch(&dir, notify::RecursiveMode::NonRecursive)
+            .map(|()| w)
+    });
+    let _watcher = match watcher {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the rules directory; reload on SIGHUP only");
+            None
+        }
+    };
+    #[cfg(unix)]
+    {
+        let hup_tx = tx.clone();
+        tokio::spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the rules");
+                if hup_tx.send(()).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    drop(tx);
+    loop {
+        tokio::select! {
+            got = rx.recv() => {
+                if got.is_none() {
+                    return;
+                }
+            }
+            _ = stop.changed() => return,
+        }
+        // Wait for the directory to be quiet: drain events until none
+        // arrives for QUIET.
+        while let Ok(Some(())) = tokio::time::timeout(QUIET, rx.recv()).await {}
+        let (dir, opts, guard, stats) = (
+            dir.clone(),
+            opts.clone(),
+            Arc::clone(&guard),
+            Arc::clone(&stats),
+        );
+        let _ = tokio::task::spawn_blocking(move || reload_once(&dir, &opts, &guard, &stats)).await;
+    }
+}

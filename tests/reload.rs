@@ -1,0 +1,277 @@
+//! Live reload of the rules through a real server: a good edit is used by
+//! the next Check, a bad one is refused (the old set stays, health stays
+//! SERVING), saves by rename and editors' swap files are handled, a
+//! half-written file is never taken, and under concurrent load every Check
+//! sees one whole set.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use compliance_guard::index::IndexConfig;
+use compliance_guard::pb::compliance_guard_client::ComplianceGuardClient;
+use compliance_guard::pb::{CheckRequest, CheckResponse};
+use compliance_guard::reload::{ReloadStats, read_stable};
+use compliance_guard::rules::LoadOptions;
+use compliance_guard::server::{ServeConfig, ServeError, serve};
+use compliance_guard::service::Access;
+use prost_types::Timestamp;
+use tokio::sync::oneshot;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+/// Mon 2025-12-01 21:30 EST: outside 08:00–21:00, inside 08:00–22:00.
+const LATE: i64 = 1_764_642_600;
+
+struct Running {
+    channel: Channel,
+    stats: Arc<ReloadStats>,
+    stop: oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<Result<(), ServeError>>,
+    rules: PathBuf,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+async fn start() -> Running {
+    let rules = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir("rules").unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, rules.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let data = tempfile::tempdir().unwrap();
+    let stats = Arc::new(ReloadStats::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = ServeConfig {
+        rules_dir: rules.path().to_owned(),
+        data_dir: data.path().to_owned(),
+        access: Access::Open,
+        tls: None,
+        index: IndexConfig::default(),
+        roles: None,
+        durability: compliance_guard::journal::Durability::Buffered,
+        reload: Some(Arc::clone(&stats)),
+        compact_after: u64::MAX,
+        shutdown_grace: Duration::from_secs(5),
+        hold_until: None,
+    };
+    let (stop, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(serve(config, listener, async move {
+        let _ = rx.await;
+    }));
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel.clone());
+    for _ in 0..500 {
+        let r = health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap();
+        if r.get_ref().status == ServingStatus::Serving as i32 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Running {
+        channel,
+        stats,
+        stop,
+        handle,
+        rules: rules.path().to_owned(),
+        _dirs: (rules, data),
+    }
+}
+
+fn late_call() -> CheckRequest {
+    CheckRequest {
+        person_id: "BO-RELD-0001".into(),
+        channel: "voice".into(),
+        jurisdictions: vec!["US-NY".into()],
+        time_zones: vec!["America/New_York".into()],
+        at: Some(Timestamp {
+            seconds: LATE,
+            nanos: 0,
+        }),
+        ..CheckRequest::default()
+    }
+}
+
+async fn check(channel: &Channel) -> CheckResponse {
+    ComplianceGuardClient::new(channel.clone())
+        .check(late_call())
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Waits until `count` reaches `at_least` (bounded: about 10 s).
+async fn wait_for(count: &std::sync::atomic::AtomicU64, at_least: u64) {
+    for _ in 0..1000 {
+        if count.load(Ordering::SeqCst) >= at_least {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the reloader never got to {at_least}");
+}
+
+fn reg_f(dir: &Path) -> PathBuf {
+    dir.join("us-reg-f.yaml")
+}
+
+fn with_until(text: &str, until: &str) -> String {
+    text.replace("until: \"21:00\"", &format!("until: \"{until}\""))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_edit_is_used_by_the_next_check_and_a_bad_one_is_refused() {
+    let s = start().await;
+    let before = check(&s.channel).await;
+    assert!(!before.allowed);
+    assert_eq!(before.compliance_guard_rule_id, "us-regf-hours");
+
+    // A save by rename: the new text is written beside, then moved over.
+    let original = std::fs::read_to_string(reg_f(&s.rules)).unwrap();
+    let staged = s.rules.join("us-reg-f.yaml.new");
+    std::fs::write(&staged, with_until(&original, "22:00")).unwrap();
+    std::fs::rename(&staged, reg_f(&s.rules)).unwrap();
+    wait_for(&s.stats.applied, 1).await;
+    let after = check(&s.channel).await;
+    assert!(after.allowed, "{after:?}");
+    assert_ne!(after.rules_version, before.rules_version);
+
+    // Editors' swap and backup files are not rule files.
+    std::fs::write(s.rules.join(".us-reg-f.yaml.swp"), "\u{0}garbage").unwrap();
+    std::fs::write(s.rules.join("us-reg-f.yaml~"), "rules: [").unwrap();
+    std::fs::write(s.rules.join(".#us-reg-f.yaml"), "rules: [").unwrap();
+
+    // A bad edit: refused, the last good set stays, health stays SERVING.
+    std::fs::write(
+        s.rules.join("broken.yaml"),
+        "rules:\n  - id: x\n    severity: high\n",
+    )
+    .unwrap();
+    wait_for(&s.stats.refused, 1).await;
+    let still = check(&s.channel).await;
+    assert_eq!(still.rules_version, after.rules_version);
+    assert!(still.allowed);
+    let mut health = HealthClient::new(s.channel.clone());
+    let h = health
+        .check(HealthCheckRequest {
+            service: "complianceguard.v1.ComplianceGuard".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(h.get_ref().status, ServingStatus::Serving as i32);
+    assert_eq!(
+        s.stats.applied.load(Ordering::SeqCst),
+        1,
+        "the swap files caused no reload"
+    );
+
+    // Fixing it puts the directory's set in force again.
+    std::fs::remove_file(s.rules.join("broken.yaml")).unwrap();
+    std::fs::write(reg_f(&s.rules), &original).unwrap();
+    wait_for(&s.stats.applied, 2).await;
+    let back = check(&s.channel).await;
+    assert_eq!(back.rules_version, before.rules_version);
+    assert!(!back.allowed);
+    drop(health);
+    s.stop.send(()).unwrap();
+    s.handle.await.unwrap().unwrap();
+}
+
+#[test]
+fn a_half_written_file_is_never_taken_for_a_shorter_valid_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = std::fs::read_to_string("rules/us-reg-f.yaml").unwrap();
+    // The first half is valid YAML on its own: a reader that took it would
+    // load fewer rules.
+    let cut = full
+        .find("  - id: us-regf-quiet-after-conversation")
+        .unwrap();
+    let path = dir.path().join("us-reg-f.yaml");
+    std::fs::write(&path, &full[..cut]).unwrap();
+    let writer = {
+        let (path, rest) = (path.clone(), full[cut..].to_owned());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(40));
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap();
+            std::io::Write::write_all(&mut f, rest.as_bytes()).unwrap();
+        })
+    };
+    let set = read_stable(dir.path(), &LoadOptions::default()).unwrap();
+    writer.join().unwrap();
+    assert_eq!(
+        set.rules().len(),
+        3,
+        "the whole file, not the first rule alone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_concurrent_load_every_check_sees_one_whole_set() {
+    let s = start().await;
+    let v1 = check(&s.channel).await.rules_version;
+    let original = std::fs::read_to_string(reg_f(&s.rules)).unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (channel, done) = (s.channel.clone(), Arc::clone(&done));
+        tasks.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut client = ComplianceGuardClient::new(channel);
+            while !done.load(Ordering::SeqCst) {
+                let r = client
+                    .check(late_call())
+                    .await
+                    .expect("no Check fails during a reload")
+                    .into_inner();
+                seen.push((r.rules_version, r.allowed));
+                tokio::task::yield_now().await;
+            }
+            seen
+        }));
+    }
+    for round in 0..4u64 {
+        let text = if round % 2 == 0 {
+            with_until(&original, "22:00")
+        } else {
+            original.clone()
+        };
+        std::fs::write(reg_f(&s.rules), text).unwrap();
+        wait_for(&s.stats.applied, round + 1).await;
+    }
+    done.store(true, Ordering::SeqCst);
+    let mut v2 = None;
+    let mut checks = 0;
+    for t in tasks {
+        for (version, allowed) in t.await.unwrap() {
+            checks += 1;
+            if version == v1 {
+                assert!(!allowed, "the old set blocks 21:30");
+            } else {
+                assert!(allowed, "the new set allows 21:30");
+                assert!(
+                    v2.get_or_insert(version.clone()) == &version,
+                    "only two sets were ever in force"
+                );
+            }
+        }
+    }
+    assert!(checks > 0);
+    assert!(v2.is_some(), "some Check saw the new set");
+    s.stop.send(()).unwrap();
+    s.handle.await.unwrap().unwrap();
+}
