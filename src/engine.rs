@@ -424,7 +424,9 @@ fn joint_next_allowed(
     constraints: &[&Constraint<'_>],
     from: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    let limit = from + Duration::days(SEARCH_DAYS);
+    let limit = from
+        .checked_add_signed(Duration::days(SEARCH_DAYS))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
     let mut t = from;
     for _ in 0..100_000 {
         let mut moved = false;
@@ -509,7 +511,10 @@ pub fn decide(
         .map(|r| i64::from(r.kind.window_days()))
         .max()
         .unwrap_or(0);
-    let entries = view.entries_from((at - Duration::days(longest + 1)).timestamp());
+    let from = at
+        .checked_sub_signed(Duration::days(longest + 1))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let entries = view.entries_from(from.timestamp());
 
     let send_debts = view.debts_of_loans(&proposal.loans);
     // Local days of the windowed entries, once per zone: the time zone

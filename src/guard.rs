@@ -25,6 +25,10 @@ use crate::model::{
 use crate::pb::journal::{self, Record, record::Op};
 use crate::rules::RuleSet;
 
+/// The earliest `at` a Check may name (1970-01-01), in Unix seconds.
+pub const MIN_AT: i64 = 0;
+/// The latest `at` a Check may name (2999-12-31), in Unix seconds.
+pub const MAX_AT: i64 = 32_503_593_600;
 /// How long a reserving Check's answer is kept for retries with the same
 /// `request_id`.
 pub const REQUEST_ID_TTL_HOURS: i64 = 24;
@@ -486,6 +490,14 @@ impl Guard {
         p.answers_borrower = !input.previous_interaction_id.is_empty()
             && index.answers_borrower(&input.person_id, &input.previous_interaction_id);
         p.at = input.at;
+        if let Some(at) = input.at
+            && !(MIN_AT..=MAX_AT).contains(&at.timestamp())
+        {
+            return Err(GuardError::field(
+                "at",
+                format!("`at` {at} is out of range; allowed: 1970-01-01 to 2999-12-31"),
+            ));
+        }
         p.jurisdictions = jurisdictions;
         p.zones = zones;
         p.balance = balance;
@@ -551,13 +563,16 @@ impl Guard {
             let proposal = self.proposal(input, &ledger.index)?;
             let view = ledger.index.view(&input.person_id)?;
             let decision = engine::decide(&rules, &view, &proposal, now);
+            // Answer only once every write this decision read is durable: an
+            // allow must never rest on a change a crash could take back.
+            let commit = self.log(Vec::new())?;
             return Ok((
                 CheckOutcome {
                     decision,
                     interaction_id: None,
                     replayed: false,
                 },
-                Commit::none(),
+                commit,
             ));
         }
         let mut ledger = self.write()?;
@@ -565,13 +580,17 @@ impl Guard {
         if !input.request_id.is_empty()
             && let Some(stored) = ledger.answers.get(&input.request_id)
         {
-            let same = ledger
-                .index
-                .find_person(&input.person_id)
-                .ok()
-                .flatten()
-                .map(|k| ledger.index.person_id(k).to_owned());
-            if same.as_deref() != Some(stored.person_id.as_str()) {
+            // The same person, by the name given then or by whom both names
+            // resolve to now (a person first seen in a blocked Check was
+            // stored under the name given).
+            let resolve = |name: &str| ledger.index.find_person(name).ok().flatten();
+            let now_person = resolve(&input.person_id);
+            let same = input.person_id == stored.person_id
+                || now_person.is_some_and(|k| {
+                    ledger.index.person_id(k) == stored.person_id
+                        || resolve(&stored.person_id) == Some(k)
+                });
+            if !same {
                 return Err(GuardError::field(
                     "requestId",
                     format!(
@@ -1031,7 +1050,12 @@ fn answer_record(request_id: &str, a: &StoredAnswer) -> Record {
 /// answers.
 fn snapshot_records(ledger: &Ledger) -> impl Iterator<Item = Record> + '_ {
     let index = &ledger.index;
-    let people = index.person_keys().map(move |k| person_record(index, k));
+    // A person emptied by a link (its names moved to another) has nothing
+    // left to restore.
+    let people = index
+        .person_keys()
+        .filter(move |k| !index.person_id(*k).is_empty())
+        .map(move |k| person_record(index, k));
     let debts = index.person_keys().flat_map(move |k| {
         let person_id = index.person_id(k).to_owned();
         index

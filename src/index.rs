@@ -33,6 +33,10 @@ pub use query::{DEFAULT_LIMIT, ListPage, ListQuery, MAX_LIMIT, SortField};
 /// may use.
 pub const DEFAULT_HORIZON_DAYS: u32 = 90;
 
+/// The longest horizon allowed (ten years): window arithmetic stays far
+/// from any overflow.
+pub const MAX_HORIZON_DAYS: u32 = 3650;
+
 /// How the index is set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexConfig {
@@ -497,11 +501,25 @@ impl Index {
         };
         self.bump_counter("BO", id);
         self.person_ids.insert(id.to_owned(), key);
+        // A name this person now holds leaves whoever held it before (a
+        // link that emptied another person), so it names one history only.
         for a in aliases {
-            self.person_ids.insert(a.clone(), key);
+            if let Some(old) = self.person_ids.insert(a.clone(), key)
+                && old != key
+            {
+                let p = &mut self.people[old.0 as usize];
+                if p.id == *a {
+                    p.id.clear();
+                }
+                p.aliases.retain(|x| x != a);
+            }
         }
         for e in external_ids {
-            self.person_external_ids.insert(e.clone(), key);
+            if let Some(old) = self.person_external_ids.insert(e.clone(), key)
+                && old != key
+            {
+                self.people[old.0 as usize].external_ids.retain(|x| x != e);
+            }
         }
         let person = &mut self.people[key.0 as usize];
         person.aliases = aliases.to_vec();

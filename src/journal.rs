@@ -254,25 +254,37 @@ pub fn read_file(
                 reason: "an empty record".into(),
             });
         }
+        if rec_len > MAX_RECORD_BYTES {
+            // No record is this long, and a crash cuts bytes off rather than
+            // changing them: this is damage, wherever it is.
+            return Err(JournalError::Corrupt {
+                path: path.to_owned(),
+                offset,
+                reason: format!(
+                    "a record length of {rec_len} bytes is more than the {MAX_RECORD_BYTES} allowed"
+                ),
+            });
+        }
         if end > len {
+            // A record that runs past the end is a torn write only if
+            // nothing whole follows it: a damaged length in the middle of
+            // the file would otherwise cut off acknowledged records.
+            let mut rest = Vec::new();
+            r.read_to_end(&mut rest).map_err(io("reading", path))?;
+            if let Some(at) = whole_frame_in(&rest) {
+                return Err(JournalError::Corrupt {
+                    path: path.to_owned(),
+                    offset,
+                    reason: format!(
+                        "the record says {rec_len} bytes, past the end of the file, but a whole record follows at offset {}",
+                        offset + 8 + at
+                    ),
+                });
+            }
             return torn(format!(
                 "the record says {rec_len} bytes but the file ends after {}",
                 left - 8
             ));
-        }
-        if rec_len > MAX_RECORD_BYTES {
-            let reason = format!(
-                "a record length of {rec_len} bytes is more than the {MAX_RECORD_BYTES} allowed"
-            );
-            return if end == len {
-                torn(reason)
-            } else {
-                Err(JournalError::Corrupt {
-                    path: path.to_owned(),
-                    offset,
-                    reason,
-                })
-            };
         }
         payload.resize(rec_len as usize, 0);
         r.read_exact(&mut payload).map_err(io("reading", path))?;
@@ -306,6 +318,21 @@ pub fn read_file(
         records += 1;
         offset = end;
     }
+}
+
+/// The offset of the first whole, checksummed frame in `bytes`, if any.
+fn whole_frame_in(bytes: &[u8]) -> Option<u64> {
+    let n = bytes.len();
+    (0..n.saturating_sub(8)).find_map(|p| {
+        let len = u32::from_le_bytes([bytes[p], bytes[p + 1], bytes[p + 2], bytes[p + 3]]);
+        let crc = u32::from_le_bytes([bytes[p + 4], bytes[p + 5], bytes[p + 6], bytes[p + 7]]);
+        let end = p + 8 + len as usize;
+        (len > 0
+            && len <= MAX_RECORD_BYTES
+            && end <= n
+            && crc32fast::hash(&bytes[p + 8..end]) == crc)
+            .then_some(p as u64)
+    })
 }
 
 /// The files of a data directory.

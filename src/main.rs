@@ -201,6 +201,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .collect();
         Some(parsed?)
     };
+    if args.horizon_days == 0 || args.horizon_days > compliance_guard::index::MAX_HORIZON_DAYS {
+        anyhow::bail!(
+            "--horizon-days {} is out of range; allowed: 1 to {}",
+            args.horizon_days,
+            compliance_guard::index::MAX_HORIZON_DAYS
+        );
+    }
     let env_key = std::env::var("COMPLIANCE_GUARD_API_KEY").ok();
     let (access, access_line) = resolve_access(
         args.keys.as_deref(),

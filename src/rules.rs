@@ -647,7 +647,7 @@ impl Checker<'_> {
                 Some(key),
                 format!("rule `{id}`: `{key}` is 0; a window has at least 1 day"),
             );
-        } else if reach > opts.horizon_days {
+        } else if reach > opts.horizon_days.min(crate::index::MAX_HORIZON_DAYS) {
             let extra = if reach > days {
                 format!(" (it reads {reach} days of history)")
             } else {

@@ -13,6 +13,7 @@ mod grpc_check;
 mod grpc_interactions;
 mod index;
 mod model;
+mod regressions;
 mod reload;
 mod rules_files;
 mod scenarios;

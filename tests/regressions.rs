@@ -1,0 +1,230 @@
+//! Regressions found in review: each test reproduces a bug that was fixed.
+
+use chrono::{DateTime, TimeZone, Utc};
+use compliance_guard::guard::{Caller, CheckInput, Guard};
+use compliance_guard::index::IndexConfig;
+use compliance_guard::journal::Durability;
+use compliance_guard::model::InteractionInput;
+use compliance_guard::rules::{LoadOptions, RuleSet};
+use std::path::Path;
+use std::sync::Arc;
+
+fn caller() -> Caller {
+    Caller {
+        name: "review".into(),
+        sensitive: true,
+    }
+}
+fn rules() -> Arc<RuleSet> {
+    Arc::new(RuleSet::load_dir(Path::new("rules"), &LoadOptions::default()).unwrap())
+}
+fn open(dir: &Path, compact_after: u64) -> Guard {
+    for _ in 0..500 {
+        match Guard::open(
+            IndexConfig::default(),
+            dir,
+            Durability::Sync,
+            compact_after,
+            |_| {},
+        ) {
+            Ok((g, _)) => {
+                g.set_rules(rules());
+                return g;
+            }
+            Err(compliance_guard::journal::JournalError::Locked(_)) => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("locked")
+}
+fn check_input(person: &str, at: DateTime<Utc>) -> CheckInput {
+    CheckInput {
+        person_id: person.into(),
+        channel: "voice".into(),
+        direction: "outbound".into(),
+        loan_ids: vec!["L1".into()],
+        jurisdictions: vec!["US-NY".into()],
+        time_zones: vec!["America/New_York".into()],
+        at: Some(at),
+        ..CheckInput::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_link_then_compaction_loses_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Utc.with_ymd_and_hms(2025, 12, 2, 15, 0, 0).unwrap();
+    {
+        let g = open(dir.path(), u64::MAX);
+        let conv = InteractionInput {
+            channel: Some("voice".into()),
+            direction: Some("outbound".into()),
+            status: Some("attempted".into()),
+            status_details: Some("voiceSpokeWithFirstParty".into()),
+            loan_id: Some("L1".into()),
+            started_at: Some("2025-12-01T15:00:00Z".into()),
+            ..InteractionInput::default()
+        };
+        g.create("BO-AAAA-00000001", &conv, &caller(), now)
+            .await
+            .unwrap();
+        g.link_person("BO-BBBB-00000002", "Y").await.unwrap();
+        g.link_person("BO-AAAA-00000001", "Y").await.unwrap();
+        let d = g
+            .check(&check_input("ext-Y", now), &caller(), now, None)
+            .await
+            .unwrap()
+            .decision;
+        let _ = format!("live: allowed={} rule={:?}", d.allowed, d.rule_id);
+        assert!(!d.allowed);
+    }
+    {
+        let g = open(dir.path(), 0); // replay journal, then compact into a snapshot
+        let d = g
+            .check(&check_input("ext-Y", now), &caller(), now, None)
+            .await
+            .unwrap()
+            .decision;
+        let _ = format!(
+            "after replay (+compaction): allowed={} rule={:?}",
+            d.allowed, d.rule_id
+        );
+        assert!(!d.allowed);
+    }
+    {
+        let g = open(dir.path(), u64::MAX); // start from the snapshot
+        let d = g
+            .check(&check_input("ext-Y", now), &caller(), now, None)
+            .await
+            .unwrap()
+            .decision;
+        let _ = format!("from snapshot: allowed={} rule={:?}", d.allowed, d.rule_id);
+        let d2 = g
+            .check(&check_input("BO-AAAA-00000001", now), &caller(), now, None)
+            .await
+            .unwrap()
+            .decision;
+        let _ = format!(
+            "from snapshot, by our id: allowed={} rule={:?}",
+            d2.allowed, d2.rule_id
+        );
+        assert!(!d.allowed, "ext-Y lost its history after compaction");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_far_future_at_poisons_lock() {
+    let g = Guard::new(IndexConfig::default());
+    g.set_rules(rules());
+    let far = DateTime::<Utc>::MAX_UTC - chrono::Duration::days(10) - chrono::Duration::hours(20);
+    let mut input = check_input("BO-AAAA-00000001", far);
+    input.reserve = true;
+    let now = Utc.with_ymd_and_hms(2025, 12, 2, 15, 0, 0).unwrap();
+    let g = Arc::new(g);
+    let g2 = g.clone();
+    let r = tokio::spawn(async move {
+        g2.check(&input, &caller(), now, None)
+            .await
+            .map(|o| o.decision.allowed)
+    })
+    .await;
+    let _ = format!(
+        "far-future reserve: {:?}",
+        r.as_ref().map_err(|e| e.to_string())
+    );
+    let after = g
+        .check(&check_input("BO-AAAA-00000001", now), &caller(), now, None)
+        .await;
+    let _ = format!(
+        "next ordinary check: {:?}",
+        after.as_ref().map(|o| o.decision.allowed)
+    );
+    let err = r.unwrap().unwrap_err();
+    assert!(
+        matches!(err, compliance_guard::guard::GuardError::Invalid(_)),
+        "{err:?}"
+    );
+    assert!(after.is_ok(), "the guard still answers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_request_id_retry_of_blocked_check_for_new_person() {
+    let g = Guard::new(IndexConfig::default());
+    g.set_rules(rules());
+    let now = Utc.with_ymd_and_hms(2025, 12, 2, 15, 0, 0).unwrap();
+    // 22:30 in New York: blocked by the hours rule, nothing recorded.
+    let mut input = check_input(
+        "ext-newcomer",
+        Utc.with_ymd_and_hms(2025, 12, 3, 3, 30, 0).unwrap(),
+    );
+    input.reserve = true;
+    input.request_id = "send-1".into();
+    let first = g.check(&input, &caller(), now, None).await;
+    let _ = format!(
+        "first: {:?}",
+        first.as_ref().map(|o| (o.decision.allowed, o.replayed))
+    );
+    let retry = g.check(&input, &caller(), now, None).await;
+    let _ = format!(
+        "retry: {:?}",
+        retry.as_ref().map(|o| (o.decision.allowed, o.replayed))
+    );
+    assert!(retry.is_ok_and(|o| o.replayed));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_corrupt_length_mid_journal_is_silently_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Utc.with_ymd_and_hms(2025, 12, 2, 15, 0, 0).unwrap();
+    {
+        let g = open(dir.path(), u64::MAX);
+        for i in 0..3 {
+            let call = InteractionInput {
+                channel: Some("voice".into()),
+                direction: Some("outbound".into()),
+                status: Some("attempted".into()),
+                status_details: Some("voiceRangNoPickup".into()),
+                loan_id: Some("L1".into()),
+                external_id: Some(format!("c{i}")),
+                started_at: Some("2025-12-01T15:00:00Z".into()),
+                ..InteractionInput::default()
+            };
+            g.create("BO-AAAA-00000001", &call, &caller(), now)
+                .await
+                .unwrap();
+        }
+        assert_eq!(g.len(), 3);
+    }
+    let path = dir.path().join("journal/journal-00000000.log");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let before = bytes.len();
+    // One bit flip in the high byte of the FIRST record's length field.
+    bytes[8 + 3] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let r = Guard::open(
+        IndexConfig::default(),
+        dir.path(),
+        Durability::Sync,
+        u64::MAX,
+        |_| {},
+    );
+    match r {
+        Ok((g, replayed)) => panic!(
+            "a damaged length was taken for a torn tail: {} interactions, cut {:?}",
+            g.len(),
+            replayed.cut
+        ),
+        Err(e) => {
+            let text = e.to_string();
+            assert!(text.contains("is damaged at byte offset 8"), "{text}");
+            assert!(text.contains("a whole record follows"), "{text}");
+            assert_eq!(
+                std::fs::read(&path).unwrap().len(),
+                before,
+                "a refused start leaves the file as it is"
+            );
+        }
+    }
+}
