@@ -354,7 +354,12 @@ impl Guard {
             .map_err(|_| GuardError::Internal("the index lock is poisoned".into()))
     }
 
-    fn proposal(&self, input: &CheckInput, index: &Index) -> Result<Proposal, GuardError> {
+    fn proposal(
+        &self,
+        input: &CheckInput,
+        index: &Index,
+        now: DateTime<Utc>,
+    ) -> Result<Proposal, GuardError> {
         let mut problems = Vec::new();
         let mut note = |r: Result<(), FieldProblem>| {
             if let Err(p) = r {
@@ -488,7 +493,11 @@ impl Guard {
         p.contact =
             ContactKind::from_record(input.contact.as_ref().and_then(|c| c.kind.as_deref()));
         p.answers_borrower = !input.previous_interaction_id.is_empty()
-            && index.answers_borrower(&input.person_id, &input.previous_interaction_id);
+            && index.is_reply(
+                &input.person_id,
+                &input.previous_interaction_id,
+                input.at.unwrap_or(now),
+            );
         p.at = input.at;
         if let Some(at) = input.at
             && !(MIN_AT..=MAX_AT).contains(&at.timestamp())
@@ -560,7 +569,7 @@ impl Guard {
         }
         if !input.reserve {
             let ledger = self.read()?;
-            let proposal = self.proposal(input, &ledger.index)?;
+            let proposal = self.proposal(input, &ledger.index, now)?;
             let view = ledger.index.view(&input.person_id)?;
             let decision = engine::decide(&rules, &view, &proposal, now);
             // Answer only once every write this decision read is durable: an
@@ -606,7 +615,7 @@ impl Guard {
             let commit = self.log(Vec::new())?;
             return Ok((outcome, commit));
         }
-        let proposal = self.proposal(input, &ledger.index)?;
+        let proposal = self.proposal(input, &ledger.index, now)?;
         let view = ledger.index.view(&input.person_id)?;
         let decision = engine::decide(&rules, &view, &proposal, now);
         if deadline.is_some_and(|d| Instant::now() >= d) {

@@ -33,6 +33,11 @@ pub use query::{DEFAULT_LIMIT, ListPage, ListQuery, MAX_LIMIT, SortField};
 /// may use.
 pub const DEFAULT_HORIZON_DAYS: u32 = 90;
 
+/// How long after a borrower's message a send citing it is still the reply
+/// to it ("responding to a communication from the debtor", RCW 19.16.250):
+/// our reading, since the statute names no period.
+pub const REPLY_WINDOW_DAYS: i64 = 7;
+
 /// The longest horizon allowed (ten years): window arithmetic stays far
 /// from any overflow.
 pub const MAX_HORIZON_DAYS: u32 = 3650;
@@ -763,10 +768,34 @@ impl Index {
         })
     }
 
-    /// True if a send with this previousInteractionId answers a
-    /// communication from the borrower: the id names one of the borrower's
-    /// inbound interactions. An id we cannot find is not an answer, the
-    /// stricter reading.
+    /// True if a send at `at` citing this previousInteractionId is the reply
+    /// to the borrower: the id names one of the borrower's live inbound
+    /// interactions from the [`REPLY_WINDOW_DAYS`] before `at`, and nothing
+    /// has answered it yet. Otherwise the send counts like any other (the
+    /// stricter reading).
+    pub fn is_reply(&self, person: &str, previous_interaction_id: &str, at: DateTime<Utc>) -> bool {
+        let Ok(Some(p)) = self.find_person(person) else {
+            return false;
+        };
+        let Ok(Some(k)) = self.find_interaction(previous_interaction_id) else {
+            return false;
+        };
+        if !self.key_is_inbound_of(p, k) {
+            return false;
+        }
+        let inbound_at = self.records[k.0 as usize].1.occurs_at().timestamp();
+        let t = at.timestamp();
+        if t < inbound_at || t - inbound_at > REPLY_WINDOW_DAYS * 86_400 {
+            return false;
+        }
+        let person = &self.people[p.0 as usize];
+        let from = person.entries.partition_point(|e| e.at < inbound_at);
+        !person.entries[from..].iter().any(|e| e.previous == Some(k))
+    }
+
+    /// True if `previous_interaction_id` names one of the person's live
+    /// inbound interactions (with no time window: see [`Index::is_reply`]
+    /// for what a decision uses). An id we cannot find is not an answer.
     pub fn answers_borrower(&self, person: &str, previous_interaction_id: &str) -> bool {
         match self.find_person(person) {
             Ok(Some(p)) => self.is_inbound_of(p, previous_interaction_id),
@@ -1061,14 +1090,30 @@ impl<'a> BorrowerView<'a> {
         &all[all.partition_point(|e| e.at < from)..]
     }
 
-    /// True if an entry answers a communication from the borrower: its
-    /// previousInteractionId names one of the borrower's inbound
-    /// interactions that has not been deleted.
+    /// True if an entry is the reply to a communication from the borrower:
+    /// its previousInteractionId names one of the borrower's live inbound
+    /// interactions, it happens within [`REPLY_WINDOW_DAYS`] after it, and
+    /// it is the first interaction that cites it. Citing an old message, or
+    /// answering one message many times, does not make a send a reply.
     pub fn answers_borrower(&self, e: &Entry) -> bool {
-        match (e.previous, self.person_key) {
-            (Some(prev), Some(p)) => self.index.key_is_inbound_of(p, prev),
-            _ => false,
+        let (Some(prev), Some(p)) = (e.previous, self.person_key) else {
+            return false;
+        };
+        if !self.index.key_is_inbound_of(p, prev) {
+            return false;
         }
+        let inbound_at = self.index.records[prev.0 as usize]
+            .1
+            .occurs_at()
+            .timestamp();
+        if e.at < inbound_at || e.at - inbound_at > REPLY_WINDOW_DAYS * 86_400 {
+            return false;
+        }
+        !self
+            .entries_from(inbound_at)
+            .iter()
+            .take_while(|x| (x.at, x.key) < (e.at, e.key))
+            .any(|x| x.previous == Some(prev))
     }
 
     /// Our id of an interaction.

@@ -450,11 +450,14 @@ fn previous_chain_stops_at_a_cycle() {
 fn answers_borrower_only_for_an_inbound_of_the_same_person() {
     let mut index = Index::default();
     let inbound = create(&mut index, P, &call_ext("inbound", "in-1"));
+    let _second = create(&mut index, P, &call_ext("inbound", "in-2"));
     let outbound = create(&mut index, P, &call("outbound"));
     let q_inbound = create(&mut index, Q, &call("inbound"));
 
     let by_ours = create(&mut index, P, &reply_to(&inbound));
-    let by_ext = create(&mut index, P, &reply_to("ext-in-1"));
+    // Each message is answered once: this reply is to the second one.
+    let by_ext = create(&mut index, P, &reply_to("ext-in-2"));
+    let again = create(&mut index, P, &reply_to(&inbound));
     let to_outbound = create(&mut index, P, &reply_to(&outbound));
     let to_other_person = create(&mut index, P, &reply_to(&q_inbound));
     let to_unknown = create(&mut index, P, &reply_to("IT-NONE-0000"));
@@ -469,6 +472,10 @@ fn answers_borrower_only_for_an_inbound_of_the_same_person() {
     };
     assert!(answers(&by_ours));
     assert!(answers(&by_ext));
+    assert!(
+        !answers(&again),
+        "a second answer to one message is not a reply"
+    );
     assert!(!answers(&to_outbound));
     assert!(!answers(&to_other_person));
     assert!(!answers(&to_unknown));

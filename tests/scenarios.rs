@@ -206,7 +206,7 @@ fn proposal(
     p.answers_borrower = send
         .previous_interaction_id
         .as_deref()
-        .is_some_and(|prev| index.answers_borrower(person, prev));
+        .is_some_and(|prev| index.is_reply(person, prev, at));
     p.at = Some(at);
     p.jurisdictions = engine::parse_jurisdictions(&send.jurisdictions.clone().unwrap_or_default())
         .map_err(|e| e.to_string())?;
