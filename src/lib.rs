@@ -18,6 +18,7 @@
 //! - [`rules`]: rule files, from their raw YAML form to a checked
 //!   [`rules::RuleSet`].
 //! - [`engine`]: the pure decide function, with `now` passed in.
+//! - [`ruletest`]: the rule tests officers write (`rules/tests/*.yaml`).
 //! - [`journal`]: the append-only log under the index (group commit,
 //!   replay, snapshots, the data-dir lock).
 //! - [`ops`]: operator commands on a data directory: backup, restore,
@@ -57,6 +58,7 @@ pub mod model;
 pub mod ops;
 pub mod reload;
 pub mod rules;
+pub mod ruletest;
 pub mod server;
 pub mod service;
 pub mod wire;

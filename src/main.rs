@@ -135,6 +135,14 @@ enum RulesCommand {
         #[arg(long, default_value_t = compliance_guard::index::DEFAULT_HORIZON_DAYS)]
         horizon_days: u32,
     },
+    /// Run the rule tests in DIR/tests/*.yaml against the rules in DIR:
+    /// one line per failing case, then `N passed, M failed`; exits 1 if any
+    /// case fails.
+    Test {
+        /// The rules directory.
+        #[arg(default_value = "rules")]
+        dir: PathBuf,
+    },
     /// List the rules in DIR with their ids, kinds and citations.
     List {
         /// The rules directory.
@@ -359,6 +367,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::from(1))
                 }
             }
+        }
+        Command::Rules {
+            command: RulesCommand::Test { dir },
+        } => {
+            let report = compliance_guard::ruletest::run(&dir).map_err(|e| anyhow::anyhow!(e))?;
+            for f in &report.failed {
+                println!("{f}");
+            }
+            println!("{} passed, {} failed", report.passed, report.failed.len());
+            Ok(if report.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Rules {
             command: RulesCommand::List { dir },

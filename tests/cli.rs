@@ -254,3 +254,45 @@ async fn serve_starts_answers_and_stops_on_sigterm() {
         "{rest:?}"
     );
 }
+
+#[test]
+fn rules_test_runs_the_shipped_cases_and_reports_a_failing_one() {
+    let o = run(&["rules", "test", "rules"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let shipped = stdout(&o);
+    assert!(shipped.ends_with(" passed, 0 failed\n"), "{shipped}");
+    let passed: usize = shipped.split(' ').next().unwrap().parse().unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir("rules").unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::create_dir(dir.path().join("tests")).unwrap();
+    for entry in std::fs::read_dir("rules/tests").unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(
+            &path,
+            dir.path().join("tests").join(path.file_name().unwrap()),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        dir.path().join("tests/wrong.yaml"),
+        "tests:\n  - name: a late call said to be allowed\n    at: \"2020-06-02T03:00:00Z\"\n    send: {channel: voice, jurisdictions: [US-NY]}\n    expect: {allowed: true, ruleId: none-at-all}\n",
+    )
+    .unwrap();
+    let o = run(&["rules", "test", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    let wrong = dir.path().join("tests/wrong.yaml");
+    assert_eq!(
+        out,
+        format!(
+            "{}: a late call said to be allowed: expected allowed, got blocked by `us-regf-hours`; expected rule `none-at-all`, got `us-regf-hours`\n{passed} passed, 1 failed\n",
+            wrong.display()
+        )
+    );
+}
