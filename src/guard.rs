@@ -209,6 +209,8 @@ pub struct Guard {
     ledger: RwLock<Ledger>,
     /// `None`: in memory only (tests, benchmarks, what-if).
     journal: Option<Journal>,
+    /// When the rule set in force was put in force.
+    rules_loaded_at: std::sync::Mutex<Option<DateTime<Utc>>>,
 }
 
 fn parse_vocab<T>(
@@ -241,6 +243,7 @@ impl Guard {
                 ..Ledger::default()
             }),
             journal: None,
+            rules_loaded_at: std::sync::Mutex::new(None),
         }
     }
 
@@ -323,6 +326,7 @@ impl Guard {
             rules: ArcSwapOption::empty(),
             ledger: RwLock::new(ledger),
             journal: Some(journal),
+            rules_loaded_at: std::sync::Mutex::new(None),
         };
         Ok((guard, replayed))
     }
@@ -335,6 +339,14 @@ impl Guard {
     /// Puts a rule set in force; every later Check sees it whole.
     pub fn set_rules(&self, rules: Arc<RuleSet>) {
         self.rules.store(Some(rules));
+        if let Ok(mut at) = self.rules_loaded_at.lock() {
+            *at = Some(Utc::now());
+        }
+    }
+
+    /// When the rule set in force was put in force.
+    pub fn rules_loaded_at(&self) -> Option<DateTime<Utc>> {
+        self.rules_loaded_at.lock().ok().and_then(|at| *at)
     }
 
     /// The rule set in force, if one is loaded.

@@ -178,9 +178,38 @@ pub fn diff(old: &RuleSet, new: &RuleSet) -> Diff {
     d
 }
 
+/// Keeps the text of a rule set that went live in
+/// `DATA_DIR/rules-archive/VERSION/`, so that any past decision (which
+/// names its rules_version) can be traced to the exact rules. A version
+/// already archived is left as it is.
+pub fn archive(data_dir: &Path, rules: &RuleSet) -> std::io::Result<PathBuf> {
+    let root = data_dir.join("rules-archive");
+    let dir = root.join(rules.version());
+    if dir.exists() {
+        return Ok(dir);
+    }
+    let tmp = root.join(format!(".{}.tmp", rules.version()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    for (path, text) in rules.sources() {
+        let name = Path::new(path)
+            .file_name()
+            .map_or_else(|| path.clone(), |n| n.to_string_lossy().into_owned());
+        std::fs::write(tmp.join(name), text)?;
+    }
+    std::fs::rename(&tmp, &dir)?;
+    Ok(dir)
+}
+
 /// One reload: read, check, and either swap in or refuse. Returns whether
-/// a new set was put in force.
-pub fn reload_once(dir: &Path, opts: &LoadOptions, guard: &Guard, stats: &ReloadStats) -> bool {
+/// a new set was put in force. A new set's text is archived in `data_dir`.
+pub fn reload_once(
+    dir: &Path,
+    opts: &LoadOptions,
+    guard: &Guard,
+    stats: &ReloadStats,
+    data_dir: &Path,
+) -> bool {
     match read_stable(dir, opts) {
         Ok(new) => {
             let old = guard.rules();
@@ -200,6 +229,9 @@ pub fn reload_once(dir: &Path, opts: &LoadOptions, guard: &Guard, stats: &Reload
                     "rules reloaded"
                 );
             }
+            if let Err(e) = archive(data_dir, &new) {
+                tracing::warn!(error = %e, version = new.version(), "the rules version could not be archived");
+            }
             guard.set_rules(Arc::new(new));
             stats.applied.fetch_add(1, Ordering::Relaxed);
             true
@@ -218,6 +250,7 @@ pub fn reload_once(dir: &Path, opts: &LoadOptions, guard: &Guard, stats: &Reload
 /// reads and the compile off the async workers.
 pub async fn watch(
     dir: PathBuf,
+    data_dir: PathBuf,
     opts: LoadOptions,
     guard: Arc<Guard>,
     stats: Arc<ReloadStats>,
@@ -272,12 +305,16 @@ pub async fn watch(
         // Wait for the directory to be quiet: drain events until none
         // arrives for QUIET.
         while let Ok(Some(())) = tokio::time::timeout(QUIET, rx.recv()).await {}
-        let (dir, opts, guard, stats) = (
+        let (dir, data_dir, opts, guard, stats) = (
             dir.clone(),
+            data_dir.clone(),
             opts.clone(),
             Arc::clone(&guard),
             Arc::clone(&stats),
         );
-        let _ = tokio::task::spawn_blocking(move || reload_once(&dir, &opts, &guard, &stats)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            reload_once(&dir, &opts, &guard, &stats, &data_dir)
+        })
+        .await;
     }
 }

@@ -447,6 +447,9 @@ pub struct RuleSet {
     rules: Vec<Rule>,
     version: String,
     horizon_days: u32,
+    /// The file names and texts it was compiled from, for the archive of
+    /// every version that went live.
+    sources: Vec<(String, String)>,
 }
 
 /// FNV-1a, 64 bits: a stable content hash with no dependency. It names a
@@ -898,6 +901,7 @@ impl RuleSet {
             rules,
             version: format!("{hash:016x}"),
             horizon_days: opts.horizon_days,
+            sources: sources.to_vec(),
         })
     }
 
@@ -935,7 +939,13 @@ impl RuleSet {
             rules,
             version: format!("{}+only-{hash:016x}", self.version),
             horizon_days: self.horizon_days,
+            sources: self.sources.clone(),
         })
+    }
+
+    /// The `(file, text)` pairs the set was compiled from.
+    pub fn sources(&self) -> &[(String, String)] {
+        &self.sources
     }
 
     /// Every rule, sorted by id.

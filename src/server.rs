@@ -305,6 +305,9 @@ pub async fn serve(
         }
     };
     tracing::info!(rules = rules.rules().len(), version = rules.version(), dir = %config.rules_dir.display(), "rules loaded");
+    if let Err(e) = crate::reload::archive(&config.data_dir, &rules) {
+        tracing::warn!(error = %e, "the rules version could not be archived");
+    }
     guard.set_rules(Arc::new(rules));
     let _ = cell.set(Arc::clone(&guard));
     if let Some(hold) = config.hold_until {
@@ -322,6 +325,7 @@ pub async fn serve(
         };
         tokio::spawn(crate::reload::watch(
             config.rules_dir.clone(),
+            config.data_dir.clone(),
             opts,
             Arc::clone(&guard),
             stats,

@@ -293,6 +293,48 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
         result
     }
 
+    async fn list_rules(
+        &self,
+        _req: Request<pb::ListRulesRequest>,
+    ) -> Result<Response<pb::ListRulesResponse>, Status> {
+        timed("ListRules", async {
+            let guard = self.guard()?;
+            let rules = guard
+                .rules()
+                .ok_or_else(|| Status::unavailable("no rule set is loaded yet"))?;
+            Ok(Response::new(pb::ListRulesResponse {
+                rules_version: rules.version().to_owned(),
+                loaded_at: guard.rules_loaded_at().map(ts),
+                rules: rules
+                    .rules()
+                    .iter()
+                    .map(|r| pb::RuleInfo {
+                        id: r.id.clone(),
+                        description: r.description.clone(),
+                        citation: r.citation.clone(),
+                        source: r.source.clone().unwrap_or_default(),
+                        binds: r.binds.iter().map(|b| b.as_str().to_owned()).collect(),
+                        jurisdictions: r
+                            .jurisdictions
+                            .iter()
+                            .map(|j| j.code().to_owned())
+                            .collect(),
+                        kind: r.kind.name().to_owned(),
+                        mode: match r.mode {
+                            crate::rules::Mode::Enforce => "enforce".into(),
+                            crate::rules::Mode::Shadow => "shadow".into(),
+                        },
+                        binding: r.binding,
+                        file: r.file.clone(),
+                        line: u32::try_from(r.line).unwrap_or(u32::MAX),
+                    })
+                    .collect(),
+                tzdata_version: chrono_tz::IANA_TZDB_VERSION.to_owned(),
+            }))
+        })
+        .await
+    }
+
     async fn cancel_reservation(
         &self,
         req: Request<pb::CancelReservationRequest>,

@@ -39,7 +39,9 @@ async fn start() -> Running {
     let rules = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir("rules").unwrap() {
         let path = entry.unwrap().path();
-        std::fs::copy(&path, rules.path().join(path.file_name().unwrap())).unwrap();
+        if path.is_file() {
+            std::fs::copy(&path, rules.path().join(path.file_name().unwrap())).unwrap();
+        }
     }
     let data = tempfile::tempdir().unwrap();
     let stats = Arc::new(ReloadStats::default());
@@ -272,6 +274,59 @@ async fn under_concurrent_load_every_check_sees_one_whole_set() {
     }
     assert!(checks > 0);
     assert!(v2.is_some(), "some Check saw the new set");
+    s.stop.send(()).unwrap();
+    s.handle.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_rules_shows_the_set_in_force_and_every_live_version_is_archived() {
+    let s = start().await;
+    let mut client = ComplianceGuardClient::new(s.channel.clone());
+    let first = client
+        .list_rules(compliance_guard::pb::ListRulesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.rules.len(), 11);
+    assert_eq!(first.tzdata_version, chrono_tz::IANA_TZDB_VERSION);
+    assert!(first.loaded_at.is_some());
+    let hours = first
+        .rules
+        .iter()
+        .find(|r| r.id == "us-regf-hours")
+        .unwrap();
+    assert_eq!(
+        (
+            hours.citation.as_str(),
+            hours.kind.as_str(),
+            hours.mode.as_str(),
+            hours.binding
+        ),
+        ("12 CFR 1006.6(b)(1)(i)", "permittedHours", "enforce", true)
+    );
+    assert_eq!(hours.jurisdictions, ["US"]);
+    assert_eq!(hours.binds, ["debtCollector"]);
+
+    let original = std::fs::read_to_string(reg_f(&s.rules)).unwrap();
+    std::fs::write(reg_f(&s.rules), with_until(&original, "22:00")).unwrap();
+    wait_for(&s.stats.applied, 1).await;
+    let second = client
+        .list_rules(compliance_guard::pb::ListRulesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(second.rules_version, first.rules_version);
+    let archive = s._dirs.1.path().join("rules-archive");
+    for version in [&first.rules_version, &second.rules_version] {
+        let kept = std::fs::read_to_string(archive.join(version).join("us-reg-f.yaml")).unwrap();
+        let expected = if version == &first.rules_version {
+            original.clone()
+        } else {
+            with_until(&original, "22:00")
+        };
+        assert_eq!(kept, expected, "{version}");
+    }
+    drop(client);
     s.stop.send(()).unwrap();
     s.handle.await.unwrap().unwrap();
 }
