@@ -211,6 +211,8 @@ pub struct Guard {
     journal: Option<Journal>,
     /// When the rule set in force was put in force.
     rules_loaded_at: std::sync::Mutex<Option<DateTime<Utc>>>,
+    /// Where answered Checks are logged, if anywhere.
+    decisions: std::sync::OnceLock<crate::decisions::DecisionLog>,
 }
 
 fn parse_vocab<T>(
@@ -244,6 +246,7 @@ impl Guard {
             }),
             journal: None,
             rules_loaded_at: std::sync::Mutex::new(None),
+            decisions: std::sync::OnceLock::new(),
         }
     }
 
@@ -327,6 +330,7 @@ impl Guard {
             ledger: RwLock::new(ledger),
             journal: Some(journal),
             rules_loaded_at: std::sync::Mutex::new(None),
+            decisions: std::sync::OnceLock::new(),
         };
         Ok((guard, replayed))
     }
@@ -342,6 +346,16 @@ impl Guard {
         if let Ok(mut at) = self.rules_loaded_at.lock() {
             *at = Some(Utc::now());
         }
+    }
+
+    /// Logs every answered Check from now on (set once).
+    pub fn set_decision_log(&self, log: crate::decisions::DecisionLog) {
+        let _ = self.decisions.set(log);
+    }
+
+    /// The decision log, if one is kept.
+    pub fn decision_log(&self) -> Option<&crate::decisions::DecisionLog> {
+        self.decisions.get()
     }
 
     /// When the rule set in force was put in force.
@@ -561,6 +575,9 @@ impl Guard {
     ) -> Result<CheckOutcome, GuardError> {
         let (outcome, commit) = self.check_now(input, caller, now, deadline)?;
         commit.wait().await.map_err(not_durable)?;
+        if let Some(log) = self.decisions.get() {
+            log.record(input, caller, &outcome);
+        }
         Ok(outcome)
     }
 

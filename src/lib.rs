@@ -27,6 +27,8 @@
 //!   the service and the journal).
 //! - [`reload`]: live reload of the rules (watch and SIGHUP, check, swap
 //!   whole or refuse).
+//! - [`decisions`]: the decision log (every answered Check as a JSON line,
+//!   off the hot path).
 //! - [`guard`]: rules and index together; the operations the service
 //!   offers, each atomic (a reserving Check decides and records under one
 //!   lock).
@@ -49,6 +51,7 @@
 //! ```
 
 pub mod auth;
+pub mod decisions;
 pub mod engine;
 pub mod guard;
 pub mod index;

@@ -108,6 +108,23 @@ struct ServeArgs {
         default_value_t = 1_000_000
     )]
     compact_after: u64,
+    /// Keep no decision log (see README: what is lost then).
+    #[arg(long)]
+    no_decision_log: bool,
+    /// Days the decision log's files are kept; 0 keeps them forever.
+    #[arg(
+        long,
+        env = "COMPLIANCE_GUARD_DECISION_LOG_RETENTION_DAYS",
+        default_value_t = 1095
+    )]
+    decision_log_retention_days: u32,
+    /// Start a new decision log file past this many MiB.
+    #[arg(
+        long,
+        env = "COMPLIANCE_GUARD_DECISION_LOG_MAX_MIB",
+        default_value_t = 256
+    )]
+    decision_log_max_mib: u64,
     /// Do not watch the rules directory (SIGHUP does not reload either).
     #[arg(long)]
     no_reload: bool,
@@ -224,6 +241,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         args.insecure_no_auth,
         args.listen,
     )?;
+    let decision_log = (!args.no_decision_log).then(|| compliance_guard::decisions::LogConfig {
+        max_file_bytes: args.decision_log_max_mib.max(1) << 20,
+        retention_days: args.decision_log_retention_days,
+        ..compliance_guard::decisions::LogConfig::under(&args.data_dir)
+    });
     let config = ServeConfig {
         rules_dir: args.rules,
         data_dir: args.data_dir,
@@ -237,6 +259,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         },
         roles,
         durability: args.durability,
+        decision_log,
         reload: (!args.no_reload)
             .then(|| std::sync::Arc::new(compliance_guard::reload::ReloadStats::default())),
         compact_after: args.compact_after,

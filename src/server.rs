@@ -99,6 +99,9 @@ pub struct ServeConfig {
     /// Compact the journal into a snapshot at start when it holds more
     /// records than this (and more than half the snapshot).
     pub compact_after: u64,
+    /// The decision log: `Some` logs every answered Check there; `None`
+    /// keeps none.
+    pub decision_log: Option<crate::decisions::LogConfig>,
     /// Live reload of the rules: `Some` watches `rules_dir` (and SIGHUP)
     /// and counts reloads there; `None` keeps the rules loaded at start.
     pub reload: Option<Arc<crate::reload::ReloadStats>>,
@@ -305,6 +308,19 @@ pub async fn serve(
         }
     };
     tracing::info!(rules = rules.rules().len(), version = rules.version(), dir = %config.rules_dir.display(), "rules loaded");
+    if let Some(log) = config.decision_log.clone() {
+        match crate::decisions::DecisionLog::start(log.clone()) {
+            Ok(l) => guard.set_decision_log(l),
+            Err(e) => {
+                let _ = stop_tx.send(());
+                let _ = server.await;
+                return Err(ServeError::Task(format!(
+                    "cannot start the decision log in `{}`: {e}",
+                    log.dir.display()
+                )));
+            }
+        }
+    }
     if let Err(e) = crate::reload::archive(&config.data_dir, &rules) {
         tracing::warn!(error = %e, "the rules version could not be archived");
     }
@@ -339,6 +355,9 @@ pub async fn serve(
     let _ = reload_stop.send(true);
     if let Some(r) = reloader {
         let _ = r.await;
+    }
+    if let Some(log) = guard.decision_log() {
+        log.close();
     }
     result
 }

@@ -59,6 +59,7 @@ async fn start(data_dir: &Path) -> Server {
         durability: Durability::Sync,
         compact_after: u64::MAX,
         reload: None,
+        decision_log: None,
         shutdown_grace: Duration::from_secs(5),
         hold_until: None,
     };

@@ -359,6 +359,7 @@ async fn start_on(data_dir: &Path, compact_after: u64) -> InProcess {
         durability: Durability::Sync,
         compact_after,
         reload: None,
+        decision_log: None,
         shutdown_grace: Duration::from_secs(5),
         hold_until: None,
     };

@@ -56,6 +56,7 @@ async fn start() -> Running {
         roles: None,
         durability: compliance_guard::journal::Durability::Buffered,
         reload: Some(Arc::clone(&stats)),
+        decision_log: Some(compliance_guard::decisions::LogConfig::under(data.path())),
         compact_after: u64::MAX,
         shutdown_grace: Duration::from_secs(5),
         hold_until: None,
@@ -329,4 +330,60 @@ async fn list_rules_shows_the_set_in_force_and_every_live_version_is_archived() 
     drop(client);
     s.stop.send(()).unwrap();
     s.handle.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answered_check_is_a_line_of_the_decision_log() {
+    let s = start().await;
+    let mut client = ComplianceGuardClient::new(s.channel.clone());
+    let blocked = client.check(late_call()).await.unwrap().into_inner();
+    let mut morning = late_call();
+    morning.at = Some(Timestamp {
+        seconds: LATE - 11 * 3600,
+        nanos: 0,
+    });
+    morning.contact = Some(compliance_guard::pb::Contact {
+        kind: "mobilePhone".into(),
+        value: "+15555550100".into(),
+        name: String::new(),
+    });
+    let allowed = client.check(morning).await.unwrap().into_inner();
+    assert!(allowed.allowed && !blocked.allowed);
+    drop(client);
+    let data = s._dirs.1.path().to_owned();
+    s.stop.send(()).unwrap();
+    s.handle.await.unwrap().unwrap();
+
+    // Stopping flushed the log.
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(data.join("decisions")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        lines.extend(
+            text.lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()),
+        );
+    }
+    assert_eq!(lines.len(), 2);
+    let first = &lines[0];
+    assert_eq!(first["caller"], "anonymous");
+    assert_eq!(first["request"]["personId"], "BO-RELD-0001");
+    assert_eq!(
+        first["request"]["jurisdictions"],
+        serde_json::json!(["US-NY"])
+    );
+    assert_eq!(
+        first["request"]["timeZones"],
+        serde_json::json!(["America/New_York"])
+    );
+    assert_eq!(first["answer"]["allowed"], false);
+    assert_eq!(first["answer"]["complianceGuardRuleId"], "us-regf-hours");
+    assert_eq!(
+        first["answer"]["nextAllowedAt"],
+        "2025-12-02T13:00:00+00:00"
+    );
+    assert_eq!(first["rulesVersion"], blocked.rules_version.as_str());
+    let second = &lines[1];
+    assert_eq!(second["answer"]["allowed"], true);
+    assert_eq!(second["request"]["contact"]["kind"], "mobilePhone");
+    assert_eq!(second["answer"]["validUntil"], "2025-12-02T02:00:00+00:00");
 }
