@@ -386,75 +386,87 @@ impl Guard {
         index: &Index,
         now: DateTime<Utc>,
     ) -> Result<Proposal, GuardError> {
-        let mut problems = Vec::new();
-        let mut note = |r: Result<(), FieldProblem>| {
-            if let Err(p) = r {
-                problems.push(p);
-            }
-        };
-        if input.person_id.is_empty() {
-            note(Err(FieldProblem {
-                field: "personId".into(),
-                message: "`personId` is required".into(),
-            }));
-        } else if let Err(e) = AnyId::parse("personId", &input.person_id) {
-            note(Err(FieldProblem {
-                field: "personId".into(),
-                message: e.to_string(),
-            }));
+        build_proposal(input, index, now)
+    }
+}
+
+/// Reads a Check's facts into a [`Proposal`], refusing every bad field (all
+/// of them, each named). `index` tells whether the send answers the
+/// borrower; `now` is the moment when `at` is unset.
+pub fn build_proposal(
+    input: &CheckInput,
+    index: &Index,
+    now: DateTime<Utc>,
+) -> Result<Proposal, GuardError> {
+    let mut problems = Vec::new();
+    let mut note = |r: Result<(), FieldProblem>| {
+        if let Err(p) = r {
+            problems.push(p);
         }
-        let channel = match parse_vocab("channel", &input.channel, Channel::parse, Channel::NAMES) {
-            Ok(Some(c)) => Some(c),
-            Ok(None) => {
-                note(Err(FieldProblem {
-                    field: "channel".into(),
-                    message: "`channel` is required".into(),
-                }));
-                None
-            }
-            Err(p) => {
-                note(Err(p));
-                None
-            }
-        };
-        let direction = parse_vocab(
-            "direction",
-            &input.direction,
-            Direction::parse,
-            Direction::NAMES,
-        )
+    };
+    if input.person_id.is_empty() {
+        note(Err(FieldProblem {
+            field: "personId".into(),
+            message: "`personId` is required".into(),
+        }));
+    } else if let Err(e) = AnyId::parse("personId", &input.person_id) {
+        note(Err(FieldProblem {
+            field: "personId".into(),
+            message: e.to_string(),
+        }));
+    }
+    let channel = match parse_vocab("channel", &input.channel, Channel::parse, Channel::NAMES) {
+        Ok(Some(c)) => Some(c),
+        Ok(None) => {
+            note(Err(FieldProblem {
+                field: "channel".into(),
+                message: "`channel` is required".into(),
+            }));
+            None
+        }
+        Err(p) => {
+            note(Err(p));
+            None
+        }
+    };
+    let direction = parse_vocab(
+        "direction",
+        &input.direction,
+        Direction::parse,
+        Direction::NAMES,
+    )
+    .map_err(|p| problems.push(p))
+    .ok()
+    .flatten();
+    let theme = parse_vocab("theme", &input.theme, Theme::parse, Theme::NAMES)
         .map_err(|p| problems.push(p))
         .ok()
         .flatten();
-        let theme = parse_vocab("theme", &input.theme, Theme::parse, Theme::NAMES)
-            .map_err(|p| problems.push(p))
-            .ok()
-            .flatten();
-        let subject = parse_vocab("subject", &input.subject, Subject::parse, Subject::NAMES)
-            .map_err(|p| problems.push(p))
-            .ok()
-            .flatten()
-            .map(Subject::normalized);
-        let zones = engine::parse_zones(&input.time_zones)
-            .map_err(|e| {
-                problems.push(FieldProblem {
-                    field: "timeZones".into(),
-                    message: e.to_string(),
-                })
+    let subject = parse_vocab("subject", &input.subject, Subject::parse, Subject::NAMES)
+        .map_err(|p| problems.push(p))
+        .ok()
+        .flatten()
+        .map(Subject::normalized);
+    let zones = engine::parse_zones(&input.time_zones)
+        .map_err(|e| {
+            problems.push(FieldProblem {
+                field: "timeZones".into(),
+                message: e.to_string(),
             })
-            .unwrap_or_default();
-        let jurisdictions = engine::parse_jurisdictions(&input.jurisdictions)
-            .map_err(|e| {
-                problems.push(FieldProblem {
-                    field: "jurisdictions".into(),
-                    message: e.to_string(),
-                })
+        })
+        .unwrap_or_default();
+    let jurisdictions = engine::parse_jurisdictions(&input.jurisdictions)
+        .map_err(|e| {
+            problems.push(FieldProblem {
+                field: "jurisdictions".into(),
+                message: e.to_string(),
             })
-            .unwrap_or_default();
-        let balance = if input.balance.is_empty() {
-            None
-        } else {
-            Decimal::from_str_exact(&input.balance)
+        })
+        .unwrap_or_default();
+    let balance = if input.balance.is_empty() {
+        None
+    } else {
+        Decimal::from_str_exact(&input.balance)
                 .map_err(|_| {
                     problems.push(FieldProblem {
                         field: "balance".into(),
@@ -465,26 +477,26 @@ impl Guard {
                     })
                 })
                 .ok()
-        };
-        if input.loan_ids.len() > crate::model::MAX_LOANS
-            || input
-                .loan_ids
-                .iter()
-                .any(|l| l.is_empty() || l.chars().count() > crate::model::MAX_ID_CHARS)
-        {
-            problems.push(FieldProblem {
-                field: "loanIds".into(),
-                message: format!(
-                    "`loanIds` allows at most {} ids of 1 to {} characters each",
-                    crate::model::MAX_LOANS,
-                    crate::model::MAX_ID_CHARS
-                ),
-            });
-        }
-        if !input.previous_interaction_id.is_empty()
-            && AnyId::parse("previousInteractionId", &input.previous_interaction_id).is_err()
-        {
-            problems.push(FieldProblem {
+    };
+    if input.loan_ids.len() > crate::model::MAX_LOANS
+        || input
+            .loan_ids
+            .iter()
+            .any(|l| l.is_empty() || l.chars().count() > crate::model::MAX_ID_CHARS)
+    {
+        problems.push(FieldProblem {
+            field: "loanIds".into(),
+            message: format!(
+                "`loanIds` allows at most {} ids of 1 to {} characters each",
+                crate::model::MAX_LOANS,
+                crate::model::MAX_ID_CHARS
+            ),
+        });
+    }
+    if !input.previous_interaction_id.is_empty()
+        && AnyId::parse("previousInteractionId", &input.previous_interaction_id).is_err()
+    {
+        problems.push(FieldProblem {
                 field: "previousInteractionId".into(),
                 message: format!(
                     "`previousInteractionId` value `{}` is not an id; allowed: our id or `ext-` and an external id",
@@ -495,50 +507,50 @@ impl Guard {
                         .collect::<String>()
                 ),
             });
-        }
-        if input.request_id.chars().count() > crate::model::MAX_ID_CHARS {
-            problems.push(FieldProblem {
-                field: "requestId".into(),
-                message: format!(
-                    "`requestId` allows at most {} characters",
-                    crate::model::MAX_ID_CHARS
-                ),
-            });
-        }
-        let Some(channel) = channel else {
-            return Err(GuardError::Invalid(problems));
-        };
-        if !problems.is_empty() {
-            return Err(GuardError::Invalid(problems));
-        }
-        let mut p = Proposal::new(channel, direction.unwrap_or(Direction::Outbound));
-        p.theme = theme;
-        p.subject = subject;
-        p.loans = input.loan_ids.clone();
-        p.is_transactional = input.is_transactional;
-        p.contact =
-            ContactKind::from_record(input.contact.as_ref().and_then(|c| c.kind.as_deref()));
-        p.answers_borrower = !input.previous_interaction_id.is_empty()
-            && index.is_reply(
-                &input.person_id,
-                &input.previous_interaction_id,
-                input.at.unwrap_or(now),
-            );
-        p.at = input.at;
-        if let Some(at) = input.at
-            && !(MIN_AT..=MAX_AT).contains(&at.timestamp())
-        {
-            return Err(GuardError::field(
-                "at",
-                format!("`at` {at} is out of range; allowed: 1970-01-01 to 2999-12-31"),
-            ));
-        }
-        p.jurisdictions = jurisdictions;
-        p.zones = zones;
-        p.balance = balance;
-        Ok(p)
     }
+    if input.request_id.chars().count() > crate::model::MAX_ID_CHARS {
+        problems.push(FieldProblem {
+            field: "requestId".into(),
+            message: format!(
+                "`requestId` allows at most {} characters",
+                crate::model::MAX_ID_CHARS
+            ),
+        });
+    }
+    let Some(channel) = channel else {
+        return Err(GuardError::Invalid(problems));
+    };
+    if !problems.is_empty() {
+        return Err(GuardError::Invalid(problems));
+    }
+    let mut p = Proposal::new(channel, direction.unwrap_or(Direction::Outbound));
+    p.theme = theme;
+    p.subject = subject;
+    p.loans = input.loan_ids.clone();
+    p.is_transactional = input.is_transactional;
+    p.contact = ContactKind::from_record(input.contact.as_ref().and_then(|c| c.kind.as_deref()));
+    p.answers_borrower = !input.previous_interaction_id.is_empty()
+        && index.is_reply(
+            &input.person_id,
+            &input.previous_interaction_id,
+            input.at.unwrap_or(now),
+        );
+    p.at = input.at;
+    if let Some(at) = input.at
+        && !(MIN_AT..=MAX_AT).contains(&at.timestamp())
+    {
+        return Err(GuardError::field(
+            "at",
+            format!("`at` {at} is out of range; allowed: 1970-01-01 to 2999-12-31"),
+        ));
+    }
+    p.jurisdictions = jurisdictions;
+    p.zones = zones;
+    p.balance = balance;
+    Ok(p)
+}
 
+impl Guard {
     /// Appends `records` to the journal while the ledger lock is held (so
     /// the file order is the order of the changes); the commit resolves when
     /// they are durable.

@@ -23,6 +23,7 @@
 //!   replay, snapshots, the data-dir lock).
 //! - [`ops`]: operator commands on a data directory: backup, restore,
 //!   import.
+//! - [`whatif`]: what-if replay of the decision log against other rules.
 //! - [`wire`]: protobuf messages and domain values, both ways (shared by
 //!   the service and the journal).
 //! - [`reload`]: live reload of the rules (watch and SIGHUP, check, swap
@@ -64,6 +65,7 @@ pub mod rules;
 pub mod ruletest;
 pub mod server;
 pub mod service;
+pub mod whatif;
 pub mod wire;
 
 /// The generated protobuf and gRPC code of `proto/complianceguard/v1`.

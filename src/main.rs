@@ -160,6 +160,25 @@ enum RulesCommand {
         #[arg(default_value = "rules")]
         dir: PathBuf,
     },
+    /// Replay the decision log against other rules: had NEW been live, what
+    /// would it have changed? Reads only; runs while the server is up.
+    Replay {
+        /// The rule set to try.
+        #[arg(long)]
+        rules: PathBuf,
+        /// The data directory whose decision log and journal are replayed.
+        #[arg(long, env = "COMPLIANCE_GUARD_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// Only decisions at or after this moment (RFC 3339 or a date).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only decisions before this moment (RFC 3339 or a date).
+        #[arg(long)]
+        to: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the rules in DIR with their ids, kinds and citations.
     List {
         /// The rules directory.
@@ -338,6 +357,61 @@ fn import(
     })
 }
 
+fn replay(
+    rules: &std::path::Path,
+    data_dir: &std::path::Path,
+    from: Option<String>,
+    to: Option<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let time = |t: Option<String>| -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+        t.map(|t| {
+            compliance_guard::model::parse_time("from/to", &t).map_err(|e| anyhow::anyhow!("{e}"))
+        })
+        .transpose()
+    };
+    let report = compliance_guard::whatif::replay(rules, data_dir, time(from)?, time(to)?)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "replayed {} decisions ({} skipped)",
+        report.decisions, report.skipped
+    );
+    let ids: std::collections::BTreeSet<&String> =
+        report.before.keys().chain(report.after.keys()).collect();
+    println!(
+        "{:<48} {:>8} {:>8}",
+        "violations per rule", "before", "after"
+    );
+    for id in ids {
+        let n = |m: &std::collections::BTreeMap<String, u64>| m.get(id).copied().unwrap_or(0);
+        println!("{id:<48} {:>8} {:>8}", n(&report.before), n(&report.after));
+    }
+    println!("allowed -> blocked: {}", report.newly_blocked.len());
+    for c in &report.newly_blocked {
+        println!(
+            "  {} {} {}: now blocked by `{}`",
+            c.logged_at,
+            c.person_id,
+            c.channel,
+            c.now_rule_id.as_deref().unwrap_or("?")
+        );
+    }
+    println!("blocked -> allowed: {}", report.newly_allowed.len());
+    for c in &report.newly_allowed {
+        println!(
+            "  {} {} {}: was blocked by `{}`",
+            c.logged_at,
+            c.person_id,
+            c.channel,
+            c.was_rule_id.as_deref().unwrap_or("?")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Backup { data_dir, to } => {
@@ -391,6 +465,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Rules {
+            command:
+                RulesCommand::Replay {
+                    rules,
+                    data_dir,
+                    from,
+                    to,
+                    json,
+                },
+        } => replay(&rules, &data_dir, from, to, json),
         Command::Rules {
             command: RulesCommand::Test { dir },
         } => {

@@ -387,3 +387,60 @@ async fn every_answered_check_is_a_line_of_the_decision_log() {
     assert_eq!(second["request"]["contact"]["kind"], "mobilePhone");
     assert_eq!(second["answer"]["validUntil"], "2025-12-02T02:00:00+00:00");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_shows_what_a_stricter_and_a_looser_set_would_have_changed() {
+    let s = start().await;
+    let mut client = ComplianceGuardClient::new(s.channel.clone());
+    // 20:30 and 21:30 in New York: allowed and blocked under 08:00–21:00.
+    let mut early = late_call();
+    early.at = Some(Timestamp {
+        seconds: LATE - 3600,
+        nanos: 0,
+    });
+    assert!(client.check(early).await.unwrap().into_inner().allowed);
+    assert!(
+        !client
+            .check(late_call())
+            .await
+            .unwrap()
+            .into_inner()
+            .allowed
+    );
+    drop(client);
+    let data = s._dirs.1.path().to_owned();
+    let original = std::fs::read_to_string(reg_f(&s.rules)).unwrap();
+    s.stop.send(()).unwrap();
+    s.handle.await.unwrap().unwrap();
+
+    let try_with = |until: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir("rules").unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        std::fs::write(reg_f(dir.path()), with_until(&original, until)).unwrap();
+        let report = compliance_guard::whatif::replay(dir.path(), &data, None, None).unwrap();
+        (dir, report)
+    };
+    let (_stricter_dir, stricter) = try_with("20:00");
+    assert_eq!(stricter.decisions, 2);
+    assert_eq!(stricter.before.get("us-regf-hours"), Some(&1));
+    assert_eq!(stricter.after.get("us-regf-hours"), Some(&2));
+    assert_eq!(stricter.newly_blocked.len(), 1);
+    assert_eq!(
+        stricter.newly_blocked[0].now_rule_id.as_deref(),
+        Some("us-regf-hours")
+    );
+    assert!(stricter.newly_allowed.is_empty());
+    let (_looser_dir, looser) = try_with("22:00");
+    assert_eq!(looser.after.get("us-regf-hours"), None);
+    assert_eq!(looser.newly_allowed.len(), 1);
+    assert_eq!(
+        looser.newly_allowed[0].was_rule_id.as_deref(),
+        Some("us-regf-hours")
+    );
+    assert!(looser.newly_blocked.is_empty());
+}
