@@ -483,15 +483,29 @@ fn locate(text: &str, rule_id: &str, key: Option<&str>, nth: usize) -> (usize, u
     let Some(key) = key else {
         return (start + 1, id_col);
     };
-    for (i, l) in lines.iter().enumerate().skip(start + 1) {
-        let t = l.trim_start();
-        if t.starts_with("- id:") {
+    // A dotted key (`after.channels`) is found one segment after another.
+    let mut from = start + 1;
+    let mut found = None;
+    for segment in key.split('.') {
+        found = None;
+        for (i, l) in lines.iter().enumerate().skip(from) {
+            let t = l.trim_start();
+            if t.starts_with("- id:") {
+                break;
+            }
+            let t2 = t.trim_start_matches("- ");
+            if t2.starts_with(&format!("{segment}:")) {
+                found = Some((i + 1, l.len() - t2.len() + 1));
+                from = i + 1;
+                break;
+            }
+        }
+        if found.is_none() {
             break;
         }
-        let t2 = t.trim_start_matches("- ");
-        if t2.starts_with(&format!("{key}:")) {
-            return (i + 1, l.len() - t2.len() + 1);
-        }
+    }
+    if let Some(at) = found {
+        return at;
     }
     (start + 1, id_col)
 }
@@ -699,6 +713,18 @@ impl Checker<'_> {
             self.nonempty(id, "channels", cd.after.channels.as_deref());
             self.nonempty(id, "directions", cd.after.directions.as_deref());
             self.nonempty(id, "themes", cd.after.themes.as_deref());
+            if cd
+                .after
+                .channels
+                .as_ref()
+                .is_some_and(|c| !c.is_empty() && !c.contains(&Channel::Voice))
+            {
+                self.report(
+                    id,
+                    Some("after.channels"),
+                    format!("rule `{id}`: a conversation is a telephone call, so a quiet period after one on these channels can never start; include `voice`"),
+                );
+            }
             let trigger = Filter {
                 channels: cd
                     .after
@@ -741,6 +767,59 @@ impl Checker<'_> {
         }
         None
     }
+}
+
+/// Every parse problem of a file, not only the first: serde_yaml stops at
+/// the first error, so each rule of the `rules:` list is parsed again on
+/// its own (the file cut at its `- ` items) and its errors are moved back to
+/// the file's lines. Falls back to the first error alone when the file is
+/// not laid out as a list of rules.
+fn every_parse_error(file: &str, text: &str, first: &serde_yaml::Error) -> Vec<RuleError> {
+    let whole = yaml_error(file, first);
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(list_at) = lines.iter().position(|l| l.trim_end() == "rules:") else {
+        return vec![whole];
+    };
+    let indent_of = |l: &str| l.len() - l.trim_start().len();
+    let Some(first_item) = lines
+        .iter()
+        .skip(list_at + 1)
+        .position(|l| l.trim_start().starts_with("- "))
+    else {
+        return vec![whole];
+    };
+    let first_item = list_at + 1 + first_item;
+    let indent = indent_of(lines[first_item]);
+    let mut starts: Vec<usize> = (first_item..lines.len())
+        .filter(|i| indent_of(lines[*i]) == indent && lines[*i].trim_start().starts_with("- "))
+        .collect();
+    starts.push(lines.len());
+    let mut found = Vec::new();
+    for pair in starts.windows(2) {
+        let (from, to) = (pair[0], pair[1]);
+        let chunk = format!("rules:\n{}\n", lines[from..to].join("\n"));
+        if let Err(e) = serde_yaml::from_str::<RawFile>(&chunk) {
+            let mut err = yaml_error(file, &e);
+            if err.line >= 2 {
+                err.line = err.line - 2 + from + 1;
+                // The chunk's rule is always item 0; name its place in the file.
+                let item = starts.iter().position(|s| *s == from).unwrap_or(0);
+                err.message = err
+                    .message
+                    .replacen("rules[0]", &format!("rules[{item}]"), 1);
+                found.push(err);
+            }
+        }
+    }
+    // The file's own first error stands first (it may lie outside every
+    // rule, in which case the per-rule errors add nothing).
+    let mut all = vec![whole];
+    for e in found {
+        if !all.iter().any(|a| a.line == e.line && a.column == e.column) {
+            all.push(e);
+        }
+    }
+    all
 }
 
 fn yaml_error(file: &str, e: &serde_yaml::Error) -> RuleError {
@@ -858,7 +937,7 @@ impl RuleSet {
             let file: RawFile = match serde_yaml::from_str(text) {
                 Ok(f) => f,
                 Err(e) => {
-                    errors.push(yaml_error(name, &e));
+                    errors.extend(every_parse_error(name, text, &e));
                     continue;
                 }
             };

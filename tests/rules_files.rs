@@ -463,10 +463,15 @@ fn vocabulary_errors_in_two_rules_of_one_file() {
         "{}",
         e[0].message
     );
-    // serde_yaml stops at the first error in a file, so the second rule's
-    // `US-XX` is reported only once the first is fixed. Errors found after
-    // parsing, and errors in other files, are all reported (tests above).
-    assert_eq!(e.len(), 1);
+    // Each rule is parsed again on its own, so both are reported, each at
+    // its own line.
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[1].message
+            .starts_with("rules[1].jurisdictions[0]: unknown jurisdiction `US-XX`"),
+        "{}",
+        e[1].message
+    );
 }
 
 // --- the shipped rules -----------------------------------------------------------
@@ -664,5 +669,18 @@ fn a_quiet_period_reaching_past_the_horizon_names_the_written_days() {
     assert_eq!(
         e[0].to_string(),
         "t.yaml:9:7: rule `test-cap`: `days` is 30 days (it reads 31 days of history), longer than the 30 days of history the index keeps; shorten it or raise the horizon"
+    );
+}
+
+#[test]
+fn a_quiet_period_after_a_conversation_off_the_phone_can_never_start() {
+    let kind = "    coolDown:\n      days: 7\n      per: debt\n      after:\n        event: conversation\n        channels: [email]\n";
+    let e = errors(&one_rule(VOICE, kind));
+    assert_eq!(e.len(), 1);
+    assert_eq!((e[0].line, e[0].column), (13, 9));
+    assert!(
+        e[0].message.contains("can never start; include `voice`"),
+        "{}",
+        e[0].message
     );
 }
