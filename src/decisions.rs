@@ -244,6 +244,7 @@ impl DecisionLog {
         let Some(tx) = tx.as_ref() else { return };
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(line) {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("compliance_guard_decision_log_dropped_total").increment(1);
         }
     }
 

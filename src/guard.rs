@@ -590,6 +590,15 @@ impl Guard {
         if let Some(log) = self.decisions.get() {
             log.record(input, caller, &outcome);
         }
+        let d = &outcome.decision;
+        metrics::counter!("compliance_guard_checks_total", "allowed" => if d.allowed { "true" } else { "false" }).increment(1);
+        if let Some(rule) = &d.rule_id {
+            metrics::counter!("compliance_guard_blocks_total", "rule_id" => rule.clone())
+                .increment(1);
+        }
+        for v in d.violations.iter().filter(|v| v.shadow) {
+            metrics::counter!("compliance_guard_shadow_violations_total", "rule_id" => v.rule_id.clone()).increment(1);
+        }
         Ok(outcome)
     }
 

@@ -108,6 +108,10 @@ struct ServeArgs {
         default_value_t = 1_000_000
     )]
     compact_after: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (for example
+    /// 127.0.0.1:9464). Unset: no metrics endpoint.
+    #[arg(long, env = "COMPLIANCE_GUARD_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Keep no decision log (see README: what is lost then).
     #[arg(long)]
     no_decision_log: bool,
@@ -290,6 +294,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
+        if let Some(addr) = args.metrics_listen {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .with_http_listener(addr)
+                .install()
+                .with_context(|| format!("serving metrics on {addr}"))?;
+            tracing::info!(%addr, "metrics at http://{addr}/metrics");
+        }
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;

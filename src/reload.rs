@@ -234,6 +234,8 @@ pub fn reload_once(
             }
             guard.set_rules(Arc::new(new));
             stats.applied.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("compliance_guard_rules_reloads_total", "outcome" => "applied")
+                .increment(1);
             true
         }
         Err(errors) => {
@@ -241,6 +243,8 @@ pub fn reload_once(
                 tracing::warn!(problem = %e, "rules reload refused; the last good set stays in force");
             }
             stats.refused.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("compliance_guard_rules_reloads_total", "outcome" => "refused")
+                .increment(1);
             false
         }
     }

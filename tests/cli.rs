@@ -296,3 +296,89 @@ fn rules_test_runs_the_shipped_cases_and_reports_a_failing_one() {
         )
     );
 }
+
+/// `serve --metrics-listen` exposes Prometheus counters of Checks.
+#[cfg(unix)]
+#[tokio::test]
+async fn serve_exposes_metrics() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::Stdio;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_compliance-guard"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure-no-auth",
+            "--metrics-listen",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the server says where it listens")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("compliance-guard listening on ") {
+            break rest.split(';').next().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client =
+        compliance_guard::pb::compliance_guard_client::ComplianceGuardClient::new(channel);
+    let request = compliance_guard::pb::CheckRequest {
+        person_id: "BO-METR-0001".into(),
+        channel: "mail".into(),
+        ..Default::default()
+    };
+    let mut answered = false;
+    for _ in 0..500 {
+        if client.check(request.clone()).await.is_ok() {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(answered);
+    let mut body = String::new();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    stream.read_to_string(&mut body).unwrap();
+    assert!(
+        body.contains("compliance_guard_checks_total{allowed=\"true\"} 1"),
+        "{body}"
+    );
+    drop(client);
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    for _ in 0..1000 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
