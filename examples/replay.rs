@@ -63,6 +63,7 @@ fn main() {
                 id: person.clone(),
                 external_ids: vec![format!("crm-{p}")],
                 alias_ids: vec![],
+                at: None,
             })),
         };
         let count = per_person.min(n - p * per_person);

@@ -164,8 +164,12 @@ impl Writer {
             self.expire(day);
         }
         if let Some((_, _, w, size)) = &mut self.file {
-            w.write_all(line.as_bytes())?;
-            w.write_all(b"\n")?;
+            // The line and its end go out together, so a line is never cut
+            // between the two.
+            let mut whole = Vec::with_capacity(line.len() + 1);
+            whole.extend_from_slice(line.as_bytes());
+            whole.push(b'\n');
+            w.write_all(&whole)?;
             *size += line.len() as u64 + 1;
         }
         Ok(())
@@ -211,8 +215,12 @@ impl DecisionLog {
         let writer_stats = Arc::clone(&stats);
         let writer = std::thread::Builder::new().name("decision-log".into()).spawn(move || {
             let mut w = Writer { config, file: None };
+            // Flushed at least once a second, whether lines keep coming or not.
+            let mut last_flush = std::time::Instant::now();
+            let mut dirty = false;
             loop {
-                match rx.recv_timeout(Duration::from_secs(1)) {
+                let wait = Duration::from_secs(1).saturating_sub(last_flush.elapsed());
+                match rx.recv_timeout(wait) {
                     Ok(line) => {
                         match w.write(&line, Utc::now()) {
                             Ok(()) => writer_stats.written.fetch_add(1, Ordering::Relaxed),
@@ -221,8 +229,20 @@ impl DecisionLog {
                                 writer_stats.dropped.fetch_add(1, Ordering::Relaxed)
                             }
                         };
+                        dirty = true;
+                        if last_flush.elapsed() >= Duration::from_secs(1) {
+                            w.flush();
+                            last_flush = std::time::Instant::now();
+                            dirty = false;
+                        }
                     }
-                    Err(RecvTimeoutError::Timeout) => w.flush(),
+                    Err(RecvTimeoutError::Timeout) => {
+                        if dirty {
+                            w.flush();
+                            dirty = false;
+                        }
+                        last_flush = std::time::Instant::now();
+                    }
                     Err(RecvTimeoutError::Disconnected) => {
                         w.flush();
                         return;

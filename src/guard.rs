@@ -569,7 +569,7 @@ impl Guard {
         index
             .person_keys()
             .skip(before)
-            .map(|k| person_record(index, k))
+            .map(|k| person_record(index, k, Some(Utc::now())))
             .collect()
     }
 
@@ -954,6 +954,7 @@ impl Guard {
                     person_id: ledger.index.person_id(key).to_owned(),
                     debt_id: debt_id.to_owned(),
                     loan_ids: loans.to_vec(),
+                    at: Some(crate::wire::ts(Utc::now())),
                 })),
             });
             self.log(records)?
@@ -968,7 +969,7 @@ impl Guard {
             let people = ledger.index.people_len();
             let k = ledger.index.link_person(id, external_id)?;
             let mut records = Self::new_people(&ledger.index, people);
-            records.push(person_record(&ledger.index, k));
+            records.push(person_record(&ledger.index, k, Some(Utc::now())));
             (ledger.index.person_id(k).to_owned(), self.log(records)?)
         };
         commit.wait().await.map_err(not_durable)?;
@@ -1062,13 +1063,15 @@ fn interaction_record(r: &Interaction) -> Record {
     }
 }
 
-fn person_record(index: &Index, key: crate::index::PersonKey) -> Record {
+/// A person's names as a journal record; `at` is when (unset in snapshots).
+fn person_record(index: &Index, key: crate::index::PersonKey, at: Option<DateTime<Utc>>) -> Record {
     let (id, alias_ids, external_ids) = index.person_names(key);
     Record {
         op: Some(Op::Person(journal::Person {
             id,
             external_ids,
             alias_ids,
+            at: at.map(crate::wire::ts),
         })),
     }
 }
@@ -1114,7 +1117,7 @@ fn snapshot_records(ledger: &Ledger) -> impl Iterator<Item = Record> + '_ {
     let people = index
         .person_keys()
         .filter(move |k| !index.person_id(*k).is_empty())
-        .map(move |k| person_record(index, k));
+        .map(move |k| person_record(index, k, None));
     let debts = index.person_keys().flat_map(move |k| {
         let person_id = index.person_id(k).to_owned();
         index
@@ -1125,6 +1128,7 @@ fn snapshot_records(ledger: &Ledger) -> impl Iterator<Item = Record> + '_ {
                     person_id: person_id.clone(),
                     debt_id,
                     loan_ids,
+                    at: None,
                 })),
             })
     });

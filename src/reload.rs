@@ -50,8 +50,9 @@ fn newest_age(sources: &[(String, String)]) -> Duration {
         .iter()
         .filter_map(|(path, _)| std::fs::metadata(path).and_then(|m| m.modified()).ok())
         .max()
-        .and_then(|t| t.elapsed().ok())
-        .unwrap_or_default()
+        // A time in the future (a file copied from a clock ahead of ours)
+        // cannot tell us anything: count it as settled.
+        .map_or(Duration::ZERO, |t| t.elapsed().unwrap_or(SETTLE))
 }
 
 /// Reads the rules directory until two reads in a row agree and no file
@@ -145,7 +146,10 @@ pub fn diff(old: &RuleSet, new: &RuleSet) -> Diff {
                     ..
                 },
             ) if o.applies == n.applies => {
-                let (or, nr) = (od + u32::from(!o1), nd + u32::from(!n1));
+                let (or, nr) = (
+                    od.saturating_add(u32::from(!o1)),
+                    nd.saturating_add(u32::from(!n1)),
+                );
                 (nr > or, nr < or)
             }
             (

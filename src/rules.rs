@@ -396,7 +396,7 @@ impl RuleKind {
                 days,
                 event_day_is_day_one,
                 ..
-            } => days + u32::from(!event_day_is_day_one),
+            } => days.saturating_add(u32::from(!event_day_is_day_one)),
             RuleKind::PermittedHours { .. } => 0,
         }
     }
@@ -468,7 +468,11 @@ fn fnv1a(hash: &mut u64, bytes: &[u8]) {
 /// line, then to the start of the file.
 fn locate(text: &str, rule_id: &str, key: Option<&str>, nth: usize) -> (usize, usize) {
     let lines: Vec<&str> = text.lines().collect();
-    let unquote = |v: &str| v.trim().trim_matches(|c| c == '"' || c == '\'').to_owned();
+    // A value as written: a trailing comment dropped, quotes removed.
+    let unquote = |v: &str| {
+        let v = v.split(" #").next().unwrap_or(v);
+        v.trim().trim_matches(|c| c == '"' || c == '\'').to_owned()
+    };
     let id_line = lines
         .iter()
         .enumerate()
@@ -707,12 +711,12 @@ impl Checker<'_> {
                 id,
                 "days",
                 cd.days,
-                cd.days + u32::from(!cd.event_day_is_day_one),
+                cd.days.saturating_add(u32::from(!cd.event_day_is_day_one)),
                 opts,
             );
-            self.nonempty(id, "channels", cd.after.channels.as_deref());
-            self.nonempty(id, "directions", cd.after.directions.as_deref());
-            self.nonempty(id, "themes", cd.after.themes.as_deref());
+            self.nonempty(id, "after.channels", cd.after.channels.as_deref());
+            self.nonempty(id, "after.directions", cd.after.directions.as_deref());
+            self.nonempty(id, "after.themes", cd.after.themes.as_deref());
             if cd
                 .after
                 .channels
@@ -776,6 +780,11 @@ impl Checker<'_> {
 /// not laid out as a list of rules.
 fn every_parse_error(file: &str, text: &str, first: &serde_yaml::Error) -> Vec<RuleError> {
     let whole = yaml_error(file, first);
+    // A syntax error makes every later position doubtful: report it alone.
+    // Only a file that is valid YAML is cut into rules and parsed again.
+    if serde_yaml::from_str::<serde_yaml::Value>(text).is_err() {
+        return vec![whole];
+    }
     let lines: Vec<&str> = text.lines().collect();
     let Some(list_at) = lines.iter().position(|l| l.trim_end() == "rules:") else {
         return vec![whole];
@@ -800,7 +809,11 @@ fn every_parse_error(file: &str, text: &str, first: &serde_yaml::Error) -> Vec<R
         let chunk = format!("rules:\n{}\n", lines[from..to].join("\n"));
         if let Err(e) = serde_yaml::from_str::<RawFile>(&chunk) {
             let mut err = yaml_error(file, &e);
-            if err.line >= 2 {
+            // An anchor defined in another rule is not an error of this one.
+            if err.message.contains("unknown anchor") {
+                continue;
+            }
+            if err.line >= 2 && err.line - 2 < to - from {
                 err.line = err.line - 2 + from + 1;
                 // The chunk's rule is always item 0; name its place in the file.
                 let item = starts.iter().position(|s| *s == from).unwrap_or(0);

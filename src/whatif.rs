@@ -150,6 +150,8 @@ fn effective(record: &Record) -> Option<DateTime<Utc>> {
             .flatten()
             .filter_map(|t| crate::wire::time("t", t).ok())
             .max(),
+        Some(Op::Person(p)) => p.at.as_ref().and_then(|t| crate::wire::time("at", t).ok()),
+        Some(Op::Debt(d)) => d.at.as_ref().and_then(|t| crate::wire::time("at", t).ok()),
         Some(Op::Batch(b)) => b.records.iter().filter_map(effective).max(),
         _ => None,
     }
@@ -218,6 +220,10 @@ pub fn replay(
             let Ok(value) = serde_json::from_str::<Value>(&line) else {
                 continue;
             };
+            // A retry's repeated answer is not a decision of its own.
+            if value["answer"]["replayed"].as_bool() == Some(true) {
+                continue;
+            }
             if let Some(l) = logged(&value)
                 && from.is_none_or(|f| l.at >= f)
                 && to.is_none_or(|t| l.at < t)

@@ -14,6 +14,7 @@ mod grpc_interactions;
 mod index;
 mod model;
 mod regressions;
+mod regressions_audit;
 mod reload;
 mod rules_files;
 mod scenarios;

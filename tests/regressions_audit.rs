@@ -1,0 +1,275 @@
+//! Regressions from the second review (rule authoring and audit).
+
+use compliance_guard::rules::{LoadOptions, RuleSet};
+
+fn errs(text: &str) -> Vec<String> {
+    match RuleSet::compile(
+        &[("r.yaml".to_owned(), text.to_owned())],
+        &LoadOptions::default(),
+    ) {
+        Ok(_) => vec!["OK".into()],
+        Err(e) => {
+            e.0.iter()
+                .map(|e| format!("{}:{}: {}", e.line, e.column, e.message))
+                .collect()
+        }
+    }
+}
+
+const GOOD: &str = "    description: d\n    citation: c\n    jurisdictions: [US]\n    permittedHours:\n      from: \"08:00\"\n      until: \"21:00\"\n";
+
+#[test]
+fn rv_locate_id_with_comment() {
+    // README's own example writes a comment after the id.
+    let text = "rules:\n  - id: a        # stable\n    description: d\n    citation: \"\"\n    jurisdictions: [US]\n    permittedHours:\n      from: \"08:00\"\n      until: \"21:00\"\n";
+    let e = errs(text);
+    assert!(e[0].starts_with("4:5:"), "{e:?}");
+}
+
+#[test]
+fn rv_locate_cooldown_after_directions() {
+    let text = "rules:\n  - id: q\n    description: d\n    citation: c\n    jurisdictions: [US]\n    applies:\n      channels: [voice]\n      directions: [outbound]\n    coolDown:\n      days: 7\n      per: debt\n      after:\n        event: conversation\n        directions: []\n";
+    let e = errs(text);
+    assert!(e[0].starts_with("14:9:"), "{e:?}");
+}
+
+#[test]
+fn rv_cooldown_days_overflow() {
+    let text = "rules:\n  - id: q\n    description: d\n    citation: c\n    jurisdictions: [US]\n    coolDown:\n      days: 4294967295\n      eventDayIsDayOne: false\n      per: debt\n      after:\n        event: conversation\n";
+    let e = errs(text);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("`days` is 4294967295 days"), "{e:?}");
+}
+
+mod wi {
+    use chrono::{Duration, Utc};
+    use compliance_guard::guard::{Caller, CheckInput, Guard};
+    use compliance_guard::index::IndexConfig;
+    use compliance_guard::journal::Durability;
+    use compliance_guard::model::InteractionInput;
+    use compliance_guard::rules::{LoadOptions, RuleSet};
+    use std::path::Path;
+    use std::sync::Arc;
+
+    pub const CAP: &str = "rules:\n  - id: one-call-a-day\n    description: d\n    citation: c\n    jurisdictions: [US]\n    applies:\n      channels: [voice]\n      directions: [outbound]\n    frequencyCap:\n      limit: 1\n      windowDays: 1\n      per: PER\n";
+
+    pub fn rules_dir(per: &str) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("r.yaml"), CAP.replace("PER", per)).unwrap();
+        d
+    }
+
+    pub fn open(data: &Path, rules: &Path) -> Guard {
+        let (g, _) = Guard::open(
+            IndexConfig::default(),
+            data,
+            Durability::Buffered,
+            u64::MAX,
+            |_| {},
+        )
+        .unwrap();
+        let set = RuleSet::load_dir(rules, &LoadOptions::default()).unwrap();
+        compliance_guard::reload::archive(data, &set).unwrap();
+        g.set_rules(Arc::new(set));
+        g.set_decision_log(
+            compliance_guard::decisions::DecisionLog::start(
+                compliance_guard::decisions::LogConfig::under(data),
+            )
+            .unwrap(),
+        );
+        g
+    }
+
+    pub fn call(loan: &str) -> CheckInput {
+        CheckInput {
+            person_id: "BO-WHAT-0001".into(),
+            channel: "voice".into(),
+            direction: "outbound".into(),
+            loan_ids: vec![loan.into()],
+            jurisdictions: vec!["US-NY".into()],
+            ..CheckInput::default()
+        }
+    }
+    pub fn caller() -> Caller {
+        Caller {
+            name: "t".into(),
+            sensitive: false,
+        }
+    }
+
+    pub fn close(g: Guard) {
+        if let Some(l) = g.decision_log() {
+            l.close();
+        }
+        drop(g);
+    }
+
+    #[tokio::test]
+    async fn rv_whatif_debt_declared_after_check() {
+        let rules = rules_dir("debt");
+        let data = tempfile::tempdir().unwrap();
+        let g = open(data.path(), rules.path());
+        let now = Utc::now();
+        let rec = InteractionInput {
+            channel: Some("voice".into()),
+            direction: Some("outbound".into()),
+            status: Some("attempted".into()),
+            status_details: Some("voiceRangNoPickup".into()),
+            loan_id: Some("LN-1".into()),
+            started_at: Some((now - Duration::hours(1)).to_rfc3339()),
+            ..Default::default()
+        };
+        g.create("BO-WHAT-0001", &rec, &caller(), now)
+            .await
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let live = g
+            .check(&call("LN-2"), &caller(), Utc::now(), None)
+            .await
+            .unwrap();
+        assert!(live.decision.allowed, "LN-2 is another debt: allowed live");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        g.declare_debt("BO-WHAT-0001", "D-1", &["LN-1".into(), "LN-2".into()])
+            .await
+            .unwrap();
+        close(g);
+        let r = compliance_guard::whatif::replay(rules.path(), data.path(), None, None).unwrap();
+        println!("{r:?}");
+        assert_eq!(r.decisions, 1);
+        assert!(
+            r.before.is_empty(),
+            "the live decision had no violation, replay says {:?}",
+            r.before
+        );
+    }
+
+    #[tokio::test]
+    async fn rv_whatif_reservation_retry() {
+        let rules = rules_dir("borrower");
+        let data = tempfile::tempdir().unwrap();
+        let g = open(data.path(), rules.path());
+        let mut reserve = call("LN-1");
+        reserve.reserve = true;
+        reserve.request_id = "r1".into();
+        let first = g
+            .check(&reserve, &caller(), Utc::now(), None)
+            .await
+            .unwrap();
+        assert!(first.decision.allowed && first.interaction_id.is_some());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let second = g
+            .check(&call("LN-1"), &caller(), Utc::now(), None)
+            .await
+            .unwrap();
+        assert!(!second.decision.allowed, "blocked live by the reservation");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let retry = g
+            .check(&reserve, &caller(), Utc::now(), None)
+            .await
+            .unwrap();
+        assert!(retry.replayed);
+        close(g);
+        let r = compliance_guard::whatif::replay(rules.path(), data.path(), None, None).unwrap();
+        println!("{r:?}");
+        assert_eq!(
+            r.before.get("one-call-a-day"),
+            Some(&1),
+            "one Check was blocked live"
+        );
+    }
+
+    #[tokio::test]
+    async fn rv_whatif_reservation_no_retry_control() {
+        let rules = rules_dir("borrower");
+        let data = tempfile::tempdir().unwrap();
+        let g = open(data.path(), rules.path());
+        let mut reserve = call("LN-1");
+        reserve.reserve = true;
+        reserve.request_id = "r1".into();
+        g.check(&reserve, &caller(), Utc::now(), None)
+            .await
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let second = g
+            .check(&call("LN-1"), &caller(), Utc::now(), None)
+            .await
+            .unwrap();
+        assert!(!second.decision.allowed);
+        close(g);
+        let r = compliance_guard::whatif::replay(rules.path(), data.path(), None, None).unwrap();
+        println!("{r:?}");
+        assert_eq!(r.before.get("one-call-a-day"), Some(&1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rv_decision_log_never_flushed_under_steady_traffic() {
+        let rules = rules_dir("borrower");
+        let data = tempfile::tempdir().unwrap();
+        let g = open(data.path(), rules.path());
+        for _ in 0..10 {
+            g.check(&call("LN-9"), &caller(), Utc::now(), None)
+                .await
+                .unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        }
+        let mut on_disk = 0;
+        for e in std::fs::read_dir(data.path().join("decisions")).unwrap() {
+            on_disk += std::fs::read_to_string(e.unwrap().path())
+                .unwrap()
+                .lines()
+                .count();
+        }
+        close(g);
+        // Before the fix nothing reached the disk until close. The bound is
+        // loose so that a loaded machine cannot make it fail.
+        assert!(
+            on_disk >= 2,
+            "lines older than 1 s should be flushed; on disk: {on_disk}"
+        );
+    }
+}
+
+#[test]
+fn rv_read_stable_future_mtime() {
+    let d = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir("rules").unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, d.path().join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(d.path().join("us-ma.yaml"))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(3600))
+        .unwrap();
+    drop(f);
+    let t = std::time::Instant::now();
+    let r = compliance_guard::reload::read_stable(d.path(), &LoadOptions::default());
+    println!(
+        "{:?} after {:?}",
+        r.as_ref()
+            .map(|s| s.version().to_owned())
+            .map_err(|e| e.to_string()),
+        t.elapsed()
+    );
+    assert!(r.is_ok());
+}
+
+#[test]
+fn rv_a_syntax_error_is_reported_once_and_anchors_across_rules_are_no_error() {
+    let unclosed = format!(
+        "rules:\n  - id: a\n{GOOD}  - id: b\n    description: \"d\n    citation: c\n    jurisdictions: [US]\n  - id: c\n{GOOD}"
+    );
+    assert_eq!(errs(&unclosed).len(), 1, "{:?}", errs(&unclosed));
+    let anchors = format!(
+        "rules:\n  - id: a\n{GOOD}    applies: &voice\n      channels: [voice]\n  - id: b\n{GOOD}    applies: *voice\n  - id: c\n{GOOD}    bogus: 1\n"
+    );
+    let e = errs(&anchors);
+    assert!(!e.iter().any(|m| m.contains("unknown anchor")), "{e:?}");
+    assert!(
+        e.iter().any(|m| m.contains("unknown field `bogus`")),
+        "{e:?}"
+    );
+}
