@@ -73,11 +73,13 @@ fn check_json(
     input: &CheckInput,
     caller: &Caller,
     outcome: &CheckOutcome,
+    decided_at: DateTime<Utc>,
     logged_at: DateTime<Utc>,
 ) -> Value {
     let d = &outcome.decision;
     let time = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339());
     json!({
+        "decidedAt": decided_at.to_rfc3339(),
         "loggedAt": logged_at.to_rfc3339(),
         "caller": caller.name,
         "request": {
@@ -257,9 +259,17 @@ impl DecisionLog {
         })
     }
 
-    /// Queues one answered Check; never waits.
-    pub fn record(&self, input: &CheckInput, caller: &Caller, outcome: &CheckOutcome) {
-        let line = check_json(input, caller, outcome, Utc::now()).to_string();
+    /// Queues one answered Check, decided at `decided_at` (the moment the
+    /// guard took it, which orders decisions against the history); never
+    /// waits.
+    pub fn record(
+        &self,
+        input: &CheckInput,
+        caller: &Caller,
+        outcome: &CheckOutcome,
+        decided_at: DateTime<Utc>,
+    ) {
+        let line = check_json(input, caller, outcome, decided_at, Utc::now()).to_string();
         let Ok(tx) = self.tx.lock() else { return };
         let Some(tx) = tx.as_ref() else { return };
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(line) {

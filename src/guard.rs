@@ -588,7 +588,7 @@ impl Guard {
         let (outcome, commit) = self.check_now(input, caller, now, deadline)?;
         commit.wait().await.map_err(not_durable)?;
         if let Some(log) = self.decisions.get() {
-            log.record(input, caller, &outcome);
+            log.record(input, caller, &outcome, now);
         }
         let d = &outcome.decision;
         metrics::counter!("compliance_guard_checks_total", "allowed" => if d.allowed { "true" } else { "false" }).increment(1);

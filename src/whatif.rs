@@ -118,7 +118,11 @@ fn logged(line: &Value) -> Option<Logged> {
     Some(Logged {
         at,
         reserved: line["answer"]["interactionId"].as_str().map(str::to_owned),
-        logged_at: text(&line["loggedAt"]),
+        // Decisions are ordered by when the guard took them; older logs
+        // have only the time the line was written.
+        logged_at: line["decidedAt"]
+            .as_str()
+            .map_or_else(|| text(&line["loggedAt"]), str::to_owned),
         rules_version: text(&line["rulesVersion"]),
         input: CheckInput {
             person_id: text(&r["personId"]),
