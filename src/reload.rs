@@ -185,7 +185,8 @@ pub fn diff(old: &RuleSet, new: &RuleSet) -> Diff {
 /// Keeps the text of a rule set that went live in
 /// `DATA_DIR/rules-archive/VERSION/`, so that any past decision (which
 /// names its rules_version) can be traced to the exact rules. A version
-/// already archived is left as it is.
+/// already archived is left as it is. Every file and directory entry is
+/// fsynced before the version is named, as the journal's records are.
 pub fn archive(data_dir: &Path, rules: &RuleSet) -> std::io::Result<PathBuf> {
     let root = data_dir.join("rules-archive");
     let dir = root.join(rules.version());
@@ -199,10 +200,23 @@ pub fn archive(data_dir: &Path, rules: &RuleSet) -> std::io::Result<PathBuf> {
         let name = Path::new(path)
             .file_name()
             .map_or_else(|| path.clone(), |n| n.to_string_lossy().into_owned());
-        std::fs::write(tmp.join(name), text)?;
+        let mut file = std::fs::File::create(tmp.join(name))?;
+        std::io::Write::write_all(&mut file, text.as_bytes())?;
+        file.sync_all()?;
     }
+    // The files, then their directory, then the rename in the archive's
+    // root reach the disk, so that a crash never leaves a version that
+    // decisions name but whose files are empty or missing.
+    sync_dir(&tmp)?;
     std::fs::rename(&tmp, &dir)?;
+    sync_dir(&root)?;
     Ok(dir)
+}
+
+/// Makes a directory's entries (new names, renames) durable, as the
+/// journal does for its files.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// One reload: read, check, and either swap in or refuse. Returns whether
