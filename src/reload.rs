@@ -8,6 +8,10 @@
 //! - Editors' temporary, swap and backup files are ignored (names starting
 //!   with `.` or `#`, or ending with `~`); a save by rename is a change
 //!   like any other.
+//! - Replacing the whole directory (a new one renamed over it, a symlink
+//!   swapped, a ConfigMap's `..data` swapped) is a change too: the parent
+//!   is watched for events that name the directory, and the watch then
+//!   moves to the new directory.
 //! - A set that fails its check is refused: the last good set stays in
 //!   force, every problem is logged with its location, the failure is
 //!   counted, and health stays SERVING.
@@ -17,7 +21,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -268,6 +272,57 @@ pub fn reload_once(
     }
 }
 
+/// Watches `dir` itself for changes to its files, and its parent for the
+/// directory being replaced: a deploy that renames a new directory over the
+/// old one, or swaps a symlink, leaves a watch on the old directory only.
+/// Every event is a message on `tx`; a replacement also sets `replaced`
+/// (a flag, so that it survives a full channel). `None` (logged) when the
+/// platform cannot watch; SIGHUP still reloads. `dir` is absolute, so that
+/// the paths events carry can be compared with it.
+fn start_watching(
+    dir: &Path,
+    tx: mpsc::Sender<()>,
+    replaced: Arc<AtomicBool>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let parent = dir.parent().map(ToOwned::to_owned);
+    let watched = dir.to_owned();
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        // The parent's events are about the directory only when they name
+        // it; the directory's own events name its files (or itself, when
+        // it is moved or deleted).
+        let is_dir = event.paths.iter().any(|p| p.as_path() == watched.as_path());
+        let inside = event
+            .paths
+            .iter()
+            .any(|p| p.parent() == Some(watched.as_path()));
+        if is_dir {
+            replaced.store(true, Ordering::SeqCst);
+        }
+        if is_dir || inside || event.paths.is_empty() {
+            let _ = tx.try_send(());
+        }
+    })
+    .and_then(|mut w| {
+        w.watch(dir, notify::RecursiveMode::NonRecursive)?;
+        Ok(w)
+    });
+    let mut watcher = match watcher {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the rules directory; reload on SIGHUP only");
+            return None;
+        }
+    };
+    if let Some(parent) = parent
+        && let Err(e) = watcher.watch(&parent, notify::RecursiveMode::NonRecursive)
+    {
+        tracing::warn!(error = %e, dir = %parent.display(), "cannot watch the rules directory's parent; replacing the whole directory needs a SIGHUP");
+    }
+    Some(watcher)
+}
+
 /// Watches `dir` (and SIGHUP) and reloads until `stop` fires. Runs the
 /// reads and the compile off the async workers.
 pub async fn watch(
@@ -278,25 +333,13 @@ pub async fn watch(
     stats: Arc<ReloadStats>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    // A message is one event (or a SIGHUP). `replaced` says the directory
+    // itself was replaced (renamed over, or a symlink to it swapped), so
+    // the watch must be set again on what the path names now.
     let (tx, mut rx) = mpsc::channel::<()>(64);
-    let notify_tx = tx.clone();
-    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
-            let _ = notify_tx.try_send(());
-        }
-    })
-    .and_then(|mut w| {
-        use notify::Watcher;
-        w.watch(&dir, notify::RecursiveMode::NonRecursive)
-            .map(|()| w)
-    });
-    let _watcher = match watcher {
-        Ok(w) => Some(w),
-        Err(e) => {
-            tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the rules directory; reload on SIGHUP only");
-            None
-        }
-    };
+    let replaced = Arc::new(AtomicBool::new(false));
+    let watched = std::path::absolute(&dir).unwrap_or_else(|_| dir.clone());
+    let mut watcher = start_watching(&watched, tx.clone(), Arc::clone(&replaced));
     #[cfg(unix)]
     {
         let hup_tx = tx.clone();
@@ -327,6 +370,20 @@ pub async fn watch(
         // Wait for the directory to be quiet: drain events until none
         // arrives for QUIET.
         while let Ok(Some(())) = tokio::time::timeout(QUIET, rx.recv()).await {}
+        if replaced.swap(false, Ordering::SeqCst)
+            && let Some(w) = watcher.as_mut()
+        {
+            use notify::Watcher;
+            let _ = w.unwatch(&watched);
+            match w.watch(&watched, notify::RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    tracing::info!(dir = %dir.display(), "the rules directory was replaced; watching the new one")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the replaced rules directory; reload on SIGHUP, or when it is replaced again")
+                }
+            }
+        }
         let (dir, data_dir, opts, guard, stats) = (
             dir.clone(),
             data_dir.clone(),

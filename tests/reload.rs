@@ -1,8 +1,9 @@
 //! Live reload of the rules through a real server: a good edit is used by
 //! the next Check, a bad one is refused (the old set stays, health stays
-//! SERVING), saves by rename and editors' swap files are handled, a
-//! half-written file is never taken, and under concurrent load every Check
-//! sees one whole set.
+//! SERVING), saves by rename, ConfigMap-style symlink swaps, a whole
+//! directory renamed over the old one and editors' swap files are handled,
+//! a half-written file is never taken, and under concurrent load every
+//! Check sees one whole set.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,20 +36,37 @@ struct Running {
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
-async fn start() -> Running {
-    let rules = tempfile::tempdir().unwrap();
+/// The shipped rule files' names and texts (not their tests).
+fn shipped() -> Vec<(std::ffi::OsString, String)> {
+    let mut files = Vec::new();
     for entry in std::fs::read_dir("rules").unwrap() {
         let path = entry.unwrap().path();
         if path.is_file() {
-            std::fs::copy(&path, rules.path().join(path.file_name().unwrap())).unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            files.push((path.file_name().unwrap().to_owned(), text));
         }
     }
+    files
+}
+
+async fn start() -> Running {
+    let rules = tempfile::tempdir().unwrap();
+    for (name, text) in shipped() {
+        std::fs::write(rules.path().join(name), text).unwrap();
+    }
+    let path = rules.path().to_owned();
+    start_in(rules, path).await
+}
+
+/// Starts a server on the rules already laid out in `rules`, which is
+/// `root` or inside it.
+async fn start_in(root: tempfile::TempDir, rules: PathBuf) -> Running {
     let data = tempfile::tempdir().unwrap();
     let stats = Arc::new(ReloadStats::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = ServeConfig {
-        rules_dir: rules.path().to_owned(),
+        rules_dir: rules.clone(),
         data_dir: data.path().to_owned(),
         access: Access::Open,
         tls: None,
@@ -88,8 +106,8 @@ async fn start() -> Running {
         stats,
         stop,
         handle,
-        rules: rules.path().to_owned(),
-        _dirs: (rules, data),
+        rules,
+        _dirs: (root, data),
     }
 }
 
@@ -188,6 +206,95 @@ async fn a_good_edit_is_used_by_the_next_check_and_a_bad_one_is_refused() {
     assert_eq!(back.rules_version, before.rules_version);
     assert!(!back.allowed);
     drop(health);
+    s.stop.send(()).unwrap();
+    s.handle.await.unwrap().unwrap();
+}
+
+/// Lays out `files` the way a Kubernetes ConfigMap volume does: the texts
+/// in a hidden versioned directory, `..data` a symlink to it, and each file
+/// a symlink through `..data`. An update writes a new versioned directory
+/// and swaps `..data` by rename, so every file changes at once.
+#[cfg(unix)]
+fn configmap_version(dir: &Path, version: &str, files: &[(std::ffi::OsString, String)]) {
+    let versioned = dir.join(version);
+    std::fs::create_dir(&versioned).unwrap();
+    for (name, text) in files {
+        std::fs::write(versioned.join(name), text).unwrap();
+        let link = dir.join(name);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(Path::new("..data").join(name), &link).unwrap();
+        }
+    }
+    let tmp = dir.join("..data_tmp");
+    std::os::unix::fs::symlink(version, &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("..data")).unwrap();
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configmap_style_symlink_swap_is_reloaded() {
+    let rules = tempfile::tempdir().unwrap();
+    let files = shipped();
+    configmap_version(rules.path(), "..2026_11_28_v1", &files);
+    let path = rules.path().to_owned();
+    let s = start_in(rules, path).await;
+    let before = check(&s.channel).await;
+    assert!(!before.allowed);
+    assert_eq!(before.compliance_guard_rule_id, "us-regf-hours");
+
+    // The update changes no file in place: only `..data` is renamed.
+    let edited: Vec<_> = files
+        .iter()
+        .map(|(name, text)| (name.clone(), with_until(text, "22:00")))
+        .collect();
+    configmap_version(&s.rules, "..2026_11_28_v2", &edited);
+    wait_for(&s.stats.applied, 1).await;
+    let after = check(&s.channel).await;
+    assert!(after.allowed, "{after:?}");
+    assert_ne!(after.rules_version, before.rules_version);
+    assert_eq!(s.stats.refused.load(Ordering::SeqCst), 0);
+    s.stop.send(()).unwrap();
+    s.handle.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_renamed_over_the_old_one_is_reloaded_and_then_watched() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("rules");
+    std::fs::create_dir(&dir).unwrap();
+    let files = shipped();
+    for (name, text) in &files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let s = start_in(root, dir.clone()).await;
+    let before = check(&s.channel).await;
+    assert!(!before.allowed);
+
+    // A deploy: the new directory is built beside, and renamed over.
+    let next = dir.with_file_name("rules.next");
+    std::fs::create_dir(&next).unwrap();
+    for (name, text) in &files {
+        std::fs::write(next.join(name), with_until(text, "22:00")).unwrap();
+    }
+    std::fs::rename(&dir, dir.with_file_name("rules.old")).unwrap();
+    std::fs::rename(&next, &dir).unwrap();
+    wait_for(&s.stats.applied, 1).await;
+    let after = check(&s.channel).await;
+    assert!(after.allowed, "{after:?}");
+
+    // The new directory is the one watched now: an edit in it is seen.
+    let original = files
+        .iter()
+        .find(|(name, _)| name == "us-reg-f.yaml")
+        .map(|(_, text)| text.clone())
+        .unwrap();
+    std::fs::write(reg_f(&dir), original).unwrap();
+    wait_for(&s.stats.applied, 2).await;
+    let back = check(&s.channel).await;
+    assert!(!back.allowed);
+    assert_eq!(back.compliance_guard_rule_id, "us-regf-hours");
+    assert_ne!(back.rules_version, after.rules_version);
+    assert_eq!(s.stats.refused.load(Ordering::SeqCst), 0);
     s.stop.send(()).unwrap();
     s.handle.await.unwrap().unwrap();
 }
