@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use compliance_guard::rules::{LoadOptions, RuleSet};
+use compliance_guard::rules::{LoadOptions, Role, RuleSet};
 
 /// compliance-guard: may we contact this borrower now, on this channel,
 /// about this debt?
@@ -182,6 +182,15 @@ enum RulesCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// What the lender is, as given to `serve` (the same environment
+        /// variable): it decides which rules bind, in the archived sets as
+        /// in the new one. Unset: every rule binds.
+        #[arg(long, env = "COMPLIANCE_GUARD_ROLES", value_delimiter = ',')]
+        roles: Vec<String>,
+        /// Days of history the index keeps, as given to `serve`; longer
+        /// windows are refused.
+        #[arg(long, env = "COMPLIANCE_GUARD_HORIZON_DAYS", default_value_t = compliance_guard::index::DEFAULT_HORIZON_DAYS)]
+        horizon_days: u32,
     },
     /// List the rules in DIR with their ids, kinds and citations.
     List {
@@ -224,7 +233,6 @@ async fn shutdown_signal() {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    use compliance_guard::rules::Role;
     use compliance_guard::server::{ServeConfig, TlsFiles, resolve_access, serve};
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -233,22 +241,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let roles = if args.roles.is_empty() {
-        None
-    } else {
-        let parsed: Result<Vec<Role>, _> = args
-            .roles
-            .iter()
-            .map(|r| {
-                serde_yaml::from_str::<Role>(r).map_err(|_| {
-                    anyhow::anyhow!(
-                        "unknown role `{r}`; allowed: debtCollector, creditor, licensee"
-                    )
-                })
-            })
-            .collect();
-        Some(parsed?)
-    };
+    let roles = parse_roles(&args.roles)?;
     if args.horizon_days == 0 || args.horizon_days > compliance_guard::index::MAX_HORIZON_DAYS {
         anyhow::bail!(
             "--horizon-days {} is out of range; allowed: 1 to {}",
@@ -368,9 +361,26 @@ fn import(
     })
 }
 
+/// `--roles` as the rules read them; empty means every rule binds.
+fn parse_roles(roles: &[String]) -> anyhow::Result<Option<Vec<Role>>> {
+    if roles.is_empty() {
+        return Ok(None);
+    }
+    let parsed: Result<Vec<Role>, _> = roles
+        .iter()
+        .map(|r| {
+            serde_yaml::from_str::<Role>(r).map_err(|_| {
+                anyhow::anyhow!("unknown role `{r}`; allowed: debtCollector, creditor, licensee")
+            })
+        })
+        .collect();
+    Ok(Some(parsed?))
+}
+
 fn replay(
     rules: &std::path::Path,
     data_dir: &std::path::Path,
+    opts: &LoadOptions,
     from: Option<String>,
     to: Option<String>,
     json: bool,
@@ -381,7 +391,7 @@ fn replay(
         })
         .transpose()
     };
-    let report = compliance_guard::whatif::replay(rules, data_dir, time(from)?, time(to)?)?;
+    let report = compliance_guard::whatif::replay(rules, data_dir, opts, time(from)?, time(to)?)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
@@ -484,8 +494,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     from,
                     to,
                     json,
+                    roles,
+                    horizon_days,
                 },
-        } => replay(&rules, &data_dir, from, to, json),
+        } => {
+            let opts = LoadOptions {
+                horizon_days,
+                roles: parse_roles(&roles)?,
+            };
+            replay(&rules, &data_dir, &opts, from, to, json)
+        }
         Command::Rules {
             command: RulesCommand::Test { dir },
         } => {

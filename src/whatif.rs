@@ -193,14 +193,18 @@ fn apply(index: &mut Index, record: Record) {
 }
 
 /// Replays the decision log of `data_dir` (between `from` and `to`, by the
-/// moment decided) against the rules in `new_rules`.
+/// moment decided) against the rules in `new_rules`. Both the archived sets
+/// and the new one are loaded with `opts`, which should be the server's
+/// (its `--roles` decide which rules bind), so that "before" is what the
+/// server decided and "after" differs only by the rules.
 pub fn replay(
     new_rules: &Path,
     data_dir: &Path,
+    opts: &LoadOptions,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
 ) -> Result<ReplayReport, ReplayError> {
-    let new = RuleSet::load_dir(new_rules, &LoadOptions::default()).map_err(ReplayError::Rules)?;
+    let new = RuleSet::load_dir(new_rules, opts).map_err(ReplayError::Rules)?;
     let mut log = Vec::new();
     let dir = data_dir.join("decisions");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
@@ -256,11 +260,7 @@ pub fn replay(
             let l = &log[*next];
             *next += 1;
             let old = archived.entry(l.rules_version.clone()).or_insert_with(|| {
-                RuleSet::load_dir(
-                    &data_dir.join("rules-archive").join(&l.rules_version),
-                    &LoadOptions::default(),
-                )
-                .ok()
+                RuleSet::load_dir(&data_dir.join("rules-archive").join(&l.rules_version), opts).ok()
             });
             let (Some(old), Ok(proposal), Ok(view)) = (
                 old.as_ref(),

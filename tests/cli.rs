@@ -382,3 +382,41 @@ async fn serve_exposes_metrics() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+#[test]
+fn rules_replay_takes_the_servers_roles_and_refuses_an_unknown_one() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir(data.path().join("decisions")).unwrap();
+    let dir = data.path().to_str().unwrap();
+    let ok = run(&[
+        "rules",
+        "replay",
+        "--rules",
+        "rules",
+        "--data-dir",
+        dir,
+        "--roles",
+        "creditor",
+    ]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(
+        stdout(&ok).starts_with("replayed 0 decisions (0 skipped)\n"),
+        "{}",
+        stdout(&ok)
+    );
+    let bad = run(&[
+        "rules",
+        "replay",
+        "--rules",
+        "rules",
+        "--data-dir",
+        dir,
+        "--roles",
+        "creditor,bogus",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(
+        stderr(&bad),
+        "error: unknown role `bogus`; allowed: debtCollector, creditor, licensee\n"
+    );
+}

@@ -133,7 +133,14 @@ mod wi {
             .await
             .unwrap();
         close(g);
-        let r = compliance_guard::whatif::replay(rules.path(), data.path(), None, None).unwrap();
+        let r = compliance_guard::whatif::replay(
+            rules.path(),
+            data.path(),
+            &compliance_guard::rules::LoadOptions::default(),
+            None,
+            None,
+        )
+        .unwrap();
         println!("{r:?}");
         assert_eq!(r.decisions, 1);
         assert!(
@@ -169,7 +176,14 @@ mod wi {
             .unwrap();
         assert!(retry.replayed);
         close(g);
-        let r = compliance_guard::whatif::replay(rules.path(), data.path(), None, None).unwrap();
+        let r = compliance_guard::whatif::replay(
+            rules.path(),
+            data.path(),
+            &compliance_guard::rules::LoadOptions::default(),
+            None,
+            None,
+        )
+        .unwrap();
         println!("{r:?}");
         assert_eq!(
             r.before.get("one-call-a-day"),
@@ -196,7 +210,14 @@ mod wi {
             .unwrap();
         assert!(!second.decision.allowed);
         close(g);
-        let r = compliance_guard::whatif::replay(rules.path(), data.path(), None, None).unwrap();
+        let r = compliance_guard::whatif::replay(
+            rules.path(),
+            data.path(),
+            &compliance_guard::rules::LoadOptions::default(),
+            None,
+            None,
+        )
+        .unwrap();
         println!("{r:?}");
         assert_eq!(r.before.get("one-call-a-day"), Some(&1));
     }

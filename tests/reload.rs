@@ -529,7 +529,14 @@ async fn replay_shows_what_a_stricter_and_a_looser_set_would_have_changed() {
             }
         }
         std::fs::write(reg_f(dir.path()), with_until(&original, until)).unwrap();
-        let report = compliance_guard::whatif::replay(dir.path(), &data, None, None).unwrap();
+        let report = compliance_guard::whatif::replay(
+            dir.path(),
+            &data,
+            &LoadOptions::default(),
+            None,
+            None,
+        )
+        .unwrap();
         (dir, report)
     };
     let (_stricter_dir, stricter) = try_with("20:00");
@@ -550,4 +557,18 @@ async fn replay_shows_what_a_stricter_and_a_looser_set_would_have_changed() {
         Some("us-regf-hours")
     );
     assert!(looser.newly_blocked.is_empty());
+
+    // Replayed as a creditor's deployment, Regulation F binds neither set:
+    // the roles reach the archived set as well as the new one.
+    let (stricter_dir, _) = try_with("20:00");
+    let creditor = LoadOptions {
+        roles: Some(vec![compliance_guard::rules::Role::Creditor]),
+        ..LoadOptions::default()
+    };
+    let r = compliance_guard::whatif::replay(stricter_dir.path(), &data, &creditor, None, None)
+        .unwrap();
+    assert_eq!(r.decisions, 2);
+    assert_eq!(r.before.get("us-regf-hours"), None);
+    assert_eq!(r.after.get("us-regf-hours"), None);
+    assert!(r.newly_blocked.is_empty() && r.newly_allowed.is_empty());
 }
