@@ -213,7 +213,14 @@ pub struct Guard {
     rules_loaded_at: std::sync::Mutex<Option<DateTime<Utc>>>,
     /// Where answered Checks are logged, if anywhere.
     decisions: std::sync::OnceLock<crate::decisions::DecisionLog>,
+    /// How many seconds before `now` a reserving Check's `at` may be;
+    /// negative: any (see [`Guard::set_reserve_tolerance`]).
+    reserve_tolerance: std::sync::atomic::AtomicI64,
 }
+
+/// How far before the server's clock a reserving Check's `at` may be by
+/// default: room for clock skew between the pipeline's hosts and ours.
+pub const DEFAULT_RESERVE_TOLERANCE: std::time::Duration = std::time::Duration::from_secs(300);
 
 fn parse_vocab<T>(
     field: &str,
@@ -234,6 +241,11 @@ fn parse_vocab<T>(
     })
 }
 
+/// A tolerance as the seconds kept in the guard; `None` (any) is -1.
+fn tolerance_seconds(tolerance: Option<std::time::Duration>) -> i64 {
+    tolerance.map_or(-1, |t| i64::try_from(t.as_secs()).unwrap_or(i64::MAX))
+}
+
 impl Guard {
     /// A guard with an empty index and no rule set: it answers no Check
     /// until [`Guard::set_rules`] is called.
@@ -247,6 +259,9 @@ impl Guard {
             journal: None,
             rules_loaded_at: std::sync::Mutex::new(None),
             decisions: std::sync::OnceLock::new(),
+            reserve_tolerance: std::sync::atomic::AtomicI64::new(tolerance_seconds(Some(
+                DEFAULT_RESERVE_TOLERANCE,
+            ))),
         }
     }
 
@@ -331,6 +346,9 @@ impl Guard {
             journal: Some(journal),
             rules_loaded_at: std::sync::Mutex::new(None),
             decisions: std::sync::OnceLock::new(),
+            reserve_tolerance: std::sync::atomic::AtomicI64::new(tolerance_seconds(Some(
+                DEFAULT_RESERVE_TOLERANCE,
+            ))),
         };
         Ok((guard, replayed))
     }
@@ -602,6 +620,40 @@ impl Guard {
         Ok(outcome)
     }
 
+    /// Sets how far before `now` a reserving Check's `at` may be (default
+    /// [`DEFAULT_RESERVE_TOLERANCE`]). A reservation is recorded at its
+    /// `at`, so one named in the past would count in the past's windows
+    /// while the send goes out now, and a cap could be exceeded. `None`
+    /// accepts any `at`: for replaying recorded history, never for a live
+    /// pipeline.
+    pub fn set_reserve_tolerance(&self, tolerance: Option<std::time::Duration>) {
+        self.reserve_tolerance.store(
+            tolerance_seconds(tolerance),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Refuses a reservation named too far in the past. Checked after the
+    /// request-id lookup, so a retry still gets its first answer.
+    fn check_reserve_time(&self, input: &CheckInput, now: DateTime<Utc>) -> Result<(), GuardError> {
+        let tolerance = self
+            .reserve_tolerance
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let Some(at) = input.at else { return Ok(()) };
+        if tolerance < 0 || at >= now - chrono::Duration::seconds(tolerance) {
+            return Ok(());
+        }
+        Err(GuardError::field(
+            "at",
+            format!(
+                "`at` {} is {} s before the server's clock ({}); a reserving Check is for a send now or later; allowed: at most {tolerance} s before it (leave `at` unset to mean now)",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+                (now - at).num_seconds(),
+                now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            ),
+        ))
+    }
+
     fn check_now(
         &self,
         input: &CheckInput,
@@ -665,6 +717,7 @@ impl Guard {
             let commit = self.log(Vec::new())?;
             return Ok((outcome, commit));
         }
+        self.check_reserve_time(input, now)?;
         let proposal = self.proposal(input, &ledger.index, now)?;
         let view = ledger.index.view(&input.person_id)?;
         let decision = engine::decide(&rules, &view, &proposal, now);

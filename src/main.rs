@@ -142,6 +142,10 @@ struct ServeArgs {
     /// Days of history the index keeps for counting.
     #[arg(long, env = "COMPLIANCE_GUARD_HORIZON_DAYS", default_value_t = compliance_guard::index::DEFAULT_HORIZON_DAYS)]
     horizon_days: u32,
+    /// How many seconds before the server's clock a reserving Check's `at`
+    /// may be (clock skew between hosts); an earlier one is refused.
+    #[arg(long, env = "COMPLIANCE_GUARD_RESERVE_TOLERANCE_SECONDS", default_value_t = compliance_guard::guard::DEFAULT_RESERVE_TOLERANCE.as_secs())]
+    reserve_tolerance_seconds: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -281,6 +285,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         compact_after: args.compact_after,
         shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace_seconds),
         hold_until: None,
+        reserve_tolerance: std::time::Duration::from_secs(args.reserve_tolerance_seconds),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -112,6 +112,11 @@ pub struct ServeConfig {
     /// dropped: for tests of start-up and for orchestrators that warm up
     /// first. `None` goes SERVING as soon as everything is loaded.
     pub hold_until: Option<oneshot::Receiver<()>>,
+    /// How far before the server's clock a reserving Check's `at` may be
+    /// ([`Guard::set_reserve_tolerance`]); usually
+    /// [`crate::guard::DEFAULT_RESERVE_TOLERANCE`]. Tests that replay
+    /// recorded dates set it long.
+    pub reserve_tolerance: std::time::Duration,
 }
 
 /// Where keys come from, in order: a keys file, the key in
@@ -325,6 +330,7 @@ pub async fn serve(
         tracing::warn!(error = %e, "the rules version could not be archived");
     }
     guard.set_rules(Arc::new(rules));
+    guard.set_reserve_tolerance(Some(config.reserve_tolerance));
     let _ = cell.set(Arc::clone(&guard));
     if let Some(hold) = config.hold_until {
         let _ = hold.await;

@@ -62,6 +62,7 @@ async fn start(data_dir: &Path) -> Server {
         decision_log: None,
         shutdown_grace: Duration::from_secs(5),
         hold_until: None,
+        reserve_tolerance: Duration::from_secs(u32::MAX.into()),
     };
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(serve(config, listener, async move {

@@ -362,6 +362,7 @@ async fn start_on(data_dir: &Path, compact_after: u64) -> InProcess {
         decision_log: None,
         shutdown_grace: Duration::from_secs(5),
         hold_until: None,
+        reserve_tolerance: Duration::from_secs(u32::MAX.into()),
     };
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(serve(config, listener, async move {
@@ -469,6 +470,8 @@ impl ChildServer {
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
             .args(["--durability", "sync", "--insecure-no-auth"])
+            // The writers reserve at recorded 2025 dates.
+            .args(["--reserve-tolerance-seconds", "4000000000"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env_remove("COMPLIANCE_GUARD_API_KEY")
             .env_remove("COMPLIANCE_GUARD_KEYS")

@@ -39,6 +39,8 @@ pub struct Options {
     pub rules_dir: PathBuf,
     pub hold: Option<oneshot::Receiver<()>>,
     pub open: bool,
+    /// Long by default: the tests reserve at recorded 2025 dates.
+    pub reserve_tolerance: Duration,
 }
 
 impl Default for Options {
@@ -47,6 +49,7 @@ impl Default for Options {
             rules_dir: PathBuf::from("rules"),
             hold: None,
             open: false,
+            reserve_tolerance: Duration::from_secs(u32::MAX.into()),
         }
     }
 }
@@ -85,6 +88,7 @@ pub async fn start_with(opts: Options) -> TestServer {
         compact_after: 1_000_000,
         shutdown_grace: Duration::from_secs(5),
         hold_until: opts.hold,
+        reserve_tolerance: opts.reserve_tolerance,
     };
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(serve(config, listener, async move {
@@ -469,6 +473,7 @@ async fn tls_serves_and_a_plaintext_client_is_refused() {
         compact_after: 1_000_000,
         shutdown_grace: Duration::from_secs(5),
         hold_until: None,
+        reserve_tolerance: Duration::from_secs(u32::MAX.into()),
     };
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(serve(config, listener, async move {

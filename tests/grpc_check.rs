@@ -11,7 +11,7 @@ use compliance_guard::pb::{
 use prost_types::{FieldMask, Timestamp};
 use tonic_types::StatusExt;
 
-use crate::grpc::{Guard, Records, ready_server};
+use crate::grpc::{Guard, Options, Records, ready_server, start_with};
 
 /// Mon 2025-12-01 10:00 EST (15:00 UTC).
 const AT: i64 = 1_764_601_200;
@@ -467,4 +467,42 @@ async fn linked_ids_share_one_history_and_debts_group_loans() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
     server.stop().await.unwrap();
+}
+
+/// A reservation is recorded at its `at`: one named in the past would count
+/// in the past's windows while the send goes out now, so a cap could be
+/// exceeded. The server refuses it beyond the tolerance (clock skew), with
+/// the field named. (`tests/regressions.rs` covers the accepted cases at a
+/// fixed clock.)
+#[tokio::test]
+async fn a_reserve_named_in_the_past_is_refused_beyond_the_clock_tolerance() {
+    let server = start_with(Options {
+        reserve_tolerance: compliance_guard::guard::DEFAULT_RESERVE_TOLERANCE,
+        ..Options::default()
+    })
+    .await;
+    server.ready().await;
+    let mut guard = server.guard().await;
+    // Eight days ago: outside every window that contains the real send.
+    let mut stale = call("ext-stale-1", "L1");
+    stale.at = Some(Timestamp {
+        seconds: chrono::Utc::now().timestamp() - 8 * 86_400,
+        nanos: 0,
+    });
+    stale.reserve = true;
+    let status = guard.check(stale.clone()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    let bad = status.get_details_bad_request().unwrap();
+    assert_eq!(bad.field_violations.len(), 1);
+    assert_eq!(bad.field_violations[0].field, "at");
+    assert!(
+        bad.field_violations[0].description.contains(
+            "a reserving Check is for a send now or later; allowed: at most 300 s before it"
+        ),
+        "{}",
+        bad.field_violations[0].description
+    );
+    // Without reserve it is a question about the past, and is answered.
+    stale.reserve = false;
+    assert!(guard.check(stale).await.is_ok());
 }

@@ -228,3 +228,69 @@ async fn review_corrupt_length_mid_journal_is_silently_cut() {
         }
     }
 }
+
+/// A reserve named in the past was recorded there, outside the windows of
+/// the send that really went out now, so two such sends could go over a
+/// cap. Now: refused beyond the tolerance, with an exact message; accepted
+/// within it, unset, or scheduled later; a retry still gets its first
+/// answer after the clock has moved on; and `None` accepts any `at`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_reserve_in_the_past_escaped_the_current_windows() {
+    let g = Guard::new(IndexConfig::default());
+    g.set_rules(rules());
+    // Tue 2025-12-02 10:00 in New York.
+    let now = Utc.with_ymd_and_hms(2025, 12, 2, 15, 0, 0).unwrap();
+    let reserve = |at: Option<DateTime<Utc>>, request: &str| {
+        let mut input = check_input("BO-PAST-00000001", now);
+        input.at = at;
+        input.reserve = true;
+        input.request_id = request.into();
+        input
+    };
+    let stale = reserve(Some(now - chrono::Duration::days(8)), "send-stale");
+    let Err(compliance_guard::guard::GuardError::Invalid(problems)) =
+        g.check(&stale, &caller(), now, None).await
+    else {
+        panic!("a reserve 8 days back was not refused");
+    };
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].field, "at");
+    assert_eq!(
+        problems[0].message,
+        "`at` 2025-11-24T15:00:00+00:00 is 691200 s before the server's clock \
+         (2025-12-02T15:00:00+00:00); a reserving Check is for a send now or later; \
+         allowed: at most 300 s before it (leave `at` unset to mean now)"
+    );
+    let edge = reserve(Some(now - chrono::Duration::seconds(301)), "send-301");
+    assert!(g.check(&edge, &caller(), now, None).await.is_err());
+
+    let mut ids = Vec::new();
+    for (at, request) in [
+        (Some(now - chrono::Duration::seconds(300)), "send-300"),
+        (None, "send-now"),
+        (Some(now + chrono::Duration::hours(1)), "send-later"),
+    ] {
+        let input = reserve(at, request);
+        let first = g.check(&input, &caller(), now, None).await.unwrap();
+        assert!(first.decision.allowed, "{request}: {:?}", first.decision);
+        let id = first.interaction_id.clone().unwrap();
+        // An hour later the retry is beyond the tolerance, but it is a
+        // retry: it gets the first answer, and no second slot.
+        let later = now + chrono::Duration::hours(1);
+        let again = g.check(&input, &caller(), later, None).await.unwrap();
+        assert!(again.replayed);
+        assert_eq!(again.interaction_id.as_deref(), Some(id.as_str()));
+        ids.push(id);
+    }
+    assert_eq!(ids.len(), 3);
+
+    g.set_reserve_tolerance(None);
+    let backfill = reserve(Some(now - chrono::Duration::days(8)), "send-backfill");
+    assert!(
+        g.check(&backfill, &caller(), now, None)
+            .await
+            .unwrap()
+            .decision
+            .allowed
+    );
+}
