@@ -537,9 +537,14 @@ impl FileWriter {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), JournalError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("flushing the directory", dir))
+    fsync_dir(dir).map_err(io("flushing the directory", dir))
+}
+
+/// Makes a directory's entries (new names, renames) durable: a file renamed
+/// into place survives a power cut only once its directory is flushed. The
+/// rules archive uses it too.
+pub(crate) fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 /// The durable point: every record up to `seq` is on disk.

@@ -211,16 +211,10 @@ pub fn archive(data_dir: &Path, rules: &RuleSet) -> std::io::Result<PathBuf> {
     // The files, then their directory, then the rename in the archive's
     // root reach the disk, so that a crash never leaves a version that
     // decisions name but whose files are empty or missing.
-    sync_dir(&tmp)?;
+    crate::journal::fsync_dir(&tmp)?;
     std::fs::rename(&tmp, &dir)?;
-    sync_dir(&root)?;
+    crate::journal::fsync_dir(&root)?;
     Ok(dir)
-}
-
-/// Makes a directory's entries (new names, renames) durable, as the
-/// journal does for its files.
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// One reload: read, check, and either swap in or refuse. Returns whether

@@ -523,11 +523,8 @@ async fn replay_shows_what_a_stricter_and_a_looser_set_would_have_changed() {
 
     let try_with = |until: &str| {
         let dir = tempfile::tempdir().unwrap();
-        for entry in std::fs::read_dir("rules").unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-            }
+        for (name, text) in shipped() {
+            std::fs::write(dir.path().join(name), text).unwrap();
         }
         std::fs::write(reg_f(dir.path()), with_until(&original, until)).unwrap();
         let report = compliance_guard::whatif::replay(
