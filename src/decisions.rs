@@ -98,6 +98,8 @@ fn check_json(
             "reserve": input.reserve,
             "requestId": input.request_id,
             "balance": input.balance,
+            "requiredByLaw": input.required_by_law,
+            "consentRequest": input.consent_request,
         },
         "answer": {
             "allowed": d.allowed,
@@ -120,6 +122,7 @@ fn check_json(
                 "debt": v.debt,
                 "countedInteractionIds": v.counted_interaction_ids,
                 "nextAllowedAt": time(v.next_allowed_at),
+                "restrictionId": v.restriction_id,
             })).collect::<Vec<_>>(),
         },
         "rulesVersion": d.rules_version,

@@ -121,6 +121,19 @@ pub struct Proposal {
     pub zones: Vec<Tz>,
     /// The debt's balance, for rules that depend on one; unknown matches.
     pub balance: Option<Decimal>,
+    /// The number or address, normalized
+    /// ([`crate::restrictions::normalize_contact`]); `None` is unknown,
+    /// which every opt-out of a number or address on the channel covers.
+    pub contact_value: Option<String>,
+    /// The previousInteractionId as given: the borrower's message this
+    /// send answers, for the one reply an opt-out allows (1006.14(h)(2)(ii)).
+    pub previous: Option<String>,
+    /// The caller states the send is required by applicable law, the
+    /// exception of 1006.14(h)(2)(iii) to an opt-out (and nothing else).
+    pub required_by_law: bool,
+    /// The send asks for consent to electronic messages: the one request
+    /// per 7 days D.C. 28-3814(d)(4)(B) allows before consent.
+    pub consent_request: bool,
 }
 
 impl Proposal {
@@ -140,6 +153,10 @@ impl Proposal {
             jurisdictions: Vec::new(),
             zones: Vec::new(),
             balance: None,
+            contact_value: None,
+            previous: None,
+            required_by_law: false,
+            consent_request: false,
         }
     }
 
@@ -206,8 +223,11 @@ pub struct Violation {
     /// Our ids of the interactions that were counted.
     pub counted_interaction_ids: Vec<String>,
     /// When this rule alone would allow the send; `None`: not within
-    /// [`SEARCH_DAYS`].
+    /// [`SEARCH_DAYS`], or never (an opt-out or a cease has no end).
     pub next_allowed_at: Option<DateTime<Utc>>,
+    /// The borrower restriction that decided it, for rules that honour
+    /// restrictions or consents.
+    pub restriction_id: Option<String>,
 }
 
 /// The answer.
@@ -747,6 +767,7 @@ fn describe(
         debt,
         counted_interaction_ids: Vec::new(),
         next_allowed_at,
+        restriction_id: None,
     };
     match &c.kind {
         Kind::Cap {

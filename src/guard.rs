@@ -102,15 +102,16 @@ impl From<IndexError> for GuardError {
                     })
                     .collect(),
             ),
-            IndexError::UnknownPerson(_) | IndexError::UnknownInteraction { .. } => {
-                GuardError::NotFound(e.to_string())
-            }
+            IndexError::UnknownPerson(_)
+            | IndexError::UnknownInteraction { .. }
+            | IndexError::UnknownRestriction { .. } => GuardError::NotFound(e.to_string()),
             IndexError::Duplicate { .. } => GuardError::AlreadyExists(e.to_string()),
             IndexError::PersonChange { .. } => GuardError::field("personId", e.to_string()),
             IndexError::BadDebt { .. } => GuardError::field("loanIds", e.to_string()),
             IndexError::WouldJoin { .. }
             | IndexError::LoanInTwoDebts { .. }
             | IndexError::NotExternal(_)
+            | IndexError::TooManyRestrictions(_)
             | IndexError::Deleted(_) => GuardError::FailedPrecondition(e.to_string()),
         }
     }
@@ -138,6 +139,8 @@ pub struct CheckInput {
     pub reserve: bool,
     pub request_id: String,
     pub balance: String,
+    pub required_by_law: bool,
+    pub consent_request: bool,
 }
 
 /// A Check's answer.
@@ -547,6 +550,16 @@ pub fn build_proposal(
     p.loans = input.loan_ids.clone();
     p.is_transactional = input.is_transactional;
     p.contact = ContactKind::from_record(input.contact.as_ref().and_then(|c| c.kind.as_deref()));
+    p.contact_value = input
+        .contact
+        .as_ref()
+        .and_then(|c| c.value.as_deref())
+        .filter(|v| !v.trim().is_empty())
+        .map(crate::restrictions::normalize_contact);
+    p.previous =
+        (!input.previous_interaction_id.is_empty()).then(|| input.previous_interaction_id.clone());
+    p.required_by_law = input.required_by_law;
+    p.consent_request = input.consent_request;
     p.answers_borrower = !input.previous_interaction_id.is_empty()
         && index.is_reply(
             &input.person_id,

@@ -26,6 +26,7 @@ use crate::model::{
     AgentOutcome, AnyId, Channel, ContactKind, Direction, Interaction, InteractionInput,
     MAX_ID_CHARS, MAX_LOANS, Status, StatusDetails, Theme, ValidationError,
 };
+use crate::restrictions::{MAX_PER_PERSON, Restriction};
 
 pub use query::{DEFAULT_LIMIT, ListPage, ListQuery, MAX_LIMIT, SortField};
 
@@ -154,6 +155,17 @@ pub enum IndexError {
     /// An interaction that was deleted.
     #[error("interaction `{0}` was deleted")]
     Deleted(String),
+    /// No restriction has this id (for this person).
+    #[error("no restriction `{id}` for person `{person}`")]
+    UnknownRestriction {
+        /// The person asked for, as given.
+        person: String,
+        /// The restriction asked for, as given.
+        id: String,
+    },
+    /// A person has as many restrictions as the index keeps.
+    #[error("person `{0}` already has {MAX_PER_PERSON} restrictions, the most kept per person")]
+    TooManyRestrictions(String),
     /// A malformed debt declaration.
     #[error("debt `{debt}`: {reason}")]
     BadDebt {
@@ -211,6 +223,9 @@ struct Person {
     accounts_of_loans: HashMap<NameKey, NameKey>,
     /// Account → its loans.
     accounts: HashMap<NameKey, Vec<NameKey>>,
+    /// Every restriction recorded for the person, ended ones included, in
+    /// the order recorded.
+    restrictions: Vec<Restriction>,
 }
 
 #[derive(Debug, Default)]
@@ -254,6 +269,9 @@ pub struct Index {
     names: Interner,
     next_person: u64,
     next_interaction: u64,
+    next_restriction: u64,
+    /// Restriction id → its person.
+    restriction_ids: HashMap<String, PersonKey>,
 }
 
 /// One problem as `Invalid`, several as `Problems`.
@@ -583,10 +601,10 @@ impl Index {
         };
         if let (Ok(hi), Ok(lo)) = (u64::from_str_radix(hi, 16), u64::from_str_radix(lo, 16)) {
             let n = (hi << 32) | (lo & 0xFFFF_FFFF);
-            let counter = if prefix == "BO" {
-                &mut self.next_person
-            } else {
-                &mut self.next_interaction
+            let counter = match prefix {
+                "BO" => &mut self.next_person,
+                "RS" => &mut self.next_restriction,
+                _ => &mut self.next_interaction,
             };
             *counter = (*counter).max(n);
         }
@@ -1046,6 +1064,72 @@ impl Index {
         dropped
     }
 
+    /// A new restriction id (`RS-...`), never used before.
+    pub fn new_restriction_id(&mut self) -> String {
+        loop {
+            self.next_restriction += 1;
+            let id = generated_id("RS", self.next_restriction);
+            if !self.restriction_ids.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// Stores a restriction's full state: a new id is added to its person
+    /// (registered on first mention), a known one replaced (an end). The
+    /// journal replays through here too.
+    pub fn put_restriction(&mut self, r: Restriction) -> Result<&Restriction, IndexError> {
+        let key = match self.restriction_ids.get(&r.id) {
+            Some(k) => *k,
+            None => self.register_person(&r.person_id)?,
+        };
+        self.bump_counter("RS", &r.id);
+        let person_id = self.people[key.0 as usize].id.clone();
+        let person = &mut self.people[key.0 as usize];
+        let at = match person.restrictions.iter().position(|x| x.id == r.id) {
+            Some(i) => {
+                person.restrictions[i] = Restriction { person_id, ..r };
+                i
+            }
+            None => {
+                if person.restrictions.len() >= MAX_PER_PERSON {
+                    return Err(IndexError::TooManyRestrictions(person_id));
+                }
+                self.restriction_ids.insert(r.id.clone(), key);
+                person.restrictions.push(Restriction { person_id, ..r });
+                person.restrictions.len() - 1
+            }
+        };
+        Ok(&self.people[key.0 as usize].restrictions[at])
+    }
+
+    /// A restriction by id, checked to belong to `person` (our id or
+    /// `ext-`) when one is given.
+    pub fn restriction(&self, person: Option<&str>, id: &str) -> Result<&Restriction, IndexError> {
+        let unknown = || IndexError::UnknownRestriction {
+            person: person.unwrap_or("*").to_owned(),
+            id: id.chars().take(64).collect(),
+        };
+        let key = *self.restriction_ids.get(id).ok_or_else(unknown)?;
+        if let Some(person) = person
+            && self.find_person(person)? != Some(key)
+        {
+            return Err(unknown());
+        }
+        self.people[key.0 as usize]
+            .restrictions
+            .iter()
+            .find(|r| r.id == id)
+            .ok_or_else(unknown)
+    }
+
+    /// A person's restrictions, ended ones included, in the order recorded.
+    pub fn person_restrictions(&self, key: PersonKey) -> &[Restriction] {
+        self.people
+            .get(key.0 as usize)
+            .map_or(&[], |p| p.restrictions.as_slice())
+    }
+
     /// What the engine reads of one borrower. A person we have never seen
     /// has an empty history.
     pub fn view(&self, person: &str) -> Result<BorrowerView<'_>, IndexError> {
@@ -1079,6 +1163,29 @@ pub struct BorrowerView<'a> {
 }
 
 impl<'a> BorrowerView<'a> {
+    /// The borrower's restrictions, ended ones included.
+    pub fn restrictions(&self) -> &'a [Restriction] {
+        self.person.map_or(&[], |p| p.restrictions.as_slice())
+    }
+
+    /// The full record of one of the index's interactions.
+    pub fn record(&self, key: InteractionKey) -> Option<&'a Interaction> {
+        self.index.records.get(key.0 as usize).map(|(_, r)| r)
+    }
+
+    /// The key of one of this borrower's interactions, by our id or
+    /// `ext-<externalId>`.
+    pub fn find(&self, any_id: &str) -> Option<InteractionKey> {
+        let k = self.index.find_interaction(any_id).ok()??;
+        let owner = self.index.records.get(k.0 as usize)?.0;
+        (Some(owner) == self.person_key).then_some(k)
+    }
+
+    /// The debt a loan id names, if the index knows the loan.
+    pub fn debt_of_name(&self, loan: &str) -> Option<DebtKey> {
+        self.index.names.get(loan).map(|k| self.debt_of(k))
+    }
+
     /// Every counting entry, in time order.
     pub fn entries(&self) -> &'a [Entry] {
         self.person.map_or(&[], |p| p.entries.as_slice())

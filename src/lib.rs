@@ -15,6 +15,9 @@
 //!   and the time zones each spans.
 //! - [`index`]: the in-memory per-borrower index, with the person registry
 //!   (aliases) and the debt registry (which loans form one debt).
+//! - [`restrictions`]: what the borrower has said (cease, opt-outs,
+//!   consents, designated times and places, representation) and
+//!   do-not-interact periods, per borrower or per debt.
 //! - [`rules`]: rule files, from their raw YAML form to a checked
 //!   [`rules::RuleSet`].
 //! - [`engine`]: the pure decide function, with `now` passed in.
@@ -61,6 +64,7 @@ pub mod jurisdiction;
 pub mod model;
 pub mod ops;
 pub mod reload;
+pub mod restrictions;
 pub mod rules;
 pub mod ruletest;
 pub mod server;

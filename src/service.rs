@@ -235,6 +235,8 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
                 reserve: r.reserve,
                 request_id: r.request_id.clone(),
                 balance: r.balance.clone(),
+                required_by_law: r.required_by_law,
+                consent_request: r.consent_request,
             };
             let out = self.guard()?.check(&input, &who, Utc::now(), until).await?;
             Ok(Response::new(crate::wire::check_response_of(&out)))

@@ -141,6 +141,8 @@ fn logged(line: &Value) -> Option<Logged> {
             reserve: false,
             request_id: String::new(),
             balance: text(&r["balance"]),
+            required_by_law: r["requiredByLaw"].as_bool().unwrap_or(false),
+            consent_request: r["consentRequest"].as_bool().unwrap_or(false),
         },
     })
 }

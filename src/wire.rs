@@ -304,6 +304,7 @@ pub fn check_response_of(out: &CheckOutcome) -> pb::CheckResponse {
                 next_allowed_at: v.next_allowed_at.map(ts),
                 debt: v.debt.clone().unwrap_or_default(),
                 shadow: v.shadow,
+                restriction_id: v.restriction_id.clone().unwrap_or_default(),
             })
             .collect(),
         next_allowed_at: d.next_allowed_at.map(ts),
@@ -337,6 +338,7 @@ pub fn outcome_of(r: &pb::CheckResponse) -> Result<CheckOutcome, FieldProblem> {
             debt: non_empty(&v.debt),
             counted_interaction_ids: v.counted_interaction_ids.clone(),
             next_allowed_at: opt_time("nextAllowedAt", &v.next_allowed_at)?,
+            restriction_id: non_empty(&v.restriction_id),
         });
     }
     Ok(CheckOutcome {
