@@ -24,6 +24,7 @@
 //! the send count too.
 
 mod calendar;
+mod restrict;
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
@@ -32,8 +33,11 @@ use rust_decimal::Decimal;
 use crate::index::{BorrowerView, DebtKey, Entry, InteractionKey};
 use crate::jurisdiction::{Jurisdiction, UnknownJurisdiction};
 use crate::model::{Channel, ContactKind, Direction, Subject, Theme};
+use crate::restrictions::RestrictionKind;
 use crate::rules::{Counting, Filter, Per, Rule, RuleKind, RuleSet, is_conversation};
 pub use calendar::{day_start, local_day, local_instant_at_or_after};
+pub use restrict::CEASE_EXCEPTIONS;
+use restrict::{Daily, Span};
 
 /// Most candidate zones or jurisdictions one send may name.
 pub const MAX_PLACES: usize = 64;
@@ -262,20 +266,47 @@ struct Item {
 }
 
 #[derive(Debug)]
-enum Kind {
+enum Kind<'r> {
+    /// `exempt`: prior-consent periods; a send inside one passes, and
+    /// calls inside one are not in `items`.
     Cap {
         limit: u32,
         window: i32,
         items: Vec<Item>,
+        exempt: Vec<Span>,
     },
     CoolDown {
         days: i32,
         day_one: bool,
         items: Vec<Item>,
+        exempt: Vec<Span>,
     },
     Hours {
         from: NaiveTime,
         until: NaiveTime,
+    },
+    /// Blocked inside any span (a restriction in force).
+    Block {
+        spans: Vec<Span>,
+    },
+    /// Blocked inside a designated inconvenient time.
+    Daily {
+        windows: Vec<Daily>,
+    },
+    Blackout {
+        days: &'r [i32],
+        annually: &'r [(u32, u32)],
+    },
+    /// Passes inside a consent; outside one, only a consent request passes,
+    /// `limit` per window, counted in `requests`; nothing passes before a
+    /// notice when one is required.
+    Consent {
+        notice: Option<Vec<Span>>,
+        consents: Vec<Span>,
+        requests: Vec<Item>,
+        limit: u32,
+        window: i32,
+        is_request: bool,
     },
 }
 
@@ -284,7 +315,50 @@ struct Constraint<'r> {
     rule: &'r Rule,
     zone: Tz,
     debt: Option<DebtKey>,
-    kind: Kind,
+    kind: Kind<'r>,
+}
+
+fn in_any(spans: &[Span], ts: i64) -> Option<&Span> {
+    spans.iter().find(|s| s.contains(ts))
+}
+
+fn first_start_after(spans: &[Span], ts: i64) -> Option<DateTime<Utc>> {
+    spans
+        .iter()
+        .filter(|s| s.start > ts)
+        .map(|s| s.start)
+        .min()
+        .and_then(restrict::at)
+}
+
+fn min_time(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn is_blackout(days: &[i32], annually: &[(u32, u32)], day: i32) -> bool {
+    if days.binary_search(&day).is_ok() {
+        return true;
+    }
+    NaiveDate::from_num_days_from_ce_opt(day).is_some_and(|d| {
+        use chrono::Datelike;
+        annually.binary_search(&(d.month(), d.day())).is_ok()
+    })
+}
+
+/// The first day after `day` (within [`SEARCH_DAYS`]) on which a cap over
+/// `items` is below `limit`.
+fn cap_free_day(items: &[Item], window: i32, limit: u32, day: i32) -> Option<i32> {
+    let last = items.last().map_or(day, |i| i.day);
+    ((day + 1)..=(last + window).max(day + 1)).find(|d| cap_day(items, window, *d).count < limit)
+}
+
+/// The first day after `day` on which a cap over `items` is full.
+fn cap_full_day(items: &[Item], window: i32, limit: u32, day: i32) -> Option<i32> {
+    let last = items.last()?.day;
+    ((day + 1)..=(last + window - 1)).find(|d| cap_day(items, window, *d).count >= limit)
 }
 
 /// The verdict of a cap on one local day: the fullest window containing
@@ -316,19 +390,78 @@ fn cap_day(items: &[Item], window: i32, day: i32) -> CapDay {
 
 impl Constraint<'_> {
     fn allows(&self, t: DateTime<Utc>) -> bool {
+        let ts = t.timestamp();
         match &self.kind {
             Kind::Cap {
                 limit,
                 window,
                 items,
-            } => cap_day(items, *window, local_day(self.zone, t)).count < *limit,
-            Kind::CoolDown { .. } => self
-                .quiet_until(t)
-                .is_none_or(|end| end < local_day(self.zone, t)),
+                exempt,
+            } => {
+                in_any(exempt, ts).is_some()
+                    || cap_day(items, *window, local_day(self.zone, t)).count < *limit
+            }
+            Kind::CoolDown { exempt, .. } => {
+                in_any(exempt, ts).is_some()
+                    || self
+                        .quiet_until(t)
+                        .is_none_or(|end| end < local_day(self.zone, t))
+            }
             Kind::Hours { from, until } => {
                 let local = calendar::local_time(self.zone, t);
                 *from <= local && local < *until
             }
+            Kind::Block { spans } => in_any(spans, ts).is_none(),
+            Kind::Daily { windows } => self.daily_at(windows, t).is_none(),
+            Kind::Blackout { days, annually } => {
+                !is_blackout(days, annually, local_day(self.zone, t))
+            }
+            Kind::Consent {
+                notice,
+                consents,
+                requests,
+                limit,
+                window,
+                is_request,
+            } => {
+                if notice.as_ref().is_some_and(|n| in_any(n, ts).is_none()) {
+                    return false;
+                }
+                in_any(consents, ts).is_some()
+                    || (*is_request
+                        && cap_day(requests, *window, local_day(self.zone, t)).count < *limit)
+            }
+        }
+    }
+
+    /// The designated inconvenient time in force at `t` that covers it.
+    fn daily_at<'w>(&self, windows: &'w [Daily], t: DateTime<Utc>) -> Option<&'w Daily> {
+        let local = calendar::local_time(self.zone, t);
+        let ts = t.timestamp();
+        windows
+            .iter()
+            .find(|w| w.span.contains(ts) && w.covers_local(local))
+    }
+
+    /// The end of the daily window `w` that covers `t`: its local `until`,
+    /// or the restriction's own end if that comes first.
+    fn daily_end(&self, w: &Daily, t: DateTime<Utc>) -> DateTime<Utc> {
+        let local = calendar::local_datetime(self.zone, t);
+        let date = if w.from >= w.until && local.time() >= w.from {
+            local.date().succ_opt().unwrap_or(local.date())
+        } else {
+            local.date()
+        };
+        let end = local_instant_at_or_after(self.zone, date.and_time(w.until));
+        let end = w
+            .span
+            .end
+            .and_then(restrict::at)
+            .map_or(end, |e| e.min(end));
+        if end > t {
+            end
+        } else {
+            t + Duration::minutes(1)
         }
     }
 
@@ -338,6 +471,7 @@ impl Constraint<'_> {
             days,
             day_one,
             items,
+            ..
         } = &self.kind
         else {
             return None;
@@ -355,19 +489,80 @@ impl Constraint<'_> {
         if self.allows(t) {
             return Some(t);
         }
+        let ts = t.timestamp();
         match &self.kind {
             Kind::Cap {
                 limit,
                 window,
                 items,
-            } => {
-                let last = items.last().map_or(local_day(self.zone, t), |i| i.day);
-                let first = local_day(self.zone, t) + 1;
-                (first..=last + window)
-                    .find(|d| cap_day(items, *window, *d).count < *limit)
+                exempt,
+            } => min_time(
+                cap_free_day(items, *window, *limit, local_day(self.zone, t))
+                    .map(|d| day_start(self.zone, d)),
+                first_start_after(exempt, ts),
+            ),
+            Kind::Block { spans } => {
+                // Past the end of every span in force, one after another.
+                let mut t = ts;
+                for _ in 0..10_000 {
+                    let Some(s) = in_any(spans, t) else {
+                        return restrict::at(t);
+                    };
+                    t = spans
+                        .iter()
+                        .filter(|x| x.contains(t))
+                        .map(|x| x.end)
+                        .try_fold(s.end?, |m, e| e.map(|e| m.max(e)))?;
+                }
+                None
+            }
+            Kind::Daily { windows } => {
+                let mut t = t;
+                for _ in 0..10_000 {
+                    match self.daily_at(windows, t) {
+                        None => return Some(t),
+                        Some(w) => t = self.daily_end(w, t),
+                    }
+                }
+                None
+            }
+            Kind::Blackout { days, annually } => {
+                let day = local_day(self.zone, t);
+                ((day + 1)..=(day + i32::try_from(SEARCH_DAYS).unwrap_or(400)))
+                    .find(|d| !is_blackout(days, annually, *d))
                     .map(|d| day_start(self.zone, d))
             }
-            Kind::CoolDown { .. } => {
+            Kind::Consent {
+                notice,
+                consents,
+                requests,
+                limit,
+                window,
+                is_request,
+            } => {
+                if let Some(n) = notice
+                    && in_any(n, ts).is_none()
+                {
+                    // Nothing goes before the notice; a notice recorded for
+                    // later (a mailing date ahead) opens the way then.
+                    return first_start_after(n, ts);
+                }
+                let request = if *is_request {
+                    cap_free_day(requests, *window, *limit, local_day(self.zone, t))
+                        .map(|d| day_start(self.zone, d))
+                } else {
+                    None
+                };
+                min_time(request, first_start_after(consents, ts))
+            }
+            Kind::CoolDown { exempt, .. } => {
+                if let Some(s) = first_start_after(exempt, ts)
+                    && self
+                        .quiet_until(t)
+                        .is_some_and(|end| day_start(self.zone, end + 1) > s)
+                {
+                    return Some(s);
+                }
                 let mut t = t;
                 // Each step moves past the quiet set by the events so far; an
                 // event inside the new quiet extends it.
@@ -405,28 +600,71 @@ impl Constraint<'_> {
     /// The first moment after `t` (which it allows) at which this
     /// constraint would block, if nothing else is sent.
     fn next_blocked(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let ts = t.timestamp();
+        // Inside a consent period the rule passes until the period ends
+        // (the earlier answer is kept: an allow may end sooner, never later).
+        let exempt_end =
+            |exempt: &[Span]| in_any(exempt, ts).and_then(|s| s.end.and_then(restrict::at));
         match &self.kind {
             Kind::Cap {
                 limit,
                 window,
                 items,
-            } => {
-                let last = items.last()?.day;
-                ((local_day(self.zone, t) + 1)..=(last + window - 1))
-                    .find(|d| cap_day(items, *window, *d).count >= *limit)
-                    .map(|d| day_start(self.zone, d))
-            }
-            Kind::CoolDown { .. } => {
-                let Kind::CoolDown { items, .. } = &self.kind else {
-                    return None;
-                };
-                let ts = t.timestamp();
+                exempt,
+            } => min_time(
+                exempt_end(exempt),
+                cap_full_day(items, *window, *limit, local_day(self.zone, t))
+                    .map(|d| day_start(self.zone, d)),
+            ),
+            Kind::CoolDown { items, exempt, .. } => min_time(
+                exempt_end(exempt),
                 items
                     .iter()
                     .filter(|i| i.at > ts)
                     .map(|i| i.at)
                     .min()
-                    .and_then(|s| DateTime::from_timestamp(s, 0))
+                    .and_then(|s| DateTime::from_timestamp(s, 0)),
+            ),
+            Kind::Block { spans } => first_start_after(spans, ts),
+            Kind::Daily { windows } => windows
+                .iter()
+                .filter(|w| w.span.end.is_none_or(|e| e > ts))
+                .filter_map(|w| {
+                    let local = calendar::local_datetime(self.zone, t);
+                    let date = if local.time() < w.from {
+                        local.date()
+                    } else {
+                        local.date().succ_opt()?
+                    };
+                    let next = local_instant_at_or_after(self.zone, date.and_time(w.from));
+                    let start = restrict::at(w.span.start)?;
+                    Some(next.max(start))
+                })
+                .min(),
+            Kind::Blackout { days, annually } => {
+                let day = local_day(self.zone, t);
+                ((day + 1)..=(day + i32::try_from(SEARCH_DAYS).unwrap_or(400)))
+                    .find(|d| is_blackout(days, annually, *d))
+                    .map(|d| day_start(self.zone, d))
+            }
+            Kind::Consent {
+                notice,
+                consents,
+                requests,
+                limit,
+                window,
+                ..
+            } => {
+                let notice_end = notice
+                    .as_ref()
+                    .and_then(|n| in_any(n, ts))
+                    .and_then(|s| s.end.and_then(restrict::at));
+                let rest = match in_any(consents, ts) {
+                    Some(s) => s.end.and_then(restrict::at),
+                    None => cap_full_day(requests, *window, *limit, local_day(self.zone, t))
+                        .map(|d| day_start(self.zone, d)),
+                };
+                min_time(notice_end, rest)
             }
             Kind::Hours { until, .. } => {
                 let local = calendar::local_datetime(self.zone, t);
@@ -539,9 +777,14 @@ pub fn decide(
     let send_debts = view.debts_of_loans(&proposal.loans);
     // Local days of the windowed entries, once per zone: the time zone
     // conversion is the costliest step, and every rule shares it.
-    let reads_history = applicable
-        .iter()
-        .any(|r| !matches!(r.kind, RuleKind::PermittedHours { .. }));
+    let reads_history = applicable.iter().any(|r| {
+        matches!(
+            r.kind,
+            RuleKind::FrequencyCap { .. }
+                | RuleKind::CoolDown { .. }
+                | RuleKind::ConsentRequired { .. }
+        )
+    });
     let days_by_zone: Vec<Vec<i32>> = if reads_history {
         zones
             .iter()
@@ -559,14 +802,15 @@ pub fn decide(
     for rule in &applicable {
         let debts: Vec<Option<DebtKey>> = match &rule.kind {
             RuleKind::FrequencyCap { per: Per::Debt, .. }
-            | RuleKind::CoolDown { per: Per::Debt, .. } => {
+            | RuleKind::CoolDown { per: Per::Debt, .. }
+            | RuleKind::ConsentRequired { per: Per::Debt, .. } => {
                 debts_to_check(view, &send_debts, entries)
             }
             _ => vec![None],
         };
         for (zone, days) in zones.iter().zip(&days_by_zone) {
             for debt in &debts {
-                constraints.push(build(rule, view, entries, days, *zone, *debt));
+                constraints.push(build(rule, view, proposal, entries, days, *zone, *debt));
             }
         }
     }
@@ -667,6 +911,7 @@ fn debts_to_check(
 fn build<'r>(
     rule: &'r Rule,
     view: &BorrowerView<'_>,
+    proposal: &Proposal,
     entries: &[Entry],
     local_days: &[i32],
     zone: Tz,
@@ -677,18 +922,31 @@ fn build<'r>(
         day: *day,
         key: e.key,
     };
+    let consent = |exempt: bool| {
+        if exempt {
+            restrict::consent_periods(view, zone, debt, &proposal.loans, |e| {
+                counts_for_debt(view, e, debt)
+            })
+        } else {
+            Vec::new()
+        }
+    };
     let kind = match &rule.kind {
         RuleKind::FrequencyCap {
             limit,
             window_days,
             counting,
+            exempt_with_prior_consent,
             ..
         } => {
+            let exempt = consent(*exempt_with_prior_consent);
             let mut items: Vec<Item> = entries
                 .iter()
                 .zip(local_days)
                 .filter(|(e, _)| {
-                    counted(view, &rule.applies, counting, e) && counts_for_debt(view, e, debt)
+                    counted(view, &rule.applies, counting, e)
+                        && counts_for_debt(view, e, debt)
+                        && in_any(&exempt, e.at).is_none()
                 })
                 .map(item)
                 .collect();
@@ -697,12 +955,57 @@ fn build<'r>(
                 limit: *limit,
                 window: i32::try_from(*window_days).unwrap_or(i32::MAX / 4),
                 items,
+                exempt,
+            }
+        }
+        RuleKind::Restriction {
+            kind: RestrictionKind::InconvenientTime,
+        } => Kind::Daily {
+            windows: restrict::daily_windows(view),
+        },
+        RuleKind::Restriction { kind } => Kind::Block {
+            spans: restrict::blocking_spans(view, *kind, proposal),
+        },
+        RuleKind::BlackoutDates { days, annually } => Kind::Blackout { days, annually },
+        RuleKind::ConsentRequired {
+            consent,
+            notice,
+            requests_limit,
+            requests_window_days,
+            ..
+        } => {
+            let spans = |k: RestrictionKind| {
+                restrict::permitting_spans(view, k, proposal.channel, debt, &proposal.loans)
+            };
+            let consents = spans(*consent);
+            // Every covered message sent while no consent was in force was
+            // a consent request (or a breach): either way it uses the
+            // allowance.
+            let mut requests: Vec<Item> = entries
+                .iter()
+                .zip(local_days)
+                .filter(|(e, _)| {
+                    counted(view, &rule.applies, &Counting::default(), e)
+                        && counts_for_debt(view, e, debt)
+                        && in_any(&consents, e.at).is_none()
+                })
+                .map(item)
+                .collect();
+            requests.sort_by_key(|i| (i.day, i.at));
+            Kind::Consent {
+                notice: notice.map(spans),
+                consents,
+                requests,
+                limit: *requests_limit,
+                window: i32::try_from(*requests_window_days).unwrap_or(i32::MAX / 4),
+                is_request: proposal.consent_request,
             }
         }
         RuleKind::CoolDown {
             days,
             event_day_is_day_one,
             trigger,
+            exempt_with_prior_consent,
             ..
         } => {
             let items = entries
@@ -719,6 +1022,7 @@ fn build<'r>(
                 days: i32::try_from(*days).unwrap_or(i32::MAX / 4),
                 day_one: *event_day_is_day_one,
                 items,
+                exempt: consent(*exempt_with_prior_consent),
             }
         }
         RuleKind::PermittedHours { from, until } => Kind::Hours {
@@ -774,6 +1078,7 @@ fn describe(
             limit,
             window,
             items,
+            ..
         } => {
             let worst = cap_day(items, *window, day);
             let end = worst.start + window - 1;
@@ -801,6 +1106,7 @@ fn describe(
             days,
             day_one,
             items,
+            ..
         } => {
             let ts = at.timestamp();
             let quiet: Vec<&Item> = items
@@ -836,6 +1142,93 @@ fn describe(
                 from.format("%H:%M"),
                 until.format("%H:%M")
             );
+        }
+        Kind::Block { spans } => {
+            let ts = at.timestamp();
+            // The restriction whose block lasts longest (open-ended first).
+            let worst = spans
+                .iter()
+                .filter(|s| s.contains(ts))
+                .max_by_key(|s| (s.end.is_none(), s.end, std::cmp::Reverse(s.restriction)));
+            if let Some(r) = worst.and_then(|s| view.restrictions().get(s.restriction)) {
+                v.restriction_id = Some(r.id.clone());
+                let until = r.stop().map_or_else(
+                    || "until it is ended".to_owned(),
+                    |s| format!("until {}", s.to_rfc3339()),
+                );
+                v.message = format!(
+                    "restriction `{}` ({}, received {}) is in force {until}",
+                    r.id,
+                    r.kind,
+                    r.received_at.to_rfc3339()
+                );
+            }
+        }
+        Kind::Daily { windows } => {
+            if let Some(w) = c.daily_at(windows, at) {
+                let r = view.restrictions().get(w.span.restriction);
+                v.restriction_id = r.map(|r| r.id.clone());
+                let local = calendar::local_datetime(c.zone, at);
+                v.message = format!(
+                    "{} in {} is inside the time the borrower designated as inconvenient, {}–{}{}",
+                    local.format("%Y-%m-%d %H:%M"),
+                    c.zone,
+                    w.from.format("%H:%M"),
+                    w.until.format("%H:%M"),
+                    r.map(|r| format!(" (restriction `{}`)", r.id))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        Kind::Blackout { .. } => {
+            let local = calendar::local_datetime(c.zone, at);
+            v.window_start = Some(local.date());
+            v.window_end = Some(local.date());
+            v.message = format!(
+                "{} is a blackout date in {}",
+                local.format("%Y-%m-%d"),
+                c.zone
+            );
+        }
+        Kind::Consent {
+            notice,
+            requests,
+            limit,
+            window,
+            is_request,
+            ..
+        } => {
+            let ts = at.timestamp();
+            if notice.as_ref().is_some_and(|n| in_any(n, ts).is_none()) {
+                v.message = format!(
+                    "no written notice is recorded as mailed{about}; no electronic message may go before it"
+                );
+            } else if !is_request {
+                v.message = format!(
+                    "the borrower has not consented to these messages{about}; only a consent request (consentRequest) may go, {limit} in {window} days"
+                );
+            } else {
+                let worst = cap_day(requests, *window, day);
+                let end = worst.start + window - 1;
+                v.count = worst.count;
+                v.limit = *limit;
+                v.window_start = date(worst.start);
+                v.window_end = date(end);
+                v.counted_interaction_ids = requests
+                    .iter()
+                    .filter(|i| i.day >= worst.start && i.day <= end)
+                    .map(|i| view.interaction_id(i.key).to_owned())
+                    .collect();
+                v.message = format!(
+                    "{} message{} sent without consent{about} in the {window} days {}..{} ({}); at most {limit} consent request{} may go",
+                    worst.count,
+                    if worst.count == 1 { "" } else { "s" },
+                    fmt_day(worst.start),
+                    fmt_day(end),
+                    c.zone,
+                    if *limit == 1 { "" } else { "s" },
+                );
+            }
         }
     }
     v

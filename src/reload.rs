@@ -128,28 +128,32 @@ pub fn diff(old: &RuleSet, new: &RuleSet) -> Diff {
                     window_days: ow,
                     per: op,
                     counting: oc,
+                    exempt_with_prior_consent: oe,
                 },
                 RuleKind::FrequencyCap {
                     limit: nl,
                     window_days: nw,
                     per: np,
                     counting: nc,
+                    exempt_with_prior_consent: ne,
                 },
-            ) if op == np && oc == nc && o.applies == n.applies => {
+            ) if op == np && oc == nc && oe == ne && o.applies == n.applies => {
                 (nl < ol || nw > ow, nl > ol || nw < ow)
             }
             (
                 RuleKind::CoolDown {
                     days: od,
                     event_day_is_day_one: o1,
+                    exempt_with_prior_consent: oe,
                     ..
                 },
                 RuleKind::CoolDown {
                     days: nd,
                     event_day_is_day_one: n1,
+                    exempt_with_prior_consent: ne,
                     ..
                 },
-            ) if o.applies == n.applies => {
+            ) if oe == ne && o.applies == n.applies => {
                 let (or, nr) = (
                     od.saturating_add(u32::from(!o1)),
                     nd.saturating_add(u32::from(!n1)),

@@ -19,6 +19,7 @@ use rust_decimal::Decimal;
 use crate::index::Entry;
 use crate::jurisdiction::Jurisdiction;
 use crate::model::{AgentOutcome, Channel, ContactKind, Direction, Status, StatusDetails, Theme};
+use crate::restrictions::RestrictionKind;
 pub use raw::{Event, Mode, Per, Replies, Role};
 use raw::{RawCounting, RawFile, RawFilter, RawRule, ThemeName};
 
@@ -28,6 +29,8 @@ pub const MAX_FILE_BYTES: u64 = 1 << 20;
 pub const MAX_FILES: usize = 1_000;
 /// Most rules in one set.
 pub const MAX_RULES: usize = 10_000;
+/// Most dates one blackout rule may list.
+pub const MAX_BLACKOUT_DATES: usize = 5_000;
 /// Longest rule id.
 pub const MAX_ID_CHARS: usize = 100;
 /// Highest limit a cap may set.
@@ -363,6 +366,9 @@ pub enum RuleKind {
         per: Per,
         /// What counts.
         counting: Counting,
+        /// Calls inside a prior-consent period are neither counted nor
+        /// checked (12 CFR 1006.14(b)(3)(i)).
+        exempt_with_prior_consent: bool,
     },
     /// No covered send for `days` local days after an event.
     CoolDown {
@@ -376,6 +382,8 @@ pub enum RuleKind {
         event: Event,
         /// Which interactions can be the event.
         trigger: Filter,
+        /// Calls inside a prior-consent period are not checked.
+        exempt_with_prior_consent: bool,
     },
     /// Covered sends only between `from` (inclusive) and `until`
     /// (exclusive), local time, in every candidate zone.
@@ -384,6 +392,34 @@ pub enum RuleKind {
         from: NaiveTime,
         /// End of the permitted time.
         until: NaiveTime,
+    },
+    /// Covered sends are blocked while a borrower restriction of this kind
+    /// is in force, with the exceptions the law gives for the kind.
+    Restriction {
+        /// The kind honoured.
+        kind: RestrictionKind,
+    },
+    /// No covered send on these local dates.
+    BlackoutDates {
+        /// Dates, as days from the common era, sorted.
+        days: Vec<i32>,
+        /// `(month, day)` pairs that recur every year, sorted.
+        annually: Vec<(u32, u32)>,
+    },
+    /// Covered sends need a consent in force (and a notice recorded
+    /// first), except `requests_limit` consent requests in any
+    /// `requests_window_days` while there is no consent.
+    ConsentRequired {
+        /// The consent kind.
+        consent: RestrictionKind,
+        /// The notice kind, if one must come first.
+        notice: Option<RestrictionKind>,
+        /// Consent requests allowed per window.
+        requests_limit: u32,
+        /// The requests' window in local days.
+        requests_window_days: u32,
+        /// Per borrower or per debt.
+        per: Per,
     },
 }
 
@@ -397,7 +433,33 @@ impl RuleKind {
                 event_day_is_day_one,
                 ..
             } => days.saturating_add(u32::from(!event_day_is_day_one)),
-            RuleKind::PermittedHours { .. } => 0,
+            RuleKind::PermittedHours { .. }
+            | RuleKind::Restriction { .. }
+            | RuleKind::BlackoutDates { .. } => 0,
+            RuleKind::ConsentRequired {
+                requests_window_days,
+                ..
+            } => *requests_window_days,
+        }
+    }
+
+    /// True if the rule reads restrictions of this kind: it blocks while
+    /// one is in force, or one exempts or permits sends under it.
+    pub fn reads_restriction(&self, kind: RestrictionKind) -> bool {
+        match self {
+            RuleKind::Restriction { kind: k } => *k == kind,
+            RuleKind::FrequencyCap {
+                exempt_with_prior_consent,
+                ..
+            }
+            | RuleKind::CoolDown {
+                exempt_with_prior_consent,
+                ..
+            } => *exempt_with_prior_consent && kind == RestrictionKind::PriorConsentToCall,
+            RuleKind::ConsentRequired {
+                consent, notice, ..
+            } => *consent == kind || *notice == Some(kind),
+            RuleKind::PermittedHours { .. } | RuleKind::BlackoutDates { .. } => false,
         }
     }
 
@@ -407,6 +469,9 @@ impl RuleKind {
             RuleKind::FrequencyCap { .. } => "frequencyCap",
             RuleKind::CoolDown { .. } => "coolDown",
             RuleKind::PermittedHours { .. } => "permittedHours",
+            RuleKind::Restriction { .. } => "restriction",
+            RuleKind::BlackoutDates { .. } => "blackoutDates",
+            RuleKind::ConsentRequired { .. } => "consentRequired",
         }
     }
 }
@@ -530,6 +595,9 @@ fn parse_hhmm(s: &str) -> Option<NaiveTime> {
     NaiveTime::from_hms_opt(h.parse().ok()?, m.parse().ok()?, 0)
 }
 
+/// The keys that give a rule its kind, as messages name them.
+const KIND_KEYS: &str = "`frequencyCap`, `coolDown`, `permittedHours`, `restriction`, `blackoutDates` or `consentRequired`";
+
 struct Checker<'a> {
     file: &'a str,
     text: &'a str,
@@ -622,15 +690,28 @@ impl Checker<'_> {
             raw.frequency_cap.is_some(),
             raw.cool_down.is_some(),
             raw.permitted_hours.is_some(),
+            raw.restriction.is_some(),
+            raw.blackout_dates.is_some(),
+            raw.consent_required.is_some(),
         ];
         let kind = match kinds.iter().filter(|k| **k).count() {
             1 => self.kind(raw, opts),
             0 => {
-                self.report(id, None, format!("rule `{id}` says nothing to enforce; give one of `frequencyCap`, `coolDown` or `permittedHours`"));
+                self.report(
+                    id,
+                    None,
+                    format!("rule `{id}` says nothing to enforce; give one of {KIND_KEYS}"),
+                );
                 None
             }
             _ => {
-                self.report(id, None, format!("rule `{id}` has more than one of `frequencyCap`, `coolDown` and `permittedHours`; write one rule for each"));
+                self.report(
+                    id,
+                    None,
+                    format!(
+                        "rule `{id}` has more than one of {KIND_KEYS}; write one rule for each"
+                    ),
+                );
                 None
             }
         };
@@ -704,6 +785,7 @@ impl Checker<'_> {
                 window_days: cap.window_days,
                 per: cap.per,
                 counting: Counting::from_raw(&cap.counting),
+                exempt_with_prior_consent: cap.exempt_with_prior_consent,
             });
         }
         if let Some(cd) = &raw.cool_down {
@@ -749,6 +831,7 @@ impl Checker<'_> {
                 per: cd.per,
                 event: cd.after.event,
                 trigger,
+                exempt_with_prior_consent: cd.exempt_with_prior_consent,
             });
         }
         if let Some(h) = &raw.permitted_hours {
@@ -769,7 +852,124 @@ impl Checker<'_> {
             }
             return Some(RuleKind::PermittedHours { from, until });
         }
+        if let Some(k) = raw.restriction {
+            if !k.0.blocks() {
+                self.report(
+                    id,
+                    Some("restriction"),
+                    format!("rule `{id}`: `restriction` `{}` is not a restriction that blocks; a consent or notice is read by `consentRequired` or `exemptWithPriorConsent`; allowed: {}", k.0, RestrictionKind::ALL.iter().filter(|k| k.blocks()).map(|k| k.as_str()).collect::<Vec<_>>().join(", ")),
+                );
+                return None;
+            }
+            return Some(RuleKind::Restriction { kind: k.0 });
+        }
+        if let Some(b) = &raw.blackout_dates {
+            return self.blackout(id, b);
+        }
+        if let Some(c) = &raw.consent_required {
+            let consents = [
+                RestrictionKind::ElectronicConsent,
+                RestrictionKind::PriorConsentToCall,
+            ];
+            if !consents.contains(&c.consent.0) {
+                self.report(
+                    id,
+                    Some("consent"),
+                    format!("rule `{id}`: `consent` `{}` is not a consent; allowed: electronicConsent, priorConsentToCall", c.consent.0),
+                );
+            }
+            if let Some(n) = c.notice
+                && n.0 != RestrictionKind::ElectronicNoticeMailed
+            {
+                self.report(
+                    id,
+                    Some("notice"),
+                    format!("rule `{id}`: `notice` `{}` is not a notice; allowed: electronicNoticeMailed", n.0),
+                );
+            }
+            self.window(
+                id,
+                "windowDays",
+                c.requests.window_days,
+                c.requests.window_days,
+                opts,
+            );
+            if c.requests.limit > MAX_LIMIT {
+                self.report(
+                    id,
+                    Some("limit"),
+                    format!(
+                        "rule `{id}`: `limit` is {}; allowed: 0 to {MAX_LIMIT}",
+                        c.requests.limit
+                    ),
+                );
+            }
+            return Some(RuleKind::ConsentRequired {
+                consent: c.consent.0,
+                notice: c.notice.map(|n| n.0),
+                requests_limit: c.requests.limit,
+                requests_window_days: c.requests.window_days,
+                per: c.per,
+            });
+        }
         None
+    }
+
+    fn blackout(&mut self, id: &str, b: &raw::RawBlackout) -> Option<RuleKind> {
+        if b.dates.is_empty() && b.annually.is_empty() {
+            self.report(
+                id,
+                Some("blackoutDates"),
+                format!("rule `{id}`: `blackoutDates` lists no date; give `dates` (YYYY-MM-DD) or `annually` (MM-DD)"),
+            );
+            return None;
+        }
+        if b.dates.len() + b.annually.len() > MAX_BLACKOUT_DATES {
+            self.report(
+                id,
+                Some("blackoutDates"),
+                format!(
+                    "rule `{id}`: `blackoutDates` lists {} dates; allowed: at most {MAX_BLACKOUT_DATES}",
+                    b.dates.len() + b.annually.len()
+                ),
+            );
+            return None;
+        }
+        let mut days = Vec::with_capacity(b.dates.len());
+        for d in &b.dates {
+            let strict = d.len() == 10 && d.as_bytes().get(4) == Some(&b'-');
+            match chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d") {
+                Ok(date) if strict => days.push(chrono::Datelike::num_days_from_ce(&date)),
+                _ => self.report(
+                    id,
+                    Some("blackoutDates.dates"),
+                    format!("rule `{id}`: date `{d}` in `dates` is not a date; write YYYY-MM-DD, for example \"2026-12-25\""),
+                ),
+            }
+        }
+        let mut annually = Vec::with_capacity(b.annually.len());
+        for md in &b.annually {
+            // A leap year, so that 02-29 is accepted.
+            let parsed = (md.len() == 5)
+                .then(|| chrono::NaiveDate::parse_from_str(&format!("2024-{md}"), "%Y-%m-%d").ok())
+                .flatten();
+            match parsed {
+                Some(date) => annually.push((
+                    chrono::Datelike::month(&date),
+                    chrono::Datelike::day(&date),
+                )),
+                None => self.report(
+                    id,
+                    Some("blackoutDates.annually"),
+                    format!("rule `{id}`: `{md}` in `annually` is not a day of the year; write MM-DD, for example \"12-25\""),
+                ),
+            }
+        }
+        days.sort_unstable();
+        days.dedup();
+        annually.sort_unstable();
+        annually.dedup();
+        Some(RuleKind::BlackoutDates { days, annually })
     }
 }
 

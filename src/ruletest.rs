@@ -11,11 +11,16 @@
 //!     history:                            # upstream Interaction objects
 //!       - {channel: voice, direction: outbound, status: attempted,
 //!          statusDetails: voiceRangNoPickup, loanId: CARD, startedAt: "2020-04-01T14:00:00Z"}
+//!     restrictions:                       # optional: borrower restrictions
+//!       - {id: RS-1, kind: ceaseCommunication, source: letter,
+//!          receivedAt: "2020-04-06T15:00:00Z", loanIds: [CARD]}
 //!     send: {channel: voice, loanIds: [CARD], jurisdictions: [US-NY]}
 //!     expect:
 //!       allowed: false
 //!       ruleId: us-regf-7-calls-in-7-days
-//!       nextAllowedAt: "2020-04-08T12:00:00Z"   # optional
+//!       nextAllowedAt: "2020-04-08T12:00:00Z"   # optional; "none" for no moment
+//!       restrictionId: RS-1                     # optional: the deciding restriction
+//!       violations: [us-regf-7-calls-in-7-days] # optional: every violated rule, shadow ones included
 //! ```
 
 use std::fmt;
@@ -27,6 +32,7 @@ use serde::Deserialize;
 use crate::engine::{self, Proposal};
 use crate::index::Index;
 use crate::model::{Channel, ContactKind, Direction, InteractionInput, Subject, Theme, parse_time};
+use crate::restrictions::{RestrictionInput, normalize_contact};
 use crate::rules::{LoadOptions, Role, RuleSet, read_sources};
 
 /// The borrower every case's history belongs to.
@@ -49,6 +55,8 @@ struct Case {
     only: Option<Vec<String>>,
     #[serde(default)]
     history: Vec<InteractionInput>,
+    #[serde(default)]
+    restrictions: Vec<RestrictionInput>,
     send: Send,
     expect: Expect,
 }
@@ -71,11 +79,17 @@ struct Send {
     #[serde(default)]
     contact_kind: Option<String>,
     #[serde(default)]
+    contact_value: Option<String>,
+    #[serde(default)]
     previous_interaction_id: Option<String>,
     #[serde(default)]
     jurisdictions: Vec<String>,
     #[serde(default)]
     time_zones: Vec<String>,
+    #[serde(default)]
+    required_by_law: bool,
+    #[serde(default)]
+    consent_request: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +100,10 @@ struct Expect {
     rule_id: Option<String>,
     #[serde(default)]
     next_allowed_at: Option<String>,
+    #[serde(default)]
+    restriction_id: Option<String>,
+    #[serde(default)]
+    violations: Option<Vec<String>>,
 }
 
 /// One failing case.
@@ -135,6 +153,10 @@ fn proposal(send: &Send, index: &Index, at: DateTime<Utc>) -> Result<Proposal, S
     p.loans = send.loan_ids.clone();
     p.is_transactional = send.is_transactional;
     p.contact = ContactKind::from_record(send.contact_kind.as_deref());
+    p.contact_value = send.contact_value.as_deref().map(normalize_contact);
+    p.previous = send.previous_interaction_id.clone();
+    p.required_by_law = send.required_by_law;
+    p.consent_request = send.consent_request;
     p.answers_borrower = send
         .previous_interaction_id
         .as_deref()
@@ -177,6 +199,15 @@ fn run_case(case: &Case, sources: &[(String, String)], base: &RuleSet) -> Result
             .create(PERSON, record, when.unwrap_or(at))
             .map_err(|e| format!("history[{i}]: {e}"))?;
     }
+    for (i, r) in case.restrictions.iter().enumerate() {
+        let id = r.id.clone().unwrap_or_else(|| format!("RS-TEST-{i}"));
+        let checked = r
+            .check(id, PERSON.to_owned(), "rule-test".to_owned(), at)
+            .map_err(|e| format!("restrictions[{i}]: {e}"))?;
+        index
+            .put_restriction(checked)
+            .map_err(|e| format!("restrictions[{i}]: {e}"))?;
+    }
     let view = index.view(PERSON).map_err(|e| e.to_string())?;
     let d = engine::decide(&rules, &view, &proposal(&case.send, &index, at)?, at);
     let mut wrong = Vec::new();
@@ -212,6 +243,33 @@ fn run_case(case: &Case, sources: &[(String, String)], base: &RuleSet) -> Result
             wrong.push(format!(
                 "expected next allowed {want}, got {}",
                 d.next_allowed_at.map_or("none".into(), |t| t.to_rfc3339())
+            ));
+        }
+    }
+    if let Some(want) = &case.expect.restriction_id {
+        let got = d
+            .rule_id
+            .as_ref()
+            .and_then(|r| d.violations.iter().find(|v| &v.rule_id == r))
+            .and_then(|v| v.restriction_id.clone());
+        if got.as_deref() != Some(want.as_str()) {
+            wrong.push(format!(
+                "expected restriction `{want}`, got {}",
+                got.map_or("none".into(), |r| format!("`{r}`"))
+            ));
+        }
+    }
+    if let Some(want) = &case.expect.violations {
+        let mut want = want.clone();
+        want.sort();
+        let mut got: Vec<String> = d.violations.iter().map(|v| v.rule_id.clone()).collect();
+        got.sort();
+        got.dedup();
+        if got != want {
+            wrong.push(format!(
+                "expected violations [{}], got [{}]",
+                want.join(", "),
+                got.join(", ")
             ));
         }
     }

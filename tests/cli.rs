@@ -45,7 +45,7 @@ fn rules_check_accepts_the_shipped_rules() {
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
     let out = stdout(&o);
     let version = out
-        .strip_prefix("ok: 11 rules, version ")
+        .strip_prefix("ok: 21 rules, version ")
         .and_then(|v| v.strip_suffix('\n'))
         .unwrap_or_else(|| panic!("{out}"));
     assert_eq!(version.len(), 16, "{out}");
@@ -56,7 +56,7 @@ fn rules_check_accepts_the_shipped_rules() {
     let absolute = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
     let by_absolute = stdout(&run(&["rules", "check", absolute.to_str().unwrap()]));
     assert!(
-        by_absolute.starts_with("ok: 11 rules, version "),
+        by_absolute.starts_with("ok: 21 rules, version "),
         "{by_absolute}"
     );
     assert_eq!(by_absolute, out);
@@ -67,7 +67,7 @@ fn rules_check_defaults_to_the_rules_directory() {
     let o = run(&["rules", "check"]);
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
     assert!(
-        stdout(&o).starts_with("ok: 11 rules, version "),
+        stdout(&o).starts_with("ok: 21 rules, version "),
         "{}",
         stdout(&o)
     );
@@ -96,15 +96,15 @@ fn rules_check_honours_the_horizon() {
     let o = run(&["rules", "check", "rules", "--horizon-days", "6"]);
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
-    // Every rule with a window longer than 6 days: all but the 1-day cap and
-    // the two permitted-hours rules.
-    assert_eq!(out.lines().count(), 8, "{out}");
+    // Every rule with a window longer than 6 days: all but the 1-day cap,
+    // the permitted hours and the rules that honour restrictions.
+    assert_eq!(out.lines().count(), 10, "{out}");
     assert!(
         out.lines()
             .all(|l| l.starts_with("rules/us-") && l.contains("longer than the 6 days")),
         "{out}"
     );
-    assert_eq!(stderr(&o), "8 problems found\n");
+    assert_eq!(stderr(&o), "10 problems found\n");
 }
 
 #[test]
@@ -142,12 +142,22 @@ fn rules_list_prints_the_ids() {
     assert_eq!(
         ids,
         [
+            "policy-do-not-interact",
+            "policy-us-federal-holidays",
             "us-dc-28-3814-d4Ai-4-calls-in-7",
             "us-dc-28-3814-d4Aii-quiet-after-completed-call",
+            "us-dc-28-3814-d4B-5-electronic-in-7",
+            "us-dc-28-3814-d4B-electronic-consent",
             "us-ma-940cmr-7.04-1f-other-2-in-30",
             "us-ma-940cmr-7.04-1f-personal-2-in-7",
             "us-regf-7-calls-in-7-days",
+            "us-regf-attorney-representation",
+            "us-regf-cease-communication",
+            "us-regf-designated-inconvenient-place",
+            "us-regf-designated-inconvenient-time",
+            "us-regf-employer-prohibits-contact",
             "us-regf-hours",
+            "us-regf-medium-opt-out",
             "us-regf-quiet-after-conversation",
             "us-wa-rcw-19.16.250-13a-3-per-week",
             "us-wa-rcw-19.16.250-13b-work-1-per-week",

@@ -118,5 +118,9 @@ fn non_binding_rules_do_not_apply() {
     let late = Utc.with_ymd_and_hms(2020, 6, 2, 3, 0, 0).unwrap();
     let d = engine::decide(&rules, &index.view("BO-A-1").unwrap(), &p, late);
     assert!(d.allowed);
-    assert!(d.applied_rule_ids.is_empty());
+    // Only the lender's own policies, which bind every role, cover it.
+    assert_eq!(
+        d.applied_rule_ids,
+        ["policy-do-not-interact", "policy-us-federal-holidays"]
+    );
 }

@@ -89,8 +89,16 @@ async fn an_allowed_check_and_a_blocked_one_with_its_rule_id() {
     assert_eq!(
         first.applied_rule_ids,
         [
+            "policy-do-not-interact",
+            "policy-us-federal-holidays",
             "us-regf-7-calls-in-7-days",
+            "us-regf-attorney-representation",
+            "us-regf-cease-communication",
+            "us-regf-designated-inconvenient-place",
+            "us-regf-designated-inconvenient-time",
+            "us-regf-employer-prohibits-contact",
             "us-regf-hours",
+            "us-regf-medium-opt-out",
             "us-regf-quiet-after-conversation"
         ]
     );

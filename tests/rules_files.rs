@@ -61,13 +61,23 @@ fn shipped_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")
 }
 
-const SHIPPED_IDS: [&str; 11] = [
+const SHIPPED_IDS: [&str; 21] = [
+    "policy-do-not-interact",
+    "policy-us-federal-holidays",
     "us-dc-28-3814-d4Ai-4-calls-in-7",
     "us-dc-28-3814-d4Aii-quiet-after-completed-call",
+    "us-dc-28-3814-d4B-5-electronic-in-7",
+    "us-dc-28-3814-d4B-electronic-consent",
     "us-ma-940cmr-7.04-1f-other-2-in-30",
     "us-ma-940cmr-7.04-1f-personal-2-in-7",
     "us-regf-7-calls-in-7-days",
+    "us-regf-attorney-representation",
+    "us-regf-cease-communication",
+    "us-regf-designated-inconvenient-place",
+    "us-regf-designated-inconvenient-time",
+    "us-regf-employer-prohibits-contact",
     "us-regf-hours",
+    "us-regf-medium-opt-out",
     "us-regf-quiet-after-conversation",
     "us-wa-rcw-19.16.250-13a-3-per-week",
     "us-wa-rcw-19.16.250-13b-work-1-per-week",
@@ -387,7 +397,7 @@ fn a_rule_with_two_kinds_is_refused() {
         format!("{CAP}    permittedHours:\n      from: \"08:00\"\n      until: \"21:00\"\n");
     assert_eq!(
         only_error(&one_rule(VOICE, &kinds)),
-        "t.yaml:2:5: rule `test-cap` has more than one of `frequencyCap`, `coolDown` and `permittedHours`; write one rule for each"
+        "t.yaml:2:5: rule `test-cap` has more than one of `frequencyCap`, `coolDown`, `permittedHours`, `restriction`, `blackoutDates` or `consentRequired`; write one rule for each"
     );
 }
 
@@ -395,7 +405,7 @@ fn a_rule_with_two_kinds_is_refused() {
 fn a_rule_with_no_kind_is_refused() {
     assert_eq!(
         only_error(&one_rule(VOICE, "")),
-        "t.yaml:2:5: rule `test-cap` says nothing to enforce; give one of `frequencyCap`, `coolDown` or `permittedHours`"
+        "t.yaml:2:5: rule `test-cap` says nothing to enforce; give one of `frequencyCap`, `coolDown`, `permittedHours`, `restriction`, `blackoutDates` or `consentRequired`"
     );
 }
 
@@ -547,7 +557,7 @@ fn roles_decide_which_rules_bind() {
             },
         )
         .unwrap();
-        assert_eq!(set.rules().len(), 11, "non-binding rules stay in the set");
+        assert_eq!(set.rules().len(), 21, "non-binding rules stay in the set");
         set.rules()
             .iter()
             .filter(|r| r.binding)
@@ -557,8 +567,12 @@ fn roles_decide_which_rules_bind() {
     assert_eq!(
         binding(vec![Role::Creditor]),
         vec![
+            "policy-do-not-interact",
+            "policy-us-federal-holidays",
             "us-dc-28-3814-d4Ai-4-calls-in-7",
             "us-dc-28-3814-d4Aii-quiet-after-completed-call",
+            "us-dc-28-3814-d4B-5-electronic-in-7",
+            "us-dc-28-3814-d4B-electronic-consent",
             "us-ma-940cmr-7.04-1f-other-2-in-30",
             "us-ma-940cmr-7.04-1f-personal-2-in-7",
         ]
@@ -566,15 +580,29 @@ fn roles_decide_which_rules_bind() {
     assert_eq!(
         binding(vec![Role::DebtCollector]),
         vec![
+            "policy-do-not-interact",
+            "policy-us-federal-holidays",
             "us-dc-28-3814-d4Ai-4-calls-in-7",
             "us-dc-28-3814-d4Aii-quiet-after-completed-call",
+            "us-dc-28-3814-d4B-5-electronic-in-7",
+            "us-dc-28-3814-d4B-electronic-consent",
             "us-regf-7-calls-in-7-days",
+            "us-regf-attorney-representation",
+            "us-regf-cease-communication",
+            "us-regf-designated-inconvenient-place",
+            "us-regf-designated-inconvenient-time",
+            "us-regf-employer-prohibits-contact",
             "us-regf-hours",
+            "us-regf-medium-opt-out",
             "us-regf-quiet-after-conversation",
         ]
     );
-    assert_eq!(binding(vec![Role::Licensee]).len(), 6);
-    assert!(binding(vec![]).is_empty());
+    assert_eq!(binding(vec![Role::Licensee]).len(), 10);
+    // The lender's policies name no role, so they bind every deployment.
+    assert_eq!(
+        binding(vec![]),
+        vec!["policy-do-not-interact", "policy-us-federal-holidays"]
+    );
 
     // A rule that names nobody binds everyone.
     let opts = LoadOptions {

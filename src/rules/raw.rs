@@ -16,6 +16,7 @@ use crate::jurisdiction::Jurisdiction;
 use crate::model::{
     AgentOutcome, Channel, ContactKind, Direction, StatusDetails, Theme, describe_allowed,
 };
+use crate::restrictions::RestrictionKind;
 
 /// One rule file: a list of rules.
 #[derive(Debug, Deserialize)]
@@ -84,6 +85,73 @@ pub struct RawRule {
     /// Local hours outside which no covered send is allowed.
     #[serde(default)]
     pub permitted_hours: Option<RawHours>,
+    /// A borrower restriction this rule honours: covered sends are blocked
+    /// while one of this kind is in force (with the law's exceptions).
+    #[serde(default)]
+    pub restriction: Option<RestrictionKindName>,
+    /// Local dates (holidays, blackouts) on which no covered send goes.
+    #[serde(default)]
+    pub blackout_dates: Option<RawBlackout>,
+    /// Covered sends need a recorded consent (and notice), except a
+    /// bounded number of consent requests.
+    #[serde(default)]
+    pub consent_required: Option<RawConsentRequired>,
+}
+
+/// Blackout dates as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawBlackout {
+    /// Dates, `YYYY-MM-DD`, in the borrower's local calendar.
+    #[serde(default)]
+    pub dates: Vec<String>,
+    /// Dates that recur every year, `MM-DD` (`12-25`).
+    #[serde(default)]
+    pub annually: Vec<String>,
+}
+
+/// A consent requirement as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawConsentRequired {
+    /// The consent that permits covered sends.
+    pub consent: RestrictionKindName,
+    /// A notice that must have been recorded before any covered send.
+    #[serde(default)]
+    pub notice: Option<RestrictionKindName>,
+    /// How many consent requests may go before consent.
+    pub requests: RawRequests,
+    /// Per borrower or per debt.
+    pub per: Per,
+}
+
+/// The consent requests allowed before consent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRequests {
+    /// At most this many.
+    pub limit: u32,
+    /// In any window of this many consecutive local days.
+    pub window_days: u32,
+}
+
+/// A restriction kind as a rule names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestrictionKindName(pub RestrictionKind);
+
+impl<'de> Deserialize<'de> for RestrictionKindName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_visitor(d, "a restriction kind", |text| {
+            RestrictionKind::parse(text)
+                .map(RestrictionKindName)
+                .ok_or_else(|| {
+                    format!(
+                        "unknown restriction kind `{text}`, allowed: {}",
+                        describe_allowed(text, RestrictionKind::NAMES)
+                    )
+                })
+        })
+    }
 }
 
 /// Which communications a rule covers. A missing key means "any".
@@ -160,6 +228,10 @@ pub struct RawCap {
     /// Changes to the default table of what counts.
     #[serde(default)]
     pub counting: RawCounting,
+    /// Calls placed inside a prior-consent period (12 CFR
+    /// 1006.14(b)(3)(i)) are neither counted nor checked.
+    #[serde(default)]
+    pub exempt_with_prior_consent: bool,
 }
 
 /// Changes to the default counting table.
@@ -193,6 +265,10 @@ pub struct RawCoolDown {
     pub per: Per,
     /// The event that starts the quiet.
     pub after: RawTrigger,
+    /// Calls placed inside a prior-consent period (12 CFR
+    /// 1006.14(b)(3)(i)) are not checked against the quiet.
+    #[serde(default)]
+    pub exempt_with_prior_consent: bool,
 }
 
 fn yes() -> bool {

@@ -1,0 +1,294 @@
+//! Which borrower restrictions touch a proposed send, and the exceptions
+//! the law gives for each kind. The engine turns what this finds into
+//! spans of time during which a rule blocks (or exempts).
+//!
+//! Matching a restriction to a send is asymmetric on purpose:
+//! - a restriction that *blocks* touches a send whenever it may concern it
+//!   (a send about every debt is touched by a cease of any one debt);
+//! - a restriction that *permits* (a consent, a notice) counts for a debt
+//!   only when it surely names it.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use super::{Proposal, calendar};
+use crate::index::{BorrowerView, DebtKey, Entry};
+use crate::model::{Channel, ContactKind, Direction, Status, Subject};
+use crate::restrictions::{Restriction, RestrictionKind, is_electronic};
+use crate::rules::is_conversation;
+
+/// A stretch of time `[start, end)` in Unix seconds during which a
+/// restriction blocks or permits; `end` `None` is open-ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Span {
+    pub start: i64,
+    pub end: Option<i64>,
+    /// The restriction's place in [`BorrowerView::restrictions`].
+    pub restriction: usize,
+}
+
+impl Span {
+    pub fn contains(&self, t: i64) -> bool {
+        self.start <= t && self.end.is_none_or(|e| t < e)
+    }
+}
+
+fn span_of(r: &Restriction, restriction: usize) -> Option<Span> {
+    let start = r.received_at.timestamp();
+    let end = r.stop().map(|s| s.timestamp());
+    (end.is_none_or(|e| e > start)).then_some(Span {
+        start,
+        end,
+        restriction,
+    })
+}
+
+/// The subjects of the communications 12 CFR 1006.6(c)(2) still allows
+/// after a cease: (i) further efforts are being terminated
+/// (`ceaseCommunicationAcknowledgement`); (ii) and (iii) remedies may be or
+/// will be invoked (`ceaseCommunicationRefuseToPay`, the answer to a
+/// refusal to pay).
+pub const CEASE_EXCEPTIONS: &[Subject] = &[
+    Subject::CeaseCommunicationAcknowledgement,
+    Subject::CeaseCommunicationRefuseToPay,
+];
+
+/// True if a blocking restriction may concern the send's debts: it names
+/// none (every debt), the send names none (about every debt), or they
+/// share a loan or an account.
+fn may_touch_debts(view: &BorrowerView<'_>, r: &Restriction, send_loans: &[String]) -> bool {
+    if r.loan_ids.is_empty() || send_loans.is_empty() {
+        return true;
+    }
+    r.loan_ids.iter().any(|rl| {
+        send_loans.iter().any(|sl| {
+            rl == sl
+                || matches!((view.debt_of_name(rl), view.debt_of_name(sl)), (Some(a), Some(b)) if a == b)
+        })
+    })
+}
+
+/// True if a permitting restriction surely names this debt. `None` (the
+/// one bucket of a borrower with no known debt) is named only by a
+/// restriction for every debt.
+pub(super) fn surely_names_debt(
+    view: &BorrowerView<'_>,
+    r: &Restriction,
+    debt: Option<DebtKey>,
+    send_loans: &[String],
+) -> bool {
+    if r.loan_ids.is_empty() {
+        return true;
+    }
+    let Some(debt) = debt else { return false };
+    r.loan_ids.iter().any(|rl| match debt {
+        DebtKey::Unlisted(i) => send_loans.get(usize::from(i)) == Some(rl),
+        _ => view.debt_of_name(rl) == Some(debt),
+    })
+}
+
+fn concerns_place(r: &Restriction, kind: ContactKind, value: Option<&str>) -> bool {
+    let by_kind = !r.contact_kinds.is_empty()
+        && (kind == ContactKind::Unknown || r.contact_kinds.contains(&kind));
+    let by_value = !r.contact_values.is_empty()
+        && value.is_none_or(|v| r.contact_values.iter().any(|c| c == v));
+    by_kind || by_value
+}
+
+fn sent(e: &Entry) -> bool {
+    e.direction == Direction::Outbound && !matches!(e.status, Status::Failed | Status::Canceled)
+}
+
+/// The exceptions of 12 CFR 1006.14(h)(2) to an opt-out: a communication
+/// required by law; one confirmation of an electronic opt-out (subject
+/// `electronicConsentOptOut`, never a call); one reply in the barred
+/// medium to a communication the borrower initiated through it.
+fn opt_out_exception(view: &BorrowerView<'_>, r: &Restriction, p: &Proposal) -> bool {
+    if p.required_by_law {
+        return true;
+    }
+    let since = r.received_at.timestamp();
+    if is_electronic(p.channel) && p.subject == Some(Subject::ElectronicConsentOptOut) {
+        let confirmed = view.entries_from(since).iter().any(|e| {
+            sent(e)
+                && e.channel == p.channel
+                && view.record(e.key).and_then(|x| x.subject)
+                    == Some(Subject::ElectronicConsentOptOut)
+        });
+        if !confirmed {
+            return true;
+        }
+    }
+    let Some(prev) = p.previous.as_deref().and_then(|id| view.find(id)) else {
+        return false;
+    };
+    let Some(inbound) = view.record(prev) else {
+        return false;
+    };
+    let same_point = r.contact_values.is_empty()
+        || inbound
+            .contact
+            .as_ref()
+            .and_then(|c| c.value.as_deref())
+            .map(crate::restrictions::normalize_contact)
+            .is_some_and(|v| r.contact_values.contains(&v));
+    let initiated = inbound.direction == Direction::Inbound
+        && inbound.channel == p.channel
+        && inbound.deleted_at.is_none()
+        && inbound.occurs_at().timestamp() >= since
+        && same_point;
+    initiated
+        && !view
+            .entries_from(inbound.occurs_at().timestamp())
+            .iter()
+            .any(|e| sent(e) && e.channel == p.channel && e.previous == Some(prev))
+}
+
+/// The spans during which restrictions of `kind` block this send. Each
+/// kind's exceptions are applied here, so a restriction that an exception
+/// lifts gives no span.
+pub(super) fn blocking_spans(
+    view: &BorrowerView<'_>,
+    kind: RestrictionKind,
+    p: &Proposal,
+) -> Vec<Span> {
+    let mut spans = Vec::new();
+    for (i, r) in view.restrictions().iter().enumerate() {
+        if r.kind != kind {
+            continue;
+        }
+        let touches = match kind {
+            RestrictionKind::CeaseCommunication => {
+                may_touch_debts(view, r, &p.loans)
+                    && !p.subject.is_some_and(|s| CEASE_EXCEPTIONS.contains(&s))
+            }
+            RestrictionKind::MediumOptOut => {
+                r.channels.contains(&p.channel)
+                    && r.concerns_value(p.contact_value.as_deref())
+                    && !opt_out_exception(view, r, p)
+            }
+            RestrictionKind::InconvenientPlace | RestrictionKind::EmployerProhibitsContact => {
+                concerns_place(r, p.contact, p.contact_value.as_deref())
+            }
+            RestrictionKind::AttorneyRepresentation => {
+                let to_attorney = p
+                    .contact_value
+                    .as_deref()
+                    .is_some_and(|v| r.contact_values.iter().any(|c| c == v));
+                may_touch_debts(view, r, &p.loans) && !to_attorney
+            }
+            RestrictionKind::DoNotInteract => may_touch_debts(view, r, &p.loans),
+            // Read as daily windows, or by other rule kinds.
+            RestrictionKind::InconvenientTime
+            | RestrictionKind::PriorConsentToCall
+            | RestrictionKind::ElectronicConsent
+            | RestrictionKind::ElectronicNoticeMailed => false,
+        };
+        if touches && let Some(s) = span_of(r, i) {
+            spans.push(s);
+        }
+    }
+    spans
+}
+
+/// A designated inconvenient time: local `[from, until)` (past midnight
+/// when `until <= from`), while the restriction is in force.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Daily {
+    pub from: chrono::NaiveTime,
+    pub until: chrono::NaiveTime,
+    pub span: Span,
+}
+
+impl Daily {
+    pub fn covers_local(&self, t: chrono::NaiveTime) -> bool {
+        if self.from < self.until {
+            self.from <= t && t < self.until
+        } else {
+            t >= self.from || t < self.until
+        }
+    }
+}
+
+/// The designated inconvenient times of the borrower.
+pub(super) fn daily_windows(view: &BorrowerView<'_>) -> Vec<Daily> {
+    view.restrictions()
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.kind == RestrictionKind::InconvenientTime)
+        .filter_map(|(i, r)| {
+            Some(Daily {
+                from: r.from?,
+                until: r.until?,
+                span: span_of(r, i)?,
+            })
+        })
+        .collect()
+}
+
+/// The prior-consent periods (12 CFR 1006.14(b)(3)(i)) for one debt in one
+/// zone: from receipt to the earliest of the end of the 7th local day
+/// (the day of receipt is day 1), the consent's own end or revocation, and
+/// a telephone conversation about the debt after receipt (the call that
+/// became that conversation is still inside).
+pub(super) fn consent_periods(
+    view: &BorrowerView<'_>,
+    zone: Tz,
+    debt: Option<DebtKey>,
+    send_loans: &[String],
+    counts_for_debt: impl Fn(&Entry) -> bool,
+) -> Vec<Span> {
+    let mut spans = Vec::new();
+    for (i, r) in view.restrictions().iter().enumerate() {
+        if r.kind != RestrictionKind::PriorConsentToCall
+            || !surely_names_debt(view, r, debt, send_loans)
+        {
+            continue;
+        }
+        let start = r.received_at.timestamp();
+        let seventh =
+            calendar::day_start(zone, calendar::local_day(zone, r.received_at) + 7).timestamp();
+        let mut end = r.stop().map_or(seventh, |s| s.timestamp().min(seventh));
+        if let Some(conv) = view
+            .entries_from(start + 1)
+            .iter()
+            .find(|e| e.at < end && is_conversation(e) && counts_for_debt(e))
+        {
+            end = end.min(conv.at + 1);
+        }
+        if end > start {
+            spans.push(Span {
+                start,
+                end: Some(end),
+                restriction: i,
+            });
+        }
+    }
+    spans
+}
+
+/// The spans of a permitting restriction kind (a consent, a notice) that
+/// surely name this debt and, for a consent naming media, this channel.
+pub(super) fn permitting_spans(
+    view: &BorrowerView<'_>,
+    kind: RestrictionKind,
+    channel: Channel,
+    debt: Option<DebtKey>,
+    send_loans: &[String],
+) -> Vec<Span> {
+    view.restrictions()
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            r.kind == kind
+                && (r.channels.is_empty() || r.channels.contains(&channel))
+                && surely_names_debt(view, r, debt, send_loans)
+        })
+        .filter_map(|(i, r)| span_of(r, i))
+        .collect()
+}
+
+/// A moment as a time, for spans' bounds.
+pub(super) fn at(ts: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(ts, 0)
+}
