@@ -23,6 +23,9 @@ use crate::model::{
     Subject, Theme, ValidationError, describe_allowed,
 };
 use crate::pb::journal::{self, Record, record::Op};
+use crate::restrictions::{
+    MAX_NOTE_CHARS, MAX_PER_PERSON, Restriction, RestrictionErrors, RestrictionInput,
+};
 use crate::rules::RuleSet;
 
 /// The earliest `at` a Check may name (1970-01-01), in Unix seconds.
@@ -1117,6 +1120,427 @@ impl Guard {
     }
 }
 
+/// One restriction and what it does under the rules in force, as
+/// ExplainRestrictions answers: an agent reads why a send is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestrictionEffect {
+    /// The restriction.
+    pub restriction: Restriction,
+    /// Whether it is in force at the moment asked about.
+    pub in_force: bool,
+    /// The loaded rules that read its kind; empty: no loaded rule honours
+    /// it, so it changes no Check.
+    pub rule_ids: Vec<String>,
+    /// What it blocks or permits, and its exceptions ([`effect`]).
+    pub effect: String,
+}
+
+/// Every problem of a restriction as given to AddRestriction, each naming
+/// its field: a set `id` (the guard makes its own) and every problem of
+/// [`RestrictionInput::check`]. `already` are problems found before
+/// (read-only fields, times out of range); a field they name is not
+/// reported twice. Empty: the restriction may be recorded.
+pub fn restriction_problems(
+    person: &str,
+    input: &RestrictionInput,
+    already: Vec<FieldProblem>,
+    now: DateTime<Utc>,
+) -> Vec<FieldProblem> {
+    let mut problems = Vec::new();
+    if person.is_empty() {
+        problems.push(FieldProblem {
+            field: "personId".into(),
+            message: "`personId` is required".into(),
+        });
+    } else if let Err(e) = AnyId::parse("personId", person) {
+        problems.push(FieldProblem {
+            field: "personId".into(),
+            message: e.to_string(),
+        });
+    }
+    if input.id.as_deref().is_some_and(|id| !id.is_empty()) {
+        problems.push(FieldProblem {
+            field: "id".into(),
+            message: "`id` is set by the guard, never on AddRestriction; leave it empty".into(),
+        });
+    }
+    let reported: Vec<String> = already.iter().map(|p| p.field.clone()).collect();
+    problems.extend(already);
+    if let Err(errors) = input.check(String::new(), person.to_owned(), String::new(), now) {
+        for p in errors.0 {
+            if !reported.iter().any(|f| f == p.field) {
+                problems.push(FieldProblem {
+                    field: p.field.to_owned(),
+                    message: p.message,
+                });
+            }
+        }
+    }
+    problems
+}
+
+impl Guard {
+    /// Records a borrower restriction and returns it with its id, once
+    /// durable: a Check answered after this sees it. The person is
+    /// registered on first mention, as by [`Guard::create`]; `recordedBy`
+    /// is the caller's name.
+    pub async fn add_restriction(
+        &self,
+        person: &str,
+        input: &RestrictionInput,
+        caller: &Caller,
+        now: DateTime<Utc>,
+    ) -> Result<Restriction, GuardError> {
+        self.add_restriction_checked(person, input, Vec::new(), caller, now)
+            .await
+    }
+
+    /// [`Guard::add_restriction`] with the problems the caller already
+    /// found in the request (read-only fields set, times out of range), so
+    /// that one answer lists every bad field.
+    pub async fn add_restriction_checked(
+        &self,
+        person: &str,
+        input: &RestrictionInput,
+        already: Vec<FieldProblem>,
+        caller: &Caller,
+        now: DateTime<Utc>,
+    ) -> Result<Restriction, GuardError> {
+        let problems = restriction_problems(person, input, already, now);
+        if !problems.is_empty() {
+            return Err(GuardError::Invalid(problems));
+        }
+        let checked = input
+            .check(String::new(), person.to_owned(), caller.name.clone(), now)
+            .map_err(restriction_errors)?;
+        let (stored, commit) = {
+            let mut ledger = self.write()?;
+            if let Some(k) = ledger.index.find_person(person)?
+                && ledger.index.person_restrictions(k).len() >= MAX_PER_PERSON
+            {
+                return Err(
+                    IndexError::TooManyRestrictions(ledger.index.person_id(k).to_owned()).into(),
+                );
+            }
+            let people = ledger.index.people_len();
+            let id = ledger.index.new_restriction_id();
+            let put = ledger
+                .index
+                .put_restriction(Restriction { id, ..checked })
+                .cloned();
+            let mut records = Self::new_people(&ledger.index, people);
+            let stored = match put {
+                Ok(r) => r,
+                Err(e) => {
+                    // A person registered before the refusal is journaled
+                    // all the same, so that memory and disk agree.
+                    if !records.is_empty() {
+                        self.log(records)?;
+                    }
+                    return Err(e.into());
+                }
+            };
+            records.push(restriction_record(&stored));
+            (stored, self.log(records)?)
+        };
+        commit.wait().await.map_err(not_durable)?;
+        metrics::counter!("compliance_guard_restrictions_total", "kind" => stored.kind.as_str(), "op" => "added").increment(1);
+        Ok(stored)
+    }
+
+    /// Ends a restriction: it stops being in force at `ended_at` (now when
+    /// `None`), and is kept, with who ended it and why, for the audit.
+    /// Ending one already ended is refused: the first end is the record.
+    pub async fn end_restriction(
+        &self,
+        person: &str,
+        id: &str,
+        ended_at: Option<DateTime<Utc>>,
+        end_reason: Option<String>,
+        caller: &Caller,
+        now: DateTime<Utc>,
+    ) -> Result<Restriction, GuardError> {
+        let mut problems = Vec::new();
+        if person.is_empty() {
+            problems.push(FieldProblem {
+                field: "personId".into(),
+                message: "`personId` is required".into(),
+            });
+        }
+        if id.is_empty() {
+            problems.push(FieldProblem {
+                field: "restrictionId".into(),
+                message: "`restrictionId` is required".into(),
+            });
+        }
+        let end_reason = end_reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned);
+        if end_reason
+            .as_ref()
+            .is_some_and(|r| r.chars().count() > MAX_NOTE_CHARS)
+        {
+            problems.push(FieldProblem {
+                field: "endReason".into(),
+                message: format!("`endReason` is longer than {MAX_NOTE_CHARS} characters"),
+            });
+        }
+        let ended_at = ended_at.unwrap_or(now);
+        if !(MIN_AT..=MAX_AT).contains(&ended_at.timestamp()) {
+            problems.push(FieldProblem {
+                field: "endedAt".into(),
+                message: format!(
+                    "`endedAt` {} is out of range; allowed: 1970-01-01 to 2999-12-31",
+                    ended_at.to_rfc3339()
+                ),
+            });
+        }
+        if !problems.is_empty() {
+            return Err(GuardError::Invalid(problems));
+        }
+        let (stored, commit) = {
+            let mut ledger = self.write()?;
+            let current = ledger.index.restriction(Some(person), id)?;
+            if let Some(at) = current.ended_at {
+                return Err(GuardError::FailedPrecondition(format!(
+                    "restriction `{}` was already ended at {} by `{}`; an end is recorded once",
+                    current.id,
+                    at.to_rfc3339(),
+                    current.ended_by.as_deref().unwrap_or("")
+                )));
+            }
+            if ended_at < current.received_at {
+                return Err(GuardError::field(
+                    "endedAt",
+                    format!(
+                        "`endedAt` {} is before the restriction's `receivedAt` {}; allowed: `receivedAt` or later",
+                        ended_at.to_rfc3339(),
+                        current.received_at.to_rfc3339()
+                    ),
+                ));
+            }
+            let ended = Restriction {
+                ended_at: Some(ended_at),
+                ended_by: Some(caller.name.clone()),
+                end_reason,
+                ..current.clone()
+            };
+            let stored = ledger.index.put_restriction(ended)?.clone();
+            let records = vec![restriction_record(&stored)];
+            (stored, self.log(records)?)
+        };
+        commit.wait().await.map_err(not_durable)?;
+        metrics::counter!("compliance_guard_restrictions_total", "kind" => stored.kind.as_str(), "op" => "ended").increment(1);
+        Ok(stored)
+    }
+
+    /// A borrower's restrictions in the order recorded: those in force at
+    /// `at`, or with `include_ended` every one ever recorded.
+    pub fn restrictions(
+        &self,
+        person: &str,
+        include_ended: bool,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Restriction>, GuardError> {
+        let ledger = self.read()?;
+        let key = known_person(&ledger.index, person)?;
+        Ok(ledger
+            .index
+            .person_restrictions(key)
+            .iter()
+            .filter(|r| include_ended || r.in_force_at(at))
+            .cloned()
+            .collect())
+    }
+
+    /// What each of a borrower's restrictions does under the rules in
+    /// force, ended ones included, in the order recorded.
+    pub fn explain(
+        &self,
+        person: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<RestrictionEffect>, GuardError> {
+        let rules = self.rules().ok_or_else(|| {
+            GuardError::Unavailable("no rule set is loaded yet; retry shortly".into())
+        })?;
+        let list = self.restrictions(person, true, at)?;
+        Ok(list
+            .into_iter()
+            .map(|r| RestrictionEffect {
+                in_force: r.in_force_at(at),
+                rule_ids: rules
+                    .rules()
+                    .iter()
+                    .filter(|rule| rule.kind.reads_restriction(r.kind))
+                    .map(|rule| rule.id.clone())
+                    .collect(),
+                effect: effect(&r),
+                restriction: r,
+            })
+            .collect())
+    }
+}
+
+/// The person a read names, refused as not found when unknown.
+fn known_person(index: &Index, person: &str) -> Result<crate::index::PersonKey, GuardError> {
+    if person.is_empty() {
+        return Err(GuardError::field("personId", "`personId` is required"));
+    }
+    index.find_person(person)?.ok_or_else(|| {
+        GuardError::NotFound(format!(
+            "no person `{}`",
+            person.chars().take(64).collect::<String>()
+        ))
+    })
+}
+
+fn restriction_errors(e: RestrictionErrors) -> GuardError {
+    GuardError::Invalid(
+        e.0.into_iter()
+            .map(|p| FieldProblem {
+                field: p.field.to_owned(),
+                message: p.message,
+            })
+            .collect(),
+    )
+}
+
+fn restriction_record(r: &Restriction) -> Record {
+    Record {
+        op: Some(Op::Restriction(crate::wire::restriction_pb_of(r))),
+    }
+}
+
+/// `loan `L1`, `L2`` or every debt, for the effect sentences.
+fn debts(r: &Restriction) -> String {
+    if r.loan_ids.is_empty() {
+        return "every debt of the borrower (it names none)".into();
+    }
+    let loans = quoted(&r.loan_ids);
+    if r.loan_ids.len() == 1 {
+        format!("loan {loans}")
+    } else {
+        format!("loans {loans}")
+    }
+}
+
+fn quoted(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The contact points a place restriction names, for the effect sentences.
+fn places(r: &Restriction) -> String {
+    let mut parts: Vec<String> = r
+        .contact_kinds
+        .iter()
+        .map(|k| format!("any {k} contact point"))
+        .collect();
+    parts.extend(r.contact_values.iter().map(|v| format!("`{v}`")));
+    if parts.is_empty() {
+        return "any contact point".into();
+    }
+    parts.join(" or ")
+}
+
+/// What a restriction blocks or permits, and its exceptions, in one plain
+/// English sentence with its citation: the text ExplainRestrictions gives
+/// agents, so that they can tell a borrower why a send was refused without
+/// reading the rules. It describes the kind's legal effect; which rules
+/// enforce it is [`RestrictionEffect::rule_ids`].
+pub fn effect(r: &Restriction) -> String {
+    use crate::restrictions::RestrictionKind as K;
+    let rfc = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    match r.kind {
+        K::CeaseCommunication => format!(
+            "no communication about {} except subjects ceaseCommunicationAcknowledgement and ceaseCommunicationRefuseToPay (12 CFR 1006.6(c)(2))",
+            debts(r)
+        ),
+        K::MediumOptOut => {
+            let channels = r
+                .channels
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            let to = if r.contact_values.is_empty() {
+                "any number or address".to_owned()
+            } else {
+                quoted(&r.contact_values)
+            };
+            format!(
+                "no {channels} communication to {to}, for any debt; exceptions: one confirmation of an electronic opt-out (subject electronicConsentOptOut), one reply in the medium when the borrower initiates through it, requiredByLaw (12 CFR 1006.14(h)(2))"
+            )
+        }
+        K::PriorConsentToCall => {
+            // Day 1 is the day of receipt; the rules count the borrower's
+            // local days, so the UTC day is named as such.
+            let day_one = r.received_at.date_naive();
+            let day_seven = day_one + Duration::days(6);
+            let end = match r.ends_at {
+                Some(e) if e < r.received_at + Duration::days(6) => rfc(e),
+                _ => format!(
+                    "the end of the 7th day counting the day of receipt as day 1 (about {day_seven}, day 1 being {day_one} in UTC; the rules count the borrower's local days){}",
+                    r.ends_at
+                        .map(|e| format!(", or {}, whichever comes first", rfc(e)))
+                        .unwrap_or_default()
+                ),
+            };
+            format!(
+                "calls about {} placed before {end} count toward neither 12 CFR 1006.14(b)(2) test; ends at a revocation or at a later telephone conversation (12 CFR 1006.14(b)(3)(i))",
+                debts(r)
+            )
+        }
+        K::InconvenientTime => format!(
+            "no communication between {} and {} local time (12 CFR 1006.6(b)(1))",
+            r.from
+                .map(|t| t.format("%H:%M").to_string())
+                .unwrap_or_default(),
+            r.until
+                .map(|t| t.format("%H:%M").to_string())
+                .unwrap_or_default()
+        ),
+        K::InconvenientPlace => format!("no communication to {} (12 CFR 1006.6(b)(1))", places(r)),
+        K::EmployerProhibitsContact => {
+            format!("no communication to {} (12 CFR 1006.6(b)(3))", places(r))
+        }
+        K::AttorneyRepresentation => format!(
+            "no communication with the borrower about {}, except to the attorney's own contact points {} (12 CFR 1006.6(b)(2))",
+            debts(r),
+            if r.contact_values.is_empty() {
+                "(none recorded)".to_owned()
+            } else {
+                quoted(&r.contact_values)
+            }
+        ),
+        K::DoNotInteract => format!(
+            "no communication about {} until {} (reason {})",
+            debts(r),
+            r.ends_at.map_or_else(|| "it is ended".to_owned(), rfc),
+            r.reason.map_or("not given", |x| x.as_str())
+        ),
+        K::ElectronicConsent => format!(
+            "the borrower's express consent to {} about {}: once the written notice of D.C. Code 28-3814(m)(2)(A) has been mailed, these messages are permitted, at most 5 per account in any 7 days, until it is ended (D.C. Code 28-3814(d)(4)(B))",
+            r.channels
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            debts(r)
+        ),
+        K::ElectronicNoticeMailed => format!(
+            "the written notice of D.C. Code 28-3814(m)(2)(A) was mailed for {} on {}: from then, one message asking for consent to electronic messages is permitted per 7 days, and more with the borrower's express consent (D.C. Code 28-3814(d)(4)(B))",
+            debts(r),
+            r.received_at.date_naive()
+        ),
+    }
+}
+
 /// A failure to make a change durable: the caller must treat it as not
 /// done (the change is not acknowledged, and the guard stops answering).
 fn not_durable(e: JournalError) -> GuardError {
@@ -1174,8 +1598,8 @@ fn answer_record(request_id: &str, a: &StoredAnswer) -> Record {
 }
 
 /// The full state of a ledger as records, in an order replay accepts:
-/// people, then accounts, then interactions, then reservations and stored
-/// answers.
+/// people, then accounts, then restrictions, then interactions, then
+/// reservations and stored answers.
 fn snapshot_records(ledger: &Ledger) -> impl Iterator<Item = Record> + '_ {
     let index = &ledger.index;
     // A person emptied by a link (its names moved to another) has nothing
@@ -1198,6 +1622,9 @@ fn snapshot_records(ledger: &Ledger) -> impl Iterator<Item = Record> + '_ {
                 })),
             })
     });
+    let restrictions = index
+        .person_keys()
+        .flat_map(move |k| index.person_restrictions(k).iter().map(restriction_record));
     let interactions = index.records().map(interaction_record);
     let reservations = ledger.reservations.values().map(reservation_record);
     let answers = ledger
@@ -1206,6 +1633,7 @@ fn snapshot_records(ledger: &Ledger) -> impl Iterator<Item = Record> + '_ {
         .filter_map(move |(_, id)| ledger.answers.get(id).map(|a| answer_record(id, a)));
     people
         .chain(debts)
+        .chain(restrictions)
         .chain(interactions)
         .chain(reservations)
         .chain(answers)
@@ -1274,6 +1702,15 @@ fn apply(ledger: &mut Ledger, record: Record) -> Result<(), JournalError> {
                     outcome,
                 },
             );
+        }
+        Some(Op::Restriction(r)) => {
+            let id = r.id.clone();
+            let restriction = crate::wire::restriction_from(r)
+                .map_err(|p| bad("restriction", format!("{id}: {}", p.message)))?;
+            ledger
+                .index
+                .put_restriction(restriction)
+                .map_err(|e| bad("restriction", e.to_string()))?;
         }
         Some(Op::Batch(batch)) => {
             for r in batch.records {

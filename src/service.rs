@@ -9,9 +9,9 @@
 //! |---|---|---|
 //! | `OK` | answered | act on `allowed`; a blocked send is not an error |
 //! | `INVALID_ARGUMENT` | a field is wrong (google.rpc.BadRequest lists each) | fix the request; do not send |
-//! | `NOT_FOUND` | unknown person or interaction (or a sensitive one without the right) | check the id |
+//! | `NOT_FOUND` | unknown person, interaction or restriction (or a sensitive interaction without the right) | check the id |
 //! | `ALREADY_EXISTS` | an id or externalId already names another record | use another id |
-//! | `FAILED_PRECONDITION` | the state forbids it (delete of a non-external interaction, a link joining two histories) | do not retry as is |
+//! | `FAILED_PRECONDITION` | the state forbids it (delete of a non-external interaction, a link joining two histories, ending a restriction already ended) | do not retry as is |
 //! | `UNAUTHENTICATED` | missing or unknown key | send a valid key |
 //! | `UNAVAILABLE` | not ready (rules not loaded yet) or shutting down | retry with backoff; do not send meanwhile |
 //! | `DEADLINE_EXCEEDED` | the deadline passed before a reservation was committed; nothing was recorded | retry with the same request_id |
@@ -37,7 +37,10 @@ use crate::model::{
     Theme, describe_allowed,
 };
 use crate::pb;
-use crate::wire::{contact_in, input_of, non_empty, opt_time, pb_of, ts};
+use crate::restrictions::Restriction;
+use crate::wire::{
+    contact_in, input_of, non_empty, opt_time, pb_of, restriction_input_of, restriction_pb_of, ts,
+};
 
 impl From<GuardError> for Status {
     fn from(e: GuardError) -> Status {
@@ -155,6 +158,14 @@ fn reservation_pb(r: &Reservation) -> pb::Reservation {
         channel: r.channel.as_str().to_owned(),
         loan_ids: r.loan_ids.clone(),
         reserved_by: r.reserved_by.clone(),
+    }
+}
+
+/// A restriction as its message, with `in_force` judged at `at`.
+fn restriction_at(r: &Restriction, at: chrono::DateTime<Utc>) -> pb::Restriction {
+    pb::Restriction {
+        in_force: r.in_force_at(at),
+        ..restriction_pb_of(r)
     }
 }
 
@@ -332,6 +343,99 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
                     })
                     .collect(),
                 tzdata_version: chrono_tz::IANA_TZDB_VERSION.to_owned(),
+            }))
+        })
+        .await
+    }
+
+    async fn add_restriction(
+        &self,
+        req: Request<pb::AddRestrictionRequest>,
+    ) -> Result<Response<pb::RestrictionResponse>, Status> {
+        timed("AddRestriction", async {
+            let who = caller(&req)?;
+            let r = req.get_ref();
+            let given = r
+                .restriction
+                .as_ref()
+                .ok_or_else(|| invalid("restriction", "`restriction` is required"))?;
+            let (input, problems) = restriction_input_of(given, &r.person_id);
+            let now = Utc::now();
+            let stored = self
+                .guard()?
+                .add_restriction_checked(&r.person_id, &input, problems, &who, now)
+                .await?;
+            Ok(Response::new(pb::RestrictionResponse {
+                restriction: Some(restriction_at(&stored, now)),
+            }))
+        })
+        .await
+    }
+
+    async fn end_restriction(
+        &self,
+        req: Request<pb::EndRestrictionRequest>,
+    ) -> Result<Response<pb::RestrictionResponse>, Status> {
+        timed("EndRestriction", async {
+            let who = caller(&req)?;
+            let r = req.get_ref();
+            let ended_at = opt_time("endedAt", &r.ended_at)?;
+            let now = Utc::now();
+            let stored = self
+                .guard()?
+                .end_restriction(
+                    &r.person_id,
+                    &r.restriction_id,
+                    ended_at,
+                    non_empty(&r.end_reason),
+                    &who,
+                    now,
+                )
+                .await?;
+            Ok(Response::new(pb::RestrictionResponse {
+                restriction: Some(restriction_at(&stored, now)),
+            }))
+        })
+        .await
+    }
+
+    async fn list_restrictions(
+        &self,
+        req: Request<pb::ListRestrictionsRequest>,
+    ) -> Result<Response<pb::ListRestrictionsResponse>, Status> {
+        timed("ListRestrictions", async {
+            caller(&req)?;
+            let r = req.get_ref();
+            let at = opt_time("at", &r.at)?.unwrap_or_else(Utc::now);
+            let list = self
+                .guard()?
+                .restrictions(&r.person_id, r.include_ended, at)?;
+            Ok(Response::new(pb::ListRestrictionsResponse {
+                restrictions: list.iter().map(|x| restriction_at(x, at)).collect(),
+            }))
+        })
+        .await
+    }
+
+    async fn explain_restrictions(
+        &self,
+        req: Request<pb::ExplainRestrictionsRequest>,
+    ) -> Result<Response<pb::ExplainRestrictionsResponse>, Status> {
+        timed("ExplainRestrictions", async {
+            caller(&req)?;
+            let r = req.get_ref();
+            let at = opt_time("at", &r.at)?.unwrap_or_else(Utc::now);
+            let effects = self.guard()?.explain(&r.person_id, at)?;
+            Ok(Response::new(pb::ExplainRestrictionsResponse {
+                effects: effects
+                    .into_iter()
+                    .map(|e| pb::RestrictionEffect {
+                        restriction: Some(restriction_at(&e.restriction, at)),
+                        in_force: e.in_force,
+                        rule_ids: e.rule_ids,
+                        effect: e.effect,
+                    })
+                    .collect(),
             }))
         })
         .await

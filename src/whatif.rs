@@ -3,7 +3,8 @@
 //! `compliance-guard rules replay --rules NEW_DIR --data-dir DIR` reads the
 //! decision log in order, rebuilds the interactions as they stood at each
 //! decision (the journal's records up to that moment, by their createdAt,
-//! updatedAt or deletedAt), and decides each logged Check again under the
+//! updatedAt or deletedAt; restrictions by their recordedAt or endedAt),
+//! and decides each logged Check again under the
 //! rule set that decided it (from the archive of live versions) and under
 //! NEW_DIR. It reports the violations per rule under each set and every
 //! decision whose answer changes. It only reads: it runs while the server is
@@ -147,8 +148,9 @@ fn logged(line: &Value) -> Option<Logged> {
     })
 }
 
-/// When a journal record took effect, for interactions; `None` for records
-/// without a time (people, accounts), which take effect where they stand.
+/// When a journal record took effect, for interactions, restrictions and
+/// the people and accounts that carry a time; `None` for records without
+/// one, which take effect where they stand.
 fn effective(record: &Record) -> Option<DateTime<Utc>> {
     match &record.op {
         Some(Op::Interaction(i)) => [&i.deleted_at, &i.updated_at, &i.created_at]
@@ -158,6 +160,12 @@ fn effective(record: &Record) -> Option<DateTime<Utc>> {
             .max(),
         Some(Op::Person(p)) => p.at.as_ref().and_then(|t| crate::wire::time("at", t).ok()),
         Some(Op::Debt(d)) => d.at.as_ref().and_then(|t| crate::wire::time("at", t).ok()),
+        // Added when recorded, ended when its end took effect.
+        Some(Op::Restriction(r)) => [&r.recorded_at, &r.ended_at]
+            .into_iter()
+            .flatten()
+            .filter_map(|t| crate::wire::time("t", t).ok())
+            .max(),
         Some(Op::Batch(b)) => b.records.iter().filter_map(effective).max(),
         _ => None,
     }
@@ -184,6 +192,11 @@ fn apply(index: &mut Index, record: Record) {
         }
         Some(Op::Debt(d)) => {
             let _ = index.declare_debt(&d.person_id, &d.debt_id, &d.loan_ids);
+        }
+        Some(Op::Restriction(r)) => {
+            if let Ok(r) = crate::wire::restriction_from(r) {
+                let _ = index.put_restriction(r);
+            }
         }
         Some(Op::Batch(b)) => {
             for r in b.records {

@@ -9,6 +9,7 @@ use serde_json::Value as Json;
 use crate::engine::{Decision, Violation};
 use crate::guard::{CheckOutcome, FieldProblem};
 use crate::model::{ContactInput, Interaction, InteractionInput};
+use crate::restrictions::{Restriction, RestrictionInput};
 
 use crate::pb;
 
@@ -355,4 +356,162 @@ pub fn outcome_of(r: &pb::CheckResponse) -> Result<CheckOutcome, FieldProblem> {
         interaction_id: non_empty(&r.interaction_id),
         replayed: r.replayed,
     })
+}
+
+/// A restriction as its protobuf message, every field included; `in_force`
+/// is left false (it depends on a moment; the caller sets it). The journal
+/// stores this form, the full state of the restriction.
+pub fn restriction_pb_of(r: &Restriction) -> pb::Restriction {
+    let hhmm = |t: Option<chrono::NaiveTime>| t.map(|t| t.format("%H:%M").to_string());
+    pb::Restriction {
+        id: r.id.clone(),
+        person_id: r.person_id.clone(),
+        kind: r.kind.as_str().to_owned(),
+        source: r.source.as_str().to_owned(),
+        received_at: Some(ts(r.received_at)),
+        ends_at: r.ends_at.map(ts),
+        loan_ids: r.loan_ids.clone(),
+        channels: r.channels.iter().map(|c| c.as_str().to_owned()).collect(),
+        contact_values: r.contact_values.clone(),
+        contact_kinds: r
+            .contact_kinds
+            .iter()
+            .map(|k| k.as_str().to_owned())
+            .collect(),
+        from: hhmm(r.from).unwrap_or_default(),
+        until: hhmm(r.until).unwrap_or_default(),
+        reason: r.reason.map(|x| x.as_str().to_owned()).unwrap_or_default(),
+        note: r.note.clone().unwrap_or_default(),
+        recorded_by: r.recorded_by.clone(),
+        recorded_at: Some(ts(r.recorded_at)),
+        ended_at: r.ended_at.map(ts),
+        ended_by: r.ended_by.clone().unwrap_or_default(),
+        end_reason: r.end_reason.clone().unwrap_or_default(),
+        in_force: false,
+    }
+}
+
+/// A restriction read back from its protobuf message with every field, as
+/// the journal stored it. The journal only holds restrictions that passed
+/// [`RestrictionInput::check`], so this converts directly, checking only
+/// that every vocabulary value and time is known.
+pub fn restriction_from(r: pb::Restriction) -> Result<Restriction, FieldProblem> {
+    use crate::model::{Channel, ContactKind};
+    use crate::restrictions::{Reason, RestrictionKind, Source};
+    fn vocab<T>(field: &str, text: &str, parse: fn(&str) -> Option<T>) -> Result<T, FieldProblem> {
+        parse(text).ok_or_else(|| FieldProblem {
+            field: field.to_owned(),
+            message: format!("`{field}` value `{text}` is not known"),
+        })
+    }
+    let hhmm = |field: &str, text: &str| -> Result<Option<chrono::NaiveTime>, FieldProblem> {
+        if text.is_empty() {
+            return Ok(None);
+        }
+        chrono::NaiveTime::parse_from_str(text, "%H:%M")
+            .map(Some)
+            .map_err(|_| FieldProblem {
+                field: field.to_owned(),
+                message: format!("`{field}` value `{text}` is not a time; allowed: HH:MM"),
+            })
+    };
+    let received_at = opt_time("receivedAt", &r.received_at)?.ok_or_else(|| FieldProblem {
+        field: "receivedAt".into(),
+        message: "`receivedAt` is missing".into(),
+    })?;
+    Ok(Restriction {
+        kind: vocab("kind", &r.kind, RestrictionKind::parse)?,
+        source: vocab("source", &r.source, Source::parse)?,
+        received_at,
+        ends_at: opt_time("endsAt", &r.ends_at)?,
+        channels: r
+            .channels
+            .iter()
+            .map(|c| vocab("channels", c, Channel::parse))
+            .collect::<Result<_, _>>()?,
+        contact_kinds: r
+            .contact_kinds
+            .iter()
+            .map(|k| vocab("contactKinds", k, ContactKind::parse))
+            .collect::<Result<_, _>>()?,
+        from: hhmm("from", &r.from)?,
+        until: hhmm("until", &r.until)?,
+        reason: (!r.reason.is_empty())
+            .then(|| vocab("reason", &r.reason, Reason::parse))
+            .transpose()?,
+        recorded_at: opt_time("recordedAt", &r.recorded_at)?.unwrap_or_default(),
+        ended_at: opt_time("endedAt", &r.ended_at)?,
+        id: r.id,
+        person_id: r.person_id,
+        loan_ids: r.loan_ids,
+        contact_values: r.contact_values,
+        note: (!r.note.is_empty()).then_some(r.note),
+        recorded_by: r.recorded_by,
+        ended_by: (!r.ended_by.is_empty()).then_some(r.ended_by),
+        end_reason: (!r.end_reason.is_empty()).then_some(r.end_reason),
+    })
+}
+
+/// The protobuf Restriction of an AddRestriction as the guard's input form,
+/// with the problems of the fields the guard sets (ended ones, a person
+/// other than the request's) and of times out of range. `id` is passed on
+/// for the guard to refuse; `recordedBy`, `recordedAt` and `inForce` are
+/// ignored, as `createdBy` is on CreateInteraction.
+pub fn restriction_input_of(
+    r: &pb::Restriction,
+    person_id: &str,
+) -> (RestrictionInput, Vec<FieldProblem>) {
+    let mut problems = Vec::new();
+    let mut t = |field: &str, v: &Option<Timestamp>| match opt_time(field, v) {
+        Ok(t) => t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+        Err(p) => {
+            problems.push(p);
+            None
+        }
+    };
+    let received_at = t("receivedAt", &r.received_at);
+    let ends_at = t("endsAt", &r.ends_at);
+    let ended_at = r.ended_at.is_some();
+    let refuse = |field: &str, why: &str| FieldProblem {
+        field: field.to_owned(),
+        message: format!("`{field}` is set by the guard, never on AddRestriction; {why}"),
+    };
+    if !r.person_id.is_empty() && r.person_id != person_id {
+        problems.push(FieldProblem {
+            field: "personId".into(),
+            message: format!(
+                "`personId` of the restriction `{}` is not the request's `personId` `{}`; allowed: empty, or the same id",
+                r.person_id.chars().take(64).collect::<String>(),
+                person_id.chars().take(64).collect::<String>()
+            ),
+        });
+    }
+    let ended = "record the restriction, then end it with EndRestriction";
+    if ended_at {
+        problems.push(refuse("endedAt", ended));
+    }
+    if !r.ended_by.is_empty() {
+        problems.push(refuse("endedBy", ended));
+    }
+    if !r.end_reason.is_empty() {
+        problems.push(refuse("endReason", ended));
+    }
+    let input = RestrictionInput {
+        id: non_empty(&r.id),
+        kind: r.kind.clone(),
+        source: r.source.clone(),
+        // An out-of-range time was reported above; leaving it empty here
+        // adds a second problem for the same field, which the guard drops.
+        received_at: received_at.unwrap_or_default(),
+        ends_at,
+        loan_ids: r.loan_ids.clone(),
+        channels: r.channels.clone(),
+        contact_values: r.contact_values.clone(),
+        contact_kinds: r.contact_kinds.clone(),
+        from: non_empty(&r.from),
+        until: non_empty(&r.until),
+        reason: non_empty(&r.reason),
+        note: non_empty(&r.note),
+    };
+    (input, problems)
 }
