@@ -1,0 +1,833 @@
+//! End-to-end tests of the restriction RPCs of
+//! `complianceguard.v1.ComplianceGuard` (AddRestriction, EndRestriction,
+//! ListRestrictions, ExplainRestrictions): the real server on 127.0.0.1:0
+//! and a real tonic client. Add, list and end with the history kept;
+//! "in force" at a moment; field-level refusals with google.rpc.BadRequest;
+//! the caller's name from the credential; a restart on the same data
+//! directory (journal and snapshot); the rules each restriction is read by;
+//! and a Check blocked by a cease letter.
+//!
+//! Times that matter are fixed (March 2020); Checks pass `at` explicitly.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use compliance_guard::auth::Keys;
+use compliance_guard::index::IndexConfig;
+use compliance_guard::journal::Durability;
+use compliance_guard::pb::compliance_guard_client::ComplianceGuardClient;
+use compliance_guard::pb::{
+    AddRestrictionRequest, CheckRequest, EndRestrictionRequest, ExplainRestrictionsRequest,
+    ListRestrictionsRequest, Restriction,
+};
+use compliance_guard::server::{ServeConfig, ServeError, serve};
+use compliance_guard::service::Access;
+use prost_types::Timestamp;
+use tokio::sync::oneshot;
+use tonic::transport::Endpoint;
+use tonic::{Code, Status};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_types::StatusExt;
+
+use crate::grpc::{AUDITOR_KEY, Guard, PIPELINE_KEY, WithKey, ready_server};
+
+/// A borrower named by our id.
+const P: &str = "BO-AAAA-0001";
+/// Another borrower named by our id.
+const Q: &str = "BO-BBBB-0002";
+/// Mon 2020-03-02 14:00 UTC, 09:00 in New York (EST).
+const T0: i64 = 1_583_157_600;
+const MINUTE: i64 = 60;
+const HOUR: i64 = 3_600;
+const DAY: i64 = 86_400;
+/// The Reg F rule that honours a cease (rules/us-reg-f.yaml).
+const CEASE_RULE: &str = "us-regf-cease-communication";
+
+fn at(seconds: i64) -> Option<Timestamp> {
+    Some(Timestamp { seconds, nanos: 0 })
+}
+
+fn now_seconds() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// A restriction of `kind` received at `received` (Unix seconds), told by
+/// letter.
+fn given(kind: &str, received: i64) -> Restriction {
+    Restriction {
+        kind: kind.into(),
+        source: "letter".into(),
+        received_at: at(received),
+        ..Restriction::default()
+    }
+}
+
+/// A cease letter about loan L1, received at `received`.
+fn cease(received: i64) -> Restriction {
+    Restriction {
+        loan_ids: vec!["L1".into()],
+        ..given("ceaseCommunication", received)
+    }
+}
+
+async fn add_result(
+    guard: &mut Guard,
+    person: &str,
+    r: Restriction,
+) -> Result<Restriction, Status> {
+    Ok(guard
+        .add_restriction(AddRestrictionRequest {
+            person_id: person.into(),
+            restriction: Some(r),
+        })
+        .await?
+        .into_inner()
+        .restriction
+        .expect("a restriction in the answer"))
+}
+
+async fn add(guard: &mut Guard, person: &str, r: Restriction) -> Restriction {
+    add_result(guard, person, r).await.unwrap()
+}
+
+async fn end_result(
+    guard: &mut Guard,
+    person: &str,
+    id: &str,
+    ended_at: Option<Timestamp>,
+    reason: &str,
+) -> Result<Restriction, Status> {
+    Ok(guard
+        .end_restriction(EndRestrictionRequest {
+            person_id: person.into(),
+            restriction_id: id.into(),
+            ended_at,
+            end_reason: reason.into(),
+        })
+        .await?
+        .into_inner()
+        .restriction
+        .expect("a restriction in the answer"))
+}
+
+async fn list_result(
+    guard: &mut Guard,
+    person: &str,
+    include_ended: bool,
+    when: Option<Timestamp>,
+) -> Result<Vec<Restriction>, Status> {
+    Ok(guard
+        .list_restrictions(ListRestrictionsRequest {
+            person_id: person.into(),
+            include_ended,
+            at: when,
+        })
+        .await?
+        .into_inner()
+        .restrictions)
+}
+
+async fn list(
+    guard: &mut Guard,
+    person: &str,
+    include_ended: bool,
+    when: Option<Timestamp>,
+) -> Vec<Restriction> {
+    list_result(guard, person, include_ended, when)
+        .await
+        .unwrap()
+}
+
+fn ids(list: &[Restriction]) -> Vec<&str> {
+    list.iter().map(|r| r.id.as_str()).collect()
+}
+
+/// The google.rpc.BadRequest field violations of a status, as (field,
+/// description).
+fn violations(status: &Status) -> Vec<(String, String)> {
+    status
+        .get_details_bad_request()
+        .expect("google.rpc.BadRequest details")
+        .field_violations
+        .into_iter()
+        .map(|v| (v.field, v.description))
+        .collect()
+}
+
+fn fields(status: &Status) -> Vec<String> {
+    violations(status).into_iter().map(|(f, _)| f).collect()
+}
+
+/// The description of the violation of `field`.
+fn about(status: &Status, field: &str) -> String {
+    violations(status)
+        .into_iter()
+        .find(|(f, _)| f == field)
+        .map(|(_, d)| d)
+        .unwrap_or_else(|| panic!("no violation of `{field}` in {status:?}"))
+}
+
+// ---- add, list, end ---------------------------------------------------------
+
+#[tokio::test]
+async fn add_then_list_then_end_keeps_the_ended_restriction_in_the_history() {
+    let server = ready_server().await;
+    let mut guard = server.guard().await;
+    let added = add(&mut guard, P, cease(T0)).await;
+    assert!(added.id.starts_with("RS-"), "{added:?}");
+    assert_eq!(added.person_id, P);
+    assert_eq!(added.kind, "ceaseCommunication");
+    assert_eq!(added.source, "letter");
+    assert_eq!(added.received_at, at(T0));
+    assert_eq!(added.loan_ids, vec!["L1".to_owned()]);
+    assert_eq!(added.recorded_by, "pipeline");
+    let recorded = added.recorded_at.expect("recordedAt").seconds;
+    assert!((recorded - now_seconds()).abs() < 60, "{recorded}");
+    assert!(added.in_force, "received in the past: in force now");
+    assert_eq!(added.ended_at, None);
+
+    // A second one, so that the order recorded shows.
+    let second = add(
+        &mut guard,
+        P,
+        Restriction {
+            channels: vec!["voice".into()],
+            source: "call".into(),
+            ..given("mediumOptOut", T0 + HOUR)
+        },
+    )
+    .await;
+    assert_ne!(second.id, added.id);
+    let in_force = list(&mut guard, P, false, None).await;
+    assert_eq!(ids(&in_force), vec![added.id.as_str(), second.id.as_str()]);
+    assert_eq!(in_force[0], added, "listed as added");
+
+    let ended = end_result(
+        &mut guard,
+        P,
+        &added.id,
+        at(T0 + 2 * HOUR),
+        "  borrower withdrew the letter  ",
+    )
+    .await
+    .unwrap();
+    assert_eq!(ended.id, added.id);
+    assert_eq!(ended.ended_at, at(T0 + 2 * HOUR));
+    assert_eq!(ended.ended_by, "pipeline");
+    assert_eq!(ended.end_reason, "borrower withdrew the letter");
+    assert!(!ended.in_force);
+    assert_eq!(ended.recorded_by, "pipeline", "the recorder is kept");
+    assert_eq!(ended.recorded_at, added.recorded_at);
+
+    // Without include_ended: only what is in force now.
+    assert_eq!(
+        ids(&list(&mut guard, P, false, None).await),
+        vec![second.id.as_str()]
+    );
+    // With it: both, in the order recorded, each with in_force for now.
+    let all = list(&mut guard, P, true, None).await;
+    assert_eq!(ids(&all), vec![added.id.as_str(), second.id.as_str()]);
+    assert_eq!(all[0], ended);
+    assert!(all[1].in_force);
+    // Before its end, the ended one was in force.
+    let then = list(&mut guard, P, false, at(T0 + HOUR + MINUTE)).await;
+    assert_eq!(ids(&then), vec![added.id.as_str(), second.id.as_str()]);
+    assert!(then.iter().all(|r| r.in_force));
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn in_force_is_judged_at_the_moment_asked_about() {
+    let server = ready_server().await;
+    let mut guard = server.guard().await;
+    let tomorrow = now_seconds() + DAY;
+    let later = add(&mut guard, P, cease(tomorrow)).await;
+    assert!(!later.in_force, "received tomorrow: not in force now");
+    assert!(list(&mut guard, P, false, None).await.is_empty());
+    let all = list(&mut guard, P, true, None).await;
+    assert_eq!(ids(&all), vec![later.id.as_str()]);
+    assert!(!all[0].in_force);
+    let then = list(&mut guard, P, false, at(tomorrow + HOUR)).await;
+    assert_eq!(ids(&then), vec![later.id.as_str()]);
+    assert!(then[0].in_force);
+    // The moment of receipt is in force; the second before is not.
+    assert_eq!(list(&mut guard, P, false, at(tomorrow)).await.len(), 1);
+    assert!(
+        list(&mut guard, P, false, at(tomorrow - 1))
+            .await
+            .is_empty()
+    );
+
+    // A period with its own end is in force until then, not at it.
+    let period = add(
+        &mut guard,
+        Q,
+        Restriction {
+            reason: "dispute".into(),
+            ends_at: at(T0 + DAY),
+            source: "lender".into(),
+            ..given("doNotInteract", T0)
+        },
+    )
+    .await;
+    assert_eq!(period.ends_at, at(T0 + DAY));
+    assert_eq!(period.reason, "dispute");
+    assert_eq!(
+        ids(&list(&mut guard, Q, false, at(T0 + DAY - 1)).await),
+        vec![period.id.as_str()]
+    );
+    assert!(list(&mut guard, Q, false, at(T0 + DAY)).await.is_empty());
+    assert!(list(&mut guard, Q, false, None).await.is_empty());
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_borrower_by_external_id_gets_an_id_of_ours_and_is_listed_by_either() {
+    let server = ready_server().await;
+    let mut guard = server.guard().await;
+    let added = add(&mut guard, "ext-crm-77", cease(T0)).await;
+    assert!(added.person_id.starts_with("BO-"), "{added:?}");
+    let by_ext = list(&mut guard, "ext-crm-77", true, None).await;
+    let by_ours = list(&mut guard, &added.person_id, true, None).await;
+    assert_eq!(ids(&by_ext), vec![added.id.as_str()]);
+    assert_eq!(by_ext, by_ours);
+    // Ended by the external id too.
+    let ended = end_result(&mut guard, "ext-crm-77", &added.id, None, "")
+        .await
+        .unwrap();
+    let ended_at = ended.ended_at.expect("endedAt defaults to now").seconds;
+    assert!((ended_at - now_seconds()).abs() < 60, "{ended_at}");
+    assert_eq!(ended.end_reason, "");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn recorded_by_and_ended_by_come_from_the_credential_never_the_message() {
+    let server = ready_server().await;
+    let mut pipeline = server.guard().await;
+    let mut auditor = server.guard_with(Some(AUDITOR_KEY)).await;
+    let forged = Restriction {
+        recorded_by: "mallory".into(),
+        recorded_at: at(T0 - DAY),
+        in_force: false,
+        person_id: P.into(),
+        ..cease(T0)
+    };
+    let added = add(&mut pipeline, P, forged).await;
+    assert_eq!(added.recorded_by, "pipeline");
+    assert_ne!(added.recorded_at, at(T0 - DAY));
+    assert!(added.in_force);
+    let ended = end_result(&mut auditor, P, &added.id, None, "revoked by phone")
+        .await
+        .unwrap();
+    assert_eq!(ended.recorded_by, "pipeline");
+    assert_eq!(ended.ended_by, "auditor");
+    // Without a key: nothing.
+    let mut anonymous = server.guard_with(None).await;
+    for status in [
+        add_result(&mut anonymous, P, cease(T0)).await.unwrap_err(),
+        list_result(&mut anonymous, P, true, None)
+            .await
+            .unwrap_err(),
+        end_result(&mut anonymous, P, &added.id, None, "")
+            .await
+            .unwrap_err(),
+        anonymous
+            .explain_restrictions(ExplainRestrictionsRequest {
+                person_id: P.into(),
+                at: None,
+            })
+            .await
+            .unwrap_err(),
+    ] {
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    }
+    assert_eq!(list(&mut pipeline, P, true, None).await.len(), 1);
+    server.stop().await.unwrap();
+}
+
+// ---- refusals ---------------------------------------------------------------
+
+#[tokio::test]
+async fn bad_fields_are_invalid_argument_listing_every_field_and_store_nothing() {
+    let server = ready_server().await;
+    let mut guard = server.guard().await;
+
+    // An unknown kind (with a suggestion), no source, no receivedAt, and
+    // the fields the guard sets.
+    let status = add_result(
+        &mut guard,
+        P,
+        Restriction {
+            id: "RS-0000-00000001".into(),
+            kind: "ceaseComunication".into(),
+            ended_at: at(T0),
+            ..Restriction::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(
+        fields(&status),
+        vec!["id", "endedAt", "kind", "source", "receivedAt"],
+        "{status:?}"
+    );
+    let kind = about(&status, "kind");
+    assert!(
+        kind.starts_with("`kind` value `ceaseComunication` is not allowed; allowed: ceaseCommunication, mediumOptOut,"),
+        "{kind}"
+    );
+    assert!(
+        kind.ends_with("(did you mean `ceaseCommunication`?)"),
+        "{kind}"
+    );
+    assert!(
+        about(&status, "receivedAt").starts_with("`receivedAt` is required"),
+        "{status:?}"
+    );
+    assert!(
+        about(&status, "id").contains("set by the guard"),
+        "{status:?}"
+    );
+    assert!(
+        about(&status, "endedAt").contains("EndRestriction"),
+        "{status:?}"
+    );
+    // Each description names its field, so the summary lists them all.
+    for (field, description) in violations(&status) {
+        assert!(description.contains(&format!("`{field}`")), "{description}");
+        assert!(status.message().contains(&description), "{status:?}");
+    }
+
+    // loanIds on an opt-out (which covers every debt), and no receivedAt.
+    let status = add_result(
+        &mut guard,
+        P,
+        Restriction {
+            kind: "mediumOptOut".into(),
+            source: "stopReply".into(),
+            channels: vec!["text".into()],
+            loan_ids: vec!["L1".into()],
+            ..Restriction::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(fields(&status), vec!["receivedAt", "loanIds"], "{status:?}");
+    assert_eq!(
+        about(&status, "loanIds"),
+        "`loanIds` is not allowed for `kind` `mediumOptOut`: an opt-out covers every debt (comment 14(h)(1)-3.ii)"
+    );
+
+    // endsAt on a cease (it lasts until ended), a bad channel, a person
+    // other than the request's.
+    let status = add_result(
+        &mut guard,
+        P,
+        Restriction {
+            ends_at: at(T0 + DAY),
+            channels: vec!["telegram".into()],
+            person_id: Q.into(),
+            ..cease(T0)
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(
+        fields(&status),
+        vec!["personId", "channels", "channels", "endsAt"],
+        "{status:?}"
+    );
+    assert!(
+        about(&status, "endsAt")
+            .starts_with("`endsAt` is not allowed for `kind` `ceaseCommunication`"),
+        "{status:?}"
+    );
+
+    // No restriction at all; no person.
+    let status = guard
+        .add_restriction(AddRestrictionRequest {
+            person_id: P.into(),
+            restriction: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violations(&status),
+        vec![(
+            "restriction".to_owned(),
+            "`restriction` is required".to_owned()
+        )]
+    );
+    let status = add_result(&mut guard, "", cease(T0)).await.unwrap_err();
+    assert_eq!(fields(&status), vec!["personId"], "{status:?}");
+
+    // Nothing was stored, and no person was registered.
+    let status = list_result(&mut guard, P, true, None).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    assert_eq!(status.message(), format!("no person `{P}`"));
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn ending_twice_an_unknown_id_or_before_receipt_is_refused() {
+    let server = ready_server().await;
+    let mut guard = server.guard().await;
+    let added = add(&mut guard, P, cease(T0)).await;
+    add(&mut guard, Q, cease(T0)).await;
+
+    // Before its receipt: INVALID_ARGUMENT on endedAt.
+    let status = end_result(&mut guard, P, &added.id, at(T0 - 1), "")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(fields(&status), vec!["endedAt"]);
+    assert!(
+        about(&status, "endedAt").contains("is before the restriction's `receivedAt`"),
+        "{status:?}"
+    );
+    // Missing ids; a reason too long.
+    let status = end_result(&mut guard, "", "", None, &"x".repeat(2_001))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        fields(&status),
+        vec!["personId", "restrictionId", "endReason"],
+        "{status:?}"
+    );
+    // Unknown id, or another person's: NOT_FOUND.
+    let status = end_result(&mut guard, P, "RS-0000-DEADBEEF", None, "")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    assert!(status.message().contains("RS-0000-DEADBEEF"), "{status:?}");
+    let status = end_result(&mut guard, Q, &added.id, None, "")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    let status = list_result(&mut guard, "BO-CCCC-0003", true, None)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+
+    // Ended at its receipt: never in force.
+    let ended = end_result(&mut guard, P, &added.id, at(T0), "entered by mistake")
+        .await
+        .unwrap();
+    assert_eq!(ended.ended_at, at(T0));
+    // A second end: FAILED_PRECONDITION, and the first end stays.
+    let status = end_result(&mut guard, P, &added.id, None, "again")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("already ended"), "{status:?}");
+    let all = list(&mut guard, P, true, at(T0)).await;
+    assert_eq!(all, vec![ended]);
+    server.stop().await.unwrap();
+}
+
+// ---- explain ----------------------------------------------------------------
+
+#[tokio::test]
+async fn explain_names_the_rules_that_read_each_restriction_and_what_it_does() {
+    let server = ready_server().await;
+    let mut guard = server.guard().await;
+    let letter = add(&mut guard, P, cease(T0)).await;
+    let stop = add(
+        &mut guard,
+        P,
+        Restriction {
+            source: "stopReply".into(),
+            channels: vec!["text".into()],
+            contact_values: vec!["+1 (555) 555-0100".into()],
+            ..given("mediumOptOut", T0)
+        },
+    )
+    .await;
+    assert_eq!(stop.contact_values, vec!["5555550100".to_owned()]);
+    end_result(&mut guard, P, &stop.id, at(T0 + HOUR), "")
+        .await
+        .unwrap();
+    let effects = guard
+        .explain_restrictions(ExplainRestrictionsRequest {
+            person_id: P.into(),
+            at: at(T0 + DAY),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .effects;
+    assert_eq!(effects.len(), 2, "{effects:?}");
+    let cease_effect = &effects[0];
+    assert_eq!(cease_effect.restriction.as_ref().unwrap().id, letter.id);
+    assert!(cease_effect.in_force);
+    assert!(
+        cease_effect.rule_ids.iter().any(|r| r == CEASE_RULE),
+        "{cease_effect:?}"
+    );
+    assert_eq!(
+        cease_effect.effect,
+        "no communication about loan `L1` except subjects ceaseCommunicationAcknowledgement and ceaseCommunicationRefuseToPay (12 CFR 1006.6(c)(2))"
+    );
+    let opt_out = &effects[1];
+    assert_eq!(opt_out.restriction.as_ref().unwrap().id, stop.id);
+    assert!(!opt_out.in_force, "ended: listed, not in force");
+    assert!(!opt_out.restriction.as_ref().unwrap().in_force);
+    assert!(
+        opt_out
+            .effect
+            .starts_with("no `text` communication to `5555550100`, for any debt; exceptions:"),
+        "{opt_out:?}"
+    );
+    assert!(
+        !opt_out.rule_ids.iter().any(|r| r == CEASE_RULE),
+        "{opt_out:?}"
+    );
+    let status = guard
+        .explain_restrictions(ExplainRestrictionsRequest {
+            person_id: Q.into(),
+            at: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    server.stop().await.unwrap();
+}
+
+// ---- Check ------------------------------------------------------------------
+
+/// An email about L1 to a borrower in New York at `seconds`.
+fn email_about_l1(seconds: i64) -> CheckRequest {
+    CheckRequest {
+        person_id: P.into(),
+        channel: "email".into(),
+        direction: "outbound".into(),
+        loan_ids: vec!["L1".into()],
+        jurisdictions: vec!["US-NY".into()],
+        at: at(seconds),
+        ..CheckRequest::default()
+    }
+}
+
+#[tokio::test]
+async fn a_cease_letter_blocks_a_check_from_its_receipt_except_its_acknowledgement() {
+    let server = ready_server().await;
+    let mut guard = server.guard().await;
+    let letter = add(&mut guard, P, cease(T0)).await;
+
+    // 10:00 in New York, an hour after receipt.
+    let blocked = guard
+        .check(email_about_l1(T0 + HOUR))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!blocked.allowed, "{blocked:?}");
+    assert_eq!(blocked.compliance_guard_rule_id, CEASE_RULE, "{blocked:?}");
+    let violation = blocked
+        .violations
+        .iter()
+        .find(|v| v.rule_id == CEASE_RULE)
+        .expect("the cease rule's violation");
+    assert_eq!(violation.restriction_id, letter.id);
+    assert_eq!(violation.next_allowed_at, None, "{violation:?}");
+    assert_eq!(blocked.next_allowed_at, None, "a cease has no end");
+
+    // The acknowledgement the rule allows.
+    let acknowledgement = guard
+        .check(CheckRequest {
+            subject: "ceaseCommunicationAcknowledgement".into(),
+            ..email_about_l1(T0 + HOUR)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(acknowledgement.allowed, "{acknowledgement:?}");
+
+    // Before receipt (08:30 in New York), the letter does not apply yet.
+    let before = guard
+        .check(email_about_l1(T0 - 30 * MINUTE))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(before.allowed, "{before:?}");
+
+    // Once ended, it blocks no more.
+    end_result(&mut guard, P, &letter.id, at(T0 + 2 * HOUR), "")
+        .await
+        .unwrap();
+    let after = guard
+        .check(email_about_l1(T0 + 3 * HOUR))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(after.allowed, "{after:?}");
+    server.stop().await.unwrap();
+}
+
+// ---- durability -------------------------------------------------------------
+
+/// A server in this process on a data directory the test keeps, with the
+/// harness's two keys, so that it can be restarted on the same directory.
+struct Restartable {
+    addr: std::net::SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<Result<(), ServeError>>,
+}
+
+async fn start_on(dir: &Path, compact_after: u64) -> Restartable {
+    let keys_path = dir.join("keys.yaml");
+    std::fs::write(
+        &keys_path,
+        format!(
+            "keys:\n  - name: pipeline\n    key: {PIPELINE_KEY}\n  - name: auditor\n    key: {AUDITOR_KEY}\n    sensitive: true\n"
+        ),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = ServeConfig {
+        rules_dir: PathBuf::from("rules"),
+        data_dir: dir.join("data"),
+        access: Access::Keys(std::sync::Arc::new(Keys::load_file(&keys_path).unwrap())),
+        tls: None,
+        index: IndexConfig::default(),
+        roles: None,
+        durability: Durability::Sync,
+        reload: None,
+        decision_log: None,
+        compact_after,
+        shutdown_grace: Duration::from_secs(5),
+        hold_until: None,
+        reserve_tolerance: Duration::from_secs(u32::MAX.into()),
+    };
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(serve(config, listener, async move {
+        let _ = rx.await;
+    }));
+    let server = Restartable {
+        addr,
+        shutdown: tx,
+        handle,
+    };
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let mut health = HealthClient::new(channel);
+    for _ in 0..1000 {
+        assert!(!server.handle.is_finished(), "the server stopped");
+        let status = health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map(|r| r.get_ref().status);
+        if matches!(status, Ok(s) if s == ServingStatus::Serving as i32) {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the server never became SERVING");
+}
+
+impl Restartable {
+    async fn client(&self, key: &'static str) -> Guard {
+        let channel = Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        ComplianceGuardClient::with_interceptor(channel, WithKey(Some(key)))
+    }
+
+    async fn stop(self) {
+        let _ = self.shutdown.send(());
+        self.handle.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn restrictions_and_their_ends_survive_restarts_from_the_journal_and_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_on(dir.path(), 1_000_000).await;
+    let mut pipeline = server.client(PIPELINE_KEY).await;
+    let mut auditor = server.client(AUDITOR_KEY).await;
+    let letter = add(&mut pipeline, P, cease(T0)).await;
+    let hours = add(
+        &mut pipeline,
+        "ext-crm-9",
+        Restriction {
+            from: "21:00".into(),
+            until: "09:30".into(),
+            note: "night shift".into(),
+            source: "call".into(),
+            ..given("inconvenientTime", T0)
+        },
+    )
+    .await;
+    assert_eq!(
+        (hours.from.as_str(), hours.until.as_str()),
+        ("21:00", "09:30")
+    );
+    let ended = end_result(
+        &mut auditor,
+        P,
+        &letter.id,
+        at(T0 + DAY),
+        "attorney consented",
+    )
+    .await
+    .unwrap();
+    let before_p = list(&mut pipeline, P, true, at(T0 + HOUR)).await;
+    let before_ext = list(&mut pipeline, "ext-crm-9", true, at(T0 + HOUR)).await;
+    assert_eq!(before_p.len(), 1);
+    assert_eq!(before_p[0].ended_by, "auditor");
+    assert_eq!(before_p[0].ended_at, ended.ended_at);
+    server.stop().await;
+
+    // From the journal; then compacted into a snapshot at start; then from
+    // the snapshot.
+    let mut compacted = false;
+    for compact_after in [1_000_000, 0, 1_000_000] {
+        let server = start_on(dir.path(), compact_after).await;
+        let mut pipeline = server.client(PIPELINE_KEY).await;
+        assert_eq!(
+            list(&mut pipeline, P, true, at(T0 + HOUR)).await,
+            before_p,
+            "compact_after {compact_after}"
+        );
+        assert_eq!(
+            list(&mut pipeline, "ext-crm-9", true, at(T0 + HOUR)).await,
+            before_ext,
+            "compact_after {compact_after}"
+        );
+        // A second end is still refused: the end was restored.
+        let status = end_result(&mut pipeline, P, &letter.id, None, "")
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+        server.stop().await;
+        let snapshots = std::fs::read_dir(dir.path().join("data").join("journal"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("snapshot-"))
+            .count();
+        compacted |= compact_after == 0;
+        assert_eq!(
+            snapshots,
+            usize::from(compacted),
+            "snapshots after {compact_after}"
+        );
+    }
+
+    // New ids after a restart never reuse a restored one.
+    let server = start_on(dir.path(), 1_000_000).await;
+    let mut pipeline = server.client(PIPELINE_KEY).await;
+    let next = add(&mut pipeline, Q, cease(T0)).await;
+    assert!(next.id != letter.id && next.id != hours.id, "{next:?}");
+    server.stop().await;
+}
