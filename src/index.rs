@@ -442,6 +442,23 @@ impl Index {
         let keep_person = &mut self.people[keep.0 as usize];
         keep_person.aliases.push(old_id);
         keep_person.aliases.extend(moved);
+        self.move_restrictions(empty, keep);
+    }
+
+    /// Moves every restriction of `from` to `to`: a person's restrictions
+    /// follow their names, so that a cease recorded under one name still
+    /// binds after the name is linked to another (only ever stricter).
+    fn move_restrictions(&mut self, from: PersonKey, to: PersonKey) {
+        if from == to {
+            return;
+        }
+        let moved = std::mem::take(&mut self.people[from.0 as usize].restrictions);
+        let to_id = self.people[to.0 as usize].id.clone();
+        for mut r in moved {
+            self.restriction_ids.insert(r.id.clone(), to);
+            r.person_id = to_id.clone();
+            self.people[to.0 as usize].restrictions.push(r);
+        }
     }
 
     /// Makes room for about `interactions` more interactions, so that a
@@ -531,10 +548,14 @@ impl Index {
                 && old != key
             {
                 let p = &mut self.people[old.0 as usize];
-                if p.id == *a {
+                let emptied = p.id == *a;
+                if emptied {
                     p.id.clear();
                 }
                 p.aliases.retain(|x| x != a);
+                if emptied {
+                    self.move_restrictions(old, key);
+                }
             }
         }
         for e in external_ids {

@@ -294,3 +294,64 @@ async fn review_reserve_in_the_past_escaped_the_current_windows() {
             .allowed
     );
 }
+
+/// A cease recorded under one name must still bind after that name is
+/// linked to another person's history, in memory, after a journal replay
+/// and after a snapshot: restrictions follow the names they were recorded
+/// under (found in review of the restriction API).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_link_keeps_restrictions() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Utc.with_ymd_and_hms(2025, 12, 2, 15, 0, 0).unwrap();
+    let cease = compliance_guard::restrictions::RestrictionInput {
+        kind: "ceaseCommunication".into(),
+        source: "letter".into(),
+        received_at: "2025-12-01T15:00:00Z".into(),
+        ..Default::default()
+    };
+    let blocked = |g: &Guard, person: &str| {
+        let input = check_input(person, now);
+        let view = decide_blocking(g, &input, now);
+        assert!(!view.0, "{person}: a cease must block");
+        assert_eq!(view.1.as_deref(), Some("us-regf-cease-communication"));
+    };
+    let id;
+    {
+        let g = open(dir.path(), u64::MAX);
+        id = g
+            .add_restriction("BO-AAAA-0001", &cease, &caller(), now)
+            .await
+            .unwrap()
+            .id;
+        let record = InteractionInput {
+            channel: Some("email".into()),
+            direction: Some("outbound".into()),
+            status: Some("attempted".into()),
+            started_at: Some("2025-11-30T15:00:00Z".into()),
+            ..InteractionInput::default()
+        };
+        g.create("ext-X1", &record, &caller(), now).await.unwrap();
+        g.link_person("BO-AAAA-0001", "X1").await.unwrap();
+        blocked(&g, "ext-X1");
+        blocked(&g, "BO-AAAA-0001");
+    }
+    for compact_after in [u64::MAX, 0, u64::MAX] {
+        let g = open(dir.path(), compact_after);
+        let listed = g.restrictions("ext-X1", true, now).unwrap();
+        assert_eq!(
+            listed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            [id.as_str()]
+        );
+        blocked(&g, "ext-X1");
+        blocked(&g, "BO-AAAA-0001");
+    }
+}
+
+/// A Check without reserve, decided synchronously for the test: whether it
+/// was allowed, and the deciding rule.
+fn decide_blocking(g: &Guard, input: &CheckInput, now: DateTime<Utc>) -> (bool, Option<String>) {
+    let rt = tokio::runtime::Handle::current();
+    let out =
+        tokio::task::block_in_place(|| rt.block_on(g.check(input, &caller(), now, None))).unwrap();
+    (out.decision.allowed, out.decision.rule_id)
+}
