@@ -17,6 +17,9 @@
 //!   - delete: IT-A-1
 //!   - debt: {id: ACCT-1, loans: [SL1, SL2]}
 //!   - link: {id: "123", externalId: abc}
+//!   - restrict: {id: RS-1, kind: ceaseCommunication, source: letter,
+//!                receivedAt: "2020-08-06T15:00:00Z", loanIds: [CARD]}
+//!   - end: {id: RS-1, at: "2020-08-09T15:00:00Z", reason: revoked}
 //!   - check:
 //!       at: "2020-04-08T14:00:00Z"
 //!       send: {loanIds: [CARD], timeZones: [America/New_York]}
@@ -69,7 +72,18 @@ enum Step {
     Delete(String),
     Debt(DebtStep),
     Link(LinkStep),
+    Restrict(Box<compliance_guard::restrictions::RestrictionInput>),
+    End(EndStep),
     Check(Box<CheckStep>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct EndStep {
+    id: String,
+    at: String,
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +114,9 @@ struct Send {
     jurisdictions: Option<Vec<String>>,
     time_zones: Option<Vec<String>>,
     balance: Option<String>,
+    contact_value: Option<String>,
+    required_by_law: Option<bool>,
+    consent_request: Option<bool>,
 }
 
 impl Send {
@@ -118,7 +135,10 @@ impl Send {
             previous_interaction_id,
             jurisdictions,
             time_zones,
-            balance
+            balance,
+            contact_value,
+            required_by_law,
+            consent_request
         )
     }
 }
@@ -165,6 +185,9 @@ struct Expect {
     /// The exact set of rules that covered the send.
     #[serde(default)]
     applied: Option<Vec<String>>,
+    /// The restriction that decided the deciding rule's violation.
+    #[serde(default)]
+    restriction_id: Option<String>,
 }
 
 fn time(text: &str) -> Result<DateTime<Utc>, String> {
@@ -203,6 +226,15 @@ fn proposal(
     p.loans = send.loan_ids.clone().unwrap_or_default();
     p.is_transactional = send.is_transactional;
     p.contact = ContactKind::from_record(send.contact_kind.as_deref());
+    // An empty value is an unknown one (so a check can unset a default).
+    p.contact_value = send
+        .contact_value
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .map(compliance_guard::restrictions::normalize_contact);
+    p.previous = send.previous_interaction_id.clone();
+    p.required_by_law = send.required_by_law.unwrap_or(false);
+    p.consent_request = send.consent_request.unwrap_or(false);
     p.answers_borrower = send
         .previous_interaction_id
         .as_deref()
@@ -300,6 +332,16 @@ fn compare(d: &Decision, e: &Expect) -> Vec<String> {
                 fmt(v.next_allowed_at)
             )),
             (None, _) => bad.push(format!("ruleNextAllowedAt[{rule}]: rule not violated")),
+        }
+    }
+    if let Some(want) = &e.restriction_id {
+        let got = d
+            .rule_id
+            .as_ref()
+            .and_then(|r| d.violations.iter().find(|v| &v.rule_id == r))
+            .and_then(|v| v.restriction_id.as_deref());
+        if got != Some(want.as_str()) {
+            bad.push(format!("restrictionId: got {got:?}, expected {want}"));
         }
     }
     if let Some(a) = &e.applied {
@@ -401,6 +443,32 @@ fn run(path: &Path, shipped: &RuleSet) -> Result<usize, String> {
                 index
                     .link_person(&l.id, &l.external_id)
                     .map_err(|e| at_step(format!("link: {e}")))?;
+            }
+            Step::Restrict(input) => {
+                let id = input
+                    .id
+                    .clone()
+                    .ok_or_else(|| at_step("restrict needs an id".into()))?;
+                let recorded = time(&input.received_at).map_err(at_step)?;
+                let r = input
+                    .check(id, sc.person.clone(), "scenario".into(), recorded)
+                    .map_err(|e| at_step(format!("restrict: {e}")))?;
+                index
+                    .put_restriction(r)
+                    .map_err(|e| at_step(format!("restrict: {e}")))?;
+            }
+            Step::End(end) => {
+                let at = time(&end.at).map_err(at_step)?;
+                let mut r = index
+                    .restriction(Some(&sc.person), &end.id)
+                    .map_err(|e| at_step(format!("end: {e}")))?
+                    .clone();
+                r.ended_at = Some(at);
+                r.ended_by = Some("scenario".into());
+                r.end_reason = end.reason.clone();
+                index
+                    .put_restriction(r)
+                    .map_err(|e| at_step(format!("end: {e}")))?;
             }
             Step::Check(c) => {
                 let at = time(&c.at).map_err(at_step)?;
