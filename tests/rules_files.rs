@@ -712,3 +712,112 @@ fn a_quiet_period_after_a_conversation_off_the_phone_can_never_start() {
         e[0].message
     );
 }
+
+// --- restrictions, blackout dates, consent ----------------------------------
+
+#[test]
+fn a_restriction_rule_names_a_known_kind_with_its_position() {
+    // Line 8: `restriction:` after a one-line applies block.
+    assert_eq!(
+        only_error(&one_rule(VOICE, "    restriction: ceaseCommunicaton\n")),
+        "t.yaml:8:18: rules[0].restriction: unknown restriction kind `ceaseCommunicaton`, allowed: ceaseCommunication, mediumOptOut, priorConsentToCall, inconvenientTime, inconvenientPlace, attorneyRepresentation, employerProhibitsContact, doNotInteract, electronicConsent, electronicNoticeMailed (did you mean `ceaseCommunication`?)"
+    );
+    let set = compiles(&one_rule(VOICE, "    restriction: mediumOptOut\n"));
+    assert_eq!(set.get("test-cap").unwrap().kind.name(), "restriction");
+}
+
+#[test]
+fn a_consent_is_not_a_restriction_that_blocks() {
+    let e = only_error(&one_rule(VOICE, "    restriction: priorConsentToCall\n"));
+    assert!(
+        e.starts_with(
+            "t.yaml:8:5: rule `test-cap`: `restriction` `priorConsentToCall` is not a restriction that blocks"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn blackout_dates_are_checked_one_by_one() {
+    let kind = "    blackoutDates:\n      dates: [\"2026-12-25\", \"2026-13-01\", \"26-1-1\"]\n      annually: [\"02-29\", \"02-30\"]\n";
+    let e = errors(&one_rule(VOICE, kind));
+    let shown: Vec<String> = e.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "t.yaml:9:7: rule `test-cap`: date `2026-13-01` in `dates` is not a date; write YYYY-MM-DD, for example \"2026-12-25\"",
+            "t.yaml:9:7: rule `test-cap`: date `26-1-1` in `dates` is not a date; write YYYY-MM-DD, for example \"2026-12-25\"",
+            "t.yaml:10:7: rule `test-cap`: `02-30` in `annually` is not a day of the year; write MM-DD, for example \"12-25\"",
+        ]
+    );
+    let empty = only_error(&one_rule(VOICE, "    blackoutDates: {}\n"));
+    assert!(
+        empty.starts_with("t.yaml:8:5: rule `test-cap`: `blackoutDates` lists no date"),
+        "{empty}"
+    );
+    let ok = compiles(&one_rule(
+        VOICE,
+        "    blackoutDates:\n      dates: [\"2026-12-25\", \"2026-12-25\"]\n      annually: [\"02-29\"]\n",
+    ));
+    match &ok.get("test-cap").unwrap().kind {
+        RuleKind::BlackoutDates { days, annually } => {
+            assert_eq!(days.len(), 1, "duplicates are merged");
+            assert_eq!(annually, &[(2, 29)]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_consent_requirement_names_a_consent_and_a_notice() {
+    let kind = "    consentRequired:\n      consent: electronicNoticeMailed\n      notice: electronicConsent\n      requests:\n        limit: 1\n        windowDays: 7\n      per: debt\n";
+    let shown: Vec<String> = errors(&one_rule(VOICE, kind))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "t.yaml:9:7: rule `test-cap`: `consent` `electronicNoticeMailed` is not a consent; allowed: electronicConsent, priorConsentToCall",
+            "t.yaml:10:7: rule `test-cap`: `notice` `electronicConsent` is not a notice; allowed: electronicNoticeMailed",
+        ]
+    );
+    let long = kind
+        .replace(
+            "consent: electronicNoticeMailed",
+            "consent: electronicConsent",
+        )
+        .replace(
+            "notice: electronicConsent",
+            "notice: electronicNoticeMailed",
+        )
+        .replace("windowDays: 7", "windowDays: 400");
+    let e = only_error(&one_rule(VOICE, &long));
+    assert!(
+        e.starts_with("t.yaml:13:9: rule `test-cap`: `windowDays` is 400 days"),
+        "{e}"
+    );
+}
+
+#[test]
+fn exempt_with_prior_consent_is_read_on_caps_and_quiet_periods() {
+    let cap = CAP.replace(
+        "per: borrower\n",
+        "per: debt\n      exemptWithPriorConsent: true\n",
+    );
+    let set = compiles(&one_rule(VOICE, &cap));
+    let kind = &set.get("test-cap").unwrap().kind;
+    assert!(
+        kind.reads_restriction(compliance_guard::restrictions::RestrictionKind::PriorConsentToCall)
+    );
+    assert!(
+        !kind
+            .reads_restriction(compliance_guard::restrictions::RestrictionKind::CeaseCommunication)
+    );
+    let typo = CAP.replace(
+        "per: borrower\n",
+        "per: debt\n      exemptWithPriorConsnt: true\n",
+    );
+    let e = only_error(&one_rule(VOICE, &typo));
+    assert!(e.contains("unknown field `exemptWithPriorConsnt`"), "{e}");
+}
