@@ -465,6 +465,47 @@ impl Constraint<'_> {
         }
     }
 
+    /// The first moment after `t` (which `w` does not block) at which the
+    /// designated time `w` blocks; `None` if it never does again. The local
+    /// clock moves forward except at an offset change, so the window is
+    /// entered only: at receipt, if the local time then is inside it; when
+    /// the clock reaches `from` (or the end of a gap that swallows it); or
+    /// at an offset change that sets the clock back into it (a fold: 01:30
+    /// EDT is followed an hour later by 01:00 EST, inside 00:00-01:30
+    /// again).
+    fn daily_next_start(&self, w: &Daily, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let in_force = |x: DateTime<Utc>| w.span.end.is_none_or(|e| x.timestamp() < e);
+        if !in_force(t) {
+            return None;
+        }
+        let mut cursor = t;
+        if w.span.start > t.timestamp() {
+            let start = restrict::at(w.span.start)?;
+            if w.covers_local(calendar::local_time(self.zone, start)) {
+                return Some(start);
+            }
+            cursor = start;
+        }
+        // Each step passes one offset change; a day has at most a few.
+        for _ in 0..16 {
+            let reach = next_wall_time(self.zone, w.from, cursor)?;
+            match first_offset_change(self.zone, cursor, reach) {
+                Some(x) if x < reach => {
+                    if w.covers_local(calendar::local_time(self.zone, x)) {
+                        return in_force(x).then_some(x);
+                    }
+                    cursor = x;
+                }
+                _ => return in_force(reach).then_some(reach),
+            }
+            if !in_force(cursor) {
+                return None;
+            }
+        }
+        // Too many offset changes to follow: an earlier end is safe.
+        Some(cursor)
+    }
+
     /// For a cool-down: the last quiet day set by events at or before `t`.
     fn quiet_until(&self, t: DateTime<Utc>) -> Option<i32> {
         let Kind::CoolDown {
@@ -628,18 +669,7 @@ impl Constraint<'_> {
             Kind::Block { spans } => first_start_after(spans, ts),
             Kind::Daily { windows } => windows
                 .iter()
-                .filter(|w| w.span.end.is_none_or(|e| e > ts))
-                .filter_map(|w| {
-                    let local = calendar::local_datetime(self.zone, t);
-                    let date = if local.time() < w.from {
-                        local.date()
-                    } else {
-                        local.date().succ_opt()?
-                    };
-                    let next = local_instant_at_or_after(self.zone, date.and_time(w.from));
-                    let start = restrict::at(w.span.start)?;
-                    Some(next.max(start))
-                })
+                .filter_map(|w| self.daily_next_start(w, t))
                 .min(),
             Kind::Blackout { days, annually } => {
                 let day = local_day(self.zone, t);
@@ -675,6 +705,59 @@ impl Constraint<'_> {
             }
         }
     }
+}
+
+/// The first instant after `after` whose local wall-clock time in `zone`
+/// is `time`: in a fold, the earlier of the two that are after it; in a
+/// gap that swallows `time`, the end of the gap.
+fn next_wall_time(zone: Tz, time: NaiveTime, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    use chrono::{LocalResult, TimeZone};
+    // From the day before: a fold may set the clock back past midnight.
+    let mut date = calendar::local_datetime(zone, after).date().pred_opt()?;
+    for _ in 0..4 {
+        let local = date.and_time(time);
+        let found = match zone.from_local_datetime(&local) {
+            LocalResult::Single(x) => [Some(x.with_timezone(&Utc)), None],
+            LocalResult::Ambiguous(a, b) => {
+                [Some(a.with_timezone(&Utc)), Some(b.with_timezone(&Utc))]
+            }
+            LocalResult::None => [Some(local_instant_at_or_after(zone, local)), None],
+        };
+        if let Some(x) = found.into_iter().flatten().filter(|x| *x > after).min() {
+            return Some(x);
+        }
+        date = date.succ_opt()?;
+    }
+    None
+}
+
+/// The first instant in `(from, to]` at which the UTC offset of `zone`
+/// differs from its offset at `from`, if any: sampled every hour, then
+/// narrowed to the second (zones change offset at most a few times a
+/// year, never twice within an hour).
+fn first_offset_change(zone: Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    use chrono::{Offset, TimeZone};
+    let offset = |ts: i64| {
+        DateTime::from_timestamp(ts, 0).map(|x| zone.offset_from_utc_datetime(&x.naive_utc()).fix())
+    };
+    let before = offset(from.timestamp());
+    let (mut lo, to) = (from.timestamp(), to.timestamp());
+    while lo < to {
+        let mut hi = lo.saturating_add(3_600).min(to);
+        if offset(hi) != before {
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                if offset(mid) == before {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            return restrict::at(hi);
+        }
+        lo = hi;
+    }
+    None
 }
 
 /// Moves forward until every constraint allows the same moment.
@@ -1236,4 +1319,179 @@ fn describe(
 
 fn fmt_day(d: i32) -> String {
     NaiveDate::from_num_days_from_ce_opt(d).map_or_else(|| d.to_string(), |d| d.to_string())
+}
+
+#[cfg(test)]
+mod invariants {
+    //! Brute-force checks of each constraint's promises, minute by minute:
+    //! where it blocks, `next_allowed` gives a moment it allows (or a
+    //! strictly later one to go on from); where it allows, `next_blocked`
+    //! is never later than the first blocked minute.
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::index::Index;
+    use crate::model::InteractionInput;
+    use crate::restrictions::RestrictionInput;
+    use crate::rules::LoadOptions;
+
+    /// A borrower's history and restrictions, a send, and the minutes to
+    /// check from `from`.
+    pub(super) struct Setup<'a> {
+        pub rules: &'a str,
+        pub records: &'a [String],
+        pub restrictions: &'a [String],
+        pub proposal: Proposal,
+        pub zones: &'a [&'a str],
+        pub from: &'a str,
+        pub hours: i64,
+    }
+
+    /// Every broken promise, at most two per rule and zone.
+    pub(super) fn check(s: &Setup<'_>) -> Vec<String> {
+        let rules = RuleSet::compile(
+            &[("t.yaml".to_owned(), s.rules.to_owned())],
+            &LoadOptions::default(),
+        )
+        .expect("rules");
+        let mut index = Index::default();
+        for r in s.records {
+            let input: InteractionInput = serde_yaml::from_str(r).unwrap();
+            let now = crate::model::parse_time("t", input.started_at.as_deref().unwrap()).unwrap();
+            index.create("BO-TEST-1", &input, now).expect("record");
+        }
+        for r in s.restrictions {
+            let input: RestrictionInput = serde_yaml::from_str(r).unwrap();
+            let at = crate::model::parse_time("t", &input.received_at).unwrap();
+            let id = input.id.clone().unwrap();
+            let x = input
+                .check(id, "BO-TEST-1".into(), "t".into(), at)
+                .expect("restriction");
+            index.put_restriction(x).unwrap();
+        }
+        let view = index.view("BO-TEST-1").unwrap();
+        let entries = view.entries_from(i64::MIN);
+        let mut p = s.proposal.clone();
+        p.zones = s.zones.iter().map(|z| z.parse().unwrap()).collect();
+        let send_debts = view.debts_of_loans(&p.loans);
+        let from = crate::model::parse_time("t", s.from).unwrap();
+        let mut bad = Vec::new();
+        for rule in rules.rules() {
+            for zone in p.candidate_zones() {
+                let days: Vec<i32> = entries
+                    .iter()
+                    .map(|e| calendar::local_day_ts(zone, e.at))
+                    .collect();
+                let debts = match &rule.kind {
+                    RuleKind::FrequencyCap { per: Per::Debt, .. }
+                    | RuleKind::CoolDown { per: Per::Debt, .. }
+                    | RuleKind::ConsentRequired { per: Per::Debt, .. } => {
+                        debts_to_check(&view, &send_debts, entries)
+                    }
+                    _ => vec![None],
+                };
+                for debt in debts {
+                    let c = build(rule, &view, &p, entries, &days, zone, debt);
+                    let minutes = s.hours * 60;
+                    let ok: Vec<bool> = (0..=minutes + 48 * 60)
+                        .map(|m| c.allows(from + Duration::minutes(m)))
+                        .collect();
+                    let mut found = 0;
+                    for (i, m) in (0..=minutes).enumerate() {
+                        let t = from + Duration::minutes(m);
+                        if ok[i] {
+                            let first = ok[i..]
+                                .iter()
+                                .position(|a| !a)
+                                .map(|k| t + Duration::minutes(i64::try_from(k).unwrap()));
+                            let nb = c.next_blocked(t);
+                            if let Some(f) = first
+                                && nb.is_none_or(|n| n > f)
+                            {
+                                found += 1;
+                                bad.push(format!(
+                                    "{} {zone}: next_blocked({t}) = {nb:?}, but it blocks at {f}",
+                                    rule.id
+                                ));
+                            }
+                        } else if let Some(n) = c.next_allowed(t)
+                            && (n < t || (n == t && !c.allows(n)))
+                        {
+                            found += 1;
+                            bad.push(format!(
+                                "{} {zone}: next_allowed({t}) = {n}, which it blocks",
+                                rule.id
+                            ));
+                        }
+                        if found >= 2 {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        bad
+    }
+
+    const DESIGNATED: &str = r#"
+rules:
+  - id: t-daily
+    description: designated times
+    citation: test
+    jurisdictions: [US]
+    applies: {directions: [outbound]}
+    restriction: inconvenientTime
+"#;
+
+    /// Designated times across daylight-saving changes: New York (gap at
+    /// 02:00 on Mar 8, fold at 01:00-02:00 on Nov 1 2026), Havana (changes
+    /// at midnight), Lord Howe (half-hour changes, Apr 5 and Oct 4 2026);
+    /// received long before, inside a gap, and inside both passes of a
+    /// fold.
+    #[test]
+    fn designated_times_across_offset_changes() {
+        let zones = ["America/New_York", "America/Havana", "Australia/Lord_Howe"];
+        let windows = [
+            ("00:00", "01:30"),
+            ("01:30", "03:00"),
+            ("02:30", "05:00"),
+            ("21:00", "09:00"),
+            ("23:30", "00:30"),
+        ];
+        let mut bad = Vec::new();
+        for from in [
+            "2026-03-07T00:00:00Z",
+            "2026-10-31T00:00:00Z",
+            "2026-04-04T00:00:00Z",
+            "2026-10-03T00:00:00Z",
+        ] {
+            for (f, u) in windows {
+                for received in [
+                    "2026-01-01T00:00:00Z",
+                    "2026-03-08T06:20:00Z",
+                    "2026-11-01T05:40:00Z",
+                    "2026-11-01T06:20:00Z",
+                ] {
+                    let mut p = Proposal::new(Channel::Voice, Direction::Outbound);
+                    p.loans = vec!["CARD".into()];
+                    let restrictions = [format!(
+                        "{{id: RS-T-1, kind: inconvenientTime, source: call, receivedAt: '{received}', from: '{f}', until: '{u}'}}"
+                    )];
+                    for b in check(&Setup {
+                        rules: DESIGNATED,
+                        records: &[],
+                        restrictions: &restrictions,
+                        proposal: p,
+                        zones: &zones,
+                        from,
+                        hours: 48,
+                    }) {
+                        bad.push(format!("{from} {f}-{u} received {received}: {b}"));
+                    }
+                }
+            }
+        }
+        bad.truncate(20);
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
 }
