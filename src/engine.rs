@@ -348,6 +348,27 @@ fn is_blackout(days: &[i32], annually: &[(u32, u32)], day: i32) -> bool {
     })
 }
 
+/// The first blacked-out day after `day`, however far ahead: an allow's
+/// `valid_until` must not outlast it, so no search horizon applies. A
+/// yearly date recurs within 8 years (Feb 29 skips 2100).
+fn next_blackout(days: &[i32], annually: &[(u32, u32)], day: i32) -> Option<i32> {
+    use chrono::Datelike;
+    let listed = days.get(days.partition_point(|d| *d <= day)).copied();
+    let yearly = NaiveDate::from_num_days_from_ce_opt(day).and_then(|today| {
+        (today.year()..=today.year().saturating_add(8)).find_map(|year| {
+            annually
+                .iter()
+                .filter_map(|(m, d)| NaiveDate::from_ymd_opt(year, *m, *d))
+                .map(|date| date.num_days_from_ce())
+                .find(|d| *d > day)
+        })
+    });
+    match (listed, yearly) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// The first day after `day` (within [`SEARCH_DAYS`]) on which a cap over
 /// `items` is below `limit`.
 fn cap_free_day(items: &[Item], window: i32, limit: u32, day: i32) -> Option<i32> {
@@ -672,9 +693,7 @@ impl Constraint<'_> {
                 .filter_map(|w| self.daily_next_start(w, t))
                 .min(),
             Kind::Blackout { days, annually } => {
-                let day = local_day(self.zone, t);
-                ((day + 1)..=(day + i32::try_from(SEARCH_DAYS).unwrap_or(400)))
-                    .find(|d| is_blackout(days, annually, *d))
+                next_blackout(days, annually, local_day(self.zone, t))
                     .map(|d| day_start(self.zone, d))
             }
             Kind::Consent {
