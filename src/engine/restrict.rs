@@ -13,7 +13,7 @@ use chrono_tz::Tz;
 
 use super::{Proposal, calendar};
 use crate::index::{BorrowerView, DebtKey, Entry};
-use crate::model::{Channel, ContactKind, Direction, Status, Subject};
+use crate::model::{Channel, ContactKind, Direction, Interaction, Status, Subject};
 use crate::restrictions::{Restriction, RestrictionKind, is_electronic};
 use crate::rules::is_conversation;
 
@@ -99,6 +99,22 @@ fn sent(e: &Entry) -> bool {
     e.direction == Direction::Outbound && !matches!(e.status, Status::Failed | Status::Canceled)
 }
 
+/// Whether an interaction went to (or came from) a contact point an
+/// opt-out names: always for an opt-out naming none; `None` when the
+/// interaction's number or address is not recorded.
+fn at_opted_out_point(r: &Restriction, x: &Interaction) -> Option<bool> {
+    if r.contact_values.is_empty() {
+        return Some(true);
+    }
+    x.contact
+        .as_ref()
+        .and_then(|c| c.value.as_deref())
+        .map(|v| {
+            r.contact_values
+                .contains(&crate::restrictions::normalize_contact(v))
+        })
+}
+
 /// The exceptions of 12 CFR 1006.14(h)(2) to an opt-out: a communication
 /// required by law; one confirmation of an electronic opt-out (subject
 /// `electronicConsentOptOut`, never a call); one reply in the barred
@@ -109,11 +125,18 @@ fn opt_out_exception(view: &BorrowerView<'_>, r: &Restriction, p: &Proposal) -> 
     }
     let since = r.received_at.timestamp();
     if is_electronic(p.channel) && p.subject == Some(Subject::ElectronicConsentOptOut) {
+        // One confirmation per opt-out, whichever of its media carried it
+        // (an opt-out of texts and emails gets one, not one per medium); a
+        // confirmation to a point it does not name (another opted-out
+        // number) is not its confirmation, one to an unrecorded point may
+        // have been.
         let confirmed = view.entries_from(since).iter().any(|e| {
             sent(e)
-                && e.channel == p.channel
-                && view.record(e.key).and_then(|x| x.subject)
-                    == Some(Subject::ElectronicConsentOptOut)
+                && r.channels.contains(&e.channel)
+                && view.record(e.key).is_some_and(|x| {
+                    x.subject == Some(Subject::ElectronicConsentOptOut)
+                        && at_opted_out_point(r, x) != Some(false)
+                })
         });
         if !confirmed {
             return true;
@@ -125,18 +148,11 @@ fn opt_out_exception(view: &BorrowerView<'_>, r: &Restriction, p: &Proposal) -> 
     let Some(inbound) = view.record(prev) else {
         return false;
     };
-    let same_point = r.contact_values.is_empty()
-        || inbound
-            .contact
-            .as_ref()
-            .and_then(|c| c.value.as_deref())
-            .map(crate::restrictions::normalize_contact)
-            .is_some_and(|v| r.contact_values.contains(&v));
     let initiated = inbound.direction == Direction::Inbound
         && inbound.channel == p.channel
         && inbound.deleted_at.is_none()
         && inbound.occurs_at().timestamp() >= since
-        && same_point;
+        && at_opted_out_point(r, inbound) == Some(true);
     initiated
         && !view
             .entries_from(inbound.occurs_at().timestamp())
