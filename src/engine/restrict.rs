@@ -53,18 +53,46 @@ pub const CEASE_EXCEPTIONS: &[Subject] = &[
     Subject::CeaseCommunicationRefuseToPay,
 ];
 
+/// The debts a borrower's loan ids name, as a restriction or a send writes
+/// them: a loan's debt, or a declared account named by its own id (the
+/// index reads an account's id as a loan of its own; a restriction recorded
+/// against an account number means the account).
+struct Names {
+    accounts: Vec<DebtKey>,
+}
+
+impl Names {
+    fn new(view: &BorrowerView<'_>) -> Names {
+        Names {
+            accounts: view.accounts(),
+        }
+    }
+
+    fn debt(&self, view: &BorrowerView<'_>, name: &str) -> Option<DebtKey> {
+        match view.debt_of_name(name)? {
+            DebtKey::Loan(k) if self.accounts.contains(&DebtKey::Account(k)) => {
+                Some(DebtKey::Account(k))
+            }
+            d => Some(d),
+        }
+    }
+}
+
 /// True if a blocking restriction may concern the send's debts: it names
 /// none (every debt), the send names none (about every debt), or they
-/// share a loan or an account.
+/// share a loan or a debt (an account and its loans are one debt).
 fn may_touch_debts(view: &BorrowerView<'_>, r: &Restriction, send_loans: &[String]) -> bool {
     if r.loan_ids.is_empty() || send_loans.is_empty() {
         return true;
     }
+    let names = Names::new(view);
+    let send: Vec<Option<DebtKey>> = send_loans.iter().map(|l| names.debt(view, l)).collect();
     r.loan_ids.iter().any(|rl| {
-        send_loans.iter().any(|sl| {
-            rl == sl
-                || matches!((view.debt_of_name(rl), view.debt_of_name(sl)), (Some(a), Some(b)) if a == b)
-        })
+        let debt = names.debt(view, rl);
+        send_loans
+            .iter()
+            .zip(&send)
+            .any(|(sl, sd)| rl == sl || (debt.is_some() && debt == *sd))
     })
 }
 
@@ -81,9 +109,12 @@ pub(super) fn surely_names_debt(
         return true;
     }
     let Some(debt) = debt else { return false };
+    let names = Names::new(view);
     r.loan_ids.iter().any(|rl| match debt {
         DebtKey::Unlisted(i) => send_loans.get(usize::from(i)) == Some(rl),
-        _ => view.debt_of_name(rl) == Some(debt),
+        // A send naming the account's own id is checked as that id's
+        // debt; a restriction naming the id names it too.
+        _ => view.debt_of_name(rl) == Some(debt) || names.debt(view, rl) == Some(debt),
     })
 }
 
