@@ -829,10 +829,26 @@ fn binds_in(rule: &Rule, places: &[Jurisdiction]) -> bool {
             .any(|r| places.iter().any(|p| r.contains(*p) || p.contains(*r)))
 }
 
+/// A debt as the rules count it: the index reads a declared account's own
+/// id as a loan of its own, but a send or a record naming the account
+/// number is about the account, the same particular debt as its loans.
+fn as_account(accounts: &[DebtKey], d: DebtKey) -> DebtKey {
+    match d {
+        DebtKey::Loan(k) if accounts.contains(&DebtKey::Account(k)) => DebtKey::Account(k),
+        d => d,
+    }
+}
+
 fn counts_for_debt(view: &BorrowerView<'_>, e: &Entry, debt: Option<DebtKey>) -> bool {
     match debt {
         None => true,
-        Some(d) => e.loans.is_empty() || e.loans.iter().any(|l| view.debt_of(*l) == d),
+        // An account counts what names one of its loans or its own id.
+        Some(d) => {
+            e.loans.is_empty()
+                || e.loans
+                    .iter()
+                    .any(|l| view.debt_of(*l) == d || d == DebtKey::Account(*l))
+        }
     }
 }
 
@@ -876,7 +892,14 @@ pub fn decide(
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
     let entries = view.entries_from(from.timestamp());
 
-    let send_debts = view.debts_of_loans(&proposal.loans);
+    let accounts = view.accounts();
+    let mut send_debts: Vec<DebtKey> = Vec::new();
+    for d in view.debts_of_loans(&proposal.loans) {
+        let d = as_account(&accounts, d);
+        if !send_debts.contains(&d) {
+            send_debts.push(d);
+        }
+    }
     // Local days of the windowed entries, once per zone: the time zone
     // conversion is the costliest step, and every rule shares it.
     let reads_history = applicable.iter().any(|r| {
@@ -992,10 +1015,11 @@ fn debts_to_check(
     if !send_debts.is_empty() {
         return send_debts.iter().map(|d| Some(*d)).collect();
     }
-    let mut debts = view.accounts();
+    let accounts = view.accounts();
+    let mut debts = accounts.clone();
     for e in entries {
         for l in e.loans.iter() {
-            let d = view.debt_of(*l);
+            let d = as_account(&accounts, view.debt_of(*l));
             if !debts.contains(&d) {
                 debts.push(d);
             }

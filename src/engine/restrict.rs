@@ -112,9 +112,7 @@ pub(super) fn surely_names_debt(
     let names = Names::new(view);
     r.loan_ids.iter().any(|rl| match debt {
         DebtKey::Unlisted(i) => send_loans.get(usize::from(i)) == Some(rl),
-        // A send naming the account's own id is checked as that id's
-        // debt; a restriction naming the id names it too.
-        _ => view.debt_of_name(rl) == Some(debt) || names.debt(view, rl) == Some(debt),
+        _ => names.debt(view, rl) == Some(debt),
     })
 }
 
