@@ -681,6 +681,16 @@ fn check_shape(
     if !s.channels && !input.channels.is_empty() {
         refuse("channels", "it concerns every medium");
     }
+    if matches!(
+        kind,
+        RestrictionKind::MediumOptOut | RestrictionKind::AttorneyRepresentation
+    ) && !input.contact_kinds.is_empty()
+    {
+        refuse(
+            "contactKinds",
+            "name the numbers or addresses themselves in `contactValues`",
+        );
+    }
     if !s.contacts && (!input.contact_values.is_empty() || !input.contact_kinds.is_empty()) {
         let field = if input.contact_values.is_empty() {
             "contactKinds"
@@ -761,6 +771,25 @@ fn check_shape(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_problem_is_named_with_its_field() {
+        let input = RestrictionInput {
+            kind: "mediumOptOut".into(),
+            source: "stopReply".into(),
+            received_at: "2020-06-01T14:00:00Z".into(),
+            contact_kinds: vec!["mobilePhone".into()],
+            loan_ids: vec!["L1".into()],
+            ..RestrictionInput::default()
+        };
+        let at = DateTime::UNIX_EPOCH;
+        let e = input
+            .check("RS-1".into(), "BO-1".into(), "t".into(), at)
+            .unwrap_err();
+        let fields: Vec<&str> = e.0.iter().map(|p| p.field).collect();
+        assert_eq!(fields, ["loanIds", "contactKinds", "channels"], "{e}");
+        assert!(e.0[1].message.contains("`contactValues`"), "{e}");
+    }
 
     #[test]
     fn normalizes_numbers_and_addresses() {

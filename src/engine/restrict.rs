@@ -33,9 +33,21 @@ impl Span {
     }
 }
 
-fn span_of(r: &Restriction, restriction: usize) -> Option<Span> {
-    let start = r.received_at.timestamp();
-    let end = r.stop().map(|s| s.timestamp());
+/// A moment in whole seconds, rounded up.
+fn ceil_secs(t: DateTime<Utc>) -> i64 {
+    t.timestamp() + i64::from(t.timestamp_subsec_nanos() > 0)
+}
+
+/// The span a restriction is in force, in whole seconds, rounded the
+/// strict way: a restriction that blocks starts at the second it was
+/// received and ends at the second after it stopped; one that permits
+/// starts at the second after receipt and ends at the second it stopped.
+fn span_of(r: &Restriction, restriction: usize, blocks: bool) -> Option<Span> {
+    let (start, end) = if blocks {
+        (r.received_at.timestamp(), r.stop().map(ceil_secs))
+    } else {
+        (ceil_secs(r.received_at), r.stop().map(|s| s.timestamp()))
+    };
     (end.is_none_or(|e| e > start)).then_some(Span {
         start,
         end,
@@ -229,7 +241,7 @@ pub(super) fn blocking_spans(
             | RestrictionKind::ElectronicConsent
             | RestrictionKind::ElectronicNoticeMailed => false,
         };
-        if touches && let Some(s) = span_of(r, i) {
+        if touches && let Some(s) = span_of(r, i, true) {
             spans.push(s);
         }
     }
@@ -265,7 +277,7 @@ pub(super) fn daily_windows(view: &BorrowerView<'_>) -> Vec<Daily> {
             Some(Daily {
                 from: r.from?,
                 until: r.until?,
-                span: span_of(r, i)?,
+                span: span_of(r, i, true)?,
             })
         })
         .collect()
@@ -290,12 +302,14 @@ pub(super) fn consent_periods(
         {
             continue;
         }
-        let start = r.received_at.timestamp();
+        // Permits: from the second after receipt (rounded up), until the
+        // second it stopped (rounded down).
+        let start = ceil_secs(r.received_at);
         let seventh =
             calendar::day_start(zone, calendar::local_day(zone, r.received_at) + 7).timestamp();
         let mut end = r.stop().map_or(seventh, |s| s.timestamp().min(seventh));
         if let Some(conv) = view
-            .entries_from(start + 1)
+            .entries_from(r.received_at.timestamp() + 1)
             .iter()
             .find(|e| e.at < end && is_conversation(e) && counts_for_debt(e))
         {
@@ -329,7 +343,7 @@ pub(super) fn permitting_spans(
                 && (r.channels.is_empty() || r.channels.contains(&channel))
                 && surely_names_debt(view, r, debt, send_loans)
         })
-        .filter_map(|(i, r)| span_of(r, i))
+        .filter_map(|(i, r)| span_of(r, i, false))
         .collect()
 }
 
