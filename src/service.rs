@@ -222,6 +222,29 @@ fn log(rpc: &str, started: Instant, result: &Result<impl Sized, Status>) {
 
 #[tonic::async_trait]
 impl pb::compliance_guard_server::ComplianceGuard for Service {
+    async fn check_baseline(
+        &self,
+        req: Request<pb::CheckRequest>,
+    ) -> Result<Response<pb::CheckResponse>, Status> {
+        timed("CheckBaseline", async {
+            caller(&req)?;
+            let rules = self
+                .guard()?
+                .rules()
+                .ok_or_else(|| Status::unavailable("no rule set is loaded yet; retry shortly"))?;
+            let now = Utc::now();
+            Ok(Response::new(pb::CheckResponse {
+                allowed: true,
+                rules_version: rules.version().to_owned(),
+                applied_rule_ids: rules.rules().iter().map(|r| r.id.clone()).collect(),
+                at: Some(ts(now)),
+                valid_until: Some(ts(now)),
+                ..pb::CheckResponse::default()
+            }))
+        })
+        .await
+    }
+
     async fn check(
         &self,
         req: Request<pb::CheckRequest>,

@@ -514,3 +514,50 @@ async fn a_reserve_named_in_the_past_is_refused_beyond_the_clock_tolerance() {
     stale.reserve = false;
     assert!(guard.check(stale).await.is_ok());
 }
+
+/// CheckBaseline decides nothing but authenticates like Check and answers an
+/// allow as large as a real one: the floor the load generator compares
+/// Check with.
+#[tokio::test]
+async fn check_baseline_answers_a_fixed_allow_behind_the_same_key() {
+    let server = ready_server().await;
+    let mut guard = server.guard().await;
+    let listed = guard
+        .list_rules(compliance_guard::pb::ListRulesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let base = guard
+        .check_baseline(call("BO-BASE-0001", "L1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(base.allowed);
+    assert_eq!(base.rules_version, listed.rules_version);
+    assert_eq!(
+        base.applied_rule_ids,
+        listed
+            .rules
+            .iter()
+            .map(|r| r.id.clone())
+            .collect::<Vec<_>>()
+    );
+    assert!(base.violations.is_empty() && base.interaction_id.is_empty());
+    // It records nothing, even when asked to reserve.
+    let mut reserve = call("BO-BASE-0001", "L1");
+    reserve.reserve = true;
+    guard.check_baseline(reserve).await.unwrap();
+    let open = guard
+        .list_reservations(ListReservationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(open.reservations.is_empty());
+    let err = server
+        .guard_with(None)
+        .await
+        .check_baseline(call("BO-BASE-0001", "L1"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+}
