@@ -630,6 +630,16 @@ impl Guard {
             metrics::counter!("compliance_guard_blocks_total", "rule_id" => rule.clone())
                 .increment(1);
         }
+        if d.allowed {
+            // An allow names no rule: static labels, nothing allocated on
+            // the common path.
+            metrics::counter!("compliance_guard_decisions_total", "result" => "allowed", "rule_id" => "")
+                .increment(1);
+        } else {
+            let rule = d.rule_id.clone().unwrap_or_default();
+            metrics::counter!("compliance_guard_decisions_total", "result" => "blocked", "rule_id" => rule)
+                .increment(1);
+        }
         for v in d.violations.iter().filter(|v| v.shadow) {
             metrics::counter!("compliance_guard_shadow_violations_total", "rule_id" => v.rule_id.clone()).increment(1);
         }
@@ -1118,6 +1128,30 @@ impl Guard {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// How much the guard holds, read under one read lock (never the write
+    /// lock), for the gauges the server samples: what grows with use and
+    /// what should drain (open reservations).
+    pub fn sizes(&self) -> Sizes {
+        self.read().map_or(Sizes::default(), |l| Sizes {
+            people: l.index.people_len(),
+            interactions: l.index.len(),
+            open_reservations: l.reservations.len(),
+        })
+    }
+}
+
+/// What [`Guard::sizes`] counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sizes {
+    /// People in the registry (borrowers, each counted once whatever its
+    /// aliases).
+    pub people: usize,
+    /// Interactions in the index, deleted ones included.
+    pub interactions: usize,
+    /// Reservations recorded by a reserving Check and not yet updated,
+    /// deleted or canceled.
+    pub open_reservations: usize,
 }
 
 /// One restriction and what it does under the rules in force, as

@@ -24,7 +24,11 @@
 //! `fdatasync` once for the whole batch: concurrent writers share one
 //! flush (group commit). A caller answers OK only after its record is
 //! durable. Because the log is sequential, a durable record implies that
-//! every record before it is durable too.
+//! every record before it is durable too. Each batch's write-and-flush time
+//! and record count go to the `compliance_guard_journal_sync_seconds` and
+//! `compliance_guard_journal_batch_records` histograms: the flush is what
+//! a reserving Check waits for, and the batch size shows how much group
+//! commit is sharing it.
 //!
 //! # Reading
 //!
@@ -843,6 +847,10 @@ impl Drop for Journal {
 
 fn write_loop(shared: &Shared, mut file: File, path: &Path, durability: Durability) {
     let mut batch = Vec::new();
+    // The handles are taken once, not per batch: the recorder is installed
+    // before the journal opens (`serve`), so these are the live ones.
+    let sync_seconds = metrics::histogram!("compliance_guard_journal_sync_seconds");
+    let batch_records = metrics::histogram!("compliance_guard_journal_batch_records");
     loop {
         let (records, last_seq) = {
             let Ok(mut p) = shared.pending.lock() else {
@@ -861,6 +869,7 @@ fn write_loop(shared: &Shared, mut file: File, path: &Path, durability: Durabili
             let records = std::mem::take(&mut p.records);
             (records, p.next_seq - 1)
         };
+        let started = std::time::Instant::now();
         let result = file.write_all(&batch).and_then(|()| match durability {
             Durability::Sync => file.sync_data(),
             Durability::Buffered => Ok(()),
@@ -868,6 +877,8 @@ fn write_loop(shared: &Shared, mut file: File, path: &Path, durability: Durabili
         batch.clear();
         let durable = match result {
             Ok(()) => {
+                sync_seconds.record(started.elapsed().as_secs_f64());
+                batch_records.record(records as f64);
                 if let Ok(mut s) = shared.stats.lock() {
                     s.batches += 1;
                     s.records += records;

@@ -293,10 +293,22 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         if let Some(addr) = args.metrics_listen {
+            use compliance_guard::server::{BATCH_BUCKETS, SECONDS_BUCKETS, describe_metrics};
+            use metrics_exporter_prometheus::Matcher;
+            // Buckets make the histograms real Prometheus histograms, which
+            // aggregate across instances; the default would be summaries.
             metrics_exporter_prometheus::PrometheusBuilder::new()
                 .with_http_listener(addr)
-                .install()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("compliance_guard_journal_batch_records".into()),
+                        &BATCH_BUCKETS,
+                    )
+                })
+                .and_then(|b| b.install())
                 .with_context(|| format!("serving metrics on {addr}"))?;
+            describe_metrics();
             tracing::info!(%addr, "metrics at http://{addr}/metrics");
         }
         let listener = tokio::net::TcpListener::bind(args.listen)

@@ -166,6 +166,115 @@ pub fn resolve_access(
     Ok((Access::Keys(Arc::new(keys)), line))
 }
 
+/// The upper bounds, in seconds, of the buckets of every `_seconds`
+/// histogram: 50 µs (a Check from memory) to 5 s (a stuck disk), about
+/// three to a decade, so that a p99 read from them is within a bucket of
+/// the truth at every scale we care about.
+pub const SECONDS_BUCKETS: [f64; 16] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0,
+];
+
+/// The upper bounds of the journal's batch-size histogram, in records:
+/// powers of two, from a lone write to a burst that group commit shares.
+pub const BATCH_BUCKETS: [f64; 12] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0,
+];
+
+/// How often the size gauges (`compliance_guard_borrowers`, `_interactions`,
+/// `_open_reservations`) are sampled: often enough for a dashboard, rare
+/// enough that the read lock it takes is invisible.
+pub const GAUGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Gives every metric its HELP text and makes the ones that would
+/// otherwise appear only after their first event (both reload outcomes)
+/// show from the first scrape, at 0: an alert on failed reloads needs the
+/// series to exist before it can see it rise. Call once, after the
+/// recorder is installed.
+pub fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "compliance_guard_checks_total",
+        "answered Checks, by whether the send was allowed"
+    );
+    describe_counter!(
+        "compliance_guard_blocks_total",
+        "blocked Checks, by the deciding rule"
+    );
+    describe_counter!(
+        "compliance_guard_decisions_total",
+        "answered Checks, by result (allowed, blocked) and deciding rule (empty on an allow)"
+    );
+    describe_counter!(
+        "compliance_guard_shadow_violations_total",
+        "violations of shadow-mode rules, which did not block, by rule"
+    );
+    describe_counter!(
+        "compliance_guard_rules_reloads_total",
+        "rule reloads, by outcome: applied or refused (the last good set stays)"
+    );
+    describe_counter!(
+        "compliance_guard_restrictions_total",
+        "restrictions added and ended, by kind and op"
+    );
+    describe_counter!(
+        "compliance_guard_decision_log_dropped_total",
+        "decision log lines dropped because the writer fell behind"
+    );
+    describe_histogram!(
+        "compliance_guard_rpc_duration_seconds",
+        Unit::Seconds,
+        "time to answer an RPC, from the handler's start to its answer, by rpc and status code"
+    );
+    describe_histogram!(
+        "compliance_guard_journal_sync_seconds",
+        Unit::Seconds,
+        "time to write one batch of journal records and fdatasync it (write only when buffered)"
+    );
+    describe_histogram!(
+        "compliance_guard_journal_batch_records",
+        Unit::Count,
+        "journal records per write: how many writers one flush served"
+    );
+    describe_gauge!(
+        "compliance_guard_borrowers",
+        Unit::Count,
+        "people in the registry"
+    );
+    describe_gauge!(
+        "compliance_guard_interactions",
+        Unit::Count,
+        "interactions in the index, deleted ones included"
+    );
+    describe_gauge!(
+        "compliance_guard_open_reservations",
+        Unit::Count,
+        "reservations made by reserving Checks and not yet updated, canceled or deleted"
+    );
+    for outcome in ["applied", "refused"] {
+        metrics::counter!("compliance_guard_rules_reloads_total", "outcome" => outcome).absolute(0);
+    }
+}
+
+/// Sets the size gauges from the guard every [`GAUGE_INTERVAL`] until
+/// aborted. Sampling takes the read lock for three lengths, never the write
+/// lock, so Checks do not wait on it; counting on the hot path instead
+/// would cost every write.
+async fn sample_sizes(guard: Arc<Guard>) {
+    let borrowers = metrics::gauge!("compliance_guard_borrowers");
+    let interactions = metrics::gauge!("compliance_guard_interactions");
+    let open = metrics::gauge!("compliance_guard_open_reservations");
+    let mut tick = tokio::time::interval(GAUGE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let sizes = guard.sizes();
+        borrowers.set(sizes.people as f64);
+        interactions.set(sizes.interactions as f64);
+        open.set(sizes.open_reservations as f64);
+    }
+}
+
 async fn set_all(reporter: &tonic_health::server::HealthReporter, status: ServingStatus) {
     reporter.set_service_status("", status).await;
     for name in SERVICE_NAMES {
@@ -339,6 +448,7 @@ pub async fn serve(
     let _stop = stop_tx;
     set_all(&reporter, ServingStatus::Serving).await;
     tracing::info!(data_dir = %config.data_dir.display(), "SERVING");
+    let sampler = tokio::spawn(sample_sizes(Arc::clone(&guard)));
     let (reload_stop, reload_rx) = tokio::sync::watch::channel(false);
     let reloader = config.reload.clone().map(|stats| {
         let opts = LoadOptions {
@@ -358,6 +468,7 @@ pub async fn serve(
         Ok(result) => result.map_err(ServeError::from),
         Err(e) => Err(ServeError::Task(e.to_string())),
     };
+    sampler.abort();
     let _ = reload_stop.send(true);
     if let Some(r) = reloader {
         let _ = r.await;
