@@ -307,11 +307,59 @@ fn rules_test_runs_the_shipped_cases_and_reports_a_failing_one() {
     );
 }
 
-/// `serve --metrics-listen` exposes Prometheus counters of Checks.
+/// One sample of a Prometheus text exposition: the value of the series
+/// `name` whose labels include every pair of `labels` (in any order).
+fn sample(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    body.lines().find_map(|line| {
+        if line.starts_with('#') {
+            return None;
+        }
+        let (series, value) = line.rsplit_once(' ')?;
+        let (series_name, rest) = match series.split_once('{') {
+            Some((n, rest)) => (n, rest.strip_suffix('}')?),
+            None => (series, ""),
+        };
+        if series_name != name {
+            return None;
+        }
+        let have: Vec<(&str, &str)> = rest
+            .split("\",")
+            .filter(|kv| !kv.is_empty())
+            .filter_map(|kv| {
+                let (k, v) = kv.split_once("=\"")?;
+                Some((k, v.trim_end_matches('"')))
+            })
+            .collect();
+        labels
+            .iter()
+            .all(|l| have.contains(l))
+            .then(|| value.parse().ok())
+            .flatten()
+    })
+}
+
+/// GET /metrics over raw HTTP/1.1, the body only.
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut response = String::new();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// `serve --metrics-listen` exposes every metric an operator needs to see
+/// the guard run: decisions by result and rule, latency histograms per RPC
+/// (real buckets, not summaries), the journal's flushes, the size gauges,
+/// and both reload outcomes from the start. The recorder is global to a
+/// process, hence a subprocess.
 #[cfg(unix)]
 #[tokio::test]
 async fn serve_exposes_metrics() {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use compliance_guard::pb::{CheckRequest, CreateInteractionRequest, Interaction};
+    use std::io::{BufRead, BufReader};
     use std::process::Stdio;
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -352,8 +400,9 @@ async fn serve_exposes_metrics() {
         .await
         .unwrap();
     let mut client =
-        compliance_guard::pb::compliance_guard_client::ComplianceGuardClient::new(channel);
-    let request = compliance_guard::pb::CheckRequest {
+        compliance_guard::pb::compliance_guard_client::ComplianceGuardClient::new(channel.clone());
+    let mut records = compliance_guard::pb::interactions_client::InteractionsClient::new(channel);
+    let request = CheckRequest {
         person_id: "BO-METR-0001".into(),
         channel: "mail".into(),
         ..Default::default()
@@ -367,17 +416,175 @@ async fn serve_exposes_metrics() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert!(answered);
-    let mut body = String::new();
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    stream.read_to_string(&mut body).unwrap();
+    // Before any write: both reload outcomes are there, at 0.
+    let body = scrape(port);
+    for outcome in ["applied", "refused"] {
+        assert_eq!(
+            sample(
+                &body,
+                "compliance_guard_rules_reloads_total",
+                &[("outcome", outcome)]
+            ),
+            Some(0.0),
+            "{body}"
+        );
+    }
+    // A second allow, a block (a call at 23:00 in New York), a recorded
+    // call for another borrower, and a reserving Check for a third.
     assert!(
-        body.contains("compliance_guard_checks_total{allowed=\"true\"} 1"),
-        "{body}"
+        client
+            .check(request.clone())
+            .await
+            .unwrap()
+            .get_ref()
+            .allowed
     );
-    drop(client);
+    let late = client
+        .check(CheckRequest {
+            person_id: "BO-METR-0001".into(),
+            channel: "voice".into(),
+            jurisdictions: vec!["US-NY".into()],
+            at: Some(prost_types::Timestamp {
+                seconds: 1_591_066_800, // 2020-06-02T03:00:00Z
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!late.allowed);
+    assert_eq!(late.compliance_guard_rule_id, "us-regf-hours");
+    records
+        .create_interaction(CreateInteractionRequest {
+            person_id: "BO-METR-0002".into(),
+            interaction: Some(Interaction {
+                channel: "voice".into(),
+                direction: "outbound".into(),
+                status: "attempted".into(),
+                started_at: Some(prost_types::Timestamp {
+                    seconds: 1_583_157_600,
+                    nanos: 0,
+                }),
+                ..Interaction::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let reserved = client
+        .check(CheckRequest {
+            person_id: "BO-METR-0003".into(),
+            channel: "mail".into(),
+            reserve: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reserved.allowed, "{reserved:?}");
+
+    // The gauges are sampled every second: wait for them to catch up.
+    let mut body = String::new();
+    for _ in 0..50 {
+        body = scrape(port);
+        if sample(&body, "compliance_guard_interactions", &[]) == Some(2.0)
+            && sample(&body, "compliance_guard_open_reservations", &[]) == Some(1.0)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let get = |name: &str, labels: &[(&str, &str)]| {
+        sample(&body, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?} in\n{body}"))
+    };
+    assert_eq!(get("compliance_guard_borrowers", &[]), 2.0);
+    assert_eq!(get("compliance_guard_interactions", &[]), 2.0);
+    assert_eq!(get("compliance_guard_open_reservations", &[]), 1.0);
+    assert_eq!(
+        get("compliance_guard_checks_total", &[("allowed", "true")]),
+        3.0
+    );
+    assert_eq!(
+        get(
+            "compliance_guard_decisions_total",
+            &[("result", "allowed"), ("rule_id", "")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        get(
+            "compliance_guard_decisions_total",
+            &[("result", "blocked"), ("rule_id", "us-regf-hours")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        get(
+            "compliance_guard_blocks_total",
+            &[("rule_id", "us-regf-hours")]
+        ),
+        1.0
+    );
+    // Check latency: a real histogram, every OK Check in it, each within
+    // the top finite bucket (5 s) and none faster than it could be.
+    let check = [("rpc", "Check"), ("code", "OK")];
+    let count = get("compliance_guard_rpc_duration_seconds_count", &check);
+    assert_eq!(count, 4.0);
+    let inf = get(
+        "compliance_guard_rpc_duration_seconds_bucket",
+        &[("rpc", "Check"), ("code", "OK"), ("le", "+Inf")],
+    );
+    assert_eq!(inf, count);
+    let five = get(
+        "compliance_guard_rpc_duration_seconds_bucket",
+        &[("rpc", "Check"), ("code", "OK"), ("le", "5")],
+    );
+    assert_eq!(five, count, "a Check took over 5 s");
+    get(
+        "compliance_guard_rpc_duration_seconds_bucket",
+        &[("rpc", "Check"), ("code", "OK"), ("le", "0.00005")],
+    );
+    let sum = get("compliance_guard_rpc_duration_seconds_sum", &check);
+    assert!(sum > 0.0 && sum < 20.0, "{sum}");
+    assert_eq!(
+        get(
+            "compliance_guard_rpc_duration_seconds_count",
+            &[("rpc", "CreateInteraction"), ("code", "OK")]
+        ),
+        1.0
+    );
+    assert!(
+        !body.contains("quantile="),
+        "summaries instead of histograms"
+    );
+    // The create and the reservation were flushed, in one batch or more.
+    let syncs = get("compliance_guard_journal_sync_seconds_count", &[]);
+    assert!((1.0..=2.0).contains(&syncs), "{syncs}");
+    assert!(get("compliance_guard_journal_sync_seconds_sum", &[]) > 0.0);
+    assert_eq!(
+        get(
+            "compliance_guard_journal_sync_seconds_bucket",
+            &[("le", "+Inf")]
+        ),
+        syncs
+    );
+    assert_eq!(
+        get("compliance_guard_journal_batch_records_count", &[]),
+        syncs
+    );
+    // A person, an interaction; a person, an interaction, a reservation.
+    assert!(get("compliance_guard_journal_batch_records_sum", &[]) >= 5.0);
+    for outcome in ["applied", "refused"] {
+        assert_eq!(
+            get(
+                "compliance_guard_rules_reloads_total",
+                &[("outcome", outcome)]
+            ),
+            0.0
+        );
+    }
+
+    drop((client, records));
     assert!(
         Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
