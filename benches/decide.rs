@@ -1,18 +1,27 @@
 //! Criterion benchmarks of the engine core.
 //!
-//! - `decide/100-interactions/one-zone`: one decision for a borrower with
-//!   100 interactions in the window and three restrictions (an opt-out of
-//!   another medium, a designated inconvenient time, a prior consent about
-//!   another debt), under every shipped rule that covers a call (no
-//!   jurisdiction given, so every such rule applies), in one candidate zone.
+//! - `decide/N-interactions/one-zone` (N = 10, 100, 1000): one decision for
+//!   a borrower with N interactions in the last 7 days and three
+//!   restrictions (an opt-out of another medium, a designated inconvenient
+//!   time, a prior consent about another debt), under every shipped rule
+//!   that covers a call (no jurisdiction given, so every such rule
+//!   applies), in one candidate zone. The send is blocked (the caps are
+//!   full), so the joint next-allowed search runs too.
 //! - `decide/100-interactions/all-us-zones`: the same with no zone given,
 //!   so all 34 US zones are candidates (the strict answer for an unknown
 //!   location).
+//! - `decide/allowed/one-zone`: an allowed send (2 interactions in the
+//!   window), the path that computes `valid_until` instead.
 //! - `record/one-interaction`: validating and recording one interaction
 //!   into an index that already holds 10,000 borrowers.
+//! - `guard/reserve-then-fail`: a reserving Check through an in-memory
+//!   `Guard` (decide and record under one lock), then an Update of the
+//!   reservation to status `failed`.
+//! - `rules/compile-shipped`: `RuleSet::compile` of the shipped rule files
+//!   (read once, outside the loop).
 //!
 //! Run: `cargo bench --bench decide`. CI only smoke-runs it
-//! (`cargo test --benches`).
+//! (`cargo test --benches`), so every setup is light.
 
 #![allow(
     clippy::expect_used,
@@ -21,13 +30,16 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use compliance_guard::engine::{self, Proposal};
+use compliance_guard::guard::{Caller, CheckInput, Guard};
 use compliance_guard::index::Index;
+use compliance_guard::index::IndexConfig;
 use compliance_guard::model::{
     Channel, ContactInput, ContactKind, Direction, InteractionInput, Theme,
 };
 use compliance_guard::rules::{LoadOptions, RuleSet};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
+use std::sync::Arc;
 
 fn input(i: usize, at: DateTime<Utc>) -> InteractionInput {
     let (channel, details) = match i % 4 {
@@ -53,20 +65,7 @@ fn input(i: usize, at: DateTime<Utc>) -> InteractionInput {
     }
 }
 
-fn bench(c: &mut Criterion) {
-    let rules =
-        RuleSet::load_dir("rules".as_ref(), &LoadOptions::default()).expect("shipped rules load");
-    let now = Utc
-        .with_ymd_and_hms(2020, 6, 15, 16, 0, 0)
-        .single()
-        .expect("valid time");
-    let mut index = Index::default();
-    for i in 0..100 {
-        let at = now - Duration::minutes(7 * 24 * 60 * (i as i64 + 1) / 101);
-        index
-            .create("BO-BENCH-1", &input(i, at), at)
-            .expect("valid record");
-    }
+fn restrictions(index: &mut Index, person: &str, now: DateTime<Utc>) {
     for (i, (kind, extra)) in [
         (
             "mediumOptOut",
@@ -85,14 +84,40 @@ fn bench(c: &mut Criterion) {
             serde_json::from_str(&json).expect("restriction");
         let r = r
             .check(
-                format!("RS-B-{i}"),
-                "BO-BENCH-1".into(),
+                format!("RS-{person}-{i}"),
+                person.into(),
                 "bench".into(),
                 now,
             )
             .expect("valid restriction");
         index.put_restriction(r).expect("stored");
     }
+}
+
+/// A borrower with `n` interactions spread over the 7 days before `now`,
+/// and the three restrictions.
+fn borrower(index: &mut Index, person: &str, n: usize, now: DateTime<Utc>) {
+    for i in 0..n {
+        let at = now - Duration::minutes(7 * 24 * 60 * (i as i64 + 1) / (n as i64 + 1));
+        index
+            .create(person, &input(i, at), at)
+            .expect("valid record");
+    }
+    restrictions(index, person, now);
+}
+
+fn bench(c: &mut Criterion) {
+    let rules =
+        RuleSet::load_dir("rules".as_ref(), &LoadOptions::default()).expect("shipped rules load");
+    let now = Utc
+        .with_ymd_and_hms(2020, 6, 15, 16, 0, 0)
+        .single()
+        .expect("valid time");
+    let mut index = Index::default();
+    for n in [10, 100, 1000] {
+        borrower(&mut index, &format!("BO-BENCH-{n}"), n, now);
+    }
+    borrower(&mut index, "BO-BENCH-2", 2, now);
     let mut send = Proposal::new(Channel::Voice, Direction::Outbound);
     send.theme = Some(Theme::OpsCollDebt);
     send.loans = vec!["L1".into()];
@@ -100,8 +125,6 @@ fn bench(c: &mut Criterion) {
     send.contact = ContactKind::Unknown;
     send.zones = vec![chrono_tz::America::New_York];
 
-    let view = index.view("BO-BENCH-1").expect("valid id");
-    let d = engine::decide(&rules, &view, &send, now);
     let for_calls = rules
         .rules()
         .iter()
@@ -116,21 +139,36 @@ fn bench(c: &mut Criterion) {
             )
         })
         .count();
-    assert_eq!(
-        d.applied_rule_ids.len(),
-        for_calls,
-        "every shipped rule that covers a call applies"
-    );
     assert!(for_calls >= 19, "{for_calls}");
 
-    let mut group = c.benchmark_group("decide/100-interactions");
-    group.bench_function("one-zone", |b| {
-        b.iter(|| engine::decide(&rules, &view, black_box(&send), now))
-    });
+    let mut group = c.benchmark_group("decide");
+    for n in [10, 100, 1000] {
+        let view = index.view(&format!("BO-BENCH-{n}")).expect("valid id");
+        let d = engine::decide(&rules, &view, &send, now);
+        assert_eq!(
+            d.applied_rule_ids.len(),
+            for_calls,
+            "every shipped rule that covers a call applies"
+        );
+        assert!(!d.allowed, "{n} interactions fill the caps");
+        group.bench_with_input(
+            BenchmarkId::new(format!("{n}-interactions"), "one-zone"),
+            &view,
+            |b, view| b.iter(|| engine::decide(&rules, view, black_box(&send), now)),
+        );
+    }
+    let view = index.view("BO-BENCH-100").expect("valid id");
     let mut anywhere = send.clone();
     anywhere.zones.clear();
-    group.bench_function("all-us-zones", |b| {
+    group.bench_function("100-interactions/all-us-zones", |b| {
         b.iter(|| engine::decide(&rules, &view, black_box(&anywhere), now))
+    });
+    let view = index.view("BO-BENCH-2").expect("valid id");
+    let d = engine::decide(&rules, &view, &send, now);
+    assert!(d.allowed, "{:?}", d.rule_id);
+    assert_eq!(d.applied_rule_ids.len(), for_calls);
+    group.bench_function("allowed/one-zone", |b| {
+        b.iter(|| engine::decide(&rules, &view, black_box(&send), now))
     });
     group.finish();
 
@@ -146,6 +184,71 @@ fn bench(c: &mut Criterion) {
             n += 1;
             big.create(&format!("BO-P-{}", n % 10_000), black_box(&record), now)
                 .map(|r| r.id.len())
+        })
+    });
+
+    let guard = Guard::new(IndexConfig::default());
+    guard.set_rules(Arc::new(rules));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let caller = Caller {
+        name: "bench".into(),
+        sensitive: true,
+    };
+    let failed = InteractionInput {
+        status: Some("failed".into()),
+        status_details: Some("voiceNumberDisconnected".into()),
+        ..InteractionInput::default()
+    };
+    let fields = ["status".to_owned(), "statusDetails".to_owned()];
+    let mut n = 0usize;
+    c.bench_function("guard/reserve-then-fail", |b| {
+        b.iter(|| {
+            n += 1;
+            // A new borrower each time: the reservation is always allowed.
+            let check = CheckInput {
+                person_id: format!("BO-R-{n}"),
+                channel: "voice".into(),
+                direction: "outbound".into(),
+                theme: "opsCollDebt".into(),
+                loan_ids: vec!["L1".into()],
+                time_zones: vec!["America/New_York".into()],
+                reserve: true,
+                ..CheckInput::default()
+            };
+            runtime.block_on(async {
+                let outcome = guard
+                    .check(black_box(&check), &caller, now, None)
+                    .await
+                    .expect("check");
+                let id = outcome.interaction_id.expect("allowed and reserved");
+                guard
+                    .update(None, &id, &failed, &fields, &caller, now)
+                    .await
+                    .expect("update")
+                    .id
+                    .len()
+            })
+        })
+    });
+
+    let sources: Vec<(String, String)> = std::fs::read_dir("rules")
+        .expect("rules dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("read rule file");
+            (p.display().to_string(), text)
+        })
+        .collect();
+    c.bench_function("rules/compile-shipped", |b| {
+        b.iter(|| {
+            RuleSet::compile(black_box(&sources), &LoadOptions::default())
+                .expect("shipped rules compile")
+                .rules()
+                .len()
         })
     });
 }
