@@ -309,7 +309,7 @@ fn rules_test_runs_the_shipped_cases_and_reports_a_failing_one() {
 
 /// One sample of a Prometheus text exposition: the value of the series
 /// `name` whose labels include every pair of `labels` (in any order).
-fn sample(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sample(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     body.lines().find_map(|line| {
         if line.starts_with('#') {
             return None;
@@ -339,7 +339,7 @@ fn sample(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 }
 
 /// GET /metrics over raw HTTP/1.1, the body only.
-fn scrape(port: u16) -> String {
+pub(crate) fn scrape(port: u16) -> String {
     use std::io::{Read, Write};
     let mut response = String::new();
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -19,3 +19,4 @@ mod regressions_audit;
 mod reload;
 mod rules_files;
 mod scenarios;
+mod soak;
