@@ -293,7 +293,12 @@ fn history(seed: u64, people: &[Borrower], end: DateTime<Utc>) -> Vec<Record> {
     out
 }
 
-fn emit_csv(path: &PathBuf, people: &[Borrower], recs: &[Record]) -> Result<()> {
+fn emit_csv(
+    path: &PathBuf,
+    people: &[Borrower],
+    recs: &[Record],
+    end: DateTime<Utc>,
+) -> Result<()> {
     let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut w = std::io::BufWriter::new(f);
     for r in recs {
@@ -311,11 +316,50 @@ fn emit_csv(path: &PathBuf, people: &[Borrower], recs: &[Record]) -> Result<()> 
         )?;
     }
     w.flush()?;
+    // The schema, the load and the indexes, with the predicates the
+    // queries use (the planner matches a partial index by its predicate).
+    let sql = path.with_extension("sql");
+    std::fs::write(
+        &sql,
+        format!(
+            "DROP TABLE IF EXISTS interactions;\n\
+             CREATE TABLE interactions (id bigserial PRIMARY KEY, external_id text NOT NULL, \
+             person_id text NOT NULL, loan_id text, channel text NOT NULL, direction text NOT NULL, \
+             theme text, status text NOT NULL, status_details text, agent_outcome text, \
+             started_at timestamptz NOT NULL);\n\
+             \\copy interactions (external_id, person_id, loan_id, channel, direction, theme, status, \
+             status_details, agent_outcome, started_at) FROM '{csv}' WITH (FORMAT csv)\n\
+             CREATE UNIQUE INDEX interactions_external_id ON interactions (external_id);\n\
+             CREATE INDEX interactions_person_loan_started ON interactions (person_id, loan_id, started_at);\n\
+             CREATE INDEX interactions_counted_calls ON interactions (person_id, loan_id, started_at) \
+             WHERE {PG_COUNTED};\n\
+             CREATE INDEX interactions_conversations ON interactions (person_id, loan_id, started_at) \
+             WHERE {PG_CONVERSATION};\n\
+             VACUUM ANALYZE interactions;\n",
+            csv = path.display()
+        ),
+    )
+    .with_context(|| format!("writing {}", sql.display()))?;
+    // The check's plan, for one borrower, to see which indexes it reads.
+    let b = &people[0];
+    std::fs::write(
+        path.with_extension("explain.sql"),
+        format!(
+            "PREPARE chk(text, text, text, text) AS {};\n\
+             EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) EXECUTE chk('{}', '{}', '{}', '{}');\n",
+            pg_check_sql(),
+            b.id,
+            b.loans[0],
+            end.to_rfc3339(),
+            b.zone
+        ),
+    )?;
     eprintln!(
-        "wrote {} interactions of {} borrowers to {}",
+        "wrote {} interactions of {} borrowers to {} (schema and load: {})",
         recs.len(),
         people.len(),
-        path.display()
+        path.display(),
+        sql.display()
     );
     Ok(())
 }
@@ -1039,7 +1083,7 @@ fn main() -> Result<()> {
     });
     let people = population(args.seed, args.borrowers.max(1));
     if let Some(path) = &args.emit_csv {
-        return emit_csv(path, &people, &history(args.seed, &people, end));
+        return emit_csv(path, &people, &history(args.seed, &people, end), end);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads.max(1))
