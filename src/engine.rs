@@ -390,18 +390,25 @@ struct CapDay {
 }
 
 fn cap_day(items: &[Item], window: i32, day: i32) -> CapDay {
-    // `items` is sorted by day; count(a..=b) by two binary searches.
-    let count = |a: i32, b: i32| {
-        let lo = items.partition_point(|i| i.day < a);
-        let hi = items.partition_point(|i| i.day <= b);
-        u32::try_from(hi - lo).unwrap_or(u32::MAX)
-    };
+    // `items` is sorted by day. The windows containing `day` start at
+    // day-window+1..=day; both ends of the window only move forward, so
+    // two cursors count every window in one pass.
+    let first = day - window + 1;
+    let mut lo = items.partition_point(|i| i.day < first);
+    let mut hi = lo + items[lo..].partition_point(|i| i.day <= day);
     let mut best = CapDay {
         count: 0,
-        start: day - window + 1,
+        start: first,
     };
-    for start in (day - window + 1)..=day {
-        let c = count(start, start + window - 1);
+    for start in first..=day {
+        let end = start + window - 1;
+        while items.get(lo).is_some_and(|i| i.day < start) {
+            lo += 1;
+        }
+        while items.get(hi).is_some_and(|i| i.day <= end) {
+            hi += 1;
+        }
+        let c = u32::try_from(hi - lo).unwrap_or(u32::MAX);
         if c > best.count {
             best = CapDay { count: c, start };
         }
@@ -780,8 +787,8 @@ fn first_offset_change(zone: Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> Opti
 }
 
 /// Moves forward until every constraint allows the same moment.
-fn joint_next_allowed(
-    constraints: &[&Constraint<'_>],
+fn joint_next_allowed<'c, 'r: 'c>(
+    constraints: impl Iterator<Item = &'c Constraint<'r>> + Clone,
     from: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
     let limit = from
@@ -790,7 +797,7 @@ fn joint_next_allowed(
     let mut t = from;
     for _ in 0..100_000 {
         let mut moved = false;
-        for c in constraints {
+        for c in constraints.clone() {
             let next = c.next_allowed(t)?;
             if next > t {
                 t = next;
@@ -924,7 +931,10 @@ pub fn decide(
         vec![Vec::new(); zones.len()]
     };
     let mut constraints: Vec<Constraint<'_>> = Vec::new();
+    // Each rule's constraints, as a range of `constraints`.
+    let mut ranges: Vec<std::ops::Range<usize>> = Vec::with_capacity(applicable.len());
     for rule in &applicable {
+        let first = constraints.len();
         let debts: Vec<Option<DebtKey>> = match &rule.kind {
             RuleKind::FrequencyCap { per: Per::Debt, .. }
             | RuleKind::CoolDown { per: Per::Debt, .. }
@@ -938,25 +948,22 @@ pub fn decide(
                 constraints.push(build(rule, view, proposal, entries, days, *zone, *debt));
             }
         }
+        ranges.push(first..constraints.len());
     }
 
     let mut violations = Vec::new();
     let mut blocked_rules: Vec<(&Rule, Option<DateTime<Utc>>)> = Vec::new();
-    for rule in &applicable {
-        let mine: Vec<&Constraint<'_>> = constraints
-            .iter()
-            .filter(|c| std::ptr::eq(c.rule, *rule))
-            .collect();
-        let failing: Vec<&Constraint<'_>> =
-            mine.iter().copied().filter(|c| !c.allows(at)).collect();
-        if failing.is_empty() {
+    for (rule, range) in applicable.iter().zip(&ranges) {
+        let mine = &constraints[range.clone()];
+        let mut failing = mine.iter().filter(|c| !c.allows(at));
+        let Some(first) = failing.next() else {
             continue;
-        }
-        let own_next = joint_next_allowed(&mine, at);
+        };
+        let own_next = joint_next_allowed(mine.iter(), at);
         // Report the (zone, debt) whose block lasts longest.
-        let mut worst = failing[0];
+        let mut worst = first;
         let mut worst_next = worst.next_allowed(at);
-        for c in &failing[1..] {
+        for c in failing {
             let n = c.next_allowed(at);
             if later(n, worst_next) {
                 worst = c;
@@ -970,13 +977,12 @@ pub fn decide(
     }
 
     // Shadow rules are reported above but take no part in the answer.
-    let all: Vec<&Constraint<'_>> = constraints
+    let all = constraints
         .iter()
-        .filter(|c| c.rule.mode == crate::rules::Mode::Enforce)
-        .collect();
+        .filter(|c| c.rule.mode == crate::rules::Mode::Enforce);
     let allowed = blocked_rules.is_empty();
     let (rule_id, next_allowed_at, valid_until) = if allowed {
-        let until = all.iter().filter_map(|c| c.next_blocked(at)).min();
+        let until = all.filter_map(|c| c.next_blocked(at)).min();
         (None, None, until)
     } else {
         let mut decisive = blocked_rules[0];
@@ -987,7 +993,7 @@ pub fn decide(
         }
         (
             Some(decisive.0.id.clone()),
-            joint_next_allowed(&all, at),
+            joint_next_allowed(all, at),
             None,
         )
     };

@@ -20,9 +20,18 @@ pub fn local_time(zone: Tz, t: DateTime<Utc>) -> NaiveTime {
     local_datetime(zone, t).time()
 }
 
-/// The local day number of `t` in `zone`.
+/// Days from the common era of 1970-01-01
+/// (`NaiveDate::num_days_from_ce` of the Unix epoch).
+const EPOCH_DAY: i64 = 719_163;
+
+/// The local day number of `t` in `zone`: the UTC offset in force, then
+/// plain arithmetic (no calendar date is built).
 pub fn local_day(zone: Tz, t: DateTime<Utc>) -> i32 {
-    local_datetime(zone, t).date().num_days_from_ce()
+    use chrono::Offset;
+    let offset = zone.offset_from_utc_datetime(&t.naive_utc()).fix();
+    let local = t.timestamp() + i64::from(offset.local_minus_utc());
+    i32::try_from(local.div_euclid(86_400) + EPOCH_DAY)
+        .unwrap_or_else(|_| local_datetime(zone, t).date().num_days_from_ce())
 }
 
 /// The local day number of a Unix timestamp in `zone`.
@@ -65,6 +74,28 @@ pub fn day_start(zone: Tz, day: i32) -> DateTime<Utc> {
 mod tests {
     use super::*;
     use chrono_tz::America::New_York;
+
+    /// The arithmetic day is the calendar's, around offset changes and far
+    /// from the epoch.
+    #[test]
+    fn local_day_matches_the_calendar() {
+        let zones: [Tz; 4] = [
+            New_York,
+            chrono_tz::Australia::Lord_Howe,
+            chrono_tz::Pacific::Apia,
+            chrono_tz::Asia::Kathmandu,
+        ];
+        for zone in zones {
+            for ts in (-3_000_000_000_i64..4_000_000_000).step_by(7_919 * 60) {
+                let t = DateTime::from_timestamp(ts, 0).unwrap();
+                assert_eq!(
+                    local_day(zone, t),
+                    local_datetime(zone, t).date().num_days_from_ce(),
+                    "{zone} {t}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn gap_and_fold() {
