@@ -6,7 +6,9 @@
 //! ```
 //!
 //! (`SOAK_SECONDS` defaults to 60; `SOAK_CLIENTS`, default 8, sets how many
-//! concurrent clients, each on its own connection.)
+//! concurrent clients, each on its own connection; `SOAK_QUIET_SECONDS`,
+//! default a sixth of the run and at least 10, the Checks-only phase after
+//! it.)
 //!
 //! It starts `compliance-guard serve` as a subprocess on a free port with a
 //! temporary data directory and the default durability (`sync`: an
@@ -23,15 +25,17 @@
 //!
 //! - **no request fails**: every answer is OK (a block is an answer);
 //! - **memory is bounded by what is stored**: the server's resident set
-//!   (VmRSS) is sampled every few seconds and printed. It cannot be flat in
-//!   the strict sense: the index keeps every interaction in memory (the
-//!   horizon limits what is counted, not what is kept), so it must grow with
-//!   each record written. What is asserted is that, over the second half of
-//!   the run (after warm-up: thread stacks, connection buffers, allocator
-//!   arenas), the growth is no more than [`BYTES_PER_RECORD`] per record
-//!   added plus [`SLACK`]: Checks that write nothing leak nothing, and a
-//!   write costs a bounded amount. A leak per request, or a record costing
-//!   many times its size, fails it;
+//!   (VmRSS) is sampled every few seconds and printed. It cannot be flat
+//!   while writes go on: the index keeps every interaction in memory (the
+//!   horizon limits what is counted, not what is kept), and a reserving
+//!   Check's answer is kept 24 hours for retries with its request id, so
+//!   it must grow with each thing stored. What is asserted is that, over
+//!   the second half of the mixed run (after warm-up: thread stacks,
+//!   connection buffers, allocator arenas), it grows by no more than
+//!   [`BYTES_PER_STORED`] per interaction or answer stored plus [`SLACK`]
+//!   (a record costing many times its size fails it); and that in a final
+//!   phase of Checks only, which store nothing, it is flat: within
+//!   [`QUIET_SLACK`] (a leak per request fails it);
 //! - **the counts survive a restart**: the server is stopped with SIGTERM,
 //!   started again on the same data directory, and the interactions and
 //!   open reservations the clients tracked are exactly those that
@@ -64,15 +68,20 @@ const PLACES: [&str; 8] = [
 const CHANNELS: [&str; 4] = ["voice", "text", "email", "mail"];
 /// How often the server's resident set is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
-/// The most resident memory one added record may cost over the second
-/// half: an interaction in the index (its strings, ids, the maps that find
-/// it), its reservation and stored answer when reserved, and the
-/// allocator's slack around them, with room to spare. Measured at about
-/// 1 KiB in a release build; a leak per request would blow it at once.
-const BYTES_PER_RECORD: u64 = 4 * 1024;
-/// Growth allowed whatever the records: allocator arenas and buffers that
+/// The most resident memory one stored thing (an interaction, with its
+/// reservation if reserved, or a reserving Check's answer kept for
+/// retries) may cost over the second half: its strings and ids, the maps
+/// that find it, and the allocator's slack around them, with room to
+/// spare. Measured at about 1.3 KiB in a release build.
+const BYTES_PER_STORED: u64 = 4 * 1024;
+/// Growth allowed whatever is stored: allocator arenas and buffers that
 /// settle late, and the page granularity of RSS.
 const SLACK: u64 = 16 * 1024 * 1024;
+/// How long after the mixed phase the Checks-only phase is measured from:
+/// the writes in flight at the switch land first.
+const SETTLE: Duration = Duration::from_secs(1);
+/// Growth allowed over the Checks-only phase, which stores nothing.
+const QUIET_SLACK: u64 = 8 * 1024 * 1024;
 
 /// A small, seeded generator (SplitMix64): repeatable without a
 /// dependency.
@@ -278,25 +287,39 @@ fn now_minus(seconds: i64) -> Option<Timestamp> {
     })
 }
 
-/// One client: the mix, from its own seed, until `until`.
+/// What the clients have had stored so far, for the memory samples.
+#[derive(Default)]
+struct Stored {
+    interactions: AtomicU64,
+    answers: AtomicU64,
+    requests: AtomicU64,
+}
+
+/// One client: the mix, from its own seed, until `until`; then Checks
+/// only until `quiet_until`.
 async fn client(
     worker: u64,
     channel: Channel,
     until: Instant,
-    written: Arc<AtomicU64>,
-    requests: Arc<AtomicU64>,
+    quiet_until: Instant,
+    stored: Arc<Stored>,
 ) -> Tally {
     let mut guard = ComplianceGuardClient::new(channel.clone());
     let mut records = InteractionsClient::new(channel);
     let mut rng = Rng(0x5EED_0000 + worker);
     let mut t = Tally::default();
     let mut n = 0u64;
-    while Instant::now() < until {
+    loop {
+        let now = Instant::now();
+        if now >= quiet_until {
+            break;
+        }
         n += 1;
         let who = rng.below(BORROWERS);
         let place = PLACES[(who % PLACES.len() as u64) as usize];
         let roll = rng.below(100);
-        requests.fetch_add(1, Ordering::Relaxed);
+        let roll = if now < until { roll } else { 0 };
+        stored.requests.fetch_add(1, Ordering::Relaxed);
         if roll < 85 {
             let reserve = roll >= 70;
             let request = CheckRequest {
@@ -326,6 +349,7 @@ async fn client(
                 continue;
             }
             t.reserves += 1;
+            stored.answers.fetch_add(1, Ordering::Relaxed);
             let id = answer.interaction_id;
             if !answer.allowed || id.is_empty() {
                 continue;
@@ -333,13 +357,13 @@ async fn client(
             t.reserved += 1;
             t.interactions += 1;
             t.borrowers.insert(who);
-            written.fetch_add(1, Ordering::Relaxed);
+            stored.interactions.fetch_add(1, Ordering::Relaxed);
             // One in ten is left open: the pipeline never reported it.
             if rng.below(10) == 0 {
                 t.open.insert(id);
                 continue;
             }
-            requests.fetch_add(1, Ordering::Relaxed);
+            stored.requests.fetch_add(1, Ordering::Relaxed);
             let status = if rng.below(4) == 0 {
                 "failed"
             } else {
@@ -379,13 +403,24 @@ async fn client(
                     t.creates += 1;
                     t.interactions += 1;
                     t.borrowers.insert(who);
-                    written.fetch_add(1, Ordering::Relaxed);
+                    stored.interactions.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(s) => t.failures.push(format!("CreateInteraction: {s:?}")),
             }
         }
     }
     t
+}
+
+/// One look at the server's memory and at what the clients had stored.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    /// Seconds since the load started.
+    at: f64,
+    rss: u64,
+    interactions: u64,
+    answers: u64,
+    requests: u64,
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -405,6 +440,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 async fn soak() {
     let seconds = env_u64("SOAK_SECONDS", 60);
     let clients = env_u64("SOAK_CLIENTS", 8).max(1);
+    let quiet = env_u64("SOAK_QUIET_SECONDS", (seconds / 6).max(10));
     let data = tempfile::tempdir().unwrap();
     let server = Server::spawn(data.path());
     let mut channels = Vec::new();
@@ -413,8 +449,8 @@ async fn soak() {
     }
     let started = Instant::now();
     let until = started + Duration::from_secs(seconds);
-    let written = Arc::new(AtomicU64::new(0));
-    let requests = Arc::new(AtomicU64::new(0));
+    let quiet_until = until + Duration::from_secs(quiet);
+    let stored = Arc::new(Stored::default());
     let workers: Vec<_> = channels
         .into_iter()
         .enumerate()
@@ -423,32 +459,45 @@ async fn soak() {
                 i as u64,
                 ch,
                 until,
-                Arc::clone(&written),
-                Arc::clone(&requests),
+                quiet_until,
+                Arc::clone(&stored),
             ))
         })
         .collect();
 
-    // (elapsed seconds, RSS bytes, records written so far)
-    let mut samples = vec![(0.0, server.rss_bytes(), 0)];
     println!(
-        "soak: {seconds} s, {clients} clients, {BORROWERS} borrowers, durability sync, data in {}",
+        "soak: {seconds} s mixed then {quiet} s Checks only, {clients} clients, {BORROWERS} borrowers, durability sync, data in {}",
         data.path().display()
     );
-    while Instant::now() < until {
-        let next = (started + SAMPLE_EVERY * samples.len() as u32).min(until);
-        tokio::time::sleep_until(next.into()).await;
-        let s = (
-            started.elapsed().as_secs_f64(),
-            server.rss_bytes(),
-            written.load(Ordering::Relaxed),
-        );
+    let sample_now = || Sample {
+        at: started.elapsed().as_secs_f64(),
+        rss: server.rss_bytes(),
+        interactions: stored.interactions.load(Ordering::Relaxed),
+        answers: stored.answers.load(Ordering::Relaxed),
+        requests: stored.requests.load(Ordering::Relaxed),
+    };
+    let mut samples = vec![sample_now()];
+    // The phase change is a sample too, and so is a moment after it, once
+    // the writes in flight have landed: each phase is measured from its own
+    // start.
+    let mut marks: Vec<Instant> = (1..)
+        .map(|i| started + SAMPLE_EVERY * i)
+        .take_while(|t| *t < quiet_until)
+        .chain([until, until + SETTLE, quiet_until])
+        .collect();
+    marks.sort();
+    marks.dedup();
+    for mark in marks {
+        tokio::time::sleep_until(mark.into()).await;
+        let s = sample_now();
         println!(
-            "soak: t={:>5.1}s rss={:>7.1} MiB records={:>8} requests={:>8}",
-            s.0,
-            mib(s.1),
-            s.2,
-            requests.load(Ordering::Relaxed)
+            "soak: t={:>5.1}s rss={:>7.1} MiB interactions={:>8} answers={:>8} requests={:>8}{}",
+            s.at,
+            mib(s.rss),
+            s.interactions,
+            s.answers,
+            s.requests,
+            if mark > until { " (Checks only)" } else { "" }
         );
         samples.push(s);
     }
@@ -467,7 +516,7 @@ async fn soak() {
         total.failures.extend(t.failures);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let sent = requests.load(Ordering::Relaxed);
+    let sent = stored.requests.load(Ordering::Relaxed);
     println!(
         "soak: {sent} requests in {elapsed:.1} s ({:.0}/s): {} Checks ({} blocked), {} reserving ({} allowed, {} updated, {} left open), {} creates; {} interactions for {} borrowers",
         sent as f64 / elapsed,
@@ -491,29 +540,50 @@ async fn soak() {
     );
     assert!(total.checks > 0 && total.interactions > 0);
 
-    // (b) Over the second half, memory grew no more than what the records
-    // added explain.
-    let half = samples
+    // (b) Over the second half of the mixed run, memory grew no more than
+    // what was stored explains; over the Checks-only phase, not at all.
+    let mixed = seconds as f64;
+    let half = samples.iter().find(|s| s.at >= mixed / 2.0).unwrap();
+    let end = samples.iter().find(|s| s.at >= mixed).unwrap();
+    let settled = samples
         .iter()
-        .find(|s| s.0 >= elapsed / 2.0)
-        .copied()
+        .find(|s| s.at >= mixed + SETTLE.as_secs_f64())
         .unwrap();
-    let last = *samples.last().unwrap();
-    let growth = last.1.saturating_sub(half.1);
-    let added = last.2 - half.2;
-    let allowed = added * BYTES_PER_RECORD + SLACK;
+    let last = samples.last().unwrap();
+    let growth = end.rss.saturating_sub(half.rss);
+    let added = (end.interactions + end.answers) - (half.interactions + half.answers);
+    let allowed = added * BYTES_PER_STORED + SLACK;
     println!(
-        "soak: second half (t={:.0}s to {:.0}s): rss {:+.1} MiB for {added} records ({:.0} bytes/record); allowed {:.1} MiB ({BYTES_PER_RECORD} bytes/record + {:.0} MiB)",
-        half.0,
-        last.0,
-        mib(last.1) - mib(half.1),
+        "soak: mixed, second half (t={:.0}s to {:.0}s): rss {:+.1} MiB for {} interactions and {} answers stored ({:.0} bytes each); allowed {:.1} MiB ({BYTES_PER_STORED} bytes each + {:.0} MiB)",
+        half.at,
+        end.at,
+        mib(end.rss) - mib(half.rss),
+        end.interactions - half.interactions,
+        end.answers - half.answers,
         growth as f64 / added.max(1) as f64,
         mib(allowed),
         mib(SLACK)
     );
+    let quiet_growth = last.rss.saturating_sub(settled.rss);
+    println!(
+        "soak: Checks only (t={:.0}s to {:.0}s): {} requests, rss {:+.1} MiB; allowed {:+.1} MiB",
+        settled.at,
+        last.at,
+        last.requests - settled.requests,
+        mib(last.rss) - mib(settled.rss),
+        mib(QUIET_SLACK)
+    );
     assert!(
         growth <= allowed,
-        "resident memory grew {growth} bytes over the second half for {added} records; allowed {allowed}"
+        "resident memory grew {growth} bytes over the second half for {added} things stored; allowed {allowed}"
+    );
+    assert_eq!(
+        last.interactions, settled.interactions,
+        "the Checks-only phase stored nothing"
+    );
+    assert!(
+        quiet_growth <= QUIET_SLACK,
+        "resident memory grew {quiet_growth} bytes over the Checks-only phase; allowed {QUIET_SLACK}"
     );
 
     // (c) The counts survive a restart: what the clients tracked is what
