@@ -219,7 +219,7 @@ pub fn describe_metrics() {
     );
     describe_counter!(
         "compliance_guard_decision_log_dropped_total",
-        "decision log lines dropped because the writer fell behind"
+        "decision log lines dropped because its writer fell behind or had stopped"
     );
     describe_histogram!(
         "compliance_guard_rpc_duration_seconds",
