@@ -273,6 +273,8 @@ enum Kind<'r> {
         limit: u32,
         window: i32,
         items: Vec<Item>,
+        /// The days on which the cap is full ([`full_days`]).
+        full: Vec<(i32, i32)>,
         exempt: Vec<Span>,
     },
     CoolDown {
@@ -304,6 +306,8 @@ enum Kind<'r> {
         notice: Option<Vec<Span>>,
         consents: Vec<Span>,
         requests: Vec<Item>,
+        /// The days on which the requests' allowance is used up.
+        full: Vec<(i32, i32)>,
         limit: u32,
         window: i32,
         is_request: bool,
@@ -369,17 +373,74 @@ fn next_blackout(days: &[i32], annually: &[(u32, u32)], day: i32) -> Option<i32>
     }
 }
 
+/// The local days on which a cap of `limit` per `window` days over `items`
+/// (sorted by day) is full, as sorted, merged, inclusive ranges: day `d` is
+/// full iff some window of `window` days containing it holds `limit` items
+/// or more. Items `j..j+limit` fit in one window iff their days span at
+/// most `window` days; the windows that hold them start from the last one's
+/// day - window + 1 to the first one's day, so they cover the days from
+/// there to the first one's day + window - 1. Empty for a limit of 0 (the
+/// callers read that as always full).
+fn full_days(items: &[Item], window: i32, limit: u32) -> Vec<(i32, i32)> {
+    let mut out: Vec<(i32, i32)> = Vec::new();
+    let Ok(k) = usize::try_from(limit) else {
+        return out;
+    };
+    if k == 0 {
+        return out;
+    }
+    for (first, last) in items.iter().zip(items.iter().skip(k - 1)) {
+        let (a, b) = (first.day, last.day);
+        if b - a > window - 1 {
+            continue;
+        }
+        let (lo, hi) = (b - window + 1, a + window - 1);
+        match out.last_mut() {
+            Some(prev) if lo <= prev.1 + 1 => prev.1 = prev.1.max(hi),
+            _ => out.push((lo, hi)),
+        }
+    }
+    out
+}
+
+/// True if `day` is one of the `full` days.
+fn is_full(full: &[(i32, i32)], limit: u32, day: i32) -> bool {
+    if limit == 0 {
+        return true;
+    }
+    let i = full.partition_point(|r| r.1 < day);
+    full.get(i).is_some_and(|r| r.0 <= day)
+}
+
 /// The first day after `day` (within [`SEARCH_DAYS`]) on which a cap over
 /// `items` is below `limit`.
-fn cap_free_day(items: &[Item], window: i32, limit: u32, day: i32) -> Option<i32> {
-    let last = items.last().map_or(day, |i| i.day);
-    ((day + 1)..=(last + window).max(day + 1)).find(|d| cap_day(items, window, *d).count < limit)
+fn cap_free_day(full: &[(i32, i32)], limit: u32, day: i32) -> Option<i32> {
+    if limit == 0 {
+        return None;
+    }
+    // A full range ends at most window - 1 days after the last item, so the
+    // day after it is free.
+    let d = day + 1;
+    let i = full.partition_point(|r| r.1 < d);
+    Some(full.get(i).filter(|r| r.0 <= d).map_or(d, |r| r.1 + 1))
 }
 
 /// The first day after `day` on which a cap over `items` is full.
-fn cap_full_day(items: &[Item], window: i32, limit: u32, day: i32) -> Option<i32> {
+fn cap_full_day(
+    items: &[Item],
+    full: &[(i32, i32)],
+    window: i32,
+    limit: u32,
+    day: i32,
+) -> Option<i32> {
     let last = items.last()?.day;
-    ((day + 1)..=(last + window - 1)).find(|d| cap_day(items, window, *d).count >= limit)
+    let d = if limit == 0 {
+        day + 1
+    } else {
+        let r = full.get(full.partition_point(|r| r.1 <= day))?;
+        r.0.max(day + 1)
+    };
+    (d < last + window).then_some(d)
 }
 
 /// The verdict of a cap on one local day: the fullest window containing
@@ -422,13 +483,10 @@ impl Constraint<'_> {
         match &self.kind {
             Kind::Cap {
                 limit,
-                window,
-                items,
+                full,
                 exempt,
-            } => {
-                in_any(exempt, ts).is_some()
-                    || cap_day(items, *window, local_day(self.zone, t)).count < *limit
-            }
+                ..
+            } => in_any(exempt, ts).is_some() || !is_full(full, *limit, local_day(self.zone, t)),
             Kind::CoolDown { exempt, .. } => {
                 in_any(exempt, ts).is_some()
                     || self
@@ -447,17 +505,16 @@ impl Constraint<'_> {
             Kind::Consent {
                 notice,
                 consents,
-                requests,
+                full,
                 limit,
-                window,
                 is_request,
+                ..
             } => {
                 if notice.as_ref().is_some_and(|n| in_any(n, ts).is_none()) {
                     return false;
                 }
                 in_any(consents, ts).is_some()
-                    || (*is_request
-                        && cap_day(requests, *window, local_day(self.zone, t)).count < *limit)
+                    || (*is_request && !is_full(full, *limit, local_day(self.zone, t)))
             }
         }
     }
@@ -562,11 +619,11 @@ impl Constraint<'_> {
         match &self.kind {
             Kind::Cap {
                 limit,
-                window,
-                items,
+                full,
                 exempt,
+                ..
             } => min_time(
-                cap_free_day(items, *window, *limit, local_day(self.zone, t))
+                cap_free_day(full, *limit, local_day(self.zone, t))
                     .map(|d| day_start(self.zone, d)),
                 first_start_after(exempt, ts),
             ),
@@ -604,10 +661,10 @@ impl Constraint<'_> {
             Kind::Consent {
                 notice,
                 consents,
-                requests,
+                full,
                 limit,
-                window,
                 is_request,
+                ..
             } => {
                 if let Some(n) = notice
                     && in_any(n, ts).is_none()
@@ -617,7 +674,7 @@ impl Constraint<'_> {
                     return first_start_after(n, ts);
                 }
                 let request = if *is_request {
-                    cap_free_day(requests, *window, *limit, local_day(self.zone, t))
+                    cap_free_day(full, *limit, local_day(self.zone, t))
                         .map(|d| day_start(self.zone, d))
                 } else {
                     None
@@ -679,10 +736,11 @@ impl Constraint<'_> {
                 limit,
                 window,
                 items,
+                full,
                 exempt,
             } => min_time(
                 exempt_end(exempt),
-                cap_full_day(items, *window, *limit, local_day(self.zone, t))
+                cap_full_day(items, full, *window, *limit, local_day(self.zone, t))
                     .map(|d| day_start(self.zone, d)),
             ),
             Kind::CoolDown { items, exempt, .. } => min_time(
@@ -707,6 +765,7 @@ impl Constraint<'_> {
                 notice,
                 consents,
                 requests,
+                full,
                 limit,
                 window,
                 ..
@@ -717,7 +776,7 @@ impl Constraint<'_> {
                     .and_then(|s| s.end.and_then(restrict::at));
                 let rest = match in_any(consents, ts) {
                     Some(s) => s.end.and_then(restrict::at),
-                    None => cap_full_day(requests, *window, *limit, local_day(self.zone, t))
+                    None => cap_full_day(requests, full, *window, *limit, local_day(self.zone, t))
                         .map(|d| day_start(self.zone, d)),
                 };
                 min_time(notice_end, rest)
@@ -1083,9 +1142,11 @@ fn build<'r>(
                 .map(item)
                 .collect();
             items.sort_by_key(|i| (i.day, i.at));
+            let window = i32::try_from(*window_days).unwrap_or(i32::MAX / 4);
             Kind::Cap {
                 limit: *limit,
-                window: i32::try_from(*window_days).unwrap_or(i32::MAX / 4),
+                window,
+                full: full_days(&items, window, *limit),
                 items,
                 exempt,
             }
@@ -1124,12 +1185,14 @@ fn build<'r>(
                 .map(item)
                 .collect();
             requests.sort_by_key(|i| (i.day, i.at));
+            let window = i32::try_from(*requests_window_days).unwrap_or(i32::MAX / 4);
             Kind::Consent {
                 notice: notice.map(spans),
                 consents,
+                full: full_days(&requests, window, *requests_limit),
                 requests,
                 limit: *requests_limit,
-                window: i32::try_from(*requests_window_days).unwrap_or(i32::MAX / 4),
+                window,
                 is_request: proposal.consent_request,
             }
         }
@@ -1542,5 +1605,64 @@ rules:
         }
         bad.truncate(20);
         assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
+}
+
+#[cfg(test)]
+mod caps {
+    //! The full-day ranges against counting every window, day by day.
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn scan_free(items: &[Item], window: i32, limit: u32, day: i32) -> Option<i32> {
+        let last = items.last().map_or(day, |i| i.day);
+        ((day + 1)..=(last + window).max(day + 1))
+            .find(|d| cap_day(items, window, *d).count < limit)
+    }
+
+    fn scan_full(items: &[Item], window: i32, limit: u32, day: i32) -> Option<i32> {
+        let last = items.last()?.day;
+        ((day + 1)..=(last + window - 1)).find(|d| cap_day(items, window, *d).count >= limit)
+    }
+
+    #[test]
+    fn full_days_match_every_window() {
+        let mut seed = 0x2545_f491_u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        for _ in 0..2_000 {
+            let window = i32::try_from(next(10) + 1).unwrap();
+            let limit = u32::try_from(next(5)).unwrap();
+            let n = next(12);
+            let mut items: Vec<Item> = (0..n)
+                .map(|k| Item {
+                    at: i64::try_from(k).unwrap(),
+                    day: 1000 + i32::try_from(next(30)).unwrap(),
+                    key: InteractionKey::default(),
+                })
+                .collect();
+            items.sort_by_key(|i| (i.day, i.at));
+            let full = full_days(&items, window, limit);
+            for day in 990..1045 {
+                assert_eq!(
+                    is_full(&full, limit, day),
+                    cap_day(&items, window, day).count >= limit,
+                    "{window} {limit} {day}"
+                );
+                assert_eq!(
+                    cap_free_day(&full, limit, day),
+                    scan_free(&items, window, limit, day)
+                );
+                assert_eq!(
+                    cap_full_day(&items, &full, window, limit, day),
+                    scan_full(&items, window, limit, day)
+                );
+            }
+        }
     }
 }

@@ -64,7 +64,7 @@ impl Default for IndexConfig {
 pub struct PersonKey(u32);
 
 /// An interaction, by its place in the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InteractionKey(u32);
 
 /// An interned loan or account id.
