@@ -6,6 +6,10 @@
 //! fails its check stops the start with the problems listed); then health
 //! turns SERVING. On shutdown health turns NOT_SERVING first, in-flight
 //! calls finish, then the server returns.
+//!
+//! Metrics: [`describe_metrics`] names every Prometheus metric once the
+//! command has installed the recorder, and while serving a task samples
+//! the size gauges every [`GAUGE_INTERVAL`].
 
 use std::future::Future;
 use std::net::SocketAddr;
