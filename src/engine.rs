@@ -1131,16 +1131,20 @@ fn build<'r>(
             ..
         } => {
             let exempt = consent(*exempt_with_prior_consent);
-            let mut items: Vec<Item> = entries
-                .iter()
-                .zip(local_days)
-                .filter(|(e, _)| {
-                    counted(view, &rule.applies, counting, e)
-                        && counts_for_debt(view, e, debt)
-                        && in_any(&exempt, e.at).is_none()
-                })
-                .map(item)
-                .collect();
+            // Sized for every entry at once: growing it step by step
+            // reallocated several times per constraint.
+            let mut items: Vec<Item> = Vec::with_capacity(entries.len());
+            items.extend(
+                entries
+                    .iter()
+                    .zip(local_days)
+                    .filter(|(e, _)| {
+                        counted(view, &rule.applies, counting, e)
+                            && counts_for_debt(view, e, debt)
+                            && in_any(&exempt, e.at).is_none()
+                    })
+                    .map(item),
+            );
             items.sort_by_key(|i| (i.day, i.at));
             let window = i32::try_from(*window_days).unwrap_or(i32::MAX / 4);
             Kind::Cap {
@@ -1174,16 +1178,18 @@ fn build<'r>(
             // Every covered message sent while no consent was in force was
             // a consent request (or a breach): either way it uses the
             // allowance.
-            let mut requests: Vec<Item> = entries
-                .iter()
-                .zip(local_days)
-                .filter(|(e, _)| {
-                    counted(view, &rule.applies, &Counting::default(), e)
-                        && counts_for_debt(view, e, debt)
-                        && in_any(&consents, e.at).is_none()
-                })
-                .map(item)
-                .collect();
+            let mut requests: Vec<Item> = Vec::with_capacity(entries.len());
+            requests.extend(
+                entries
+                    .iter()
+                    .zip(local_days)
+                    .filter(|(e, _)| {
+                        counted(view, &rule.applies, &Counting::default(), e)
+                            && counts_for_debt(view, e, debt)
+                            && in_any(&consents, e.at).is_none()
+                    })
+                    .map(item),
+            );
             requests.sort_by_key(|i| (i.day, i.at));
             let window = i32::try_from(*requests_window_days).unwrap_or(i32::MAX / 4);
             Kind::Consent {
@@ -1203,16 +1209,18 @@ fn build<'r>(
             exempt_with_prior_consent,
             ..
         } => {
-            let items = entries
-                .iter()
-                .zip(local_days)
-                .filter(|(e, _)| {
-                    is_conversation(e)
-                        && trigger.covers_entry(e, view.answers_borrower(e))
-                        && counts_for_debt(view, e, debt)
-                })
-                .map(item)
-                .collect();
+            let mut items = Vec::with_capacity(entries.len());
+            items.extend(
+                entries
+                    .iter()
+                    .zip(local_days)
+                    .filter(|(e, _)| {
+                        is_conversation(e)
+                            && trigger.covers_entry(e, view.answers_borrower(e))
+                            && counts_for_debt(view, e, debt)
+                    })
+                    .map(item),
+            );
             Kind::CoolDown {
                 days: i32::try_from(*days).unwrap_or(i32::MAX / 4),
                 day_one: *event_day_is_day_one,
