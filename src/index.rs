@@ -205,7 +205,47 @@ pub struct Entry {
     /// change of the earlier interaction shows at once.
     pub previous: Option<InteractionKey>,
     /// The loans it names; empty means it counts for every debt.
-    pub loans: Box<[NameKey]>,
+    pub loans: Loans,
+}
+
+/// The loans an entry names: one inline (most interactions name one loan,
+/// and a box of one key costs a 32-byte heap block), else boxed (none is
+/// an empty box, which allocates nothing). 16 bytes either way: the one
+/// key lives where the box's length would, and the box's non-null pointer
+/// tells them apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Loans {
+    /// Exactly one loan.
+    One(NameKey),
+    /// None, or two or more.
+    Many(Box<[NameKey]>),
+}
+
+impl Default for Loans {
+    fn default() -> Self {
+        Loans::Many(Box::default())
+    }
+}
+
+impl std::ops::Deref for Loans {
+    type Target = [NameKey];
+
+    fn deref(&self) -> &[NameKey] {
+        match self {
+            Loans::One(k) => std::slice::from_ref(k),
+            Loans::Many(keys) => keys,
+        }
+    }
+}
+
+impl FromIterator<NameKey> for Loans {
+    fn from_iter<I: IntoIterator<Item = NameKey>>(iter: I) -> Self {
+        let keys: Vec<NameKey> = iter.into_iter().collect();
+        match keys.as_slice() {
+            [one] => Loans::One(*one),
+            _ => Loans::Many(keys.into_boxed_slice()),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -1151,6 +1191,28 @@ impl Index {
             .map_or(&[], |p| p.restrictions.as_slice())
     }
 
+    /// What the counting entries take in memory, for measurement.
+    pub fn counting_memory(&self) -> CountingMemory {
+        let mut m = CountingMemory {
+            entries: 0,
+            inline_bytes: 0,
+            spare_bytes: 0,
+            loan_heap_bytes: 0,
+        };
+        let size = std::mem::size_of::<Entry>();
+        for p in &self.people {
+            m.entries += p.entries.len();
+            m.inline_bytes += p.entries.len() * size;
+            m.spare_bytes += (p.entries.capacity() - p.entries.len()) * size;
+            for e in &p.entries {
+                if let Loans::Many(keys) = &e.loans {
+                    m.loan_heap_bytes += std::mem::size_of_val::<[NameKey]>(keys);
+                }
+            }
+        }
+        m
+    }
+
     /// What the engine reads of one borrower. A person we have never seen
     /// has an empty history.
     pub fn view(&self, person: &str) -> Result<BorrowerView<'_>, IndexError> {
@@ -1164,6 +1226,11 @@ impl Index {
 }
 
 fn insert_sorted(entries: &mut Vec<Entry>, entry: Entry) {
+    // Grow by a quarter, not double: a borrower's list is long-lived and
+    // mostly short, and doubling left up to half of it unused.
+    if entries.len() == entries.capacity() {
+        entries.reserve_exact(entries.len() / 4 + 1);
+    }
     let pos = entries.partition_point(|e| (e.at, e.key) < (entry.at, entry.key));
     entries.insert(pos, entry);
 }
@@ -1173,6 +1240,20 @@ fn remove_entry(entries: &mut Vec<Entry>, at: i64, key: InteractionKey) {
     if entries.get(pos).is_some_and(|e| e.key == key) {
         entries.remove(pos);
     }
+}
+
+/// What the counting entries take in memory ([`Index::counting_memory`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountingMemory {
+    /// Counting entries (one per live interaction in the horizon).
+    pub entries: usize,
+    /// Their own bytes (`size_of::<Entry>()` each).
+    pub inline_bytes: usize,
+    /// Bytes allocated for entries but unused (the lists' spare capacity).
+    pub spare_bytes: usize,
+    /// Heap bytes of loan lists that are not inline (before the
+    /// allocator's own overhead).
+    pub loan_heap_bytes: usize,
 }
 
 /// One borrower's history as the engine reads it.
@@ -1290,5 +1371,24 @@ impl<'a> BorrowerView<'a> {
             DebtKey::Loan(k) | DebtKey::Account(k) => self.index.names.name(k).to_owned(),
             DebtKey::Unlisted(i) => send_loans.get(usize::from(i)).cloned().unwrap_or_default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod size {
+    use super::*;
+
+    /// A counting entry stays small: one loan inline, no heap.
+    #[test]
+    fn entry_is_small() {
+        assert_eq!(std::mem::size_of::<Loans>(), 16);
+        assert!(std::mem::size_of::<Entry>() <= 48);
+        let one: Loans = [NameKey(7)].into_iter().collect();
+        assert_eq!(one, Loans::One(NameKey(7)));
+        assert_eq!(&*one, &[NameKey(7)]);
+        let none: Loans = std::iter::empty().collect();
+        assert!(none.is_empty());
+        let two: Loans = [NameKey(1), NameKey(2)].into_iter().collect();
+        assert_eq!(two.len(), 2);
     }
 }
