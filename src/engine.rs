@@ -989,7 +989,9 @@ pub fn decide(
     } else {
         vec![Vec::new(); zones.len()]
     };
-    let mut constraints: Vec<Constraint<'_>> = Vec::new();
+    // One per rule and zone, more for per-debt rules: sized once.
+    let mut constraints: Vec<Constraint<'_>> =
+        Vec::with_capacity(applicable.len() * zones.len() + 8);
     // Each rule's constraints, as a range of `constraints`.
     let mut ranges: Vec<std::ops::Range<usize>> = Vec::with_capacity(applicable.len());
     for rule in &applicable {
@@ -1002,9 +1004,17 @@ pub fn decide(
             }
             _ => vec![None],
         };
+        // What the rule may count, per debt: the same in every zone, so
+        // filtered once, not once per zone.
+        let selected: Vec<Vec<usize>> = debts
+            .iter()
+            .map(|d| select(rule, view, entries, *d))
+            .collect();
         for (zone, days) in zones.iter().zip(&days_by_zone) {
-            for debt in &debts {
-                constraints.push(build(rule, view, proposal, entries, days, *zone, *debt));
+            for (debt, picked) in debts.iter().zip(&selected) {
+                constraints.push(build(
+                    rule, view, proposal, entries, picked, days, *zone, *debt,
+                ));
             }
         }
         ranges.push(first..constraints.len());
@@ -1097,13 +1107,53 @@ fn debts_to_check(
     debts.into_iter().map(Some).collect()
 }
 
-/// Builds one rule's constraint in one zone for one debt. `local_days[i]` is the
-/// local day of `entries[i]` in `zone` (`local_days[i]`).
+/// The entries (by place in `entries`) a rule that reads the history may
+/// count for one debt, in every zone: the part of its filter that does not
+/// depend on the zone. Empty for the other rules.
+fn select(
+    rule: &Rule,
+    view: &BorrowerView<'_>,
+    entries: &[Entry],
+    debt: Option<DebtKey>,
+) -> Vec<usize> {
+    let keep = |e: &Entry| match &rule.kind {
+        RuleKind::FrequencyCap { counting, .. } => {
+            counted(view, &rule.applies, counting, e) && counts_for_debt(view, e, debt)
+        }
+        RuleKind::ConsentRequired { .. } => {
+            counted(view, &rule.applies, &Counting::default(), e) && counts_for_debt(view, e, debt)
+        }
+        RuleKind::CoolDown { trigger, .. } => {
+            is_conversation(e)
+                && trigger.covers_entry(e, view.answers_borrower(e))
+                && counts_for_debt(view, e, debt)
+        }
+        _ => false,
+    };
+    let reads = matches!(
+        rule.kind,
+        RuleKind::FrequencyCap { .. }
+            | RuleKind::CoolDown { .. }
+            | RuleKind::ConsentRequired { .. }
+    );
+    if !reads {
+        return Vec::new();
+    }
+    let mut picked = Vec::with_capacity(entries.len());
+    picked.extend((0..entries.len()).filter(|i| keep(&entries[*i])));
+    picked
+}
+
+/// Builds one rule's constraint in one zone for one debt. `picked` are
+/// the entries [`select`] chose for the rule and debt; `local_days[i]` is
+/// the local day of `entries[i]` in `zone`.
+#[allow(clippy::too_many_arguments, reason = "one constraint's every input")]
 fn build<'r>(
     rule: &'r Rule,
     view: &BorrowerView<'_>,
     proposal: &Proposal,
     entries: &[Entry],
+    picked: &[usize],
     local_days: &[i32],
     zone: Tz,
     debt: Option<DebtKey>,
@@ -1113,6 +1163,7 @@ fn build<'r>(
         day: *day,
         key: e.key,
     };
+    let chosen = || picked.iter().map(|i| (&entries[*i], &local_days[*i]));
     let consent = |exempt: bool| {
         if exempt {
             restrict::consent_periods(view, zone, debt, &proposal.loans, |e| {
@@ -1126,7 +1177,7 @@ fn build<'r>(
         RuleKind::FrequencyCap {
             limit,
             window_days,
-            counting,
+            counting: _,
             exempt_with_prior_consent,
             ..
         } => {
@@ -1135,17 +1186,13 @@ fn build<'r>(
             // reallocated several times per constraint.
             let mut items: Vec<Item> = Vec::with_capacity(entries.len());
             items.extend(
-                entries
-                    .iter()
-                    .zip(local_days)
-                    .filter(|(e, _)| {
-                        counted(view, &rule.applies, counting, e)
-                            && counts_for_debt(view, e, debt)
-                            && in_any(&exempt, e.at).is_none()
-                    })
+                chosen()
+                    .filter(|(e, _)| in_any(&exempt, e.at).is_none())
                     .map(item),
             );
-            items.sort_by_key(|i| (i.day, i.at));
+            if !items.is_sorted_by_key(|i| (i.day, i.at)) {
+                items.sort_by_key(|i| (i.day, i.at));
+            }
             let window = i32::try_from(*window_days).unwrap_or(i32::MAX / 4);
             Kind::Cap {
                 limit: *limit,
@@ -1180,17 +1227,13 @@ fn build<'r>(
             // allowance.
             let mut requests: Vec<Item> = Vec::with_capacity(entries.len());
             requests.extend(
-                entries
-                    .iter()
-                    .zip(local_days)
-                    .filter(|(e, _)| {
-                        counted(view, &rule.applies, &Counting::default(), e)
-                            && counts_for_debt(view, e, debt)
-                            && in_any(&consents, e.at).is_none()
-                    })
+                chosen()
+                    .filter(|(e, _)| in_any(&consents, e.at).is_none())
                     .map(item),
             );
-            requests.sort_by_key(|i| (i.day, i.at));
+            if !requests.is_sorted_by_key(|i| (i.day, i.at)) {
+                requests.sort_by_key(|i| (i.day, i.at));
+            }
             let window = i32::try_from(*requests_window_days).unwrap_or(i32::MAX / 4);
             Kind::Consent {
                 notice: notice.map(spans),
@@ -1205,22 +1248,12 @@ fn build<'r>(
         RuleKind::CoolDown {
             days,
             event_day_is_day_one,
-            trigger,
+            trigger: _,
             exempt_with_prior_consent,
             ..
         } => {
             let mut items = Vec::with_capacity(entries.len());
-            items.extend(
-                entries
-                    .iter()
-                    .zip(local_days)
-                    .filter(|(e, _)| {
-                        is_conversation(e)
-                            && trigger.covers_entry(e, view.answers_borrower(e))
-                            && counts_for_debt(view, e, debt)
-                    })
-                    .map(item),
-            );
+            items.extend(chosen().map(item));
             Kind::CoolDown {
                 days: i32::try_from(*days).unwrap_or(i32::MAX / 4),
                 day_one: *event_day_is_day_one,
@@ -1511,7 +1544,8 @@ mod invariants {
                     _ => vec![None],
                 };
                 for debt in debts {
-                    let c = build(rule, &view, &p, entries, &days, zone, debt);
+                    let picked = select(rule, &view, entries, debt);
+                    let c = build(rule, &view, &p, entries, &picked, &days, zone, debt);
                     let minutes = s.hours * 60;
                     let ok: Vec<bool> = (0..=minutes + 48 * 60)
                         .map(|m| c.allows(from + Duration::minutes(m)))
