@@ -10,7 +10,7 @@
 #   DUR=5s PG=0 benches/load.sh           # shorter, guard only
 #
 # Knobs (environment): DUR (10s), WARM (2s), BORROWERS (50000), K (4),
-# NS ("8 32 128"), SEED (1), PIN (1: server on cpu 0, generator on cpu 1
+# NS ("8 32 128"), REPS (2: each closed-loop pair repeated), SEED (1), PIN (1: server on cpu 0, generator on cpu 1
 # with one runtime thread; 0: both unpinned, generator with 2 threads),
 # PG (1), OUT (a file to keep the JSON lines in).
 set -euo pipefail
@@ -22,6 +22,7 @@ BORROWERS=${BORROWERS:-50000}
 K=${K:-4}
 NS=${NS:-"8 32 128"}
 SEED=${SEED:-1}
+REPS=${REPS:-2}
 PIN=${PIN:-1}
 PG=${PG:-1}
 
@@ -84,7 +85,7 @@ lg() {
     "${CLIENT_CPU[@]}" "$LG" --addr "127.0.0.1:$PORT" --data-dir "$WORK/data" \
         --borrowers "$BORROWERS" --seed "$SEED" --history-end "$HIST_END" \
         --connections "$K" --threads "$THREADS" --duration "$DUR" --warmup "$WARM" \
-        --json --label "$label" "$@" >"$WORK/run.txt"
+        --json --no-seed --label "$label" "$@" >"$WORK/run.txt"
     after=$(cpu_ticks)
     grep -v '^JSON ' "$WORK/run.txt"
     grep '^JSON ' "$WORK/run.txt" | sed 's/^JSON //' |
@@ -101,12 +102,15 @@ scrape() { curl -s "http://127.0.0.1:$MPORT/metrics" | awk -v m="$1" '$1 == m {p
     --duration 1s --warmup 0s --mix baseline --concurrency 1 >/dev/null
 echo
 
-for n in $NS; do
-    lg "baseline N=$n" --mix baseline --concurrency "$n"
-    lg "check N=$n" --mix check --concurrency "$n"
+for _ in $(seq "$REPS"); do
+    for n in $NS; do
+        lg "baseline N=$n" --mix baseline --concurrency "$n"
+        lg "check N=$n" --mix check --concurrency "$n"
+    done
 done
 
-SAT=$(jq -s '[.[] | select(.label | startswith("check N=")) | .throughput] | max' "$OUT")
+# Saturation: the best mean over the repetitions of one N.
+SAT=$(jq -s '[group_by(.label)[] | select(.[0].label | startswith("check N=")) | (map(.throughput) | add / length)] | max' "$OUT")
 RATE=$(jq -n --argjson s "$SAT" '($s / 2) | floor')
 echo "Check saturation ${SAT} req/s; open loop at ${RATE}/s"
 lg "open check R=$RATE" --mix check --rate "$RATE"
@@ -134,22 +138,22 @@ wait "$SERVER_PID" 2>/dev/null || true
 SERVER_PID=
 
 if [[ $PG == 1 ]]; then
-    OUT=$OUT RATE=$RATE DUR=$DUR WARM=$WARM BORROWERS=$BORROWERS SEED=$SEED PIN=$PIN NS=$NS \
+    OUT=$OUT RATE=$RATE REPS=$REPS DUR=$DUR WARM=$WARM BORROWERS=$BORROWERS SEED=$SEED PIN=$PIN NS=$NS \
         benches/pg-peer.sh
 fi
 
 echo
 echo "## Summary ($DUR measured after $WARM warm-up, K=$K, $BORROWERS borrowers, pin=$PIN)"
 echo
-echo "| run | target | req/s | p50 µs | p99 µs | p99.9 µs | errors | blocked | server CPU µs/req |"
+echo "| run | target | req/s | p50 µs | p99 µs | p99.9 µs | errors | blocked % | server CPU µs/req |"
 echo "|---|---|---|---|---|---|---|---|---|"
 jq -r 'select(.ops) | . as $r | (.ops | to_entries[]) |
-  "| \($r.label) \(if ($r.ops | length) > 1 then "· " + .key else "" end) | \($r.target) | \(.value.throughput | floor) | \(.value.p50_us | floor) | \(.value.p99_us | floor) | \(.value.p999_us | floor) | \(.value.errors | add // 0)\(if $r.dropped > 0 then " +\($r.dropped) dropped" else "" end) | \(.value.blocked) | \($r.server_cpu_us_per_req // "-" | if type == "number" then (. * 10 | floor) / 10 else . end) |"' "$OUT"
+  "| \($r.label) \(if ($r.ops | length) > 1 then "· " + .key else "" end) | \($r.target) | \(.value.throughput | floor) | \(.value.p50_us | floor) | \(.value.p99_us | floor) | \(.value.p999_us | floor) | \(.value.errors | add // 0)\(if $r.dropped > 0 then " +\($r.dropped) dropped" else "" end) | \(.value.blocked * 1000 / .value.requests | floor / 10) | \($r.server_cpu_us_per_req // "-" | if type == "number" then (. * 10 | floor) / 10 else . end) |"' "$OUT"
 echo
-echo "Ratios of throughput (same N, same K):"
+echo "Ratios of throughput (same N; means over the repetitions):"
 jq -s -r '
-  def tp(l): (map(select(.label == l)) | first | .throughput) // null;
-  (map(select(.label | test("^check N="))) | .[].label | sub("check "; "")) as $n
+  def tp(l): (map(select(.label == l) | .throughput) | if length > 0 then add / length else null end);
+  (map(select(.label | test("^check N="))) | map(.label | sub("check N="; "") | tonumber) | unique | .[] | "N=\(.)") as $n
   | "  \($n): Check/CheckBaseline = \((tp("check " + $n) / tp("baseline " + $n) * 100 | floor) / 100)"
     + (if tp("sql " + $n) then ", Check/SQL check = \((tp("check " + $n) / tp("sql " + $n) * 100 | floor) / 100)" else "" end)' "$OUT"
 echo "results: $OUT"

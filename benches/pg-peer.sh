@@ -11,7 +11,7 @@
 #   benches/pg-peer.sh                    # standalone
 #
 # Knobs (environment) as benches/load.sh: DUR, WARM, BORROWERS, NS, SEED,
-# PIN, OUT, HIST_END, RATE (open loop; default half the SQL saturation).
+# REPS (1), PIN, OUT, HIST_END, RATE (open loop; default half the SQL saturation).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -110,11 +110,13 @@ pg() {
 }
 
 # One connection per client as pgbench does, at most 32 (then pipelined).
-for n in $NS; do
-    pg "sql N=$n" --mix check --concurrency "$n" --connections "$((n < 32 ? n : 32))"
+for _ in $(seq "${REPS:-1}"); do
+    for n in $NS; do
+        pg "sql N=$n" --mix check --concurrency "$n" --connections "$((n < 32 ? n : 32))"
+    done
 done
 if [[ -z ${RATE:-} ]]; then
-    SAT=$(jq -s '[.[] | select(.label | startswith("sql N=")) | .throughput] | max' "$OUT")
+    SAT=$(jq -s '[group_by(.label)[] | select(.[0].label | startswith("sql N=")) | (map(.throughput) | add / length)] | max' "$OUT")
     RATE=$(jq -n --argjson s "$SAT" '($s / 2) | floor')
 fi
 pg "open sql R=$RATE" --mix check --rate "$RATE" --connections 32
