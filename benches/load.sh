@@ -12,7 +12,8 @@
 # Knobs (environment): DUR (10s), WARM (2s), BORROWERS (50000), K (4),
 # NS ("8 32 128"), REPS (2: each closed-loop pair repeated), SEED (1), PIN (1: server on cpu 0, generator on cpu 1
 # with one runtime thread; 0: both unpinned, generator with 2 threads),
-# PG (1), OUT (a file to keep the JSON lines in).
+# PG (1), OUT (a file to keep the JSON lines in), SERVER_ARGS (extra flags
+# for serve, e.g. --no-decision-log or --durability buffered).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,10 +59,11 @@ else
 fi
 
 echo "machine: $(nproc) vCPU, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(uptime | sed 's/.*load/load/')"
+echo "code: $(git rev-parse --short HEAD)$(git status --porcelain src Cargo.toml | grep -q . && echo ' plus uncommitted changes in src/'); server args: ${SERVER_ARGS:-none}"
 echo "pinning: ${PIN} (server ${SERVER_CPU[*]:-unpinned}, loadgen ${CLIENT_CPU[*]:-unpinned}, $THREADS loadgen thread(s))"
 
 "${SERVER_CPU[@]}" "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" --rules rules \
-    --metrics-listen "127.0.0.1:$MPORT" --no-reload >"$WORK/server.log" 2>&1 &
+    --metrics-listen "127.0.0.1:$MPORT" --no-reload ${SERVER_ARGS:-} >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 100); do
     grep -q SERVING "$WORK/server.log" 2>/dev/null && break
