@@ -74,25 +74,34 @@ grep -q SERVING "$WORK/server.log" || { cat "$WORK/server.log"; exit 1; }
 HIST_END=$(date -u +%Y-%m-%dT%H:00:00Z)
 export HIST_END
 
-# Server CPU time (user + system) in clock ticks.
+# Server CPU time (user + system) in clock ticks. The rest of the machine
+# (loadgen, about one core when saturated, plus anything else running) is
+# reported beside it: more than about 1.1 cores means something else ran.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
 TCK=$(getconf CLK_TCK)
+# Busy ticks of the whole machine (every core), to see what else ran.
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 
 # lg LABEL ARGS...: one run; its JSON line gains the server's CPU µs per request.
 lg() {
     local label=$1
     shift
-    local before after
+    local before after mbefore mafter t0 t1
     before=$(cpu_ticks)
+    mbefore=$(busy_ticks)
+    t0=$(date +%s.%N)
     "${CLIENT_CPU[@]}" "$LG" --addr "127.0.0.1:$PORT" --data-dir "$WORK/data" \
         --borrowers "$BORROWERS" --seed "$SEED" --history-end "$HIST_END" \
         --connections "$K" --threads "$THREADS" --duration "$DUR" --warmup "$WARM" \
         --json --no-seed --label "$label" "$@" >"$WORK/run.txt"
     after=$(cpu_ticks)
+    mafter=$(busy_ticks)
+    t1=$(date +%s.%N)
     grep -v '^JSON ' "$WORK/run.txt"
     grep '^JSON ' "$WORK/run.txt" | sed 's/^JSON //' |
-        jq -c --argjson t "$((after - before))" --argjson hz "$TCK" \
-            '. + {target: "guard", server_cpu_us_per_req: (if .requests > 0 then ($t / $hz * 1e6 / .requests) else null end)}' >>"$OUT"
+        jq -c --argjson t "$((after - before))" --argjson hz "$TCK" --argjson m "$((mafter - mbefore))" \
+            --argjson wall "$(echo "$t1 - $t0" | bc)" \
+            '. + {target: "guard", rest_cores: (($m - $t) / $hz / $wall), server_cpu_us_per_req: (if .requests > 0 then ($t / $hz * 1e6 / (.requests + .warmup_requests)) else null end)}' >>"$OUT"
     echo
 }
 
@@ -147,10 +156,10 @@ fi
 echo
 echo "## Summary ($DUR measured after $WARM warm-up, K=$K, $BORROWERS borrowers, pin=$PIN)"
 echo
-echo "| run | target | req/s | p50 µs | p99 µs | p99.9 µs | errors | blocked % | server CPU µs/req |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| run | target | req/s | p50 µs | p99 µs | p99.9 µs | errors | blocked % | server CPU µs/req | rest of machine, cores |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 jq -r 'select(.ops) | . as $r | (.ops | to_entries[]) |
-  "| \($r.label) \(if ($r.ops | length) > 1 then "· " + .key else "" end) | \($r.target) | \(.value.throughput | floor) | \(.value.p50_us | floor) | \(.value.p99_us | floor) | \(.value.p999_us | floor) | \(.value.errors | add // 0)\(if $r.dropped > 0 then " +\($r.dropped) dropped" else "" end) | \(.value.blocked * 1000 / .value.requests | floor / 10) | \($r.server_cpu_us_per_req // "-" | if type == "number" then (. * 10 | floor) / 10 else . end) |"' "$OUT"
+  "| \($r.label) \(if ($r.ops | length) > 1 then "· " + .key else "" end) | \($r.target) | \(.value.throughput | floor) | \(.value.p50_us | floor) | \(.value.p99_us | floor) | \(.value.p999_us | floor) | \(.value.errors | add // 0)\(if $r.dropped > 0 then " +\($r.dropped) dropped" else "" end) | \(.value.blocked * 1000 / .value.requests | floor / 10) | \($r.server_cpu_us_per_req // "-" | if type == "number" then (. * 10 | floor) / 10 else . end) | \($r.rest_cores // "-" | if type == "number" then (. * 100 | floor) / 100 else . end) |"' "$OUT"
 echo
 echo "Ratios of throughput (same N; means over the repetitions):"
 jq -s -r '

@@ -89,23 +89,29 @@ URL="host=127.0.0.1 port=$PORT user=postgres dbname=postgres"
 # CPU of the postmaster and its reaped backends, in clock ticks.
 pg_ticks() { awk '{print $14 + $15 + $16 + $17}' "/proc/$PM/stat"; }
 TCK=$(getconf CLK_TCK)
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 
 # pg LABEL ARGS...
 pg() {
     local label=$1
     shift
-    local before after
+    local before after mbefore mafter t0 t1
     before=$(pg_ticks)
+    mbefore=$(busy_ticks)
+    t0=$(date +%s.%N)
     "${CLIENT_CPU[@]}" "$LG" --target postgres --pg-url "$URL" \
         --borrowers "$BORROWERS" --seed "$SEED" --history-end "$HIST_END" \
         --threads "$THREADS" --duration "$DUR" --warmup "$WARM" \
         --json --label "$label" "$@" >"$WORK/run.txt"
     sleep 0.5 # the backends exit and are reaped
     after=$(pg_ticks)
+    mafter=$(busy_ticks)
+    t1=$(date +%s.%N)
     grep -v '^JSON ' "$WORK/run.txt"
     grep '^JSON ' "$WORK/run.txt" | sed 's/^JSON //' |
-        jq -c --argjson t "$((after - before))" --argjson hz "$TCK" \
-            '. + {server_cpu_us_per_req: (if .requests > 0 then ($t / $hz * 1e6 / .requests) else null end)}' >>"$OUT"
+        jq -c --argjson t "$((after - before))" --argjson hz "$TCK" --argjson m "$((mafter - mbefore))" \
+            --argjson wall "$(echo "$t1 - $t0" | bc)" \
+            '. + {rest_cores: (($m - $t) / $hz / $wall), server_cpu_us_per_req: (if .requests > 0 then ($t / $hz * 1e6 / (.requests + .warmup_requests)) else null end)}' >>"$OUT"
     echo
 }
 

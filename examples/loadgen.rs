@@ -422,6 +422,9 @@ struct Stats {
     ops: BTreeMap<&'static str, OpStats>,
     dropped: u64,
     sent: u64,
+    /// RPCs completed in the warm-up (not in the figures), so that a
+    /// caller measuring the server's CPU over the whole run can divide it.
+    warmup_requests: u64,
 }
 
 impl Stats {
@@ -440,6 +443,7 @@ impl Stats {
     fn merge(&mut self, other: Stats) {
         self.dropped += other.dropped;
         self.sent += other.sent;
+        self.warmup_requests += other.warmup_requests;
         for (k, v) in other.ops {
             let s = self.ops.entry(k).or_default();
             s.latencies_ns.extend(v.latencies_ns);
@@ -888,6 +892,7 @@ async fn closed_loop(ctx: Arc<Ctx>, args: &Args, seed: u64) -> Result<(Stats, Du
                 into.sent += 1;
                 ctx.op(i, &mut rng, start, into).await;
             }
+            st.warmup_requests = warm.ops.values().map(|o| o.latencies_ns.len() as u64).sum();
             st
         }));
     }
@@ -909,7 +914,8 @@ async fn open_loop(ctx: Arc<Ctx>, args: &Args, seed: u64, rate: f64) -> Result<(
     let t0 = Instant::now() + Duration::from_millis(10);
     let measure_from = t0 + args.warmup;
     let end = measure_from + args.duration;
-    let (s2, sem2) = (shared.clone(), sem.clone());
+    let warm = Arc::new(AtomicU64::new(0));
+    let (s2, sem2, warm2) = (shared.clone(), sem.clone(), warm.clone());
     // A thread of its own sleeps until each intended start (nanosleep, not
     // the runtime's 1 ms timer wheel) and hands the request to the runtime.
     let scheduler = std::thread::spawn(move || {
@@ -931,13 +937,16 @@ async fn open_loop(ctx: Arc<Ctx>, args: &Args, seed: u64, rate: f64) -> Result<(
                     if measured {
                         sent += 1;
                     }
-                    let (ctx, shared) = (ctx.clone(), s2.clone());
+                    let (ctx, shared, warm) = (ctx.clone(), s2.clone(), warm2.clone());
                     handle.spawn(async move {
                         let mut rng = Rng::new(seed ^ 0x0_9E17, k);
                         let mut st = Stats::default();
                         ctx.op(k as usize, &mut rng, intended, &mut st).await;
                         drop(permit);
-                        if measured && let Ok(mut s) = shared.lock() {
+                        if !measured {
+                            let n = st.ops.values().map(|o| o.latencies_ns.len() as u64).sum();
+                            warm.fetch_add(n, Ordering::Relaxed);
+                        } else if let Ok(mut s) = shared.lock() {
                             s.merge(st);
                         }
                     });
@@ -963,6 +972,7 @@ async fn open_loop(ctx: Arc<Ctx>, args: &Args, seed: u64, rate: f64) -> Result<(
     let mut st = std::mem::take(&mut *shared.lock().map_err(|_| anyhow!("poisoned"))?);
     st.sent = sent;
     st.dropped = dropped;
+    st.warmup_requests = warm.load(Ordering::Relaxed);
     Ok((st, args.duration))
 }
 
@@ -1064,6 +1074,7 @@ fn report(args: &Args, mut st: Stats, secs: f64) -> Result<()> {
             "rate": args.rate, "seconds": secs, "requests": completed,
             "throughput": completed as f64 / secs,
             "achieved_rate": st.sent as f64 / secs, "dropped": st.dropped,
+            "warmup_requests": st.warmup_requests,
             "errors": total_errors + st.dropped, "ops": ops_json,
         });
         println!("JSON {j}");
