@@ -978,6 +978,46 @@ impl Guard {
         Ok(deleted)
     }
 
+    /// The cases an interaction is linked to, one page of them, with how
+    /// many there are; found as [`Guard::get`] finds the interaction (a
+    /// sensitive one is not found without the right). A cursor that is not
+    /// one of its cases is not found.
+    #[allow(clippy::too_many_arguments, reason = "the upstream paging parameters")]
+    pub fn cases(
+        &self,
+        person: Option<&str>,
+        interaction: &str,
+        limit: usize,
+        offset: usize,
+        starting_after: Option<&str>,
+        ending_before: Option<&str>,
+        caller: &Caller,
+    ) -> Result<(usize, Vec<String>), GuardError> {
+        let ledger = self.read()?;
+        let found = visible(ledger.index.get(person, interaction)?, caller)?;
+        let ids = &found.case_ids;
+        let at = |c: Option<&str>| c.map(|c| ids.iter().position(|x| x == c));
+        let range = crate::index::page_bounds(
+            ids.len(),
+            limit,
+            offset,
+            at(starting_after),
+            at(ending_before),
+        )
+        .map_err(|cursor| {
+            let (field, value) = match cursor {
+                crate::index::Cursor::StartingAfter => ("startingAfter", starting_after),
+                crate::index::Cursor::EndingBefore => ("endingBefore", ending_before),
+            };
+            GuardError::NotFound(format!(
+                "`{field}` case `{}` is not linked to interaction `{}`",
+                value.unwrap_or_default(),
+                found.id
+            ))
+        })?;
+        Ok((ids.len(), ids[range].to_vec()))
+    }
+
     /// Lists interactions; sensitive ones only with the right.
     pub fn list(
         &self,

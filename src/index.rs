@@ -28,7 +28,7 @@ use crate::model::{
 };
 use crate::restrictions::{MAX_PER_PERSON, Restriction};
 
-pub use query::{DEFAULT_LIMIT, ListPage, ListQuery, MAX_LIMIT, SortField};
+pub use query::{Cursor, DEFAULT_LIMIT, ListPage, ListQuery, MAX_LIMIT, SortField, page_bounds};
 
 /// Default history horizon, in days: at least the longest window a rule
 /// may use.

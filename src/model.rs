@@ -42,6 +42,8 @@ pub const MAX_ID_CHARS: usize = 255;
 pub const MAX_TEXT_CHARS: usize = 65_536;
 /// Most loans one interaction may name, a bound of ours.
 pub const MAX_LOANS: usize = 100;
+/// Most cases one interaction may be linked to, a bound of ours.
+pub const MAX_CASES: usize = 100;
 /// Largest `content` or `metaData`, serialized as JSON, a bound of ours.
 pub const MAX_JSON_BYTES: usize = 1 << 20;
 /// Longest twilioErrorCode, as upstream states.
@@ -184,6 +186,18 @@ pub fn is_any_id(text: &str) -> bool {
         && rest.get(dash + 1).is_some_and(|c| upper_digit(*c))
 }
 
+/// True if `text` is a Peach case id as upstream gives its form,
+/// `CS-XXXX-XXXX`: `CS-`, four upper-case letters or digits, `-`, four more.
+pub fn is_case_id(text: &str) -> bool {
+    let b = text.as_bytes();
+    let x = |c: &u8| c.is_ascii_uppercase() || c.is_ascii_digit();
+    b.len() == 12
+        && b.starts_with(b"CS-")
+        && b[3..7].iter().all(x)
+        && b[7] == b'-'
+        && b[8..].iter().all(x)
+}
+
 /// A reference to a person or an interaction as callers write it: our id,
 /// or `ext-` and the lender's external id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -305,6 +319,24 @@ pub enum ValidationError {
         /// The value given.
         value: String,
     },
+    /// A case id that is not of the form `CS-XXXX-XXXX`.
+    #[error(
+        "`{field}` value `{value}` is not a case id; allowed: `CS-XXXX-XXXX` (CS-, 4 upper-case letters or digits, -, 4 more), like `CS-AB12-34CD`"
+    )]
+    InvalidCaseId {
+        /// The field.
+        field: &'static str,
+        /// The value given (at most 64 characters of it).
+        value: String,
+    },
+    /// The same value twice in a list field.
+    #[error("`{field}` value `{value}` is given more than once; allowed: each value once")]
+    Duplicate {
+        /// The field.
+        field: &'static str,
+        /// The value repeated.
+        value: String,
+    },
     /// A time that is not RFC 3339 or a date.
     #[error(
         "`{field}` value `{value}` is not a time; allowed: RFC 3339 with an offset (`2020-04-01T14:00:00Z`) or a date (`2020-04-01`)"
@@ -342,6 +374,8 @@ impl ValidationError {
             | ValidationError::Length { field, .. }
             | ValidationError::TooMany { field, .. }
             | ValidationError::InvalidId { field, .. }
+            | ValidationError::InvalidCaseId { field, .. }
+            | ValidationError::Duplicate { field, .. }
             | ValidationError::Time { field, .. }
             | ValidationError::ReadOnly { field } => field,
             ValidationError::DetailsStatus { .. }
@@ -481,6 +515,9 @@ pub struct InteractionInput {
     pub scheduled_at_to: Option<String>,
     pub loan_id: Option<String>,
     pub loan_ids: Option<Vec<String>>,
+    /// The Peach cases (`CS-XXXX-XXXX`) the interaction is linked to. Ours:
+    /// upstream links cases to interactions but names no field for it.
+    pub case_ids: Option<Vec<String>>,
     pub is_transactional: Option<bool>,
     pub sensitive: Option<bool>,
     pub is_external: Option<bool>,
@@ -529,6 +566,9 @@ pub struct Interaction {
     pub scheduled_at_to: Option<DateTime<Utc>>,
     pub loan_id: Option<String>,
     pub loan_ids: Vec<String>,
+    /// The Peach cases (`CS-XXXX-XXXX`) the interaction is linked to, each
+    /// once, in the order given. Ours: upstream names no field for it.
+    pub case_ids: Vec<String>,
     pub is_transactional: Option<bool>,
     pub sensitive: Option<bool>,
     pub is_external: bool,
@@ -602,6 +642,7 @@ impl Interaction {
             scheduled_at_to: self.scheduled_at_to.map(time),
             loan_id: self.loan_id.clone(),
             loan_ids: Some(self.loan_ids.clone()),
+            case_ids: Some(self.case_ids.clone()),
             is_transactional: self.is_transactional,
             sensitive: self.sensitive,
             is_external: Some(self.is_external),
@@ -732,6 +773,7 @@ pub const UPDATABLE_FIELDS: &[&str] = &[
     "scheduledAtTo",
     "loanId",
     "loanIds",
+    "caseIds",
     "isTransactional",
     "sensitive",
     "previousInteractionId",
@@ -804,7 +846,8 @@ impl InteractionInput {
             "subject" => subject, "status" => status, "statusDetails" => status_details,
             "agentOutcome" => agent_outcome, "startedAt" => started_at, "endedAt" => ended_at,
             "scheduledAtFrom" => scheduled_at_from, "scheduledAtTo" => scheduled_at_to,
-            "loanId" => loan_id, "loanIds" => loan_ids, "isTransactional" => is_transactional,
+            "loanId" => loan_id, "loanIds" => loan_ids, "caseIds" => case_ids,
+            "isTransactional" => is_transactional,
             "sensitive" => sensitive,
             "previousInteractionId" => previous_interaction_id, "contactId" => contact_id,
             "contactExternalId" => contact_external_id, "contact" => contact,
@@ -838,6 +881,7 @@ impl InteractionInput {
             scheduled_at_to,
             loan_id,
             loan_ids,
+            case_ids,
             is_transactional,
             sensitive,
             is_external,
@@ -998,6 +1042,28 @@ impl InteractionInput {
         {
             keep!(check_len("loanIds", &Some(bad.clone()), 1, MAX_ID_CHARS));
         }
+        let case_ids = self.case_ids.as_deref().unwrap_or_default();
+        if case_ids.len() > MAX_CASES {
+            errors.push(ValidationError::TooMany {
+                field: "caseIds",
+                len: case_ids.len(),
+                max: MAX_CASES,
+            });
+        } else {
+            for (i, c) in case_ids.iter().enumerate() {
+                if !is_case_id(c) {
+                    errors.push(ValidationError::InvalidCaseId {
+                        field: "caseIds",
+                        value: c.chars().take(64).collect(),
+                    });
+                } else if case_ids[..i].contains(c) {
+                    errors.push(ValidationError::Duplicate {
+                        field: "caseIds",
+                        value: c.clone(),
+                    });
+                }
+            }
+        }
         keep!(check_json("metaData", &self.meta_data));
         keep!(check_json("content", &self.content));
         keep!(check_json("borrower", &self.borrower));
@@ -1061,6 +1127,7 @@ impl InteractionInput {
             scheduled_at_to,
             loan_id: self.loan_id.clone(),
             loan_ids: loan_ids.to_vec(),
+            case_ids: case_ids.to_vec(),
             is_transactional: self.is_transactional,
             sensitive: self.sensitive,
             is_external: self.is_external.unwrap_or(true),

@@ -33,8 +33,8 @@ use crate::auth::Keys;
 use crate::guard::{Caller, CheckInput, FieldProblem, Guard, GuardError, Reservation};
 use crate::index::{DEFAULT_LIMIT, ListQuery, MAX_LIMIT, SortField};
 use crate::model::{
-    AgentOutcome, Channel, Direction, InteractionInput, Status as IStatus, StatusDetails, Subject,
-    Theme, describe_allowed,
+    AgentOutcome, Channel, Direction, InteractionInput, MAX_CASES, Status as IStatus,
+    StatusDetails, Subject, Theme, ValidationError, describe_allowed, is_case_id,
 };
 use crate::pb;
 use crate::restrictions::Restriction;
@@ -553,6 +553,53 @@ fn parse_list<T>(
         .collect()
 }
 
+/// A page size: 0 is the default, 1 to [`MAX_LIMIT`] as given, more refused.
+fn page_limit(limit: u32, problems: &mut Vec<FieldProblem>) -> usize {
+    match limit {
+        0 => DEFAULT_LIMIT,
+        n if (n as usize) <= MAX_LIMIT => n as usize,
+        n => {
+            problems.push(FieldProblem {
+                field: "limit".into(),
+                message: format!("`limit` value {n} is not allowed; allowed: 1 to {MAX_LIMIT}"),
+            });
+            DEFAULT_LIMIT
+        }
+    }
+}
+
+fn problem(e: ValidationError) -> FieldProblem {
+    FieldProblem {
+        field: e.field().to_owned(),
+        message: e.to_string(),
+    }
+}
+
+/// Case ids given in a query, each of the form `CS-XXXX-XXXX`.
+fn case_ids(
+    field: &'static str,
+    values: &[String],
+    problems: &mut Vec<FieldProblem>,
+) -> Vec<String> {
+    if values.len() > MAX_CASES {
+        problems.push(problem(ValidationError::TooMany {
+            field,
+            len: values.len(),
+            max: MAX_CASES,
+        }));
+        return Vec::new();
+    }
+    for v in values {
+        if !is_case_id(v) {
+            problems.push(problem(ValidationError::InvalidCaseId {
+                field,
+                value: v.chars().take(64).collect(),
+            }));
+        }
+    }
+    values.to_vec()
+}
+
 fn list_query(r: &pb::ListInteractionsRequest) -> Result<ListQuery, Status> {
     let mut problems = Vec::new();
     let channels = parse_list(
@@ -606,17 +653,8 @@ fn list_query(r: &pb::ListInteractionsRequest) -> Result<ListQuery, Status> {
             }),
         }
     }
-    let limit = match r.limit {
-        0 => DEFAULT_LIMIT,
-        n if (n as usize) <= MAX_LIMIT => n as usize,
-        n => {
-            problems.push(FieldProblem {
-                field: "limit".into(),
-                message: format!("`limit` value {n} is not allowed; allowed: 1 to {MAX_LIMIT}"),
-            });
-            DEFAULT_LIMIT
-        }
-    };
+    let limit = page_limit(r.limit, &mut problems);
+    let case_ids = case_ids("caseIds", &r.case_ids, &mut problems);
     let q = ListQuery {
         person: non_empty(&r.person_id),
         has_no_person: r.has_no_person,
@@ -657,6 +695,7 @@ fn list_query(r: &pb::ListInteractionsRequest) -> Result<ListQuery, Status> {
         sensitive: r.sensitive,
         is_external: r.is_external,
         content_contains: non_empty(&r.content_contains),
+        case_ids,
         include_sensitive: false,
         sort,
         limit,
@@ -791,6 +830,43 @@ impl pb::interactions_server::Interactions for Service {
                 total: u32::try_from(total).unwrap_or(u32::MAX),
                 count: u32::try_from(data.len()).unwrap_or(u32::MAX),
                 data: data.iter().map(pb_of).collect(),
+            }))
+        })
+        .await
+    }
+
+    async fn get_interaction_cases(
+        &self,
+        req: Request<pb::GetInteractionCasesRequest>,
+    ) -> Result<Response<pb::GetInteractionCasesResponse>, Status> {
+        timed("GetInteractionCases", async {
+            let who = caller(&req)?;
+            let r = req.get_ref();
+            let mut problems = Vec::new();
+            let limit = page_limit(r.limit, &mut problems);
+            let starting_after = non_empty(&r.starting_after);
+            let ending_before = non_empty(&r.ending_before);
+            case_ids("startingAfter", starting_after.as_slice(), &mut problems);
+            case_ids("endingBefore", ending_before.as_slice(), &mut problems);
+            if !problems.is_empty() {
+                return Err(GuardError::Invalid(problems).into());
+            }
+            let (total, page) = self.guard()?.cases(
+                non_empty(&r.person_id).as_deref(),
+                &r.interaction_id,
+                limit,
+                r.offset as usize,
+                starting_after.as_deref(),
+                ending_before.as_deref(),
+                &who,
+            )?;
+            Ok(Response::new(pb::GetInteractionCasesResponse {
+                total: u32::try_from(total).unwrap_or(u32::MAX),
+                count: u32::try_from(page.len()).unwrap_or(u32::MAX),
+                data: page
+                    .into_iter()
+                    .map(|id| pb::InteractionCase { id })
+                    .collect(),
             }))
         })
         .await

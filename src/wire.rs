@@ -135,6 +135,7 @@ pub fn input_of(i: &pb::Interaction) -> Result<InteractionInput, FieldProblem> {
         scheduled_at_to: t("scheduledAtTo", &i.scheduled_at_to)?,
         loan_id: i.loan_id.clone(),
         loan_ids: (!i.loan_ids.is_empty()).then(|| i.loan_ids.clone()),
+        case_ids: (!i.case_ids.is_empty()).then(|| i.case_ids.clone()),
         is_transactional: i.is_transactional,
         sensitive: i.sensitive,
         is_external: i.is_external,
@@ -199,6 +200,7 @@ pub fn pb_of(r: &Interaction) -> pb::Interaction {
         created_by: r.created_by.clone(),
         updated_by: r.updated_by.clone(),
         borrower: r.borrower.as_ref().map(value_of),
+        case_ids: r.case_ids.clone(),
     }
 }
 
@@ -253,6 +255,7 @@ pub fn record_from(i: pb::Interaction) -> Result<Interaction, FieldProblem> {
         scheduled_at_to: opt_time("scheduledAtTo", &i.scheduled_at_to)?,
         loan_id: i.loan_id,
         loan_ids: i.loan_ids,
+        case_ids: i.case_ids,
         is_transactional: i.is_transactional,
         sensitive: i.sensitive,
         is_external: i.is_external.unwrap_or(true),

@@ -31,7 +31,7 @@ const LONG_AGO: i64 = 1_700_000_000;
 /// The fields an update mask may name, as error messages list them.
 const UPDATABLE: &str = "externalId, channel, direction, theme, borrowerSelectedTheme, subject, \
     status, statusDetails, agentOutcome, startedAt, endedAt, scheduledAtFrom, scheduledAtTo, \
-    loanId, loanIds, isTransactional, sensitive, previousInteractionId, contactId, \
+    loanId, loanIds, caseIds, isTransactional, sensitive, previousInteractionId, contactId, \
     contactExternalId, contact, borrower, metaData, content, failureDescriptionShort, \
     failureDescriptionLong, complianceGuardRuleId, twilioErrorCode";
 /// The upstream themes (and `outOpsLoan`), as error messages list them.

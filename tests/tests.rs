@@ -9,6 +9,7 @@ mod cli;
 mod durability;
 mod engine_api;
 mod grpc;
+mod grpc_cases;
 mod grpc_check;
 mod grpc_interactions;
 mod grpc_restrictions;

@@ -98,6 +98,8 @@ pub struct ListQuery {
     pub scheduled_to_after: Option<DateTime<Utc>>,
     pub sensitive: Option<bool>,
     pub is_external: Option<bool>,
+    /// Interactions linked to any of these cases (`caseIds`).
+    pub case_ids: Vec<String>,
     /// An exact substring of the content, as JSON text.
     pub content_contains: Option<String>,
     /// Whether the caller may see sensitive interactions; without the right
@@ -163,6 +165,7 @@ impl ListQuery {
                 .sensitive
                 .is_none_or(|s| r.sensitive.unwrap_or(false) == s)
             && self.is_external.is_none_or(|e| r.is_external == e)
+            && (self.case_ids.is_empty() || r.case_ids.iter().any(|c| self.case_ids.contains(c)))
             && self.content_contains.as_ref().is_none_or(|needle| {
                 r.content.as_ref().is_some_and(|c| {
                     serde_json::to_string(c).is_ok_and(|t| t.contains(needle.as_str()))
@@ -254,4 +257,44 @@ impl Index {
             .collect();
         Ok(ListPage { total, data })
     }
+}
+
+/// Where a page of a list starts and ends, as upstream pages: `limit` items
+/// after `starting_after` (which wins when both cursors are given) and
+/// `offset` more, or the `limit` items that end `offset` items before
+/// `ending_before`, or from `offset` on. A cursor is a position in the list
+/// (`None` when it names nothing in it, for the caller to report). The
+/// cases of an interaction page this way, as [`Index::list`] pages.
+pub fn page_bounds(
+    len: usize,
+    limit: usize,
+    offset: usize,
+    starting_after: Option<Option<usize>>,
+    ending_before: Option<Option<usize>>,
+) -> Result<std::ops::Range<usize>, Cursor> {
+    let limit = limit.clamp(1, MAX_LIMIT);
+    match (starting_after, ending_before) {
+        (Some(a), _) => {
+            let start = a.ok_or(Cursor::StartingAfter)? + 1;
+            let start = start.saturating_add(offset).min(len);
+            Ok(start..start.saturating_add(limit).min(len))
+        }
+        (None, Some(b)) => {
+            let end = b.ok_or(Cursor::EndingBefore)?.saturating_sub(offset);
+            Ok(end.saturating_sub(limit)..end)
+        }
+        (None, None) => {
+            let start = offset.min(len);
+            Ok(start..start.saturating_add(limit).min(len))
+        }
+    }
+}
+
+/// The cursor of a page that names nothing in the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// `startingAfter`.
+    StartingAfter,
+    /// `endingBefore`.
+    EndingBefore,
 }
