@@ -527,6 +527,12 @@ async fn case_links_survive_restarts_from_the_journal_and_a_snapshot() {
         );
         server.stop().await;
     }
+    let snapshots = std::fs::read_dir(dir.path().join("data").join("journal"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("snapshot-"))
+        .count();
+    assert_eq!(snapshots, 1, "the restart with compact_after 0 wrote one");
 }
 
 #[tokio::test]
