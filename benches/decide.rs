@@ -195,6 +195,7 @@ fn bench(c: &mut Criterion) {
     let caller = Caller {
         name: "bench".into(),
         sensitive: true,
+        agent: false,
     };
     let failed = InteractionInput {
         status: Some("failed".into()),

@@ -55,6 +55,7 @@ fn main() {
                         let caller = Caller {
                             name: "bench".into(),
                             sensitive: true,
+                            agent: false,
                         };
                         let mut n = 0u64;
                         while Instant::now() < deadline {

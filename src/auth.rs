@@ -8,6 +8,7 @@
 //!      - name: pipeline          # becomes createdBy / updatedBy
 //!        key: 9f2c...            # at least 32 characters
 //!        sensitive: false        # may read sensitive interactions
+//!        agent: false            # an agent: may join conversations
 //!    ```
 //! 2. the environment variable `COMPLIANCE_GUARD_API_KEY` (one key, named
 //!    `env`, with the sensitive right);
@@ -74,6 +75,10 @@ struct KeyEntry {
     key: String,
     #[serde(default)]
     sensitive: bool,
+    /// An agent (upstream: a user of type Agent), who may join
+    /// conversations. Absent means not an agent.
+    #[serde(default)]
+    agent: bool,
 }
 
 /// The keys the server accepts.
@@ -126,12 +131,14 @@ fn check_entries(path: &Path, entries: &[KeyEntry]) -> Result<(), AuthError> {
 }
 
 impl Keys {
-    /// One key with a name and the sensitive right as given.
+    /// One key with a name and the sensitive right as given; it is not an
+    /// agent.
     pub fn single(name: &str, key: &str, sensitive: bool) -> Result<Keys, AuthError> {
         let entries = vec![KeyEntry {
             name: name.to_owned(),
             key: key.to_owned(),
             sensitive,
+            agent: false,
         }];
         check_entries(Path::new("(key)"), &entries)?;
         Ok(Keys { entries })
@@ -188,6 +195,7 @@ impl Keys {
                 found = Some(Caller {
                     name: e.name.clone(),
                     sensitive: e.sensitive,
+                    agent: e.agent,
                 });
             }
         }
@@ -243,5 +251,23 @@ mod tests {
         assert!(keys.verify("").is_none());
         assert!(Keys::single("short", "abc", false).is_err());
         assert!(!format!("{keys:?}").contains("kkkk"));
+        assert!(!keys.verify(&"k".repeat(40)).unwrap().agent);
+    }
+
+    #[test]
+    fn the_agent_right_is_read_and_off_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.yaml");
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        std::fs::write(
+            &path,
+            format!("keys:\n  - name: ann\n    key: {a}\n    agent: true\n  - name: svc\n    key: {b}\n    sensitive: true\n"),
+        )
+        .unwrap();
+        let keys = Keys::load_file(&path).unwrap();
+        let ann = keys.verify(&a).unwrap();
+        assert!(ann.agent && !ann.sensitive);
+        let svc = keys.verify(&b).unwrap();
+        assert!(!svc.agent && svc.sensitive);
     }
 }

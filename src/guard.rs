@@ -45,6 +45,9 @@ pub struct Caller {
     pub name: String,
     /// Whether the caller may read sensitive interactions.
     pub sensitive: bool,
+    /// Whether the caller is an agent (upstream: a user of type Agent),
+    /// who may join conversations.
+    pub agent: bool,
 }
 
 /// One field of a request that was refused, and why.
@@ -73,6 +76,10 @@ pub enum GuardError {
     /// The request is valid but the state forbids it.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The caller's key lacks a right the operation needs (joining a
+    /// conversation needs the agent right).
+    #[error("{0}")]
+    PermissionDenied(String),
     /// The guard is not ready to decide (no rule set loaded yet).
     #[error("{0}")]
     Unavailable(String),
@@ -193,6 +200,9 @@ struct Ledger {
     answers: HashMap<String, StoredAnswer>,
     answer_order: VecDeque<(DateTime<Utc>, String)>,
     reservations: BTreeMap<String, Reservation>,
+    /// The conversations of text and chat interactions that have been
+    /// joined or closed, by our interaction id.
+    convos: HashMap<String, crate::pb::InteractionConvo>,
 }
 
 impl Ledger {
@@ -1018,6 +1028,183 @@ impl Guard {
         Ok((ids.len(), ids[range].to_vec()))
     }
 
+    /// The conversation of a text or chat interaction, found as
+    /// [`Guard::get`] finds the interaction; other channels have none
+    /// (FAILED_PRECONDITION).
+    pub fn convo(
+        &self,
+        person: Option<&str>,
+        interaction: &str,
+        caller: &Caller,
+    ) -> Result<crate::pb::InteractionConvo, GuardError> {
+        let ledger = self.read()?;
+        let found = visible(ledger.index.get(person, interaction)?, caller)?;
+        convo_of(&ledger, found, "get")
+    }
+
+    /// The caller, an agent, joins an interaction's conversation:
+    /// `solo` only when no other agent is in it, `add` alongside the
+    /// others, `takeover` removing the others first. A caller already in
+    /// it stays as it joined (solo and add change nothing; takeover still
+    /// removes the others). A closed conversation cannot be joined.
+    pub async fn join_convo(
+        &self,
+        person: Option<&str>,
+        interaction: &str,
+        join_type: &str,
+        caller: &Caller,
+        now: DateTime<Utc>,
+    ) -> Result<crate::pb::InteractionConvo, GuardError> {
+        let join_type = if join_type.is_empty() {
+            "solo"
+        } else {
+            join_type
+        };
+        if !matches!(join_type, "solo" | "add" | "takeover") {
+            return Err(GuardError::field(
+                "joinType",
+                format!(
+                    "`joinType` value `{}` is not allowed; allowed: `solo` (the default), `add`, `takeover`",
+                    join_type.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+        if !caller.agent {
+            return Err(GuardError::PermissionDenied(format!(
+                "only agents may join a conversation, and the key `{}` is not an agent (give it `agent: true` in the keys file)",
+                caller.name
+            )));
+        }
+        let (convo, commit) = {
+            let mut ledger = self.write()?;
+            let found = visible(ledger.index.get(person, interaction)?, caller)?;
+            let mut convo = convo_of(&ledger, found, "join")?;
+            open_convo(found, &convo, "joined")?;
+            let others: Vec<&str> = convo
+                .agents
+                .iter()
+                .map(|a| a.name.as_str())
+                .filter(|n| *n != caller.name)
+                .collect();
+            let already = convo.agents.iter().any(|a| a.name == caller.name);
+            if join_type == "solo" && !already && !others.is_empty() {
+                return Err(GuardError::FailedPrecondition(format!(
+                    "cannot join the conversation of interaction `{}` solo: {} {} in it; join with `add` to join alongside, or `takeover` to remove them",
+                    found.id,
+                    if others.len() == 1 { "agent" } else { "agents" },
+                    others
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                        + if others.len() == 1 { " is" } else { " are" }
+                )));
+            }
+            let mut changed = false;
+            if join_type == "takeover" && !others.is_empty() {
+                convo.agents.retain(|a| a.name == caller.name);
+                changed = true;
+            }
+            if !already {
+                convo.agents.push(crate::pb::ConvoAgent {
+                    name: caller.name.clone(),
+                    joined_at: Some(crate::wire::ts(now)),
+                    join_type: join_type.to_owned(),
+                });
+                changed = true;
+            }
+            let records = if changed {
+                ledger
+                    .convos
+                    .insert(convo.interaction_id.clone(), convo.clone());
+                vec![convo_record(&convo)]
+            } else {
+                Vec::new()
+            };
+            (convo, self.log(records)?)
+        };
+        commit.wait().await.map_err(not_durable)?;
+        Ok(convo)
+    }
+
+    /// The caller leaves an interaction's conversation; refused when it is
+    /// not in it, or when the conversation is closed.
+    pub async fn leave_convo(
+        &self,
+        person: Option<&str>,
+        interaction: &str,
+        caller: &Caller,
+    ) -> Result<crate::pb::InteractionConvo, GuardError> {
+        let (convo, commit) = {
+            let mut ledger = self.write()?;
+            let found = visible(ledger.index.get(person, interaction)?, caller)?;
+            let mut convo = convo_of(&ledger, found, "leave")?;
+            open_convo(found, &convo, "left")?;
+            if !convo.agents.iter().any(|a| a.name == caller.name) {
+                return Err(GuardError::FailedPrecondition(format!(
+                    "`{}` is not in the conversation of interaction `{}`, so it cannot leave it",
+                    caller.name, found.id
+                )));
+            }
+            convo.agents.retain(|a| a.name != caller.name);
+            ledger
+                .convos
+                .insert(convo.interaction_id.clone(), convo.clone());
+            let records = vec![convo_record(&convo)];
+            (convo, self.log(records)?)
+        };
+        commit.wait().await.map_err(not_durable)?;
+        Ok(convo)
+    }
+
+    /// Closes an interaction's conversation, recording by whom and when.
+    /// A text interaction's status becomes `attempted` with statusDetails
+    /// `textConvoClosedByAgent` (upstream lists it among the attempted
+    /// details); a chat interaction's status is left as it is (upstream
+    /// has no chat detail for it, and a `text*` detail does not fit a
+    /// chat). The agents in it at the close stay listed.
+    pub async fn close_convo(
+        &self,
+        person: Option<&str>,
+        interaction: &str,
+        caller: &Caller,
+        now: DateTime<Utc>,
+    ) -> Result<crate::pb::InteractionConvo, GuardError> {
+        let (convo, commit) = {
+            let mut ledger = self.write()?;
+            let found = visible(ledger.index.get(person, interaction)?, caller)?;
+            let mut convo = convo_of(&ledger, found, "close")?;
+            open_convo(found, &convo, "closed")?;
+            let text = found.channel == Channel::Text;
+            let id = found.id.clone();
+            let mut records = Vec::new();
+            if text {
+                let values = InteractionInput {
+                    status: Some(Status::Attempted.as_str().to_owned()),
+                    status_details: Some("textConvoClosedByAgent".to_owned()),
+                    ..InteractionInput::default()
+                };
+                let fields = ["status".to_owned(), "statusDetails".to_owned()];
+                let updated = ledger
+                    .index
+                    .update_fields(None, &id, &values, &fields, now, Some(&caller.name))?
+                    .clone();
+                records.push(interaction_record(&updated));
+                if ledger.reservations.remove(&id).is_some() {
+                    records.push(closed_record(&id));
+                }
+            }
+            convo.closed = true;
+            convo.closed_at = Some(crate::wire::ts(now));
+            convo.closed_by = caller.name.clone();
+            ledger.convos.insert(id, convo.clone());
+            records.push(convo_record(&convo));
+            (convo, self.log(records)?)
+        };
+        commit.wait().await.map_err(not_durable)?;
+        Ok(convo)
+    }
+
     /// Lists interactions; sensitive ones only with the right.
     pub fn list(
         &self,
@@ -1673,7 +1860,7 @@ fn answer_record(request_id: &str, a: &StoredAnswer) -> Record {
 
 /// The full state of a ledger as records, in an order replay accepts:
 /// people, then accounts, then restrictions, then interactions, then
-/// reservations and stored answers.
+/// reservations, conversations and stored answers.
 fn snapshot_records(ledger: &Ledger) -> impl Iterator<Item = Record> + '_ {
     let index = &ledger.index;
     // A person emptied by a link (its names moved to another) has nothing
@@ -1701,6 +1888,7 @@ fn snapshot_records(ledger: &Ledger) -> impl Iterator<Item = Record> + '_ {
         .flat_map(move |k| index.person_restrictions(k).iter().map(restriction_record));
     let interactions = index.records().map(interaction_record);
     let reservations = ledger.reservations.values().map(reservation_record);
+    let convos = ledger.convos.values().map(convo_record);
     let answers = ledger
         .answer_order
         .iter()
@@ -1710,6 +1898,7 @@ fn snapshot_records(ledger: &Ledger) -> impl Iterator<Item = Record> + '_ {
         .chain(restrictions)
         .chain(interactions)
         .chain(reservations)
+        .chain(convos)
         .chain(answers)
 }
 
@@ -1786,6 +1975,9 @@ fn apply(ledger: &mut Ledger, record: Record) -> Result<(), JournalError> {
                 .put_restriction(restriction)
                 .map_err(|e| bad("restriction", e.to_string()))?;
         }
+        Some(Op::Convo(c)) => {
+            ledger.convos.insert(c.interaction_id.clone(), c);
+        }
         Some(Op::Batch(batch)) => {
             for r in batch.records {
                 apply(ledger, r)?;
@@ -1799,6 +1991,64 @@ fn apply(ledger: &mut Ledger, record: Record) -> Result<(), JournalError> {
         }
     }
     Ok(())
+}
+
+/// The conversation of `r` as it stands (an empty, open one if nobody
+/// has joined or closed it yet); only text and chat interactions have one.
+fn convo_of(
+    ledger: &Ledger,
+    r: &Interaction,
+    action: &str,
+) -> Result<crate::pb::InteractionConvo, GuardError> {
+    if !matches!(r.channel, Channel::Text | Channel::Chat) {
+        return Err(GuardError::FailedPrecondition(format!(
+            "cannot {action} the conversation of interaction `{}`: its channel is `{}`, and only `text` and `chat` interactions have a conversation",
+            r.id,
+            r.channel.as_str()
+        )));
+    }
+    Ok(ledger
+        .convos
+        .get(&r.id)
+        .cloned()
+        .unwrap_or_else(|| crate::pb::InteractionConvo {
+            interaction_id: r.id.clone(),
+            channel: r.channel.as_str().to_owned(),
+            ..Default::default()
+        }))
+}
+
+/// Refuses a change to a closed conversation, or to a deleted
+/// interaction's.
+fn open_convo(
+    r: &Interaction,
+    convo: &crate::pb::InteractionConvo,
+    done: &str,
+) -> Result<(), GuardError> {
+    if convo.closed {
+        let at = convo
+            .closed_at
+            .and_then(|t| DateTime::<Utc>::from_timestamp(t.seconds, 0))
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default();
+        return Err(GuardError::FailedPrecondition(format!(
+            "the conversation of interaction `{}` was closed by `{}` at {at}; a closed conversation cannot be {done}",
+            r.id, convo.closed_by
+        )));
+    }
+    if r.deleted_at.is_some() {
+        return Err(GuardError::FailedPrecondition(format!(
+            "interaction `{}` is deleted; its conversation cannot be {done}",
+            r.id
+        )));
+    }
+    Ok(())
+}
+
+fn convo_record(c: &crate::pb::InteractionConvo) -> Record {
+    Record {
+        op: Some(Op::Convo(c.clone())),
+    }
 }
 
 fn visible<'a>(r: &'a Interaction, caller: &Caller) -> Result<&'a Interaction, GuardError> {

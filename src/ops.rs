@@ -185,6 +185,7 @@ pub fn import(
     let caller = Caller {
         name: by.to_owned(),
         sensitive: true,
+        agent: false,
     };
     let mut report = ImportReport::default();
     let mut ignored: std::collections::BTreeMap<String, u64> = Default::default();

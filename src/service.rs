@@ -61,6 +61,7 @@ impl From<GuardError> for Status {
             GuardError::NotFound(m) => Status::not_found(m),
             GuardError::AlreadyExists(m) => Status::already_exists(m),
             GuardError::FailedPrecondition(m) => Status::failed_precondition(m),
+            GuardError::PermissionDenied(m) => Status::permission_denied(m),
             GuardError::Unavailable(m) => Status::unavailable(m),
             e @ GuardError::DeadlineExceeded => Status::deadline_exceeded(e.to_string()),
             e @ GuardError::Internal(_) => Status::internal(e.to_string()),
@@ -100,6 +101,7 @@ pub fn authenticate(access: Access) -> impl Fn(Request<()>) -> Result<Request<()
             Access::Open => Caller {
                 name: "anonymous".into(),
                 sensitive: true,
+                agent: false,
             },
             Access::Keys(keys) => {
                 let md = req.metadata();
@@ -867,6 +869,88 @@ impl pb::interactions_server::Interactions for Service {
                     .into_iter()
                     .map(|id| pb::InteractionCase { id })
                     .collect(),
+            }))
+        })
+        .await
+    }
+
+    async fn get_interaction_convo(
+        &self,
+        req: Request<pb::GetInteractionConvoRequest>,
+    ) -> Result<Response<pb::InteractionConvoResponse>, Status> {
+        timed("GetInteractionConvo", async {
+            let who = caller(&req)?;
+            let r = req.get_ref();
+            let convo =
+                self.guard()?
+                    .convo(non_empty(&r.person_id).as_deref(), &r.interaction_id, &who)?;
+            Ok(Response::new(pb::InteractionConvoResponse {
+                data: Some(convo),
+            }))
+        })
+        .await
+    }
+
+    async fn join_interaction_convo(
+        &self,
+        req: Request<pb::JoinInteractionConvoRequest>,
+    ) -> Result<Response<pb::InteractionConvoResponse>, Status> {
+        timed("JoinInteractionConvo", async {
+            let who = caller(&req)?;
+            let r = req.get_ref();
+            let convo = self
+                .guard()?
+                .join_convo(
+                    non_empty(&r.person_id).as_deref(),
+                    &r.interaction_id,
+                    &r.join_type,
+                    &who,
+                    Utc::now(),
+                )
+                .await?;
+            Ok(Response::new(pb::InteractionConvoResponse {
+                data: Some(convo),
+            }))
+        })
+        .await
+    }
+
+    async fn close_interaction_convo(
+        &self,
+        req: Request<pb::CloseInteractionConvoRequest>,
+    ) -> Result<Response<pb::InteractionConvoResponse>, Status> {
+        timed("CloseInteractionConvo", async {
+            let who = caller(&req)?;
+            let r = req.get_ref();
+            let convo = self
+                .guard()?
+                .close_convo(
+                    non_empty(&r.person_id).as_deref(),
+                    &r.interaction_id,
+                    &who,
+                    Utc::now(),
+                )
+                .await?;
+            Ok(Response::new(pb::InteractionConvoResponse {
+                data: Some(convo),
+            }))
+        })
+        .await
+    }
+
+    async fn leave_interaction_convo(
+        &self,
+        req: Request<pb::LeaveInteractionConvoRequest>,
+    ) -> Result<Response<pb::InteractionConvoResponse>, Status> {
+        timed("LeaveInteractionConvo", async {
+            let who = caller(&req)?;
+            let r = req.get_ref();
+            let convo = self
+                .guard()?
+                .leave_convo(non_empty(&r.person_id).as_deref(), &r.interaction_id, &who)
+                .await?;
+            Ok(Response::new(pb::InteractionConvoResponse {
+                data: Some(convo),
             }))
         })
         .await

@@ -1138,6 +1138,7 @@ fn import_reports_bad_bytes_ignores_foreign_fields_and_keeps_upstream_deletes() 
     let caller = compliance_guard::guard::Caller {
         name: "t".into(),
         sensitive: true,
+        agent: false,
     };
     let deleted = guard.get(None, "IT-EDGE-0003", &caller).unwrap();
     assert_eq!(

@@ -243,6 +243,7 @@ fn caller() -> Caller {
     Caller {
         name: "durability".into(),
         sensitive: true,
+        agent: false,
     }
 }
 

@@ -13,6 +13,7 @@ fn caller() -> Caller {
     Caller {
         name: "review".into(),
         sensitive: true,
+        agent: false,
     }
 }
 fn rules() -> Arc<RuleSet> {

@@ -94,6 +94,7 @@ mod wi {
         Caller {
             name: "t".into(),
             sensitive: false,
+            agent: false,
         }
     }
 

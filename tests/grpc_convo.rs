@@ -1,0 +1,444 @@
+//! End-to-end tests of the conversations of text and chat interactions
+//! (upstream `GET /interactions/{id}/convo` and `POST .../convo/join`,
+//! `.../close`, `.../leave`): who may join (the agent right), the join
+//! types, leaving, closing (statusDetails `textConvoClosedByAgent`),
+//! refusals, and the conversation surviving restarts (journal and
+//! snapshot).
+
+use std::path::Path;
+use std::time::Duration;
+
+use compliance_guard::auth::Keys;
+use compliance_guard::index::IndexConfig;
+use compliance_guard::journal::Durability;
+use compliance_guard::pb::interactions_client::InteractionsClient;
+use compliance_guard::pb::{
+    CloseInteractionConvoRequest, CreateInteractionRequest, GetInteractionConvoRequest,
+    GetInteractionRequest, Interaction, InteractionConvo, JoinInteractionConvoRequest,
+    LeaveInteractionConvoRequest,
+};
+use compliance_guard::server::{ServeConfig, ServeError, serve};
+use compliance_guard::service::Access;
+use prost_types::Timestamp;
+use tokio::sync::oneshot;
+use tonic::transport::Endpoint;
+use tonic::{Code, Status};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::grpc::{AUDITOR_KEY, PIPELINE_KEY, Records, WithKey};
+
+/// An agent's key.
+const ANN_KEY: &str = "ann-agent-key-0123456789abcdef0123456789";
+/// Another agent's key.
+const BOB_KEY: &str = "bob-agent-key-0123456789abcdef0123456789";
+/// A third agent's key.
+const CAT_KEY: &str = "cat-agent-key-0123456789abcdef0123456789";
+
+const P: &str = "BO-AAAA-0001";
+/// Mon 2020-03-02 14:00 UTC.
+const T0: i64 = 1_583_157_600;
+
+fn message(channel: &str) -> Interaction {
+    Interaction {
+        channel: channel.into(),
+        direction: "outbound".into(),
+        status: "inProgress".into(),
+        started_at: Some(Timestamp {
+            seconds: T0,
+            nanos: 0,
+        }),
+        ..Interaction::default()
+    }
+}
+
+/// A server on a data directory the test keeps, so that it can be
+/// restarted on it. The pipeline and the auditor are not agents; ann, bob
+/// and cat are.
+struct Server {
+    addr: std::net::SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<Result<(), ServeError>>,
+}
+
+async fn start_on(dir: &Path, compact_after: u64) -> Server {
+    let keys_path = dir.join("keys.yaml");
+    std::fs::write(
+        &keys_path,
+        format!(
+            "keys:\n  - name: pipeline\n    key: {PIPELINE_KEY}\n  - name: auditor\n    key: {AUDITOR_KEY}\n    sensitive: true\n  - name: ann\n    key: {ANN_KEY}\n    agent: true\n  - name: bob\n    key: {BOB_KEY}\n    agent: true\n  - name: cat\n    key: {CAT_KEY}\n    agent: true\n    sensitive: false\n"
+        ),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = ServeConfig {
+        rules_dir: "rules".into(),
+        data_dir: dir.join("data"),
+        access: Access::Keys(std::sync::Arc::new(Keys::load_file(&keys_path).unwrap())),
+        tls: None,
+        index: IndexConfig::default(),
+        roles: None,
+        durability: Durability::Sync,
+        reload: None,
+        decision_log: None,
+        compact_after,
+        shutdown_grace: Duration::from_secs(5),
+        hold_until: None,
+        reserve_tolerance: Duration::from_secs(u32::MAX.into()),
+    };
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(serve(config, listener, async move {
+        let _ = rx.await;
+    }));
+    let server = Server {
+        addr,
+        shutdown: tx,
+        handle,
+    };
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let mut health = HealthClient::new(channel);
+    for _ in 0..1000 {
+        assert!(!server.handle.is_finished(), "the server stopped");
+        let status = health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map(|r| r.get_ref().status);
+        if matches!(status, Ok(s) if s == ServingStatus::Serving as i32) {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the server never became SERVING");
+}
+
+impl Server {
+    async fn client(&self, key: &'static str) -> Records {
+        let channel = Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        InteractionsClient::with_interceptor(channel, WithKey(Some(key)))
+    }
+
+    async fn stop(self) {
+        let _ = self.shutdown.send(());
+        self.handle.await.unwrap().unwrap();
+    }
+}
+
+async fn create(records: &mut Records, i: Interaction) -> Interaction {
+    records
+        .create_interaction(CreateInteractionRequest {
+            person_id: P.into(),
+            interaction: Some(i),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .interaction
+        .unwrap()
+}
+
+async fn get(records: &mut Records, id: &str) -> Result<InteractionConvo, Status> {
+    Ok(records
+        .get_interaction_convo(GetInteractionConvoRequest {
+            interaction_id: id.into(),
+            person_id: String::new(),
+        })
+        .await?
+        .into_inner()
+        .data
+        .unwrap())
+}
+
+async fn join(
+    records: &mut Records,
+    id: &str,
+    join_type: &str,
+) -> Result<InteractionConvo, Status> {
+    Ok(records
+        .join_interaction_convo(JoinInteractionConvoRequest {
+            interaction_id: id.into(),
+            person_id: P.into(),
+            join_type: join_type.into(),
+        })
+        .await?
+        .into_inner()
+        .data
+        .unwrap())
+}
+
+async fn leave(records: &mut Records, id: &str) -> Result<InteractionConvo, Status> {
+    Ok(records
+        .leave_interaction_convo(LeaveInteractionConvoRequest {
+            interaction_id: id.into(),
+            person_id: String::new(),
+        })
+        .await?
+        .into_inner()
+        .data
+        .unwrap())
+}
+
+async fn close(records: &mut Records, id: &str) -> Result<InteractionConvo, Status> {
+    Ok(records
+        .close_interaction_convo(CloseInteractionConvoRequest {
+            interaction_id: id.into(),
+            person_id: String::new(),
+        })
+        .await?
+        .into_inner()
+        .data
+        .unwrap())
+}
+
+/// The agents in a conversation, with their join types.
+fn agents(c: &InteractionConvo) -> Vec<(String, String)> {
+    c.agents
+        .iter()
+        .map(|a| {
+            assert!(a.joined_at.is_some(), "{c:?}");
+            (a.name.clone(), a.join_type.clone())
+        })
+        .collect()
+}
+
+fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn agents_join_solo_add_takeover_and_leave() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_on(dir.path(), 1_000_000).await;
+    let mut pipeline = server.client(PIPELINE_KEY).await;
+    let mut ann = server.client(ANN_KEY).await;
+    let mut bob = server.client(BOB_KEY).await;
+    let mut cat = server.client(CAT_KEY).await;
+    let text = create(&mut pipeline, message("text")).await;
+
+    // Nobody in it yet.
+    let c = get(&mut pipeline, &text.id).await.unwrap();
+    assert_eq!(c.interaction_id, text.id);
+    assert_eq!(c.channel, "text");
+    assert!(c.agents.is_empty() && !c.closed, "{c:?}");
+
+    // Solo (the default) into an empty conversation.
+    let c = join(&mut ann, &text.id, "").await.unwrap();
+    assert_eq!(agents(&c), pairs(&[("ann", "solo")]));
+    // Joining again changes nothing.
+    let again = join(&mut ann, &text.id, "add").await.unwrap();
+    assert_eq!(again, c);
+
+    // Solo is refused while another agent is in it, naming who.
+    let e = join(&mut bob, &text.id, "solo").await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("`ann`"), "{}", e.message());
+
+    // Add joins alongside.
+    let c = join(&mut bob, &text.id, "add").await.unwrap();
+    assert_eq!(agents(&c), pairs(&[("ann", "solo"), ("bob", "add")]));
+
+    // Takeover removes every other agent.
+    let c = join(&mut cat, &text.id, "takeover").await.unwrap();
+    assert_eq!(agents(&c), pairs(&[("cat", "takeover")]));
+    assert_eq!(get(&mut ann, &text.id).await.unwrap(), c);
+
+    // Leaving when not in it is refused; leaving when in it leaves.
+    let e = leave(&mut ann, &text.id).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(
+        e.message().contains("not in the conversation"),
+        "{}",
+        e.message()
+    );
+    let c = leave(&mut cat, &text.id).await.unwrap();
+    assert!(c.agents.is_empty(), "{c:?}");
+    // Solo is possible again.
+    let c = join(&mut bob, &text.id, "solo").await.unwrap();
+    assert_eq!(agents(&c), pairs(&[("bob", "solo")]));
+
+    // A bad join type is INVALID_ARGUMENT naming the field.
+    let e = join(&mut ann, &text.id, "merge").await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("joinType"), "{}", e.message());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn only_agents_join_and_only_text_and_chat_have_a_conversation() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_on(dir.path(), 1_000_000).await;
+    let mut pipeline = server.client(PIPELINE_KEY).await;
+    let mut auditor = server.client(AUDITOR_KEY).await;
+    let mut ann = server.client(ANN_KEY).await;
+    let chat = create(&mut pipeline, message("chat")).await;
+
+    for client in [&mut pipeline, &mut auditor] {
+        let e = join(client, &chat.id, "add").await.unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+        assert!(e.message().contains("agent"), "{}", e.message());
+    }
+    assert!(
+        get(&mut pipeline, &chat.id)
+            .await
+            .unwrap()
+            .agents
+            .is_empty()
+    );
+
+    let mut voice = message("voice");
+    voice.status = "attempted".into();
+    let voice = create(&mut pipeline, voice).await;
+    let e = join(&mut ann, &voice.id, "solo").await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(
+        e.message().contains("`voice`") && e.message().contains("`text` and `chat`"),
+        "{}",
+        e.message()
+    );
+    for e in [
+        get(&mut ann, &voice.id).await.unwrap_err(),
+        close(&mut ann, &voice.id).await.unwrap_err(),
+        leave(&mut ann, &voice.id).await.unwrap_err(),
+    ] {
+        assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    }
+    let e = get(&mut ann, "IT-NONE-0001").await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn closing_records_who_and_when_sets_status_details_and_bars_joins() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_on(dir.path(), 1_000_000).await;
+    let mut pipeline = server.client(PIPELINE_KEY).await;
+    let mut ann = server.client(ANN_KEY).await;
+    let mut bob = server.client(BOB_KEY).await;
+    let text = create(&mut pipeline, message("text")).await;
+    join(&mut ann, &text.id, "solo").await.unwrap();
+
+    let before = chrono::Utc::now().timestamp();
+    let c = close(&mut ann, &text.id).await.unwrap();
+    assert!(c.closed, "{c:?}");
+    assert_eq!(c.closed_by, "ann");
+    assert!(c.closed_at.unwrap().seconds >= before, "{c:?}");
+    assert_eq!(agents(&c), pairs(&[("ann", "solo")]), "kept for the record");
+
+    let record = pipeline
+        .get_interaction(GetInteractionRequest {
+            interaction_id: text.id.clone(),
+            person_id: P.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .interaction
+        .unwrap();
+    assert_eq!(
+        record.status_details.as_deref(),
+        Some("textConvoClosedByAgent")
+    );
+    assert_eq!(record.status, "attempted");
+    assert_eq!(record.updated_by.as_deref(), Some("ann"));
+
+    for e in [
+        join(&mut bob, &text.id, "add").await.unwrap_err(),
+        join(&mut bob, &text.id, "takeover").await.unwrap_err(),
+        close(&mut bob, &text.id).await.unwrap_err(),
+        leave(&mut ann, &text.id).await.unwrap_err(),
+    ] {
+        assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+        assert!(e.message().contains("closed by `ann`"), "{}", e.message());
+    }
+
+    // A chat closes without a text detail: its status stays.
+    let chat = create(&mut pipeline, message("chat")).await;
+    let c = close(&mut pipeline, &chat.id).await.unwrap();
+    assert!(c.closed && c.closed_by == "pipeline", "{c:?}");
+    let record = pipeline
+        .get_interaction(GetInteractionRequest {
+            interaction_id: chat.id.clone(),
+            person_id: P.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .interaction
+        .unwrap();
+    assert_eq!(record.status, "inProgress");
+    assert_eq!(record.status_details, None);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn conversations_survive_restarts_from_the_journal_and_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_on(dir.path(), 1_000_000).await;
+    let mut pipeline = server.client(PIPELINE_KEY).await;
+    let mut ann = server.client(ANN_KEY).await;
+    let mut bob = server.client(BOB_KEY).await;
+    let open = create(&mut pipeline, message("text")).await;
+    let shut = create(&mut pipeline, message("text")).await;
+    join(&mut ann, &open.id, "solo").await.unwrap();
+    let open_convo = join(&mut bob, &open.id, "add").await.unwrap();
+    join(&mut bob, &shut.id, "solo").await.unwrap();
+    let shut_convo = close(&mut bob, &shut.id).await.unwrap();
+    server.stop().await;
+
+    // Replayed from the journal, then from a snapshot (compact_after 0),
+    // then from that snapshot again.
+    for compact_after in [1_000_000, 0, 1_000_000] {
+        let server = start_on(dir.path(), compact_after).await;
+        let mut pipeline = server.client(PIPELINE_KEY).await;
+        let mut cat = server.client(CAT_KEY).await;
+        assert_eq!(get(&mut pipeline, &open.id).await.unwrap(), open_convo);
+        assert_eq!(get(&mut pipeline, &shut.id).await.unwrap(), shut_convo);
+        let e = join(&mut cat, &open.id, "solo").await.unwrap_err();
+        assert_eq!(e.code(), Code::FailedPrecondition, "{compact_after}: {e:?}");
+        let e = join(&mut cat, &shut.id, "add").await.unwrap_err();
+        assert_eq!(e.code(), Code::FailedPrecondition, "{compact_after}: {e:?}");
+        let record = pipeline
+            .get_interaction(GetInteractionRequest {
+                interaction_id: shut.id.clone(),
+                person_id: P.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .interaction
+            .unwrap();
+        assert_eq!(
+            record.status_details.as_deref(),
+            Some("textConvoClosedByAgent")
+        );
+        server.stop().await;
+    }
+    let snapshots = std::fs::read_dir(dir.path().join("data").join("journal"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("snapshot-"))
+        .count();
+    assert_eq!(snapshots, 1, "the restart with compact_after 0 wrote one");
+
+    // A change after the snapshot is journaled on top of it.
+    let server = start_on(dir.path(), 1_000_000).await;
+    let mut ann = server.client(ANN_KEY).await;
+    let c = leave(&mut ann, &open.id).await.unwrap();
+    assert_eq!(agents(&c), pairs(&[("bob", "add")]));
+    server.stop().await;
+    let server = start_on(dir.path(), 1_000_000).await;
+    let mut pipeline = server.client(PIPELINE_KEY).await;
+    assert_eq!(get(&mut pipeline, &open.id).await.unwrap(), c);
+    server.stop().await;
+}
