@@ -374,6 +374,7 @@ fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
 fn interaction(r: &Record, people: &[Borrower]) -> pb::CreateInteractionRequest {
     let b = &people[r.person];
     pb::CreateInteractionRequest {
+        searchable: false,
         person_id: format!("ext-{}", b.id),
         interaction: Some(pb::Interaction {
             external_id: Some(r.external_id.clone()),

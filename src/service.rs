@@ -39,7 +39,8 @@ use crate::model::{
 use crate::pb;
 use crate::restrictions::Restriction;
 use crate::wire::{
-    contact_in, input_of, non_empty, opt_time, pb_of, restriction_input_of, restriction_pb_of, ts,
+    contact_in, input_of, non_empty, opt_time, pb_of, restriction_input_of, restriction_pb_of,
+    searchable_of, ts,
 };
 
 impl From<GuardError> for Status {
@@ -742,6 +743,7 @@ impl pb::interactions_server::Interactions for Service {
             Ok(Response::new(pb::InteractionResponse {
                 interaction: Some(pb_of(&record)),
                 created,
+                searchable_document: r.searchable.then(|| searchable_of(&record)),
             }))
         })
         .await
@@ -760,6 +762,7 @@ impl pb::interactions_server::Interactions for Service {
             Ok(Response::new(pb::InteractionResponse {
                 interaction: Some(pb_of(&record)),
                 created: false,
+                searchable_document: r.searchable.then(|| searchable_of(&record)),
             }))
         })
         .await
@@ -791,6 +794,7 @@ impl pb::interactions_server::Interactions for Service {
             Ok(Response::new(pb::InteractionResponse {
                 interaction: Some(pb_of(&record)),
                 created: false,
+                searchable_document: None,
             }))
         })
         .await
@@ -815,6 +819,7 @@ impl pb::interactions_server::Interactions for Service {
             Ok(Response::new(pb::InteractionResponse {
                 interaction: Some(pb_of(&record)),
                 created: false,
+                searchable_document: None,
             }))
         })
         .await

@@ -204,6 +204,70 @@ pub fn pb_of(r: &Interaction) -> pb::Interaction {
     }
 }
 
+/// The interaction flattened into one document for a search index
+/// (upstream's `searchable=true`): every field the response carries, under
+/// its upstream camelCase name; nested objects (`contact`, `metaData`,
+/// `borrower`, an object `content`) become dotted keys (`contact.value`,
+/// `metaData.campaign.name`) down to their leaves; arrays (`loanIds`,
+/// `caseIds`, arrays inside `metaData`) stay arrays, their items as given;
+/// absent fields, nulls and empty arrays are left out; times are RFC 3339
+/// strings in UTC (`2026-11-30T16:00:00Z`, fractional seconds only when
+/// there are any). `contact.kind` is the kind as given, as in `contact`.
+pub fn searchable_of(r: &Interaction) -> Struct {
+    fn put(out: &mut serde_json::Map<String, Json>, key: String, v: &Json) {
+        match v {
+            Json::Null => {}
+            Json::Array(a) if a.is_empty() => {}
+            Json::Object(m) => {
+                for (k, v) in m {
+                    put(out, format!("{key}.{k}"), v);
+                }
+            }
+            other => {
+                out.insert(key, other.clone());
+            }
+        }
+    }
+    let time =
+        |t: DateTime<Utc>| Json::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+    let mut out = serde_json::Map::new();
+    let Ok(Json::Object(whole)) = serde_json::to_value(r) else {
+        return Struct::default();
+    };
+    for (k, v) in &whole {
+        match k.as_str() {
+            "contact" | "startedAt" | "endedAt" | "scheduledAtFrom" | "scheduledAtTo"
+            | "createdAt" | "updatedAt" | "deletedAt" => {}
+            _ => put(&mut out, k.clone(), v),
+        }
+    }
+    for (k, t) in [
+        ("startedAt", Some(r.started_at)),
+        ("endedAt", r.ended_at),
+        ("scheduledAtFrom", r.scheduled_at_from),
+        ("scheduledAtTo", r.scheduled_at_to),
+        ("createdAt", Some(r.created_at)),
+        ("updatedAt", r.updated_at),
+        ("deletedAt", r.deleted_at),
+    ] {
+        if let Some(t) = t {
+            out.insert(k.to_owned(), time(t));
+        }
+    }
+    if let Some(c) = &r.contact {
+        for (k, v) in [
+            ("contact.kind", &c.kind_as_given),
+            ("contact.value", &c.value),
+            ("contact.name", &c.name),
+        ] {
+            if let Some(v) = v {
+                out.insert(k.to_owned(), Json::String(v.clone()));
+            }
+        }
+    }
+    struct_of(&Json::Object(out))
+}
+
 /// An interaction read back from its protobuf message with every field,
 /// read-only ones included (id, personId, createdAt, createdBy, updatedAt,
 /// updatedBy, deletedAt), as the journal stored it. The journal only holds

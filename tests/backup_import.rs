@@ -189,6 +189,7 @@ async fn get(
 ) -> Result<Interaction, tonic::Status> {
     let r = records
         .get_interaction(GetInteractionRequest {
+            searchable: false,
             interaction_id: id.into(),
             person_id: String::new(),
         })
@@ -355,6 +356,7 @@ async fn writer(
         let (id, created) = if i % 2 == 0 {
             let r = records
                 .create_interaction(CreateInteractionRequest {
+                    searchable: false,
                     person_id: person_of(w),
                     interaction: Some(email(w, i)),
                 })
@@ -920,6 +922,7 @@ async fn check_imported(data: &Path, by: &str, span: ((i64, i32), (i64, i32))) {
 
     let other = records
         .get_interaction(GetInteractionRequest {
+            searchable: false,
             interaction_id: "ext-crm-8".into(),
             person_id: "ext-legacy-9".into(),
         })

@@ -457,6 +457,7 @@ async fn serve_exposes_metrics() {
     assert_eq!(late.compliance_guard_rule_id, "us-regf-hours");
     records
         .create_interaction(CreateInteractionRequest {
+            searchable: false,
             person_id: "BO-METR-0002".into(),
             interaction: Some(Interaction {
                 channel: "voice".into(),

@@ -133,6 +133,7 @@ async fn wait_serving(channel: Channel) {
 async fn create(records: &mut Records, person: &str, i: Interaction) -> Interaction {
     let r = records
         .create_interaction(CreateInteractionRequest {
+            searchable: false,
             person_id: person.into(),
             interaction: Some(i),
         })
@@ -146,6 +147,7 @@ async fn create(records: &mut Records, person: &str, i: Interaction) -> Interact
 async fn get(records: &mut Records, id: &str) -> Result<Interaction, tonic::Status> {
     Ok(records
         .get_interaction(GetInteractionRequest {
+            searchable: false,
             interaction_id: id.into(),
             person_id: String::new(),
         })
@@ -605,6 +607,7 @@ async fn writer(addr: String, t: usize, max: usize, acked: Arc<AtomicUsize>) -> 
                 let ext = format!("w{t}-{i}");
                 let sent = records
                     .create_interaction(CreateInteractionRequest {
+                        searchable: false,
                         person_id: person.clone(),
                         interaction: Some(with_ext(
                             Interaction {

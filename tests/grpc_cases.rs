@@ -50,6 +50,7 @@ fn call(cases: &[&str]) -> Interaction {
 async fn create(records: &mut Records, i: Interaction) -> Result<Interaction, Status> {
     Ok(records
         .create_interaction(CreateInteractionRequest {
+            searchable: false,
             person_id: P.into(),
             interaction: Some(i),
         })
@@ -144,6 +145,7 @@ async fn cases_are_linked_on_create_relinked_and_cleared_on_update() {
     assert_eq!(stored.case_ids, ["CS-AB12-34CD", "CS-0000-0001"]);
     let got = records
         .get_interaction(GetInteractionRequest {
+            searchable: false,
             interaction_id: stored.id.clone(),
             person_id: P.into(),
         })

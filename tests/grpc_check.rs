@@ -56,6 +56,7 @@ fn placed_call(loan: &str, minutes: i64) -> Interaction {
 async fn record(records: &mut Records, person: &str, i: Interaction) -> Interaction {
     records
         .create_interaction(CreateInteractionRequest {
+            searchable: false,
             person_id: person.into(),
             interaction: Some(i),
         })
@@ -263,6 +264,7 @@ async fn an_update_to_failed_or_a_cancel_releases_the_slot() {
     // The reservation is recorded in progress, so it already counts.
     let got = records
         .get_interaction(compliance_guard::pb::GetInteractionRequest {
+            searchable: false,
             interaction_id: reserved[0].clone(),
             person_id: String::new(),
         })

@@ -136,6 +136,7 @@ impl Server {
 async fn create(records: &mut Records, i: Interaction) -> Interaction {
     records
         .create_interaction(CreateInteractionRequest {
+            searchable: false,
             person_id: P.into(),
             interaction: Some(i),
         })
@@ -337,6 +338,7 @@ async fn closing_records_who_and_when_sets_status_details_and_bars_joins() {
 
     let record = pipeline
         .get_interaction(GetInteractionRequest {
+            searchable: false,
             interaction_id: text.id.clone(),
             person_id: P.into(),
         })
@@ -368,6 +370,7 @@ async fn closing_records_who_and_when_sets_status_details_and_bars_joins() {
     assert!(c.closed && c.closed_by == "pipeline", "{c:?}");
     let record = pipeline
         .get_interaction(GetInteractionRequest {
+            searchable: false,
             interaction_id: chat.id.clone(),
             person_id: P.into(),
         })
@@ -410,6 +413,7 @@ async fn conversations_survive_restarts_from_the_journal_and_a_snapshot() {
         assert_eq!(e.code(), Code::FailedPrecondition, "{compact_after}: {e:?}");
         let record = pipeline
             .get_interaction(GetInteractionRequest {
+                searchable: false,
                 interaction_id: shut.id.clone(),
                 person_id: P.into(),
             })

@@ -84,6 +84,7 @@ async fn create(
 ) -> Result<(Interaction, bool), Status> {
     let r = records
         .create_interaction(CreateInteractionRequest {
+            searchable: false,
             person_id: person.into(),
             interaction: Some(i),
         })
@@ -102,6 +103,7 @@ async fn record(records: &mut Records, person: &str, i: Interaction) -> Interact
 async fn get(records: &mut Records, person: &str, id: &str) -> Result<Interaction, Status> {
     let r = records
         .get_interaction(GetInteractionRequest {
+            searchable: false,
             interaction_id: id.into(),
             person_id: person.into(),
         })
@@ -595,6 +597,7 @@ async fn bad_fields_are_invalid_argument_with_bad_request_details_and_store_noth
 
     let err = records
         .create_interaction(CreateInteractionRequest {
+            searchable: false,
             person_id: P.into(),
             interaction: None,
         })

@@ -389,6 +389,7 @@ async fn client(
             }
         } else {
             let create = CreateInteractionRequest {
+                searchable: false,
                 person_id: person(who),
                 interaction: Some(Interaction {
                     channel: rng.pick(&CHANNELS).into(),
