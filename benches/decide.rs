@@ -193,6 +193,7 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let caller = Caller {
+        company: None,
         name: "bench".into(),
         sensitive: true,
         agent: false,

@@ -53,6 +53,7 @@ fn main() {
                     let guard = Arc::clone(&guard);
                     tasks.push(tokio::spawn(async move {
                         let caller = Caller {
+                            company: None,
                             name: "bench".into(),
                             sensitive: true,
                             agent: false,

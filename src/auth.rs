@@ -9,6 +9,7 @@
 //!        key: 9f2c...            # at least 32 characters
 //!        sensitive: false        # may read sensitive interactions
 //!        agent: false            # an agent: may join conversations
+//!        company: acme           # its company (optional; none if absent)
 //!    ```
 //! 2. the environment variable `COMPLIANCE_GUARD_API_KEY` (one key, named
 //!    `env`, with the sensitive right);
@@ -79,6 +80,10 @@ struct KeyEntry {
     /// conversations. Absent means not an agent.
     #[serde(default)]
     agent: bool,
+    /// The company the key belongs to; what it creates belongs to it.
+    /// Absent means no company.
+    #[serde(default)]
+    company: Option<String>,
 }
 
 /// The keys the server accepts.
@@ -120,6 +125,14 @@ fn check_entries(path: &Path, entries: &[KeyEntry]) -> Result<(), AuthError> {
                 e.name
             )));
         }
+        if let Some(c) = &e.company
+            && (c.is_empty() || c.chars().count() > 100 || !c.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(invalid(format!(
+                "keys[{i}] (`{}`): `company` must have 1 to 100 printable characters and no spaces",
+                e.name
+            )));
+        }
         if entries[..i].iter().any(|o| o.key == e.key) {
             return Err(invalid(format!(
                 "keys[{i}] (`{}`): the same key is listed twice",
@@ -139,6 +152,7 @@ impl Keys {
             key: key.to_owned(),
             sensitive,
             agent: false,
+            company: None,
         }];
         check_entries(Path::new("(key)"), &entries)?;
         Ok(Keys { entries })
@@ -196,6 +210,7 @@ impl Keys {
                     name: e.name.clone(),
                     sensitive: e.sensitive,
                     agent: e.agent,
+                    company: e.company.clone(),
                 });
             }
         }

@@ -48,6 +48,9 @@ pub struct Caller {
     /// Whether the caller is an agent (upstream: a user of type Agent),
     /// who may join conversations.
     pub agent: bool,
+    /// The company the key belongs to (`company` in the keys file); `None`
+    /// is no company. What it creates belongs to this company.
+    pub company: Option<String>,
 }
 
 /// One field of a request that was refused, and why.
@@ -777,6 +780,7 @@ impl Guard {
                     .then(|| input.previous_interaction_id.clone()),
                 is_external: Some(false),
                 created_by: Some(caller.name.clone()),
+                company_id: caller.company.clone(),
                 ..InteractionInput::default()
             };
             let people = ledger.index.people_len();
@@ -912,6 +916,8 @@ impl Guard {
         if !keep_created || input.created_by.is_none() {
             input.created_by = Some(caller.name.clone());
         }
+        // The company comes from the credential, never from the body.
+        input.company_id = caller.company.clone();
         if !keep_created {
             // Set by the guard, never by the caller; an import keeps the
             // upstream record's (a record deleted upstream stays deleted).
@@ -1224,14 +1230,30 @@ impl Guard {
         &self,
         person: Option<&str>,
         interaction: &str,
+        company: Option<&str>,
         caller: &Caller,
     ) -> Result<Vec<Interaction>, GuardError> {
+        if let Some(c) = company
+            && caller.company.as_deref() != Some(c)
+        {
+            return Err(GuardError::PermissionDenied(format!(
+                "`companyId` `{c}` is not the company of this key"
+            )));
+        }
         let ledger = self.read()?;
-        visible(ledger.index.get(person, interaction)?, caller)?;
+        let start = visible(ledger.index.get(person, interaction)?, caller)?;
+        if let Some(c) = company
+            && start.company_id.as_deref() != Some(c)
+        {
+            return Err(GuardError::NotFound(format!(
+                "no interaction `{interaction}` in company `{c}`"
+            )));
+        }
         let chain = ledger.index.previous_chain(person, interaction)?;
         Ok(chain
             .into_iter()
             .filter(|r| caller.sensitive || r.sensitive != Some(true))
+            .filter(|r| company.is_none_or(|c| r.company_id.as_deref() == Some(c)))
             .cloned()
             .collect())
     }

@@ -536,6 +536,11 @@ pub struct InteractionInput {
     pub updated_at: Option<String>,
     pub deleted_at: Option<String>,
     pub created_by: Option<String>,
+    /// The company the interaction belongs to: set by the guard from the
+    /// creating caller's credential, never read from a request body or an
+    /// import line (hence skipped by serde).
+    #[serde(skip)]
+    pub company_id: Option<String>,
 }
 
 /// A validated interaction, as the index holds it.
@@ -590,6 +595,10 @@ pub struct Interaction {
     /// Who made the last change, from the caller's credential. Not an
     /// upstream field: upstream keeps only createdBy.
     pub updated_by: Option<String>,
+    /// The company the interaction belongs to (upstream's `companyId`),
+    /// from the creating key's `company`; `None` is no company. Read-only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub company_id: Option<String>,
 }
 
 impl Interaction {
@@ -661,6 +670,7 @@ impl Interaction {
             failure_description_long: self.failure_description_long.clone(),
             compliance_guard_rule_id: self.compliance_guard_rule_id.clone(),
             twilio_error_code: self.twilio_error_code.clone(),
+            company_id: self.company_id.clone(),
             created_at: Some(time(self.created_at)),
             updated_at: self.updated_at.map(time),
             deleted_at: self.deleted_at.map(time),
@@ -1147,6 +1157,7 @@ impl InteractionInput {
             deleted_at,
             created_by: self.created_by.clone(),
             updated_by: None,
+            company_id: self.company_id.clone(),
         })
     }
 }

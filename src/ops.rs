@@ -183,6 +183,7 @@ pub fn import(
         |_| {},
     )?;
     let caller = Caller {
+        company: None,
         name: by.to_owned(),
         sensitive: true,
         agent: false,

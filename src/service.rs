@@ -100,6 +100,7 @@ pub fn authenticate(access: Access) -> impl Fn(Request<()>) -> Result<Request<()
     move |mut req: Request<()>| {
         let caller = match &access {
             Access::Open => Caller {
+                company: None,
                 name: "anonymous".into(),
                 sensitive: true,
                 agent: false,
@@ -971,6 +972,7 @@ impl pb::interactions_server::Interactions for Service {
             let chain = self.guard()?.previous(
                 non_empty(&r.person_id).as_deref(),
                 &r.interaction_id,
+                non_empty(&r.company_id).as_deref(),
                 &who,
             )?;
             Ok(Response::new(pb::GetPreviousInteractionsResponse {

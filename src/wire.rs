@@ -154,6 +154,8 @@ pub fn input_of(i: &pb::Interaction) -> Result<InteractionInput, FieldProblem> {
         updated_at: None,
         deleted_at: None,
         created_by: None,
+        // Never from a request: the guard sets it from the credential.
+        company_id: None,
     })
 }
 
@@ -199,6 +201,7 @@ pub fn pb_of(r: &Interaction) -> pb::Interaction {
         deleted_at: r.deleted_at.map(ts),
         created_by: r.created_by.clone(),
         updated_by: r.updated_by.clone(),
+        company_id: r.company_id.clone(),
         borrower: r.borrower.as_ref().map(value_of),
         case_ids: r.case_ids.clone(),
     }
@@ -344,6 +347,7 @@ pub fn record_from(i: pb::Interaction) -> Result<Interaction, FieldProblem> {
         deleted_at: opt_time("deletedAt", &i.deleted_at)?,
         created_by: i.created_by,
         updated_by: i.updated_by,
+        company_id: i.company_id,
     })
 }
 

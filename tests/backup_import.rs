@@ -1139,6 +1139,7 @@ fn import_reports_bad_bytes_ignores_foreign_fields_and_keeps_upstream_deletes() 
     )
     .unwrap();
     let caller = compliance_guard::guard::Caller {
+        company: None,
         name: "t".into(),
         sensitive: true,
         agent: false,

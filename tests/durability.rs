@@ -243,6 +243,7 @@ fn external_id(f: &Frame) -> Option<String> {
 
 fn caller() -> Caller {
     Caller {
+        company: None,
         name: "durability".into(),
         sensitive: true,
         agent: false,

@@ -179,6 +179,7 @@ fn ids_of(items: &[&Interaction]) -> Vec<String> {
 async fn previous(records: &mut Records, person: &str, id: &str) -> Result<Vec<String>, Status> {
     let r = records
         .get_previous_interactions(GetPreviousInteractionsRequest {
+            company_id: String::new(),
             interaction_id: id.into(),
             person_id: person.into(),
         })
@@ -2182,6 +2183,7 @@ async fn previous_interactions_are_the_chain_nearest_first() {
     // The full records come back.
     let full = records
         .get_previous_interactions(GetPreviousInteractionsRequest {
+            company_id: String::new(),
             interaction_id: c.id.clone(),
             person_id: String::new(),
         })

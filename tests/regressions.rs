@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 fn caller() -> Caller {
     Caller {
+        company: None,
         name: "review".into(),
         sensitive: true,
         agent: false,

@@ -92,6 +92,7 @@ mod wi {
     }
     pub fn caller() -> Caller {
         Caller {
+            company: None,
             name: "t".into(),
             sensitive: false,
             agent: false,

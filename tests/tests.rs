@@ -11,6 +11,7 @@ mod engine_api;
 mod grpc;
 mod grpc_cases;
 mod grpc_check;
+mod grpc_company;
 mod grpc_convo;
 mod grpc_interactions;
 mod grpc_restrictions;

@@ -1,0 +1,316 @@
+//! End-to-end tests of company scope: a key's `company` (keys file), the
+//! company each interaction is created in (`companyId`, from the key, never
+//! from the body), `GetPreviousInteractions` scoped by `company_id` as
+//! upstream's `GET /companies/{companyId}/interactions/{id}/previous`, and
+//! the company surviving restarts (journal and snapshot).
+
+use std::path::Path;
+use std::time::Duration;
+
+use compliance_guard::auth::Keys;
+use compliance_guard::index::IndexConfig;
+use compliance_guard::journal::Durability;
+use compliance_guard::pb::interactions_client::InteractionsClient;
+use compliance_guard::pb::{
+    CreateInteractionRequest, GetInteractionRequest, GetPreviousInteractionsRequest, Interaction,
+    UpdateInteractionRequest,
+};
+use compliance_guard::server::{ServeConfig, ServeError, serve};
+use compliance_guard::service::Access;
+use compliance_guard::wire::json_of_struct;
+use prost_types::{FieldMask, Timestamp};
+use tokio::sync::oneshot;
+use tonic::Code;
+use tonic::transport::Endpoint;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::grpc::{PIPELINE_KEY, Records, WithKey};
+
+const P: &str = "BO-COMP-0001";
+/// Mon 2020-03-02 14:00 UTC.
+const T0: i64 = 1_583_157_600;
+const ACME_KEY: &str = "acme-key-0123456789abcdef0123456789abcdef";
+const GLOBEX_KEY: &str = "globex-key-0123456789abcdef0123456789abcd";
+
+struct Restartable {
+    addr: std::net::SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<Result<(), ServeError>>,
+}
+
+/// A server on `dir` with three keys: `pipeline` (no company, as every
+/// keys file before companies), `acme` and `globex`.
+async fn start_on(dir: &Path, compact_after: u64) -> Restartable {
+    let keys_path = dir.join("keys.yaml");
+    std::fs::write(
+        &keys_path,
+        format!(
+            "keys:\n  - name: pipeline\n    key: {PIPELINE_KEY}\n  - name: acme-pipeline\n    key: {ACME_KEY}\n    company: acme\n  - name: globex-pipeline\n    key: {GLOBEX_KEY}\n    company: globex\n"
+        ),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = ServeConfig {
+        rules_dir: "rules".into(),
+        data_dir: dir.join("data"),
+        access: Access::Keys(std::sync::Arc::new(Keys::load_file(&keys_path).unwrap())),
+        tls: None,
+        index: IndexConfig::default(),
+        roles: None,
+        durability: Durability::Sync,
+        reload: None,
+        decision_log: None,
+        compact_after,
+        shutdown_grace: Duration::from_secs(5),
+        hold_until: None,
+        reserve_tolerance: Duration::from_secs(u32::MAX.into()),
+    };
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(serve(config, listener, async move {
+        let _ = rx.await;
+    }));
+    let server = Restartable {
+        addr,
+        shutdown: tx,
+        handle,
+    };
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let mut health = HealthClient::new(channel);
+    for _ in 0..1000 {
+        assert!(!server.handle.is_finished(), "the server stopped");
+        let status = health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map(|r| r.get_ref().status);
+        if matches!(status, Ok(s) if s == ServingStatus::Serving as i32) {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the server never became SERVING");
+}
+
+impl Restartable {
+    async fn records(&self, key: &'static str) -> Records {
+        let channel = Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        InteractionsClient::with_interceptor(channel, WithKey(Some(key)))
+    }
+
+    async fn stop(self) {
+        let _ = self.shutdown.send(());
+        self.handle.await.unwrap().unwrap();
+    }
+}
+
+fn call(previous: Option<&str>) -> Interaction {
+    Interaction {
+        channel: "voice".into(),
+        direction: "outbound".into(),
+        status: "attempted".into(),
+        started_at: Some(Timestamp {
+            seconds: T0,
+            nanos: 0,
+        }),
+        previous_interaction_id: previous.map(str::to_owned),
+        ..Interaction::default()
+    }
+}
+
+async fn create(records: &mut Records, i: Interaction) -> Interaction {
+    records
+        .create_interaction(CreateInteractionRequest {
+            person_id: P.into(),
+            interaction: Some(i),
+            searchable: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .interaction
+        .unwrap()
+}
+
+async fn previous(
+    records: &mut Records,
+    id: &str,
+    company: &str,
+) -> Result<Vec<String>, tonic::Status> {
+    Ok(records
+        .get_previous_interactions(GetPreviousInteractionsRequest {
+            interaction_id: id.into(),
+            person_id: P.into(),
+            company_id: company.into(),
+        })
+        .await?
+        .into_inner()
+        .data
+        .into_iter()
+        .map(|i| i.id)
+        .collect())
+}
+
+async fn company_of(records: &mut Records, id: &str) -> Option<String> {
+    records
+        .get_interaction(GetInteractionRequest {
+            interaction_id: id.into(),
+            person_id: P.into(),
+            searchable: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .interaction
+        .unwrap()
+        .company_id
+}
+
+#[tokio::test]
+async fn interactions_belong_to_the_key_company_and_previous_is_scoped_by_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_on(dir.path(), 1_000_000).await;
+    let mut acme = server.records(ACME_KEY).await;
+    let mut globex = server.records(GLOBEX_KEY).await;
+    let mut plain = server.records(PIPELINE_KEY).await;
+
+    // A chain across companies: a1 (acme) <- b1 (globex) <- a2 (acme) <- n1
+    // (no company). The body's companyId is ignored: the key decides.
+    let a1 = create(&mut acme, call(None)).await;
+    let b1 = create(
+        &mut globex,
+        Interaction {
+            company_id: Some("acme".into()),
+            ..call(Some(&a1.id))
+        },
+    )
+    .await;
+    let a2 = create(&mut acme, call(Some(&b1.id))).await;
+    let n1 = create(&mut plain, call(Some(&a2.id))).await;
+    assert_eq!(a1.company_id.as_deref(), Some("acme"));
+    assert_eq!(b1.company_id.as_deref(), Some("globex"));
+    assert_eq!(a2.company_id.as_deref(), Some("acme"));
+    assert_eq!(n1.company_id, None);
+
+    // An update by another company's key leaves the company as it is.
+    globex
+        .update_interaction(UpdateInteractionRequest {
+            person_id: P.into(),
+            interaction_id: a1.id.clone(),
+            interaction: Some(Interaction {
+                loan_id: Some("LN-9".into()),
+                company_id: Some("globex".into()),
+                ..Interaction::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["loanId".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    assert_eq!(company_of(&mut acme, &a1.id).await.as_deref(), Some("acme"));
+
+    // Unscoped, the chain is the person's whole chain, as before.
+    assert_eq!(
+        previous(&mut plain, &n1.id, "").await.unwrap(),
+        [a2.id.as_str(), b1.id.as_str(), a1.id.as_str()]
+    );
+    // Scoped to acme by an acme key: only acme's interactions.
+    assert_eq!(
+        previous(&mut acme, &a2.id, "acme").await.unwrap(),
+        [a1.id.as_str()]
+    );
+    // Another company's key, or a key with no company, may not ask for
+    // acme's chain.
+    for (records, who) in [(&mut globex, "globex"), (&mut plain, "no company")] {
+        let e = previous(records, &a2.id, "acme").await.unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{who}: {e:?}");
+    }
+    // An interaction of another company is not found in one's own.
+    let e = previous(&mut globex, &a2.id, "globex").await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    let e = previous(&mut acme, &n1.id, "acme").await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+
+    // The searchable form names the company.
+    let doc = acme
+        .get_interaction(GetInteractionRequest {
+            interaction_id: a2.id.clone(),
+            person_id: P.into(),
+            searchable: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .searchable_document
+        .unwrap();
+    assert_eq!(json_of_struct(&doc)["companyId"], serde_json::json!("acme"));
+    server.stop().await;
+
+    // Replayed from the journal, then from a snapshot (compact_after 0),
+    // then from that snapshot again.
+    for compact_after in [1_000_000, 0, 1_000_000] {
+        let server = start_on(dir.path(), compact_after).await;
+        let mut acme = server.records(ACME_KEY).await;
+        let mut globex = server.records(GLOBEX_KEY).await;
+        assert_eq!(company_of(&mut acme, &a1.id).await.as_deref(), Some("acme"));
+        assert_eq!(
+            company_of(&mut acme, &b1.id).await.as_deref(),
+            Some("globex")
+        );
+        assert_eq!(company_of(&mut acme, &n1.id).await, None);
+        assert_eq!(
+            previous(&mut acme, &a2.id, "acme").await.unwrap(),
+            [a1.id.as_str()],
+            "{compact_after}"
+        );
+        let e = previous(&mut globex, &a2.id, "acme").await.unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied);
+        server.stop().await;
+    }
+    let snapshots = std::fs::read_dir(dir.path().join("data").join("journal"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("snapshot-"))
+        .count();
+    assert_eq!(snapshots, 1, "the restart with compact_after 0 wrote one");
+}
+
+#[test]
+fn keys_files_without_company_stay_valid_and_a_bad_company_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.yaml");
+    std::fs::write(
+        &path,
+        format!("keys:\n  - name: pipeline\n    key: {PIPELINE_KEY}\n"),
+    )
+    .unwrap();
+    let keys = Keys::load_file(&path).unwrap();
+    assert_eq!(keys.verify(PIPELINE_KEY).unwrap().company, None);
+    std::fs::write(
+        &path,
+        format!("keys:\n  - name: acme\n    key: {ACME_KEY}\n    company: acme\n"),
+    )
+    .unwrap();
+    let keys = Keys::load_file(&path).unwrap();
+    assert_eq!(
+        keys.verify(ACME_KEY).unwrap().company.as_deref(),
+        Some("acme")
+    );
+    std::fs::write(
+        &path,
+        format!("keys:\n  - name: acme\n    key: {ACME_KEY}\n    company: \"\"\n"),
+    )
+    .unwrap();
+    let e = Keys::load_file(&path).unwrap_err().to_string();
+    assert!(e.contains("`company` must have 1 to 100"), "{e}");
+}
