@@ -54,6 +54,100 @@ impl Default for Options {
     }
 }
 
+/// The harness's keys file: `pipeline`, and `auditor` with the sensitive
+/// right.
+pub fn basic_keys() -> String {
+    format!(
+        "keys:\n  - name: pipeline\n    key: {PIPELINE_KEY}\n  - name: auditor\n    key: {AUDITOR_KEY}\n    sensitive: true\n"
+    )
+}
+
+/// A server on a data directory the test keeps, so that it can be stopped
+/// and started again on it: the restart tests of every service use it.
+pub struct Restartable {
+    pub addr: std::net::SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<Result<(), ServeError>>,
+}
+
+/// Starts a server on `dir/data` with the keys file `keys` (written to
+/// `dir/keys.yaml`), compacting into a snapshot after `compact_after`
+/// records, and waits until it is SERVING.
+pub async fn start_on(dir: &std::path::Path, keys: &str, compact_after: u64) -> Restartable {
+    let keys_path = dir.join("keys.yaml");
+    std::fs::write(&keys_path, keys).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = ServeConfig {
+        rules_dir: "rules".into(),
+        data_dir: dir.join("data"),
+        access: Access::Keys(std::sync::Arc::new(Keys::load_file(&keys_path).unwrap())),
+        tls: None,
+        index: IndexConfig::default(),
+        roles: None,
+        durability: compliance_guard::journal::Durability::Sync,
+        reload: None,
+        decision_log: None,
+        compact_after,
+        shutdown_grace: Duration::from_secs(5),
+        hold_until: None,
+        reserve_tolerance: Duration::from_secs(u32::MAX.into()),
+    };
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(serve(config, listener, async move {
+        let _ = rx.await;
+    }));
+    let server = Restartable {
+        addr,
+        shutdown: tx,
+        handle,
+    };
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let mut health = HealthClient::new(channel);
+    for _ in 0..1000 {
+        assert!(!server.handle.is_finished(), "the server stopped");
+        let status = health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map(|r| r.get_ref().status);
+        if matches!(status, Ok(s) if s == ServingStatus::Serving as i32) {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the server never became SERVING");
+}
+
+impl Restartable {
+    async fn channel(&self) -> Channel {
+        Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    /// An Interactions client with `key`.
+    pub async fn records(&self, key: &'static str) -> Records {
+        InteractionsClient::with_interceptor(self.channel().await, WithKey(Some(key)))
+    }
+
+    /// A ComplianceGuard client with `key`.
+    pub async fn guard(&self, key: &'static str) -> Guard {
+        ComplianceGuardClient::with_interceptor(self.channel().await, WithKey(Some(key)))
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        self.handle.await.unwrap().unwrap();
+    }
+}
+
 pub async fn start() -> TestServer {
     start_with(Options::default()).await
 }
@@ -61,13 +155,7 @@ pub async fn start() -> TestServer {
 pub async fn start_with(opts: Options) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let keys_path = dir.path().join("keys.yaml");
-    std::fs::write(
-        &keys_path,
-        format!(
-            "keys:\n  - name: pipeline\n    key: {PIPELINE_KEY}\n  - name: auditor\n    key: {AUDITOR_KEY}\n    sensitive: true\n"
-        ),
-    )
-    .unwrap();
+    std::fs::write(&keys_path, basic_keys()).unwrap();
     let access = if opts.open {
         Access::Open
     } else {

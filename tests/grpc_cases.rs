@@ -6,28 +6,17 @@
 //! snapshot) and an import.
 
 use std::path::Path;
-use std::time::Duration;
 
-use compliance_guard::auth::Keys;
-use compliance_guard::index::IndexConfig;
 use compliance_guard::journal::Durability;
-use compliance_guard::pb::interactions_client::InteractionsClient;
 use compliance_guard::pb::{
     CreateInteractionRequest, GetInteractionCasesRequest, GetInteractionCasesResponse,
     GetInteractionRequest, Interaction, ListInteractionsRequest, UpdateInteractionRequest,
 };
-use compliance_guard::server::{ServeConfig, ServeError, serve};
-use compliance_guard::service::Access;
 use prost_types::{FieldMask, Timestamp};
-use tokio::sync::oneshot;
-use tonic::transport::Endpoint;
 use tonic::{Code, Status};
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 use tonic_types::StatusExt;
 
-use crate::grpc::{AUDITOR_KEY, PIPELINE_KEY, Records, WithKey, ready_server};
+use crate::grpc::{AUDITOR_KEY, PIPELINE_KEY, Records, ready_server};
 
 const P: &str = "BO-AAAA-0001";
 /// Mon 2020-03-02 14:00 UTC.
@@ -413,90 +402,15 @@ async fn the_case_ids_filter_matches_any_of_several() {
     );
 }
 
-/// A server on a data directory the test keeps, so that it can be
-/// restarted on it.
-struct Restartable {
-    addr: std::net::SocketAddr,
-    shutdown: oneshot::Sender<()>,
-    handle: tokio::task::JoinHandle<Result<(), ServeError>>,
-}
-
-async fn start_on(dir: &Path, compact_after: u64) -> Restartable {
-    let keys_path = dir.join("keys.yaml");
-    std::fs::write(
-        &keys_path,
-        format!(
-            "keys:\n  - name: pipeline\n    key: {PIPELINE_KEY}\n  - name: auditor\n    key: {AUDITOR_KEY}\n    sensitive: true\n"
-        ),
-    )
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = ServeConfig {
-        rules_dir: "rules".into(),
-        data_dir: dir.join("data"),
-        access: Access::Keys(std::sync::Arc::new(Keys::load_file(&keys_path).unwrap())),
-        tls: None,
-        index: IndexConfig::default(),
-        roles: None,
-        durability: Durability::Sync,
-        reload: None,
-        decision_log: None,
-        compact_after,
-        shutdown_grace: Duration::from_secs(5),
-        hold_until: None,
-        reserve_tolerance: Duration::from_secs(u32::MAX.into()),
-    };
-    let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(serve(config, listener, async move {
-        let _ = rx.await;
-    }));
-    let server = Restartable {
-        addr,
-        shutdown: tx,
-        handle,
-    };
-    let channel = Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_lazy();
-    let mut health = HealthClient::new(channel);
-    for _ in 0..1000 {
-        assert!(!server.handle.is_finished(), "the server stopped");
-        let status = health
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .map(|r| r.get_ref().status);
-        if matches!(status, Ok(s) if s == ServingStatus::Serving as i32) {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the server never became SERVING");
-}
-
-impl Restartable {
-    async fn records(&self) -> Records {
-        let channel = Endpoint::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        InteractionsClient::with_interceptor(channel, WithKey(Some(PIPELINE_KEY)))
-    }
-
-    async fn stop(self) {
-        let _ = self.shutdown.send(());
-        self.handle.await.unwrap().unwrap();
-    }
+async fn start_on(dir: &Path, compact_after: u64) -> crate::grpc::Restartable {
+    crate::grpc::start_on(dir, &crate::grpc::basic_keys(), compact_after).await
 }
 
 #[tokio::test]
 async fn case_links_survive_restarts_from_the_journal_and_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_on(dir.path(), 1_000_000).await;
-    let mut records = server.records().await;
+    let mut records = server.records(PIPELINE_KEY).await;
     let a = create(&mut records, call(&["CS-AAAA-0001", "CS-AAAA-0002"]))
         .await
         .unwrap();
@@ -510,7 +424,7 @@ async fn case_links_survive_restarts_from_the_journal_and_a_snapshot() {
     // then from that snapshot again.
     for compact_after in [1_000_000, 0, 1_000_000] {
         let server = start_on(dir.path(), compact_after).await;
-        let mut records = server.records().await;
+        let mut records = server.records(PIPELINE_KEY).await;
         let r = cases(&mut records, &a.id, 0, 0, "", "").await.unwrap();
         assert_eq!(ids(&r), ["CS-AAAA-0001", "CS-AAAA-0002"], "{compact_after}");
         let r = cases(&mut records, &b.id, 0, 0, "", "").await.unwrap();
@@ -557,7 +471,7 @@ async fn an_import_takes_case_ids_and_refuses_bad_ones() {
     assert_eq!(report.problems.len(), 1, "{report:?}");
     assert!(report.ignored_fields.is_empty(), "{report:?}");
     let server = start_on(dir.path(), 1_000_000).await;
-    let mut records = server.records().await;
+    let mut records = server.records(PIPELINE_KEY).await;
     let r = cases(&mut records, "ext-imp-1", 0, 0, "", "")
         .await
         .unwrap();

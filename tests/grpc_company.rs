@@ -5,28 +5,17 @@
 //! the company surviving restarts (journal and snapshot).
 
 use std::path::Path;
-use std::time::Duration;
 
 use compliance_guard::auth::Keys;
-use compliance_guard::index::IndexConfig;
-use compliance_guard::journal::Durability;
-use compliance_guard::pb::interactions_client::InteractionsClient;
 use compliance_guard::pb::{
     CreateInteractionRequest, GetInteractionRequest, GetPreviousInteractionsRequest, Interaction,
     UpdateInteractionRequest,
 };
-use compliance_guard::server::{ServeConfig, ServeError, serve};
-use compliance_guard::service::Access;
 use compliance_guard::wire::json_of_struct;
 use prost_types::{FieldMask, Timestamp};
-use tokio::sync::oneshot;
 use tonic::Code;
-use tonic::transport::Endpoint;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
-use crate::grpc::{PIPELINE_KEY, Records, WithKey};
+use crate::grpc::{PIPELINE_KEY, Records};
 
 const P: &str = "BO-COMP-0001";
 /// Mon 2020-03-02 14:00 UTC.
@@ -34,83 +23,13 @@ const T0: i64 = 1_583_157_600;
 const ACME_KEY: &str = "acme-key-0123456789abcdef0123456789abcdef";
 const GLOBEX_KEY: &str = "globex-key-0123456789abcdef0123456789abcd";
 
-struct Restartable {
-    addr: std::net::SocketAddr,
-    shutdown: oneshot::Sender<()>,
-    handle: tokio::task::JoinHandle<Result<(), ServeError>>,
-}
-
 /// A server on `dir` with three keys: `pipeline` (no company, as every
 /// keys file before companies), `acme` and `globex`.
-async fn start_on(dir: &Path, compact_after: u64) -> Restartable {
-    let keys_path = dir.join("keys.yaml");
-    std::fs::write(
-        &keys_path,
-        format!(
-            "keys:\n  - name: pipeline\n    key: {PIPELINE_KEY}\n  - name: acme-pipeline\n    key: {ACME_KEY}\n    company: acme\n  - name: globex-pipeline\n    key: {GLOBEX_KEY}\n    company: globex\n"
-        ),
-    )
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = ServeConfig {
-        rules_dir: "rules".into(),
-        data_dir: dir.join("data"),
-        access: Access::Keys(std::sync::Arc::new(Keys::load_file(&keys_path).unwrap())),
-        tls: None,
-        index: IndexConfig::default(),
-        roles: None,
-        durability: Durability::Sync,
-        reload: None,
-        decision_log: None,
-        compact_after,
-        shutdown_grace: Duration::from_secs(5),
-        hold_until: None,
-        reserve_tolerance: Duration::from_secs(u32::MAX.into()),
-    };
-    let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(serve(config, listener, async move {
-        let _ = rx.await;
-    }));
-    let server = Restartable {
-        addr,
-        shutdown: tx,
-        handle,
-    };
-    let channel = Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_lazy();
-    let mut health = HealthClient::new(channel);
-    for _ in 0..1000 {
-        assert!(!server.handle.is_finished(), "the server stopped");
-        let status = health
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .map(|r| r.get_ref().status);
-        if matches!(status, Ok(s) if s == ServingStatus::Serving as i32) {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the server never became SERVING");
-}
-
-impl Restartable {
-    async fn records(&self, key: &'static str) -> Records {
-        let channel = Endpoint::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        InteractionsClient::with_interceptor(channel, WithKey(Some(key)))
-    }
-
-    async fn stop(self) {
-        let _ = self.shutdown.send(());
-        self.handle.await.unwrap().unwrap();
-    }
+async fn start_on(dir: &Path, compact_after: u64) -> crate::grpc::Restartable {
+    let keys = format!(
+        "keys:\n  - name: pipeline\n    key: {PIPELINE_KEY}\n  - name: acme-pipeline\n    key: {ACME_KEY}\n    company: acme\n  - name: globex-pipeline\n    key: {GLOBEX_KEY}\n    company: globex\n"
+    );
+    crate::grpc::start_on(dir, &keys, compact_after).await
 }
 
 fn call(previous: Option<&str>) -> Interaction {

@@ -6,28 +6,16 @@
 //! snapshot).
 
 use std::path::Path;
-use std::time::Duration;
 
-use compliance_guard::auth::Keys;
-use compliance_guard::index::IndexConfig;
-use compliance_guard::journal::Durability;
-use compliance_guard::pb::interactions_client::InteractionsClient;
 use compliance_guard::pb::{
     CloseInteractionConvoRequest, CreateInteractionRequest, GetInteractionConvoRequest,
     GetInteractionRequest, Interaction, InteractionConvo, JoinInteractionConvoRequest,
     LeaveInteractionConvoRequest,
 };
-use compliance_guard::server::{ServeConfig, ServeError, serve};
-use compliance_guard::service::Access;
 use prost_types::Timestamp;
-use tokio::sync::oneshot;
-use tonic::transport::Endpoint;
 use tonic::{Code, Status};
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
-use crate::grpc::{AUDITOR_KEY, PIPELINE_KEY, Records, WithKey};
+use crate::grpc::{AUDITOR_KEY, PIPELINE_KEY, Records};
 
 /// An agent's key.
 const ANN_KEY: &str = "ann-agent-key-0123456789abcdef0123456789";
@@ -56,81 +44,11 @@ fn message(channel: &str) -> Interaction {
 /// A server on a data directory the test keeps, so that it can be
 /// restarted on it. The pipeline and the auditor are not agents; ann, bob
 /// and cat are.
-struct Server {
-    addr: std::net::SocketAddr,
-    shutdown: oneshot::Sender<()>,
-    handle: tokio::task::JoinHandle<Result<(), ServeError>>,
-}
-
-async fn start_on(dir: &Path, compact_after: u64) -> Server {
-    let keys_path = dir.join("keys.yaml");
-    std::fs::write(
-        &keys_path,
-        format!(
-            "keys:\n  - name: pipeline\n    key: {PIPELINE_KEY}\n  - name: auditor\n    key: {AUDITOR_KEY}\n    sensitive: true\n  - name: ann\n    key: {ANN_KEY}\n    agent: true\n  - name: bob\n    key: {BOB_KEY}\n    agent: true\n  - name: cat\n    key: {CAT_KEY}\n    agent: true\n    sensitive: false\n"
-        ),
-    )
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = ServeConfig {
-        rules_dir: "rules".into(),
-        data_dir: dir.join("data"),
-        access: Access::Keys(std::sync::Arc::new(Keys::load_file(&keys_path).unwrap())),
-        tls: None,
-        index: IndexConfig::default(),
-        roles: None,
-        durability: Durability::Sync,
-        reload: None,
-        decision_log: None,
-        compact_after,
-        shutdown_grace: Duration::from_secs(5),
-        hold_until: None,
-        reserve_tolerance: Duration::from_secs(u32::MAX.into()),
-    };
-    let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(serve(config, listener, async move {
-        let _ = rx.await;
-    }));
-    let server = Server {
-        addr,
-        shutdown: tx,
-        handle,
-    };
-    let channel = Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_lazy();
-    let mut health = HealthClient::new(channel);
-    for _ in 0..1000 {
-        assert!(!server.handle.is_finished(), "the server stopped");
-        let status = health
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .map(|r| r.get_ref().status);
-        if matches!(status, Ok(s) if s == ServingStatus::Serving as i32) {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the server never became SERVING");
-}
-
-impl Server {
-    async fn client(&self, key: &'static str) -> Records {
-        let channel = Endpoint::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        InteractionsClient::with_interceptor(channel, WithKey(Some(key)))
-    }
-
-    async fn stop(self) {
-        let _ = self.shutdown.send(());
-        self.handle.await.unwrap().unwrap();
-    }
+async fn start_on(dir: &Path, compact_after: u64) -> crate::grpc::Restartable {
+    let keys = format!(
+        "keys:\n  - name: pipeline\n    key: {PIPELINE_KEY}\n  - name: auditor\n    key: {AUDITOR_KEY}\n    sensitive: true\n  - name: ann\n    key: {ANN_KEY}\n    agent: true\n  - name: bob\n    key: {BOB_KEY}\n    agent: true\n  - name: cat\n    key: {CAT_KEY}\n    agent: true\n    sensitive: false\n"
+    );
+    crate::grpc::start_on(dir, &keys, compact_after).await
 }
 
 async fn create(records: &mut Records, i: Interaction) -> Interaction {
@@ -221,10 +139,10 @@ fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
 async fn agents_join_solo_add_takeover_and_leave() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_on(dir.path(), 1_000_000).await;
-    let mut pipeline = server.client(PIPELINE_KEY).await;
-    let mut ann = server.client(ANN_KEY).await;
-    let mut bob = server.client(BOB_KEY).await;
-    let mut cat = server.client(CAT_KEY).await;
+    let mut pipeline = server.records(PIPELINE_KEY).await;
+    let mut ann = server.records(ANN_KEY).await;
+    let mut bob = server.records(BOB_KEY).await;
+    let mut cat = server.records(CAT_KEY).await;
     let text = create(&mut pipeline, message("text")).await;
 
     // Nobody in it yet.
@@ -279,9 +197,9 @@ async fn agents_join_solo_add_takeover_and_leave() {
 async fn only_agents_join_and_only_text_and_chat_have_a_conversation() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_on(dir.path(), 1_000_000).await;
-    let mut pipeline = server.client(PIPELINE_KEY).await;
-    let mut auditor = server.client(AUDITOR_KEY).await;
-    let mut ann = server.client(ANN_KEY).await;
+    let mut pipeline = server.records(PIPELINE_KEY).await;
+    let mut auditor = server.records(AUDITOR_KEY).await;
+    let mut ann = server.records(ANN_KEY).await;
     let chat = create(&mut pipeline, message("chat")).await;
 
     for client in [&mut pipeline, &mut auditor] {
@@ -323,9 +241,9 @@ async fn only_agents_join_and_only_text_and_chat_have_a_conversation() {
 async fn closing_records_who_and_when_sets_status_details_and_bars_joins() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_on(dir.path(), 1_000_000).await;
-    let mut pipeline = server.client(PIPELINE_KEY).await;
-    let mut ann = server.client(ANN_KEY).await;
-    let mut bob = server.client(BOB_KEY).await;
+    let mut pipeline = server.records(PIPELINE_KEY).await;
+    let mut ann = server.records(ANN_KEY).await;
+    let mut bob = server.records(BOB_KEY).await;
     let text = create(&mut pipeline, message("text")).await;
     join(&mut ann, &text.id, "solo").await.unwrap();
 
@@ -388,9 +306,9 @@ async fn closing_records_who_and_when_sets_status_details_and_bars_joins() {
 async fn conversations_survive_restarts_from_the_journal_and_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_on(dir.path(), 1_000_000).await;
-    let mut pipeline = server.client(PIPELINE_KEY).await;
-    let mut ann = server.client(ANN_KEY).await;
-    let mut bob = server.client(BOB_KEY).await;
+    let mut pipeline = server.records(PIPELINE_KEY).await;
+    let mut ann = server.records(ANN_KEY).await;
+    let mut bob = server.records(BOB_KEY).await;
     let open = create(&mut pipeline, message("text")).await;
     let shut = create(&mut pipeline, message("text")).await;
     join(&mut ann, &open.id, "solo").await.unwrap();
@@ -403,8 +321,8 @@ async fn conversations_survive_restarts_from_the_journal_and_a_snapshot() {
     // then from that snapshot again.
     for compact_after in [1_000_000, 0, 1_000_000] {
         let server = start_on(dir.path(), compact_after).await;
-        let mut pipeline = server.client(PIPELINE_KEY).await;
-        let mut cat = server.client(CAT_KEY).await;
+        let mut pipeline = server.records(PIPELINE_KEY).await;
+        let mut cat = server.records(CAT_KEY).await;
         assert_eq!(get(&mut pipeline, &open.id).await.unwrap(), open_convo);
         assert_eq!(get(&mut pipeline, &shut.id).await.unwrap(), shut_convo);
         let e = join(&mut cat, &open.id, "solo").await.unwrap_err();
@@ -437,12 +355,12 @@ async fn conversations_survive_restarts_from_the_journal_and_a_snapshot() {
 
     // A change after the snapshot is journaled on top of it.
     let server = start_on(dir.path(), 1_000_000).await;
-    let mut ann = server.client(ANN_KEY).await;
+    let mut ann = server.records(ANN_KEY).await;
     let c = leave(&mut ann, &open.id).await.unwrap();
     assert_eq!(agents(&c), pairs(&[("bob", "add")]));
     server.stop().await;
     let server = start_on(dir.path(), 1_000_000).await;
-    let mut pipeline = server.client(PIPELINE_KEY).await;
+    let mut pipeline = server.records(PIPELINE_KEY).await;
     assert_eq!(get(&mut pipeline, &open.id).await.unwrap(), c);
     server.stop().await;
 }

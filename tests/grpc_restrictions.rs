@@ -9,29 +9,17 @@
 //!
 //! Times that matter are fixed (March 2020); Checks pass `at` explicitly.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
-use compliance_guard::auth::Keys;
-use compliance_guard::index::IndexConfig;
-use compliance_guard::journal::Durability;
-use compliance_guard::pb::compliance_guard_client::ComplianceGuardClient;
 use compliance_guard::pb::{
     AddRestrictionRequest, CheckRequest, EndRestrictionRequest, ExplainRestrictionsRequest,
     ListRestrictionsRequest, Restriction,
 };
-use compliance_guard::server::{ServeConfig, ServeError, serve};
-use compliance_guard::service::Access;
 use prost_types::Timestamp;
-use tokio::sync::oneshot;
-use tonic::transport::Endpoint;
 use tonic::{Code, Status};
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 use tonic_types::StatusExt;
 
-use crate::grpc::{AUDITOR_KEY, Guard, PIPELINE_KEY, WithKey, ready_server};
+use crate::grpc::{AUDITOR_KEY, Guard, PIPELINE_KEY, ready_server};
 
 /// A borrower named by our id.
 const P: &str = "BO-AAAA-0001";
@@ -673,89 +661,16 @@ async fn a_cease_letter_blocks_a_check_from_its_receipt_except_its_acknowledgeme
 
 /// A server in this process on a data directory the test keeps, with the
 /// harness's two keys, so that it can be restarted on the same directory.
-struct Restartable {
-    addr: std::net::SocketAddr,
-    shutdown: oneshot::Sender<()>,
-    handle: tokio::task::JoinHandle<Result<(), ServeError>>,
-}
-
-async fn start_on(dir: &Path, compact_after: u64) -> Restartable {
-    let keys_path = dir.join("keys.yaml");
-    std::fs::write(
-        &keys_path,
-        format!(
-            "keys:\n  - name: pipeline\n    key: {PIPELINE_KEY}\n  - name: auditor\n    key: {AUDITOR_KEY}\n    sensitive: true\n"
-        ),
-    )
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = ServeConfig {
-        rules_dir: PathBuf::from("rules"),
-        data_dir: dir.join("data"),
-        access: Access::Keys(std::sync::Arc::new(Keys::load_file(&keys_path).unwrap())),
-        tls: None,
-        index: IndexConfig::default(),
-        roles: None,
-        durability: Durability::Sync,
-        reload: None,
-        decision_log: None,
-        compact_after,
-        shutdown_grace: Duration::from_secs(5),
-        hold_until: None,
-        reserve_tolerance: Duration::from_secs(u32::MAX.into()),
-    };
-    let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(serve(config, listener, async move {
-        let _ = rx.await;
-    }));
-    let server = Restartable {
-        addr,
-        shutdown: tx,
-        handle,
-    };
-    let channel = Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_lazy();
-    let mut health = HealthClient::new(channel);
-    for _ in 0..1000 {
-        assert!(!server.handle.is_finished(), "the server stopped");
-        let status = health
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .map(|r| r.get_ref().status);
-        if matches!(status, Ok(s) if s == ServingStatus::Serving as i32) {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the server never became SERVING");
-}
-
-impl Restartable {
-    async fn client(&self, key: &'static str) -> Guard {
-        let channel = Endpoint::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        ComplianceGuardClient::with_interceptor(channel, WithKey(Some(key)))
-    }
-
-    async fn stop(self) {
-        let _ = self.shutdown.send(());
-        self.handle.await.unwrap().unwrap();
-    }
+async fn start_on(dir: &Path, compact_after: u64) -> crate::grpc::Restartable {
+    crate::grpc::start_on(dir, &crate::grpc::basic_keys(), compact_after).await
 }
 
 #[tokio::test]
 async fn restrictions_and_their_ends_survive_restarts_from_the_journal_and_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_on(dir.path(), 1_000_000).await;
-    let mut pipeline = server.client(PIPELINE_KEY).await;
-    let mut auditor = server.client(AUDITOR_KEY).await;
+    let mut pipeline = server.guard(PIPELINE_KEY).await;
+    let mut auditor = server.guard(AUDITOR_KEY).await;
     let letter = add(&mut pipeline, P, cease(T0)).await;
     let hours = add(
         &mut pipeline,
@@ -794,7 +709,7 @@ async fn restrictions_and_their_ends_survive_restarts_from_the_journal_and_a_sna
     let mut compacted = false;
     for compact_after in [1_000_000, 0, 1_000_000] {
         let server = start_on(dir.path(), compact_after).await;
-        let mut pipeline = server.client(PIPELINE_KEY).await;
+        let mut pipeline = server.guard(PIPELINE_KEY).await;
         assert_eq!(
             list(&mut pipeline, P, true, at(T0 + HOUR)).await,
             before_p,
@@ -826,7 +741,7 @@ async fn restrictions_and_their_ends_survive_restarts_from_the_journal_and_a_sna
 
     // New ids after a restart never reuse a restored one.
     let server = start_on(dir.path(), 1_000_000).await;
-    let mut pipeline = server.client(PIPELINE_KEY).await;
+    let mut pipeline = server.guard(PIPELINE_KEY).await;
     let next = add(&mut pipeline, Q, cease(T0)).await;
     assert!(next.id != letter.id && next.id != hours.id, "{next:?}");
     server.stop().await;
