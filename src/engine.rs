@@ -1010,7 +1010,13 @@ pub fn decide(
             .iter()
             .map(|d| select(rule, view, entries, *d))
             .collect();
-        for (zone, days) in zones.iter().zip(&days_by_zone) {
+        // A restriction in force for a span of time reads no clock face:
+        // its constraint is the same in every zone, so one is built.
+        let in_zones = match rule.kind {
+            RuleKind::Restriction { kind } if kind != RestrictionKind::InconvenientTime => 1,
+            _ => zones.len(),
+        };
+        for (zone, days) in zones.iter().zip(&days_by_zone).take(in_zones) {
             for (debt, picked) in debts.iter().zip(&selected) {
                 constraints.push(build(
                     rule, view, proposal, entries, picked, days, *zone, *debt,
