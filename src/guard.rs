@@ -19,8 +19,8 @@ use crate::engine::{self, Decision, Proposal};
 use crate::index::{Index, IndexConfig, IndexError, ListPage, ListQuery};
 use crate::journal::{self as jn, Commit, Durability, Journal, JournalError, Layout, Replayed};
 use crate::model::{
-    AnyId, Channel, ContactInput, ContactKind, Direction, Interaction, InteractionInput, Status,
-    Subject, Theme, ValidationError, describe_allowed,
+    AnyId, Channel, ContactInput, ContactKind, Direction, Interaction, InteractionInput, Media,
+    MediaKind, Status, Subject, Theme, ValidationError, describe_allowed,
 };
 use crate::pb::journal::{self, Record, record::Op};
 use crate::restrictions::{
@@ -125,6 +125,7 @@ impl From<IndexError> for GuardError {
             | IndexError::LoanInTwoDebts { .. }
             | IndexError::NotExternal(_)
             | IndexError::TooManyRestrictions(_)
+            | IndexError::MediaRefused { .. }
             | IndexError::Deleted(_) => GuardError::FailedPrecondition(e.to_string()),
         }
     }
@@ -994,6 +995,132 @@ impl Guard {
         Ok(deleted)
     }
 
+    /// Checks, before an upload is received, that audio of `kind` can be
+    /// stored on the interaction: found as [`Guard::get`] finds it, voice,
+    /// not deleted, and without one already. Returns its id (ours). The
+    /// same checks run again when the upload commits
+    /// ([`Guard::attach_media`]); this one spares the uploader sending
+    /// audio that would be refused.
+    pub fn media_target(
+        &self,
+        person: Option<&str>,
+        interaction: &str,
+        kind: MediaKind,
+        caller: &Caller,
+    ) -> Result<String, GuardError> {
+        let ledger = self.read()?;
+        let found = visible(ledger.index.get(person, interaction)?, caller)?;
+        if found.deleted_at.is_some() {
+            return Err(IndexError::Deleted(found.id.clone()).into());
+        }
+        if found.channel != Channel::Voice {
+            return Err(GuardError::FailedPrecondition(format!(
+                "interaction `{}` is a `{}` interaction; only voice interactions hold a {kind}",
+                found.id,
+                found.channel.as_str()
+            )));
+        }
+        if found.media(kind).is_some() {
+            return Err(GuardError::AlreadyExists(format!(
+                "interaction `{}` already has a {kind}; a stored recording or voicemail is never replaced",
+                found.id
+            )));
+        }
+        Ok(found.id.clone())
+    }
+
+    /// Stores uploaded audio (its file already in place under
+    /// `media.storage_key`) on the interaction, journals the change and
+    /// waits until it is durable. On an error nothing is recorded and the
+    /// caller removes the file.
+    pub async fn attach_media(
+        &self,
+        interaction_id: &str,
+        kind: MediaKind,
+        media: Media,
+        caller: &Caller,
+        now: DateTime<Utc>,
+    ) -> Result<Interaction, GuardError> {
+        let (updated, commit) = {
+            let mut ledger = self.write()?;
+            let found = visible(ledger.index.get(None, interaction_id)?, caller)?;
+            if found.media(kind).is_some() {
+                return Err(GuardError::AlreadyExists(format!(
+                    "interaction `{}` already has a {kind}; a stored recording or voicemail is never replaced",
+                    found.id
+                )));
+            }
+            let updated = ledger
+                .index
+                .set_media(None, interaction_id, kind, media, now, &caller.name)?
+                .clone();
+            (
+                updated.clone(),
+                self.log(vec![interaction_record(&updated)])?,
+            )
+        };
+        commit.wait().await.map_err(not_durable)?;
+        Ok(updated)
+    }
+
+    /// The stored audio of `kind`, for a download: found as [`Guard::get`]
+    /// finds the interaction. A deleted interaction's audio is not found,
+    /// whether or not it has been purged yet. Returns the interaction's id
+    /// (ours) and the audio.
+    pub fn media(
+        &self,
+        person: Option<&str>,
+        interaction: &str,
+        kind: MediaKind,
+        caller: &Caller,
+    ) -> Result<(String, Media), GuardError> {
+        let ledger = self.read()?;
+        let found = visible(ledger.index.get(person, interaction)?, caller)?;
+        if found.deleted_at.is_some() {
+            return Err(GuardError::NotFound(format!(
+                "interaction `{}` is deleted; its {kind} is no longer available",
+                found.id
+            )));
+        }
+        if found.channel != Channel::Voice {
+            return Err(GuardError::FailedPrecondition(format!(
+                "interaction `{}` is a `{}` interaction; only voice interactions hold a {kind}",
+                found.id,
+                found.channel.as_str()
+            )));
+        }
+        match found.media(kind) {
+            Some(m) => Ok((found.id.clone(), m.clone())),
+            None => Err(GuardError::NotFound(format!(
+                "interaction `{}` has no {kind}",
+                found.id
+            ))),
+        }
+    }
+
+    /// The stored audio a link names, and when its interaction was deleted
+    /// (if it was), by our interaction id. No caller: a signed link is its
+    /// own credential, checked by [`crate::media::LinkSigner::verify`].
+    pub fn media_for_link(
+        &self,
+        interaction_id: &str,
+        kind: MediaKind,
+    ) -> Option<(Media, Option<DateTime<Utc>>)> {
+        let ledger = self.read().ok()?;
+        let found = ledger.index.get(None, interaction_id).ok()?;
+        if found.id != interaction_id {
+            // Links name our ids only, never an `ext-` alias.
+            return None;
+        }
+        Some((found.media(kind)?.clone(), found.deleted_at))
+    }
+
+    /// What the index knows of a stored file, for the media sweep
+    /// ([`crate::media::sweep`]).
+    pub fn media_file(&self, storage_key: &str) -> Option<Option<DateTime<Utc>>> {
+        self.read().ok()?.index.media_file(storage_key)
+    }
+
     /// The cases an interaction is linked to, one page of them, with how
     /// many there are; found as [`Guard::get`] finds the interaction (a
     /// sensitive one is not found without the right). A cursor that is not
@@ -1220,6 +1347,7 @@ impl Guard {
         let ledger = self.read()?;
         let mut q = query.clone();
         q.include_sensitive = caller.sensitive;
+        q.company = caller.company.clone();
         let ListPage { total, data } = ledger.index.list(&q)?;
         Ok((total, data.into_iter().cloned().collect()))
     }
@@ -2073,9 +2201,18 @@ fn convo_record(c: &crate::pb::InteractionConvo) -> Record {
     }
 }
 
+/// The interaction, if the caller may see it: a sensitive one needs the
+/// sensitive right, and a key of a company sees only that company's
+/// interactions (a key with no company sees every company's). Otherwise
+/// not found, rather than forbidden: the caller may not learn that it
+/// exists.
 fn visible<'a>(r: &'a Interaction, caller: &Caller) -> Result<&'a Interaction, GuardError> {
-    if r.sensitive == Some(true) && !caller.sensitive {
-        // Not found, rather than forbidden: the caller may not learn that it exists.
+    let hidden = (r.sensitive == Some(true) && !caller.sensitive)
+        || caller
+            .company
+            .as_ref()
+            .is_some_and(|c| r.company_id.as_ref() != Some(c));
+    if hidden {
         return Err(GuardError::NotFound(format!("no interaction `{}`", r.id)));
     }
     Ok(r)

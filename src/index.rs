@@ -24,7 +24,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::model::{
     AgentOutcome, AnyId, Channel, ContactKind, Direction, Interaction, InteractionInput,
-    MAX_ID_CHARS, MAX_LOANS, Status, StatusDetails, Theme, ValidationError,
+    MAX_ID_CHARS, MAX_LOANS, Media, MediaKind, Status, StatusDetails, Theme, ValidationError,
 };
 use crate::restrictions::{MAX_PER_PERSON, Restriction};
 
@@ -97,6 +97,16 @@ pub enum IndexError {
     /// No person has this id.
     #[error("no person `{0}`")]
     UnknownPerson(String),
+    /// Audio cannot be stored on this interaction.
+    #[error("interaction `{id}` cannot take a {kind}: {why}")]
+    MediaRefused {
+        /// The interaction.
+        id: String,
+        /// What was uploaded.
+        kind: MediaKind,
+        /// Why not.
+        why: &'static str,
+    },
     /// No interaction has this id (for this person).
     #[error("no interaction `{id}` for person `{person}`")]
     UnknownInteraction {
@@ -312,6 +322,9 @@ pub struct Index {
     next_restriction: u64,
     /// Restriction id → its person.
     restriction_ids: HashMap<String, PersonKey>,
+    /// Storage key of stored audio → the interaction holding it, so that
+    /// the media sweep need not walk every record.
+    media_files: HashMap<String, InteractionKey>,
 }
 
 /// One problem as `Invalid`, several as `Problems`.
@@ -638,6 +651,15 @@ impl Index {
         if record.deleted_at.is_none() {
             let entry = self.entry_for(key, &record);
             insert_sorted(&mut self.people[p.0 as usize].entries, entry);
+        }
+        if existing.is_some() {
+            let old = &self.records[key.0 as usize].1;
+            for m in [&old.recording, &old.voicemail].into_iter().flatten() {
+                self.media_files.remove(&m.storage_key);
+            }
+        }
+        for m in [&record.recording, &record.voicemail].into_iter().flatten() {
+            self.media_files.insert(m.storage_key.clone(), key);
         }
         if existing.is_some() {
             self.records[key.0 as usize].1 = record;
@@ -1080,6 +1102,51 @@ impl Index {
         let at = record.occurs_at().timestamp();
         remove_entry(&mut self.people[p.0 as usize].entries, at, key);
         Ok(&self.records[key.0 as usize].1)
+    }
+
+    /// Stores the audio of `kind` on a voice interaction that has none and
+    /// is not deleted (an upload); it counts as a change by `by`.
+    pub fn set_media(
+        &mut self,
+        person: Option<&str>,
+        interaction: &str,
+        kind: MediaKind,
+        media: Media,
+        now: DateTime<Utc>,
+        by: &str,
+    ) -> Result<&Interaction, IndexError> {
+        let key = self.locate(person, interaction)?;
+        let record = &mut self.records[key.0 as usize].1;
+        if record.deleted_at.is_some() {
+            return Err(IndexError::Deleted(record.id.clone()));
+        }
+        let slot = match kind {
+            MediaKind::Recording => &mut record.recording,
+            MediaKind::Voicemail => &mut record.voicemail,
+        };
+        if record.channel != Channel::Voice || slot.is_some() {
+            return Err(IndexError::MediaRefused {
+                id: record.id.clone(),
+                kind,
+                why: if slot.is_some() {
+                    "it already has one; a stored recording or voicemail is never replaced"
+                } else {
+                    "only voice interactions hold a recording or a voicemail"
+                },
+            });
+        }
+        self.media_files.insert(media.storage_key.clone(), key);
+        *slot = Some(media);
+        record.updated_at = Some(now);
+        record.updated_by = Some(by.to_owned());
+        Ok(&self.records[key.0 as usize].1)
+    }
+
+    /// What the index knows of a stored file: `None` if no interaction
+    /// holds it, otherwise when its interaction was deleted (`None`: not).
+    pub fn media_file(&self, storage_key: &str) -> Option<Option<DateTime<Utc>>> {
+        let key = self.media_files.get(storage_key)?;
+        Some(self.records[key.0 as usize].1.deleted_at)
     }
 
     /// The chain of earlier interactions linked through

@@ -24,6 +24,8 @@
 //! - [`ruletest`]: the rule tests officers write (`rules/tests/*.yaml`).
 //! - [`journal`]: the append-only log under the index (group commit,
 //!   replay, snapshots, the data-dir lock).
+//! - [`media`]: call recordings and voicemails: the files in the data
+//!   dir, signed time-limited links, and the HTTP listener serving them.
 //! - [`ops`]: operator commands on a data directory: backup, restore,
 //!   import.
 //! - [`whatif`]: what-if replay of the decision log against other rules.
@@ -61,6 +63,7 @@ pub mod guard;
 pub mod index;
 pub mod journal;
 pub mod jurisdiction;
+pub mod media;
 pub mod model;
 pub mod ops;
 pub mod reload;

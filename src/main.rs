@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gRPC server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Copy a data directory's history into one file, consistently, while
     /// the server runs.
     Backup {
@@ -146,6 +146,33 @@ struct ServeArgs {
     /// may be (clock skew between hosts); an earlier one is refused.
     #[arg(long, env = "COMPLIANCE_GUARD_RESERVE_TOLERANCE_SECONDS", default_value_t = compliance_guard::guard::DEFAULT_RESERVE_TOLERANCE.as_secs())]
     reserve_tolerance_seconds: u64,
+    /// Serve signed, time-limited links to recordings and voicemails at
+    /// http://ADDR/media/... (for example 127.0.0.1:8081). Unset: no
+    /// links; downloads by stream only.
+    #[arg(long, env = "COMPLIANCE_GUARD_MEDIA_LISTEN")]
+    media_listen: Option<SocketAddr>,
+    /// The URL links start with, where a proxy (with TLS) publishes the
+    /// media listener, for example https://media.lender.example. Unset:
+    /// http:// and the listener's address.
+    #[arg(
+        long,
+        env = "COMPLIANCE_GUARD_MEDIA_PUBLIC_URL",
+        requires = "media_listen"
+    )]
+    media_public_url: Option<String>,
+    /// The largest recording or voicemail accepted, in MiB.
+    #[arg(long, env = "COMPLIANCE_GUARD_MEDIA_MAX_MIB", default_value_t = compliance_guard::media::DEFAULT_MAX_BYTES >> 20)]
+    media_max_mib: u64,
+    /// Seconds a deleted interaction's audio stays on disk (unreachable)
+    /// before it is purged; 0 purges at the next sweep.
+    #[arg(long, env = "COMPLIANCE_GUARD_MEDIA_RETENTION_SECONDS", default_value_t = compliance_guard::media::DEFAULT_RETENTION.as_secs())]
+    media_retention_seconds: u64,
+    /// Seconds a link stays valid (at most 86400).
+    #[arg(long, env = "COMPLIANCE_GUARD_MEDIA_LINK_TTL_SECONDS", default_value_t = compliance_guard::media::DEFAULT_LINK_TTL.as_secs())]
+    media_link_ttl_seconds: u64,
+    /// Seconds between two sweeps for audio to purge.
+    #[arg(long, env = "COMPLIANCE_GUARD_MEDIA_SWEEP_SECONDS", default_value_t = compliance_guard::media::DEFAULT_SWEEP_EVERY.as_secs())]
+    media_sweep_seconds: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -266,7 +293,24 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         retention_days: args.decision_log_retention_days,
         ..compliance_guard::decisions::LogConfig::under(&args.data_dir)
     });
-    let config = ServeConfig {
+    let max_ttl = compliance_guard::media::MAX_LINK_TTL.as_secs();
+    if args.media_link_ttl_seconds == 0 || args.media_link_ttl_seconds > max_ttl {
+        anyhow::bail!(
+            "--media-link-ttl-seconds {} is out of range; allowed: 1 to {max_ttl} (a link is a credential)",
+            args.media_link_ttl_seconds
+        );
+    }
+    if args.media_max_mib == 0 {
+        anyhow::bail!("--media-max-mib 0 is out of range; allowed: 1 or more");
+    }
+    if let Some(url) = &args.media_public_url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        anyhow::bail!(
+            "--media-public-url `{url}` is not an http(s) URL; allowed: `https://host[:port][/path]`"
+        );
+    }
+    let mut config = ServeConfig {
         rules_dir: args.rules,
         data_dir: args.data_dir,
         access,
@@ -286,6 +330,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace_seconds),
         hold_until: None,
         reserve_tolerance: std::time::Duration::from_secs(args.reserve_tolerance_seconds),
+        media: compliance_guard::media::MediaConfig {
+            max_bytes: args.media_max_mib.saturating_mul(1 << 20),
+            retention: std::time::Duration::from_secs(args.media_retention_seconds),
+            sweep_every: std::time::Duration::from_secs(args.media_sweep_seconds.max(1)),
+            link_ttl: std::time::Duration::from_secs(args.media_link_ttl_seconds),
+            listener: None,
+            public_url: args.media_public_url,
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -310,6 +362,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("serving metrics on {addr}"))?;
             describe_metrics();
             tracing::info!(%addr, "metrics at http://{addr}/metrics");
+        }
+        if let Some(addr) = args.media_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening for media links on {addr}"))?;
+            let bound = listener.local_addr().context("reading the media listener's address")?;
+            if !bound.ip().is_loopback() && config.media.public_url.is_none() {
+                tracing::warn!(%bound, "media links are served over plain HTTP on a non-loopback address; put a TLS proxy in front and give --media-public-url");
+            }
+            eprintln!("compliance-guard media links on http://{bound}/media/");
+            config.media.listener = Some(listener);
         }
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -477,7 +540,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             created_by,
             durability,
         } => import(&data_dir, &file, &created_by, durability),
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Rules {
             command: RulesCommand::Check { dir, horizon_days },
         } => {

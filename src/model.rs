@@ -353,6 +353,16 @@ pub enum ValidationError {
         /// The field.
         field: &'static str,
     },
+    /// A channel other than voice on an interaction that holds audio.
+    #[error(
+        "`channel` `{channel}` cannot hold the stored {kind}; allowed: `voice` while the interaction has a recording or a voicemail"
+    )]
+    MediaChannel {
+        /// The channel given.
+        channel: Channel,
+        /// `recording` or `voicemail`.
+        kind: MediaKind,
+    },
     /// scheduledAtTo before scheduledAtFrom.
     #[error("`scheduledAtTo` `{to}` is before `scheduledAtFrom` `{from}`")]
     ScheduleOrder {
@@ -382,6 +392,7 @@ impl ValidationError {
             | ValidationError::DetailsChannel { .. }
             | ValidationError::DetailsDirection { .. } => "statusDetails",
             ValidationError::ThemeRequired { .. } => "theme",
+            ValidationError::MediaChannel { .. } => "channel",
             ValidationError::ScheduleOrder { .. } => "scheduledAtTo",
         }
     }
@@ -541,6 +552,13 @@ pub struct InteractionInput {
     /// import line (hence skipped by serde).
     #[serde(skip)]
     pub company_id: Option<String>,
+    /// Stored audio: set only by an upload, kept by updates, never read
+    /// from a request body or an import line (hence skipped by serde).
+    #[serde(skip)]
+    pub recording: Option<Media>,
+    /// As `recording`, for the voicemail.
+    #[serde(skip)]
+    pub voicemail: Option<Media>,
 }
 
 /// A validated interaction, as the index holds it.
@@ -599,9 +617,81 @@ pub struct Interaction {
     /// from the creating key's `company`; `None` is no company. Read-only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub company_id: Option<String>,
+    /// The call recording's stored audio, set only by an upload. Voice
+    /// only. Not an upstream field: upstream serves only the content.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording: Option<Media>,
+    /// The voicemail's stored audio, set only by an upload. Voice only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voicemail: Option<Media>,
+}
+
+/// Which audio of a voice interaction: upstream keeps two, with separate
+/// download endpoints and list filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MediaKind {
+    /// A call an agent chose to record.
+    Recording,
+    /// A message a caller left when nobody could pick up.
+    Voicemail,
+}
+
+impl MediaKind {
+    /// The name used in file names, links and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Recording => "recording",
+            MediaKind::Voicemail => "voicemail",
+        }
+    }
+
+    /// The kind named `text` (`recording`, `voicemail`).
+    pub fn parse(text: &str) -> Option<MediaKind> {
+        match text {
+            "recording" => Some(MediaKind::Recording),
+            "voicemail" => Some(MediaKind::Voicemail),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for MediaKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Audio stored for an interaction: what a download needs to find, label
+/// and verify it. The bytes live in `<data-dir>/media/<storage_key>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Media {
+    /// `audio/<subtype>`, as given at upload.
+    pub content_type: String,
+    /// The audio's length.
+    pub size_bytes: u64,
+    /// Lower-case hex SHA-256 of the audio, computed by the server while
+    /// receiving it, checked again on every download.
+    pub sha256: String,
+    /// When the upload was committed.
+    pub uploaded_at: DateTime<Utc>,
+    /// The uploading key's name.
+    pub uploaded_by: String,
+    /// The file name under `<data-dir>/media/`: unique per upload, so a
+    /// link signed for one upload never serves another.
+    pub storage_key: String,
 }
 
 impl Interaction {
+    /// The stored audio of `kind`, if any.
+    pub fn media(&self, kind: MediaKind) -> Option<&Media> {
+        match kind {
+            MediaKind::Recording => self.recording.as_ref(),
+            MediaKind::Voicemail => self.voicemail.as_ref(),
+        }
+    }
+
     /// The theme rules read: the one given, else the one the subject
     /// implies, else unknown (`None`, which matches every theme filter).
     pub fn effective_theme(&self) -> Option<Theme> {
@@ -671,6 +761,8 @@ impl Interaction {
             compliance_guard_rule_id: self.compliance_guard_rule_id.clone(),
             twilio_error_code: self.twilio_error_code.clone(),
             company_id: self.company_id.clone(),
+            recording: self.recording.clone(),
+            voicemail: self.voicemail.clone(),
             created_at: Some(time(self.created_at)),
             updated_at: self.updated_at.map(time),
             deleted_at: self.deleted_at.map(time),
@@ -1113,6 +1205,19 @@ impl InteractionInput {
         let updated_at = keep!(opt_time("updatedAt", &self.updated_at)).flatten();
         let deleted_at = keep!(opt_time("deletedAt", &self.deleted_at)).flatten();
 
+        if let Some(channel) = channel
+            && channel != Channel::Voice
+        {
+            for (kind, m) in [
+                (MediaKind::Recording, &self.recording),
+                (MediaKind::Voicemail, &self.voicemail),
+            ] {
+                if m.is_some() {
+                    errors.push(ValidationError::MediaChannel { channel, kind });
+                }
+            }
+        }
+
         let (Some(channel), Some(direction), Some(status), true) =
             (channel, direction, status, errors.is_empty())
         else {
@@ -1158,6 +1263,8 @@ impl InteractionInput {
             created_by: self.created_by.clone(),
             updated_by: None,
             company_id: self.company_id.clone(),
+            recording: self.recording.clone(),
+            voicemail: self.voicemail.clone(),
         })
     }
 }

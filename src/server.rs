@@ -29,7 +29,7 @@ use crate::index::IndexConfig;
 use crate::pb::compliance_guard_server::ComplianceGuardServer;
 use crate::pb::interactions_server::InteractionsServer;
 use crate::rules::{LoadOptions, Role, RuleErrors, RuleSet};
-use crate::service::{Access, Service, authenticate};
+use crate::service::{Access, MediaHub, Service, authenticate};
 
 /// The gRPC service names, as health and reflection know them.
 pub const SERVICE_NAMES: [&str; 2] = [
@@ -121,6 +121,9 @@ pub struct ServeConfig {
     /// [`crate::guard::DEFAULT_RESERVE_TOLERANCE`]. Tests that replay
     /// recorded dates set it long.
     pub reserve_tolerance: std::time::Duration,
+    /// Recordings and voicemails: size bound, retention, and the optional
+    /// HTTP listener for signed links.
+    pub media: crate::media::MediaConfig,
 }
 
 /// Where keys come from, in order: a keys file, the key in
@@ -279,6 +282,101 @@ async fn sample_sizes(guard: Arc<Guard>) {
     }
 }
 
+/// The media parts of a running server.
+struct RunningMedia {
+    hub: Arc<MediaHub>,
+    sweeper: tokio::task::JoinHandle<()>,
+    http: Option<tokio::task::JoinHandle<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+/// Opens the data dir's audio store (clearing unfinished uploads), the
+/// link key and the HTTP listener if one was given, and starts the sweep
+/// that purges deleted interactions' audio after the retention.
+async fn open_media(
+    data_dir: &std::path::Path,
+    config: crate::media::MediaConfig,
+    guard: Arc<Guard>,
+) -> Result<RunningMedia, ServeError> {
+    use crate::media::{LinkSigner, MediaStore};
+    let failed =
+        |e: crate::media::MediaError| ServeError::Task(format!("cannot open the media store: {e}"));
+    let dir = data_dir.to_owned();
+    let max_bytes = config.max_bytes;
+    let store = tokio::task::spawn_blocking(move || MediaStore::open(&dir, max_bytes))
+        .await
+        .map_err(|e| ServeError::Task(e.to_string()))?
+        .map_err(failed)?;
+    let store = Arc::new(store);
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let mut links = None;
+    let mut http = None;
+    if let Some(listener) = config.listener {
+        let addr = listener
+            .local_addr()
+            .map_err(|e| ServeError::Task(format!("the media listener has no address: {e}")))?;
+        let base = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let signer =
+            Arc::new(LinkSigner::load_or_create(data_dir, &base, config.link_ttl).map_err(failed)?);
+        links = Some(Arc::clone(&signer));
+        let server = Arc::new(crate::media::http::LinkServer {
+            signer,
+            store: Arc::clone(&store),
+            guard: Arc::clone(&guard),
+        });
+        let mut rx = stop_rx.clone();
+        tracing::info!(%addr, base = %base, "media links served over HTTP");
+        http = Some(tokio::spawn(crate::media::http::serve(
+            listener,
+            server,
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            },
+            std::time::Duration::from_secs(5),
+        )));
+    }
+    let sweeper = {
+        let (store, retention, every) = (Arc::clone(&store), config.retention, config.sweep_every);
+        tokio::spawn(async move {
+            loop {
+                let (store, guard) = (Arc::clone(&store), Arc::clone(&guard));
+                let swept = tokio::task::spawn_blocking(move || {
+                    crate::media::sweep(&store, chrono::Utc::now(), retention, |key| {
+                        guard.media_file(key)
+                    })
+                })
+                .await;
+                match swept {
+                    Ok(Ok(s)) if s.purged + s.orphans > 0 => {
+                        tracing::info!(
+                            purged = s.purged,
+                            orphans = s.orphans,
+                            "media sweep removed audio"
+                        );
+                        metrics::counter!("compliance_guard_media_purged_total")
+                            .increment(s.purged as u64);
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "media sweep failed; it will run again")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "media sweep task failed"),
+                }
+                tokio::time::sleep(every).await;
+            }
+        })
+    };
+    Ok(RunningMedia {
+        hub: Arc::new(MediaHub { store, links }),
+        sweeper,
+        http,
+        stop,
+    })
+}
+
 async fn set_all(reporter: &tonic_health::server::HealthReporter, status: ServingStatus) {
     reporter.set_service_status("", status).await;
     for name in SERVICE_NAMES {
@@ -297,7 +395,8 @@ pub async fn serve(
     set_all(&reporter, ServingStatus::NotServing).await;
 
     let cell = Arc::new(std::sync::OnceLock::<Arc<Guard>>::new());
-    let service = Service::pending(Arc::clone(&cell));
+    let media_cell = Arc::new(std::sync::OnceLock::<Arc<MediaHub>>::new());
+    let service = Service::pending(Arc::clone(&cell), Arc::clone(&media_cell));
     let auth = authenticate(config.access.clone());
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
@@ -444,6 +543,15 @@ pub async fn serve(
     }
     guard.set_rules(Arc::new(rules));
     guard.set_reserve_tolerance(Some(config.reserve_tolerance));
+    let media = match open_media(&config.data_dir, config.media, Arc::clone(&guard)).await {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = stop_tx.send(());
+            let _ = server.await;
+            return Err(e);
+        }
+    };
+    let _ = media_cell.set(Arc::clone(&media.hub));
     let _ = cell.set(Arc::clone(&guard));
     if let Some(hold) = config.hold_until {
         let _ = hold.await;
@@ -473,6 +581,11 @@ pub async fn serve(
         Err(e) => Err(ServeError::Task(e.to_string())),
     };
     sampler.abort();
+    media.sweeper.abort();
+    let _ = media.stop.send(true);
+    if let Some(http) = media.http {
+        let _ = http.await;
+    }
     let _ = reload_stop.send(true);
     if let Some(r) = reloader {
         let _ = r.await;

@@ -32,15 +32,17 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::auth::Keys;
 use crate::guard::{Caller, CheckInput, FieldProblem, Guard, GuardError, Reservation};
 use crate::index::{DEFAULT_LIMIT, ListQuery, MAX_LIMIT, SortField};
+use crate::media::{Disposition, MediaError, MediaReader};
 use crate::model::{
-    AgentOutcome, Channel, Direction, InteractionInput, MAX_CASES, Status as IStatus,
-    StatusDetails, Subject, Theme, ValidationError, describe_allowed, is_case_id,
+    AgentOutcome, Channel, Direction, InteractionInput, MAX_CASES, Media, MediaKind,
+    Status as IStatus, StatusDetails, Subject, Theme, ValidationError, describe_allowed,
+    is_case_id,
 };
 use crate::pb;
 use crate::restrictions::Restriction;
 use crate::wire::{
-    contact_in, input_of, non_empty, opt_time, pb_of, restriction_input_of, restriction_pb_of,
-    searchable_of, ts,
+    contact_in, input_of, media_pb_of, non_empty, opt_time, pb_of, restriction_input_of,
+    restriction_pb_of, searchable_of, ts,
 };
 
 impl From<GuardError> for Status {
@@ -179,28 +181,53 @@ pub struct Service {
     /// Set once start-up has replayed the journal; until then every RPC
     /// but health answers UNAVAILABLE.
     guard: Arc<std::sync::OnceLock<Arc<Guard>>>,
+    /// The audio store and link signer, set with the guard.
+    media: Arc<std::sync::OnceLock<Arc<MediaHub>>>,
+}
+
+/// What the recording and voicemail RPCs need besides the guard.
+#[derive(Debug)]
+pub struct MediaHub {
+    /// The audio files.
+    pub store: Arc<crate::media::MediaStore>,
+    /// Signs links; `None` when no media HTTP listener runs, so that a
+    /// `return_url` download is refused rather than answered with a link
+    /// nothing serves.
+    pub links: Option<Arc<crate::media::LinkSigner>>,
 }
 
 impl Service {
-    /// A service over `guard`.
+    /// A service over `guard`, without recordings and voicemails (those
+    /// RPCs answer UNAVAILABLE).
     pub fn new(guard: Arc<Guard>) -> Service {
         let cell = std::sync::OnceLock::new();
         let _ = cell.set(guard);
         Service {
             guard: Arc::new(cell),
+            media: Arc::new(std::sync::OnceLock::new()),
         }
     }
 
-    /// A service whose guard arrives later (after the journal's replay), in
-    /// the cell given.
-    pub fn pending(cell: Arc<std::sync::OnceLock<Arc<Guard>>>) -> Service {
-        Service { guard: cell }
+    /// A service whose guard and media arrive later (after the journal's
+    /// replay), in the cells given.
+    pub fn pending(
+        cell: Arc<std::sync::OnceLock<Arc<Guard>>>,
+        media: Arc<std::sync::OnceLock<Arc<MediaHub>>>,
+    ) -> Service {
+        Service { guard: cell, media }
     }
 
     fn guard(&self) -> Result<&Guard, Status> {
         self.guard.get().map(|g| g.as_ref()).ok_or_else(|| {
             Status::unavailable("starting: the history is still being loaded; retry shortly")
         })
+    }
+
+    fn media(&self) -> Result<&MediaHub, Status> {
+        self.media
+            .get()
+            .map(|m| m.as_ref())
+            .ok_or_else(|| Status::unavailable("the media store is not open; retry shortly"))
     }
 }
 
@@ -659,6 +686,32 @@ fn list_query(r: &pb::ListInteractionsRequest) -> Result<ListQuery, Status> {
     }
     let limit = page_limit(r.limit, &mut problems);
     let case_ids = case_ids("caseIds", &r.case_ids, &mut problems);
+    // Upstream: hasRecording and hasVoicemail are "only valid for
+    // channel=voice"; with any other channel filter (or none) they would
+    // silently mean something else, so they are refused.
+    let voice_only = r.channel.len() == 1 && r.channel[0] == Channel::Voice.as_str();
+    for (field, given) in [
+        ("hasRecording", r.has_recording),
+        ("hasVoicemail", r.has_voicemail),
+    ] {
+        if given.is_some() && !voice_only {
+            problems.push(FieldProblem {
+                field: field.into(),
+                message: format!(
+                    "`{field}` applies to voice interactions only; allowed: with `channel` = [`voice`] (given: {})",
+                    if r.channel.is_empty() {
+                        "no channel".to_owned()
+                    } else {
+                        r.channel
+                            .iter()
+                            .map(|c| format!("`{}`", c.chars().take(32).collect::<String>()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ),
+            });
+        }
+    }
     let q = ListQuery {
         person: non_empty(&r.person_id),
         has_no_person: r.has_no_person,
@@ -701,6 +754,9 @@ fn list_query(r: &pb::ListInteractionsRequest) -> Result<ListQuery, Status> {
         content_contains: non_empty(&r.content_contains),
         case_ids,
         include_sensitive: false,
+        has_recording: r.has_recording,
+        has_voicemail: r.has_voicemail,
+        company: None,
         sort,
         limit,
         offset: r.offset as usize,
@@ -980,5 +1036,279 @@ impl pb::interactions_server::Interactions for Service {
             }))
         })
         .await
+    }
+
+    async fn upload_interaction_recording(
+        &self,
+        req: Request<tonic::Streaming<pb::UploadMediaRequest>>,
+    ) -> Result<Response<pb::InteractionResponse>, Status> {
+        timed(
+            "UploadInteractionRecording",
+            self.upload(req, MediaKind::Recording),
+        )
+        .await
+    }
+
+    async fn upload_interaction_voicemail(
+        &self,
+        req: Request<tonic::Streaming<pb::UploadMediaRequest>>,
+    ) -> Result<Response<pb::InteractionResponse>, Status> {
+        timed(
+            "UploadInteractionVoicemail",
+            self.upload(req, MediaKind::Voicemail),
+        )
+        .await
+    }
+
+    type DownloadInteractionRecordingStream = MediaStream;
+
+    async fn download_interaction_recording(
+        &self,
+        req: Request<pb::DownloadMediaRequest>,
+    ) -> Result<Response<MediaStream>, Status> {
+        timed(
+            "DownloadInteractionRecording",
+            self.download(req, MediaKind::Recording),
+        )
+        .await
+    }
+
+    type DownloadInteractionVoicemailStream = MediaStream;
+
+    async fn download_interaction_voicemail(
+        &self,
+        req: Request<pb::DownloadMediaRequest>,
+    ) -> Result<Response<MediaStream>, Status> {
+        timed(
+            "DownloadInteractionVoicemail",
+            self.download(req, MediaKind::Voicemail),
+        )
+        .await
+    }
+}
+
+/// The stream a download answers: a header then chunks, or one link.
+pub type MediaStream =
+    tokio_stream::wrappers::ReceiverStream<Result<pb::DownloadMediaResponse, Status>>;
+
+impl From<MediaError> for Status {
+    fn from(e: MediaError) -> Status {
+        match &e {
+            MediaError::TooLarge { .. } => Status::resource_exhausted(e.to_string()),
+            MediaError::ChecksumMismatch { .. } => invalid("sha256", e.to_string()),
+            MediaError::Damaged { .. } => Status::data_loss(e.to_string()),
+            MediaError::Io { .. } | MediaError::Random => Status::internal(e.to_string()),
+        }
+    }
+}
+
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, MediaError> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Status::internal(format!("internal error: a file task failed: {e}")))?
+        .map_err(Status::from)
+}
+
+impl Service {
+    /// An upload stream: the header, checked before any audio is taken;
+    /// the audio, bounded and hashed as it arrives into a temporary file;
+    /// then the file moved into place and the interaction's record
+    /// journaled. A stream that breaks off, or any refusal, leaves nothing.
+    async fn upload(
+        &self,
+        req: Request<tonic::Streaming<pb::UploadMediaRequest>>,
+        kind: MediaKind,
+    ) -> Result<Response<pb::InteractionResponse>, Status> {
+        use pb::upload_media_request::Part;
+        let who = caller(&req)?;
+        let mut stream = req.into_inner();
+        let header = match stream.message().await? {
+            Some(pb::UploadMediaRequest {
+                part: Some(Part::Header(h)),
+            }) => h,
+            _ => {
+                return Err(invalid(
+                    "header",
+                    "the first message of an upload must be its `header` (interaction id and content type)",
+                ));
+            }
+        };
+        let mut problems = Vec::new();
+        let mut problem = |field: &str, message: String| {
+            problems.push(FieldProblem {
+                field: field.to_owned(),
+                message,
+            });
+        };
+        if header.interaction_id.is_empty() {
+            problem("interactionId", "`interactionId` is required".into());
+        }
+        if header.content_type.is_empty() {
+            problem(
+                "contentType",
+                "`contentType` is required; allowed: `audio/<subtype>`, for example `audio/mpeg` or `audio/wav`".into(),
+            );
+        } else if let Err(m) = crate::media::check_content_type(&header.content_type) {
+            problem("contentType", m);
+        }
+        let expect_sha = non_empty(&header.sha256);
+        if let Some(sha) = &expect_sha
+            && (sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            problem(
+                "sha256",
+                format!(
+                    "`sha256` value `{}` is not a SHA-256; allowed: 64 hex digits",
+                    sha.chars().take(80).collect::<String>()
+                ),
+            );
+        }
+        if !problems.is_empty() {
+            return Err(GuardError::Invalid(problems).into());
+        }
+        let guard = self.guard()?;
+        let hub = self.media()?;
+        let person = non_empty(&header.person_id);
+        let id = guard.media_target(person.as_deref(), &header.interaction_id, kind, &who)?;
+        let store = Arc::clone(&hub.store);
+        let key = store.new_key(&id, kind)?;
+        let mut writer = {
+            let (store, key) = (Arc::clone(&store), key.clone());
+            blocking(move || store.begin(&key)).await?
+        };
+        while let Some(message) = stream.message().await? {
+            match message.part {
+                Some(Part::Chunk(chunk)) => {
+                    writer = blocking(move || {
+                        writer.write(&chunk)?;
+                        Ok(writer)
+                    })
+                    .await?;
+                }
+                Some(Part::Header(_)) => {
+                    return Err(invalid(
+                        "header",
+                        "`header` is sent once, as the first message; the messages after it carry `chunk`",
+                    ));
+                }
+                None => {
+                    return Err(invalid(
+                        "part",
+                        "an upload message carries `header` (first) or `chunk`; this one carries neither",
+                    ));
+                }
+            }
+        }
+        if writer.size() == 0 {
+            return Err(invalid(
+                "chunk",
+                "the upload holds no audio; send the audio in `chunk` messages after the header",
+            ));
+        }
+        let (key, size, sha256) = blocking(move || writer.finish(expect_sha.as_deref())).await?;
+        let media = Media {
+            content_type: header.content_type.clone(),
+            size_bytes: size,
+            sha256,
+            uploaded_at: Utc::now(),
+            uploaded_by: who.name.clone(),
+            storage_key: key.clone(),
+        };
+        match guard.attach_media(&id, kind, media, &who, Utc::now()).await {
+            Ok(record) => {
+                metrics::counter!("compliance_guard_media_uploaded_bytes_total").increment(size);
+                Ok(Response::new(pb::InteractionResponse {
+                    interaction: Some(pb_of(&record)),
+                    created: false,
+                    searchable_document: None,
+                }))
+            }
+            Err(e) => {
+                // Nothing names the file; take it back now rather than
+                // leave it to the sweep.
+                let _ = blocking(move || store.remove(&key)).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// A download: one link (with `return_url`), or a header and the audio
+    /// in chunks, checked against its size and SHA-256 as it streams; a
+    /// stream that fails the check ends in DATA_LOSS.
+    async fn download(
+        &self,
+        req: Request<pb::DownloadMediaRequest>,
+        kind: MediaKind,
+    ) -> Result<Response<MediaStream>, Status> {
+        use pb::download_media_response::Part;
+        let who = caller(&req)?;
+        let r = req.get_ref();
+        let disposition =
+            Disposition::parse(&r.disposition).map_err(|m| invalid("disposition", m))?;
+        if r.interaction_id.is_empty() {
+            return Err(invalid("interactionId", "`interactionId` is required"));
+        }
+        let (id, media) = self.guard()?.media(
+            non_empty(&r.person_id).as_deref(),
+            &r.interaction_id,
+            kind,
+            &who,
+        )?;
+        let hub = self.media()?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        if r.return_url {
+            let links = hub.links.as_ref().ok_or_else(|| {
+                Status::failed_precondition(
+                    "`returnUrl` needs the media HTTP listener, and this server runs none; start it with `--media-listen ADDR`, or download by stream (`returnUrl` false)",
+                )
+            })?;
+            let (url, expires_at) =
+                links.link(&id, kind, &media.storage_key, disposition, Utc::now());
+            let _ = tx
+                .send(Ok(pb::DownloadMediaResponse {
+                    part: Some(Part::Link(pb::MediaLink {
+                        url,
+                        expires_at: Some(ts(expires_at)),
+                    })),
+                }))
+                .await;
+            return Ok(Response::new(MediaStream::new(rx)));
+        }
+        let store = Arc::clone(&hub.store);
+        let opened = media.clone();
+        let mut reader = blocking(move || MediaReader::open(&store, &opened)).await?;
+        let header = pb::DownloadMediaResponse {
+            part: Some(Part::Header(pb::DownloadMediaHeader {
+                media: Some(media_pb_of(&media)),
+                disposition: disposition.as_str().to_owned(),
+                file_name: crate::media::file_name(&id, kind, &media.content_type),
+            })),
+        };
+        tokio::task::spawn_blocking(move || {
+            if tx.blocking_send(Ok(header)).is_err() {
+                return;
+            }
+            loop {
+                let item = match reader.next_chunk() {
+                    Ok(Some(chunk)) => Ok(pb::DownloadMediaResponse {
+                        part: Some(Part::Chunk(chunk)),
+                    }),
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::error!(error = %e, interaction = %id, "download: the stored audio failed its check");
+                        metrics::counter!("compliance_guard_media_damaged_total").increment(1);
+                        Err(Status::from(e))
+                    }
+                };
+                let last = item.is_err();
+                if tx.blocking_send(item).is_err() || last {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(MediaStream::new(rx)))
     }
 }

@@ -156,6 +156,9 @@ pub fn input_of(i: &pb::Interaction) -> Result<InteractionInput, FieldProblem> {
         created_by: None,
         // Never from a request: the guard sets it from the credential.
         company_id: None,
+        // Never from a request: only an upload stores audio.
+        recording: None,
+        voicemail: None,
     })
 }
 
@@ -204,7 +207,33 @@ pub fn pb_of(r: &Interaction) -> pb::Interaction {
         company_id: r.company_id.clone(),
         borrower: r.borrower.as_ref().map(value_of),
         case_ids: r.case_ids.clone(),
+        recording: r.recording.as_ref().map(media_pb_of),
+        voicemail: r.voicemail.as_ref().map(media_pb_of),
     }
+}
+
+/// Stored audio as its protobuf message.
+pub fn media_pb_of(m: &crate::model::Media) -> pb::InteractionMedia {
+    pb::InteractionMedia {
+        content_type: m.content_type.clone(),
+        size_bytes: m.size_bytes,
+        sha256: m.sha256.clone(),
+        uploaded_at: Some(ts(m.uploaded_at)),
+        uploaded_by: m.uploaded_by.clone(),
+        storage_key: m.storage_key.clone(),
+    }
+}
+
+/// Stored audio from its protobuf message (the journal's form).
+fn media_of(m: pb::InteractionMedia) -> Result<crate::model::Media, FieldProblem> {
+    Ok(crate::model::Media {
+        content_type: m.content_type,
+        size_bytes: m.size_bytes,
+        sha256: m.sha256,
+        uploaded_at: opt_time("uploadedAt", &m.uploaded_at)?.unwrap_or_default(),
+        uploaded_by: m.uploaded_by,
+        storage_key: m.storage_key,
+    })
 }
 
 /// The interaction flattened into one document for a search index
@@ -243,6 +272,11 @@ pub fn searchable_of(r: &Interaction) -> Struct {
             | "createdAt" | "updatedAt" | "deletedAt" => {}
             _ => put(&mut out, k.clone(), v),
         }
+    }
+    if r.channel == crate::model::Channel::Voice {
+        // Upstream's list filters, as fields a search index can filter on.
+        out.insert("hasRecording".into(), Json::Bool(r.recording.is_some()));
+        out.insert("hasVoicemail".into(), Json::Bool(r.voicemail.is_some()));
     }
     for (k, t) in [
         ("startedAt", Some(r.started_at)),
@@ -348,6 +382,8 @@ pub fn record_from(i: pb::Interaction) -> Result<Interaction, FieldProblem> {
         created_by: i.created_by,
         updated_by: i.updated_by,
         company_id: i.company_id,
+        recording: i.recording.map(media_of).transpose()?,
+        voicemail: i.voicemail.map(media_of).transpose()?,
     })
 }
 

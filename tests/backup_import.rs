@@ -63,6 +63,7 @@ async fn start(data_dir: &Path) -> Server {
         shutdown_grace: Duration::from_secs(5),
         hold_until: None,
         reserve_tolerance: Duration::from_secs(u32::MAX.into()),
+        media: Default::default(),
     };
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(serve(config, listener, async move {

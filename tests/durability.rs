@@ -367,6 +367,7 @@ async fn start_on(data_dir: &Path, compact_after: u64) -> InProcess {
         shutdown_grace: Duration::from_secs(5),
         hold_until: None,
         reserve_tolerance: Duration::from_secs(u32::MAX.into()),
+        media: Default::default(),
     };
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(serve(config, listener, async move {

@@ -74,6 +74,17 @@ pub struct Restartable {
 /// `dir/keys.yaml`), compacting into a snapshot after `compact_after`
 /// records, and waits until it is SERVING.
 pub async fn start_on(dir: &std::path::Path, keys: &str, compact_after: u64) -> Restartable {
+    start_media(dir, keys, compact_after, Default::default()).await
+}
+
+/// [`start_on`] with recordings and voicemails configured as `media` says
+/// (its listener, if any, bound by the caller: see [`media_listener`]).
+pub async fn start_media(
+    dir: &std::path::Path,
+    keys: &str,
+    compact_after: u64,
+    media: compliance_guard::media::MediaConfig,
+) -> Restartable {
     let keys_path = dir.join("keys.yaml");
     std::fs::write(&keys_path, keys).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -92,6 +103,7 @@ pub async fn start_on(dir: &std::path::Path, keys: &str, compact_after: u64) -> 
         shutdown_grace: Duration::from_secs(5),
         hold_until: None,
         reserve_tolerance: Duration::from_secs(u32::MAX.into()),
+        media,
     };
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(serve(config, listener, async move {
@@ -120,6 +132,13 @@ pub async fn start_on(dir: &std::path::Path, keys: &str, compact_after: u64) -> 
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("the server never became SERVING");
+}
+
+/// A listener for media links on 127.0.0.1:0, and the address it got.
+pub async fn media_listener() -> (tokio::net::TcpListener, std::net::SocketAddr) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    (listener, addr)
 }
 
 impl Restartable {
@@ -177,6 +196,7 @@ pub async fn start_with(opts: Options) -> TestServer {
         shutdown_grace: Duration::from_secs(5),
         hold_until: opts.hold,
         reserve_tolerance: opts.reserve_tolerance,
+        media: Default::default(),
     };
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(serve(config, listener, async move {
@@ -562,6 +582,7 @@ async fn tls_serves_and_a_plaintext_client_is_refused() {
         shutdown_grace: Duration::from_secs(5),
         hold_until: None,
         reserve_tolerance: Duration::from_secs(u32::MAX.into()),
+        media: Default::default(),
     };
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(serve(config, listener, async move {

@@ -79,6 +79,7 @@ async fn start_in(root: tempfile::TempDir, rules: PathBuf) -> Running {
         shutdown_grace: Duration::from_secs(5),
         hold_until: None,
         reserve_tolerance: Duration::from_secs(u32::MAX.into()),
+        media: Default::default(),
     };
     let (stop, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(serve(config, listener, async move {

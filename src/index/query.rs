@@ -105,6 +105,15 @@ pub struct ListQuery {
     /// Whether the caller may see sensitive interactions; without the right
     /// they are left out (they still count in every check).
     pub include_sensitive: bool,
+    /// Upstream `hasRecording`: with (true) or without (false) a call
+    /// recording. The service allows it with `channel = [voice]` only.
+    pub has_recording: Option<bool>,
+    /// Upstream `hasVoicemail`, as `has_recording`.
+    pub has_voicemail: Option<bool>,
+    /// The caller's company: `Some` lists only that company's interactions
+    /// (a company's key never sees another's); `None` (a key with no
+    /// company) lists every company's.
+    pub company: Option<String>,
     /// Sort keys with `true` for descending; empty is creation order.
     pub sort: Vec<(SortField, bool)>,
     /// Page size, 1 to [`MAX_LIMIT`].
@@ -145,6 +154,16 @@ impl ListQuery {
     fn matches(&self, r: &Interaction) -> bool {
         r.deleted_at.is_none()
             && (self.include_sensitive || r.sensitive != Some(true))
+            && self
+                .company
+                .as_ref()
+                .is_none_or(|c| r.company_id.as_ref() == Some(c))
+            && self
+                .has_recording
+                .is_none_or(|h| r.recording.is_some() == h)
+            && self
+                .has_voicemail
+                .is_none_or(|h| r.voicemail.is_some() == h)
             && self.has_no_person != Some(true)
             && any_of(&self.channels, &r.channel)
             && self.direction.is_none_or(|d| d == r.direction)

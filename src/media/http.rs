@@ -1,0 +1,337 @@
+//! The optional HTTP listener that serves signed media links
+//! (`--media-listen`): `GET` and `HEAD /media/{interactionId}/{kind}` with
+//! the link's query.
+//!
+//! | answer | when |
+//! |---|---|
+//! | `200` | the whole audio, checked against its SHA-256 as it streams (a mismatch cuts the connection) |
+//! | `206` | one byte range (`Range: bytes=a-b`), for players that seek |
+//! | `400` | a link of the wrong shape |
+//! | `403` | a signature that does not match: forged, altered, or made for content replaced since |
+//! | `404` | the interaction was deleted, or its audio purged |
+//! | `405` | a method other than GET and HEAD |
+//! | `410` | a genuine link past its expiry |
+//! | `416` | a range outside the audio |
+//!
+//! Responses carry `Content-Disposition` as the link says (inline or
+//! attachment, with a file name), `Cache-Control: private, no-store` (a
+//! link is a credential; shared caches must not keep the audio) and
+//! `X-Content-Type-Options: nosniff`.
+
+use std::convert::Infallible;
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::Utc;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Empty, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use super::{LinkError, LinkSigner, MediaReader, MediaStore, file_name};
+use crate::guard::Guard;
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+/// What the listener needs: the links' key, the files, and the guard that
+/// says what each link's interaction holds now.
+#[derive(Debug)]
+pub struct LinkServer {
+    /// Checks signatures.
+    pub signer: Arc<LinkSigner>,
+    /// The audio files.
+    pub store: Arc<MediaStore>,
+    /// The interactions.
+    pub guard: Arc<Guard>,
+}
+
+/// Serves links on `listener` until `shutdown` completes; connections
+/// still open then get `grace` to finish.
+pub async fn serve(
+    listener: TcpListener,
+    server: Arc<LinkServer>,
+    shutdown: impl std::future::Future<Output = ()>,
+    grace: std::time::Duration,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "media listener: accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let server = Arc::clone(&server);
+                let service = hyper::service::service_fn(move |req| {
+                    let server = Arc::clone(&server);
+                    async move { Ok::<_, Infallible>(handle(&server, req).await) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "media listener: connection ended with an error");
+                    }
+                });
+            }
+        }
+    }
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("media downloads still open after the grace period were cut");
+    }
+}
+
+fn text(status: StatusCode, message: String) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(Bytes::from(format!("{message}\n")))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn count(status: StatusCode) {
+    metrics::counter!(
+        "compliance_guard_media_link_requests_total",
+        "status" => status.as_str().to_owned()
+    )
+    .increment(1);
+}
+
+async fn handle(server: &LinkServer, req: Request<Incoming>) -> Response<Body> {
+    let response = answer(server, &req).await;
+    count(response.status());
+    response
+}
+
+/// One byte range of `size` bytes from `Range: bytes=...`: `Ok(None)` for
+/// no header or one that is not a single byte range (then the whole audio
+/// is served, as RFC 9110 allows), `Err(())` for a range outside it.
+fn range(req: &Request<Incoming>, size: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes="))
+    else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return Ok(None);
+    };
+    let (start, end) = match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(s), Ok(e)) if s <= e => (s, e.min(size.saturating_sub(1))),
+        (Ok(s), Err(_)) if b.is_empty() => (s, size.saturating_sub(1)),
+        (Err(_), Ok(n)) if a.is_empty() && n > 0 => {
+            (size.saturating_sub(n), size.saturating_sub(1))
+        }
+        _ => return Ok(None),
+    };
+    if size == 0 || start >= size {
+        return Err(());
+    }
+    Ok(Some((start, end)))
+}
+
+async fn answer(server: &LinkServer, req: &Request<Incoming>) -> Response<Body> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!(
+                "method `{}` is not allowed; allowed: GET, HEAD",
+                req.method()
+            ),
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let path = req.uri().path();
+    if !path.starts_with("/media/") {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no such page `{}`",
+                path.chars().take(100).collect::<String>()
+            ),
+        );
+    }
+    let (target, signature) = match LinkSigner::parse(path, req.uri().query().unwrap_or_default()) {
+        Ok(parsed) => parsed,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let now = Utc::now();
+    let found = server
+        .guard
+        .media_for_link(&target.interaction_id, target.kind);
+    let key = found.as_ref().map(|(m, _)| m.storage_key.as_str());
+    match server.signer.verify(&target, &signature, key, now) {
+        Ok(()) => {}
+        Err(e @ LinkError::Expired(_)) => return text(StatusCode::GONE, e.to_string()),
+        Err(e) => return text(StatusCode::FORBIDDEN, e.to_string()),
+    }
+    let Some((media, deleted_at)) = found else {
+        return text(StatusCode::FORBIDDEN, LinkError::BadSignature.to_string());
+    };
+    if deleted_at.is_some() {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!(
+                "interaction `{}` is deleted; its {} is no longer available",
+                target.interaction_id, target.kind
+            ),
+        );
+    }
+    let reader = match MediaReader::open(&server.store, &media) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, interaction = %target.interaction_id, "media link: stored audio cannot be opened");
+            return text(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "the {} of interaction `{}` is not stored",
+                    target.kind, target.interaction_id
+                ),
+            );
+        }
+    };
+    let size = media.size_bytes;
+    let span = match range(req, size) {
+        Ok(span) => span,
+        Err(()) => {
+            let mut r = text(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                format!("the range is outside the {size} bytes of audio"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return r;
+        }
+    };
+    let name = file_name(&target.interaction_id, target.kind, &media.content_type);
+    let length = span.map_or(size, |(a, b)| b - a + 1);
+    let body: Body = if req.method() == Method::HEAD {
+        Empty::new().map_err(|never| match never {}).boxed()
+    } else {
+        stream_body(reader, span, &target.interaction_id)
+    };
+    let mut r = Response::new(body);
+    *r.status_mut() = if span.is_some() {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    let h = r.headers_mut();
+    // The content type was checked at upload (audio/ and a token), and the
+    // file name is made of safe characters, so these values are valid.
+    let headers = [
+        (header::CONTENT_TYPE, media.content_type.clone()),
+        (header::CONTENT_LENGTH, length.to_string()),
+        (
+            header::CONTENT_DISPOSITION,
+            format!("{}; filename=\"{name}\"", target.disposition.as_str()),
+        ),
+        (header::CACHE_CONTROL, "private, no-store".to_owned()),
+        (header::ACCEPT_RANGES, "bytes".to_owned()),
+        (header::ETAG, format!("\"{}\"", media.sha256)),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+    ];
+    for (k, v) in headers {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(k, v);
+        }
+    }
+    if let Some((a, b)) = span
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {a}-{b}/{size}"))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    r
+}
+
+/// The audio as a streamed body, read on the blocking pool. The whole
+/// audio is checked against its size and SHA-256 as it goes; a mismatch
+/// ends the body with an error, which cuts the connection, so the client
+/// sees a failed transfer rather than damaged audio passed as whole. A
+/// range is served as stored.
+fn stream_body(mut reader: MediaReader, span: Option<(u64, u64)>, id: &str) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(4);
+    let id = id.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let send = |item| tx.blocking_send(item).is_ok();
+        match span {
+            None => loop {
+                match reader.next_chunk() {
+                    Ok(Some(chunk)) => {
+                        if !send(Ok(Frame::data(Bytes::from(chunk)))) {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::error!(error = %e, interaction = %id, "media link: the stored audio failed its check; the download was cut");
+                        metrics::counter!("compliance_guard_media_damaged_total").increment(1);
+                        let _ = send(Err(std::io::Error::other(e.to_string())));
+                        return;
+                    }
+                }
+            },
+            Some((a, b)) => {
+                let file = reader.file_mut();
+                if let Err(e) = file.seek(SeekFrom::Start(a)) {
+                    let _ = send(Err(e));
+                    return;
+                }
+                let mut left = b - a + 1;
+                let mut buf = vec![0u8; super::CHUNK_BYTES];
+                while left > 0 {
+                    let want = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+                    match file.read(&mut buf[..want]) {
+                        Ok(0) => {
+                            let _ = send(Err(std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                "the stored audio is shorter than recorded",
+                            )));
+                            return;
+                        }
+                        Ok(n) => {
+                            left -= n as u64;
+                            if !send(Ok(Frame::data(Bytes::copy_from_slice(&buf[..n])))) {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = send(Err(e));
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed()
+}
