@@ -2,13 +2,16 @@
 //! company each interaction is created in (`companyId`, from the key, never
 //! from the body), `GetPreviousInteractions` scoped by `company_id` as
 //! upstream's `GET /companies/{companyId}/interactions/{id}/previous`, and
-//! the company surviving restarts (journal and snapshot).
+//! a company's key seeing only its company's interactions (get, update,
+//! delete, list), and the company surviving restarts (journal and
+//! snapshot).
 
 use std::path::Path;
 
 use compliance_guard::auth::Keys;
 use compliance_guard::pb::{
-    CreateInteractionRequest, GetInteractionRequest, GetPreviousInteractionsRequest, Interaction,
+    CreateInteractionRequest, DeleteInteractionRequest, GetInteractionRequest,
+    GetPreviousInteractionsRequest, Interaction, ListInteractionsRequest, ListInteractionsResponse,
     UpdateInteractionRequest,
 };
 use compliance_guard::wire::json_of_struct;
@@ -120,23 +123,84 @@ async fn interactions_belong_to_the_key_company_and_previous_is_scoped_by_it() {
     assert_eq!(a2.company_id.as_deref(), Some("acme"));
     assert_eq!(n1.company_id, None);
 
-    // An update by another company's key leaves the company as it is.
-    globex
-        .update_interaction(UpdateInteractionRequest {
+    // Another company's key does not see the interaction at all: get,
+    // update and delete answer NOT_FOUND, as for an unknown id.
+    let update = |company: &str| UpdateInteractionRequest {
+        person_id: P.into(),
+        interaction_id: a1.id.clone(),
+        interaction: Some(Interaction {
+            loan_id: Some("LN-9".into()),
+            company_id: Some(company.into()),
+            ..Interaction::default()
+        }),
+        update_mask: Some(FieldMask {
+            paths: vec!["loanId".into()],
+        }),
+    };
+    let e = globex
+        .update_interaction(update("globex"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    let e = globex
+        .delete_interaction(DeleteInteractionRequest {
             person_id: P.into(),
             interaction_id: a1.id.clone(),
-            interaction: Some(Interaction {
-                loan_id: Some("LN-9".into()),
-                company_id: Some("globex".into()),
-                ..Interaction::default()
-            }),
-            update_mask: Some(FieldMask {
-                paths: vec!["loanId".into()],
-            }),
         })
         .await
-        .unwrap();
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    for (id, who) in [(&b1.id, "globex's"), (&n1.id, "no company's")] {
+        let e = acme
+            .get_interaction(GetInteractionRequest {
+                interaction_id: id.clone(),
+                person_id: P.into(),
+                searchable: false,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::NotFound, "{who}: {e:?}");
+    }
+    // An update by its own company's key keeps the company, whatever the
+    // body says.
+    acme.update_interaction(update("globex")).await.unwrap();
     assert_eq!(company_of(&mut acme, &a1.id).await.as_deref(), Some("acme"));
+    // A key with no company sees every company's interactions.
+    assert_eq!(
+        company_of(&mut plain, &b1.id).await.as_deref(),
+        Some("globex")
+    );
+    // A listing shows a company's key only its company's interactions.
+    let listed =
+        |page: ListInteractionsResponse| page.data.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    let list = ListInteractionsRequest {
+        person_id: P.into(),
+        sort_by: vec!["+createdAt".into()],
+        ..ListInteractionsRequest::default()
+    };
+    assert_eq!(
+        listed(
+            acme.list_interactions(list.clone())
+                .await
+                .unwrap()
+                .into_inner()
+        ),
+        [a1.id.clone(), a2.id.clone()]
+    );
+    assert_eq!(
+        listed(
+            globex
+                .list_interactions(list.clone())
+                .await
+                .unwrap()
+                .into_inner()
+        ),
+        [b1.id.clone()]
+    );
+    assert_eq!(
+        listed(plain.list_interactions(list).await.unwrap().into_inner()).len(),
+        4
+    );
 
     // Unscoped, the chain is the person's whole chain, as before.
     assert_eq!(
@@ -181,12 +245,13 @@ async fn interactions_belong_to_the_key_company_and_previous_is_scoped_by_it() {
         let server = start_on(dir.path(), compact_after).await;
         let mut acme = server.records(ACME_KEY).await;
         let mut globex = server.records(GLOBEX_KEY).await;
+        let mut plain = server.records(PIPELINE_KEY).await;
         assert_eq!(company_of(&mut acme, &a1.id).await.as_deref(), Some("acme"));
         assert_eq!(
-            company_of(&mut acme, &b1.id).await.as_deref(),
+            company_of(&mut plain, &b1.id).await.as_deref(),
             Some("globex")
         );
-        assert_eq!(company_of(&mut acme, &n1.id).await, None);
+        assert_eq!(company_of(&mut plain, &n1.id).await, None);
         assert_eq!(
             previous(&mut acme, &a2.id, "acme").await.unwrap(),
             [a1.id.as_str()],
