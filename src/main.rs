@@ -523,15 +523,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report.bytes,
                 to.display()
             );
+            if report.media_files > 0 {
+                println!(
+                    "and {} recordings and voicemails ({} bytes) to {}",
+                    report.media_files,
+                    report.media_bytes,
+                    compliance_guard::ops::media_dir_of(&to).display()
+                );
+            }
+            for key in &report.media_missing {
+                eprintln!(
+                    "warning: stored audio `{key}` is named by a record but is not on disk; it is not in the backup"
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Restore { from, data_dir } => {
-            let n = compliance_guard::ops::restore(&from, &data_dir)?;
+            let report = compliance_guard::ops::restore(&from, &data_dir)?;
             println!(
-                "restored {n} records into {}; start the server with --data-dir {}",
+                "restored {} records into {}; start the server with --data-dir {}",
+                report.records,
                 data_dir.display(),
                 data_dir.display()
             );
+            if report.media_files > 0 {
+                println!(
+                    "and {} recordings and voicemails, each checked against its SHA-256",
+                    report.media_files
+                );
+            }
+            for key in &report.media_missing {
+                eprintln!(
+                    "warning: stored audio `{key}` is named by a record but is not in the backup; its download will fail"
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Import {

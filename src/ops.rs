@@ -40,6 +40,16 @@ pub enum OpsError {
     /// Restore into a directory that already holds a journal.
     #[error("`{0}` already holds a journal; restore into an empty data directory")]
     NotEmpty(PathBuf),
+    /// Audio in a backup that does not match its record.
+    #[error("`{path}` is damaged: expected {expected}, found {actual}; nothing was restored")]
+    DamagedAudio {
+        /// The file.
+        path: PathBuf,
+        /// What its record names.
+        expected: String,
+        /// What the file holds.
+        actual: String,
+    },
     /// A write failed during import.
     #[error("the import stopped: {0}")]
     Guard(#[from] GuardError),
@@ -52,10 +62,86 @@ pub struct BackupReport {
     pub records: u64,
     /// Bytes written.
     pub bytes: u64,
+    /// Recordings and voicemails copied into the media directory beside
+    /// the backup file ([`media_dir_of`]).
+    pub media_files: u64,
+    /// Their bytes.
+    pub media_bytes: u64,
+    /// Audio the records name that was not on disk (purged after its
+    /// interaction's deletion, or lost): storage keys, of interactions
+    /// not deleted only.
+    pub media_missing: Vec<String>,
+}
+
+/// What a restore put in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreReport {
+    /// Records restored.
+    pub records: u64,
+    /// Recordings and voicemails restored, each checked against the size
+    /// and SHA-256 its record names.
+    pub media_files: u64,
+    /// Audio of interactions not deleted that the backup's media directory
+    /// did not hold.
+    pub media_missing: Vec<String>,
+}
+
+/// The directory that holds a backup's audio: `<backup file>.media`.
+pub fn media_dir_of(backup: &Path) -> PathBuf {
+    let mut name = backup.file_name().unwrap_or_default().to_os_string();
+    name.push(".media");
+    backup.with_file_name(name)
+}
+
+/// Stored audio the records name: storage key → (size, SHA-256, whether
+/// the interaction is deleted), the latest state of each interaction.
+type MediaNamed = std::collections::BTreeMap<String, (u64, String, bool)>;
+
+fn media_named(record: &crate::pb::journal::Record, out: &mut MediaNamed) {
+    use crate::pb::journal::record::Op;
+    match &record.op {
+        Some(Op::Interaction(i)) => {
+            for m in [&i.recording, &i.voicemail].into_iter().flatten() {
+                out.insert(
+                    m.storage_key.clone(),
+                    (m.size_bytes, m.sha256.clone(), i.deleted_at.is_some()),
+                );
+            }
+        }
+        Some(Op::Batch(b)) => {
+            for r in &b.records {
+                media_named(r, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn io_err<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> OpsError + 'a {
+    move |cause| OpsError::Io {
+        action,
+        path: path.to_owned(),
+        cause,
+    }
+}
+
+/// Copies `from` to `to` (a hard link when both are on one file system:
+/// stored audio is never changed in place), returning its size.
+fn copy_audio(from: &Path, to: &Path) -> Result<u64, std::io::Error> {
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to)?;
+    }
+    Ok(std::fs::metadata(to)?.len())
 }
 
 /// Copies every whole record of `data_dir` into `to`, atomically (the file
-/// appears whole or not at all). Needs no lock: the server may be running.
+/// appears whole or not at all), and the recordings and voicemails the
+/// records name into `<to>.media/` first, so that a backup file never
+/// names audio its directory lacks. Needs no lock: the server may be
+/// running.
 pub fn backup(data_dir: &Path, to: &Path) -> Result<BackupReport, OpsError> {
     let layout = Layout {
         dir: data_dir.to_owned(),
@@ -69,25 +155,88 @@ pub fn backup(data_dir: &Path, to: &Path) -> Result<BackupReport, OpsError> {
         });
     }
     let mut out = journal::FileWriter::create(to, 1)?;
-    if let Err(e) = journal::replay(&layout, |r| out.push(&r)) {
+    let mut named = MediaNamed::new();
+    if let Err(e) = journal::replay(&layout, |r| {
+        media_named(&r, &mut named);
+        out.push(&r)
+    }) {
         drop(out);
         let _ = std::fs::remove_file(to.with_extension("tmp"));
         return Err(e.into());
     }
+    let (media_files, media_bytes, media_missing) = match copy_media(data_dir, to, &named) {
+        Ok(copied) => copied,
+        Err(e) => {
+            drop(out);
+            let _ = std::fs::remove_file(to.with_extension("tmp"));
+            return Err(e);
+        }
+    };
     let n = out.finish()?;
     let bytes = std::fs::metadata(to)
-        .map_err(|cause| OpsError::Io {
-            action: "reading the size of",
-            path: to.to_owned(),
-            cause,
-        })?
+        .map_err(io_err("reading the size of", to))?
         .len();
-    Ok(BackupReport { records: n, bytes })
+    Ok(BackupReport {
+        records: n,
+        bytes,
+        media_files,
+        media_bytes,
+        media_missing,
+    })
+}
+
+/// Copies the named audio into `<to>.media` (replacing an older one
+/// whole): into a temporary directory, renamed into place at the end.
+fn copy_media(
+    data_dir: &Path,
+    to: &Path,
+    named: &MediaNamed,
+) -> Result<(u64, u64, Vec<String>), OpsError> {
+    let dir = media_dir_of(to);
+    if named.is_empty() {
+        return Ok((0, 0, Vec::new()));
+    }
+    let mut tmp = dir.clone().into_os_string();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io_err("removing", &tmp))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(io_err("creating", &tmp))?;
+    let source = data_dir.join(crate::media::MEDIA_DIR);
+    let (mut files, mut bytes, mut missing) = (0, 0, Vec::new());
+    for (key, (_, _, deleted)) in named {
+        let from = source.join(key);
+        match copy_audio(&from, &tmp.join(key)) {
+            Ok(n) => {
+                files += 1;
+                bytes += n;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !deleted {
+                    missing.push(key.clone());
+                }
+            }
+            Err(cause) => {
+                return Err(OpsError::Io {
+                    action: "copying",
+                    path: from,
+                    cause,
+                });
+            }
+        }
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(io_err("removing", &dir))?;
+    }
+    std::fs::rename(&tmp, &dir).map_err(io_err("moving into place", &dir))?;
+    Ok((files, bytes, missing))
 }
 
 /// Restores a backup into an empty data directory, after checking every
-/// record of it. Returns the records restored.
-pub fn restore(from: &Path, data_dir: &Path) -> Result<u64, OpsError> {
+/// record of it, with the recordings and voicemails of `<from>.media/`,
+/// each checked against the size and SHA-256 its record names.
+pub fn restore(from: &Path, data_dir: &Path) -> Result<RestoreReport, OpsError> {
     let _lock = journal::lock(data_dir)?;
     let layout = Layout {
         dir: data_dir.to_owned(),
@@ -96,16 +245,17 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<u64, OpsError> {
     if !snaps.is_empty() || !logs.is_empty() {
         return Err(OpsError::NotEmpty(data_dir.to_owned()));
     }
-    std::fs::create_dir_all(layout.journal_dir()).map_err(|cause| OpsError::Io {
-        action: "creating",
-        path: layout.journal_dir(),
-        cause,
-    })?;
+    std::fs::create_dir_all(layout.journal_dir())
+        .map_err(io_err("creating", &layout.journal_dir()))?;
     // Stream the backup into place, checking every record on the way; a
     // damaged backup leaves nothing behind.
     let target = layout.snapshot(0);
     let mut out = journal::FileWriter::create(&target, 1)?;
-    let read = journal::read_file(from, 1, |r| out.push(&r));
+    let mut named = MediaNamed::new();
+    let read = journal::read_file(from, 1, |r| {
+        media_named(&r, &mut named);
+        out.push(&r)
+    });
     let torn = match read {
         Ok(end) => end.torn,
         Err(e) => {
@@ -124,7 +274,62 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<u64, OpsError> {
         }
         .into());
     }
-    Ok(out.finish()?)
+    let (media_files, media_missing) = match restore_media(from, data_dir, &named) {
+        Ok(r) => r,
+        Err(e) => {
+            drop(out);
+            let _ = std::fs::remove_file(target.with_extension("tmp"));
+            return Err(e);
+        }
+    };
+    Ok(RestoreReport {
+        records: out.finish()?,
+        media_files,
+        media_missing,
+    })
+}
+
+/// Puts a backup's audio into `<data_dir>/media`, checking each file.
+fn restore_media(
+    from: &Path,
+    data_dir: &Path,
+    named: &MediaNamed,
+) -> Result<(u64, Vec<String>), OpsError> {
+    let source = media_dir_of(from);
+    let dest = data_dir.join(crate::media::MEDIA_DIR);
+    let (mut files, mut missing) = (0, Vec::new());
+    for (key, (size, sha256, deleted)) in named {
+        let file = source.join(key);
+        let bytes = match std::fs::read(&file) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !deleted {
+                    missing.push(key.clone());
+                }
+                continue;
+            }
+            Err(cause) => {
+                return Err(OpsError::Io {
+                    action: "reading",
+                    path: file,
+                    cause,
+                });
+            }
+        };
+        let actual =
+            crate::media::hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref());
+        if bytes.len() as u64 != *size || actual != *sha256 {
+            return Err(OpsError::DamagedAudio {
+                path: file,
+                expected: format!("{size} bytes, SHA-256 {sha256}"),
+                actual: format!("{} bytes, SHA-256 {actual}", bytes.len()),
+            });
+        }
+        std::fs::create_dir_all(&dest).map_err(io_err("creating", &dest))?;
+        copy_audio(&file, &dest.join(key)).map_err(io_err("copying", &file))?;
+        files += 1;
+    }
+    Ok((files, missing))
 }
 
 /// One line of an import that was refused, and why.

@@ -632,7 +632,7 @@ async fn a_backup_under_load_holds_every_write_acknowledged_before_it_began() {
             );
             *records
         } else {
-            ops::restore(file, &dir).unwrap()
+            ops::restore(file, &dir).unwrap().records
         };
         assert_eq!(restored, *records, "backup {k}");
         check_restored(&dir, k, &writers, &original, &original_reservations).await;
@@ -728,7 +728,7 @@ async fn a_backup_under_load_holds_every_write_acknowledged_before_it_began() {
     assert_eq!(stderr(&o), format!("error: {message}\n"));
     assert_eq!(layout.generations().unwrap(), (vec![], vec![]));
     // The directory is still empty, so the good backup goes in.
-    assert_eq!(ops::restore(last, &empty).unwrap(), backups[2].1);
+    assert_eq!(ops::restore(last, &empty).unwrap().records, backups[2].1);
 }
 
 // ---- import ----------------------------------------------------------------

@@ -185,7 +185,7 @@ async fn interactions_belong_to_the_key_company_and_previous_is_scoped_by_it() {
                 .unwrap()
                 .into_inner()
         ),
-        [a1.id.clone(), a2.id.clone()]
+        [a1.id.as_str(), a2.id.as_str()]
     );
     assert_eq!(
         listed(
@@ -195,7 +195,7 @@ async fn interactions_belong_to_the_key_company_and_previous_is_scoped_by_it() {
                 .unwrap()
                 .into_inner()
         ),
-        [b1.id.clone()]
+        [b1.id.as_str()]
     );
     assert_eq!(
         listed(plain.list_interactions(list).await.unwrap().into_inner()).len(),

@@ -104,6 +104,10 @@ async fn searchable_flattens_a_full_interaction_on_create_and_get() {
         "borrower.name.last": "Doe",
         "createdAt": created_at,
         "createdBy": "pipeline",
+        // A voice interaction says whether it holds audio, as upstream's
+        // list filters name it.
+        "hasRecording": false,
+        "hasVoicemail": false,
     });
     let doc = json_of_struct(&created.searchable_document.expect("a searchable document"));
     assert_eq!(doc, expected, "{doc:#}");
