@@ -54,6 +54,10 @@ enum Command {
         /// createdBy for records that do not name one.
         #[arg(long, default_value = "import")]
         created_by: String,
+        /// The company every imported record belongs to (as a key's
+        /// `company`); unset: no company, seen only by keys without one.
+        #[arg(long)]
+        company: Option<String>,
         /// `sync` or `buffered` (see `serve --durability`).
         #[arg(long, default_value = "sync")]
         durability: compliance_guard::journal::Durability,
@@ -393,9 +397,17 @@ fn import(
     data_dir: &std::path::Path,
     file: &str,
     created_by: &str,
+    company: Option<&str>,
     durability: compliance_guard::journal::Durability,
 ) -> anyhow::Result<ExitCode> {
     use std::io::BufRead;
+    if let Some(c) = company
+        && (c.is_empty() || c.chars().count() > 100 || !c.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        anyhow::bail!(
+            "--company `{c}` is not allowed; allowed: 1 to 100 printable characters and no spaces (as a key's `company`)"
+        );
+    }
     let reader: Box<dyn BufRead> = if file == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -407,6 +419,7 @@ fn import(
         data_dir,
         reader,
         created_by,
+        company,
         durability,
         chrono::Utc::now(),
         |n| {
@@ -563,8 +576,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             data_dir,
             file,
             created_by,
+            company,
             durability,
-        } => import(&data_dir, &file, &created_by, durability),
+        } => import(
+            &data_dir,
+            &file,
+            &created_by,
+            company.as_deref(),
+            durability,
+        ),
         Command::Serve(args) => serve(*args),
         Command::Rules {
             command: RulesCommand::Check { dir, horizon_days },

@@ -371,11 +371,14 @@ fn known_field(name: &str) -> bool {
 /// Imports JSON lines from `reader` into the data directory (which must not
 /// be in use by a server). Every line is validated with the API's rules; a
 /// bad line is reported and skipped, the good ones are kept. Idempotent on
-/// externalId and on id. `progress` is called every 100,000 lines.
+/// externalId and on id. `progress` is called every 100,000 lines. Every
+/// record belongs to `company` (`None`: no company), as if a key of that
+/// company had created it.
 pub fn import(
     data_dir: &Path,
     reader: impl BufRead,
     by: &str,
+    company: Option<&str>,
     durability: Durability,
     now: DateTime<Utc>,
     mut progress: impl FnMut(u64),
@@ -388,7 +391,7 @@ pub fn import(
         |_| {},
     )?;
     let caller = Caller {
-        company: None,
+        company: company.map(str::to_owned),
         name: by.to_owned(),
         sensitive: true,
         agent: false,

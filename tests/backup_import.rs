@@ -1104,6 +1104,7 @@ fn import_reports_bad_bytes_ignores_foreign_fields_and_keeps_upstream_deletes() 
         dir.path(),
         input.as_slice(),
         "import",
+        None,
         Durability::Sync,
         now,
         |_| {},

@@ -462,6 +462,7 @@ async fn an_import_takes_case_ids_and_refuses_bad_ones() {
         &dir.path().join("data"),
         lines.as_bytes(),
         "importer",
+        None,
         Durability::Sync,
         chrono::Utc::now(),
         |_| {},

@@ -298,3 +298,41 @@ fn keys_files_without_company_stay_valid_and_a_bad_company_is_refused() {
     let e = Keys::load_file(&path).unwrap_err().to_string();
     assert!(e.contains("`company` must have 1 to 100"), "{e}");
 }
+
+/// An import names the company its records belong to; a company's key
+/// then sees them as its own, and another company's key does not.
+#[tokio::test]
+async fn an_import_puts_its_records_in_the_company_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = format!(
+        "{{\"externalId\":\"imp-1\",\"personId\":\"{P}\",\"channel\":\"voice\",\"direction\":\"outbound\",\"status\":\"attempted\",\"startedAt\":\"2020-03-02T14:00:00Z\"}}\n"
+    );
+    let report = compliance_guard::ops::import(
+        &dir.path().join("data"),
+        line.as_bytes(),
+        "importer",
+        Some("acme"),
+        compliance_guard::journal::Durability::Sync,
+        chrono::Utc::now(),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(report.imported, 1, "{report:?}");
+    let server = start_on(dir.path(), 1_000_000).await;
+    let mut acme = server.records(ACME_KEY).await;
+    let mut globex = server.records(GLOBEX_KEY).await;
+    assert_eq!(
+        company_of(&mut acme, "ext-imp-1").await.as_deref(),
+        Some("acme")
+    );
+    let e = globex
+        .get_interaction(GetInteractionRequest {
+            interaction_id: "ext-imp-1".into(),
+            person_id: P.into(),
+            searchable: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    server.stop().await;
+}
