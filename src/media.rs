@@ -821,3 +821,242 @@ pub fn sweep(
     }
     Ok(swept)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(secs, 0).single().unwrap()
+    }
+
+    fn signer(dir: &Path) -> LinkSigner {
+        LinkSigner::load_or_create(dir, "http://127.0.0.1:9/", Duration::from_secs(60)).unwrap()
+    }
+
+    fn split(url: &str) -> (String, String) {
+        let rest = url.strip_prefix("http://127.0.0.1:9").unwrap();
+        let (path, query) = rest.split_once('?').unwrap();
+        (path.to_owned(), query.to_owned())
+    }
+
+    #[test]
+    fn a_link_verifies_until_it_expires_and_only_for_its_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = signer(dir.path());
+        let (url, expires) = s.link(
+            "IT-0000-00000001",
+            MediaKind::Recording,
+            "k1",
+            Disposition::Inline,
+            at(1_000),
+        );
+        assert_eq!(expires, at(1_060));
+        let (path, query) = split(&url);
+        assert_eq!(path, "/media/IT-0000-00000001/recording");
+        let (target, sig) = LinkSigner::parse(&path, &query).unwrap();
+        assert_eq!(target.disposition, Disposition::Inline);
+        assert_eq!(s.verify(&target, &sig, Some("k1"), at(1_059)), Ok(()));
+        // Expired at the second it names.
+        assert!(matches!(
+            s.verify(&target, &sig, Some("k1"), at(1_060)),
+            Err(LinkError::Expired(_))
+        ));
+        // Another upload, or nothing stored: not valid.
+        assert_eq!(
+            s.verify(&target, &sig, Some("k2"), at(1_000)),
+            Err(LinkError::BadSignature)
+        );
+        assert_eq!(
+            s.verify(&target, &sig, None, at(1_000)),
+            Err(LinkError::BadSignature)
+        );
+        // Any altered part: not valid.
+        for altered in [
+            query.replace("disposition=inline", "disposition=attachment"),
+            query.replace("expires=1060", "expires=9999"),
+        ] {
+            let (t, sig) = LinkSigner::parse(&path, &altered).unwrap();
+            assert_eq!(
+                s.verify(&t, &sig, Some("k1"), at(1_000)),
+                Err(LinkError::BadSignature)
+            );
+        }
+        let (t, sig) = LinkSigner::parse("/media/IT-0000-00000001/voicemail", &query).unwrap();
+        assert_eq!(
+            s.verify(&t, &sig, Some("k1"), at(1_000)),
+            Err(LinkError::BadSignature)
+        );
+        // The key survives a restart; links stay valid.
+        let again = signer(dir.path());
+        assert_eq!(
+            again.verify(&target, &sig_of(&query), Some("k1"), at(1_000)),
+            Ok(())
+        );
+    }
+
+    fn sig_of(query: &str) -> Vec<u8> {
+        let hexsig = query.split("signature=").nth(1).unwrap();
+        unhex(hexsig).unwrap()
+    }
+
+    #[test]
+    fn malformed_links_are_refused_by_name() {
+        for (path, query, says) in [
+            ("/other/IT-1/recording", "", "path"),
+            ("/media/IT-1/photo", "", "kind"),
+            ("/media/I.T/recording", "", "interaction id"),
+            (
+                "/media/IT-1/recording",
+                "expires=1&signature=zz",
+                "signature",
+            ),
+            ("/media/IT-1/recording", "signature=00", "expires"),
+            (
+                "/media/IT-1/recording",
+                "expires=1&expires=2&signature=00",
+                "twice",
+            ),
+            (
+                "/media/IT-1/recording",
+                "disposition=x&expires=1&signature=00",
+                "disposition",
+            ),
+            (
+                "/media/IT-1/recording",
+                "expires=1&signature=00&x=1",
+                "unknown parameter",
+            ),
+        ] {
+            let e = LinkSigner::parse(path, query).unwrap_err().to_string();
+            assert!(e.contains(says), "{path}?{query}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_damaged_link_key_is_an_error_not_a_new_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(MEDIA_DIR)).unwrap();
+        std::fs::write(dir.path().join(MEDIA_DIR).join(LINK_KEY_FILE), "short").unwrap();
+        let e = LinkSigner::load_or_create(dir.path(), "http://x", DEFAULT_LINK_TTL).unwrap_err();
+        assert!(e.to_string().contains("delete it to make a new key"), "{e}");
+    }
+
+    #[test]
+    fn content_types_are_audio_tokens_only() {
+        for ok in [
+            "audio/mpeg",
+            "audio/wav",
+            "audio/x-m4a",
+            "audio/vnd.wave",
+            "audio/ogg+opus",
+        ] {
+            assert_eq!(check_content_type(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "audio/",
+            "video/mp4",
+            "audio/MPEG",
+            "audio/mpeg; codecs=x",
+            "audio/mpeg\r\nSet-Cookie: a=b",
+        ] {
+            assert!(check_content_type(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            file_name("IT-1", MediaKind::Voicemail, "audio/wav"),
+            "IT-1-voicemail.wav"
+        );
+        assert_eq!(
+            file_name("a/b\"c", MediaKind::Recording, "audio/zz"),
+            "a_b_c-recording.audio"
+        );
+    }
+
+    #[test]
+    fn an_upload_is_bounded_hashed_and_in_place_only_when_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MediaStore::open(dir.path(), 10).unwrap();
+        let key = store.new_key("IT-1", MediaKind::Recording).unwrap();
+        assert!(key.starts_with("IT-1.recording.") && key.len() == "IT-1.recording.".len() + 32);
+        let mut w = store.begin(&key).unwrap();
+        w.write(b"hello").unwrap();
+        assert!(
+            store.stored().unwrap().is_empty(),
+            "not in place before finish"
+        );
+        let e = w.write(b", world").unwrap_err();
+        assert!(matches!(e, MediaError::TooLarge { limit: 10 }), "{e}");
+        drop(w);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("media/tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
+
+        let mut w = store.begin(&key).unwrap();
+        w.write(b"hello").unwrap();
+        let e = w.finish(Some(&"0".repeat(64))).unwrap_err();
+        assert!(matches!(e, MediaError::ChecksumMismatch { .. }), "{e}");
+        assert!(store.stored().unwrap().is_empty());
+
+        let mut w = store.begin(&key).unwrap();
+        w.write(b"hello").unwrap();
+        let sha = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        let (k, size, got) = w.finish(Some(&sha.to_uppercase())).unwrap();
+        assert_eq!((k.as_str(), size, got.as_str()), (key.as_str(), 5, sha));
+        assert_eq!(store.stored().unwrap().len(), 1);
+        assert!(store.path("../etc/passwd").is_none());
+        assert!(store.path(".hidden").is_none());
+    }
+
+    #[test]
+    fn the_sweep_purges_after_retention_and_spares_young_orphans() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MediaStore::open(dir.path(), 100).unwrap();
+        for key in ["kept", "deleted-long-ago", "deleted-just-now", "orphan"] {
+            let mut w = store.begin(key).unwrap();
+            w.write(b"x").unwrap();
+            w.finish(None).unwrap();
+        }
+        let now = Utc::now();
+        let day = Duration::from_secs(86_400);
+        let status = |key: &str| match key {
+            "kept" => Some(None),
+            "deleted-long-ago" => Some(Some(now - chrono::Duration::days(2))),
+            "deleted-just-now" => Some(Some(now)),
+            _ => None,
+        };
+        let swept = sweep(&store, now, day, status).unwrap();
+        assert_eq!(
+            swept,
+            Swept {
+                purged: 1,
+                orphans: 0
+            }
+        );
+        let mut left: Vec<String> = store
+            .stored()
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        left.sort();
+        assert_eq!(left, ["deleted-just-now", "kept", "orphan"]);
+        // An hour on, the orphan goes too; retention zero purges at once.
+        let later = now + chrono::Duration::hours(2);
+        let swept = sweep(&store, later, Duration::ZERO, status).unwrap();
+        assert_eq!(
+            swept,
+            Swept {
+                purged: 1,
+                orphans: 1
+            }
+        );
+        // A retention too long to add never purges (and never panics).
+        let swept = sweep(&store, later, Duration::MAX, status).unwrap();
+        assert_eq!(swept, Swept::default());
+    }
+}

@@ -258,6 +258,26 @@ pub fn describe_metrics() {
         Unit::Count,
         "reservations made by reserving Checks and not yet updated, canceled or deleted"
     );
+    metrics::describe_counter!(
+        "compliance_guard_media_uploaded_bytes_total",
+        Unit::Bytes,
+        "bytes of recordings and voicemails stored by uploads"
+    );
+    metrics::describe_counter!(
+        "compliance_guard_media_purged_total",
+        Unit::Count,
+        "audio files of deleted interactions purged after the retention"
+    );
+    metrics::describe_counter!(
+        "compliance_guard_media_damaged_total",
+        Unit::Count,
+        "downloads cut because the stored audio failed its size or SHA-256 check"
+    );
+    metrics::describe_counter!(
+        "compliance_guard_media_link_requests_total",
+        Unit::Count,
+        "requests to the media link listener, by HTTP status"
+    );
     for outcome in ["applied", "refused"] {
         metrics::counter!("compliance_guard_rules_reloads_total", "outcome" => outcome).absolute(0);
     }
