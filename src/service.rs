@@ -9,13 +9,16 @@
 //! |---|---|---|
 //! | `OK` | answered | act on `allowed`; a blocked send is not an error |
 //! | `INVALID_ARGUMENT` | a field is wrong (google.rpc.BadRequest lists each) | fix the request; do not send |
-//! | `NOT_FOUND` | unknown person, interaction or restriction (or a sensitive interaction without the right) | check the id |
+//! | `NOT_FOUND` | unknown person, interaction or restriction (or a sensitive interaction without the right, or another company's), or audio that is not there | check the id |
 //! | `ALREADY_EXISTS` | an id or externalId already names another record | use another id |
 //! | `FAILED_PRECONDITION` | the state forbids it (delete of a non-external interaction, a link joining two histories, ending a restriction already ended) | do not retry as is |
 //! | `UNAUTHENTICATED` | missing or unknown key | send a valid key |
 //! | `UNAVAILABLE` | not ready (rules not loaded yet) or shutting down | retry with backoff; do not send meanwhile |
 //! | `DEADLINE_EXCEEDED` | the deadline passed before a reservation was committed; nothing was recorded | retry with the same request_id |
 //! | `CANCELLED` | tonic cut the call at its deadline | retry with the same request_id; do not send |
+//! | `PERMISSION_DENIED` | the key lacks a right (joining a conversation needs `agent`) | use a key with the right |
+//! | `RESOURCE_EXHAUSTED` | an upload past the size bound; nothing was stored | send less |
+//! | `DATA_LOSS` | a download's stored audio failed its checksum (ends the stream) | discard what arrived |
 //! | `INTERNAL` | a broken invariant | do not send; report it |
 //!
 //! A Check that cannot be decided never answers `allowed`: every error is a
