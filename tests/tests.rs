@@ -14,6 +14,7 @@ mod grpc_check;
 mod grpc_company;
 mod grpc_convo;
 mod grpc_interactions;
+mod grpc_media;
 mod grpc_restrictions;
 mod grpc_searchable;
 mod index;

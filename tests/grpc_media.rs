@@ -1,0 +1,1318 @@
+//! End-to-end tests of recordings and voicemails: streamed upload and
+//! download (`UploadInteractionRecording`, `UploadInteractionVoicemail`,
+//! `DownloadInteractionRecording`, `DownloadInteractionVoicemail`) with
+//! their sizes and SHA-256 checksums, the refusals of an upload (leaving
+//! nothing on disk), signed time-limited links served by the media HTTP
+//! listener (GET, HEAD, ranges, tampering, expiry), deletion and the
+//! retention sweep, sensitive and company scope, the `hasRecording` and
+//! `hasVoicemail` list filters, durability across restarts (journal and
+//! snapshot), and damage detection (DATA_LOSS).
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use compliance_guard::media::MediaConfig;
+use compliance_guard::pb::{
+    CreateInteractionRequest, DeleteInteractionRequest, DownloadMediaHeader, DownloadMediaRequest,
+    GetInteractionRequest, Interaction, ListInteractionsRequest, MediaLink, UploadMediaHeader,
+    UploadMediaRequest, download_media_response, upload_media_request,
+};
+use prost_types::Timestamp;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+use crate::grpc::{
+    AUDITOR_KEY, PIPELINE_KEY, Records, Restartable, basic_keys, media_listener, start_media,
+};
+
+const P: &str = "BO-MEDIA-0001";
+/// Mon 2020-03-02 14:00 UTC.
+const T0: i64 = 1_583_157_600;
+/// About 200 KiB: several of the server's 64 KiB chunks.
+const AUDIO_LEN: usize = 200 * 1024 + 77;
+const ACME_KEY: &str = "acme-key-0123456789abcdef0123456789abcdef";
+const GLOBEX_KEY: &str = "globex-key-0123456789abcdef0123456789abcd";
+
+/// Which audio of an interaction.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Recording,
+    Voicemail,
+}
+
+// ---- helpers ----------------------------------------------------------------
+
+/// `len` bytes of a xorshift pattern seeded by `seed` (not all alike, not
+/// periodic at chunk boundaries).
+fn audio(len: usize, seed: u32) -> Vec<u8> {
+    let mut x: u32 = (0x9E37_79B9 ^ seed.wrapping_mul(0x85EB_CA6B)) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Lower-case hex SHA-256.
+fn sha_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn header(id: &str, content_type: &str, sha256: &str) -> UploadMediaRequest {
+    UploadMediaRequest {
+        part: Some(upload_media_request::Part::Header(UploadMediaHeader {
+            person_id: P.into(),
+            interaction_id: id.into(),
+            content_type: content_type.into(),
+            sha256: sha256.into(),
+        })),
+    }
+}
+
+fn chunk(bytes: &[u8]) -> UploadMediaRequest {
+    UploadMediaRequest {
+        part: Some(upload_media_request::Part::Chunk(bytes.to_vec())),
+    }
+}
+
+/// `bytes` in chunks of uneven sizes.
+fn pieces(bytes: &[u8]) -> Vec<UploadMediaRequest> {
+    let sizes = [1_000, 65_536, 70_001, 12_345, 40_000];
+    let mut out = Vec::new();
+    let mut at = 0;
+    let mut i = 0;
+    while at < bytes.len() {
+        let n = sizes[i % sizes.len()].min(bytes.len() - at);
+        out.push(chunk(&bytes[at..at + n]));
+        at += n;
+        i += 1;
+    }
+    out
+}
+
+/// A whole upload: the header, then the audio in uneven chunks.
+fn upload_of(id: &str, content_type: &str, sha256: &str, bytes: &[u8]) -> Vec<UploadMediaRequest> {
+    let mut out = vec![header(id, content_type, sha256)];
+    out.extend(pieces(bytes));
+    out
+}
+
+async fn upload(
+    records: &mut Records,
+    kind: Kind,
+    messages: Vec<UploadMediaRequest>,
+) -> Result<Interaction, Status> {
+    let stream = tokio_stream::iter(messages);
+    let r = match kind {
+        Kind::Recording => records.upload_interaction_recording(stream).await?,
+        Kind::Voicemail => records.upload_interaction_voicemail(stream).await?,
+    };
+    Ok(r.into_inner().interaction.unwrap())
+}
+
+/// What a download stream delivered.
+#[derive(Debug, Default)]
+struct Got {
+    /// The first message, if it was a header.
+    header: Option<DownloadMediaHeader>,
+    /// Links, wherever they came.
+    links: Vec<MediaLink>,
+    /// The chunks, concatenated.
+    bytes: Vec<u8>,
+    /// How many messages arrived.
+    messages: usize,
+    /// A header that came after the first message (must not happen).
+    late_headers: usize,
+    /// The error that ended the stream, if one did.
+    error: Option<Status>,
+}
+
+fn request(id: &str, disposition: &str, return_url: bool) -> DownloadMediaRequest {
+    DownloadMediaRequest {
+        person_id: P.into(),
+        interaction_id: id.into(),
+        disposition: disposition.into(),
+        return_url,
+    }
+}
+
+/// Calls the download and collects its stream until it ends or fails; an
+/// error before the stream starts is returned as is.
+async fn download(
+    records: &mut Records,
+    kind: Kind,
+    req: DownloadMediaRequest,
+) -> Result<Got, Status> {
+    use download_media_response::Part;
+    let mut stream = match kind {
+        Kind::Recording => records.download_interaction_recording(req).await?,
+        Kind::Voicemail => records.download_interaction_voicemail(req).await?,
+    }
+    .into_inner();
+    let mut got = Got::default();
+    loop {
+        match stream.message().await {
+            Ok(Some(m)) => {
+                match m.part {
+                    Some(Part::Header(h)) if got.messages == 0 => got.header = Some(h),
+                    Some(Part::Header(_)) => got.late_headers += 1,
+                    Some(Part::Chunk(c)) => got.bytes.extend_from_slice(&c),
+                    Some(Part::Link(l)) => got.links.push(l),
+                    None => {}
+                }
+                got.messages += 1;
+            }
+            Ok(None) => break,
+            Err(e) => {
+                got.error = Some(e);
+                break;
+            }
+        }
+    }
+    Ok(got)
+}
+
+/// Downloads by stream and asserts a whole, clean delivery: a header, then
+/// chunks. Returns the header and the bytes.
+async fn fetch(records: &mut Records, kind: Kind, id: &str) -> (DownloadMediaHeader, Vec<u8>) {
+    let got = download(records, kind, request(id, "", false))
+        .await
+        .unwrap();
+    assert!(got.error.is_none(), "{:?}", got.error);
+    assert!(got.links.is_empty());
+    assert_eq!(got.late_headers, 0);
+    assert!(got.messages >= 2, "a header and at least one chunk");
+    (got.header.expect("a header first"), got.bytes)
+}
+
+fn voice() -> Interaction {
+    Interaction {
+        channel: "voice".into(),
+        direction: "outbound".into(),
+        status: "attempted".into(),
+        status_details: Some("voiceRangNoPickup".into()),
+        started_at: Some(Timestamp {
+            seconds: T0,
+            nanos: 0,
+        }),
+        ..Interaction::default()
+    }
+}
+
+fn text() -> Interaction {
+    Interaction {
+        channel: "text".into(),
+        direction: "outbound".into(),
+        status: "inProgress".into(),
+        started_at: Some(Timestamp {
+            seconds: T0,
+            nanos: 0,
+        }),
+        ..Interaction::default()
+    }
+}
+
+async fn create(records: &mut Records, i: Interaction) -> Interaction {
+    records
+        .create_interaction(CreateInteractionRequest {
+            person_id: P.into(),
+            interaction: Some(i),
+            searchable: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .interaction
+        .unwrap()
+}
+
+async fn get(records: &mut Records, id: &str) -> Interaction {
+    records
+        .get_interaction(GetInteractionRequest {
+            interaction_id: id.into(),
+            person_id: P.into(),
+            searchable: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .interaction
+        .unwrap()
+}
+
+/// The fields a BadRequest status names.
+fn fields(status: &Status) -> Vec<String> {
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+/// Asserts INVALID_ARGUMENT naming `field` (in the details and the text).
+fn assert_invalid(status: &Status, field: &str) {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(fields(status), [field], "{status:?}");
+    assert!(status.message().contains(field), "{}", status.message());
+}
+
+fn now_secs() -> i64 {
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
+}
+
+/// A server on `dir` with the harness's keys and `media`.
+async fn start(dir: &Path, media: MediaConfig) -> Restartable {
+    start_media(dir, &basic_keys(), 1_000_000, media).await
+}
+
+/// A server on `dir` with a media listener; returns the listener's address.
+async fn start_with_links(dir: &Path, link_ttl: Duration) -> (Restartable, SocketAddr) {
+    let (listener, addr) = media_listener().await;
+    let server = start(
+        dir,
+        MediaConfig {
+            link_ttl,
+            listener: Some(listener),
+            ..MediaConfig::default()
+        },
+    )
+    .await;
+    (server, addr)
+}
+
+/// An HTTP answer read off the wire.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection, read to its close.
+async fn http(addr: SocketAddr, method: &str, path: &str, range: Option<&str>) -> Answer {
+    use std::fmt::Write as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    if let Some(range) = range {
+        write!(req, "Range: {range}\r\n").unwrap();
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("the end of the headers");
+    let head = std::str::from_utf8(&raw[..end]).unwrap();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("status line {status_line:?}"));
+    let headers = lines
+        .map(|l| {
+            let (k, v) = l.split_once(':').unwrap();
+            (k.trim().to_ascii_lowercase(), v.trim().to_owned())
+        })
+        .collect();
+    Answer {
+        status,
+        headers,
+        body: raw[end + 4..].to_vec(),
+    }
+}
+
+/// The link a `return_url` download answers: exactly one message, a link.
+async fn link(records: &mut Records, kind: Kind, id: &str, disposition: &str) -> MediaLink {
+    let got = download(records, kind, request(id, disposition, true))
+        .await
+        .unwrap();
+    assert!(got.error.is_none(), "{:?}", got.error);
+    assert_eq!(got.messages, 1, "one message");
+    assert!(got.header.is_none() && got.bytes.is_empty());
+    assert_eq!(got.links.len(), 1);
+    got.links.into_iter().next().unwrap()
+}
+
+/// The path and query of `url` on `addr`.
+fn path_of(url: &str, addr: SocketAddr) -> String {
+    url.strip_prefix(&format!("http://{addr}"))
+        .unwrap_or_else(|| panic!("{url} is not on {addr}"))
+        .to_owned()
+}
+
+fn media_dir(dir: &Path) -> std::path::PathBuf {
+    dir.join("data").join("media")
+}
+
+/// Asserts what uploads stored: `media/tmp` empty, and `media/` holding
+/// exactly the files named by `keys` (besides `tmp` and the link key).
+fn assert_stored(dir: &Path, keys: &[&str]) {
+    let tmp: Vec<_> = std::fs::read_dir(media_dir(dir).join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(tmp.is_empty(), "media/tmp holds {tmp:?}");
+    let stored: BTreeSet<String> = std::fs::read_dir(media_dir(dir))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "tmp" && n != "link-key")
+        .collect();
+    let expected: BTreeSet<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+    assert_eq!(stored, expected);
+}
+
+// ---- round trips ------------------------------------------------------------
+
+#[tokio::test]
+async fn a_recording_and_a_voicemail_round_trip_by_stream_and_stay_distinct() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), MediaConfig::default()).await;
+    let mut records = server.records(PIPELINE_KEY).await;
+    let call = create(&mut records, voice()).await;
+    let rec = audio(AUDIO_LEN, 1);
+    let vm = audio(AUDIO_LEN - 5_000, 2);
+    let rec_sha = sha_hex(&rec);
+    let vm_sha = sha_hex(&vm);
+    assert_ne!(rec_sha, vm_sha);
+
+    let before = now_secs();
+    let after_rec = upload(
+        &mut records,
+        Kind::Recording,
+        upload_of(&call.id, "audio/mpeg", &rec_sha, &rec),
+    )
+    .await
+    .unwrap();
+    let m = after_rec.recording.clone().expect("a recording");
+    assert_eq!(m.content_type, "audio/mpeg");
+    assert_eq!(m.size_bytes, rec.len() as u64);
+    assert_eq!(m.sha256, rec_sha);
+    assert_eq!(m.uploaded_by, "pipeline");
+    assert!(!m.storage_key.is_empty());
+    let at = m.uploaded_at.expect("uploaded_at").seconds;
+    assert!(at >= before - 1 && at <= now_secs() + 1, "{at}");
+    assert!(after_rec.voicemail.is_none());
+    assert_eq!(get(&mut records, &call.id).await.recording, Some(m.clone()));
+
+    let (h, bytes) = fetch(&mut records, Kind::Recording, &call.id).await;
+    assert_eq!(h.media, Some(m.clone()));
+    assert_eq!(h.disposition, "attachment");
+    assert_eq!(h.file_name, format!("{}-recording.mp3", call.id));
+    assert_eq!(bytes.len(), rec.len());
+    assert!(bytes == rec, "the recording's bytes differ");
+
+    // The voicemail has no SHA-256 given: the server computes it.
+    let after_vm = upload(
+        &mut records,
+        Kind::Voicemail,
+        upload_of(&call.id, "audio/wav", "", &vm),
+    )
+    .await
+    .unwrap();
+    let v = after_vm.voicemail.clone().expect("a voicemail");
+    assert_eq!(v.content_type, "audio/wav");
+    assert_eq!(v.size_bytes, vm.len() as u64);
+    assert_eq!(v.sha256, vm_sha);
+    assert_eq!(v.uploaded_by, "pipeline");
+    assert_ne!(v.storage_key, m.storage_key);
+    assert_eq!(after_vm.recording, Some(m.clone()), "the recording is kept");
+    let both = get(&mut records, &call.id).await;
+    assert_eq!(both.recording, Some(m.clone()));
+    assert_eq!(both.voicemail, Some(v.clone()));
+
+    let (h, bytes) = fetch(&mut records, Kind::Voicemail, &call.id).await;
+    assert_eq!(h.media, Some(v.clone()));
+    assert_eq!(h.disposition, "attachment");
+    assert_eq!(h.file_name, format!("{}-voicemail.wav", call.id));
+    assert!(bytes == vm, "the voicemail's bytes differ");
+    let (_, bytes) = fetch(&mut records, Kind::Recording, &call.id).await;
+    assert!(bytes == rec, "the recording is still its own");
+
+    // Inline is echoed in the header.
+    let got = download(
+        &mut records,
+        Kind::Recording,
+        request(&call.id, "inline", false),
+    )
+    .await
+    .unwrap();
+    assert_eq!(got.header.unwrap().disposition, "inline");
+    assert_stored(dir.path(), &[&m.storage_key, &v.storage_key]);
+    server.stop().await;
+}
+
+// ---- refusals -----------------------------------------------------------------
+
+#[tokio::test]
+async fn refused_uploads_store_nothing_and_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(
+        dir.path(),
+        MediaConfig {
+            max_bytes: 100_000,
+            ..MediaConfig::default()
+        },
+    )
+    .await;
+    let mut records = server.records(PIPELINE_KEY).await;
+    let call = create(&mut records, voice()).await;
+    let small = audio(90_000, 3);
+    let big = audio(AUDIO_LEN, 4);
+    let small_sha = sha_hex(&small);
+
+    let no_recording = |i: &Interaction| i.recording.is_none() && i.voicemail.is_none();
+
+    // The first message is a chunk.
+    let mut messages = pieces(&small);
+    messages.push(header(&call.id, "audio/mpeg", ""));
+    let e = upload(&mut records, Kind::Recording, messages)
+        .await
+        .unwrap_err();
+    assert_invalid(&e, "header");
+    assert!(e.message().contains("first message"), "{}", e.message());
+    assert!(no_recording(&get(&mut records, &call.id).await));
+
+    // Content types that are not allowed.
+    for bad in ["video/mp4", "audio/MPEG"] {
+        let e = upload(
+            &mut records,
+            Kind::Recording,
+            upload_of(&call.id, bad, "", &small),
+        )
+        .await
+        .unwrap_err();
+        assert_invalid(&e, "contentType");
+        assert!(e.message().contains(bad), "{}", e.message());
+        assert!(no_recording(&get(&mut records, &call.id).await), "{bad}");
+    }
+
+    // A SHA-256 that is not the audio's.
+    let other_sha = sha_hex(b"something else");
+    let e = upload(
+        &mut records,
+        Kind::Recording,
+        upload_of(&call.id, "audio/mpeg", &other_sha, &small),
+    )
+    .await
+    .unwrap_err();
+    assert_invalid(&e, "sha256");
+    assert!(e.message().contains(&other_sha), "{}", e.message());
+    assert!(e.message().contains(&small_sha), "{}", e.message());
+    assert!(no_recording(&get(&mut records, &call.id).await));
+
+    // A header and no audio.
+    let e = upload(
+        &mut records,
+        Kind::Recording,
+        vec![header(&call.id, "audio/mpeg", "")],
+    )
+    .await
+    .unwrap_err();
+    assert_invalid(&e, "chunk");
+    assert!(e.message().contains("no audio"), "{}", e.message());
+    assert!(no_recording(&get(&mut records, &call.id).await));
+
+    // Above the size bound.
+    let e = upload(
+        &mut records,
+        Kind::Voicemail,
+        upload_of(&call.id, "audio/wav", "", &big),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("100000 bytes"), "{}", e.message());
+    assert!(no_recording(&get(&mut records, &call.id).await));
+
+    // A text interaction holds no audio.
+    let sms = create(&mut records, text()).await;
+    let e = upload(
+        &mut records,
+        Kind::Recording,
+        upload_of(&sms.id, "audio/mpeg", "", &small),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("only voice"), "{}", e.message());
+    assert!(no_recording(&get(&mut records, &sms.id).await));
+
+    // An unknown interaction.
+    let e = upload(
+        &mut records,
+        Kind::Recording,
+        upload_of("ext-no-such-call", "audio/mpeg", "", &small),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+
+    // One recording is stored; a second is refused and the first kept.
+    let first = upload(
+        &mut records,
+        Kind::Recording,
+        upload_of(&call.id, "audio/mpeg", &small_sha, &small),
+    )
+    .await
+    .unwrap()
+    .recording
+    .unwrap();
+    let e = upload(
+        &mut records,
+        Kind::Recording,
+        upload_of(&call.id, "audio/mpeg", "", &audio(50_000, 5)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), Code::AlreadyExists, "{e:?}");
+    assert!(
+        e.message().contains("already has a recording"),
+        "{}",
+        e.message()
+    );
+    assert_eq!(
+        get(&mut records, &call.id).await.recording,
+        Some(first.clone())
+    );
+    let (_, bytes) = fetch(&mut records, Kind::Recording, &call.id).await;
+    assert!(bytes == small);
+
+    assert_stored(dir.path(), &[&first.storage_key]);
+    server.stop().await;
+}
+
+// ---- links --------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_signed_link_serves_the_audio_with_headers_ranges_and_refuses_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let ttl = Duration::from_secs(15 * 60);
+    let (server, media) = start_with_links(dir.path(), ttl).await;
+    let mut records = server.records(PIPELINE_KEY).await;
+    let call = create(&mut records, voice()).await;
+    let rec = audio(AUDIO_LEN, 6);
+    let size = rec.len();
+    upload(
+        &mut records,
+        Kind::Recording,
+        upload_of(&call.id, "audio/mpeg", &sha_hex(&rec), &rec),
+    )
+    .await
+    .unwrap();
+    let vm = audio(30_000, 7);
+    upload(
+        &mut records,
+        Kind::Voicemail,
+        upload_of(&call.id, "audio/wav", "", &vm),
+    )
+    .await
+    .unwrap();
+
+    let before = now_secs();
+    let l = link(&mut records, Kind::Recording, &call.id, "").await;
+    let prefix = format!("http://{media}/media/{}/recording?", call.id);
+    assert!(l.url.starts_with(&prefix), "{}", l.url);
+    let expires = l.expires_at.expect("expires_at").seconds;
+    let ttl_secs = i64::try_from(ttl.as_secs()).unwrap();
+    assert!(
+        expires >= before + ttl_secs - 2 && expires <= now_secs() + ttl_secs + 2,
+        "{expires}"
+    );
+    let path = path_of(&l.url, media);
+
+    let got = http(media, "GET", &path, None).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert!(got.body == rec, "the body differs from the audio");
+    assert_eq!(got.header("content-type"), Some("audio/mpeg"));
+    assert_eq!(
+        got.header("content-length"),
+        Some(size.to_string().as_str())
+    );
+    assert_eq!(
+        got.header("content-disposition"),
+        Some(format!("attachment; filename=\"{}-recording.mp3\"", call.id).as_str())
+    );
+
+    let inline = link(&mut records, Kind::Recording, &call.id, "inline").await;
+    let got = http(media, "GET", &path_of(&inline.url, media), None).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(
+        got.header("content-disposition"),
+        Some(format!("inline; filename=\"{}-recording.mp3\"", call.id).as_str())
+    );
+    assert!(got.body == rec);
+
+    let got = http(media, "HEAD", &path, None).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("content-type"), Some("audio/mpeg"));
+    assert_eq!(
+        got.header("content-length"),
+        Some(size.to_string().as_str())
+    );
+    assert!(got.header("content-disposition").is_some());
+    assert!(got.body.is_empty(), "HEAD has no body");
+
+    let got = http(media, "GET", &path, Some("bytes=10-19")).await;
+    assert_eq!(got.status, 206, "{}", got.text());
+    assert_eq!(
+        got.header("content-range"),
+        Some(format!("bytes 10-19/{size}").as_str())
+    );
+    assert_eq!(got.header("content-length"), Some("10"));
+    assert_eq!(got.body, rec[10..20]);
+
+    let got = http(media, "GET", &path, Some(&format!("bytes={size}-"))).await;
+    assert_eq!(got.status, 416, "{}", got.text());
+    assert_eq!(
+        got.header("content-range"),
+        Some(format!("bytes */{size}").as_str())
+    );
+
+    // A signature with one hex digit changed.
+    let mut forged = path.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == '0' { '1' } else { '0' });
+    let got = http(media, "GET", &forged, None).await;
+    assert_eq!(got.status, 403, "{}", got.text());
+    assert!(got.text().contains("not valid"), "{}", got.text());
+
+    // A later expiry.
+    let later = path.replace(
+        &format!("expires={expires}"),
+        &format!("expires={}", expires + 3600),
+    );
+    assert_ne!(later, path);
+    let got = http(media, "GET", &later, None).await;
+    assert_eq!(got.status, 403, "{}", got.text());
+
+    // The recording's signature on the voicemail's path.
+    let swapped = path.replace("/recording?", "/voicemail?");
+    assert_ne!(swapped, path);
+    let got = http(media, "GET", &swapped, None).await;
+    assert_eq!(got.status, 403, "{}", got.text());
+
+    // The voicemail's own link serves the voicemail.
+    let vl = link(&mut records, Kind::Voicemail, &call.id, "").await;
+    let got = http(media, "GET", &path_of(&vl.url, media), None).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.header("content-type"), Some("audio/wav"));
+    assert!(got.body == vm);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_link_past_its_expiry_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, media) = start_with_links(dir.path(), Duration::from_secs(1)).await;
+    let mut records = server.records(PIPELINE_KEY).await;
+    let call = create(&mut records, voice()).await;
+    let rec = audio(AUDIO_LEN, 8);
+    upload(
+        &mut records,
+        Kind::Recording,
+        upload_of(&call.id, "audio/mpeg", "", &rec),
+    )
+    .await
+    .unwrap();
+    let l = link(&mut records, Kind::Recording, &call.id, "").await;
+    let path = path_of(&l.url, media);
+    // Served until it expires (the expiry is a whole second), then 410.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let gone = loop {
+        let got = http(media, "GET", &path, None).await;
+        match got.status {
+            200 => assert!(got.body == rec),
+            410 => break got,
+            other => panic!("status {other}: {}", got.text()),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the link never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(gone.text().contains("expired"), "{}", gone.text());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_link_without_the_media_listener_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), MediaConfig::default()).await;
+    let mut records = server.records(PIPELINE_KEY).await;
+    let call = create(&mut records, voice()).await;
+    upload(
+        &mut records,
+        Kind::Recording,
+        upload_of(&call.id, "audio/mpeg", "", &audio(AUDIO_LEN, 9)),
+    )
+    .await
+    .unwrap();
+    let e = download(&mut records, Kind::Recording, request(&call.id, "", true))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("--media-listen"), "{}", e.message());
+    server.stop().await;
+}
+
+// ---- deletion and retention -------------------------------------------------
+
+async fn delete(records: &mut Records, id: &str) {
+    records
+        .delete_interaction(DeleteInteractionRequest {
+            person_id: P.into(),
+            interaction_id: id.into(),
+        })
+        .await
+        .unwrap();
+}
+
+/// Starts a server with links and the given retention (sweeping every
+/// 100 ms), uploads a recording to a new external call, takes a link,
+/// deletes the call, and checks the audio is unreachable. Returns the
+/// server, the stored file's path.
+async fn upload_link_delete(dir: &Path, retention: Duration) -> (Restartable, std::path::PathBuf) {
+    let (listener, media) = media_listener().await;
+    let server = start(
+        dir,
+        MediaConfig {
+            retention,
+            sweep_every: Duration::from_millis(100),
+            listener: Some(listener),
+            ..MediaConfig::default()
+        },
+    )
+    .await;
+    let mut records = server.records(PIPELINE_KEY).await;
+    let call = create(&mut records, voice()).await;
+    assert_eq!(call.is_external, Some(true), "an external call");
+    let rec = audio(AUDIO_LEN, 10);
+    let m = upload(
+        &mut records,
+        Kind::Recording,
+        upload_of(&call.id, "audio/mpeg", "", &rec),
+    )
+    .await
+    .unwrap()
+    .recording
+    .unwrap();
+    let file = media_dir(dir).join(&m.storage_key);
+    assert!(file.exists());
+    let l = link(&mut records, Kind::Recording, &call.id, "").await;
+    let path = path_of(&l.url, media);
+    assert_eq!(http(media, "GET", &path, None).await.status, 200);
+
+    delete(&mut records, &call.id).await;
+    let e = download(&mut records, Kind::Recording, request(&call.id, "", false))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    assert!(e.message().contains("deleted"), "{}", e.message());
+    let got = http(media, "GET", &path, None).await;
+    assert_eq!(got.status, 404, "{}", got.text());
+    assert!(got.text().contains("deleted"), "{}", got.text());
+    (server, file)
+}
+
+#[tokio::test]
+async fn a_deleted_interaction_audio_is_unreachable_and_purged_after_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, file) = upload_link_delete(dir.path(), Duration::ZERO).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while file.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sweep never purged {}",
+            file.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_deleted_interaction_audio_is_kept_on_disk_during_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, file) = upload_link_delete(dir.path(), Duration::from_secs(30 * 24 * 3600)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(file.exists(), "purged before its retention");
+    server.stop().await;
+}
+
+// ---- scope ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_sensitive_interaction_audio_needs_the_sensitive_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), MediaConfig::default()).await;
+    let mut pipeline = server.records(PIPELINE_KEY).await;
+    let mut auditor = server.records(AUDITOR_KEY).await;
+    let secret = create(
+        &mut auditor,
+        Interaction {
+            sensitive: Some(true),
+            ..voice()
+        },
+    )
+    .await;
+    let rec = audio(AUDIO_LEN, 11);
+
+    let e = upload(
+        &mut pipeline,
+        Kind::Recording,
+        upload_of(&secret.id, "audio/mpeg", "", &rec),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+
+    let m = upload(
+        &mut auditor,
+        Kind::Recording,
+        upload_of(&secret.id, "audio/mpeg", "", &rec),
+    )
+    .await
+    .unwrap()
+    .recording
+    .unwrap();
+    assert_eq!(m.uploaded_by, "auditor");
+    let e = download(
+        &mut pipeline,
+        Kind::Recording,
+        request(&secret.id, "", false),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    let (h, bytes) = fetch(&mut auditor, Kind::Recording, &secret.id).await;
+    assert_eq!(h.media, Some(m));
+    assert!(bytes == rec);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn another_company_key_does_not_find_the_audio() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = format!(
+        "keys:\n  - name: acme-pipeline\n    key: {ACME_KEY}\n    company: acme\n  - name: globex-pipeline\n    key: {GLOBEX_KEY}\n    company: globex\n"
+    );
+    let server = start_media(dir.path(), &keys, 1_000_000, MediaConfig::default()).await;
+    let mut acme = server.records(ACME_KEY).await;
+    let mut globex = server.records(GLOBEX_KEY).await;
+    let call = create(&mut acme, voice()).await;
+    assert_eq!(call.company_id.as_deref(), Some("acme"));
+    let rec = audio(AUDIO_LEN, 12);
+
+    let e = upload(
+        &mut globex,
+        Kind::Recording,
+        upload_of(&call.id, "audio/mpeg", "", &rec),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+
+    let m = upload(
+        &mut acme,
+        Kind::Recording,
+        upload_of(&call.id, "audio/mpeg", "", &rec),
+    )
+    .await
+    .unwrap()
+    .recording
+    .unwrap();
+    assert_eq!(m.uploaded_by, "acme-pipeline");
+    let e = download(&mut globex, Kind::Recording, request(&call.id, "", false))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    let (_, bytes) = fetch(&mut acme, Kind::Recording, &call.id).await;
+    assert!(bytes == rec);
+    server.stop().await;
+}
+
+// ---- list filters -----------------------------------------------------------------
+
+#[tokio::test]
+async fn has_recording_and_has_voicemail_filter_voice_interactions_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), MediaConfig::default()).await;
+    let mut records = server.records(PIPELINE_KEY).await;
+    let with_rec = create(&mut records, voice()).await;
+    let with_vm = create(&mut records, voice()).await;
+    let neither = create(&mut records, voice()).await;
+    let sms = create(&mut records, text()).await;
+    upload(
+        &mut records,
+        Kind::Recording,
+        upload_of(&with_rec.id, "audio/mpeg", "", &audio(AUDIO_LEN, 13)),
+    )
+    .await
+    .unwrap();
+    upload(
+        &mut records,
+        Kind::Voicemail,
+        upload_of(&with_vm.id, "audio/wav", "", &audio(AUDIO_LEN, 14)),
+    )
+    .await
+    .unwrap();
+
+    let list = |channel: &[&str], has_recording: Option<bool>, has_voicemail: Option<bool>| {
+        ListInteractionsRequest {
+            channel: channel.iter().map(|c| (*c).to_owned()).collect(),
+            has_recording,
+            has_voicemail,
+            ..ListInteractionsRequest::default()
+        }
+    };
+    let ids = |r: tonic::Response<compliance_guard::pb::ListInteractionsResponse>| {
+        r.into_inner()
+            .data
+            .into_iter()
+            .map(|i| i.id)
+            .collect::<BTreeSet<_>>()
+    };
+    let set = |v: &[&Interaction]| v.iter().map(|i| i.id.clone()).collect::<BTreeSet<_>>();
+    let cases = [
+        (list(&["voice"], Some(true), None), set(&[&with_rec])),
+        (
+            list(&["voice"], Some(false), None),
+            set(&[&with_vm, &neither]),
+        ),
+        (list(&["voice"], None, Some(true)), set(&[&with_vm])),
+        (
+            list(&["voice"], None, Some(false)),
+            set(&[&with_rec, &neither]),
+        ),
+        (list(&["voice"], Some(false), Some(false)), set(&[&neither])),
+        (
+            list(&["voice"], None, None),
+            set(&[&with_rec, &with_vm, &neither]),
+        ),
+    ];
+    for (q, expected) in cases {
+        let shown = format!("{q:?}");
+        let got = ids(records.list_interactions(q).await.unwrap());
+        assert_eq!(got, expected, "{shown}");
+        assert!(!got.contains(&sms.id));
+    }
+
+    for (q, field) in [
+        (list(&[], Some(true), None), "hasRecording"),
+        (list(&["voice", "text"], Some(true), None), "hasRecording"),
+        (list(&["text"], Some(false), None), "hasRecording"),
+        (list(&[], None, Some(true)), "hasVoicemail"),
+        (list(&["voice", "text"], None, Some(false)), "hasVoicemail"),
+    ] {
+        let e = records.list_interactions(q).await.unwrap_err();
+        assert_invalid(&e, field);
+    }
+    server.stop().await;
+}
+
+// ---- durability and damage ----------------------------------------------------------
+
+#[tokio::test]
+async fn the_audio_survives_restarts_through_the_journal_and_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), MediaConfig::default()).await;
+    let mut records = server.records(PIPELINE_KEY).await;
+    let call = create(&mut records, voice()).await;
+    let rec = audio(AUDIO_LEN, 15);
+    let vm = audio(AUDIO_LEN / 2, 16);
+    let m = upload(
+        &mut records,
+        Kind::Recording,
+        upload_of(&call.id, "audio/mpeg", "", &rec),
+    )
+    .await
+    .unwrap()
+    .recording
+    .unwrap();
+    let v = upload(
+        &mut records,
+        Kind::Voicemail,
+        upload_of(&call.id, "audio/wav", "", &vm),
+    )
+    .await
+    .unwrap()
+    .voicemail
+    .unwrap();
+    drop(records);
+    server.stop().await;
+
+    // Replayed from the journal, then from a snapshot (compact_after 0),
+    // then from that snapshot again.
+    for compact_after in [1_000_000, 0, 1_000_000] {
+        let server = start_media(
+            dir.path(),
+            &basic_keys(),
+            compact_after,
+            MediaConfig::default(),
+        )
+        .await;
+        let mut records = server.records(PIPELINE_KEY).await;
+        let i = get(&mut records, &call.id).await;
+        assert_eq!(i.recording, Some(m.clone()), "{compact_after}");
+        assert_eq!(i.voicemail, Some(v.clone()), "{compact_after}");
+        let (h, bytes) = fetch(&mut records, Kind::Recording, &call.id).await;
+        assert_eq!(h.media, Some(m.clone()));
+        assert!(bytes == rec, "{compact_after}");
+        let (_, bytes) = fetch(&mut records, Kind::Voicemail, &call.id).await;
+        assert!(bytes == vm, "{compact_after}");
+        drop(records);
+        server.stop().await;
+    }
+    let snapshots = std::fs::read_dir(dir.path().join("data").join("journal"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("snapshot-"))
+        .count();
+    assert_eq!(snapshots, 1, "the restart with compact_after 0 wrote one");
+    assert_stored(dir.path(), &[&m.storage_key, &v.storage_key]);
+}
+
+#[tokio::test]
+async fn damaged_stored_audio_ends_the_download_in_data_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), MediaConfig::default()).await;
+    let mut records = server.records(PIPELINE_KEY).await;
+    let call = create(&mut records, voice()).await;
+    let rec = audio(AUDIO_LEN, 17);
+    let m = upload(
+        &mut records,
+        Kind::Recording,
+        upload_of(&call.id, "audio/mpeg", "", &rec),
+    )
+    .await
+    .unwrap()
+    .recording
+    .unwrap();
+    let file = media_dir(dir.path()).join(&m.storage_key);
+    let mut stored = std::fs::read(&file).unwrap();
+    assert!(stored == rec);
+    stored[100_000] ^= 0x5a;
+    std::fs::write(&file, &stored).unwrap();
+
+    let got = download(&mut records, Kind::Recording, request(&call.id, "", false))
+        .await
+        .unwrap();
+    assert!(got.header.is_some(), "the header comes first");
+    let e = got.error.expect("the stream ends in an error");
+    assert_eq!(e.code(), Code::DataLoss, "{e:?}");
+    assert!(e.message().contains("damaged"), "{}", e.message());
+    assert!(e.message().contains(&m.storage_key), "{}", e.message());
+    server.stop().await;
+}
+
+// ---- updates ------------------------------------------------------------------------
+
+#[tokio::test]
+async fn updates_and_upserts_keep_the_audio_and_the_body_cannot_set_it() {
+    use compliance_guard::pb::{InteractionMedia, UpdateInteractionRequest};
+    use prost_types::FieldMask;
+    // No statusDetails, which would tie the call to voice by itself.
+    let plain = || Interaction {
+        status_details: None,
+        ..voice()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), MediaConfig::default()).await;
+    let mut records = server.records(PIPELINE_KEY).await;
+    let forged = InteractionMedia {
+        content_type: "audio/mpeg".into(),
+        size_bytes: 3,
+        sha256: sha_hex(b"abc"),
+        uploaded_at: None,
+        uploaded_by: "someone".into(),
+        storage_key: "../../etc/passwd".into(),
+    };
+    let call = create(
+        &mut records,
+        Interaction {
+            external_id: Some("media-call-1".into()),
+            recording: Some(forged.clone()),
+            ..plain()
+        },
+    )
+    .await;
+    assert_eq!(call.recording, None, "the body's recording is ignored");
+
+    // Uploaded and downloaded through the ext- alias; names use our id.
+    let rec = audio(AUDIO_LEN, 18);
+    let m = upload(
+        &mut records,
+        Kind::Recording,
+        upload_of("ext-media-call-1", "audio/mpeg", "", &rec),
+    )
+    .await
+    .unwrap()
+    .recording
+    .unwrap();
+    let (h, bytes) = fetch(&mut records, Kind::Recording, "ext-media-call-1").await;
+    assert_eq!(h.file_name, format!("{}-recording.mp3", call.id));
+    assert!(bytes == rec);
+
+    let update = |i: Interaction, path: &str| UpdateInteractionRequest {
+        person_id: P.into(),
+        interaction_id: call.id.clone(),
+        interaction: Some(i),
+        update_mask: Some(FieldMask {
+            paths: vec![path.into()],
+        }),
+    };
+    let updated = records
+        .update_interaction(update(
+            Interaction {
+                loan_id: Some("LN-7".into()),
+                recording: None,
+                ..Interaction::default()
+            },
+            "loanId",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .interaction
+        .unwrap();
+    assert_eq!(updated.loan_id.as_deref(), Some("LN-7"));
+    assert_eq!(updated.recording, Some(m.clone()), "an update keeps it");
+
+    let e = records
+        .update_interaction(update(
+            Interaction {
+                channel: "text".into(),
+                ..Interaction::default()
+            },
+            "channel",
+        ))
+        .await
+        .unwrap_err();
+    assert_invalid(&e, "channel");
+    assert!(e.message().contains("recording"), "{}", e.message());
+
+    // The same externalId again: the stored interaction, with its audio.
+    let again = create(
+        &mut records,
+        Interaction {
+            external_id: Some("media-call-1".into()),
+            recording: Some(forged),
+            ..plain()
+        },
+    )
+    .await;
+    assert_eq!(again.id, call.id);
+    assert_eq!(again.recording, Some(m.clone()));
+    let i = get(&mut records, &call.id).await;
+    assert_eq!(i.recording, Some(m));
+    assert_eq!(i.channel, "voice");
+    let (_, bytes) = fetch(&mut records, Kind::Recording, &call.id).await;
+    assert!(bytes == rec);
+    server.stop().await;
+}
+
+// ---- the sweep after a restart --------------------------------------------------------
+
+/// Sets a file's modification time `age` into the past.
+fn age(path: &Path, age: Duration) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(SystemTime::now() - age)
+        .unwrap();
+}
+
+#[tokio::test]
+async fn after_a_restart_the_sweep_keeps_named_audio_and_removes_only_old_orphans() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), MediaConfig::default()).await;
+    let mut records = server.records(PIPELINE_KEY).await;
+    let call = create(&mut records, voice()).await;
+    let rec = audio(AUDIO_LEN, 19);
+    let m = upload(
+        &mut records,
+        Kind::Recording,
+        upload_of(&call.id, "audio/mpeg", "", &rec),
+    )
+    .await
+    .unwrap()
+    .recording
+    .unwrap();
+    drop(records);
+    server.stop().await;
+
+    // The uploaded file and an orphan, both two hours old (past the
+    // orphans' grace of an hour), and a young orphan.
+    let two_hours = Duration::from_secs(2 * 3600);
+    let named = media_dir(dir.path()).join(&m.storage_key);
+    age(&named, two_hours);
+    let old_orphan =
+        media_dir(dir.path()).join(format!("{}.voicemail.{}", call.id, "0".repeat(32)));
+    std::fs::write(&old_orphan, b"left over").unwrap();
+    age(&old_orphan, two_hours);
+    let young_orphan =
+        media_dir(dir.path()).join(format!("{}.voicemail.{}", call.id, "1".repeat(32)));
+    std::fs::write(&young_orphan, b"being written").unwrap();
+
+    let server = start(
+        dir.path(),
+        MediaConfig {
+            sweep_every: Duration::from_millis(100),
+            ..MediaConfig::default()
+        },
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while old_orphan.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sweep never removed the old orphan"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        named.exists(),
+        "the sweep removed audio an interaction names"
+    );
+    assert!(young_orphan.exists(), "the sweep removed a young file");
+    let mut records = server.records(PIPELINE_KEY).await;
+    let (_, bytes) = fetch(&mut records, Kind::Recording, &call.id).await;
+    assert!(bytes == rec);
+    drop(records);
+    server.stop().await;
+}
