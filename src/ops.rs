@@ -128,13 +128,24 @@ fn io_err<'a>(
     }
 }
 
-/// Copies `from` to `to` (a hard link when both are on one file system:
-/// stored audio is never changed in place), returning its size.
+/// Copies `from` to `to` and syncs it, returning its size. Always a copy,
+/// never a hard link: a backup that shares its blocks with the original is
+/// lost with it. A file already at `to` is removed first (copying onto a
+/// hard link of `from` would truncate `from`).
 fn copy_audio(from: &Path, to: &Path) -> Result<u64, std::io::Error> {
-    if std::fs::hard_link(from, to).is_err() {
-        std::fs::copy(from, to)?;
+    match std::fs::remove_file(to) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
     }
-    Ok(std::fs::metadata(to)?.len())
+    let n = std::fs::copy(from, to)?;
+    std::fs::File::open(to)?.sync_all()?;
+    Ok(n)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), OpsError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("syncing", dir))
 }
 
 /// Copies every whole record of `data_dir` into `to`, atomically (the file
@@ -186,7 +197,8 @@ pub fn backup(data_dir: &Path, to: &Path) -> Result<BackupReport, OpsError> {
 }
 
 /// Copies the named audio into `<to>.media` (replacing an older one
-/// whole): into a temporary directory, renamed into place at the end.
+/// whole): into a temporary directory, each file and the directory
+/// synced, renamed into place at the end.
 fn copy_media(
     data_dir: &Path,
     to: &Path,
@@ -226,10 +238,14 @@ fn copy_media(
             }
         }
     }
+    sync_dir(&tmp)?;
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(io_err("removing", &dir))?;
     }
     std::fs::rename(&tmp, &dir).map_err(io_err("moving into place", &dir))?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        sync_dir(parent)?;
+    }
     Ok((files, bytes, missing))
 }
 
@@ -289,14 +305,35 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<RestoreReport, OpsError> 
     })
 }
 
-/// Puts a backup's audio into `<data_dir>/media`, checking each file.
+/// Puts a backup's audio into `<data_dir>/media`, checking each file; on
+/// any failure it removes what it put there, so that a failed restore
+/// leaves the data directory as it found it.
 fn restore_media(
     from: &Path,
     data_dir: &Path,
     named: &MediaNamed,
 ) -> Result<(u64, Vec<String>), OpsError> {
-    let source = media_dir_of(from);
     let dest = data_dir.join(crate::media::MEDIA_DIR);
+    let mut placed = Vec::new();
+    let result = place_media(from, &dest, named, &mut placed);
+    if result.is_err() {
+        for path in placed {
+            let _ = std::fs::remove_file(path);
+        }
+    } else {
+        sync_dir(&dest)?;
+    }
+    result
+}
+
+fn place_media(
+    from: &Path,
+    dest: &Path,
+    named: &MediaNamed,
+    placed: &mut Vec<PathBuf>,
+) -> Result<(u64, Vec<String>), OpsError> {
+    let source = media_dir_of(from);
+    std::fs::create_dir_all(dest).map_err(io_err("creating", dest))?;
     let (mut files, mut missing) = (0, Vec::new());
     for (key, (size, sha256, deleted)) in named {
         let file = source.join(key);
@@ -325,8 +362,9 @@ fn restore_media(
                 actual: format!("{} bytes, SHA-256 {actual}", bytes.len()),
             });
         }
-        std::fs::create_dir_all(&dest).map_err(io_err("creating", &dest))?;
-        copy_audio(&file, &dest.join(key)).map_err(io_err("copying", &file))?;
+        let to = dest.join(key);
+        copy_audio(&file, &to).map_err(io_err("copying", &file))?;
+        placed.push(to);
         files += 1;
     }
     Ok((files, missing))

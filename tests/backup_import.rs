@@ -1155,3 +1155,179 @@ fn import_reports_bad_bytes_ignores_foreign_fields_and_keeps_upstream_deletes() 
     assert_eq!(kept.started_at.to_rfc3339(), "2026-11-20T15:00:00+00:00");
     assert_eq!(kept.updated_by, None);
 }
+
+// ---- recordings and voicemails in backups ----------------------------------
+
+/// Uploads `audio` as the recording of a new voice interaction of `person`
+/// and returns the interaction's id and the audio's storage key.
+async fn upload_recording(
+    records: &mut InteractionsClient<Channel>,
+    person: &str,
+    ext: &str,
+    audio: &[u8],
+) -> (String, String) {
+    use compliance_guard::pb::upload_media_request::Part;
+    use compliance_guard::pb::{UploadMediaHeader, UploadMediaRequest};
+    let created = records
+        .create_interaction(CreateInteractionRequest {
+            person_id: person.into(),
+            interaction: Some(Interaction {
+                external_id: Some(ext.into()),
+                channel: "voice".into(),
+                direction: "outbound".into(),
+                status: "succeeded".into(),
+                started_at: ts(1_583_157_600),
+                ..Interaction::default()
+            }),
+            searchable: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .interaction
+        .unwrap();
+    let mut parts = vec![UploadMediaRequest {
+        part: Some(Part::Header(UploadMediaHeader {
+            interaction_id: created.id.clone(),
+            content_type: "audio/mpeg".into(),
+            ..UploadMediaHeader::default()
+        })),
+    }];
+    for chunk in audio.chunks(50_000) {
+        parts.push(UploadMediaRequest {
+            part: Some(Part::Chunk(chunk.to_vec())),
+        });
+    }
+    let stored = records
+        .upload_interaction_recording(tokio_stream::iter(parts))
+        .await
+        .unwrap()
+        .into_inner()
+        .interaction
+        .unwrap();
+    (created.id, stored.recording.unwrap().storage_key)
+}
+
+/// The recording of `id`, downloaded by stream.
+async fn download_recording(records: &mut InteractionsClient<Channel>, id: &str) -> Vec<u8> {
+    use compliance_guard::pb::DownloadMediaRequest;
+    use compliance_guard::pb::download_media_response::Part;
+    let mut stream = records
+        .download_interaction_recording(DownloadMediaRequest {
+            interaction_id: id.into(),
+            ..DownloadMediaRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut audio = Vec::new();
+    while let Some(m) = stream.message().await.unwrap() {
+        if let Some(Part::Chunk(c)) = m.part {
+            audio.extend(c);
+        }
+    }
+    audio
+}
+
+#[tokio::test]
+async fn a_backup_carries_the_audio_and_a_restore_checks_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let audio_a: Vec<u8> = (0..180_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let audio_b: Vec<u8> = (0..70_000u32).map(|i| (i * 13 % 253) as u8).collect();
+    let server = start(&data).await;
+    let mut records = server.records().await;
+    let (id_a, key_a) = upload_recording(&mut records, "BO-MEDI-0001", "call-a", &audio_a).await;
+    let (id_b, key_b) = upload_recording(&mut records, "BO-MEDI-0001", "call-b", &audio_b).await;
+    server.stop().await;
+
+    // The backup, as the operator runs it: the records file and the audio
+    // beside it, in `<file>.media`.
+    let backup = dir.path().join("guard.cgj");
+    let o = run(
+        &[
+            "backup",
+            "--data-dir",
+            path_str(&data),
+            "--to",
+            path_str(&backup),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let media = ops::media_dir_of(&backup);
+    assert_eq!(media, dir.path().join("guard.cgj.media"));
+    assert!(
+        stdout(&o).ends_with(&format!(
+            "and 2 recordings and voicemails ({} bytes) to {}\n",
+            audio_a.len() + audio_b.len(),
+            media.display()
+        )),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(std::fs::read(media.join(&key_a)).unwrap(), audio_a);
+    assert_eq!(std::fs::read(media.join(&key_b)).unwrap(), audio_b);
+
+    // A damaged file in the backup stops the restore, naming it, and
+    // leaves the data directory empty.
+    let mut damaged = audio_b.clone();
+    damaged[100] ^= 1;
+    std::fs::write(media.join(&key_b), &damaged).unwrap();
+    let restored = dir.path().join("restored");
+    let o = run(
+        &[
+            "restore",
+            "--from",
+            path_str(&backup),
+            "--data-dir",
+            path_str(&restored),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains(&format!("`{}` is damaged", media.join(&key_b).display())),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        Layout {
+            dir: restored.clone()
+        }
+        .generations()
+        .unwrap(),
+        (vec![], vec![])
+    );
+    let left = std::fs::read_dir(restored.join("media"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0, "a failed restore leaves no audio behind");
+    // The backup's own copy of the first file is whole (a restore never
+    // writes through to the backup).
+    assert_eq!(std::fs::read(media.join(&key_a)).unwrap(), audio_a);
+
+    // Mended, it restores; the server on it serves the same audio.
+    std::fs::write(media.join(&key_b), &audio_b).unwrap();
+    let o = run(
+        &[
+            "restore",
+            "--from",
+            path_str(&backup),
+            "--data-dir",
+            path_str(&restored),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).ends_with("and 2 recordings and voicemails, each checked against its SHA-256\n"),
+        "{}",
+        stdout(&o)
+    );
+    let server = start(&restored).await;
+    let mut records = server.records().await;
+    assert_eq!(download_recording(&mut records, &id_a).await, audio_a);
+    assert_eq!(download_recording(&mut records, &id_b).await, audio_b);
+    server.stop().await;
+}
