@@ -638,3 +638,112 @@ fn rules_replay_takes_the_servers_roles_and_refuses_an_unknown_one() {
         "error: unknown role `bogus`; allowed: debtCollector, creditor, licensee\n"
     );
 }
+
+/// `serve --media-listen` opens the link listener, says where, answers on
+/// it (a request that is not a link is 400, not a hang), and stops with the
+/// server on SIGTERM. Flags out of range are refused before anything
+/// starts.
+#[cfg(unix)]
+#[tokio::test]
+async fn serve_opens_the_media_listener_and_refuses_bad_media_flags() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    for (flags, says) in [
+        (
+            vec!["--media-link-ttl-seconds", "0"],
+            "--media-link-ttl-seconds 0 is out of range; allowed: 1 to 86400",
+        ),
+        (
+            vec!["--media-link-ttl-seconds", "86401"],
+            "allowed: 1 to 86400",
+        ),
+        (
+            vec![
+                "--media-listen",
+                "127.0.0.1:0",
+                "--media-public-url",
+                "ftp://x",
+            ],
+            "--media-public-url `ftp://x` is not an http(s) URL",
+        ),
+        (
+            vec!["--media-max-mib", "0"],
+            "--media-max-mib 0 is out of range",
+        ),
+    ] {
+        let data = tempfile::tempdir().unwrap();
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data-dir"];
+        args.push(data.path().to_str().unwrap());
+        args.extend(flags);
+        let o = run(&args);
+        assert_ne!(o.status.code(), Some(0), "{args:?}");
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    }
+
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_compliance-guard"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--media-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("COMPLIANCE_GUARD_API_KEY")
+        .env_remove("COMPLIANCE_GUARD_KEYS")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let media = loop {
+        let line = lines
+            .next()
+            .expect("the server says where it serves links")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("compliance-guard media links on http://") {
+            break rest.trim_end_matches("/media/").to_owned();
+        }
+    };
+    let mut answer = String::new();
+    for _ in 0..500 {
+        // The listener answers once the history is loaded; until then the
+        // port is bound but not yet served.
+        if let Ok(mut s) = tokio::net::TcpStream::connect(&media).await {
+            s.write_all(
+                b"GET /media/IT-1/recording HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .unwrap();
+            answer.clear();
+            let _ = s.read_to_string(&mut answer).await;
+            if !answer.is_empty() {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("`expires` is missing"), "{answer}");
+    assert!(data.path().join("media").join("link-key").exists());
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+}
