@@ -1136,7 +1136,7 @@ impl Index {
             });
         }
         self.media_files.insert(media.storage_key.clone(), key);
-        *slot = Some(media);
+        *slot = Some(Box::new(media));
         record.updated_at = Some(now);
         record.updated_by = Some(by.to_owned());
         Ok(&self.records[key.0 as usize].1)

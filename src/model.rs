@@ -555,10 +555,10 @@ pub struct InteractionInput {
     /// Stored audio: set only by an upload, kept by updates, never read
     /// from a request body or an import line (hence skipped by serde).
     #[serde(skip)]
-    pub recording: Option<Media>,
+    pub recording: Option<Box<Media>>,
     /// As `recording`, for the voicemail.
     #[serde(skip)]
-    pub voicemail: Option<Media>,
+    pub voicemail: Option<Box<Media>>,
 }
 
 /// A validated interaction, as the index holds it.
@@ -619,11 +619,12 @@ pub struct Interaction {
     pub company_id: Option<String>,
     /// The call recording's stored audio, set only by an upload. Voice
     /// only. Not an upstream field: upstream serves only the content.
+    /// Boxed: most interactions have none, and the index holds millions.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub recording: Option<Media>,
+    pub recording: Option<Box<Media>>,
     /// The voicemail's stored audio, set only by an upload. Voice only.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub voicemail: Option<Media>,
+    pub voicemail: Option<Box<Media>>,
 }
 
 /// Which audio of a voice interaction: upstream keeps two, with separate
@@ -687,8 +688,8 @@ impl Interaction {
     /// The stored audio of `kind`, if any.
     pub fn media(&self, kind: MediaKind) -> Option<&Media> {
         match kind {
-            MediaKind::Recording => self.recording.as_ref(),
-            MediaKind::Voicemail => self.voicemail.as_ref(),
+            MediaKind::Recording => self.recording.as_deref(),
+            MediaKind::Voicemail => self.voicemail.as_deref(),
         }
     }
 

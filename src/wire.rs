@@ -207,8 +207,8 @@ pub fn pb_of(r: &Interaction) -> pb::Interaction {
         company_id: r.company_id.clone(),
         borrower: r.borrower.as_ref().map(value_of),
         case_ids: r.case_ids.clone(),
-        recording: r.recording.as_ref().map(media_pb_of),
-        voicemail: r.voicemail.as_ref().map(media_pb_of),
+        recording: r.recording.as_deref().map(media_pb_of),
+        voicemail: r.voicemail.as_deref().map(media_pb_of),
     }
 }
 
@@ -382,8 +382,8 @@ pub fn record_from(i: pb::Interaction) -> Result<Interaction, FieldProblem> {
         created_by: i.created_by,
         updated_by: i.updated_by,
         company_id: i.company_id,
-        recording: i.recording.map(media_of).transpose()?,
-        voicemail: i.voicemail.map(media_of).transpose()?,
+        recording: i.recording.map(media_of).transpose()?.map(Box::new),
+        voicemail: i.voicemail.map(media_of).transpose()?.map(Box::new),
     })
 }
 
