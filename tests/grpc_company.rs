@@ -336,3 +336,78 @@ async fn an_import_puts_its_records_in_the_company_given() {
     assert_eq!(e.code(), Code::NotFound, "{e:?}");
     server.stop().await;
 }
+
+/// A reserving Check records its interaction in the checking key's
+/// company, as CreateInteraction does; another company's key does not
+/// find it, and it still counts for every company's Checks.
+#[tokio::test]
+async fn a_reserved_interaction_belongs_to_the_checking_key_company() {
+    use compliance_guard::pb::CheckRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_on(dir.path(), 1_000_000).await;
+    let mut acme_guard = server.guard(ACME_KEY).await;
+    let check = CheckRequest {
+        person_id: P.into(),
+        channel: "email".into(),
+        jurisdictions: vec!["US-NY".into()],
+        time_zones: vec!["America/New_York".into()],
+        reserve: true,
+        request_id: "acme-send-1".into(),
+        // A weekday at 09:00 in New York, not the test's clock.
+        at: Some(Timestamp {
+            seconds: T0,
+            nanos: 0,
+        }),
+        ..CheckRequest::default()
+    };
+    let answer = acme_guard.check(check).await.unwrap().into_inner();
+    assert!(answer.allowed, "{answer:?}");
+    let id = answer.interaction_id;
+    let mut acme = server.records(ACME_KEY).await;
+    assert_eq!(company_of(&mut acme, &id).await.as_deref(), Some("acme"));
+    let mut globex = server.records(GLOBEX_KEY).await;
+    let e = globex
+        .get_interaction(GetInteractionRequest {
+            interaction_id: id.clone(),
+            person_id: P.into(),
+            searchable: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+
+    // A conversation acme had counts in globex's Checks: what a borrower
+    // was told is not split by who told it.
+    let talk = create(
+        &mut acme,
+        Interaction {
+            status: "succeeded".into(),
+            status_details: Some("voiceSpokeWithFirstParty".into()),
+            ..call(None)
+        },
+    )
+    .await;
+    let mut globex_guard = server.guard(GLOBEX_KEY).await;
+    let answer = globex_guard
+        .check(CheckRequest {
+            person_id: P.into(),
+            channel: "voice".into(),
+            jurisdictions: vec!["US-NY".into()],
+            time_zones: vec!["America/New_York".into()],
+            at: Some(Timestamp {
+                seconds: T0 + 86_400,
+                nanos: 0,
+            }),
+            ..CheckRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!answer.allowed);
+    assert_eq!(
+        answer.compliance_guard_rule_id,
+        "us-regf-quiet-after-conversation"
+    );
+    assert_eq!(answer.violations[0].counted_interaction_ids, [talk.id]);
+    server.stop().await;
+}
