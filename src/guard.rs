@@ -1116,9 +1116,13 @@ impl Guard {
     }
 
     /// What the index knows of a stored file, for the media sweep
-    /// ([`crate::media::sweep`]).
-    pub fn media_file(&self, storage_key: &str) -> Option<Option<DateTime<Utc>>> {
-        self.read().ok()?.index.media_file(storage_key)
+    /// ([`crate::media::sweep`]); an error when the index cannot be read,
+    /// which the sweep must not take for "no record names it".
+    pub fn media_file(
+        &self,
+        storage_key: &str,
+    ) -> Result<Option<Option<DateTime<Utc>>>, GuardError> {
+        Ok(self.read()?.index.media_file(storage_key))
     }
 
     /// The cases an interaction is linked to, one page of them, with how

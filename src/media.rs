@@ -79,7 +79,7 @@ pub enum MediaError {
     },
     /// The upload passed the size bound.
     #[error(
-        "the upload is larger than {limit} bytes; allowed: at most {limit} bytes (the server's `--media-max-bytes`)"
+        "the upload is larger than {limit} bytes; allowed: at most {limit} bytes (the server's `--media-max-mib`)"
     )]
     TooLarge {
         /// The bound.
@@ -168,9 +168,11 @@ pub fn file_name(interaction_id: &str, kind: MediaKind, content_type: &str) -> S
 }
 
 /// `text` with everything but ASCII letters, digits and `-` replaced by
-/// `_`: safe in a file name and in a header.
+/// `_`, cut to 64 characters: safe, and short, in a file name and in a
+/// header (an imported id may be 259 characters of anything).
 fn safe_name(text: &str) -> String {
     text.chars()
+        .take(64)
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' {
                 c
@@ -214,6 +216,40 @@ impl Disposition {
     }
 }
 
+/// `text` with every byte but ASCII letters, digits and `-_.~` as `%XX`,
+/// for a path segment (imported ids may hold anything).
+fn percent_encode(text: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// The inverse of [`percent_encode`]; `None` for a malformed escape or
+/// text that is not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
@@ -242,6 +278,20 @@ impl std::fmt::Debug for Sha {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Sha256")
     }
+}
+
+/// Whether `key` has the shape of the storage keys [`MediaStore::new_key`]
+/// makes: a plain file name (letters, digits, `-`, `_`, `.`; not starting
+/// with `.`; at most 200 bytes), never a path. Everything that joins a key
+/// to a directory checks it first: keys come from the journal and from
+/// backups, which are files an attacker might have written.
+pub fn is_storage_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 200
+        && !key.starts_with('.')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 /// The audio files of one data directory.
@@ -319,13 +369,7 @@ impl MediaStore {
     /// The path of a stored file; `None` for a key that is not one of ours
     /// (it could name a path outside the directory).
     pub fn path(&self, key: &str) -> Option<PathBuf> {
-        let ours = !key.is_empty()
-            && key.len() <= 200
-            && !key.starts_with('.')
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-        ours.then(|| self.dir.join(key))
+        is_storage_key(key).then(|| self.dir.join(key))
     }
 
     /// Opens a stored file for reading.
@@ -352,10 +396,14 @@ impl MediaStore {
         Ok(out)
     }
 
-    /// Removes a stored file; a file already gone is not an error.
+    /// Removes a stored file; a file already gone is not an error, a key
+    /// that is not a file name is.
     pub fn remove(&self, key: &str) -> Result<(), MediaError> {
         let Some(path) = self.path(key) else {
-            return Ok(());
+            return Err(MediaError::Damaged {
+                key: key.chars().take(100).collect(),
+                what: "the storage key is not a file name".into(),
+            });
         };
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(MediaError::Io {
@@ -422,6 +470,13 @@ impl MediaWriter {
             });
         }
         let tmp = self.tmp_path.clone().unwrap_or_default();
+        // The sweep spares a file no record names for an hour from its
+        // modification time; that hour must start now, when the file goes
+        // into place, not at the last chunk (an uploader may idle before
+        // closing its stream).
+        self.file
+            .set_modified(SystemTime::now())
+            .map_err(io("cannot touch", &tmp))?;
         self.file.sync_all().map_err(io("cannot sync", &tmp))?;
         let to = self.dir.join(&self.key);
         std::fs::rename(&tmp, &to).map_err(io("cannot move into place", &to))?;
@@ -445,17 +500,68 @@ fn sync_dir(dir: &Path) -> Result<(), MediaError> {
         .map_err(io("cannot sync", dir))
 }
 
-/// Reads stored audio in chunks and checks, at the end, that it is whole:
-/// the size and SHA-256 recorded at upload. A download that ends in an
-/// error delivered bytes that must not be trusted.
+/// Checks audio as it is read: the running size and SHA-256 against what
+/// was recorded at upload. Shared by the blocking reader and the async
+/// streams, which read the file themselves.
 #[derive(Debug)]
-pub struct MediaReader {
-    file: File,
+pub struct MediaCheck {
     key: String,
     hasher: Sha,
     read: u64,
     size: u64,
     sha256: String,
+}
+
+impl MediaCheck {
+    /// A check of the audio `media` describes.
+    pub fn new(media: &crate::model::Media) -> MediaCheck {
+        MediaCheck {
+            key: media.storage_key.clone(),
+            hasher: Sha(Context::new(&SHA256)),
+            read: 0,
+            size: media.size_bytes,
+            sha256: media.sha256.clone(),
+        }
+    }
+
+    /// Takes the next bytes read; refuses more than were recorded.
+    pub fn update(&mut self, chunk: &[u8]) -> Result<(), MediaError> {
+        self.hasher.0.update(chunk);
+        self.read += chunk.len() as u64;
+        if self.read > self.size {
+            return Err(MediaError::Damaged {
+                key: self.key.clone(),
+                what: format!("more than the {} bytes recorded", self.size),
+            });
+        }
+        Ok(())
+    }
+
+    /// At the end of the file: whether all of it was there, unchanged.
+    pub fn finish(&self) -> Result<(), MediaError> {
+        if self.read != self.size {
+            return Err(MediaError::Damaged {
+                key: self.key.clone(),
+                what: format!("{} bytes stored, {} recorded", self.read, self.size),
+            });
+        }
+        let actual = hex(self.hasher.0.clone().finish().as_ref());
+        if actual != self.sha256 {
+            return Err(MediaError::Damaged {
+                key: self.key.clone(),
+                what: format!("SHA-256 `{actual}`, `{}` recorded", self.sha256),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Reads stored audio in chunks on the calling thread and checks, at the
+/// end, that it is whole ([`MediaCheck`]).
+#[derive(Debug)]
+pub struct MediaReader {
+    file: File,
+    check: MediaCheck,
 }
 
 impl MediaReader {
@@ -466,18 +572,8 @@ impl MediaReader {
     ) -> Result<MediaReader, MediaError> {
         Ok(MediaReader {
             file: store.open_file(&media.storage_key)?,
-            key: media.storage_key.clone(),
-            hasher: Sha(Context::new(&SHA256)),
-            read: 0,
-            size: media.size_bytes,
-            sha256: media.sha256.clone(),
+            check: MediaCheck::new(media),
         })
-    }
-
-    /// The file, for a ranged read (which is served unchecked: a part
-    /// cannot be checked against the whole's checksum).
-    pub fn file_mut(&mut self) -> &mut File {
-        &mut self.file
     }
 
     /// The next chunk, or `None` at the end once the audio has passed its
@@ -486,36 +582,26 @@ impl MediaReader {
         let mut buf = vec![0u8; CHUNK_BYTES];
         let n = self.file.read(&mut buf).map_err(|cause| MediaError::Io {
             action: "cannot read",
-            path: PathBuf::from(&self.key),
+            path: PathBuf::from(&self.check.key),
             cause,
         })?;
         if n == 0 {
-            let actual = hex(self.hasher.0.clone().finish().as_ref());
-            if self.read != self.size {
-                return Err(MediaError::Damaged {
-                    key: self.key.clone(),
-                    what: format!("{} bytes stored, {} recorded", self.read, self.size),
-                });
-            }
-            if actual != self.sha256 {
-                return Err(MediaError::Damaged {
-                    key: self.key.clone(),
-                    what: format!("SHA-256 `{actual}`, `{}` recorded", self.sha256),
-                });
-            }
+            self.check.finish()?;
             return Ok(None);
         }
         buf.truncate(n);
-        self.hasher.0.update(&buf);
-        self.read += n as u64;
-        if self.read > self.size {
-            return Err(MediaError::Damaged {
-                key: self.key.clone(),
-                what: format!("more than the {} bytes recorded", self.size),
-            });
-        }
+        self.check.update(&buf)?;
         Ok(Some(buf))
     }
+}
+
+/// Reads stored audio whole and checks it against its recorded size and
+/// SHA-256: what a response with a `Content-Length` must do before it
+/// sends its headers, since it cannot report damage after them.
+pub fn verify_file(store: &MediaStore, media: &crate::model::Media) -> Result<(), MediaError> {
+    let mut reader = MediaReader::open(store, media)?;
+    while reader.next_chunk()?.is_some() {}
+    Ok(())
 }
 
 /// What a link names, once its signature has been checked.
@@ -583,6 +669,10 @@ impl LinkSigner {
                 SystemRandom::new()
                     .fill(&mut secret)
                     .map_err(|_| MediaError::Random)?;
+                // Written whole to a temporary file, then renamed: a crash
+                // never leaves an empty or partial key behind.
+                let tmp = dir.join(format!("{LINK_KEY_FILE}.tmp"));
+                let _ = std::fs::remove_file(&tmp);
                 let mut options = OpenOptions::new();
                 options.write(true).create_new(true);
                 #[cfg(unix)]
@@ -590,10 +680,11 @@ impl LinkSigner {
                     use std::os::unix::fs::OpenOptionsExt;
                     options.mode(0o600);
                 }
-                let mut file = options.open(&path).map_err(io("cannot create", &path))?;
+                let mut file = options.open(&tmp).map_err(io("cannot create", &tmp))?;
                 file.write_all(format!("{}\n", hex(&secret)).as_bytes())
                     .and_then(|()| file.sync_all())
-                    .map_err(io("cannot write", &path))?;
+                    .map_err(io("cannot write", &tmp))?;
+                std::fs::rename(&tmp, &path).map_err(io("cannot move into place", &path))?;
                 sync_dir(&dir)?;
                 secret
             }
@@ -645,7 +736,7 @@ impl LinkSigner {
         let url = format!(
             "{}/media/{}/{kind}?disposition={}&expires={}&signature={}",
             self.base,
-            interaction_id,
+            percent_encode(interaction_id),
             disposition.as_str(),
             expires_at.timestamp(),
             hex(tag.as_ref())
@@ -666,14 +757,10 @@ impl LinkSigner {
         let kind = MediaKind::parse(kind).ok_or_else(|| {
             LinkError::Malformed("the kind is not `recording` or `voicemail`".into())
         })?;
-        if id.is_empty()
-            || id.len() > 200
-            || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            return Err(LinkError::Malformed(
-                "the interaction id is not one of ours".into(),
-            ));
-        }
+        let id = percent_decode(id)
+            .filter(|id| !id.is_empty() && id.chars().count() <= crate::model::MAX_ID_CHARS + 4)
+            .ok_or_else(|| LinkError::Malformed("the interaction id is not one of ours".into()))?;
+        let id = id.as_str();
         let (mut disposition, mut expires, mut signature) = (None, None, None);
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -789,18 +876,24 @@ pub struct Swept {
 /// than `retention` before `now`, and files no interaction names that are
 /// older than [`ORPHAN_GRACE`]. `status(key)` says what the index knows of
 /// a storage key: `None` if no interaction names it, `Some(deleted_at)`
-/// otherwise.
+/// otherwise; when it cannot say (`Err`), the sweep stops and removes
+/// nothing more: a file is never taken for an orphan because the index
+/// could not be read.
 pub fn sweep(
     store: &MediaStore,
     now: DateTime<Utc>,
     retention: Duration,
-    status: impl Fn(&str) -> Option<Option<DateTime<Utc>>>,
+    status: impl Fn(&str) -> Result<Option<Option<DateTime<Utc>>>, String>,
 ) -> Result<Swept, MediaError> {
     let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
     let now_sys = SystemTime::from(now);
     let mut swept = Swept::default();
     for (key, modified) in store.stored()? {
-        match status(&key) {
+        let known = status(&key).map_err(|why| MediaError::Damaged {
+            key: key.clone(),
+            what: format!("the index cannot be read ({why}); the sweep stopped"),
+        })?;
+        match known {
             Some(Some(deleted_at))
                 if deleted_at
                     .checked_add_signed(retention)
@@ -902,11 +995,38 @@ mod tests {
     }
 
     #[test]
+    fn any_imported_id_gets_a_short_key_and_a_working_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MediaStore::open(dir.path(), 10).unwrap();
+        let s = signer(dir.path());
+        for id in [
+            "IT-AAAA-0001.2".to_owned(),
+            format!("ext-{}", "x/é ?#%".repeat(30)),
+            format!("IT-{}", "A".repeat(250)),
+        ] {
+            let key = store.new_key(&id, MediaKind::Voicemail).unwrap();
+            assert!(is_storage_key(&key) && key.len() <= 120, "{key}");
+            let (url, _) = s.link(
+                &id,
+                MediaKind::Voicemail,
+                &key,
+                Disposition::Attachment,
+                at(0),
+            );
+            let (path, query) = split(&url);
+            let (target, sig) = LinkSigner::parse(&path, &query).unwrap();
+            assert_eq!(target.interaction_id, id);
+            assert_eq!(s.verify(&target, &sig, Some(&key), at(1)), Ok(()));
+        }
+        assert!(!is_storage_key("../x") && !is_storage_key("/etc/passwd") && !is_storage_key(""));
+    }
+
+    #[test]
     fn malformed_links_are_refused_by_name() {
         for (path, query, says) in [
             ("/other/IT-1/recording", "", "path"),
             ("/media/IT-1/photo", "", "kind"),
-            ("/media/I.T/recording", "", "interaction id"),
+            ("/media/%ZZ/recording", "", "interaction id"),
             (
                 "/media/IT-1/recording",
                 "expires=1&signature=zz",
@@ -1023,12 +1143,25 @@ mod tests {
         }
         let now = Utc::now();
         let day = Duration::from_secs(86_400);
-        let status = |key: &str| match key {
-            "kept" => Some(None),
-            "deleted-long-ago" => Some(Some(now - chrono::Duration::days(2))),
-            "deleted-just-now" => Some(Some(now)),
-            _ => None,
+        let status = |key: &str| {
+            Ok(match key {
+                "kept" => Some(None),
+                "deleted-long-ago" => Some(Some(now - chrono::Duration::days(2))),
+                "deleted-just-now" => Some(Some(now)),
+                _ => None,
+            })
         };
+        // An index that cannot be read stops the sweep: nothing is taken
+        // for an orphan, however old.
+        let e = sweep(
+            &store,
+            now + chrono::Duration::days(9),
+            Duration::ZERO,
+            |_| Err("poisoned".to_owned()),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("the sweep stopped"), "{e}");
+        assert_eq!(store.stored().unwrap().len(), 4);
         let swept = sweep(&store, now, day, status).unwrap();
         assert_eq!(
             swept,

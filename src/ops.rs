@@ -218,6 +218,13 @@ fn copy_media(
     let source = data_dir.join(crate::media::MEDIA_DIR);
     let (mut files, mut bytes, mut missing) = (0, 0, Vec::new());
     for (key, (_, _, deleted)) in named {
+        if !crate::media::is_storage_key(key) {
+            return Err(OpsError::DamagedAudio {
+                path: source.clone(),
+                expected: "a storage key that is a plain file name".into(),
+                actual: format!("`{}`", key.chars().take(100).collect::<String>()),
+            });
+        }
         let from = source.join(key);
         match copy_audio(&from, &tmp.join(key)) {
             Ok(n) => {
@@ -290,7 +297,7 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<RestoreReport, OpsError> 
         }
         .into());
     }
-    let (media_files, media_missing) = match restore_media(from, data_dir, &named) {
+    let (media_files, media_missing, placed) = match restore_media(from, data_dir, &named) {
         Ok(r) => r,
         Err(e) => {
             drop(out);
@@ -298,8 +305,17 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<RestoreReport, OpsError> 
             return Err(e);
         }
     };
+    let records = match out.finish() {
+        Ok(n) => n,
+        Err(e) => {
+            for path in placed {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e.into());
+        }
+    };
     Ok(RestoreReport {
-        records: out.finish()?,
+        records,
         media_files,
         media_missing,
     })
@@ -312,18 +328,23 @@ fn restore_media(
     from: &Path,
     data_dir: &Path,
     named: &MediaNamed,
-) -> Result<(u64, Vec<String>), OpsError> {
+) -> Result<(u64, Vec<String>, Vec<PathBuf>), OpsError> {
     let dest = data_dir.join(crate::media::MEDIA_DIR);
     let mut placed = Vec::new();
-    let result = place_media(from, &dest, named, &mut placed);
-    if result.is_err() {
-        for path in placed {
-            let _ = std::fs::remove_file(path);
+    let result = place_media(from, &dest, named, &mut placed).and_then(|r| {
+        sync_dir(&dest)
+            .and_then(|()| sync_dir(data_dir))
+            .map(|()| r)
+    });
+    match result {
+        Ok((files, missing)) => Ok((files, missing, placed)),
+        Err(e) => {
+            for path in placed {
+                let _ = std::fs::remove_file(path);
+            }
+            Err(e)
         }
-    } else {
-        sync_dir(&dest)?;
     }
-    result
 }
 
 fn place_media(
@@ -336,6 +357,14 @@ fn place_media(
     std::fs::create_dir_all(dest).map_err(io_err("creating", dest))?;
     let (mut files, mut missing) = (0, Vec::new());
     for (key, (size, sha256, deleted)) in named {
+        // Keys come from the backup file: never let one name a path.
+        if !crate::media::is_storage_key(key) {
+            return Err(OpsError::DamagedAudio {
+                path: from.to_owned(),
+                expected: "a storage key that is a plain file name".into(),
+                actual: format!("`{}`", key.chars().take(100).collect::<String>()),
+            });
+        }
         let file = source.join(key);
         let bytes = match std::fs::read(&file) {
             Ok(b) => b,

@@ -365,7 +365,7 @@ async fn open_media(
                 let (store, guard) = (Arc::clone(&store), Arc::clone(&guard));
                 let swept = tokio::task::spawn_blocking(move || {
                     crate::media::sweep(&store, chrono::Utc::now(), retention, |key| {
-                        guard.media_file(key)
+                        guard.media_file(key).map_err(|e| e.to_string())
                     })
                 })
                 .await;
@@ -390,7 +390,7 @@ async fn open_media(
         })
     };
     Ok(RunningMedia {
-        hub: Arc::new(MediaHub { store, links }),
+        hub: Arc::new(MediaHub::new(store, links)),
         sweeper,
         http,
         stop,

@@ -35,7 +35,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::auth::Keys;
 use crate::guard::{Caller, CheckInput, FieldProblem, Guard, GuardError, Reservation};
 use crate::index::{DEFAULT_LIMIT, ListQuery, MAX_LIMIT, SortField};
-use crate::media::{Disposition, MediaError, MediaReader};
+use crate::media::{Disposition, MediaCheck, MediaError};
 use crate::model::{
     AgentOutcome, Channel, Direction, InteractionInput, MAX_CASES, Media, MediaKind,
     Status as IStatus, StatusDetails, Subject, Theme, ValidationError, describe_allowed,
@@ -197,6 +197,30 @@ pub struct MediaHub {
     /// `return_url` download is refused rather than answered with a link
     /// nothing serves.
     pub links: Option<Arc<crate::media::LinkSigner>>,
+    /// Uploads in progress, at most [`MAX_UPLOADS`]: each may hold up to
+    /// the size bound in a temporary file.
+    pub uploads: Arc<tokio::sync::Semaphore>,
+}
+
+/// Uploads that may be in progress at once; one more is
+/// RESOURCE_EXHAUSTED (retry later).
+pub const MAX_UPLOADS: usize = 32;
+/// How long an upload may go without a message before it is dropped
+/// (nothing is stored).
+pub const UPLOAD_IDLE: StdDuration = StdDuration::from_secs(60);
+
+impl MediaHub {
+    /// The hub over a store and, with a media listener, a link signer.
+    pub fn new(
+        store: Arc<crate::media::MediaStore>,
+        links: Option<Arc<crate::media::LinkSigner>>,
+    ) -> MediaHub {
+        MediaHub {
+            store,
+            links,
+            uploads: Arc::new(tokio::sync::Semaphore::new(MAX_UPLOADS)),
+        }
+    }
 }
 
 impl Service {
@@ -1100,6 +1124,10 @@ impl From<MediaError> for Status {
             MediaError::TooLarge { .. } => Status::resource_exhausted(e.to_string()),
             MediaError::ChecksumMismatch { .. } => invalid("sha256", e.to_string()),
             MediaError::Damaged { .. } => Status::data_loss(e.to_string()),
+            // A record names audio that is not on disk: lost, not unknown.
+            MediaError::Io { cause, .. } if cause.kind() == std::io::ErrorKind::NotFound => {
+                Status::data_loss(format!("the stored audio is missing: {e}"))
+            }
             MediaError::Io { .. } | MediaError::Random => Status::internal(e.to_string()),
         }
     }
@@ -1127,8 +1155,23 @@ impl Service {
     ) -> Result<Response<pb::InteractionResponse>, Status> {
         use pb::upload_media_request::Part;
         let who = caller(&req)?;
+        let hub = self.media()?;
+        let _slot = Arc::clone(&hub.uploads).try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "{MAX_UPLOADS} uploads are in progress, the most the server takes at once; retry shortly"
+            ))
+        })?;
         let mut stream = req.into_inner();
-        let header = match stream.message().await? {
+        let idle = || {
+            Status::deadline_exceeded(format!(
+                "no upload message for {} s; nothing was stored",
+                UPLOAD_IDLE.as_secs()
+            ))
+        };
+        let first = tokio::time::timeout(UPLOAD_IDLE, stream.message())
+            .await
+            .map_err(|_| idle())??;
+        let header = match first {
             Some(pb::UploadMediaRequest {
                 part: Some(Part::Header(h)),
             }) => h,
@@ -1173,7 +1216,6 @@ impl Service {
             return Err(GuardError::Invalid(problems).into());
         }
         let guard = self.guard()?;
-        let hub = self.media()?;
         let person = non_empty(&header.person_id);
         let id = guard.media_target(person.as_deref(), &header.interaction_id, kind, &who)?;
         let store = Arc::clone(&hub.store);
@@ -1182,7 +1224,10 @@ impl Service {
             let (store, key) = (Arc::clone(&store), key.clone());
             blocking(move || store.begin(&key)).await?
         };
-        while let Some(message) = stream.message().await? {
+        while let Some(message) = tokio::time::timeout(UPLOAD_IDLE, stream.message())
+            .await
+            .map_err(|_| idle())??
+        {
             match message.part {
                 Some(Part::Chunk(chunk)) => {
                     writer = blocking(move || {
@@ -1230,9 +1275,21 @@ impl Service {
                 }))
             }
             Err(e) => {
-                // Nothing names the file; take it back now rather than
-                // leave it to the sweep.
-                let _ = blocking(move || store.remove(&key)).await;
+                // Refused before anything was journaled: nothing names the
+                // file, so take it back now. A journal failure (UNAVAILABLE,
+                // INTERNAL) may have left a record naming it, so it stays;
+                // the sweep removes it later if nothing does.
+                let refused = matches!(
+                    e,
+                    GuardError::Invalid(_)
+                        | GuardError::NotFound(_)
+                        | GuardError::AlreadyExists(_)
+                        | GuardError::FailedPrecondition(_)
+                        | GuardError::PermissionDenied(_)
+                );
+                if refused {
+                    let _ = blocking(move || store.remove(&key)).await;
+                }
                 Err(e.into())
             }
         }
@@ -1280,9 +1337,19 @@ impl Service {
                 .await;
             return Ok(Response::new(MediaStream::new(rx)));
         }
-        let store = Arc::clone(&hub.store);
-        let opened = media.clone();
-        let mut reader = blocking(move || MediaReader::open(&store, &opened)).await?;
+        let path = hub.store.path(&media.storage_key).ok_or_else(|| {
+            Status::from(MediaError::Damaged {
+                key: media.storage_key.clone(),
+                what: "the storage key is not a file name".into(),
+            })
+        })?;
+        let mut file = tokio::fs::File::open(&path).await.map_err(|cause| {
+            Status::from(MediaError::Io {
+                action: "cannot open",
+                path: path.clone(),
+                cause,
+            })
+        })?;
         let header = pb::DownloadMediaResponse {
             part: Some(Part::Header(pb::DownloadMediaHeader {
                 media: Some(media_pb_of(&media)),
@@ -1290,16 +1357,35 @@ impl Service {
                 file_name: crate::media::file_name(&id, kind, &media.content_type),
             })),
         };
-        tokio::task::spawn_blocking(move || {
-            if tx.blocking_send(Ok(header)).is_err() {
+        // Async reads in a task of its own: a slow client holds its stream
+        // and a few chunks, never a thread of the blocking pool.
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            if tx.send(Ok(header)).await.is_err() {
                 return;
             }
+            let mut check = MediaCheck::new(&media);
             loop {
-                let item = match reader.next_chunk() {
-                    Ok(Some(chunk)) => Ok(pb::DownloadMediaResponse {
+                let mut buf = vec![0u8; crate::media::CHUNK_BYTES];
+                let item = match file.read(&mut buf).await {
+                    Ok(0) => match check.finish() {
+                        Ok(()) => return,
+                        Err(e) => Err(e),
+                    },
+                    Ok(n) => {
+                        buf.truncate(n);
+                        check.update(&buf).map(|()| buf)
+                    }
+                    Err(cause) => Err(MediaError::Io {
+                        action: "cannot read",
+                        path: path.clone(),
+                        cause,
+                    }),
+                };
+                let item = match item {
+                    Ok(chunk) => Ok(pb::DownloadMediaResponse {
                         part: Some(Part::Chunk(chunk)),
                     }),
-                    Ok(None) => return,
                     Err(e) => {
                         tracing::error!(error = %e, interaction = %id, "download: the stored audio failed its check");
                         metrics::counter!("compliance_guard_media_damaged_total").increment(1);
@@ -1307,7 +1393,7 @@ impl Service {
                     }
                 };
                 let last = item.is_err();
-                if tx.blocking_send(item).is_err() || last {
+                if tx.send(item).await.is_err() || last {
                     return;
                 }
             }

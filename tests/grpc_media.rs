@@ -1316,3 +1316,216 @@ async fn after_a_restart_the_sweep_keeps_named_audio_and_removes_only_old_orphan
     drop(records);
     server.stop().await;
 }
+
+// ---- regressions found in review -------------------------------------------
+
+/// A link's response carries a Content-Length, so damage cannot be
+/// reported after its headers: the whole audio is checked first, and
+/// damaged audio is a 500, never a 200 with the damaged bytes.
+#[tokio::test]
+async fn a_link_to_damaged_audio_is_refused_before_any_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, media) = start_with_links(dir.path(), Duration::from_secs(600)).await;
+    let mut records = server.records(PIPELINE_KEY).await;
+    let call = create(&mut records, voice()).await;
+    let rec = audio(AUDIO_LEN, 6);
+    let m = upload(
+        &mut records,
+        Kind::Recording,
+        upload_of(&call.id, "audio/mpeg", "", &rec),
+    )
+    .await
+    .unwrap()
+    .recording
+    .unwrap();
+    let l = link(&mut records, Kind::Recording, &call.id, "").await;
+    let path = path_of(&l.url, media);
+    assert_eq!(http(media, "GET", &path, None).await.status, 200);
+    // Same size, one byte changed.
+    let file = media_dir(dir.path()).join(&m.storage_key);
+    let mut stored = std::fs::read(&file).unwrap();
+    stored[100_000] ^= 0x5a;
+    std::fs::write(&file, &stored).unwrap();
+    let got = http(media, "GET", &path, None).await;
+    assert_eq!(got.status, 500, "{}", got.text());
+    assert!(got.text().contains("is damaged"), "{}", got.text());
+    assert!(
+        got.text().contains("restore it from a backup"),
+        "{}",
+        got.text()
+    );
+    // Gone from disk while its interaction lives: not stored.
+    std::fs::remove_file(&file).unwrap();
+    let got = http(media, "GET", &path, None).await;
+    assert_eq!(got.status, 404, "{}", got.text());
+    assert!(got.text().contains("is not stored"), "{}", got.text());
+    server.stop().await;
+}
+
+/// Range edges: a zero-length suffix is unsatisfiable (RFC 9110); numbers
+/// with a sign are not a byte range (the whole audio is served).
+#[tokio::test]
+async fn range_edges_follow_rfc_9110() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, media) = start_with_links(dir.path(), Duration::from_secs(600)).await;
+    let mut records = server.records(PIPELINE_KEY).await;
+    let call = create(&mut records, voice()).await;
+    let rec = audio(1000, 6);
+    upload(
+        &mut records,
+        Kind::Recording,
+        upload_of(&call.id, "audio/mpeg", "", &rec),
+    )
+    .await
+    .unwrap();
+    let l = link(&mut records, Kind::Recording, &call.id, "").await;
+    let p = path_of(&l.url, media);
+    for (range, status, len, content_range) in [
+        ("bytes=0-0", 206, 1, Some("bytes 0-0/1000")),
+        ("bytes=-0", 416, 0, Some("bytes */1000")),
+        ("bytes=-5000", 206, 1000, Some("bytes 0-999/1000")),
+        ("bytes=999-", 206, 1, Some("bytes 999-999/1000")),
+        ("bytes=1000-", 416, 0, Some("bytes */1000")),
+        ("bytes=+5-+6", 200, 1000, None),
+        ("bytes=5-3", 200, 1000, None),
+    ] {
+        let got = http(media, "GET", &p, Some(range)).await;
+        assert_eq!(got.status, status, "{range}");
+        assert_eq!(got.header("content-range"), content_range, "{range}");
+        if status != 416 {
+            assert_eq!(got.body.len(), len, "{range}");
+        }
+    }
+    server.stop().await;
+}
+
+/// Ids an import kept, whatever their length or characters, get a short
+/// storage key, a stream download and a link that works.
+#[tokio::test]
+async fn imported_ids_of_any_shape_store_and_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = [
+        format!("IT-AAAA-{}", "X".repeat(170)),
+        "IT-AAAA-7 legacy/é?#%".to_owned(),
+        "IT-AAAA-0001.2".to_owned(),
+    ];
+    let mut lines = String::new();
+    for id in &ids {
+        lines.push_str(&format!(
+            "{{\"id\":\"{id}\",\"personId\":\"{P}\",\"channel\":\"voice\",\"direction\":\"outbound\",\"status\":\"attempted\",\"startedAt\":\"2020-03-02T14:00:00Z\"}}\n"
+        ));
+    }
+    let report = compliance_guard::ops::import(
+        &dir.path().join("data"),
+        lines.as_bytes(),
+        "importer",
+        None,
+        compliance_guard::journal::Durability::Sync,
+        chrono::Utc::now(),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(report.imported, 3, "{report:?}");
+    let (server, media) = start_with_links(dir.path(), Duration::from_secs(600)).await;
+    let mut records = server.records(PIPELINE_KEY).await;
+    for (i, id) in ids.iter().enumerate() {
+        let rec = audio(5000, i as u32);
+        let m = upload(
+            &mut records,
+            Kind::Recording,
+            upload_of(id, "audio/mpeg", "", &rec),
+        )
+        .await
+        .unwrap()
+        .recording
+        .unwrap();
+        assert!(m.storage_key.len() <= 120, "{}", m.storage_key);
+        let (_, bytes) = fetch(&mut records, Kind::Recording, id).await;
+        assert!(bytes == rec, "{id}: stream download");
+        let l = link(&mut records, Kind::Recording, id, "").await;
+        let got = http(media, "GET", &path_of(&l.url, media), None).await;
+        assert_eq!(got.status, 200, "{id}: {}", got.text());
+        assert!(got.body == rec, "{id}: link download");
+    }
+    server.stop().await;
+}
+
+/// An upload whose last chunk came long before its stream closed is not
+/// taken for an orphan between its rename and its journal record: the
+/// hour of grace starts when the file goes into place.
+#[test]
+fn a_finished_upload_is_young_whatever_its_last_write() {
+    use compliance_guard::media::{MediaStore, sweep};
+    let dir = tempfile::tempdir().unwrap();
+    let store = MediaStore::open(dir.path(), 1 << 20).unwrap();
+    let key = "IT-1.recording.00";
+    let mut w = store.begin(key).unwrap();
+    w.write(b"audio").unwrap();
+    let tmp = dir.path().join("media/tmp").join(key);
+    std::fs::File::options()
+        .write(true)
+        .open(&tmp)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(7200))
+        .unwrap();
+    let (k, _, _) = w.finish(None).unwrap();
+    let swept = sweep(
+        &store,
+        chrono::Utc::now(),
+        Duration::from_secs(86400),
+        |_| Ok(None),
+    )
+    .unwrap();
+    assert_eq!(swept.orphans, 0);
+    assert!(dir.path().join("media").join(&k).exists());
+}
+
+/// Storage keys in a backup are never followed out of the data directory.
+#[test]
+fn a_restore_refuses_a_storage_key_that_is_a_path() {
+    use compliance_guard::pb::InteractionMedia;
+    use compliance_guard::pb::journal::{Record, record::Op};
+    let root = tempfile::tempdir().unwrap();
+    let backup = root.path().join("b.cgj");
+    let payload = b"not audio, an arbitrary file".to_vec();
+    let rec = Interaction {
+        id: "IT-0000-00000001".into(),
+        person_id: P.into(),
+        channel: "voice".into(),
+        direction: "outbound".into(),
+        status: "attempted".into(),
+        started_at: Some(Timestamp {
+            seconds: T0,
+            nanos: 0,
+        }),
+        created_at: Some(Timestamp {
+            seconds: T0,
+            nanos: 0,
+        }),
+        recording: Some(InteractionMedia {
+            content_type: "audio/mpeg".into(),
+            size_bytes: payload.len() as u64,
+            sha256: sha_hex(&payload),
+            uploaded_at: Some(Timestamp {
+                seconds: T0,
+                nanos: 0,
+            }),
+            uploaded_by: "x".into(),
+            storage_key: "../../escaped".into(),
+        }),
+        ..Interaction::default()
+    };
+    let mut w = compliance_guard::journal::FileWriter::create(&backup, 1).unwrap();
+    w.push(&Record {
+        op: Some(Op::Interaction(rec)),
+    })
+    .unwrap();
+    w.finish().unwrap();
+    std::fs::create_dir_all(root.path().join("b.cgj.media")).unwrap();
+    std::fs::create_dir_all(root.path().join("sub")).unwrap();
+    let data = root.path().join("sub/data");
+    let e = compliance_guard::ops::restore(&backup, &data).unwrap_err();
+    assert!(e.to_string().contains("plain file name"), "{e}");
+    assert!(!root.path().join("escaped").exists());
+    assert!(!root.path().join("sub/escaped").exists());
+}

@@ -19,21 +19,29 @@
 //! `X-Content-Type-Options: nosniff`.
 
 use std::convert::Infallible;
-use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::Utc;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Empty, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::net::TcpListener;
 
-use super::{LinkError, LinkSigner, MediaReader, MediaStore, file_name};
+use super::{LinkError, LinkSigner, MediaCheck, MediaStore, file_name};
 use crate::guard::Guard;
 
 type Body = BoxBody<Bytes, std::io::Error>;
+
+/// Connections served at once; more wait to be accepted. Each holds at
+/// most a few chunks in memory, so this bounds what slow or idle clients
+/// can hold.
+pub const MAX_CONNECTIONS: usize = 256;
+/// How long a client may take to send its request's headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the listener needs: the links' key, the files, and the guard that
 /// says what each link's interaction holds now.
@@ -56,8 +64,16 @@ pub async fn serve(
     grace: std::time::Duration,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => {
@@ -76,9 +92,12 @@ pub async fn serve(
                     async move { Ok::<_, Infallible>(handle(&server, req).await) }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
                     .serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
+                    let _slot = slot;
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, "media listener: connection ended with an error");
                     }
@@ -118,6 +137,16 @@ fn count(status: StatusCode) {
     .increment(1);
 }
 
+fn not_stored(target: &super::LinkTarget) -> Response<Body> {
+    text(
+        StatusCode::NOT_FOUND,
+        format!(
+            "the {} of interaction `{}` is not stored",
+            target.kind, target.interaction_id
+        ),
+    )
+}
+
 async fn handle(server: &LinkServer, req: Request<Incoming>) -> Response<Body> {
     let response = answer(server, &req).await;
     count(response.status());
@@ -142,12 +171,18 @@ fn range(req: &Request<Incoming>, size: u64) -> Result<Option<(u64, u64)>, ()> {
     let Some((a, b)) = spec.trim().split_once('-') else {
         return Ok(None);
     };
-    let (start, end) = match (a.parse::<u64>(), b.parse::<u64>()) {
-        (Ok(s), Ok(e)) if s <= e => (s, e.min(size.saturating_sub(1))),
-        (Ok(s), Err(_)) if b.is_empty() => (s, size.saturating_sub(1)),
-        (Err(_), Ok(n)) if a.is_empty() && n > 0 => {
-            (size.saturating_sub(n), size.saturating_sub(1))
-        }
+    // Digits only: `u64::from_str` would also take a `+`.
+    let number = |t: &str| {
+        (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse::<u64>().ok())
+            .flatten()
+    };
+    let (start, end) = match (number(a), number(b)) {
+        (Some(s), Some(e)) if s <= e => (s, e.min(size.saturating_sub(1))),
+        (Some(s), None) if b.is_empty() => (s, size.saturating_sub(1)),
+        // A suffix of zero bytes selects nothing (RFC 9110 14.1.2).
+        (None, Some(0)) if a.is_empty() => return Err(()),
+        (None, Some(n)) if a.is_empty() => (size.saturating_sub(n), size.saturating_sub(1)),
         _ => return Ok(None),
     };
     if size == 0 || start >= size {
@@ -205,18 +240,8 @@ async fn answer(server: &LinkServer, req: &Request<Incoming>) -> Response<Body> 
             ),
         );
     }
-    let reader = match MediaReader::open(&server.store, &media) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, interaction = %target.interaction_id, "media link: stored audio cannot be opened");
-            return text(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "the {} of interaction `{}` is not stored",
-                    target.kind, target.interaction_id
-                ),
-            );
-        }
+    let Some(path) = server.store.path(&media.storage_key) else {
+        return not_stored(&target);
     };
     let size = media.size_bytes;
     let span = match range(req, size) {
@@ -232,12 +257,49 @@ async fn answer(server: &LinkServer, req: &Request<Incoming>) -> Response<Body> 
             return r;
         }
     };
+    if req.method() == Method::GET && span.is_none() {
+        // A response with a Content-Length cannot report damage once its
+        // headers are out (the client would take what arrived as whole),
+        // so the whole audio is checked first. A range is served as
+        // stored: a part cannot be checked against the whole's checksum.
+        let (store, checked) = (Arc::clone(&server.store), media.clone());
+        let verified =
+            tokio::task::spawn_blocking(move || super::verify_file(&store, &checked)).await;
+        match verified {
+            Ok(Ok(())) => {}
+            Ok(Err(super::MediaError::Io { cause, .. }))
+                if cause.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return not_stored(&target);
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, interaction = %target.interaction_id, "media link: the stored audio failed its check");
+                metrics::counter!("compliance_guard_media_damaged_total").increment(1);
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!(
+                        "the stored {} of interaction `{}` is damaged ({e}); restore it from a backup",
+                        target.kind, target.interaction_id
+                    ),
+                );
+            }
+            Err(e) => {
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("internal error: {e}"),
+                );
+            }
+        }
+    }
+    let Ok(file) = tokio::fs::File::open(&path).await else {
+        return not_stored(&target);
+    };
     let name = file_name(&target.interaction_id, target.kind, &media.content_type);
     let length = span.map_or(size, |(a, b)| b - a + 1);
     let body: Body = if req.method() == Method::HEAD {
         Empty::new().map_err(|never| match never {}).boxed()
     } else {
-        stream_body(reader, span, &target.interaction_id)
+        stream_body(file, span.map_or(0, |(a, _)| a), length, &media)
     };
     let mut r = Response::new(body);
     *r.status_mut() = if span.is_some() {
@@ -273,63 +335,59 @@ async fn answer(server: &LinkServer, req: &Request<Incoming>) -> Response<Body> 
     r
 }
 
-/// The audio as a streamed body, read on the blocking pool. The whole
-/// audio is checked against its size and SHA-256 as it goes; a mismatch
-/// ends the body with an error, which cuts the connection, so the client
-/// sees a failed transfer rather than damaged audio passed as whole. A
-/// range is served as stored.
-fn stream_body(mut reader: MediaReader, span: Option<(u64, u64)>, id: &str) -> Body {
+/// `length` bytes of the audio from `start` as a streamed body, read with
+/// async file I/O in a task of its own: a slow client holds its connection
+/// and a few chunks, never a thread. The whole audio is counted and hashed
+/// as it goes, a range only counted; a file that ends early or runs long
+/// ends the body in an error, which cuts the connection.
+fn stream_body(
+    mut file: tokio::fs::File,
+    start: u64,
+    length: u64,
+    media: &crate::model::Media,
+) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(4);
-    let id = id.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let send = |item| tx.blocking_send(item).is_ok();
-        match span {
-            None => loop {
-                match reader.next_chunk() {
-                    Ok(Some(chunk)) => {
-                        if !send(Ok(Frame::data(Bytes::from(chunk)))) {
-                            return;
-                        }
-                    }
-                    Ok(None) => return,
-                    Err(e) => {
-                        tracing::error!(error = %e, interaction = %id, "media link: the stored audio failed its check; the download was cut");
-                        metrics::counter!("compliance_guard_media_damaged_total").increment(1);
-                        let _ = send(Err(std::io::Error::other(e.to_string())));
-                        return;
-                    }
-                }
-            },
-            Some((a, b)) => {
-                let file = reader.file_mut();
-                if let Err(e) = file.seek(SeekFrom::Start(a)) {
-                    let _ = send(Err(e));
+    let mut check = (start == 0 && length == media.size_bytes).then(|| MediaCheck::new(media));
+    tokio::spawn(async move {
+        if start > 0
+            && let Err(e) = file.seek(std::io::SeekFrom::Start(start)).await
+        {
+            let _ = tx.send(Err(e)).await;
+            return;
+        }
+        let mut left = length;
+        let mut buf = vec![0u8; super::CHUNK_BYTES];
+        while left > 0 {
+            let want = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+            let n = match file.read(&mut buf[..want]).await {
+                Ok(0) => {
+                    let _ = tx
+                        .send(Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "the stored audio is shorter than recorded",
+                        )))
+                        .await;
                     return;
                 }
-                let mut left = b - a + 1;
-                let mut buf = vec![0u8; super::CHUNK_BYTES];
-                while left > 0 {
-                    let want = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
-                    match file.read(&mut buf[..want]) {
-                        Ok(0) => {
-                            let _ = send(Err(std::io::Error::new(
-                                std::io::ErrorKind::UnexpectedEof,
-                                "the stored audio is shorter than recorded",
-                            )));
-                            return;
-                        }
-                        Ok(n) => {
-                            left -= n as u64;
-                            if !send(Ok(Frame::data(Bytes::copy_from_slice(&buf[..n])))) {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            let _ = send(Err(e));
-                            return;
-                        }
-                    }
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
                 }
+            };
+            if let Some(c) = check.as_mut()
+                && let Err(e) = c.update(&buf[..n])
+            {
+                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                return;
+            }
+            left -= n as u64;
+            if tx
+                .send(Ok(Frame::data(Bytes::copy_from_slice(&buf[..n]))))
+                .await
+                .is_err()
+            {
+                return;
             }
         }
     });
