@@ -4,14 +4,15 @@
 //!
 //! | answer | when |
 //! |---|---|
-//! | `200` | the whole audio, checked against its SHA-256 as it streams (a mismatch cuts the connection) |
-//! | `206` | one byte range (`Range: bytes=a-b`), for players that seek |
+//! | `200` | the whole audio, checked against its size and SHA-256 before the headers go out |
+//! | `206` | one byte range (`Range: bytes=a-b`), for players that seek, served as stored |
 //! | `400` | a link of the wrong shape |
 //! | `403` | a signature that does not match: forged, altered, or made for content replaced since |
 //! | `404` | the interaction was deleted, or its audio purged |
 //! | `405` | a method other than GET and HEAD |
 //! | `410` | a genuine link past its expiry |
 //! | `416` | a range outside the audio |
+//! | `500` | the stored audio failed its check |
 //!
 //! Responses carry `Content-Disposition` as the link says (inline or
 //! attachment, with a file name), `Cache-Control: private, no-store` (a
