@@ -1436,8 +1436,13 @@ impl Guard {
         Ok(person_id)
     }
 
-    /// The open reservations, oldest first, optionally of one person.
-    pub fn reservations(&self, person: Option<&str>) -> Result<Vec<Reservation>, GuardError> {
+    /// The open reservations the caller may see (as [`Guard::get`] would
+    /// find their interactions), oldest first, optionally of one person.
+    pub fn reservations(
+        &self,
+        person: Option<&str>,
+        caller: &Caller,
+    ) -> Result<Vec<Reservation>, GuardError> {
         let ledger = self.read()?;
         let who = match person {
             Some(p) => Some(
@@ -1453,6 +1458,14 @@ impl Guard {
             .reservations
             .values()
             .filter(|r| who.as_ref().is_none_or(|w| *w == r.person_id))
+            // Only those the caller may see: another company's are not
+            // listed, as its interactions are not.
+            .filter(|r| {
+                ledger
+                    .index
+                    .get(None, &r.interaction_id)
+                    .is_ok_and(|i| visible(i, caller).is_ok())
+            })
             .cloned()
             .collect();
         list.sort_by(|a, b| {
@@ -1471,7 +1484,9 @@ impl Guard {
     ) -> Result<Interaction, GuardError> {
         let (canceled, commit) = {
             let mut ledger = self.write()?;
-            let id = ledger.index.get(None, interaction)?.id.clone();
+            let id = visible(ledger.index.get(None, interaction)?, caller)?
+                .id
+                .clone();
             if !ledger.reservations.contains_key(&id) {
                 return Err(GuardError::FailedPrecondition(format!(
                     "interaction `{id}` is not an open reservation"

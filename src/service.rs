@@ -417,8 +417,9 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
     ) -> Result<Response<pb::ListReservationsResponse>, Status> {
         let started = Instant::now();
         let r = req.get_ref();
-        let result = self.guard().and_then(|g| {
-            let list = g.reservations(non_empty(&r.person_id).as_deref())?;
+        let result = caller(&req).and_then(|who| {
+            let g = self.guard()?;
+            let list = g.reservations(non_empty(&r.person_id).as_deref(), &who)?;
             Ok(Response::new(pb::ListReservationsResponse {
                 reservations: list.iter().map(reservation_pb).collect(),
             }))

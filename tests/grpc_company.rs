@@ -375,6 +375,55 @@ async fn a_reserved_interaction_belongs_to_the_checking_key_company() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    // Its reservation is listed for acme and a key with no company, not for
+    // globex, and globex cannot cancel it.
+    use compliance_guard::pb::{CancelReservationRequest, ListReservationsRequest};
+    let listed = |r: compliance_guard::pb::ListReservationsResponse| {
+        r.reservations
+            .into_iter()
+            .map(|r| r.interaction_id)
+            .collect::<Vec<_>>()
+    };
+    let mut plain_guard = server.guard(PIPELINE_KEY).await;
+    let mut globex_guard = server.guard(GLOBEX_KEY).await;
+    let all = ListReservationsRequest::default();
+    assert_eq!(
+        listed(
+            acme_guard
+                .list_reservations(all.clone())
+                .await
+                .unwrap()
+                .into_inner()
+        ),
+        [id.as_str()]
+    );
+    assert_eq!(
+        listed(
+            plain_guard
+                .list_reservations(all.clone())
+                .await
+                .unwrap()
+                .into_inner()
+        ),
+        [id.as_str()]
+    );
+    assert!(
+        listed(
+            globex_guard
+                .list_reservations(all)
+                .await
+                .unwrap()
+                .into_inner()
+        )
+        .is_empty()
+    );
+    let e = globex_guard
+        .cancel_reservation(CancelReservationRequest {
+            interaction_id: id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
 
     // A conversation acme had counts in globex's Checks: what a borrower
     // was told is not split by who told it.
@@ -387,7 +436,6 @@ async fn a_reserved_interaction_belongs_to_the_checking_key_company() {
         },
     )
     .await;
-    let mut globex_guard = server.guard(GLOBEX_KEY).await;
     let answer = globex_guard
         .check(CheckRequest {
             person_id: P.into(),
