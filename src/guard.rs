@@ -1384,7 +1384,9 @@ impl Guard {
         let chain = ledger.index.previous_chain(person, interaction)?;
         Ok(chain
             .into_iter()
-            .filter(|r| caller.sensitive || r.sensitive != Some(true))
+            // What the caller may not see is skipped (sensitive without the
+            // right, another company's); the walk goes on through it.
+            .filter(|r| visible(r, caller).is_ok())
             .filter(|r| company.is_none_or(|c| r.company_id.as_deref() == Some(c)))
             .cloned()
             .collect())

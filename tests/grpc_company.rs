@@ -207,6 +207,11 @@ async fn interactions_belong_to_the_key_company_and_previous_is_scoped_by_it() {
         previous(&mut plain, &n1.id, "").await.unwrap(),
         [a2.id.as_str(), b1.id.as_str(), a1.id.as_str()]
     );
+    // Unscoped, an acme key sees only acme's links of the chain too.
+    assert_eq!(
+        previous(&mut acme, &a2.id, "").await.unwrap(),
+        [a1.id.as_str()]
+    );
     // Scoped to acme by an acme key: only acme's interactions.
     assert_eq!(
         previous(&mut acme, &a2.id, "acme").await.unwrap(),
