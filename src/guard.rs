@@ -888,6 +888,13 @@ impl Guard {
                         "`externalId` `{ext}` is already recorded as a sensitive interaction; reading it needs the sensitive right"
                     )));
                 }
+                if visible(existing, caller).is_err() {
+                    // Another company's record: the id is taken, and its
+                    // content is not this key's to read.
+                    return Err(GuardError::AlreadyExists(format!(
+                        "`externalId` `{ext}` is already recorded by another company; use another externalId"
+                    )));
+                }
                 let existing = existing.clone();
                 return Ok(((existing, false), self.log(Vec::new())?));
             }

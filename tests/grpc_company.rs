@@ -202,6 +202,32 @@ async fn interactions_belong_to_the_key_company_and_previous_is_scoped_by_it() {
         4
     );
 
+    // Creating again with an externalId another company recorded is
+    // refused without returning that company's record.
+    let e = globex
+        .create_interaction(CreateInteractionRequest {
+            person_id: P.into(),
+            interaction: Some(Interaction {
+                external_id: Some("shared-ext-1".into()),
+                ..call(None)
+            }),
+            searchable: false,
+        })
+        .await;
+    assert!(e.is_ok(), "a new externalId is created: {e:?}");
+    let e = acme
+        .create_interaction(CreateInteractionRequest {
+            person_id: P.into(),
+            interaction: Some(Interaction {
+                external_id: Some("shared-ext-1".into()),
+                ..call(None)
+            }),
+            searchable: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::AlreadyExists, "{e:?}");
+    assert!(e.message().contains("another company"), "{e:?}");
     // Unscoped, the chain is the person's whole chain, as before.
     assert_eq!(
         previous(&mut plain, &n1.id, "").await.unwrap(),
