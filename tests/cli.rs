@@ -19,6 +19,27 @@ fn stderr(o: &Output) -> String {
     String::from_utf8(o.stderr.clone()).unwrap()
 }
 
+/// Sends SIGTERM to a server started as a subprocess and waits for it to
+/// exit, polling, so that the test's runtime keeps serving the client side
+/// of its connections while the server drains them.
+#[cfg(unix)]
+async fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            return exit;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 const BAD_RULE: &str = "rules:
   - id: bad-cap
     description: A cap.
@@ -240,22 +261,7 @@ async fn serve_starts_answers_and_stops_on_sigterm() {
     }
     assert_eq!(status, 1, "SERVING");
     drop(health);
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    // Poll, so that this runtime keeps serving the client side of the
-    // connection while the server drains it.
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    };
+    let exit = terminate(&mut child).await;
     assert!(exit.success(), "{exit:?}");
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(
@@ -731,19 +737,6 @@ async fn serve_opens_the_media_listener_and_refuses_bad_media_flags() {
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.contains("`expires` is missing"), "{answer}");
     assert!(data.path().join("media").join("link-key").exists());
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    };
+    let exit = terminate(&mut child).await;
     assert!(exit.success(), "{exit:?}");
 }
