@@ -119,6 +119,25 @@ async fn upload(
     Ok(r.into_inner().interaction.unwrap())
 }
 
+/// Uploads `audio` of `kind` with no checksum given, which must succeed,
+/// and returns the stored audio's description.
+async fn stored(
+    records: &mut Records,
+    kind: Kind,
+    id: &str,
+    content_type: &str,
+    audio: &[u8],
+) -> compliance_guard::pb::InteractionMedia {
+    let i = upload(records, kind, upload_of(id, content_type, "", audio))
+        .await
+        .unwrap();
+    match kind {
+        Kind::Recording => i.recording,
+        Kind::Voicemail => i.voicemail,
+    }
+    .unwrap()
+}
+
 /// What a download stream delivered.
 #[derive(Debug, Default)]
 struct Got {
@@ -632,13 +651,7 @@ async fn a_signed_link_serves_the_audio_with_headers_ranges_and_refuses_tamperin
     .await
     .unwrap();
     let vm = audio(30_000, 7);
-    upload(
-        &mut records,
-        Kind::Voicemail,
-        upload_of(&call.id, "audio/wav", "", &vm),
-    )
-    .await
-    .unwrap();
+    stored(&mut records, Kind::Voicemail, &call.id, "audio/wav", &vm).await;
 
     let before = now_secs();
     let l = link(&mut records, Kind::Recording, &call.id, "").await;
@@ -735,19 +748,13 @@ async fn a_signed_link_serves_the_audio_with_headers_ranges_and_refuses_tamperin
 #[tokio::test]
 async fn a_link_past_its_expiry_is_gone() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, media) = start_with_links(dir.path(), Duration::from_secs(1)).await;
-    let mut records = server.records(PIPELINE_KEY).await;
-    let call = create(&mut records, voice()).await;
     let rec = audio(AUDIO_LEN, 8);
-    upload(
-        &mut records,
-        Kind::Recording,
-        upload_of(&call.id, "audio/mpeg", "", &rec),
-    )
-    .await
-    .unwrap();
-    let l = link(&mut records, Kind::Recording, &call.id, "").await;
-    let path = path_of(&l.url, media);
+    let Linked {
+        server,
+        media,
+        path,
+        ..
+    } = linked_recording(dir.path(), Duration::from_secs(1), &rec).await;
     // Served until it expires (the expiry is a whole second), then 410.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let gone = loop {
@@ -820,15 +827,7 @@ async fn upload_link_delete(dir: &Path, retention: Duration) -> (Restartable, st
     let call = create(&mut records, voice()).await;
     assert_eq!(call.is_external, Some(true), "an external call");
     let rec = audio(AUDIO_LEN, 10);
-    let m = upload(
-        &mut records,
-        Kind::Recording,
-        upload_of(&call.id, "audio/mpeg", "", &rec),
-    )
-    .await
-    .unwrap()
-    .recording
-    .unwrap();
+    let m = stored(&mut records, Kind::Recording, &call.id, "audio/mpeg", &rec).await;
     let file = media_dir(dir).join(&m.storage_key);
     assert!(file.exists());
     let l = link(&mut records, Kind::Recording, &call.id, "").await;
@@ -888,38 +887,8 @@ async fn a_sensitive_interaction_audio_needs_the_sensitive_right() {
         },
     )
     .await;
-    let rec = audio(AUDIO_LEN, 11);
-
-    let e = upload(
-        &mut pipeline,
-        Kind::Recording,
-        upload_of(&secret.id, "audio/mpeg", "", &rec),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(e.code(), Code::NotFound, "{e:?}");
-
-    let m = upload(
-        &mut auditor,
-        Kind::Recording,
-        upload_of(&secret.id, "audio/mpeg", "", &rec),
-    )
-    .await
-    .unwrap()
-    .recording
-    .unwrap();
-    assert_eq!(m.uploaded_by, "auditor");
-    let e = download(
-        &mut pipeline,
-        Kind::Recording,
-        request(&secret.id, "", false),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(e.code(), Code::NotFound, "{e:?}");
-    let (h, bytes) = fetch(&mut auditor, Kind::Recording, &secret.id).await;
-    assert_eq!(h.media, Some(m));
-    assert!(bytes == rec);
+    only_the_right_key_reaches_the_audio(&mut pipeline, &mut auditor, &secret.id, "auditor", 11)
+        .await;
     server.stop().await;
 }
 
@@ -934,34 +903,39 @@ async fn another_company_key_does_not_find_the_audio() {
     let mut globex = server.records(GLOBEX_KEY).await;
     let call = create(&mut acme, voice()).await;
     assert_eq!(call.company_id.as_deref(), Some("acme"));
-    let rec = audio(AUDIO_LEN, 12);
+    only_the_right_key_reaches_the_audio(&mut globex, &mut acme, &call.id, "acme-pipeline", 12)
+        .await;
+    server.stop().await;
+}
 
+/// `denied` finds neither upload nor download of interaction `id`'s
+/// recording (NOT_FOUND, as for an unknown id); `allowed` (named
+/// `allowed_name`) uploads it and reads it back whole.
+async fn only_the_right_key_reaches_the_audio(
+    denied: &mut Records,
+    allowed: &mut Records,
+    id: &str,
+    allowed_name: &str,
+    seed: u32,
+) {
+    let rec = audio(AUDIO_LEN, seed);
     let e = upload(
-        &mut globex,
+        denied,
         Kind::Recording,
-        upload_of(&call.id, "audio/mpeg", "", &rec),
+        upload_of(id, "audio/mpeg", "", &rec),
     )
     .await
     .unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "{e:?}");
-
-    let m = upload(
-        &mut acme,
-        Kind::Recording,
-        upload_of(&call.id, "audio/mpeg", "", &rec),
-    )
-    .await
-    .unwrap()
-    .recording
-    .unwrap();
-    assert_eq!(m.uploaded_by, "acme-pipeline");
-    let e = download(&mut globex, Kind::Recording, request(&call.id, "", false))
+    let m = stored(allowed, Kind::Recording, id, "audio/mpeg", &rec).await;
+    assert_eq!(m.uploaded_by, allowed_name);
+    let e = download(denied, Kind::Recording, request(id, "", false))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "{e:?}");
-    let (_, bytes) = fetch(&mut acme, Kind::Recording, &call.id).await;
+    let (h, bytes) = fetch(allowed, Kind::Recording, id).await;
+    assert_eq!(h.media, Some(m));
     assert!(bytes == rec);
-    server.stop().await;
 }
 
 // ---- list filters -----------------------------------------------------------------
@@ -1053,24 +1027,8 @@ async fn the_audio_survives_restarts_through_the_journal_and_a_snapshot() {
     let call = create(&mut records, voice()).await;
     let rec = audio(AUDIO_LEN, 15);
     let vm = audio(AUDIO_LEN / 2, 16);
-    let m = upload(
-        &mut records,
-        Kind::Recording,
-        upload_of(&call.id, "audio/mpeg", "", &rec),
-    )
-    .await
-    .unwrap()
-    .recording
-    .unwrap();
-    let v = upload(
-        &mut records,
-        Kind::Voicemail,
-        upload_of(&call.id, "audio/wav", "", &vm),
-    )
-    .await
-    .unwrap()
-    .voicemail
-    .unwrap();
+    let m = stored(&mut records, Kind::Recording, &call.id, "audio/mpeg", &rec).await;
+    let v = stored(&mut records, Kind::Voicemail, &call.id, "audio/wav", &vm).await;
     drop(records);
     server.stop().await;
 
@@ -1112,15 +1070,7 @@ async fn damaged_stored_audio_ends_the_download_in_data_loss() {
     let mut records = server.records(PIPELINE_KEY).await;
     let call = create(&mut records, voice()).await;
     let rec = audio(AUDIO_LEN, 17);
-    let m = upload(
-        &mut records,
-        Kind::Recording,
-        upload_of(&call.id, "audio/mpeg", "", &rec),
-    )
-    .await
-    .unwrap()
-    .recording
-    .unwrap();
+    let m = stored(&mut records, Kind::Recording, &call.id, "audio/mpeg", &rec).await;
     let file = media_dir(dir.path()).join(&m.storage_key);
     let mut stored = std::fs::read(&file).unwrap();
     assert!(stored == rec);
@@ -1173,15 +1123,14 @@ async fn updates_and_upserts_keep_the_audio_and_the_body_cannot_set_it() {
 
     // Uploaded and downloaded through the ext- alias; names use our id.
     let rec = audio(AUDIO_LEN, 18);
-    let m = upload(
+    let m = stored(
         &mut records,
         Kind::Recording,
-        upload_of("ext-media-call-1", "audio/mpeg", "", &rec),
+        "ext-media-call-1",
+        "audio/mpeg",
+        &rec,
     )
-    .await
-    .unwrap()
-    .recording
-    .unwrap();
+    .await;
     let (h, bytes) = fetch(&mut records, Kind::Recording, "ext-media-call-1").await;
     assert_eq!(h.file_name, format!("{}-recording.mp3", call.id));
     assert!(bytes == rec);
@@ -1263,15 +1212,7 @@ async fn after_a_restart_the_sweep_keeps_named_audio_and_removes_only_old_orphan
     let mut records = server.records(PIPELINE_KEY).await;
     let call = create(&mut records, voice()).await;
     let rec = audio(AUDIO_LEN, 19);
-    let m = upload(
-        &mut records,
-        Kind::Recording,
-        upload_of(&call.id, "audio/mpeg", "", &rec),
-    )
-    .await
-    .unwrap()
-    .recording
-    .unwrap();
+    let m = stored(&mut records, Kind::Recording, &call.id, "audio/mpeg", &rec).await;
     drop(records);
     server.stop().await;
 
@@ -1317,6 +1258,31 @@ async fn after_a_restart_the_sweep_keeps_named_audio_and_removes_only_old_orphan
     server.stop().await;
 }
 
+/// A server with a link listener (links living `ttl`), one voice
+/// interaction with `rec` as its recording, and a link to it.
+struct Linked {
+    server: crate::grpc::Restartable,
+    media: SocketAddr,
+    stored: compliance_guard::pb::InteractionMedia,
+    /// The link's path and query, to GET from `media`.
+    path: String,
+}
+
+async fn linked_recording(dir: &Path, ttl: Duration, rec: &[u8]) -> Linked {
+    let (server, media) = start_with_links(dir, ttl).await;
+    let mut records = server.records(PIPELINE_KEY).await;
+    let call = create(&mut records, voice()).await;
+    let stored = stored(&mut records, Kind::Recording, &call.id, "audio/mpeg", rec).await;
+    let l = link(&mut records, Kind::Recording, &call.id, "").await;
+    let path = path_of(&l.url, media);
+    Linked {
+        server,
+        media,
+        stored,
+        path,
+    }
+}
+
 // ---- regressions found in review -------------------------------------------
 
 /// A link's response carries a Content-Length, so damage cannot be
@@ -1325,21 +1291,12 @@ async fn after_a_restart_the_sweep_keeps_named_audio_and_removes_only_old_orphan
 #[tokio::test]
 async fn a_link_to_damaged_audio_is_refused_before_any_byte() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, media) = start_with_links(dir.path(), Duration::from_secs(600)).await;
-    let mut records = server.records(PIPELINE_KEY).await;
-    let call = create(&mut records, voice()).await;
-    let rec = audio(AUDIO_LEN, 6);
-    let m = upload(
-        &mut records,
-        Kind::Recording,
-        upload_of(&call.id, "audio/mpeg", "", &rec),
-    )
-    .await
-    .unwrap()
-    .recording
-    .unwrap();
-    let l = link(&mut records, Kind::Recording, &call.id, "").await;
-    let path = path_of(&l.url, media);
+    let Linked {
+        server,
+        media,
+        stored: m,
+        path,
+    } = linked_recording(dir.path(), Duration::from_secs(600), &audio(AUDIO_LEN, 6)).await;
     assert_eq!(http(media, "GET", &path, None).await.status, 200);
     // Same size, one byte changed.
     let file = media_dir(dir.path()).join(&m.storage_key);
@@ -1367,19 +1324,12 @@ async fn a_link_to_damaged_audio_is_refused_before_any_byte() {
 #[tokio::test]
 async fn range_edges_follow_rfc_9110() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, media) = start_with_links(dir.path(), Duration::from_secs(600)).await;
-    let mut records = server.records(PIPELINE_KEY).await;
-    let call = create(&mut records, voice()).await;
-    let rec = audio(1000, 6);
-    upload(
-        &mut records,
-        Kind::Recording,
-        upload_of(&call.id, "audio/mpeg", "", &rec),
-    )
-    .await
-    .unwrap();
-    let l = link(&mut records, Kind::Recording, &call.id, "").await;
-    let p = path_of(&l.url, media);
+    let Linked {
+        server,
+        media,
+        path: p,
+        ..
+    } = linked_recording(dir.path(), Duration::from_secs(600), &audio(1000, 6)).await;
     for (range, status, len, content_range) in [
         ("bytes=0-0", 206, 1, Some("bytes 0-0/1000")),
         ("bytes=-0", 416, 0, Some("bytes */1000")),
@@ -1430,15 +1380,7 @@ async fn imported_ids_of_any_shape_store_and_link() {
     let mut records = server.records(PIPELINE_KEY).await;
     for (i, id) in ids.iter().enumerate() {
         let rec = audio(5000, i as u32);
-        let m = upload(
-            &mut records,
-            Kind::Recording,
-            upload_of(id, "audio/mpeg", "", &rec),
-        )
-        .await
-        .unwrap()
-        .recording
-        .unwrap();
+        let m = stored(&mut records, Kind::Recording, id, "audio/mpeg", &rec).await;
         assert!(m.storage_key.len() <= 120, "{}", m.storage_key);
         let (_, bytes) = fetch(&mut records, Kind::Recording, id).await;
         assert!(bytes == rec, "{id}: stream download");
