@@ -281,6 +281,15 @@ pub fn describe_metrics() {
     for outcome in ["applied", "refused"] {
         metrics::counter!("compliance_guard_rules_reloads_total", "outcome" => outcome).absolute(0);
     }
+    // At 0 from the start, so that an alert on damaged audio (or a graph of
+    // uploads and purges) works before the first event.
+    for name in [
+        "compliance_guard_media_uploaded_bytes_total",
+        "compliance_guard_media_purged_total",
+        "compliance_guard_media_damaged_total",
+    ] {
+        metrics::counter!(name).absolute(0);
+    }
 }
 
 /// Sets the size gauges from the guard every [`GAUGE_INTERVAL`] until

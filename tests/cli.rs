@@ -422,7 +422,8 @@ async fn serve_exposes_metrics() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert!(answered);
-    // Before any write: both reload outcomes are there, at 0.
+    // Before any write: both reload outcomes are there, at 0, and the
+    // media counters too.
     let body = scrape(port);
     for outcome in ["applied", "refused"] {
         assert_eq!(
@@ -434,6 +435,13 @@ async fn serve_exposes_metrics() {
             Some(0.0),
             "{body}"
         );
+    }
+    for name in [
+        "compliance_guard_media_uploaded_bytes_total",
+        "compliance_guard_media_purged_total",
+        "compliance_guard_media_damaged_total",
+    ] {
+        assert_eq!(sample(&body, name, &[]), Some(0.0), "{name}: {body}");
     }
     // A second allow, a block (a call at 23:00 in New York), a recorded
     // call for another borrower, and a reserving Check for a third.
