@@ -127,6 +127,12 @@ fn text(status: StatusCode, message: String) -> Response<Body> {
     );
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // The message may quote the request's path: never let a browser read
+    // it as anything but text.
+    r.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     r
 }
 
