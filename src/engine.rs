@@ -32,7 +32,9 @@ use rust_decimal::Decimal;
 
 use crate::index::{BorrowerView, DebtKey, Entry, InteractionKey};
 use crate::jurisdiction::{Jurisdiction, UnknownJurisdiction};
-use crate::model::{Channel, ContactKind, Direction, Subject, Theme};
+use crate::model::{
+    AgentOutcome, Channel, ContactKind, Direction, Status, StatusDetails, Subject, Theme,
+};
 use crate::restrictions::RestrictionKind;
 use crate::rules::{Counting, Filter, Per, Rule, RuleKind, RuleSet, is_conversation};
 pub use calendar::{day_start, local_day, local_instant_at_or_after};
@@ -968,14 +970,7 @@ pub fn decide(
     }
     // Local days of the windowed entries, once per zone: the time zone
     // conversion is the costliest step, and every rule shares it.
-    let reads_history = applicable.iter().any(|r| {
-        matches!(
-            r.kind,
-            RuleKind::FrequencyCap { .. }
-                | RuleKind::CoolDown { .. }
-                | RuleKind::ConsentRequired { .. }
-        )
-    });
+    let reads_history = applicable.iter().any(|r| reads(r));
     let days_by_zone: Vec<Vec<i32>> = if reads_history {
         zones
             .iter()
@@ -989,6 +984,17 @@ pub fn decide(
     } else {
         vec![Vec::new(); zones.len()]
     };
+    // Entries that share the facts the filters read share every filter's
+    // verdict: each rule tests one entry per class, not every entry.
+    let classes = if reads_history {
+        Classes::group(view, entries)
+    } else {
+        Classes::default()
+    };
+    // Which entries count for a debt: the same for every per-debt rule.
+    let mut debt_masks: Vec<(DebtKey, Vec<bool>)> = Vec::new();
+    // One rule's verdict per class, reused from rule to rule.
+    let mut verdicts: Vec<bool> = Vec::new();
     // One per rule and zone, more for per-debt rules: sized once.
     let mut constraints: Vec<Constraint<'_>> =
         Vec::with_capacity(applicable.len() * zones.len() + 8);
@@ -1006,10 +1012,25 @@ pub fn decide(
         };
         // What the rule may count, per debt: the same in every zone, so
         // filtered once, not once per zone.
-        let selected: Vec<Vec<usize>> = debts
-            .iter()
-            .map(|d| select(rule, view, entries, *d))
-            .collect();
+        let selected: Vec<Vec<usize>> = if reads(rule) {
+            // The rule's verdict on each class of entries, once.
+            verdicts.clear();
+            verdicts.extend(
+                classes
+                    .kinds
+                    .iter()
+                    .map(|(facts, i)| passes(rule, &entries[*i], facts.answers)),
+            );
+            debts
+                .iter()
+                .map(|d| {
+                    let mask = d.map(|d| debt_mask(&mut debt_masks, view, entries, d));
+                    select_grouped(rule, view, entries, &classes, &verdicts, *d, mask)
+                })
+                .collect()
+        } else {
+            debts.iter().map(|_| Vec::new()).collect()
+        };
         // A restriction in force for a span of time reads no clock face:
         // its constraint is the same in every zone, so one is built.
         let in_zones = match rule.kind {
@@ -1113,6 +1134,123 @@ fn debts_to_check(
     debts.into_iter().map(Some).collect()
 }
 
+/// True for the rules whose constraints count or read the history.
+fn reads(rule: &Rule) -> bool {
+    matches!(
+        rule.kind,
+        RuleKind::FrequencyCap { .. }
+            | RuleKind::CoolDown { .. }
+            | RuleKind::ConsentRequired { .. }
+    )
+}
+
+/// The facts of a history entry that a rule's filter over the history
+/// reads ([`passes`]): everything but when it happens, which interaction
+/// it is and which debts it names (read apart, per debt). Whether it
+/// answers the borrower is read from the live history once per decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Facts {
+    channel: Channel,
+    direction: Direction,
+    theme: Option<Theme>,
+    status: Status,
+    details: Option<StatusDetails>,
+    outcome: Option<AgentOutcome>,
+    contact: ContactKind,
+    transactional: Option<bool>,
+    answers: bool,
+}
+
+/// The windowed entries grouped by their [`Facts`]: entries with the same
+/// facts pass the same filters, so each rule tests one entry per class
+/// instead of every entry (a history has a few kinds of interaction,
+/// repeated).
+#[derive(Debug, Default)]
+struct Classes {
+    /// Per entry, its class: a place in `kinds`.
+    class_of: Vec<usize>,
+    /// Per class, its facts and the place of its first entry.
+    kinds: Vec<(Facts, usize)>,
+}
+
+impl Classes {
+    /// Classes searched for an entry's facts; past this many, an entry
+    /// whose facts are not among them is a class of its own (still exact,
+    /// and the grouping stays linear in the history).
+    const SEARCHED: usize = 32;
+
+    fn group(view: &BorrowerView<'_>, entries: &[Entry]) -> Classes {
+        let mut classes = Classes {
+            class_of: Vec::with_capacity(entries.len()),
+            kinds: Vec::new(),
+        };
+        for (i, e) in entries.iter().enumerate() {
+            let mine = Facts {
+                channel: e.channel,
+                direction: e.direction,
+                theme: e.theme,
+                status: e.status,
+                details: e.details,
+                outcome: e.outcome,
+                contact: e.contact,
+                transactional: e.transactional,
+                answers: view.answers_borrower(e),
+            };
+            let known = classes
+                .kinds
+                .iter()
+                .take(Self::SEARCHED)
+                .position(|(f, _)| *f == mine);
+            let class = known.unwrap_or_else(|| {
+                classes.kinds.push((mine, i));
+                classes.kinds.len() - 1
+            });
+            classes.class_of.push(class);
+        }
+        classes
+    }
+}
+
+/// Which `entries` count for `debt` ([`counts_for_debt`]), from `masks`,
+/// or worked out and kept there: every per-debt rule asks the same.
+fn debt_mask<'m>(
+    masks: &'m mut Vec<(DebtKey, Vec<bool>)>,
+    view: &BorrowerView<'_>,
+    entries: &[Entry],
+    debt: DebtKey,
+) -> &'m [bool] {
+    let at = match masks.iter().position(|(k, _)| *k == debt) {
+        Some(at) => at,
+        None => {
+            let mask = entries
+                .iter()
+                .map(|e| counts_for_debt(view, e, Some(debt)))
+                .collect();
+            masks.push((debt, mask));
+            masks.len() - 1
+        }
+    };
+    &masks[at].1
+}
+
+/// True if a rule that reads the history may count an entry (in any zone,
+/// for any debt) that answers the borrower or not, as `answers` says. It
+/// reads only the entry's [`Facts`].
+fn passes(rule: &Rule, e: &Entry, answers: bool) -> bool {
+    match &rule.kind {
+        RuleKind::FrequencyCap { counting, .. } => {
+            counting.counts(e) && rule.applies.covers_entry(e, answers)
+        }
+        RuleKind::ConsentRequired { .. } => {
+            Counting::default().counts(e) && rule.applies.covers_entry(e, answers)
+        }
+        RuleKind::CoolDown { trigger, .. } => {
+            is_conversation(e) && trigger.covers_entry(e, answers)
+        }
+        _ => false,
+    }
+}
+
 /// The entries (by place in `entries`) a rule that reads the history may
 /// count for one debt, in every zone: the part of its filter that does not
 /// depend on the zone. Empty for the other rules.
@@ -1147,6 +1285,32 @@ fn select(
     }
     let mut picked = Vec::with_capacity(entries.len());
     picked.extend((0..entries.len()).filter(|i| keep(&entries[*i])));
+    picked
+}
+
+/// [`select`], by class: `verdicts[c]` is the rule's verdict on class `c`
+/// of `classes` ([`passes`]); for a debt, `mask[i]` says whether
+/// `entries[i]` counts for it ([`debt_mask`]).
+fn select_grouped(
+    rule: &Rule,
+    view: &BorrowerView<'_>,
+    entries: &[Entry],
+    classes: &Classes,
+    verdicts: &[bool],
+    debt: Option<DebtKey>,
+    mask: Option<&[bool]>,
+) -> Vec<usize> {
+    let mut picked = Vec::with_capacity(entries.len());
+    picked.extend(
+        (0..entries.len()).filter(|i| verdicts[classes.class_of[*i]] && mask.is_none_or(|m| m[*i])),
+    );
+    // The grouping must not change what is kept: tests run with debug
+    // assertions, and compare with every entry tested on its own.
+    debug_assert_eq!(
+        picked,
+        select(rule, view, entries, debt),
+        "{rule:?} {debt:?}"
+    );
     picked
 }
 
