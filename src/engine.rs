@@ -1056,14 +1056,16 @@ pub fn decide(
             continue;
         };
         let own_next = joint_next_allowed(mine.iter(), at);
-        // Report the (zone, debt) whose block lasts longest.
+        // Report the (zone, debt) whose block lasts longest. How long the
+        // first one's lasts is worked out only if another one competes.
         let mut worst = first;
-        let mut worst_next = worst.next_allowed(at);
+        let mut worst_next: Option<Option<DateTime<Utc>>> = None;
         for c in failing {
+            let w = *worst_next.get_or_insert_with(|| worst.next_allowed(at));
             let n = c.next_allowed(at);
-            if later(n, worst_next) {
+            if later(n, w) {
                 worst = c;
-                worst_next = n;
+                worst_next = Some(n);
             }
         }
         violations.push(describe(worst, view, &proposal.loans, at, own_next));
@@ -1457,10 +1459,7 @@ fn describe(
 ) -> Violation {
     let rule = c.rule;
     let debt = c.debt.map(|d| view.debt_name(d, send_loans));
-    let about = debt
-        .as_ref()
-        .map(|d| format!(" about debt `{d}`"))
-        .unwrap_or_default();
+    let about = About(debt.as_deref());
     let date = |d: i32| NaiveDate::from_num_days_from_ce_opt(d);
     let day = local_day(c.zone, at);
     let mut v = Violation {
@@ -1474,7 +1473,8 @@ fn describe(
         window_start: None,
         window_end: None,
         zone: c.zone,
-        debt,
+        // Set last: the messages borrow it.
+        debt: None,
         counted_interaction_ids: Vec::new(),
         next_allowed_at,
         restriction_id: None,
@@ -1492,9 +1492,8 @@ fn describe(
             v.limit = *limit;
             v.window_start = date(worst.start);
             v.window_end = date(end);
-            v.counted_interaction_ids = items
+            v.counted_interaction_ids = in_days(items, worst.start, end)
                 .iter()
-                .filter(|i| i.day >= worst.start && i.day <= end)
                 .map(|i| view.interaction_id(i.key).to_owned())
                 .collect();
             v.message = format!(
@@ -1620,9 +1619,8 @@ fn describe(
                 v.limit = *limit;
                 v.window_start = date(worst.start);
                 v.window_end = date(end);
-                v.counted_interaction_ids = requests
+                v.counted_interaction_ids = in_days(requests, worst.start, end)
                     .iter()
-                    .filter(|i| i.day >= worst.start && i.day <= end)
                     .map(|i| view.interaction_id(i.key).to_owned())
                     .collect();
                 v.message = format!(
@@ -1637,11 +1635,87 @@ fn describe(
             }
         }
     }
+    v.debt = debt;
     v
 }
 
-fn fmt_day(d: i32) -> String {
-    NaiveDate::from_num_days_from_ce_opt(d).map_or_else(|| d.to_string(), |d| d.to_string())
+/// " about debt `<id>`" for a per-debt constraint, else nothing;
+/// formatted straight into the message.
+struct About<'d>(Option<&'d str>);
+
+impl std::fmt::Display for About<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(d) => write!(f, " about debt `{d}`"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The items (sorted by day) on the days `first..=last`: one run of them,
+/// so the ids are collected at their exact number.
+fn in_days(items: &[Item], first: i32, last: i32) -> &[Item] {
+    debug_assert!(items.is_sorted_by_key(|i| i.day));
+    let lo = items.partition_point(|i| i.day < first);
+    let hi = items.partition_point(|i| i.day <= last);
+    items.get(lo..hi).unwrap_or_default()
+}
+
+/// A local day as a message writes it: the date, or the day number
+/// outside the calendar; formatted straight into the message.
+fn fmt_day(d: i32) -> impl std::fmt::Display {
+    struct Day(i32);
+    impl std::fmt::Display for Day {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match NaiveDate::from_num_days_from_ce_opt(self.0) {
+                Some(date) => date.fmt(f),
+                None => self.0.fmt(f),
+            }
+        }
+    }
+    Day(d)
+}
+
+#[cfg(test)]
+mod messages {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use chrono::Datelike;
+
+    /// A day in a message reads as chrono writes the date (or the bare
+    /// number outside the calendar), for every kind of year.
+    #[test]
+    fn days_read_as_chrono_writes_them() {
+        let chrono = |d: i32| {
+            NaiveDate::from_num_days_from_ce_opt(d).map_or_else(|| d.to_string(), |d| d.to_string())
+        };
+        let min = NaiveDate::MIN.num_days_from_ce();
+        let max = NaiveDate::MAX.num_days_from_ce();
+        let edges = [
+            i32::MIN,
+            min - 1,
+            min,
+            0,
+            1,
+            365,
+            3_652_059,
+            max,
+            max + 1,
+            i32::MAX,
+        ];
+        let steps = (-4_000_000..4_000_000).step_by(997);
+        for d in edges.into_iter().chain(steps) {
+            assert_eq!(fmt_day(d).to_string(), chrono(d), "{d}");
+        }
+        for y in [-1, 0, 1, 999, 1000, 2020, 9999, 10_000] {
+            let d = NaiveDate::from_ymd_opt(y, 12, 31)
+                .unwrap()
+                .num_days_from_ce();
+            assert_eq!(fmt_day(d).to_string(), chrono(d), "{y}");
+            assert_eq!(fmt_day(d + 1).to_string(), chrono(d + 1), "{y}");
+        }
+    }
 }
 
 #[cfg(test)]
