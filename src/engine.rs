@@ -1486,16 +1486,7 @@ fn describe(
             items,
             ..
         } => {
-            let worst = cap_day(items, *window, day);
-            let end = worst.start + window - 1;
-            v.count = worst.count;
-            v.limit = *limit;
-            v.window_start = date(worst.start);
-            v.window_end = date(end);
-            v.counted_interaction_ids = in_days(items, worst.start, end)
-                .iter()
-                .map(|i| view.interaction_id(i.key).to_owned())
-                .collect();
+            let (worst, end) = fill_window(&mut v, view, items, *window, *limit, day);
             v.message = format!(
                 "{} communication{}{about} already counted in the {} days {}..{} ({}); the limit is {}, so this send would exceed it",
                 worst.count,
@@ -1613,16 +1604,7 @@ fn describe(
                     "the borrower has not consented to these messages{about}; only a consent request (consentRequest) may go, {limit} in {window} days"
                 );
             } else {
-                let worst = cap_day(requests, *window, day);
-                let end = worst.start + window - 1;
-                v.count = worst.count;
-                v.limit = *limit;
-                v.window_start = date(worst.start);
-                v.window_end = date(end);
-                v.counted_interaction_ids = in_days(requests, worst.start, end)
-                    .iter()
-                    .map(|i| view.interaction_id(i.key).to_owned())
-                    .collect();
+                let (worst, end) = fill_window(&mut v, view, requests, *window, *limit, day);
                 v.message = format!(
                     "{} message{} sent without consent{about} in the {window} days {}..{} ({}); at most {limit} consent request{} may go",
                     worst.count,
@@ -1637,6 +1619,30 @@ fn describe(
     }
     v.debt = debt;
     v
+}
+
+/// Fills a violation's window from a cap's fullest window containing
+/// `day` (count, limit, first and last day, counted ids, in day order);
+/// returns that window and its last day, for the message.
+fn fill_window(
+    v: &mut Violation,
+    view: &BorrowerView<'_>,
+    items: &[Item],
+    window: i32,
+    limit: u32,
+    day: i32,
+) -> (CapDay, i32) {
+    let worst = cap_day(items, window, day);
+    let end = worst.start + window - 1;
+    v.count = worst.count;
+    v.limit = limit;
+    v.window_start = NaiveDate::from_num_days_from_ce_opt(worst.start);
+    v.window_end = NaiveDate::from_num_days_from_ce_opt(end);
+    v.counted_interaction_ids = in_days(items, worst.start, end)
+        .iter()
+        .map(|i| view.interaction_id(i.key).to_owned())
+        .collect();
+    (worst, end)
 }
 
 /// " about debt `<id>`" for a per-debt constraint, else nothing;

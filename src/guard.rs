@@ -880,19 +880,17 @@ impl Guard {
                 .find_person(person)?
                 .map(|k| ledger.index.person_id(k).to_owned());
             if mine.as_deref() == Some(existing.person_id.as_str()) {
-                if existing.sensitive == Some(true) && !caller.sensitive {
-                    // A retry of a sensitive record by a caller who may not
-                    // read it: it exists (the caller sent it), but its
-                    // content is not returned.
-                    return Err(GuardError::AlreadyExists(format!(
-                        "`externalId` `{ext}` is already recorded as a sensitive interaction; reading it needs the sensitive right"
-                    )));
-                }
                 if visible(existing, caller).is_err() {
-                    // Another company's record: the id is taken, and its
-                    // content is not this key's to read.
+                    // A record the caller may not read (sensitive without
+                    // the right, or another company's): the id is taken,
+                    // but its content is not returned.
+                    let why = if existing.sensitive == Some(true) && !caller.sensitive {
+                        "as a sensitive interaction; reading it needs the sensitive right"
+                    } else {
+                        "by another company; use another externalId"
+                    };
                     return Err(GuardError::AlreadyExists(format!(
-                        "`externalId` `{ext}` is already recorded by another company; use another externalId"
+                        "`externalId` `{ext}` is already recorded {why}"
                     )));
                 }
                 let existing = existing.clone();
@@ -1017,22 +1015,7 @@ impl Guard {
     ) -> Result<String, GuardError> {
         let ledger = self.read()?;
         let found = visible(ledger.index.get(person, interaction)?, caller)?;
-        if found.deleted_at.is_some() {
-            return Err(IndexError::Deleted(found.id.clone()).into());
-        }
-        if found.channel != Channel::Voice {
-            return Err(GuardError::FailedPrecondition(format!(
-                "interaction `{}` is a `{}` interaction; only voice interactions hold a {kind}",
-                found.id,
-                found.channel.as_str()
-            )));
-        }
-        if found.media(kind).is_some() {
-            return Err(GuardError::AlreadyExists(format!(
-                "interaction `{}` already has a {kind}; a stored recording or voicemail is never replaced",
-                found.id
-            )));
-        }
+        media_slot_free(found, kind)?;
         Ok(found.id.clone())
     }
 
@@ -1050,13 +1033,12 @@ impl Guard {
     ) -> Result<Interaction, GuardError> {
         let (updated, commit) = {
             let mut ledger = self.write()?;
-            let found = visible(ledger.index.get(None, interaction_id)?, caller)?;
-            if found.media(kind).is_some() {
-                return Err(GuardError::AlreadyExists(format!(
-                    "interaction `{}` already has a {kind}; a stored recording or voicemail is never replaced",
-                    found.id
-                )));
-            }
+            // Checked again under the write lock: another upload may have
+            // committed since `media_target`.
+            media_slot_free(
+                visible(ledger.index.get(None, interaction_id)?, caller)?,
+                kind,
+            )?;
             let updated = ledger
                 .index
                 .set_media(None, interaction_id, kind, media, now, &caller.name)?
@@ -2227,6 +2209,28 @@ fn convo_record(c: &crate::pb::InteractionConvo) -> Record {
     Record {
         op: Some(Op::Convo(c.clone())),
     }
+}
+
+/// Whether audio of `kind` may be stored on `r`: not deleted, voice, and
+/// none stored yet (stored audio is never replaced).
+fn media_slot_free(r: &Interaction, kind: MediaKind) -> Result<(), GuardError> {
+    if r.deleted_at.is_some() {
+        return Err(IndexError::Deleted(r.id.clone()).into());
+    }
+    if r.channel != Channel::Voice {
+        return Err(GuardError::FailedPrecondition(format!(
+            "interaction `{}` is a `{}` interaction; only voice interactions hold a {kind}",
+            r.id,
+            r.channel.as_str()
+        )));
+    }
+    if r.media(kind).is_some() {
+        return Err(GuardError::AlreadyExists(format!(
+            "interaction `{}` already has a {kind}; a stored recording or voicemail is never replaced",
+            r.id
+        )));
+    }
+    Ok(())
 }
 
 /// The interaction, if the caller may see it: a sensitive one needs the

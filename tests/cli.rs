@@ -19,6 +19,44 @@ fn stderr(o: &Output) -> String {
     String::from_utf8(o.stderr.clone()).unwrap()
 }
 
+/// `serve` as an operator runs it, with `args`, in the crate's directory
+/// (for `rules/`), keys from the environment cleared, logging at info;
+/// returns the process and its stderr, line by line.
+#[cfg(unix)]
+fn spawn_serve(
+    args: &[&std::ffi::OsStr],
+) -> (
+    std::process::Child,
+    std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_compliance-guard"))
+        .arg("serve")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("COMPLIANCE_GUARD_API_KEY")
+        .env_remove("COMPLIANCE_GUARD_KEYS")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// The rest of the first line of `lines` that starts with `prefix`.
+fn line_after(lines: &mut impl Iterator<Item = std::io::Result<String>>, prefix: &str) -> String {
+    loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("the server never said `{prefix}`"))
+            .unwrap();
+        if let Some(rest) = line.strip_prefix(prefix) {
+            return rest.to_owned();
+        }
+    }
+}
+
 /// Sends SIGTERM to a server started as a subprocess and waits for it to
 /// exit, polling, so that the test's runtime keeps serving the client side
 /// of its connections while the server drains them.
@@ -210,32 +248,21 @@ fn rules_list_of_a_missing_directory_is_an_error() {
 #[cfg(unix)]
 #[tokio::test]
 async fn serve_starts_answers_and_stops_on_sigterm() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
     use tonic_health::pb::HealthCheckRequest;
     use tonic_health::pb::health_client::HealthClient;
 
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_compliance-guard"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("COMPLIANCE_GUARD_API_KEY")
-        .env_remove("COMPLIANCE_GUARD_KEYS")
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("the server says where it listens")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("compliance-guard listening on ") {
-            break rest.split(';').next().unwrap().to_owned();
-        }
-    };
+    let (mut child, mut lines) = spawn_serve(&[
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--data-dir".as_ref(),
+        data.path().as_os_str(),
+    ]);
+    let addr = line_after(&mut lines, "compliance-guard listening on ")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     let key_file = data.path().join("api-key");
     assert!(key_file.exists(), "the key is created at first start");
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
@@ -365,8 +392,6 @@ pub(crate) fn scrape(port: u16) -> String {
 #[tokio::test]
 async fn serve_exposes_metrics() {
     use compliance_guard::pb::{CheckRequest, CreateInteractionRequest, Interaction};
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -374,31 +399,21 @@ async fn serve_exposes_metrics() {
         .unwrap()
         .port();
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_compliance-guard"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--insecure-no-auth",
-            "--metrics-listen",
-        ])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--data-dir")
-        .arg(data.path())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("the server says where it listens")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("compliance-guard listening on ") {
-            break rest.split(';').next().unwrap().to_owned();
-        }
-    };
+    let metrics = format!("127.0.0.1:{port}");
+    let (mut child, mut lines) = spawn_serve(&[
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--insecure-no-auth".as_ref(),
+        "--metrics-listen".as_ref(),
+        metrics.as_ref(),
+        "--data-dir".as_ref(),
+        data.path().as_os_str(),
+    ]);
+    let addr = line_after(&mut lines, "compliance-guard listening on ")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     std::thread::spawn(move || for _ in lines.by_ref() {});
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
@@ -660,8 +675,6 @@ fn rules_replay_takes_the_servers_roles_and_refuses_an_unknown_one() {
 #[cfg(unix)]
 #[tokio::test]
 async fn serve_opens_the_media_listener_and_refuses_bad_media_flags() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     for (flags, says) in [
@@ -697,33 +710,17 @@ async fn serve_opens_the_media_listener_and_refuses_bad_media_flags() {
     }
 
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_compliance-guard"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--media-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(data.path())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("COMPLIANCE_GUARD_API_KEY")
-        .env_remove("COMPLIANCE_GUARD_KEYS")
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let media = loop {
-        let line = lines
-            .next()
-            .expect("the server says where it serves links")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("compliance-guard media links on http://") {
-            break rest.trim_end_matches("/media/").to_owned();
-        }
-    };
+    let (mut child, mut lines) = spawn_serve(&[
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--media-listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--data-dir".as_ref(),
+        data.path().as_os_str(),
+    ]);
+    let media = line_after(&mut lines, "compliance-guard media links on http://")
+        .trim_end_matches("/media/")
+        .to_owned();
     let mut answer = String::new();
     for _ in 0..500 {
         // The listener answers once the history is loaded; until then the

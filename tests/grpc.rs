@@ -134,6 +134,25 @@ pub async fn start_media(
     panic!("the server never became SERVING");
 }
 
+/// Creates `i` for `person`, which must succeed, and returns the record.
+pub async fn create_in(
+    records: &mut Records,
+    person: &str,
+    i: compliance_guard::pb::Interaction,
+) -> compliance_guard::pb::Interaction {
+    records
+        .create_interaction(compliance_guard::pb::CreateInteractionRequest {
+            person_id: person.into(),
+            interaction: Some(i),
+            searchable: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .interaction
+        .unwrap()
+}
+
 /// A listener for media links on 127.0.0.1:0, and the address it got.
 pub async fn media_listener() -> (tokio::net::TcpListener, std::net::SocketAddr) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -50,17 +50,7 @@ fn call(previous: Option<&str>) -> Interaction {
 }
 
 async fn create(records: &mut Records, i: Interaction) -> Interaction {
-    records
-        .create_interaction(CreateInteractionRequest {
-            person_id: P.into(),
-            interaction: Some(i),
-            searchable: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .interaction
-        .unwrap()
+    crate::grpc::create_in(records, P, i).await
 }
 
 async fn previous(

@@ -8,9 +8,8 @@
 use std::path::Path;
 
 use compliance_guard::pb::{
-    CloseInteractionConvoRequest, CreateInteractionRequest, GetInteractionConvoRequest,
-    GetInteractionRequest, Interaction, InteractionConvo, JoinInteractionConvoRequest,
-    LeaveInteractionConvoRequest,
+    CloseInteractionConvoRequest, GetInteractionConvoRequest, GetInteractionRequest, Interaction,
+    InteractionConvo, JoinInteractionConvoRequest, LeaveInteractionConvoRequest,
 };
 use prost_types::Timestamp;
 use tonic::{Code, Status};
@@ -52,17 +51,7 @@ async fn start_on(dir: &Path, compact_after: u64) -> crate::grpc::Restartable {
 }
 
 async fn create(records: &mut Records, i: Interaction) -> Interaction {
-    records
-        .create_interaction(CreateInteractionRequest {
-            searchable: false,
-            person_id: P.into(),
-            interaction: Some(i),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .interaction
-        .unwrap()
+    crate::grpc::create_in(records, P, i).await
 }
 
 async fn get(records: &mut Records, id: &str) -> Result<InteractionConvo, Status> {

@@ -15,9 +15,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use compliance_guard::media::MediaConfig;
 use compliance_guard::pb::{
-    CreateInteractionRequest, DeleteInteractionRequest, DownloadMediaHeader, DownloadMediaRequest,
-    GetInteractionRequest, Interaction, ListInteractionsRequest, MediaLink, UploadMediaHeader,
-    UploadMediaRequest, download_media_response, upload_media_request,
+    DeleteInteractionRequest, DownloadMediaHeader, DownloadMediaRequest, GetInteractionRequest,
+    Interaction, ListInteractionsRequest, MediaLink, UploadMediaHeader, UploadMediaRequest,
+    download_media_response, upload_media_request,
 };
 use prost_types::Timestamp;
 use tonic::{Code, Status};
@@ -241,17 +241,7 @@ fn text() -> Interaction {
 }
 
 async fn create(records: &mut Records, i: Interaction) -> Interaction {
-    records
-        .create_interaction(CreateInteractionRequest {
-            person_id: P.into(),
-            interaction: Some(i),
-            searchable: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .interaction
-        .unwrap()
+    crate::grpc::create_in(records, P, i).await
 }
 
 async fn get(records: &mut Records, id: &str) -> Interaction {
