@@ -171,22 +171,34 @@ impl Proposal {
             .or_else(|| self.subject.and_then(Subject::implied_theme))
     }
 
-    /// The candidate zones the decision evaluates in.
+    /// The candidate zones the decision evaluates in: every place the
+    /// borrower's information indicates (comment 6(b)(1)(i)-2), so a time
+    /// must be convenient in all of them.
+    ///
+    /// The given zones, plus every zone of each given jurisdiction that
+    /// contains none of the given zones. A zone inside a jurisdiction
+    /// narrows it (`US-TX` with `America/Chicago` is Chicago); a
+    /// jurisdiction no given zone lies in is weighed whole (`US-CA` with
+    /// `America/New_York` is New York and both Pacific zones), since the
+    /// two facts conflict and the stricter reading is both. With no
+    /// jurisdiction, the given zones alone, or every US zone when none is
+    /// given. The set always contains the given zones, which alone were
+    /// the candidates before, so this reading is never more permissive.
     pub fn candidate_zones(&self) -> Vec<Tz> {
-        if !self.zones.is_empty() {
-            return dedup(self.zones.clone());
+        let mut zones = self.zones.clone();
+        if self.jurisdictions.is_empty() {
+            if zones.is_empty() {
+                zones.extend(Jurisdiction::us().zones().iter().copied());
+            }
+            return dedup(zones);
         }
-        let places: Vec<Jurisdiction> = if self.jurisdictions.is_empty() {
-            vec![Jurisdiction::us()]
-        } else {
-            self.jurisdictions.clone()
-        };
-        dedup(
-            places
-                .iter()
-                .flat_map(|j| j.zones().iter().copied())
-                .collect(),
-        )
+        for j in &self.jurisdictions {
+            let own = j.zones();
+            if !self.zones.iter().any(|z| own.contains(z)) {
+                zones.extend(own.iter().copied());
+            }
+        }
+        dedup(zones)
     }
 }
 

@@ -8,6 +8,7 @@
 //! parsing (duplicate ids, windows longer than the index horizon, ...) are
 //! placed on the line of the rule's key that is wrong.
 
+pub mod counting;
 pub mod raw;
 
 use std::fmt;
@@ -18,10 +19,11 @@ use rust_decimal::Decimal;
 
 use crate::index::Entry;
 use crate::jurisdiction::Jurisdiction;
-use crate::model::{AgentOutcome, Channel, ContactKind, Direction, Status, StatusDetails, Theme};
+use crate::model::{Channel, ContactKind, Direction, Theme};
 use crate::restrictions::RestrictionKind;
+pub use counting::{Counting, is_conversation, reached, was_sent};
 pub use raw::{Event, Mode, Per, Replies, Role};
-use raw::{RawCounting, RawFile, RawFilter, RawRule, ThemeName};
+use raw::{RawFile, RawFilter, RawRule, ThemeName};
 
 /// Largest rule file read, in bytes; a bound against runaway input.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
@@ -218,138 +220,6 @@ impl Filter {
             _ => true,
         }
     }
-}
-
-/// Calls that did not connect (12 CFR 1006.14(b)(3)(ii)): not placed calls.
-const NOT_CONNECTED_DETAILS: &[StatusDetails] = &[
-    StatusDetails::VoiceLineBusyNoRing,
-    StatusDetails::VoiceNumberDisconnected,
-    StatusDetails::VoiceNumberInvalid,
-    StatusDetails::VoiceFailedToInitiate,
-];
-const NOT_CONNECTED_OUTCOMES: &[AgentOutcome] = &[
-    AgentOutcome::VoiceLineBusyNoRing,
-    AgentOutcome::VoiceNumberDisconnected,
-    AgentOutcome::VoiceFailedToInitiate,
-];
-/// Positive signs that a call connected: rang, reached voicemail, or was
-/// answered (comment 14(b)(3)(ii)-1). Where one field says "not connected"
-/// and the other says "connected", the call counts: the stricter reading.
-const CONNECTED_DETAILS: &[StatusDetails] = &[
-    StatusDetails::VoiceConnected,
-    StatusDetails::VoiceSpokeWithFirstParty,
-    StatusDetails::VoiceSpokeWithThirdParty,
-    StatusDetails::VoiceLeftVoicemail,
-    StatusDetails::VoiceLeftVoicemailFirstParty,
-    StatusDetails::VoiceLeftVoicemailThirdParty,
-    StatusDetails::VoiceReachedVoicemailNoMessageLeft,
-    StatusDetails::VoiceRangNoPickup,
-    StatusDetails::VoicePickedHungUp,
-];
-const CONNECTED_OUTCOMES: &[AgentOutcome] = &[
-    AgentOutcome::VoiceSpokeWithFirstParty,
-    AgentOutcome::VoiceSpokeWithThirdParty,
-    AgentOutcome::VoiceLeftVoicemail,
-    AgentOutcome::VoiceReachedVoicemailNoMessageLeft,
-    AgentOutcome::VoiceRangNoPickup,
-    AgentOutcome::VoicePickedHungUp,
-];
-
-/// What counts toward a cap: a predicate over status, statusDetails and
-/// agentOutcome together.
-///
-/// The default table:
-/// - a call that did not connect (busy, disconnected or invalid number,
-///   failed to start) is not a placed call, whatever its status says,
-///   unless the other field says it connected;
-/// - a call that rang unanswered or reached voicemail, with or without a
-///   message, counts;
-/// - `failed`, `canceled` and `blockedByComplianceGuard` never count;
-/// - everything else counts, including `scheduled` and `inProgress` (a
-///   reservation holds its slot).
-///
-/// A rule may add statusDetails that count although failed (`alsoCount`,
-/// for a message delivered and then failed, such as `emailReportedAsSpam`)
-/// and statusDetails or outcomes that never count (`neverCount`,
-/// `neverCountOutcomes`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Counting {
-    also: u64,
-    never: u64,
-    never_outcomes: u16,
-}
-
-/// The bit of a statusDetails value; the vocabulary has fewer than 64.
-fn details_bit(d: StatusDetails) -> u64 {
-    if d.index() < 64 { 1u64 << d.index() } else { 0 }
-}
-
-impl Counting {
-    fn from_raw(raw: &RawCounting) -> Counting {
-        let mut c = Counting::default();
-        for d in &raw.also_count {
-            c.also |= details_bit(*d);
-        }
-        for d in &raw.never_count {
-            c.never |= details_bit(*d);
-        }
-        for o in &raw.never_count_outcomes {
-            c.never_outcomes |= bit(o.index()) as u16;
-        }
-        c
-    }
-
-    /// True if an entry counts under this table.
-    pub fn counts(&self, e: &Entry) -> bool {
-        if let Some(d) = e.details {
-            if self.never & details_bit(d) != 0 {
-                return false;
-            }
-            if self.also & details_bit(d) != 0 {
-                return true;
-            }
-        }
-        if let Some(o) = e.outcome
-            && self.never_outcomes & (bit(o.index()) as u16) != 0
-        {
-            return false;
-        }
-        if matches!(e.status, Status::Failed | Status::Canceled)
-            || e.details == Some(StatusDetails::BlockedByComplianceGuard)
-        {
-            return false;
-        }
-        if e.channel == Channel::Voice {
-            let not_connected = e
-                .details
-                .is_some_and(|d| NOT_CONNECTED_DETAILS.contains(&d))
-                || e.outcome
-                    .is_some_and(|o| NOT_CONNECTED_OUTCOMES.contains(&o));
-            let connected = e.details.is_some_and(|d| CONNECTED_DETAILS.contains(&d))
-                || e.outcome.is_some_and(|o| CONNECTED_OUTCOMES.contains(&o));
-            if not_connected && !connected {
-                return false;
-            }
-        }
-        true
-    }
-}
-
-/// True if an entry is a telephone conversation with the borrower: the
-/// agent or the dialer says the first party was spoken with, or an inbound
-/// call connected and nobody says it was someone else. Failed and canceled
-/// calls are not conversations.
-pub fn is_conversation(e: &Entry) -> bool {
-    if e.channel != Channel::Voice || matches!(e.status, Status::Failed | Status::Canceled) {
-        return false;
-    }
-    let spoke = e.outcome == Some(AgentOutcome::VoiceSpokeWithFirstParty)
-        || e.details == Some(StatusDetails::VoiceSpokeWithFirstParty);
-    let inbound_connected = e.direction == Direction::Inbound
-        && e.details == Some(StatusDetails::VoiceConnected)
-        && e.outcome
-            .is_none_or(|o| o == AgentOutcome::VoiceSpokeWithFirstParty);
-    spoke || inbound_connected
 }
 
 /// What a rule does.

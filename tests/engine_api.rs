@@ -59,8 +59,118 @@ fn candidate_zones_follow_the_places() {
         p.candidate_zones(),
         vec![chrono_tz::America::Chicago, chrono_tz::America::Denver]
     );
+    // Phoenix lies in neither Texas nor Oklahoma: the facts conflict, so
+    // both are weighed (comment 6(b)(1)(i)-2).
     p.zones = vec![chrono_tz::America::Phoenix];
-    assert_eq!(p.candidate_zones(), vec![chrono_tz::America::Phoenix]);
+    assert_eq!(
+        p.candidate_zones(),
+        vec![
+            chrono_tz::America::Phoenix,
+            chrono_tz::America::Chicago,
+            chrono_tz::America::Denver
+        ]
+    );
+}
+
+fn candidates(jurisdictions: &[&str], zones: &[chrono_tz::Tz]) -> Vec<chrono_tz::Tz> {
+    let mut p = Proposal::new(Channel::Voice, Direction::Outbound);
+    p.jurisdictions = jurisdictions
+        .iter()
+        .map(|j| Jurisdiction::parse(j).unwrap())
+        .collect();
+    p.zones = zones.to_vec();
+    p.candidate_zones()
+}
+
+/// The rule of comment 6(b)(1)(i)-2 as the README states it: the given
+/// zones, plus every zone of each jurisdiction that contains none of them.
+#[test]
+fn a_zone_narrows_only_the_jurisdiction_it_lies_in() {
+    use chrono_tz::America::{Chicago, Denver, Los_Angeles, New_York};
+    // The comment's example i: a California address and an Eastern zone.
+    assert_eq!(
+        candidates(&["US-CA"], &[New_York]),
+        vec![New_York, Los_Angeles]
+    );
+    assert_eq!(candidates(&["US-TX"], &[Chicago]), vec![Chicago]);
+    assert_eq!(candidates(&["US-TX"], &[Denver]), vec![Denver]);
+    assert_eq!(
+        candidates(&["US-TX", "US-CA"], &[Chicago]),
+        vec![Chicago, Los_Angeles]
+    );
+    assert_eq!(candidates(&["US"], &[Chicago]), vec![Chicago]);
+    // A city inside the zone's state is narrowed by it too.
+    assert_eq!(candidates(&["US-NY-NYC"], &[New_York]), vec![New_York]);
+    // No jurisdiction: the zones alone, as before.
+    assert_eq!(candidates(&[], &[Los_Angeles]), vec![Los_Angeles]);
+    // A zone outside the US with `US`: every US zone as well.
+    let london = candidates(&["US"], &[chrono_tz::Europe::London]);
+    assert_eq!(london.len(), 1 + Jurisdiction::us().zones().len());
+}
+
+/// The candidates always contain what was weighed before the narrowing
+/// rule: the given zones when any were given, else every zone of the
+/// jurisdictions. Checked exhaustively: every jurisdiction (and none) with
+/// every pair of US zones (and a single one, and none), and every pair of
+/// jurisdictions with every single zone.
+#[test]
+fn candidates_contain_what_was_weighed_before() {
+    let places: Vec<Jurisdiction> = Jurisdiction::all().collect();
+    let zones: Vec<chrono_tz::Tz> = Jurisdiction::us().zones().to_vec();
+    let before = |js: &[Jurisdiction], zs: &[chrono_tz::Tz]| -> Vec<chrono_tz::Tz> {
+        if !zs.is_empty() {
+            zs.to_vec()
+        } else if js.is_empty() {
+            Jurisdiction::us().zones().to_vec()
+        } else {
+            js.iter().flat_map(|j| j.zones().iter().copied()).collect()
+        }
+    };
+    let check = |js: &[Jurisdiction], zs: &[chrono_tz::Tz]| {
+        let mut p = Proposal::new(Channel::Voice, Direction::Outbound);
+        p.jurisdictions = js.to_vec();
+        p.zones = zs.to_vec();
+        let now = p.candidate_zones();
+        for z in before(js, zs) {
+            assert!(
+                now.contains(&z),
+                "{js:?} {zs:?}: {z} was weighed before, not now"
+            );
+        }
+        // Every candidate is a given zone or a zone of a given place.
+        for z in &now {
+            assert!(
+                zs.contains(z)
+                    || js.iter().any(|j| j.zones().contains(z))
+                    || (js.is_empty() && Jurisdiction::us().zones().contains(z)),
+                "{js:?} {zs:?}: {z} comes from nowhere"
+            );
+        }
+    };
+    let mut zone_sets: Vec<Vec<chrono_tz::Tz>> = vec![Vec::new()];
+    for (i, a) in zones.iter().enumerate() {
+        zone_sets.push(vec![*a]);
+        for b in &zones[i + 1..] {
+            zone_sets.push(vec![*a, *b]);
+        }
+    }
+    let mut cases = 0;
+    for zs in &zone_sets {
+        check(&[], zs);
+        for j in &places {
+            check(&[*j], zs);
+            cases += 1;
+        }
+    }
+    for (i, a) in places.iter().enumerate() {
+        for b in &places[i + 1..] {
+            for z in &zones {
+                check(&[*a, *b], &[*z]);
+                cases += 1;
+            }
+        }
+    }
+    assert!(cases > 50_000, "{cases} cases");
 }
 
 #[test]

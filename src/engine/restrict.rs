@@ -13,9 +13,10 @@ use chrono_tz::Tz;
 
 use super::{Proposal, calendar};
 use crate::index::{BorrowerView, DebtKey, Entry};
-use crate::model::{Channel, ContactKind, Direction, Interaction, Status, Subject};
+use crate::model::{Channel, ContactKind, Direction, Interaction, Subject};
 use crate::restrictions::{Restriction, RestrictionKind, is_electronic};
 use crate::rules::is_conversation;
+use crate::rules::was_sent;
 
 /// A stretch of time `[start, end)` in Unix seconds during which a
 /// restriction blocks or permits; `end` `None` is open-ended.
@@ -136,10 +137,6 @@ fn concerns_place(r: &Restriction, kind: ContactKind, value: Option<&str>) -> bo
     by_kind || by_value
 }
 
-fn sent(e: &Entry) -> bool {
-    e.direction == Direction::Outbound && !matches!(e.status, Status::Failed | Status::Canceled)
-}
-
 /// Whether an interaction went to (or came from) a contact point an
 /// opt-out names: always for an opt-out naming none; `None` when the
 /// interaction's number or address is not recorded.
@@ -172,7 +169,7 @@ fn opt_out_exception(view: &BorrowerView<'_>, r: &Restriction, p: &Proposal) -> 
         // number) is not its confirmation, one to an unrecorded point may
         // have been.
         let confirmed = view.entries_from(since).iter().any(|e| {
-            sent(e)
+            was_sent(e)
                 && r.channels.contains(&e.channel)
                 && view.record(e.key).is_some_and(|x| {
                     x.subject == Some(Subject::ElectronicConsentOptOut)
@@ -198,7 +195,7 @@ fn opt_out_exception(view: &BorrowerView<'_>, r: &Restriction, p: &Proposal) -> 
         && !view
             .entries_from(inbound.occurs_at().timestamp())
             .iter()
-            .any(|e| sent(e) && e.channel == p.channel && e.previous == Some(prev))
+            .any(|e| was_sent(e) && e.channel == p.channel && e.previous == Some(prev))
 }
 
 /// The spans during which restrictions of `kind` block this send. Each

@@ -1,0 +1,233 @@
+//! What a history entry says happened: whether a communication reached
+//! anyone (and so counts toward a cap), and whether a call was a telephone
+//! conversation with the borrower (and so starts a quiet period).
+//!
+//! Both read the same three fields together: the status, the technical
+//! `statusDetails` and the agent's `agentOutcome`. Upstream lets the voice
+//! details and outcomes that say a call connected stand with any status, so
+//! a dialer may report a call that rang unanswered as `failed`. The law
+//! counts such a call (comment 14(b)(3)(ii)-1: a call connects when it is
+//! answered, even if it then drops, when it rings unanswered, or when it
+//! reaches voicemail), so the details and the outcome are read first and the
+//! status only decides when neither says anything about the connection.
+//!
+//! Where the fields disagree, the reading that counts (or that makes a
+//! conversation) wins: an unknown or conflicting fact never makes the guard
+//! more permissive.
+
+use crate::index::Entry;
+use crate::model::{AgentOutcome, Channel, Direction, Status, StatusDetails};
+
+use super::raw::RawCounting;
+
+/// Calls that did not connect to the dialed number (12 CFR
+/// 1006.14(b)(3)(ii)), or inbound calls that reached nobody: never placed
+/// calls, never conversations, unless the other field says it connected.
+const NOT_CONNECTED_DETAILS: &[StatusDetails] = &[
+    StatusDetails::VoiceLineBusyNoRing,
+    StatusDetails::VoiceNumberDisconnected,
+    StatusDetails::VoiceNumberInvalid,
+    StatusDetails::VoiceFailedToInitiate,
+];
+const NOT_CONNECTED_OUTCOMES: &[AgentOutcome] = &[
+    AgentOutcome::VoiceLineBusyNoRing,
+    AgentOutcome::VoiceNumberDisconnected,
+    AgentOutcome::VoiceFailedToInitiate,
+];
+
+/// Signs that a call connected, or may have: answered (even if it then
+/// dropped), rang unanswered, or reached voicemail (comment
+/// 14(b)(3)(ii)-1); an unexpected disconnect may have cut a call that was
+/// under way. Any one of them makes the call a placed call, whatever its
+/// status says.
+const CONNECTED_DETAILS: &[StatusDetails] = &[
+    StatusDetails::VoiceConnected,
+    StatusDetails::VoiceSpokeWithFirstParty,
+    StatusDetails::VoiceSpokeWithThirdParty,
+    StatusDetails::VoiceLeftVoicemail,
+    StatusDetails::VoiceLeftVoicemailFirstParty,
+    StatusDetails::VoiceLeftVoicemailThirdParty,
+    StatusDetails::VoiceReachedVoicemailNoMessageLeft,
+    StatusDetails::VoiceRangNoPickup,
+    StatusDetails::VoicePickedHungUp,
+    StatusDetails::VoiceUnexpectedDisconnect,
+];
+const CONNECTED_OUTCOMES: &[AgentOutcome] = &[
+    AgentOutcome::VoiceSpokeWithFirstParty,
+    AgentOutcome::VoiceSpokeWithThirdParty,
+    AgentOutcome::VoiceLeftVoicemail,
+    AgentOutcome::VoiceReachedVoicemailNoMessageLeft,
+    AgentOutcome::VoiceRangNoPickup,
+    AgentOutcome::VoicePickedHungUp,
+    AgentOutcome::VoiceUnexpectedDisconnect,
+];
+
+/// Known facts that a connected call was not a conversation with the
+/// borrower: it reached voicemail, rang unanswered, was picked up and hung
+/// up at once, reached someone else, or reached no agent (an inbound call
+/// outside open hours, with no agent free, or while inbound calls were off).
+const NO_CONVERSATION_DETAILS: &[StatusDetails] = &[
+    StatusDetails::VoiceSpokeWithThirdParty,
+    StatusDetails::VoiceLeftVoicemail,
+    StatusDetails::VoiceLeftVoicemailFirstParty,
+    StatusDetails::VoiceLeftVoicemailThirdParty,
+    StatusDetails::VoiceReachedVoicemailNoMessageLeft,
+    StatusDetails::VoiceRangNoPickup,
+    StatusDetails::VoicePickedHungUp,
+    StatusDetails::VoiceReceivedOutsideOpenHours,
+    StatusDetails::VoiceReceivedNoAgentsAvailable,
+    StatusDetails::VoiceLenderDisabledInboundCalls,
+];
+const NO_CONVERSATION_OUTCOMES: &[AgentOutcome] = &[
+    AgentOutcome::VoiceSpokeWithThirdParty,
+    AgentOutcome::VoiceLeftVoicemail,
+    AgentOutcome::VoiceReachedVoicemailNoMessageLeft,
+    AgentOutcome::VoiceRangNoPickup,
+    AgentOutcome::VoicePickedHungUp,
+];
+
+fn details_in(e: &Entry, list: &[StatusDetails]) -> bool {
+    e.details.is_some_and(|d| list.contains(&d))
+}
+
+fn outcome_in(e: &Entry, list: &[AgentOutcome]) -> bool {
+    e.outcome.is_some_and(|o| list.contains(&o))
+}
+
+/// True if a call's details or outcome say it connected, or may have.
+fn says_connected(e: &Entry) -> bool {
+    details_in(e, CONNECTED_DETAILS) || outcome_in(e, CONNECTED_OUTCOMES)
+}
+
+/// True if the default table counts an entry: it reached, or may have
+/// reached, the person.
+///
+/// - A call whose details or outcome say it connected (answered, rang,
+///   voicemail, an unexpected disconnect) counts, whatever its status.
+/// - Otherwise a call that did not connect (busy, disconnected or invalid
+///   number, failed to start) does not.
+/// - Otherwise `failed`, `canceled` and `blockedByComplianceGuard` do not
+///   count: nothing says the communication reached anyone.
+/// - Everything else counts, including `scheduled` and `inProgress` (a
+///   reservation holds its slot).
+///
+/// So an update of a reserved call to `failed` releases its slot only when
+/// nothing says the call connected.
+pub fn reached(e: &Entry) -> bool {
+    if e.channel == Channel::Voice {
+        if says_connected(e) {
+            return true;
+        }
+        if details_in(e, NOT_CONNECTED_DETAILS) || outcome_in(e, NOT_CONNECTED_OUTCOMES) {
+            return false;
+        }
+    }
+    !matches!(e.status, Status::Failed | Status::Canceled)
+        && e.details != Some(StatusDetails::BlockedByComplianceGuard)
+}
+
+/// What counts toward a cap: [`reached`], adjusted by a rule.
+///
+/// A rule may add statusDetails that count although failed (`alsoCount`,
+/// for a message delivered and then failed, such as `emailReportedAsSpam`)
+/// and statusDetails or outcomes that never count (`neverCount`,
+/// `neverCountOutcomes`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Counting {
+    also: u64,
+    never: u64,
+    never_outcomes: u32,
+}
+
+/// The bit of a statusDetails value; the vocabulary has fewer than 64.
+fn details_bit(d: StatusDetails) -> u64 {
+    if d.index() < 64 { 1u64 << d.index() } else { 0 }
+}
+
+/// The bit of an agentOutcome value; the vocabulary has fewer than 32.
+fn outcome_bit(o: AgentOutcome) -> u32 {
+    if o.index() < 32 { 1u32 << o.index() } else { 0 }
+}
+
+impl Counting {
+    pub(super) fn from_raw(raw: &RawCounting) -> Counting {
+        let mut c = Counting::default();
+        for d in &raw.also_count {
+            c.also |= details_bit(*d);
+        }
+        for d in &raw.never_count {
+            c.never |= details_bit(*d);
+        }
+        for o in &raw.never_count_outcomes {
+            c.never_outcomes |= outcome_bit(*o);
+        }
+        c
+    }
+
+    /// True if an entry counts under this table.
+    pub fn counts(&self, e: &Entry) -> bool {
+        if let Some(d) = e.details {
+            if self.never & details_bit(d) != 0 {
+                return false;
+            }
+            if self.also & details_bit(d) != 0 {
+                return true;
+            }
+        }
+        if let Some(o) = e.outcome
+            && self.never_outcomes & outcome_bit(o) != 0
+        {
+            return false;
+        }
+        reached(e)
+    }
+}
+
+/// True if an entry is, or may have been, a telephone conversation with
+/// the borrower.
+///
+/// - Either field saying the first party was spoken with makes it one,
+///   whatever else is said.
+/// - Otherwise a known fact that it was not one rules it out: voicemail, no
+///   pickup, a pickup and immediate hang-up, a third party, no agent, or a
+///   call that did not connect.
+/// - Otherwise a call whose details or outcome say it connected is one, in
+///   either direction and whatever its status (`voiceConnected`, an
+///   unexpected disconnect).
+/// - Otherwise an `attempted` or `succeeded` call is one: it may have
+///   connected, and an unknown outcome never makes the guard more
+///   permissive.
+/// - A `failed` or `canceled` call that nothing says connected is not, and
+///   neither is a `scheduled` or `inProgress` call that nothing says
+///   connected: it has not happened yet (a reservation is `inProgress`), and
+///   its update will say what happened.
+pub fn is_conversation(e: &Entry) -> bool {
+    if e.channel != Channel::Voice {
+        return false;
+    }
+    if e.outcome == Some(AgentOutcome::VoiceSpokeWithFirstParty)
+        || e.details == Some(StatusDetails::VoiceSpokeWithFirstParty)
+    {
+        return true;
+    }
+    if details_in(e, NO_CONVERSATION_DETAILS)
+        || outcome_in(e, NO_CONVERSATION_OUTCOMES)
+        || details_in(e, NOT_CONNECTED_DETAILS)
+        || outcome_in(e, NOT_CONNECTED_OUTCOMES)
+    {
+        return false;
+    }
+    if says_connected(e) {
+        return true;
+    }
+    matches!(e.status, Status::Attempted | Status::Succeeded)
+}
+
+/// True if an outbound entry was sent as far as anyone can tell: it
+/// reached, or may have reached, the person ([`reached`]), or was
+/// delivered and failed only later (`emailReportedAsSpam`). The one-reply
+/// and one-confirmation exceptions are used up by such a send.
+pub fn was_sent(e: &Entry) -> bool {
+    e.direction == Direction::Outbound
+        && (reached(e) || e.details == Some(StatusDetails::EmailReportedAsSpam))
+}
