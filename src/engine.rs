@@ -1046,7 +1046,7 @@ pub fn decide(
         // A restriction in force for a span of time reads no clock face:
         // its constraint is the same in every zone, so one is built.
         let in_zones = match rule.kind {
-            RuleKind::Restriction { kind } if kind != RestrictionKind::InconvenientTime => 1,
+            RuleKind::Restriction { kind, .. } if kind != RestrictionKind::InconvenientTime => 1,
             _ => zones.len(),
         };
         for (zone, days) in zones.iter().zip(&days_by_zone).take(in_zones) {
@@ -1388,11 +1388,15 @@ fn build<'r>(
         }
         RuleKind::Restriction {
             kind: RestrictionKind::InconvenientTime,
+            ..
         } => Kind::Daily {
             windows: restrict::daily_windows(view),
         },
-        RuleKind::Restriction { kind } => Kind::Block {
-            spans: restrict::blocking_spans(view, *kind, proposal),
+        RuleKind::Restriction {
+            kind,
+            regulation_f_exceptions,
+        } => Kind::Block {
+            spans: restrict::blocking_spans(view, *kind, proposal, *regulation_f_exceptions),
         },
         RuleKind::BlackoutDates { days, annually } => Kind::Blackout { days, annually },
         RuleKind::ConsentRequired {
@@ -1547,8 +1551,8 @@ fn describe(
                 "{} in {} is outside the permitted hours {}–{}",
                 local.format("%Y-%m-%d %H:%M"),
                 c.zone,
-                from.format("%H:%M"),
-                until.format("%H:%M")
+                clock(*from),
+                clock(*until)
             );
         }
         Kind::Block { spans } => {
@@ -1681,6 +1685,16 @@ fn in_days(items: &[Item], first: i32, last: i32) -> &[Item] {
 
 /// A local day as a message writes it: the date, or the day number
 /// outside the calendar; formatted straight into the message.
+/// A time of day as a rule wrote it: `HH:MM`, with seconds only when set.
+fn clock(t: chrono::NaiveTime) -> impl std::fmt::Display {
+    use chrono::Timelike;
+    if t.second() == 0 {
+        t.format("%H:%M")
+    } else {
+        t.format("%H:%M:%S")
+    }
+}
+
 fn fmt_day(d: i32) -> impl std::fmt::Display {
     struct Day(i32);
     impl std::fmt::Display for Day {

@@ -268,6 +268,10 @@ pub enum RuleKind {
     Restriction {
         /// The kind honoured.
         kind: RestrictionKind,
+        /// Whether Regulation F's exceptions to a cease or an opt-out are
+        /// applied (`exceptions: regulationF`, the default); false for a
+        /// law that has none (`exceptions: none`).
+        regulation_f_exceptions: bool,
     },
     /// No covered send on these local dates.
     BlackoutDates {
@@ -317,7 +321,7 @@ impl RuleKind {
     /// one is in force, or one exempts or permits sends under it.
     pub fn reads_restriction(&self, kind: RestrictionKind) -> bool {
         match self {
-            RuleKind::Restriction { kind: k } => *k == kind,
+            RuleKind::Restriction { kind: k, .. } => *k == kind,
             RuleKind::FrequencyCap {
                 exempt_with_prior_consent,
                 ..
@@ -457,12 +461,24 @@ fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.()".contains(&b))
 }
 
+/// A local time of day, `HH:MM` or `HH:MM:SS`. Seconds let a rule say
+/// "after 8:00 A.M." (an open interval) as `08:00:01`, the first whole
+/// second after the hour, instead of a minute later.
 fn parse_hhmm(s: &str) -> Option<NaiveTime> {
-    let (h, m) = s.split_once(':')?;
-    if h.len() != 2 || m.len() != 2 {
+    let mut parts = s.split(':');
+    let (h, m, sec) = (parts.next()?, parts.next()?, parts.next());
+    if parts.next().is_some() || h.len() != 2 || m.len() != 2 || sec.is_some_and(|x| x.len() != 2) {
         return None;
     }
-    NaiveTime::from_hms_opt(h.parse().ok()?, m.parse().ok()?, 0)
+    let digits = |x: &str| x.bytes().all(|b| b.is_ascii_digit());
+    if !digits(h) || !digits(m) || !sec.is_none_or(digits) {
+        return None;
+    }
+    NaiveTime::from_hms_opt(
+        h.parse().ok()?,
+        m.parse().ok()?,
+        sec.map_or(Some(0), |x| x.parse().ok())?,
+    )
 }
 
 /// The keys that give a rule its kind, as messages name them.
@@ -638,6 +654,14 @@ impl Checker<'_> {
 
     fn kind(&mut self, raw: &RawRule, opts: &LoadOptions) -> Option<RuleKind> {
         let id = raw.id.as_str();
+        if raw.exceptions.is_some() && raw.restriction.is_none() {
+            self.report(
+                id,
+                Some("exceptions"),
+                format!("rule `{id}`: `exceptions` goes with `restriction`, whose exceptions it chooses; this rule honours no restriction"),
+            );
+            return None;
+        }
         if let Some(cap) = &raw.frequency_cap {
             if cap.limit == 0 || cap.limit > MAX_LIMIT {
                 self.report(
@@ -709,7 +733,7 @@ impl Checker<'_> {
             let until = parse_hhmm(&h.until);
             for (key, value, parsed) in [("from", &h.from, from), ("until", &h.until, until)] {
                 if parsed.is_none() {
-                    self.report(id, Some(key), format!("rule `{id}`: `{key}` `{value}` is not a time; write HH:MM, for example \"08:00\""));
+                    self.report(id, Some(key), format!("rule `{id}`: `{key}` `{value}` is not a time; write HH:MM or HH:MM:SS, for example \"08:00\""));
                 }
             }
             let (from, until) = (from?, until?);
@@ -731,7 +755,24 @@ impl Checker<'_> {
                 );
                 return None;
             }
-            return Some(RuleKind::Restriction { kind: k.0 });
+            let exceptions = raw.exceptions.unwrap_or(raw::Exceptions::RegulationF);
+            if exceptions == raw::Exceptions::None
+                && !matches!(
+                    k.0,
+                    RestrictionKind::CeaseCommunication | RestrictionKind::MediumOptOut
+                )
+            {
+                self.report(
+                    id,
+                    Some("exceptions"),
+                    format!("rule `{id}`: `exceptions: none` is for a `ceaseCommunication` or `mediumOptOut` rule, whose exceptions it turns off; `{}` has no exceptions to turn off", k.0),
+                );
+                return None;
+            }
+            return Some(RuleKind::Restriction {
+                kind: k.0,
+                regulation_f_exceptions: exceptions == raw::Exceptions::RegulationF,
+            });
         }
         if let Some(b) = &raw.blackout_dates {
             return self.blackout(id, b);

@@ -61,15 +61,21 @@ fn shipped_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")
 }
 
-const SHIPPED_IDS: [&str; 21] = [
+const SHIPPED_IDS: [&str; 27] = [
     "policy-do-not-interact",
     "policy-us-federal-holidays",
+    "us-dc-28-3814-d4-opt-out",
     "us-dc-28-3814-d4Ai-4-calls-in-7",
     "us-dc-28-3814-d4Aii-quiet-after-completed-call",
     "us-dc-28-3814-d4B-5-electronic-in-7",
     "us-dc-28-3814-d4B-electronic-consent",
+    "us-dc-28-3814-k-hours",
+    "us-ma-209cmr-18.16-1a-hours",
+    "us-ma-209cmr-18.16-1d-other-2-in-30",
+    "us-ma-209cmr-18.16-1d-residence-cell-2-in-7",
     "us-ma-940cmr-7.04-1f-other-2-in-30",
     "us-ma-940cmr-7.04-1f-personal-2-in-7",
+    "us-ma-940cmr-7.04-hours",
     "us-regf-7-calls-in-7-days",
     "us-regf-attorney-representation",
     "us-regf-cease-communication",
@@ -338,12 +344,73 @@ fn permitted_hours_must_not_be_empty() {
 fn a_time_not_written_hh_mm_is_refused() {
     assert_eq!(
         only_error(&hours("8am", "\"21:00\"")),
-        "t.yaml:9:7: rule `test-cap`: `from` `8am` is not a time; write HH:MM, for example \"08:00\""
+        "t.yaml:9:7: rule `test-cap`: `from` `8am` is not a time; write HH:MM or HH:MM:SS, for example \"08:00\""
     );
     assert_eq!(
         only_error(&hours("\"08:00\"", "\"9:00\"")),
-        "t.yaml:10:7: rule `test-cap`: `until` `9:00` is not a time; write HH:MM, for example \"08:00\""
+        "t.yaml:10:7: rule `test-cap`: `until` `9:00` is not a time; write HH:MM or HH:MM:SS, for example \"08:00\""
     );
+    for bad in [
+        "\"08:00:1\"",
+        "\"08:00:60\"",
+        "\"08:00:00:00\"",
+        "\"+8:00\"",
+        "\"08:0a\"",
+    ] {
+        assert!(
+            only_error(&hours(bad, "\"21:00\"")).contains("is not a time"),
+            "{bad}"
+        );
+    }
+}
+
+/// "After 8:00 A.M." (209 CMR 18.16(1)(a)) is an open interval: written
+/// `08:00:01`, the first whole second after the hour.
+#[test]
+fn hours_may_name_seconds() {
+    let set = compiles(&hours("\"08:00:01\"", "\"21:00\""));
+    let RuleKind::PermittedHours { from, until } = set.get("test-cap").unwrap().kind else {
+        panic!("not hours")
+    };
+    assert_eq!(from, chrono::NaiveTime::from_hms_opt(8, 0, 1).unwrap());
+    assert_eq!(until, chrono::NaiveTime::from_hms_opt(21, 0, 0).unwrap());
+}
+
+#[test]
+fn exceptions_go_only_with_a_cease_or_an_opt_out() {
+    let rule = |kind: &str| {
+        one_rule(
+            VOICE,
+            &format!("    restriction: {kind}\n    exceptions: none\n"),
+        )
+    };
+    let set = compiles(&rule("mediumOptOut"));
+    assert!(matches!(
+        set.get("test-cap").unwrap().kind,
+        RuleKind::Restriction {
+            regulation_f_exceptions: false,
+            ..
+        }
+    ));
+    compiles(&rule("ceaseCommunication"));
+    assert_eq!(
+        only_error(&rule("attorneyRepresentation")),
+        "t.yaml:9:5: rule `test-cap`: `exceptions: none` is for a `ceaseCommunication` or `mediumOptOut` rule, whose exceptions it turns off; `attorneyRepresentation` has no exceptions to turn off"
+    );
+    let hours_with = format!("{}    exceptions: none\n", hours("\"08:00\"", "\"21:00\""));
+    assert!(
+        only_error(&hours_with).contains("`exceptions` goes with `restriction`"),
+        "{}",
+        only_error(&hours_with)
+    );
+    let default = compiles(&one_rule(VOICE, "    restriction: mediumOptOut\n"));
+    assert!(matches!(
+        default.get("test-cap").unwrap().kind,
+        RuleKind::Restriction {
+            regulation_f_exceptions: true,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -557,7 +624,7 @@ fn roles_decide_which_rules_bind() {
             },
         )
         .unwrap();
-        assert_eq!(set.rules().len(), 21, "non-binding rules stay in the set");
+        assert_eq!(set.rules().len(), 27, "non-binding rules stay in the set");
         set.rules()
             .iter()
             .filter(|r| r.binding)
@@ -569,12 +636,15 @@ fn roles_decide_which_rules_bind() {
         vec![
             "policy-do-not-interact",
             "policy-us-federal-holidays",
+            "us-dc-28-3814-d4-opt-out",
             "us-dc-28-3814-d4Ai-4-calls-in-7",
             "us-dc-28-3814-d4Aii-quiet-after-completed-call",
             "us-dc-28-3814-d4B-5-electronic-in-7",
             "us-dc-28-3814-d4B-electronic-consent",
+            "us-dc-28-3814-k-hours",
             "us-ma-940cmr-7.04-1f-other-2-in-30",
             "us-ma-940cmr-7.04-1f-personal-2-in-7",
+            "us-ma-940cmr-7.04-hours",
         ]
     );
     assert_eq!(
@@ -582,10 +652,15 @@ fn roles_decide_which_rules_bind() {
         vec![
             "policy-do-not-interact",
             "policy-us-federal-holidays",
+            "us-dc-28-3814-d4-opt-out",
             "us-dc-28-3814-d4Ai-4-calls-in-7",
             "us-dc-28-3814-d4Aii-quiet-after-completed-call",
             "us-dc-28-3814-d4B-5-electronic-in-7",
             "us-dc-28-3814-d4B-electronic-consent",
+            "us-dc-28-3814-k-hours",
+            "us-ma-209cmr-18.16-1a-hours",
+            "us-ma-209cmr-18.16-1d-other-2-in-30",
+            "us-ma-209cmr-18.16-1d-residence-cell-2-in-7",
             "us-regf-7-calls-in-7-days",
             "us-regf-attorney-representation",
             "us-regf-cease-communication",
@@ -597,7 +672,7 @@ fn roles_decide_which_rules_bind() {
             "us-regf-quiet-after-conversation",
         ]
     );
-    assert_eq!(binding(vec![Role::Licensee]).len(), 10);
+    assert_eq!(binding(vec![Role::Licensee]).len(), 15);
     // The lender's policies name no role, so they bind every deployment.
     assert_eq!(
         binding(vec![]),

@@ -200,11 +200,13 @@ fn opt_out_exception(view: &BorrowerView<'_>, r: &Restriction, p: &Proposal) -> 
 
 /// The spans during which restrictions of `kind` block this send. Each
 /// kind's exceptions are applied here, so a restriction that an exception
-/// lifts gives no span.
+/// lifts gives no span; a rule of a law without Regulation F's exceptions
+/// to a cease or an opt-out passes `regulation_f_exceptions: false`.
 pub(super) fn blocking_spans(
     view: &BorrowerView<'_>,
     kind: RestrictionKind,
     p: &Proposal,
+    regulation_f_exceptions: bool,
 ) -> Vec<Span> {
     let mut spans = Vec::new();
     for (i, r) in view.restrictions().iter().enumerate() {
@@ -214,12 +216,13 @@ pub(super) fn blocking_spans(
         let touches = match kind {
             RestrictionKind::CeaseCommunication => {
                 may_touch_debts(view, r, &p.loans)
-                    && !p.subject.is_some_and(|s| CEASE_EXCEPTIONS.contains(&s))
+                    && !(regulation_f_exceptions
+                        && p.subject.is_some_and(|s| CEASE_EXCEPTIONS.contains(&s)))
             }
             RestrictionKind::MediumOptOut => {
                 r.channels.contains(&p.channel)
                     && r.concerns_value(p.contact_value.as_deref())
-                    && !opt_out_exception(view, r, p)
+                    && !(regulation_f_exceptions && opt_out_exception(view, r, p))
             }
             RestrictionKind::InconvenientPlace | RestrictionKind::EmployerProhibitsContact => {
                 concerns_place(r, p.contact, p.contact_value.as_deref())

@@ -89,6 +89,13 @@ pub struct RawRule {
     /// while one of this kind is in force (with the law's exceptions).
     #[serde(default)]
     pub restriction: Option<RestrictionKindName>,
+    /// With `restriction`: which exceptions to it the rule applies.
+    /// `regulationF` (the default) applies 12 CFR 1006's (a cease's
+    /// 1006.6(c)(2) notices, an opt-out's 1006.14(h)(2) confirmation, reply
+    /// and required-by-law messages); `none` applies none, for a law that
+    /// states the restriction without them (D.C. 28-3814(d)(4)).
+    #[serde(default)]
+    pub exceptions: Option<Exceptions>,
     /// Local dates (holidays, blackouts) on which no covered send goes.
     #[serde(default)]
     pub blackout_dates: Option<RawBlackout>,
@@ -133,6 +140,17 @@ pub struct RawRequests {
     pub limit: u32,
     /// In any window of this many consecutive local days.
     pub window_days: u32,
+}
+
+/// The exceptions a restriction rule applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Exceptions {
+    /// Regulation F's exceptions to a cease or an opt-out.
+    RegulationF,
+    /// None: every covered send is blocked while the restriction is in
+    /// force.
+    None,
 }
 
 /// A restriction kind as a rule names it.
