@@ -61,7 +61,9 @@ fn shipped_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")
 }
 
-const SHIPPED_IDS: [&str; 27] = [
+/// Every shipped rule id, in the order the set lists them; the CLI and the
+/// gRPC tests compare with it too.
+pub(crate) const SHIPPED_IDS: [&str; 27] = [
     "policy-do-not-interact",
     "policy-us-federal-holidays",
     "us-dc-28-3814-d4-opt-out",
