@@ -981,6 +981,89 @@ mod tests {
         assert!(e.0[1].message.contains("`contactValues`"), "{e}");
     }
 
+    fn designation(
+        days: &[&str],
+        window: Option<(&str, &str)>,
+    ) -> Result<Restriction, RestrictionErrors> {
+        RestrictionInput {
+            kind: "inconvenientTime".into(),
+            source: "call".into(),
+            received_at: "2026-07-01T12:00:00Z".into(),
+            days: days.iter().map(|d| (*d).to_owned()).collect(),
+            from: window.map(|w| w.0.to_owned()),
+            until: window.map(|w| w.1.to_owned()),
+            ..RestrictionInput::default()
+        }
+        .check(
+            "RS-1".into(),
+            "BO-1".into(),
+            "t".into(),
+            DateTime::UNIX_EPOCH,
+        )
+    }
+
+    #[test]
+    fn days_are_expanded_deduplicated_and_monday_first() {
+        let r = designation(&["weekends", "monday", "saturday"], None).unwrap();
+        assert_eq!(r.days, [Weekday::Mon, Weekday::Sat, Weekday::Sun]);
+        assert_eq!((r.from, r.until), (None, None));
+        let every: Vec<&str> = DAY_NAMES.to_vec();
+        let r = designation(&every, Some(("15:00", "17:00"))).unwrap();
+        assert_eq!(r.days.len(), 7);
+        assert_eq!(
+            DAY_NAMES.iter().map(|d| parse_day(d)).collect::<Vec<_>>(),
+            r.days.iter().copied().map(Some).collect::<Vec<_>>()
+        );
+        assert!(r.days.iter().all(|d| parse_day(day_name(*d)) == Some(*d)));
+        assert_eq!(parse_day("weekdays"), None);
+        assert_eq!(parse_day("Monday"), None);
+    }
+
+    #[test]
+    fn bad_days_name_the_field() {
+        let e = designation(&["funday"], None).unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert_eq!(e.0[0].field, "days");
+        assert!(
+            e.0[0]
+                .message
+                .starts_with("`days` value `funday` is not allowed; allowed: monday,"),
+            "{e}"
+        );
+        let e = designation(&["monday"; 8], None).unwrap_err();
+        assert_eq!(e.0[0].field, "days", "{e}");
+        let e = designation(&["monday"], Some(("15:00", "15:00"))).unwrap_err();
+        assert_eq!(e.0[0].field, "until", "{e}");
+        let e = designation(&[], None).unwrap_err();
+        assert_eq!(e.0[0].field, "from", "{e}");
+    }
+
+    #[test]
+    fn designated_times_read_as_prose() {
+        let text = |days: &[&str], w| designation(days, w).unwrap().designated_time();
+        assert_eq!(text(&[], Some(("00:00", "10:00"))), "00:00–10:00");
+        assert_eq!(
+            text(&["tuesday", "thursday"], None),
+            "all day on Tuesdays and Thursdays"
+        );
+        assert_eq!(
+            text(&["weekends"], None),
+            "all day on weekends (Saturday and Sunday)"
+        );
+        assert_eq!(
+            text(&["weekdays"], Some(("15:00", "17:00"))),
+            "15:00–17:00 on weekdays (Monday to Friday)"
+        );
+        assert_eq!(
+            text(&["friday"], Some(("21:00", "08:00"))),
+            "21:00–08:00 (past midnight) starting on Fridays"
+        );
+        assert_eq!(
+            text(&["monday", "wednesday", "friday"], Some(("09:00", "10:00"))),
+            "09:00–10:00 on Mondays, Wednesdays and Fridays"
+        );
+    }
+
     #[test]
     fn normalizes_numbers_and_addresses() {
         assert_eq!(normalize_contact("+1 (555) 123-4567"), "5551234567");
