@@ -535,7 +535,7 @@ impl Constraint<'_> {
 
     /// The designated inconvenient time in force at `t` that covers it.
     fn daily_at<'w>(&self, windows: &'w [Daily], t: DateTime<Utc>) -> Option<&'w Daily> {
-        let local = calendar::local_time(self.zone, t);
+        let local = calendar::local_datetime(self.zone, t);
         let ts = t.timestamp();
         windows
             .iter()
@@ -543,15 +543,28 @@ impl Constraint<'_> {
     }
 
     /// The end of the daily window `w` that covers `t`: its local `until`,
-    /// or the restriction's own end if that comes first.
+    /// or the restriction's own end if that comes first. (The window of
+    /// the next day may start right there: whole Saturdays and Sundays;
+    /// the caller asks again.)
     fn daily_end(&self, w: &Daily, t: DateTime<Utc>) -> DateTime<Utc> {
-        let local = calendar::local_datetime(self.zone, t);
-        let date = if w.from >= w.until && local.time() >= w.from {
-            local.date().succ_opt().unwrap_or(local.date())
-        } else {
-            local.date()
-        };
-        let end = local_instant_at_or_after(self.zone, date.and_time(w.until));
+        // The clock next reads `until` (in a fold, the pass after `t`; in
+        // a gap that swallows it, the gap's end), unless an offset change
+        // before that sets it out of the window (01:59 EDT back to 01:00
+        // EST, before a `from` of 01:30).
+        let mut end = next_wall_time(self.zone, w.until, t).unwrap_or(t + Duration::minutes(1));
+        let mut cursor = t;
+        for _ in 0..4 {
+            match first_offset_change(self.zone, cursor, end) {
+                Some(x) if x < end => {
+                    if !w.covers_local(calendar::local_datetime(self.zone, x)) {
+                        end = x;
+                        break;
+                    }
+                    cursor = x;
+                }
+                _ => break,
+            }
+        }
         let end = w
             .span
             .end
@@ -568,40 +581,47 @@ impl Constraint<'_> {
     /// designated time `w` blocks; `None` if it never does again. The local
     /// clock moves forward except at an offset change, so the window is
     /// entered only: at receipt, if the local time then is inside it; when
-    /// the clock reaches `from` (or the end of a gap that swallows it); or
-    /// at an offset change that sets the clock back into it (a fold: 01:30
+    /// the clock reaches `from` (or the end of a gap that swallows it) on
+    /// a day the window starts on (whole days: `from` is midnight); or at
+    /// an offset change that sets the clock back into it (a fold: 01:30
     /// EDT is followed an hour later by 01:00 EST, inside 00:00-01:30
-    /// again).
+    /// again). Days the window does not start on are passed over, one
+    /// `from` at a time.
     fn daily_next_start(&self, w: &Daily, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let in_force = |x: DateTime<Utc>| w.span.end.is_none_or(|e| x.timestamp() < e);
+        let covers = |x: DateTime<Utc>| w.covers_local(calendar::local_datetime(self.zone, x));
         if !in_force(t) {
             return None;
         }
         let mut cursor = t;
         if w.span.start > t.timestamp() {
             let start = restrict::at(w.span.start)?;
-            if w.covers_local(calendar::local_time(self.zone, start)) {
+            if covers(start) {
                 return Some(start);
             }
             cursor = start;
         }
-        // Each step passes one offset change; a day has at most a few.
-        for _ in 0..16 {
+        // Each step passes one offset change or one day's `from`: a week
+        // of days the window does not start on, and a few changes.
+        for _ in 0..32 {
             let reach = next_wall_time(self.zone, w.from, cursor)?;
             match first_offset_change(self.zone, cursor, reach) {
                 Some(x) if x < reach => {
-                    if w.covers_local(calendar::local_time(self.zone, x)) {
+                    if covers(x) {
                         return in_force(x).then_some(x);
                     }
                     cursor = x;
                 }
-                _ => return in_force(reach).then_some(reach),
+                _ if covers(reach) => return in_force(reach).then_some(reach),
+                // A day the window does not start on, or a window the gap
+                // swallowed whole.
+                _ => cursor = reach,
             }
             if !in_force(cursor) {
                 return None;
             }
         }
-        // Too many offset changes to follow: an earlier end is safe.
+        // Too many steps to follow: an earlier end is safe.
         Some(cursor)
     }
 
@@ -657,10 +677,17 @@ impl Constraint<'_> {
                 None
             }
             Kind::Daily { windows } => {
+                // Windows may follow one another (whole Saturdays, then
+                // Sundays); past the search horizon there is no answer
+                // (every day designated whole).
+                let limit = t
+                    .checked_add_signed(Duration::days(SEARCH_DAYS))
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
                 let mut t = t;
                 for _ in 0..10_000 {
                     match self.daily_at(windows, t) {
                         None => return Some(t),
+                        Some(_) if t > limit => return None,
                         Some(w) => t = self.daily_end(w, t),
                     }
                 }
@@ -1582,11 +1609,16 @@ fn describe(
                 v.restriction_id = r.map(|r| r.id.clone());
                 let local = calendar::local_datetime(c.zone, at);
                 v.message = format!(
-                    "{} in {} is inside the time the borrower designated as inconvenient, {}–{}{}",
+                    "{} ({}) in {} is inside the time the borrower designated as inconvenient, {}{}",
                     local.format("%Y-%m-%d %H:%M"),
+                    local.format("%A"),
                     c.zone,
-                    w.from.format("%H:%M"),
-                    w.until.format("%H:%M"),
+                    r.map(crate::restrictions::Restriction::designated_time)
+                        .unwrap_or_else(|| format!(
+                            "{}–{}",
+                            w.from.format("%H:%M"),
+                            w.until.format("%H:%M")
+                        )),
                     r.map(|r| format!(" (restriction `{}`)", r.id))
                         .unwrap_or_default()
                 );
@@ -1844,14 +1876,31 @@ mod invariants {
                                     rule.id
                                 ));
                             }
-                        } else if let Some(n) = c.next_allowed(t)
-                            && (n < t || (n == t && !c.allows(n)))
-                        {
-                            found += 1;
-                            bad.push(format!(
-                                "{} {zone}: next_allowed({t}) = {n}, which it blocks",
-                                rule.id
-                            ));
+                        } else {
+                            let n = c.next_allowed(t);
+                            // The first sampled minute it allows: the next
+                            // allowed moment may not be later.
+                            let first = ok[i..]
+                                .iter()
+                                .position(|a| *a)
+                                .map(|k| t + Duration::minutes(i64::try_from(k).unwrap()));
+                            if let Some(n) = n
+                                && (n < t || !c.allows(n))
+                            {
+                                found += 1;
+                                bad.push(format!(
+                                    "{} {zone}: next_allowed({t}) = {n}, which it blocks",
+                                    rule.id
+                                ));
+                            } else if let Some(f) = first
+                                && n.is_none_or(|n| n > f)
+                            {
+                                found += 1;
+                                bad.push(format!(
+                                    "{} {zone}: next_allowed({t}) = {n:?}, but it allows {f}",
+                                    rule.id
+                                ));
+                            }
                         }
                         if found >= 2 {
                             break;
@@ -1917,6 +1966,57 @@ rules:
                         hours: 48,
                     }) {
                         bad.push(format!("{from} {f}-{u} received {received}: {b}"));
+                    }
+                }
+            }
+        }
+        bad.truncate(20);
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
+
+    /// Designations on days of the week (comment 6(b)(1)-1) across the
+    /// same offset changes, each on a Sunday: a window on the day of the
+    /// change, one past midnight from the Saturday before, whole days,
+    /// and a window on a day after; received long before and inside the
+    /// New York gap.
+    #[test]
+    fn designated_days_across_offset_changes() {
+        let zones = ["America/New_York", "America/Havana", "Australia/Lord_Howe"];
+        let windows = [
+            ("[sunday]", Some(("01:30", "03:00"))),
+            ("[saturday]", Some(("23:30", "00:30"))),
+            ("[friday, saturday]", Some(("21:00", "09:00"))),
+            ("[weekends]", None),
+            ("[sunday, tuesday]", None),
+            ("[monday]", Some(("00:00", "01:30"))),
+        ];
+        let mut bad = Vec::new();
+        for from in [
+            "2026-03-07T00:00:00Z",
+            "2026-10-31T00:00:00Z",
+            "2026-04-04T00:00:00Z",
+            "2026-10-03T00:00:00Z",
+        ] {
+            for (days, times) in windows {
+                for received in ["2026-01-01T00:00:00Z", "2026-03-08T06:20:00Z"] {
+                    let mut p = Proposal::new(Channel::Voice, Direction::Outbound);
+                    p.loans = vec!["CARD".into()];
+                    let times = times
+                        .map(|(f, u)| format!(", from: '{f}', until: '{u}'"))
+                        .unwrap_or_default();
+                    let restrictions = [format!(
+                        "{{id: RS-T-1, kind: inconvenientTime, source: call, receivedAt: '{received}', days: {days}{times}}}"
+                    )];
+                    for b in check(&Setup {
+                        rules: DESIGNATED,
+                        records: &[],
+                        restrictions: &restrictions,
+                        proposal: p,
+                        zones: &zones,
+                        from,
+                        hours: 60,
+                    }) {
+                        bad.push(format!("{from} {days}{times} received {received}: {b}"));
                     }
                 }
             }

@@ -1661,8 +1661,24 @@ impl Guard {
                     return Err(e.into());
                 }
             };
-            records.push(restriction_record(&stored));
-            (stored, self.log(records)?)
+            let commit = if needs_v2(&stored) {
+                // A `restriction_v2` record always travels alone, never in
+                // a Batch: an older release checks the kind of every
+                // record it reads, and refuses an unknown one naming the
+                // file and offset, but the records inside a batch only
+                // when it applies them (and its backup would copy them
+                // emptied). The person goes first in a frame of its own;
+                // the journal is sequential, so waiting for the
+                // restriction's commit waits for both.
+                if !records.is_empty() {
+                    self.log(records)?;
+                }
+                self.log(vec![restriction_record(&stored)])?
+            } else {
+                records.push(restriction_record(&stored));
+                self.log(records)?
+            };
+            (stored, commit)
         };
         commit.wait().await.map_err(not_durable)?;
         metrics::counter!("compliance_guard_restrictions_total", "kind" => stored.kind.as_str(), "op" => "added").increment(1);
@@ -1828,10 +1844,28 @@ fn restriction_errors(e: RestrictionErrors) -> GuardError {
     )
 }
 
+/// The journal record of a restriction's full state. One that uses `days`
+/// is the record kind `restriction_v2`: a release that knows only
+/// `restriction` would decode it with the days dropped (prost keeps no
+/// unknown fields) and read a Tuesday-only designation as one for every
+/// day, whereas an unknown record kind makes it refuse to start. Every
+/// other restriction is written as `restriction`, byte for byte as before,
+/// so that older releases still read journals that do not use days.
 fn restriction_record(r: &Restriction) -> Record {
+    let pb = crate::wire::restriction_pb_of(r);
     Record {
-        op: Some(Op::Restriction(crate::wire::restriction_pb_of(r))),
+        op: Some(if needs_v2(r) {
+            Op::RestrictionV2(pb)
+        } else {
+            Op::Restriction(pb)
+        }),
     }
+}
+
+/// True if an older release would misread the restriction as the record
+/// kind `restriction`: it names days of the week.
+fn needs_v2(r: &Restriction) -> bool {
+    !r.days.is_empty()
 }
 
 /// `loan `L1`, `L2`` or every debt, for the effect sentences.
@@ -1917,15 +1951,33 @@ pub fn effect(r: &Restriction) -> String {
                 debts(r)
             )
         }
-        K::InconvenientTime => format!(
-            "no communication between {} and {} local time (12 CFR 1006.6(b)(1))",
-            r.from
-                .map(|t| t.format("%H:%M").to_string())
-                .unwrap_or_default(),
-            r.until
-                .map(|t| t.format("%H:%M").to_string())
-                .unwrap_or_default()
-        ),
+        K::InconvenientTime => {
+            let when = match (r.from, r.until) {
+                (Some(f), Some(u)) => {
+                    let hhmm = |t: chrono::NaiveTime| t.format("%H:%M").to_string();
+                    let days = if r.days.is_empty() {
+                        String::new()
+                    } else if u < f {
+                        format!(
+                            ", starting on {} (a window past midnight belongs to the day it starts on)",
+                            crate::restrictions::describe_days(&r.days)
+                        )
+                    } else {
+                        format!(" on {}", crate::restrictions::describe_days(&r.days))
+                    };
+                    format!("between {} and {} local time{days}", hhmm(f), hhmm(u))
+                }
+                _ => format!(
+                    "at any time on {}, local time (midnight to midnight)",
+                    crate::restrictions::describe_days(&r.days)
+                ),
+            };
+            let end = r
+                .ends_at
+                .map(|e| format!(", until {}", rfc(e)))
+                .unwrap_or_default();
+            format!("no communication {when}{end} (12 CFR 1006.6(b)(1))")
+        }
         K::InconvenientPlace => format!("no communication to {} (12 CFR 1006.6(b)(1))", places(r)),
         K::EmployerProhibitsContact => {
             format!("no communication to {} (12 CFR 1006.6(b)(3))", places(r))
@@ -2126,7 +2178,9 @@ fn apply(ledger: &mut Ledger, record: Record) -> Result<(), JournalError> {
                 },
             );
         }
-        Some(Op::Restriction(r)) => {
+        // Both kinds hold the full state; `restriction_v2` only marks one
+        // an older release must not read.
+        Some(Op::Restriction(r) | Op::RestrictionV2(r)) => {
             let id = r.id.clone();
             let restriction = crate::wire::restriction_from(r)
                 .map_err(|p| bad("restriction", format!("{id}: {}", p.message)))?;

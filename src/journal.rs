@@ -309,7 +309,7 @@ pub fn read_file(
             offset,
             reason: format!("the record does not decode: {e}"),
         })?;
-        if record.op.is_none() {
+        if !known(&record) {
             return Err(JournalError::Corrupt {
                 path: path.to_owned(),
                 offset,
@@ -321,6 +321,18 @@ pub fn read_file(
         each(record)?;
         records += 1;
         offset = end;
+    }
+}
+
+/// True if this release knows the record's kind, and the kind of every
+/// record in it (a batch's). An unknown kind decodes as no `op` at all
+/// (a newer release's record); reading on would drop it silently, and a
+/// backup would copy it emptied.
+fn known(record: &Record) -> bool {
+    match &record.op {
+        None => false,
+        Some(Op::Batch(b)) => b.records.iter().all(known),
+        Some(_) => true,
     }
 }
 

@@ -15,7 +15,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveTime, Utc};
+use chrono::{DateTime, NaiveTime, Utc, Weekday};
 use serde::Deserialize;
 
 use crate::model::{Channel, ContactKind, describe_allowed, parse_time};
@@ -29,6 +29,64 @@ pub const MAX_VALUE_CHARS: usize = 255;
 pub const MAX_NOTE_CHARS: usize = 2_000;
 /// Most restrictions kept per borrower, ended ones included.
 pub const MAX_PER_PERSON: usize = 1_000;
+/// Most entries in a designation's `days`: one per day of the week (the
+/// groups `weekdays` and `weekends` name five and two), so a longer list
+/// can only repeat itself.
+pub const MAX_DAYS: usize = 7;
+
+/// The spellings of the days of the week in `days`, Monday first (the
+/// order they are stored and shown in).
+pub const DAY_NAMES: &[&str] = &[
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
+/// The groups `days` also accepts, with the days each names; they are
+/// expanded on input and never stored, so that one designation has one
+/// spelling.
+pub const DAY_GROUPS: &[(&str, &[Weekday])] = &[
+    (
+        "weekdays",
+        &[
+            Weekday::Mon,
+            Weekday::Tue,
+            Weekday::Wed,
+            Weekday::Thu,
+            Weekday::Fri,
+        ],
+    ),
+    ("weekends", &[Weekday::Sat, Weekday::Sun]),
+];
+
+/// The spelling of a day of the week in `days` (`monday`..`sunday`).
+pub fn day_name(day: Weekday) -> &'static str {
+    DAY_NAMES
+        .get(day.num_days_from_monday() as usize)
+        .copied()
+        .unwrap_or("monday")
+}
+
+/// Parses one day of the week as `days` spells it; anything else
+/// (a group, another case, an abbreviation) is `None`.
+pub fn parse_day(text: &str) -> Option<Weekday> {
+    let i = DAY_NAMES.iter().position(|n| *n == text)?;
+    Weekday::try_from(u8::try_from(i).ok()?).ok()
+}
+
+/// Parses a `days` entry: one day, or a group (`weekdays`, `weekends`).
+fn parse_days_entry(text: &str) -> Option<Vec<Weekday>> {
+    parse_day(text).map(|d| vec![d]).or_else(|| {
+        DAY_GROUPS
+            .iter()
+            .find(|(name, _)| *name == text)
+            .map(|(_, days)| days.to_vec())
+    })
+}
 
 macro_rules! names {
     (
@@ -250,6 +308,14 @@ pub struct RestrictionInput {
     /// earlier than `from` means it runs past midnight.
     #[serde(default)]
     pub until: Option<String>,
+    /// The days of the week a designated inconvenient time is on
+    /// (`monday`..`sunday`, or the groups `weekdays` and `weekends`);
+    /// empty: every day. With `from`/`until` the window is on those days
+    /// (a window past midnight belongs to the day it starts on); without
+    /// them the whole days are inconvenient ("all times on weekends",
+    /// comment 6(b)(1)-1).
+    #[serde(default)]
+    pub days: Vec<String>,
     /// Why, for a do-not-interact period.
     #[serde(default)]
     pub reason: Option<String>,
@@ -285,6 +351,10 @@ pub struct Restriction {
     pub from: Option<NaiveTime>,
     /// A designated inconvenient time, local: until (exclusive).
     pub until: Option<NaiveTime>,
+    /// The days of a designated inconvenient time, Monday first, each
+    /// once; empty: every day. With `from`/`until` the window starts on
+    /// these days; without them these whole local days are designated.
+    pub days: Vec<Weekday>,
     /// Why, for a do-not-interact period.
     pub reason: Option<Reason>,
     /// Free text.
@@ -362,6 +432,117 @@ fn parse_hhmm(field: &'static str, text: &str) -> Result<NaiveTime, Problem> {
     })
 }
 
+/// The days a designation's `days` names, Monday first, each once; every
+/// problem (too many entries, an unknown name) is pushed naming `days`.
+fn parse_days(list: &[String], problems: &mut Vec<Problem>) -> Vec<Weekday> {
+    if list.len() > MAX_DAYS {
+        problems.push(Problem::new(
+            "days",
+            format!(
+                "`days` has {} entries; allowed: at most {MAX_DAYS}, each day once (`weekdays` names five, `weekends` two)",
+                list.len()
+            ),
+        ));
+        return Vec::new();
+    }
+    let mut named = [false; 7];
+    for text in list {
+        match parse_days_entry(text) {
+            Some(days) => {
+                for d in days {
+                    if let Some(slot) = named.get_mut(d.num_days_from_monday() as usize) {
+                        *slot = true;
+                    }
+                }
+            }
+            None => {
+                let allowed: Vec<&'static str> = DAY_NAMES
+                    .iter()
+                    .copied()
+                    .chain(DAY_GROUPS.iter().map(|(n, _)| *n))
+                    .collect();
+                problems.push(Problem::new(
+                    "days",
+                    format!(
+                        "`days` value `{}` is not allowed; allowed: {}",
+                        clip(text),
+                        describe_allowed(text, &allowed)
+                    ),
+                ));
+            }
+        }
+    }
+    let mut week = Weekday::Mon;
+    let mut days = Vec::new();
+    for on in named {
+        if on {
+            days.push(week);
+        }
+        week = week.succ();
+    }
+    days
+}
+
+/// The days as prose, plural and Monday first: `Tuesdays and Thursdays`,
+/// `weekdays (Monday to Friday)`, `weekends (Saturday and Sunday)`.
+pub fn describe_days(days: &[Weekday]) -> String {
+    for (group, named) in DAY_GROUPS {
+        if days == *named {
+            let first = named.first().map_or("", |d| title(day_name(*d)));
+            let last = named.last().map_or("", |d| title(day_name(*d)));
+            let joint = if named.len() == 2 { "and" } else { "to" };
+            return format!("{group} ({first} {joint} {last})");
+        }
+    }
+    let names: Vec<String> = days
+        .iter()
+        .map(|d| format!("{}s", title(day_name(*d))))
+        .collect();
+    match names.split_last() {
+        None => "every day".to_owned(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// `Monday` for `monday`.
+fn title(name: &'static str) -> &'static str {
+    match name {
+        "monday" => "Monday",
+        "tuesday" => "Tuesday",
+        "wednesday" => "Wednesday",
+        "thursday" => "Thursday",
+        "friday" => "Friday",
+        "saturday" => "Saturday",
+        _ => "Sunday",
+    }
+}
+
+impl Restriction {
+    /// A designated inconvenient time as prose, local time: `15:00–17:00
+    /// on weekdays (Monday to Friday)`, `all day on Saturdays and
+    /// Sundays`, `21:00–08:00 (past midnight) starting on Fridays`,
+    /// `00:00–10:00` every day. Empty for other kinds. Agents read it to
+    /// tell a borrower why a send waits, so it names the days.
+    pub fn designated_time(&self) -> String {
+        let hhmm = |t: NaiveTime| t.format("%H:%M").to_string();
+        match (self.from, self.until) {
+            (Some(f), Some(u)) if self.days.is_empty() => format!("{}–{}", hhmm(f), hhmm(u)),
+            (Some(f), Some(u)) if u < f => format!(
+                "{}–{} (past midnight) starting on {}",
+                hhmm(f),
+                hhmm(u),
+                describe_days(&self.days)
+            ),
+            (Some(f), Some(u)) => {
+                format!("{}–{} on {}", hhmm(f), hhmm(u), describe_days(&self.days))
+            }
+            _ if self.days.is_empty() => String::new(),
+            _ => format!("all day on {}", describe_days(&self.days)),
+        }
+    }
+}
+
 /// What a kind accepts beyond the common fields.
 struct Shape {
     loans: bool,
@@ -397,8 +578,10 @@ fn shape(kind: RestrictionKind) -> Shape {
             ends: true,
             ..none
         },
+        // An end date ("until the school year ends") is `endsAt`.
         K::InconvenientTime => Shape {
             times: true,
+            ends: true,
             ..none
         },
         K::InconvenientPlace | K::EmployerProhibitsContact => Shape {
@@ -586,6 +769,7 @@ impl RestrictionInput {
             .map_err(|p| problems.push(p))
             .ok()
             .flatten();
+        let days = parse_days(&self.days, &mut problems);
         let reason = self
             .reason
             .as_deref()
@@ -644,6 +828,7 @@ impl RestrictionInput {
             contact_kinds,
             from,
             until,
+            days,
             reason,
             note: note.map(str::to_owned),
             recorded_by,
@@ -707,6 +892,9 @@ fn check_shape(
         };
         refuse(field, "only `inconvenientTime` has local times");
     }
+    if !s.times && !input.days.is_empty() {
+        refuse("days", "only `inconvenientTime` has days of the week");
+    }
     if !s.reason && input.reason.is_some() {
         refuse("reason", "only `doNotInteract` has a reason");
     }
@@ -734,16 +922,18 @@ fn check_shape(
         RestrictionKind::InconvenientTime => match (from, until) {
             (Some(f), Some(u)) if f == u => problems.push(Problem::new(
                 "until",
-                "`until` equals `from`; allowed: a different time (earlier than `from` runs past midnight)".into(),
+                "`until` equals `from`; allowed: a different time (earlier than `from` runs past midnight), or neither `from` nor `until` with `days` for whole days".into(),
             )),
             (Some(_), Some(_)) => {}
+            // Whole days: "all times on weekends".
+            _ if input.from.is_none() && input.until.is_none() && !input.days.is_empty() => {}
             _ if input.from.is_none() => problems.push(Problem::new(
                 "from",
-                "`from` is required for `inconvenientTime`, as HH:MM local time".into(),
+                "`from` is required for `inconvenientTime` with `until` or without `days`, as HH:MM local time; allowed: `from` and `until`, or neither with `days` for whole days".into(),
             )),
             _ if input.until.is_none() => problems.push(Problem::new(
                 "until",
-                "`until` is required for `inconvenientTime`, as HH:MM local time".into(),
+                "`until` is required for `inconvenientTime` with `from`, as HH:MM local time; allowed: `from` and `until`, or neither with `days` for whole days".into(),
             )),
             _ => {}
         },
@@ -789,6 +979,89 @@ mod tests {
         let fields: Vec<&str> = e.0.iter().map(|p| p.field).collect();
         assert_eq!(fields, ["loanIds", "contactKinds", "channels"], "{e}");
         assert!(e.0[1].message.contains("`contactValues`"), "{e}");
+    }
+
+    fn designation(
+        days: &[&str],
+        window: Option<(&str, &str)>,
+    ) -> Result<Restriction, RestrictionErrors> {
+        RestrictionInput {
+            kind: "inconvenientTime".into(),
+            source: "call".into(),
+            received_at: "2026-07-01T12:00:00Z".into(),
+            days: days.iter().map(|d| (*d).to_owned()).collect(),
+            from: window.map(|w| w.0.to_owned()),
+            until: window.map(|w| w.1.to_owned()),
+            ..RestrictionInput::default()
+        }
+        .check(
+            "RS-1".into(),
+            "BO-1".into(),
+            "t".into(),
+            DateTime::UNIX_EPOCH,
+        )
+    }
+
+    #[test]
+    fn days_are_expanded_deduplicated_and_monday_first() {
+        let r = designation(&["weekends", "monday", "saturday"], None).unwrap();
+        assert_eq!(r.days, [Weekday::Mon, Weekday::Sat, Weekday::Sun]);
+        assert_eq!((r.from, r.until), (None, None));
+        let every: Vec<&str> = DAY_NAMES.to_vec();
+        let r = designation(&every, Some(("15:00", "17:00"))).unwrap();
+        assert_eq!(r.days.len(), 7);
+        assert_eq!(
+            DAY_NAMES.iter().map(|d| parse_day(d)).collect::<Vec<_>>(),
+            r.days.iter().copied().map(Some).collect::<Vec<_>>()
+        );
+        assert!(r.days.iter().all(|d| parse_day(day_name(*d)) == Some(*d)));
+        assert_eq!(parse_day("weekdays"), None);
+        assert_eq!(parse_day("Monday"), None);
+    }
+
+    #[test]
+    fn bad_days_name_the_field() {
+        let e = designation(&["funday"], None).unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert_eq!(e.0[0].field, "days");
+        assert!(
+            e.0[0]
+                .message
+                .starts_with("`days` value `funday` is not allowed; allowed: monday,"),
+            "{e}"
+        );
+        let e = designation(&["monday"; 8], None).unwrap_err();
+        assert_eq!(e.0[0].field, "days", "{e}");
+        let e = designation(&["monday"], Some(("15:00", "15:00"))).unwrap_err();
+        assert_eq!(e.0[0].field, "until", "{e}");
+        let e = designation(&[], None).unwrap_err();
+        assert_eq!(e.0[0].field, "from", "{e}");
+    }
+
+    #[test]
+    fn designated_times_read_as_prose() {
+        let text = |days: &[&str], w| designation(days, w).unwrap().designated_time();
+        assert_eq!(text(&[], Some(("00:00", "10:00"))), "00:00–10:00");
+        assert_eq!(
+            text(&["tuesday", "thursday"], None),
+            "all day on Tuesdays and Thursdays"
+        );
+        assert_eq!(
+            text(&["weekends"], None),
+            "all day on weekends (Saturday and Sunday)"
+        );
+        assert_eq!(
+            text(&["weekdays"], Some(("15:00", "17:00"))),
+            "15:00–17:00 on weekdays (Monday to Friday)"
+        );
+        assert_eq!(
+            text(&["friday"], Some(("21:00", "08:00"))),
+            "21:00–08:00 (past midnight) starting on Fridays"
+        );
+        assert_eq!(
+            text(&["monday", "wednesday", "friday"], Some(("09:00", "10:00"))),
+            "09:00–10:00 on Mondays, Wednesdays and Fridays"
+        );
     }
 
     #[test]

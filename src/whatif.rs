@@ -161,7 +161,7 @@ fn effective(record: &Record) -> Option<DateTime<Utc>> {
         Some(Op::Person(p)) => p.at.as_ref().and_then(|t| crate::wire::time("at", t).ok()),
         Some(Op::Debt(d)) => d.at.as_ref().and_then(|t| crate::wire::time("at", t).ok()),
         // Added when recorded, ended when its end took effect.
-        Some(Op::Restriction(r)) => [&r.recorded_at, &r.ended_at]
+        Some(Op::Restriction(r) | Op::RestrictionV2(r)) => [&r.recorded_at, &r.ended_at]
             .into_iter()
             .flatten()
             .filter_map(|t| crate::wire::time("t", t).ok())
@@ -193,7 +193,7 @@ fn apply(index: &mut Index, record: Record) {
         Some(Op::Debt(d)) => {
             let _ = index.declare_debt(&d.person_id, &d.debt_id, &d.loan_ids);
         }
-        Some(Op::Restriction(r)) => {
+        Some(Op::Restriction(r) | Op::RestrictionV2(r)) => {
             if let Ok(r) = crate::wire::restriction_from(r) {
                 let _ = index.put_restriction(r);
             }

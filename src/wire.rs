@@ -487,6 +487,11 @@ pub fn restriction_pb_of(r: &Restriction) -> pb::Restriction {
             .collect(),
         from: hhmm(r.from).unwrap_or_default(),
         until: hhmm(r.until).unwrap_or_default(),
+        days: r
+            .days
+            .iter()
+            .map(|d| crate::restrictions::day_name(*d).to_owned())
+            .collect(),
         reason: r.reason.map(|x| x.as_str().to_owned()).unwrap_or_default(),
         note: r.note.clone().unwrap_or_default(),
         recorded_by: r.recorded_by.clone(),
@@ -543,6 +548,11 @@ pub fn restriction_from(r: pb::Restriction) -> Result<Restriction, FieldProblem>
             .collect::<Result<_, _>>()?,
         from: hhmm("from", &r.from)?,
         until: hhmm("until", &r.until)?,
+        days: r
+            .days
+            .iter()
+            .map(|d| vocab("days", d, crate::restrictions::parse_day))
+            .collect::<Result<_, _>>()?,
         reason: (!r.reason.is_empty())
             .then(|| vocab("reason", &r.reason, Reason::parse))
             .transpose()?,
@@ -617,6 +627,7 @@ pub fn restriction_input_of(
         contact_kinds: r.contact_kinds.clone(),
         from: non_empty(&r.from),
         until: non_empty(&r.until),
+        days: r.days.clone(),
         reason: non_empty(&r.reason),
         note: non_empty(&r.note),
     };

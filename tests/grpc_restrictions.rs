@@ -746,3 +746,484 @@ async fn restrictions_and_their_ends_survive_restarts_from_the_journal_and_a_sna
     assert!(next.id != letter.id && next.id != hours.id, "{next:?}");
     server.stop().await;
 }
+
+// ---- designated times by day of week (comment 6(b)(1)-1) --------------------
+
+/// A designated inconvenient time on `days`, told by phone; `window` is
+/// `(from, until)`, none for whole days.
+fn on_days(days: &[&str], window: Option<(&str, &str)>, received: i64) -> Restriction {
+    let (from, until) = window.unwrap_or_default();
+    Restriction {
+        source: "call".into(),
+        days: days.iter().map(|d| (*d).to_owned()).collect(),
+        from: from.into(),
+        until: until.into(),
+        ..given("inconvenientTime", received)
+    }
+}
+
+#[tokio::test]
+async fn restriction_days_round_trip_through_list_and_explain() {
+    let server = ready_server().await;
+    let mut guard = server.guard().await;
+    // Groups are expanded, repeats dropped, Monday first.
+    let afternoons = add(
+        &mut guard,
+        P,
+        on_days(
+            &["thursday", "weekdays", "tuesday"],
+            Some(("15:00", "17:00")),
+            T0,
+        ),
+    )
+    .await;
+    assert_eq!(
+        afternoons.days,
+        ["monday", "tuesday", "wednesday", "thursday", "friday"]
+    );
+    assert_eq!(
+        (afternoons.from.as_str(), afternoons.until.as_str()),
+        ("15:00", "17:00")
+    );
+    let weekends = add(
+        &mut guard,
+        P,
+        Restriction {
+            ends_at: at(T0 + 30 * DAY),
+            ..on_days(&["sunday", "saturday"], None, T0)
+        },
+    )
+    .await;
+    assert_eq!(weekends.days, ["saturday", "sunday"]);
+    assert_eq!((weekends.from.as_str(), weekends.until.as_str()), ("", ""));
+    assert_eq!(weekends.ends_at, at(T0 + 30 * DAY));
+    let listed = list(&mut guard, P, true, at(T0 + HOUR)).await;
+    let want: Vec<Restriction> = [&afternoons, &weekends]
+        .into_iter()
+        .map(|r| Restriction {
+            in_force: true,
+            ..r.clone()
+        })
+        .collect();
+    assert_eq!(listed, want);
+
+    let effects = guard
+        .explain_restrictions(ExplainRestrictionsRequest {
+            person_id: P.into(),
+            at: at(T0 + HOUR),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .effects;
+    let texts: Vec<&str> = effects.iter().map(|e| e.effect.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "no communication between 15:00 and 17:00 local time on weekdays (Monday to Friday) (12 CFR 1006.6(b)(1))",
+            "no communication at any time on weekends (Saturday and Sunday), local time (midnight to midnight), until 2020-04-01T14:00:00Z (12 CFR 1006.6(b)(1))",
+        ]
+    );
+    assert!(
+        effects.iter().all(|e| e
+            .rule_ids
+            .iter()
+            .any(|r| r == "us-regf-designated-inconvenient-time")),
+        "{effects:?}"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_restriction_days_are_invalid_argument_naming_days() {
+    let server = ready_server().await;
+    let mut guard = server.guard().await;
+    let refused = async |guard: &mut Guard, r: Restriction| {
+        let status = add_result(guard, P, r).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        status
+    };
+
+    let status = refused(&mut guard, on_days(&["Tuesday"], None, T0)).await;
+    assert_eq!(fields(&status), ["days"]);
+    assert_eq!(
+        about(&status, "days"),
+        "`days` value `Tuesday` is not allowed; allowed: monday, tuesday, wednesday, thursday, friday, saturday, sunday, weekdays, weekends (did you mean `tuesday`?)"
+    );
+
+    let status = refused(
+        &mut guard,
+        on_days(&["monday", "tues"], Some(("15:00", "17:00")), T0),
+    )
+    .await;
+    assert_eq!(fields(&status), ["days"]);
+    assert!(about(&status, "days").contains("`tues`"), "{status:?}");
+
+    let eight = ["monday"; 8];
+    let status = refused(&mut guard, on_days(&eight, None, T0)).await;
+    assert_eq!(
+        about(&status, "days"),
+        "`days` has 8 entries; allowed: at most 7, each day once (`weekdays` names five, `weekends` two)"
+    );
+
+    // Only a designated time has days.
+    let status = refused(
+        &mut guard,
+        Restriction {
+            days: vec!["monday".into()],
+            ..cease(T0)
+        },
+    )
+    .await;
+    assert_eq!(fields(&status), ["days"]);
+    assert!(
+        about(&status, "days").contains("only `inconvenientTime` has days of the week"),
+        "{status:?}"
+    );
+
+    // A window needs both ends; whole days need neither; no days needs both.
+    let status = refused(&mut guard, on_days(&["monday"], Some(("15:00", "")), T0)).await;
+    assert_eq!(fields(&status), ["until"]);
+    let status = refused(&mut guard, on_days(&[], None, T0)).await;
+    assert_eq!(fields(&status), ["from"]);
+    let status = refused(
+        &mut guard,
+        on_days(&["monday"], Some(("15:00", "15:00")), T0),
+    )
+    .await;
+    assert_eq!(fields(&status), ["until"]);
+
+    // Nothing was stored.
+    let status = list_result(&mut guard, P, true, None).await;
+    assert!(status.as_ref().map_or(true, Vec::is_empty), "{status:?}");
+    server.stop().await.unwrap();
+}
+
+/// How a release without `restriction_v2` (and without `days`) decodes the
+/// journal's records: the generated code of the previous
+/// `journal.proto`, field for field. prost keeps no unknown field, so
+/// what it does not know is gone, and an unknown oneof member is `op:
+/// None`.
+mod old_release {
+    use compliance_guard::pb;
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Record {
+        #[prost(oneof = "Op", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9")]
+        pub op: Option<Op>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    #[allow(clippy::large_enum_variant, reason = "as prost generates it")]
+    pub enum Op {
+        #[prost(message, tag = "1")]
+        Interaction(pb::Interaction),
+        #[prost(message, tag = "2")]
+        Person(pb::journal::Person),
+        #[prost(message, tag = "3")]
+        Debt(pb::journal::Debt),
+        #[prost(message, tag = "4")]
+        ReservationOpened(pb::journal::ReservationOpened),
+        #[prost(string, tag = "5")]
+        ReservationClosed(String),
+        #[prost(message, tag = "6")]
+        Answer(pb::journal::StoredAnswer),
+        #[prost(message, tag = "7")]
+        Batch(Batch),
+        #[prost(message, tag = "8")]
+        Restriction(Restriction),
+        #[prost(message, tag = "9")]
+        Convo(pb::InteractionConvo),
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Batch {
+        #[prost(message, repeated, tag = "1")]
+        pub records: Vec<Record>,
+    }
+
+    /// `complianceguard.v1.Restriction` before `days` (21).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Restriction {
+        #[prost(string, tag = "1")]
+        pub id: String,
+        #[prost(string, tag = "2")]
+        pub person_id: String,
+        #[prost(string, tag = "3")]
+        pub kind: String,
+        #[prost(string, tag = "4")]
+        pub source: String,
+        #[prost(message, optional, tag = "5")]
+        pub received_at: Option<prost_types::Timestamp>,
+        #[prost(message, optional, tag = "6")]
+        pub ends_at: Option<prost_types::Timestamp>,
+        #[prost(string, repeated, tag = "7")]
+        pub loan_ids: Vec<String>,
+        #[prost(string, repeated, tag = "8")]
+        pub channels: Vec<String>,
+        #[prost(string, repeated, tag = "9")]
+        pub contact_values: Vec<String>,
+        #[prost(string, repeated, tag = "10")]
+        pub contact_kinds: Vec<String>,
+        #[prost(string, tag = "11")]
+        pub from: String,
+        #[prost(string, tag = "12")]
+        pub until: String,
+        #[prost(string, tag = "13")]
+        pub reason: String,
+        #[prost(string, tag = "14")]
+        pub note: String,
+        #[prost(string, tag = "15")]
+        pub recorded_by: String,
+        #[prost(message, optional, tag = "16")]
+        pub recorded_at: Option<prost_types::Timestamp>,
+        #[prost(message, optional, tag = "17")]
+        pub ended_at: Option<prost_types::Timestamp>,
+        #[prost(string, tag = "18")]
+        pub ended_by: String,
+        #[prost(string, tag = "19")]
+        pub end_reason: String,
+        #[prost(bool, tag = "20")]
+        pub in_force: bool,
+    }
+
+    /// What the old reader does with a file: every frame decoded as its
+    /// `Record`, refused at the first one with no `op` (its check on each
+    /// record it reads), as `Err(offset)`; otherwise the records. Also
+    /// asserts that each record it accepts re-encodes to the very bytes
+    /// read: nothing in it was dropped unseen.
+    pub fn read(path: &std::path::Path) -> Result<Vec<Record>, u64> {
+        use prost::Message;
+        let bytes = std::fs::read(path).unwrap();
+        assert_eq!(&bytes[..4], b"CGJL");
+        let mut offset = 8;
+        let mut records = Vec::new();
+        while offset < bytes.len() {
+            let len = u32::from_le_bytes(bytes[offset..offset + 4].try_into().unwrap()) as usize;
+            let payload = &bytes[offset + 8..offset + 8 + len];
+            let record = Record::decode(payload).unwrap();
+            if record.op.is_none() {
+                return Err(offset as u64);
+            }
+            assert_eq!(
+                record.encode_to_vec(),
+                payload,
+                "{path:?} at {offset}: the old reader drops part of {record:?}"
+            );
+            records.push(record);
+            offset += 8 + len;
+        }
+        Ok(records)
+    }
+}
+
+/// The records of a journal or snapshot file as this release reads them.
+fn read_records(path: &Path) -> Vec<compliance_guard::pb::journal::Record> {
+    let mut out = Vec::new();
+    compliance_guard::journal::read_file(
+        path,
+        u16::from(path.extension().unwrap() == "snap"),
+        |r| {
+            out.push(r);
+            Ok(())
+        },
+    )
+    .unwrap();
+    out
+}
+
+fn files_named(dir: &Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn a_restriction_with_days_is_a_record_an_older_release_refuses_and_survives_restarts() {
+    use compliance_guard::pb::journal::record::Op;
+
+    let dir = tempfile::tempdir().unwrap();
+    let journal_dir = dir.path().join("data").join("journal");
+    let server = start_on(dir.path(), 1_000_000).await;
+    let mut pipeline = server.guard(PIPELINE_KEY).await;
+    // Borrowers not seen before: each add also registers the person.
+    let daily = add(
+        &mut pipeline,
+        "ext-crm-1",
+        on_days(&[], Some(("21:00", "08:00")), T0),
+    )
+    .await;
+    let tue_thu = add(
+        &mut pipeline,
+        "ext-crm-2",
+        on_days(&["tuesday", "thursday"], None, T0),
+    )
+    .await;
+    let ended = end_result(&mut pipeline, "ext-crm-2", &tue_thu.id, at(T0 + DAY), "")
+        .await
+        .unwrap();
+    let before_1 = list(&mut pipeline, "ext-crm-1", true, at(T0 + HOUR)).await;
+    let before_2 = list(&mut pipeline, "ext-crm-2", true, at(T0 + HOUR)).await;
+    assert_eq!(before_2.len(), 1);
+    assert_eq!(before_2[0].days, ["tuesday", "thursday"]);
+    assert_eq!(before_2[0].ended_at, ended.ended_at);
+    server.stop().await;
+
+    // This release: the one without days is `restriction` (8), inside the
+    // batch that registered its person; the one with days is
+    // `restriction_v2` (10), added and ended, each a record of its own.
+    let journals = files_named(&journal_dir, "journal-");
+    assert_eq!(journals.len(), 1, "{journals:?}");
+    let records = read_records(&journals[0]);
+    let v2: Vec<_> = records
+        .iter()
+        .filter_map(|r| match &r.op {
+            Some(Op::RestrictionV2(r)) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(v2.len(), 2, "{records:?}");
+    assert!(
+        v2.iter()
+            .all(|r| r.id == tue_thu.id && r.days == ["tuesday", "thursday"])
+    );
+    let batched: Vec<_> = records
+        .iter()
+        .filter_map(|r| match &r.op {
+            Some(Op::Batch(b)) => Some(b),
+            _ => None,
+        })
+        .flat_map(|b| &b.records)
+        .collect();
+    assert!(
+        batched
+            .iter()
+            .any(|r| matches!(&r.op, Some(Op::Restriction(x)) if x.id == daily.id)),
+        "{records:?}"
+    );
+    assert!(
+        !batched
+            .iter()
+            .any(|r| matches!(r.op, Some(Op::RestrictionV2(_)))),
+        "a restriction_v2 inside a batch: {records:?}"
+    );
+
+    // The previous release: it reads the records before the first
+    // designation with days, every byte of them, then refuses that one,
+    // at its own frame.
+    let old = old_release::read(&journals[0]);
+    let at_offset = old.expect_err("the old reader must refuse a restriction with days");
+    let mut offset = 8u64;
+    let mut first_v2 = None;
+    for r in &records {
+        if matches!(r.op, Some(Op::RestrictionV2(_))) {
+            first_v2 = Some(offset);
+            break;
+        }
+        offset += 8 + prost::Message::encoded_len(r) as u64;
+    }
+    assert_eq!(Some(at_offset), first_v2);
+    // A journal without days stays readable by the previous release: the
+    // same records with the designation left out.
+    let without_days = dir.path().join("without-days.log");
+    let mut bytes = std::fs::read(&journals[0]).unwrap()[..8].to_vec();
+    for r in records
+        .iter()
+        .filter(|r| !matches!(r.op, Some(Op::RestrictionV2(_))))
+    {
+        compliance_guard::journal::frame(r, &mut bytes);
+    }
+    std::fs::write(&without_days, &bytes).unwrap();
+    let old_records = old_release::read(&without_days).unwrap();
+    assert!(old_records.iter().any(|r| matches!(
+        &r.op,
+        Some(old_release::Op::Batch(b)) if b.records.iter().any(|x| matches!(
+            &x.op,
+            Some(old_release::Op::Restriction(x)) if x.id == daily.id && x.from == "21:00"
+        ))
+    )));
+
+    // Restarts: from the journal; compacted into a snapshot; from the
+    // snapshot. The snapshot holds it as `restriction_v2` too.
+    for compact_after in [1_000_000, 0, 1_000_000] {
+        let server = start_on(dir.path(), compact_after).await;
+        let mut pipeline = server.guard(PIPELINE_KEY).await;
+        assert_eq!(
+            list(&mut pipeline, "ext-crm-1", true, at(T0 + HOUR)).await,
+            before_1,
+            "compact_after {compact_after}"
+        );
+        assert_eq!(
+            list(&mut pipeline, "ext-crm-2", true, at(T0 + HOUR)).await,
+            before_2,
+            "compact_after {compact_after}"
+        );
+        server.stop().await;
+    }
+    let snapshots = files_named(&journal_dir, "snapshot-");
+    assert_eq!(snapshots.len(), 1, "{snapshots:?}");
+    let snap = read_records(&snapshots[0]);
+    assert!(
+        snap.iter()
+            .any(|r| matches!(&r.op, Some(Op::RestrictionV2(x)) if x.id == tue_thu.id)),
+        "{snap:?}"
+    );
+    assert!(
+        snap.iter()
+            .any(|r| matches!(&r.op, Some(Op::Restriction(x)) if x.id == daily.id)),
+        "{snap:?}"
+    );
+    assert!(old_release::read(&snapshots[0]).is_err());
+
+    // A backup copies it as it is; the previous release refuses the
+    // backup; this one restores it whole.
+    let backup = dir.path().join("backup.cgb");
+    compliance_guard::ops::backup(&dir.path().join("data"), &backup).unwrap();
+    assert!(old_release::read(&backup).is_err());
+    let restored = tempfile::tempdir().unwrap();
+    compliance_guard::ops::restore(&backup, &restored.path().join("data")).unwrap();
+    let server = start_on(restored.path(), 1_000_000).await;
+    let mut pipeline = server.guard(PIPELINE_KEY).await;
+    assert_eq!(
+        list(&mut pipeline, "ext-crm-2", true, at(T0 + HOUR)).await,
+        before_2
+    );
+    server.stop().await;
+}
+
+/// This release refuses a record of a kind it does not know wherever it
+/// is, inside a batch too, naming the file and the offset of its frame.
+#[test]
+fn an_unknown_record_kind_inside_a_batch_is_refused_with_file_and_offset() {
+    use compliance_guard::pb::journal::{Batch, Record, record::Op};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal-00000001.log");
+    let person = Record {
+        op: Some(Op::ReservationClosed("IT-1".into())),
+    };
+    let mut bytes = b"CGJL\x01\x00\x00\x00".to_vec();
+    compliance_guard::journal::frame(&person, &mut bytes);
+    let second = bytes.len();
+    // What a newer release's record kind decodes as: no `op`.
+    let unknown = Record {
+        op: Some(Op::Batch(Batch {
+            records: vec![person.clone(), Record { op: None }],
+        })),
+    };
+    compliance_guard::journal::frame(&unknown, &mut bytes);
+    compliance_guard::journal::frame(&person, &mut bytes);
+    std::fs::write(&path, &bytes).unwrap();
+    let err = compliance_guard::journal::read_file(&path, 0, |_| Ok(())).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("damaged at byte offset {second}"))
+            && text.contains("journal-00000001.log")
+            && text.contains("a record of a kind this release does not know"),
+        "{text}"
+    );
+}

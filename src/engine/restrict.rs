@@ -249,20 +249,36 @@ pub(super) fn blocking_spans(
 }
 
 /// A designated inconvenient time: local `[from, until)` (past midnight
-/// when `until <= from`), while the restriction is in force.
+/// when `until <= from`) on the local days of `days`, while the
+/// restriction is in force. A window past midnight belongs to the day it
+/// starts on; whole days are `00:00`–`00:00` (from midnight to the next).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Daily {
     pub from: chrono::NaiveTime,
     pub until: chrono::NaiveTime,
+    /// Bit `i` set: the window starts on weekday `i` (Monday is 0); every
+    /// day is `0x7f`.
+    pub days: u8,
     pub span: Span,
 }
 
+/// Every day of the week, as [`Daily::days`].
+const EVERY_DAY: u8 = 0x7f;
+
 impl Daily {
-    pub fn covers_local(&self, t: chrono::NaiveTime) -> bool {
+    fn starts_on(&self, date: chrono::NaiveDate) -> bool {
+        use chrono::Datelike;
+        self.days & (1 << date.weekday().num_days_from_monday()) != 0
+    }
+
+    /// True if the local wall-clock moment `t` is inside the window.
+    pub fn covers_local(&self, t: chrono::NaiveDateTime) -> bool {
+        let time = t.time();
         if self.from < self.until {
-            self.from <= t && t < self.until
+            self.from <= time && time < self.until && self.starts_on(t.date())
         } else {
-            t >= self.from || t < self.until
+            (time >= self.from && self.starts_on(t.date()))
+                || (time < self.until && t.date().pred_opt().is_some_and(|d| self.starts_on(d)))
         }
     }
 }
@@ -274,9 +290,25 @@ pub(super) fn daily_windows(view: &BorrowerView<'_>) -> Vec<Daily> {
         .enumerate()
         .filter(|(_, r)| r.kind == RestrictionKind::InconvenientTime)
         .filter_map(|(i, r)| {
+            let days = if r.days.is_empty() {
+                EVERY_DAY
+            } else {
+                r.days
+                    .iter()
+                    .fold(0u8, |m, d| m | (1 << d.num_days_from_monday()))
+            };
+            let (from, until) = match (r.from, r.until) {
+                (Some(f), Some(u)) => (f, u),
+                // Whole days: midnight to midnight.
+                (None, None) if !r.days.is_empty() => {
+                    (chrono::NaiveTime::MIN, chrono::NaiveTime::MIN)
+                }
+                _ => return None,
+            };
             Some(Daily {
-                from: r.from?,
-                until: r.until?,
+                from,
+                until,
+                days,
                 span: span_of(r, i, true)?,
             })
         })
