@@ -335,6 +335,59 @@ async fn an_update_to_failed_or_a_cancel_releases_the_slot() {
     server.stop().await.unwrap();
 }
 
+/// Comment 14(b)(3)(ii)-1: a call that rang unanswered connected, so a
+/// dialer's `failed` with `voiceRangNoPickup` keeps the reservation's slot;
+/// only a call that nothing says connected releases it.
+#[tokio::test]
+async fn an_update_to_failed_keeps_the_slot_of_a_call_that_rang() {
+    let server = ready_server().await;
+    let (mut guard, mut records) = (server.guard().await, server.records().await);
+    let mut reserved = Vec::new();
+    for i in 0..7 {
+        let mut r = call("BO-RANG-0001", "L1");
+        r.reserve = true;
+        r.at = at(i);
+        let answer = check(&mut guard, r).await;
+        assert!(answer.allowed, "reservation {i}");
+        reserved.push(answer.interaction_id);
+    }
+    let mut r = call("BO-RANG-0001", "L1");
+    r.at = at(10);
+    let report = |details: &str| UpdateInteractionRequest {
+        person_id: "BO-RANG-0001".into(),
+        interaction_id: reserved[0].clone(),
+        interaction: Some(Interaction {
+            status: "failed".into(),
+            status_details: Some(details.into()),
+            ..Interaction::default()
+        }),
+        update_mask: Some(FieldMask {
+            paths: vec!["status".into(), "status_details".into()],
+        }),
+    };
+    records
+        .update_interaction(report("voiceRangNoPickup"))
+        .await
+        .unwrap();
+    let blocked = check(&mut guard, r.clone()).await;
+    assert!(!blocked.allowed, "{blocked:?}");
+    assert_eq!(
+        blocked.compliance_guard_rule_id,
+        "us-regf-7-calls-in-7-days"
+    );
+    let counted = &blocked.violations[0].counted_interaction_ids;
+    assert_eq!(counted.len(), 7, "{counted:?}");
+    assert!(counted.contains(&reserved[0]), "{counted:?}");
+    // The control: the dialer now says the line was busy and never rang.
+    records
+        .update_interaction(report("voiceLineBusyNoRing"))
+        .await
+        .unwrap();
+    let freed = check(&mut guard, r).await;
+    assert!(freed.allowed, "{freed:?}");
+    server.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_reservation_whose_deadline_passed_before_the_commit_records_nothing() {
     let server = ready_server().await;
