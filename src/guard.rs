@@ -255,7 +255,7 @@ fn parse_vocab<T>(
         field: field.to_owned(),
         message: format!(
             "`{field}` value `{}` is not allowed; allowed: {}",
-            text.chars().take(64).collect::<String>(),
+            crate::model::echo(text),
             describe_allowed(text, names)
         ),
     })
@@ -510,7 +510,7 @@ pub fn build_proposal(
                         field: "balance".into(),
                         message: format!(
                             "`balance` value `{}` is not an exact decimal; allowed: digits with an optional fraction, such as `125.50`",
-                            input.balance.chars().take(64).collect::<String>()
+                            crate::model::echo(&input.balance)
                         ),
                     })
                 })
@@ -538,11 +538,7 @@ pub fn build_proposal(
                 field: "previousInteractionId".into(),
                 message: format!(
                     "`previousInteractionId` value `{}` is not an id; allowed: our id or `ext-` and an external id",
-                    input
-                        .previous_interaction_id
-                        .chars()
-                        .take(64)
-                        .collect::<String>()
+                    crate::model::echo(&input.previous_interaction_id)
                 ),
             });
     }
@@ -746,7 +742,7 @@ impl Guard {
                     "requestId",
                     format!(
                         "`requestId` `{}` was already used for another person; use a new request id for each send",
-                        input.request_id
+                        crate::model::echo(&input.request_id)
                     ),
                 ));
             }
@@ -890,14 +886,16 @@ impl Guard {
                         "by another company; use another externalId"
                     };
                     return Err(GuardError::AlreadyExists(format!(
-                        "`externalId` `{ext}` is already recorded {why}"
+                        "`externalId` `{}` is already recorded {why}",
+                        crate::model::echo(ext)
                     )));
                 }
                 let existing = existing.clone();
                 return Ok(((existing, false), self.log(Vec::new())?));
             }
             return Err(GuardError::AlreadyExists(format!(
-                "`externalId` `{ext}` belongs to an interaction of another person"
+                "`externalId` `{}` belongs to an interaction of another person",
+                crate::model::echo(ext)
             )));
         }
         if keep_created
@@ -915,7 +913,8 @@ impl Guard {
                 return Ok(((existing, false), self.log(Vec::new())?));
             }
             return Err(GuardError::AlreadyExists(format!(
-                "`id` `{id}` belongs to an interaction of another person"
+                "`id` `{}` belongs to an interaction of another person",
+                crate::model::echo(id)
             )));
         }
         let mut input = input.clone();
@@ -1191,7 +1190,7 @@ impl Guard {
                 "joinType",
                 format!(
                     "`joinType` value `{}` is not allowed; allowed: `solo` (the default), `add`, `takeover`",
-                    join_type.chars().take(64).collect::<String>()
+                    crate::model::echo(join_type)
                 ),
             ));
         }
@@ -1358,7 +1357,8 @@ impl Guard {
             && caller.company.as_deref() != Some(c)
         {
             return Err(GuardError::PermissionDenied(format!(
-                "`companyId` `{c}` is not the company of this key"
+                "`companyId` `{}` is not the company of this key",
+                crate::model::echo(c)
             )));
         }
         let ledger = self.read()?;
@@ -1367,7 +1367,9 @@ impl Guard {
             && start.company_id.as_deref() != Some(c)
         {
             return Err(GuardError::NotFound(format!(
-                "no interaction `{interaction}` in company `{c}`"
+                "no interaction `{}` in company `{}`",
+                crate::model::echo(interaction),
+                crate::model::echo(c)
             )));
         }
         let chain = ledger.index.previous_chain(person, interaction)?;
@@ -1441,7 +1443,7 @@ impl Guard {
                     .index
                     .find_person(p)?
                     .map(|k| ledger.index.person_id(k).to_owned())
-                    .ok_or_else(|| GuardError::NotFound(format!("no person `{p}`")))?,
+                    .ok_or_else(|| GuardError::NotFound(format!("no person `{}`", crate::model::echo(p))))?,
             ),
             None => None,
         };
@@ -1812,7 +1814,7 @@ fn known_person(index: &Index, person: &str) -> Result<crate::index::PersonKey, 
     index.find_person(person)?.ok_or_else(|| {
         GuardError::NotFound(format!(
             "no person `{}`",
-            person.chars().take(64).collect::<String>()
+            crate::model::echo(person)
         ))
     })
 }

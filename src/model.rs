@@ -49,6 +49,27 @@ pub const MAX_JSON_BYTES: usize = 1 << 20;
 /// Longest twilioErrorCode, as upstream states.
 pub const MAX_TWILIO_ERROR_CODE_CHARS: usize = 10;
 
+/// Most characters of a caller's value that an error message quotes.
+pub const ECHO_CHARS: usize = 64;
+
+/// A caller's value as an error message quotes it: whole when it has at
+/// most [`ECHO_CHARS`] characters, otherwise its first [`ECHO_CHARS`] and
+/// `…`. Every error that echoes user input goes through this one helper,
+/// so that no answer carries an unbounded value back (a 1 MiB id would
+/// otherwise fill the status message and its BadRequest details).
+pub fn echo(text: &str) -> String {
+    echo_at(text, ECHO_CHARS)
+}
+
+/// `text` whole when it has at most `max` characters, otherwise its first
+/// `max` and `…`: [`echo`] with another bound (whole messages use it).
+pub fn echo_at(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
+}
+
 /// The kind of the contact point a communication went to.
 ///
 /// Rules differ by kind: Massachusetts caps calls to personal numbers and
@@ -236,7 +257,7 @@ pub enum ValidationError {
         field: &'static str,
     },
     /// A vocabulary field holds a value outside the vocabulary.
-    #[error("`{field}` value `{value}` is not allowed; allowed: {allowed}")]
+    #[error("`{field}` value `{}` is not allowed; allowed: {allowed}", echo(.value))]
     UnknownValue {
         /// The field.
         field: &'static str,
@@ -311,7 +332,8 @@ pub enum ValidationError {
     },
     /// An id that does not have the upstream AnyId form.
     #[error(
-        "`{field}` value `{value}` is not an id; allowed: `ext-` and an external id, an id like `BO-ABCD-1234`, or a number"
+        "`{field}` value `{}` is not an id; allowed: `ext-` and an external id, an id like `BO-ABCD-1234`, or a number",
+        echo(.value)
     )]
     InvalidId {
         /// The field.
@@ -321,7 +343,8 @@ pub enum ValidationError {
     },
     /// A case id that is not of the form `CS-XXXX-XXXX`.
     #[error(
-        "`{field}` value `{value}` is not a case id; allowed: `CS-XXXX-XXXX` (CS-, 4 upper-case letters or digits, -, 4 more), like `CS-AB12-34CD`"
+        "`{field}` value `{}` is not a case id; allowed: `CS-XXXX-XXXX` (CS-, 4 upper-case letters or digits, -, 4 more), like `CS-AB12-34CD`",
+        echo(.value)
     )]
     InvalidCaseId {
         /// The field.
@@ -330,7 +353,7 @@ pub enum ValidationError {
         value: String,
     },
     /// The same value twice in a list field.
-    #[error("`{field}` value `{value}` is given more than once; allowed: each value once")]
+    #[error("`{field}` value `{}` is given more than once; allowed: each value once", echo(.value))]
     Duplicate {
         /// The field.
         field: &'static str,
@@ -339,7 +362,8 @@ pub enum ValidationError {
     },
     /// A time that is not RFC 3339 or a date.
     #[error(
-        "`{field}` value `{value}` is not a time; allowed: RFC 3339 with an offset (`2020-04-01T14:00:00Z`) or a date (`2020-04-01`)"
+        "`{field}` value `{}` is not a time; allowed: RFC 3339 with an offset (`2020-04-01T14:00:00Z`) or a date (`2020-04-01`)",
+        echo(.value)
     )]
     Time {
         /// The field.
@@ -790,7 +814,7 @@ pub fn parse_time(field: &'static str, text: &str) -> Result<DateTime<Utc>, Vali
     }
     Err(ValidationError::Time {
         field,
-        value: text.chars().take(64).collect(),
+        value: echo(text),
     })
 }
 
@@ -812,7 +836,7 @@ macro_rules! vocab_field {
                     .map(Some)
                     .ok_or_else(|| ValidationError::UnknownValue {
                         field: $field,
-                        value: text.chars().take(64).collect(),
+                        value: echo(text),
                         allowed: describe_allowed(text, <$ty>::NAMES),
                     })
             }
@@ -1157,7 +1181,7 @@ impl InteractionInput {
                 if !is_case_id(c) {
                     errors.push(ValidationError::InvalidCaseId {
                         field: "caseIds",
-                        value: c.chars().take(64).collect(),
+                        value: echo(c),
                     });
                 } else if case_ids[..i].contains(c) {
                     errors.push(ValidationError::Duplicate {

@@ -48,6 +48,19 @@ use crate::wire::{
     restriction_pb_of, searchable_of, ts,
 };
 
+/// Most characters of one status message, and of one BadRequest
+/// violation: a backstop under [`crate::model::echo`], which bounds each
+/// value a message quotes, so that no answer's headers grow past what a
+/// client takes (a field list of many problems stays readable).
+pub const MAX_MESSAGE_CHARS: usize = 2048;
+/// Most BadRequest violations one answer lists.
+pub const MAX_VIOLATIONS: usize = 32;
+
+/// A message cut to [`MAX_MESSAGE_CHARS`].
+fn bounded(message: String) -> String {
+    crate::model::echo_at(&message, MAX_MESSAGE_CHARS)
+}
+
 impl From<GuardError> for Status {
     fn from(e: GuardError) -> Status {
         match e {
@@ -59,18 +72,21 @@ impl From<GuardError> for Status {
                     .collect::<Vec<_>>()
                     .join("; ");
                 let mut details = ErrorDetails::new();
-                for p in problems {
-                    details.add_bad_request_violation(p.field, p.message);
+                for p in problems.into_iter().take(MAX_VIOLATIONS) {
+                    details.add_bad_request_violation(
+                        crate::model::echo(&p.field),
+                        bounded(p.message),
+                    );
                 }
-                Status::with_error_details(Code::InvalidArgument, message, details)
+                Status::with_error_details(Code::InvalidArgument, bounded(message), details)
             }
-            GuardError::NotFound(m) => Status::not_found(m),
-            GuardError::AlreadyExists(m) => Status::already_exists(m),
-            GuardError::FailedPrecondition(m) => Status::failed_precondition(m),
-            GuardError::PermissionDenied(m) => Status::permission_denied(m),
-            GuardError::Unavailable(m) => Status::unavailable(m),
+            GuardError::NotFound(m) => Status::not_found(bounded(m)),
+            GuardError::AlreadyExists(m) => Status::already_exists(bounded(m)),
+            GuardError::FailedPrecondition(m) => Status::failed_precondition(bounded(m)),
+            GuardError::PermissionDenied(m) => Status::permission_denied(bounded(m)),
+            GuardError::Unavailable(m) => Status::unavailable(bounded(m)),
             e @ GuardError::DeadlineExceeded => Status::deadline_exceeded(e.to_string()),
-            e @ GuardError::Internal(_) => Status::internal(e.to_string()),
+            e @ GuardError::Internal(_) => Status::internal(bounded(e.to_string())),
         }
     }
 }
@@ -601,7 +617,7 @@ fn parse_list<T>(
                         field: field.to_owned(),
                         message: format!(
                             "`{field}` value `{}` is not allowed; allowed: \"null\" or {}",
-                            v.chars().take(64).collect::<String>(),
+                            crate::model::echo(v),
                             describe_allowed(v, names)
                         ),
                     });
@@ -652,7 +668,7 @@ fn case_ids(
         if !is_case_id(v) {
             problems.push(problem(ValidationError::InvalidCaseId {
                 field,
-                value: v.chars().take(64).collect(),
+                value: crate::model::echo(v),
             }));
         }
     }
@@ -687,7 +703,7 @@ fn list_query(r: &pb::ListInteractionsRequest) -> Result<ListQuery, Status> {
                 field: "direction".into(),
                 message: format!(
                     "`direction` value `{}` is not allowed; allowed: outbound, inbound",
-                    r.direction
+                    crate::model::echo(&r.direction)
                 ),
             });
         }
@@ -706,7 +722,7 @@ fn list_query(r: &pb::ListInteractionsRequest) -> Result<ListQuery, Status> {
                 field: "sortBy".into(),
                 message: format!(
                     "`sortBy` value `{}` is not a sort field; allowed: {} with an optional + or - prefix",
-                    s.chars().take(64).collect::<String>(),
+                    crate::model::echo(s),
                     describe_allowed(name, SortField::NAMES)
                 ),
             }),
@@ -732,7 +748,7 @@ fn list_query(r: &pb::ListInteractionsRequest) -> Result<ListQuery, Status> {
                     } else {
                         r.channel
                             .iter()
-                            .map(|c| format!("`{}`", c.chars().take(32).collect::<String>()))
+                            .map(|c| format!("`{}`", crate::model::echo(c)))
                             .collect::<Vec<_>>()
                             .join(", ")
                     }
@@ -1209,7 +1225,7 @@ impl Service {
                 "sha256",
                 format!(
                     "`sha256` value `{}` is not a SHA-256; allowed: 64 hex digits",
-                    sha.chars().take(80).collect::<String>()
+                    crate::model::echo(sha)
                 ),
             );
         }

@@ -588,8 +588,8 @@ pub fn restriction_input_of(
             field: "personId".into(),
             message: format!(
                 "`personId` of the restriction `{}` is not the request's `personId` `{}`; allowed: empty, or the same id",
-                r.person_id.chars().take(64).collect::<String>(),
-                person_id.chars().take(64).collect::<String>()
+                crate::model::echo(&r.person_id),
+                crate::model::echo(person_id)
             ),
         });
     }

@@ -217,7 +217,7 @@ async fn answer(server: &LinkServer, req: &Request<Incoming>) -> Response<Body> 
             StatusCode::NOT_FOUND,
             format!(
                 "no such page `{}`",
-                path.chars().take(100).collect::<String>()
+                crate::model::echo(path)
             ),
         );
     }
