@@ -8,7 +8,7 @@
 //! | status | when | what the caller does |
 //! |---|---|---|
 //! | `OK` | answered | act on `allowed`; a blocked send is not an error |
-//! | `INVALID_ARGUMENT` | a field is wrong (google.rpc.BadRequest lists each) | fix the request; do not send |
+//! | `INVALID_ARGUMENT` | a field is wrong (google.rpc.BadRequest lists each), or the message is not valid protobuf ([`ProtoCodec`]) | fix the request; do not send |
 //! | `NOT_FOUND` | unknown person, interaction or restriction (or a sensitive interaction without the right, or another company's), or audio that is not there | check the id |
 //! | `ALREADY_EXISTS` | an id or externalId already names another record | use another id |
 //! | `FAILED_PRECONDITION` | the state forbids it (delete of a non-external interaction, a link joining two histories, ending a restriction already ended) | do not retry as is |
@@ -19,7 +19,7 @@
 //! | `PERMISSION_DENIED` | the key lacks a right (joining a conversation needs `agent`) | use a key with the right |
 //! | `RESOURCE_EXHAUSTED` | an upload past the size bound; nothing was stored | send less |
 //! | `DATA_LOSS` | a download's stored audio failed its checksum (ends the stream) | discard what arrived |
-//! | `INTERNAL` | a broken invariant | do not send; report it |
+//! | `INTERNAL` | a broken invariant of ours, never a malformed request | do not send; report it |
 //!
 //! A Check that cannot be decided never answers `allowed`: every error is a
 //! non-OK status, and a caller must treat any non-OK status as "do not send".
@@ -103,6 +103,68 @@ fn invalid(field: &str, message: impl Into<String>) -> Status {
         message: message.into(),
     }])
     .into()
+}
+
+/// The codec of every generated service and client: tonic's
+/// [`tonic_prost::ProstCodec`], with one change. tonic answers a message
+/// that does not decode (a string field that is not UTF-8, a wrong wire
+/// type, a truncated field) with INTERNAL, which the status table keeps for
+/// a broken invariant of ours; it is the caller's error, so this decoder
+/// answers INVALID_ARGUMENT, with prost's description (the message and
+/// field path, never the bytes). Set once, in `build.rs` (`codec_path`).
+#[derive(Debug, Clone)]
+pub struct ProtoCodec<T, U>(tonic_prost::ProstCodec<T, U>);
+
+impl<T, U> Default for ProtoCodec<T, U> {
+    fn default() -> Self {
+        ProtoCodec(tonic_prost::ProstCodec::default())
+    }
+}
+
+impl<T, U> tonic::codec::Codec for ProtoCodec<T, U>
+where
+    T: prost::Message + Send + 'static,
+    U: prost::Message + Default + Send + 'static,
+{
+    type Encode = T;
+    type Decode = U;
+    type Encoder = tonic_prost::ProstEncoder<T>;
+    type Decoder = ProtoDecoder<U>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        self.0.encoder()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ProtoDecoder(self.0.decoder())
+    }
+}
+
+/// The decoder of [`ProtoCodec`]: prost's, with a decode error answered as
+/// INVALID_ARGUMENT.
+#[derive(Debug, Clone)]
+pub struct ProtoDecoder<U>(tonic_prost::ProstDecoder<U>);
+
+impl<U: prost::Message + Default> tonic::codec::Decoder for ProtoDecoder<U> {
+    type Item = U;
+    type Error = Status;
+
+    fn decode(
+        &mut self,
+        buf: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<U>, Status> {
+        // ProstDecoder fails only when prost cannot decode the bytes.
+        self.0.decode(buf).map_err(|e| {
+            Status::invalid_argument(bounded(format!(
+                "the request is not a valid protobuf message: {}",
+                e.message()
+            )))
+        })
+    }
+
+    fn buffer_settings(&self) -> tonic::codec::BufferSettings {
+        self.0.buffer_settings()
+    }
 }
 
 /// How requests are authenticated.
