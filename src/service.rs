@@ -44,7 +44,7 @@ use crate::model::{
 use crate::pb;
 use crate::restrictions::Restriction;
 use crate::wire::{
-    contact_in, input_of, media_pb_of, non_empty, opt_time, pb_of, restriction_input_of,
+    contact_in, input_of, media_pb_of, non_empty, opt_request_time, pb_of, restriction_input_of,
     restriction_pb_of, searchable_of, ts,
 };
 
@@ -439,7 +439,7 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
                 is_transactional: r.is_transactional,
                 contact: contact_in(&r.contact),
                 previous_interaction_id: r.previous_interaction_id.clone(),
-                at: opt_time("at", &r.at)?,
+                at: opt_request_time("at", &r.at, false)?,
                 jurisdictions: r.jurisdictions.clone(),
                 time_zones: r.time_zones.clone(),
                 reserve: r.reserve,
@@ -579,7 +579,7 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
         timed("EndRestriction", async {
             let who = caller(&req)?;
             let r = req.get_ref();
-            let ended_at = opt_time("endedAt", &r.ended_at)?;
+            let ended_at = opt_request_time("endedAt", &r.ended_at, true)?;
             let now = Utc::now();
             let stored = self
                 .guard()?
@@ -606,7 +606,7 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
         timed("ListRestrictions", async {
             caller(&req)?;
             let r = req.get_ref();
-            let at = opt_time("at", &r.at)?.unwrap_or_else(Utc::now);
+            let at = opt_request_time("at", &r.at, false)?.unwrap_or_else(Utc::now);
             let list = self
                 .guard()?
                 .restrictions(&r.person_id, r.include_ended, at)?;
@@ -624,7 +624,7 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
         timed("ExplainRestrictions", async {
             caller(&req)?;
             let r = req.get_ref();
-            let at = opt_time("at", &r.at)?.unwrap_or_else(Utc::now);
+            let at = opt_request_time("at", &r.at, false)?.unwrap_or_else(Utc::now);
             let effects = self.guard()?.explain(&r.person_id, at)?;
             Ok(Response::new(pb::ExplainRestrictionsResponse {
                 effects: effects
@@ -847,14 +847,14 @@ fn list_query(r: &pb::ListInteractionsRequest) -> Result<ListQuery, Status> {
             &mut problems,
         ),
         themes: parse_list("theme", &r.theme, Theme::parse, Theme::NAMES, &mut problems),
-        created_before: opt_time("createdAtBefore", &r.created_at_before)?,
-        created_after: opt_time("createdAtAfter", &r.created_at_after)?,
-        started_before: opt_time("startedAtBefore", &r.started_at_before)?,
-        started_after: opt_time("startedAtAfter", &r.started_at_after)?,
-        scheduled_from_before: opt_time("scheduledAtFromBefore", &r.scheduled_at_from_before)?,
-        scheduled_from_after: opt_time("scheduledAtFromAfter", &r.scheduled_at_from_after)?,
-        scheduled_to_before: opt_time("scheduledAtToBefore", &r.scheduled_at_to_before)?,
-        scheduled_to_after: opt_time("scheduledAtToAfter", &r.scheduled_at_to_after)?,
+        created_before: opt_request_time("createdAtBefore", &r.created_at_before, false)?,
+        created_after: opt_request_time("createdAtAfter", &r.created_at_after, false)?,
+        started_before: opt_request_time("startedAtBefore", &r.started_at_before, false)?,
+        started_after: opt_request_time("startedAtAfter", &r.started_at_after, false)?,
+        scheduled_from_before: opt_request_time("scheduledAtFromBefore", &r.scheduled_at_from_before, false)?,
+        scheduled_from_after: opt_request_time("scheduledAtFromAfter", &r.scheduled_at_from_after, false)?,
+        scheduled_to_before: opt_request_time("scheduledAtToBefore", &r.scheduled_at_to_before, false)?,
+        scheduled_to_after: opt_request_time("scheduledAtToAfter", &r.scheduled_at_to_after, false)?,
         sensitive: r.sensitive,
         is_external: r.is_external,
         content_contains: non_empty(&r.content_contains),

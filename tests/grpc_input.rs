@@ -255,3 +255,304 @@ async fn a_string_field_that_is_not_utf8_is_invalid_argument_not_internal() {
     let answer = compliance_guard::pb::CheckResponse::decode(answers[0].clone()).unwrap();
     assert!(answer.allowed, "{answer:?}");
 }
+
+// ---- times in the future where only the past makes sense -------------------
+
+const YEAR: i64 = 365 * 86_400;
+
+fn field_of(err: &Status) -> Vec<String> {
+    violations(err).into_iter().map(|(f, _)| f).collect()
+}
+
+#[tokio::test]
+async fn a_completed_interaction_starting_in_the_future_is_refused_on_create_and_update() {
+    let server = ready_server().await;
+    let mut records = server.records().await;
+    let now = now_seconds();
+    for (status, article) in [("attempted", "an"), ("succeeded", "a"), ("failed", "a")] {
+        let err = records
+            .create_interaction(create(P, call(status, at(now + YEAR))))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{status}: {err:?}");
+        assert_eq!(field_of(&err), ["startedAt"], "{status}");
+        let m = err.message();
+        assert!(
+            m.starts_with("`startedAt` value `")
+                && m.contains(&format!("{article} `{status}` interaction has already started"))
+                && m.contains("allowed: at most 300 s after it (clock skew)"),
+            "{m}"
+        );
+    }
+    // Ten minutes ahead is past the skew too.
+    let err = records
+        .create_interaction(create(P, call("succeeded", at(now + 600))))
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&err), ["startedAt"]);
+    // Controls: within the skew, and a send still to come.
+    for (status, started) in [
+        ("succeeded", now + 60),
+        ("scheduled", now + YEAR),
+        ("inProgress", now + YEAR),
+    ] {
+        records
+            .create_interaction(create(P, call(status, at(started))))
+            .await
+            .unwrap_or_else(|e| panic!("{status}: {e:?}"));
+    }
+    // An update to a completed status of a record starting next year is
+    // refused, and so is moving a completed one's start into the future.
+    let coming = records
+        .create_interaction(create(P, call("inProgress", at(now + YEAR))))
+        .await
+        .unwrap()
+        .into_inner()
+        .interaction
+        .unwrap();
+    let update = |interaction: Interaction, paths: &[&str]| {
+        compliance_guard::pb::UpdateInteractionRequest {
+            person_id: P.into(),
+            interaction_id: coming.id.clone(),
+            interaction: Some(interaction),
+            update_mask: Some(prost_types::FieldMask {
+                paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+            }),
+        }
+    };
+    let err = records
+        .update_interaction(update(call("attempted", None), &["status"]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(field_of(&err), ["startedAt"]);
+    // Control: the same update restating when it started.
+    let done = records
+        .update_interaction(update(
+            call("attempted", at(now - 60)),
+            &["status", "started_at"],
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .interaction
+        .unwrap();
+    assert_eq!(done.status, "attempted");
+    let err = records
+        .update_interaction(update(call("attempted", at(now + YEAR)), &["startedAt"]))
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&err), ["startedAt"]);
+}
+
+#[tokio::test]
+async fn a_restriction_received_in_the_future_is_refused() {
+    let server = ready_server().await;
+    let mut guard = server.guard().await;
+    let now = now_seconds();
+    let add = |received: i64| AddRestrictionRequest {
+        person_id: P.into(),
+        restriction: Some(Restriction {
+            kind: "ceaseCommunication".into(),
+            source: "letter".into(),
+            received_at: at(received),
+            ..Restriction::default()
+        }),
+    };
+    let err = guard.add_restriction(add(now + YEAR)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(field_of(&err), ["receivedAt"]);
+    let m = err.message();
+    assert!(
+        m.starts_with("`receivedAt` value `")
+            && m.contains("after the server's clock")
+            && m.contains("allowed: at most 300 s after it (clock skew)")
+            && m.contains("the server's current time for one received just now"),
+        "{m}"
+    );
+    // Controls: within the skew, and yesterday.
+    for received in [now + 60, now - 86_400] {
+        let r = guard
+            .add_restriction(add(received))
+            .await
+            .unwrap()
+            .into_inner()
+            .restriction
+            .unwrap();
+        assert_eq!(r.received_at, at(received));
+    }
+}
+
+// ---- times outside what the API can carry ----------------------------------
+
+/// 0000-01-01T00:00:00Z, a year proto3 JSON cannot write.
+const YEAR_ZERO: i64 = -62_167_219_200;
+/// 1899-12-31T23:59:59Z.
+const BEFORE_1900: i64 = -2_208_988_801;
+
+#[tokio::test]
+async fn times_outside_proto3_json_or_events_before_1900_are_refused_naming_the_field() {
+    let server = ready_server().await;
+    let mut records = server.records().await;
+    let err = records
+        .create_interaction(create(P, call("succeeded", at(YEAR_ZERO))))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(
+        err.message(),
+        "`startedAt` value `0000-01-01T00:00:00Z` is out of range; allowed: 1900-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z"
+    );
+    assert_eq!(field_of(&err), ["startedAt"]);
+    let err = records
+        .create_interaction(create(P, call("succeeded", at(BEFORE_1900))))
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&err), ["startedAt"]);
+    let mut ended = call("succeeded", at(now_seconds() - 60));
+    ended.ended_at = Some(Timestamp {
+        seconds: 253_402_300_800,
+        nanos: 0,
+    });
+    let err = records
+        .create_interaction(create(P, ended))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.message(),
+        "`endedAt` value `+10000-01-01T00:00:00Z` is out of range; allowed: 1900-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z"
+    );
+    let bad_nanos = call(
+        "succeeded",
+        Some(Timestamp {
+            seconds: now_seconds() - 60,
+            nanos: 1_000_000_000,
+        }),
+    );
+    let err = records
+        .create_interaction(create(P, bad_nanos))
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&err), ["startedAt"]);
+    assert!(err.message().contains("ns` is out of range"), "{}", err.message());
+    // A query time is not an event: 1850 is a fine bound, year 0 is not.
+    let list = |after: i64| compliance_guard::pb::ListInteractionsRequest {
+        person_id: P.into(),
+        started_at_after: at(after),
+        ..Default::default()
+    };
+    let err = records.list_interactions(list(YEAR_ZERO)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(
+        err.message(),
+        "`startedAtAfter` value `0000-01-01T00:00:00Z` is out of range; allowed: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z"
+    );
+    // Restrictions: receivedAt is an event; endsAt only has the hard bound.
+    let mut guard = server.guard().await;
+    let restriction = |received: i64, ends: Option<Timestamp>| AddRestrictionRequest {
+        person_id: P.into(),
+        restriction: Some(Restriction {
+            kind: "priorConsentToCall".into(),
+            source: "call".into(),
+            received_at: at(received),
+            ends_at: ends,
+            ..Restriction::default()
+        }),
+    };
+    let err = guard
+        .add_restriction(restriction(BEFORE_1900, None))
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&err), ["receivedAt"]);
+    let err = guard
+        .add_restriction(restriction(
+            now_seconds() - 60,
+            Some(Timestamp {
+                seconds: i64::MAX,
+                nanos: 0,
+            }),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&err), ["endsAt"]);
+    // Controls: 1900-01-01 exactly is an event time; 1850 a query bound.
+    let first = records
+        .create_interaction(create(P, call("succeeded", at(BEFORE_1900 + 1))))
+        .await
+        .unwrap()
+        .into_inner()
+        .interaction
+        .unwrap();
+    let listed = records
+        .list_interactions(list(-3_786_825_600))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.data.len(), 1);
+    assert_eq!(listed.data[0].id, first.id);
+    guard
+        .add_restriction(restriction(BEFORE_1900 + 1, None))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn stored_records_outside_the_bounds_still_load_count_and_are_reported() {
+    use compliance_guard::guard::{Caller, Guard};
+    use compliance_guard::index::IndexConfig;
+    use compliance_guard::journal::Durability;
+    use compliance_guard::model::InteractionInput;
+    let dir = tempfile::tempdir().unwrap();
+    let caller = Caller {
+        name: "import".into(),
+        sensitive: true,
+        agent: false,
+        company: None,
+    };
+    let open = || {
+        Guard::open(
+            IndexConfig::default(),
+            dir.path(),
+            Durability::Sync,
+            u64::MAX,
+            |_| {},
+        )
+        .unwrap()
+        .0
+    };
+    let now = chrono::Utc::now();
+    let placed = |ext: &str, started: &str| InteractionInput {
+        external_id: Some(ext.into()),
+        channel: Some("voice".into()),
+        direction: Some("outbound".into()),
+        status: Some("succeeded".into()),
+        started_at: Some(started.into()),
+        ..InteractionInput::default()
+    };
+    {
+        let guard = open();
+        // Through the library's import, which takes records as they are
+        // (a history from before the bounds): year 0, 1850, next year, and
+        // one of yesterday.
+        let yesterday = (now - chrono::Duration::days(1)).to_rfc3339();
+        for (ext, started) in [
+            ("year-0", "0000-06-01T00:00:00Z"),
+            ("y1850", "1850-01-01T00:00:00Z"),
+            ("future", "2099-01-01T00:00:00Z"),
+            ("ok", yesterday.as_str()),
+        ] {
+            let (_, created, commit) = guard.import(P, &placed(ext, started), &caller, now).unwrap();
+            assert!(created, "{ext}");
+            commit.wait().await.unwrap();
+        }
+        assert_eq!(guard.out_of_range_records().unwrap(), 2);
+    }
+    // Start-up loads every one of them and reports the two out of range.
+    let guard = open();
+    assert_eq!(guard.len(), 4);
+    assert_eq!(guard.out_of_range_records().unwrap(), 2);
+    let old = guard.get(Some(P), "ext-year-0", &caller).unwrap();
+    assert_eq!(old.started_at.to_rfc3339(), "0000-06-01T00:00:00+00:00");
+    let future = guard.get(Some(P), "ext-future", &caller).unwrap();
+    assert_eq!(future.started_at.to_rfc3339(), "2099-01-01T00:00:00+00:00");
+}
