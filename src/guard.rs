@@ -440,7 +440,10 @@ impl Guard {
                 "records with a time outside what the API now accepts (an event before 1900, a time past 9999 or before year 1) were loaded as stored and count as usual; proto3 JSON clients cannot read them"
             );
         } else {
-            tracing::info!(records = 0, "no record has a time outside what the API accepts");
+            tracing::info!(
+                records = 0,
+                "no record has a time outside what the API accepts"
+            );
         }
         let guard = Guard {
             rules: ArcSwapOption::empty(),
@@ -1536,7 +1539,9 @@ impl Guard {
                     .index
                     .find_person(p)?
                     .map(|k| ledger.index.person_id(k).to_owned())
-                    .ok_or_else(|| GuardError::NotFound(format!("no person `{}`", crate::model::echo(p))))?,
+                    .ok_or_else(|| {
+                        GuardError::NotFound(format!("no person `{}`", crate::model::echo(p)))
+                    })?,
             ),
             None => None,
         };
@@ -1915,12 +1920,9 @@ fn known_person(index: &Index, person: &str) -> Result<crate::index::PersonKey, 
     if person.is_empty() {
         return Err(GuardError::field("personId", "`personId` is required"));
     }
-    index.find_person(person)?.ok_or_else(|| {
-        GuardError::NotFound(format!(
-            "no person `{}`",
-            crate::model::echo(person)
-        ))
-    })
+    index
+        .find_person(person)?
+        .ok_or_else(|| GuardError::NotFound(format!("no person `{}`", crate::model::echo(person))))
 }
 
 fn restriction_errors(e: RestrictionErrors) -> GuardError {

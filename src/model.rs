@@ -18,6 +18,8 @@
 //! - agentOutcome is not checked against the channel (upstream states no
 //!   such rule, though every outcome is a voice one);
 //! - the theme `outOpsLoan`, named only in prose, is accepted;
+//! - the agentOutcome `voiceDisconnectedWhileQueuedOnHold`, named only in
+//!   prose, is accepted;
 //! - a date-only `startedAt` ("if time of day is not required provide only
 //!   date") is midnight UTC of that date;
 //! - a scheduled interaction happens at `scheduledAtFrom` when it is set.

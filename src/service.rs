@@ -149,10 +149,7 @@ impl<U: prost::Message + Default> tonic::codec::Decoder for ProtoDecoder<U> {
     type Item = U;
     type Error = Status;
 
-    fn decode(
-        &mut self,
-        buf: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<U>, Status> {
+    fn decode(&mut self, buf: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<U>, Status> {
         // ProstDecoder fails only when prost cannot decode the bytes.
         self.0.decode(buf).map_err(|e| {
             Status::invalid_argument(bounded(format!(
@@ -851,10 +848,26 @@ fn list_query(r: &pb::ListInteractionsRequest) -> Result<ListQuery, Status> {
         created_after: opt_request_time("createdAtAfter", &r.created_at_after, false)?,
         started_before: opt_request_time("startedAtBefore", &r.started_at_before, false)?,
         started_after: opt_request_time("startedAtAfter", &r.started_at_after, false)?,
-        scheduled_from_before: opt_request_time("scheduledAtFromBefore", &r.scheduled_at_from_before, false)?,
-        scheduled_from_after: opt_request_time("scheduledAtFromAfter", &r.scheduled_at_from_after, false)?,
-        scheduled_to_before: opt_request_time("scheduledAtToBefore", &r.scheduled_at_to_before, false)?,
-        scheduled_to_after: opt_request_time("scheduledAtToAfter", &r.scheduled_at_to_after, false)?,
+        scheduled_from_before: opt_request_time(
+            "scheduledAtFromBefore",
+            &r.scheduled_at_from_before,
+            false,
+        )?,
+        scheduled_from_after: opt_request_time(
+            "scheduledAtFromAfter",
+            &r.scheduled_at_from_after,
+            false,
+        )?,
+        scheduled_to_before: opt_request_time(
+            "scheduledAtToBefore",
+            &r.scheduled_at_to_before,
+            false,
+        )?,
+        scheduled_to_after: opt_request_time(
+            "scheduledAtToAfter",
+            &r.scheduled_at_to_after,
+            false,
+        )?,
         sensitive: r.sensitive,
         is_external: r.is_external,
         content_contains: non_empty(&r.content_contains),

@@ -48,7 +48,9 @@ pub fn opt_request_time(
     ts: &Option<Timestamp>,
     event: bool,
 ) -> Result<Option<DateTime<Utc>>, FieldProblem> {
-    ts.as_ref().map(|t| request_time(field, t, event)).transpose()
+    ts.as_ref()
+        .map(|t| request_time(field, t, event))
+        .transpose()
 }
 
 /// Converts an optional protobuf timestamp.

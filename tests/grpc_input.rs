@@ -95,7 +95,11 @@ async fn a_one_mib_person_id_is_refused_with_a_short_message_and_short_details()
         })
         .await
         .unwrap_err();
-    assert!(err.message().chars().count() < 300, "{}", err.message().len());
+    assert!(
+        err.message().chars().count() < 300,
+        "{}",
+        err.message().len()
+    );
     assert!(err.message().contains("…"), "{}", err.message());
     // Control: a short, valid id is accepted and echoed nowhere.
     let ok = records
@@ -222,9 +226,14 @@ async fn a_string_field_that_is_not_utf8_is_invalid_argument_not_internal() {
     );
     assert!(err.message().contains("not UTF-8"), "{}", err.message());
     // Field 1 with wire type 7, which does not exist.
-    let err = raw_call(channel.clone(), CHECK, PIPELINE_KEY, Bytes::from_static(&[0x0f]))
-        .await
-        .unwrap_err();
+    let err = raw_call(
+        channel.clone(),
+        CHECK,
+        PIPELINE_KEY,
+        Bytes::from_static(&[0x0f]),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     assert!(err.message().contains("wire type"), "{}", err.message());
     // The same on a client stream (an upload's first message).
@@ -279,7 +288,9 @@ async fn a_completed_interaction_starting_in_the_future_is_refused_on_create_and
         let m = err.message();
         assert!(
             m.starts_with("`startedAt` value `")
-                && m.contains(&format!("{article} `{status}` interaction has already started"))
+                && m.contains(&format!(
+                    "{article} `{status}` interaction has already started"
+                ))
                 && m.contains("allowed: at most 300 s after it (clock skew)"),
             "{m}"
         );
@@ -310,16 +321,15 @@ async fn a_completed_interaction_starting_in_the_future_is_refused_on_create_and
         .into_inner()
         .interaction
         .unwrap();
-    let update = |interaction: Interaction, paths: &[&str]| {
-        compliance_guard::pb::UpdateInteractionRequest {
+    let update =
+        |interaction: Interaction, paths: &[&str]| compliance_guard::pb::UpdateInteractionRequest {
             person_id: P.into(),
             interaction_id: coming.id.clone(),
             interaction: Some(interaction),
             update_mask: Some(prost_types::FieldMask {
                 paths: paths.iter().map(|p| (*p).to_owned()).collect(),
             }),
-        }
-    };
+        };
     let err = records
         .update_interaction(update(call("attempted", None), &["status"]))
         .await
@@ -434,14 +444,21 @@ async fn times_outside_proto3_json_or_events_before_1900_are_refused_naming_the_
         .await
         .unwrap_err();
     assert_eq!(field_of(&err), ["startedAt"]);
-    assert!(err.message().contains("ns` is out of range"), "{}", err.message());
+    assert!(
+        err.message().contains("ns` is out of range"),
+        "{}",
+        err.message()
+    );
     // A query time is not an event: 1850 is a fine bound, year 0 is not.
     let list = |after: i64| compliance_guard::pb::ListInteractionsRequest {
         person_id: P.into(),
         started_at_after: at(after),
         ..Default::default()
     };
-    let err = records.list_interactions(list(YEAR_ZERO)).await.unwrap_err();
+    let err = records
+        .list_interactions(list(YEAR_ZERO))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(
         err.message(),
@@ -541,7 +558,9 @@ async fn stored_records_outside_the_bounds_still_load_count_and_are_reported() {
             ("future", "2099-01-01T00:00:00Z"),
             ("ok", yesterday.as_str()),
         ] {
-            let (_, created, commit) = guard.import(P, &placed(ext, started), &caller, now).unwrap();
+            let (_, created, commit) = guard
+                .import(P, &placed(ext, started), &caller, now)
+                .unwrap();
             assert!(created, "{ext}");
             commit.wait().await.unwrap();
         }
@@ -555,4 +574,128 @@ async fn stored_records_outside_the_bounds_still_load_count_and_are_reported() {
     assert_eq!(old.started_at.to_rfc3339(), "0000-06-01T00:00:00+00:00");
     let future = guard.get(Some(P), "ext-future", &caller).unwrap();
     assert_eq!(future.started_at.to_rfc3339(), "2099-01-01T00:00:00+00:00");
+}
+
+// ---- agentOutcome voiceDisconnectedWhileQueuedOnHold -----------------------
+
+const ON_HOLD: &str = "voiceDisconnectedWhileQueuedOnHold";
+
+#[tokio::test]
+async fn the_on_hold_outcome_of_the_reference_prose_is_accepted_and_filtered_on() {
+    let server = ready_server().await;
+    let mut records = server.records().await;
+    let mut i = call("attempted", at(now_seconds() - 3_600));
+    i.agent_outcome = Some(ON_HOLD.into());
+    let stored = records
+        .create_interaction(create(P, i))
+        .await
+        .unwrap()
+        .into_inner()
+        .interaction
+        .unwrap();
+    assert_eq!(stored.agent_outcome.as_deref(), Some(ON_HOLD));
+    let listed = records
+        .list_interactions(compliance_guard::pb::ListInteractionsRequest {
+            person_id: P.into(),
+            agent_outcome: vec![ON_HOLD.into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.data.len(), 1);
+    assert_eq!(listed.data[0].id, stored.id);
+    // Control: an outcome in neither the enum nor the prose is refused.
+    let mut i = call("attempted", at(now_seconds() - 3_600));
+    i.agent_outcome = Some("voiceHungUpOnHold".into());
+    let err = records.create_interaction(create(P, i)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(field_of(&err), ["agentOutcome"]);
+}
+
+/// 2025-12-01 15:00 UTC, 10:00 in New York.
+const MONDAY_10: i64 = 1_764_601_200;
+
+/// What a call Check at [`MONDAY_10`] answers after seven calls in the six
+/// hours before, each with `details` and `outcome`, for a borrower of its
+/// own: whether it is allowed, and each violated rule with its count.
+async fn after_seven_calls(
+    records: &mut crate::grpc::Records,
+    guard: &mut crate::grpc::Guard,
+    person: &str,
+    details: Option<&str>,
+    outcome: Option<&str>,
+) -> (bool, Vec<(String, u32)>) {
+    for k in 1..=7 {
+        let i = Interaction {
+            status_details: details.map(str::to_owned),
+            agent_outcome: outcome.map(str::to_owned),
+            loan_id: Some("L1".into()),
+            ..call("attempted", at(MONDAY_10 - k * 50 * 60))
+        };
+        records.create_interaction(create(person, i)).await.unwrap();
+    }
+    let answer = guard
+        .check(CheckRequest {
+            person_id: person.into(),
+            channel: "voice".into(),
+            direction: "outbound".into(),
+            loan_ids: vec!["L1".into()],
+            jurisdictions: vec!["US-NY".into()],
+            time_zones: vec!["America/New_York".into()],
+            at: at(MONDAY_10),
+            ..CheckRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let violated = answer
+        .violations
+        .iter()
+        .map(|v| (v.rule_id.clone(), v.count))
+        .collect();
+    (answer.allowed, violated)
+}
+
+#[tokio::test]
+async fn the_on_hold_outcome_makes_no_count_more_permissive() {
+    let server = ready_server().await;
+    let mut records = server.records().await;
+    let mut guard = server.guard().await;
+    // Beside each statusDetails (none, a call that rang, one that did not
+    // connect), the outcome decides exactly as no outcome does.
+    for (n, details) in [None, Some("voiceRangNoPickup"), Some("voiceLineBusyNoRing")]
+        .into_iter()
+        .enumerate()
+    {
+        let with = after_seven_calls(
+            &mut records,
+            &mut guard,
+            &format!("BO-HOLD-{n:04}"),
+            details,
+            Some(ON_HOLD),
+        )
+        .await;
+        let without = after_seven_calls(
+            &mut records,
+            &mut guard,
+            &format!("BO-NONE-{n:04}"),
+            details,
+            None,
+        )
+        .await;
+        assert_eq!(with, without, "{details:?}");
+        if details != Some("voiceLineBusyNoRing") {
+            // Seven placed calls: the eighth is blocked by the weekly cap.
+            assert!(!with.0, "{details:?}: {with:?}");
+            assert!(
+                with.1
+                    .contains(&("us-regf-7-calls-in-7-days".to_owned(), 7)),
+                "{details:?}: {with:?}"
+            );
+        } else {
+            // Calls that never connected are not placed calls.
+            assert!(with.0, "{with:?}");
+        }
+    }
 }

@@ -244,11 +244,7 @@ async fn in_force_is_judged_at_the_moment_asked_about() {
     assert!(then[0].in_force);
     // The moment of receipt is in force; the second before is not.
     assert_eq!(list(&mut guard, P, false, at(soon)).await.len(), 1);
-    assert!(
-        list(&mut guard, P, false, at(soon - 1))
-            .await
-            .is_empty()
-    );
+    assert!(list(&mut guard, P, false, at(soon - 1)).await.is_empty());
 
     // A period with its own end is in force until then, not at it.
     let period = add(

@@ -308,6 +308,14 @@ vocabulary! {
 vocabulary! {
     /// The human outcome of an interaction, according to an agent (upstream
     /// `InteractionAgentOutcome`).
+    ///
+    /// `voiceDisconnectedWhileQueuedOnHold` ("Caller hung up while on
+    /// hold") is listed in the reference's prose but not in its enum; it is
+    /// accepted, last so that the earlier values keep their places. Records
+    /// carry outcomes by name (journal, snapshots, backups), so nothing
+    /// stored before it changes meaning. For counting it is neither a sign
+    /// that a call connected nor that it did not, so it makes no count more
+    /// permissive than the same record without an outcome.
     AgentOutcome, "agentOutcome" {
         VoiceSpokeWithFirstParty = "voiceSpokeWithFirstParty",
         VoiceSpokeWithThirdParty = "voiceSpokeWithThirdParty",
@@ -319,8 +327,13 @@ vocabulary! {
         VoiceFailedToInitiate = "voiceFailedToInitiate",
         VoiceNumberDisconnected = "voiceNumberDisconnected",
         VoiceUnexpectedDisconnect = "voiceUnexpectedDisconnect",
+        VoiceDisconnectedWhileQueuedOnHold = "voiceDisconnectedWhileQueuedOnHold",
     }
 }
+
+// Rules keep the outcomes that never count as a 16-bit set
+// (`rules::Counting`): a seventeenth outcome must widen it first.
+const _: () = assert!(AgentOutcome::ALL.len() <= 16);
 
 vocabulary! {
     /// The category of a message's content (upstream `InteractionSubject`).
