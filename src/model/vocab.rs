@@ -18,6 +18,12 @@ pub fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -
         if candidate.to_ascii_lowercase() == lower {
             return Some(candidate);
         }
+        // The distance is at least the difference in length, and a
+        // suggestion is at most 3 away: far longer input (a 1 MiB value)
+        // costs nothing instead of a quadratic comparison per candidate.
+        if lower.len().abs_diff(candidate.len()) > 3 {
+            continue;
+        }
         let distance = edit_distance(&lower, &candidate.to_ascii_lowercase());
         if best.is_none_or(|(d, _)| distance < d) {
             best = Some((distance, candidate));
