@@ -20,6 +20,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         protox::prost::Message::encode_to_vec(&fds),
     )?;
     tonic_prost_build::configure()
+        // Malformed protobuf (a string that is not UTF-8, a wrong wire
+        // type) is the caller's error: INVALID_ARGUMENT, not INTERNAL.
+        .codec_path("crate::service::ProtoCodec")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

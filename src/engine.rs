@@ -80,7 +80,7 @@ pub fn parse_zones(names: &[String]) -> Result<Vec<Tz>, EngineError> {
         .iter()
         .map(|n| {
             n.parse::<Tz>()
-                .map_err(|_| EngineError::UnknownZone(n.chars().take(64).collect()))
+                .map_err(|_| EngineError::UnknownZone(crate::model::echo(n)))
         })
         .collect()
 }

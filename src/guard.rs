@@ -255,10 +255,83 @@ fn parse_vocab<T>(
         field: field.to_owned(),
         message: format!(
             "`{field}` value `{}` is not allowed; allowed: {}",
-            text.chars().take(64).collect::<String>(),
+            crate::model::echo(text),
             describe_allowed(text, names)
         ),
     })
+}
+
+/// Refuses a completed interaction (`status` attempted, succeeded or
+/// failed) with a `startedAt` in the future, as given to
+/// [`Guard::create`]: [`crate::model::check_completed_start`]. A status or
+/// time that does not parse is left for validation to report.
+fn completed_start(
+    status: Option<&str>,
+    started_at: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), GuardError> {
+    let (Some(status), Some(started)) = (
+        status.and_then(Status::parse),
+        started_at.and_then(|t| crate::model::parse_time("startedAt", t).ok()),
+    ) else {
+        return Ok(());
+    };
+    crate::model::check_completed_start(status, started, now)
+        .map_err(|e| GuardError::field(e.field(), e.to_string()))
+}
+
+/// [`completed_start`] for an update: the status and `startedAt` the
+/// record will have, checked when the mask names either (an update of
+/// other fields leaves a stored record as it is).
+fn updated_start(
+    current: &Interaction,
+    values: &InteractionInput,
+    fields: &[String],
+    now: DateTime<Utc>,
+) -> Result<(), GuardError> {
+    let names: Vec<&str> = fields
+        .iter()
+        .filter_map(|f| crate::model::field_name(f))
+        .collect();
+    let status_set = names.contains(&"status");
+    let started_set = names.contains(&"startedAt");
+    if !status_set && !started_set {
+        return Ok(());
+    }
+    let status = if status_set {
+        values.status.clone()
+    } else {
+        Some(current.status.as_str().to_owned())
+    };
+    let started = if started_set {
+        values.started_at.clone()
+    } else {
+        Some(
+            current
+                .started_at
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        )
+    };
+    completed_start(status.as_deref(), started.as_deref(), now)
+}
+
+/// [`Guard::out_of_range_records`] of an index.
+fn out_of_range_records(index: &Index) -> u64 {
+    let interactions = index
+        .records()
+        .filter(|r| r.has_time_out_of_range())
+        .count();
+    let restrictions = index
+        .person_keys()
+        .flat_map(|k| index.person_restrictions(k).iter())
+        .filter(|r| {
+            crate::model::out_of_range(r.received_at)
+                || r.ended_at.is_some_and(crate::model::out_of_range)
+                || r.ends_at.is_some_and(crate::model::outside_proto_json)
+                || crate::model::outside_proto_json(r.recorded_at)
+        })
+        .count();
+    u64::try_from(interactions + restrictions).unwrap_or(u64::MAX)
 }
 
 /// A tolerance as the seconds kept in the guard; `None` (any) is -1.
@@ -360,6 +433,18 @@ impl Guard {
             cut_to = None;
         }
         let journal = Journal::open(&layout, lock, generation, cut_to, durability)?;
+        let out_of_range = out_of_range_records(&ledger.index);
+        if out_of_range > 0 {
+            tracing::warn!(
+                records = out_of_range,
+                "records with a time outside what the API now accepts (an event before 1900, a time past 9999 or before year 1) were loaded as stored and count as usual; proto3 JSON clients cannot read them"
+            );
+        } else {
+            tracing::info!(
+                records = 0,
+                "no record has a time outside what the API accepts"
+            );
+        }
         let guard = Guard {
             rules: ArcSwapOption::empty(),
             ledger: RwLock::new(ledger),
@@ -371,6 +456,15 @@ impl Guard {
             ))),
         };
         Ok((guard, replayed))
+    }
+
+    /// How many records (interactions and restrictions) hold a time
+    /// outside what a request may give now
+    /// ([`Interaction::has_time_out_of_range`], a restriction's
+    /// `receivedAt` or end before 1900 or past 9999): stored before the
+    /// bound, loaded and counted as they are. [`Guard::open`] logs it.
+    pub fn out_of_range_records(&self) -> Result<u64, GuardError> {
+        Ok(out_of_range_records(&self.read()?.index))
     }
 
     /// The journal's writer counters, if there is a journal.
@@ -510,7 +604,7 @@ pub fn build_proposal(
                         field: "balance".into(),
                         message: format!(
                             "`balance` value `{}` is not an exact decimal; allowed: digits with an optional fraction, such as `125.50`",
-                            input.balance.chars().take(64).collect::<String>()
+                            crate::model::echo(&input.balance)
                         ),
                     })
                 })
@@ -538,11 +632,7 @@ pub fn build_proposal(
                 field: "previousInteractionId".into(),
                 message: format!(
                     "`previousInteractionId` value `{}` is not an id; allowed: our id or `ext-` and an external id",
-                    input
-                        .previous_interaction_id
-                        .chars()
-                        .take(64)
-                        .collect::<String>()
+                    crate::model::echo(&input.previous_interaction_id)
                 ),
             });
     }
@@ -746,7 +836,7 @@ impl Guard {
                     "requestId",
                     format!(
                         "`requestId` `{}` was already used for another person; use a new request id for each send",
-                        input.request_id
+                        crate::model::echo(&input.request_id)
                     ),
                 ));
             }
@@ -838,6 +928,7 @@ impl Guard {
         caller: &Caller,
         now: DateTime<Utc>,
     ) -> Result<(Interaction, bool), GuardError> {
+        completed_start(input.status.as_deref(), input.started_at.as_deref(), now)?;
         let (out, commit) = self.create_now(person, input, caller, now, false)?;
         commit.wait().await.map_err(not_durable)?;
         Ok(out)
@@ -890,14 +981,16 @@ impl Guard {
                         "by another company; use another externalId"
                     };
                     return Err(GuardError::AlreadyExists(format!(
-                        "`externalId` `{ext}` is already recorded {why}"
+                        "`externalId` `{}` is already recorded {why}",
+                        crate::model::echo(ext)
                     )));
                 }
                 let existing = existing.clone();
                 return Ok(((existing, false), self.log(Vec::new())?));
             }
             return Err(GuardError::AlreadyExists(format!(
-                "`externalId` `{ext}` belongs to an interaction of another person"
+                "`externalId` `{}` belongs to an interaction of another person",
+                crate::model::echo(ext)
             )));
         }
         if keep_created
@@ -915,7 +1008,8 @@ impl Guard {
                 return Ok(((existing, false), self.log(Vec::new())?));
             }
             return Err(GuardError::AlreadyExists(format!(
-                "`id` `{id}` belongs to an interaction of another person"
+                "`id` `{}` belongs to an interaction of another person",
+                crate::model::echo(id)
             )));
         }
         let mut input = input.clone();
@@ -963,7 +1057,8 @@ impl Guard {
     ) -> Result<Interaction, GuardError> {
         let (updated, commit) = {
             let mut ledger = self.write()?;
-            visible(ledger.index.get(person, interaction)?, caller)?;
+            let current = visible(ledger.index.get(person, interaction)?, caller)?;
+            updated_start(current, values, fields, now)?;
             let updated = ledger
                 .index
                 .update_fields(person, interaction, values, fields, now, Some(&caller.name))?
@@ -1191,7 +1286,7 @@ impl Guard {
                 "joinType",
                 format!(
                     "`joinType` value `{}` is not allowed; allowed: `solo` (the default), `add`, `takeover`",
-                    join_type.chars().take(64).collect::<String>()
+                    crate::model::echo(join_type)
                 ),
             ));
         }
@@ -1358,7 +1453,8 @@ impl Guard {
             && caller.company.as_deref() != Some(c)
         {
             return Err(GuardError::PermissionDenied(format!(
-                "`companyId` `{c}` is not the company of this key"
+                "`companyId` `{}` is not the company of this key",
+                crate::model::echo(c)
             )));
         }
         let ledger = self.read()?;
@@ -1367,7 +1463,9 @@ impl Guard {
             && start.company_id.as_deref() != Some(c)
         {
             return Err(GuardError::NotFound(format!(
-                "no interaction `{interaction}` in company `{c}`"
+                "no interaction `{}` in company `{}`",
+                crate::model::echo(interaction),
+                crate::model::echo(c)
             )));
         }
         let chain = ledger.index.previous_chain(person, interaction)?;
@@ -1441,7 +1539,9 @@ impl Guard {
                     .index
                     .find_person(p)?
                     .map(|k| ledger.index.person_id(k).to_owned())
-                    .ok_or_else(|| GuardError::NotFound(format!("no person `{p}`")))?,
+                    .ok_or_else(|| {
+                        GuardError::NotFound(format!("no person `{}`", crate::model::echo(p)))
+                    })?,
             ),
             None => None,
         };
@@ -1627,7 +1727,18 @@ impl Guard {
         caller: &Caller,
         now: DateTime<Utc>,
     ) -> Result<Restriction, GuardError> {
-        let problems = restriction_problems(person, input, already, now);
+        let mut problems = restriction_problems(person, input, already, now);
+        // A receivedAt in the future: refused here, at the API, and never
+        // when a journal, snapshot or backup is read back.
+        if !problems.iter().any(|p| p.field == "receivedAt")
+            && let Ok(received) = crate::model::parse_time("receivedAt", &input.received_at)
+            && let Err(e) = crate::model::check_received_at(received, now)
+        {
+            problems.push(FieldProblem {
+                field: e.field().to_owned(),
+                message: e.to_string(),
+            });
+        }
         if !problems.is_empty() {
             return Err(GuardError::Invalid(problems));
         }
@@ -1825,12 +1936,9 @@ fn known_person(index: &Index, person: &str) -> Result<crate::index::PersonKey, 
     if person.is_empty() {
         return Err(GuardError::field("personId", "`personId` is required"));
     }
-    index.find_person(person)?.ok_or_else(|| {
-        GuardError::NotFound(format!(
-            "no person `{}`",
-            person.chars().take(64).collect::<String>()
-        ))
-    })
+    index
+        .find_person(person)?
+        .ok_or_else(|| GuardError::NotFound(format!("no person `{}`", crate::model::echo(person))))
 }
 
 fn restriction_errors(e: RestrictionErrors) -> GuardError {

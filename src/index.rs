@@ -95,7 +95,7 @@ pub enum IndexError {
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Problems(Vec<ValidationError>),
     /// No person has this id.
-    #[error("no person `{0}`")]
+    #[error("no person `{}`", crate::model::echo(.0))]
     UnknownPerson(String),
     /// Audio cannot be stored on this interaction.
     #[error("interaction `{id}` cannot take a {kind}: {why}")]
@@ -108,7 +108,7 @@ pub enum IndexError {
         why: &'static str,
     },
     /// No interaction has this id (for this person).
-    #[error("no interaction `{id}` for person `{person}`")]
+    #[error("no interaction `{}` for person `{}`", crate::model::echo(.id), crate::model::echo(.person))]
     UnknownInteraction {
         /// The person asked for, as given.
         person: String,
@@ -116,7 +116,7 @@ pub enum IndexError {
         id: String,
     },
     /// An id or external id that is already taken.
-    #[error("`{field}` `{value}` is already used by interaction `{existing}`")]
+    #[error("`{field}` `{}` is already used by interaction `{existing}`", crate::model::echo(.value))]
     Duplicate {
         /// The field.
         field: &'static str,
@@ -127,7 +127,9 @@ pub enum IndexError {
     },
     /// A link that would merge two people's histories into one.
     #[error(
-        "`{a}` and `{b}` already name two different people (`{a_id}`, `{b_id}`) with their own records; linking them would join two histories"
+        "`{}` and `{}` already name two different people (`{a_id}`, `{b_id}`) with their own records; linking them would join two histories",
+        crate::model::echo(.a),
+        crate::model::echo(.b)
     )]
     WouldJoin {
         /// The first name.
@@ -141,7 +143,8 @@ pub enum IndexError {
     },
     /// An update that would move an interaction to another person.
     #[error(
-        "`personId` `{given}` is not the interaction's person `{actual}`; an interaction cannot move to another person"
+        "`personId` `{}` is not the interaction's person `{actual}`; an interaction cannot move to another person",
+        crate::model::echo(.given)
     )]
     PersonChange {
         /// The person given.
@@ -150,7 +153,7 @@ pub enum IndexError {
         actual: String,
     },
     /// A loan declared in two debts.
-    #[error("loan `{loan}` already belongs to debt `{debt}`; declare `{debt}` without it first")]
+    #[error("loan `{}` already belongs to debt `{}`; declare `{}` without it first", crate::model::echo(.loan), crate::model::echo(.debt), crate::model::echo(.debt))]
     LoanInTwoDebts {
         /// The loan.
         loan: String,
@@ -163,10 +166,10 @@ pub enum IndexError {
     )]
     NotExternal(String),
     /// An interaction that was deleted.
-    #[error("interaction `{0}` was deleted")]
+    #[error("interaction `{}` was deleted", crate::model::echo(.0))]
     Deleted(String),
     /// No restriction has this id (for this person).
-    #[error("no restriction `{id}` for person `{person}`")]
+    #[error("no restriction `{}` for person `{}`", crate::model::echo(.id), crate::model::echo(.person))]
     UnknownRestriction {
         /// The person asked for, as given.
         person: String,
@@ -177,7 +180,7 @@ pub enum IndexError {
     #[error("person `{0}` already has {MAX_PER_PERSON} restrictions, the most kept per person")]
     TooManyRestrictions(String),
     /// A malformed debt declaration.
-    #[error("debt `{debt}`: {reason}")]
+    #[error("debt `{}`: {reason}", crate::model::echo(.debt))]
     BadDebt {
         /// The account id given.
         debt: String,
@@ -705,7 +708,7 @@ impl Index {
     ) -> Result<(), IndexError> {
         if debt_id.is_empty() || debt_id.chars().count() > MAX_ID_CHARS {
             return Err(IndexError::BadDebt {
-                debt: debt_id.chars().take(64).collect(),
+                debt: crate::model::echo(debt_id),
                 reason: format!("the id must have 1 to {MAX_ID_CHARS} characters"),
             });
         }
@@ -723,7 +726,7 @@ impl Index {
                 debt: debt_id.to_owned(),
                 reason: format!(
                     "loan id `{}` must have 1 to {MAX_ID_CHARS} characters",
-                    bad.chars().take(64).collect::<String>()
+                    crate::model::echo(bad)
                 ),
             });
         }
@@ -998,7 +1001,7 @@ impl Index {
             let name =
                 crate::model::field_name(f).ok_or_else(|| ValidationError::UnknownValue {
                     field: "updateMask",
-                    value: f.chars().take(64).collect(),
+                    value: crate::model::echo(f),
                     allowed: crate::model::describe_allowed(f, crate::model::UPDATABLE_FIELDS),
                 })?;
             if !merged.set_field(name, values) {
@@ -1236,7 +1239,7 @@ impl Index {
     pub fn restriction(&self, person: Option<&str>, id: &str) -> Result<&Restriction, IndexError> {
         let unknown = || IndexError::UnknownRestriction {
             person: person.unwrap_or("*").to_owned(),
-            id: id.chars().take(64).collect(),
+            id: crate::model::echo(id),
         };
         let key = *self.restriction_ids.get(id).ok_or_else(unknown)?;
         if let Some(person) = person

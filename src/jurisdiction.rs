@@ -200,7 +200,7 @@ impl Jurisdiction {
                     .map(|c| format!(" (did you mean `{c}`?)"))
                     .unwrap_or_default();
                 UnknownJurisdiction {
-                    code: code.chars().take(64).collect(),
+                    code: crate::model::echo(code),
                     hint,
                 }
             })

@@ -120,7 +120,7 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
 /// lower-case letters, digits and `.+-`. It becomes an HTTP header of the
 /// link's response, so nothing else may pass. Returns what is wrong.
 pub fn check_content_type(text: &str) -> Result<(), String> {
-    let shown: String = text.chars().take(64).collect();
+    let shown: String = crate::model::echo(text);
     let Some(subtype) = text.strip_prefix("audio/") else {
         return Err(format!(
             "`contentType` value `{shown}` is not an audio type; allowed: `audio/<subtype>`, for example `audio/mpeg` or `audio/wav`"
@@ -202,7 +202,7 @@ impl Disposition {
             "" | "attachment" => Ok(Disposition::Attachment),
             other => Err(format!(
                 "`disposition` value `{}` is not allowed; allowed: `inline`, `attachment` (the default)",
-                other.chars().take(64).collect::<String>()
+                crate::model::echo(other)
             )),
         }
     }
@@ -401,7 +401,7 @@ impl MediaStore {
     pub fn remove(&self, key: &str) -> Result<(), MediaError> {
         let Some(path) = self.path(key) else {
             return Err(MediaError::Damaged {
-                key: key.chars().take(100).collect(),
+                key: crate::model::echo(key),
                 what: "the storage key is not a file name".into(),
             });
         };
@@ -465,7 +465,7 @@ impl MediaWriter {
             && !given.eq_ignore_ascii_case(&actual)
         {
             return Err(MediaError::ChecksumMismatch {
-                given: given.chars().take(64).collect(),
+                given: crate::model::echo(given),
                 actual,
             });
         }
@@ -771,7 +771,7 @@ impl LinkSigner {
                 _ => {
                     return Err(LinkError::Malformed(format!(
                         "unknown parameter `{}`",
-                        k.chars().take(32).collect::<String>()
+                        crate::model::echo(k)
                     )));
                 }
             };

@@ -18,6 +18,8 @@
 //! - agentOutcome is not checked against the channel (upstream states no
 //!   such rule, though every outcome is a voice one);
 //! - the theme `outOpsLoan`, named only in prose, is accepted;
+//! - the agentOutcome `voiceDisconnectedWhileQueuedOnHold`, named only in
+//!   prose, is accepted;
 //! - a date-only `startedAt` ("if time of day is not required provide only
 //!   date") is midnight UTC of that date;
 //! - a scheduled interaction happens at `scheduledAtFrom` when it is set.
@@ -48,6 +50,27 @@ pub const MAX_CASES: usize = 100;
 pub const MAX_JSON_BYTES: usize = 1 << 20;
 /// Longest twilioErrorCode, as upstream states.
 pub const MAX_TWILIO_ERROR_CODE_CHARS: usize = 10;
+
+/// Most characters of a caller's value that an error message quotes.
+pub const ECHO_CHARS: usize = 64;
+
+/// A caller's value as an error message quotes it: whole when it has at
+/// most [`ECHO_CHARS`] characters, otherwise its first [`ECHO_CHARS`] and
+/// `…`. Every error that echoes user input goes through this one helper,
+/// so that no answer carries an unbounded value back (a 1 MiB id would
+/// otherwise fill the status message and its BadRequest details).
+pub fn echo(text: &str) -> String {
+    echo_at(text, ECHO_CHARS)
+}
+
+/// `text` whole when it has at most `max` characters, otherwise its first
+/// `max` and `…`: [`echo`] with another bound (whole messages use it).
+pub fn echo_at(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
+}
 
 /// The kind of the contact point a communication went to.
 ///
@@ -236,7 +259,7 @@ pub enum ValidationError {
         field: &'static str,
     },
     /// A vocabulary field holds a value outside the vocabulary.
-    #[error("`{field}` value `{value}` is not allowed; allowed: {allowed}")]
+    #[error("`{field}` value `{}` is not allowed; allowed: {allowed}", echo(.value))]
     UnknownValue {
         /// The field.
         field: &'static str,
@@ -311,7 +334,8 @@ pub enum ValidationError {
     },
     /// An id that does not have the upstream AnyId form.
     #[error(
-        "`{field}` value `{value}` is not an id; allowed: `ext-` and an external id, an id like `BO-ABCD-1234`, or a number"
+        "`{field}` value `{}` is not an id; allowed: `ext-` and an external id, an id like `BO-ABCD-1234`, or a number",
+        echo(.value)
     )]
     InvalidId {
         /// The field.
@@ -321,7 +345,8 @@ pub enum ValidationError {
     },
     /// A case id that is not of the form `CS-XXXX-XXXX`.
     #[error(
-        "`{field}` value `{value}` is not a case id; allowed: `CS-XXXX-XXXX` (CS-, 4 upper-case letters or digits, -, 4 more), like `CS-AB12-34CD`"
+        "`{field}` value `{}` is not a case id; allowed: `CS-XXXX-XXXX` (CS-, 4 upper-case letters or digits, -, 4 more), like `CS-AB12-34CD`",
+        echo(.value)
     )]
     InvalidCaseId {
         /// The field.
@@ -330,7 +355,7 @@ pub enum ValidationError {
         value: String,
     },
     /// The same value twice in a list field.
-    #[error("`{field}` value `{value}` is given more than once; allowed: each value once")]
+    #[error("`{field}` value `{}` is given more than once; allowed: each value once", echo(.value))]
     Duplicate {
         /// The field.
         field: &'static str,
@@ -339,7 +364,8 @@ pub enum ValidationError {
     },
     /// A time that is not RFC 3339 or a date.
     #[error(
-        "`{field}` value `{value}` is not a time; allowed: RFC 3339 with an offset (`2020-04-01T14:00:00Z`) or a date (`2020-04-01`)"
+        "`{field}` value `{}` is not a time; allowed: RFC 3339 with an offset (`2020-04-01T14:00:00Z`) or a date (`2020-04-01`)",
+        echo(.value)
     )]
     Time {
         /// The field.
@@ -362,6 +388,38 @@ pub enum ValidationError {
         channel: Channel,
         /// `recording` or `voicemail`.
         kind: MediaKind,
+    },
+    /// A time outside what the API carries: proto3 JSON's range for every
+    /// time, and from 1900 on for the time of an event.
+    #[error("`{field}` value `{value}` is out of range; allowed: {min} to {max}")]
+    TimeRange {
+        /// The field.
+        field: &'static str,
+        /// The time given, as RFC 3339 or as seconds and nanoseconds.
+        value: String,
+        /// The earliest allowed.
+        min: &'static str,
+        /// The latest allowed.
+        max: &'static str,
+    },
+    /// A time after the server's clock where only the past makes sense.
+    #[error(
+        "`{field}` value `{}` is {} s after the server's clock ({}): {why}; allowed: at most {CLOCK_SKEW_SECONDS} s after it (clock skew){hint}",
+        .value.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        (*.value - *.now).num_seconds(),
+        .now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )]
+    Future {
+        /// The field.
+        field: &'static str,
+        /// The time given.
+        value: DateTime<Utc>,
+        /// The server's clock.
+        now: DateTime<Utc>,
+        /// Why it must be in the past.
+        why: &'static str,
+        /// What to do instead, starting with `; `, or empty.
+        hint: &'static str,
     },
     /// scheduledAtTo before scheduledAtFrom.
     #[error("`scheduledAtTo` `{to}` is before `scheduledAtFrom` `{from}`")]
@@ -387,6 +445,8 @@ impl ValidationError {
             | ValidationError::InvalidCaseId { field, .. }
             | ValidationError::Duplicate { field, .. }
             | ValidationError::Time { field, .. }
+            | ValidationError::TimeRange { field, .. }
+            | ValidationError::Future { field, .. }
             | ValidationError::ReadOnly { field } => field,
             ValidationError::DetailsStatus { .. }
             | ValidationError::DetailsChannel { .. }
@@ -779,6 +839,146 @@ impl Interaction {
     }
 }
 
+/// How far after the server's clock a time that must be in the past may
+/// be: room for clock skew between the caller's hosts and ours.
+pub const CLOCK_SKEW_SECONDS: i64 = 300;
+
+/// The earliest second a request's time may name: proto3 JSON's
+/// `0001-01-01T00:00:00Z`, the least a `google.protobuf.Timestamp` carries
+/// as JSON.
+pub const PROTO_MIN_SECONDS: i64 = -62_135_596_800;
+/// The latest second a request's time may name: proto3 JSON's
+/// `9999-12-31T23:59:59.999999999Z` (with any nanoseconds).
+pub const PROTO_MAX_SECONDS: i64 = 253_402_300_799;
+/// The earliest an event (a call's `startedAt` or `endedAt`, a
+/// restriction's `receivedAt` or its end) may be: `1900-01-01T00:00:00Z`.
+pub const EARLIEST_EVENT_SECONDS: i64 = -2_208_988_800;
+const PROTO_MIN_TEXT: &str = "0001-01-01T00:00:00Z";
+const PROTO_MAX_TEXT: &str = "9999-12-31T23:59:59.999999999Z";
+const EARLIEST_EVENT_TEXT: &str = "1900-01-01T00:00:00Z";
+
+/// A time of a request (seconds and nanoseconds, as a
+/// `google.protobuf.Timestamp` carries it) within what the API carries:
+/// proto3 JSON's range with nanoseconds 0 to 999,999,999, and from 1900 on
+/// when `event` (the time something happened). Only requests are held to
+/// this: records already stored load whatever their times
+/// ([`out_of_range`] counts them).
+pub fn request_time(
+    field: &'static str,
+    seconds: i64,
+    nanos: i32,
+    event: bool,
+) -> Result<DateTime<Utc>, ValidationError> {
+    let min = if event {
+        EARLIEST_EVENT_SECONDS
+    } else {
+        PROTO_MIN_SECONDS
+    };
+    let t = u32::try_from(nanos)
+        .ok()
+        .filter(|n| *n < 1_000_000_000)
+        .and_then(|n| DateTime::from_timestamp(seconds, n));
+    match t {
+        Some(t) if (min..=PROTO_MAX_SECONDS).contains(&seconds) => Ok(t),
+        _ => Err(ValidationError::TimeRange {
+            field,
+            value: match t {
+                Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                None => format!("{seconds} s {nanos} ns"),
+            },
+            min: if event {
+                EARLIEST_EVENT_TEXT
+            } else {
+                PROTO_MIN_TEXT
+            },
+            max: PROTO_MAX_TEXT,
+        }),
+    }
+}
+
+/// True if `t`, stored as the time of an event, is outside what a request
+/// may give ([`request_time`] with `event`): records from before the bound
+/// was enforced, counted when a data directory is opened.
+pub fn out_of_range(t: DateTime<Utc>) -> bool {
+    !(EARLIEST_EVENT_SECONDS..=PROTO_MAX_SECONDS).contains(&t.timestamp())
+}
+
+/// True if `t` is outside proto3 JSON's range ([`request_time`] without
+/// `event`): a stored time no JSON client can read.
+pub fn outside_proto_json(t: DateTime<Utc>) -> bool {
+    !(PROTO_MIN_SECONDS..=PROTO_MAX_SECONDS).contains(&t.timestamp())
+}
+
+impl Interaction {
+    /// True if a time of the record is outside what a request may give
+    /// now: its `startedAt` or `endedAt` before 1900 or past 9999, or any
+    /// other time outside proto3 JSON's range. Such records were stored
+    /// before the bound; they load and count as they are.
+    pub fn has_time_out_of_range(&self) -> bool {
+        out_of_range(self.started_at)
+            || self.ended_at.is_some_and(out_of_range)
+            || [
+                self.scheduled_at_from,
+                self.scheduled_at_to,
+                Some(self.created_at),
+                self.updated_at,
+                self.deleted_at,
+            ]
+            .into_iter()
+            .flatten()
+            .any(outside_proto_json)
+    }
+}
+
+/// Refuses an interaction given as completed (`attempted`, `succeeded`,
+/// `failed`) whose `startedAt` is more than [`CLOCK_SKEW_SECONDS`] after
+/// `now`: a call that has not happened yet cannot have an outcome, and one
+/// recorded as happened in the future would start no quiet period now.
+/// For the API only; replay, restore and import take records as they are.
+pub fn check_completed_start(
+    status: Status,
+    started_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), ValidationError> {
+    let completed = matches!(
+        status,
+        Status::Attempted | Status::Succeeded | Status::Failed
+    );
+    if completed && started_at > now + chrono::Duration::seconds(CLOCK_SKEW_SECONDS) {
+        return Err(ValidationError::Future {
+            field: "startedAt",
+            value: started_at,
+            now,
+            why: match status {
+                Status::Attempted => "an `attempted` interaction has already started",
+                Status::Succeeded => "a `succeeded` interaction has already started",
+                _ => "a `failed` interaction has already started",
+            },
+            hint: "; a send still to come is `scheduled` or `inProgress`",
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a restriction's `receivedAt` more than [`CLOCK_SKEW_SECONDS`]
+/// after `now`: a cease received in the future would not be in force now.
+/// For the API only, as [`check_completed_start`].
+pub fn check_received_at(
+    received_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), ValidationError> {
+    if received_at > now + chrono::Duration::seconds(CLOCK_SKEW_SECONDS) {
+        return Err(ValidationError::Future {
+            field: "receivedAt",
+            value: received_at,
+            now,
+            why: "a restriction is recorded once the lender has received it",
+            hint: "; `receivedAt` is required: give when the lender received it (the server's current time for one received just now)",
+        });
+    }
+    Ok(())
+}
+
 /// Parses a time field: RFC 3339 with an offset, or a bare date (midnight
 /// UTC), as upstream allows.
 pub fn parse_time(field: &'static str, text: &str) -> Result<DateTime<Utc>, ValidationError> {
@@ -790,7 +990,7 @@ pub fn parse_time(field: &'static str, text: &str) -> Result<DateTime<Utc>, Vali
     }
     Err(ValidationError::Time {
         field,
-        value: text.chars().take(64).collect(),
+        value: echo(text),
     })
 }
 
@@ -812,7 +1012,7 @@ macro_rules! vocab_field {
                     .map(Some)
                     .ok_or_else(|| ValidationError::UnknownValue {
                         field: $field,
-                        value: text.chars().take(64).collect(),
+                        value: echo(text),
                         allowed: describe_allowed(text, <$ty>::NAMES),
                     })
             }
@@ -1157,7 +1357,7 @@ impl InteractionInput {
                 if !is_case_id(c) {
                     errors.push(ValidationError::InvalidCaseId {
                         field: "caseIds",
-                        value: c.chars().take(64).collect(),
+                        value: echo(c),
                     });
                 } else if case_ids[..i].contains(c) {
                     errors.push(ValidationError::Duplicate {

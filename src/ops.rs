@@ -222,7 +222,7 @@ fn copy_media(
             return Err(OpsError::DamagedAudio {
                 path: source.clone(),
                 expected: "a storage key that is a plain file name".into(),
-                actual: format!("`{}`", key.chars().take(100).collect::<String>()),
+                actual: format!("`{}`", crate::model::echo(key)),
             });
         }
         let from = source.join(key);
@@ -362,7 +362,7 @@ fn place_media(
             return Err(OpsError::DamagedAudio {
                 path: from.to_owned(),
                 expected: "a storage key that is a plain file name".into(),
-                actual: format!("`{}`", key.chars().take(100).collect::<String>()),
+                actual: format!("`{}`", crate::model::echo(key)),
             });
         }
         let file = source.join(key);

@@ -262,7 +262,7 @@ impl Problem {
 pub struct RestrictionErrors(pub Vec<Problem>);
 
 fn clip(text: &str) -> String {
-    text.chars().take(64).collect()
+    crate::model::echo(text)
 }
 
 /// A restriction as a request or a test file gives it: strings, exactly as

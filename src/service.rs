@@ -8,7 +8,7 @@
 //! | status | when | what the caller does |
 //! |---|---|---|
 //! | `OK` | answered | act on `allowed`; a blocked send is not an error |
-//! | `INVALID_ARGUMENT` | a field is wrong (google.rpc.BadRequest lists each) | fix the request; do not send |
+//! | `INVALID_ARGUMENT` | a field is wrong (google.rpc.BadRequest lists each), or the message is not valid protobuf ([`ProtoCodec`]) | fix the request; do not send |
 //! | `NOT_FOUND` | unknown person, interaction or restriction (or a sensitive interaction without the right, or another company's), or audio that is not there | check the id |
 //! | `ALREADY_EXISTS` | an id or externalId already names another record | use another id |
 //! | `FAILED_PRECONDITION` | the state forbids it (delete of a non-external interaction, a link joining two histories, ending a restriction already ended) | do not retry as is |
@@ -19,7 +19,7 @@
 //! | `PERMISSION_DENIED` | the key lacks a right (joining a conversation needs `agent`) | use a key with the right |
 //! | `RESOURCE_EXHAUSTED` | an upload past the size bound; nothing was stored | send less |
 //! | `DATA_LOSS` | a download's stored audio failed its checksum (ends the stream) | discard what arrived |
-//! | `INTERNAL` | a broken invariant | do not send; report it |
+//! | `INTERNAL` | a broken invariant of ours, never a malformed request | do not send; report it |
 //!
 //! A Check that cannot be decided never answers `allowed`: every error is a
 //! non-OK status, and a caller must treat any non-OK status as "do not send".
@@ -44,9 +44,22 @@ use crate::model::{
 use crate::pb;
 use crate::restrictions::Restriction;
 use crate::wire::{
-    contact_in, input_of, media_pb_of, non_empty, opt_time, pb_of, restriction_input_of,
+    contact_in, input_of, media_pb_of, non_empty, opt_request_time, pb_of, restriction_input_of,
     restriction_pb_of, searchable_of, ts,
 };
+
+/// Most characters of one status message, and of one BadRequest
+/// violation: a backstop under [`crate::model::echo`], which bounds each
+/// value a message quotes, so that no answer's headers grow past what a
+/// client takes (a field list of many problems stays readable).
+pub const MAX_MESSAGE_CHARS: usize = 2048;
+/// Most BadRequest violations one answer lists.
+pub const MAX_VIOLATIONS: usize = 32;
+
+/// A message cut to [`MAX_MESSAGE_CHARS`].
+fn bounded(message: String) -> String {
+    crate::model::echo_at(&message, MAX_MESSAGE_CHARS)
+}
 
 impl From<GuardError> for Status {
     fn from(e: GuardError) -> Status {
@@ -59,18 +72,21 @@ impl From<GuardError> for Status {
                     .collect::<Vec<_>>()
                     .join("; ");
                 let mut details = ErrorDetails::new();
-                for p in problems {
-                    details.add_bad_request_violation(p.field, p.message);
+                for p in problems.into_iter().take(MAX_VIOLATIONS) {
+                    details.add_bad_request_violation(
+                        crate::model::echo(&p.field),
+                        bounded(p.message),
+                    );
                 }
-                Status::with_error_details(Code::InvalidArgument, message, details)
+                Status::with_error_details(Code::InvalidArgument, bounded(message), details)
             }
-            GuardError::NotFound(m) => Status::not_found(m),
-            GuardError::AlreadyExists(m) => Status::already_exists(m),
-            GuardError::FailedPrecondition(m) => Status::failed_precondition(m),
-            GuardError::PermissionDenied(m) => Status::permission_denied(m),
-            GuardError::Unavailable(m) => Status::unavailable(m),
+            GuardError::NotFound(m) => Status::not_found(bounded(m)),
+            GuardError::AlreadyExists(m) => Status::already_exists(bounded(m)),
+            GuardError::FailedPrecondition(m) => Status::failed_precondition(bounded(m)),
+            GuardError::PermissionDenied(m) => Status::permission_denied(bounded(m)),
+            GuardError::Unavailable(m) => Status::unavailable(bounded(m)),
             e @ GuardError::DeadlineExceeded => Status::deadline_exceeded(e.to_string()),
-            e @ GuardError::Internal(_) => Status::internal(e.to_string()),
+            e @ GuardError::Internal(_) => Status::internal(bounded(e.to_string())),
         }
     }
 }
@@ -87,6 +103,65 @@ fn invalid(field: &str, message: impl Into<String>) -> Status {
         message: message.into(),
     }])
     .into()
+}
+
+/// The codec of every generated service and client: tonic's
+/// [`tonic_prost::ProstCodec`], with one change. tonic answers a message
+/// that does not decode (a string field that is not UTF-8, a wrong wire
+/// type, a truncated field) with INTERNAL, which the status table keeps for
+/// a broken invariant of ours; it is the caller's error, so this decoder
+/// answers INVALID_ARGUMENT, with prost's description (the message and
+/// field path, never the bytes). Set once, in `build.rs` (`codec_path`).
+#[derive(Debug, Clone)]
+pub struct ProtoCodec<T, U>(tonic_prost::ProstCodec<T, U>);
+
+impl<T, U> Default for ProtoCodec<T, U> {
+    fn default() -> Self {
+        ProtoCodec(tonic_prost::ProstCodec::default())
+    }
+}
+
+impl<T, U> tonic::codec::Codec for ProtoCodec<T, U>
+where
+    T: prost::Message + Send + 'static,
+    U: prost::Message + Default + Send + 'static,
+{
+    type Encode = T;
+    type Decode = U;
+    type Encoder = tonic_prost::ProstEncoder<T>;
+    type Decoder = ProtoDecoder<U>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        self.0.encoder()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ProtoDecoder(self.0.decoder())
+    }
+}
+
+/// The decoder of [`ProtoCodec`]: prost's, with a decode error answered as
+/// INVALID_ARGUMENT.
+#[derive(Debug, Clone)]
+pub struct ProtoDecoder<U>(tonic_prost::ProstDecoder<U>);
+
+impl<U: prost::Message + Default> tonic::codec::Decoder for ProtoDecoder<U> {
+    type Item = U;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<U>, Status> {
+        // ProstDecoder fails only when prost cannot decode the bytes.
+        self.0.decode(buf).map_err(|e| {
+            Status::invalid_argument(bounded(format!(
+                "the request is not a valid protobuf message: {}",
+                e.message()
+            )))
+        })
+    }
+
+    fn buffer_settings(&self) -> tonic::codec::BufferSettings {
+        self.0.buffer_settings()
+    }
 }
 
 /// How requests are authenticated.
@@ -361,7 +436,7 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
                 is_transactional: r.is_transactional,
                 contact: contact_in(&r.contact),
                 previous_interaction_id: r.previous_interaction_id.clone(),
-                at: opt_time("at", &r.at)?,
+                at: opt_request_time("at", &r.at, false)?,
                 jurisdictions: r.jurisdictions.clone(),
                 time_zones: r.time_zones.clone(),
                 reserve: r.reserve,
@@ -501,7 +576,7 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
         timed("EndRestriction", async {
             let who = caller(&req)?;
             let r = req.get_ref();
-            let ended_at = opt_time("endedAt", &r.ended_at)?;
+            let ended_at = opt_request_time("endedAt", &r.ended_at, true)?;
             let now = Utc::now();
             let stored = self
                 .guard()?
@@ -528,7 +603,7 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
         timed("ListRestrictions", async {
             caller(&req)?;
             let r = req.get_ref();
-            let at = opt_time("at", &r.at)?.unwrap_or_else(Utc::now);
+            let at = opt_request_time("at", &r.at, false)?.unwrap_or_else(Utc::now);
             let list = self
                 .guard()?
                 .restrictions(&r.person_id, r.include_ended, at)?;
@@ -546,7 +621,7 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
         timed("ExplainRestrictions", async {
             caller(&req)?;
             let r = req.get_ref();
-            let at = opt_time("at", &r.at)?.unwrap_or_else(Utc::now);
+            let at = opt_request_time("at", &r.at, false)?.unwrap_or_else(Utc::now);
             let effects = self.guard()?.explain(&r.person_id, at)?;
             Ok(Response::new(pb::ExplainRestrictionsResponse {
                 effects: effects
@@ -601,7 +676,7 @@ fn parse_list<T>(
                         field: field.to_owned(),
                         message: format!(
                             "`{field}` value `{}` is not allowed; allowed: \"null\" or {}",
-                            v.chars().take(64).collect::<String>(),
+                            crate::model::echo(v),
                             describe_allowed(v, names)
                         ),
                     });
@@ -652,7 +727,7 @@ fn case_ids(
         if !is_case_id(v) {
             problems.push(problem(ValidationError::InvalidCaseId {
                 field,
-                value: v.chars().take(64).collect(),
+                value: crate::model::echo(v),
             }));
         }
     }
@@ -687,7 +762,7 @@ fn list_query(r: &pb::ListInteractionsRequest) -> Result<ListQuery, Status> {
                 field: "direction".into(),
                 message: format!(
                     "`direction` value `{}` is not allowed; allowed: outbound, inbound",
-                    r.direction
+                    crate::model::echo(&r.direction)
                 ),
             });
         }
@@ -706,7 +781,7 @@ fn list_query(r: &pb::ListInteractionsRequest) -> Result<ListQuery, Status> {
                 field: "sortBy".into(),
                 message: format!(
                     "`sortBy` value `{}` is not a sort field; allowed: {} with an optional + or - prefix",
-                    s.chars().take(64).collect::<String>(),
+                    crate::model::echo(s),
                     describe_allowed(name, SortField::NAMES)
                 ),
             }),
@@ -732,7 +807,7 @@ fn list_query(r: &pb::ListInteractionsRequest) -> Result<ListQuery, Status> {
                     } else {
                         r.channel
                             .iter()
-                            .map(|c| format!("`{}`", c.chars().take(32).collect::<String>()))
+                            .map(|c| format!("`{}`", crate::model::echo(c)))
                             .collect::<Vec<_>>()
                             .join(", ")
                     }
@@ -769,14 +844,30 @@ fn list_query(r: &pb::ListInteractionsRequest) -> Result<ListQuery, Status> {
             &mut problems,
         ),
         themes: parse_list("theme", &r.theme, Theme::parse, Theme::NAMES, &mut problems),
-        created_before: opt_time("createdAtBefore", &r.created_at_before)?,
-        created_after: opt_time("createdAtAfter", &r.created_at_after)?,
-        started_before: opt_time("startedAtBefore", &r.started_at_before)?,
-        started_after: opt_time("startedAtAfter", &r.started_at_after)?,
-        scheduled_from_before: opt_time("scheduledAtFromBefore", &r.scheduled_at_from_before)?,
-        scheduled_from_after: opt_time("scheduledAtFromAfter", &r.scheduled_at_from_after)?,
-        scheduled_to_before: opt_time("scheduledAtToBefore", &r.scheduled_at_to_before)?,
-        scheduled_to_after: opt_time("scheduledAtToAfter", &r.scheduled_at_to_after)?,
+        created_before: opt_request_time("createdAtBefore", &r.created_at_before, false)?,
+        created_after: opt_request_time("createdAtAfter", &r.created_at_after, false)?,
+        started_before: opt_request_time("startedAtBefore", &r.started_at_before, false)?,
+        started_after: opt_request_time("startedAtAfter", &r.started_at_after, false)?,
+        scheduled_from_before: opt_request_time(
+            "scheduledAtFromBefore",
+            &r.scheduled_at_from_before,
+            false,
+        )?,
+        scheduled_from_after: opt_request_time(
+            "scheduledAtFromAfter",
+            &r.scheduled_at_from_after,
+            false,
+        )?,
+        scheduled_to_before: opt_request_time(
+            "scheduledAtToBefore",
+            &r.scheduled_at_to_before,
+            false,
+        )?,
+        scheduled_to_after: opt_request_time(
+            "scheduledAtToAfter",
+            &r.scheduled_at_to_after,
+            false,
+        )?,
         sensitive: r.sensitive,
         is_external: r.is_external,
         content_contains: non_empty(&r.content_contains),
@@ -1209,7 +1300,7 @@ impl Service {
                 "sha256",
                 format!(
                     "`sha256` value `{}` is not a SHA-256; allowed: 64 hex digits",
-                    sha.chars().take(80).collect::<String>()
+                    crate::model::echo(sha)
                 ),
             );
         }

@@ -27,6 +27,32 @@ pub fn time(field: &str, ts: &Timestamp) -> Result<DateTime<Utc>, FieldProblem> 
         })
 }
 
+/// Converts a request's protobuf timestamp, refusing what the API cannot
+/// carry ([`crate::model::request_time`]): outside proto3 JSON's range, or
+/// before 1900 for the time of an event (`event`). The journal's records
+/// are read with [`time`], which takes every time chrono can hold.
+pub fn request_time(
+    field: &'static str,
+    ts: &Timestamp,
+    event: bool,
+) -> Result<DateTime<Utc>, FieldProblem> {
+    crate::model::request_time(field, ts.seconds, ts.nanos, event).map_err(|e| FieldProblem {
+        field: field.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// [`request_time`] of an optional timestamp.
+pub fn opt_request_time(
+    field: &'static str,
+    ts: &Option<Timestamp>,
+    event: bool,
+) -> Result<Option<DateTime<Utc>>, FieldProblem> {
+    ts.as_ref()
+        .map(|t| request_time(field, t, event))
+        .transpose()
+}
+
 /// Converts an optional protobuf timestamp.
 pub fn opt_time(
     field: &str,
@@ -114,8 +140,13 @@ pub fn contact_in(c: &Option<pb::Contact>) -> Option<ContactInput> {
 /// (id, personId, createdAt, createdBy, updatedAt, updatedBy, deletedAt) are
 /// not taken from the request.
 pub fn input_of(i: &pb::Interaction) -> Result<InteractionInput, FieldProblem> {
-    let t = |field: &str, v: &Option<Timestamp>| -> Result<Option<String>, FieldProblem> {
-        Ok(opt_time(field, v)?.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
+    // startedAt and endedAt are times of the call itself: from 1900 on.
+    let t = |field: &'static str,
+             v: &Option<Timestamp>,
+             event: bool|
+     -> Result<Option<String>, FieldProblem> {
+        Ok(opt_request_time(field, v, event)?
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
     };
     Ok(InteractionInput {
         id: None,
@@ -129,10 +160,10 @@ pub fn input_of(i: &pb::Interaction) -> Result<InteractionInput, FieldProblem> {
         status: non_empty(&i.status),
         status_details: i.status_details.clone(),
         agent_outcome: i.agent_outcome.clone(),
-        started_at: t("startedAt", &i.started_at)?,
-        ended_at: t("endedAt", &i.ended_at)?,
-        scheduled_at_from: t("scheduledAtFrom", &i.scheduled_at_from)?,
-        scheduled_at_to: t("scheduledAtTo", &i.scheduled_at_to)?,
+        started_at: t("startedAt", &i.started_at, true)?,
+        ended_at: t("endedAt", &i.ended_at, true)?,
+        scheduled_at_from: t("scheduledAtFrom", &i.scheduled_at_from, false)?,
+        scheduled_at_to: t("scheduledAtTo", &i.scheduled_at_to, false)?,
         loan_id: i.loan_id.clone(),
         loan_ids: (!i.loan_ids.is_empty()).then(|| i.loan_ids.clone()),
         case_ids: (!i.case_ids.is_empty()).then(|| i.case_ids.clone()),
@@ -579,15 +610,17 @@ pub fn restriction_input_of(
     person_id: &str,
 ) -> (RestrictionInput, Vec<FieldProblem>) {
     let mut problems = Vec::new();
-    let mut t = |field: &str, v: &Option<Timestamp>| match opt_time(field, v) {
+    let mut t = |field: &'static str, v: &Option<Timestamp>, event: bool| match opt_request_time(
+        field, v, event,
+    ) {
         Ok(t) => t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
         Err(p) => {
             problems.push(p);
             None
         }
     };
-    let received_at = t("receivedAt", &r.received_at);
-    let ends_at = t("endsAt", &r.ends_at);
+    let received_at = t("receivedAt", &r.received_at, true);
+    let ends_at = t("endsAt", &r.ends_at, false);
     let ended_at = r.ended_at.is_some();
     let refuse = |field: &str, why: &str| FieldProblem {
         field: field.to_owned(),
@@ -598,8 +631,8 @@ pub fn restriction_input_of(
             field: "personId".into(),
             message: format!(
                 "`personId` of the restriction `{}` is not the request's `personId` `{}`; allowed: empty, or the same id",
-                r.person_id.chars().take(64).collect::<String>(),
-                person_id.chars().take(64).collect::<String>()
+                crate::model::echo(&r.person_id),
+                crate::model::echo(person_id)
             ),
         });
     }

@@ -13,6 +13,8 @@ mod grpc_cases;
 mod grpc_check;
 mod grpc_company;
 mod grpc_convo;
+mod grpc_fuzz;
+mod grpc_input;
 mod grpc_interactions;
 mod grpc_media;
 mod grpc_restrictions;

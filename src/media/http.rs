@@ -215,10 +215,7 @@ async fn answer(server: &LinkServer, req: &Request<Incoming>) -> Response<Body> 
     if !path.starts_with("/media/") {
         return text(
             StatusCode::NOT_FOUND,
-            format!(
-                "no such page `{}`",
-                path.chars().take(100).collect::<String>()
-            ),
+            format!("no such page `{}`", crate::model::echo(path)),
         );
     }
     let (target, signature) = match LinkSigner::parse(path, req.uri().query().unwrap_or_default()) {

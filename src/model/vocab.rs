@@ -18,6 +18,12 @@ pub fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -
         if candidate.to_ascii_lowercase() == lower {
             return Some(candidate);
         }
+        // The distance is at least the difference in length, and a
+        // suggestion is at most 3 away: far longer input (a 1 MiB value)
+        // costs nothing instead of a quadratic comparison per candidate.
+        if lower.len().abs_diff(candidate.len()) > 3 {
+            continue;
+        }
         let distance = edit_distance(&lower, &candidate.to_ascii_lowercase());
         if best.is_none_or(|(d, _)| distance < d) {
             best = Some((distance, candidate));
@@ -308,6 +314,14 @@ vocabulary! {
 vocabulary! {
     /// The human outcome of an interaction, according to an agent (upstream
     /// `InteractionAgentOutcome`).
+    ///
+    /// `voiceDisconnectedWhileQueuedOnHold` ("Caller hung up while on
+    /// hold") is listed in the reference's prose but not in its enum; it is
+    /// accepted, last so that the earlier values keep their places. Records
+    /// carry outcomes by name (journal, snapshots, backups), so nothing
+    /// stored before it changes meaning. For counting it is neither a sign
+    /// that a call connected nor that it did not, so it makes no count more
+    /// permissive than the same record without an outcome.
     AgentOutcome, "agentOutcome" {
         VoiceSpokeWithFirstParty = "voiceSpokeWithFirstParty",
         VoiceSpokeWithThirdParty = "voiceSpokeWithThirdParty",
@@ -319,8 +333,13 @@ vocabulary! {
         VoiceFailedToInitiate = "voiceFailedToInitiate",
         VoiceNumberDisconnected = "voiceNumberDisconnected",
         VoiceUnexpectedDisconnect = "voiceUnexpectedDisconnect",
+        VoiceDisconnectedWhileQueuedOnHold = "voiceDisconnectedWhileQueuedOnHold",
     }
 }
+
+// Rules keep the outcomes that never count as a 16-bit set
+// (`rules::Counting`): a seventeenth outcome must widen it first.
+const _: () = assert!(AgentOutcome::ALL.len() <= 16);
 
 vocabulary! {
     /// The category of a message's content (upstream `InteractionSubject`).
