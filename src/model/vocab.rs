@@ -319,9 +319,10 @@ vocabulary! {
     /// hold") is listed in the reference's prose but not in its enum; it is
     /// accepted, last so that the earlier values keep their places. Records
     /// carry outcomes by name (journal, snapshots, backups), so nothing
-    /// stored before it changes meaning. For counting it is neither a sign
-    /// that a call connected nor that it did not, so it makes no count more
-    /// permissive than the same record without an outcome.
+    /// stored before it changes meaning. For counting it says the call
+    /// connected (it was answered and queued) and does not rule out a
+    /// conversation, so it makes no answer more permissive than the same
+    /// record without an outcome.
     AgentOutcome, "agentOutcome" {
         VoiceSpokeWithFirstParty = "voiceSpokeWithFirstParty",
         VoiceSpokeWithThirdParty = "voiceSpokeWithThirdParty",

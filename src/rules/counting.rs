@@ -38,7 +38,7 @@ const NOT_CONNECTED_OUTCOMES: &[AgentOutcome] = &[
 /// Signs that a call connected, or may have: answered (even if it then
 /// dropped), rang unanswered, or reached voicemail (comment
 /// 14(b)(3)(ii)-1); an unexpected disconnect may have cut a call that was
-/// under way. Any one of them makes the call a placed call, whatever its
+/// under way, and a call dropped while queued on hold was answered. Any one of them makes the call a placed call, whatever its
 /// status says.
 const CONNECTED_DETAILS: &[StatusDetails] = &[
     StatusDetails::VoiceConnected,
@@ -60,6 +60,10 @@ const CONNECTED_OUTCOMES: &[AgentOutcome] = &[
     AgentOutcome::VoiceRangNoPickup,
     AgentOutcome::VoicePickedHungUp,
     AgentOutcome::VoiceUnexpectedDisconnect,
+    // The caller hung up while on hold: the call was answered and queued,
+    // so it connected; whether anyone spoke before the hold is not said,
+    // so it does not rule out a conversation either.
+    AgentOutcome::VoiceDisconnectedWhileQueuedOnHold,
 ];
 
 /// Known facts that a connected call was not a conversation with the
