@@ -1727,6 +1727,19 @@ impl Guard {
         caller: &Caller,
         now: DateTime<Utc>,
     ) -> Result<Restriction, GuardError> {
+        // Left out, `receivedAt` is now: the lender records a restriction
+        // as it receives it. The record carries the moment, so replay
+        // reads the same time.
+        let defaulted;
+        let input = if input.received_at.is_empty() {
+            defaulted = RestrictionInput {
+                received_at: now.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                ..input.clone()
+            };
+            &defaulted
+        } else {
+            input
+        };
         let mut problems = restriction_problems(person, input, already, now);
         // A receivedAt in the future: refused here, at the API, and never
         // when a journal, snapshot or backup is read back.

@@ -973,7 +973,7 @@ pub fn check_received_at(
             value: received_at,
             now,
             why: "a restriction is recorded once the lender has received it",
-            hint: "; `receivedAt` is required: give when the lender received it (the server's current time for one received just now)",
+            hint: "; leave `receivedAt` out for a restriction received now",
         });
     }
     Ok(())

@@ -377,7 +377,7 @@ async fn a_restriction_received_in_the_future_is_refused() {
         m.starts_with("`receivedAt` value `")
             && m.contains("after the server's clock")
             && m.contains("allowed: at most 300 s after it (clock skew)")
-            && m.contains("the server's current time for one received just now"),
+            && m.ends_with("; leave `receivedAt` out for a restriction received now"),
         "{m}"
     );
     // Controls: within the skew, and yesterday.
@@ -391,6 +391,19 @@ async fn a_restriction_received_in_the_future_is_refused() {
             .unwrap();
         assert_eq!(r.received_at, at(received));
     }
+    // Left out, it is the server's now, and the restriction is in force.
+    let mut left_out = add(now);
+    left_out.restriction.as_mut().unwrap().received_at = None;
+    let r = guard
+        .add_restriction(left_out)
+        .await
+        .unwrap()
+        .into_inner()
+        .restriction
+        .unwrap();
+    let got = r.received_at.unwrap().seconds;
+    assert!((now..=now_seconds()).contains(&got), "{got} not in {now}..");
+    assert!(r.in_force);
 }
 
 // ---- times outside what the API can carry ----------------------------------
