@@ -1927,6 +1927,27 @@ rules:
     /// at midnight), Lord Howe (half-hour changes, Apr 5 and Oct 4 2026);
     /// received long before, inside a gap, and inside both passes of a
     /// fold.
+    /// [`check`] of one designation under the designated-time rule alone,
+    /// for a call about one loan, minute by minute for `hours`.
+    fn check_designation(
+        restriction: String,
+        zones: &[&str],
+        from: &str,
+        hours: i64,
+    ) -> Vec<String> {
+        let mut p = Proposal::new(Channel::Voice, Direction::Outbound);
+        p.loans = vec!["CARD".into()];
+        check(&Setup {
+            rules: DESIGNATED,
+            records: &[],
+            restrictions: &[restriction],
+            proposal: p,
+            zones,
+            from,
+            hours,
+        })
+    }
+
     #[test]
     fn designated_times_across_offset_changes() {
         let zones = ["America/New_York", "America/Havana", "Australia/Lord_Howe"];
@@ -1951,20 +1972,10 @@ rules:
                     "2026-11-01T05:40:00Z",
                     "2026-11-01T06:20:00Z",
                 ] {
-                    let mut p = Proposal::new(Channel::Voice, Direction::Outbound);
-                    p.loans = vec!["CARD".into()];
-                    let restrictions = [format!(
+                    let restriction = format!(
                         "{{id: RS-T-1, kind: inconvenientTime, source: call, receivedAt: '{received}', from: '{f}', until: '{u}'}}"
-                    )];
-                    for b in check(&Setup {
-                        rules: DESIGNATED,
-                        records: &[],
-                        restrictions: &restrictions,
-                        proposal: p,
-                        zones: &zones,
-                        from,
-                        hours: 48,
-                    }) {
+                    );
+                    for b in check_designation(restriction, &zones, from, 48) {
                         bad.push(format!("{from} {f}-{u} received {received}: {b}"));
                     }
                 }
@@ -1999,23 +2010,13 @@ rules:
         ] {
             for (days, times) in windows {
                 for received in ["2026-01-01T00:00:00Z", "2026-03-08T06:20:00Z"] {
-                    let mut p = Proposal::new(Channel::Voice, Direction::Outbound);
-                    p.loans = vec!["CARD".into()];
                     let times = times
                         .map(|(f, u)| format!(", from: '{f}', until: '{u}'"))
                         .unwrap_or_default();
-                    let restrictions = [format!(
+                    let restriction = format!(
                         "{{id: RS-T-1, kind: inconvenientTime, source: call, receivedAt: '{received}', days: {days}{times}}}"
-                    )];
-                    for b in check(&Setup {
-                        rules: DESIGNATED,
-                        records: &[],
-                        restrictions: &restrictions,
-                        proposal: p,
-                        zones: &zones,
-                        from,
-                        hours: 60,
-                    }) {
+                    );
+                    for b in check_designation(restriction, &zones, from, 60) {
                         bad.push(format!("{from} {days}{times} received {received}: {b}"));
                     }
                 }

@@ -649,16 +649,7 @@ async fn after_seven_calls(
         records.create_interaction(create(person, i)).await.unwrap();
     }
     let answer = guard
-        .check(CheckRequest {
-            person_id: person.into(),
-            channel: "voice".into(),
-            direction: "outbound".into(),
-            loan_ids: vec!["L1".into()],
-            jurisdictions: vec!["US-NY".into()],
-            time_zones: vec!["America/New_York".into()],
-            at: at(MONDAY_10),
-            ..CheckRequest::default()
-        })
+        .check(crate::grpc_interactions::check_call(person, MONDAY_10))
         .await
         .unwrap()
         .into_inner();

@@ -213,7 +213,7 @@ fn assert_invalid(status: &Status, field: &str, description: &str) {
 }
 
 /// A Check for an outbound voice call about L1 in New York.
-fn check_call(person: &str, at_seconds: i64) -> CheckRequest {
+pub(crate) fn check_call(person: &str, at_seconds: i64) -> CheckRequest {
     CheckRequest {
         person_id: person.into(),
         channel: "voice".into(),
