@@ -1070,6 +1070,24 @@ pub fn decide(
         } else {
             debts.iter().map(|_| Vec::new()).collect()
         };
+        // Consent requests counted per borrower under a rule whose consent
+        // is per debt: every covered message to the borrower that no
+        // consent covered when it went, the same for every debt and zone.
+        let borrower_requests: Option<Vec<usize>> = match rule.kind {
+            RuleKind::ConsentRequired {
+                consent,
+                per: Per::Debt,
+                requests_per: Per::Borrower,
+                ..
+            } => {
+                let mut all = select_grouped(rule, view, entries, &classes, &verdicts, None, None);
+                all.retain(|i| {
+                    !restrict::consent_covers(view, consent, proposal.channel, &entries[*i])
+                });
+                Some(all)
+            }
+            _ => None,
+        };
         // A restriction in force for a span of time reads no clock face:
         // its constraint is the same in every zone, so one is built.
         let in_zones = match rule.kind {
@@ -1079,7 +1097,17 @@ pub fn decide(
         for (zone, days) in zones.iter().zip(&days_by_zone).take(in_zones) {
             for (debt, picked) in debts.iter().zip(&selected) {
                 constraints.push(build(
-                    rule, view, proposal, entries, picked, days, *zone, *debt,
+                    rule,
+                    view,
+                    proposal,
+                    entries,
+                    Picked {
+                        entries: picked,
+                        requests: borrower_requests.as_deref(),
+                    },
+                    days,
+                    *zone,
+                    *debt,
                 ));
             }
         }
@@ -1355,8 +1383,17 @@ fn select_grouped(
     picked
 }
 
-/// Builds one rule's constraint in one zone for one debt. `picked` are
-/// the entries [`select`] chose for the rule and debt; `local_days[i]` is
+/// What a rule that reads the history picked from it (places in
+/// `entries`): what it may count for one debt, and, for a consent rule
+/// that counts requests per borrower, the borrower's requests.
+#[derive(Clone, Copy)]
+struct Picked<'p> {
+    entries: &'p [usize],
+    requests: Option<&'p [usize]>,
+}
+
+/// Builds one rule's constraint in one zone for one debt. `picked.entries`
+/// are the entries [`select`] chose for the rule and debt; `local_days[i]` is
 /// the local day of `entries[i]` in `zone`.
 #[allow(clippy::too_many_arguments, reason = "one constraint's every input")]
 fn build<'r>(
@@ -1364,7 +1401,7 @@ fn build<'r>(
     view: &BorrowerView<'_>,
     proposal: &Proposal,
     entries: &[Entry],
-    picked: &[usize],
+    picked: Picked<'_>,
     local_days: &[i32],
     zone: Tz,
     debt: Option<DebtKey>,
@@ -1374,7 +1411,12 @@ fn build<'r>(
         day: *day,
         key: e.key,
     };
-    let chosen = || picked.iter().map(|i| (&entries[*i], &local_days[*i]));
+    let chosen = || {
+        picked
+            .entries
+            .iter()
+            .map(|i| (&entries[*i], &local_days[*i]))
+    };
     let consent = |exempt: bool| {
         if exempt {
             restrict::consent_periods(view, zone, debt, &proposal.loans, |e| {
@@ -1439,13 +1481,19 @@ fn build<'r>(
             let consents = spans(*consent);
             // Every covered message sent while no consent was in force was
             // a consent request (or a breach): either way it uses the
-            // allowance.
+            // allowance. Counted per borrower, they were judged once for
+            // the rule, each against the consents for its own debts.
             let mut requests: Vec<Item> = Vec::with_capacity(entries.len());
-            requests.extend(
-                chosen()
-                    .filter(|(e, _)| in_any(&consents, e.at).is_none())
-                    .map(item),
-            );
+            match picked.requests {
+                Some(all) => {
+                    requests.extend(all.iter().map(|i| item((&entries[*i], &local_days[*i]))));
+                }
+                None => requests.extend(
+                    chosen()
+                        .filter(|(e, _)| in_any(&consents, e.at).is_none())
+                        .map(item),
+                ),
+            }
             if !requests.is_sorted_by_key(|i| (i.day, i.at)) {
                 requests.sort_by_key(|i| (i.day, i.at));
             }
@@ -1853,7 +1901,11 @@ mod invariants {
                 };
                 for debt in debts {
                     let picked = select(rule, &view, entries, debt);
-                    let c = build(rule, &view, &p, entries, &picked, &days, zone, debt);
+                    let picked = Picked {
+                        entries: &picked,
+                        requests: None,
+                    };
+                    let c = build(rule, &view, &p, entries, picked, &days, zone, debt);
                     let minutes = s.hours * 60;
                     let ok: Vec<bool> = (0..=minutes + 48 * 60)
                         .map(|m| c.allows(from + Duration::minutes(m)))

@@ -292,8 +292,11 @@ pub enum RuleKind {
         requests_limit: u32,
         /// The requests' window in local days.
         requests_window_days: u32,
-        /// Per borrower or per debt.
+        /// Per borrower or per debt: the notice and the consent.
         per: Per,
+        /// Per borrower or per debt: the requests counted together
+        /// (`requests.per`, the rule's `per` when unset).
+        requests_per: Per,
     },
 }
 
@@ -815,12 +818,21 @@ impl Checker<'_> {
                     ),
                 );
             }
+            let requests_per = c.requests.per.unwrap_or(c.per);
+            if c.per == Per::Borrower && requests_per == Per::Debt {
+                self.report(
+                    id,
+                    Some("requests"),
+                    format!("rule `{id}`: `requests.per` is `debt` but the rule's `per` is `borrower`; requests can be counted per debt only when notice and consent are; allowed: `borrower`, or leave it out"),
+                );
+            }
             return Some(RuleKind::ConsentRequired {
                 consent: c.consent.0,
                 notice: c.notice.map(|n| n.0),
                 requests_limit: c.requests.limit,
                 requests_window_days: c.requests.window_days,
                 per: c.per,
+                requests_per,
             });
         }
         None

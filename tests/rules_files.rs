@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use compliance_guard::rules::{LoadOptions, Role, RuleError, RuleKind, RuleSet};
+use compliance_guard::rules::{LoadOptions, Per, Role, RuleError, RuleKind, RuleSet};
 use rust_decimal::Decimal;
 
 /// A rule file with one rule, `test-cap`, whose `applies:` block and kind
@@ -376,6 +376,40 @@ fn hours_may_name_seconds() {
     };
     assert_eq!(from, chrono::NaiveTime::from_hms_opt(8, 0, 1).unwrap());
     assert_eq!(until, chrono::NaiveTime::from_hms_opt(21, 0, 0).unwrap());
+}
+
+/// D.C. 28-3814(d)(4)(B)(ii) counts consent requests per consumer while
+/// notice and consent are per account; the reverse cannot be counted.
+#[test]
+fn consent_requests_may_be_counted_per_borrower() {
+    let rule = |requests_per: &str, per: &str| {
+        one_rule(
+            VOICE,
+            &format!(
+                "    consentRequired:\n      consent: electronicConsent\n      requests:\n        limit: 1\n        windowDays: 7\n{requests_per}      per: {per}\n"
+            ),
+        )
+    };
+    let kind = |text: &str| compiles(text).get("test-cap").unwrap().kind.clone();
+    assert!(matches!(
+        kind(&rule("        per: borrower\n", "debt")),
+        RuleKind::ConsentRequired {
+            per: Per::Debt,
+            requests_per: Per::Borrower,
+            ..
+        }
+    ));
+    assert!(matches!(
+        kind(&rule("", "debt")),
+        RuleKind::ConsentRequired {
+            requests_per: Per::Debt,
+            ..
+        }
+    ));
+    assert_eq!(
+        only_error(&rule("        per: debt\n", "borrower")),
+        "t.yaml:10:7: rule `test-cap`: `requests.per` is `debt` but the rule's `per` is `borrower`; requests can be counted per debt only when notice and consent are; allowed: `borrower`, or leave it out"
+    );
 }
 
 #[test]

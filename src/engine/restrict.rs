@@ -379,6 +379,42 @@ pub(super) fn permitting_spans(
         .collect()
 }
 
+/// True if a consent of `kind` for `channel` was in force when an earlier
+/// message went and surely covered it: for each debt the message is about,
+/// a consent that names that debt, and for a message about no debt, a
+/// consent for every debt. A message a consent did not surely cover was a
+/// consent request (or a breach). Judged against the send's channel, as
+/// the per-debt count judges it, so that counting per borrower never
+/// counts fewer requests for a debt than counting per debt did.
+pub(super) fn consent_covers(
+    view: &BorrowerView<'_>,
+    kind: RestrictionKind,
+    channel: Channel,
+    e: &Entry,
+) -> bool {
+    let in_force = |debt: Option<DebtKey>| {
+        view.restrictions().iter().enumerate().any(|(i, r)| {
+            r.kind == kind
+                && (r.channels.is_empty() || r.channels.contains(&channel))
+                && surely_names_debt(view, r, debt, &[])
+                && span_of(r, i, false).is_some_and(|s| s.contains(e.at))
+        })
+    };
+    if e.loans.is_empty() {
+        return in_force(None);
+    }
+    let names = Names::new(view);
+    e.loans.iter().all(|l| {
+        let debt = match view.debt_of(*l) {
+            DebtKey::Loan(k) if names.accounts.contains(&DebtKey::Account(k)) => {
+                DebtKey::Account(k)
+            }
+            d => d,
+        };
+        in_force(Some(debt))
+    })
+}
+
 /// A moment as a time, for spans' bounds.
 pub(super) fn at(ts: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(ts, 0)

@@ -140,6 +140,12 @@ pub struct RawRequests {
     pub limit: u32,
     /// In any window of this many consecutive local days.
     pub window_days: u32,
+    /// Whose requests are counted together; the rule's `per` when unset.
+    /// `borrower` with a rule `per: debt` counts every request to the
+    /// borrower (D.C. 28-3814(d)(4)(B)(ii): one "to a consumer" in any 7
+    /// days) while notice and consent stay per debt.
+    #[serde(default)]
+    pub per: Option<Per>,
 }
 
 /// The exceptions a restriction rule applies.
