@@ -179,7 +179,7 @@ impl Proposal {
     /// contains none of the given zones. A zone inside a jurisdiction
     /// narrows it (`US-TX` with `America/Chicago` is Chicago); a
     /// jurisdiction no given zone lies in is weighed whole (`US-CA` with
-    /// `America/New_York` is New York and both Pacific zones), since the
+    /// `America/New_York` is New York and Los Angeles), since the
     /// two facts conflict and the stricter reading is both. With no
     /// jurisdiction, the given zones alone, or every US zone when none is
     /// given. The set always contains the given zones, which alone were
@@ -1049,9 +1049,7 @@ pub fn decide(
             }
             _ => vec![None],
         };
-        // What the rule may count, per debt: the same in every zone, so
-        // filtered once, not once per zone.
-        let selected: Vec<Vec<usize>> = if reads(rule) {
+        if reads(rule) {
             // The rule's verdict on each class of entries, once.
             verdicts.clear();
             verdicts.extend(
@@ -1060,16 +1058,7 @@ pub fn decide(
                     .iter()
                     .map(|(facts, i)| passes(rule, &entries[*i], facts.answers)),
             );
-            debts
-                .iter()
-                .map(|d| {
-                    let mask = d.map(|d| debt_mask(&mut debt_masks, view, entries, d));
-                    select_grouped(rule, view, entries, &classes, &verdicts, *d, mask)
-                })
-                .collect()
-        } else {
-            debts.iter().map(|_| Vec::new()).collect()
-        };
+        }
         // Consent requests counted per borrower under a rule whose consent
         // is per debt: every covered message to the borrower that no
         // consent covered when it went, the same for every debt and zone.
@@ -1087,6 +1076,20 @@ pub fn decide(
                 Some(all)
             }
             _ => None,
+        };
+        // What the rule may count, per debt: the same in every zone, so
+        // filtered once, not once per zone (nothing, when the borrower's
+        // requests above are all it counts).
+        let selected: Vec<Vec<usize>> = if reads(rule) && borrower_requests.is_none() {
+            debts
+                .iter()
+                .map(|d| {
+                    let mask = d.map(|d| debt_mask(&mut debt_masks, view, entries, d));
+                    select_grouped(rule, view, entries, &classes, &verdicts, *d, mask)
+                })
+                .collect()
+        } else {
+            debts.iter().map(|_| Vec::new()).collect()
         };
         // A restriction in force for a span of time reads no clock face:
         // its constraint is the same in every zone, so one is built.
@@ -1763,8 +1766,6 @@ fn in_days(items: &[Item], first: i32, last: i32) -> &[Item] {
     items.get(lo..hi).unwrap_or_default()
 }
 
-/// A local day as a message writes it: the date, or the day number
-/// outside the calendar; formatted straight into the message.
 /// A time of day as a rule wrote it: `HH:MM`, with seconds only when set.
 fn clock(t: chrono::NaiveTime) -> impl std::fmt::Display {
     use chrono::Timelike;
@@ -1775,6 +1776,8 @@ fn clock(t: chrono::NaiveTime) -> impl std::fmt::Display {
     }
 }
 
+/// A local day as a message writes it: the date, or the day number
+/// outside the calendar; formatted straight into the message.
 fn fmt_day(d: i32) -> impl std::fmt::Display {
     struct Day(i32);
     impl std::fmt::Display for Day {
@@ -1974,11 +1977,6 @@ rules:
     restriction: inconvenientTime
 "#;
 
-    /// Designated times across daylight-saving changes: New York (gap at
-    /// 02:00 on Mar 8, fold at 01:00-02:00 on Nov 1 2026), Havana (changes
-    /// at midnight), Lord Howe (half-hour changes, Apr 5 and Oct 4 2026);
-    /// received long before, inside a gap, and inside both passes of a
-    /// fold.
     /// [`check`] of one designation under the designated-time rule alone,
     /// for a call about one loan, minute by minute for `hours`.
     fn check_designation(
@@ -2000,6 +1998,11 @@ rules:
         })
     }
 
+    /// Designated times across daylight-saving changes: New York (gap at
+    /// 02:00 on Mar 8, fold at 01:00-02:00 on Nov 1 2026), Havana (changes
+    /// at midnight), Lord Howe (half-hour changes, Apr 5 and Oct 4 2026);
+    /// received long before, inside a gap, and inside both passes of a
+    /// fold.
     #[test]
     fn designated_times_across_offset_changes() {
         let zones = ["America/New_York", "America/Havana", "Australia/Lord_Howe"];

@@ -403,16 +403,10 @@ pub(super) fn consent_covers(
     if e.loans.is_empty() {
         return in_force(None);
     }
-    let names = Names::new(view);
-    e.loans.iter().all(|l| {
-        let debt = match view.debt_of(*l) {
-            DebtKey::Loan(k) if names.accounts.contains(&DebtKey::Account(k)) => {
-                DebtKey::Account(k)
-            }
-            d => d,
-        };
-        in_force(Some(debt))
-    })
+    let accounts = view.accounts();
+    e.loans
+        .iter()
+        .all(|l| in_force(Some(super::as_account(&accounts, view.debt_of(*l)))))
 }
 
 /// A moment as a time, for spans' bounds.
