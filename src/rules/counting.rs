@@ -227,11 +227,15 @@ pub fn is_conversation(e: &Entry) -> bool {
     matches!(e.status, Status::Attempted | Status::Succeeded)
 }
 
-/// True if an outbound entry was sent as far as anyone can tell: it
-/// reached, or may have reached, the person ([`reached`]), or was
-/// delivered and failed only later (`emailReportedAsSpam`). The one-reply
-/// and one-confirmation exceptions are used up by such a send.
+/// True if an outbound entry may have been sent: its status is not
+/// `failed` or `canceled`, or it reached, or may have reached, the person
+/// whatever its status ([`reached`]), or it was delivered and failed only
+/// later (`emailReportedAsSpam`). The one-reply and one-confirmation
+/// exceptions are used up by such a send; reading more sends as sent never
+/// gives an exception back.
 pub fn was_sent(e: &Entry) -> bool {
     e.direction == Direction::Outbound
-        && (reached(e) || e.details == Some(StatusDetails::EmailReportedAsSpam))
+        && (!matches!(e.status, Status::Failed | Status::Canceled)
+            || reached(e)
+            || e.details == Some(StatusDetails::EmailReportedAsSpam))
 }
