@@ -239,3 +239,113 @@ pub fn was_sent(e: &Entry) -> bool {
             || reached(e)
             || e.details == Some(StatusDetails::EmailReportedAsSpam))
 }
+
+/// Never more permissive: over every status, statusDetails (and none),
+/// agentOutcome (and none), direction and a voice and a text channel, the
+/// new predicates say yes wherever the ones they replaced did (copied here
+/// as they were), so no cap counts less, no quiet period is lost and no
+/// exception comes back.
+#[cfg(test)]
+mod never_more_permissive {
+    use super::*;
+    use crate::index::{InteractionKey, Loans};
+    use crate::model::ContactKind;
+
+    /// The counting predicate before details were read first.
+    fn old_counts(e: &Entry) -> bool {
+        const OLD_CONNECTED_DETAILS: &[StatusDetails] = &[
+            StatusDetails::VoiceConnected,
+            StatusDetails::VoiceSpokeWithFirstParty,
+            StatusDetails::VoiceSpokeWithThirdParty,
+            StatusDetails::VoiceLeftVoicemail,
+            StatusDetails::VoiceLeftVoicemailFirstParty,
+            StatusDetails::VoiceLeftVoicemailThirdParty,
+            StatusDetails::VoiceReachedVoicemailNoMessageLeft,
+            StatusDetails::VoiceRangNoPickup,
+            StatusDetails::VoicePickedHungUp,
+        ];
+        const OLD_CONNECTED_OUTCOMES: &[AgentOutcome] = &[
+            AgentOutcome::VoiceSpokeWithFirstParty,
+            AgentOutcome::VoiceSpokeWithThirdParty,
+            AgentOutcome::VoiceLeftVoicemail,
+            AgentOutcome::VoiceReachedVoicemailNoMessageLeft,
+            AgentOutcome::VoiceRangNoPickup,
+            AgentOutcome::VoicePickedHungUp,
+        ];
+        if matches!(e.status, Status::Failed | Status::Canceled)
+            || e.details == Some(StatusDetails::BlockedByComplianceGuard)
+        {
+            return false;
+        }
+        if e.channel == Channel::Voice {
+            let not_connected =
+                details_in(e, NOT_CONNECTED_DETAILS) || outcome_in(e, NOT_CONNECTED_OUTCOMES);
+            let connected =
+                details_in(e, OLD_CONNECTED_DETAILS) || outcome_in(e, OLD_CONNECTED_OUTCOMES);
+            if not_connected && !connected {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn old_is_conversation(e: &Entry) -> bool {
+        if e.channel != Channel::Voice || matches!(e.status, Status::Failed | Status::Canceled) {
+            return false;
+        }
+        let spoke = e.outcome == Some(AgentOutcome::VoiceSpokeWithFirstParty)
+            || e.details == Some(StatusDetails::VoiceSpokeWithFirstParty);
+        let inbound_connected = e.direction == Direction::Inbound
+            && e.details == Some(StatusDetails::VoiceConnected)
+            && e.outcome
+                .is_none_or(|o| o == AgentOutcome::VoiceSpokeWithFirstParty);
+        spoke || inbound_connected
+    }
+
+    fn old_sent(e: &Entry) -> bool {
+        e.direction == Direction::Outbound && !matches!(e.status, Status::Failed | Status::Canceled)
+    }
+
+    #[test]
+    fn every_combination_is_at_least_as_strict() {
+        let details = std::iter::once(None).chain(StatusDetails::ALL.iter().copied().map(Some));
+        let details: Vec<_> = details.collect();
+        let outcomes: Vec<_> = std::iter::once(None)
+            .chain(AgentOutcome::ALL.iter().copied().map(Some))
+            .collect();
+        let mut cases = 0;
+        for channel in [Channel::Voice, Channel::Text] {
+            for direction in [Direction::Outbound, Direction::Inbound] {
+                for status in Status::ALL {
+                    for d in &details {
+                        for o in &outcomes {
+                            let e = Entry {
+                                at: 0,
+                                key: InteractionKey::default(),
+                                channel,
+                                direction,
+                                theme: None,
+                                status: *status,
+                                details: *d,
+                                outcome: *o,
+                                contact: ContactKind::Unknown,
+                                transactional: None,
+                                previous: None,
+                                loans: Loans::default(),
+                            };
+                            let counts = Counting::default().counts(&e);
+                            assert!(!old_counts(&e) || counts, "counts less: {e:?}");
+                            assert!(
+                                !old_is_conversation(&e) || is_conversation(&e),
+                                "no longer a conversation: {e:?}"
+                            );
+                            assert!(!old_sent(&e) || was_sent(&e), "not sent now: {e:?}");
+                            cases += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(cases > 10_000, "{cases}");
+    }
+}
