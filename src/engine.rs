@@ -1069,11 +1069,14 @@ pub fn decide(
                 requests_per: Per::Borrower,
                 ..
             } => {
-                let mut all = select_grouped(rule, view, entries, &classes, &verdicts, None, None);
-                all.retain(|i| {
-                    !restrict::consent_covers(view, consent, proposal.channel, &entries[*i])
-                });
-                Some(all)
+                let all = select_grouped(rule, view, entries, &classes, &verdicts, None, None);
+                Some(restrict::without_consent(
+                    view,
+                    consent,
+                    proposal.channel,
+                    entries,
+                    all,
+                ))
             }
             _ => None,
         };

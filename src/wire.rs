@@ -650,8 +650,9 @@ pub fn restriction_input_of(
         id: non_empty(&r.id),
         kind: r.kind.clone(),
         source: r.source.clone(),
-        // An out-of-range time was reported above; leaving it empty here
-        // adds a second problem for the same field, which the guard drops.
+        // Unset is now (the guard fills it in); an out-of-range time was
+        // reported above, and that problem refuses the request whatever
+        // the guard fills in.
         received_at: received_at.unwrap_or_default(),
         ends_at,
         loan_ids: r.loan_ids.clone(),

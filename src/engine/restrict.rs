@@ -379,34 +379,45 @@ pub(super) fn permitting_spans(
         .collect()
 }
 
-/// True if a consent of `kind` for `channel` was in force when an earlier
-/// message went and surely covered it: for each debt the message is about,
-/// a consent that names that debt, and for a message about no debt, a
-/// consent for every debt. A message a consent did not surely cover was a
-/// consent request (or a breach). Judged against the send's channel, as
-/// the per-debt count judges it, so that counting per borrower never
-/// counts fewer requests for a debt than counting per debt did.
-pub(super) fn consent_covers(
+/// The messages among `picked` (places in `entries`) that no consent of
+/// `kind` for `channel` surely covered when they went: consent requests
+/// (or breaches). A message is covered when, for each debt it is about, a
+/// consent naming that debt was in force, and a message about no debt
+/// when a consent for every debt was. Judged against the send's channel,
+/// as the per-debt count judges it, so that counting per borrower never
+/// counts fewer requests for a debt than counting per debt did. The spans
+/// are worked out once per debt met.
+pub(super) fn without_consent(
     view: &BorrowerView<'_>,
     kind: RestrictionKind,
     channel: Channel,
-    e: &Entry,
-) -> bool {
-    let in_force = |debt: Option<DebtKey>| {
-        view.restrictions().iter().enumerate().any(|(i, r)| {
-            r.kind == kind
-                && (r.channels.is_empty() || r.channels.contains(&channel))
-                && surely_names_debt(view, r, debt, &[])
-                && span_of(r, i, false).is_some_and(|s| s.contains(e.at))
-        })
-    };
-    if e.loans.is_empty() {
-        return in_force(None);
-    }
+    entries: &[Entry],
+    mut picked: Vec<usize>,
+) -> Vec<usize> {
     let accounts = view.accounts();
-    e.loans
-        .iter()
-        .all(|l| in_force(Some(super::as_account(&accounts, view.debt_of(*l)))))
+    let mut spans: Vec<(Option<DebtKey>, Vec<Span>)> = Vec::new();
+    let mut covered = |debt: Option<DebtKey>, at: i64| {
+        let i = match spans.iter().position(|(d, _)| *d == debt) {
+            Some(i) => i,
+            None => {
+                spans.push((debt, permitting_spans(view, kind, channel, debt, &[])));
+                spans.len() - 1
+            }
+        };
+        spans[i].1.iter().any(|s| s.contains(at))
+    };
+    picked.retain(|i| {
+        let e = &entries[*i];
+        let consented = if e.loans.is_empty() {
+            covered(None, e.at)
+        } else {
+            e.loans
+                .iter()
+                .all(|l| covered(Some(super::as_account(&accounts, view.debt_of(*l))), e.at))
+        };
+        !consented
+    });
+    picked
 }
 
 /// A moment as a time, for spans' bounds.

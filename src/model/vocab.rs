@@ -338,10 +338,6 @@ vocabulary! {
     }
 }
 
-// Rules keep the outcomes that never count as a 16-bit set
-// (`rules::Counting`): a seventeenth outcome must widen it first.
-const _: () = assert!(AgentOutcome::ALL.len() <= 16);
-
 vocabulary! {
     /// The category of a message's content (upstream `InteractionSubject`).
     Subject, "subject" {

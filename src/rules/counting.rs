@@ -148,9 +148,14 @@ fn details_bit(d: StatusDetails) -> u64 {
     if d.index() < 64 { 1u64 << d.index() } else { 0 }
 }
 
-/// The bit of an agentOutcome value; the vocabulary has fewer than 32.
+// The sets above are bits of a u64 (statusDetails) and a u32
+// (agentOutcome): a larger vocabulary must widen them first.
+const _: () = assert!(StatusDetails::ALL.len() <= 64);
+const _: () = assert!(AgentOutcome::ALL.len() <= 32);
+
+/// The bit of an agentOutcome value.
 fn outcome_bit(o: AgentOutcome) -> u32 {
-    if o.index() < 32 { 1u32 << o.index() } else { 0 }
+    super::bit(o.index())
 }
 
 impl Counting {
