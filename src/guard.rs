@@ -928,7 +928,6 @@ impl Guard {
         caller: &Caller,
         now: DateTime<Utc>,
     ) -> Result<(Interaction, bool), GuardError> {
-        completed_start(input.status.as_deref(), input.started_at.as_deref(), now)?;
         let (out, commit) = self.create_now(person, input, caller, now, false)?;
         commit.wait().await.map_err(not_durable)?;
         Ok(out)
@@ -992,6 +991,12 @@ impl Guard {
                 "`externalId` `{}` belongs to an interaction of another person",
                 crate::model::echo(ext)
             )));
+        }
+        // A completed send dated in the future is refused at the API, after
+        // a retry has had its first answer; an import (`keep_created`) is
+        // history and is taken as it is.
+        if !keep_created {
+            completed_start(input.status.as_deref(), input.started_at.as_deref(), now)?;
         }
         if keep_created
             && let Some(id) = input.id.as_deref()
@@ -1849,13 +1854,17 @@ impl Guard {
             });
         }
         let ended_at = ended_at.unwrap_or(now);
-        if !(MIN_AT..=MAX_AT).contains(&ended_at.timestamp()) {
+        // The end of a restriction is an event: the same bounds as every
+        // request's event time (from 1900, to 9999).
+        if let Err(e) = crate::model::request_time(
+            "endedAt",
+            ended_at.timestamp(),
+            i32::try_from(ended_at.timestamp_subsec_nanos()).unwrap_or(0),
+            true,
+        ) {
             problems.push(FieldProblem {
                 field: "endedAt".into(),
-                message: format!(
-                    "`endedAt` {} is out of range; allowed: 1970-01-01 to 2999-12-31",
-                    ended_at.to_rfc3339()
-                ),
+                message: e.to_string(),
             });
         }
         if !problems.is_empty() {

@@ -794,6 +794,16 @@ impl Journal {
         if let [one] = records {
             frame(one, &mut p.buf);
         } else {
+            // A kind an older release must refuse travels alone: inside a
+            // batch, an older backup would copy it emptied instead.
+            if records
+                .iter()
+                .any(|r| matches!(r.op, Some(Op::RestrictionV2(_))))
+            {
+                return Err(JournalError::Failed(
+                    "a restriction_v2 record must be appended on its own, never in a batch".into(),
+                ));
+            }
             let batch = Record {
                 op: Some(Op::Batch(Batch {
                     records: records.to_vec(),

@@ -55,6 +55,10 @@ use crate::wire::{
 pub const MAX_MESSAGE_CHARS: usize = 2048;
 /// Most BadRequest violations one answer lists.
 pub const MAX_VIOLATIONS: usize = 32;
+/// Most characters of all the BadRequest violations of one answer
+/// together: the details travel in a header (`grpc-status-details-bin`,
+/// base64), and common clients take 16 KiB of headers.
+pub const MAX_DETAILS_CHARS: usize = 6 * 1024;
 
 /// A message cut to [`MAX_MESSAGE_CHARS`].
 fn bounded(message: String) -> String {
@@ -72,11 +76,15 @@ impl From<GuardError> for Status {
                     .collect::<Vec<_>>()
                     .join("; ");
                 let mut details = ErrorDetails::new();
+                let mut budget = MAX_DETAILS_CHARS;
                 for p in problems.into_iter().take(MAX_VIOLATIONS) {
-                    details.add_bad_request_violation(
-                        crate::model::echo(&p.field),
-                        bounded(p.message),
-                    );
+                    let (field, message) = (crate::model::echo(&p.field), bounded(p.message));
+                    let size = field.len() + message.len();
+                    if size > budget {
+                        break;
+                    }
+                    budget -= size;
+                    details.add_bad_request_violation(field, message);
                 }
                 Status::with_error_details(Code::InvalidArgument, bounded(message), details)
             }
