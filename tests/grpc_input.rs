@@ -7,8 +7,8 @@
 
 use bytes::{Buf, BufMut, Bytes};
 use compliance_guard::pb::{
-    AddRestrictionRequest, CheckRequest, CreateInteractionRequest, GetInteractionRequest,
-    Interaction, Restriction,
+    AddRestrictionRequest, CheckRequest, CreateInteractionRequest, EndRestrictionRequest,
+    GetInteractionRequest, Interaction, Restriction,
 };
 use prost::Message;
 use prost_types::Timestamp;
@@ -353,6 +353,78 @@ async fn a_completed_interaction_starting_in_the_future_is_refused_on_create_and
         .await
         .unwrap_err();
     assert_eq!(field_of(&err), ["startedAt"]);
+}
+
+/// A retried create gets its first answer: the future-start check comes
+/// after the externalId retry, as every other check of the record does.
+#[tokio::test]
+async fn a_retried_create_gets_its_first_answer_before_the_future_start_check() {
+    let server = ready_server().await;
+    let mut records = server.records().await;
+    let now = now_seconds();
+    let mut first = call("scheduled", at(now + YEAR));
+    first.external_id = Some("dialer-retry-1".into());
+    let created = records
+        .create_interaction(create(P, first.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(created.created);
+    let mut retry = first;
+    retry.status = "succeeded".into();
+    let again = records
+        .create_interaction(create(P, retry.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!again.created);
+    assert_eq!(again.interaction.unwrap().status, "scheduled");
+    // The control: the same record under a new externalId is refused.
+    retry.external_id = Some("dialer-retry-2".into());
+    let err = records
+        .create_interaction(create(P, retry))
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&err), ["startedAt"]);
+}
+
+/// The end of a restriction is an event like its receipt: from 1900 on.
+#[tokio::test]
+async fn a_restriction_received_in_1950_can_be_ended_in_1950() {
+    let server = ready_server().await;
+    let mut guard = server.guard().await;
+    const JAN_1950: i64 = -631_152_000;
+    let r = guard
+        .add_restriction(AddRestrictionRequest {
+            person_id: P.into(),
+            restriction: Some(Restriction {
+                kind: "ceaseCommunication".into(),
+                source: "letter".into(),
+                received_at: at(JAN_1950),
+                ..Restriction::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .restriction
+        .unwrap();
+    let end = |seconds: i64| EndRestrictionRequest {
+        person_id: P.into(),
+        restriction_id: r.id.clone(),
+        ended_at: at(seconds),
+        end_reason: String::new(),
+    };
+    let err = guard.end_restriction(end(BEFORE_1900)).await.unwrap_err();
+    assert_eq!(field_of(&err), ["endedAt"]);
+    let ended = guard
+        .end_restriction(end(JAN_1950 + 86_400 * 150))
+        .await
+        .unwrap()
+        .into_inner()
+        .restriction
+        .unwrap();
+    assert_eq!(ended.ended_at, at(JAN_1950 + 86_400 * 150));
 }
 
 #[tokio::test]
