@@ -30,12 +30,13 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use compliance_guard::engine::{self, Proposal};
-use compliance_guard::guard::{Caller, CheckInput, Guard};
+use compliance_guard::guard::Guard;
 use compliance_guard::index::Index;
 use compliance_guard::index::IndexConfig;
 use compliance_guard::model::{
     Channel, ContactInput, ContactKind, Direction, InteractionInput, Theme,
 };
+use compliance_guard::request::{Caller, CheckInput};
 use compliance_guard::rules::{LoadOptions, RuleSet};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use std::hint::black_box;

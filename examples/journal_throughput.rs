@@ -18,10 +18,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use compliance_guard::guard::{Caller, Guard};
+use compliance_guard::guard::Guard;
 use compliance_guard::index::IndexConfig;
 use compliance_guard::journal::Durability;
 use compliance_guard::model::InteractionInput;
+use compliance_guard::request::Caller;
 
 fn main() {
     let secs: u64 = std::env::args()

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::guard::Caller;
+use crate::request::Caller;
 
 /// Shortest key accepted.
 pub const MIN_KEY_CHARS: usize = 32;

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::guard::{Caller, CheckInput, CheckOutcome};
+use crate::request::{Caller, CheckInput, CheckOutcome};
 
 /// How often the writer looks for new lines.
 const POLL: Duration = Duration::from_millis(5);

@@ -24,6 +24,7 @@
 //!   date") is midnight UTC of that date;
 //! - a scheduled interaction happens at `scheduledAtFrom` when it is set.
 
+mod convo;
 mod vocab;
 
 use std::fmt;
@@ -32,6 +33,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use convo::{Convo, ConvoAgent, JoinType};
 pub use vocab::{
     AgentOutcome, Channel, Direction, SUBJECT_THEMES, Status, StatusDetails, Subject, Theme,
     closest, describe_allowed,

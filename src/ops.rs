@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use crate::guard::{Caller, Guard, GuardError};
+use crate::guard::{Guard, GuardError};
 use crate::index::IndexConfig;
 use crate::journal::{self, Commit, Durability, JournalError, Layout};
 use crate::model::InteractionInput;
+use crate::request::Caller;
 
 /// Errors of the operator commands.
 #[derive(Debug, thiserror::Error)]
@@ -97,23 +98,17 @@ pub fn media_dir_of(backup: &Path) -> PathBuf {
 /// the interaction is deleted), the latest state of each interaction.
 type MediaNamed = std::collections::BTreeMap<String, (u64, String, bool)>;
 
+/// Notes the audio a record names (through the journal's one reader,
+/// [`crate::ledger::changes`]); a later state of an interaction replaces
+/// an earlier one's.
 fn media_named(record: &crate::pb::journal::Record, out: &mut MediaNamed) {
-    use crate::pb::journal::record::Op;
-    match &record.op {
-        Some(Op::Interaction(i)) => {
-            for m in [&i.recording, &i.voicemail].into_iter().flatten() {
-                out.insert(
-                    m.storage_key.clone(),
-                    (m.size_bytes, m.sha256.clone(), i.deleted_at.is_some()),
-                );
-            }
+    for change in crate::ledger::changes(record.clone()).iter().flatten() {
+        for (m, deleted) in change.media() {
+            out.insert(
+                m.storage_key.clone(),
+                (m.size_bytes, m.sha256.clone(), deleted),
+            );
         }
-        Some(Op::Batch(b)) => {
-            for r in &b.records {
-                media_named(r, out);
-            }
-        }
-        _ => {}
     }
 }
 

@@ -425,7 +425,12 @@ pub async fn serve(
 
     let cell = Arc::new(std::sync::OnceLock::<Arc<Guard>>::new());
     let media_cell = Arc::new(std::sync::OnceLock::<Arc<MediaHub>>::new());
-    let service = Service::pending(Arc::clone(&cell), Arc::clone(&media_cell));
+    let decisions_cell = Arc::new(std::sync::OnceLock::<Arc<crate::decisions::DecisionLog>>::new());
+    let service = Service::pending(
+        Arc::clone(&cell),
+        Arc::clone(&media_cell),
+        Arc::clone(&decisions_cell),
+    );
     let auth = authenticate(config.access.clone());
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
@@ -556,7 +561,9 @@ pub async fn serve(
     tracing::info!(rules = rules.rules().len(), version = rules.version(), dir = %config.rules_dir.display(), "rules loaded");
     if let Some(log) = config.decision_log.clone() {
         match crate::decisions::DecisionLog::start(log.clone()) {
-            Ok(l) => guard.set_decision_log(l),
+            Ok(l) => {
+                let _ = decisions_cell.set(Arc::new(l));
+            }
             Err(e) => {
                 let _ = stop_tx.send(());
                 let _ = server.await;
@@ -619,7 +626,7 @@ pub async fn serve(
     if let Some(r) = reloader {
         let _ = r.await;
     }
-    if let Some(log) = guard.decision_log() {
+    if let Some(log) = decisions_cell.get() {
         log.close();
     }
     result

@@ -33,7 +33,7 @@ use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::auth::Keys;
-use crate::guard::{Caller, CheckInput, FieldProblem, Guard, GuardError, Reservation};
+use crate::guard::{Guard, GuardError, Reservation};
 use crate::index::{DEFAULT_LIMIT, ListQuery, MAX_LIMIT, SortField};
 use crate::media::{Disposition, MediaCheck, MediaError};
 use crate::model::{
@@ -42,6 +42,8 @@ use crate::model::{
     is_case_id,
 };
 use crate::pb;
+use crate::problem::FieldProblem;
+use crate::request::{Caller, CheckInput, CheckOutcome};
 use crate::restrictions::Restriction;
 use crate::wire::{
     contact_in, input_of, media_pb_of, non_empty, opt_request_time, pb_of, restriction_input_of,
@@ -269,6 +271,8 @@ pub struct Service {
     guard: Arc<std::sync::OnceLock<Arc<Guard>>>,
     /// The audio store and link signer, set with the guard.
     media: Arc<std::sync::OnceLock<Arc<MediaHub>>>,
+    /// Where answered Checks are logged, if anywhere; set with the guard.
+    decisions: Arc<std::sync::OnceLock<Arc<crate::decisions::DecisionLog>>>,
 }
 
 /// What the recording and voicemail RPCs need besides the guard.
@@ -315,6 +319,7 @@ impl Service {
         Service {
             guard: Arc::new(cell),
             media: Arc::new(std::sync::OnceLock::new()),
+            decisions: Arc::new(std::sync::OnceLock::new()),
         }
     }
 
@@ -323,8 +328,13 @@ impl Service {
     pub fn pending(
         cell: Arc<std::sync::OnceLock<Arc<Guard>>>,
         media: Arc<std::sync::OnceLock<Arc<MediaHub>>>,
+        decisions: Arc<std::sync::OnceLock<Arc<crate::decisions::DecisionLog>>>,
     ) -> Service {
-        Service { guard: cell, media }
+        Service {
+            guard: cell,
+            media,
+            decisions,
+        }
     }
 
     fn guard(&self) -> Result<&Guard, Status> {
@@ -453,7 +463,12 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
                 required_by_law: r.required_by_law,
                 consent_request: r.consent_request,
             };
-            let out = self.guard()?.check(&input, &who, Utc::now(), until).await?;
+            let now = Utc::now();
+            let out = self.guard()?.check(&input, &who, now, until).await?;
+            if let Some(log) = self.decisions.get() {
+                log.record(&input, &who, &out, now);
+            }
+            count_decision(&out);
             Ok(Response::new(crate::wire::check_response_of(&out)))
         })
         .await
@@ -467,7 +482,7 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
         let r = req.get_ref();
         let result = async {
             self.guard()?
-                .declare_debt(&r.person_id, &r.debt_id, &r.loan_ids)
+                .declare_debt(&r.person_id, &r.debt_id, &r.loan_ids, Utc::now())
                 .await?;
             Ok(Response::new(pb::DeclareDebtResponse {}))
         }
@@ -485,7 +500,7 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
         let result = async {
             let person_id = self
                 .guard()?
-                .link_person(&r.person_id, &r.external_id)
+                .link_person(&r.person_id, &r.external_id, Utc::now())
                 .await?;
             Ok(Response::new(pb::LinkPersonResponse { person_id }))
         }
@@ -570,6 +585,7 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
                 .guard()?
                 .add_restriction_checked(&r.person_id, &input, problems, &who, now)
                 .await?;
+            metrics::counter!("compliance_guard_restrictions_total", "kind" => stored.kind.as_str(), "op" => "added").increment(1);
             Ok(Response::new(pb::RestrictionResponse {
                 restriction: Some(restriction_at(&stored, now)),
             }))
@@ -597,6 +613,7 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
                     now,
                 )
                 .await?;
+            metrics::counter!("compliance_guard_restrictions_total", "kind" => stored.kind.as_str(), "op" => "ended").increment(1);
             Ok(Response::new(pb::RestrictionResponse {
                 restriction: Some(restriction_at(&stored, now)),
             }))
@@ -661,6 +678,28 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
             }))
         })
         .await
+    }
+}
+
+/// Counts an answered Check in the decision metrics.
+fn count_decision(outcome: &CheckOutcome) {
+    let d = &outcome.decision;
+    metrics::counter!("compliance_guard_checks_total", "allowed" => if d.allowed { "true" } else { "false" }).increment(1);
+    if let Some(rule) = &d.rule_id {
+        metrics::counter!("compliance_guard_blocks_total", "rule_id" => rule.clone()).increment(1);
+    }
+    if d.allowed {
+        // An allow names no rule: static labels, nothing allocated on the
+        // common path.
+        metrics::counter!("compliance_guard_decisions_total", "result" => "allowed", "rule_id" => "")
+            .increment(1);
+    } else {
+        let rule = d.rule_id.clone().unwrap_or_default();
+        metrics::counter!("compliance_guard_decisions_total", "result" => "blocked", "rule_id" => rule)
+            .increment(1);
+    }
+    for v in d.violations.iter().filter(|v| v.shadow) {
+        metrics::counter!("compliance_guard_shadow_violations_total", "rule_id" => v.rule_id.clone()).increment(1);
     }
 }
 
@@ -1074,7 +1113,7 @@ impl pb::interactions_server::Interactions for Service {
                 self.guard()?
                     .convo(non_empty(&r.person_id).as_deref(), &r.interaction_id, &who)?;
             Ok(Response::new(pb::InteractionConvoResponse {
-                data: Some(convo),
+                data: Some(crate::wire::convo_pb_of(&convo)),
             }))
         })
         .await
@@ -1098,7 +1137,7 @@ impl pb::interactions_server::Interactions for Service {
                 )
                 .await?;
             Ok(Response::new(pb::InteractionConvoResponse {
-                data: Some(convo),
+                data: Some(crate::wire::convo_pb_of(&convo)),
             }))
         })
         .await
@@ -1121,7 +1160,7 @@ impl pb::interactions_server::Interactions for Service {
                 )
                 .await?;
             Ok(Response::new(pb::InteractionConvoResponse {
-                data: Some(convo),
+                data: Some(crate::wire::convo_pb_of(&convo)),
             }))
         })
         .await
@@ -1139,7 +1178,7 @@ impl pb::interactions_server::Interactions for Service {
                 .leave_convo(non_empty(&r.person_id).as_deref(), &r.interaction_id, &who)
                 .await?;
             Ok(Response::new(pb::InteractionConvoResponse {
-                data: Some(convo),
+                data: Some(crate::wire::convo_pb_of(&convo)),
             }))
         })
         .await

@@ -24,11 +24,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::engine;
-use crate::guard::{CheckInput, build_proposal};
-use crate::index::Index;
 use crate::journal::{self, Layout};
-use crate::model::ContactInput;
-use crate::pb::journal::{Record, record::Op};
+use crate::ledger::{self, Ledger, Skipped, changes};
+use crate::request::{CheckInput, build_proposal};
 use crate::rules::{LoadOptions, RuleSet};
 
 /// A decision whose answer changes under the new set.
@@ -68,6 +66,13 @@ pub struct ReplayReport {
     pub newly_blocked: Vec<Change>,
     /// Decisions that were blocked and would be allowed.
     pub newly_allowed: Vec<Change>,
+    /// Journal records that could not be applied to the history (a kind
+    /// this release does not know, or a damaged record), by kind: the
+    /// history went on without them, so decisions after them may differ
+    /// from what was decided. Empty when every record applied.
+    pub skipped_records: BTreeMap<String, u64>,
+    /// Why, for the first few of them.
+    pub skipped_reasons: Vec<String>,
 }
 
 /// Errors of a replay.
@@ -100,22 +105,18 @@ struct Logged {
     input: CheckInput,
 }
 
-fn text(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_owned()
-}
-
-fn texts(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| a.iter().map(text).collect())
-        .unwrap_or_default()
-}
-
+/// A logged Check, read with the one [`CheckInput`] shape the log wrote
+/// it in. It is decided at the moment it was answered (`answer.at`), and
+/// records nothing (no reserve, no request id).
 fn logged(line: &Value) -> Option<Logged> {
-    let r = &line["request"];
     let at = DateTime::parse_from_rfc3339(line["answer"]["at"].as_str()?)
         .ok()?
         .with_timezone(&Utc);
-    let contact: Option<ContactInput> = serde_json::from_value(r["contact"].clone()).ok().flatten();
+    let mut input: CheckInput = serde_json::from_value(line["request"].clone()).ok()?;
+    input.at = Some(at);
+    input.reserve = false;
+    input.request_id.clear();
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
     Some(Logged {
         at,
         reserved: line["answer"]["interactionId"].as_str().map(str::to_owned),
@@ -125,86 +126,8 @@ fn logged(line: &Value) -> Option<Logged> {
             .as_str()
             .map_or_else(|| text(&line["loggedAt"]), str::to_owned),
         rules_version: text(&line["rulesVersion"]),
-        input: CheckInput {
-            person_id: text(&r["personId"]),
-            channel: text(&r["channel"]),
-            direction: text(&r["direction"]),
-            theme: text(&r["theme"]),
-            subject: text(&r["subject"]),
-            loan_ids: texts(&r["loanIds"]),
-            is_transactional: r["isTransactional"].as_bool(),
-            contact,
-            previous_interaction_id: text(&r["previousInteractionId"]),
-            at: Some(at),
-            jurisdictions: texts(&r["jurisdictions"]),
-            time_zones: texts(&r["timeZones"]),
-            // A replay decides again; it records nothing.
-            reserve: false,
-            request_id: String::new(),
-            balance: text(&r["balance"]),
-            required_by_law: r["requiredByLaw"].as_bool().unwrap_or(false),
-            consent_request: r["consentRequest"].as_bool().unwrap_or(false),
-        },
+        input,
     })
-}
-
-/// When a journal record took effect, for interactions, restrictions and
-/// the people and accounts that carry a time; `None` for records without
-/// one, which take effect where they stand.
-fn effective(record: &Record) -> Option<DateTime<Utc>> {
-    match &record.op {
-        Some(Op::Interaction(i)) => [&i.deleted_at, &i.updated_at, &i.created_at]
-            .into_iter()
-            .flatten()
-            .filter_map(|t| crate::wire::time("t", t).ok())
-            .max(),
-        Some(Op::Person(p)) => p.at.as_ref().and_then(|t| crate::wire::time("at", t).ok()),
-        Some(Op::Debt(d)) => d.at.as_ref().and_then(|t| crate::wire::time("at", t).ok()),
-        // Added when recorded, ended when its end took effect.
-        Some(Op::Restriction(r) | Op::RestrictionV2(r)) => [&r.recorded_at, &r.ended_at]
-            .into_iter()
-            .flatten()
-            .filter_map(|t| crate::wire::time("t", t).ok())
-            .max(),
-        Some(Op::Batch(b)) => b.records.iter().filter_map(effective).max(),
-        _ => None,
-    }
-}
-
-/// The interaction ids a record writes.
-fn ids(record: &Record, out: &mut Vec<String>) {
-    match &record.op {
-        Some(Op::Interaction(i)) => out.push(i.id.clone()),
-        Some(Op::Batch(b)) => b.records.iter().for_each(|r| ids(r, out)),
-        _ => {}
-    }
-}
-
-fn apply(index: &mut Index, record: Record) {
-    match record.op {
-        Some(Op::Interaction(i)) => {
-            if let Ok(r) = crate::wire::record_from(i) {
-                let _ = index.restore_interaction(r);
-            }
-        }
-        Some(Op::Person(p)) => {
-            index.restore_person(&p.id, &p.alias_ids, &p.external_ids);
-        }
-        Some(Op::Debt(d)) => {
-            let _ = index.declare_debt(&d.person_id, &d.debt_id, &d.loan_ids);
-        }
-        Some(Op::Restriction(r) | Op::RestrictionV2(r)) => {
-            if let Ok(r) = crate::wire::restriction_from(r) {
-                let _ = index.put_restriction(r);
-            }
-        }
-        Some(Op::Batch(b)) => {
-            for r in b.records {
-                apply(index, r);
-            }
-        }
-        _ => {}
-    }
 }
 
 /// Replays the decision log of `data_dir` (between `from` and `to`, by the
@@ -259,7 +182,8 @@ pub fn replay(
 
     let mut archived: BTreeMap<String, Option<RuleSet>> = BTreeMap::new();
     let mut report = ReplayReport::default();
-    let mut index = Index::default();
+    let mut ledger = Ledger::default();
+    let mut skipped = Skipped::default();
     let mut next = 0usize;
     let logged_at = |l: &Logged| {
         DateTime::parse_from_rfc3339(&l.logged_at)
@@ -267,7 +191,7 @@ pub fn replay(
             .map(|t| t.with_timezone(&Utc))
     };
     // Decides the logged Checks from `next` on while `due` says so.
-    let mut decide_due = |index: &Index,
+    let mut decide_due = |index: &crate::index::Index,
                           next: &mut usize,
                           report: &mut ReplayReport,
                           due: &dyn Fn(usize, &Logged) -> bool| {
@@ -322,26 +246,35 @@ pub fn replay(
             dir: data_dir.to_owned(),
         },
         |record| {
-            if let Some(t) = effective(&record) {
-                decide_due(&index, &mut next, &mut report, &|_, l| {
+            // A record (a batch: one operation) takes effect at its
+            // latest change's time, and is applied whole.
+            let changes = changes(record);
+            let read = || changes.iter().filter_map(|c| c.as_ref().ok());
+            if let Some(t) = read().filter_map(ledger::Change::effective_at).max() {
+                decide_due(&ledger.index, &mut next, &mut report, &|_, l| {
                     logged_at(l).is_some_and(|at| at < t)
                 });
             }
             // A reserving Check decided before its own reservation existed.
-            let mut written = Vec::new();
-            ids(&record, &mut written);
+            let written: Vec<&str> = read().filter_map(ledger::Change::interaction_id).collect();
             if let Some(last) = reserved
                 .iter()
-                .filter(|(i, r)| *i >= next && written.contains(r))
+                .filter(|(i, r)| *i >= next && written.contains(&r.as_str()))
                 .map(|(i, _)| *i)
                 .max()
             {
-                decide_due(&index, &mut next, &mut report, &|i, _| i <= last);
+                decide_due(&ledger.index, &mut next, &mut report, &|i, _| i <= last);
             }
-            apply(&mut index, record);
+            ledger.apply_lenient_changes(changes, &mut skipped);
             Ok(())
         },
     )?;
-    decide_due(&index, &mut next, &mut report, &|_, _| true);
+    decide_due(&ledger.index, &mut next, &mut report, &|_, _| true);
+    report.skipped_records = skipped
+        .by_kind
+        .into_iter()
+        .map(|(k, n)| (k.to_owned(), n))
+        .collect();
+    report.skipped_reasons = skipped.reasons;
     Ok(report)
 }

@@ -7,8 +7,9 @@ use prost_types::{Struct, Timestamp, Value, value::Kind};
 use serde_json::Value as Json;
 
 use crate::engine::{Decision, Violation};
-use crate::guard::{CheckOutcome, FieldProblem};
 use crate::model::{ContactInput, Interaction, InteractionInput};
+use crate::problem::FieldProblem;
+use crate::request::CheckOutcome;
 use crate::restrictions::{Restriction, RestrictionInput};
 
 use crate::pb;
@@ -666,4 +667,79 @@ pub fn restriction_input_of(
         note: non_empty(&r.note),
     };
     (input, problems)
+}
+
+/// The protobuf form of a conversation: the API's answer and the journal's
+/// record.
+pub fn convo_pb_of(c: &crate::model::Convo) -> pb::InteractionConvo {
+    pb::InteractionConvo {
+        interaction_id: c.interaction_id.clone(),
+        channel: c.channel.as_str().to_owned(),
+        agents: c
+            .agents
+            .iter()
+            .map(|a| pb::ConvoAgent {
+                name: a.name.clone(),
+                joined_at: Some(ts(a.joined_at)),
+                join_type: a.join_type.as_str().to_owned(),
+            })
+            .collect(),
+        closed: c.closed.is_some(),
+        closed_at: c.closed.as_ref().map(|(at, _)| ts(*at)),
+        closed_by: c
+            .closed
+            .as_ref()
+            .map(|(_, by)| by.clone())
+            .unwrap_or_default(),
+    }
+}
+
+/// A conversation from its protobuf form (a journal record); what
+/// [`convo_pb_of`] writes reads back exactly.
+pub fn convo_from(c: pb::InteractionConvo) -> Result<crate::model::Convo, FieldProblem> {
+    use crate::model::{Channel, ConvoAgent, JoinType};
+    let channel = Channel::parse(&c.channel).ok_or_else(|| {
+        FieldProblem::new(
+            "channel",
+            format!(
+                "`channel` value `{}` is not a channel",
+                crate::model::echo(&c.channel)
+            ),
+        )
+    })?;
+    let agents = c
+        .agents
+        .into_iter()
+        .map(|a| {
+            let joined_at = opt_time("joinedAt", &a.joined_at)?
+                .ok_or_else(|| FieldProblem::required("joinedAt"))?;
+            let join_type = JoinType::parse(&a.join_type).ok_or_else(|| {
+                FieldProblem::new(
+                    "joinType",
+                    format!(
+                        "`joinType` value `{}` is not allowed; allowed: `solo`, `add`, `takeover`",
+                        crate::model::echo(&a.join_type)
+                    ),
+                )
+            })?;
+            Ok(ConvoAgent {
+                name: a.name,
+                joined_at,
+                join_type,
+            })
+        })
+        .collect::<Result<Vec<_>, FieldProblem>>()?;
+    let closed = if c.closed {
+        let at = opt_time("closedAt", &c.closed_at)?
+            .ok_or_else(|| FieldProblem::required("closedAt"))?;
+        Some((at, c.closed_by))
+    } else {
+        None
+    };
+    Ok(crate::model::Convo {
+        interaction_id: c.interaction_id,
+        channel,
+        agents,
+        closed,
+    })
 }

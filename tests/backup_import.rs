@@ -1140,7 +1140,7 @@ fn import_reports_bad_bytes_ignores_foreign_fields_and_keeps_upstream_deletes() 
         |_| {},
     )
     .unwrap();
-    let caller = compliance_guard::guard::Caller {
+    let caller = compliance_guard::request::Caller {
         company: None,
         name: "t".into(),
         sensitive: true,

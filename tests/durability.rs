@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use compliance_guard::guard::{Caller, Guard};
+use compliance_guard::guard::Guard;
 use compliance_guard::index::IndexConfig;
 use compliance_guard::journal::{Durability, JournalError, Replayed};
 use compliance_guard::model::InteractionInput;
@@ -29,6 +29,7 @@ use compliance_guard::pb::{
     ListInteractionsRequest, ListInteractionsResponse, ListReservationsRequest,
     UpdateInteractionRequest,
 };
+use compliance_guard::request::Caller;
 use compliance_guard::server::{ServeConfig, ServeError, serve};
 use compliance_guard::service::Access;
 use prost::Message;

@@ -600,10 +600,11 @@ async fn times_outside_proto3_json_or_events_before_1900_are_refused_naming_the_
 
 #[tokio::test]
 async fn stored_records_outside_the_bounds_still_load_count_and_are_reported() {
-    use compliance_guard::guard::{Caller, Guard};
+    use compliance_guard::guard::Guard;
     use compliance_guard::index::IndexConfig;
     use compliance_guard::journal::Durability;
     use compliance_guard::model::InteractionInput;
+    use compliance_guard::request::Caller;
     let dir = tempfile::tempdir().unwrap();
     let caller = Caller {
         name: "import".into(),

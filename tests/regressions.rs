@@ -1,10 +1,11 @@
 //! Regressions found in review: each test reproduces a bug that was fixed.
 
 use chrono::{DateTime, TimeZone, Utc};
-use compliance_guard::guard::{Caller, CheckInput, Guard};
+use compliance_guard::guard::Guard;
 use compliance_guard::index::IndexConfig;
 use compliance_guard::journal::Durability;
 use compliance_guard::model::InteractionInput;
+use compliance_guard::request::{Caller, CheckInput};
 use compliance_guard::rules::{LoadOptions, RuleSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -72,8 +73,8 @@ async fn review_link_then_compaction_loses_history() {
         g.create("BO-AAAA-00000001", &conv, &caller(), now)
             .await
             .unwrap();
-        g.link_person("BO-BBBB-00000002", "Y").await.unwrap();
-        g.link_person("BO-AAAA-00000001", "Y").await.unwrap();
+        g.link_person("BO-BBBB-00000002", "Y", now).await.unwrap();
+        g.link_person("BO-AAAA-00000001", "Y", now).await.unwrap();
         let d = g
             .check(&check_input("ext-Y", now), &caller(), now, None)
             .await
@@ -333,7 +334,7 @@ async fn review_link_keeps_restrictions() {
             ..InteractionInput::default()
         };
         g.create("ext-X1", &record, &caller(), now).await.unwrap();
-        g.link_person("BO-AAAA-0001", "X1").await.unwrap();
+        g.link_person("BO-AAAA-0001", "X1", now).await.unwrap();
         blocked(&g, "ext-X1");
         blocked(&g, "BO-AAAA-0001");
     }

@@ -43,10 +43,11 @@ fn rv_cooldown_days_overflow() {
 
 mod wi {
     use chrono::{Duration, Utc};
-    use compliance_guard::guard::{Caller, CheckInput, Guard};
+    use compliance_guard::guard::Guard;
     use compliance_guard::index::IndexConfig;
     use compliance_guard::journal::Durability;
     use compliance_guard::model::InteractionInput;
+    use compliance_guard::request::{Caller, CheckInput};
     use compliance_guard::rules::{LoadOptions, RuleSet};
     use std::path::Path;
     use std::sync::Arc;
@@ -59,7 +60,36 @@ mod wi {
         d
     }
 
-    pub fn open(data: &Path, rules: &Path) -> Guard {
+    /// A guard whose answered Checks are written to the decision log, as
+    /// the API layer writes them.
+    pub struct Logged {
+        pub g: Guard,
+        pub log: compliance_guard::decisions::DecisionLog,
+    }
+
+    impl std::ops::Deref for Logged {
+        type Target = Guard;
+        fn deref(&self) -> &Guard {
+            &self.g
+        }
+    }
+
+    impl Logged {
+        pub async fn check(
+            &self,
+            input: &CheckInput,
+            caller: &Caller,
+            now: chrono::DateTime<Utc>,
+            deadline: Option<std::time::Instant>,
+        ) -> Result<compliance_guard::request::CheckOutcome, compliance_guard::guard::GuardError>
+        {
+            let out = self.g.check(input, caller, now, deadline).await?;
+            self.log.record(input, caller, &out, now);
+            Ok(out)
+        }
+    }
+
+    pub fn open(data: &Path, rules: &Path) -> Logged {
         let (g, _) = Guard::open(
             IndexConfig::default(),
             data,
@@ -71,13 +101,11 @@ mod wi {
         let set = RuleSet::load_dir(rules, &LoadOptions::default()).unwrap();
         compliance_guard::reload::archive(data, &set).unwrap();
         g.set_rules(Arc::new(set));
-        g.set_decision_log(
-            compliance_guard::decisions::DecisionLog::start(
-                compliance_guard::decisions::LogConfig::under(data),
-            )
-            .unwrap(),
-        );
-        g
+        let log = compliance_guard::decisions::DecisionLog::start(
+            compliance_guard::decisions::LogConfig::under(data),
+        )
+        .unwrap();
+        Logged { g, log }
     }
 
     pub fn call(loan: &str) -> CheckInput {
@@ -99,10 +127,8 @@ mod wi {
         }
     }
 
-    pub fn close(g: Guard) {
-        if let Some(l) = g.decision_log() {
-            l.close();
-        }
+    pub fn close(g: Logged) {
+        g.log.close();
         drop(g);
     }
 
@@ -131,9 +157,14 @@ mod wi {
             .unwrap();
         assert!(live.decision.allowed, "LN-2 is another debt: allowed live");
         std::thread::sleep(std::time::Duration::from_millis(20));
-        g.declare_debt("BO-WHAT-0001", "D-1", &["LN-1".into(), "LN-2".into()])
-            .await
-            .unwrap();
+        g.declare_debt(
+            "BO-WHAT-0001",
+            "D-1",
+            &["LN-1".into(), "LN-2".into()],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
         close(g);
         let r = compliance_guard::whatif::replay(
             rules.path(),

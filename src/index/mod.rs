@@ -13,7 +13,10 @@
 //! - debts: which loans form one debt (an account). By default each loan is
 //!   its own debt.
 
+mod debts;
+mod people;
 mod query;
+mod view;
 
 /// The index's hash maps: foldhash is several times faster than SipHash on
 /// short id strings and keeps a per-process random seed, so ids chosen by a
@@ -23,12 +26,14 @@ type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 use chrono::{DateTime, Duration, Utc};
 
 use crate::model::{
-    AgentOutcome, AnyId, Channel, ContactKind, Direction, Interaction, InteractionInput,
-    MAX_ID_CHARS, MAX_LOANS, Media, MediaKind, Status, StatusDetails, Theme, ValidationError,
+    AgentOutcome, AnyId, Channel, ContactKind, Direction, Interaction, InteractionInput, Media,
+    MediaKind, Status, StatusDetails, Theme, ValidationError,
 };
 use crate::restrictions::{MAX_PER_PERSON, Restriction};
 
+pub use people::{PersonNames, Resolved};
 pub use query::{Cursor, DEFAULT_LIMIT, ListPage, ListQuery, MAX_LIMIT, SortField, page_bounds};
+pub use view::BorrowerView;
 
 /// Default history horizon, in days: at least the longest window a rule
 /// may use.
@@ -343,6 +348,19 @@ fn generated_id(prefix: &str, n: u64) -> String {
     format!("{prefix}-{:04X}-{:08X}", n >> 32, n & 0xFFFF_FFFF)
 }
 
+/// The first generated id after the counter `n` that `taken` does not
+/// hold; the counter itself moves when the id is stored
+/// ([`Index::advance_counter`]), so planning one changes nothing.
+fn free_id(prefix: &str, mut n: u64, taken: impl Fn(&str) -> bool) -> String {
+    loop {
+        n += 1;
+        let id = generated_id(prefix, n);
+        if !taken(&id) {
+            return id;
+        }
+    }
+}
+
 impl Index {
     /// An empty index.
     pub fn new(config: IndexConfig) -> Index {
@@ -367,156 +385,6 @@ impl Index {
         self.records.is_empty()
     }
 
-    /// Finds a person by our id or `ext-<externalId>`.
-    pub fn find_person(&self, any_id: &str) -> Result<Option<PersonKey>, IndexError> {
-        Ok(match AnyId::parse("personId", any_id)? {
-            AnyId::Ours(id) => self.person_ids.get(id).copied(),
-            AnyId::External(ext) => self.person_external_ids.get(ext).copied(),
-        })
-    }
-
-    /// Our id of a person.
-    pub fn person_id(&self, key: PersonKey) -> &str {
-        self.people
-            .get(key.0 as usize)
-            .map_or("", |p| p.id.as_str())
-    }
-
-    /// Finds a person, registering them on first mention. A person first
-    /// named by `ext-X` gets an id of ours (`BO-...`) and the alias `X`.
-    pub fn register_person(&mut self, any_id: &str) -> Result<PersonKey, IndexError> {
-        if let Some(k) = self.find_person(any_id)? {
-            return Ok(k);
-        }
-        let key = PersonKey(u32::try_from(self.people.len()).unwrap_or(u32::MAX));
-        let mut person = Person::default();
-        match AnyId::parse("personId", any_id)? {
-            AnyId::Ours(id) => person.id = id.to_owned(),
-            AnyId::External(ext) => {
-                loop {
-                    self.next_person += 1;
-                    let id = generated_id("BO", self.next_person);
-                    if !self.person_ids.contains_key(&id) {
-                        person.id = id;
-                        break;
-                    }
-                }
-                person.external_ids.push(ext.to_owned());
-                self.person_external_ids.insert(ext.to_owned(), key);
-            }
-        }
-        self.person_ids.insert(person.id.clone(), key);
-        self.people.push(person);
-        Ok(key)
-    }
-
-    /// Links a person's id and external id, so that both name one history.
-    ///
-    /// Refused when both names already belong to two different people who
-    /// each have records (interactions or debts): joining them would make
-    /// one history out of two. A name that has no records yet simply moves.
-    pub fn link_person(&mut self, id: &str, external_id: &str) -> Result<PersonKey, IndexError> {
-        let AnyId::Ours(id) = AnyId::parse("personId", id)? else {
-            return Err(ValidationError::InvalidId {
-                field: "personId",
-                value: id.to_owned(),
-            }
-            .into());
-        };
-        if external_id.is_empty() || external_id.chars().count() > MAX_ID_CHARS {
-            return Err(ValidationError::Length {
-                field: "externalId",
-                len: external_id.chars().count(),
-                min: 1,
-                max: MAX_ID_CHARS,
-            }
-            .into());
-        }
-        let by_id = self.person_ids.get(id).copied();
-        let by_ext = self.person_external_ids.get(external_id).copied();
-        let has_records = |k: PersonKey, idx: &Index| {
-            idx.people
-                .get(k.0 as usize)
-                .is_some_and(|p| p.interactions > 0 || !p.accounts.is_empty())
-        };
-        match (by_id, by_ext) {
-            (Some(a), Some(b)) if a == b => Ok(a),
-            (Some(a), Some(b)) => {
-                if has_records(a, self) && has_records(b, self) {
-                    return Err(IndexError::WouldJoin {
-                        a: id.to_owned(),
-                        b: format!("ext-{external_id}"),
-                        a_id: self.person_id(a).to_owned(),
-                        b_id: self.person_id(b).to_owned(),
-                    });
-                }
-                // One side is empty: its name moves to the other.
-                let (keep, empty) = if has_records(a, self) { (a, b) } else { (b, a) };
-                self.absorb(keep, empty);
-                Ok(keep)
-            }
-            (Some(a), None) => {
-                self.person_external_ids.insert(external_id.to_owned(), a);
-                self.people[a.0 as usize]
-                    .external_ids
-                    .push(external_id.to_owned());
-                Ok(a)
-            }
-            (None, Some(b)) => {
-                // The person was known only by the external id: the given id
-                // becomes an alias too.
-                self.person_ids.insert(id.to_owned(), b);
-                self.people[b.0 as usize].aliases.push(id.to_owned());
-                Ok(b)
-            }
-            (None, None) => {
-                let k = self.register_person(id)?;
-                self.person_external_ids.insert(external_id.to_owned(), k);
-                self.people[k.0 as usize]
-                    .external_ids
-                    .push(external_id.to_owned());
-                Ok(k)
-            }
-        }
-    }
-
-    /// Moves every name of `empty` (a person with no records) to `keep`.
-    fn absorb(&mut self, keep: PersonKey, empty: PersonKey) {
-        for v in self
-            .person_ids
-            .values_mut()
-            .chain(self.person_external_ids.values_mut())
-        {
-            if *v == empty {
-                *v = keep;
-            }
-        }
-        let moved = std::mem::take(&mut self.people[empty.0 as usize].external_ids);
-        self.people[keep.0 as usize].external_ids.extend(moved);
-        let old_id = std::mem::take(&mut self.people[empty.0 as usize].id);
-        let moved = std::mem::take(&mut self.people[empty.0 as usize].aliases);
-        let keep_person = &mut self.people[keep.0 as usize];
-        keep_person.aliases.push(old_id);
-        keep_person.aliases.extend(moved);
-        self.move_restrictions(empty, keep);
-    }
-
-    /// Moves every restriction of `from` to `to`: a person's restrictions
-    /// follow their names, so that a cease recorded under one name still
-    /// binds after the name is linked to another (only ever stricter).
-    fn move_restrictions(&mut self, from: PersonKey, to: PersonKey) {
-        if from == to {
-            return;
-        }
-        let moved = std::mem::take(&mut self.people[from.0 as usize].restrictions);
-        let to_id = self.people[to.0 as usize].id.clone();
-        for mut r in moved {
-            self.restriction_ids.insert(r.id.clone(), to);
-            r.person_id = to_id.clone();
-            self.people[to.0 as usize].restrictions.push(r);
-        }
-    }
-
     /// Makes room for about `interactions` more interactions, so that a
     /// replay of millions does not copy and rehash as it grows.
     pub fn reserve(&mut self, interactions: usize) {
@@ -528,103 +396,9 @@ impl Index {
         self.person_external_ids.reserve(interactions / 16);
     }
 
-    /// How many people the registry holds.
-    pub fn people_len(&self) -> usize {
-        self.people.len()
-    }
-
-    /// Every name of a person: our id, other ids of ours linked to them,
-    /// and their external ids. This is what the journal stores.
-    pub fn person_names(&self, key: PersonKey) -> (String, Vec<String>, Vec<String>) {
-        self.people
-            .get(key.0 as usize)
-            .map_or_else(Default::default, |p| {
-                (p.id.clone(), p.aliases.clone(), p.external_ids.clone())
-            })
-    }
-
-    /// Every person's key, in registry order.
-    pub fn person_keys(&self) -> impl Iterator<Item = PersonKey> + '_ {
-        (0..self.people.len()).map(|i| PersonKey(u32::try_from(i).unwrap_or(u32::MAX)))
-    }
-
-    /// A person's declared accounts with their loans, sorted by account id.
-    pub fn person_debts(&self, key: PersonKey) -> Vec<(String, Vec<String>)> {
-        let Some(p) = self.people.get(key.0 as usize) else {
-            return Vec::new();
-        };
-        let mut debts: Vec<(String, Vec<String>)> = p
-            .accounts
-            .iter()
-            .map(|(a, loans)| {
-                (
-                    self.names.name(*a).to_owned(),
-                    loans
-                        .iter()
-                        .map(|l| self.names.name(*l).to_owned())
-                        .collect(),
-                )
-            })
-            .collect();
-        debts.sort();
-        debts
-    }
-
     /// Every stored interaction (deleted ones included), in creation order.
     pub fn records(&self) -> impl Iterator<Item = &Interaction> + '_ {
         self.records.iter().map(|(_, r)| r)
-    }
-
-    /// Puts a person back with every name, as the journal stored them.
-    /// Names already pointing at someone else move to this person, which is
-    /// what a link that emptied another person did.
-    pub fn restore_person(
-        &mut self,
-        id: &str,
-        aliases: &[String],
-        external_ids: &[String],
-    ) -> PersonKey {
-        let key = match self.person_ids.get(id) {
-            Some(k) if self.people[k.0 as usize].id == id => *k,
-            _ => {
-                let key = PersonKey(u32::try_from(self.people.len()).unwrap_or(u32::MAX));
-                self.people.push(Person {
-                    id: id.to_owned(),
-                    ..Person::default()
-                });
-                key
-            }
-        };
-        self.bump_counter("BO", id);
-        self.person_ids.insert(id.to_owned(), key);
-        // A name this person now holds leaves whoever held it before (a
-        // link that emptied another person), so it names one history only.
-        for a in aliases {
-            if let Some(old) = self.person_ids.insert(a.clone(), key)
-                && old != key
-            {
-                let p = &mut self.people[old.0 as usize];
-                let emptied = p.id == *a;
-                if emptied {
-                    p.id.clear();
-                }
-                p.aliases.retain(|x| x != a);
-                if emptied {
-                    self.move_restrictions(old, key);
-                }
-            }
-        }
-        for e in external_ids {
-            if let Some(old) = self.person_external_ids.insert(e.clone(), key)
-                && old != key
-            {
-                self.people[old.0 as usize].external_ids.retain(|x| x != e);
-            }
-        }
-        let person = &mut self.people[key.0 as usize];
-        person.aliases = aliases.to_vec();
-        person.external_ids = external_ids.to_vec();
-        key
     }
 
     /// Puts an interaction back in its exact stored state (the journal's
@@ -634,7 +408,6 @@ impl Index {
             Some(p) => *p,
             None => self.register_person(&record.person_id)?,
         };
-        self.bump_counter("IT", &record.id);
         let existing = self.ids.get(&record.id).copied();
         let key = match existing {
             Some(k) => {
@@ -673,99 +446,53 @@ impl Index {
             person.interactions += 1;
             person.records.push(key);
         }
+        self.advance_counter("IT");
         Ok(())
     }
 
-    /// Keeps the id counters past every generated id seen, so that ids
-    /// assigned after a restart never collide with restored ones.
-    fn bump_counter(&mut self, prefix: &str, id: &str) {
-        let Some(rest) = id.strip_prefix(prefix).and_then(|r| r.strip_prefix('-')) else {
-            return;
+    /// Moves the id counter of `prefix` (`BO`, `IT`, `RS`) past every
+    /// generated id from it on that is taken. The counter is the longest
+    /// run `1..=n` of generated ids all taken, so the next generated id is
+    /// the first free one, whatever order the ids were stored in and
+    /// whether a caller chose one that looks generated: an index recovered
+    /// from the journal generates exactly the ids the live one would have.
+    fn advance_counter(&mut self, prefix: &str) {
+        let taken = |index: &Index, n: u64| {
+            let id = generated_id(prefix, n);
+            match prefix {
+                "BO" => index.person_ids.contains_key(&id),
+                "RS" => index.restriction_ids.contains_key(&id),
+                _ => index.ids.contains_key(&id),
+            }
         };
-        let Some((hi, lo)) = rest.split_once('-') else {
-            return;
+        let mut n = match prefix {
+            "BO" => self.next_person,
+            "RS" => self.next_restriction,
+            _ => self.next_interaction,
         };
-        if let (Ok(hi), Ok(lo)) = (u64::from_str_radix(hi, 16), u64::from_str_radix(lo, 16)) {
-            let n = (hi << 32) | (lo & 0xFFFF_FFFF);
-            let counter = match prefix {
-                "BO" => &mut self.next_person,
-                "RS" => &mut self.next_restriction,
-                _ => &mut self.next_interaction,
-            };
-            *counter = (*counter).max(n);
+        while taken(self, n + 1) {
+            n += 1;
+        }
+        match prefix {
+            "BO" => self.next_person = n,
+            "RS" => self.next_restriction = n,
+            _ => self.next_interaction = n,
         }
     }
 
-    /// Declares that `loans` form one debt, the account `debt_id`, for this
-    /// person (12 CFR 1006.14(b)(4): student loans serviced under one
-    /// account number are one debt; D.C. counts per account). A second
-    /// declaration of the same account replaces its list of loans.
-    pub fn declare_debt(
-        &mut self,
-        person: &str,
-        debt_id: &str,
-        loans: &[String],
-    ) -> Result<(), IndexError> {
-        if debt_id.is_empty() || debt_id.chars().count() > MAX_ID_CHARS {
-            return Err(IndexError::BadDebt {
-                debt: crate::model::echo(debt_id),
-                reason: format!("the id must have 1 to {MAX_ID_CHARS} characters"),
-            });
-        }
-        if loans.len() > MAX_LOANS {
-            return Err(IndexError::BadDebt {
-                debt: debt_id.to_owned(),
-                reason: format!("{} loans given; allowed: at most {MAX_LOANS}", loans.len()),
-            });
-        }
-        if let Some(bad) = loans
-            .iter()
-            .find(|l| l.is_empty() || l.chars().count() > MAX_ID_CHARS)
-        {
-            return Err(IndexError::BadDebt {
-                debt: debt_id.to_owned(),
-                reason: format!(
-                    "loan id `{}` must have 1 to {MAX_ID_CHARS} characters",
-                    crate::model::echo(bad)
-                ),
-            });
-        }
-        let p = self.register_person(person)?;
-        let account = self.names.intern(debt_id);
-        let loan_keys: Vec<NameKey> = loans.iter().map(|l| self.names.intern(l)).collect();
-        let person = &mut self.people[p.0 as usize];
-        for l in &loan_keys {
-            if let Some(other) = person.accounts_of_loans.get(l)
-                && *other != account
-            {
-                return Err(IndexError::LoanInTwoDebts {
-                    loan: self.names.name(*l).to_owned(),
-                    debt: self.names.name(*other).to_owned(),
-                });
-            }
-        }
-        if let Some(old) = person.accounts.insert(account, loan_keys.clone()) {
-            for l in old {
-                person.accounts_of_loans.remove(&l);
-            }
-        }
-        for l in loan_keys {
-            person.accounts_of_loans.insert(l, account);
-        }
-        Ok(())
-    }
-
-    /// Records a new interaction for `person` and returns it as stored.
+    /// A new interaction for `person` as [`Index::create`] would store it,
+    /// and who the person is (someone it would register, on first
+    /// mention), without changing the index.
     ///
     /// `now` is the moment of recording (the default `startedAt` and
     /// `createdAt`). An `id` in the input is kept if it is free; otherwise
     /// we assign one (`IT-...`).
-    pub fn create(
-        &mut self,
+    pub fn plan_create(
+        &self,
         person: &str,
         input: &InteractionInput,
         now: DateTime<Utc>,
-    ) -> Result<&Interaction, IndexError> {
+    ) -> Result<(Resolved, Interaction), IndexError> {
         let mut record = input.validate_all(now).map_err(invalid)?;
         if let Some(ext) = &record.external_id
             && let Some(k) = self.external_ids.get(ext)
@@ -794,13 +521,7 @@ impl Index {
                 }
                 given.to_owned()
             }
-            None => loop {
-                self.next_interaction += 1;
-                let id = generated_id("IT", self.next_interaction);
-                if !self.ids.contains_key(&id) {
-                    break id;
-                }
-            },
+            None => free_id("IT", self.next_interaction, |id| self.ids.contains_key(id)),
         };
         if let Some(given) = &input.person_id
             && given != person
@@ -812,23 +533,33 @@ impl Index {
                 actual: person.to_owned(),
             });
         }
-        let p = self.register_person(person)?;
-        record.id = id.clone();
-        record.person_id = self.person_id(p).to_owned();
-        let key = InteractionKey(u32::try_from(self.records.len()).unwrap_or(u32::MAX));
-        let entry = self.entry_for(key, &record);
-        self.ids.insert(id, key);
-        if let Some(ext) = &record.external_id {
-            self.external_ids.insert(ext.clone(), key);
+        let who = self.plan_person(person)?;
+        record.id = id;
+        record.person_id = who.id().to_owned();
+        Ok((who, record))
+    }
+
+    /// Records a new interaction for `person` and returns it as stored
+    /// ([`Index::plan_create`], then [`Index::restore_interaction`]).
+    pub fn create(
+        &mut self,
+        person: &str,
+        input: &InteractionInput,
+        now: DateTime<Utc>,
+    ) -> Result<&Interaction, IndexError> {
+        let (who, record) = self.plan_create(person, input, now)?;
+        self.store(who, record)
+    }
+
+    /// Stores a planned interaction (registering its person first, if new)
+    /// and returns it as stored.
+    fn store(&mut self, who: Resolved, record: Interaction) -> Result<&Interaction, IndexError> {
+        if let Resolved::New(names) = &who {
+            self.restore(names);
         }
-        let person = &mut self.people[p.0 as usize];
-        person.interactions += 1;
-        person.records.push(key);
-        // An imported record deleted upstream is kept, but does not count.
-        if record.deleted_at.is_none() {
-            insert_sorted(&mut person.entries, entry);
-        }
-        self.records.push((p, record));
+        let id = record.id.clone();
+        self.restore_interaction(record)?;
+        let key = self.ids.get(&id).copied().unwrap_or_default();
         Ok(&self.records[key.0 as usize].1)
     }
 
@@ -942,7 +673,8 @@ impl Index {
     }
 
     /// Applies an update: the fields `patch` sets replace the stored ones,
-    /// and the result is validated as a whole, as a new record would be.
+    /// and the result is validated as a whole, as a new record would be
+    /// ([`Index::plan_update`], then [`Index::restore_interaction`]).
     pub fn update(
         &mut self,
         person: Option<&str>,
@@ -950,6 +682,19 @@ impl Index {
         patch: &InteractionInput,
         now: DateTime<Utc>,
     ) -> Result<&Interaction, IndexError> {
+        let record = self.plan_update(person, interaction, patch, now)?;
+        self.replace(record)
+    }
+
+    /// The interaction as [`Index::update`] would leave it, without
+    /// changing the index.
+    pub fn plan_update(
+        &self,
+        person: Option<&str>,
+        interaction: &str,
+        patch: &InteractionInput,
+        now: DateTime<Utc>,
+    ) -> Result<Interaction, IndexError> {
         let key = self.locate(person, interaction)?;
         let (p, old) = &self.records[key.0 as usize];
         if let Some(given) = &patch.person_id
@@ -971,7 +716,7 @@ impl Index {
         }
         let mut merged = old.to_input();
         merged.overlay(patch);
-        self.apply(
+        self.updated(
             key,
             merged,
             patch.status.is_some(),
@@ -994,6 +739,21 @@ impl Index {
         now: DateTime<Utc>,
         by: Option<&str>,
     ) -> Result<&Interaction, IndexError> {
+        let record = self.plan_update_fields(person, interaction, values, fields, now, by)?;
+        self.replace(record)
+    }
+
+    /// The interaction as [`Index::update_fields`] would leave it, without
+    /// changing the index.
+    pub fn plan_update_fields(
+        &self,
+        person: Option<&str>,
+        interaction: &str,
+        values: &InteractionInput,
+        fields: &[String],
+        now: DateTime<Utc>,
+        by: Option<&str>,
+    ) -> Result<Interaction, IndexError> {
         let key = self.locate(person, interaction)?;
         let mut merged = self.records[key.0 as usize].1.to_input();
         let mut names = Vec::with_capacity(fields.len());
@@ -1017,21 +777,20 @@ impl Index {
         }
         let status_set = names.contains(&"status");
         let details_set = names.contains(&"statusDetails");
-        self.apply(key, merged, status_set, details_set, now, by)
+        self.updated(key, merged, status_set, details_set, now, by)
     }
 
-    /// Validates `merged` as the new state of `key` and stores it.
-    fn apply(
-        &mut self,
+    /// Validates `merged` as the new state of `key` and returns it.
+    fn updated(
+        &self,
         key: InteractionKey,
         mut merged: InteractionInput,
         status_set: bool,
         details_set: bool,
         now: DateTime<Utc>,
         by: Option<&str>,
-    ) -> Result<&Interaction, IndexError> {
-        let (p, old) = &self.records[key.0 as usize];
-        let p = *p;
+    ) -> Result<Interaction, IndexError> {
+        let old = &self.records[key.0 as usize].1;
         if old.deleted_at.is_some() {
             return Err(IndexError::Deleted(old.id.clone()));
         }
@@ -1066,21 +825,14 @@ impl Index {
         }
         record.updated_at = Some(now);
         record.updated_by = by.map(str::to_owned).or_else(|| old.updated_by.clone());
-        let old_at = old.occurs_at().timestamp();
-        let old_ext = old.external_id.clone();
-        let entry = self.entry_for(key, &record);
-        if old_ext != record.external_id {
-            if let Some(e) = old_ext {
-                self.external_ids.remove(&e);
-            }
-            if let Some(e) = &record.external_id {
-                self.external_ids.insert(e.clone(), key);
-            }
-        }
-        let entries = &mut self.people[p.0 as usize].entries;
-        remove_entry(entries, old_at, key);
-        insert_sorted(entries, entry);
-        self.records[key.0 as usize].1 = record;
+        Ok(record)
+    }
+
+    /// Stores a new state of a known interaction and returns it as stored.
+    fn replace(&mut self, record: Interaction) -> Result<&Interaction, IndexError> {
+        let id = record.id.clone();
+        self.restore_interaction(record)?;
+        let key = self.ids.get(&id).copied().unwrap_or_default();
         Ok(&self.records[key.0 as usize].1)
     }
 
@@ -1093,18 +845,30 @@ impl Index {
         interaction: &str,
         now: DateTime<Utc>,
     ) -> Result<&Interaction, IndexError> {
+        let record = self.plan_delete(person, interaction, now)?;
+        self.replace(record)
+    }
+
+    /// The interaction as [`Index::delete`] would leave it, without
+    /// changing the index.
+    pub fn plan_delete(
+        &self,
+        person: Option<&str>,
+        interaction: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Interaction, IndexError> {
         let key = self.locate(person, interaction)?;
-        let (p, record) = &mut self.records[key.0 as usize];
+        let record = &self.records[key.0 as usize].1;
         if !record.is_external {
             return Err(IndexError::NotExternal(record.id.clone()));
         }
         if record.deleted_at.is_some() {
             return Err(IndexError::Deleted(record.id.clone()));
         }
-        record.deleted_at = Some(now);
-        let at = record.occurs_at().timestamp();
-        remove_entry(&mut self.people[p.0 as usize].entries, at, key);
-        Ok(&self.records[key.0 as usize].1)
+        Ok(Interaction {
+            deleted_at: Some(now),
+            ..record.clone()
+        })
     }
 
     /// Stores the audio of `kind` on a voice interaction that has none and
@@ -1118,8 +882,23 @@ impl Index {
         now: DateTime<Utc>,
         by: &str,
     ) -> Result<&Interaction, IndexError> {
+        let record = self.plan_set_media(person, interaction, kind, media, now, by)?;
+        self.replace(record)
+    }
+
+    /// The interaction as [`Index::set_media`] would leave it, without
+    /// changing the index.
+    pub fn plan_set_media(
+        &self,
+        person: Option<&str>,
+        interaction: &str,
+        kind: MediaKind,
+        media: Media,
+        now: DateTime<Utc>,
+        by: &str,
+    ) -> Result<Interaction, IndexError> {
         let key = self.locate(person, interaction)?;
-        let record = &mut self.records[key.0 as usize].1;
+        let mut record = self.records[key.0 as usize].1.clone();
         if record.deleted_at.is_some() {
             return Err(IndexError::Deleted(record.id.clone()));
         }
@@ -1138,11 +917,10 @@ impl Index {
                 },
             });
         }
-        self.media_files.insert(media.storage_key.clone(), key);
         *slot = Some(Box::new(media));
         record.updated_at = Some(now);
         record.updated_by = Some(by.to_owned());
-        Ok(&self.records[key.0 as usize].1)
+        Ok(record)
     }
 
     /// What the index knows of a stored file: `None` if no interaction
@@ -1195,15 +973,22 @@ impl Index {
         dropped
     }
 
-    /// A new restriction id (`RS-...`), never used before.
-    pub fn new_restriction_id(&mut self) -> String {
-        loop {
-            self.next_restriction += 1;
-            let id = generated_id("RS", self.next_restriction);
-            if !self.restriction_ids.contains_key(&id) {
-                return id;
-            }
+    /// A new restriction as [`Index::put_restriction`] would store it,
+    /// with a new id (`RS-...`, never used before), and who its person is
+    /// (someone it would register, on first mention); without changing the
+    /// index. Refused when the person already has [`MAX_PER_PERSON`].
+    pub fn plan_restriction(&self, r: Restriction) -> Result<(Resolved, Restriction), IndexError> {
+        let who = self.plan_person(&r.person_id)?;
+        if let Some(k) = who.key()
+            && self.person_restrictions(k).len() >= MAX_PER_PERSON
+        {
+            return Err(IndexError::TooManyRestrictions(who.id().to_owned()));
         }
+        let id = free_id("RS", self.next_restriction, |id| {
+            self.restriction_ids.contains_key(id)
+        });
+        let person_id = who.id().to_owned();
+        Ok((who, Restriction { id, person_id, ..r }))
     }
 
     /// Stores a restriction's full state: a new id is added to its person
@@ -1214,7 +999,6 @@ impl Index {
             Some(k) => *k,
             None => self.register_person(&r.person_id)?,
         };
-        self.bump_counter("RS", &r.id);
         let person_id = self.people[key.0 as usize].id.clone();
         let person = &mut self.people[key.0 as usize];
         let at = match person.restrictions.iter().position(|x| x.id == r.id) {
@@ -1231,6 +1015,7 @@ impl Index {
                 person.restrictions.len() - 1
             }
         };
+        self.advance_counter("RS");
         Ok(&self.people[key.0 as usize].restrictions[at])
     }
 
@@ -1324,124 +1109,6 @@ pub struct CountingMemory {
     /// Heap bytes of loan lists that are not inline (before the
     /// allocator's own overhead).
     pub loan_heap_bytes: usize,
-}
-
-/// One borrower's history as the engine reads it.
-#[derive(Debug, Clone, Copy)]
-pub struct BorrowerView<'a> {
-    index: &'a Index,
-    person_key: Option<PersonKey>,
-    person: Option<&'a Person>,
-}
-
-impl<'a> BorrowerView<'a> {
-    /// The borrower's restrictions, ended ones included.
-    pub fn restrictions(&self) -> &'a [Restriction] {
-        self.person.map_or(&[], |p| p.restrictions.as_slice())
-    }
-
-    /// The full record of one of the index's interactions.
-    pub fn record(&self, key: InteractionKey) -> Option<&'a Interaction> {
-        self.index.records.get(key.0 as usize).map(|(_, r)| r)
-    }
-
-    /// The key of one of this borrower's interactions, by our id or
-    /// `ext-<externalId>`.
-    pub fn find(&self, any_id: &str) -> Option<InteractionKey> {
-        let k = self.index.find_interaction(any_id).ok()??;
-        let owner = self.index.records.get(k.0 as usize)?.0;
-        (Some(owner) == self.person_key).then_some(k)
-    }
-
-    /// The debt a loan id names, if the index knows the loan.
-    pub fn debt_of_name(&self, loan: &str) -> Option<DebtKey> {
-        self.index.names.get(loan).map(|k| self.debt_of(k))
-    }
-
-    /// Every counting entry, in time order.
-    pub fn entries(&self) -> &'a [Entry] {
-        self.person.map_or(&[], |p| p.entries.as_slice())
-    }
-
-    /// The entries at or after `from` (Unix seconds), in time order.
-    pub fn entries_from(&self, from: i64) -> &'a [Entry] {
-        let all = self.entries();
-        &all[all.partition_point(|e| e.at < from)..]
-    }
-
-    /// True if an entry is the reply to a communication from the borrower:
-    /// its previousInteractionId names one of the borrower's live inbound
-    /// interactions, it happens within [`REPLY_WINDOW_DAYS`] after it, and
-    /// it is the first interaction that cites it. Citing an old message, or
-    /// answering one message many times, does not make a send a reply.
-    pub fn answers_borrower(&self, e: &Entry) -> bool {
-        let (Some(prev), Some(p)) = (e.previous, self.person_key) else {
-            return false;
-        };
-        if !self.index.key_is_inbound_of(p, prev) {
-            return false;
-        }
-        let inbound_at = self.index.records[prev.0 as usize]
-            .1
-            .occurs_at()
-            .timestamp();
-        if e.at < inbound_at || e.at - inbound_at > REPLY_WINDOW_DAYS * 86_400 {
-            return false;
-        }
-        !self
-            .entries_from(inbound_at)
-            .iter()
-            .take_while(|x| (x.at, x.key) < (e.at, e.key))
-            .any(|x| x.previous == Some(prev))
-    }
-
-    /// Our id of an interaction.
-    pub fn interaction_id(&self, key: InteractionKey) -> &'a str {
-        self.index
-            .records
-            .get(key.0 as usize)
-            .map_or("", |(_, r)| r.id.as_str())
-    }
-
-    /// The debt a loan belongs to: its account if declared, else itself.
-    pub fn debt_of(&self, loan: NameKey) -> DebtKey {
-        match self.person.and_then(|p| p.accounts_of_loans.get(&loan)) {
-            Some(account) => DebtKey::Account(*account),
-            None => DebtKey::Loan(loan),
-        }
-    }
-
-    /// The debts a proposed send names, from its loan ids. A loan the index
-    /// has never seen is a debt of its own ([`DebtKey::Unlisted`]).
-    pub fn debts_of_loans(&self, loans: &[String]) -> Vec<DebtKey> {
-        let mut debts = Vec::with_capacity(loans.len());
-        for (i, name) in loans.iter().enumerate() {
-            let debt = match self.index.names.get(name) {
-                Some(k) => self.debt_of(k),
-                None => DebtKey::Unlisted(u16::try_from(i).unwrap_or(u16::MAX)),
-            };
-            if !debts.contains(&debt) {
-                debts.push(debt);
-            }
-        }
-        debts
-    }
-
-    /// The declared accounts of this borrower.
-    pub fn accounts(&self) -> Vec<DebtKey> {
-        self.person.map_or_else(Vec::new, |p| {
-            p.accounts.keys().map(|k| DebtKey::Account(*k)).collect()
-        })
-    }
-
-    /// A debt's id for messages: the loan or account id, or the loan's
-    /// place in the send for an unlisted one.
-    pub fn debt_name(&self, debt: DebtKey, send_loans: &[String]) -> String {
-        match debt {
-            DebtKey::Loan(k) | DebtKey::Account(k) => self.index.names.name(k).to_owned(),
-            DebtKey::Unlisted(i) => send_loans.get(usize::from(i)).cloned().unwrap_or_default(),
-        }
-    }
 }
 
 #[cfg(test)]

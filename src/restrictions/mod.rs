@@ -13,12 +13,17 @@
 //! and keeps it for the audit. Every change is journaled as the
 //! restriction's full new state.
 
+mod effect;
+
+pub use effect::effect;
+
 use std::fmt;
 
 use chrono::{DateTime, NaiveTime, Utc, Weekday};
 use serde::Deserialize;
 
 use crate::model::{Channel, ContactKind, describe_allowed, parse_time};
+use crate::problem::FieldProblem;
 
 /// Most loans, channels, contact kinds or contact values one restriction
 /// may name.
@@ -123,8 +128,8 @@ macro_rules! names {
                 }
             }
 
-            fn parse_field(text: &str) -> Result<Self, Problem> {
-                Self::parse(text).ok_or_else(|| Problem::new(
+            fn parse_field(text: &str) -> Result<Self, FieldProblem> {
+                Self::parse(text).ok_or_else(|| FieldProblem::new(
                     $field,
                     format!(
                         "`{}` value `{}` is not allowed; allowed: {}",
@@ -240,26 +245,11 @@ impl RestrictionKind {
     }
 }
 
-/// One problem of a restriction as given, naming its field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The field, by its camelCase name.
-    pub field: &'static str,
-    /// What is wrong and what is allowed.
-    pub message: String,
-}
-
-impl Problem {
-    fn new(field: &'static str, message: String) -> Problem {
-        Problem { field, message }
-    }
-}
-
 /// Every problem of a restriction as given; nothing is recorded when one is
 /// returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", .0.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "))]
-pub struct RestrictionErrors(pub Vec<Problem>);
+pub struct RestrictionErrors(pub Vec<FieldProblem>);
 
 fn clip(text: &str) -> String {
     crate::model::echo(text)
@@ -414,7 +404,7 @@ pub fn normalize_contact(value: &str) -> String {
     }
 }
 
-fn parse_hhmm(field: &'static str, text: &str) -> Result<NaiveTime, Problem> {
+fn parse_hhmm(field: &'static str, text: &str) -> Result<NaiveTime, FieldProblem> {
     let parsed = text.split_once(':').and_then(|(h, m)| {
         if h.len() != 2 || m.len() != 2 {
             return None;
@@ -422,7 +412,7 @@ fn parse_hhmm(field: &'static str, text: &str) -> Result<NaiveTime, Problem> {
         NaiveTime::from_hms_opt(h.parse().ok()?, m.parse().ok()?, 0)
     });
     parsed.ok_or_else(|| {
-        Problem::new(
+        FieldProblem::new(
             field,
             format!(
                 "`{field}` value `{}` is not a time; allowed: HH:MM, for example `10:00`",
@@ -434,9 +424,9 @@ fn parse_hhmm(field: &'static str, text: &str) -> Result<NaiveTime, Problem> {
 
 /// The days a designation's `days` names, Monday first, each once; every
 /// problem (too many entries, an unknown name) is pushed naming `days`.
-fn parse_days(list: &[String], problems: &mut Vec<Problem>) -> Vec<Weekday> {
+fn parse_days(list: &[String], problems: &mut Vec<FieldProblem>) -> Vec<Weekday> {
     if list.len() > MAX_DAYS {
-        problems.push(Problem::new(
+        problems.push(FieldProblem::new(
             "days",
             format!(
                 "`days` has {} entries; allowed: at most {MAX_DAYS}, each day once (`weekdays` names five, `weekends` two)",
@@ -461,7 +451,7 @@ fn parse_days(list: &[String], problems: &mut Vec<Problem>) -> Vec<Weekday> {
                     .copied()
                     .chain(DAY_GROUPS.iter().map(|(n, _)| *n))
                     .collect();
-                problems.push(Problem::new(
+                problems.push(FieldProblem::new(
                     "days",
                     format!(
                         "`days` value `{}` is not allowed; allowed: {}",
@@ -633,7 +623,7 @@ impl RestrictionInput {
     ) -> Result<Restriction, RestrictionErrors> {
         let mut problems = Vec::new();
         let kind = if self.kind.is_empty() {
-            problems.push(Problem::new("kind", "`kind` is required".into()));
+            problems.push(FieldProblem::new("kind", "`kind` is required"));
             None
         } else {
             RestrictionKind::parse_field(&self.kind)
@@ -641,7 +631,7 @@ impl RestrictionInput {
                 .ok()
         };
         let source = if self.source.is_empty() {
-            problems.push(Problem::new(
+            problems.push(FieldProblem::new(
                 "source",
                 format!(
                     "`source` is required; allowed: {}",
@@ -655,14 +645,14 @@ impl RestrictionInput {
                 .ok()
         };
         let received_at = if self.received_at.is_empty() {
-            problems.push(Problem::new(
+            problems.push(FieldProblem::new(
                 "receivedAt",
-                "`receivedAt` is required: a restriction is in force from when the lender received it".into(),
+                "`receivedAt` is required: a restriction is in force from when the lender received it",
             ));
             None
         } else {
             parse_time("receivedAt", &self.received_at)
-                .map_err(|e| problems.push(Problem::new("receivedAt", e.to_string())))
+                .map_err(|e| problems.push(FieldProblem::new("receivedAt", e.to_string())))
                 .ok()
         };
         let ends_at = self
@@ -670,13 +660,13 @@ impl RestrictionInput {
             .as_deref()
             .map(|t| parse_time("endsAt", t))
             .transpose()
-            .map_err(|e| problems.push(Problem::new("endsAt", e.to_string())))
+            .map_err(|e| problems.push(FieldProblem::new("endsAt", e.to_string())))
             .ok()
             .flatten();
         if let (Some(r), Some(e)) = (received_at, ends_at)
             && e <= r
         {
-            problems.push(Problem::new(
+            problems.push(FieldProblem::new(
                 "endsAt",
                 format!(
                     "`endsAt` {} is not after `receivedAt` {}; allowed: a later moment, or no end",
@@ -685,9 +675,9 @@ impl RestrictionInput {
                 ),
             ));
         }
-        let bounded = |field: &'static str, list: &[String], problems: &mut Vec<Problem>| {
+        let bounded = |field: &'static str, list: &[String], problems: &mut Vec<FieldProblem>| {
             if list.len() > MAX_ITEMS {
-                problems.push(Problem::new(
+                problems.push(FieldProblem::new(
                     field,
                     format!(
                         "`{field}` has {} entries; allowed: at most {MAX_ITEMS}",
@@ -699,7 +689,7 @@ impl RestrictionInput {
                 .iter()
                 .find(|v| v.trim().is_empty() || v.chars().count() > MAX_VALUE_CHARS)
             {
-                problems.push(Problem::new(
+                problems.push(FieldProblem::new(
                     field,
                     format!(
                         "`{field}` value `{}` is not allowed; allowed: 1 to {MAX_VALUE_CHARS} characters",
@@ -717,7 +707,7 @@ impl RestrictionInput {
             match Channel::parse(c) {
                 Some(ch) if !channels.contains(&ch) => channels.push(ch),
                 Some(_) => {}
-                None => problems.push(Problem::new(
+                None => problems.push(FieldProblem::new(
                     "channels",
                     format!(
                         "`channels` value `{}` is not allowed; allowed: {}",
@@ -735,7 +725,7 @@ impl RestrictionInput {
                 None => {
                     let names: Vec<&'static str> =
                         ContactKind::NAMED.iter().map(|(_, n)| *n).collect();
-                    problems.push(Problem::new(
+                    problems.push(FieldProblem::new(
                         "contactKinds",
                         format!(
                             "`contactKinds` value `{}` is not allowed; allowed: {}",
@@ -784,7 +774,7 @@ impl RestrictionInput {
             .map(str::trim)
             .filter(|n| !n.is_empty());
         if note.is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS) {
-            problems.push(Problem::new(
+            problems.push(FieldProblem::new(
                 "note",
                 format!("`note` is longer than {MAX_NOTE_CHARS} characters"),
             ));
@@ -846,11 +836,11 @@ fn check_shape(
     channels: &[Channel],
     from: Option<NaiveTime>,
     until: Option<NaiveTime>,
-    problems: &mut Vec<Problem>,
+    problems: &mut Vec<FieldProblem>,
 ) {
     let s = shape(kind);
     let mut refuse = |field: &'static str, why: &str| {
-        problems.push(Problem::new(
+        problems.push(FieldProblem::new(
             field,
             format!("`{field}` is not allowed for `kind` `{kind}`: {why}"),
         ));
@@ -906,47 +896,47 @@ fn check_shape(
     }
     match kind {
         RestrictionKind::MediumOptOut if input.channels.is_empty() => {
-            problems.push(Problem::new(
+            problems.push(FieldProblem::new(
                 "channels",
-                "`channels` is required for `mediumOptOut`: name the medium, such as `voice` for \"stop calling\" or `text` for a STOP reply".into(),
+                "`channels` is required for `mediumOptOut`: name the medium, such as `voice` for \"stop calling\" or `text` for a STOP reply",
             ));
         }
         RestrictionKind::ElectronicConsent
             if channels.iter().any(|c| !is_electronic(*c)) =>
         {
-            problems.push(Problem::new(
+            problems.push(FieldProblem::new(
                 "channels",
-                "`channels` of `electronicConsent` allows: email, text, chat".into(),
+                "`channels` of `electronicConsent` allows: email, text, chat",
             ));
         }
         RestrictionKind::InconvenientTime => match (from, until) {
-            (Some(f), Some(u)) if f == u => problems.push(Problem::new(
+            (Some(f), Some(u)) if f == u => problems.push(FieldProblem::new(
                 "until",
-                "`until` equals `from`; allowed: a different time (earlier than `from` runs past midnight), or neither `from` nor `until` with `days` for whole days".into(),
+                "`until` equals `from`; allowed: a different time (earlier than `from` runs past midnight), or neither `from` nor `until` with `days` for whole days",
             )),
             (Some(_), Some(_)) => {}
             // Whole days: "all times on weekends".
             _ if input.from.is_none() && input.until.is_none() && !input.days.is_empty() => {}
-            _ if input.from.is_none() => problems.push(Problem::new(
+            _ if input.from.is_none() => problems.push(FieldProblem::new(
                 "from",
-                "`from` is required for `inconvenientTime` with `until` or without `days`, as HH:MM local time; allowed: `from` and `until`, or neither with `days` for whole days".into(),
+                "`from` is required for `inconvenientTime` with `until` or without `days`, as HH:MM local time; allowed: `from` and `until`, or neither with `days` for whole days",
             )),
-            _ if input.until.is_none() => problems.push(Problem::new(
+            _ if input.until.is_none() => problems.push(FieldProblem::new(
                 "until",
-                "`until` is required for `inconvenientTime` with `from`, as HH:MM local time; allowed: `from` and `until`, or neither with `days` for whole days".into(),
+                "`until` is required for `inconvenientTime` with `from`, as HH:MM local time; allowed: `from` and `until`, or neither with `days` for whole days",
             )),
             _ => {}
         },
         RestrictionKind::InconvenientPlace
             if input.contact_kinds.is_empty() && input.contact_values.is_empty() =>
         {
-            problems.push(Problem::new(
+            problems.push(FieldProblem::new(
                 "contactKinds",
-                "`contactKinds` or `contactValues` is required for `inconvenientPlace`: name the place, such as `workPhone`".into(),
+                "`contactKinds` or `contactValues` is required for `inconvenientPlace`: name the place, such as `workPhone`",
             ));
         }
         RestrictionKind::DoNotInteract if input.reason.is_none() => {
-            problems.push(Problem::new(
+            problems.push(FieldProblem::new(
                 "reason",
                 format!(
                     "`reason` is required for `doNotInteract`; allowed: {}",
@@ -976,7 +966,7 @@ mod tests {
         let e = input
             .check("RS-1".into(), "BO-1".into(), "t".into(), at)
             .unwrap_err();
-        let fields: Vec<&str> = e.0.iter().map(|p| p.field).collect();
+        let fields: Vec<&str> = e.0.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(fields, ["loanIds", "contactKinds", "channels"], "{e}");
         assert!(e.0[1].message.contains("`contactValues`"), "{e}");
     }

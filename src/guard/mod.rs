@@ -1,0 +1,320 @@
+//! The guard: the rule set and the ledger together, with the operations
+//! the service offers, each one atomic.
+//!
+//! This is where a Check with `reserve` becomes check-and-record in one
+//! step: the decision and the recording happen under one write lock, so 50
+//! concurrent reserving Checks under a 7-call cap yield exactly 7 allows.
+//!
+//! Every write has one shape ([`Guard::commit`]): under the write lock,
+//! plan the change from the state as it is (nothing changes if the plan
+//! is refused), append its records to the journal, then apply those same
+//! changes to the ledger ([`crate::ledger::Ledger::apply`], which recovery
+//! also uses). The caller answers once the commit is durable.
+//!
+//! One file per family of operations: [`check`](Guard::check),
+//! interactions, media, conversations, people and reservations,
+//! restrictions, with [`access`] deciding what a caller may see and
+//! [`recovery`] opening a data directory. Nothing here knows about gRPC:
+//! the API layer translates requests into these calls and [`GuardError`]
+//! into statuses, and logs decisions and metrics.
+
+mod access;
+mod check;
+mod convos;
+mod interactions;
+mod media;
+mod people;
+mod recovery;
+mod restrictions;
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use arc_swap::ArcSwapOption;
+use chrono::{DateTime, Utc};
+
+use crate::index::{IndexConfig, IndexError};
+use crate::journal::{self as jn, Commit, Journal, JournalError};
+use crate::ledger::{Change, Ledger};
+use crate::model::ValidationError;
+use crate::problem::FieldProblem;
+use crate::rules::RuleSet;
+
+pub use crate::ledger::Reservation;
+pub use check::DEFAULT_RESERVE_TOLERANCE;
+pub use restrictions::{RestrictionEffect, restriction_problems};
+
+/// Why an operation failed. Nothing is stored when one is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GuardError {
+    /// The request is malformed; each problem names its field.
+    #[error("{}", crate::problem::joined(.0))]
+    Invalid(Vec<FieldProblem>),
+    /// No such person or interaction (or one the caller may not see).
+    #[error("{0}")]
+    NotFound(String),
+    /// The id is taken.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The request is valid but the state forbids it.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// The caller's key lacks a right the operation needs (joining a
+    /// conversation needs the agent right).
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The guard is not ready to decide (no rule set loaded yet).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The caller's deadline passed before the answer was committed.
+    #[error("the deadline passed before the reservation was committed; nothing was recorded")]
+    DeadlineExceeded,
+    /// A broken invariant; the request was not carried out.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl GuardError {
+    /// One field's problem.
+    pub(crate) fn field(field: &str, message: impl Into<String>) -> GuardError {
+        GuardError::Invalid(vec![FieldProblem::new(field, message)])
+    }
+}
+
+impl From<Vec<FieldProblem>> for GuardError {
+    fn from(problems: Vec<FieldProblem>) -> Self {
+        GuardError::Invalid(problems)
+    }
+}
+
+impl From<ValidationError> for GuardError {
+    fn from(e: ValidationError) -> Self {
+        GuardError::Invalid(vec![e.into()])
+    }
+}
+
+impl From<IndexError> for GuardError {
+    fn from(e: IndexError) -> Self {
+        match e {
+            IndexError::Invalid(v) => GuardError::Invalid(vec![v.into()]),
+            IndexError::Problems(all) => {
+                GuardError::Invalid(all.into_iter().map(FieldProblem::from).collect())
+            }
+            IndexError::UnknownPerson(_)
+            | IndexError::UnknownInteraction { .. }
+            | IndexError::UnknownRestriction { .. } => GuardError::NotFound(e.to_string()),
+            IndexError::Duplicate { .. } => GuardError::AlreadyExists(e.to_string()),
+            IndexError::PersonChange { .. } => GuardError::field("personId", e.to_string()),
+            IndexError::BadDebt { .. } => GuardError::field("loanIds", e.to_string()),
+            IndexError::WouldJoin { .. }
+            | IndexError::LoanInTwoDebts { .. }
+            | IndexError::NotExternal(_)
+            | IndexError::TooManyRestrictions(_)
+            | IndexError::MediaRefused { .. }
+            | IndexError::Deleted(_) => GuardError::FailedPrecondition(e.to_string()),
+        }
+    }
+}
+
+/// A failure to make a change durable: the caller must treat it as not
+/// done (the change is not acknowledged, and the guard stops answering).
+fn not_durable(e: JournalError) -> GuardError {
+    GuardError::Unavailable(format!("the change could not be made durable: {e}"))
+}
+
+/// The guard: rules and history, shared by every request.
+#[derive(Debug)]
+pub struct Guard {
+    rules: ArcSwapOption<RuleSet>,
+    ledger: RwLock<Ledger>,
+    /// `None`: in memory only (tests, benchmarks).
+    journal: Option<Journal>,
+    /// When the rule set in force was put in force.
+    rules_loaded_at: Mutex<Option<DateTime<Utc>>>,
+    /// How many seconds before `now` a reserving Check's `at` may be;
+    /// negative: any (see [`Guard::set_reserve_tolerance`]).
+    reserve_tolerance: AtomicI64,
+    /// Set when a journaled change could not be applied: memory no longer
+    /// holds what the journal says, so no Check is answered again.
+    broken: AtomicBool,
+}
+
+impl Guard {
+    /// A guard with an empty ledger and no rule set: it answers no Check
+    /// until [`Guard::set_rules`] is called.
+    pub fn new(config: IndexConfig) -> Guard {
+        Guard::over(Ledger::new(config), None)
+    }
+
+    fn over(ledger: Ledger, journal: Option<Journal>) -> Guard {
+        Guard {
+            rules: ArcSwapOption::empty(),
+            ledger: RwLock::new(ledger),
+            journal,
+            rules_loaded_at: Mutex::new(None),
+            reserve_tolerance: AtomicI64::new(check::tolerance_seconds(Some(
+                DEFAULT_RESERVE_TOLERANCE,
+            ))),
+            broken: AtomicBool::new(false),
+        }
+    }
+
+    /// The journal's writer counters, if there is a journal.
+    pub fn journal_stats(&self) -> Option<jn::Stats> {
+        self.journal.as_ref().map(Journal::stats)
+    }
+
+    /// Puts a rule set in force; every later Check sees it whole.
+    pub fn set_rules(&self, rules: Arc<RuleSet>) {
+        self.rules.store(Some(rules));
+        if let Ok(mut at) = self.rules_loaded_at.lock() {
+            *at = Some(Utc::now());
+        }
+    }
+
+    /// When the rule set in force was put in force.
+    pub fn rules_loaded_at(&self) -> Option<DateTime<Utc>> {
+        self.rules_loaded_at.lock().ok().and_then(|at| *at)
+    }
+
+    /// The rule set in force, if one is loaded.
+    pub fn rules(&self) -> Option<Arc<RuleSet>> {
+        self.rules.load_full()
+    }
+
+    /// The rule set in force, or UNAVAILABLE.
+    fn rules_in_force(&self) -> Result<Arc<RuleSet>, GuardError> {
+        self.rules().ok_or_else(|| {
+            GuardError::Unavailable("no rule set is loaded yet; retry shortly".into())
+        })
+    }
+
+    fn read(&self) -> Result<RwLockReadGuard<'_, Ledger>, GuardError> {
+        self.ledger
+            .read()
+            .map_err(|_| GuardError::Internal("the index lock is poisoned".into()))
+    }
+
+    fn write(&self) -> Result<RwLockWriteGuard<'_, Ledger>, GuardError> {
+        self.ledger
+            .write()
+            .map_err(|_| GuardError::Internal("the index lock is poisoned".into()))
+    }
+
+    /// The one shape of a write: under the write lock, `plan` reads the
+    /// ledger and returns the changes to make and the answer (refusing
+    /// leaves everything as it was); the changes are appended to the
+    /// journal, then applied to the ledger. The commit resolves when they
+    /// are durable; [`Guard::durable`] waits for it.
+    fn commit<T>(
+        &self,
+        plan: impl FnOnce(&Ledger) -> Result<(Vec<Change>, T), GuardError>,
+    ) -> Result<(T, Commit), GuardError> {
+        let mut ledger = self.write()?;
+        let (changes, answer) = plan(&ledger)?;
+        let commit = self.commit_locked(&mut ledger, changes)?;
+        Ok((answer, commit))
+    }
+
+    /// [`Guard::commit`]'s second half, for a caller that already holds
+    /// the write lock: appends the changes' records (in the order the
+    /// changes happen, since the lock is held), then applies the changes.
+    ///
+    /// With no changes, the commit still waits for everything appended
+    /// before it: an answer read from the ledger (a retry's repeated
+    /// answer, an existing record) is never sent before what it rests on
+    /// is durable.
+    fn commit_locked(
+        &self,
+        ledger: &mut Ledger,
+        changes: Vec<Change>,
+    ) -> Result<Commit, GuardError> {
+        let commit = match &self.journal {
+            None => Commit::none(),
+            Some(j) => {
+                let mut commit = None;
+                // One frame per run of changes; a change that must travel
+                // alone gets a frame of its own. The journal is sequential,
+                // so the last commit waits for all of them.
+                let mut frame = Vec::with_capacity(changes.len());
+                for c in &changes {
+                    if c.travels_alone() {
+                        if !frame.is_empty() {
+                            j.append(&std::mem::take(&mut frame)).map_err(not_durable)?;
+                        }
+                        commit = Some(j.append(&[c.record()]).map_err(not_durable)?);
+                    } else {
+                        frame.push(c.record());
+                    }
+                }
+                if !frame.is_empty() || commit.is_none() {
+                    commit = Some(j.append(&frame).map_err(not_durable)?);
+                }
+                commit.unwrap_or_else(Commit::none)
+            }
+        };
+        for change in changes {
+            if let Err(e) = ledger.apply(change) {
+                // The journal holds a change memory could not take: stop
+                // answering rather than decide on a history that differs
+                // from the one a restart would read.
+                self.broken.store(true, Ordering::SeqCst);
+                tracing::error!(error = %e, "a journaled change could not be applied; no Check is answered until the server restarts");
+                return Err(GuardError::Internal(format!(
+                    "a journaled change could not be applied: {e}"
+                )));
+            }
+        }
+        Ok(commit)
+    }
+
+    /// A commit that resolves once everything appended so far is durable:
+    /// what an answer read from the ledger waits for, so that it never
+    /// rests on a change a crash could take back.
+    fn barrier(&self) -> Result<Commit, GuardError> {
+        match &self.journal {
+            None => Ok(Commit::none()),
+            Some(j) => j.append(&[]).map_err(not_durable),
+        }
+    }
+
+    /// Waits until a commit is durable.
+    async fn durable(commit: Commit) -> Result<(), GuardError> {
+        commit.wait().await.map_err(not_durable)
+    }
+
+    /// How many interactions the index holds.
+    pub fn len(&self) -> usize {
+        self.read().map_or(0, |l| l.index.len())
+    }
+
+    /// True when the index holds no interaction.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How much the guard holds, read under one read lock (never the write
+    /// lock), for the gauges the server samples: what grows with use and
+    /// what should drain (open reservations).
+    pub fn sizes(&self) -> Sizes {
+        self.read().map_or(Sizes::default(), |l| Sizes {
+            people: l.index.people_len(),
+            interactions: l.index.len(),
+            open_reservations: l.reservations().len(),
+        })
+    }
+}
+
+/// What [`Guard::sizes`] counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sizes {
+    /// People in the registry (borrowers, each counted once whatever its
+    /// aliases).
+    pub people: usize,
+    /// Interactions in the index, deleted ones included.
+    pub interactions: usize,
+    /// Reservations recorded by a reserving Check and not yet updated,
+    /// deleted or canceled.
+    pub open_reservations: usize,
+}
