@@ -1,0 +1,63 @@
+//! The bytes on disk: the 8-byte header every file starts with, the
+//! frame around one record (`[length u32][crc32 u32][payload]`,
+//! little-endian), and which records this release accepts.
+//!
+//! Apart from the files, the writer and recovery, so that the format is
+//! in one place: what is written here is exactly what recovery reads
+//! back, and changing it is a new format version.
+
+use prost::Message;
+
+use crate::pb::journal::{Record, record::Op};
+
+/// The file header's magic bytes.
+pub const MAGIC: &[u8; 4] = b"CGJL";
+/// The format version this release writes and reads.
+pub const VERSION: u16 = 1;
+/// Largest record accepted, in bytes; a longer length is corruption.
+pub const MAX_RECORD_BYTES: u32 = 64 << 20;
+pub(super) const HEADER_LEN: u64 = 8;
+
+/// Frames one record: length, checksum, payload.
+pub fn frame(record: &Record, out: &mut Vec<u8>) {
+    let payload = record.encode_to_vec();
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+}
+
+pub(super) fn header(kind: u16) -> [u8; 8] {
+    let mut h = [0u8; 8];
+    h[..4].copy_from_slice(MAGIC);
+    h[4..6].copy_from_slice(&VERSION.to_le_bytes());
+    h[6..].copy_from_slice(&kind.to_le_bytes());
+    h
+}
+
+/// True if this release knows the record's kind, and the kind of every
+/// record in it (a batch's). An unknown kind decodes as no `op` at all
+/// (a newer release's record); reading on would drop it silently, and a
+/// backup would copy it emptied.
+pub(super) fn known(record: &Record) -> bool {
+    match &record.op {
+        None => false,
+        Some(Op::Batch(b)) => b.records.iter().all(known),
+        Some(_) => true,
+    }
+}
+
+/// The offset of the first whole, checksummed frame in `bytes`, if any.
+pub(super) fn whole_frame_in(bytes: &[u8]) -> Option<u64> {
+    let n = bytes.len();
+    (0..n.saturating_sub(8)).find_map(|p| {
+        let len = u32::from_le_bytes([bytes[p], bytes[p + 1], bytes[p + 2], bytes[p + 3]]);
+        let crc = u32::from_le_bytes([bytes[p + 4], bytes[p + 5], bytes[p + 6], bytes[p + 7]]);
+        let end = p + 8 + len as usize;
+        (len > 0
+            && len <= MAX_RECORD_BYTES
+            && end <= n
+            && crc32fast::hash(&bytes[p + 8..end]) == crc)
+            .then_some(p as u64)
+    })
+}

@@ -1,0 +1,115 @@
+//! The journal: an append-only log under the in-memory index, so that
+//! nothing acknowledged is lost on a restart, a crash (`kill -9`) or, with
+//! the default durability, a power cut.
+//!
+//! # Files
+//!
+//! ```text
+//! DATA_DIR/LOCK                        held by the running server (flock)
+//! DATA_DIR/journal/snapshot-GGGGGGGG.snap  full state at the start of generation G
+//! DATA_DIR/journal/journal-GGGGGGGG.log    every change since, in order
+//! ```
+//!
+//! Each file starts with an 8-byte header: `CGJL`, the format version (u16,
+//! little-endian; this is version 1) and the kind (u16: 0 journal, 1
+//! snapshot). Then records, each framed as `[length u32][crc32 u32][payload]`
+//! (little-endian), the payload a protobuf `complianceguard.journal.v1.Record`
+//! holding the full new state of one thing.
+//!
+//! # Writing
+//!
+//! Writers append under the guard's lock, so the file order is the order
+//! the changes were made in. A single writer thread takes everything
+//! appended so far, writes it, and (in [`Durability::Sync`]) calls
+//! `fdatasync` once for the whole batch: concurrent writers share one
+//! flush (group commit). A caller answers OK only after its record is
+//! durable. Because the log is sequential, a durable record implies that
+//! every record before it is durable too. Each batch's write-and-flush time
+//! and record count go to the `compliance_guard_journal_sync_seconds` and
+//! `compliance_guard_journal_batch_records` histograms: the flush is what
+//! a reserving Check waits for, and the batch size shows how much group
+//! commit is sharing it.
+//!
+//! # Reading
+//!
+//! At start the latest snapshot is read, then the journal after it. A
+//! record cut short at the very end of the last file (a crash mid-write) is
+//! reported with its offset and cut off. A checksum failure anywhere else
+//! stops the start with the file and offset: nothing is silently skipped.
+//!
+//! # Where the code is
+//!
+//! `format.rs` is the bytes: the file header and the frame of one record.
+//! `files.rs` is the files: generations and their names, whole files
+//! written atomically, the data directory's lock. `recovery.rs` reads them
+//! back: one file and its torn tail, then a data directory's snapshot and
+//! journals. `writer.rs` is the journal appended to while serving: group
+//! commit, [`Durability`], [`Commit`] and [`Stats`].
+
+mod files;
+mod format;
+mod recovery;
+mod writer;
+
+use std::path::{Path, PathBuf};
+
+pub(crate) use files::fsync_dir;
+pub use files::{FileWriter, Layout, lock, write_file, write_snapshot};
+pub use format::{MAGIC, MAX_RECORD_BYTES, VERSION, frame};
+pub use recovery::{ReadEnd, Replayed, read_file, replay};
+pub use writer::{Commit, Durability, Journal, Stats};
+
+/// Errors of the journal.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JournalError {
+    /// A file operation failed.
+    #[error("{action} `{path}`: {cause}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why it failed.
+        cause: std::io::Error,
+    },
+    /// Another process holds the data directory.
+    #[error(
+        "the data directory `{0}` is in use by another compliance-guard process (it holds `LOCK`); stop it first, or use another --data-dir"
+    )]
+    Locked(PathBuf),
+    /// A file is not a journal of ours, or of a format we do not read.
+    #[error("`{path}` is not a compliance-guard journal of format version {VERSION}: {reason}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A damaged record before the end of a file.
+    #[error(
+        "`{path}` is damaged at byte offset {offset}: {reason}; the start is refused so that nothing is silently skipped (restore from a backup, or move the file away to start without it)"
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Where the damaged record starts.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The writer failed earlier; nothing more can be made durable.
+    #[error("the journal failed to write and is closed: {0}")]
+    Failed(String),
+}
+
+fn io<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> JournalError + 'a {
+    move |cause| JournalError::Io {
+        action,
+        path: path.to_owned(),
+        cause,
+    }
+}

@@ -1,0 +1,247 @@
+//! Reading back: one file record by record, telling a record cut short
+//! at the very end by a crash (reported, then cut off) from damage
+//! anywhere else (the start is refused), and then a data directory's
+//! latest snapshot followed by the journals after it.
+//!
+//! Apart from the writer: recovery takes no lock and runs before the
+//! journal opens, or beside a running server for a backup.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+
+use super::format::{HEADER_LEN, MAGIC, MAX_RECORD_BYTES, VERSION, known, whole_frame_in};
+use super::{JournalError, Layout, io};
+use crate::pb::journal::Record;
+
+/// How a file ended when read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadEnd {
+    /// Whole records read.
+    pub records: u64,
+    /// Bytes of whole records, header included: where the next record goes.
+    pub good_len: u64,
+    /// A record cut short at the end: its offset and why.
+    pub torn: Option<(u64, String)>,
+}
+
+/// Reads every whole record of a file in order, calling `each`. A record
+/// cut short (or failing its checksum) at the very end is reported in
+/// [`ReadEnd::torn`]; anywhere else it is [`JournalError::Corrupt`].
+pub fn read_file(
+    path: &Path,
+    kind: u16,
+    mut each: impl FnMut(Record) -> Result<(), JournalError>,
+) -> Result<ReadEnd, JournalError> {
+    let file = File::open(path).map_err(io("opening", path))?;
+    let len = file
+        .metadata()
+        .map_err(io("reading the size of", path))?
+        .len();
+    let mut r = BufReader::with_capacity(1 << 20, file);
+    let mut h = [0u8; 8];
+    if len < HEADER_LEN {
+        if kind == 0 {
+            // A journal created just before a crash, its header not yet on
+            // disk: it holds nothing, so it is a torn tail at offset 0.
+            return Ok(ReadEnd {
+                records: 0,
+                good_len: 0,
+                torn: Some((0, format!("only {len} bytes, shorter than the header"))),
+            });
+        }
+        return Err(JournalError::Format {
+            path: path.to_owned(),
+            reason: format!("only {len} bytes, shorter than the header"),
+        });
+    }
+    r.read_exact(&mut h).map_err(io("reading", path))?;
+    if &h[..4] != MAGIC {
+        return Err(JournalError::Format {
+            path: path.to_owned(),
+            reason: "the magic bytes are not `CGJL`".into(),
+        });
+    }
+    let version = u16::from_le_bytes([h[4], h[5]]);
+    if version != VERSION {
+        return Err(JournalError::Format {
+            path: path.to_owned(),
+            reason: format!("it is version {version}"),
+        });
+    }
+    let file_kind = u16::from_le_bytes([h[6], h[7]]);
+    if file_kind != kind {
+        return Err(JournalError::Format {
+            path: path.to_owned(),
+            reason: format!("it is of kind {file_kind}, expected {kind}"),
+        });
+    }
+    let mut offset = HEADER_LEN;
+    let mut records = 0;
+    let mut payload = Vec::new();
+    loop {
+        let left = len - offset;
+        if left == 0 {
+            return Ok(ReadEnd {
+                records,
+                good_len: offset,
+                torn: None,
+            });
+        }
+        let torn = |reason: String| {
+            Ok(ReadEnd {
+                records,
+                good_len: offset,
+                torn: Some((offset, reason)),
+            })
+        };
+        if left < 8 {
+            return torn(format!("{left} bytes, shorter than a record's frame"));
+        }
+        let mut f = [0u8; 8];
+        r.read_exact(&mut f).map_err(io("reading", path))?;
+        let rec_len = u32::from_le_bytes([f[0], f[1], f[2], f[3]]);
+        let crc = u32::from_le_bytes([f[4], f[5], f[6], f[7]]);
+        let end = offset + 8 + u64::from(rec_len);
+        if rec_len == 0 {
+            // No record is empty. Zeros here are space the file system
+            // allocated but the data never reached (a power cut): a torn
+            // tail if only zeros follow, damage otherwise.
+            let mut rest = Vec::new();
+            r.read_to_end(&mut rest).map_err(io("reading", path))?;
+            if crc == 0 && rest.iter().all(|b| *b == 0) {
+                return torn(format!("{left} zero bytes after the last record"));
+            }
+            return Err(JournalError::Corrupt {
+                path: path.to_owned(),
+                offset,
+                reason: "an empty record".into(),
+            });
+        }
+        if rec_len > MAX_RECORD_BYTES {
+            // No record is this long, and a crash cuts bytes off rather than
+            // changing them: this is damage, wherever it is.
+            return Err(JournalError::Corrupt {
+                path: path.to_owned(),
+                offset,
+                reason: format!(
+                    "a record length of {rec_len} bytes is more than the {MAX_RECORD_BYTES} allowed"
+                ),
+            });
+        }
+        if end > len {
+            // A record that runs past the end is a torn write only if
+            // nothing whole follows it: a damaged length in the middle of
+            // the file would otherwise cut off acknowledged records.
+            let mut rest = Vec::new();
+            r.read_to_end(&mut rest).map_err(io("reading", path))?;
+            if let Some(at) = whole_frame_in(&rest) {
+                return Err(JournalError::Corrupt {
+                    path: path.to_owned(),
+                    offset,
+                    reason: format!(
+                        "the record says {rec_len} bytes, past the end of the file, but a whole record follows at offset {}",
+                        offset + 8 + at
+                    ),
+                });
+            }
+            return torn(format!(
+                "the record says {rec_len} bytes but the file ends after {}",
+                left - 8
+            ));
+        }
+        payload.resize(rec_len as usize, 0);
+        r.read_exact(&mut payload).map_err(io("reading", path))?;
+        if crc32fast::hash(&payload) != crc {
+            let reason = "the checksum does not match".to_owned();
+            return if end == len {
+                torn(reason)
+            } else {
+                Err(JournalError::Corrupt {
+                    path: path.to_owned(),
+                    offset,
+                    reason,
+                })
+            };
+        }
+        let record = Record::decode(payload.as_slice()).map_err(|e| JournalError::Corrupt {
+            path: path.to_owned(),
+            offset,
+            reason: format!("the record does not decode: {e}"),
+        })?;
+        if !known(&record) {
+            return Err(JournalError::Corrupt {
+                path: path.to_owned(),
+                offset,
+                reason:
+                    "a record of a kind this release does not know (written by a newer release?)"
+                        .into(),
+            });
+        }
+        each(record)?;
+        records += 1;
+        offset = end;
+    }
+}
+
+/// What replay found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replayed {
+    /// The generation now being written.
+    pub generation: u64,
+    /// Records read from the snapshot.
+    pub snapshot_records: u64,
+    /// Records read from the journal(s) after it.
+    pub journal_records: u64,
+    /// A torn last record that was cut off: file, offset, reason.
+    pub cut: Option<(PathBuf, u64, String)>,
+}
+
+/// Reads a data directory's snapshot and journals in order, calling `each`
+/// for every record. Needs no lock: a reader (backup, replay) may run while
+/// a server writes; a torn last record is then simply not read.
+pub fn replay(
+    layout: &Layout,
+    mut each: impl FnMut(Record) -> Result<(), JournalError>,
+) -> Result<Replayed, JournalError> {
+    let (snaps, logs) = layout.generations()?;
+    let mut out = Replayed::default();
+    let base = snaps.last().copied();
+    if let Some(g) = base {
+        let end = read_file(&layout.snapshot(g), 1, &mut each)?;
+        if let Some((offset, reason)) = end.torn {
+            // Snapshots are written whole and renamed into place; a torn one
+            // is damage, not a crash mid-write.
+            return Err(JournalError::Corrupt {
+                path: layout.snapshot(g),
+                offset,
+                reason,
+            });
+        }
+        out.snapshot_records = end.records;
+        out.generation = g;
+    }
+    let logs: Vec<u64> = logs
+        .into_iter()
+        .filter(|g| base.is_none_or(|b| *g >= b))
+        .collect();
+    for (i, g) in logs.iter().enumerate() {
+        let path = layout.journal(*g);
+        let end = read_file(&path, 0, &mut each)?;
+        out.journal_records += end.records;
+        out.generation = out.generation.max(*g);
+        if let Some((offset, reason)) = end.torn {
+            if i + 1 != logs.len() {
+                return Err(JournalError::Corrupt {
+                    path,
+                    offset,
+                    reason,
+                });
+            }
+            out.cut = Some((path, offset, reason));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,403 @@
+//! The journal appended to while serving: records framed under the
+//! guard's lock, one writer thread that writes and flushes each batch
+//! (group commit), the [`Durability`] it waits for, the [`Commit`] a caller
+//! waits on before answering, and the writer's [`Stats`].
+//!
+//! Apart from the files and recovery: this is the only part that runs
+//! while the server serves, and the only one with a thread.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use tokio::sync::watch;
+
+use super::files::sync_dir;
+use super::format::{frame, header};
+use super::{JournalError, Layout, io};
+use crate::pb::journal::{Batch, Record, record::Op};
+
+/// What a write waits for before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `fdatasync` before the answer: survives a process crash and a power
+    /// cut. The default.
+    #[default]
+    Sync,
+    /// `write` to the operating system before the answer, no flush: survives
+    /// a process crash (`kill -9`) but not a power cut or kernel crash. For
+    /// tests and benchmarks.
+    Buffered,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sync" => Ok(Durability::Sync),
+            "buffered" => Ok(Durability::Buffered),
+            other => Err(format!(
+                "unknown durability `{other}`; allowed: sync, buffered"
+            )),
+        }
+    }
+}
+
+/// The durable point: every record up to `seq` is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Durable {
+    seq: u64,
+    failed: bool,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    buf: Vec<u8>,
+    records: u64,
+    next_seq: u64,
+    closed: bool,
+    failure: Option<String>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    pending: Mutex<Pending>,
+    wake: Condvar,
+    durable: watch::Sender<Durable>,
+    durable_now: Mutex<Durable>,
+    durable_cv: Condvar,
+    stats: Mutex<Stats>,
+}
+
+/// Counters of the writer, for metrics and README figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Batches written (one flush each in `Sync` mode).
+    pub batches: u64,
+    /// Records written.
+    pub records: u64,
+    /// The largest batch, in records.
+    pub largest_batch: u64,
+}
+
+/// A write that will be durable: wait on it before answering.
+#[derive(Debug)]
+pub struct Commit {
+    seq: u64,
+    shared: Option<Arc<Shared>>,
+}
+
+impl Commit {
+    /// A commit with nothing to wait for (no journal).
+    pub fn none() -> Commit {
+        Commit {
+            seq: 0,
+            shared: None,
+        }
+    }
+
+    /// Waits until the records are durable.
+    pub async fn wait(self) -> Result<(), JournalError> {
+        let Some(shared) = self.shared else {
+            return Ok(());
+        };
+        let mut rx = shared.durable.subscribe();
+        let seq = self.seq;
+        let d = *rx
+            .wait_for(|d| d.seq >= seq || d.failed)
+            .await
+            .map_err(|_| JournalError::Failed("the journal writer stopped".into()))?;
+        if d.seq >= seq {
+            Ok(())
+        } else {
+            Err(failure(&shared))
+        }
+    }
+
+    /// Waits until the records are durable, blocking the thread (for
+    /// commands that run outside an async runtime).
+    pub fn wait_blocking(self) -> Result<(), JournalError> {
+        let Some(shared) = self.shared else {
+            return Ok(());
+        };
+        let mut d = shared
+            .durable_now
+            .lock()
+            .map_err(|_| JournalError::Failed("lock poisoned".into()))?;
+        while d.seq < self.seq && !d.failed {
+            d = shared
+                .durable_cv
+                .wait(d)
+                .map_err(|_| JournalError::Failed("lock poisoned".into()))?;
+        }
+        if d.seq >= self.seq {
+            Ok(())
+        } else {
+            drop(d);
+            Err(failure(&shared))
+        }
+    }
+}
+
+fn failure(shared: &Shared) -> JournalError {
+    let why = shared
+        .pending
+        .lock()
+        .ok()
+        .and_then(|p| p.failure.clone())
+        .unwrap_or_else(|| "unknown".into());
+    JournalError::Failed(why)
+}
+
+/// An open journal: the data directory's lock and the writer thread.
+#[derive(Debug)]
+pub struct Journal {
+    shared: Arc<Shared>,
+    writer: Option<JoinHandle<()>>,
+    _lock: File,
+    layout: Layout,
+    generation: u64,
+}
+
+impl Journal {
+    /// Opens generation `generation` for appending (created if missing), cut
+    /// to `good_len` bytes if a torn record was found there, with the lock
+    /// already taken.
+    pub fn open(
+        layout: &Layout,
+        lock: File,
+        generation: u64,
+        cut_to: Option<u64>,
+        durability: Durability,
+    ) -> Result<Journal, JournalError> {
+        let dir = layout.journal_dir();
+        std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+        let path = layout.journal(generation);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io("opening", &path))?;
+        let len = file
+            .metadata()
+            .map_err(io("reading the size of", &path))?
+            .len();
+        let mut len = len;
+        if let Some(good) = cut_to
+            && good < len
+        {
+            file.set_len(good).map_err(io("cutting", &path))?;
+            file.sync_all().map_err(io("flushing", &path))?;
+            len = good;
+        }
+        if len == 0 {
+            file.write_all(&header(0)).map_err(io("writing", &path))?;
+            file.sync_all().map_err(io("flushing", &path))?;
+            sync_dir(&dir)?;
+        }
+        file.seek(SeekFrom::End(0)).map_err(io("seeking", &path))?;
+        let (tx, _) = watch::channel(Durable::default());
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending {
+                next_seq: 1,
+                ..Pending::default()
+            }),
+            wake: Condvar::new(),
+            durable: tx,
+            durable_now: Mutex::new(Durable::default()),
+            durable_cv: Condvar::new(),
+            stats: Mutex::new(Stats::default()),
+        });
+        let writer_shared = Arc::clone(&shared);
+        let writer = std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || write_loop(&writer_shared, file, &path, durability))
+            .map_err(io("starting the writer thread for", &layout.dir))?;
+        Ok(Journal {
+            shared,
+            writer: Some(writer),
+            _lock: lock,
+            layout: layout.clone(),
+            generation,
+        })
+    }
+
+    /// Appends records; the returned [`Commit`] resolves once they are
+    /// durable. With no records it resolves once everything appended before
+    /// is durable. Fails at once if the writer has failed before.
+    pub fn append(&self, records: &[Record]) -> Result<Commit, JournalError> {
+        let mut p = self
+            .shared
+            .pending
+            .lock()
+            .map_err(|_| JournalError::Failed("lock poisoned".into()))?;
+        if let Some(why) = &p.failure {
+            return Err(JournalError::Failed(why.clone()));
+        }
+        if p.closed {
+            return Err(JournalError::Failed("the journal is closed".into()));
+        }
+        if records.is_empty() {
+            // A barrier: wait for everything appended before.
+            let seq = p.next_seq - 1;
+            return Ok(Commit {
+                seq,
+                shared: Some(Arc::clone(&self.shared)),
+            });
+        }
+        // One operation's records travel as one frame, so that a crash
+        // never leaves half of an operation in the journal.
+        if let [one] = records {
+            frame(one, &mut p.buf);
+        } else {
+            // A kind an older release must refuse travels alone: inside a
+            // batch, an older backup would copy it emptied instead.
+            if records
+                .iter()
+                .any(|r| matches!(r.op, Some(Op::RestrictionV2(_))))
+            {
+                return Err(JournalError::Failed(
+                    "a restriction_v2 record must be appended on its own, never in a batch".into(),
+                ));
+            }
+            let batch = Record {
+                op: Some(Op::Batch(Batch {
+                    records: records.to_vec(),
+                })),
+            };
+            frame(&batch, &mut p.buf);
+        }
+        p.records += records.len() as u64;
+        let seq = p.next_seq;
+        p.next_seq += 1;
+        drop(p);
+        self.shared.wake.notify_one();
+        Ok(Commit {
+            seq,
+            shared: Some(Arc::clone(&self.shared)),
+        })
+    }
+
+    /// True once a write has failed: the guard then answers no Check.
+    pub fn failed(&self) -> bool {
+        self.shared
+            .pending
+            .lock()
+            .map_or(true, |p| p.failure.is_some())
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    /// The files this journal writes.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The generation being written.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Writes out everything appended and stops the writer.
+    pub fn close(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.closed = true;
+        }
+        self.shared.wake.notify_all();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn write_loop(shared: &Shared, mut file: File, path: &Path, durability: Durability) {
+    let mut batch = Vec::new();
+    // The handles are taken once, not per batch: the recorder is installed
+    // before the journal opens (`serve`), so these are the live ones.
+    let sync_seconds = metrics::histogram!("compliance_guard_journal_sync_seconds");
+    let batch_records = metrics::histogram!("compliance_guard_journal_batch_records");
+    loop {
+        let (records, last_seq) = {
+            let Ok(mut p) = shared.pending.lock() else {
+                return;
+            };
+            while p.buf.is_empty() && !p.closed {
+                p = match shared.wake.wait(p) {
+                    Ok(p) => p,
+                    Err(_) => return,
+                };
+            }
+            if p.buf.is_empty() && p.closed {
+                return;
+            }
+            std::mem::swap(&mut batch, &mut p.buf);
+            let records = std::mem::take(&mut p.records);
+            (records, p.next_seq - 1)
+        };
+        let started = std::time::Instant::now();
+        let result = file.write_all(&batch).and_then(|()| match durability {
+            Durability::Sync => file.sync_data(),
+            Durability::Buffered => Ok(()),
+        });
+        batch.clear();
+        let durable = match result {
+            Ok(()) => {
+                sync_seconds.record(started.elapsed().as_secs_f64());
+                batch_records.record(records as f64);
+                if let Ok(mut s) = shared.stats.lock() {
+                    s.batches += 1;
+                    s.records += records;
+                    s.largest_batch = s.largest_batch.max(records);
+                }
+                Durable {
+                    seq: last_seq,
+                    failed: false,
+                }
+            }
+            Err(e) => {
+                let why = format!("writing `{}`: {e}", path.display());
+                tracing::error!("{why}; no further write will be acknowledged");
+                if let Ok(mut p) = shared.pending.lock() {
+                    p.failure = Some(why);
+                }
+                Durable {
+                    seq: 0,
+                    failed: true,
+                }
+            }
+        };
+        if let Ok(mut d) = shared.durable_now.lock() {
+            *d = Durable {
+                seq: d.seq.max(durable.seq),
+                failed: durable.failed,
+            };
+        }
+        shared.durable_cv.notify_all();
+        shared.durable.send_modify(|d| {
+            *d = Durable {
+                seq: d.seq.max(durable.seq),
+                failed: durable.failed,
+            }
+        });
+        if durable.failed {
+            return;
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The retention sweep: purges the audio of interactions deleted longer
+//! ago than the retention, and files no record names once they are old
+//! enough not to be an upload about to be journaled.
+//!
+//! Apart from the store: the sweep decides *what* goes, from what the
+//! index says of each storage key; the store only lists and removes.
+
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+
+use super::{MediaError, MediaStore, ORPHAN_GRACE};
+
+/// What the sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Audio of interactions deleted longer ago than the retention.
+    pub purged: usize,
+    /// Files no record names, older than [`ORPHAN_GRACE`].
+    pub orphans: usize,
+}
+
+/// One pass of the sweep: removes the audio of interactions deleted more
+/// than `retention` before `now`, and files no interaction names that are
+/// older than [`ORPHAN_GRACE`]. `status(key)` says what the index knows of
+/// a storage key: `None` if no interaction names it, `Some(deleted_at)`
+/// otherwise; when it cannot say (`Err`), the sweep stops and removes
+/// nothing more: a file is never taken for an orphan because the index
+/// could not be read.
+pub fn sweep(
+    store: &MediaStore,
+    now: DateTime<Utc>,
+    retention: Duration,
+    status: impl Fn(&str) -> Result<Option<Option<DateTime<Utc>>>, String>,
+) -> Result<Swept, MediaError> {
+    let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+    let now_sys = SystemTime::from(now);
+    let mut swept = Swept::default();
+    for (key, modified) in store.stored()? {
+        let known = status(&key).map_err(|why| MediaError::Damaged {
+            key: key.clone(),
+            what: format!("the index cannot be read ({why}); the sweep stopped"),
+        })?;
+        match known {
+            Some(Some(deleted_at))
+                if deleted_at
+                    .checked_add_signed(retention)
+                    .is_some_and(|purge_at| purge_at <= now) =>
+            {
+                store.remove(&key)?;
+                swept.purged += 1;
+            }
+            Some(_) => {}
+            None => {
+                let age = now_sys.duration_since(modified).unwrap_or_default();
+                if age >= ORPHAN_GRACE {
+                    store.remove(&key)?;
+                    swept.orphans += 1;
+                }
+            }
+        }
+    }
+    Ok(swept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_purges_after_retention_and_spares_young_orphans() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MediaStore::open(dir.path(), 100).unwrap();
+        for key in ["kept", "deleted-long-ago", "deleted-just-now", "orphan"] {
+            let mut w = store.begin(key).unwrap();
+            w.write(b"x").unwrap();
+            w.finish(None).unwrap();
+        }
+        let now = Utc::now();
+        let day = Duration::from_secs(86_400);
+        let status = |key: &str| {
+            Ok(match key {
+                "kept" => Some(None),
+                "deleted-long-ago" => Some(Some(now - chrono::Duration::days(2))),
+                "deleted-just-now" => Some(Some(now)),
+                _ => None,
+            })
+        };
+        // An index that cannot be read stops the sweep: nothing is taken
+        // for an orphan, however old.
+        let e = sweep(
+            &store,
+            now + chrono::Duration::days(9),
+            Duration::ZERO,
+            |_| Err("poisoned".to_owned()),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("the sweep stopped"), "{e}");
+        assert_eq!(store.stored().unwrap().len(), 4);
+        let swept = sweep(&store, now, day, status).unwrap();
+        assert_eq!(
+            swept,
+            Swept {
+                purged: 1,
+                orphans: 0
+            }
+        );
+        let mut left: Vec<String> = store
+            .stored()
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        left.sort();
+        assert_eq!(left, ["deleted-just-now", "kept", "orphan"]);
+        // An hour on, the orphan goes too; retention zero purges at once.
+        let later = now + chrono::Duration::hours(2);
+        let swept = sweep(&store, later, Duration::ZERO, status).unwrap();
+        assert_eq!(
+            swept,
+            Swept {
+                purged: 1,
+                orphans: 1
+            }
+        );
+        // A retention too long to add never purges (and never panics).
+        let swept = sweep(&store, later, Duration::MAX, status).unwrap();
+        assert_eq!(swept, Swept::default());
+    }
+}
