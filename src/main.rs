@@ -84,7 +84,7 @@ struct ServeArgs {
     /// The data directory (the generated API key lives there).
     #[arg(long, env = "COMPLIANCE_GUARD_DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
-    /// A YAML file of API keys (see README, "Access").
+    /// A YAML file of API keys (see docs/operating.md, "Access").
     #[arg(long, env = "COMPLIANCE_GUARD_KEYS")]
     keys: Option<PathBuf>,
     /// Run without API keys. Allowed only on a loopback address.
@@ -116,7 +116,7 @@ struct ServeArgs {
     /// 127.0.0.1:9464). Unset: no metrics endpoint.
     #[arg(long, env = "COMPLIANCE_GUARD_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
-    /// Keep no decision log (see README: what is lost then).
+    /// Keep no decision log (see docs/operating.md: what is lost then).
     #[arg(long)]
     no_decision_log: bool,
     /// Days the decision log's files are kept; 0 keeps them forever.
@@ -177,6 +177,61 @@ struct ServeArgs {
     /// Seconds between two sweeps for audio to purge.
     #[arg(long, env = "COMPLIANCE_GUARD_MEDIA_SWEEP_SECONDS", default_value_t = compliance_guard::media::DEFAULT_SWEEP_EVERY.as_secs())]
     media_sweep_seconds: u64,
+    /// How the log lines on stderr are written: `text` (colored only when
+    /// stderr is a terminal) or `json` (one JSON object per line).
+    #[arg(long, env = "COMPLIANCE_GUARD_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
+}
+
+/// How `serve` writes its log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogFormat {
+    /// One line of text per event; ANSI colors only on a terminal.
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `fields` (with the
+    /// `message`), `target`, and the spans it happened in.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("unknown log format `{other}`; allowed: text, json")),
+        }
+    }
+}
+
+/// Set once `serve` logs as JSON: from then on a fatal error is a log line
+/// too, so that stderr stays one JSON object per line.
+static LOGS_AS_JSON: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+
+/// Sends the `tracing` events to stderr, at `RUST_LOG`'s levels (`info` by
+/// default), in `format`. Colors are written only when stderr is a
+/// terminal and `NO_COLOR` is unset or empty: a file or a pipe gets no
+/// escape codes.
+fn init_logs(format: LogFormat) {
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => {
+            let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+            builder
+                .with_ansi(std::io::stderr().is_terminal() && !no_color)
+                .init();
+        }
+        LogFormat::Json => {
+            builder.json().with_ansi(false).init();
+            let _ = LOGS_AS_JSON.set(());
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -239,7 +294,11 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            if LOGS_AS_JSON.get().is_some() {
+                tracing::error!("error: {err:#}");
+            } else {
+                eprintln!("error: {err:#}");
+            }
             ExitCode::from(2)
         }
     }
@@ -269,13 +328,8 @@ async fn shutdown_signal() {
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     use compliance_guard::server::{ServeConfig, TlsFiles, resolve_access, serve};
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs(args.log_format);
+    let text = args.log_format == LogFormat::Text;
     let roles = parse_roles(&args.roles)?;
     if args.horizon_days == 0 || args.horizon_days > compliance_guard::index::MAX_HORIZON_DAYS {
         anyhow::bail!(
@@ -375,7 +429,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             if !bound.ip().is_loopback() && config.media.public_url.is_none() {
                 tracing::warn!(%bound, "media links are served over plain HTTP on a non-loopback address; put a TLS proxy in front and give --media-public-url");
             }
-            eprintln!("compliance-guard media links on http://{bound}/media/");
+            // As JSON, stderr holds log lines only: the server logs this
+            // address itself ("media links served over HTTP").
+            if text {
+                eprintln!("compliance-guard media links on http://{bound}/media/");
+            }
             config.media.listener = Some(listener);
         }
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -385,7 +443,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .local_addr()
             .context("reading the listening address")?;
         tracing::info!(%addr, "{access_line}");
-        eprintln!("compliance-guard listening on {addr}; {access_line}");
+        // The line tests and scripts read; as JSON, the log line above.
+        if text {
+            eprintln!("compliance-guard listening on {addr}; {access_line}");
+        }
         serve(config, listener, shutdown_signal())
             .await
             .map_err(anyhow::Error::from)

@@ -101,7 +101,7 @@ pub enum ContactKind {
 }
 
 impl ContactKind {
-    /// The known kinds with their names, in the order README lists them.
+    /// The known kinds with their names, in the order docs/api.md lists them.
     pub const NAMED: &'static [(ContactKind, &'static str)] = &[
         (ContactKind::HomePhone, "homePhone"),
         (ContactKind::MobilePhone, "mobilePhone"),

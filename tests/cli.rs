@@ -20,8 +20,9 @@ fn stderr(o: &Output) -> String {
 }
 
 /// `serve` as an operator runs it, with `args`, in the crate's directory
-/// (for `rules/`), keys from the environment cleared, logging at info;
-/// returns the process and its stderr, line by line.
+/// (for `rules/`), keys, the log format and `NO_COLOR` from the
+/// environment cleared, logging at info; returns the process and its
+/// stderr (a pipe), line by line.
 #[cfg(unix)]
 fn spawn_serve(
     args: &[&std::ffi::OsStr],
@@ -36,6 +37,8 @@ fn spawn_serve(
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("COMPLIANCE_GUARD_API_KEY")
         .env_remove("COMPLIANCE_GUARD_KEYS")
+        .env_remove("COMPLIANCE_GUARD_LOG_FORMAT")
+        .env_remove("NO_COLOR")
         .env("RUST_LOG", "info")
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -731,4 +734,180 @@ async fn serve_opens_the_media_listener_and_refuses_bad_media_flags() {
     assert!(data.path().join("media").join("link-key").exists());
     let exit = terminate(&mut child).await;
     assert!(exit.success(), "{exit:?}");
+}
+
+/// Waits until the server at `addr` answers health SERVING.
+#[cfg(unix)]
+async fn wait_serving(addr: &str) {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    for _ in 0..500 {
+        let status = health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap()
+            .get_ref()
+            .status;
+        if status == 1 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the server at {addr} never turned SERVING");
+}
+
+/// Logs written to a pipe carry no terminal color codes: stderr here is a
+/// pipe, so every log line, from start-up to shutdown, is plain text.
+#[cfg(unix)]
+#[tokio::test]
+async fn serve_writes_no_color_codes_to_a_pipe() {
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, mut lines) = spawn_serve(&[
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--data-dir".as_ref(),
+        data.path().as_os_str(),
+    ]);
+    let mut seen = Vec::new();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the server says where it listens")
+            .unwrap();
+        seen.push(line.clone());
+        if let Some(rest) = line.strip_prefix("compliance-guard listening on ") {
+            break rest.split(';').next().unwrap().to_owned();
+        }
+    };
+    wait_serving(&addr).await;
+    let exit = terminate(&mut child).await;
+    assert!(exit.success(), "{exit:?}");
+    seen.extend(lines.map_while(Result::ok));
+    // The log lines themselves, as `tracing` writes them: a level after the
+    // timestamp. Start-up (journal, rules, access, SERVING) and shutdown
+    // give at least five.
+    let logged = seen
+        .iter()
+        .filter(|l| l.contains(" INFO ") || l.contains(" WARN "))
+        .count();
+    assert!(logged >= 5, "too few log lines to tell: {seen:#?}");
+    assert!(
+        seen.iter()
+            .any(|l| l.contains(" INFO ") && l.contains("SERVING")),
+        "{seen:#?}"
+    );
+    for line in &seen {
+        assert!(!line.contains("\x1b["), "a color code in {line:?}");
+    }
+}
+
+/// `--log-format json`: every line on stderr, from start-up to shutdown,
+/// is one JSON object with a level and the event's fields, its message
+/// among them; the listening address is a field.
+#[cfg(unix)]
+#[tokio::test]
+async fn serve_logs_one_json_object_per_line() {
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, mut lines) = spawn_serve(&[
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--data-dir".as_ref(),
+        data.path().as_os_str(),
+        "--log-format".as_ref(),
+        "json".as_ref(),
+    ]);
+    let parse = |line: &str| -> serde_json::Map<String, serde_json::Value> {
+        match serde_json::from_str(line) {
+            Ok(serde_json::Value::Object(o)) => o,
+            other => panic!("not a JSON object: {line:?} ({other:?})"),
+        }
+    };
+    let mut seen = Vec::new();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the server logs where it listens")
+            .unwrap();
+        let object = parse(&line);
+        seen.push(object.clone());
+        if let Some(addr) = object["fields"].get("addr").and_then(|a| a.as_str()) {
+            break addr.to_owned();
+        }
+    };
+    wait_serving(&addr).await;
+    let exit = terminate(&mut child).await;
+    assert!(exit.success(), "{exit:?}");
+    seen.extend(lines.map_while(Result::ok).map(|l| parse(&l)));
+    assert!(seen.len() >= 5, "too few log lines to tell: {seen:#?}");
+    for object in &seen {
+        let level = object["level"].as_str().unwrap_or_default();
+        assert!(
+            ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&level),
+            "{object:?}"
+        );
+        assert!(object["fields"]["message"].is_string(), "{object:?}");
+        assert!(object["timestamp"].is_string(), "{object:?}");
+    }
+    let messages: Vec<&str> = seen
+        .iter()
+        .filter_map(|o| o["fields"]["message"].as_str())
+        .collect();
+    assert!(messages.contains(&"SERVING"), "{messages:?}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("shutting down: NOT_SERVING")),
+        "{messages:?}"
+    );
+}
+
+/// A fatal error of `serve --log-format json` is a JSON log line too, and
+/// an unknown format is refused naming it and the allowed values.
+#[test]
+fn serve_log_format_json_errors_and_unknown_formats() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    let o = run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir,
+        "--log-format",
+        "json",
+        "--horizon-days",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert_eq!(lines[0]["level"], "ERROR", "{err}");
+    assert!(
+        lines[0]["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--horizon-days 0 is out of range"),
+        "{err}"
+    );
+
+    let o = run(&["serve", "--data-dir", dir, "--log-format", "xml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown log format `xml`; allowed: text, json"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -82,7 +82,7 @@ fn candidates(jurisdictions: &[&str], zones: &[chrono_tz::Tz]) -> Vec<chrono_tz:
     p.candidate_zones()
 }
 
-/// The rule of comment 6(b)(1)(i)-2 as the README states it: the given
+/// The rule of comment 6(b)(1)(i)-2 as docs/rules.md states it: the given
 /// zones, plus every zone of each jurisdiction that contains none of them.
 #[test]
 fn a_zone_narrows_only_the_jurisdiction_it_lies_in() {

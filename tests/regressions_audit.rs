@@ -20,7 +20,7 @@ const GOOD: &str = "    description: d\n    citation: c\n    jurisdictions: [US]
 
 #[test]
 fn rv_locate_id_with_comment() {
-    // README's own example writes a comment after the id.
+    // docs/rules.md's own example writes a comment after the id.
     let text = "rules:\n  - id: a        # stable\n    description: d\n    citation: \"\"\n    jurisdictions: [US]\n    permittedHours:\n      from: \"08:00\"\n      until: \"21:00\"\n";
     let e = errs(text);
     assert!(e[0].starts_with("4:5:"), "{e:?}");

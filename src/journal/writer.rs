@@ -71,7 +71,7 @@ struct Shared {
     stats: Mutex<Stats>,
 }
 
-/// Counters of the writer, for metrics and README figures.
+/// Counters of the writer, for metrics and the figures of docs/performance.md.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Batches written (one flush each in `Sync` mode).

@@ -150,7 +150,7 @@ macro_rules! names {
 }
 
 names! {
-    /// What a restriction is. The legal text behind each is in README
+    /// What a restriction is. The legal text behind each is in docs/api.md
     /// ("Borrower restrictions") and in the rules that honour it.
     RestrictionKind, "kind" {
         /// 12 CFR 1006.6(c): the borrower refuses to pay or asks the lender
