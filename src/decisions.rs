@@ -177,7 +177,7 @@ fn check_json(
             next_allowed_at: time(d.next_allowed_at),
             valid_until: time(d.valid_until),
             interaction_id: &outcome.interaction_id,
-            replayed: outcome.replayed,
+            replayed: outcome.repeated,
             applied_rule_ids: &d.applied_rule_ids,
             violations: d
                 .violations

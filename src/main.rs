@@ -545,7 +545,7 @@ fn replay(
         })
         .transpose()
     };
-    let report = compliance_guard::whatif::replay(rules, data_dir, opts, time(from)?, time(to)?)?;
+    let report = compliance_guard::whatif::what_if(rules, data_dir, opts, time(from)?, time(to)?)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);

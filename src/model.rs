@@ -936,7 +936,7 @@ impl Interaction {
 /// `failed`) whose `startedAt` is more than [`CLOCK_SKEW_SECONDS`] after
 /// `now`: a call that has not happened yet cannot have an outcome, and one
 /// recorded as happened in the future would start no quiet period now.
-/// For the API only; replay, restore and import take records as they are.
+/// For the API only; recovery, restore and import take records as they are.
 pub fn check_completed_start(
     status: Status,
     started_at: DateTime<Utc>,

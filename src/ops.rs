@@ -162,7 +162,7 @@ pub fn backup(data_dir: &Path, to: &Path) -> Result<BackupReport, OpsError> {
     }
     let mut out = journal::FileWriter::create(to, 1)?;
     let mut named = MediaNamed::new();
-    if let Err(e) = journal::replay(&layout, |r| {
+    if let Err(e) = journal::recover(&layout, |r| {
         media_named(&r, &mut named);
         out.push(&r)
     }) {

@@ -80,7 +80,7 @@ pub struct CheckOutcome {
     pub interaction_id: Option<String>,
     /// True when this is the stored answer to an earlier request with the
     /// same request id.
-    pub replayed: bool,
+    pub repeated: bool,
 }
 
 fn parse_vocab<T>(

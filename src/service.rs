@@ -323,8 +323,8 @@ impl Service {
         }
     }
 
-    /// A service whose guard and media arrive later (after the journal's
-    /// replay), in the cells given.
+    /// A service whose guard and media arrive later (after recovery), in
+    /// the cells given.
     pub fn pending(
         cell: Arc<std::sync::OnceLock<Arc<Guard>>>,
         media: Arc<std::sync::OnceLock<Arc<MediaHub>>>,

@@ -49,10 +49,10 @@ pub struct Change {
     pub now_rule_id: Option<String>,
 }
 
-/// What a replay found.
+/// What a what-if run found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ReplayReport {
+pub struct WhatIfReport {
     /// Decisions replayed.
     pub decisions: u64,
     /// Decisions skipped (their rules version is not in the archive, or
@@ -75,10 +75,10 @@ pub struct ReplayReport {
     pub skipped_reasons: Vec<String>,
 }
 
-/// Errors of a replay.
+/// Errors of a what-if run.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ReplayError {
+pub enum WhatIfError {
     /// The new rules fail their check.
     #[error("the new rules fail their check:\n{0}")]
     Rules(crate::rules::RuleErrors),
@@ -97,7 +97,7 @@ pub enum ReplayError {
 
 struct Logged {
     at: DateTime<Utc>,
-    /// The reservation the Check recorded, if any: the replay decides
+    /// The reservation the Check recorded, if any: the what-if run decides
     /// before it, as the Check did.
     reserved: Option<String>,
     logged_at: String,
@@ -130,23 +130,23 @@ fn logged(line: &Value) -> Option<Logged> {
     })
 }
 
-/// Replays the decision log of `data_dir` (between `from` and `to`, by the
+/// Decides the decision log of `data_dir` again (between `from` and `to`, by the
 /// moment decided) against the rules in `new_rules`. Both the archived sets
 /// and the new one are loaded with `opts`, which should be the server's
 /// (its `--roles` decide which rules bind), so that "before" is what the
 /// server decided and "after" differs only by the rules.
-pub fn replay(
+pub fn what_if(
     new_rules: &Path,
     data_dir: &Path,
     opts: &LoadOptions,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
-) -> Result<ReplayReport, ReplayError> {
-    let new = RuleSet::load_dir(new_rules, opts).map_err(ReplayError::Rules)?;
+) -> Result<WhatIfReport, WhatIfError> {
+    let new = RuleSet::load_dir(new_rules, opts).map_err(WhatIfError::Rules)?;
     let mut log = Vec::new();
     let dir = data_dir.join("decisions");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map_err(|cause| ReplayError::Log {
+        .map_err(|cause| WhatIfError::Log {
             path: dir.display().to_string(),
             cause,
         })?
@@ -154,12 +154,12 @@ pub fn replay(
         .collect();
     files.sort();
     for path in files {
-        let file = std::fs::File::open(&path).map_err(|cause| ReplayError::Log {
+        let file = std::fs::File::open(&path).map_err(|cause| WhatIfError::Log {
             path: path.display().to_string(),
             cause,
         })?;
         for line in std::io::BufReader::new(file).lines() {
-            let line = line.map_err(|cause| ReplayError::Log {
+            let line = line.map_err(|cause| WhatIfError::Log {
                 path: path.display().to_string(),
                 cause,
             })?;
@@ -181,7 +181,7 @@ pub fn replay(
     log.sort_by(|a, b| a.logged_at.cmp(&b.logged_at));
 
     let mut archived: BTreeMap<String, Option<RuleSet>> = BTreeMap::new();
-    let mut report = ReplayReport::default();
+    let mut report = WhatIfReport::default();
     let mut ledger = Ledger::default();
     let mut skipped = Skipped::default();
     let mut next = 0usize;
@@ -193,7 +193,7 @@ pub fn replay(
     // Decides the logged Checks from `next` on while `due` says so.
     let mut decide_due = |index: &crate::index::Index,
                           next: &mut usize,
-                          report: &mut ReplayReport,
+                          report: &mut WhatIfReport,
                           due: &dyn Fn(usize, &Logged) -> bool| {
         while *next < log.len() && due(*next, &log[*next]) {
             let l = &log[*next];
@@ -241,7 +241,7 @@ pub fn replay(
         .enumerate()
         .filter_map(|(i, l)| l.reserved.clone().map(|r| (i, r)))
         .collect();
-    journal::replay(
+    journal::recover(
         &Layout {
             dir: data_dir.to_owned(),
         },

@@ -342,13 +342,13 @@ pub fn searchable_of(r: &Interaction) -> Struct {
 /// updatedBy, deletedAt), as the journal stored it. The journal only holds
 /// records that passed validation, so this converts directly (no text
 /// round trip), checking only that every vocabulary value is known.
-pub fn record_of(i: &pb::Interaction) -> Result<Interaction, FieldProblem> {
-    record_from(i.clone())
+pub fn interaction_of(i: &pb::Interaction) -> Result<Interaction, FieldProblem> {
+    interaction_from(i.clone())
 }
 
-/// [`record_of`], taking the message: its strings move into the record
-/// instead of being copied (replay reads millions of them).
-pub fn record_from(i: pb::Interaction) -> Result<Interaction, FieldProblem> {
+/// [`interaction_of`], taking the message: its strings move into the record
+/// instead of being copied (recovery reads millions of them).
+pub fn interaction_from(i: pb::Interaction) -> Result<Interaction, FieldProblem> {
     fn vocab<T>(field: &str, text: &str, parse: fn(&str) -> Option<T>) -> Result<T, FieldProblem> {
         parse(text).ok_or_else(|| FieldProblem {
             field: field.to_owned(),
@@ -453,7 +453,7 @@ pub fn check_response_of(out: &CheckOutcome) -> pb::CheckResponse {
         rules_version: d.rules_version.clone(),
         at: Some(ts(d.at)),
         applied_rule_ids: d.applied_rule_ids.clone(),
-        replayed: out.replayed,
+        replayed: out.repeated,
     }
 }
 
@@ -493,7 +493,7 @@ pub fn outcome_of(r: &pb::CheckResponse) -> Result<CheckOutcome, FieldProblem> {
             rules_version: r.rules_version.clone(),
         },
         interaction_id: non_empty(&r.interaction_id),
-        replayed: r.replayed,
+        repeated: r.replayed,
     })
 }
 

@@ -107,7 +107,7 @@ impl Server {
             .unwrap()
     }
 
-    async fn records(&self) -> InteractionsClient<Channel> {
+    async fn interactions(&self) -> InteractionsClient<Channel> {
         InteractionsClient::new(self.channel().await)
     }
 
@@ -408,7 +408,7 @@ async fn check_restored(
     original_reservations: &BTreeSet<String>,
 ) {
     let server = start(dir).await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let restored = list_all(&mut records).await;
     // Nothing in the restore that the original does not hold, as it is.
     for (id, i) in &restored {
@@ -580,7 +580,7 @@ async fn a_backup_under_load_holds_every_write_acknowledged_before_it_began() {
     let total: usize = writers.iter().map(Vec::len).sum();
 
     // The original, now quiet: every acknowledged write, as acknowledged.
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let original = list_all(&mut records).await;
     assert_eq!(original.len(), total);
     for a in writers.iter().flatten() {
@@ -870,7 +870,7 @@ fn import_twice(
 /// Starts a server on an imported directory and checks what it holds.
 async fn check_imported(data: &Path, by: &str, span: ((i64, i32), (i64, i32))) {
     let server = start(data).await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let all = list_all(&mut records).await;
     assert_eq!(all.len(), GOOD);
     let created_now = |i: &Interaction| {
@@ -1051,12 +1051,12 @@ async fn import_is_refused_while_a_server_holds_the_data_directory() {
         )
     );
     // Nothing was imported behind the server's back.
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     assert_eq!(list_all(&mut records).await.len(), 0);
     drop(records);
     server.stop().await;
     let server = start(&data).await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     assert_eq!(list_all(&mut records).await.len(), 0);
     drop(records);
     server.stop().await;
@@ -1236,7 +1236,7 @@ async fn a_backup_carries_the_audio_and_a_restore_checks_it() {
     let audio_a: Vec<u8> = (0..180_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let audio_b: Vec<u8> = (0..70_000u32).map(|i| (i * 13 % 253) as u8).collect();
     let server = start(&data).await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let (id_a, key_a) = upload_recording(&mut records, "BO-MEDI-0001", "call-a", &audio_a).await;
     let (id_b, key_b) = upload_recording(&mut records, "BO-MEDI-0001", "call-b", &audio_b).await;
     server.stop().await;
@@ -1326,7 +1326,7 @@ async fn a_backup_carries_the_audio_and_a_restore_checks_it() {
         stdout(&o)
     );
     let server = start(&restored).await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     assert_eq!(download_recording(&mut records, &id_a).await, audio_a);
     assert_eq!(download_recording(&mut records, &id_b).await, audio_b);
     server.stop().await;

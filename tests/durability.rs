@@ -17,7 +17,7 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use compliance_guard::guard::Guard;
 use compliance_guard::index::IndexConfig;
-use compliance_guard::journal::{Durability, JournalError, Replayed};
+use compliance_guard::journal::{Durability, JournalError, Recovered};
 use compliance_guard::model::InteractionInput;
 use compliance_guard::pb::compliance_guard_client::ComplianceGuardClient;
 use compliance_guard::pb::interactions_client::InteractionsClient;
@@ -252,7 +252,7 @@ fn caller() -> Caller {
 }
 
 /// Opens a data directory once, as a server would.
-fn open_once(dir: &Path, compact_after: u64) -> Result<(Guard, Replayed), JournalError> {
+fn open_once(dir: &Path, compact_after: u64) -> Result<(Guard, Recovered), JournalError> {
     Guard::open(
         IndexConfig::default(),
         dir,
@@ -273,7 +273,7 @@ const LOCK_RETRIES: usize = 500;
 
 /// Opens a data directory that this process closed just before (see
 /// [`LOCK_RETRIES`]).
-fn open_with(dir: &Path, compact_after: u64) -> Result<(Guard, Replayed), JournalError> {
+fn open_with(dir: &Path, compact_after: u64) -> Result<(Guard, Recovered), JournalError> {
     for _ in 0..LOCK_RETRIES {
         match open_once(dir, compact_after) {
             Err(JournalError::Locked(_)) => std::thread::sleep(Duration::from_millis(5)),
@@ -283,7 +283,7 @@ fn open_with(dir: &Path, compact_after: u64) -> Result<(Guard, Replayed), Journa
     open_once(dir, compact_after)
 }
 
-fn open(dir: &Path) -> Result<(Guard, Replayed), JournalError> {
+fn open(dir: &Path) -> Result<(Guard, Recovered), JournalError> {
     open_with(dir, u64::MAX)
 }
 
@@ -310,7 +310,7 @@ fn placed_input(ext: &str, minutes: i64) -> InteractionInput {
 async fn journal_with(exts: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let (guard, replayed) = open(dir.path()).unwrap();
-    assert_eq!(replayed, Replayed::default(), "a fresh directory");
+    assert_eq!(replayed, Recovered::default(), "a fresh directory");
     let now = Utc.timestamp_opt(AT, 0).unwrap();
     for (m, ext) in exts.iter().enumerate() {
         let (_, created) = guard
@@ -1112,7 +1112,7 @@ async fn a_flipped_byte_before_the_end_refuses_the_start_and_in_the_last_record_
     let (guard, replayed) = open(dir.path()).unwrap();
     assert_eq!(
         replayed,
-        Replayed {
+        Recovered {
             generation: 0,
             snapshot_records: 0,
             journal_records: 3,
@@ -1431,7 +1431,7 @@ async fn a_journal_past_compact_after_is_compacted_into_a_snapshot_at_start() {
     let (guard, replayed) = open_with(data.path(), 10).unwrap();
     assert_eq!(
         replayed,
-        Replayed {
+        Recovered {
             generation: 1,
             snapshot_records: 50,
             journal_records: 1,

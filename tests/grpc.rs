@@ -266,7 +266,7 @@ impl TestServer {
     }
 
     /// An Interactions client with the pipeline's key.
-    pub async fn records(&self) -> Records {
+    pub async fn interactions(&self) -> Records {
         InteractionsClient::with_interceptor(self.channel().await, WithKey(Some(PIPELINE_KEY)))
     }
 

@@ -127,7 +127,7 @@ fn case(n: usize) -> String {
 #[tokio::test]
 async fn cases_are_linked_on_create_relinked_and_cleared_on_update() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let stored = create(&mut records, call(&["CS-AB12-34CD", "CS-0000-0001"]))
         .await
         .unwrap();
@@ -182,7 +182,7 @@ async fn cases_are_linked_on_create_relinked_and_cleared_on_update() {
 #[tokio::test]
 async fn bad_case_ids_are_refused_field_by_field() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let stored = create(&mut records, call(&["CS-0000-0001"])).await.unwrap();
     for bad in [
         "cs-0000-0001",
@@ -266,7 +266,7 @@ async fn bad_case_ids_are_refused_field_by_field() {
 #[tokio::test]
 async fn cases_page_with_limit_cursors_and_offset() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let all: Vec<String> = (1..=30).map(case).collect();
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
     let stored = create(&mut records, call(&refs)).await.unwrap();
@@ -348,7 +348,7 @@ async fn cases_page_with_limit_cursors_and_offset() {
 #[tokio::test]
 async fn the_case_ids_filter_matches_any_of_several() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let a = create(&mut records, call(&["CS-AAAA-0001", "CS-SHAR-0001"]))
         .await
         .unwrap();

@@ -74,7 +74,7 @@ async fn check(guard: &mut Guard, r: CheckRequest) -> CheckResponse {
 #[tokio::test]
 async fn an_allowed_check_and_a_blocked_one_with_its_rule_id() {
     let server = ready_server().await;
-    let (mut guard, mut records) = (server.guard().await, server.records().await);
+    let (mut guard, mut records) = (server.guard().await, server.interactions().await);
     let first = check(&mut guard, call("ext-b-1", "L1")).await;
     assert!(first.allowed);
     assert_eq!(first.compliance_guard_rule_id, "");
@@ -243,7 +243,7 @@ async fn a_retry_with_the_same_request_id_gets_the_first_answer_and_no_second_sl
 #[tokio::test]
 async fn an_update_to_failed_or_a_cancel_releases_the_slot() {
     let server = ready_server().await;
-    let (mut guard, mut records) = (server.guard().await, server.records().await);
+    let (mut guard, mut records) = (server.guard().await, server.interactions().await);
     let mut reserved = Vec::new();
     for i in 0..7 {
         let mut r = call("BO-FREE-0001", "L1");
@@ -341,7 +341,7 @@ async fn an_update_to_failed_or_a_cancel_releases_the_slot() {
 #[tokio::test]
 async fn an_update_to_failed_keeps_the_slot_of_a_call_that_rang() {
     let server = ready_server().await;
-    let (mut guard, mut records) = (server.guard().await, server.records().await);
+    let (mut guard, mut records) = (server.guard().await, server.interactions().await);
     let mut reserved = Vec::new();
     for i in 0..7 {
         let mut r = call("BO-RANG-0001", "L1");
@@ -474,7 +474,7 @@ async fn bad_check_fields_are_invalid_argument_with_field_violations() {
 #[tokio::test]
 async fn linked_ids_share_one_history_and_debts_group_loans() {
     let server = ready_server().await;
-    let (mut guard, mut records) = (server.guard().await, server.records().await);
+    let (mut guard, mut records) = (server.guard().await, server.interactions().await);
     let linked = guard
         .link_person(LinkPersonRequest {
             person_id: "12345".into(),

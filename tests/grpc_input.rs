@@ -67,7 +67,7 @@ fn create(person: &str, i: Interaction) -> CreateInteractionRequest {
 #[tokio::test]
 async fn a_one_mib_person_id_is_refused_with_a_short_message_and_short_details() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let long = format!("BO-{}", "A".repeat(1 << 20));
     let err = records
         .create_interaction(create(&long, call("succeeded", at(now_seconds() - 60))))
@@ -276,7 +276,7 @@ fn field_of(err: &Status) -> Vec<String> {
 #[tokio::test]
 async fn a_completed_interaction_starting_in_the_future_is_refused_on_create_and_update() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let now = now_seconds();
     for (status, article) in [("attempted", "an"), ("succeeded", "a"), ("failed", "a")] {
         let err = records
@@ -360,7 +360,7 @@ async fn a_completed_interaction_starting_in_the_future_is_refused_on_create_and
 #[tokio::test]
 async fn a_retried_create_gets_its_first_answer_before_the_future_start_check() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let now = now_seconds();
     let mut first = call("scheduled", at(now + YEAR));
     first.external_id = Some("dialer-retry-1".into());
@@ -488,7 +488,7 @@ const BEFORE_1900: i64 = -2_208_988_801;
 #[tokio::test]
 async fn times_outside_proto3_json_or_events_before_1900_are_refused_naming_the_field() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let err = records
         .create_interaction(create(P, call("succeeded", at(YEAR_ZERO))))
         .await
@@ -669,7 +669,7 @@ const ON_HOLD: &str = "voiceDisconnectedWhileQueuedOnHold";
 #[tokio::test]
 async fn the_on_hold_outcome_of_the_reference_prose_is_accepted_and_filtered_on() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let mut i = call("attempted", at(now_seconds() - 3_600));
     i.agent_outcome = Some(ON_HOLD.into());
     let stored = records
@@ -737,7 +737,7 @@ async fn after_seven_calls(
 #[tokio::test]
 async fn the_on_hold_outcome_makes_no_count_more_permissive() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let mut guard = server.guard().await;
     // Beside each statusDetails (none, a call that rang, one that did not
     // connect), the outcome never allows what no outcome blocks. A caller

@@ -256,7 +256,7 @@ fn object(fields: &[(&str, Value)]) -> Struct {
 #[tokio::test]
 async fn create_returns_our_id_the_person_the_creator_and_defaults_started_at_to_now() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let mut i = call(T0);
     i.started_at = None;
     let (stored, created) = create(&mut records, P, i).await.unwrap();
@@ -312,7 +312,7 @@ async fn create_returns_our_id_the_person_the_creator_and_defaults_started_at_to
 #[tokio::test]
 async fn create_for_an_ext_person_gives_the_person_an_id_of_ours() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let first = record(&mut records, "ext-lender-7", call(T0)).await;
     assert_eq!(first.person_id, "BO-0000-00000001");
     // The ext- name and our id now name one person.
@@ -327,7 +327,7 @@ async fn create_for_an_ext_person_gives_the_person_an_id_of_ours() {
 #[tokio::test]
 async fn create_is_idempotent_on_external_id_for_the_same_person() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let first = record(&mut records, P, with_ext(call(T0), "dialer-1")).await;
     assert_eq!(first.external_id.as_deref(), Some("dialer-1"));
     assert_eq!(total(&mut records).await, 1);
@@ -343,7 +343,7 @@ async fn create_is_idempotent_on_external_id_for_the_same_person() {
     assert_eq!(total(&mut records).await, 1);
 
     // The same person by another name is the same person.
-    let mut linked = server.records().await;
+    let mut linked = server.interactions().await;
     let by_ext = record(&mut linked, "ext-crm-9", with_ext(call(T0), "dialer-2")).await;
     let (same, created) = create(
         &mut linked,
@@ -361,7 +361,7 @@ async fn create_is_idempotent_on_external_id_for_the_same_person() {
 #[tokio::test]
 async fn create_with_the_external_id_of_another_persons_interaction_is_already_exists() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let first = record(&mut records, P, with_ext(call(T0), "dialer-1")).await;
     let err = create(&mut records, Q, with_ext(call(T0), "dialer-1"))
         .await
@@ -382,7 +382,7 @@ async fn create_with_the_external_id_of_another_persons_interaction_is_already_e
 #[tokio::test]
 async fn bad_fields_are_invalid_argument_with_bad_request_details_and_store_nothing() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     record(&mut records, P, call(T0)).await;
     let base = || Interaction {
         channel: "voice".into(),
@@ -616,7 +616,7 @@ async fn bad_fields_are_invalid_argument_with_bad_request_details_and_store_noth
 #[tokio::test]
 async fn get_by_our_id_and_by_ext_id_with_and_without_the_person() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let stored = record(&mut records, P, with_ext(call(T0), "dialer-1")).await;
     record(&mut records, Q, call(T0)).await;
     for (person, id) in [
@@ -651,7 +651,7 @@ async fn get_by_our_id_and_by_ext_id_with_and_without_the_person() {
 #[tokio::test]
 async fn get_with_a_wrong_person_or_an_unknown_id_is_not_found_and_a_bad_id_is_invalid() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let stored = record(&mut records, P, with_ext(call(T0), "dialer-1")).await;
     record(&mut records, Q, call(T0)).await;
     for (person, id) in [
@@ -690,7 +690,7 @@ async fn get_with_a_wrong_person_or_an_unknown_id_is_not_found_and_a_bad_id_is_i
 #[tokio::test]
 async fn update_changes_only_the_fields_in_the_mask() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let mut original = call(T0);
     original.theme = Some("opsCollDebt".into());
     original.status = "inProgress".into();
@@ -775,7 +775,7 @@ async fn update_changes_only_the_fields_in_the_mask() {
 #[tokio::test]
 async fn update_takes_camel_case_paths_and_by_ext_ids() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let stored = record(&mut records, P, with_ext(call(T0), "dialer-1")).await;
     let updated = update(
         &mut records,
@@ -850,7 +850,7 @@ async fn update_takes_camel_case_paths_and_by_ext_ids() {
 #[tokio::test]
 async fn update_clears_a_listed_field_that_the_message_leaves_unset() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let mut original = call(T0);
     original.theme = Some("opsCollDebt".into());
     original.loan_ids = vec!["L1".into()];
@@ -890,7 +890,7 @@ async fn update_clears_a_listed_field_that_the_message_leaves_unset() {
 #[tokio::test]
 async fn update_refuses_a_missing_unknown_or_read_only_mask() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let stored = record(&mut records, P, call(T0)).await;
     let values = || Interaction {
         status: "failed".into(),
@@ -957,7 +957,7 @@ async fn update_refuses_a_missing_unknown_or_read_only_mask() {
 #[tokio::test]
 async fn update_validates_as_create_and_leaves_a_refused_record_unchanged() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let mut original = call(T0);
     original.theme = Some("opsCollDebt".into());
     let stored = record(&mut records, P, original).await;
@@ -1051,7 +1051,7 @@ async fn update_validates_as_create_and_leaves_a_refused_record_unchanged() {
 #[tokio::test]
 async fn delete_is_soft_and_a_deleted_interaction_is_no_longer_listed() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let kept = record(&mut records, P, call(T0)).await;
     let gone = record(&mut records, P, with_ext(call(T0 + HOUR), "dialer-1")).await;
     assert_eq!(list(&mut records, of(P)).await.total, 2);
@@ -1098,7 +1098,7 @@ async fn delete_is_soft_and_a_deleted_interaction_is_no_longer_listed() {
 #[tokio::test]
 async fn delete_of_a_non_external_or_deleted_interaction_is_failed_precondition() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let mut ours = call(T0);
     ours.is_external = Some(false);
     let ours = record(&mut records, P, ours).await;
@@ -1155,7 +1155,7 @@ async fn delete_of_a_non_external_or_deleted_interaction_is_failed_precondition(
 #[tokio::test]
 async fn a_deleted_interaction_stops_counting_in_check() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let mut guard = server.guard().await;
     let mut calls = Vec::new();
     for n in 0..7 {
@@ -1193,7 +1193,7 @@ async fn a_deleted_interaction_stops_counting_in_check() {
 #[tokio::test]
 async fn list_by_person_our_id_or_ext_id() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let p1 = record(&mut records, P, call(T0)).await;
     let p2 = record(&mut records, P, call(T0 + HOUR)).await;
     let e1 = record(&mut records, "ext-crm-5", call(T0)).await;
@@ -1232,7 +1232,7 @@ async fn list_by_person_our_id_or_ext_id() {
 #[tokio::test]
 async fn has_no_person_true_lists_nothing_and_false_lists_everything() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let a = record(&mut records, P, call(T0)).await;
     let b = record(&mut records, Q, call(T0)).await;
     // Every interaction belongs to a person here (CreateInteraction requires
@@ -1262,7 +1262,7 @@ async fn has_no_person_true_lists_nothing_and_false_lists_everything() {
 #[tokio::test]
 async fn list_filters_on_the_vocabulary_fields_with_null_for_missing_values() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let r1 = record(
         &mut records,
         P,
@@ -1543,7 +1543,7 @@ async fn list_filters_on_the_vocabulary_fields_with_null_for_missing_values() {
 #[tokio::test]
 async fn list_created_at_and_started_at_ranges_are_strict() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let a = record(&mut records, P, call(T0)).await;
     let b = record(&mut records, P, call(T0 + HOUR)).await;
     let c = record(&mut records, P, call(T0 + 2 * HOUR)).await;
@@ -1641,7 +1641,7 @@ async fn list_created_at_and_started_at_ranges_are_strict() {
 #[tokio::test]
 async fn list_scheduled_ranges_are_inclusive() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let scheduled = |from: i64, to: i64| Interaction {
         status: "scheduled".into(),
         status_details: None,
@@ -1736,7 +1736,7 @@ async fn list_scheduled_ranges_are_inclusive() {
 #[tokio::test]
 async fn list_filters_on_sensitive_and_is_external() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let mut auditor = server.records_with(Some(AUDITOR_KEY)).await;
     let plain = record(&mut records, P, call(T0)).await;
     let ours = record(
@@ -1815,7 +1815,7 @@ async fn list_filters_on_sensitive_and_is_external() {
 #[tokio::test]
 async fn list_content_contains_matches_the_content_json() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let letter = record(
         &mut records,
         P,
@@ -1861,7 +1861,7 @@ async fn list_content_contains_matches_the_content_json() {
 #[tokio::test]
 async fn list_limit_defaults_to_25_honours_1_to_100_and_refuses_101() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let mut all = Vec::new();
     for n in 0..105 {
         all.push(record(&mut records, P, call(T0 + n * MINUTE)).await);
@@ -1889,7 +1889,7 @@ async fn list_limit_defaults_to_25_honours_1_to_100_and_refuses_101() {
 #[tokio::test]
 async fn list_pages_with_offset_starting_after_and_ending_before() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let mut all = Vec::new();
     for n in 0..10 {
         all.push(
@@ -2004,7 +2004,7 @@ async fn list_pages_with_offset_starting_after_and_ending_before() {
 #[tokio::test]
 async fn list_sorts_by_started_at_with_no_prefix_meaning_descending() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let x1 = record(&mut records, P, call(T0 + 2 * HOUR)).await;
     let x2 = record(&mut records, P, call(T0)).await;
     let x3 = record(&mut records, P, call(T0 + HOUR)).await;
@@ -2055,7 +2055,7 @@ async fn list_sorts_by_started_at_with_no_prefix_meaning_descending() {
 #[tokio::test]
 async fn sensitive_interactions_are_hidden_from_the_pipeline_but_not_the_auditor() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let mut auditor = server.records_with(Some(AUDITOR_KEY)).await;
     let plain = record(&mut records, P, call(T0)).await;
     let secret = record(
@@ -2101,7 +2101,7 @@ async fn sensitive_interactions_are_hidden_from_the_pipeline_but_not_the_auditor
 #[tokio::test]
 async fn sensitive_interactions_still_count_in_the_pipelines_check() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let mut guard = server.guard().await;
     let mut secrets = Vec::new();
     for n in 0..7 {
@@ -2139,7 +2139,7 @@ async fn sensitive_interactions_still_count_in_the_pipelines_check() {
 #[tokio::test]
 async fn previous_interactions_are_the_chain_nearest_first() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let a = record(
         &mut records,
         P,
@@ -2206,7 +2206,7 @@ async fn previous_interactions_are_the_chain_nearest_first() {
 #[tokio::test]
 async fn previous_interactions_follow_ext_links() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let a = record(&mut records, P, with_ext(call(T0), "a-1")).await;
     let b = record(
         &mut records,
@@ -2242,7 +2242,7 @@ async fn previous_interactions_follow_ext_links() {
 #[tokio::test]
 async fn previous_interactions_leave_out_a_sensitive_link_for_the_pipeline() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let mut auditor = server.records_with(Some(AUDITOR_KEY)).await;
     let a = record(&mut records, P, call(T0)).await;
     let b = record(
@@ -2287,7 +2287,7 @@ async fn previous_interactions_leave_out_a_sensitive_link_for_the_pipeline() {
 #[tokio::test]
 async fn meta_data_content_and_contact_round_trip() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
     let meta_data = object(&[
         ("campaign", string("spring-2020")),
         ("attempt", number(3.0)),

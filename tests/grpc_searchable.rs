@@ -56,7 +56,7 @@ fn full() -> Interaction {
 #[tokio::test]
 async fn searchable_flattens_a_full_interaction_on_create_and_get() {
     let server = ready_server().await;
-    let mut records = server.records().await;
+    let mut records = server.interactions().await;
 
     let created = records
         .create_interaction(CreateInteractionRequest {

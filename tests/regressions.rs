@@ -167,14 +167,14 @@ async fn review_request_id_retry_of_blocked_check_for_new_person() {
     let first = g.check(&input, &caller(), now, None).await;
     let _ = format!(
         "first: {:?}",
-        first.as_ref().map(|o| (o.decision.allowed, o.replayed))
+        first.as_ref().map(|o| (o.decision.allowed, o.repeated))
     );
     let retry = g.check(&input, &caller(), now, None).await;
     let _ = format!(
         "retry: {:?}",
-        retry.as_ref().map(|o| (o.decision.allowed, o.replayed))
+        retry.as_ref().map(|o| (o.decision.allowed, o.repeated))
     );
-    assert!(retry.is_ok_and(|o| o.replayed));
+    assert!(retry.is_ok_and(|o| o.repeated));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,7 +281,7 @@ async fn review_reserve_in_the_past_escaped_the_current_windows() {
         // retry: it gets the first answer, and no second slot.
         let later = now + chrono::Duration::hours(1);
         let again = g.check(&input, &caller(), later, None).await.unwrap();
-        assert!(again.replayed);
+        assert!(again.repeated);
         assert_eq!(again.interaction_id.as_deref(), Some(id.as_str()));
         ids.push(id);
     }

@@ -166,7 +166,7 @@ mod wi {
         .await
         .unwrap();
         close(g);
-        let r = compliance_guard::whatif::replay(
+        let r = compliance_guard::whatif::what_if(
             rules.path(),
             data.path(),
             &compliance_guard::rules::LoadOptions::default(),
@@ -207,9 +207,9 @@ mod wi {
             .check(&reserve, &caller(), Utc::now(), None)
             .await
             .unwrap();
-        assert!(retry.replayed);
+        assert!(retry.repeated);
         close(g);
-        let r = compliance_guard::whatif::replay(
+        let r = compliance_guard::whatif::what_if(
             rules.path(),
             data.path(),
             &compliance_guard::rules::LoadOptions::default(),
@@ -243,7 +243,7 @@ mod wi {
             .unwrap();
         assert!(!second.decision.allowed);
         close(g);
-        let r = compliance_guard::whatif::replay(
+        let r = compliance_guard::whatif::what_if(
             rules.path(),
             data.path(),
             &compliance_guard::rules::LoadOptions::default(),

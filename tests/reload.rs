@@ -528,7 +528,7 @@ async fn replay_shows_what_a_stricter_and_a_looser_set_would_have_changed() {
             std::fs::write(dir.path().join(name), text).unwrap();
         }
         std::fs::write(reg_f(dir.path()), with_until(&original, until)).unwrap();
-        let report = compliance_guard::whatif::replay(
+        let report = compliance_guard::whatif::what_if(
             dir.path(),
             &data,
             &LoadOptions::default(),
@@ -564,7 +564,7 @@ async fn replay_shows_what_a_stricter_and_a_looser_set_would_have_changed() {
         roles: Some(vec![compliance_guard::rules::Role::Creditor]),
         ..LoadOptions::default()
     };
-    let r = compliance_guard::whatif::replay(stricter_dir.path(), &data, &creditor, None, None)
+    let r = compliance_guard::whatif::what_if(stricter_dir.path(), &data, &creditor, None, None)
         .unwrap();
     assert_eq!(r.decisions, 2);
     assert_eq!(r.before.get("us-regf-hours"), None);

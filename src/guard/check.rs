@@ -99,7 +99,7 @@ impl Guard {
             let outcome = CheckOutcome {
                 decision,
                 interaction_id: None,
-                replayed: false,
+                repeated: false,
             };
             return Ok((outcome, commit));
         }
@@ -127,7 +127,7 @@ impl Guard {
                 ));
             }
             let mut outcome = stored.outcome.clone();
-            outcome.replayed = true;
+            outcome.repeated = true;
             // The first answer may not be durable yet; wait for everything
             // logged so far before repeating it.
             return Ok((outcome, self.barrier()?));
@@ -189,7 +189,7 @@ impl Guard {
         let outcome = CheckOutcome {
             decision,
             interaction_id,
-            replayed: false,
+            repeated: false,
         };
         if !input.request_id.is_empty() {
             changes.push(Change::Answer {

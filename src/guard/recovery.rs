@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::{Guard, GuardError};
 use crate::index::IndexConfig;
-use crate::journal::{self as jn, Durability, Journal, JournalError, Layout, Replayed};
+use crate::journal::{self as jn, Durability, Journal, JournalError, Layout, Recovered};
 use crate::ledger::Ledger;
 
 impl Guard {
@@ -22,7 +22,7 @@ impl Guard {
         durability: Durability,
         compact_after: u64,
         mut progress: impl FnMut(u64),
-    ) -> Result<(Guard, Replayed), JournalError> {
+    ) -> Result<(Guard, Recovered), JournalError> {
         let lock = jn::lock(data_dir)?;
         let layout = Layout {
             dir: data_dir.to_owned(),
@@ -41,7 +41,7 @@ impl Guard {
             .index
             .reserve(usize::try_from(bytes / 160).unwrap_or(0));
         let mut n = 0u64;
-        let replayed = jn::replay(&layout, |record| {
+        let replayed = jn::recover(&layout, |record| {
             ledger
                 .apply_record(record)
                 .map_err(|e| JournalError::Failed(e.to_string()))?;
@@ -114,7 +114,7 @@ impl Guard {
 fn out_of_range_records(ledger: &Ledger) -> u64 {
     let index = &ledger.index;
     let interactions = index
-        .records()
+        .interactions()
         .filter(|r| r.has_time_out_of_range())
         .count();
     let restrictions = index

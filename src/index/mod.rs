@@ -386,7 +386,7 @@ impl Index {
     }
 
     /// Makes room for about `interactions` more interactions, so that a
-    /// replay of millions does not copy and rehash as it grows.
+    /// recovery of millions does not copy and rehash as it grows.
     pub fn reserve(&mut self, interactions: usize) {
         self.records.reserve(interactions);
         self.ids.reserve(interactions);
@@ -397,7 +397,7 @@ impl Index {
     }
 
     /// Every stored interaction (deleted ones included), in creation order.
-    pub fn records(&self) -> impl Iterator<Item = &Interaction> + '_ {
+    pub fn interactions(&self) -> impl Iterator<Item = &Interaction> + '_ {
         self.records.iter().map(|(_, r)| r)
     }
 
@@ -993,7 +993,7 @@ impl Index {
 
     /// Stores a restriction's full state: a new id is added to its person
     /// (registered on first mention), a known one replaced (an end). The
-    /// journal replays through here too.
+    /// journal is recovered through here too.
     pub fn put_restriction(&mut self, r: Restriction) -> Result<&Restriction, IndexError> {
         let key = match self.restriction_ids.get(&r.id) {
             Some(k) => *k,

@@ -56,7 +56,7 @@ use std::path::{Path, PathBuf};
 pub(crate) use files::fsync_dir;
 pub use files::{FileWriter, Layout, lock, write_file, write_snapshot};
 pub use format::{MAGIC, MAX_RECORD_BYTES, VERSION, frame};
-pub use recovery::{ReadEnd, Replayed, read_file, replay};
+pub use recovery::{ReadEnd, Recovered, read_file, recover};
 pub use writer::{Commit, Durability, Journal, Stats};
 
 /// Errors of the journal.

@@ -186,9 +186,9 @@ pub fn read_file(
     }
 }
 
-/// What replay found.
+/// What recovery read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Replayed {
+pub struct Recovered {
     /// The generation now being written.
     pub generation: u64,
     /// Records read from the snapshot.
@@ -200,14 +200,14 @@ pub struct Replayed {
 }
 
 /// Reads a data directory's snapshot and journals in order, calling `each`
-/// for every record. Needs no lock: a reader (backup, replay) may run while
+/// for every record. Needs no lock: a reader (backup, what-if) may run while
 /// a server writes; a torn last record is then simply not read.
-pub fn replay(
+pub fn recover(
     layout: &Layout,
     mut each: impl FnMut(Record) -> Result<(), JournalError>,
-) -> Result<Replayed, JournalError> {
+) -> Result<Recovered, JournalError> {
     let (snaps, logs) = layout.generations()?;
-    let mut out = Replayed::default();
+    let mut out = Recovered::default();
     let base = snaps.last().copied();
     if let Some(g) = base {
         let end = read_file(&layout.snapshot(g), 1, &mut each)?;

@@ -265,7 +265,7 @@ fn read(record: Record, out: &mut Vec<Result<Change, ApplyError>>) {
         }
         Some(Op::Interaction(i)) => {
             let id = i.id.clone();
-            wire::record_from(i)
+            wire::interaction_from(i)
                 .map(|r| Change::Interaction(Box::new(r)))
                 .map_err(|p| ApplyError::new("interaction", format!("{id}: {}", p.message)))
         }

@@ -254,7 +254,7 @@ impl Ledger {
                 .iter()
                 .map(change::restriction_record)
         });
-        let interactions = index.records().map(change::interaction_record);
+        let interactions = index.interactions().map(change::interaction_record);
         let reservations = self.reservations.values().map(change::reservation_record);
         let convos = self
             .convos
