@@ -726,25 +726,11 @@ impl Index {
         )
     }
 
-    /// Applies an update that names its fields (a gRPC update mask): each
-    /// listed field takes its value from `values`, and a listed field that
-    /// `values` leaves unset is cleared. Names are upstream camelCase or
+    /// An update that names its fields (a gRPC update mask): each listed
+    /// field takes its value from `values`, and a listed field that
+    /// `values` leaves unset is cleared; the interaction as it would be,
+    /// without changing the index. Names are upstream camelCase or
     /// snake_case. `by` is who made the change, from the credential.
-    pub fn update_fields(
-        &mut self,
-        person: Option<&str>,
-        interaction: &str,
-        values: &InteractionInput,
-        fields: &[String],
-        now: DateTime<Utc>,
-        by: Option<&str>,
-    ) -> Result<&Interaction, IndexError> {
-        let record = self.plan_update_fields(person, interaction, values, fields, now, by)?;
-        self.replace(record)
-    }
-
-    /// The interaction as [`Index::update_fields`] would leave it, without
-    /// changing the index.
     pub fn plan_update_fields(
         &self,
         person: Option<&str>,
@@ -871,23 +857,9 @@ impl Index {
         })
     }
 
-    /// Stores the audio of `kind` on a voice interaction that has none and
-    /// is not deleted (an upload); it counts as a change by `by`.
-    pub fn set_media(
-        &mut self,
-        person: Option<&str>,
-        interaction: &str,
-        kind: MediaKind,
-        media: Media,
-        now: DateTime<Utc>,
-        by: &str,
-    ) -> Result<&Interaction, IndexError> {
-        let record = self.plan_set_media(person, interaction, kind, media, now, by)?;
-        self.replace(record)
-    }
-
-    /// The interaction as [`Index::set_media`] would leave it, without
-    /// changing the index.
+    /// The audio of `kind` stored on a voice interaction that has none and
+    /// is not deleted (an upload), as a change by `by`: the interaction as
+    /// it would be, without changing the index.
     pub fn plan_set_media(
         &self,
         person: Option<&str>,
