@@ -8,6 +8,7 @@ mod backup_import;
 mod cli;
 mod durability;
 mod engine_api;
+mod golden;
 mod grpc;
 mod grpc_cases;
 mod grpc_check;
