@@ -42,7 +42,9 @@ pub mod runner;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use runner::{Runner, rules};
+pub use render::{convo, interaction, render, render_error, restriction, time};
+use runner::Runner;
+pub use runner::rules;
 
 /// The committed steps.
 const STEPS: &str = "tests/golden/steps.jsonl";

@@ -6,6 +6,7 @@
 
 mod backup_import;
 mod cli;
+mod compat;
 mod durability;
 mod engine_api;
 mod golden;
