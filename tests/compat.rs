@@ -169,3 +169,72 @@ async fn compat_fixture_reads_compacts_and_replays_as_written() {
     same_text("replay.json", &got_replay);
     println!("compat: {:?}", started.elapsed());
 }
+
+/// Every officers' rule-test file of `rules/tests/` is still the one of
+/// f8a6031 (its CRC-32), runs and passes with as many cases as then: the
+/// CLI is run on each file alone (beside the shipped rules) and on the
+/// whole directory. A file added or changed on purpose later updates
+/// `FILES`.
+#[test]
+fn compat_rule_tests_still_pass_unchanged() {
+    /// Each file, the cases it held at f8a6031, and the CRC-32 of its bytes.
+    const FILES: &[(&str, usize, u32)] = &[
+        ("lender-policy.yaml", 7, 0xb26f_db9f),
+        ("us-dc.yaml", 7, 0x41b4_77f2),
+        ("us-ma.yaml", 9, 0x327f_73d9),
+        ("us-reg-f-restrictions.yaml", 10, 0xd264_c977),
+        ("us-reg-f.yaml", 15, 0xa00b_3b44),
+        ("us-wa.yaml", 6, 0x87ef_ad6e),
+    ];
+    let run = |dir: &Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_compliance-guard"))
+            .args(["rules", "test"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    let mut names: Vec<String> = std::fs::read_dir("rules/tests")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let expected: Vec<&str> = FILES.iter().map(|(f, _, _)| *f).collect();
+    assert_eq!(names, expected, "the rule-test files of rules/tests/");
+    for (file, cases, crc) in FILES {
+        let bytes = std::fs::read(Path::new("rules/tests").join(file)).unwrap();
+        assert_eq!(
+            crc32fast::hash(&bytes),
+            *crc,
+            "rules/tests/{file} changed since f8a6031"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir("rules").unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        std::fs::create_dir(dir.path().join("tests")).unwrap();
+        std::fs::copy(
+            Path::new("rules/tests").join(file),
+            dir.path().join("tests").join(file),
+        )
+        .unwrap();
+        let (code, text) = run(dir.path());
+        assert_eq!(
+            (code, text.as_str()),
+            (Some(0), format!("{cases} passed, 0 failed\n").as_str()),
+            "rules/tests/{file}"
+        );
+    }
+    let total: usize = FILES.iter().map(|(_, n, _)| n).sum();
+    let (code, text) = run(Path::new("rules"));
+    assert_eq!(
+        (code, text),
+        (Some(0), format!("{total} passed, 0 failed\n")),
+        "rules test rules"
+    );
+}
