@@ -6,9 +6,11 @@
 
 mod backup_import;
 mod cli;
+mod compat;
 mod docs;
 mod durability;
 mod engine_api;
+mod golden;
 mod grpc;
 mod grpc_cases;
 mod grpc_check;

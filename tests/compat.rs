@@ -1,0 +1,240 @@
+//! Compatibility fixtures written by commit f8a6031, and what that commit
+//! read from them: a refactor must read them the same, write the same
+//! snapshot bytes from them, and replay the same decisions.
+//!
+//! - `tests/compat/data/`: a data directory as the server writes it: a
+//!   snapshot generation and a journal generation after it
+//!   (`journal/`), the decision log (`decisions/`) and the archive of the
+//!   rule set that decided (`rules-archive/<version>/`). What it holds is
+//!   listed in [`generate`].
+//! - `tests/compat/state.txt`: the state read back after opening it, and
+//!   the answers to a retry and a few Checks and writes on top of it.
+//! - `tests/compat/compacted.snap`: the snapshot written when it is
+//!   compacted, byte for byte.
+//! - `tests/compat/replay.json`: the what-if replay of its decision log
+//!   against `rules/`.
+//!
+//! `COMPAT_GENERATE=1` rewrites all of them. It was run once, at the
+//! commit named above; running it after a change would bless whatever the
+//! change does, so it is never part of a refactor.
+
+/// What the code reads from the fixture: (a), (b) and (c) above.
+mod expected;
+/// Writes the fixture (`COMPAT_GENERATE=1` only).
+mod generate;
+
+use std::path::Path;
+
+use chrono::{DateTime, TimeZone, Utc};
+use compliance_guard::guard::{Caller, CheckInput, Guard, GuardError};
+use compliance_guard::index::IndexConfig;
+use compliance_guard::journal::Durability;
+
+use crate::golden::{render_error, rules};
+use expected::{compacted, replayed, state};
+
+/// The fixture's directory.
+const DIR: &str = "tests/compat";
+
+/// Every name the fixture gives a person: ours, linked ids of ours and
+/// external ids (see [`generate`]).
+const NAMES: &[&str] = &[
+    "ext-c1", "BO-C-1", "ext-c1b", "ext-c2", "ext-c3", "ext-c4", "ext-c4b", "ext-c5",
+];
+
+/// The caller the fixture was written by, and that reads it back.
+fn caller() -> Caller {
+    Caller {
+        name: "compat".into(),
+        sensitive: true,
+        agent: true,
+        company: None,
+    }
+}
+
+/// The moment the state is read at: an hour after the fixture's last
+/// write, within a day of its stored answer.
+fn read_at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2030, 3, 5, 18, 0, 0).unwrap()
+}
+
+/// Copies a directory tree, leaving out the data directory's lock.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let (path, name) = (entry.path(), entry.file_name());
+        if name == "LOCK" {
+            continue;
+        }
+        if path.is_dir() {
+            copy_dir(&path, &to.join(&name));
+        } else {
+            std::fs::copy(&path, to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// A fresh copy of the fixture's data directory.
+fn fixture_copy() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&Path::new(DIR).join("data"), tmp.path());
+    tmp
+}
+
+/// Opens a data directory with the shipped rules in force.
+fn open(dir: &Path, compact_after: u64) -> (Guard, compliance_guard::journal::Replayed) {
+    let (guard, replayed) = Guard::open(
+        IndexConfig::default(),
+        dir,
+        Durability::Buffered,
+        compact_after,
+        |_| {},
+    )
+    .unwrap();
+    guard.set_rules(rules(None));
+    (guard, replayed)
+}
+
+/// A value as `show` renders it, or the error.
+fn outcome<T>(r: Result<T, GuardError>, show: impl Fn(&T) -> String) -> String {
+    r.map_or_else(|e| render_error(&e), |v| show(&v))
+}
+
+/// A Check of `channel` about `loan`, in New York, at `now`.
+fn check(person: &str, channel: &str, loan: &str) -> CheckInput {
+    CheckInput {
+        person_id: person.into(),
+        channel: channel.into(),
+        loan_ids: vec![loan.into()],
+        jurisdictions: vec!["US-NY".into()],
+        ..CheckInput::default()
+    }
+}
+
+/// Compares a text with its committed expectation, naming the file and the
+/// first lines that differ.
+fn same_text(file: &str, got: &str) {
+    let path = Path::new(DIR).join(file);
+    let expected = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        expected == got,
+        "{} differs from what this code reads from the fixture:\n{}",
+        path.display(),
+        crate::golden::first_differences(&expected, got, 5, "line")
+    );
+}
+
+/// The fixture written by f8a6031 reads back the same, compacts into the
+/// same snapshot bytes (twice over: compaction is deterministic), and
+/// replays the same decisions.
+#[tokio::test]
+async fn compat_fixture_reads_compacts_and_replays_as_written() {
+    let started = std::time::Instant::now();
+    if std::env::var_os("COMPAT_GENERATE").is_some() {
+        generate::generate(&Path::new(DIR).join("data")).await;
+    }
+    let a = fixture_copy();
+    let got_state = state(a.path()).await;
+    let (one, two) = (fixture_copy(), fixture_copy());
+    let (path, bytes) = compacted(one.path());
+    let (_, again) = compacted(two.path());
+    assert!(
+        bytes == again,
+        "compacting the fixture twice wrote different bytes: {}",
+        path.display()
+    );
+    let c = fixture_copy();
+    let got_replay = replayed(c.path());
+    if std::env::var_os("COMPAT_GENERATE").is_some() {
+        std::fs::write(Path::new(DIR).join("state.txt"), &got_state).unwrap();
+        std::fs::write(Path::new(DIR).join("compacted.snap"), &bytes).unwrap();
+        std::fs::write(Path::new(DIR).join("replay.json"), &got_replay).unwrap();
+    }
+    same_text("state.txt", &got_state);
+    let expected = std::fs::read(Path::new(DIR).join("compacted.snap")).unwrap();
+    if expected != bytes {
+        let at = expected
+            .iter()
+            .zip(&bytes)
+            .position(|(e, g)| e != g)
+            .unwrap_or(expected.len().min(bytes.len()));
+        panic!(
+            "the snapshot written on compaction ({}) differs from tests/compat/compacted.snap: {} bytes expected, {} written, first difference at byte {at}",
+            path.file_name().unwrap().to_string_lossy(),
+            expected.len(),
+            bytes.len()
+        );
+    }
+    same_text("replay.json", &got_replay);
+    println!("compat: {:?}", started.elapsed());
+}
+
+/// Every officers' rule-test file of `rules/tests/` is still the one of
+/// f8a6031 (its CRC-32), runs and passes with as many cases as then: the
+/// CLI is run on each file alone (beside the shipped rules) and on the
+/// whole directory. A file added or changed on purpose later updates
+/// `FILES`.
+#[test]
+fn compat_rule_tests_still_pass_unchanged() {
+    /// Each file, the cases it held at f8a6031, and the CRC-32 of its bytes.
+    const FILES: &[(&str, usize, u32)] = &[
+        ("lender-policy.yaml", 7, 0xb26f_db9f),
+        ("us-dc.yaml", 7, 0x41b4_77f2),
+        ("us-ma.yaml", 9, 0x327f_73d9),
+        ("us-reg-f-restrictions.yaml", 10, 0xd264_c977),
+        ("us-reg-f.yaml", 15, 0xa00b_3b44),
+        ("us-wa.yaml", 6, 0x87ef_ad6e),
+    ];
+    let run = |dir: &Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_compliance-guard"))
+            .args(["rules", "test"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    let mut names: Vec<String> = std::fs::read_dir("rules/tests")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let expected: Vec<&str> = FILES.iter().map(|(f, _, _)| *f).collect();
+    assert_eq!(names, expected, "the rule-test files of rules/tests/");
+    for (file, cases, crc) in FILES {
+        let bytes = std::fs::read(Path::new("rules/tests").join(file)).unwrap();
+        assert_eq!(
+            crc32fast::hash(&bytes),
+            *crc,
+            "rules/tests/{file} changed since f8a6031"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir("rules").unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        std::fs::create_dir(dir.path().join("tests")).unwrap();
+        std::fs::copy(
+            Path::new("rules/tests").join(file),
+            dir.path().join("tests").join(file),
+        )
+        .unwrap();
+        let (code, text) = run(dir.path());
+        assert_eq!(
+            (code, text.as_str()),
+            (Some(0), format!("{cases} passed, 0 failed\n").as_str()),
+            "rules/tests/{file}"
+        );
+    }
+    let total: usize = FILES.iter().map(|(_, n, _)| n).sum();
+    let (code, text) = run(Path::new("rules"));
+    assert_eq!(
+        (code, text),
+        (Some(0), format!("{total} passed, 0 failed\n")),
+        "rules test rules"
+    );
+}
