@@ -26,9 +26,10 @@ mod generate;
 use std::path::Path;
 
 use chrono::{DateTime, TimeZone, Utc};
-use compliance_guard::guard::{Caller, CheckInput, Guard, GuardError};
+use compliance_guard::guard::{Guard, GuardError};
 use compliance_guard::index::IndexConfig;
 use compliance_guard::journal::Durability;
+use compliance_guard::request::{Caller, CheckInput};
 
 use crate::golden::{render_error, rules};
 use expected::{compacted, replayed, state};
@@ -83,7 +84,7 @@ fn fixture_copy() -> tempfile::TempDir {
 }
 
 /// Opens a data directory with the shipped rules in force.
-fn open(dir: &Path, compact_after: u64) -> (Guard, compliance_guard::journal::Replayed) {
+fn open(dir: &Path, compact_after: u64) -> (Guard, compliance_guard::journal::Recovered) {
     let (guard, replayed) = Guard::open(
         IndexConfig::default(),
         dir,

@@ -31,10 +31,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use compliance_guard::decisions::{DecisionLog, LogConfig};
-use compliance_guard::guard::{CheckInput, Guard};
+use compliance_guard::guard::Guard;
 use compliance_guard::index::IndexConfig;
 use compliance_guard::journal::Durability;
 use compliance_guard::model::{ContactInput, InteractionInput};
+use compliance_guard::request::CheckInput;
 use compliance_guard::restrictions::RestrictionInput;
 use compliance_guard::rules::{LoadOptions, RuleSet};
 
@@ -59,7 +60,35 @@ fn live_rules() -> RuleSet {
 
 /// Opens `dir` as a server does: the rules in force and archived, the
 /// decision log on.
-fn open(dir: &Path, compact_after: u64) -> Guard {
+/// A guard whose answered Checks are written to the decision log, as the
+/// API layer writes them.
+struct Logged {
+    g: Guard,
+    log: DecisionLog,
+}
+
+impl std::ops::Deref for Logged {
+    type Target = Guard;
+    fn deref(&self) -> &Guard {
+        &self.g
+    }
+}
+
+impl Logged {
+    async fn check(
+        &self,
+        input: &CheckInput,
+        caller: &compliance_guard::request::Caller,
+        now: DateTime<Utc>,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<compliance_guard::request::CheckOutcome, compliance_guard::guard::GuardError> {
+        let out = self.g.check(input, caller, now, deadline).await?;
+        self.log.record(input, caller, &out, now);
+        Ok(out)
+    }
+}
+
+fn open(dir: &Path, compact_after: u64) -> Logged {
     let (g, _) = Guard::open(
         IndexConfig::default(),
         dir,
@@ -71,15 +100,13 @@ fn open(dir: &Path, compact_after: u64) -> Guard {
     let rules = live_rules();
     compliance_guard::reload::archive(dir, &rules).unwrap();
     g.set_rules(Arc::new(rules));
-    g.set_decision_log(DecisionLog::start(LogConfig::under(dir)).unwrap());
-    g
+    let log = DecisionLog::start(LogConfig::under(dir)).unwrap();
+    Logged { g, log }
 }
 
 /// Closes the decision log (its lines reach the file) and the guard.
-fn close(g: Guard) {
-    if let Some(log) = g.decision_log() {
-        log.close();
-    }
+fn close(g: Logged) {
+    g.log.close();
     drop(g);
 }
 
@@ -134,7 +161,7 @@ pub async fn generate(out: &Path) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let who = caller();
-    let co = compliance_guard::guard::Caller {
+    let co = compliance_guard::request::Caller {
         company: Some("co-x".into()),
         ..caller()
     };
@@ -163,9 +190,9 @@ pub async fn generate(out: &Path) {
     let mut inbound = record("text", "inbound", "succeeded", None, t - Duration::hours(1));
     inbound.loan_ids = Some(vec!["L2".into()]);
     g.create("ext-c1", &inbound, &who, t).await.unwrap();
-    g.link_person("BO-C-1", "c1").await.unwrap();
-    g.link_person(&c1.person_id, "c1b").await.unwrap();
-    g.declare_debt("ext-c1", "ACC-C1", &["L1".into(), "L2".into()])
+    g.link_person("BO-C-1", "c1", t).await.unwrap();
+    g.link_person(&c1.person_id, "c1b", t).await.unwrap();
+    g.declare_debt("ext-c1", "ACC-C1", &["L1".into(), "L2".into()], t)
         .await
         .unwrap();
     let tuesday_lunch = RestrictionInput {
@@ -343,8 +370,8 @@ pub async fn generate(out: &Path) {
         c4 = Some(g.create("ext-c4", &r, &who, t).await.unwrap().0);
     }
     let c4 = c4.unwrap();
-    g.link_person(&c4.person_id, "c4b").await.unwrap();
-    g.declare_debt("ext-c4b", "ACC-C4", &["L4".into(), "L5".into()])
+    g.link_person(&c4.person_id, "c4b", t).await.unwrap();
+    g.declare_debt("ext-c4b", "ACC-C4", &["L4".into(), "L5".into()], t)
         .await
         .unwrap();
     g.delete(Some("ext-c4"), "ext-c-4-1", &who, t)

@@ -3,8 +3,9 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use compliance_guard::engine::Decision;
-use compliance_guard::guard::{CheckOutcome, GuardError};
+use compliance_guard::guard::GuardError;
 use compliance_guard::model::Interaction;
+use compliance_guard::request::CheckOutcome;
 use compliance_guard::restrictions::Restriction;
 
 /// A time as answers show it: RFC 3339 in UTC, `Z`, fractions only when
@@ -41,7 +42,7 @@ pub fn render(o: &CheckOutcome) -> String {
     if let Some(id) = &o.interaction_id {
         line.push_str(&format!(" reserved={id}"));
     }
-    if o.replayed {
+    if o.repeated {
         line.push_str(" replayed");
     }
     for v in &d.violations {

@@ -24,9 +24,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use compliance_guard::guard::{Caller, CheckInput, CheckOutcome, Guard, GuardError};
+use compliance_guard::guard::{Guard, GuardError};
 use compliance_guard::index::IndexConfig;
 use compliance_guard::model::{ContactInput, InteractionInput};
+use compliance_guard::request::{Caller, CheckInput, CheckOutcome};
 use compliance_guard::restrictions::RestrictionInput;
 use compliance_guard::rules::{LoadOptions, Role, RuleSet};
 use serde::Deserialize;
@@ -276,12 +277,12 @@ impl Runner {
                 done(format!("previous [{}]", ids.join(",")), None)
             }
             "debt" => {
-                g.declare_debt(person_or_empty, &f.debt_id, &f.loan_ids)
+                g.declare_debt(person_or_empty, &f.debt_id, &f.loan_ids, now)
                     .await?;
                 done("debt ok".into(), None)
             }
             "link" => {
-                let p = g.link_person(&f.id, &f.external_id).await?;
+                let p = g.link_person(&f.id, &f.external_id, now).await?;
                 done(format!("link person={p}"), Some(p))
             }
             "restrict" => {
@@ -346,7 +347,10 @@ impl Runner {
                     "close" => g.close_convo(person, id, caller, now).await?,
                     _ => g.convo(person, id, caller)?,
                 };
-                done(format!("{op} {}", convo(&c)), None)
+                done(
+                    format!("{op} {}", convo(&compliance_guard::wire::convo_pb_of(&c))),
+                    None,
+                )
             }
             other => panic!("unknown op `{other}`"),
         })
@@ -377,7 +381,7 @@ fn check_answer(o: &CheckOutcome) -> Answer {
     Answer {
         line: render(o),
         id: o.interaction_id.clone(),
-        replayed: o.replayed,
+        replayed: o.repeated,
         rule: o.decision.rule_id.clone(),
         next: o.decision.next_allowed_at,
         ok: true,
