@@ -31,113 +31,45 @@ enum Right {
     Agent,
 }
 
-/// Every method the server offers, by full name, with the right it needs.
-const TABLE: &[(&str, Right)] = &[
-    ("/complianceguard.v1.ComplianceGuard/Check", Right::Key),
-    (
-        "/complianceguard.v1.ComplianceGuard/CheckBaseline",
-        Right::Key,
-    ),
-    (
-        "/complianceguard.v1.ComplianceGuard/DeclareDebt",
-        Right::Key,
-    ),
-    ("/complianceguard.v1.ComplianceGuard/LinkPerson", Right::Key),
-    (
-        "/complianceguard.v1.ComplianceGuard/ListReservations",
-        Right::Key,
-    ),
-    (
-        "/complianceguard.v1.ComplianceGuard/CancelReservation",
-        Right::Key,
-    ),
-    ("/complianceguard.v1.ComplianceGuard/ListRules", Right::Key),
-    (
-        "/complianceguard.v1.ComplianceGuard/AddRestriction",
-        Right::Key,
-    ),
-    (
-        "/complianceguard.v1.ComplianceGuard/EndRestriction",
-        Right::Key,
-    ),
-    (
-        "/complianceguard.v1.ComplianceGuard/ListRestrictions",
-        Right::Key,
-    ),
-    (
-        "/complianceguard.v1.ComplianceGuard/ExplainRestrictions",
-        Right::Key,
-    ),
-    (
-        "/complianceguard.v1.Interactions/CreateInteraction",
-        Right::Key,
-    ),
-    (
-        "/complianceguard.v1.Interactions/GetInteraction",
-        Right::Key,
-    ),
-    (
-        "/complianceguard.v1.Interactions/UpdateInteraction",
-        Right::Key,
-    ),
-    (
-        "/complianceguard.v1.Interactions/DeleteInteraction",
-        Right::Key,
-    ),
-    (
-        "/complianceguard.v1.Interactions/ListInteractions",
-        Right::Key,
-    ),
-    (
-        "/complianceguard.v1.Interactions/GetPreviousInteractions",
-        Right::Key,
-    ),
-    (
-        "/complianceguard.v1.Interactions/GetInteractionCases",
-        Right::Key,
-    ),
-    (
-        "/complianceguard.v1.Interactions/GetInteractionConvo",
-        Right::Key,
-    ),
-    (
-        "/complianceguard.v1.Interactions/JoinInteractionConvo",
-        Right::Agent,
-    ),
-    (
-        "/complianceguard.v1.Interactions/CloseInteractionConvo",
-        Right::Key,
-    ),
-    (
-        "/complianceguard.v1.Interactions/LeaveInteractionConvo",
-        Right::Key,
-    ),
-    (
-        "/complianceguard.v1.Interactions/UploadInteractionRecording",
-        Right::Key,
-    ),
-    (
-        "/complianceguard.v1.Interactions/UploadInteractionVoicemail",
-        Right::Key,
-    ),
-    (
-        "/complianceguard.v1.Interactions/DownloadInteractionRecording",
-        Right::Key,
-    ),
-    (
-        "/complianceguard.v1.Interactions/DownloadInteractionVoicemail",
-        Right::Key,
-    ),
-    ("/grpc.health.v1.Health/Check", Right::None),
-    ("/grpc.health.v1.Health/Watch", Right::None),
-    (
-        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-        Right::Key,
-    ),
-    (
-        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-        Right::Key,
-    ),
+const GUARD: &str = "complianceguard.v1.ComplianceGuard";
+const RECORDS: &str = "complianceguard.v1.Interactions";
+const HEALTH: &str = "grpc.health.v1.Health";
+const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
+const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
+
+/// Every method the server offers (service, method), with the right it
+/// needs.
+const TABLE: &[(&str, &str, Right)] = &[
+    (GUARD, "Check", Right::Key),
+    (GUARD, "CheckBaseline", Right::Key),
+    (GUARD, "DeclareDebt", Right::Key),
+    (GUARD, "LinkPerson", Right::Key),
+    (GUARD, "ListReservations", Right::Key),
+    (GUARD, "CancelReservation", Right::Key),
+    (GUARD, "ListRules", Right::Key),
+    (GUARD, "AddRestriction", Right::Key),
+    (GUARD, "EndRestriction", Right::Key),
+    (GUARD, "ListRestrictions", Right::Key),
+    (GUARD, "ExplainRestrictions", Right::Key),
+    (RECORDS, "CreateInteraction", Right::Key),
+    (RECORDS, "GetInteraction", Right::Key),
+    (RECORDS, "UpdateInteraction", Right::Key),
+    (RECORDS, "DeleteInteraction", Right::Key),
+    (RECORDS, "ListInteractions", Right::Key),
+    (RECORDS, "GetPreviousInteractions", Right::Key),
+    (RECORDS, "GetInteractionCases", Right::Key),
+    (RECORDS, "GetInteractionConvo", Right::Key),
+    (RECORDS, "JoinInteractionConvo", Right::Agent),
+    (RECORDS, "CloseInteractionConvo", Right::Key),
+    (RECORDS, "LeaveInteractionConvo", Right::Key),
+    (RECORDS, "UploadInteractionRecording", Right::Key),
+    (RECORDS, "UploadInteractionVoicemail", Right::Key),
+    (RECORDS, "DownloadInteractionRecording", Right::Key),
+    (RECORDS, "DownloadInteractionVoicemail", Right::Key),
+    (HEALTH, "Check", Right::None),
+    (HEALTH, "Watch", Right::None),
+    (REFLECTION_V1, "ServerReflectionInfo", Right::Key),
+    (REFLECTION_V1ALPHA, "ServerReflectionInfo", Right::Key),
 ];
 
 /// A key with no right beyond being valid.
@@ -276,15 +208,18 @@ async fn call(channel: &Channel, name: &str, m: &Method, key: Option<&str>) -> t
 #[tokio::test]
 async fn every_rpc_asks_for_a_key_and_the_right_it_needs() {
     let described = described_methods();
-    let table: BTreeMap<&str, Right> = TABLE.iter().copied().collect();
+    let table: BTreeMap<String, Right> = TABLE
+        .iter()
+        .map(|(service, method, right)| (format!("/{service}/{method}"), *right))
+        .collect();
     assert_eq!(table.len(), TABLE.len(), "a method listed twice");
     let unlisted: Vec<&String> = described
         .keys()
-        .filter(|n| !table.contains_key(n.as_str()))
+        .filter(|n| !table.contains_key(*n))
         .collect();
-    let gone: Vec<&&str> = table
+    let gone: Vec<&String> = table
         .keys()
-        .filter(|n| !described.contains_key(**n))
+        .filter(|n| !described.contains_key(n.as_str()))
         .collect();
     assert!(
         unlisted.is_empty() && gone.is_empty(),
@@ -304,7 +239,7 @@ async fn every_rpc_asks_for_a_key_and_the_right_it_needs() {
 
     // Reflection advertises no service the table does not know.
     let mut advertised = reflected_services(&channel).await;
-    advertised.retain(|s| !table.keys().any(|n| n.starts_with(&format!("/{s}/"))));
+    advertised.retain(|s| !TABLE.iter().any(|(service, ..)| service == s));
     assert!(
         advertised.is_empty(),
         "services advertised by reflection with no method in TABLE: {advertised:?}"
@@ -312,7 +247,7 @@ async fn every_rpc_asks_for_a_key_and_the_right_it_needs() {
 
     let mut wrong = Vec::new();
     for (name, method) in &described {
-        let right = table[name.as_str()];
+        let right = table[name];
         let mut got = Vec::new();
         for (who, key) in [
             ("no key", None),
