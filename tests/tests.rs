@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod auth;
 mod backup_import;
 mod cli;
 mod compat;
@@ -24,6 +25,7 @@ mod grpc_restrictions;
 mod grpc_searchable;
 mod index;
 mod model;
+mod races;
 mod regressions;
 mod regressions_audit;
 mod reload;
