@@ -21,7 +21,8 @@
 //! - [`rules`]: rule files, from their raw YAML form to a checked
 //!   [`rules::RuleSet`].
 //! - [`engine`]: the pure decide function, with `now` passed in.
-//! - [`ruletest`]: the rule tests officers write (`rules/tests/*.yaml`).
+//! - [`ruletest`]: rule tests as stories, one format and one driver for the
+//!   officers' tests (`rules/tests/*.yaml`) and the scenarios.
 //! - [`journal`]: the append-only log under the index (group commit,
 //!   replay, snapshots, the data-dir lock).
 //! - [`media`]: call recordings and voicemails: the files in the data

@@ -1,6 +1,12 @@
-//! Rule tests that compliance officers write: `rules/tests/*.yaml`, each a
-//! list of cases with a history, a proposed send and the expected answer.
-//! `compliance-guard rules test [DIR]` runs them against the rules in DIR.
+//! Rule tests: stories of what a borrower did and was sent, with the exact
+//! answers the guard must give. One format and one driver serve the
+//! compliance officers' tests beside the rules (`rules/tests/*.yaml`, run
+//! by `compliance-guard rules test [DIR]`) and the project's scenarios
+//! (`tests/scenarios/*.yaml`, run by the integration tests), so that
+//! whatever one can say the other can.
+//!
+//! A file is a list of cases under `tests:`. A short case is the facts as
+//! they stand at one moment, one send and the answer expected:
 //!
 //! ```yaml
 //! tests:
@@ -14,112 +20,83 @@
 //!     restrictions:                       # optional: borrower restrictions
 //!       - {id: RS-1, kind: ceaseCommunication, source: letter,
 //!          receivedAt: "2020-04-06T15:00:00Z", loanIds: [CARD]}
-//!     send: {channel: voice, loanIds: [CARD], jurisdictions: [US-NY]}
+//!     send: {channel: voice, loanIds: [CARD], jurisdictions: [US-NY], balance: "125.50"}
 //!     expect:
 //!       allowed: false
 //!       ruleId: us-regf-7-calls-in-7-days
-//!       nextAllowedAt: "2020-04-08T12:00:00Z"   # optional; "none" for no moment
-//!       restrictionId: RS-1                     # optional: the deciding restriction
-//!       violations: [us-regf-7-calls-in-7-days] # optional: every violated rule, shadow ones included
+//!       nextAllowedAt: "2020-04-08T12:00:00Z"   # "none" for no moment
 //! ```
+//!
+//! A story puts facts and checks in order, each check at its own moment:
+//!
+//! ```yaml
+//! tests:
+//!   - name: A1, seven calls in seven days
+//!     description: where the story comes from and what it shows
+//!     extraRules: |                       # optional: a rule that does not ship
+//!       rules: [...]
+//!     person: BO-TEST-0001                # optional (the default)
+//!     defaults: {channel: voice, direction: outbound, status: attempted}
+//!     send: {channel: voice, loanIds: [CARD]}   # what every check's send starts from
+//!     steps:
+//!       - record: {id: IT-1, startedAt: "2020-04-01T14:00:00Z"}
+//!       - update: {id: IT-1, status: failed}
+//!       - delete: IT-1
+//!       - debt: {id: ACCT-1, loans: [SL1, SL2]}
+//!       - link: {id: BO-TEST-0001, externalId: abc}
+//!       - restrict: {id: RS-1, kind: ceaseCommunication, source: letter,
+//!                    receivedAt: "2020-08-06T15:00:00Z", loanIds: [CARD]}
+//!       - end: {id: RS-1, at: "2020-08-09T15:00:00Z", reason: revoked}
+//!       - check:
+//!           at: "2020-04-08T14:00:00Z"
+//!           send: {timeZones: [America/New_York]}   # changes to the case's send
+//!           why: printed when the check fails
+//!           expect: {allowed: false, ruleId: ..., counted: {rule: [IT-1]}, ...}
+//! ```
+//!
+//! A send carries every field of a Check ([`crate::request::CheckInput`])
+//! and is read by [`crate::request::build_proposal`], exactly as a live
+//! Check is. [`format`] says what each key means; [`run()`] and
+//! [`run_stories`] run the files.
+
+pub mod format;
+mod run;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use crate::rules::{LoadOptions, RuleSet, read_sources};
 
-use crate::engine::{self, Proposal};
-use crate::index::Index;
-use crate::model::{Channel, ContactKind, Direction, InteractionInput, Subject, Theme, parse_time};
-use crate::restrictions::{RestrictionInput, normalize_contact};
-use crate::rules::{LoadOptions, Role, RuleSet, read_sources};
+pub use format::{Case, StoryFile};
 
-/// The borrower every case's history belongs to.
-const PERSON: &str = "BO-TEST-0001";
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
-    tests: Vec<Case>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Case {
-    name: String,
-    at: String,
-    #[serde(default)]
-    roles: Option<Vec<Role>>,
-    #[serde(default)]
-    only: Option<Vec<String>>,
-    #[serde(default)]
-    history: Vec<InteractionInput>,
-    #[serde(default)]
-    restrictions: Vec<RestrictionInput>,
-    send: Send,
-    expect: Expect,
-}
-
-/// The proposed send, as a case writes it.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Send {
-    channel: String,
-    #[serde(default)]
-    direction: Option<String>,
-    #[serde(default)]
-    theme: Option<String>,
-    #[serde(default)]
-    subject: Option<String>,
-    #[serde(default)]
-    loan_ids: Vec<String>,
-    #[serde(default)]
-    is_transactional: Option<bool>,
-    #[serde(default)]
-    contact_kind: Option<String>,
-    #[serde(default)]
-    contact_value: Option<String>,
-    #[serde(default)]
-    previous_interaction_id: Option<String>,
-    #[serde(default)]
-    jurisdictions: Vec<String>,
-    #[serde(default)]
-    time_zones: Vec<String>,
-    #[serde(default)]
-    required_by_law: bool,
-    #[serde(default)]
-    consent_request: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Expect {
-    allowed: bool,
-    #[serde(default)]
-    rule_id: Option<String>,
-    #[serde(default)]
-    next_allowed_at: Option<String>,
-    #[serde(default)]
-    restriction_id: Option<String>,
-    #[serde(default)]
-    violations: Option<Vec<String>>,
-}
-
-/// One failing case.
+/// One case that failed, or a file that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// The test file.
+    /// The story file.
     pub file: String,
-    /// The case's name.
-    pub name: String,
-    /// What was expected and what came out (or why the case could not run).
+    /// Where in the file, `(line, column)`, when the file itself is at
+    /// fault and serde_yaml knows the place.
+    pub at: Option<(usize, usize)>,
+    /// The case's name; `None` when the file could not be read.
+    pub case: Option<String>,
+    /// What was expected and what came out, or why the case could not
+    /// run: one line, lower case, with what was written in backticks.
     pub message: String,
+    /// The decisions of the failing checks, pretty-printed, for whoever
+    /// debugs the engine (long; the command leaves it out). May be empty.
+    pub detail: String,
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.file, self.name, self.message)
+        write!(f, "{}", self.file)?;
+        if let Some((line, column)) = self.at {
+            write!(f, ":{line}:{column}")?;
+        }
+        if let Some(case) = &self.case {
+            write!(f, ": {case}")?;
+        }
+        write!(f, ": {}", self.message)
     }
 }
 
@@ -128,192 +105,97 @@ impl fmt::Display for Failure {
 pub struct Report {
     /// Cases that passed.
     pub passed: usize,
-    /// Cases that failed, in file and case order.
+    /// Cases that failed and files that could not be read, in file and
+    /// case order.
     pub failed: Vec<Failure>,
+    /// The checks of the cases that passed (a short case is one).
+    pub checks: usize,
 }
 
-fn proposal(send: &Send, index: &Index, at: DateTime<Utc>) -> Result<Proposal, String> {
-    let channel = Channel::parse(&send.channel)
-        .ok_or_else(|| format!("unknown channel `{}`", send.channel))?;
-    let direction = match &send.direction {
-        None => Direction::Outbound,
-        Some(d) => Direction::parse(d).ok_or_else(|| format!("unknown direction `{d}`"))?,
-    };
-    let mut p = Proposal::new(channel, direction);
-    p.theme = send
-        .theme
-        .as_deref()
-        .map(|t| Theme::parse(t).ok_or_else(|| format!("unknown theme `{t}`")))
-        .transpose()?;
-    p.subject = send
-        .subject
-        .as_deref()
-        .map(|t| Subject::parse(t).ok_or_else(|| format!("unknown subject `{t}`")))
-        .transpose()?;
-    p.loans = send.loan_ids.clone();
-    p.is_transactional = send.is_transactional;
-    p.contact = ContactKind::from_record(send.contact_kind.as_deref());
-    p.contact_value = send.contact_value.as_deref().map(normalize_contact);
-    p.previous = send.previous_interaction_id.clone();
-    p.required_by_law = send.required_by_law;
-    p.consent_request = send.consent_request;
-    p.answers_borrower = send
-        .previous_interaction_id
-        .as_deref()
-        .is_some_and(|prev| index.is_reply(PERSON, prev, at));
-    p.at = Some(at);
-    p.jurisdictions =
-        engine::parse_jurisdictions(&send.jurisdictions).map_err(|e| e.to_string())?;
-    p.zones = engine::parse_zones(&send.time_zones).map_err(|e| e.to_string())?;
-    Ok(p)
+/// Reads a story file's text; `file` names it in the error, which has the
+/// place serde_yaml gives.
+pub fn parse(file: &str, text: &str) -> Result<StoryFile, Failure> {
+    serde_yaml::from_str(text).map_err(|e| {
+        let at = e.location().map(|l| (l.line(), l.column()));
+        let mut message = e.to_string();
+        // serde_yaml appends " at line N column M", which we print in
+        // front instead.
+        if let Some((line, column)) = at {
+            let suffix = format!(" at line {line} column {column}");
+            if message.ends_with(&suffix) {
+                message.truncate(message.len() - suffix.len());
+            }
+        }
+        Failure {
+            file: file.to_owned(),
+            at,
+            case: None,
+            message,
+            detail: String::new(),
+        }
+    })
 }
 
-fn run_case(case: &Case, sources: &[(String, String)], base: &RuleSet) -> Result<(), String> {
-    let at = parse_time("at", &case.at).map_err(|e| e.to_string())?;
-    let mut rules = match &case.roles {
-        Some(roles) => RuleSet::compile(
-            sources,
-            &LoadOptions {
-                roles: Some(roles.clone()),
-                ..LoadOptions::default()
-            },
-        )
-        .map_err(|e| e.to_string())?,
-        None => base.clone(),
-    };
-    if let Some(only) = &case.only {
-        let ids: Vec<&str> = only.iter().map(String::as_str).collect();
-        rules = rules
-            .subset(&ids)
-            .map_err(|u| format!("unknown rule ids in `only`: {}", u.join(", ")))?;
-    }
-    let mut index = Index::default();
-    for (i, record) in case.history.iter().enumerate() {
-        let when = record
-            .started_at
-            .as_deref()
-            .map(|t| parse_time("startedAt", t))
-            .transpose()
-            .map_err(|e| e.to_string())?;
-        index
-            .create(PERSON, record, when.unwrap_or(at))
-            .map_err(|e| format!("history[{i}]: {e}"))?;
-    }
-    for (i, r) in case.restrictions.iter().enumerate() {
-        let id = r.id.clone().unwrap_or_else(|| format!("RS-TEST-{i}"));
-        let checked = r
-            .check(id, PERSON.to_owned(), "rule-test".to_owned(), at)
-            .map_err(|e| format!("restrictions[{i}]: {e}"))?;
-        index
-            .put_restriction(checked)
-            .map_err(|e| format!("restrictions[{i}]: {e}"))?;
-    }
-    let view = index.view(PERSON).map_err(|e| e.to_string())?;
-    let d = engine::decide(&rules, &view, &proposal(&case.send, &index, at)?, at);
-    let mut wrong = Vec::new();
-    let word = |allowed: bool| if allowed { "allowed" } else { "blocked" };
-    if d.allowed != case.expect.allowed {
-        wrong.push(format!(
-            "expected {}, got {}{}",
-            word(case.expect.allowed),
-            word(d.allowed),
-            d.rule_id
-                .as_ref()
-                .map(|r| format!(" by `{r}`"))
-                .unwrap_or_default()
-        ));
-    }
-    if let Some(want) = &case.expect.rule_id
-        && d.rule_id.as_deref() != Some(want.as_str())
-    {
-        wrong.push(format!(
-            "expected rule `{want}`, got {}",
-            d.rule_id
-                .as_deref()
-                .map_or("none".into(), |r| format!("`{r}`"))
-        ));
-    }
-    if let Some(want) = &case.expect.next_allowed_at {
-        let want_t = if want == "none" {
-            None
-        } else {
-            Some(parse_time("nextAllowedAt", want).map_err(|e| e.to_string())?)
-        };
-        if d.next_allowed_at != want_t {
-            wrong.push(format!(
-                "expected next allowed {want}, got {}",
-                d.next_allowed_at.map_or("none".into(), |t| t.to_rfc3339())
-            ));
-        }
-    }
-    if let Some(want) = &case.expect.restriction_id {
-        let got = d
-            .rule_id
-            .as_ref()
-            .and_then(|r| d.violations.iter().find(|v| &v.rule_id == r))
-            .and_then(|v| v.restriction_id.clone());
-        if got.as_deref() != Some(want.as_str()) {
-            wrong.push(format!(
-                "expected restriction `{want}`, got {}",
-                got.map_or("none".into(), |r| format!("`{r}`"))
-            ));
-        }
-    }
-    if let Some(want) = &case.expect.violations {
-        let mut want = want.clone();
-        want.sort();
-        let mut got: Vec<String> = d.violations.iter().map(|v| v.rule_id.clone()).collect();
-        got.sort();
-        got.dedup();
-        if got != want {
-            wrong.push(format!(
-                "expected violations [{}], got [{}]",
-                want.join(", "),
-                got.join(", ")
-            ));
-        }
-    }
-    if wrong.is_empty() {
-        Ok(())
-    } else {
-        Err(wrong.join("; "))
+/// Reads a story file (see [`parse`]).
+pub fn read_file(path: &Path) -> Result<StoryFile, Failure> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&file, &text),
+        Err(e) => Err(Failure {
+            file,
+            at: None,
+            case: None,
+            message: format!("cannot read the file: {e}"),
+            detail: String::new(),
+        }),
     }
 }
 
-/// Runs every case of `DIR/tests/*.yaml` against the rules in `DIR`.
+/// Runs every case of `DIR/tests/*.yaml` against the rules in `DIR`: the
+/// `rules test` command, for the tests officers keep beside their rules.
 pub fn run(dir: &Path) -> Result<Report, String> {
-    let sources = read_sources(dir).map_err(|e| e.to_string())?;
+    run_stories(dir, &dir.join("tests"))
+}
+
+/// Runs every case of the story files in `stories` (`*.yaml`, `*.yml`, in
+/// name order) against the rules in `rules`: the scenarios keep their
+/// stories apart from the rules they test. `Err` when the rules do not
+/// compile or a directory cannot be read; a file or case that fails is in
+/// the report.
+pub fn run_stories(rules: &Path, stories: &Path) -> Result<Report, String> {
+    let sources = read_sources(rules).map_err(|e| e.to_string())?;
     let base = RuleSet::compile(&sources, &LoadOptions::default()).map_err(|e| e.to_string())?;
-    let tests_dir = dir.join("tests");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&tests_dir)
-        .map_err(|e| format!("cannot read `{}`: {e}", tests_dir.display()))?
+    let rules = run::Rules {
+        sources: &sources,
+        base: &base,
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(stories)
+        .map_err(|e| format!("cannot read `{}`: {e}", stories.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
         .collect();
     files.sort();
     let mut report = Report::default();
     for path in files {
-        let name = path.display().to_string();
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("cannot read `{name}`: {e}"))?;
-        let file: File = match serde_yaml::from_str(&text) {
+        let file = match read_file(&path) {
             Ok(f) => f,
-            Err(e) => {
-                report.failed.push(Failure {
-                    file: name,
-                    name: "(file)".into(),
-                    message: e.to_string(),
-                });
+            Err(failure) => {
+                report.failed.push(failure);
                 continue;
             }
         };
         for case in &file.tests {
-            match run_case(case, &sources, &base) {
-                Ok(()) => report.passed += 1,
-                Err(message) => report.failed.push(Failure {
-                    file: name.clone(),
-                    name: case.name.clone(),
+            match run::run_case(case, &rules) {
+                run::CaseResult::Passed(checks) => {
+                    report.passed += 1;
+                    report.checks += checks;
+                }
+                run::CaseResult::Failed { message, detail } => report.failed.push(Failure {
+                    file: path.display().to_string(),
+                    at: None,
+                    case: Some(case.name.clone()),
                     message,
+                    detail,
                 }),
             }
         }
