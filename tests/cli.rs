@@ -330,6 +330,51 @@ fn rules_test_runs_the_shipped_cases_and_reports_a_failing_one() {
     );
 }
 
+/// A rules directory in a temporary directory: a copy of the shipped
+/// rule files, and `tests/` holding `tests` (name and text) alone.
+fn rules_with_tests(tests: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir("rules").unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::create_dir(dir.path().join("tests")).unwrap();
+    for (name, text) in tests {
+        std::fs::write(dir.path().join("tests").join(name), text).unwrap();
+    }
+    dir
+}
+
+/// A send's `balance` reaches the rules: the minimumBalance cases pass
+/// with it, and without it (an unknown balance, covered) the case about a
+/// balance under the minimum is blocked.
+#[test]
+fn rules_test_decides_a_balance_by_a_minimum_balance_rule() {
+    let text = std::fs::read_to_string("rules/tests/minimum-balance.yaml").unwrap();
+    assert_eq!(text.matches(", balance: \"").count(), 3);
+    let dir = rules_with_tests(&[("minimum-balance.yaml", &text)]);
+    let o = run(&["rules", "test", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(stdout(&o), "3 passed, 0 failed\n");
+
+    let mut dropped = text.clone();
+    for balance in ["1250.00", "1000.00", "999.99"] {
+        dropped = dropped.replace(&format!(", balance: \"{balance}\""), "");
+    }
+    let dir = rules_with_tests(&[("minimum-balance.yaml", &dropped)]);
+    let o = run(&["rules", "test", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "{}: the same call about a balance under 1000.00 is not covered: expected allowed, got blocked by `policy-large-balance-2-calls-in-7-days`; expected violations [], got [`policy-large-balance-2-calls-in-7-days`]\n2 passed, 1 failed\n",
+            dir.path().join("tests/minimum-balance.yaml").display()
+        )
+    );
+}
+
 /// One sample of a Prometheus text exposition: the value of the series
 /// `name` whose labels include every pair of `labels` (in any order).
 pub(crate) fn sample(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {

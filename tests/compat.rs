@@ -181,6 +181,8 @@ fn compat_rule_tests_still_pass_unchanged() {
     /// Each file, the cases it held at f8a6031, and the CRC-32 of its bytes.
     const FILES: &[(&str, usize, u32)] = &[
         ("lender-policy.yaml", 7, 0xb26f_db9f),
+        // Added after f8a6031: a send's balance and a minimumBalance rule.
+        ("minimum-balance.yaml", 3, 0x0a53_7974),
         ("us-dc.yaml", 7, 0x41b4_77f2),
         ("us-ma.yaml", 9, 0x327f_73d9),
         ("us-reg-f-restrictions.yaml", 10, 0xd264_c977),
