@@ -347,6 +347,24 @@ fn rules_with_tests(tests: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
+/// The officers' files run as they are (the one story format reads the
+/// short cases they were written as): every case of every file passes,
+/// counted here from the YAML itself, not by the driver.
+#[test]
+fn rules_test_runs_every_case_of_the_officers_files_unchanged() {
+    let mut cases = 0;
+    for entry in std::fs::read_dir("rules/tests").unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let file: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        cases += file["tests"].as_sequence().unwrap().len();
+    }
+    assert!(cases >= 57, "{cases}");
+    let o = run(&["rules", "test", "rules"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(stdout(&o), format!("{cases} passed, 0 failed\n"));
+}
+
 /// A send's `balance` reaches the rules: the minimumBalance cases pass
 /// with it, and without it (an unknown balance, covered) the case about a
 /// balance under the minimum is blocked.
@@ -371,6 +389,32 @@ fn rules_test_decides_a_balance_by_a_minimum_balance_rule() {
         format!(
             "{}: the same call about a balance under 1000.00 is not covered: expected allowed, got blocked by `policy-large-balance-2-calls-in-7-days`; expected violations [], got [`policy-large-balance-2-calls-in-7-days`]\n2 passed, 1 failed\n",
             dir.path().join("tests/minimum-balance.yaml").display()
+        )
+    );
+}
+
+/// A story never reserves: `reserve` in a send is refused where it is
+/// written, with its line and column, and the file runs no case.
+#[test]
+fn rules_test_refuses_reserve_in_a_story() {
+    let story = "tests:
+  - name: a reserving check
+    send: {channel: voice, jurisdictions: [US-NY]}
+    steps:
+      - record: {channel: voice, direction: outbound, status: attempted, startedAt: \"2020-06-01T15:00:00Z\"}
+      - check:
+          at: \"2020-06-02T15:00:00Z\"
+          send: {reserve: true}
+          expect: {allowed: true}
+";
+    let dir = rules_with_tests(&[("reserve.yaml", story)]);
+    let o = run(&["rules", "test", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "{}:8:27: tests[0].steps[1].check.send.reserve: `reserve` has no place in a story: a check decides and records nothing; write a `record` step for a send that happened\n0 passed, 1 failed\n",
+            dir.path().join("tests/reserve.yaml").display()
         )
     );
 }
