@@ -1,6 +1,7 @@
 //! The links of README.md and docs/*.md: every relative link names a file
 //! that exists and, after a `#`, a heading of that file, as GitHub makes
-//! its anchors; and the README links every file of docs/.
+//! its anchors; and the README links every file of docs/. The documents'
+//! example rule tests pass, as written.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -153,4 +154,60 @@ fn relative_links_of_readme_and_docs_resolve() {
             .any(|(_, t)| t.split('#').next() == doc.strip_prefix(root()).unwrap().to_str());
         assert!(linked, "README.md does not link {}", doc.display());
     }
+}
+
+/// The `yaml` code blocks of a document that are rule test files (they
+/// start with `tests:`), with the line each starts on.
+fn rule_test_examples(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut block: Option<(usize, String)> = None;
+    for (i, line) in text.lines().enumerate() {
+        match &mut block {
+            None if line.trim_end() == "```yaml" => block = Some((i + 2, String::new())),
+            Some(_) if line.trim_start().starts_with("```") => {
+                let (at, body) = block.take().unwrap();
+                if body.starts_with("tests:") {
+                    out.push((at, body));
+                }
+            }
+            Some((_, body)) => {
+                body.push_str(line);
+                body.push('\n');
+            }
+            None => {}
+        }
+    }
+    out
+}
+
+/// Every example of a rule test in README.md and docs/*.md runs against
+/// the shipped rules and passes: the format they show is the one read.
+#[test]
+fn the_documents_rule_test_examples_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(root().join("rules")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::create_dir(dir.path().join("tests")).unwrap();
+    let mut cases = 0;
+    for doc in documents() {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        let stem = doc.file_stem().unwrap().to_string_lossy().into_owned();
+        for (line, example) in rule_test_examples(&text) {
+            cases += example.matches("\n  - name:").count();
+            std::fs::write(
+                dir.path().join("tests").join(format!("{stem}-{line}.yaml")),
+                example,
+            )
+            .unwrap();
+        }
+    }
+    assert!(cases >= 6, "only {cases} example cases found");
+    let report = compliance_guard::ruletest::run(dir.path()).unwrap();
+    let failed: Vec<String> = report.failed.iter().map(ToString::to_string).collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    assert_eq!(report.passed, cases);
 }
