@@ -22,6 +22,7 @@ mod grpc_restrictions;
 mod grpc_searchable;
 mod index;
 mod model;
+mod recovery;
 mod regressions;
 mod regressions_audit;
 mod reload;
