@@ -474,7 +474,8 @@ async fn a_damaged_snapshot_refuses_the_start_naming_the_snapshot_and_the_offset
     let mut cuts = 0;
     for len in HEADER_LEN..snap.len() as u64 {
         if boundaries.contains(&len) {
-            // A whole, shorter snapshot: not detected (no record count).
+            // A whole, shorter snapshot: not detected (the ignored test
+            // below).
             continue;
         }
         std::fs::write(&path, &snap[..len as usize]).unwrap();
@@ -513,6 +514,39 @@ async fn a_damaged_snapshot_refuses_the_start_naming_the_snapshot_and_the_offset
     assert_eq!(read_back(&g, &h.state_last), h.state_last);
     retried(&g, P3, &h.answer, "req-1").await;
     retried(&g, P4, &h.last_answer, "req-4").await;
+}
+
+/// A snapshot cut exactly at a record boundary must be refused too: it was
+/// renamed into place whole, so fewer records is damage, and starting from
+/// it would start with less.
+///
+/// It is not refused today: the file format has no record count and no end
+/// marker, so such a snapshot reads as a whole one (down to the header
+/// alone, an empty state), and the start goes on without the records after
+/// the cut. Detecting it needs the format to record where the snapshot
+/// ends (a trailer record with the count, written before the rename).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "defect: a snapshot cut at a record boundary starts with fewer records (no count or end marker in the format)"]
+async fn a_snapshot_cut_at_a_record_boundary_refuses_the_start() {
+    let h = history().await;
+    let snap = &h.last[SNAPSHOT_2];
+    let dir = dir_with(all(&h.last));
+    let path = file(dir.path(), SNAPSHOT_2);
+    for f in frames(snap, 1) {
+        std::fs::write(&path, &snap[..f.start as usize]).unwrap();
+        match open(dir.path(), u64::MAX) {
+            Ok((g, replayed)) => panic!(
+                "cut at {}: started with {} of 16 snapshot records and {} interactions of {}",
+                f.start,
+                replayed.snapshot_records,
+                g.len(),
+                h.state_last.sizes.interactions
+            ),
+            Err(err) => {
+                refused_at(&err, &path, f.start, &format!("cut at {}", f.start));
+            }
+        }
+    }
 }
 
 // ---- 2. damage in a journal that is not the newest ------------------------
@@ -895,14 +929,36 @@ fn refused_when_cut(dir: &Path, journal: &[u8], start: u64, end: u64, len: u64) 
 /// The same batch cut short but followed by a whole record (damage, not a
 /// crash: a crash cuts only the end): at every length that leaves the
 /// batch's 8-byte frame header whole, the start is refused, naming the
-/// journal and the batch's offset, and the file is left as it is. (Not
-/// yet the length at which the batch's stated length reaches exactly the
-/// end of the file.)
+/// journal and the batch's offset, and the file is left as it is. (The
+/// length at which the batch's stated length reaches exactly the end of
+/// the file is the ignored test below.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_inside_a_batch_followed_by_a_whole_record_refuses_the_start() {
     let (dir, journal, start, end) = batch_then_a_record().await;
     let to_the_end = end - (journal.len() as u64 - end);
     for len in (start + 8..end).filter(|len| *len != to_the_end) {
+        refused_when_cut(dir.path(), &journal, start, end, len);
+    }
+}
+
+/// As above, at the lengths the reader misses today: the following whole
+/// record is taken for part of a torn tail, dropped, and the journal cut
+/// back to the batch's offset, destroying it on disk.
+///
+/// - Cut inside the batch's 8-byte frame header: the reader takes the
+///   first bytes of the next record as the rest of the frame header, the
+///   stated length runs past the end, and it looks for a whole record only
+///   after those 8 bytes (`whole_frame_in(&rest)` in
+///   `journal/recovery.rs`), past where the next one starts.
+/// - Cut where the stated length reaches exactly the end of the file: the
+///   checksum fails with `end == len`, which is taken for a torn tail
+///   without looking for a whole record inside the payload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "defect: a cut that leaves a whole record inside the damaged frame's span is read as a torn tail, and the record is dropped"]
+async fn a_cut_that_hides_the_next_record_inside_the_damaged_frame_refuses_the_start() {
+    let (dir, journal, start, end) = batch_then_a_record().await;
+    let to_the_end = end - (journal.len() as u64 - end);
+    for len in (start + 1..start + 8).chain([to_the_end]) {
         refused_when_cut(dir.path(), &journal, start, end, len);
     }
 }
