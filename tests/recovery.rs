@@ -243,6 +243,23 @@ fn all(files: &Files) -> impl Iterator<Item = (&str, &[u8])> {
     files.iter().map(|(n, b)| (n.as_str(), b.as_slice()))
 }
 
+/// The refusal of a start on `dir`. A start that goes on instead fails
+/// the test, saying what it read and how it left the files.
+fn refused(dir: &Path, compact_after: u64, what: &str) -> JournalError {
+    match open(dir, compact_after) {
+        Err(err) => err,
+        Ok((g, replayed)) => {
+            let sizes = g.sizes();
+            drop(g);
+            let files: Vec<String> = read_files(dir)
+                .iter()
+                .map(|(name, bytes)| format!("{name}: {} bytes", bytes.len()))
+                .collect();
+            panic!("{what}: started anyway: {replayed:?}, {sizes:?}; the files now {files:?}")
+        }
+    }
+}
+
 /// Asserts a refused start that names `path` and `offset`, in the error
 /// and in its text; returns the reason.
 fn refused_at(err: &JournalError, path: &Path, offset: u64, what: &str) -> String {
@@ -443,8 +460,9 @@ async fn a_damaged_snapshot_refuses_the_start_naming_the_snapshot_and_the_offset
         let mut damaged = snap.clone();
         damaged[byte as usize] ^= 0x5a;
         std::fs::write(&path, &damaged).unwrap();
-        let err = open(dir.path(), u64::MAX).unwrap_err();
-        refused_at(&err, &path, holding(byte), &format!("flip at {byte}"));
+        let what = format!("flip at {byte}");
+        let err = refused(dir.path(), u64::MAX, &what);
+        refused_at(&err, &path, holding(byte), &what);
         assert_eq!(std::fs::read(&path).unwrap(), damaged, "flip at {byte}");
     }
     // A flipped byte in the header: not a journal of ours.
@@ -457,7 +475,7 @@ async fn a_damaged_snapshot_refuses_the_start_naming_the_snapshot_and_the_offset
         let mut damaged = snap.clone();
         damaged[byte] ^= 0x5a;
         std::fs::write(&path, &damaged).unwrap();
-        let err = open(dir.path(), u64::MAX).unwrap_err();
+        let err = refused(dir.path(), u64::MAX, &format!("header flip at {byte}"));
         assert_eq!(
             err.to_string(),
             format!(
@@ -479,8 +497,9 @@ async fn a_damaged_snapshot_refuses_the_start_naming_the_snapshot_and_the_offset
             continue;
         }
         std::fs::write(&path, &snap[..len as usize]).unwrap();
-        let err = open(dir.path(), u64::MAX).unwrap_err();
-        refused_at(&err, &path, holding(len), &format!("cut at {len}"));
+        let what = format!("cut at {len}");
+        let err = refused(dir.path(), u64::MAX, &what);
+        refused_at(&err, &path, holding(len), &what);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), len, "cut at {len}");
         cuts += 1;
     }
@@ -488,7 +507,7 @@ async fn a_damaged_snapshot_refuses_the_start_naming_the_snapshot_and_the_offset
     // Cut inside the header: not a journal of ours.
     for len in 0..HEADER_LEN as usize {
         std::fs::write(&path, &snap[..len]).unwrap();
-        let err = open(dir.path(), u64::MAX).unwrap_err();
+        let err = refused(dir.path(), u64::MAX, &format!("header cut at {len}"));
         assert_eq!(
             err.to_string(),
             format!(
@@ -534,18 +553,9 @@ async fn a_snapshot_cut_at_a_record_boundary_refuses_the_start() {
     let path = file(dir.path(), SNAPSHOT_2);
     for f in frames(snap, 1) {
         std::fs::write(&path, &snap[..f.start as usize]).unwrap();
-        match open(dir.path(), u64::MAX) {
-            Ok((g, replayed)) => panic!(
-                "cut at {}: started with {} of 16 snapshot records and {} interactions of {}",
-                f.start,
-                replayed.snapshot_records,
-                g.len(),
-                h.state_last.sizes.interactions
-            ),
-            Err(err) => {
-                refused_at(&err, &path, f.start, &format!("cut at {}", f.start));
-            }
-        }
+        let what = format!("cut at {} (16 records whole)", f.start);
+        let err = refused(dir.path(), u64::MAX, &what);
+        refused_at(&err, &path, f.start, &what);
     }
 }
 
@@ -638,10 +648,9 @@ async fn damage_at_the_end_of_a_journal_that_is_not_the_newest_refuses_the_start
     for len in last.start + 1..last.end {
         let damaged = &first[..len as usize];
         std::fs::write(&path, damaged).unwrap();
-        let err = open(dir.path(), u64::MAX)
-            .err()
-            .unwrap_or_else(|| panic!("cut at {len}: started without the cut record"));
-        refused_at(&err, &path, last.start, &format!("cut at {len}"));
+        let what = format!("cut at {len}");
+        let err = refused(dir.path(), u64::MAX, &what);
+        refused_at(&err, &path, last.start, &what);
         assert_eq!(std::fs::read(&path).unwrap(), damaged, "cut at {len}");
         assert_eq!(
             std::fs::read(file(dir.path(), JOURNAL_1)).unwrap(),
@@ -654,8 +663,9 @@ async fn damage_at_the_end_of_a_journal_that_is_not_the_newest_refuses_the_start
         let mut damaged = first.clone();
         damaged[((f.start + 8 + f.end) / 2) as usize] ^= 0x5a;
         std::fs::write(&path, &damaged).unwrap();
-        let err = open(dir.path(), u64::MAX).unwrap_err();
-        let reason = refused_at(&err, &path, f.start, &format!("record {n}"));
+        let what = format!("a flipped byte in record {n}");
+        let err = refused(dir.path(), u64::MAX, &what);
+        let reason = refused_at(&err, &path, f.start, &what);
         assert_eq!(reason, "the checksum does not match", "record {n}");
     }
     assert_eq!(std::fs::read(file(dir.path(), JOURNAL_1)).unwrap(), *second);
@@ -777,7 +787,7 @@ async fn a_compaction_that_cannot_write_its_snapshot_removes_nothing() {
     let dir = dir_with(all(&h.gen1));
     let tmp = file(dir.path(), SNAPSHOT_2_TMP);
     std::fs::create_dir(&tmp).unwrap();
-    let err = open(dir.path(), 0).unwrap_err();
+    let err = refused(dir.path(), 0, "a compaction that cannot write");
     let JournalError::Io { action, path, .. } = &err else {
         panic!("not an I/O error: {err:?}")
     };
@@ -914,15 +924,12 @@ fn refused_when_cut(dir: &Path, journal: &[u8], start: u64, end: u64, len: u64) 
     let path = file(dir, JOURNAL_2);
     let damaged = [&journal[..len as usize], &journal[end as usize..]].concat();
     std::fs::write(&path, &damaged).unwrap();
-    let err = match open(dir, u64::MAX) {
-        Err(err) => err,
-        Ok((g, replayed)) => panic!(
-            "cut at {len}: started without the record after the batch: {replayed:?}, {} interactions, the journal cut back to {} bytes",
-            g.len(),
-            std::fs::metadata(&path).unwrap().len()
-        ),
-    };
-    refused_at(&err, &path, start, &format!("cut at {len}"));
+    let what = format!(
+        "cut at {len}, {} bytes after it",
+        journal.len() as u64 - end
+    );
+    let err = refused(dir, u64::MAX, &what);
+    refused_at(&err, &path, start, &what);
     assert_eq!(std::fs::read(&path).unwrap(), damaged, "cut at {len}");
 }
 
