@@ -243,6 +243,36 @@ fn all(files: &Files) -> impl Iterator<Item = (&str, &[u8])> {
     files.iter().map(|(n, b)| (n.as_str(), b.as_slice()))
 }
 
+/// Asserts that `path` holds exactly `expected`, saying how it differs
+/// (not the bytes).
+fn holds(path: &Path, expected: &[u8], what: &str) {
+    let found = std::fs::read(path).unwrap_or_else(|e| panic!("{what}: {}: {e}", path.display()));
+    if found != expected {
+        let from = found
+            .iter()
+            .zip(expected)
+            .position(|(a, b)| a != b)
+            .unwrap_or(found.len().min(expected.len()));
+        panic!(
+            "{what}: `{}` holds {} bytes, not the {} expected; they differ from byte {from}",
+            path.display(),
+            found.len(),
+            expected.len()
+        );
+    }
+}
+
+/// Asserts that a data directory's `journal/` holds exactly `expected`
+/// (directories left out).
+fn holds_files(dir: &Path, expected: &Files, what: &str) {
+    let found: Vec<String> = read_files(dir).into_keys().collect();
+    let names: Vec<String> = expected.keys().cloned().collect();
+    assert_eq!(found, names, "{what}");
+    for (name, bytes) in expected {
+        holds(&file(dir, name), bytes, what);
+    }
+}
+
 /// The refusal of a start on `dir`. A start that goes on instead fails
 /// the test, saying what it read and how it left the files.
 fn refused(dir: &Path, compact_after: u64, what: &str) -> JournalError {
@@ -463,7 +493,7 @@ async fn a_damaged_snapshot_refuses_the_start_naming_the_snapshot_and_the_offset
         let what = format!("flip at {byte}");
         let err = refused(dir.path(), u64::MAX, &what);
         refused_at(&err, &path, holding(byte), &what);
-        assert_eq!(std::fs::read(&path).unwrap(), damaged, "flip at {byte}");
+        holds(&path, &damaged, &what);
     }
     // A flipped byte in the header: not a journal of ours.
     for (byte, reason) in [
@@ -519,7 +549,7 @@ async fn a_damaged_snapshot_refuses_the_start_naming_the_snapshot_and_the_offset
 
     // Nothing else was touched, and the snapshot restored opens whole.
     std::fs::write(&path, snap).unwrap();
-    assert_eq!(read_files(dir.path()), h.last);
+    holds_files(dir.path(), &h.last, "after the refusals");
     let (g, replayed) = open(dir.path(), u64::MAX).unwrap();
     assert_eq!(
         replayed,
@@ -595,11 +625,8 @@ async fn damage_in_a_journal_older_than_the_snapshot_does_not_stop_the_start() {
         retried(&g, P3, &h.answer, "req-1").await;
         retried(&g, P4, &h.last_answer, "req-4").await;
         drop(g);
-        assert_eq!(
-            std::fs::read(file(dir.path(), JOURNAL_1)).unwrap(),
-            leftover,
-            "{what}: the older journal is not read, cut or removed"
-        );
+        let kept = format!("{what}: the older journal is not read, cut or removed");
+        holds(&file(dir.path(), JOURNAL_1), &leftover, &kept);
     }
 }
 
@@ -651,12 +678,8 @@ async fn damage_at_the_end_of_a_journal_that_is_not_the_newest_refuses_the_start
         let what = format!("cut at {len}");
         let err = refused(dir.path(), u64::MAX, &what);
         refused_at(&err, &path, last.start, &what);
-        assert_eq!(std::fs::read(&path).unwrap(), damaged, "cut at {len}");
-        assert_eq!(
-            std::fs::read(file(dir.path(), JOURNAL_1)).unwrap(),
-            *second,
-            "cut at {len}: the newest journal is not cut"
-        );
+        holds(&path, damaged, &what);
+        holds(&file(dir.path(), JOURNAL_1), second, &what);
     }
     // A flipped byte in each record of the first journal, the last too.
     for (n, f) in records.iter().enumerate() {
@@ -668,7 +691,7 @@ async fn damage_at_the_end_of_a_journal_that_is_not_the_newest_refuses_the_start
         let reason = refused_at(&err, &path, f.start, &what);
         assert_eq!(reason, "the checksum does not match", "record {n}");
     }
-    assert_eq!(std::fs::read(file(dir.path(), JOURNAL_1)).unwrap(), *second);
+    holds(&file(dir.path(), JOURNAL_1), second, "the newest journal");
 }
 
 // ---- 3. a crash during compaction ---------------------------------------------
@@ -705,19 +728,13 @@ async fn a_temporary_snapshot_left_by_a_crash_during_compaction_is_ignored() {
             journal_files(dir.path()),
             [JOURNAL_1, SNAPSHOT_1, SNAPSHOT_2_TMP]
         );
-        assert_eq!(
-            std::fs::read(file(dir.path(), SNAPSHOT_2_TMP)).unwrap(),
-            tmp
-        );
+        holds(&file(dir.path(), SNAPSHOT_2_TMP), tmp, "the temporary file");
 
         // The next compaction replaces it.
         let (g, _) = open(dir.path(), 0).unwrap();
         assert_eq!(journal_files(dir.path()), [JOURNAL_2, SNAPSHOT_2]);
-        assert_eq!(
-            std::fs::read(file(dir.path(), SNAPSHOT_2)).unwrap(),
-            *new,
-            "{len} bytes: the snapshot the interrupted compaction was writing"
-        );
+        let what = format!("{len} bytes: the snapshot the interrupted compaction was writing");
+        holds(&file(dir.path(), SNAPSHOT_2), new, &what);
         assert_eq!(read_back(&g, &h.state1), h.state1, "{len} bytes");
         retried(&g, P3, &h.answer, "req-1").await;
     }
@@ -792,7 +809,7 @@ async fn a_compaction_that_cannot_write_its_snapshot_removes_nothing() {
         panic!("not an I/O error: {err:?}")
     };
     assert_eq!((*action, path), ("creating", &tmp), "{err}");
-    assert_eq!(read_files(dir.path()), h.gen1, "the files as they were");
+    holds_files(dir.path(), &h.gen1, "a failed compaction");
     assert!(tmp.is_dir());
 
     std::fs::remove_dir(&tmp).unwrap();
@@ -856,11 +873,8 @@ async fn a_journal_cut_inside_a_reserving_checks_batch_keeps_nothing_of_it() {
             h.state_before_last,
             "cut at {len}: everything before the frame, nothing of it"
         );
-        assert_eq!(
-            std::fs::read(&path).unwrap(),
-            journal[..before as usize],
-            "cut at {len}: the file is cut back to the frame"
-        );
+        let what = format!("cut at {len}: the file is cut back to the frame");
+        holds(&path, &journal[..before as usize], &what);
         // The cut Check was never answered: its retry is decided anew, and
         // recorded whole.
         let again = reserved(&g, P4, "req-4").await;
@@ -930,7 +944,7 @@ fn refused_when_cut(dir: &Path, journal: &[u8], start: u64, end: u64, len: u64) 
     );
     let err = refused(dir, u64::MAX, &what);
     refused_at(&err, &path, start, &what);
-    assert_eq!(std::fs::read(&path).unwrap(), damaged, "cut at {len}");
+    holds(&path, &damaged, &what);
 }
 
 /// The same batch cut short but followed by a whole record (damage, not a
