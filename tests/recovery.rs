@@ -861,6 +861,11 @@ async fn a_journal_cut_inside_a_reserving_checks_batch_keeps_nothing_of_it() {
             retried(&g, P4, &h.last_answer, "req-4").await;
             continue;
         }
+        assert_eq!(
+            read_back(&g, &h.state_before_last),
+            h.state_before_last,
+            "cut at {len}: everything before the frame, nothing of it"
+        );
         assert_eq!(replayed.journal_records, 1, "cut at {len}");
         match &replayed.cut {
             None => assert_eq!(len, before, "cut at {len}: the cut went unreported"),
@@ -868,11 +873,6 @@ async fn a_journal_cut_inside_a_reserving_checks_batch_keeps_nothing_of_it() {
                 assert_eq!((named, *offset), (&path, before), "cut at {len}");
             }
         }
-        assert_eq!(
-            read_back(&g, &h.state_before_last),
-            h.state_before_last,
-            "cut at {len}: everything before the frame, nothing of it"
-        );
         let what = format!("cut at {len}: the file is cut back to the frame");
         holds(&path, &journal[..before as usize], &what);
         // The cut Check was never answered: its retry is decided anew, and
