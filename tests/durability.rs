@@ -41,9 +41,9 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 /// Mon 2025-12-01 10:00 EST (15:00 UTC): inside every permitted-hours rule.
-const AT: i64 = 1_764_601_200;
+pub(crate) const AT: i64 = 1_764_601_200;
 /// The journal's file header: magic, version, kind.
-const HEADER_LEN: u64 = 8;
+pub(crate) const HEADER_LEN: u64 = 8;
 /// The first journal file of a fresh data directory.
 const FIRST_JOURNAL: &str = "journal/journal-00000000.log";
 
@@ -190,16 +190,16 @@ async fn reservation_ids(checks: &mut Checks) -> BTreeSet<String> {
 
 /// One framed record of a journal file: where it starts and ends, and what
 /// it holds.
-struct Frame {
-    start: u64,
-    end: u64,
-    record: Record,
+pub(crate) struct Frame {
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) record: Record,
 }
 
 /// Parses a journal or snapshot file of `kind` (0 journal, 1 snapshot):
 /// the 8-byte header, then `[len u32 LE][crc32 u32 LE][payload]` records
 /// that cover the file exactly.
-fn frames(bytes: &[u8], kind: u16) -> Vec<Frame> {
+pub(crate) fn frames(bytes: &[u8], kind: u16) -> Vec<Frame> {
     assert!(bytes.len() >= 8, "{} bytes, no header", bytes.len());
     assert_eq!(&bytes[..4], b"CGJL");
     assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), 1, "version");
@@ -242,7 +242,7 @@ fn external_id(f: &Frame) -> Option<String> {
     interaction_of(&f.record.op).and_then(|i| i.external_id.clone())
 }
 
-fn caller() -> Caller {
+pub(crate) fn caller() -> Caller {
     Caller {
         company: None,
         name: "durability".into(),
@@ -273,7 +273,10 @@ const LOCK_RETRIES: usize = 500;
 
 /// Opens a data directory that this process closed just before (see
 /// [`LOCK_RETRIES`]).
-fn open_with(dir: &Path, compact_after: u64) -> Result<(Guard, Recovered), JournalError> {
+pub(crate) fn open_with(
+    dir: &Path,
+    compact_after: u64,
+) -> Result<(Guard, Recovered), JournalError> {
     for _ in 0..LOCK_RETRIES {
         match open_once(dir, compact_after) {
             Err(JournalError::Locked(_)) => std::thread::sleep(Duration::from_millis(5)),
@@ -288,7 +291,7 @@ fn open(dir: &Path) -> Result<(Guard, Recovered), JournalError> {
 }
 
 /// A placed call as the library takes it.
-fn placed_input(ext: &str, minutes: i64) -> InteractionInput {
+pub(crate) fn placed_input(ext: &str, minutes: i64) -> InteractionInput {
     InteractionInput {
         external_id: Some(ext.into()),
         channel: Some("voice".into()),
@@ -332,7 +335,7 @@ fn dir_with_journal(journal: &[u8]) -> tempfile::TempDir {
     dir
 }
 
-fn journal_files(data: &Path) -> Vec<String> {
+pub(crate) fn journal_files(data: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(data.join("journal"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

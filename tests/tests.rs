@@ -26,6 +26,7 @@ mod grpc_searchable;
 mod index;
 mod model;
 mod races;
+mod recovery;
 mod regressions;
 mod regressions_audit;
 mod reload;

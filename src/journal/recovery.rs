@@ -135,7 +135,9 @@ pub fn read_file(
             // A record that runs past the end is a torn write only if
             // nothing whole follows it: a damaged length in the middle of
             // the file would otherwise cut off acknowledged records.
-            let mut rest = Vec::new();
+            // From the byte after this frame's start: a cut inside the
+            // frame header leaves the next record's start among those 8.
+            let mut rest = f[1..].to_vec();
             r.read_to_end(&mut rest).map_err(io("reading", path))?;
             if let Some(at) = whole_frame_in(&rest) {
                 return Err(JournalError::Corrupt {
@@ -143,7 +145,7 @@ pub fn read_file(
                     offset,
                     reason: format!(
                         "the record says {rec_len} bytes, past the end of the file, but a whole record follows at offset {}",
-                        offset + 8 + at
+                        offset + 1 + at
                     ),
                 });
             }
@@ -156,7 +158,10 @@ pub fn read_file(
         r.read_exact(&mut payload).map_err(io("reading", path))?;
         if crc32fast::hash(&payload) != crc {
             let reason = "the checksum does not match".to_owned();
-            return if end == len {
+            // A torn tail holds no whole record: one inside the span is
+            // damage in the middle of the file.
+            let hides = whole_frame_in(&[&f[1..], payload.as_slice()].concat()).is_some();
+            return if end == len && !hides {
                 torn(reason)
             } else {
                 Err(JournalError::Corrupt {
@@ -180,7 +185,17 @@ pub fn read_file(
                         .into(),
             });
         }
-        each(record)?;
+        // A record that reads but that the reader cannot take (recovery
+        // refuses one it cannot apply) is named by its file and offset, as
+        // damage is: the operator must know where to look.
+        each(record).map_err(|e| match e {
+            JournalError::Failed(reason) => JournalError::Corrupt {
+                path: path.to_owned(),
+                offset,
+                reason,
+            },
+            other => other,
+        })?;
         records += 1;
         offset = end;
     }
