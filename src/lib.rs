@@ -38,8 +38,7 @@
 //! - [`guard`]: rules and index together; the operations the service
 //!   offers, each atomic (a reserving Check decides and records under one
 //!   lock).
-//! - [`auth`]: API keys: a keys file, the environment, or a generated key.
-//! - [`service`]: the gRPC services; the only module that builds a
+//! - [`api`]: the gRPC services; the only module that builds a
 //!   `tonic::Status`.
 //! - [`server`]: health, reflection, TLS, start-up and graceful shutdown.
 //! - [`pb`]: the code generated from `proto/complianceguard/v1`.
@@ -56,7 +55,7 @@
 //! # let _ = (decision, Utc.timestamp_opt(0, 0));
 //! ```
 
-pub mod auth;
+pub mod api;
 pub mod decisions;
 pub mod engine;
 pub mod guard;
@@ -74,7 +73,6 @@ pub mod restrictions;
 pub mod rules;
 pub mod ruletest;
 pub mod server;
-pub mod service;
 pub mod whatif;
 pub mod wire;
 

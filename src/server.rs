@@ -1,5 +1,5 @@
 //! Running the server: health, reflection, keys, TLS, start-up and
-//! graceful shutdown around the [`crate::service::Service`].
+//! graceful shutdown around the [`crate::api::Service`].
 //!
 //! Start-up order: the listener accepts at once, with health NOT_SERVING
 //! for "" and both services; the rules are loaded (a rules directory that
@@ -23,13 +23,13 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
-use crate::auth::{AuthError, Keys};
+use crate::api::auth::{AuthError, Keys};
+use crate::api::{Access, MediaHub, Service, authenticate};
 use crate::guard::Guard;
 use crate::index::IndexConfig;
 use crate::pb::compliance_guard_server::ComplianceGuardServer;
 use crate::pb::interactions_server::InteractionsServer;
 use crate::rules::{LoadOptions, Role, RuleErrors, RuleSet};
-use crate::service::{Access, MediaHub, Service, authenticate};
 
 /// The gRPC service names, as health and reflection know them.
 pub const SERVICE_NAMES: [&str; 2] = [

@@ -6,12 +6,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use compliance_guard::auth::Keys;
+use compliance_guard::api::Access;
+use compliance_guard::api::auth::Keys;
 use compliance_guard::index::IndexConfig;
 use compliance_guard::pb::compliance_guard_client::ComplianceGuardClient;
 use compliance_guard::pb::interactions_client::InteractionsClient;
 use compliance_guard::server::{ServeConfig, ServeError, serve};
-use compliance_guard::service::Access;
 use tokio::sync::oneshot;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;

@@ -24,6 +24,8 @@
 //! A Check that cannot be decided never answers `allowed`: every error is a
 //! non-OK status, and a caller must treat any non-OK status as "do not send".
 
+pub mod auth;
+
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
@@ -32,7 +34,6 @@ use prost_types::FieldMask;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::auth::Keys;
 use crate::guard::{Guard, GuardError, Reservation};
 use crate::index::{DEFAULT_LIMIT, ListQuery, MAX_LIMIT, SortField};
 use crate::media::{Disposition, MediaCheck, MediaError};
@@ -49,6 +50,7 @@ use crate::wire::{
     contact_in, input_of, media_pb_of, non_empty, opt_request_time, pb_of, restriction_input_of,
     restriction_pb_of, searchable_of, ts,
 };
+use auth::Keys;
 
 /// Most characters of one status message, and of one BadRequest
 /// violation: a backstop under [`crate::model::echo`], which bounds each
