@@ -17,7 +17,7 @@
 
 use std::time::{Duration, Instant};
 
-use compliance_guard::api::Access;
+use compliance_guard::api::auth::Access;
 use compliance_guard::index::IndexConfig;
 use compliance_guard::pb::interactions_client::InteractionsClient;
 use compliance_guard::pb::{

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use compliance_guard::api::Access;
+use compliance_guard::api::auth::Access;
 use compliance_guard::index::IndexConfig;
 use compliance_guard::journal::{Durability, JournalError, Layout};
 use compliance_guard::ops::{self, OpsError};

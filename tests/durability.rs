@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use compliance_guard::api::Access;
+use compliance_guard::api::auth::Access;
 use compliance_guard::guard::Guard;
 use compliance_guard::index::IndexConfig;
 use compliance_guard::journal::{Durability, JournalError, Recovered};

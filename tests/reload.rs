@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use compliance_guard::api::Access;
+use compliance_guard::api::auth::Access;
 use compliance_guard::index::IndexConfig;
 use compliance_guard::pb::compliance_guard_client::ComplianceGuardClient;
 use compliance_guard::pb::{CheckRequest, CheckResponse};

@@ -44,13 +44,13 @@ use crate::model::{
 };
 use crate::pb;
 use crate::problem::FieldProblem;
-use crate::request::{Caller, CheckInput, CheckOutcome};
+use crate::request::{CheckInput, CheckOutcome};
 use crate::restrictions::Restriction;
 use crate::wire::{
     contact_in, input_of, media_pb_of, non_empty, opt_request_time, pb_of, restriction_input_of,
     restriction_pb_of, searchable_of, ts,
 };
-use auth::Keys;
+use auth::caller;
 
 /// Most characters of one status message, and of one BadRequest
 /// violation: a backstop under [`crate::model::echo`], which bounds each
@@ -174,58 +174,6 @@ impl<U: prost::Message + Default> tonic::codec::Decoder for ProtoDecoder<U> {
     fn buffer_settings(&self) -> tonic::codec::BufferSettings {
         self.0.buffer_settings()
     }
-}
-
-/// How requests are authenticated.
-#[derive(Debug, Clone)]
-pub enum Access {
-    /// Every RPC but Health needs one of these keys.
-    Keys(Arc<Keys>),
-    /// No key is asked for (explicitly chosen, loopback only); every caller
-    /// is `anonymous` with the sensitive right.
-    Open,
-}
-
-/// The tonic interceptor: checks `authorization: Bearer KEY` or
-/// `x-api-key: KEY` and puts the [`Caller`] into the request's extensions.
-pub fn authenticate(access: Access) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
-    move |mut req: Request<()>| {
-        let caller = match &access {
-            Access::Open => Caller {
-                company: None,
-                name: "anonymous".into(),
-                sensitive: true,
-                agent: false,
-            },
-            Access::Keys(keys) => {
-                let md = req.metadata();
-                let presented = md
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| {
-                        v.strip_prefix("Bearer ")
-                            .or_else(|| v.strip_prefix("bearer "))
-                    })
-                    .or_else(|| md.get("x-api-key").and_then(|v| v.to_str().ok()));
-                let Some(presented) = presented else {
-                    return Err(Status::unauthenticated(
-                        "no API key; send `authorization: Bearer KEY` or `x-api-key: KEY`",
-                    ));
-                };
-                keys.verify(presented.trim())
-                    .ok_or_else(|| Status::unauthenticated("the API key is not valid"))?
-            }
-        };
-        req.extensions_mut().insert(caller);
-        Ok(req)
-    }
-}
-
-fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
-    req.extensions()
-        .get::<Caller>()
-        .cloned()
-        .ok_or_else(|| Status::unauthenticated("no credential on the request"))
 }
 
 /// The caller's deadline, from the `grpc-timeout` header, measured from now.
