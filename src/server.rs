@@ -22,10 +22,11 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
+use crate::api::Service;
 use crate::api::auth::{Access, AuthError, authenticate};
-use crate::api::{MediaHub, Service};
 use crate::guard::Guard;
 use crate::index::IndexConfig;
+use crate::media::MediaHub;
 use crate::pb::compliance_guard_server::ComplianceGuardServer;
 use crate::pb::interactions_server::InteractionsServer;
 use crate::rules::{LoadOptions, Role, RuleErrors, RuleSet};

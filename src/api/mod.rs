@@ -47,9 +47,10 @@ use std::time::Instant;
 use tonic::{Request, Response, Status};
 
 use crate::guard::Guard;
+use crate::media::MediaHub;
 use crate::model::MediaKind;
 use crate::pb;
-pub use media::{MediaHub, MediaStream};
+use media::MediaStream;
 
 /// Both gRPC services over one shared [`Guard`].
 #[derive(Debug, Clone)]
