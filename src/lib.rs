@@ -25,12 +25,13 @@
 //! - [`journal`]: the append-only log under the index (group commit,
 //!   replay, snapshots, the data-dir lock).
 //! - [`media`]: call recordings and voicemails: the files in the data
-//!   dir, signed time-limited links, and the HTTP listener serving them.
+//!   dir, signed time-limited links, the HTTP listener serving them, and
+//!   the upload and download workflows of the API ([`media::MediaHub`]).
 //! - [`ops`]: operator commands on a data directory: backup, restore,
 //!   import.
 //! - [`whatif`]: what-if replay of the decision log against other rules.
 //! - [`wire`]: protobuf messages and domain values, both ways (shared by
-//!   the service and the journal).
+//!   the API and the journal).
 //! - [`reload`]: live reload of the rules (watch and SIGHUP, check, swap
 //!   whole or refuse).
 //! - [`decisions`]: the decision log (every answered Check as a JSON line,
@@ -39,7 +40,13 @@
 //!   offers, each atomic (a reserving Check decides and records under one
 //!   lock).
 //! - [`api`]: the gRPC services; the only module that builds a
-//!   `tonic::Status`.
+//!   `tonic::Status`. `api/mod.rs` holds the service, the timing of every
+//!   RPC and the two dispatch tables; `status.rs` maps errors to statuses;
+//!   `codec.rs` decodes messages; `auth.rs` is all of authentication (the
+//!   keys file, the environment or a generated key, the interceptor); then
+//!   one file per area: `check.rs` (with the decision log and metrics),
+//!   `restrictions.rs`, `people.rs`, `interactions.rs`, `convos.rs` and
+//!   `media.rs`.
 //! - [`server`]: health, reflection, TLS, start-up and graceful shutdown.
 //! - [`pb`]: the code generated from `proto/complianceguard/v1`.
 //!

@@ -1,4 +1,4 @@
-//! Protobuf messages and domain values, both ways: the gRPC service and
+//! Protobuf messages and domain values, both ways: the gRPC API and
 //! the journal share these conversions, so that a record reads back exactly
 //! as it was written.
 

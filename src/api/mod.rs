@@ -3,12 +3,13 @@
 //! and the [`Guard`]. This is the only module that builds a
 //! [`tonic::Status`].
 //!
-//! This file holds the [`Service`], [`timed`] (how every RPC is measured
+//! This file holds the [`Service`], `timed` (how every RPC is measured
 //! and logged) and the two trait impls tonic asks for, kept as tables:
-//! each RPC is one line naming its function in the file of its area
-//! (`check.rs`, `restrictions.rs`, `people.rs`, `interactions.rs`,
-//! `convos.rs`, `media.rs`). Around them: `status.rs` turns errors into
-//! statuses, `codec.rs` decodes messages, `auth.rs` says who is calling.
+//! each RPC is one call of `timed` with its name and its function in the
+//! file of its area (`check.rs`, `restrictions.rs`, `people.rs`,
+//! `interactions.rs`, `convos.rs`, `media.rs`). Around them: `status.rs`
+//! turns errors into statuses, `codec.rs` decodes messages, `auth.rs` says
+//! who is calling.
 //!
 //! Statuses a caller can get, and what to do with each:
 //!
