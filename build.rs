@@ -22,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // Malformed protobuf (a string that is not UTF-8, a wrong wire
         // type) is the caller's error: INVALID_ARGUMENT, not INTERNAL.
-        .codec_path("crate::service::ProtoCodec")
+        .codec_path("crate::api::codec::ProtoCodec")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

@@ -17,6 +17,7 @@
 
 use std::time::{Duration, Instant};
 
+use compliance_guard::api::auth::Access;
 use compliance_guard::index::IndexConfig;
 use compliance_guard::pb::interactions_client::InteractionsClient;
 use compliance_guard::pb::{
@@ -24,7 +25,6 @@ use compliance_guard::pb::{
     UploadMediaRequest, download_media_response, upload_media_request,
 };
 use compliance_guard::server::{ServeConfig, serve};
-use compliance_guard::service::Access;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CHUNK: usize = 256 * 1024;

@@ -26,12 +26,13 @@
 //! - [`journal`]: the append-only log under the index (group commit,
 //!   replay, snapshots, the data-dir lock).
 //! - [`media`]: call recordings and voicemails: the files in the data
-//!   dir, signed time-limited links, and the HTTP listener serving them.
+//!   dir, signed time-limited links, the HTTP listener serving them, and
+//!   the upload and download workflows of the API ([`media::MediaHub`]).
 //! - [`ops`]: operator commands on a data directory: backup, restore,
 //!   import.
 //! - [`whatif`]: what-if replay of the decision log against other rules.
 //! - [`wire`]: protobuf messages and domain values, both ways (shared by
-//!   the service and the journal).
+//!   the API and the journal).
 //! - [`reload`]: live reload of the rules (watch and SIGHUP, check, swap
 //!   whole or refuse).
 //! - [`decisions`]: the decision log (every answered Check as a JSON line,
@@ -39,9 +40,14 @@
 //! - [`guard`]: rules and index together; the operations the service
 //!   offers, each atomic (a reserving Check decides and records under one
 //!   lock).
-//! - [`auth`]: API keys: a keys file, the environment, or a generated key.
-//! - [`service`]: the gRPC services; the only module that builds a
-//!   `tonic::Status`.
+//! - [`api`]: the gRPC services; the only module that builds a
+//!   `tonic::Status`. `api/mod.rs` holds the service, the timing of every
+//!   RPC and the two dispatch tables; `status.rs` maps errors to statuses;
+//!   `codec.rs` decodes messages; `auth.rs` is all of authentication (the
+//!   keys file, the environment or a generated key, the interceptor); then
+//!   one file per area: `check.rs` (with the decision log and metrics),
+//!   `restrictions.rs`, `people.rs`, `interactions.rs`, `convos.rs` and
+//!   `media.rs`.
 //! - [`server`]: health, reflection, TLS, start-up and graceful shutdown.
 //! - [`pb`]: the code generated from `proto/complianceguard/v1`.
 //!
@@ -57,7 +63,7 @@
 //! # let _ = (decision, Utc.timestamp_opt(0, 0));
 //! ```
 
-pub mod auth;
+pub mod api;
 pub mod decisions;
 pub mod engine;
 pub mod guard;
@@ -75,7 +81,6 @@ pub mod restrictions;
 pub mod rules;
 pub mod ruletest;
 pub mod server;
-pub mod service;
 pub mod whatif;
 pub mod wire;
 

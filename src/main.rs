@@ -327,7 +327,8 @@ async fn shutdown_signal() {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    use compliance_guard::server::{ServeConfig, TlsFiles, resolve_access, serve};
+    use compliance_guard::api::auth::resolve_access;
+    use compliance_guard::server::{ServeConfig, TlsFiles, serve};
     init_logs(args.log_format);
     let text = args.log_format == LogFormat::Text;
     let roles = parse_roles(&args.roles)?;

@@ -2,7 +2,7 @@
 //! answer, with the one reading of a Check into an engine
 //! [`Proposal`].
 //!
-//! This sits below the protobuf conversions and the guard: the service,
+//! This sits below the protobuf conversions and the guard: the API,
 //! the decision log, what-if and the rule tests all speak [`CheckInput`],
 //! and all read it through [`build_proposal`], so a field added to a Check
 //! is added once. Nothing here knows about protobuf or the journal.
@@ -40,10 +40,11 @@ pub struct Caller {
 
 /// A Check as asked: the send's facts as strings, exactly as they travel.
 ///
-/// It is the one shape of a Check below the API: the service builds it
-/// from a `CheckRequest`, the decision log writes it as the `request` of a
-/// line (these field names, in this order), what-if reads it back from
-/// there, and rule tests and scenarios write it as their `send`.
+/// It is the one shape of a Check below the API: the API builds it from
+/// a `CheckRequest` ([`crate::wire::check_input_of`]), the decision log
+/// writes it as the `request` of a line (these field names, in this
+/// order), what-if reads it back from there, and rule tests and scenarios
+/// write it as their `send`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 #[allow(

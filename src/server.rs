@@ -1,5 +1,5 @@
 //! Running the server: health, reflection, keys, TLS, start-up and
-//! graceful shutdown around the [`crate::service::Service`].
+//! graceful shutdown around the [`crate::api::Service`].
 //!
 //! Start-up order: the listener accepts at once, with health NOT_SERVING
 //! for "" and both services; the rules are loaded (a rules directory that
@@ -12,8 +12,7 @@
 //! the size gauges every [`GAUGE_INTERVAL`].
 
 use std::future::Future;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -23,13 +22,14 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
-use crate::auth::{AuthError, Keys};
+use crate::api::Service;
+use crate::api::auth::{Access, AuthError, authenticate};
 use crate::guard::Guard;
 use crate::index::IndexConfig;
+use crate::media::MediaHub;
 use crate::pb::compliance_guard_server::ComplianceGuardServer;
 use crate::pb::interactions_server::InteractionsServer;
 use crate::rules::{LoadOptions, Role, RuleErrors, RuleSet};
-use crate::service::{Access, MediaHub, Service, authenticate};
 
 /// The gRPC service names, as health and reflection know them.
 pub const SERVICE_NAMES: [&str; 2] = [
@@ -47,7 +47,8 @@ pub enum ServeError {
     /// The data directory could not be opened or replayed.
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
-    /// Keys could not be read or created.
+    /// Keys could not be read or created, or running without them was
+    /// asked for off loopback.
     #[error(transparent)]
     Auth(#[from] AuthError),
     /// The TLS files could not be read.
@@ -58,11 +59,6 @@ pub enum ServeError {
         /// Why.
         cause: std::io::Error,
     },
-    /// Running without keys was asked for on an address other than loopback.
-    #[error(
-        "refusing to run without API keys on `{0}`: `--insecure-no-auth` is allowed only on a loopback address"
-    )]
-    OpenOffLoopback(SocketAddr),
     /// The transport failed.
     #[error("the gRPC transport failed: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -124,53 +120,6 @@ pub struct ServeConfig {
     /// Recordings and voicemails: size bound, retention, and the optional
     /// HTTP listener for signed links.
     pub media: crate::media::MediaConfig,
-}
-
-/// Where keys come from, in order: a keys file, the key in
-/// `COMPLIANCE_GUARD_API_KEY` (passed in as `env_key`), the data dir's key
-/// file (created at first start). `open` (no keys) is allowed only on a
-/// loopback address. Returns the access and a line for the operator.
-pub fn resolve_access(
-    keys_file: Option<&Path>,
-    env_key: Option<&str>,
-    data_dir: &Path,
-    open: bool,
-    listen: SocketAddr,
-) -> Result<(Access, String), ServeError> {
-    if open {
-        if !listen.ip().is_loopback() {
-            return Err(ServeError::OpenOffLoopback(listen));
-        }
-        return Ok((
-            Access::Open,
-            "running WITHOUT API keys (--insecure-no-auth), loopback only".into(),
-        ));
-    }
-    if let Some(path) = keys_file {
-        let keys = Keys::load_file(path)?;
-        let n = keys.len();
-        return Ok((
-            Access::Keys(Arc::new(keys)),
-            format!("{n} API key(s) from {}", path.display()),
-        ));
-    }
-    if let Some(key) = env_key.filter(|k| !k.is_empty()) {
-        let keys = Keys::single("env", key, true)?;
-        return Ok((
-            Access::Keys(Arc::new(keys)),
-            "API key from COMPLIANCE_GUARD_API_KEY".into(),
-        ));
-    }
-    let (keys, path, created) = Keys::load_or_create(data_dir)?;
-    let line = if created {
-        format!(
-            "created an API key in {} (owner-only); send it as `authorization: Bearer <key>`",
-            path.display()
-        )
-    } else {
-        format!("API key from {}", path.display())
-    };
-    Ok((Access::Keys(Arc::new(keys)), line))
 }
 
 /// The upper bounds, in seconds, of the buckets of every `_seconds`

@@ -1,4 +1,4 @@
-//! Protobuf messages and domain values, both ways: the gRPC service and
+//! Protobuf messages and domain values, both ways: the gRPC API and
 //! the journal share these conversions, so that a record reads back exactly
 //! as it was written.
 
@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 use crate::engine::{Decision, Violation};
 use crate::model::{ContactInput, Interaction, InteractionInput};
 use crate::problem::FieldProblem;
-use crate::request::CheckOutcome;
+use crate::request::{CheckInput, CheckOutcome};
 use crate::restrictions::{Restriction, RestrictionInput};
 
 use crate::pb;
@@ -416,6 +416,52 @@ pub fn interaction_from(i: pb::Interaction) -> Result<Interaction, FieldProblem>
         company_id: i.company_id,
         recording: i.recording.map(media_of).transpose()?.map(Box::new),
         voicemail: i.voicemail.map(media_of).transpose()?.map(Box::new),
+    })
+}
+
+/// A CheckRequest as the [`CheckInput`] the guard, the decision log and
+/// what-if all read: field by field, strings as they travel (the guard
+/// checks them). The request is taken apart without `..`, so that a field
+/// added to the message does not compile until it is carried here too.
+/// Refuses only an `at` the API cannot carry.
+pub fn check_input_of(r: &pb::CheckRequest) -> Result<CheckInput, FieldProblem> {
+    let pb::CheckRequest {
+        person_id,
+        channel,
+        direction,
+        theme,
+        subject,
+        loan_ids,
+        is_transactional,
+        contact,
+        previous_interaction_id,
+        at,
+        jurisdictions,
+        time_zones,
+        reserve,
+        request_id,
+        balance,
+        required_by_law,
+        consent_request,
+    } = r;
+    Ok(CheckInput {
+        person_id: person_id.clone(),
+        channel: channel.clone(),
+        direction: direction.clone(),
+        theme: theme.clone(),
+        subject: subject.clone(),
+        loan_ids: loan_ids.clone(),
+        is_transactional: *is_transactional,
+        contact: contact_in(contact),
+        previous_interaction_id: previous_interaction_id.clone(),
+        at: opt_request_time("at", at, false)?,
+        jurisdictions: jurisdictions.clone(),
+        time_zones: time_zones.clone(),
+        reserve: *reserve,
+        request_id: request_id.clone(),
+        balance: balance.clone(),
+        required_by_law: *required_by_law,
+        consent_request: *consent_request,
     })
 }
 

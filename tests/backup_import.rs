@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use compliance_guard::api::auth::Access;
 use compliance_guard::index::IndexConfig;
 use compliance_guard::journal::{Durability, JournalError, Layout};
 use compliance_guard::ops::{self, OpsError};
@@ -27,7 +28,6 @@ use compliance_guard::pb::{
     ListInteractionsRequest, ListReservationsRequest,
 };
 use compliance_guard::server::{ServeConfig, ServeError, serve};
-use compliance_guard::service::Access;
 use prost_types::{Struct, Timestamp, Value, value::Kind};
 use tokio::sync::{oneshot, watch};
 use tonic::Code;

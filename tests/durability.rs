@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
+use compliance_guard::api::auth::Access;
 use compliance_guard::guard::Guard;
 use compliance_guard::index::IndexConfig;
 use compliance_guard::journal::{Durability, JournalError, Recovered};
@@ -31,7 +32,6 @@ use compliance_guard::pb::{
 };
 use compliance_guard::request::Caller;
 use compliance_guard::server::{ServeConfig, ServeError, serve};
-use compliance_guard::service::Access;
 use prost::Message;
 use prost_types::{FieldMask, Struct, Timestamp, Value, value::Kind};
 use tokio::sync::oneshot;

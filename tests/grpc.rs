@@ -6,12 +6,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use compliance_guard::auth::Keys;
+use compliance_guard::api::auth::Access;
+use compliance_guard::api::auth::Keys;
 use compliance_guard::index::IndexConfig;
 use compliance_guard::pb::compliance_guard_client::ComplianceGuardClient;
 use compliance_guard::pb::interactions_client::InteractionsClient;
 use compliance_guard::server::{ServeConfig, ServeError, serve};
-use compliance_guard::service::Access;
 use tokio::sync::oneshot;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
@@ -535,11 +535,11 @@ async fn missing_and_wrong_keys_are_unauthenticated_but_health_is_open() {
 
 #[tokio::test]
 async fn open_access_is_refused_off_loopback_and_keys_are_created_once() {
-    use compliance_guard::server::resolve_access;
+    use compliance_guard::api::auth::{AuthError, resolve_access};
     let dir = tempfile::tempdir().unwrap();
     let public: std::net::SocketAddr = "0.0.0.0:50051".parse().unwrap();
     let err = resolve_access(None, None, dir.path(), true, public).unwrap_err();
-    assert!(matches!(err, ServeError::OpenOffLoopback(_)), "{err}");
+    assert!(matches!(err, AuthError::OpenOffLoopback(_)), "{err}");
     let local: std::net::SocketAddr = "127.0.0.1:50051".parse().unwrap();
     assert!(matches!(
         resolve_access(None, None, dir.path(), true, local)

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use compliance_guard::auth::Keys;
+use compliance_guard::api::auth::Keys;
 use compliance_guard::pb::{
     CreateInteractionRequest, DeleteInteractionRequest, GetInteractionRequest,
     GetPreviousInteractionsRequest, Interaction, ListInteractionsRequest, ListInteractionsResponse,

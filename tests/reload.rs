@@ -10,13 +10,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use compliance_guard::api::auth::Access;
 use compliance_guard::index::IndexConfig;
 use compliance_guard::pb::compliance_guard_client::ComplianceGuardClient;
 use compliance_guard::pb::{CheckRequest, CheckResponse};
 use compliance_guard::reload::{ReloadStats, read_stable};
 use compliance_guard::rules::LoadOptions;
 use compliance_guard::server::{ServeConfig, ServeError, serve};
-use compliance_guard::service::Access;
 use prost_types::Timestamp;
 use tokio::sync::oneshot;
 use tonic::transport::{Channel, Endpoint};

@@ -22,25 +22,39 @@
 //!   stream and by link); its file is purged once the retention has passed
 //!   ([`sweep`]).
 //!
+//! - **Transfers** ([`MediaHub`]): the workflows of the recording and
+//!   voicemail RPCs, an upload from its header to the journaled record
+//!   ([`MediaHub::receive`], [`Upload::store`]) and a download as a link or
+//!   as checked chunks ([`MediaHub::link`], [`MediaHub::read`]). They know
+//!   nothing of gRPC: the API layer translates messages and maps their
+//!   typed errors ([`UploadError`], [`NoLinkListener`], [`MediaError`]) to
+//!   statuses.
+//!
 //! The code is split along those lines: `store.rs` holds the files and
 //! the bytes (write, hash, rename, read back and check), `link.rs` the
-//! signed links, `retention.rs` the sweep, and `http.rs` the listener.
-//! This file keeps what they share: the limits and file names, the
-//! errors, content types and dispositions, and hex.
+//! signed links, `retention.rs` the sweep, `http.rs` the listener,
+//! `upload.rs` and `download.rs` the transfers. This file keeps what they
+//! share: the limits and file names, the errors, content types and
+//! dispositions, hex, and the [`MediaHub`].
 
+mod download;
 pub mod http;
 mod link;
 mod retention;
 mod store;
+mod upload;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::MediaKind;
+pub use download::NoLinkListener;
 pub use link::{LinkError, LinkSigner, LinkTarget};
 pub use retention::{Swept, sweep};
 pub use store::{MediaCheck, MediaReader, MediaStore, MediaWriter, is_storage_key, verify_file};
+pub use upload::{MAX_UPLOADS, UPLOAD_IDLE, Upload, UploadError, UploadHeader, UploadPart};
 
 /// The directory under the data dir that holds the audio.
 pub const MEDIA_DIR: &str = "media";
@@ -276,6 +290,33 @@ impl Default for MediaConfig {
             link_ttl: DEFAULT_LINK_TTL,
             listener: None,
             public_url: None,
+        }
+    }
+}
+
+/// What the recording and voicemail RPCs need besides the guard: the
+/// files, the link signer, and the bound on uploads in progress. The
+/// transfers are its methods (`upload.rs`, `download.rs`).
+#[derive(Debug)]
+pub struct MediaHub {
+    /// The audio files.
+    pub store: Arc<MediaStore>,
+    /// Signs links; `None` when no media HTTP listener runs, so that a
+    /// `return_url` download is refused rather than answered with a link
+    /// nothing serves.
+    pub links: Option<Arc<LinkSigner>>,
+    /// Uploads in progress, at most [`MAX_UPLOADS`]: each may hold up to
+    /// the size bound in a temporary file.
+    pub uploads: Arc<tokio::sync::Semaphore>,
+}
+
+impl MediaHub {
+    /// The hub over a store and, with a media listener, a link signer.
+    pub fn new(store: Arc<MediaStore>, links: Option<Arc<LinkSigner>>) -> MediaHub {
+        MediaHub {
+            store,
+            links,
+            uploads: Arc::new(tokio::sync::Semaphore::new(MAX_UPLOADS)),
         }
     }
 }

@@ -19,12 +19,20 @@
 //!
 //! The guard never runs without keys unless told so explicitly, and then
 //! only on loopback (see the `serve` command).
+//!
+//! Everything about who is calling is here: the keys ([`Keys`]), how the
+//! server's flags choose them ([`resolve_access`]), the interceptor that
+//! checks every request's key ([`authenticate`]), and how a handler reads
+//! the [`Caller`] it found.
 
 use std::fmt;
 use std::io::Read;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
+use tonic::{Request, Status};
 
 use crate::request::Caller;
 
@@ -61,6 +69,11 @@ pub enum AuthError {
         /// Why.
         cause: std::io::Error,
     },
+    /// Running without keys was asked for on an address other than loopback.
+    #[error(
+        "refusing to run without API keys on `{0}`: `--insecure-no-auth` is allowed only on a loopback address"
+    )]
+    OpenOffLoopback(SocketAddr),
 }
 
 #[derive(Debug, Deserialize)]
@@ -226,6 +239,108 @@ impl Keys {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+}
+
+/// How requests are authenticated.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// Every RPC but Health needs one of these keys.
+    Keys(Arc<Keys>),
+    /// No key is asked for (explicitly chosen, loopback only); every caller
+    /// is `anonymous` with the sensitive right.
+    Open,
+}
+
+/// The tonic interceptor: checks `authorization: Bearer KEY` or
+/// `x-api-key: KEY` and puts the [`Caller`] into the request's extensions.
+pub fn authenticate(access: Access) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
+    move |mut req: Request<()>| {
+        let caller = match &access {
+            Access::Open => Caller {
+                company: None,
+                name: "anonymous".into(),
+                sensitive: true,
+                agent: false,
+            },
+            Access::Keys(keys) => {
+                let md = req.metadata();
+                let presented = md
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| {
+                        v.strip_prefix("Bearer ")
+                            .or_else(|| v.strip_prefix("bearer "))
+                    })
+                    .or_else(|| md.get("x-api-key").and_then(|v| v.to_str().ok()));
+                let Some(presented) = presented else {
+                    return Err(Status::unauthenticated(
+                        "no API key; send `authorization: Bearer KEY` or `x-api-key: KEY`",
+                    ));
+                };
+                keys.verify(presented.trim())
+                    .ok_or_else(|| Status::unauthenticated("the API key is not valid"))?
+            }
+        };
+        req.extensions_mut().insert(caller);
+        Ok(req)
+    }
+}
+
+/// The caller [`authenticate`] found, for a handler: every RPC that acts
+/// for someone (createdBy, rights, company) reads it here. A request that
+/// did not pass the interceptor has none and is UNAUTHENTICATED.
+pub(super) fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
+    req.extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("no credential on the request"))
+}
+
+/// Where keys come from, in order: a keys file, the key in
+/// `COMPLIANCE_GUARD_API_KEY` (passed in as `env_key`), the data dir's key
+/// file (created at first start). `open` (no keys) is allowed only on a
+/// loopback address. Returns the access and a line for the operator.
+pub fn resolve_access(
+    keys_file: Option<&Path>,
+    env_key: Option<&str>,
+    data_dir: &Path,
+    open: bool,
+    listen: SocketAddr,
+) -> Result<(Access, String), AuthError> {
+    if open {
+        if !listen.ip().is_loopback() {
+            return Err(AuthError::OpenOffLoopback(listen));
+        }
+        return Ok((
+            Access::Open,
+            "running WITHOUT API keys (--insecure-no-auth), loopback only".into(),
+        ));
+    }
+    if let Some(path) = keys_file {
+        let keys = Keys::load_file(path)?;
+        let n = keys.len();
+        return Ok((
+            Access::Keys(Arc::new(keys)),
+            format!("{n} API key(s) from {}", path.display()),
+        ));
+    }
+    if let Some(key) = env_key.filter(|k| !k.is_empty()) {
+        let keys = Keys::single("env", key, true)?;
+        return Ok((
+            Access::Keys(Arc::new(keys)),
+            "API key from COMPLIANCE_GUARD_API_KEY".into(),
+        ));
+    }
+    let (keys, path, created) = Keys::load_or_create(data_dir)?;
+    let line = if created {
+        format!(
+            "created an API key in {} (owner-only); send it as `authorization: Bearer <key>`",
+            path.display()
+        )
+    } else {
+        format!("API key from {}", path.display())
+    };
+    Ok((Access::Keys(Arc::new(keys)), line))
 }
 
 /// 32 random bytes from the operating system, as 64 hex digits.
