@@ -9,37 +9,54 @@
 //!
 //! # Layout
 //!
-//! - [`model`]: the upstream Interactions API's record, vocabularies, ids
-//!   and validation rules.
+//! Layers point down: a module imports only modules in the layers below it
+//! (and its own layer's earlier ones), never above, so there is no import
+//! circle.
+//!
+//! **The domain** (pure: no protobuf, no tokio, `now` passed in):
+//! - [`model`]: the upstream Interactions API's record, its vocabularies,
+//!   ids and validation rules; a text or chat conversation ([`model::Convo`]).
+//! - [`problem`]: [`problem::FieldProblem`], the one field-error type every
+//!   layer reports.
 //! - [`jurisdiction`]: the jurisdiction codes (`US`, `US-MA`, `US-NY-NYC`)
 //!   and the time zones each spans.
-//! - [`index`]: the in-memory per-borrower index, with the person registry
-//!   (aliases) and the debt registry (which loans form one debt).
 //! - [`restrictions`]: what the borrower has said (cease, opt-outs,
 //!   consents, designated times and places, representation) and
-//!   do-not-interact periods, per borrower or per debt.
+//!   do-not-interact periods, per borrower or per debt, with the plain
+//!   English sentence of what each does.
 //! - [`rules`]: rule files, from their raw YAML form to a checked
-//!   [`rules::RuleSet`].
-//! - [`engine`]: the pure decide function, with `now` passed in.
-//! - [`ruletest`]: rule tests as stories, one format and one driver for the
-//!   officers' tests (`rules/tests/*.yaml`) and the scenarios.
-//! - [`journal`]: the append-only log under the index (group commit,
-//!   replay, snapshots, the data-dir lock).
-//! - [`media`]: call recordings and voicemails: the files in the data
-//!   dir, signed time-limited links, the HTTP listener serving them, and
-//!   the upload and download workflows of the API ([`media::MediaHub`]).
-//! - [`ops`]: operator commands on a data directory: backup, restore,
-//!   import.
-//! - [`whatif`]: what-if replay of the decision log against other rules.
-//! - [`wire`]: protobuf messages and domain values, both ways (shared by
-//!   the API and the journal).
-//! - [`reload`]: live reload of the rules (watch and SIGHUP, check, swap
-//!   whole or refuse).
+//!   [`rules::RuleSet`], and what counts ([`rules::counting`]).
+//! - [`index`]: the per-borrower counting index, the person registry
+//!   (aliases) and the debt registry; every write is planned (`plan_*`)
+//!   before it is stored.
+//! - [`engine`]: the pure decide function: history, constraints, the
+//!   next-allowed search, violations.
+//! - [`request`]: a Check as asked ([`request::CheckInput`], the one shape
+//!   of a Check below the API), who asks, the answer, and the one reading
+//!   of a Check into an engine proposal.
+//!
+//! **The contract**:
+//! - [`pb`]: the code generated from `proto/complianceguard/v1` and the
+//!   journal's records.
+//! - [`wire`]: protobuf messages and domain values, both ways.
+//!
+//! **State and storage**:
+//! - [`journal`]: the append-only log (frame bytes, files and generations,
+//!   recovery, the group-commit writer).
+//! - [`ledger`]: the state behind the guard's lock and the one interpreter
+//!   of the journal: a [`ledger::Change`] and its record, both ways, and
+//!   [`ledger::Ledger::apply`], used by live writes, recovery and what-if.
 //! - [`decisions`]: the decision log (every answered Check as a JSON line,
 //!   off the hot path).
-//! - [`guard`]: rules and index together; the operations the service
-//!   offers, each atomic (a reserving Check decides and records under one
-//!   lock).
+//!
+//! **Operations**:
+//! - [`guard`]: rules and ledger together; one file per family of
+//!   operations, each atomic, every write planned, journaled, then applied.
+//! - [`media`]: call recordings and voicemails: files in the data dir,
+//!   uploads and downloads, signed links and their HTTP listener, the
+//!   retention sweep.
+//!
+//! **Serving**:
 //! - [`api`]: the gRPC services; the only module that builds a
 //!   `tonic::Status`. `api/mod.rs` holds the service, the timing of every
 //!   RPC and the two dispatch tables; `status.rs` maps errors to statuses;
@@ -48,8 +65,16 @@
 //!   one file per area: `check.rs` (with the decision log and metrics),
 //!   `restrictions.rs`, `people.rs`, `interactions.rs`, `convos.rs` and
 //!   `media.rs`.
+//! - [`reload`]: live reload of the rules (watch and SIGHUP, check, swap
+//!   whole or refuse).
 //! - [`server`]: health, reflection, TLS, start-up and graceful shutdown.
-//! - [`pb`]: the code generated from `proto/complianceguard/v1`.
+//!
+//! **Operator commands** (each a subcommand of the binary, `src/main.rs`):
+//! - `serve`: [`server`].
+//! - `backup`, `restore`, `import`: [`ops`].
+//! - `rules check`: [`rules`]; `rules test`: [`ruletest`] (rule tests as
+//!   stories, one format and one driver for the officers' tests and the
+//!   scenarios); `rules replay` (what-if): [`whatif`].
 //!
 //! A decision in four lines:
 //!

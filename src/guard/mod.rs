@@ -5,7 +5,7 @@
 //! step: the decision and the recording happen under one write lock, so 50
 //! concurrent reserving Checks under a 7-call cap yield exactly 7 allows.
 //!
-//! Every write has one shape ([`Guard::commit`]): under the write lock,
+//! Every write has one shape (`Guard::commit`): under the write lock,
 //! plan the change from the state as it is (nothing changes if the plan
 //! is refused), append its records to the journal, then apply those same
 //! changes to the ledger ([`crate::ledger::Ledger::apply`], which recovery
@@ -13,8 +13,8 @@
 //!
 //! One file per family of operations: [`check`](Guard::check),
 //! interactions, media, conversations, people and reservations,
-//! restrictions, with [`access`] deciding what a caller may see and
-//! [`recovery`] opening a data directory. Nothing here knows about gRPC:
+//! restrictions, with `access` deciding what a caller may see and
+//! `recovery` opening a data directory. Nothing here knows about gRPC:
 //! the API layer translates requests into these calls and [`GuardError`]
 //! into statuses, and logs decisions and metrics.
 

@@ -46,7 +46,7 @@ fn places(r: &Restriction) -> String {
 /// English sentence with its citation: the text ExplainRestrictions gives
 /// agents, so that they can tell a borrower why a send was refused without
 /// reading the rules. It describes the kind's legal effect; which rules
-/// enforce it is [`RestrictionEffect::rule_ids`].
+/// enforce it is [`crate::guard::RestrictionEffect::rule_ids`].
 pub fn effect(r: &Restriction) -> String {
     use super::RestrictionKind as K;
     let rfc = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
