@@ -185,6 +185,8 @@ fn compat_rule_tests_still_pass_unchanged() {
         ("minimum-balance.yaml", 3, 0x0a53_7974),
         ("us-dc.yaml", 7, 0x41b4_77f2),
         ("us-ma.yaml", 9, 0x327f_73d9),
+        // Added after f8a6031: an employer's prohibition, 1006.6(b)(3).
+        ("us-reg-f-employer.yaml", 5, 0x52a6_e1b5),
         ("us-reg-f-restrictions.yaml", 10, 0xd264_c977),
         ("us-reg-f.yaml", 15, 0xa00b_3b44),
         ("us-wa.yaml", 6, 0x87ef_ad6e),
