@@ -224,8 +224,17 @@ pub(super) fn blocking_spans(
                     && r.concerns_value(p.contact_value.as_deref())
                     && !(regulation_f_exceptions && opt_out_exception(view, r, p))
             }
-            RestrictionKind::InconvenientPlace | RestrictionKind::EmployerProhibitsContact => {
+            RestrictionKind::InconvenientPlace => {
                 concerns_place(r, p.contact, p.contact_value.as_deref())
+            }
+            // An employer's prohibition always covers the workplace's phone
+            // (12 CFR 1006.6(b)(3): the consumer's employer prohibits the
+            // consumer from receiving it there), whatever else it names: a
+            // restriction recorded with only the work email still blocks a
+            // call to a work phone.
+            RestrictionKind::EmployerProhibitsContact => {
+                matches!(p.contact, ContactKind::WorkPhone | ContactKind::Unknown)
+                    || concerns_place(r, p.contact, p.contact_value.as_deref())
             }
             RestrictionKind::AttorneyRepresentation => {
                 let to_attorney = p
