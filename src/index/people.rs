@@ -277,7 +277,7 @@ impl Index {
         let person = &mut self.people[key.0 as usize];
         person.aliases = aliases.to_vec();
         person.external_ids = external_ids.to_vec();
-        self.advance_counter("BO");
+        self.advance_counter("BO", id);
         key
     }
 }

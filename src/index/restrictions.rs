@@ -43,11 +43,13 @@ impl Index {
                     return Err(IndexError::TooManyRestrictions(person_id));
                 }
                 self.restriction_ids.insert(r.id.clone(), key);
+                let id = r.id.clone();
                 person.restrictions.push(Restriction { person_id, ..r });
-                person.restrictions.len() - 1
+                let at = person.restrictions.len() - 1;
+                self.advance_counter("RS", &id);
+                at
             }
         };
-        self.advance_counter("RS");
         Ok(&self.people[key.0 as usize].restrictions[at])
     }
 
