@@ -300,7 +300,7 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<RestoreReport, OpsError> 
             return Err(e);
         }
     };
-    let records = match out.finish() {
+    let records = match out.finish_counted(&layout.snapshot_count(0)) {
         Ok(n) => n,
         Err(e) => {
             for path in placed {

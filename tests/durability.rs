@@ -1403,7 +1403,11 @@ async fn a_journal_past_compact_after_is_compacted_into_a_snapshot_at_start() {
     let server = start_ready(data.path(), 10).await;
     assert_eq!(
         journal_files(data.path()),
-        ["journal-00000001.log", "snapshot-00000001.snap"]
+        [
+            "journal-00000001.log",
+            "snapshot-00000001.count",
+            "snapshot-00000001.snap"
+        ]
     );
     let snapshot = std::fs::read(data.path().join("journal/snapshot-00000001.snap")).unwrap();
     let in_snapshot = frames(&snapshot, 1);
@@ -1449,7 +1453,11 @@ async fn a_journal_past_compact_after_is_compacted_into_a_snapshot_at_start() {
     drop(guard);
     assert_eq!(
         journal_files(data.path()),
-        ["journal-00000001.log", "snapshot-00000001.snap"]
+        [
+            "journal-00000001.log",
+            "snapshot-00000001.count",
+            "snapshot-00000001.snap"
+        ]
     );
 
     let server = start_ready(data.path(), 10).await;

@@ -44,6 +44,8 @@ const P4: &str = "BO-RCVR-0004";
 const SNAPSHOT_1: &str = "snapshot-00000001.snap";
 const JOURNAL_1: &str = "journal-00000001.log";
 const SNAPSHOT_2: &str = "snapshot-00000002.snap";
+const COUNT_1: &str = "snapshot-00000001.count";
+const COUNT_2: &str = "snapshot-00000002.count";
 const JOURNAL_2: &str = "journal-00000002.log";
 /// Where compaction into generation 2 writes before the rename.
 const SNAPSHOT_2_TMP: &str = "snapshot-00000002.tmp";
@@ -391,7 +393,7 @@ async fn history() -> History {
         },
         "one frame per operation"
     );
-    assert_eq!(journal_files(d), [JOURNAL_1, SNAPSHOT_1]);
+    assert_eq!(journal_files(d), [JOURNAL_1, COUNT_1, SNAPSHOT_1]);
     let failed = InteractionInput {
         status: Some("failed".into()),
         status_details: Some("voiceFailedToInitiate".into()),
@@ -435,7 +437,7 @@ async fn history() -> History {
     let (g, replayed) = open(d, 0).unwrap();
     assert_eq!(replayed.generation, 1);
     assert_eq!(replayed.journal_records, 8);
-    assert_eq!(journal_files(d), [JOURNAL_2, SNAPSHOT_2]);
+    assert_eq!(journal_files(d), [JOURNAL_2, COUNT_2, SNAPSHOT_2]);
     ids.push(create(&g, P1, "r-6", 60).await);
     let before_last = read_files(d);
     let state_before_last = state(&g, &ids);
@@ -522,7 +524,7 @@ async fn a_damaged_snapshot_refuses_the_start_naming_the_snapshot_and_the_offset
     let mut cuts = 0;
     for len in HEADER_LEN..snap.len() as u64 {
         if boundaries.contains(&len) {
-            // A whole, shorter snapshot: not detected (the ignored test
+            // A whole, shorter snapshot: refused by its count (the test
             // below).
             continue;
         }
@@ -569,13 +571,12 @@ async fn a_damaged_snapshot_refuses_the_start_naming_the_snapshot_and_the_offset
 /// renamed into place whole, so fewer records is damage, and starting from
 /// it would start with less.
 ///
-/// It is not refused today: the file format has no record count and no end
-/// marker, so such a snapshot reads as a whole one (down to the header
-/// alone, an empty state), and the start goes on without the records after
-/// the cut. Detecting it needs the format to record where the snapshot
-/// ends (a trailer record with the count, written before the rename).
+/// The snapshot's own bytes have no record count and no end marker, so
+/// such a snapshot reads as a whole one (down to the header alone, an
+/// empty state); the count written beside it before its rename
+/// (`snapshot-N.count`) is what tells, and the start is refused at the end
+/// of the last whole record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "defect: a snapshot cut at a record boundary starts with fewer records (no count or end marker in the format)"]
 async fn a_snapshot_cut_at_a_record_boundary_refuses_the_start() {
     let h = history().await;
     let snap = &h.last[SNAPSHOT_2];
@@ -726,13 +727,13 @@ async fn a_temporary_snapshot_left_by_a_crash_during_compaction_is_ignored() {
         drop(g);
         assert_eq!(
             journal_files(dir.path()),
-            [JOURNAL_1, SNAPSHOT_1, SNAPSHOT_2_TMP]
+            [JOURNAL_1, COUNT_1, SNAPSHOT_1, SNAPSHOT_2_TMP]
         );
         holds(&file(dir.path(), SNAPSHOT_2_TMP), tmp, "the temporary file");
 
         // The next compaction replaces it.
         let (g, _) = open(dir.path(), 0).unwrap();
-        assert_eq!(journal_files(dir.path()), [JOURNAL_2, SNAPSHOT_2]);
+        assert_eq!(journal_files(dir.path()), [JOURNAL_2, COUNT_2, SNAPSHOT_2]);
         let what = format!("{len} bytes: the snapshot the interrupted compaction was writing");
         holds(&file(dir.path(), SNAPSHOT_2), new, &what);
         assert_eq!(read_back(&g, &h.state1), h.state1, "{len} bytes");
@@ -823,7 +824,7 @@ async fn a_compaction_that_cannot_write_its_snapshot_removes_nothing() {
             cut: None,
         }
     );
-    assert_eq!(journal_files(dir.path()), [JOURNAL_2, SNAPSHOT_2]);
+    assert_eq!(journal_files(dir.path()), [JOURNAL_2, COUNT_2, SNAPSHOT_2]);
     assert_eq!(read_back(&g, &h.state1), h.state1);
     retried(&g, P3, &h.answer, "req-1").await;
 }

@@ -71,7 +71,11 @@ impl Guard {
                 .copied()
                 .filter(|g| *g < next)
             {
-                for path in [layout.snapshot(g), layout.journal(g)] {
+                for path in [
+                    layout.snapshot(g),
+                    layout.snapshot_count(g),
+                    layout.journal(g),
+                ] {
                     if path.exists() {
                         std::fs::remove_file(&path).map_err(|cause| JournalError::Io {
                             action: "removing",

@@ -34,6 +34,15 @@ impl Layout {
     pub fn snapshot(&self, g: u64) -> PathBuf {
         self.journal_dir().join(format!("snapshot-{g:08}.snap"))
     }
+    /// How many records the snapshot of generation `g` holds, written
+    /// before the snapshot is renamed into place: a snapshot cut exactly at
+    /// a record's end reads as a whole, shorter one, and only this count
+    /// tells (a file beside it, so that the snapshot's own bytes, and what
+    /// older releases read, stay as they were). A snapshot without one (an
+    /// older release wrote it) is read as before.
+    pub fn snapshot_count(&self, g: u64) -> PathBuf {
+        self.journal_dir().join(format!("snapshot-{g:08}.count"))
+    }
 
     /// The generations present: `(snapshots, journals)`, each sorted.
     pub fn generations(&self) -> Result<(Vec<u64>, Vec<u64>), JournalError> {
@@ -78,7 +87,11 @@ pub fn write_snapshot(
     g: u64,
     records: impl Iterator<Item = Record>,
 ) -> Result<u64, JournalError> {
-    write_file(&layout.snapshot(g), 1, records)
+    let mut w = FileWriter::create(&layout.snapshot(g), 1)?;
+    for r in records {
+        w.push(&r)?;
+    }
+    w.finish_counted(&layout.snapshot_count(g))
 }
 
 /// Writes a file of `kind` (0 journal, 1 snapshot or backup) atomically: a
@@ -133,6 +146,21 @@ impl FileWriter {
             .map_err(io("writing", &self.tmp))?;
         self.n += 1;
         Ok(())
+    }
+
+    /// [`FileWriter::finish`] for a snapshot: first writes how many records
+    /// it holds to `count` (whole, flushed, renamed into place), so that a
+    /// snapshot in place always has its count ([`Layout::snapshot_count`]).
+    pub fn finish_counted(self, count: &Path) -> Result<u64, JournalError> {
+        let mut tmp = count.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let mut file = File::create(&tmp).map_err(io("creating", &tmp))?;
+        file.write_all(format!("{}\n", self.n).as_bytes())
+            .map_err(io("writing", &tmp))?;
+        file.sync_all().map_err(io("flushing", &tmp))?;
+        std::fs::rename(&tmp, count).map_err(io("renaming", &tmp))?;
+        self.finish()
     }
 
     /// Flushes the file, renames it into place and flushes the directory.

@@ -201,6 +201,47 @@ pub fn read_file(
     }
 }
 
+/// Refuses a snapshot that holds fewer (or more) records than its count
+/// file says it was written with: cut at a record's end, it reads as a
+/// whole, shorter snapshot, and recovery must never start with less. No
+/// count file: an older release wrote the snapshot, read as it is.
+fn check_count(layout: &Layout, g: u64, end: &ReadEnd) -> Result<(), JournalError> {
+    let path = layout.snapshot_count(g);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(cause) => {
+            return Err(JournalError::Io {
+                action: "reading",
+                path,
+                cause,
+            });
+        }
+    };
+    let Ok(written) = text.trim().parse::<u64>() else {
+        return Err(JournalError::Corrupt {
+            path,
+            offset: 0,
+            reason: format!(
+                "the snapshot's record count `{}` is not a number",
+                crate::model::echo(text.trim())
+            ),
+        });
+    };
+    if written != end.records {
+        return Err(JournalError::Corrupt {
+            path: layout.snapshot(g),
+            offset: end.good_len,
+            reason: format!(
+                "the snapshot holds {} whole records, but {written} were written (`{}`): it was cut short or grew after it was written",
+                end.records,
+                path.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// What recovery read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovered {
@@ -235,6 +276,7 @@ pub fn recover(
                 reason,
             });
         }
+        check_count(layout, g, &end)?;
         out.snapshot_records = end.records;
         out.generation = g;
     }
