@@ -11,7 +11,7 @@ use compliance_guard::pb::{
 use prost_types::{FieldMask, Timestamp};
 use tonic_types::StatusExt;
 
-use crate::grpc::{Guard, Options, Records, ready_server, start_with};
+use crate::api::server::{Guard, Options, Records, ready_server, start_with};
 
 /// Mon 2025-12-01 10:00 EST (15:00 UTC).
 const AT: i64 = 1_764_601_200;
@@ -159,7 +159,7 @@ async fn fifty_concurrent_reserving_checks_yield_exactly_seven_allows() {
         let mut guard =
             compliance_guard::pb::compliance_guard_client::ComplianceGuardClient::with_interceptor(
                 channel.clone(),
-                crate::grpc::WithKey(Some(crate::grpc::PIPELINE_KEY)),
+                crate::api::server::WithKey(Some(crate::api::server::PIPELINE_KEY)),
             );
         tasks.push(tokio::spawn(async move {
             let mut r = call("BO-RACE-0001", "L1");
@@ -535,7 +535,7 @@ async fn linked_ids_share_one_history_and_debts_group_loans() {
 /// A reservation is recorded at its `at`: one named in the past would count
 /// in the past's windows while the send goes out now, so a cap could be
 /// exceeded. The server refuses it beyond the tolerance (clock skew), with
-/// the field named. (`tests/regressions.rs` covers the accepted cases at a
+/// the field named. (`tests/library/regressions.rs` covers the accepted cases at a
 /// fixed clock.)
 #[tokio::test]
 async fn a_reserve_named_in_the_past_is_refused_beyond_the_clock_tolerance() {

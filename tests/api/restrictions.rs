@@ -19,7 +19,7 @@ use prost_types::Timestamp;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::grpc::{AUDITOR_KEY, Guard, PIPELINE_KEY, ready_server};
+use crate::api::server::{AUDITOR_KEY, Guard, PIPELINE_KEY, ready_server};
 
 /// A borrower named by our id.
 const P: &str = "BO-AAAA-0001";
@@ -656,8 +656,8 @@ async fn a_cease_letter_blocks_a_check_from_its_receipt_except_its_acknowledgeme
 
 /// A server in this process on a data directory the test keeps, with the
 /// harness's two keys, so that it can be restarted on the same directory.
-async fn start_on(dir: &Path, compact_after: u64) -> crate::grpc::Restartable {
-    crate::grpc::start_on(dir, &crate::grpc::basic_keys(), compact_after).await
+async fn start_on(dir: &Path, compact_after: u64) -> crate::api::server::Restartable {
+    crate::api::server::start_on(dir, &crate::api::server::basic_keys(), compact_after).await
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@ use prost_types::field_descriptor_proto::{Label, Type};
 use prost_types::{DescriptorProto, FileDescriptorSet};
 use tonic::Code;
 
-use crate::grpc_input::raw_call;
+use crate::api::input::raw_call;
 
 const KEY: &str = "fuzz-key-0123456789abcdef0123456789abcdef";
 
@@ -340,7 +340,7 @@ fn every_rpc_answers_arbitrary_bytes_and_arbitrary_messages_without_internal_or_
     let keys = format!(
         "keys:\n  - name: everything\n    key: {KEY}\n    sensitive: true\n    agent: true\n"
     );
-    let server = rt.block_on(crate::grpc::start_on(dir.path(), &keys, 1_000_000));
+    let server = rt.block_on(crate::api::server::start_on(dir.path(), &keys, 1_000_000));
     let channel = rt.block_on(async {
         tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
             .unwrap()

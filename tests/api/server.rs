@@ -1,7 +1,7 @@
 //! End-to-end tests of the gRPC server: the real server on 127.0.0.1:0 and
 //! real tonic clients. This file holds the harness and the tests of the
 //! server as a whole (health, reflection, access, start-up and shutdown);
-//! `grpc_check.rs` and `grpc_interactions.rs` test the two services.
+//! `check.rs` and `interactions.rs` beside it test the two services.
 
 use std::path::PathBuf;
 use std::time::Duration;

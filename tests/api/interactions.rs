@@ -16,7 +16,7 @@ use prost_types::{FieldMask, ListValue, Struct, Timestamp, Value, value::Kind};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::grpc::{AUDITOR_KEY, Guard, Records, ready_server};
+use crate::api::server::{AUDITOR_KEY, Guard, Records, ready_server};
 
 /// A borrower named by our id.
 const P: &str = "BO-AAAA-0001";

@@ -18,7 +18,7 @@ use compliance_guard::wire::json_of_struct;
 use prost_types::{FieldMask, Timestamp};
 use tonic::Code;
 
-use crate::grpc::{PIPELINE_KEY, Records};
+use crate::api::server::{PIPELINE_KEY, Records};
 
 const P: &str = "BO-COMP-0001";
 /// Mon 2020-03-02 14:00 UTC.
@@ -28,11 +28,11 @@ const GLOBEX_KEY: &str = "globex-key-0123456789abcdef0123456789abcd";
 
 /// A server on `dir` with three keys: `pipeline` (no company, as every
 /// keys file before companies), `acme` and `globex`.
-async fn start_on(dir: &Path, compact_after: u64) -> crate::grpc::Restartable {
+async fn start_on(dir: &Path, compact_after: u64) -> crate::api::server::Restartable {
     let keys = format!(
         "keys:\n  - name: pipeline\n    key: {PIPELINE_KEY}\n  - name: acme-pipeline\n    key: {ACME_KEY}\n    company: acme\n  - name: globex-pipeline\n    key: {GLOBEX_KEY}\n    company: globex\n"
     );
-    crate::grpc::start_on(dir, &keys, compact_after).await
+    crate::api::server::start_on(dir, &keys, compact_after).await
 }
 
 fn call(previous: Option<&str>) -> Interaction {
@@ -50,7 +50,7 @@ fn call(previous: Option<&str>) -> Interaction {
 }
 
 async fn create(records: &mut Records, i: Interaction) -> Interaction {
-    crate::grpc::create_in(records, P, i).await
+    crate::api::server::create_in(records, P, i).await
 }
 
 async fn previous(

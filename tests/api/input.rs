@@ -17,7 +17,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::grpc::{PIPELINE_KEY, ready_server};
+use crate::api::server::{PIPELINE_KEY, ready_server};
 
 /// A borrower named by our id.
 const P: &str = "BO-AAAA-0001";
@@ -706,8 +706,8 @@ const MONDAY_10: i64 = 1_764_601_200;
 /// hours before, each with `details` and `outcome`, for a borrower of its
 /// own: whether it is allowed, and each violated rule with its count.
 async fn after_seven_calls(
-    records: &mut crate::grpc::Records,
-    guard: &mut crate::grpc::Guard,
+    records: &mut crate::api::server::Records,
+    guard: &mut crate::api::server::Guard,
     person: &str,
     details: Option<&str>,
     outcome: Option<&str>,
@@ -722,7 +722,7 @@ async fn after_seven_calls(
         records.create_interaction(create(person, i)).await.unwrap();
     }
     let answer = guard
-        .check(crate::grpc_interactions::check_call(person, MONDAY_10))
+        .check(crate::api::interactions::check_call(person, MONDAY_10))
         .await
         .unwrap()
         .into_inner();

@@ -14,7 +14,7 @@ use compliance_guard::pb::{
 use prost_types::Timestamp;
 use tonic::{Code, Status};
 
-use crate::grpc::{AUDITOR_KEY, PIPELINE_KEY, Records};
+use crate::api::server::{AUDITOR_KEY, PIPELINE_KEY, Records};
 
 /// An agent's key.
 const ANN_KEY: &str = "ann-agent-key-0123456789abcdef0123456789";
@@ -43,15 +43,15 @@ fn message(channel: &str) -> Interaction {
 /// A server on a data directory the test keeps, so that it can be
 /// restarted on it. The pipeline and the auditor are not agents; ann, bob
 /// and cat are.
-async fn start_on(dir: &Path, compact_after: u64) -> crate::grpc::Restartable {
+async fn start_on(dir: &Path, compact_after: u64) -> crate::api::server::Restartable {
     let keys = format!(
         "keys:\n  - name: pipeline\n    key: {PIPELINE_KEY}\n  - name: auditor\n    key: {AUDITOR_KEY}\n    sensitive: true\n  - name: ann\n    key: {ANN_KEY}\n    agent: true\n  - name: bob\n    key: {BOB_KEY}\n    agent: true\n  - name: cat\n    key: {CAT_KEY}\n    agent: true\n    sensitive: false\n"
     );
-    crate::grpc::start_on(dir, &keys, compact_after).await
+    crate::api::server::start_on(dir, &keys, compact_after).await
 }
 
 async fn create(records: &mut Records, i: Interaction) -> Interaction {
-    crate::grpc::create_in(records, P, i).await
+    crate::api::server::create_in(records, P, i).await
 }
 
 async fn get(records: &mut Records, id: &str) -> Result<InteractionConvo, Status> {

@@ -57,7 +57,7 @@ use compliance_guard::pb::{
 use prost_types::{FieldMask, Timestamp};
 use tonic::transport::Channel;
 
-use crate::cli::{sample, scrape};
+use crate::ops::cli::{sample, scrape};
 
 /// How many borrowers the load spreads over.
 const BORROWERS: u64 = 3_000;

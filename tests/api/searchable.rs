@@ -7,7 +7,7 @@ use compliance_guard::wire::{json_of_struct, struct_of, value_of};
 use prost_types::Timestamp;
 use serde_json::json;
 
-use crate::grpc::ready_server;
+use crate::api::server::ready_server;
 
 const P: &str = "BO-SRCH-0001";
 /// Mon 2020-03-02 14:00 UTC.

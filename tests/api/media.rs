@@ -23,7 +23,7 @@ use prost_types::Timestamp;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::grpc::{
+use crate::api::server::{
     AUDITOR_KEY, PIPELINE_KEY, Records, Restartable, basic_keys, media_listener, start_media,
 };
 
@@ -241,7 +241,7 @@ fn text() -> Interaction {
 }
 
 async fn create(records: &mut Records, i: Interaction) -> Interaction {
-    crate::grpc::create_in(records, P, i).await
+    crate::api::server::create_in(records, P, i).await
 }
 
 async fn get(records: &mut Records, id: &str) -> Interaction {
@@ -1251,7 +1251,7 @@ async fn after_a_restart_the_sweep_keeps_named_audio_and_removes_only_old_orphan
 /// A server with a link listener (links living `ttl`), one voice
 /// interaction with `rec` as its recording, and a link to it.
 struct Linked {
-    server: crate::grpc::Restartable,
+    server: crate::api::server::Restartable,
     media: SocketAddr,
     stored: compliance_guard::pb::InteractionMedia,
     /// The link's path and query, to GET from `media`.

@@ -16,7 +16,7 @@ use prost_types::{FieldMask, Timestamp};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::grpc::{AUDITOR_KEY, PIPELINE_KEY, Records, ready_server};
+use crate::api::server::{AUDITOR_KEY, PIPELINE_KEY, Records, ready_server};
 
 const P: &str = "BO-AAAA-0001";
 /// Mon 2020-03-02 14:00 UTC.
@@ -402,8 +402,8 @@ async fn the_case_ids_filter_matches_any_of_several() {
     );
 }
 
-async fn start_on(dir: &Path, compact_after: u64) -> crate::grpc::Restartable {
-    crate::grpc::start_on(dir, &crate::grpc::basic_keys(), compact_after).await
+async fn start_on(dir: &Path, compact_after: u64) -> crate::api::server::Restartable {
+    crate::api::server::start_on(dir, &crate::api::server::basic_keys(), compact_after).await
 }
 
 #[tokio::test]
