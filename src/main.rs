@@ -396,6 +396,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             link_ttl: std::time::Duration::from_secs(args.media_link_ttl_seconds),
             listener: None,
             public_url: args.media_public_url,
+            sweep_passes: None,
         },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
