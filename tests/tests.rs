@@ -19,6 +19,7 @@
 mod api;
 mod library;
 mod ops;
+mod support;
 
 mod auth;
 mod compat;

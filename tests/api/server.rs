@@ -1,333 +1,27 @@
-//! End-to-end tests of the gRPC server: the real server on 127.0.0.1:0 and
-//! real tonic clients. This file holds the harness and the tests of the
-//! server as a whole (health, reflection, access, start-up and shutdown);
-//! `check.rs` and `interactions.rs` beside it test the two services.
+//! The gRPC server as a whole: health, reflection, access, start-up and
+//! shutdown, TLS. `check.rs` and `interactions.rs` beside it test the two
+//! services.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use compliance_guard::api::auth::Access;
-use compliance_guard::api::auth::Keys;
-use compliance_guard::index::IndexConfig;
 use compliance_guard::pb::compliance_guard_client::ComplianceGuardClient;
-use compliance_guard::pb::interactions_client::InteractionsClient;
-use compliance_guard::server::{ServeConfig, ServeError, serve};
+use compliance_guard::server::ServeError;
 use tokio::sync::oneshot;
-use tonic::metadata::MetadataValue;
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-/// The pipeline's key: no right to sensitive interactions.
-pub const PIPELINE_KEY: &str = "pipeline-key-0123456789abcdef0123456789";
-/// The auditor's key: may read sensitive interactions.
-pub const AUDITOR_KEY: &str = "auditor-key-0123456789abcdef0123456789ab";
-
-/// A running server and what is needed to talk to it and stop it.
-pub struct TestServer {
-    pub addr: std::net::SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    handle: Option<tokio::task::JoinHandle<Result<(), ServeError>>>,
-    _dir: tempfile::TempDir,
-}
-
-/// Options for [`start_with`].
-pub struct Options {
-    pub rules_dir: PathBuf,
-    pub hold: Option<oneshot::Receiver<()>>,
-    pub open: bool,
-    /// Long by default: the tests reserve at recorded 2025 dates.
-    pub reserve_tolerance: Duration,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            rules_dir: PathBuf::from("rules"),
-            hold: None,
-            open: false,
-            reserve_tolerance: Duration::from_secs(u32::MAX.into()),
-        }
-    }
-}
-
-/// The harness's keys file: `pipeline`, and `auditor` with the sensitive
-/// right.
-pub fn basic_keys() -> String {
-    format!(
-        "keys:\n  - name: pipeline\n    key: {PIPELINE_KEY}\n  - name: auditor\n    key: {AUDITOR_KEY}\n    sensitive: true\n"
-    )
-}
-
-/// A server on a data directory the test keeps, so that it can be stopped
-/// and started again on it: the restart tests of every service use it.
-pub struct Restartable {
-    pub addr: std::net::SocketAddr,
-    shutdown: oneshot::Sender<()>,
-    handle: tokio::task::JoinHandle<Result<(), ServeError>>,
-}
-
-/// Starts a server on `dir/data` with the keys file `keys` (written to
-/// `dir/keys.yaml`), compacting into a snapshot after `compact_after`
-/// records, and waits until it is SERVING.
-pub async fn start_on(dir: &std::path::Path, keys: &str, compact_after: u64) -> Restartable {
-    start_media(dir, keys, compact_after, Default::default()).await
-}
-
-/// [`start_on`] with recordings and voicemails configured as `media` says
-/// (its listener, if any, bound by the caller: see [`media_listener`]).
-pub async fn start_media(
-    dir: &std::path::Path,
-    keys: &str,
-    compact_after: u64,
-    media: compliance_guard::media::MediaConfig,
-) -> Restartable {
-    let keys_path = dir.join("keys.yaml");
-    std::fs::write(&keys_path, keys).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = ServeConfig {
-        rules_dir: "rules".into(),
-        data_dir: dir.join("data"),
-        access: Access::Keys(std::sync::Arc::new(Keys::load_file(&keys_path).unwrap())),
-        tls: None,
-        index: IndexConfig::default(),
-        roles: None,
-        durability: compliance_guard::journal::Durability::Sync,
-        reload: None,
-        decision_log: None,
-        compact_after,
-        shutdown_grace: Duration::from_secs(5),
-        hold_until: None,
-        reserve_tolerance: Duration::from_secs(u32::MAX.into()),
-        media,
-    };
-    let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(serve(config, listener, async move {
-        let _ = rx.await;
-    }));
-    let server = Restartable {
-        addr,
-        shutdown: tx,
-        handle,
-    };
-    let channel = Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_lazy();
-    let mut health = HealthClient::new(channel);
-    for _ in 0..1000 {
-        assert!(!server.handle.is_finished(), "the server stopped");
-        let status = health
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .map(|r| r.get_ref().status);
-        if matches!(status, Ok(s) if s == ServingStatus::Serving as i32) {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the server never became SERVING");
-}
-
-/// Creates `i` for `person`, which must succeed, and returns the record.
-pub async fn create_in(
-    records: &mut Records,
-    person: &str,
-    i: compliance_guard::pb::Interaction,
-) -> compliance_guard::pb::Interaction {
-    records
-        .create_interaction(compliance_guard::pb::CreateInteractionRequest {
-            person_id: person.into(),
-            interaction: Some(i),
-            searchable: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .interaction
-        .unwrap()
-}
-
-/// A listener for media links on 127.0.0.1:0, and the address it got.
-pub async fn media_listener() -> (tokio::net::TcpListener, std::net::SocketAddr) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    (listener, addr)
-}
-
-impl Restartable {
-    async fn channel(&self) -> Channel {
-        Endpoint::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
-    }
-
-    /// An Interactions client with `key`.
-    pub async fn records(&self, key: &'static str) -> Records {
-        InteractionsClient::with_interceptor(self.channel().await, WithKey(Some(key)))
-    }
-
-    /// A ComplianceGuard client with `key`.
-    pub async fn guard(&self, key: &'static str) -> Guard {
-        ComplianceGuardClient::with_interceptor(self.channel().await, WithKey(Some(key)))
-    }
-
-    /// Stops the server gracefully and waits for it.
-    pub async fn stop(self) {
-        let _ = self.shutdown.send(());
-        self.handle.await.unwrap().unwrap();
-    }
-}
-
-pub async fn start() -> TestServer {
-    start_with(Options::default()).await
-}
-
-pub async fn start_with(opts: Options) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let keys_path = dir.path().join("keys.yaml");
-    std::fs::write(&keys_path, basic_keys()).unwrap();
-    let access = if opts.open {
-        Access::Open
-    } else {
-        Access::Keys(std::sync::Arc::new(Keys::load_file(&keys_path).unwrap()))
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = ServeConfig {
-        rules_dir: opts.rules_dir,
-        data_dir: dir.path().join("data"),
-        access,
-        tls: None,
-        index: IndexConfig::default(),
-        roles: None,
-        durability: compliance_guard::journal::Durability::Buffered,
-        reload: None,
-        decision_log: None,
-        compact_after: 1_000_000,
-        shutdown_grace: Duration::from_secs(5),
-        hold_until: opts.hold,
-        reserve_tolerance: opts.reserve_tolerance,
-        media: Default::default(),
-    };
-    let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(serve(config, listener, async move {
-        let _ = rx.await;
-    }));
-    TestServer {
-        addr,
-        shutdown: Some(tx),
-        handle: Some(handle),
-        _dir: dir,
-    }
-}
-
-/// Adds a key to every request.
-#[derive(Clone)]
-pub struct WithKey(pub Option<&'static str>);
-
-impl Interceptor for WithKey {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(key) = self.0 {
-            let value: MetadataValue<_> = format!("Bearer {key}").parse().unwrap();
-            req.metadata_mut().insert("authorization", value);
-        }
-        Ok(req)
-    }
-}
-
-pub type Guard = ComplianceGuardClient<InterceptedService<Channel, WithKey>>;
-pub type Records = InteractionsClient<InterceptedService<Channel, WithKey>>;
-
-impl TestServer {
-    pub async fn channel(&self) -> Channel {
-        Endpoint::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
-    }
-
-    /// A ComplianceGuard client with the pipeline's key.
-    pub async fn guard(&self) -> Guard {
-        ComplianceGuardClient::with_interceptor(self.channel().await, WithKey(Some(PIPELINE_KEY)))
-    }
-
-    /// A ComplianceGuard client with a given key (or none).
-    pub async fn guard_with(&self, key: Option<&'static str>) -> Guard {
-        ComplianceGuardClient::with_interceptor(self.channel().await, WithKey(key))
-    }
-
-    /// An Interactions client with the pipeline's key.
-    pub async fn interactions(&self) -> Records {
-        InteractionsClient::with_interceptor(self.channel().await, WithKey(Some(PIPELINE_KEY)))
-    }
-
-    /// An Interactions client with a given key (or none).
-    pub async fn records_with(&self, key: Option<&'static str>) -> Records {
-        InteractionsClient::with_interceptor(self.channel().await, WithKey(key))
-    }
-
-    pub async fn health(&self) -> HealthClient<Channel> {
-        HealthClient::new(self.channel().await)
-    }
-
-    /// Waits until the server reports SERVING on "".
-    pub async fn ready(&self) {
-        let mut health = self.health().await;
-        for _ in 0..500 {
-            let r = health
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await
-                .unwrap();
-            if r.get_ref().status == ServingStatus::Serving as i32 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("the server never became SERVING");
-    }
-
-    /// Stops the server and returns what `serve` returned.
-    pub async fn stop(mut self) -> Result<(), ServeError> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        self.handle.take().unwrap().await.unwrap()
-    }
-
-    /// Waits for `serve` to return on its own (a failed start).
-    pub async fn join(mut self) -> Result<(), ServeError> {
-        self.handle.take().unwrap().await.unwrap()
-    }
-}
-
-/// A started, ready server.
-pub async fn ready_server() -> TestServer {
-    let s = start().await;
-    s.ready().await;
-    s
-}
+use crate::support::consts::PIPELINE_KEY;
+use crate::support::server::{WithKey, checks_on, options, ready_server};
 
 // ---- the server as a whole ------------------------------------------------
 
 #[tokio::test]
 async fn health_is_not_serving_until_loaded_then_serving_then_not_serving_on_shutdown() {
     let (release, hold) = oneshot::channel();
-    let server = start_with(Options {
-        hold: Some(hold),
-        ..Options::default()
-    })
-    .await;
+    let server = options().hold(hold).start().await;
     let mut health = server.health().await;
     for service in [
         "",
@@ -401,11 +95,10 @@ async fn health_is_not_serving_until_loaded_then_serving_then_not_serving_on_shu
 #[tokio::test]
 async fn a_missing_rules_directory_stops_the_start() {
     let bad = tempfile::tempdir().unwrap();
-    let server = start_with(Options {
-        rules_dir: bad.path().join("missing"),
-        ..Options::default()
-    })
-    .await;
+    let server = options()
+        .rules_dir(bad.path().join("missing"))
+        .start()
+        .await;
     let err = server.join().await.unwrap_err();
     assert!(matches!(err, ServeError::Rules(_)), "{err}");
     assert!(
@@ -422,11 +115,7 @@ async fn a_rules_directory_that_fails_its_check_stops_the_start_with_the_problem
         "rules:\n  - id: x\n    description: d\n    citation: c\n    jurisdictions: [US-XX]\n",
     )
     .unwrap();
-    let server = start_with(Options {
-        rules_dir: dir.path().to_owned(),
-        ..Options::default()
-    })
-    .await;
+    let server = options().rules_dir(dir.path()).start().await;
     let text = server.join().await.unwrap_err().to_string();
     assert!(
         text.contains("bad.yaml:5:21: rules[0].jurisdictions[0]: unknown jurisdiction `US-XX`"),
@@ -489,7 +178,7 @@ async fn missing_and_wrong_keys_are_unauthenticated_but_health_is_open() {
         ..CheckRequest::default()
     };
     let err = server
-        .guard_with(None)
+        .checks_without_key()
         .await
         .check(request())
         .await
@@ -497,7 +186,7 @@ async fn missing_and_wrong_keys_are_unauthenticated_but_health_is_open() {
     assert_eq!(err.code(), tonic::Code::Unauthenticated);
     assert!(err.message().contains("no API key"), "{}", err.message());
     let err = server
-        .guard_with(Some("not-a-real-key-not-a-real-key-0000"))
+        .checks_as("not-a-real-key-not-a-real-key-0000")
         .await
         .check(request())
         .await
@@ -505,7 +194,7 @@ async fn missing_and_wrong_keys_are_unauthenticated_but_health_is_open() {
     assert_eq!(err.code(), tonic::Code::Unauthenticated);
     assert_eq!(err.message(), "the API key is not valid");
     let err = server
-        .records_with(None)
+        .interactions_without_key()
         .await
         .list_interactions(compliance_guard::pb::ListInteractionsRequest::default())
         .await
@@ -579,34 +268,14 @@ async fn tls_serves_and_a_plaintext_client_is_refused() {
     use tonic::transport::{Certificate, ClientTlsConfig};
     // tests/tls holds a test-only CA and a localhost certificate it signed
     // (valid for 100 years); they protect nothing.
-    let dir = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = ServeConfig {
-        rules_dir: PathBuf::from("rules"),
-        data_dir: dir.path().to_owned(),
-        access: Access::Keys(std::sync::Arc::new(
-            Keys::single("tls", PIPELINE_KEY, false).unwrap(),
-        )),
-        tls: Some(TlsFiles {
+    let server = options()
+        .tls(TlsFiles {
             cert: "tests/tls/cert.pem".into(),
             key: "tests/tls/key.pem".into(),
-        }),
-        index: IndexConfig::default(),
-        roles: None,
-        durability: compliance_guard::journal::Durability::Buffered,
-        reload: None,
-        decision_log: None,
-        compact_after: 1_000_000,
-        shutdown_grace: Duration::from_secs(5),
-        hold_until: None,
-        reserve_tolerance: Duration::from_secs(u32::MAX.into()),
-        media: Default::default(),
-    };
-    let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(serve(config, listener, async move {
-        let _ = rx.await;
-    }));
+        })
+        .start()
+        .await;
+    let addr = server.addr;
     let ca = Certificate::from_pem(std::fs::read("tests/tls/ca.pem").unwrap());
     let tls = ClientTlsConfig::new()
         .ca_certificate(ca)
@@ -637,8 +306,8 @@ async fn tls_serves_and_a_plaintext_client_is_refused() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(serving);
-    let mut guard = ComplianceGuardClient::with_interceptor(channel, WithKey(Some(PIPELINE_KEY)));
-    let answer = guard
+    let mut checks = checks_on(channel, Some(PIPELINE_KEY));
+    let answer = checks
         .check(compliance_guard::pb::CheckRequest {
             person_id: "BO-TLS-0001".into(),
             channel: "email".into(),
@@ -661,6 +330,5 @@ async fn tls_serves_and_a_plaintext_client_is_refused() {
         assert_ne!(err.code(), tonic::Code::Ok);
     }
     drop(health);
-    tx.send(()).unwrap();
-    handle.await.unwrap().unwrap();
+    server.stop().await.unwrap();
 }

@@ -10,6 +10,8 @@ use compliance_guard::rules::{LoadOptions, RuleSet};
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::support::library::open_with;
+
 fn caller() -> Caller {
     Caller {
         company: None,
@@ -21,26 +23,11 @@ fn caller() -> Caller {
 fn rules() -> Arc<RuleSet> {
     Arc::new(RuleSet::load_dir(Path::new("rules"), &LoadOptions::default()).unwrap())
 }
+/// The guard on `dir`, with the shipped rules.
 fn open(dir: &Path, compact_after: u64) -> Guard {
-    for _ in 0..500 {
-        match Guard::open(
-            IndexConfig::default(),
-            dir,
-            Durability::Sync,
-            compact_after,
-            |_| {},
-        ) {
-            Ok((g, _)) => {
-                g.set_rules(rules());
-                return g;
-            }
-            Err(compliance_guard::journal::JournalError::Locked(_)) => {
-                std::thread::sleep(std::time::Duration::from_millis(5))
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
-    panic!("locked")
+    let (g, _) = open_with(dir, compact_after).unwrap();
+    g.set_rules(rules());
+    g
 }
 fn check_input(person: &str, at: DateTime<Utc>) -> CheckInput {
     CheckInput {

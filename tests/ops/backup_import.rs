@@ -9,118 +9,36 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::net::SocketAddr;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use compliance_guard::api::auth::Access;
 use compliance_guard::index::IndexConfig;
 use compliance_guard::journal::{Durability, JournalError, Layout};
 use compliance_guard::ops::{self, OpsError};
-use compliance_guard::pb::compliance_guard_client::ComplianceGuardClient;
-use compliance_guard::pb::interactions_client::InteractionsClient;
 use compliance_guard::pb::{
     CheckRequest, Contact, CreateInteractionRequest, GetInteractionRequest, Interaction,
     ListInteractionsRequest, ListReservationsRequest,
 };
-use compliance_guard::server::{ServeConfig, ServeError, serve};
 use prost_types::{Struct, Timestamp, Value, value::Kind};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
+use tonic::transport::Channel;
+
+use crate::support::consts::{MONDAY_10, P};
+use crate::support::server::{
+    Checks, Interactions, TestServer, checks_on, interactions_on, options,
+};
 
 // ---- harness ---------------------------------------------------------------
 
-/// A server running in this process on a data directory the test owns.
-struct Server {
-    addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    handle: Option<tokio::task::JoinHandle<Result<(), ServeError>>>,
-}
-
-/// Starts a server on `data_dir` and waits until it is SERVING.
-async fn start(data_dir: &Path) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = ServeConfig {
-        rules_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"),
-        data_dir: data_dir.to_owned(),
-        access: Access::Open,
-        tls: None,
-        index: IndexConfig::default(),
-        roles: None,
-        durability: Durability::Sync,
-        compact_after: u64::MAX,
-        reload: None,
-        decision_log: None,
-        shutdown_grace: Duration::from_secs(5),
-        hold_until: None,
-        reserve_tolerance: Duration::from_secs(u32::MAX.into()),
-        media: Default::default(),
-    };
-    let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(serve(config, listener, async move {
-        let _ = rx.await;
-    }));
-    let server = Server {
-        addr,
-        shutdown: Some(tx),
-        handle: Some(handle),
-    };
-    // Watch health until SERVING; the stream ends (and this fails) if the
-    // server stops instead.
-    let mut health = HealthClient::new(server.channel().await);
-    let mut watch = health
-        .watch(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    loop {
-        let status = watch
-            .message()
-            .await
-            .unwrap()
-            .expect("the server stopped before SERVING")
-            .status;
-        if status == ServingStatus::Serving as i32 {
-            break;
-        }
-    }
-    server
-}
-
-impl Server {
-    async fn channel(&self) -> Channel {
-        Endpoint::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
-    }
-
-    async fn interactions(&self) -> InteractionsClient<Channel> {
-        InteractionsClient::new(self.channel().await)
-    }
-
-    async fn guard(&self) -> ComplianceGuardClient<Channel> {
-        ComplianceGuardClient::new(self.channel().await)
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        self.handle.take().unwrap().await.unwrap().unwrap();
-    }
+/// A server in this process on `data_dir`, with open access and `Sync`
+/// durability, SERVING.
+async fn start(data_dir: &Path) -> TestServer {
+    options().data_dir(data_dir).open().sync().serving().await
 }
 
 /// The command, as an operator runs it, with `input` on stdin.
@@ -184,10 +102,7 @@ fn now_key() -> (i64, i32) {
     )
 }
 
-async fn get(
-    records: &mut InteractionsClient<Channel>,
-    id: &str,
-) -> Result<Interaction, tonic::Status> {
+async fn get(records: &mut Interactions, id: &str) -> Result<Interaction, tonic::Status> {
     let r = records
         .get_interaction(GetInteractionRequest {
             searchable: false,
@@ -200,7 +115,7 @@ async fn get(
 }
 
 /// Every interaction the server holds, by id, paging through the list.
-async fn list_all(records: &mut InteractionsClient<Channel>) -> BTreeMap<String, Interaction> {
+async fn list_all(records: &mut Interactions) -> BTreeMap<String, Interaction> {
     let mut all = BTreeMap::new();
     let mut total = None;
     for page in 0..10_000u32 {
@@ -229,8 +144,8 @@ async fn list_all(records: &mut InteractionsClient<Channel>) -> BTreeMap<String,
 }
 
 /// The ids of the open reservations.
-async fn reservations(guard: &mut ComplianceGuardClient<Channel>) -> BTreeSet<String> {
-    guard
+async fn reservations(checks: &mut Checks) -> BTreeSet<String> {
+    checks
         .list_reservations(ListReservationsRequest::default())
         .await
         .unwrap()
@@ -243,9 +158,6 @@ async fn reservations(guard: &mut ComplianceGuardClient<Channel>) -> BTreeSet<St
 
 // ---- backup under load, then restore ---------------------------------------
 
-/// Mon 2025-12-01 10:00 EST: the moment the writers' reserving Checks ask
-/// about (inside the permitted hours in New York).
-const WORK_AT: i64 = 1_764_601_200;
 const WRITERS: usize = 4;
 /// Each writer stops after this many writes at the latest.
 const MAX_WRITES: usize = 20_000;
@@ -299,7 +211,7 @@ fn email(w: usize, i: usize) -> Interaction {
         status_details: Some("emailSent".into()),
         subject: Some("paymentDueDateReminder".into()),
         loan_id: Some(format!("LN-{w}")),
-        started_at: ts(WORK_AT - 86_400 + i as i64),
+        started_at: ts(MONDAY_10 - 86_400 + i as i64),
         contact: Some(Contact {
             kind: "email".into(),
             value: format!("borrower{w}@example.com"),
@@ -325,7 +237,7 @@ fn reserve(w: usize, i: usize) -> CheckRequest {
             value: "+15555550100".into(),
             name: String::new(),
         }),
-        at: ts(WORK_AT),
+        at: ts(MONDAY_10),
         reserve: true,
         request_id: format!("w{w}-r{i}"),
         ..CheckRequest::default()
@@ -346,8 +258,8 @@ async fn writer(
     phases: Arc<Phases>,
     progress: Arc<watch::Sender<u64>>,
 ) -> Vec<Ack> {
-    let mut records = InteractionsClient::new(server_channel.clone());
-    let mut guard = ComplianceGuardClient::new(server_channel);
+    let mut records = interactions_on(server_channel.clone(), None);
+    let mut checks = checks_on(server_channel, None);
     let mut acks = Vec::new();
     for i in 0..MAX_WRITES {
         if phases.stop.load(Ordering::SeqCst) {
@@ -368,7 +280,7 @@ async fn writer(
             let stored = r.interaction.unwrap();
             (stored.id.clone(), Some(stored))
         } else {
-            let r = guard.check(reserve(w, i)).await.unwrap().into_inner();
+            let r = checks.check(reserve(w, i)).await.unwrap().into_inner();
             assert!(r.allowed, "w{w} i{i}: {r:?}");
             assert!(r.interaction_id.starts_with("IT-"), "{r:?}");
             (r.interaction_id, None)
@@ -470,13 +382,13 @@ async fn check_restored(
         .count();
     assert_eq!(restored.len(), written, "backup {k}");
     // The open reservations are the original's that the backup holds.
-    let mut guard = server.guard().await;
+    let mut checks = server.checks().await;
     let expected: BTreeSet<String> = original_reservations
         .iter()
         .filter(|id| restored.contains_key(*id))
         .cloned()
         .collect();
-    assert_eq!(reservations(&mut guard).await, expected, "backup {k}");
+    assert_eq!(reservations(&mut checks).await, expected, "backup {k}");
     // The stored answers came along: a retry of a reserve acknowledged
     // before the backup began gets its first answer, and no second slot.
     let mut retried = 0;
@@ -485,17 +397,21 @@ async fn check_restored(
             .iter()
             .filter(|a| a.created.is_none() && a.started_at_ack < k)
         {
-            let r = guard.check(reserve(w, a.write)).await.unwrap().into_inner();
+            let r = checks
+                .check(reserve(w, a.write))
+                .await
+                .unwrap()
+                .into_inner();
             assert!(r.allowed && r.replayed, "backup {k}: {}: {r:?}", a.id);
             assert_eq!(r.interaction_id, a.id, "backup {k}");
             retried += 1;
         }
     }
     assert!(retried > 0, "backup {k}");
-    assert_eq!(reservations(&mut guard).await, expected, "backup {k}");
+    assert_eq!(reservations(&mut checks).await, expected, "backup {k}");
     assert_eq!(list_all(&mut records).await, restored, "backup {k}");
-    drop((records, guard));
-    server.stop().await;
+    drop((records, checks));
+    server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -590,8 +506,8 @@ async fn a_backup_under_load_holds_every_write_acknowledged_before_it_began() {
             assert_eq!(&stored, created);
         }
     }
-    let mut guard = server.guard().await;
-    let original_reservations = reservations(&mut guard).await;
+    let mut checks = server.checks().await;
+    let original_reservations = reservations(&mut checks).await;
     let reserved: BTreeSet<String> = writers
         .iter()
         .flatten()
@@ -606,8 +522,8 @@ async fn a_backup_under_load_holds_every_write_acknowledged_before_it_began() {
         matches!(err, OpsError::Journal(JournalError::Locked(ref p)) if p == &data),
         "{err}"
     );
-    drop((records, guard));
-    server.stop().await;
+    drop((records, checks));
+    server.stop().await.unwrap();
 
     for (k, (file, records)) in (1..).zip(&backups) {
         let dir = root.path().join(format!("restored-{k}"));
@@ -733,8 +649,6 @@ async fn a_backup_under_load_holds_every_write_acknowledged_before_it_began() {
 
 // ---- import ----------------------------------------------------------------
 
-/// The borrower whose calls are imported.
-const P: &str = "BO-IMPT-0001";
 /// Sat 2026-11-21 10:00 EST: the Check after the imported calls.
 const CHECK_AT: &str = "2026-11-21T15:00:00Z";
 
@@ -958,7 +872,7 @@ async fn check_imported(data: &Path, by: &str, span: ((i64, i32), (i64, i32))) {
     .into_iter()
     .collect();
     assert_eq!(calls.len(), 7);
-    let mut guard = server.guard().await;
+    let mut checks = server.checks().await;
     let question = |loan: &str| CheckRequest {
         person_id: P.into(),
         channel: "voice".into(),
@@ -969,7 +883,7 @@ async fn check_imported(data: &Path, by: &str, span: ((i64, i32), (i64, i32))) {
         at: ts_of(CHECK_AT),
         ..CheckRequest::default()
     };
-    let blocked = guard.check(question("LN-1")).await.unwrap().into_inner();
+    let blocked = checks.check(question("LN-1")).await.unwrap().into_inner();
     assert!(!blocked.allowed, "{blocked:?}");
     assert_eq!(
         blocked.compliance_guard_rule_id,
@@ -995,10 +909,10 @@ async fn check_imported(data: &Path, by: &str, span: ((i64, i32), (i64, i32))) {
     let counted: BTreeSet<String> = v.counted_interaction_ids.iter().cloned().collect();
     assert_eq!(counted, calls);
     // Another loan has no calls: allowed.
-    let allowed = guard.check(question("LN-2")).await.unwrap().into_inner();
+    let allowed = checks.check(question("LN-2")).await.unwrap().into_inner();
     assert!(allowed.allowed, "{allowed:?}");
-    drop((records, guard));
-    server.stop().await;
+    drop((records, checks));
+    server.stop().await.unwrap();
 }
 
 #[tokio::test]
@@ -1054,12 +968,12 @@ async fn import_is_refused_while_a_server_holds_the_data_directory() {
     let mut records = server.interactions().await;
     assert_eq!(list_all(&mut records).await.len(), 0);
     drop(records);
-    server.stop().await;
+    server.stop().await.unwrap();
     let server = start(&data).await;
     let mut records = server.interactions().await;
     assert_eq!(list_all(&mut records).await.len(), 0);
     drop(records);
-    server.stop().await;
+    server.stop().await.unwrap();
 }
 
 /// Import edge cases, through the library: a line that is not UTF-8 is
@@ -1132,7 +1046,7 @@ fn import_reports_bad_bytes_ignores_foreign_fields_and_keeps_upstream_deletes() 
         report.ignored_fields,
         [("started_at".to_owned(), 1), ("updatedBy".to_owned(), 1)]
     );
-    let (guard, _) = Guard::open(
+    let (checks, _) = Guard::open(
         IndexConfig::default(),
         dir.path(),
         Durability::Sync,
@@ -1146,12 +1060,12 @@ fn import_reports_bad_bytes_ignores_foreign_fields_and_keeps_upstream_deletes() 
         sensitive: true,
         agent: false,
     };
-    let deleted = guard.get(None, "IT-EDGE-0003", &caller).unwrap();
+    let deleted = checks.get(None, "IT-EDGE-0003", &caller).unwrap();
     assert_eq!(
         deleted.deleted_at.map(|t| t.to_rfc3339()),
         Some("2026-11-21T00:00:00+00:00".to_owned())
     );
-    let kept = guard.get(None, "IT-EDGE-0002", &caller).unwrap();
+    let kept = checks.get(None, "IT-EDGE-0002", &caller).unwrap();
     assert_eq!(kept.started_at.to_rfc3339(), "2026-11-20T15:00:00+00:00");
     assert_eq!(kept.updated_by, None);
 }
@@ -1161,7 +1075,7 @@ fn import_reports_bad_bytes_ignores_foreign_fields_and_keeps_upstream_deletes() 
 /// Uploads `audio` as the recording of a new voice interaction of `person`
 /// and returns the interaction's id and the audio's storage key.
 async fn upload_recording(
-    records: &mut InteractionsClient<Channel>,
+    records: &mut Interactions,
     person: &str,
     ext: &str,
     audio: &[u8],
@@ -1209,7 +1123,7 @@ async fn upload_recording(
 }
 
 /// The recording of `id`, downloaded by stream.
-async fn download_recording(records: &mut InteractionsClient<Channel>, id: &str) -> Vec<u8> {
+async fn download_recording(records: &mut Interactions, id: &str) -> Vec<u8> {
     use compliance_guard::pb::DownloadMediaRequest;
     use compliance_guard::pb::download_media_response::Part;
     let mut stream = records
@@ -1239,11 +1153,11 @@ async fn a_backup_carries_the_audio_and_a_restore_checks_it() {
     let mut records = server.interactions().await;
     let (id_a, key_a) = upload_recording(&mut records, "BO-MEDI-0001", "call-a", &audio_a).await;
     let (id_b, key_b) = upload_recording(&mut records, "BO-MEDI-0001", "call-b", &audio_b).await;
-    server.stop().await;
+    server.stop().await.unwrap();
 
     // The backup, as the operator runs it: the records file and the audio
     // beside it, in `<file>.media`.
-    let backup = dir.path().join("guard.cgj");
+    let backup = dir.path().join("checks.cgj");
     let o = run(
         &[
             "backup",
@@ -1256,7 +1170,7 @@ async fn a_backup_carries_the_audio_and_a_restore_checks_it() {
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let media = ops::media_dir_of(&backup);
-    assert_eq!(media, dir.path().join("guard.cgj.media"));
+    assert_eq!(media, dir.path().join("checks.cgj.media"));
     assert!(
         stdout(&o).ends_with(&format!(
             "and 2 recordings and voicemails ({} bytes) to {}\n",
@@ -1329,5 +1243,5 @@ async fn a_backup_carries_the_audio_and_a_restore_checks_it() {
     let mut records = server.interactions().await;
     assert_eq!(download_recording(&mut records, &id_a).await, audio_a);
     assert_eq!(download_recording(&mut records, &id_b).await, audio_b);
-    server.stop().await;
+    server.stop().await.unwrap();
 }

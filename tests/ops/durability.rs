@@ -9,19 +9,15 @@
 //! compared whole with the one after.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use compliance_guard::api::auth::Access;
 use compliance_guard::guard::Guard;
-use compliance_guard::index::IndexConfig;
-use compliance_guard::journal::{Durability, JournalError, Recovered};
+use compliance_guard::journal::{JournalError, Recovered};
 use compliance_guard::model::InteractionInput;
-use compliance_guard::pb::compliance_guard_client::ComplianceGuardClient;
-use compliance_guard::pb::interactions_client::InteractionsClient;
 use compliance_guard::pb::journal::Record;
 use compliance_guard::pb::journal::record::Op;
 use compliance_guard::pb::{
@@ -31,24 +27,24 @@ use compliance_guard::pb::{
     UpdateInteractionRequest,
 };
 use compliance_guard::request::Caller;
-use compliance_guard::server::{ServeConfig, ServeError, serve};
+use compliance_guard::server::ServeError;
 use prost::Message;
 use prost_types::{FieldMask, Struct, Timestamp, Value, value::Kind};
-use tokio::sync::oneshot;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-/// Mon 2025-12-01 10:00 EST (15:00 UTC): inside every permitted-hours rule.
-pub(crate) const AT: i64 = 1_764_601_200;
+use crate::support::consts::MONDAY_10 as AT;
+use crate::support::library::{open_once, open_with};
+use crate::support::server::{
+    Checks, Interactions, TestServer, checks_on, interactions_on, options,
+};
+
 /// The journal's file header: magic, version, kind.
 pub(crate) const HEADER_LEN: u64 = 8;
 /// The first journal file of a fresh data directory.
 const FIRST_JOURNAL: &str = "journal/journal-00000000.log";
-
-type Checks = ComplianceGuardClient<Channel>;
-type Records = InteractionsClient<Channel>;
 
 fn at(seconds: i64) -> Option<Timestamp> {
     Some(Timestamp { seconds, nanos: 0 })
@@ -131,7 +127,7 @@ async fn wait_serving(channel: Channel) {
     panic!("the server never became SERVING");
 }
 
-async fn create(records: &mut Records, person: &str, i: Interaction) -> Interaction {
+async fn create(records: &mut Interactions, person: &str, i: Interaction) -> Interaction {
     let r = records
         .create_interaction(CreateInteractionRequest {
             searchable: false,
@@ -145,7 +141,7 @@ async fn create(records: &mut Records, person: &str, i: Interaction) -> Interact
     r.interaction.unwrap()
 }
 
-async fn get(records: &mut Records, id: &str) -> Result<Interaction, tonic::Status> {
+async fn get(records: &mut Interactions, id: &str) -> Result<Interaction, tonic::Status> {
     Ok(records
         .get_interaction(GetInteractionRequest {
             searchable: false,
@@ -158,7 +154,7 @@ async fn get(records: &mut Records, id: &str) -> Result<Interaction, tonic::Stat
         .unwrap())
 }
 
-async fn list(records: &mut Records, person: &str) -> ListInteractionsResponse {
+async fn list(records: &mut Interactions, person: &str) -> ListInteractionsResponse {
     records
         .list_interactions(ListInteractionsRequest {
             person_id: person.into(),
@@ -251,41 +247,6 @@ pub(crate) fn caller() -> Caller {
     }
 }
 
-/// Opens a data directory once, as a server would.
-fn open_once(dir: &Path, compact_after: u64) -> Result<(Guard, Recovered), JournalError> {
-    Guard::open(
-        IndexConfig::default(),
-        dir,
-        Durability::Sync,
-        compact_after,
-        |_| {},
-    )
-}
-
-/// How many times a reopen in this process retries a `Locked` refusal.
-///
-/// The `LOCK` file's descriptor is close-on-exec, but while another test
-/// in this process spawns a child, the child holds a copy of every
-/// descriptor between its fork and its exec; a lock released here in that
-/// window stays held until the exec. A server (one per process) never
-/// meets this; tests that close and reopen a directory in one process do.
-const LOCK_RETRIES: usize = 500;
-
-/// Opens a data directory that this process closed just before (see
-/// [`LOCK_RETRIES`]).
-pub(crate) fn open_with(
-    dir: &Path,
-    compact_after: u64,
-) -> Result<(Guard, Recovered), JournalError> {
-    for _ in 0..LOCK_RETRIES {
-        match open_once(dir, compact_after) {
-            Err(JournalError::Locked(_)) => std::thread::sleep(Duration::from_millis(5)),
-            other => return other,
-        }
-    }
-    open_once(dir, compact_after)
-}
-
 fn open(dir: &Path) -> Result<(Guard, Recovered), JournalError> {
     open_with(dir, u64::MAX)
 }
@@ -346,117 +307,32 @@ pub(crate) fn journal_files(data: &Path) -> Vec<String> {
 
 // ---- an in-process server on a data directory we keep ----------------------
 
-/// A server run in this process on a data directory the test controls, so
-/// that it can be stopped and started again on the same directory.
-struct InProcess {
-    addr: String,
-    shutdown: Option<oneshot::Sender<()>>,
-    handle: Option<tokio::task::JoinHandle<Result<(), ServeError>>>,
+/// A server in this process on `data_dir` (open access, `Sync`), not yet
+/// SERVING: for a start that must be refused.
+async fn start_on(data_dir: &Path, compact_after: u64) -> TestServer {
+    options()
+        .data_dir(data_dir)
+        .open()
+        .sync()
+        .compact_after(compact_after)
+        .start()
+        .await
 }
 
-async fn start_on(data_dir: &Path, compact_after: u64) -> InProcess {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let config = ServeConfig {
-        rules_dir: PathBuf::from("rules"),
-        data_dir: data_dir.to_owned(),
-        access: Access::Open,
-        tls: None,
-        index: IndexConfig::default(),
-        roles: None,
-        durability: Durability::Sync,
-        compact_after,
-        reload: None,
-        decision_log: None,
-        shutdown_grace: Duration::from_secs(5),
-        hold_until: None,
-        reserve_tolerance: Duration::from_secs(u32::MAX.into()),
-        media: Default::default(),
-    };
-    let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(serve(config, listener, async move {
-        let _ = rx.await;
-    }));
-    InProcess {
-        addr,
-        shutdown: Some(tx),
-        handle: Some(handle),
-    }
+/// A server in this process on `data_dir` (open access, `Sync`), SERVING.
+async fn start_ready(data_dir: &Path, compact_after: u64) -> TestServer {
+    options()
+        .data_dir(data_dir)
+        .open()
+        .sync()
+        .compact_after(compact_after)
+        .serving()
+        .await
 }
 
-/// Starts a server on a data directory and waits until it is SERVING,
-/// starting it again if the directory was still locked by this process's
-/// copy of a descriptor in a child between fork and exec (see
-/// [`LOCK_RETRIES`]).
-async fn start_ready(data_dir: &Path, compact_after: u64) -> InProcess {
-    for _ in 0..LOCK_RETRIES {
-        let mut server = start_on(data_dir, compact_after).await;
-        match server.serving().await {
-            Ok(()) => return server,
-            Err(ServeError::Journal(JournalError::Locked(_))) => {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            Err(e) => panic!("the server did not start: {e}"),
-        }
-    }
-    panic!("the data directory stayed locked")
-}
-
-impl InProcess {
-    /// Waits until the server is SERVING, or returns what `serve` returned
-    /// if it stopped first.
-    async fn serving(&mut self) -> Result<(), ServeError> {
-        let channel = Endpoint::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect_lazy();
-        let mut health = HealthClient::new(channel);
-        for _ in 0..1000 {
-            if self.handle.as_ref().unwrap().is_finished() {
-                let result = self.handle.take().unwrap().await.unwrap();
-                self.shutdown = None;
-                return Err(result.expect_err("serve returned Ok before it was stopped"));
-            }
-            let status = health
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await
-                .map(|r| r.get_ref().status);
-            if matches!(status, Ok(s) if s == ServingStatus::Serving as i32) {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("the server never became SERVING");
-    }
-
-    async fn clients(&self) -> (Checks, Records) {
-        let channel = connect(&self.addr).await;
-        (
-            ComplianceGuardClient::new(channel.clone()),
-            InteractionsClient::new(channel),
-        )
-    }
-
-    async fn stop(mut self) -> Result<(), ServeError> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        self.handle.take().unwrap().await.unwrap()
-    }
-
-    /// Waits for `serve` to return on its own (a refused start).
-    async fn join(mut self) -> Result<(), ServeError> {
-        self.handle.take().unwrap().await.unwrap()
-    }
-}
-
-impl Drop for InProcess {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
+/// Its clients, without a key (access is open).
+async fn clients(server: &TestServer) -> (Checks, Interactions) {
+    (server.checks().await, server.interactions().await)
 }
 
 // ---- the real binary as a subprocess ---------------------------------------
@@ -603,8 +479,8 @@ struct Written {
 /// for a new person, again and again.
 async fn writer(addr: String, t: usize, max: usize, acked: Arc<AtomicUsize>) -> Written {
     let channel = connect(&addr).await;
-    let mut records = InteractionsClient::new(channel.clone());
-    let mut checks = ComplianceGuardClient::new(channel);
+    let mut records = interactions_on(channel.clone(), None);
+    let mut checks = checks_on(channel, None);
     let person = format!("ext-pw{t}");
     let mut out = Written::default();
     for i in 0..max {
@@ -702,8 +578,8 @@ async fn acknowledged_writes_survive_a_sigkill_while_clients_write() {
     let server = ChildServer::spawn(data.path());
     let channel = connect(&server.addr).await;
     wait_serving(channel.clone()).await;
-    let mut records = InteractionsClient::new(channel.clone());
-    let mut checks = ComplianceGuardClient::new(channel.clone());
+    let mut records = interactions_on(channel.clone(), None);
+    let mut checks = checks_on(channel.clone(), None);
 
     // A fixed history and two fixed proposals: one blocked by the 7-call
     // cap (with the calls it counted), one allowed.
@@ -790,8 +666,8 @@ async fn acknowledged_writes_survive_a_sigkill_while_clients_write() {
     let server = ChildServer::spawn(data.path());
     let channel = connect(&server.addr).await;
     wait_serving(channel.clone()).await;
-    let mut records = InteractionsClient::new(channel.clone());
-    let mut checks = ComplianceGuardClient::new(channel.clone());
+    let mut records = interactions_on(channel.clone(), None);
+    let mut checks = checks_on(channel.clone(), None);
 
     for (t, w) in written.iter().enumerate() {
         let update_in_flight = match &w.in_flight {
@@ -1143,7 +1019,7 @@ async fn a_flipped_byte_before_the_end_refuses_the_start_and_in_the_last_record_
 async fn updates_deletes_debts_and_links_survive_a_restart_exactly() {
     let data = tempfile::tempdir().unwrap();
     let server = start_ready(data.path(), 1_000_000).await;
-    let (mut checks, mut records) = server.clients().await;
+    let (mut checks, mut records) = clients(&server).await;
 
     // A person known by two names, with one account of two loans.
     let linked = checks
@@ -1290,7 +1166,7 @@ async fn updates_deletes_debts_and_links_survive_a_restart_exactly() {
     server.stop().await.unwrap();
 
     let server = start_ready(data.path(), 1_000_000).await;
-    let (mut checks, mut records) = server.clients().await;
+    let (mut checks, mut records) = clients(&server).await;
     for (id, was) in ids.iter().zip(&stored) {
         assert_eq!(&get(&mut records, id).await.unwrap(), was, "{id}");
     }
@@ -1336,7 +1212,7 @@ async fn updates_deletes_debts_and_links_survive_a_restart_exactly() {
 async fn a_second_server_on_the_same_data_directory_is_refused() {
     let data = tempfile::tempdir().unwrap();
     let first = start_ready(data.path(), 1_000_000).await;
-    let (_, mut records) = first.clients().await;
+    let (_, mut records) = clients(&first).await;
     let kept = create(&mut records, "BO-LOCK-0001", placed_call("L1", 60)).await;
 
     let second = start_on(data.path(), 1_000_000).await;
@@ -1363,7 +1239,7 @@ async fn a_second_server_on_the_same_data_directory_is_refused() {
     first.stop().await.unwrap();
 
     let third = start_ready(data.path(), 1_000_000).await;
-    let (_, mut records) = third.clients().await;
+    let (_, mut records) = clients(&third).await;
     assert_eq!(get(&mut records, &kept.id).await.unwrap(), kept);
     assert_eq!(get(&mut records, &more.id).await.unwrap(), more);
     drop(records);
@@ -1380,7 +1256,7 @@ async fn a_second_server_on_the_same_data_directory_is_refused() {
 async fn a_journal_past_compact_after_is_compacted_into_a_snapshot_at_start() {
     let data = tempfile::tempdir().unwrap();
     let server = start_ready(data.path(), 10).await;
-    let (_, mut records) = server.clients().await;
+    let (_, mut records) = clients(&server).await;
     let mut written = Vec::new();
     // One person record, then 49 interaction records: 50 in all.
     for m in 0..49 {
@@ -1414,7 +1290,7 @@ async fn a_journal_past_compact_after_is_compacted_into_a_snapshot_at_start() {
         frames(&fresh, 0).is_empty(),
         "the new journal holds a header only"
     );
-    let (_, mut records) = server.clients().await;
+    let (_, mut records) = clients(&server).await;
     for w in &written {
         assert_eq!(&get(&mut records, &w.id).await.unwrap(), w);
     }
@@ -1453,7 +1329,7 @@ async fn a_journal_past_compact_after_is_compacted_into_a_snapshot_at_start() {
     );
 
     let server = start_ready(data.path(), 10).await;
-    let (_, mut records) = server.clients().await;
+    let (_, mut records) = clients(&server).await;
     assert_eq!(get(&mut records, &late.id).await.unwrap(), late);
     assert_eq!(list(&mut records, "BO-CMPC-0001").await.total, 50);
     drop(records);

@@ -10,30 +10,40 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use compliance_guard::api::auth::Access;
-use compliance_guard::index::IndexConfig;
 use compliance_guard::pb::compliance_guard_client::ComplianceGuardClient;
 use compliance_guard::pb::{CheckRequest, CheckResponse};
 use compliance_guard::reload::{ReloadStats, read_stable};
 use compliance_guard::rules::LoadOptions;
-use compliance_guard::server::{ServeConfig, ServeError, serve};
 use prost_types::Timestamp;
-use tokio::sync::oneshot;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+use crate::support::server::{TestServer, options};
+
 /// Mon 2025-12-01 21:30 EST: outside 08:00–21:00, inside 08:00–22:00.
 const LATE: i64 = 1_764_642_600;
 
+/// A server watching its rules directory, with a decision log.
 struct Running {
+    server: TestServer,
     channel: Channel,
     stats: Arc<ReloadStats>,
-    stop: oneshot::Sender<()>,
-    handle: tokio::task::JoinHandle<Result<(), ServeError>>,
     rules: PathBuf,
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    /// The data directory, kept after the server stops.
+    data: tempfile::TempDir,
+    _root: tempfile::TempDir,
+}
+
+impl Running {
+    /// Stops the server; the data directory stays until `self` is
+    /// dropped.
+    async fn stop(self) -> tempfile::TempDir {
+        drop(self.channel);
+        self.server.stop().await.unwrap();
+        self.data
+    }
 }
 
 /// The shipped rule files' names and texts (not their tests).
@@ -63,53 +73,21 @@ async fn start() -> Running {
 async fn start_in(root: tempfile::TempDir, rules: PathBuf) -> Running {
     let data = tempfile::tempdir().unwrap();
     let stats = Arc::new(ReloadStats::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = ServeConfig {
-        rules_dir: rules.clone(),
-        data_dir: data.path().to_owned(),
-        access: Access::Open,
-        tls: None,
-        index: IndexConfig::default(),
-        roles: None,
-        durability: compliance_guard::journal::Durability::Buffered,
-        reload: Some(Arc::clone(&stats)),
-        decision_log: Some(compliance_guard::decisions::LogConfig::under(data.path())),
-        compact_after: u64::MAX,
-        shutdown_grace: Duration::from_secs(5),
-        hold_until: None,
-        reserve_tolerance: Duration::from_secs(u32::MAX.into()),
-        media: Default::default(),
-    };
-    let (stop, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(serve(config, listener, async move {
-        let _ = rx.await;
-    }));
-    let channel = Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = HealthClient::new(channel.clone());
-    for _ in 0..500 {
-        let r = health
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .unwrap();
-        if r.get_ref().status == ServingStatus::Serving as i32 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let server = options()
+        .rules_dir(&rules)
+        .data_dir(data.path())
+        .open()
+        .reload(Arc::clone(&stats))
+        .decision_log()
+        .serving()
+        .await;
     Running {
-        channel,
+        channel: server.channel().await,
+        server,
         stats,
-        stop,
-        handle,
         rules,
-        _dirs: (root, data),
+        data,
+        _root: root,
     }
 }
 
@@ -208,8 +186,7 @@ async fn a_good_edit_is_used_by_the_next_check_and_a_bad_one_is_refused() {
     assert_eq!(back.rules_version, before.rules_version);
     assert!(!back.allowed);
     drop(health);
-    s.stop.send(()).unwrap();
-    s.handle.await.unwrap().unwrap();
+    s.stop().await;
 }
 
 /// Lays out `files` the way a Kubernetes ConfigMap volume does: the texts
@@ -255,8 +232,7 @@ async fn a_configmap_style_symlink_swap_is_reloaded() {
     assert!(after.allowed, "{after:?}");
     assert_ne!(after.rules_version, before.rules_version);
     assert_eq!(s.stats.refused.load(Ordering::SeqCst), 0);
-    s.stop.send(()).unwrap();
-    s.handle.await.unwrap().unwrap();
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,8 +273,7 @@ async fn a_directory_renamed_over_the_old_one_is_reloaded_and_then_watched() {
     assert_eq!(back.compliance_guard_rule_id, "us-regf-hours");
     assert_ne!(back.rules_version, after.rules_version);
     assert_eq!(s.stats.refused.load(Ordering::SeqCst), 0);
-    s.stop.send(()).unwrap();
-    s.handle.await.unwrap().unwrap();
+    s.stop().await;
 }
 
 #[test]
@@ -384,8 +359,7 @@ async fn under_concurrent_load_every_check_sees_one_whole_set() {
     }
     assert!(checks > 0);
     assert!(v2.is_some(), "some Check saw the new set");
-    s.stop.send(()).unwrap();
-    s.handle.await.unwrap().unwrap();
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -426,7 +400,7 @@ async fn list_rules_shows_the_set_in_force_and_every_live_version_is_archived() 
         .unwrap()
         .into_inner();
     assert_ne!(second.rules_version, first.rules_version);
-    let archive = s._dirs.1.path().join("rules-archive");
+    let archive = s.data.path().join("rules-archive");
     for version in [&first.rules_version, &second.rules_version] {
         let kept = std::fs::read_to_string(archive.join(version).join("us-reg-f.yaml")).unwrap();
         let expected = if version == &first.rules_version {
@@ -437,8 +411,7 @@ async fn list_rules_shows_the_set_in_force_and_every_live_version_is_archived() 
         assert_eq!(kept, expected, "{version}");
     }
     drop(client);
-    s.stop.send(()).unwrap();
-    s.handle.await.unwrap().unwrap();
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -459,9 +432,8 @@ async fn every_answered_check_is_a_line_of_the_decision_log() {
     let allowed = client.check(morning).await.unwrap().into_inner();
     assert!(allowed.allowed && !blocked.allowed);
     drop(client);
-    let data = s._dirs.1.path().to_owned();
-    s.stop.send(()).unwrap();
-    s.handle.await.unwrap().unwrap();
+    let kept = s.stop().await;
+    let data = kept.path().to_owned();
 
     // Stopping flushed the log.
     let mut lines = Vec::new();
@@ -517,10 +489,9 @@ async fn replay_shows_what_a_stricter_and_a_looser_set_would_have_changed() {
             .allowed
     );
     drop(client);
-    let data = s._dirs.1.path().to_owned();
     let original = std::fs::read_to_string(reg_f(&s.rules)).unwrap();
-    s.stop.send(()).unwrap();
-    s.handle.await.unwrap().unwrap();
+    let kept = s.stop().await;
+    let data = kept.path().to_owned();
 
     let try_with = |until: &str| {
         let dir = tempfile::tempdir().unwrap();
