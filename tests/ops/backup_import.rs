@@ -8,10 +8,8 @@
 //! `Durability::Sync`, no compaction); the commands run as subprocesses.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -29,6 +27,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 use crate::support::consts::{MONDAY_10, P};
+use crate::support::process::{run, run_with_input, stderr, stdout};
 use crate::support::server::{
     Checks, Interactions, TestServer, checks_on, interactions_on, options,
 };
@@ -39,37 +38,6 @@ use crate::support::server::{
 /// durability, SERVING.
 async fn start(data_dir: &Path) -> TestServer {
     options().data_dir(data_dir).open().sync().serving().await
-}
-
-/// The command, as an operator runs it, with `input` on stdin.
-fn run(args: &[&str], input: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_compliance-guard"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("COMPLIANCE_GUARD_DATA_DIR")
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
-    if let Some(text) = input {
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(text.as_bytes()).unwrap();
-        drop(stdin);
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).unwrap()
 }
 
 fn path_str(p: &Path) -> &str {
@@ -450,10 +418,7 @@ async fn a_backup_under_load_holds_every_write_acknowledged_before_it_began() {
             // The command, as an operator runs it next to the server.
             let (d, f) = (data.clone(), file.clone());
             let o = tokio::task::spawn_blocking(move || {
-                run(
-                    &["backup", "--data-dir", path_str(&d), "--to", path_str(&f)],
-                    None,
-                )
+                run(&["backup", "--data-dir", path_str(&d), "--to", path_str(&f)])
             })
             .await
             .unwrap();
@@ -528,16 +493,13 @@ async fn a_backup_under_load_holds_every_write_acknowledged_before_it_began() {
     for (k, (file, records)) in (1..).zip(&backups) {
         let dir = root.path().join(format!("restored-{k}"));
         let restored = if k == 2 {
-            let o = run(
-                &[
-                    "restore",
-                    "--from",
-                    path_str(file),
-                    "--data-dir",
-                    path_str(&dir),
-                ],
-                None,
-            );
+            let o = run(&[
+                "restore",
+                "--from",
+                path_str(file),
+                "--data-dir",
+                path_str(&dir),
+            ]);
             assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
             assert_eq!(
                 stdout(&o),
@@ -580,16 +542,13 @@ async fn a_backup_under_load_holds_every_write_acknowledged_before_it_began() {
         .collect();
     assert_eq!(before, after);
     let restored_1 = root.path().join("restored-1");
-    let o = run(
-        &[
-            "restore",
-            "--from",
-            path_str(last),
-            "--data-dir",
-            path_str(&restored_1),
-        ],
-        None,
-    );
+    let o = run(&[
+        "restore",
+        "--from",
+        path_str(last),
+        "--data-dir",
+        path_str(&restored_1),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(stdout(&o), "");
     assert_eq!(
@@ -629,16 +588,13 @@ async fn a_backup_under_load_holds_every_write_acknowledged_before_it_began() {
     );
     let layout = Layout { dir: empty.clone() };
     assert_eq!(layout.generations().unwrap(), (vec![], vec![]));
-    let o = run(
-        &[
-            "restore",
-            "--from",
-            path_str(&damaged),
-            "--data-dir",
-            path_str(&empty),
-        ],
-        None,
-    );
+    let o = run(&[
+        "restore",
+        "--from",
+        path_str(&damaged),
+        "--data-dir",
+        path_str(&empty),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(stdout(&o), "");
     assert_eq!(stderr(&o), format!("error: {message}\n"));
@@ -756,8 +712,12 @@ fn import_twice(
 ) -> ((i64, i32), (i64, i32)) {
     let mut args = vec!["import", "--data-dir", path_str(data)];
     args.extend_from_slice(args_tail);
+    let run_it = || match input {
+        Some(text) => run_with_input(&args, text),
+        None => run(&args),
+    };
     let before = now_key();
-    let o = run(&args, input);
+    let o = run_it();
     let after = now_key();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert_eq!(stderr(&o), expected_stderr(name));
@@ -766,7 +726,7 @@ fn import_twice(
         format!("imported {GOOD} of {LINES} lines; 0 already present; {BAD} refused\n")
     );
     let files = journal_files(data);
-    let o = run(&args, input);
+    let o = run_it();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert_eq!(stderr(&o), expected_stderr(name));
     assert_eq!(
@@ -948,10 +908,7 @@ async fn import_is_refused_while_a_server_holds_the_data_directory() {
     let server = start(&data).await;
     let d = data.clone();
     let o = tokio::task::spawn_blocking(move || {
-        run(
-            &["import", "--data-dir", path_str(&d), path_str(&file)],
-            None,
-        )
+        run(&["import", "--data-dir", path_str(&d), path_str(&file)])
     })
     .await
     .unwrap();
@@ -1046,7 +1003,7 @@ fn import_reports_bad_bytes_ignores_foreign_fields_and_keeps_upstream_deletes() 
         report.ignored_fields,
         [("started_at".to_owned(), 1), ("updatedBy".to_owned(), 1)]
     );
-    let (checks, _) = Guard::open(
+    let (guard, _) = Guard::open(
         IndexConfig::default(),
         dir.path(),
         Durability::Sync,
@@ -1060,12 +1017,12 @@ fn import_reports_bad_bytes_ignores_foreign_fields_and_keeps_upstream_deletes() 
         sensitive: true,
         agent: false,
     };
-    let deleted = checks.get(None, "IT-EDGE-0003", &caller).unwrap();
+    let deleted = guard.get(None, "IT-EDGE-0003", &caller).unwrap();
     assert_eq!(
         deleted.deleted_at.map(|t| t.to_rfc3339()),
         Some("2026-11-21T00:00:00+00:00".to_owned())
     );
-    let kept = checks.get(None, "IT-EDGE-0002", &caller).unwrap();
+    let kept = guard.get(None, "IT-EDGE-0002", &caller).unwrap();
     assert_eq!(kept.started_at.to_rfc3339(), "2026-11-20T15:00:00+00:00");
     assert_eq!(kept.updated_by, None);
 }
@@ -1157,20 +1114,17 @@ async fn a_backup_carries_the_audio_and_a_restore_checks_it() {
 
     // The backup, as the operator runs it: the records file and the audio
     // beside it, in `<file>.media`.
-    let backup = dir.path().join("checks.cgj");
-    let o = run(
-        &[
-            "backup",
-            "--data-dir",
-            path_str(&data),
-            "--to",
-            path_str(&backup),
-        ],
-        None,
-    );
+    let backup = dir.path().join("guard.cgj");
+    let o = run(&[
+        "backup",
+        "--data-dir",
+        path_str(&data),
+        "--to",
+        path_str(&backup),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let media = ops::media_dir_of(&backup);
-    assert_eq!(media, dir.path().join("checks.cgj.media"));
+    assert_eq!(media, dir.path().join("guard.cgj.media"));
     assert!(
         stdout(&o).ends_with(&format!(
             "and 2 recordings and voicemails ({} bytes) to {}\n",
@@ -1189,16 +1143,13 @@ async fn a_backup_carries_the_audio_and_a_restore_checks_it() {
     damaged[100] ^= 1;
     std::fs::write(media.join(&key_b), &damaged).unwrap();
     let restored = dir.path().join("restored");
-    let o = run(
-        &[
-            "restore",
-            "--from",
-            path_str(&backup),
-            "--data-dir",
-            path_str(&restored),
-        ],
-        None,
-    );
+    let o = run(&[
+        "restore",
+        "--from",
+        path_str(&backup),
+        "--data-dir",
+        path_str(&restored),
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
     assert!(
         stderr(&o).contains(&format!("`{}` is damaged", media.join(&key_b).display())),
@@ -1223,16 +1174,13 @@ async fn a_backup_carries_the_audio_and_a_restore_checks_it() {
 
     // Mended, it restores; the server on it serves the same audio.
     std::fs::write(media.join(&key_b), &audio_b).unwrap();
-    let o = run(
-        &[
-            "restore",
-            "--from",
-            path_str(&backup),
-            "--data-dir",
-            path_str(&restored),
-        ],
-        None,
-    );
+    let o = run(&[
+        "restore",
+        "--from",
+        path_str(&backup),
+        "--data-dir",
+        path_str(&restored),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
         stdout(&o).ends_with("and 2 recordings and voicemails, each checked against its SHA-256\n"),

@@ -9,6 +9,7 @@
 //! compared whole with the one after.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,15 +31,12 @@ use compliance_guard::request::Caller;
 use compliance_guard::server::ServeError;
 use prost::Message;
 use prost_types::{FieldMask, Struct, Timestamp, Value, value::Kind};
-use tonic::transport::{Channel, Endpoint};
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
 use crate::support::consts::MONDAY_10 as AT;
 use crate::support::library::{open_once, open_with};
+use crate::support::process::{ServeProcess, serve};
 use crate::support::server::{
-    Checks, Interactions, TestServer, checks_on, interactions_on, options,
+    Checks, Interactions, TestServer, checks_on, connect, interactions_on, options,
 };
 
 /// The journal's file header: magic, version, kind.
@@ -97,34 +95,6 @@ fn string(s: &str) -> Value {
     Value {
         kind: Some(Kind::StringValue(s.into())),
     }
-}
-
-async fn connect(addr: &str) -> Channel {
-    Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
-/// Waits until the server at `channel` reports SERVING on "".
-async fn wait_serving(channel: Channel) {
-    let mut health = HealthClient::new(channel);
-    for _ in 0..1000 {
-        let status = health
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .unwrap()
-            .get_ref()
-            .status;
-        if status == ServingStatus::Serving as i32 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the server never became SERVING");
 }
 
 async fn create(records: &mut Interactions, person: &str, i: Interaction) -> Interaction {
@@ -337,117 +307,21 @@ async fn clients(server: &TestServer) -> (Checks, Interactions) {
 
 // ---- the real binary as a subprocess ---------------------------------------
 
-/// `compliance-guard serve` as a child process; killed when dropped.
-#[cfg(unix)]
-struct ChildServer {
-    child: std::process::Child,
-    addr: String,
-    log: Arc<std::sync::Mutex<Vec<String>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-#[cfg(unix)]
-impl ChildServer {
-    fn spawn(data: &Path) -> ChildServer {
-        use std::io::{BufRead, BufReader};
-        use std::process::{Command, Stdio};
-        let mut child = Command::new(env!("CARGO_BIN_EXE_compliance-guard"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
-            .args(["--durability", "sync", "--insecure-no-auth"])
-            // The writers reserve at recorded 2025 dates.
-            .args(["--reserve-tolerance-seconds", "4000000000"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env_remove("COMPLIANCE_GUARD_API_KEY")
-            .env_remove("COMPLIANCE_GUARD_KEYS")
-            .env_remove("COMPLIANCE_GUARD_ROLES")
-            .env_remove("COMPLIANCE_GUARD_RULES")
-            .env_remove("COMPLIANCE_GUARD_HORIZON_DAYS")
-            .env_remove("COMPLIANCE_GUARD_COMPACT_AFTER")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Drain stderr on a thread, so that the server never blocks on a
-        // full pipe; the first "listening on" line gives the address.
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let lines = Arc::clone(&log);
-        let reader = std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("compliance-guard listening on ")
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(rest.split(';').next().unwrap().to_owned());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let Ok(addr) = rx.recv() else {
-            let status = child.wait().unwrap();
-            panic!(
-                "the server exited ({status:?}) without saying where it listens: {:?}",
-                log.lock().unwrap()
-            );
-        };
-        ChildServer {
-            child,
-            addr,
-            log,
-            reader: Some(reader),
-        }
-    }
-
-    /// Sends SIGKILL and waits for the process to end; returns its log.
-    fn kill_9(mut self) -> Vec<String> {
-        use std::os::unix::process::ExitStatusExt;
-        let pid = self.child.id().to_string();
-        let killed = std::process::Command::new("kill")
-            .args(["-KILL", &pid])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let status = self.child.wait().unwrap();
-        assert_eq!(status.signal(), Some(9), "{status:?}");
-        self.reader.take().unwrap().join().unwrap();
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Sends SIGTERM and waits (polling, so that this runtime keeps serving
-    /// the client side while the server drains); returns its log.
-    async fn terminate(mut self) -> Vec<String> {
-        let pid = self.child.id().to_string();
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let mut exit = None;
-        for _ in 0..3000 {
-            if let Some(e) = self.child.try_wait().unwrap() {
-                exit = Some(e);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let exit = exit.expect("the server exits after SIGTERM");
-        assert!(exit.success(), "{exit:?}");
-        self.reader.take().unwrap().join().unwrap();
-        self.log.lock().unwrap().clone()
-    }
-}
-
-#[cfg(unix)]
-impl Drop for ChildServer {
-    fn drop(&mut self) {
-        if self.reader.is_some() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// `compliance-guard serve` on `data`, `--durability sync`, open access.
+fn spawn_server(data: &Path) -> ServeProcess {
+    serve([
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--durability".as_ref(),
+        "sync".as_ref(),
+        "--insecure-no-auth".as_ref(),
+        // The writers reserve at recorded 2025 dates.
+        "--reserve-tolerance-seconds".as_ref(),
+        "4000000000".as_ref(),
+    ])
+    .spawn()
 }
 
 // ---- 1. SIGKILL while clients write ----------------------------------------
@@ -477,8 +351,8 @@ struct Written {
 /// Writes until a write fails (the server died) or `max` writes: a create
 /// (external id `w{t}-{i}`), an update of it to `failed`, a reserving Check
 /// for a new person, again and again.
-async fn writer(addr: String, t: usize, max: usize, acked: Arc<AtomicUsize>) -> Written {
-    let channel = connect(&addr).await;
+async fn writer(addr: SocketAddr, t: usize, max: usize, acked: Arc<AtomicUsize>) -> Written {
+    let channel = connect(addr).await;
     let mut records = interactions_on(channel.clone(), None);
     let mut checks = checks_on(channel, None);
     let person = format!("ext-pw{t}");
@@ -575,9 +449,10 @@ async fn acknowledged_writes_survive_a_sigkill_while_clients_write() {
     const MAX_WRITES: usize = 3_000;
     const KILL_AFTER: usize = 240;
     let data = tempfile::tempdir().unwrap();
-    let server = ChildServer::spawn(data.path());
-    let channel = connect(&server.addr).await;
-    wait_serving(channel.clone()).await;
+    let server = spawn_server(data.path());
+    let addr = server.addr();
+    server.wait_serving(addr).await;
+    let channel = connect(addr).await;
     let mut records = interactions_on(channel.clone(), None);
     let mut checks = checks_on(channel.clone(), None);
 
@@ -606,14 +481,7 @@ async fn acknowledged_writes_survive_a_sigkill_while_clients_write() {
 
     let acked = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..WRITERS)
-        .map(|t| {
-            tokio::spawn(writer(
-                server.addr.clone(),
-                t,
-                MAX_WRITES,
-                Arc::clone(&acked),
-            ))
-        })
+        .map(|t| tokio::spawn(writer(addr, t, MAX_WRITES, Arc::clone(&acked))))
         .collect();
     // Kill once enough writes are acknowledged, while the writers go on.
     while acked.load(Ordering::SeqCst) < KILL_AFTER && !tasks.iter().all(|t| t.is_finished()) {
@@ -663,9 +531,10 @@ async fn acknowledged_writes_survive_a_sigkill_while_clients_write() {
     }
 
     // Restart on the same data directory.
-    let server = ChildServer::spawn(data.path());
-    let channel = connect(&server.addr).await;
-    wait_serving(channel.clone()).await;
+    let server = spawn_server(data.path());
+    let addr = server.addr();
+    server.wait_serving(addr).await;
+    let channel = connect(addr).await;
     let mut records = interactions_on(channel.clone(), None);
     let mut checks = checks_on(channel.clone(), None);
 
