@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use compliance_guard::pb::compliance_guard_client::ComplianceGuardClient;
 use compliance_guard::pb::{CheckRequest, CheckResponse};
-use compliance_guard::reload::{ReloadStats, read_stable};
+use compliance_guard::reload::{ReloadStats, SETTLE, read_stable_with};
 use compliance_guard::rules::LoadOptions;
 use prost_types::Timestamp;
 use tonic::transport::Channel;
@@ -81,6 +81,12 @@ async fn start_in(root: tempfile::TempDir, rules: PathBuf) -> Running {
         .decision_log()
         .serving()
         .await;
+    // SERVING comes before the reloader sets its watches: an edit made in
+    // between would never be seen.
+    wait_until("the reloader watches the rules", || {
+        stats.watching.load(Ordering::SeqCst)
+    })
+    .await;
     Running {
         channel: server.channel().await,
         server,
@@ -113,15 +119,22 @@ async fn check(channel: &Channel) -> CheckResponse {
         .into_inner()
 }
 
-/// Waits until `count` reaches `at_least` (bounded: about 10 s).
-async fn wait_for(count: &std::sync::atomic::AtomicU64, at_least: u64) {
-    for _ in 0..1000 {
-        if count.load(Ordering::SeqCst) >= at_least {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+/// Waits until `done` holds; fails after a minute (only a hang takes
+/// that long).
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let limit = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(tokio::time::Instant::now() < limit, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    panic!("the reloader never got to {at_least}");
+}
+
+/// Waits until `count` reaches `at_least`.
+async fn wait_for(count: &std::sync::atomic::AtomicU64, at_least: u64) {
+    wait_until(&format!("the reloader got to {at_least}"), || {
+        count.load(Ordering::SeqCst) >= at_least
+    })
+    .await;
 }
 
 fn reg_f(dir: &Path) -> PathBuf {
@@ -276,35 +289,158 @@ async fn a_directory_renamed_over_the_old_one_is_reloaded_and_then_watched() {
     s.stop().await;
 }
 
+/// A writer of one rule file on a simulated clock, for
+/// [`read_stable_with`]: each of its steps (a moment after the first read,
+/// and the text appended then) is written when the reader's waits reach
+/// that moment, and the file's modification time is set to what it would
+/// be on the real clock (or kept as it was, `keep_mtime`), so that the
+/// reader sees exactly the ages and the texts of a slow writer without a
+/// sleep.
+struct SlowWriter {
+    path: PathBuf,
+    steps: Vec<(Duration, String)>,
+    /// Simulated time since the first read.
+    now: Duration,
+    /// The simulated moment of the last write.
+    written_at: Duration,
+    /// A modification time kept whatever is written (a copy that keeps
+    /// it, a restore); `None`: the time of the last write.
+    keep_mtime: Option<std::time::SystemTime>,
+    /// Every wait asked for, in order.
+    waits: Vec<Duration>,
+}
+
+impl SlowWriter {
+    /// Writes `first` now, to be completed by `steps`.
+    fn start(
+        path: PathBuf,
+        first: &str,
+        steps: Vec<(Duration, String)>,
+        keep_mtime: Option<std::time::SystemTime>,
+    ) -> SlowWriter {
+        std::fs::write(&path, first).unwrap();
+        let mut w = SlowWriter {
+            path,
+            steps,
+            now: Duration::ZERO,
+            written_at: Duration::ZERO,
+            keep_mtime,
+            waits: Vec::new(),
+        };
+        w.set_mtime();
+        w
+    }
+
+    fn set_mtime(&self) {
+        let mtime = self
+            .keep_mtime
+            .unwrap_or_else(|| std::time::SystemTime::now() - (self.now - self.written_at));
+        std::fs::File::options()
+            .write(true)
+            .open(&self.path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    }
+
+    /// The reader's wait: `d` passes, and what the writer did meanwhile is
+    /// done.
+    fn wait(&mut self, d: Duration) {
+        self.waits.push(d);
+        self.now += d;
+        while self.steps.first().is_some_and(|(at, _)| *at <= self.now) {
+            let (at, text) = self.steps.remove(0);
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&self.path)
+                .unwrap();
+            std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+            self.written_at = at;
+        }
+        self.set_mtime();
+    }
+}
+
+/// The shipped `us-reg-f.yaml` cut before the rules with these ids (each
+/// part valid YAML on its own), and how many rules the whole file holds.
+fn reg_f_cut_before(ids: &[&str]) -> (Vec<String>, usize) {
+    let full = std::fs::read_to_string("rules/us-reg-f.yaml").unwrap();
+    let mut parts = Vec::new();
+    let mut from = 0;
+    for id in ids {
+        let cut = full.find(&format!("  - id: {id}\n")).unwrap();
+        parts.push(full[from..cut].to_owned());
+        from = cut;
+    }
+    parts.push(full[from..].to_owned());
+    let whole = compliance_guard::rules::RuleSet::compile(
+        &[("us-reg-f.yaml".to_owned(), full.clone())],
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    (parts, whole.rules().len())
+}
+
+/// A writer that appends the rest of the file 40 ms after the first read:
+/// the first read (one rule, valid on its own) is never taken; the file is
+/// read again until it stops changing and has been left alone for
+/// `SETTLE`.
 #[test]
 fn a_half_written_file_is_never_taken_for_a_shorter_valid_one() {
     let dir = tempfile::tempdir().unwrap();
-    let full = std::fs::read_to_string("rules/us-reg-f.yaml").unwrap();
-    // The first half is valid YAML on its own: a reader that took it would
-    // load fewer rules.
-    let cut = full
-        .find("  - id: us-regf-quiet-after-conversation")
-        .unwrap();
-    let path = dir.path().join("us-reg-f.yaml");
-    std::fs::write(&path, &full[..cut]).unwrap();
-    let writer = {
-        let (path, rest) = (path.clone(), full[cut..].to_owned());
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(40));
-            let mut f = std::fs::OpenOptions::new()
-                .append(true)
-                .open(&path)
-                .unwrap();
-            std::io::Write::write_all(&mut f, rest.as_bytes()).unwrap();
-        })
-    };
-    let set = read_stable(dir.path(), &LoadOptions::default()).unwrap();
-    writer.join().unwrap();
+    let (parts, whole) = reg_f_cut_before(&["us-regf-quiet-after-conversation"]);
+    let mut writer = SlowWriter::start(
+        dir.path().join("us-reg-f.yaml"),
+        &parts[0],
+        vec![(Duration::from_millis(40), parts[1].clone())],
+        None,
+    );
+    let set = read_stable_with(dir.path(), &LoadOptions::default(), |d| writer.wait(d)).unwrap();
     assert_eq!(
         set.rules().len(),
-        9,
+        whole,
         "the whole file, not the first rule alone"
     );
+    assert!(
+        writer.steps.is_empty(),
+        "the writer finished while it was read"
+    );
+    // The first wait let SETTLE pass (the file was new), past the writer's
+    // 40 ms; the reader then waited out SETTLE after the last write (to
+    // within the real time this test took between two of its steps).
+    assert!(
+        writer.waits[0] > Duration::from_millis(40),
+        "{:?}",
+        writer.waits
+    );
+    assert!(writer.waits.len() >= 2, "{:?}", writer.waits);
+    let quiet = writer.now - writer.written_at;
+    assert!(quiet + Duration::from_millis(5) >= SETTLE, "{quiet:?}");
+}
+
+/// A copy that keeps the files' old modification times (`cp -p`, a
+/// restore) written in three parts: the times say "settled" at once, so
+/// only two reads that agree are taken.
+#[test]
+fn reads_that_differ_are_never_taken_even_when_the_files_look_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let (parts, whole) =
+        reg_f_cut_before(&["us-regf-quiet-after-conversation", "us-regf-medium-opt-out"]);
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let mut writer = SlowWriter::start(
+        dir.path().join("us-reg-f.yaml"),
+        &parts[0],
+        vec![
+            (Duration::from_millis(10), parts[1].clone()),
+            (Duration::from_millis(30), parts[2].clone()),
+        ],
+        Some(an_hour_ago),
+    );
+    let set = read_stable_with(dir.path(), &LoadOptions::default(), |d| writer.wait(d)).unwrap();
+    assert_eq!(set.rules().len(), whole, "the whole file, not a part of it");
+    assert!(writer.steps.is_empty());
+    // The shortest wait each time: one for each part, one to confirm.
+    assert_eq!(writer.waits, [Duration::from_millis(25); 3]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
