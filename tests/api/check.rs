@@ -557,9 +557,12 @@ async fn a_reserve_named_in_the_past_is_refused_beyond_the_clock_tolerance() {
         "{}",
         bad.field_violations[0].description
     );
-    // Without reserve it is a question about the past, and is answered.
+    // Without reserve it is a question about the past, and is answered
+    // for that moment, recording nothing.
     stale.reserve = false;
-    assert!(checks.check(stale).await.is_ok());
+    let answer = checks.check(stale.clone()).await.unwrap().into_inner();
+    assert_eq!(answer.at, stale.at, "{answer:?}");
+    assert!(answer.interaction_id.is_empty(), "{answer:?}");
 }
 
 /// CheckBaseline decides nothing but authenticates like Check and answers an

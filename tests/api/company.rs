@@ -178,7 +178,7 @@ async fn interactions_belong_to_the_key_company_and_previous_is_scoped_by_it() {
 
     // Creating again with an externalId another company recorded is
     // refused without returning that company's record.
-    let e = globex
+    let created = globex
         .create_interaction(CreateInteractionRequest {
             person_id: P.into(),
             interaction: Some(Interaction {
@@ -187,8 +187,13 @@ async fn interactions_belong_to_the_key_company_and_previous_is_scoped_by_it() {
             }),
             searchable: false,
         })
-        .await;
-    assert!(e.is_ok(), "a new externalId is created: {e:?}");
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(created.created, "a new externalId is created");
+    let shared = created.interaction.unwrap();
+    assert_eq!(shared.company_id.as_deref(), Some("globex"));
+    assert_eq!(shared.external_id.as_deref(), Some("shared-ext-1"));
     let e = acme
         .create_interaction(CreateInteractionRequest {
             person_id: P.into(),
@@ -202,6 +207,7 @@ async fn interactions_belong_to_the_key_company_and_previous_is_scoped_by_it() {
         .unwrap_err();
     assert_eq!(e.code(), Code::AlreadyExists, "{e:?}");
     assert!(e.message().contains("another company"), "{e:?}");
+    assert!(!e.message().contains(&shared.id), "{e:?}");
     // Unscoped, the chain is the person's whole chain, as before.
     assert_eq!(
         previous(&mut plain, &n1.id, "").await.unwrap(),

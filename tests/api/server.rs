@@ -13,7 +13,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::support::consts::PIPELINE_KEY;
+use crate::support::consts::{MONDAY_10, PIPELINE_KEY};
 use crate::support::server::{WithKey, checks_on, options, ready_server};
 
 // ---- the server as a whole ------------------------------------------------
@@ -172,9 +172,15 @@ async fn reflection_lists_both_services_and_needs_a_key() {
 async fn missing_and_wrong_keys_are_unauthenticated_but_health_is_open() {
     use compliance_guard::pb::CheckRequest;
     let server = ready_server().await;
+    // Monday 10:00 in New York: allowed, whatever the clock says.
     let request = || CheckRequest {
         person_id: "BO-AAAA-0001".into(),
         channel: "voice".into(),
+        jurisdictions: vec!["US-NY".into()],
+        at: Some(prost_types::Timestamp {
+            seconds: MONDAY_10,
+            nanos: 0,
+        }),
         ..CheckRequest::default()
     };
     let err = server
@@ -209,16 +215,20 @@ async fn missing_and_wrong_keys_are_unauthenticated_but_health_is_open() {
             Ok(req)
         },
     );
-    assert!(client.check(request()).await.is_ok());
+    let answer = client.check(request()).await.unwrap().into_inner();
+    assert!(answer.allowed, "{answer:?}");
+    assert_eq!(answer.compliance_guard_rule_id, "");
+    // Health needs no key.
     let mut health = server.health().await;
-    assert!(
-        health
-            .check(HealthCheckRequest {
-                service: String::new()
-            })
-            .await
-            .is_ok()
-    );
+    let status = health
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(status, ServingStatus::Serving as i32);
     server.stop().await.unwrap();
 }
 

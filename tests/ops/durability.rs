@@ -721,7 +721,7 @@ async fn a_journal_cut_at_any_byte_of_its_last_records_keeps_every_whole_record(
             "cut at {cut}"
         );
         // A record written after the cut is read at the next start.
-        guard
+        let (after, _) = guard
             .create("BO-CUTS-0001", &placed_input("after", 99), &caller(), now)
             .await
             .unwrap();
@@ -730,7 +730,7 @@ async fn a_journal_cut_at_any_byte_of_its_last_records_keeps_every_whole_record(
             open(dir.path()).unwrap_or_else(|e| panic!("cut at {cut}, then a write: {e}"));
         assert_eq!(replayed.cut, None, "cut at {cut}");
         assert_eq!(guard.len(), kept + 1, "cut at {cut}");
-        assert!(guard.get(None, "ext-after", &caller()).is_ok());
+        assert_eq!(guard.get(None, "ext-after", &caller()).unwrap(), after);
         drop(guard);
         cuts += 1;
     }
@@ -872,7 +872,8 @@ async fn a_flipped_byte_before_the_end_refuses_the_start_and_in_the_last_record_
         }
     );
     assert_eq!(guard.len(), exts.len() - 1);
-    assert!(guard.get(None, "ext-flip-2", &caller()).is_ok());
+    let kept = guard.get(None, "ext-flip-2", &caller()).unwrap();
+    assert_eq!(kept.external_id.as_deref(), Some("flip-2"));
     assert!(guard.get(None, "ext-flip-3", &caller()).is_err());
     assert_eq!(std::fs::metadata(&path).unwrap().len(), last.start);
 }
@@ -1187,9 +1188,9 @@ async fn a_journal_past_compact_after_is_compacted_into_a_snapshot_at_start() {
         }
     );
     assert_eq!(guard.len(), 50);
-    assert!(guard.get(None, &late.id, &caller()).is_ok());
+    assert_eq!(guard.get(None, &late.id, &caller()).unwrap().id, late.id);
     for w in &written {
-        assert!(guard.get(None, &w.id, &caller()).is_ok(), "{}", w.id);
+        assert_eq!(guard.get(None, &w.id, &caller()).unwrap().id, w.id);
     }
     drop(guard);
     assert_eq!(
