@@ -319,7 +319,7 @@ impl SlowWriter {
         keep_mtime: Option<std::time::SystemTime>,
     ) -> SlowWriter {
         std::fs::write(&path, first).unwrap();
-        let mut w = SlowWriter {
+        let w = SlowWriter {
             path,
             steps,
             now: Duration::ZERO,
