@@ -11,6 +11,8 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use compliance_guard::media::MediaConfig;
@@ -798,17 +800,43 @@ async fn delete(records: &mut Interactions, id: &str) {
         .unwrap();
 }
 
+/// Waits until the sweep has finished `n` passes in all; fails after a
+/// minute (only a sweep that never runs takes that long).
+async fn sweep_passes(passes: &AtomicU64, n: u64) {
+    let limit = tokio::time::Instant::now() + Duration::from_secs(60);
+    while passes.load(Ordering::SeqCst) < n {
+        assert!(
+            tokio::time::Instant::now() < limit,
+            "the sweep finished {} passes, not {n}",
+            passes.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until a whole pass of the sweep has run after this moment: the
+/// second pass to finish from now (the first may have begun before).
+async fn a_whole_sweep(passes: &AtomicU64) {
+    let now = passes.load(Ordering::SeqCst);
+    sweep_passes(passes, now + 2).await;
+}
+
 /// Starts a server with links and the given retention (sweeping every
 /// 100 ms), uploads a recording to a new external call, takes a link,
 /// deletes the call, and checks the audio is unreachable. Returns the
-/// server, the stored file's path.
-async fn upload_link_delete(dir: &Path, retention: Duration) -> (TestServer, std::path::PathBuf) {
+/// server, the stored file's path, and the sweep's count of passes.
+async fn upload_link_delete(
+    dir: &Path,
+    retention: Duration,
+) -> (TestServer, std::path::PathBuf, Arc<AtomicU64>) {
+    let passes = Arc::new(AtomicU64::new(0));
     let server = options()
         .data_dir(dir.join("data"))
         .sync()
         .media(MediaConfig {
             retention,
             sweep_every: Duration::from_millis(100),
+            sweep_passes: Some(Arc::clone(&passes)),
             ..MediaConfig::default()
         })
         .media_links()
@@ -835,30 +863,24 @@ async fn upload_link_delete(dir: &Path, retention: Duration) -> (TestServer, std
     let got = http(media, "GET", &path, None).await;
     assert_eq!(got.status, 404, "{}", got.text());
     assert!(got.text().contains("deleted"), "{}", got.text());
-    (server, file)
+    (server, file, passes)
 }
 
 #[tokio::test]
 async fn a_deleted_interaction_audio_is_unreachable_and_purged_after_retention() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, file) = upload_link_delete(dir.path(), Duration::ZERO).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while file.exists() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the sweep never purged {}",
-            file.display()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (server, file, passes) = upload_link_delete(dir.path(), Duration::ZERO).await;
+    a_whole_sweep(&passes).await;
+    assert!(!file.exists(), "a whole sweep left {}", file.display());
     server.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn a_deleted_interaction_audio_is_kept_on_disk_during_retention() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, file) = upload_link_delete(dir.path(), Duration::from_secs(30 * 24 * 3600)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (server, file, passes) =
+        upload_link_delete(dir.path(), Duration::from_secs(30 * 24 * 3600)).await;
+    a_whole_sweep(&passes).await;
     assert!(file.exists(), "purged before its retention");
     server.stop().await.unwrap();
 }
@@ -1217,23 +1239,19 @@ async fn after_a_restart_the_sweep_keeps_named_audio_and_removes_only_old_orphan
         media_dir(dir.path()).join(format!("{}.voicemail.{}", call.id, "1".repeat(32)));
     std::fs::write(&young_orphan, b"being written").unwrap();
 
+    let passes = Arc::new(AtomicU64::new(0));
     let server = start(
         dir.path(),
         MediaConfig {
             sweep_every: Duration::from_millis(100),
+            sweep_passes: Some(Arc::clone(&passes)),
             ..MediaConfig::default()
         },
     )
     .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while old_orphan.exists() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the sweep never removed the old orphan"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The files were there before the start: the first pass saw them all.
+    sweep_passes(&passes, 1).await;
+    assert!(!old_orphan.exists(), "the sweep left the old orphan");
     assert!(
         named.exists(),
         "the sweep removed audio an interaction names"
