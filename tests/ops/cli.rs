@@ -627,24 +627,20 @@ async fn serve_opens_the_media_listener_and_refuses_bad_media_flags() {
     ])
     .spawn();
     let media = server.media_addr();
+    // The listener answers once the history is loaded: by SERVING.
+    server.wait_serving(server.addr()).await;
+    let mut s = tokio::net::TcpStream::connect(media).await.unwrap();
+    s.write_all(b"GET /media/IT-1/recording HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
     let mut answer = String::new();
-    for _ in 0..500 {
-        // The listener answers once the history is loaded; until then the
-        // port is bound but not yet served.
-        if let Ok(mut s) = tokio::net::TcpStream::connect(&media).await {
-            s.write_all(
-                b"GET /media/IT-1/recording HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            )
-            .await
-            .unwrap();
-            answer.clear();
-            let _ = s.read_to_string(&mut answer).await;
-            if !answer.is_empty() {
-                break;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        s.read_to_string(&mut answer),
+    )
+    .await
+    .expect("the media listener answers")
+    .unwrap();
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.contains("`expires` is missing"), "{answer}");
     assert!(data.path().join("media").join("link-key").exists());
