@@ -8,9 +8,9 @@
 //! (`SOAK_SECONDS` defaults to 60; `SOAK_CLIENTS`, default 8, sets how many
 //! concurrent clients, each on its own connection; `SOAK_QUIET_SECONDS`,
 //! default a sixth of the run and at least 10, the Checks-only phase after
-//! it.)
+//! it.) `.ci/run` runs it with `SOAK_SECONDS=10`.
 //!
-//! It starts `compliance-guard serve` as a subprocess on a free port with a
+//! It starts `compliance-guard serve` as a subprocess on port 0 with a
 //! temporary data directory and the default durability (`sync`: an
 //! fdatasync before every acknowledged write), and drives it from several
 //! clients over a few thousand borrowers, each with a jurisdiction:
