@@ -347,15 +347,15 @@ async fn serve_exposes_metrics() {
         channel: "mail".into(),
         ..Default::default()
     };
-    let mut answered = false;
-    for _ in 0..500 {
-        if client.check(request.clone()).await.is_ok() {
-            answered = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert!(answered);
+    server.wait_serving(addr).await;
+    assert!(
+        client
+            .check(request.clone())
+            .await
+            .unwrap()
+            .get_ref()
+            .allowed
+    );
     // Before any write: both reload outcomes are there, at 0, and the
     // media counters too.
     let body = scrape(metrics);
@@ -432,16 +432,16 @@ async fn serve_exposes_metrics() {
         .into_inner();
     assert!(reserved.allowed, "{reserved:?}");
 
-    // The gauges are sampled every second: wait for them to catch up.
-    let mut body = String::new();
-    for _ in 0..50 {
-        body = scrape(metrics);
-        if sample(&body, "compliance_guard_interactions", &[]) == Some(2.0)
-            && sample(&body, "compliance_guard_open_reservations", &[]) == Some(1.0)
-        {
-            break;
-        }
+    // The gauges are sampled every second: wait for them to catch up (the
+    // assertions below say what was seen last if they never do).
+    let limit = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut body = scrape(metrics);
+    while (sample(&body, "compliance_guard_interactions", &[]) != Some(2.0)
+        || sample(&body, "compliance_guard_open_reservations", &[]) != Some(1.0))
+        && tokio::time::Instant::now() < limit
+    {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        body = scrape(metrics);
     }
     let get = |name: &str, labels: &[(&str, &str)]| {
         sample(&body, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?} in\n{body}"))
@@ -474,27 +474,28 @@ async fn serve_exposes_metrics() {
         ),
         1.0
     );
-    // Check latency: a real histogram, every OK Check in it, each within
-    // the top finite bucket (5 s) and none faster than it could be.
+    // Check latency: a real histogram with the buckets of SECONDS_BUCKETS,
+    // cumulative, every OK Check in it. (How fast a Check is, is for the
+    // benchmarks: docs/performance.md.)
     let check = [("rpc", "Check"), ("code", "OK")];
     let count = get("compliance_guard_rpc_duration_seconds_count", &check);
     assert_eq!(count, 4.0);
-    let inf = get(
-        "compliance_guard_rpc_duration_seconds_bucket",
-        &[("rpc", "Check"), ("code", "OK"), ("le", "+Inf")],
-    );
-    assert_eq!(inf, count);
-    let five = get(
-        "compliance_guard_rpc_duration_seconds_bucket",
-        &[("rpc", "Check"), ("code", "OK"), ("le", "5")],
-    );
-    assert_eq!(five, count, "a Check took over 5 s");
-    get(
-        "compliance_guard_rpc_duration_seconds_bucket",
-        &[("rpc", "Check"), ("code", "OK"), ("le", "0.00005")],
-    );
+    let mut below = 0.0;
+    for le in compliance_guard::server::SECONDS_BUCKETS
+        .iter()
+        .map(f64::to_string)
+        .chain(["+Inf".to_owned()])
+    {
+        let n = get(
+            "compliance_guard_rpc_duration_seconds_bucket",
+            &[("rpc", "Check"), ("code", "OK"), ("le", &le)],
+        );
+        assert!(n >= below, "le={le}: {n} < {below}");
+        below = n;
+    }
+    assert_eq!(below, count, "the +Inf bucket holds every Check");
     let sum = get("compliance_guard_rpc_duration_seconds_sum", &check);
-    assert!(sum > 0.0 && sum < 20.0, "{sum}");
+    assert!(sum > 0.0, "{sum}");
     assert_eq!(
         get(
             "compliance_guard_rpc_duration_seconds_count",
