@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use crate::support::process::{run, sample, scrape, serve, stderr, stdout};
+use crate::support::server::{checks_on, interactions_on};
 
 const BAD_RULE: &str = "rules:
   - id: bad-cap
@@ -339,9 +340,8 @@ async fn serve_exposes_metrics() {
         .connect()
         .await
         .unwrap();
-    let mut client =
-        compliance_guard::pb::compliance_guard_client::ComplianceGuardClient::new(channel.clone());
-    let mut records = compliance_guard::pb::interactions_client::InteractionsClient::new(channel);
+    let mut checks = checks_on(channel.clone(), None);
+    let mut records = interactions_on(channel, None);
     let request = CheckRequest {
         person_id: "BO-METR-0001".into(),
         channel: "mail".into(),
@@ -349,7 +349,7 @@ async fn serve_exposes_metrics() {
     };
     server.wait_serving(addr).await;
     assert!(
-        client
+        checks
             .check(request.clone())
             .await
             .unwrap()
@@ -380,14 +380,14 @@ async fn serve_exposes_metrics() {
     // A second allow, a block (a call at 23:00 in New York), a recorded
     // call for another borrower, and a reserving Check for a third.
     assert!(
-        client
+        checks
             .check(request.clone())
             .await
             .unwrap()
             .get_ref()
             .allowed
     );
-    let late = client
+    let late = checks
         .check(CheckRequest {
             person_id: "BO-METR-0001".into(),
             channel: "voice".into(),
@@ -420,7 +420,7 @@ async fn serve_exposes_metrics() {
         })
         .await
         .unwrap();
-    let reserved = client
+    let reserved = checks
         .check(CheckRequest {
             person_id: "BO-METR-0003".into(),
             channel: "mail".into(),
@@ -534,7 +534,7 @@ async fn serve_exposes_metrics() {
         );
     }
 
-    drop((client, records));
+    drop((checks, records));
     server.terminate().await;
 }
 

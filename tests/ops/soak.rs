@@ -49,8 +49,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use compliance_guard::pb::compliance_guard_client::ComplianceGuardClient;
-use compliance_guard::pb::interactions_client::InteractionsClient;
 use compliance_guard::pb::{
     CheckRequest, CreateInteractionRequest, Interaction, ListInteractionsRequest,
     ListReservationsRequest, UpdateInteractionRequest,
@@ -59,7 +57,7 @@ use prost_types::{FieldMask, Timestamp};
 use tonic::transport::Channel;
 
 use crate::support::process::{ServeProcess, sample, scrape, serve};
-use crate::support::server::connect;
+use crate::support::server::{checks_on, connect, interactions_on};
 
 /// How many borrowers the load spreads over.
 const BORROWERS: u64 = 3_000;
@@ -236,8 +234,8 @@ async fn client(
     quiet_until: Instant,
     stored: Arc<Stored>,
 ) -> Tally {
-    let mut guard = ComplianceGuardClient::new(channel.clone());
-    let mut records = InteractionsClient::new(channel);
+    let mut checks = checks_on(channel.clone(), None);
+    let mut records = interactions_on(channel, None);
     let mut rng = Rng(0x5EED_0000 + worker);
     let mut t = Tally::default();
     let mut n = 0u64;
@@ -266,7 +264,7 @@ async fn client(
                 },
                 ..CheckRequest::default()
             };
-            let answer = match guard.check(request).await {
+            let answer = match checks.check(request).await {
                 Ok(a) => a.into_inner(),
                 Err(s) => {
                     t.failures.push(format!("Check: {s:?}"));
@@ -530,7 +528,7 @@ async fn soak() {
     server.terminate().await;
     let again = Server::spawn(data.path()).await;
     let channel = again.connect().await;
-    let listed: HashSet<String> = ComplianceGuardClient::new(channel.clone())
+    let listed: HashSet<String> = checks_on(channel.clone(), None)
         .list_reservations(ListReservationsRequest::default())
         .await
         .unwrap()
@@ -540,7 +538,7 @@ async fn soak() {
         .map(|r| r.interaction_id)
         .collect();
     assert_eq!(listed, total.open, "open reservations after the restart");
-    let stored = InteractionsClient::new(channel)
+    let stored = interactions_on(channel, None)
         .list_interactions(ListInteractionsRequest {
             limit: 1,
             ..ListInteractionsRequest::default()
