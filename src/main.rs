@@ -113,7 +113,8 @@ struct ServeArgs {
     )]
     compact_after: u64,
     /// Serve Prometheus metrics at http://ADDR/metrics (for example
-    /// 127.0.0.1:9464). Unset: no metrics endpoint.
+    /// 127.0.0.1:9464; port 0 takes a free one, printed at start). Unset:
+    /// no metrics endpoint.
     #[arg(long, env = "COMPLIANCE_GUARD_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
     /// Keep no decision log (see docs/operating.md: what is lost then).
@@ -396,6 +397,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             link_ttl: std::time::Duration::from_secs(args.media_link_ttl_seconds),
             listener: None,
             public_url: args.media_public_url,
+            sweep_passes: None,
         },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -408,8 +410,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             use metrics_exporter_prometheus::Matcher;
             // Buckets make the histograms real Prometheus histograms, which
             // aggregate across instances; the default would be summaries.
-            metrics_exporter_prometheus::PrometheusBuilder::new()
-                .with_http_listener(addr)
+            let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS)
                 .and_then(|b| {
                     b.set_buckets_for_metric(
@@ -417,10 +418,22 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                         &BATCH_BUCKETS,
                     )
                 })
-                .and_then(|b| b.install())
+                .and_then(|b| b.install_recorder())
                 .with_context(|| format!("serving metrics on {addr}"))?;
+            // Bound here rather than by the exporter, so that the address
+            // actually bound (port 0 included) can be told.
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("serving metrics on {addr}"))?;
+            let bound = listener
+                .local_addr()
+                .context("reading the metrics listener's address")?;
+            tokio::spawn(serve_metrics(listener, handle));
             describe_metrics();
-            tracing::info!(%addr, "metrics at http://{addr}/metrics");
+            tracing::info!(addr = %bound, "metrics at http://{bound}/metrics");
+            if text {
+                eprintln!("compliance-guard metrics on http://{bound}/metrics");
+            }
         }
         if let Some(addr) = args.media_listen {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -453,6 +466,61 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .map_err(anyhow::Error::from)
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serves the Prometheus text exposition on `listener`, as the exporter's
+/// own HTTP listener does: `/health` answers `OK`, every other path the
+/// metrics; and runs the recorder's upkeep every 5 s, as its exporter
+/// would.
+async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+) {
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "the metrics listener could not accept a connection");
+                continue;
+            }
+        };
+        let handle = handle.clone();
+        let service =
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let handle = handle.clone();
+                async move {
+                    let body = if req.uri().path() == "/health" {
+                        "OK".to_owned()
+                    } else {
+                        tokio::task::spawn_blocking(move || handle.render())
+                            .await
+                            .unwrap_or_default()
+                    };
+                    let mut response =
+                        hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+                    response.headers_mut().insert(
+                        hyper::header::CONTENT_TYPE,
+                        hyper::header::HeaderValue::from_static("text/plain"),
+                    );
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            });
+        tokio::spawn(async move {
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await
+            {
+                tracing::warn!(error = %e, "a metrics connection failed");
+            }
+        });
+    }
 }
 
 fn import(

@@ -42,6 +42,10 @@ pub struct ReloadStats {
     pub applied: AtomicU64,
     /// Reloads refused because the set failed its check.
     pub refused: AtomicU64,
+    /// Set once the reloader has set its watches (or found that it cannot):
+    /// a change made after it is seen. A test waits for it before its
+    /// first edit.
+    pub watching: AtomicBool,
 }
 
 /// How long the files must have been left alone before they are read as
@@ -64,10 +68,22 @@ fn newest_age(sources: &[(String, String)]) -> Duration {
 /// shows as two reads that differ or as a file modified a moment ago, so a
 /// half-written file is never taken for a shorter valid one.
 pub fn read_stable(dir: &Path, opts: &LoadOptions) -> Result<RuleSet, RuleErrors> {
+    read_stable_with(dir, opts, std::thread::sleep)
+}
+
+/// [`read_stable`], with the wait between two reads given: `wait(d)` lets
+/// `d` pass (the server's sleeps). A test gives its own, to write between
+/// two reads, at a moment it chooses, and to let time pass without
+/// sleeping.
+pub fn read_stable_with(
+    dir: &Path,
+    opts: &LoadOptions,
+    mut wait: impl FnMut(Duration),
+) -> Result<RuleSet, RuleErrors> {
     let mut last = read_sources(dir)?;
     for _ in 0..MAX_READS {
         let age = newest_age(&last);
-        std::thread::sleep(SETTLE.saturating_sub(age).max(Duration::from_millis(25)));
+        wait(SETTLE.saturating_sub(age).max(Duration::from_millis(25)));
         let again = read_sources(dir)?;
         if again == last && newest_age(&again) >= SETTLE {
             return RuleSet::compile(&again, opts);
@@ -338,6 +354,7 @@ pub async fn watch(
     let replaced = Arc::new(AtomicBool::new(false));
     let watched = std::path::absolute(&dir).unwrap_or_else(|_| dir.clone());
     let mut watcher = start_watching(&watched, tx.clone(), Arc::clone(&replaced));
+    stats.watching.store(true, Ordering::SeqCst);
     #[cfg(unix)]
     {
         let hup_tx = tx.clone();

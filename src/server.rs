@@ -318,6 +318,7 @@ async fn open_media(
     }
     let sweeper = {
         let (store, retention, every) = (Arc::clone(&store), config.retention, config.sweep_every);
+        let passes = config.sweep_passes;
         tokio::spawn(async move {
             loop {
                 let (store, guard) = (Arc::clone(&store), Arc::clone(&guard));
@@ -342,6 +343,9 @@ async fn open_media(
                         tracing::warn!(error = %e, "media sweep failed; it will run again")
                     }
                     Err(e) => tracing::warn!(error = %e, "media sweep task failed"),
+                }
+                if let Some(passes) = &passes {
+                    passes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 }
                 tokio::time::sleep(every).await;
             }

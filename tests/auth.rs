@@ -18,7 +18,7 @@ use tonic::Code;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::grpc::{PIPELINE_KEY, start_on};
+use crate::support::legacy::{PIPELINE_KEY, start_on};
 
 /// What a method asks of the caller's key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

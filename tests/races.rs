@@ -19,7 +19,7 @@ use compliance_guard::pb::{
 use prost_types::Timestamp;
 use tokio::sync::Barrier;
 
-use crate::grpc::{Guard, PIPELINE_KEY, TestServer, WithKey, ready_server};
+use crate::support::legacy::{Guard, GuardClient, PIPELINE_KEY, TestServer, WithKey, ready_server};
 
 /// `us-regf-7-calls-in-7-days`: its limit and id.
 const CAP: usize = 7;

@@ -27,7 +27,9 @@ use compliance_guard::request::{CheckInput, CheckOutcome};
 use compliance_guard::restrictions::{Restriction, RestrictionInput};
 use compliance_guard::rules::{LoadOptions, RuleSet};
 
-use crate::durability::{AT, HEADER_LEN, caller, frames, journal_files, open_with, placed_input};
+use crate::ops::durability::{HEADER_LEN, caller, frames, journal_files, placed_input};
+use crate::support::consts::MONDAY_10 as AT;
+use crate::support::library::open_with;
 
 /// Placed calls, one updated and one deleted; a debt; a designated
 /// inconvenient time (a record of its own: it names days).
@@ -1012,7 +1014,7 @@ fn a_record_that_cannot_be_applied_refuses_the_start_naming_the_file_and_offset(
     w.finish().unwrap();
     // The second record starts after the header and the first frame.
     let first = std::fs::metadata(&path).unwrap().len() / 2;
-    let Err(err) = crate::durability::open_with(dir.path(), u64::MAX) else {
+    let Err(err) = crate::support::library::open_with(dir.path(), u64::MAX) else {
         panic!("a start over a record that cannot be applied must be refused");
     };
     let JournalError::Corrupt {

@@ -1,35 +1,31 @@
 //! The one integration-test binary (one link instead of one per file).
-//! Each module drives a public interface: the library API, or the command
-//! line as a subprocess.
+//!
+//! The modules are grouped by the interface they drive:
+//!
+//! - [`api`]: the real gRPC server, in this process, with real tonic
+//!   clients (`tests/api/`);
+//! - [`library`]: the library API without a server: the model, the index,
+//!   the engine and the guard (`tests/library/`);
+//! - [`ops`]: what an operator runs: the command line as a subprocess,
+//!   backup and import, durability across crashes and restarts, live
+//!   reload, and the soak test (`tests/ops/`).
+//!
+//! The rest are kept at the top: the documents, the rule files, the
+//! scenarios, the golden and compatibility corpora, recovery, the races
+//! and the access table.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod api;
+mod library;
+mod ops;
+mod support;
+
 mod auth;
-mod backup_import;
-mod cli;
 mod compat;
 mod docs;
-mod durability;
-mod engine_api;
 mod golden;
-mod grpc;
-mod grpc_cases;
-mod grpc_check;
-mod grpc_company;
-mod grpc_convo;
-mod grpc_fuzz;
-mod grpc_input;
-mod grpc_interactions;
-mod grpc_media;
-mod grpc_restrictions;
-mod grpc_searchable;
-mod index;
-mod model;
 mod races;
 mod recovery;
-mod regressions;
-mod regressions_audit;
-mod reload;
 mod rules_files;
 mod scenarios;
-mod soak;

@@ -279,6 +279,10 @@ pub struct MediaConfig {
     /// The base URL links start with (`https://media.example.com`); `None`:
     /// `http://` and the listener's address.
     pub public_url: Option<String>,
+    /// Counts the sweep's finished passes, whatever they removed; `None`
+    /// counts nothing. A test waits on it to know that a pass ran, instead
+    /// of sleeping and hoping.
+    pub sweep_passes: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Default for MediaConfig {
@@ -290,6 +294,7 @@ impl Default for MediaConfig {
             link_ttl: DEFAULT_LINK_TTL,
             listener: None,
             public_url: None,
+            sweep_passes: None,
         }
     }
 }

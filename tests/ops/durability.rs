@@ -9,19 +9,16 @@
 //! compared whole with the one after.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use compliance_guard::api::auth::Access;
 use compliance_guard::guard::Guard;
-use compliance_guard::index::IndexConfig;
-use compliance_guard::journal::{Durability, JournalError, Recovered};
+use compliance_guard::journal::{JournalError, Recovered};
 use compliance_guard::model::InteractionInput;
-use compliance_guard::pb::compliance_guard_client::ComplianceGuardClient;
-use compliance_guard::pb::interactions_client::InteractionsClient;
 use compliance_guard::pb::journal::Record;
 use compliance_guard::pb::journal::record::Op;
 use compliance_guard::pb::{
@@ -31,24 +28,21 @@ use compliance_guard::pb::{
     UpdateInteractionRequest,
 };
 use compliance_guard::request::Caller;
-use compliance_guard::server::{ServeConfig, ServeError, serve};
+use compliance_guard::server::ServeError;
 use prost::Message;
 use prost_types::{FieldMask, Struct, Timestamp, Value, value::Kind};
-use tokio::sync::oneshot;
-use tonic::transport::{Channel, Endpoint};
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
-/// Mon 2025-12-01 10:00 EST (15:00 UTC): inside every permitted-hours rule.
-pub(crate) const AT: i64 = 1_764_601_200;
+use crate::support::consts::MONDAY_10 as AT;
+use crate::support::library::{open_once, open_with};
+use crate::support::process::{ServeProcess, serve};
+use crate::support::server::{
+    Checks, Interactions, TestServer, checks_on, connect, interactions_on, options,
+};
+
 /// The journal's file header: magic, version, kind.
 pub(crate) const HEADER_LEN: u64 = 8;
 /// The first journal file of a fresh data directory.
 const FIRST_JOURNAL: &str = "journal/journal-00000000.log";
-
-type Checks = ComplianceGuardClient<Channel>;
-type Records = InteractionsClient<Channel>;
 
 fn at(seconds: i64) -> Option<Timestamp> {
     Some(Timestamp { seconds, nanos: 0 })
@@ -103,35 +97,7 @@ fn string(s: &str) -> Value {
     }
 }
 
-async fn connect(addr: &str) -> Channel {
-    Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
-/// Waits until the server at `channel` reports SERVING on "".
-async fn wait_serving(channel: Channel) {
-    let mut health = HealthClient::new(channel);
-    for _ in 0..1000 {
-        let status = health
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .unwrap()
-            .get_ref()
-            .status;
-        if status == ServingStatus::Serving as i32 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the server never became SERVING");
-}
-
-async fn create(records: &mut Records, person: &str, i: Interaction) -> Interaction {
+async fn create(records: &mut Interactions, person: &str, i: Interaction) -> Interaction {
     let r = records
         .create_interaction(CreateInteractionRequest {
             searchable: false,
@@ -145,7 +111,7 @@ async fn create(records: &mut Records, person: &str, i: Interaction) -> Interact
     r.interaction.unwrap()
 }
 
-async fn get(records: &mut Records, id: &str) -> Result<Interaction, tonic::Status> {
+async fn get(records: &mut Interactions, id: &str) -> Result<Interaction, tonic::Status> {
     Ok(records
         .get_interaction(GetInteractionRequest {
             searchable: false,
@@ -158,7 +124,7 @@ async fn get(records: &mut Records, id: &str) -> Result<Interaction, tonic::Stat
         .unwrap())
 }
 
-async fn list(records: &mut Records, person: &str) -> ListInteractionsResponse {
+async fn list(records: &mut Interactions, person: &str) -> ListInteractionsResponse {
     records
         .list_interactions(ListInteractionsRequest {
             person_id: person.into(),
@@ -251,41 +217,6 @@ pub(crate) fn caller() -> Caller {
     }
 }
 
-/// Opens a data directory once, as a server would.
-fn open_once(dir: &Path, compact_after: u64) -> Result<(Guard, Recovered), JournalError> {
-    Guard::open(
-        IndexConfig::default(),
-        dir,
-        Durability::Sync,
-        compact_after,
-        |_| {},
-    )
-}
-
-/// How many times a reopen in this process retries a `Locked` refusal.
-///
-/// The `LOCK` file's descriptor is close-on-exec, but while another test
-/// in this process spawns a child, the child holds a copy of every
-/// descriptor between its fork and its exec; a lock released here in that
-/// window stays held until the exec. A server (one per process) never
-/// meets this; tests that close and reopen a directory in one process do.
-const LOCK_RETRIES: usize = 500;
-
-/// Opens a data directory that this process closed just before (see
-/// [`LOCK_RETRIES`]).
-pub(crate) fn open_with(
-    dir: &Path,
-    compact_after: u64,
-) -> Result<(Guard, Recovered), JournalError> {
-    for _ in 0..LOCK_RETRIES {
-        match open_once(dir, compact_after) {
-            Err(JournalError::Locked(_)) => std::thread::sleep(Duration::from_millis(5)),
-            other => return other,
-        }
-    }
-    open_once(dir, compact_after)
-}
-
 fn open(dir: &Path) -> Result<(Guard, Recovered), JournalError> {
     open_with(dir, u64::MAX)
 }
@@ -346,232 +277,51 @@ pub(crate) fn journal_files(data: &Path) -> Vec<String> {
 
 // ---- an in-process server on a data directory we keep ----------------------
 
-/// A server run in this process on a data directory the test controls, so
-/// that it can be stopped and started again on the same directory.
-struct InProcess {
-    addr: String,
-    shutdown: Option<oneshot::Sender<()>>,
-    handle: Option<tokio::task::JoinHandle<Result<(), ServeError>>>,
+/// A server in this process on `data_dir` (open access, `Sync`), not yet
+/// SERVING: for a start that must be refused.
+async fn start_on(data_dir: &Path, compact_after: u64) -> TestServer {
+    options()
+        .data_dir(data_dir)
+        .open()
+        .sync()
+        .compact_after(compact_after)
+        .start()
+        .await
 }
 
-async fn start_on(data_dir: &Path, compact_after: u64) -> InProcess {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let config = ServeConfig {
-        rules_dir: PathBuf::from("rules"),
-        data_dir: data_dir.to_owned(),
-        access: Access::Open,
-        tls: None,
-        index: IndexConfig::default(),
-        roles: None,
-        durability: Durability::Sync,
-        compact_after,
-        reload: None,
-        decision_log: None,
-        shutdown_grace: Duration::from_secs(5),
-        hold_until: None,
-        reserve_tolerance: Duration::from_secs(u32::MAX.into()),
-        media: Default::default(),
-    };
-    let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(serve(config, listener, async move {
-        let _ = rx.await;
-    }));
-    InProcess {
-        addr,
-        shutdown: Some(tx),
-        handle: Some(handle),
-    }
+/// A server in this process on `data_dir` (open access, `Sync`), SERVING.
+async fn start_ready(data_dir: &Path, compact_after: u64) -> TestServer {
+    options()
+        .data_dir(data_dir)
+        .open()
+        .sync()
+        .compact_after(compact_after)
+        .serving()
+        .await
 }
 
-/// Starts a server on a data directory and waits until it is SERVING,
-/// starting it again if the directory was still locked by this process's
-/// copy of a descriptor in a child between fork and exec (see
-/// [`LOCK_RETRIES`]).
-async fn start_ready(data_dir: &Path, compact_after: u64) -> InProcess {
-    for _ in 0..LOCK_RETRIES {
-        let mut server = start_on(data_dir, compact_after).await;
-        match server.serving().await {
-            Ok(()) => return server,
-            Err(ServeError::Journal(JournalError::Locked(_))) => {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            Err(e) => panic!("the server did not start: {e}"),
-        }
-    }
-    panic!("the data directory stayed locked")
-}
-
-impl InProcess {
-    /// Waits until the server is SERVING, or returns what `serve` returned
-    /// if it stopped first.
-    async fn serving(&mut self) -> Result<(), ServeError> {
-        let channel = Endpoint::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect_lazy();
-        let mut health = HealthClient::new(channel);
-        for _ in 0..1000 {
-            if self.handle.as_ref().unwrap().is_finished() {
-                let result = self.handle.take().unwrap().await.unwrap();
-                self.shutdown = None;
-                return Err(result.expect_err("serve returned Ok before it was stopped"));
-            }
-            let status = health
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await
-                .map(|r| r.get_ref().status);
-            if matches!(status, Ok(s) if s == ServingStatus::Serving as i32) {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("the server never became SERVING");
-    }
-
-    async fn clients(&self) -> (Checks, Records) {
-        let channel = connect(&self.addr).await;
-        (
-            ComplianceGuardClient::new(channel.clone()),
-            InteractionsClient::new(channel),
-        )
-    }
-
-    async fn stop(mut self) -> Result<(), ServeError> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        self.handle.take().unwrap().await.unwrap()
-    }
-
-    /// Waits for `serve` to return on its own (a refused start).
-    async fn join(mut self) -> Result<(), ServeError> {
-        self.handle.take().unwrap().await.unwrap()
-    }
-}
-
-impl Drop for InProcess {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
+/// Its clients, without a key (access is open).
+async fn clients(server: &TestServer) -> (Checks, Interactions) {
+    (server.checks().await, server.interactions().await)
 }
 
 // ---- the real binary as a subprocess ---------------------------------------
 
-/// `compliance-guard serve` as a child process; killed when dropped.
-#[cfg(unix)]
-struct ChildServer {
-    child: std::process::Child,
-    addr: String,
-    log: Arc<std::sync::Mutex<Vec<String>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-#[cfg(unix)]
-impl ChildServer {
-    fn spawn(data: &Path) -> ChildServer {
-        use std::io::{BufRead, BufReader};
-        use std::process::{Command, Stdio};
-        let mut child = Command::new(env!("CARGO_BIN_EXE_compliance-guard"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
-            .args(["--durability", "sync", "--insecure-no-auth"])
-            // The writers reserve at recorded 2025 dates.
-            .args(["--reserve-tolerance-seconds", "4000000000"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env_remove("COMPLIANCE_GUARD_API_KEY")
-            .env_remove("COMPLIANCE_GUARD_KEYS")
-            .env_remove("COMPLIANCE_GUARD_ROLES")
-            .env_remove("COMPLIANCE_GUARD_RULES")
-            .env_remove("COMPLIANCE_GUARD_HORIZON_DAYS")
-            .env_remove("COMPLIANCE_GUARD_COMPACT_AFTER")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Drain stderr on a thread, so that the server never blocks on a
-        // full pipe; the first "listening on" line gives the address.
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let lines = Arc::clone(&log);
-        let reader = std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("compliance-guard listening on ")
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(rest.split(';').next().unwrap().to_owned());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let Ok(addr) = rx.recv() else {
-            let status = child.wait().unwrap();
-            panic!(
-                "the server exited ({status:?}) without saying where it listens: {:?}",
-                log.lock().unwrap()
-            );
-        };
-        ChildServer {
-            child,
-            addr,
-            log,
-            reader: Some(reader),
-        }
-    }
-
-    /// Sends SIGKILL and waits for the process to end; returns its log.
-    fn kill_9(mut self) -> Vec<String> {
-        use std::os::unix::process::ExitStatusExt;
-        let pid = self.child.id().to_string();
-        let killed = std::process::Command::new("kill")
-            .args(["-KILL", &pid])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let status = self.child.wait().unwrap();
-        assert_eq!(status.signal(), Some(9), "{status:?}");
-        self.reader.take().unwrap().join().unwrap();
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Sends SIGTERM and waits (polling, so that this runtime keeps serving
-    /// the client side while the server drains); returns its log.
-    async fn terminate(mut self) -> Vec<String> {
-        let pid = self.child.id().to_string();
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let mut exit = None;
-        for _ in 0..3000 {
-            if let Some(e) = self.child.try_wait().unwrap() {
-                exit = Some(e);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let exit = exit.expect("the server exits after SIGTERM");
-        assert!(exit.success(), "{exit:?}");
-        self.reader.take().unwrap().join().unwrap();
-        self.log.lock().unwrap().clone()
-    }
-}
-
-#[cfg(unix)]
-impl Drop for ChildServer {
-    fn drop(&mut self) {
-        if self.reader.is_some() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// `compliance-guard serve` on `data`, `--durability sync`, open access.
+fn spawn_server(data: &Path) -> ServeProcess {
+    serve([
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--durability".as_ref(),
+        "sync".as_ref(),
+        "--insecure-no-auth".as_ref(),
+        // The writers reserve at recorded 2025 dates.
+        "--reserve-tolerance-seconds".as_ref(),
+        "4000000000".as_ref(),
+    ])
+    .spawn()
 }
 
 // ---- 1. SIGKILL while clients write ----------------------------------------
@@ -601,10 +351,10 @@ struct Written {
 /// Writes until a write fails (the server died) or `max` writes: a create
 /// (external id `w{t}-{i}`), an update of it to `failed`, a reserving Check
 /// for a new person, again and again.
-async fn writer(addr: String, t: usize, max: usize, acked: Arc<AtomicUsize>) -> Written {
-    let channel = connect(&addr).await;
-    let mut records = InteractionsClient::new(channel.clone());
-    let mut checks = ComplianceGuardClient::new(channel);
+async fn writer(addr: SocketAddr, t: usize, max: usize, acked: Arc<AtomicUsize>) -> Written {
+    let channel = connect(addr).await;
+    let mut records = interactions_on(channel.clone(), None);
+    let mut checks = checks_on(channel, None);
     let person = format!("ext-pw{t}");
     let mut out = Written::default();
     for i in 0..max {
@@ -699,11 +449,12 @@ async fn acknowledged_writes_survive_a_sigkill_while_clients_write() {
     const MAX_WRITES: usize = 3_000;
     const KILL_AFTER: usize = 240;
     let data = tempfile::tempdir().unwrap();
-    let server = ChildServer::spawn(data.path());
-    let channel = connect(&server.addr).await;
-    wait_serving(channel.clone()).await;
-    let mut records = InteractionsClient::new(channel.clone());
-    let mut checks = ComplianceGuardClient::new(channel.clone());
+    let server = spawn_server(data.path());
+    let addr = server.addr();
+    server.wait_serving(addr).await;
+    let channel = connect(addr).await;
+    let mut records = interactions_on(channel.clone(), None);
+    let mut checks = checks_on(channel.clone(), None);
 
     // A fixed history and two fixed proposals: one blocked by the 7-call
     // cap (with the calls it counted), one allowed.
@@ -730,14 +481,7 @@ async fn acknowledged_writes_survive_a_sigkill_while_clients_write() {
 
     let acked = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..WRITERS)
-        .map(|t| {
-            tokio::spawn(writer(
-                server.addr.clone(),
-                t,
-                MAX_WRITES,
-                Arc::clone(&acked),
-            ))
-        })
+        .map(|t| tokio::spawn(writer(addr, t, MAX_WRITES, Arc::clone(&acked))))
         .collect();
     // Kill once enough writes are acknowledged, while the writers go on.
     while acked.load(Ordering::SeqCst) < KILL_AFTER && !tasks.iter().all(|t| t.is_finished()) {
@@ -787,11 +531,12 @@ async fn acknowledged_writes_survive_a_sigkill_while_clients_write() {
     }
 
     // Restart on the same data directory.
-    let server = ChildServer::spawn(data.path());
-    let channel = connect(&server.addr).await;
-    wait_serving(channel.clone()).await;
-    let mut records = InteractionsClient::new(channel.clone());
-    let mut checks = ComplianceGuardClient::new(channel.clone());
+    let server = spawn_server(data.path());
+    let addr = server.addr();
+    server.wait_serving(addr).await;
+    let channel = connect(addr).await;
+    let mut records = interactions_on(channel.clone(), None);
+    let mut checks = checks_on(channel.clone(), None);
 
     for (t, w) in written.iter().enumerate() {
         let update_in_flight = match &w.in_flight {
@@ -976,7 +721,7 @@ async fn a_journal_cut_at_any_byte_of_its_last_records_keeps_every_whole_record(
             "cut at {cut}"
         );
         // A record written after the cut is read at the next start.
-        guard
+        let (after, _) = guard
             .create("BO-CUTS-0001", &placed_input("after", 99), &caller(), now)
             .await
             .unwrap();
@@ -985,7 +730,7 @@ async fn a_journal_cut_at_any_byte_of_its_last_records_keeps_every_whole_record(
             open(dir.path()).unwrap_or_else(|e| panic!("cut at {cut}, then a write: {e}"));
         assert_eq!(replayed.cut, None, "cut at {cut}");
         assert_eq!(guard.len(), kept + 1, "cut at {cut}");
-        assert!(guard.get(None, "ext-after", &caller()).is_ok());
+        assert_eq!(guard.get(None, "ext-after", &caller()).unwrap(), after);
         drop(guard);
         cuts += 1;
     }
@@ -1127,7 +872,8 @@ async fn a_flipped_byte_before_the_end_refuses_the_start_and_in_the_last_record_
         }
     );
     assert_eq!(guard.len(), exts.len() - 1);
-    assert!(guard.get(None, "ext-flip-2", &caller()).is_ok());
+    let kept = guard.get(None, "ext-flip-2", &caller()).unwrap();
+    assert_eq!(kept.external_id.as_deref(), Some("flip-2"));
     assert!(guard.get(None, "ext-flip-3", &caller()).is_err());
     assert_eq!(std::fs::metadata(&path).unwrap().len(), last.start);
 }
@@ -1143,7 +889,7 @@ async fn a_flipped_byte_before_the_end_refuses_the_start_and_in_the_last_record_
 async fn updates_deletes_debts_and_links_survive_a_restart_exactly() {
     let data = tempfile::tempdir().unwrap();
     let server = start_ready(data.path(), 1_000_000).await;
-    let (mut checks, mut records) = server.clients().await;
+    let (mut checks, mut records) = clients(&server).await;
 
     // A person known by two names, with one account of two loans.
     let linked = checks
@@ -1290,7 +1036,7 @@ async fn updates_deletes_debts_and_links_survive_a_restart_exactly() {
     server.stop().await.unwrap();
 
     let server = start_ready(data.path(), 1_000_000).await;
-    let (mut checks, mut records) = server.clients().await;
+    let (mut checks, mut records) = clients(&server).await;
     for (id, was) in ids.iter().zip(&stored) {
         assert_eq!(&get(&mut records, id).await.unwrap(), was, "{id}");
     }
@@ -1336,7 +1082,7 @@ async fn updates_deletes_debts_and_links_survive_a_restart_exactly() {
 async fn a_second_server_on_the_same_data_directory_is_refused() {
     let data = tempfile::tempdir().unwrap();
     let first = start_ready(data.path(), 1_000_000).await;
-    let (_, mut records) = first.clients().await;
+    let (_, mut records) = clients(&first).await;
     let kept = create(&mut records, "BO-LOCK-0001", placed_call("L1", 60)).await;
 
     let second = start_on(data.path(), 1_000_000).await;
@@ -1363,7 +1109,7 @@ async fn a_second_server_on_the_same_data_directory_is_refused() {
     first.stop().await.unwrap();
 
     let third = start_ready(data.path(), 1_000_000).await;
-    let (_, mut records) = third.clients().await;
+    let (_, mut records) = clients(&third).await;
     assert_eq!(get(&mut records, &kept.id).await.unwrap(), kept);
     assert_eq!(get(&mut records, &more.id).await.unwrap(), more);
     drop(records);
@@ -1380,7 +1126,7 @@ async fn a_second_server_on_the_same_data_directory_is_refused() {
 async fn a_journal_past_compact_after_is_compacted_into_a_snapshot_at_start() {
     let data = tempfile::tempdir().unwrap();
     let server = start_ready(data.path(), 10).await;
-    let (_, mut records) = server.clients().await;
+    let (_, mut records) = clients(&server).await;
     let mut written = Vec::new();
     // One person record, then 49 interaction records: 50 in all.
     for m in 0..49 {
@@ -1418,7 +1164,7 @@ async fn a_journal_past_compact_after_is_compacted_into_a_snapshot_at_start() {
         frames(&fresh, 0).is_empty(),
         "the new journal holds a header only"
     );
-    let (_, mut records) = server.clients().await;
+    let (_, mut records) = clients(&server).await;
     for w in &written {
         assert_eq!(&get(&mut records, &w.id).await.unwrap(), w);
     }
@@ -1446,9 +1192,9 @@ async fn a_journal_past_compact_after_is_compacted_into_a_snapshot_at_start() {
         }
     );
     assert_eq!(guard.len(), 50);
-    assert!(guard.get(None, &late.id, &caller()).is_ok());
+    assert_eq!(guard.get(None, &late.id, &caller()).unwrap().id, late.id);
     for w in &written {
-        assert!(guard.get(None, &w.id, &caller()).is_ok(), "{}", w.id);
+        assert_eq!(guard.get(None, &w.id, &caller()).unwrap().id, w.id);
     }
     drop(guard);
     assert_eq!(
@@ -1461,7 +1207,7 @@ async fn a_journal_past_compact_after_is_compacted_into_a_snapshot_at_start() {
     );
 
     let server = start_ready(data.path(), 10).await;
-    let (_, mut records) = server.clients().await;
+    let (_, mut records) = clients(&server).await;
     assert_eq!(get(&mut records, &late.id).await.unwrap(), late);
     assert_eq!(list(&mut records, "BO-CMPC-0001").await.total, 50);
     drop(records);

@@ -7,6 +7,8 @@ use compliance_guard::model::{
     AnyId, InteractionInput, Status, StatusDetails, ValidationError, is_any_id,
 };
 
+use crate::support::consts::{P, Q};
+
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 3, 5, 14, 30, 0).unwrap()
 }
@@ -50,9 +52,6 @@ fn entry_ids(index: &Index, person: &str) -> Vec<String> {
         .map(|e| view.interaction_id(e.key).to_owned())
         .collect()
 }
-
-const P: &str = "BO-AAAA-0001";
-const Q: &str = "BO-AAAA-0002";
 
 #[test]
 fn create_assigns_it_ids_in_any_id_form() {

@@ -42,7 +42,7 @@ fn rv_cooldown_days_overflow() {
 }
 
 mod wi {
-    use chrono::{Duration, Utc};
+    use chrono::{DateTime, Duration, TimeZone, Utc};
     use compliance_guard::guard::Guard;
     use compliance_guard::index::IndexConfig;
     use compliance_guard::journal::Durability;
@@ -127,6 +127,13 @@ mod wi {
         }
     }
 
+    /// Tue 2025-12-02 10:00 in New York: the moment of the first write.
+    /// Each test's writes and Checks come one second after another, so that
+    /// their order is their times', not the clock's.
+    pub fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 12, 2, 15, 0, 0).unwrap()
+    }
+
     pub fn close(g: Logged) {
         g.log.close();
         drop(g);
@@ -137,7 +144,7 @@ mod wi {
         let rules = rules_dir("debt");
         let data = tempfile::tempdir().unwrap();
         let g = open(data.path(), rules.path());
-        let now = Utc::now();
+        let now = t0();
         let rec = InteractionInput {
             channel: Some("voice".into()),
             direction: Some("outbound".into()),
@@ -150,21 +157,26 @@ mod wi {
         g.create("BO-WHAT-0001", &rec, &caller(), now)
             .await
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(20));
         let live = g
-            .check(&call("LN-2"), &caller(), Utc::now(), None)
+            .check(&call("LN-2"), &caller(), now + Duration::seconds(1), None)
             .await
             .unwrap();
         assert!(live.decision.allowed, "LN-2 is another debt: allowed live");
-        std::thread::sleep(std::time::Duration::from_millis(20));
         g.declare_debt(
             "BO-WHAT-0001",
             "D-1",
             &["LN-1".into(), "LN-2".into()],
-            Utc::now(),
+            now + Duration::seconds(2),
         )
         .await
         .unwrap();
+        // Control: after the declaration the same Check is blocked by the
+        // call on LN-1, now the same debt.
+        let after = g
+            .check(&call("LN-2"), &caller(), now + Duration::seconds(3), None)
+            .await
+            .unwrap();
+        assert_eq!(after.decision.rule_id.as_deref(), Some("one-call-a-day"));
         close(g);
         let r = compliance_guard::whatif::what_if(
             rules.path(),
@@ -174,12 +186,15 @@ mod wi {
             None,
         )
         .unwrap();
-        println!("{r:?}");
-        assert_eq!(r.decisions, 1);
+        assert_eq!(r.decisions, 2, "{r:?}");
+        assert_eq!(
+            r.before.get("one-call-a-day"),
+            Some(&1),
+            "only the Check after the declaration is blocked when replayed: {r:?}"
+        );
         assert!(
-            r.before.is_empty(),
-            "the live decision had no violation, replay says {:?}",
-            r.before
+            r.newly_blocked.is_empty() && r.newly_allowed.is_empty(),
+            "{r:?}"
         );
     }
 
@@ -191,23 +206,24 @@ mod wi {
         let mut reserve = call("LN-1");
         reserve.reserve = true;
         reserve.request_id = "r1".into();
-        let first = g
-            .check(&reserve, &caller(), Utc::now(), None)
-            .await
-            .unwrap();
+        let now = t0();
+        let first = g.check(&reserve, &caller(), now, None).await.unwrap();
         assert!(first.decision.allowed && first.interaction_id.is_some());
-        std::thread::sleep(std::time::Duration::from_millis(20));
         let second = g
-            .check(&call("LN-1"), &caller(), Utc::now(), None)
+            .check(&call("LN-1"), &caller(), now + Duration::seconds(1), None)
             .await
             .unwrap();
-        assert!(!second.decision.allowed, "blocked live by the reservation");
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(
+            second.decision.rule_id.as_deref(),
+            Some("one-call-a-day"),
+            "blocked live by the reservation"
+        );
         let retry = g
-            .check(&reserve, &caller(), Utc::now(), None)
+            .check(&reserve, &caller(), now + Duration::seconds(2), None)
             .await
             .unwrap();
         assert!(retry.repeated);
+        assert_eq!(retry.interaction_id, first.interaction_id);
         close(g);
         let r = compliance_guard::whatif::what_if(
             rules.path(),
@@ -217,11 +233,14 @@ mod wi {
             None,
         )
         .unwrap();
-        println!("{r:?}");
+        assert_eq!(
+            r.decisions, 2,
+            "the retry is not a decision of its own: {r:?}"
+        );
         assert_eq!(
             r.before.get("one-call-a-day"),
             Some(&1),
-            "one Check was blocked live"
+            "one Check was blocked live: {r:?}"
         );
     }
 
@@ -233,15 +252,14 @@ mod wi {
         let mut reserve = call("LN-1");
         reserve.reserve = true;
         reserve.request_id = "r1".into();
-        g.check(&reserve, &caller(), Utc::now(), None)
-            .await
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        let now = t0();
+        let first = g.check(&reserve, &caller(), now, None).await.unwrap();
+        assert!(first.decision.allowed, "{:?}", first.decision);
         let second = g
-            .check(&call("LN-1"), &caller(), Utc::now(), None)
+            .check(&call("LN-1"), &caller(), now + Duration::seconds(1), None)
             .await
             .unwrap();
-        assert!(!second.decision.allowed);
+        assert_eq!(second.decision.rule_id.as_deref(), Some("one-call-a-day"));
         close(g);
         let r = compliance_guard::whatif::what_if(
             rules.path(),
@@ -251,38 +269,64 @@ mod wi {
             None,
         )
         .unwrap();
-        println!("{r:?}");
-        assert_eq!(r.before.get("one-call-a-day"), Some(&1));
+        assert_eq!(r.decisions, 2, "{r:?}");
+        assert_eq!(
+            r.before.get("one-call-a-day"),
+            Some(&1),
+            "the reserving Check is decided before its own reservation: {r:?}"
+        );
     }
 
+    /// The bytes and lines in the decision log of `data`.
+    fn on_disk(data: &std::path::Path) -> (usize, usize) {
+        let (mut bytes, mut lines) = (0, 0);
+        for e in std::fs::read_dir(data.join("decisions")).unwrap() {
+            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            bytes += text.len();
+            lines += text.lines().count();
+        }
+        (bytes, lines)
+    }
+
+    /// The writer flushes at least once a second while lines keep coming.
+    /// Before the fix it waited for a second without a line, so under a
+    /// Check every 300 ms nothing reached the disk until the log was
+    /// closed. At most eight Checks are sent, fewer bytes than the writer's
+    /// buffer holds (asserted below), so a line on disk can only have come
+    /// from a flush, not from a full buffer.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn rv_decision_log_never_flushed_under_steady_traffic() {
+        const CHECKS: usize = 8;
         let rules = rules_dir("borrower");
         let data = tempfile::tempdir().unwrap();
         let g = open(data.path(), rules.path());
-        for _ in 0..10 {
+        let mut sent = 0;
+        while sent < CHECKS && on_disk(data.path()).1 == 0 {
             g.check(&call("LN-9"), &caller(), Utc::now(), None)
                 .await
                 .unwrap();
-            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            sent += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         }
-        let mut on_disk = 0;
-        for e in std::fs::read_dir(data.path().join("decisions")).unwrap() {
-            on_disk += std::fs::read_to_string(e.unwrap().path())
-                .unwrap()
-                .lines()
-                .count();
-        }
+        let flushed = on_disk(data.path()).1;
         close(g);
-        // Before the fix nothing reached the disk until close. The bound is
-        // loose so that a loaded machine cannot make it fail.
+        let (bytes, lines) = on_disk(data.path());
+        assert_eq!(lines, sent, "closing writes the rest");
         assert!(
-            on_disk >= 2,
-            "lines older than 1 s should be flushed; on disk: {on_disk}"
+            bytes < 8 * 1024,
+            "{bytes} bytes: the buffer could have filled"
+        );
+        assert!(
+            flushed > 0,
+            "nothing on disk after {sent} Checks 300 ms apart"
         );
     }
 }
 
+/// A rule file whose modification time is in the future (copied from a
+/// clock ahead of ours) cannot say how long ago it was written: it counts
+/// as settled, so two reads that agree are taken after the shortest wait,
+/// instead of reading until the reads run out.
 #[test]
 fn rv_read_stable_future_mtime() {
     let d = tempfile::tempdir().unwrap();
@@ -299,16 +343,14 @@ fn rv_read_stable_future_mtime() {
     f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(3600))
         .unwrap();
     drop(f);
-    let t = std::time::Instant::now();
-    let r = compliance_guard::reload::read_stable(d.path(), &LoadOptions::default());
-    println!(
-        "{:?} after {:?}",
-        r.as_ref()
-            .map(|s| s.version().to_owned())
-            .map_err(|e| e.to_string()),
-        t.elapsed()
-    );
-    assert!(r.is_ok());
+    let mut waits = Vec::new();
+    let set = compliance_guard::reload::read_stable_with(d.path(), &LoadOptions::default(), |w| {
+        waits.push(w)
+    })
+    .unwrap();
+    assert_eq!(waits, [std::time::Duration::from_millis(25)]);
+    let direct = RuleSet::load_dir(d.path(), &LoadOptions::default()).unwrap();
+    assert_eq!(set.version(), direct.version());
 }
 
 #[test]

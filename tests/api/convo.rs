@@ -5,8 +5,6 @@
 //! refusals, and the conversation surviving restarts (journal and
 //! snapshot).
 
-use std::path::Path;
-
 use compliance_guard::pb::{
     CloseInteractionConvoRequest, GetInteractionConvoRequest, GetInteractionRequest, Interaction,
     InteractionConvo, JoinInteractionConvoRequest, LeaveInteractionConvoRequest,
@@ -14,18 +12,8 @@ use compliance_guard::pb::{
 use prost_types::Timestamp;
 use tonic::{Code, Status};
 
-use crate::grpc::{AUDITOR_KEY, PIPELINE_KEY, Records};
-
-/// An agent's key.
-const ANN_KEY: &str = "ann-agent-key-0123456789abcdef0123456789";
-/// Another agent's key.
-const BOB_KEY: &str = "bob-agent-key-0123456789abcdef0123456789";
-/// A third agent's key.
-const CAT_KEY: &str = "cat-agent-key-0123456789abcdef0123456789";
-
-const P: &str = "BO-AAAA-0001";
-/// Mon 2020-03-02 14:00 UTC.
-const T0: i64 = 1_583_157_600;
+use crate::support::consts::{ANN_KEY, AUDITOR_KEY, BOB_KEY, CAT_KEY, P, T0};
+use crate::support::server::{Interactions, start_on};
 
 fn message(channel: &str) -> Interaction {
     Interaction {
@@ -40,21 +28,11 @@ fn message(channel: &str) -> Interaction {
     }
 }
 
-/// A server on a data directory the test keeps, so that it can be
-/// restarted on it. The pipeline and the auditor are not agents; ann, bob
-/// and cat are.
-async fn start_on(dir: &Path, compact_after: u64) -> crate::grpc::Restartable {
-    let keys = format!(
-        "keys:\n  - name: pipeline\n    key: {PIPELINE_KEY}\n  - name: auditor\n    key: {AUDITOR_KEY}\n    sensitive: true\n  - name: ann\n    key: {ANN_KEY}\n    agent: true\n  - name: bob\n    key: {BOB_KEY}\n    agent: true\n  - name: cat\n    key: {CAT_KEY}\n    agent: true\n    sensitive: false\n"
-    );
-    crate::grpc::start_on(dir, &keys, compact_after).await
+async fn create(records: &mut Interactions, i: Interaction) -> Interaction {
+    crate::support::server::create_in(records, P, i).await
 }
 
-async fn create(records: &mut Records, i: Interaction) -> Interaction {
-    crate::grpc::create_in(records, P, i).await
-}
-
-async fn get(records: &mut Records, id: &str) -> Result<InteractionConvo, Status> {
+async fn get(records: &mut Interactions, id: &str) -> Result<InteractionConvo, Status> {
     Ok(records
         .get_interaction_convo(GetInteractionConvoRequest {
             interaction_id: id.into(),
@@ -67,7 +45,7 @@ async fn get(records: &mut Records, id: &str) -> Result<InteractionConvo, Status
 }
 
 async fn join(
-    records: &mut Records,
+    records: &mut Interactions,
     id: &str,
     join_type: &str,
 ) -> Result<InteractionConvo, Status> {
@@ -83,7 +61,7 @@ async fn join(
         .unwrap())
 }
 
-async fn leave(records: &mut Records, id: &str) -> Result<InteractionConvo, Status> {
+async fn leave(records: &mut Interactions, id: &str) -> Result<InteractionConvo, Status> {
     Ok(records
         .leave_interaction_convo(LeaveInteractionConvoRequest {
             interaction_id: id.into(),
@@ -95,7 +73,7 @@ async fn leave(records: &mut Records, id: &str) -> Result<InteractionConvo, Stat
         .unwrap())
 }
 
-async fn close(records: &mut Records, id: &str) -> Result<InteractionConvo, Status> {
+async fn close(records: &mut Interactions, id: &str) -> Result<InteractionConvo, Status> {
     Ok(records
         .close_interaction_convo(CloseInteractionConvoRequest {
             interaction_id: id.into(),
@@ -128,10 +106,10 @@ fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
 async fn agents_join_solo_add_takeover_and_leave() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_on(dir.path(), 1_000_000).await;
-    let mut pipeline = server.records(PIPELINE_KEY).await;
-    let mut ann = server.records(ANN_KEY).await;
-    let mut bob = server.records(BOB_KEY).await;
-    let mut cat = server.records(CAT_KEY).await;
+    let mut pipeline = server.interactions().await;
+    let mut ann = server.interactions_as(ANN_KEY).await;
+    let mut bob = server.interactions_as(BOB_KEY).await;
+    let mut cat = server.interactions_as(CAT_KEY).await;
     let text = create(&mut pipeline, message("text")).await;
 
     // Nobody in it yet.
@@ -179,16 +157,16 @@ async fn agents_join_solo_add_takeover_and_leave() {
     let e = join(&mut ann, &text.id, "merge").await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     assert!(e.message().contains("joinType"), "{}", e.message());
-    server.stop().await;
+    server.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn only_agents_join_and_only_text_and_chat_have_a_conversation() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_on(dir.path(), 1_000_000).await;
-    let mut pipeline = server.records(PIPELINE_KEY).await;
-    let mut auditor = server.records(AUDITOR_KEY).await;
-    let mut ann = server.records(ANN_KEY).await;
+    let mut pipeline = server.interactions().await;
+    let mut auditor = server.interactions_as(AUDITOR_KEY).await;
+    let mut ann = server.interactions_as(ANN_KEY).await;
     let chat = create(&mut pipeline, message("chat")).await;
 
     for client in [&mut pipeline, &mut auditor] {
@@ -223,16 +201,16 @@ async fn only_agents_join_and_only_text_and_chat_have_a_conversation() {
     }
     let e = get(&mut ann, "IT-NONE-0001").await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "{e:?}");
-    server.stop().await;
+    server.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn closing_records_who_and_when_sets_status_details_and_bars_joins() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_on(dir.path(), 1_000_000).await;
-    let mut pipeline = server.records(PIPELINE_KEY).await;
-    let mut ann = server.records(ANN_KEY).await;
-    let mut bob = server.records(BOB_KEY).await;
+    let mut pipeline = server.interactions().await;
+    let mut ann = server.interactions_as(ANN_KEY).await;
+    let mut bob = server.interactions_as(BOB_KEY).await;
     let text = create(&mut pipeline, message("text")).await;
     join(&mut ann, &text.id, "solo").await.unwrap();
 
@@ -288,30 +266,30 @@ async fn closing_records_who_and_when_sets_status_details_and_bars_joins() {
         .unwrap();
     assert_eq!(record.status, "inProgress");
     assert_eq!(record.status_details, None);
-    server.stop().await;
+    server.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn conversations_survive_restarts_from_the_journal_and_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_on(dir.path(), 1_000_000).await;
-    let mut pipeline = server.records(PIPELINE_KEY).await;
-    let mut ann = server.records(ANN_KEY).await;
-    let mut bob = server.records(BOB_KEY).await;
+    let mut pipeline = server.interactions().await;
+    let mut ann = server.interactions_as(ANN_KEY).await;
+    let mut bob = server.interactions_as(BOB_KEY).await;
     let open = create(&mut pipeline, message("text")).await;
     let shut = create(&mut pipeline, message("text")).await;
     join(&mut ann, &open.id, "solo").await.unwrap();
     let open_convo = join(&mut bob, &open.id, "add").await.unwrap();
     join(&mut bob, &shut.id, "solo").await.unwrap();
     let shut_convo = close(&mut bob, &shut.id).await.unwrap();
-    server.stop().await;
+    server.stop().await.unwrap();
 
     // Replayed from the journal, then from a snapshot (compact_after 0),
     // then from that snapshot again.
     for compact_after in [1_000_000, 0, 1_000_000] {
         let server = start_on(dir.path(), compact_after).await;
-        let mut pipeline = server.records(PIPELINE_KEY).await;
-        let mut cat = server.records(CAT_KEY).await;
+        let mut pipeline = server.interactions().await;
+        let mut cat = server.interactions_as(CAT_KEY).await;
         assert_eq!(get(&mut pipeline, &open.id).await.unwrap(), open_convo);
         assert_eq!(get(&mut pipeline, &shut.id).await.unwrap(), shut_convo);
         let e = join(&mut cat, &open.id, "solo").await.unwrap_err();
@@ -333,7 +311,7 @@ async fn conversations_survive_restarts_from_the_journal_and_a_snapshot() {
             record.status_details.as_deref(),
             Some("textConvoClosedByAgent")
         );
-        server.stop().await;
+        server.stop().await.unwrap();
     }
     let snapshots = std::fs::read_dir(dir.path().join("data").join("journal"))
         .unwrap()
@@ -344,12 +322,12 @@ async fn conversations_survive_restarts_from_the_journal_and_a_snapshot() {
 
     // A change after the snapshot is journaled on top of it.
     let server = start_on(dir.path(), 1_000_000).await;
-    let mut ann = server.records(ANN_KEY).await;
+    let mut ann = server.interactions_as(ANN_KEY).await;
     let c = leave(&mut ann, &open.id).await.unwrap();
     assert_eq!(agents(&c), pairs(&[("bob", "add")]));
-    server.stop().await;
+    server.stop().await.unwrap();
     let server = start_on(dir.path(), 1_000_000).await;
-    let mut pipeline = server.records(PIPELINE_KEY).await;
+    let mut pipeline = server.interactions().await;
     assert_eq!(get(&mut pipeline, &open.id).await.unwrap(), c);
-    server.stop().await;
+    server.stop().await.unwrap();
 }

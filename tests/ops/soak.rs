@@ -8,9 +8,9 @@
 //! (`SOAK_SECONDS` defaults to 60; `SOAK_CLIENTS`, default 8, sets how many
 //! concurrent clients, each on its own connection; `SOAK_QUIET_SECONDS`,
 //! default a sixth of the run and at least 10, the Checks-only phase after
-//! it.)
+//! it.) `.ci/run` runs it with `SOAK_SECONDS=10`.
 //!
-//! It starts `compliance-guard serve` as a subprocess on a free port with a
+//! It starts `compliance-guard serve` as a subprocess on port 0 with a
 //! temporary data directory and the default durability (`sync`: an
 //! fdatasync before every acknowledged write), and drives it from several
 //! clients over a few thousand borrowers, each with a jurisdiction:
@@ -43,13 +43,12 @@
 //!   journal's replay.
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use compliance_guard::pb::compliance_guard_client::ComplianceGuardClient;
-use compliance_guard::pb::interactions_client::InteractionsClient;
 use compliance_guard::pb::{
     CheckRequest, CreateInteractionRequest, Interaction, ListInteractionsRequest,
     ListReservationsRequest, UpdateInteractionRequest,
@@ -57,7 +56,8 @@ use compliance_guard::pb::{
 use prost_types::{FieldMask, Timestamp};
 use tonic::transport::Channel;
 
-use crate::cli::{sample, scrape};
+use crate::support::process::{ServeProcess, sample, scrape, serve};
+use crate::support::server::{checks_on, connect, interactions_on};
 
 /// How many borrowers the load spreads over.
 const BORROWERS: u64 = 3_000;
@@ -105,96 +105,50 @@ impl Rng {
     }
 }
 
-/// `compliance-guard serve` as a child process; killed when dropped.
+/// `compliance-guard serve` as a child process (killed when dropped),
+/// with its gRPC and metrics addresses.
 struct Server {
-    child: std::process::Child,
-    addr: String,
-    metrics_port: u16,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    process: ServeProcess,
+    addr: SocketAddr,
+    metrics: SocketAddr,
 }
 
 impl Server {
-    fn spawn(data: &Path) -> Server {
-        use std::io::{BufRead, BufReader};
-        use std::process::{Command, Stdio};
-        let metrics_port = free_port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_compliance-guard"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
-            .args(["--durability", "sync", "--insecure-no-auth"])
-            .arg("--metrics-listen")
-            .arg(format!("127.0.0.1:{metrics_port}"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env_remove("COMPLIANCE_GUARD_API_KEY")
-            .env_remove("COMPLIANCE_GUARD_KEYS")
-            .env_remove("COMPLIANCE_GUARD_ROLES")
-            .env_remove("COMPLIANCE_GUARD_RULES")
-            .env_remove("COMPLIANCE_GUARD_HORIZON_DAYS")
-            .env_remove("COMPLIANCE_GUARD_COMPACT_AFTER")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Drain stderr on a thread, so that the server never blocks on a
-        // full pipe; the "listening on" line gives the address.
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("compliance-guard listening on ")
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(rest.split(';').next().unwrap().to_owned());
-                } else {
-                    eprintln!("server: {line}");
-                }
-            }
-        });
-        let addr = rx
-            .recv()
-            .expect("the server says where it listens before exiting");
+    /// Starts the server on `data` (`--durability sync`, open access,
+    /// metrics on a port of their own) and waits until it is SERVING.
+    async fn spawn(data: &Path) -> Server {
+        let process = serve([
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+            "--durability".as_ref(),
+            "sync".as_ref(),
+            "--insecure-no-auth".as_ref(),
+            "--metrics-listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+        ])
+        .rust_log("warn")
+        .echo()
+        .spawn();
+        let addr = process.addr();
+        let metrics = process.metrics_addr();
+        process.wait_serving(addr).await;
         Server {
-            child,
+            process,
             addr,
-            metrics_port,
-            reader: Some(reader),
+            metrics,
         }
     }
 
-    /// A new connection, once the server answers (the journal replayed and
-    /// the rules loaded).
+    /// A new connection.
     async fn connect(&self) -> Channel {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        let mut client = ComplianceGuardClient::new(channel.clone());
-        for _ in 0..3000 {
-            if client
-                .list_reservations(ListReservationsRequest::default())
-                .await
-                .is_ok()
-            {
-                return channel;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("the server never became ready");
+        connect(self.addr).await
     }
 
     fn rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.process.pid())).unwrap();
         let kib: u64 = status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -208,7 +162,7 @@ impl Server {
     async fn gauges(&self, expected: Option<(f64, f64, f64)>) -> (f64, f64, f64) {
         let mut got = (f64::NAN, f64::NAN, f64::NAN);
         for _ in 0..50 {
-            let body = scrape(self.metrics_port);
+            let body = scrape(self.metrics);
             let g = |name| sample(&body, name, &[]).unwrap_or(f64::NAN);
             got = (
                 g("compliance_guard_borrowers"),
@@ -223,33 +177,9 @@ impl Server {
         got
     }
 
-    /// Sends SIGTERM and waits for a clean exit, polling so that this
-    /// runtime keeps serving the client side while the server drains.
-    async fn terminate(mut self) {
-        let pid = self.child.id().to_string();
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        for _ in 0..3000 {
-            if let Some(exit) = self.child.try_wait().unwrap() {
-                assert!(exit.success(), "{exit:?}");
-                self.reader.take().unwrap().join().unwrap();
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("the server did not exit within 30 s of SIGTERM");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.reader.is_some() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+    /// Sends SIGTERM and waits for a clean exit.
+    async fn terminate(self) {
+        self.process.terminate().await;
     }
 }
 
@@ -304,8 +234,8 @@ async fn client(
     quiet_until: Instant,
     stored: Arc<Stored>,
 ) -> Tally {
-    let mut guard = ComplianceGuardClient::new(channel.clone());
-    let mut records = InteractionsClient::new(channel);
+    let mut checks = checks_on(channel.clone(), None);
+    let mut records = interactions_on(channel, None);
     let mut rng = Rng(0x5EED_0000 + worker);
     let mut t = Tally::default();
     let mut n = 0u64;
@@ -334,7 +264,7 @@ async fn client(
                 },
                 ..CheckRequest::default()
             };
-            let answer = match guard.check(request).await {
+            let answer = match checks.check(request).await {
                 Ok(a) => a.into_inner(),
                 Err(s) => {
                     t.failures.push(format!("Check: {s:?}"));
@@ -443,7 +373,7 @@ async fn soak() {
     let clients = env_u64("SOAK_CLIENTS", 8).max(1);
     let quiet = env_u64("SOAK_QUIET_SECONDS", (seconds / 6).max(10));
     let data = tempfile::tempdir().unwrap();
-    let server = Server::spawn(data.path());
+    let server = Server::spawn(data.path()).await;
     let mut channels = Vec::new();
     for _ in 0..clients {
         channels.push(server.connect().await);
@@ -596,9 +526,9 @@ async fn soak() {
     );
     assert_eq!(server.gauges(Some(expected)).await, expected, "before");
     server.terminate().await;
-    let again = Server::spawn(data.path());
+    let again = Server::spawn(data.path()).await;
     let channel = again.connect().await;
-    let listed: HashSet<String> = ComplianceGuardClient::new(channel.clone())
+    let listed: HashSet<String> = checks_on(channel.clone(), None)
         .list_reservations(ListReservationsRequest::default())
         .await
         .unwrap()
@@ -608,7 +538,7 @@ async fn soak() {
         .map(|r| r.interaction_id)
         .collect();
     assert_eq!(listed, total.open, "open reservations after the restart");
-    let stored = InteractionsClient::new(channel)
+    let stored = interactions_on(channel, None)
         .list_interactions(ListInteractionsRequest {
             limit: 1,
             ..ListInteractionsRequest::default()

@@ -19,17 +19,9 @@ use prost_types::Timestamp;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::grpc::{AUDITOR_KEY, Guard, PIPELINE_KEY, ready_server};
+use crate::support::consts::{AUDITOR_KEY, DAY, HOUR, MINUTE, P, Q, T0};
+use crate::support::server::{Checks, ready_server, start_on};
 
-/// A borrower named by our id.
-const P: &str = "BO-AAAA-0001";
-/// Another borrower named by our id.
-const Q: &str = "BO-BBBB-0002";
-/// Mon 2020-03-02 14:00 UTC, 09:00 in New York (EST).
-const T0: i64 = 1_583_157_600;
-const MINUTE: i64 = 60;
-const HOUR: i64 = 3_600;
-const DAY: i64 = 86_400;
 /// The Reg F rule that honours a cease (rules/us-reg-f.yaml).
 const CEASE_RULE: &str = "us-regf-cease-communication";
 
@@ -61,11 +53,11 @@ fn cease(received: i64) -> Restriction {
 }
 
 async fn add_result(
-    guard: &mut Guard,
+    checks: &mut Checks,
     person: &str,
     r: Restriction,
 ) -> Result<Restriction, Status> {
-    Ok(guard
+    Ok(checks
         .add_restriction(AddRestrictionRequest {
             person_id: person.into(),
             restriction: Some(r),
@@ -76,18 +68,18 @@ async fn add_result(
         .expect("a restriction in the answer"))
 }
 
-async fn add(guard: &mut Guard, person: &str, r: Restriction) -> Restriction {
-    add_result(guard, person, r).await.unwrap()
+async fn add(checks: &mut Checks, person: &str, r: Restriction) -> Restriction {
+    add_result(checks, person, r).await.unwrap()
 }
 
 async fn end_result(
-    guard: &mut Guard,
+    checks: &mut Checks,
     person: &str,
     id: &str,
     ended_at: Option<Timestamp>,
     reason: &str,
 ) -> Result<Restriction, Status> {
-    Ok(guard
+    Ok(checks
         .end_restriction(EndRestrictionRequest {
             person_id: person.into(),
             restriction_id: id.into(),
@@ -101,12 +93,12 @@ async fn end_result(
 }
 
 async fn list_result(
-    guard: &mut Guard,
+    checks: &mut Checks,
     person: &str,
     include_ended: bool,
     when: Option<Timestamp>,
 ) -> Result<Vec<Restriction>, Status> {
-    Ok(guard
+    Ok(checks
         .list_restrictions(ListRestrictionsRequest {
             person_id: person.into(),
             include_ended,
@@ -118,12 +110,12 @@ async fn list_result(
 }
 
 async fn list(
-    guard: &mut Guard,
+    checks: &mut Checks,
     person: &str,
     include_ended: bool,
     when: Option<Timestamp>,
 ) -> Vec<Restriction> {
-    list_result(guard, person, include_ended, when)
+    list_result(checks, person, include_ended, when)
         .await
         .unwrap()
 }
@@ -162,8 +154,8 @@ fn about(status: &Status, field: &str) -> String {
 #[tokio::test]
 async fn add_then_list_then_end_keeps_the_ended_restriction_in_the_history() {
     let server = ready_server().await;
-    let mut guard = server.guard().await;
-    let added = add(&mut guard, P, cease(T0)).await;
+    let mut checks = server.checks().await;
+    let added = add(&mut checks, P, cease(T0)).await;
     assert!(added.id.starts_with("RS-"), "{added:?}");
     assert_eq!(added.person_id, P);
     assert_eq!(added.kind, "ceaseCommunication");
@@ -178,7 +170,7 @@ async fn add_then_list_then_end_keeps_the_ended_restriction_in_the_history() {
 
     // A second one, so that the order recorded shows.
     let second = add(
-        &mut guard,
+        &mut checks,
         P,
         Restriction {
             channels: vec!["voice".into()],
@@ -188,12 +180,12 @@ async fn add_then_list_then_end_keeps_the_ended_restriction_in_the_history() {
     )
     .await;
     assert_ne!(second.id, added.id);
-    let in_force = list(&mut guard, P, false, None).await;
+    let in_force = list(&mut checks, P, false, None).await;
     assert_eq!(ids(&in_force), vec![added.id.as_str(), second.id.as_str()]);
     assert_eq!(in_force[0], added, "listed as added");
 
     let ended = end_result(
-        &mut guard,
+        &mut checks,
         P,
         &added.id,
         at(T0 + 2 * HOUR),
@@ -211,16 +203,16 @@ async fn add_then_list_then_end_keeps_the_ended_restriction_in_the_history() {
 
     // Without include_ended: only what is in force now.
     assert_eq!(
-        ids(&list(&mut guard, P, false, None).await),
+        ids(&list(&mut checks, P, false, None).await),
         vec![second.id.as_str()]
     );
     // With it: both, in the order recorded, each with in_force for now.
-    let all = list(&mut guard, P, true, None).await;
+    let all = list(&mut checks, P, true, None).await;
     assert_eq!(ids(&all), vec![added.id.as_str(), second.id.as_str()]);
     assert_eq!(all[0], ended);
     assert!(all[1].in_force);
     // Before its end, the ended one was in force.
-    let then = list(&mut guard, P, false, at(T0 + HOUR + MINUTE)).await;
+    let then = list(&mut checks, P, false, at(T0 + HOUR + MINUTE)).await;
     assert_eq!(ids(&then), vec![added.id.as_str(), second.id.as_str()]);
     assert!(then.iter().all(|r| r.in_force));
     server.stop().await.unwrap();
@@ -229,26 +221,26 @@ async fn add_then_list_then_end_keeps_the_ended_restriction_in_the_history() {
 #[tokio::test]
 async fn in_force_is_judged_at_the_moment_asked_about() {
     let server = ready_server().await;
-    let mut guard = server.guard().await;
+    let mut checks = server.checks().await;
     // Received two minutes ahead of the server's clock: within the clock
     // skew AddRestriction allows (a receivedAt further ahead is refused).
     let soon = now_seconds() + 2 * MINUTE;
-    let later = add(&mut guard, P, cease(soon)).await;
+    let later = add(&mut checks, P, cease(soon)).await;
     assert!(!later.in_force, "received in two minutes: not in force now");
-    assert!(list(&mut guard, P, false, None).await.is_empty());
-    let all = list(&mut guard, P, true, None).await;
+    assert!(list(&mut checks, P, false, None).await.is_empty());
+    let all = list(&mut checks, P, true, None).await;
     assert_eq!(ids(&all), vec![later.id.as_str()]);
     assert!(!all[0].in_force);
-    let then = list(&mut guard, P, false, at(soon + HOUR)).await;
+    let then = list(&mut checks, P, false, at(soon + HOUR)).await;
     assert_eq!(ids(&then), vec![later.id.as_str()]);
     assert!(then[0].in_force);
     // The moment of receipt is in force; the second before is not.
-    assert_eq!(list(&mut guard, P, false, at(soon)).await.len(), 1);
-    assert!(list(&mut guard, P, false, at(soon - 1)).await.is_empty());
+    assert_eq!(list(&mut checks, P, false, at(soon)).await.len(), 1);
+    assert!(list(&mut checks, P, false, at(soon - 1)).await.is_empty());
 
     // A period with its own end is in force until then, not at it.
     let period = add(
-        &mut guard,
+        &mut checks,
         Q,
         Restriction {
             reason: "dispute".into(),
@@ -261,26 +253,26 @@ async fn in_force_is_judged_at_the_moment_asked_about() {
     assert_eq!(period.ends_at, at(T0 + DAY));
     assert_eq!(period.reason, "dispute");
     assert_eq!(
-        ids(&list(&mut guard, Q, false, at(T0 + DAY - 1)).await),
+        ids(&list(&mut checks, Q, false, at(T0 + DAY - 1)).await),
         vec![period.id.as_str()]
     );
-    assert!(list(&mut guard, Q, false, at(T0 + DAY)).await.is_empty());
-    assert!(list(&mut guard, Q, false, None).await.is_empty());
+    assert!(list(&mut checks, Q, false, at(T0 + DAY)).await.is_empty());
+    assert!(list(&mut checks, Q, false, None).await.is_empty());
     server.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn a_borrower_by_external_id_gets_an_id_of_ours_and_is_listed_by_either() {
     let server = ready_server().await;
-    let mut guard = server.guard().await;
-    let added = add(&mut guard, "ext-crm-77", cease(T0)).await;
+    let mut checks = server.checks().await;
+    let added = add(&mut checks, "ext-crm-77", cease(T0)).await;
     assert!(added.person_id.starts_with("BO-"), "{added:?}");
-    let by_ext = list(&mut guard, "ext-crm-77", true, None).await;
-    let by_ours = list(&mut guard, &added.person_id, true, None).await;
+    let by_ext = list(&mut checks, "ext-crm-77", true, None).await;
+    let by_ours = list(&mut checks, &added.person_id, true, None).await;
     assert_eq!(ids(&by_ext), vec![added.id.as_str()]);
     assert_eq!(by_ext, by_ours);
     // Ended by the external id too.
-    let ended = end_result(&mut guard, "ext-crm-77", &added.id, None, "")
+    let ended = end_result(&mut checks, "ext-crm-77", &added.id, None, "")
         .await
         .unwrap();
     let ended_at = ended.ended_at.expect("endedAt defaults to now").seconds;
@@ -292,8 +284,8 @@ async fn a_borrower_by_external_id_gets_an_id_of_ours_and_is_listed_by_either() 
 #[tokio::test]
 async fn recorded_by_and_ended_by_come_from_the_credential_never_the_message() {
     let server = ready_server().await;
-    let mut pipeline = server.guard().await;
-    let mut auditor = server.guard_with(Some(AUDITOR_KEY)).await;
+    let mut pipeline = server.checks().await;
+    let mut auditor = server.checks_as(AUDITOR_KEY).await;
     let forged = Restriction {
         recorded_by: "mallory".into(),
         recorded_at: at(T0 - DAY),
@@ -311,7 +303,7 @@ async fn recorded_by_and_ended_by_come_from_the_credential_never_the_message() {
     assert_eq!(ended.recorded_by, "pipeline");
     assert_eq!(ended.ended_by, "auditor");
     // Without a key: nothing.
-    let mut anonymous = server.guard_with(None).await;
+    let mut anonymous = server.checks_without_key().await;
     for status in [
         add_result(&mut anonymous, P, cease(T0)).await.unwrap_err(),
         list_result(&mut anonymous, P, true, None)
@@ -339,12 +331,12 @@ async fn recorded_by_and_ended_by_come_from_the_credential_never_the_message() {
 #[tokio::test]
 async fn bad_fields_are_invalid_argument_listing_every_field_and_store_nothing() {
     let server = ready_server().await;
-    let mut guard = server.guard().await;
+    let mut checks = server.checks().await;
 
     // An unknown kind (with a suggestion), no source, no receivedAt, and
     // the fields the guard sets.
     let status = add_result(
-        &mut guard,
+        &mut checks,
         P,
         Restriction {
             id: "RS-0000-00000001".into(),
@@ -387,7 +379,7 @@ async fn bad_fields_are_invalid_argument_listing_every_field_and_store_nothing()
 
     // loanIds on an opt-out (which covers every debt); no receivedAt is now.
     let status = add_result(
-        &mut guard,
+        &mut checks,
         P,
         Restriction {
             kind: "mediumOptOut".into(),
@@ -409,7 +401,7 @@ async fn bad_fields_are_invalid_argument_listing_every_field_and_store_nothing()
     // endsAt on a cease (it lasts until ended), a bad channel, a person
     // other than the request's.
     let status = add_result(
-        &mut guard,
+        &mut checks,
         P,
         Restriction {
             ends_at: at(T0 + DAY),
@@ -433,7 +425,7 @@ async fn bad_fields_are_invalid_argument_listing_every_field_and_store_nothing()
     );
 
     // No restriction at all; no person.
-    let status = guard
+    let status = checks
         .add_restriction(AddRestrictionRequest {
             person_id: P.into(),
             restriction: None,
@@ -447,11 +439,11 @@ async fn bad_fields_are_invalid_argument_listing_every_field_and_store_nothing()
             "`restriction` is required".to_owned()
         )]
     );
-    let status = add_result(&mut guard, "", cease(T0)).await.unwrap_err();
+    let status = add_result(&mut checks, "", cease(T0)).await.unwrap_err();
     assert_eq!(fields(&status), vec!["personId"], "{status:?}");
 
     // Nothing was stored, and no person was registered.
-    let status = list_result(&mut guard, P, true, None).await.unwrap_err();
+    let status = list_result(&mut checks, P, true, None).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
     assert_eq!(status.message(), format!("no person `{P}`"));
     server.stop().await.unwrap();
@@ -460,12 +452,12 @@ async fn bad_fields_are_invalid_argument_listing_every_field_and_store_nothing()
 #[tokio::test]
 async fn ending_twice_an_unknown_id_or_before_receipt_is_refused() {
     let server = ready_server().await;
-    let mut guard = server.guard().await;
-    let added = add(&mut guard, P, cease(T0)).await;
-    add(&mut guard, Q, cease(T0)).await;
+    let mut checks = server.checks().await;
+    let added = add(&mut checks, P, cease(T0)).await;
+    add(&mut checks, Q, cease(T0)).await;
 
     // Before its receipt: INVALID_ARGUMENT on endedAt.
-    let status = end_result(&mut guard, P, &added.id, at(T0 - 1), "")
+    let status = end_result(&mut checks, P, &added.id, at(T0 - 1), "")
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
@@ -475,7 +467,7 @@ async fn ending_twice_an_unknown_id_or_before_receipt_is_refused() {
         "{status:?}"
     );
     // Missing ids; a reason too long.
-    let status = end_result(&mut guard, "", "", None, &"x".repeat(2_001))
+    let status = end_result(&mut checks, "", "", None, &"x".repeat(2_001))
         .await
         .unwrap_err();
     assert_eq!(
@@ -484,32 +476,32 @@ async fn ending_twice_an_unknown_id_or_before_receipt_is_refused() {
         "{status:?}"
     );
     // Unknown id, or another person's: NOT_FOUND.
-    let status = end_result(&mut guard, P, "RS-0000-DEADBEEF", None, "")
+    let status = end_result(&mut checks, P, "RS-0000-DEADBEEF", None, "")
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
     assert!(status.message().contains("RS-0000-DEADBEEF"), "{status:?}");
-    let status = end_result(&mut guard, Q, &added.id, None, "")
+    let status = end_result(&mut checks, Q, &added.id, None, "")
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
-    let status = list_result(&mut guard, "BO-CCCC-0003", true, None)
+    let status = list_result(&mut checks, "BO-CCCC-0003", true, None)
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
 
     // Ended at its receipt: never in force.
-    let ended = end_result(&mut guard, P, &added.id, at(T0), "entered by mistake")
+    let ended = end_result(&mut checks, P, &added.id, at(T0), "entered by mistake")
         .await
         .unwrap();
     assert_eq!(ended.ended_at, at(T0));
     // A second end: FAILED_PRECONDITION, and the first end stays.
-    let status = end_result(&mut guard, P, &added.id, None, "again")
+    let status = end_result(&mut checks, P, &added.id, None, "again")
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     assert!(status.message().contains("already ended"), "{status:?}");
-    let all = list(&mut guard, P, true, at(T0)).await;
+    let all = list(&mut checks, P, true, at(T0)).await;
     assert_eq!(all, vec![ended]);
     server.stop().await.unwrap();
 }
@@ -519,10 +511,10 @@ async fn ending_twice_an_unknown_id_or_before_receipt_is_refused() {
 #[tokio::test]
 async fn explain_names_the_rules_that_read_each_restriction_and_what_it_does() {
     let server = ready_server().await;
-    let mut guard = server.guard().await;
-    let letter = add(&mut guard, P, cease(T0)).await;
+    let mut checks = server.checks().await;
+    let letter = add(&mut checks, P, cease(T0)).await;
     let stop = add(
-        &mut guard,
+        &mut checks,
         P,
         Restriction {
             source: "stopReply".into(),
@@ -533,10 +525,10 @@ async fn explain_names_the_rules_that_read_each_restriction_and_what_it_does() {
     )
     .await;
     assert_eq!(stop.contact_values, vec!["5555550100".to_owned()]);
-    end_result(&mut guard, P, &stop.id, at(T0 + HOUR), "")
+    end_result(&mut checks, P, &stop.id, at(T0 + HOUR), "")
         .await
         .unwrap();
-    let effects = guard
+    let effects = checks
         .explain_restrictions(ExplainRestrictionsRequest {
             person_id: P.into(),
             at: at(T0 + DAY),
@@ -571,7 +563,7 @@ async fn explain_names_the_rules_that_read_each_restriction_and_what_it_does() {
         !opt_out.rule_ids.iter().any(|r| r == CEASE_RULE),
         "{opt_out:?}"
     );
-    let status = guard
+    let status = checks
         .explain_restrictions(ExplainRestrictionsRequest {
             person_id: Q.into(),
             at: None,
@@ -600,11 +592,11 @@ fn email_about_l1(seconds: i64) -> CheckRequest {
 #[tokio::test]
 async fn a_cease_letter_blocks_a_check_from_its_receipt_except_its_acknowledgement() {
     let server = ready_server().await;
-    let mut guard = server.guard().await;
-    let letter = add(&mut guard, P, cease(T0)).await;
+    let mut checks = server.checks().await;
+    let letter = add(&mut checks, P, cease(T0)).await;
 
     // 10:00 in New York, an hour after receipt.
-    let blocked = guard
+    let blocked = checks
         .check(email_about_l1(T0 + HOUR))
         .await
         .unwrap()
@@ -621,7 +613,7 @@ async fn a_cease_letter_blocks_a_check_from_its_receipt_except_its_acknowledgeme
     assert_eq!(blocked.next_allowed_at, None, "a cease has no end");
 
     // The acknowledgement the rule allows.
-    let acknowledgement = guard
+    let acknowledgement = checks
         .check(CheckRequest {
             subject: "ceaseCommunicationAcknowledgement".into(),
             ..email_about_l1(T0 + HOUR)
@@ -632,7 +624,7 @@ async fn a_cease_letter_blocks_a_check_from_its_receipt_except_its_acknowledgeme
     assert!(acknowledgement.allowed, "{acknowledgement:?}");
 
     // Before receipt (08:30 in New York), the letter does not apply yet.
-    let before = guard
+    let before = checks
         .check(email_about_l1(T0 - 30 * MINUTE))
         .await
         .unwrap()
@@ -640,10 +632,10 @@ async fn a_cease_letter_blocks_a_check_from_its_receipt_except_its_acknowledgeme
     assert!(before.allowed, "{before:?}");
 
     // Once ended, it blocks no more.
-    end_result(&mut guard, P, &letter.id, at(T0 + 2 * HOUR), "")
+    end_result(&mut checks, P, &letter.id, at(T0 + 2 * HOUR), "")
         .await
         .unwrap();
-    let after = guard
+    let after = checks
         .check(email_about_l1(T0 + 3 * HOUR))
         .await
         .unwrap()
@@ -654,18 +646,12 @@ async fn a_cease_letter_blocks_a_check_from_its_receipt_except_its_acknowledgeme
 
 // ---- durability -------------------------------------------------------------
 
-/// A server in this process on a data directory the test keeps, with the
-/// harness's two keys, so that it can be restarted on the same directory.
-async fn start_on(dir: &Path, compact_after: u64) -> crate::grpc::Restartable {
-    crate::grpc::start_on(dir, &crate::grpc::basic_keys(), compact_after).await
-}
-
 #[tokio::test]
 async fn restrictions_and_their_ends_survive_restarts_from_the_journal_and_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_on(dir.path(), 1_000_000).await;
-    let mut pipeline = server.guard(PIPELINE_KEY).await;
-    let mut auditor = server.guard(AUDITOR_KEY).await;
+    let mut pipeline = server.checks().await;
+    let mut auditor = server.checks_as(AUDITOR_KEY).await;
     let letter = add(&mut pipeline, P, cease(T0)).await;
     let hours = add(
         &mut pipeline,
@@ -697,14 +683,14 @@ async fn restrictions_and_their_ends_survive_restarts_from_the_journal_and_a_sna
     assert_eq!(before_p.len(), 1);
     assert_eq!(before_p[0].ended_by, "auditor");
     assert_eq!(before_p[0].ended_at, ended.ended_at);
-    server.stop().await;
+    server.stop().await.unwrap();
 
     // From the journal; then compacted into a snapshot at start; then from
     // the snapshot.
     let mut compacted = false;
     for compact_after in [1_000_000, 0, 1_000_000] {
         let server = start_on(dir.path(), compact_after).await;
-        let mut pipeline = server.guard(PIPELINE_KEY).await;
+        let mut pipeline = server.checks().await;
         assert_eq!(
             list(&mut pipeline, P, true, at(T0 + HOUR)).await,
             before_p,
@@ -720,7 +706,7 @@ async fn restrictions_and_their_ends_survive_restarts_from_the_journal_and_a_sna
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
-        server.stop().await;
+        server.stop().await.unwrap();
         let snapshots = std::fs::read_dir(dir.path().join("data").join("journal"))
             .unwrap()
             .filter_map(Result::ok)
@@ -736,10 +722,10 @@ async fn restrictions_and_their_ends_survive_restarts_from_the_journal_and_a_sna
 
     // New ids after a restart never reuse a restored one.
     let server = start_on(dir.path(), 1_000_000).await;
-    let mut pipeline = server.guard(PIPELINE_KEY).await;
+    let mut pipeline = server.checks().await;
     let next = add(&mut pipeline, Q, cease(T0)).await;
     assert!(next.id != letter.id && next.id != hours.id, "{next:?}");
-    server.stop().await;
+    server.stop().await.unwrap();
 }
 
 // ---- designated times by day of week (comment 6(b)(1)-1) --------------------
@@ -760,10 +746,10 @@ fn on_days(days: &[&str], window: Option<(&str, &str)>, received: i64) -> Restri
 #[tokio::test]
 async fn restriction_days_round_trip_through_list_and_explain() {
     let server = ready_server().await;
-    let mut guard = server.guard().await;
+    let mut checks = server.checks().await;
     // Groups are expanded, repeats dropped, Monday first.
     let afternoons = add(
-        &mut guard,
+        &mut checks,
         P,
         on_days(
             &["thursday", "weekdays", "tuesday"],
@@ -781,7 +767,7 @@ async fn restriction_days_round_trip_through_list_and_explain() {
         ("15:00", "17:00")
     );
     let weekends = add(
-        &mut guard,
+        &mut checks,
         P,
         Restriction {
             ends_at: at(T0 + 30 * DAY),
@@ -792,7 +778,7 @@ async fn restriction_days_round_trip_through_list_and_explain() {
     assert_eq!(weekends.days, ["saturday", "sunday"]);
     assert_eq!((weekends.from.as_str(), weekends.until.as_str()), ("", ""));
     assert_eq!(weekends.ends_at, at(T0 + 30 * DAY));
-    let listed = list(&mut guard, P, true, at(T0 + HOUR)).await;
+    let listed = list(&mut checks, P, true, at(T0 + HOUR)).await;
     let want: Vec<Restriction> = [&afternoons, &weekends]
         .into_iter()
         .map(|r| Restriction {
@@ -802,7 +788,7 @@ async fn restriction_days_round_trip_through_list_and_explain() {
         .collect();
     assert_eq!(listed, want);
 
-    let effects = guard
+    let effects = checks
         .explain_restrictions(ExplainRestrictionsRequest {
             person_id: P.into(),
             at: at(T0 + HOUR),
@@ -832,14 +818,14 @@ async fn restriction_days_round_trip_through_list_and_explain() {
 #[tokio::test]
 async fn bad_restriction_days_are_invalid_argument_naming_days() {
     let server = ready_server().await;
-    let mut guard = server.guard().await;
-    let refused = async |guard: &mut Guard, r: Restriction| {
-        let status = add_result(guard, P, r).await.unwrap_err();
+    let mut checks = server.checks().await;
+    let refused = async |checks: &mut Checks, r: Restriction| {
+        let status = add_result(checks, P, r).await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
         status
     };
 
-    let status = refused(&mut guard, on_days(&["Tuesday"], None, T0)).await;
+    let status = refused(&mut checks, on_days(&["Tuesday"], None, T0)).await;
     assert_eq!(fields(&status), ["days"]);
     assert_eq!(
         about(&status, "days"),
@@ -847,7 +833,7 @@ async fn bad_restriction_days_are_invalid_argument_naming_days() {
     );
 
     let status = refused(
-        &mut guard,
+        &mut checks,
         on_days(&["monday", "tues"], Some(("15:00", "17:00")), T0),
     )
     .await;
@@ -855,7 +841,7 @@ async fn bad_restriction_days_are_invalid_argument_naming_days() {
     assert!(about(&status, "days").contains("`tues`"), "{status:?}");
 
     let eight = ["monday"; 8];
-    let status = refused(&mut guard, on_days(&eight, None, T0)).await;
+    let status = refused(&mut checks, on_days(&eight, None, T0)).await;
     assert_eq!(
         about(&status, "days"),
         "`days` has 8 entries; allowed: at most 7, each day once (`weekdays` names five, `weekends` two)"
@@ -863,7 +849,7 @@ async fn bad_restriction_days_are_invalid_argument_naming_days() {
 
     // Only a designated time has days.
     let status = refused(
-        &mut guard,
+        &mut checks,
         Restriction {
             days: vec!["monday".into()],
             ..cease(T0)
@@ -877,19 +863,19 @@ async fn bad_restriction_days_are_invalid_argument_naming_days() {
     );
 
     // A window needs both ends; whole days need neither; no days needs both.
-    let status = refused(&mut guard, on_days(&["monday"], Some(("15:00", "")), T0)).await;
+    let status = refused(&mut checks, on_days(&["monday"], Some(("15:00", "")), T0)).await;
     assert_eq!(fields(&status), ["until"]);
-    let status = refused(&mut guard, on_days(&[], None, T0)).await;
+    let status = refused(&mut checks, on_days(&[], None, T0)).await;
     assert_eq!(fields(&status), ["from"]);
     let status = refused(
-        &mut guard,
+        &mut checks,
         on_days(&["monday"], Some(("15:00", "15:00")), T0),
     )
     .await;
     assert_eq!(fields(&status), ["until"]);
 
     // Nothing was stored.
-    let status = list_result(&mut guard, P, true, None).await;
+    let status = list_result(&mut checks, P, true, None).await;
     assert!(status.as_ref().map_or(true, Vec::is_empty), "{status:?}");
     server.stop().await.unwrap();
 }
@@ -1045,7 +1031,7 @@ async fn a_restriction_with_days_is_a_record_an_older_release_refuses_and_surviv
     let dir = tempfile::tempdir().unwrap();
     let journal_dir = dir.path().join("data").join("journal");
     let server = start_on(dir.path(), 1_000_000).await;
-    let mut pipeline = server.guard(PIPELINE_KEY).await;
+    let mut pipeline = server.checks().await;
     // Borrowers not seen before: each add also registers the person.
     let daily = add(
         &mut pipeline,
@@ -1067,7 +1053,7 @@ async fn a_restriction_with_days_is_a_record_an_older_release_refuses_and_surviv
     assert_eq!(before_2.len(), 1);
     assert_eq!(before_2[0].days, ["tuesday", "thursday"]);
     assert_eq!(before_2[0].ended_at, ended.ended_at);
-    server.stop().await;
+    server.stop().await.unwrap();
 
     // This release: the one without days is `restriction` (8), inside the
     // batch that registered its person; the one with days is
@@ -1147,7 +1133,7 @@ async fn a_restriction_with_days_is_a_record_an_older_release_refuses_and_surviv
     // snapshot. The snapshot holds it as `restriction_v2` too.
     for compact_after in [1_000_000, 0, 1_000_000] {
         let server = start_on(dir.path(), compact_after).await;
-        let mut pipeline = server.guard(PIPELINE_KEY).await;
+        let mut pipeline = server.checks().await;
         assert_eq!(
             list(&mut pipeline, "ext-crm-1", true, at(T0 + HOUR)).await,
             before_1,
@@ -1158,7 +1144,7 @@ async fn a_restriction_with_days_is_a_record_an_older_release_refuses_and_surviv
             before_2,
             "compact_after {compact_after}"
         );
-        server.stop().await;
+        server.stop().await.unwrap();
     }
     let snapshots = files_named(&journal_dir, "snapshot-");
     assert_eq!(snapshots.len(), 1, "{snapshots:?}");
@@ -1183,12 +1169,12 @@ async fn a_restriction_with_days_is_a_record_an_older_release_refuses_and_surviv
     let restored = tempfile::tempdir().unwrap();
     compliance_guard::ops::restore(&backup, &restored.path().join("data")).unwrap();
     let server = start_on(restored.path(), 1_000_000).await;
-    let mut pipeline = server.guard(PIPELINE_KEY).await;
+    let mut pipeline = server.checks().await;
     assert_eq!(
         list(&mut pipeline, "ext-crm-2", true, at(T0 + HOUR)).await,
         before_2
     );
-    server.stop().await;
+    server.stop().await.unwrap();
 }
 
 /// This release refuses a record of a kind it does not know wherever it

@@ -7,11 +7,8 @@ use compliance_guard::wire::{json_of_struct, struct_of, value_of};
 use prost_types::Timestamp;
 use serde_json::json;
 
-use crate::grpc::ready_server;
-
-const P: &str = "BO-SRCH-0001";
-/// Mon 2020-03-02 14:00 UTC.
-const T0: i64 = 1_583_157_600;
+use crate::support::consts::{P, T0};
+use crate::support::server::ready_server;
 
 fn at(seconds: i64, nanos: i32) -> Option<Timestamp> {
     Some(Timestamp { seconds, nanos })

@@ -6,8 +6,6 @@
 //! delete, list), and the company surviving restarts (journal and
 //! snapshot).
 
-use std::path::Path;
-
 use compliance_guard::api::auth::Keys;
 use compliance_guard::pb::{
     CreateInteractionRequest, DeleteInteractionRequest, GetInteractionRequest,
@@ -18,22 +16,8 @@ use compliance_guard::wire::json_of_struct;
 use prost_types::{FieldMask, Timestamp};
 use tonic::Code;
 
-use crate::grpc::{PIPELINE_KEY, Records};
-
-const P: &str = "BO-COMP-0001";
-/// Mon 2020-03-02 14:00 UTC.
-const T0: i64 = 1_583_157_600;
-const ACME_KEY: &str = "acme-key-0123456789abcdef0123456789abcdef";
-const GLOBEX_KEY: &str = "globex-key-0123456789abcdef0123456789abcd";
-
-/// A server on `dir` with three keys: `pipeline` (no company, as every
-/// keys file before companies), `acme` and `globex`.
-async fn start_on(dir: &Path, compact_after: u64) -> crate::grpc::Restartable {
-    let keys = format!(
-        "keys:\n  - name: pipeline\n    key: {PIPELINE_KEY}\n  - name: acme-pipeline\n    key: {ACME_KEY}\n    company: acme\n  - name: globex-pipeline\n    key: {GLOBEX_KEY}\n    company: globex\n"
-    );
-    crate::grpc::start_on(dir, &keys, compact_after).await
-}
+use crate::support::consts::{ACME_KEY, GLOBEX_KEY, P, PIPELINE_KEY, T0};
+use crate::support::server::{Interactions, start_on};
 
 fn call(previous: Option<&str>) -> Interaction {
     Interaction {
@@ -49,12 +33,12 @@ fn call(previous: Option<&str>) -> Interaction {
     }
 }
 
-async fn create(records: &mut Records, i: Interaction) -> Interaction {
-    crate::grpc::create_in(records, P, i).await
+async fn create(records: &mut Interactions, i: Interaction) -> Interaction {
+    crate::support::server::create_in(records, P, i).await
 }
 
 async fn previous(
-    records: &mut Records,
+    records: &mut Interactions,
     id: &str,
     company: &str,
 ) -> Result<Vec<String>, tonic::Status> {
@@ -72,7 +56,7 @@ async fn previous(
         .collect())
 }
 
-async fn company_of(records: &mut Records, id: &str) -> Option<String> {
+async fn company_of(records: &mut Interactions, id: &str) -> Option<String> {
     records
         .get_interaction(GetInteractionRequest {
             interaction_id: id.into(),
@@ -91,9 +75,9 @@ async fn company_of(records: &mut Records, id: &str) -> Option<String> {
 async fn interactions_belong_to_the_key_company_and_previous_is_scoped_by_it() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_on(dir.path(), 1_000_000).await;
-    let mut acme = server.records(ACME_KEY).await;
-    let mut globex = server.records(GLOBEX_KEY).await;
-    let mut plain = server.records(PIPELINE_KEY).await;
+    let mut acme = server.interactions_as(ACME_KEY).await;
+    let mut globex = server.interactions_as(GLOBEX_KEY).await;
+    let mut plain = server.interactions().await;
 
     // A chain across companies: a1 (acme) <- b1 (globex) <- a2 (acme) <- n1
     // (no company). The body's companyId is ignored: the key decides.
@@ -194,7 +178,7 @@ async fn interactions_belong_to_the_key_company_and_previous_is_scoped_by_it() {
 
     // Creating again with an externalId another company recorded is
     // refused without returning that company's record.
-    let e = globex
+    let created = globex
         .create_interaction(CreateInteractionRequest {
             person_id: P.into(),
             interaction: Some(Interaction {
@@ -203,8 +187,13 @@ async fn interactions_belong_to_the_key_company_and_previous_is_scoped_by_it() {
             }),
             searchable: false,
         })
-        .await;
-    assert!(e.is_ok(), "a new externalId is created: {e:?}");
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(created.created, "a new externalId is created");
+    let shared = created.interaction.unwrap();
+    assert_eq!(shared.company_id.as_deref(), Some("globex"));
+    assert_eq!(shared.external_id.as_deref(), Some("shared-ext-1"));
     let e = acme
         .create_interaction(CreateInteractionRequest {
             person_id: P.into(),
@@ -218,6 +207,7 @@ async fn interactions_belong_to_the_key_company_and_previous_is_scoped_by_it() {
         .unwrap_err();
     assert_eq!(e.code(), Code::AlreadyExists, "{e:?}");
     assert!(e.message().contains("another company"), "{e:?}");
+    assert!(!e.message().contains(&shared.id), "{e:?}");
     // Unscoped, the chain is the person's whole chain, as before.
     assert_eq!(
         previous(&mut plain, &n1.id, "").await.unwrap(),
@@ -258,15 +248,15 @@ async fn interactions_belong_to_the_key_company_and_previous_is_scoped_by_it() {
         .searchable_document
         .unwrap();
     assert_eq!(json_of_struct(&doc)["companyId"], serde_json::json!("acme"));
-    server.stop().await;
+    server.stop().await.unwrap();
 
     // Replayed from the journal, then from a snapshot (compact_after 0),
     // then from that snapshot again.
     for compact_after in [1_000_000, 0, 1_000_000] {
         let server = start_on(dir.path(), compact_after).await;
-        let mut acme = server.records(ACME_KEY).await;
-        let mut globex = server.records(GLOBEX_KEY).await;
-        let mut plain = server.records(PIPELINE_KEY).await;
+        let mut acme = server.interactions_as(ACME_KEY).await;
+        let mut globex = server.interactions_as(GLOBEX_KEY).await;
+        let mut plain = server.interactions().await;
         assert_eq!(company_of(&mut acme, &a1.id).await.as_deref(), Some("acme"));
         assert_eq!(
             company_of(&mut plain, &b1.id).await.as_deref(),
@@ -280,7 +270,7 @@ async fn interactions_belong_to_the_key_company_and_previous_is_scoped_by_it() {
         );
         let e = previous(&mut globex, &a2.id, "acme").await.unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied);
-        server.stop().await;
+        server.stop().await.unwrap();
     }
     let snapshots = std::fs::read_dir(dir.path().join("data").join("journal"))
         .unwrap()
@@ -340,8 +330,8 @@ async fn an_import_puts_its_records_in_the_company_given() {
     .unwrap();
     assert_eq!(report.imported, 1, "{report:?}");
     let server = start_on(dir.path(), 1_000_000).await;
-    let mut acme = server.records(ACME_KEY).await;
-    let mut globex = server.records(GLOBEX_KEY).await;
+    let mut acme = server.interactions_as(ACME_KEY).await;
+    let mut globex = server.interactions_as(GLOBEX_KEY).await;
     assert_eq!(
         company_of(&mut acme, "ext-imp-1").await.as_deref(),
         Some("acme")
@@ -355,7 +345,7 @@ async fn an_import_puts_its_records_in_the_company_given() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "{e:?}");
-    server.stop().await;
+    server.stop().await.unwrap();
 }
 
 /// A reserving Check records its interaction in the checking key's
@@ -366,7 +356,7 @@ async fn a_reserved_interaction_belongs_to_the_checking_key_company() {
     use compliance_guard::pb::CheckRequest;
     let dir = tempfile::tempdir().unwrap();
     let server = start_on(dir.path(), 1_000_000).await;
-    let mut acme_guard = server.guard(ACME_KEY).await;
+    let mut acme_guard = server.checks_as(ACME_KEY).await;
     let check = CheckRequest {
         person_id: P.into(),
         channel: "email".into(),
@@ -384,9 +374,9 @@ async fn a_reserved_interaction_belongs_to_the_checking_key_company() {
     let answer = acme_guard.check(check).await.unwrap().into_inner();
     assert!(answer.allowed, "{answer:?}");
     let id = answer.interaction_id;
-    let mut acme = server.records(ACME_KEY).await;
+    let mut acme = server.interactions_as(ACME_KEY).await;
     assert_eq!(company_of(&mut acme, &id).await.as_deref(), Some("acme"));
-    let mut globex = server.records(GLOBEX_KEY).await;
+    let mut globex = server.interactions_as(GLOBEX_KEY).await;
     let e = globex
         .get_interaction(GetInteractionRequest {
             interaction_id: id.clone(),
@@ -405,8 +395,8 @@ async fn a_reserved_interaction_belongs_to_the_checking_key_company() {
             .map(|r| r.interaction_id)
             .collect::<Vec<_>>()
     };
-    let mut plain_guard = server.guard(PIPELINE_KEY).await;
-    let mut globex_guard = server.guard(GLOBEX_KEY).await;
+    let mut plain_guard = server.checks().await;
+    let mut globex_guard = server.checks_as(GLOBEX_KEY).await;
     let all = ListReservationsRequest::default();
     assert_eq!(
         listed(
@@ -478,5 +468,5 @@ async fn a_reserved_interaction_belongs_to_the_checking_key_company() {
         "us-regf-quiet-after-conversation"
     );
     assert_eq!(answer.violations[0].counted_interaction_ids, [talk.id]);
-    server.stop().await;
+    server.stop().await.unwrap();
 }

@@ -17,10 +17,8 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::grpc::{PIPELINE_KEY, ready_server};
-
-/// A borrower named by our id.
-const P: &str = "BO-AAAA-0001";
+use crate::support::consts::{MONDAY_10, P, PIPELINE_KEY};
+use crate::support::server::ready_server;
 
 /// Every BadRequest violation of a status, as (field, description).
 fn violations(status: &Status) -> Vec<(String, String)> {
@@ -114,9 +112,9 @@ async fn a_one_mib_person_id_is_refused_with_a_short_message_and_short_details()
 #[tokio::test]
 async fn a_long_restriction_kind_is_echoed_cut_at_64_characters() {
     let server = ready_server().await;
-    let mut guard = server.guard().await;
+    let mut checks = server.checks().await;
     let kind = "k".repeat(100_000);
-    let err = guard
+    let err = checks
         .add_restriction(AddRestrictionRequest {
             person_id: P.into(),
             restriction: Some(Restriction {
@@ -392,9 +390,9 @@ async fn a_retried_create_gets_its_first_answer_before_the_future_start_check() 
 #[tokio::test]
 async fn a_restriction_received_in_1950_can_be_ended_in_1950() {
     let server = ready_server().await;
-    let mut guard = server.guard().await;
+    let mut checks = server.checks().await;
     const JAN_1950: i64 = -631_152_000;
-    let r = guard
+    let r = checks
         .add_restriction(AddRestrictionRequest {
             person_id: P.into(),
             restriction: Some(Restriction {
@@ -415,9 +413,9 @@ async fn a_restriction_received_in_1950_can_be_ended_in_1950() {
         ended_at: at(seconds),
         end_reason: String::new(),
     };
-    let err = guard.end_restriction(end(BEFORE_1900)).await.unwrap_err();
+    let err = checks.end_restriction(end(BEFORE_1900)).await.unwrap_err();
     assert_eq!(field_of(&err), ["endedAt"]);
-    let ended = guard
+    let ended = checks
         .end_restriction(end(JAN_1950 + 86_400 * 150))
         .await
         .unwrap()
@@ -430,7 +428,7 @@ async fn a_restriction_received_in_1950_can_be_ended_in_1950() {
 #[tokio::test]
 async fn a_restriction_received_in_the_future_is_refused() {
     let server = ready_server().await;
-    let mut guard = server.guard().await;
+    let mut checks = server.checks().await;
     let now = now_seconds();
     let add = |received: i64| AddRestrictionRequest {
         person_id: P.into(),
@@ -441,7 +439,7 @@ async fn a_restriction_received_in_the_future_is_refused() {
             ..Restriction::default()
         }),
     };
-    let err = guard.add_restriction(add(now + YEAR)).await.unwrap_err();
+    let err = checks.add_restriction(add(now + YEAR)).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(field_of(&err), ["receivedAt"]);
     let m = err.message();
@@ -454,7 +452,7 @@ async fn a_restriction_received_in_the_future_is_refused() {
     );
     // Controls: within the skew, and yesterday.
     for received in [now + 60, now - 86_400] {
-        let r = guard
+        let r = checks
             .add_restriction(add(received))
             .await
             .unwrap()
@@ -466,7 +464,7 @@ async fn a_restriction_received_in_the_future_is_refused() {
     // Left out, it is the server's now, and the restriction is in force.
     let mut left_out = add(now);
     left_out.restriction.as_mut().unwrap().received_at = None;
-    let r = guard
+    let r = checks
         .add_restriction(left_out)
         .await
         .unwrap()
@@ -550,7 +548,7 @@ async fn times_outside_proto3_json_or_events_before_1900_are_refused_naming_the_
         "`startedAtAfter` value `0000-01-01T00:00:00Z` is out of range; allowed: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z"
     );
     // Restrictions: receivedAt is an event; endsAt only has the hard bound.
-    let mut guard = server.guard().await;
+    let mut checks = server.checks().await;
     let restriction = |received: i64, ends: Option<Timestamp>| AddRestrictionRequest {
         person_id: P.into(),
         restriction: Some(Restriction {
@@ -561,12 +559,12 @@ async fn times_outside_proto3_json_or_events_before_1900_are_refused_naming_the_
             ..Restriction::default()
         }),
     };
-    let err = guard
+    let err = checks
         .add_restriction(restriction(BEFORE_1900, None))
         .await
         .unwrap_err();
     assert_eq!(field_of(&err), ["receivedAt"]);
-    let err = guard
+    let err = checks
         .add_restriction(restriction(
             now_seconds() - 60,
             Some(Timestamp {
@@ -592,7 +590,7 @@ async fn times_outside_proto3_json_or_events_before_1900_are_refused_naming_the_
         .into_inner();
     assert_eq!(listed.data.len(), 1);
     assert_eq!(listed.data[0].id, first.id);
-    guard
+    checks
         .add_restriction(restriction(BEFORE_1900 + 1, None))
         .await
         .unwrap();
@@ -699,15 +697,12 @@ async fn the_on_hold_outcome_of_the_reference_prose_is_accepted_and_filtered_on(
     assert_eq!(field_of(&err), ["agentOutcome"]);
 }
 
-/// 2025-12-01 15:00 UTC, 10:00 in New York.
-const MONDAY_10: i64 = 1_764_601_200;
-
 /// What a call Check at [`MONDAY_10`] answers after seven calls in the six
 /// hours before, each with `details` and `outcome`, for a borrower of its
 /// own: whether it is allowed, and each violated rule with its count.
 async fn after_seven_calls(
-    records: &mut crate::grpc::Records,
-    guard: &mut crate::grpc::Guard,
+    records: &mut crate::support::server::Interactions,
+    checks: &mut crate::support::server::Checks,
     person: &str,
     details: Option<&str>,
     outcome: Option<&str>,
@@ -721,8 +716,8 @@ async fn after_seven_calls(
         };
         records.create_interaction(create(person, i)).await.unwrap();
     }
-    let answer = guard
-        .check(crate::grpc_interactions::check_call(person, MONDAY_10))
+    let answer = checks
+        .check(crate::api::interactions::check_call(person, MONDAY_10))
         .await
         .unwrap()
         .into_inner();
@@ -738,7 +733,7 @@ async fn after_seven_calls(
 async fn the_on_hold_outcome_makes_no_count_more_permissive() {
     let server = ready_server().await;
     let mut records = server.interactions().await;
-    let mut guard = server.guard().await;
+    let mut checks = server.checks().await;
     // Beside each statusDetails (none, a call that rang, one that did not
     // connect), the outcome never allows what no outcome blocks. A caller
     // dropped while queued on hold was answered, so the call connected:
@@ -749,7 +744,7 @@ async fn the_on_hold_outcome_makes_no_count_more_permissive() {
     {
         let with = after_seven_calls(
             &mut records,
-            &mut guard,
+            &mut checks,
             &format!("BO-HOLD-{n:04}"),
             details,
             Some(ON_HOLD),
@@ -757,7 +752,7 @@ async fn the_on_hold_outcome_makes_no_count_more_permissive() {
         .await;
         let without = after_seven_calls(
             &mut records,
-            &mut guard,
+            &mut checks,
             &format!("BO-NONE-{n:04}"),
             details,
             None,

@@ -8,150 +8,36 @@
 //! `Durability::Sync`, no compaction); the commands run as subprocesses.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::net::SocketAddr;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use compliance_guard::api::auth::Access;
 use compliance_guard::index::IndexConfig;
 use compliance_guard::journal::{Durability, JournalError, Layout};
 use compliance_guard::ops::{self, OpsError};
-use compliance_guard::pb::compliance_guard_client::ComplianceGuardClient;
-use compliance_guard::pb::interactions_client::InteractionsClient;
 use compliance_guard::pb::{
     CheckRequest, Contact, CreateInteractionRequest, GetInteractionRequest, Interaction,
     ListInteractionsRequest, ListReservationsRequest,
 };
-use compliance_guard::server::{ServeConfig, ServeError, serve};
 use prost_types::{Struct, Timestamp, Value, value::Kind};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
+use tonic::transport::Channel;
+
+use crate::support::consts::{MONDAY_10, P};
+use crate::support::process::{run, run_with_input, stderr, stdout};
+use crate::support::server::{
+    Checks, Interactions, TestServer, checks_on, interactions_on, options,
+};
 
 // ---- harness ---------------------------------------------------------------
 
-/// A server running in this process on a data directory the test owns.
-struct Server {
-    addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    handle: Option<tokio::task::JoinHandle<Result<(), ServeError>>>,
-}
-
-/// Starts a server on `data_dir` and waits until it is SERVING.
-async fn start(data_dir: &Path) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = ServeConfig {
-        rules_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"),
-        data_dir: data_dir.to_owned(),
-        access: Access::Open,
-        tls: None,
-        index: IndexConfig::default(),
-        roles: None,
-        durability: Durability::Sync,
-        compact_after: u64::MAX,
-        reload: None,
-        decision_log: None,
-        shutdown_grace: Duration::from_secs(5),
-        hold_until: None,
-        reserve_tolerance: Duration::from_secs(u32::MAX.into()),
-        media: Default::default(),
-    };
-    let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(serve(config, listener, async move {
-        let _ = rx.await;
-    }));
-    let server = Server {
-        addr,
-        shutdown: Some(tx),
-        handle: Some(handle),
-    };
-    // Watch health until SERVING; the stream ends (and this fails) if the
-    // server stops instead.
-    let mut health = HealthClient::new(server.channel().await);
-    let mut watch = health
-        .watch(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    loop {
-        let status = watch
-            .message()
-            .await
-            .unwrap()
-            .expect("the server stopped before SERVING")
-            .status;
-        if status == ServingStatus::Serving as i32 {
-            break;
-        }
-    }
-    server
-}
-
-impl Server {
-    async fn channel(&self) -> Channel {
-        Endpoint::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
-    }
-
-    async fn interactions(&self) -> InteractionsClient<Channel> {
-        InteractionsClient::new(self.channel().await)
-    }
-
-    async fn guard(&self) -> ComplianceGuardClient<Channel> {
-        ComplianceGuardClient::new(self.channel().await)
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        self.handle.take().unwrap().await.unwrap().unwrap();
-    }
-}
-
-/// The command, as an operator runs it, with `input` on stdin.
-fn run(args: &[&str], input: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_compliance-guard"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("COMPLIANCE_GUARD_DATA_DIR")
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
-    if let Some(text) = input {
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(text.as_bytes()).unwrap();
-        drop(stdin);
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).unwrap()
+/// A server in this process on `data_dir`, with open access and `Sync`
+/// durability, SERVING.
+async fn start(data_dir: &Path) -> TestServer {
+    options().data_dir(data_dir).open().sync().serving().await
 }
 
 fn path_str(p: &Path) -> &str {
@@ -184,10 +70,7 @@ fn now_key() -> (i64, i32) {
     )
 }
 
-async fn get(
-    records: &mut InteractionsClient<Channel>,
-    id: &str,
-) -> Result<Interaction, tonic::Status> {
+async fn get(records: &mut Interactions, id: &str) -> Result<Interaction, tonic::Status> {
     let r = records
         .get_interaction(GetInteractionRequest {
             searchable: false,
@@ -200,7 +83,7 @@ async fn get(
 }
 
 /// Every interaction the server holds, by id, paging through the list.
-async fn list_all(records: &mut InteractionsClient<Channel>) -> BTreeMap<String, Interaction> {
+async fn list_all(records: &mut Interactions) -> BTreeMap<String, Interaction> {
     let mut all = BTreeMap::new();
     let mut total = None;
     for page in 0..10_000u32 {
@@ -229,8 +112,8 @@ async fn list_all(records: &mut InteractionsClient<Channel>) -> BTreeMap<String,
 }
 
 /// The ids of the open reservations.
-async fn reservations(guard: &mut ComplianceGuardClient<Channel>) -> BTreeSet<String> {
-    guard
+async fn reservations(checks: &mut Checks) -> BTreeSet<String> {
+    checks
         .list_reservations(ListReservationsRequest::default())
         .await
         .unwrap()
@@ -243,9 +126,6 @@ async fn reservations(guard: &mut ComplianceGuardClient<Channel>) -> BTreeSet<St
 
 // ---- backup under load, then restore ---------------------------------------
 
-/// Mon 2025-12-01 10:00 EST: the moment the writers' reserving Checks ask
-/// about (inside the permitted hours in New York).
-const WORK_AT: i64 = 1_764_601_200;
 const WRITERS: usize = 4;
 /// Each writer stops after this many writes at the latest.
 const MAX_WRITES: usize = 20_000;
@@ -299,7 +179,7 @@ fn email(w: usize, i: usize) -> Interaction {
         status_details: Some("emailSent".into()),
         subject: Some("paymentDueDateReminder".into()),
         loan_id: Some(format!("LN-{w}")),
-        started_at: ts(WORK_AT - 86_400 + i as i64),
+        started_at: ts(MONDAY_10 - 86_400 + i as i64),
         contact: Some(Contact {
             kind: "email".into(),
             value: format!("borrower{w}@example.com"),
@@ -325,7 +205,7 @@ fn reserve(w: usize, i: usize) -> CheckRequest {
             value: "+15555550100".into(),
             name: String::new(),
         }),
-        at: ts(WORK_AT),
+        at: ts(MONDAY_10),
         reserve: true,
         request_id: format!("w{w}-r{i}"),
         ..CheckRequest::default()
@@ -346,8 +226,8 @@ async fn writer(
     phases: Arc<Phases>,
     progress: Arc<watch::Sender<u64>>,
 ) -> Vec<Ack> {
-    let mut records = InteractionsClient::new(server_channel.clone());
-    let mut guard = ComplianceGuardClient::new(server_channel);
+    let mut records = interactions_on(server_channel.clone(), None);
+    let mut checks = checks_on(server_channel, None);
     let mut acks = Vec::new();
     for i in 0..MAX_WRITES {
         if phases.stop.load(Ordering::SeqCst) {
@@ -368,7 +248,7 @@ async fn writer(
             let stored = r.interaction.unwrap();
             (stored.id.clone(), Some(stored))
         } else {
-            let r = guard.check(reserve(w, i)).await.unwrap().into_inner();
+            let r = checks.check(reserve(w, i)).await.unwrap().into_inner();
             assert!(r.allowed, "w{w} i{i}: {r:?}");
             assert!(r.interaction_id.starts_with("IT-"), "{r:?}");
             (r.interaction_id, None)
@@ -470,13 +350,13 @@ async fn check_restored(
         .count();
     assert_eq!(restored.len(), written, "backup {k}");
     // The open reservations are the original's that the backup holds.
-    let mut guard = server.guard().await;
+    let mut checks = server.checks().await;
     let expected: BTreeSet<String> = original_reservations
         .iter()
         .filter(|id| restored.contains_key(*id))
         .cloned()
         .collect();
-    assert_eq!(reservations(&mut guard).await, expected, "backup {k}");
+    assert_eq!(reservations(&mut checks).await, expected, "backup {k}");
     // The stored answers came along: a retry of a reserve acknowledged
     // before the backup began gets its first answer, and no second slot.
     let mut retried = 0;
@@ -485,17 +365,21 @@ async fn check_restored(
             .iter()
             .filter(|a| a.created.is_none() && a.started_at_ack < k)
         {
-            let r = guard.check(reserve(w, a.write)).await.unwrap().into_inner();
+            let r = checks
+                .check(reserve(w, a.write))
+                .await
+                .unwrap()
+                .into_inner();
             assert!(r.allowed && r.replayed, "backup {k}: {}: {r:?}", a.id);
             assert_eq!(r.interaction_id, a.id, "backup {k}");
             retried += 1;
         }
     }
     assert!(retried > 0, "backup {k}");
-    assert_eq!(reservations(&mut guard).await, expected, "backup {k}");
+    assert_eq!(reservations(&mut checks).await, expected, "backup {k}");
     assert_eq!(list_all(&mut records).await, restored, "backup {k}");
-    drop((records, guard));
-    server.stop().await;
+    drop((records, checks));
+    server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -534,10 +418,7 @@ async fn a_backup_under_load_holds_every_write_acknowledged_before_it_began() {
             // The command, as an operator runs it next to the server.
             let (d, f) = (data.clone(), file.clone());
             let o = tokio::task::spawn_blocking(move || {
-                run(
-                    &["backup", "--data-dir", path_str(&d), "--to", path_str(&f)],
-                    None,
-                )
+                run(&["backup", "--data-dir", path_str(&d), "--to", path_str(&f)])
             })
             .await
             .unwrap();
@@ -590,8 +471,8 @@ async fn a_backup_under_load_holds_every_write_acknowledged_before_it_began() {
             assert_eq!(&stored, created);
         }
     }
-    let mut guard = server.guard().await;
-    let original_reservations = reservations(&mut guard).await;
+    let mut checks = server.checks().await;
+    let original_reservations = reservations(&mut checks).await;
     let reserved: BTreeSet<String> = writers
         .iter()
         .flatten()
@@ -606,22 +487,19 @@ async fn a_backup_under_load_holds_every_write_acknowledged_before_it_began() {
         matches!(err, OpsError::Journal(JournalError::Locked(ref p)) if p == &data),
         "{err}"
     );
-    drop((records, guard));
-    server.stop().await;
+    drop((records, checks));
+    server.stop().await.unwrap();
 
     for (k, (file, records)) in (1..).zip(&backups) {
         let dir = root.path().join(format!("restored-{k}"));
         let restored = if k == 2 {
-            let o = run(
-                &[
-                    "restore",
-                    "--from",
-                    path_str(file),
-                    "--data-dir",
-                    path_str(&dir),
-                ],
-                None,
-            );
+            let o = run(&[
+                "restore",
+                "--from",
+                path_str(file),
+                "--data-dir",
+                path_str(&dir),
+            ]);
             assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
             assert_eq!(
                 stdout(&o),
@@ -664,16 +542,13 @@ async fn a_backup_under_load_holds_every_write_acknowledged_before_it_began() {
         .collect();
     assert_eq!(before, after);
     let restored_1 = root.path().join("restored-1");
-    let o = run(
-        &[
-            "restore",
-            "--from",
-            path_str(last),
-            "--data-dir",
-            path_str(&restored_1),
-        ],
-        None,
-    );
+    let o = run(&[
+        "restore",
+        "--from",
+        path_str(last),
+        "--data-dir",
+        path_str(&restored_1),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(stdout(&o), "");
     assert_eq!(
@@ -713,16 +588,13 @@ async fn a_backup_under_load_holds_every_write_acknowledged_before_it_began() {
     );
     let layout = Layout { dir: empty.clone() };
     assert_eq!(layout.generations().unwrap(), (vec![], vec![]));
-    let o = run(
-        &[
-            "restore",
-            "--from",
-            path_str(&damaged),
-            "--data-dir",
-            path_str(&empty),
-        ],
-        None,
-    );
+    let o = run(&[
+        "restore",
+        "--from",
+        path_str(&damaged),
+        "--data-dir",
+        path_str(&empty),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(stdout(&o), "");
     assert_eq!(stderr(&o), format!("error: {message}\n"));
@@ -733,8 +605,6 @@ async fn a_backup_under_load_holds_every_write_acknowledged_before_it_began() {
 
 // ---- import ----------------------------------------------------------------
 
-/// The borrower whose calls are imported.
-const P: &str = "BO-IMPT-0001";
 /// Sat 2026-11-21 10:00 EST: the Check after the imported calls.
 const CHECK_AT: &str = "2026-11-21T15:00:00Z";
 
@@ -842,8 +712,12 @@ fn import_twice(
 ) -> ((i64, i32), (i64, i32)) {
     let mut args = vec!["import", "--data-dir", path_str(data)];
     args.extend_from_slice(args_tail);
+    let run_it = || match input {
+        Some(text) => run_with_input(&args, text),
+        None => run(&args),
+    };
     let before = now_key();
-    let o = run(&args, input);
+    let o = run_it();
     let after = now_key();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert_eq!(stderr(&o), expected_stderr(name));
@@ -852,7 +726,7 @@ fn import_twice(
         format!("imported {GOOD} of {LINES} lines; 0 already present; {BAD} refused\n")
     );
     let files = journal_files(data);
-    let o = run(&args, input);
+    let o = run_it();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert_eq!(stderr(&o), expected_stderr(name));
     assert_eq!(
@@ -958,7 +832,7 @@ async fn check_imported(data: &Path, by: &str, span: ((i64, i32), (i64, i32))) {
     .into_iter()
     .collect();
     assert_eq!(calls.len(), 7);
-    let mut guard = server.guard().await;
+    let mut checks = server.checks().await;
     let question = |loan: &str| CheckRequest {
         person_id: P.into(),
         channel: "voice".into(),
@@ -969,7 +843,7 @@ async fn check_imported(data: &Path, by: &str, span: ((i64, i32), (i64, i32))) {
         at: ts_of(CHECK_AT),
         ..CheckRequest::default()
     };
-    let blocked = guard.check(question("LN-1")).await.unwrap().into_inner();
+    let blocked = checks.check(question("LN-1")).await.unwrap().into_inner();
     assert!(!blocked.allowed, "{blocked:?}");
     assert_eq!(
         blocked.compliance_guard_rule_id,
@@ -995,10 +869,10 @@ async fn check_imported(data: &Path, by: &str, span: ((i64, i32), (i64, i32))) {
     let counted: BTreeSet<String> = v.counted_interaction_ids.iter().cloned().collect();
     assert_eq!(counted, calls);
     // Another loan has no calls: allowed.
-    let allowed = guard.check(question("LN-2")).await.unwrap().into_inner();
+    let allowed = checks.check(question("LN-2")).await.unwrap().into_inner();
     assert!(allowed.allowed, "{allowed:?}");
-    drop((records, guard));
-    server.stop().await;
+    drop((records, checks));
+    server.stop().await.unwrap();
 }
 
 #[tokio::test]
@@ -1034,10 +908,7 @@ async fn import_is_refused_while_a_server_holds_the_data_directory() {
     let server = start(&data).await;
     let d = data.clone();
     let o = tokio::task::spawn_blocking(move || {
-        run(
-            &["import", "--data-dir", path_str(&d), path_str(&file)],
-            None,
-        )
+        run(&["import", "--data-dir", path_str(&d), path_str(&file)])
     })
     .await
     .unwrap();
@@ -1054,12 +925,12 @@ async fn import_is_refused_while_a_server_holds_the_data_directory() {
     let mut records = server.interactions().await;
     assert_eq!(list_all(&mut records).await.len(), 0);
     drop(records);
-    server.stop().await;
+    server.stop().await.unwrap();
     let server = start(&data).await;
     let mut records = server.interactions().await;
     assert_eq!(list_all(&mut records).await.len(), 0);
     drop(records);
-    server.stop().await;
+    server.stop().await.unwrap();
 }
 
 /// Import edge cases, through the library: a line that is not UTF-8 is
@@ -1161,7 +1032,7 @@ fn import_reports_bad_bytes_ignores_foreign_fields_and_keeps_upstream_deletes() 
 /// Uploads `audio` as the recording of a new voice interaction of `person`
 /// and returns the interaction's id and the audio's storage key.
 async fn upload_recording(
-    records: &mut InteractionsClient<Channel>,
+    records: &mut Interactions,
     person: &str,
     ext: &str,
     audio: &[u8],
@@ -1209,7 +1080,7 @@ async fn upload_recording(
 }
 
 /// The recording of `id`, downloaded by stream.
-async fn download_recording(records: &mut InteractionsClient<Channel>, id: &str) -> Vec<u8> {
+async fn download_recording(records: &mut Interactions, id: &str) -> Vec<u8> {
     use compliance_guard::pb::DownloadMediaRequest;
     use compliance_guard::pb::download_media_response::Part;
     let mut stream = records
@@ -1239,21 +1110,18 @@ async fn a_backup_carries_the_audio_and_a_restore_checks_it() {
     let mut records = server.interactions().await;
     let (id_a, key_a) = upload_recording(&mut records, "BO-MEDI-0001", "call-a", &audio_a).await;
     let (id_b, key_b) = upload_recording(&mut records, "BO-MEDI-0001", "call-b", &audio_b).await;
-    server.stop().await;
+    server.stop().await.unwrap();
 
     // The backup, as the operator runs it: the records file and the audio
     // beside it, in `<file>.media`.
     let backup = dir.path().join("guard.cgj");
-    let o = run(
-        &[
-            "backup",
-            "--data-dir",
-            path_str(&data),
-            "--to",
-            path_str(&backup),
-        ],
-        None,
-    );
+    let o = run(&[
+        "backup",
+        "--data-dir",
+        path_str(&data),
+        "--to",
+        path_str(&backup),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let media = ops::media_dir_of(&backup);
     assert_eq!(media, dir.path().join("guard.cgj.media"));
@@ -1275,16 +1143,13 @@ async fn a_backup_carries_the_audio_and_a_restore_checks_it() {
     damaged[100] ^= 1;
     std::fs::write(media.join(&key_b), &damaged).unwrap();
     let restored = dir.path().join("restored");
-    let o = run(
-        &[
-            "restore",
-            "--from",
-            path_str(&backup),
-            "--data-dir",
-            path_str(&restored),
-        ],
-        None,
-    );
+    let o = run(&[
+        "restore",
+        "--from",
+        path_str(&backup),
+        "--data-dir",
+        path_str(&restored),
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
     assert!(
         stderr(&o).contains(&format!("`{}` is damaged", media.join(&key_b).display())),
@@ -1309,16 +1174,13 @@ async fn a_backup_carries_the_audio_and_a_restore_checks_it() {
 
     // Mended, it restores; the server on it serves the same audio.
     std::fs::write(media.join(&key_b), &audio_b).unwrap();
-    let o = run(
-        &[
-            "restore",
-            "--from",
-            path_str(&backup),
-            "--data-dir",
-            path_str(&restored),
-        ],
-        None,
-    );
+    let o = run(&[
+        "restore",
+        "--from",
+        path_str(&backup),
+        "--data-dir",
+        path_str(&restored),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
         stdout(&o).ends_with("and 2 recordings and voicemails, each checked against its SHA-256\n"),
@@ -1329,5 +1191,5 @@ async fn a_backup_carries_the_audio_and_a_restore_checks_it() {
     let mut records = server.interactions().await;
     assert_eq!(download_recording(&mut records, &id_a).await, audio_a);
     assert_eq!(download_recording(&mut records, &id_b).await, audio_b);
-    server.stop().await;
+    server.stop().await.unwrap();
 }

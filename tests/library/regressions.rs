@@ -10,6 +10,8 @@ use compliance_guard::rules::{LoadOptions, RuleSet};
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::support::library::open_with;
+
 fn caller() -> Caller {
     Caller {
         company: None,
@@ -21,26 +23,11 @@ fn caller() -> Caller {
 fn rules() -> Arc<RuleSet> {
     Arc::new(RuleSet::load_dir(Path::new("rules"), &LoadOptions::default()).unwrap())
 }
+/// The guard on `dir`, with the shipped rules.
 fn open(dir: &Path, compact_after: u64) -> Guard {
-    for _ in 0..500 {
-        match Guard::open(
-            IndexConfig::default(),
-            dir,
-            Durability::Sync,
-            compact_after,
-            |_| {},
-        ) {
-            Ok((g, _)) => {
-                g.set_rules(rules());
-                return g;
-            }
-            Err(compliance_guard::journal::JournalError::Locked(_)) => {
-                std::thread::sleep(std::time::Duration::from_millis(5))
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
-    panic!("locked")
+    let (g, _) = open_with(dir, compact_after).unwrap();
+    g.set_rules(rules());
+    g
 }
 fn check_input(person: &str, at: DateTime<Utc>) -> CheckInput {
     CheckInput {
@@ -55,10 +42,34 @@ fn check_input(person: &str, at: DateTime<Utc>) -> CheckInput {
     }
 }
 
+/// What a call Check answers the day after a conversation about `L1`
+/// (`conversation`): blocked by the quiet period through Sun 2025-12-07,
+/// until 08:00 on Mon 2025-12-08 in New York, counting that conversation.
+fn assert_quiet_after(d: &compliance_guard::engine::Decision, conversation: &str, what: &str) {
+    assert!(!d.allowed, "{what}: {d:?}");
+    assert_eq!(
+        d.rule_id.as_deref(),
+        Some("us-regf-quiet-after-conversation"),
+        "{what}"
+    );
+    assert_eq!(
+        d.next_allowed_at,
+        Some(Utc.with_ymd_and_hms(2025, 12, 8, 13, 0, 0).unwrap()),
+        "{what}"
+    );
+    assert_eq!(d.violations.len(), 1, "{what}: {:?}", d.violations);
+    assert_eq!(
+        d.violations[0].counted_interaction_ids,
+        [conversation],
+        "{what}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn review_link_then_compaction_loses_history() {
     let dir = tempfile::tempdir().unwrap();
     let now = Utc.with_ymd_and_hms(2025, 12, 2, 15, 0, 0).unwrap();
+    let conversation;
     {
         let g = open(dir.path(), u64::MAX);
         let conv = InteractionInput {
@@ -70,9 +81,12 @@ async fn review_link_then_compaction_loses_history() {
             started_at: Some("2025-12-01T15:00:00Z".into()),
             ..InteractionInput::default()
         };
-        g.create("BO-AAAA-00000001", &conv, &caller(), now)
+        conversation = g
+            .create("BO-AAAA-00000001", &conv, &caller(), now)
             .await
-            .unwrap();
+            .unwrap()
+            .0
+            .id;
         g.link_person("BO-BBBB-00000002", "Y", now).await.unwrap();
         g.link_person("BO-AAAA-00000001", "Y", now).await.unwrap();
         let d = g
@@ -80,8 +94,7 @@ async fn review_link_then_compaction_loses_history() {
             .await
             .unwrap()
             .decision;
-        let _ = format!("live: allowed={} rule={:?}", d.allowed, d.rule_id);
-        assert!(!d.allowed);
+        assert_quiet_after(&d, &conversation, "live");
     }
     {
         let g = open(dir.path(), 0); // replay journal, then compact into a snapshot
@@ -90,11 +103,7 @@ async fn review_link_then_compaction_loses_history() {
             .await
             .unwrap()
             .decision;
-        let _ = format!(
-            "after replay (+compaction): allowed={} rule={:?}",
-            d.allowed, d.rule_id
-        );
-        assert!(!d.allowed);
+        assert_quiet_after(&d, &conversation, "after replay, then compaction");
     }
     {
         let g = open(dir.path(), u64::MAX); // start from the snapshot
@@ -103,17 +112,13 @@ async fn review_link_then_compaction_loses_history() {
             .await
             .unwrap()
             .decision;
-        let _ = format!("from snapshot: allowed={} rule={:?}", d.allowed, d.rule_id);
+        assert_quiet_after(&d, &conversation, "ext-Y from the snapshot");
         let d2 = g
             .check(&check_input("BO-AAAA-00000001", now), &caller(), now, None)
             .await
             .unwrap()
             .decision;
-        let _ = format!(
-            "from snapshot, by our id: allowed={} rule={:?}",
-            d2.allowed, d2.rule_id
-        );
-        assert!(!d.allowed, "ext-Y lost its history after compaction");
+        assert_quiet_after(&d2, &conversation, "our id from the snapshot");
     }
 }
 
@@ -133,23 +138,24 @@ async fn review_far_future_at_poisons_lock() {
             .map(|o| o.decision.allowed)
     })
     .await;
-    let _ = format!(
-        "far-future reserve: {:?}",
-        r.as_ref().map_err(|e| e.to_string())
-    );
     let after = g
         .check(&check_input("BO-AAAA-00000001", now), &caller(), now, None)
         .await;
-    let _ = format!(
-        "next ordinary check: {:?}",
-        after.as_ref().map(|o| o.decision.allowed)
-    );
     let err = r.unwrap().unwrap_err();
     assert!(
         matches!(err, compliance_guard::guard::GuardError::Invalid(_)),
         "{err:?}"
     );
-    assert!(after.is_ok(), "the guard still answers");
+    // The guard still answers, and from an unchanged history: allowed at
+    // 10:00 in New York, until 21:00.
+    let after = after.expect("the guard still answers").decision;
+    assert!(after.allowed, "{after:?}");
+    assert_eq!(after.rule_id, None);
+    assert!(after.violations.is_empty(), "{:?}", after.violations);
+    assert_eq!(
+        after.valid_until,
+        Some(Utc.with_ymd_and_hms(2025, 12, 3, 2, 0, 0).unwrap())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,17 +170,22 @@ async fn review_request_id_retry_of_blocked_check_for_new_person() {
     );
     input.reserve = true;
     input.request_id = "send-1".into();
-    let first = g.check(&input, &caller(), now, None).await;
-    let _ = format!(
-        "first: {:?}",
-        first.as_ref().map(|o| (o.decision.allowed, o.repeated))
+    let first = g.check(&input, &caller(), now, None).await.unwrap();
+    assert!(!first.decision.allowed);
+    assert_eq!(first.decision.rule_id.as_deref(), Some("us-regf-hours"));
+    // 08:00 the next morning in New York.
+    assert_eq!(
+        first.decision.next_allowed_at,
+        Some(Utc.with_ymd_and_hms(2025, 12, 3, 13, 0, 0).unwrap())
     );
-    let retry = g.check(&input, &caller(), now, None).await;
-    let _ = format!(
-        "retry: {:?}",
-        retry.as_ref().map(|o| (o.decision.allowed, o.repeated))
+    assert!(!first.repeated && first.interaction_id.is_none());
+    let retry = g.check(&input, &caller(), now, None).await.unwrap();
+    assert!(
+        retry.repeated,
+        "the retry is answered from the first answer"
     );
-    assert!(retry.is_ok_and(|o| o.repeated));
+    assert_eq!(retry.decision, first.decision);
+    assert_eq!(retry.interaction_id, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,7 +276,20 @@ async fn review_reserve_in_the_past_escaped_the_current_windows() {
          allowed: at most 300 s before it (leave `at` unset to mean now)"
     );
     let edge = reserve(Some(now - chrono::Duration::seconds(301)), "send-301");
-    assert!(g.check(&edge, &caller(), now, None).await.is_err());
+    let Err(compliance_guard::guard::GuardError::Invalid(problems)) =
+        g.check(&edge, &caller(), now, None).await
+    else {
+        panic!("a reserve 301 s back was not refused");
+    };
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].field, "at");
+    assert!(
+        problems[0]
+            .message
+            .contains("is 301 s before the server's clock"),
+        "{}",
+        problems[0].message
+    );
 
     let mut ids = Vec::new();
     for (at, request) in [
@@ -285,7 +309,11 @@ async fn review_reserve_in_the_past_escaped_the_current_windows() {
         assert_eq!(again.interaction_id.as_deref(), Some(id.as_str()));
         ids.push(id);
     }
-    assert_eq!(ids.len(), 3);
+    assert_eq!(
+        ids.iter().collect::<std::collections::BTreeSet<_>>().len(),
+        3,
+        "three sends, three reservations: {ids:?}"
+    );
 
     g.set_reserve_tolerance(None);
     let backfill = reserve(Some(now - chrono::Duration::days(8)), "send-backfill");

@@ -1,85 +1,9 @@
 //! The `compliance-guard` command line, run as a subprocess.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_compliance-guard"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).unwrap()
-}
-
-/// `serve` as an operator runs it, with `args`, in the crate's directory
-/// (for `rules/`), keys, the log format and `NO_COLOR` from the
-/// environment cleared, logging at info; returns the process and its
-/// stderr (a pipe), line by line.
-#[cfg(unix)]
-fn spawn_serve(
-    args: &[&std::ffi::OsStr],
-) -> (
-    std::process::Child,
-    std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
-) {
-    use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_compliance-guard"))
-        .arg("serve")
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("COMPLIANCE_GUARD_API_KEY")
-        .env_remove("COMPLIANCE_GUARD_KEYS")
-        .env_remove("COMPLIANCE_GUARD_LOG_FORMAT")
-        .env_remove("NO_COLOR")
-        .env("RUST_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    (child, lines)
-}
-
-/// The rest of the first line of `lines` that starts with `prefix`.
-fn line_after(lines: &mut impl Iterator<Item = std::io::Result<String>>, prefix: &str) -> String {
-    loop {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("the server never said `{prefix}`"))
-            .unwrap();
-        if let Some(rest) = line.strip_prefix(prefix) {
-            return rest.to_owned();
-        }
-    }
-}
-
-/// Sends SIGTERM to a server started as a subprocess and waits for it to
-/// exit, polling, so that the test's runtime keeps serving the client side
-/// of its connections while the server drains them.
-#[cfg(unix)]
-async fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            return exit;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-}
+use crate::support::process::{run, sample, scrape, serve, stderr, stdout};
+use crate::support::server::{checks_on, interactions_on};
 
 const BAD_RULE: &str = "rules:
   - id: bad-cap
@@ -238,53 +162,22 @@ fn rules_list_of_a_missing_directory_is_an_error() {
 #[cfg(unix)]
 #[tokio::test]
 async fn serve_starts_answers_and_stops_on_sigterm() {
-    use tonic_health::pb::HealthCheckRequest;
-    use tonic_health::pb::health_client::HealthClient;
-
     let data = tempfile::tempdir().unwrap();
-    let (mut child, mut lines) = spawn_serve(&[
+    let server = serve([
         "--listen".as_ref(),
         "127.0.0.1:0".as_ref(),
         "--data-dir".as_ref(),
         data.path().as_os_str(),
-    ]);
-    let addr = line_after(&mut lines, "compliance-guard listening on ")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    ])
+    .spawn();
+    let addr = server.addr();
     let key_file = data.path().join("api-key");
     assert!(key_file.exists(), "the key is created at first start");
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = HealthClient::new(channel);
-    let mut status = 0;
-    for _ in 0..500 {
-        status = health
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .unwrap()
-            .get_ref()
-            .status;
-        if status == 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert_eq!(status, 1, "SERVING");
-    drop(health);
-    let exit = terminate(&mut child).await;
-    assert!(exit.success(), "{exit:?}");
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    server.wait_serving(addr).await;
+    let log = server.terminate().await;
     assert!(
-        rest.iter()
-            .any(|l| l.contains("shutting down: NOT_SERVING")),
-        "{rest:?}"
+        log.iter().any(|l| l.contains("shutting down: NOT_SERVING")),
+        "{log:?}"
     );
 }
 
@@ -419,49 +312,6 @@ fn rules_test_refuses_reserve_in_a_story() {
     );
 }
 
-/// One sample of a Prometheus text exposition: the value of the series
-/// `name` whose labels include every pair of `labels` (in any order).
-pub(crate) fn sample(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    body.lines().find_map(|line| {
-        if line.starts_with('#') {
-            return None;
-        }
-        let (series, value) = line.rsplit_once(' ')?;
-        let (series_name, rest) = match series.split_once('{') {
-            Some((n, rest)) => (n, rest.strip_suffix('}')?),
-            None => (series, ""),
-        };
-        if series_name != name {
-            return None;
-        }
-        let have: Vec<(&str, &str)> = rest
-            .split("\",")
-            .filter(|kv| !kv.is_empty())
-            .filter_map(|kv| {
-                let (k, v) = kv.split_once("=\"")?;
-                Some((k, v.trim_end_matches('"')))
-            })
-            .collect();
-        labels
-            .iter()
-            .all(|l| have.contains(l))
-            .then(|| value.parse().ok())
-            .flatten()
-    })
-}
-
-/// GET /metrics over raw HTTP/1.1, the body only.
-pub(crate) fn scrape(port: u16) -> String {
-    use std::io::{Read, Write};
-    let mut response = String::new();
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    stream.read_to_string(&mut response).unwrap();
-    response
-}
-
 /// `serve --metrics-listen` exposes every metric an operator needs to see
 /// the guard run: decisions by result and rule, latency histograms per RPC
 /// (real buckets, not summaries), the journal's flushes, the size gauges,
@@ -472,53 +322,43 @@ pub(crate) fn scrape(port: u16) -> String {
 async fn serve_exposes_metrics() {
     use compliance_guard::pb::{CheckRequest, CreateInteractionRequest, Interaction};
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let data = tempfile::tempdir().unwrap();
-    let metrics = format!("127.0.0.1:{port}");
-    let (mut child, mut lines) = spawn_serve(&[
+    let server = serve([
         "--listen".as_ref(),
         "127.0.0.1:0".as_ref(),
         "--insecure-no-auth".as_ref(),
         "--metrics-listen".as_ref(),
-        metrics.as_ref(),
+        "127.0.0.1:0".as_ref(),
         "--data-dir".as_ref(),
         data.path().as_os_str(),
-    ]);
-    let addr = line_after(&mut lines, "compliance-guard listening on ")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    std::thread::spawn(move || for _ in lines.by_ref() {});
+    ])
+    .spawn();
+    let addr = server.addr();
+    let metrics = server.metrics_addr();
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
         .await
         .unwrap();
-    let mut client =
-        compliance_guard::pb::compliance_guard_client::ComplianceGuardClient::new(channel.clone());
-    let mut records = compliance_guard::pb::interactions_client::InteractionsClient::new(channel);
+    let mut checks = checks_on(channel.clone(), None);
+    let mut records = interactions_on(channel, None);
     let request = CheckRequest {
         person_id: "BO-METR-0001".into(),
         channel: "mail".into(),
         ..Default::default()
     };
-    let mut answered = false;
-    for _ in 0..500 {
-        if client.check(request.clone()).await.is_ok() {
-            answered = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert!(answered);
+    server.wait_serving(addr).await;
+    assert!(
+        checks
+            .check(request.clone())
+            .await
+            .unwrap()
+            .get_ref()
+            .allowed
+    );
     // Before any write: both reload outcomes are there, at 0, and the
     // media counters too.
-    let body = scrape(port);
+    let body = scrape(metrics);
     for outcome in ["applied", "refused"] {
         assert_eq!(
             sample(
@@ -540,14 +380,14 @@ async fn serve_exposes_metrics() {
     // A second allow, a block (a call at 23:00 in New York), a recorded
     // call for another borrower, and a reserving Check for a third.
     assert!(
-        client
+        checks
             .check(request.clone())
             .await
             .unwrap()
             .get_ref()
             .allowed
     );
-    let late = client
+    let late = checks
         .check(CheckRequest {
             person_id: "BO-METR-0001".into(),
             channel: "voice".into(),
@@ -580,7 +420,7 @@ async fn serve_exposes_metrics() {
         })
         .await
         .unwrap();
-    let reserved = client
+    let reserved = checks
         .check(CheckRequest {
             person_id: "BO-METR-0003".into(),
             channel: "mail".into(),
@@ -592,16 +432,16 @@ async fn serve_exposes_metrics() {
         .into_inner();
     assert!(reserved.allowed, "{reserved:?}");
 
-    // The gauges are sampled every second: wait for them to catch up.
-    let mut body = String::new();
-    for _ in 0..50 {
-        body = scrape(port);
-        if sample(&body, "compliance_guard_interactions", &[]) == Some(2.0)
-            && sample(&body, "compliance_guard_open_reservations", &[]) == Some(1.0)
-        {
-            break;
-        }
+    // The gauges are sampled every second: wait for them to catch up (the
+    // assertions below say what was seen last if they never do).
+    let limit = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut body = scrape(metrics);
+    while (sample(&body, "compliance_guard_interactions", &[]) != Some(2.0)
+        || sample(&body, "compliance_guard_open_reservations", &[]) != Some(1.0))
+        && tokio::time::Instant::now() < limit
+    {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        body = scrape(metrics);
     }
     let get = |name: &str, labels: &[(&str, &str)]| {
         sample(&body, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?} in\n{body}"))
@@ -634,27 +474,28 @@ async fn serve_exposes_metrics() {
         ),
         1.0
     );
-    // Check latency: a real histogram, every OK Check in it, each within
-    // the top finite bucket (5 s) and none faster than it could be.
+    // Check latency: a real histogram with the buckets of SECONDS_BUCKETS,
+    // cumulative, every OK Check in it. (How fast a Check is, is for the
+    // benchmarks: docs/performance.md.)
     let check = [("rpc", "Check"), ("code", "OK")];
     let count = get("compliance_guard_rpc_duration_seconds_count", &check);
     assert_eq!(count, 4.0);
-    let inf = get(
-        "compliance_guard_rpc_duration_seconds_bucket",
-        &[("rpc", "Check"), ("code", "OK"), ("le", "+Inf")],
-    );
-    assert_eq!(inf, count);
-    let five = get(
-        "compliance_guard_rpc_duration_seconds_bucket",
-        &[("rpc", "Check"), ("code", "OK"), ("le", "5")],
-    );
-    assert_eq!(five, count, "a Check took over 5 s");
-    get(
-        "compliance_guard_rpc_duration_seconds_bucket",
-        &[("rpc", "Check"), ("code", "OK"), ("le", "0.00005")],
-    );
+    let mut below = 0.0;
+    for le in compliance_guard::server::SECONDS_BUCKETS
+        .iter()
+        .map(f64::to_string)
+        .chain(["+Inf".to_owned()])
+    {
+        let n = get(
+            "compliance_guard_rpc_duration_seconds_bucket",
+            &[("rpc", "Check"), ("code", "OK"), ("le", &le)],
+        );
+        assert!(n >= below, "le={le}: {n} < {below}");
+        below = n;
+    }
+    assert_eq!(below, count, "the +Inf bucket holds every Check");
     let sum = get("compliance_guard_rpc_duration_seconds_sum", &check);
-    assert!(sum > 0.0 && sum < 20.0, "{sum}");
+    assert!(sum > 0.0, "{sum}");
     assert_eq!(
         get(
             "compliance_guard_rpc_duration_seconds_count",
@@ -693,20 +534,8 @@ async fn serve_exposes_metrics() {
         );
     }
 
-    drop((client, records));
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    for _ in 0..1000 {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    drop((checks, records));
+    server.terminate().await;
 }
 
 #[test]
@@ -789,69 +618,34 @@ async fn serve_opens_the_media_listener_and_refuses_bad_media_flags() {
     }
 
     let data = tempfile::tempdir().unwrap();
-    let (mut child, mut lines) = spawn_serve(&[
+    let server = serve([
         "--listen".as_ref(),
         "127.0.0.1:0".as_ref(),
         "--media-listen".as_ref(),
         "127.0.0.1:0".as_ref(),
         "--data-dir".as_ref(),
         data.path().as_os_str(),
-    ]);
-    let media = line_after(&mut lines, "compliance-guard media links on http://")
-        .trim_end_matches("/media/")
-        .to_owned();
+    ])
+    .spawn();
+    let media = server.media_addr();
+    // The listener answers once the history is loaded: by SERVING.
+    server.wait_serving(server.addr()).await;
+    let mut s = tokio::net::TcpStream::connect(media).await.unwrap();
+    s.write_all(b"GET /media/IT-1/recording HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
     let mut answer = String::new();
-    for _ in 0..500 {
-        // The listener answers once the history is loaded; until then the
-        // port is bound but not yet served.
-        if let Ok(mut s) = tokio::net::TcpStream::connect(&media).await {
-            s.write_all(
-                b"GET /media/IT-1/recording HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            )
-            .await
-            .unwrap();
-            answer.clear();
-            let _ = s.read_to_string(&mut answer).await;
-            if !answer.is_empty() {
-                break;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        s.read_to_string(&mut answer),
+    )
+    .await
+    .expect("the media listener answers")
+    .unwrap();
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.contains("`expires` is missing"), "{answer}");
     assert!(data.path().join("media").join("link-key").exists());
-    let exit = terminate(&mut child).await;
-    assert!(exit.success(), "{exit:?}");
-}
-
-/// Waits until the server at `addr` answers health SERVING.
-#[cfg(unix)]
-async fn wait_serving(addr: &str) {
-    use tonic_health::pb::HealthCheckRequest;
-    use tonic_health::pb::health_client::HealthClient;
-
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = HealthClient::new(channel);
-    for _ in 0..500 {
-        let status = health
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .unwrap()
-            .get_ref()
-            .status;
-        if status == 1 {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("the server at {addr} never turned SERVING");
+    server.terminate().await;
 }
 
 /// Logs written to a pipe carry no terminal color codes: stderr here is a
@@ -860,27 +654,15 @@ async fn wait_serving(addr: &str) {
 #[tokio::test]
 async fn serve_writes_no_color_codes_to_a_pipe() {
     let data = tempfile::tempdir().unwrap();
-    let (mut child, mut lines) = spawn_serve(&[
+    let server = serve([
         "--listen".as_ref(),
         "127.0.0.1:0".as_ref(),
         "--data-dir".as_ref(),
         data.path().as_os_str(),
-    ]);
-    let mut seen = Vec::new();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("the server says where it listens")
-            .unwrap();
-        seen.push(line.clone());
-        if let Some(rest) = line.strip_prefix("compliance-guard listening on ") {
-            break rest.split(';').next().unwrap().to_owned();
-        }
-    };
-    wait_serving(&addr).await;
-    let exit = terminate(&mut child).await;
-    assert!(exit.success(), "{exit:?}");
-    seen.extend(lines.map_while(Result::ok));
+    ])
+    .spawn();
+    server.wait_serving(server.addr()).await;
+    let seen = server.terminate().await;
     // The log lines themselves, as `tracing` writes them: a level after the
     // timestamp. Start-up (journal, rules, access, SERVING) and shutdown
     // give at least five.
@@ -906,36 +688,30 @@ async fn serve_writes_no_color_codes_to_a_pipe() {
 #[tokio::test]
 async fn serve_logs_one_json_object_per_line() {
     let data = tempfile::tempdir().unwrap();
-    let (mut child, mut lines) = spawn_serve(&[
+    let server = serve([
         "--listen".as_ref(),
         "127.0.0.1:0".as_ref(),
         "--data-dir".as_ref(),
         data.path().as_os_str(),
         "--log-format".as_ref(),
         "json".as_ref(),
-    ]);
+    ])
+    .spawn();
     let parse = |line: &str| -> serde_json::Map<String, serde_json::Value> {
         match serde_json::from_str(line) {
             Ok(serde_json::Value::Object(o)) => o,
             other => panic!("not a JSON object: {line:?} ({other:?})"),
         }
     };
-    let mut seen = Vec::new();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("the server logs where it listens")
-            .unwrap();
-        let object = parse(&line);
-        seen.push(object.clone());
-        if let Some(addr) = object["fields"].get("addr").and_then(|a| a.as_str()) {
-            break addr.to_owned();
-        }
-    };
-    wait_serving(&addr).await;
-    let exit = terminate(&mut child).await;
-    assert!(exit.success(), "{exit:?}");
-    seen.extend(lines.map_while(Result::ok).map(|l| parse(&l)));
+    // The gRPC address, a field of a log line.
+    let addr: std::net::SocketAddr = server.find_line(|line| {
+        parse(line)["fields"]
+            .get("addr")
+            .and_then(|a| a.as_str())
+            .map(|a| a.parse().unwrap())
+    });
+    server.wait_serving(addr).await;
+    let seen: Vec<_> = server.terminate().await.iter().map(|l| parse(l)).collect();
     assert!(seen.len() >= 5, "too few log lines to tell: {seen:#?}");
     for object in &seen {
         let level = object["level"].as_str().unwrap_or_default();

@@ -11,6 +11,8 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use compliance_guard::media::MediaConfig;
@@ -23,17 +25,11 @@ use prost_types::Timestamp;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::grpc::{
-    AUDITOR_KEY, PIPELINE_KEY, Records, Restartable, basic_keys, media_listener, start_media,
-};
+use crate::support::consts::{ACME_KEY, AUDITOR_KEY, GLOBEX_KEY, P, T0};
+use crate::support::server::{Interactions, TestServer, options};
 
-const P: &str = "BO-MEDIA-0001";
-/// Mon 2020-03-02 14:00 UTC.
-const T0: i64 = 1_583_157_600;
 /// About 200 KiB: several of the server's 64 KiB chunks.
 const AUDIO_LEN: usize = 200 * 1024 + 77;
-const ACME_KEY: &str = "acme-key-0123456789abcdef0123456789abcdef";
-const GLOBEX_KEY: &str = "globex-key-0123456789abcdef0123456789abcd";
 
 /// Which audio of an interaction.
 #[derive(Debug, Clone, Copy)]
@@ -107,7 +103,7 @@ fn upload_of(id: &str, content_type: &str, sha256: &str, bytes: &[u8]) -> Vec<Up
 }
 
 async fn upload(
-    records: &mut Records,
+    records: &mut Interactions,
     kind: Kind,
     messages: Vec<UploadMediaRequest>,
 ) -> Result<Interaction, Status> {
@@ -122,7 +118,7 @@ async fn upload(
 /// Uploads `audio` of `kind` with no checksum given, which must succeed,
 /// and returns the stored audio's description.
 async fn stored(
-    records: &mut Records,
+    records: &mut Interactions,
     kind: Kind,
     id: &str,
     content_type: &str,
@@ -167,7 +163,7 @@ fn request(id: &str, disposition: &str, return_url: bool) -> DownloadMediaReques
 /// Calls the download and collects its stream until it ends or fails; an
 /// error before the stream starts is returned as is.
 async fn download(
-    records: &mut Records,
+    records: &mut Interactions,
     kind: Kind,
     req: DownloadMediaRequest,
 ) -> Result<Got, Status> {
@@ -202,7 +198,7 @@ async fn download(
 
 /// Downloads by stream and asserts a whole, clean delivery: a header, then
 /// chunks. Returns the header and the bytes.
-async fn fetch(records: &mut Records, kind: Kind, id: &str) -> (DownloadMediaHeader, Vec<u8>) {
+async fn fetch(records: &mut Interactions, kind: Kind, id: &str) -> (DownloadMediaHeader, Vec<u8>) {
     let got = download(records, kind, request(id, "", false))
         .await
         .unwrap();
@@ -240,11 +236,11 @@ fn text() -> Interaction {
     }
 }
 
-async fn create(records: &mut Records, i: Interaction) -> Interaction {
-    crate::grpc::create_in(records, P, i).await
+async fn create(records: &mut Interactions, i: Interaction) -> Interaction {
+    crate::support::server::create_in(records, P, i).await
 }
 
-async fn get(records: &mut Records, id: &str) -> Interaction {
+async fn get(records: &mut Interactions, id: &str) -> Interaction {
     records
         .get_interaction(GetInteractionRequest {
             interaction_id: id.into(),
@@ -283,23 +279,30 @@ fn now_secs() -> i64 {
     .unwrap()
 }
 
-/// A server on `dir` with the harness's keys and `media`.
-async fn start(dir: &Path, media: MediaConfig) -> Restartable {
-    start_media(dir, &basic_keys(), 1_000_000, media).await
+/// A server on `dir/data` with the harness's keys and `media`.
+async fn start(dir: &Path, media: MediaConfig) -> TestServer {
+    options()
+        .data_dir(dir.join("data"))
+        .sync()
+        .media(media)
+        .serving()
+        .await
 }
 
-/// A server on `dir` with a media listener; returns the listener's address.
-async fn start_with_links(dir: &Path, link_ttl: Duration) -> (Restartable, SocketAddr) {
-    let (listener, addr) = media_listener().await;
-    let server = start(
-        dir,
-        MediaConfig {
+/// A server on `dir/data` with a media listener; returns the listener's
+/// address.
+async fn start_with_links(dir: &Path, link_ttl: Duration) -> (TestServer, SocketAddr) {
+    let server = options()
+        .data_dir(dir.join("data"))
+        .sync()
+        .media(MediaConfig {
             link_ttl,
-            listener: Some(listener),
             ..MediaConfig::default()
-        },
-    )
-    .await;
+        })
+        .media_links()
+        .serving()
+        .await;
+    let addr = server.media.unwrap();
     (server, addr)
 }
 
@@ -363,7 +366,7 @@ async fn http(addr: SocketAddr, method: &str, path: &str, range: Option<&str>) -
 }
 
 /// The link a `return_url` download answers: exactly one message, a link.
-async fn link(records: &mut Records, kind: Kind, id: &str, disposition: &str) -> MediaLink {
+async fn link(records: &mut Interactions, kind: Kind, id: &str, disposition: &str) -> MediaLink {
     let got = download(records, kind, request(id, disposition, true))
         .await
         .unwrap();
@@ -408,7 +411,7 @@ fn assert_stored(dir: &Path, keys: &[&str]) {
 async fn a_recording_and_a_voicemail_round_trip_by_stream_and_stay_distinct() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), MediaConfig::default()).await;
-    let mut records = server.records(PIPELINE_KEY).await;
+    let mut records = server.interactions().await;
     let call = create(&mut records, voice()).await;
     let rec = audio(AUDIO_LEN, 1);
     let vm = audio(AUDIO_LEN - 5_000, 2);
@@ -479,7 +482,7 @@ async fn a_recording_and_a_voicemail_round_trip_by_stream_and_stay_distinct() {
     .unwrap();
     assert_eq!(got.header.unwrap().disposition, "inline");
     assert_stored(dir.path(), &[&m.storage_key, &v.storage_key]);
-    server.stop().await;
+    server.stop().await.unwrap();
 }
 
 // ---- refusals -----------------------------------------------------------------
@@ -495,7 +498,7 @@ async fn refused_uploads_store_nothing_and_say_why() {
         },
     )
     .await;
-    let mut records = server.records(PIPELINE_KEY).await;
+    let mut records = server.interactions().await;
     let call = create(&mut records, voice()).await;
     let small = audio(90_000, 3);
     let big = audio(AUDIO_LEN, 4);
@@ -619,7 +622,7 @@ async fn refused_uploads_store_nothing_and_say_why() {
     assert!(bytes == small);
 
     assert_stored(dir.path(), &[&first.storage_key]);
-    server.stop().await;
+    server.stop().await.unwrap();
 }
 
 // ---- links --------------------------------------------------------------------
@@ -629,7 +632,7 @@ async fn a_signed_link_serves_the_audio_with_headers_ranges_and_refuses_tamperin
     let dir = tempfile::tempdir().unwrap();
     let ttl = Duration::from_secs(15 * 60);
     let (server, media) = start_with_links(dir.path(), ttl).await;
-    let mut records = server.records(PIPELINE_KEY).await;
+    let mut records = server.interactions().await;
     let call = create(&mut records, voice()).await;
     let rec = audio(AUDIO_LEN, 6);
     let size = rec.len();
@@ -732,7 +735,7 @@ async fn a_signed_link_serves_the_audio_with_headers_ranges_and_refuses_tamperin
     assert_eq!(got.status, 200, "{}", got.text());
     assert_eq!(got.header("content-type"), Some("audio/wav"));
     assert!(got.body == vm);
-    server.stop().await;
+    server.stop().await.unwrap();
 }
 
 #[tokio::test]
@@ -761,14 +764,14 @@ async fn a_link_past_its_expiry_is_gone() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(gone.text().contains("expired"), "{}", gone.text());
-    server.stop().await;
+    server.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn a_link_without_the_media_listener_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), MediaConfig::default()).await;
-    let mut records = server.records(PIPELINE_KEY).await;
+    let mut records = server.interactions().await;
     let call = create(&mut records, voice()).await;
     upload(
         &mut records,
@@ -782,12 +785,12 @@ async fn a_link_without_the_media_listener_is_refused() {
         .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
     assert!(e.message().contains("--media-listen"), "{}", e.message());
-    server.stop().await;
+    server.stop().await.unwrap();
 }
 
 // ---- deletion and retention -------------------------------------------------
 
-async fn delete(records: &mut Records, id: &str) {
+async fn delete(records: &mut Interactions, id: &str) {
     records
         .delete_interaction(DeleteInteractionRequest {
             person_id: P.into(),
@@ -797,23 +800,50 @@ async fn delete(records: &mut Records, id: &str) {
         .unwrap();
 }
 
+/// Waits until the sweep has finished `n` passes in all; fails after a
+/// minute (only a sweep that never runs takes that long).
+async fn sweep_passes(passes: &AtomicU64, n: u64) {
+    let limit = tokio::time::Instant::now() + Duration::from_secs(60);
+    while passes.load(Ordering::SeqCst) < n {
+        assert!(
+            tokio::time::Instant::now() < limit,
+            "the sweep finished {} passes, not {n}",
+            passes.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until a whole pass of the sweep has run after this moment: the
+/// second pass to finish from now (the first may have begun before).
+async fn a_whole_sweep(passes: &AtomicU64) {
+    let now = passes.load(Ordering::SeqCst);
+    sweep_passes(passes, now + 2).await;
+}
+
 /// Starts a server with links and the given retention (sweeping every
 /// 100 ms), uploads a recording to a new external call, takes a link,
 /// deletes the call, and checks the audio is unreachable. Returns the
-/// server, the stored file's path.
-async fn upload_link_delete(dir: &Path, retention: Duration) -> (Restartable, std::path::PathBuf) {
-    let (listener, media) = media_listener().await;
-    let server = start(
-        dir,
-        MediaConfig {
+/// server, the stored file's path, and the sweep's count of passes.
+async fn upload_link_delete(
+    dir: &Path,
+    retention: Duration,
+) -> (TestServer, std::path::PathBuf, Arc<AtomicU64>) {
+    let passes = Arc::new(AtomicU64::new(0));
+    let server = options()
+        .data_dir(dir.join("data"))
+        .sync()
+        .media(MediaConfig {
             retention,
             sweep_every: Duration::from_millis(100),
-            listener: Some(listener),
+            sweep_passes: Some(Arc::clone(&passes)),
             ..MediaConfig::default()
-        },
-    )
-    .await;
-    let mut records = server.records(PIPELINE_KEY).await;
+        })
+        .media_links()
+        .serving()
+        .await;
+    let media = server.media.unwrap();
+    let mut records = server.interactions().await;
     let call = create(&mut records, voice()).await;
     assert_eq!(call.is_external, Some(true), "an external call");
     let rec = audio(AUDIO_LEN, 10);
@@ -833,32 +863,26 @@ async fn upload_link_delete(dir: &Path, retention: Duration) -> (Restartable, st
     let got = http(media, "GET", &path, None).await;
     assert_eq!(got.status, 404, "{}", got.text());
     assert!(got.text().contains("deleted"), "{}", got.text());
-    (server, file)
+    (server, file, passes)
 }
 
 #[tokio::test]
 async fn a_deleted_interaction_audio_is_unreachable_and_purged_after_retention() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, file) = upload_link_delete(dir.path(), Duration::ZERO).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while file.exists() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the sweep never purged {}",
-            file.display()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    server.stop().await;
+    let (server, file, passes) = upload_link_delete(dir.path(), Duration::ZERO).await;
+    a_whole_sweep(&passes).await;
+    assert!(!file.exists(), "a whole sweep left {}", file.display());
+    server.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn a_deleted_interaction_audio_is_kept_on_disk_during_retention() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, file) = upload_link_delete(dir.path(), Duration::from_secs(30 * 24 * 3600)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (server, file, passes) =
+        upload_link_delete(dir.path(), Duration::from_secs(30 * 24 * 3600)).await;
+    a_whole_sweep(&passes).await;
     assert!(file.exists(), "purged before its retention");
-    server.stop().await;
+    server.stop().await.unwrap();
 }
 
 // ---- scope ----------------------------------------------------------------------
@@ -867,8 +891,8 @@ async fn a_deleted_interaction_audio_is_kept_on_disk_during_retention() {
 async fn a_sensitive_interaction_audio_needs_the_sensitive_right() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), MediaConfig::default()).await;
-    let mut pipeline = server.records(PIPELINE_KEY).await;
-    let mut auditor = server.records(AUDITOR_KEY).await;
+    let mut pipeline = server.interactions().await;
+    let mut auditor = server.interactions_as(AUDITOR_KEY).await;
     let secret = create(
         &mut auditor,
         Interaction {
@@ -879,31 +903,28 @@ async fn a_sensitive_interaction_audio_needs_the_sensitive_right() {
     .await;
     only_the_right_key_reaches_the_audio(&mut pipeline, &mut auditor, &secret.id, "auditor", 11)
         .await;
-    server.stop().await;
+    server.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn another_company_key_does_not_find_the_audio() {
     let dir = tempfile::tempdir().unwrap();
-    let keys = format!(
-        "keys:\n  - name: acme-pipeline\n    key: {ACME_KEY}\n    company: acme\n  - name: globex-pipeline\n    key: {GLOBEX_KEY}\n    company: globex\n"
-    );
-    let server = start_media(dir.path(), &keys, 1_000_000, MediaConfig::default()).await;
-    let mut acme = server.records(ACME_KEY).await;
-    let mut globex = server.records(GLOBEX_KEY).await;
+    let server = start(dir.path(), MediaConfig::default()).await;
+    let mut acme = server.interactions_as(ACME_KEY).await;
+    let mut globex = server.interactions_as(GLOBEX_KEY).await;
     let call = create(&mut acme, voice()).await;
     assert_eq!(call.company_id.as_deref(), Some("acme"));
     only_the_right_key_reaches_the_audio(&mut globex, &mut acme, &call.id, "acme-pipeline", 12)
         .await;
-    server.stop().await;
+    server.stop().await.unwrap();
 }
 
 /// `denied` finds neither upload nor download of interaction `id`'s
 /// recording (NOT_FOUND, as for an unknown id); `allowed` (named
 /// `allowed_name`) uploads it and reads it back whole.
 async fn only_the_right_key_reaches_the_audio(
-    denied: &mut Records,
-    allowed: &mut Records,
+    denied: &mut Interactions,
+    allowed: &mut Interactions,
     id: &str,
     allowed_name: &str,
     seed: u32,
@@ -934,7 +955,7 @@ async fn only_the_right_key_reaches_the_audio(
 async fn has_recording_and_has_voicemail_filter_voice_interactions_only() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), MediaConfig::default()).await;
-    let mut records = server.records(PIPELINE_KEY).await;
+    let mut records = server.interactions().await;
     let with_rec = create(&mut records, voice()).await;
     let with_vm = create(&mut records, voice()).await;
     let neither = create(&mut records, voice()).await;
@@ -1004,7 +1025,7 @@ async fn has_recording_and_has_voicemail_filter_voice_interactions_only() {
         let e = records.list_interactions(q).await.unwrap_err();
         assert_invalid(&e, field);
     }
-    server.stop().await;
+    server.stop().await.unwrap();
 }
 
 // ---- durability and damage ----------------------------------------------------------
@@ -1013,26 +1034,25 @@ async fn has_recording_and_has_voicemail_filter_voice_interactions_only() {
 async fn the_audio_survives_restarts_through_the_journal_and_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), MediaConfig::default()).await;
-    let mut records = server.records(PIPELINE_KEY).await;
+    let mut records = server.interactions().await;
     let call = create(&mut records, voice()).await;
     let rec = audio(AUDIO_LEN, 15);
     let vm = audio(AUDIO_LEN / 2, 16);
     let m = stored(&mut records, Kind::Recording, &call.id, "audio/mpeg", &rec).await;
     let v = stored(&mut records, Kind::Voicemail, &call.id, "audio/wav", &vm).await;
     drop(records);
-    server.stop().await;
+    server.stop().await.unwrap();
 
     // Replayed from the journal, then from a snapshot (compact_after 0),
     // then from that snapshot again.
     for compact_after in [1_000_000, 0, 1_000_000] {
-        let server = start_media(
-            dir.path(),
-            &basic_keys(),
-            compact_after,
-            MediaConfig::default(),
-        )
-        .await;
-        let mut records = server.records(PIPELINE_KEY).await;
+        let server = options()
+            .data_dir(dir.path().join("data"))
+            .sync()
+            .compact_after(compact_after)
+            .serving()
+            .await;
+        let mut records = server.interactions().await;
         let i = get(&mut records, &call.id).await;
         assert_eq!(i.recording, Some(m.clone()), "{compact_after}");
         assert_eq!(i.voicemail, Some(v.clone()), "{compact_after}");
@@ -1042,7 +1062,7 @@ async fn the_audio_survives_restarts_through_the_journal_and_a_snapshot() {
         let (_, bytes) = fetch(&mut records, Kind::Voicemail, &call.id).await;
         assert!(bytes == vm, "{compact_after}");
         drop(records);
-        server.stop().await;
+        server.stop().await.unwrap();
     }
     let snapshots = std::fs::read_dir(dir.path().join("data").join("journal"))
         .unwrap()
@@ -1057,7 +1077,7 @@ async fn the_audio_survives_restarts_through_the_journal_and_a_snapshot() {
 async fn damaged_stored_audio_ends_the_download_in_data_loss() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), MediaConfig::default()).await;
-    let mut records = server.records(PIPELINE_KEY).await;
+    let mut records = server.interactions().await;
     let call = create(&mut records, voice()).await;
     let rec = audio(AUDIO_LEN, 17);
     let m = stored(&mut records, Kind::Recording, &call.id, "audio/mpeg", &rec).await;
@@ -1075,7 +1095,7 @@ async fn damaged_stored_audio_ends_the_download_in_data_loss() {
     assert_eq!(e.code(), Code::DataLoss, "{e:?}");
     assert!(e.message().contains("damaged"), "{}", e.message());
     assert!(e.message().contains(&m.storage_key), "{}", e.message());
-    server.stop().await;
+    server.stop().await.unwrap();
 }
 
 // ---- updates ------------------------------------------------------------------------
@@ -1091,7 +1111,7 @@ async fn updates_and_upserts_keep_the_audio_and_the_body_cannot_set_it() {
     };
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), MediaConfig::default()).await;
-    let mut records = server.records(PIPELINE_KEY).await;
+    let mut records = server.interactions().await;
     let forged = InteractionMedia {
         content_type: "audio/mpeg".into(),
         size_bytes: 3,
@@ -1180,7 +1200,7 @@ async fn updates_and_upserts_keep_the_audio_and_the_body_cannot_set_it() {
     assert_eq!(i.channel, "voice");
     let (_, bytes) = fetch(&mut records, Kind::Recording, &call.id).await;
     assert!(bytes == rec);
-    server.stop().await;
+    server.stop().await.unwrap();
 }
 
 // ---- the sweep after a restart --------------------------------------------------------
@@ -1199,12 +1219,12 @@ fn age(path: &Path, age: Duration) {
 async fn after_a_restart_the_sweep_keeps_named_audio_and_removes_only_old_orphans() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), MediaConfig::default()).await;
-    let mut records = server.records(PIPELINE_KEY).await;
+    let mut records = server.interactions().await;
     let call = create(&mut records, voice()).await;
     let rec = audio(AUDIO_LEN, 19);
     let m = stored(&mut records, Kind::Recording, &call.id, "audio/mpeg", &rec).await;
     drop(records);
-    server.stop().await;
+    server.stop().await.unwrap();
 
     // The uploaded file and an orphan, both two hours old (past the
     // orphans' grace of an hour), and a young orphan.
@@ -1219,39 +1239,35 @@ async fn after_a_restart_the_sweep_keeps_named_audio_and_removes_only_old_orphan
         media_dir(dir.path()).join(format!("{}.voicemail.{}", call.id, "1".repeat(32)));
     std::fs::write(&young_orphan, b"being written").unwrap();
 
+    let passes = Arc::new(AtomicU64::new(0));
     let server = start(
         dir.path(),
         MediaConfig {
             sweep_every: Duration::from_millis(100),
+            sweep_passes: Some(Arc::clone(&passes)),
             ..MediaConfig::default()
         },
     )
     .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while old_orphan.exists() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the sweep never removed the old orphan"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The files were there before the start: the first pass saw them all.
+    sweep_passes(&passes, 1).await;
+    assert!(!old_orphan.exists(), "the sweep left the old orphan");
     assert!(
         named.exists(),
         "the sweep removed audio an interaction names"
     );
     assert!(young_orphan.exists(), "the sweep removed a young file");
-    let mut records = server.records(PIPELINE_KEY).await;
+    let mut records = server.interactions().await;
     let (_, bytes) = fetch(&mut records, Kind::Recording, &call.id).await;
     assert!(bytes == rec);
     drop(records);
-    server.stop().await;
+    server.stop().await.unwrap();
 }
 
 /// A server with a link listener (links living `ttl`), one voice
 /// interaction with `rec` as its recording, and a link to it.
 struct Linked {
-    server: crate::grpc::Restartable,
+    server: TestServer,
     media: SocketAddr,
     stored: compliance_guard::pb::InteractionMedia,
     /// The link's path and query, to GET from `media`.
@@ -1260,7 +1276,7 @@ struct Linked {
 
 async fn linked_recording(dir: &Path, ttl: Duration, rec: &[u8]) -> Linked {
     let (server, media) = start_with_links(dir, ttl).await;
-    let mut records = server.records(PIPELINE_KEY).await;
+    let mut records = server.interactions().await;
     let call = create(&mut records, voice()).await;
     let stored = stored(&mut records, Kind::Recording, &call.id, "audio/mpeg", rec).await;
     let l = link(&mut records, Kind::Recording, &call.id, "").await;
@@ -1306,7 +1322,7 @@ async fn a_link_to_damaged_audio_is_refused_before_any_byte() {
     let got = http(media, "GET", &path, None).await;
     assert_eq!(got.status, 404, "{}", got.text());
     assert!(got.text().contains("is not stored"), "{}", got.text());
-    server.stop().await;
+    server.stop().await.unwrap();
 }
 
 /// Range edges: a zero-length suffix is unsatisfiable (RFC 9110); numbers
@@ -1336,7 +1352,7 @@ async fn range_edges_follow_rfc_9110() {
             assert_eq!(got.body.len(), len, "{range}");
         }
     }
-    server.stop().await;
+    server.stop().await.unwrap();
 }
 
 /// Ids an import kept, whatever their length or characters, get a short
@@ -1367,7 +1383,7 @@ async fn imported_ids_of_any_shape_store_and_link() {
     .unwrap();
     assert_eq!(report.imported, 3, "{report:?}");
     let (server, media) = start_with_links(dir.path(), Duration::from_secs(600)).await;
-    let mut records = server.records(PIPELINE_KEY).await;
+    let mut records = server.interactions().await;
     for (i, id) in ids.iter().enumerate() {
         let rec = audio(5000, i as u32);
         let m = stored(&mut records, Kind::Recording, id, "audio/mpeg", &rec).await;
@@ -1379,7 +1395,7 @@ async fn imported_ids_of_any_shape_store_and_link() {
         assert_eq!(got.status, 200, "{id}: {}", got.text());
         assert!(got.body == rec, "{id}: link download");
     }
-    server.stop().await;
+    server.stop().await.unwrap();
 }
 
 /// An upload whose last chunk came long before its stream closed is not

@@ -5,8 +5,6 @@
 //! google.rpc.BadRequest, and the links surviving a restart (journal and
 //! snapshot) and an import.
 
-use std::path::Path;
-
 use compliance_guard::journal::Durability;
 use compliance_guard::pb::{
     CreateInteractionRequest, GetInteractionCasesRequest, GetInteractionCasesResponse,
@@ -16,11 +14,8 @@ use prost_types::{FieldMask, Timestamp};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::grpc::{AUDITOR_KEY, PIPELINE_KEY, Records, ready_server};
-
-const P: &str = "BO-AAAA-0001";
-/// Mon 2020-03-02 14:00 UTC.
-const T0: i64 = 1_583_157_600;
+use crate::support::consts::{AUDITOR_KEY, P, T0};
+use crate::support::server::{Interactions, ready_server, start_on};
 
 fn call(cases: &[&str]) -> Interaction {
     Interaction {
@@ -36,7 +31,7 @@ fn call(cases: &[&str]) -> Interaction {
     }
 }
 
-async fn create(records: &mut Records, i: Interaction) -> Result<Interaction, Status> {
+async fn create(records: &mut Interactions, i: Interaction) -> Result<Interaction, Status> {
     Ok(records
         .create_interaction(CreateInteractionRequest {
             searchable: false,
@@ -50,7 +45,7 @@ async fn create(records: &mut Records, i: Interaction) -> Result<Interaction, St
 }
 
 async fn update(
-    records: &mut Records,
+    records: &mut Interactions,
     id: &str,
     values: Interaction,
     paths: &[&str],
@@ -71,7 +66,7 @@ async fn update(
 }
 
 async fn cases(
-    records: &mut Records,
+    records: &mut Interactions,
     id: &str,
     limit: u32,
     offset: u32,
@@ -97,7 +92,7 @@ fn ids(r: &GetInteractionCasesResponse) -> Vec<String> {
     r.data.iter().map(|c| c.id.clone()).collect()
 }
 
-async fn listed(records: &mut Records, case_ids: &[&str]) -> Result<Vec<String>, Status> {
+async fn listed(records: &mut Interactions, case_ids: &[&str]) -> Result<Vec<String>, Status> {
     let r = records
         .list_interactions(ListInteractionsRequest {
             person_id: P.into(),
@@ -340,7 +335,7 @@ async fn cases_page_with_limit_cursors_and_offset() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
-    let mut auditor = server.records_with(Some(AUDITOR_KEY)).await;
+    let mut auditor = server.interactions_as(AUDITOR_KEY).await;
     let r = cases(&mut auditor, &secret.id, 0, 0, "", "").await.unwrap();
     assert_eq!(ids(&r), ["CS-SECR-0001"]);
 }
@@ -402,15 +397,11 @@ async fn the_case_ids_filter_matches_any_of_several() {
     );
 }
 
-async fn start_on(dir: &Path, compact_after: u64) -> crate::grpc::Restartable {
-    crate::grpc::start_on(dir, &crate::grpc::basic_keys(), compact_after).await
-}
-
 #[tokio::test]
 async fn case_links_survive_restarts_from_the_journal_and_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_on(dir.path(), 1_000_000).await;
-    let mut records = server.records(PIPELINE_KEY).await;
+    let mut records = server.interactions().await;
     let a = create(&mut records, call(&["CS-AAAA-0001", "CS-AAAA-0002"]))
         .await
         .unwrap();
@@ -418,13 +409,13 @@ async fn case_links_survive_restarts_from_the_journal_and_a_snapshot() {
     update(&mut records, &b.id, call(&["CS-BBBB-0002"]), &["caseIds"])
         .await
         .unwrap();
-    server.stop().await;
+    server.stop().await.unwrap();
 
     // Replayed from the journal, then from a snapshot (compact_after 0),
     // then from that snapshot again.
     for compact_after in [1_000_000, 0, 1_000_000] {
         let server = start_on(dir.path(), compact_after).await;
-        let mut records = server.records(PIPELINE_KEY).await;
+        let mut records = server.interactions().await;
         let r = cases(&mut records, &a.id, 0, 0, "", "").await.unwrap();
         assert_eq!(ids(&r), ["CS-AAAA-0001", "CS-AAAA-0002"], "{compact_after}");
         let r = cases(&mut records, &b.id, 0, 0, "", "").await.unwrap();
@@ -441,7 +432,7 @@ async fn case_links_survive_restarts_from_the_journal_and_a_snapshot() {
                 .unwrap()
                 .is_empty()
         );
-        server.stop().await;
+        server.stop().await.unwrap();
     }
     let snapshots = std::fs::read_dir(dir.path().join("data").join("journal"))
         .unwrap()
@@ -472,10 +463,10 @@ async fn an_import_takes_case_ids_and_refuses_bad_ones() {
     assert_eq!(report.problems.len(), 1, "{report:?}");
     assert!(report.ignored_fields.is_empty(), "{report:?}");
     let server = start_on(dir.path(), 1_000_000).await;
-    let mut records = server.records(PIPELINE_KEY).await;
+    let mut records = server.interactions().await;
     let r = cases(&mut records, "ext-imp-1", 0, 0, "", "")
         .await
         .unwrap();
     assert_eq!(ids(&r), ["CS-IMPO-0001", "CS-IMPO-0002"]);
-    server.stop().await;
+    server.stop().await.unwrap();
 }

@@ -20,9 +20,8 @@ use prost_types::field_descriptor_proto::{Label, Type};
 use prost_types::{DescriptorProto, FileDescriptorSet};
 use tonic::Code;
 
-use crate::grpc_input::raw_call;
-
-const KEY: &str = "fuzz-key-0123456789abcdef0123456789abcdef";
+use crate::api::input::raw_call;
+use crate::support::consts::EVERY_RIGHT_KEY as KEY;
 
 /// One RPC as the descriptor set names it.
 #[derive(Debug, Clone)]
@@ -336,11 +335,7 @@ fn every_rpc_answers_arbitrary_bytes_and_arbitrary_messages_without_internal_or_
         .enable_all()
         .build()
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let keys = format!(
-        "keys:\n  - name: everything\n    key: {KEY}\n    sensitive: true\n    agent: true\n"
-    );
-    let server = rt.block_on(crate::grpc::start_on(dir.path(), &keys, 1_000_000));
+    let server = rt.block_on(crate::support::server::options().sync().serving());
     let channel = rt.block_on(async {
         tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
             .unwrap()
@@ -424,5 +419,5 @@ fn every_rpc_answers_arbitrary_bytes_and_arbitrary_messages_without_internal_or_
     assert!(!seen.contains_key(&Code::Unauthenticated), "{seen:?}");
     assert!(seen.contains_key(&Code::Ok), "{seen:?}");
     assert!(seen.contains_key(&Code::InvalidArgument), "{seen:?}");
-    rt.block_on(server.stop());
+    rt.block_on(server.stop()).unwrap();
 }

@@ -10,30 +10,40 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use compliance_guard::api::auth::Access;
-use compliance_guard::index::IndexConfig;
 use compliance_guard::pb::compliance_guard_client::ComplianceGuardClient;
 use compliance_guard::pb::{CheckRequest, CheckResponse};
-use compliance_guard::reload::{ReloadStats, read_stable};
+use compliance_guard::reload::{ReloadStats, SETTLE, read_stable_with};
 use compliance_guard::rules::LoadOptions;
-use compliance_guard::server::{ServeConfig, ServeError, serve};
 use prost_types::Timestamp;
-use tokio::sync::oneshot;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+use crate::support::server::{TestServer, options};
+
 /// Mon 2025-12-01 21:30 EST: outside 08:00–21:00, inside 08:00–22:00.
 const LATE: i64 = 1_764_642_600;
 
+/// A server watching its rules directory, with a decision log.
 struct Running {
+    server: TestServer,
     channel: Channel,
     stats: Arc<ReloadStats>,
-    stop: oneshot::Sender<()>,
-    handle: tokio::task::JoinHandle<Result<(), ServeError>>,
     rules: PathBuf,
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    /// The data directory, kept after the server stops.
+    data: tempfile::TempDir,
+    _root: tempfile::TempDir,
+}
+
+impl Running {
+    /// Stops the server; the data directory stays until `self` is
+    /// dropped.
+    async fn stop(self) -> tempfile::TempDir {
+        drop(self.channel);
+        self.server.stop().await.unwrap();
+        self.data
+    }
 }
 
 /// The shipped rule files' names and texts (not their tests).
@@ -63,53 +73,27 @@ async fn start() -> Running {
 async fn start_in(root: tempfile::TempDir, rules: PathBuf) -> Running {
     let data = tempfile::tempdir().unwrap();
     let stats = Arc::new(ReloadStats::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = ServeConfig {
-        rules_dir: rules.clone(),
-        data_dir: data.path().to_owned(),
-        access: Access::Open,
-        tls: None,
-        index: IndexConfig::default(),
-        roles: None,
-        durability: compliance_guard::journal::Durability::Buffered,
-        reload: Some(Arc::clone(&stats)),
-        decision_log: Some(compliance_guard::decisions::LogConfig::under(data.path())),
-        compact_after: u64::MAX,
-        shutdown_grace: Duration::from_secs(5),
-        hold_until: None,
-        reserve_tolerance: Duration::from_secs(u32::MAX.into()),
-        media: Default::default(),
-    };
-    let (stop, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(serve(config, listener, async move {
-        let _ = rx.await;
-    }));
-    let channel = Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = HealthClient::new(channel.clone());
-    for _ in 0..500 {
-        let r = health
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .unwrap();
-        if r.get_ref().status == ServingStatus::Serving as i32 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let server = options()
+        .rules_dir(&rules)
+        .data_dir(data.path())
+        .open()
+        .reload(Arc::clone(&stats))
+        .decision_log()
+        .serving()
+        .await;
+    // SERVING comes before the reloader sets its watches: an edit made in
+    // between would never be seen.
+    wait_until("the reloader watches the rules", || {
+        stats.watching.load(Ordering::SeqCst)
+    })
+    .await;
     Running {
-        channel,
+        channel: server.channel().await,
+        server,
         stats,
-        stop,
-        handle,
         rules,
-        _dirs: (root, data),
+        data,
+        _root: root,
     }
 }
 
@@ -135,15 +119,22 @@ async fn check(channel: &Channel) -> CheckResponse {
         .into_inner()
 }
 
-/// Waits until `count` reaches `at_least` (bounded: about 10 s).
-async fn wait_for(count: &std::sync::atomic::AtomicU64, at_least: u64) {
-    for _ in 0..1000 {
-        if count.load(Ordering::SeqCst) >= at_least {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+/// Waits until `done` holds; fails after a minute (only a hang takes
+/// that long).
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let limit = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(tokio::time::Instant::now() < limit, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    panic!("the reloader never got to {at_least}");
+}
+
+/// Waits until `count` reaches `at_least`.
+async fn wait_for(count: &std::sync::atomic::AtomicU64, at_least: u64) {
+    wait_until(&format!("the reloader got to {at_least}"), || {
+        count.load(Ordering::SeqCst) >= at_least
+    })
+    .await;
 }
 
 fn reg_f(dir: &Path) -> PathBuf {
@@ -208,8 +199,7 @@ async fn a_good_edit_is_used_by_the_next_check_and_a_bad_one_is_refused() {
     assert_eq!(back.rules_version, before.rules_version);
     assert!(!back.allowed);
     drop(health);
-    s.stop.send(()).unwrap();
-    s.handle.await.unwrap().unwrap();
+    s.stop().await;
 }
 
 /// Lays out `files` the way a Kubernetes ConfigMap volume does: the texts
@@ -255,8 +245,7 @@ async fn a_configmap_style_symlink_swap_is_reloaded() {
     assert!(after.allowed, "{after:?}");
     assert_ne!(after.rules_version, before.rules_version);
     assert_eq!(s.stats.refused.load(Ordering::SeqCst), 0);
-    s.stop.send(()).unwrap();
-    s.handle.await.unwrap().unwrap();
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,39 +286,161 @@ async fn a_directory_renamed_over_the_old_one_is_reloaded_and_then_watched() {
     assert_eq!(back.compliance_guard_rule_id, "us-regf-hours");
     assert_ne!(back.rules_version, after.rules_version);
     assert_eq!(s.stats.refused.load(Ordering::SeqCst), 0);
-    s.stop.send(()).unwrap();
-    s.handle.await.unwrap().unwrap();
+    s.stop().await;
 }
 
+/// A writer of one rule file on a simulated clock, for
+/// [`read_stable_with`]: each of its steps (a moment after the first read,
+/// and the text appended then) is written when the reader's waits reach
+/// that moment, and the file's modification time is set to what it would
+/// be on the real clock (or kept as it was, `keep_mtime`), so that the
+/// reader sees exactly the ages and the texts of a slow writer without a
+/// sleep.
+struct SlowWriter {
+    path: PathBuf,
+    steps: Vec<(Duration, String)>,
+    /// Simulated time since the first read.
+    now: Duration,
+    /// The simulated moment of the last write.
+    written_at: Duration,
+    /// A modification time kept whatever is written (a copy that keeps
+    /// it, a restore); `None`: the time of the last write.
+    keep_mtime: Option<std::time::SystemTime>,
+    /// Every wait asked for, in order.
+    waits: Vec<Duration>,
+}
+
+impl SlowWriter {
+    /// Writes `first` now, to be completed by `steps`.
+    fn start(
+        path: PathBuf,
+        first: &str,
+        steps: Vec<(Duration, String)>,
+        keep_mtime: Option<std::time::SystemTime>,
+    ) -> SlowWriter {
+        std::fs::write(&path, first).unwrap();
+        let w = SlowWriter {
+            path,
+            steps,
+            now: Duration::ZERO,
+            written_at: Duration::ZERO,
+            keep_mtime,
+            waits: Vec::new(),
+        };
+        w.set_mtime();
+        w
+    }
+
+    fn set_mtime(&self) {
+        let mtime = self
+            .keep_mtime
+            .unwrap_or_else(|| std::time::SystemTime::now() - (self.now - self.written_at));
+        std::fs::File::options()
+            .write(true)
+            .open(&self.path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    }
+
+    /// The reader's wait: `d` passes, and what the writer did meanwhile is
+    /// done.
+    fn wait(&mut self, d: Duration) {
+        self.waits.push(d);
+        self.now += d;
+        while self.steps.first().is_some_and(|(at, _)| *at <= self.now) {
+            let (at, text) = self.steps.remove(0);
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&self.path)
+                .unwrap();
+            std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+            self.written_at = at;
+        }
+        self.set_mtime();
+    }
+}
+
+/// The shipped `us-reg-f.yaml` cut before the rules with these ids (each
+/// part valid YAML on its own), and how many rules the whole file holds.
+fn reg_f_cut_before(ids: &[&str]) -> (Vec<String>, usize) {
+    let full = std::fs::read_to_string("rules/us-reg-f.yaml").unwrap();
+    let mut parts = Vec::new();
+    let mut from = 0;
+    for id in ids {
+        let cut = full.find(&format!("  - id: {id}\n")).unwrap();
+        parts.push(full[from..cut].to_owned());
+        from = cut;
+    }
+    parts.push(full[from..].to_owned());
+    let whole = compliance_guard::rules::RuleSet::compile(
+        &[("us-reg-f.yaml".to_owned(), full.clone())],
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    (parts, whole.rules().len())
+}
+
+/// A writer that appends the rest of the file 40 ms after the first read:
+/// the first read (one rule, valid on its own) is never taken; the file is
+/// read again until it stops changing and has been left alone for
+/// `SETTLE`.
 #[test]
 fn a_half_written_file_is_never_taken_for_a_shorter_valid_one() {
     let dir = tempfile::tempdir().unwrap();
-    let full = std::fs::read_to_string("rules/us-reg-f.yaml").unwrap();
-    // The first half is valid YAML on its own: a reader that took it would
-    // load fewer rules.
-    let cut = full
-        .find("  - id: us-regf-quiet-after-conversation")
-        .unwrap();
-    let path = dir.path().join("us-reg-f.yaml");
-    std::fs::write(&path, &full[..cut]).unwrap();
-    let writer = {
-        let (path, rest) = (path.clone(), full[cut..].to_owned());
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(40));
-            let mut f = std::fs::OpenOptions::new()
-                .append(true)
-                .open(&path)
-                .unwrap();
-            std::io::Write::write_all(&mut f, rest.as_bytes()).unwrap();
-        })
-    };
-    let set = read_stable(dir.path(), &LoadOptions::default()).unwrap();
-    writer.join().unwrap();
+    let (parts, whole) = reg_f_cut_before(&["us-regf-quiet-after-conversation"]);
+    let mut writer = SlowWriter::start(
+        dir.path().join("us-reg-f.yaml"),
+        &parts[0],
+        vec![(Duration::from_millis(40), parts[1].clone())],
+        None,
+    );
+    let set = read_stable_with(dir.path(), &LoadOptions::default(), |d| writer.wait(d)).unwrap();
     assert_eq!(
         set.rules().len(),
-        9,
+        whole,
         "the whole file, not the first rule alone"
     );
+    assert!(
+        writer.steps.is_empty(),
+        "the writer finished while it was read"
+    );
+    // The first wait let SETTLE pass (the file was new), past the writer's
+    // 40 ms; the reader then waited out SETTLE after the last write (to
+    // within the real time this test took between two of its steps).
+    assert!(
+        writer.waits[0] > Duration::from_millis(40),
+        "{:?}",
+        writer.waits
+    );
+    assert!(writer.waits.len() >= 2, "{:?}", writer.waits);
+    let quiet = writer.now - writer.written_at;
+    assert!(quiet + Duration::from_millis(5) >= SETTLE, "{quiet:?}");
+}
+
+/// A copy that keeps the files' old modification times (`cp -p`, a
+/// restore) written in three parts: the times say "settled" at once, so
+/// only two reads that agree are taken.
+#[test]
+fn reads_that_differ_are_never_taken_even_when_the_files_look_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let (parts, whole) =
+        reg_f_cut_before(&["us-regf-quiet-after-conversation", "us-regf-medium-opt-out"]);
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let mut writer = SlowWriter::start(
+        dir.path().join("us-reg-f.yaml"),
+        &parts[0],
+        vec![
+            (Duration::from_millis(10), parts[1].clone()),
+            (Duration::from_millis(30), parts[2].clone()),
+        ],
+        Some(an_hour_ago),
+    );
+    let set = read_stable_with(dir.path(), &LoadOptions::default(), |d| writer.wait(d)).unwrap();
+    assert_eq!(set.rules().len(), whole, "the whole file, not a part of it");
+    assert!(writer.steps.is_empty());
+    // The shortest wait each time: one for each part, one to confirm.
+    assert_eq!(writer.waits, [Duration::from_millis(25); 3]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -384,8 +495,7 @@ async fn under_concurrent_load_every_check_sees_one_whole_set() {
     }
     assert!(checks > 0);
     assert!(v2.is_some(), "some Check saw the new set");
-    s.stop.send(()).unwrap();
-    s.handle.await.unwrap().unwrap();
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -426,7 +536,7 @@ async fn list_rules_shows_the_set_in_force_and_every_live_version_is_archived() 
         .unwrap()
         .into_inner();
     assert_ne!(second.rules_version, first.rules_version);
-    let archive = s._dirs.1.path().join("rules-archive");
+    let archive = s.data.path().join("rules-archive");
     for version in [&first.rules_version, &second.rules_version] {
         let kept = std::fs::read_to_string(archive.join(version).join("us-reg-f.yaml")).unwrap();
         let expected = if version == &first.rules_version {
@@ -437,8 +547,7 @@ async fn list_rules_shows_the_set_in_force_and_every_live_version_is_archived() 
         assert_eq!(kept, expected, "{version}");
     }
     drop(client);
-    s.stop.send(()).unwrap();
-    s.handle.await.unwrap().unwrap();
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -459,9 +568,8 @@ async fn every_answered_check_is_a_line_of_the_decision_log() {
     let allowed = client.check(morning).await.unwrap().into_inner();
     assert!(allowed.allowed && !blocked.allowed);
     drop(client);
-    let data = s._dirs.1.path().to_owned();
-    s.stop.send(()).unwrap();
-    s.handle.await.unwrap().unwrap();
+    let kept = s.stop().await;
+    let data = kept.path().to_owned();
 
     // Stopping flushed the log.
     let mut lines = Vec::new();
@@ -517,10 +625,9 @@ async fn replay_shows_what_a_stricter_and_a_looser_set_would_have_changed() {
             .allowed
     );
     drop(client);
-    let data = s._dirs.1.path().to_owned();
     let original = std::fs::read_to_string(reg_f(&s.rules)).unwrap();
-    s.stop.send(()).unwrap();
-    s.handle.await.unwrap().unwrap();
+    let kept = s.stop().await;
+    let data = kept.path().to_owned();
 
     let try_with = |until: &str| {
         let dir = tempfile::tempdir().unwrap();

@@ -16,16 +16,9 @@ use prost_types::{FieldMask, ListValue, Struct, Timestamp, Value, value::Kind};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::grpc::{AUDITOR_KEY, Guard, Records, ready_server};
+use crate::support::consts::{AUDITOR_KEY, HOUR, MINUTE, P, Q, T0};
+use crate::support::server::{Checks, Interactions, ready_server};
 
-/// A borrower named by our id.
-const P: &str = "BO-AAAA-0001";
-/// Another borrower named by our id.
-const Q: &str = "BO-BBBB-0002";
-/// Mon 2020-03-02 14:00 UTC, 09:00 in New York (EST).
-const T0: i64 = 1_583_157_600;
-const MINUTE: i64 = 60;
-const HOUR: i64 = 3_600;
 /// 2023-11-14: any createdAt the server's clock gives is after it.
 const LONG_AGO: i64 = 1_700_000_000;
 /// The fields an update mask may name, as error messages list them.
@@ -78,7 +71,7 @@ fn with_ext(mut i: Interaction, ext: &str) -> Interaction {
 }
 
 async fn create(
-    records: &mut Records,
+    records: &mut Interactions,
     person: &str,
     i: Interaction,
 ) -> Result<(Interaction, bool), Status> {
@@ -94,13 +87,13 @@ async fn create(
 }
 
 /// Creates a new interaction and returns it as stored.
-async fn record(records: &mut Records, person: &str, i: Interaction) -> Interaction {
+async fn record(records: &mut Interactions, person: &str, i: Interaction) -> Interaction {
     let (stored, created) = create(records, person, i).await.unwrap();
     assert!(created, "a new interaction was expected");
     stored
 }
 
-async fn get(records: &mut Records, person: &str, id: &str) -> Result<Interaction, Status> {
+async fn get(records: &mut Interactions, person: &str, id: &str) -> Result<Interaction, Status> {
     let r = records
         .get_interaction(GetInteractionRequest {
             searchable: false,
@@ -114,7 +107,7 @@ async fn get(records: &mut Records, person: &str, id: &str) -> Result<Interactio
 }
 
 async fn update(
-    records: &mut Records,
+    records: &mut Interactions,
     id: &str,
     values: Interaction,
     paths: &[&str],
@@ -133,7 +126,7 @@ async fn update(
     Ok(r.interaction.unwrap())
 }
 
-async fn delete(records: &mut Records, person: &str, id: &str) -> Result<Interaction, Status> {
+async fn delete(records: &mut Interactions, person: &str, id: &str) -> Result<Interaction, Status> {
     let r = records
         .delete_interaction(DeleteInteractionRequest {
             person_id: person.into(),
@@ -144,18 +137,18 @@ async fn delete(records: &mut Records, person: &str, id: &str) -> Result<Interac
     Ok(r.interaction.unwrap())
 }
 
-async fn list(records: &mut Records, q: ListInteractionsRequest) -> ListInteractionsResponse {
+async fn list(records: &mut Interactions, q: ListInteractionsRequest) -> ListInteractionsResponse {
     let r = records.list_interactions(q).await.unwrap().into_inner();
     assert_eq!(r.count as usize, r.data.len());
     r
 }
 
-async fn list_err(records: &mut Records, q: ListInteractionsRequest) -> Status {
+async fn list_err(records: &mut Interactions, q: ListInteractionsRequest) -> Status {
     records.list_interactions(q).await.unwrap_err()
 }
 
 /// How many interactions the caller can list, over every person.
-async fn total(records: &mut Records) -> u32 {
+async fn total(records: &mut Interactions) -> u32 {
     list(records, ListInteractionsRequest::default())
         .await
         .total
@@ -176,7 +169,11 @@ fn ids_of(items: &[&Interaction]) -> Vec<String> {
     items.iter().map(|i| i.id.clone()).collect()
 }
 
-async fn previous(records: &mut Records, person: &str, id: &str) -> Result<Vec<String>, Status> {
+async fn previous(
+    records: &mut Interactions,
+    person: &str,
+    id: &str,
+) -> Result<Vec<String>, Status> {
     let r = records
         .get_previous_interactions(GetPreviousInteractionsRequest {
             company_id: String::new(),
@@ -226,8 +223,8 @@ pub(crate) fn check_call(person: &str, at_seconds: i64) -> CheckRequest {
     }
 }
 
-async fn check(guard: &mut Guard, r: CheckRequest) -> CheckResponse {
-    guard.check(r).await.unwrap().into_inner()
+async fn check(checks: &mut Checks, r: CheckRequest) -> CheckResponse {
+    checks.check(r).await.unwrap().into_inner()
 }
 
 fn string(s: &str) -> Value {
@@ -302,7 +299,7 @@ async fn create_returns_our_id_the_person_the_creator_and_defaults_started_at_to
     assert_eq!(third.deleted_at, None);
 
     // Another key's name becomes createdBy.
-    let mut auditor = server.records_with(Some(AUDITOR_KEY)).await;
+    let mut auditor = server.interactions_as(AUDITOR_KEY).await;
     let fourth = record(&mut auditor, P, call(T0)).await;
     assert_eq!(fourth.created_by.as_deref(), Some("auditor"));
     assert_eq!(total(&mut records).await, 4);
@@ -697,7 +694,7 @@ async fn update_changes_only_the_fields_in_the_mask() {
     original.status_details = None;
     original.loan_ids = vec!["L1".into()];
     let stored = {
-        let mut auditor = server.records_with(Some(AUDITOR_KEY)).await;
+        let mut auditor = server.interactions_as(AUDITOR_KEY).await;
         record(&mut auditor, P, original).await
     };
     assert_eq!(stored.created_by.as_deref(), Some("auditor"));
@@ -751,7 +748,7 @@ async fn update_changes_only_the_fields_in_the_mask() {
     assert_eq!(get(&mut records, P, &stored.id).await.unwrap(), updated);
 
     // Another key's name becomes updatedBy.
-    let mut auditor = server.records_with(Some(AUDITOR_KEY)).await;
+    let mut auditor = server.interactions_as(AUDITOR_KEY).await;
     let by_auditor = update(
         &mut auditor,
         &stored.id,
@@ -1156,14 +1153,14 @@ async fn delete_of_a_non_external_or_deleted_interaction_is_failed_precondition(
 async fn a_deleted_interaction_stops_counting_in_check() {
     let server = ready_server().await;
     let mut records = server.interactions().await;
-    let mut guard = server.guard().await;
+    let mut checks = server.checks().await;
     let mut calls = Vec::new();
     for n in 0..7 {
         calls.push(record(&mut records, P, call_about_l1(T0 + n * MINUTE)).await);
     }
     // 15:00 in New York on the same day.
     let question = check_call(P, T0 + 6 * HOUR);
-    let blocked = check(&mut guard, question.clone()).await;
+    let blocked = check(&mut checks, question.clone()).await;
     assert!(!blocked.allowed, "{blocked:?}");
     assert_eq!(
         blocked.compliance_guard_rule_id,
@@ -1181,7 +1178,7 @@ async fn a_deleted_interaction_stops_counting_in_check() {
     assert_eq!(counted, ids_of(&all));
 
     delete(&mut records, P, &calls[3].id).await.unwrap();
-    let allowed = check(&mut guard, question).await;
+    let allowed = check(&mut checks, question).await;
     assert!(allowed.allowed, "{allowed:?}");
     assert_eq!(allowed.compliance_guard_rule_id, "");
     assert_eq!(allowed.violations, vec![]);
@@ -1737,7 +1734,7 @@ async fn list_scheduled_ranges_are_inclusive() {
 async fn list_filters_on_sensitive_and_is_external() {
     let server = ready_server().await;
     let mut records = server.interactions().await;
-    let mut auditor = server.records_with(Some(AUDITOR_KEY)).await;
+    let mut auditor = server.interactions_as(AUDITOR_KEY).await;
     let plain = record(&mut records, P, call(T0)).await;
     let ours = record(
         &mut records,
@@ -2056,7 +2053,7 @@ async fn list_sorts_by_started_at_with_no_prefix_meaning_descending() {
 async fn sensitive_interactions_are_hidden_from_the_pipeline_but_not_the_auditor() {
     let server = ready_server().await;
     let mut records = server.interactions().await;
-    let mut auditor = server.records_with(Some(AUDITOR_KEY)).await;
+    let mut auditor = server.interactions_as(AUDITOR_KEY).await;
     let plain = record(&mut records, P, call(T0)).await;
     let secret = record(
         &mut records,
@@ -2102,7 +2099,7 @@ async fn sensitive_interactions_are_hidden_from_the_pipeline_but_not_the_auditor
 async fn sensitive_interactions_still_count_in_the_pipelines_check() {
     let server = ready_server().await;
     let mut records = server.interactions().await;
-    let mut guard = server.guard().await;
+    let mut checks = server.checks().await;
     let mut secrets = Vec::new();
     for n in 0..7 {
         secrets.push(
@@ -2118,7 +2115,7 @@ async fn sensitive_interactions_still_count_in_the_pipelines_check() {
         );
     }
     assert_eq!(list(&mut records, of(P)).await.total, 0);
-    let r = check(&mut guard, check_call(P, T0 + 6 * HOUR)).await;
+    let r = check(&mut checks, check_call(P, T0 + 6 * HOUR)).await;
     assert!(!r.allowed, "{r:?}");
     assert_eq!(r.compliance_guard_rule_id, "us-regf-7-calls-in-7-days");
     let v = r
@@ -2243,7 +2240,7 @@ async fn previous_interactions_follow_ext_links() {
 async fn previous_interactions_leave_out_a_sensitive_link_for_the_pipeline() {
     let server = ready_server().await;
     let mut records = server.interactions().await;
-    let mut auditor = server.records_with(Some(AUDITOR_KEY)).await;
+    let mut auditor = server.interactions_as(AUDITOR_KEY).await;
     let a = record(&mut records, P, call(T0)).await;
     let b = record(
         &mut records,

@@ -1,0 +1,8 @@
+//! The library API in this process, without a server: the model, the
+//! index, the engine, and the guard with its journal.
+
+mod engine_api;
+mod index;
+mod model;
+mod regressions;
+mod regressions_audit;
