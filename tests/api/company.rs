@@ -275,7 +275,7 @@ async fn interactions_belong_to_the_key_company_and_previous_is_scoped_by_it() {
     let snapshots = std::fs::read_dir(dir.path().join("data").join("journal"))
         .unwrap()
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("snapshot-"))
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".snap"))
         .count();
     assert_eq!(snapshots, 1, "the restart with compact_after 0 wrote one");
 }

@@ -316,7 +316,7 @@ async fn conversations_survive_restarts_from_the_journal_and_a_snapshot() {
     let snapshots = std::fs::read_dir(dir.path().join("data").join("journal"))
         .unwrap()
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("snapshot-"))
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".snap"))
         .count();
     assert_eq!(snapshots, 1, "the restart with compact_after 0 wrote one");
 

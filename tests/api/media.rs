@@ -1067,7 +1067,7 @@ async fn the_audio_survives_restarts_through_the_journal_and_a_snapshot() {
     let snapshots = std::fs::read_dir(dir.path().join("data").join("journal"))
         .unwrap()
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("snapshot-"))
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".snap"))
         .count();
     assert_eq!(snapshots, 1, "the restart with compact_after 0 wrote one");
     assert_stored(dir.path(), &[&m.storage_key, &v.storage_key]);

@@ -710,7 +710,7 @@ async fn restrictions_and_their_ends_survive_restarts_from_the_journal_and_a_sna
         let snapshots = std::fs::read_dir(dir.path().join("data").join("journal"))
             .unwrap()
             .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().starts_with("snapshot-"))
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".snap"))
             .count();
         compacted |= compact_after == 0;
         assert_eq!(
@@ -1013,12 +1013,15 @@ fn read_records(path: &Path) -> Vec<compliance_guard::pb::journal::Record> {
     out
 }
 
-fn files_named(dir: &Path, prefix: &str) -> Vec<std::path::PathBuf> {
+fn files_named(dir: &Path, prefix: &str, suffix: &str) -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with(prefix) && name.ends_with(suffix)
+        })
         .collect();
     files.sort();
     files
@@ -1058,7 +1061,7 @@ async fn a_restriction_with_days_is_a_record_an_older_release_refuses_and_surviv
     // This release: the one without days is `restriction` (8), inside the
     // batch that registered its person; the one with days is
     // `restriction_v2` (10), added and ended, each a record of its own.
-    let journals = files_named(&journal_dir, "journal-");
+    let journals = files_named(&journal_dir, "journal-", ".log");
     assert_eq!(journals.len(), 1, "{journals:?}");
     let records = read_records(&journals[0]);
     let v2: Vec<_> = records
@@ -1146,7 +1149,7 @@ async fn a_restriction_with_days_is_a_record_an_older_release_refuses_and_surviv
         );
         server.stop().await.unwrap();
     }
-    let snapshots = files_named(&journal_dir, "snapshot-");
+    let snapshots = files_named(&journal_dir, "snapshot-", ".snap");
     assert_eq!(snapshots.len(), 1, "{snapshots:?}");
     let snap = read_records(&snapshots[0]);
     assert!(
