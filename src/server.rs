@@ -547,9 +547,9 @@ pub async fn serve(
     }
     // Keep the stop channel open while serving: dropping it would stop us.
     let _stop = stop_tx;
-    set_all(&reporter, ServingStatus::Serving).await;
-    tracing::info!(data_dir = %config.data_dir.display(), "SERVING");
-    let sampler = tokio::spawn(sample_sizes(Arc::clone(&guard)));
+    // The reloader's watch is in place before SERVING: an edit made right
+    // after a caller sees SERVING is reloaded, never missed until the next
+    // one.
     let (reload_stop, reload_rx) = tokio::sync::watch::channel(false);
     let reloader = config.reload.clone().map(|stats| {
         let opts = LoadOptions {
@@ -565,6 +565,17 @@ pub async fn serve(
             reload_rx,
         ))
     });
+    if let Some(stats) = &config.reload {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !stats.watching.load(std::sync::atomic::Ordering::SeqCst)
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+    set_all(&reporter, ServingStatus::Serving).await;
+    tracing::info!(data_dir = %config.data_dir.display(), "SERVING");
+    let sampler = tokio::spawn(sample_sizes(Arc::clone(&guard)));
     let result = match server.await {
         Ok(result) => result.map_err(ServeError::from),
         Err(e) => Err(ServeError::Task(e.to_string())),
