@@ -34,8 +34,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Duration as Days, TimeZone, Timelike, Utc};
 use clap::{Parser, ValueEnum};
 use compliance_guard::pb;
-use pb::compliance_guard_client::ComplianceGuardClient;
-use pb::interactions_client::InteractionsClient;
+use pb::compliance_guard_service_client::ComplianceGuardServiceClient;
+use pb::interactions_service_client::InteractionsServiceClient;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
@@ -472,8 +472,8 @@ fn status_outcome(s: &tonic::Status) -> Outcome {
 
 #[derive(Debug, Clone)]
 struct GuardConn {
-    guard: ComplianceGuardClient<Channel>,
-    interactions: InteractionsClient<Channel>,
+    guard: ComplianceGuardServiceClient<Channel>,
+    interactions: InteractionsServiceClient<Channel>,
 }
 
 #[derive(Debug)]
@@ -555,8 +555,8 @@ async fn connect(args: &Args) -> Result<Conns> {
                     .await
                     .with_context(|| format!("connecting to {url}"))?;
                 v.push(GuardConn {
-                    guard: ComplianceGuardClient::new(ch.clone()),
-                    interactions: InteractionsClient::new(ch),
+                    guard: ComplianceGuardServiceClient::new(ch.clone()),
+                    interactions: InteractionsServiceClient::new(ch),
                 });
             }
             Ok(Conns::Guard(v))
@@ -665,7 +665,10 @@ impl Ctx {
                 let (_, req) = self.check_request(rng, false);
                 let mut g = c.guard.clone();
                 let r = if kind == Mix::Baseline {
-                    g.check_baseline(self.req(req)).await
+                    let baseline = pb::CheckBaselineRequest { check: Some(req) };
+                    g.check_baseline(self.req(baseline))
+                        .await
+                        .map(|r| r.map(|b| b.answer.unwrap_or_default()))
                 } else {
                     g.check(self.req(req)).await
                 };

@@ -19,10 +19,11 @@ use std::time::{Duration, Instant};
 
 use compliance_guard::api::auth::Access;
 use compliance_guard::index::IndexConfig;
-use compliance_guard::pb::interactions_client::InteractionsClient;
+use compliance_guard::pb::interactions_service_client::InteractionsServiceClient;
 use compliance_guard::pb::{
-    CreateInteractionRequest, DownloadMediaRequest, Interaction, UploadMediaHeader,
-    UploadMediaRequest, download_media_response, upload_media_request,
+    CreateInteractionRequest, DownloadInteractionRecordingRequest, Interaction,
+    UploadInteractionRecordingRequest, UploadMediaHeader, download_interaction_recording_response,
+    upload_interaction_recording_request,
 };
 use compliance_guard::server::{ServeConfig, serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -71,7 +72,7 @@ async fn main() {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect_lazy();
-    let mut client = InteractionsClient::new(channel)
+    let mut client = InteractionsServiceClient::new(channel)
         .max_decoding_message_size(8 << 20)
         .max_encoding_message_size(8 << 20);
     // Wait until it serves.
@@ -114,16 +115,24 @@ async fn main() {
                 .interaction
                 .unwrap()
                 .id;
-            let mut parts = vec![UploadMediaRequest {
-                part: Some(upload_media_request::Part::Header(UploadMediaHeader {
-                    interaction_id: id.clone(),
-                    content_type: "audio/wav".into(),
-                    ..UploadMediaHeader::default()
-                })),
+            let mut parts = vec![UploadInteractionRecordingRequest {
+                part: Some(upload_interaction_recording_request::Part::Header(
+                    UploadMediaHeader {
+                        interaction_id: id.clone(),
+                        content_type: "audio/wav".into(),
+                        ..UploadMediaHeader::default()
+                    },
+                )),
             }];
-            parts.extend(audio.chunks(CHUNK).map(|c| UploadMediaRequest {
-                part: Some(upload_media_request::Part::Chunk(c.to_vec())),
-            }));
+            parts.extend(
+                audio
+                    .chunks(CHUNK)
+                    .map(|c| UploadInteractionRecordingRequest {
+                        part: Some(upload_interaction_recording_request::Part::Chunk(
+                            c.to_vec(),
+                        )),
+                    }),
+            );
             let started = Instant::now();
             client
                 .upload_interaction_recording(tokio_stream::iter(parts))
@@ -133,16 +142,16 @@ async fn main() {
 
             let started = Instant::now();
             let mut stream = client
-                .download_interaction_recording(DownloadMediaRequest {
+                .download_interaction_recording(DownloadInteractionRecordingRequest {
                     interaction_id: id.clone(),
-                    ..DownloadMediaRequest::default()
+                    ..DownloadInteractionRecordingRequest::default()
                 })
                 .await
                 .unwrap()
                 .into_inner();
             let mut got = 0;
             while let Some(m) = stream.message().await.unwrap() {
-                if let Some(download_media_response::Part::Chunk(c)) = m.part {
+                if let Some(download_interaction_recording_response::Part::Chunk(c)) = m.part {
                     got += c.len();
                 }
             }
@@ -150,10 +159,10 @@ async fn main() {
             assert_eq!(got, audio.len());
 
             let url = match client
-                .download_interaction_recording(DownloadMediaRequest {
+                .download_interaction_recording(DownloadInteractionRecordingRequest {
                     interaction_id: id.clone(),
                     return_url: true,
-                    ..DownloadMediaRequest::default()
+                    ..DownloadInteractionRecordingRequest::default()
                 })
                 .await
                 .unwrap()
@@ -163,7 +172,7 @@ async fn main() {
                 .unwrap()
                 .and_then(|m| m.part)
             {
-                Some(download_media_response::Part::Link(l)) => l.url,
+                Some(download_interaction_recording_response::Part::Link(l)) => l.url,
                 other => panic!("no link: {other:?}"),
             };
             let path = url

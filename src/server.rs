@@ -27,14 +27,14 @@ use crate::api::auth::{Access, AuthError, authenticate};
 use crate::guard::Guard;
 use crate::index::IndexConfig;
 use crate::media::MediaHub;
-use crate::pb::compliance_guard_server::ComplianceGuardServer;
-use crate::pb::interactions_server::InteractionsServer;
+use crate::pb::compliance_guard_service_server::ComplianceGuardServiceServer;
+use crate::pb::interactions_service_server::InteractionsServiceServer;
 use crate::rules::{LoadOptions, Role, RuleErrors, RuleSet};
 
 /// The gRPC service names, as health and reflection know them.
 pub const SERVICE_NAMES: [&str; 2] = [
-    "complianceguard.v1.ComplianceGuard",
-    "complianceguard.v1.Interactions",
+    "complianceguard.v1.ComplianceGuardService",
+    "complianceguard.v1.InteractionsService",
 ];
 
 /// Errors that stop the server.
@@ -414,11 +414,11 @@ pub async fn serve(
         .add_service(InterceptedService::new(reflection_v1, auth.clone()))
         .add_service(InterceptedService::new(reflection_v1alpha, auth.clone()))
         .add_service(InterceptedService::new(
-            ComplianceGuardServer::new(service.clone()),
+            ComplianceGuardServiceServer::new(service.clone()),
             auth.clone(),
         ))
         .add_service(InterceptedService::new(
-            InteractionsServer::new(service),
+            InteractionsServiceServer::new(service),
             auth,
         ));
 

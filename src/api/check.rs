@@ -18,21 +18,23 @@ use crate::wire::{check_input_of, check_response_of, ts};
 /// what the guard adds from what gRPC costs.
 pub(super) async fn check_baseline(
     service: &Service,
-    req: Request<pb::CheckRequest>,
-) -> Result<Response<pb::CheckResponse>, Status> {
+    req: Request<pb::CheckBaselineRequest>,
+) -> Result<Response<pb::CheckBaselineResponse>, Status> {
     caller(&req)?;
     let rules = service
         .guard()?
         .rules()
         .ok_or_else(|| Status::unavailable("no rule set is loaded yet; retry shortly"))?;
     let now = Utc::now();
-    Ok(Response::new(pb::CheckResponse {
-        allowed: true,
-        rules_version: rules.version().to_owned(),
-        applied_rule_ids: rules.rules().iter().map(|r| r.id.clone()).collect(),
-        at: Some(ts(now)),
-        valid_until: Some(ts(now)),
-        ..pb::CheckResponse::default()
+    Ok(Response::new(pb::CheckBaselineResponse {
+        answer: Some(pb::CheckResponse {
+            allowed: true,
+            rules_version: rules.version().to_owned(),
+            applied_rule_ids: rules.rules().iter().map(|r| r.id.clone()).collect(),
+            at: Some(ts(now)),
+            valid_until: Some(ts(now)),
+            ..pb::CheckResponse::default()
+        }),
     }))
 }
 

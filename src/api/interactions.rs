@@ -25,7 +25,7 @@ use crate::wire::{input_of, non_empty, opt_request_time, pb_of, searchable_of};
 pub(super) async fn create(
     service: &Service,
     req: Request<pb::CreateInteractionRequest>,
-) -> Result<Response<pb::InteractionResponse>, Status> {
+) -> Result<Response<pb::CreateInteractionResponse>, Status> {
     let who = caller(&req)?;
     let r = req.get_ref();
     let interaction = r
@@ -37,7 +37,7 @@ pub(super) async fn create(
         .guard()?
         .create(&r.person_id, &input, &who, Utc::now())
         .await?;
-    Ok(Response::new(pb::InteractionResponse {
+    Ok(Response::new(pb::CreateInteractionResponse {
         interaction: Some(pb_of(&record)),
         created,
         searchable_document: r.searchable.then(|| searchable_of(&record)),
@@ -48,16 +48,15 @@ pub(super) async fn create(
 pub(super) async fn get(
     service: &Service,
     req: Request<pb::GetInteractionRequest>,
-) -> Result<Response<pb::InteractionResponse>, Status> {
+) -> Result<Response<pb::GetInteractionResponse>, Status> {
     let who = caller(&req)?;
     let r = req.get_ref();
     let record =
         service
             .guard()?
             .get(non_empty(&r.person_id).as_deref(), &r.interaction_id, &who)?;
-    Ok(Response::new(pb::InteractionResponse {
+    Ok(Response::new(pb::GetInteractionResponse {
         interaction: Some(pb_of(&record)),
-        created: false,
         searchable_document: r.searchable.then(|| searchable_of(&record)),
     }))
 }
@@ -67,7 +66,7 @@ pub(super) async fn get(
 pub(super) async fn update(
     service: &Service,
     req: Request<pb::UpdateInteractionRequest>,
-) -> Result<Response<pb::InteractionResponse>, Status> {
+) -> Result<Response<pb::UpdateInteractionResponse>, Status> {
     let who = caller(&req)?;
     let r = req.get_ref();
     let fields = mask_fields(&r.update_mask)?;
@@ -86,10 +85,8 @@ pub(super) async fn update(
             Utc::now(),
         )
         .await?;
-    Ok(Response::new(pb::InteractionResponse {
+    Ok(Response::new(pb::UpdateInteractionResponse {
         interaction: Some(pb_of(&record)),
-        created: false,
-        searchable_document: None,
     }))
 }
 
@@ -97,7 +94,7 @@ pub(super) async fn update(
 pub(super) async fn delete(
     service: &Service,
     req: Request<pb::DeleteInteractionRequest>,
-) -> Result<Response<pb::InteractionResponse>, Status> {
+) -> Result<Response<pb::DeleteInteractionResponse>, Status> {
     let who = caller(&req)?;
     let r = req.get_ref();
     let record = service
@@ -109,10 +106,8 @@ pub(super) async fn delete(
             Utc::now(),
         )
         .await?;
-    Ok(Response::new(pb::InteractionResponse {
+    Ok(Response::new(pb::DeleteInteractionResponse {
         interaction: Some(pb_of(&record)),
-        created: false,
-        searchable_document: None,
     }))
 }
 

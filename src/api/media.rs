@@ -20,9 +20,98 @@ use crate::model::MediaKind;
 use crate::pb;
 use crate::wire::{media_pb_of, non_empty, pb_of, ts};
 
-/// The stream a download answers: a header then chunks, or one link.
-pub type MediaStream =
-    Pin<Box<dyn Stream<Item = Result<pb::DownloadMediaResponse, Status>> + Send + 'static>>;
+/// The stream a download answers, of messages `M`: a header then chunks,
+/// or one link.
+pub type MediaStream<M> = Pin<Box<dyn Stream<Item = Result<M, Status>> + Send + 'static>>;
+
+/// What one message of a download stream carries, whichever of the two
+/// download RPCs it answers (each has a response type of its own, with the
+/// same parts).
+#[derive(Debug)]
+pub enum DownloadPart {
+    /// The first message of a streamed download.
+    Header(pb::DownloadMediaHeader),
+    /// The next bytes of the audio.
+    Chunk(Vec<u8>),
+    /// The only message of a download with `return_url`.
+    Link(pb::MediaLink),
+}
+
+/// A download request's fields, whichever of the two download RPCs it is.
+#[derive(Debug)]
+pub struct DownloadAsk {
+    person_id: String,
+    interaction_id: String,
+    disposition: String,
+    return_url: bool,
+}
+
+/// The message types of one audio kind's RPCs, tied to the parts the
+/// transfer reads and writes, so that one upload and one download serve
+/// both kinds.
+macro_rules! media_messages {
+    ($upload:ty, $upload_part:ident, $download:ty, $response:ty, $response_part:ident) => {
+        impl From<$upload> for UploadPart {
+            fn from(message: $upload) -> UploadPart {
+                use pb::$upload_part::Part;
+                match message.part {
+                    Some(Part::Header(h)) => UploadPart::Header(UploadHeader {
+                        person_id: non_empty(&h.person_id),
+                        interaction_id: h.interaction_id,
+                        content_type: h.content_type,
+                        sha256: non_empty(&h.sha256),
+                    }),
+                    Some(Part::Chunk(chunk)) => UploadPart::Chunk(chunk),
+                    None => UploadPart::Empty,
+                }
+            }
+        }
+
+        impl From<&$download> for DownloadAsk {
+            fn from(r: &$download) -> DownloadAsk {
+                DownloadAsk {
+                    person_id: r.person_id.clone(),
+                    interaction_id: r.interaction_id.clone(),
+                    disposition: r.disposition.clone(),
+                    return_url: r.return_url,
+                }
+            }
+        }
+
+        impl From<DownloadPart> for $response {
+            fn from(part: DownloadPart) -> $response {
+                use pb::$response_part::Part;
+                let part = match part {
+                    DownloadPart::Header(h) => Part::Header(h),
+                    DownloadPart::Chunk(c) => Part::Chunk(c),
+                    DownloadPart::Link(l) => Part::Link(l),
+                };
+                <$response>::from_part(part)
+            }
+        }
+
+        impl $response {
+            fn from_part(part: pb::$response_part::Part) -> $response {
+                Self { part: Some(part) }
+            }
+        }
+    };
+}
+
+media_messages!(
+    pb::UploadInteractionRecordingRequest,
+    upload_interaction_recording_request,
+    pb::DownloadInteractionRecordingRequest,
+    pb::DownloadInteractionRecordingResponse,
+    download_interaction_recording_response
+);
+media_messages!(
+    pb::UploadInteractionVoicemailRequest,
+    upload_interaction_voicemail_request,
+    pb::DownloadInteractionVoicemailRequest,
+    pb::DownloadInteractionVoicemailResponse,
+    download_interaction_voicemail_response
+);
 
 impl From<MediaError> for Status {
     fn from(e: MediaError) -> Status {
@@ -55,53 +144,41 @@ impl From<UploadError<Status>> for Status {
     }
 }
 
-/// An upload message as the part the upload workflow reads.
-fn upload_part_of(message: pb::UploadMediaRequest) -> UploadPart {
-    use pb::upload_media_request::Part;
-    match message.part {
-        Some(Part::Header(h)) => UploadPart::Header(UploadHeader {
-            person_id: non_empty(&h.person_id),
-            interaction_id: h.interaction_id,
-            content_type: h.content_type,
-            sha256: non_empty(&h.sha256),
-        }),
-        Some(Part::Chunk(chunk)) => UploadPart::Chunk(chunk),
-        None => UploadPart::Empty,
-    }
-}
-
 /// An upload stream: the header is read and checked before any audio is
 /// taken, then the audio is stored and the interaction's record journaled
 /// ([`crate::media::Upload::store`]). A stream that breaks off, or any
 /// refusal, leaves nothing.
-pub(super) async fn upload(
+/// Answers the interaction as stored.
+pub(super) async fn upload<M>(
     service: &Service,
-    req: Request<tonic::Streaming<pb::UploadMediaRequest>>,
+    req: Request<tonic::Streaming<M>>,
     kind: MediaKind,
-) -> Result<Response<pb::InteractionResponse>, Status> {
+) -> Result<pb::Interaction, Status>
+where
+    M: Into<UploadPart> + Send + 'static,
+{
     let who = caller(&req)?;
     let hub = service.media()?;
-    let parts = req.into_inner().map(|message| message.map(upload_part_of));
+    let parts = req.into_inner().map(|message| message.map(Into::into));
     let upload = hub.receive(parts).await?;
     let record = upload.store(service.guard()?, kind, &who).await?;
-    Ok(Response::new(pb::InteractionResponse {
-        interaction: Some(pb_of(&record)),
-        created: false,
-        searchable_document: None,
-    }))
+    Ok(pb_of(&record))
 }
 
 /// A download: one link (with `return_url`), or a header and the audio
 /// in chunks, checked against its size and SHA-256 as it streams; a
 /// stream that fails the check ends in DATA_LOSS.
-pub(super) async fn download(
+pub(super) async fn download<R, M>(
     service: &Service,
-    req: Request<pb::DownloadMediaRequest>,
+    req: Request<R>,
     kind: MediaKind,
-) -> Result<Response<MediaStream>, Status> {
-    use pb::download_media_response::Part;
+) -> Result<Response<MediaStream<M>>, Status>
+where
+    for<'a> DownloadAsk: From<&'a R>,
+    M: From<DownloadPart> + Send + 'static,
+{
     let who = caller(&req)?;
-    let r = req.get_ref();
+    let r = DownloadAsk::from(req.get_ref());
     let disposition = Disposition::parse(&r.disposition).map_err(|m| invalid("disposition", m))?;
     if r.interaction_id.is_empty() {
         return Err(invalid("interactionId", "`interactionId` is required"));
@@ -117,27 +194,21 @@ pub(super) async fn download(
         let (url, expires_at) = hub
             .link(&id, kind, &media, disposition, Utc::now())
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
-        let link = pb::DownloadMediaResponse {
-            part: Some(Part::Link(pb::MediaLink {
-                url,
-                expires_at: Some(ts(expires_at)),
-            })),
-        };
+        let link = M::from(DownloadPart::Link(pb::MediaLink {
+            url,
+            expires_at: Some(ts(expires_at)),
+        }));
         return Ok(Response::new(Box::pin(tokio_stream::once(Ok(link)))));
     }
     let chunks = hub.read(&id, &media).await?;
-    let header = pb::DownloadMediaResponse {
-        part: Some(Part::Header(pb::DownloadMediaHeader {
-            media: Some(media_pb_of(&media)),
-            disposition: disposition.as_str().to_owned(),
-            file_name: crate::media::file_name(&id, kind, &media.content_type),
-        })),
-    };
+    let header = M::from(DownloadPart::Header(pb::DownloadMediaHeader {
+        media: Some(media_pb_of(&media)),
+        disposition: disposition.as_str().to_owned(),
+        file_name: crate::media::file_name(&id, kind, &media.content_type),
+    }));
     let chunks = ReceiverStream::new(chunks).map(|item| {
-        item.map(|chunk| pb::DownloadMediaResponse {
-            part: Some(Part::Chunk(chunk)),
-        })
-        .map_err(Status::from)
+        item.map(|chunk| M::from(DownloadPart::Chunk(chunk)))
+            .map_err(Status::from)
     });
     Ok(Response::new(Box::pin(
         tokio_stream::once(Ok(header)).chain(chunks),

@@ -1,5 +1,5 @@
-//! The gRPC services: `complianceguard.v1.ComplianceGuard` and
-//! `complianceguard.v1.Interactions`, translating between protobuf messages
+//! The gRPC services: `complianceguard.v1.ComplianceGuardService` and
+//! `complianceguard.v1.InteractionsService`, translating between protobuf messages
 //! and the [`Guard`]. This is the only module that builds a
 //! [`tonic::Status`].
 //!
@@ -171,11 +171,11 @@ fn code_name(code: tonic::Code) -> &'static str {
 // The two services as tonic asks for them: one line per RPC, naming its
 // function in the file of its area and the name it is measured under.
 #[tonic::async_trait]
-impl pb::compliance_guard_server::ComplianceGuard for Service {
+impl pb::compliance_guard_service_server::ComplianceGuardService for Service {
     async fn check_baseline(
         &self,
-        req: Request<pb::CheckRequest>,
-    ) -> Result<Response<pb::CheckResponse>, Status> {
+        req: Request<pb::CheckBaselineRequest>,
+    ) -> Result<Response<pb::CheckBaselineResponse>, Status> {
         timed("CheckBaseline", check::check_baseline(self, req)).await
     }
 
@@ -224,14 +224,14 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
     async fn add_restriction(
         &self,
         req: Request<pb::AddRestrictionRequest>,
-    ) -> Result<Response<pb::RestrictionResponse>, Status> {
+    ) -> Result<Response<pb::AddRestrictionResponse>, Status> {
         timed("AddRestriction", restrictions::add(self, req)).await
     }
 
     async fn end_restriction(
         &self,
         req: Request<pb::EndRestrictionRequest>,
-    ) -> Result<Response<pb::RestrictionResponse>, Status> {
+    ) -> Result<Response<pb::EndRestrictionResponse>, Status> {
         timed("EndRestriction", restrictions::end(self, req)).await
     }
 
@@ -251,32 +251,32 @@ impl pb::compliance_guard_server::ComplianceGuard for Service {
 }
 
 #[tonic::async_trait]
-impl pb::interactions_server::Interactions for Service {
+impl pb::interactions_service_server::InteractionsService for Service {
     async fn create_interaction(
         &self,
         req: Request<pb::CreateInteractionRequest>,
-    ) -> Result<Response<pb::InteractionResponse>, Status> {
+    ) -> Result<Response<pb::CreateInteractionResponse>, Status> {
         timed("CreateInteraction", interactions::create(self, req)).await
     }
 
     async fn get_interaction(
         &self,
         req: Request<pb::GetInteractionRequest>,
-    ) -> Result<Response<pb::InteractionResponse>, Status> {
+    ) -> Result<Response<pb::GetInteractionResponse>, Status> {
         timed("GetInteraction", interactions::get(self, req)).await
     }
 
     async fn update_interaction(
         &self,
         req: Request<pb::UpdateInteractionRequest>,
-    ) -> Result<Response<pb::InteractionResponse>, Status> {
+    ) -> Result<Response<pb::UpdateInteractionResponse>, Status> {
         timed("UpdateInteraction", interactions::update(self, req)).await
     }
 
     async fn delete_interaction(
         &self,
         req: Request<pb::DeleteInteractionRequest>,
-    ) -> Result<Response<pb::InteractionResponse>, Status> {
+    ) -> Result<Response<pb::DeleteInteractionResponse>, Status> {
         timed("DeleteInteraction", interactions::delete(self, req)).await
     }
 
@@ -304,59 +304,63 @@ impl pb::interactions_server::Interactions for Service {
     async fn get_interaction_convo(
         &self,
         req: Request<pb::GetInteractionConvoRequest>,
-    ) -> Result<Response<pb::InteractionConvoResponse>, Status> {
+    ) -> Result<Response<pb::GetInteractionConvoResponse>, Status> {
         timed("GetInteractionConvo", convos::get(self, req)).await
     }
 
     async fn join_interaction_convo(
         &self,
         req: Request<pb::JoinInteractionConvoRequest>,
-    ) -> Result<Response<pb::InteractionConvoResponse>, Status> {
+    ) -> Result<Response<pb::JoinInteractionConvoResponse>, Status> {
         timed("JoinInteractionConvo", convos::join(self, req)).await
     }
 
     async fn close_interaction_convo(
         &self,
         req: Request<pb::CloseInteractionConvoRequest>,
-    ) -> Result<Response<pb::InteractionConvoResponse>, Status> {
+    ) -> Result<Response<pb::CloseInteractionConvoResponse>, Status> {
         timed("CloseInteractionConvo", convos::close(self, req)).await
     }
 
     async fn leave_interaction_convo(
         &self,
         req: Request<pb::LeaveInteractionConvoRequest>,
-    ) -> Result<Response<pb::InteractionConvoResponse>, Status> {
+    ) -> Result<Response<pb::LeaveInteractionConvoResponse>, Status> {
         timed("LeaveInteractionConvo", convos::leave(self, req)).await
     }
 
     async fn upload_interaction_recording(
         &self,
-        req: Request<tonic::Streaming<pb::UploadMediaRequest>>,
-    ) -> Result<Response<pb::InteractionResponse>, Status> {
-        timed(
-            "UploadInteractionRecording",
-            media::upload(self, req, MediaKind::Recording),
-        )
+        req: Request<tonic::Streaming<pb::UploadInteractionRecordingRequest>>,
+    ) -> Result<Response<pb::UploadInteractionRecordingResponse>, Status> {
+        timed("UploadInteractionRecording", async {
+            let interaction = media::upload(self, req, MediaKind::Recording).await?;
+            Ok(Response::new(pb::UploadInteractionRecordingResponse {
+                interaction: Some(interaction),
+            }))
+        })
         .await
     }
 
     async fn upload_interaction_voicemail(
         &self,
-        req: Request<tonic::Streaming<pb::UploadMediaRequest>>,
-    ) -> Result<Response<pb::InteractionResponse>, Status> {
-        timed(
-            "UploadInteractionVoicemail",
-            media::upload(self, req, MediaKind::Voicemail),
-        )
+        req: Request<tonic::Streaming<pb::UploadInteractionVoicemailRequest>>,
+    ) -> Result<Response<pb::UploadInteractionVoicemailResponse>, Status> {
+        timed("UploadInteractionVoicemail", async {
+            let interaction = media::upload(self, req, MediaKind::Voicemail).await?;
+            Ok(Response::new(pb::UploadInteractionVoicemailResponse {
+                interaction: Some(interaction),
+            }))
+        })
         .await
     }
 
-    type DownloadInteractionRecordingStream = MediaStream;
+    type DownloadInteractionRecordingStream = MediaStream<pb::DownloadInteractionRecordingResponse>;
 
     async fn download_interaction_recording(
         &self,
-        req: Request<pb::DownloadMediaRequest>,
-    ) -> Result<Response<MediaStream>, Status> {
+        req: Request<pb::DownloadInteractionRecordingRequest>,
+    ) -> Result<Response<Self::DownloadInteractionRecordingStream>, Status> {
         timed(
             "DownloadInteractionRecording",
             media::download(self, req, MediaKind::Recording),
@@ -364,12 +368,12 @@ impl pb::interactions_server::Interactions for Service {
         .await
     }
 
-    type DownloadInteractionVoicemailStream = MediaStream;
+    type DownloadInteractionVoicemailStream = MediaStream<pb::DownloadInteractionVoicemailResponse>;
 
     async fn download_interaction_voicemail(
         &self,
-        req: Request<pb::DownloadMediaRequest>,
-    ) -> Result<Response<MediaStream>, Status> {
+        req: Request<pb::DownloadInteractionVoicemailRequest>,
+    ) -> Result<Response<Self::DownloadInteractionVoicemailStream>, Status> {
         timed(
             "DownloadInteractionVoicemail",
             media::download(self, req, MediaKind::Voicemail),

@@ -17,7 +17,7 @@ use crate::wire::{non_empty, opt_request_time, restriction_input_of, restriction
 pub(super) async fn add(
     service: &Service,
     req: Request<pb::AddRestrictionRequest>,
-) -> Result<Response<pb::RestrictionResponse>, Status> {
+) -> Result<Response<pb::AddRestrictionResponse>, Status> {
     let who = caller(&req)?;
     let r = req.get_ref();
     let given = r
@@ -31,7 +31,7 @@ pub(super) async fn add(
         .add_restriction_checked(&r.person_id, &input, problems, &who, now)
         .await?;
     metrics::counter!("compliance_guard_restrictions_total", "kind" => stored.kind.as_str(), "op" => "added").increment(1);
-    Ok(Response::new(pb::RestrictionResponse {
+    Ok(Response::new(pb::AddRestrictionResponse {
         restriction: Some(restriction_at(&stored, now)),
     }))
 }
@@ -41,7 +41,7 @@ pub(super) async fn add(
 pub(super) async fn end(
     service: &Service,
     req: Request<pb::EndRestrictionRequest>,
-) -> Result<Response<pb::RestrictionResponse>, Status> {
+) -> Result<Response<pb::EndRestrictionResponse>, Status> {
     let who = caller(&req)?;
     let r = req.get_ref();
     let ended_at = opt_request_time("endedAt", &r.ended_at, true)?;
@@ -58,7 +58,7 @@ pub(super) async fn end(
         )
         .await?;
     metrics::counter!("compliance_guard_restrictions_total", "kind" => stored.kind.as_str(), "op" => "ended").increment(1);
-    Ok(Response::new(pb::RestrictionResponse {
+    Ok(Response::new(pb::EndRestrictionResponse {
         restriction: Some(restriction_at(&stored, now)),
     }))
 }
