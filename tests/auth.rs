@@ -31,8 +31,8 @@ enum Right {
     Agent,
 }
 
-const GUARD: &str = "complianceguard.v1.ComplianceGuard";
-const RECORDS: &str = "complianceguard.v1.Interactions";
+const GUARD: &str = "complianceguard.v1.ComplianceGuardService";
+const RECORDS: &str = "complianceguard.v1.InteractionsService";
 const HEALTH: &str = "grpc.health.v1.Health";
 const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
 const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";

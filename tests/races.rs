@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use compliance_guard::pb::compliance_guard_client::ComplianceGuardClient;
+use compliance_guard::pb::compliance_guard_service_client::ComplianceGuardServiceClient;
 use compliance_guard::pb::{
     CheckRequest, CheckResponse, Contact, DeclareDebtRequest, LinkPersonRequest,
     ListReservationsRequest,
@@ -61,7 +61,7 @@ fn reserve(person: &str, loan: &str, request_id: String) -> CheckRequest {
 async fn clients(server: &TestServer) -> Vec<Guard> {
     let mut all = Vec::with_capacity(CONNECTIONS);
     for _ in 0..CONNECTIONS {
-        all.push(ComplianceGuardClient::with_interceptor(
+        all.push(ComplianceGuardServiceClient::with_interceptor(
             server.channel().await,
             WithKey(Some(PIPELINE_KEY)),
         ));

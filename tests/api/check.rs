@@ -1,9 +1,9 @@
-//! End-to-end tests of `complianceguard.v1.ComplianceGuard`: Check, the
+//! End-to-end tests of `complianceguard.v1.ComplianceGuardService`: Check, the
 //! atomic reserve, request-id retries, reservations, debts and people.
 
 use std::time::Duration;
 
-use compliance_guard::pb::compliance_guard_client::ComplianceGuardClient;
+use compliance_guard::pb::compliance_guard_service_client::ComplianceGuardServiceClient;
 use compliance_guard::pb::{
     CancelReservationRequest, CheckRequest, CheckResponse, Contact, CreateInteractionRequest,
     DeclareDebtRequest, Interaction, LinkPersonRequest, ListReservationsRequest,
@@ -414,7 +414,7 @@ impl tonic::codegen::Service<http::Request<tonic::body::Body>> for Bare {
 /// connection to `addr`.
 async fn bare_checks(
     addr: std::net::SocketAddr,
-) -> ComplianceGuardClient<InterceptedService<Bare, WithKey>> {
+) -> ComplianceGuardServiceClient<InterceptedService<Bare, WithKey>> {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (send, connection) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
@@ -423,7 +423,7 @@ async fn bare_checks(
     .await
     .unwrap();
     tokio::spawn(connection);
-    ComplianceGuardClient::with_origin(
+    ComplianceGuardServiceClient::with_origin(
         InterceptedService::new(Bare(send), WithKey(Some(PIPELINE_KEY))),
         format!("http://{addr}").parse().unwrap(),
     )
@@ -640,11 +640,15 @@ async fn check_baseline_answers_a_fixed_allow_behind_the_same_key() {
         .await
         .unwrap()
         .into_inner();
+    let baseline =
+        |check: CheckRequest| compliance_guard::pb::CheckBaselineRequest { check: Some(check) };
     let base = checks
-        .check_baseline(call("BO-BASE-0001", "L1"))
+        .check_baseline(baseline(call("BO-BASE-0001", "L1")))
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .answer
+        .unwrap();
     assert!(base.allowed);
     assert_eq!(base.rules_version, listed.rules_version);
     assert_eq!(
@@ -659,7 +663,7 @@ async fn check_baseline_answers_a_fixed_allow_behind_the_same_key() {
     // It records nothing, even when asked to reserve.
     let mut reserve = call("BO-BASE-0001", "L1");
     reserve.reserve = true;
-    checks.check_baseline(reserve).await.unwrap();
+    checks.check_baseline(baseline(reserve)).await.unwrap();
     let open = checks
         .list_reservations(ListReservationsRequest::default())
         .await
@@ -669,7 +673,7 @@ async fn check_baseline_answers_a_fixed_allow_behind_the_same_key() {
     let err = server
         .checks_without_key()
         .await
-        .check_baseline(call("BO-BASE-0001", "L1"))
+        .check_baseline(baseline(call("BO-BASE-0001", "L1")))
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unauthenticated);

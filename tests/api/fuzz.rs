@@ -396,7 +396,7 @@ fn every_rpc_answers_arbitrary_bytes_and_arbitrary_messages_without_internal_or_
         // Still serving: an empty ListRules is answered.
         let rules = rt.block_on(raw_call(
             channel.clone(),
-            "/complianceguard.v1.ComplianceGuard/ListRules",
+            "/complianceguard.v1.ComplianceGuardService/ListRules",
             KEY,
             Bytes::new(),
         ));

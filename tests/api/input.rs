@@ -205,7 +205,7 @@ pub async fn raw_call(
     Ok(out)
 }
 
-const CHECK: &str = "/complianceguard.v1.ComplianceGuard/Check";
+const CHECK: &str = "/complianceguard.v1.ComplianceGuardService/Check";
 
 #[tokio::test]
 async fn a_string_field_that_is_not_utf8_is_invalid_argument_not_internal() {
@@ -237,7 +237,7 @@ async fn a_string_field_that_is_not_utf8_is_invalid_argument_not_internal() {
     // The same on a client stream (an upload's first message).
     let err = raw_call(
         channel.clone(),
-        "/complianceguard.v1.Interactions/UploadInteractionRecording",
+        "/complianceguard.v1.InteractionsService/UploadInteractionRecording",
         PIPELINE_KEY,
         Bytes::from_static(&[0x0a, 0x02, 0x12, 0x01]),
     )

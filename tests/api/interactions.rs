@@ -1,4 +1,4 @@
-//! End-to-end tests of `complianceguard.v1.Interactions`: the real server on
+//! End-to-end tests of `complianceguard.v1.InteractionsService`: the real server on
 //! 127.0.0.1:0 and a real tonic client. Create (idempotent on externalId),
 //! field-level refusals with google.rpc.BadRequest, Get, Update with an
 //! update mask, soft Delete, List with the upstream filters, sorting and
@@ -102,7 +102,7 @@ async fn get(records: &mut Interactions, person: &str, id: &str) -> Result<Inter
         })
         .await?
         .into_inner();
-    assert!(!r.created);
+    assert_eq!(r.searchable_document, None, "asked without searchable");
     Ok(r.interaction.unwrap())
 }
 

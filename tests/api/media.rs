@@ -16,11 +16,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use compliance_guard::media::MediaConfig;
+use compliance_guard::pb::DownloadInteractionRecordingResponse as download_media_response_message;
 use compliance_guard::pb::{
-    DeleteInteractionRequest, DownloadMediaHeader, DownloadMediaRequest, GetInteractionRequest,
-    Interaction, ListInteractionsRequest, MediaLink, UploadMediaHeader, UploadMediaRequest,
-    download_media_response, upload_media_request,
+    DeleteInteractionRequest, DownloadInteractionRecordingRequest as DownloadMediaRequest,
+    DownloadMediaHeader, GetInteractionRequest, Interaction, ListInteractionsRequest, MediaLink,
+    UploadInteractionRecordingRequest as UploadMediaRequest, UploadMediaHeader,
+    download_interaction_recording_response as download_media_response,
+    upload_interaction_recording_request as upload_media_request,
 };
+
+/// The recording RPCs' messages, re-read as the voicemail RPCs' (each RPC
+/// has types of its own, with the same fields and numbers), so that one
+/// helper drives both kinds.
+fn same_fields<A: prost::Message, B: prost::Message + Default>(a: &A) -> B {
+    B::decode(a.encode_to_vec().as_slice()).unwrap()
+}
 use prost_types::Timestamp;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
@@ -107,12 +117,25 @@ async fn upload(
     kind: Kind,
     messages: Vec<UploadMediaRequest>,
 ) -> Result<Interaction, Status> {
-    let stream = tokio_stream::iter(messages);
-    let r = match kind {
-        Kind::Recording => records.upload_interaction_recording(stream).await?,
-        Kind::Voicemail => records.upload_interaction_voicemail(stream).await?,
+    let interaction = match kind {
+        Kind::Recording => {
+            records
+                .upload_interaction_recording(tokio_stream::iter(messages))
+                .await?
+                .into_inner()
+                .interaction
+        }
+        Kind::Voicemail => {
+            let messages: Vec<compliance_guard::pb::UploadInteractionVoicemailRequest> =
+                messages.iter().map(same_fields).collect();
+            records
+                .upload_interaction_voicemail(tokio_stream::iter(messages))
+                .await?
+                .into_inner()
+                .interaction
+        }
     };
-    Ok(r.into_inner().interaction.unwrap())
+    Ok(interaction.unwrap())
 }
 
 /// Uploads `audio` of `kind` with no checksum given, which must succeed,
@@ -168,14 +191,38 @@ async fn download(
     req: DownloadMediaRequest,
 ) -> Result<Got, Status> {
     use download_media_response::Part;
-    let mut stream = match kind {
-        Kind::Recording => records.download_interaction_recording(req).await?,
-        Kind::Voicemail => records.download_interaction_voicemail(req).await?,
+    let mut recording = None;
+    let mut voicemail = None;
+    match kind {
+        Kind::Recording => {
+            recording = Some(
+                records
+                    .download_interaction_recording(req)
+                    .await?
+                    .into_inner(),
+            );
+        }
+        Kind::Voicemail => {
+            let req: compliance_guard::pb::DownloadInteractionVoicemailRequest = same_fields(&req);
+            voicemail = Some(
+                records
+                    .download_interaction_voicemail(req)
+                    .await?
+                    .into_inner(),
+            );
+        }
     }
-    .into_inner();
     let mut got = Got::default();
     loop {
-        match stream.message().await {
+        let next = match (&mut recording, &mut voicemail) {
+            (Some(s), _) => s.message().await,
+            (_, Some(s)) => s
+                .message()
+                .await
+                .map(|m| m.map(|m| same_fields::<_, download_media_response_message>(&m))),
+            (None, None) => unreachable!("one of the two streams is open"),
+        };
+        match next {
             Ok(Some(m)) => {
                 match m.part {
                     Some(Part::Header(h)) if got.messages == 0 => got.header = Some(h),

@@ -1,5 +1,5 @@
 //! End-to-end tests of the restriction RPCs of
-//! `complianceguard.v1.ComplianceGuard` (AddRestriction, EndRestriction,
+//! `complianceguard.v1.ComplianceGuardService` (AddRestriction, EndRestriction,
 //! ListRestrictions, ExplainRestrictions): the real server on 127.0.0.1:0
 //! and a real tonic client. Add, list and end with the history kept;
 //! "in force" at a moment; field-level refusals with google.rpc.BadRequest;

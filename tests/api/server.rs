@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use compliance_guard::api::auth::Access;
-use compliance_guard::pb::compliance_guard_client::ComplianceGuardClient;
+use compliance_guard::pb::compliance_guard_service_client::ComplianceGuardServiceClient;
 use compliance_guard::server::ServeError;
 use tokio::sync::oneshot;
 use tonic::transport::Endpoint;
@@ -25,8 +25,8 @@ async fn health_is_not_serving_until_loaded_then_serving_then_not_serving_on_shu
     let mut health = server.health().await;
     for service in [
         "",
-        "complianceguard.v1.ComplianceGuard",
-        "complianceguard.v1.Interactions",
+        "complianceguard.v1.ComplianceGuardService",
+        "complianceguard.v1.InteractionsService",
     ] {
         let r = health
             .check(HealthCheckRequest {
@@ -65,8 +65,8 @@ async fn health_is_not_serving_until_loaded_then_serving_then_not_serving_on_shu
     );
     for service in [
         "",
-        "complianceguard.v1.ComplianceGuard",
-        "complianceguard.v1.Interactions",
+        "complianceguard.v1.ComplianceGuardService",
+        "complianceguard.v1.InteractionsService",
     ] {
         let r = health
             .check(HealthCheckRequest {
@@ -153,8 +153,8 @@ async fn reflection_lists_both_services_and_needs_a_key() {
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
     for name in [
-        "complianceguard.v1.ComplianceGuard",
-        "complianceguard.v1.Interactions",
+        "complianceguard.v1.ComplianceGuardService",
+        "complianceguard.v1.InteractionsService",
         "grpc.health.v1.Health",
     ] {
         assert!(
@@ -207,7 +207,7 @@ async fn missing_and_wrong_keys_are_unauthenticated_but_health_is_open() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unauthenticated);
     // The x-api-key header works too.
-    let mut client = ComplianceGuardClient::with_interceptor(
+    let mut client = ComplianceGuardServiceClient::with_interceptor(
         server.channel().await,
         |mut req: tonic::Request<()>| {
             req.metadata_mut()

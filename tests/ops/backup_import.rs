@@ -1037,8 +1037,10 @@ async fn upload_recording(
     ext: &str,
     audio: &[u8],
 ) -> (String, String) {
-    use compliance_guard::pb::upload_media_request::Part;
-    use compliance_guard::pb::{UploadMediaHeader, UploadMediaRequest};
+    use compliance_guard::pb::upload_interaction_recording_request::Part;
+    use compliance_guard::pb::{
+        UploadInteractionRecordingRequest as UploadMediaRequest, UploadMediaHeader,
+    };
     let created = records
         .create_interaction(CreateInteractionRequest {
             person_id: person.into(),
@@ -1081,8 +1083,8 @@ async fn upload_recording(
 
 /// The recording of `id`, downloaded by stream.
 async fn download_recording(records: &mut Interactions, id: &str) -> Vec<u8> {
-    use compliance_guard::pb::DownloadMediaRequest;
-    use compliance_guard::pb::download_media_response::Part;
+    use compliance_guard::pb::DownloadInteractionRecordingRequest as DownloadMediaRequest;
+    use compliance_guard::pb::download_interaction_recording_response::Part;
     let mut stream = records
         .download_interaction_recording(DownloadMediaRequest {
             interaction_id: id.into(),

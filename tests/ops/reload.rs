@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use compliance_guard::pb::compliance_guard_client::ComplianceGuardClient;
+use compliance_guard::pb::compliance_guard_service_client::ComplianceGuardServiceClient;
 use compliance_guard::pb::{CheckRequest, CheckResponse};
 use compliance_guard::reload::{ReloadStats, SETTLE, read_stable_with};
 use compliance_guard::rules::LoadOptions;
@@ -112,7 +112,7 @@ fn late_call() -> CheckRequest {
 }
 
 async fn check(channel: &Channel) -> CheckResponse {
-    ComplianceGuardClient::new(channel.clone())
+    ComplianceGuardServiceClient::new(channel.clone())
         .check(late_call())
         .await
         .unwrap()
@@ -180,7 +180,7 @@ async fn a_good_edit_is_used_by_the_next_check_and_a_bad_one_is_refused() {
     let mut health = HealthClient::new(s.channel.clone());
     let h = health
         .check(HealthCheckRequest {
-            service: "complianceguard.v1.ComplianceGuard".into(),
+            service: "complianceguard.v1.ComplianceGuardService".into(),
         })
         .await
         .unwrap();
@@ -454,7 +454,7 @@ async fn under_concurrent_load_every_check_sees_one_whole_set() {
         let (channel, done) = (s.channel.clone(), Arc::clone(&done));
         tasks.push(tokio::spawn(async move {
             let mut seen = Vec::new();
-            let mut client = ComplianceGuardClient::new(channel);
+            let mut client = ComplianceGuardServiceClient::new(channel);
             while !done.load(Ordering::SeqCst) {
                 let r = client
                     .check(late_call())
@@ -501,7 +501,7 @@ async fn under_concurrent_load_every_check_sees_one_whole_set() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_rules_shows_the_set_in_force_and_every_live_version_is_archived() {
     let s = start().await;
-    let mut client = ComplianceGuardClient::new(s.channel.clone());
+    let mut client = ComplianceGuardServiceClient::new(s.channel.clone());
     let first = client
         .list_rules(compliance_guard::pb::ListRulesRequest {})
         .await
@@ -553,7 +553,7 @@ async fn list_rules_shows_the_set_in_force_and_every_live_version_is_archived() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answered_check_is_a_line_of_the_decision_log() {
     let s = start().await;
-    let mut client = ComplianceGuardClient::new(s.channel.clone());
+    let mut client = ComplianceGuardServiceClient::new(s.channel.clone());
     let blocked = client.check(late_call()).await.unwrap().into_inner();
     let mut morning = late_call();
     morning.at = Some(Timestamp {
@@ -608,7 +608,7 @@ async fn every_answered_check_is_a_line_of_the_decision_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_shows_what_a_stricter_and_a_looser_set_would_have_changed() {
     let s = start().await;
-    let mut client = ComplianceGuardClient::new(s.channel.clone());
+    let mut client = ComplianceGuardServiceClient::new(s.channel.clone());
     // 20:30 and 21:30 in New York: allowed and blocked under 08:00–21:00.
     let mut early = late_call();
     early.at = Some(Timestamp {

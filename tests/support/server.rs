@@ -23,8 +23,8 @@ use compliance_guard::api::auth::{Access, Keys};
 use compliance_guard::index::IndexConfig;
 use compliance_guard::journal::{Durability, JournalError};
 use compliance_guard::media::MediaConfig;
-use compliance_guard::pb::compliance_guard_client::ComplianceGuardClient;
-use compliance_guard::pb::interactions_client::InteractionsClient;
+use compliance_guard::pb::compliance_guard_service_client::ComplianceGuardServiceClient;
+use compliance_guard::pb::interactions_service_client::InteractionsServiceClient;
 use compliance_guard::reload::ReloadStats;
 use compliance_guard::server::{ServeConfig, ServeError, TlsFiles, serve};
 use tokio::sync::oneshot;
@@ -42,9 +42,9 @@ use super::consts::{
 use super::library::LOCK_RETRIES;
 
 /// A ComplianceGuard client (Check, reservations, people, restrictions).
-pub type Checks = ComplianceGuardClient<InterceptedService<Channel, WithKey>>;
+pub type Checks = ComplianceGuardServiceClient<InterceptedService<Channel, WithKey>>;
 /// An Interactions client.
-pub type Interactions = InteractionsClient<InterceptedService<Channel, WithKey>>;
+pub type Interactions = InteractionsServiceClient<InterceptedService<Channel, WithKey>>;
 
 /// How long a server may take to turn SERVING (or to stop) before the test
 /// fails: far beyond any start here, so that only a hang reaches it.
@@ -103,12 +103,12 @@ impl Interceptor for WithKey {
 
 /// A ComplianceGuard client on `channel` with `key`.
 pub fn checks_on(channel: Channel, key: Option<&'static str>) -> Checks {
-    ComplianceGuardClient::with_interceptor(channel, WithKey(key))
+    ComplianceGuardServiceClient::with_interceptor(channel, WithKey(key))
 }
 
 /// An Interactions client on `channel` with `key`.
 pub fn interactions_on(channel: Channel, key: Option<&'static str>) -> Interactions {
-    InteractionsClient::with_interceptor(channel, WithKey(key))
+    InteractionsServiceClient::with_interceptor(channel, WithKey(key))
 }
 
 /// A connected channel to `addr` over plain HTTP/2.
