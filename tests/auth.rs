@@ -18,7 +18,8 @@ use tonic::Code;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::support::legacy::{PIPELINE_KEY, start_on};
+use crate::support::consts::PIPELINE_KEY;
+use crate::support::server::options;
 
 /// What a method asks of the caller's key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,7 +231,11 @@ async fn every_rpc_asks_for_a_key_and_the_right_it_needs() {
     let keys = format!(
         "keys:\n  - name: pipeline\n    key: {PLAIN_KEY}\n  - name: everything\n    key: {ALL_RIGHTS_KEY}\n    sensitive: true\n    agent: true\n"
     );
-    let server = start_on(dir.path(), &keys, 1_000_000).await;
+    let server = options()
+        .data_dir(dir.path().join("data"))
+        .keys(&keys)
+        .serving()
+        .await;
     let channel = Endpoint::from_shared(format!("http://{}", server.addr))
         .unwrap()
         .connect()
@@ -288,7 +293,7 @@ async fn every_rpc_asks_for_a_key_and_the_right_it_needs() {
         wrong.join("\n")
     );
     drop(channel);
-    server.stop().await;
+    server.stop().await.unwrap();
 }
 
 /// The services reflection v1 and v1alpha list.

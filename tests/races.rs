@@ -19,7 +19,8 @@ use compliance_guard::pb::{
 use prost_types::Timestamp;
 use tokio::sync::Barrier;
 
-use crate::support::legacy::{Guard, GuardClient, PIPELINE_KEY, TestServer, WithKey, ready_server};
+use crate::support::consts::PIPELINE_KEY;
+use crate::support::server::{Checks, TestServer, WithKey, ready_server};
 
 /// `us-regf-7-calls-in-7-days`: its limit and id.
 const CAP: usize = 7;
@@ -58,7 +59,7 @@ fn reserve(person: &str, loan: &str, request_id: String) -> CheckRequest {
 }
 
 /// One client per connection, each on a Channel of its own.
-async fn clients(server: &TestServer) -> Vec<Guard> {
+async fn clients(server: &TestServer) -> Vec<Checks> {
     let mut all = Vec::with_capacity(CONNECTIONS);
     for _ in 0..CONNECTIONS {
         all.push(ComplianceGuardServiceClient::with_interceptor(
@@ -71,17 +72,17 @@ async fn clients(server: &TestServer) -> Vec<Guard> {
 
 /// Sends every request at once, spread over the connections: each task
 /// waits at one barrier, so all are in flight together.
-async fn race(clients: &[Guard], requests: Vec<CheckRequest>) -> Vec<CheckResponse> {
+async fn race(clients: &[Checks], requests: Vec<CheckRequest>) -> Vec<CheckResponse> {
     let start = Arc::new(Barrier::new(requests.len()));
     let tasks: Vec<_> = requests
         .into_iter()
         .enumerate()
         .map(|(i, r)| {
-            let mut guard = clients[i % clients.len()].clone();
+            let mut checks = clients[i % clients.len()].clone();
             let start = Arc::clone(&start);
             tokio::spawn(async move {
                 start.wait().await;
-                guard.check(r).await.unwrap().into_inner()
+                checks.check(r).await.unwrap().into_inner()
             })
         })
         .collect();
@@ -122,8 +123,8 @@ fn exactly_the_cap(round: &str, debt: &str, answers: &[CheckResponse]) -> Vec<St
 
 /// The open reservations listed under `person`, as sorted ids, keeping
 /// only those about one of `loans`.
-async fn open_reservations(guard: &mut Guard, person: &str, loans: &[&str]) -> Vec<String> {
-    let mut ids: Vec<String> = guard
+async fn open_reservations(checks: &mut Checks, person: &str, loans: &[&str]) -> Vec<String> {
+    let mut ids: Vec<String> = checks
         .list_reservations(ListReservationsRequest {
             person_id: person.into(),
         })
@@ -147,7 +148,7 @@ async fn open_reservations(guard: &mut Guard, person: &str, loans: &[&str]) -> V
 async fn parallel_reserves_over_separate_connections_allow_exactly_the_cap_every_round() {
     let server = ready_server().await;
     let clients = clients(&server).await;
-    let mut guard = server.guard().await;
+    let mut checks = server.checks().await;
     let mut many = Vec::new();
     for round in 0..ROUNDS {
         let (person, loan) = if round % 2 == 0 {
@@ -162,7 +163,7 @@ async fn parallel_reserves_over_separate_connections_allow_exactly_the_cap_every
         let name = format!("round {round} ({person}, {loan})");
         let allowed = exactly_the_cap(&name, &loan, &answers);
         assert_eq!(
-            open_reservations(&mut guard, &person, &[&loan]).await,
+            open_reservations(&mut checks, &person, &[&loan]).await,
             allowed,
             "{name}: open reservations"
         );
@@ -170,7 +171,7 @@ async fn parallel_reserves_over_separate_connections_allow_exactly_the_cap_every
             many.extend(allowed);
         }
     }
-    let mut all: Vec<String> = guard
+    let mut all: Vec<String> = checks
         .list_reservations(ListReservationsRequest {
             person_id: "BO-RACE-MANY".into(),
         })
@@ -194,10 +195,10 @@ async fn parallel_reserves_over_separate_connections_allow_exactly_the_cap_every
 async fn parallel_reserves_on_two_loans_of_one_account_share_its_cap() {
     let server = ready_server().await;
     let clients = clients(&server).await;
-    let mut guard = server.guard().await;
+    let mut checks = server.checks().await;
     for round in 0..ROUNDS {
         let (person, account) = (format!("BO-DEBT-{round:04}"), format!("ACCT-{round}"));
-        guard
+        checks
             .declare_debt(DeclareDebtRequest {
                 person_id: person.clone(),
                 debt_id: account.clone(),
@@ -215,7 +216,7 @@ async fn parallel_reserves_on_two_loans_of_one_account_share_its_cap() {
         let name = format!("round {round} ({person}, {account})");
         let allowed = exactly_the_cap(&name, &account, &answers);
         assert_eq!(
-            open_reservations(&mut guard, &person, &["SL1", "SL2"]).await,
+            open_reservations(&mut checks, &person, &["SL1", "SL2"]).await,
             allowed,
             "{name}: open reservations"
         );
@@ -230,10 +231,10 @@ async fn parallel_reserves_on_two_loans_of_one_account_share_its_cap() {
 async fn parallel_reserves_through_two_names_of_one_person_share_the_cap() {
     let server = ready_server().await;
     let clients = clients(&server).await;
-    let mut guard = server.guard().await;
+    let mut checks = server.checks().await;
     for round in 0..ROUNDS {
         let (ours, external) = (format!("BO-ALIAS-{round:04}"), format!("crm-{round}"));
-        let linked = guard
+        let linked = checks
             .link_person(LinkPersonRequest {
                 person_id: ours.clone(),
                 external_id: external.clone(),
@@ -254,7 +255,7 @@ async fn parallel_reserves_through_two_names_of_one_person_share_the_cap() {
         let allowed = exactly_the_cap(&name, "L1", &answers);
         for person in [&ours, &theirs] {
             assert_eq!(
-                open_reservations(&mut guard, person, &["L1"]).await,
+                open_reservations(&mut checks, person, &["L1"]).await,
                 allowed,
                 "{name}: open reservations listed under {person}"
             );

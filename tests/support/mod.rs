@@ -4,7 +4,6 @@
 //! ([`process`]).
 
 pub(crate) mod consts;
-pub(crate) mod legacy;
 pub(crate) mod library;
 pub(crate) mod process;
 pub(crate) mod server;
