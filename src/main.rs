@@ -428,7 +428,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             let bound = listener
                 .local_addr()
                 .context("reading the metrics listener's address")?;
-            tokio::spawn(serve_metrics(listener, handle));
+            tokio::spawn(compliance_guard::server::serve_metrics(listener, handle));
             describe_metrics();
             tracing::info!(addr = %bound, "metrics at http://{bound}/metrics");
             if text {
@@ -466,61 +466,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .map_err(anyhow::Error::from)
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Serves the Prometheus text exposition on `listener`, as the exporter's
-/// own HTTP listener does: `/health` answers `OK`, every other path the
-/// metrics; and runs the recorder's upkeep every 5 s, as its exporter
-/// would.
-async fn serve_metrics(
-    listener: tokio::net::TcpListener,
-    handle: metrics_exporter_prometheus::PrometheusHandle,
-) {
-    let upkeep = handle.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-            upkeep.run_upkeep();
-        }
-    });
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                tracing::warn!(error = %e, "the metrics listener could not accept a connection");
-                continue;
-            }
-        };
-        let handle = handle.clone();
-        let service =
-            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let handle = handle.clone();
-                async move {
-                    let body = if req.uri().path() == "/health" {
-                        "OK".to_owned()
-                    } else {
-                        tokio::task::spawn_blocking(move || handle.render())
-                            .await
-                            .unwrap_or_default()
-                    };
-                    let mut response =
-                        hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
-                    response.headers_mut().insert(
-                        hyper::header::CONTENT_TYPE,
-                        hyper::header::HeaderValue::from_static("text/plain"),
-                    );
-                    Ok::<_, std::convert::Infallible>(response)
-                }
-            });
-        tokio::spawn(async move {
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await
-            {
-                tracing::warn!(error = %e, "a metrics connection failed");
-            }
-        });
-    }
 }
 
 fn import(

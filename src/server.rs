@@ -595,3 +595,75 @@ pub async fn serve(
     }
     result
 }
+
+/// Metrics connections served at once: a scraper needs one or two; more
+/// wait to be accepted, so slow or idle clients cannot pile up.
+pub const METRICS_CONNECTIONS: usize = 16;
+/// How long a metrics client may take to send its request's headers.
+pub const METRICS_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Serves the Prometheus text exposition on `listener`, as the exporter's
+/// own HTTP listener does (`/health` answers `OK`, every other path the
+/// metrics), and runs the recorder's upkeep every 5 s, as its exporter
+/// would. The listener is bound by the caller, so that `--metrics-listen`
+/// with port 0 can print the address it got. At most
+/// [`METRICS_CONNECTIONS`] at once, each with [`METRICS_HEADER_TIMEOUT`]
+/// to send its headers.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+) {
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    let slots = Arc::new(tokio::sync::Semaphore::new(METRICS_CONNECTIONS));
+    loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "the metrics listener could not accept a connection");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let handle = handle.clone();
+        let service =
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let handle = handle.clone();
+                async move {
+                    let body = if req.uri().path() == "/health" {
+                        "OK".to_owned()
+                    } else {
+                        tokio::task::spawn_blocking(move || handle.render())
+                            .await
+                            .unwrap_or_default()
+                    };
+                    let mut response =
+                        hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+                    response.headers_mut().insert(
+                        hyper::header::CONTENT_TYPE,
+                        hyper::header::HeaderValue::from_static("text/plain"),
+                    );
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            });
+        tokio::spawn(async move {
+            let _slot = slot;
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(METRICS_HEADER_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await
+            {
+                tracing::warn!(error = %e, "a metrics connection failed");
+            }
+        });
+    }
+}
