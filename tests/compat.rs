@@ -192,11 +192,9 @@ fn compat_rule_tests_still_pass_unchanged() {
         ("us-wa.yaml", 6, 0x87ef_ad6e),
     ];
     let run = |dir: &Path| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_compliance-guard"))
-            .args(["rules", "test"])
-            .arg(dir)
-            .output()
-            .unwrap();
+        // The one runner: a cleared environment, so nothing exported
+        // changes what the rule tests answer.
+        let out = crate::support::process::run(&["rules", "test", &dir.to_string_lossy()]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
         (out.status.code(), text)
