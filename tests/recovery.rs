@@ -1035,3 +1035,62 @@ fn a_record_that_cannot_be_applied_refuses_the_start_naming_the_file_and_offset(
     assert!(text.contains("snapshot-00000001.snap"), "{text}");
     assert!(text.contains(&offset.to_string()), "{text}");
 }
+
+/// A person's aliases survive the journal and a snapshot: a borrower first
+/// known as `ext-crm-9` gets our id `BO-0000-00000001`, and a link then
+/// makes the lender's own id `BO-ALIAS-0009` an alias of that person. Read
+/// by the alias live, after reading the journal back, after compacting it
+/// into a snapshot and after reading the snapshot back, the interaction is
+/// the same person's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persons_aliases_survive_the_journal_and_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let id = {
+        let (g, _) = open(d, u64::MAX).unwrap();
+        let (created, _) = g
+            .create(
+                "ext-crm-9",
+                &placed_input("crm-call-9", 0),
+                &caller(),
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(created.person_id, "BO-0000-00000001");
+        let linked = g
+            .link_person("BO-ALIAS-0009", "crm-9", now())
+            .await
+            .unwrap();
+        assert_eq!(
+            linked, "BO-0000-00000001",
+            "the link keeps the person known by ext-"
+        );
+        created.id
+    };
+    let read = |g: &Guard, what: &str| {
+        for name in ["BO-ALIAS-0009", "ext-crm-9", "BO-0000-00000001"] {
+            let found = g
+                .get(Some(name), &id, &caller())
+                .unwrap_or_else(|e| panic!("{what}: `{name}` does not name the person: {e}"));
+            assert_eq!(found.person_id, "BO-0000-00000001", "{what}: {name}");
+        }
+    };
+    // The journal read back, then compacted into a snapshot (compact_after
+    // 0), then the snapshot alone read back.
+    for (compact_after, what) in [
+        (u64::MAX, "from the journal"),
+        (0, "compacting into a snapshot"),
+        (u64::MAX, "from the snapshot"),
+    ] {
+        let (g, recovered) = open(d, compact_after).unwrap();
+        read(&g, what);
+        if what == "from the snapshot" {
+            assert_eq!(
+                recovered.journal_records, 0,
+                "{what}: only the snapshot is read"
+            );
+            assert!(recovered.snapshot_records > 0, "{what}");
+        }
+    }
+}
