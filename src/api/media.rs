@@ -86,12 +86,6 @@ macro_rules! media_messages {
                     DownloadPart::Chunk(c) => Part::Chunk(c),
                     DownloadPart::Link(l) => Part::Link(l),
                 };
-                <$response>::from_part(part)
-            }
-        }
-
-        impl $response {
-            fn from_part(part: pb::$response_part::Part) -> $response {
                 Self { part: Some(part) }
             }
         }

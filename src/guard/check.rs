@@ -139,7 +139,7 @@ impl Guard {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(GuardError::DeadlineExceeded);
         }
-        let mut changes = Vec::new();
+        let mut changes = Vec::with_capacity(4);
         let mut interaction_id = None;
         // Whom a kept answer is for: our id, or the name given for a person
         // the guard does not know (a blocked Check registers nobody).
@@ -166,12 +166,7 @@ impl Guard {
                 ..InteractionInput::default()
             };
             let (who, created) = ledger.index.plan_create(&input.person_id, &record, now)?;
-            if let Some(names) = who.new_person() {
-                changes.push(Change::Person {
-                    names: names.clone(),
-                    at: Some(now),
-                });
-            }
+            changes.extend(super::registration(&who, now));
             person_id.clone_from(&created.person_id);
             interaction_id = Some(created.id.clone());
             let reservation = Reservation {

@@ -13,14 +13,8 @@ use crate::request::Caller;
 
 /// The changes that store a planned interaction: its person first, when
 /// the write registers them.
-pub(super) fn stored(who: Resolved, record: Interaction, now: DateTime<Utc>) -> Vec<Change> {
-    let mut changes = Vec::with_capacity(2);
-    if let Resolved::New(names) = who {
-        changes.push(Change::Person {
-            names,
-            at: Some(now),
-        });
-    }
+fn stored(who: &Resolved, record: Interaction, now: DateTime<Utc>) -> Vec<Change> {
+    let mut changes = super::registration(who, now);
     changes.push(Change::Interaction(Box::new(record)));
     changes
 }
@@ -203,7 +197,7 @@ impl Guard {
                 input.deleted_at = None;
             }
             let (who, created) = ledger.index.plan_create(person, &input, now)?;
-            Ok((stored(who, created.clone(), now), (created, true)))
+            Ok((stored(&who, created.clone(), now), (created, true)))
         })
     }
 

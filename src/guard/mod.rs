@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use arc_swap::ArcSwapOption;
 use chrono::{DateTime, Utc};
 
-use crate::index::{IndexConfig, IndexError};
+use crate::index::{IndexConfig, IndexError, Resolved};
 use crate::journal::{self as jn, Commit, Journal, JournalError};
 use crate::ledger::{Change, Ledger};
 use crate::model::ValidationError;
@@ -115,6 +115,20 @@ impl From<IndexError> for GuardError {
             | IndexError::Deleted(_) => GuardError::FailedPrecondition(e.to_string()),
         }
     }
+}
+
+/// The changes a write starts with: the person it registers, when it names
+/// someone the index does not know yet (`at` is when), so that the
+/// journal has the person before anything of theirs.
+fn registration(who: &Resolved, at: DateTime<Utc>) -> Vec<Change> {
+    let mut changes = Vec::with_capacity(4);
+    if let Some(names) = who.new_person() {
+        changes.push(Change::Person {
+            names: names.clone(),
+            at: Some(at),
+        });
+    }
+    changes
 }
 
 /// A failure to make a change durable: the caller must treat it as not

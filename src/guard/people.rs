@@ -23,13 +23,7 @@ impl Guard {
         }
         let ((), commit) = self.commit(|ledger| {
             let who = ledger.index.plan_debt(person, debt_id, loans)?;
-            let mut changes = Vec::with_capacity(2);
-            if let Some(names) = who.new_person() {
-                changes.push(Change::Person {
-                    names: names.clone(),
-                    at: Some(now),
-                });
-            }
+            let mut changes = super::registration(&who, now);
             changes.push(Change::Debt {
                 person_id: who.id().to_owned(),
                 debt_id: debt_id.to_owned(),

@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 
 use super::access::known_person;
 use super::{Guard, GuardError};
-use crate::index::Resolved;
 use crate::ledger::Change;
 use crate::model::AnyId;
 use crate::problem::FieldProblem;
@@ -121,13 +120,7 @@ impl Guard {
             .map_err(|e| GuardError::Invalid(e.0))?;
         let (stored, commit) = self.commit(|ledger| {
             let (who, stored) = ledger.index.plan_restriction(checked)?;
-            let mut changes = Vec::with_capacity(2);
-            if let Resolved::New(names) = who {
-                changes.push(Change::Person {
-                    names,
-                    at: Some(now),
-                });
-            }
+            let mut changes = super::registration(&who, now);
             changes.push(Change::Restriction(Box::new(stored.clone())));
             Ok((changes, stored))
         })?;

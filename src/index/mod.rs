@@ -422,7 +422,8 @@ impl Index {
 
     /// Puts an interaction back in its exact stored state (the journal's
     /// latest state of it): a new id is inserted, a known one replaced.
-    pub fn restore_interaction(&mut self, record: Interaction) -> Result<(), IndexError> {
+    /// Returns it as stored.
+    pub fn restore_interaction(&mut self, record: Interaction) -> Result<&Interaction, IndexError> {
         let p = match self.person_ids.get(&record.person_id) {
             Some(p) => *p,
             None => self.register_person(&record.person_id)?,
@@ -466,7 +467,7 @@ impl Index {
             person.interactions += 1;
             person.records.push(key);
         }
-        Ok(())
+        Ok(&self.records[key.0 as usize].1)
     }
 
     /// Moves the id counter of `prefix` (`BO`, `IT`, `RS`) past every

@@ -90,10 +90,7 @@ impl Index {
         if let Resolved::New(names) = &who {
             self.restore(names);
         }
-        let id = record.id.clone();
-        self.restore_interaction(record)?;
-        let key = self.ids.get(&id).copied().unwrap_or_default();
-        Ok(&self.records[key.0 as usize].1)
+        self.restore_interaction(record)
     }
 
     /// The interaction as [`Index::update`] would leave it, without
@@ -147,7 +144,7 @@ impl Index {
         now: DateTime<Utc>,
     ) -> Result<&Interaction, IndexError> {
         let record = self.plan_update(person, interaction, patch, now)?;
-        self.replace(record)
+        self.restore_interaction(record)
     }
 
     /// An update that names its fields (a gRPC update mask): each listed
@@ -238,14 +235,6 @@ impl Index {
         Ok(record)
     }
 
-    /// Stores a new state of a known interaction and returns it as stored.
-    fn replace(&mut self, record: Interaction) -> Result<&Interaction, IndexError> {
-        let id = record.id.clone();
-        self.restore_interaction(record)?;
-        let key = self.ids.get(&id).copied().unwrap_or_default();
-        Ok(&self.records[key.0 as usize].1)
-    }
-
     /// Soft-deletes an interaction: it keeps its record with `deletedAt`,
     /// and stops counting from the next decision on. Only interactions the
     /// lender supplied (`isExternal`) can be deleted, as upstream.
@@ -256,7 +245,7 @@ impl Index {
         now: DateTime<Utc>,
     ) -> Result<&Interaction, IndexError> {
         let record = self.plan_delete(person, interaction, now)?;
-        self.replace(record)
+        self.restore_interaction(record)
     }
 
     /// The interaction as [`Index::delete`] would leave it, without

@@ -154,10 +154,11 @@ impl Ledger {
                 .index
                 .declare_debt(&person_id, &debt_id, &loan_ids)
                 .map_err(|e| ApplyError::new("debt", e.to_string()))?,
-            Change::Interaction(r) => self
-                .index
-                .restore_interaction(*r)
-                .map_err(|e| ApplyError::new("interaction", e.to_string()))?,
+            Change::Interaction(r) => {
+                self.index
+                    .restore_interaction(*r)
+                    .map_err(|e| ApplyError::new("interaction", e.to_string()))?;
+            }
             Change::Restriction(r) => {
                 self.index
                     .put_restriction(*r)

@@ -40,6 +40,7 @@ use compliance_guard::restrictions::RestrictionInput;
 use compliance_guard::rules::{LoadOptions, RuleSet};
 
 use super::caller;
+use crate::support::library::Logged;
 
 /// The rule set in force when the fixture was written: the shipped one,
 /// with the opt-out rule of Regulation F in shadow mode.
@@ -60,34 +61,6 @@ fn live_rules() -> RuleSet {
 
 /// Opens `dir` as a server does: the rules in force and archived, the
 /// decision log on.
-/// A guard whose answered Checks are written to the decision log, as the
-/// API layer writes them.
-struct Logged {
-    g: Guard,
-    log: DecisionLog,
-}
-
-impl std::ops::Deref for Logged {
-    type Target = Guard;
-    fn deref(&self) -> &Guard {
-        &self.g
-    }
-}
-
-impl Logged {
-    async fn check(
-        &self,
-        input: &CheckInput,
-        caller: &compliance_guard::request::Caller,
-        now: DateTime<Utc>,
-        deadline: Option<std::time::Instant>,
-    ) -> Result<compliance_guard::request::CheckOutcome, compliance_guard::guard::GuardError> {
-        let out = self.g.check(input, caller, now, deadline).await?;
-        self.log.record(input, caller, &out, now);
-        Ok(out)
-    }
-}
-
 fn open(dir: &Path, compact_after: u64) -> Logged {
     let (g, _) = Guard::open(
         IndexConfig::default(),

@@ -52,41 +52,14 @@ mod wi {
     use std::path::Path;
     use std::sync::Arc;
 
+    pub use crate::support::library::Logged;
+
     pub const CAP: &str = "rules:\n  - id: one-call-a-day\n    description: d\n    citation: c\n    jurisdictions: [US]\n    applies:\n      channels: [voice]\n      directions: [outbound]\n    frequencyCap:\n      limit: 1\n      windowDays: 1\n      per: PER\n";
 
     pub fn rules_dir(per: &str) -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("r.yaml"), CAP.replace("PER", per)).unwrap();
         d
-    }
-
-    /// A guard whose answered Checks are written to the decision log, as
-    /// the API layer writes them.
-    pub struct Logged {
-        pub g: Guard,
-        pub log: compliance_guard::decisions::DecisionLog,
-    }
-
-    impl std::ops::Deref for Logged {
-        type Target = Guard;
-        fn deref(&self) -> &Guard {
-            &self.g
-        }
-    }
-
-    impl Logged {
-        pub async fn check(
-            &self,
-            input: &CheckInput,
-            caller: &Caller,
-            now: chrono::DateTime<Utc>,
-            deadline: Option<std::time::Instant>,
-        ) -> Result<compliance_guard::request::CheckOutcome, compliance_guard::guard::GuardError>
-        {
-            let out = self.g.check(input, caller, now, deadline).await?;
-            self.log.record(input, caller, &out, now);
-            Ok(out)
-        }
     }
 
     pub fn open(data: &Path, rules: &Path) -> Logged {

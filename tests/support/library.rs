@@ -41,3 +41,36 @@ pub fn open_with(dir: &Path, compact_after: u64) -> Result<(Guard, Recovered), J
     }
     open_once(dir, compact_after)
 }
+
+/// A guard whose answered Checks are written to the decision log, as the
+/// API layer writes them: for the tests of what-if and of the decision log
+/// that drive the guard itself.
+#[derive(Debug)]
+pub struct Logged {
+    /// The guard.
+    pub g: Guard,
+    /// Its decision log.
+    pub log: compliance_guard::decisions::DecisionLog,
+}
+
+impl std::ops::Deref for Logged {
+    type Target = Guard;
+    fn deref(&self) -> &Guard {
+        &self.g
+    }
+}
+
+impl Logged {
+    /// [`Guard::check`], then the answer logged as decided at `now`.
+    pub async fn check(
+        &self,
+        input: &compliance_guard::request::CheckInput,
+        caller: &compliance_guard::request::Caller,
+        now: chrono::DateTime<chrono::Utc>,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<compliance_guard::request::CheckOutcome, compliance_guard::guard::GuardError> {
+        let out = self.g.check(input, caller, now, deadline).await?;
+        self.log.record(input, caller, &out, now);
+        Ok(out)
+    }
+}
