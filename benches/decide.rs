@@ -12,6 +12,12 @@
 //!   location).
 //! - `decide/allowed/one-zone`: an allowed send (2 interactions in the
 //!   window), the path that computes `valid_until` instead.
+//! - `decide/allowed/one-zone-derived`: the same allowed send with the
+//!   zones its number's area code (270: two zones) and its postal code
+//!   add, beside the one above.
+//! - `read/plain` and `read/number-and-postal-code`: reading a Check into
+//!   a proposal (`build_proposal`), without and with the locations read
+//!   from the contact (the area code and ZIP code lookups).
 //! - `record/one-interaction`: validating and recording one interaction
 //!   into an index that already holds 10,000 borrowers.
 //! - `guard/reserve-then-fail`: a reserving Check through an in-memory
@@ -171,6 +177,53 @@ fn bench(c: &mut Criterion) {
     group.bench_function("allowed/one-zone", |b| {
         b.iter(|| engine::decide(&rules, &view, black_box(&send), now))
     });
+    let mut derived = send.clone();
+    derived.derived = [
+        compliance_guard::location::from_number("270-555-0100"),
+        compliance_guard::location::PostalCode::parse("42101")
+            .ok()
+            .as_ref()
+            .and_then(compliance_guard::location::from_postal_code),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    assert_eq!(derived.candidate_zones().len(), 2, "New York and Chicago");
+    group.bench_function("allowed/one-zone-derived", |b| {
+        b.iter(|| engine::decide(&rules, &view, black_box(&derived), now))
+    });
+    group.finish();
+
+    let plain = CheckInput {
+        person_id: "BO-BENCH-2".into(),
+        channel: "voice".into(),
+        theme: "opsCollDebt".into(),
+        loan_ids: vec!["L1".into()],
+        time_zones: vec!["America/New_York".into()],
+        contact: Some(ContactInput {
+            kind: Some("mobilePhone".into()),
+            value: None,
+            name: None,
+        }),
+        ..CheckInput::default()
+    };
+    let mut located = plain.clone();
+    located.contact = Some(ContactInput {
+        kind: Some("mobilePhone".into()),
+        value: Some("+1 270 555 0100".into()),
+        name: None,
+    });
+    located.postal_code = "42101-1234".into();
+    compliance_guard::location::warm();
+    let mut group = c.benchmark_group("read");
+    for (name, input) in [("plain", &plain), ("number-and-postal-code", &located)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                compliance_guard::request::build_proposal(black_box(input), &index, now)
+                    .map(|p| p.derived.len())
+            })
+        });
+    }
     group.finish();
 
     let mut big = Index::default();

@@ -105,6 +105,8 @@ struct Request<'a> {
     balance: &'a str,
     required_by_law: bool,
     consent_request: bool,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    postal_code: &'a str,
 }
 
 #[derive(serde::Serialize)]
@@ -119,6 +121,12 @@ struct Answer<'a> {
     replayed: bool,
     applied_rule_ids: &'a [String],
     violations: Vec<LoggedViolation<'a>>,
+    /// The zones weighed and why, the sentence the API answers with.
+    zones_weighed: String,
+    /// The jurisdictions whose rules bound and why; omitted when the
+    /// Check named none.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    jurisdictions_weighed: String,
 }
 
 #[derive(serde::Serialize)]
@@ -169,6 +177,7 @@ fn check_json(
             balance: &input.balance,
             required_by_law: input.required_by_law,
             consent_request: input.consent_request,
+            postal_code: &input.postal_code,
         },
         answer: Answer {
             allowed: d.allowed,
@@ -197,6 +206,8 @@ fn check_json(
                     restriction_id: &v.restriction_id,
                 })
                 .collect(),
+            zones_weighed: crate::location::explain(&d.zones_weighed),
+            jurisdictions_weighed: crate::location::explain(&d.places_weighed),
         },
         rules_version: &d.rules_version,
     };

@@ -20,6 +20,9 @@
 //!   layer reports.
 //! - [`jurisdiction`]: the jurisdiction codes (`US`, `US-MA`, `US-NY-NYC`)
 //!   and the time zones each spans.
+//! - [`location`]: locations read from the contact itself (a number's area
+//!   code, a postal code) from datasets committed under `data/location/`,
+//!   and why each zone and jurisdiction is weighed; they only ever add.
 //! - [`restrictions`]: what the borrower has said (cease, opt-outs,
 //!   consents, designated times and places, representation) and
 //!   do-not-interact periods, per borrower or per debt, with the plain
@@ -96,6 +99,7 @@ pub mod index;
 pub mod journal;
 pub mod jurisdiction;
 pub mod ledger;
+pub mod location;
 pub mod media;
 pub mod model;
 pub mod ops;

@@ -125,6 +125,18 @@ impl ContactKind {
         text.and_then(Self::parse).unwrap_or(ContactKind::Unknown)
     }
 
+    /// True for the telephone kinds, whose value is a number a location
+    /// can be read from (its area code).
+    pub fn is_phone(self) -> bool {
+        matches!(
+            self,
+            ContactKind::HomePhone
+                | ContactKind::MobilePhone
+                | ContactKind::WorkPhone
+                | ContactKind::OtherPersonalPhone
+        )
+    }
+
     /// Reads a kind strictly, for rule files: `None` for an unknown name.
     pub fn parse(text: &str) -> Option<ContactKind> {
         Self::NAMED

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{self, Decision, Proposal};
 use crate::index::Index;
+use crate::location::{self, PostalCode};
 use crate::model::{
     self, AnyId, Channel, ContactInput, ContactKind, Direction, Subject, Theme, describe_allowed,
 };
@@ -70,6 +71,8 @@ pub struct CheckInput {
     pub balance: String,
     pub required_by_law: bool,
     pub consent_request: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub postal_code: String,
 }
 
 /// A Check's answer.
@@ -226,6 +229,13 @@ pub fn build_proposal(
             ),
         });
     }
+    let postal_code = if input.postal_code.is_empty() {
+        None
+    } else {
+        PostalCode::parse(&input.postal_code)
+            .map_err(|e| problems.push(FieldProblem::new("postalCode", e.to_string())))
+            .ok()
+    };
     if let Some(at) = input.at
         && !(MIN_AT..=MAX_AT).contains(&at.timestamp())
     {
@@ -246,6 +256,22 @@ pub fn build_proposal(
     p.loans = input.loan_ids.clone();
     p.is_transactional = input.is_transactional;
     p.contact = ContactKind::from_record(input.contact.as_ref().and_then(|c| c.kind.as_deref()));
+    // Locations read from the contact: they only ever add (src/location).
+    // A number: a phone kind, or an unknown kind on a channel that dials.
+    if p.contact.is_phone()
+        || p.contact == ContactKind::Unknown
+            && matches!(channel, Channel::Voice | Channel::Text | Channel::Fax)
+    {
+        p.derived.extend(
+            input
+                .contact
+                .as_ref()
+                .and_then(|c| c.value.as_deref())
+                .and_then(location::from_number),
+        );
+    }
+    p.derived
+        .extend(postal_code.as_ref().and_then(location::from_postal_code));
     p.contact_value = input
         .contact
         .as_ref()

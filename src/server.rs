@@ -464,6 +464,8 @@ pub async fn serve(
         (config.index, config.durability, config.compact_after);
     let opened = tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();
+        // The location datasets are read before the first Check needs them.
+        crate::location::warm();
         tracing::info!(data_dir = %data_dir.display(), "replaying the journal");
         let opened = Guard::open(index, &data_dir, durability, compact_after, |n| {
             tracing::info!(records = n, "replaying")

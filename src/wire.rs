@@ -7,6 +7,8 @@ use prost_types::{Struct, Timestamp, Value, value::Kind};
 use serde_json::Value as Json;
 
 use crate::engine::{Decision, Violation};
+use crate::jurisdiction::Jurisdiction;
+use crate::location::{self, Reason, Weighed};
 use crate::model::{ContactInput, Interaction, InteractionInput};
 use crate::problem::FieldProblem;
 use crate::request::{CheckInput, CheckOutcome};
@@ -443,6 +445,7 @@ pub fn check_input_of(r: &pb::CheckRequest) -> Result<CheckInput, FieldProblem> 
         balance,
         required_by_law,
         consent_request,
+        postal_code,
     } = r;
     Ok(CheckInput {
         person_id: person_id.clone(),
@@ -462,6 +465,7 @@ pub fn check_input_of(r: &pb::CheckRequest) -> Result<CheckInput, FieldProblem> 
         balance: balance.clone(),
         required_by_law: *required_by_law,
         consent_request: *consent_request,
+        postal_code: postal_code.clone(),
     })
 }
 
@@ -500,7 +504,53 @@ pub fn check_response_of(out: &CheckOutcome) -> pb::CheckResponse {
         at: Some(ts(d.at)),
         applied_rule_ids: d.applied_rule_ids.clone(),
         replayed: out.repeated,
+        zones_weighed: d
+            .zones_weighed
+            .iter()
+            .map(|w| pb::WeighedZone {
+                time_zone: w.place.name().to_owned(),
+                reasons: w.reasons.iter().map(ToString::to_string).collect(),
+            })
+            .collect(),
+        jurisdictions_weighed: d
+            .places_weighed
+            .iter()
+            .map(|w| pb::WeighedJurisdiction {
+                jurisdiction: w.place.code().to_owned(),
+                reasons: w.reasons.iter().map(ToString::to_string).collect(),
+            })
+            .collect(),
+        location_explanation: location::explain(&d.zones_weighed),
     }
+}
+
+/// Weighed places read back from a stored answer; a place or reason no
+/// answer writes is refused, naming the field.
+fn weighed_of<T>(
+    field: &str,
+    items: impl Iterator<Item = (String, Vec<String>)>,
+    place: impl Fn(&str) -> Option<T>,
+) -> Result<Vec<Weighed<T>>, FieldProblem> {
+    let bad = |what: &str, text: &str| {
+        FieldProblem::new(
+            field,
+            format!(
+                "`{field}` {what} `{}` is not one an answer writes",
+                crate::model::echo(text)
+            ),
+        )
+    };
+    items
+        .map(|(name, reasons)| {
+            Ok(Weighed {
+                place: place(&name).ok_or_else(|| bad("place", &name))?,
+                reasons: reasons
+                    .iter()
+                    .map(|r| Reason::parse(r).ok_or_else(|| bad("reason", r)))
+                    .collect::<Result<_, _>>()?,
+            })
+        })
+        .collect()
 }
 
 /// A Check's answer read back from its protobuf message (the journal keeps
@@ -537,6 +587,20 @@ pub fn outcome_of(r: &pb::CheckResponse) -> Result<CheckOutcome, FieldProblem> {
             valid_until: opt_time("validUntil", &r.valid_until)?,
             applied_rule_ids: r.applied_rule_ids.clone(),
             rules_version: r.rules_version.clone(),
+            zones_weighed: weighed_of(
+                "zonesWeighed",
+                r.zones_weighed
+                    .iter()
+                    .map(|w| (w.time_zone.clone(), w.reasons.clone())),
+                |z| z.parse::<chrono_tz::Tz>().ok(),
+            )?,
+            places_weighed: weighed_of(
+                "jurisdictionsWeighed",
+                r.jurisdictions_weighed
+                    .iter()
+                    .map(|w| (w.jurisdiction.clone(), w.reasons.clone())),
+                |j| Jurisdiction::parse(j).ok(),
+            )?,
         },
         interaction_id: non_empty(&r.interaction_id),
         repeated: r.replayed,

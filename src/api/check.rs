@@ -93,6 +93,7 @@ pub(super) async fn list_rules(
             })
             .collect(),
         tzdata_version: chrono_tz::IANA_TZDB_VERSION.to_owned(),
+        location_data_version: crate::location::data_version().to_owned(),
     }))
 }
 

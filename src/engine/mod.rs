@@ -50,6 +50,7 @@ use rust_decimal::Decimal;
 
 use crate::index::{BorrowerView, DebtKey};
 use crate::jurisdiction::{Jurisdiction, UnknownJurisdiction};
+use crate::location::{Derived, Reason, Weighed, weigh};
 use crate::model::{Channel, ContactKind, Direction, Subject, Theme};
 use crate::restrictions::RestrictionKind;
 use crate::rules::{Per, Rule, RuleKind, RuleSet};
@@ -161,6 +162,10 @@ pub struct Proposal {
     /// The send asks for consent to electronic messages: the one request
     /// per 7 days D.C. 28-3814(d)(4)(B) allows before consent.
     pub consent_request: bool,
+    /// Locations read from the contact (its number's area code, the
+    /// postal code): they only ever add zones, and jurisdictions when
+    /// `jurisdictions` is not empty ([`crate::location`]).
+    pub derived: Vec<Derived>,
 }
 
 impl Proposal {
@@ -184,6 +189,7 @@ impl Proposal {
             previous: None,
             required_by_law: false,
             consent_request: false,
+            derived: Vec::new(),
         }
     }
 
@@ -195,42 +201,69 @@ impl Proposal {
     /// The candidate zones the decision evaluates in: every place the
     /// borrower's information indicates (comment 6(b)(1)(i)-2), so a time
     /// must be convenient in all of them.
+    pub fn candidate_zones(&self) -> Vec<Tz> {
+        self.weighed_zones().into_iter().map(|w| w.place).collect()
+    }
+
+    /// The candidate zones, each with why it is weighed.
     ///
     /// The given zones, plus every zone of each given jurisdiction that
     /// contains none of the given zones. A zone inside a jurisdiction
     /// narrows it (`US-TX` with `America/Chicago` is Chicago); a
     /// jurisdiction no given zone lies in is weighed whole (`US-CA` with
-    /// `America/New_York` is New York and Los Angeles), since the
-    /// two facts conflict and the stricter reading is both. With no
+    /// `America/New_York` is New York and Los Angeles), since the two
+    /// facts conflict and the stricter reading is both. With no
     /// jurisdiction, the given zones alone, or every US zone when none is
-    /// given. The set always contains the given zones, which alone were
-    /// the candidates before, so this reading is never more permissive.
-    pub fn candidate_zones(&self) -> Vec<Tz> {
-        let mut zones = self.zones.clone();
+    /// given. Then the zones read from the contact ([`Proposal::derived`])
+    /// are added: they never narrow, so the set always contains the one
+    /// without them.
+    pub fn weighed_zones(&self) -> Vec<Weighed<Tz>> {
+        let mut out = Vec::with_capacity(self.zones.len() + 4);
+        for z in &self.zones {
+            weigh(&mut out, *z, Reason::Given);
+        }
         if self.jurisdictions.is_empty() {
-            if zones.is_empty() {
-                zones.extend(Jurisdiction::us().zones().iter().copied());
+            if self.zones.is_empty() {
+                for z in Jurisdiction::us().zones() {
+                    weigh(&mut out, *z, Reason::NoLocation);
+                }
             }
-            return dedup(zones);
-        }
-        for j in &self.jurisdictions {
-            let own = j.zones();
-            if !self.zones.iter().any(|z| own.contains(z)) {
-                zones.extend(own.iter().copied());
+        } else {
+            for j in &self.jurisdictions {
+                let own = j.zones();
+                if !self.zones.iter().any(|z| own.contains(z)) {
+                    for z in own {
+                        weigh(&mut out, *z, Reason::Of(*j));
+                    }
+                }
             }
         }
-        dedup(zones)
+        for d in &self.derived {
+            for z in &d.zones {
+                weigh(&mut out, *z, Reason::From(d.evidence.clone()));
+            }
+        }
+        out
     }
-}
 
-fn dedup(mut zones: Vec<Tz>) -> Vec<Tz> {
-    let mut seen = Vec::with_capacity(zones.len());
-    zones.retain(|z| {
-        let new = !seen.contains(z);
-        seen.push(*z);
-        new
-    });
-    zones
+    /// The places whose rules bind, each with why: the given
+    /// jurisdictions, plus those read from the contact when some were
+    /// given. Empty means anywhere (every rule binds), which a derived
+    /// place must not narrow.
+    pub fn weighed_places(&self) -> Vec<Weighed<Jurisdiction>> {
+        let mut out = Vec::with_capacity(self.jurisdictions.len() + 1);
+        for j in &self.jurisdictions {
+            weigh(&mut out, *j, Reason::Given);
+        }
+        if !out.is_empty() {
+            for d in &self.derived {
+                for j in &d.jurisdictions {
+                    weigh(&mut out, *j, Reason::From(d.evidence.clone()));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// The answer.
@@ -254,6 +287,12 @@ pub struct Decision {
     pub applied_rule_ids: Vec<String>,
     /// The version of the rule set decided with.
     pub rules_version: String,
+    /// The zones weighed, each with why (the explanation every answer
+    /// gives an officer).
+    pub zones_weighed: Vec<Weighed<Tz>>,
+    /// The jurisdictions whose rules bound, each with why; empty when the
+    /// Check named none (anywhere: every rule binds).
+    pub places_weighed: Vec<Weighed<Jurisdiction>>,
 }
 
 /// Orders "never" after every moment.
@@ -288,12 +327,15 @@ pub fn decide(
     now: DateTime<Utc>,
 ) -> Decision {
     let at = proposal.at.unwrap_or(now);
-    let zones = proposal.candidate_zones();
+    let zones_weighed = proposal.weighed_zones();
+    let zones: Vec<Tz> = zones_weighed.iter().map(|w| w.place).collect();
+    let places_weighed = proposal.weighed_places();
+    let places: Vec<Jurisdiction> = places_weighed.iter().map(|w| w.place).collect();
     let theme = proposal.effective_theme();
     let applicable: Vec<&Rule> = rules
         .rules()
         .iter()
-        .filter(|r| r.binding && binds_in(r, &proposal.jurisdictions))
+        .filter(|r| r.binding && binds_in(r, &places))
         .filter(|r| {
             r.applies.covers(
                 proposal.channel,
@@ -496,5 +538,7 @@ pub fn decide(
         valid_until,
         applied_rule_ids: applicable.iter().map(|r| r.id.clone()).collect(),
         rules_version: rules.version().to_owned(),
+        zones_weighed,
+        places_weighed,
     }
 }

@@ -201,6 +201,15 @@ pub struct Expect {
     /// The restriction behind the deciding rule's violation.
     #[serde(default)]
     pub restriction_id: Option<String>,
+    /// The zones weighed and why, as the answer's `locationExplanation`
+    /// reads: `America/New_York from area code 212; America/Los_Angeles
+    /// from US-CA`.
+    #[serde(default)]
+    pub zones_weighed: Option<String>,
+    /// The jurisdictions whose rules bound and why, in the same form:
+    /// `US-CA given; US-NY from postal code 10001`.
+    #[serde(default)]
+    pub jurisdictions_weighed: Option<String>,
 }
 
 /// An expected moment: a time, or `none` for "no moment".
@@ -284,6 +293,10 @@ pub struct Send {
     /// The send asks for consent.
     #[serde(default)]
     pub consent_request: Option<bool>,
+    /// The borrower's ZIP code (`10001`, `10001-1234`): it adds its zone
+    /// and, when `jurisdictions` is given, its state.
+    #[serde(default)]
+    pub postal_code: Option<String>,
     #[serde(default, deserialize_with = "refuse_person_id")]
     person_id: Option<Never>,
     #[serde(default, deserialize_with = "refuse_at")]
@@ -345,7 +358,8 @@ impl Send {
             time_zones,
             balance,
             required_by_law,
-            consent_request
+            consent_request,
+            postal_code
         )
     }
 
@@ -373,6 +387,7 @@ impl Send {
             balance: self.balance.clone().unwrap_or_default(),
             required_by_law: self.required_by_law.unwrap_or(false),
             consent_request: self.consent_request.unwrap_or(false),
+            postal_code: self.postal_code.clone().unwrap_or_default(),
         }
     }
 }

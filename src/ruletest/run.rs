@@ -207,6 +207,24 @@ fn compare(d: &Decision, e: &Expect) -> Vec<String> {
             wrong.push(format!("expected restriction `{want}`, got {}", rule(got)));
         }
     }
+    for (what, want, got) in [
+        (
+            "zones weighed",
+            &e.zones_weighed,
+            crate::location::explain(&d.zones_weighed),
+        ),
+        (
+            "jurisdictions weighed",
+            &e.jurisdictions_weighed,
+            crate::location::explain(&d.places_weighed),
+        ),
+    ] {
+        if let Some(want) = want
+            && *want != got
+        {
+            wrong.push(format!("expected {what} `{want}`, got `{got}`"));
+        }
+    }
     if let Some(want) = &e.applied {
         let want = sorted(want.iter().map(String::as_str).collect());
         if d.applied_rule_ids != want {

@@ -483,6 +483,7 @@ async fn bad_check_fields_are_invalid_argument_with_field_violations() {
     r.time_zones = vec!["America/New_Yrok".into()];
     r.jurisdictions = vec!["US-XX".into()];
     r.balance = "12,5".into();
+    r.postal_code = "1000".into();
     let err = checks.check(r).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     let bad = err.get_details_bad_request().unwrap();
@@ -491,7 +492,20 @@ async fn bad_check_fields_are_invalid_argument_with_field_violations() {
         .iter()
         .map(|v| v.field.as_str())
         .collect();
-    assert_eq!(fields, ["channel", "timeZones", "jurisdictions", "balance"]);
+    assert_eq!(
+        fields,
+        [
+            "channel",
+            "timeZones",
+            "jurisdictions",
+            "balance",
+            "postalCode"
+        ]
+    );
+    assert_eq!(
+        bad.field_violations[4].description,
+        "`postalCode` value `1000` is not a US ZIP code; allowed: five digits (`10001`) or ZIP+4 (`10001-1234`)"
+    );
     assert!(
         bad.field_violations[0].description.contains("`voise`")
             && bad.field_violations[0]
@@ -524,6 +538,92 @@ async fn bad_check_fields_are_invalid_argument_with_field_violations() {
     assert_eq!(
         err.get_details_bad_request().unwrap().field_violations[0].field,
         "personId"
+    );
+    server.stop().await.unwrap();
+}
+
+/// Every answer says which zones and jurisdictions were weighed and why,
+/// read from the request and from the contact (its number's area code,
+/// the postal code), and a retry's stored answer says the same.
+#[tokio::test]
+async fn the_answer_says_which_zones_were_weighed_and_why() {
+    use compliance_guard::pb::{WeighedJurisdiction, WeighedZone};
+    let server = ready_server().await;
+    let mut checks = server.checks().await;
+    let mut r = call("BO-WHERE-0001", "L1");
+    r.jurisdictions = vec!["US-CA".into()];
+    r.time_zones = Vec::new();
+    r.contact = Some(Contact {
+        kind: "mobilePhone".into(),
+        value: "+1 212 555 0100".into(),
+        name: String::new(),
+    });
+    r.postal_code = "02108-1234".into();
+    r.reserve = true;
+    r.request_id = "where-1".into();
+    let zone = |z: &str, reasons: &[&str]| WeighedZone {
+        time_zone: z.into(),
+        reasons: reasons.iter().map(|r| (*r).to_owned()).collect(),
+    };
+    let first = check(&mut checks, r.clone()).await;
+    assert_eq!(
+        first.zones_weighed,
+        [
+            zone("America/Los_Angeles", &["from US-CA"]),
+            zone(
+                "America/New_York",
+                &["from area code 212", "from postal code 02108"]
+            ),
+        ]
+    );
+    assert_eq!(
+        first.jurisdictions_weighed,
+        [
+            WeighedJurisdiction {
+                jurisdiction: "US-CA".into(),
+                reasons: vec!["given".into()],
+            },
+            WeighedJurisdiction {
+                jurisdiction: "US-MA".into(),
+                reasons: vec!["from postal code 02108".into()],
+            },
+        ]
+    );
+    assert_eq!(
+        first.location_explanation,
+        "America/Los_Angeles from US-CA; America/New_York from area code 212 and from postal code 02108"
+    );
+    // Massachusetts' rules bind through the postal code.
+    assert!(
+        first
+            .applied_rule_ids
+            .iter()
+            .any(|id| id.starts_with("us-ma-")),
+        "{:?}",
+        first.applied_rule_ids
+    );
+    let again = check(&mut checks, r).await;
+    assert!(again.replayed);
+    assert_eq!(
+        (
+            again.zones_weighed,
+            again.jurisdictions_weighed,
+            again.location_explanation
+        ),
+        (
+            first.zones_weighed,
+            first.jurisdictions_weighed,
+            first.location_explanation
+        )
+    );
+    let rules = checks
+        .list_rules(compliance_guard::pb::ListRulesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        rules.location_data_version,
+        "phonenumbers 9.0.43; zipcodes 3.0.1"
     );
     server.stop().await.unwrap();
 }

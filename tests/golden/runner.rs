@@ -58,6 +58,8 @@ pub struct Request {
     balance: String,
     required_by_law: bool,
     consent_request: bool,
+    #[serde(default)]
+    postal_code: String,
 }
 
 /// Every field as it is.
@@ -82,6 +84,7 @@ impl From<Request> for CheckInput {
             balance: r.balance,
             required_by_law: r.required_by_law,
             consent_request: r.consent_request,
+            postal_code: r.postal_code,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod engine_api;
 mod index;
+mod location;
 mod model;
 mod regressions;
 mod regressions_audit;
