@@ -63,9 +63,15 @@ fn shipped_dir() -> PathBuf {
 
 /// Every shipped rule id, in the order the set lists them; the CLI and the
 /// gRPC tests compare with it too.
-pub(crate) const SHIPPED_IDS: [&str; 27] = [
+pub(crate) const SHIPPED_IDS: [&str; 44] = [
     "policy-do-not-interact",
     "policy-us-federal-holidays",
+    "us-ca-civ-1788.17-1692c-a1-designated-inconvenient-place",
+    "us-ca-civ-1788.17-1692c-a1-designated-inconvenient-time",
+    "us-ca-civ-1788.17-1692c-a1-hours",
+    "us-ca-civ-1788.17-1692c-a2-attorney-representation",
+    "us-ca-civ-1788.17-1692c-a3-employer-prohibits-contact",
+    "us-ca-civ-1788.17-1692c-c-cease-communication",
     "us-dc-28-3814-d4-opt-out",
     "us-dc-28-3814-d4Ai-4-calls-in-7",
     "us-dc-28-3814-d4Aii-quiet-after-completed-call",
@@ -78,6 +84,13 @@ pub(crate) const SHIPPED_IDS: [&str; 27] = [
     "us-ma-940cmr-7.04-1f-other-2-in-30",
     "us-ma-940cmr-7.04-1f-personal-2-in-7",
     "us-ma-940cmr-7.04-hours",
+    "us-ny-nyc-6rcny-5-77-b1i-designated-inconvenient-place",
+    "us-ny-nyc-6rcny-5-77-b1i-designated-inconvenient-time",
+    "us-ny-nyc-6rcny-5-77-b1i-hours",
+    "us-ny-nyc-6rcny-5-77-b1iv-2-in-7",
+    "us-ny-nyc-shield-electronic-consent",
+    "us-ny-nyc-shield-medium-opt-out",
+    "us-pa-73ps-2270.4-hours",
     "us-regf-7-calls-in-7-days",
     "us-regf-attorney-representation",
     "us-regf-cease-communication",
@@ -91,6 +104,10 @@ pub(crate) const SHIPPED_IDS: [&str; 27] = [
     "us-wa-rcw-19.16.250-13b-work-1-per-week",
     "us-wa-rcw-19.16.250-13c-residence-hours",
     "us-wa-rcw-19.16.250-18-mobile-2-per-day",
+    "us-wv-46a-2-125d-10-conversations-per-week",
+    "us-wv-46a-2-125d-30-calls-per-week",
+    "us-wv-46a-2-125d-designated-inconvenient-time",
+    "us-wv-46a-2-125d-hours",
 ];
 
 #[test]
@@ -660,7 +677,11 @@ fn roles_decide_which_rules_bind() {
             },
         )
         .unwrap();
-        assert_eq!(set.rules().len(), 27, "non-binding rules stay in the set");
+        assert_eq!(
+            set.rules().len(),
+            SHIPPED_IDS.len(),
+            "non-binding rules stay in the set"
+        );
         set.rules()
             .iter()
             .filter(|r| r.binding)
@@ -672,6 +693,12 @@ fn roles_decide_which_rules_bind() {
         vec![
             "policy-do-not-interact",
             "policy-us-federal-holidays",
+            "us-ca-civ-1788.17-1692c-a1-designated-inconvenient-place",
+            "us-ca-civ-1788.17-1692c-a1-designated-inconvenient-time",
+            "us-ca-civ-1788.17-1692c-a1-hours",
+            "us-ca-civ-1788.17-1692c-a2-attorney-representation",
+            "us-ca-civ-1788.17-1692c-a3-employer-prohibits-contact",
+            "us-ca-civ-1788.17-1692c-c-cease-communication",
             "us-dc-28-3814-d4-opt-out",
             "us-dc-28-3814-d4Ai-4-calls-in-7",
             "us-dc-28-3814-d4Aii-quiet-after-completed-call",
@@ -681,6 +708,17 @@ fn roles_decide_which_rules_bind() {
             "us-ma-940cmr-7.04-1f-other-2-in-30",
             "us-ma-940cmr-7.04-1f-personal-2-in-7",
             "us-ma-940cmr-7.04-hours",
+            "us-ny-nyc-6rcny-5-77-b1i-designated-inconvenient-place",
+            "us-ny-nyc-6rcny-5-77-b1i-designated-inconvenient-time",
+            "us-ny-nyc-6rcny-5-77-b1i-hours",
+            "us-ny-nyc-6rcny-5-77-b1iv-2-in-7",
+            "us-ny-nyc-shield-electronic-consent",
+            "us-ny-nyc-shield-medium-opt-out",
+            "us-pa-73ps-2270.4-hours",
+            "us-wv-46a-2-125d-10-conversations-per-week",
+            "us-wv-46a-2-125d-30-calls-per-week",
+            "us-wv-46a-2-125d-designated-inconvenient-time",
+            "us-wv-46a-2-125d-hours",
         ]
     );
     assert_eq!(
@@ -688,6 +726,7 @@ fn roles_decide_which_rules_bind() {
         vec![
             "policy-do-not-interact",
             "policy-us-federal-holidays",
+            "us-ca-civ-1788.17-1692c-a1-hours",
             "us-dc-28-3814-d4-opt-out",
             "us-dc-28-3814-d4Ai-4-calls-in-7",
             "us-dc-28-3814-d4Aii-quiet-after-completed-call",
@@ -697,6 +736,11 @@ fn roles_decide_which_rules_bind() {
             "us-ma-209cmr-18.16-1a-hours",
             "us-ma-209cmr-18.16-1d-other-2-in-30",
             "us-ma-209cmr-18.16-1d-residence-cell-2-in-7",
+            "us-ny-nyc-6rcny-5-77-b1i-hours",
+            "us-ny-nyc-6rcny-5-77-b1iv-2-in-7",
+            "us-ny-nyc-shield-electronic-consent",
+            "us-ny-nyc-shield-medium-opt-out",
+            "us-pa-73ps-2270.4-hours",
             "us-regf-7-calls-in-7-days",
             "us-regf-attorney-representation",
             "us-regf-cease-communication",
@@ -706,9 +750,12 @@ fn roles_decide_which_rules_bind() {
             "us-regf-hours",
             "us-regf-medium-opt-out",
             "us-regf-quiet-after-conversation",
+            "us-wv-46a-2-125d-10-conversations-per-week",
+            "us-wv-46a-2-125d-30-calls-per-week",
+            "us-wv-46a-2-125d-hours",
         ]
     );
-    assert_eq!(binding(vec![Role::Licensee]).len(), 15);
+    assert_eq!(binding(vec![Role::Licensee]).len(), 32);
     // The lender's policies name no role, so they bind every deployment.
     assert_eq!(
         binding(vec![]),

@@ -360,7 +360,11 @@ async fn a_reserved_interaction_belongs_to_the_checking_key_company() {
     let check = CheckRequest {
         person_id: P.into(),
         channel: "email".into(),
-        jurisdictions: vec!["US-NY".into()],
+        // New Jersey, not New York: a borrower known only to be in US-NY
+        // may be in New York City, whose rules (2 communications a week,
+        // hours from 08:00:01) would answer first. New Jersey has the same
+        // zone and no rule of its own, so the rules this test is about decide.
+        jurisdictions: vec!["US-NJ".into()],
         time_zones: vec!["America/New_York".into()],
         reserve: true,
         request_id: "acme-send-1".into(),
@@ -451,7 +455,11 @@ async fn a_reserved_interaction_belongs_to_the_checking_key_company() {
         .check(CheckRequest {
             person_id: P.into(),
             channel: "voice".into(),
-            jurisdictions: vec!["US-NY".into()],
+            // New Jersey, not New York: a borrower known only to be in US-NY
+            // may be in New York City, whose rules (2 communications a week,
+            // hours from 08:00:01) would answer first. New Jersey has the same
+            // zone and no rule of its own, so the rules this test is about decide.
+            jurisdictions: vec!["US-NJ".into()],
             time_zones: vec!["America/New_York".into()],
             at: Some(Timestamp {
                 seconds: T0 + 86_400,

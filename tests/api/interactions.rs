@@ -209,14 +209,19 @@ fn assert_invalid(status: &Status, field: &str, description: &str) {
     assert_eq!(status.message(), description);
 }
 
-/// A Check for an outbound voice call about L1 in New York.
+/// A Check for an outbound voice call about L1 in New Jersey (Eastern
+/// time).
 pub(crate) fn check_call(person: &str, at_seconds: i64) -> CheckRequest {
     CheckRequest {
         person_id: person.into(),
         channel: "voice".into(),
         direction: "outbound".into(),
         loan_ids: vec!["L1".into()],
-        jurisdictions: vec!["US-NY".into()],
+        // New Jersey, not New York: a borrower known only to be in US-NY
+        // may be in New York City, whose rules (2 communications a week,
+        // hours from 08:00:01) would answer first. New Jersey has the same
+        // zone and no rule of its own, so the rules this test is about decide.
+        jurisdictions: vec!["US-NJ".into()],
         time_zones: vec!["America/New_York".into()],
         at: at(at_seconds),
         ..CheckRequest::default()

@@ -25,6 +25,9 @@ mod places;
 mod refusals;
 /// Scripted cases of names, retries, conversations and companies.
 mod scripted;
+/// Scripted cases of the states added later (New York City, West
+/// Virginia, California, Pennsylvania).
+mod states;
 /// The random walk of an episode.
 mod walk;
 
@@ -472,5 +475,6 @@ pub fn generate(runner: &Runner) -> String {
     g.do_not_interact();
     g.washington_mobile();
     g.refusals();
+    g.states();
     g.out
 }

@@ -193,7 +193,11 @@ fn at_defaults_to_now_and_decisions_are_deterministic() {
     let mut p = Proposal::new(Channel::Voice, Direction::Outbound);
     p.loans = vec!["L1".into()];
     p.zones = vec![chrono_tz::America::New_York];
-    p.jurisdictions = vec![Jurisdiction::parse("US-NY").unwrap()];
+    // New Jersey, not New York: a borrower known only to be in US-NY
+    // may be in New York City, whose rules (2 communications a week,
+    // hours from 08:00:01) would answer first. New Jersey has the same
+    // zone and no rule of its own, so the rules this test is about decide.
+    p.jurisdictions = vec![Jurisdiction::parse("US-NJ").unwrap()];
     let view = index.view("ext-borrower-1").unwrap();
     let first = engine::decide(&rules, &view, &p, now);
     assert_eq!(first.at, now);
@@ -223,8 +227,12 @@ fn non_binding_rules_do_not_apply() {
     let rules = RuleSet::load_dir("rules".as_ref(), &opts).unwrap();
     let index = Index::default();
     let mut p = Proposal::new(Channel::Voice, Direction::Outbound);
-    p.jurisdictions = vec![Jurisdiction::parse("US-NY").unwrap()];
-    // 23:00 in New York: Reg F's hours bind debt collectors, not creditors.
+    // New Jersey, not New York: a borrower known only to be in US-NY
+    // may be in New York City, whose rules (2 communications a week,
+    // hours from 08:00:01) would answer first. New Jersey has the same
+    // zone and no rule of its own, so the rules this test is about decide.
+    p.jurisdictions = vec![Jurisdiction::parse("US-NJ").unwrap()];
+    // 23:00 in New Jersey: Reg F's hours bind debt collectors, not creditors.
     let late = Utc.with_ymd_and_hms(2020, 6, 2, 3, 0, 0).unwrap();
     let d = engine::decide(&rules, &index.view("BO-A-1").unwrap(), &p, late);
     assert!(d.allowed);

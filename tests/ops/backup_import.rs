@@ -198,7 +198,11 @@ fn reserve(w: usize, i: usize) -> CheckRequest {
         channel: "voice".into(),
         direction: "outbound".into(),
         loan_ids: vec![format!("LN-{w}-{i}")],
-        jurisdictions: vec!["US-NY".into()],
+        // New Jersey, not New York: a borrower known only to be in US-NY
+        // may be in New York City, whose rules (2 communications a week,
+        // hours from 08:00:01) would answer first. New Jersey has the same
+        // zone and no rule of its own, so the rules this test is about decide.
+        jurisdictions: vec!["US-NJ".into()],
         time_zones: vec!["America/New_York".into()],
         contact: Some(Contact {
             kind: "mobilePhone".into(),
@@ -838,7 +842,11 @@ async fn check_imported(data: &Path, by: &str, span: ((i64, i32), (i64, i32))) {
         channel: "voice".into(),
         direction: "outbound".into(),
         loan_ids: vec![loan.into()],
-        jurisdictions: vec!["US-NY".into()],
+        // New Jersey, not New York: a borrower known only to be in US-NY
+        // may be in New York City, whose rules (2 communications a week,
+        // hours from 08:00:01) would answer first. New Jersey has the same
+        // zone and no rule of its own, so the rules this test is about decide.
+        jurisdictions: vec!["US-NJ".into()],
         time_zones: vec!["America/New_York".into()],
         at: ts_of(CHECK_AT),
         ..CheckRequest::default()

@@ -101,7 +101,11 @@ fn late_call() -> CheckRequest {
     CheckRequest {
         person_id: "BO-RELD-0001".into(),
         channel: "voice".into(),
-        jurisdictions: vec!["US-NY".into()],
+        // New Jersey, not New York: a borrower known only to be in US-NY
+        // may be in New York City, whose rules (2 communications a week,
+        // hours from 08:00:01) would answer first. New Jersey has the same
+        // zone and no rule of its own, so the rules this test is about decide.
+        jurisdictions: vec!["US-NJ".into()],
         time_zones: vec!["America/New_York".into()],
         at: Some(Timestamp {
             seconds: LATE,
@@ -586,7 +590,7 @@ async fn every_answered_check_is_a_line_of_the_decision_log() {
     assert_eq!(first["request"]["personId"], "BO-RELD-0001");
     assert_eq!(
         first["request"]["jurisdictions"],
-        serde_json::json!(["US-NY"])
+        serde_json::json!(["US-NJ"])
     );
     assert_eq!(
         first["request"]["timeZones"],
