@@ -15,11 +15,12 @@ pub(super) fn who(name: &str, company: Option<&str>, sensitive: bool, agent: boo
     json!({"name": name, "company": company, "sensitive": sensitive, "agent": agent})
 }
 
-/// A voice call about `loan` in New York, to a mobile phone.
+/// A voice call about `loan` in New Jersey (Regulation F alone), to a
+/// mobile phone.
 pub(super) fn call(person: &str, loan: &str) -> Value {
     json!({
         "personId": person, "channel": "voice", "loanIds": [loan],
-        "contact": {"kind": "mobilePhone"}, "jurisdictions": ["US-NY"],
+        "contact": {"kind": "mobilePhone"}, "jurisdictions": ["US-NJ"],
     })
 }
 

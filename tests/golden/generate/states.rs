@@ -1,9 +1,9 @@
 //! Scripted cases of the states added after the corpus was first
 //! written (New York City, West Virginia, California, Pennsylvania):
 //! each rule of theirs that can decide decides a Check here, and each
-//! shadow rule is reported. Borrowers of their own, so the earlier steps
-//! are untouched; the part runs last and was appended to the committed
-//! steps.
+//! shadow rule is reported. Borrowers of their own; the part runs last.
+//! The other parts' scripted calls are in New Jersey (Regulation F alone),
+//! so that what they test is not decided by these states' rules instead.
 
 use chrono::Duration;
 use serde_json::{Value, json};
@@ -37,11 +37,25 @@ impl Gen<'_> {
         self.at(2026, 6, 1, 12, 0);
         self.step("rules", json!({"roles": ["creditor"]}));
         self.west_virginia();
+        self.new_york_city_designations();
         self.step("rules", json!({"roles": null}));
         self.restrictions_elsewhere();
         self.step("rules", json!({"roles": ["creditor"]}));
         self.shadows();
         self.step("rules", json!({"roles": null}));
+    }
+
+    /// New York City, EDT in June 2026, for a creditor: a designated lunch
+    /// hour (5-77(b)(1)(i); Regulation F's binds debt collectors only).
+    fn new_york_city_designations(&mut self) {
+        self.at(2026, 6, 1, 14, 0);
+        let lunch = json!({"kind": "inconvenientTime", "source": "call", "from": "12:00", "until": "13:30"});
+        self.step(
+            "restrict",
+            json!({"personId": "ext-nyc-dt", "restriction": lunch}),
+        );
+        self.at(2026, 6, 2, 16, 15);
+        self.step("check", call_in("ext-nyc-dt", "L1", "US-NY-NYC"));
     }
 
     /// West Virginia, EDT in June 2026: 08:00:00 and 08:00:01, a
@@ -88,10 +102,11 @@ impl Gen<'_> {
         self.step("check", call_in("ext-wv4", "L1", "US-WV"));
     }
 
-    /// California, PDT in June 2026: a designated place (work) and a
+    /// California, PDT in June 2026: a designated place (work), an
+    /// attorney's representation (and a call to the attorney) and a
     /// cease, decided by California's ids (they tie with Regulation F's
-    /// and sort first); New Jersey: an employer's prohibition, Regulation
-    /// F's alone.
+    /// and sort first); New Jersey: a designated place and an employer's
+    /// prohibition, Regulation F's alone.
     fn restrictions_elsewhere(&mut self) {
         self.at(2026, 6, 8, 17, 0);
         let work =
@@ -111,6 +126,16 @@ impl Gen<'_> {
             "restrict",
             json!({"personId": "ext-ca3", "restriction": cease}),
         );
+        let attorney = json!({"kind": "attorneyRepresentation", "source": "letter", "loanIds": ["L1"], "contactValues": ["+1 415 555 0777"]});
+        self.step(
+            "restrict",
+            json!({"personId": "ext-ca4", "restriction": attorney}),
+        );
+        let mut c = call_in("ext-ca4", "L1", "US-CA");
+        self.step("check", c.clone());
+        c["contact"] = json!({"kind": "workPhone", "value": "+1 415 555 0777"});
+        self.step("check", c);
+
         let mut c = call_in("ext-ca3", "L1", "US-CA");
         c["channel"] = json!("email");
         c["contact"] = json!({"kind": "email"});
@@ -119,6 +144,16 @@ impl Gen<'_> {
         self.step("check", c);
 
         self.at(2026, 6, 8, 15, 0);
+        let place =
+            json!({"kind": "inconvenientPlace", "source": "call", "contactKinds": ["workPhone"]});
+        self.step(
+            "restrict",
+            json!({"personId": "ext-nj2", "restriction": place}),
+        );
+        let mut c = call_in("ext-nj2", "L1", "US-NJ");
+        c["contact"] = json!({"kind": "workPhone"});
+        self.step("check", c);
+
         let employer = json!({"kind": "employerProhibitsContact", "source": "call"});
         self.step(
             "restrict",
