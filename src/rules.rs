@@ -213,6 +213,16 @@ impl Filter {
         )
     }
 
+    /// [`Filter::covers_entry`] without reading the entry's direction: for
+    /// counts of conversations, which count whoever placed the call.
+    pub fn covers_entry_any_direction(&self, e: &Entry, answers_borrower: bool) -> bool {
+        self.channel_ok(e.channel)
+            && self.theme_ok(e.theme)
+            && self.contact_ok(e.contact)
+            && self.transactional_ok(e.transactional)
+            && self.replies_ok(answers_borrower)
+    }
+
     /// True if the balance condition covers a send with this balance.
     pub fn covers_balance(&self, balance: Option<Decimal>) -> bool {
         match (self.minimum_balance, balance) {
@@ -677,6 +687,16 @@ impl Checker<'_> {
                 );
             }
             self.window(id, "windowDays", cap.window_days, cap.window_days, opts);
+            let c = &cap.counting;
+            if c.conversations
+                && (c.attempts || !c.also_count.is_empty() || !c.never_count.is_empty())
+            {
+                self.report(
+                    id,
+                    Some("conversations"),
+                    format!("rule `{id}`: `counting.conversations` counts conversations alone; allowed with it: `neverCountOutcomes` only (not `attempts`, `alsoCount` or `neverCount`)"),
+                );
+            }
             return Some(RuleKind::FrequencyCap {
                 limit: cap.limit,
                 window_days: cap.window_days,

@@ -467,6 +467,22 @@ fn exceptions_go_only_with_a_cease_or_an_opt_out() {
 }
 
 #[test]
+fn conversations_are_counted_alone() {
+    let both =
+        format!("{CAP}      counting:\n        conversations: true\n        attempts: true\n");
+    assert_eq!(
+        only_error(&one_rule(VOICE, &both)),
+        "t.yaml:13:9: rule `test-cap`: `counting.conversations` counts conversations alone; allowed with it: `neverCountOutcomes` only (not `attempts`, `alsoCount` or `neverCount`)"
+    );
+    let alone = format!("{CAP}      counting:\n        conversations: true\n");
+    compiles(&one_rule(VOICE, &alone));
+    let attempts = format!(
+        "{CAP}      counting:\n        attempts: true\n        neverCount: [letterReturnedToSender]\n"
+    );
+    compiles(&one_rule(VOICE, &attempts));
+}
+
+#[test]
 fn an_empty_list_can_never_match() {
     assert_eq!(
         only_error(&one_rule("      channels: []\n", CAP)),

@@ -167,7 +167,7 @@ pub(super) fn debt_mask<'m>(
 pub(super) fn passes(rule: &Rule, e: &Entry, answers: bool) -> bool {
     match &rule.kind {
         RuleKind::FrequencyCap { counting, .. } => {
-            counting.counts(e) && rule.applies.covers_entry(e, answers)
+            counting.counts(e) && counting.covers_entry(&rule.applies, e, answers)
         }
         RuleKind::ConsentRequired { .. } => {
             Counting::default().counts(e) && rule.applies.covers_entry(e, answers)
@@ -243,5 +243,6 @@ pub(super) fn select_grouped(
 }
 
 fn counted(view: &BorrowerView<'_>, applies: &Filter, counting: &Counting, e: &Entry) -> bool {
-    counting.counts(e) && applies.covers_entry(e, e.previous.is_some() && view.answers_borrower(e))
+    counting.counts(e)
+        && counting.covers_entry(applies, e, e.previous.is_some() && view.answers_borrower(e))
 }

@@ -141,6 +141,10 @@ pub struct Counting {
     also: u64,
     never: u64,
     never_outcomes: u32,
+    /// Every attempt counts (`attempts`).
+    attempts: bool,
+    /// Only conversations count, in either direction (`conversations`).
+    conversations: bool,
 }
 
 /// The bit of a statusDetails value; the vocabulary has fewer than 64.
@@ -170,7 +174,20 @@ impl Counting {
         for o in &raw.never_count_outcomes {
             c.never_outcomes |= outcome_bit(*o);
         }
+        c.attempts = raw.attempts;
+        c.conversations = raw.conversations;
         c
+    }
+
+    /// True if the rule's filter covers a history entry for this table:
+    /// the filter as it is, but for `conversations`, which counts a
+    /// conversation whoever placed the call (the direction is not read).
+    pub fn covers_entry(&self, applies: &super::Filter, e: &Entry, answers: bool) -> bool {
+        if self.conversations {
+            applies.covers_entry_any_direction(e, answers)
+        } else {
+            applies.covers_entry(e, answers)
+        }
     }
 
     /// True if an entry counts under this table.
@@ -187,6 +204,14 @@ impl Counting {
             && self.never_outcomes & outcome_bit(o) != 0
         {
             return false;
+        }
+        if self.conversations {
+            return is_conversation(e);
+        }
+        if self.attempts {
+            return reached(e)
+                || !(e.status == Status::Canceled
+                    || e.details == Some(StatusDetails::BlockedByComplianceGuard));
         }
         reached(e)
     }

@@ -272,6 +272,18 @@ pub struct RawCounting {
     /// agentOutcomes that never count for this rule.
     #[serde(default)]
     pub never_count_outcomes: Vec<AgentOutcome>,
+    /// Every attempt counts: a `failed` entry counts whatever its details
+    /// or outcome say (a busy line, no details at all); only `canceled`
+    /// entries and sends the guard blocked do not, unless they reached the
+    /// person. For texts that count "attempts to contact".
+    #[serde(default)]
+    pub attempts: bool,
+    /// Only telephone conversations count (a call that reached, or may
+    /// have reached, the person and was spoken with, by the reading of a
+    /// cool-down's trigger), in either direction whatever the rule's
+    /// `directions`: a conversation counts whoever placed the call.
+    #[serde(default)]
+    pub conversations: bool,
 }
 
 /// A cool-down as written.
