@@ -80,6 +80,28 @@ fn proc_io(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system, all threads) this process has used.
+fn proc_cpu_s() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = s.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // after the comm field: state is f[0]; utime, stime are stat fields 14, 15 => f[11], f[12]
+    let tick = 100.0; // USER_HZ on Linux
+    (f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)) / tick
+}
+
+/// Busy CPU seconds of the whole machine so far (all cores), from /proc/stat.
+fn machine_busy_s() -> f64 {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let l = s.lines().next().unwrap_or("");
+    let v: Vec<f64> = l.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    if v.len() < 8 {
+        return f64::NAN;
+    }
+    // user nice system idle iowait irq softirq steal
+    (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / 100.0
+}
+
 fn dir_bytes(p: &Path) -> u64 {
     let mut total = 0;
     if let Ok(rd) = std::fs::read_dir(p) {
@@ -207,6 +229,7 @@ fn cmd_load(a: &Args) -> Res<()> {
     result(&format!("{label}.logical_bytes"), logical);
     result(&format!("{label}.disk_write_bytes"), io1 - io0);
     result(&format!("{label}.write_amp"), format!("{:.2}", (io1 - io0) as f64 / logical as f64));
+    result(&format!("{label}.cpu_s"), format!("{:.2}", proc_cpu_s()));
     let ps = proc_status();
     result(&format!("{label}.hwm_mib"), format!("{:.0}", ps.get("VmHWM").copied().unwrap_or(0.0)));
     Ok(())
@@ -381,6 +404,7 @@ fn cmd_read(a: &Args) -> Res<()> {
         result(&format!("mem.{k}_mib"), format!("{:.1}", ps.get(k).copied().unwrap_or(f64::NAN)));
     }
     st.close()?;
+    result("read.cpu_s", format!("{:.2}", proc_cpu_s()));
     Ok(())
 }
 
@@ -397,8 +421,13 @@ fn cmd_explain(a: &Args) -> Res<()> {
 
 type Results = BTreeMap<(String, String), Vec<String>>; // (engine, key) -> values per round
 
-fn spawn(exe: &Path, args: &[String], engine: &str, res: &mut Results, log: &mut String) -> Res<()> {
+/// Runs one phase in a child process and records its RESULT lines. Also
+/// records `<phase>.foreign_load`: the CPU that *other* processes on this
+/// shared machine used while the phase ran, in cores (0 = idle machine,
+/// 1 = one of the two cores busy elsewhere).
+fn spawn(exe: &Path, args: &[String], engine: &str, phase: &str, res: &mut Results, log: &mut String) -> Res<()> {
     let t = Instant::now();
+    let busy0 = machine_busy_s();
     let outp = Command::new(exe).args(args).stderr(std::process::Stdio::inherit()).output()?;
     let stdout = String::from_utf8_lossy(&outp.stdout).to_string();
     log.push_str(&format!("$ store-choice {}\n{}", args.join(" "), stdout));
@@ -411,7 +440,17 @@ fn spawn(exe: &Path, args: &[String], engine: &str, res: &mut Results, log: &mut
             res.entry((engine.to_string(), k.to_string())).or_default().push(v.to_string());
         }
     }
-    eprintln!("  ({engine}: {:?} took {:.1}s)", args.first(), t.elapsed().as_secs_f64());
+    let wall = t.elapsed().as_secs_f64();
+    let child_cpu = res
+        .get(&(engine.to_string(), format!("{phase}.cpu_s")))
+        .and_then(|v| v.last())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    let foreign = ((machine_busy_s() - busy0 - child_cpu) / wall).max(0.0);
+    res.entry((engine.to_string(), format!("{phase}.foreign_load"))).or_default().push(format!("{foreign:.2}"));
+    res.entry((engine.to_string(), format!("{phase}.phase_wall_s"))).or_default().push(format!("{wall:.1}"));
+    log.push_str(&format!("# {engine} {phase}: wall {wall:.1}s, child cpu {child_cpu:.1}s, foreign load {foreign:.2} cores\n"));
+    eprintln!("  ({engine} {phase}: took {wall:.1}s, child cpu {child_cpu:.1}s, foreign load {foreign:.2} cores)");
     Ok(())
 }
 
@@ -476,13 +515,34 @@ fn cmd_run(a: &Args) -> Res<()> {
     let mut log = String::new();
     let t_all = Instant::now();
 
-    // 1. Initial load, one engine after the other.
+    // 1. Initial load, in `--load-slices` slices, the engines taking turns
+    //    (so a burst of load from elsewhere on the shared machine hits all).
+    let slices = a.num("load-slices", 4);
+    for s in 0..slices {
+        for e in &engines {
+            let n = records / slices + if s == slices - 1 { records % slices } else { 0 };
+            eprintln!("== load {e}: slice {s}: {n} entries, mode {load_mode}");
+            let mut args = vec!["load".to_string(), "--label".into(), "load".into()];
+            if s == 0 {
+                args.push("--fresh".into());
+            }
+            args.extend(common(e));
+            args.extend(["--entries".into(), n.to_string(), "--mode".into(), load_mode.clone()]);
+            spawn(&exe, &args, e, "load", &mut res, &mut log)?;
+        }
+    }
     for e in &engines {
-        eprintln!("== load {e}: {records} entries, mode {load_mode}");
-        let mut args = vec!["load".to_string(), "--fresh".into(), "--label".into(), "load".into()];
-        args.extend(common(e));
-        args.extend(["--entries".into(), records.to_string(), "--mode".into(), load_mode.clone()]);
-        spawn(&exe, &args, e, &mut res, &mut log)?;
+        // Aggregate the slices: totals for rates and write amplification.
+        let sum = |k: &str| -> f64 {
+            res.get(&(e.clone(), k.to_string())).map(|v| v.iter().filter_map(|x| x.parse::<f64>().ok()).sum()).unwrap_or(f64::NAN)
+        };
+        let rate = sum("load.entries") / sum("load.engine_s");
+        let wa = sum("load.disk_write_bytes") / sum("load.logical_bytes");
+        let (cpu, eng) = (sum("load.cpu_s"), sum("load.engine_s"));
+        let hwm = res.get(&(e.clone(), "load.hwm_mib".to_string())).and_then(|v| v.iter().filter_map(|x| x.parse::<f64>().ok()).reduce(f64::max)).unwrap_or(f64::NAN);
+        for (k, v) in [("load.total_rate", rate), ("load.total_write_amp", wa), ("load.total_cpu_s", cpu), ("load.total_engine_s", eng), ("load.max_hwm_mib", hwm)] {
+            res.insert((e.clone(), k.to_string()), vec![format!("{v:.3}")]);
+        }
         res.entry((e.clone(), "size_after_load".into())).or_default().push(dir_bytes(&engine_dir(Path::new(&root), e)).to_string());
     }
     // 2. Tails on the populated stores, interleaved: durable then lazy, each engine in turn.
@@ -493,7 +553,7 @@ fn cmd_run(a: &Args) -> Res<()> {
                 let mut args = vec!["load".to_string(), "--label".into(), format!("tail_{mode}")];
                 args.extend(common(e));
                 args.extend(["--entries".into(), tail.to_string(), "--mode".into(), mode.into()]);
-                spawn(&exe, &args, e, &mut res, &mut log)?;
+                spawn(&exe, &args, e, &format!("tail_{mode}"), &mut res, &mut log)?;
             }
         }
     }
@@ -519,21 +579,68 @@ fn cmd_run(a: &Args) -> Res<()> {
                 "--round".into(),
                 round.to_string(),
             ]);
-            spawn(&exe, &args, e, &mut res, &mut log)?;
+            spawn(&exe, &args, e, "read", &mut res, &mut log)?;
         }
     }
     for e in &engines {
         res.entry((e.clone(), "size_after_reads".into())).or_default().push(dir_bytes(&engine_dir(Path::new(&root), e)).to_string());
     }
     let total_s = t_all.elapsed().as_secs_f64();
+    let mut put = |k: &str, v: String| {
+        res.insert(("_run".to_string(), k.to_string()), vec![v]);
+    };
+    put("engines", engines.join(","));
+    put("records", records.to_string());
+    put("slices", slices.to_string());
+    put("load_mode", load_mode.clone());
+    put("tail", tail.to_string());
+    put("tail_rounds", tail_rounds.to_string());
+    put("persons", persons.to_string());
+    put("batch", batch.to_string());
+    put("cache", cache.to_string());
+    put("read_rounds", read_rounds.to_string());
+    put("total_s", format!("{total_s:.0}"));
+    let mut tsv = String::new();
+    for ((e, k), v) in &res {
+        tsv.push_str(&format!("{e}\t{k}\t{}\n", v.join(",")));
+    }
+    std::fs::write(format!("{out_path}.tsv"), &tsv)?;
+    std::fs::write(format!("{out_path}.raw.txt"), &log)?;
+    let md = report(&res);
+    std::fs::write(&out_path, &md)?;
+    println!("{md}");
+    Ok(())
+}
 
-    // ---- report
+/// Rebuild the Markdown report from a run's `.tsv` (engine, key, values).
+fn cmd_report(a: &Args) -> Res<()> {
+    let tsv = std::fs::read_to_string(a.get("tsv").ok_or("--tsv FILE")?)?;
+    let mut res: Results = BTreeMap::new();
+    for l in tsv.lines() {
+        let mut it = l.splitn(3, '\t');
+        let (e, k, v) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap_or(""));
+        res.insert((e.to_string(), k.to_string()), v.split(',').map(String::from).collect());
+    }
+    let md = report(&res);
+    if let Some(o) = a.get("out") {
+        std::fs::write(o, &md)?;
+    }
+    println!("{md}");
+    Ok(())
+}
+
+fn report(res: &Results) -> String {
+    let run = |k: &str| res.get(&("_run".to_string(), k.to_string())).map(|v| v.join(",")).unwrap_or_default();
+    let num = |k: &str| run(k).parse::<u64>().unwrap_or(0);
+    let engines: Vec<String> = run("engines").split(',').map(String::from).collect();
+    let (records, slices, tail, tail_rounds) = (num("records"), num("slices"), num("tail"), num("tail_rounds"));
+    let load_mode = run("load_mode");
     let applied_end = records + tail_rounds * 2 * tail;
     let live = Gen::live_count(applied_end);
     let mut md = String::new();
     md.push_str(&format!(
-        "Run: {records} initial log entries ({load_mode}), then {tail_rounds} x (durable, lazy) tails of {tail} entries; {persons} persons; batch {batch}; cache {cache} MiB; {read_rounds} read rounds. Log entries applied: {applied_end}, live interactions: {live}. Wall time {:.0} s.\n\n",
-        total_s
+        "Run: {records} initial log entries ({load_mode}, {slices} slices, engines taking turns), then {tail_rounds} x (durable, lazy) tails of {tail} entries; {} persons; batch {}; engine cache {} MiB; {} read rounds. Log entries applied: {applied_end}, live interactions: {live}. Wall time {} s.\n\n",
+        run("persons"), run("batch"), run("cache"), run("read_rounds"), run("total_s")
     ));
     let med = |e: &str, k: &str| res.get(&(e.to_string(), k.to_string())).and_then(|v| median(v));
     let header = format!("| metric | {} |\n|---|{}\n", engines.join(" | "), "---|".repeat(engines.len()));
@@ -546,12 +653,15 @@ fn cmd_run(a: &Args) -> Res<()> {
     };
     md.push_str("### Writes (entries/s over the time spent in apply; batch = one transaction)\n\n");
     md.push_str(&header);
-    row(&mut md, &format!("initial load, {load_mode}: entries/s"), "load.rate", 1.0, 0);
-    row(&mut md, "initial load: batch p50 ms", "load.batch_p50_ms", 1.0, 2);
-    row(&mut md, "initial load: batch p99 ms", "load.batch_p99_ms", 1.0, 2);
-    row(&mut md, "initial load: batch max ms", "load.batch_max_ms", 1.0, 1);
-    row(&mut md, "initial load: bytes written to disk / logical record bytes", "load.write_amp", 1.0, 2);
-    row(&mut md, "initial load: peak RSS MiB", "load.hwm_mib", 1.0, 0);
+    row(&mut md, &format!("initial load, {load_mode}: entries/s"), "load.total_rate", 1.0, 0);
+    row(&mut md, "initial load: batch p50 ms (median over slices)", "load.batch_p50_ms", 1.0, 2);
+    row(&mut md, "initial load: batch p99 ms (median over slices)", "load.batch_p99_ms", 1.0, 2);
+    row(&mut md, "initial load: batch max ms (median over slices)", "load.batch_max_ms", 1.0, 1);
+    row(&mut md, "initial load: bytes written to disk / logical record bytes", "load.total_write_amp", 1.0, 2);
+    row(&mut md, "initial load: peak RSS MiB", "load.max_hwm_mib", 1.0, 0);
+    row(&mut md, "initial load: process CPU s (all threads)", "load.total_cpu_s", 1.0, 1);
+    row(&mut md, "initial load: apply time s", "load.total_engine_s", 1.0, 1);
+    row(&mut md, "initial load: other processes' CPU meanwhile, cores", "load.foreign_load", 1.0, 2);
     row(&mut md, "tail durable (fsync every batch): entries/s", "tail_durable.rate", 1.0, 0);
     row(&mut md, "tail durable: batch p50 ms", "tail_durable.batch_p50_ms", 1.0, 2);
     row(&mut md, "tail durable: batch p99 ms", "tail_durable.batch_p99_ms", 1.0, 2);
@@ -560,6 +670,10 @@ fn cmd_run(a: &Args) -> Res<()> {
     row(&mut md, "tail lazy: batch p50 ms", "tail_lazy.batch_p50_ms", 1.0, 2);
     row(&mut md, "tail lazy: batch p99 ms", "tail_lazy.batch_p99_ms", 1.0, 2);
     row(&mut md, "tail lazy: write amp", "tail_lazy.write_amp", 1.0, 2);
+    row(&mut md, "tail durable: process CPU s per 100k entries", "tail_durable.cpu_s", 100_000.0 / tail as f64, 1);
+    row(&mut md, "tail lazy: process CPU s per 100k entries", "tail_lazy.cpu_s", 100_000.0 / tail as f64, 1);
+    row(&mut md, "tails: other processes' CPU meanwhile (durable), cores", "tail_durable.foreign_load", 1.0, 2);
+    row(&mut md, "tails: other processes' CPU meanwhile (lazy), cores", "tail_lazy.foreign_load", 1.0, 2);
     md.push_str("\n### Disk\n\n");
     md.push_str(&header);
     row(&mut md, "bytes on disk after load / live record", "size_after_load", 1.0 / Gen::live_count(records) as f64, 0);
@@ -593,6 +707,8 @@ fn cmd_run(a: &Args) -> Res<()> {
     for k in ["VmRSS", "RssAnon", "RssFile", "VmHWM"] {
         row(&mut md, &format!("{k} MiB"), &format!("mem.{k}_mib"), 1.0, 1);
     }
+    row(&mut md, "read phase: process CPU s (whole read process)", "read.cpu_s", 1.0, 1);
+    row(&mut md, "read phase: other processes' CPU meanwhile, cores", "read.foreign_load", 1.0, 2);
     row(&mut md, "drop_caches worked (1 = yes)", "drop_caches_ok", 1.0, 0);
     row(&mut md, "page cache 'Cached' MiB right after the drop", "cached_after_drop_mib", 1.0, 0);
     // Digest agreement
@@ -609,10 +725,7 @@ fn cmd_run(a: &Args) -> Res<()> {
         md.push_str(&format!("- {k}: {} ({})\n", if same { "identical across engines and rounds" } else { "DIFFER" }, vals.join(" / ")));
     }
     md.push_str(&format!("\nAll digests agree: {agree}\n"));
-    std::fs::write(&out_path, &md)?;
-    std::fs::write(format!("{out_path}.raw.txt"), &log)?;
-    println!("{md}");
-    Ok(())
+    md
 }
 
 fn main() {
@@ -624,6 +737,7 @@ fn main() {
         "read" => cmd_read(&a),
         "run" => cmd_run(&a),
         "explain" => cmd_explain(&a),
+        "report" => cmd_report(&a),
         _ => {
             eprintln!("usage: store-choice run|load|read|explain [--flags]; see README.md");
             std::process::exit(2)

@@ -59,7 +59,7 @@ impl Gen<'_> {
     }
 
     /// West Virginia, EDT in June 2026: 08:00:00 and 08:00:01, a
-    /// designated lunch hour (calls only), 10 calls that rang, and 30
+    /// designated lunch hour (calls only), 10 conversations, and 30
     /// calls to a busy line.
     fn west_virginia(&mut self) {
         self.at(2026, 6, 1, 12, 0);
@@ -83,7 +83,7 @@ impl Gen<'_> {
         self.at(2026, 6, 3, 13, 0);
         for n in 0..10 {
             let loan = if n % 2 == 0 { "L1" } else { "L2" };
-            let r = placed(self, loan, "voiceRangNoPickup");
+            let r = placed(self, loan, "voiceSpokeWithFirstParty");
             self.step("create", json!({"personId": "ext-wv3", "interaction": r}));
             self.now += Duration::minutes(30);
         }
