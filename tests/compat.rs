@@ -193,10 +193,26 @@ fn compat_rule_tests_still_pass_unchanged() {
         // Added after f8a6031: a send's balance and a minimumBalance rule.
         // Changed for issue 14: US-NY to US-NJ, as above.
         ("minimum-balance.yaml", 3, 0xe054_6edd),
+        // Added for issue 17: Arkansas, Ark. Code 17-24-504(a)(1)(B).
+        ("us-ar.yaml", 6, 0x178c_543a),
         // Added for issue 14: Cal. Civ. Code 1788.17 (15 U.S.C. 1692c).
         ("us-ca.yaml", 21, 0x2497_df58),
+        // Added for issue 17: Colorado, C.R.S. 5-16-105(1)(a).
+        ("us-co.yaml", 6, 0x979f_6889),
+        // Added for issue 17: Connecticut's creditor hours (shadow).
+        ("us-ct.yaml", 5, 0x9d0e_1a1f),
         ("us-dc.yaml", 7, 0x41b4_77f2),
+        // Added for issue 17: Florida, Fla. Stat. 559.72(17).
+        ("us-fl.yaml", 12, 0xc710_2c82),
+        // Added for issue 17: Hawaii, HRS 480J-10(c) (shadow).
+        ("us-hi.yaml", 6, 0xa651_6b49),
+        // Added for issue 17: Illinois, 205 ILCS 740/9.2(a)(1).
+        ("us-il.yaml", 6, 0x7dad_2365),
         ("us-ma.yaml", 9, 0x327f_73d9),
+        // Added for issue 17: Maryland, Md. Com. Law 14-202(11) (shadow).
+        ("us-md.yaml", 6, 0xcbb5_2810),
+        // Added for issue 17: Maine, 32 M.R.S. 11012 and 9-A M.R.S. 11-119.
+        ("us-me.yaml", 9, 0x0926_892e),
         // Added for issue 14: New York City, 6 RCNY 5-77.
         ("us-ny-nyc.yaml", 26, 0x6967_324e),
         // Added for issue 14: Pennsylvania, 73 P.S. 2270.4 (shadow).
@@ -208,6 +224,10 @@ fn compat_rule_tests_still_pass_unchanged() {
         ("us-reg-f-restrictions.yaml", 10, 0xba2f_f494),
         // Changed for issue 14: US-NY to US-NJ, as above.
         ("us-reg-f.yaml", 15, 0x4db3_eeac),
+        // Added for issue 17: Rhode Island, R.I. Gen. Laws 19-14.9-5(1)(a).
+        ("us-ri.yaml", 6, 0x5bca_457d),
+        // Added for issue 17: South Carolina, S.C. Code 37-5-108(5)(b).
+        ("us-sc.yaml", 16, 0xb12d_ebec),
         ("us-wa.yaml", 6, 0x87ef_ad6e),
         // Added for issue 14: West Virginia, 46A-2-125(d).
         ("us-wv.yaml", 14, 0x5805_6076),

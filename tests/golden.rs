@@ -56,7 +56,16 @@ const ANSWERS: &str = "tests/golden/answers.txt";
 /// corpus stops covering any other rule as a deciding rule.
 const NEVER_DECIDE: &[&str] = &[
     "policy-us-federal-holidays",
+    // Issue 17's shadow rules (the last part of the steps reports them):
+    // Connecticut's, Hawaii's and Maryland's hours, known only from
+    // summaries, and Maine's rental-purchase designated time and place,
+    // whose text breaks off.
+    "us-ct-36a-647-4-hours",
+    "us-hi-480j-10c-residence-hours",
     "us-ma-940cmr-7.04-hours",
+    "us-md-14-202-11-1692c-a1-hours",
+    "us-me-9a-11-119-2a-designated-inconvenient-place",
+    "us-me-9a-11-119-2a-designated-inconvenient-time",
     // New York City's 2026 amendments and Pennsylvania's hours, known
     // only from summaries (the last part of the steps reports them).
     "us-ny-nyc-shield-electronic-consent",

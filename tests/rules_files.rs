@@ -63,27 +63,37 @@ fn shipped_dir() -> PathBuf {
 
 /// Every shipped rule id, in the order the set lists them; the CLI and the
 /// gRPC tests compare with it too.
-pub(crate) const SHIPPED_IDS: [&str; 44] = [
+pub(crate) const SHIPPED_IDS: [&str; 60] = [
     "policy-do-not-interact",
     "policy-us-federal-holidays",
+    "us-ar-17-24-504-a1b-hours",
     "us-ca-civ-1788.17-1692c-a1-designated-inconvenient-place",
     "us-ca-civ-1788.17-1692c-a1-designated-inconvenient-time",
     "us-ca-civ-1788.17-1692c-a1-hours",
     "us-ca-civ-1788.17-1692c-a2-attorney-representation",
     "us-ca-civ-1788.17-1692c-a3-employer-prohibits-contact",
     "us-ca-civ-1788.17-1692c-c-cease-communication",
+    "us-co-5-16-105-1a-hours",
+    "us-ct-36a-647-4-hours",
     "us-dc-28-3814-d4-opt-out",
     "us-dc-28-3814-d4Ai-4-calls-in-7",
     "us-dc-28-3814-d4Aii-quiet-after-completed-call",
     "us-dc-28-3814-d4B-5-electronic-in-7",
     "us-dc-28-3814-d4B-electronic-consent",
     "us-dc-28-3814-k-hours",
+    "us-fl-559.72-17-hours",
+    "us-hi-480j-10c-residence-hours",
+    "us-il-205ilcs740-9.2-a1-hours",
     "us-ma-209cmr-18.16-1a-hours",
     "us-ma-209cmr-18.16-1d-other-2-in-30",
     "us-ma-209cmr-18.16-1d-residence-cell-2-in-7",
     "us-ma-940cmr-7.04-1f-other-2-in-30",
     "us-ma-940cmr-7.04-1f-personal-2-in-7",
     "us-ma-940cmr-7.04-hours",
+    "us-md-14-202-11-1692c-a1-hours",
+    "us-me-32mrs-11012-1a-hours",
+    "us-me-9a-11-119-2a-designated-inconvenient-place",
+    "us-me-9a-11-119-2a-designated-inconvenient-time",
     "us-ny-nyc-6rcny-5-77-b1i-designated-inconvenient-place",
     "us-ny-nyc-6rcny-5-77-b1i-designated-inconvenient-time",
     "us-ny-nyc-6rcny-5-77-b1i-hours",
@@ -100,6 +110,12 @@ pub(crate) const SHIPPED_IDS: [&str; 44] = [
     "us-regf-hours",
     "us-regf-medium-opt-out",
     "us-regf-quiet-after-conversation",
+    "us-ri-19-14.9-5-1a-hours",
+    "us-sc-37-5-108-5bi-designated-inconvenient-place",
+    "us-sc-37-5-108-5bi-designated-inconvenient-time",
+    "us-sc-37-5-108-5bi-hours",
+    "us-sc-37-5-108-5bii-attorney-representation",
+    "us-sc-37-5-108-5biii-employer-prohibits-contact",
     "us-wa-rcw-19.16.250-13a-3-per-week",
     "us-wa-rcw-19.16.250-13b-work-1-per-week",
     "us-wa-rcw-19.16.250-13c-residence-hours",
@@ -715,15 +731,21 @@ fn roles_decide_which_rules_bind() {
             "us-ca-civ-1788.17-1692c-a2-attorney-representation",
             "us-ca-civ-1788.17-1692c-a3-employer-prohibits-contact",
             "us-ca-civ-1788.17-1692c-c-cease-communication",
+            "us-ct-36a-647-4-hours",
             "us-dc-28-3814-d4-opt-out",
             "us-dc-28-3814-d4Ai-4-calls-in-7",
             "us-dc-28-3814-d4Aii-quiet-after-completed-call",
             "us-dc-28-3814-d4B-5-electronic-in-7",
             "us-dc-28-3814-d4B-electronic-consent",
             "us-dc-28-3814-k-hours",
+            "us-fl-559.72-17-hours",
+            "us-hi-480j-10c-residence-hours",
             "us-ma-940cmr-7.04-1f-other-2-in-30",
             "us-ma-940cmr-7.04-1f-personal-2-in-7",
             "us-ma-940cmr-7.04-hours",
+            "us-md-14-202-11-1692c-a1-hours",
+            "us-me-9a-11-119-2a-designated-inconvenient-place",
+            "us-me-9a-11-119-2a-designated-inconvenient-time",
             "us-ny-nyc-6rcny-5-77-b1i-designated-inconvenient-place",
             "us-ny-nyc-6rcny-5-77-b1i-designated-inconvenient-time",
             "us-ny-nyc-6rcny-5-77-b1i-hours",
@@ -731,6 +753,11 @@ fn roles_decide_which_rules_bind() {
             "us-ny-nyc-shield-electronic-consent",
             "us-ny-nyc-shield-medium-opt-out",
             "us-pa-73ps-2270.4-hours",
+            "us-sc-37-5-108-5bi-designated-inconvenient-place",
+            "us-sc-37-5-108-5bi-designated-inconvenient-time",
+            "us-sc-37-5-108-5bi-hours",
+            "us-sc-37-5-108-5bii-attorney-representation",
+            "us-sc-37-5-108-5biii-employer-prohibits-contact",
             "us-wv-46a-2-125d-10-conversations-per-week",
             "us-wv-46a-2-125d-30-calls-per-week",
             "us-wv-46a-2-125d-designated-inconvenient-time",
@@ -742,16 +769,22 @@ fn roles_decide_which_rules_bind() {
         vec![
             "policy-do-not-interact",
             "policy-us-federal-holidays",
+            "us-ar-17-24-504-a1b-hours",
             "us-ca-civ-1788.17-1692c-a1-hours",
+            "us-co-5-16-105-1a-hours",
             "us-dc-28-3814-d4-opt-out",
             "us-dc-28-3814-d4Ai-4-calls-in-7",
             "us-dc-28-3814-d4Aii-quiet-after-completed-call",
             "us-dc-28-3814-d4B-5-electronic-in-7",
             "us-dc-28-3814-d4B-electronic-consent",
             "us-dc-28-3814-k-hours",
+            "us-fl-559.72-17-hours",
+            "us-il-205ilcs740-9.2-a1-hours",
             "us-ma-209cmr-18.16-1a-hours",
             "us-ma-209cmr-18.16-1d-other-2-in-30",
             "us-ma-209cmr-18.16-1d-residence-cell-2-in-7",
+            "us-md-14-202-11-1692c-a1-hours",
+            "us-me-32mrs-11012-1a-hours",
             "us-ny-nyc-6rcny-5-77-b1i-hours",
             "us-ny-nyc-6rcny-5-77-b1iv-2-in-7",
             "us-ny-nyc-shield-electronic-consent",
@@ -766,16 +799,23 @@ fn roles_decide_which_rules_bind() {
             "us-regf-hours",
             "us-regf-medium-opt-out",
             "us-regf-quiet-after-conversation",
+            "us-ri-19-14.9-5-1a-hours",
+            "us-sc-37-5-108-5bi-hours",
             "us-wv-46a-2-125d-10-conversations-per-week",
             "us-wv-46a-2-125d-30-calls-per-week",
             "us-wv-46a-2-125d-hours",
         ]
     );
-    assert_eq!(binding(vec![Role::Licensee]).len(), 32);
-    // The lender's policies name no role, so they bind every deployment.
+    assert_eq!(binding(vec![Role::Licensee]).len(), 44);
+    // The lender's policies and Florida's hours ("no person shall", Fla.
+    // Stat. 559.72) name no role, so they bind every deployment.
     assert_eq!(
         binding(vec![]),
-        vec!["policy-do-not-interact", "policy-us-federal-holidays"]
+        vec![
+            "policy-do-not-interact",
+            "policy-us-federal-holidays",
+            "us-fl-559.72-17-hours"
+        ]
     );
 
     // A rule that names nobody binds everyone.

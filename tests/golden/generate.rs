@@ -28,6 +28,10 @@ mod scripted;
 /// Scripted cases of the states added later (New York City, West
 /// Virginia, California, Pennsylvania).
 mod states;
+/// Scripted cases of the states added for issue 17 (Florida, South
+/// Carolina, the collectors' copies of 1692c(a)(1), and the shadow rules
+/// of Maryland, Connecticut, Hawaii and Maine).
+mod states_more;
 /// The random walk of an episode.
 mod walk;
 
@@ -476,5 +480,6 @@ pub fn generate(runner: &Runner) -> String {
     g.washington_mobile();
     g.refusals();
     g.states();
+    g.states_more();
     g.out
 }
