@@ -63,9 +63,23 @@ fn shipped_dir() -> PathBuf {
 
 /// Every shipped rule id, in the order the set lists them; the CLI and the
 /// gRPC tests compare with it too.
-pub(crate) const SHIPPED_IDS: [&str; 44] = [
+pub(crate) const SHIPPED_IDS: [&str; 58] = [
     "policy-do-not-interact",
     "policy-us-federal-holidays",
+    "policy-us-ga-industrial-loan-frequency",
+    "policy-us-ia-537-7103-2d-calls",
+    "policy-us-ia-537-7103-2d-hours",
+    "policy-us-nc-75-52-3-calls",
+    "policy-us-nc-75-52-3-hours",
+    "policy-us-nh-358-c-3-frequency",
+    "policy-us-nh-358-c-3-hours",
+    "policy-us-ny-gbl-601-6-frequency",
+    "policy-us-ny-gbl-601-6-hours",
+    "policy-us-or-646-639-2-frequency",
+    "policy-us-tx-fin-392-302-4-calls",
+    "policy-us-vt-cf-104-02-frequency",
+    "policy-us-wi-427-104-1g-frequency",
+    "policy-us-wi-427-104-1g-hours",
     "us-ca-civ-1788.17-1692c-a1-designated-inconvenient-place",
     "us-ca-civ-1788.17-1692c-a1-designated-inconvenient-time",
     "us-ca-civ-1788.17-1692c-a1-hours",
@@ -693,6 +707,20 @@ fn roles_decide_which_rules_bind() {
         vec![
             "policy-do-not-interact",
             "policy-us-federal-holidays",
+            "policy-us-ga-industrial-loan-frequency",
+            "policy-us-ia-537-7103-2d-calls",
+            "policy-us-ia-537-7103-2d-hours",
+            "policy-us-nc-75-52-3-calls",
+            "policy-us-nc-75-52-3-hours",
+            "policy-us-nh-358-c-3-frequency",
+            "policy-us-nh-358-c-3-hours",
+            "policy-us-ny-gbl-601-6-frequency",
+            "policy-us-ny-gbl-601-6-hours",
+            "policy-us-or-646-639-2-frequency",
+            "policy-us-tx-fin-392-302-4-calls",
+            "policy-us-vt-cf-104-02-frequency",
+            "policy-us-wi-427-104-1g-frequency",
+            "policy-us-wi-427-104-1g-hours",
             "us-ca-civ-1788.17-1692c-a1-designated-inconvenient-place",
             "us-ca-civ-1788.17-1692c-a1-designated-inconvenient-time",
             "us-ca-civ-1788.17-1692c-a1-hours",
@@ -726,6 +754,19 @@ fn roles_decide_which_rules_bind() {
         vec![
             "policy-do-not-interact",
             "policy-us-federal-holidays",
+            "policy-us-ia-537-7103-2d-calls",
+            "policy-us-ia-537-7103-2d-hours",
+            "policy-us-nc-75-52-3-calls",
+            "policy-us-nc-75-52-3-hours",
+            "policy-us-nh-358-c-3-frequency",
+            "policy-us-nh-358-c-3-hours",
+            "policy-us-ny-gbl-601-6-frequency",
+            "policy-us-ny-gbl-601-6-hours",
+            "policy-us-or-646-639-2-frequency",
+            "policy-us-tx-fin-392-302-4-calls",
+            "policy-us-vt-cf-104-02-frequency",
+            "policy-us-wi-427-104-1g-frequency",
+            "policy-us-wi-427-104-1g-hours",
             "us-ca-civ-1788.17-1692c-a1-hours",
             "us-dc-28-3814-d4-opt-out",
             "us-dc-28-3814-d4Ai-4-calls-in-7",
@@ -755,8 +796,10 @@ fn roles_decide_which_rules_bind() {
             "us-wv-46a-2-125d-hours",
         ]
     );
-    assert_eq!(binding(vec![Role::Licensee]).len(), 32);
-    // The lender's policies name no role, so they bind every deployment.
+    assert_eq!(binding(vec![Role::Licensee]).len(), 45);
+    // The lender's policies of lender-policy.yaml name no role, so they
+    // bind every deployment; the templates for state standards name the
+    // roles their texts bind.
     assert_eq!(
         binding(vec![]),
         vec!["policy-do-not-interact", "policy-us-federal-holidays"]
