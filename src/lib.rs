@@ -28,7 +28,8 @@
 //!   do-not-interact periods, per borrower or per debt, with the plain
 //!   English sentence of what each does.
 //! - [`rules`]: rule files, from their raw YAML form to a checked
-//!   [`rules::RuleSet`], and what counts ([`rules::counting`]).
+//!   [`rules::RuleSet`], what counts ([`rules::counting`]), and which
+//!   rules bind where ([`rules::listing`]).
 //! - [`index`]: the per-borrower counting index, the person registry
 //!   (aliases) and the debt registry; every write is planned (`plan_*`)
 //!   before it is stored.
@@ -75,7 +76,8 @@
 //! **Operator commands** (each a subcommand of the binary, `src/main.rs`):
 //! - `serve`: [`server`].
 //! - `backup`, `restore`, `import`: [`ops`].
-//! - `rules check`: [`rules`]; `rules test`: [`ruletest`] (rule tests as
+//! - `rules check`: [`rules`]; `rules list`: [`rules::listing`];
+//!   `rules test`: [`ruletest`] (rule tests as
 //!   stories, one format and one driver for the officers' tests and the
 //!   scenarios); `rules replay` (what-if): [`whatif`].
 //!

@@ -283,11 +283,33 @@ enum RulesCommand {
         #[arg(long, env = "COMPLIANCE_GUARD_HORIZON_DAYS", default_value_t = compliance_guard::index::DEFAULT_HORIZON_DAYS)]
         horizon_days: u32,
     },
-    /// List the rules in DIR with their ids, kinds and citations.
+    /// List the rules that bind a lender in a place: one line per rule,
+    /// tab-separated: id, kind, jurisdictions, citation, mode (enforce or
+    /// shadow), file:line. A place takes the rules written for it, for the
+    /// places that contain it (US) and for the places inside it, as a
+    /// Check naming it does; a summary line goes to stderr.
     List {
-        /// The rules directory.
-        #[arg(default_value = "rules")]
-        dir: PathBuf,
+        /// The rules directory (the older positional form; --rules is the
+        /// same).
+        #[arg(conflicts_with = "rules")]
+        dir: Option<PathBuf>,
+        /// The rules directory [default: rules].
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Only the rules that bind there: `US`, `US-` and a state,
+        /// district or territory code (`US-FL`), or a city code
+        /// (`US-NY-NYC`). Unset: every place.
+        #[arg(long)]
+        jurisdiction: Option<String>,
+        /// Only the rules that bind a lender of these roles, as given to
+        /// `serve --roles` (debtCollector, creditor, licensee), comma
+        /// separated. Unset: every role. The environment variable is not
+        /// read: the list says what the flags ask.
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+        /// `text` (tab-separated lines) or `json` (an array of objects).
+        #[arg(long, default_value = "text")]
+        format: compliance_guard::rules::listing::ListFormat,
     },
 }
 
@@ -719,21 +741,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Rules {
-            command: RulesCommand::List { dir },
+            command:
+                RulesCommand::List {
+                    dir,
+                    rules,
+                    jurisdiction,
+                    roles,
+                    format,
+                },
         } => {
-            let set = RuleSet::load_dir(&dir, &LoadOptions::default())
+            use compliance_guard::jurisdiction::Jurisdiction;
+            use compliance_guard::rules::listing;
+            let place = jurisdiction
+                .map(|j| Jurisdiction::parse(&j))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--jurisdiction: {e}"))?;
+            let roles = parse_roles(&roles)?;
+            let dir = rules.or(dir).unwrap_or_else(|| PathBuf::from("rules"));
+            let opts = LoadOptions {
+                roles: roles.clone(),
+                ..LoadOptions::default()
+            };
+            let set = RuleSet::load_dir(&dir, &opts)
                 .map_err(|e| anyhow::anyhow!("{e}"))
                 .with_context(|| format!("loading rules from {}", dir.display()))?;
-            for r in set.rules() {
-                let places: Vec<&str> = r.jurisdictions.iter().map(|j| j.code()).collect();
-                println!(
-                    "{}\t{}\t{}\t{}",
-                    r.id,
-                    r.kind.name(),
-                    places.join(","),
-                    r.citation
-                );
-            }
+            let listed = listing::binding_in(&set, place);
+            print!("{}", listing::render(&listed, format));
+            eprintln!("{}", listing::summary(&listed, place, roles.as_deref()));
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -9,6 +9,7 @@
 //! placed on the line of the rule's key that is wrong.
 
 pub mod counting;
+pub mod listing;
 pub mod raw;
 
 use std::fmt;
@@ -390,6 +391,22 @@ pub struct Rule {
     pub file: String,
     /// The line of its id.
     pub line: usize,
+}
+
+impl Rule {
+    /// True if the rule binds in one of the places a borrower may be. With
+    /// no place, every rule applies. A rule for a place inside one of them
+    /// applies too: a borrower known only to be in `US-NY` may be in New
+    /// York City, and an unknown fact never makes the guard more
+    /// permissive. The one reading of places: the engine decides with it,
+    /// and `rules list --jurisdiction` lists with it.
+    pub fn binds_in(&self, places: &[Jurisdiction]) -> bool {
+        places.is_empty()
+            || self
+                .jurisdictions
+                .iter()
+                .any(|r| places.iter().any(|p| r.contains(*p) || p.contains(*r)))
+    }
 }
 
 /// A checked, immutable set of rules, with a version that identifies its

@@ -193,6 +193,9 @@ fn compat_rule_tests_still_pass_unchanged() {
         // Added after f8a6031: a send's balance and a minimumBalance rule.
         // Changed for issue 14: US-NY to US-NJ, as above.
         ("minimum-balance.yaml", 3, 0xe054_6edd),
+        // Added for issue 17: the lender's templates for state standards
+        // without a number (rules/policy-state-standards.yaml).
+        ("policy-state-standards.yaml", 34, 0xaa0f_fe6b),
         // Added for issue 17: Arkansas, Ark. Code 17-24-504(a)(1)(B).
         ("us-ar.yaml", 6, 0x178c_543a),
         // Added for issue 14: Cal. Civ. Code 1788.17 (15 U.S.C. 1692c).

@@ -63,9 +63,23 @@ fn shipped_dir() -> PathBuf {
 
 /// Every shipped rule id, in the order the set lists them; the CLI and the
 /// gRPC tests compare with it too.
-pub(crate) const SHIPPED_IDS: [&str; 60] = [
+pub(crate) const SHIPPED_IDS: [&str; 74] = [
     "policy-do-not-interact",
     "policy-us-federal-holidays",
+    "policy-us-ga-industrial-loan-frequency",
+    "policy-us-ia-537-7103-2d-calls",
+    "policy-us-ia-537-7103-2d-hours",
+    "policy-us-nc-75-52-3-calls",
+    "policy-us-nc-75-52-3-hours",
+    "policy-us-nh-358-c-3-frequency",
+    "policy-us-nh-358-c-3-hours",
+    "policy-us-ny-gbl-601-6-frequency",
+    "policy-us-ny-gbl-601-6-hours",
+    "policy-us-or-646-639-2-frequency",
+    "policy-us-tx-fin-392-302-4-calls",
+    "policy-us-vt-cf-104-02-frequency",
+    "policy-us-wi-427-104-1g-frequency",
+    "policy-us-wi-427-104-1g-hours",
     "us-ar-17-24-504-a1b-hours",
     "us-ca-civ-1788.17-1692c-a1-designated-inconvenient-place",
     "us-ca-civ-1788.17-1692c-a1-designated-inconvenient-time",
@@ -725,6 +739,20 @@ fn roles_decide_which_rules_bind() {
         vec![
             "policy-do-not-interact",
             "policy-us-federal-holidays",
+            "policy-us-ga-industrial-loan-frequency",
+            "policy-us-ia-537-7103-2d-calls",
+            "policy-us-ia-537-7103-2d-hours",
+            "policy-us-nc-75-52-3-calls",
+            "policy-us-nc-75-52-3-hours",
+            "policy-us-nh-358-c-3-frequency",
+            "policy-us-nh-358-c-3-hours",
+            "policy-us-ny-gbl-601-6-frequency",
+            "policy-us-ny-gbl-601-6-hours",
+            "policy-us-or-646-639-2-frequency",
+            "policy-us-tx-fin-392-302-4-calls",
+            "policy-us-vt-cf-104-02-frequency",
+            "policy-us-wi-427-104-1g-frequency",
+            "policy-us-wi-427-104-1g-hours",
             "us-ca-civ-1788.17-1692c-a1-designated-inconvenient-place",
             "us-ca-civ-1788.17-1692c-a1-designated-inconvenient-time",
             "us-ca-civ-1788.17-1692c-a1-hours",
@@ -769,6 +797,19 @@ fn roles_decide_which_rules_bind() {
         vec![
             "policy-do-not-interact",
             "policy-us-federal-holidays",
+            "policy-us-ia-537-7103-2d-calls",
+            "policy-us-ia-537-7103-2d-hours",
+            "policy-us-nc-75-52-3-calls",
+            "policy-us-nc-75-52-3-hours",
+            "policy-us-nh-358-c-3-frequency",
+            "policy-us-nh-358-c-3-hours",
+            "policy-us-ny-gbl-601-6-frequency",
+            "policy-us-ny-gbl-601-6-hours",
+            "policy-us-or-646-639-2-frequency",
+            "policy-us-tx-fin-392-302-4-calls",
+            "policy-us-vt-cf-104-02-frequency",
+            "policy-us-wi-427-104-1g-frequency",
+            "policy-us-wi-427-104-1g-hours",
             "us-ar-17-24-504-a1b-hours",
             "us-ca-civ-1788.17-1692c-a1-hours",
             "us-co-5-16-105-1a-hours",
@@ -806,9 +847,11 @@ fn roles_decide_which_rules_bind() {
             "us-wv-46a-2-125d-hours",
         ]
     );
-    assert_eq!(binding(vec![Role::Licensee]).len(), 44);
-    // The lender's policies and Florida's hours ("no person shall", Fla.
-    // Stat. 559.72) name no role, so they bind every deployment.
+    assert_eq!(binding(vec![Role::Licensee]).len(), 57);
+    // The lender's policies of lender-policy.yaml and Florida's hours ("no
+    // person shall", Fla. Stat. 559.72) name no role, so they bind every
+    // deployment; the templates for state standards name the roles their
+    // texts bind.
     assert_eq!(
         binding(vec![]),
         vec![

@@ -10,7 +10,8 @@
 //!   backup and import, durability across crashes and restarts, live
 //!   reload, and the soak test (`tests/ops/`).
 //!
-//! The rest are kept at the top: the documents, the rule files, the
+//! The rest are kept at the top: the documents (and the jurisdictions
+//! page against the vocabulary and the rules), the rule files, the
 //! scenarios, the golden and compatibility corpora, recovery, the races
 //! and the access table.
 
@@ -25,6 +26,7 @@ mod auth;
 mod compat;
 mod docs;
 mod golden;
+mod jurisdictions;
 mod races;
 mod recovery;
 mod rules_files;

@@ -305,18 +305,6 @@ fn later(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> bool {
     }
 }
 
-/// True if a rule binds in one of the places the send may be. With no
-/// place, every rule applies. A rule for a place inside the send's place
-/// applies too: a borrower known only to be in `US-NY` may be in New York
-/// City, and an unknown fact never makes the guard more permissive.
-fn binds_in(rule: &Rule, places: &[Jurisdiction]) -> bool {
-    places.is_empty()
-        || rule
-            .jurisdictions
-            .iter()
-            .any(|r| places.iter().any(|p| r.contains(*p) || p.contains(*r)))
-}
-
 /// Decides whether `proposal` may be sent, against `rules` and the
 /// borrower's history in `view`. `now` is the default moment of the send;
 /// nothing else in the decision reads a clock.
@@ -335,7 +323,7 @@ pub fn decide(
     let applicable: Vec<&Rule> = rules
         .rules()
         .iter()
-        .filter(|r| r.binding && binds_in(r, &places))
+        .filter(|r| r.binding && r.binds_in(&places))
         .filter(|r| {
             r.applies.covers(
                 proposal.channel,

@@ -25,6 +25,9 @@ mod places;
 mod refusals;
 /// Scripted cases of names, retries, conversations and companies.
 mod scripted;
+/// The lender's templates for state standards that have no number, in
+/// shadow.
+mod standards;
 /// Scripted cases of the states added later (New York City, West
 /// Virginia, California, Pennsylvania).
 mod states;
@@ -481,5 +484,6 @@ pub fn generate(runner: &Runner) -> String {
     g.refusals();
     g.states();
     g.states_more();
+    g.state_standards();
     g.out
 }

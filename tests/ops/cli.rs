@@ -98,14 +98,16 @@ fn rules_check_honours_the_horizon() {
     // the permitted hours and the rules that honour restrictions. (New
     // York City's cap of 2 in 7 days and its consent rule's one request
     // in 30 days made 12 into 14; West Virginia's caps are of 7 days too,
-    // so 16.)
-    assert_eq!(out.lines().count(), 16, "{out}");
+    // so 16; the nine templates of policy-state-standards.yaml with a cap
+    // of 7 days, 25.)
+    assert_eq!(out.lines().count(), 25, "{out}");
     assert!(
-        out.lines()
-            .all(|l| l.starts_with("rules/us-") && l.contains("longer than the 6 days")),
+        out.lines().all(|l| (l.starts_with("rules/us-")
+            || l.starts_with("rules/policy-state-standards.yaml:"))
+            && l.contains("longer than the 6 days")),
         "{out}"
     );
-    assert_eq!(stderr(&o), "16 problems found\n");
+    assert_eq!(stderr(&o), "25 problems found\n");
 }
 
 #[test]
@@ -141,10 +143,279 @@ fn rules_list_prints_the_ids() {
     let out = stdout(&o);
     let ids: Vec<&str> = out.lines().map(|l| l.split('\t').next().unwrap()).collect();
     assert_eq!(ids, crate::rules_files::SHIPPED_IDS);
+    // The first four columns are those printed before `--jurisdiction`
+    // existed; mode and file:line come after them.
     assert!(
-        out.lines()
-            .any(|l| l == "us-regf-hours\tpermittedHours\tUS\t12 CFR 1006.6(b)(1)(i)"),
+        out.lines().any(|l| l
+            == "us-regf-hours\tpermittedHours\tUS\t12 CFR 1006.6(b)(1)(i)\tenforce\trules/us-reg-f.yaml:61"),
         "{out}"
+    );
+    let shadow = out.lines().filter(|l| l.contains("\tshadow\t")).count();
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "{} rules bind any lender anywhere: {} enforced, {shadow} in shadow\n",
+            ids.len(),
+            ids.len() - shadow
+        )
+    );
+    // `--rules DIR` and the older positional DIR are the same.
+    assert_eq!(stdout(&run(&["rules", "list", "--rules", "rules"])), out);
+    assert_eq!(stdout(&run(&["rules", "list", "rules"])), out);
+}
+
+/// What binds a creditor in West Virginia: the lender's policies for `US`
+/// and the state's four rules, with their modes and where each is written.
+#[test]
+fn rules_list_for_a_place_and_roles_prints_what_binds_there() {
+    let o = run(&[
+        "rules",
+        "list",
+        "--jurisdiction",
+        "US-WV",
+        "--roles",
+        "creditor",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "policy-do-not-interact\trestriction\tUS\tLender policy; for a bankruptcy, 11 U.S.C. 362(a)(6) (the automatic stay bars any act to collect a pre-petition claim)\tenforce\trules/lender-policy.yaml:4
+policy-us-federal-holidays\tblackoutDates\tUS\tLender policy; holiday dates from 5 U.S.C. 6103(a)\tshadow\trules/lender-policy.yaml:21
+us-wv-46a-2-125d-10-conversations-per-week\tfrequencyCap\tUS-WV\tW. Va. Code 46A-2-125(d); 46A-2-122(d)\tenforce\trules/us-wv.yaml:47
+us-wv-46a-2-125d-30-calls-per-week\tfrequencyCap\tUS-WV\tW. Va. Code 46A-2-125(d); 46A-2-122(d)\tenforce\trules/us-wv.yaml:19
+us-wv-46a-2-125d-designated-inconvenient-time\trestriction\tUS-WV\tW. Va. Code 46A-2-125(d); 46A-2-122(d)\tenforce\trules/us-wv.yaml:101
+us-wv-46a-2-125d-hours\tpermittedHours\tUS-WV\tW. Va. Code 46A-2-125(d); 46A-2-122(d)\tenforce\trules/us-wv.yaml:77
+"
+    );
+    assert_eq!(
+        stderr(&o),
+        "6 rules bind a lender that is creditor in US-WV (West Virginia): 5 enforced, 1 in shadow\n"
+    );
+}
+
+/// The command of issue 17: a creditor in Florida has the lender's
+/// policies and Florida's night ban (559.72(17) binds "any person").
+#[test]
+fn rules_list_for_florida_and_a_creditor() {
+    let o = run(&[
+        "rules",
+        "list",
+        "--jurisdiction",
+        "US-FL",
+        "--roles",
+        "creditor",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "policy-do-not-interact\trestriction\tUS\tLender policy; for a bankruptcy, 11 U.S.C. 362(a)(6) (the automatic stay bars any act to collect a pre-petition claim)\tenforce\trules/lender-policy.yaml:4
+policy-us-federal-holidays\tblackoutDates\tUS\tLender policy; holiday dates from 5 U.S.C. 6103(a)\tshadow\trules/lender-policy.yaml:21
+us-fl-559.72-17-hours\tpermittedHours\tUS-FL\tFla. Stat. 559.72(17)\tenforce\trules/us-fl.yaml:24
+"
+    );
+    assert_eq!(
+        stderr(&o),
+        "3 rules bind a lender that is creditor in US-FL (Florida): 2 enforced, 1 in shadow\n"
+    );
+}
+
+const PLACES: &str = "rules:
+  - id: a-federal
+    description: d
+    citation: Federal 1
+    binds: [debtCollector]
+    jurisdictions: [US]
+    permittedHours: {from: \"08:00\", until: \"21:00\"}
+  - id: b-state
+    description: d
+    citation: State 2
+    mode: shadow
+    jurisdictions: [US-NY]
+    permittedHours: {from: \"08:00\", until: \"21:00\"}
+  - id: c-city
+    description: d
+    citation: City 3
+    binds: [creditor, licensee]
+    jurisdictions: [US-NY-NYC]
+    permittedHours: {from: \"08:00\", until: \"21:00\"}
+  - id: d-elsewhere
+    description: d
+    citation: Elsewhere 4
+    jurisdictions: [US-MA]
+    permittedHours: {from: \"08:00\", until: \"21:00\"}
+";
+
+/// A state takes the rules of its parent and of the places inside it (a
+/// borrower known only to be in New York may be in the city), as a Check
+/// does; roles are parsed as `serve --roles` parses them; `--format json`
+/// prints the same rules as objects.
+#[test]
+fn rules_list_reads_places_and_roles_as_the_engine_and_prints_json() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("places.yaml"), PLACES).unwrap();
+    let d = dir.path().to_str().unwrap();
+    let file = dir.path().join("places.yaml").display().to_string();
+    let ids = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["rules", "list", "--rules", d];
+        all.extend_from_slice(args);
+        let o = run(&all);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+            .lines()
+            .map(|l| l.split('\t').next().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&[]), ["a-federal", "b-state", "c-city", "d-elsewhere"]);
+    assert_eq!(
+        ids(&["--jurisdiction", "US-NY"]),
+        ["a-federal", "b-state", "c-city"]
+    );
+    assert_eq!(
+        ids(&["--jurisdiction", "US-NY-NYC"]),
+        ["a-federal", "b-state", "c-city"]
+    );
+    assert_eq!(
+        ids(&["--jurisdiction", "US-MA"]),
+        ["a-federal", "d-elsewhere"]
+    );
+    assert_eq!(
+        ids(&["--jurisdiction", "US"]),
+        ["a-federal", "b-state", "c-city", "d-elsewhere"]
+    );
+    assert_eq!(
+        ids(&["--jurisdiction", "US-NY", "--roles", "creditor"]),
+        ["b-state", "c-city"]
+    );
+    assert_eq!(
+        ids(&[
+            "--jurisdiction",
+            "US-NY",
+            "--roles",
+            "debtCollector,licensee"
+        ]),
+        ["a-federal", "b-state", "c-city"]
+    );
+
+    let o = run(&[
+        "rules",
+        "list",
+        "--rules",
+        d,
+        "--jurisdiction",
+        "US-NY-NYC",
+        "--roles",
+        "creditor",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        format!(
+            r#"[
+  {{
+    "id": "b-state",
+    "mode": "shadow",
+    "kind": "permittedHours",
+    "jurisdictions": [
+      "US-NY"
+    ],
+    "binds": [],
+    "citation": "State 2",
+    "file": "{file}",
+    "line": 8
+  }},
+  {{
+    "id": "c-city",
+    "mode": "enforce",
+    "kind": "permittedHours",
+    "jurisdictions": [
+      "US-NY-NYC"
+    ],
+    "binds": [
+      "creditor",
+      "licensee"
+    ],
+    "citation": "City 3",
+    "file": "{file}",
+    "line": 14
+  }}
+]
+"#
+        )
+    );
+    assert_eq!(
+        stderr(&o),
+        "2 rules bind a lender that is creditor in US-NY-NYC (New York City): 1 enforced, 1 in shadow\n"
+    );
+    // Nothing binds: an empty list, and the summary says so.
+    let o = run(&[
+        "rules",
+        "list",
+        "--rules",
+        d,
+        "--jurisdiction",
+        "US-FL",
+        "--roles",
+        "creditor",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stdout(&o), "");
+    assert_eq!(
+        stderr(&o),
+        "0 rules bind a lender that is creditor in US-FL (Florida): 0 enforced, 0 in shadow\n"
+    );
+}
+
+/// A code outside the vocabulary, a role the server does not know, a
+/// format that is not one: exit 2, the value named with what is allowed,
+/// and nothing on stdout. The jurisdiction is checked before the rules
+/// are read.
+#[test]
+fn rules_list_refuses_a_bad_jurisdiction_role_or_format() {
+    let o = run(&[
+        "rules",
+        "list",
+        "--jurisdiction",
+        "US-FLA",
+        "--rules",
+        "no-such-rules-dir",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stdout(&o), "");
+    assert_eq!(
+        stderr(&o),
+        "error: --jurisdiction: unknown jurisdiction `US-FLA`; allowed: `US`, `US-` and a state, district or territory code (`US-MA`), or a city code (`US-NY-NYC`) (did you mean `US-FL`?)\n"
+    );
+    let o = run(&["rules", "list", "--jurisdiction", "Florida"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o)
+            .starts_with("error: --jurisdiction: unknown jurisdiction `Florida`; allowed: `US`,"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&[
+        "rules",
+        "list",
+        "--jurisdiction",
+        "US-FL",
+        "--roles",
+        "creditr",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stdout(&o), "");
+    assert_eq!(
+        stderr(&o),
+        "error: unknown role `creditr`; allowed: debtCollector, creditor, licensee\n"
+    );
+    let o = run(&["rules", "list", "--format", "yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stdout(&o), "");
+    assert!(
+        stderr(&o).contains("unknown format `yaml`; allowed: text, json"),
+        "{}",
+        stderr(&o)
     );
 }
 
