@@ -90,7 +90,9 @@ impl fmt::Display for RuleErrors {
 pub struct LoadOptions {
     /// The index horizon in days; a longer window is refused.
     pub horizon_days: u32,
-    /// What the lender is. `None`: every rule binds.
+    /// What the lender is. `None`: every rule binds. Each role also holds
+    /// the roles it implies ([`Role::implied`]: a `smallLoanLicensee` is a
+    /// `creditor`).
     pub roles: Option<Vec<Role>>,
 }
 
@@ -610,7 +612,10 @@ impl Checker<'_> {
         }
         let binding = match &opts.roles {
             None => true,
-            Some(roles) => raw.binds.is_empty() || raw.binds.iter().any(|b| roles.contains(b)),
+            Some(roles) => {
+                let held = Role::implied(roles);
+                raw.binds.is_empty() || raw.binds.iter().any(|b| held.contains(b))
+            }
         };
         Some(Rule {
             id: id.to_owned(),

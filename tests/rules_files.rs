@@ -63,7 +63,7 @@ fn shipped_dir() -> PathBuf {
 
 /// Every shipped rule id, in the order the set lists them; the CLI and the
 /// gRPC tests compare with it too.
-pub(crate) const SHIPPED_IDS: [&str; 44] = [
+pub(crate) const SHIPPED_IDS: [&str; 48] = [
     "policy-do-not-interact",
     "policy-us-federal-holidays",
     "us-ca-civ-1788.17-1692c-a1-designated-inconvenient-place",
@@ -104,6 +104,10 @@ pub(crate) const SHIPPED_IDS: [&str; 44] = [
     "us-wa-rcw-19.16.250-13b-work-1-per-week",
     "us-wa-rcw-19.16.250-13c-residence-hours",
     "us-wa-rcw-19.16.250-18-mobile-2-per-day",
+    "us-wa-rcw-31.45.082-3a-3-per-week",
+    "us-wa-rcw-31.45.082-3b-employer-prohibits",
+    "us-wa-rcw-31.45.082-3b-work-1-per-week",
+    "us-wa-rcw-31.45.082-3c-residence-hours",
     "us-wv-46a-2-125d-10-conversations-per-week",
     "us-wv-46a-2-125d-30-calls-per-week",
     "us-wv-46a-2-125d-designated-inconvenient-time",
@@ -756,6 +760,30 @@ fn roles_decide_which_rules_bind() {
         ]
     );
     assert_eq!(binding(vec![Role::Licensee]).len(), 32);
+    // A small-loan licensee is a creditor too: it gets every creditors'
+    // rule and RCW 31.45.082's, and naming both roles changes nothing.
+    let creditor = binding(vec![Role::Creditor]);
+    let small = binding(vec![Role::SmallLoanLicensee]);
+    let mut expected = creditor.clone();
+    expected.extend(
+        [
+            "us-wa-rcw-31.45.082-3a-3-per-week",
+            "us-wa-rcw-31.45.082-3b-employer-prohibits",
+            "us-wa-rcw-31.45.082-3b-work-1-per-week",
+            "us-wa-rcw-31.45.082-3c-residence-hours",
+        ]
+        .map(String::from),
+    );
+    expected.sort();
+    assert_eq!(small, expected);
+    assert_eq!(
+        binding(vec![Role::SmallLoanLicensee, Role::Creditor]),
+        small
+    );
+    assert!(
+        !creditor.iter().any(|id| id.contains("31.45.082")),
+        "a plain creditor is not a small-loan licensee"
+    );
     // The lender's policies name no role, so they bind every deployment.
     assert_eq!(
         binding(vec![]),

@@ -26,7 +26,10 @@ pub struct RawFile {
     pub rules: Vec<RawRule>,
 }
 
-/// Whom a rule binds.
+/// Whom a rule binds, and what a deployment says the lender is
+/// (`--roles`). A rule binds a deployment when one of its `binds` is among
+/// the deployment's roles, after [`Role::implied`] adds what each role
+/// implies; a rule that names no role binds every deployment.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
 )]
@@ -38,6 +41,10 @@ pub enum Role {
     Creditor,
     /// A licensed collection agency (RCW 19.16 binds these).
     Licensee,
+    /// A lender licensed to make small (payday) loans, collecting its own
+    /// loans (RCW 31.45.082 binds these). It is a creditor too: the role
+    /// implies [`Role::Creditor`].
+    SmallLoanLicensee,
 }
 
 impl Role {
@@ -47,7 +54,36 @@ impl Role {
             Role::DebtCollector => "debtCollector",
             Role::Creditor => "creditor",
             Role::Licensee => "licensee",
+            Role::SmallLoanLicensee => "smallLoanLicensee",
         }
+    }
+
+    /// Every role, as `--roles` and rule files spell them.
+    pub const NAMES: &'static [&'static str] =
+        &["debtCollector", "creditor", "licensee", "smallLoanLicensee"];
+
+    /// Parses a role as written; anything else is `None`.
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "debtCollector" => Some(Role::DebtCollector),
+            "creditor" => Some(Role::Creditor),
+            "licensee" => Some(Role::Licensee),
+            "smallLoanLicensee" => Some(Role::SmallLoanLicensee),
+            _ => None,
+        }
+    }
+
+    /// The roles a deployment holds when it says it holds `roles`: each
+    /// role with the roles it implies. A small-loan licensee collects its
+    /// own loans, so it is a creditor too: a deployment that names only
+    /// `smallLoanLicensee` must not escape the creditors' rules. Implied
+    /// roles only ever add rules, never remove one.
+    pub fn implied(roles: &[Role]) -> Vec<Role> {
+        let mut out = roles.to_vec();
+        if roles.contains(&Role::SmallLoanLicensee) && !out.contains(&Role::Creditor) {
+            out.push(Role::Creditor);
+        }
+        out
     }
 }
 
