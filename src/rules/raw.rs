@@ -16,7 +16,7 @@ use crate::jurisdiction::Jurisdiction;
 use crate::model::{
     AgentOutcome, Channel, ContactKind, Direction, StatusDetails, Theme, describe_allowed,
 };
-use crate::restrictions::RestrictionKind;
+use crate::restrictions::{MailType, RestrictionKind};
 
 /// One rule file: a list of rules.
 #[derive(Debug, Deserialize)]
@@ -281,8 +281,19 @@ pub enum Per {
 pub struct RawCap {
     /// At most this many in any window.
     pub limit: u32,
-    /// The window, in consecutive local calendar days.
-    pub window_days: u32,
+    /// The window, in consecutive local calendar days (a rolling window).
+    /// Exactly one of `windowDays` and `window` is given.
+    #[serde(default)]
+    pub window_days: Option<u32>,
+    /// A window that does not roll: each local calendar month, or every
+    /// communication since a restriction's receipt (`all`, with `since`).
+    #[serde(default)]
+    pub window: Option<CapWindow>,
+    /// Count only from the receipt of a restriction of this kind, and
+    /// apply the cap only while one is in force (La. R.S. 9:3562(3):
+    /// "thereafter", after the debtor's request).
+    #[serde(default)]
+    pub since: Option<RawSince>,
     /// Per borrower or per debt.
     pub per: Per,
     /// Changes to the default table of what counts.
@@ -292,6 +303,58 @@ pub struct RawCap {
     /// 1006.14(b)(3)(i)) are neither counted nor checked.
     #[serde(default)]
     pub exempt_with_prior_consent: bool,
+}
+
+/// A cap's window that does not roll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CapWindow {
+    /// Each calendar month of the borrower's local time ("one notice per
+    /// month"): the sends of the send's local month count.
+    CalendarMonth,
+    /// Every send since the receipt of the `since` restriction, whenever
+    /// it went ("a maximum of four personal contacts").
+    All,
+}
+
+impl CapWindow {
+    /// The name as rule files write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CapWindow::CalendarMonth => "calendarMonth",
+            CapWindow::All => "all",
+        }
+    }
+}
+
+/// The restriction a cap counts from, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawSince {
+    /// The kind whose receipt starts the count.
+    pub restriction: RestrictionKindName,
+    /// Only restrictions sent by one of these mail types start it; one
+    /// whose mail type is unknown does too (the strict reading). Unset:
+    /// every restriction of the kind.
+    #[serde(default)]
+    pub mail_type: Option<Vec<MailTypeName>>,
+}
+
+/// A mail type as a rule names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailTypeName(pub MailType);
+
+impl<'de> Deserialize<'de> for MailTypeName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_visitor(d, "a mail type", |text| {
+            MailType::parse(text).map(MailTypeName).ok_or_else(|| {
+                format!(
+                    "unknown mail type `{text}`, allowed: {}",
+                    describe_allowed(text, MailType::NAMES)
+                )
+            })
+        })
+    }
 }
 
 /// Changes to the default counting table.
@@ -369,6 +432,21 @@ pub struct RawHours {
     pub from: String,
     /// End of the permitted time, exclusive.
     pub until: String,
+    /// The borrower's consent to another time (`consentToTime`) lifts the
+    /// hours at the times it names (MCL 445.252(n): "unless the debtor
+    /// expressly agrees in writing to communications at another time").
+    /// Unset: nothing lifts them.
+    #[serde(default)]
+    pub unless_consent: Option<RawUnlessConsent>,
+}
+
+/// Which consents to another time lift permitted hours, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawUnlessConsent {
+    /// `true`: only a consent recorded as given in writing; `false`: any
+    /// consent to another time. Required, so that a rule says which.
+    pub written: bool,
 }
 
 /// A theme or a theme group, as a rule names it.

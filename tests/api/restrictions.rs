@@ -858,7 +858,8 @@ async fn bad_restriction_days_are_invalid_argument_naming_days() {
     .await;
     assert_eq!(fields(&status), ["days"]);
     assert!(
-        about(&status, "days").contains("only `inconvenientTime` has days of the week"),
+        about(&status, "days")
+            .contains("only `inconvenientTime` and `consentToTime` have days of the week"),
         "{status:?}"
     );
 
