@@ -196,7 +196,13 @@ fn compat_rule_tests_still_pass_unchanged() {
         // Added for issue 14: Cal. Civ. Code 1788.17 (15 U.S.C. 1692c).
         ("us-ca.yaml", 20, 0x1de8_27cb),
         ("us-dc.yaml", 7, 0x41b4_77f2),
+        // Added for issue 17: Louisiana, La. R.S. 9:3562(3) (caps counted
+        // from a request sent by certified mail).
+        ("us-la.yaml", 14, 0x9496_73ab),
         ("us-ma.yaml", 9, 0x327f_73d9),
+        // Added for issue 17: Michigan, MCL 445.252(n) (hours lifted only
+        // by a written agreement).
+        ("us-mi.yaml", 15, 0xf432_a8ed),
         // Added for issue 14: New York City, 6 RCNY 5-77.
         ("us-ny-nyc.yaml", 24, 0xfa39_f819),
         // Added for issue 14: Pennsylvania, 73 P.S. 2270.4 (shadow).

@@ -63,7 +63,7 @@ fn shipped_dir() -> PathBuf {
 
 /// Every shipped rule id, in the order the set lists them; the CLI and the
 /// gRPC tests compare with it too.
-pub(crate) const SHIPPED_IDS: [&str; 48] = [
+pub(crate) const SHIPPED_IDS: [&str; 53] = [
     "policy-do-not-interact",
     "policy-us-federal-holidays",
     "us-ca-civ-1788.17-1692c-a1-designated-inconvenient-place",
@@ -78,12 +78,17 @@ pub(crate) const SHIPPED_IDS: [&str; 48] = [
     "us-dc-28-3814-d4B-5-electronic-in-7",
     "us-dc-28-3814-d4B-electronic-consent",
     "us-dc-28-3814-k-hours",
+    "us-la-rs-9-3562-3-4-personal-contacts",
+    "us-la-rs-9-3562-3-mail-1-per-month",
     "us-ma-209cmr-18.16-1a-hours",
     "us-ma-209cmr-18.16-1d-other-2-in-30",
     "us-ma-209cmr-18.16-1d-residence-cell-2-in-7",
     "us-ma-940cmr-7.04-1f-other-2-in-30",
     "us-ma-940cmr-7.04-1f-personal-2-in-7",
     "us-ma-940cmr-7.04-hours",
+    "us-mi-mcl-445.252n-designated-inconvenient-place",
+    "us-mi-mcl-445.252n-designated-inconvenient-time",
+    "us-mi-mcl-445.252n-hours",
     "us-ny-nyc-6rcny-5-77-b1i-designated-inconvenient-place",
     "us-ny-nyc-6rcny-5-77-b1i-designated-inconvenient-time",
     "us-ny-nyc-6rcny-5-77-b1i-hours",
@@ -616,7 +621,8 @@ fn the_shipped_rules_load_with_their_ids() {
     let ids: Vec<&str> = set.rules().iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, SHIPPED_IDS);
     assert!(set.rules().iter().all(|r| r.binding));
-    assert_eq!(set.longest_window_days(), 30);
+    // Louisiana's monthly cap reads up to a month (31 days) of history.
+    assert_eq!(set.longest_window_days(), 31);
     let hours = set.get("us-regf-hours").unwrap();
     assert!(hours.file.ends_with("us-reg-f.yaml"), "{}", hours.file);
     assert!(matches!(hours.kind, RuleKind::PermittedHours { .. }));
@@ -709,9 +715,14 @@ fn roles_decide_which_rules_bind() {
             "us-dc-28-3814-d4B-5-electronic-in-7",
             "us-dc-28-3814-d4B-electronic-consent",
             "us-dc-28-3814-k-hours",
+            "us-la-rs-9-3562-3-4-personal-contacts",
+            "us-la-rs-9-3562-3-mail-1-per-month",
             "us-ma-940cmr-7.04-1f-other-2-in-30",
             "us-ma-940cmr-7.04-1f-personal-2-in-7",
             "us-ma-940cmr-7.04-hours",
+            "us-mi-mcl-445.252n-designated-inconvenient-place",
+            "us-mi-mcl-445.252n-designated-inconvenient-time",
+            "us-mi-mcl-445.252n-hours",
             "us-ny-nyc-6rcny-5-77-b1i-designated-inconvenient-place",
             "us-ny-nyc-6rcny-5-77-b1i-designated-inconvenient-time",
             "us-ny-nyc-6rcny-5-77-b1i-hours",
