@@ -19,6 +19,9 @@ use serde_json::{Map, Value};
 
 /// Scripted cases of daylight-saving changes.
 mod daylight;
+/// Scripted cases of the rule-language additions (Louisiana, Michigan,
+/// Washington's small-loan licensees).
+mod lang;
 /// Scripted cases of particular places and restrictions.
 mod places;
 /// Refused requests.
@@ -476,5 +479,6 @@ pub fn generate(runner: &Runner) -> String {
     g.washington_mobile();
     g.refusals();
     g.states();
+    g.lang();
     g.out
 }
