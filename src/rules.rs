@@ -415,6 +415,23 @@ impl RuleKind {
         }
     }
 
+    /// True if the rule reads this very restriction: it reads its kind
+    /// ([`RuleKind::reads_restriction`]) and, where the rule asks more of
+    /// it, the restriction meets that: a cap's `since` names its mail type
+    /// (or it is unknown), hours' `unlessConsent` finds it written when it
+    /// must be. ExplainRestrictions lists these rules, so that a cease sent
+    /// by ordinary mail is not shown under the caps that follow a
+    /// certified one, nor an unwritten consent under hours it cannot lift.
+    pub fn reads(&self, r: &Restriction) -> bool {
+        match self {
+            RuleKind::PeriodCap { since, .. } => since.as_ref().is_some_and(|s| s.started_by(r)),
+            RuleKind::PermittedHours { unless_consent, .. } => {
+                unless_consent.is_some_and(|u| u.lifted_by(r))
+            }
+            _ => self.reads_restriction(r.kind),
+        }
+    }
+
     /// The kind's name as rule files write it.
     pub fn name(&self) -> &'static str {
         match self {

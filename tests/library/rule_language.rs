@@ -398,3 +398,52 @@ fn the_new_restriction_fields_are_checked() {
         vec![("loanIds".into(), "`loanIds` is not allowed for `kind` `consentToTime`: it concerns the borrower, not a debt".into())]
     );
 }
+
+/// The rules that read a restriction, as ExplainRestrictions lists them:
+/// Louisiana's caps read a cease of registered, certified or unknown mail
+/// type, not one sent by ordinary mail; Michigan's hours read a written
+/// consent to another time, not an unwritten one.
+#[test]
+fn the_rules_that_read_a_restriction_follow_its_fields() {
+    let set = RuleSet::load_dir("rules".as_ref(), &LoadOptions::default()).unwrap();
+    let readers = |yaml: &str| -> Vec<String> {
+        let input: RestrictionInput = serde_yaml::from_str(yaml).unwrap();
+        let r = input
+            .check(
+                "RS-1".into(),
+                PERSON.into(),
+                "t".into(),
+                utc(2026, 6, 1, 0, 0, 0),
+            )
+            .unwrap();
+        set.rules()
+            .iter()
+            .filter(|rule| rule.kind.reads(&r))
+            .filter(|rule| rule.id.starts_with("us-la") || rule.id.starts_with("us-mi"))
+            .map(|rule| rule.id.clone())
+            .collect()
+    };
+    let la = [
+        "us-la-rs-9-3562-3-4-personal-contacts",
+        "us-la-rs-9-3562-3-mail-1-per-month",
+    ];
+    for mail in ["", ", mailType: certified", ", mailType: registered"] {
+        assert_eq!(
+            readers(&format!(
+                "{{kind: ceaseCommunication, source: letter{mail}, receivedAt: '2026-06-01T00:00:00Z'}}"
+            )),
+            la,
+            "{mail}"
+        );
+    }
+    assert!(
+        readers("{kind: ceaseCommunication, source: letter, mailType: other, receivedAt: '2026-06-01T00:00:00Z'}")
+            .is_empty()
+    );
+    let consent = "{kind: consentToTime, source: letter, from: '21:00', until: '22:00', receivedAt: '2026-06-01T00:00:00Z'";
+    assert_eq!(
+        readers(&format!("{consent}, written: true}}")),
+        ["us-mi-mcl-445.252n-hours"]
+    );
+    assert!(readers(&format!("{consent}}}")).is_empty());
+}
