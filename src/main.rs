@@ -96,8 +96,9 @@ struct ServeArgs {
     /// TLS private key (PEM); with --tls-cert.
     #[arg(long, env = "COMPLIANCE_GUARD_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// What the lender is (debtCollector, creditor, licensee), comma
-    /// separated. Unset: every rule binds.
+    /// What the lender is (debtCollector, creditor, licensee,
+    /// smallLoanLicensee, which implies creditor), comma separated. Unset:
+    /// every rule binds.
     #[arg(long, env = "COMPLIANCE_GUARD_ROLES", value_delimiter = ',')]
     roles: Vec<String>,
     /// What a write waits for before it is acknowledged: `sync` (fdatasync;
@@ -559,8 +560,8 @@ fn parse_roles(roles: &[String]) -> anyhow::Result<Option<Vec<Role>>> {
     let parsed: Result<Vec<Role>, _> = roles
         .iter()
         .map(|r| {
-            serde_yaml::from_str::<Role>(r).map_err(|_| {
-                anyhow::anyhow!("unknown role `{r}`; allowed: debtCollector, creditor, licensee")
+            Role::parse(r).ok_or_else(|| {
+                anyhow::anyhow!("unknown role `{r}`; allowed: {}", Role::NAMES.join(", "))
             })
         })
         .collect();

@@ -180,15 +180,43 @@ pub fn diff(old: &RuleSet, new: &RuleSet) -> Diff {
                 RuleKind::PermittedHours {
                     from: of,
                     until: ou,
+                    unless_consent: oc,
                 },
                 RuleKind::PermittedHours {
                     from: nf,
                     until: nu,
+                    unless_consent: nc,
                 },
             ) if o.applies == n.applies => {
-                let tighter = nf >= of && nu <= ou;
-                let looser = nf <= of && nu >= ou;
+                // Nothing lifting the hours is the strictest; a written
+                // consent lifting them comes next; any consent, last.
+                let lift = |c: &Option<crate::rules::UnlessConsent>| match c {
+                    None => 0,
+                    Some(c) if c.written => 1,
+                    Some(_) => 2,
+                };
+                let (ol, nl) = (lift(oc), lift(nc));
+                let tighter = nf >= of && nu <= ou && nl <= ol;
+                let looser = nf <= of && nu >= ou && nl >= ol;
                 (tighter && !looser, looser && !tighter)
+            }
+            (
+                RuleKind::PeriodCap {
+                    limit: ol,
+                    window: ow,
+                    per: op,
+                    counting: oc,
+                    since: os,
+                },
+                RuleKind::PeriodCap {
+                    limit: nl,
+                    window: nw,
+                    per: np,
+                    counting: nc,
+                    since: ns,
+                },
+            ) if ow == nw && op == np && oc == nc && os == ns && o.applies == n.applies => {
+                (nl < ol, nl > ol)
             }
             _ => (false, false),
         };
@@ -410,5 +438,66 @@ pub async fn watch(
             reload_once(&dir, &opts, &guard, &stats, &data_dir)
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn set(kind: &str) -> RuleSet {
+        let text = format!(
+            "rules:\n  - id: r\n    description: d\n    citation: c\n    jurisdictions: [US]\n{kind}"
+        );
+        RuleSet::compile(&[("t.yaml".to_owned(), text)], &LoadOptions::default()).unwrap()
+    }
+
+    fn direction(old: &str, new: &str) -> &'static str {
+        let d = diff(&set(old), &set(new));
+        match (d.tightened.len(), d.loosened.len(), d.changed.len()) {
+            (1, 0, 0) => "tightened",
+            (0, 1, 0) => "loosened",
+            (0, 0, 1) => "changed",
+            _ => "same",
+        }
+    }
+
+    /// Nothing lifting the hours is stricter than a written consent
+    /// lifting them, which is stricter than any consent.
+    #[test]
+    fn a_consent_that_lifts_the_hours_loosens_them() {
+        let hours = |lift: &str| {
+            format!("    permittedHours:\n      from: \"08:00\"\n      until: \"21:00\"\n{lift}")
+        };
+        let none = hours("");
+        let written = hours("      unlessConsent: {written: true}\n");
+        let any = hours("      unlessConsent: {written: false}\n");
+        assert_eq!(direction(&none, &written), "loosened");
+        assert_eq!(direction(&written, &any), "loosened");
+        assert_eq!(direction(&any, &none), "tightened");
+        assert_eq!(direction(&written, &written), "same");
+        let narrower = written.replace("08:00", "09:00");
+        assert_eq!(direction(&any, &narrower), "tightened");
+        let wider_but_stricter = none.replace("08:00", "07:00");
+        assert_eq!(direction(&written, &wider_but_stricter), "changed");
+    }
+
+    /// A cap since a receipt is tighter with a lower limit; another window
+    /// or restriction is a change.
+    #[test]
+    fn a_cap_since_a_receipt_tightens_with_its_limit() {
+        let cap = |limit: u32, window: &str| {
+            format!(
+                "    frequencyCap:\n      limit: {limit}\n      window: {window}\n      per: debt\n      since: {{restriction: ceaseCommunication}}\n"
+            )
+        };
+        assert_eq!(direction(&cap(4, "all"), &cap(3, "all")), "tightened");
+        assert_eq!(direction(&cap(3, "all"), &cap(4, "all")), "loosened");
+        assert_eq!(
+            direction(&cap(4, "all"), &cap(4, "calendarMonth")),
+            "changed"
+        );
     }
 }

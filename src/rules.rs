@@ -21,9 +21,9 @@ use rust_decimal::Decimal;
 use crate::index::Entry;
 use crate::jurisdiction::Jurisdiction;
 use crate::model::{Channel, ContactKind, Direction, Theme};
-use crate::restrictions::RestrictionKind;
+use crate::restrictions::{MailType, Restriction, RestrictionKind};
 pub use counting::{Counting, is_conversation, reached, was_sent};
-pub use raw::{Event, Mode, Per, Replies, Role};
+pub use raw::{CapWindow, Event, Mode, Per, Replies, Role};
 use raw::{RawFile, RawFilter, RawRule, ThemeName};
 
 /// Largest rule file read, in bytes; a bound against runaway input.
@@ -91,7 +91,9 @@ impl fmt::Display for RuleErrors {
 pub struct LoadOptions {
     /// The index horizon in days; a longer window is refused.
     pub horizon_days: u32,
-    /// What the lender is. `None`: every rule binds.
+    /// What the lender is. `None`: every rule binds. Each role also holds
+    /// the roles it implies ([`Role::implied`]: a `smallLoanLicensee` is a
+    /// `creditor`).
     pub roles: Option<Vec<Role>>,
 }
 
@@ -233,6 +235,44 @@ impl Filter {
     }
 }
 
+/// Which consents to another time lift a rule's permitted hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnlessConsent {
+    /// Only a consent recorded as given in writing lifts them.
+    pub written: bool,
+}
+
+impl UnlessConsent {
+    /// True if this consent lifts the hours (at the times it names): a
+    /// `consentToTime`, written when the rule asks for writing. A consent
+    /// not known to be written never lifts a rule that asks for writing.
+    pub fn lifted_by(&self, r: &Restriction) -> bool {
+        r.kind == RestrictionKind::ConsentToTime && (r.written || !self.written)
+    }
+}
+
+/// The restriction a [`RuleKind::PeriodCap`] counts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Since {
+    /// Its kind.
+    pub kind: RestrictionKind,
+    /// Only restrictions sent by one of these mail types; `None`: any.
+    pub mail_types: Option<Vec<MailType>>,
+}
+
+impl Since {
+    /// True if `r` starts the count: of the kind, and sent by one of the
+    /// mail types when the rule names some. An unknown mail type starts
+    /// it (the cap only restricts, so applying it is the strict reading).
+    pub fn started_by(&self, r: &Restriction) -> bool {
+        r.kind == self.kind
+            && match (&self.mail_types, r.mail_type) {
+                (Some(types), Some(m)) => types.contains(&m),
+                _ => true,
+            }
+    }
+}
+
 /// What a rule does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuleKind {
@@ -267,12 +307,32 @@ pub enum RuleKind {
         exempt_with_prior_consent: bool,
     },
     /// Covered sends only between `from` (inclusive) and `until`
-    /// (exclusive), local time, in every candidate zone.
+    /// (exclusive), local time, in every candidate zone, or at a time the
+    /// borrower agreed to when `unless_consent` says a consent lifts them.
     PermittedHours {
         /// First permitted moment.
         from: NaiveTime,
         /// End of the permitted time.
         until: NaiveTime,
+        /// Which consents to another time (`consentToTime`) lift the
+        /// hours, at the times they name; `None`: none does.
+        unless_consent: Option<UnlessConsent>,
+    },
+    /// At most `limit` counted communications in each local calendar
+    /// month, or in all, counted from the receipt of a restriction and
+    /// applied while it is in force (La. R.S. 9:3562(3)).
+    PeriodCap {
+        /// The most allowed in a window.
+        limit: u32,
+        /// Each calendar month, or every send since the receipt.
+        window: CapWindow,
+        /// Per borrower or per debt.
+        per: Per,
+        /// What counts.
+        counting: Counting,
+        /// The restriction counted from; `None` (a calendar month only):
+        /// every month, whatever the borrower said.
+        since: Option<Since>,
     },
     /// Covered sends are blocked while a borrower restriction of this kind
     /// is in force, with the exceptions the law gives for the kind.
@@ -328,6 +388,17 @@ impl RuleKind {
                 requests_window_days,
                 ..
             } => *requests_window_days,
+            // The longest month; a count since a receipt reads from the
+            // receipt, however long ago (within the horizon), and has no
+            // fixed length.
+            RuleKind::PeriodCap {
+                window: CapWindow::CalendarMonth,
+                ..
+            } => 31,
+            RuleKind::PeriodCap {
+                window: CapWindow::All,
+                ..
+            } => 0,
         }
     }
 
@@ -347,14 +418,35 @@ impl RuleKind {
             RuleKind::ConsentRequired {
                 consent, notice, ..
             } => *consent == kind || *notice == Some(kind),
-            RuleKind::PermittedHours { .. } | RuleKind::BlackoutDates { .. } => false,
+            RuleKind::PermittedHours { unless_consent, .. } => {
+                unless_consent.is_some() && kind == RestrictionKind::ConsentToTime
+            }
+            RuleKind::PeriodCap { since, .. } => since.as_ref().is_some_and(|s| s.kind == kind),
+            RuleKind::BlackoutDates { .. } => false,
+        }
+    }
+
+    /// True if the rule reads this very restriction: it reads its kind
+    /// ([`RuleKind::reads_restriction`]) and, where the rule asks more of
+    /// it, the restriction meets that: a cap's `since` names its mail type
+    /// (or it is unknown), hours' `unlessConsent` finds it written when it
+    /// must be. ExplainRestrictions lists these rules, so that a cease sent
+    /// by ordinary mail is not shown under the caps that follow a
+    /// certified one, nor an unwritten consent under hours it cannot lift.
+    pub fn reads(&self, r: &Restriction) -> bool {
+        match self {
+            RuleKind::PeriodCap { since, .. } => since.as_ref().is_some_and(|s| s.started_by(r)),
+            RuleKind::PermittedHours { unless_consent, .. } => {
+                unless_consent.is_some_and(|u| u.lifted_by(r))
+            }
+            _ => self.reads_restriction(r.kind),
         }
     }
 
     /// The kind's name as rule files write it.
     pub fn name(&self) -> &'static str {
         match self {
-            RuleKind::FrequencyCap { .. } => "frequencyCap",
+            RuleKind::FrequencyCap { .. } | RuleKind::PeriodCap { .. } => "frequencyCap",
             RuleKind::CoolDown { .. } => "coolDown",
             RuleKind::PermittedHours { .. } => "permittedHours",
             RuleKind::Restriction { .. } => "restriction",
@@ -637,7 +729,10 @@ impl Checker<'_> {
         }
         let binding = match &opts.roles {
             None => true,
-            Some(roles) => raw.binds.is_empty() || raw.binds.iter().any(|b| roles.contains(b)),
+            Some(roles) => {
+                let held = Role::implied(roles);
+                raw.binds.is_empty() || raw.binds.iter().any(|b| held.contains(b))
+            }
         };
         Some(Rule {
             id: id.to_owned(),
@@ -703,24 +798,7 @@ impl Checker<'_> {
                     ),
                 );
             }
-            self.window(id, "windowDays", cap.window_days, cap.window_days, opts);
-            let c = &cap.counting;
-            if c.conversations
-                && (c.attempts || !c.also_count.is_empty() || !c.never_count.is_empty())
-            {
-                self.report(
-                    id,
-                    Some("conversations"),
-                    format!("rule `{id}`: `counting.conversations` counts conversations alone; allowed with it: `neverCountOutcomes` only (not `attempts`, `alsoCount` or `neverCount`)"),
-                );
-            }
-            return Some(RuleKind::FrequencyCap {
-                limit: cap.limit,
-                window_days: cap.window_days,
-                per: cap.per,
-                counting: Counting::from_raw(&cap.counting),
-                exempt_with_prior_consent: cap.exempt_with_prior_consent,
-            });
+            return self.cap(id, cap, opts);
         }
         if let Some(cd) = &raw.cool_down {
             self.window(
@@ -784,7 +862,14 @@ impl Checker<'_> {
                     format!("rule `{id}`: permitted hours from {} until {} are empty; `until` must be later than `from`", h.from, h.until),
                 );
             }
-            return Some(RuleKind::PermittedHours { from, until });
+            return Some(RuleKind::PermittedHours {
+                from,
+                until,
+                unless_consent: h
+                    .unless_consent
+                    .as_ref()
+                    .map(|u| UnlessConsent { written: u.written }),
+            });
         }
         if let Some(k) = raw.restriction {
             if !k.0.blocks() {
@@ -873,6 +958,115 @@ impl Checker<'_> {
             });
         }
         None
+    }
+
+    /// A `frequencyCap`: a rolling window of `windowDays`, or a `window`
+    /// that does not roll (each calendar month, or all since the receipt
+    /// of the `since` restriction).
+    fn cap(&mut self, id: &str, cap: &raw::RawCap, opts: &LoadOptions) -> Option<RuleKind> {
+        let c = &cap.counting;
+        if c.conversations && (c.attempts || !c.also_count.is_empty() || !c.never_count.is_empty())
+        {
+            self.report(
+                id,
+                Some("conversations"),
+                format!("rule `{id}`: `counting.conversations` counts conversations alone; allowed with it: `neverCountOutcomes` only (not `attempts`, `alsoCount` or `neverCount`)"),
+            );
+        }
+        let counting = Counting::from_raw(&cap.counting);
+        let window = match (cap.window_days, cap.window) {
+            (Some(days), None) => {
+                self.window(id, "windowDays", days, days, opts);
+                if cap.since.is_some() {
+                    self.report(
+                        id,
+                        Some("since"),
+                        format!("rule `{id}`: `since` goes with `window: calendarMonth` or `window: all`; a rolling `windowDays` cap counts whatever was sent in its window"),
+                    );
+                    return None;
+                }
+                return Some(RuleKind::FrequencyCap {
+                    limit: cap.limit,
+                    window_days: days,
+                    per: cap.per,
+                    counting,
+                    exempt_with_prior_consent: cap.exempt_with_prior_consent,
+                });
+            }
+            (None, Some(w)) => w,
+            (Some(_), Some(_)) => {
+                self.report(
+                    id,
+                    Some("window"),
+                    format!("rule `{id}`: `window` and `windowDays` are both given; allowed: `windowDays` (a rolling window of days) or `window` (calendarMonth, all), not both"),
+                );
+                return None;
+            }
+            (None, None) => {
+                self.report(
+                    id,
+                    Some("frequencyCap"),
+                    format!("rule `{id}`: `frequencyCap` has no window; give `windowDays` (a rolling window of days) or `window` (calendarMonth, or all with `since`)"),
+                );
+                return None;
+            }
+        };
+        if cap.exempt_with_prior_consent {
+            self.report(
+                id,
+                Some("exemptWithPriorConsent"),
+                format!("rule `{id}`: `exemptWithPriorConsent` goes with a `windowDays` cap (12 CFR 1006.14(b)(3)(i)); `window: {}` has none", window.as_str()),
+            );
+        }
+        let reach = 31;
+        if window == CapWindow::CalendarMonth
+            && reach > opts.horizon_days.min(crate::index::MAX_HORIZON_DAYS)
+        {
+            self.report(
+                id,
+                Some("window"),
+                format!(
+                    "rule `{id}`: `window: calendarMonth` reads up to {reach} days of history, longer than the {} days of history the index keeps; raise the horizon",
+                    opts.horizon_days
+                ),
+            );
+        }
+        let since = match &cap.since {
+            None if window == CapWindow::All => {
+                self.report(
+                    id,
+                    Some("window"),
+                    format!("rule `{id}`: `window: all` counts every send since a restriction's receipt; give `since` with the restriction kind"),
+                );
+                return None;
+            }
+            None => None,
+            Some(raw_since) => {
+                let kind = raw_since.restriction.0;
+                self.nonempty(id, "since.mailType", raw_since.mail_type.as_deref());
+                if raw_since.mail_type.is_some() && kind != RestrictionKind::CeaseCommunication {
+                    self.report(
+                        id,
+                        Some("since.mailType"),
+                        format!("rule `{id}`: `since.mailType` reads how a request was sent, which only a `ceaseCommunication` records; `{kind}` has no mail type"),
+                    );
+                }
+                Some(Since {
+                    kind,
+                    mail_types: raw_since
+                        .mail_type
+                        .as_ref()
+                        .map(|v| v.iter().map(|m| m.0).collect()),
+                })
+            }
+        };
+        Some(RuleKind::PeriodCap {
+            limit: cap.limit,
+            window,
+            per: cap.per,
+            counting,
+            since,
+        })
     }
 
     fn blackout(&mut self, id: &str, b: &raw::RawBlackout) -> Option<RuleKind> {

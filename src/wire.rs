@@ -642,6 +642,11 @@ pub fn restriction_pb_of(r: &Restriction) -> pb::Restriction {
         ended_by: r.ended_by.clone().unwrap_or_default(),
         end_reason: r.end_reason.clone().unwrap_or_default(),
         in_force: false,
+        mail_type: r
+            .mail_type
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default(),
+        written: r.written,
     }
 }
 
@@ -651,7 +656,7 @@ pub fn restriction_pb_of(r: &Restriction) -> pb::Restriction {
 /// that every vocabulary value and time is known.
 pub fn restriction_from(r: pb::Restriction) -> Result<Restriction, FieldProblem> {
     use crate::model::{Channel, ContactKind};
-    use crate::restrictions::{Reason, RestrictionKind, Source};
+    use crate::restrictions::{MailType, Reason, RestrictionKind, Source};
     fn vocab<T>(field: &str, text: &str, parse: fn(&str) -> Option<T>) -> Result<T, FieldProblem> {
         parse(text).ok_or_else(|| FieldProblem {
             field: field.to_owned(),
@@ -698,6 +703,10 @@ pub fn restriction_from(r: pb::Restriction) -> Result<Restriction, FieldProblem>
         reason: (!r.reason.is_empty())
             .then(|| vocab("reason", &r.reason, Reason::parse))
             .transpose()?,
+        mail_type: (!r.mail_type.is_empty())
+            .then(|| vocab("mailType", &r.mail_type, MailType::parse))
+            .transpose()?,
+        written: r.written,
         recorded_at: opt_time("recordedAt", &r.recorded_at)?.unwrap_or_default(),
         ended_at: opt_time("endedAt", &r.ended_at)?,
         id: r.id,
@@ -775,6 +784,10 @@ pub fn restriction_input_of(
         days: r.days.clone(),
         reason: non_empty(&r.reason),
         note: non_empty(&r.note),
+        mail_type: non_empty(&r.mail_type),
+        // A bool cannot be unset on the wire: false is "not known to be
+        // written", which is also what an unset value means.
+        written: r.written.then_some(true),
     };
     (input, problems)
 }

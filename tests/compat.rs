@@ -211,11 +211,17 @@ fn compat_rule_tests_still_pass_unchanged() {
         ("us-hi.yaml", 6, 0xa651_6b49),
         // Added for issue 17: Illinois, 205 ILCS 740/9.2(a)(1).
         ("us-il.yaml", 6, 0x7dad_2365),
+        // Added for issue 17: Louisiana, La. R.S. 9:3562(3) (caps counted
+        // from a request sent by certified mail).
+        ("us-la.yaml", 14, 0x9496_73ab),
         ("us-ma.yaml", 9, 0x327f_73d9),
         // Added for issue 17: Maryland, Md. Com. Law 14-202(11) (shadow).
         ("us-md.yaml", 6, 0xcbb5_2810),
         // Added for issue 17: Maine, 32 M.R.S. 11012 and 9-A M.R.S. 11-119.
         ("us-me.yaml", 9, 0x0926_892e),
+        // Added for issue 17: Michigan, MCL 445.252(n) (hours lifted only
+        // by a written agreement).
+        ("us-mi.yaml", 15, 0xf432_a8ed),
         // Added for issue 14: New York City, 6 RCNY 5-77.
         ("us-ny-nyc.yaml", 26, 0x6967_324e),
         // Added for issue 14: Pennsylvania, 73 P.S. 2270.4 (shadow).
@@ -231,6 +237,9 @@ fn compat_rule_tests_still_pass_unchanged() {
         ("us-ri.yaml", 6, 0x5bca_457d),
         // Added for issue 17: South Carolina, S.C. Code 37-5-108(5)(b).
         ("us-sc.yaml", 16, 0xb12d_ebec),
+        // Added for issue 17: Washington, RCW 31.45.082(3), for small-loan
+        // licensees (a file of its own, so that us-wa.yaml stays as pinned).
+        ("us-wa-small-loans.yaml", 15, 0x80fc_582a),
         ("us-wa.yaml", 6, 0x87ef_ad6e),
         // Added for issue 14: West Virginia, 46A-2-125(d).
         ("us-wv.yaml", 14, 0x5805_6076),

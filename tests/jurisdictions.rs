@@ -19,13 +19,12 @@ const SURVEY_CITIES: [&str; 3] = ["Chicago", "Yonkers", "Buffalo"];
 
 /// The statuses a row may give, each part of its status cell (split at
 /// `;`) starting with one of them.
-const STATUSES: [&str; 7] = [
+const STATUSES: [&str; 6] = [
     "enforced",
     "shadow",
     "standard only",
     "covered by 12 CFR 1006",
     "none found",
-    "pending",
     "not surveyed",
 ];
 

@@ -63,7 +63,7 @@ fn shipped_dir() -> PathBuf {
 
 /// Every shipped rule id, in the order the set lists them; the CLI and the
 /// gRPC tests compare with it too.
-pub(crate) const SHIPPED_IDS: [&str; 74] = [
+pub(crate) const SHIPPED_IDS: [&str; 83] = [
     "policy-do-not-interact",
     "policy-us-federal-holidays",
     "policy-us-ga-industrial-loan-frequency",
@@ -98,6 +98,8 @@ pub(crate) const SHIPPED_IDS: [&str; 74] = [
     "us-fl-559.72-17-hours",
     "us-hi-480j-10c-residence-hours",
     "us-il-205ilcs740-9.2-a1-hours",
+    "us-la-rs-9-3562-3-4-personal-contacts",
+    "us-la-rs-9-3562-3-mail-1-per-month",
     "us-ma-209cmr-18.16-1a-hours",
     "us-ma-209cmr-18.16-1d-other-2-in-30",
     "us-ma-209cmr-18.16-1d-residence-cell-2-in-7",
@@ -108,6 +110,9 @@ pub(crate) const SHIPPED_IDS: [&str; 74] = [
     "us-me-32mrs-11012-1a-hours",
     "us-me-9a-11-119-2a-designated-inconvenient-place",
     "us-me-9a-11-119-2a-designated-inconvenient-time",
+    "us-mi-mcl-445.252n-designated-inconvenient-place",
+    "us-mi-mcl-445.252n-designated-inconvenient-time",
+    "us-mi-mcl-445.252n-hours",
     "us-ny-nyc-6rcny-5-77-b1i-designated-inconvenient-place",
     "us-ny-nyc-6rcny-5-77-b1i-designated-inconvenient-time",
     "us-ny-nyc-6rcny-5-77-b1i-hours",
@@ -134,6 +139,10 @@ pub(crate) const SHIPPED_IDS: [&str; 74] = [
     "us-wa-rcw-19.16.250-13b-work-1-per-week",
     "us-wa-rcw-19.16.250-13c-residence-hours",
     "us-wa-rcw-19.16.250-18-mobile-2-per-day",
+    "us-wa-rcw-31.45.082-3a-3-per-week",
+    "us-wa-rcw-31.45.082-3b-employer-prohibits",
+    "us-wa-rcw-31.45.082-3b-work-1-per-week",
+    "us-wa-rcw-31.45.082-3c-residence-hours",
     "us-wv-46a-2-125d-10-conversations-per-week",
     "us-wv-46a-2-125d-30-calls-per-week",
     "us-wv-46a-2-125d-designated-inconvenient-time",
@@ -418,7 +427,7 @@ fn a_time_not_written_hh_mm_is_refused() {
 #[test]
 fn hours_may_name_seconds() {
     let set = compiles(&hours("\"08:00:01\"", "\"21:00\""));
-    let RuleKind::PermittedHours { from, until } = set.get("test-cap").unwrap().kind else {
+    let RuleKind::PermittedHours { from, until, .. } = set.get("test-cap").unwrap().kind else {
         panic!("not hours")
     };
     assert_eq!(from, chrono::NaiveTime::from_hms_opt(8, 0, 1).unwrap());
@@ -658,7 +667,8 @@ fn the_shipped_rules_load_with_their_ids() {
     let ids: Vec<&str> = set.rules().iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, SHIPPED_IDS);
     assert!(set.rules().iter().all(|r| r.binding));
-    assert_eq!(set.longest_window_days(), 30);
+    // Louisiana's monthly cap reads up to a month (31 days) of history.
+    assert_eq!(set.longest_window_days(), 31);
     let hours = set.get("us-regf-hours").unwrap();
     assert!(hours.file.ends_with("us-reg-f.yaml"), "{}", hours.file);
     assert!(matches!(hours.kind, RuleKind::PermittedHours { .. }));
@@ -768,12 +778,17 @@ fn roles_decide_which_rules_bind() {
             "us-dc-28-3814-k-hours",
             "us-fl-559.72-17-hours",
             "us-hi-480j-10c-residence-hours",
+            "us-la-rs-9-3562-3-4-personal-contacts",
+            "us-la-rs-9-3562-3-mail-1-per-month",
             "us-ma-940cmr-7.04-1f-other-2-in-30",
             "us-ma-940cmr-7.04-1f-personal-2-in-7",
             "us-ma-940cmr-7.04-hours",
             "us-md-14-202-11-1692c-a1-hours",
             "us-me-9a-11-119-2a-designated-inconvenient-place",
             "us-me-9a-11-119-2a-designated-inconvenient-time",
+            "us-mi-mcl-445.252n-designated-inconvenient-place",
+            "us-mi-mcl-445.252n-designated-inconvenient-time",
+            "us-mi-mcl-445.252n-hours",
             "us-ny-nyc-6rcny-5-77-b1i-designated-inconvenient-place",
             "us-ny-nyc-6rcny-5-77-b1i-designated-inconvenient-time",
             "us-ny-nyc-6rcny-5-77-b1i-hours",
@@ -848,6 +863,30 @@ fn roles_decide_which_rules_bind() {
         ]
     );
     assert_eq!(binding(vec![Role::Licensee]).len(), 57);
+    // A small-loan licensee is a creditor too: it gets every creditors'
+    // rule and RCW 31.45.082's, and naming both roles changes nothing.
+    let creditor = binding(vec![Role::Creditor]);
+    let small = binding(vec![Role::SmallLoanLicensee]);
+    let mut expected = creditor.clone();
+    expected.extend(
+        [
+            "us-wa-rcw-31.45.082-3a-3-per-week",
+            "us-wa-rcw-31.45.082-3b-employer-prohibits",
+            "us-wa-rcw-31.45.082-3b-work-1-per-week",
+            "us-wa-rcw-31.45.082-3c-residence-hours",
+        ]
+        .map(String::from),
+    );
+    expected.sort();
+    assert_eq!(small, expected);
+    assert_eq!(
+        binding(vec![Role::SmallLoanLicensee, Role::Creditor]),
+        small
+    );
+    assert!(
+        !creditor.iter().any(|id| id.contains("31.45.082")),
+        "a plain creditor is not a small-loan licensee"
+    );
     // The lender's policies of lender-policy.yaml and Florida's hours ("no
     // person shall", Fla. Stat. 559.72) name no role, so they bind every
     // deployment; the templates for state standards name the roles their
@@ -977,7 +1016,7 @@ fn a_restriction_rule_names_a_known_kind_with_its_position() {
     // Line 8: `restriction:` after a one-line applies block.
     assert_eq!(
         only_error(&one_rule(VOICE, "    restriction: ceaseCommunicaton\n")),
-        "t.yaml:8:18: rules[0].restriction: unknown restriction kind `ceaseCommunicaton`, allowed: ceaseCommunication, mediumOptOut, priorConsentToCall, inconvenientTime, inconvenientPlace, attorneyRepresentation, employerProhibitsContact, doNotInteract, electronicConsent, electronicNoticeMailed (did you mean `ceaseCommunication`?)"
+        "t.yaml:8:18: rules[0].restriction: unknown restriction kind `ceaseCommunicaton`, allowed: ceaseCommunication, mediumOptOut, priorConsentToCall, inconvenientTime, inconvenientPlace, attorneyRepresentation, employerProhibitsContact, doNotInteract, electronicConsent, electronicNoticeMailed, consentToTime (did you mean `ceaseCommunication`?)"
     );
     let set = compiles(&one_rule(VOICE, "    restriction: mediumOptOut\n"));
     assert_eq!(set.get("test-cap").unwrap().kind.name(), "restriction");
@@ -1077,4 +1116,212 @@ fn exempt_with_prior_consent_is_read_on_caps_and_quiet_periods() {
     );
     let e = only_error(&one_rule(VOICE, &typo));
     assert!(e.contains("unknown field `exemptWithPriorConsnt`"), "{e}");
+}
+
+// --- caps since a receipt, hours lifted by consent (issue 17) -----------------
+
+/// A cap block with `limit` on line 9 and `body` from line 10, `per:
+/// debt` after it.
+fn since_cap(body: &str) -> String {
+    one_rule(
+        VOICE,
+        &format!("    frequencyCap:\n      limit: 1\n{body}      per: debt\n"),
+    )
+}
+
+const SINCE_CERTIFIED: &str = "      since:\n        restriction: ceaseCommunication\n        mailType: [registered, certified]\n";
+
+#[test]
+fn caps_since_a_receipt_compile() {
+    use compliance_guard::restrictions::{MailType, RestrictionKind};
+    use compliance_guard::rules::{CapWindow, Since};
+    let set = compiles(&since_cap(&format!(
+        "      window: calendarMonth\n{SINCE_CERTIFIED}"
+    )));
+    let rule = set.get("test-cap").unwrap();
+    let RuleKind::PeriodCap {
+        limit,
+        window,
+        per,
+        since,
+        ..
+    } = &rule.kind
+    else {
+        panic!("not a cap since a receipt: {:?}", rule.kind)
+    };
+    assert_eq!(
+        (*limit, *window, *per),
+        (1, CapWindow::CalendarMonth, Per::Debt)
+    );
+    assert_eq!(
+        since.as_ref(),
+        Some(&Since {
+            kind: RestrictionKind::CeaseCommunication,
+            mail_types: Some(vec![MailType::Registered, MailType::Certified]),
+        })
+    );
+    assert_eq!(rule.kind.name(), "frequencyCap");
+    assert_eq!(rule.kind.window_days(), 31);
+    assert!(
+        rule.kind
+            .reads_restriction(RestrictionKind::CeaseCommunication)
+    );
+    assert!(!rule.kind.reads_restriction(RestrictionKind::MediumOptOut));
+
+    let set = compiles(&since_cap(
+        "      window: all\n      since: {restriction: doNotInteract}\n",
+    ));
+    let kind = &set.get("test-cap").unwrap().kind;
+    assert!(matches!(
+        kind,
+        RuleKind::PeriodCap {
+            window: CapWindow::All,
+            since: Some(Since {
+                kind: RestrictionKind::DoNotInteract,
+                mail_types: None
+            }),
+            ..
+        }
+    ));
+    assert_eq!(kind.window_days(), 0);
+    // A calendar month needs no restriction: every month counts.
+    let set = compiles(&since_cap("      window: calendarMonth\n"));
+    assert!(matches!(
+        set.get("test-cap").unwrap().kind,
+        RuleKind::PeriodCap { since: None, .. }
+    ));
+}
+
+#[test]
+fn a_cap_has_exactly_one_window() {
+    assert_eq!(
+        only_error(&since_cap("      windowDays: 7\n      window: all\n")),
+        "t.yaml:11:7: rule `test-cap`: `window` and `windowDays` are both given; allowed: `windowDays` (a rolling window of days) or `window` (calendarMonth, all), not both"
+    );
+    assert_eq!(
+        only_error(&since_cap("")),
+        "t.yaml:8:5: rule `test-cap`: `frequencyCap` has no window; give `windowDays` (a rolling window of days) or `window` (calendarMonth, or all with `since`)"
+    );
+    let e = only_error(&since_cap("      window: weekly\n"));
+    assert!(
+        e.starts_with("t.yaml:10:15: rules[0].frequencyCap.window: unknown variant `weekly`, expected `calendarMonth` or `all`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_count_since_a_receipt_is_checked() {
+    assert_eq!(
+        only_error(&since_cap("      window: all\n")),
+        "t.yaml:10:7: rule `test-cap`: `window: all` counts every send since a restriction's receipt; give `since` with the restriction kind"
+    );
+    assert_eq!(
+        only_error(&since_cap(&format!(
+            "      windowDays: 30\n{SINCE_CERTIFIED}"
+        ))),
+        "t.yaml:11:7: rule `test-cap`: `since` goes with `window: calendarMonth` or `window: all`; a rolling `windowDays` cap counts whatever was sent in its window"
+    );
+    assert_eq!(
+        only_error(&since_cap(
+            "      window: all\n      since:\n        restriction: mediumOptOut\n        mailType: [certified]\n"
+        )),
+        "t.yaml:13:9: rule `test-cap`: `since.mailType` reads how a request was sent, which only a `ceaseCommunication` records; `mediumOptOut` has no mail type"
+    );
+    assert_eq!(
+        only_error(&since_cap(
+            "      window: all\n      since:\n        restriction: ceaseCommunication\n        mailType: []\n"
+        )),
+        "t.yaml:13:9: rule `test-cap`: `since.mailType` is an empty list, so the rule can never match; remove the key to mean \"any\""
+    );
+    let e = only_error(&since_cap(
+        "      window: all\n      since:\n        restriction: ceaseCommunication\n        mailType: [certifed]\n",
+    ));
+    assert!(
+        e.starts_with("t.yaml:13:20: ")
+            && e.contains("unknown mail type `certifed`, allowed: registered, certified, other (did you mean `certified`?)"),
+        "{e}"
+    );
+    let e = only_error(&since_cap(
+        "      window: all\n      since:\n        restriction: ceaseComunication\n",
+    ));
+    assert!(
+        e.starts_with("t.yaml:12:22: ")
+            && e.contains("unknown restriction kind `ceaseComunication`"),
+        "{e}"
+    );
+    assert_eq!(
+        only_error(&since_cap(&format!(
+            "      window: all\n{SINCE_CERTIFIED}      exemptWithPriorConsent: true\n"
+        ))),
+        "t.yaml:14:7: rule `test-cap`: `exemptWithPriorConsent` goes with a `windowDays` cap (12 CFR 1006.14(b)(3)(i)); `window: all` has none"
+    );
+}
+
+#[test]
+fn a_calendar_month_needs_a_month_of_history() {
+    let opts = LoadOptions {
+        horizon_days: 30,
+        ..LoadOptions::default()
+    };
+    let e = errors_with(&since_cap("      window: calendarMonth\n"), &opts);
+    assert_eq!(e.len(), 1);
+    assert_eq!(
+        e[0].to_string(),
+        "t.yaml:10:7: rule `test-cap`: `window: calendarMonth` reads up to 31 days of history, longer than the 30 days of history the index keeps; raise the horizon"
+    );
+    // A count in all reads from the receipt: no fixed length to refuse.
+    let set = compile_with(
+        &[(
+            "t.yaml",
+            &since_cap(&format!("      window: all\n{SINCE_CERTIFIED}")),
+        )],
+        &opts,
+    )
+    .unwrap();
+    assert_eq!(set.longest_window_days(), 0);
+}
+
+#[test]
+fn hours_may_be_lifted_by_a_consent_to_another_time() {
+    use compliance_guard::restrictions::RestrictionKind;
+    use compliance_guard::rules::UnlessConsent;
+    let lifted = |body: &str| {
+        one_rule(
+            VOICE,
+            &format!("    permittedHours:\n      from: \"08:00\"\n      until: \"21:00\"\n{body}"),
+        )
+    };
+    let set = compiles(&lifted("      unlessConsent:\n        written: true\n"));
+    let kind = &set.get("test-cap").unwrap().kind;
+    assert!(matches!(
+        kind,
+        RuleKind::PermittedHours {
+            unless_consent: Some(UnlessConsent { written: true }),
+            ..
+        }
+    ));
+    assert!(kind.reads_restriction(RestrictionKind::ConsentToTime));
+    assert!(!kind.reads_restriction(RestrictionKind::PriorConsentToCall));
+    let plain = compiles(&lifted(""));
+    assert!(
+        !plain
+            .get("test-cap")
+            .unwrap()
+            .kind
+            .reads_restriction(RestrictionKind::ConsentToTime)
+    );
+    let e = only_error(&lifted("      unlessConsent: {}\n"));
+    assert!(
+        e.starts_with(
+            "t.yaml:11:22: rules[0].permittedHours.unlessConsent: missing field `written`"
+        ),
+        "{e}"
+    );
+    let e = only_error(&lifted(
+        "      unlessConsent: {written: true, kind: priorConsentToCall}\n",
+    ));
+    assert!(
+        e.starts_with("t.yaml:11:38: rules[0].permittedHours.unlessConsent: unknown field `kind`, expected `written`"),
+        "{e}"
+    );
 }

@@ -15,7 +15,7 @@ use super::restrict::{self, Daily, Span};
 use super::{Proposal, calendar, local_day};
 use crate::index::{BorrowerView, DebtKey, Entry, InteractionKey};
 use crate::restrictions::RestrictionKind;
-use crate::rules::{Rule, RuleKind};
+use crate::rules::{CapWindow, Per, Rule, RuleKind, UnlessConsent};
 
 /// A counted item: when, on which local day, and which interaction.
 #[derive(Debug, Clone, Copy)]
@@ -43,18 +43,30 @@ pub(super) enum Kind<'r> {
         items: Vec<Item>,
         exempt: Vec<Span>,
     },
+    /// Passes inside the hours, or inside a time the borrower agreed to
+    /// that lifts them (`consents`, when the rule has `unlessConsent`).
     Hours {
         from: NaiveTime,
         until: NaiveTime,
+        consents: Vec<Daily>,
+        lift: Option<UnlessConsent>,
+    },
+    /// A cap that does not roll: at most `limit` counted `items` in the
+    /// send's local calendar month, or in all, counted from the start of
+    /// each span in `spans` (a restriction in force) and applied while it
+    /// lasts. A count since a receipt older than the history the index
+    /// keeps is unknown, and read as reached.
+    Period {
+        limit: u32,
+        window: CapWindow,
+        items: Vec<Item>,
+        spans: Vec<Span>,
+        kept: Kept,
     },
     /// Blocked inside any span (a restriction in force).
-    Block {
-        spans: Vec<Span>,
-    },
+    Block { spans: Vec<Span> },
     /// Blocked inside a designated inconvenient time.
-    Daily {
-        windows: Vec<Daily>,
-    },
+    Daily { windows: Vec<Daily> },
     Blackout {
         days: &'r [i32],
         annually: &'r [(u32, u32)],
@@ -72,6 +84,49 @@ pub(super) enum Kind<'r> {
         window: i32,
         is_request: bool,
     },
+}
+
+/// What the index keeps of the history: entries before `horizon_secs`
+/// before the later of the moment asked about and `now` may be gone, so a
+/// count that reaches back further is unknown.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Kept {
+    pub(super) now: i64,
+    pub(super) horizon_secs: i64,
+}
+
+impl Kept {
+    /// The first moment whose entries are surely still held when the
+    /// index is asked at `ts`.
+    fn held_from(&self, ts: i64) -> i64 {
+        self.now.max(ts).saturating_sub(self.horizon_secs)
+    }
+}
+
+/// The first and last local day of the calendar month that holds `day`.
+pub(super) fn month_of(day: i32) -> (i32, i32) {
+    use chrono::Datelike;
+    let Some(date) = NaiveDate::from_num_days_from_ce_opt(day) else {
+        return (day, day);
+    };
+    let first = date.with_day(1).unwrap_or(date);
+    let last = first
+        .checked_add_months(chrono::Months::new(1))
+        .and_then(|n| n.pred_opt())
+        .unwrap_or(date);
+    (first.num_days_from_ce(), last.num_days_from_ce())
+}
+
+/// Why a [`Kind::Period`] cap blocks at a moment: the span (restriction)
+/// whose count is reached, the count, and the days counted.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PeriodBlock {
+    pub(super) span: Span,
+    pub(super) count: u32,
+    /// The receipt is older than the history kept: the count is unknown.
+    pub(super) unknown: bool,
+    /// The calendar month counted, for a monthly cap.
+    pub(super) month: Option<(i32, i32)>,
 }
 
 #[derive(Debug)]
@@ -216,10 +271,16 @@ impl Constraint<'_> {
                         .quiet_until(t)
                         .is_none_or(|end| end < local_day(self.zone, t))
             }
-            Kind::Hours { from, until } => {
+            Kind::Hours {
+                from,
+                until,
+                consents,
+                ..
+            } => {
                 let local = calendar::local_time(self.zone, t);
-                *from <= local && local < *until
+                (*from <= local && local < *until) || self.daily_at(consents, t).is_some()
             }
+            Kind::Period { .. } => self.period_blocks(t).next().is_none(),
             Kind::Block { spans } => in_any(spans, ts).is_none(),
             Kind::Daily { windows } => self.daily_at(windows, t).is_none(),
             Kind::Blackout { days, annually } => {
@@ -240,6 +301,44 @@ impl Constraint<'_> {
                     || (*is_request && !is_full(full, *limit, local_day(self.zone, t)))
             }
         }
+    }
+
+    /// Every reason a [`Kind::Period`] cap blocks at `t` (none for other
+    /// kinds): each span in force at `t` whose count, since its start, in
+    /// `t`'s local month or in all, has reached the limit, or whose count
+    /// reaches back past the history kept.
+    pub(super) fn period_blocks(&self, t: DateTime<Utc>) -> impl Iterator<Item = PeriodBlock> {
+        let ts = t.timestamp();
+        let mut out = Vec::new();
+        if let Kind::Period {
+            limit,
+            window,
+            items,
+            spans,
+            kept,
+        } = &self.kind
+        {
+            let month =
+                (*window == CapWindow::CalendarMonth).then(|| month_of(local_day(self.zone, t)));
+            for s in spans.iter().filter(|s| s.contains(ts)) {
+                let unknown = *window == CapWindow::All && s.start < kept.held_from(ts);
+                let count = items
+                    .iter()
+                    .filter(|i| i.at >= s.start && s.end.is_none_or(|e| i.at < e))
+                    .filter(|i| month.is_none_or(|(a, b)| a <= i.day && i.day <= b))
+                    .count();
+                let count = u32::try_from(count).unwrap_or(u32::MAX);
+                if unknown || count >= *limit {
+                    out.push(PeriodBlock {
+                        span: *s,
+                        count,
+                        unknown,
+                        month,
+                    });
+                }
+            }
+        }
+        out.into_iter()
     }
 
     /// The designated inconvenient time in force at `t` that covers it.
@@ -295,6 +394,7 @@ pub(super) fn build<'r>(
     local_days: &[i32],
     zone: Tz,
     debt: Option<DebtKey>,
+    kept: Kept,
 ) -> Constraint<'r> {
     let item = |(e, day): (&Entry, &i32)| Item {
         at: e.at,
@@ -317,6 +417,38 @@ pub(super) fn build<'r>(
         }
     };
     let kind = match &rule.kind {
+        RuleKind::PeriodCap {
+            limit,
+            window,
+            per,
+            since,
+            ..
+        } => {
+            let mut items: Vec<Item> = Vec::with_capacity(picked.entries.len());
+            items.extend(chosen().map(item));
+            if !items.is_sorted_by_key(|i| (i.day, i.at)) {
+                items.sort_by_key(|i| (i.day, i.at));
+            }
+            let spans = match since {
+                Some(since) => {
+                    let which = (*per == Per::Debt).then_some(debt);
+                    restrict::since_spans(view, since, which, proposal)
+                }
+                // Every month, from the beginning of time.
+                None => vec![Span {
+                    start: i64::MIN,
+                    end: None,
+                    restriction: usize::MAX,
+                }],
+            };
+            Kind::Period {
+                limit: *limit,
+                window: *window,
+                items,
+                spans,
+                kept,
+            }
+        }
         RuleKind::FrequencyCap {
             limit,
             window_days,
@@ -414,9 +546,16 @@ pub(super) fn build<'r>(
                 exempt: consent(*exempt_with_prior_consent),
             }
         }
-        RuleKind::PermittedHours { from, until } => Kind::Hours {
+        RuleKind::PermittedHours {
+            from,
+            until,
+            unless_consent,
+        } => Kind::Hours {
             from: *from,
             until: *until,
+            consents: unless_consent
+                .map_or_else(Vec::new, |lift| restrict::consent_windows(view, lift)),
+            lift: *unless_consent,
         },
     };
     Constraint {

@@ -67,6 +67,7 @@ pub(super) fn reads(rule: &Rule) -> bool {
     matches!(
         rule.kind,
         RuleKind::FrequencyCap { .. }
+            | RuleKind::PeriodCap { .. }
             | RuleKind::CoolDown { .. }
             | RuleKind::ConsentRequired { .. }
     )
@@ -166,7 +167,7 @@ pub(super) fn debt_mask<'m>(
 /// reads only the entry's [`Facts`].
 pub(super) fn passes(rule: &Rule, e: &Entry, answers: bool) -> bool {
     match &rule.kind {
-        RuleKind::FrequencyCap { counting, .. } => {
+        RuleKind::FrequencyCap { counting, .. } | RuleKind::PeriodCap { counting, .. } => {
             counting.counts(e) && counting.covers_entry(&rule.applies, e, answers)
         }
         RuleKind::ConsentRequired { .. } => {
@@ -189,7 +190,7 @@ pub(super) fn select(
     debt: Option<DebtKey>,
 ) -> Vec<usize> {
     let keep = |e: &Entry| match &rule.kind {
-        RuleKind::FrequencyCap { counting, .. } => {
+        RuleKind::FrequencyCap { counting, .. } | RuleKind::PeriodCap { counting, .. } => {
             counted(view, &rule.applies, counting, e) && counts_for_debt(view, e, debt)
         }
         RuleKind::ConsentRequired { .. } => {
@@ -202,13 +203,7 @@ pub(super) fn select(
         }
         _ => false,
     };
-    let reads = matches!(
-        rule.kind,
-        RuleKind::FrequencyCap { .. }
-            | RuleKind::CoolDown { .. }
-            | RuleKind::ConsentRequired { .. }
-    );
-    if !reads {
+    if !reads(rule) {
         return Vec::new();
     }
     let mut picked = Vec::with_capacity(entries.len());

@@ -64,6 +64,7 @@ pub(super) fn check(s: &Setup<'_>) -> Vec<String> {
                 .collect();
             let debts = match &rule.kind {
                 RuleKind::FrequencyCap { per: Per::Debt, .. }
+                | RuleKind::PeriodCap { per: Per::Debt, .. }
                 | RuleKind::CoolDown { per: Per::Debt, .. }
                 | RuleKind::ConsentRequired { per: Per::Debt, .. } => {
                     debts_to_check(&view, &send_debts, entries)
@@ -76,7 +77,11 @@ pub(super) fn check(s: &Setup<'_>) -> Vec<String> {
                     entries: &picked,
                     requests: None,
                 };
-                let c = build(rule, &view, &p, entries, picked, &days, zone, debt);
+                let kept = Kept {
+                    now: from.timestamp(),
+                    horizon_secs: i64::from(rules.horizon_days()) * 86_400,
+                };
+                let c = build(rule, &view, &p, entries, picked, &days, zone, debt, kept);
                 let minutes = s.hours * 60;
                 let ok: Vec<bool> = (0..=minutes + 48 * 60)
                     .map(|m| c.allows(from + Duration::minutes(m)))
@@ -237,6 +242,141 @@ fn designated_days_across_offset_changes() {
                 for b in check_designation(restriction, &zones, from, 60) {
                     bad.push(format!("{from} {days}{times} received {received}: {b}"));
                 }
+            }
+        }
+    }
+    bad.truncate(20);
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+const CONSENTED_HOURS: &str = r#"
+rules:
+  - id: t-hours
+    description: hours a written consent lifts
+    citation: test
+    jurisdictions: [US]
+    applies: {directions: [outbound]}
+    permittedHours:
+      from: "08:00"
+      until: "21:00"
+      unlessConsent: {written: true}
+"#;
+
+/// Permitted hours lifted by written consents to other times, across the
+/// same offset changes: a consent right after the hours (so the allow
+/// runs on), one past midnight, one on weekends only, one that ends, and
+/// one not written (which lifts nothing).
+#[test]
+fn consented_hours_across_offset_changes() {
+    let zones = ["America/New_York", "America/Havana", "Australia/Lord_Howe"];
+    let consents = [
+        "from: '21:00', until: '22:30', written: true",
+        "from: '23:30', until: '01:30', written: true",
+        "days: [weekends], written: true",
+        "from: '06:00', until: '08:00', written: true, endsAt: '2026-11-01T12:00:00Z'",
+        "from: '21:00', until: '23:00'",
+    ];
+    let mut bad = Vec::new();
+    for from in [
+        "2026-03-07T00:00:00Z",
+        "2026-10-31T00:00:00Z",
+        "2026-04-04T00:00:00Z",
+        "2026-10-03T00:00:00Z",
+    ] {
+        for consent in consents {
+            for received in ["2026-01-01T00:00:00Z", "2026-03-08T06:20:00Z"] {
+                let restriction = format!(
+                    "{{id: RS-T-1, kind: consentToTime, source: letter, receivedAt: '{received}', {consent}}}"
+                );
+                let mut p = Proposal::new(Channel::Voice, Direction::Outbound);
+                p.loans = vec!["CARD".into()];
+                for b in check(&Setup {
+                    rules: CONSENTED_HOURS,
+                    records: &[],
+                    restrictions: &[restriction],
+                    proposal: p,
+                    zones: &zones,
+                    from,
+                    hours: 60,
+                }) {
+                    bad.push(format!("{from} {consent} received {received}: {b}"));
+                }
+            }
+        }
+    }
+    bad.truncate(20);
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+const SINCE_CAPS: &str = r#"
+rules:
+  - id: t-month
+    description: one mail a calendar month since a certified cease
+    citation: test
+    jurisdictions: [US]
+    applies: {channels: [mail], directions: [outbound]}
+    frequencyCap:
+      limit: 1
+      window: calendarMonth
+      per: debt
+      since: {restriction: ceaseCommunication, mailType: [registered, certified]}
+  - id: t-all
+    description: two calls in all since a certified cease
+    citation: test
+    jurisdictions: [US]
+    applies: {directions: [outbound]}
+    frequencyCap:
+      limit: 2
+      window: all
+      per: borrower
+      since: {restriction: ceaseCommunication, mailType: [certified]}
+"#;
+
+/// Caps counted from a restriction's receipt, monthly and in all, across
+/// month ends and offset changes: a cease received in the middle of a
+/// month, one that ends, and records before and after receipt, one of
+/// them reserved ahead in the next month.
+#[test]
+fn caps_since_a_receipt_across_months() {
+    let zones = ["America/New_York", "Australia/Lord_Howe"];
+    let records: Vec<String> = [
+        ("mail", "2026-03-20T15:00:00Z"),
+        ("mail", "2026-03-30T15:00:00Z"),
+        ("voice", "2026-03-31T15:00:00Z"),
+        ("mail", "2026-04-02T15:00:00Z"),
+        ("voice", "2026-04-03T15:00:00Z"),
+    ]
+    .iter()
+    .map(|(ch, at)| {
+        format!(
+            "{{channel: {ch}, direction: outbound, status: attempted, loanId: CARD, startedAt: '{at}'}}"
+        )
+    })
+    .collect();
+    let ceases = [
+        "receivedAt: '2026-03-25T12:00:00Z', mailType: certified",
+        "receivedAt: '2026-03-25T12:00:00Z'",
+        "receivedAt: '2026-03-31T12:00:00Z', mailType: registered",
+        "receivedAt: '2026-03-25T12:00:00Z', mailType: other",
+    ];
+    let mut bad = Vec::new();
+    for cease in ceases {
+        for channel in [Channel::Mail, Channel::Voice] {
+            let restriction = format!(
+                "{{id: RS-T-1, kind: ceaseCommunication, source: letter, loanIds: [CARD], {cease}}}"
+            );
+            let mut p = Proposal::new(channel, Direction::Outbound);
+            p.loans = vec!["CARD".into()];
+            for b in check(&Setup {
+                rules: SINCE_CAPS,
+                records: &records,
+                restrictions: &[restriction],
+                proposal: p,
+                zones: &zones,
+                from: "2026-03-24T00:00:00Z",
+                hours: 24 * 9,
+            }) {
+                bad.push(format!("{cease} {channel}: {b}"));
             }
         }
     }

@@ -53,12 +53,12 @@ use crate::jurisdiction::{Jurisdiction, UnknownJurisdiction};
 use crate::location::{Derived, Reason, Weighed, weigh};
 use crate::model::{Channel, ContactKind, Direction, Subject, Theme};
 use crate::restrictions::RestrictionKind;
-use crate::rules::{Per, Rule, RuleKind, RuleSet};
+use crate::rules::{CapWindow, Per, Rule, RuleKind, RuleSet};
 pub use calendar::{day_start, local_day, local_instant_at_or_after};
 pub use restrict::CEASE_EXCEPTIONS;
 pub use violation::Violation;
 
-use constraints::{Constraint, Picked, build};
+use constraints::{Constraint, Kept, Picked, build};
 use history::{Classes, as_account, debt_mask, debts_to_check, passes, reads, select_grouped};
 use search::joint_next_allowed;
 use violation::describe;
@@ -343,9 +343,29 @@ pub fn decide(
         .map(|r| i64::from(r.kind.window_days()))
         .max()
         .unwrap_or(0);
-    let from = at
+    let mut from = at
         .checked_sub_signed(Duration::days(longest + 1))
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    // A cap counted in all since a restriction's receipt reads from the
+    // earliest receipt that starts one (what the index still holds of it).
+    for rule in &applicable {
+        if let RuleKind::PeriodCap {
+            window: CapWindow::All,
+            since: Some(since),
+            ..
+        } = &rule.kind
+        {
+            for r in view.restrictions() {
+                if since.started_by(r) && r.received_at < from {
+                    from = r.received_at;
+                }
+            }
+        }
+    }
+    let kept = Kept {
+        now: now.timestamp(),
+        horizon_secs: i64::from(rules.horizon_days()) * 86_400,
+    };
     let entries = view.entries_from(from.timestamp());
 
     let accounts = view.accounts();
@@ -392,6 +412,7 @@ pub fn decide(
         let first = constraints.len();
         let debts: Vec<Option<DebtKey>> = match &rule.kind {
             RuleKind::FrequencyCap { per: Per::Debt, .. }
+            | RuleKind::PeriodCap { per: Per::Debt, .. }
             | RuleKind::CoolDown { per: Per::Debt, .. }
             | RuleKind::ConsentRequired { per: Per::Debt, .. } => {
                 debts_to_check(view, &send_debts, entries)
@@ -463,6 +484,7 @@ pub fn decide(
                     days,
                     *zone,
                     *debt,
+                    kept,
                 ));
             }
         }

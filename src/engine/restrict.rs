@@ -15,8 +15,7 @@ use super::{Proposal, calendar};
 use crate::index::{BorrowerView, DebtKey, Entry};
 use crate::model::{Channel, ContactKind, Direction, Interaction, Subject};
 use crate::restrictions::{Restriction, RestrictionKind, is_electronic};
-use crate::rules::is_conversation;
-use crate::rules::was_sent;
+use crate::rules::{Since, UnlessConsent, is_conversation, was_sent};
 
 /// A stretch of time `[start, end)` in Unix seconds during which a
 /// restriction blocks or permits; `end` `None` is open-ended.
@@ -248,7 +247,8 @@ pub(super) fn blocking_spans(
             RestrictionKind::InconvenientTime
             | RestrictionKind::PriorConsentToCall
             | RestrictionKind::ElectronicConsent
-            | RestrictionKind::ElectronicNoticeMailed => false,
+            | RestrictionKind::ElectronicNoticeMailed
+            | RestrictionKind::ConsentToTime => false,
         };
         if touches && let Some(s) = span_of(r, i, true) {
             spans.push(s);
@@ -294,10 +294,28 @@ impl Daily {
 
 /// The designated inconvenient times of the borrower.
 pub(super) fn daily_windows(view: &BorrowerView<'_>) -> Vec<Daily> {
+    windows_of(view, |r| r.kind == RestrictionKind::InconvenientTime, true)
+}
+
+/// The times the borrower agreed to that lift a rule's permitted hours
+/// (`consentToTime`, written when the rule asks for writing), in force
+/// from the second after receipt, as a consent is.
+pub(super) fn consent_windows(view: &BorrowerView<'_>, lift: UnlessConsent) -> Vec<Daily> {
+    windows_of(view, |r| lift.lifted_by(r), false)
+}
+
+/// The local windows (`from`, `until`, `days`) of the restrictions `pick`
+/// chooses, over the span each is in force (rounded the strict way for a
+/// block or for a permission, as `blocks` says).
+fn windows_of(
+    view: &BorrowerView<'_>,
+    pick: impl Fn(&Restriction) -> bool,
+    blocks: bool,
+) -> Vec<Daily> {
     view.restrictions()
         .iter()
         .enumerate()
-        .filter(|(_, r)| r.kind == RestrictionKind::InconvenientTime)
+        .filter(|(_, r)| pick(r))
         .filter_map(|(i, r)| {
             let days = if r.days.is_empty() {
                 EVERY_DAY
@@ -318,7 +336,7 @@ pub(super) fn daily_windows(view: &BorrowerView<'_>) -> Vec<Daily> {
                 from,
                 until,
                 days,
-                span: span_of(r, i, true)?,
+                span: span_of(r, i, blocks)?,
             })
         })
         .collect()
@@ -427,6 +445,30 @@ pub(super) fn without_consent(
         !consented
     });
     picked
+}
+
+/// The spans during which the restrictions that start a cap's count are
+/// in force, for one debt (`Some`) or for the send's debts (`None`, a cap
+/// per borrower): a restriction that names no debt, or that may name this
+/// one (a blocking reading: it limits sends), starts it. Rounded as a
+/// block: from the second of receipt.
+pub(super) fn since_spans(
+    view: &BorrowerView<'_>,
+    since: &Since,
+    debt: Option<Option<DebtKey>>,
+    p: &Proposal,
+) -> Vec<Span> {
+    view.restrictions()
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| since.started_by(r))
+        .filter(|(_, r)| match debt {
+            None => may_touch_debts(view, r, &p.loans),
+            Some(None) => true,
+            Some(Some(d)) => r.loan_ids.is_empty() || surely_names_debt(view, r, Some(d), &p.loans),
+        })
+        .filter_map(|(i, r)| span_of(r, i, true))
+        .collect()
 }
 
 /// A moment as a time, for spans' bounds.

@@ -11,9 +11,12 @@
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 
-use super::constraints::{Constraint, Kind, cap_free_day, cap_full_day, in_any, is_blackout};
+use super::constraints::{
+    Constraint, Kind, cap_free_day, cap_full_day, in_any, is_blackout, month_of,
+};
 use super::restrict::{self, Daily, Span};
 use super::{SEARCH_DAYS, calendar, day_start, local_day, local_instant_at_or_after};
+use crate::rules::CapWindow;
 
 fn first_start_after(spans: &[Span], ts: i64) -> Option<DateTime<Utc>> {
     spans
@@ -235,7 +238,13 @@ impl Constraint<'_> {
                 }
                 None
             }
-            Kind::Hours { from, .. } => {
+            Kind::Hours { from, consents, .. } => {
+                // The next time a consent to another time covers, if any
+                // comes before the hours open again.
+                let agreed = consents
+                    .iter()
+                    .filter_map(|w| self.daily_next_start(w, t))
+                    .min();
                 let local = calendar::local_datetime(self.zone, t);
                 let date = if local.time() < *from {
                     local.date()
@@ -246,10 +255,45 @@ impl Constraint<'_> {
                 // A gap or fold can land the boundary outside the window;
                 // step forward a minute at a time (bounded) until inside.
                 for _ in 0..(48 * 60) {
+                    if agreed.is_some_and(|a| a <= cand) {
+                        return agreed;
+                    }
                     if self.allows(cand) {
                         return Some(cand);
                     }
                     cand += Duration::minutes(1);
+                }
+                agreed
+            }
+            Kind::Period { .. } => {
+                // Past every block in force, one after another: a month's
+                // ends at the next local month, a count in all only when
+                // its restriction stops.
+                let limit = t
+                    .checked_add_signed(Duration::days(SEARCH_DAYS))
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                let mut t = t;
+                for _ in 0..1_000 {
+                    let mut next = t;
+                    let mut any = false;
+                    for b in self.period_blocks(t) {
+                        any = true;
+                        let stop = b.span.end.and_then(restrict::at);
+                        let free = match b.month {
+                            Some((_, last)) if !b.unknown => {
+                                min_time(Some(day_start(self.zone, last + 1)), stop)
+                            }
+                            _ => stop,
+                        };
+                        next = next.max(free?);
+                    }
+                    if !any {
+                        return Some(t);
+                    }
+                    if next <= t || next > limit {
+                        return None;
+                    }
+                    t = next;
                 }
                 None
             }
@@ -314,12 +358,82 @@ impl Constraint<'_> {
                 };
                 min_time(notice_end, rest)
             }
-            Kind::Hours { until, .. } => {
-                let local = calendar::local_datetime(self.zone, t);
-                Some(local_instant_at_or_after(
-                    self.zone,
-                    local.date().and_time(*until),
-                ))
+            Kind::Hours {
+                from,
+                until,
+                consents,
+                ..
+            } => {
+                // The hours and the times agreed to may follow one another
+                // (an agreed 21:00-22:00 right after the hours): the allow
+                // lasts until neither covers.
+                let mut e = t;
+                for _ in 0..16 {
+                    if !self.allows(e) {
+                        return Some(e);
+                    }
+                    let local = calendar::local_datetime(self.zone, e);
+                    let hours_end = (*from <= local.time() && local.time() < *until).then(|| {
+                        local_instant_at_or_after(self.zone, local.date().and_time(*until))
+                    });
+                    let agreed_end = consents
+                        .iter()
+                        .filter(|w| {
+                            w.span.contains(e.timestamp())
+                                && w.covers_local(calendar::local_datetime(self.zone, e))
+                        })
+                        .map(|w| self.daily_end(w, e))
+                        .max();
+                    match hours_end.max(agreed_end) {
+                        Some(next) if next > e => e = next,
+                        // An earlier end is safe.
+                        _ => return Some(e + Duration::minutes(1)),
+                    }
+                }
+                Some(e)
+            }
+            Kind::Period {
+                window,
+                items,
+                spans,
+                kept,
+                ..
+            } => {
+                // The verdict changes only when a span starts, when a
+                // count since an old receipt passes the history kept, and,
+                // for a monthly cap, at a month's start: the first of them
+                // at which it blocks.
+                let mut moments: Vec<i64> = Vec::new();
+                for s in spans {
+                    if s.start > ts {
+                        moments.push(s.start);
+                    }
+                    if *window == CapWindow::All {
+                        let past = s.start.saturating_add(kept.horizon_secs).saturating_add(1);
+                        if past > ts {
+                            moments.push(past);
+                        }
+                    }
+                }
+                if *window == CapWindow::CalendarMonth
+                    && let Some(last) = items.last()
+                {
+                    let mut day = month_of(local_day(self.zone, t)).1 + 1;
+                    for _ in 0..24 {
+                        if day > last.day {
+                            break;
+                        }
+                        moments.push(day_start(self.zone, day).timestamp());
+                        day = month_of(day).1 + 1;
+                    }
+                }
+                moments.sort_unstable();
+                moments.dedup();
+                moments
+                    .into_iter()
+                    .filter(|m| *m > ts)
+                    .filter_map(restrict::at)
+                    .find(|m| !self.allows(*m))
             }
         }
     }

@@ -127,15 +127,80 @@ pub(super) fn describe(
                 fmt_day(end)
             );
         }
-        Kind::Hours { from, until } => {
+        Kind::Hours {
+            from, until, lift, ..
+        } => {
             let local = calendar::local_datetime(c.zone, at);
+            let consent = match lift {
+                Some(l) if l.written => {
+                    ", and no consent to another time given in writing (consentToTime, written) covers it"
+                }
+                Some(_) => ", and no consent to another time (consentToTime) covers it",
+                None => "",
+            };
             v.message = format!(
-                "{} in {} is outside the permitted hours {}–{}",
+                "{} in {} is outside the permitted hours {}–{}{consent}",
                 local.format("%Y-%m-%d %H:%M"),
                 c.zone,
                 clock(*from),
                 clock(*until)
             );
+        }
+        Kind::Period {
+            limit, items, kept, ..
+        } => {
+            let worst = c
+                .period_blocks(at)
+                .max_by_key(|b| (b.unknown, b.count, std::cmp::Reverse(b.span.restriction)));
+            if let Some(b) = worst {
+                let r = view.restrictions().get(b.span.restriction);
+                v.restriction_id = r.map(|r| r.id.clone());
+                v.count = b.count;
+                v.limit = *limit;
+                let first = match b.month {
+                    Some((a, _)) => r.map_or(a, |r| a.max(local_day(c.zone, r.received_at))),
+                    None => r.map_or(day, |r| local_day(c.zone, r.received_at)),
+                };
+                let last = b.month.map(|(_, z)| z);
+                v.window_start = NaiveDate::from_num_days_from_ce_opt(first);
+                v.window_end = last.and_then(NaiveDate::from_num_days_from_ce_opt);
+                v.window_days = last.map_or(0, |z| u32::try_from(z - first + 1).unwrap_or(0));
+                v.counted_interaction_ids = items
+                    .iter()
+                    .filter(|i| i.at >= b.span.start && b.span.end.is_none_or(|e| i.at < e))
+                    .filter(|i| b.month.is_none_or(|(a, z)| a <= i.day && i.day <= z))
+                    .map(|i| view.interaction_id(i.key).to_owned())
+                    .collect();
+                let since = r.map_or_else(String::new, |r| {
+                    format!(
+                        " since restriction `{}` ({}, received {})",
+                        r.id,
+                        r.kind,
+                        r.received_at.to_rfc3339()
+                    )
+                });
+                v.message = if b.unknown {
+                    format!(
+                        "the count{about}{since} reaches back past the {} days of history the index keeps, so it is unknown and read as reached (limit {limit} in all); raise the horizon",
+                        kept.horizon_secs / 86_400
+                    )
+                } else if let Some((a, z)) = b.month {
+                    format!(
+                        "{} communication{}{about} already counted{since} in the calendar month {}..{} ({}); the limit is {limit} a month, so this send would exceed it",
+                        b.count,
+                        if b.count == 1 { "" } else { "s" },
+                        fmt_day(a),
+                        fmt_day(z),
+                        c.zone,
+                    )
+                } else {
+                    format!(
+                        "{} communication{}{about} already counted{since}; the limit is {limit} in all, so this send would exceed it",
+                        b.count,
+                        if b.count == 1 { "" } else { "s" },
+                    )
+                };
+            }
         }
         Kind::Block { spans } => {
             let ts = at.timestamp();

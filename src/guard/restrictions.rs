@@ -242,7 +242,7 @@ impl Guard {
                 rule_ids: rules
                     .rules()
                     .iter()
-                    .filter(|rule| rule.kind.reads_restriction(r.kind))
+                    .filter(|rule| rule.kind.reads(&r))
                     .map(|rule| rule.id.clone())
                     .collect(),
                 effect: effect(&r),

@@ -182,9 +182,15 @@ impl Change {
 }
 
 /// True if an older release would misread the restriction as the record
-/// kind `restriction`: it names days of the week.
+/// kind `restriction`: it names days of the week, or it is a consent to
+/// another time (a kind an older release does not know: it would refuse
+/// the record only when applying it, and its backup would copy it as is;
+/// as `restriction_v2` it is refused at once, with its file and offset).
+/// A cease's `mailType` and a consent's `written` need no new kind: a
+/// release that drops them reads the mail type as unknown and the consent
+/// as unwritten, both the strict way.
 fn needs_v2(r: &Restriction) -> bool {
-    !r.days.is_empty()
+    !r.days.is_empty() || r.kind == crate::restrictions::RestrictionKind::ConsentToTime
 }
 
 /// [`Change::Person`]'s record, from the names.

@@ -51,10 +51,22 @@ pub fn effect(r: &Restriction) -> String {
     use super::RestrictionKind as K;
     let rfc = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     match r.kind {
-        K::CeaseCommunication => format!(
-            "no communication about {} except subjects ceaseCommunicationAcknowledgement and ceaseCommunicationRefuseToPay (12 CFR 1006.6(c)(2))",
-            debts(r)
-        ),
+        K::CeaseCommunication => {
+            // La. R.S. 9:3562(3) limits a creditor after a request sent by
+            // registered or certified mail. A cease of unknown mail type is
+            // read as one by the Louisiana rules too (which the effect's
+            // rule ids name), but its sentence stays as it always was.
+            let mail = match r.mail_type {
+                Some(m @ (super::MailType::Registered | super::MailType::Certified)) => format!(
+                    "; sent by {m} mail, so a Louisiana creditor may send at most one mail notice a month and make at most four personal contacts in all from receipt (La. R.S. 9:3562(3))"
+                ),
+                Some(super::MailType::Other) | None => String::new(),
+            };
+            format!(
+                "no communication about {} except subjects ceaseCommunicationAcknowledgement and ceaseCommunicationRefuseToPay (12 CFR 1006.6(c)(2)){mail}",
+                debts(r)
+            )
+        }
         K::MediumOptOut => {
             let channels = r
                 .channels
@@ -145,6 +157,26 @@ pub fn effect(r: &Restriction) -> String {
                 .join(", "),
             debts(r)
         ),
+        K::ConsentToTime => {
+            let end = r
+                .ends_at
+                .map(|e| format!(", until {}", rfc(e)))
+                .unwrap_or_default();
+            let how = if r.written {
+                "in writing, so it lifts Michigan's hours there (MCL 445.252(n))"
+            } else {
+                "not recorded as written, so it lifts no hours rule that needs a written agreement (MCL 445.252(n))"
+            };
+            let time = r.designated_time();
+            let when = if time.starts_with("all day") {
+                time
+            } else {
+                format!("at {time}")
+            };
+            format!(
+                "the borrower agreed to communications {when}, local time{end}; given {how}; it lifts no other hours rule, designated time or cap"
+            )
+        }
         K::ElectronicNoticeMailed => format!(
             "the written notice of D.C. Code 28-3814(m)(2)(A) was mailed for {} on {}: from then, one message asking for consent to electronic messages is permitted per 7 days, and more with the borrower's express consent (D.C. Code 28-3814(d)(4)(B))",
             debts(r),

@@ -185,6 +185,28 @@ names! {
         /// D.C. Code 28-3814(d)(4)(B): the written notice of (m)(2)(A) was
         /// mailed for an account (receivedAt is the mailing date).
         ElectronicNoticeMailed = "electronicNoticeMailed",
+        /// The borrower agreed to communications at a time outside a law's
+        /// hours (MCL 445.252(n): "unless the debtor expressly agrees in
+        /// writing to communications at another time"): the agreed local
+        /// time, as `from`/`until` and `days`, and whether the agreement
+        /// is in writing (`written`). A rule's `permittedHours` reads it
+        /// only when it says `unlessConsent`.
+        ConsentToTime = "consentToTime",
+    }
+}
+
+names! {
+    /// How the borrower's written request was sent (La. R.S. 9:3562(3):
+    /// "by registered or certified mail"). Unset on a restriction is
+    /// unknown, which a rule conditioned on the mail type reads as
+    /// matching (the strict reading).
+    MailType, "mailType" {
+        /// Registered mail.
+        Registered = "registered",
+        /// Certified mail.
+        Certified = "certified",
+        /// Anything else: ordinary mail, an email, a call.
+        Other = "other",
     }
 }
 
@@ -241,6 +263,7 @@ impl RestrictionKind {
             RestrictionKind::PriorConsentToCall
                 | RestrictionKind::ElectronicConsent
                 | RestrictionKind::ElectronicNoticeMailed
+                | RestrictionKind::ConsentToTime
         )
     }
 }
@@ -312,6 +335,14 @@ pub struct RestrictionInput {
     /// Free text: the attorney's name, the letter's reference.
     #[serde(default)]
     pub note: Option<String>,
+    /// How a `ceaseCommunication` was sent: `registered`, `certified` or
+    /// `other`. Unset: unknown.
+    #[serde(default)]
+    pub mail_type: Option<String>,
+    /// Whether a `consentToTime` was given in writing. Unset: not known to
+    /// be written.
+    #[serde(default)]
+    pub written: Option<bool>,
 }
 
 /// A checked restriction, as the index keeps it and the engine reads it.
@@ -349,6 +380,12 @@ pub struct Restriction {
     pub reason: Option<Reason>,
     /// Free text.
     pub note: Option<String>,
+    /// How a cease was sent; `None` is unknown (read as matching any
+    /// mail type a rule asks for).
+    pub mail_type: Option<MailType>,
+    /// A consent to another time was given in writing; `false` also when
+    /// it is not known to have been.
+    pub written: bool,
     /// Who recorded it (from the credential).
     pub recorded_by: String,
     /// When it was recorded.
@@ -541,6 +578,8 @@ struct Shape {
     times: bool,
     reason: bool,
     ends: bool,
+    mail_type: bool,
+    written: bool,
 }
 
 fn shape(kind: RestrictionKind) -> Shape {
@@ -552,10 +591,13 @@ fn shape(kind: RestrictionKind) -> Shape {
         times: false,
         reason: false,
         ends: false,
+        mail_type: false,
+        written: false,
     };
     match kind {
         K::CeaseCommunication => Shape {
             loans: true,
+            mail_type: true,
             ..none
         },
         K::MediumOptOut => Shape {
@@ -596,6 +638,14 @@ fn shape(kind: RestrictionKind) -> Shape {
         },
         K::ElectronicNoticeMailed => Shape {
             loans: true,
+            ..none
+        },
+        // The agreed time, as a designated time is written; an end date
+        // ("for this month") is `endsAt`.
+        K::ConsentToTime => Shape {
+            times: true,
+            ends: true,
+            written: true,
             ..none
         },
     }
@@ -760,6 +810,14 @@ impl RestrictionInput {
             .ok()
             .flatten();
         let days = parse_days(&self.days, &mut problems);
+        let mail_type = self
+            .mail_type
+            .as_deref()
+            .map(MailType::parse_field)
+            .transpose()
+            .map_err(|p| problems.push(p))
+            .ok()
+            .flatten();
         let reason = self
             .reason
             .as_deref()
@@ -821,6 +879,8 @@ impl RestrictionInput {
             days,
             reason,
             note: note.map(str::to_owned),
+            mail_type,
+            written: self.written == Some(true),
             recorded_by,
             recorded_at,
             ended_at: None,
@@ -880,10 +940,28 @@ fn check_shape(
         } else {
             "until"
         };
-        refuse(field, "only `inconvenientTime` has local times");
+        refuse(
+            field,
+            "only `inconvenientTime` and `consentToTime` have local times",
+        );
     }
     if !s.times && !input.days.is_empty() {
-        refuse("days", "only `inconvenientTime` has days of the week");
+        refuse(
+            "days",
+            "only `inconvenientTime` and `consentToTime` have days of the week",
+        );
+    }
+    if !s.mail_type && input.mail_type.is_some() {
+        refuse(
+            "mailType",
+            "only `ceaseCommunication` records how the request was sent",
+        );
+    }
+    if !s.written && input.written.is_some() {
+        refuse(
+            "written",
+            "only `consentToTime` records whether it was given in writing",
+        );
     }
     if !s.reason && input.reason.is_some() {
         refuse("reason", "only `doNotInteract` has a reason");
@@ -909,7 +987,7 @@ fn check_shape(
                 "`channels` of `electronicConsent` allows: email, text, chat",
             ));
         }
-        RestrictionKind::InconvenientTime => match (from, until) {
+        RestrictionKind::InconvenientTime | RestrictionKind::ConsentToTime => match (from, until) {
             (Some(f), Some(u)) if f == u => problems.push(FieldProblem::new(
                 "until",
                 "`until` equals `from`; allowed: a different time (earlier than `from` runs past midnight), or neither `from` nor `until` with `days` for whole days",
@@ -919,14 +997,30 @@ fn check_shape(
             _ if input.from.is_none() && input.until.is_none() && !input.days.is_empty() => {}
             _ if input.from.is_none() => problems.push(FieldProblem::new(
                 "from",
-                "`from` is required for `inconvenientTime` with `until` or without `days`, as HH:MM local time; allowed: `from` and `until`, or neither with `days` for whole days",
+                format!("`from` is required for `{kind}` with `until` or without `days`, as HH:MM local time; allowed: `from` and `until`, or neither with `days` for whole days"),
             )),
             _ if input.until.is_none() => problems.push(FieldProblem::new(
                 "until",
-                "`until` is required for `inconvenientTime` with `from`, as HH:MM local time; allowed: `from` and `until`, or neither with `days` for whole days",
+                format!("`until` is required for `{kind}` with `from`, as HH:MM local time; allowed: `from` and `until`, or neither with `days` for whole days"),
             )),
             _ => {}
         },
+        // 9:3562(3)'s request is "in writing by registered or certified
+        // mail": a registered or certified request came as a letter.
+        RestrictionKind::CeaseCommunication
+            if matches!(input.mail_type.as_deref(), Some("registered" | "certified"))
+                && input.source != "letter"
+                && !input.source.is_empty() =>
+        {
+            problems.push(FieldProblem::new(
+                "mailType",
+                format!(
+                    "`mailType` `{}` is for a request that came by mail, but `source` is `{}`; allowed: `source` `letter`, or `mailType` `other`",
+                    input.mail_type.as_deref().unwrap_or_default(),
+                    clip(&input.source)
+                ),
+            ));
+        }
         RestrictionKind::InconvenientPlace
             if input.contact_kinds.is_empty() && input.contact_values.is_empty() =>
         {

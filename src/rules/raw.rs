@@ -16,7 +16,7 @@ use crate::jurisdiction::Jurisdiction;
 use crate::model::{
     AgentOutcome, Channel, ContactKind, Direction, StatusDetails, Theme, describe_allowed,
 };
-use crate::restrictions::RestrictionKind;
+use crate::restrictions::{MailType, RestrictionKind};
 
 /// One rule file: a list of rules.
 #[derive(Debug, Deserialize)]
@@ -26,7 +26,10 @@ pub struct RawFile {
     pub rules: Vec<RawRule>,
 }
 
-/// Whom a rule binds.
+/// Whom a rule binds, and what a deployment says the lender is
+/// (`--roles`). A rule binds a deployment when one of its `binds` is among
+/// the deployment's roles, after [`Role::implied`] adds what each role
+/// implies; a rule that names no role binds every deployment.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
 )]
@@ -38,6 +41,10 @@ pub enum Role {
     Creditor,
     /// A licensed collection agency (RCW 19.16 binds these).
     Licensee,
+    /// A lender licensed to make small (payday) loans, collecting its own
+    /// loans (RCW 31.45.082 binds these). It is a creditor too: the role
+    /// implies [`Role::Creditor`].
+    SmallLoanLicensee,
 }
 
 impl Role {
@@ -47,7 +54,36 @@ impl Role {
             Role::DebtCollector => "debtCollector",
             Role::Creditor => "creditor",
             Role::Licensee => "licensee",
+            Role::SmallLoanLicensee => "smallLoanLicensee",
         }
+    }
+
+    /// Every role, as `--roles` and rule files spell them.
+    pub const NAMES: &'static [&'static str] =
+        &["debtCollector", "creditor", "licensee", "smallLoanLicensee"];
+
+    /// Parses a role as written; anything else is `None`.
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "debtCollector" => Some(Role::DebtCollector),
+            "creditor" => Some(Role::Creditor),
+            "licensee" => Some(Role::Licensee),
+            "smallLoanLicensee" => Some(Role::SmallLoanLicensee),
+            _ => None,
+        }
+    }
+
+    /// The roles a deployment holds when it says it holds `roles`: each
+    /// role with the roles it implies. A small-loan licensee collects its
+    /// own loans, so it is a creditor too: a deployment that names only
+    /// `smallLoanLicensee` must not escape the creditors' rules. Implied
+    /// roles only ever add rules, never remove one.
+    pub fn implied(roles: &[Role]) -> Vec<Role> {
+        let mut out = roles.to_vec();
+        if roles.contains(&Role::SmallLoanLicensee) && !out.contains(&Role::Creditor) {
+            out.push(Role::Creditor);
+        }
+        out
     }
 }
 
@@ -245,8 +281,19 @@ pub enum Per {
 pub struct RawCap {
     /// At most this many in any window.
     pub limit: u32,
-    /// The window, in consecutive local calendar days.
-    pub window_days: u32,
+    /// The window, in consecutive local calendar days (a rolling window).
+    /// Exactly one of `windowDays` and `window` is given.
+    #[serde(default)]
+    pub window_days: Option<u32>,
+    /// A window that does not roll: each local calendar month, or every
+    /// communication since a restriction's receipt (`all`, with `since`).
+    #[serde(default)]
+    pub window: Option<CapWindow>,
+    /// Count only from the receipt of a restriction of this kind, and
+    /// apply the cap only while one is in force (La. R.S. 9:3562(3):
+    /// "thereafter", after the debtor's request).
+    #[serde(default)]
+    pub since: Option<RawSince>,
     /// Per borrower or per debt.
     pub per: Per,
     /// Changes to the default table of what counts.
@@ -256,6 +303,58 @@ pub struct RawCap {
     /// 1006.14(b)(3)(i)) are neither counted nor checked.
     #[serde(default)]
     pub exempt_with_prior_consent: bool,
+}
+
+/// A cap's window that does not roll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CapWindow {
+    /// Each calendar month of the borrower's local time ("one notice per
+    /// month"): the sends of the send's local month count.
+    CalendarMonth,
+    /// Every send since the receipt of the `since` restriction, whenever
+    /// it went ("a maximum of four personal contacts").
+    All,
+}
+
+impl CapWindow {
+    /// The name as rule files write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CapWindow::CalendarMonth => "calendarMonth",
+            CapWindow::All => "all",
+        }
+    }
+}
+
+/// The restriction a cap counts from, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawSince {
+    /// The kind whose receipt starts the count.
+    pub restriction: RestrictionKindName,
+    /// Only restrictions sent by one of these mail types start it; one
+    /// whose mail type is unknown does too (the strict reading). Unset:
+    /// every restriction of the kind.
+    #[serde(default)]
+    pub mail_type: Option<Vec<MailTypeName>>,
+}
+
+/// A mail type as a rule names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailTypeName(pub MailType);
+
+impl<'de> Deserialize<'de> for MailTypeName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_visitor(d, "a mail type", |text| {
+            MailType::parse(text).map(MailTypeName).ok_or_else(|| {
+                format!(
+                    "unknown mail type `{text}`, allowed: {}",
+                    describe_allowed(text, MailType::NAMES)
+                )
+            })
+        })
+    }
 }
 
 /// Changes to the default counting table.
@@ -345,6 +444,21 @@ pub struct RawHours {
     pub from: String,
     /// End of the permitted time, exclusive.
     pub until: String,
+    /// The borrower's consent to another time (`consentToTime`) lifts the
+    /// hours at the times it names (MCL 445.252(n): "unless the debtor
+    /// expressly agrees in writing to communications at another time").
+    /// Unset: nothing lifts them.
+    #[serde(default)]
+    pub unless_consent: Option<RawUnlessConsent>,
+}
+
+/// Which consents to another time lift permitted hours, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawUnlessConsent {
+    /// `true`: only a consent recorded as given in writing; `false`: any
+    /// consent to another time. Required, so that a rule says which.
+    pub written: bool,
 }
 
 /// A theme or a theme group, as a rule names it.

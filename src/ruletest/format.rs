@@ -44,8 +44,9 @@ pub struct Case {
     /// Where the case comes from and why it expects what it does, at any
     /// length (never empty when given).
     pub description: Option<String>,
-    /// What the lender is (`debtCollector`, `creditor`, `licensee`): only
-    /// the rules that bind it decide. Unset: every rule binds.
+    /// What the lender is (`debtCollector`, `creditor`, `licensee`,
+    /// `smallLoanLicensee`, which implies `creditor`): only the rules that
+    /// bind it decide. Unset: every rule binds.
     pub roles: Option<Vec<Role>>,
     /// Decide with these rule ids alone (after `roles` and `extraRules`).
     pub only: Option<Vec<String>>,

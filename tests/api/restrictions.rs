@@ -858,7 +858,8 @@ async fn bad_restriction_days_are_invalid_argument_naming_days() {
     .await;
     assert_eq!(fields(&status), ["days"]);
     assert!(
-        about(&status, "days").contains("only `inconvenientTime` has days of the week"),
+        about(&status, "days")
+            .contains("only `inconvenientTime` and `consentToTime` have days of the week"),
         "{status:?}"
     );
 
@@ -1210,4 +1211,200 @@ fn an_unknown_record_kind_inside_a_batch_is_refused_with_file_and_offset() {
             && text.contains("a record of a kind this release does not know"),
         "{text}"
     );
+}
+
+// ---- a cease's mail type, a consent to another time (issue 17) --------------
+
+/// A cease's `mailType` and a `consentToTime` with `written` round-trip
+/// through AddRestriction, ListRestrictions and ExplainRestrictions; bad
+/// ones are INVALID_ARGUMENT naming the field. In the journal the cease is
+/// a `restriction` carrying its mail type (a release without the field
+/// reads it as unknown, the strict way); the consent, a kind an older
+/// release does not know, is a `restriction_v2` of its own, which such a
+/// release refuses. Both survive restarts from the journal and a snapshot.
+#[tokio::test]
+async fn a_mail_type_and_a_written_consent_are_kept_and_journaled() {
+    use compliance_guard::pb::journal::record::Op;
+
+    let dir = tempfile::tempdir().unwrap();
+    let journal_dir = dir.path().join("data").join("journal");
+    let server = start_on(dir.path(), 1_000_000).await;
+    let mut pipeline = server.checks().await;
+    let certified = add(
+        &mut pipeline,
+        "ext-crm-la",
+        Restriction {
+            mail_type: "certified".into(),
+            ..cease(T0)
+        },
+    )
+    .await;
+    assert_eq!(certified.mail_type, "certified");
+    let agreed = add(
+        &mut pipeline,
+        "ext-crm-mi",
+        Restriction {
+            from: "21:00".into(),
+            until: "22:00".into(),
+            written: true,
+            ..given("consentToTime", T0)
+        },
+    )
+    .await;
+    assert!(agreed.written);
+    assert_eq!(
+        (agreed.from.as_str(), agreed.until.as_str()),
+        ("21:00", "22:00")
+    );
+
+    let effects = pipeline
+        .explain_restrictions(ExplainRestrictionsRequest {
+            person_id: "ext-crm-la".into(),
+            at: at(T0 + DAY),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .effects;
+    assert!(
+        effects[0].effect.ends_with(
+            "; sent by certified mail, so a Louisiana creditor may send at most one mail notice a month and make at most four personal contacts in all from receipt (La. R.S. 9:3562(3))"
+        ),
+        "{effects:?}"
+    );
+    assert!(
+        effects[0]
+            .rule_ids
+            .iter()
+            .any(|r| r == "us-la-rs-9-3562-3-4-personal-contacts"),
+        "{effects:?}"
+    );
+    let effects = pipeline
+        .explain_restrictions(ExplainRestrictionsRequest {
+            person_id: "ext-crm-mi".into(),
+            at: at(T0 + DAY),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .effects;
+    assert_eq!(
+        effects[0].effect,
+        "the borrower agreed to communications at 21:00–22:00, local time; given in writing, so it lifts Michigan's hours there (MCL 445.252(n)); it lifts no other hours rule, designated time or cap"
+    );
+    assert_eq!(effects[0].rule_ids, ["us-mi-mcl-445.252n-hours"]);
+
+    for (r, field) in [
+        (
+            Restriction {
+                mail_type: "certified".into(),
+                source: "call".into(),
+                ..cease(T0)
+            },
+            "mailType",
+        ),
+        (
+            Restriction {
+                mail_type: "express".into(),
+                ..cease(T0)
+            },
+            "mailType",
+        ),
+        (
+            Restriction {
+                written: true,
+                ..given("priorConsentToCall", T0)
+            },
+            "written",
+        ),
+        (given("consentToTime", T0), "from"),
+    ] {
+        let status = add_result(&mut pipeline, P, r).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert_eq!(fields(&status), [field], "{status:?}");
+    }
+    let before_la = list(&mut pipeline, "ext-crm-la", true, at(T0 + HOUR)).await;
+    let before_mi = list(&mut pipeline, "ext-crm-mi", true, at(T0 + HOUR)).await;
+    server.stop().await.unwrap();
+
+    let journals = files_named(&journal_dir, "journal-", ".log");
+    let records = read_records(&journals[0]);
+    let in_batches: Vec<_> = records
+        .iter()
+        .filter_map(|r| match &r.op {
+            Some(Op::Batch(b)) => Some(b),
+            _ => None,
+        })
+        .flat_map(|b| &b.records)
+        .collect();
+    assert!(
+        in_batches.iter().any(|r| matches!(
+            &r.op,
+            Some(Op::Restriction(x)) if x.id == certified.id && x.mail_type == "certified"
+        )),
+        "{records:?}"
+    );
+    assert!(
+        records.iter().any(|r| matches!(
+            &r.op,
+            Some(Op::RestrictionV2(x)) if x.id == agreed.id && x.written
+        )),
+        "{records:?}"
+    );
+    assert!(
+        !in_batches
+            .iter()
+            .any(|r| matches!(r.op, Some(Op::RestrictionV2(_)))),
+        "a restriction_v2 inside a batch: {records:?}"
+    );
+    // The previous release refuses the consent, a record of its own.
+    let v2_only = dir.path().join("v2-only.log");
+    let mut bytes = std::fs::read(&journals[0]).unwrap()[..8].to_vec();
+    for r in records
+        .iter()
+        .filter(|r| matches!(r.op, Some(Op::RestrictionV2(_))))
+    {
+        compliance_guard::journal::frame(r, &mut bytes);
+    }
+    std::fs::write(&v2_only, &bytes).unwrap();
+    assert_eq!(old_release::read(&v2_only), Err(8));
+    // It reads the cease with its mail type dropped (as its snapshot would
+    // write it back), which this release then reads as unknown: the
+    // Louisiana rules read an unknown mail type as certified.
+    let pb_cease = in_batches
+        .iter()
+        .find_map(|r| match &r.op {
+            Some(Op::Restriction(x)) if x.id == certified.id => Some(x.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let old: old_release::Restriction =
+        prost::Message::decode(prost::Message::encode_to_vec(&pb_cease).as_slice()).unwrap();
+    let back: compliance_guard::pb::Restriction =
+        prost::Message::decode(prost::Message::encode_to_vec(&old).as_slice()).unwrap();
+    assert_eq!(back.mail_type, "");
+    let read = compliance_guard::wire::restriction_from(back).unwrap();
+    assert_eq!(read.mail_type, None);
+    assert_eq!(
+        compliance_guard::wire::restriction_from(pb_cease)
+            .unwrap()
+            .mail_type,
+        Some(compliance_guard::restrictions::MailType::Certified)
+    );
+
+    for compact_after in [1_000_000, 0, 1_000_000] {
+        let server = start_on(dir.path(), compact_after).await;
+        let mut pipeline = server.checks().await;
+        assert_eq!(
+            list(&mut pipeline, "ext-crm-la", true, at(T0 + HOUR)).await,
+            before_la,
+            "compact_after {compact_after}"
+        );
+        assert_eq!(
+            list(&mut pipeline, "ext-crm-mi", true, at(T0 + HOUR)).await,
+            before_mi,
+            "compact_after {compact_after}"
+        );
+        server.stop().await.unwrap();
+    }
 }

@@ -19,6 +19,9 @@ use serde_json::{Map, Value};
 
 /// Scripted cases of daylight-saving changes.
 mod daylight;
+/// Scripted cases of the rule-language additions (Louisiana, Michigan,
+/// Washington's small-loan licensees).
+mod lang;
 /// Scripted cases of particular places and restrictions.
 mod places;
 /// Refused requests.
@@ -485,5 +488,6 @@ pub fn generate(runner: &Runner) -> String {
     g.states();
     g.states_more();
     g.state_standards();
+    g.lang();
     g.out
 }

@@ -133,7 +133,20 @@ pub fn restriction(r: &Restriction) -> String {
         opt_time(r.ended_at),
         r.ended_by.as_deref().unwrap_or("-"),
         r.end_reason.as_deref().unwrap_or("-"),
-    )
+    ) + &new_fields(r)
+}
+
+/// A cease's mail type and a consent's `written`, only when set, so that
+/// the lines of restrictions without them read as before they existed.
+fn new_fields(r: &Restriction) -> String {
+    let mut out = String::new();
+    if let Some(m) = r.mail_type {
+        out.push_str(&format!(" mail={m}"));
+    }
+    if r.written {
+        out.push_str(" written");
+    }
+    out
 }
 
 /// A conversation: its interaction, whether closed (by whom, when) and the

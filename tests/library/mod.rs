@@ -7,3 +7,4 @@ mod location;
 mod model;
 mod regressions;
 mod regressions_audit;
+mod rule_language;

@@ -99,15 +99,16 @@ fn rules_check_honours_the_horizon() {
     // York City's cap of 2 in 7 days and its consent rule's one request
     // in 30 days made 12 into 14; West Virginia's caps are of 7 days too,
     // so 16; the nine templates of policy-state-standards.yaml with a cap
-    // of 7 days, 25.)
-    assert_eq!(out.lines().count(), 25, "{out}");
+    // of 7 days, 25; RCW 31.45.082's two weekly caps and Louisiana's calendar
+    // month, 28.)
+    assert_eq!(out.lines().count(), 28, "{out}");
     assert!(
         out.lines().all(|l| (l.starts_with("rules/us-")
             || l.starts_with("rules/policy-state-standards.yaml:"))
             && l.contains("longer than the 6 days")),
         "{out}"
     );
-    assert_eq!(stderr(&o), "25 problems found\n");
+    assert_eq!(stderr(&o), "28 problems found\n");
 }
 
 #[test]
@@ -407,7 +408,7 @@ fn rules_list_refuses_a_bad_jurisdiction_role_or_format() {
     assert_eq!(stdout(&o), "");
     assert_eq!(
         stderr(&o),
-        "error: unknown role `creditr`; allowed: debtCollector, creditor, licensee\n"
+        "error: unknown role `creditr`; allowed: debtCollector, creditor, licensee, smallLoanLicensee\n"
     );
     let o = run(&["rules", "list", "--format", "yaml"]);
     assert_eq!(o.status.code(), Some(2));
@@ -850,7 +851,7 @@ fn rules_replay_takes_the_servers_roles_and_refuses_an_unknown_one() {
     assert_eq!(bad.status.code(), Some(2));
     assert_eq!(
         stderr(&bad),
-        "error: unknown role `bogus`; allowed: debtCollector, creditor, licensee\n"
+        "error: unknown role `bogus`; allowed: debtCollector, creditor, licensee, smallLoanLicensee\n"
     );
 }
 

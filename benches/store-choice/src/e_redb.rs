@@ -18,9 +18,13 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 pub struct Redb {
     db: Database,
+    /// `set_quick_repair(true)` on every write transaction: the allocator
+    /// state is saved at each commit and 2-phase commit is used, so reopening
+    /// after a crash needs no full repair walk.
+    quick_repair: bool,
 }
 
-pub fn open(dir: &Path, cache_bytes: usize) -> Res<Redb> {
+pub fn open(dir: &Path, cache_bytes: usize, quick_repair: bool) -> Res<Redb> {
     std::fs::create_dir_all(dir)?;
     let db = Database::builder().set_cache_size(cache_bytes).create(dir.join("store.redb"))?;
     // Make sure every table exists so read transactions can open them.
@@ -34,7 +38,7 @@ pub fn open(dir: &Path, cache_bytes: usize) -> Res<Redb> {
         tx.open_table(META)?;
     }
     tx.commit()?;
-    Ok(Redb { db })
+    Ok(Redb { db, quick_repair })
 }
 
 struct Old {
@@ -53,6 +57,7 @@ impl Store for Redb {
 
     fn apply(&mut self, batch: &[Entry], bodies: &[Vec<u8>], sync: bool) -> Res<()> {
         let mut tx = self.db.begin_write()?;
+        tx.set_quick_repair(self.quick_repair);
         tx.set_durability(if sync { Durability::Immediate } else { Durability::None })?;
         {
             let mut rec = tx.open_table(RECORDS)?;
