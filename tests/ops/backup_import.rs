@@ -1011,14 +1011,31 @@ fn import_reports_bad_bytes_ignores_foreign_fields_and_keeps_upstream_deletes() 
         report.ignored_fields,
         [("started_at".to_owned(), 1), ("updatedBy".to_owned(), 1)]
     );
-    let (guard, _) = Guard::open(
-        IndexConfig::default(),
-        dir.path(),
-        Durability::Sync,
-        u64::MAX,
-        |_| {},
-    )
-    .unwrap();
+    // The import closed its guard, so the lock is free; but a subprocess
+    // another test spawns at that moment holds a copy of every open file
+    // until its exec closes them (flock locks follow the open file), so a
+    // lock may still be held for an instant: retry for a while.
+    let open = || {
+        Guard::open(
+            IndexConfig::default(),
+            dir.path(),
+            Durability::Sync,
+            u64::MAX,
+            |_| {},
+        )
+    };
+    let mut opened = open();
+    for _ in 0..50 {
+        if !matches!(
+            opened,
+            Err(compliance_guard::journal::JournalError::Locked(_))
+        ) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        opened = open();
+    }
+    let (guard, _) = opened.unwrap();
     let caller = compliance_guard::request::Caller {
         company: None,
         name: "t".into(),
