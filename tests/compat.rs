@@ -206,7 +206,7 @@ fn compat_rule_tests_still_pass_unchanged() {
         ("us-ct.yaml", 5, 0x9d0e_1a1f),
         ("us-dc.yaml", 7, 0x41b4_77f2),
         // Added for issue 17: Florida, Fla. Stat. 559.72(17).
-        ("us-fl.yaml", 12, 0xc710_2c82),
+        ("us-fl.yaml", 16, 0x15c4_c231),
         // Added for issue 17: Hawaii, HRS 480J-10(c) (shadow).
         ("us-hi.yaml", 6, 0xa651_6b49),
         // Added for issue 17: Illinois, 205 ILCS 740/9.2(a)(1).

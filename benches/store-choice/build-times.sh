@@ -36,8 +36,10 @@ main_of() {
   esac
 }
 
-echo "| crate | deps compiled | cargo build -j 2 (debug), s | cargo build --release -j 2, s | release binary, MiB |"
-echo "|---|---|---|---|---|"
+busy() { awk '/^cpu /{print ($2+$3+$4+$7+$8+$9)/100}' /proc/stat; }
+
+echo "| crate | crates compiled | debug: wall s | debug: CPU s | release: wall s | release: CPU s | others' CPU meanwhile, cores (debug / release) | release binary, MiB |"
+echo "|---|---|---|---|---|---|---|---|"
 for e in "${engines[@]}"; do
   d="$work/probe-$e"
   mkdir -p "$d/src"
@@ -55,17 +57,19 @@ $(dep_of "$e")
 EOF
   main_of "$e" >"$d/src/main.rs"
   (cd "$d" && cargo fetch -q)
-  times=()
+  wall=(); cpu=(); foreign=()
   for prof in debug release; do
     flag=""; [ "$prof" = release ] && flag="--release"
     (cd "$d" && cargo clean -q)
-    s=$(date +%s.%N)
-    (cd "$d" && cargo build $flag -j 2 --offline -q)
-    t=$(date +%s.%N)
-    times+=("$(echo "$t - $s" | bc)")
+    b0=$(busy)
+    /usr/bin/time -o "$work/time" -f "%e %U %S" bash -c "cd '$d' && cargo build $flag -j 2 --offline -q"
+    b1=$(busy)
+    read -r w u sy <"$work/time"
+    wall+=("$w"); c=$(echo "$u + $sy" | bc); cpu+=("$c")
+    foreign+=("$(echo "scale=2; ($b1 - $b0 - $c) / $w" | bc)")
   done
   (cd "$d" && ./target/release/probe-$e >/dev/null)
   ncrates=$(ls "$d/target/release/deps/" | grep -c '\.rlib$' || true)
   size=$(du -m "$d/target/release/probe-$e" | cut -f1)
-  printf '| %s | %s | %.1f | %.1f | %s |\n' "$e" "$ncrates" "${times[0]}" "${times[1]}" "$size"
+  printf '| %s | %s | %.1f | %.1f | %.1f | %.1f | %s / %s | %s |\n' "$e" "$ncrates" "${wall[0]}" "${cpu[0]}" "${wall[1]}" "${cpu[1]}" "${foreign[0]}" "${foreign[1]}" "$size"
 done

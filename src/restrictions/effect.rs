@@ -163,9 +163,9 @@ pub fn effect(r: &Restriction) -> String {
                 .map(|e| format!(", until {}", rfc(e)))
                 .unwrap_or_default();
             let how = if r.written {
-                "in writing, so it lifts Michigan's hours there (MCL 445.252(n))"
+                "in writing, so it lifts Michigan's hours (MCL 445.252(n)) and Florida's night ban (Fla. Stat. 559.72(17)) there"
             } else {
-                "not recorded as written, so it lifts no hours rule that needs a written agreement (MCL 445.252(n))"
+                "not recorded as written, so it lifts Florida's night ban there (Fla. Stat. 559.72(17), any prior consent) but no hours rule that needs a written agreement (MCL 445.252(n))"
             };
             let time = r.designated_time();
             let when = if time.starts_with("all day") {

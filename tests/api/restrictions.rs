@@ -1290,9 +1290,12 @@ async fn a_mail_type_and_a_written_consent_are_kept_and_journaled() {
         .effects;
     assert_eq!(
         effects[0].effect,
-        "the borrower agreed to communications at 21:00–22:00, local time; given in writing, so it lifts Michigan's hours there (MCL 445.252(n)); it lifts no other hours rule, designated time or cap"
+        "the borrower agreed to communications at 21:00–22:00, local time; given in writing, so it lifts Michigan's hours (MCL 445.252(n)) and Florida's night ban (Fla. Stat. 559.72(17)) there; it lifts no other hours rule, designated time or cap"
     );
-    assert_eq!(effects[0].rule_ids, ["us-mi-mcl-445.252n-hours"]);
+    assert_eq!(
+        effects[0].rule_ids,
+        ["us-fl-559.72-17-hours", "us-mi-mcl-445.252n-hours"]
+    );
 
     for (r, field) in [
         (
