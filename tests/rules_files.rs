@@ -862,7 +862,7 @@ fn roles_decide_which_rules_bind() {
             "us-wv-46a-2-125d-hours",
         ]
     );
-    assert_eq!(binding(vec![Role::Licensee]).len(), 57);
+    assert_eq!(binding(vec![Role::Licensee]).len(), 58);
     // A small-loan licensee is a creditor too: it gets every creditors'
     // rule and RCW 31.45.082's, and naming both roles changes nothing.
     let creditor = binding(vec![Role::Creditor]);
