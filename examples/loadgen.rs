@@ -9,7 +9,17 @@
 //!     --connections 4 --concurrency 32 --mix check --duration 10s
 //! cargo run --release --example loadgen -- --rate 20000 --mix mixed --no-seed
 //! cargo run --release --example loadgen -- --emit-csv history.csv   # the same history, for SQL
+//! cargo run --release --example loadgen -- --mix get --concurrency 8 --per-borrower 30
 //! ```
+//!
+//! `--mix get` and `--mix list` read what the server holds by our ids, as a
+//! fresh data directory hands them out in order: GetInteraction of
+//! `IT-…` number 1 to `--interactions` (default: as many as seeding
+//! recorded), and one borrower's first page of 25 (ListInteractions of
+//! `BO-…` number 1 to `--borrowers`); a page of fewer than 25 rows counts
+//! as the error `ShortPage`, so give the seeded history `--per-borrower 25`
+//! or more. The same flags with `--no-seed` read a history that
+//! `examples/startup.rs --serve` wrote.
 //!
 //! Closed loop (`--concurrency N`): N tasks, each with one request in
 //! flight, task i on connection i mod K. Open loop (`--rate R`): requests
@@ -52,6 +62,10 @@ enum Mix {
     Mixed,
     /// CheckBaseline: the same request, answered without deciding.
     Baseline,
+    /// GetInteraction of one interaction by our id.
+    Get,
+    /// ListInteractions of one borrower: the first page of 25.
+    List,
 }
 
 /// Whom to send it to.
@@ -111,6 +125,14 @@ struct Args {
     /// Do not record the synthetic history first.
     #[arg(long)]
     no_seed: bool,
+    /// Interactions per borrower in the seeded history; default 2 to 8 at
+    /// random.
+    #[arg(long)]
+    per_borrower: Option<u64>,
+    /// With --mix get: the interactions the server holds (IT-… 1 to N);
+    /// default: as many as seeding recorded.
+    #[arg(long)]
+    interactions: Option<u64>,
     /// Write the synthetic history as CSV (for PostgreSQL's COPY) and exit.
     #[arg(long)]
     emit_csv: Option<PathBuf>,
@@ -244,12 +266,20 @@ fn population(seed: u64, n: usize) -> Vec<Borrower> {
 
 /// Each borrower: 2 to 8 calls, texts and emails spread over the last 7 to
 /// 30 days; some failed, some conversations.
-fn history(seed: u64, people: &[Borrower], end: DateTime<Utc>) -> Vec<Record> {
+fn history(
+    seed: u64,
+    people: &[Borrower],
+    end: DateTime<Utc>,
+    per_borrower: Option<u64>,
+) -> Vec<Record> {
     let mut out = Vec::new();
     for (i, b) in people.iter().enumerate() {
         let mut r = Rng::new(seed ^ 0x5EED, i as u64);
         let span_s = (7 + r.below(24)) * 86_400;
-        let n = 2 + r.below(7);
+        // Drawn even when the count is given: the other draws stay as
+        // they were.
+        let drawn = 2 + r.below(7);
+        let n = per_borrower.unwrap_or(drawn);
         for j in 0..n {
             let started_at = end - Days::seconds((1 + r.below(span_s)) as i64);
             let loan = r.below(b.loans.len() as u64) as usize;
@@ -499,6 +529,8 @@ struct Ctx {
     /// mainland zone), plus up to 5 h.
     check_base: DateTime<Utc>,
     mix: Mix,
+    /// The interactions the server holds, for GetInteraction by our id.
+    interactions: u64,
     /// Makes ids unique across runs.
     nonce: String,
     counter: AtomicU64,
@@ -744,6 +776,38 @@ impl Ctx {
                 };
                 st.record("CreateInteraction", start.elapsed(), o);
             }
+            Mix::Get => {
+                let n = 1 + rng.below(self.interactions.max(1));
+                let req = pb::GetInteractionRequest {
+                    interaction_id: our_id("IT", n),
+                    ..pb::GetInteractionRequest::default()
+                };
+                let r = c.interactions.clone().get_interaction(self.req(req)).await;
+                let o = match &r {
+                    Ok(_) => Outcome::Ok,
+                    Err(s) => status_outcome(s),
+                };
+                st.record("GetInteraction", start.elapsed(), o);
+            }
+            Mix::List => {
+                let n = 1 + rng.below(self.people.len() as u64);
+                let req = pb::ListInteractionsRequest {
+                    person_id: our_id("BO", n),
+                    limit: 25,
+                    ..pb::ListInteractionsRequest::default()
+                };
+                let r = c
+                    .interactions
+                    .clone()
+                    .list_interactions(self.req(req))
+                    .await;
+                let o = match &r {
+                    Ok(page) if page.get_ref().count >= 25 => Outcome::Ok,
+                    Ok(_) => Outcome::Err("ShortPage".to_owned()),
+                    Err(s) => status_outcome(s),
+                };
+                st.record("ListInteractions", start.elapsed(), o);
+            }
             Mix::Mixed => {}
         }
     }
@@ -803,6 +867,11 @@ impl Ctx {
             _ => {}
         }
     }
+}
+
+/// Our id of the `n`th (from 1) of `prefix`, as the server hands them out.
+fn our_id(prefix: &str, n: u64) -> String {
+    format!("{prefix}-{:04X}-{:08X}", n >> 32, n & 0xFFFF_FFFF)
 }
 
 fn pg_code(e: &tokio_postgres::Error) -> String {
@@ -1098,7 +1167,8 @@ fn main() -> Result<()> {
     });
     let people = population(args.seed, args.borrowers.max(1));
     if let Some(path) = &args.emit_csv {
-        return emit_csv(path, &people, &history(args.seed, &people, end), end);
+        let recs = history(args.seed, &people, end, args.per_borrower);
+        return emit_csv(path, &people, &recs, end);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads.max(1))
@@ -1128,18 +1198,27 @@ async fn run(args: Args, people: Vec<Borrower>, end: DateTime<Utc>) -> Result<()
         today17 + Days::days(1)
     };
     let conns = connect(&args).await?;
+    let seeded = (args.target == Target::Guard && !args.no_seed)
+        .then(|| history(args.seed, &people, end, args.per_borrower));
+    let interactions = args
+        .interactions
+        .or(seeded.as_ref().map(|r| r.len() as u64))
+        .unwrap_or(0);
     let ctx = Arc::new(Ctx {
         conns,
         auth,
         people,
         check_base,
         mix: args.mix,
+        interactions,
         nonce: format!("{:x}", now.timestamp_millis()),
         counter: AtomicU64::new(0),
     });
-    if args.target == Target::Guard && !args.no_seed {
-        let recs = history(args.seed, &ctx.people, end);
+    if let Some(recs) = seeded {
         seed_guard(&ctx, recs).await?;
+    }
+    if args.mix == Mix::Get && ctx.interactions == 0 {
+        bail!("--mix get with --no-seed needs --interactions N");
     }
     let (st, d) = match args.rate {
         Some(r) => open_loop(ctx, &args, args.seed, r).await?,
