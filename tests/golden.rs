@@ -1,4 +1,4 @@
-//! The golden decision corpus: about 2,700 requests (about 2,100 of them
+//! The golden decision corpus: about 2,900 requests (about 2,150 of them
 //! Checks) driven through the library's `Guard` in memory, and every
 //! answer compared byte for byte with the answers committed beside them.
 //! It is the safety net of a refactor above the domain layer (guard,

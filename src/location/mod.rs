@@ -37,6 +37,11 @@ pub fn warm() {
     let _ = &*TABLES;
 }
 
+/// True if `s` is exactly `n` ASCII digits.
+fn all_digits(s: &str, n: usize) -> bool {
+    s.len() == n && s.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// A malformed postal code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -57,13 +62,12 @@ pub struct PostalCode {
 impl PostalCode {
     /// Parses `12345` or `12345-6789`, exactly; anything else is an error.
     pub fn parse(text: &str) -> Result<PostalCode, PostalCodeError> {
-        let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
         let zip = match text.split_once('-') {
             None => text,
-            Some((zip, plus4)) if digits(plus4, 4) => zip,
+            Some((zip, plus4)) if all_digits(plus4, 4) => zip,
             Some(_) => "",
         };
-        if digits(zip, 5) {
+        if all_digits(zip, 5) {
             Ok(PostalCode {
                 zip: zip.to_owned(),
             })
@@ -205,19 +209,18 @@ impl Reason {
             _ => {}
         }
         let rest = text.strip_prefix("from ")?;
-        let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
         let evidence = if let Some(npa) = rest.strip_prefix("area code ") {
-            digits(npa, 3).then(|| Evidence::AreaCode(npa.to_owned()))?
+            all_digits(npa, 3).then(|| Evidence::AreaCode(npa.to_owned()))?
         } else if let Some(r) = rest.strip_prefix("APO/FPO postal code ") {
             let zip = r.strip_suffix(" (any state)")?;
-            digits(zip, 5).then(|| Evidence::MilitaryPostalCode(zip.to_owned()))?
+            all_digits(zip, 5).then(|| Evidence::MilitaryPostalCode(zip.to_owned()))?
         } else if let Some(r) = rest.strip_prefix("postal code ") {
             match r.split_once(" (") {
-                Some((zip, state)) if digits(zip, 5) => Evidence::PostalState(
+                Some((zip, state)) if all_digits(zip, 5) => Evidence::PostalState(
                     zip.to_owned(),
                     Jurisdiction::parse(state.strip_suffix(')')?).ok()?,
                 ),
-                None if digits(r, 5) => Evidence::PostalCode(r.to_owned()),
+                None if all_digits(r, 5) => Evidence::PostalCode(r.to_owned()),
                 _ => return None,
             }
         } else {
