@@ -50,6 +50,9 @@
 //! - [`ledger`]: the state behind the guard's lock and the one interpreter
 //!   of the journal: a [`ledger::Change`] and its record, both ways, and
 //!   [`ledger::Ledger::apply`], used by live writes, recovery and what-if.
+//! - [`store`]: the journal materialized in SQLite with the position it
+//!   reaches, so that the journal is cut short and a start reads state;
+//!   [`store::read_history`] reads a data directory's whole history.
 //! - [`decisions`]: the decision log (every answered Check as a JSON line,
 //!   off the hot path).
 //!
@@ -112,6 +115,7 @@ pub mod restrictions;
 pub mod rules;
 pub mod ruletest;
 pub mod server;
+pub mod store;
 pub mod whatif;
 pub mod wire;
 

@@ -1,12 +1,13 @@
 //! Operator commands on a data directory: backup, restore and import.
 //!
-//! - **Backup** reads the snapshot and the journal without the lock, so it
-//!   runs while the server writes, and writes one file holding every whole
+//! - **Backup** reads the store and the journal after it (or an older
+//!   release's snapshot and journal) without the lock, so it runs while
+//!   the server writes, and writes one file holding every whole
 //!   record: a consistent copy of everything acknowledged when it read the
 //!   files (a record being written at that moment is not yet acknowledged
 //!   and is left out).
 //! - **Restore** puts a backup into an empty data directory as its
-//!   snapshot; the server then starts from it.
+//!   snapshot; the server then starts from it, moving it into the store.
 //! - **Import** loads the history from before the guard, as JSON lines in
 //!   the upstream Interaction format, validating each with the API's rules.
 
@@ -153,7 +154,7 @@ pub fn backup(data_dir: &Path, to: &Path) -> Result<BackupReport, OpsError> {
         dir: data_dir.to_owned(),
     };
     let (snaps, logs) = layout.generations()?;
-    if snaps.is_empty() && logs.is_empty() {
+    if snaps.is_empty() && logs.is_empty() && !crate::store::path_in(data_dir).exists() {
         return Err(OpsError::Io {
             action: "reading",
             path: layout.journal_dir(),
@@ -162,7 +163,7 @@ pub fn backup(data_dir: &Path, to: &Path) -> Result<BackupReport, OpsError> {
     }
     let mut out = journal::FileWriter::create(to, 1)?;
     let mut named = MediaNamed::new();
-    if let Err(e) = journal::recover(&layout, |r| {
+    if let Err(e) = crate::store::read_history(data_dir, |r| {
         media_named(&r, &mut named);
         out.push(&r)
     }) {
@@ -260,7 +261,7 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<RestoreReport, OpsError> 
         dir: data_dir.to_owned(),
     };
     let (snaps, logs) = layout.generations()?;
-    if !snaps.is_empty() || !logs.is_empty() {
+    if !snaps.is_empty() || !logs.is_empty() || crate::store::path_in(data_dir).exists() {
         return Err(OpsError::NotEmpty(data_dir.to_owned()));
     }
     std::fs::create_dir_all(layout.journal_dir())

@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::engine;
-use crate::journal::{self, Layout};
+use crate::journal;
 use crate::ledger::{self, Ledger, Skipped, changes};
 use crate::request::{CheckInput, build_proposal};
 use crate::rules::{LoadOptions, RuleSet};
@@ -241,34 +241,29 @@ pub fn what_if(
         .enumerate()
         .filter_map(|(i, l)| l.reserved.clone().map(|r| (i, r)))
         .collect();
-    journal::recover(
-        &Layout {
-            dir: data_dir.to_owned(),
-        },
-        |record| {
-            // A record (a batch: one operation) takes effect at its
-            // latest change's time, and is applied whole.
-            let changes = changes(record);
-            let read = || changes.iter().filter_map(|c| c.as_ref().ok());
-            if let Some(t) = read().filter_map(ledger::Change::effective_at).max() {
-                decide_due(&ledger.index, &mut next, &mut report, &|_, l| {
-                    logged_at(l).is_some_and(|at| at < t)
-                });
-            }
-            // A reserving Check decided before its own reservation existed.
-            let written: Vec<&str> = read().filter_map(ledger::Change::interaction_id).collect();
-            if let Some(last) = reserved
-                .iter()
-                .filter(|(i, r)| *i >= next && written.contains(&r.as_str()))
-                .map(|(i, _)| *i)
-                .max()
-            {
-                decide_due(&ledger.index, &mut next, &mut report, &|i, _| i <= last);
-            }
-            ledger.apply_lenient_changes(changes, &mut skipped);
-            Ok(())
-        },
-    )?;
+    crate::store::read_history(data_dir, |record| {
+        // A record (a batch: one operation) takes effect at its
+        // latest change's time, and is applied whole.
+        let changes = changes(record);
+        let read = || changes.iter().filter_map(|c| c.as_ref().ok());
+        if let Some(t) = read().filter_map(ledger::Change::effective_at).max() {
+            decide_due(&ledger.index, &mut next, &mut report, &|_, l| {
+                logged_at(l).is_some_and(|at| at < t)
+            });
+        }
+        // A reserving Check decided before its own reservation existed.
+        let written: Vec<&str> = read().filter_map(ledger::Change::interaction_id).collect();
+        if let Some(last) = reserved
+            .iter()
+            .filter(|(i, r)| *i >= next && written.contains(&r.as_str()))
+            .map(|(i, _)| *i)
+            .max()
+        {
+            decide_due(&ledger.index, &mut next, &mut report, &|i, _| i <= last);
+        }
+        ledger.apply_lenient_changes(changes, &mut skipped);
+        Ok(())
+    })?;
     decide_due(&ledger.index, &mut next, &mut report, &|_, _| true);
     report.skipped_records = skipped
         .by_kind

@@ -392,6 +392,7 @@ async fn history() -> History {
             snapshot_records: 0,
             journal_records: 7,
             cut: None,
+            end: compliance_guard::journal::Position::default(),
         },
         "one frame per operation"
     );
@@ -562,6 +563,7 @@ async fn a_damaged_snapshot_refuses_the_start_naming_the_snapshot_and_the_offset
             snapshot_records: 16,
             journal_records: 2,
             cut: None,
+            end: compliance_guard::journal::Position::default(),
         }
     );
     assert_eq!(read_back(&g, &h.state_last), h.state_last);
@@ -621,6 +623,7 @@ async fn damage_in_a_journal_older_than_the_snapshot_does_not_stop_the_start() {
                 snapshot_records: records_in(&h.last, SNAPSHOT_2, 1),
                 journal_records: 2,
                 cut: None,
+                end: compliance_guard::journal::Position::default(),
             },
             "{what}"
         );
@@ -664,6 +667,7 @@ async fn damage_at_the_end_of_a_journal_that_is_not_the_newest_refuses_the_start
             snapshot_records: 0,
             journal_records: 7 + 8,
             cut: None,
+            end: compliance_guard::journal::Position::default(),
         }
     );
     assert_eq!(read_back(&g, &h.state1), h.state1);
@@ -721,6 +725,7 @@ async fn a_temporary_snapshot_left_by_a_crash_during_compaction_is_ignored() {
                 snapshot_records: records_in(&h.gen1, SNAPSHOT_1, 1),
                 journal_records: 8,
                 cut: None,
+                end: compliance_guard::journal::Position::default(),
             },
             "temporary file of {len} bytes"
         );
@@ -770,6 +775,7 @@ async fn both_generations_left_by_a_crash_during_compaction_read_the_newer_exact
                 snapshot_records,
                 journal_records: 0,
                 cut: None,
+                end: compliance_guard::journal::Position::default(),
             },
             "{what}"
         );
@@ -788,6 +794,7 @@ async fn both_generations_left_by_a_crash_during_compaction_read_the_newer_exact
                 snapshot_records,
                 journal_records: 2,
                 cut: None,
+                end: compliance_guard::journal::Position::default(),
             },
             "{what}, then served on"
         );
@@ -824,6 +831,7 @@ async fn a_compaction_that_cannot_write_its_snapshot_removes_nothing() {
             snapshot_records: records_in(&h.gen1, SNAPSHOT_1, 1),
             journal_records: 8,
             cut: None,
+            end: compliance_guard::journal::Position::default(),
         }
     );
     assert_eq!(journal_files(dir.path()), [JOURNAL_2, COUNT_2, SNAPSHOT_2]);

@@ -1,21 +1,25 @@
-//! Opening a data directory: the snapshot and journal read back into a
-//! ledger (through [`Ledger::apply_record`], the one interpreter),
-//! compaction into a new snapshot when the journal has grown, and the
-//! journal reopened for writing.
+//! Opening a data directory: the store and the journal after it read
+//! back into a ledger (through [`Ledger::apply_record`], the one
+//! interpreter), an older release's snapshot and journal migrated into
+//! the store, the journal materialized into the store when it has grown,
+//! and the journal reopened for writing, in a new generation when the
+//! store took the old one.
 
 use std::path::Path;
 
 use super::{Guard, GuardError};
 use crate::index::IndexConfig;
-use crate::journal::{self as jn, Durability, Journal, JournalError, Layout, Recovered};
+use crate::journal::{self as jn, Durability, Journal, JournalError, Layout, Position, Recovered};
 use crate::ledger::Ledger;
+use crate::store::Store;
 
 impl Guard {
     /// Opens a data directory: takes its lock (a second server is refused),
-    /// reads the snapshot and the journal back into memory, compacts them
-    /// into a new snapshot when the journal has grown past `compact_after`
-    /// records (and half the snapshot), and opens the journal for writing.
-    /// `progress` is called every 1,000,000 records.
+    /// reads the store and the journal after it back into memory (or, the
+    /// first time, an older release's snapshot and journal, migrated into
+    /// the store), materializes the journal into the store when it has
+    /// grown past `compact_after` records, and opens the journal for
+    /// writing. `progress` is called every 1,000,000 records.
     pub fn open(
         config: IndexConfig,
         data_dir: &Path,
@@ -27,9 +31,12 @@ impl Guard {
         let layout = Layout {
             dir: data_dir.to_owned(),
         };
+        let mut store = Store::open(data_dir)?;
+        let from = store.position()?;
         let mut ledger = Ledger::new(config);
         // About 160 bytes a record on disk: make room up front.
         let (snaps, logs) = layout.generations()?;
+        let older_layout = from.is_none() && !(snaps.is_empty() && logs.is_empty());
         let bytes: u64 = snaps
             .iter()
             .map(|g| layout.snapshot(*g))
@@ -37,11 +44,12 @@ impl Guard {
             .filter_map(|p| std::fs::metadata(p).ok())
             .map(|m| m.len())
             .sum();
-        ledger
-            .index
-            .reserve(usize::try_from(bytes / 160).unwrap_or(0));
+        let stored = store.interactions()?;
+        ledger.index.reserve(
+            usize::try_from(bytes / 160 + if from.is_some() { stored } else { 0 }).unwrap_or(0),
+        );
         let mut n = 0u64;
-        let replayed = jn::recover(&layout, |record| {
+        let mut apply = |record| {
             ledger
                 .apply_record(record)
                 .map_err(|e| JournalError::Failed(e.to_string()))?;
@@ -50,45 +58,83 @@ impl Guard {
                 progress(n);
             }
             Ok(())
-        })?;
-        let mut generation = replayed.generation;
-        let mut cut_to = replayed.cut.as_ref().map(|(_, offset, _)| *offset);
+        };
+        let from_store = match from {
+            Some(_) => store.for_each(&mut apply)?,
+            None => 0,
+        };
+        let mut replayed = jn::recover_from(&layout, from, &mut apply)?;
+        if from.is_some() {
+            replayed.snapshot_records = from_store;
+        }
         if let Some((path, offset, reason)) = &replayed.cut {
             tracing::warn!(file = %path.display(), offset, reason, "a record cut short at the end of the journal (a crash mid-write) was dropped");
         }
-        let (snaps, logs) = layout.generations()?;
-        if replayed.journal_records > compact_after.max(replayed.snapshot_records / 2) {
-            let next = generation + 1;
-            let written = jn::write_snapshot(&layout, next, ledger.snapshot())?;
-            tracing::info!(
-                records = written,
-                generation = next,
-                "compacted the journal into a snapshot"
-            );
-            for g in snaps
-                .iter()
-                .chain(logs.iter())
-                .copied()
-                .filter(|g| *g < next)
-            {
-                for path in [
-                    layout.snapshot(g),
-                    layout.snapshot_count(g),
-                    layout.journal(g),
-                ] {
-                    if path.exists() {
-                        std::fs::remove_file(&path).map_err(|cause| JournalError::Io {
-                            action: "removing",
-                            path: path.clone(),
-                            cause,
-                        })?;
+        let mut generation = replayed.generation;
+        let mut cut_to = replayed.cut.as_ref().map(|(_, offset, _)| *offset);
+        let fresh = from.is_none() && !older_layout;
+        if fresh {
+            // A new data directory: an empty store at the start of
+            // generation 0, whose journal opens below.
+            store.begin()?.commit(Position::default())?;
+        }
+        let materialize =
+            older_layout || (from.is_some() && replayed.journal_records > compact_after);
+        if materialize {
+            // What is materialized must be on disk in the journal first:
+            // the store never holds what a power cut could take from it.
+            sync_journals(&layout, from)?;
+            let mut writing = store.begin()?;
+            let applied = match from {
+                // An older layout (or a new directory): the whole state.
+                None => {
+                    for record in ledger.snapshot() {
+                        writing.apply(record)?;
                     }
+                    replayed.snapshot_records + replayed.journal_records
                 }
+                // The journal after the store's position, read again.
+                Some(_) => {
+                    let mut failed = None;
+                    jn::recover_from(&layout, from, |record| {
+                        if let Err(e) = writing.apply(record) {
+                            failed = Some(e);
+                            return Err(JournalError::Failed("the store refused a record".into()));
+                        }
+                        Ok(())
+                    })
+                    .map_err(|e| failed.take().map_or(e, JournalError::from))?;
+                    replayed.journal_records
+                }
+            };
+            let now = chrono::Utc::now();
+            writing.forget_answers_before(
+                (now - chrono::Duration::hours(crate::ledger::REQUEST_ID_TTL_HOURS)).timestamp(),
+            )?;
+            writing.commit(replayed.end)?;
+            abort_here("store-committed");
+            if older_layout {
+                tracing::info!(
+                    records = applied,
+                    store = %store.path().display(),
+                    "migrated the data directory to the store (format of this release); releases before it refuse this directory now"
+                );
+            } else {
+                tracing::info!(records = applied, "materialized the journal into the store");
             }
-            generation = next;
+            generation = replayed.generation + 1;
             cut_to = None;
         }
         let journal = Journal::open(&layout, lock, generation, cut_to, durability)?;
+        if materialize {
+            abort_here("journal-rolled");
+            store.set_position(Position {
+                generation,
+                records: 0,
+            })?;
+            abort_here("position-moved");
+        }
+        remove_before(&layout, store.position()?)?;
         let out_of_range = out_of_range_records(&ledger);
         if out_of_range > 0 {
             tracing::warn!(
@@ -112,6 +158,65 @@ impl Guard {
     /// logs it.
     pub fn out_of_range_records(&self) -> Result<u64, GuardError> {
         Ok(out_of_range_records(&*self.read()?))
+    }
+}
+
+/// Flushes the journals a materialization reads (those at and after the
+/// store's position): a record written but not flushed by a process that
+/// crashed is in the page cache, readable, yet not on disk.
+fn sync_journals(layout: &Layout, from: Option<Position>) -> Result<(), JournalError> {
+    let (_, logs) = layout.generations()?;
+    for g in logs
+        .into_iter()
+        .filter(|g| from.is_none_or(|p| *g >= p.generation))
+    {
+        let path = layout.journal(g);
+        std::fs::File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(|cause| JournalError::Io {
+                action: "flushing",
+                path,
+                cause,
+            })?;
+    }
+    Ok(())
+}
+
+/// Deletes what the store holds now: journals of generations before its
+/// position, and every snapshot (an older layout's, migrated). A file
+/// left by a crash before this ran is deleted at the next start.
+fn remove_before(layout: &Layout, at: Option<Position>) -> Result<(), JournalError> {
+    let Some(at) = at else {
+        return Ok(());
+    };
+    let (snaps, logs) = layout.generations()?;
+    let old_logs = logs.into_iter().filter(|g| *g < at.generation);
+    let paths = snaps
+        .iter()
+        .flat_map(|g| [layout.snapshot(*g), layout.snapshot_count(*g)])
+        .chain(old_logs.map(|g| layout.journal(g)));
+    for path in paths {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(cause) => {
+                return Err(JournalError::Io {
+                    action: "removing",
+                    path,
+                    cause,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A crash at a named step of opening, for the tests that `kill -9` a
+/// start part-way (`COMPLIANCE_GUARD_TEST_ABORT_AT=<step>`): the process
+/// aborts there as `kill -9` would stop it. Unset, it does nothing.
+fn abort_here(step: &str) {
+    if std::env::var_os("COMPLIANCE_GUARD_TEST_ABORT_AT").is_some_and(|s| s == step) {
+        std::process::abort();
     }
 }
 

@@ -12,8 +12,17 @@ use crate::pb::journal::{Record, record::Op};
 
 /// The file header's magic bytes.
 pub const MAGIC: &[u8; 4] = b"CGJL";
-/// The format version this release writes and reads.
-pub const VERSION: u16 = 1;
+/// The format version of the journals this release writes: 2, a journal
+/// whose history before it lives in the store (`crate::store`). A release
+/// that reads only version 1 refuses it, and so refuses a data directory
+/// whose history it would not see, instead of starting empty.
+pub const VERSION: u16 = 2;
+/// The format version of snapshots and backups: a whole history in one
+/// file, the same as before the store, so that an older release still
+/// restores a backup this one writes.
+pub const SNAPSHOT_VERSION: u16 = 1;
+/// The oldest version this release reads.
+pub const OLDEST_VERSION: u16 = 1;
 /// Largest record accepted, in bytes; a longer length is corruption.
 pub const MAX_RECORD_BYTES: u32 = 64 << 20;
 pub(super) const HEADER_LEN: u64 = 8;
@@ -30,7 +39,8 @@ pub fn frame(record: &Record, out: &mut Vec<u8>) {
 pub(super) fn header(kind: u16) -> [u8; 8] {
     let mut h = [0u8; 8];
     h[..4].copy_from_slice(MAGIC);
-    h[4..6].copy_from_slice(&VERSION.to_le_bytes());
+    let version = if kind == 0 { VERSION } else { SNAPSHOT_VERSION };
+    h[4..6].copy_from_slice(&version.to_le_bytes());
     h[6..].copy_from_slice(&kind.to_le_bytes());
     h
 }

@@ -11,8 +11,11 @@
 //! ```
 //!
 //! Each file starts with an 8-byte header: `CGJL`, the format version (u16,
-//! little-endian; this is version 1) and the kind (u16: 0 journal, 1
-//! snapshot). Then records, each framed as `[length u32][crc32 u32][payload]`
+//! little-endian) and the kind (u16: 0 journal, 1 snapshot). Journals are
+//! written as version 2 ([`VERSION`]: the history before them is in the
+//! store, so a release that reads only version 1 must refuse them);
+//! snapshots and backups as version 1 ([`SNAPSHOT_VERSION`]). Both are
+//! read. Then records, each framed as `[length u32][crc32 u32][payload]`
 //! (little-endian), the payload a protobuf `complianceguard.journal.v1.Record`
 //! holding the full new state of one thing.
 //!
@@ -32,7 +35,10 @@
 //!
 //! # Reading
 //!
-//! At start the latest snapshot is read, then the journal after it. A
+//! At start the store (`DATA_DIR/store/`, [`crate::store`]) is read, then
+//! the journal after the [`Position`] it reaches; a data directory of an
+//! older release, with no store, is read from its latest snapshot, then
+//! the journal after it, and migrated into the store. A
 //! record cut short at the very end of the last file (a crash mid-write) is
 //! reported with its offset and cut off. A checksum failure anywhere else
 //! stops the start with the file and offset: nothing is silently skipped.
@@ -55,8 +61,19 @@ use std::path::{Path, PathBuf};
 
 pub(crate) use files::fsync_dir;
 pub use files::{FileWriter, Layout, lock, write_file, write_snapshot};
-pub use format::{MAGIC, MAX_RECORD_BYTES, VERSION, frame};
-pub use recovery::{ReadEnd, Recovered, read_file, recover};
+pub use format::{MAGIC, MAX_RECORD_BYTES, OLDEST_VERSION, SNAPSHOT_VERSION, VERSION, frame};
+pub use recovery::{ReadEnd, Recovered, read_file, recover, recover_from};
+
+/// A place in the journal: the first `records` records (frames: a batch is
+/// one) of generation `generation`, and every generation before it. The
+/// store ([`crate::store`]) records the position its state reaches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    /// The generation.
+    pub generation: u64,
+    /// Records of that generation's journal.
+    pub records: u64,
+}
 pub use writer::{Commit, Durability, Journal, Stats};
 
 /// Errors of the journal.
@@ -79,7 +96,7 @@ pub enum JournalError {
     )]
     Locked(PathBuf),
     /// A file is not a journal of ours, or of a format we do not read.
-    #[error("`{path}` is not a compliance-guard journal of format version {VERSION}: {reason}")]
+    #[error("`{path}` is not a compliance-guard journal this release reads: {reason}")]
     Format {
         /// The file.
         path: PathBuf,
@@ -96,6 +113,15 @@ pub enum JournalError {
         /// Where the damaged record starts.
         offset: u64,
         /// What is wrong.
+        reason: String,
+    },
+    /// The store (the journal materialized) could not be read or written,
+    /// or does not fit the journal beside it.
+    #[error("{reason}")]
+    Store {
+        /// The store's file.
+        path: PathBuf,
+        /// What is wrong, naming the file.
         reason: String,
     },
     /// The writer failed earlier; nothing more can be made durable.

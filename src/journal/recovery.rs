@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 
-use super::format::{HEADER_LEN, MAGIC, MAX_RECORD_BYTES, VERSION, known, whole_frame_in};
-use super::{JournalError, Layout, io};
+use super::format::{
+    HEADER_LEN, MAGIC, MAX_RECORD_BYTES, OLDEST_VERSION, VERSION, known, whole_frame_in,
+};
+use super::{JournalError, Layout, Position, io};
 use crate::pb::journal::Record;
 
 /// How a file ended when read.
@@ -65,10 +67,12 @@ pub fn read_file(
         });
     }
     let version = u16::from_le_bytes([h[4], h[5]]);
-    if version != VERSION {
+    if !(OLDEST_VERSION..=VERSION).contains(&version) {
         return Err(JournalError::Format {
             path: path.to_owned(),
-            reason: format!("it is version {version}"),
+            reason: format!(
+                "it is version {version}; this release reads versions {OLDEST_VERSION} to {VERSION}"
+            ),
         });
     }
     let file_kind = u16::from_le_bytes([h[6], h[7]]);
@@ -247,12 +251,15 @@ fn check_count(layout: &Layout, g: u64, end: &ReadEnd) -> Result<(), JournalErro
 pub struct Recovered {
     /// The generation now being written.
     pub generation: u64,
-    /// Records read from the snapshot.
+    /// Records read from the snapshot, or from the store.
     pub snapshot_records: u64,
     /// Records read from the journal(s) after it.
     pub journal_records: u64,
     /// A torn last record that was cut off: file, offset, reason.
     pub cut: Option<(PathBuf, u64, String)>,
+    /// Where the whole records read end: the newest generation read and
+    /// how many whole records its journal holds.
+    pub end: Position,
 }
 
 /// Reads a data directory's snapshot and journals in order, calling `each`
@@ -260,12 +267,33 @@ pub struct Recovered {
 /// a server writes; a torn last record is then simply not read.
 pub fn recover(
     layout: &Layout,
+    each: impl FnMut(Record) -> Result<(), JournalError>,
+) -> Result<Recovered, JournalError> {
+    recover_from(layout, None, each)
+}
+
+/// [`recover`], or, `from` a position (what the store holds), only the
+/// journal after it: snapshots are then ignored (the store replaced them),
+/// as are the journals before the position's generation and the first
+/// records of its own. A journal shorter than the position is refused:
+/// the store would hold what the journal lost, and the next write would
+/// take a place the store counts as applied.
+pub fn recover_from(
+    layout: &Layout,
+    from: Option<Position>,
     mut each: impl FnMut(Record) -> Result<(), JournalError>,
 ) -> Result<Recovered, JournalError> {
     let (snaps, logs) = layout.generations()?;
     let mut out = Recovered::default();
-    let base = snaps.last().copied();
-    if let Some(g) = base {
+    let base = match from {
+        Some(p) => {
+            out.generation = p.generation;
+            out.end = p;
+            Some(p.generation)
+        }
+        None => snaps.last().copied(),
+    };
+    if let (Some(g), None) = (base, from) {
         let end = read_file(&layout.snapshot(g), 1, &mut each)?;
         if let Some((offset, reason)) = end.torn {
             // Snapshots are written whole and renamed into place; a torn one
@@ -279,16 +307,52 @@ pub fn recover(
         check_count(layout, g, &end)?;
         out.snapshot_records = end.records;
         out.generation = g;
+        out.end = Position {
+            generation: g,
+            records: 0,
+        };
     }
     let logs: Vec<u64> = logs
         .into_iter()
         .filter(|g| base.is_none_or(|b| *g >= b))
         .collect();
+    if let Some(p) = from
+        && p.records > 0
+        && !logs.contains(&p.generation)
+    {
+        return Err(JournalError::Corrupt {
+            path: layout.journal(p.generation),
+            offset: 0,
+            reason: format!(
+                "the store holds {} records of this journal, which is missing",
+                p.records
+            ),
+        });
+    }
     for (i, g) in logs.iter().enumerate() {
         let path = layout.journal(*g);
-        let end = read_file(&path, 0, &mut each)?;
-        out.journal_records += end.records;
+        let skip = from.filter(|p| p.generation == *g).map_or(0, |p| p.records);
+        let mut seen = 0u64;
+        let end = read_file(&path, 0, |r| {
+            seen += 1;
+            if seen > skip { each(r) } else { Ok(()) }
+        })?;
+        if end.records < skip {
+            return Err(JournalError::Corrupt {
+                path,
+                offset: end.good_len,
+                reason: format!(
+                    "the store holds {skip} records of this journal, but it has only {} whole records",
+                    end.records
+                ),
+            });
+        }
+        out.journal_records += end.records - skip;
         out.generation = out.generation.max(*g);
+        out.end = Position {
+            generation: *g,
+            records: end.records,
+        };
         if let Some((offset, reason)) = end.torn {
             if i + 1 != logs.len() {
                 return Err(JournalError::Corrupt {

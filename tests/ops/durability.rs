@@ -874,6 +874,7 @@ async fn a_flipped_byte_before_the_end_refuses_the_start_and_in_the_last_record_
                 last.start,
                 "the checksum does not match".into()
             )),
+            end: compliance_guard::journal::Position::default(),
         }
     );
     assert_eq!(guard.len(), exts.len() - 1);
@@ -1194,6 +1195,7 @@ async fn a_journal_past_compact_after_is_compacted_into_a_snapshot_at_start() {
             snapshot_records: 50,
             journal_records: 1,
             cut: None,
+            end: compliance_guard::journal::Position::default(),
         }
     );
     assert_eq!(guard.len(), 50);
