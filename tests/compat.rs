@@ -9,8 +9,11 @@
 //!   listed in [`generate`].
 //! - `tests/compat/state.txt`: the state read back after opening it, and
 //!   the answers to a retry and a few Checks and writes on top of it.
-//! - `tests/compat/compacted.snap`: the snapshot written when it is
-//!   compacted, byte for byte.
+//! - `tests/compat/compacted.snap`: the snapshot that commit wrote when it
+//!   compacted the fixture, byte for byte. Since the store (issue 15) a
+//!   start migrates the fixture into the store instead; the store's
+//!   records, read back in recovery order and framed the same way, must
+//!   be these bytes.
 //! - `tests/compat/replay.json`: the what-if replay of its decision log
 //!   against `rules/`.
 //!
@@ -130,9 +133,11 @@ fn same_text(file: &str, got: &str) {
     );
 }
 
-/// The fixture written by f8a6031 reads back the same, compacts into the
-/// same snapshot bytes (twice over: compaction is deterministic), and
-/// replays the same decisions.
+/// The fixture written by f8a6031 (a data directory of the layout before
+/// the store) reads back the same, migrates into a store holding the same
+/// records as the snapshot f8a6031 compacted it into, byte for byte
+/// (twice over: the migration is deterministic), and replays the same
+/// decisions.
 #[tokio::test]
 async fn compat_fixture_reads_compacts_and_replays_as_written() {
     let started = std::time::Instant::now();
@@ -146,7 +151,7 @@ async fn compat_fixture_reads_compacts_and_replays_as_written() {
     let (_, again) = compacted(two.path());
     assert!(
         bytes == again,
-        "compacting the fixture twice wrote different bytes: {}",
+        "migrating the fixture twice wrote different bytes: {}",
         path.display()
     );
     let c = fixture_copy();
@@ -165,7 +170,7 @@ async fn compat_fixture_reads_compacts_and_replays_as_written() {
             .position(|(e, g)| e != g)
             .unwrap_or(expected.len().min(bytes.len()));
         panic!(
-            "the snapshot written on compaction ({}) differs from tests/compat/compacted.snap: {} bytes expected, {} written, first difference at byte {at}",
+            "the records of the migrated store ({}) differ from tests/compat/compacted.snap: {} bytes expected, {} written, first difference at byte {at}",
             path.file_name().unwrap().to_string_lossy(),
             expected.len(),
             bytes.len()
@@ -293,4 +298,98 @@ fn compat_rule_tests_still_pass_unchanged() {
         (Some(0), format!("{total} passed, 0 failed\n")),
         "rules test rules"
     );
+}
+
+/// The header's format version of every journal and snapshot file in a
+/// data directory, by file name.
+fn versions(dir: &Path) -> Vec<(String, u16)> {
+    let mut out: Vec<(String, u16)> = std::fs::read_dir(dir.join("journal"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.ends_with(".log") || name.ends_with(".snap")
+        })
+        .map(|e| {
+            let bytes = std::fs::read(e.path()).unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                u16::from_le_bytes([bytes[4], bytes[5]]),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The migration of a data directory of the layout before the store
+/// survives `kill -9` at every step: the store committed, the new journal
+/// created, the store's position moved (before the older files are
+/// deleted). A start after the crash reads exactly the fixture's state,
+/// and at every step the directory is one an older release either reads
+/// whole (only its own files, unchanged) or refuses (a journal of version
+/// 2 is there), never one it would start empty from. After the migration
+/// only a version-2 journal is left: the older release, which reads
+/// version 1 only, refuses the directory.
+#[tokio::test]
+async fn the_migration_survives_a_kill_at_every_step_and_older_releases_refuse_its_result() {
+    let expected = std::fs::read_to_string(Path::new(DIR).join("state.txt")).unwrap();
+    let original = versions(&Path::new(DIR).join("data"));
+    assert_eq!(
+        original,
+        [
+            ("journal-00000001.log".to_owned(), 1),
+            ("snapshot-00000001.snap".to_owned(), 1)
+        ]
+    );
+    for (step, older_reads_it) in [
+        ("store-committed", true),
+        ("journal-rolled", false),
+        ("position-moved", false),
+    ] {
+        let dir = fixture_copy();
+        let data = dir.path().to_str().unwrap();
+        let out = crate::support::process::command()
+            .args(["import", "--data-dir", data, "-"])
+            .env("COMPLIANCE_GUARD_TEST_ABORT_AT", step)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success() && out.status.code().is_none(),
+            "{step}: the start was killed there: {out:?}"
+        );
+        let left = versions(dir.path());
+        if older_reads_it {
+            assert_eq!(left, original, "{step}: the older files, unchanged");
+        } else {
+            assert!(
+                left.contains(&("journal-00000002.log".to_owned(), 2)),
+                "{step}: a journal an older release refuses: {left:?}"
+            );
+        }
+        // The state as the fixture's, but for what the start read: the
+        // store (its 30 records) and nothing of the journal after it.
+        let read = if step == "store-committed" {
+            "replayed generation=1 snapshot_records=30 journal_records=0 cut=None"
+        } else {
+            "replayed generation=2 snapshot_records=30 journal_records=0 cut=None"
+        };
+        let expected = expected.replacen(
+            "replayed generation=1 snapshot_records=18 journal_records=15 cut=None",
+            read,
+            1,
+        );
+        let got = state(dir.path()).await;
+        assert!(
+            got == expected,
+            "{step}: the state after the crash differs from tests/compat/state.txt:\n{}",
+            crate::golden::first_differences(&expected, &got, 5, "line")
+        );
+        assert_eq!(
+            versions(dir.path()),
+            [("journal-00000002.log".to_owned(), 2)],
+            "{step}: after a whole start, only the new journal"
+        );
+    }
 }

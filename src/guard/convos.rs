@@ -54,9 +54,10 @@ impl Guard {
         interaction: &str,
         caller: &Caller,
     ) -> Result<Convo, GuardError> {
-        let ledger = self.read()?;
-        let found = visible(ledger.index.get(person, interaction)?, caller)?;
-        convo_of(&ledger, found, "get")
+        self.read_loaded(|ledger| {
+            let found = visible(ledger.index.get(person, interaction)?, caller)?;
+            convo_of(ledger, found, "get")
+        })
     }
 
     /// The caller, an agent, joins an interaction's conversation:

@@ -209,8 +209,17 @@ impl Guard {
         caller: &Caller,
     ) -> Result<Interaction, GuardError> {
         let ledger = self.read()?;
-        let found = ledger.index.get(person, interaction)?;
-        Ok(visible(found, caller)?.clone())
+        match ledger.index.get(person, interaction) {
+            Ok(found) => Ok(visible(found, caller)?.clone()),
+            // On disk only: read from the store without the lock, and not
+            // put back in memory (a read of old history never grows it).
+            Err(crate::index::IndexError::OnDisk(id)) => {
+                drop(ledger);
+                let found = self.from_disk(&id)?;
+                Ok(visible(&found, caller)?.clone())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Changes the named fields of an interaction. Any update closes its
@@ -277,8 +286,9 @@ impl Guard {
         ending_before: Option<&str>,
         caller: &Caller,
     ) -> Result<(usize, Vec<String>), GuardError> {
-        let ledger = self.read()?;
-        let found = visible(ledger.index.get(person, interaction)?, caller)?;
+        let found = self.read_loaded(|ledger| {
+            Ok(visible(ledger.index.get(person, interaction)?, caller)?.clone())
+        })?;
         let ids = &found.case_ids;
         let at = |c: Option<&str>| c.map(|c| ids.iter().position(|x| x == c));
         let range = crate::index::page_bounds(
@@ -308,11 +318,24 @@ impl Guard {
         query: &ListQuery,
         caller: &Caller,
     ) -> Result<(usize, Vec<Interaction>), GuardError> {
-        let ledger = self.read()?;
         let mut q = query.clone();
         q.include_sensitive = caller.sensitive;
         q.company = caller.company.clone();
-        let ListPage { total, data } = ledger.index.list(&q)?;
+        let scope = {
+            let ledger = self.read()?;
+            match ledger.index.list_on_disk(&q)? {
+                None => {
+                    let ListPage { total, data } = ledger.index.list(&q)?;
+                    return Ok((total, data.into_iter().cloned().collect()));
+                }
+                Some(scope) => scope,
+            }
+        };
+        // Candidates on disk only: read from the store without the lock,
+        // only those the filters keep, then listed with the rest.
+        let on_disk = self.list_from_disk(&scope, &q)?;
+        let ledger = self.read()?;
+        let ListPage { total, data } = ledger.index.list_with(&q, &on_disk)?;
         Ok((total, data.into_iter().cloned().collect()))
     }
 
@@ -333,25 +356,26 @@ impl Guard {
                 crate::model::echo(c)
             )));
         }
-        let ledger = self.read()?;
-        let start = visible(ledger.index.get(person, interaction)?, caller)?;
-        if let Some(c) = company
-            && start.company_id.as_deref() != Some(c)
-        {
-            return Err(GuardError::NotFound(format!(
-                "no interaction `{}` in company `{}`",
-                crate::model::echo(interaction),
-                crate::model::echo(c)
-            )));
-        }
-        let chain = ledger.index.previous_chain(person, interaction)?;
-        Ok(chain
-            .into_iter()
-            // What the caller may not see is skipped (sensitive without the
-            // right, another company's); the walk goes on through it.
-            .filter(|r| visible(r, caller).is_ok())
-            .filter(|r| company.is_none_or(|c| r.company_id.as_deref() == Some(c)))
-            .cloned()
-            .collect())
+        self.read_loaded(|ledger| {
+            let start = visible(ledger.index.get(person, interaction)?, caller)?;
+            if let Some(c) = company
+                && start.company_id.as_deref() != Some(c)
+            {
+                return Err(GuardError::NotFound(format!(
+                    "no interaction `{}` in company `{}`",
+                    crate::model::echo(interaction),
+                    crate::model::echo(c)
+                )));
+            }
+            let chain = ledger.index.previous_chain(person, interaction)?;
+            Ok(chain
+                .into_iter()
+                // What the caller may not see is skipped (sensitive without
+                // the right, another company's); the walk goes on through it.
+                .filter(|r| visible(r, caller).is_ok())
+                .filter(|r| company.is_none_or(|c| r.company_id.as_deref() == Some(c)))
+                .cloned()
+                .collect())
+        })
     }
 }

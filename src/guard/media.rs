@@ -47,10 +47,11 @@ impl Guard {
         kind: MediaKind,
         caller: &Caller,
     ) -> Result<String, GuardError> {
-        let ledger = self.read()?;
-        let found = visible(ledger.index.get(person, interaction)?, caller)?;
-        media_slot_free(found, kind)?;
-        Ok(found.id.clone())
+        self.read_loaded(|ledger| {
+            let found = visible(ledger.index.get(person, interaction)?, caller)?;
+            media_slot_free(found, kind)?;
+            Ok(found.id.clone())
+        })
     }
 
     /// Stores uploaded audio (its file already in place under
@@ -76,7 +77,7 @@ impl Guard {
                 None,
                 interaction_id,
                 kind,
-                media,
+                media.clone(),
                 now,
                 &caller.name,
             )?;
@@ -100,8 +101,16 @@ impl Guard {
         kind: MediaKind,
         caller: &Caller,
     ) -> Result<(String, Media), GuardError> {
-        let ledger = self.read()?;
-        let found = visible(ledger.index.get(person, interaction)?, caller)?;
+        self.read_loaded(|ledger| {
+            let found = visible(ledger.index.get(person, interaction)?, caller)?;
+            media_of(found, kind)
+        })
+    }
+}
+
+/// The audio of `kind` of an interaction, for a download.
+fn media_of(found: &Interaction, kind: MediaKind) -> Result<(String, Media), GuardError> {
+    {
         if found.deleted_at.is_some() {
             return Err(GuardError::NotFound(format!(
                 "interaction `{}` is deleted; its {kind} is no longer available",
@@ -123,6 +132,9 @@ impl Guard {
             ))),
         }
     }
+}
+
+impl Guard {
 
     /// The stored audio a link names, and when its interaction was deleted
     /// (if it was), by our interaction id. No caller: a signed link is its
@@ -132,13 +144,15 @@ impl Guard {
         interaction_id: &str,
         kind: MediaKind,
     ) -> Option<(Media, Option<DateTime<Utc>>)> {
-        let ledger = self.read().ok()?;
-        let found = ledger.index.get(None, interaction_id).ok()?;
-        if found.id != interaction_id {
+        self.read_loaded(|ledger| {
+            let found = ledger.index.get(None, interaction_id)?;
             // Links name our ids only, never an `ext-` alias.
-            return None;
-        }
-        Some((found.media(kind)?.clone(), found.deleted_at))
+            Ok((found.id == interaction_id)
+                .then(|| Some((found.media(kind)?.clone(), found.deleted_at)))
+                .flatten())
+        })
+        .ok()
+        .flatten()
     }
 
     /// What the index knows of a stored file, for the media sweep

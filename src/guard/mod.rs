@@ -39,6 +39,15 @@ use crate::ledger::{Change, Ledger};
 use crate::model::ValidationError;
 use crate::problem::FieldProblem;
 use crate::rules::RuleSet;
+use crate::store::Reader;
+
+/// Most records one operation reads back from disk (a chain of earlier
+/// interactions walks one at a time).
+const MAX_LOADS: usize = 1_000;
+
+/// Most interactions on disk only that one listing of everyone's reads
+/// into memory.
+pub const MAX_LISTED_FROM_DISK: usize = 100_000;
 
 pub use crate::ledger::Reservation;
 pub use check::DEFAULT_RESERVE_TOLERANCE;
@@ -73,6 +82,12 @@ pub enum GuardError {
     /// A broken invariant; the request was not carried out.
     #[error("internal error: {0}")]
     Internal(String),
+    /// An interaction's full record is on disk only: the guard reads it
+    /// (without its lock), puts it back in memory and runs the operation
+    /// again. Never an answer: one that reaches a caller is an internal
+    /// error.
+    #[error("internal error: interaction `{}` is on disk only", crate::model::echo(.0))]
+    OnDisk(String),
 }
 
 impl GuardError {
@@ -105,6 +120,7 @@ impl From<IndexError> for GuardError {
             | IndexError::UnknownInteraction { .. }
             | IndexError::UnknownRestriction { .. } => GuardError::NotFound(e.to_string()),
             IndexError::Duplicate { .. } => GuardError::AlreadyExists(e.to_string()),
+            IndexError::OnDisk(id) => GuardError::OnDisk(id),
             IndexError::PersonChange { .. } => GuardError::field("personId", e.to_string()),
             IndexError::BadDebt { .. } => GuardError::field("loanIds", e.to_string()),
             IndexError::WouldJoin { .. }
@@ -144,6 +160,9 @@ pub struct Guard {
     ledger: RwLock<Ledger>,
     /// `None`: in memory only (tests, benchmarks).
     journal: Option<Journal>,
+    /// The store's full records of what memory holds no longer (`None`:
+    /// in memory only).
+    store: Option<Reader>,
     /// When the rule set in force was put in force.
     rules_loaded_at: Mutex<Option<DateTime<Utc>>>,
     /// How many seconds before `now` a reserving Check's `at` may be;
@@ -158,14 +177,15 @@ impl Guard {
     /// A guard with an empty ledger and no rule set: it answers no Check
     /// until [`Guard::set_rules`] is called.
     pub fn new(config: IndexConfig) -> Guard {
-        Guard::over(Ledger::new(config), None)
+        Guard::over(Ledger::new(config), None, None)
     }
 
-    fn over(ledger: Ledger, journal: Option<Journal>) -> Guard {
+    fn over(ledger: Ledger, journal: Option<Journal>, store: Option<Reader>) -> Guard {
         Guard {
             rules: ArcSwapOption::empty(),
             ledger: RwLock::new(ledger),
             journal,
+            store,
             rules_loaded_at: Mutex::new(None),
             reserve_tolerance: AtomicI64::new(check::tolerance_seconds(Some(
                 DEFAULT_RESERVE_TOLERANCE,
@@ -221,14 +241,109 @@ impl Guard {
     /// leaves everything as it was); the changes are appended to the
     /// journal, then applied to the ledger. The commit resolves when they
     /// are durable; [`Guard::durable`] waits for it.
+    ///
+    /// A plan that needs a record on disk only ([`GuardError::OnDisk`]) is
+    /// run again once the record is back in memory ([`Guard::load`]).
     fn commit<T>(
         &self,
-        plan: impl FnOnce(&Ledger) -> Result<(Vec<Change>, T), GuardError>,
+        mut plan: impl FnMut(&Ledger) -> Result<(Vec<Change>, T), GuardError>,
     ) -> Result<(T, Commit), GuardError> {
-        let mut ledger = self.write()?;
-        let (changes, answer) = plan(&ledger)?;
-        let commit = self.commit_locked(&mut ledger, changes)?;
-        Ok((answer, commit))
+        let mut loads = 0;
+        loop {
+            let mut ledger = self.write()?;
+            match plan(&ledger) {
+                Err(GuardError::OnDisk(id)) if loads < MAX_LOADS => {
+                    drop(ledger);
+                    self.load(&id)?;
+                    loads += 1;
+                }
+                Err(e) => return Err(e),
+                Ok((changes, answer)) => {
+                    let commit = self.commit_locked(&mut ledger, changes)?;
+                    return Ok((answer, commit));
+                }
+            }
+        }
+    }
+
+    /// Reads the ledger with `f` under the read lock; a read that needs a
+    /// record on disk only is run again once the record is back in memory.
+    fn read_loaded<T>(
+        &self,
+        mut f: impl FnMut(&Ledger) -> Result<T, GuardError>,
+    ) -> Result<T, GuardError> {
+        let mut loads = 0;
+        loop {
+            let ledger = self.read()?;
+            match f(&ledger) {
+                Err(GuardError::OnDisk(id)) if loads < MAX_LOADS => {
+                    drop(ledger);
+                    self.load(&id)?;
+                    loads += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// An interaction on disk only, read from the store (the caller holds
+    /// no lock).
+    fn from_disk(&self, any_id: &str) -> Result<crate::model::Interaction, GuardError> {
+        let Some(store) = &self.store else {
+            return Err(GuardError::Internal(format!(
+                "interaction `{}` is on disk only, and no store is open",
+                crate::model::echo(any_id)
+            )));
+        };
+        store
+            .get(any_id)
+            .map_err(|e| GuardError::Internal(e.to_string()))?
+            .ok_or_else(|| {
+                GuardError::Internal(format!(
+                    "interaction `{}` is neither in memory nor in the store",
+                    crate::model::echo(any_id)
+                ))
+            })
+    }
+
+    /// The interactions on disk only that a listing reads, those its
+    /// filters keep (the caller holds no lock). A listing of everyone's
+    /// scans the store; it is refused once more than
+    /// [`MAX_LISTED_FROM_DISK`] match, so that it never holds an unbounded
+    /// part of the history in memory.
+    fn list_from_disk(
+        &self,
+        scope: &crate::index::DiskScope,
+        q: &crate::index::ListQuery,
+    ) -> Result<Vec<crate::model::Interaction>, GuardError> {
+        let Some(store) = &self.store else {
+            return Err(GuardError::Internal(
+                "interactions are on disk only, and no store is open".into(),
+            ));
+        };
+        let failed = |e: crate::store::StoreError| GuardError::Internal(e.to_string());
+        match scope {
+            crate::index::DiskScope::Person(ids) => {
+                store.of_people(ids, |r| q.matches(r)).map_err(failed)
+            }
+            crate::index::DiskScope::All => store
+                .scan(MAX_LISTED_FROM_DISK, |r| q.matches(r))
+                .map_err(failed)?
+                .map_err(|most| {
+                    GuardError::FailedPrecondition(format!(
+                        "more than {most} interactions beyond the history kept in memory match this listing of everyone's; name a `personId`, or narrow it with `createdAfter`, `startedAfter` or other filters"
+                    ))
+                }),
+        }
+    }
+
+    /// Reads an interaction from the store (without the lock: a disk read
+    /// never holds up a Check) and puts it back in memory, where it stays
+    /// until the next move to disk.
+    fn load(&self, any_id: &str) -> Result<(), GuardError> {
+        let record = self.from_disk(any_id)?;
+        self.write()?.index.load_from_disk(record);
+        Ok(())
     }
 
     /// [`Guard::commit`]'s second half, for a caller that already holds

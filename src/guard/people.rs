@@ -84,6 +84,8 @@ impl Guard {
             .filter(|r| who.as_ref().is_none_or(|w| *w == r.person_id))
             // Only those the caller may see: another company's are not
             // listed, as its interactions are not.
+            // A reservation's interaction stays in memory while it is open
+            // (`Store::load`).
             .filter(|r| {
                 ledger
                     .index

@@ -7,11 +7,14 @@
 
 use std::path::Path;
 
+use chrono::{Duration, Utc};
+
 use super::{Guard, GuardError};
 use crate::index::IndexConfig;
 use crate::journal::{self as jn, Durability, Journal, JournalError, Layout, Position, Recovered};
 use crate::ledger::Ledger;
-use crate::store::Store;
+use crate::ledger::changes;
+use crate::store::{Loaded, Reader, Store};
 
 impl Guard {
     /// Opens a data directory: takes its lock (a second server is refused),
@@ -37,6 +40,24 @@ impl Guard {
         // About 160 bytes a record on disk: make room up front.
         let (snaps, logs) = layout.generations()?;
         let older_layout = from.is_none() && !(snaps.is_empty() && logs.is_empty());
+        if from.is_none() {
+            // A journal of this release's format says the history before
+            // it is in the store: without the store, starting would start
+            // from less than was acknowledged.
+            for g in &logs {
+                let path = layout.journal(*g);
+                if jn::header_version(&path)?.is_some_and(|v| v >= 2) {
+                    return Err(JournalError::Store {
+                        path: store.path().to_owned(),
+                        reason: format!(
+                            "the store `{}` holds no history, but `{}` is a journal of version 2, whose history before it is in the store: the store was lost or replaced; restore the data directory from a backup (`compliance-guard restore`)",
+                            store.path().display(),
+                            path.display()
+                        ),
+                    });
+                }
+            }
+        }
         let bytes: u64 = snaps
             .iter()
             .map(|g| layout.snapshot(*g))
@@ -48,22 +69,52 @@ impl Guard {
         ledger.index.reserve(
             usize::try_from(bytes / 160 + if from.is_some() { stored } else { 0 }).unwrap_or(0),
         );
+        let reader = Reader::open(data_dir)?;
+        // What happens before this is beyond every window a Check reads:
+        // its full record stays on disk (see `Index::prune`).
+        let cutoff =
+            (Utc::now() - Duration::days(i64::from(config.horizon_days) + 1)).timestamp();
         let mut n = 0u64;
-        let mut apply = |record| {
-            ledger
-                .apply_record(record)
-                .map_err(|e| JournalError::Failed(e.to_string()))?;
-            n += 1;
+        let mut tick = |n: &mut u64| {
+            *n += 1;
             if n.is_multiple_of(1_000_000) {
-                progress(n);
+                progress(*n);
             }
-            Ok(())
         };
         let from_store = match from {
-            Some(_) => store.for_each(&mut apply)?,
+            Some(_) => store.load(Some(cutoff), |loaded| {
+                match loaded {
+                    Loaded::Record(record) => ledger
+                        .apply_record(record)
+                        .map_err(|e| JournalError::Failed(e.to_string()))?,
+                    Loaded::OnDisk(d) => ledger
+                        .index
+                        .restore_on_disk(d)
+                        .map_err(|e| JournalError::Failed(e.to_string()))?,
+                }
+                tick(&mut n);
+                Ok(())
+            })?,
             None => 0,
         };
-        let mut replayed = jn::recover_from(&layout, from, &mut apply)?;
+        let mut replayed = jn::recover_from(&layout, from, |record| {
+            for change in changes(record) {
+                let change = change.map_err(|e| JournalError::Failed(e.to_string()))?;
+                // A change to an interaction on disk only applies to its
+                // full record, read back first.
+                if let Some(id) = change.interaction_id()
+                    && ledger.index.is_on_disk(id)
+                    && let Some(r) = reader.get(id)?
+                {
+                    ledger.index.load_from_disk(r);
+                }
+                ledger
+                    .apply(change)
+                    .map_err(|e| JournalError::Failed(e.to_string()))?;
+            }
+            tick(&mut n);
+            Ok(())
+        })?;
         if from.is_some() {
             replayed.snapshot_records = from_store;
         }
@@ -78,8 +129,14 @@ impl Guard {
             // generation 0, whose journal opens below.
             store.begin()?.commit(Position::default())?;
         }
-        let materialize =
-            older_layout || (from.is_some() && replayed.journal_records > compact_after);
+        // A journal of version 1 is never appended to once the store
+        // exists (a crash cut the migration short after the store's
+        // commit): an older release would read it alone, without the
+        // history in the store, and start from less than was acknowledged.
+        let older_journal = jn::header_version(&layout.journal(replayed.generation))?
+            .is_some_and(|v| v < jn::VERSION);
+        let materialize = older_layout
+            || (from.is_some() && (replayed.journal_records > compact_after || older_journal));
         if materialize {
             // What is materialized must be on disk in the journal first:
             // the store never holds what a power cut could take from it.
@@ -124,6 +181,25 @@ impl Guard {
             }
             generation = replayed.generation + 1;
             cut_to = None;
+            // Everything read is in the store now: what left the horizon
+            // leaves memory.
+            let reserved = ledger.reservations().clone();
+            let moved = ledger
+                .index
+                .move_to_disk(cutoff, |id| reserved.contains_key(id));
+            tracing::info!(records = moved, "full records beyond the horizon left memory");
+        }
+        if !materialize
+            && replayed.journal_records == 0
+            && from.is_some_and(|p| p.generation < replayed.generation)
+        {
+            // A crash after the journal rolled, before the store's
+            // position moved: the store holds everything, and the newer
+            // generation nothing yet.
+            store.set_position(Position {
+                generation: replayed.generation,
+                records: 0,
+            })?;
         }
         let journal = Journal::open(&layout, lock, generation, cut_to, durability)?;
         if materialize {
@@ -147,7 +223,12 @@ impl Guard {
                 "no record has a time outside what the API accepts"
             );
         }
-        Ok((Guard::over(ledger, Some(journal)), replayed))
+        tracing::info!(
+            in_memory = ledger.index.len() - ledger.index.on_disk(),
+            on_disk_only = ledger.index.on_disk(),
+            "interactions loaded"
+        );
+        Ok((Guard::over(ledger, Some(journal), Some(reader)), replayed))
     }
 
     /// How many records (interactions and restrictions) hold a time

@@ -119,7 +119,7 @@ impl Guard {
             .check(String::new(), person.to_owned(), caller.name.clone(), now)
             .map_err(|e| GuardError::Invalid(e.0))?;
         let (stored, commit) = self.commit(|ledger| {
-            let (who, stored) = ledger.index.plan_restriction(checked)?;
+            let (who, stored) = ledger.index.plan_restriction(checked.clone())?;
             let mut changes = super::registration(&who, now);
             changes.push(Change::Restriction(Box::new(stored.clone())));
             Ok((changes, stored))
@@ -198,7 +198,7 @@ impl Guard {
             let ended = Restriction {
                 ended_at: Some(ended_at),
                 ended_by: Some(caller.name.clone()),
-                end_reason,
+                end_reason: end_reason.clone(),
                 ..current.clone()
             };
             Ok((vec![Change::Restriction(Box::new(ended.clone()))], ended))

@@ -34,7 +34,9 @@ use crate::model::{
 use crate::restrictions::{MAX_PER_PERSON, Restriction};
 
 pub use people::{PersonNames, Resolved};
-pub use query::{Cursor, DEFAULT_LIMIT, ListPage, ListQuery, MAX_LIMIT, SortField, page_bounds};
+pub use query::{
+    Cursor, DEFAULT_LIMIT, DiskScope, ListPage, ListQuery, MAX_LIMIT, SortField, page_bounds,
+};
 pub use view::BorrowerView;
 
 /// Default history horizon, in days: at least the longest window a rule
@@ -114,6 +116,11 @@ pub enum IndexError {
         /// Why not.
         why: &'static str,
     },
+    /// The interaction's full record is on disk only (it left the
+    /// horizon): the caller loads it ([`Index::load_from_disk`]) and asks
+    /// again. Never an answer to a request.
+    #[error("interaction `{}` is on disk only", crate::model::echo(.0))]
+    OnDisk(String),
     /// No interaction has this id (for this person).
     #[error("no interaction `{}` for person `{}`", crate::model::echo(.id), crate::model::echo(.person))]
     UnknownInteraction {
@@ -323,7 +330,9 @@ pub struct Index {
     people: Vec<Person>,
     person_ids: HashMap<String, PersonKey>,
     person_external_ids: HashMap<String, PersonKey>,
-    records: Vec<(PersonKey, Interaction)>,
+    /// Every interaction by key: its person, and its full record while it
+    /// is in memory (`None`: only on disk, see [`Index::restore_on_disk`]).
+    records: Vec<(PersonKey, Option<Box<Interaction>>)>,
     ids: HashMap<String, InteractionKey>,
     external_ids: HashMap<String, InteractionKey>,
     names: Interner,
@@ -332,9 +341,12 @@ pub struct Index {
     next_restriction: u64,
     /// Restriction id → its person.
     restriction_ids: HashMap<String, PersonKey>,
-    /// Storage key of stored audio → the interaction holding it, so that
-    /// the media sweep need not walk every record.
-    media_files: HashMap<String, InteractionKey>,
+    /// Storage key of stored audio → the interaction holding it and when
+    /// it was deleted, so that the media sweep need not walk every record
+    /// (nor read one that is on disk only).
+    media_files: HashMap<String, (InteractionKey, Option<DateTime<Utc>>)>,
+    /// Interactions whose full record is on disk only.
+    on_disk: usize,
 }
 
 /// One problem as `Invalid`, several as `Problems`.
@@ -415,9 +427,114 @@ impl Index {
         self.person_external_ids.reserve(interactions / 16);
     }
 
-    /// Every stored interaction (deleted ones included), in creation order.
+    /// Every interaction in memory (deleted ones included), in creation
+    /// order; those on disk only are not read.
     pub fn interactions(&self) -> impl Iterator<Item = &Interaction> + '_ {
-        self.records.iter().map(|(_, r)| r)
+        self.records.iter().filter_map(|(_, r)| r.as_deref())
+    }
+
+    /// True if the interaction with our id `id` is on disk only.
+    pub fn is_on_disk(&self, id: &str) -> bool {
+        self.ids.get(id).is_some_and(|k| self.hot(*k).is_none())
+    }
+
+    /// How many interactions are on disk only.
+    pub fn on_disk(&self) -> usize {
+        self.on_disk
+    }
+
+    /// The person an interaction belongs to.
+    fn owner(&self, k: InteractionKey) -> Option<PersonKey> {
+        self.records.get(k.0 as usize).map(|(p, _)| *p)
+    }
+
+    /// The full record of an interaction in memory.
+    fn hot(&self, k: InteractionKey) -> Option<&Interaction> {
+        self.records.get(k.0 as usize).and_then(|(_, r)| r.as_deref())
+    }
+
+    /// The full record of an interaction, or [`IndexError::OnDisk`] naming
+    /// it as `any_id` (how the caller asked for it) when it is on disk only.
+    fn record_of(&self, k: InteractionKey, any_id: &str) -> Result<&Interaction, IndexError> {
+        self.hot(k)
+            .ok_or_else(|| IndexError::OnDisk(any_id.to_owned()))
+    }
+
+    /// Registers an interaction whose full record stays on disk (it left
+    /// the horizon, so no Check reads it): its ids, its person's list of
+    /// records, its audio. What stays in memory is what finds it again.
+    pub fn restore_on_disk(&mut self, d: OnDiskInteraction) -> Result<(), IndexError> {
+        let p = match self.person_ids.get(&d.person_id) {
+            Some(p) => *p,
+            None => self.register_person(&d.person_id)?,
+        };
+        if self.ids.contains_key(&d.id) {
+            return Err(IndexError::Duplicate {
+                field: "id",
+                value: d.id.clone(),
+                existing: d.id,
+            });
+        }
+        let key = InteractionKey(u32::try_from(self.records.len()).unwrap_or(u32::MAX));
+        if let Some(e) = d.external_id {
+            self.external_ids.insert(e, key);
+        }
+        for m in d.media {
+            self.media_files.insert(m, (key, d.deleted_at));
+        }
+        self.ids.insert(d.id.clone(), key);
+        self.advance_counter("IT", &d.id);
+        self.records.push((p, None));
+        self.on_disk += 1;
+        let person = &mut self.people[p.0 as usize];
+        person.interactions += 1;
+        person.records.push(key);
+        Ok(())
+    }
+
+    /// Puts the full record of an interaction that is on disk only back in
+    /// memory, as read from the store: a write to it plans from it, and a
+    /// read finds it. Its counting entry comes back too (outside every
+    /// window while it is beyond the horizon). Does nothing when the
+    /// record is already in memory or unknown.
+    pub fn load_from_disk(&mut self, record: Interaction) {
+        let Some(&key) = self.ids.get(&record.id) else {
+            return;
+        };
+        if self.hot(key).is_some() {
+            return;
+        }
+        let p = self.records[key.0 as usize].0;
+        if record.deleted_at.is_none() {
+            let entry = self.entry_for(key, &record);
+            insert_sorted(&mut self.people[p.0 as usize].entries, entry);
+        }
+        self.records[key.0 as usize].1 = Some(Box::new(record));
+        self.on_disk = self.on_disk.saturating_sub(1);
+    }
+
+    /// Moves the full records of interactions that happen before `cutoff`
+    /// (Unix seconds) out of memory, with their counting entries, except
+    /// those `keep` names (changed since the store was written): their
+    /// state on disk is the latest. Returns how many.
+    pub fn move_to_disk(&mut self, cutoff: i64, keep: impl Fn(&str) -> bool) -> usize {
+        let mut moved = 0;
+        for i in 0..self.records.len() {
+            let (p, slot) = &mut self.records[i];
+            let Some(r) = slot.as_deref() else {
+                continue;
+            };
+            let at = r.occurs_at().timestamp();
+            if at >= cutoff || keep(&r.id) {
+                continue;
+            }
+            let key = InteractionKey(u32::try_from(i).unwrap_or(u32::MAX));
+            remove_entry(&mut self.people[p.0 as usize].entries, at, key);
+            *slot = None;
+            moved += 1;
+        }
+        self.on_disk += moved;
+        moved
     }
 
     /// Puts an interaction back in its exact stored state (the journal's
@@ -431,7 +548,7 @@ impl Index {
         let existing = self.ids.get(&record.id).copied();
         let key = match existing {
             Some(k) => {
-                let (_, old) = &self.records[k.0 as usize];
+                let old = self.record_of(k, &record.id)?;
                 let (old_at, old_ext) = (old.occurs_at().timestamp(), old.external_id.clone());
                 remove_entry(&mut self.people[p.0 as usize].entries, old_at, k);
                 if let Some(e) = old_ext {
@@ -448,26 +565,31 @@ impl Index {
             let entry = self.entry_for(key, &record);
             insert_sorted(&mut self.people[p.0 as usize].entries, entry);
         }
-        if existing.is_some() {
-            let old = &self.records[key.0 as usize].1;
-            for m in [&old.recording, &old.voicemail].into_iter().flatten() {
-                self.media_files.remove(&m.storage_key);
+        if let Some(old) = existing.and_then(|k| self.hot(k)) {
+            let old: Vec<String> = [&old.recording, &old.voicemail]
+                .into_iter()
+                .flatten()
+                .map(|m| m.storage_key.clone())
+                .collect();
+            for m in old {
+                self.media_files.remove(&m);
             }
         }
         for m in [&record.recording, &record.voicemail].into_iter().flatten() {
-            self.media_files.insert(m.storage_key.clone(), key);
+            self.media_files
+                .insert(m.storage_key.clone(), (key, record.deleted_at));
         }
         if existing.is_some() {
-            self.records[key.0 as usize].1 = record;
+            self.records[key.0 as usize].1 = Some(Box::new(record));
         } else {
             self.ids.insert(record.id.clone(), key);
             self.advance_counter("IT", &record.id);
-            self.records.push((p, record));
+            self.records.push((p, Some(Box::new(record))));
             let person = &mut self.people[p.0 as usize];
             person.interactions += 1;
             person.records.push(key);
         }
-        Ok(&self.records[key.0 as usize].1)
+        self.record_of(key, "")
     }
 
     /// Moves the id counter of `prefix` (`BO`, `IT`, `RS`) past every
@@ -542,10 +664,13 @@ impl Index {
     }
 
     /// True if `k` is a live inbound interaction of person `p`.
+    /// One on disk only is not (strict: it left the horizon, and the
+    /// reply window is shorter).
     fn key_is_inbound_of(&self, p: PersonKey, k: InteractionKey) -> bool {
-        self.records.get(k.0 as usize).is_some_and(|(owner, r)| {
-            *owner == p && r.direction == Direction::Inbound && r.deleted_at.is_none()
-        })
+        self.owner(k) == Some(p)
+            && self
+                .hot(k)
+                .is_some_and(|r| r.direction == Direction::Inbound && r.deleted_at.is_none())
     }
 
     /// True if a send at `at` citing this previousInteractionId is the reply
@@ -563,7 +688,10 @@ impl Index {
         if !self.key_is_inbound_of(p, k) {
             return false;
         }
-        let inbound_at = self.records[k.0 as usize].1.occurs_at().timestamp();
+        let Some(inbound) = self.hot(k) else {
+            return false;
+        };
+        let inbound_at = inbound.occurs_at().timestamp();
         let t = at.timestamp();
         if t < inbound_at || t - inbound_at > REPLY_WINDOW_DAYS * 86_400 {
             return false;
@@ -602,7 +730,7 @@ impl Index {
         let key = self.find_interaction(interaction)?.ok_or_else(unknown)?;
         if let Some(person) = person {
             let p = self.find_person(person)?.ok_or_else(unknown)?;
-            if self.records[key.0 as usize].0 != p {
+            if self.owner(key) != Some(p) {
                 return Err(unknown());
             }
         }
@@ -611,23 +739,24 @@ impl Index {
 
     /// An interaction by our id or `ext-<externalId>`, optionally checked to
     /// belong to `person`. Deleted interactions are returned too, with their
-    /// `deletedAt`, because an audit must be able to see them.
+    /// `deletedAt`, because an audit must be able to see them. One on disk
+    /// only is [`IndexError::OnDisk`].
     pub fn get(&self, person: Option<&str>, interaction: &str) -> Result<&Interaction, IndexError> {
         let key = self.locate(person, interaction)?;
-        Ok(&self.records[key.0 as usize].1)
+        self.record_of(key, interaction)
     }
 
     /// What the index knows of a stored file: `None` if no interaction
     /// holds it, otherwise when its interaction was deleted (`None`: not).
     pub fn media_file(&self, storage_key: &str) -> Option<Option<DateTime<Utc>>> {
-        let key = self.media_files.get(storage_key)?;
-        Some(self.records[key.0 as usize].1.deleted_at)
+        let (_, deleted_at) = self.media_files.get(storage_key)?;
+        Some(*deleted_at)
     }
 
     /// The chain of earlier interactions linked through
     /// previousInteractionId, nearest first. A link to an unknown id or to
     /// another person's interaction ends the chain; a cycle is cut at its
-    /// first repeat.
+    /// first repeat. A link on disk only is [`IndexError::OnDisk`].
     pub fn previous_chain(
         &self,
         person: Option<&str>,
@@ -636,18 +765,18 @@ impl Index {
         let key = self.locate(person, interaction)?;
         let mut seen = vec![key];
         let mut chain = Vec::new();
-        let owner = self.records[key.0 as usize].0;
-        let mut cur = &self.records[key.0 as usize].1;
+        let owner = self.owner(key);
+        let mut cur = self.record_of(key, interaction)?;
         while let Some(prev) = cur.previous_interaction_id.as_deref() {
             let Ok(Some(k)) = self.find_interaction(prev) else {
                 break;
             };
             // The chain stays within the person's own history.
-            if seen.contains(&k) || self.records[k.0 as usize].0 != owner {
+            if seen.contains(&k) || self.owner(k) != owner {
                 break;
             }
             seen.push(k);
-            cur = &self.records[k.0 as usize].1;
+            cur = self.record_of(k, prev)?;
             chain.push(cur);
         }
         Ok(chain)
@@ -716,6 +845,22 @@ fn remove_entry(entries: &mut Vec<Entry>, at: i64, key: InteractionKey) {
     if entries.get(pos).is_some_and(|e| e.key == key) {
         entries.remove(pos);
     }
+}
+
+/// What stays in memory of an interaction whose full record is on disk
+/// only ([`Index::restore_on_disk`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OnDiskInteraction {
+    /// Our id.
+    pub id: String,
+    /// Our id of its person.
+    pub person_id: String,
+    /// Its externalId.
+    pub external_id: Option<String>,
+    /// The storage keys of its audio.
+    pub media: Vec<String>,
+    /// When it was deleted.
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// What the counting entries take in memory ([`Index::counting_memory`]).

@@ -151,7 +151,8 @@ fn any_of<T: PartialEq>(list: &[T], v: &T) -> bool {
 }
 
 impl ListQuery {
-    fn matches(&self, r: &Interaction) -> bool {
+    /// True if the interaction passes every filter (and is not deleted).
+    pub fn matches(&self, r: &Interaction) -> bool {
         r.deleted_at.is_none()
             && (self.include_sensitive || r.sensitive != Some(true))
             && self
@@ -224,10 +225,65 @@ fn compare(
     a.0.cmp(&b.0)
 }
 
+/// Which interactions on disk only a listing must read
+/// ([`Index::list_on_disk`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskScope {
+    /// Those of one person, recorded under any of these ids of ours.
+    Person(Vec<String>),
+    /// Everyone's.
+    All,
+}
+
 impl Index {
     /// Lists interactions: filters, then sorts, then pages. Deleted
-    /// interactions are not listed (get one by id to see it).
+    /// interactions are not listed (get one by id to see it). A candidate
+    /// on disk only is [`IndexError::OnDisk`]: see [`Index::list_on_disk`].
     pub fn list(&self, q: &ListQuery) -> Result<ListPage<'_>, IndexError> {
+        self.list_with(q, &[])
+    }
+
+    /// What a listing must read from disk first: `None` when every
+    /// candidate is in memory.
+    pub fn list_on_disk(&self, q: &ListQuery) -> Result<Option<DiskScope>, IndexError> {
+        if self.on_disk == 0 {
+            return Ok(None);
+        }
+        Ok(match &q.person {
+            Some(person) => match self.find_person(person)? {
+                Some(p) => {
+                    let person = &self.people[p.0 as usize];
+                    person
+                        .records
+                        .iter()
+                        .any(|k| self.hot(*k).is_none())
+                        .then(|| {
+                            let mut ids = vec![person.id.clone()];
+                            ids.extend(person.aliases.iter().cloned());
+                            DiskScope::Person(ids)
+                        })
+                }
+                None => None,
+            },
+            None => Some(DiskScope::All),
+        })
+    }
+
+    /// [`Index::list`], with the records of the candidates on disk only
+    /// read from disk (`on_disk`, any superset of them: others are
+    /// ignored).
+    pub fn list_with<'a>(
+        &'a self,
+        q: &ListQuery,
+        on_disk: &'a [Interaction],
+    ) -> Result<ListPage<'a>, IndexError> {
+        let loaded: super::HashMap<InteractionKey, &Interaction> = on_disk
+            .iter()
+            .filter_map(|r| {
+                let k = *self.ids.get(&r.id)?;
+                self.hot(k).is_none().then_some((k, r))
+            })
+            .collect();
         let keys: Box<dyn Iterator<Item = InteractionKey>> = match &q.person {
             Some(person) => match self.find_person(person)? {
                 Some(p) => Box::new(self.people[p.0 as usize].records.iter().copied()),
@@ -238,10 +294,18 @@ impl Index {
                     .map(|i| InteractionKey(u32::try_from(i).unwrap_or(u32::MAX))),
             ),
         };
-        let mut found: Vec<(InteractionKey, &Interaction)> = keys
-            .filter_map(|k| self.records.get(k.0 as usize).map(|(_, r)| (k, r)))
-            .filter(|(_, r)| q.matches(r))
-            .collect();
+        let mut found: Vec<(InteractionKey, &Interaction)> = Vec::new();
+        for k in keys {
+            let r = match self.hot(k) {
+                Some(r) => r,
+                None => *loaded
+                    .get(&k)
+                    .ok_or_else(|| IndexError::OnDisk(format!("#{}", k.0)))?,
+            };
+            if q.matches(r) {
+                found.push((k, r));
+            }
+        }
         found.sort_by(|a, b| compare(a, b, &q.sort));
         let total = found.len();
         let position = |any_id: &str| -> Result<usize, IndexError> {

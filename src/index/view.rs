@@ -19,16 +19,18 @@ impl<'a> BorrowerView<'a> {
         self.person.map_or(&[], |p| p.restrictions.as_slice())
     }
 
-    /// The full record of one of the index's interactions.
+    /// The full record of one of the index's interactions; `None` for one
+    /// on disk only (beyond the horizon: what reads it treats it as not
+    /// there, the strict way).
     pub fn record(&self, key: InteractionKey) -> Option<&'a Interaction> {
-        self.index.records.get(key.0 as usize).map(|(_, r)| r)
+        self.index.hot(key)
     }
 
     /// The key of one of this borrower's interactions, by our id or
     /// `ext-<externalId>`.
     pub fn find(&self, any_id: &str) -> Option<InteractionKey> {
         let k = self.index.find_interaction(any_id).ok()??;
-        let owner = self.index.records.get(k.0 as usize)?.0;
+        let owner = self.index.owner(k)?;
         (Some(owner) == self.person_key).then_some(k)
     }
 
@@ -60,10 +62,10 @@ impl<'a> BorrowerView<'a> {
         if !self.index.key_is_inbound_of(p, prev) {
             return false;
         }
-        let inbound_at = self.index.records[prev.0 as usize]
-            .1
-            .occurs_at()
-            .timestamp();
+        let Some(inbound) = self.index.hot(prev) else {
+            return false;
+        };
+        let inbound_at = inbound.occurs_at().timestamp();
         if e.at < inbound_at || e.at - inbound_at > REPLY_WINDOW_DAYS * 86_400 {
             return false;
         }
@@ -76,10 +78,7 @@ impl<'a> BorrowerView<'a> {
 
     /// Our id of an interaction.
     pub fn interaction_id(&self, key: InteractionKey) -> &'a str {
-        self.index
-            .records
-            .get(key.0 as usize)
-            .map_or("", |(_, r)| r.id.as_str())
+        self.index.hot(key).map_or("", |r| r.id.as_str())
     }
 
     /// The debt a loan belongs to: its account if declared, else itself.

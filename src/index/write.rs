@@ -33,7 +33,7 @@ impl Index {
             return Err(IndexError::Duplicate {
                 field: "externalId",
                 value: ext.clone(),
-                existing: self.records[k.0 as usize].1.id.clone(),
+                existing: self.record_of(*k, &format!("ext-{ext}"))?.id.clone(),
             });
         }
         let id = match input.id.as_deref() {
@@ -45,11 +45,11 @@ impl Index {
                     }
                     .into());
                 }
-                if let Some(k) = self.ids.get(given) {
+                if self.ids.contains_key(given) {
                     return Err(IndexError::Duplicate {
                         field: "id",
                         value: given.to_owned(),
-                        existing: self.records[k.0 as usize].1.id.clone(),
+                        existing: given.to_owned(),
                     });
                 }
                 given.to_owned()
@@ -103,9 +103,9 @@ impl Index {
         now: DateTime<Utc>,
     ) -> Result<Interaction, IndexError> {
         let key = self.locate(person, interaction)?;
-        let (p, old) = &self.records[key.0 as usize];
+        let (p, old) = (self.owner(key), self.record_of(key, interaction)?);
         if let Some(given) = &patch.person_id
-            && self.find_person(given)? != Some(*p)
+            && self.find_person(given)? != p
         {
             return Err(IndexError::PersonChange {
                 given: given.clone(),
@@ -162,7 +162,7 @@ impl Index {
         by: Option<&str>,
     ) -> Result<Interaction, IndexError> {
         let key = self.locate(person, interaction)?;
-        let mut merged = self.records[key.0 as usize].1.to_input();
+        let mut merged = self.record_of(key, interaction)?.to_input();
         let mut names = Vec::with_capacity(fields.len());
         for f in fields {
             let name =
@@ -197,7 +197,7 @@ impl Index {
         now: DateTime<Utc>,
         by: Option<&str>,
     ) -> Result<Interaction, IndexError> {
-        let old = &self.records[key.0 as usize].1;
+        let old = self.record_of(key, "")?;
         if old.deleted_at.is_some() {
             return Err(IndexError::Deleted(old.id.clone()));
         }
@@ -227,7 +227,7 @@ impl Index {
             return Err(IndexError::Duplicate {
                 field: "externalId",
                 value: ext.clone(),
-                existing: self.records[k.0 as usize].1.id.clone(),
+                existing: self.record_of(*k, &format!("ext-{ext}"))?.id.clone(),
             });
         }
         record.updated_at = Some(now);
@@ -257,7 +257,7 @@ impl Index {
         now: DateTime<Utc>,
     ) -> Result<Interaction, IndexError> {
         let key = self.locate(person, interaction)?;
-        let record = &self.records[key.0 as usize].1;
+        let record = self.record_of(key, interaction)?;
         if !record.is_external {
             return Err(IndexError::NotExternal(record.id.clone()));
         }
@@ -283,7 +283,7 @@ impl Index {
         by: &str,
     ) -> Result<Interaction, IndexError> {
         let key = self.locate(person, interaction)?;
-        let mut record = self.records[key.0 as usize].1.clone();
+        let mut record = self.record_of(key, interaction)?.clone();
         if record.deleted_at.is_some() {
             return Err(IndexError::Deleted(record.id.clone()));
         }

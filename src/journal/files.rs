@@ -81,6 +81,29 @@ impl Layout {
     }
 }
 
+/// The format version in a file's header; `None` when the file is
+/// missing or shorter than its header.
+pub fn header_version(path: &Path) -> Result<Option<u16>, JournalError> {
+    use std::io::Read;
+    let mut h = [0u8; 8];
+    match File::open(path).and_then(|mut f| f.read_exact(&mut h)) {
+        Ok(()) => Ok(Some(u16::from_le_bytes([h[4], h[5]]))),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(cause) => Err(JournalError::Io {
+            action: "reading",
+            path: path.to_owned(),
+            cause,
+        }),
+    }
+}
+
 /// Writes a snapshot of generation `g` from `records` atomically.
 pub fn write_snapshot(
     layout: &Layout,

@@ -60,7 +60,7 @@ mod writer;
 use std::path::{Path, PathBuf};
 
 pub(crate) use files::fsync_dir;
-pub use files::{FileWriter, Layout, lock, write_file, write_snapshot};
+pub use files::{FileWriter, Layout, header_version, lock, write_file, write_snapshot};
 pub use format::{MAGIC, MAX_RECORD_BYTES, OLDEST_VERSION, SNAPSHOT_VERSION, VERSION, frame};
 pub use recovery::{ReadEnd, Recovered, read_file, recover, recover_from};
 

@@ -46,6 +46,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
 pub use read::{HistoryRead, read_history};
 
+use crate::index::OnDiskInteraction;
 use crate::journal::{JournalError, Position};
 use crate::ledger::{ApplyError, Change, changes};
 use crate::pb::journal::Record;
@@ -117,6 +118,15 @@ enum Kind {
     Answer = 6,
 }
 
+/// One thing [`Store::load`] gives.
+#[derive(Debug)]
+pub enum Loaded {
+    /// A record, applied as recovery applies the journal's.
+    Record(Record),
+    /// An interaction whose full record stays on disk.
+    OnDisk(OnDiskInteraction),
+}
+
 /// The store of a data directory, open.
 #[derive(Debug)]
 pub struct Store {
@@ -159,7 +169,11 @@ impl Store {
                  CREATE TABLE IF NOT EXISTS interactions (
                      seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
                      person_id TEXT NOT NULL, external_id TEXT,
-                     occurs_at INTEGER NOT NULL, record BLOB NOT NULL);
+                     occurs_at INTEGER NOT NULL, deleted_at INTEGER,
+                     media TEXT, record BLOB NOT NULL);
+                 CREATE INDEX IF NOT EXISTS interactions_person ON interactions (person_id, seq);
+                 CREATE INDEX IF NOT EXISTS interactions_external ON interactions (external_id)
+                     WHERE external_id IS NOT NULL;
                  INSERT OR IGNORE INTO meta (key, value) VALUES ('format', {FORMAT});"
             ))
             .map_err(sqlite("creating the tables of", &store.path))?;
@@ -271,8 +285,30 @@ impl Store {
         &self,
         mut each: impl FnMut(Record) -> Result<(), JournalError>,
     ) -> Result<u64, JournalError> {
-        let mut n = 0u64;
-        let mut read = |sql: &str| -> Result<(), JournalError> {
+        self.load(None, |loaded| match loaded {
+            Loaded::Record(r) => each(r),
+            // Unreachable without a cutoff.
+            Loaded::OnDisk(_) => Ok(()),
+        })
+    }
+
+    /// [`Store::for_each`], but an interaction that happens before
+    /// `cutoff` (Unix seconds) is given as what memory keeps of it
+    /// ([`Loaded::OnDisk`]), its full record not even read. Returns how
+    /// many records and interactions were given.
+    pub fn load(
+        &self,
+        cutoff: Option<i64>,
+        mut each: impl FnMut(Loaded) -> Result<(), JournalError>,
+    ) -> Result<u64, JournalError> {
+        let n = std::cell::Cell::new(0u64);
+        let decode = |bytes: &[u8]| {
+            <Record as prost::Message>::decode(bytes).map_err(|e| StoreError::Format {
+                path: self.path.clone(),
+                reason: format!("a record does not decode: {e}"),
+            })
+        };
+        let read = |sql: &str, each: &mut dyn FnMut(Loaded) -> Result<(), JournalError>| {
             let mut stmt = self
                 .conn
                 .prepare(sql)
@@ -280,16 +316,10 @@ impl Store {
             let mut rows = stmt.query([]).map_err(sqlite("reading", &self.path))?;
             while let Some(row) = rows.next().map_err(sqlite("reading", &self.path))? {
                 let bytes: Vec<u8> = row.get(0).map_err(sqlite("reading", &self.path))?;
-                let record = <Record as prost::Message>::decode(bytes.as_slice()).map_err(|e| {
-                    StoreError::Format {
-                        path: self.path.clone(),
-                        reason: format!("a record does not decode: {e}"),
-                    }
-                })?;
-                n += 1;
-                each(record)?;
+                n.set(n.get() + 1);
+                each(Loaded::Record(decode(&bytes)?))?;
             }
-            Ok(())
+            Ok::<(), JournalError>(())
         };
         let kind = |k: Kind, order: &str| {
             format!(
@@ -297,14 +327,77 @@ impl Store {
                 k as i64
             )
         };
-        read(&kind(Kind::Person, "last_seq"))?;
-        read(&kind(Kind::Debt, "first_seq"))?;
-        read(&kind(Kind::Restriction, "first_seq"))?;
-        read("SELECT record FROM interactions ORDER BY seq")?;
-        read(&kind(Kind::Reservation, "first_seq"))?;
-        read(&kind(Kind::Convo, "first_seq"))?;
-        read(&kind(Kind::Answer, "first_seq"))?;
-        Ok(n)
+        read(&kind(Kind::Person, "last_seq"), &mut each)?;
+        read(&kind(Kind::Debt, "first_seq"), &mut each)?;
+        read(&kind(Kind::Restriction, "first_seq"), &mut each)?;
+        // An open reservation's interaction stays in memory, whatever its
+        // time: the reservation holds a slot, and its listing reads it.
+        let reserved: std::collections::HashSet<String> = if cutoff.is_some() {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT key FROM state WHERE kind = ?1")
+                .map_err(sqlite("reading", &self.path))?;
+            let rows = stmt
+                .query_map([Kind::Reservation as i64], |r| r.get::<_, String>(0))
+                .map_err(sqlite("reading", &self.path))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(sqlite("reading", &self.path))?
+        } else {
+            Default::default()
+        };
+        {
+            let mut stmt = self
+                .conn
+                .prepare(
+                    "SELECT id, person_id, external_id, deleted_at, media,
+                         CASE WHEN ?1 IS NULL OR occurs_at >= ?1 THEN record END
+                     FROM interactions ORDER BY seq",
+                )
+                .map_err(sqlite("reading", &self.path))?;
+            let mut rows = stmt
+                .query([cutoff])
+                .map_err(sqlite("reading", &self.path))?;
+            while let Some(row) = rows.next().map_err(sqlite("reading", &self.path))? {
+                let get = |e| sqlite("reading", &self.path)(e);
+                let mut record: Option<Vec<u8>> = row.get(5).map_err(get)?;
+                n.set(n.get() + 1);
+                if record.is_none() {
+                    let id: String = row.get(0).map_err(get)?;
+                    if reserved.contains(&id) {
+                        record = Some(
+                            self.conn
+                                .query_row(
+                                    "SELECT record FROM interactions WHERE id = ?1",
+                                    [&id],
+                                    |r| r.get(0),
+                                )
+                                .map_err(get)?,
+                        );
+                    }
+                }
+                match record {
+                    Some(bytes) => each(Loaded::Record(decode(&bytes)?))?,
+                    None => {
+                        let deleted_at: Option<i64> = row.get(3).map_err(get)?;
+                        let media: Option<String> = row.get(4).map_err(get)?;
+                        each(Loaded::OnDisk(OnDiskInteraction {
+                            id: row.get(0).map_err(get)?,
+                            person_id: row.get(1).map_err(get)?,
+                            external_id: row.get(2).map_err(get)?,
+                            media: media
+                                .map(|m| m.split(' ').map(str::to_owned).collect())
+                                .unwrap_or_default(),
+                            deleted_at: deleted_at
+                                .and_then(chrono::DateTime::from_timestamp_micros),
+                        }))?;
+                    }
+                }
+            }
+        }
+        read(&kind(Kind::Reservation, "first_seq"), &mut each)?;
+        read(&kind(Kind::Convo, "first_seq"), &mut each)?;
+        read(&kind(Kind::Answer, "first_seq"), &mut each)?;
+        Ok(n.get())
     }
 
     /// How many interactions the store holds, deleted ones included.
@@ -365,14 +458,32 @@ impl Writing<'_> {
             Change::Restriction(r) => self.put(Kind::Restriction, &r.id, None, &record),
             Change::Interaction(i) => {
                 let at = i.occurs_at().timestamp();
+                let deleted_at = i.deleted_at.map(|t| t.timestamp_micros());
+                let media: Vec<&str> = [&i.recording, &i.voicemail]
+                    .into_iter()
+                    .flatten()
+                    .map(|m| m.storage_key.as_str())
+                    .collect();
+                let media = (!media.is_empty()).then(|| media.join(" "));
                 self.tx
                     .execute(
-                        "INSERT INTO interactions (seq, id, person_id, external_id, occurs_at, record)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                        "INSERT INTO interactions
+                             (seq, id, person_id, external_id, occurs_at, deleted_at, media, record)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                          ON CONFLICT (id) DO UPDATE SET person_id = excluded.person_id,
                              external_id = excluded.external_id,
-                             occurs_at = excluded.occurs_at, record = excluded.record",
-                        params![self.seq, i.id, i.person_id, i.external_id, at, record],
+                             occurs_at = excluded.occurs_at, deleted_at = excluded.deleted_at,
+                             media = excluded.media, record = excluded.record",
+                        params![
+                            self.seq,
+                            i.id,
+                            i.person_id,
+                            i.external_id,
+                            at,
+                            deleted_at,
+                            media,
+                            record
+                        ],
                     )
                     .map(|_| ())
                     .map_err(sqlite("writing", &self.path))
@@ -478,5 +589,151 @@ pub(crate) fn sqlite<'a>(
         action,
         path: path.to_owned(),
         cause,
+    }
+}
+
+/// Reading full records of interactions from the store while serving:
+/// what memory no longer holds (records beyond the horizon). A few
+/// read-only connections, so that concurrent reads do not queue behind
+/// one; a read never holds the guard's lock.
+#[derive(Debug)]
+pub struct Reader {
+    conns: Vec<std::sync::Mutex<Connection>>,
+    next: std::sync::atomic::AtomicUsize,
+    path: PathBuf,
+}
+
+/// How many read-only connections a [`Reader`] opens.
+pub const READERS: usize = 4;
+
+impl Reader {
+    /// Opens [`READERS`] read-only connections to a data directory's store.
+    pub fn open(data_dir: &Path) -> Result<Reader, StoreError> {
+        let mut conns = Vec::with_capacity(READERS);
+        let mut path = path_in(data_dir);
+        for _ in 0..READERS {
+            let store = Store::open_read_only(data_dir)?.ok_or_else(|| StoreError::Format {
+                path: path.clone(),
+                reason: "it is missing".into(),
+            })?;
+            path = store.path.clone();
+            conns.push(std::sync::Mutex::new(store.conn));
+        }
+        Ok(Reader {
+            conns,
+            next: std::sync::atomic::AtomicUsize::new(0),
+            path,
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let n = self.conns.len().max(1);
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n;
+        // A free connection if there is one, else wait for the next in turn.
+        for i in 0..n {
+            if let Some(Ok(conn)) = self.conns.get((start + i) % n).map(|m| m.try_lock()) {
+                return f(&conn);
+            }
+        }
+        let conn = self.conns[start]
+            .lock()
+            .map_err(|_| StoreError::Format {
+                path: self.path.clone(),
+                reason: "a reader's lock is poisoned".into(),
+            })?;
+        f(&conn)
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<crate::model::Interaction, StoreError> {
+        let bad = |reason: String| StoreError::Format {
+            path: self.path.clone(),
+            reason,
+        };
+        let record = <Record as prost::Message>::decode(bytes)
+            .map_err(|e| bad(format!("a record does not decode: {e}")))?;
+        match record.op {
+            Some(crate::pb::journal::record::Op::Interaction(pb)) => {
+                let id = pb.id.clone();
+                crate::wire::interaction_from(pb)
+                    .map_err(|p| bad(format!("interaction `{id}`: {}", p.message)))
+            }
+            _ => Err(bad("a row of `interactions` is not an interaction".into())),
+        }
+    }
+
+    /// One interaction by our id or `ext-<externalId>`.
+    pub fn get(&self, any_id: &str) -> Result<Option<crate::model::Interaction>, StoreError> {
+        let (sql, key) = match any_id.strip_prefix("ext-") {
+            Some(ext) => ("SELECT record FROM interactions WHERE external_id = ?1", ext),
+            None => ("SELECT record FROM interactions WHERE id = ?1", any_id),
+        };
+        let bytes: Option<Vec<u8>> = self.with(|c| {
+            c.query_row(sql, [key], |r| r.get(0))
+                .optional()
+                .map_err(sqlite("reading", &self.path))
+        })?;
+        bytes.map(|b| self.decode(&b)).transpose()
+    }
+
+    /// Every interaction recorded under one of `person_ids`, in creation
+    /// order, that `keep` accepts.
+    pub fn of_people(
+        &self,
+        person_ids: &[String],
+        mut keep: impl FnMut(&crate::model::Interaction) -> bool,
+    ) -> Result<Vec<crate::model::Interaction>, StoreError> {
+        let mut out = Vec::new();
+        for id in person_ids {
+            let rows: Vec<Vec<u8>> = self.with(|c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT record FROM interactions WHERE person_id = ?1 ORDER BY seq",
+                    )
+                    .map_err(sqlite("reading", &self.path))?;
+                let rows = stmt
+                    .query_map([id], |r| r.get(0))
+                    .map_err(sqlite("reading", &self.path))?;
+                rows.collect::<Result<_, _>>()
+                    .map_err(sqlite("reading", &self.path))
+            })?;
+            for bytes in rows {
+                let r = self.decode(&bytes)?;
+                if keep(&r) {
+                    out.push(r);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every interaction in the store, in creation order, that `keep`
+    /// accepts; refused once more than `most` are kept, so that a listing
+    /// never holds an unbounded part of the history in memory.
+    pub fn scan(
+        &self,
+        most: usize,
+        mut keep: impl FnMut(&crate::model::Interaction) -> bool,
+    ) -> Result<Result<Vec<crate::model::Interaction>, usize>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c
+                .prepare_cached("SELECT record FROM interactions ORDER BY seq")
+                .map_err(sqlite("reading", &self.path))?;
+            let mut rows = stmt.query([]).map_err(sqlite("reading", &self.path))?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(sqlite("reading", &self.path))? {
+                let bytes: Vec<u8> = row.get(0).map_err(sqlite("reading", &self.path))?;
+                let r = self.decode(&bytes)?;
+                if keep(&r) {
+                    if out.len() == most {
+                        return Ok(Err(most));
+                    }
+                    out.push(r);
+                }
+            }
+            Ok(Ok(out))
+        })
     }
 }

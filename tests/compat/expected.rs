@@ -209,24 +209,41 @@ fn census(dir: &Path) -> String {
     format!("records {}\n", kinds.join(" "))
 }
 
-/// (b) The snapshot the code writes when it compacts the fixture: the
-/// generation written and its bytes.
+/// (b) What the fixture's history becomes in the store when a start
+/// migrates it: the store's records, read back in recovery order and
+/// framed as a snapshot file is, so that they compare byte for byte with
+/// the snapshot the older release wrote when it compacted the fixture.
+/// Returns the store's file and the bytes.
 pub(super) fn compacted(dir: &Path) -> (PathBuf, Vec<u8>) {
     let (g, replayed) = open(dir, 0);
     drop(g);
     let layout = Layout {
         dir: dir.to_owned(),
     };
-    let (snaps, _) = layout.generations().unwrap();
-    let next = replayed.generation + 1;
-    assert_eq!(
-        snaps,
-        vec![next],
-        "opening with compact_after 0 compacts the fixture (generation {}) into one new snapshot",
-        replayed.generation
+    let (snaps, logs) = layout.generations().unwrap();
+    let next = replayed.end.generation + 1;
+    assert!(
+        snaps.is_empty() && logs == vec![next],
+        "the migration leaves only the new journal (generation {next}): {snaps:?} {logs:?}"
     );
-    let path = layout.snapshot(next);
-    (path.clone(), std::fs::read(&path).unwrap())
+    let store = compliance_guard::store::Store::open_read_only(dir)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.position().unwrap(),
+        Some(compliance_guard::journal::Position {
+            generation: next,
+            records: 0
+        })
+    );
+    let framed = dir.join("store-read-back.snap");
+    let mut out = compliance_guard::journal::FileWriter::create(&framed, 1).unwrap();
+    store.for_each(|r| out.push(&r)).unwrap();
+    out.finish().unwrap();
+    (
+        store.path().to_owned(),
+        std::fs::read(&framed).unwrap(),
+    )
 }
 
 /// (c) The what-if replay of the fixture's decision log against `rules/`.
