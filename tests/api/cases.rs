@@ -3,7 +3,7 @@
 //! upstream pages `GET /people/{personId}/interactions/{interactionId}/cases`,
 //! the `caseIds` filter of `ListInteractions`, refusals with
 //! google.rpc.BadRequest, and the links surviving a restart (journal and
-//! snapshot) and an import.
+//! store) and an import.
 
 use compliance_guard::journal::Durability;
 use compliance_guard::pb::{
@@ -14,6 +14,7 @@ use prost_types::{FieldMask, Timestamp};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
+use crate::ops::durability::{assert_read_from_the_store, assert_store_at};
 use crate::support::consts::{AUDITOR_KEY, P, T0};
 use crate::support::server::{Interactions, ready_server, start_on};
 
@@ -397,8 +398,11 @@ async fn the_case_ids_filter_matches_any_of_several() {
     );
 }
 
+/// The case links are part of the interaction's record: a start reads
+/// them back from the journal, and from the store once the journal is
+/// materialized into it.
 #[tokio::test]
-async fn case_links_survive_restarts_from_the_journal_and_a_snapshot() {
+async fn case_links_survive_restarts_from_the_journal_and_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_on(dir.path(), 1_000_000).await;
     let mut records = server.interactions().await;
@@ -411,9 +415,12 @@ async fn case_links_survive_restarts_from_the_journal_and_a_snapshot() {
         .unwrap();
     server.stop().await.unwrap();
 
-    // Replayed from the journal, then from a snapshot (compact_after 0),
-    // then from that snapshot again.
-    for compact_after in [1_000_000, 0, 1_000_000] {
+    // Replayed from the journal (the store empty, at generation 0); then
+    // the same, and materialized into the store at start (compact_after 0),
+    // the journal rolled over to an empty generation 1; then from the
+    // store alone.
+    let data = dir.path().join("data");
+    for (compact_after, generation) in [(1_000_000, 0), (0, 1), (1_000_000, 1)] {
         let server = start_on(dir.path(), compact_after).await;
         let mut records = server.interactions().await;
         let r = cases(&mut records, &a.id, 0, 0, "", "").await.unwrap();
@@ -433,13 +440,11 @@ async fn case_links_survive_restarts_from_the_journal_and_a_snapshot() {
                 .is_empty()
         );
         server.stop().await.unwrap();
+        assert_store_at(&data, generation, &format!("compact_after {compact_after}"));
     }
-    let snapshots = std::fs::read_dir(dir.path().join("data").join("journal"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".snap"))
-        .count();
-    assert_eq!(snapshots, 1, "the restart with compact_after 0 wrote one");
+    // A start now reads it all from the store, as the last one did: the
+    // person and the two interactions, the journal after it empty.
+    assert_read_from_the_store(&data, 3);
 }
 
 #[tokio::test]

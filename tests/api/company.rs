@@ -4,7 +4,7 @@
 //! upstream's `GET /companies/{companyId}/interactions/{id}/previous`, and
 //! a company's key seeing only its company's interactions (get, update,
 //! delete, list), and the company surviving restarts (journal and
-//! snapshot).
+//! store).
 
 use compliance_guard::api::auth::Keys;
 use compliance_guard::pb::{
@@ -16,6 +16,7 @@ use compliance_guard::wire::json_of_struct;
 use prost_types::{FieldMask, Timestamp};
 use tonic::Code;
 
+use crate::ops::durability::{assert_read_from_the_store, assert_store_at};
 use crate::support::consts::{ACME_KEY, GLOBEX_KEY, P, PIPELINE_KEY, T0};
 use crate::support::server::{Interactions, start_on};
 
@@ -250,9 +251,12 @@ async fn interactions_belong_to_the_key_company_and_previous_is_scoped_by_it() {
     assert_eq!(json_of_struct(&doc)["companyId"], serde_json::json!("acme"));
     server.stop().await.unwrap();
 
-    // Replayed from the journal, then from a snapshot (compact_after 0),
-    // then from that snapshot again.
-    for compact_after in [1_000_000, 0, 1_000_000] {
+    // Replayed from the journal (the store empty, at generation 0); then
+    // the same, and materialized into the store at start (compact_after 0),
+    // the journal rolled over to an empty generation 1; then from the
+    // store alone: the company is kept in each.
+    let data = dir.path().join("data");
+    for (compact_after, generation) in [(1_000_000, 0), (0, 1), (1_000_000, 1)] {
         let server = start_on(dir.path(), compact_after).await;
         let mut acme = server.interactions_as(ACME_KEY).await;
         let mut globex = server.interactions_as(GLOBEX_KEY).await;
@@ -271,13 +275,12 @@ async fn interactions_belong_to_the_key_company_and_previous_is_scoped_by_it() {
         let e = previous(&mut globex, &a2.id, "acme").await.unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied);
         server.stop().await.unwrap();
+        assert_store_at(&data, generation, &format!("compact_after {compact_after}"));
     }
-    let snapshots = std::fs::read_dir(dir.path().join("data").join("journal"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".snap"))
-        .count();
-    assert_eq!(snapshots, 1, "the restart with compact_after 0 wrote one");
+    // A start now reads it all from the store, as the last one did: the
+    // person and its five interactions (a1, b1, a2, n1 and globex's
+    // shared-ext-1), the journal after it empty.
+    assert_read_from_the_store(&data, 6);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! `.../close`, `.../leave`): who may join (the agent right), the join
 //! types, leaving, closing (statusDetails `textConvoClosedByAgent`),
 //! refusals, and the conversation surviving restarts (journal and
-//! snapshot).
+//! store).
 
 use compliance_guard::pb::{
     CloseInteractionConvoRequest, GetInteractionConvoRequest, GetInteractionRequest, Interaction,
@@ -12,6 +12,7 @@ use compliance_guard::pb::{
 use prost_types::Timestamp;
 use tonic::{Code, Status};
 
+use crate::ops::durability::{assert_read_from_the_store, assert_store_at, frames};
 use crate::support::consts::{ANN_KEY, AUDITOR_KEY, BOB_KEY, CAT_KEY, P, T0};
 use crate::support::server::{Interactions, start_on};
 
@@ -269,8 +270,12 @@ async fn closing_records_who_and_when_sets_status_details_and_bars_joins() {
     server.stop().await.unwrap();
 }
 
+/// A conversation (its agents, how each joined, its closing) is a record
+/// of its own beside its interaction's: a start reads both back from the
+/// journal, and from the store once the journal is materialized into it;
+/// a change after that is journaled on top of the store.
 #[tokio::test]
-async fn conversations_survive_restarts_from_the_journal_and_a_snapshot() {
+async fn conversations_survive_restarts_from_the_journal_and_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_on(dir.path(), 1_000_000).await;
     let mut pipeline = server.interactions().await;
@@ -284,9 +289,12 @@ async fn conversations_survive_restarts_from_the_journal_and_a_snapshot() {
     let shut_convo = close(&mut bob, &shut.id).await.unwrap();
     server.stop().await.unwrap();
 
-    // Replayed from the journal, then from a snapshot (compact_after 0),
-    // then from that snapshot again.
-    for compact_after in [1_000_000, 0, 1_000_000] {
+    // Replayed from the journal (the store empty, at generation 0); then
+    // the same, and materialized into the store at start (compact_after 0),
+    // the journal rolled over to an empty generation 1; then from the
+    // store alone.
+    let data = dir.path().join("data");
+    for (compact_after, generation) in [(1_000_000, 0), (0, 1), (1_000_000, 1)] {
         let server = start_on(dir.path(), compact_after).await;
         let mut pipeline = server.interactions().await;
         let mut cat = server.interactions_as(CAT_KEY).await;
@@ -312,20 +320,22 @@ async fn conversations_survive_restarts_from_the_journal_and_a_snapshot() {
             Some("textConvoClosedByAgent")
         );
         server.stop().await.unwrap();
+        assert_store_at(&data, generation, &format!("compact_after {compact_after}"));
     }
-    let snapshots = std::fs::read_dir(dir.path().join("data").join("journal"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".snap"))
-        .count();
-    assert_eq!(snapshots, 1, "the restart with compact_after 0 wrote one");
+    // A start now reads it all from the store, as the last one did: the
+    // person, the two interactions and their two conversations, the journal
+    // after it empty.
+    assert_read_from_the_store(&data, 5);
 
-    // A change after the snapshot is journaled on top of it.
+    // A change after the materialization is journaled on top of the store.
     let server = start_on(dir.path(), 1_000_000).await;
     let mut ann = server.interactions_as(ANN_KEY).await;
     let c = leave(&mut ann, &open.id).await.unwrap();
     assert_eq!(agents(&c), pairs(&[("bob", "add")]));
     server.stop().await.unwrap();
+    assert_store_at(&data, 1, "after the leave");
+    let journal = std::fs::read(data.join("journal").join("journal-00000001.log")).unwrap();
+    assert_eq!(frames(&journal, 0).len(), 1, "the leave, one record");
     let server = start_on(dir.path(), 1_000_000).await;
     let mut pipeline = server.interactions().await;
     assert_eq!(get(&mut pipeline, &open.id).await.unwrap(), c);

@@ -4,7 +4,7 @@
 //! and a real tonic client. Add, list and end with the history kept;
 //! "in force" at a moment; field-level refusals with google.rpc.BadRequest;
 //! the caller's name from the credential; a restart on the same data
-//! directory (journal and snapshot); the rules each restriction is read by;
+//! directory (journal and store); the rules each restriction is read by;
 //! and a Check blocked by a cease letter.
 //!
 //! Times that matter are fixed (March 2020); Checks pass `at` explicitly.
@@ -19,6 +19,7 @@ use prost_types::Timestamp;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
+use crate::ops::durability::{assert_read_from_the_store, assert_store_at, frames, store_records};
 use crate::support::consts::{AUDITOR_KEY, DAY, HOUR, MINUTE, P, Q, T0};
 use crate::support::server::{Checks, ready_server, start_on};
 
@@ -646,8 +647,12 @@ async fn a_cease_letter_blocks_a_check_from_its_receipt_except_its_acknowledgeme
 
 // ---- durability -------------------------------------------------------------
 
+/// A restriction, its end (when, by whom, why) and the person it names
+/// (one known by an external id too) are read back from the journal, and
+/// from the store once the journal is materialized into it; an end is
+/// never undone by a restart, and new ids never reuse restored ones.
 #[tokio::test]
-async fn restrictions_and_their_ends_survive_restarts_from_the_journal_and_a_snapshot() {
+async fn restrictions_and_their_ends_survive_restarts_from_the_journal_and_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_on(dir.path(), 1_000_000).await;
     let mut pipeline = server.checks().await;
@@ -685,10 +690,12 @@ async fn restrictions_and_their_ends_survive_restarts_from_the_journal_and_a_sna
     assert_eq!(before_p[0].ended_at, ended.ended_at);
     server.stop().await.unwrap();
 
-    // From the journal; then compacted into a snapshot at start; then from
-    // the snapshot.
-    let mut compacted = false;
-    for compact_after in [1_000_000, 0, 1_000_000] {
+    // From the journal (the store empty, at generation 0); then the same,
+    // and materialized into the store at start (compact_after 0), the
+    // journal rolled over to an empty generation 1; then from the store
+    // alone.
+    let data = dir.path().join("data");
+    for (compact_after, generation) in [(1_000_000, 0), (0, 1), (1_000_000, 1)] {
         let server = start_on(dir.path(), compact_after).await;
         let mut pipeline = server.checks().await;
         assert_eq!(
@@ -707,18 +714,12 @@ async fn restrictions_and_their_ends_survive_restarts_from_the_journal_and_a_sna
             .unwrap_err();
         assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
         server.stop().await.unwrap();
-        let snapshots = std::fs::read_dir(dir.path().join("data").join("journal"))
-            .unwrap()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".snap"))
-            .count();
-        compacted |= compact_after == 0;
-        assert_eq!(
-            snapshots,
-            usize::from(compacted),
-            "snapshots after {compact_after}"
-        );
+        assert_store_at(&data, generation, &format!("compact_after {compact_after}"));
     }
+    // A start now reads it all from the store, as the last one did: the two
+    // people (P, and the one ext-crm-9 registered) and the two restrictions,
+    // the journal after it empty.
+    assert_read_from_the_store(&data, 4);
 
     // New ids after a restart never reuse a restored one.
     let server = start_on(dir.path(), 1_000_000).await;
@@ -969,15 +970,31 @@ mod old_release {
         pub in_force: bool,
     }
 
-    /// What the old reader does with a file: every frame decoded as its
-    /// `Record`, refused at the first one with no `op` (its check on each
-    /// record it reads), as `Err(offset)`; otherwise the records. Also
-    /// asserts that each record it accepts re-encodes to the very bytes
-    /// read: nothing in it was dropped unseen.
-    pub fn read(path: &std::path::Path) -> Result<Vec<Record>, u64> {
+    /// Why the old reader refuses a file.
+    #[derive(Debug, PartialEq, Eq)]
+    pub enum Refused {
+        /// The header's format version is not 1, the only one it reads
+        /// (its `VERSION`): the whole file, before any record.
+        Version(u16),
+        /// A record with no `op` (a kind it does not know), at the offset
+        /// of its frame.
+        Record(u64),
+    }
+
+    /// What the old reader does with a file: a header of a version other
+    /// than 1 refused (`Refused::Version`); then every frame decoded as
+    /// its `Record`, refused at the first one with no `op` (its check on
+    /// each record it reads, `Refused::Record`); otherwise the records.
+    /// Also asserts that each record it accepts re-encodes to the very
+    /// bytes read: nothing in it was dropped unseen.
+    pub fn read(path: &std::path::Path) -> Result<Vec<Record>, Refused> {
         use prost::Message;
         let bytes = std::fs::read(path).unwrap();
         assert_eq!(&bytes[..4], b"CGJL");
+        let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+        if version != 1 {
+            return Err(Refused::Version(version));
+        }
         let mut offset = 8;
         let mut records = Vec::new();
         while offset < bytes.len() {
@@ -985,7 +1002,7 @@ mod old_release {
             let payload = &bytes[offset + 8..offset + 8 + len];
             let record = Record::decode(payload).unwrap();
             if record.op.is_none() {
-                return Err(offset as u64);
+                return Err(Refused::Record(offset as u64));
             }
             assert_eq!(
                 record.encode_to_vec(),
@@ -999,19 +1016,33 @@ mod old_release {
     }
 }
 
-/// The records of a journal or snapshot file as this release reads them.
+/// The records of a journal file as this release reads them.
 fn read_records(path: &Path) -> Vec<compliance_guard::pb::journal::Record> {
     let mut out = Vec::new();
-    compliance_guard::journal::read_file(
-        path,
-        u16::from(path.extension().unwrap() == "snap"),
-        |r| {
-            out.push(r);
-            Ok(())
-        },
-    )
+    compliance_guard::journal::read_file(path, 0, |r| {
+        out.push(r);
+        Ok(())
+    })
     .unwrap();
     out
+}
+
+/// The header of a journal of version 1, the only version a release
+/// before the store reads (this release writes its journals as version 2;
+/// its backups and snapshots are version 1). Records put under it are
+/// what such a release reads past its header: the records of a backup,
+/// which are framed as the journal's are.
+const VERSION_1_JOURNAL_HEADER: &[u8; 8] = b"CGJL\x01\x00\x00\x00";
+
+/// Where the frame of the first `restriction_v2` of a file of `kind` (0
+/// journal, 1 backup) starts.
+fn first_v2_frame(bytes: &[u8], kind: u16) -> u64 {
+    use compliance_guard::pb::journal::record::Op;
+    frames(bytes, kind)
+        .iter()
+        .find(|f| matches!(f.record.op, Some(Op::RestrictionV2(_))))
+        .expect("a restriction_v2")
+        .start
 }
 
 fn files_named(dir: &Path, prefix: &str, suffix: &str) -> Vec<std::path::PathBuf> {
@@ -1028,6 +1059,15 @@ fn files_named(dir: &Path, prefix: &str, suffix: &str) -> Vec<std::path::PathBuf
     files
 }
 
+/// A restriction with days of the week is journaled as `restriction_v2`,
+/// a record kind the release before it does not know, so that release
+/// refuses it rather than reading the designation without its days (a
+/// wider one). Since the store, a journal of this release is of version
+/// 2, which that release (reading version 1 only) refuses at the header,
+/// before any record; the record kind stays as it was, so a file it does
+/// get past the header of (a backup, version 1) is still refused at that
+/// record. The restriction survives restarts from the journal and from the
+/// store, which holds it as `restriction_v2` too, and a backup and restore.
 #[tokio::test]
 async fn a_restriction_with_days_is_a_record_an_older_release_refuses_and_survives_restarts() {
     use compliance_guard::pb::journal::record::Op;
@@ -1098,25 +1138,31 @@ async fn a_restriction_with_days_is_a_record_an_older_release_refuses_and_surviv
         "a restriction_v2 inside a batch: {records:?}"
     );
 
-    // The previous release: it reads the records before the first
-    // designation with days, every byte of them, then refuses that one,
-    // at its own frame.
-    let old = old_release::read(&journals[0]);
-    let at_offset = old.expect_err("the old reader must refuse a restriction with days");
-    let mut offset = 8u64;
-    let mut first_v2 = None;
-    for r in &records {
-        if matches!(r.op, Some(Op::RestrictionV2(_))) {
-            first_v2 = Some(offset);
-            break;
-        }
-        offset += 8 + prost::Message::encoded_len(r) as u64;
-    }
-    assert_eq!(Some(at_offset), first_v2);
-    // A journal without days stays readable by the previous release: the
-    // same records with the designation left out.
+    // The previous release refuses this release's journal at its header,
+    // before any record: it is of version 2, and it reads version 1 only.
+    let journal = std::fs::read(&journals[0]).unwrap();
+    assert_eq!(u16::from_le_bytes([journal[4], journal[5]]), 2);
+    assert_eq!(
+        old_release::read(&journals[0]).map(|r| r.len()),
+        Err(old_release::Refused::Version(2))
+    );
+    // And the record kind stays: the same records under a header of
+    // version 1 are read up to the first designation with days, every
+    // byte of them, and that one refused, at its own frame.
+    let first_v2 = first_v2_frame(&journal, 0);
+    let as_version_1 = dir.path().join("as-version-1.log");
+    let mut bytes = VERSION_1_JOURNAL_HEADER.to_vec();
+    bytes.extend_from_slice(&journal[8..]);
+    std::fs::write(&as_version_1, &bytes).unwrap();
+    assert_eq!(
+        old_release::read(&as_version_1).map(|r| r.len()),
+        Err(old_release::Refused::Record(first_v2))
+    );
+    // The records without days stay readable by the previous release: the
+    // same records, under a header of version 1, with the designation
+    // left out.
     let without_days = dir.path().join("without-days.log");
-    let mut bytes = std::fs::read(&journals[0]).unwrap()[..8].to_vec();
+    let mut bytes = VERSION_1_JOURNAL_HEADER.to_vec();
     for r in records
         .iter()
         .filter(|r| !matches!(r.op, Some(Op::RestrictionV2(_))))
@@ -1125,6 +1171,7 @@ async fn a_restriction_with_days_is_a_record_an_older_release_refuses_and_surviv
     }
     std::fs::write(&without_days, &bytes).unwrap();
     let old_records = old_release::read(&without_days).unwrap();
+    assert_eq!(old_records.len(), records.len() - 2);
     assert!(old_records.iter().any(|r| matches!(
         &r.op,
         Some(old_release::Op::Batch(b)) if b.records.iter().any(|x| matches!(
@@ -1133,9 +1180,12 @@ async fn a_restriction_with_days_is_a_record_an_older_release_refuses_and_surviv
         ))
     )));
 
-    // Restarts: from the journal; compacted into a snapshot; from the
-    // snapshot. The snapshot holds it as `restriction_v2` too.
-    for compact_after in [1_000_000, 0, 1_000_000] {
+    // Restarts: from the journal (the store empty, at generation 0); then
+    // the same, and materialized into the store at start (compact_after
+    // 0), the journal rolled over to an empty generation 1; then from the
+    // store alone.
+    let data = dir.path().join("data");
+    for (compact_after, generation) in [(1_000_000, 0), (0, 1), (1_000_000, 1)] {
         let server = start_on(dir.path(), compact_after).await;
         let mut pipeline = server.checks().await;
         assert_eq!(
@@ -1149,27 +1199,64 @@ async fn a_restriction_with_days_is_a_record_an_older_release_refuses_and_surviv
             "compact_after {compact_after}"
         );
         server.stop().await.unwrap();
+        assert_store_at(&data, generation, &format!("compact_after {compact_after}"));
     }
-    let snapshots = files_named(&journal_dir, "snapshot-", ".snap");
-    assert_eq!(snapshots.len(), 1, "{snapshots:?}");
-    let snap = read_records(&snapshots[0]);
-    assert!(
-        snap.iter()
-            .any(|r| matches!(&r.op, Some(Op::RestrictionV2(x)) if x.id == tue_thu.id)),
-        "{snap:?}"
+    // A start now reads it all from the store, as the last one did: the two
+    // people and the two restrictions, the journal after it empty.
+    assert_read_from_the_store(&data, 4);
+    // The store holds the one with days as `restriction_v2` too (its
+    // latest state, ended), the other as `restriction`.
+    let stored = store_records(&data);
+    assert_eq!(
+        stored
+            .iter()
+            .filter_map(|r| match &r.op {
+                Some(Op::RestrictionV2(x)) => Some((x.id.as_str(), x.ended_at.is_some())),
+                _ => None,
+            })
+            .collect::<Vec<_>>(),
+        [(tue_thu.id.as_str(), true)],
+        "{stored:?}"
     );
-    assert!(
-        snap.iter()
-            .any(|r| matches!(&r.op, Some(Op::Restriction(x)) if x.id == daily.id)),
-        "{snap:?}"
+    assert_eq!(
+        stored
+            .iter()
+            .filter_map(|r| match &r.op {
+                Some(Op::Restriction(x)) => Some(x.id.as_str()),
+                _ => None,
+            })
+            .collect::<Vec<_>>(),
+        [daily.id.as_str()],
+        "{stored:?}"
     );
-    assert!(old_release::read(&snapshots[0]).is_err());
+    // The previous release, started on this data directory, finds only
+    // the journal of generation 1 (it knows no store), and refuses it at
+    // its header instead of starting with nothing.
+    let journals = files_named(&journal_dir, "journal-", ".log");
+    assert_eq!(journals, [journal_dir.join("journal-00000001.log")]);
+    assert_eq!(
+        old_release::read(&journals[0]).map(|r| r.len()),
+        Err(old_release::Refused::Version(2))
+    );
 
-    // A backup copies it as it is; the previous release refuses the
-    // backup; this one restores it whole.
+    // A backup (version 1, a whole history) copies it as it is, as
+    // `restriction_v2`: the previous release gets past its header and
+    // refuses it at that record; this one restores it whole.
     let backup = dir.path().join("backup.cgb");
-    compliance_guard::ops::backup(&dir.path().join("data"), &backup).unwrap();
-    assert!(old_release::read(&backup).is_err());
+    compliance_guard::ops::backup(&data, &backup).unwrap();
+    let backup_bytes = std::fs::read(&backup).unwrap();
+    let backed_up: Vec<_> = frames(&backup_bytes, 1)
+        .into_iter()
+        .map(|f| f.record)
+        .collect();
+    assert_eq!(backed_up.len(), 4, "{backed_up:?}");
+    assert_eq!(
+        old_release::read(&backup).map(|r| r.len()),
+        Err(old_release::Refused::Record(first_v2_frame(
+            &backup_bytes,
+            1
+        )))
+    );
     let restored = tempfile::tempdir().unwrap();
     compliance_guard::ops::restore(&backup, &restored.path().join("data")).unwrap();
     let server = start_on(restored.path(), 1_000_000).await;
@@ -1360,9 +1447,11 @@ async fn a_mail_type_and_a_written_consent_are_kept_and_journaled() {
             .any(|r| matches!(r.op, Some(Op::RestrictionV2(_)))),
         "a restriction_v2 inside a batch: {records:?}"
     );
-    // The previous release refuses the consent, a record of its own.
+    // The previous release refuses the consent, a record of its own, in a
+    // file it gets past the header of (version 1, as a backup is; this
+    // release's journal, of version 2, it refuses whole).
     let v2_only = dir.path().join("v2-only.log");
-    let mut bytes = std::fs::read(&journals[0]).unwrap()[..8].to_vec();
+    let mut bytes = VERSION_1_JOURNAL_HEADER.to_vec();
     for r in records
         .iter()
         .filter(|r| matches!(r.op, Some(Op::RestrictionV2(_))))
@@ -1370,7 +1459,10 @@ async fn a_mail_type_and_a_written_consent_are_kept_and_journaled() {
         compliance_guard::journal::frame(r, &mut bytes);
     }
     std::fs::write(&v2_only, &bytes).unwrap();
-    assert_eq!(old_release::read(&v2_only), Err(8));
+    assert_eq!(
+        old_release::read(&v2_only),
+        Err(old_release::Refused::Record(8))
+    );
     // It reads the cease with its mail type dropped (as its snapshot would
     // write it back), which this release then reads as unknown: the
     // Louisiana rules read an unknown mail type as certified.

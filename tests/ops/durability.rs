@@ -2,8 +2,8 @@
 //! or a crash. The real binary killed with SIGKILL while clients write; a
 //! journal cut at every byte of its last records; a damaged record before
 //! the end refused with its file and offset; updates, deletes, debts and
-//! links restored exactly; the data directory's lock; compaction into a
-//! snapshot.
+//! links restored exactly; the data directory's lock; the journal
+//! materialized into the store.
 //!
 //! Checks pass `at` explicitly, so that a decision before a restart can be
 //! compared whole with the one after.
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use compliance_guard::guard::Guard;
-use compliance_guard::journal::{JournalError, Recovered};
+use compliance_guard::journal::{JournalError, Position, Recovered};
 use compliance_guard::model::InteractionInput;
 use compliance_guard::pb::journal::Record;
 use compliance_guard::pb::journal::record::Op;
@@ -29,6 +29,7 @@ use compliance_guard::pb::{
 };
 use compliance_guard::request::Caller;
 use compliance_guard::server::ServeError;
+use compliance_guard::store::{STORE_DIR, Store};
 use prost::Message;
 use prost_types::{FieldMask, Struct, Timestamp, Value, value::Kind};
 
@@ -167,13 +168,23 @@ pub(crate) struct Frame {
     pub(crate) record: Record,
 }
 
-/// Parses a journal or snapshot file of `kind` (0 journal, 1 snapshot):
-/// the 8-byte header, then `[len u32 LE][crc32 u32 LE][payload]` records
-/// that cover the file exactly.
+/// Parses a journal or snapshot file of `kind` (0 journal, 1 snapshot or
+/// backup): the 8-byte header, then `[len u32 LE][crc32 u32 LE][payload]`
+/// records that cover the file exactly.
+///
+/// The header's version is the one this release writes for the kind: 2
+/// for a journal (its history before it is in the store, so a release that
+/// reads only version 1 must refuse it), 1 for a snapshot or a backup (a
+/// whole history, which an older release still reads).
 pub(crate) fn frames(bytes: &[u8], kind: u16) -> Vec<Frame> {
     assert!(bytes.len() >= 8, "{} bytes, no header", bytes.len());
     assert_eq!(&bytes[..4], b"CGJL");
-    assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), 1, "version");
+    let version = if kind == 0 { 2 } else { 1 };
+    assert_eq!(
+        u16::from_le_bytes([bytes[4], bytes[5]]),
+        version,
+        "version of a file of kind {kind}"
+    );
     assert_eq!(u16::from_le_bytes([bytes[6], bytes[7]]), kind, "kind");
     let mut out = Vec::new();
     let mut at = HEADER_LEN as usize;
@@ -263,12 +274,99 @@ async fn journal_with(exts: &[&str]) -> tempfile::TempDir {
     dir
 }
 
-/// A fresh data directory holding only `journal` as its first journal.
-fn dir_with_journal(journal: &[u8]) -> tempfile::TempDir {
+/// A data directory of this release as a crash would leave it after
+/// `source`'s first start: `source`'s store (empty, at the start of
+/// generation 0, as every new data directory's is) copied, and `journal`
+/// as its first journal.
+///
+/// The store matters: a journal with no store beside it is an older
+/// release's layout, which a start migrates (and deletes), instead of
+/// reading it after the store's position and cutting it back in place.
+fn dir_with_journal(source: &Path, journal: &[u8]) -> tempfile::TempDir {
+    assert_eq!(
+        store_position(source),
+        Some(Position::default()),
+        "the store copied is that of a new data directory"
+    );
     let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join(STORE_DIR);
+    std::fs::create_dir(&store).unwrap();
+    for entry in std::fs::read_dir(source.join(STORE_DIR)).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), store.join(entry.file_name())).unwrap();
+    }
     std::fs::create_dir(dir.path().join("journal")).unwrap();
     std::fs::write(dir.path().join(FIRST_JOURNAL), journal).unwrap();
     dir
+}
+
+/// Where the store of the data directory `data` reaches (read beside no
+/// server): `None` if it has no store, or one never written.
+pub(crate) fn store_position(data: &Path) -> Option<Position> {
+    Store::open_read_only(data)
+        .unwrap()
+        .and_then(|store| store.position().unwrap())
+}
+
+/// Asserts where the history of the data directory `data` is after a
+/// stop: the store at the start of `generation` (where a start that
+/// materializes the journal moves it, and where one that does not leaves
+/// it), and that generation's journal the only one (an older one was
+/// deleted once the store took it). `what` names the step.
+pub(crate) fn assert_store_at(data: &Path, generation: u64, what: &str) {
+    assert_eq!(
+        store_position(data),
+        Some(Position {
+            generation,
+            records: 0
+        }),
+        "{what}: the store's position"
+    );
+    assert_eq!(
+        journal_files(data),
+        [format!("journal-{generation:08}.log")],
+        "{what}: the journals"
+    );
+}
+
+/// Opens the data directory `data` in this process (never materializing)
+/// and asserts that it reads its whole history from the store, `things`
+/// records (one per person, account, restriction, interaction, open
+/// reservation, conversation and stored answer), and nothing from the
+/// journal after it: the state of the journal materialized at generation 1
+/// (`compact_after` 0), then the start of an empty journal.
+pub(crate) fn assert_read_from_the_store(data: &Path, things: u64) {
+    let (guard, replayed) = open_with(data, u64::MAX).unwrap();
+    drop(guard);
+    assert_eq!(
+        replayed,
+        Recovered {
+            generation: 1,
+            snapshot_records: things,
+            journal_records: 0,
+            cut: None,
+            end: Position {
+                generation: 1,
+                records: 0
+            },
+        }
+    );
+    assert_store_at(data, 1, "a start reading the store");
+}
+
+/// Every record the store of `data` holds, in the order a start reads
+/// them.
+pub(crate) fn store_records(data: &Path) -> Vec<Record> {
+    let store = Store::open_read_only(data).unwrap().expect("a store");
+    let mut out = Vec::new();
+    let n = store
+        .for_each(|r| {
+            out.push(r);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(n, out.len() as u64);
+    out
 }
 
 pub(crate) fn journal_files(data: &Path) -> Vec<String> {
@@ -669,10 +767,11 @@ async fn acknowledged_writes_survive_a_sigkill_while_clients_write() {
 // ---- 2. a journal cut at every byte of its last records ---------------------
 
 /// A crash mid-write leaves the last record cut short. For every length from
-/// the start of the second-to-last record to the end of the file: the open
-/// keeps every whole record, drops only the partial one, cuts the file back
-/// to the last whole record, and a record written after it is read at the
-/// next start.
+/// the start of the second-to-last record to the end of the file, in a data
+/// directory of this release (its store at the start of generation 0, the
+/// journal after it): the open keeps every whole record, drops only the
+/// partial one, cuts the file back to the last whole record, and a record
+/// written after it is read at the next start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journal_cut_at_any_byte_of_its_last_records_keeps_every_whole_record() {
     let exts = ["cut-0", "cut-1", "cut-2", "cut-3", "cut-4"];
@@ -690,7 +789,7 @@ async fn a_journal_cut_at_any_byte_of_its_last_records_keeps_every_whole_record(
     let now = Utc.timestamp_opt(AT, 0).unwrap();
     let mut cuts = 0;
     for cut in from..=full.len() as u64 {
-        let dir = dir_with_journal(&full[..cut as usize]);
+        let dir = dir_with_journal(source.path(), &full[..cut as usize]);
         let path = dir.path().join(FIRST_JOURNAL);
         let whole: Vec<&Frame> = all.iter().filter(|f| f.end <= cut).collect();
         let good = boundaries.iter().copied().filter(|b| *b <= cut).max();
@@ -700,6 +799,14 @@ async fn a_journal_cut_at_any_byte_of_its_last_records_keeps_every_whole_record(
         assert_eq!(replayed.generation, 0, "cut at {cut}");
         assert_eq!(replayed.snapshot_records, 0, "cut at {cut}");
         assert_eq!(replayed.journal_records, whole.len() as u64, "cut at {cut}");
+        assert_eq!(
+            replayed.end,
+            Position {
+                generation: 0,
+                records: whole.len() as u64
+            },
+            "cut at {cut}: the whole records read end the history"
+        );
         match &replayed.cut {
             None => assert_eq!(good, cut, "cut at {cut}: a partial record went unreported"),
             Some((file, offset, _)) => {
@@ -734,6 +841,14 @@ async fn a_journal_cut_at_any_byte_of_its_last_records_keeps_every_whole_record(
         let (guard, replayed) =
             open(dir.path()).unwrap_or_else(|e| panic!("cut at {cut}, then a write: {e}"));
         assert_eq!(replayed.cut, None, "cut at {cut}");
+        assert_eq!(
+            replayed.end,
+            Position {
+                generation: 0,
+                records: whole.len() as u64 + 1
+            },
+            "cut at {cut}, then a write"
+        );
         assert_eq!(guard.len(), kept + 1, "cut at {cut}");
         assert_eq!(guard.get(None, "ext-after", &caller()).unwrap(), after);
         drop(guard);
@@ -743,7 +858,7 @@ async fn a_journal_cut_at_any_byte_of_its_last_records_keeps_every_whole_record(
     // A journal cut inside its 8-byte header (created just before a crash)
     // holds nothing: it is a torn tail at offset 0, rewritten on open.
     for len in 0..8usize {
-        let dir = dir_with_journal(&full[..len]);
+        let dir = dir_with_journal(source.path(), &full[..len]);
         let (guard, replayed) =
             open(dir.path()).unwrap_or_else(|e| panic!("header cut at {len}: {e}"));
         assert_eq!(replayed.journal_records, 0, "header cut at {len}");
@@ -770,7 +885,7 @@ async fn a_journal_cut_at_any_byte_of_its_last_records_keeps_every_whole_record(
     // after a power cut) are a torn tail, not damage.
     let mut zeros = full.clone();
     zeros.extend(std::iter::repeat_n(0u8, 4096));
-    let dir = dir_with_journal(&zeros);
+    let dir = dir_with_journal(source.path(), &zeros);
     let (guard, replayed) = open(dir.path()).unwrap();
     assert_eq!(guard.len(), exts.len());
     assert_eq!(replayed.cut.as_ref().map(|c| c.1), Some(full.len() as u64));
@@ -816,7 +931,7 @@ async fn a_flipped_byte_before_the_end_refuses_the_start_and_in_the_last_record_
     // The first record, and a middle one: refused, with the offset.
     for (which, frame) in [("first", &all[0]), ("middle", &all[2])] {
         let damaged = flip(frame);
-        let dir = dir_with_journal(&damaged);
+        let dir = dir_with_journal(source.path(), &damaged);
         let path = dir.path().join(FIRST_JOURNAL);
         let err = open(dir.path()).unwrap_err();
         let JournalError::Corrupt {
@@ -850,7 +965,7 @@ async fn a_flipped_byte_before_the_end_refuses_the_start_and_in_the_last_record_
         assert_eq!(guard.len(), exts.len(), "{which}");
         assert_eq!(replayed.cut, None, "{which}");
     }
-    let first_damaged = dir_with_journal(&flip(&all[0]));
+    let first_damaged = dir_with_journal(source.path(), &flip(&all[0]));
     let first = open(first_damaged.path()).unwrap_err();
     assert!(
         first.to_string().contains("is damaged at byte offset 8: ")
@@ -860,7 +975,7 @@ async fn a_flipped_byte_before_the_end_refuses_the_start_and_in_the_last_record_
 
     // The last record: a torn write, dropped.
     let last = &all[all.len() - 1];
-    let dir = dir_with_journal(&flip(last));
+    let dir = dir_with_journal(source.path(), &flip(last));
     let path = dir.path().join(FIRST_JOURNAL);
     let (guard, replayed) = open(dir.path()).unwrap();
     assert_eq!(
@@ -874,7 +989,11 @@ async fn a_flipped_byte_before_the_end_refuses_the_start_and_in_the_last_record_
                 last.start,
                 "the checksum does not match".into()
             )),
-            end: compliance_guard::journal::Position::default(),
+            // The history ends after the 3 whole records of generation 0.
+            end: Position {
+                generation: 0,
+                records: 3
+            },
         }
     );
     assert_eq!(guard.len(), exts.len() - 1);
@@ -1122,14 +1241,18 @@ async fn a_second_server_on_the_same_data_directory_is_refused() {
     third.stop().await.unwrap();
 }
 
-// ---- 6. compaction -----------------------------------------------------------
+// ---- 6. the journal materialized into the store -----------------------------
 
-/// With `compact_after: 10`, a journal of 50 records is compacted at the
-/// next start into `snapshot-00000001.snap` and an empty
-/// `journal-00000001.log`, the older files removed; every record is still
-/// there, and a further start reads the snapshot (then the new journal).
+/// With `compact_after: 10`, a journal of 49 records (50 things: the
+/// person and 49 interactions) is materialized at the next start into the
+/// store, in the same transaction as the position it reaches, and the
+/// journal rolls over: the store's position moves to the start of
+/// generation 1, an empty `journal-00000001.log` is opened and the older
+/// journal deleted; no snapshot is written. Every record is still there,
+/// and a further start reads the store (its 50 things), then the new
+/// journal, without materializing again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_journal_past_compact_after_is_compacted_into_a_snapshot_at_start() {
+async fn a_journal_past_compact_after_is_materialized_into_the_store_at_start() {
     let data = tempfile::tempdir().unwrap();
     let server = start_ready(data.path(), 10).await;
     let (_, mut records) = clients(&server).await;
@@ -1148,23 +1271,39 @@ async fn a_journal_past_compact_after_is_compacted_into_a_snapshot_at_start() {
     drop(records);
     server.stop().await.unwrap();
     assert_eq!(journal_files(data.path()), ["journal-00000000.log"]);
+    // A new data directory: its store is empty, at the start of
+    // generation 0, and everything is in the journal.
+    assert_eq!(store_position(data.path()), Some(Position::default()));
+    assert!(store_records(data.path()).is_empty());
     let journal = std::fs::read(data.path().join(FIRST_JOURNAL)).unwrap();
     // 49 operations, one frame each (the first batches the new person).
     assert_eq!(frames(&journal, 0).len(), 49);
 
     let server = start_ready(data.path(), 10).await;
+    assert_eq!(journal_files(data.path()), ["journal-00000001.log"]);
     assert_eq!(
-        journal_files(data.path()),
-        [
-            "journal-00000001.log",
-            "snapshot-00000001.count",
-            "snapshot-00000001.snap"
-        ]
+        store_position(data.path()),
+        Some(Position {
+            generation: 1,
+            records: 0
+        })
     );
-    let snapshot = std::fs::read(data.path().join("journal/snapshot-00000001.snap")).unwrap();
-    let in_snapshot = frames(&snapshot, 1);
-    assert_eq!(in_snapshot.len(), 50);
-    assert_eq!(in_snapshot.iter().filter(|f| is_interaction(f)).count(), 49);
+    let in_store = store_records(data.path());
+    assert_eq!(in_store.len(), 50, "one record per thing");
+    assert_eq!(
+        in_store
+            .iter()
+            .filter(|r| matches!(r.op, Some(Op::Interaction(_))))
+            .count(),
+        49
+    );
+    assert_eq!(
+        in_store
+            .iter()
+            .filter(|r| matches!(r.op, Some(Op::Person(_))))
+            .count(),
+        1
+    );
     let fresh = std::fs::read(data.path().join("journal/journal-00000001.log")).unwrap();
     assert!(
         frames(&fresh, 0).is_empty(),
@@ -1185,8 +1324,8 @@ async fn a_journal_past_compact_after_is_compacted_into_a_snapshot_at_start() {
     drop(records);
     server.stop().await.unwrap();
 
-    // A further start reads the snapshot, then the journal after it, and
-    // does not compact again (1 record is not past 10).
+    // A further start reads the store, then the journal after it, and
+    // does not materialize again (1 record is not past 10).
     let (guard, replayed) = open_with(data.path(), 10).unwrap();
     assert_eq!(
         replayed,
@@ -1195,7 +1334,10 @@ async fn a_journal_past_compact_after_is_compacted_into_a_snapshot_at_start() {
             snapshot_records: 50,
             journal_records: 1,
             cut: None,
-            end: compliance_guard::journal::Position::default(),
+            end: Position {
+                generation: 1,
+                records: 1
+            },
         }
     );
     assert_eq!(guard.len(), 50);
@@ -1204,14 +1346,16 @@ async fn a_journal_past_compact_after_is_compacted_into_a_snapshot_at_start() {
         assert_eq!(guard.get(None, &w.id, &caller()).unwrap().id, w.id);
     }
     drop(guard);
+    assert_eq!(journal_files(data.path()), ["journal-00000001.log"]);
     assert_eq!(
-        journal_files(data.path()),
-        [
-            "journal-00000001.log",
-            "snapshot-00000001.count",
-            "snapshot-00000001.snap"
-        ]
+        store_position(data.path()),
+        Some(Position {
+            generation: 1,
+            records: 0
+        }),
+        "the store did not move"
     );
+    assert_eq!(store_records(data.path()).len(), 50);
 
     let server = start_ready(data.path(), 10).await;
     let (_, mut records) = clients(&server).await;
