@@ -12,6 +12,7 @@ use crate::journal::{Commit, Journal};
 use crate::ledger::{Change, Reservation, StoredAnswer};
 use crate::model::{InteractionInput, Status};
 use crate::request::{Caller, CheckInput, CheckOutcome, build_proposal};
+use crate::rules::RuleSet;
 
 /// How far before the server's clock a reserving Check's `at` may be by
 /// default: room for clock skew between the pipeline's hosts and ours.
@@ -70,6 +71,37 @@ impl Guard {
         ))
     }
 
+    /// Refuses a Check whose windows reach back before the history kept
+    /// in memory (a send named far in the past, `at`): the interactions
+    /// there are on disk only, and counting without them would allow what
+    /// they block.
+    fn check_memory(
+        &self,
+        input: &CheckInput,
+        now: DateTime<Utc>,
+        rules: &RuleSet,
+    ) -> Result<(), GuardError> {
+        let from = self.memory_from.load(Ordering::SeqCst);
+        if from == i64::MIN {
+            return Ok(());
+        }
+        let at = input.at.unwrap_or(now);
+        // The longest window of the rules in force (a count since a
+        // receipt reads the horizon at most, and the engine already treats
+        // what is older than the horizon as unknown).
+        let reach = i64::from(rules.longest_window_days()) * 86_400;
+        if at.timestamp().saturating_sub(reach) >= from {
+            return Ok(());
+        }
+        let from = DateTime::from_timestamp(from, 0).unwrap_or_default();
+        Err(GuardError::FailedPrecondition(format!(
+            "the send's time {} is too far in the past: its windows reach back {} days, before {}, and the history before that is on disk only (kept in memory: the horizon before the server's start); a Check is for a send now or later",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            reach / 86_400,
+            from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        )))
+    }
+
     fn check_now(
         &self,
         input: &CheckInput,
@@ -88,6 +120,7 @@ impl Guard {
                 "a journaled change could not be applied; no Check is answered until the server restarts".into(),
             ));
         }
+        self.check_memory(input, now, &rules)?;
         if !input.reserve {
             let ledger = self.read()?;
             let proposal = build_proposal(input, &ledger.index, now)?;

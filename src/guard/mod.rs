@@ -163,6 +163,10 @@ pub struct Guard {
     /// The store's full records of what memory holds no longer (`None`:
     /// in memory only).
     store: Option<Reader>,
+    /// The time (Unix seconds) before which counting entries may be on
+    /// disk only: a Check whose windows reach before it is refused
+    /// ([`Guard::check`]). `i64::MIN`: everything is in memory.
+    memory_from: AtomicI64,
     /// When the rule set in force was put in force.
     rules_loaded_at: Mutex<Option<DateTime<Utc>>>,
     /// How many seconds before `now` a reserving Check's `at` may be;
@@ -186,6 +190,7 @@ impl Guard {
             ledger: RwLock::new(ledger),
             journal,
             store,
+            memory_from: AtomicI64::new(i64::MIN),
             rules_loaded_at: Mutex::new(None),
             reserve_tolerance: AtomicI64::new(check::tolerance_seconds(Some(
                 DEFAULT_RESERVE_TOLERANCE,

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use chrono::{Duration, Utc};
+use chrono::Utc;
 
 use super::{Guard, GuardError};
 use crate::index::IndexConfig;
@@ -70,10 +70,20 @@ impl Guard {
             usize::try_from(bytes / 160 + if from.is_some() { stored } else { 0 }).unwrap_or(0),
         );
         let reader = Reader::open(data_dir)?;
-        // What happens before this is beyond every window a Check reads:
-        // its full record stays on disk (see `Index::prune`).
-        let cutoff =
-            (Utc::now() - Duration::days(i64::from(config.horizon_days) + 1)).timestamp();
+        // What happens more than the horizon (and a day) before now is
+        // beyond every window a Check reads: its full record stays on disk
+        // (as `Index::prune` drops counting entries). "Now" is the clock,
+        // or the latest interaction recorded before it when that is
+        // earlier (a restored backup, a lender idle for months): memory
+        // then keeps the horizon before it, so that what was last recorded
+        // can still be checked against.
+        let now = Utc::now().timestamp();
+        let before = |latest: i64| {
+            latest
+                .min(now)
+                .saturating_sub((i64::from(config.horizon_days) + 1) * 86_400)
+        };
+        let cutoff = before(store.latest_at_or_before(now)?.unwrap_or(now));
         let mut n = 0u64;
         let mut tick = |n: &mut u64| {
             *n += 1;
@@ -121,6 +131,19 @@ impl Guard {
         if let Some((path, offset, reason)) = &replayed.cut {
             tracing::warn!(file = %path.display(), offset, reason, "a record cut short at the end of the journal (a crash mid-write) was dropped");
         }
+        // The journal after the store may hold later interactions: the
+        // horizon kept ends at the latest of all (never earlier than what
+        // the store's load already left on disk).
+        let latest_in_memory = ledger
+            .index
+            .interactions()
+            .map(|r| r.occurs_at().timestamp())
+            .filter(|t| *t <= now)
+            .max();
+        let cutoff = match (store.latest_at_or_before(now)?, latest_in_memory) {
+            (None, None) => before(now),
+            (a, b) => cutoff.max(before(a.max(b).unwrap_or(now))),
+        };
         let mut generation = replayed.generation;
         let mut cut_to = replayed.cut.as_ref().map(|(_, offset, _)| *offset);
         let fresh = from.is_none() && !older_layout;
@@ -138,6 +161,12 @@ impl Guard {
         let materialize = older_layout
             || (from.is_some() && (replayed.journal_records > compact_after || older_journal));
         if materialize {
+            // A record cut short at the end goes first: once the journal
+            // rolls, that file is no longer the newest, where a cut record
+            // would read as damage.
+            if let Some((path, offset, _)) = &replayed.cut {
+                cut_file(path, *offset)?;
+            }
             // What is materialized must be on disk in the journal first:
             // the store never holds what a power cut could take from it.
             sync_journals(&layout, from)?;
@@ -223,12 +252,19 @@ impl Guard {
                 "no record has a time outside what the API accepts"
             );
         }
+        let on_disk = ledger.index.on_disk();
         tracing::info!(
-            in_memory = ledger.index.len() - ledger.index.on_disk(),
-            on_disk_only = ledger.index.on_disk(),
+            in_memory = ledger.index.len() - on_disk,
+            on_disk_only = on_disk,
             "interactions loaded"
         );
-        Ok((Guard::over(ledger, Some(journal), Some(reader)), replayed))
+        let guard = Guard::over(ledger, Some(journal), Some(reader));
+        if on_disk > 0 {
+            guard
+                .memory_from
+                .store(cutoff, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok((guard, replayed))
     }
 
     /// How many records (interactions and restrictions) hold a time
@@ -261,6 +297,22 @@ fn sync_journals(layout: &Layout, from: Option<Position>) -> Result<(), JournalE
             })?;
     }
     Ok(())
+}
+
+/// Cuts a journal to `len` bytes (a torn last record), flushed.
+fn cut_file(path: &Path, len: u64) -> Result<(), JournalError> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| {
+            f.set_len(len)?;
+            f.sync_all()
+        })
+        .map_err(|cause| JournalError::Io {
+            action: "cutting",
+            path: path.to_owned(),
+            cause,
+        })
 }
 
 /// Deletes what the store holds now: journals of generations before its

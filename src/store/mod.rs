@@ -172,6 +172,7 @@ impl Store {
                      occurs_at INTEGER NOT NULL, deleted_at INTEGER,
                      media TEXT, record BLOB NOT NULL);
                  CREATE INDEX IF NOT EXISTS interactions_person ON interactions (person_id, seq);
+                 CREATE INDEX IF NOT EXISTS interactions_time ON interactions (occurs_at);
                  CREATE INDEX IF NOT EXISTS interactions_external ON interactions (external_id)
                      WHERE external_id IS NOT NULL;
                  INSERT OR IGNORE INTO meta (key, value) VALUES ('format', {FORMAT});"
@@ -398,6 +399,18 @@ impl Store {
         read(&kind(Kind::Convo, "first_seq"), &mut each)?;
         read(&kind(Kind::Answer, "first_seq"), &mut each)?;
         Ok(n.get())
+    }
+
+    /// The time of the latest interaction at or before `now` (Unix
+    /// seconds), if any.
+    pub fn latest_at_or_before(&self, now: i64) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT max(occurs_at) FROM interactions WHERE occurs_at <= ?1",
+                [now],
+                |r| r.get(0),
+            )
+            .map_err(sqlite("reading", &self.path))
     }
 
     /// How many interactions the store holds, deleted ones included.
