@@ -215,7 +215,7 @@ impl Guard {
             // put back in memory (a read of old history never grows it).
             Err(crate::index::IndexError::OnDisk(id)) => {
                 drop(ledger);
-                let found = self.from_disk(&id)?;
+                let found = self.read_disk(&id)?;
                 Ok(visible(&found, caller)?.clone())
             }
             Err(e) => Err(e.into()),

@@ -135,7 +135,6 @@ fn media_of(found: &Interaction, kind: MediaKind) -> Result<(String, Media), Gua
 }
 
 impl Guard {
-
     /// The stored audio a link names, and when its interaction was deleted
     /// (if it was), by our interaction id. No caller: a signed link is its
     /// own credential, checked by [`crate::media::LinkSigner::verify`].

@@ -293,7 +293,7 @@ impl Guard {
 
     /// An interaction on disk only, read from the store (the caller holds
     /// no lock).
-    fn from_disk(&self, any_id: &str) -> Result<crate::model::Interaction, GuardError> {
+    fn read_disk(&self, any_id: &str) -> Result<crate::model::Interaction, GuardError> {
         let Some(store) = &self.store else {
             return Err(GuardError::Internal(format!(
                 "interaction `{}` is on disk only, and no store is open",
@@ -346,7 +346,7 @@ impl Guard {
     /// never holds up a Check) and puts it back in memory, where it stays
     /// until the next move to disk.
     fn load(&self, any_id: &str) -> Result<(), GuardError> {
-        let record = self.from_disk(any_id)?;
+        let record = self.read_disk(any_id)?;
         self.write()?.index.load_from_disk(record);
         Ok(())
     }

@@ -83,7 +83,9 @@ impl Guard {
                 .min(now)
                 .saturating_sub((i64::from(config.horizon_days) + 1) * 86_400)
         };
-        let cutoff = before(store.latest_at_or_before(now)?.unwrap_or(now));
+        // `None`: the store holds no interaction, none goes to disk.
+        let store_latest = store.latest_at_or_before(now)?;
+        let load_cutoff = store_latest.map(before);
         let mut n = 0u64;
         let mut tick = |n: &mut u64| {
             *n += 1;
@@ -92,10 +94,10 @@ impl Guard {
             }
         };
         let from_store = match from {
-            Some(_) => store.load(Some(cutoff), |loaded| {
+            Some(_) => store.load(load_cutoff, |loaded| {
                 match loaded {
                     Loaded::Record(record) => ledger
-                        .apply_record(record)
+                        .apply_record(*record)
                         .map_err(|e| JournalError::Failed(e.to_string()))?,
                     Loaded::OnDisk(d) => ledger
                         .index
@@ -140,10 +142,9 @@ impl Guard {
             .map(|r| r.occurs_at().timestamp())
             .filter(|t| *t <= now)
             .max();
-        let cutoff = match (store.latest_at_or_before(now)?, latest_in_memory) {
-            (None, None) => before(now),
-            (a, b) => cutoff.max(before(a.max(b).unwrap_or(now))),
-        };
+        // Never earlier than the load's: the latest of all is at least
+        // the store's.
+        let cutoff = before(store_latest.max(latest_in_memory).unwrap_or(now));
         let mut generation = replayed.generation;
         let mut cut_to = replayed.cut.as_ref().map(|(_, offset, _)| *offset);
         let fresh = from.is_none() && !older_layout;
@@ -216,7 +217,10 @@ impl Guard {
             let moved = ledger
                 .index
                 .move_to_disk(cutoff, |id| reserved.contains_key(id));
-            tracing::info!(records = moved, "full records beyond the horizon left memory");
+            tracing::info!(
+                records = moved,
+                "full records beyond the horizon left memory"
+            );
         }
         if !materialize
             && replayed.journal_records == 0
@@ -240,6 +244,8 @@ impl Guard {
             abort_here("position-moved");
         }
         remove_before(&layout, store.position()?)?;
+        store.checkpoint()?;
+        drop(store);
         let out_of_range = out_of_range_records(&ledger);
         if out_of_range > 0 {
             tracing::warn!(

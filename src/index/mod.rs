@@ -450,7 +450,9 @@ impl Index {
 
     /// The full record of an interaction in memory.
     fn hot(&self, k: InteractionKey) -> Option<&Interaction> {
-        self.records.get(k.0 as usize).and_then(|(_, r)| r.as_deref())
+        self.records
+            .get(k.0 as usize)
+            .and_then(|(_, r)| r.as_deref())
     }
 
     /// The full record of an interaction, or [`IndexError::OnDisk`] naming

@@ -240,7 +240,7 @@ impl Index {
     /// interactions are not listed (get one by id to see it). A candidate
     /// on disk only is [`IndexError::OnDisk`]: see [`Index::list_on_disk`].
     pub fn list(&self, q: &ListQuery) -> Result<ListPage<'_>, IndexError> {
-        self.list_with(q, &[])
+        self.listed(q, None)
     }
 
     /// What a listing must read from disk first: `None` when every
@@ -270,14 +270,23 @@ impl Index {
     }
 
     /// [`Index::list`], with the records of the candidates on disk only
-    /// read from disk (`on_disk`, any superset of them: others are
-    /// ignored).
+    /// that pass the filters read from disk (`on_disk`; others in it are
+    /// ignored, and a candidate on disk only that it lacks did not pass).
     pub fn list_with<'a>(
         &'a self,
         q: &ListQuery,
         on_disk: &'a [Interaction],
     ) -> Result<ListPage<'a>, IndexError> {
+        self.listed(q, Some(on_disk))
+    }
+
+    fn listed<'a>(
+        &'a self,
+        q: &ListQuery,
+        on_disk: Option<&'a [Interaction]>,
+    ) -> Result<ListPage<'a>, IndexError> {
         let loaded: super::HashMap<InteractionKey, &Interaction> = on_disk
+            .unwrap_or_default()
             .iter()
             .filter_map(|r| {
                 let k = *self.ids.get(&r.id)?;
@@ -298,9 +307,11 @@ impl Index {
         for k in keys {
             let r = match self.hot(k) {
                 Some(r) => r,
-                None => *loaded
-                    .get(&k)
-                    .ok_or_else(|| IndexError::OnDisk(format!("#{}", k.0)))?,
+                None => match (loaded.get(&k), on_disk) {
+                    (Some(r), _) => *r,
+                    (None, Some(_)) => continue,
+                    (None, None) => return Err(IndexError::OnDisk(format!("#{}", k.0))),
+                },
             };
             if q.matches(r) {
                 found.push((k, r));

@@ -122,7 +122,7 @@ enum Kind {
 #[derive(Debug)]
 pub enum Loaded {
     /// A record, applied as recovery applies the journal's.
-    Record(Record),
+    Record(Box<Record>),
     /// An interaction whose full record stays on disk.
     OnDisk(OnDiskInteraction),
 }
@@ -287,7 +287,7 @@ impl Store {
         mut each: impl FnMut(Record) -> Result<(), JournalError>,
     ) -> Result<u64, JournalError> {
         self.load(None, |loaded| match loaded {
-            Loaded::Record(r) => each(r),
+            Loaded::Record(r) => each(*r),
             // Unreachable without a cutoff.
             Loaded::OnDisk(_) => Ok(()),
         })
@@ -318,7 +318,7 @@ impl Store {
             while let Some(row) = rows.next().map_err(sqlite("reading", &self.path))? {
                 let bytes: Vec<u8> = row.get(0).map_err(sqlite("reading", &self.path))?;
                 n.set(n.get() + 1);
-                each(Loaded::Record(decode(&bytes)?))?;
+                each(Loaded::Record(Box::new(decode(&bytes)?)))?;
             }
             Ok::<(), JournalError>(())
         };
@@ -377,7 +377,7 @@ impl Store {
                     }
                 }
                 match record {
-                    Some(bytes) => each(Loaded::Record(decode(&bytes)?))?,
+                    Some(bytes) => each(Loaded::Record(Box::new(decode(&bytes)?)))?,
                     None => {
                         let deleted_at: Option<i64> = row.get(3).map_err(get)?;
                         let media: Option<String> = row.get(4).map_err(get)?;
@@ -411,6 +411,15 @@ impl Store {
                 |r| r.get(0),
             )
             .map_err(sqlite("reading", &self.path))
+    }
+
+    /// Moves everything SQLite's own log holds into the store's file and
+    /// empties the log: done before the writer closes, since the readers
+    /// left open beside it cannot (a copy of the file alone is then whole).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .map_err(sqlite("checkpointing", &self.path))
     }
 
     /// How many interactions the store holds, deleted ones included.
@@ -651,12 +660,10 @@ impl Reader {
                 return f(&conn);
             }
         }
-        let conn = self.conns[start]
-            .lock()
-            .map_err(|_| StoreError::Format {
-                path: self.path.clone(),
-                reason: "a reader's lock is poisoned".into(),
-            })?;
+        let conn = self.conns[start].lock().map_err(|_| StoreError::Format {
+            path: self.path.clone(),
+            reason: "a reader's lock is poisoned".into(),
+        })?;
         f(&conn)
     }
 
@@ -680,7 +687,10 @@ impl Reader {
     /// One interaction by our id or `ext-<externalId>`.
     pub fn get(&self, any_id: &str) -> Result<Option<crate::model::Interaction>, StoreError> {
         let (sql, key) = match any_id.strip_prefix("ext-") {
-            Some(ext) => ("SELECT record FROM interactions WHERE external_id = ?1", ext),
+            Some(ext) => (
+                "SELECT record FROM interactions WHERE external_id = ?1",
+                ext,
+            ),
             None => ("SELECT record FROM interactions WHERE id = ?1", any_id),
         };
         let bytes: Option<Vec<u8>> = self.with(|c| {

@@ -240,10 +240,7 @@ pub(super) fn compacted(dir: &Path) -> (PathBuf, Vec<u8>) {
     let mut out = compliance_guard::journal::FileWriter::create(&framed, 1).unwrap();
     store.for_each(|r| out.push(&r)).unwrap();
     out.finish().unwrap();
-    (
-        store.path().to_owned(),
-        std::fs::read(&framed).unwrap(),
-    )
+    (store.path().to_owned(), std::fs::read(&framed).unwrap())
 }
 
 /// (c) The what-if replay of the fixture's decision log against `rules/`.
