@@ -105,8 +105,8 @@ struct ServeArgs {
     /// survives a power cut) or `buffered` (survives a process crash only).
     #[arg(long, env = "COMPLIANCE_GUARD_DURABILITY", default_value = "sync")]
     durability: compliance_guard::journal::Durability,
-    /// Compact the journal into a snapshot at start when it holds more
-    /// records than this.
+    /// Materialize the journal into the store (and start a new journal) at
+    /// start when it holds more records than this.
     #[arg(
         long,
         env = "COMPLIANCE_GUARD_COMPACT_AFTER",

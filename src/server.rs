@@ -96,8 +96,8 @@ pub struct ServeConfig {
     pub roles: Option<Vec<Role>>,
     /// What a write waits for before it is acknowledged.
     pub durability: crate::journal::Durability,
-    /// Compact the journal into a snapshot at start when it holds more
-    /// records than this (and more than half the snapshot).
+    /// Materialize the journal into the store at start when it holds more
+    /// records than this.
     pub compact_after: u64,
     /// The decision log: `Some` logs every answered Check there; `None`
     /// keeps none.

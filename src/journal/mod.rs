@@ -6,8 +6,10 @@
 //!
 //! ```text
 //! DATA_DIR/LOCK                        held by the running server (flock)
-//! DATA_DIR/journal/snapshot-GGGGGGGG.snap  full state at the start of generation G
-//! DATA_DIR/journal/journal-GGGGGGGG.log    every change since, in order
+//! DATA_DIR/store/history.sqlite3       the state the journal reaches (crate::store)
+//! DATA_DIR/journal/journal-GGGGGGGG.log    every change after the store's position
+//! DATA_DIR/journal/snapshot-GGGGGGGG.snap  an earlier release's full state at the
+//!                                      start of generation G (read once, migrated)
 //! ```
 //!
 //! Each file starts with an 8-byte header: `CGJL`, the format version (u16,
