@@ -54,10 +54,9 @@ impl Guard {
         interaction: &str,
         caller: &Caller,
     ) -> Result<Convo, GuardError> {
-        self.read_loaded(|ledger| {
-            let found = visible(ledger.index.get(person, interaction)?, caller)?;
-            convo_of(ledger, found, "get")
-        })
+        let found = self.find(person, interaction)?;
+        visible(&found, caller)?;
+        convo_of(&*self.read()?, &found, "get")
     }
 
     /// The caller, an agent, joins an interaction's conversation:

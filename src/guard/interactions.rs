@@ -128,6 +128,14 @@ impl Guard {
         if person.is_empty() {
             return Err(GuardError::field("personId", "`personId` is required"));
         }
+        // An externalId or id already taken by an interaction on disk only
+        // must be seen by the plan below, as one in memory is.
+        let ext = input
+            .external_id
+            .as_deref()
+            .filter(|e| !e.is_empty())
+            .map(|e| format!("ext-{e}"));
+        self.preload(ext.as_deref().into_iter().chain(input.id.as_deref()))?;
         self.commit(|ledger| {
             if let Some(ext) = &input.external_id
                 && !ext.is_empty()
@@ -208,18 +216,9 @@ impl Guard {
         interaction: &str,
         caller: &Caller,
     ) -> Result<Interaction, GuardError> {
-        let ledger = self.read()?;
-        match ledger.index.get(person, interaction) {
-            Ok(found) => Ok(visible(found, caller)?.clone()),
-            // On disk only: read from the store without the lock, and not
-            // put back in memory (a read of old history never grows it).
-            Err(crate::index::IndexError::OnDisk(id)) => {
-                drop(ledger);
-                let found = self.read_disk(&id)?;
-                Ok(visible(&found, caller)?.clone())
-            }
-            Err(e) => Err(e.into()),
-        }
+        let found = self.find(person, interaction)?;
+        visible(&found, caller)?;
+        Ok(found)
     }
 
     /// Changes the named fields of an interaction. Any update closes its
@@ -286,9 +285,8 @@ impl Guard {
         ending_before: Option<&str>,
         caller: &Caller,
     ) -> Result<(usize, Vec<String>), GuardError> {
-        let found = self.read_loaded(|ledger| {
-            Ok(visible(ledger.index.get(person, interaction)?, caller)?.clone())
-        })?;
+        let found = self.find(person, interaction)?;
+        visible(&found, caller)?;
         let ids = &found.case_ids;
         let at = |c: Option<&str>| c.map(|c| ids.iter().position(|x| x == c));
         let range = crate::index::page_bounds(
@@ -356,26 +354,49 @@ impl Guard {
                 crate::model::echo(c)
             )));
         }
-        self.read_loaded(|ledger| {
-            let start = visible(ledger.index.get(person, interaction)?, caller)?;
-            if let Some(c) = company
-                && start.company_id.as_deref() != Some(c)
-            {
-                return Err(GuardError::NotFound(format!(
-                    "no interaction `{}` in company `{}`",
-                    crate::model::echo(interaction),
-                    crate::model::echo(c)
-                )));
+        let start = self.find(person, interaction)?;
+        visible(&start, caller)?;
+        if let Some(c) = company
+            && start.company_id.as_deref() != Some(c)
+        {
+            return Err(GuardError::NotFound(format!(
+                "no interaction `{}` in company `{}`",
+                crate::model::echo(interaction),
+                crate::model::echo(c)
+            )));
+        }
+        // The walk: each link from memory or else the store. A link to an
+        // unknown id or to another person's interaction ends the chain; a
+        // cycle is cut at its first repeat.
+        let owner = |r: &Interaction| -> Result<_, GuardError> {
+            Ok(self.read()?.index.find_person(&r.person_id)?)
+        };
+        let start_owner = owner(&start)?;
+        let mut seen = vec![start.id.clone()];
+        let mut chain = Vec::new();
+        let mut cur = start;
+        while let Some(prev) = cur.previous_interaction_id.clone() {
+            let next = match self.find(None, &prev) {
+                Ok(r) => r,
+                Err(GuardError::NotFound(_) | GuardError::Invalid(_)) => break,
+                Err(e) => return Err(e),
+            };
+            if seen.contains(&next.id) || owner(&next)? != start_owner {
+                break;
             }
-            let chain = ledger.index.previous_chain(person, interaction)?;
-            Ok(chain
-                .into_iter()
-                // What the caller may not see is skipped (sensitive without
-                // the right, another company's); the walk goes on through it.
-                .filter(|r| visible(r, caller).is_ok())
-                .filter(|r| company.is_none_or(|c| r.company_id.as_deref() == Some(c)))
-                .cloned()
-                .collect())
-        })
+            seen.push(next.id.clone());
+            chain.push(next.clone());
+            cur = next;
+            if chain.len() >= super::MAX_LOADS {
+                break;
+            }
+        }
+        Ok(chain
+            .into_iter()
+            // What the caller may not see is skipped (sensitive without the
+            // right, another company's); the walk goes on through it.
+            .filter(|r| visible(r, caller).is_ok())
+            .filter(|r| company.is_none_or(|c| r.company_id.as_deref() == Some(c)))
+            .collect())
     }
 }

@@ -47,11 +47,10 @@ impl Guard {
         kind: MediaKind,
         caller: &Caller,
     ) -> Result<String, GuardError> {
-        self.read_loaded(|ledger| {
-            let found = visible(ledger.index.get(person, interaction)?, caller)?;
-            media_slot_free(found, kind)?;
-            Ok(found.id.clone())
-        })
+        let found = self.find(person, interaction)?;
+        visible(&found, caller)?;
+        media_slot_free(&found, kind)?;
+        Ok(found.id)
     }
 
     /// Stores uploaded audio (its file already in place under
@@ -101,10 +100,9 @@ impl Guard {
         kind: MediaKind,
         caller: &Caller,
     ) -> Result<(String, Media), GuardError> {
-        self.read_loaded(|ledger| {
-            let found = visible(ledger.index.get(person, interaction)?, caller)?;
-            media_of(found, kind)
-        })
+        let found = self.find(person, interaction)?;
+        visible(&found, caller)?;
+        media_of(&found, kind)
     }
 }
 
@@ -143,15 +141,12 @@ impl Guard {
         interaction_id: &str,
         kind: MediaKind,
     ) -> Option<(Media, Option<DateTime<Utc>>)> {
-        self.read_loaded(|ledger| {
-            let found = ledger.index.get(None, interaction_id)?;
-            // Links name our ids only, never an `ext-` alias.
-            Ok((found.id == interaction_id)
-                .then(|| Some((found.media(kind)?.clone(), found.deleted_at)))
-                .flatten())
-        })
-        .ok()
-        .flatten()
+        let found = self.find(None, interaction_id).ok()?;
+        // Links name our ids only, never an `ext-` alias.
+        if found.id != interaction_id {
+            return None;
+        }
+        Some((found.media(kind)?.clone(), found.deleted_at))
     }
 
     /// What the index knows of a stored file, for the media sweep
@@ -161,6 +156,17 @@ impl Guard {
         &self,
         storage_key: &str,
     ) -> Result<Option<Option<DateTime<Utc>>>, GuardError> {
-        Ok(self.read()?.index.media_file(storage_key))
+        let (known, on_disk) = {
+            let ledger = self.read()?;
+            (ledger.index.media_file(storage_key), ledger.index.on_disk())
+        };
+        match (known, &self.store) {
+            (Some(k), _) => Ok(Some(k)),
+            // Audio of an interaction on disk only: the store says.
+            (None, Some(store)) if on_disk > 0 => store
+                .media_file(storage_key)
+                .map_err(|e| GuardError::Internal(e.to_string())),
+            (None, _) => Ok(None),
+        }
     }
 }

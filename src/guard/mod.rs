@@ -86,8 +86,13 @@ pub enum GuardError {
     /// (without its lock), puts it back in memory and runs the operation
     /// again. Never an answer: one that reaches a caller is an internal
     /// error.
-    #[error("internal error: interaction `{}` is on disk only", crate::model::echo(.0))]
-    OnDisk(String),
+    #[error("internal error: interaction `{}` is on disk only", crate::model::echo(.id))]
+    OnDisk {
+        /// The person asked for, as given (`*`: any).
+        person: String,
+        /// The interaction asked for, as given.
+        id: String,
+    },
 }
 
 impl GuardError {
@@ -120,7 +125,7 @@ impl From<IndexError> for GuardError {
             | IndexError::UnknownInteraction { .. }
             | IndexError::UnknownRestriction { .. } => GuardError::NotFound(e.to_string()),
             IndexError::Duplicate { .. } => GuardError::AlreadyExists(e.to_string()),
-            IndexError::OnDisk(id) => GuardError::OnDisk(id),
+            IndexError::OnDisk { person, id } => GuardError::OnDisk { person, id },
             IndexError::PersonChange { .. } => GuardError::field("personId", e.to_string()),
             IndexError::BadDebt { .. } => GuardError::field("loanIds", e.to_string()),
             IndexError::WouldJoin { .. }
@@ -257,9 +262,9 @@ impl Guard {
         loop {
             let mut ledger = self.write()?;
             match plan(&ledger) {
-                Err(GuardError::OnDisk(id)) if loads < MAX_LOADS => {
+                Err(GuardError::OnDisk { person, id }) if loads < MAX_LOADS => {
                     drop(ledger);
-                    self.load(&id)?;
+                    self.load(&person, &id)?;
                     loads += 1;
                 }
                 Err(e) => return Err(e),
@@ -271,60 +276,64 @@ impl Guard {
         }
     }
 
-    /// Reads the ledger with `f` under the read lock; a read that needs a
-    /// record on disk only is run again once the record is back in memory.
-    fn read_loaded<T>(
+    /// An interaction on disk only, read from the store with its place in
+    /// creation order (the caller holds no lock); `None` when the store
+    /// has none by that id.
+    fn read_disk(
         &self,
-        mut f: impl FnMut(&Ledger) -> Result<T, GuardError>,
-    ) -> Result<T, GuardError> {
-        let mut loads = 0;
-        loop {
-            let ledger = self.read()?;
-            match f(&ledger) {
-                Err(GuardError::OnDisk(id)) if loads < MAX_LOADS => {
-                    drop(ledger);
-                    self.load(&id)?;
-                    loads += 1;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// An interaction on disk only, read from the store (the caller holds
-    /// no lock).
-    fn read_disk(&self, any_id: &str) -> Result<crate::model::Interaction, GuardError> {
+        any_id: &str,
+    ) -> Result<Option<(u64, crate::model::Interaction)>, GuardError> {
         let Some(store) = &self.store else {
-            return Err(GuardError::Internal(format!(
-                "interaction `{}` is on disk only, and no store is open",
-                crate::model::echo(any_id)
-            )));
+            return Ok(None);
         };
         store
             .get(any_id)
-            .map_err(|e| GuardError::Internal(e.to_string()))?
-            .ok_or_else(|| {
-                GuardError::Internal(format!(
-                    "interaction `{}` is neither in memory nor in the store",
-                    crate::model::echo(any_id)
-                ))
+            .map_err(|e| GuardError::Internal(e.to_string()))
+    }
+
+    /// An interaction by our id or `ext-<externalId>`, optionally checked
+    /// to belong to `person`, from memory or else from the store (without
+    /// the lock, and not put back in memory: a read of old history never
+    /// grows memory). What the caller may see is the caller's to check.
+    pub(crate) fn find(
+        &self,
+        person: Option<&str>,
+        any_id: &str,
+    ) -> Result<crate::model::Interaction, GuardError> {
+        let unknown = || {
+            GuardError::from(IndexError::UnknownInteraction {
+                person: person.unwrap_or("*").to_owned(),
+                id: any_id.to_owned(),
             })
+        };
+        match self.read()?.index.get(person, any_id) {
+            Ok(found) => return Ok(found.clone()),
+            Err(IndexError::OnDisk { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let (_, found) = self.read_disk(any_id)?.ok_or_else(unknown)?;
+        if let Some(person) = person {
+            let ledger = self.read()?;
+            let owner = ledger.index.find_person(&found.person_id)?;
+            if owner.is_none() || ledger.index.find_person(person)? != owner {
+                return Err(unknown());
+            }
+        }
+        Ok(found)
     }
 
     /// The interactions on disk only that a listing reads, those its
-    /// filters keep (the caller holds no lock). A listing of everyone's
-    /// scans the store; it is refused once more than
-    /// [`MAX_LISTED_FROM_DISK`] match, so that it never holds an unbounded
-    /// part of the history in memory.
+    /// filters pass, with their places in creation order (the caller holds
+    /// no lock). A listing of everyone's scans the store; it is refused
+    /// once more than [`MAX_LISTED_FROM_DISK`] pass, so that it never holds
+    /// an unbounded part of the history in memory.
     fn list_from_disk(
         &self,
         scope: &crate::index::DiskScope,
         q: &crate::index::ListQuery,
-    ) -> Result<Vec<crate::model::Interaction>, GuardError> {
+    ) -> Result<Vec<(u64, crate::model::Interaction)>, GuardError> {
         let Some(store) = &self.store else {
-            return Err(GuardError::Internal(
-                "interactions are on disk only, and no store is open".into(),
-            ));
+            return Ok(Vec::new());
         };
         let failed = |e: crate::store::StoreError| GuardError::Internal(e.to_string());
         match scope {
@@ -336,18 +345,41 @@ impl Guard {
                 .map_err(failed)?
                 .map_err(|most| {
                     GuardError::FailedPrecondition(format!(
-                        "more than {most} interactions beyond the history kept in memory match this listing of everyone's; name a `personId`, or narrow it with `createdAfter`, `startedAfter` or other filters"
+                        "more than {most} interactions on disk only (older than the history kept in memory) match this listing of everyone's; name a `personId`, or narrow it with `createdAfter`, `startedAfter` or other filters"
                     ))
                 }),
         }
     }
 
+    /// Puts the interactions these ids name back in memory if they are on
+    /// disk only (the store is read without the lock), so that a write
+    /// that checks them (an externalId or id taken) sees them.
+    fn preload<'a>(&self, any_ids: impl IntoIterator<Item = &'a str>) -> Result<(), GuardError> {
+        for any_id in any_ids {
+            if matches!(
+                self.read()?.index.get(None, any_id),
+                Err(IndexError::OnDisk { .. })
+            ) && let Some((seq, record)) = self.read_disk(any_id)?
+            {
+                self.write()?.index.load_from_disk(record, seq)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Reads an interaction from the store (without the lock: a disk read
     /// never holds up a Check) and puts it back in memory, where it stays
-    /// until the next move to disk.
-    fn load(&self, any_id: &str) -> Result<(), GuardError> {
-        let record = self.read_disk(any_id)?;
-        self.write()?.index.load_from_disk(record);
+    /// until the next start; one the store does not have either is not
+    /// found.
+    fn load(&self, person: &str, any_id: &str) -> Result<(), GuardError> {
+        let Some((seq, record)) = self.read_disk(any_id)? else {
+            return Err(IndexError::UnknownInteraction {
+                person: person.to_owned(),
+                id: any_id.to_owned(),
+            }
+            .into());
+        };
+        self.write()?.index.load_from_disk(record, seq)?;
         Ok(())
     }
 

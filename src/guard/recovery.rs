@@ -99,9 +99,15 @@ impl Guard {
                     Loaded::Record(record) => ledger
                         .apply_record(*record)
                         .map_err(|e| JournalError::Failed(e.to_string()))?,
-                    Loaded::OnDisk(d) => ledger
+                    Loaded::Interaction { seq, record } => {
+                        ledger.index.set_next_seq(seq);
+                        ledger
+                            .apply_record(*record)
+                            .map_err(|e| JournalError::Failed(e.to_string()))?;
+                    }
+                    Loaded::OnDisk { id, person_id, seq } => ledger
                         .index
-                        .restore_on_disk(d)
+                        .restore_on_disk(&id, &person_id, seq)
                         .map_err(|e| JournalError::Failed(e.to_string()))?,
                 }
                 tick(&mut n);
@@ -115,10 +121,13 @@ impl Guard {
                 // A change to an interaction on disk only applies to its
                 // full record, read back first.
                 if let Some(id) = change.interaction_id()
-                    && ledger.index.is_on_disk(id)
-                    && let Some(r) = reader.get(id)?
+                    && ledger.index.may_be_on_disk(id)
+                    && let Some((seq, r)) = reader.get(id)?
                 {
-                    ledger.index.load_from_disk(r);
+                    ledger
+                        .index
+                        .load_from_disk(r, seq)
+                        .map_err(|e| JournalError::Failed(e.to_string()))?;
                 }
                 ledger
                     .apply(change)

@@ -116,11 +116,17 @@ pub enum IndexError {
         /// Why not.
         why: &'static str,
     },
-    /// The interaction's full record is on disk only (it left the
-    /// horizon): the caller loads it ([`Index::load_from_disk`]) and asks
-    /// again. Never an answer to a request.
-    #[error("interaction `{}` is on disk only", crate::model::echo(.0))]
-    OnDisk(String),
+    /// No interaction in memory has this id, and some are on disk only:
+    /// the caller looks in the store, loads what it finds
+    /// ([`Index::load_from_disk`]) and asks again, or answers
+    /// [`IndexError::UnknownInteraction`].
+    #[error("no interaction `{}` in memory for person `{}`", crate::model::echo(.id), crate::model::echo(.person))]
+    OnDisk {
+        /// The person asked for, as given.
+        person: String,
+        /// The interaction asked for, as given.
+        id: String,
+    },
     /// No interaction has this id (for this person).
     #[error("no interaction `{}` for person `{}`", crate::model::echo(.id), crate::model::echo(.person))]
     UnknownInteraction {
@@ -295,6 +301,20 @@ struct Person {
     restrictions: Vec<Restriction>,
 }
 
+/// One interaction in memory.
+#[derive(Debug)]
+struct Slot {
+    person: PersonKey,
+    /// `None`: moved to disk ([`Index::move_to_disk`]); its ids left
+    /// memory with it, so no lookup reaches the slot again.
+    record: Option<Box<Interaction>>,
+    /// Its place in creation order: the store's `seq` for one read from
+    /// the store, the next number after every one seen for one recorded
+    /// since. A listing orders by it, so that interactions in memory and
+    /// on disk only interleave as they were created.
+    seq: u64,
+}
+
 #[derive(Debug, Default)]
 struct Interner {
     keys: HashMap<String, NameKey>,
@@ -330,9 +350,8 @@ pub struct Index {
     people: Vec<Person>,
     person_ids: HashMap<String, PersonKey>,
     person_external_ids: HashMap<String, PersonKey>,
-    /// Every interaction by key: its person, and its full record while it
-    /// is in memory (`None`: only on disk, see [`Index::restore_on_disk`]).
-    records: Vec<(PersonKey, Option<Box<Interaction>>)>,
+    /// The interactions in memory, by key.
+    records: Vec<Slot>,
     ids: HashMap<String, InteractionKey>,
     external_ids: HashMap<String, InteractionKey>,
     names: Interner,
@@ -341,12 +360,19 @@ pub struct Index {
     next_restriction: u64,
     /// Restriction id → its person.
     restriction_ids: HashMap<String, PersonKey>,
-    /// Storage key of stored audio → the interaction holding it and when
-    /// it was deleted, so that the media sweep need not walk every record
-    /// (nor read one that is on disk only).
-    media_files: HashMap<String, (InteractionKey, Option<DateTime<Utc>>)>,
-    /// Interactions whose full record is on disk only.
+    /// Storage key of stored audio → the interaction holding it, so that
+    /// the media sweep need not walk every record.
+    media_files: HashMap<String, InteractionKey>,
+    /// Interactions on disk only: counted, nothing else of them in memory.
     on_disk: usize,
+    /// Slots emptied by [`Index::move_to_disk`].
+    vacated: usize,
+    /// The largest generated id number of an interaction on disk only: a
+    /// generated id past it is surely not on disk.
+    max_on_disk_generated: u64,
+    /// The place in creation order the next new interaction takes (one
+    /// past the largest seen; the store's numbering, see [`Slot::seq`]).
+    next_seq: u64,
 }
 
 /// One problem as `Invalid`, several as `Problems`.
@@ -406,14 +432,15 @@ impl Index {
         self.config
     }
 
-    /// How many interactions it holds, deleted ones included.
+    /// How many interactions it knows, deleted ones and those on disk
+    /// only included.
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.records.len() - self.vacated + self.on_disk
     }
 
-    /// True when it holds no interaction.
+    /// True when it knows no interaction.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.len() == 0
     }
 
     /// Makes room for about `interactions` more interactions, so that a
@@ -430,12 +457,7 @@ impl Index {
     /// Every interaction in memory (deleted ones included), in creation
     /// order; those on disk only are not read.
     pub fn interactions(&self) -> impl Iterator<Item = &Interaction> + '_ {
-        self.records.iter().filter_map(|(_, r)| r.as_deref())
-    }
-
-    /// True if the interaction with our id `id` is on disk only.
-    pub fn is_on_disk(&self, id: &str) -> bool {
-        self.ids.get(id).is_some_and(|k| self.hot(*k).is_none())
+        self.records.iter().filter_map(|s| s.record.as_deref())
     }
 
     /// How many interactions are on disk only.
@@ -445,85 +467,104 @@ impl Index {
 
     /// The person an interaction belongs to.
     fn owner(&self, k: InteractionKey) -> Option<PersonKey> {
-        self.records.get(k.0 as usize).map(|(p, _)| *p)
+        self.records.get(k.0 as usize).map(|s| s.person)
     }
 
     /// The full record of an interaction in memory.
     fn hot(&self, k: InteractionKey) -> Option<&Interaction> {
         self.records
             .get(k.0 as usize)
-            .and_then(|(_, r)| r.as_deref())
+            .and_then(|s| s.record.as_deref())
     }
 
-    /// The full record of an interaction, or [`IndexError::OnDisk`] naming
-    /// it as `any_id` (how the caller asked for it) when it is on disk only.
+    /// An interaction's place in creation order.
+    fn seq(&self, k: InteractionKey) -> u64 {
+        self.records.get(k.0 as usize).map_or(u64::MAX, |s| s.seq)
+    }
+
+    /// The full record of an interaction in memory, or
+    /// [`IndexError::OnDisk`] naming it as `any_id`.
     fn record_of(&self, k: InteractionKey, any_id: &str) -> Result<&Interaction, IndexError> {
-        self.hot(k)
-            .ok_or_else(|| IndexError::OnDisk(any_id.to_owned()))
+        self.hot(k).ok_or_else(|| IndexError::OnDisk {
+            person: "*".into(),
+            id: any_id.to_owned(),
+        })
     }
 
-    /// Registers an interaction whose full record stays on disk (it left
-    /// the horizon, so no Check reads it): its ids, its person's list of
-    /// records, its audio. What stays in memory is what finds it again.
-    pub fn restore_on_disk(&mut self, d: OnDiskInteraction) -> Result<(), IndexError> {
-        let p = match self.person_ids.get(&d.person_id) {
+    /// Counts an interaction whose record stays on disk (it left the
+    /// horizon, so no Check reads it): its person is registered and counts
+    /// it, and generated ids go on after its id; nothing else of it stays
+    /// in memory. `seq` is its place in the store's creation order.
+    pub fn restore_on_disk(
+        &mut self,
+        id: &str,
+        person_id: &str,
+        seq: u64,
+    ) -> Result<(), IndexError> {
+        let p = match self.person_ids.get(person_id) {
             Some(p) => *p,
-            None => self.register_person(&d.person_id)?,
+            None => self.register_person(person_id)?,
         };
-        if self.ids.contains_key(&d.id) {
-            return Err(IndexError::Duplicate {
-                field: "id",
-                value: d.id.clone(),
-                existing: d.id,
-            });
-        }
-        let key = InteractionKey(u32::try_from(self.records.len()).unwrap_or(u32::MAX));
-        if let Some(e) = d.external_id {
-            self.external_ids.insert(e, key);
-        }
-        for m in d.media {
-            self.media_files.insert(m, (key, d.deleted_at));
-        }
-        self.ids.insert(d.id.clone(), key);
-        self.advance_counter("IT", &d.id);
-        self.records.push((p, None));
+        self.people[p.0 as usize].interactions += 1;
         self.on_disk += 1;
-        let person = &mut self.people[p.0 as usize];
-        person.interactions += 1;
-        person.records.push(key);
+        self.next_seq = self.next_seq.max(seq.saturating_add(1));
+        if let Some(n) = generated_number("IT", id) {
+            self.next_interaction = self.next_interaction.max(n);
+            self.max_on_disk_generated = self.max_on_disk_generated.max(n);
+        }
         Ok(())
     }
 
-    /// Puts the full record of an interaction that is on disk only back in
-    /// memory, as read from the store: a write to it plans from it, and a
-    /// read finds it. Its counting entry comes back too (outside every
-    /// window while it is beyond the horizon). Does nothing when the
-    /// record is already in memory or unknown.
-    pub fn load_from_disk(&mut self, record: Interaction) {
-        let Some(&key) = self.ids.get(&record.id) else {
-            return;
-        };
-        if self.hot(key).is_some() {
-            return;
-        }
-        let p = self.records[key.0 as usize].0;
-        if record.deleted_at.is_none() {
-            let entry = self.entry_for(key, &record);
-            insert_sorted(&mut self.people[p.0 as usize].entries, entry);
-        }
-        self.records[key.0 as usize].1 = Some(Box::new(record));
-        self.on_disk = self.on_disk.saturating_sub(1);
+    /// True if an interaction with our id `id` may be on disk only: none in
+    /// memory has it, some are on disk, and it is not a generated id newer
+    /// than all of those.
+    pub fn may_be_on_disk(&self, id: &str) -> bool {
+        self.on_disk > 0
+            && !self.ids.contains_key(id)
+            && generated_number("IT", id).is_none_or(|n| n <= self.max_on_disk_generated)
     }
 
-    /// Moves the full records of interactions that happen before `cutoff`
-    /// (Unix seconds) out of memory, with their counting entries, except
-    /// those `keep` names (changed since the store was written): their
-    /// state on disk is the latest. Returns how many.
+    /// Sets the place in creation order of the next interaction restored:
+    /// the store's `seq` of the record about to be applied.
+    pub fn set_next_seq(&mut self, seq: u64) {
+        self.next_seq = seq;
+    }
+
+    /// Puts an interaction on disk only back in memory, as read from the
+    /// store with its place `seq`: a write to it plans from it. Its
+    /// counting entry comes back too (outside every window while it is
+    /// beyond the horizon). Does nothing when an interaction with its id
+    /// is in memory.
+    pub fn load_from_disk(&mut self, record: Interaction, seq: u64) -> Result<(), IndexError> {
+        if self.ids.contains_key(&record.id) {
+            return Ok(());
+        }
+        let next = self.next_seq;
+        self.next_seq = seq;
+        let restored = self
+            .restore_interaction(record)
+            .map(|r| r.person_id.clone());
+        self.next_seq = next.max(seq.saturating_add(1));
+        let person_id = restored?;
+        // Counted when it was restored on disk.
+        if let Ok(Some(p)) = self.find_person(&person_id) {
+            let person = &mut self.people[p.0 as usize];
+            person.interactions = person.interactions.saturating_sub(1);
+        }
+        self.on_disk = self.on_disk.saturating_sub(1);
+        Ok(())
+    }
+
+    /// Moves the interactions that happen before `cutoff` (Unix seconds)
+    /// out of memory, except those `keep` names by id: their records,
+    /// counting entries, ids and audio leave memory, and they are counted
+    /// as on disk only. Only for interactions whose latest state is in the
+    /// store. Returns how many.
     pub fn move_to_disk(&mut self, cutoff: i64, keep: impl Fn(&str) -> bool) -> usize {
         let mut moved = 0;
         for i in 0..self.records.len() {
-            let (p, slot) = &mut self.records[i];
-            let Some(r) = slot.as_deref() else {
+            let slot = &mut self.records[i];
+            let Some(r) = slot.record.as_deref() else {
                 continue;
             };
             let at = r.occurs_at().timestamp();
@@ -531,11 +572,27 @@ impl Index {
                 continue;
             }
             let key = InteractionKey(u32::try_from(i).unwrap_or(u32::MAX));
-            remove_entry(&mut self.people[p.0 as usize].entries, at, key);
-            *slot = None;
+            let p = slot.person;
+            let Some(r) = slot.record.take() else {
+                continue;
+            };
+            let person = &mut self.people[p.0 as usize];
+            remove_entry(&mut person.entries, at, key);
+            person.records.retain(|k| *k != key);
+            self.ids.remove(&r.id);
+            if let Some(e) = &r.external_id {
+                self.external_ids.remove(e);
+            }
+            for m in [&r.recording, &r.voicemail].into_iter().flatten() {
+                self.media_files.remove(&m.storage_key);
+            }
+            if let Some(n) = generated_number("IT", &r.id) {
+                self.max_on_disk_generated = self.max_on_disk_generated.max(n);
+            }
             moved += 1;
         }
         self.on_disk += moved;
+        self.vacated += moved;
         moved
     }
 
@@ -578,15 +635,19 @@ impl Index {
             }
         }
         for m in [&record.recording, &record.voicemail].into_iter().flatten() {
-            self.media_files
-                .insert(m.storage_key.clone(), (key, record.deleted_at));
+            self.media_files.insert(m.storage_key.clone(), key);
         }
         if existing.is_some() {
-            self.records[key.0 as usize].1 = Some(Box::new(record));
+            self.records[key.0 as usize].record = Some(Box::new(record));
         } else {
             self.ids.insert(record.id.clone(), key);
             self.advance_counter("IT", &record.id);
-            self.records.push((p, Some(Box::new(record))));
+            self.records.push(Slot {
+                person: p,
+                record: Some(Box::new(record)),
+                seq: self.next_seq,
+            });
+            self.next_seq += 1;
             let person = &mut self.people[p.0 as usize];
             person.interactions += 1;
             person.records.push(key);
@@ -729,7 +790,16 @@ impl Index {
             person: person.unwrap_or("*").to_owned(),
             id: interaction.to_owned(),
         };
-        let key = self.find_interaction(interaction)?.ok_or_else(unknown)?;
+        let Some(key) = self.find_interaction(interaction)? else {
+            return Err(if self.on_disk > 0 {
+                IndexError::OnDisk {
+                    person: person.unwrap_or("*").to_owned(),
+                    id: interaction.to_owned(),
+                }
+            } else {
+                unknown()
+            });
+        };
         if let Some(person) = person {
             let p = self.find_person(person)?.ok_or_else(unknown)?;
             if self.owner(key) != Some(p) {
@@ -741,8 +811,8 @@ impl Index {
 
     /// An interaction by our id or `ext-<externalId>`, optionally checked to
     /// belong to `person`. Deleted interactions are returned too, with their
-    /// `deletedAt`, because an audit must be able to see them. One on disk
-    /// only is [`IndexError::OnDisk`].
+    /// `deletedAt`, because an audit must be able to see them. One not in
+    /// memory while some are on disk only is [`IndexError::OnDisk`].
     pub fn get(&self, person: Option<&str>, interaction: &str) -> Result<&Interaction, IndexError> {
         let key = self.locate(person, interaction)?;
         self.record_of(key, interaction)
@@ -751,14 +821,15 @@ impl Index {
     /// What the index knows of a stored file: `None` if no interaction
     /// holds it, otherwise when its interaction was deleted (`None`: not).
     pub fn media_file(&self, storage_key: &str) -> Option<Option<DateTime<Utc>>> {
-        let (_, deleted_at) = self.media_files.get(storage_key)?;
-        Some(*deleted_at)
+        let key = self.media_files.get(storage_key)?;
+        Some(self.hot(*key)?.deleted_at)
     }
 
     /// The chain of earlier interactions linked through
     /// previousInteractionId, nearest first. A link to an unknown id or to
     /// another person's interaction ends the chain; a cycle is cut at its
-    /// first repeat. A link on disk only is [`IndexError::OnDisk`].
+    /// first repeat. Memory only: a link to an interaction on disk only ends
+    /// it (the guard's walk reads the store too).
     pub fn previous_chain(
         &self,
         person: Option<&str>,
@@ -847,22 +918,6 @@ fn remove_entry(entries: &mut Vec<Entry>, at: i64, key: InteractionKey) {
     if entries.get(pos).is_some_and(|e| e.key == key) {
         entries.remove(pos);
     }
-}
-
-/// What stays in memory of an interaction whose full record is on disk
-/// only ([`Index::restore_on_disk`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OnDiskInteraction {
-    /// Our id.
-    pub id: String,
-    /// Our id of its person.
-    pub person_id: String,
-    /// Its externalId.
-    pub external_id: Option<String>,
-    /// The storage keys of its audio.
-    pub media: Vec<String>,
-    /// When it was deleted.
-    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// What the counting entries take in memory ([`Index::counting_memory`]).

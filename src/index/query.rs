@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Index, IndexError, InteractionKey};
+use crate::model::AnyId;
 use crate::model::{
     AgentOutcome, Channel, Direction, Interaction, Status, StatusDetails, Subject, Theme,
 };
@@ -195,8 +196,8 @@ impl ListQuery {
 }
 
 fn compare(
-    a: &(InteractionKey, &Interaction),
-    b: &(InteractionKey, &Interaction),
+    a: &(u64, &Interaction),
+    b: &(u64, &Interaction),
     sort: &[(SortField, bool)],
 ) -> std::cmp::Ordering {
     use std::cmp::Ordering;
@@ -225,6 +226,14 @@ fn compare(
     a.0.cmp(&b.0)
 }
 
+/// True if `any_id` (our id or `ext-<externalId>`) names `r`.
+fn names(r: &Interaction, any_id: &str) -> bool {
+    match any_id.strip_prefix("ext-") {
+        Some(ext) => r.external_id.as_deref() == Some(ext),
+        None => r.id == any_id,
+    }
+}
+
 /// Which interactions on disk only a listing must read
 /// ([`Index::list_on_disk`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,15 +245,15 @@ pub enum DiskScope {
 }
 
 impl Index {
-    /// Lists interactions: filters, then sorts, then pages. Deleted
-    /// interactions are not listed (get one by id to see it). A candidate
-    /// on disk only is [`IndexError::OnDisk`]: see [`Index::list_on_disk`].
+    /// Lists the interactions in memory: filters, then sorts, then pages.
+    /// Deleted interactions are not listed (get one by id to see it). With
+    /// interactions on disk only, see [`Index::list_on_disk`].
     pub fn list(&self, q: &ListQuery) -> Result<ListPage<'_>, IndexError> {
-        self.listed(q, None)
+        self.list_with(q, &[])
     }
 
-    /// What a listing must read from disk first: `None` when every
-    /// candidate is in memory.
+    /// What a listing must read from disk first: `None` when no candidate
+    /// can be on disk only.
     pub fn list_on_disk(&self, q: &ListQuery) -> Result<Option<DiskScope>, IndexError> {
         if self.on_disk == 0 {
             return Ok(None);
@@ -253,15 +262,9 @@ impl Index {
             Some(person) => match self.find_person(person)? {
                 Some(p) => {
                     let person = &self.people[p.0 as usize];
-                    person
-                        .records
-                        .iter()
-                        .any(|k| self.hot(*k).is_none())
-                        .then(|| {
-                            let mut ids = vec![person.id.clone()];
-                            ids.extend(person.aliases.iter().cloned());
-                            DiskScope::Person(ids)
-                        })
+                    let mut ids = vec![person.id.clone()];
+                    ids.extend(person.aliases.iter().cloned());
+                    Some(DiskScope::Person(ids))
                 }
                 None => None,
             },
@@ -269,30 +272,15 @@ impl Index {
         })
     }
 
-    /// [`Index::list`], with the records of the candidates on disk only
-    /// that pass the filters read from disk (`on_disk`; others in it are
-    /// ignored, and a candidate on disk only that it lacks did not pass).
+    /// [`Index::list`], with the candidates read from disk (`on_disk`:
+    /// their place in creation order and record; those the filters pass,
+    /// or more). One that is in memory too is read from memory, where it
+    /// may be newer.
     pub fn list_with<'a>(
         &'a self,
         q: &ListQuery,
-        on_disk: &'a [Interaction],
+        on_disk: &'a [(u64, Interaction)],
     ) -> Result<ListPage<'a>, IndexError> {
-        self.listed(q, Some(on_disk))
-    }
-
-    fn listed<'a>(
-        &'a self,
-        q: &ListQuery,
-        on_disk: Option<&'a [Interaction]>,
-    ) -> Result<ListPage<'a>, IndexError> {
-        let loaded: super::HashMap<InteractionKey, &Interaction> = on_disk
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|r| {
-                let k = *self.ids.get(&r.id)?;
-                self.hot(k).is_none().then_some((k, r))
-            })
-            .collect();
         let keys: Box<dyn Iterator<Item = InteractionKey>> = match &q.person {
             Some(person) => match self.find_person(person)? {
                 Some(p) => Box::new(self.people[p.0 as usize].records.iter().copied()),
@@ -303,33 +291,29 @@ impl Index {
                     .map(|i| InteractionKey(u32::try_from(i).unwrap_or(u32::MAX))),
             ),
         };
-        let mut found: Vec<(InteractionKey, &Interaction)> = Vec::new();
-        for k in keys {
-            let r = match self.hot(k) {
-                Some(r) => r,
-                None => match (loaded.get(&k), on_disk) {
-                    (Some(r), _) => *r,
-                    (None, Some(_)) => continue,
-                    (None, None) => return Err(IndexError::OnDisk(format!("#{}", k.0))),
-                },
-            };
-            if q.matches(r) {
-                found.push((k, r));
-            }
-        }
+        let in_memory = keys.filter_map(|k| self.hot(k).map(|r| (self.seq(k), r)));
+        let from_disk = on_disk
+            .iter()
+            .filter(|(_, r)| !self.ids.contains_key(&r.id))
+            .map(|(seq, r)| (*seq, r));
+        let mut found: Vec<(u64, &Interaction)> = in_memory
+            .chain(from_disk)
+            .filter(|(_, r)| q.matches(r))
+            .collect();
         found.sort_by(|a, b| compare(a, b, &q.sort));
         let total = found.len();
         let position = |any_id: &str| -> Result<usize, IndexError> {
-            let key = self.find_interaction(any_id)?;
-            key.and_then(|k| found.iter().position(|(x, _)| *x == k))
+            AnyId::parse("interactionId", any_id)?;
+            found
+                .iter()
+                .position(|(_, r)| names(r, any_id))
                 .ok_or_else(|| IndexError::UnknownInteraction {
                     person: q.person.clone().unwrap_or_else(|| "*".into()),
                     id: any_id.to_owned(),
                 })
         };
         let limit = q.limit.clamp(1, MAX_LIMIT);
-        let window: &[(InteractionKey, &Interaction)] = match (&q.starting_after, &q.ending_before)
-        {
+        let window: &[(u64, &Interaction)] = match (&q.starting_after, &q.ending_before) {
             (Some(a), _) => &found[position(a)? + 1..],
             (None, Some(b)) => {
                 // The page ends just before the cursor; an offset moves it

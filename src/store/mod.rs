@@ -46,7 +46,6 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
 pub use read::{HistoryRead, read_history};
 
-use crate::index::OnDiskInteraction;
 use crate::journal::{JournalError, Position};
 use crate::ledger::{ApplyError, Change, changes};
 use crate::pb::journal::Record;
@@ -123,8 +122,24 @@ enum Kind {
 pub enum Loaded {
     /// A record, applied as recovery applies the journal's.
     Record(Box<Record>),
-    /// An interaction whose full record stays on disk.
-    OnDisk(OnDiskInteraction),
+    /// An interaction's record, with its place in creation order (the
+    /// store's `seq`), applied as recovery applies the journal's.
+    Interaction {
+        /// Its place in creation order.
+        seq: u64,
+        /// Its record.
+        record: Box<Record>,
+    },
+    /// An interaction whose record stays on disk: our id, its person's,
+    /// its place in creation order.
+    OnDisk {
+        /// Our id.
+        id: String,
+        /// Our id of its person (as recorded).
+        person_id: String,
+        /// Its place in creation order.
+        seq: u64,
+    },
 }
 
 /// The store of a data directory, open.
@@ -173,6 +188,10 @@ impl Store {
                      media TEXT, record BLOB NOT NULL);
                  CREATE INDEX IF NOT EXISTS interactions_person ON interactions (person_id, seq);
                  CREATE INDEX IF NOT EXISTS interactions_time ON interactions (occurs_at);
+                 CREATE TABLE IF NOT EXISTS media (
+                     storage_key TEXT PRIMARY KEY, interaction_id TEXT NOT NULL,
+                     deleted_at INTEGER) WITHOUT ROWID;
+                 CREATE INDEX IF NOT EXISTS media_interaction ON media (interaction_id);
                  CREATE INDEX IF NOT EXISTS interactions_external ON interactions (external_id)
                      WHERE external_id IS NOT NULL;
                  INSERT OR IGNORE INTO meta (key, value) VALUES ('format', {FORMAT});"
@@ -287,9 +306,9 @@ impl Store {
         mut each: impl FnMut(Record) -> Result<(), JournalError>,
     ) -> Result<u64, JournalError> {
         self.load(None, |loaded| match loaded {
-            Loaded::Record(r) => each(*r),
+            Loaded::Record(r) | Loaded::Interaction { record: r, .. } => each(*r),
             // Unreachable without a cutoff.
-            Loaded::OnDisk(_) => Ok(()),
+            Loaded::OnDisk { .. } => Ok(()),
         })
     }
 
@@ -350,7 +369,7 @@ impl Store {
             let mut stmt = self
                 .conn
                 .prepare(
-                    "SELECT id, person_id, external_id, deleted_at, media,
+                    "SELECT id, person_id, seq,
                          CASE WHEN ?1 IS NULL OR occurs_at >= ?1 THEN record END
                      FROM interactions ORDER BY seq",
                 )
@@ -360,7 +379,8 @@ impl Store {
                 .map_err(sqlite("reading", &self.path))?;
             while let Some(row) = rows.next().map_err(sqlite("reading", &self.path))? {
                 let get = |e| sqlite("reading", &self.path)(e);
-                let mut record: Option<Vec<u8>> = row.get(5).map_err(get)?;
+                let mut record: Option<Vec<u8>> = row.get(3).map_err(get)?;
+                let seq = u64::try_from(row.get::<_, i64>(2).map_err(get)?).unwrap_or(0);
                 n.set(n.get() + 1);
                 if record.is_none() {
                     let id: String = row.get(0).map_err(get)?;
@@ -377,21 +397,15 @@ impl Store {
                     }
                 }
                 match record {
-                    Some(bytes) => each(Loaded::Record(Box::new(decode(&bytes)?)))?,
-                    None => {
-                        let deleted_at: Option<i64> = row.get(3).map_err(get)?;
-                        let media: Option<String> = row.get(4).map_err(get)?;
-                        each(Loaded::OnDisk(OnDiskInteraction {
-                            id: row.get(0).map_err(get)?,
-                            person_id: row.get(1).map_err(get)?,
-                            external_id: row.get(2).map_err(get)?,
-                            media: media
-                                .map(|m| m.split(' ').map(str::to_owned).collect())
-                                .unwrap_or_default(),
-                            deleted_at: deleted_at
-                                .and_then(chrono::DateTime::from_timestamp_micros),
-                        }))?;
-                    }
+                    Some(bytes) => each(Loaded::Interaction {
+                        seq,
+                        record: Box::new(decode(&bytes)?),
+                    })?,
+                    None => each(Loaded::OnDisk {
+                        id: row.get(0).map_err(get)?,
+                        person_id: row.get(1).map_err(get)?,
+                        seq,
+                    })?,
                 }
             }
         }
@@ -507,8 +521,25 @@ impl Writing<'_> {
                             record
                         ],
                     )
-                    .map(|_| ())
-                    .map_err(sqlite("writing", &self.path))
+                    .map_err(sqlite("writing", &self.path))?;
+                // The audio it names, for the media sweep: which record
+                // holds a file, and whether that record is deleted.
+                self.tx
+                    .execute("DELETE FROM media WHERE interaction_id = ?1", [&i.id])
+                    .map_err(sqlite("writing", &self.path))?;
+                for m in [&i.recording, &i.voicemail].into_iter().flatten() {
+                    self.tx
+                        .execute(
+                            "INSERT INTO media (storage_key, interaction_id, deleted_at)
+                             VALUES (?1, ?2, ?3)
+                             ON CONFLICT (storage_key) DO UPDATE SET
+                                 interaction_id = excluded.interaction_id,
+                                 deleted_at = excluded.deleted_at",
+                            params![m.storage_key, i.id, deleted_at],
+                        )
+                        .map_err(sqlite("writing", &self.path))?;
+                }
+                Ok(())
             }
             Change::ReservationOpened(r) => {
                 self.put(Kind::Reservation, &r.interaction_id, None, &record)
@@ -668,92 +699,125 @@ impl Reader {
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<crate::model::Interaction, StoreError> {
-        let bad = |reason: String| StoreError::Format {
-            path: self.path.clone(),
-            reason,
-        };
-        let record = <Record as prost::Message>::decode(bytes)
-            .map_err(|e| bad(format!("a record does not decode: {e}")))?;
-        match record.op {
-            Some(crate::pb::journal::record::Op::Interaction(pb)) => {
-                let id = pb.id.clone();
-                crate::wire::interaction_from(pb)
-                    .map_err(|p| bad(format!("interaction `{id}`: {}", p.message)))
-            }
-            _ => Err(bad("a row of `interactions` is not an interaction".into())),
-        }
+        decode_interaction(&self.path, bytes)
     }
 
-    /// One interaction by our id or `ext-<externalId>`.
-    pub fn get(&self, any_id: &str) -> Result<Option<crate::model::Interaction>, StoreError> {
+    /// What the store knows of a stored audio file: `None` if no
+    /// interaction holds it, otherwise when its interaction was deleted.
+    pub fn media_file(
+        &self,
+        storage_key: &str,
+    ) -> Result<Option<Option<chrono::DateTime<chrono::Utc>>>, StoreError> {
+        let row: Option<Option<i64>> = self.with(|c| {
+            c.query_row(
+                "SELECT deleted_at FROM media WHERE storage_key = ?1",
+                [storage_key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sqlite("reading", &self.path))
+        })?;
+        Ok(row.map(|d| d.and_then(chrono::DateTime::from_timestamp_micros)))
+    }
+}
+
+/// An interaction's record as the store holds it.
+fn decode_interaction(path: &Path, bytes: &[u8]) -> Result<crate::model::Interaction, StoreError> {
+    let bad = |reason: String| StoreError::Format {
+        path: path.to_owned(),
+        reason,
+    };
+    let record = <Record as prost::Message>::decode(bytes)
+        .map_err(|e| bad(format!("a record does not decode: {e}")))?;
+    match record.op {
+        Some(crate::pb::journal::record::Op::Interaction(pb)) => {
+            let id = pb.id.clone();
+            crate::wire::interaction_from(pb)
+                .map_err(|p| bad(format!("interaction `{id}`: {}", p.message)))
+        }
+        _ => Err(bad("a row of `interactions` is not an interaction".into())),
+    }
+}
+
+impl Reader {
+    /// One interaction by our id or `ext-<externalId>`, with its place in
+    /// creation order.
+    pub fn get(
+        &self,
+        any_id: &str,
+    ) -> Result<Option<(u64, crate::model::Interaction)>, StoreError> {
         let (sql, key) = match any_id.strip_prefix("ext-") {
             Some(ext) => (
-                "SELECT record FROM interactions WHERE external_id = ?1",
+                "SELECT seq, record FROM interactions WHERE external_id = ?1",
                 ext,
             ),
-            None => ("SELECT record FROM interactions WHERE id = ?1", any_id),
+            None => ("SELECT seq, record FROM interactions WHERE id = ?1", any_id),
         };
-        let bytes: Option<Vec<u8>> = self.with(|c| {
-            c.query_row(sql, [key], |r| r.get(0))
+        let row: Option<(i64, Vec<u8>)> = self.with(|c| {
+            c.query_row(sql, [key], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
                 .map_err(sqlite("reading", &self.path))
         })?;
-        bytes.map(|b| self.decode(&b)).transpose()
+        row.map(|(seq, b)| Ok((u64::try_from(seq).unwrap_or(0), self.decode(&b)?)))
+            .transpose()
     }
 
-    /// Every interaction recorded under one of `person_ids`, in creation
-    /// order, that `keep` accepts.
+    /// Every interaction recorded under one of `person_ids` that `keep`
+    /// accepts, with its place in creation order.
     pub fn of_people(
         &self,
         person_ids: &[String],
         mut keep: impl FnMut(&crate::model::Interaction) -> bool,
-    ) -> Result<Vec<crate::model::Interaction>, StoreError> {
+    ) -> Result<Vec<(u64, crate::model::Interaction)>, StoreError> {
         let mut out = Vec::new();
         for id in person_ids {
-            let rows: Vec<Vec<u8>> = self.with(|c| {
+            let rows: Vec<(i64, Vec<u8>)> = self.with(|c| {
                 let mut stmt = c
                     .prepare_cached(
-                        "SELECT record FROM interactions WHERE person_id = ?1 ORDER BY seq",
+                        "SELECT seq, record FROM interactions WHERE person_id = ?1 ORDER BY seq",
                     )
                     .map_err(sqlite("reading", &self.path))?;
                 let rows = stmt
-                    .query_map([id], |r| r.get(0))
+                    .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
                     .map_err(sqlite("reading", &self.path))?;
                 rows.collect::<Result<_, _>>()
                     .map_err(sqlite("reading", &self.path))
             })?;
-            for bytes in rows {
+            for (seq, bytes) in rows {
                 let r = self.decode(&bytes)?;
                 if keep(&r) {
-                    out.push(r);
+                    out.push((u64::try_from(seq).unwrap_or(0), r));
                 }
             }
         }
         Ok(out)
     }
 
-    /// Every interaction in the store, in creation order, that `keep`
-    /// accepts; refused once more than `most` are kept, so that a listing
-    /// never holds an unbounded part of the history in memory.
+    /// Every interaction in the store that `keep` accepts, in creation
+    /// order, with its place in it; refused (`Err(most)`) once more than
+    /// `most` are kept, so that a listing never holds an unbounded part of
+    /// the history in memory.
+    #[allow(clippy::type_complexity, reason = "a page or the limit it hit")]
     pub fn scan(
         &self,
         most: usize,
         mut keep: impl FnMut(&crate::model::Interaction) -> bool,
-    ) -> Result<Result<Vec<crate::model::Interaction>, usize>, StoreError> {
+    ) -> Result<Result<Vec<(u64, crate::model::Interaction)>, usize>, StoreError> {
         self.with(|c| {
             let mut stmt = c
-                .prepare_cached("SELECT record FROM interactions ORDER BY seq")
+                .prepare_cached("SELECT seq, record FROM interactions ORDER BY seq")
                 .map_err(sqlite("reading", &self.path))?;
             let mut rows = stmt.query([]).map_err(sqlite("reading", &self.path))?;
             let mut out = Vec::new();
             while let Some(row) = rows.next().map_err(sqlite("reading", &self.path))? {
-                let bytes: Vec<u8> = row.get(0).map_err(sqlite("reading", &self.path))?;
+                let seq: i64 = row.get(0).map_err(sqlite("reading", &self.path))?;
+                let bytes: Vec<u8> = row.get(1).map_err(sqlite("reading", &self.path))?;
                 let r = self.decode(&bytes)?;
                 if keep(&r) {
                     if out.len() == most {
                         return Ok(Err(most));
                     }
-                    out.push(r);
+                    out.push((u64::try_from(seq).unwrap_or(0), r));
                 }
             }
             Ok(Ok(out))
