@@ -167,14 +167,17 @@ fn opt_out_exception(view: &BorrowerView<'_>, r: &Restriction, p: &Proposal) -> 
         // confirmation to a point it does not name (another opted-out
         // number) is not its confirmation, one to an unrecorded point may
         // have been.
-        let confirmed = view.entries_from(since).iter().any(|e| {
-            was_sent(e)
-                && r.channels.contains(&e.channel)
-                && view.record(e.key).is_some_and(|x| {
-                    x.subject == Some(Subject::ElectronicConsentOptOut)
-                        && at_opted_out_point(r, x) != Some(false)
-                })
-        });
+        // An opt-out received before the history held whole may have had
+        // its confirmation there: taken as confirmed (the strict way).
+        let confirmed = since < view.held_from()
+            || view.entries_from(since).iter().any(|e| {
+                was_sent(e)
+                    && r.channels.contains(&e.channel)
+                    && view.record(e.key).is_some_and(|x| {
+                        x.subject == Some(Subject::ElectronicConsentOptOut)
+                            && at_opted_out_point(r, x) != Some(false)
+                    })
+            });
         if !confirmed {
             return true;
         }

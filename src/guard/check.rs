@@ -89,7 +89,9 @@ impl Guard {
         // The longest window of the rules in force (a count since a
         // receipt reads the horizon at most, and the engine already treats
         // what is older than the horizon as unknown).
-        let reach = i64::from(rules.longest_window_days()) * 86_400;
+        // A day more: a window of local days reaches back one more hour
+        // across a change of the clocks, and the engine reads a day more.
+        let reach = (i64::from(rules.longest_window_days()) + 1) * 86_400;
         if at.timestamp().saturating_sub(reach) >= from {
             return Ok(());
         }

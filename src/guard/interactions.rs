@@ -232,6 +232,14 @@ impl Guard {
         caller: &Caller,
         now: DateTime<Utc>,
     ) -> Result<Interaction, GuardError> {
+        // A new externalId that an interaction on disk only holds must be
+        // seen by the plan, as one in memory is.
+        let ext = values
+            .external_id
+            .as_deref()
+            .filter(|e| !e.is_empty() && fields.iter().any(|f| f == "externalId"))
+            .map(|e| format!("ext-{e}"));
+        self.preload(ext.as_deref())?;
         let (updated, commit) = self.commit(|ledger| {
             let current = visible(ledger.index.get(person, interaction)?, caller)?;
             updated_start(current, values, fields, now)?;

@@ -336,12 +336,14 @@ impl Guard {
             return Ok(Vec::new());
         };
         let failed = |e: crate::store::StoreError| GuardError::Internal(e.to_string());
+        // What happens from the history held whole on is in memory.
+        let before = self.read()?.index.held_from();
         match scope {
             crate::index::DiskScope::Person(ids) => {
-                store.of_people(ids, |r| q.matches(r)).map_err(failed)
+                store.of_people(ids, before, |r| q.matches(r)).map_err(failed)
             }
             crate::index::DiskScope::All => store
-                .scan(MAX_LISTED_FROM_DISK, |r| q.matches(r))
+                .scan(before, MAX_LISTED_FROM_DISK, |r| q.matches(r))
                 .map_err(failed)?
                 .map_err(|most| {
                     GuardError::FailedPrecondition(format!(

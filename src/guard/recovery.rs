@@ -276,6 +276,11 @@ impl Guard {
         let guard = Guard::over(ledger, Some(journal), Some(reader));
         if on_disk > 0 {
             guard
+                .write()
+                .map_err(|e| JournalError::Failed(e.to_string()))?
+                .index
+                .set_held_from(cutoff);
+            guard
                 .memory_from
                 .store(cutoff, std::sync::atomic::Ordering::SeqCst);
         }

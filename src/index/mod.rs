@@ -367,6 +367,12 @@ pub struct Index {
     on_disk: usize,
     /// Slots emptied by [`Index::move_to_disk`].
     vacated: usize,
+    /// The time (Unix seconds) from which the history is held whole in
+    /// memory (`i64::MIN`: all of it). An interaction before it is as if
+    /// on disk for what a Check reads ([`Index::held`]), even when a write
+    /// or a read brought it back: the interactions around it (the answer
+    /// to a message, a confirmation) may still be on disk only.
+    held_from: i64,
     /// The largest generated id number of an interaction on disk only: a
     /// generated id past it is surely not on disk.
     max_on_disk_generated: u64,
@@ -463,6 +469,25 @@ impl Index {
     /// How many interactions are on disk only.
     pub fn on_disk(&self) -> usize {
         self.on_disk
+    }
+
+    /// Sets the time from which the history is held whole in memory (see
+    /// [`Index::held_from`]): what a start left on disk is before it.
+    pub fn set_held_from(&mut self, t: i64) {
+        self.held_from = t;
+    }
+
+    /// The time (Unix seconds) from which the history is held whole in
+    /// memory; `i64::MIN` when all of it is.
+    pub fn held_from(&self) -> i64 {
+        self.held_from
+    }
+
+    /// The full record of an interaction a Check may read: in memory and
+    /// from the history held whole (see [`Index::held_from`]).
+    fn held(&self, k: InteractionKey) -> Option<&Interaction> {
+        self.hot(k)
+            .filter(|r| r.occurs_at().timestamp() >= self.held_from)
     }
 
     /// The person an interaction belongs to.
@@ -620,6 +645,9 @@ impl Index {
         if let Some(e) = &record.external_id {
             self.external_ids.insert(e.clone(), key);
         }
+        // Before the history held whole, no Check reads an entry (see
+        // `held_from`); one written there (an import of old history, a
+        // change to an old interaction) is kept all the same, as before.
         if record.deleted_at.is_none() {
             let entry = self.entry_for(key, &record);
             insert_sorted(&mut self.people[p.0 as usize].entries, entry);
@@ -732,7 +760,7 @@ impl Index {
     fn key_is_inbound_of(&self, p: PersonKey, k: InteractionKey) -> bool {
         self.owner(k) == Some(p)
             && self
-                .hot(k)
+                .held(k)
                 .is_some_and(|r| r.direction == Direction::Inbound && r.deleted_at.is_none())
     }
 
@@ -751,7 +779,7 @@ impl Index {
         if !self.key_is_inbound_of(p, k) {
             return false;
         }
-        let Some(inbound) = self.hot(k) else {
+        let Some(inbound) = self.held(k) else {
             return false;
         };
         let inbound_at = inbound.occurs_at().timestamp();

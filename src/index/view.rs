@@ -20,10 +20,17 @@ impl<'a> BorrowerView<'a> {
     }
 
     /// The full record of one of the index's interactions; `None` for one
-    /// on disk only (beyond the horizon: what reads it treats it as not
-    /// there, the strict way).
+    /// before the history held whole (on disk only, or brought back from
+    /// it: what reads it treats it as not there, the strict way).
     pub fn record(&self, key: InteractionKey) -> Option<&'a Interaction> {
-        self.index.hot(key)
+        self.index.held(key)
+    }
+
+    /// The time (Unix seconds) from which the borrower's history is held
+    /// whole in memory (`i64::MIN`: all of it): what a count since an
+    /// earlier moment cannot know.
+    pub fn held_from(&self) -> i64 {
+        self.index.held_from()
     }
 
     /// The key of one of this borrower's interactions, by our id or
@@ -62,7 +69,7 @@ impl<'a> BorrowerView<'a> {
         if !self.index.key_is_inbound_of(p, prev) {
             return false;
         }
-        let Some(inbound) = self.index.hot(prev) else {
+        let Some(inbound) = self.index.held(prev) else {
             return false;
         };
         let inbound_at = inbound.occurs_at().timestamp();

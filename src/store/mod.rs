@@ -762,11 +762,13 @@ impl Reader {
             .transpose()
     }
 
-    /// Every interaction recorded under one of `person_ids` that `keep`
-    /// accepts, with its place in creation order.
+    /// Every interaction recorded under one of `person_ids` that happens
+    /// before `before` (Unix seconds) and that `keep` accepts, with its
+    /// place in creation order.
     pub fn of_people(
         &self,
         person_ids: &[String],
+        before: i64,
         mut keep: impl FnMut(&crate::model::Interaction) -> bool,
     ) -> Result<Vec<(u64, crate::model::Interaction)>, StoreError> {
         let mut out = Vec::new();
@@ -774,11 +776,12 @@ impl Reader {
             let rows: Vec<(i64, Vec<u8>)> = self.with(|c| {
                 let mut stmt = c
                     .prepare_cached(
-                        "SELECT seq, record FROM interactions WHERE person_id = ?1 ORDER BY seq",
+                        "SELECT seq, record FROM interactions
+                         WHERE person_id = ?1 AND occurs_at < ?2 ORDER BY seq",
                     )
                     .map_err(sqlite("reading", &self.path))?;
                 let rows = stmt
-                    .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .query_map(params![id, before], |r| Ok((r.get(0)?, r.get(1)?)))
                     .map_err(sqlite("reading", &self.path))?;
                 rows.collect::<Result<_, _>>()
                     .map_err(sqlite("reading", &self.path))
@@ -793,21 +796,27 @@ impl Reader {
         Ok(out)
     }
 
-    /// Every interaction in the store that `keep` accepts, in creation
-    /// order, with its place in it; refused (`Err(most)`) once more than
-    /// `most` are kept, so that a listing never holds an unbounded part of
-    /// the history in memory.
+    /// Every interaction in the store that happens before `before` (Unix
+    /// seconds; by the store's time index) and that `keep` accepts, in
+    /// creation order, with its place in it; refused (`Err(most)`) once
+    /// more than `most` are kept, so that a listing never holds an
+    /// unbounded part of the history in memory.
     #[allow(clippy::type_complexity, reason = "a page or the limit it hit")]
     pub fn scan(
         &self,
+        before: i64,
         most: usize,
         mut keep: impl FnMut(&crate::model::Interaction) -> bool,
     ) -> Result<Result<Vec<(u64, crate::model::Interaction)>, usize>, StoreError> {
         self.with(|c| {
             let mut stmt = c
-                .prepare_cached("SELECT seq, record FROM interactions ORDER BY seq")
+                .prepare_cached(
+                    "SELECT seq, record FROM interactions WHERE occurs_at < ?1 ORDER BY seq",
+                )
                 .map_err(sqlite("reading", &self.path))?;
-            let mut rows = stmt.query([]).map_err(sqlite("reading", &self.path))?;
+            let mut rows = stmt
+                .query([before])
+                .map_err(sqlite("reading", &self.path))?;
             let mut out = Vec::new();
             while let Some(row) = rows.next().map_err(sqlite("reading", &self.path))? {
                 let seq: i64 = row.get(0).map_err(sqlite("reading", &self.path))?;
