@@ -5,6 +5,7 @@ mod engine_api;
 mod index;
 mod location;
 mod model;
+mod on_disk;
 mod regressions;
 mod regressions_audit;
 mod rule_language;

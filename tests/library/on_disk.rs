@@ -1,0 +1,1831 @@
+//! History on disk (issue 15), through the library API: a start that
+//! materialized the journal into the store leaves the full records of
+//! interactions that happen more than the horizon (90 days) and a day
+//! before the latest one on disk only, and every read, write and Check
+//! answers as it did while they were in memory — or, for a Check that
+//! needs them, refuses.
+//!
+//! Every history here is at fixed times: old records in January 2023, a
+//! recent batch up to [`LATEST`] (2024-03-15T15:00Z), which is the
+//! latest interaction at or before the real clock, so that memory keeps
+//! what happens from [`cutoff`] (2023-12-15T15:00Z) on.
+//!
+//! Most tests build the same history twice: one data directory restarted
+//! with `compact_after` 0 (the old records go to disk), the other
+//! restarted with `compact_after` `u64::MAX` (the journal replayed,
+//! everything in memory, as before the store), and every answer of the
+//! first is compared with the second's, and with the answers recorded
+//! before the restart.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, Utc};
+use compliance_guard::guard::{Guard, GuardError};
+use compliance_guard::index::{ListQuery, SortField};
+use compliance_guard::model::{
+    Channel, ContactInput, Interaction, InteractionInput, Media, MediaKind, Status,
+};
+use compliance_guard::request::{Caller, CheckInput, CheckOutcome};
+use compliance_guard::restrictions::RestrictionInput;
+use compliance_guard::rules::{LoadOptions, RuleSet};
+use compliance_guard::store::{Loaded, Reader, Store};
+
+use crate::support::library::open_with;
+
+/// The latest interaction of every history here.
+const LATEST: &str = "2024-03-15T15:00:00Z";
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+/// What memory keeps after a start: the horizon (90 days) and a day
+/// before [`LATEST`].
+fn cutoff() -> DateTime<Utc> {
+    t(LATEST) - Duration::days(91)
+}
+
+/// A key with every right.
+fn caller() -> Caller {
+    Caller {
+        company: None,
+        name: "on-disk".into(),
+        sensitive: true,
+        agent: true,
+    }
+}
+
+/// A key without the sensitive right.
+fn plain() -> Caller {
+    Caller {
+        sensitive: false,
+        agent: false,
+        ..caller()
+    }
+}
+
+/// A record of the lender's history.
+fn record(channel: &str, direction: &str, status: &str, started: &str) -> InteractionInput {
+    InteractionInput {
+        channel: Some(channel.into()),
+        direction: Some(direction.into()),
+        status: Some(status.into()),
+        status_details: (channel == "voice" && direction == "outbound")
+            .then(|| "voiceRangNoPickup".into()),
+        started_at: Some(started.into()),
+        loan_id: Some("L1".into()),
+        ..InteractionInput::default()
+    }
+}
+
+/// Records `input` for `person`, created an hour after it starts.
+async fn create(g: &Guard, person: &str, input: InteractionInput) -> Interaction {
+    let now = t(input.started_at.as_deref().unwrap()) + Duration::hours(1);
+    let (r, created) = g.create(person, &input, &caller(), now).await.unwrap();
+    assert!(created, "{r:?}");
+    r
+}
+
+/// Collects what a start logs (JSON lines).
+#[derive(Clone, Default)]
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A guard opened on a data directory, with how many interactions its
+/// start logged in memory and on disk only. The guard has no accessor
+/// for them: the start's log line "interactions loaded" is the only
+/// public account.
+struct Opened {
+    g: Guard,
+    in_memory: u64,
+    on_disk: u64,
+}
+
+impl std::ops::Deref for Opened {
+    type Target = Guard;
+    fn deref(&self) -> &Guard {
+        &self.g
+    }
+}
+
+fn open(dir: &Path, compact_after: u64) -> Opened {
+    let sink = Sink::default();
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let (g, _) =
+        tracing::subscriber::with_default(subscriber, || open_with(dir, compact_after)).unwrap();
+    let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    let loaded = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["message"] == "interactions loaded")
+        .unwrap_or_else(|| panic!("no `interactions loaded` in the start's log:\n{text}"));
+    Opened {
+        g,
+        in_memory: loaded["fields"]["in_memory"].as_u64().unwrap(),
+        on_disk: loaded["fields"]["on_disk_only"].as_u64().unwrap(),
+    }
+}
+
+fn shipped_rules() -> RuleSet {
+    RuleSet::load_dir(Path::new("rules"), &LoadOptions::default()).unwrap()
+}
+
+/// Only Regulation F's opt-out (its window is 0 days: a Check at any
+/// time from the cutoff on is answered).
+fn opt_out_rules() -> Arc<RuleSet> {
+    Arc::new(shipped_rules().subset(&["us-regf-medium-opt-out"]).unwrap())
+}
+
+fn rules_from(yaml: &str) -> Arc<RuleSet> {
+    Arc::new(
+        RuleSet::compile(
+            &[("test.yaml".into(), yaml.into())],
+            &LoadOptions::default(),
+        )
+        .unwrap(),
+    )
+}
+
+/// A Check of a send to `person` at `at` (New York, a state without rules
+/// of its own).
+fn send(person: &str, channel: &str, at: &str) -> CheckInput {
+    CheckInput {
+        person_id: person.into(),
+        channel: channel.into(),
+        direction: "outbound".into(),
+        loan_ids: vec!["L1".into()],
+        jurisdictions: vec!["US-NJ".into()],
+        time_zones: vec!["America/New_York".into()],
+        at: Some(t(at)),
+        ..CheckInput::default()
+    }
+}
+
+async fn check(g: &Guard, input: &CheckInput) -> Result<CheckOutcome, GuardError> {
+    let now = input.at.unwrap();
+    g.check(input, &caller(), now, None).await
+}
+
+fn on_disk_in_store(dir: &Path) -> (u64, u64) {
+    let store = Store::open_read_only(dir).unwrap().unwrap();
+    let mut on_disk = 0;
+    store
+        .load(Some(cutoff().timestamp()), |l| {
+            if matches!(l, Loaded::OnDisk(_)) {
+                on_disk += 1;
+            }
+            Ok(())
+        })
+        .unwrap();
+    (store.interactions().unwrap(), on_disk)
+}
+
+const ANN: &str = "BO-AAAA-00000001";
+const BOB: &str = "BO-BBBB-00000002";
+
+/// The history most tests read: Ann's and Bob's records of January 2023
+/// (eight, on disk after a materializing start), a reservation of Bob's
+/// then that is still open (in memory whatever its time), and a recent
+/// batch in March 2024.
+#[derive(Debug, Clone)]
+struct History {
+    /// Ann's voice call, `ext-old-1`, external, with content and cases.
+    o1: Interaction,
+    /// Ann's text, `ext-old-2`, not external (it cannot be deleted).
+    o2: Interaction,
+    /// Ann's failed email, `ext-old-3`, external, answering o1.
+    o3: Interaction,
+    /// Ann's inbound call, sensitive.
+    o4: Interaction,
+    /// Ann's text, answering o3.
+    o5: Interaction,
+    /// Ann's voice call with a recording.
+    o6: Interaction,
+    /// Bob's call and text.
+    b1: Interaction,
+    b2: Interaction,
+    /// Bob's open reservation of January 2023.
+    reserved: String,
+    /// Ann's call, text (answering o5) and failed email of March 2024.
+    r1: Interaction,
+    r2: Interaction,
+    r3: Interaction,
+    /// Bob's call at [`LATEST`].
+    r4: Interaction,
+}
+
+impl History {
+    fn old(&self) -> [&Interaction; 8] {
+        [
+            &self.o1, &self.o2, &self.o3, &self.o4, &self.o5, &self.o6, &self.b1, &self.b2,
+        ]
+    }
+    fn ann(&self) -> Vec<&Interaction> {
+        vec![
+            &self.o1, &self.o2, &self.o3, &self.o4, &self.o5, &self.o6, &self.r1, &self.r2,
+            &self.r3,
+        ]
+    }
+}
+
+fn recording() -> Media {
+    Media {
+        content_type: "audio/mpeg".into(),
+        size_bytes: 1234,
+        sha256: "ab".repeat(32),
+        uploaded_at: t("2023-01-07T17:00:00Z"),
+        uploaded_by: "on-disk".into(),
+        storage_key: "rec-o6-0001".into(),
+    }
+}
+
+/// Writes [`History`] into a new data directory; returns the guard still
+/// open (nothing restarted yet: everything is in memory).
+async fn build(dir: &Path) -> (Opened, History) {
+    let g = open(dir, u64::MAX);
+    assert_eq!((g.in_memory, g.on_disk), (0, 0));
+    g.set_rules(opt_out_rules());
+    let o1 = create(
+        &g,
+        ANN,
+        InteractionInput {
+            external_id: Some("old-1".into()),
+            is_external: Some(true),
+            content: Some(serde_json::json!({"note": "first call", "n": [1.5, 2.5, null]})),
+            meta_data: Some(serde_json::json!({"campaign": "jan"})),
+            case_ids: Some(vec!["CS-AAAA-0001".into(), "CS-AAAA-0002".into()]),
+            contact: Some(ContactInput {
+                kind: Some("mobilePhone".into()),
+                value: Some("+1 555 000 1111".into()),
+                name: None,
+            }),
+            ..record("voice", "outbound", "attempted", "2023-01-02T15:00:00Z")
+        },
+    )
+    .await;
+    let o2 = create(
+        &g,
+        ANN,
+        InteractionInput {
+            external_id: Some("old-2".into()),
+            is_external: Some(false),
+            ..record("text", "outbound", "attempted", "2023-01-03T15:00:00Z")
+        },
+    )
+    .await;
+    let o3 = create(
+        &g,
+        ANN,
+        InteractionInput {
+            external_id: Some("old-3".into()),
+            is_external: Some(true),
+            previous_interaction_id: Some(o1.id.clone()),
+            ..record("email", "outbound", "failed", "2023-01-04T15:00:00Z")
+        },
+    )
+    .await;
+    let o4 = create(
+        &g,
+        ANN,
+        InteractionInput {
+            sensitive: Some(true),
+            ..record("voice", "inbound", "succeeded", "2023-01-05T15:00:00Z")
+        },
+    )
+    .await;
+    let o5 = create(
+        &g,
+        ANN,
+        InteractionInput {
+            previous_interaction_id: Some(format!("ext-{}", "old-3")),
+            ..record("text", "outbound", "attempted", "2023-01-06T15:00:00Z")
+        },
+    )
+    .await;
+    let o6 = create(
+        &g,
+        ANN,
+        record("voice", "outbound", "attempted", "2023-01-07T15:00:00Z"),
+    )
+    .await;
+    let o6 = g
+        .attach_media(
+            &o6.id,
+            MediaKind::Recording,
+            recording(),
+            &caller(),
+            t("2023-01-07T17:00:00Z"),
+        )
+        .await
+        .unwrap();
+    let b1 = create(
+        &g,
+        BOB,
+        InteractionInput {
+            external_id: Some("old-b1".into()),
+            ..record("voice", "outbound", "attempted", "2023-01-08T15:00:00Z")
+        },
+    )
+    .await;
+    let b2 = create(
+        &g,
+        BOB,
+        record("text", "outbound", "attempted", "2023-01-09T15:00:00Z"),
+    )
+    .await;
+    g.set_reserve_tolerance(None);
+    let reserved = g
+        .check(
+            &CheckInput {
+                reserve: true,
+                request_id: "req-old".into(),
+                ..send(BOB, "voice", "2023-01-20T15:00:00Z")
+            },
+            &caller(),
+            t("2023-01-20T15:00:00Z"),
+            None,
+        )
+        .await
+        .unwrap()
+        .interaction_id
+        .unwrap();
+    let r1 = create(
+        &g,
+        ANN,
+        InteractionInput {
+            external_id: Some("new-1".into()),
+            ..record("voice", "outbound", "attempted", "2024-03-10T15:00:00Z")
+        },
+    )
+    .await;
+    let r2 = create(
+        &g,
+        ANN,
+        InteractionInput {
+            previous_interaction_id: Some(o5.id.clone()),
+            ..record("text", "outbound", "attempted", "2024-03-11T15:00:00Z")
+        },
+    )
+    .await;
+    let r3 = create(
+        &g,
+        ANN,
+        record("email", "outbound", "failed", "2024-03-12T15:00:00Z"),
+    )
+    .await;
+    let r4 = create(&g, BOB, record("voice", "outbound", "attempted", LATEST)).await;
+    let h = History {
+        o1,
+        o2,
+        o3,
+        o4,
+        o5,
+        o6,
+        b1,
+        b2,
+        reserved,
+        r1,
+        r2,
+        r3,
+        r4,
+    };
+    (g, h)
+}
+
+fn ids(list: &[Interaction]) -> Vec<&str> {
+    list.iter().map(|r| r.id.as_str()).collect()
+}
+
+fn query(person: Option<&str>) -> ListQuery {
+    ListQuery {
+        person: person.map(str::to_owned),
+        limit: 100,
+        ..ListQuery::default()
+    }
+}
+
+/// The listings compared before and after: one person's and everyone's,
+/// each with filters, sorts and pages whose bounds cross from memory to
+/// disk.
+fn listings(h: &History) -> Vec<(String, ListQuery, Caller)> {
+    let mut out = Vec::new();
+    for person in [Some(ANN), Some("ext-nobody"), None] {
+        let q = || query(person);
+        let name = |what: &str| format!("{person:?}: {what}");
+        out.push((name("all"), q(), caller()));
+        out.push((name("without the sensitive right"), q(), plain()));
+        out.push((
+            name("voice"),
+            ListQuery {
+                channels: vec![Channel::Voice],
+                ..q()
+            },
+            caller(),
+        ));
+        out.push((
+            name("failed"),
+            ListQuery {
+                statuses: vec![Some(Status::Failed)],
+                ..q()
+            },
+            caller(),
+        ));
+        out.push((
+            name("createdAfter"),
+            ListQuery {
+                created_after: Some(t("2023-01-05T15:30:00Z")),
+                ..q()
+            },
+            caller(),
+        ));
+        out.push((
+            name("createdAfter, createdBefore"),
+            ListQuery {
+                created_after: Some(t("2023-01-03T00:00:00Z")),
+                created_before: Some(t("2024-03-11T00:00:00Z")),
+                ..q()
+            },
+            caller(),
+        ));
+        out.push((
+            name("startingAfter o5, 2"),
+            ListQuery {
+                starting_after: Some(h.o5.id.clone()),
+                limit: 2,
+                ..q()
+            },
+            caller(),
+        ));
+        out.push((
+            name("startingAfter ext-old-3, offset 1, 3"),
+            ListQuery {
+                starting_after: Some("ext-old-3".into()),
+                offset: 1,
+                limit: 3,
+                ..q()
+            },
+            caller(),
+        ));
+        out.push((
+            name("endingBefore r2, 2"),
+            ListQuery {
+                ending_before: Some(h.r2.id.clone()),
+                limit: 2,
+                ..q()
+            },
+            caller(),
+        ));
+        out.push((
+            name("endingBefore ext-new-1, 3"),
+            ListQuery {
+                ending_before: Some("ext-new-1".into()),
+                limit: 3,
+                ..q()
+            },
+            caller(),
+        ));
+        out.push((
+            name("startedAt descending, offset 2, 4"),
+            ListQuery {
+                sort: vec![(SortField::StartedAt, true)],
+                offset: 2,
+                limit: 4,
+                ..q()
+            },
+            caller(),
+        ));
+        out.push((
+            name("channel, then createdAt descending"),
+            ListQuery {
+                sort: vec![(SortField::Channel, false), (SortField::CreatedAt, true)],
+                ..q()
+            },
+            caller(),
+        ));
+        out.push((
+            name("text, startingAfter o2"),
+            ListQuery {
+                channels: vec![Channel::Text],
+                starting_after: Some(h.o2.id.clone()),
+                ..q()
+            },
+            caller(),
+        ));
+        out.push((
+            name("startingAfter the sensitive o4 without the right"),
+            ListQuery {
+                starting_after: Some(h.o4.id.clone()),
+                ..q()
+            },
+            plain(),
+        ));
+        out.push((
+            name("caseIds"),
+            ListQuery {
+                case_ids: vec!["CS-AAAA-0002".into()],
+                ..q()
+            },
+            caller(),
+        ));
+        out.push((
+            name("contentContains"),
+            ListQuery {
+                content_contains: Some("first call".into()),
+                ..q()
+            },
+            caller(),
+        ));
+        out.push((
+            name("hasRecording"),
+            ListQuery {
+                channels: vec![Channel::Voice],
+                has_recording: Some(true),
+                ..q()
+            },
+            caller(),
+        ));
+    }
+    out
+}
+
+type Answers = Vec<(String, Result<(usize, Vec<Interaction>), GuardError>)>;
+
+fn list_all(g: &Guard, h: &History) -> Answers {
+    listings(h)
+        .into_iter()
+        .map(|(name, q, who)| {
+            let answer = g.list(&q, &who);
+            (name, answer)
+        })
+        .collect()
+}
+
+fn gets(g: &Guard, h: &History) -> Vec<Result<Interaction, GuardError>> {
+    let mut out = Vec::new();
+    for r in h.old().into_iter().chain([&h.r1, &h.r4]) {
+        out.push(g.get(None, &r.id, &caller()));
+        out.push(g.get(Some(&r.person_id), &r.id, &caller()));
+        out.push(g.get(None, &r.id, &plain()));
+        let other = if r.person_id == ANN { BOB } else { ANN };
+        out.push(g.get(Some(other), &r.id, &caller()));
+        if let Some(ext) = &r.external_id {
+            out.push(g.get(None, &format!("ext-{ext}"), &caller()));
+            out.push(g.get(Some(other), &format!("ext-{ext}"), &caller()));
+        }
+    }
+    out.push(g.get(None, "ext-no-such", &caller()));
+    out
+}
+
+/// Items 1, 2, 3, 5, 6 and 8: after a start with `compact_after` 0 the
+/// eight old records are on disk only (the open reservation's stays in
+/// memory), and Get, List, the chain, an idempotent create and the media
+/// answer exactly as before the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_history_on_disk_reads_as_before_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (g, h) = build(dir.path()).await;
+    // Before the restart: what each read answers.
+    let listed = list_all(&g, &h);
+    let got = gets(&g, &h);
+    let chain_r2 = g.previous(None, &h.r2.id, None, &caller());
+    let chain_o5 = g.previous(Some(ANN), &h.o5.id, None, &caller());
+    let retry = InteractionInput {
+        external_id: Some("old-1".into()),
+        ..record("voice", "outbound", "attempted", "2023-01-02T15:00:00Z")
+    };
+    let at = t("2024-03-20T12:00:00Z");
+    let same_person = g.create(ANN, &retry, &caller(), at).await;
+    let other_person = g.create(BOB, &retry, &caller(), at).await;
+    let media = g.media(None, &h.o6.id, MediaKind::Recording, &caller());
+    let link = g.media_for_link(&h.o6.id, MediaKind::Recording);
+    let file = g.media_file("rec-o6-0001");
+    let cases = g.cases(None, "ext-old-1", 1, 0, None, None, &caller());
+    let sizes = g.sizes();
+    drop(g);
+
+    let g = open(dir.path(), 0);
+    // 1. Exactly the eight old records left memory; Bob's reservation of
+    //    January 2023 stayed.
+    assert_eq!((g.in_memory, g.on_disk), (5, 8));
+    assert_eq!(g.sizes(), sizes);
+    assert_eq!(g.len(), 13);
+    assert_eq!(on_disk_in_store(dir.path()), (13, 8));
+    let reservations = g.reservations(None, &caller()).unwrap();
+    assert_eq!(
+        reservations
+            .iter()
+            .map(|r| r.interaction_id.as_str())
+            .collect::<Vec<_>>(),
+        [h.reserved.as_str()]
+    );
+
+    // 2. Get: by our id and `ext-`, the exact record as created.
+    for r in h.old() {
+        assert_eq!(g.get(None, &r.id, &caller()).unwrap(), *r, "{}", r.id);
+        assert_eq!(
+            g.get(Some(&r.person_id), &r.id, &caller()).unwrap(),
+            *r,
+            "{}",
+            r.id
+        );
+        if let Some(ext) = &r.external_id {
+            assert_eq!(
+                g.get(None, &format!("ext-{ext}"), &caller()).unwrap(),
+                *r,
+                "ext-{ext}"
+            );
+        }
+    }
+    assert_eq!(
+        g.get(Some(BOB), &h.o1.id, &caller()),
+        Err(GuardError::NotFound(format!(
+            "no interaction `{}` for person `{BOB}`",
+            h.o1.id
+        )))
+    );
+    assert_eq!(
+        g.get(None, &h.o4.id, &plain()),
+        Err(GuardError::NotFound(format!(
+            "no interaction `{}`",
+            h.o4.id
+        )))
+    );
+    assert_eq!(gets(&g, &h), got, "every Get answers as before the restart");
+    // (That a Get or a List leaves the record on disk only is seen in
+    // `an_opt_out_reply_used_long_ago_stays_used_when_the_message_is_read_back`.)
+
+    // 3. List: the same answers as before the restart.
+    let now_listed = list_all(&g, &h);
+    for ((name, before), (_, after)) in listed.iter().zip(&now_listed) {
+        assert_eq!(after, before, "{name}");
+    }
+    // And exactly these.
+    let answer = |name: &str| {
+        now_listed
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no listing {name}"))
+            .1
+            .clone()
+            .unwrap()
+    };
+    let ann = format!("{:?}", Some(ANN));
+    let all = "None";
+    let want = |rs: &[&Interaction]| rs.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+    let (total, data) = answer(&format!("{ann}: all"));
+    assert_eq!(
+        (total, ids(&data)),
+        (9, want(&h.ann()).iter().map(String::as_str).collect())
+    );
+    assert_eq!(data.iter().collect::<Vec<_>>(), h.ann());
+    let (total, data) = answer(&format!("{ann}: without the sensitive right"));
+    assert_eq!(total, 8);
+    assert!(!ids(&data).contains(&h.o4.id.as_str()));
+    let (total, data) = answer(&format!("{ann}: voice"));
+    assert_eq!(
+        (total, ids(&data)),
+        (4, vec![&*h.o1.id, &*h.o4.id, &*h.o6.id, &*h.r1.id])
+    );
+    let (total, data) = answer(&format!("{ann}: failed"));
+    assert_eq!((total, ids(&data)), (2, vec![&*h.o3.id, &*h.r3.id]));
+    let (total, data) = answer(&format!("{ann}: createdAfter"));
+    assert_eq!(
+        (total, ids(&data)),
+        (
+            6,
+            vec![
+                &*h.o4.id, &*h.o5.id, &*h.o6.id, &*h.r1.id, &*h.r2.id, &*h.r3.id
+            ]
+        )
+    );
+    let (total, data) = answer(&format!("{ann}: startingAfter o5, 2"));
+    assert_eq!((total, ids(&data)), (9, vec![&*h.o6.id, &*h.r1.id]));
+    let (total, data) = answer(&format!("{ann}: endingBefore r2, 2"));
+    assert_eq!((total, ids(&data)), (9, vec![&*h.o6.id, &*h.r1.id]));
+    let (total, data) = answer(&format!("{ann}: endingBefore ext-new-1, 3"));
+    assert_eq!(
+        (total, ids(&data)),
+        (9, vec![&*h.o4.id, &*h.o5.id, &*h.o6.id])
+    );
+    let (total, data) = answer(&format!("{ann}: startedAt descending, offset 2, 4"));
+    assert_eq!(
+        (total, ids(&data)),
+        (9, vec![&*h.r1.id, &*h.o6.id, &*h.o5.id, &*h.o4.id])
+    );
+    let (total, data) = answer(&format!("{all}: all"));
+    assert_eq!(
+        (total, ids(&data)),
+        (
+            13,
+            vec![
+                &*h.o1.id,
+                &*h.o2.id,
+                &*h.o3.id,
+                &*h.o4.id,
+                &*h.o5.id,
+                &*h.o6.id,
+                &*h.b1.id,
+                &*h.b2.id,
+                &*h.reserved,
+                &*h.r1.id,
+                &*h.r2.id,
+                &*h.r3.id,
+                &*h.r4.id
+            ]
+        )
+    );
+    let (total, data) = answer(&format!("{all}: startingAfter o5, 2"));
+    assert_eq!((total, ids(&data)), (13, vec![&*h.o6.id, &*h.b1.id]));
+    let (total, data) = answer(&format!("{all}: endingBefore ext-new-1, 3"));
+    assert_eq!(
+        (total, ids(&data)),
+        (13, vec![&*h.b1.id, &*h.b2.id, &*h.reserved])
+    );
+    let (total, data) = answer(&format!("{all}: voice"));
+    assert_eq!(
+        (total, ids(&data)),
+        (
+            7,
+            vec![
+                &*h.o1.id,
+                &*h.o4.id,
+                &*h.o6.id,
+                &*h.b1.id,
+                &*h.reserved,
+                &*h.r1.id,
+                &*h.r4.id
+            ]
+        )
+    );
+    let (total, data) = answer(&format!("{all}: hasRecording"));
+    assert_eq!((total, ids(&data)), (1, vec![&*h.o6.id]));
+    // A listing reads the store without putting anything back in memory.
+    assert_eq!(g.sizes(), sizes);
+
+    // 5. A create with an externalId an on-disk record holds.
+    assert_eq!(g.create(ANN, &retry, &caller(), at).await, same_person);
+    assert_eq!(same_person, Ok((h.o1.clone(), false)));
+    assert_eq!(g.create(BOB, &retry, &caller(), at).await, other_person);
+    assert!(
+        matches!(&other_person, Err(GuardError::AlreadyExists(_))),
+        "{other_person:?}"
+    );
+
+    // 6. The chain through records on disk.
+    assert_eq!(
+        g.previous(None, &h.r2.id, None, &caller()),
+        Ok(vec![h.o5.clone(), h.o3.clone(), h.o1.clone()])
+    );
+    assert_eq!(g.previous(None, &h.r2.id, None, &caller()), chain_r2);
+    assert_eq!(
+        g.previous(Some(ANN), &h.o5.id, None, &caller()),
+        Ok(vec![h.o3.clone(), h.o1.clone()])
+    );
+    assert_eq!(g.previous(Some(ANN), &h.o5.id, None, &caller()), chain_o5);
+
+    // 8. The recording of a record on disk.
+    assert_eq!(g.media_file("rec-o6-0001"), Ok(Some(None)));
+    assert_eq!(g.media_file("rec-o6-0001"), file);
+    assert_eq!(
+        g.media(None, &h.o6.id, MediaKind::Recording, &caller()),
+        Ok((h.o6.id.clone(), recording()))
+    );
+    assert_eq!(
+        g.media(None, &h.o6.id, MediaKind::Recording, &caller()),
+        media
+    );
+    assert_eq!(g.media_for_link(&h.o6.id, MediaKind::Recording), link);
+    assert_eq!(link, Some((recording(), None)));
+    assert_eq!(
+        g.cases(None, "ext-old-1", 1, 0, None, None, &caller()),
+        Ok((2, vec!["CS-AAAA-0001".to_owned()]))
+    );
+    assert_eq!(
+        g.cases(None, "ext-old-1", 1, 0, None, None, &caller()),
+        cases
+    );
+    drop(g);
+
+    // A start from the same store, without materializing: the same.
+    let g = open(dir.path(), u64::MAX);
+    assert_eq!((g.in_memory, g.on_disk), (5, 8));
+    assert_eq!(gets(&g, &h), got);
+    assert_eq!(list_all(&g, &h), listed);
+}
+
+/// The writes compared: each answer, in order, as text.
+async fn writes(g: &Guard, h: &History) -> Vec<String> {
+    let at = t("2024-03-20T12:00:00Z");
+    let agent = caller();
+    let mut out: Vec<String> = Vec::new();
+    let mut log = |what: &str, answer: String| out.push(format!("{what}: {answer}"));
+    let update = InteractionInput {
+        status: Some("succeeded".into()),
+        content: Some(serde_json::json!({"note": "updated"})),
+        ..InteractionInput::default()
+    };
+    let fields = ["status".to_owned(), "content".to_owned()];
+    log(
+        "update o1",
+        format!(
+            "{:?}",
+            g.update(Some(ANN), &h.o1.id, &update, &fields, &agent, at)
+                .await
+        ),
+    );
+    log(
+        "update ext-old-2 caseIds",
+        format!(
+            "{:?}",
+            g.update(
+                None,
+                "ext-old-2",
+                &InteractionInput {
+                    case_ids: Some(vec!["CS-BBBB-0009".into()]),
+                    ..InteractionInput::default()
+                },
+                &["caseIds".to_owned()],
+                &agent,
+                at
+            )
+            .await
+        ),
+    );
+    log(
+        "update o1 by Bob",
+        format!(
+            "{:?}",
+            g.update(Some(BOB), &h.o1.id, &update, &fields, &agent, at)
+                .await
+        ),
+    );
+    log(
+        "update sensitive o4 without the right",
+        format!(
+            "{:?}",
+            g.update(None, &h.o4.id, &update, &fields, &plain(), at)
+                .await
+        ),
+    );
+    log(
+        "update b1 externalId to one on disk",
+        format!(
+            "{:?}",
+            g.update(
+                None,
+                &h.b1.id,
+                &InteractionInput {
+                    external_id: Some("old-3".into()),
+                    ..InteractionInput::default()
+                },
+                &["externalId".to_owned()],
+                &agent,
+                at
+            )
+            .await
+        ),
+    );
+    log(
+        "delete o3",
+        format!("{:?}", g.delete(None, "ext-old-3", &agent, at).await),
+    );
+    log(
+        "delete o3 again",
+        format!("{:?}", g.delete(None, "ext-old-3", &agent, at).await),
+    );
+    log(
+        "delete o2 (not external)",
+        format!("{:?}", g.delete(None, &h.o2.id, &agent, at).await),
+    );
+    log(
+        "join the conversation of o2",
+        format!(
+            "{:?}",
+            g.join_convo(None, &h.o2.id, "solo", &agent, at).await
+        ),
+    );
+    log(
+        "the conversation of b2",
+        format!("{:?}", g.convo(Some(BOB), &h.b2.id, &agent)),
+    );
+    log(
+        "the conversation of o1 (voice)",
+        format!("{:?}", g.convo(None, &h.o1.id, &agent)),
+    );
+    log(
+        "media target of b1",
+        format!(
+            "{:?}",
+            g.media_target(None, &h.b1.id, MediaKind::Voicemail, &agent)
+        ),
+    );
+    log(
+        "media target of o6 (has one)",
+        format!(
+            "{:?}",
+            g.media_target(None, &h.o6.id, MediaKind::Recording, &agent)
+        ),
+    );
+    log(
+        "attach a voicemail to b1",
+        format!(
+            "{:?}",
+            g.attach_media(
+                &h.b1.id,
+                MediaKind::Voicemail,
+                Media {
+                    storage_key: "vm-b1-0001".into(),
+                    uploaded_at: at,
+                    ..recording()
+                },
+                &agent,
+                at
+            )
+            .await
+        ),
+    );
+    log(
+        "cases of o2",
+        format!("{:?}", g.cases(None, &h.o2.id, 10, 0, None, None, &agent)),
+    );
+    log(
+        "Ann's list",
+        format!("{:?}", g.list(&query(Some(ANN)), &agent)),
+    );
+    log(
+        "everyone's list",
+        format!("{:?}", g.list(&query(None), &agent)),
+    );
+    out
+}
+
+/// Item 4, and the other writes that read an old record back
+/// (conversations, cases, media): each answers as the same write on the
+/// same history kept in memory, survives restarts, and the store holds
+/// the new state once the journal is materialized again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_to_records_on_disk_answer_as_in_memory_and_reach_the_store() {
+    let (disk_dir, mem_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (g, h) = build(disk_dir.path()).await;
+    drop(g);
+    let (g, h2) = build(mem_dir.path()).await;
+    drop(g);
+    assert_eq!(
+        format!("{h:?}"),
+        format!("{h2:?}"),
+        "the same history twice"
+    );
+    let disk = open(disk_dir.path(), 0);
+    let mem = open(mem_dir.path(), u64::MAX);
+    assert_eq!((disk.on_disk, mem.on_disk), (8, 0));
+
+    let at = t("2024-03-20T12:00:00Z");
+    let agent = caller();
+    let on_disk = writes(&disk, &h).await;
+    let in_memory = writes(&mem, &h).await;
+    for (d, m) in on_disk.iter().zip(&in_memory) {
+        assert_eq!(d, m);
+    }
+    assert_eq!(on_disk.len(), in_memory.len());
+    // And what they answered, exactly.
+    let o1 = disk.get(None, &h.o1.id, &agent).unwrap();
+    assert_eq!(o1.status, Status::Succeeded);
+    assert_eq!(o1.content, Some(serde_json::json!({"note": "updated"})));
+    assert_eq!(o1.updated_at, Some(at));
+    let o3 = disk.get(None, "ext-old-3", &agent).unwrap();
+    assert_eq!(o3.deleted_at, Some(at));
+    assert!(
+        on_disk[2].starts_with("update o1 by Bob: Err(NotFound("),
+        "{}",
+        on_disk[2]
+    );
+    assert!(
+        on_disk[4].starts_with("update b1 externalId to one on disk: Err(AlreadyExists("),
+        "{}",
+        on_disk[4]
+    );
+    assert_eq!(disk.media_file("vm-b1-0001"), Ok(Some(None)));
+    assert_eq!(disk.media_file("rec-o6-0001"), Ok(Some(None)));
+    // The records written were read back into memory: no longer on disk
+    // (o1, o2, o3, b1; o4's refused update read it back too).
+    let expected = |g: &Guard| {
+        (
+            g.get(None, &h.o1.id, &agent).unwrap(),
+            g.get(None, &h.o2.id, &agent).unwrap(),
+            g.get(None, &h.o3.id, &agent).unwrap(),
+            g.get(None, &h.b1.id, &agent).unwrap(),
+            g.list(&query(None), &agent).unwrap(),
+            g.convo(None, &h.o2.id, &agent).unwrap(),
+        )
+    };
+    let want = expected(&mem);
+    assert_eq!(expected(&disk), want);
+    drop(disk);
+
+    // Survives a start that replays the journal over the store (the
+    // changes apply to records read back from the store)...
+    let disk = open(disk_dir.path(), u64::MAX);
+    assert_eq!(expected(&disk), want);
+    let logged = (disk.in_memory, disk.on_disk);
+    drop(disk);
+    // ... and one that materializes it: the old records go back to disk,
+    // and the store holds the new state.
+    let disk = open(disk_dir.path(), 0);
+    assert_eq!(expected(&disk), want);
+    assert_eq!((disk.in_memory, disk.on_disk), (5, 8), "before: {logged:?}");
+    let reader = Reader::open(disk_dir.path()).unwrap();
+    assert_eq!(reader.get(&h.o1.id).unwrap(), Some(want.0.clone()));
+    assert_eq!(reader.get("ext-old-2").unwrap(), Some(want.1.clone()));
+    assert_eq!(reader.get(&h.o3.id).unwrap(), Some(want.2.clone()));
+    assert_eq!(reader.get("ext-old-3").unwrap(), Some(want.2.clone()));
+    assert_eq!(reader.get(&h.b1.id).unwrap(), Some(want.3.clone()));
+    assert_eq!(on_disk_in_store(disk_dir.path()), (13, 8));
+    // The deleted one is not listed, and its store row says deleted.
+    let (total, data) = disk.list(&query(Some(ANN)), &agent).unwrap();
+    assert_eq!(total, 8);
+    assert!(!ids(&data).contains(&h.o3.id.as_str()));
+    assert_eq!(disk.media_file("vm-b1-0001"), Ok(Some(None)));
+    // Writes after the second materialization still answer as in memory.
+    let again = InteractionInput {
+        status: Some("failed".into()),
+        ..InteractionInput::default()
+    };
+    let later = t("2024-03-21T12:00:00Z");
+    assert_eq!(
+        disk.update(
+            None,
+            "ext-old-1",
+            &again,
+            &["status".to_owned()],
+            &agent,
+            later
+        )
+        .await,
+        mem.update(
+            None,
+            "ext-old-1",
+            &again,
+            &["status".to_owned()],
+            &agent,
+            later
+        )
+        .await
+    );
+}
+
+/// Item 7: a Check at a recent time is decided exactly as before the
+/// restart (the shipped rules; the 7-in-7 cap counts the recent calls
+/// only), and one whose windows reach before the cutoff is refused,
+/// naming its time and the cutoff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_decide_as_before_and_refuse_what_reaches_the_disk() {
+    const VAL: &str = "BO-CCCC-00000003";
+    let dir = tempfile::tempdir().unwrap();
+    let rules = Arc::new(shipped_rules());
+    let reach = rules.longest_window_days();
+    let g = open(dir.path(), u64::MAX);
+    g.set_rules(rules.clone());
+    let mut recent = Vec::new();
+    for day in 1..=10 {
+        let at = format!("2023-01-{day:02}T15:00:00Z");
+        create(&g, VAL, record("voice", "outbound", "attempted", &at)).await;
+    }
+    for day in 9..=15 {
+        let at = format!("2024-03-{day:02}T14:00:00Z");
+        recent.push(
+            create(&g, VAL, record("voice", "outbound", "attempted", &at))
+                .await
+                .id,
+        );
+    }
+    create(
+        &g,
+        "BO-ZZZZ-00000009",
+        record("email", "outbound", "attempted", LATEST),
+    )
+    .await;
+    let blocked = send(VAL, "voice", "2024-03-15T18:00:00Z");
+    let allowed = send(VAL, "voice", "2024-03-17T15:00:00Z");
+    let text = send(VAL, "text", "2024-03-16T15:00:00Z");
+    // The earliest `at` whose windows stay in memory, and the second
+    // before it.
+    let first = cutoff() + Duration::days(i64::from(reach));
+    let mut edge = send(VAL, "voice", "2024-01-01T00:00:00Z");
+    edge.at = Some(first);
+    let mut past = edge.clone();
+    past.at = Some(first - Duration::seconds(1));
+    let old = send(VAL, "voice", "2023-01-10T18:00:00Z");
+    let mut answers = Vec::new();
+    for c in [&blocked, &allowed, &text, &edge, &past, &old] {
+        answers.push(check(&g, c).await);
+    }
+    drop(g);
+
+    let g = open(dir.path(), 0);
+    g.set_rules(rules.clone());
+    assert_eq!((g.in_memory, g.on_disk), (8, 10));
+    let d = check(&g, &blocked).await.unwrap();
+    assert_eq!(Ok(d.clone()), answers[0]);
+    assert!(!d.decision.allowed);
+    assert_eq!(
+        d.decision.rule_id.as_deref(),
+        Some("us-regf-7-calls-in-7-days")
+    );
+    assert_eq!(d.decision.violations[0].counted_interaction_ids, recent);
+    assert_eq!(check(&g, &allowed).await, answers[1]);
+    assert!(answers[1].as_ref().unwrap().decision.allowed);
+    assert_eq!(check(&g, &text).await, answers[2]);
+    assert_eq!(
+        check(&g, &edge).await,
+        answers[3],
+        "the first `at` answered"
+    );
+    let refused = |at: DateTime<Utc>| {
+        GuardError::FailedPrecondition(format!(
+            "the send's time {} is too far in the past: its windows reach back {reach} days, before {}, and the history before that is on disk only (kept in memory: the horizon before the server's start); a Check is for a send now or later",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            cutoff().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ))
+    };
+    assert!(answers[4].is_ok(), "decided before the restart");
+    assert_eq!(check(&g, &past).await, Err(refused(past.at.unwrap())));
+    assert!(answers[5].is_ok(), "decided before the restart");
+    assert_eq!(check(&g, &old).await, Err(refused(old.at.unwrap())));
+    // A reserving Check far in the past is refused the same way.
+    g.set_reserve_tolerance(None);
+    let reserving = CheckInput {
+        reserve: true,
+        request_id: "req-past".into(),
+        ..old.clone()
+    };
+    assert_eq!(check(&g, &reserving).await, Err(refused(old.at.unwrap())));
+    assert_eq!(g.reservations(None, &caller()).unwrap(), []);
+}
+
+/// The history of the Check tests below: a record of someone else at
+/// [`LATEST`], so that memory keeps from [`cutoff`] on.
+async fn latest(g: &Guard) {
+    create(
+        g,
+        "BO-ZZZZ-00000009",
+        record("email", "outbound", "attempted", LATEST),
+    )
+    .await;
+}
+
+async fn opt_out(g: &Guard, person: &str, received: &str) -> String {
+    g.add_restriction(
+        person,
+        &RestrictionInput {
+            kind: "mediumOptOut".into(),
+            source: "stopReply".into(),
+            received_at: received.into(),
+            channels: vec!["text".into()],
+            ..RestrictionInput::default()
+        },
+        &caller(),
+        t(received) + Duration::minutes(1),
+    )
+    .await
+    .unwrap()
+    .id
+}
+
+/// Not more permissive: the one confirmation an opt-out allows
+/// (12 CFR 1006.14(h)(2)(i)) stays used when it went out long ago and
+/// its record is on disk only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opt_out_confirmed_long_ago_gets_no_second_confirmation() {
+    const P: &str = "BO-DDDD-00000004";
+    let dir = tempfile::tempdir().unwrap();
+    let g = open(dir.path(), u64::MAX);
+    g.set_rules(opt_out_rules());
+    let restriction = opt_out(&g, P, "2023-01-10T14:00:00Z").await;
+    create(
+        &g,
+        P,
+        InteractionInput {
+            subject: Some("electronicConsentOptOut".into()),
+            ..record("text", "outbound", "attempted", "2023-01-10T15:00:00Z")
+        },
+    )
+    .await;
+    latest(&g).await;
+    let confirm = CheckInput {
+        subject: "electronicConsentOptOut".into(),
+        ..send(P, "text", "2024-03-18T15:00:00Z")
+    };
+    let before = check(&g, &confirm).await.unwrap();
+    assert!(!before.decision.allowed, "{before:?}");
+    assert_eq!(
+        before.decision.rule_id.as_deref(),
+        Some("us-regf-medium-opt-out")
+    );
+    assert_eq!(
+        before.decision.violations[0].restriction_id.as_deref(),
+        Some(restriction.as_str())
+    );
+    drop(g);
+
+    let g = open(dir.path(), 0);
+    g.set_rules(opt_out_rules());
+    assert_eq!(g.on_disk, 1);
+    let after = check(&g, &confirm).await.unwrap();
+    assert_eq!(
+        after, before,
+        "the confirmation sent in January 2023 is on disk only; a second one must stay blocked"
+    );
+}
+
+/// Not more permissive: the one reply an opt-out allows to a message the
+/// borrower initiated (12 CFR 1006.14(h)(2)(ii)) stays used when the
+/// borrower's message is read back into memory (by a read of its chain)
+/// and the reply is still on disk only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opt_out_reply_used_long_ago_stays_used_when_the_message_is_read_back() {
+    const P: &str = "BO-EEEE-00000005";
+    let dir = tempfile::tempdir().unwrap();
+    let g = open(dir.path(), u64::MAX);
+    g.set_rules(opt_out_rules());
+    opt_out(&g, P, "2023-01-10T14:00:00Z").await;
+    let inbound = create(
+        &g,
+        P,
+        record("text", "inbound", "succeeded", "2023-01-11T14:00:00Z"),
+    )
+    .await;
+    create(
+        &g,
+        P,
+        InteractionInput {
+            previous_interaction_id: Some(inbound.id.clone()),
+            ..record("text", "outbound", "attempted", "2023-01-11T14:30:00Z")
+        },
+    )
+    .await;
+    latest(&g).await;
+    let reply = CheckInput {
+        previous_interaction_id: inbound.id.clone(),
+        ..send(P, "text", "2024-03-18T15:00:00Z")
+    };
+    let before = check(&g, &reply).await.unwrap();
+    assert!(!before.decision.allowed, "{before:?}");
+    drop(g);
+
+    let g = open(dir.path(), 0);
+    g.set_rules(opt_out_rules());
+    assert_eq!(g.on_disk, 2);
+    assert_eq!(check(&g, &reply).await.unwrap(), before, "both on disk");
+    // A Get and a List read the message from the store without putting it
+    // back in memory: the Check answers the same.
+    assert_eq!(g.get(None, &inbound.id, &caller()), Ok(inbound.clone()));
+    assert_eq!(
+        g.list(&query(Some(P)), &caller()).map(|(n, _)| n),
+        Ok(2),
+        "the message and its reply"
+    );
+    assert_eq!(
+        check(&g, &reply).await.unwrap(),
+        before,
+        "after a Get and a List"
+    );
+    // An audit reads the message's chain: the message is read back into
+    // memory, its reply stays on disk.
+    assert_eq!(g.previous(None, &inbound.id, None, &caller()), Ok(vec![]));
+    assert_eq!(
+        check(&g, &reply).await.unwrap(),
+        before,
+        "the one reply to the borrower's message of January 2023 was sent then; another must stay blocked"
+    );
+}
+
+/// One text a week, replies to the borrower excluded.
+const ONE_TEXT_A_WEEK: &str = "rules:
+  - id: test-one-text-a-week
+    description: At most one text a week; replies to the borrower are not counted.
+    citation: test
+    jurisdictions: [US]
+    applies:
+      channels: [text]
+      directions: [outbound]
+      replies: exclude
+    frequencyCap:
+      limit: 1
+      windowDays: 7
+      per: borrower
+";
+
+/// One text in two days, replies to the borrower excluded: its window
+/// is shorter than the reply window (7 days), so a Check may cite a
+/// message from before the cutoff.
+const ONE_TEXT_IN_TWO_DAYS: &str = "rules:
+  - id: test-one-text-in-two-days
+    description: At most one text in two days; replies to the borrower are not counted.
+    citation: test
+    jurisdictions: [US]
+    applies:
+      channels: [text]
+      directions: [outbound]
+      replies: exclude
+    frequencyCap:
+      limit: 1
+      windowDays: 2
+      per: borrower
+";
+
+fn iso(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Not more permissive: a text in the window that cites the borrower's
+/// message, after an earlier reply to it that is on disk only, is not the
+/// reply and counts, whether or not the message was read back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_answer_counts_when_the_first_is_on_disk_and_the_message_read_back() {
+    const P: &str = "BO-FFFF-00000006";
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules_from(ONE_TEXT_A_WEEK);
+    let c = cutoff();
+    let g = open(dir.path(), u64::MAX);
+    g.set_rules(rules.clone());
+    let inbound = create(
+        &g,
+        P,
+        record("text", "inbound", "succeeded", &iso(c - Duration::days(3))),
+    )
+    .await;
+    let first = InteractionInput {
+        previous_interaction_id: Some(inbound.id.clone()),
+        ..record("text", "outbound", "attempted", &iso(c - Duration::days(2)))
+    };
+    create(&g, P, first).await;
+    let second = create(
+        &g,
+        P,
+        InteractionInput {
+            previous_interaction_id: Some(inbound.id.clone()),
+            ..record(
+                "text",
+                "outbound",
+                "attempted",
+                &iso(c + Duration::hours(36)),
+            )
+        },
+    )
+    .await;
+    latest(&g).await;
+    let next = send(P, "text", &iso(c + Duration::days(7) + Duration::hours(1)));
+    let before = check(&g, &next).await.unwrap();
+    assert!(!before.decision.allowed, "{before:?}");
+    assert_eq!(
+        before.decision.violations[0].counted_interaction_ids,
+        [second.id.as_str()]
+    );
+    drop(g);
+
+    let g = open(dir.path(), 0);
+    g.set_rules(rules);
+    assert_eq!(g.on_disk, 2);
+    assert_eq!(check(&g, &next).await.unwrap(), before, "both on disk");
+    // An audit reads the chain of the second answer: the message comes
+    // back into memory, the first answer stays on disk.
+    assert_eq!(
+        g.previous(None, &second.id, None, &caller()),
+        Ok(vec![inbound.clone()])
+    );
+    assert_eq!(
+        check(&g, &next).await.unwrap(),
+        before,
+        "the second answer to the message is no reply: it counts"
+    );
+}
+
+/// Not more permissive: a send citing a message already answered (the
+/// answer on disk only) is not the reply, whether or not the message was
+/// read back into memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_citing_an_answered_message_is_no_reply_when_the_message_is_read_back() {
+    const P: &str = "BO-GGGG-00000007";
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules_from(ONE_TEXT_IN_TWO_DAYS);
+    let c = cutoff();
+    let g = open(dir.path(), u64::MAX);
+    g.set_rules(rules.clone());
+    let inbound = create(
+        &g,
+        P,
+        record("text", "inbound", "succeeded", &iso(c - Duration::days(2))),
+    )
+    .await;
+    create(
+        &g,
+        P,
+        InteractionInput {
+            previous_interaction_id: Some(inbound.id.clone()),
+            ..record("text", "outbound", "attempted", &iso(c - Duration::days(1)))
+        },
+    )
+    .await;
+    let text = create(
+        &g,
+        P,
+        record(
+            "text",
+            "outbound",
+            "attempted",
+            &iso(c + Duration::hours(36)),
+        ),
+    )
+    .await;
+    latest(&g).await;
+    let again = CheckInput {
+        previous_interaction_id: inbound.id.clone(),
+        ..send(P, "text", &iso(c + Duration::days(2) + Duration::hours(1)))
+    };
+    let before = check(&g, &again).await.unwrap();
+    assert!(!before.decision.allowed, "{before:?}");
+    assert_eq!(
+        before.decision.violations[0].counted_interaction_ids,
+        [text.id.as_str()]
+    );
+    drop(g);
+
+    let g = open(dir.path(), 0);
+    g.set_rules(rules);
+    assert_eq!(g.on_disk, 2);
+    assert_eq!(check(&g, &again).await.unwrap(), before, "both on disk");
+    assert_eq!(
+        g.convo(None, &inbound.id, &caller()).map(|c| c.closed),
+        Ok(None),
+        "reading the message's conversation reads it back"
+    );
+    assert_eq!(
+        check(&g, &again).await.unwrap(),
+        before,
+        "the message was answered in December 2023: this send is no reply"
+    );
+}
+
+/// Strict by design: a send citing an unanswered message that is on disk
+/// only is not a reply (it was before the restart); read back, it is
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_to_a_message_on_disk_only_is_no_reply() {
+    const P: &str = "BO-HHHH-00000008";
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules_from(ONE_TEXT_IN_TWO_DAYS);
+    let c = cutoff();
+    let g = open(dir.path(), u64::MAX);
+    g.set_rules(rules.clone());
+    let inbound = create(
+        &g,
+        P,
+        record("text", "inbound", "succeeded", &iso(c - Duration::days(2))),
+    )
+    .await;
+    let text = create(
+        &g,
+        P,
+        record(
+            "text",
+            "outbound",
+            "attempted",
+            &iso(c + Duration::hours(36)),
+        ),
+    )
+    .await;
+    latest(&g).await;
+    let reply = CheckInput {
+        previous_interaction_id: inbound.id.clone(),
+        ..send(P, "text", &iso(c + Duration::days(2) + Duration::hours(1)))
+    };
+    let before = check(&g, &reply).await.unwrap();
+    assert!(before.decision.allowed, "a reply, not counted: {before:?}");
+    drop(g);
+
+    let g = open(dir.path(), 0);
+    g.set_rules(rules);
+    assert_eq!(g.on_disk, 1);
+    let after = check(&g, &reply).await.unwrap();
+    assert!(!after.decision.allowed, "{after:?}");
+    assert_eq!(
+        after.decision.rule_id.as_deref(),
+        Some("test-one-text-in-two-days")
+    );
+    assert_eq!(
+        after.decision.violations[0].counted_interaction_ids,
+        [text.id.as_str()]
+    );
+    // Read back (an update of the message), it is the reply again.
+    g.update(
+        None,
+        &inbound.id,
+        &InteractionInput {
+            case_ids: Some(vec!["CS-HHHH-0001".into()]),
+            ..InteractionInput::default()
+        },
+        &["caseIds".to_owned()],
+        &caller(),
+        t("2024-03-16T12:00:00Z"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(check(&g, &reply).await.unwrap(), before);
+}
+
+/// A count since a receipt older than the horizon is unknown, and read
+/// as reached, before and after the restart (whatever is on disk).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_count_since_an_old_receipt_stays_unknown() {
+    const P: &str = "BO-JJJJ-00000010";
+    let rules = rules_from(
+        "rules:
+  - id: test-four-since-a-cease
+    description: Four texts in all after a cease.
+    citation: test
+    jurisdictions: [US]
+    applies:
+      channels: [text]
+      directions: [outbound]
+    frequencyCap:
+      limit: 4
+      window: all
+      per: borrower
+      since: {restriction: ceaseCommunication}
+",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let g = open(dir.path(), u64::MAX);
+    g.set_rules(rules.clone());
+    g.add_restriction(
+        P,
+        &RestrictionInput {
+            kind: "ceaseCommunication".into(),
+            source: "letter".into(),
+            received_at: "2023-01-10T14:00:00Z".into(),
+            ..RestrictionInput::default()
+        },
+        &caller(),
+        t("2023-01-10T15:00:00Z"),
+    )
+    .await
+    .unwrap();
+    create(
+        &g,
+        P,
+        record("text", "outbound", "attempted", "2023-01-11T15:00:00Z"),
+    )
+    .await;
+    latest(&g).await;
+    let next = send(P, "text", "2024-03-18T15:00:00Z");
+    let before = check(&g, &next).await.unwrap();
+    assert!(!before.decision.allowed, "{before:?}");
+    drop(g);
+
+    let g = open(dir.path(), 0);
+    g.set_rules(rules);
+    assert_eq!(g.on_disk, 1);
+    let after = check(&g, &next).await.unwrap();
+    assert!(!after.decision.allowed, "{after:?}");
+    assert_eq!(after.decision.rule_id, before.decision.rule_id);
+    assert_eq!(
+        after.decision.violations[0].message,
+        before.decision.violations[0].message
+    );
+    assert_eq!(
+        after.decision.violations[0].restriction_id,
+        before.decision.violations[0].restriction_id
+    );
+    // What differs is the explanation of the unknown count: the text of
+    // January 2023 is on disk only, so it is no longer listed as counted
+    // (the decision, already "unknown, read as reached", is the same).
+    assert_eq!(
+        (
+            after.decision.violations[0].count,
+            after.decision.violations[0].counted_interaction_ids.clone()
+        ),
+        (
+            before.decision.violations[0].count,
+            before.decision.violations[0]
+                .counted_interaction_ids
+                .clone()
+        ),
+        "the counted interactions of an unknown count"
+    );
+}
+
+/// Item 5, an import: importing again a record that is on disk only, by
+/// its id (the lender's history re-imported), leaves it as it is, as it
+/// did while it was in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_of_a_record_on_disk_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (g, h) = build(dir.path()).await;
+    let again = |r: &Interaction| InteractionInput {
+        id: Some(r.id.clone()),
+        ..record("text", "outbound", "attempted", "2023-01-03T15:00:00Z")
+    };
+    let at = t("2024-03-20T12:00:00Z");
+    let answer = |g: &Guard, r: &Interaction, person: &str| {
+        g.import(person, &again(r), &caller(), at)
+            .map(|(r, created, _)| (r, created))
+    };
+    let same = answer(&g, &h.o2, ANN);
+    let other = answer(&g, &h.o2, BOB);
+    assert_eq!(same, Ok((h.o2.clone(), false)));
+    drop(g);
+
+    let g = open(dir.path(), 0);
+    assert_eq!(g.on_disk, 8);
+    // An import of a record on disk only, by its id: the same answers.
+    assert_eq!(
+        (answer(&g, &h.o2, ANN), answer(&g, &h.o2, BOB)),
+        (same, other)
+    );
+}
+
+/// Item 5, a retry whose body no longer passes (a completed call now
+/// dated after the clock, or no channel): with the externalId of a record
+/// on disk only, the same answer as while it was in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_retry_with_an_external_id_on_disk_answers_as_before_whatever_its_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let (g, h) = build(dir.path()).await;
+    let at = t("2024-03-20T12:00:00Z");
+    let bodies = [
+        InteractionInput {
+            external_id: Some("old-1".into()),
+            ..record("voice", "outbound", "attempted", "2024-03-21T12:00:00Z")
+        },
+        InteractionInput {
+            external_id: Some("old-1".into()),
+            channel: None,
+            ..record("voice", "outbound", "attempted", "2023-01-02T15:00:00Z")
+        },
+    ];
+    let mut before = Vec::new();
+    for b in &bodies {
+        before.push(g.create(ANN, b, &caller(), at).await);
+    }
+    assert_eq!(before[0], Ok((h.o1.clone(), false)));
+    drop(g);
+
+    let g = open(dir.path(), 0);
+    assert_eq!(g.on_disk, 8);
+    let mut after = Vec::new();
+    for b in &bodies {
+        after.push(g.create(ANN, b, &caller(), at).await);
+    }
+    assert_eq!(after, before);
+}
+
+/// One call a week, per borrower.
+const ONE_CALL_A_WEEK: &str = "rules:
+  - id: test-one-call-a-week
+    description: At most one call in 7 consecutive local days.
+    citation: test
+    jurisdictions: [US]
+    applies:
+      channels: [voice]
+      directions: [outbound]
+    frequencyCap:
+      limit: 1
+      windowDays: 7
+      per: borrower
+";
+
+/// Not more permissive: 7 local calendar days that hold the end of
+/// daylight saving time last 169 hours, an hour more than the 7 days
+/// [`Guard::check`] keeps in memory before `at`. A Check whose `at` is
+/// exactly 7 days after the cutoff is answered, and its window starts
+/// half an hour before the cutoff: a call in that half hour is on disk
+/// only, and must still count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_week_across_the_end_of_daylight_saving_time_counts_what_is_on_disk() {
+    const P: &str = "BO-KKKK-00000011";
+    // New York falls back on Sun 2023-11-05. The Check is at 23:30 EST on
+    // Fri Nov 10 (04:30Z on Nov 11): its 7 days are Sat Nov 4 .. Fri Nov
+    // 10, from 00:00 EDT on Nov 4 (04:00Z), 7 days and 30 minutes before.
+    let at = t("2023-11-11T04:30:00Z");
+    let cutoff = at - Duration::days(7);
+    // The latest interaction puts the cutoff exactly there.
+    let latest = cutoff + Duration::days(91);
+    let rules = rules_from(ONE_CALL_A_WEEK);
+    let dir = tempfile::tempdir().unwrap();
+    let g = open(dir.path(), u64::MAX);
+    g.set_rules(rules.clone());
+    let call = create(
+        &g,
+        P,
+        record("voice", "outbound", "attempted", "2023-11-04T04:15:00Z"),
+    )
+    .await;
+    create(
+        &g,
+        "BO-ZZZZ-00000009",
+        record("email", "outbound", "attempted", &iso(latest)),
+    )
+    .await;
+    let next = send(P, "voice", &iso(at));
+    let before = check(&g, &next).await.unwrap();
+    assert!(!before.decision.allowed, "{before:?}");
+    assert_eq!(
+        before.decision.violations[0].counted_interaction_ids,
+        [call.id.as_str()]
+    );
+    assert_eq!(
+        before.decision.violations[0].window_start,
+        chrono::NaiveDate::from_ymd_opt(2023, 11, 4)
+    );
+    drop(g);
+
+    let g = open(dir.path(), 0);
+    g.set_rules(rules);
+    assert_eq!(
+        g.on_disk, 1,
+        "the call at 00:15 EDT on Nov 4 is on disk only"
+    );
+    let after = check(&g, &next).await;
+    assert!(
+        after == Ok(before.clone()) || matches!(after, Err(GuardError::FailedPrecondition(_))),
+        "refused (FailedPrecondition) or blocked as before, never allowed: {after:?}"
+    );
+}
+
+/// A listing of everyone's is refused only when more than
+/// [`compliance_guard::guard::MAX_LISTED_FROM_DISK`] of the interactions
+/// it must read from disk match: here one is on disk only, and 100,000
+/// are in memory (and in the store, which also holds them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_of_everyone_is_refused_only_for_what_is_on_disk() {
+    let most = compliance_guard::guard::MAX_LISTED_FROM_DISK;
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let g = open(dir.path(), u64::MAX);
+    let old = create(
+        &g,
+        ANN,
+        record("text", "outbound", "attempted", "2023-01-02T15:00:00Z"),
+    )
+    .await;
+    let latest = t(LATEST);
+    let mut last = None;
+    for i in 0..most {
+        let at = latest - Duration::seconds(i64::try_from(most - i).unwrap());
+        let person = format!("BO-LLLL-{:08}", i % 16);
+        let (_, created, commit) = g
+            .import(
+                &person,
+                &record("email", "outbound", "attempted", &iso(at)),
+                &caller(),
+                latest,
+            )
+            .unwrap();
+        assert!(created);
+        last = Some(commit);
+    }
+    create(&g, BOB, record("voice", "outbound", "attempted", LATEST)).await;
+    last.unwrap().wait().await.unwrap();
+    let mut q = query(None);
+    q.limit = 3;
+    let (total, before) = g.list(&q, &caller()).unwrap();
+    assert_eq!(total, most + 2);
+    assert_eq!(before[0], old);
+    drop(g);
+    eprintln!("built in {:?}", started.elapsed());
+
+    let g = open(dir.path(), 0);
+    eprintln!("restarted in {:?}", started.elapsed());
+    assert_eq!(
+        (g.in_memory, g.on_disk),
+        (u64::try_from(most).unwrap() + 1, 1)
+    );
+    assert_eq!(
+        g.list(&q, &caller()),
+        Ok((most + 2, before)),
+        "one interaction on disk only: nowhere near {most} read from disk"
+    );
+    // A listing the one on disk does not match reads nothing from disk.
+    let texts = ListQuery {
+        channels: vec![Channel::Voice],
+        ..query(None)
+    };
+    assert_eq!(g.list(&texts, &caller()).map(|(n, _)| n), Ok(1));
+}
