@@ -37,6 +37,9 @@ impl Guard {
         let mut store = Store::open(data_dir)?;
         let from = store.position()?;
         let mut ledger = Ledger::new(config);
+        // The interactions it records are numbered in creation order as
+        // the store will number them when they reach it.
+        ledger.index.set_next_seq(store.next_interaction_seq()?);
         // About 160 bytes a record on disk: make room up front.
         let (snaps, logs) = layout.generations()?;
         let older_layout = from.is_none() && !(snaps.is_empty() && logs.is_empty());

@@ -285,12 +285,32 @@ impl Store {
             .optional()
             .map_err(sqlite("reading", &path))?
             .unwrap_or(1);
+        let interaction_seq = tx
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'next_interaction_seq'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map_err(sqlite("reading", &path))?
+            .unwrap_or(1);
         Ok(Writing {
             tx,
             path,
             seq,
+            interaction_seq,
             records: 0,
         })
+    }
+
+    /// The place in creation order the next new interaction takes: an
+    /// index numbers the interactions it records from it, as the store
+    /// will when they reach it.
+    pub fn next_interaction_seq(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta("next_interaction_seq")?
+            .and_then(|v| u64::try_from(v).ok())
+            .unwrap_or(1))
     }
 
     /// Moves the position without a record (the journal rolled over to a
@@ -453,6 +473,11 @@ pub struct Writing<'a> {
     tx: Transaction<'a>,
     path: PathBuf,
     seq: i64,
+    /// The next new interaction's place in creation order (`interactions.seq`):
+    /// counted apart from `seq`, so that an index numbering the
+    /// interactions it records from [`Store::next_interaction_seq`] gives
+    /// them the places the store will.
+    interaction_seq: i64,
     records: u64,
 }
 
@@ -501,17 +526,16 @@ impl Writing<'_> {
                     .map(|m| m.storage_key.as_str())
                     .collect();
                 let media = (!media.is_empty()).then(|| media.join(" "));
-                self.tx
+                // A new one takes the next place in creation order; a
+                // known one keeps its place and takes the new state.
+                let inserted = self
+                    .tx
                     .execute(
-                        "INSERT INTO interactions
+                        "INSERT OR IGNORE INTO interactions
                              (seq, id, person_id, external_id, occurs_at, deleted_at, media, record)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                         ON CONFLICT (id) DO UPDATE SET person_id = excluded.person_id,
-                             external_id = excluded.external_id,
-                             occurs_at = excluded.occurs_at, deleted_at = excluded.deleted_at,
-                             media = excluded.media, record = excluded.record",
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                         params![
-                            self.seq,
+                            self.interaction_seq,
                             i.id,
                             i.person_id,
                             i.external_id,
@@ -522,6 +546,26 @@ impl Writing<'_> {
                         ],
                     )
                     .map_err(sqlite("writing", &self.path))?;
+                if inserted == 1 {
+                    self.interaction_seq += 1;
+                } else {
+                    self.tx
+                        .execute(
+                            "UPDATE interactions SET person_id = ?2, external_id = ?3,
+                                 occurs_at = ?4, deleted_at = ?5, media = ?6, record = ?7
+                             WHERE id = ?1",
+                            params![
+                                i.id,
+                                i.person_id,
+                                i.external_id,
+                                at,
+                                deleted_at,
+                                media,
+                                record
+                            ],
+                        )
+                        .map_err(sqlite("writing", &self.path))?;
+                }
                 // The audio it names, for the media sweep: which record
                 // holds a file, and whether that record is deleted.
                 self.tx
@@ -604,6 +648,7 @@ impl Writing<'_> {
             tx,
             path,
             seq,
+            interaction_seq,
             records,
         } = self;
         let (Ok(generation), Ok(at_records)) =
@@ -621,6 +666,7 @@ impl Writing<'_> {
             ("generation", generation),
             ("records", at_records),
             ("next_seq", seq),
+            ("next_interaction_seq", interaction_seq),
         ] {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)
