@@ -43,6 +43,27 @@ impl Guard {
         external_id: &str,
         now: DateTime<Utc>,
     ) -> Result<String, GuardError> {
+        // A person whose interactions are all on disk only has records: a
+        // link must not join it to another person's history.
+        if let Some(store) = &self.store {
+            let ext = format!("ext-{external_id}");
+            for name in [id, ext.as_str()] {
+                let (names, before) = {
+                    let ledger = self.read()?;
+                    if ledger.index.on_disk() == 0 {
+                        break;
+                    }
+                    (ledger.index.person_names_of(name), ledger.index.held_from())
+                };
+                if !names.is_empty()
+                    && store
+                        .any_of_people(&names, before)
+                        .map_err(|e| GuardError::Internal(e.to_string()))?
+                {
+                    self.write()?.index.note_records_on_disk(name);
+                }
+            }
+        }
         let (person_id, commit) = self.commit(|ledger| {
             let names = ledger.index.plan_link(id, external_id)?;
             let person_id = names.id.clone();

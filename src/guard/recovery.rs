@@ -108,10 +108,13 @@ impl Guard {
                             .apply_record(*record)
                             .map_err(|e| JournalError::Failed(e.to_string()))?;
                     }
-                    Loaded::OnDisk { id, person_id, seq } => ledger
+                    Loaded::OnDisk {
+                        count,
+                        next_seq,
+                        largest_id,
+                    } => ledger
                         .index
-                        .restore_on_disk(&id, &person_id, seq)
-                        .map_err(|e| JournalError::Failed(e.to_string()))?,
+                        .restore_on_disk(count, next_seq, largest_id.as_deref()),
                 }
                 tick(&mut n);
                 Ok(())

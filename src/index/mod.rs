@@ -288,10 +288,14 @@ struct Person {
     aliases: Vec<String>,
     external_ids: Vec<String>,
     entries: Vec<Entry>,
-    /// Every interaction of the person, deleted ones included, in creation
-    /// order: what a listing by person reads.
+    /// Every interaction of the person in memory, deleted ones included,
+    /// in creation order: what a listing by person reads.
     records: Vec<InteractionKey>,
+    /// How many of them.
     interactions: usize,
+    /// Known to have interactions on disk only
+    /// ([`Index::note_records_on_disk`]).
+    records_on_disk: bool,
     /// Loan → the account it belongs to.
     accounts_of_loans: HashMap<NameKey, NameKey>,
     /// Account → its loans.
@@ -516,28 +520,41 @@ impl Index {
         })
     }
 
-    /// Counts an interaction whose record stays on disk (it left the
-    /// horizon, so no Check reads it): its person is registered and counts
-    /// it, and generated ids go on after its id; nothing else of it stays
-    /// in memory. `seq` is its place in the store's creation order.
-    pub fn restore_on_disk(
-        &mut self,
-        id: &str,
-        person_id: &str,
-        seq: u64,
-    ) -> Result<(), IndexError> {
-        let p = match self.person_ids.get(person_id) {
-            Some(p) => *p,
-            None => self.register_person(person_id)?,
-        };
-        self.people[p.0 as usize].interactions += 1;
-        self.on_disk += 1;
-        self.next_seq = self.next_seq.max(seq.saturating_add(1));
-        if let Some(n) = generated_number("IT", id) {
+    /// Counts the interactions whose records stay on disk (they left the
+    /// horizon, so no Check reads them), and nothing else of them stays in
+    /// memory: `count` of them, `next_seq` the place in creation order
+    /// after all of them, `largest_id` the largest id of the generated
+    /// shape among them (generated ids go on after it). Which people have
+    /// some is learnt when it matters ([`Index::note_records_on_disk`]).
+    pub fn restore_on_disk(&mut self, count: u64, next_seq: u64, largest_id: Option<&str>) {
+        self.on_disk += usize::try_from(count).unwrap_or(usize::MAX);
+        self.next_seq = self.next_seq.max(next_seq);
+        if let Some(n) = largest_id.and_then(|id| generated_number("IT", id)) {
             self.next_interaction = self.next_interaction.max(n);
             self.max_on_disk_generated = self.max_on_disk_generated.max(n);
         }
-        Ok(())
+    }
+
+    /// Notes that the person `name` names has interactions on disk only:
+    /// a link then treats it as a person with records.
+    pub fn note_records_on_disk(&mut self, name: &str) {
+        if let Ok(Some(p)) = self.find_person(name) {
+            self.people[p.0 as usize].records_on_disk = true;
+        }
+    }
+
+    /// Our ids (the person's own and its aliases) under which `name`'s
+    /// interactions may be recorded.
+    pub fn person_names_of(&self, name: &str) -> Vec<String> {
+        match self.find_person(name) {
+            Ok(Some(p)) => {
+                let person = &self.people[p.0 as usize];
+                std::iter::once(person.id.clone())
+                    .chain(person.aliases.iter().cloned())
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// True if an interaction with our id `id` may be on disk only: none in
@@ -566,16 +583,9 @@ impl Index {
         }
         let next = self.next_seq;
         self.next_seq = seq;
-        let restored = self
-            .restore_interaction(record)
-            .map(|r| r.person_id.clone());
+        let restored = self.restore_interaction(record).map(|_| ());
         self.next_seq = next.max(seq.saturating_add(1));
-        let person_id = restored?;
-        // Counted when it was restored on disk.
-        if let Ok(Some(p)) = self.find_person(&person_id) {
-            let person = &mut self.people[p.0 as usize];
-            person.interactions = person.interactions.saturating_sub(1);
-        }
+        restored?;
         self.on_disk = self.on_disk.saturating_sub(1);
         Ok(())
     }
@@ -604,6 +614,8 @@ impl Index {
             let person = &mut self.people[p.0 as usize];
             remove_entry(&mut person.entries, at, key);
             person.records.retain(|k| *k != key);
+            person.interactions = person.interactions.saturating_sub(1);
+            person.records_on_disk = true;
             self.ids.remove(&r.id);
             if let Some(e) = &r.external_id {
                 self.external_ids.remove(e);

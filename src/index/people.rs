@@ -142,7 +142,7 @@ impl Index {
         let has_records = |k: PersonKey| {
             self.people
                 .get(k.0 as usize)
-                .is_some_and(|p| p.interactions > 0 || !p.accounts.is_empty())
+                .is_some_and(|p| p.interactions > 0 || p.records_on_disk || !p.accounts.is_empty())
         };
         let by_id = self.person_ids.get(id).copied();
         let by_ext = self.person_external_ids.get(external_id).copied();

@@ -130,15 +130,16 @@ pub enum Loaded {
         /// Its record.
         record: Box<Record>,
     },
-    /// An interaction whose record stays on disk: our id, its person's,
-    /// its place in creation order.
+    /// The interactions whose records stay on disk: how many, the place
+    /// in creation order after every interaction's, and the largest id
+    /// that looks generated (after every one a new id must come).
     OnDisk {
-        /// Our id.
-        id: String,
-        /// Our id of its person (as recorded).
-        person_id: String,
-        /// Its place in creation order.
-        seq: u64,
+        /// How many.
+        count: u64,
+        /// The place in creation order the next new interaction takes.
+        next_seq: u64,
+        /// The largest id of the `IT-XXXX-XXXXXXXX` shape, if any.
+        largest_id: Option<String>,
     },
 }
 
@@ -370,64 +371,82 @@ impl Store {
         read(&kind(Kind::Person, "last_seq"), &mut each)?;
         read(&kind(Kind::Debt, "first_seq"), &mut each)?;
         read(&kind(Kind::Restriction, "first_seq"), &mut each)?;
-        // An open reservation's interaction stays in memory, whatever its
-        // time: the reservation holds a slot, and its listing reads it.
-        let reserved: std::collections::HashSet<String> = if cutoff.is_some() {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT key FROM state WHERE kind = ?1")
-                .map_err(sqlite("reading", &self.path))?;
-            let rows = stmt
-                .query_map([Kind::Reservation as i64], |r| r.get::<_, String>(0))
-                .map_err(sqlite("reading", &self.path))?;
-            rows.collect::<Result<_, _>>()
-                .map_err(sqlite("reading", &self.path))?
-        } else {
-            Default::default()
-        };
+        // Interactions from the cutoff on, and an open reservation's
+        // whatever its time (the reservation holds a slot, and its listing
+        // reads it), in full and in creation order; of the others, only
+        // how many there are and the numbers they took, read from the
+        // indexes without visiting them.
         {
             let mut stmt = self
                 .conn
                 .prepare(
-                    "SELECT id, person_id, seq,
-                         CASE WHEN ?1 IS NULL OR occurs_at >= ?1 THEN record END
-                     FROM interactions ORDER BY seq",
+                    "SELECT seq, record FROM interactions WHERE ?1 IS NULL OR occurs_at >= ?1
+                     UNION ALL
+                     SELECT seq, record FROM interactions
+                         WHERE ?1 IS NOT NULL AND occurs_at < ?1
+                         AND id IN (SELECT key FROM state WHERE kind = ?2)
+                     ORDER BY seq",
                 )
                 .map_err(sqlite("reading", &self.path))?;
             let mut rows = stmt
-                .query([cutoff])
+                .query(params![cutoff, Kind::Reservation as i64])
                 .map_err(sqlite("reading", &self.path))?;
             while let Some(row) = rows.next().map_err(sqlite("reading", &self.path))? {
                 let get = |e| sqlite("reading", &self.path)(e);
-                let mut record: Option<Vec<u8>> = row.get(3).map_err(get)?;
-                let seq = u64::try_from(row.get::<_, i64>(2).map_err(get)?).unwrap_or(0);
+                let seq = u64::try_from(row.get::<_, i64>(0).map_err(get)?).unwrap_or(0);
+                let bytes: Vec<u8> = row.get(1).map_err(get)?;
                 n.set(n.get() + 1);
-                if record.is_none() {
-                    let id: String = row.get(0).map_err(get)?;
-                    if reserved.contains(&id) {
-                        record = Some(
-                            self.conn
-                                .query_row(
-                                    "SELECT record FROM interactions WHERE id = ?1",
-                                    [&id],
-                                    |r| r.get(0),
-                                )
-                                .map_err(get)?,
-                        );
-                    }
-                }
-                match record {
-                    Some(bytes) => each(Loaded::Interaction {
-                        seq,
-                        record: Box::new(decode(&bytes)?),
-                    })?,
-                    None => each(Loaded::OnDisk {
-                        id: row.get(0).map_err(get)?,
-                        person_id: row.get(1).map_err(get)?,
-                        seq,
-                    })?,
-                }
+                each(Loaded::Interaction {
+                    seq,
+                    record: Box::new(decode(&bytes)?),
+                })?;
             }
+        }
+        if let Some(cutoff) = cutoff {
+            let (count, reserved): (i64, i64) = self
+                .conn
+                .query_row(
+                    "SELECT count(*), (SELECT count(*) FROM interactions
+                         WHERE occurs_at < ?1 AND id IN (SELECT key FROM state WHERE kind = ?2))
+                     FROM interactions WHERE occurs_at < ?1",
+                    params![cutoff, Kind::Reservation as i64],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(sqlite("reading", &self.path))?;
+            let next_seq = self.next_interaction_seq()?;
+            // The largest generated id (fixed-width upper-case hex sorts
+            // as its number), read from the id index.
+            let largest: Option<String> = self
+                .conn
+                .query_row(
+                    "SELECT max(id) FROM interactions
+                     WHERE id BETWEEN 'IT-0000-00000000' AND 'IT-FFFF-FFFFFFFF'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(sqlite("reading", &self.path))?;
+            // Another id in that range (`IT-0000-0000000G`) sorts among
+            // them: then the largest of the exact shape, read in full.
+            let largest = match largest {
+                Some(id) if is_generated(&id) => Some(id),
+                Some(_) => self
+                    .conn
+                    .query_row(
+                        "SELECT max(id) FROM interactions WHERE id GLOB
+                         'IT-[0-9A-F][0-9A-F][0-9A-F][0-9A-F]-[0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F]'",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .map_err(sqlite("reading", &self.path))?,
+                None => None,
+            };
+            let count = u64::try_from(count - reserved).unwrap_or(0);
+            n.set(n.get() + count);
+            each(Loaded::OnDisk {
+                count,
+                next_seq,
+                largest_id: largest,
+            })?;
         }
         read(&kind(Kind::Reservation, "first_seq"), &mut each)?;
         read(&kind(Kind::Convo, "first_seq"), &mut each)?;
@@ -680,6 +699,19 @@ impl Writing<'_> {
     }
 }
 
+/// True for an id of the shape generated ids have (`IT-XXXX-XXXXXXXX`,
+/// upper-case hex).
+fn is_generated(id: &str) -> bool {
+    let b = id.as_bytes();
+    b.len() == 16
+        && id.starts_with("IT-")
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .filter(|(i, _)| *i >= 3 && *i != 7)
+            .all(|(_, c)| c.is_ascii_digit() || (b'A'..=b'F').contains(c))
+}
+
 pub(crate) fn sqlite<'a>(
     action: &'static str,
     path: &'a Path,
@@ -806,6 +838,26 @@ impl Reader {
         })?;
         row.map(|(seq, b)| Ok((u64::try_from(seq).unwrap_or(0), self.decode(&b)?)))
             .transpose()
+    }
+
+    /// True if an interaction recorded under one of `person_ids` happens
+    /// before `before` (Unix seconds).
+    pub fn any_of_people(&self, person_ids: &[String], before: i64) -> Result<bool, StoreError> {
+        for id in person_ids {
+            let found: Option<i64> = self.with(|c| {
+                c.query_row(
+                    "SELECT 1 FROM interactions WHERE person_id = ?1 AND occurs_at < ?2 LIMIT 1",
+                    params![id, before],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sqlite("reading", &self.path))
+            })?;
+            if found.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Every interaction recorded under one of `person_ids` that happens

@@ -187,8 +187,8 @@ fn on_disk_in_store(dir: &Path) -> (u64, u64) {
     let mut on_disk = 0;
     store
         .load(Some(cutoff().timestamp()), |l| {
-            if matches!(l, Loaded::OnDisk { .. }) {
-                on_disk += 1;
+            if let Loaded::OnDisk { count, .. } = l {
+                on_disk += count;
             }
             Ok(())
         })
@@ -1849,4 +1849,48 @@ async fn a_listing_of_everyone_is_refused_only_for_what_is_on_disk() {
         ..query(None)
     };
     assert_eq!(g.list(&texts, &caller()).map(|(n, _)| n), Ok(1));
+}
+
+/// A person whose interactions are all on disk only still has records: a
+/// link of its id to another person's external id is refused as joining
+/// two histories, as it was before the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_never_joins_a_history_that_is_on_disk_only() {
+    const OLD: &str = "BO-KKKK-00000011";
+    const NEW: &str = "BO-KKKK-00000012";
+    let dir = tempfile::tempdir().unwrap();
+    let g = open(dir.path(), u64::MAX);
+    create(
+        &g,
+        OLD,
+        record("voice", "outbound", "attempted", "2023-01-02T15:00:00Z"),
+    )
+    .await;
+    let mut recent = record("voice", "outbound", "attempted", LATEST);
+    recent.external_id = Some("k-recent".into());
+    create(&g, NEW, recent).await;
+    g.link_person(NEW, "k-ext", t("2024-03-15T16:00:00Z"))
+        .await
+        .unwrap();
+    let before = g
+        .link_person(OLD, "k-ext", t("2024-03-15T16:00:00Z"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&before, GuardError::FailedPrecondition(m) if m.contains("would join two histories")),
+        "{before:?}"
+    );
+    drop(g);
+
+    // Moved to disk by this start, then read from the store's counts by
+    // the next.
+    for compact_after in [0, u64::MAX] {
+        let g = open(dir.path(), compact_after);
+        assert_eq!(g.on_disk, 1);
+        assert_eq!(
+            g.link_person(OLD, "k-ext", t("2024-03-15T16:00:00Z")).await,
+            Err(before.clone()),
+            "compact_after {compact_after}"
+        );
+    }
 }
