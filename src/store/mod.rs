@@ -188,7 +188,7 @@ impl Store {
                      occurs_at INTEGER NOT NULL, deleted_at INTEGER,
                      media TEXT, record BLOB NOT NULL);
                  CREATE INDEX IF NOT EXISTS interactions_person ON interactions (person_id, seq);
-                 CREATE INDEX IF NOT EXISTS interactions_time ON interactions (occurs_at);
+                 CREATE INDEX IF NOT EXISTS interactions_time ON interactions (occurs_at, seq);
                  CREATE TABLE IF NOT EXISTS media (
                      storage_key TEXT PRIMARY KEY, interaction_id TEXT NOT NULL,
                      deleted_at INTEGER) WITHOUT ROWID;
@@ -373,57 +373,61 @@ impl Store {
         read(&kind(Kind::Restriction, "first_seq"), &mut each)?;
         // Interactions from the cutoff on, and an open reservation's
         // whatever its time (the reservation holds a slot, and its listing
-        // reads it), in full and in creation order; of the others, only
-        // how many there are and the numbers they took, read from the
-        // indexes without visiting them.
+        // reads it), in full and in creation order, found by the time
+        // index and read by their place; of the others only how many
+        // there are and the largest id they took, from the indexes,
+        // without visiting them.
+        let in_full = match cutoff {
+            None => "SELECT seq, record FROM interactions ORDER BY seq",
+            Some(_) => {
+                "SELECT seq, record FROM interactions WHERE seq IN (
+                     SELECT seq FROM interactions WHERE occurs_at >= ?1
+                     UNION
+                     SELECT seq FROM interactions
+                         WHERE id IN (SELECT key FROM state WHERE kind = ?2))
+                 ORDER BY seq"
+            }
+        };
+        let mut loaded = 0u64;
         {
             let mut stmt = self
                 .conn
-                .prepare(
-                    "SELECT seq, record FROM interactions WHERE ?1 IS NULL OR occurs_at >= ?1
-                     UNION ALL
-                     SELECT seq, record FROM interactions
-                         WHERE ?1 IS NOT NULL AND occurs_at < ?1
-                         AND id IN (SELECT key FROM state WHERE kind = ?2)
-                     ORDER BY seq",
-                )
+                .prepare(in_full)
                 .map_err(sqlite("reading", &self.path))?;
-            let mut rows = stmt
-                .query(params![cutoff, Kind::Reservation as i64])
-                .map_err(sqlite("reading", &self.path))?;
+            let mut rows = match cutoff {
+                None => stmt.query([]),
+                Some(c) => stmt.query(params![c, Kind::Reservation as i64]),
+            }
+            .map_err(sqlite("reading", &self.path))?;
             while let Some(row) = rows.next().map_err(sqlite("reading", &self.path))? {
                 let get = |e| sqlite("reading", &self.path)(e);
                 let seq = u64::try_from(row.get::<_, i64>(0).map_err(get)?).unwrap_or(0);
                 let bytes: Vec<u8> = row.get(1).map_err(get)?;
                 n.set(n.get() + 1);
+                loaded += 1;
                 each(Loaded::Interaction {
                     seq,
                     record: Box::new(decode(&bytes)?),
                 })?;
             }
         }
-        if let Some(cutoff) = cutoff {
-            let (count, reserved): (i64, i64) = self
-                .conn
-                .query_row(
-                    "SELECT count(*), (SELECT count(*) FROM interactions
-                         WHERE occurs_at < ?1 AND id IN (SELECT key FROM state WHERE kind = ?2))
-                     FROM interactions WHERE occurs_at < ?1",
-                    params![cutoff, Kind::Reservation as i64],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .map_err(sqlite("reading", &self.path))?;
+        if cutoff.is_some() {
+            // Places in creation order are 1, 2, ... one per interaction:
+            // those not read are the ones before the next place.
             let next_seq = self.next_interaction_seq()?;
+            let count = next_seq.saturating_sub(1).saturating_sub(loaded);
             // The largest generated id (fixed-width upper-case hex sorts
-            // as its number), read from the id index.
+            // as its number), from the end of the id index.
             let largest: Option<String> = self
                 .conn
                 .query_row(
-                    "SELECT max(id) FROM interactions
-                     WHERE id BETWEEN 'IT-0000-00000000' AND 'IT-FFFF-FFFFFFFF'",
+                    "SELECT id FROM interactions
+                     WHERE id BETWEEN 'IT-0000-00000000' AND 'IT-FFFF-FFFFFFFF'
+                     ORDER BY id DESC LIMIT 1",
                     [],
                     |r| r.get(0),
                 )
+                .optional()
                 .map_err(sqlite("reading", &self.path))?;
             // Another id in that range (`IT-0000-0000000G`) sorts among
             // them: then the largest of the exact shape, read in full.
@@ -440,7 +444,6 @@ impl Store {
                     .map_err(sqlite("reading", &self.path))?,
                 None => None,
             };
-            let count = u64::try_from(count - reserved).unwrap_or(0);
             n.set(n.get() + count);
             each(Loaded::OnDisk {
                 count,
@@ -459,10 +462,12 @@ impl Store {
     pub fn latest_at_or_before(&self, now: i64) -> Result<Option<i64>, StoreError> {
         self.conn
             .query_row(
-                "SELECT max(occurs_at) FROM interactions WHERE occurs_at <= ?1",
+                "SELECT occurs_at FROM interactions WHERE occurs_at <= ?1
+                 ORDER BY occurs_at DESC LIMIT 1",
                 [now],
                 |r| r.get(0),
             )
+            .optional()
             .map_err(sqlite("reading", &self.path))
     }
 
