@@ -16,9 +16,10 @@
 //! horizon is R at M = 20 M less R at M = 0, with N and B the same.
 //! Counts take `k` and `M` suffixes and `_` separators.
 //!
-//! **The history** is written by a bulk load equivalent to the write path:
-//! a snapshot (`DIR/journal/snapshot-00000000.snap`, what a server leaves
-//! once its start compacted the journal) of B person records, then the
+//! **The history** is written by a bulk load equivalent to the write path,
+//! in the layout of the releases before the store: a snapshot
+//! (`DIR/journal/snapshot-00000000.snap`, what such a server left once its
+//! start compacted the journal) of B person records, then the
 //! N + M interactions in time order, each validated by
 //! `InteractionInput::validate` and encoded by `wire::pb_of` as a write
 //! journals it, with the ids the write path would give (`BO-…` in
@@ -35,14 +36,29 @@
 //! as those of `examples/replay.rs`, where the 1,160 bytes per interaction
 //! come from.
 //!
+//! **The migration.** The first start on that layout migrates it into the
+//! store (`DIR/store/history.sqlite3`; the journal rolls to a new
+//! generation and the snapshot is deleted), once. The benchmark makes that
+//! start in a process of its own, measured like the others (to SERVING),
+//! stops it cleanly, and reports it on a line of its own:
+//! `migration: in_horizon=N beyond=M borrowers=B migrate_s=S rss_bytes=R rss_anon=A peak_rss_bytes=P snapshot_bytes=J0 store_bytes=D wal_bytes=W journal_bytes=J`:
+//! S the time to SERVING, R and A the memory then, P the process's peak
+//! (VmHWM: the migration holds the whole history in memory before moving
+//! what is beyond the horizon out), J0 the older layout's files, D the
+//! store's file and W SQLite's log beside it after the clean stop, J the
+//! journal left. Then it runs itself again (`exec`) for the measured
+//! start, which reads the store: every later start on DIR does.
+//!
 //! A marker file, `DIR/startup-history.txt`, names the parameters the
 //! history was written with: a later run with the same parameters reuses
 //! it (within a few days, before the in-horizon ones would age out of the
-//! horizon), so runs repeat without rewriting. `--rewrite` writes it
-//! again. DIR must be empty, absent, or a directory this benchmark wrote.
-//! After writing, the benchmark runs itself again (`exec`), so that the
-//! start is measured in a fresh process: nothing the writing allocated is
-//! counted.
+//! horizon), so runs repeat without rewriting or migrating again; a
+//! history still in the older layout (written by an earlier version of
+//! this benchmark, or whose migration start stopped before the store's
+//! commit) is migrated first. `--rewrite` writes it again. DIR must be empty, absent,
+//! or a directory this benchmark wrote. After writing, the benchmark runs
+//! itself again (`exec`), so that the migration and the start are each
+//! measured in a fresh process: nothing the writing allocated is counted.
 //!
 //! **The start** is the real server code, `server::serve`, in this process,
 //! configured as `compliance-guard serve` configures it by default (the
@@ -64,15 +80,16 @@
 //! cargo run --release --example startup -- --in-horizon 1M --beyond 0 --borrowers 100k /tmp/s  # after kill -9
 //! ```
 //!
-//! Each run says how the previous one on DIR ended. (Today both starts do
-//! the same: read the snapshot and the journal back into memory.)
+//! Each run says how the previous one on DIR ended. (Both starts do the
+//! same: read the store, then the journal after its position; the journal
+//! is empty here, since a start writes nothing to it.)
 //!
 //! With `--serve` the server keeps serving after the last line until
 //! Ctrl-C, for `examples/loadgen.rs` on the same history (its key is
 //! `DIR/api-key`: `loadgen --data-dir DIR`).
 //!
-//! The page cache is left as it is: the first run after writing, and
-//! every repeated run, reads a warm cache. For a cold start, as root:
+//! The page cache is left as it is: the first run after the migration,
+//! and every repeated run, reads a warm cache. For a cold start, as root:
 //! `sync; echo 3 > /proc/sys/vm/drop_caches` before the run. `RUST_LOG=info`
 //! shows the server's log on stderr.
 
@@ -94,6 +111,7 @@ use compliance_guard::journal::{self, Durability, Layout};
 use compliance_guard::model::{ContactInput, InteractionInput};
 use compliance_guard::pb::journal::{Person, Record, record::Op};
 use compliance_guard::server::{ServeConfig, serve};
+use compliance_guard::store::Store;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -106,6 +124,9 @@ const FORMAT: u32 = 1;
 /// Set in the environment of the run that measures after a run that
 /// wrote: that run must find the history it was just handed.
 const WRITTEN_ENV: &str = "COMPLIANCE_GUARD_STARTUP_WRITTEN";
+/// Set in the environment of the run that measures after a run that
+/// migrated: that run must find the history in the store.
+const MIGRATED_ENV: &str = "COMPLIANCE_GUARD_STARTUP_MIGRATED";
 /// How long Regulation F keeps records: the older interactions are spread
 /// over these days.
 const KEPT_DAYS: i64 = 3 * 365;
@@ -579,8 +600,42 @@ fn write_marker(dir: &Path, marker: &Marker) {
     std::fs::rename(&tmp, dir.join(MARKER)).expect("put the marker in place");
 }
 
-/// Whether DIR holds a history this run can use as it is.
-fn reusable(args: &Args, marker: Option<&Marker>, now: DateTime<Utc>) -> Result<(), String> {
+/// Where a history DIR holds is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// In the store (`DIR/store/history.sqlite3`, with its journal
+    /// position): migrated, or started since.
+    Store,
+    /// In the older layout (the snapshot as written): the next start
+    /// migrates it into the store.
+    Older,
+}
+
+/// The form of DIR's history: in the store when the store holds a journal
+/// position, else in the older layout when the snapshot is there.
+fn form(dir: &Path) -> Result<Form, String> {
+    let position = match Store::open_read_only(dir) {
+        Ok(Some(store)) => store.position().map_err(|e| e.to_string())?,
+        Ok(None) => None,
+        Err(e) => return Err(e.to_string()),
+    };
+    if position.is_some() {
+        return Ok(Form::Store);
+    }
+    if (Layout {
+        dir: dir.to_owned(),
+    })
+    .snapshot(0)
+    .exists()
+    {
+        return Ok(Form::Older);
+    }
+    Err("it holds neither a store with a journal position nor the snapshot written".into())
+}
+
+/// Whether DIR holds a history this run can use as it is, and in which
+/// form.
+fn reusable(args: &Args, marker: Option<&Marker>, now: DateTime<Utc>) -> Result<Form, String> {
     let Some(m) = marker else {
         return Err("no history written yet".into());
     };
@@ -594,13 +649,7 @@ fn reusable(args: &Args, marker: Option<&Marker>, now: DateTime<Utc>) -> Result<
             m.anchor
         ));
     }
-    let layout = Layout {
-        dir: args.dir.clone(),
-    };
-    if !layout.snapshot(0).exists() {
-        return Err("its snapshot is gone".into());
-    }
-    Ok(())
+    form(&args.dir)
 }
 
 /// Writes the history into an empty DIR and the marker beside it; `why`
@@ -656,17 +705,52 @@ fn write_history(args: &Args, now: DateTime<Utc>, why: &str) {
 
 // ------------------------------------------------------------------ start
 
+/// A field of `/proc/self/status` given in kB, in bytes.
+fn status_bytes(name: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
 /// VmRSS, RssAnon and RssFile of this process, in bytes.
 fn rss() -> (u64, u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
+    (
+        status_bytes("VmRSS"),
+        status_bytes("RssAnon"),
+        status_bytes("RssFile"),
+    )
+}
+
+/// The size of a file, 0 if it is missing.
+fn file_bytes(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// The sizes of DIR's store file and of SQLite's write-ahead log beside
+/// it (empty or gone after a clean stop), in bytes.
+fn store_bytes(dir: &Path) -> (u64, u64) {
+    let file = compliance_guard::store::path_in(dir);
+    let mut wal = file.clone().into_os_string();
+    wal.push("-wal");
+    (file_bytes(&file), file_bytes(Path::new(&wal)))
+}
+
+/// The bytes of the files in DIR/journal (snapshots and journals).
+fn journal_bytes(dir: &Path) -> u64 {
+    let layout = Layout {
+        dir: dir.to_owned(),
     };
-    (field("VmRSS"), field("RssAnon"), field("RssFile"))
+    std::fs::read_dir(layout.journal_dir())
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// The configuration `compliance-guard serve` builds from its defaults.
@@ -719,57 +803,140 @@ async fn serving(addr: SocketAddr) {
     }
 }
 
-fn measure(args: &Args, previous_stop: &str, marker: Marker) {
+/// A server started in this process and SERVING.
+struct Started {
+    /// Seconds from calling `serve` to health SERVING.
+    start_s: f64,
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), compliance_guard::server::ServeError>>,
+}
+
+/// Starts the server on DIR as `compliance-guard serve` would and waits
+/// for SERVING; exits the process if it stops or takes too long.
+async fn start(args: &Args) -> Started {
+    let started = Instant::now();
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .expect("bind the listener");
+    let addr = listener.local_addr().expect("the listener's address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(serve(default_config(args), listener, async move {
+        let _ = stopped.await;
+    }));
+    tokio::select! {
+        () = serving(addr) => {}
+        ended = &mut server => {
+            eprintln!("error: the server stopped before SERVING: {ended:?}");
+            std::process::exit(1);
+        }
+        () = tokio::time::sleep(START_LIMIT) => {
+            eprintln!("error: not SERVING after {START_LIMIT:?}");
+            std::process::exit(1);
+        }
+    }
+    Started {
+        start_s: started.elapsed().as_secs_f64(),
+        addr,
+        stop,
+        server,
+    }
+}
+
+/// Stops a started server cleanly (health NOT_SERVING, in-flight calls
+/// finished, `serve` returned); exits the process if it does not.
+async fn stop(started: Started) {
+    let _ = started.stop.send(());
+    match started.server.await {
+        Ok(Ok(())) => {}
+        other => {
+            eprintln!("error: the server did not stop cleanly: {other:?}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn log_to_stderr() {
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_writer(std::io::stderr)
             .init();
     }
-    println!(
-        "history of {} (written {}); the previous run on it ended: {previous_stop}",
-        args.dir.display(),
-        marker.anchor.to_rfc3339_opts(SecondsFormat::Secs, true)
-    );
-    // Until this run stops cleanly (or kills itself on purpose), the next
-    // one must not take its end for a clean stop.
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the async runtime")
+}
+
+/// Records in the marker how the run on DIR ended (or, before it ends,
+/// that it has not ended cleanly).
+fn mark_stop(dir: &Path, stop: &str) {
+    let marker = read_marker(dir).expect("the marker");
     write_marker(
-        &args.dir,
+        dir,
         &Marker {
-            stop: "unclean (the run did not finish)".into(),
+            stop: stop.into(),
             ..marker
         },
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("the async runtime");
-    runtime.block_on(async {
-        let started = Instant::now();
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .expect("bind the listener");
-        let addr = listener.local_addr().expect("the listener's address");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let mut server = tokio::spawn(serve(default_config(args), listener, async move {
-            let _ = stopped.await;
-        }));
-        tokio::select! {
-            () = serving(addr) => {}
-            ended = &mut server => {
-                eprintln!("error: the server stopped before SERVING: {ended:?}");
-                std::process::exit(1);
-            }
-            () = tokio::time::sleep(START_LIMIT) => {
-                eprintln!("error: not SERVING after {START_LIMIT:?}");
-                std::process::exit(1);
-            }
-        }
-        let start_s = started.elapsed().as_secs_f64();
+}
+
+/// The one-time start that migrates a history in the older layout into
+/// the store, measured as a start is (to SERVING), then stopped cleanly.
+fn migrate(args: &Args, marker: &Marker) {
+    log_to_stderr();
+    let snapshot_bytes = journal_bytes(&args.dir);
+    println!(
+        "history of {} (written {}) in the older layout ({:.0} MiB of snapshot and journal); the previous run on it ended: {}; its first start migrates it into the store",
+        args.dir.display(),
+        marker.anchor.to_rfc3339_opts(SecondsFormat::Secs, true),
+        snapshot_bytes as f64 / 1_048_576.0,
+        marker.stop
+    );
+    mark_stop(&args.dir, "unclean (the migration start did not finish)");
+    let (start_s, (rss_bytes, rss_anon, _)) = runtime().block_on(async {
+        let started = start(args).await;
+        let at = (started.start_s, rss());
+        stop(started).await;
+        at
+    });
+    let peak = status_bytes("VmHWM");
+    let (store, wal) = store_bytes(&args.dir);
+    println!(
+        "migration: in_horizon={} beyond={} borrowers={} migrate_s={start_s:.3} rss_bytes={rss_bytes} rss_anon={rss_anon} peak_rss_bytes={peak} snapshot_bytes={snapshot_bytes} store_bytes={store} wal_bytes={wal} journal_bytes={}",
+        args.in_horizon,
+        args.beyond,
+        args.borrowers,
+        journal_bytes(&args.dir)
+    );
+    mark_stop(&args.dir, "clean stop (the migration start)");
+}
+
+fn measure(args: &Args, marker: &Marker) {
+    log_to_stderr();
+    let (store, wal) = store_bytes(&args.dir);
+    println!(
+        "history of {} (written {}) in the store ({store} bytes, its log {wal}; journal {} bytes); the previous run on it ended: {}",
+        args.dir.display(),
+        marker.anchor.to_rfc3339_opts(SecondsFormat::Secs, true),
+        journal_bytes(&args.dir),
+        marker.stop
+    );
+    // Until this run stops cleanly (or kills itself on purpose), the next
+    // one must not take its end for a clean stop.
+    mark_stop(&args.dir, "unclean (the run did not finish)");
+    runtime().block_on(async {
+        let started = start(args).await;
+        let start_s = started.start_s;
         let (rss_bytes, rss_anon, rss_file) = rss();
         if args.serve {
             eprintln!(
-                "serving on {addr} until Ctrl-C; the API key is in {}",
+                "serving on {} until Ctrl-C; the API key is in {}",
+                started.addr,
                 args.dir.join("api-key").display()
             );
         }
@@ -779,14 +946,7 @@ fn measure(args: &Args, previous_stop: &str, marker: Marker) {
         );
         std::io::stdout().flush().expect("flush stdout");
         if args.kill {
-            let marker = read_marker(&args.dir).expect("the marker");
-            write_marker(
-                &args.dir,
-                &Marker {
-                    stop: "kill -9".into(),
-                    ..marker
-                },
-            );
+            mark_stop(&args.dir, "kill -9");
             let _ = std::process::Command::new("kill")
                 .args(["-KILL", &std::process::id().to_string()])
                 .status();
@@ -796,23 +956,33 @@ fn measure(args: &Args, previous_stop: &str, marker: Marker) {
         if args.serve {
             let _ = tokio::signal::ctrl_c().await;
         }
-        let _ = stop.send(());
-        match server.await {
-            Ok(Ok(())) => {}
-            other => {
-                eprintln!("error: the server did not stop cleanly: {other:?}");
-                std::process::exit(1);
-            }
-        }
+        stop(started).await;
     });
-    let marker = read_marker(&args.dir).expect("the marker");
-    write_marker(
-        &args.dir,
-        &Marker {
-            stop: "clean stop".into(),
-            ..marker
-        },
-    );
+    mark_stop(&args.dir, "clean stop");
+}
+
+/// Runs this benchmark again with the same arguments (but `--rewrite`),
+/// `env` set, in place of this process: what follows is measured in a
+/// fresh process, where nothing allocated so far is counted.
+fn run_again(env: &str) -> ! {
+    let exe = std::env::current_exe().expect("this program's path");
+    let mut again = std::process::Command::new(exe);
+    again
+        .args(std::env::args_os().skip(1).filter(|a| a != "--rewrite"))
+        .env(env, "1");
+    std::io::stdout().flush().expect("flush stdout");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt as _;
+        let e = again.exec();
+        eprintln!("error: cannot run the measurement: {e}");
+        std::process::exit(1);
+    }
+    #[cfg(not(unix))]
+    {
+        let status = again.status().expect("run the measurement");
+        std::process::exit(status.code().unwrap_or(1));
+    }
 }
 
 fn main() {
@@ -838,9 +1008,14 @@ fn main() {
         reusable(&args, marker.as_ref(), now)
     };
     match (why, marker) {
-        (Ok(()), Some(marker)) => {
-            let stop = marker.stop.clone();
-            measure(&args, &stop, marker);
+        (Ok(Form::Store), Some(marker)) => measure(&args, &marker),
+        (Ok(Form::Older), Some(marker)) => {
+            if std::env::var_os(MIGRATED_ENV).is_some() {
+                eprintln!("error: the history is still in the older layout after its migration");
+                std::process::exit(1);
+            }
+            migrate(&args, &marker);
+            run_again(MIGRATED_ENV);
         }
         (why, _) => {
             if std::env::var_os(WRITTEN_ENV).is_some() {
@@ -848,26 +1023,7 @@ fn main() {
                 std::process::exit(1);
             }
             write_history(&args, now, &why.err().unwrap_or_default());
-            // Measure in a fresh process: nothing the writing allocated
-            // is counted.
-            let exe = std::env::current_exe().expect("this program's path");
-            let mut again = std::process::Command::new(exe);
-            again
-                .args(std::env::args_os().skip(1).filter(|a| a != "--rewrite"))
-                .env(WRITTEN_ENV, "1");
-            std::io::stdout().flush().expect("flush stdout");
-            #[cfg(unix)]
-            {
-                use std::os::unix::process::CommandExt as _;
-                let e = again.exec();
-                eprintln!("error: cannot run the measurement: {e}");
-                std::process::exit(1);
-            }
-            #[cfg(not(unix))]
-            {
-                let status = again.status().expect("run the measurement");
-                std::process::exit(status.code().unwrap_or(1));
-            }
+            run_again(WRITTEN_ENV);
         }
     }
 }
