@@ -40,7 +40,6 @@ impl Guard {
         // The interactions it records are numbered in creation order as
         // the store will number them when they reach it.
         ledger.index.set_next_seq(store.next_interaction_seq()?);
-        // About 160 bytes a record on disk: make room up front.
         let (snaps, logs) = layout.generations()?;
         let older_layout = from.is_none() && !(snaps.is_empty() && logs.is_empty());
         if from.is_none() {
@@ -68,10 +67,6 @@ impl Guard {
             .filter_map(|p| std::fs::metadata(p).ok())
             .map(|m| m.len())
             .sum();
-        let stored = store.interactions()?;
-        ledger.index.reserve(
-            usize::try_from(bytes / 160 + if from.is_some() { stored } else { 0 }).unwrap_or(0),
-        );
         let reader = Reader::open(data_dir)?;
         // What happens more than the horizon (and a day) before now is
         // beyond every window a Check reads: its full record stays on disk
@@ -89,6 +84,15 @@ impl Guard {
         // `None`: the store holds no interaction, none goes to disk.
         let store_latest = store.latest_at_or_before(now)?;
         let load_cutoff = store_latest.map(before);
+        // About 160 bytes a record in a journal, and the interactions the
+        // store gives in full: make room up front.
+        let in_full = match from {
+            Some(_) => store.interactions_from(load_cutoff)?,
+            None => 0,
+        };
+        ledger
+            .index
+            .reserve(usize::try_from(bytes / 160 + in_full).unwrap_or(0));
         let mut n = 0u64;
         let mut tick = |n: &mut u64| {
             *n += 1;

@@ -480,6 +480,24 @@ impl Store {
             .map_err(sqlite("checkpointing", &self.path))
     }
 
+    /// How many interactions happen at or after `from` (Unix seconds; all
+    /// of them for `None`), deleted ones included: from the time index, or
+    /// from the places in creation order.
+    pub fn interactions_from(&self, from: Option<i64>) -> Result<u64, StoreError> {
+        match from {
+            None => Ok(self.next_interaction_seq()?.saturating_sub(1)),
+            Some(t) => self
+                .conn
+                .query_row(
+                    "SELECT count(*) FROM interactions WHERE occurs_at >= ?1",
+                    [t],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map(|n| u64::try_from(n).unwrap_or(0))
+                .map_err(sqlite("counting in", &self.path)),
+        }
+    }
+
     /// How many interactions the store holds, deleted ones included.
     pub fn interactions(&self) -> Result<u64, StoreError> {
         self.conn
