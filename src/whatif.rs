@@ -241,7 +241,7 @@ pub fn what_if(
         .enumerate()
         .filter_map(|(i, l)| l.reserved.clone().map(|r| (i, r)))
         .collect();
-    crate::store::read_history(data_dir, |record| {
+    crate::store::read_history_in_time(data_dir, |record| {
         // A record (a batch: one operation) takes effect at its
         // latest change's time, and is applied whole.
         let changes = changes(record);

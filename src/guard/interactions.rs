@@ -237,7 +237,12 @@ impl Guard {
         let ext = values
             .external_id
             .as_deref()
-            .filter(|e| !e.is_empty() && fields.iter().any(|f| f == "externalId"))
+            .filter(|e| {
+                !e.is_empty()
+                    && fields
+                        .iter()
+                        .any(|f| crate::model::field_name(f) == Some("externalId"))
+            })
             .map(|e| format!("ext-{e}"));
         self.preload(ext.as_deref())?;
         let (updated, commit) = self.commit(|ledger| {

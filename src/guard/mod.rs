@@ -312,6 +312,13 @@ impl Guard {
             Err(e) => return Err(e.into()),
         }
         let (_, found) = self.read_disk(any_id)?.ok_or_else(unknown)?;
+        {
+            let ledger = self.read()?;
+            // In memory under another name: the store's row is stale.
+            if ledger.index.knows(&found.id) {
+                return Err(unknown());
+            }
+        }
         if let Some(person) = person {
             let ledger = self.read()?;
             let owner = ledger.index.find_person(&found.person_id)?;
@@ -362,6 +369,7 @@ impl Guard {
                 self.read()?.index.get(None, any_id),
                 Err(IndexError::OnDisk { .. })
             ) && let Some((seq, record)) = self.read_disk(any_id)?
+                && !self.read()?.index.knows(&record.id)
             {
                 self.write()?.index.load_from_disk(record, seq)?;
             }
@@ -374,14 +382,22 @@ impl Guard {
     /// until the next start; one the store does not have either is not
     /// found.
     fn load(&self, person: &str, any_id: &str) -> Result<(), GuardError> {
-        let Some((seq, record)) = self.read_disk(any_id)? else {
-            return Err(IndexError::UnknownInteraction {
+        let unknown = || {
+            GuardError::from(IndexError::UnknownInteraction {
                 person: person.to_owned(),
                 id: any_id.to_owned(),
-            }
-            .into());
+            })
         };
-        self.write()?.index.load_from_disk(record, seq)?;
+        let Some((seq, record)) = self.read_disk(any_id)? else {
+            return Err(unknown());
+        };
+        let mut ledger = self.write()?;
+        // In memory under another name (an externalId since changed): the
+        // store's row is stale, and the name names nothing.
+        if ledger.index.knows(&record.id) {
+            return Err(unknown());
+        }
+        ledger.index.load_from_disk(record, seq)?;
         Ok(())
     }
 

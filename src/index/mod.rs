@@ -317,6 +317,10 @@ struct Slot {
     /// since. A listing orders by it, so that interactions in memory and
     /// on disk only interleave as they were created.
     seq: u64,
+    /// Brought back from disk ([`Index::load_from_disk`]): no Check reads
+    /// it (the interactions that cite it may be on disk only, or cite it
+    /// by a key it no longer has), whatever its time becomes.
+    from_disk: bool,
 }
 
 #[derive(Debug, Default)]
@@ -490,8 +494,17 @@ impl Index {
     /// The full record of an interaction a Check may read: in memory and
     /// from the history held whole (see [`Index::held_from`]).
     fn held(&self, k: InteractionKey) -> Option<&Interaction> {
-        self.hot(k)
-            .filter(|r| r.occurs_at().timestamp() >= self.held_from)
+        let slot = self.records.get(k.0 as usize)?;
+        slot.record
+            .as_deref()
+            .filter(|r| !slot.from_disk && r.occurs_at().timestamp() >= self.held_from)
+    }
+
+    /// True if an interaction in memory has our id `id`: a record the
+    /// store gives for another name of it (an externalId it has since
+    /// changed) is stale.
+    pub fn knows(&self, id: &str) -> bool {
+        self.ids.contains_key(id)
     }
 
     /// The person an interaction belongs to.
@@ -583,9 +596,13 @@ impl Index {
         }
         let next = self.next_seq;
         self.next_seq = seq;
+        let id = record.id.clone();
         let restored = self.restore_interaction(record).map(|_| ());
         self.next_seq = next.max(seq.saturating_add(1));
         restored?;
+        if let Some(k) = self.ids.get(&id).copied() {
+            self.records[k.0 as usize].from_disk = true;
+        }
         self.on_disk = self.on_disk.saturating_sub(1);
         Ok(())
     }
@@ -596,14 +613,15 @@ impl Index {
     /// as on disk only. Only for interactions whose latest state is in the
     /// store. Returns how many.
     pub fn move_to_disk(&mut self, cutoff: i64, keep: impl Fn(&str) -> bool) -> usize {
-        let mut moved = 0;
+        let mut moved: std::collections::HashSet<InteractionKey, foldhash::fast::RandomState> =
+            Default::default();
+        let mut people = Vec::new();
         for i in 0..self.records.len() {
             let slot = &mut self.records[i];
             let Some(r) = slot.record.as_deref() else {
                 continue;
             };
-            let at = r.occurs_at().timestamp();
-            if at >= cutoff || keep(&r.id) {
+            if r.occurs_at().timestamp() >= cutoff || keep(&r.id) {
                 continue;
             }
             let key = InteractionKey(u32::try_from(i).unwrap_or(u32::MAX));
@@ -611,11 +629,6 @@ impl Index {
             let Some(r) = slot.record.take() else {
                 continue;
             };
-            let person = &mut self.people[p.0 as usize];
-            remove_entry(&mut person.entries, at, key);
-            person.records.retain(|k| *k != key);
-            person.interactions = person.interactions.saturating_sub(1);
-            person.records_on_disk = true;
             self.ids.remove(&r.id);
             if let Some(e) = &r.external_id {
                 self.external_ids.remove(e);
@@ -623,14 +636,28 @@ impl Index {
             for m in [&r.recording, &r.voicemail].into_iter().flatten() {
                 self.media_files.remove(&m.storage_key);
             }
+            // A new generated id never takes one of these.
             if let Some(n) = generated_number("IT", &r.id) {
                 self.max_on_disk_generated = self.max_on_disk_generated.max(n);
+                self.next_interaction = self.next_interaction.max(n);
             }
-            moved += 1;
+            moved.insert(key);
+            people.push(p);
         }
-        self.on_disk += moved;
-        self.vacated += moved;
-        moved
+        // Each person's lists once, whatever how many of its interactions
+        // moved.
+        people.sort_unstable();
+        people.dedup();
+        for p in people {
+            let person = &mut self.people[p.0 as usize];
+            person.entries.retain(|e| !moved.contains(&e.key));
+            person.records.retain(|k| !moved.contains(k));
+            person.interactions = person.records.len();
+            person.records_on_disk = true;
+        }
+        self.on_disk += moved.len();
+        self.vacated += moved.len();
+        moved.len()
     }
 
     /// Puts an interaction back in its exact stored state (the journal's
@@ -686,6 +713,7 @@ impl Index {
                 person: p,
                 record: Some(Box::new(record)),
                 seq: self.next_seq,
+                from_disk: false,
             });
             self.next_seq += 1;
             let person = &mut self.people[p.0 as usize];

@@ -316,17 +316,25 @@ pub fn recover_from(
         .into_iter()
         .filter(|g| base.is_none_or(|b| *g >= b))
         .collect();
+    // The store's journal missing: it held records the store does not,
+    // or a later journal shows that the store is older than the journals
+    // beside it (a store put back from a copy, or a reader that took the
+    // store's position before a start moved it and removed the journal).
     if let Some(p) = from
-        && p.records > 0
         && !logs.contains(&p.generation)
+        && (p.records > 0 || logs.iter().any(|g| *g > p.generation))
     {
         return Err(JournalError::Corrupt {
             path: layout.journal(p.generation),
             offset: 0,
-            reason: format!(
-                "the store holds {} records of this journal, which is missing",
-                p.records
-            ),
+            reason: if p.records > 0 {
+                format!(
+                    "the store holds {} records of this journal, which is missing",
+                    p.records
+                )
+            } else {
+                "the store reaches the start of this journal, which is missing while later ones are here: the store is older than the journals beside it (put back from a copy), or a start moved on while this was read (read again)".into()
+            },
         });
     }
     for (i, g) in logs.iter().enumerate() {

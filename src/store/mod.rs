@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
-pub use read::{HistoryRead, read_history};
+pub use read::{HistoryRead, read_history, read_history_in_time};
 
 use crate::journal::{JournalError, Position};
 use crate::ledger::{ApplyError, Change, changes};

@@ -24,6 +24,28 @@ pub struct HistoryRead {
 /// order. Needs no lock.
 pub fn read_history(
     data_dir: &Path,
+    each: impl FnMut(Record) -> Result<(), JournalError>,
+) -> Result<HistoryRead, JournalError> {
+    read(data_dir, false, each)
+}
+
+/// [`read_history`], with the store's records in the order they came to
+/// be (an interaction at its creation, in its latest state; anything else
+/// when it took effect, [`crate::ledger::Change::effective_at`]; those
+/// without a time first, then as stored) rather than by kind: for a reader
+/// that decides, between them, what was asked then (what-if), as the
+/// journal gave them before the store took them. Holds the store's
+/// records in memory while it sorts them.
+pub fn read_history_in_time(
+    data_dir: &Path,
+    each: impl FnMut(Record) -> Result<(), JournalError>,
+) -> Result<HistoryRead, JournalError> {
+    read(data_dir, true, each)
+}
+
+fn read(
+    data_dir: &Path,
+    in_time: bool,
     mut each: impl FnMut(Record) -> Result<(), JournalError>,
 ) -> Result<HistoryRead, JournalError> {
     let layout = Layout {
@@ -40,7 +62,30 @@ pub fn read_history(
             .map_err(super::sqlite("reading", store.path()))?;
         out.from = store.position()?;
         if out.from.is_some() {
-            out.store_records = store.for_each(&mut each)?;
+            if in_time {
+                let mut base = Vec::new();
+                out.store_records = store.for_each(|record| {
+                    // An interaction existed from its creation (the store
+                    // holds its latest state); anything else from when it
+                    // took effect.
+                    let at = crate::ledger::changes(record.clone())
+                        .into_iter()
+                        .filter_map(|c| match c.ok()? {
+                            crate::ledger::Change::Interaction(i) => Some(i.created_at),
+                            other => other.effective_at(),
+                        })
+                        .max();
+                    base.push((at, record));
+                    Ok(())
+                })?;
+                // Stable: equal times keep the store's order.
+                base.sort_by_key(|(at, _)| *at);
+                for (_, record) in base {
+                    each(record)?;
+                }
+            } else {
+                out.store_records = store.for_each(&mut each)?;
+            }
         }
     }
     out.recovered = journal::recover_from(&layout, out.from, each)?;
