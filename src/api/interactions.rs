@@ -118,7 +118,13 @@ pub(super) async fn list(
 ) -> Result<Response<pb::ListInteractionsResponse>, Status> {
     let who = caller(&req)?;
     let q = list_query(req.get_ref())?;
-    let (total, data) = service.guard()?.list(&q, &who)?;
+    // A listing may read the store (interactions on disk only): on a
+    // blocking thread, so that Checks on the async threads never wait
+    // behind it.
+    let guard = service.guard_shared()?;
+    let (total, data) = tokio::task::spawn_blocking(move || guard.list(&q, &who))
+        .await
+        .map_err(|e| Status::internal(format!("the listing stopped: {e}")))??;
     Ok(Response::new(pb::ListInteractionsResponse {
         total: u32::try_from(total).unwrap_or(u32::MAX),
         count: u32::try_from(data.len()).unwrap_or(u32::MAX),

@@ -98,6 +98,13 @@ impl Service {
         })
     }
 
+    /// The guard, shared, for work moved off the async threads.
+    fn guard_shared(&self) -> Result<std::sync::Arc<Guard>, Status> {
+        self.guard.get().cloned().ok_or_else(|| {
+            Status::unavailable("starting: the history is still being loaded; retry shortly")
+        })
+    }
+
     fn media(&self) -> Result<&MediaHub, Status> {
         self.media
             .get()

@@ -347,7 +347,15 @@ impl Guard {
         let before = self.read()?.index.held_from();
         match scope {
             crate::index::DiskScope::Person(ids) => {
-                store.of_people(ids, before, |r| q.matches(r)).map_err(failed)
+                let found = store
+                    .of_people(ids, before, |r| q.matches(r))
+                    .map_err(failed)?;
+                if found.len() > MAX_LISTED_FROM_DISK {
+                    return Err(GuardError::FailedPrecondition(format!(
+                        "more than {MAX_LISTED_FROM_DISK} of this person's interactions on disk only match this listing; narrow it with `createdAfter`, `startedAfter` or other filters"
+                    )));
+                }
+                Ok(found)
             }
             crate::index::DiskScope::All => store
                 .scan(before, MAX_LISTED_FROM_DISK, |r| q.matches(r))
