@@ -570,41 +570,35 @@ impl Writing<'_> {
                 let media = (!media.is_empty()).then(|| media.join(" "));
                 // A new one takes the next place in creation order; a
                 // known one keeps its place and takes the new state.
+                let values: [&dyn rusqlite::ToSql; 8] = [
+                    &self.interaction_seq,
+                    &i.id,
+                    &i.person_id,
+                    &i.external_id,
+                    &at,
+                    &deleted_at,
+                    &media,
+                    &record,
+                ];
                 let inserted = self
                     .tx
                     .execute(
                         "INSERT OR IGNORE INTO interactions
                              (seq, id, person_id, external_id, occurs_at, deleted_at, media, record)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                        params![
-                            self.interaction_seq,
-                            i.id,
-                            i.person_id,
-                            i.external_id,
-                            at,
-                            deleted_at,
-                            media,
-                            record
-                        ],
+                        &values[..],
                     )
                     .map_err(sqlite("writing", &self.path))?;
                 if inserted == 1 {
                     self.interaction_seq += 1;
                 } else {
+                    // The same values but the place, which it keeps.
                     self.tx
                         .execute(
                             "UPDATE interactions SET person_id = ?2, external_id = ?3,
                                  occurs_at = ?4, deleted_at = ?5, media = ?6, record = ?7
                              WHERE id = ?1",
-                            params![
-                                i.id,
-                                i.person_id,
-                                i.external_id,
-                                at,
-                                deleted_at,
-                                media,
-                                record
-                            ],
+                            &values[1..],
                         )
                         .map_err(sqlite("writing", &self.path))?;
                 }
