@@ -1894,3 +1894,559 @@ async fn a_link_never_joins_a_history_that_is_on_disk_only() {
         );
     }
 }
+
+/// Review fix: a generated id never takes the id of an interaction on
+/// disk only. An old record created with an id of the generated shape
+/// (`IT-0000-00000010`, number 16) goes to disk; sixteen creates without
+/// an id after that start pass its number, and none of them is given it:
+/// the old record is still the one listed and got by that id, also after
+/// the next starts (replayed over the store, and materialized again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_ids_never_take_the_id_of_a_record_on_disk() {
+    const OLD_ID: &str = "IT-0000-00000010";
+    let dir = tempfile::tempdir().unwrap();
+    let g = open(dir.path(), u64::MAX);
+    let old = create(
+        &g,
+        ANN,
+        InteractionInput {
+            id: Some(OLD_ID.into()),
+            ..record("text", "outbound", "attempted", "2023-01-10T15:00:00Z")
+        },
+    )
+    .await;
+    assert_eq!(old.id, OLD_ID);
+    let r1 = create(
+        &g,
+        ANN,
+        record("text", "outbound", "attempted", "2024-03-10T15:00:00Z"),
+    )
+    .await;
+    let r2 = create(&g, ANN, record("voice", "outbound", "attempted", LATEST)).await;
+    drop(g);
+
+    let g = open(dir.path(), 0);
+    assert_eq!((g.in_memory, g.on_disk), (2, 1));
+    let mut generated = Vec::new();
+    for i in 0..16 {
+        let at = iso(t("2024-03-14T00:00:00Z") + Duration::minutes(i));
+        generated.push(create(&g, BOB, record("text", "outbound", "attempted", &at)).await);
+    }
+    let taken: Vec<&str> = ids(&generated)
+        .into_iter()
+        .filter(|id| *id == OLD_ID || *id == r1.id || *id == r2.id)
+        .collect();
+    assert_eq!(taken, Vec::<&str>::new(), "generated ids already taken");
+    let mut distinct = ids(&generated);
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 16);
+    let expect = |g: &Guard, when: &str| {
+        assert_eq!(g.get(None, OLD_ID, &caller()), Ok(old.clone()), "{when}");
+        assert_eq!(
+            g.get(Some(ANN), OLD_ID, &caller()),
+            Ok(old.clone()),
+            "{when}"
+        );
+        assert!(
+            matches!(
+                g.get(Some(BOB), OLD_ID, &caller()),
+                Err(GuardError::NotFound(_))
+            ),
+            "{when}: not Bob's"
+        );
+        let (total, ann) = g.list(&query(Some(ANN)), &caller()).unwrap();
+        assert_eq!(
+            (total, ids(&ann)),
+            (3, vec![OLD_ID, r1.id.as_str(), r2.id.as_str()]),
+            "{when}"
+        );
+        let (total, bob) = g.list(&query(Some(BOB)), &caller()).unwrap();
+        assert_eq!(
+            (total, bob.as_slice()),
+            (16, generated.as_slice()),
+            "{when}"
+        );
+    };
+    expect(&g, "the start that moved it to disk");
+    drop(g);
+
+    let g = open(dir.path(), u64::MAX);
+    assert_eq!((g.in_memory, g.on_disk), (18, 1));
+    expect(&g, "replayed over the store");
+    drop(g);
+    let g = open(dir.path(), 0);
+    assert_eq!((g.in_memory, g.on_disk), (18, 1));
+    expect(&g, "materialized again");
+}
+
+/// Review fix: an update whose FieldMask names `external_id` (snake_case,
+/// as the FieldMask of a gRPC client may) to an externalId an interaction
+/// on disk only holds is refused as taken, as with `externalId`, and as
+/// while it was in memory; nothing changes. Each on a data directory of
+/// its own: a first refusal brings the holder back into memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_to_an_external_id_on_disk_is_taken_whatever_the_mask_spelling() {
+    let at = t("2024-03-16T12:00:00Z");
+    let mut answers = Vec::new();
+    for compact_after in [u64::MAX, 0] {
+        for mask in ["externalId", "external_id"] {
+            let dir = tempfile::tempdir().unwrap();
+            let g = open(dir.path(), u64::MAX);
+            let old = create(
+                &g,
+                ANN,
+                InteractionInput {
+                    external_id: Some("E".into()),
+                    ..record("text", "outbound", "attempted", "2023-01-10T15:00:00Z")
+                },
+            )
+            .await;
+            create(
+                &g,
+                ANN,
+                record("text", "outbound", "attempted", "2023-01-11T15:00:00Z"),
+            )
+            .await;
+            let y = create(&g, ANN, record("text", "outbound", "attempted", LATEST)).await;
+            drop(g);
+
+            let g = open(dir.path(), compact_after);
+            assert_eq!(
+                g.on_disk,
+                if compact_after == 0 { 2 } else { 0 },
+                "compact_after {compact_after}"
+            );
+            let values = InteractionInput {
+                external_id: Some("E".into()),
+                ..InteractionInput::default()
+            };
+            let got = g
+                .update(None, &y.id, &values, &[mask.to_owned()], &caller(), at)
+                .await;
+            assert!(
+                matches!(&got, Err(GuardError::AlreadyExists(_))),
+                "compact_after {compact_after}, mask {mask}: {got:?}"
+            );
+            answers.push(got);
+            drop(g);
+            // Nothing changed: the next start has one holder of `E`.
+            let g = open(dir.path(), 0);
+            assert_eq!(g.get(None, "ext-E", &caller()), Ok(old), "mask {mask}");
+            assert_eq!(g.get(None, &y.id, &caller()), Ok(y), "mask {mask}");
+        }
+    }
+    assert_eq!(answers[2..], answers[..2], "on disk as in memory");
+}
+
+/// Copies the files of the directory `from` to `to`.
+fn copy_files(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// Copies the files of the store (`DATA_DIR/store`) to `to`.
+fn copy_store(data: &Path, to: &Path) {
+    copy_files(&data.join("store"), to);
+}
+
+/// Puts the store files copied to `from` back in place of the store's.
+fn put_store_back(from: &Path, data: &Path) {
+    std::fs::remove_dir_all(data.join("store")).unwrap();
+    copy_files(from, &data.join("store"));
+}
+
+fn store_position(dir: &Path) -> Option<(u64, u64)> {
+    Store::open_read_only(dir)
+        .unwrap()
+        .unwrap()
+        .position()
+        .unwrap()
+        .map(|p| (p.generation, p.records))
+}
+
+/// Review fix: a store older than the journals beside it (an operator's
+/// copy of it put back) is refused at start, naming the journal it needs,
+/// rather than starting without what that journal held; the store of the
+/// data directory put back, the start has everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_older_than_the_journals_beside_it_is_refused() {
+    use compliance_guard::journal::{JournalError, Layout};
+    let dir = tempfile::tempdir().unwrap();
+    let copies = tempfile::tempdir().unwrap();
+    let (stale, current) = (copies.path().join("stale"), copies.path().join("now"));
+    let count = |g: &Guard| g.list(&query(Some(ANN)), &caller()).unwrap().0;
+    {
+        let g = open(dir.path(), 0);
+        create(&g, ANN, record("text", "outbound", "attempted", LATEST)).await;
+    }
+    drop(open(dir.path(), 0));
+    assert_eq!(store_position(dir.path()), Some((1, 0)));
+    copy_store(dir.path(), &stale);
+    {
+        let g = open(dir.path(), 0);
+        for i in 0..4 {
+            let at = iso(t(LATEST) - Duration::hours(i + 1));
+            create(&g, ANN, record("text", "outbound", "attempted", &at)).await;
+        }
+    }
+    drop(open(dir.path(), 0));
+    assert_eq!(store_position(dir.path()), Some((2, 0)));
+    let layout = Layout {
+        dir: dir.path().to_owned(),
+    };
+    assert!(!layout.journal(1).exists(), "journal 1 removed");
+    {
+        let g = open(dir.path(), u64::MAX);
+        create(
+            &g,
+            ANN,
+            record("voice", "outbound", "attempted", "2024-03-15T10:00:00Z"),
+        )
+        .await;
+        assert_eq!(count(&g), 6);
+    }
+    copy_store(dir.path(), &current);
+
+    put_store_back(&stale, dir.path());
+    assert_eq!(store_position(dir.path()), Some((1, 0)));
+    for compact_after in [u64::MAX, 0] {
+        match open_with(dir.path(), compact_after) {
+            Ok((g, _)) => panic!(
+                "compact_after {compact_after}: started on the stale store with {} of 6 interactions",
+                count(&g)
+            ),
+            Err(JournalError::Corrupt { path, reason, .. }) => {
+                assert_eq!(path, layout.journal(1), "compact_after {compact_after}");
+                assert!(
+                    reason.contains("older than the journals beside it"),
+                    "{reason}"
+                );
+            }
+            Err(other) => panic!("compact_after {compact_after}: {other:?}"),
+        }
+    }
+    // Refused, it changed nothing: the right store put back, all of it.
+    put_store_back(&current, dir.path());
+    let g = open(dir.path(), u64::MAX);
+    assert_eq!(count(&g), 6);
+}
+
+/// Review fix: a reader of the history (backup) that took the store's
+/// position before a start beside it moved the store on and removed that
+/// journal gets an error, to read again, not the history without what
+/// the journal held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_read_racing_a_start_that_removes_its_journal_fails() {
+    use compliance_guard::journal::{JournalError, Layout};
+    use compliance_guard::pb::journal::record::Op;
+    let dir = tempfile::tempdir().unwrap();
+    let interactions = |r: &compliance_guard::pb::journal::Record, n: &mut usize| {
+        if matches!(r.op, Some(Op::Interaction(_))) {
+            *n += 1;
+        }
+    };
+    let read = |dir: &Path| {
+        let mut n = 0;
+        compliance_guard::store::read_history(dir, |r| {
+            interactions(&r, &mut n);
+            Ok(())
+        })
+        .map(|h| (h.from.map(|p| (p.generation, p.records)), n))
+    };
+    {
+        let g = open(dir.path(), u64::MAX);
+        for i in 0..3 {
+            let at = iso(t(LATEST) - Duration::hours(i + 10));
+            create(&g, ANN, record("text", "outbound", "attempted", &at)).await;
+        }
+    }
+    let g = open(dir.path(), 0);
+    for i in 0..2 {
+        let at = iso(t(LATEST) - Duration::hours(i));
+        create(&g, ANN, record("text", "outbound", "attempted", &at)).await;
+    }
+    drop(g);
+    let (g0, _) = store_position(dir.path()).unwrap();
+    assert_eq!(read(dir.path()).unwrap(), (Some((g0, 0)), 5));
+
+    let mut started = false;
+    let mut n = 0;
+    let raced = compliance_guard::store::read_history(dir.path(), |r| {
+        if !started {
+            started = true;
+            // A server starts while the backup reads: it materializes
+            // journal g0 into the store and removes it.
+            drop(open_with(dir.path(), 0).unwrap());
+        }
+        interactions(&r, &mut n);
+        Ok(())
+    });
+    assert!(started);
+    assert_eq!(store_position(dir.path()), Some((g0 + 1, 0)));
+    let layout = Layout {
+        dir: dir.path().to_owned(),
+    };
+    match raced {
+        Err(JournalError::Corrupt { path, .. }) => assert_eq!(path, layout.journal(g0)),
+        other => panic!("read {n} of 5 interactions: {other:?}"),
+    }
+    // Read again, it has everything.
+    assert_eq!(read(dir.path()).unwrap(), (Some((g0 + 1, 0)), 5));
+}
+
+/// One outbound call a day.
+const ONE_CALL_A_DAY: &str = "rules:
+  - id: test-one-call-a-day
+    description: At most one call a day.
+    citation: test
+    jurisdictions: [US]
+    applies:
+      channels: [voice]
+      directions: [outbound]
+    frequencyCap:
+      limit: 1
+      windowDays: 1
+      per: borrower
+";
+
+/// Review fix: what-if reads the store's records in the order they came
+/// to be, as it read the journal before a start moved them into the
+/// store: a call blocked because of an earlier call is a violation under
+/// the rules of then whether the history is read from the journal or
+/// from the store, even when another borrower was first recorded after
+/// the decision (the store holds people before interactions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_if_reports_the_same_violations_after_a_materializing_start() {
+    use compliance_guard::decisions::{DecisionLog, LogConfig};
+    use compliance_guard::whatif::what_if;
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("test.yaml"), ONE_CALL_A_DAY).unwrap();
+    let set = RuleSet::load_dir(rules.path(), &LoadOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let now = t(LATEST);
+    let call = || send(ANN, "voice", &iso(now + Duration::seconds(1)));
+    {
+        let g = open(dir.path(), u64::MAX);
+        compliance_guard::reload::archive(dir.path(), &set).unwrap();
+        g.set_rules(Arc::new(set));
+        let log = DecisionLog::start(LogConfig::under(dir.path())).unwrap();
+        g.create(
+            ANN,
+            &record("voice", "outbound", "attempted", "2024-03-15T14:00:00Z"),
+            &caller(),
+            now,
+        )
+        .await
+        .unwrap();
+        let at = now + Duration::seconds(1);
+        let out = check(&g, &call()).await.unwrap();
+        log.record(&call(), &caller(), &out, at);
+        assert!(!out.decision.allowed, "{out:?}");
+        assert_eq!(out.decision.rule_id.as_deref(), Some("test-one-call-a-day"));
+        // Bob is first recorded after the decision.
+        g.create(
+            BOB,
+            &record("voice", "outbound", "attempted", LATEST),
+            &caller(),
+            now + Duration::seconds(2),
+        )
+        .await
+        .unwrap();
+        log.close();
+    }
+    let report = || {
+        let r = what_if(
+            rules.path(),
+            dir.path(),
+            &LoadOptions::default(),
+            None,
+            None,
+        )
+        .unwrap();
+        (r.decisions, r.skipped, r.before, r.after)
+    };
+    let violations: std::collections::BTreeMap<String, u64> =
+        [("test-one-call-a-day".to_owned(), 1)].into();
+    let before = report();
+    assert_eq!(before, (1, 0, violations.clone(), violations));
+    drop(open(dir.path(), 0));
+    assert!(store_position(dir.path()).is_some());
+    assert_eq!(report(), before, "read from the store");
+}
+
+/// Review fix (moved time): a message on disk only, read back by an
+/// update that moves its time into the window, with the reply that cited
+/// it: a send citing it again is not the reply (the message was
+/// answered), and is blocked as when everything was in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_on_disk_moved_into_the_window_is_still_answered() {
+    const P: &str = "BO-MMMM-00000013";
+    let rules = rules_from(ONE_TEXT_A_WEEK);
+    let mut answers = Vec::new();
+    for compact_after in [u64::MAX, 0] {
+        let dir = tempfile::tempdir().unwrap();
+        let g = open(dir.path(), u64::MAX);
+        g.set_rules(rules.clone());
+        let inbound = create(
+            &g,
+            P,
+            record("text", "inbound", "succeeded", "2022-01-05T15:00:00Z"),
+        )
+        .await;
+        let reply = create(
+            &g,
+            P,
+            InteractionInput {
+                previous_interaction_id: Some(inbound.id.clone()),
+                ..record(
+                    "text",
+                    "outbound",
+                    "succeeded",
+                    &iso(t(LATEST) - Duration::days(2)),
+                )
+            },
+        )
+        .await;
+        let other = create(
+            &g,
+            P,
+            record(
+                "text",
+                "outbound",
+                "succeeded",
+                &iso(t(LATEST) - Duration::days(1)),
+            ),
+        )
+        .await;
+        latest(&g).await;
+        drop(g);
+
+        let g = open(dir.path(), compact_after);
+        g.set_rules(rules.clone());
+        assert_eq!(g.on_disk, if compact_after == 0 { 1 } else { 0 });
+        // The message's time corrected: it came in three days ago.
+        g.update(
+            None,
+            &inbound.id,
+            &InteractionInput {
+                started_at: Some(iso(t(LATEST) - Duration::days(3))),
+                ..InteractionInput::default()
+            },
+            &["startedAt".to_owned()],
+            &caller(),
+            t(LATEST) + Duration::hours(1),
+        )
+        .await
+        .unwrap();
+        let again = CheckInput {
+            previous_interaction_id: inbound.id.clone(),
+            ..send(P, "text", &iso(t(LATEST) + Duration::hours(2)))
+        };
+        let out = check(&g, &again).await.unwrap();
+        assert!(
+            !out.decision.allowed,
+            "compact_after {compact_after}: {out:?}"
+        );
+        assert_eq!(
+            out.decision.rule_id.as_deref(),
+            Some("test-one-text-a-week")
+        );
+        answers.push((
+            out.decision.violations[0].counted_interaction_ids.clone(),
+            reply,
+            other,
+        ));
+    }
+    let (in_memory, reply, other) = &answers[0];
+    assert_eq!(in_memory, &[other.id.as_str()], "the reply is not counted");
+    // Strict by design: no Check reads a message brought back from disk
+    // (what answered it, or cites it, may be on disk only), so the reply
+    // to it is not known as one and counts too: blocked all the same.
+    assert_eq!(answers[1].0, [reply.id.clone(), other.id.clone()]);
+}
+
+/// Review fix (stale externalId): an interaction on disk only whose
+/// externalId changes from `E` to `E2` is no longer found by `ext-E`
+/// (the store's row still says `E` until the next start), neither by a
+/// Get nor by an update (not found at once, not an internal error), and
+/// is found by `ext-E2`: as while it was in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_external_id_of_a_record_on_disk_names_nothing() {
+    let at = t("2024-03-16T12:00:00Z");
+    let mut answers = Vec::new();
+    for compact_after in [u64::MAX, 0] {
+        let dir = tempfile::tempdir().unwrap();
+        let g = open(dir.path(), u64::MAX);
+        let x = create(
+            &g,
+            ANN,
+            InteractionInput {
+                external_id: Some("E".into()),
+                ..record("text", "outbound", "attempted", "2023-01-10T15:00:00Z")
+            },
+        )
+        .await;
+        create(
+            &g,
+            ANN,
+            record("text", "outbound", "attempted", "2023-01-11T15:00:00Z"),
+        )
+        .await;
+        create(&g, ANN, record("text", "outbound", "attempted", LATEST)).await;
+        drop(g);
+
+        let g = open(dir.path(), compact_after);
+        assert_eq!(g.on_disk, if compact_after == 0 { 2 } else { 0 });
+        let changed = g
+            .update(
+                None,
+                "ext-E",
+                &InteractionInput {
+                    external_id: Some("E2".into()),
+                    ..InteractionInput::default()
+                },
+                &["externalId".to_owned()],
+                &caller(),
+                at,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (changed.id.as_str(), changed.external_id.as_deref()),
+            (x.id.as_str(), Some("E2"))
+        );
+        let get_old = g.get(None, "ext-E", &caller());
+        assert!(
+            matches!(get_old, Err(GuardError::NotFound(_))),
+            "compact_after {compact_after}: {get_old:?}"
+        );
+        let started = std::time::Instant::now();
+        let update_old = g
+            .update(
+                None,
+                "ext-E",
+                &InteractionInput {
+                    status: Some("succeeded".into()),
+                    ..InteractionInput::default()
+                },
+                &["status".to_owned()],
+                &caller(),
+                at,
+            )
+            .await;
+        let took = started.elapsed();
+        assert!(
+            matches!(update_old, Err(GuardError::NotFound(_))),
+            "compact_after {compact_after}: {update_old:?}"
+        );
+        assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+        assert_eq!(g.get(None, "ext-E2", &caller()), Ok(changed.clone()));
+        assert_eq!(g.get(None, &x.id, &caller()), Ok(changed.clone()));
+        answers.push((get_old, update_old, changed));
+    }
+    assert_eq!(answers[1], answers[0], "on disk as in memory");
+}
