@@ -1,0 +1,217 @@
+//! Reading full records of interactions from the store while serving.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Store, StoreError, path_in, sqlite};
+use crate::pb::journal::Record;
+
+/// Reading full records of interactions from the store while serving:
+/// what memory no longer holds (records beyond the horizon). A few
+/// read-only connections, so that concurrent reads do not queue behind
+/// one; a read never holds the guard's lock.
+#[derive(Debug)]
+pub struct Reader {
+    conns: Vec<std::sync::Mutex<Connection>>,
+    next: std::sync::atomic::AtomicUsize,
+    path: PathBuf,
+}
+
+/// How many read-only connections a [`Reader`] opens.
+pub const READERS: usize = 4;
+
+impl Reader {
+    /// Opens [`READERS`] read-only connections to a data directory's store.
+    pub fn open(data_dir: &Path) -> Result<Reader, StoreError> {
+        let mut conns = Vec::with_capacity(READERS);
+        let mut path = path_in(data_dir);
+        for _ in 0..READERS {
+            let store = Store::open_read_only(data_dir)?.ok_or_else(|| StoreError::Format {
+                path: path.clone(),
+                reason: "it is missing".into(),
+            })?;
+            path = store.path.clone();
+            conns.push(std::sync::Mutex::new(store.conn));
+        }
+        Ok(Reader {
+            conns,
+            next: std::sync::atomic::AtomicUsize::new(0),
+            path,
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let n = self.conns.len().max(1);
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n;
+        // A free connection if there is one, else wait for the next in turn.
+        for i in 0..n {
+            if let Some(Ok(conn)) = self.conns.get((start + i) % n).map(|m| m.try_lock()) {
+                return f(&conn);
+            }
+        }
+        let conn = self.conns[start].lock().map_err(|_| StoreError::Format {
+            path: self.path.clone(),
+            reason: "a reader's lock is poisoned".into(),
+        })?;
+        f(&conn)
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<crate::model::Interaction, StoreError> {
+        decode_interaction(&self.path, bytes)
+    }
+
+    /// What the store knows of a stored audio file: `None` if no
+    /// interaction holds it, otherwise when its interaction was deleted.
+    pub fn media_file(
+        &self,
+        storage_key: &str,
+    ) -> Result<Option<Option<chrono::DateTime<chrono::Utc>>>, StoreError> {
+        let row: Option<Option<i64>> = self.with(|c| {
+            c.query_row(
+                "SELECT deleted_at FROM media WHERE storage_key = ?1",
+                [storage_key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sqlite("reading", &self.path))
+        })?;
+        Ok(row.map(|d| d.and_then(chrono::DateTime::from_timestamp_micros)))
+    }
+}
+
+/// An interaction's record as the store holds it.
+fn decode_interaction(path: &Path, bytes: &[u8]) -> Result<crate::model::Interaction, StoreError> {
+    let bad = |reason: String| StoreError::Format {
+        path: path.to_owned(),
+        reason,
+    };
+    let record = <Record as prost::Message>::decode(bytes)
+        .map_err(|e| bad(format!("a record does not decode: {e}")))?;
+    match record.op {
+        Some(crate::pb::journal::record::Op::Interaction(pb)) => {
+            let id = pb.id.clone();
+            crate::wire::interaction_from(pb)
+                .map_err(|p| bad(format!("interaction `{id}`: {}", p.message)))
+        }
+        _ => Err(bad("a row of `interactions` is not an interaction".into())),
+    }
+}
+
+impl Reader {
+    /// One interaction by our id or `ext-<externalId>`, with its place in
+    /// creation order.
+    pub fn get(
+        &self,
+        any_id: &str,
+    ) -> Result<Option<(u64, crate::model::Interaction)>, StoreError> {
+        let (sql, key) = match any_id.strip_prefix("ext-") {
+            Some(ext) => (
+                "SELECT seq, record FROM interactions WHERE external_id = ?1",
+                ext,
+            ),
+            None => ("SELECT seq, record FROM interactions WHERE id = ?1", any_id),
+        };
+        let row: Option<(i64, Vec<u8>)> = self.with(|c| {
+            c.query_row(sql, [key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(sqlite("reading", &self.path))
+        })?;
+        row.map(|(seq, b)| Ok((u64::try_from(seq).unwrap_or(0), self.decode(&b)?)))
+            .transpose()
+    }
+
+    /// True if an interaction recorded under one of `person_ids` happens
+    /// before `before` (Unix seconds).
+    pub fn any_of_people(&self, person_ids: &[String], before: i64) -> Result<bool, StoreError> {
+        for id in person_ids {
+            let found: Option<i64> = self.with(|c| {
+                c.query_row(
+                    "SELECT 1 FROM interactions WHERE person_id = ?1 AND occurs_at < ?2 LIMIT 1",
+                    params![id, before],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sqlite("reading", &self.path))
+            })?;
+            if found.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Every interaction recorded under one of `person_ids` that happens
+    /// before `before` (Unix seconds) and that `keep` accepts, with its
+    /// place in creation order.
+    pub fn of_people(
+        &self,
+        person_ids: &[String],
+        before: i64,
+        mut keep: impl FnMut(&crate::model::Interaction) -> bool,
+    ) -> Result<Vec<(u64, crate::model::Interaction)>, StoreError> {
+        let mut out = Vec::new();
+        for id in person_ids {
+            let rows: Vec<(i64, Vec<u8>)> = self.with(|c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT seq, record FROM interactions
+                         WHERE person_id = ?1 AND occurs_at < ?2 ORDER BY seq",
+                    )
+                    .map_err(sqlite("reading", &self.path))?;
+                let rows = stmt
+                    .query_map(params![id, before], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(sqlite("reading", &self.path))?;
+                rows.collect::<Result<_, _>>()
+                    .map_err(sqlite("reading", &self.path))
+            })?;
+            for (seq, bytes) in rows {
+                let r = self.decode(&bytes)?;
+                if keep(&r) {
+                    out.push((u64::try_from(seq).unwrap_or(0), r));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every interaction in the store that happens before `before` (Unix
+    /// seconds; by the store's time index) and that `keep` accepts, in
+    /// creation order, with its place in it; refused (`Err(most)`) once
+    /// more than `most` are kept, so that a listing never holds an
+    /// unbounded part of the history in memory.
+    #[allow(clippy::type_complexity, reason = "a page or the limit it hit")]
+    pub fn scan(
+        &self,
+        before: i64,
+        most: usize,
+        mut keep: impl FnMut(&crate::model::Interaction) -> bool,
+    ) -> Result<Result<Vec<(u64, crate::model::Interaction)>, usize>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT seq, record FROM interactions WHERE occurs_at < ?1 ORDER BY seq",
+                )
+                .map_err(sqlite("reading", &self.path))?;
+            let mut rows = stmt
+                .query([before])
+                .map_err(sqlite("reading", &self.path))?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(sqlite("reading", &self.path))? {
+                let seq: i64 = row.get(0).map_err(sqlite("reading", &self.path))?;
+                let bytes: Vec<u8> = row.get(1).map_err(sqlite("reading", &self.path))?;
+                let r = self.decode(&bytes)?;
+                if keep(&r) {
+                    if out.len() == most {
+                        return Ok(Err(most));
+                    }
+                    out.push((u64::try_from(seq).unwrap_or(0), r));
+                }
+            }
+            Ok(Ok(out))
+        })
+    }
+}
