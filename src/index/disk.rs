@@ -1,0 +1,168 @@
+//! What the index keeps of interactions on disk only (beyond the
+//! horizon, in the store): a count and the largest generated id, and the
+//! moves between memory and disk. The history held whole in memory, and
+//! what a Check may read of it.
+
+use super::{Index, IndexError, Interaction, InteractionKey, generated_number};
+
+impl Index {
+    /// How many interactions are on disk only.
+    pub fn on_disk(&self) -> usize {
+        self.on_disk
+    }
+
+    /// Sets the time from which the history is held whole in memory (see
+    /// [`Index::held_from`]): what a start left on disk is before it.
+    pub fn set_held_from(&mut self, t: i64) {
+        self.held_from = t;
+    }
+
+    /// The time (Unix seconds) from which the history is held whole in
+    /// memory; `i64::MIN` when all of it is.
+    pub fn held_from(&self) -> i64 {
+        self.held_from
+    }
+
+    /// The full record of an interaction a Check may read: in memory and
+    /// from the history held whole (see [`Index::held_from`]).
+    pub(super) fn held(&self, k: InteractionKey) -> Option<&Interaction> {
+        let slot = self.records.get(k.0 as usize)?;
+        slot.record
+            .as_deref()
+            .filter(|r| !slot.from_disk && r.occurs_at().timestamp() >= self.held_from)
+    }
+
+    /// True if an interaction in memory has our id `id`: a record the
+    /// store gives for another name of it (an externalId it has since
+    /// changed) is stale.
+    pub fn knows(&self, id: &str) -> bool {
+        self.ids.contains_key(id)
+    }
+
+    /// Counts the interactions whose records stay on disk (they left the
+    /// horizon, so no Check reads them), and nothing else of them stays in
+    /// memory: `count` of them, `next_seq` the place in creation order
+    /// after all of them, `largest_id` the largest id of the generated
+    /// shape among them (generated ids go on after it). Which people have
+    /// some is learnt when it matters ([`Index::note_records_on_disk`]).
+    pub fn restore_on_disk(&mut self, count: u64, next_seq: u64, largest_id: Option<&str>) {
+        self.on_disk += usize::try_from(count).unwrap_or(usize::MAX);
+        self.next_seq = self.next_seq.max(next_seq);
+        if let Some(n) = largest_id.and_then(|id| generated_number("IT", id)) {
+            self.next_interaction = self.next_interaction.max(n);
+            self.max_on_disk_generated = self.max_on_disk_generated.max(n);
+        }
+    }
+
+    /// Notes that the person `name` names has interactions on disk only:
+    /// a link then treats it as a person with records.
+    pub fn note_records_on_disk(&mut self, name: &str) {
+        if let Ok(Some(p)) = self.find_person(name) {
+            self.people[p.0 as usize].records_on_disk = true;
+        }
+    }
+
+    /// Our ids (the person's own and its aliases) under which `name`'s
+    /// interactions may be recorded.
+    pub fn person_names_of(&self, name: &str) -> Vec<String> {
+        match self.find_person(name) {
+            Ok(Some(p)) => {
+                let person = &self.people[p.0 as usize];
+                std::iter::once(person.id.clone())
+                    .chain(person.aliases.iter().cloned())
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// True if an interaction with our id `id` may be on disk only: none in
+    /// memory has it, some are on disk, and it is not a generated id newer
+    /// than all of those.
+    pub fn may_be_on_disk(&self, id: &str) -> bool {
+        self.on_disk > 0
+            && !self.ids.contains_key(id)
+            && generated_number("IT", id).is_none_or(|n| n <= self.max_on_disk_generated)
+    }
+
+    /// Sets the place in creation order of the next interaction restored:
+    /// the store's `seq` of the record about to be applied.
+    pub fn set_next_seq(&mut self, seq: u64) {
+        self.next_seq = seq;
+    }
+
+    /// Puts an interaction on disk only back in memory, as read from the
+    /// store with its place `seq`: a write to it plans from it. Its
+    /// counting entry comes back too (outside every window while it is
+    /// beyond the horizon). Does nothing when an interaction with its id
+    /// is in memory.
+    pub fn load_from_disk(&mut self, record: Interaction, seq: u64) -> Result<(), IndexError> {
+        if self.ids.contains_key(&record.id) {
+            return Ok(());
+        }
+        let next = self.next_seq;
+        self.next_seq = seq;
+        let id = record.id.clone();
+        let restored = self.restore_interaction(record).map(|_| ());
+        self.next_seq = next.max(seq.saturating_add(1));
+        restored?;
+        if let Some(k) = self.ids.get(&id).copied() {
+            self.records[k.0 as usize].from_disk = true;
+        }
+        self.on_disk = self.on_disk.saturating_sub(1);
+        Ok(())
+    }
+
+    /// Moves the interactions that happen before `cutoff` (Unix seconds)
+    /// out of memory, except those `keep` names by id: their records,
+    /// counting entries, ids and audio leave memory, and they are counted
+    /// as on disk only. Only for interactions whose latest state is in the
+    /// store. Returns how many.
+    pub fn move_to_disk(&mut self, cutoff: i64, keep: impl Fn(&str) -> bool) -> usize {
+        let mut moved: std::collections::HashSet<InteractionKey, foldhash::fast::RandomState> =
+            Default::default();
+        let mut people = Vec::new();
+        for i in 0..self.records.len() {
+            let slot = &mut self.records[i];
+            let Some(r) = slot.record.as_deref() else {
+                continue;
+            };
+            if r.occurs_at().timestamp() >= cutoff || keep(&r.id) {
+                continue;
+            }
+            let key = InteractionKey(u32::try_from(i).unwrap_or(u32::MAX));
+            let p = slot.person;
+            let Some(r) = slot.record.take() else {
+                continue;
+            };
+            self.ids.remove(&r.id);
+            if let Some(e) = &r.external_id {
+                self.external_ids.remove(e);
+            }
+            for m in [&r.recording, &r.voicemail].into_iter().flatten() {
+                self.media_files.remove(&m.storage_key);
+            }
+            // A new generated id never takes one of these.
+            if let Some(n) = generated_number("IT", &r.id) {
+                self.max_on_disk_generated = self.max_on_disk_generated.max(n);
+                self.next_interaction = self.next_interaction.max(n);
+            }
+            moved.insert(key);
+            people.push(p);
+        }
+        // Each person's lists once, whatever how many of its interactions
+        // moved.
+        people.sort_unstable();
+        people.dedup();
+        for p in people {
+            let person = &mut self.people[p.0 as usize];
+            person.entries.retain(|e| !moved.contains(&e.key));
+            person.records.retain(|k| !moved.contains(k));
+            person.interactions = person.records.len();
+            person.records_on_disk = true;
+        }
+        self.on_disk += moved.len();
+        self.vacated += moved.len();
+        moved.len()
+    }
+}
