@@ -54,6 +54,7 @@ async fn main() {
         roles: None,
         durability: compliance_guard::journal::Durability::Sync,
         compact_after: u64::MAX,
+        store_follows: true,
         decision_log: None,
         reload: None,
         shutdown_grace: Duration::from_secs(5),

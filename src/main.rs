@@ -105,8 +105,9 @@ struct ServeArgs {
     /// survives a power cut) or `buffered` (survives a process crash only).
     #[arg(long, env = "COMPLIANCE_GUARD_DURABILITY", default_value = "sync")]
     durability: compliance_guard::journal::Durability,
-    /// Materialize the journal into the store (and start a new journal) at
-    /// start when it holds more records than this.
+    /// Roll the journal to a new generation after this many records: the
+    /// store follows the journal while serving, and deletes each journal
+    /// once it holds it, so the journal on disk stays about this long.
     #[arg(
         long,
         env = "COMPLIANCE_GUARD_COMPACT_AFTER",
@@ -410,6 +411,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         reload: (!args.no_reload)
             .then(|| std::sync::Arc::new(compliance_guard::reload::ReloadStats::default())),
         compact_after: args.compact_after,
+        store_follows: true,
         shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace_seconds),
         hold_until: None,
         reserve_tolerance: std::time::Duration::from_secs(args.reserve_tolerance_seconds),

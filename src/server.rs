@@ -96,9 +96,16 @@ pub struct ServeConfig {
     pub roles: Option<Vec<Role>>,
     /// What a write waits for before it is acknowledged.
     pub durability: crate::journal::Durability,
-    /// Materialize the journal into the store at start when it holds more
-    /// records than this.
+    /// The journal rolls to a new generation after this many records while
+    /// serving (the store following it, the journal the store holds is
+    /// then deleted); without following, a start applies the journal to
+    /// the store once it holds more records than this.
     pub compact_after: u64,
+    /// The store follows the journal while serving ([`Guard::open`]): true
+    /// in the binary. False keeps every write in the journal until a
+    /// start ([`Guard::open_unfollowed`]): for tests of the journal's
+    /// replay.
+    pub store_follows: bool,
     /// The decision log: `Some` logs every answered Check there; `None`
     /// keeps none.
     pub decision_log: Option<crate::decisions::LogConfig>,
@@ -257,6 +264,39 @@ async fn sample_sizes(guard: Arc<Guard>) {
         borrowers.set(sizes.people as f64);
         interactions.set(sizes.interactions as f64);
         open.set(sizes.open_reservations as f64);
+    }
+}
+
+/// How often interactions beyond the horizon leave memory while serving
+/// ([`Guard::let_go`]).
+pub const LET_GO_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Lets go of what left the horizon, every [`LET_GO_EVERY`], off the
+/// async threads.
+async fn let_go_every(guard: Arc<Guard>) {
+    let moved_total = metrics::counter!("compliance_guard_records_let_go_total");
+    let mut tick = tokio::time::interval(LET_GO_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let guard = Arc::clone(&guard);
+        match tokio::task::spawn_blocking(move || guard.let_go(chrono::Utc::now())).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(moved)) => {
+                moved_total.increment(moved as u64);
+                tracing::info!(
+                    records = moved,
+                    "interactions beyond the horizon left memory (the store holds them)"
+                );
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "letting go of interactions beyond the horizon failed; it runs again")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the task letting go of interactions beyond the horizon failed")
+            }
+        }
     }
 }
 
@@ -460,14 +500,23 @@ pub async fn serve(
     // Replay the history, then load the rules; health stays NOT_SERVING
     // and every RPC answers UNAVAILABLE until both are done.
     let data_dir = config.data_dir.clone();
-    let (index, durability, compact_after) =
-        (config.index, config.durability, config.compact_after);
+    let (index, durability, compact_after, store_follows) = (
+        config.index,
+        config.durability,
+        config.compact_after,
+        config.store_follows,
+    );
     let opened = tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();
         // The location datasets are read before the first Check needs them.
         crate::location::warm();
         tracing::info!(data_dir = %data_dir.display(), "replaying the journal");
-        let opened = Guard::open(index, &data_dir, durability, compact_after, |n| {
+        let open = if store_follows {
+            Guard::open
+        } else {
+            Guard::open_unfollowed
+        };
+        let opened = open(index, &data_dir, durability, compact_after, |n| {
             tracing::info!(records = n, "replaying")
         });
         if let Ok((_, r)) = &opened {
@@ -578,11 +627,13 @@ pub async fn serve(
     set_all(&reporter, ServingStatus::Serving).await;
     tracing::info!(data_dir = %config.data_dir.display(), "SERVING");
     let sampler = tokio::spawn(sample_sizes(Arc::clone(&guard)));
+    let letting_go = tokio::spawn(let_go_every(Arc::clone(&guard)));
     let result = match server.await {
         Ok(result) => result.map_err(ServeError::from),
         Err(e) => Err(ServeError::Task(e.to_string())),
     };
     sampler.abort();
+    letting_go.abort();
     media.sweeper.abort();
     let _ = media.stop.send(true);
     if let Some(http) = media.http {

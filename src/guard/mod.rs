@@ -21,6 +21,7 @@
 mod access;
 mod check;
 mod convos;
+mod horizon;
 mod interactions;
 mod media;
 mod people;
@@ -40,6 +41,8 @@ use crate::model::ValidationError;
 use crate::problem::FieldProblem;
 use crate::rules::RuleSet;
 use crate::store::Reader;
+
+pub use horizon::Following;
 
 /// Most records one operation reads back from disk (a chain of earlier
 /// interactions walks one at a time).
@@ -165,6 +168,11 @@ pub struct Guard {
     ledger: RwLock<Ledger>,
     /// `None`: in memory only (tests, benchmarks).
     journal: Option<Journal>,
+    /// The store following the journal while serving; it finishes after
+    /// the journal closes and before the data directory's lock is let go
+    /// (`Drop`), so that it applies everything the journal wrote and no
+    /// other process writes the store beside it.
+    follower: Option<crate::store::Follower>,
     /// The store's full records of what memory holds no longer (`None`:
     /// in memory only).
     store: Option<Reader>,
@@ -182,6 +190,19 @@ pub struct Guard {
     broken: AtomicBool,
 }
 
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let Some(journal) = self.journal.take() else {
+            return;
+        };
+        let lock = journal.close_keeping_lock();
+        if let Some(follower) = self.follower.take() {
+            follower.finish();
+        }
+        drop(lock);
+    }
+}
+
 impl Guard {
     /// A guard with an empty ledger and no rule set: it answers no Check
     /// until [`Guard::set_rules`] is called.
@@ -189,11 +210,18 @@ impl Guard {
         Guard::over(Ledger::new(config), None, None)
     }
 
-    fn over(ledger: Ledger, journal: Option<Journal>, store: Option<Reader>) -> Guard {
+    fn over(
+        ledger: Ledger,
+        journal: Option<(Journal, Option<crate::store::Follower>)>,
+        store: Option<Reader>,
+    ) -> Guard {
+        let (journal, follower) = journal.unzip();
+        let follower = follower.flatten();
         Guard {
             rules: ArcSwapOption::empty(),
             ledger: RwLock::new(ledger),
             journal,
+            follower,
             store,
             memory_from: AtomicI64::new(i64::MIN),
             rules_loaded_at: Mutex::new(None),
@@ -446,6 +474,9 @@ impl Guard {
                 commit.unwrap_or_else(Commit::none)
             }
         };
+        // What these changes touch stays in memory until the store holds
+        // their frame (the last one: none of them is later).
+        ledger.index.set_frame(commit.seq());
         for change in changes {
             if let Err(e) = ledger.apply(change) {
                 // The journal holds a change memory could not take: stop

@@ -23,11 +23,44 @@ impl Guard {
     /// the store), materializes the journal into the store when it has
     /// grown past `compact_after` records, and opens the journal for
     /// writing. `progress` is called every 1,000,000 records.
+    ///
+    /// While it serves, the store follows the journal
+    /// ([`crate::store::Follower`]): every batch the journal makes durable
+    /// is applied to the store, the journal rolls to a new generation
+    /// after `compact_after` records and the journal the store holds is
+    /// deleted, and what leaves the horizon can leave memory
+    /// ([`Guard::let_go`]). A start applies the journal's tail (what the
+    /// store had not applied when the last process stopped) first.
     pub fn open(
         config: IndexConfig,
         data_dir: &Path,
         durability: Durability,
         compact_after: u64,
+        progress: impl FnMut(u64),
+    ) -> Result<(Guard, Recovered), JournalError> {
+        Guard::open_as(config, data_dir, durability, compact_after, true, progress)
+    }
+
+    /// [`Guard::open`], but the store does not follow the journal while
+    /// serving: the journal grows until a start finds it longer than
+    /// `compact_after` records and applies it to the store. For the tests
+    /// and tools that need the journal's tail as a crash would leave it.
+    pub fn open_unfollowed(
+        config: IndexConfig,
+        data_dir: &Path,
+        durability: Durability,
+        compact_after: u64,
+        progress: impl FnMut(u64),
+    ) -> Result<(Guard, Recovered), JournalError> {
+        Guard::open_as(config, data_dir, durability, compact_after, false, progress)
+    }
+
+    fn open_as(
+        config: IndexConfig,
+        data_dir: &Path,
+        durability: Durability,
+        compact_after: u64,
+        follow: bool,
         mut progress: impl FnMut(u64),
     ) -> Result<(Guard, Recovered), JournalError> {
         let lock = jn::lock(data_dir)?;
@@ -178,8 +211,13 @@ impl Guard {
         // history in the store, and start from less than was acknowledged.
         let older_journal = jn::header_version(&layout.journal(replayed.generation))?
             .is_some_and(|v| v < jn::VERSION);
-        let materialize = older_layout
-            || (from.is_some() && (replayed.journal_records > compact_after || older_journal));
+        // When the store follows the journal while serving, the journal
+        // after the store's position (what it had not applied when the
+        // last process stopped) is applied at every start: the store then
+        // starts at the journal's end. Otherwise once it has grown.
+        let tail = if follow { 0 } else { compact_after };
+        let materialize =
+            older_layout || (from.is_some() && (replayed.journal_records > tail || older_journal));
         if materialize {
             // A record cut short at the end goes first: once the journal
             // rolls, that file is no longer the newest, where a cut record
@@ -235,7 +273,7 @@ impl Guard {
             let reserved = ledger.reservations().clone();
             let moved = ledger
                 .index
-                .move_to_disk(cutoff, |id| reserved.contains_key(id));
+                .move_to_disk(cutoff, u64::MAX, |id| reserved.contains_key(id));
             tracing::info!(
                 records = moved,
                 "full records beyond the horizon left memory"
@@ -253,7 +291,22 @@ impl Guard {
                 records: 0,
             })?;
         }
-        let journal = Journal::open(&layout, lock, generation, cut_to, durability)?;
+        // Where the store is once this start is done: the end of the
+        // journal opened below.
+        let start = match (materialize, store.position()?) {
+            (true, _) | (false, None) => Position {
+                generation,
+                records: 0,
+            },
+            (false, Some(p)) => p,
+        };
+        let (handed, tap) = crate::store::Follower::channel(start.records, compact_after);
+        let (handed, tap) = if follow {
+            (Some(handed), Some(tap))
+        } else {
+            (None, None)
+        };
+        let journal = Journal::open(&layout, lock, generation, cut_to, durability, tap)?;
         if materialize {
             abort_here("journal-rolled");
             store.set_position(Position {
@@ -264,7 +317,19 @@ impl Guard {
         }
         remove_before(&layout, store.position()?)?;
         store.checkpoint()?;
-        drop(store);
+        let follower = match handed {
+            Some(handed) => Some(crate::store::Follower::start(
+                store,
+                layout.clone(),
+                start,
+                durability,
+                handed,
+            )?),
+            None => {
+                drop(store);
+                None
+            }
+        };
         let out_of_range = out_of_range_records(&ledger);
         if out_of_range > 0 {
             tracing::warn!(
@@ -283,7 +348,7 @@ impl Guard {
             on_disk_only = on_disk,
             "interactions loaded"
         );
-        let guard = Guard::over(ledger, Some(journal), Some(reader));
+        let guard = Guard::over(ledger, Some((journal, follower)), Some(reader));
         if on_disk > 0 {
             guard
                 .write()

@@ -113,12 +113,27 @@ impl Index {
         Ok(())
     }
 
+    /// Notes the journal frame the changes about to be applied travel in
+    /// (the writer's [`crate::journal::Commit::seq`]): an interaction they
+    /// change stays in memory until the store holds that frame
+    /// ([`Index::move_to_disk`]). 0 (what a start applies): the store has
+    /// it.
+    pub fn set_frame(&mut self, frame: u64) {
+        self.frame = frame;
+    }
+
     /// Moves the interactions that happen before `cutoff` (Unix seconds)
-    /// out of memory, except those `keep` names by id: their records,
-    /// counting entries, ids and audio leave memory, and they are counted
-    /// as on disk only. Only for interactions whose latest state is in the
-    /// store. Returns how many.
-    pub fn move_to_disk(&mut self, cutoff: i64, keep: impl Fn(&str) -> bool) -> usize {
+    /// out of memory, except those `keep` names by id and those changed
+    /// in a journal frame after `applied` (the store does not hold their
+    /// latest state yet): their records, counting entries, ids and audio
+    /// leave memory, and they are counted as on disk only. Returns how
+    /// many.
+    pub fn move_to_disk(
+        &mut self,
+        cutoff: i64,
+        applied: u64,
+        keep: impl Fn(&str) -> bool,
+    ) -> usize {
         let mut moved: std::collections::HashSet<InteractionKey, foldhash::fast::RandomState> =
             Default::default();
         let mut people = Vec::new();
@@ -127,7 +142,7 @@ impl Index {
             let Some(r) = slot.record.as_deref() else {
                 continue;
             };
-            if r.occurs_at().timestamp() >= cutoff || keep(&r.id) {
+            if r.occurs_at().timestamp() >= cutoff || slot.frame > applied || keep(&r.id) {
                 continue;
             }
             let key = InteractionKey(u32::try_from(i).unwrap_or(u32::MAX));

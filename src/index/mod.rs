@@ -318,6 +318,9 @@ struct Slot {
     /// since. A listing orders by it, so that interactions in memory and
     /// on disk only interleave as they were created.
     seq: u64,
+    /// The journal frame of its latest change ([`Index::set_frame`]): its
+    /// record may leave memory only once the store holds that frame.
+    frame: u64,
     /// Brought back from disk ([`Index::load_from_disk`]): no Check reads
     /// it (the interactions that cite it may be on disk only, or cite it
     /// by a key it no longer has), whatever its time becomes.
@@ -388,6 +391,9 @@ pub struct Index {
     /// The place in creation order the next new interaction takes (one
     /// past the largest seen; the store's numbering, see [`Slot::seq`]).
     next_seq: u64,
+    /// The journal frame the changes being applied travel in
+    /// ([`Index::set_frame`]; 0: in the store already).
+    frame: u64,
 }
 
 /// One problem as `Invalid`, several as `Problems`.
@@ -546,7 +552,9 @@ impl Index {
             self.media_files.insert(m.storage_key.clone(), key);
         }
         if existing.is_some() {
-            self.records[key.0 as usize].record = Some(Box::new(record));
+            let slot = &mut self.records[key.0 as usize];
+            slot.record = Some(Box::new(record));
+            slot.frame = self.frame;
         } else {
             self.ids.insert(record.id.clone(), key);
             self.advance_counter("IT", &record.id);
@@ -554,6 +562,7 @@ impl Index {
                 person: p,
                 record: Some(Box::new(record)),
                 seq: self.next_seq,
+                frame: self.frame,
                 from_disk: false,
             });
             self.next_seq += 1;

@@ -206,6 +206,32 @@ impl FileWriter {
     }
 }
 
+/// Deletes the journals of generations before `generation` (what the
+/// store holds), and flushes the directory. A journal already gone is
+/// not an error: a crash may have stopped an earlier deletion half-way.
+pub fn remove_journals_before(layout: &Layout, generation: u64) -> Result<usize, JournalError> {
+    let (_, logs) = layout.generations()?;
+    let mut removed = 0;
+    for g in logs.into_iter().filter(|g| *g < generation) {
+        let path = layout.journal(g);
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(cause) => {
+                return Err(JournalError::Io {
+                    action: "removing",
+                    path,
+                    cause,
+                });
+            }
+        }
+    }
+    if removed > 0 {
+        sync_dir(&layout.journal_dir())?;
+    }
+    Ok(removed)
+}
+
 pub(super) fn sync_dir(dir: &Path) -> Result<(), JournalError> {
     fsync_dir(dir).map_err(io("flushing the directory", dir))
 }

@@ -36,6 +36,36 @@ pub fn frame(record: &Record, out: &mut Vec<u8>) {
     out.extend_from_slice(&payload);
 }
 
+/// The records of whole frames as [`frame`] wrote them, in order: what
+/// the writer hands on ([`super::Tapped::Frames`]). A frame that is cut
+/// short, fails its checksum or does not decode ends it with an error.
+pub fn unframe(mut bytes: &[u8]) -> impl Iterator<Item = Result<Record, String>> + '_ {
+    std::iter::from_fn(move || {
+        if bytes.is_empty() {
+            return None;
+        }
+        let Some((head, rest)) = bytes.split_first_chunk::<8>() else {
+            bytes = &[];
+            return Some(Err("a frame cut short in its header".into()));
+        };
+        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        let Some((payload, rest)) = rest.split_at_checked(len) else {
+            bytes = &[];
+            return Some(Err(format!("a frame of {len} bytes cut short")));
+        };
+        bytes = rest;
+        if crc32fast::hash(payload) != crc {
+            bytes = &[];
+            return Some(Err("a frame whose checksum does not match".into()));
+        }
+        Some(Record::decode(payload).map_err(|e| {
+            bytes = &[];
+            format!("a frame that does not decode: {e}")
+        }))
+    })
+}
+
 pub(super) fn header(kind: u16) -> [u8; 8] {
     let mut h = [0u8; 8];
     h[..4].copy_from_slice(MAGIC);

@@ -62,9 +62,13 @@ mod writer;
 use std::path::{Path, PathBuf};
 
 pub(crate) use files::fsync_dir;
-pub use files::{FileWriter, Layout, header_version, lock, write_file, write_snapshot};
-pub use format::{MAGIC, MAX_RECORD_BYTES, OLDEST_VERSION, SNAPSHOT_VERSION, VERSION, frame};
-pub use recovery::{ReadEnd, Recovered, read_file, recover, recover_from};
+pub use files::{
+    FileWriter, Layout, header_version, lock, remove_journals_before, write_file, write_snapshot,
+};
+pub use format::{
+    MAGIC, MAX_RECORD_BYTES, OLDEST_VERSION, SNAPSHOT_VERSION, VERSION, frame, unframe,
+};
+pub use recovery::{Opened, ReadEnd, Recovered, open_from, read_file, recover, recover_from};
 
 /// A place in the journal: the first `records` records (frames: a batch is
 /// one) of generation `generation`, and every generation before it. The
@@ -76,7 +80,7 @@ pub struct Position {
     /// Records of that generation's journal.
     pub records: u64,
 }
-pub use writer::{Commit, Durability, Journal, Stats};
+pub use writer::{Commit, Durability, Journal, Stats, Tap, Tapped};
 
 /// Errors of the journal.
 #[derive(Debug, thiserror::Error)]

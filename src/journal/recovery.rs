@@ -35,9 +35,20 @@ pub struct ReadEnd {
 pub fn read_file(
     path: &Path,
     kind: u16,
-    mut each: impl FnMut(Record) -> Result<(), JournalError>,
+    each: impl FnMut(Record) -> Result<(), JournalError>,
 ) -> Result<ReadEnd, JournalError> {
     let file = File::open(path).map_err(io("opening", path))?;
+    read_open(file, path, kind, each)
+}
+
+/// [`read_file`] of a file already open (it may have been deleted since:
+/// what was opened is read whole).
+fn read_open(
+    file: File,
+    path: &Path,
+    kind: u16,
+    mut each: impl FnMut(Record) -> Result<(), JournalError>,
+) -> Result<ReadEnd, JournalError> {
     let len = file
         .metadata()
         .map_err(io("reading the size of", path))?
@@ -281,37 +292,33 @@ pub fn recover(
 pub fn recover_from(
     layout: &Layout,
     from: Option<Position>,
-    mut each: impl FnMut(Record) -> Result<(), JournalError>,
+    each: impl FnMut(Record) -> Result<(), JournalError>,
 ) -> Result<Recovered, JournalError> {
+    open_from(layout, from)?.read(each)
+}
+
+/// The files [`recover_from`] reads, opened: a reader beside a running
+/// server opens them as soon as it has taken the store's position, so
+/// that a journal the server deletes after (the store has applied it) is
+/// still read whole.
+#[derive(Debug)]
+pub struct Opened {
+    from: Option<Position>,
+    /// An older layout's snapshot: its generation and file.
+    snapshot: Option<(u64, PathBuf, File)>,
+    /// The journals to read, in order.
+    logs: Vec<(u64, PathBuf, File)>,
+    /// The snapshot's count file, read at once.
+    layout: Layout,
+}
+
+/// Opens what [`recover_from`] reads (see [`Opened`]).
+pub fn open_from(layout: &Layout, from: Option<Position>) -> Result<Opened, JournalError> {
     let (snaps, logs) = layout.generations()?;
-    let mut out = Recovered::default();
     let base = match from {
-        Some(p) => {
-            out.generation = p.generation;
-            out.end = p;
-            Some(p.generation)
-        }
+        Some(p) => Some(p.generation),
         None => snaps.last().copied(),
     };
-    if let (Some(g), None) = (base, from) {
-        let end = read_file(&layout.snapshot(g), 1, &mut each)?;
-        if let Some((offset, reason)) = end.torn {
-            // Snapshots are written whole and renamed into place; a torn one
-            // is damage, not a crash mid-write.
-            return Err(JournalError::Corrupt {
-                path: layout.snapshot(g),
-                offset,
-                reason,
-            });
-        }
-        check_count(layout, g, &end)?;
-        out.snapshot_records = end.records;
-        out.generation = g;
-        out.end = Position {
-            generation: g,
-            records: 0,
-        };
-    }
     let logs: Vec<u64> = logs
         .into_iter()
         .filter(|g| base.is_none_or(|b| *g >= b))
@@ -319,7 +326,8 @@ pub fn recover_from(
     // The store's journal missing: it held records the store does not,
     // or a later journal shows that the store is older than the journals
     // beside it (a store put back from a copy, or a reader that took the
-    // store's position before a start moved it and removed the journal).
+    // store's position before the server moved it and removed the
+    // journal).
     if let Some(p) = from
         && !logs.contains(&p.generation)
         && (p.records > 0 || logs.iter().any(|g| *g > p.generation))
@@ -333,44 +341,106 @@ pub fn recover_from(
                     p.records
                 )
             } else {
-                "the store reaches the start of this journal, which is missing while later ones are here: the store is older than the journals beside it (put back from a copy), or a start moved on while this was read (read again)".into()
+                "the store reaches the start of this journal, which is missing while later ones are here: the store is older than the journals beside it (put back from a copy), or the server moved on while this was read (read again)".into()
             },
         });
     }
-    for (i, g) in logs.iter().enumerate() {
-        let path = layout.journal(*g);
-        let skip = from.filter(|p| p.generation == *g).map_or(0, |p| p.records);
-        let mut seen = 0u64;
-        let end = read_file(&path, 0, |r| {
-            seen += 1;
-            if seen > skip { each(r) } else { Ok(()) }
-        })?;
-        if end.records < skip {
-            return Err(JournalError::Corrupt {
-                path,
-                offset: end.good_len,
-                reason: format!(
-                    "the store holds {skip} records of this journal, but it has only {} whole records",
-                    end.records
-                ),
-            });
+    let open = |path: PathBuf| {
+        File::open(&path)
+            .map(|f| (path.clone(), f))
+            .map_err(io("opening", &path))
+    };
+    let snapshot = match (base, from) {
+        (Some(g), None) => {
+            let (path, f) = open(layout.snapshot(g))?;
+            Some((g, path, f))
         }
-        out.journal_records += end.records - skip;
-        out.generation = out.generation.max(*g);
-        out.end = Position {
-            generation: *g,
-            records: end.records,
-        };
-        if let Some((offset, reason)) = end.torn {
-            if i + 1 != logs.len() {
+        _ => None,
+    };
+    let logs = logs
+        .into_iter()
+        .map(|g| open(layout.journal(g)).map(|(path, f)| (g, path, f)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Opened {
+        from,
+        snapshot,
+        logs,
+        layout: layout.clone(),
+    })
+}
+
+impl Opened {
+    /// Reads what was opened, in order, calling `each` for every record
+    /// after the position.
+    pub fn read(
+        self,
+        mut each: impl FnMut(Record) -> Result<(), JournalError>,
+    ) -> Result<Recovered, JournalError> {
+        let Opened {
+            from,
+            snapshot,
+            logs,
+            layout,
+        } = self;
+        let mut out = Recovered::default();
+        if let Some(p) = from {
+            out.generation = p.generation;
+            out.end = p;
+        }
+        if let Some((g, path, file)) = snapshot {
+            let end = read_open(file, &path, 1, &mut each)?;
+            if let Some((offset, reason)) = end.torn {
+                // Snapshots are written whole and renamed into place; a
+                // torn one is damage, not a crash mid-write.
                 return Err(JournalError::Corrupt {
                     path,
                     offset,
                     reason,
                 });
             }
-            out.cut = Some((path, offset, reason));
+            check_count(&layout, g, &end)?;
+            out.snapshot_records = end.records;
+            out.generation = g;
+            out.end = Position {
+                generation: g,
+                records: 0,
+            };
         }
+        let last = logs.len();
+        for (i, (g, path, file)) in logs.into_iter().enumerate() {
+            let skip = from.filter(|p| p.generation == g).map_or(0, |p| p.records);
+            let mut seen = 0u64;
+            let end = read_open(file, &path, 0, |r| {
+                seen += 1;
+                if seen > skip { each(r) } else { Ok(()) }
+            })?;
+            if end.records < skip {
+                return Err(JournalError::Corrupt {
+                    path,
+                    offset: end.good_len,
+                    reason: format!(
+                        "the store holds {skip} records of this journal, but it has only {} whole records",
+                        end.records
+                    ),
+                });
+            }
+            out.journal_records += end.records - skip;
+            out.generation = out.generation.max(g);
+            out.end = Position {
+                generation: g,
+                records: end.records,
+            };
+            if let Some((offset, reason)) = end.torn {
+                if i + 1 != last {
+                    return Err(JournalError::Corrupt {
+                        path,
+                        offset,
+                        reason,
+                    });
+                }
+                out.cut = Some((path, offset, reason));
+            }
+        }
+        Ok(out)
     }
-    Ok(out)
 }

@@ -8,7 +8,8 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::PathBuf;
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -82,6 +83,45 @@ pub struct Stats {
     pub largest_batch: u64,
 }
 
+/// Where the writer hands what it made durable, so that the store
+/// follows the journal while the server serves ([`crate::store::Follower`]),
+/// and when it rolls to a new generation.
+#[derive(Debug)]
+pub struct Tap {
+    /// Receives every durable batch and every roll, in the journal's
+    /// order. Bounded: a store that falls far behind slows the writer
+    /// down rather than growing memory.
+    pub to: SyncSender<Tapped>,
+    /// Frames the open generation already holds when it opens.
+    pub frames: u64,
+    /// Roll to a new generation once the open one holds this many frames,
+    /// so that the journal the store has applied can be deleted while the
+    /// server runs (0: never).
+    pub roll_after: u64,
+}
+
+/// What the writer hands on ([`Tap`]).
+#[derive(Debug)]
+pub enum Tapped {
+    /// Whole frames, durable as the journal's [`Durability`] makes them.
+    Frames {
+        /// Their generation.
+        generation: u64,
+        /// The frames' bytes, as in the file.
+        bytes: Vec<u8>,
+        /// How many frames the generation holds after these.
+        end: u64,
+        /// The [`Commit::seq`] of the last of them.
+        seq: u64,
+    },
+    /// The journal rolled: every frame of the generation before was handed
+    /// on (and flushed to disk); the next frames are of `generation`.
+    Rolled {
+        /// The new generation.
+        generation: u64,
+    },
+}
+
 /// A write that will be durable: wait on it before answering.
 #[derive(Debug)]
 pub struct Commit {
@@ -90,6 +130,13 @@ pub struct Commit {
 }
 
 impl Commit {
+    /// Its place in the order of everything appended since the journal
+    /// opened (0: none): what the store has applied is measured against it
+    /// ([`Tapped::Frames`]).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
     /// A commit with nothing to wait for (no journal).
     pub fn none() -> Commit {
         Commit {
@@ -156,9 +203,9 @@ fn failure(shared: &Shared) -> JournalError {
 pub struct Journal {
     shared: Arc<Shared>,
     writer: Option<JoinHandle<()>>,
-    _lock: File,
+    /// The data directory's lock, held while the journal is open.
+    lock: Option<File>,
     layout: Layout,
-    generation: u64,
 }
 
 impl Journal {
@@ -171,6 +218,7 @@ impl Journal {
         generation: u64,
         cut_to: Option<u64>,
         durability: Durability,
+        tap: Option<Tap>,
     ) -> Result<Journal, JournalError> {
         let dir = layout.journal_dir();
         std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
@@ -213,16 +261,23 @@ impl Journal {
             stats: Mutex::new(Stats::default()),
         });
         let writer_shared = Arc::clone(&shared);
+        let open = Open {
+            file,
+            path,
+            layout: layout.clone(),
+            generation,
+            durability,
+            tap,
+        };
         let writer = std::thread::Builder::new()
             .name("journal-writer".into())
-            .spawn(move || write_loop(&writer_shared, file, &path, durability))
+            .spawn(move || write_loop(&writer_shared, open))
             .map_err(io("starting the writer thread for", &layout.dir))?;
         Ok(Journal {
             shared,
             writer: Some(writer),
-            _lock: lock,
+            lock: Some(lock),
             layout: layout.clone(),
-            generation,
         })
     }
 
@@ -282,6 +337,14 @@ impl Journal {
         })
     }
 
+    /// The [`Commit::seq`] of the last frame appended (0: none yet).
+    pub fn last_seq(&self) -> u64 {
+        self.shared
+            .pending
+            .lock()
+            .map_or(0, |p| p.next_seq.saturating_sub(1))
+    }
+
     /// True once a write has failed: the guard then answers no Check.
     pub fn failed(&self) -> bool {
         self.shared
@@ -300,14 +363,17 @@ impl Journal {
         &self.layout
     }
 
-    /// The generation being written.
-    pub fn generation(&self) -> u64 {
-        self.generation
-    }
-
     /// Writes out everything appended and stops the writer.
     pub fn close(mut self) {
         self.stop();
+    }
+
+    /// [`Journal::close`], keeping the data directory's lock: for a
+    /// caller with more to finish before another process may open the
+    /// directory (the store applying the journal's last batches).
+    pub fn close_keeping_lock(mut self) -> Option<File> {
+        self.stop();
+        self.lock.take()
     }
 
     fn stop(&mut self) {
@@ -327,8 +393,84 @@ impl Drop for Journal {
     }
 }
 
-fn write_loop(shared: &Shared, mut file: File, path: &Path, durability: Durability) {
+/// The file the writer writes and what it hands on.
+struct Open {
+    file: File,
+    path: PathBuf,
+    layout: Layout,
+    generation: u64,
+    durability: Durability,
+    tap: Option<Tap>,
+}
+
+impl Open {
+    /// Hands durable frames on; a follower that has stopped is let go.
+    fn hand_on(&mut self, bytes: Vec<u8>, frames: u64, seq: u64) {
+        let Some(tap) = &mut self.tap else {
+            return;
+        };
+        tap.frames += frames;
+        let sent = tap.to.send(Tapped::Frames {
+            generation: self.generation,
+            bytes,
+            end: tap.frames,
+            seq,
+        });
+        if sent.is_err() {
+            tracing::error!(
+                "the store stopped following the journal; the journal keeps every write, and the next start applies it"
+            );
+            self.tap = None;
+        }
+    }
+
+    /// Rolls to the next generation once the open one holds enough frames:
+    /// the old file is flushed (no torn record may end a generation that
+    /// is not the newest), the new one created with its header and
+    /// flushed, with the directory. A failure keeps writing the old file.
+    fn roll_if_due(&mut self) {
+        let Some(tap) = &mut self.tap else {
+            return;
+        };
+        if tap.roll_after == 0 || tap.frames < tap.roll_after {
+            return;
+        }
+        let next = self.generation + 1;
+        let path = self.layout.journal(next);
+        let opened = self.file.sync_all().and_then(|()| {
+            let mut f = OpenOptions::new()
+                .create_new(true)
+                .write(true)
+                .open(&path)?;
+            f.write_all(&header(0))?;
+            f.sync_all()?;
+            Ok(f)
+        });
+        let rolled = opened
+            .map_err(io("creating", &path))
+            .and_then(|f| sync_dir(&self.layout.journal_dir()).map(|()| f));
+        match rolled {
+            Ok(f) => {
+                self.file = f;
+                self.path = path;
+                self.generation = next;
+                tap.frames = 0;
+                if tap.to.send(Tapped::Rolled { generation: next }).is_err() {
+                    self.tap = None;
+                }
+            }
+            Err(e) => {
+                // Try again after as many frames more.
+                tap.roll_after = tap.frames.saturating_add(tap.roll_after);
+                tracing::error!(error = %e, "the journal could not roll to a new generation; it keeps growing until it can");
+            }
+        }
+    }
+}
+
+fn write_loop(shared: &Shared, mut open: Open) {
     let mut batch = Vec::new();
+    let mut handed_seq = 0u64;
     // The handles are taken once, not per batch: the recorder is installed
     // before the journal opens (`serve`), so these are the live ones.
     let sync_seconds = metrics::histogram!("compliance_guard_journal_sync_seconds");
@@ -352,11 +494,11 @@ fn write_loop(shared: &Shared, mut file: File, path: &Path, durability: Durabili
             (records, p.next_seq - 1)
         };
         let started = std::time::Instant::now();
-        let result = file.write_all(&batch).and_then(|()| match durability {
+        let file = &mut open.file;
+        let result = file.write_all(&batch).and_then(|()| match open.durability {
             Durability::Sync => file.sync_data(),
             Durability::Buffered => Ok(()),
         });
-        batch.clear();
         let durable = match result {
             Ok(()) => {
                 sync_seconds.record(started.elapsed().as_secs_f64());
@@ -372,7 +514,7 @@ fn write_loop(shared: &Shared, mut file: File, path: &Path, durability: Durabili
                 }
             }
             Err(e) => {
-                let why = format!("writing `{}`: {e}", path.display());
+                let why = format!("writing `{}`: {e}", open.path.display());
                 tracing::error!("{why}; no further write will be acknowledged");
                 if let Ok(mut p) = shared.pending.lock() {
                     p.failure = Some(why);
@@ -383,6 +525,21 @@ fn write_loop(shared: &Shared, mut file: File, path: &Path, durability: Durabili
                 }
             }
         };
+        if durable.failed {
+            batch.clear();
+        } else {
+            // Handed on before the waiters wake: the store never lags
+            // an answer by more than the follower's own work.
+            let frames = last_seq - handed_seq;
+            handed_seq = last_seq;
+            if open.tap.is_some() {
+                let room = batch.capacity();
+                let bytes = std::mem::replace(&mut batch, Vec::with_capacity(room));
+                open.hand_on(bytes, frames, last_seq);
+            } else {
+                batch.clear();
+            }
+        }
         if let Ok(mut d) = shared.durable_now.lock() {
             *d = Durable {
                 seq: d.seq.max(durable.seq),
@@ -399,5 +556,6 @@ fn write_loop(shared: &Shared, mut file: File, path: &Path, durability: Durabili
         if durable.failed {
             return;
         }
+        open.roll_if_due();
     }
 }

@@ -46,6 +46,7 @@
 //! records while serving ([`Reader`]); `read.rs` reads a data directory's
 //! whole history in order, for backup and what-if.
 
+mod follow;
 mod read;
 mod reader;
 mod write;
@@ -54,6 +55,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
+pub use follow::{Follower, Handed, TAP_BATCHES};
 pub use read::{HistoryRead, read_history, read_history_in_time};
 pub use reader::{READERS, Reader};
 pub use write::Writing;

@@ -55,40 +55,59 @@ fn read(
     // One read transaction for the whole store: a server committing
     // beside it is not seen half-way.
     let mut out = HistoryRead::default();
-    if let Some(store) = &store {
-        store
-            .conn
-            .execute_batch("BEGIN")
-            .map_err(super::sqlite("reading", store.path()))?;
-        out.from = store.position()?;
-        if out.from.is_some() {
-            if in_time {
-                let mut base = Vec::new();
-                out.store_records = store.for_each(|record| {
-                    // An interaction existed from its creation (the store
-                    // holds its latest state); anything else from when it
-                    // took effect.
-                    let at = crate::ledger::changes(record.clone())
-                        .into_iter()
-                        .filter_map(|c| match c.ok()? {
-                            crate::ledger::Change::Interaction(i) => Some(i.created_at),
-                            other => other.effective_at(),
-                        })
-                        .max();
-                    base.push((at, record));
-                    Ok(())
-                })?;
-                // Stable: equal times keep the store's order.
-                base.sort_by_key(|(at, _)| *at);
-                for (_, record) in base {
-                    each(record)?;
+    let mut attempts = 0;
+    let opened = loop {
+        if let Some(store) = &store {
+            store
+                .conn
+                .execute_batch("BEGIN")
+                .map_err(super::sqlite("reading", store.path()))?;
+            out.from = store.position()?;
+        }
+        // Opened at once: a journal the server deletes while the store is
+        // read (it has applied it since) is still read whole. One deleted
+        // between the position and the opening (the server rolled just
+        // then) is read again from the store's new position.
+        match journal::open_from(&layout, out.from) {
+            Ok(opened) => break opened,
+            Err(JournalError::Corrupt { .. }) if attempts < 3 && store.is_some() => {
+                attempts += 1;
+                if let Some(store) = &store {
+                    let _ = store.conn.execute_batch("COMMIT");
                 }
-            } else {
-                out.store_records = store.for_each(&mut each)?;
             }
+            Err(e) => return Err(e),
+        }
+    };
+    if let Some(store) = &store
+        && out.from.is_some()
+    {
+        if in_time {
+            let mut base = Vec::new();
+            out.store_records = store.for_each(|record| {
+                // An interaction existed from its creation (the store
+                // holds its latest state); anything else from when it
+                // took effect.
+                let at = crate::ledger::changes(record.clone())
+                    .into_iter()
+                    .filter_map(|c| match c.ok()? {
+                        crate::ledger::Change::Interaction(i) => Some(i.created_at),
+                        other => other.effective_at(),
+                    })
+                    .max();
+                base.push((at, record));
+                Ok(())
+            })?;
+            // Stable: equal times keep the store's order.
+            base.sort_by_key(|(at, _)| *at);
+            for (_, record) in base {
+                each(record)?;
+            }
+        } else {
+            out.store_records = store.for_each(&mut each)?;
         }
     }
-    out.recovered = journal::recover_from(&layout, out.from, each)?;
+    out.recovered = opened.read(each)?;
     if let Some(store) = &store {
         let _ = store.conn.execute_batch("COMMIT");
     }

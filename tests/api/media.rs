@@ -1085,7 +1085,14 @@ async fn has_recording_and_has_voicemail_filter_voice_interactions_only() {
 #[tokio::test]
 async fn the_audio_survives_restarts_through_the_journal_and_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), MediaConfig::default()).await;
+    // The store does not follow the journal: the restarts below read it
+    // from the journal first.
+    let server = options()
+        .data_dir(dir.path().join("data"))
+        .sync()
+        .unfollowed()
+        .serving()
+        .await;
     let mut records = server.interactions().await;
     let call = create(&mut records, voice()).await;
     let rec = audio(AUDIO_LEN, 15);
@@ -1104,6 +1111,7 @@ async fn the_audio_survives_restarts_through_the_journal_and_the_store() {
         let server = options()
             .data_dir(dir.path().join("data"))
             .sync()
+            .unfollowed()
             .compact_after(compact_after)
             .serving()
             .await;

@@ -2,6 +2,7 @@
 //! index, the engine, and the guard with its journal.
 
 mod engine_api;
+mod follow;
 mod index;
 mod location;
 mod model;

@@ -380,24 +380,28 @@ pub(crate) fn journal_files(data: &Path) -> Vec<String> {
 
 // ---- an in-process server on a data directory we keep ----------------------
 
-/// A server in this process on `data_dir` (open access, `Sync`), not yet
-/// SERVING: for a start that must be refused.
+/// A server in this process on `data_dir` (open access, `Sync`, the
+/// store not following the journal), not yet SERVING: for a start that
+/// must be refused.
 async fn start_on(data_dir: &Path, compact_after: u64) -> TestServer {
     options()
         .data_dir(data_dir)
         .open()
         .sync()
+        .unfollowed()
         .compact_after(compact_after)
         .start()
         .await
 }
 
-/// A server in this process on `data_dir` (open access, `Sync`), SERVING.
+/// A server in this process on `data_dir` (open access, `Sync`, the
+/// store not following the journal), SERVING.
 async fn start_ready(data_dir: &Path, compact_after: u64) -> TestServer {
     options()
         .data_dir(data_dir)
         .open()
         .sync()
+        .unfollowed()
         .compact_after(compact_after)
         .serving()
         .await

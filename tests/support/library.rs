@@ -19,8 +19,35 @@ use compliance_guard::journal::{Durability, JournalError, Recovered};
 /// meets this; tests that close and reopen a directory in one process do.
 pub const LOCK_RETRIES: usize = 500;
 
-/// Opens a data directory once, as a server would (`Sync`).
+/// Opens a data directory once, as a server would (`Sync`), but with the
+/// store not following the journal while serving
+/// ([`Guard::open_unfollowed`]): the journal holds what the test wrote
+/// until a start finds it longer than `compact_after` records.
 pub fn open_once(dir: &Path, compact_after: u64) -> Result<(Guard, Recovered), JournalError> {
+    Guard::open_unfollowed(
+        IndexConfig::default(),
+        dir,
+        Durability::Sync,
+        compact_after,
+        |_| {},
+    )
+}
+
+/// Opens a data directory as a server does, the store following the
+/// journal while serving ([`Guard::open`]).
+pub fn open_following(dir: &Path, compact_after: u64) -> Result<(Guard, Recovered), JournalError> {
+    for _ in 0..LOCK_RETRIES {
+        match Guard::open(
+            IndexConfig::default(),
+            dir,
+            Durability::Sync,
+            compact_after,
+            |_| {},
+        ) {
+            Err(JournalError::Locked(_)) => std::thread::sleep(Duration::from_millis(5)),
+            other => return other,
+        }
+    }
     Guard::open(
         IndexConfig::default(),
         dir,

@@ -131,6 +131,7 @@ pub struct Options {
     tls: Option<TlsFiles>,
     durability: Durability,
     compact_after: u64,
+    follows: bool,
     reload: Option<Arc<ReloadStats>>,
     decision_log: bool,
     hold: Option<oneshot::Receiver<()>>,
@@ -151,6 +152,7 @@ pub fn options() -> Options {
         tls: None,
         durability: Durability::Buffered,
         compact_after: u64::MAX,
+        follows: true,
         reload: None,
         decision_log: false,
         hold: None,
@@ -166,12 +168,13 @@ pub async fn ready_server() -> TestServer {
 }
 
 /// A server on `dir/data` (a directory the test keeps, so that it can be
-/// stopped and started again on it), `Sync`, compacting into a snapshot at
-/// start past `compact_after` records, SERVING.
+/// stopped and started again on it), `Sync`, the store not following the
+/// journal (a start applies it past `compact_after` records), SERVING.
 pub async fn start_on(dir: &Path, compact_after: u64) -> TestServer {
     options()
         .data_dir(dir.join("data"))
         .sync()
+        .unfollowed()
         .compact_after(compact_after)
         .serving()
         .await
@@ -225,9 +228,20 @@ impl Options {
         self.durability(Durability::Sync)
     }
 
-    /// Compact into a snapshot at start past this many records.
+    /// Roll the journal after this many records while serving; without
+    /// following ([`Options::unfollowed`]), apply it to the store at a
+    /// start past this many records.
     pub fn compact_after(mut self, records: u64) -> Options {
         self.compact_after = records;
+        self
+    }
+
+    /// The store does not follow the journal while serving: every write
+    /// stays in the journal until a start applies it (past
+    /// `compact_after` records), so that a test can read it back from the
+    /// journal.
+    pub fn unfollowed(mut self) -> Options {
+        self.follows = false;
         self
     }
 
@@ -318,6 +332,7 @@ impl Options {
                 .decision_log
                 .then(|| compliance_guard::decisions::LogConfig::under(&data_dir)),
             compact_after: self.compact_after,
+            store_follows: self.follows,
             shutdown_grace: Duration::from_secs(5),
             hold_until: self.hold,
             reserve_tolerance: self.reserve_tolerance,
@@ -370,6 +385,7 @@ impl Options {
             tls: self.tls.clone(),
             durability: self.durability,
             compact_after: self.compact_after,
+            follows: self.follows,
             reload: self.reload.clone(),
             decision_log: self.decision_log,
             hold: None,

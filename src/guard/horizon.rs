@@ -1,0 +1,76 @@
+//! What leaves memory while the server serves: interactions that fall
+//! beyond the counting horizon, once the store (following the journal)
+//! holds their latest state. A start does the same for what it reads
+//! ([`Guard::open`]); this keeps memory bounded by the horizon between
+//! starts too.
+
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+
+use super::{Guard, GuardError};
+
+/// Where the store stands against the journal ([`Guard::store_follow`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Following {
+    /// The journal position the store holds durably.
+    pub position: crate::journal::Position,
+    /// Journal frames appended that the store does not hold yet.
+    pub behind: u64,
+    /// The store failed to apply the journal and follows it no more.
+    pub failed: bool,
+}
+
+impl Guard {
+    /// Where the store stands against the journal; `None` when it does
+    /// not follow the journal (in memory only, or opened with
+    /// [`Guard::open_unfollowed`]).
+    pub fn store_follow(&self) -> Option<Following> {
+        let (journal, follower) = (self.journal.as_ref()?, self.follower.as_ref()?);
+        // The follower first: a frame appended in between counts as behind.
+        let applied = follower.applied();
+        let position = follower.position();
+        Some(Following {
+            position,
+            behind: journal.last_seq().saturating_sub(applied),
+            failed: follower.failed(),
+        })
+    }
+
+    /// Lets go of the interactions that happen more than the horizon and
+    /// a day before `now`: their records, ids and counting entries leave
+    /// memory (no Check reads them: every window ends inside the horizon),
+    /// and reads find them in the store. Kept: those with an open
+    /// reservation, and those changed in a journal frame the store has not
+    /// applied yet. Does nothing without a store, or once the store has
+    /// failed to follow the journal. Returns how many left memory.
+    ///
+    /// Holds the write lock while it walks the interactions in memory
+    /// (tens of milliseconds per million): the server runs it once a
+    /// minute ([`crate::server`]).
+    pub fn let_go(&self, now: DateTime<Utc>) -> Result<usize, GuardError> {
+        let Some(follower) = &self.follower else {
+            return Ok(0);
+        };
+        if follower.failed() {
+            return Ok(0);
+        }
+        // Read before the lock: every change at or before it is on disk.
+        let applied = follower.applied();
+        let mut ledger = self.write()?;
+        let horizon = i64::from(ledger.index.config().horizon_days) + 1;
+        let cutoff = now.timestamp().saturating_sub(horizon * 86_400);
+        let reserved = ledger.reservations().clone();
+        let moved = ledger
+            .index
+            .move_to_disk(cutoff, applied, |id| reserved.contains_key(id));
+        if ledger.index.on_disk() > 0 {
+            // What a Check reads starts at the cutoff from now on; never
+            // earlier than before.
+            let from = ledger.index.held_from().max(cutoff);
+            ledger.index.set_held_from(from);
+            self.memory_from.fetch_max(from, Ordering::SeqCst);
+        }
+        Ok(moved)
+    }
+}

@@ -1,0 +1,255 @@
+//! The store following the journal while the server serves: every batch
+//! the journal's writer made durable is applied to the store in order,
+//! with the position it reaches, in one transaction ([`Follower`]); once
+//! the journal rolls and the store holds the generation before, that
+//! journal is deleted. So the journal stays short, a start replays only
+//! what the store had not applied yet, and what memory lets go of
+//! ([`Follower::applied`]) is on disk.
+//!
+//! The journal stays the source of truth: the store never holds a record
+//! the journal does not hold durably, and a store that fails to follow
+//! changes no answer (the journal keeps everything; the next start
+//! applies it, or says why it cannot).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use super::Store;
+use crate::journal::{
+    self as jn, Durability, JournalError, Layout, Position, Tap, Tapped, unframe,
+};
+
+/// How many batches the writer may hand on before it waits for the store.
+pub const TAP_BATCHES: usize = 4096;
+/// At most this many batches go into one store transaction.
+const BATCHES_PER_COMMIT: usize = 512;
+
+/// What the follower has done, shared with the guard and metrics.
+#[derive(Debug, Default)]
+struct Shared {
+    /// The [`jn::Commit::seq`] of the last frame the store holds durably.
+    applied: AtomicU64,
+    /// The store's position.
+    position: Mutex<Position>,
+    /// Set when the store failed to apply: it follows no more until the
+    /// next start.
+    failed: AtomicBool,
+}
+
+/// The thread that applies the journal to the store while serving.
+#[derive(Debug)]
+pub struct Follower {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The follower's end of the journal's [`Tap`], before it starts.
+#[derive(Debug)]
+pub struct Handed(Receiver<Tapped>);
+
+impl Follower {
+    /// The channel between the journal's writer and the follower: the
+    /// [`Tap`] to open the journal with (its open generation holds
+    /// `frames` frames; it rolls after `roll_after`, 0: never), and the
+    /// end [`Follower::start`] takes.
+    pub fn channel(frames: u64, roll_after: u64) -> (Handed, Tap) {
+        let (to, from) = std::sync::mpsc::sync_channel(TAP_BATCHES);
+        (
+            Handed(from),
+            Tap {
+                to,
+                frames,
+                roll_after,
+            },
+        )
+    }
+
+    /// Starts following: `store` is at `at`, the end of the journal as it
+    /// opened (a start applies the tail first).
+    pub fn start(
+        mut store: Store,
+        layout: Layout,
+        at: Position,
+        durability: Durability,
+        handed: Handed,
+    ) -> Result<Follower, JournalError> {
+        let shared = Arc::new(Shared {
+            position: Mutex::new(at),
+            ..Shared::default()
+        });
+        let theirs = Arc::clone(&shared);
+        let path = store.path().to_owned();
+        let thread = std::thread::Builder::new()
+            .name("store-follower".into())
+            .spawn(move || follow(&mut store, &layout, durability, &handed.0, &theirs))
+            .map_err(|cause| JournalError::Io {
+                action: "starting the store's follower thread for",
+                path,
+                cause,
+            })?;
+        Ok(Follower {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// The [`jn::Commit::seq`] of the last frame the store holds durably:
+    /// a change whose commit is at or before it is on disk in the store.
+    pub fn applied(&self) -> u64 {
+        self.shared.applied.load(Ordering::Acquire)
+    }
+
+    /// The journal position the store holds.
+    pub fn position(&self) -> Position {
+        self.shared.position.lock().map(|p| *p).unwrap_or_default()
+    }
+
+    /// True once the store failed to apply a batch: it follows no more
+    /// until the next start, and memory lets nothing more go.
+    pub fn failed(&self) -> bool {
+        self.shared.failed.load(Ordering::Acquire)
+    }
+
+    /// Waits for the follower to apply everything the writer handed on;
+    /// it ends once the journal has closed.
+    pub fn finish(mut self) {
+        self.join();
+    }
+
+    fn join(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.join();
+    }
+}
+
+/// The follower's loop: batches as they come, several to a transaction,
+/// until the journal closes. A failure is logged and ends the following;
+/// what is handed on after it is received and dropped, so that the
+/// journal's writer never waits on a store that no longer moves.
+fn follow(
+    store: &mut Store,
+    layout: &Layout,
+    durability: Durability,
+    from: &Receiver<Tapped>,
+    shared: &Shared,
+) {
+    let behind = metrics::gauge!("compliance_guard_store_behind_batches");
+    let mut at = shared.position.lock().map(|p| *p).unwrap_or_default();
+    while let Ok(first) = from.recv() {
+        let mut batch = vec![first];
+        while batch.len() < BATCHES_PER_COMMIT
+            && let Ok(more) = from.try_recv()
+        {
+            batch.push(more);
+        }
+        behind.set(batch.len() as f64);
+        match apply(store, layout, durability, at, batch) {
+            Ok((position, seq)) => {
+                at = position;
+                if let Ok(mut p) = shared.position.lock() {
+                    *p = at;
+                }
+                if seq > 0 {
+                    shared.applied.store(seq, Ordering::Release);
+                }
+            }
+            Err(e) => {
+                shared.failed.store(true, Ordering::Release);
+                metrics::counter!("compliance_guard_store_failures_total").increment(1);
+                tracing::error!(error = %e, "the store could not apply the journal and stops following it; answers are unchanged (the journal keeps every write), memory keeps what it holds, and the next start applies the journal or says why it cannot");
+                while from.recv().is_ok() {}
+                return;
+            }
+        }
+    }
+    behind.set(0.0);
+    // The journal closed: everything SQLite's own log holds goes into the
+    // store's file, so that a copy of the file alone is whole.
+    if let Err(e) = store.checkpoint() {
+        tracing::warn!(error = %e, "the store could not be checkpointed at shutdown; its log is read at the next start");
+    }
+}
+
+/// Applies batches in one transaction; returns the position reached and
+/// the commit seq of the last frame applied (0: none). After a roll, the
+/// journals the store now holds are deleted.
+fn apply(
+    store: &mut Store,
+    layout: &Layout,
+    durability: Durability,
+    mut at: Position,
+    batch: Vec<Tapped>,
+) -> Result<(Position, u64), JournalError> {
+    let mut seq = 0;
+    let mut rolled = false;
+    let path = store.path().to_owned();
+    if durability == Durability::Buffered {
+        // What the writer only wrote is flushed before the store holds
+        // it: the store never holds what a power cut takes from the
+        // journal.
+        let newest = batch.iter().fold(at.generation, |g, t| match t {
+            Tapped::Frames { generation, .. } | Tapped::Rolled { generation } => g.max(*generation),
+        });
+        for g in at.generation..=newest {
+            let journal = layout.journal(g);
+            std::fs::File::open(&journal)
+                .and_then(|f| f.sync_data())
+                .map_err(|cause| JournalError::Io {
+                    action: "flushing",
+                    path: journal,
+                    cause,
+                })?;
+        }
+    }
+    let mut writing = store.begin()?;
+    for tapped in batch {
+        match tapped {
+            Tapped::Frames {
+                generation,
+                bytes,
+                end,
+                seq: last,
+            } => {
+                for record in unframe(&bytes) {
+                    let record = record.map_err(|reason| JournalError::Store {
+                        path: path.clone(),
+                        reason: format!("a batch handed on by the journal's writer: {reason}"),
+                    })?;
+                    writing.apply(record)?;
+                }
+                at = Position {
+                    generation,
+                    records: end,
+                };
+                seq = last;
+            }
+            Tapped::Rolled { generation } => {
+                at = Position {
+                    generation,
+                    records: 0,
+                };
+                rolled = true;
+            }
+        }
+    }
+    if rolled {
+        // Stored answers are kept for the retry period only.
+        let before =
+            chrono::Utc::now() - chrono::Duration::hours(crate::ledger::REQUEST_ID_TTL_HOURS);
+        writing.forget_answers_before(before.timestamp())?;
+    }
+    writing.commit(at).map_err(JournalError::from)?;
+    if rolled {
+        jn::remove_journals_before(layout, at.generation)?;
+    }
+    Ok((at, seq))
+}

@@ -1,0 +1,217 @@
+//! The store following the journal while the guard serves (issue 15),
+//! through the library API: every durable batch reaches the store with
+//! the position it reaches, the journal rolls and the journals the store
+//! holds are deleted, a start after it reads the store and nothing from
+//! the journal, and interactions that leave the horizon while serving
+//! leave memory and are read from the store.
+
+use std::path::Path;
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{DateTime, Duration, Utc};
+use compliance_guard::guard::{Following, Guard};
+use compliance_guard::index::ListQuery;
+use compliance_guard::journal::{Layout, Position};
+use compliance_guard::model::{Interaction, InteractionInput};
+use compliance_guard::request::{Caller, CheckInput};
+use compliance_guard::rules::{LoadOptions, RuleSet};
+
+use crate::support::library::{open_following, open_with};
+
+const ANN: &str = "BO-FOLL-00000001";
+
+fn caller() -> Caller {
+    Caller {
+        company: None,
+        name: "follow".into(),
+        sensitive: true,
+        agent: true,
+    }
+}
+
+/// An outbound call that rang out, at `at`.
+fn call(at: DateTime<Utc>) -> InteractionInput {
+    InteractionInput {
+        channel: Some("voice".into()),
+        direction: Some("outbound".into()),
+        status: Some("succeeded".into()),
+        status_details: Some("voiceRangNoPickup".into()),
+        started_at: Some(at.to_rfc3339()),
+        loan_id: Some("L1".into()),
+        ..InteractionInput::default()
+    }
+}
+
+async fn create(g: &Guard, at: DateTime<Utc>) -> Interaction {
+    let (r, created) = g
+        .create(ANN, &call(at), &caller(), Utc::now())
+        .await
+        .unwrap();
+    assert!(created);
+    r
+}
+
+/// Waits (at most 20 s) until the store holds every frame appended.
+fn caught_up(g: &Guard) -> Following {
+    let deadline = Instant::now() + StdDuration::from_secs(20);
+    loop {
+        let f = g.store_follow().expect("the store follows the journal");
+        assert!(!f.failed, "the store failed to follow");
+        if f.behind == 0 {
+            return f;
+        }
+        assert!(Instant::now() < deadline, "the store stays behind: {f:?}");
+        std::thread::sleep(StdDuration::from_millis(5));
+    }
+}
+
+fn journals(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("journal"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn everything(g: &Guard) -> Vec<String> {
+    let q = ListQuery {
+        person: Some(ANN.into()),
+        limit: 100,
+        ..ListQuery::default()
+    };
+    let (total, data) = g.list(&q, &caller()).unwrap();
+    assert_eq!(total, data.len());
+    data.into_iter().map(|r| r.id).collect()
+}
+
+/// 30 creates, each its own frame, with the journal rolling after 4
+/// frames: the store reaches generation 7 and its 2 frames, only that
+/// generation's journal is left, and a start after the guard closes reads
+/// everything from the store and nothing from the journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_follows_the_journal_and_the_journal_rolls_while_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Utc::now();
+    let mut ids = Vec::new();
+    {
+        let (g, _) = open_following(dir.path(), 4).unwrap();
+        for i in 0..30 {
+            ids.push(create(&g, now - Duration::hours(i + 1)).await.id);
+        }
+        let f = caught_up(&g);
+        // Frames 1–4 in generation 0, … 29–30 in generation 7.
+        assert_eq!(
+            f.position,
+            Position {
+                generation: 7,
+                records: 2
+            }
+        );
+        assert_eq!(journals(dir.path()), ["journal-00000007.log"]);
+    }
+    let (g, replayed) = open_with(dir.path(), u64::MAX).unwrap();
+    assert_eq!(replayed.journal_records, 0, "{replayed:?}");
+    assert_eq!(
+        replayed.end,
+        Position {
+            generation: 7,
+            records: 2
+        }
+    );
+    // The person and the 30 interactions.
+    assert_eq!(replayed.snapshot_records, 31);
+    let mut listed = everything(&g);
+    listed.sort();
+    ids.sort();
+    assert_eq!(listed, ids);
+}
+
+/// Interactions that happen more than the horizon (90 days) and a day ago
+/// leave memory once the store holds them; they are read from the store
+/// as before, a Check answers exactly as before, and one written to again
+/// comes back and leaves again once the store holds the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interactions_beyond_the_horizon_leave_memory_while_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Utc::now();
+    let (g, _) = open_following(dir.path(), u64::MAX).unwrap();
+    g.set_rules(std::sync::Arc::new(
+        RuleSet::load_dir(Path::new("rules"), &LoadOptions::default()).unwrap(),
+    ));
+    let mut old = Vec::new();
+    for i in 0..5 {
+        old.push(create(&g, now - Duration::days(200 + i)).await);
+    }
+    for i in 0..7 {
+        create(&g, now - Duration::hours(i * 6 + 1)).await;
+    }
+    let send = CheckInput {
+        person_id: ANN.into(),
+        channel: "voice".into(),
+        direction: "outbound".into(),
+        loan_ids: vec!["L1".into()],
+        jurisdictions: vec!["US-NJ".into()],
+        time_zones: vec!["America/New_York".into()],
+        at: Some(now),
+        ..CheckInput::default()
+    };
+    let before = g.check(&send, &caller(), now, None).await.unwrap().decision;
+    let listed = everything(&g);
+    assert_eq!(listed.len(), 12);
+    assert_eq!(g.len(), 12);
+
+    caught_up(&g);
+    assert_eq!(g.let_go(now).unwrap(), 5);
+    assert_eq!(g.let_go(now).unwrap(), 0, "nothing more to let go");
+    assert_eq!(g.sizes().interactions, 12, "still counted");
+    for r in &old {
+        assert_eq!(
+            &g.get(Some(ANN), &r.id, &caller()).unwrap(),
+            r,
+            "from the store"
+        );
+    }
+    assert_eq!(
+        everything(&g),
+        listed,
+        "the same listing, in the same order"
+    );
+    let after = g.check(&send, &caller(), now, None).await.unwrap().decision;
+    assert_eq!(
+        (after.allowed, &after.rule_id, after.next_allowed_at),
+        (before.allowed, &before.rule_id, before.next_allowed_at)
+    );
+    assert!(!after.allowed, "seven calls in seven days: {after:?}");
+
+    // A write brings one back; it leaves again once the store holds it.
+    let changed = g
+        .update(
+            Some(ANN),
+            &old[0].id,
+            &InteractionInput {
+                sensitive: Some(true),
+                ..InteractionInput::default()
+            },
+            &["sensitive".into()],
+            &caller(),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.sensitive, Some(true));
+    caught_up(&g);
+    assert_eq!(g.let_go(now).unwrap(), 1);
+    assert_eq!(g.get(Some(ANN), &old[0].id, &caller()).unwrap(), changed);
+    drop(g);
+
+    // A start reads it all back the same.
+    let (g, _) = open_following(dir.path(), u64::MAX).unwrap();
+    assert_eq!(everything(&g), listed);
+    assert_eq!(g.get(Some(ANN), &old[0].id, &caller()).unwrap(), changed);
+    drop(g);
+    let layout = Layout {
+        dir: dir.path().to_owned(),
+    };
+    assert!(layout.journal(0).exists() || layout.journal(1).exists());
+}
