@@ -345,10 +345,16 @@ pub fn open_from(layout: &Layout, from: Option<Position>) -> Result<Opened, Jour
             },
         });
     }
-    let open = |path: PathBuf| {
-        File::open(&path)
-            .map(|f| (path.clone(), f))
-            .map_err(io("opening", &path))
+    let open = |path: PathBuf| match File::open(&path) {
+        Ok(f) => Ok((path, f)),
+        // Listed, then gone: a server beside this reader deleted it once
+        // its store held it. Read again from the store's new position.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(JournalError::Corrupt {
+            path,
+            offset: 0,
+            reason: "it was deleted while this was read: the server moved on (read again)".into(),
+        }),
+        Err(e) => Err(io("opening", &path)(e)),
     };
     let snapshot = match (base, from) {
         (Some(g), None) => {

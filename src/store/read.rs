@@ -70,7 +70,7 @@ fn read(
         // then) is read again from the store's new position.
         match journal::open_from(&layout, out.from) {
             Ok(opened) => break opened,
-            Err(JournalError::Corrupt { .. }) if attempts < 3 && store.is_some() => {
+            Err(JournalError::Corrupt { .. }) if attempts < 10 && store.is_some() => {
                 attempts += 1;
                 if let Some(store) = &store {
                     let _ = store.conn.execute_batch("COMMIT");

@@ -414,9 +414,10 @@ async fn clients(server: &TestServer) -> (Checks, Interactions) {
 
 // ---- the real binary as a subprocess ---------------------------------------
 
-/// `compliance-guard serve` on `data`, `--durability sync`, open access.
-fn spawn_server(data: &Path) -> ServeProcess {
-    serve([
+/// `compliance-guard serve` on `data`, `--durability sync`, open access,
+/// with `more` flags.
+fn spawn_server_with(data: &Path, more: &[&str]) -> ServeProcess {
+    let mut args: Vec<&std::ffi::OsStr> = vec![
         "--listen".as_ref(),
         "127.0.0.1:0".as_ref(),
         "--data-dir".as_ref(),
@@ -427,8 +428,9 @@ fn spawn_server(data: &Path) -> ServeProcess {
         // The writers reserve at recorded 2025 dates.
         "--reserve-tolerance-seconds".as_ref(),
         "4000000000".as_ref(),
-    ])
-    .spawn()
+    ];
+    args.extend(more.iter().map(|a| std::ffi::OsStr::new(*a)));
+    serve(args).spawn()
 }
 
 // ---- 1. SIGKILL while clients write ----------------------------------------
@@ -552,11 +554,32 @@ async fn writer(addr: SocketAddr, t: usize, max: usize, acked: Arc<AtomicUsize>)
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_a_sigkill_while_clients_write() {
+    sigkill_while_clients_write(&[]).await;
+}
+
+/// The same, with the journal rolling every 7 records while the store
+/// follows it and deletes the journals it holds: the kill lands between
+/// any two of a durable batch, its application to the store, a roll and
+/// a deletion, and nothing acknowledged is lost.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_a_sigkill_while_the_journal_rolls() {
+    let data = sigkill_while_clients_write(&["--compact-after", "7"]).await;
+    // After the clean stop, the store holds the journal: at most the
+    // newest journal is left.
+    let journals = std::fs::read_dir(data.path().join("journal"))
+        .unwrap()
+        .count();
+    assert_eq!(journals, 1, "the journals the store holds were deleted");
+}
+
+#[cfg(unix)]
+async fn sigkill_while_clients_write(more: &[&str]) -> tempfile::TempDir {
     const WRITERS: usize = 4;
     const MAX_WRITES: usize = 3_000;
     const KILL_AFTER: usize = 240;
     let data = tempfile::tempdir().unwrap();
-    let server = spawn_server(data.path());
+    let server = spawn_server_with(data.path(), more);
     let addr = server.addr();
     server.wait_serving(addr).await;
     let channel = connect(addr).await;
@@ -638,7 +661,7 @@ async fn acknowledged_writes_survive_a_sigkill_while_clients_write() {
     }
 
     // Restart on the same data directory.
-    let server = spawn_server(data.path());
+    let server = spawn_server_with(data.path(), more);
     let addr = server.addr();
     server.wait_serving(addr).await;
     let channel = connect(addr).await;
@@ -766,6 +789,7 @@ async fn acknowledged_writes_survive_a_sigkill_while_clients_write() {
         second_log.iter().any(|l| l.contains("replay finished")),
         "{second_log:?}"
     );
+    data
 }
 
 // ---- 2. a journal cut at every byte of its last records ---------------------
