@@ -343,11 +343,21 @@ impl Guard {
             }
         };
         // Candidates on disk only: read from the store without the lock,
-        // only those the filters keep, then listed with the rest.
-        let on_disk = self.list_from_disk(&scope, &q)?;
-        let ledger = self.read()?;
-        let ListPage { total, data } = ledger.index.list_with(&q, &on_disk)?;
-        Ok((total, data.into_iter().cloned().collect()))
+        // only those the filters keep, then listed with the rest. If
+        // memory let go of more in between (`Guard::let_go` moved the
+        // history held whole on), what it let go of was read from neither:
+        // read again.
+        let mut tries = 0;
+        loop {
+            let (on_disk, before) = self.list_from_disk(&scope, &q)?;
+            let ledger = self.read()?;
+            if ledger.index.held_from() != before && tries < 3 {
+                tries += 1;
+                continue;
+            }
+            let ListPage { total, data } = ledger.index.list_with(&q, &on_disk)?;
+            return Ok((total, data.into_iter().cloned().collect()));
+        }
     }
 
     /// The chain of earlier interactions, nearest first; sensitive links are

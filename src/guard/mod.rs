@@ -359,16 +359,17 @@ impl Guard {
 
     /// The interactions on disk only that a listing reads, those its
     /// filters pass, with their places in creation order (the caller holds
-    /// no lock). A listing of everyone's scans the store; it is refused
+    /// no lock), and the time before which they were read (the history
+    /// held whole in memory from then on). A listing of everyone's scans the store; it is refused
     /// once more than [`MAX_LISTED_FROM_DISK`] pass, so that it never holds
     /// an unbounded part of the history in memory.
     fn list_from_disk(
         &self,
         scope: &crate::index::DiskScope,
         q: &crate::index::ListQuery,
-    ) -> Result<Vec<(u64, crate::model::Interaction)>, GuardError> {
+    ) -> Result<(Vec<(u64, crate::model::Interaction)>, i64), GuardError> {
         let Some(store) = &self.store else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), i64::MIN));
         };
         let failed = |e: crate::store::StoreError| GuardError::Internal(e.to_string());
         // What happens from the history held whole on is in memory.
@@ -383,7 +384,7 @@ impl Guard {
                         "more than {MAX_LISTED_FROM_DISK} of this person's interactions on disk only match this listing; narrow it with `createdAfter`, `startedAfter` or other filters"
                     )));
                 }
-                Ok(found)
+                Ok((found, before))
             }
             crate::index::DiskScope::All => store
                 .scan(before, MAX_LISTED_FROM_DISK, |r| q.matches(r))
@@ -392,7 +393,8 @@ impl Guard {
                     GuardError::FailedPrecondition(format!(
                         "more than {most} interactions on disk only (older than the history kept in memory) match this listing of everyone's; name a `personId`, or narrow it with `createdAfter`, `startedAfter` or other filters"
                     ))
-                }),
+                })
+                .map(|found| (found, before)),
         }
     }
 

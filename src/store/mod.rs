@@ -328,6 +328,18 @@ impl Store {
             .unwrap_or(1))
     }
 
+    /// Whether each commit is flushed to disk before it returns
+    /// (`synchronous = FULL`, as opened) or only written to SQLite's log
+    /// (`NORMAL`: a power cut may take the last commits back, with their
+    /// position). The follower flushes only the commits after which
+    /// journals are deleted.
+    pub fn set_synchronous(&self, flushed: bool) -> Result<(), StoreError> {
+        let mode = if flushed { "FULL" } else { "NORMAL" };
+        self.conn
+            .execute_batch(&format!("PRAGMA synchronous = {mode};"))
+            .map_err(sqlite("setting up", &self.path))
+    }
+
     /// Moves the position without a record (the journal rolled over to a
     /// new, empty generation).
     pub fn set_position(&mut self, at: Position) -> Result<(), StoreError> {

@@ -25,6 +25,15 @@ pub struct Writing<'a> {
 }
 
 impl Writing<'_> {
+    /// Runs one statement, prepared once per connection and kept (the
+    /// follower runs the same few for every batch).
+    fn run(&self, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
+        self.tx
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute(params))
+            .map_err(sqlite("writing", &self.path))
+    }
+
     /// Applies one journal record (a batch: each of its records in turn):
     /// each thing it names now holds the state it gives.
     pub fn apply(&mut self, record: Record) -> Result<(), StoreError> {
@@ -81,44 +90,38 @@ impl Writing<'_> {
                     &media,
                     &record,
                 ];
-                let inserted = self
-                    .tx
-                    .execute(
-                        "INSERT OR IGNORE INTO interactions
+                let inserted = self.run(
+                    "INSERT OR IGNORE INTO interactions
                              (seq, id, person_id, external_id, occurs_at, deleted_at, media, record)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                        &values[..],
-                    )
-                    .map_err(sqlite("writing", &self.path))?;
+                    &values[..],
+                )?;
                 if inserted == 1 {
                     self.interaction_seq += 1;
                 } else {
                     // The same values but the place, which it keeps.
-                    self.tx
-                        .execute(
-                            "UPDATE interactions SET person_id = ?2, external_id = ?3,
+                    self.run(
+                        "UPDATE interactions SET person_id = ?2, external_id = ?3,
                                  occurs_at = ?4, deleted_at = ?5, media = ?6, record = ?7
                              WHERE id = ?1",
-                            &values[1..],
-                        )
-                        .map_err(sqlite("writing", &self.path))?;
+                        &values[1..],
+                    )?;
                 }
                 // The audio it names, for the media sweep: which record
-                // holds a file, and whether that record is deleted.
-                self.tx
-                    .execute("DELETE FROM media WHERE interaction_id = ?1", [&i.id])
-                    .map_err(sqlite("writing", &self.path))?;
+                // holds a file, and whether that record is deleted (a new
+                // one has no rows there yet).
+                if inserted != 1 {
+                    self.run("DELETE FROM media WHERE interaction_id = ?1", [&i.id])?;
+                }
                 for m in [&i.recording, &i.voicemail].into_iter().flatten() {
-                    self.tx
-                        .execute(
-                            "INSERT INTO media (storage_key, interaction_id, deleted_at)
+                    self.run(
+                        "INSERT INTO media (storage_key, interaction_id, deleted_at)
                              VALUES (?1, ?2, ?3)
                              ON CONFLICT (storage_key) DO UPDATE SET
                                  interaction_id = excluded.interaction_id,
                                  deleted_at = excluded.deleted_at",
-                            params![m.storage_key, i.id, deleted_at],
-                        )
-                        .map_err(sqlite("writing", &self.path))?;
+                        params![m.storage_key, i.id, deleted_at],
+                    )?;
                 }
                 Ok(())
             }
@@ -143,39 +146,33 @@ impl Writing<'_> {
         at: Option<i64>,
         record: &[u8],
     ) -> Result<(), StoreError> {
-        self.tx
-            .execute(
-                "INSERT INTO state (kind, key, first_seq, last_seq, at, record)
+        self.run(
+            "INSERT INTO state (kind, key, first_seq, last_seq, at, record)
                  VALUES (?1, ?2, ?3, ?3, ?4, ?5)
                  ON CONFLICT (kind, key) DO UPDATE SET last_seq = excluded.last_seq,
                      at = excluded.at, record = excluded.record",
-                params![kind as i64, key, self.seq, at, record],
-            )
-            .map(|_| ())
-            .map_err(sqlite("writing", &self.path))
+            params![kind as i64, key, self.seq, at, record],
+        )
+        .map(|_| ())
     }
 
     fn delete(&mut self, kind: Kind, key: &str) -> Result<(), StoreError> {
-        self.tx
-            .execute(
-                "DELETE FROM state WHERE kind = ?1 AND key = ?2",
-                params![kind as i64, key],
-            )
-            .map(|_| ())
-            .map_err(sqlite("writing", &self.path))
+        self.run(
+            "DELETE FROM state WHERE kind = ?1 AND key = ?2",
+            params![kind as i64, key],
+        )
+        .map(|_| ())
     }
 
     /// Forgets stored answers older than `before` (Unix seconds): a retry
     /// is answered from them for [`crate::ledger::REQUEST_ID_TTL_HOURS`]
     /// only, so the store need not keep them longer.
     pub fn forget_answers_before(&mut self, before: i64) -> Result<u64, StoreError> {
-        self.tx
-            .execute(
-                "DELETE FROM state WHERE kind = ?1 AND at < ?2",
-                params![Kind::Answer as i64, before],
-            )
-            .map(|n| u64::try_from(n).unwrap_or(0))
-            .map_err(sqlite("writing", &self.path))
+        self.run(
+            "DELETE FROM state WHERE kind = ?1 AND at < ?2",
+            params![Kind::Answer as i64, before],
+        )
+        .map(|n| u64::try_from(n).unwrap_or(0))
     }
 
     /// Writes the position with the records, and commits: durable when it
