@@ -243,6 +243,19 @@ fn bench(c: &mut Criterion) {
         })
     });
 
+    // One part of the walk that lets go of what left the horizon
+    // (`Guard::let_go`, `LET_GO_PART` slots under the write lock), over
+    // interactions that all stay: what a Check may wait for once a minute.
+    let mut part = Index::default();
+    for p in 0..compliance_guard::guard::LET_GO_PART {
+        part.create(&format!("BO-W-{}", p % 6_000), &input(p, now), now)
+            .expect("valid record");
+    }
+    let cutoff = (now - chrono::Duration::days(100)).timestamp();
+    c.bench_function("let-go/walk-one-part", |b| {
+        b.iter(|| part.move_to_disk(black_box(cutoff), u64::MAX, |_| false))
+    });
+
     let guard = Guard::new(IndexConfig::default());
     guard.set_rules(Arc::new(rules));
     let runtime = tokio::runtime::Builder::new_current_thread()

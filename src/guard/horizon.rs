@@ -10,6 +10,11 @@ use chrono::{DateTime, Utc};
 
 use super::{Guard, GuardError};
 
+/// How many interaction slots [`Guard::let_go`] walks per hold of the
+/// write lock (see `benches/decide.rs`, `let-go/walk`, for what a part
+/// costs).
+pub const LET_GO_PART: usize = 65_536;
+
 /// Where the store stands against the journal ([`Guard::store_follow`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Following {
@@ -45,9 +50,9 @@ impl Guard {
     /// applied yet. Does nothing without a store, or once the store has
     /// failed to follow the journal. Returns how many left memory.
     ///
-    /// Holds the write lock while it walks the interactions in memory
-    /// (tens of milliseconds per million): the server runs it once a
-    /// minute ([`crate::server`]).
+    /// Walks the interactions in memory [`LET_GO_PART`] at a time under
+    /// the write lock, letting it go in between: the server runs it once
+    /// a minute ([`crate::server`]).
     pub fn let_go(&self, now: DateTime<Utc>) -> Result<usize, GuardError> {
         let Some(follower) = &self.follower else {
             return Ok(0);
@@ -57,20 +62,32 @@ impl Guard {
         }
         // Read before the lock: every change at or before it is on disk.
         let applied = follower.applied();
-        let mut ledger = self.write()?;
-        let horizon = i64::from(ledger.index.config().horizon_days) + 1;
-        let cutoff = now.timestamp().saturating_sub(horizon * 86_400);
-        let reserved = ledger.reservations().clone();
-        let moved = ledger
-            .index
-            .move_to_disk(cutoff, applied, |id| reserved.contains_key(id));
-        if ledger.index.on_disk() > 0 {
-            // What a Check reads starts at the cutoff from now on; never
-            // earlier than before.
-            let from = ledger.index.held_from().max(cutoff);
-            ledger.index.set_held_from(from);
-            self.memory_from.fetch_max(from, Ordering::SeqCst);
+        let mut moved = 0;
+        let mut start = 0;
+        loop {
+            // A part at a time, the lock let go in between: a Check waits
+            // for one part at most.
+            let mut ledger = self.write()?;
+            let slots = ledger.index.slots();
+            if start >= slots {
+                return Ok(moved);
+            }
+            let horizon = i64::from(ledger.index.config().horizon_days) + 1;
+            let cutoff = now.timestamp().saturating_sub(horizon * 86_400);
+            let reserved = ledger.reservations().clone();
+            let end = start.saturating_add(LET_GO_PART).min(slots);
+            let here = ledger
+                .index
+                .move_to_disk_in(start..end, cutoff, applied, |id| reserved.contains_key(id));
+            if here > 0 || ledger.index.on_disk() > 0 {
+                // What a Check reads starts at the cutoff from now on,
+                // before the lock is let go; never earlier than before.
+                let from = ledger.index.held_from().max(cutoff);
+                ledger.index.set_held_from(from);
+                self.memory_from.fetch_max(from, Ordering::SeqCst);
+            }
+            moved += here;
+            start = end;
         }
-        Ok(moved)
     }
 }

@@ -42,7 +42,7 @@ use crate::problem::FieldProblem;
 use crate::rules::RuleSet;
 use crate::store::Reader;
 
-pub use horizon::Following;
+pub use horizon::{Following, LET_GO_PART};
 
 /// Most records one operation reads back from disk (a chain of earlier
 /// interactions walks one at a time).

@@ -134,10 +134,31 @@ impl Index {
         applied: u64,
         keep: impl Fn(&str) -> bool,
     ) -> usize {
+        self.move_to_disk_in(0..self.records.len(), cutoff, applied, keep)
+    }
+
+    /// How many interaction slots memory holds (in memory, and emptied by
+    /// [`Index::move_to_disk`]): the range [`Index::move_to_disk_in`]
+    /// walks.
+    pub fn slots(&self) -> usize {
+        self.records.len()
+    }
+
+    /// [`Index::move_to_disk`] for the interactions in a range of slots
+    /// (see [`Index::slots`]), so that a caller can walk them a part at a
+    /// time and let others in between.
+    pub fn move_to_disk_in(
+        &mut self,
+        slots: std::ops::Range<usize>,
+        cutoff: i64,
+        applied: u64,
+        keep: impl Fn(&str) -> bool,
+    ) -> usize {
         let mut moved: std::collections::HashSet<InteractionKey, foldhash::fast::RandomState> =
             Default::default();
         let mut people = Vec::new();
-        for i in 0..self.records.len() {
+        let end = slots.end.min(self.records.len());
+        for i in slots.start.min(end)..end {
             let slot = &mut self.records[i];
             let Some(r) = slot.record.as_deref() else {
                 continue;

@@ -151,7 +151,10 @@ fn follow(
     // MB) rather than every 1,000: the pages every batch touches (the
     // ends of the time and creation-order indexes) are copied once per
     // fold, not ten times.
-    if let Err(e) = store.conn.execute_batch("PRAGMA wal_autocheckpoint = 10000;") {
+    if let Err(e) = store
+        .conn
+        .execute_batch("PRAGMA wal_autocheckpoint = 10000;")
+    {
         tracing::warn!(error = %e, "the store's checkpoint interval could not be set; it keeps SQLite's default");
     }
     let mut at = shared.position.lock().map(|p| *p).unwrap_or_default();
