@@ -104,6 +104,48 @@ impl Guard {
         )))
     }
 
+    /// Puts back in memory the answer kept for `request_id` when it left
+    /// memory for room but is still within its 24 hours (read from the
+    /// store without the lock), so that the retry is answered from it.
+    fn recall_answer(&self, request_id: &str, now: DateTime<Utc>) -> Result<(), GuardError> {
+        // What leaves memory now leaves it before the question is asked:
+        // an answer about to leave is then looked for in the store.
+        if self.read()?.answers_to_expire(now) {
+            self.write()?.expire_answers(now);
+        }
+        if !self.read()?.answer_may_be_on_disk(request_id, now) {
+            return Ok(());
+        }
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let since =
+            (now - chrono::Duration::hours(crate::ledger::REQUEST_ID_TTL_HOURS)).timestamp();
+        let found = store
+            .answer(request_id, since)
+            .map_err(|e| GuardError::Internal(e.to_string()))?;
+        match found {
+            Some(answer) => self.write()?.recall_answer(request_id.to_owned(), answer),
+            // Not there: a new request, unless an answer left memory so
+            // young that it may still be on its way to the store.
+            None if self.read()?.answers_settling(now) => {
+                return Err(GuardError::Unavailable(
+                    "the answer kept for this request id may not have reached the store yet; retry in a few seconds".into(),
+                ));
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Sets the most reserving Checks' answers kept in memory for retries
+    /// (default [`crate::ledger::MAX_STORED_ANSWERS`]); older ones within
+    /// their 24 hours are read from the store.
+    pub fn set_answers_in_memory(&self, most: usize) -> Result<(), GuardError> {
+        self.write()?.set_answers_in_memory(most);
+        Ok(())
+    }
+
     fn check_now(
         &self,
         input: &CheckInput,
@@ -137,6 +179,9 @@ impl Guard {
                 repeated: false,
             };
             return Ok((outcome, commit));
+        }
+        if !input.request_id.is_empty() {
+            self.recall_answer(&input.request_id, now)?;
         }
         let mut ledger = self.write()?;
         ledger.expire_answers(now);

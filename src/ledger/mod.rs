@@ -26,8 +26,15 @@ use crate::request::CheckOutcome;
 /// How long a reserving Check's answer is kept for retries with the same
 /// `request_id`.
 pub const REQUEST_ID_TTL_HOURS: i64 = 24;
-/// Most stored answers; the oldest go first beyond it.
+/// Most stored answers kept in memory; beyond it the oldest leave memory
+/// and, while they are younger than [`REQUEST_ID_TTL_HOURS`], a retry
+/// finds them in the store.
 pub const MAX_STORED_ANSWERS: usize = 1_000_000;
+
+/// How long after it is stored an answer may still be on its way to the
+/// store (which follows the journal about a second behind): one that
+/// leaves memory younger than this makes a retry that finds nothing wait.
+pub const ANSWER_SETTLES_SECONDS: i64 = 10;
 
 /// An open reservation: recorded by a reserving Check and never updated
 /// since, so it holds its slot.
@@ -95,6 +102,14 @@ pub struct Ledger {
     pub index: Index,
     answers: HashMap<String, StoredAnswer>,
     answer_order: VecDeque<(DateTime<Utc>, String)>,
+    /// Most answers kept in memory (`None`: [`MAX_STORED_ANSWERS`]).
+    answers_in_memory: Option<usize>,
+    /// Until when an answer that left memory for room may still be
+    /// answered from (the store holds it for its 24 hours).
+    answers_on_disk_until: Option<DateTime<Utc>>,
+    /// Until when an answer that left memory may not be in the store yet
+    /// (it left within [`ANSWER_SETTLES_SECONDS`] of being stored).
+    answers_settling_until: Option<DateTime<Utc>>,
     reservations: BTreeMap<String, Reservation>,
     /// The conversations of text and chat interactions that have been
     /// joined or closed, by our interaction id.
@@ -114,14 +129,69 @@ impl Ledger {
     /// beyond [`MAX_STORED_ANSWERS`]. Not a change: a recovered ledger
     /// forgets them the same way at its next reserving Check.
     pub fn expire_answers(&mut self, now: DateTime<Utc>) {
-        let cutoff = now - Duration::hours(REQUEST_ID_TTL_HOURS);
+        let ttl = Duration::hours(REQUEST_ID_TTL_HOURS);
+        let cutoff = now - ttl;
+        let most = self.answers_in_memory.unwrap_or(MAX_STORED_ANSWERS);
         while let Some((t, id)) = self.answer_order.front() {
-            if *t >= cutoff && self.answer_order.len() <= MAX_STORED_ANSWERS {
+            if *t >= cutoff && self.answer_order.len() <= most {
                 break;
+            }
+            if *t >= cutoff {
+                // Still within its 24 hours: a retry reads it from the store.
+                let until = *t + ttl;
+                self.answers_on_disk_until =
+                    Some(self.answers_on_disk_until.map_or(until, |u| u.max(until)));
+                let settles = *t + Duration::seconds(ANSWER_SETTLES_SECONDS);
+                if settles > now {
+                    self.answers_settling_until = Some(
+                        self.answers_settling_until
+                            .map_or(settles, |u| u.max(settles)),
+                    );
+                }
             }
             self.answers.remove(id);
             self.answer_order.pop_front();
         }
+    }
+
+    /// True if [`Ledger::expire_answers`] would forget anything now.
+    pub fn answers_to_expire(&self, now: DateTime<Utc>) -> bool {
+        let cutoff = now - Duration::hours(REQUEST_ID_TTL_HOURS);
+        let most = self.answers_in_memory.unwrap_or(MAX_STORED_ANSWERS);
+        self.answer_order.len() > most
+            || self.answer_order.front().is_some_and(|(t, _)| *t < cutoff)
+    }
+
+    /// Sets the most answers kept in memory (at least one; see
+    /// [`MAX_STORED_ANSWERS`]).
+    pub fn set_answers_in_memory(&mut self, most: usize) {
+        self.answers_in_memory = Some(most.max(1));
+    }
+
+    /// True if the answer for `request_id` is not in memory but may be in
+    /// the store: an answer still within its 24 hours left memory for
+    /// room ([`Ledger::expire_answers`]).
+    pub fn answer_may_be_on_disk(&self, request_id: &str, now: DateTime<Utc>) -> bool {
+        !self.answers.contains_key(request_id)
+            && self.answers_on_disk_until.is_some_and(|until| now < until)
+    }
+
+    /// True if an answer left memory so young that the store may not hold
+    /// it yet: a retry that finds nothing in the store must not be taken
+    /// for a new request until then.
+    pub fn answers_settling(&self, now: DateTime<Utc>) -> bool {
+        self.answers_settling_until.is_some_and(|until| now < until)
+    }
+
+    /// Keeps in memory an answer read back from the store (not a change:
+    /// the journal and the store hold it already).
+    pub fn recall_answer(&mut self, request_id: String, answer: StoredAnswer) {
+        if self.answers.contains_key(&request_id) {
+            return;
+        }
+        self.answer_order
+            .push_back((answer.stored_at, request_id.clone()));
+        self.answers.insert(request_id, answer);
     }
 
     /// The answer kept for a request id.

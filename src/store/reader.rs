@@ -102,6 +102,43 @@ fn decode_interaction(path: &Path, bytes: &[u8]) -> Result<crate::model::Interac
 }
 
 impl Reader {
+    /// The answer kept for a reserving Check's request id, stored at or
+    /// after `since` (Unix seconds): what a retry is answered from once
+    /// the answer left memory.
+    pub fn answer(
+        &self,
+        request_id: &str,
+        since: i64,
+    ) -> Result<Option<crate::ledger::StoredAnswer>, StoreError> {
+        let row: Option<Vec<u8>> = self.with(|c| {
+            c.query_row(
+                "SELECT record FROM state WHERE kind = ?1 AND key = ?2 AND at >= ?3",
+                params![super::Kind::Answer as i64, request_id, since],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sqlite("reading", &self.path))
+        })?;
+        let Some(bytes) = row else {
+            return Ok(None);
+        };
+        let bad = |reason: String| StoreError::Format {
+            path: self.path.clone(),
+            reason,
+        };
+        let record = <Record as prost::Message>::decode(bytes.as_slice())
+            .map_err(|e| bad(format!("a stored answer does not decode: {e}")))?;
+        for change in crate::ledger::changes(record) {
+            if let Ok(crate::ledger::Change::Answer { answer, .. }) = change {
+                return Ok(Some(answer));
+            }
+        }
+        Err(bad(format!(
+            "the row of the answer for `{}` is not an answer",
+            crate::model::echo(request_id)
+        )))
+    }
+
     /// One interaction by our id or `ext-<externalId>`, with its place in
     /// creation order.
     pub fn get(

@@ -215,3 +215,91 @@ async fn interactions_beyond_the_horizon_leave_memory_while_serving() {
     };
     assert!(layout.journal(0).exists() || layout.journal(1).exists());
 }
+
+/// A reserving Check of a call to `person` now, with `request_id`.
+fn reserving(person: &str, request_id: &str, now: DateTime<Utc>) -> CheckInput {
+    CheckInput {
+        person_id: person.into(),
+        channel: "email".into(),
+        direction: "outbound".into(),
+        loan_ids: vec!["L1".into()],
+        jurisdictions: vec!["US-NJ".into()],
+        time_zones: vec!["America/New_York".into()],
+        at: Some(now),
+        reserve: true,
+        request_id: request_id.into(),
+        ..CheckInput::default()
+    }
+}
+
+/// With room in memory for two answers, the answers of five reserving
+/// Checks eleven seconds apart are all kept for their 24 hours: a retry of
+/// each is answered from the store, repeated, with its reservation and no
+/// second slot, before and after a restart. A new request id right after
+/// an answer left memory younger than the store's lag may take is refused
+/// as UNAVAILABLE rather than taken for new while the store may not hold
+/// that answer yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_beyond_memory_are_answered_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    // A Wednesday at 11:00 in New Jersey: inside the permitted hours.
+    let now: DateTime<Utc> = "2026-12-02T16:00:00Z".parse().unwrap();
+    let at = |seconds: i64| now + Duration::seconds(seconds);
+    let rules = std::sync::Arc::new(
+        RuleSet::load_dir(Path::new("rules"), &LoadOptions::default()).unwrap(),
+    );
+    let (g, _) = open_following(dir.path(), u64::MAX).unwrap();
+    g.set_rules(rules.clone());
+    g.set_answers_in_memory(2).unwrap();
+    let mut first = Vec::new();
+    for i in 0..5 {
+        let t = at(i * 11);
+        let input = reserving(&format!("BO-ANSW-0000000{i}"), &format!("r-{i}"), t);
+        let out = g.check(&input, &caller(), t, None).await.unwrap();
+        assert!(out.decision.allowed, "{out:?}");
+        assert!(!out.repeated);
+        first.push((input, out));
+    }
+    assert_eq!(g.sizes().open_reservations, 5);
+    caught_up(&g);
+    for (input, answer) in &first {
+        let retry = g.check(input, &caller(), at(60), None).await.unwrap();
+        assert!(retry.repeated, "{}", input.request_id);
+        assert_eq!(retry.interaction_id, answer.interaction_id);
+        assert_eq!(retry.decision, answer.decision);
+    }
+    assert_eq!(g.sizes().open_reservations, 5, "no second slot");
+
+    // Three answers at one moment: the third Check pushes the first of
+    // them out of memory (memory holds two, and each Check makes room
+    // before it looks), before the store may hold it.
+    for i in 5..8 {
+        let input = reserving(&format!("BO-ANSW-0000000{i}"), &format!("r-{i}"), at(120));
+        let out = g.check(&input, &caller(), at(120), None).await.unwrap();
+        assert!(!out.repeated && out.decision.allowed, "{out:?}");
+    }
+    let new = reserving("BO-ANSW-00000009", "r-9", at(120));
+    match g.check(&new, &caller(), at(120), None).await {
+        Err(compliance_guard::guard::GuardError::Unavailable(m)) => {
+            assert!(m.contains("may not have reached the store"), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Ten seconds on, a request id the store does not hold is new.
+    caught_up(&g);
+    let new = reserving("BO-ANSW-00000009", "r-9", at(131));
+    let out = g.check(&new, &caller(), at(131), None).await.unwrap();
+    assert!(!out.repeated && out.decision.allowed, "{out:?}");
+    assert_eq!(g.sizes().open_reservations, 9);
+    drop(g);
+
+    let (g, _) = open_following(dir.path(), u64::MAX).unwrap();
+    g.set_rules(rules);
+    g.set_answers_in_memory(2).unwrap();
+    for (input, answer) in first.iter().rev() {
+        let retry = g.check(input, &caller(), at(140), None).await.unwrap();
+        assert!(retry.repeated, "{}", input.request_id);
+        assert_eq!(retry.interaction_id, answer.interaction_id);
+    }
+    assert_eq!(g.sizes().open_reservations, 9);
+}
