@@ -50,9 +50,9 @@ impl From<GuardError> for Status {
             GuardError::PermissionDenied(m) => Status::permission_denied(bounded(m)),
             GuardError::Unavailable(m) => Status::unavailable(bounded(m)),
             e @ GuardError::DeadlineExceeded => Status::deadline_exceeded(e.to_string()),
-            e @ (GuardError::Internal(_) | GuardError::OnDisk { .. }) => {
-                Status::internal(bounded(e.to_string()))
-            }
+            e @ (GuardError::Internal(_)
+            | GuardError::OnDisk { .. }
+            | GuardError::ConvoOnDisk { .. }) => Status::internal(bounded(e.to_string())),
         }
     }
 }

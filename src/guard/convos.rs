@@ -19,10 +19,19 @@ fn convo_of(ledger: &Ledger, r: &Interaction, action: &str) -> Result<Convo, Gua
             r.channel.as_str()
         )));
     }
-    Ok(ledger
-        .convo(&r.id)
-        .cloned()
-        .unwrap_or_else(|| Convo::open(&r.id, r.channel)))
+    if let Some(c) = ledger.convo(&r.id) {
+        return Ok(c.clone());
+    }
+    // Memory holds the conversations of the interactions it holds, but
+    // not of one brought back from disk (nor of one on disk only): that
+    // one is read from the store first.
+    if !ledger.index.knows(&r.id) || ledger.index.came_from_disk(&r.id) {
+        return Err(GuardError::ConvoOnDisk {
+            id: r.id.clone(),
+            channel: r.channel,
+        });
+    }
+    Ok(Convo::open(&r.id, r.channel))
 }
 
 /// Refuses a change to a closed conversation, or to a deleted
@@ -56,7 +65,13 @@ impl Guard {
     ) -> Result<Convo, GuardError> {
         let found = self.find(person, interaction)?;
         visible(&found, caller)?;
-        convo_of(&*self.read()?, &found, "get")
+        let in_memory = convo_of(&*self.read()?, &found, "get");
+        match in_memory {
+            // Read from the store, without the lock, and not kept: a read
+            // of old history never grows memory.
+            Err(GuardError::ConvoOnDisk { id, channel }) => self.stored_convo(&id, channel),
+            other => other,
+        }
     }
 
     /// The caller, an agent, joins an interaction's conversation:

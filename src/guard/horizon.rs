@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use chrono::{DateTime, Utc};
 
 use super::{Guard, GuardError};
+use crate::model::Channel;
 
 /// How many interaction slots [`Guard::let_go`] walks per hold of the
 /// write lock (see `benches/decide.rs`, `let-go/walk`, for what a part
@@ -76,9 +77,18 @@ impl Guard {
             let cutoff = now.timestamp().saturating_sub(horizon * 86_400);
             let reserved = ledger.reservations().clone();
             let end = start.saturating_add(LET_GO_PART).min(slots);
-            let here = ledger
-                .index
-                .move_to_disk_in(start..end, cutoff, applied, |id| reserved.contains_key(id));
+            let mut chats = Vec::new();
+            let here = ledger.index.move_to_disk_in(
+                start..end,
+                cutoff,
+                applied,
+                |id| reserved.contains_key(id),
+                |r| {
+                    if matches!(r.channel, Channel::Text | Channel::Chat) {
+                        chats.push(r.id.clone());
+                    }
+                },
+            );
             if here > 0 || ledger.index.on_disk() > 0 {
                 // What a Check reads starts at the cutoff from now on,
                 // before the lock is let go; never earlier than before.
@@ -86,6 +96,8 @@ impl Guard {
                 ledger.index.set_held_from(from);
                 self.memory_from.fetch_max(from, Ordering::SeqCst);
             }
+            // Their conversations leave memory with them.
+            ledger.forget_convos_of(&chats);
             moved += here;
             start = end;
         }

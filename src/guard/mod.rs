@@ -96,6 +96,18 @@ pub enum GuardError {
         /// The interaction asked for, as given.
         id: String,
     },
+    /// An interaction brought back from disk whose conversation memory
+    /// does not hold: the guard reads it from the store (without its
+    /// lock), keeps it in memory and runs the operation again. Never an
+    /// answer.
+    #[error("internal error: the conversation of interaction `{}` is on disk only", crate::model::echo(.id))]
+    ConvoOnDisk {
+        /// Our id of the interaction.
+        id: String,
+        /// Its channel (an interaction without a stored conversation has
+        /// an open, empty one of this channel).
+        channel: crate::model::Channel,
+    },
 }
 
 impl GuardError {
@@ -295,6 +307,12 @@ impl Guard {
                     self.load(&person, &id)?;
                     loads += 1;
                 }
+                Err(GuardError::ConvoOnDisk { id, channel }) if loads < MAX_LOADS => {
+                    drop(ledger);
+                    let convo = self.stored_convo(&id, channel)?;
+                    self.write()?.recall_convo(convo);
+                    loads += 1;
+                }
                 Err(e) => return Err(e),
                 Ok((changes, answer)) => {
                     let commit = self.commit_locked(&mut ledger, changes)?;
@@ -317,6 +335,22 @@ impl Guard {
         store
             .get(any_id)
             .map_err(|e| GuardError::Internal(e.to_string()))
+    }
+
+    /// The conversation the store holds for an interaction (an open,
+    /// empty one of `channel` when it holds none), read without the lock.
+    fn stored_convo(
+        &self,
+        interaction_id: &str,
+        channel: crate::model::Channel,
+    ) -> Result<crate::model::Convo, GuardError> {
+        let stored = match &self.store {
+            Some(store) => store
+                .convo(interaction_id)
+                .map_err(|e| GuardError::Internal(e.to_string()))?,
+            None => None,
+        };
+        Ok(stored.unwrap_or_else(|| crate::model::Convo::open(interaction_id, channel)))
     }
 
     /// An interaction by our id or `ext-<externalId>`, optionally checked

@@ -343,6 +343,10 @@ impl Guard {
             );
         }
         let on_disk = ledger.index.on_disk();
+        if on_disk > 0 {
+            // The conversations of interactions left on disk stay there.
+            ledger.forget_convos_on_disk();
+        }
         tracing::info!(
             in_memory = ledger.index.len() - on_disk,
             on_disk_only = on_disk,

@@ -76,6 +76,16 @@ impl Index {
         }
     }
 
+    /// True if the interaction with our id `id` is in memory because a
+    /// read or write brought it back from disk: what goes with it (its
+    /// conversation) may still be on disk only.
+    pub fn came_from_disk(&self, id: &str) -> bool {
+        self.ids
+            .get(id)
+            .and_then(|k| self.records.get(k.0 as usize))
+            .is_some_and(|s| s.from_disk)
+    }
+
     /// True if an interaction with our id `id` may be on disk only: none in
     /// memory has it, some are on disk, and it is not a generated id newer
     /// than all of those.
@@ -134,7 +144,7 @@ impl Index {
         applied: u64,
         keep: impl Fn(&str) -> bool,
     ) -> usize {
-        self.move_to_disk_in(0..self.records.len(), cutoff, applied, keep)
+        self.move_to_disk_in(0..self.records.len(), cutoff, applied, keep, |_| {})
     }
 
     /// How many interaction slots memory holds (in memory, and emptied by
@@ -146,13 +156,15 @@ impl Index {
 
     /// [`Index::move_to_disk`] for the interactions in a range of slots
     /// (see [`Index::slots`]), so that a caller can walk them a part at a
-    /// time and let others in between.
+    /// time and let others in between; `moved_out` sees each record that
+    /// leaves (what goes with it leaves too).
     pub fn move_to_disk_in(
         &mut self,
         slots: std::ops::Range<usize>,
         cutoff: i64,
         applied: u64,
         keep: impl Fn(&str) -> bool,
+        mut moved_out: impl FnMut(&Interaction),
     ) -> usize {
         let mut moved: std::collections::HashSet<InteractionKey, foldhash::fast::RandomState> =
             Default::default();
@@ -171,6 +183,7 @@ impl Index {
             let Some(r) = slot.record.take() else {
                 continue;
             };
+            moved_out(&r);
             self.ids.remove(&r.id);
             if let Some(e) = &r.external_id {
                 self.external_ids.remove(e);

@@ -204,6 +204,33 @@ impl Ledger {
         &self.reservations
     }
 
+    /// Keeps in memory a conversation read back from the store (not a
+    /// change: the journal and the store hold it already); one memory
+    /// holds already is newer and stays.
+    pub fn recall_convo(&mut self, convo: Convo) {
+        self.convos
+            .entry(convo.interaction_id.clone())
+            .or_insert(convo);
+    }
+
+    /// Lets go of the conversations of these interactions, which left
+    /// memory (the store holds them).
+    pub fn forget_convos_of(&mut self, interaction_ids: &[String]) {
+        for id in interaction_ids {
+            self.convos.remove(id);
+        }
+    }
+
+    /// Lets go of the conversations of every interaction memory does not
+    /// hold (a start, once it left history on disk). Returns how many
+    /// went.
+    pub fn forget_convos_on_disk(&mut self) -> usize {
+        let before = self.convos.len();
+        let index = &self.index;
+        self.convos.retain(|id, _| index.knows(id));
+        before - self.convos.len()
+    }
+
     /// The conversation of an interaction, if it was ever joined or closed.
     pub fn convo(&self, interaction_id: &str) -> Option<&Convo> {
         self.convos.get(interaction_id)

@@ -139,6 +139,38 @@ impl Reader {
         )))
     }
 
+    /// The conversation of an interaction, if it was ever joined or
+    /// closed: what memory lets go of with its interaction.
+    pub fn convo(&self, interaction_id: &str) -> Result<Option<crate::model::Convo>, StoreError> {
+        let row: Option<Vec<u8>> = self.with(|c| {
+            c.query_row(
+                "SELECT record FROM state WHERE kind = ?1 AND key = ?2",
+                params![super::Kind::Convo as i64, interaction_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sqlite("reading", &self.path))
+        })?;
+        let Some(bytes) = row else {
+            return Ok(None);
+        };
+        let bad = |reason: String| StoreError::Format {
+            path: self.path.clone(),
+            reason,
+        };
+        let record = <Record as prost::Message>::decode(bytes.as_slice())
+            .map_err(|e| bad(format!("a stored conversation does not decode: {e}")))?;
+        for change in crate::ledger::changes(record) {
+            if let Ok(crate::ledger::Change::Convo(c)) = change {
+                return Ok(Some(c));
+            }
+        }
+        Err(bad(format!(
+            "the row of the conversation of `{}` is not a conversation",
+            crate::model::echo(interaction_id)
+        )))
+    }
+
     /// One interaction by our id or `ext-<externalId>`, with its place in
     /// creation order.
     pub fn get(

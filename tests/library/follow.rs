@@ -303,3 +303,54 @@ async fn answers_beyond_memory_are_answered_from_the_store() {
     }
     assert_eq!(g.sizes().open_reservations, 9);
 }
+
+/// A text whose conversation an agent joined leaves memory with its
+/// conversation once it is beyond the horizon: the conversation is read
+/// from the store as it was, and a second agent joining it brings both
+/// back and keeps the first agent (never an empty conversation taken for
+/// the stored one), before and after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_leaves_memory_with_its_interaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Utc::now();
+    let (g, _) = open_following(dir.path(), u64::MAX).unwrap();
+    let text = InteractionInput {
+        channel: Some("text".into()),
+        direction: Some("inbound".into()),
+        status: Some("succeeded".into()),
+        started_at: Some((now - Duration::days(200)).to_rfc3339()),
+        ..InteractionInput::default()
+    };
+    let (old, _) = g.create(ANN, &text, &caller(), now).await.unwrap();
+    let ada = Caller {
+        name: "ada".into(),
+        ..caller()
+    };
+    let bo = Caller {
+        name: "bo".into(),
+        ..caller()
+    };
+    let joined = g
+        .join_convo(Some(ANN), &old.id, "solo", &ada, now)
+        .await
+        .unwrap();
+    assert_eq!(joined.agents.len(), 1);
+    caught_up(&g);
+    assert_eq!(g.let_go(now).unwrap(), 1);
+    assert_eq!(g.convo(Some(ANN), &old.id, &caller()).unwrap(), joined);
+    let both = g
+        .join_convo(Some(ANN), &old.id, "add", &bo, now)
+        .await
+        .unwrap();
+    let names: Vec<&str> = both.agents.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["ada", "bo"]);
+    caught_up(&g);
+    assert_eq!(g.let_go(now).unwrap(), 1);
+    assert_eq!(g.convo(Some(ANN), &old.id, &caller()).unwrap(), both);
+    drop(g);
+    let (g, _) = open_following(dir.path(), u64::MAX).unwrap();
+    assert_eq!(g.convo(Some(ANN), &old.id, &caller()).unwrap(), both);
+    let left = g.leave_convo(Some(ANN), &old.id, &ada).await.unwrap();
+    let names: Vec<&str> = left.agents.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["bo"]);
+}
