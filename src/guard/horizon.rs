@@ -12,14 +12,15 @@ use super::{Guard, GuardError};
 use crate::model::Channel;
 
 /// How many interaction slots [`Guard::let_go`] walks per hold of the
-/// write lock (see `benches/decide.rs`, `let-go/walk`, for what a part
-/// costs).
+/// write lock (see `benches/decide.rs`, `let-go/walk-one-part`, for what a
+/// part costs).
 pub const LET_GO_PART: usize = 65_536;
 
 /// Where the store stands against the journal ([`Guard::store_follow`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Following {
-    /// The journal position the store holds durably.
+    /// The journal position the store holds (committed; see
+    /// [`crate::store::Follower::position`]).
     pub position: crate::journal::Position,
     /// Journal frames appended that the store does not hold yet.
     pub behind: u64,

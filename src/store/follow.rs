@@ -33,7 +33,7 @@ pub const COMMIT_WINDOW: Duration = Duration::from_millis(1000);
 /// What the follower has done, shared with the guard and metrics.
 #[derive(Debug, Default)]
 struct Shared {
-    /// The [`jn::Commit::seq`] of the last frame the store holds durably.
+    /// The [`jn::Commit::seq`] of the last frame the store holds.
     applied: AtomicU64,
     /// The store's position.
     position: Mutex<Position>,
@@ -99,8 +99,11 @@ impl Follower {
         })
     }
 
-    /// The [`jn::Commit::seq`] of the last frame the store holds durably:
-    /// a change whose commit is at or before it is on disk in the store.
+    /// The [`jn::Commit::seq`] of the last frame the store holds
+    /// (committed and readable by every connection; a power cut may take
+    /// the last commits back, and the journal, which still holds them,
+    /// gives them again at the next start): a change whose commit is at or
+    /// before it can be read from the store.
     pub fn applied(&self) -> u64 {
         self.shared.applied.load(Ordering::Acquire)
     }
