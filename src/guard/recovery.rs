@@ -427,20 +427,7 @@ fn remove_before(layout: &Layout, at: Option<Position>) -> Result<(), JournalErr
         .iter()
         .flat_map(|g| [layout.snapshot(*g), layout.snapshot_count(*g)])
         .chain(old_logs.map(|g| layout.journal(g)));
-    for path in paths {
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(cause) => {
-                return Err(JournalError::Io {
-                    action: "removing",
-                    path,
-                    cause,
-                });
-            }
-        }
-    }
-    Ok(())
+    jn::remove_files(paths).map(|_| ())
 }
 
 /// A crash at a named step of opening, for the tests that `kill -9` a

@@ -211,9 +211,19 @@ impl FileWriter {
 /// not an error: a crash may have stopped an earlier deletion half-way.
 pub fn remove_journals_before(layout: &Layout, generation: u64) -> Result<usize, JournalError> {
     let (_, logs) = layout.generations()?;
+    let old = logs.into_iter().filter(|g| *g < generation);
+    let removed = remove_files(old.map(|g| layout.journal(g)))?;
+    if removed > 0 {
+        sync_dir(&layout.journal_dir())?;
+    }
+    Ok(removed)
+}
+
+/// Deletes files; one already gone is not an error. Returns how many it
+/// deleted.
+pub fn remove_files(paths: impl IntoIterator<Item = PathBuf>) -> Result<usize, JournalError> {
     let mut removed = 0;
-    for g in logs.into_iter().filter(|g| *g < generation) {
-        let path = layout.journal(g);
+    for path in paths {
         match std::fs::remove_file(&path) {
             Ok(()) => removed += 1,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -225,9 +235,6 @@ pub fn remove_journals_before(layout: &Layout, generation: u64) -> Result<usize,
                 });
             }
         }
-    }
-    if removed > 0 {
-        sync_dir(&layout.journal_dir())?;
     }
     Ok(removed)
 }

@@ -63,7 +63,8 @@ use std::path::{Path, PathBuf};
 
 pub(crate) use files::fsync_dir;
 pub use files::{
-    FileWriter, Layout, header_version, lock, remove_journals_before, write_file, write_snapshot,
+    FileWriter, Layout, header_version, lock, remove_files, remove_journals_before, write_file,
+    write_snapshot,
 };
 pub use format::{
     MAGIC, MAX_RECORD_BYTES, OLDEST_VERSION, SNAPSHOT_VERSION, VERSION, frame, unframe,

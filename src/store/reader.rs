@@ -110,42 +110,34 @@ impl Reader {
         request_id: &str,
         since: i64,
     ) -> Result<Option<crate::ledger::StoredAnswer>, StoreError> {
-        let row: Option<Vec<u8>> = self.with(|c| {
-            c.query_row(
-                "SELECT record FROM state WHERE kind = ?1 AND key = ?2 AND at >= ?3",
-                params![super::Kind::Answer as i64, request_id, since],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(sqlite("reading", &self.path))
-        })?;
-        let Some(bytes) = row else {
-            return Ok(None);
-        };
-        let bad = |reason: String| StoreError::Format {
-            path: self.path.clone(),
-            reason,
-        };
-        let record = <Record as prost::Message>::decode(bytes.as_slice())
-            .map_err(|e| bad(format!("a stored answer does not decode: {e}")))?;
-        for change in crate::ledger::changes(record) {
-            if let Ok(crate::ledger::Change::Answer { answer, .. }) = change {
-                return Ok(Some(answer));
-            }
-        }
-        Err(bad(format!(
-            "the row of the answer for `{}` is not an answer",
-            crate::model::echo(request_id)
-        )))
+        self.state(super::Kind::Answer, request_id, since, |c| match c {
+            crate::ledger::Change::Answer { answer, .. } => Some(answer),
+            _ => None,
+        })
     }
 
     /// The conversation of an interaction, if it was ever joined or
     /// closed: what memory lets go of with its interaction.
     pub fn convo(&self, interaction_id: &str) -> Result<Option<crate::model::Convo>, StoreError> {
+        self.state(super::Kind::Convo, interaction_id, i64::MIN, |c| match c {
+            crate::ledger::Change::Convo(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    /// The latest state of one thing of `kind` (its row in `state`, its
+    /// time at or after `since`), as `pick` takes it from the change.
+    fn state<T>(
+        &self,
+        kind: super::Kind,
+        key: &str,
+        since: i64,
+        pick: impl Fn(crate::ledger::Change) -> Option<T>,
+    ) -> Result<Option<T>, StoreError> {
         let row: Option<Vec<u8>> = self.with(|c| {
             c.query_row(
-                "SELECT record FROM state WHERE kind = ?1 AND key = ?2",
-                params![super::Kind::Convo as i64, interaction_id],
+                "SELECT record FROM state WHERE kind = ?1 AND key = ?2 AND coalesce(at, 0) >= ?3",
+                params![kind as i64, key, since],
                 |r| r.get(0),
             )
             .optional()
@@ -159,15 +151,15 @@ impl Reader {
             reason,
         };
         let record = <Record as prost::Message>::decode(bytes.as_slice())
-            .map_err(|e| bad(format!("a stored conversation does not decode: {e}")))?;
+            .map_err(|e| bad(format!("a stored record does not decode: {e}")))?;
         for change in crate::ledger::changes(record) {
-            if let Ok(crate::ledger::Change::Convo(c)) = change {
-                return Ok(Some(c));
+            if let Some(found) = change.ok().and_then(&pick) {
+                return Ok(Some(found));
             }
         }
         Err(bad(format!(
-            "the row of the conversation of `{}` is not a conversation",
-            crate::model::echo(interaction_id)
+            "the row of `{}` holds no record of its kind",
+            crate::model::echo(key)
         )))
     }
 
