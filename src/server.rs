@@ -103,7 +103,7 @@ pub struct ServeConfig {
     pub compact_after: u64,
     /// The store follows the journal while serving ([`Guard::open`]): true
     /// in the binary. False keeps every write in the journal until a
-    /// start ([`Guard::open_unfollowed`]): for tests of the journal's
+    /// start ([`Guard::open_as`] with `follow` false): for tests of the journal's
     /// replay.
     pub store_follows: bool,
     /// The decision log: `Some` logs every answered Check there; `None`
@@ -511,14 +511,14 @@ pub async fn serve(
         // The location datasets are read before the first Check needs them.
         crate::location::warm();
         tracing::info!(data_dir = %data_dir.display(), "replaying the journal");
-        let open = if store_follows {
-            Guard::open
-        } else {
-            Guard::open_unfollowed
-        };
-        let opened = open(index, &data_dir, durability, compact_after, |n| {
-            tracing::info!(records = n, "replaying")
-        });
+        let opened = Guard::open_as(
+            index,
+            &data_dir,
+            durability,
+            compact_after,
+            store_follows,
+            |n| tracing::info!(records = n, "replaying"),
+        );
         if let Ok((_, r)) = &opened {
             tracing::info!(
                 snapshot_records = r.snapshot_records,

@@ -31,7 +31,7 @@ pub struct Following {
 impl Guard {
     /// Where the store stands against the journal; `None` when it does
     /// not follow the journal (in memory only, or opened with
-    /// [`Guard::open_unfollowed`]).
+    /// [`Guard::open_as`] with `follow` false).
     pub fn store_follow(&self) -> Option<Following> {
         let (journal, follower) = (self.journal.as_ref()?, self.follower.as_ref()?);
         // The follower first: a frame appended in between counts as behind.

@@ -41,21 +41,12 @@ impl Guard {
         Guard::open_as(config, data_dir, durability, compact_after, true, progress)
     }
 
-    /// [`Guard::open`], but the store does not follow the journal while
-    /// serving: the journal grows until a start finds it longer than
-    /// `compact_after` records and applies it to the store. For the tests
-    /// and tools that need the journal's tail as a crash would leave it.
-    pub fn open_unfollowed(
-        config: IndexConfig,
-        data_dir: &Path,
-        durability: Durability,
-        compact_after: u64,
-        progress: impl FnMut(u64),
-    ) -> Result<(Guard, Recovered), JournalError> {
-        Guard::open_as(config, data_dir, durability, compact_after, false, progress)
-    }
-
-    fn open_as(
+    /// [`Guard::open`], or, with `follow` false, with the store not
+    /// following the journal while serving: the journal then grows until a
+    /// start finds it longer than `compact_after` records and applies it
+    /// to the store. For the tests and tools that need the journal's tail
+    /// as a crash would leave it.
+    pub fn open_as(
         config: IndexConfig,
         data_dir: &Path,
         durability: Durability,

@@ -613,11 +613,12 @@ async fn stored_records_outside_the_bounds_still_load_count_and_are_reported() {
     // Read back from the journal (the store not following it): every
     // record is loaded, whatever its time.
     let open = || {
-        Guard::open_unfollowed(
+        Guard::open_as(
             IndexConfig::default(),
             dir.path(),
             Durability::Sync,
             u64::MAX,
+            false,
             |_| {},
         )
         .unwrap()
