@@ -97,7 +97,7 @@ impl Guard {
         }
         let from = DateTime::from_timestamp(from, 0).unwrap_or_default();
         Err(GuardError::FailedPrecondition(format!(
-            "the send's time {} is too far in the past: its windows reach back {} days, before {}, and the history before that is on disk only (kept in memory: the horizon before the server's start); a Check is for a send now or later",
+            "the send's time {} is too far in the past: its windows reach back {} days, before {}, and the history before that is on disk only (memory keeps the horizon and a day before now); a Check is for a send now or later",
             at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             reach / 86_400,
             from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -126,14 +126,22 @@ impl Guard {
             .map_err(|e| GuardError::Internal(e.to_string()))?;
         match found {
             Some(answer) => self.write()?.recall_answer(request_id.to_owned(), answer),
-            // Not there: a new request, unless an answer left memory so
-            // young that it may still be on its way to the store.
-            None if self.read()?.answers_settling(now) => {
-                return Err(GuardError::Unavailable(
-                    "the answer kept for this request id may not have reached the store yet; retry in a few seconds".into(),
-                ));
+            // Not there: a new request, unless an answer that left memory
+            // may not have reached the store yet (the store is behind the
+            // frame it left in, or no longer follows the journal).
+            None => {
+                let needed = self.read()?.answers_left_at_frame();
+                let reached = needed == 0
+                    || self
+                        .follower
+                        .as_ref()
+                        .is_some_and(|f| !f.failed() && f.applied() >= needed);
+                if !reached {
+                    return Err(GuardError::Unavailable(
+                        "the answer kept for this request id may not have reached the store yet; retry in a few seconds".into(),
+                    ));
+                }
             }
-            None => {}
         }
         Ok(())
     }
@@ -164,9 +172,11 @@ impl Guard {
                 "a journaled change could not be applied; no Check is answered until the server restarts".into(),
             ));
         }
-        self.check_memory(input, now, &rules)?;
         if !input.reserve {
             let ledger = self.read()?;
+            // Under the lock: memory lets go of old history under the
+            // write lock, so what this reads is what the check saw.
+            self.check_memory(input, now, &rules)?;
             let proposal = build_proposal(input, &ledger.index, now)?;
             let view = ledger.index.view(&input.person_id)?;
             let decision = engine::decide(&rules, &view, &proposal, now);
@@ -184,9 +194,10 @@ impl Guard {
             self.recall_answer(&input.request_id, now)?;
         }
         let mut ledger = self.write()?;
+        self.check_memory(input, now, &rules)?;
         ledger.expire_answers(now);
         if !input.request_id.is_empty()
-            && let Some(stored) = ledger.answer(&input.request_id)
+            && let Some(stored) = ledger.answer(&input.request_id, now)
         {
             // The same person, by the name given then or by whom both names
             // resolve to now (a person first seen in a blocked Check was

@@ -79,7 +79,7 @@ impl Guard {
             let reserved = ledger.reservations().clone();
             let end = start.saturating_add(LET_GO_PART).min(slots);
             let mut chats = Vec::new();
-            let here = ledger.index.move_to_disk_in(
+            let here = ledger.index.let_go_in(
                 start..end,
                 cutoff,
                 applied,

@@ -347,17 +347,19 @@ impl Guard {
         // memory let go of more in between (`Guard::let_go` moved the
         // history held whole on), what it let go of was read from neither:
         // read again.
-        let mut tries = 0;
-        loop {
+        for _ in 0..4 {
             let (on_disk, before) = self.list_from_disk(&scope, &q)?;
             let ledger = self.read()?;
-            if ledger.index.held_from() != before && tries < 3 {
-                tries += 1;
+            if ledger.index.held_from() != before {
                 continue;
             }
             let ListPage { total, data } = ledger.index.list_with(&q, &on_disk)?;
             return Ok((total, data.into_iter().cloned().collect()));
         }
+        Err(GuardError::Unavailable(
+            "the history kept in memory moved while this listing read the store, four times; retry"
+                .into(),
+        ))
     }
 
     /// The chain of earlier interactions, nearest first; sensitive links are

@@ -132,6 +132,26 @@ impl Index {
         self.frame = frame;
     }
 
+    /// The journal frame the changes being applied travel in (see
+    /// [`Index::set_frame`]).
+    pub fn frame(&self) -> u64 {
+        self.frame
+    }
+
+    /// Marks an interaction as changed in the current frame (a change
+    /// that travels apart from its record, its conversation's): it stays
+    /// in memory until the store holds that frame.
+    pub fn touch_frame(&mut self, id: &str) {
+        let frame = self.frame;
+        if let Some(slot) = self
+            .ids
+            .get(id)
+            .and_then(|k| self.records.get_mut(k.0 as usize))
+        {
+            slot.frame = slot.frame.max(frame);
+        }
+    }
+
     /// Moves the interactions that happen before `cutoff` (Unix seconds)
     /// out of memory, except those `keep` names by id and those changed
     /// in a journal frame after `applied` (the store does not hold their
@@ -166,6 +186,32 @@ impl Index {
         keep: impl Fn(&str) -> bool,
         mut moved_out: impl FnMut(&Interaction),
     ) -> usize {
+        self.move_out(slots, cutoff, applied, false, keep, &mut moved_out)
+    }
+
+    /// [`Index::move_to_disk_in`] while serving: an interaction a read or
+    /// write brought back from disk stays (until the next start), since
+    /// the write that brought it back may not have planned yet.
+    pub fn let_go_in(
+        &mut self,
+        slots: std::ops::Range<usize>,
+        cutoff: i64,
+        applied: u64,
+        keep: impl Fn(&str) -> bool,
+        mut moved_out: impl FnMut(&Interaction),
+    ) -> usize {
+        self.move_out(slots, cutoff, applied, true, keep, &mut moved_out)
+    }
+
+    fn move_out(
+        &mut self,
+        slots: std::ops::Range<usize>,
+        cutoff: i64,
+        applied: u64,
+        keep_brought_back: bool,
+        keep: impl Fn(&str) -> bool,
+        moved_out: &mut impl FnMut(&Interaction),
+    ) -> usize {
         let mut moved: std::collections::HashSet<InteractionKey, foldhash::fast::RandomState> =
             Default::default();
         let mut people = Vec::new();
@@ -175,7 +221,11 @@ impl Index {
             let Some(r) = slot.record.as_deref() else {
                 continue;
             };
-            if r.occurs_at().timestamp() >= cutoff || slot.frame > applied || keep(&r.id) {
+            if r.occurs_at().timestamp() >= cutoff
+                || slot.frame > applied
+                || (keep_brought_back && slot.from_disk)
+                || keep(&r.id)
+            {
                 continue;
             }
             let key = InteractionKey(u32::try_from(i).unwrap_or(u32::MAX));

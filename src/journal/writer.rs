@@ -437,11 +437,13 @@ impl Open {
         }
         let next = self.generation + 1;
         let path = self.layout.journal(next);
+        let mut created = false;
         let opened = self.file.sync_all().and_then(|()| {
             let mut f = OpenOptions::new()
                 .create_new(true)
                 .write(true)
                 .open(&path)?;
+            created = true;
             f.write_all(&header(0))?;
             f.sync_all()?;
             Ok(f)
@@ -449,6 +451,14 @@ impl Open {
         let rolled = opened
             .map_err(io("creating", &path))
             .and_then(|f| sync_dir(&self.layout.journal_dir()).map(|()| f));
+        if rolled.is_err() && created {
+            // The next generation half made is taken away: the writer goes
+            // on in this one, which must stay the newest (a torn record
+            // may end only the newest), and the next roll creates it anew.
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::error!(error = %e, file = %path.display(), "a journal generation half made by a failed roll could not be removed; remove it before the next start");
+            }
+        }
         match rolled {
             Ok(f) => {
                 self.file = f;

@@ -31,11 +31,6 @@ pub const REQUEST_ID_TTL_HOURS: i64 = 24;
 /// finds them in the store.
 pub const MAX_STORED_ANSWERS: usize = 1_000_000;
 
-/// How long after it is stored an answer may still be on its way to the
-/// store (which follows the journal about a second behind): one that
-/// leaves memory younger than this makes a retry that finds nothing wait.
-pub const ANSWER_SETTLES_SECONDS: i64 = 10;
-
 /// An open reservation: recorded by a reserving Check and never updated
 /// since, so it holds its slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,15 +96,19 @@ pub struct Ledger {
     /// Interactions, people, debts and restrictions.
     pub index: Index,
     answers: HashMap<String, StoredAnswer>,
-    answer_order: VecDeque<(DateTime<Utc>, String)>,
+    /// The answers in memory in the order they came: when stored, the
+    /// request id, and the journal frame the answer was written in (0:
+    /// read back from the store).
+    answer_order: VecDeque<(DateTime<Utc>, String, u64)>,
     /// Most answers kept in memory (`None`: [`MAX_STORED_ANSWERS`]).
     answers_in_memory: Option<usize>,
     /// Until when an answer that left memory for room may still be
     /// answered from (the store holds it for its 24 hours).
     answers_on_disk_until: Option<DateTime<Utc>>,
-    /// Until when an answer that left memory may not be in the store yet
-    /// (it left within [`ANSWER_SETTLES_SECONDS`] of being stored).
-    answers_settling_until: Option<DateTime<Utc>>,
+    /// The latest journal frame of an answer that left memory for room
+    /// within its 24 hours: the store holds every such answer once it
+    /// has applied that frame.
+    answers_left_at_frame: u64,
     reservations: BTreeMap<String, Reservation>,
     /// The conversations of text and chat interactions that have been
     /// joined or closed, by our interaction id.
@@ -132,7 +131,7 @@ impl Ledger {
         let ttl = Duration::hours(REQUEST_ID_TTL_HOURS);
         let cutoff = now - ttl;
         let most = self.answers_in_memory.unwrap_or(MAX_STORED_ANSWERS);
-        while let Some((t, id)) = self.answer_order.front() {
+        while let Some((t, id, frame)) = self.answer_order.front() {
             if *t >= cutoff && self.answer_order.len() <= most {
                 break;
             }
@@ -141,13 +140,7 @@ impl Ledger {
                 let until = *t + ttl;
                 self.answers_on_disk_until =
                     Some(self.answers_on_disk_until.map_or(until, |u| u.max(until)));
-                let settles = *t + Duration::seconds(ANSWER_SETTLES_SECONDS);
-                if settles > now {
-                    self.answers_settling_until = Some(
-                        self.answers_settling_until
-                            .map_or(settles, |u| u.max(settles)),
-                    );
-                }
+                self.answers_left_at_frame = self.answers_left_at_frame.max(*frame);
             }
             self.answers.remove(id);
             self.answer_order.pop_front();
@@ -159,7 +152,10 @@ impl Ledger {
         let cutoff = now - Duration::hours(REQUEST_ID_TTL_HOURS);
         let most = self.answers_in_memory.unwrap_or(MAX_STORED_ANSWERS);
         self.answer_order.len() > most
-            || self.answer_order.front().is_some_and(|(t, _)| *t < cutoff)
+            || self
+                .answer_order
+                .front()
+                .is_some_and(|(t, _, _)| *t < cutoff)
     }
 
     /// Sets the most answers kept in memory (at least one; see
@@ -176,11 +172,12 @@ impl Ledger {
             && self.answers_on_disk_until.is_some_and(|until| now < until)
     }
 
-    /// True if an answer left memory so young that the store may not hold
-    /// it yet: a retry that finds nothing in the store must not be taken
-    /// for a new request until then.
-    pub fn answers_settling(&self, now: DateTime<Utc>) -> bool {
-        self.answers_settling_until.is_some_and(|until| now < until)
+    /// The journal frame the store must have applied before a request id
+    /// it does not hold can be taken for new: every answer that left
+    /// memory within its 24 hours was written in it or before
+    /// ([`Ledger::expire_answers`]; 0: none left).
+    pub fn answers_left_at_frame(&self) -> u64 {
+        self.answers_left_at_frame
     }
 
     /// Keeps in memory an answer read back from the store (not a change:
@@ -190,13 +187,18 @@ impl Ledger {
             return;
         }
         self.answer_order
-            .push_back((answer.stored_at, request_id.clone()));
+            .push_back((answer.stored_at, request_id.clone(), 0));
         self.answers.insert(request_id, answer);
     }
 
     /// The answer kept for a request id.
-    pub fn answer(&self, request_id: &str) -> Option<&StoredAnswer> {
-        self.answers.get(request_id)
+    pub fn answer(&self, request_id: &str, now: DateTime<Utc>) -> Option<&StoredAnswer> {
+        // An answer read back from the store sits behind younger ones in
+        // the order of expiry: its own time decides.
+        let cutoff = now - Duration::hours(REQUEST_ID_TTL_HOURS);
+        self.answers
+            .get(request_id)
+            .filter(|a| a.stored_at >= cutoff)
     }
 
     /// The open reservations, by interaction id.
@@ -268,11 +270,17 @@ impl Ledger {
                 self.reservations.remove(&id);
             }
             Change::Answer { request_id, answer } => {
-                self.answer_order
-                    .push_back((answer.stored_at, request_id.clone()));
+                self.answer_order.push_back((
+                    answer.stored_at,
+                    request_id.clone(),
+                    self.index.frame(),
+                ));
                 self.answers.insert(request_id, answer);
             }
             Change::Convo(c) => {
+                // The interaction stays in memory until the store holds
+                // its conversation's change too.
+                self.index.touch_frame(&c.interaction_id);
                 self.convos.insert(c.interaction_id.clone(), c);
             }
         }
@@ -358,10 +366,9 @@ impl Ledger {
             .convos
             .values()
             .map(|c| Change::Convo(c.clone()).record());
-        let answers = self
-            .answer_order
-            .iter()
-            .filter_map(move |(_, id)| self.answers.get(id).map(|a| change::answer_record(id, a)));
+        let answers = self.answer_order.iter().filter_map(move |(_, id, _)| {
+            self.answers.get(id).map(|a| change::answer_record(id, a))
+        });
         people
             .chain(debts)
             .chain(restrictions)

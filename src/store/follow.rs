@@ -149,7 +149,7 @@ fn follow(
     from: &Receiver<Tapped>,
     shared: &Shared,
 ) {
-    let behind = metrics::gauge!("compliance_guard_store_behind_batches");
+    let behind = metrics::gauge!("compliance_guard_store_batches_per_commit");
     // SQLite's log is folded into the file every 10,000 pages (about 40
     // MB) rather than every 1,000: the pages every batch touches (the
     // ends of the time and creation-order indexes) are copied once per

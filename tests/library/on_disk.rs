@@ -1174,7 +1174,7 @@ async fn checks_decide_as_before_and_refuse_what_reaches_the_disk() {
     );
     let refused = |at: DateTime<Utc>| {
         GuardError::FailedPrecondition(format!(
-            "the send's time {} is too far in the past: its windows reach back {} days, before {}, and the history before that is on disk only (kept in memory: the horizon before the server's start); a Check is for a send now or later",
+            "the send's time {} is too far in the past: its windows reach back {} days, before {}, and the history before that is on disk only (memory keeps the horizon and a day before now); a Check is for a send now or later",
             at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             // The longest window and a day (the engine reads a day more).
             reach + 1,
