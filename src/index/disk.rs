@@ -164,34 +164,23 @@ impl Index {
         applied: u64,
         keep: impl Fn(&str) -> bool,
     ) -> usize {
-        self.move_to_disk_in(0..self.records.len(), cutoff, applied, keep, |_| {})
+        let all = 0..self.records.len();
+        self.move_out(all, cutoff, applied, false, keep, &mut |_| {})
     }
 
     /// How many interaction slots memory holds (in memory, and emptied by
-    /// [`Index::move_to_disk`]): the range [`Index::move_to_disk_in`]
-    /// walks.
+    /// [`Index::move_to_disk`]): the range [`Index::let_go_in`] walks.
     pub fn slots(&self) -> usize {
         self.records.len()
     }
 
-    /// [`Index::move_to_disk`] for the interactions in a range of slots
-    /// (see [`Index::slots`]), so that a caller can walk them a part at a
-    /// time and let others in between; `moved_out` sees each record that
-    /// leaves (what goes with it leaves too).
-    pub fn move_to_disk_in(
-        &mut self,
-        slots: std::ops::Range<usize>,
-        cutoff: i64,
-        applied: u64,
-        keep: impl Fn(&str) -> bool,
-        mut moved_out: impl FnMut(&Interaction),
-    ) -> usize {
-        self.move_out(slots, cutoff, applied, false, keep, &mut moved_out)
-    }
-
-    /// [`Index::move_to_disk_in`] while serving: an interaction a read or
-    /// write brought back from disk stays (until the next start), since
-    /// the write that brought it back may not have planned yet.
+    /// [`Index::move_to_disk`] while serving, for the interactions in a
+    /// range of slots (see [`Index::slots`]), so that a caller can walk
+    /// them a part at a time and let others in between; `moved_out` sees
+    /// each record that leaves (what goes with it leaves too). An
+    /// interaction a read or write brought back from disk stays (until the
+    /// next start), since the write that brought it back may not have
+    /// planned yet.
     pub fn let_go_in(
         &mut self,
         slots: std::ops::Range<usize>,
