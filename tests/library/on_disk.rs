@@ -1434,35 +1434,36 @@ async fn a_second_answer_counts_when_the_first_is_on_disk_and_the_message_read_b
     );
 }
 
-/// Not more permissive: a send citing a message already answered (the
-/// answer on disk only) is not the reply, whether or not the message was
-/// read back into memory.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_send_citing_an_answered_message_is_no_reply_when_the_message_is_read_back() {
-    const P: &str = "BO-GGGG-00000007";
-    let dir = tempfile::tempdir().unwrap();
-    let rules = rules_from(ONE_TEXT_IN_TWO_DAYS);
+/// A borrower's inbound text two days before the cutoff (answered a day
+/// later when `answered`), an outbound text 60 hours after the cutoff,
+/// the latest interaction recorded; and the Check of a text citing the
+/// inbound one three days and an hour after the cutoff.
+async fn message_history(
+    g: &Guard,
+    person: &str,
+    answered: bool,
+) -> (Interaction, Interaction, CheckInput) {
     let c = cutoff();
-    let g = open(dir.path(), u64::MAX);
-    g.set_rules(rules.clone());
     let inbound = create(
-        &g,
-        P,
+        g,
+        person,
         record("text", "inbound", "succeeded", &iso(c - Duration::days(2))),
     )
     .await;
-    create(
-        &g,
-        P,
-        InteractionInput {
-            previous_interaction_id: Some(inbound.id.clone()),
-            ..record("text", "outbound", "attempted", &iso(c - Duration::days(1)))
-        },
-    )
-    .await;
+    if answered {
+        create(
+            g,
+            person,
+            InteractionInput {
+                previous_interaction_id: Some(inbound.id.clone()),
+                ..record("text", "outbound", "attempted", &iso(c - Duration::days(1)))
+            },
+        )
+        .await;
+    }
     let text = create(
-        &g,
-        P,
+        g,
+        person,
         record(
             "text",
             "outbound",
@@ -1471,11 +1472,29 @@ async fn a_send_citing_an_answered_message_is_no_reply_when_the_message_is_read_
         ),
     )
     .await;
-    latest(&g).await;
-    let again = CheckInput {
+    latest(g).await;
+    let citing = CheckInput {
         previous_interaction_id: inbound.id.clone(),
-        ..send(P, "text", &iso(c + Duration::days(3) + Duration::hours(1)))
+        ..send(
+            person,
+            "text",
+            &iso(c + Duration::days(3) + Duration::hours(1)),
+        )
     };
+    (inbound, text, citing)
+}
+
+/// Not more permissive: a send citing a message already answered (the
+/// answer on disk only) is not the reply, whether or not the message was
+/// read back into memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_citing_an_answered_message_is_no_reply_when_the_message_is_read_back() {
+    const P: &str = "BO-GGGG-00000007";
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules_from(ONE_TEXT_IN_TWO_DAYS);
+    let g = open(dir.path(), u64::MAX);
+    g.set_rules(rules.clone());
+    let (inbound, text, again) = message_history(&g, P, true).await;
     let before = check(&g, &again).await.unwrap();
     assert!(!before.decision.allowed, "{before:?}");
     assert_eq!(
@@ -1509,31 +1528,9 @@ async fn a_reply_to_a_message_on_disk_only_is_no_reply() {
     const P: &str = "BO-HHHH-00000008";
     let dir = tempfile::tempdir().unwrap();
     let rules = rules_from(ONE_TEXT_IN_TWO_DAYS);
-    let c = cutoff();
     let g = open(dir.path(), u64::MAX);
     g.set_rules(rules.clone());
-    let inbound = create(
-        &g,
-        P,
-        record("text", "inbound", "succeeded", &iso(c - Duration::days(2))),
-    )
-    .await;
-    let text = create(
-        &g,
-        P,
-        record(
-            "text",
-            "outbound",
-            "attempted",
-            &iso(c + Duration::hours(60)),
-        ),
-    )
-    .await;
-    latest(&g).await;
-    let reply = CheckInput {
-        previous_interaction_id: inbound.id.clone(),
-        ..send(P, "text", &iso(c + Duration::days(3) + Duration::hours(1)))
-    };
+    let (inbound, text, reply) = message_history(&g, P, false).await;
     let before = check(&g, &reply).await.unwrap();
     assert!(before.decision.allowed, "a reply, not counted: {before:?}");
     drop(g);
@@ -1980,6 +1977,30 @@ async fn generated_ids_never_take_the_id_of_a_record_on_disk() {
     expect(&g, "materialized again");
 }
 
+/// A history on a closed data directory: ANN's text with externalId `E`
+/// in January 2023, another the day after, and one at [`LATEST`];
+/// returns the first and the last.
+async fn external_id_history(dir: &Path) -> (Interaction, Interaction) {
+    let g = open(dir, u64::MAX);
+    let old = create(
+        &g,
+        ANN,
+        InteractionInput {
+            external_id: Some("E".into()),
+            ..record("text", "outbound", "attempted", "2023-01-10T15:00:00Z")
+        },
+    )
+    .await;
+    create(
+        &g,
+        ANN,
+        record("text", "outbound", "attempted", "2023-01-11T15:00:00Z"),
+    )
+    .await;
+    let latest = create(&g, ANN, record("text", "outbound", "attempted", LATEST)).await;
+    (old, latest)
+}
+
 /// Review fix: an update whose FieldMask names `external_id` (snake_case,
 /// as the FieldMask of a gRPC client may) to an externalId an interaction
 /// on disk only holds is refused as taken, as with `externalId`, and as
@@ -1992,24 +2013,7 @@ async fn an_update_to_an_external_id_on_disk_is_taken_whatever_the_mask_spelling
     for compact_after in [u64::MAX, 0] {
         for mask in ["externalId", "external_id"] {
             let dir = tempfile::tempdir().unwrap();
-            let g = open(dir.path(), u64::MAX);
-            let old = create(
-                &g,
-                ANN,
-                InteractionInput {
-                    external_id: Some("E".into()),
-                    ..record("text", "outbound", "attempted", "2023-01-10T15:00:00Z")
-                },
-            )
-            .await;
-            create(
-                &g,
-                ANN,
-                record("text", "outbound", "attempted", "2023-01-11T15:00:00Z"),
-            )
-            .await;
-            let y = create(&g, ANN, record("text", "outbound", "attempted", LATEST)).await;
-            drop(g);
+            let (old, y) = external_id_history(dir.path()).await;
 
             let g = open(dir.path(), compact_after);
             assert_eq!(
@@ -2383,24 +2387,7 @@ async fn a_changed_external_id_of_a_record_on_disk_names_nothing() {
     let mut answers = Vec::new();
     for compact_after in [u64::MAX, 0] {
         let dir = tempfile::tempdir().unwrap();
-        let g = open(dir.path(), u64::MAX);
-        let x = create(
-            &g,
-            ANN,
-            InteractionInput {
-                external_id: Some("E".into()),
-                ..record("text", "outbound", "attempted", "2023-01-10T15:00:00Z")
-            },
-        )
-        .await;
-        create(
-            &g,
-            ANN,
-            record("text", "outbound", "attempted", "2023-01-11T15:00:00Z"),
-        )
-        .await;
-        create(&g, ANN, record("text", "outbound", "attempted", LATEST)).await;
-        drop(g);
+        let (x, _) = external_id_history(dir.path()).await;
 
         let g = open(dir.path(), compact_after);
         assert_eq!(g.on_disk, if compact_after == 0 { 2 } else { 0 });
