@@ -110,10 +110,22 @@ impl Guard {
     fn recall_answer(&self, request_id: &str, now: DateTime<Utc>) -> Result<(), GuardError> {
         // What leaves memory now leaves it before the question is asked:
         // an answer about to leave is then looked for in the store.
-        if self.read()?.answers_to_expire(now) {
-            self.write()?.expire_answers(now);
-        }
-        if !self.read()?.answer_may_be_on_disk(request_id, now) {
+        // One read lock in the common case (nothing to expire, the answer
+        // in memory or none ever left it).
+        let (expire, maybe) = {
+            let ledger = self.read()?;
+            (
+                ledger.answers_to_expire(now),
+                ledger.answer_may_be_on_disk(request_id, now),
+            )
+        };
+        if expire {
+            let mut ledger = self.write()?;
+            ledger.expire_answers(now);
+            if !ledger.answer_may_be_on_disk(request_id, now) {
+                return Ok(());
+            }
+        } else if !maybe {
             return Ok(());
         }
         let Some(store) = &self.store else {
