@@ -82,7 +82,9 @@ enum Target {
 #[derive(Parser, Debug)]
 #[command(about)]
 struct Args {
-    /// The server's address (host:port or http://host:port).
+    /// The server's address (host:port or http://host:port); several,
+    /// comma-separated (the nodes of a cluster), share the connections
+    /// round-robin.
     #[arg(long, default_value = "127.0.0.1:50051")]
     addr: String,
     /// The API key; else COMPLIANCE_GUARD_API_KEY, else DATA_DIR/api-key.
@@ -574,13 +576,20 @@ const PG_INSERT: &str = "INSERT INTO interactions \
 async fn connect(args: &Args) -> Result<Conns> {
     match args.target {
         Target::Guard => {
-            let url = if args.addr.contains("://") {
-                args.addr.clone()
-            } else {
-                format!("http://{}", args.addr)
-            };
+            let urls: Vec<String> = args
+                .addr
+                .split(',')
+                .map(|a| {
+                    if a.contains("://") {
+                        a.to_owned()
+                    } else {
+                        format!("http://{a}")
+                    }
+                })
+                .collect();
             let mut v = Vec::new();
-            for _ in 0..args.connections.max(1) {
+            for i in 0..args.connections.max(1) {
+                let url = &urls[i % urls.len()];
                 let ch = Endpoint::from_shared(url.clone())?
                     .tcp_nodelay(true)
                     .connect()

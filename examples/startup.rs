@@ -770,6 +770,7 @@ fn default_config(args: &Args) -> ServeConfig {
         durability: Durability::Sync,
         compact_after: 1_000_000,
         store_follows: true,
+        cluster: None,
         decision_log: Some(compliance_guard::decisions::LogConfig::under(&args.dir)),
         reload: Some(Arc::new(compliance_guard::reload::ReloadStats::default())),
         shutdown_grace: Duration::from_secs(10),

@@ -98,6 +98,7 @@
 //! ```
 
 pub mod api;
+pub mod cluster;
 pub mod decisions;
 pub mod engine;
 pub mod guard;

@@ -114,6 +114,38 @@ struct ServeArgs {
         default_value_t = 1_000_000
     )]
     compact_after: u64,
+    /// Run as one node of a cluster on NATS JetStream: the NATS servers,
+    /// as `nats://HOST:PORT`, comma-separated. Every change goes to the
+    /// cluster's stream before it is acknowledged, and every node applies
+    /// the stream in order. Unset: a single node with its local journal.
+    #[arg(long, env = "COMPLIANCE_GUARD_CLUSTER", requires = "node_id")]
+    cluster: Option<String>,
+    /// This node's name in the cluster (A-Z, a-z, 0-9, `-`, `_`).
+    #[arg(long, env = "COMPLIANCE_GUARD_NODE_ID")]
+    node_id: Option<String>,
+    /// The cluster's stream (made at the first start if there is none).
+    #[arg(
+        long,
+        env = "COMPLIANCE_GUARD_CLUSTER_STREAM",
+        default_value = "compliance-guard"
+    )]
+    cluster_stream: String,
+    /// Replicas of the cluster's stream: a write is acknowledged once a
+    /// majority of them stored it.
+    #[arg(long, env = "COMPLIANCE_GUARD_CLUSTER_REPLICAS", default_value_t = 3)]
+    cluster_replicas: usize,
+    /// Partitions the stream's subjects name (fixed when the stream is
+    /// made; one node serves them all in this release).
+    #[arg(long, env = "COMPLIANCE_GUARD_CLUSTER_PARTITIONS", default_value_t = 1)]
+    cluster_partitions: u32,
+    /// How long a node waits for the stream's leader (an acknowledgement,
+    /// the last sequence) before it answers UNAVAILABLE.
+    #[arg(
+        long,
+        env = "COMPLIANCE_GUARD_CLUSTER_TIMEOUT_MS",
+        default_value_t = 2000
+    )]
+    cluster_timeout_ms: u64,
     /// Serve Prometheus metrics at http://ADDR/metrics (for example
     /// 127.0.0.1:9464; port 0 takes a free one, printed at start). Unset:
     /// no metrics endpoint.
@@ -412,6 +444,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .then(|| std::sync::Arc::new(compliance_guard::reload::ReloadStats::default())),
         compact_after: args.compact_after,
         store_follows: true,
+        cluster: args
+            .cluster
+            .map(|urls| compliance_guard::cluster::ClusterConfig {
+                stream: args.cluster_stream,
+                replicas: args.cluster_replicas,
+                partitions: args.cluster_partitions,
+                timeout: std::time::Duration::from_millis(args.cluster_timeout_ms),
+                ..compliance_guard::cluster::ClusterConfig::new(
+                    urls,
+                    args.node_id.unwrap_or_default(),
+                )
+            }),
         shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace_seconds),
         hold_until: None,
         reserve_tolerance: std::time::Duration::from_secs(args.reserve_tolerance_seconds),

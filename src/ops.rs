@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 
 use crate::guard::{Guard, GuardError};
 use crate::index::IndexConfig;
-use crate::journal::{self, Commit, Durability, JournalError, Layout};
+use crate::journal::{self, Durability, JournalError, Layout};
 use crate::model::InteractionInput;
 use crate::request::Caller;
 
@@ -461,7 +461,7 @@ pub fn import(
     };
     let mut report = ImportReport::default();
     let mut ignored: std::collections::BTreeMap<String, u64> = Default::default();
-    let mut last = Commit::none();
+    let mut last = crate::guard::Pending::Done;
     let mut reader = reader;
     let mut raw = Vec::new();
     let mut number = 0u64;
@@ -548,7 +548,7 @@ pub fn import(
             Err(e) => refuse(e.to_string()),
         }
         if report.imported.is_multiple_of(10_000) {
-            std::mem::replace(&mut last, Commit::none()).wait_blocking()?;
+            std::mem::replace(&mut last, crate::guard::Pending::Done).wait_blocking()?;
         }
     }
     last.wait_blocking()?;

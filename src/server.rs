@@ -68,6 +68,9 @@ pub enum ServeError {
     /// A task of the server failed.
     #[error("a server task failed: {0}")]
     Task(String),
+    /// A cluster node could not join its cluster.
+    #[error("the node could not join the cluster: {0}")]
+    Cluster(String),
 }
 
 /// Certificate and key files (PEM) for TLS.
@@ -106,6 +109,9 @@ pub struct ServeConfig {
     /// start ([`Guard::open_as`] with `follow` false): for tests of the journal's
     /// replay.
     pub store_follows: bool,
+    /// `Some`: a node of a cluster on NATS JetStream
+    /// ([`crate::cluster`]); the journal settings above are then unused.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
     /// The decision log: `Some` logs every answered Check there; `None`
     /// keeps none.
     pub decision_log: Option<crate::decisions::LogConfig>,
@@ -499,48 +505,16 @@ pub async fn serve(
 
     // Replay the history, then load the rules; health stays NOT_SERVING
     // and every RPC answers UNAVAILABLE until both are done.
-    let data_dir = config.data_dir.clone();
-    let (index, durability, compact_after, store_follows) = (
-        config.index,
-        config.durability,
-        config.compact_after,
-        config.store_follows,
-    );
-    let opened = tokio::task::spawn_blocking(move || {
-        let started = std::time::Instant::now();
-        // The location datasets are read before the first Check needs them.
-        crate::location::warm();
-        tracing::info!(data_dir = %data_dir.display(), "replaying the journal");
-        let opened = Guard::open_as(
-            index,
-            &data_dir,
-            durability,
-            compact_after,
-            store_follows,
-            |n| tracing::info!(records = n, "replaying"),
-        );
-        if let Ok((_, r)) = &opened {
-            tracing::info!(
-                snapshot_records = r.snapshot_records,
-                journal_records = r.journal_records,
-                seconds = started.elapsed().as_secs_f64(),
-                "replay finished"
-            );
-        }
-        opened
-    })
-    .await;
+    let opened = match config.cluster.clone() {
+        None => open_single(&config).await,
+        Some(cluster) => open_node(&config, cluster).await,
+    };
     let guard = match opened {
-        Ok(Ok((guard, _))) => Arc::new(guard),
-        Ok(Err(e)) => {
-            let _ = stop_tx.send(());
-            let _ = server.await;
-            return Err(ServeError::Journal(e));
-        }
+        Ok(guard) => guard,
         Err(e) => {
             let _ = stop_tx.send(());
             let _ = server.await;
-            return Err(ServeError::Task(e.to_string()));
+            return Err(e);
         }
     };
     let opts = LoadOptions {
@@ -627,6 +601,10 @@ pub async fn serve(
     set_all(&reporter, ServingStatus::Serving).await;
     tracing::info!(data_dir = %config.data_dir.display(), "SERVING");
     let sampler = tokio::spawn(sample_sizes(Arc::clone(&guard)));
+    let node_watch = guard
+        .cluster_state()
+        .is_some()
+        .then(|| tokio::spawn(watch_node(Arc::clone(&guard), reporter.clone())));
     let letting_go = tokio::spawn(let_go_every(Arc::clone(&guard)));
     let result = match server.await {
         Ok(result) => result.map_err(ServeError::from),
@@ -634,6 +612,9 @@ pub async fn serve(
     };
     sampler.abort();
     letting_go.abort();
+    if let Some(w) = node_watch {
+        w.abort();
+    }
     media.sweeper.abort();
     let _ = media.stop.send(true);
     if let Some(http) = media.http {
@@ -647,6 +628,103 @@ pub async fn serve(
         log.close();
     }
     result
+}
+
+/// Opens a single node's data directory: the store and the journal after
+/// it read back into memory.
+async fn open_single(config: &ServeConfig) -> Result<Arc<Guard>, ServeError> {
+    let data_dir = config.data_dir.clone();
+    let (index, durability, compact_after, store_follows) = (
+        config.index,
+        config.durability,
+        config.compact_after,
+        config.store_follows,
+    );
+    let opened = tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        // The location datasets are read before the first Check needs them.
+        crate::location::warm();
+        tracing::info!(data_dir = %data_dir.display(), "replaying the journal");
+        let opened = Guard::open_as(
+            index,
+            &data_dir,
+            durability,
+            compact_after,
+            store_follows,
+            |n| tracing::info!(records = n, "replaying"),
+        );
+        if let Ok((_, r)) = &opened {
+            tracing::info!(
+                snapshot_records = r.snapshot_records,
+                journal_records = r.journal_records,
+                seconds = started.elapsed().as_secs_f64(),
+                "replay finished"
+            );
+        }
+        opened
+    })
+    .await;
+    match opened {
+        Ok(Ok((guard, _))) => Ok(Arc::new(guard)),
+        Ok(Err(e)) => Err(ServeError::Journal(e)),
+        Err(e) => Err(ServeError::Task(e.to_string())),
+    }
+}
+
+/// Opens a cluster node: connects to NATS (the stream made if there is
+/// none), reads the node's store into memory, follows the stream and
+/// returns once the node has applied everything the stream's leader had
+/// when it asked, so that health turns SERVING only on a node that has
+/// caught up.
+async fn open_node(
+    config: &ServeConfig,
+    cluster: crate::cluster::ClusterConfig,
+) -> Result<Arc<Guard>, ServeError> {
+    let started = std::time::Instant::now();
+    tracing::info!(urls = %cluster.urls, node = %cluster.node_id, stream = %cluster.stream, "connecting to the cluster");
+    let link = crate::cluster::Link::connect(cluster)
+        .await
+        .map_err(|e| ServeError::Cluster(e.to_string()))?;
+    let (index, data_dir) = (config.index, config.data_dir.clone());
+    let opened = tokio::task::spawn_blocking(move || {
+        crate::location::warm();
+        Guard::open_node(index, &data_dir, link, |n| {
+            tracing::info!(records = n, "loading");
+        })
+    })
+    .await
+    .map_err(|e| ServeError::Task(e.to_string()))?
+    .map_err(ServeError::Journal)?;
+    let guard = Arc::new(opened);
+    guard.follow_cluster();
+    let mut waited = std::time::Duration::from_millis(100);
+    while let Err(e) = guard.read_barrier().await {
+        if guard.cluster_state().is_some_and(|s| s.failed.is_some()) {
+            return Err(ServeError::Cluster(e.to_string()));
+        }
+        tracing::warn!(error = %e, "catching up with the cluster's stream");
+        tokio::time::sleep(waited).await;
+        waited = (waited * 2).min(std::time::Duration::from_secs(2));
+    }
+    tracing::info!(
+        applied = guard.cluster_state().map_or(0, |s| s.applied),
+        seconds = started.elapsed().as_secs_f64(),
+        "caught up with the cluster's stream"
+    );
+    Ok(guard)
+}
+
+/// On a cluster node, health follows the node: NOT_SERVING once it has
+/// stopped applying the stream (a gap), SERVING again never (it must be
+/// rebuilt).
+async fn watch_node(guard: Arc<Guard>, reporter: tonic_health::server::HealthReporter) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        if guard.cluster_state().is_some_and(|s| s.failed.is_some()) {
+            set_all(&reporter, ServingStatus::NotServing).await;
+            return;
+        }
+    }
 }
 
 /// Metrics connections served at once: a scraper needs one or two; more

@@ -105,6 +105,18 @@ impl Service {
         })
     }
 
+    /// A read's work, after the read barrier on a cluster node
+    /// ([`Guard::read_barrier`]): what it reads includes every write any
+    /// node had acknowledged when it began, or it answers UNAVAILABLE.
+    /// Nothing is waited for on a single node.
+    async fn fresh<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        self.guard()?.read_barrier().await?;
+        work.await
+    }
+
     fn media(&self) -> Result<&MediaHub, Status> {
         self.media
             .get()
@@ -218,7 +230,11 @@ impl pb::compliance_guard_service_server::ComplianceGuardService for Service {
         &self,
         req: Request<pb::ListReservationsRequest>,
     ) -> Result<Response<pb::ListReservationsResponse>, Status> {
-        timed("ListReservations", people::list_reservations(self, req)).await
+        timed(
+            "ListReservations",
+            self.fresh(people::list_reservations(self, req)),
+        )
+        .await
     }
 
     async fn cancel_reservation(
@@ -246,14 +262,22 @@ impl pb::compliance_guard_service_server::ComplianceGuardService for Service {
         &self,
         req: Request<pb::ListRestrictionsRequest>,
     ) -> Result<Response<pb::ListRestrictionsResponse>, Status> {
-        timed("ListRestrictions", restrictions::list(self, req)).await
+        timed(
+            "ListRestrictions",
+            self.fresh(restrictions::list(self, req)),
+        )
+        .await
     }
 
     async fn explain_restrictions(
         &self,
         req: Request<pb::ExplainRestrictionsRequest>,
     ) -> Result<Response<pb::ExplainRestrictionsResponse>, Status> {
-        timed("ExplainRestrictions", restrictions::explain(self, req)).await
+        timed(
+            "ExplainRestrictions",
+            self.fresh(restrictions::explain(self, req)),
+        )
+        .await
     }
 }
 
@@ -270,7 +294,7 @@ impl pb::interactions_service_server::InteractionsService for Service {
         &self,
         req: Request<pb::GetInteractionRequest>,
     ) -> Result<Response<pb::GetInteractionResponse>, Status> {
-        timed("GetInteraction", interactions::get(self, req)).await
+        timed("GetInteraction", self.fresh(interactions::get(self, req))).await
     }
 
     async fn update_interaction(
@@ -291,28 +315,40 @@ impl pb::interactions_service_server::InteractionsService for Service {
         &self,
         req: Request<pb::ListInteractionsRequest>,
     ) -> Result<Response<pb::ListInteractionsResponse>, Status> {
-        timed("ListInteractions", interactions::list(self, req)).await
+        timed(
+            "ListInteractions",
+            self.fresh(interactions::list(self, req)),
+        )
+        .await
     }
 
     async fn get_interaction_cases(
         &self,
         req: Request<pb::GetInteractionCasesRequest>,
     ) -> Result<Response<pb::GetInteractionCasesResponse>, Status> {
-        timed("GetInteractionCases", interactions::cases(self, req)).await
+        timed(
+            "GetInteractionCases",
+            self.fresh(interactions::cases(self, req)),
+        )
+        .await
     }
 
     async fn get_previous_interactions(
         &self,
         req: Request<pb::GetPreviousInteractionsRequest>,
     ) -> Result<Response<pb::GetPreviousInteractionsResponse>, Status> {
-        timed("GetPreviousInteractions", interactions::previous(self, req)).await
+        timed(
+            "GetPreviousInteractions",
+            self.fresh(interactions::previous(self, req)),
+        )
+        .await
     }
 
     async fn get_interaction_convo(
         &self,
         req: Request<pb::GetInteractionConvoRequest>,
     ) -> Result<Response<pb::GetInteractionConvoResponse>, Status> {
-        timed("GetInteractionConvo", convos::get(self, req)).await
+        timed("GetInteractionConvo", self.fresh(convos::get(self, req))).await
     }
 
     async fn join_interaction_convo(

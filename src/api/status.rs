@@ -52,7 +52,8 @@ impl From<GuardError> for Status {
             e @ GuardError::DeadlineExceeded => Status::deadline_exceeded(e.to_string()),
             e @ (GuardError::Internal(_)
             | GuardError::OnDisk { .. }
-            | GuardError::ConvoOnDisk { .. }) => Status::internal(bounded(e.to_string())),
+            | GuardError::ConvoOnDisk { .. }
+            | GuardError::Conflict) => Status::internal(bounded(e.to_string())),
         }
     }
 }

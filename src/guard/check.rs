@@ -6,9 +6,10 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
+use super::Pending;
 use super::{Guard, GuardError};
 use crate::engine;
-use crate::journal::{Commit, Journal};
+use crate::journal::Journal;
 use crate::ledger::{Change, Reservation, StoredAnswer};
 use crate::model::{InteractionInput, Status};
 use crate::request::{Caller, CheckInput, CheckOutcome, build_proposal};
@@ -36,9 +37,9 @@ impl Guard {
         now: DateTime<Utc>,
         deadline: Option<Instant>,
     ) -> Result<CheckOutcome, GuardError> {
-        let (outcome, commit) = self.check_now(input, caller, now, deadline)?;
-        Self::durable(commit).await?;
-        Ok(outcome)
+        self.read_barrier().await?;
+        self.retrying(|| self.check_now(input, caller, now, deadline))
+            .await
     }
 
     /// Sets how far before `now` a reserving Check's `at` may be (default
@@ -172,7 +173,7 @@ impl Guard {
         caller: &Caller,
         now: DateTime<Utc>,
         deadline: Option<Instant>,
-    ) -> Result<(CheckOutcome, Commit), GuardError> {
+    ) -> Result<(CheckOutcome, Pending), GuardError> {
         let rules = self.rules_in_force()?;
         if self.journal.as_ref().is_some_and(Journal::failed) {
             return Err(GuardError::Unavailable(

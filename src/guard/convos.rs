@@ -106,7 +106,7 @@ impl Guard {
                 caller.name
             )));
         }
-        let (convo, commit) = self.commit(|ledger| {
+        let convo = self.write_through(|ledger| {
             let found = visible(ledger.index.get(person, interaction)?, caller)?;
             let mut convo = convo_of(ledger, found, "join")?;
             open_convo(found, &convo, "joined")?;
@@ -149,8 +149,7 @@ impl Guard {
                 Vec::new()
             };
             Ok((changes, convo))
-        })?;
-        Self::durable(commit).await?;
+        }).await?;
         Ok(convo)
     }
 
@@ -162,7 +161,7 @@ impl Guard {
         interaction: &str,
         caller: &Caller,
     ) -> Result<Convo, GuardError> {
-        let (convo, commit) = self.commit(|ledger| {
+        let convo = self.write_through(|ledger| {
             let found = visible(ledger.index.get(person, interaction)?, caller)?;
             let mut convo = convo_of(ledger, found, "leave")?;
             open_convo(found, &convo, "left")?;
@@ -174,8 +173,7 @@ impl Guard {
             }
             convo.agents.retain(|a| a.name != caller.name);
             Ok((vec![Change::Convo(convo.clone())], convo))
-        })?;
-        Self::durable(commit).await?;
+        }).await?;
         Ok(convo)
     }
 
@@ -192,34 +190,35 @@ impl Guard {
         caller: &Caller,
         now: DateTime<Utc>,
     ) -> Result<Convo, GuardError> {
-        let (convo, commit) = self.commit(|ledger| {
-            let found = visible(ledger.index.get(person, interaction)?, caller)?;
-            let mut convo = convo_of(ledger, found, "close")?;
-            open_convo(found, &convo, "closed")?;
-            let mut changes = Vec::new();
-            if found.channel == Channel::Text {
-                let values = InteractionInput {
-                    status: Some(Status::Attempted.as_str().to_owned()),
-                    status_details: Some("textConvoClosedByAgent".to_owned()),
-                    ..InteractionInput::default()
-                };
-                let fields = ["status".to_owned(), "statusDetails".to_owned()];
-                let updated = ledger.index.plan_update_fields(
-                    None,
-                    &found.id,
-                    &values,
-                    &fields,
-                    now,
-                    Some(&caller.name),
-                )?;
-                changes.push(Change::Interaction(Box::new(updated)));
-                changes.extend(close_reservation(ledger, &found.id));
-            }
-            convo.closed = Some((now, caller.name.clone()));
-            changes.push(Change::Convo(convo.clone()));
-            Ok((changes, convo))
-        })?;
-        Self::durable(commit).await?;
+        let convo = self
+            .write_through(|ledger| {
+                let found = visible(ledger.index.get(person, interaction)?, caller)?;
+                let mut convo = convo_of(ledger, found, "close")?;
+                open_convo(found, &convo, "closed")?;
+                let mut changes = Vec::new();
+                if found.channel == Channel::Text {
+                    let values = InteractionInput {
+                        status: Some(Status::Attempted.as_str().to_owned()),
+                        status_details: Some("textConvoClosedByAgent".to_owned()),
+                        ..InteractionInput::default()
+                    };
+                    let fields = ["status".to_owned(), "statusDetails".to_owned()];
+                    let updated = ledger.index.plan_update_fields(
+                        None,
+                        &found.id,
+                        &values,
+                        &fields,
+                        now,
+                        Some(&caller.name),
+                    )?;
+                    changes.push(Change::Interaction(Box::new(updated)));
+                    changes.extend(close_reservation(ledger, &found.id));
+                }
+                convo.closed = Some((now, caller.name.clone()));
+                changes.push(Change::Convo(convo.clone()));
+                Ok((changes, convo))
+            })
+            .await?;
         Ok(convo)
     }
 }

@@ -3,10 +3,11 @@
 
 use chrono::{DateTime, Utc};
 
+use super::Pending;
 use super::access::visible;
 use super::{Guard, GuardError};
 use crate::index::{ListPage, ListQuery, Resolved};
-use crate::journal::Commit;
+
 use crate::ledger::Change;
 use crate::model::{Interaction, InteractionInput, Status};
 use crate::request::Caller;
@@ -96,9 +97,8 @@ impl Guard {
         caller: &Caller,
         now: DateTime<Utc>,
     ) -> Result<(Interaction, bool), GuardError> {
-        let (out, commit) = self.create_now(person, input, caller, now, false)?;
-        Self::durable(commit).await?;
-        Ok(out)
+        self.retrying(|| self.create_now(person, input, caller, now, false))
+            .await
     }
 
     /// Imports a record from the lender's history: like
@@ -112,7 +112,7 @@ impl Guard {
         input: &InteractionInput,
         caller: &Caller,
         now: DateTime<Utc>,
-    ) -> Result<(Interaction, bool, Commit), GuardError> {
+    ) -> Result<(Interaction, bool, Pending), GuardError> {
         let ((record, created), commit) = self.create_now(person, input, caller, now, true)?;
         Ok((record, created, commit))
     }
@@ -124,7 +124,7 @@ impl Guard {
         caller: &Caller,
         now: DateTime<Utc>,
         keep_created: bool,
-    ) -> Result<((Interaction, bool), Commit), GuardError> {
+    ) -> Result<((Interaction, bool), Pending), GuardError> {
         if person.is_empty() {
             return Err(GuardError::field("personId", "`personId` is required"));
         }
@@ -245,22 +245,23 @@ impl Guard {
             })
             .map(|e| format!("ext-{e}"));
         self.preload(ext.as_deref())?;
-        let (updated, commit) = self.commit(|ledger| {
-            let current = visible(ledger.index.get(person, interaction)?, caller)?;
-            updated_start(current, values, fields, now)?;
-            let updated = ledger.index.plan_update_fields(
-                person,
-                interaction,
-                values,
-                fields,
-                now,
-                Some(&caller.name),
-            )?;
-            let mut changes = vec![Change::Interaction(Box::new(updated.clone()))];
-            changes.extend(close_reservation(ledger, &updated.id));
-            Ok((changes, updated))
-        })?;
-        Self::durable(commit).await?;
+        let updated = self
+            .write_through(|ledger| {
+                let current = visible(ledger.index.get(person, interaction)?, caller)?;
+                updated_start(current, values, fields, now)?;
+                let updated = ledger.index.plan_update_fields(
+                    person,
+                    interaction,
+                    values,
+                    fields,
+                    now,
+                    Some(&caller.name),
+                )?;
+                let mut changes = vec![Change::Interaction(Box::new(updated.clone()))];
+                changes.extend(close_reservation(ledger, &updated.id));
+                Ok((changes, updated))
+            })
+            .await?;
         Ok(updated)
     }
 
@@ -272,14 +273,15 @@ impl Guard {
         caller: &Caller,
         now: DateTime<Utc>,
     ) -> Result<Interaction, GuardError> {
-        let (deleted, commit) = self.commit(|ledger| {
-            visible(ledger.index.get(person, interaction)?, caller)?;
-            let deleted = ledger.index.plan_delete(person, interaction, now)?;
-            let mut changes = vec![Change::Interaction(Box::new(deleted.clone()))];
-            changes.extend(close_reservation(ledger, &deleted.id));
-            Ok((changes, deleted))
-        })?;
-        Self::durable(commit).await?;
+        let deleted = self
+            .write_through(|ledger| {
+                visible(ledger.index.get(person, interaction)?, caller)?;
+                let deleted = ledger.index.plan_delete(person, interaction, now)?;
+                let mut changes = vec![Change::Interaction(Box::new(deleted.clone()))];
+                changes.extend(close_reservation(ledger, &deleted.id));
+                Ok((changes, deleted))
+            })
+            .await?;
         Ok(deleted)
     }
 

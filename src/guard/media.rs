@@ -65,27 +65,28 @@ impl Guard {
         caller: &Caller,
         now: DateTime<Utc>,
     ) -> Result<Interaction, GuardError> {
-        let (updated, commit) = self.commit(|ledger| {
-            // Checked again under the write lock: another upload may have
-            // committed since `media_target`.
-            media_slot_free(
-                visible(ledger.index.get(None, interaction_id)?, caller)?,
-                kind,
-            )?;
-            let updated = ledger.index.plan_set_media(
-                None,
-                interaction_id,
-                kind,
-                media.clone(),
-                now,
-                &caller.name,
-            )?;
-            Ok((
-                vec![Change::Interaction(Box::new(updated.clone()))],
-                updated,
-            ))
-        })?;
-        Self::durable(commit).await?;
+        let updated = self
+            .write_through(|ledger| {
+                // Checked again under the write lock: another upload may have
+                // committed since `media_target`.
+                media_slot_free(
+                    visible(ledger.index.get(None, interaction_id)?, caller)?,
+                    kind,
+                )?;
+                let updated = ledger.index.plan_set_media(
+                    None,
+                    interaction_id,
+                    kind,
+                    media.clone(),
+                    now,
+                    &caller.name,
+                )?;
+                Ok((
+                    vec![Change::Interaction(Box::new(updated.clone()))],
+                    updated,
+                ))
+            })
+            .await?;
         Ok(updated)
     }
 

@@ -20,6 +20,7 @@
 
 mod access;
 mod check;
+pub mod cluster;
 mod convos;
 mod horizon;
 mod interactions;
@@ -42,6 +43,7 @@ use crate::problem::FieldProblem;
 use crate::rules::RuleSet;
 use crate::store::Reader;
 
+pub use cluster::{ClusterState, Pending};
 pub use horizon::{Following, LET_GO_PART};
 
 /// Most records one operation reads back from disk (a chain of earlier
@@ -85,6 +87,11 @@ pub enum GuardError {
     /// A broken invariant; the request was not carried out.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A cluster node decided on a history the stream has moved past
+    /// (another node wrote first): the guard catches up and decides again.
+    /// Never an answer.
+    #[error("internal error: the cluster's stream moved on while deciding")]
+    Conflict,
     /// An interaction's full record is on disk only: the guard reads it
     /// (without its lock), puts it back in memory and runs the operation
     /// again. Never an answer: one that reaches a caller is an internal
@@ -167,6 +174,27 @@ fn registration(who: &Resolved, at: DateTime<Utc>) -> Vec<Change> {
     changes
 }
 
+/// The changes' records as the frames they travel in: one frame per run
+/// of changes; a change that must travel alone gets a frame of its own.
+fn frames(changes: &[Change]) -> Vec<Vec<crate::pb::journal::Record>> {
+    let mut frames = Vec::new();
+    let mut run = Vec::with_capacity(changes.len());
+    for c in changes {
+        if c.travels_alone() {
+            if !run.is_empty() {
+                frames.push(std::mem::take(&mut run));
+            }
+            frames.push(vec![c.record()]);
+        } else {
+            run.push(c.record());
+        }
+    }
+    if !run.is_empty() {
+        frames.push(run);
+    }
+    frames
+}
+
 /// A failure to make a change durable: the caller must treat it as not
 /// done (the change is not acknowledged, and the guard stops answering).
 fn not_durable(e: JournalError) -> GuardError {
@@ -188,6 +216,9 @@ pub struct Guard {
     /// The store's full records of what memory holds no longer (`None`:
     /// in memory only).
     store: Option<Reader>,
+    /// `Some`: a node of a cluster, whose log of record is the cluster's
+    /// stream rather than `journal` (which is then `None`).
+    cluster: Option<Arc<cluster::Node>>,
     /// The time (Unix seconds) before which counting entries may be on
     /// disk only: a Check whose windows reach before it is refused
     /// ([`Guard::check`]). `i64::MIN`: everything is in memory.
@@ -204,6 +235,10 @@ pub struct Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        if let Some(node) = self.cluster.take() {
+            node.close(self.follower.take());
+            return;
+        }
         let Some(journal) = self.journal.take() else {
             return;
         };
@@ -235,6 +270,7 @@ impl Guard {
             journal,
             follower,
             store,
+            cluster: None,
             memory_from: AtomicI64::new(i64::MIN),
             rules_loaded_at: Mutex::new(None),
             reserve_tolerance: AtomicI64::new(check::tolerance_seconds(Some(
@@ -297,7 +333,7 @@ impl Guard {
     fn commit<T>(
         &self,
         mut plan: impl FnMut(&Ledger) -> Result<(Vec<Change>, T), GuardError>,
-    ) -> Result<(T, Commit), GuardError> {
+    ) -> Result<(T, Pending), GuardError> {
         let mut loads = 0;
         loop {
             let mut ledger = self.write()?;
@@ -318,6 +354,37 @@ impl Guard {
                     let commit = self.commit_locked(&mut ledger, changes)?;
                     return Ok((answer, commit));
                 }
+            }
+        }
+    }
+
+    /// [`Guard::commit`], then [`Guard::durable`], through
+    /// [`Guard::retrying`].
+    async fn write_through<T>(
+        &self,
+        mut plan: impl FnMut(&Ledger) -> Result<(Vec<Change>, T), GuardError>,
+    ) -> Result<T, GuardError> {
+        self.retrying(|| self.commit(&mut plan)).await
+    }
+
+    /// Runs `attempt` (a plan and its commit) and waits until it is
+    /// durable; on a cluster node whose publish lost to another node's, it
+    /// catches up and runs `attempt` again, so that every answer is
+    /// decided on the whole history before it.
+    async fn retrying<T>(
+        &self,
+        mut attempt: impl FnMut() -> Result<(T, Pending), GuardError>,
+    ) -> Result<T, GuardError> {
+        let mut conflicts = 0;
+        loop {
+            let (answer, pending) = attempt()?;
+            match self.durable(pending).await {
+                Err(GuardError::Conflict) => {
+                    conflicts += 1;
+                    self.after_conflict(conflicts).await?;
+                }
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(answer),
             }
         }
     }
@@ -476,6 +543,9 @@ impl Guard {
     /// [`Guard::commit`]'s second half, for a caller that already holds
     /// the write lock: appends the changes' records (in the order the
     /// changes happen, since the lock is held), then applies the changes.
+    /// On a cluster node nothing is applied here: the changes are to be
+    /// published ([`Pending`]), and the node applies them as the stream
+    /// gives them back.
     ///
     /// With no changes, the commit still waits for everything appended
     /// before it: an answer read from the ledger (a retry's repeated
@@ -485,29 +555,23 @@ impl Guard {
         &self,
         ledger: &mut Ledger,
         changes: Vec<Change>,
-    ) -> Result<Commit, GuardError> {
+    ) -> Result<Pending, GuardError> {
+        if let Some(node) = &self.cluster {
+            return node.to_publish(&changes);
+        }
         let commit = match &self.journal {
             None => Commit::none(),
             Some(j) => {
                 let mut commit = None;
-                // One frame per run of changes; a change that must travel
-                // alone gets a frame of its own. The journal is sequential,
-                // so the last commit waits for all of them.
-                let mut frame = Vec::with_capacity(changes.len());
-                for c in &changes {
-                    if c.travels_alone() {
-                        if !frame.is_empty() {
-                            j.append(&std::mem::take(&mut frame)).map_err(not_durable)?;
-                        }
-                        commit = Some(j.append(&[c.record()]).map_err(not_durable)?);
-                    } else {
-                        frame.push(c.record());
-                    }
+                // The journal is sequential, so the last commit waits for
+                // all of the frames.
+                for records in frames(&changes) {
+                    commit = Some(j.append(&records).map_err(not_durable)?);
                 }
-                if !frame.is_empty() || commit.is_none() {
-                    commit = Some(j.append(&frame).map_err(not_durable)?);
+                match commit {
+                    Some(commit) => commit,
+                    None => j.append(&[]).map_err(not_durable)?,
                 }
-                commit.unwrap_or_else(Commit::none)
             }
         };
         // What these changes touch stays in memory until the store holds
@@ -525,22 +589,33 @@ impl Guard {
                 )));
             }
         }
-        Ok(commit)
+        Ok(Pending::Journal(commit))
     }
 
     /// A commit that resolves once everything appended so far is durable:
     /// what an answer read from the ledger waits for, so that it never
-    /// rests on a change a crash could take back.
-    fn barrier(&self) -> Result<Commit, GuardError> {
+    /// rests on a change a crash could take back. A cluster node's state
+    /// is what the stream acknowledged already.
+    fn barrier(&self) -> Result<Pending, GuardError> {
         match &self.journal {
-            None => Ok(Commit::none()),
-            Some(j) => j.append(&[]).map_err(not_durable),
+            None => Ok(Pending::Done),
+            Some(j) => j.append(&[]).map(Pending::Journal).map_err(not_durable),
         }
     }
 
-    /// Waits until a commit is durable.
-    async fn durable(commit: Commit) -> Result<(), GuardError> {
-        commit.wait().await.map_err(not_durable)
+    /// Waits until a commit is durable: the journal's, or a cluster
+    /// node's publish, acknowledged by the stream and applied here.
+    async fn durable(&self, pending: Pending) -> Result<(), GuardError> {
+        match pending {
+            Pending::Done => Ok(()),
+            Pending::Journal(commit) => commit.wait().await.map_err(not_durable),
+            Pending::Publish(publication) => match &self.cluster {
+                Some(node) => node.publish(publication).await,
+                None => Err(GuardError::Internal(
+                    "a change to publish on a node that is not in a cluster".into(),
+                )),
+            },
+        }
     }
 
     /// How many interactions the index holds.

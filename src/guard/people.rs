@@ -21,18 +21,20 @@ impl Guard {
         if person.is_empty() {
             return Err(GuardError::field("personId", "`personId` is required"));
         }
-        let ((), commit) = self.commit(|ledger| {
-            let who = ledger.index.plan_debt(person, debt_id, loans)?;
-            let mut changes = super::registration(&who, now);
-            changes.push(Change::Debt {
-                person_id: who.id().to_owned(),
-                debt_id: debt_id.to_owned(),
-                loan_ids: loans.to_vec(),
-                at: Some(now),
-            });
-            Ok((changes, ()))
-        })?;
-        Self::durable(commit).await
+        let () = self
+            .write_through(|ledger| {
+                let who = ledger.index.plan_debt(person, debt_id, loans)?;
+                let mut changes = super::registration(&who, now);
+                changes.push(Change::Debt {
+                    person_id: who.id().to_owned(),
+                    debt_id: debt_id.to_owned(),
+                    loan_ids: loans.to_vec(),
+                    at: Some(now),
+                });
+                Ok((changes, ()))
+            })
+            .await?;
+        Ok(())
     }
 
     /// Links a person's id and external id; returns our id of the person.
@@ -64,18 +66,19 @@ impl Guard {
                 }
             }
         }
-        let (person_id, commit) = self.commit(|ledger| {
-            let names = ledger.index.plan_link(id, external_id)?;
-            let person_id = names.id.clone();
-            Ok((
-                vec![Change::Person {
-                    names,
-                    at: Some(now),
-                }],
-                person_id,
-            ))
-        })?;
-        Self::durable(commit).await?;
+        let person_id = self
+            .write_through(|ledger| {
+                let names = ledger.index.plan_link(id, external_id)?;
+                let person_id = names.id.clone();
+                Ok((
+                    vec![Change::Person {
+                        names,
+                        at: Some(now),
+                    }],
+                    person_id,
+                ))
+            })
+            .await?;
         Ok(person_id)
     }
 
@@ -129,34 +132,35 @@ impl Guard {
         caller: &Caller,
         now: DateTime<Utc>,
     ) -> Result<Interaction, GuardError> {
-        let (canceled, commit) = self.commit(|ledger| {
-            let id = visible(ledger.index.get(None, interaction)?, caller)?
-                .id
-                .clone();
-            if !ledger.reservations().contains_key(&id) {
-                return Err(GuardError::FailedPrecondition(format!(
-                    "interaction `{id}` is not an open reservation"
-                )));
-            }
-            let values = InteractionInput {
-                status: Some(Status::Canceled.as_str().to_owned()),
-                ..InteractionInput::default()
-            };
-            let canceled = ledger.index.plan_update_fields(
-                None,
-                &id,
-                &values,
-                &["status".to_owned()],
-                now,
-                Some(&caller.name),
-            )?;
-            let changes = vec![
-                Change::Interaction(Box::new(canceled.clone())),
-                Change::ReservationClosed(id),
-            ];
-            Ok((changes, canceled))
-        })?;
-        Self::durable(commit).await?;
+        let canceled = self
+            .write_through(|ledger| {
+                let id = visible(ledger.index.get(None, interaction)?, caller)?
+                    .id
+                    .clone();
+                if !ledger.reservations().contains_key(&id) {
+                    return Err(GuardError::FailedPrecondition(format!(
+                        "interaction `{id}` is not an open reservation"
+                    )));
+                }
+                let values = InteractionInput {
+                    status: Some(Status::Canceled.as_str().to_owned()),
+                    ..InteractionInput::default()
+                };
+                let canceled = ledger.index.plan_update_fields(
+                    None,
+                    &id,
+                    &values,
+                    &["status".to_owned()],
+                    now,
+                    Some(&caller.name),
+                )?;
+                let changes = vec![
+                    Change::Interaction(Box::new(canceled.clone())),
+                    Change::ReservationClosed(id),
+                ];
+                Ok((changes, canceled))
+            })
+            .await?;
         Ok(canceled)
     }
 }

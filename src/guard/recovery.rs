@@ -58,12 +58,21 @@ impl Guard {
         let layout = Layout {
             dir: data_dir.to_owned(),
         };
+        // A cluster node's directory holds the stream's state at its
+        // position, and no journal: alone, it would start, then decide
+        // without every later write of the cluster.
+        if layout.is_cluster_node() {
+            return Err(JournalError::Store {
+                path: data_dir.to_owned(),
+                reason: format!(
+                    "`{}` is a cluster node's data directory; start it with `--cluster`, or restore a backup of it into a new directory to run it alone",
+                    data_dir.display()
+                ),
+            });
+        }
         let mut store = Store::open(data_dir)?;
         let from = store.position()?;
         let mut ledger = Ledger::new(config);
-        // The interactions it records are numbered in creation order as
-        // the store will number them when they reach it.
-        ledger.index.set_next_seq(store.next_interaction_seq()?);
         let (snaps, logs) = layout.generations()?;
         let older_layout = from.is_none() && !(snaps.is_empty() && logs.is_empty());
         if from.is_none() {
@@ -92,31 +101,6 @@ impl Guard {
             .map(|m| m.len())
             .sum();
         let reader = Reader::open(data_dir)?;
-        // What happens more than the horizon (and a day) before now is
-        // beyond every window a Check reads: its full record stays on disk
-        // (as `Index::prune` drops counting entries). "Now" is the clock,
-        // or the latest interaction recorded before it when that is
-        // earlier (a restored backup, a lender idle for months): memory
-        // then keeps the horizon before it, so that what was last recorded
-        // can still be checked against.
-        let now = Utc::now().timestamp();
-        let before = |latest: i64| {
-            latest
-                .min(now)
-                .saturating_sub((i64::from(config.horizon_days) + 1) * 86_400)
-        };
-        // `None`: the store holds no interaction, none goes to disk.
-        let store_latest = store.latest_at_or_before(now)?;
-        let load_cutoff = store_latest.map(before);
-        // About 160 bytes a record in a journal, and the interactions the
-        // store gives in full: make room up front.
-        let in_full = match from {
-            Some(_) => store.interactions_from(load_cutoff)?,
-            None => 0,
-        };
-        ledger
-            .index
-            .reserve(usize::try_from(bytes / 160 + in_full).unwrap_or(0));
         let mut n = 0u64;
         let mut tick = |n: &mut u64| {
             *n += 1;
@@ -124,49 +108,14 @@ impl Guard {
                 progress(*n);
             }
         };
-        let from_store = match from {
-            Some(_) => store.load(load_cutoff, |loaded| {
-                match loaded {
-                    Loaded::Record(record) => ledger
-                        .apply_record(*record)
-                        .map_err(|e| JournalError::Failed(e.to_string()))?,
-                    Loaded::Interaction { seq, record } => {
-                        ledger.index.set_next_seq(seq);
-                        ledger
-                            .apply_record(*record)
-                            .map_err(|e| JournalError::Failed(e.to_string()))?;
-                    }
-                    Loaded::OnDisk {
-                        count,
-                        next_seq,
-                        largest_id,
-                    } => ledger
-                        .index
-                        .restore_on_disk(count, next_seq, largest_id.as_deref()),
-                }
-                tick(&mut n);
-                Ok(())
-            })?,
-            None => 0,
-        };
+        // About 160 bytes a record in a journal: make room up front.
+        let loaded = load_store(&mut ledger, &store, config, bytes / 160, &mut || {
+            tick(&mut n);
+        })?;
+        let (now, store_latest, from_store) = (loaded.now, loaded.latest, loaded.records);
+        let before = |latest: i64| horizon_cutoff(config, now, latest);
         let mut replayed = jn::recover_from(&layout, from, |record| {
-            for change in changes(record) {
-                let change = change.map_err(|e| JournalError::Failed(e.to_string()))?;
-                // A change to an interaction on disk only applies to its
-                // full record, read back first.
-                if let Some(id) = change.interaction_id()
-                    && ledger.index.may_be_on_disk(id)
-                    && let Some((seq, r)) = reader.get(id)?
-                {
-                    ledger
-                        .index
-                        .load_from_disk(r, seq)
-                        .map_err(|e| JournalError::Failed(e.to_string()))?;
-                }
-                ledger
-                    .apply(change)
-                    .map_err(|e| JournalError::Failed(e.to_string()))?;
-            }
+            apply_logged(&mut ledger, Some(&reader), record).map_err(JournalError::Failed)?;
             tick(&mut n);
             Ok(())
         })?;
@@ -345,16 +294,21 @@ impl Guard {
         );
         let guard = Guard::over(ledger, Some((journal, follower)), Some(reader));
         if on_disk > 0 {
-            guard
-                .write()
-                .map_err(|e| JournalError::Failed(e.to_string()))?
-                .index
-                .set_held_from(cutoff);
-            guard
-                .memory_from
-                .store(cutoff, std::sync::atomic::Ordering::SeqCst);
+            guard.hold_from(cutoff)?;
         }
         Ok((guard, replayed))
+    }
+
+    /// Puts the boundary before which history may be on disk only at
+    /// `cutoff` (a start that left records on disk).
+    pub(super) fn hold_from(&self, cutoff: i64) -> Result<(), JournalError> {
+        self.write()
+            .map_err(|e| JournalError::Failed(e.to_string()))?
+            .index
+            .set_held_from(cutoff);
+        self.memory_from
+            .store(cutoff, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 
     /// How many records (interactions and restrictions) hold a time
@@ -447,4 +401,112 @@ fn out_of_range_records(ledger: &Ledger) -> u64 {
         })
         .count();
     u64::try_from(interactions + restrictions).unwrap_or(u64::MAX)
+}
+
+/// What a start read from the store ([`load_store`]).
+pub(super) struct FromStore {
+    /// The clock's time at the start (Unix seconds).
+    pub now: i64,
+    /// The latest interaction the store holds at or before `now`.
+    pub latest: Option<i64>,
+    /// Records read.
+    pub records: u64,
+}
+
+/// The time before which history is beyond every window a Check reads:
+/// the horizon and a day before `latest` (or before `now`, if earlier).
+pub(super) fn horizon_cutoff(config: IndexConfig, now: i64, latest: i64) -> i64 {
+    latest
+        .min(now)
+        .saturating_sub((i64::from(config.horizon_days) + 1) * 86_400)
+}
+
+/// Reads what memory holds from the store into `ledger`: everything after
+/// the horizon in full, and of what is before it only what counting
+/// needs. `reserve` is room to make beyond the store's records; `tick` is
+/// called once a record.
+pub(super) fn load_store(
+    ledger: &mut Ledger,
+    store: &Store,
+    config: IndexConfig,
+    reserve: u64,
+    tick: &mut dyn FnMut(),
+) -> Result<FromStore, JournalError> {
+    // The interactions it records are numbered in creation order as the
+    // store will number them when they reach it.
+    ledger.index.set_next_seq(store.next_interaction_seq()?);
+    // What happens more than the horizon (and a day) before now is beyond
+    // every window a Check reads: its full record stays on disk (as
+    // `Index::prune` drops counting entries). "Now" is the clock, or the
+    // latest interaction recorded before it when that is earlier (a
+    // restored backup, a lender idle for months): memory then keeps the
+    // horizon before it, so that what was last recorded can still be
+    // checked against.
+    let now = Utc::now().timestamp();
+    // `None`: the store holds no interaction, none goes to disk.
+    let latest = store.latest_at_or_before(now)?;
+    let cutoff = latest.map(|l| horizon_cutoff(config, now, l));
+    let from = store.position()?;
+    let in_full = match from {
+        Some(_) => store.interactions_from(cutoff)?,
+        None => 0,
+    };
+    ledger
+        .index
+        .reserve(usize::try_from(reserve + in_full).unwrap_or(0));
+    let records = match from {
+        Some(_) => store.load(cutoff, |loaded| {
+            match loaded {
+                Loaded::Record(record) => ledger
+                    .apply_record(*record)
+                    .map_err(|e| JournalError::Failed(e.to_string()))?,
+                Loaded::Interaction { seq, record } => {
+                    ledger.index.set_next_seq(seq);
+                    ledger
+                        .apply_record(*record)
+                        .map_err(|e| JournalError::Failed(e.to_string()))?;
+                }
+                Loaded::OnDisk {
+                    count,
+                    next_seq,
+                    largest_id,
+                } => ledger
+                    .index
+                    .restore_on_disk(count, next_seq, largest_id.as_deref()),
+            }
+            tick();
+            Ok(())
+        })?,
+        None => 0,
+    };
+    Ok(FromStore {
+        now,
+        latest,
+        records,
+    })
+}
+
+/// Applies one logged record (a journal's, or a cluster's message's) to
+/// the ledger: a change to an interaction on disk only applies to its
+/// full record, read back from the store first.
+pub(super) fn apply_logged(
+    ledger: &mut Ledger,
+    reader: Option<&Reader>,
+    record: crate::pb::journal::Record,
+) -> Result<(), String> {
+    for change in changes(record) {
+        let change = change.map_err(|e| e.to_string())?;
+        if let Some(id) = change.interaction_id()
+            && ledger.index.may_be_on_disk(id)
+            && let Some(reader) = reader
+            && let Some((seq, r)) = reader.get(id).map_err(|e| e.to_string())?
+        {
+            ledger
+                .index
+                .load_from_disk(r, seq)
+                .map_err(|e| e.to_string())?;
+        }
+        ledger.apply(change).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }

@@ -118,13 +118,14 @@ impl Guard {
         let checked = input
             .check(String::new(), person.to_owned(), caller.name.clone(), now)
             .map_err(|e| GuardError::Invalid(e.0))?;
-        let (stored, commit) = self.commit(|ledger| {
-            let (who, stored) = ledger.index.plan_restriction(checked.clone())?;
-            let mut changes = super::registration(&who, now);
-            changes.push(Change::Restriction(Box::new(stored.clone())));
-            Ok((changes, stored))
-        })?;
-        Self::durable(commit).await?;
+        let stored = self
+            .write_through(|ledger| {
+                let (who, stored) = ledger.index.plan_restriction(checked.clone())?;
+                let mut changes = super::registration(&who, now);
+                changes.push(Change::Restriction(Box::new(stored.clone())));
+                Ok((changes, stored))
+            })
+            .await?;
         Ok(stored)
     }
 
@@ -175,7 +176,7 @@ impl Guard {
         if !problems.is_empty() {
             return Err(GuardError::Invalid(problems));
         }
-        let (stored, commit) = self.commit(|ledger| {
+        let stored = self.write_through(|ledger| {
             let current = ledger.index.restriction(Some(person), id)?;
             if let Some(at) = current.ended_at {
                 return Err(GuardError::FailedPrecondition(format!(
@@ -202,8 +203,7 @@ impl Guard {
                 ..current.clone()
             };
             Ok((vec![Change::Restriction(Box::new(ended.clone()))], ended))
-        })?;
-        Self::durable(commit).await?;
+        }).await?;
         Ok(stored)
     }
 

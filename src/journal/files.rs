@@ -21,7 +21,23 @@ pub struct Layout {
     pub dir: PathBuf,
 }
 
+/// The file that marks a data directory as a cluster node's (holding the
+/// cluster's stream name): its store alone is its history, at the
+/// stream's sequence it reached, and it has no journal. A single node
+/// refuses it, and a node of another stream too.
+pub const CLUSTER_MARKER: &str = "CLUSTER";
+
 impl Layout {
+    /// The cluster marker's path ([`CLUSTER_MARKER`]).
+    pub fn cluster_marker(&self) -> PathBuf {
+        self.dir.join(CLUSTER_MARKER)
+    }
+
+    /// True for a cluster node's data directory.
+    pub fn is_cluster_node(&self) -> bool {
+        self.cluster_marker().exists()
+    }
+
     /// The journal directory.
     pub fn journal_dir(&self) -> PathBuf {
         self.dir.join("journal")

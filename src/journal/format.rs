@@ -36,6 +36,23 @@ pub fn frame(record: &Record, out: &mut Vec<u8>) {
     out.extend_from_slice(&payload);
 }
 
+/// Frames one operation's records: a lone record as itself, several as
+/// one batch, so that a crash never leaves half of an operation behind.
+/// The journal's writer frames each append so, and a cluster's message
+/// holds the frames of one operation.
+pub fn frame_operation(records: &[Record], out: &mut Vec<u8>) {
+    if let [one] = records {
+        frame(one, out);
+    } else {
+        let batch = Record {
+            op: Some(Op::Batch(crate::pb::journal::Batch {
+                records: records.to_vec(),
+            })),
+        };
+        frame(&batch, out);
+    }
+}
+
 /// The records of whole frames as [`frame`] wrote them, in order: what
 /// the writer hands on ([`super::Tapped::Frames`]). A frame that is cut
 /// short, fails its checksum or does not decode ends it with an error.

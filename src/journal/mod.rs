@@ -63,11 +63,12 @@ use std::path::{Path, PathBuf};
 
 pub(crate) use files::fsync_dir;
 pub use files::{
-    FileWriter, Layout, header_version, lock, remove_files, remove_journals_before, write_file,
-    write_snapshot,
+    CLUSTER_MARKER, FileWriter, Layout, header_version, lock, remove_files, remove_journals_before,
+    write_file, write_snapshot,
 };
 pub use format::{
-    MAGIC, MAX_RECORD_BYTES, OLDEST_VERSION, SNAPSHOT_VERSION, VERSION, frame, unframe,
+    MAGIC, MAX_RECORD_BYTES, OLDEST_VERSION, SNAPSHOT_VERSION, VERSION, frame, frame_operation,
+    unframe,
 };
 pub use recovery::{Opened, ReadEnd, Recovered, open_from, read_file, recover, recover_from};
 

@@ -16,9 +16,9 @@ use std::thread::JoinHandle;
 use tokio::sync::watch;
 
 use super::files::sync_dir;
-use super::format::{frame, header};
+use super::format::{frame_operation, header};
 use super::{JournalError, Layout, io};
-use crate::pb::journal::{Batch, Record, record::Op};
+use crate::pb::journal::{Record, record::Op};
 
 /// What a write waits for before it is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -304,28 +304,18 @@ impl Journal {
                 shared: Some(Arc::clone(&self.shared)),
             });
         }
-        // One operation's records travel as one frame, so that a crash
-        // never leaves half of an operation in the journal.
-        if let [one] = records {
-            frame(one, &mut p.buf);
-        } else {
-            // A kind an older release must refuse travels alone: inside a
-            // batch, an older backup would copy it emptied instead.
-            if records
+        // A kind an older release must refuse travels alone: inside a
+        // batch, an older backup would copy it emptied instead.
+        if records.len() > 1
+            && records
                 .iter()
                 .any(|r| matches!(r.op, Some(Op::RestrictionV2(_))))
-            {
-                return Err(JournalError::Failed(
-                    "a restriction_v2 record must be appended on its own, never in a batch".into(),
-                ));
-            }
-            let batch = Record {
-                op: Some(Op::Batch(Batch {
-                    records: records.to_vec(),
-                })),
-            };
-            frame(&batch, &mut p.buf);
+        {
+            return Err(JournalError::Failed(
+                "a restriction_v2 record must be appended on its own, never in a batch".into(),
+            ));
         }
+        frame_operation(records, &mut p.buf);
         p.records += records.len() as u64;
         let seq = p.next_seq;
         p.next_seq += 1;

@@ -152,6 +152,20 @@ impl Change {
         }
     }
 
+    /// Our id of the person the change is about, if it names one: the
+    /// cluster's subject for it ([`crate::cluster::ClusterConfig::subject`]).
+    pub fn person_id(&self) -> Option<&str> {
+        match self {
+            Change::Person { names, .. } => Some(&names.id),
+            Change::Debt { person_id, .. } => Some(person_id),
+            Change::Interaction(i) => Some(&i.person_id),
+            Change::Restriction(r) => Some(&r.person_id),
+            Change::ReservationOpened(r) => Some(&r.person_id),
+            Change::Answer { answer, .. } => Some(&answer.person_id),
+            Change::ReservationClosed(_) | Change::Convo(_) => None,
+        }
+    }
+
     /// The stored audio the change names, with whether its interaction is
     /// deleted: what a backup must copy.
     pub fn media(&self) -> Vec<(&Media, bool)> {

@@ -52,6 +52,7 @@ fn read(
         dir: data_dir.to_owned(),
     };
     let store = Store::open_read_only(data_dir)?;
+    let cluster = layout.is_cluster_node();
     // One read transaction for the whole store: a server committing
     // beside it is not seen half-way.
     let mut out = HistoryRead::default();
@@ -68,7 +69,9 @@ fn read(
         // read (it has applied it since) is still read whole. One deleted
         // between the position and the opening (the server rolled just
         // then) is read again from the store's new position.
-        match journal::open_from(&layout, out.from) {
+        // A cluster node has no journal: its store is its whole history.
+        let journal_from = if cluster { None } else { out.from };
+        match journal::open_from(&layout, journal_from) {
             Ok(opened) => break opened,
             Err(JournalError::Corrupt { .. }) if attempts < 10 && store.is_some() => {
                 attempts += 1;

@@ -45,13 +45,13 @@ pub(crate) const HEADER_LEN: u64 = 8;
 /// The first journal file of a fresh data directory.
 const FIRST_JOURNAL: &str = "journal/journal-00000000.log";
 
-fn at(seconds: i64) -> Option<Timestamp> {
+pub(super) fn at(seconds: i64) -> Option<Timestamp> {
     Some(Timestamp { seconds, nanos: 0 })
 }
 
 /// An outbound call about `loan`, to a mobile phone in New Jersey (Eastern
 /// time), at `AT`.
-fn call(person: &str, loan: &str) -> CheckRequest {
+pub(super) fn call(person: &str, loan: &str) -> CheckRequest {
     CheckRequest {
         person_id: person.into(),
         channel: "voice".into(),
@@ -74,7 +74,7 @@ fn call(person: &str, loan: &str) -> CheckRequest {
 }
 
 /// A placed call (rang, no pickup) about `loan`, `minutes` before `AT`.
-fn placed_call(loan: &str, minutes: i64) -> Interaction {
+pub(super) fn placed_call(loan: &str, minutes: i64) -> Interaction {
     Interaction {
         channel: "voice".into(),
         direction: "outbound".into(),
@@ -86,7 +86,7 @@ fn placed_call(loan: &str, minutes: i64) -> Interaction {
     }
 }
 
-fn with_ext(mut i: Interaction, ext: &str) -> Interaction {
+pub(super) fn with_ext(mut i: Interaction, ext: &str) -> Interaction {
     i.external_id = Some(ext.into());
     i
 }
@@ -103,7 +103,11 @@ fn string(s: &str) -> Value {
     }
 }
 
-async fn create(records: &mut Interactions, person: &str, i: Interaction) -> Interaction {
+pub(super) async fn create(
+    records: &mut Interactions,
+    person: &str,
+    i: Interaction,
+) -> Interaction {
     let r = records
         .create_interaction(CreateInteractionRequest {
             searchable: false,
@@ -142,7 +146,7 @@ async fn list(records: &mut Interactions, person: &str) -> ListInteractionsRespo
         .into_inner()
 }
 
-async fn check(checks: &mut Checks, r: CheckRequest) -> CheckResponse {
+pub(super) async fn check(checks: &mut Checks, r: CheckRequest) -> CheckResponse {
     checks.check(r).await.unwrap().into_inner()
 }
 

@@ -5,6 +5,7 @@
 
 mod backup_import;
 pub(crate) mod cli;
+mod cluster;
 pub(crate) mod durability;
 mod reload;
 mod soak;

@@ -5,5 +5,6 @@
 
 pub(crate) mod consts;
 pub(crate) mod library;
+pub(crate) mod nats;
 pub(crate) mod process;
 pub(crate) mod server;

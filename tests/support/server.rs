@@ -333,6 +333,7 @@ impl Options {
                 .then(|| compliance_guard::decisions::LogConfig::under(&data_dir)),
             compact_after: self.compact_after,
             store_follows: self.follows,
+            cluster: None,
             shutdown_grace: Duration::from_secs(5),
             hold_until: self.hold,
             reserve_tolerance: self.reserve_tolerance,

@@ -1,0 +1,490 @@
+//! A guard as one node of a cluster on NATS JetStream: the cluster's
+//! stream is its log of record in place of the local journal.
+//!
+//! - **Writing.** A write is planned under the write lock as on a single
+//!   node, but nothing is applied then: its changes are published with
+//!   the stream's last sequence the node had applied
+//!   ([`Node::to_publish`]). JetStream refuses the publish if anything was
+//!   appended since, and the guard then catches up and plans again
+//!   ([`Guard::write_through`]). So every change is decided on the whole
+//!   history before it, whichever node decides: a cap holds across nodes,
+//!   and the ids a plan makes (`IT-`, `BO-`, `RS-`) are the same on every
+//!   node and never made twice.
+//! - **Applying.** A node's state changes only by applying the stream: a
+//!   task reads it in order ([`follow`]) and applies each message to
+//!   memory, under the write lock, and hands it to the store's follower,
+//!   which writes it with the stream's sequence as its position. A write
+//!   is answered once the node has applied its own message.
+//! - **Reading.** Before a Check, the node asks the stream's leader for
+//!   its last sequence and waits until it has applied it
+//!   ([`Guard::read_barrier`]): the Check is linearizable, and a node that
+//!   cannot reach the leader answers UNAVAILABLE, never an allow.
+//! - **A gap** in the stream (a message deleted or purged, which the
+//!   stream's settings forbid) stops the node: it answers no Check until
+//!   it is rebuilt.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio_stream::StreamExt;
+
+use super::{Guard, GuardError, frames};
+use crate::cluster::{Entry, Link, PublishFailure};
+use crate::index::IndexConfig;
+use crate::journal::{self as jn, Commit, Durability, JournalError, Layout, Position, Tapped};
+use crate::ledger::{Change, Ledger};
+use crate::store::{Follower, Reader, Store};
+
+/// How many times a write is planned again after losing to another
+/// node's before it answers UNAVAILABLE.
+const MAX_CONFLICTS: u32 = 200;
+
+/// How long a write acknowledged by the stream may take to be applied on
+/// its own node before the node answers UNAVAILABLE (the write stands).
+const APPLY_WAIT: Duration = Duration::from_secs(30);
+
+/// How long the stream may deliver nothing before the node asks its
+/// leader whether it is behind.
+const QUIET: Duration = Duration::from_millis(1000);
+
+/// What a write waits for before its answer is sent.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Pending {
+    /// Nothing (no journal, or a cluster node's state read as applied).
+    Done,
+    /// The local journal's commit.
+    Journal(Commit),
+    /// A cluster node's changes, to publish to the stream.
+    Publish(Publication),
+}
+
+impl Pending {
+    /// Waits for the local journal (an import's batch). A cluster's
+    /// publication is not waited on here: imports go through a single
+    /// node's data directory.
+    pub async fn wait(self) -> Result<(), JournalError> {
+        match self {
+            Pending::Done => Ok(()),
+            Pending::Journal(commit) => commit.wait().await,
+            Pending::Publish(_) => Err(JournalError::Failed(
+                "a cluster node's change is published by the server, not by a command".into(),
+            )),
+        }
+    }
+
+    /// Waits for the local journal, blocking the thread (the commands
+    /// that run outside an async runtime: import). A cluster's
+    /// publication is not waited on here: those commands never open a
+    /// cluster node.
+    pub fn wait_blocking(self) -> Result<(), JournalError> {
+        match self {
+            Pending::Done => Ok(()),
+            Pending::Journal(commit) => commit.wait_blocking(),
+            Pending::Publish(_) => Err(JournalError::Failed(
+                "a cluster node's change is published by the server, not by a command".into(),
+            )),
+        }
+    }
+}
+
+/// One write's changes as a cluster node publishes them.
+#[derive(Debug)]
+pub struct Publication {
+    /// Our id of the person they are about (`""`: none), for the subject.
+    person: String,
+    /// The changes' frames.
+    bytes: Vec<u8>,
+    /// The stream's last sequence the plan saw.
+    expected: u64,
+}
+
+/// What a cluster node reports of itself: health, metrics and the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterState {
+    /// This node's name.
+    pub node_id: String,
+    /// The stream's last sequence applied to memory.
+    pub applied: u64,
+    /// Why the node stopped applying the stream, if it did.
+    pub failed: Option<String>,
+}
+
+/// A cluster node's side of the guard.
+#[derive(Debug)]
+pub(crate) struct Node {
+    link: Link,
+    /// The stream's last sequence applied to memory; it moves only under
+    /// the ledger's write lock, so a plan reads the sequence its state is
+    /// at.
+    applied: AtomicU64,
+    /// The same, for waiting on.
+    applied_tx: tokio::sync::watch::Sender<u64>,
+    /// To the store's follower; `None` once closing.
+    tap: Mutex<Option<SyncSender<Tapped>>>,
+    /// Why the node stopped applying the stream.
+    failed: Mutex<Option<String>>,
+    /// The task that follows the stream.
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The data directory's lock, let go after the store's follower ends.
+    lock: Mutex<Option<std::fs::File>>,
+}
+
+impl Node {
+    fn applied(&self) -> u64 {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failed.lock().ok().and_then(|f| f.clone())
+    }
+
+    fn fail(&self, why: String) {
+        tracing::error!(reason = %why, "this node stopped applying the cluster's stream and answers no Check until it is rebuilt (from a backup, or from the stream's start with an empty data directory)");
+        metrics::counter!("compliance_guard_cluster_failures_total").increment(1);
+        if let Ok(mut f) = self.failed.lock() {
+            f.get_or_insert(why);
+        }
+    }
+
+    /// The changes of a plan made at the stream's last applied sequence,
+    /// framed to publish (the caller holds the write lock).
+    pub(crate) fn to_publish(&self, changes: &[Change]) -> Result<Pending, GuardError> {
+        if changes.is_empty() {
+            return Ok(Pending::Done);
+        }
+        let mut bytes = Vec::new();
+        for records in frames(changes) {
+            jn::frame_operation(&records, &mut bytes);
+        }
+        Ok(Pending::Publish(Publication {
+            person: changes
+                .iter()
+                .find_map(Change::person_id)
+                .unwrap_or_default()
+                .to_owned(),
+            bytes,
+            expected: self.applied(),
+        }))
+    }
+
+    /// Publishes, then waits until this node applied the message.
+    pub(crate) async fn publish(&self, p: Publication) -> Result<(), GuardError> {
+        if let Some(why) = self.failure() {
+            return Err(stopped(&why));
+        }
+        match self.link.publish(&p.person, p.bytes, p.expected).await {
+            Ok(seq) => self.wait_applied(seq, APPLY_WAIT).await.map_err(|()| {
+                GuardError::Unavailable(format!(
+                    "the cluster acknowledged the change (sequence {seq}) but this node has not applied it within {} s; it stands: read it back before retrying",
+                    APPLY_WAIT.as_secs()
+                ))
+            }),
+            Err(PublishFailure::Conflict) => Err(GuardError::Conflict),
+            Err(e @ PublishFailure::TooLarge { .. }) => Err(GuardError::FailedPrecondition(
+                format!("{e}; nothing was recorded"),
+            )),
+            Err(e @ PublishFailure::NotAcknowledged(_)) => Err(GuardError::Unavailable(format!(
+                "{e}; it may have been recorded: retry with the same externalId or requestId"
+            ))),
+        }
+    }
+
+    /// Waits until the node has applied `seq`; `Err` after `within`.
+    async fn wait_applied(&self, seq: u64, within: Duration) -> Result<(), ()> {
+        let mut rx = self.applied_tx.subscribe();
+        match tokio::time::timeout(within, rx.wait_for(|a| *a >= seq)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(()),
+        }
+    }
+
+    /// Lets the follower apply what it was handed, then the lock go.
+    pub(crate) fn close(&self, follower: Option<Follower>) {
+        if let Ok(mut t) = self.task.lock()
+            && let Some(task) = t.take()
+        {
+            task.abort();
+        }
+        if let Ok(mut tap) = self.tap.lock() {
+            tap.take();
+        }
+        if let Some(follower) = follower {
+            follower.finish();
+        }
+        if let Ok(mut lock) = self.lock.lock() {
+            lock.take();
+        }
+    }
+}
+
+fn stopped(why: &str) -> GuardError {
+    GuardError::Unavailable(format!(
+        "this node stopped applying the cluster's stream ({why}); it answers nothing until it is rebuilt"
+    ))
+}
+
+impl Guard {
+    /// Opens a cluster node's data directory: its store (made the first
+    /// time) read into memory as [`Guard::open`] reads it, with the
+    /// stream's sequence the store reached. A directory of a single node
+    /// (a journal in it) or of another stream is refused. The node follows
+    /// the stream once [`Guard::follow_cluster`] starts it.
+    pub fn open_node(
+        config: IndexConfig,
+        data_dir: &Path,
+        link: Link,
+        mut progress: impl FnMut(u64),
+    ) -> Result<Guard, JournalError> {
+        let lock = jn::lock(data_dir)?;
+        let layout = Layout {
+            dir: data_dir.to_owned(),
+        };
+        let refuse = |reason: String| JournalError::Store {
+            path: data_dir.to_owned(),
+            reason,
+        };
+        let (snaps, logs) = layout.generations()?;
+        if !snaps.is_empty() || !logs.is_empty() {
+            return Err(refuse(format!(
+                "the data directory `{}` holds a single node's journal; a cluster node starts from an empty directory or its own",
+                data_dir.display()
+            )));
+        }
+        let stream = &link.config().stream;
+        let marker = layout.cluster_marker();
+        let mut store = Store::open(data_dir)?;
+        let from = store.position()?;
+        match std::fs::read_to_string(&marker) {
+            Ok(found) if found.trim() == stream => {}
+            Ok(found) => {
+                return Err(refuse(format!(
+                    "the data directory is a node of stream `{}`, not `{stream}`",
+                    crate::model::echo(found.trim())
+                )));
+            }
+            Err(_) if from.is_some() => {
+                return Err(refuse(
+                    "the data directory holds a store but no cluster marker: it is not a cluster node's".into(),
+                ));
+            }
+            Err(_) => {
+                store.begin()?.commit(Position::default())?;
+                std::fs::write(&marker, format!("{stream}\n")).map_err(|cause| {
+                    JournalError::Io {
+                        action: "writing",
+                        path: marker.clone(),
+                        cause,
+                    }
+                })?;
+            }
+        }
+        let at = store.position()?.unwrap_or_default();
+        let mut ledger = Ledger::new(config);
+        let mut n = 0u64;
+        let loaded = super::recovery::load_store(&mut ledger, &store, config, 0, &mut || {
+            n += 1;
+            if n.is_multiple_of(1_000_000) {
+                progress(n);
+            }
+        })?;
+        let cutoff = loaded
+            .latest
+            .map(|l| super::recovery::horizon_cutoff(config, loaded.now, l));
+        let (handed, tap) = Follower::channel(at.records, 0);
+        store.checkpoint()?;
+        let follower = Follower::start(store, layout, at, Durability::Sync, handed)?;
+        let reader = Reader::open(data_dir)?;
+        let on_disk = ledger.index.on_disk();
+        if on_disk > 0 {
+            ledger.forget_convos_on_disk();
+        }
+        tracing::info!(
+            in_memory = ledger.index.len() - on_disk,
+            on_disk_only = on_disk,
+            stream_sequence = at.records,
+            "interactions loaded; the node follows the cluster's stream from here"
+        );
+        let (applied_tx, _) = tokio::sync::watch::channel(at.records);
+        let node = Node {
+            link,
+            applied: AtomicU64::new(at.records),
+            applied_tx,
+            tap: Mutex::new(Some(tap.to)),
+            failed: Mutex::new(None),
+            task: Mutex::new(None),
+            lock: Mutex::new(Some(lock)),
+        };
+        let mut guard = Guard::over(ledger, None, Some(reader));
+        guard.follower = Some(follower);
+        guard.cluster = Some(Arc::new(node));
+        if on_disk > 0
+            && let Some(cutoff) = cutoff
+        {
+            guard.hold_from(cutoff)?;
+        }
+        Ok(guard)
+    }
+
+    /// Starts following the cluster's stream (a task on the current
+    /// runtime), from the sequence after the store's.
+    pub fn follow_cluster(self: &Arc<Self>) {
+        let Some(node) = &self.cluster else { return };
+        let task = tokio::spawn(follow(Arc::downgrade(self), Arc::clone(node)));
+        if let Ok(mut t) = node.task.lock() {
+            *t = Some(task);
+        }
+    }
+
+    /// What a cluster node reports of itself; `None` on a single node.
+    pub fn cluster_state(&self) -> Option<ClusterState> {
+        self.cluster.as_ref().map(|n| ClusterState {
+            node_id: n.link.config().node_id.clone(),
+            applied: n.applied(),
+            failed: n.failure(),
+        })
+    }
+
+    /// On a cluster node, waits until it has applied everything the
+    /// stream's leader had when asked: what a Check reads is then at
+    /// least every write acknowledged before it began. UNAVAILABLE if the
+    /// leader does not answer, or the node does not catch up, within the
+    /// cluster's timeout. Nothing on a single node.
+    pub async fn read_barrier(&self) -> Result<(), GuardError> {
+        let Some(node) = &self.cluster else {
+            return Ok(());
+        };
+        if let Some(why) = node.failure() {
+            return Err(stopped(&why));
+        }
+        let started = std::time::Instant::now();
+        let last = node.link.last_seq().await.map_err(|e| {
+            GuardError::Unavailable(format!("this node is cut off from the cluster: {e}"))
+        })?;
+        let within = node.link.config().timeout;
+        node.wait_applied(last, within).await.map_err(|()| {
+            GuardError::Unavailable(format!(
+                "this node has not applied the cluster's stream up to sequence {last} within {} ms; retry",
+                within.as_millis()
+            ))
+        })?;
+        metrics::histogram!("compliance_guard_cluster_read_barrier_seconds")
+            .record(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// After a publish lost to another node's: catch up, then plan again,
+    /// up to [`MAX_CONFLICTS`] times.
+    pub(super) async fn after_conflict(&self, conflicts: u32) -> Result<(), GuardError> {
+        metrics::counter!("compliance_guard_cluster_conflicts_total").increment(1);
+        if conflicts > MAX_CONFLICTS {
+            return Err(GuardError::Unavailable(format!(
+                "the write lost to other nodes' writes {MAX_CONFLICTS} times in a row; nothing was recorded: retry"
+            )));
+        }
+        self.read_barrier().await
+    }
+
+    /// Applies one message of the stream: its changes to memory under the
+    /// write lock (records on disk only read back first, as a start does),
+    /// then to the store's follower.
+    fn apply_entry(&self, node: &Node, entry: Entry) -> Result<(), String> {
+        {
+            let mut ledger = self.write().map_err(|e| e.to_string())?;
+            ledger.index.set_frame(entry.seq);
+            for record in jn::unframe(&entry.bytes) {
+                let record = record.map_err(|e| format!("message {}: {e}", entry.seq))?;
+                super::recovery::apply_logged(&mut ledger, self.store.as_ref(), record)
+                    .map_err(|e| format!("message {}: {e}", entry.seq))?;
+            }
+            node.applied.store(entry.seq, Ordering::Release);
+        }
+        node.applied_tx.send_replace(entry.seq);
+        metrics::gauge!("compliance_guard_cluster_applied_sequence").set(entry.seq as f64);
+        let tapped = Tapped::Frames {
+            generation: 0,
+            bytes: entry.bytes,
+            end: entry.seq,
+            seq: entry.seq,
+        };
+        let tap = node.tap.lock().map_err(|_| "lock poisoned".to_owned())?;
+        if let Some(to) = tap.as_ref() {
+            match to.try_send(tapped) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+                // The store is behind by a full channel: wait for it
+                // here, off the runtime's other tasks.
+                Err(TrySendError::Full(t)) => {
+                    let _ = tokio::task::block_in_place(|| to.send(t));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Follows the stream from the sequence after the node's, for as long as
+/// the guard lives: a lost consumer is made again from where the node is.
+async fn follow(guard: Weak<Guard>, node: Arc<Node>) {
+    let mut waited = Duration::from_millis(100);
+    loop {
+        let from = node.applied() + 1;
+        let stream = match node.link.follow(from).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, from, "cannot follow the cluster's stream yet; trying again");
+                tokio::time::sleep(waited).await;
+                waited = (waited * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        waited = Duration::from_millis(100);
+        tokio::pin!(stream);
+        loop {
+            // A consumer whose server died may go quiet rather than fail:
+            // when nothing comes for a while and the leader has more, the
+            // consumer is made again from where the node is.
+            let next = match tokio::time::timeout(QUIET, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => match node.link.last_seq().await {
+                    Ok(last) if last > node.applied() => {
+                        tracing::warn!(
+                            applied = node.applied(),
+                            last,
+                            "the cluster's stream went quiet while behind its leader; following it again"
+                        );
+                        break;
+                    }
+                    _ => continue,
+                },
+            };
+            let Some(entry) = next else { break };
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the cluster's stream stopped; following it again");
+                    break;
+                }
+            };
+            let Some(guard) = guard.upgrade() else { return };
+            let applied = node.applied();
+            if entry.seq <= applied {
+                continue;
+            }
+            if entry.seq != applied + 1 {
+                node.fail(format!(
+                    "the stream gives sequence {} after {applied}: a gap",
+                    entry.seq
+                ));
+                return;
+            }
+            if let Err(e) = guard.apply_entry(&node, entry) {
+                node.fail(format!("a message could not be applied: {e}"));
+                return;
+            }
+        }
+        tokio::time::sleep(waited).await;
+    }
+}
