@@ -56,10 +56,16 @@
 //!   [`store::read_history`] reads a data directory's whole history.
 //! - [`decisions`]: the decision log (every answered Check as a JSON line,
 //!   off the hot path).
+//! - [`cluster`]: the link to a NATS JetStream stream, a cluster's log of
+//!   record in place of the journal: the stream made and checked, a
+//!   publish conditional on the stream's last sequence, the leader's last
+//!   sequence, and the stream's messages in order.
 //!
 //! **Operations**:
 //! - [`guard`]: rules and ledger together; one file per family of
-//!   operations, each atomic, every write planned, journaled, then applied.
+//!   operations, each atomic, every write planned, journaled, then applied;
+//!   `cluster.rs` the same guard as a node of a cluster (writes published,
+//!   the stream applied, the read barrier).
 //! - [`media`]: call recordings and voicemails: files in the data dir,
 //!   uploads and downloads, signed links and their HTTP listener, the
 //!   retention sweep.

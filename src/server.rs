@@ -685,10 +685,14 @@ async fn open_node(
     let link = crate::cluster::Link::connect(cluster)
         .await
         .map_err(|e| ServeError::Cluster(e.to_string()))?;
+    let number = link
+        .node_number()
+        .await
+        .map_err(|e| ServeError::Cluster(e.to_string()))?;
     let (index, data_dir) = (config.index, config.data_dir.clone());
     let opened = tokio::task::spawn_blocking(move || {
         crate::location::warm();
-        Guard::open_node(index, &data_dir, link, |n| {
+        Guard::open_node(index, &data_dir, link, number, |n| {
             tracing::info!(records = n, "loading");
         })
     })

@@ -53,7 +53,7 @@ impl From<GuardError> for Status {
             e @ (GuardError::Internal(_)
             | GuardError::OnDisk { .. }
             | GuardError::ConvoOnDisk { .. }
-            | GuardError::Conflict) => Status::internal(bounded(e.to_string())),
+            | GuardError::Conflict(_)) => Status::internal(bounded(e.to_string())),
         }
     }
 }

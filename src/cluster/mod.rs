@@ -3,21 +3,27 @@
 //! store and memory.
 //!
 //! This module is the link to NATS and nothing else: connecting, making
-//! sure the stream exists as configured, a conditional publish, the
-//! stream's last sequence as its leader reports it, and the stream's
-//! messages in order from a sequence. What a message means is the
-//! ledger's ([`crate::ledger::Change`], framed as the journal frames it);
-//! how a node uses the link is [`crate::guard`]'s.
+//! sure the stream exists as configured, a conditional publish, the last
+//! sequence of a subject or of the stream as its leader reports it, a
+//! node's number, and the stream's messages in order. What a message
+//! means is the ledger's ([`crate::ledger::Change`], framed as the journal
+//! frames it); how a node uses the link is [`crate::guard`]'s.
 //!
-//! Every publish carries `Nats-Expected-Last-Sequence`: the stream's last
-//! sequence the node had applied when it decided. JetStream refuses it if
-//! anything was appended since, so every change is decided on the whole
-//! history before it, as the single node's write lock makes it (the
-//! server must be 2.9.21 or later for the check to hold under
-//! concurrency; README names the version). Subjects carry a partition
-//! number and a hash of the person from the first release, so that a
-//! later release can fence per person and split people across nodes
-//! without changing the stream's layout.
+//! **Subjects.** Every key a write decides on (a person's id, each of its
+//! names, an `externalId`) falls in one of [`BUCKETS`] buckets by a stable
+//! hash, and each bucket is a subject, `cg.<stream>.p<partition>.k<bucket>`:
+//! a hash, because a client's ids may hold `.`, `*` or `>`, and a bounded
+//! number of subjects, so that the servers' per-subject state stays small.
+//! The partition number is there from the first release, so that a later
+//! one can split people across nodes without changing the stream's layout.
+//!
+//! **Conditional publishes.** A write carries, for each bucket it touches,
+//! `Nats-Expected-Last-Subject-Sequence`: the bucket's last sequence the
+//! node had applied when it decided. JetStream refuses the write if any of
+//! them moved since, so no two nodes decide on the same person, name or
+//! `externalId` at once, while writes about different people go on in
+//! parallel. A write over several buckets is one atomic batch (ADR-50,
+//! server 2.12 or later): all of its messages are stored, or none.
 
 use std::time::Duration;
 
@@ -34,6 +40,14 @@ pub const MAX_REPLICAS: usize = 5;
 
 /// The most partitions the subjects may name.
 pub const MAX_PARTITIONS: u32 = 1024;
+
+/// How many buckets the keys fall in (each a subject): two writes about
+/// different keys conflict only when their keys share a bucket.
+pub const BUCKETS: u32 = 1 << 16;
+
+/// The most node numbers a stream hands out (the first four hex digits of
+/// a generated id; 0 is a single node's).
+pub const MAX_NODES: u16 = 0xFFFF;
 
 /// Errors of the link to NATS.
 #[derive(Debug, thiserror::Error)]
@@ -165,13 +179,32 @@ impl ClusterConfig {
         format!("cg.{}", self.stream)
     }
 
-    /// The subject of a change about `person` (a person's id or name, or
-    /// `""` for one about no person): `cg.<stream>.p<partition>.<hash>`.
-    /// A hash, because a client's ids may hold `.`, `*` or `>`.
-    pub fn subject(&self, person: &str) -> String {
-        let hash = fnv1a(person.as_bytes());
-        let partition = hash % u64::from(self.partitions);
-        format!("{}.p{partition}.{hash:016x}", self.prefix())
+    /// The bucket of a key ([`BUCKETS`]).
+    pub fn bucket(key: &str) -> u32 {
+        u32::try_from(fnv1a(key.as_bytes()) % u64::from(BUCKETS)).unwrap_or(0)
+    }
+
+    /// A bucket's subject: `cg.<stream>.p<partition>.k<bucket>`.
+    pub fn subject(&self, bucket: u32) -> String {
+        format!(
+            "{}.p{}.k{bucket:04x}",
+            self.prefix(),
+            bucket % self.partitions
+        )
+    }
+
+    /// The bucket a subject names, if it is one of [`Self::subject`]'s.
+    pub fn bucket_of(&self, subject: &str) -> Option<u32> {
+        let rest = subject.strip_prefix(&self.prefix())?.strip_prefix(".p")?;
+        let (_, bucket) = rest.split_once(".k")?;
+        u32::from_str_radix(bucket, 16)
+            .ok()
+            .filter(|b| *b < BUCKETS)
+    }
+
+    /// The subject where node number `n` is claimed.
+    fn node_subject(&self, n: u16) -> String {
+        format!("{}.n.{n}", self.prefix())
     }
 }
 
@@ -210,7 +243,23 @@ pub enum PublishFailure {
 pub struct Entry {
     /// Its sequence in the stream.
     pub seq: u64,
-    /// Its payload: framed journal records.
+    /// The bucket its subject names (`None`: a node's claim of its
+    /// number).
+    pub bucket: Option<u32>,
+    /// Its payload: framed journal records (empty: a fence of its bucket
+    /// only).
+    pub bytes: Vec<u8>,
+}
+
+/// One message of a write: a bucket, the bucket's last sequence the node
+/// decided at, and the payload (empty for every message but the first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fenced {
+    /// The bucket.
+    pub bucket: u32,
+    /// Its last sequence as the node had applied it (0: never written).
+    pub expected: u64,
+    /// The changes' frames, or nothing.
     pub bytes: Vec<u8>,
 }
 
@@ -281,6 +330,7 @@ impl Link {
             discard: stream::DiscardPolicy::New,
             deny_delete: true,
             deny_purge: true,
+            allow_atomic_publish: true,
             duplicate_window: Duration::from_secs(120),
             description: Some(format!(
                 "compliance-guard's log of record ({} partitions)",
@@ -359,35 +409,139 @@ impl Link {
         Ok(info.state.last_sequence)
     }
 
-    /// Publishes a change about `person` if the stream's last sequence is
-    /// still `expected`; returns its sequence once JetStream acknowledged
-    /// it (stored by a majority of the replicas).
-    pub async fn publish(
-        &self,
-        person: &str,
-        bytes: Vec<u8>,
-        expected: u64,
-    ) -> Result<u64, PublishFailure> {
-        if bytes.len() > MAX_MESSAGE_BYTES {
+    /// Publishes a write: one message, or several as one atomic batch,
+    /// each stored only if its bucket's last sequence is still the one
+    /// the node decided at; returns the last message's sequence once
+    /// JetStream acknowledged the write (stored by a majority of the
+    /// replicas).
+    pub async fn publish(&self, messages: Vec<Fenced>) -> Result<u64, PublishFailure> {
+        let bytes: usize = messages.iter().map(|m| m.bytes.len()).sum();
+        if bytes > MAX_MESSAGE_BYTES {
             return Err(PublishFailure::TooLarge {
-                bytes: bytes.len(),
+                bytes,
                 most: MAX_MESSAGE_BYTES,
             });
         }
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Expected-Last-Sequence", expected.to_string().as_str());
         let refused = |e: &dyn std::fmt::Display| PublishFailure::NotAcknowledged(e.to_string());
-        let ack = self
-            .js
-            .publish_with_headers(self.config.subject(person), headers, bytes.into())
-            .await
-            .map_err(|e| refused(&e))?
-            .await;
-        match ack {
+        // A batch's id: unique among those in flight (an inbox's random
+        // part).
+        let batch = (messages.len() > 1).then(|| {
+            let inbox = self.js.client().new_inbox();
+            inbox.rsplit('.').next().unwrap_or_default().to_owned()
+        });
+        let count = messages.len();
+        let mut last = None;
+        for (i, m) in messages.into_iter().enumerate() {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                "Nats-Expected-Last-Subject-Sequence",
+                m.expected.to_string().as_str(),
+            );
+            if let Some(id) = &batch {
+                headers.insert("Nats-Batch-Id", id.as_str());
+                headers.insert("Nats-Batch-Sequence", (i + 1).to_string().as_str());
+                if i + 1 == count {
+                    headers.insert("Nats-Batch-Commit", "1");
+                }
+            }
+            let subject = self.config.subject(m.bucket);
+            if i + 1 < count {
+                // A batch's messages before the last go without a reply;
+                // the last one's acknowledgement answers for all.
+                self.js
+                    .client()
+                    .publish_with_headers(subject, headers, m.bytes.into())
+                    .await
+                    .map_err(|e| refused(&e))?;
+            } else {
+                last = Some(
+                    self.js
+                        .publish_with_headers(subject, headers, m.bytes.into())
+                        .await
+                        .map_err(|e| refused(&e))?,
+                );
+            }
+        }
+        let Some(ack) = last else {
+            return Err(PublishFailure::NotAcknowledged("an empty write".into()));
+        };
+        match ack.await {
             Ok(ack) => Ok(ack.sequence),
             Err(e) if is_conflict(&e) => Err(PublishFailure::Conflict),
             Err(e) => Err(refused(&e)),
         }
+    }
+
+    /// A bucket's last sequence, as the stream's leader reports it (0:
+    /// never written).
+    pub async fn last_of_bucket(&self, bucket: u32) -> Result<u64, ClusterError> {
+        self.last_of_subject(&self.config.subject(bucket))
+            .await
+            .map(|m| m.map_or(0, |(seq, _)| seq))
+    }
+
+    async fn last_of_subject(&self, subject: &str) -> Result<Option<(u64, Vec<u8>)>, ClusterError> {
+        let ask = async {
+            let stream = self
+                .js
+                .get_stream_no_info(&self.config.stream)
+                .await
+                .map_err(|e| self.nats_error("did not answer for the stream", &e))?;
+            match stream.get_last_raw_message_by_subject(subject).await {
+                Ok(m) => Ok(Some((m.sequence, m.payload.to_vec()))),
+                Err(e)
+                    if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(self.nats_error("did not report a subject's last message", &e)),
+            }
+        };
+        tokio::time::timeout(self.config.timeout, ask)
+            .await
+            .map_err(|_| {
+                self.nats_error(
+                    "did not report a subject's last message",
+                    &format!("no answer within {} ms", self.config.timeout.as_millis()),
+                )
+            })?
+    }
+
+    /// This node's number (1 to [`MAX_NODES`]): the one the stream holds
+    /// for its name, or the first free one, claimed by a create-only
+    /// publish (expected subject sequence 0), so that no two nodes ever
+    /// hold one number and make the same ids.
+    pub async fn node_number(&self) -> Result<u16, ClusterError> {
+        let name = self.config.node_id.as_bytes();
+        for n in 1..=MAX_NODES {
+            loop {
+                let subject = self.config.node_subject(n);
+                match self.last_of_subject(&subject).await? {
+                    Some((_, holder)) if holder == name => return Ok(n),
+                    Some(_) => break,
+                    None => {}
+                }
+                let mut headers = HeaderMap::new();
+                headers.insert("Nats-Expected-Last-Subject-Sequence", "0");
+                let ack = self
+                    .js
+                    .publish_with_headers(subject, headers, name.to_vec().into())
+                    .await
+                    .map_err(|e| self.nats_error("refused a node's claim", &e))?
+                    .await;
+                match ack {
+                    Ok(_) => return Ok(n),
+                    // Another node claimed it first: read who.
+                    Err(e) if is_conflict(&e) => {}
+                    Err(e) => return Err(self.nats_error("refused a node's claim", &e)),
+                }
+            }
+        }
+        Err(ClusterError::Setting {
+            field: "--node-id",
+            value: crate::model::echo(&self.config.node_id).to_string(),
+            allowed: "a name; every one of the 65,535 node numbers is held by another name",
+        })
     }
 
     /// The stream's messages in order from sequence `from`, for as long as
@@ -417,6 +571,7 @@ impl Link {
             .await
             .map_err(|e| self.nats_error("did not deliver the stream", &e))?;
         let urls = self.config.urls.clone();
+        let config = self.config.clone();
         Ok(messages.map(move |m| {
             let failed = |reason: String| ClusterError::Nats {
                 urls: urls.clone(),
@@ -427,6 +582,7 @@ impl Link {
             let seq = m.info().map_err(|e| failed(e.to_string()))?.stream_sequence;
             Ok(Entry {
                 seq,
+                bucket: config.bucket_of(m.subject.as_str()),
                 bytes: m.payload.to_vec(),
             })
         }))
@@ -455,14 +611,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn subjects_hash_the_person_and_name_a_partition() {
+    fn subjects_name_a_partition_and_a_bucket_of_the_key() {
         let mut c = ClusterConfig::new("nats://127.0.0.1:4222", "a");
         c.partitions = 8;
-        let s = c.subject("ext-a.b*>");
-        assert!(s.starts_with("cg.compliance-guard.p"), "{s}");
-        assert!(!s["cg.compliance-guard.".len()..].contains(['*', '>']));
-        assert_eq!(s, c.subject("ext-a.b*>"), "stable");
-        assert_eq!(s.split('.').count(), 4, "{s}");
+        let b = ClusterConfig::bucket("ext-a.b*>");
+        assert!(b < BUCKETS);
+        assert_eq!(b, ClusterConfig::bucket("ext-a.b*>"), "stable");
+        let s = c.subject(b);
+        assert_eq!(s, format!("cg.compliance-guard.p{}.k{b:04x}", b % 8));
+        assert_eq!(c.bucket_of(&s), Some(b));
+        assert_eq!(c.bucket_of("cg.compliance-guard.n.1"), None);
         assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
     }

@@ -37,7 +37,7 @@ impl Guard {
         now: DateTime<Utc>,
         deadline: Option<Instant>,
     ) -> Result<CheckOutcome, GuardError> {
-        self.read_barrier().await?;
+        self.read_barrier_for(&input.person_id).await?;
         self.retrying(|| self.check_now(input, caller, now, deadline))
             .await
     }

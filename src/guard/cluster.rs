@@ -2,23 +2,28 @@
 //! stream is its log of record in place of the local journal.
 //!
 //! - **Writing.** A write is planned under the write lock as on a single
-//!   node, but nothing is applied then: its changes are published with
-//!   the stream's last sequence the node had applied
-//!   ([`Node::to_publish`]). JetStream refuses the publish if anything was
-//!   appended since, and the guard then catches up and plans again
-//!   ([`Guard::write_through`]). So every change is decided on the whole
-//!   history before it, whichever node decides: a cap holds across nodes,
-//!   and the ids a plan makes (`IT-`, `BO-`, `RS-`) are the same on every
-//!   node and never made twice.
+//!   node, but nothing is applied then: its changes are published with,
+//!   for each bucket of a key it decides on (the person's id and names,
+//!   the `externalId`s it sets or frees; [`keys`]), the bucket's last
+//!   sequence the node had applied ([`Node::to_publish`]). JetStream
+//!   refuses the write if any moved since, and the guard then catches up
+//!   on those buckets and plans again ([`Guard::write_through`]). So a
+//!   person's writes are decided one at a time across the cluster (a cap
+//!   holds across nodes; a lost `voiceSpokeWithFirstParty` cannot happen),
+//!   writes about different people go on in parallel, and a name or an
+//!   `externalId` is never taken twice. Generated ids (`IT-`, `BO-`,
+//!   `RS-`) carry the node's number, claimed once in the stream, so two
+//!   nodes never make the same one.
 //! - **Applying.** A node's state changes only by applying the stream: a
 //!   task reads it in order ([`follow`]) and applies each message to
 //!   memory, under the write lock, and hands it to the store's follower,
 //!   which writes it with the stream's sequence as its position. A write
 //!   is answered once the node has applied its own message.
 //! - **Reading.** Before a Check, the node asks the stream's leader for
-//!   its last sequence and waits until it has applied it
-//!   ([`Guard::read_barrier`]): the Check is linearizable, and a node that
-//!   cannot reach the leader answers UNAVAILABLE, never an allow.
+//!   the last sequence of the borrower's bucket and waits until it has
+//!   applied it ([`Guard::read_barrier_for`]): the Check is linearizable
+//!   per borrower. Other reads wait for the stream's last sequence. A node
+//!   that cannot reach the leader answers UNAVAILABLE, never an allow.
 //! - **A gap** in the stream (a message deleted or purged, which the
 //!   stream's settings forbid) stops the node: it answers no Check until
 //!   it is rebuilt.
@@ -32,7 +37,7 @@ use std::time::Duration;
 use tokio_stream::StreamExt;
 
 use super::{Guard, GuardError, frames};
-use crate::cluster::{Entry, Link, PublishFailure};
+use crate::cluster::{BUCKETS, ClusterConfig, Entry, Fenced, Link, PublishFailure};
 use crate::index::IndexConfig;
 use crate::journal::{self as jn, Commit, Durability, JournalError, Layout, Position, Tapped};
 use crate::ledger::{Change, Ledger};
@@ -91,15 +96,11 @@ impl Pending {
     }
 }
 
-/// One write's changes as a cluster node publishes them.
+/// One write's changes as a cluster node publishes them: a message per
+/// bucket, the first with the changes.
 #[derive(Debug)]
 pub struct Publication {
-    /// Our id of the person they are about (`""`: none), for the subject.
-    person: String,
-    /// The changes' frames.
-    bytes: Vec<u8>,
-    /// The stream's last sequence the plan saw.
-    expected: u64,
+    messages: Vec<Fenced>,
 }
 
 /// What a cluster node reports of itself: health, metrics and the log.
@@ -113,10 +114,18 @@ pub struct ClusterState {
     pub failed: Option<String>,
 }
 
+/// A bucket whose last sequence the node does not know (after a restart:
+/// the array is not stored); it is asked of the leader before a write
+/// fences it.
+const UNKNOWN: u64 = u64::MAX;
+
 /// A cluster node's side of the guard.
 #[derive(Debug)]
 pub(crate) struct Node {
     link: Link,
+    /// The last sequence applied of each bucket ([`crate::cluster::BUCKETS`]);
+    /// it moves only under the ledger's write lock.
+    buckets: Vec<AtomicU64>,
     /// The stream's last sequence applied to memory; it moves only under
     /// the ledger's write lock, so a plan reads the sequence its state is
     /// at.
@@ -150,25 +159,63 @@ impl Node {
         }
     }
 
-    /// The changes of a plan made at the stream's last applied sequence,
-    /// framed to publish (the caller holds the write lock).
-    pub(crate) fn to_publish(&self, changes: &[Change]) -> Result<Pending, GuardError> {
+    /// The changes of a plan, framed to publish with the last sequence of
+    /// each bucket they touch, as the node had applied them (the caller
+    /// holds the write lock, so they are the sequences its plan read). A
+    /// bucket the node does not know yet is a conflict: it is asked of the
+    /// leader and the plan made again.
+    pub(crate) fn to_publish(
+        &self,
+        ledger: &mut Ledger,
+        changes: &[Change],
+    ) -> Result<Pending, GuardError> {
         if changes.is_empty() {
             return Ok(Pending::Done);
+        }
+        // The ids this plan made are taken from now on, whether or not
+        // the stream takes the write.
+        for change in changes {
+            match change {
+                Change::Interaction(i) => ledger.index.note_planned("IT", &i.id),
+                Change::Person { names, .. } => ledger.index.note_planned("BO", &names.id),
+                Change::Restriction(r) => ledger.index.note_planned("RS", &r.id),
+                _ => {}
+            }
+        }
+        let buckets: std::collections::BTreeSet<u32> = keys(ledger, changes)
+            .iter()
+            .map(|k| ClusterConfig::bucket(k))
+            .collect();
+        let unknown: Vec<u32> = buckets
+            .iter()
+            .copied()
+            .filter(|b| self.bucket_seq(*b) == UNKNOWN)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(GuardError::Conflict(unknown));
         }
         let mut bytes = Vec::new();
         for records in frames(changes) {
             jn::frame_operation(&records, &mut bytes);
         }
-        Ok(Pending::Publish(Publication {
-            person: changes
-                .iter()
-                .find_map(Change::person_id)
-                .unwrap_or_default()
-                .to_owned(),
-            bytes,
-            expected: self.applied(),
-        }))
+        let mut messages: Vec<Fenced> = buckets
+            .iter()
+            .map(|b| Fenced {
+                bucket: *b,
+                expected: self.bucket_seq(*b),
+                bytes: Vec::new(),
+            })
+            .collect();
+        if let Some(first) = messages.first_mut() {
+            first.bytes = bytes;
+        }
+        Ok(Pending::Publish(Publication { messages }))
+    }
+
+    fn bucket_seq(&self, bucket: u32) -> u64 {
+        self.buckets
+            .get(bucket as usize)
+            .map_or(UNKNOWN, |b| b.load(Ordering::Acquire))
     }
 
     /// Publishes, then waits until this node applied the message.
@@ -176,14 +223,15 @@ impl Node {
         if let Some(why) = self.failure() {
             return Err(stopped(&why));
         }
-        match self.link.publish(&p.person, p.bytes, p.expected).await {
+        let buckets: Vec<u32> = p.messages.iter().map(|m| m.bucket).collect();
+        match self.link.publish(p.messages).await {
             Ok(seq) => self.wait_applied(seq, APPLY_WAIT).await.map_err(|()| {
                 GuardError::Unavailable(format!(
                     "the cluster acknowledged the change (sequence {seq}) but this node has not applied it within {} s; it stands: read it back before retrying",
                     APPLY_WAIT.as_secs()
                 ))
             }),
-            Err(PublishFailure::Conflict) => Err(GuardError::Conflict),
+            Err(PublishFailure::Conflict) => Err(GuardError::Conflict(buckets)),
             Err(e @ PublishFailure::TooLarge { .. }) => Err(GuardError::FailedPrecondition(
                 format!("{e}; nothing was recorded"),
             )),
@@ -191,6 +239,22 @@ impl Node {
                 "{e}; it may have been recorded: retry with the same externalId or requestId"
             ))),
         }
+    }
+
+    /// Asks the leader for a bucket's last sequence and waits until the
+    /// node has applied it; returns it.
+    async fn caught_up_on(&self, bucket: u32) -> Result<u64, GuardError> {
+        let last = self.link.last_of_bucket(bucket).await.map_err(|e| {
+            GuardError::Unavailable(format!("this node is cut off from the cluster: {e}"))
+        })?;
+        let within = self.link.config().timeout;
+        self.wait_applied(last, within).await.map_err(|()| {
+            GuardError::Unavailable(format!(
+                "this node has not applied the cluster's stream up to sequence {last} within {} ms; retry",
+                within.as_millis()
+            ))
+        })?;
+        Ok(last)
     }
 
     /// Waits until the node has applied `seq`; `Err` after `within`.
@@ -230,13 +294,15 @@ fn stopped(why: &str) -> GuardError {
 impl Guard {
     /// Opens a cluster node's data directory: its store (made the first
     /// time) read into memory as [`Guard::open`] reads it, with the
-    /// stream's sequence the store reached. A directory of a single node
+    /// stream's sequence the store reached; the ids it makes are those of
+    /// node `number` ([`Link::node_number`]). A directory of a single node
     /// (a journal in it) or of another stream is refused. The node follows
     /// the stream once [`Guard::follow_cluster`] starts it.
     pub fn open_node(
         config: IndexConfig,
         data_dir: &Path,
         link: Link,
+        number: u16,
         mut progress: impl FnMut(u64),
     ) -> Result<Guard, JournalError> {
         let lock = jn::lock(data_dir)?;
@@ -294,6 +360,9 @@ impl Guard {
         let cutoff = loaded
             .latest
             .map(|l| super::recovery::horizon_cutoff(config, loaded.now, l));
+        ledger
+            .index
+            .use_id_range(number, store.largest_interaction_of_node(number)?);
         let (handed, tap) = Follower::channel(at.records, 0);
         store.checkpoint()?;
         let follower = Follower::start(store, layout, at, Durability::Sync, handed)?;
@@ -309,8 +378,17 @@ impl Guard {
             "interactions loaded; the node follows the cluster's stream from here"
         );
         let (applied_tx, _) = tokio::sync::watch::channel(at.records);
+        // A node that starts from the stream's start knows every bucket;
+        // one that starts from its store asks the leader for a bucket's
+        // last sequence before its first write to it.
+        let known = if at.records == 0 { 0 } else { UNKNOWN };
+        tracing::info!(
+            node = number,
+            "this node's number in the cluster (its ids start with it)"
+        );
         let node = Node {
             link,
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(known)).collect(),
             applied: AtomicU64::new(at.records),
             applied_tx,
             tap: Mutex::new(Some(tap.to)),
@@ -376,22 +454,79 @@ impl Guard {
         Ok(())
     }
 
-    /// After a publish lost to another node's: catch up, then plan again,
-    /// up to [`MAX_CONFLICTS`] times.
-    pub(super) async fn after_conflict(&self, conflicts: u32) -> Result<(), GuardError> {
+    /// After a publish lost to another node's (or met a bucket it does
+    /// not know): asks the leader for those buckets' last sequences, waits
+    /// until it has applied them, then plans again, up to
+    /// [`MAX_CONFLICTS`] times.
+    pub(super) async fn after_conflict(
+        &self,
+        conflicts: u32,
+        buckets: &[u32],
+    ) -> Result<(), GuardError> {
         metrics::counter!("compliance_guard_cluster_conflicts_total").increment(1);
         if conflicts > MAX_CONFLICTS {
             return Err(GuardError::Unavailable(format!(
                 "the write lost to other nodes' writes {MAX_CONFLICTS} times in a row; nothing was recorded: retry"
             )));
         }
-        self.read_barrier().await
+        let Some(node) = &self.cluster else {
+            return Ok(());
+        };
+        for bucket in buckets {
+            let last = node.caught_up_on(*bucket).await?;
+            // Every message of the bucket up to `last` is applied here, and
+            // one after it would have set the bucket itself.
+            let _ledger = self.write()?;
+            if let Some(b) = node.buckets.get(*bucket as usize) {
+                let known = b.load(Ordering::Acquire);
+                if known == UNKNOWN || known < last {
+                    b.store(last, Ordering::Release);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// On a cluster node, waits until it has applied everything the
+    /// stream's leader holds about the person `name` names: the last
+    /// sequence of the name's bucket, and of its person's id's when that
+    /// is another name. What a Check of that person reads is then at
+    /// least every write about them acknowledged before it began.
+    /// UNAVAILABLE as [`Guard::read_barrier`]. Nothing on a single node.
+    pub async fn read_barrier_for(&self, name: &str) -> Result<(), GuardError> {
+        let Some(node) = &self.cluster else {
+            return Ok(());
+        };
+        if let Some(why) = node.failure() {
+            return Err(stopped(&why));
+        }
+        let started = std::time::Instant::now();
+        node.caught_up_on(ClusterConfig::bucket(&name_key(name)))
+            .await?;
+        let canonical = {
+            let ledger = self.read()?;
+            match ledger.index.find_person(name) {
+                Ok(Some(k)) => Some(ledger.index.person_id(k).to_owned()),
+                _ => None,
+            }
+        };
+        if let Some(id) = canonical.filter(|id| id != name) {
+            node.caught_up_on(ClusterConfig::bucket(&name_key(&id)))
+                .await?;
+        }
+        metrics::histogram!("compliance_guard_cluster_read_barrier_seconds")
+            .record(started.elapsed().as_secs_f64());
+        Ok(())
     }
 
     /// Applies one message of the stream: its changes to memory under the
     /// write lock (records on disk only read back first, as a start does),
     /// then to the store's follower.
-    fn apply_entry(&self, node: &Node, entry: Entry) -> Result<(), String> {
+    fn apply_entry(&self, node: &Node, mut entry: Entry) -> Result<(), String> {
+        if entry.bucket.is_none() {
+            // A node's claim of its number: nothing for the ledger.
+            entry.bytes.clear();
+        }
         {
             let mut ledger = self.write().map_err(|e| e.to_string())?;
             ledger.index.set_frame(entry.seq);
@@ -399,6 +534,9 @@ impl Guard {
                 let record = record.map_err(|e| format!("message {}: {e}", entry.seq))?;
                 super::recovery::apply_logged(&mut ledger, self.store.as_ref(), record)
                     .map_err(|e| format!("message {}: {e}", entry.seq))?;
+            }
+            if let Some(b) = entry.bucket.and_then(|b| node.buckets.get(b as usize)) {
+                b.store(entry.seq, Ordering::Release);
             }
             node.applied.store(entry.seq, Ordering::Release);
         }
@@ -487,4 +625,65 @@ async fn follow(guard: Weak<Guard>, node: Arc<Node>) {
         }
         tokio::time::sleep(waited).await;
     }
+}
+
+/// The key of a person's name (our id, an alias or an external id).
+fn name_key(name: &str) -> String {
+    format!("n:{name}")
+}
+
+/// The keys a write decides on: the id of every person its changes are
+/// about, every name of a person it registers or changes, and every
+/// `externalId` it sets or frees. A write is stored only if no other write
+/// touched the buckets of these keys since the node decided.
+fn keys(ledger: &Ledger, changes: &[Change]) -> Vec<String> {
+    let mut keys = Vec::with_capacity(changes.len() + 2);
+    let person_of = |interaction: &str| {
+        ledger
+            .reservations()
+            .get(interaction)
+            .map(|r| r.person_id.clone())
+            .or_else(|| {
+                ledger
+                    .index
+                    .get(None, interaction)
+                    .ok()
+                    .map(|r| r.person_id.clone())
+            })
+    };
+    for change in changes {
+        match change {
+            Change::Person { names, .. } => {
+                keys.push(name_key(&names.id));
+                keys.extend(names.aliases.iter().map(|a| name_key(a)));
+                keys.extend(names.external_ids.iter().map(|e| name_key(e)));
+            }
+            Change::Interaction(i) => {
+                keys.push(name_key(&i.person_id));
+                if let Some(ext) = &i.external_id {
+                    keys.push(format!("x:{ext}"));
+                }
+                if let Ok(before) = ledger.index.get(None, &i.id)
+                    && let Some(ext) = &before.external_id
+                    && i.external_id.as_ref() != Some(ext)
+                {
+                    keys.push(format!("x:{ext}"));
+                }
+            }
+            Change::ReservationClosed(id) => match person_of(id) {
+                Some(p) => keys.push(name_key(&p)),
+                None => keys.push(format!("i:{id}")),
+            },
+            Change::Convo(c) => match person_of(&c.interaction_id) {
+                Some(p) => keys.push(name_key(&p)),
+                None => keys.push(format!("i:{}", c.interaction_id)),
+            },
+            other => {
+                if let Some(p) = other.person_id() {
+                    keys.push(name_key(p));
+                }
+            }
+        }
+    }
+    keys
 }

@@ -87,11 +87,12 @@ pub enum GuardError {
     /// A broken invariant; the request was not carried out.
     #[error("internal error: {0}")]
     Internal(String),
-    /// A cluster node decided on a history the stream has moved past
-    /// (another node wrote first): the guard catches up and decides again.
-    /// Never an answer.
+    /// A cluster node decided on a history the stream has moved past in
+    /// one of these buckets (another node wrote first), or does not know
+    /// a bucket's last sequence yet: the guard catches up on them and
+    /// decides again. Never an answer.
     #[error("internal error: the cluster's stream moved on while deciding")]
-    Conflict,
+    Conflict(Vec<u32>),
     /// An interaction's full record is on disk only: the guard reads it
     /// (without its lock), puts it back in memory and runs the operation
     /// again. Never an answer: one that reaches a caller is an internal
@@ -379,9 +380,9 @@ impl Guard {
         loop {
             let (answer, pending) = attempt()?;
             match self.durable(pending).await {
-                Err(GuardError::Conflict) => {
+                Err(GuardError::Conflict(buckets)) => {
                     conflicts += 1;
-                    self.after_conflict(conflicts).await?;
+                    self.after_conflict(conflicts, &buckets).await?;
                 }
                 Err(e) => return Err(e),
                 Ok(()) => return Ok(answer),
@@ -557,7 +558,7 @@ impl Guard {
         changes: Vec<Change>,
     ) -> Result<Pending, GuardError> {
         if let Some(node) = &self.cluster {
-            return node.to_publish(&changes);
+            return node.to_publish(ledger, &changes);
         }
         let commit = match &self.journal {
             None => Commit::none(),

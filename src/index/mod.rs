@@ -448,6 +448,52 @@ impl Index {
         }
     }
 
+    /// Makes the ids this index generates (`IT-`, `BO-`, `RS-`) those of
+    /// cluster node number `node`: numbers from `node << 32` on (the
+    /// first four hex digits), so that two nodes deciding at once never
+    /// make the same id. Each counter starts after the largest of its
+    /// range already stored: in memory, or `largest_on_disk` (the largest
+    /// `IT-` number of the range the store holds). A single node is node
+    /// 0, as every index starts.
+    pub fn use_id_range(&mut self, node: u16, largest_on_disk: Option<u64>) {
+        let low = u64::from(node) << 32;
+        let high = low | 0xFFFF_FFFF;
+        let top = |prefix: &str, ids: &mut dyn Iterator<Item = &String>| {
+            ids.filter_map(|id| generated_number(prefix, id))
+                .filter(|n| (low..=high).contains(n))
+                .max()
+                .unwrap_or(low)
+        };
+        self.next_interaction = top("IT", &mut self.ids.keys()).max(
+            largest_on_disk
+                .filter(|n| (low..=high).contains(n))
+                .unwrap_or(low),
+        );
+        self.next_person = top("BO", &mut self.person_ids.keys());
+        self.next_restriction = top("RS", &mut self.restriction_ids.keys());
+    }
+
+    /// Moves the counter of `prefix` (`IT`, `BO`, `RS`) past `id` if it is
+    /// a generated id after it: a cluster node plans a write without
+    /// applying it until the stream gives it back, and the next plan must
+    /// not make the same id. An id whose write is then refused is never
+    /// made again (a gap, as ids allow).
+    pub fn note_planned(&mut self, prefix: &str, id: &str) {
+        let Some(n) = generated_number(prefix, id) else {
+            return;
+        };
+        let counter = match prefix {
+            "BO" => &mut self.next_person,
+            "RS" => &mut self.next_restriction,
+            _ => &mut self.next_interaction,
+        };
+        // Only within the node's own range (the counter's first four hex
+        // digits): another node's ids move nothing here.
+        if n >> 32 == *counter >> 32 && n > *counter {
+            *counter = n;
+        }
+    }
+
     /// The configuration it was built with.
     pub fn config(&self) -> IndexConfig {
         self.config

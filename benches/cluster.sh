@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# One node (local journal, --durability sync) against three nodes on a
+# 3-server NATS JetStream cluster (R3, sync_interval: always), in one run
+# on this machine: Check, reserving Check and CreateInteraction, each
+# closed loop at 32 in flight, with throughput, p50 and p99 from the load
+# generator, and the CPU time of every process (guards and NATS servers,
+# user + system) per request. The cluster's read barrier and how far the
+# nodes trail the stream are scraped from the nodes' metrics. Not part of
+# CI.
+#
+#   benches/cluster.sh                 # about 3 minutes
+#   DUR=5s REPS=1 benches/cluster.sh
+#
+# Knobs (environment): DUR (10s), WARM (2s), BORROWERS (2000), K (6),
+# N (32), REPS (2), SEED (1), OUT (a file to keep the JSON lines in),
+# NATS_SERVER (default target/nats/bin/nats-server, as .ci/run installs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DUR=${DUR:-10s}
+WARM=${WARM:-2s}
+BORROWERS=${BORROWERS:-2000}
+K=${K:-6}
+N=${N:-32}
+REPS=${REPS:-2}
+SEED=${SEED:-1}
+NATS=${NATS_SERVER:-target/nats/bin/nats-server}
+
+cargo build --release --quiet --bin compliance-guard --example loadgen
+BIN=target/release/compliance-guard
+LG=target/release/examples/loadgen
+
+WORK=$(mktemp -d /tmp/cg-cluster.XXXXXX)
+OUT=${OUT:-$WORK/results.jsonl}
+: >"$OUT"
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+TCK=$(getconf CLK_TCK)
+# CPU ticks (user + system) of the processes whose pids are given.
+ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+
+echo "machine: $(nproc) vCPU, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(uptime | sed 's/.*load/load/')"
+echo "code: $(git rev-parse --short HEAD)$(git status --porcelain src Cargo.toml | grep -q . && echo ' plus uncommitted changes in src/'); nats: $($NATS --version)"
+
+wait_serving() {
+    for _ in $(seq 300); do
+        grep -q SERVING "$1" 2>/dev/null && return
+        sleep 0.1
+    done
+    cat "$1"
+    exit 1
+}
+
+# lg LABEL ADDRS PIDS... -- LOADGEN ARGS...
+lg() {
+    local label=$1 addrs=$2
+    shift 2
+    local pids=()
+    while [[ $1 != -- ]]; do pids+=("$1"); shift; done
+    shift
+    local before after t0 t1
+    before=$(ticks "${pids[@]}")
+    t0=$(date +%s.%N)
+    "$LG" --addr "$addrs" --key any --borrowers "$BORROWERS" --seed "$SEED" --history-end "$HIST_END" \
+        --connections "$K" --concurrency "$N" --duration "$DUR" --warmup "$WARM" \
+        --json --no-seed --label "$label" "$@" >"$WORK/run.txt"
+    after=$(ticks "${pids[@]}")
+    t1=$(date +%s.%N)
+    grep -v '^JSON ' "$WORK/run.txt" | sed -n '1,3p'
+    grep '^JSON ' "$WORK/run.txt" | sed 's/^JSON //' |
+        jq -c --argjson t "$((after - before))" --argjson hz "$TCK" \
+            '. + {cpu_us_per_req_all_processes: (if .requests > 0 then ($t / $hz * 1e6 / (.requests + .warmup_requests)) else null end)}' >>"$OUT"
+}
+
+HIST_END=$(date -u +%Y-%m-%dT%H:00:00Z)
+
+# ---- one node, local journal ------------------------------------------------
+PORT=$(free_port)
+"$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/single" --rules rules --insecure-no-auth \
+    --no-reload --no-decision-log --durability sync >"$WORK/single.log" 2>&1 &
+SINGLE=$!
+PIDS+=("$SINGLE")
+wait_serving "$WORK/single.log"
+"$LG" --addr "127.0.0.1:$PORT" --key any --borrowers "$BORROWERS" --seed "$SEED" --history-end "$HIST_END" \
+    --connections "$K" --duration 1s --warmup 0s --mix baseline --concurrency 1 >/dev/null
+
+# ---- three nodes on a 3-server JetStream cluster -----------------------------
+R=("$(free_port)" "$(free_port)" "$(free_port)")
+NATS_PIDS=()
+URLS=()
+for i in 0 1 2; do
+    C=$(free_port)
+    M=$(free_port)
+    mkdir -p "$WORK/nats$i"
+    routes=""
+    for j in 0 1 2; do [[ $j != "$i" ]] && routes="$routes nats://127.0.0.1:${R[$j]}"; done
+    cat >"$WORK/nats$i.conf" <<EOF
+server_name: s$i
+listen: 127.0.0.1:$C
+http: 127.0.0.1:$M
+jetstream { store_dir: "$WORK/nats$i", sync_interval: always }
+cluster { name: cg, listen: 127.0.0.1:${R[$i]}, routes: [$(echo $routes | sed 's/ /, /g')] }
+EOF
+    "$NATS" -c "$WORK/nats$i.conf" >"$WORK/nats$i.log" 2>&1 &
+    NATS_PIDS+=("$!")
+    PIDS+=("$!")
+    URLS+=("nats://127.0.0.1:$C")
+    MON[$i]=$M
+done
+CLUSTER=$(IFS=,; echo "${URLS[*]}")
+for _ in $(seq 100); do
+    ok=0
+    for i in 0 1 2; do
+        curl -s "http://127.0.0.1:${MON[$i]}/jsz" | jq -e '.meta_cluster.leader != null and .meta_cluster.cluster_size == 3' >/dev/null 2>&1 && ok=$((ok + 1))
+    done
+    [[ $ok == 3 ]] && break
+    sleep 0.1
+done
+NODE_PIDS=()
+ADDRS=()
+MPORTS=()
+for i in 0 1 2; do
+    P=$(free_port)
+    MP=$(free_port)
+    "$BIN" serve --listen "127.0.0.1:$P" --data-dir "$WORK/node$i" --rules rules --insecure-no-auth \
+        --no-reload --no-decision-log --cluster "$CLUSTER" --node-id "n$i" \
+        --metrics-listen "127.0.0.1:$MP" >"$WORK/node$i.log" 2>&1 &
+    NODE_PIDS+=("$!")
+    PIDS+=("$!")
+    ADDRS+=("127.0.0.1:$P")
+    MPORTS+=("$MP")
+    wait_serving "$WORK/node$i.log"
+done
+NODES=$(IFS=,; echo "${ADDRS[*]}")
+"$LG" --addr "$NODES" --key any --borrowers "$BORROWERS" --seed "$SEED" --history-end "$HIST_END" \
+    --connections "$K" --duration 1s --warmup 0s --mix baseline --concurrency 1 >/dev/null
+
+scrape() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
+
+for _ in $(seq "$REPS"); do
+    for mix in check reserve create; do
+        lg "1 node $mix" "127.0.0.1:$PORT" "$SINGLE" -- --mix "$mix"
+        lg "3 nodes $mix" "$NODES" "${NODE_PIDS[@]}" "${NATS_PIDS[@]}" -- --mix "$mix"
+    done
+done
+
+# The read barrier (a round trip to the stream's leader and the wait to
+# apply up to it) over everything the nodes answered, and how far behind
+# the stream each node's last applied sequence is at the end.
+for i in 0 1 2; do
+    s=$(scrape "${MPORTS[$i]}" compliance_guard_cluster_read_barrier_seconds_sum)
+    c=$(scrape "${MPORTS[$i]}" compliance_guard_cluster_read_barrier_seconds_count)
+    a=$(scrape "${MPORTS[$i]}" compliance_guard_cluster_applied_sequence)
+    echo "node n$i: read barrier mean $(jq -n "$s / $c * 1e6 | floor") µs over $c; applied sequence $a"
+done
+echo
+jq -s -r '
+  group_by(.label)[] | . as $g |
+  "\($g[0].label): \(($g | map(.throughput) | add / length) | floor) req/s, p50 \(($g | map(.ops | to_entries[0].value.p50_us) | add / length) | floor) µs, p99 \(($g | map(.ops | to_entries[0].value.p99_us) | add / length) | floor) µs, CPU \(($g | map(.cpu_us_per_req_all_processes) | add / length) | floor) µs/req, errors \($g | map(.errors) | add)"' "$OUT"
+echo "results: $OUT"
