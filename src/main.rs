@@ -146,6 +146,17 @@ struct ServeArgs {
         default_value_t = 2000
     )]
     cluster_timeout_ms: u64,
+    /// Let a Check be this many milliseconds stale: within that long of
+    /// the node's last confirmed catch-up it skips the round trip to the
+    /// stream's leader, and its answer says how stale it may be
+    /// (`staleUpToMs`). 0, the default: every Check sees every write
+    /// acknowledged anywhere before it began. See README, "Cluster".
+    #[arg(
+        long,
+        env = "COMPLIANCE_GUARD_CLUSTER_STALE_READS_MS",
+        default_value_t = 0
+    )]
+    cluster_stale_reads_ms: u64,
     /// Serve Prometheus metrics at http://ADDR/metrics (for example
     /// 127.0.0.1:9464; port 0 takes a free one, printed at start). Unset:
     /// no metrics endpoint.
@@ -451,6 +462,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 replicas: args.cluster_replicas,
                 partitions: args.cluster_partitions,
                 timeout: std::time::Duration::from_millis(args.cluster_timeout_ms),
+                stale_reads: std::time::Duration::from_millis(args.cluster_stale_reads_ms),
                 ..compliance_guard::cluster::ClusterConfig::new(
                     urls,
                     args.node_id.unwrap_or_default(),

@@ -682,17 +682,29 @@ async fn open_node(
 ) -> Result<Arc<Guard>, ServeError> {
     let started = std::time::Instant::now();
     tracing::info!(urls = %cluster.urls, node = %cluster.node_id, stream = %cluster.stream, "connecting to the cluster");
-    let link = crate::cluster::Link::connect(cluster)
-        .await
-        .map_err(|e| ServeError::Cluster(e.to_string()))?;
-    let number = link
-        .node_number()
-        .await
-        .map_err(|e| ServeError::Cluster(e.to_string()))?;
+    // NATS may come up after the guard, or be electing a leader: the node
+    // waits NOT_SERVING, and stops only on what waiting cannot mend (a
+    // setting, a stream of other settings).
+    let mut waited = std::time::Duration::from_millis(100);
+    let (link, claim) = loop {
+        let joined = match crate::cluster::Link::connect(cluster.clone()).await {
+            Ok(link) => link.node_number().await.map(|n| (link, n)),
+            Err(e) => Err(e),
+        };
+        match joined {
+            Ok(joined) => break joined,
+            Err(e @ crate::cluster::ClusterError::Nats { .. }) => {
+                tracing::warn!(error = %e, "cannot join the cluster yet; trying again");
+                tokio::time::sleep(waited).await;
+                waited = (waited * 2).min(std::time::Duration::from_secs(5));
+            }
+            Err(e) => return Err(ServeError::Cluster(e.to_string())),
+        }
+    };
     let (index, data_dir) = (config.index, config.data_dir.clone());
     let opened = tokio::task::spawn_blocking(move || {
         crate::location::warm();
-        Guard::open_node(index, &data_dir, link, number, |n| {
+        Guard::open_node(index, &data_dir, link, claim, |n| {
             tracing::info!(records = n, "loading");
         })
     })

@@ -521,6 +521,8 @@ pub fn check_response_of(out: &CheckOutcome) -> pb::CheckResponse {
             })
             .collect(),
         location_explanation: location::explain(&d.zones_weighed),
+        // Set by the API from the read that preceded the decision.
+        stale_up_to_ms: 0,
     }
 }
 

@@ -48,12 +48,18 @@ pub(super) async fn check(
     let until = deadline(&req);
     let input = check_input_of(req.get_ref())?;
     let now = Utc::now();
-    let out = service.guard()?.check(&input, &who, now, until).await?;
+    let (out, stale) = service
+        .guard()?
+        .check_bounded(&input, &who, now, until)
+        .await?;
     if let Some(log) = service.decisions.get() {
         log.record(&input, &who, &out, now);
     }
     count_decision(&out);
-    Ok(Response::new(check_response_of(&out)))
+    let mut response = check_response_of(&out);
+    // Rounded up: an answer is never said to be fresher than it is.
+    response.stale_up_to_ms = u32::try_from(stale.as_micros().div_ceil(1000)).unwrap_or(u32::MAX);
+    Ok(Response::new(response))
 }
 
 /// ListRules: the rules loaded, each with where it comes from.

@@ -25,6 +25,9 @@
 //! parallel. A write over several buckets is one atomic batch (ADR-50,
 //! server 2.12 or later): all of its messages are stored, or none.
 
+mod rounds;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -104,6 +107,10 @@ pub struct ClusterConfig {
     /// How long a node waits for the stream's leader before it calls
     /// itself cut off.
     pub timeout: Duration,
+    /// How stale a Check may be (0: none, the default): within this long
+    /// of the node's last confirmed catch-up, a Check skips the leader's
+    /// round trip and its answer says how stale it may be.
+    pub stale_reads: Duration,
 }
 
 impl ClusterConfig {
@@ -116,6 +123,7 @@ impl ClusterConfig {
             replicas: 3,
             partitions: 1,
             timeout: Duration::from_secs(2),
+            stale_reads: Duration::ZERO,
         }
     }
 
@@ -171,6 +179,13 @@ impl ClusterConfig {
                 allowed: "100 to 60,000",
             });
         }
+        if self.stale_reads > Duration::from_secs(60) {
+            return Err(ClusterError::Setting {
+                field: "--cluster-stale-reads-ms",
+                value: self.stale_reads.as_millis().to_string(),
+                allowed: "0 (none, the default) to 60,000",
+            });
+        }
         Ok(())
     }
 
@@ -206,6 +221,16 @@ impl ClusterConfig {
     fn node_subject(&self, n: u16) -> String {
         format!("{}.n.{n}", self.prefix())
     }
+
+    /// The node number a claim's subject names, if it is one of
+    /// [`Self::node_subject`]'s.
+    pub fn node_of(&self, subject: &str) -> Option<u16> {
+        subject
+            .strip_prefix(&self.prefix())?
+            .strip_prefix(".n.")?
+            .parse()
+            .ok()
+    }
 }
 
 /// FNV-1a, 64 bits: a stable hash (the same on every node and release),
@@ -238,14 +263,41 @@ pub enum PublishFailure {
     NotAcknowledged(String),
 }
 
+/// A process's claim of its node's number ([`Link::node_number`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The number.
+    pub number: u16,
+    /// The claim's sequence in the stream.
+    pub seq: u64,
+    /// What was published: the node's name, a space, this process's
+    /// nonce.
+    payload: Vec<u8>,
+}
+
+impl Claim {
+    /// The name a claim's payload names.
+    fn name_of(payload: &[u8]) -> &[u8] {
+        payload.split(|b| *b == b' ').next().unwrap_or_default()
+    }
+
+    /// False if the claim at `seq` of `number` takes this one's number
+    /// over: a claim of it after this one, by another process (which
+    /// means this one must stop). Claims before this one are history.
+    pub fn holds_against(&self, seq: u64, number: u16, payload: &[u8]) -> bool {
+        number != self.number || seq <= self.seq || payload == self.payload.as_slice()
+    }
+}
+
 /// One message of the stream.
 #[derive(Debug)]
 pub struct Entry {
     /// Its sequence in the stream.
     pub seq: u64,
-    /// The bucket its subject names (`None`: a node's claim of its
-    /// number).
+    /// The bucket its subject names (`None`: not a bucket's).
     pub bucket: Option<u32>,
+    /// The node number its subject claims (`None`: not a claim).
+    pub claim: Option<u16>,
     /// Its payload: framed journal records (empty: a fence of its bucket
     /// only).
     pub bytes: Vec<u8>,
@@ -268,6 +320,11 @@ pub struct Fenced {
 pub struct Link {
     config: ClusterConfig,
     js: jetstream::Context,
+    /// The leader round trips readers share ([`Link::last_seq_shared`]).
+    rounds: Arc<rounds::Rounds>,
+    /// When the stream was made (Unix nanoseconds): with its name, which
+    /// stream a node's store follows ([`Link::stream_identity`]).
+    created: i128,
 }
 
 impl Link {
@@ -294,8 +351,13 @@ impl Link {
             .map_err(|e| failed("could not be reached")(&e))?;
         let mut js = jetstream::new(client);
         js.set_timeout(config.timeout);
-        let link = Link { config, js };
-        link.ensure_stream().await?;
+        let mut link = Link {
+            config,
+            js,
+            rounds: Arc::default(),
+            created: 0,
+        };
+        link.created = link.ensure_stream().await?;
         Ok(link)
     }
 
@@ -312,7 +374,16 @@ impl Link {
         }
     }
 
-    async fn ensure_stream(&self) -> Result<(), ClusterError> {
+    /// The stream's name and when it was made: a stream deleted and made
+    /// again under the same name is another stream, whose sequences a
+    /// node's store must not be taken to follow.
+    pub fn stream_identity(&self) -> String {
+        format!("{} {}", self.config.stream, self.created)
+    }
+
+    /// Makes the stream, or checks the one there; returns when it was
+    /// made.
+    async fn ensure_stream(&self) -> Result<i128, ClusterError> {
         let c = &self.config;
         let wanted = stream::Config {
             name: c.stream.clone(),
@@ -343,6 +414,7 @@ impl Link {
             .get_or_create_stream(wanted.clone())
             .await
             .map_err(|e| self.nats_error("could not make or find the stream", &e))?;
+        let created = stream.cached_info().created.unix_timestamp_nanos();
         let found = &stream.cached_info().config;
         let mismatch = |field, found: String, wanted: String| ClusterError::StreamMismatch {
             stream: c.stream.clone(),
@@ -381,32 +453,38 @@ impl Link {
                 wanted.description.clone().unwrap_or_default(),
             ));
         }
-        Ok(())
+        Ok(created)
     }
 
     /// The stream's last sequence, as its leader reports it (0: empty).
     /// A node that cannot learn it within the timeout is cut off.
     pub async fn last_seq(&self) -> Result<u64, ClusterError> {
-        let ask = async {
-            let stream = self
-                .js
-                .get_stream_no_info(&self.config.stream)
-                .await
-                .map_err(|e| self.nats_error("did not answer for the stream", &e))?;
-            stream
-                .get_info()
-                .await
-                .map_err(|e| self.nats_error("did not report the stream's last sequence", &e))
-        };
-        let info = tokio::time::timeout(self.config.timeout, ask)
+        // The last message on any of the stream's subjects, read by the
+        // leader from its store (`$JS.API.STREAM.MSG.GET`, never a
+        // replica's direct get).
+        self.last_of_subject(&format!("{}.>", self.config.prefix()))
             .await
-            .map_err(|_| {
-                self.nats_error(
-                    "did not report the stream's last sequence",
-                    &format!("no answer within {} ms", self.config.timeout.as_millis()),
-                )
-            })??;
-        Ok(info.state.last_sequence)
+            .map(|m| m.map_or(0, |(seq, _)| seq))
+    }
+
+    /// The stream's last sequence as its leader reports it in a round trip
+    /// that starts after this call, shared with every caller waiting at
+    /// once ([`rounds`]): what a read waits for, at one request to the
+    /// leader per round rather than per read.
+    pub async fn last_seq_shared(&self) -> Result<u64, ClusterError> {
+        let link = self.clone();
+        let found = self
+            .rounds
+            .next(move || {
+                let link = link.clone();
+                async move { link.last_seq().await.map_err(|e| e.to_string()) }
+            })
+            .await;
+        found.map_err(|reason| ClusterError::Nats {
+            urls: self.config.urls.clone(),
+            action: "did not report the stream's last sequence",
+            reason,
+        })
     }
 
     /// Publishes a write: one message, or several as one atomic batch,
@@ -507,31 +585,54 @@ impl Link {
             })?
     }
 
-    /// This node's number (1 to [`MAX_NODES`]): the one the stream holds
-    /// for its name, or the first free one, claimed by a create-only
-    /// publish (expected subject sequence 0), so that no two nodes ever
-    /// hold one number and make the same ids.
-    pub async fn node_number(&self) -> Result<u16, ClusterError> {
+    /// This node's number (1 to [`MAX_NODES`]) and this process's claim
+    /// of it: the number the stream holds for its name, or the first free
+    /// one. The claim is published conditionally (expected subject
+    /// sequence: the claim before, 0 for a free number), with a nonce of
+    /// this process, so that no two names ever hold one number, and a
+    /// second process started under the same name takes the number over:
+    /// the first sees the newer claim in the stream and stops
+    /// ([`Claim::holds_against`]), rather than make the same ids.
+    pub async fn node_number(&self) -> Result<Claim, ClusterError> {
         let name = self.config.node_id.as_bytes();
+        let nonce = self
+            .js
+            .client()
+            .new_inbox()
+            .rsplit('.')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         for n in 1..=MAX_NODES {
             loop {
                 let subject = self.config.node_subject(n);
-                match self.last_of_subject(&subject).await? {
-                    Some((_, holder)) if holder == name => return Ok(n),
+                let expected = match self.last_of_subject(&subject).await? {
+                    Some((seq, holder)) if Claim::name_of(&holder) == name => seq,
                     Some(_) => break,
-                    None => {}
-                }
+                    None => 0,
+                };
+                let mut claim = Claim {
+                    number: n,
+                    seq: 0,
+                    payload: [name, b" ", nonce.as_bytes()].concat(),
+                };
                 let mut headers = HeaderMap::new();
-                headers.insert("Nats-Expected-Last-Subject-Sequence", "0");
+                headers.insert(
+                    "Nats-Expected-Last-Subject-Sequence",
+                    expected.to_string().as_str(),
+                );
                 let ack = self
                     .js
-                    .publish_with_headers(subject, headers, name.to_vec().into())
+                    .publish_with_headers(subject, headers, claim.payload.clone().into())
                     .await
                     .map_err(|e| self.nats_error("refused a node's claim", &e))?
                     .await;
                 match ack {
-                    Ok(_) => return Ok(n),
-                    // Another node claimed it first: read who.
+                    Ok(ack) => {
+                        claim.seq = ack.sequence;
+                        return Ok(claim);
+                    }
+                    // Claimed or taken over meanwhile: read it again.
                     Err(e) if is_conflict(&e) => {}
                     Err(e) => return Err(self.nats_error("refused a node's claim", &e)),
                 }
@@ -583,6 +684,7 @@ impl Link {
             Ok(Entry {
                 seq,
                 bucket: config.bucket_of(m.subject.as_str()),
+                claim: config.node_of(m.subject.as_str()),
                 bytes: m.payload.to_vec(),
             })
         }))

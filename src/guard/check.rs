@@ -37,9 +37,24 @@ impl Guard {
         now: DateTime<Utc>,
         deadline: Option<Instant>,
     ) -> Result<CheckOutcome, GuardError> {
-        self.read_barrier_for(&input.person_id).await?;
-        self.retrying(|| self.check_now(input, caller, now, deadline))
-            .await
+        Ok(self.check_bounded(input, caller, now, deadline).await?.0)
+    }
+
+    /// [`Guard::check`], with how stale the answer may be: zero but on a
+    /// cluster node that allows stale reads
+    /// ([`Guard::read_barrier_bounded`]).
+    pub async fn check_bounded(
+        &self,
+        input: &CheckInput,
+        caller: &Caller,
+        now: DateTime<Utc>,
+        deadline: Option<Instant>,
+    ) -> Result<(CheckOutcome, std::time::Duration), GuardError> {
+        let stale = self.read_barrier_bounded().await?;
+        let outcome = self
+            .retrying(|| self.check_now(input, caller, now, deadline))
+            .await?;
+        Ok((outcome, stale))
     }
 
     /// Sets how far before `now` a reserving Check's `at` may be (default

@@ -19,11 +19,12 @@
 //!   memory, under the write lock, and hands it to the store's follower,
 //!   which writes it with the stream's sequence as its position. A write
 //!   is answered once the node has applied its own message.
-//! - **Reading.** Before a Check, the node asks the stream's leader for
-//!   the last sequence of the borrower's bucket and waits until it has
-//!   applied it ([`Guard::read_barrier_for`]): the Check is linearizable
-//!   per borrower. Other reads wait for the stream's last sequence. A node
-//!   that cannot reach the leader answers UNAVAILABLE, never an allow.
+//! - **Reading.** Before a Check or a read, the node learns the stream's
+//!   last sequence from its leader, in a round trip that starts after the
+//!   read began and is shared by every read waiting at once, and waits
+//!   until it has applied it ([`Guard::read_barrier`]): a Check sees every
+//!   write acknowledged before it began, on any node. A node that cannot
+//!   reach the leader answers UNAVAILABLE, never an allow.
 //! - **A gap** in the stream (a message deleted or purged, which the
 //!   stream's settings forbid) stops the node: it answers no Check until
 //!   it is rebuilt.
@@ -37,7 +38,7 @@ use std::time::Duration;
 use tokio_stream::StreamExt;
 
 use super::{Guard, GuardError, frames};
-use crate::cluster::{BUCKETS, ClusterConfig, Entry, Fenced, Link, PublishFailure};
+use crate::cluster::{BUCKETS, Claim, ClusterConfig, Entry, Fenced, Link, PublishFailure};
 use crate::index::IndexConfig;
 use crate::journal::{self as jn, Commit, Durability, JournalError, Layout, Position, Tapped};
 use crate::ledger::{Change, Ledger};
@@ -134,10 +135,15 @@ pub(crate) struct Node {
     applied_tx: tokio::sync::watch::Sender<u64>,
     /// To the store's follower; `None` once closing.
     tap: Mutex<Option<SyncSender<Tapped>>>,
+    /// This process's claim of the node's number.
+    claim: Claim,
     /// Why the node stopped applying the stream.
     failed: Mutex<Option<String>>,
+    /// When the last read barrier that succeeded began: every write
+    /// acknowledged before it is applied here.
+    fresh_as_of: Mutex<Option<std::time::Instant>>,
     /// The task that follows the stream.
-    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    task: Mutex<Option<tokio::task::AbortHandle>>,
     /// The data directory's lock, let go after the store's follower ends.
     lock: Mutex<Option<std::fs::File>>,
 }
@@ -295,14 +301,16 @@ impl Guard {
     /// Opens a cluster node's data directory: its store (made the first
     /// time) read into memory as [`Guard::open`] reads it, with the
     /// stream's sequence the store reached; the ids it makes are those of
-    /// node `number` ([`Link::node_number`]). A directory of a single node
+    /// the node number this process claimed ([`Link::node_number`]). A
+    /// directory of another stream, or of a stream of the same name made
+    /// again since, is refused. A directory of a single node
     /// (a journal in it) or of another stream is refused. The node follows
     /// the stream once [`Guard::follow_cluster`] starts it.
     pub fn open_node(
         config: IndexConfig,
         data_dir: &Path,
         link: Link,
-        number: u16,
+        claim: Claim,
         mut progress: impl FnMut(u64),
     ) -> Result<Guard, JournalError> {
         let lock = jn::lock(data_dir)?;
@@ -320,7 +328,8 @@ impl Guard {
                 data_dir.display()
             )));
         }
-        let stream = &link.config().stream;
+        let stream = link.stream_identity();
+        let number = claim.number;
         let marker = layout.cluster_marker();
         let mut store = Store::open(data_dir)?;
         let from = store.position()?;
@@ -328,7 +337,7 @@ impl Guard {
             Ok(found) if found.trim() == stream => {}
             Ok(found) => {
                 return Err(refuse(format!(
-                    "the data directory is a node of stream `{}`, not `{stream}`",
+                    "the data directory is a node of stream `{}` (name and creation), not of `{stream}`: a stream made again starts its sequences again; rebuild this node from an empty data directory",
                     crate::model::echo(found.trim())
                 )));
             }
@@ -392,7 +401,9 @@ impl Guard {
             applied: AtomicU64::new(at.records),
             applied_tx,
             tap: Mutex::new(Some(tap.to)),
+            claim,
             failed: Mutex::new(None),
+            fresh_as_of: Mutex::new(None),
             task: Mutex::new(None),
             lock: Mutex::new(Some(lock)),
         };
@@ -411,7 +422,18 @@ impl Guard {
     /// runtime), from the sequence after the store's.
     pub fn follow_cluster(self: &Arc<Self>) {
         let Some(node) = &self.cluster else { return };
-        let task = tokio::spawn(follow(Arc::downgrade(self), Arc::clone(node)));
+        let (guard, supervised) = (Arc::downgrade(self), Arc::clone(node));
+        // Supervised: a follower that ends by a panic stops the node, so
+        // that it never serves on as if it followed.
+        let following = tokio::spawn(follow(guard, Arc::clone(&supervised)));
+        let task = following.abort_handle();
+        tokio::spawn(async move {
+            if let Err(e) = following.await
+                && e.is_panic()
+            {
+                supervised.fail(format!("the stream's follower panicked: {e}"));
+            }
+        });
         if let Ok(mut t) = node.task.lock() {
             *t = Some(task);
         }
@@ -439,9 +461,21 @@ impl Guard {
             return Err(stopped(&why));
         }
         let started = std::time::Instant::now();
-        let last = node.link.last_seq().await.map_err(|e| {
+        // What the node had applied before asking: the leader's answer,
+        // from a round that starts after this, is never below it (what
+        // the node applies meanwhile may be).
+        let had = node.applied();
+        let last = node.link.last_seq_shared().await.map_err(|e| {
             GuardError::Unavailable(format!("this node is cut off from the cluster: {e}"))
         })?;
+        if last < had {
+            // The stream lost what this node applied (made again, or cut
+            // back): its sequences no longer name what the node holds.
+            node.fail(format!(
+                "the stream's last sequence {last} is behind this node's {had}"
+            ));
+            return Err(stopped("the stream is behind this node"));
+        }
         let within = node.link.config().timeout;
         node.wait_applied(last, within).await.map_err(|()| {
             GuardError::Unavailable(format!(
@@ -449,9 +483,34 @@ impl Guard {
                 within.as_millis()
             ))
         })?;
+        if let Ok(mut fresh) = node.fresh_as_of.lock() {
+            *fresh = Some(fresh.map_or(started, |f| f.max(started)));
+        }
         metrics::histogram!("compliance_guard_cluster_read_barrier_seconds")
             .record(started.elapsed().as_secs_f64());
         Ok(())
+    }
+
+    /// [`Guard::read_barrier`], or, on a node that allows stale reads
+    /// (`--cluster-stale-reads-ms`) and confirmed its catch-up within that
+    /// bound, nothing; returns how stale what the node holds may be (zero
+    /// after a barrier, and on a single node).
+    pub async fn read_barrier_bounded(&self) -> Result<std::time::Duration, GuardError> {
+        let Some(node) = &self.cluster else {
+            return Ok(std::time::Duration::ZERO);
+        };
+        let bound = node.link.config().stale_reads;
+        if !bound.is_zero()
+            && node.failure().is_none()
+            && let Some(fresh) = node.fresh_as_of.lock().ok().and_then(|f| *f)
+        {
+            let stale = fresh.elapsed();
+            if stale <= bound {
+                return Ok(stale);
+            }
+        }
+        self.read_barrier().await?;
+        Ok(std::time::Duration::ZERO)
     }
 
     /// After a publish lost to another node's (or met a bucket it does
@@ -487,45 +546,27 @@ impl Guard {
         Ok(())
     }
 
-    /// On a cluster node, waits until it has applied everything the
-    /// stream's leader holds about the person `name` names: the last
-    /// sequence of the name's bucket, and of its person's id's when that
-    /// is another name. What a Check of that person reads is then at
-    /// least every write about them acknowledged before it began.
-    /// UNAVAILABLE as [`Guard::read_barrier`]. Nothing on a single node.
-    pub async fn read_barrier_for(&self, name: &str) -> Result<(), GuardError> {
-        let Some(node) = &self.cluster else {
-            return Ok(());
-        };
-        if let Some(why) = node.failure() {
-            return Err(stopped(&why));
-        }
-        let started = std::time::Instant::now();
-        node.caught_up_on(ClusterConfig::bucket(&name_key(name)))
-            .await?;
-        let canonical = {
-            let ledger = self.read()?;
-            match ledger.index.find_person(name) {
-                Ok(Some(k)) => Some(ledger.index.person_id(k).to_owned()),
-                _ => None,
-            }
-        };
-        if let Some(id) = canonical.filter(|id| id != name) {
-            node.caught_up_on(ClusterConfig::bucket(&name_key(&id)))
-                .await?;
-        }
-        metrics::histogram!("compliance_guard_cluster_read_barrier_seconds")
-            .record(started.elapsed().as_secs_f64());
-        Ok(())
-    }
-
     /// Applies one message of the stream: its changes to memory under the
     /// write lock (records on disk only read back first, as a start does),
     /// then to the store's follower.
     fn apply_entry(&self, node: &Node, mut entry: Entry) -> Result<(), String> {
-        if entry.bucket.is_none() {
-            // A node's claim of its number: nothing for the ledger.
+        if let Some(number) = entry.claim {
+            // A node's claim of its number: nothing for the ledger; one of
+            // this node's number after this process's own means another
+            // process runs under this name.
+            if !node.claim.holds_against(entry.seq, number, &entry.bytes) {
+                return Err(format!(
+                    "another process claimed this node's number {number} (message {}): two processes run as node `{}`",
+                    entry.seq,
+                    node.link.config().node_id
+                ));
+            }
             entry.bytes.clear();
+        } else if entry.bucket.is_none() {
+            return Err(format!(
+                "message {} is on a subject this release does not know; a newer release may be writing the stream",
+                entry.seq
+            ));
         }
         {
             let mut ledger = self.write().map_err(|e| e.to_string())?;
@@ -660,6 +701,8 @@ fn keys(ledger: &Ledger, changes: &[Change]) -> Vec<String> {
             }
             Change::Interaction(i) => {
                 keys.push(name_key(&i.person_id));
+                // Its id: two nodes never store one id for two records.
+                keys.push(format!("i:{}", i.id));
                 if let Some(ext) = &i.external_id {
                     keys.push(format!("x:{ext}"));
                 }

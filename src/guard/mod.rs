@@ -369,23 +369,34 @@ impl Guard {
     }
 
     /// Runs `attempt` (a plan and its commit) and waits until it is
-    /// durable; on a cluster node whose publish lost to another node's, it
-    /// catches up and runs `attempt` again, so that every answer is
-    /// decided on the whole history before it.
+    /// durable. On a cluster node:
+    /// - a plan that met a bucket it does not know, or whose publish lost
+    ///   to another node's, catches up on those buckets and runs again, so
+    ///   that every answer is decided on the whole history before it;
+    /// - a plan refused as not found or not allowed in the state it read
+    ///   runs once more after the read barrier, so that a thing just made
+    ///   on another node is found (the refusal stands if it still holds).
     async fn retrying<T>(
         &self,
         mut attempt: impl FnMut() -> Result<(T, Pending), GuardError>,
     ) -> Result<T, GuardError> {
         let mut conflicts = 0;
+        let mut fresh = self.cluster.is_none();
         loop {
-            let (answer, pending) = attempt()?;
-            match self.durable(pending).await {
+            let outcome = match attempt() {
+                Ok((answer, pending)) => self.durable(pending).await.map(|()| answer),
+                Err(e) => Err(e),
+            };
+            match outcome {
                 Err(GuardError::Conflict(buckets)) => {
                     conflicts += 1;
                     self.after_conflict(conflicts, &buckets).await?;
                 }
-                Err(e) => return Err(e),
-                Ok(()) => return Ok(answer),
+                Err(GuardError::NotFound(_) | GuardError::FailedPrecondition(_)) if !fresh => {
+                    fresh = true;
+                    self.read_barrier().await?;
+                }
+                other => return other,
             }
         }
     }

@@ -8,10 +8,13 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use compliance_guard::pb::{CheckRequest, CheckResponse, CreateInteractionRequest, Interaction};
+use compliance_guard::pb::{
+    CheckRequest, CheckResponse, CreateInteractionRequest, GetInteractionRequest, Interaction,
+    UpdateInteractionRequest,
+};
 use tokio::sync::Barrier;
 
-use super::durability::{call, check, create, placed_call, with_ext};
+use super::durability::{call, check, create, mask, placed_call, with_ext};
 use crate::support::nats::Cluster;
 use crate::support::process::{ServeProcess, run, serve, stderr};
 use crate::support::server::{Checks, Interactions, checks_on, connect, interactions_on};
@@ -30,7 +33,18 @@ struct Node {
 /// Starts `compliance-guard serve --cluster` on `dir` and waits for
 /// SERVING (a node turns SERVING once it has caught up).
 async fn start_node(cluster: &Cluster, name: &str, dir: tempfile::TempDir) -> Node {
-    let process = serve([
+    start_node_with(cluster, name, dir, &[]).await
+}
+
+/// [`start_node`] with more flags.
+async fn start_node_with(
+    cluster: &Cluster,
+    name: &str,
+    dir: tempfile::TempDir,
+    more: &[&str],
+) -> Node {
+    let urls = cluster.urls();
+    let mut args = vec![
         "--listen",
         "127.0.0.1:0",
         "--data-dir",
@@ -40,13 +54,14 @@ async fn start_node(cluster: &Cluster, name: &str, dir: tempfile::TempDir) -> No
         "4000000000",
         "--no-reload",
         "--cluster",
-        &cluster.urls(),
+        &urls,
         "--node-id",
         name,
         "--cluster-timeout-ms",
         "1000",
-    ])
-    .spawn();
+    ];
+    args.extend_from_slice(more);
+    let process = serve(args).spawn();
     let addr = process.addr();
     process.wait_serving(addr).await;
     Node {
@@ -178,6 +193,32 @@ async fn the_cap_holds_across_three_guards_and_a_write_on_one_binds_a_check_on_a
         .collect();
     assert_eq!(counted, ids);
 
+    // Every answer of a node with default settings reflects every write
+    // acknowledged before it: it says it is not stale.
+    assert_eq!(blocked.stale_up_to_ms, 0);
+    // A node allowed stale reads skips the leader's round trip within its
+    // bound after a catch-up, and says how stale it may be.
+    let stale = start_node_with(
+        &cluster,
+        "n3",
+        tempfile::tempdir().unwrap(),
+        &["--cluster-stale-reads-ms", "60000"],
+    )
+    .await;
+    let (mut checks3, _) = clients(&stale).await;
+    // Its catch-up at start counts: the first Check may be stale already.
+    let first = check(&mut checks3, call("BO-FRSH-0001", "L9")).await;
+    assert!(first.stale_up_to_ms < 60_000, "{}", first.stale_up_to_ms);
+    assert_eq!(first.compliance_guard_rule_id, RULE);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let second = check(&mut checks3, call("BO-FRSH-0001", "L9")).await;
+    assert!(
+        (20..60_000).contains(&second.stale_up_to_ms),
+        "{}",
+        second.stale_up_to_ms
+    );
+    stale.process.terminate().await;
+
     // A retry of a reserving Check on another node repeats its answer.
     let first = check(
         &mut checks2,
@@ -302,6 +343,48 @@ async fn identity_is_made_once_across_guards() {
         .collect();
     assert_eq!(people.len(), 1, "{people:?}");
 
+    // Updates of two fields of one interaction through two guards at
+    // once: records carry the full new state, so one planned on the state
+    // before the other would erase it; the fence makes the second plan
+    // again on the first, and every node ends with both.
+    let target = create(&mut records[0], "BO-UPDT-0001", placed_call("L1", 15)).await;
+    let status = UpdateInteractionRequest {
+        person_id: "BO-UPDT-0001".into(),
+        interaction_id: target.id.clone(),
+        interaction: Some(Interaction {
+            status: "failed".into(),
+            ..Interaction::default()
+        }),
+        update_mask: mask(&["status"]),
+    };
+    let ended = UpdateInteractionRequest {
+        update_mask: mask(&["endedAt"]),
+        interaction: Some(Interaction {
+            ended_at: super::durability::at(crate::support::consts::MONDAY_10 - 10 * 60),
+            ..Interaction::default()
+        }),
+        ..status.clone()
+    };
+    let (mut a, mut b) = (records[1].clone(), records[2].clone());
+    let (ua, ub) = tokio::join!(a.update_interaction(status), b.update_interaction(ended));
+    ua.unwrap();
+    ub.unwrap();
+    for r in &mut records {
+        let got = r
+            .get_interaction(GetInteractionRequest {
+                searchable: false,
+                interaction_id: target.id.clone(),
+                person_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .interaction
+            .unwrap();
+        assert_eq!(got.status, "failed", "{got:?}");
+        assert!(got.ended_at.is_some(), "{got:?}");
+    }
+
     // 300 creates spread over the nodes, 30 at a time: 300 distinct ids.
     let mut ids = BTreeSet::new();
     for wave in 0..10 {
@@ -324,6 +407,30 @@ async fn identity_is_made_once_across_guards() {
         }
     }
     assert_eq!(ids.len(), 300);
+
+    // A second process started under a node's name takes its number over;
+    // the first sees the newer claim in the stream and stops answering,
+    // rather than make the same ids.
+    let twin = start_node(&cluster, "n1", tempfile::tempdir().unwrap()).await;
+    let (mut first, _) = clients(&nodes[1]).await;
+    let limit = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match first.check(call("BO-TWIN-0001", "L1")).await {
+            Err(e) if e.code() == tonic::Code::Unavailable => {
+                assert!(
+                    e.message().contains("two processes run as node `n1`"),
+                    "{e:?}"
+                );
+                break;
+            }
+            other => {
+                assert!(std::time::Instant::now() < limit, "{other:?}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let (mut second, _) = clients(&twin).await;
+    assert!(check(&mut second, call("BO-TWIN-0001", "L1")).await.allowed);
 }
 
 /// Creates on every node until told to stop; returns the ids acknowledged.
@@ -432,7 +539,21 @@ async fn a_guard_killed_under_writes_loses_nothing_acknowledged_and_catches_up()
             count_on(&nodes[0], &person).await
         );
     }
+    // It writes too, to borrowers it has not seen a write for since it
+    // started (their buckets' last sequences are asked of the leader).
+    let (_, mut again) = clients(&back).await;
+    create(&mut again, "BO-KILL-0001", placed_call("L1", 1)).await;
+    create(&mut again, "BO-KILL-NEW0", placed_call("L1", 1)).await;
     let (mut a, _) = clients(&back).await;
+    let reserved = check(
+        &mut a,
+        CheckRequest {
+            reserve: true,
+            ..call("BO-KILL-0002", "L2")
+        },
+    )
+    .await;
+    assert!(reserved.allowed, "{reserved:?}");
     let (mut b, _) = clients(&nodes[0]).await;
     let here = check(&mut a, call("BO-KILL-0000", "L1")).await;
     let there = check(&mut b, call("BO-KILL-0000", "L1")).await;

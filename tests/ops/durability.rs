@@ -91,7 +91,7 @@ pub(super) fn with_ext(mut i: Interaction, ext: &str) -> Interaction {
     i
 }
 
-fn mask(paths: &[&str]) -> Option<FieldMask> {
+pub(super) fn mask(paths: &[&str]) -> Option<FieldMask> {
     Some(FieldMask {
         paths: paths.iter().map(|p| (*p).to_owned()).collect(),
     })
