@@ -605,6 +605,7 @@ pub async fn serve(
         .cluster_state()
         .is_some()
         .then(|| tokio::spawn(watch_node(Arc::clone(&guard), reporter.clone())));
+    let peers = guard.exchange_rules();
     let letting_go = tokio::spawn(let_go_every(Arc::clone(&guard)));
     let result = match server.await {
         Ok(result) => result.map_err(ServeError::from),
@@ -614,6 +615,9 @@ pub async fn serve(
     letting_go.abort();
     if let Some(w) = node_watch {
         w.abort();
+    }
+    if let Some(p) = peers {
+        p.abort();
     }
     media.sweeper.abort();
     let _ = media.stop.send(true);

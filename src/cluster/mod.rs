@@ -25,6 +25,7 @@
 //! parallel. A write over several buckets is one atomic batch (ADR-50,
 //! server 2.12 or later): all of its messages are stored, or none.
 
+pub mod peers;
 mod rounds;
 
 use std::sync::Arc;
@@ -372,6 +373,19 @@ impl Link {
             action,
             reason: e.to_string(),
         }
+    }
+
+    /// Says this node's rules version to the other nodes and hears theirs
+    /// until the connection closes ([`peers`]); `version` reads the
+    /// version in force.
+    pub async fn exchange_rules(&self, version: impl Fn() -> Option<String> + Send + 'static) {
+        peers::exchange(
+            self.js.client(),
+            format!("cgx.{}.nodes", self.config.stream),
+            self.config.node_id.clone(),
+            version,
+        )
+        .await;
     }
 
     /// The stream's name and when it was made: a stream deleted and made

@@ -439,6 +439,24 @@ impl Guard {
         }
     }
 
+    /// On a cluster node, a task that tells the other nodes which rules
+    /// are in force here and reports when they differ
+    /// ([`crate::cluster::peers`]); `None` on a single node.
+    pub fn exchange_rules(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let node = self.cluster.as_ref()?;
+        let link = node.link.clone();
+        let guard = Arc::downgrade(self);
+        Some(tokio::spawn(async move {
+            link.exchange_rules(move || {
+                guard
+                    .upgrade()
+                    .and_then(|g| g.rules())
+                    .map(|r| r.version().to_owned())
+            })
+            .await;
+        }))
+    }
+
     /// What a cluster node reports of itself; `None` on a single node.
     pub fn cluster_state(&self) -> Option<ClusterState> {
         self.cluster.as_ref().map(|n| ClusterState {

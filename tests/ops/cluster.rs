@@ -385,6 +385,24 @@ async fn identity_is_made_once_across_guards() {
         assert!(got.ended_at.is_some(), "{got:?}");
     }
 
+    // Recordings are refused on a cluster node in this release (the audio
+    // would be on one node only), before any audio is taken.
+    let refused = records[0]
+        .upload_interaction_recording(tokio_stream::iter(vec![
+            compliance_guard::pb::UploadInteractionRecordingRequest::default(),
+        ]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    assert!(
+        refused.message().contains("not stored on a cluster node"),
+        "{refused:?}"
+    );
+
     // 300 creates spread over the nodes, 30 at a time: 300 distinct ids.
     let mut ids = BTreeSet::new();
     for wave in 0..10 {
@@ -710,5 +728,34 @@ async fn cluster_reserve_race_100_rounds_across_leader_changes() {
     for ten in 0..10 {
         reserve_race(&nodes, 10, &format!("{}", (b'A' + ten) as char)).await;
         step_down(&cluster).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_with_different_rules_say_so() {
+    let cluster = Cluster::start();
+    let a = start_node(&cluster, "n0", tempfile::tempdir().unwrap()).await;
+    // The shipped rules less one file: another version.
+    let rules = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir("rules").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml")
+            && path.file_name().is_some_and(|n| n != "us-wv.yaml")
+        {
+            std::fs::copy(&path, rules.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let b = start_node_with(
+        &cluster,
+        "n1",
+        tempfile::tempdir().unwrap(),
+        &["--rules", rules.path().to_str().unwrap()],
+    )
+    .await;
+    for node in [&a, &b] {
+        node.process.find_line(|l| {
+            l.contains("the cluster's nodes have different rules in force")
+                .then_some(())
+        });
     }
 }
