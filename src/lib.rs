@@ -57,9 +57,11 @@
 //! - [`decisions`]: the decision log (every answered Check as a JSON line,
 //!   off the hot path).
 //! - [`cluster`]: the link to a NATS JetStream stream, a cluster's log of
-//!   record in place of the journal: the stream made and checked, a
-//!   publish conditional on the stream's last sequence, the leader's last
-//!   sequence, and the stream's messages in order.
+//!   record in place of the journal: the stream made and checked, bucketed
+//!   subjects, a publish conditional on each bucket's last sequence (an
+//!   atomic batch over several), node numbers, the leader's last sequence
+//!   (with `rounds`, shared by readers waiting at once), the stream's
+//!   messages in order, and `peers`, the nodes' rules versions.
 //!
 //! **Operations**:
 //! - [`guard`]: rules and ledger together; one file per family of

@@ -24,7 +24,7 @@ use tonic_health::ServingStatus;
 
 use crate::api::Service;
 use crate::api::auth::{Access, AuthError, authenticate};
-use crate::guard::Guard;
+use crate::guard::{Guard, GuardError};
 use crate::index::IndexConfig;
 use crate::media::MediaHub;
 use crate::pb::compliance_guard_service_server::ComplianceGuardServiceServer;
@@ -239,6 +239,31 @@ pub fn describe_metrics() {
         "compliance_guard_media_link_requests_total",
         Unit::Count,
         "requests to the media link listener, by HTTP status"
+    );
+    describe_gauge!(
+        "compliance_guard_cluster_applied_sequence",
+        Unit::Count,
+        "a cluster node: the last sequence of the cluster's stream it applied"
+    );
+    describe_counter!(
+        "compliance_guard_cluster_conflicts_total",
+        Unit::Count,
+        "a cluster node: writes decided again because another node wrote about the same key first"
+    );
+    describe_counter!(
+        "compliance_guard_cluster_failures_total",
+        Unit::Count,
+        "a cluster node stopped applying the stream (a gap, a subject it does not know, a message it cannot apply)"
+    );
+    describe_histogram!(
+        "compliance_guard_cluster_read_barrier_seconds",
+        Unit::Seconds,
+        "a cluster node: the wait before a read for the leader's last sequence and for applying it"
+    );
+    describe_gauge!(
+        "compliance_guard_cluster_rules_versions",
+        Unit::Count,
+        "a cluster node: the rules versions in force among the nodes heard from (1 when they agree)"
     );
     for outcome in ["applied", "refused"] {
         metrics::counter!("compliance_guard_rules_reloads_total", "outcome" => outcome).absolute(0);
@@ -690,7 +715,7 @@ async fn open_node(
     // waits NOT_SERVING, and stops only on what waiting cannot mend (a
     // setting, a stream of other settings).
     let mut waited = std::time::Duration::from_millis(100);
-    let (link, claim) = loop {
+    let (link, number) = loop {
         let joined = match crate::cluster::Link::connect(cluster.clone()).await {
             Ok(link) => link.node_number().await.map(|n| (link, n)),
             Err(e) => Err(e),
@@ -708,7 +733,7 @@ async fn open_node(
     let (index, data_dir) = (config.index, config.data_dir.clone());
     let opened = tokio::task::spawn_blocking(move || {
         crate::location::warm();
-        Guard::open_node(index, &data_dir, link, claim, |n| {
+        Guard::open_node(index, &data_dir, link, number, |n| {
             tracing::info!(records = n, "loading");
         })
     })
@@ -716,6 +741,16 @@ async fn open_node(
     .map_err(|e| ServeError::Task(e.to_string()))?
     .map_err(ServeError::Journal)?;
     let guard = Arc::new(opened);
+    loop {
+        match guard.check_stream_not_behind().await {
+            Ok(()) => break,
+            Err(GuardError::Unavailable(e)) => {
+                tracing::warn!(error = %e, "cannot reach the cluster's stream yet; trying again");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(ServeError::Cluster(e.to_string())),
+        }
+    }
     guard.follow_cluster();
     let mut waited = std::time::Duration::from_millis(100);
     while let Err(e) = guard.read_barrier().await {

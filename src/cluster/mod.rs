@@ -264,32 +264,6 @@ pub enum PublishFailure {
     NotAcknowledged(String),
 }
 
-/// A process's claim of its node's number ([`Link::node_number`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claim {
-    /// The number.
-    pub number: u16,
-    /// The claim's sequence in the stream.
-    pub seq: u64,
-    /// What was published: the node's name, a space, this process's
-    /// nonce.
-    payload: Vec<u8>,
-}
-
-impl Claim {
-    /// The name a claim's payload names.
-    fn name_of(payload: &[u8]) -> &[u8] {
-        payload.split(|b| *b == b' ').next().unwrap_or_default()
-    }
-
-    /// False if the claim at `seq` of `number` takes this one's number
-    /// over: a claim of it after this one, by another process (which
-    /// means this one must stop). Claims before this one are history.
-    pub fn holds_against(&self, seq: u64, number: u16, payload: &[u8]) -> bool {
-        number != self.number || seq <= self.seq || payload == self.payload.as_slice()
-    }
-}
-
 /// One message of the stream.
 #[derive(Debug)]
 pub struct Entry {
@@ -473,12 +447,29 @@ impl Link {
     /// The stream's last sequence, as its leader reports it (0: empty).
     /// A node that cannot learn it within the timeout is cut off.
     pub async fn last_seq(&self) -> Result<u64, ClusterError> {
-        // The last message on any of the stream's subjects, read by the
-        // leader from its store (`$JS.API.STREAM.MSG.GET`, never a
-        // replica's direct get).
-        self.last_of_subject(&format!("{}.>", self.config.prefix()))
+        // The stream's info, from its leader: constant work for the
+        // server, where the last message on a wildcard is a walk of every
+        // subject.
+        let ask = async {
+            let stream = self
+                .js
+                .get_stream_no_info(&self.config.stream)
+                .await
+                .map_err(|e| self.nats_error("did not answer for the stream", &e))?;
+            stream
+                .get_info()
+                .await
+                .map_err(|e| self.nats_error("did not report the stream's last sequence", &e))
+        };
+        let info = tokio::time::timeout(self.config.timeout, ask)
             .await
-            .map(|m| m.map_or(0, |(seq, _)| seq))
+            .map_err(|_| {
+                self.nats_error(
+                    "did not report the stream's last sequence",
+                    &format!("no answer within {} ms", self.config.timeout.as_millis()),
+                )
+            })??;
+        Ok(info.state.last_sequence)
     }
 
     /// The stream's last sequence as its leader reports it in a round trip
@@ -599,64 +590,61 @@ impl Link {
             })?
     }
 
-    /// This node's number (1 to [`MAX_NODES`]) and this process's claim
-    /// of it: the number the stream holds for its name, or the first free
-    /// one. The claim is published conditionally (expected subject
-    /// sequence: the claim before, 0 for a free number), with a nonce of
-    /// this process, so that no two names ever hold one number, and a
-    /// second process started under the same name takes the number over:
-    /// the first sees the newer claim in the stream and stops
-    /// ([`Claim::holds_against`]), rather than make the same ids.
-    pub async fn node_number(&self) -> Result<Claim, ClusterError> {
-        let name = self.config.node_id.as_bytes();
-        let nonce = self
-            .js
-            .client()
-            .new_inbox()
-            .rsplit('.')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        for n in 1..=MAX_NODES {
-            loop {
-                let subject = self.config.node_subject(n);
-                let expected = match self.last_of_subject(&subject).await? {
-                    Some((seq, holder)) if Claim::name_of(&holder) == name => seq,
-                    Some(_) => break,
-                    None => 0,
-                };
-                let mut claim = Claim {
-                    number: n,
-                    seq: 0,
-                    payload: [name, b" ", nonce.as_bytes()].concat(),
-                };
-                let mut headers = HeaderMap::new();
-                headers.insert(
-                    "Nats-Expected-Last-Subject-Sequence",
-                    expected.to_string().as_str(),
-                );
-                let ack = self
-                    .js
-                    .publish_with_headers(subject, headers, claim.payload.clone().into())
-                    .await
-                    .map_err(|e| self.nats_error("refused a node's claim", &e))?
-                    .await;
-                match ack {
-                    Ok(ack) => {
-                        claim.seq = ack.sequence;
-                        return Ok(claim);
-                    }
-                    // Claimed or taken over meanwhile: read it again.
-                    Err(e) if is_conflict(&e) => {}
-                    Err(e) => return Err(self.nats_error("refused a node's claim", &e)),
-                }
+    /// A node number (1 to [`MAX_NODES`]) for this process alone: the one
+    /// after the highest claimed, claimed by a create-only publish
+    /// (expected subject sequence 0) with the node's name. Every process
+    /// start takes a new one, so two processes never make the same
+    /// generated ids, even two started under one name by mistake; the
+    /// numbers last for 65,535 starts of the cluster's nodes.
+    pub async fn node_number(&self) -> Result<u16, ClusterError> {
+        let highest = self
+            .last_of_subject(&format!("{}.n.>", self.config.prefix()))
+            .await?;
+        let mut n = match highest {
+            None => 1,
+            Some((seq, _)) => self.claimed_number(seq).await?.saturating_add(1),
+        };
+        while n <= MAX_NODES && n > 0 {
+            let mut headers = HeaderMap::new();
+            headers.insert("Nats-Expected-Last-Subject-Sequence", "0");
+            let ack = self
+                .js
+                .publish_with_headers(
+                    self.config.node_subject(n),
+                    headers,
+                    self.config.node_id.clone().into_bytes().into(),
+                )
+                .await
+                .map_err(|e| self.nats_error("refused a node's claim", &e))?
+                .await;
+            match ack {
+                Ok(_) => return Ok(n),
+                // Another process took it first: the next one.
+                Err(e) if is_conflict(&e) => n += 1,
+                Err(e) => return Err(self.nats_error("refused a node's claim", &e)),
             }
         }
         Err(ClusterError::Setting {
             field: "--node-id",
             value: crate::model::echo(&self.config.node_id).to_string(),
-            allowed: "a name; every one of the 65,535 node numbers is held by another name",
+            allowed: "a start of a node; all 65,535 node numbers of this stream were taken by earlier starts: make a new stream (--cluster-stream) from a backup",
         })
+    }
+
+    /// The number the claim at sequence `seq` took, from its subject.
+    async fn claimed_number(&self, seq: u64) -> Result<u16, ClusterError> {
+        let stream = self
+            .js
+            .get_stream_no_info(&self.config.stream)
+            .await
+            .map_err(|e| self.nats_error("did not answer for the stream", &e))?;
+        let message = stream
+            .get_raw_message(seq)
+            .await
+            .map_err(|e| self.nats_error("did not give a node's claim", &e))?;
+        self.config
+            .node_of(message.subject.as_str())
+            .ok_or_else(|| self.nats_error("gave a node's claim", &"on another subject"))
     }
 
     /// The stream's messages in order from sequence `from`, for as long as

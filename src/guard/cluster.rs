@@ -12,8 +12,8 @@
 //!   holds across nodes; a lost `voiceSpokeWithFirstParty` cannot happen),
 //!   writes about different people go on in parallel, and a name or an
 //!   `externalId` is never taken twice. Generated ids (`IT-`, `BO-`,
-//!   `RS-`) carry the node's number, claimed once in the stream, so two
-//!   nodes never make the same one.
+//!   `RS-`) carry a node number each process start claims in the stream,
+//!   so two processes never make the same one.
 //! - **Applying.** A node's state changes only by applying the stream: a
 //!   task reads it in order ([`follow`]) and applies each message to
 //!   memory, under the write lock, and hands it to the store's follower,
@@ -27,7 +27,8 @@
 //!   reach the leader answers UNAVAILABLE, never an allow.
 //! - **A gap** in the stream (a message deleted or purged, which the
 //!   stream's settings forbid) stops the node: it answers no Check until
-//!   it is rebuilt.
+//!   it is rebuilt. So does a stream behind the node's store at start
+//!   ([`Guard::check_stream_not_behind`]).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,7 +39,7 @@ use std::time::Duration;
 use tokio_stream::StreamExt;
 
 use super::{Guard, GuardError, frames};
-use crate::cluster::{BUCKETS, Claim, ClusterConfig, Entry, Fenced, Link, PublishFailure};
+use crate::cluster::{BUCKETS, ClusterConfig, Entry, Fenced, Link, PublishFailure};
 use crate::index::IndexConfig;
 use crate::journal::{self as jn, Commit, Durability, JournalError, Layout, Position, Tapped};
 use crate::ledger::{Change, Ledger};
@@ -135,8 +136,6 @@ pub(crate) struct Node {
     applied_tx: tokio::sync::watch::Sender<u64>,
     /// To the store's follower; `None` once closing.
     tap: Mutex<Option<SyncSender<Tapped>>>,
-    /// This process's claim of the node's number.
-    claim: Claim,
     /// Why the node stopped applying the stream.
     failed: Mutex<Option<String>>,
     /// When the last read barrier that succeeded began: every write
@@ -301,7 +300,7 @@ impl Guard {
     /// Opens a cluster node's data directory: its store (made the first
     /// time) read into memory as [`Guard::open`] reads it, with the
     /// stream's sequence the store reached; the ids it makes are those of
-    /// the node number this process claimed ([`Link::node_number`]). A
+    /// node `number`, which this process claimed ([`Link::node_number`]). A
     /// directory of another stream, or of a stream of the same name made
     /// again since, is refused. A directory of a single node
     /// (a journal in it) or of another stream is refused. The node follows
@@ -310,7 +309,7 @@ impl Guard {
         config: IndexConfig,
         data_dir: &Path,
         link: Link,
-        claim: Claim,
+        number: u16,
         mut progress: impl FnMut(u64),
     ) -> Result<Guard, JournalError> {
         let lock = jn::lock(data_dir)?;
@@ -329,7 +328,6 @@ impl Guard {
             )));
         }
         let stream = link.stream_identity();
-        let number = claim.number;
         let marker = layout.cluster_marker();
         let mut store = Store::open(data_dir)?;
         let from = store.position()?;
@@ -376,16 +374,7 @@ impl Guard {
         store.checkpoint()?;
         let follower = Follower::start(store, layout, at, Durability::Sync, handed)?;
         let reader = Reader::open(data_dir)?;
-        let on_disk = ledger.index.on_disk();
-        if on_disk > 0 {
-            ledger.forget_convos_on_disk();
-        }
-        tracing::info!(
-            in_memory = ledger.index.len() - on_disk,
-            on_disk_only = on_disk,
-            stream_sequence = at.records,
-            "interactions loaded; the node follows the cluster's stream from here"
-        );
+        let on_disk = super::recovery::log_loaded(&mut ledger, Some(at.records));
         let (applied_tx, _) = tokio::sync::watch::channel(at.records);
         // A node that starts from the stream's start knows every bucket;
         // one that starts from its store asks the leader for a bucket's
@@ -401,7 +390,6 @@ impl Guard {
             applied: AtomicU64::new(at.records),
             applied_tx,
             tap: Mutex::new(Some(tap.to)),
-            claim,
             failed: Mutex::new(None),
             fresh_as_of: Mutex::new(None),
             task: Mutex::new(None),
@@ -457,6 +445,32 @@ impl Guard {
         }))
     }
 
+    /// At a cluster node's start, before it follows: refuses a stream
+    /// whose last sequence stays below what the node's store applied (the
+    /// stream cut back, or restored from an older copy), whose sequences
+    /// no longer name what the node holds. Asked a few times over a few
+    /// seconds: the leader's store may trail by the messages it is still
+    /// applying. Nothing on a single node.
+    pub async fn check_stream_not_behind(&self) -> Result<(), GuardError> {
+        let Some(node) = &self.cluster else {
+            return Ok(());
+        };
+        let had = node.applied();
+        let mut last = 0;
+        for _ in 0..10 {
+            last = node.link.last_seq().await.map_err(|e| {
+                GuardError::Unavailable(format!("this node is cut off from the cluster: {e}"))
+            })?;
+            if last >= had {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err(GuardError::FailedPrecondition(format!(
+            "the cluster's stream ends at sequence {last}, behind the {had} this node's store applied: the stream was cut back or restored from an older copy; rebuild this node from an empty data directory"
+        )))
+    }
+
     /// What a cluster node reports of itself; `None` on a single node.
     pub fn cluster_state(&self) -> Option<ClusterState> {
         self.cluster.as_ref().map(|n| ClusterState {
@@ -479,21 +493,9 @@ impl Guard {
             return Err(stopped(&why));
         }
         let started = std::time::Instant::now();
-        // What the node had applied before asking: the leader's answer,
-        // from a round that starts after this, is never below it (what
-        // the node applies meanwhile may be).
-        let had = node.applied();
         let last = node.link.last_seq_shared().await.map_err(|e| {
             GuardError::Unavailable(format!("this node is cut off from the cluster: {e}"))
         })?;
-        if last < had {
-            // The stream lost what this node applied (made again, or cut
-            // back): its sequences no longer name what the node holds.
-            node.fail(format!(
-                "the stream's last sequence {last} is behind this node's {had}"
-            ));
-            return Err(stopped("the stream is behind this node"));
-        }
         let within = node.link.config().timeout;
         node.wait_applied(last, within).await.map_err(|()| {
             GuardError::Unavailable(format!(
@@ -568,17 +570,8 @@ impl Guard {
     /// write lock (records on disk only read back first, as a start does),
     /// then to the store's follower.
     fn apply_entry(&self, node: &Node, mut entry: Entry) -> Result<(), String> {
-        if let Some(number) = entry.claim {
-            // A node's claim of its number: nothing for the ledger; one of
-            // this node's number after this process's own means another
-            // process runs under this name.
-            if !node.claim.holds_against(entry.seq, number, &entry.bytes) {
-                return Err(format!(
-                    "another process claimed this node's number {number} (message {}): two processes run as node `{}`",
-                    entry.seq,
-                    node.link.config().node_id
-                ));
-            }
+        if entry.claim.is_some() {
+            // A process's claim of a node number: nothing for the ledger.
             entry.bytes.clear();
         } else if entry.bucket.is_none() {
             return Err(format!(
@@ -718,9 +711,10 @@ fn keys(ledger: &Ledger, changes: &[Change]) -> Vec<String> {
                 keys.extend(names.external_ids.iter().map(|e| name_key(e)));
             }
             Change::Interaction(i) => {
+                // Its id needs no key: generated ids carry the number of
+                // the process that made them, and an id is given by a
+                // client only to an import, which a cluster does not take.
                 keys.push(name_key(&i.person_id));
-                // Its id: two nodes never store one id for two records.
-                keys.push(format!("i:{}", i.id));
                 if let Some(ext) = &i.external_id {
                     keys.push(format!("x:{ext}"));
                 }

@@ -282,16 +282,7 @@ impl Guard {
                 "no record has a time outside what the API accepts"
             );
         }
-        let on_disk = ledger.index.on_disk();
-        if on_disk > 0 {
-            // The conversations of interactions left on disk stay there.
-            ledger.forget_convos_on_disk();
-        }
-        tracing::info!(
-            in_memory = ledger.index.len() - on_disk,
-            on_disk_only = on_disk,
-            "interactions loaded"
-        );
+        let on_disk = log_loaded(&mut ledger, None);
         let guard = Guard::over(ledger, Some((journal, follower)), Some(reader));
         if on_disk > 0 {
             guard.hold_from(cutoff)?;
@@ -509,4 +500,22 @@ pub(super) fn apply_logged(
         ledger.apply(change).map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// After a start read what memory holds: the conversations of
+/// interactions left on disk leave memory too, and the counts are logged
+/// (with the stream's sequence, on a cluster node). Returns how many
+/// interactions are on disk only.
+pub(super) fn log_loaded(ledger: &mut Ledger, stream_sequence: Option<u64>) -> usize {
+    let on_disk = ledger.index.on_disk();
+    if on_disk > 0 {
+        ledger.forget_convos_on_disk();
+    }
+    tracing::info!(
+        in_memory = ledger.index.len() - on_disk,
+        on_disk_only = on_disk,
+        stream_sequence,
+        "interactions loaded"
+    );
+    on_disk
 }

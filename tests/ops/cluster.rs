@@ -193,6 +193,33 @@ async fn the_cap_holds_across_three_guards_and_a_write_on_one_binds_a_check_on_a
         .collect();
     assert_eq!(counted, ids);
 
+    // A cease recorded on n0 binds the very next Check on n2.
+    let (mut checks0, _) = clients(&nodes[0]).await;
+    assert!(
+        check(&mut checks2, call("BO-CEAS-0001", "L1"))
+            .await
+            .allowed
+    );
+    checks0
+        .add_restriction(compliance_guard::pb::AddRestrictionRequest {
+            person_id: "BO-CEAS-0001".into(),
+            restriction: Some(compliance_guard::pb::Restriction {
+                kind: "ceaseCommunication".into(),
+                source: "letter".into(),
+                received_at: super::durability::at(crate::support::consts::MONDAY_10 - 3600),
+                loan_ids: vec!["L1".into()],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let ceased = check(&mut checks2, call("BO-CEAS-0001", "L1")).await;
+    assert!(!ceased.allowed);
+    assert_eq!(
+        ceased.compliance_guard_rule_id,
+        "us-regf-cease-communication"
+    );
+
     // Every answer of a node with default settings reflects every write
     // acknowledged before it: it says it is not stale.
     assert_eq!(blocked.stale_up_to_ms, 0);
@@ -225,7 +252,6 @@ async fn the_cap_holds_across_three_guards_and_a_write_on_one_binds_a_check_on_a
         reserve("BO-RTRY-0001", "L1", "retry-1".into()),
     )
     .await;
-    let (mut checks0, _) = clients(&nodes[0]).await;
     let again = check(
         &mut checks0,
         reserve("BO-RTRY-0001", "L1", "retry-1".into()),
@@ -426,29 +452,18 @@ async fn identity_is_made_once_across_guards() {
     }
     assert_eq!(ids.len(), 300);
 
-    // A second process started under a node's name takes its number over;
-    // the first sees the newer claim in the stream and stops answering,
-    // rather than make the same ids.
+    // A second process started under a node's name by mistake claims a
+    // number of its own: both serve, and the ids they make differ.
     let twin = start_node(&cluster, "n1", tempfile::tempdir().unwrap()).await;
-    let (mut first, _) = clients(&nodes[1]).await;
-    let limit = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        match first.check(call("BO-TWIN-0001", "L1")).await {
-            Err(e) if e.code() == tonic::Code::Unavailable => {
-                assert!(
-                    e.message().contains("two processes run as node `n1`"),
-                    "{e:?}"
-                );
-                break;
-            }
-            other => {
-                assert!(std::time::Instant::now() < limit, "{other:?}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-        }
-    }
-    let (mut second, _) = clients(&twin).await;
-    assert!(check(&mut second, call("BO-TWIN-0001", "L1")).await.allowed);
+    let (_, mut first) = clients(&nodes[1]).await;
+    let (_, mut second) = clients(&twin).await;
+    let one = create(&mut first, "BO-TWIN-0001", placed_call("L1", 5))
+        .await
+        .id;
+    let two = create(&mut second, "BO-TWIN-0002", placed_call("L1", 5))
+        .await
+        .id;
+    assert_ne!(one[..7], two[..7], "{one} {two}: the node numbers differ");
 }
 
 /// Creates on every node until told to stop; returns the ids acknowledged.
@@ -478,6 +493,49 @@ async fn writer(
         }
     }
     acked
+}
+
+/// Writers creating through every node at once, one borrower each
+/// (`BO-<tag>-<n>`), until stopped.
+struct Writers {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<Vec<String>>>,
+    tag: &'static str,
+}
+
+impl Writers {
+    async fn start(nodes: &[Node], count: usize, tag: &'static str) -> Writers {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for w in 0..count {
+            let records = clients(&nodes[w % nodes.len()]).await.1;
+            tasks.push(tokio::spawn(writer(
+                records,
+                format!("BO-{tag}-{w:04}"),
+                Arc::clone(&stop),
+            )));
+        }
+        Writers { stop, tasks, tag }
+    }
+
+    /// Stops them, and asserts that every write acknowledged is read on
+    /// each of `nodes`; returns how many there were.
+    async fn stop_and_find_on(self, nodes: &[Node]) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut acked = 0;
+        for (w, task) in self.tasks.into_iter().enumerate() {
+            let ids = task.await.unwrap();
+            acked += ids.len();
+            let person = format!("BO-{}-{w:04}", self.tag);
+            for n in nodes {
+                let found = count_on(n, &person).await;
+                for id in &ids {
+                    assert!(found.contains(id), "{id} of {person} not on {}", n.name);
+                }
+            }
+        }
+        acked
+    }
 }
 
 async fn count_on(node: &Node, person: &str) -> BTreeSet<String> {
@@ -516,37 +574,15 @@ async fn count_on(node: &Node, person: &str) -> BTreeSet<String> {
 async fn a_guard_killed_under_writes_loses_nothing_acknowledged_and_catches_up() {
     let cluster = Cluster::start();
     let mut nodes = three_nodes(&cluster).await;
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for w in 0..16 {
-        let records = clients(&nodes[w % 3]).await.1;
-        tasks.push(tokio::spawn(writer(
-            records,
-            format!("BO-KILL-{w:04}"),
-            Arc::clone(&stop),
-        )));
-    }
+    let writers = Writers::start(&nodes, 16, "KILL").await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let killed = nodes.remove(2);
     let (dir, name) = (killed.dir, killed.name);
     killed.process.kill_9();
     tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let mut acked = Vec::new();
-    for t in tasks {
-        acked.push(t.await.unwrap());
-    }
-    assert!(acked.iter().map(Vec::len).sum::<usize>() > 50, "{acked:?}");
     // Every acknowledged write is readable on the nodes still up.
-    for (w, ids) in acked.iter().enumerate() {
-        let person = format!("BO-KILL-{w:04}");
-        for n in &nodes {
-            let found = count_on(n, &person).await;
-            for id in ids {
-                assert!(found.contains(id), "{id} of {person} not on {}", n.name);
-            }
-        }
-    }
+    let acked = writers.stop_and_find_on(&nodes).await;
+    assert!(acked > 50, "{acked}");
     // The killed node restarts on its data directory, catches up, and
     // reads what the others read.
     let back = start_node(&cluster, &name, dir).await;
@@ -663,16 +699,7 @@ async fn step_down(cluster: &Cluster) {
 async fn the_stream_leader_killed_under_writes_loses_nothing_acknowledged() {
     let mut cluster = Cluster::start();
     let nodes = three_nodes(&cluster).await;
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for w in 0..8 {
-        let records = clients(&nodes[w % 3]).await.1;
-        tasks.push(tokio::spawn(writer(
-            records,
-            format!("BO-LEAD-{w:04}"),
-            Arc::clone(&stop),
-        )));
-    }
+    let writers = Writers::start(&nodes, 8, "LEAD").await;
     tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
     let leader = stream_leader(&cluster).await;
     let index: usize = leader.trim_start_matches('s').parse().unwrap();
@@ -701,20 +728,7 @@ async fn the_stream_leader_killed_under_writes_loses_nothing_acknowledged() {
         }
     }
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let mut acked = Vec::new();
-    for t in tasks {
-        acked.push(t.await.unwrap());
-    }
-    for (w, ids) in acked.iter().enumerate() {
-        let person = format!("BO-LEAD-{w:04}");
-        for n in &nodes {
-            let found = count_on(n, &person).await;
-            for id in ids {
-                assert!(found.contains(id), "{id} of {person} not on {}", n.name);
-            }
-        }
-    }
+    writers.stop_and_find_on(&nodes).await;
 }
 
 /// The reserve race 100 times, the stream's leader stepping down every 10
