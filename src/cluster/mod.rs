@@ -602,15 +602,15 @@ impl Link {
             .await?;
         let mut n = match highest {
             None => 1,
-            Some((seq, _)) => self.claimed_number(seq).await?.saturating_add(1),
+            Some((seq, _)) => u32::from(self.claimed_number(seq).await?) + 1,
         };
-        while n <= MAX_NODES && n > 0 {
+        while let Ok(number) = u16::try_from(n) {
             let mut headers = HeaderMap::new();
             headers.insert("Nats-Expected-Last-Subject-Sequence", "0");
             let ack = self
                 .js
                 .publish_with_headers(
-                    self.config.node_subject(n),
+                    self.config.node_subject(number),
                     headers,
                     self.config.node_id.clone().into_bytes().into(),
                 )
@@ -618,7 +618,7 @@ impl Link {
                 .map_err(|e| self.nats_error("refused a node's claim", &e))?
                 .await;
             match ack {
-                Ok(_) => return Ok(n),
+                Ok(_) => return Ok(number),
                 // Another process took it first: the next one.
                 Err(e) if is_conflict(&e) => n += 1,
                 Err(e) => return Err(self.nats_error("refused a node's claim", &e)),
