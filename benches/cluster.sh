@@ -142,12 +142,51 @@ NODES=$(IFS=,; echo "${ADDRS[*]}")
 
 scrape() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
 
+# Replication lag, sampled every 200 ms while the cluster takes writes:
+# how far each node trails the node furthest ahead (the three read within
+# a few milliseconds), in messages, and in milliseconds at the stream's
+# rate over the same sample. A node's own writes wait for it to apply
+# them, so this is what a node behind adds to the others' Checks.
+lag_sampler() {
+    local prev_top="" prev_t=""
+    while :; do
+        local t a0 a1 a2 top
+        t=$(date +%s.%N)
+        a0=$(scrape "${MPORTS[0]}" compliance_guard_cluster_applied_sequence)
+        a1=$(scrape "${MPORTS[1]}" compliance_guard_cluster_applied_sequence)
+        a2=$(scrape "${MPORTS[2]}" compliance_guard_cluster_applied_sequence)
+        top=$(printf '%s\n' "${a0%.*}" "${a1%.*}" "${a2%.*}" | sort -n | tail -1)
+        if [[ -n $prev_top ]]; then
+            for a in "$a0" "$a1" "$a2"; do echo "$t $top ${a%.*} $prev_t $prev_top"; done
+        fi
+        prev_top=$top
+        prev_t=$t
+        sleep 0.2
+    done
+}
+
 for _ in $(seq "$REPS"); do
     for mix in check reserve create; do
         lg "1 node $mix" "127.0.0.1:$PORT" "$SINGLE" -- --mix "$mix"
+        if [[ $mix == create ]]; then
+            lag_sampler >>"$WORK/lag.txt" &
+            SAMPLER=$!
+        fi
         lg "3 nodes $mix" "$NODES" "${NODE_PIDS[@]}" "${NATS_PIDS[@]}" -- --mix "$mix"
+        if [[ $mix == create ]]; then
+            kill "$SAMPLER" 2>/dev/null || true
+            wait "$SAMPLER" 2>/dev/null || true
+        fi
     done
 done
+# Each line: time, the furthest node's applied, a node's applied, the
+# previous time and furthest. Lag in messages = furthest - applied; in ms,
+# divided by the stream's rate between the two samples.
+if [[ -s $WORK/lag.txt ]]; then
+    awk '{ lag = $2 - $3; if (lag < 0) lag = 0; rate = ($2 - $5) / ($1 - $4);
+           if (rate > 0) print lag, lag / rate * 1000 }' "$WORK/lag.txt" | sort -n -k2 |
+        awk '{ m[NR] = $1; ms[NR] = $2 } END { if (NR) printf "replication lag behind the furthest node, while writing: median %d messages, %.1f ms; p90 %.1f ms; max %.1f ms (%d samples)\n", m[int((NR+1)/2)], ms[int((NR+1)/2)], ms[int(NR*0.9)], ms[NR], NR }'
+fi
 
 # The read barrier (a round trip to the stream's leader and the wait to
 # apply up to it) over everything the nodes answered, and how far behind
