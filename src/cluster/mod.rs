@@ -450,25 +450,16 @@ impl Link {
         // The stream's info, from its leader: constant work for the
         // server, where the last message on a wildcard is a walk of every
         // subject.
-        let ask = async {
-            let stream = self
-                .js
-                .get_stream_no_info(&self.config.stream)
-                .await
-                .map_err(|e| self.nats_error("did not answer for the stream", &e))?;
-            stream
-                .get_info()
-                .await
-                .map_err(|e| self.nats_error("did not report the stream's last sequence", &e))
-        };
-        let info = tokio::time::timeout(self.config.timeout, ask)
-            .await
-            .map_err(|_| {
-                self.nats_error(
-                    "did not report the stream's last sequence",
-                    &format!("no answer within {} ms", self.config.timeout.as_millis()),
-                )
-            })??;
+        let action = "did not report the stream's last sequence";
+        let info = self
+            .within_timeout(action, async {
+                self.stream()
+                    .await?
+                    .get_info()
+                    .await
+                    .map_err(|e| self.nats_error(action, &e))
+            })
+            .await?;
         Ok(info.state.last_sequence)
     }
 
@@ -564,27 +555,46 @@ impl Link {
     }
 
     async fn last_of_subject(&self, subject: &str) -> Result<Option<(u64, Vec<u8>)>, ClusterError> {
-        let ask = async {
-            let stream = self
-                .js
-                .get_stream_no_info(&self.config.stream)
+        let action = "did not report a subject's last message";
+        self.within_timeout(action, async {
+            match self
+                .stream()
+                .await?
+                .get_last_raw_message_by_subject(subject)
                 .await
-                .map_err(|e| self.nats_error("did not answer for the stream", &e))?;
-            match stream.get_last_raw_message_by_subject(subject).await {
+            {
                 Ok(m) => Ok(Some((m.sequence, m.payload.to_vec()))),
                 Err(e)
                     if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
                 {
                     Ok(None)
                 }
-                Err(e) => Err(self.nats_error("did not report a subject's last message", &e)),
+                Err(e) => Err(self.nats_error(action, &e)),
             }
-        };
+        })
+        .await
+    }
+
+    /// The stream's handle (no request to the servers).
+    async fn stream(&self) -> Result<jetstream::stream::Stream<()>, ClusterError> {
+        self.js
+            .get_stream_no_info(&self.config.stream)
+            .await
+            .map_err(|e| self.nats_error("did not answer for the stream", &e))
+    }
+
+    /// `ask`, or the error of `action` once the cluster's timeout passed:
+    /// a node that cannot reach the leader in time is cut off.
+    async fn within_timeout<T>(
+        &self,
+        action: &'static str,
+        ask: impl std::future::Future<Output = Result<T, ClusterError>>,
+    ) -> Result<T, ClusterError> {
         tokio::time::timeout(self.config.timeout, ask)
             .await
             .map_err(|_| {
                 self.nats_error(
-                    "did not report a subject's last message",
+                    action,
                     &format!("no answer within {} ms", self.config.timeout.as_millis()),
                 )
             })?
@@ -633,12 +643,9 @@ impl Link {
 
     /// The number the claim at sequence `seq` took, from its subject.
     async fn claimed_number(&self, seq: u64) -> Result<u16, ClusterError> {
-        let stream = self
-            .js
-            .get_stream_no_info(&self.config.stream)
-            .await
-            .map_err(|e| self.nats_error("did not answer for the stream", &e))?;
-        let message = stream
+        let message = self
+            .stream()
+            .await?
             .get_raw_message(seq)
             .await
             .map_err(|e| self.nats_error("did not give a node's claim", &e))?;
@@ -655,12 +662,9 @@ impl Link {
         from: u64,
     ) -> Result<impl tokio_stream::Stream<Item = Result<Entry, ClusterError>> + use<>, ClusterError>
     {
-        let stream = self
-            .js
-            .get_stream_no_info(&self.config.stream)
-            .await
-            .map_err(|e| self.nats_error("did not answer for the stream", &e))?;
-        let consumer = stream
+        let consumer = self
+            .stream()
+            .await?
             .create_consumer(jetstream::consumer::pull::OrderedConfig {
                 deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
                     start_sequence: from.max(1),

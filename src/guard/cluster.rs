@@ -249,17 +249,21 @@ impl Node {
     /// Asks the leader for a bucket's last sequence and waits until the
     /// node has applied it; returns it.
     async fn caught_up_on(&self, bucket: u32) -> Result<u64, GuardError> {
-        let last = self.link.last_of_bucket(bucket).await.map_err(|e| {
-            GuardError::Unavailable(format!("this node is cut off from the cluster: {e}"))
-        })?;
+        let last = self.link.last_of_bucket(bucket).await.map_err(cut_off)?;
+        self.apply_up_to(last).await?;
+        Ok(last)
+    }
+
+    /// Waits, for at most the cluster's timeout, until the node has
+    /// applied `last`; UNAVAILABLE after it.
+    async fn apply_up_to(&self, last: u64) -> Result<(), GuardError> {
         let within = self.link.config().timeout;
         self.wait_applied(last, within).await.map_err(|()| {
             GuardError::Unavailable(format!(
                 "this node has not applied the cluster's stream up to sequence {last} within {} ms; retry",
                 within.as_millis()
             ))
-        })?;
-        Ok(last)
+        })
     }
 
     /// Waits until the node has applied `seq`; `Err` after `within`.
@@ -288,6 +292,11 @@ impl Node {
             lock.take();
         }
     }
+}
+
+/// A node that could not learn a sequence from the stream's leader.
+fn cut_off(e: crate::cluster::ClusterError) -> GuardError {
+    GuardError::Unavailable(format!("this node is cut off from the cluster: {e}"))
 }
 
 fn stopped(why: &str) -> GuardError {
@@ -458,9 +467,7 @@ impl Guard {
         let had = node.applied();
         let mut last = 0;
         for _ in 0..10 {
-            last = node.link.last_seq().await.map_err(|e| {
-                GuardError::Unavailable(format!("this node is cut off from the cluster: {e}"))
-            })?;
+            last = node.link.last_seq().await.map_err(cut_off)?;
             if last >= had {
                 return Ok(());
             }
@@ -493,16 +500,8 @@ impl Guard {
             return Err(stopped(&why));
         }
         let started = std::time::Instant::now();
-        let last = node.link.last_seq_shared().await.map_err(|e| {
-            GuardError::Unavailable(format!("this node is cut off from the cluster: {e}"))
-        })?;
-        let within = node.link.config().timeout;
-        node.wait_applied(last, within).await.map_err(|()| {
-            GuardError::Unavailable(format!(
-                "this node has not applied the cluster's stream up to sequence {last} within {} ms; retry",
-                within.as_millis()
-            ))
-        })?;
+        let last = node.link.last_seq_shared().await.map_err(cut_off)?;
+        node.apply_up_to(last).await?;
         if let Ok(mut fresh) = node.fresh_as_of.lock() {
             *fresh = Some(fresh.map_or(started, |f| f.max(started)));
         }
