@@ -714,22 +714,12 @@ async fn open_node(
     // NATS may come up after the guard, or be electing a leader: the node
     // waits NOT_SERVING, and stops only on what waiting cannot mend (a
     // setting, a stream of other settings).
-    let mut waited = std::time::Duration::from_millis(100);
-    let (link, number) = loop {
-        let joined = match crate::cluster::Link::connect(cluster.clone()).await {
-            Ok(link) => link.node_number().await.map(|n| (link, n)),
-            Err(e) => Err(e),
-        };
-        match joined {
-            Ok(joined) => break joined,
-            Err(e @ crate::cluster::ClusterError::Nats { .. }) => {
-                tracing::warn!(error = %e, "cannot join the cluster yet; trying again");
-                tokio::time::sleep(waited).await;
-                waited = (waited * 2).min(std::time::Duration::from_secs(5));
-            }
-            Err(e) => return Err(ServeError::Cluster(e.to_string())),
-        }
-    };
+    let (link, number) = until_ready("cannot join the cluster yet", || async {
+        let link = crate::cluster::Link::connect(cluster.clone()).await?;
+        let number = link.node_number().await?;
+        Ok((link, number))
+    })
+    .await?;
     let (index, data_dir) = (config.index, config.data_dir.clone());
     let opened = tokio::task::spawn_blocking(move || {
         crate::location::warm();
@@ -741,32 +731,80 @@ async fn open_node(
     .map_err(|e| ServeError::Task(e.to_string()))?
     .map_err(ServeError::Journal)?;
     let guard = Arc::new(opened);
-    loop {
-        match guard.check_stream_not_behind().await {
-            Ok(()) => break,
-            Err(GuardError::Unavailable(e)) => {
-                tracing::warn!(error = %e, "cannot reach the cluster's stream yet; trying again");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-            Err(e) => return Err(ServeError::Cluster(e.to_string())),
-        }
-    }
+    until_ready("cannot reach the cluster's stream yet", || {
+        let guard = Arc::clone(&guard);
+        async move { guard.check_stream_not_behind().await.map_err(Try::from) }
+    })
+    .await?;
     guard.follow_cluster();
-    let mut waited = std::time::Duration::from_millis(100);
-    while let Err(e) = guard.read_barrier().await {
-        if guard.cluster_state().is_some_and(|s| s.failed.is_some()) {
-            return Err(ServeError::Cluster(e.to_string()));
+    until_ready("catching up with the cluster's stream", || {
+        let guard = Arc::clone(&guard);
+        async move {
+            match guard.read_barrier().await {
+                Err(e) if guard.cluster_state().is_some_and(|s| s.failed.is_some()) => {
+                    Err(Try::Stop(ServeError::Cluster(e.to_string())))
+                }
+                other => other.map_err(Try::from),
+            }
         }
-        tracing::warn!(error = %e, "catching up with the cluster's stream");
-        tokio::time::sleep(waited).await;
-        waited = (waited * 2).min(std::time::Duration::from_secs(2));
-    }
+    })
+    .await?;
     tracing::info!(
         applied = guard.cluster_state().map_or(0, |s| s.applied),
         seconds = started.elapsed().as_secs_f64(),
         "caught up with the cluster's stream"
     );
     Ok(guard)
+}
+
+/// Why a step of a cluster node's start did not succeed: wait and try
+/// again, or stop the start.
+enum Try {
+    Again(String),
+    Stop(ServeError),
+}
+
+impl From<crate::cluster::ClusterError> for Try {
+    fn from(e: crate::cluster::ClusterError) -> Try {
+        match e {
+            // NATS unreachable or without a leader yet: waiting mends it.
+            crate::cluster::ClusterError::Nats { .. } => Try::Again(e.to_string()),
+            e => Try::Stop(ServeError::Cluster(e.to_string())),
+        }
+    }
+}
+
+impl From<GuardError> for Try {
+    fn from(e: GuardError) -> Try {
+        match e {
+            GuardError::Unavailable(m) => Try::Again(m),
+            e => Try::Stop(ServeError::Cluster(e.to_string())),
+        }
+    }
+}
+
+/// Runs a step of a cluster node's start until it succeeds, logging
+/// `waiting` and waiting longer after each try (100 ms, doubling to 2 s);
+/// a step that cannot succeed by waiting stops the start.
+async fn until_ready<T, Fut>(
+    waiting: &'static str,
+    mut step: impl FnMut() -> Fut,
+) -> Result<T, ServeError>
+where
+    Fut: Future<Output = Result<T, Try>>,
+{
+    let mut wait = std::time::Duration::from_millis(100);
+    loop {
+        match step().await {
+            Ok(done) => return Ok(done),
+            Err(Try::Stop(e)) => return Err(e),
+            Err(Try::Again(why)) => {
+                tracing::warn!(error = %why, "{waiting}; trying again");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(2));
+            }
+        }
+    }
 }
 
 /// On a cluster node, health follows the node: NOT_SERVING once it has

@@ -376,9 +376,10 @@ impl Guard {
         let cutoff = loaded
             .latest
             .map(|l| super::recovery::horizon_cutoff(config, loaded.now, l));
-        ledger
-            .index
-            .use_id_range(number, store.largest_interaction_of_node(number)?);
+        ledger.index.use_id_range(
+            number,
+            store.largest_interaction_of_node(number)?.as_deref(),
+        );
         let (handed, tap) = Follower::channel(at.records, 0);
         store.checkpoint()?;
         let follower = Follower::start(store, layout, at, Durability::Sync, handed)?;

@@ -453,24 +453,23 @@ impl Index {
     /// first four hex digits), so that two nodes deciding at once never
     /// make the same id. Each counter starts after the largest of its
     /// range already stored: in memory, or `largest_on_disk` (the largest
-    /// `IT-` number of the range the store holds). A single node is node
-    /// 0, as every index starts.
-    pub fn use_id_range(&mut self, node: u16, largest_on_disk: Option<u64>) {
+    /// `IT-` id of the range the store holds). A single node is node 0, as
+    /// every index starts.
+    pub fn use_id_range(&mut self, node: u16, largest_on_disk: Option<&str>) {
         let low = u64::from(node) << 32;
         let high = low | 0xFFFF_FFFF;
-        let top = |prefix: &str, ids: &mut dyn Iterator<Item = &String>| {
+        let top = |prefix: &str, ids: &mut dyn Iterator<Item = &str>| {
             ids.filter_map(|id| generated_number(prefix, id))
                 .filter(|n| (low..=high).contains(n))
                 .max()
                 .unwrap_or(low)
         };
-        self.next_interaction = top("IT", &mut self.ids.keys()).max(
-            largest_on_disk
-                .filter(|n| (low..=high).contains(n))
-                .unwrap_or(low),
+        self.next_interaction = top(
+            "IT",
+            &mut self.ids.keys().map(String::as_str).chain(largest_on_disk),
         );
-        self.next_person = top("BO", &mut self.person_ids.keys());
-        self.next_restriction = top("RS", &mut self.restriction_ids.keys());
+        self.next_person = top("BO", &mut self.person_ids.keys().map(String::as_str));
+        self.next_restriction = top("RS", &mut self.restriction_ids.keys().map(String::as_str));
     }
 
     /// Moves the counter of `prefix` (`IT`, `BO`, `RS`) past `id` if it is

@@ -524,25 +524,19 @@ impl Store {
         }
     }
 
-    /// The largest generated `IT-` number whose first four hex digits are
+    /// The largest generated `IT-` id whose first four hex digits are
     /// `node` (a cluster node's range, [`crate::index::Index::use_id_range`]).
-    pub fn largest_interaction_of_node(&self, node: u16) -> Result<Option<u64>, StoreError> {
+    pub fn largest_interaction_of_node(&self, node: u16) -> Result<Option<String>, StoreError> {
         let low = format!("IT-{node:04X}-00000000");
         let high = format!("IT-{node:04X}-FFFFFFFF");
-        let largest: Option<String> = self
-            .conn
+        self.conn
             .query_row(
                 "SELECT max(id) FROM interactions WHERE id BETWEEN ?1 AND ?2 AND id GLOB
                  'IT-[0-9A-F][0-9A-F][0-9A-F][0-9A-F]-[0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F]'",
                 [&low, &high],
                 |r| r.get(0),
             )
-            .map_err(sqlite("reading", &self.path))?;
-        Ok(largest.and_then(|id| {
-            let rest = id.get(3..)?;
-            let (hi, lo) = rest.split_once('-')?;
-            Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
-        }))
+            .map_err(sqlite("reading", &self.path))
     }
 
     /// How many interactions the store holds, deleted ones included.
