@@ -23,6 +23,10 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Copy a data directory's history into one file, consistently, while
     /// the server runs.
+    ///
+    /// Of a cluster node's data directory, give the node's `--cluster`
+    /// flags too: the audio the node does not hold is fetched from the
+    /// cluster's object store into the backup.
     Backup {
         /// The data directory.
         #[arg(long, env = "COMPLIANCE_GUARD_DATA_DIR", default_value = "data")]
@@ -30,6 +34,8 @@ enum Command {
         /// The backup file to write.
         #[arg(long)]
         to: PathBuf,
+        #[command(flatten)]
+        cluster: ClusterArgs,
     },
     /// Restore a backup into an empty data directory (then start the server
     /// on it).
@@ -44,6 +50,12 @@ enum Command {
     /// Import existing history: JSON lines in the upstream Interaction
     /// format (each with its personId), from FILE or `-` for stdin. The
     /// server must be stopped. Bad lines are reported and skipped.
+    ///
+    /// With `--cluster` and `--node-id`, the import writes into a running
+    /// cluster instead: it opens a node of its own on `--data-dir` (a
+    /// fresh directory, or a stopped node's), catches up with the stream,
+    /// and publishes every record as any node's write, fenced and
+    /// acknowledged.
     Import {
         /// The data directory.
         #[arg(long, env = "COMPLIANCE_GUARD_DATA_DIR", default_value = "data")]
@@ -58,15 +70,82 @@ enum Command {
         /// `company`); unset: no company, seen only by keys without one.
         #[arg(long)]
         company: Option<String>,
-        /// `sync` or `buffered` (see `serve --durability`).
+        /// `sync` or `buffered` (see `serve --durability`); a cluster's
+        /// writes are always acknowledged by the stream.
         #[arg(long, default_value = "sync")]
         durability: compliance_guard::journal::Durability,
+        #[command(flatten)]
+        cluster: ClusterArgs,
     },
     /// Work with rule files.
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
     },
+}
+
+/// How a command reaches a cluster on NATS JetStream: `serve` runs a node
+/// of it, `import` writes into it, `backup` fetches its audio. One set of
+/// flags (and environment variables) for all three, so that a command
+/// names the stream exactly as the nodes do.
+#[derive(Debug, clap::Args)]
+struct ClusterArgs {
+    /// Run as one node of a cluster on NATS JetStream: the NATS servers,
+    /// as `nats://HOST:PORT`, comma-separated. Every change goes to the
+    /// cluster's stream before it is acknowledged, and every node applies
+    /// the stream in order. Unset: a single node with its local journal.
+    #[arg(long, env = "COMPLIANCE_GUARD_CLUSTER")]
+    cluster: Option<String>,
+    /// This node's name in the cluster (A-Z, a-z, 0-9, `-`, `_`); needed
+    /// with `--cluster` by `serve` and `import`.
+    #[arg(long, env = "COMPLIANCE_GUARD_NODE_ID")]
+    node_id: Option<String>,
+    /// The cluster's stream (made at the first start if there is none).
+    #[arg(
+        long,
+        env = "COMPLIANCE_GUARD_CLUSTER_STREAM",
+        default_value = "compliance-guard"
+    )]
+    cluster_stream: String,
+    /// Replicas of the cluster's stream: a write is acknowledged once a
+    /// majority of them stored it.
+    #[arg(long, env = "COMPLIANCE_GUARD_CLUSTER_REPLICAS", default_value_t = 3)]
+    cluster_replicas: usize,
+    /// Partitions the stream's subjects name (fixed when the stream is
+    /// made; one node serves them all in this release).
+    #[arg(long, env = "COMPLIANCE_GUARD_CLUSTER_PARTITIONS", default_value_t = 1)]
+    cluster_partitions: u32,
+    /// How long a node waits for the stream's leader (an acknowledgement,
+    /// the last sequence) before it answers UNAVAILABLE.
+    #[arg(
+        long,
+        env = "COMPLIANCE_GUARD_CLUSTER_TIMEOUT_MS",
+        default_value_t = 2000
+    )]
+    cluster_timeout_ms: u64,
+}
+
+impl ClusterArgs {
+    /// The cluster's settings, if `--cluster` is given; `node` names the
+    /// connection when `--node-id` is not given (`None`: it is required).
+    fn config(
+        &self,
+        node: Option<&str>,
+    ) -> anyhow::Result<Option<compliance_guard::cluster::ClusterConfig>> {
+        let Some(urls) = &self.cluster else {
+            return Ok(None);
+        };
+        let Some(node_id) = self.node_id.as_deref().or(node) else {
+            anyhow::bail!("--cluster needs --node-id NAME (this node's name in the cluster)");
+        };
+        Ok(Some(compliance_guard::cluster::ClusterConfig {
+            stream: self.cluster_stream.clone(),
+            replicas: self.cluster_replicas,
+            partitions: self.cluster_partitions,
+            timeout: std::time::Duration::from_millis(self.cluster_timeout_ms),
+            ..compliance_guard::cluster::ClusterConfig::new(urls.clone(), node_id)
+        }))
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -114,38 +193,8 @@ struct ServeArgs {
         default_value_t = 1_000_000
     )]
     compact_after: u64,
-    /// Run as one node of a cluster on NATS JetStream: the NATS servers,
-    /// as `nats://HOST:PORT`, comma-separated. Every change goes to the
-    /// cluster's stream before it is acknowledged, and every node applies
-    /// the stream in order. Unset: a single node with its local journal.
-    #[arg(long, env = "COMPLIANCE_GUARD_CLUSTER", requires = "node_id")]
-    cluster: Option<String>,
-    /// This node's name in the cluster (A-Z, a-z, 0-9, `-`, `_`).
-    #[arg(long, env = "COMPLIANCE_GUARD_NODE_ID")]
-    node_id: Option<String>,
-    /// The cluster's stream (made at the first start if there is none).
-    #[arg(
-        long,
-        env = "COMPLIANCE_GUARD_CLUSTER_STREAM",
-        default_value = "compliance-guard"
-    )]
-    cluster_stream: String,
-    /// Replicas of the cluster's stream: a write is acknowledged once a
-    /// majority of them stored it.
-    #[arg(long, env = "COMPLIANCE_GUARD_CLUSTER_REPLICAS", default_value_t = 3)]
-    cluster_replicas: usize,
-    /// Partitions the stream's subjects name (fixed when the stream is
-    /// made; one node serves them all in this release).
-    #[arg(long, env = "COMPLIANCE_GUARD_CLUSTER_PARTITIONS", default_value_t = 1)]
-    cluster_partitions: u32,
-    /// How long a node waits for the stream's leader (an acknowledgement,
-    /// the last sequence) before it answers UNAVAILABLE.
-    #[arg(
-        long,
-        env = "COMPLIANCE_GUARD_CLUSTER_TIMEOUT_MS",
-        default_value_t = 2000
-    )]
-    cluster_timeout_ms: u64,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Let a Check be this many milliseconds stale: within that long of
     /// the node's last confirmed catch-up it skips the round trip to the
     /// stream's leader, and its answer says how stale it may be
@@ -457,16 +506,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         store_follows: true,
         cluster: args
             .cluster
-            .map(|urls| compliance_guard::cluster::ClusterConfig {
-                stream: args.cluster_stream,
-                replicas: args.cluster_replicas,
-                partitions: args.cluster_partitions,
-                timeout: std::time::Duration::from_millis(args.cluster_timeout_ms),
+            .config(None)?
+            .map(|c| compliance_guard::cluster::ClusterConfig {
                 stale_reads: std::time::Duration::from_millis(args.cluster_stale_reads_ms),
-                ..compliance_guard::cluster::ClusterConfig::new(
-                    urls,
-                    args.node_id.unwrap_or_default(),
-                )
+                ..c
             }),
         shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace_seconds),
         hold_until: None,
@@ -549,12 +592,42 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A backup of a cluster node's data dir, with the audio the node does
+/// not hold fetched from the cluster's object store.
+fn backup_of_node(
+    data_dir: &std::path::Path,
+    to: &std::path::Path,
+    config: compliance_guard::cluster::ClusterConfig,
+) -> anyhow::Result<compliance_guard::ops::BackupReport> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let shared = runtime.block_on(async {
+        let link = compliance_guard::cluster::Link::connect(config).await?;
+        link.shared_media().await
+    })?;
+    let mut fetch = |key: &str, size: u64, path: &std::path::Path| {
+        runtime.block_on(async {
+            let mut file = tokio::fs::File::create(path)
+                .await
+                .map_err(|e| e.to_string())?;
+            // The check against the record follows; one byte past the size
+            // recorded is enough for it to refuse a damaged object.
+            shared
+                .get(key, &mut file, size.saturating_add(1))
+                .await
+                .map_err(|e| e.to_string())
+        })
+    };
+    let report = compliance_guard::ops::backup_fetching(data_dir, to, &mut fetch)?;
+    Ok(report)
+}
+
 fn import(
     data_dir: &std::path::Path,
     file: &str,
     created_by: &str,
     company: Option<&str>,
     durability: compliance_guard::journal::Durability,
+    cluster: Option<compliance_guard::cluster::ClusterConfig>,
 ) -> anyhow::Result<ExitCode> {
     use std::io::BufRead;
     if let Some(c) = company
@@ -571,17 +644,40 @@ fn import(
             std::fs::File::open(file).with_context(|| format!("opening `{file}`"))?,
         ))
     };
-    let report = compliance_guard::ops::import(
-        data_dir,
-        reader,
-        created_by,
-        company,
-        durability,
-        chrono::Utc::now(),
-        |n| {
-            eprintln!("import: {n} lines read");
-        },
-    )?;
+    let progress = |n| eprintln!("import: {n} lines read");
+    let report = match cluster {
+        None => compliance_guard::ops::import(
+            data_dir,
+            reader,
+            created_by,
+            company,
+            durability,
+            chrono::Utc::now(),
+            progress,
+        )?,
+        Some(config) => {
+            init_logs(LogFormat::Text);
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let guard = compliance_guard::server::open_node(
+                    compliance_guard::index::IndexConfig::default(),
+                    data_dir,
+                    config,
+                )
+                .await?;
+                let report = compliance_guard::ops::import_published(
+                    guard,
+                    reader,
+                    created_by,
+                    company,
+                    chrono::Utc::now(),
+                    progress,
+                )
+                .await?;
+                anyhow::Ok(report)
+            })?
+        }
+    };
     for p in &report.problems {
         eprintln!("{file}:{}: {}", p.line, p.message);
     }
@@ -684,8 +780,15 @@ fn replay(
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Backup { data_dir, to } => {
-            let report = compliance_guard::ops::backup(&data_dir, &to)?;
+        Command::Backup {
+            data_dir,
+            to,
+            cluster,
+        } => {
+            let report = match cluster.config(Some("backup"))? {
+                None => compliance_guard::ops::backup(&data_dir, &to)?,
+                Some(config) => backup_of_node(&data_dir, &to, config)?,
+            };
             println!(
                 "backed up {} records ({} bytes) to {}",
                 report.records,
@@ -734,12 +837,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             created_by,
             company,
             durability,
+            cluster,
         } => import(
             &data_dir,
             &file,
             &created_by,
             company.as_deref(),
             durability,
+            cluster.config(None)?,
         ),
         Command::Serve(args) => serve(*args),
         Command::Rules {

@@ -55,7 +55,23 @@ pub enum OpsError {
     /// A write failed during import.
     #[error("the import stopped: {0}")]
     Guard(#[from] GuardError),
+    /// Audio a record names could not be fetched from the cluster's
+    /// object store for the backup.
+    #[error("stored audio `{key}` could not be fetched from the cluster: {why}")]
+    Fetch {
+        /// The storage key.
+        key: String,
+        /// Why.
+        why: String,
+    },
 }
+
+/// Fetches audio the data dir lacks from elsewhere (a cluster's object
+/// store) into a file: the storage key, the size its record names (more
+/// than that need not be written: the check that follows refuses it) and
+/// the file. `Ok(true)` once the file holds it, `Ok(false)` when there is
+/// none to fetch.
+pub type FetchAudio<'a> = dyn FnMut(&str, u64, &Path) -> Result<bool, String> + 'a;
 
 /// What a backup wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +166,19 @@ fn sync_dir(dir: &Path) -> Result<(), OpsError> {
 /// names audio its directory lacks. Needs no lock: the server may be
 /// running.
 pub fn backup(data_dir: &Path, to: &Path) -> Result<BackupReport, OpsError> {
+    backup_fetching(data_dir, to, &mut |_, _, _| Ok(false))
+}
+
+/// [`backup`] of a cluster node's data dir, whose `media/` is only a cache
+/// of the cluster's object store: audio a record names that the node does
+/// not hold is fetched (`fetch`) into the backup, and checked against the
+/// size and SHA-256 recorded, so that the backup holds every recording
+/// and voicemail, as a single node's does.
+pub fn backup_fetching(
+    data_dir: &Path,
+    to: &Path,
+    fetch: &mut FetchAudio<'_>,
+) -> Result<BackupReport, OpsError> {
     let layout = Layout {
         dir: data_dir.to_owned(),
     };
@@ -171,7 +200,7 @@ pub fn backup(data_dir: &Path, to: &Path) -> Result<BackupReport, OpsError> {
         let _ = std::fs::remove_file(to.with_extension("tmp"));
         return Err(e.into());
     }
-    let (media_files, media_bytes, media_missing) = match copy_media(data_dir, to, &named) {
+    let (media_files, media_bytes, media_missing) = match copy_media(data_dir, to, &named, fetch) {
         Ok(copied) => copied,
         Err(e) => {
             drop(out);
@@ -199,6 +228,7 @@ fn copy_media(
     data_dir: &Path,
     to: &Path,
     named: &MediaNamed,
+    fetch: &mut FetchAudio<'_>,
 ) -> Result<(u64, u64, Vec<String>), OpsError> {
     let dir = media_dir_of(to);
     if named.is_empty() {
@@ -213,7 +243,7 @@ fn copy_media(
     std::fs::create_dir_all(&tmp).map_err(io_err("creating", &tmp))?;
     let source = data_dir.join(crate::media::MEDIA_DIR);
     let (mut files, mut bytes, mut missing) = (0, 0, Vec::new());
-    for (key, (_, _, deleted)) in named {
+    for (key, (size, sha256, deleted)) in named {
         if !crate::media::is_storage_key(key) {
             return Err(OpsError::DamagedAudio {
                 path: source.clone(),
@@ -227,8 +257,26 @@ fn copy_media(
                 files += 1;
                 bytes += n;
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && *deleted => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if !deleted {
+                let to = tmp.join(key);
+                let fetched = fetch(key, *size, &to);
+                if !matches!(fetched, Ok(true)) {
+                    // Whatever a failed fetch left is not the audio.
+                    let _ = std::fs::remove_file(&to);
+                }
+                let fetched = fetched.map_err(|why| OpsError::Fetch {
+                    key: key.clone(),
+                    why,
+                })?;
+                if fetched {
+                    check_audio(&to, *size, sha256)?;
+                    std::fs::File::open(&to)
+                        .and_then(|f| f.sync_all())
+                        .map_err(io_err("syncing", &to))?;
+                    files += 1;
+                    bytes += size;
+                } else {
                     missing.push(key.clone());
                 }
             }
@@ -343,6 +391,33 @@ fn restore_media(
     }
 }
 
+/// Checks the audio file at `file` against the size and SHA-256 its record
+/// names, reading it in chunks.
+fn check_audio(file: &Path, size: u64, sha256: &str) -> Result<(), OpsError> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(file).map_err(io_err("reading", file))?;
+    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut read = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(io_err("reading", file))?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+        read += n as u64;
+    }
+    let actual = crate::media::hex(hash.finish().as_ref());
+    if read != size || actual != sha256 {
+        return Err(OpsError::DamagedAudio {
+            path: file.to_owned(),
+            expected: format!("{size} bytes, SHA-256 {sha256}"),
+            actual: format!("{read} bytes, SHA-256 {actual}"),
+        });
+    }
+    Ok(())
+}
+
 fn place_media(
     from: &Path,
     dest: &Path,
@@ -362,30 +437,15 @@ fn place_media(
             });
         }
         let file = source.join(key);
-        let bytes = match std::fs::read(&file) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        match check_audio(&file, *size, sha256) {
+            Ok(()) => {}
+            Err(OpsError::Io { cause, .. }) if cause.kind() == std::io::ErrorKind::NotFound => {
                 if !deleted {
                     missing.push(key.clone());
                 }
                 continue;
             }
-            Err(cause) => {
-                return Err(OpsError::Io {
-                    action: "reading",
-                    path: file,
-                    cause,
-                });
-            }
-        };
-        let actual =
-            crate::media::hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref());
-        if bytes.len() as u64 != *size || actual != *sha256 {
-            return Err(OpsError::DamagedAudio {
-                path: file,
-                expected: format!("{size} bytes, SHA-256 {sha256}"),
-                actual: format!("{} bytes, SHA-256 {actual}", bytes.len()),
-            });
+            Err(e) => return Err(e),
         }
         let to = dest.join(key);
         copy_audio(&file, &to).map_err(io_err("copying", &file))?;
@@ -444,7 +504,7 @@ pub fn import(
     company: Option<&str>,
     durability: Durability,
     now: DateTime<Utc>,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> Result<ImportReport, OpsError> {
     let (guard, _) = Guard::open(
         IndexConfig::default(),
@@ -453,105 +513,203 @@ pub fn import(
         u64::MAX,
         |_| {},
     )?;
-    let caller = Caller {
-        company: company.map(str::to_owned),
-        name: by.to_owned(),
-        sensitive: true,
-        agent: false,
-    };
-    let mut report = ImportReport::default();
-    let mut ignored: std::collections::BTreeMap<String, u64> = Default::default();
+    let caller = importer(by, company);
+    let mut lines = ImportLines::new(reader, progress);
     let mut last = crate::guard::Pending::Done;
-    let mut reader = reader;
-    let mut raw = Vec::new();
-    let mut number = 0u64;
-    loop {
-        raw.clear();
-        let read = reader
-            .read_until(b'\n', &mut raw)
-            .map_err(|cause| OpsError::Io {
-                action: "reading",
-                path: PathBuf::from("(input)"),
-                cause,
-            })?;
-        if read == 0 {
-            break;
-        }
-        number += 1;
-        let text = String::from_utf8_lossy(&raw);
-        let line = text.trim_end_matches(['\n', '\r']);
-        if line.trim().is_empty() {
-            continue;
-        }
-        report.lines += 1;
-        if report.lines.is_multiple_of(100_000) {
-            progress(report.lines);
-        }
-        let mut refuse = |message: String| {
-            report.problems.push(LineProblem {
-                line: number,
-                message,
-            })
-        };
-        if std::str::from_utf8(&raw).is_err() {
-            refuse("the line is not UTF-8 text".into());
-            continue;
-        }
-        let mut value: serde_json::Value = match serde_json::from_str(line) {
-            Ok(v) => v,
-            Err(e) => {
-                refuse(format!("not JSON: {e}"));
-                continue;
-            }
-        };
-        let Some(object) = value.as_object_mut() else {
-            refuse("not a JSON object".into());
-            continue;
-        };
-        let unknown: Vec<String> = object.keys().filter(|k| !known_field(k)).cloned().collect();
-        for k in unknown {
-            object.remove(&k);
-            *ignored.entry(k).or_default() += 1;
-        }
-        let input: InteractionInput = match serde_json::from_value(value) {
-            Ok(i) => i,
-            Err(e) => {
-                refuse(format!("not an Interaction: {e}"));
-                continue;
-            }
-        };
-        let Some(person) = input.person_id.clone().filter(|p| !p.is_empty()) else {
-            refuse("`personId` is required".into());
-            continue;
-        };
-        if input.id.is_none() && input.external_id.is_none() {
-            report.without_ids += 1;
-        }
-        match guard.import(&person, &input, &caller, now) {
-            Ok((_, true, commit)) => {
-                report.imported += 1;
-                last = commit;
-            }
-            Ok((_, false, _)) => report.already_present += 1,
-            Err(GuardError::Invalid(problems)) => {
-                refuse(
-                    problems
-                        .iter()
-                        .map(|p| p.message.as_str())
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                );
-            }
-            Err(GuardError::Unavailable(m) | GuardError::Internal(m)) => {
-                return Err(GuardError::Unavailable(m).into());
-            }
-            Err(e) => refuse(e.to_string()),
-        }
-        if report.imported.is_multiple_of(10_000) {
+    while let Some((number, person, input)) = lines.next_record()? {
+        let outcome = guard
+            .import(&person, &input, &caller, now)
+            .map(|(_, created, commit)| {
+                if created {
+                    last = commit;
+                }
+                created
+            });
+        lines.outcome(number, outcome)?;
+        if lines.report.imported.is_multiple_of(10_000) {
             std::mem::replace(&mut last, crate::guard::Pending::Done).wait_blocking()?;
         }
     }
     last.wait_blocking()?;
-    report.ignored_fields = ignored.into_iter().collect();
-    Ok(report)
+    Ok(lines.finish())
+}
+
+/// Records an import keeps publishing while it reads on: a cluster node's
+/// writes wait for the stream's acknowledgement, so one at a time would
+/// leave the import at one round trip per line.
+pub const IMPORT_IN_FLIGHT: usize = 32;
+
+/// [`import`] into a cluster, through `guard`, a node opened for the
+/// import (caught up with the stream): every record is published to the
+/// cluster's stream, fenced as any write is, and acknowledged before the
+/// import ends. Up to [`IMPORT_IN_FLIGHT`] records are in flight at once.
+/// Problems are reported in line order.
+pub async fn import_published(
+    guard: std::sync::Arc<Guard>,
+    reader: impl BufRead,
+    by: &str,
+    company: Option<&str>,
+    now: DateTime<Utc>,
+    progress: impl FnMut(u64),
+) -> Result<ImportReport, OpsError> {
+    let caller = importer(by, company);
+    let mut lines = ImportLines::new(reader, progress);
+    let mut in_flight = tokio::task::JoinSet::new();
+    let joined = |j: Result<(u64, Result<bool, GuardError>), tokio::task::JoinError>| {
+        j.map_err(|e| OpsError::Guard(GuardError::Internal(e.to_string())))
+    };
+    while let Some((number, person, input)) = lines.next_record()? {
+        if in_flight.len() >= IMPORT_IN_FLIGHT
+            && let Some(done) = in_flight.join_next().await
+        {
+            let (n, outcome) = joined(done)?;
+            lines.outcome(n, outcome)?;
+        }
+        let (guard, caller) = (std::sync::Arc::clone(&guard), caller.clone());
+        in_flight.spawn(async move {
+            let outcome = guard
+                .import_published(&person, &input, &caller, now)
+                .await
+                .map(|(_, created)| created);
+            (number, outcome)
+        });
+    }
+    while let Some(done) = in_flight.join_next().await {
+        let (n, outcome) = joined(done)?;
+        lines.outcome(n, outcome)?;
+    }
+    Ok(lines.finish())
+}
+
+/// The caller an import writes as.
+fn importer(by: &str, company: Option<&str>) -> Caller {
+    Caller {
+        company: company.map(str::to_owned),
+        name: by.to_owned(),
+        sensitive: true,
+        agent: false,
+    }
+}
+
+/// An import's input, line by line: each read, parsed and checked as an
+/// Interaction with its person, and what became of it tallied in the
+/// report.
+struct ImportLines<R, P> {
+    reader: R,
+    progress: P,
+    raw: Vec<u8>,
+    number: u64,
+    report: ImportReport,
+    ignored: std::collections::BTreeMap<String, u64>,
+}
+
+impl<R: BufRead, P: FnMut(u64)> ImportLines<R, P> {
+    fn new(reader: R, progress: P) -> Self {
+        ImportLines {
+            reader,
+            progress,
+            raw: Vec::new(),
+            number: 0,
+            report: ImportReport::default(),
+            ignored: Default::default(),
+        }
+    }
+
+    fn refuse(&mut self, line: u64, message: String) {
+        self.report.problems.push(LineProblem { line, message });
+    }
+
+    /// The next line that holds a record to import, with its number and
+    /// person; blank lines are skipped, bad ones reported and skipped.
+    fn next_record(&mut self) -> Result<Option<(u64, String, InteractionInput)>, OpsError> {
+        loop {
+            self.raw.clear();
+            let read = self
+                .reader
+                .read_until(b'\n', &mut self.raw)
+                .map_err(|cause| OpsError::Io {
+                    action: "reading",
+                    path: PathBuf::from("(input)"),
+                    cause,
+                })?;
+            if read == 0 {
+                return Ok(None);
+            }
+            self.number += 1;
+            let number = self.number;
+            let text = String::from_utf8_lossy(&self.raw).into_owned();
+            let line = text.trim_end_matches(['\n', '\r']);
+            if line.trim().is_empty() {
+                continue;
+            }
+            self.report.lines += 1;
+            if self.report.lines.is_multiple_of(100_000) {
+                (self.progress)(self.report.lines);
+            }
+            if std::str::from_utf8(&self.raw).is_err() {
+                self.refuse(number, "the line is not UTF-8 text".into());
+                continue;
+            }
+            let mut value: serde_json::Value = match serde_json::from_str(line) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.refuse(number, format!("not JSON: {e}"));
+                    continue;
+                }
+            };
+            let Some(object) = value.as_object_mut() else {
+                self.refuse(number, "not a JSON object".into());
+                continue;
+            };
+            let unknown: Vec<String> = object.keys().filter(|k| !known_field(k)).cloned().collect();
+            for k in unknown {
+                object.remove(&k);
+                *self.ignored.entry(k).or_default() += 1;
+            }
+            let input: InteractionInput = match serde_json::from_value(value) {
+                Ok(i) => i,
+                Err(e) => {
+                    self.refuse(number, format!("not an Interaction: {e}"));
+                    continue;
+                }
+            };
+            let Some(person) = input.person_id.clone().filter(|p| !p.is_empty()) else {
+                self.refuse(number, "`personId` is required".into());
+                continue;
+            };
+            if input.id.is_none() && input.external_id.is_none() {
+                self.report.without_ids += 1;
+            }
+            return Ok(Some((number, person, input)));
+        }
+    }
+
+    /// Tallies what became of line `number`: recorded (`true`), already
+    /// present (`false`), or refused. A guard that can no longer write
+    /// stops the import.
+    fn outcome(&mut self, number: u64, outcome: Result<bool, GuardError>) -> Result<(), OpsError> {
+        match outcome {
+            Ok(true) => self.report.imported += 1,
+            Ok(false) => self.report.already_present += 1,
+            Err(GuardError::Invalid(problems)) => {
+                let message = problems
+                    .iter()
+                    .map(|p| p.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                self.refuse(number, message);
+            }
+            Err(GuardError::Unavailable(m) | GuardError::Internal(m)) => {
+                return Err(GuardError::Unavailable(m).into());
+            }
+            Err(e) => self.refuse(number, e.to_string()),
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> ImportReport {
+        self.report.problems.sort_by_key(|p| p.line);
+        self.report.ignored_fields = self.ignored.into_iter().collect();
+        self.report
+    }
 }

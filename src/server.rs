@@ -356,6 +356,23 @@ async fn open_media(
         .await
         .map_err(|e| ServeError::Task(e.to_string()))?
         .map_err(failed)?;
+    // A cluster node's audio is in the cluster's object store, its own
+    // directory a cache; its links are signed with the cluster's key.
+    let (store, shared_key) = match guard.cluster_link() {
+        None => (store, None),
+        Some(link) => {
+            let fresh = LinkSigner::new_key().map_err(failed)?;
+            let (shared, key) =
+                until_ready("cannot reach the cluster's audio store yet", || async {
+                    Ok((
+                        link.shared_media().await?,
+                        link.shared_link_key(&fresh).await?,
+                    ))
+                })
+                .await?;
+            (store.with_shared(shared), Some(key))
+        }
+    };
     let store = Arc::new(store);
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let mut links = None;
@@ -368,8 +385,13 @@ async fn open_media(
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
-        let signer =
-            Arc::new(LinkSigner::load_or_create(data_dir, &base, config.link_ttl).map_err(failed)?);
+        let signer = Arc::new(
+            match &shared_key {
+                Some(key) => LinkSigner::with_key(key, &base, config.link_ttl),
+                None => LinkSigner::load_or_create(data_dir, &base, config.link_ttl),
+            }
+            .map_err(failed)?,
+        );
         links = Some(Arc::clone(&signer));
         let server = Arc::new(crate::media::http::LinkServer {
             signer,
@@ -392,10 +414,10 @@ async fn open_media(
         let passes = config.sweep_passes;
         tokio::spawn(async move {
             loop {
-                let (store, guard) = (Arc::clone(&store), Arc::clone(&guard));
+                let (local, guard_now) = (Arc::clone(&store), Arc::clone(&guard));
                 let swept = tokio::task::spawn_blocking(move || {
-                    crate::media::sweep(&store, chrono::Utc::now(), retention, |key| {
-                        guard.media_file(key).map_err(|e| e.to_string())
+                    crate::media::sweep(&local, chrono::Utc::now(), retention, |key| {
+                        guard_now.media_file(key).map_err(|e| e.to_string())
                     })
                 })
                 .await;
@@ -415,6 +437,9 @@ async fn open_media(
                     }
                     Err(e) => tracing::warn!(error = %e, "media sweep task failed"),
                 }
+                if store.is_shared() {
+                    sweep_shared(&store, &guard, retention).await;
+                }
                 if let Some(passes) = &passes {
                     passes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 }
@@ -428,6 +453,37 @@ async fn open_media(
         http,
         stop,
     })
+}
+
+/// One pass of the sweep over a cluster's object store, once the node
+/// has caught up with the stream (so that no record published elsewhere
+/// is missed); a node that cannot catch up sweeps nothing this time.
+async fn sweep_shared(
+    store: &crate::media::MediaStore,
+    guard: &Arc<Guard>,
+    retention: std::time::Duration,
+) {
+    if let Err(e) = guard.read_barrier().await {
+        tracing::warn!(error = %e, "the cluster's audio was not swept: this node could not catch up; it will run again");
+        return;
+    }
+    let status = {
+        let guard = Arc::clone(guard);
+        move |key: &str| guard.media_file(key).map_err(|e| e.to_string())
+    };
+    match crate::media::sweep_shared(store, chrono::Utc::now(), retention, status).await {
+        Ok(s) if s.purged + s.orphans > 0 => {
+            tracing::info!(
+                purged = s.purged,
+                orphans = s.orphans,
+                "media sweep removed audio from the cluster's object store"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "the sweep of the cluster's audio failed; it will run again")
+        }
+    }
 }
 
 async fn set_all(reporter: &tonic_health::server::HealthReporter, status: ServingStatus) {
@@ -532,7 +588,7 @@ pub async fn serve(
     // and every RPC answers UNAVAILABLE until both are done.
     let opened = match config.cluster.clone() {
         None => open_single(&config).await,
-        Some(cluster) => open_node(&config, cluster).await,
+        Some(cluster) => open_node(config.index, &config.data_dir, cluster).await,
     };
     let guard = match opened {
         Ok(guard) => guard,
@@ -705,8 +761,11 @@ async fn open_single(config: &ServeConfig) -> Result<Arc<Guard>, ServeError> {
 /// returns once the node has applied everything the stream's leader had
 /// when it asked, so that health turns SERVING only on a node that has
 /// caught up.
-async fn open_node(
-    config: &ServeConfig,
+///
+/// `import` opens a node this way too, to write into the cluster.
+pub async fn open_node(
+    index: crate::index::IndexConfig,
+    data_dir: &std::path::Path,
     cluster: crate::cluster::ClusterConfig,
 ) -> Result<Arc<Guard>, ServeError> {
     let started = std::time::Instant::now();
@@ -720,7 +779,7 @@ async fn open_node(
         Ok((link, number))
     })
     .await?;
-    let (index, data_dir) = (config.index, config.data_dir.clone());
+    let data_dir = data_dir.to_owned();
     let opened = tokio::task::spawn_blocking(move || {
         crate::location::warm();
         Guard::open_node(index, &data_dir, link, number, |n| {

@@ -118,6 +118,7 @@ impl From<MediaError> for Status {
                 Status::data_loss(format!("the stored audio is missing: {e}"))
             }
             MediaError::Io { .. } | MediaError::Random => Status::internal(e.to_string()),
+            MediaError::Shared(_) => Status::unavailable(e.to_string()),
         }
     }
 }
@@ -152,13 +153,6 @@ where
     M: Into<UploadPart> + Send + 'static,
 {
     let who = caller(&req)?;
-    if service.guard()?.cluster_state().is_some() {
-        // The audio would be on this node's disk only, while its record
-        // reaches every node: a download from another would find nothing.
-        return Err(Status::failed_precondition(
-            "recordings and voicemails are not stored on a cluster node in this release (the audio would stay on one node while every node serves its record); upload them to a single node",
-        ));
-    }
     let hub = service.media()?;
     let parts = req.into_inner().map(|message| message.map(Into::into));
     let upload = hub.receive(parts).await?;

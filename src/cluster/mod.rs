@@ -25,8 +25,11 @@
 //! parallel. A write over several buckets is one atomic batch (ADR-50,
 //! server 2.12 or later): all of its messages are stored, or none.
 
+mod objects;
 pub mod peers;
 mod rounds;
+
+pub use objects::SharedMedia;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -488,6 +488,12 @@ impl Guard {
         })
     }
 
+    /// The link to the cluster's stream, on a cluster node: what the
+    /// server's other parts (the shared audio) reach the cluster by.
+    pub fn cluster_link(&self) -> Option<&crate::cluster::Link> {
+        self.cluster.as_ref().map(|n| &n.link)
+    }
+
     /// On a cluster node, waits until it has applied everything the
     /// stream's leader had when asked: what a Check reads is then at
     /// least every write acknowledged before it began. UNAVAILABLE if the

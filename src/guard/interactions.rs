@@ -117,6 +117,21 @@ impl Guard {
         Ok((record, created, commit))
     }
 
+    /// [`Guard::import`] on a cluster node, where a record is durable
+    /// once the stream has acknowledged it: published, caught up and
+    /// decided again on a conflict ([`Guard::retrying`]), as a create is.
+    /// Returns the record and whether it was new.
+    pub async fn import_published(
+        &self,
+        person: &str,
+        input: &InteractionInput,
+        caller: &Caller,
+        now: DateTime<Utc>,
+    ) -> Result<(Interaction, bool), GuardError> {
+        self.retrying(|| self.create_now(person, input, caller, now, true))
+            .await
+    }
+
     fn create_now(
         &self,
         person: &str,

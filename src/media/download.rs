@@ -55,6 +55,7 @@ impl MediaHub {
         interaction_id: &str,
         media: &Media,
     ) -> Result<mpsc::Receiver<Result<Vec<u8>, MediaError>>, MediaError> {
+        self.store.ensure_local(media).await?;
         let path = self
             .store
             .path(&media.storage_key)

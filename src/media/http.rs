@@ -247,6 +247,21 @@ async fn answer(server: &LinkServer, req: &Request<Incoming>) -> Response<Body> 
     let Some(path) = server.store.path(&media.storage_key) else {
         return not_stored(&target);
     };
+    if let Err(e) = server.store.ensure_local(&media).await {
+        return match e {
+            super::MediaError::Shared(_) => text(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            _ => {
+                metrics::counter!("compliance_guard_media_damaged_total").increment(1);
+                text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!(
+                        "the stored {} of interaction `{}` could not be read ({e})",
+                        target.kind, target.interaction_id
+                    ),
+                )
+            }
+        };
+    }
     let size = media.size_bytes;
     let span = match range(req, size) {
         Ok(span) => span,

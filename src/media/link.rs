@@ -115,10 +115,7 @@ impl LinkSigner {
                 }
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut secret = vec![0u8; 32];
-                SystemRandom::new()
-                    .fill(&mut secret)
-                    .map_err(|_| MediaError::Random)?;
+                let secret = LinkSigner::new_key()?;
                 // Written whole to a temporary file, then renamed: a crash
                 // never leaves an empty or partial key behind.
                 let tmp = dir.join(format!("{LINK_KEY_FILE}.tmp"));
@@ -140,11 +137,37 @@ impl LinkSigner {
             }
             Err(e) => return Err(io("cannot read", &path)(e)),
         };
+        LinkSigner::with_key(&secret, base, ttl)
+    }
+
+    /// A signer over a key kept elsewhere: a cluster's nodes share one
+    /// ([`crate::cluster::Link::shared_link_key`]), so that a link any node
+    /// gives out is served by every node. The key must be 32 bytes or
+    /// more.
+    pub fn with_key(secret: &[u8], base: &str, ttl: Duration) -> Result<LinkSigner, MediaError> {
+        if secret.len() < 32 {
+            return Err(MediaError::Damaged {
+                key: "media-link-key".into(),
+                what: format!(
+                    "the cluster's media link key is {} bytes; allowed: 32 or more",
+                    secret.len()
+                ),
+            });
+        }
         Ok(LinkSigner {
-            key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
             base: base.trim_end_matches('/').to_owned(),
             ttl: ttl.min(MAX_LINK_TTL),
         })
+    }
+
+    /// 32 random bytes: a new link key.
+    pub fn new_key() -> Result<Vec<u8>, MediaError> {
+        let mut secret = vec![0u8; 32];
+        SystemRandom::new()
+            .fill(&mut secret)
+            .map_err(|_| MediaError::Random)?;
+        Ok(secret)
     }
 
     /// How long links live.

@@ -41,6 +41,7 @@ mod download;
 pub mod http;
 mod link;
 mod retention;
+mod shared;
 mod store;
 mod upload;
 
@@ -52,7 +53,7 @@ use std::time::Duration;
 use crate::model::MediaKind;
 pub use download::NoLinkListener;
 pub use link::{LinkError, LinkSigner, LinkTarget};
-pub use retention::{Swept, sweep};
+pub use retention::{Swept, sweep, sweep_shared};
 pub use store::{MediaCheck, MediaReader, MediaStore, MediaWriter, is_storage_key, verify_file};
 pub use upload::{MAX_UPLOADS, UPLOAD_IDLE, Upload, UploadError, UploadHeader, UploadPart};
 
@@ -126,6 +127,11 @@ pub enum MediaError {
     /// The system's random source failed (new keys need it).
     #[error("the system random source failed")]
     Random,
+    /// The cluster's object store, which every node's audio is in, did not
+    /// answer or refused: nothing was stored, or the audio cannot be read
+    /// on this node now.
+    #[error("the cluster's audio store is unavailable: {0}")]
+    Shared(String),
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> MediaError + 'a {

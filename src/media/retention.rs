@@ -33,34 +33,113 @@ pub fn sweep(
     retention: Duration,
     status: impl Fn(&str) -> Result<Option<Option<DateTime<Utc>>>, String>,
 ) -> Result<Swept, MediaError> {
-    let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
-    let now_sys = SystemTime::from(now);
     let mut swept = Swept::default();
     for (key, modified) in store.stored()? {
-        let known = status(&key).map_err(|why| MediaError::Damaged {
-            key: key.clone(),
-            what: format!("the index cannot be read ({why}); the sweep stopped"),
-        })?;
-        match known {
-            Some(Some(deleted_at))
-                if deleted_at
-                    .checked_add_signed(retention)
-                    .is_some_and(|purge_at| purge_at <= now) =>
-            {
+        match verdict(&key, modified, now, retention, &status)? {
+            Verdict::Keep => {}
+            Verdict::Purge => {
                 store.remove(&key)?;
                 swept.purged += 1;
             }
-            Some(_) => {}
-            None => {
-                let age = now_sys.duration_since(modified).unwrap_or_default();
-                if age >= ORPHAN_GRACE {
-                    store.remove(&key)?;
-                    swept.orphans += 1;
-                }
+            Verdict::Orphan => {
+                store.remove(&key)?;
+                swept.orphans += 1;
             }
         }
     }
     Ok(swept)
+}
+
+/// One pass of the sweep over the cluster's object store, on a cluster
+/// node (nothing on a single node): the same verdicts as [`sweep`], on
+/// every object and the time it was put. The caller runs it only right
+/// after the node has caught up with the stream (the read barrier), so
+/// that a record another node has published is never missed and its
+/// audio taken for an orphan; the hour of [`ORPHAN_GRACE`] covers an
+/// upload whose record is still being published.
+pub async fn sweep_shared(
+    store: &MediaStore,
+    now: DateTime<Utc>,
+    retention: Duration,
+    status: impl Fn(&str) -> Result<Option<Option<DateTime<Utc>>>, String> + Send + 'static,
+) -> Result<Swept, MediaError> {
+    let Some(shared) = &store.shared else {
+        return Ok(Swept::default());
+    };
+    let listed = shared
+        .stored()
+        .await
+        .map_err(|e| MediaError::Shared(e.to_string()))?;
+    // The index may be read from disk: off the async threads.
+    let verdicts = tokio::task::spawn_blocking(move || {
+        listed
+            .into_iter()
+            .map(|(key, modified)| Ok((verdict(&key, modified, now, retention, &status)?, key)))
+            .collect::<Result<Vec<_>, MediaError>>()
+    })
+    .await
+    .map_err(|e| MediaError::Shared(format!("a sweep task failed: {e}")))??;
+    let mut swept = Swept::default();
+    for (verdict, key) in verdicts {
+        if verdict == Verdict::Keep {
+            continue;
+        }
+        shared
+            .remove(&key)
+            .await
+            .map_err(|e| MediaError::Shared(e.to_string()))?;
+        match verdict {
+            Verdict::Purge => swept.purged += 1,
+            _ => swept.orphans += 1,
+        }
+    }
+    Ok(swept)
+}
+
+/// What the sweep does with one stored file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Keep,
+    /// Its interaction was deleted longer ago than the retention.
+    Purge,
+    /// No record names it, and it is older than [`ORPHAN_GRACE`].
+    Orphan,
+}
+
+/// The verdict on the file `key`, stored (or last changed) at `modified`,
+/// from what `status` says of it; an error when the index cannot say.
+fn verdict(
+    key: &str,
+    modified: SystemTime,
+    now: DateTime<Utc>,
+    retention: Duration,
+    status: &impl Fn(&str) -> Result<Option<Option<DateTime<Utc>>>, String>,
+) -> Result<Verdict, MediaError> {
+    let known = status(key).map_err(|why| MediaError::Damaged {
+        key: key.to_owned(),
+        what: format!("the index cannot be read ({why}); the sweep stopped"),
+    })?;
+    let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+    Ok(match known {
+        Some(Some(deleted_at))
+            if deleted_at
+                .checked_add_signed(retention)
+                .is_some_and(|purge_at| purge_at <= now) =>
+        {
+            Verdict::Purge
+        }
+        Some(_) => Verdict::Keep,
+        None => {
+            let age = SystemTime::from(now)
+                .duration_since(modified)
+                .unwrap_or_default();
+            if age >= ORPHAN_GRACE {
+                Verdict::Orphan
+            } else {
+                Verdict::Keep
+            }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -51,6 +51,10 @@ pub struct MediaStore {
     tmp: PathBuf,
     max_bytes: u64,
     random: SystemRandom,
+    /// On a cluster node, the object store every node's audio is in; this
+    /// directory is then its cache ([`MediaStore::share`],
+    /// [`MediaStore::ensure_local`]).
+    pub(super) shared: Option<crate::cluster::SharedMedia>,
 }
 
 impl MediaStore {
@@ -70,7 +74,35 @@ impl MediaStore {
             tmp,
             max_bytes,
             random: SystemRandom::new(),
+            shared: None,
         })
+    }
+
+    /// The store of a cluster node: every upload also goes to the
+    /// cluster's object store, and audio this node lacks is fetched from
+    /// it.
+    pub fn with_shared(mut self, shared: crate::cluster::SharedMedia) -> MediaStore {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Whether this is a cluster node's store, whose audio is shared.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// `media/tmp`, where unfinished files are written.
+    pub(super) fn tmp(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Random hex digits for a name no other file has.
+    pub(super) fn nonce(&self) -> Result<String, MediaError> {
+        let mut nonce = [0u8; 16];
+        self.random
+            .fill(&mut nonce)
+            .map_err(|_| MediaError::Random)?;
+        Ok(hex(&nonce))
     }
 
     /// The bound on one upload, in bytes.
@@ -86,14 +118,10 @@ impl MediaStore {
     /// A new storage key for an upload of `kind` to `interaction_id`:
     /// `<id>.<kind>.<32 random hex digits>`, unique to the upload.
     pub fn new_key(&self, interaction_id: &str, kind: MediaKind) -> Result<String, MediaError> {
-        let mut nonce = [0u8; 16];
-        self.random
-            .fill(&mut nonce)
-            .map_err(|_| MediaError::Random)?;
         Ok(format!(
             "{}.{kind}.{}",
             safe_name(interaction_id),
-            hex(&nonce)
+            self.nonce()?
         ))
     }
 
@@ -309,6 +337,14 @@ pub struct MediaReader {
 }
 
 impl MediaReader {
+    /// Reads the file `file` as the audio `media` describes.
+    pub(super) fn of_file(file: File, media: &crate::model::Media) -> MediaReader {
+        MediaReader {
+            file,
+            check: MediaCheck::new(media),
+        }
+    }
+
     /// Opens the audio `media` names.
     pub fn open(
         store: &MediaStore,

@@ -258,6 +258,12 @@ where
         }
         let expect_sha = self.header.sha256.clone();
         let (key, size, sha256) = blocking(move || writer.finish(expect_sha.as_deref())).await?;
+        // On a cluster node, every node must find the audio before any
+        // node can find a record naming it.
+        if let Err(e) = store.share(&key).await {
+            let _ = blocking::<_, E>(move || store.remove(&key)).await;
+            return Err(e.into());
+        }
         let media = Media {
             content_type: self.header.content_type.clone(),
             size_bytes: size,
@@ -288,6 +294,7 @@ where
                         | GuardError::PermissionDenied(_)
                 );
                 if refused {
+                    store.unshare(&key).await;
                     let _ = blocking::<_, E>(move || store.remove(&key)).await;
                 }
                 Err(e.into())

@@ -356,10 +356,10 @@ async fn start_with_links(dir: &Path, link_ttl: Duration) -> (TestServer, Socket
 
 /// An HTTP answer read off the wire.
 #[derive(Debug)]
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Answer {
@@ -376,7 +376,12 @@ impl Answer {
 }
 
 /// One HTTP/1.1 request on a fresh connection, read to its close.
-async fn http(addr: SocketAddr, method: &str, path: &str, range: Option<&str>) -> Answer {
+pub(crate) async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    range: Option<&str>,
+) -> Answer {
     use std::fmt::Write as _;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -426,7 +431,7 @@ async fn link(records: &mut Interactions, kind: Kind, id: &str, disposition: &st
 }
 
 /// The path and query of `url` on `addr`.
-fn path_of(url: &str, addr: SocketAddr) -> String {
+pub(crate) fn path_of(url: &str, addr: SocketAddr) -> String {
     url.strip_prefix(&format!("http://{addr}"))
         .unwrap_or_else(|| panic!("{url} is not on {addr}"))
         .to_owned()

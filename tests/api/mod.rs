@@ -8,7 +8,7 @@ mod convo;
 mod fuzz;
 pub(crate) mod input;
 pub(crate) mod interactions;
-mod media;
+pub(crate) mod media;
 mod restrictions;
 mod searchable;
 pub(crate) mod server;

@@ -62,7 +62,7 @@ fn ts_key(t: &Option<Timestamp>) -> (i64, i32) {
     (t.seconds, t.nanos)
 }
 
-fn now_key() -> (i64, i32) {
+pub(crate) fn now_key() -> (i64, i32) {
     let t = Utc::now();
     (
         t.timestamp(),
@@ -83,7 +83,7 @@ async fn get(records: &mut Interactions, id: &str) -> Result<Interaction, tonic:
 }
 
 /// Every interaction the server holds, by id, paging through the list.
-async fn list_all(records: &mut Interactions) -> BTreeMap<String, Interaction> {
+pub(crate) async fn list_all(records: &mut Interactions) -> BTreeMap<String, Interaction> {
     let mut all = BTreeMap::new();
     let mut total = None;
     for page in 0..10_000u32 {
@@ -640,7 +640,7 @@ fn call_line(extra: &str, started: &str) -> String {
 
 /// 16 lines: 8 good (7 calls about LN-1 and an email of another borrower),
 /// 5 bad, 3 blank.
-fn import_file() -> String {
+pub(crate) fn import_file() -> String {
     [
         // 1
         call_line(
@@ -695,12 +695,12 @@ fn import_file() -> String {
         + "\n"
 }
 
-const GOOD: usize = 8;
-const LINES: usize = 13;
-const BAD: usize = 5;
+pub(crate) const GOOD: usize = 8;
+pub(crate) const LINES: usize = 13;
+pub(crate) const BAD: usize = 5;
 
 /// What import reports on stderr for the file, named `name`.
-fn expected_stderr(name: &str) -> String {
+pub(crate) fn expected_stderr(name: &str) -> String {
     format!(
         "{name}:3: `channel` value `pigeon` is not allowed; allowed: voice, email, fax, text, chat, mail, gui, document\n\
          {name}:6: `statusDetails` `emailDelivered` requires `status` `succeeded`, not `attempted`\n\
@@ -768,14 +768,29 @@ fn import_twice(
 async fn check_imported(data: &Path, by: &str, span: ((i64, i32), (i64, i32))) {
     let server = start(data).await;
     let mut records = server.interactions().await;
-    let all = list_all(&mut records).await;
+    let mut checks = server.checks().await;
+    assert_imported(&mut records, &mut checks, by, span).await;
+    drop((records, checks));
+    server.stop().await.unwrap();
+}
+
+/// Checks what a server holds after [`import_file`] was imported (by
+/// `by`, within `span`): every good line, as given, and the calls
+/// counted by the next Check.
+pub(crate) async fn assert_imported(
+    records: &mut Interactions,
+    checks: &mut Checks,
+    by: &str,
+    span: ((i64, i32), (i64, i32)),
+) {
+    let all = list_all(records).await;
     assert_eq!(all.len(), GOOD);
     let created_now = |i: &Interaction| {
         let at = ts_key(&i.created_at);
         assert!(span.0 <= at && at <= span.1, "{i:?}");
     };
 
-    let first = get(&mut records, "IT-IMPT-0001").await.unwrap();
+    let first = get(records, "IT-IMPT-0001").await.unwrap();
     assert_eq!(first.id, "IT-IMPT-0001");
     assert_eq!(first.external_id, None);
     assert_eq!(first.person_id, P);
@@ -790,31 +805,31 @@ async fn check_imported(data: &Path, by: &str, span: ((i64, i32), (i64, i32))) {
     assert_eq!(first.is_external, Some(true));
     assert_eq!(first.updated_at, None);
 
-    let second = get(&mut records, "ext-crm-2").await.unwrap();
+    let second = get(records, "ext-crm-2").await.unwrap();
     assert_eq!(second.external_id.as_deref(), Some("crm-2"));
     assert_eq!(second.person_id, P);
     assert!(second.id.starts_with("IT-"), "{second:?}");
     assert_eq!(second.created_by.as_deref(), Some(by));
     created_now(&second);
 
-    let unknown_field = get(&mut records, "ext-crm-3").await.unwrap();
+    let unknown_field = get(records, "ext-crm-3").await.unwrap();
     assert_eq!(unknown_field.started_at, ts_of("2026-11-17T15:00:00Z"));
     assert_eq!(unknown_field.created_by.as_deref(), Some(by));
     created_now(&unknown_field);
 
-    let fourth = get(&mut records, "IT-IMPT-0004").await.unwrap();
+    let fourth = get(records, "IT-IMPT-0004").await.unwrap();
     assert_eq!(fourth.external_id, None);
     assert_eq!(fourth.created_by.as_deref(), Some(by));
     created_now(&fourth);
 
-    let date_only = get(&mut records, "ext-crm-5").await.unwrap();
+    let date_only = get(records, "ext-crm-5").await.unwrap();
     assert_eq!(date_only.started_at, ts_of("2026-11-20T00:00:00Z"));
 
-    let both = get(&mut records, "IT-IMPT-0006").await.unwrap();
+    let both = get(records, "IT-IMPT-0006").await.unwrap();
     assert_eq!(both.external_id.as_deref(), Some("crm-6"));
-    assert_eq!(get(&mut records, "ext-crm-6").await.unwrap(), both);
+    assert_eq!(get(records, "ext-crm-6").await.unwrap(), both);
 
-    let seventh = get(&mut records, "ext-crm-7").await.unwrap();
+    let seventh = get(records, "ext-crm-7").await.unwrap();
     assert_eq!(seventh.created_by.as_deref(), Some("agent-42"));
     assert_eq!(seventh.created_at, ts_of("2026-11-21T14:10:00Z"));
 
@@ -838,7 +853,7 @@ async fn check_imported(data: &Path, by: &str, span: ((i64, i32), (i64, i32))) {
 
     // The refused lines recorded nothing.
     for id in ["ext-crm-bad-3", "ext-crm-bad-6", "ext-crm-bad-13"] {
-        let err = get(&mut records, id).await.unwrap_err();
+        let err = get(records, id).await.unwrap_err();
         assert_eq!(err.code(), Code::NotFound, "{id}: {err:?}");
     }
 
@@ -855,7 +870,6 @@ async fn check_imported(data: &Path, by: &str, span: ((i64, i32), (i64, i32))) {
     .into_iter()
     .collect();
     assert_eq!(calls.len(), 7);
-    let mut checks = server.checks().await;
     let question = |loan: &str| CheckRequest {
         person_id: P.into(),
         channel: "voice".into(),
@@ -898,8 +912,6 @@ async fn check_imported(data: &Path, by: &str, span: ((i64, i32), (i64, i32))) {
     // Another loan has no calls: allowed.
     let allowed = checks.check(question("LN-2")).await.unwrap().into_inner();
     assert!(allowed.allowed, "{allowed:?}");
-    drop((records, checks));
-    server.stop().await.unwrap();
 }
 
 #[tokio::test]
@@ -1075,7 +1087,7 @@ fn import_reports_bad_bytes_ignores_foreign_fields_and_keeps_upstream_deletes() 
 
 /// Uploads `audio` as the recording of a new voice interaction of `person`
 /// and returns the interaction's id and the audio's storage key.
-async fn upload_recording(
+pub(crate) async fn upload_recording(
     records: &mut Interactions,
     person: &str,
     ext: &str,
@@ -1126,7 +1138,7 @@ async fn upload_recording(
 }
 
 /// The recording of `id`, downloaded by stream.
-async fn download_recording(records: &mut Interactions, id: &str) -> Vec<u8> {
+pub(crate) async fn download_recording(records: &mut Interactions, id: &str) -> Vec<u8> {
     use compliance_guard::pb::DownloadInteractionRecordingRequest as DownloadMediaRequest;
     use compliance_guard::pb::download_interaction_recording_response::Part;
     let mut stream = records

@@ -411,24 +411,6 @@ async fn identity_is_made_once_across_guards() {
         assert!(got.ended_at.is_some(), "{got:?}");
     }
 
-    // Recordings are refused on a cluster node in this release (the audio
-    // would be on one node only), before any audio is taken.
-    let refused = records[0]
-        .upload_interaction_recording(tokio_stream::iter(vec![
-            compliance_guard::pb::UploadInteractionRecordingRequest::default(),
-        ]))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        refused.code(),
-        tonic::Code::FailedPrecondition,
-        "{refused:?}"
-    );
-    assert!(
-        refused.message().contains("not stored on a cluster node"),
-        "{refused:?}"
-    );
-
     // 300 creates spread over the nodes, 30 at a time: 300 distinct ids.
     let mut ids = BTreeSet::new();
     for wave in 0..10 {
@@ -772,4 +754,259 @@ async fn nodes_with_different_rules_say_so() {
                 .then_some(())
         });
     }
+}
+
+/// Audio lives in the cluster's object store, so any guard serves any
+/// recording: uploaded through one guard, it downloads by stream and by
+/// link through the others, and the link one guard signs another serves
+/// (one link key for the cluster). A guard that fetches audio checks it
+/// against the size and SHA-256 recorded, so an object damaged in the
+/// object store is never served as whole. Deleting the interaction
+/// purges the object once the retention (zero here) has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn audio_uploaded_through_one_guard_is_served_by_every_guard() {
+    use crate::api::media::{http, path_of};
+    use crate::ops::backup_import::{download_recording, upload_recording};
+    use async_nats::jetstream;
+
+    let cluster = Cluster::start();
+    let flags = [
+        "--media-listen",
+        "127.0.0.1:0",
+        "--media-retention-seconds",
+        "0",
+        "--media-sweep-seconds",
+        "1",
+    ];
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        nodes.push(start_node_with(&cluster, &format!("n{i}"), dir, &flags).await);
+    }
+    let urls_of_cluster = cluster.urls();
+    let mut records: Vec<Interactions> = Vec::new();
+    for n in &nodes {
+        records.push(clients(n).await.1);
+    }
+    let audio: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let (id, key) = upload_recording(&mut records[0], "BO-AUDI-0001", "call-1", &audio).await;
+    let cached = |n: &Node| n.dir.path().join("media").join(&key).exists();
+    assert!(cached(&nodes[0]));
+    assert!(!cached(&nodes[1]) && !cached(&nodes[2]));
+
+    // By stream through n1, which fetches it and keeps a copy.
+    assert_eq!(download_recording(&mut records[1], &id).await, audio);
+    assert!(cached(&nodes[1]));
+
+    // A link signed by n1 is served by n2's listener: same key, same audio.
+    let got = records[1]
+        .download_interaction_recording(compliance_guard::pb::DownloadInteractionRecordingRequest {
+            interaction_id: id.clone(),
+            return_url: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .unwrap();
+    let Some(compliance_guard::pb::download_interaction_recording_response::Part::Link(link)) =
+        got.part
+    else {
+        panic!("a link: {got:?}");
+    };
+    let on_n1 = nodes[1].process.media_addr();
+    let path = path_of(&link.url, on_n1);
+    let on_n2 = http(nodes[2].process.media_addr(), "GET", &path, None).await;
+    assert_eq!(on_n2.status, 200);
+    assert_eq!(on_n2.body, audio);
+
+    // A backup of n2, which holds the first recording but not a second
+    // uploaded through n0: without the cluster's flags it says the second
+    // is missing; with them it fetches it, checked, into the backup.
+    let (id3, key3) = upload_recording(&mut records[0], "BO-AUDI-0001", "call-3", &audio).await;
+    let backup = |with_cluster: bool| {
+        let n2_dir = nodes[2].dir.path().to_str().unwrap().to_owned();
+        let to = nodes[2]
+            .dir
+            .path()
+            .join(format!("backup-{with_cluster}.cgb"));
+        let urls = urls_of_cluster.clone();
+        tokio::task::spawn_blocking(move || {
+            let to_text = to.to_str().unwrap().to_owned();
+            let mut args = vec!["backup", "--data-dir", &n2_dir, "--to", &to_text];
+            if with_cluster {
+                args.extend(["--cluster", &urls]);
+            }
+            (run(&args), to)
+        })
+    };
+    // (n2's store takes the record a moment after n2 has applied it.)
+    let missing = format!("stored audio `{key3}` is named by a record but is not on disk");
+    let mut said = String::new();
+    for _ in 0..100 {
+        let (o, _) = backup(false).await.unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        said = stderr(&o);
+        if said.contains(&missing) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(said.contains(&missing), "{said}");
+    let (o, to) = backup(true).await.unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("not in the backup"), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("and 2 recordings and voicemails (600000 bytes)"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let copies = compliance_guard::ops::media_dir_of(&to);
+    assert_eq!(std::fs::read(copies.join(&key3)).unwrap(), audio);
+    assert_eq!(std::fs::read(copies.join(&key)).unwrap(), audio);
+    assert!(!nodes[2].dir.path().join("media").join(&key3).exists());
+    let _ = id3;
+
+    // The object damaged in the object store: a guard that has no copy yet
+    // refuses it (DATA_LOSS), and keeps nothing; n1's copy still serves.
+    let nats = async_nats::connect(urls_of_cluster.split(',').collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let objects = jetstream::new(nats)
+        .get_object_store("compliance-guard-media")
+        .await
+        .unwrap();
+    let (id2, key2) = upload_recording(&mut records[0], "BO-AUDI-0001", "call-2", &audio).await;
+    let mut damaged = audio.clone();
+    damaged[1000] ^= 1;
+    // This client is new to the servers: one of them may not know the
+    // object store's stream for a moment ("no responders").
+    let mut tries = 0;
+    while let Err(e) = objects.put(key2.as_str(), &mut damaged.as_slice()).await {
+        tries += 1;
+        assert!(tries < 50, "{e}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let refused = records[2]
+        .download_interaction_recording(compliance_guard::pb::DownloadInteractionRecordingRequest {
+            interaction_id: id2.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::DataLoss, "{refused:?}");
+    assert!(!nodes[2].dir.path().join("media").join(&key2).exists());
+    assert_eq!(download_recording(&mut records[0], &id2).await, audio);
+
+    // Deleted through n2: the object is purged by the sweep (retention 0),
+    // and the link answers 404 everywhere.
+    records[2]
+        .delete_interaction(compliance_guard::pb::DeleteInteractionRequest {
+            interaction_id: id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut left = true;
+    for _ in 0..100 {
+        left = objects.info(key.as_str()).await.unwrap().deleted;
+        if !left {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    if left {
+        for n in &nodes {
+            for l in n.process.log() {
+                if l.contains("sweep") || l.contains("WARN") || l.contains("ERROR") {
+                    eprintln!("{}: {l}", n.name);
+                }
+            }
+        }
+    }
+    assert!(
+        !left,
+        "the deleted interaction's audio is purged from the object store"
+    );
+    for n in &nodes {
+        let gone = http(n.process.media_addr(), "GET", &path, None).await;
+        assert_eq!(gone.status, 404, "{}", n.name);
+    }
+    assert!(
+        !objects.info(key2.as_str()).await.unwrap().deleted,
+        "the other stays"
+    );
+}
+
+/// `import --cluster` writes into a running cluster: a process of its own
+/// opens a node on a fresh directory, catches up, and publishes every good
+/// line, fenced as any write. The guards serve the records at once, a
+/// Check on another guard counts them, and a second import (on the same,
+/// now stopped, importer's directory) finds every one already present.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn import_writes_into_a_running_cluster_once() {
+    use crate::ops::backup_import::{
+        BAD, GOOD, LINES, assert_imported, expected_stderr, import_file, now_key,
+    };
+    let cluster = Cluster::start();
+    let nodes = [
+        start_node(&cluster, "n0", tempfile::tempdir().unwrap()).await,
+        start_node(&cluster, "n1", tempfile::tempdir().unwrap()).await,
+    ];
+    let root = tempfile::tempdir().unwrap();
+    let file = root.path().join("history.jsonl");
+    std::fs::write(&file, import_file()).unwrap();
+    let importer = root.path().join("importer");
+    let urls = cluster.urls();
+    let args: Vec<String> = [
+        "import",
+        "--cluster",
+        &urls,
+        "--node-id",
+        "importer",
+        "--data-dir",
+        importer.to_str().unwrap(),
+        "--created-by",
+        "legacy-crm",
+        file.to_str().unwrap(),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let import = || {
+        let args = args.clone();
+        tokio::task::spawn_blocking(move || {
+            run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+    };
+    let before = now_key();
+    let o = import().await.unwrap();
+    let after = now_key();
+    let said = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{said}");
+    for line in expected_stderr(file.to_str().unwrap()).lines() {
+        assert!(said.contains(line), "{line:?} in {said}");
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("imported {GOOD} of {LINES} lines; 0 already present; {BAD} refused\n")
+    );
+
+    let (mut checks, mut records) = clients(&nodes[1]).await;
+    assert_imported(&mut records, &mut checks, "legacy-crm", (before, after)).await;
+
+    let o = import().await.unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("imported 0 of {LINES} lines; {GOOD} already present; {BAD} refused\n")
+    );
+    let (_, mut first) = clients(&nodes[0]).await;
+    assert_eq!(
+        crate::ops::backup_import::list_all(&mut first).await.len(),
+        GOOD
+    );
 }

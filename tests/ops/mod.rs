@@ -3,7 +3,7 @@
 //! across crashes and restarts, live reload of the rules, and the soak
 //! test.
 
-mod backup_import;
+pub(crate) mod backup_import;
 pub(crate) mod cli;
 mod cluster;
 pub(crate) mod durability;
