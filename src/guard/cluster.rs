@@ -717,9 +717,12 @@ fn keys(ledger: &Ledger, changes: &[Change]) -> Vec<String> {
                 keys.extend(names.external_ids.iter().map(|e| name_key(e)));
             }
             Change::Interaction(i) => {
-                // Its id needs no key: generated ids carry the number of
-                // the process that made them, and an id is given by a
-                // client only to an import, which a cluster does not take.
+                // A new record's id needs a key only when a client gave
+                // it (an import): generated ids carry the number of the
+                // process that made them, so no other node makes them.
+                if !ledger.index.knows(&i.id) && !ledger.index.is_own_generated("IT", &i.id) {
+                    keys.push(format!("i:{}", i.id));
+                }
                 keys.push(name_key(&i.person_id));
                 if let Some(ext) = &i.external_id {
                     keys.push(format!("x:{ext}"));

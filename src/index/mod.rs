@@ -472,6 +472,18 @@ impl Index {
         self.next_restriction = top("RS", &mut self.restriction_ids.keys().map(String::as_str));
     }
 
+    /// Whether `id` has the shape of the ids this node generates with
+    /// `prefix`, in its own range: another node never makes it, so a
+    /// cluster need not fence it ([`Index::use_id_range`]).
+    pub fn is_own_generated(&self, prefix: &str, id: &str) -> bool {
+        let counter = match prefix {
+            "BO" => self.next_person,
+            "RS" => self.next_restriction,
+            _ => self.next_interaction,
+        };
+        generated_number(prefix, id).is_some_and(|n| n >> 32 == counter >> 32)
+    }
+
     /// Moves the counter of `prefix` (`IT`, `BO`, `RS`) past `id` if it is
     /// a generated id after it: a cluster node plans a write without
     /// applying it until the stream gives it back, and the next plan must

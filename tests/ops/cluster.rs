@@ -1009,4 +1009,33 @@ async fn import_writes_into_a_running_cluster_once() {
         crate::ops::backup_import::list_all(&mut first).await.len(),
         GOOD
     );
+
+    // One id given to two people's records, in flight at once: the
+    // cluster takes one (its id is fenced, as on a single node the index
+    // refuses the second), and says why of the other.
+    let twice = root.path().join("twice.jsonl");
+    let line = |person: &str| {
+        format!(
+            r#"{{"id":"IT-TWICE-0001","personId":"{person}","channel":"email","direction":"outbound","status":"succeeded","statusDetails":"emailDelivered","startedAt":"2026-11-20T12:00:00Z"}}"#
+        )
+    };
+    std::fs::write(
+        &twice,
+        format!("{}\n{}\n", line("BO-TWIC-0001"), line("BO-TWIC-0002")),
+    )
+    .unwrap();
+    let mut args = args.clone();
+    *args.last_mut().unwrap() = twice.to_str().unwrap().to_owned();
+    let o = tokio::task::spawn_blocking(move || {
+        run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "imported 1 of 2 lines; 0 already present; 1 refused\n",
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("IT-TWICE-0001"), "{}", stderr(&o));
 }
