@@ -39,6 +39,12 @@ enum Command {
     },
     /// Restore a backup into an empty data directory (then start the server
     /// on it).
+    ///
+    /// With `--cluster` and `--node-id`, into a cluster whose stream holds
+    /// no history yet: a node of its own opens on `--data-dir` (empty),
+    /// puts the backup's audio in the cluster's object store and publishes
+    /// its records to the stream. How a single node's history moves into a
+    /// cluster; start the cluster's nodes once it is done.
     Restore {
         /// The backup file.
         #[arg(long)]
@@ -46,6 +52,8 @@ enum Command {
         /// The (empty) data directory.
         #[arg(long, env = "COMPLIANCE_GUARD_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
+        #[command(flatten)]
+        cluster: ClusterArgs,
     },
     /// Import existing history: JSON lines in the upstream Interaction
     /// format (each with its personId), from FILE or `-` for stdin. The
@@ -621,6 +629,38 @@ fn backup_of_node(
     Ok(report)
 }
 
+/// Restores a backup into a cluster with no history yet, through a node
+/// opened on `data_dir` for it.
+fn restore_into_cluster(
+    from: &std::path::Path,
+    data_dir: &std::path::Path,
+    config: compliance_guard::cluster::ClusterConfig,
+) -> anyhow::Result<compliance_guard::ops::RestoreReport> {
+    init_logs(LogFormat::Text);
+    // The backup is whole before anything is published.
+    if !from.is_file() {
+        anyhow::bail!("`{}` is not a backup file", from.display());
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let guard = compliance_guard::server::open_node(
+            compliance_guard::index::IndexConfig::default(),
+            data_dir,
+            config,
+        )
+        .await?;
+        let mut shown = 0;
+        let report = compliance_guard::ops::restore_published(guard, from, |n| {
+            if n / 100_000 > shown {
+                shown = n / 100_000;
+                eprintln!("restore: {n} records published");
+            }
+        })
+        .await?;
+        anyhow::Ok(report)
+    })
+}
+
 fn import(
     data_dir: &std::path::Path,
     file: &str,
@@ -810,14 +850,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Restore { from, data_dir } => {
-            let report = compliance_guard::ops::restore(&from, &data_dir)?;
-            println!(
-                "restored {} records into {}; start the server with --data-dir {}",
-                report.records,
-                data_dir.display(),
-                data_dir.display()
-            );
+        Command::Restore {
+            from,
+            data_dir,
+            cluster,
+        } => {
+            let report = match cluster.config(None)? {
+                None => {
+                    let report = compliance_guard::ops::restore(&from, &data_dir)?;
+                    println!(
+                        "restored {} records into {}; start the server with --data-dir {}",
+                        report.records,
+                        data_dir.display(),
+                        data_dir.display()
+                    );
+                    report
+                }
+                Some(config) => {
+                    let stream = config.stream.clone();
+                    let report = restore_into_cluster(&from, &data_dir, config)?;
+                    println!(
+                        "restored {} records into the cluster's stream `{stream}`; start its nodes (this one with --data-dir {})",
+                        report.records,
+                        data_dir.display()
+                    );
+                    report
+                }
+            };
             if report.media_files > 0 {
                 println!(
                     "and {} recordings and voicemails, each checked against its SHA-256",

@@ -55,6 +55,17 @@ pub enum OpsError {
     /// A write failed during import.
     #[error("the import stopped: {0}")]
     Guard(#[from] GuardError),
+    /// A restore into a cluster that already holds history: its records
+    /// would be applied after what the cluster decided without them.
+    #[error(
+        "the cluster already holds history ({people} people, {interactions} interactions); a backup is restored only into a cluster with none (a new --cluster-stream)"
+    )]
+    ClusterNotEmpty {
+        /// People the cluster holds.
+        people: usize,
+        /// Interactions it holds.
+        interactions: usize,
+    },
     /// Audio a record names could not be fetched from the cluster's
     /// object store for the backup.
     #[error("stored audio `{key}` could not be fetched from the cluster: {why}")]
@@ -363,6 +374,150 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<RestoreReport, OpsError> 
         media_files,
         media_missing,
     })
+}
+
+/// Records a restore into a cluster publishes at once at most (one write,
+/// one atomic batch), and about the most bytes of them: well inside the
+/// stream's bound on a message.
+const PUBLISHED_RECORDS: usize = 64;
+const PUBLISHED_BYTES: usize = 256 * 1024;
+
+/// Restores a backup into a cluster that holds no history yet, through
+/// `guard`, a node opened for it: how a single node's history moves into
+/// a cluster. The backup is read whole first (a damaged one publishes
+/// nothing); its audio is checked against the size and SHA-256 each
+/// record names and put in the cluster's object store; then its records
+/// are published in order, [`PUBLISHED_RECORDS`] at a time, each batch
+/// fenced as any write and acknowledged before the next. Start the other
+/// nodes once it is done: a node serving meanwhile would answer on part
+/// of the history. `progress` is called with the records published, after
+/// each batch.
+pub async fn restore_published(
+    guard: std::sync::Arc<Guard>,
+    from: &Path,
+    mut progress: impl FnMut(u64),
+) -> Result<RestoreReport, OpsError> {
+    let sizes = guard.sizes();
+    if sizes.people > 0 || sizes.interactions > 0 {
+        return Err(OpsError::ClusterNotEmpty {
+            people: sizes.people,
+            interactions: sizes.interactions,
+        });
+    }
+    let task = |e: tokio::task::JoinError| OpsError::Guard(GuardError::Internal(e.to_string()));
+    let path = from.to_owned();
+    let named = tokio::task::spawn_blocking(move || {
+        let mut named = MediaNamed::new();
+        let end = journal::read_file(&path, 1, |r| {
+            media_named(&r, &mut named);
+            Ok(())
+        })?;
+        match end.torn {
+            None => Ok(named),
+            Some((offset, reason)) => Err(OpsError::from(JournalError::Corrupt {
+                path,
+                offset,
+                reason,
+            })),
+        }
+    })
+    .await
+    .map_err(task)??;
+    let (media_files, media_missing) = share_media(&guard, from, &named).await?;
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, Vec<crate::ledger::Change>)>(4);
+    let path = from.to_owned();
+    let reader = tokio::task::spawn_blocking(move || {
+        let (mut batch, mut records, mut bytes) = (Vec::new(), 0usize, 0usize);
+        let mut number = 0u64;
+        let end = journal::read_file(&path, 1, |r| {
+            number += 1;
+            bytes += prost::Message::encoded_len(&r);
+            for change in crate::ledger::changes(r) {
+                batch.push(change.map_err(|e| JournalError::Format {
+                    path: path.clone(),
+                    reason: format!("record {number} cannot be read: {e}"),
+                })?);
+            }
+            records += 1;
+            if records >= PUBLISHED_RECORDS || bytes >= PUBLISHED_BYTES {
+                tx.blocking_send((records as u64, std::mem::take(&mut batch)))
+                    .map_err(|_| JournalError::Failed("the restore stopped".into()))?;
+                (records, bytes) = (0, 0);
+            }
+            Ok(())
+        });
+        if !batch.is_empty() {
+            let _ = tx.blocking_send((records as u64, batch));
+        }
+        end.map(|_| number)
+    });
+    let mut published = 0u64;
+    while let Some((records, batch)) = rx.recv().await {
+        guard.replay_published(batch).await?;
+        published += records;
+        progress(published);
+    }
+    let records = reader.await.map_err(task)??;
+    Ok(RestoreReport {
+        records,
+        media_files,
+        media_missing,
+    })
+}
+
+/// Puts the audio a backup's records name in the cluster's object store,
+/// each file first checked against the size and SHA-256 its record names.
+/// Returns how many were put, and the keys of audio (of interactions not
+/// deleted) the backup lacks.
+async fn share_media(
+    guard: &Guard,
+    from: &Path,
+    named: &MediaNamed,
+) -> Result<(u64, Vec<String>), OpsError> {
+    if named.is_empty() {
+        return Ok((0, Vec::new()));
+    }
+    let unavailable = |e: crate::cluster::ClusterError| {
+        OpsError::Guard(GuardError::Unavailable(format!(
+            "the cluster's audio store: {e}"
+        )))
+    };
+    let Some(link) = guard.cluster_link() else {
+        return Err(GuardError::Internal("not a cluster node".into()).into());
+    };
+    let shared = link.shared_media().await.map_err(unavailable)?;
+    let source = media_dir_of(from);
+    let (mut files, mut missing) = (0, Vec::new());
+    for (key, (size, sha256, deleted)) in named {
+        if *deleted {
+            continue;
+        }
+        // Keys come from the backup file: never let one name a path.
+        if !crate::media::is_storage_key(key) {
+            return Err(OpsError::DamagedAudio {
+                path: from.to_owned(),
+                expected: "a storage key that is a plain file name".into(),
+                actual: format!("`{}`", crate::model::echo(key)),
+            });
+        }
+        let file = source.join(key);
+        let (checked, size, sha256) = (file.clone(), *size, sha256.clone());
+        let check = tokio::task::spawn_blocking(move || check_audio(&checked, size, &sha256))
+            .await
+            .map_err(|e| OpsError::Guard(GuardError::Internal(e.to_string())))?;
+        match check {
+            Ok(()) => {
+                shared.put(key, &file).await.map_err(unavailable)?;
+                files += 1;
+            }
+            Err(OpsError::Io { cause, .. }) if cause.kind() == std::io::ErrorKind::NotFound => {
+                missing.push(key.clone());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((files, missing))
 }
 
 /// Puts a backup's audio into `<data_dir>/media`, checking each file; on

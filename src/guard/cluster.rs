@@ -488,6 +488,22 @@ impl Guard {
         })
     }
 
+    /// Publishes changes read from a backup as they are, through this
+    /// node, fenced as any write (so a write another node makes meanwhile
+    /// about the same people is never lost), and waits until the stream
+    /// acknowledged them and this node applied them: how a single node's
+    /// history moves into a cluster ([`crate::ops::restore_published`]).
+    /// Nothing is decided: a backup holds what its node decided.
+    pub async fn replay_published(&self, changes: Vec<Change>) -> Result<(), GuardError> {
+        if self.cluster.is_none() {
+            return Err(GuardError::Internal(
+                "a backup is published into a cluster by a cluster node only".into(),
+            ));
+        }
+        self.retrying(|| self.commit(|_| Ok((changes.clone(), ()))))
+            .await
+    }
+
     /// The link to the cluster's stream, on a cluster node: what the
     /// server's other parts (the shared audio) reach the cluster by.
     pub fn cluster_link(&self) -> Option<&crate::cluster::Link> {

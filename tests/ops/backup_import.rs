@@ -1093,10 +1093,6 @@ pub(crate) async fn upload_recording(
     ext: &str,
     audio: &[u8],
 ) -> (String, String) {
-    use compliance_guard::pb::upload_interaction_recording_request::Part;
-    use compliance_guard::pb::{
-        UploadInteractionRecordingRequest as UploadMediaRequest, UploadMediaHeader,
-    };
     let created = records
         .create_interaction(CreateInteractionRequest {
             person_id: person.into(),
@@ -1115,9 +1111,20 @@ pub(crate) async fn upload_recording(
         .into_inner()
         .interaction
         .unwrap();
+    let key = upload_to(records, &created.id, audio).await;
+    (created.id, key)
+}
+
+/// Uploads `audio` as the recording of the voice interaction `id`; returns
+/// its storage key.
+pub(crate) async fn upload_to(records: &mut Interactions, id: &str, audio: &[u8]) -> String {
+    use compliance_guard::pb::upload_interaction_recording_request::Part;
+    use compliance_guard::pb::{
+        UploadInteractionRecordingRequest as UploadMediaRequest, UploadMediaHeader,
+    };
     let mut parts = vec![UploadMediaRequest {
         part: Some(Part::Header(UploadMediaHeader {
-            interaction_id: created.id.clone(),
+            interaction_id: id.into(),
             content_type: "audio/mpeg".into(),
             ..UploadMediaHeader::default()
         })),
@@ -1134,7 +1141,7 @@ pub(crate) async fn upload_recording(
         .into_inner()
         .interaction
         .unwrap();
-    (created.id, stored.recording.unwrap().storage_key)
+    stored.recording.unwrap().storage_key
 }
 
 /// The recording of `id`, downloaded by stream.

@@ -1039,3 +1039,95 @@ async fn import_writes_into_a_running_cluster_once() {
     );
     assert!(stderr(&o).contains("IT-TWICE-0001"), "{}", stderr(&o));
 }
+
+/// A single node's history moves into a cluster: its backup, restored
+/// with `restore --cluster` into a stream with no history, is published
+/// record by record (its audio put in the object store, checked), and
+/// every node then serves it as the single node did: the records as
+/// imported, the Check counting them, the recording. A second restore is
+/// refused: the cluster holds history now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_single_nodes_backup_restores_into_a_cluster() {
+    use crate::ops::backup_import::{
+        assert_imported, download_recording, import_file, now_key, upload_to,
+    };
+    let root = tempfile::tempdir().unwrap();
+    let file = root.path().join("history.jsonl");
+    std::fs::write(&file, import_file()).unwrap();
+    let single = root.path().join("single");
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let before = now_key();
+    let o = run(&["import", "--data-dir", &path(&single), &path(&file)]);
+    let after = now_key();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let audio: Vec<u8> = (0..200_000u32).map(|i| (i * 11 % 241) as u8).collect();
+    {
+        let server = crate::support::server::options()
+            .data_dir(&single)
+            .open()
+            .sync()
+            .serving()
+            .await;
+        let mut records = server.interactions().await;
+        upload_to(&mut records, "IT-IMPT-0004", &audio).await;
+        drop(records);
+        server.stop().await.unwrap();
+    }
+    let backup = root.path().join("single.cgb");
+    let o = run(&[
+        "backup",
+        "--data-dir",
+        &path(&single),
+        "--to",
+        &path(&backup),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    let cluster = Cluster::start();
+    let urls = cluster.urls();
+    let restore = |dir: std::path::PathBuf| {
+        let (urls, backup) = (urls.clone(), path(&backup));
+        tokio::task::spawn_blocking(move || {
+            run(&[
+                "restore",
+                "--from",
+                &backup,
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "--cluster",
+                &urls,
+                "--node-id",
+                "restorer",
+            ])
+        })
+    };
+    let o = restore(root.path().join("restorer")).await.unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let said = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        said.starts_with("restored ")
+            && said.contains("into the cluster's stream `compliance-guard`"),
+        "{said}"
+    );
+    assert!(
+        said.contains("and 1 recordings and voicemails, each checked against its SHA-256"),
+        "{said}"
+    );
+
+    let nodes = [
+        start_node(&cluster, "n0", tempfile::tempdir().unwrap()).await,
+        start_node(&cluster, "n1", tempfile::tempdir().unwrap()).await,
+    ];
+    let (mut checks, mut records) = clients(&nodes[1]).await;
+    assert_imported(&mut records, &mut checks, "import", (before, after)).await;
+    let (_, mut first) = clients(&nodes[0]).await;
+    assert_eq!(download_recording(&mut first, "IT-IMPT-0004").await, audio);
+
+    let o = restore(root.path().join("again")).await.unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("the cluster already holds history (2 people, 8 interactions)"),
+        "{}",
+        stderr(&o)
+    );
+}
