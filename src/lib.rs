@@ -61,7 +61,8 @@
 //!   subjects, a publish conditional on each bucket's last sequence (an
 //!   atomic batch over several), node numbers, the leader's last sequence
 //!   (with `rounds`, shared by readers waiting at once), the stream's
-//!   messages in order, and `peers`, the nodes' rules versions.
+//!   messages in order, `peers`, the nodes' rules versions, and `objects`,
+//!   the audio's object store and the shared link key.
 //!
 //! **Operations**:
 //! - [`guard`]: rules and ledger together; one file per family of
@@ -70,7 +71,8 @@
 //!   the stream applied, the read barrier).
 //! - [`media`]: call recordings and voicemails: files in the data dir,
 //!   uploads and downloads, signed links and their HTTP listener, the
-//!   retention sweep.
+//!   retention sweep; `shared.rs`, a cluster node's files as a checked
+//!   cache of the cluster's object store.
 //!
 //! **Serving**:
 //! - [`api`]: the gRPC services; the only module that builds a

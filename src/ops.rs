@@ -376,22 +376,22 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<RestoreReport, OpsError> 
     })
 }
 
-/// Records a restore into a cluster publishes at once at most (one write,
-/// one atomic batch), and about the most bytes of them: well inside the
-/// stream's bound on a message.
-const PUBLISHED_RECORDS: usize = 64;
-const PUBLISHED_BYTES: usize = 256 * 1024;
+/// Records a restore into a cluster publishes in one message at most,
+/// and the most bytes of them: half the stream's bound on a message.
+const PUBLISHED_RECORDS: usize = 4096;
+const PUBLISHED_BYTES: usize = 512 * 1024;
 
 /// Restores a backup into a cluster that holds no history yet, through
 /// `guard`, a node opened for it: how a single node's history moves into
 /// a cluster. The backup is read whole first (a damaged one publishes
 /// nothing); its audio is checked against the size and SHA-256 each
 /// record names and put in the cluster's object store; then its records
-/// are published in order, [`PUBLISHED_RECORDS`] at a time, each batch
-/// fenced as any write and acknowledged before the next. Start the other
-/// nodes once it is done: a node serving meanwhile would answer on part
-/// of the history. `progress` is called with the records published, after
-/// each batch.
+/// are published in order, up to [`PUBLISHED_RECORDS`] (and
+/// [`PUBLISHED_BYTES`]) in a message, each stored only right after the one
+/// before ([`Guard::replay_published`]) and acknowledged before the next.
+/// Start the other nodes once it is done: a node serving meanwhile would
+/// answer on part of the history, and its first write stops the restore.
+/// `progress` is called with the records published, after each message.
 pub async fn restore_published(
     guard: std::sync::Arc<Guard>,
     from: &Path,
@@ -432,7 +432,13 @@ pub async fn restore_published(
         let mut number = 0u64;
         let end = journal::read_file(&path, 1, |r| {
             number += 1;
-            bytes += prost::Message::encoded_len(&r);
+            // Its framed size, and room for the framing.
+            let size = prost::Message::encoded_len(&r) + 16;
+            if records > 0 && (records >= PUBLISHED_RECORDS || bytes + size > PUBLISHED_BYTES) {
+                tx.blocking_send((records as u64, std::mem::take(&mut batch)))
+                    .map_err(|_| JournalError::Failed("the restore stopped".into()))?;
+                (records, bytes) = (0, 0);
+            }
             for change in crate::ledger::changes(r) {
                 batch.push(change.map_err(|e| JournalError::Format {
                     path: path.clone(),
@@ -440,11 +446,7 @@ pub async fn restore_published(
                 })?);
             }
             records += 1;
-            if records >= PUBLISHED_RECORDS || bytes >= PUBLISHED_BYTES {
-                tx.blocking_send((records as u64, std::mem::take(&mut batch)))
-                    .map_err(|_| JournalError::Failed("the restore stopped".into()))?;
-                (records, bytes) = (0, 0);
-            }
+            bytes += size;
             Ok(())
         });
         if !batch.is_empty() {
@@ -454,7 +456,7 @@ pub async fn restore_published(
     });
     let mut published = 0u64;
     while let Some((records, batch)) = rx.recv().await {
-        guard.replay_published(batch).await?;
+        guard.replay_published(&batch).await?;
         published += records;
         progress(published);
     }

@@ -549,6 +549,40 @@ impl Link {
         }
     }
 
+    /// Publishes one message on `bucket`'s subject, stored only if the
+    /// stream's last sequence is still `after`
+    /// (`Nats-Expected-Last-Sequence`): for a writer that must be the
+    /// stream's only one while it writes, as a restore into a cluster with
+    /// no history is. Any other write in between refuses it
+    /// ([`PublishFailure::Conflict`]). Returns its sequence once
+    /// acknowledged.
+    pub async fn publish_exclusive(
+        &self,
+        bucket: u32,
+        after: u64,
+        bytes: Vec<u8>,
+    ) -> Result<u64, PublishFailure> {
+        if bytes.len() > MAX_MESSAGE_BYTES {
+            return Err(PublishFailure::TooLarge {
+                bytes: bytes.len(),
+                most: MAX_MESSAGE_BYTES,
+            });
+        }
+        let refused = |e: &dyn std::fmt::Display| PublishFailure::NotAcknowledged(e.to_string());
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Expected-Last-Sequence", after.to_string().as_str());
+        let ack = self
+            .js
+            .publish_with_headers(self.config.subject(bucket), headers, bytes.into())
+            .await
+            .map_err(|e| refused(&e))?;
+        match ack.await {
+            Ok(ack) => Ok(ack.sequence),
+            Err(e) if is_conflict(&e) => Err(PublishFailure::Conflict),
+            Err(e) => Err(refused(&e)),
+        }
+    }
+
     /// A bucket's last sequence, as the stream's leader reports it (0:
     /// never written).
     pub async fn last_of_bucket(&self, bucket: u32) -> Result<u64, ClusterError> {

@@ -488,20 +488,42 @@ impl Guard {
         })
     }
 
-    /// Publishes changes read from a backup as they are, through this
-    /// node, fenced as any write (so a write another node makes meanwhile
-    /// about the same people is never lost), and waits until the stream
-    /// acknowledged them and this node applied them: how a single node's
-    /// history moves into a cluster ([`crate::ops::restore_published`]).
-    /// Nothing is decided: a backup holds what its node decided.
-    pub async fn replay_published(&self, changes: Vec<Change>) -> Result<(), GuardError> {
-        if self.cluster.is_none() {
+    /// Publishes changes read from a backup as they are, as one message
+    /// stored only right after everything this node has applied, and
+    /// waits until this node applied it: how a single node's history
+    /// moves into a cluster ([`crate::ops::restore_published`]). Nothing
+    /// is decided (a backup holds what its node decided) and nothing is
+    /// fenced per person: the restore must be the stream's only writer,
+    /// and any other write in between (a node started too early) stops it
+    /// with FAILED_PRECONDITION rather than interleave with it.
+    pub async fn replay_published(&self, changes: &[Change]) -> Result<(), GuardError> {
+        let Some(node) = &self.cluster else {
             return Err(GuardError::Internal(
                 "a backup is published into a cluster by a cluster node only".into(),
             ));
+        };
+        let mut bytes = Vec::new();
+        for records in frames(changes) {
+            jn::frame_operation(&records, &mut bytes);
         }
-        self.retrying(|| self.commit(|_| Ok((changes.clone(), ()))))
-            .await
+        let after = node.applied();
+        match node.link.publish_exclusive(0, after, bytes).await {
+            Ok(seq) => node.wait_applied(seq, APPLY_WAIT).await.map_err(|()| {
+                GuardError::Unavailable(format!(
+                    "the cluster acknowledged sequence {seq} but this node has not applied it within {} s",
+                    APPLY_WAIT.as_secs()
+                ))
+            }),
+            Err(PublishFailure::Conflict) => Err(GuardError::FailedPrecondition(format!(
+                "another writer wrote to the cluster's stream during the restore (after sequence {after}); the stream holds part of the backup: start no node during a restore, and restore again into a new stream"
+            ))),
+            Err(e @ PublishFailure::TooLarge { .. }) => Err(GuardError::FailedPrecondition(
+                format!("{e}; the restore stopped"),
+            )),
+            Err(e @ PublishFailure::NotAcknowledged(_)) => Err(GuardError::Unavailable(format!(
+                "{e}; the restore stopped, and the stream holds part of the backup: restore again into a new stream"
+            ))),
+        }
     }
 
     /// The link to the cluster's stream, on a cluster node: what the
