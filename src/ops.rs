@@ -66,6 +66,20 @@ pub enum OpsError {
         /// Interactions it holds.
         interactions: usize,
     },
+    /// An import into a cluster stopped: a write the cluster could not
+    /// take. What was acknowledged before is recorded; the same file
+    /// imported again skips it by `id` and `externalId`.
+    #[error(
+        "the import stopped at line {line} ({imported} lines recorded before it stopped; importing the file again skips them by `id` and `externalId`): {cause}"
+    )]
+    ImportStopped {
+        /// The line whose write failed.
+        line: u64,
+        /// Lines recorded.
+        imported: u64,
+        /// Why.
+        cause: GuardError,
+    },
     /// Audio a record names could not be fetched from the cluster's
     /// object store for the backup.
     #[error("stored audio `{key}` could not be fetched from the cluster: {why}")]
@@ -268,7 +282,6 @@ fn copy_media(
                 files += 1;
                 bytes += n;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && *deleted => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let to = tmp.join(key);
                 let fetched = fetch(key, *size, &to);
@@ -287,7 +300,8 @@ fn copy_media(
                         .map_err(io_err("syncing", &to))?;
                     files += 1;
                     bytes += size;
-                } else {
+                } else if !deleted {
+                    // A deleted interaction's audio may have been purged.
                     missing.push(key.clone());
                 }
             }
@@ -397,6 +411,12 @@ pub async fn restore_published(
     from: &Path,
     mut progress: impl FnMut(u64),
 ) -> Result<RestoreReport, OpsError> {
+    let task = |e: tokio::task::JoinError| OpsError::Guard(GuardError::Internal(e.to_string()));
+    // What the stream holds now, applied here: the restore's first message
+    // must come right after it, so a write anywhere from now on stops the
+    // restore rather than interleave with it.
+    guard.read_barrier().await?;
+    let mut after = guard.cluster_state().map_or(0, |s| s.applied);
     let sizes = guard.sizes();
     if sizes.people > 0 || sizes.interactions > 0 {
         return Err(OpsError::ClusterNotEmpty {
@@ -404,25 +424,13 @@ pub async fn restore_published(
             interactions: sizes.interactions,
         });
     }
-    let task = |e: tokio::task::JoinError| OpsError::Guard(GuardError::Internal(e.to_string()));
+    // The whole backup is read and checked first (each record readable,
+    // none too large for a message), so that a damaged one publishes
+    // nothing.
     let path = from.to_owned();
-    let named = tokio::task::spawn_blocking(move || {
-        let mut named = MediaNamed::new();
-        let end = journal::read_file(&path, 1, |r| {
-            media_named(&r, &mut named);
-            Ok(())
-        })?;
-        match end.torn {
-            None => Ok(named),
-            Some((offset, reason)) => Err(OpsError::from(JournalError::Corrupt {
-                path,
-                offset,
-                reason,
-            })),
-        }
-    })
-    .await
-    .map_err(task)??;
+    let named = tokio::task::spawn_blocking(move || check_backup(&path))
+        .await
+        .map_err(task)??;
     let (media_files, media_missing) = share_media(&guard, from, &named).await?;
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, Vec<crate::ledger::Change>)>(4);
@@ -432,31 +440,29 @@ pub async fn restore_published(
         let mut number = 0u64;
         let end = journal::read_file(&path, 1, |r| {
             number += 1;
-            // Its framed size, and room for the framing.
-            let size = prost::Message::encoded_len(&r) + 16;
+            let size = framed_size(&r);
             if records > 0 && (records >= PUBLISHED_RECORDS || bytes + size > PUBLISHED_BYTES) {
                 tx.blocking_send((records as u64, std::mem::take(&mut batch)))
                     .map_err(|_| JournalError::Failed("the restore stopped".into()))?;
                 (records, bytes) = (0, 0);
             }
             for change in crate::ledger::changes(r) {
-                batch.push(change.map_err(|e| JournalError::Format {
-                    path: path.clone(),
-                    reason: format!("record {number} cannot be read: {e}"),
-                })?);
+                batch.push(change.map_err(|e| unreadable(&path, number, &e))?);
             }
             records += 1;
             bytes += size;
             Ok(())
         });
-        if !batch.is_empty() {
+        // Only a backup read to its end sends its last batch: the changes
+        // of a record read halfway are never published.
+        if end.is_ok() && !batch.is_empty() {
             let _ = tx.blocking_send((records as u64, batch));
         }
         end.map(|_| number)
     });
     let mut published = 0u64;
     while let Some((records, batch)) = rx.recv().await {
-        guard.replay_published(&batch).await?;
+        after = guard.replay_published(&batch, after).await?;
         published += records;
         progress(published);
     }
@@ -466,6 +472,54 @@ pub async fn restore_published(
         media_files,
         media_missing,
     })
+}
+
+/// A record's size in a message: its bytes and room for the framing.
+fn framed_size(r: &crate::pb::journal::Record) -> usize {
+    prost::Message::encoded_len(r) + 16
+}
+
+fn unreadable(path: &Path, number: u64, e: &dyn std::fmt::Display) -> JournalError {
+    JournalError::Format {
+        path: path.to_owned(),
+        reason: format!("record {number} cannot be read: {e}"),
+    }
+}
+
+/// Reads a backup whole before a restore into a cluster publishes any of
+/// it: every record whole and readable as changes, none larger than a
+/// message may be. Returns the audio its records name.
+fn check_backup(path: &Path) -> Result<MediaNamed, OpsError> {
+    let mut named = MediaNamed::new();
+    let mut number = 0u64;
+    let end = journal::read_file(path, 1, |r| {
+        number += 1;
+        let size = framed_size(&r);
+        if size > crate::cluster::MAX_MESSAGE_BYTES {
+            return Err(unreadable(
+                path,
+                number,
+                &format!(
+                    "it is {size} bytes, more than a message of the cluster's stream may be ({} bytes)",
+                    crate::cluster::MAX_MESSAGE_BYTES
+                ),
+            ));
+        }
+        media_named(&r, &mut named);
+        for change in crate::ledger::changes(r) {
+            change.map_err(|e| unreadable(path, number, &e))?;
+        }
+        Ok(())
+    })?;
+    match end.torn {
+        None => Ok(named),
+        Some((offset, reason)) => Err(JournalError::Corrupt {
+            path: path.to_owned(),
+            offset,
+            reason,
+        }
+        .into()),
+    }
 }
 
 /// Puts the audio a backup's records name in the cluster's object store,
@@ -492,9 +546,6 @@ async fn share_media(
     let source = media_dir_of(from);
     let (mut files, mut missing) = (0, Vec::new());
     for (key, (size, sha256, deleted)) in named {
-        if *deleted {
-            continue;
-        }
         // Keys come from the backup file: never let one name a path.
         if !crate::media::is_storage_key(key) {
             return Err(OpsError::DamagedAudio {
@@ -514,7 +565,11 @@ async fn share_media(
                 files += 1;
             }
             Err(OpsError::Io { cause, .. }) if cause.kind() == std::io::ErrorKind::NotFound => {
-                missing.push(key.clone());
+                // A deleted interaction's audio may have been purged
+                // already; the retention keeps what is still there.
+                if !deleted {
+                    missing.push(key.clone());
+                }
             }
             Err(e) => return Err(e),
         }
@@ -699,8 +754,13 @@ pub const IMPORT_IN_FLIGHT: usize = 32;
 /// [`import`] into a cluster, through `guard`, a node opened for the
 /// import (caught up with the stream): every record is published to the
 /// cluster's stream, fenced as any write is, and acknowledged before the
-/// import ends. Up to [`IMPORT_IN_FLIGHT`] records are in flight at once.
-/// Problems are reported in line order.
+/// import ends. Up to [`IMPORT_IN_FLIGHT`] records are in flight at once,
+/// but never two that name the same person (as given), `externalId` or
+/// `id`: those go in file order, so the outcome is the one a single
+/// node's import gives, whatever the timing. Problems are reported in line
+/// order. A write the cluster cannot take (UNAVAILABLE) stops the import:
+/// no line is read after it, what was in flight is waited for, and the
+/// error says where it stopped.
 pub async fn import_published(
     guard: std::sync::Arc<Guard>,
     reader: impl BufRead,
@@ -711,16 +771,27 @@ pub async fn import_published(
 ) -> Result<ImportReport, OpsError> {
     let caller = importer(by, company);
     let mut lines = ImportLines::new(reader, progress);
-    let mut in_flight = tokio::task::JoinSet::new();
-    let joined = |j: Result<(u64, Result<bool, GuardError>), tokio::task::JoinError>| {
-        j.map_err(|e| OpsError::Guard(GuardError::Internal(e.to_string())))
-    };
-    while let Some((number, person, input)) = lines.next_record()? {
-        if in_flight.len() >= IMPORT_IN_FLIGHT
-            && let Some(done) = in_flight.join_next().await
-        {
-            let (n, outcome) = joined(done)?;
-            lines.outcome(n, outcome)?;
+    let mut in_flight: tokio::task::JoinSet<Done> = tokio::task::JoinSet::new();
+    let mut busy: std::collections::HashMap<String, usize> = Default::default();
+    let mut stop: Option<(u64, GuardError)> = None;
+    while stop.is_none() {
+        let Some((number, person, input)) = lines.next_record()? else {
+            break;
+        };
+        let mut names = vec![format!("p:{person}")];
+        names.extend(input.external_id.iter().map(|e| format!("x:{e}")));
+        names.extend(input.id.iter().map(|i| format!("i:{i}")));
+        while in_flight.len() >= IMPORT_IN_FLIGHT || names.iter().any(|n| busy.contains_key(n)) {
+            let Some(done) = in_flight.join_next().await else {
+                break;
+            };
+            settle(done, &mut lines, &mut busy, &mut stop);
+        }
+        if stop.is_some() {
+            break;
+        }
+        for name in &names {
+            *busy.entry(name.clone()).or_default() += 1;
         }
         let (guard, caller) = (std::sync::Arc::clone(&guard), caller.clone());
         in_flight.spawn(async move {
@@ -728,14 +799,53 @@ pub async fn import_published(
                 .import_published(&person, &input, &caller, now)
                 .await
                 .map(|(_, created)| created);
-            (number, outcome)
+            (number, names, outcome)
         });
     }
     while let Some(done) = in_flight.join_next().await {
-        let (n, outcome) = joined(done)?;
-        lines.outcome(n, outcome)?;
+        settle(done, &mut lines, &mut busy, &mut stop);
     }
-    Ok(lines.finish())
+    match stop {
+        None => Ok(lines.finish()),
+        Some((line, cause)) => Err(OpsError::ImportStopped {
+            line,
+            imported: lines.report.imported,
+            cause,
+        }),
+    }
+}
+
+/// A record of an import into a cluster, written or refused: its line,
+/// the names it kept from other records in flight, and its outcome.
+type Done = (u64, Vec<String>, Result<bool, GuardError>);
+
+/// Takes one finished record of [`import_published`]: its outcome tallied,
+/// its names free for the lines waiting on them; the first line (in file
+/// order) whose write the cluster could not take is where the import
+/// stopped.
+fn settle<R: BufRead, P: FnMut(u64)>(
+    done: Result<Done, tokio::task::JoinError>,
+    lines: &mut ImportLines<R, P>,
+    busy: &mut std::collections::HashMap<String, usize>,
+    stop: &mut Option<(u64, GuardError)>,
+) {
+    let (number, names, outcome) = match done {
+        Ok(done) => done,
+        Err(e) => (0, Vec::new(), Err(GuardError::Internal(e.to_string()))),
+    };
+    for name in names {
+        if let Some(n) = busy.get_mut(&name) {
+            *n -= 1;
+            if *n == 0 {
+                busy.remove(&name);
+            }
+        }
+    }
+    if let Err(OpsError::Guard(e)) = lines.outcome(number, outcome)
+        && stop.as_ref().is_none_or(|(n, _)| *n >= number)
+    {
+        *stop = Some((number, e));
+    }
 }
 
 /// The caller an import writes as.

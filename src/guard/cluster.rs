@@ -489,14 +489,20 @@ impl Guard {
     }
 
     /// Publishes changes read from a backup as they are, as one message
-    /// stored only right after everything this node has applied, and
-    /// waits until this node applied it: how a single node's history
-    /// moves into a cluster ([`crate::ops::restore_published`]). Nothing
-    /// is decided (a backup holds what its node decided) and nothing is
-    /// fenced per person: the restore must be the stream's only writer,
-    /// and any other write in between (a node started too early) stops it
-    /// with FAILED_PRECONDITION rather than interleave with it.
-    pub async fn replay_published(&self, changes: &[Change]) -> Result<(), GuardError> {
+    /// stored only if the stream's last sequence is still `after` (the
+    /// restore's previous message, or the stream's end when it began),
+    /// and waits until this node applied it; returns its sequence. How a
+    /// single node's history moves into a cluster
+    /// ([`crate::ops::restore_published`]). Nothing is decided (a backup
+    /// holds what its node decided) and nothing is fenced per person: the
+    /// restore must be the stream's only writer, and any other write in
+    /// between (a node started too early) stops it with
+    /// FAILED_PRECONDITION rather than interleave with it.
+    pub async fn replay_published(
+        &self,
+        changes: &[Change],
+        after: u64,
+    ) -> Result<u64, GuardError> {
         let Some(node) = &self.cluster else {
             return Err(GuardError::Internal(
                 "a backup is published into a cluster by a cluster node only".into(),
@@ -506,23 +512,44 @@ impl Guard {
         for records in frames(changes) {
             jn::frame_operation(&records, &mut bytes);
         }
-        let after = node.applied();
-        match node.link.publish_exclusive(0, after, bytes).await {
-            Ok(seq) => node.wait_applied(seq, APPLY_WAIT).await.map_err(|()| {
-                GuardError::Unavailable(format!(
+        let seq = match node.link.publish_exclusive(0, after, bytes).await {
+            Ok(seq) => seq,
+            Err(PublishFailure::Conflict) => {
+                return Err(GuardError::FailedPrecondition(format!(
+                    "another writer wrote to the cluster's stream during the restore (after sequence {after}); the stream holds part of the backup: start no node during a restore, and restore again into a new stream"
+                )));
+            }
+            Err(e @ PublishFailure::TooLarge { .. }) => {
+                return Err(GuardError::FailedPrecondition(format!(
+                    "{e}; the restore stopped"
+                )));
+            }
+            Err(e @ PublishFailure::NotAcknowledged(_)) => {
+                return Err(GuardError::Unavailable(format!(
+                    "{e}; the restore stopped, and the stream may hold part of the backup: restore again into a new stream"
+                )));
+            }
+        };
+        // The node applies what it publishes; one that cannot (a record it
+        // refuses) says why at once, not after the wait.
+        let started = std::time::Instant::now();
+        loop {
+            if node
+                .wait_applied(seq, Duration::from_millis(100))
+                .await
+                .is_ok()
+            {
+                return Ok(seq);
+            }
+            if let Some(why) = node.failure() {
+                return Err(stopped(&why));
+            }
+            if started.elapsed() > APPLY_WAIT {
+                return Err(GuardError::Unavailable(format!(
                     "the cluster acknowledged sequence {seq} but this node has not applied it within {} s",
                     APPLY_WAIT.as_secs()
-                ))
-            }),
-            Err(PublishFailure::Conflict) => Err(GuardError::FailedPrecondition(format!(
-                "another writer wrote to the cluster's stream during the restore (after sequence {after}); the stream holds part of the backup: start no node during a restore, and restore again into a new stream"
-            ))),
-            Err(e @ PublishFailure::TooLarge { .. }) => Err(GuardError::FailedPrecondition(
-                format!("{e}; the restore stopped"),
-            )),
-            Err(e @ PublishFailure::NotAcknowledged(_)) => Err(GuardError::Unavailable(format!(
-                "{e}; the restore stopped, and the stream holds part of the backup: restore again into a new stream"
-            ))),
+                )));
+            }
         }
     }
 

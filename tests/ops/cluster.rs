@@ -1010,34 +1010,48 @@ async fn import_writes_into_a_running_cluster_once() {
         GOOD
     );
 
-    // One id given to two people's records, in flight at once: the
-    // cluster takes one (its id is fenced, as on a single node the index
-    // refuses the second), and says why of the other.
-    let twice = root.path().join("twice.jsonl");
-    let line = |person: &str| {
-        format!(
-            r#"{{"id":"IT-TWICE-0001","personId":"{person}","channel":"email","direction":"outbound","status":"succeeded","statusDetails":"emailDelivered","startedAt":"2026-11-20T12:00:00Z"}}"#
-        )
-    };
-    std::fs::write(
-        &twice,
-        format!("{}\n{}\n", line("BO-TWIC-0001"), line("BO-TWIC-0002")),
-    )
-    .unwrap();
-    let mut args = args.clone();
-    *args.last_mut().unwrap() = twice.to_str().unwrap().to_owned();
-    let o = tokio::task::spawn_blocking(move || {
-        run(&args.iter().map(String::as_str).collect::<Vec<_>>())
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&o.stdout),
-        "imported 1 of 2 lines; 0 already present; 1 refused\n",
-        "{}",
-        stderr(&o)
-    );
-    assert!(stderr(&o).contains("IT-TWICE-0001"), "{}", stderr(&o));
+    // The same ids given to other people's records by two imports at once
+    // (each line a person of its own, so 32 are in flight in each): the
+    // cluster takes each id once (a client-given id is fenced), and the
+    // other import refuses it, as a single node's index would.
+    let mut runs = Vec::new();
+    for side in ["a", "b"] {
+        let file = root.path().join(format!("ids-{side}.jsonl"));
+        let text: String = (0..200)
+            .map(|i| {
+                format!(
+                    "{{\"id\":\"IT-TWICE-{i:04}\",\"personId\":\"ext-tw{side}-{i:04}\",\"channel\":\"email\",\"direction\":\"outbound\",\"status\":\"succeeded\",\"statusDetails\":\"emailDelivered\",\"startedAt\":\"2026-11-20T12:00:00Z\"}}\n"
+                )
+            })
+            .collect();
+        std::fs::write(&file, text).unwrap();
+        let mut args = args.clone();
+        args[4] = format!("importer-{side}");
+        args[6] = root
+            .path()
+            .join(format!("importer-{side}"))
+            .to_str()
+            .unwrap()
+            .to_owned();
+        *args.last_mut().unwrap() = file.to_str().unwrap().to_owned();
+        runs.push(tokio::task::spawn_blocking(move || {
+            run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        }));
+    }
+    let (mut imported, mut refused) = (0, 0);
+    for run in runs {
+        let o = run.await.unwrap();
+        let said = String::from_utf8_lossy(&o.stdout).into_owned();
+        let counts: Vec<u64> = said
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        assert_eq!(counts.len(), 4, "{said} {}", stderr(&o));
+        assert_eq!(counts[1], 200, "{said}");
+        imported += counts[0];
+        refused += counts[3];
+    }
+    assert_eq!((imported, refused), (200, 200));
 }
 
 /// A single node's history moves into a cluster: its backup, restored
@@ -1129,5 +1143,47 @@ async fn a_single_nodes_backup_restores_into_a_cluster() {
         stderr(&o).contains("the cluster already holds history (2 people, 8 interactions)"),
         "{}",
         stderr(&o)
+    );
+}
+
+/// A restore into a cluster must be the stream's only writer: each of its
+/// messages is stored only right after the one before, so a write by
+/// anyone else in between (a node started too early, a create through it)
+/// stops the restore with FAILED_PRECONDITION rather than interleave with
+/// it. Driven through the library's node, as `restore --cluster` drives it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restore_stops_when_another_writer_writes() {
+    let cluster = Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let restorer = compliance_guard::server::open_node(
+        compliance_guard::index::IndexConfig::default(),
+        dir.path(),
+        compliance_guard::cluster::ClusterConfig::new(cluster.urls(), "restorer"),
+    )
+    .await
+    .unwrap();
+    let at = restorer.cluster_state().unwrap().applied;
+    // A message after the stream's end is stored, and the next one after it.
+    let first = restorer.replay_published(&[], at).await.unwrap();
+    assert_eq!(first, at + 1);
+    let second = restorer.replay_published(&[], first).await.unwrap();
+    assert_eq!(second, first + 1);
+    // A node starts (it claims a number: a write), then takes a create.
+    let node = start_node(&cluster, "n0", tempfile::tempdir().unwrap()).await;
+    let refused = restorer.replay_published(&[], second).await.unwrap_err();
+    assert!(
+        matches!(&refused, compliance_guard::guard::GuardError::FailedPrecondition(m)
+            if m.contains("another writer wrote to the cluster's stream during the restore")),
+        "{refused:?}"
+    );
+    let (_, mut records) = clients(&node).await;
+    create(&mut records, "BO-RSTR-0001", placed_call("L1", 5)).await;
+    let refused = restorer.replay_published(&[], second).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            compliance_guard::guard::GuardError::FailedPrecondition(_)
+        ),
+        "{refused:?}"
     );
 }
