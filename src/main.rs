@@ -609,8 +609,8 @@ fn backup_of_node(
 ) -> anyhow::Result<compliance_guard::ops::BackupReport> {
     let runtime = tokio::runtime::Runtime::new()?;
     let shared = runtime.block_on(async {
-        let link = compliance_guard::cluster::Link::connect(config).await?;
-        link.shared_media().await
+        let link = compliance_guard::cluster::Link::connect_existing(config).await?;
+        link.existing_shared_media().await
     })?;
     let mut fetch = |key: &str, size: u64, path: &std::path::Path| {
         runtime.block_on(async {

@@ -80,6 +80,15 @@ pub enum ClusterError {
         /// What went wrong.
         reason: String,
     },
+    /// An object of the cluster's object store did not read back as it
+    /// was put (its digest, or its chunks).
+    #[error("the cluster's copy of `{key}` is damaged: {what}")]
+    Damaged {
+        /// The object.
+        key: String,
+        /// What is wrong.
+        what: String,
+    },
     /// The stream exists with settings this node would not write to.
     #[error("stream `{stream}` exists with {field} `{found}`; this node needs `{wanted}`")]
     StreamMismatch {
@@ -309,6 +318,17 @@ impl Link {
     /// Connects, then makes the stream if there is none, or checks that
     /// the one there has the replicas and subjects this node writes to.
     pub async fn connect(config: ClusterConfig) -> Result<Link, ClusterError> {
+        Link::open(config, true).await
+    }
+
+    /// [`Link::connect`] to a stream that must exist already: what a
+    /// command that only reads the cluster (a backup) uses, so that a
+    /// mistyped `--cluster-stream` makes nothing on the servers.
+    pub async fn connect_existing(config: ClusterConfig) -> Result<Link, ClusterError> {
+        Link::open(config, false).await
+    }
+
+    async fn open(config: ClusterConfig, create: bool) -> Result<Link, ClusterError> {
         config.check()?;
         let failed = |action: &'static str| {
             let urls = config.urls.clone();
@@ -335,7 +355,7 @@ impl Link {
             rounds: Arc::default(),
             created: 0,
         };
-        link.created = link.ensure_stream().await?;
+        link.created = link.ensure_stream(create).await?;
         Ok(link)
     }
 
@@ -372,9 +392,9 @@ impl Link {
         format!("{} {}", self.config.stream, self.created)
     }
 
-    /// Makes the stream, or checks the one there; returns when it was
-    /// made.
-    async fn ensure_stream(&self) -> Result<i128, ClusterError> {
+    /// Makes the stream (if `create`), or checks the one there; returns
+    /// when it was made.
+    async fn ensure_stream(&self, create: bool) -> Result<i128, ClusterError> {
         let c = &self.config;
         let wanted = stream::Config {
             name: c.stream.clone(),
@@ -400,11 +420,19 @@ impl Link {
             )),
             ..Default::default()
         };
-        let stream = self
-            .js
-            .get_or_create_stream(wanted.clone())
-            .await
-            .map_err(|e| self.nats_error("could not make or find the stream", &e))?;
+        let stream = if create {
+            self.js
+                .get_or_create_stream(wanted.clone())
+                .await
+                .map_err(|e| self.nats_error("could not make or find the stream", &e))?
+        } else {
+            self.js.get_stream(&c.stream).await.map_err(|e| {
+                self.nats_error(
+                    "has no such stream (check --cluster-stream)",
+                    &format!("`{}`: {e}", c.stream),
+                )
+            })?
+        };
         let created = stream.cached_info().created.unix_timestamp_nanos();
         let found = &stream.cached_info().config;
         let mismatch = |field, found: String, wanted: String| ClusterError::StreamMismatch {

@@ -21,6 +21,10 @@ use super::{ClusterError, Link};
 /// The key-value entry holding the link key.
 const LINK_KEY_ENTRY: &str = "media-link-key";
 
+/// How long a fetch waits for the next chunk of an object before it gives
+/// up (an object removed while it is read, a server gone quiet).
+pub const FETCH_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The object store of a cluster's audio (`<stream>-media`).
 #[derive(Clone)]
 pub struct SharedMedia {
@@ -58,6 +62,19 @@ impl Link {
                     self.nats_error("could not make or find the audio's object store", &e)
                 })?,
         };
+        Ok(SharedMedia {
+            store,
+            urls: self.config.urls.clone(),
+        })
+    }
+
+    /// The cluster's object store for audio, which must exist already (a
+    /// node makes it at its start): for a command that only reads it.
+    pub async fn existing_shared_media(&self) -> Result<SharedMedia, ClusterError> {
+        let bucket = format!("{}-media", self.config.stream);
+        let store = self.js.get_object_store(&bucket).await.map_err(|e| {
+            self.nats_error("has no audio object store", &format!("`{bucket}`: {e}"))
+        })?;
         Ok(SharedMedia {
             store,
             urls: self.config.urls.clone(),
@@ -136,7 +153,9 @@ impl SharedMedia {
 
     /// Writes the object `key` to `out`, at most `limit` bytes of it;
     /// `Ok(false)` when the object store has no such object. The caller
-    /// checks the bytes.
+    /// checks the bytes against its record; an object whose chunks do not
+    /// match the digest it was put with is [`ClusterError::Damaged`]. A
+    /// stream of chunks that stalls for [`FETCH_IDLE`] is given up.
     pub async fn get(
         &self,
         key: &str,
@@ -148,12 +167,33 @@ impl SharedMedia {
             Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(self.failed("did not give the audio", &e)),
         };
-        tokio::io::copy(&mut object.take(limit), out)
-            .await
-            .map_err(|e| self.failed("broke off the audio", &e))?;
+        let mut object = object.take(limit);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match tokio::time::timeout(FETCH_IDLE, object.read(&mut buf)).await {
+                Err(_) => {
+                    return Err(self.failed(
+                        "stalled sending the audio",
+                        &format!("nothing for {} s", FETCH_IDLE.as_secs()),
+                    ));
+                }
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    return Err(ClusterError::Damaged {
+                        key: crate::model::echo(key).to_string(),
+                        what: e.to_string(),
+                    });
+                }
+                Ok(Err(e)) => return Err(self.failed("broke off the audio", &e)),
+                Ok(Ok(0)) => break,
+                Ok(Ok(n)) => n,
+            };
+            out.write_all(&buf[..n])
+                .await
+                .map_err(|e| self.failed("was not written", &e))?;
+        }
         out.flush()
             .await
-            .map_err(|e| self.failed("broke off the audio", &e))?;
+            .map_err(|e| self.failed("was not written", &e))?;
         Ok(true)
     }
 

@@ -223,6 +223,12 @@ async fn answer(server: &LinkServer, req: &Request<Incoming>) -> Response<Body> 
         Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let now = Utc::now();
+    // On a cluster node, a link is read as any read is: after catching up
+    // with the stream, so that a link another node just gave out is found
+    // and audio just deleted elsewhere is not served.
+    if let Err(e) = server.guard.read_barrier().await {
+        return text(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+    }
     let found = server
         .guard
         .media_for_link(&target.interaction_id, target.kind);

@@ -69,19 +69,26 @@ impl MediaStore {
         if tokio::fs::try_exists(&path).await.unwrap_or(false) {
             return Ok(());
         }
-        let tmp = self.tmp().join(format!("fetch.{}", self.nonce()?));
+        let tmp = Removed(self.tmp().join(format!("fetch.{}", self.nonce()?)));
+        let tmp = &tmp.0;
         let fetched = async {
             let mut file = tokio::fs::File::create(&tmp)
                 .await
-                .map_err(io("cannot create", &tmp))?;
+                .map_err(io("cannot create", tmp))?;
             // One byte past the size recorded is enough to know it is not
             // the audio recorded; the rest is not written.
             let found = shared
                 .get(key, &mut file, media.size_bytes.saturating_add(1))
                 .await
-                .map_err(|e| MediaError::Shared(e.to_string()))?;
+                .map_err(|e| match e {
+                    crate::cluster::ClusterError::Damaged { what, .. } => MediaError::Damaged {
+                        key: key.clone(),
+                        what: format!("the cluster's copy: {what}"),
+                    },
+                    e => MediaError::Shared(e.to_string()),
+                })?;
             if found {
-                file.sync_all().await.map_err(io("cannot sync", &tmp))?;
+                file.sync_all().await.map_err(io("cannot sync", tmp))?;
             }
             Ok::<bool, MediaError>(found)
         }
@@ -96,11 +103,20 @@ impl MediaStore {
             Ok(false) => Ok(()),
             Err(e) => Err(e),
         };
-        let _ = tokio::fs::remove_file(&tmp).await;
         if let Err(e) = &placed {
             tracing::error!(error = %e, key = %key, "the cluster's copy of audio could not be fetched");
         }
         placed
+    }
+}
+
+/// A temporary file, removed when dropped: a fetch whose download is
+/// dropped halfway (the client went away) leaves nothing in `media/tmp`.
+struct Removed(std::path::PathBuf);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
