@@ -426,13 +426,16 @@ impl Link {
                 .await
                 .map_err(|e| self.nats_error("could not make or find the stream", &e))?
         } else {
-            self.js.get_stream(&c.stream).await.map_err(|e| match e.kind() {
-                jetstream::context::GetStreamErrorKind::JetStream(_) => self.nats_error(
-                    "has no such stream (check --cluster-stream)",
-                    &format!("`{}`: {e}", c.stream),
-                ),
-                _ => self.nats_error("did not answer", &e),
-            })?
+            self.js
+                .get_stream(&c.stream)
+                .await
+                .map_err(|e| match e.kind() {
+                    jetstream::context::GetStreamErrorKind::JetStream(_) => self.nats_error(
+                        "has no such stream (check --cluster-stream)",
+                        &format!("`{}`: {e}", c.stream),
+                    ),
+                    _ => self.nats_error("did not answer", &e),
+                })?
         };
         let created = stream.cached_info().created.unix_timestamp_nanos();
         let found = &stream.cached_info().config;
