@@ -636,29 +636,39 @@ fn restore_into_cluster(
     data_dir: &std::path::Path,
     config: compliance_guard::cluster::ClusterConfig,
 ) -> anyhow::Result<compliance_guard::ops::RestoreReport> {
-    init_logs(LogFormat::Text);
-    // The backup is whole before anything is published.
+    // A missing file is refused before a node is opened for it.
     if !from.is_file() {
         anyhow::bail!("`{}` is not a backup file", from.display());
     }
+    let (runtime, guard) = open_node(data_dir, config)?;
+    let mut shown = 0;
+    let report = runtime.block_on(compliance_guard::ops::restore_published(guard, from, |n| {
+        if n / 100_000 > shown {
+            shown = n / 100_000;
+            eprintln!("restore: {n} records published");
+        }
+    }))?;
+    Ok(report)
+}
+
+/// A cluster node of a command's own (import, restore) on `data_dir`,
+/// caught up with the stream, and the runtime it runs on; its log lines
+/// go to stderr.
+fn open_node(
+    data_dir: &std::path::Path,
+    config: compliance_guard::cluster::ClusterConfig,
+) -> anyhow::Result<(
+    tokio::runtime::Runtime,
+    std::sync::Arc<compliance_guard::guard::Guard>,
+)> {
+    init_logs(LogFormat::Text);
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
-        let guard = compliance_guard::server::open_node(
-            compliance_guard::index::IndexConfig::default(),
-            data_dir,
-            config,
-        )
-        .await?;
-        let mut shown = 0;
-        let report = compliance_guard::ops::restore_published(guard, from, |n| {
-            if n / 100_000 > shown {
-                shown = n / 100_000;
-                eprintln!("restore: {n} records published");
-            }
-        })
-        .await?;
-        anyhow::Ok(report)
-    })
+    let guard = runtime.block_on(compliance_guard::server::open_node(
+        compliance_guard::index::IndexConfig::default(),
+        data_dir,
+        config,
+    ))?;
+    Ok((runtime, guard))
 }
 
 fn import(
@@ -696,26 +706,15 @@ fn import(
             progress,
         )?,
         Some(config) => {
-            init_logs(LogFormat::Text);
-            let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(async {
-                let guard = compliance_guard::server::open_node(
-                    compliance_guard::index::IndexConfig::default(),
-                    data_dir,
-                    config,
-                )
-                .await?;
-                let report = compliance_guard::ops::import_published(
-                    guard,
-                    reader,
-                    created_by,
-                    company,
-                    chrono::Utc::now(),
-                    progress,
-                )
-                .await?;
-                anyhow::Ok(report)
-            })?
+            let (runtime, guard) = open_node(data_dir, config)?;
+            runtime.block_on(compliance_guard::ops::import_published(
+                guard,
+                reader,
+                created_by,
+                company,
+                chrono::Utc::now(),
+                progress,
+            ))?
         }
     };
     for p in &report.problems {

@@ -269,13 +269,7 @@ fn copy_media(
     let source = data_dir.join(crate::media::MEDIA_DIR);
     let (mut files, mut bytes, mut missing) = (0, 0, Vec::new());
     for (key, (size, sha256, deleted)) in named {
-        if !crate::media::is_storage_key(key) {
-            return Err(OpsError::DamagedAudio {
-                path: source.clone(),
-                expected: "a storage key that is a plain file name".into(),
-                actual: format!("`{}`", crate::model::echo(key)),
-            });
-        }
+        storage_key(key, &source)?;
         let from = source.join(key);
         match copy_audio(&from, &tmp.join(key)) {
             Ok(n) => {
@@ -547,13 +541,7 @@ async fn share_media(
     let (mut files, mut missing) = (0, Vec::new());
     for (key, (size, sha256, deleted)) in named {
         // Keys come from the backup file: never let one name a path.
-        if !crate::media::is_storage_key(key) {
-            return Err(OpsError::DamagedAudio {
-                path: from.to_owned(),
-                expected: "a storage key that is a plain file name".into(),
-                actual: format!("`{}`", crate::model::echo(key)),
-            });
-        }
+        storage_key(key, from)?;
         let file = source.join(key);
         let (checked, size, sha256) = (file.clone(), *size, sha256.clone());
         let check = tokio::task::spawn_blocking(move || check_audio(&checked, size, &sha256))
@@ -603,6 +591,20 @@ fn restore_media(
     }
 }
 
+/// Refuses a storage key that is not a plain file name (records and
+/// backups are files an attacker may have written: a key must never name
+/// a path); `path` is the file or directory it was read from.
+fn storage_key(key: &str, path: &Path) -> Result<(), OpsError> {
+    if crate::media::is_storage_key(key) {
+        return Ok(());
+    }
+    Err(OpsError::DamagedAudio {
+        path: path.to_owned(),
+        expected: "a storage key that is a plain file name".into(),
+        actual: format!("`{}`", crate::model::echo(key)),
+    })
+}
+
 /// Checks the audio file at `file` against the size and SHA-256 its record
 /// names, reading it in chunks.
 fn check_audio(file: &Path, size: u64, sha256: &str) -> Result<(), OpsError> {
@@ -641,13 +643,7 @@ fn place_media(
     let (mut files, mut missing) = (0, Vec::new());
     for (key, (size, sha256, deleted)) in named {
         // Keys come from the backup file: never let one name a path.
-        if !crate::media::is_storage_key(key) {
-            return Err(OpsError::DamagedAudio {
-                path: from.to_owned(),
-                expected: "a storage key that is a plain file name".into(),
-                actual: format!("`{}`", crate::model::echo(key)),
-            });
-        }
+        storage_key(key, from)?;
         let file = source.join(key);
         match check_audio(&file, *size, sha256) {
             Ok(()) => {}
