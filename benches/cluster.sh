@@ -90,37 +90,9 @@ wait_serving "$WORK/single.log"
     --connections "$K" --duration 1s --warmup 0s --mix baseline --concurrency 1 >/dev/null
 
 # ---- three nodes on a 3-server JetStream cluster -----------------------------
-R=("$(free_port)" "$(free_port)" "$(free_port)")
-NATS_PIDS=()
-URLS=()
-for i in 0 1 2; do
-    C=$(free_port)
-    M=$(free_port)
-    mkdir -p "$WORK/nats$i"
-    routes=""
-    for j in 0 1 2; do [[ $j != "$i" ]] && routes="$routes nats://127.0.0.1:${R[$j]}"; done
-    cat >"$WORK/nats$i.conf" <<EOF
-server_name: s$i
-listen: 127.0.0.1:$C
-http: 127.0.0.1:$M
-jetstream { store_dir: "$WORK/nats$i", sync_interval: always }
-cluster { name: cg, listen: 127.0.0.1:${R[$i]}, routes: [$(echo $routes | sed 's/ /, /g')] }
-EOF
-    "$NATS" -c "$WORK/nats$i.conf" >"$WORK/nats$i.log" 2>&1 &
-    NATS_PIDS+=("$!")
-    PIDS+=("$!")
-    URLS+=("nats://127.0.0.1:$C")
-    MON[$i]=$M
-done
-CLUSTER=$(IFS=,; echo "${URLS[*]}")
-for _ in $(seq 100); do
-    ok=0
-    for i in 0 1 2; do
-        curl -s "http://127.0.0.1:${MON[$i]}/jsz" | jq -e '.meta_cluster.leader != null and .meta_cluster.cluster_size == 3' >/dev/null 2>&1 && ok=$((ok + 1))
-    done
-    [[ $ok == 3 ]] && break
-    sleep 0.1
-done
+# shellcheck source=benches/nats_cluster.sh
+source benches/nats_cluster.sh
+start_nats_cluster
 NODE_PIDS=()
 ADDRS=()
 MPORTS=()

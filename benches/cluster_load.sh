@@ -26,6 +26,7 @@ PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    rm -rf "$WORK"
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -67,24 +68,9 @@ timed() { # LABEL COMMAND...: runs it, prints the wall time and records/s
 timed "import, single node" "$BIN" import --data-dir "$WORK/single" "$WORK/history.jsonl"
 timed "backup, single node" "$BIN" backup --data-dir "$WORK/single" --to "$WORK/single.cgb"
 
-R=("$(free_port)" "$(free_port)" "$(free_port)")
-URLS=()
-for i in 0 1 2; do
-    C=$(free_port)
-    mkdir -p "$WORK/nats$i"
-    routes=""
-    for j in 0 1 2; do [[ $j != "$i" ]] && routes="$routes nats://127.0.0.1:${R[$j]}"; done
-    cat >"$WORK/nats$i.conf" <<EOF
-server_name: s$i
-listen: 127.0.0.1:$C
-jetstream { store_dir: "$WORK/nats$i", sync_interval: always }
-cluster { name: cg, listen: 127.0.0.1:${R[$i]}, routes: [$(echo $routes | sed 's/ /, /g')] }
-EOF
-    "$NATS" -c "$WORK/nats$i.conf" >"$WORK/nats$i.log" 2>&1 &
-    PIDS+=("$!")
-    URLS+=("nats://127.0.0.1:$C")
-done
-CLUSTER=$(IFS=,; echo "${URLS[*]}")
+# shellcheck source=benches/nats_cluster.sh
+source benches/nats_cluster.sh
+start_nats_cluster
 
 timed "import, cluster" "$BIN" import --cluster "$CLUSTER" --node-id importer \
     --cluster-stream imported --data-dir "$WORK/importer" "$WORK/history.jsonl"
