@@ -394,8 +394,8 @@ const PUBLISHED_BYTES: usize = 512 * 1024;
 /// a cluster. The backup is read whole first (a damaged one publishes
 /// nothing); its audio is checked against the size and SHA-256 each
 /// record names and put in the cluster's object store; then its records
-/// are published in order, up to [`PUBLISHED_RECORDS`] (and
-/// [`PUBLISHED_BYTES`]) in a message, each stored only right after the one
+/// are published in order, up to `PUBLISHED_RECORDS` (4,096) records (and
+/// `PUBLISHED_BYTES`, 512 KiB) in a message, each stored only right after the one
 /// before ([`Guard::replay_published`]) and acknowledged before the next.
 /// Start the other nodes once it is done: a node serving meanwhile would
 /// answer on part of the history, and its first write stops the restore.

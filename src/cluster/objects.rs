@@ -155,7 +155,7 @@ impl SharedMedia {
     /// `Ok(false)` when the object store has no such object. The caller
     /// checks the bytes against its record; an object whose chunks do not
     /// match the digest it was put with is [`ClusterError::Damaged`]. A
-    /// stream of chunks that stalls for [`FETCH_IDLE`] is given up.
+    /// stream of chunks that stalls for `FETCH_IDLE` (30 s) is given up.
     pub async fn get(
         &self,
         key: &str,

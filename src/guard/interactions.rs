@@ -119,7 +119,7 @@ impl Guard {
 
     /// [`Guard::import`] on a cluster node, where a record is durable
     /// once the stream has acknowledged it: published, caught up and
-    /// decided again on a conflict ([`Guard::retrying`]), as a create is.
+    /// decided again on a conflict, as a create is.
     /// Returns the record and whether it was new.
     pub async fn import_published(
         &self,
