@@ -274,6 +274,11 @@ struct ServeArgs {
     /// before it is purged; 0 purges at the next sweep.
     #[arg(long, env = "COMPLIANCE_GUARD_MEDIA_RETENTION_SECONDS", default_value_t = compliance_guard::media::DEFAULT_RETENTION.as_secs())]
     media_retention_seconds: u64,
+    /// On a cluster node: seconds its copy of a recording or voicemail
+    /// nobody asked it for is kept (the cluster's object store holds the
+    /// audio; a copy removed is fetched again when asked for).
+    #[arg(long, env = "COMPLIANCE_GUARD_MEDIA_CACHE_SECONDS", default_value_t = compliance_guard::media::DEFAULT_CACHE_FOR.as_secs())]
+    media_cache_seconds: u64,
     /// Seconds a link stays valid (at most 86400).
     #[arg(long, env = "COMPLIANCE_GUARD_MEDIA_LINK_TTL_SECONDS", default_value_t = compliance_guard::media::DEFAULT_LINK_TTL.as_secs())]
     media_link_ttl_seconds: u64,
@@ -526,6 +531,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             max_bytes: args.media_max_mib.saturating_mul(1 << 20),
             retention: std::time::Duration::from_secs(args.media_retention_seconds),
             sweep_every: std::time::Duration::from_secs(args.media_sweep_seconds.max(1)),
+            cache_for: std::time::Duration::from_secs(args.media_cache_seconds),
             link_ttl: std::time::Duration::from_secs(args.media_link_ttl_seconds),
             listener: None,
             public_url: args.media_public_url,

@@ -411,6 +411,7 @@ async fn open_media(
     }
     let sweeper = {
         let (store, retention, every) = (Arc::clone(&store), config.retention, config.sweep_every);
+        let cache_for = config.cache_for;
         let passes = config.sweep_passes;
         tokio::spawn(async move {
             loop {
@@ -439,6 +440,22 @@ async fn open_media(
                 }
                 if store.is_shared() {
                     sweep_shared(&store, &guard, retention).await;
+                    let local = Arc::clone(&store);
+                    let trimmed = tokio::task::spawn_blocking(move || {
+                        crate::media::trim_cache(&local, chrono::Utc::now(), cache_for)
+                    })
+                    .await;
+                    match trimmed {
+                        Ok(Ok(0)) => {}
+                        Ok(Ok(n)) => tracing::info!(
+                            removed = n,
+                            "media sweep removed this node's copies of audio nobody asked for (the cluster's object store keeps it)"
+                        ),
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, "media cache trim failed; it will run again")
+                        }
+                        Err(e) => tracing::warn!(error = %e, "media cache trim task failed"),
+                    }
                 }
                 if let Some(passes) = &passes {
                     passes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

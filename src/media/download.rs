@@ -55,7 +55,6 @@ impl MediaHub {
         interaction_id: &str,
         media: &Media,
     ) -> Result<mpsc::Receiver<Result<Vec<u8>, MediaError>>, MediaError> {
-        self.store.ensure_local(media).await?;
         let path = self
             .store
             .path(&media.storage_key)
@@ -63,13 +62,7 @@ impl MediaHub {
                 key: media.storage_key.clone(),
                 what: "the storage key is not a file name".into(),
             })?;
-        let mut file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|cause| MediaError::Io {
-                action: "cannot open",
-                path: path.clone(),
-                cause,
-            })?;
+        let mut file = self.store.open_local(media, &path).await?;
         let (tx, rx) = mpsc::channel(READ_AHEAD);
         let id = interaction_id.to_owned();
         let mut check = MediaCheck::new(media);

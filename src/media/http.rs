@@ -253,21 +253,29 @@ async fn answer(server: &LinkServer, req: &Request<Incoming>) -> Response<Body> 
     let Some(path) = server.store.path(&media.storage_key) else {
         return not_stored(&target);
     };
-    if let Err(e) = server.store.ensure_local(&media).await {
-        return match e {
-            super::MediaError::Shared(_) => text(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-            _ => {
-                metrics::counter!("compliance_guard_media_damaged_total").increment(1);
-                text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!(
-                        "the stored {} of interaction `{}` could not be read ({e})",
-                        target.kind, target.interaction_id
-                    ),
-                )
-            }
-        };
-    }
+    // Opened once: a cluster node's copy trimmed after this is still read
+    // whole through the handle.
+    let mut file = match server.store.open_local(&media, &path).await {
+        Ok(file) => file,
+        Err(super::MediaError::Io { cause, .. })
+            if cause.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return not_stored(&target);
+        }
+        Err(e @ super::MediaError::Shared(_)) => {
+            return text(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        }
+        Err(e) => {
+            metrics::counter!("compliance_guard_media_damaged_total").increment(1);
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "the stored {} of interaction `{}` could not be read ({e})",
+                    target.kind, target.interaction_id
+                ),
+            );
+        }
+    };
     let size = media.size_bytes;
     let span = match range(req, size) {
         Ok(span) => span,
@@ -287,16 +295,24 @@ async fn answer(server: &LinkServer, req: &Request<Incoming>) -> Response<Body> 
         // headers are out (the client would take what arrived as whole),
         // so the whole audio is checked first. A range is served as
         // stored: a part cannot be checked against the whole's checksum.
-        let (store, checked) = (Arc::clone(&server.store), media.clone());
-        let verified =
-            tokio::task::spawn_blocking(move || super::verify_file(&store, &checked)).await;
+        let copy = match file.try_clone().await {
+            Ok(copy) => copy.into_std().await,
+            Err(e) => {
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("internal error: {e}"),
+                );
+            }
+        };
+        let checked = media.clone();
+        let verified = tokio::task::spawn_blocking(move || {
+            let mut reader = super::MediaReader::of_file(copy, &checked);
+            while reader.next_chunk()?.is_some() {}
+            Ok::<(), super::MediaError>(())
+        })
+        .await;
         match verified {
             Ok(Ok(())) => {}
-            Ok(Err(super::MediaError::Io { cause, .. }))
-                if cause.kind() == std::io::ErrorKind::NotFound =>
-            {
-                return not_stored(&target);
-            }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, interaction = %target.interaction_id, "media link: the stored audio failed its check");
                 metrics::counter!("compliance_guard_media_damaged_total").increment(1);
@@ -316,9 +332,13 @@ async fn answer(server: &LinkServer, req: &Request<Incoming>) -> Response<Body> 
             }
         }
     }
-    let Ok(file) = tokio::fs::File::open(&path).await else {
-        return not_stored(&target);
-    };
+    // The check read the file through a handle sharing this one's offset.
+    if let Err(e) = file.seek(std::io::SeekFrom::Start(0)).await {
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error: {e}"),
+        );
+    }
     let name = file_name(&target.interaction_id, target.kind, &media.content_type);
     let length = span.map_or(size, |(a, b)| b - a + 1);
     let body: Body = if req.method() == Method::HEAD {

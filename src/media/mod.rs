@@ -53,7 +53,7 @@ use std::time::Duration;
 use crate::model::MediaKind;
 pub use download::NoLinkListener;
 pub use link::{LinkError, LinkSigner, LinkTarget};
-pub use retention::{Swept, sweep, sweep_shared};
+pub use retention::{Swept, sweep, sweep_shared, trim_cache};
 pub use store::{MediaCheck, MediaReader, MediaStore, MediaWriter, is_storage_key, verify_file};
 pub use upload::{MAX_UPLOADS, UPLOAD_IDLE, Upload, UploadError, UploadHeader, UploadPart};
 
@@ -73,6 +73,10 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const DEFAULT_LINK_TTL: Duration = Duration::from_secs(15 * 60);
 /// The longest a link may be made to live: a link is a bearer credential.
 pub const MAX_LINK_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long a cluster node keeps its copy of audio nobody asked it for,
+/// by default: the cluster's object store holds the audio, and a copy
+/// removed is fetched again when asked for.
+pub const DEFAULT_CACHE_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How often the sweep looks for audio to purge, by default.
 pub const DEFAULT_SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// A file that no record names is removed only once it is this old: an
@@ -277,6 +281,9 @@ pub struct MediaConfig {
     pub retention: Duration,
     /// How often the sweep runs.
     pub sweep_every: Duration,
+    /// On a cluster node, how long its copy of audio nobody asked for is
+    /// kept ([`trim_cache`]); a single node keeps its audio, the only copy.
+    pub cache_for: Duration,
     /// How long links live.
     pub link_ttl: Duration,
     /// The HTTP listener for links, bound by the caller; `None`: no links
@@ -297,6 +304,7 @@ impl Default for MediaConfig {
             max_bytes: DEFAULT_MAX_BYTES,
             retention: DEFAULT_RETENTION,
             sweep_every: DEFAULT_SWEEP_EVERY,
+            cache_for: DEFAULT_CACHE_FOR,
             link_ttl: DEFAULT_LINK_TTL,
             listener: None,
             public_url: None,

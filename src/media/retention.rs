@@ -96,6 +96,31 @@ pub async fn sweep_shared(
     Ok(swept)
 }
 
+/// On a cluster node, removes its copies of audio nobody asked it for in
+/// `cache_for` (a file's modification time is when it was uploaded,
+/// fetched, or last asked for: [`MediaStore::ensure_local`] touches it):
+/// the cluster's object store holds the audio, and a copy removed is
+/// fetched again when asked for. Returns how many were removed; nothing on
+/// a single node, whose files are the only copy.
+pub fn trim_cache(
+    store: &MediaStore,
+    now: DateTime<Utc>,
+    cache_for: Duration,
+) -> Result<usize, MediaError> {
+    if !store.is_shared() {
+        return Ok(0);
+    }
+    let now = SystemTime::from(now);
+    let mut trimmed = 0;
+    for (key, modified) in store.stored()? {
+        if now.duration_since(modified).unwrap_or_default() >= cache_for {
+            store.remove(&key)?;
+            trimmed += 1;
+        }
+    }
+    Ok(trimmed)
+}
+
 /// What the sweep does with one stored file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {

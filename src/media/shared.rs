@@ -54,6 +54,37 @@ impl MediaStore {
         }
     }
 
+    /// Opens the audio `media` names, at `path` in this directory, after
+    /// [`MediaStore::ensure_local`]; on a cluster node, a copy trimmed
+    /// between the two ([`super::trim_cache`]) is fetched again, once.
+    pub async fn open_local(
+        &self,
+        media: &Media,
+        path: &Path,
+    ) -> Result<tokio::fs::File, MediaError> {
+        let mut tries = 0;
+        loop {
+            self.ensure_local(media).await?;
+            match tokio::fs::File::open(path).await {
+                Ok(file) => return Ok(file),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::NotFound
+                        && self.shared.is_some()
+                        && tries == 0 =>
+                {
+                    tries += 1;
+                }
+                Err(cause) => {
+                    return Err(MediaError::Io {
+                        action: "cannot open",
+                        path: path.to_owned(),
+                        cause,
+                    });
+                }
+            }
+        }
+    }
+
     /// Makes sure the audio `media` names is in this node's directory: on
     /// a cluster node that lacks the file, it is fetched from the object
     /// store and checked ([`super::MediaCheck`]) before it is moved into
@@ -66,7 +97,7 @@ impl MediaStore {
         };
         let key = &media.storage_key;
         let path = self.path(key).ok_or_else(|| not_a_key(key))?;
-        if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+        if touch(&path).await {
             return Ok(());
         }
         let tmp = Removed(self.tmp().join(format!("fetch.{}", self.nonce()?)));
@@ -108,6 +139,22 @@ impl MediaStore {
         }
         placed
     }
+}
+
+/// Whether the file at `path` is there; if it is, its modification time
+/// becomes now, so that the trim of a cluster node's copies
+/// ([`super::trim_cache`]) keeps audio that is asked for.
+async fn touch(path: &Path) -> bool {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        std::fs::File::options()
+            .append(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+            .is_ok()
+    })
+    .await
+    .unwrap_or(false)
 }
 
 /// A temporary file, removed when dropped: a fetch whose download is

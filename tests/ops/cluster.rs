@@ -1187,3 +1187,38 @@ async fn a_restore_stops_when_another_writer_writes() {
         "{refused:?}"
     );
 }
+
+/// A cluster node's copies of audio are a cache: one nobody asked for in
+/// `--media-cache-seconds` is removed by the sweep, and fetched again,
+/// checked, when asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_nodes_copy_of_audio_is_trimmed_and_fetched_again() {
+    use crate::ops::backup_import::{download_recording, upload_recording};
+    let cluster = Cluster::start();
+    let n0 = start_node(&cluster, "n0", tempfile::tempdir().unwrap()).await;
+    let n1 = start_node_with(
+        &cluster,
+        "n1",
+        tempfile::tempdir().unwrap(),
+        &["--media-cache-seconds", "1", "--media-sweep-seconds", "1"],
+    )
+    .await;
+    let (_, mut r0) = clients(&n0).await;
+    let (_, mut r1) = clients(&n1).await;
+    let audio: Vec<u8> = (0..120_000u32).map(|i| (i * 5 % 239) as u8).collect();
+    let (id, key) = upload_recording(&mut r0, "BO-TRIM-0001", "call-1", &audio).await;
+    let copy = n1.dir.path().join("media").join(&key);
+    assert_eq!(download_recording(&mut r1, &id).await, audio);
+    let mut gone = false;
+    for _ in 0..100 {
+        if !copy.exists() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(gone, "n1's copy is trimmed");
+    assert_eq!(download_recording(&mut r1, &id).await, audio);
+    // n0's own upload is kept: its cache holds audio a week by default.
+    assert!(n0.dir.path().join("media").join(&key).exists());
+}
