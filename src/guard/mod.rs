@@ -516,6 +516,11 @@ impl Guard {
     /// that checks them (an externalId or id taken) sees them.
     fn preload<'a>(&self, any_ids: impl IntoIterator<Item = &'a str>) -> Result<(), GuardError> {
         for any_id in any_ids {
+            // One brought back a walk ago would leave at the next walk:
+            // the plan about to run must still find it.
+            if self.read()?.index.spared(any_id) {
+                self.write()?.index.renew(any_id);
+            }
             if matches!(
                 self.read()?.index.get(None, any_id),
                 Err(IndexError::OnDisk { .. })
@@ -530,8 +535,8 @@ impl Guard {
 
     /// Reads an interaction from the store (without the lock: a disk read
     /// never holds up a Check) and puts it back in memory, where it stays
-    /// until the next start; one the store does not have either is not
-    /// found.
+    /// until the walk after next lets it go again ([`Guard::let_go`]); one
+    /// the store does not have either is not found.
     fn load(&self, person: &str, any_id: &str) -> Result<(), GuardError> {
         let unknown = || {
             GuardError::from(IndexError::UnknownInteraction {

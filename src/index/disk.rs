@@ -86,6 +86,29 @@ impl Index {
             .is_some_and(|s| s.from_disk)
     }
 
+    /// True if the interaction `any_id` names (our id or
+    /// `ext-<externalId>`) was brought back from disk and spared by a walk
+    /// already: the next walk would let it go ([`Index::renew`]).
+    pub fn spared(&self, any_id: &str) -> bool {
+        self.slot_of(any_id)
+            .is_some_and(|s| s.from_disk && s.spared)
+    }
+
+    /// Keeps a brought-back interaction in memory for one more walk of
+    /// [`Index::let_go_in`]: a write is about to plan from it (a create
+    /// checks the `externalId` or `id` it holds), and must find it.
+    pub fn renew(&mut self, any_id: &str) {
+        let key = self.find_interaction(any_id).ok().flatten();
+        if let Some(slot) = key.and_then(|k| self.records.get_mut(k.0 as usize)) {
+            slot.spared = false;
+        }
+    }
+
+    fn slot_of(&self, any_id: &str) -> Option<&super::Slot> {
+        let key = self.find_interaction(any_id).ok().flatten()?;
+        self.records.get(key.0 as usize)
+    }
+
     /// True if an interaction with our id `id` may be on disk only: none in
     /// memory has it, some are on disk, and it is not a generated id newer
     /// than all of those.
@@ -178,9 +201,10 @@ impl Index {
     /// range of slots (see [`Index::slots`]), so that a caller can walk
     /// them a part at a time and let others in between; `moved_out` sees
     /// each record that leaves (what goes with it leaves too). An
-    /// interaction a read or write brought back from disk stays (until the
-    /// next start), since the write that brought it back may not have
-    /// planned yet.
+    /// interaction a write brought back from disk is spared by one walk
+    /// and let go by the next: the write that brought it back may not
+    /// have planned from it yet, and a plan that finds it gone again reads
+    /// it back.
     pub fn let_go_in(
         &mut self,
         slots: std::ops::Range<usize>,
@@ -210,11 +234,11 @@ impl Index {
             let Some(r) = slot.record.as_deref() else {
                 continue;
             };
-            if r.occurs_at().timestamp() >= cutoff
-                || slot.frame > applied
-                || (keep_brought_back && slot.from_disk)
-                || keep(&r.id)
-            {
+            if r.occurs_at().timestamp() >= cutoff || slot.frame > applied || keep(&r.id) {
+                continue;
+            }
+            if keep_brought_back && slot.from_disk && !slot.spared {
+                slot.spared = true;
                 continue;
             }
             let key = InteractionKey(u32::try_from(i).unwrap_or(u32::MAX));

@@ -325,6 +325,11 @@ struct Slot {
     /// it (the interactions that cite it may be on disk only, or cite it
     /// by a key it no longer has), whatever its time becomes.
     from_disk: bool,
+    /// Brought back, and spared by one walk of [`Index::let_go_in`]: the
+    /// next walk lets it go again, once the store holds its latest state.
+    /// A read that is about to plan a write from it renews it
+    /// ([`Index::renew`]).
+    spared: bool,
 }
 
 #[derive(Debug, Default)]
@@ -621,6 +626,7 @@ impl Index {
                 seq: self.next_seq,
                 frame: self.frame,
                 from_disk: false,
+                spared: false,
             });
             self.next_seq += 1;
             let person = &mut self.people[p.0 as usize];
