@@ -375,18 +375,24 @@ impl Store {
                 reason: format!("a record does not decode: {e}"),
             })
         };
+        let read_with =
+            |sql: &str,
+             params: &[&dyn rusqlite::ToSql],
+             each: &mut dyn FnMut(Loaded) -> Result<(), JournalError>| {
+                let mut stmt = self
+                    .conn
+                    .prepare(sql)
+                    .map_err(sqlite("reading", &self.path))?;
+                let mut rows = stmt.query(params).map_err(sqlite("reading", &self.path))?;
+                while let Some(row) = rows.next().map_err(sqlite("reading", &self.path))? {
+                    let bytes: Vec<u8> = row.get(0).map_err(sqlite("reading", &self.path))?;
+                    n.set(n.get() + 1);
+                    each(Loaded::Record(Box::new(decode(&bytes)?)))?;
+                }
+                Ok::<(), JournalError>(())
+            };
         let read = |sql: &str, each: &mut dyn FnMut(Loaded) -> Result<(), JournalError>| {
-            let mut stmt = self
-                .conn
-                .prepare(sql)
-                .map_err(sqlite("reading", &self.path))?;
-            let mut rows = stmt.query([]).map_err(sqlite("reading", &self.path))?;
-            while let Some(row) = rows.next().map_err(sqlite("reading", &self.path))? {
-                let bytes: Vec<u8> = row.get(0).map_err(sqlite("reading", &self.path))?;
-                n.set(n.get() + 1);
-                each(Loaded::Record(Box::new(decode(&bytes)?)))?;
-            }
-            Ok::<(), JournalError>(())
+            read_with(sql, &[], each)
         };
         let kind = |k: Kind, order: &str| {
             format!(
@@ -478,7 +484,25 @@ impl Store {
             })?;
         }
         read(&kind(Kind::Reservation, "first_seq"), &mut each)?;
-        read(&kind(Kind::Convo, "first_seq"), &mut each)?;
+        match cutoff {
+            None => read(&kind(Kind::Convo, "first_seq"), &mut each)?,
+            // The conversations of the interactions read in full only:
+            // memory keeps no other (see `Ledger::forget_convos_on_disk`),
+            // and a start need not visit them.
+            Some(c) => read_with(
+                &format!(
+                    "SELECT record FROM state WHERE kind = {convo} AND key IN (
+                         SELECT id FROM interactions WHERE occurs_at >= ?1
+                         UNION
+                         SELECT key FROM state WHERE kind = {reservation})
+                     ORDER BY first_seq",
+                    convo = Kind::Convo as i64,
+                    reservation = Kind::Reservation as i64
+                ),
+                &[&c],
+                &mut each,
+            )?,
+        }
         read(&kind(Kind::Answer, "first_seq"), &mut each)?;
         Ok(n.get())
     }
