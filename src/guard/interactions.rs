@@ -97,8 +97,7 @@ impl Guard {
         caller: &Caller,
         now: DateTime<Utc>,
     ) -> Result<(Interaction, bool), GuardError> {
-        self.retrying(|| self.create_now(person, input, caller, now, false))
-            .await
+        self.create_durably(person, input, caller, now, false).await
     }
 
     /// Imports a record from the lender's history: like
@@ -128,7 +127,20 @@ impl Guard {
         caller: &Caller,
         now: DateTime<Utc>,
     ) -> Result<(Interaction, bool), GuardError> {
-        self.retrying(|| self.create_now(person, input, caller, now, true))
+        self.create_durably(person, input, caller, now, true).await
+    }
+
+    /// [`Guard::create_now`], answered once durable (decided again on a
+    /// cluster's conflict): a create, or an import's (`keep_created`).
+    async fn create_durably(
+        &self,
+        person: &str,
+        input: &InteractionInput,
+        caller: &Caller,
+        now: DateTime<Utc>,
+        keep_created: bool,
+    ) -> Result<(Interaction, bool), GuardError> {
+        self.retrying(|| self.create_now(person, input, caller, now, keep_created))
             .await
     }
 

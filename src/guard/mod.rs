@@ -516,15 +516,23 @@ impl Guard {
     /// that checks them (an externalId or id taken) sees them.
     fn preload<'a>(&self, any_ids: impl IntoIterator<Item = &'a str>) -> Result<(), GuardError> {
         for any_id in any_ids {
+            let (on_disk, spared) = {
+                let ledger = self.read()?;
+                (
+                    matches!(
+                        ledger.index.get(None, any_id),
+                        Err(IndexError::OnDisk { .. })
+                    ),
+                    ledger.index.spared(any_id),
+                )
+            };
             // One brought back a walk ago would leave at the next walk:
             // the plan about to run must still find it.
-            if self.read()?.index.spared(any_id) {
+            if spared {
                 self.write()?.index.renew(any_id);
             }
-            if matches!(
-                self.read()?.index.get(None, any_id),
-                Err(IndexError::OnDisk { .. })
-            ) && let Some((seq, record)) = self.read_disk(any_id)?
+            if on_disk
+                && let Some((seq, record)) = self.read_disk(any_id)?
                 && !self.read()?.index.knows(&record.id)
             {
                 self.write()?.index.load_from_disk(record, seq)?;

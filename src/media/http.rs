@@ -136,6 +136,14 @@ fn text(status: StatusCode, message: String) -> Response<Body> {
     r
 }
 
+/// A 500 for a failure of ours (a task, a file handle), not the audio's.
+fn internal(e: &dyn std::fmt::Display) -> Response<Body> {
+    text(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("internal error: {e}"),
+    )
+}
+
 fn count(status: StatusCode) {
     metrics::counter!(
         "compliance_guard_media_link_requests_total",
@@ -298,10 +306,7 @@ async fn answer(server: &LinkServer, req: &Request<Incoming>) -> Response<Body> 
         let copy = match file.try_clone().await {
             Ok(copy) => copy.into_std().await,
             Err(e) => {
-                return text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("internal error: {e}"),
-                );
+                return internal(&e);
             }
         };
         let checked = media.clone();
@@ -325,19 +330,13 @@ async fn answer(server: &LinkServer, req: &Request<Incoming>) -> Response<Body> 
                 );
             }
             Err(e) => {
-                return text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("internal error: {e}"),
-                );
+                return internal(&e);
             }
         }
     }
     // The check read the file through a handle sharing this one's offset.
     if let Err(e) = file.seek(std::io::SeekFrom::Start(0)).await {
-        return text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("internal error: {e}"),
-        );
+        return internal(&e);
     }
     let name = file_name(&target.interaction_id, target.kind, &media.content_type);
     let length = span.map_or(size, |(a, b)| b - a + 1);
