@@ -89,7 +89,8 @@
 //!
 //! **Operator commands** (each a subcommand of the binary, `src/main.rs`):
 //! - `serve`: [`server`].
-//! - `backup`, `restore`, `import`: [`ops`].
+//! - `backup`, `restore`, `import`: [`ops`] (`import.rs` the import;
+//!   `published.rs` a backup restored into a cluster).
 //! - `rules check`: [`rules`]; `rules list`: [`rules::listing`];
 //!   `rules test`: [`ruletest`] (rule tests as
 //!   stories, one format and one driver for the officers' tests and the
