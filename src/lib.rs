@@ -85,7 +85,9 @@
 //!   `media.rs`.
 //! - [`reload`]: live reload of the rules (watch and SIGHUP, check, swap
 //!   whole or refuse).
-//! - [`server`]: health, reflection, TLS, start-up and graceful shutdown.
+//! - [`server`]: health, reflection, TLS, start-up and graceful shutdown;
+//!   `open.rs` opens a data directory or a cluster node, `media.rs` the
+//!   audio store, links and sweeps.
 //!
 //! **Operator commands** (each a subcommand of the binary, `src/main.rs`):
 //! - `serve`: [`server`].

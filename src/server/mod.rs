@@ -10,6 +10,18 @@
 //! Metrics: [`describe_metrics`] names every Prometheus metric once the
 //! command has installed the recorder, and while serving a task samples
 //! the size gauges every [`GAUGE_INTERVAL`].
+//!
+//! Opening the history is `open.rs` (a single node's data directory, or a
+//! node of a cluster, with the retries of its start); the media parts
+//! (the audio store, links and their listener, the sweeps) are
+//! `media.rs`.
+
+mod media;
+mod open;
+
+use media::open_media;
+pub use open::open_node;
+use open::{open_single, watch_node};
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -24,7 +36,7 @@ use tonic_health::ServingStatus;
 
 use crate::api::Service;
 use crate::api::auth::{Access, AuthError, authenticate};
-use crate::guard::{Guard, GuardError};
+use crate::guard::Guard;
 use crate::index::IndexConfig;
 use crate::media::MediaHub;
 use crate::pb::compliance_guard_service_server::ComplianceGuardServiceServer;
@@ -331,178 +343,6 @@ async fn let_go_every(guard: Arc<Guard>) {
     }
 }
 
-/// The media parts of a running server.
-struct RunningMedia {
-    hub: Arc<MediaHub>,
-    sweeper: tokio::task::JoinHandle<()>,
-    http: Option<tokio::task::JoinHandle<()>>,
-    stop: tokio::sync::watch::Sender<bool>,
-}
-
-/// Opens the data dir's audio store (clearing unfinished uploads), the
-/// link key and the HTTP listener if one was given, and starts the sweep
-/// that purges deleted interactions' audio after the retention.
-async fn open_media(
-    data_dir: &std::path::Path,
-    config: crate::media::MediaConfig,
-    guard: Arc<Guard>,
-) -> Result<RunningMedia, ServeError> {
-    use crate::media::{LinkSigner, MediaStore};
-    let failed =
-        |e: crate::media::MediaError| ServeError::Task(format!("cannot open the media store: {e}"));
-    let dir = data_dir.to_owned();
-    let max_bytes = config.max_bytes;
-    let store = tokio::task::spawn_blocking(move || MediaStore::open(&dir, max_bytes))
-        .await
-        .map_err(|e| ServeError::Task(e.to_string()))?
-        .map_err(failed)?;
-    // A cluster node's audio is in the cluster's object store, its own
-    // directory a cache; its links are signed with the cluster's key.
-    let (store, shared_key) = match guard.cluster_link() {
-        None => (store, None),
-        Some(link) => {
-            let fresh = LinkSigner::new_key().map_err(failed)?;
-            let (shared, key) =
-                until_ready("cannot reach the cluster's audio store yet", || async {
-                    Ok((
-                        link.shared_media().await?,
-                        link.shared_link_key(&fresh).await?,
-                    ))
-                })
-                .await?;
-            (store.with_shared(shared), Some(key))
-        }
-    };
-    let store = Arc::new(store);
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let mut links = None;
-    let mut http = None;
-    if let Some(listener) = config.listener {
-        let addr = listener
-            .local_addr()
-            .map_err(|e| ServeError::Task(format!("the media listener has no address: {e}")))?;
-        let base = config
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{addr}"));
-        let signer = Arc::new(
-            match &shared_key {
-                Some(key) => LinkSigner::with_key(key, &base, config.link_ttl),
-                None => LinkSigner::load_or_create(data_dir, &base, config.link_ttl),
-            }
-            .map_err(failed)?,
-        );
-        links = Some(Arc::clone(&signer));
-        let server = Arc::new(crate::media::http::LinkServer {
-            signer,
-            store: Arc::clone(&store),
-            guard: Arc::clone(&guard),
-        });
-        let mut rx = stop_rx.clone();
-        tracing::info!(%addr, base = %base, "media links served over HTTP");
-        http = Some(tokio::spawn(crate::media::http::serve(
-            listener,
-            server,
-            async move {
-                let _ = rx.wait_for(|stop| *stop).await;
-            },
-            std::time::Duration::from_secs(5),
-        )));
-    }
-    let sweeper = {
-        let (store, retention, every) = (Arc::clone(&store), config.retention, config.sweep_every);
-        let cache_for = config.cache_for;
-        let passes = config.sweep_passes;
-        tokio::spawn(async move {
-            loop {
-                let (local, guard_now) = (Arc::clone(&store), Arc::clone(&guard));
-                let swept = tokio::task::spawn_blocking(move || {
-                    crate::media::sweep(&local, chrono::Utc::now(), retention, |key| {
-                        guard_now.media_file(key).map_err(|e| e.to_string())
-                    })
-                })
-                .await;
-                match swept {
-                    Ok(Ok(s)) if s.purged + s.orphans > 0 => {
-                        tracing::info!(
-                            purged = s.purged,
-                            orphans = s.orphans,
-                            "media sweep removed audio"
-                        );
-                        metrics::counter!("compliance_guard_media_purged_total")
-                            .increment(s.purged as u64);
-                    }
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "media sweep failed; it will run again")
-                    }
-                    Err(e) => tracing::warn!(error = %e, "media sweep task failed"),
-                }
-                if store.is_shared() {
-                    sweep_shared(&store, &guard, retention).await;
-                    let local = Arc::clone(&store);
-                    let trimmed = tokio::task::spawn_blocking(move || {
-                        crate::media::trim_cache(&local, chrono::Utc::now(), cache_for)
-                    })
-                    .await;
-                    match trimmed {
-                        Ok(Ok(0)) => {}
-                        Ok(Ok(n)) => tracing::info!(
-                            removed = n,
-                            "media sweep removed this node's copies of audio nobody asked for (the cluster's object store keeps it)"
-                        ),
-                        Ok(Err(e)) => {
-                            tracing::warn!(error = %e, "media cache trim failed; it will run again")
-                        }
-                        Err(e) => tracing::warn!(error = %e, "media cache trim task failed"),
-                    }
-                }
-                if let Some(passes) = &passes {
-                    passes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                }
-                tokio::time::sleep(every).await;
-            }
-        })
-    };
-    Ok(RunningMedia {
-        hub: Arc::new(MediaHub::new(store, links)),
-        sweeper,
-        http,
-        stop,
-    })
-}
-
-/// One pass of the sweep over a cluster's object store, once the node
-/// has caught up with the stream (so that no record published elsewhere
-/// is missed); a node that cannot catch up sweeps nothing this time.
-async fn sweep_shared(
-    store: &crate::media::MediaStore,
-    guard: &Arc<Guard>,
-    retention: std::time::Duration,
-) {
-    if let Err(e) = guard.read_barrier().await {
-        tracing::warn!(error = %e, "the cluster's audio was not swept: this node could not catch up; it will run again");
-        return;
-    }
-    let status = {
-        let guard = Arc::clone(guard);
-        move |key: &str| guard.media_file(key).map_err(|e| e.to_string())
-    };
-    match crate::media::sweep_shared(store, chrono::Utc::now(), retention, status).await {
-        Ok(s) if s.purged + s.orphans > 0 => {
-            tracing::info!(
-                purged = s.purged,
-                orphans = s.orphans,
-                "media sweep removed audio from the cluster's object store"
-            );
-        }
-        Ok(_) => {}
-        Err(e) => {
-            tracing::warn!(error = %e, "the sweep of the cluster's audio failed; it will run again")
-        }
-    }
-}
-
 async fn set_all(reporter: &tonic_health::server::HealthReporter, status: ServingStatus) {
     reporter.set_service_status("", status).await;
     for name in SERVICE_NAMES {
@@ -730,170 +570,6 @@ pub async fn serve(
         log.close();
     }
     result
-}
-
-/// Opens a single node's data directory: the store and the journal after
-/// it read back into memory.
-async fn open_single(config: &ServeConfig) -> Result<Arc<Guard>, ServeError> {
-    let data_dir = config.data_dir.clone();
-    let (index, durability, compact_after, store_follows) = (
-        config.index,
-        config.durability,
-        config.compact_after,
-        config.store_follows,
-    );
-    let opened = tokio::task::spawn_blocking(move || {
-        let started = std::time::Instant::now();
-        // The location datasets are read before the first Check needs them.
-        crate::location::warm();
-        tracing::info!(data_dir = %data_dir.display(), "replaying the journal");
-        let opened = Guard::open_as(
-            index,
-            &data_dir,
-            durability,
-            compact_after,
-            store_follows,
-            |n| tracing::info!(records = n, "replaying"),
-        );
-        if let Ok((_, r)) = &opened {
-            tracing::info!(
-                snapshot_records = r.snapshot_records,
-                journal_records = r.journal_records,
-                seconds = started.elapsed().as_secs_f64(),
-                "replay finished"
-            );
-        }
-        opened
-    })
-    .await;
-    match opened {
-        Ok(Ok((guard, _))) => Ok(Arc::new(guard)),
-        Ok(Err(e)) => Err(ServeError::Journal(e)),
-        Err(e) => Err(ServeError::Task(e.to_string())),
-    }
-}
-
-/// Opens a cluster node: connects to NATS (the stream made if there is
-/// none), reads the node's store into memory, follows the stream and
-/// returns once the node has applied everything the stream's leader had
-/// when it asked, so that health turns SERVING only on a node that has
-/// caught up.
-///
-/// `import` opens a node this way too, to write into the cluster.
-pub async fn open_node(
-    index: crate::index::IndexConfig,
-    data_dir: &std::path::Path,
-    cluster: crate::cluster::ClusterConfig,
-) -> Result<Arc<Guard>, ServeError> {
-    let started = std::time::Instant::now();
-    tracing::info!(urls = %cluster.urls, node = %cluster.node_id, stream = %cluster.stream, "connecting to the cluster");
-    // NATS may come up after the guard, or be electing a leader: the node
-    // waits NOT_SERVING, and stops only on what waiting cannot mend (a
-    // setting, a stream of other settings).
-    let (link, number) = until_ready("cannot join the cluster yet", || async {
-        let link = crate::cluster::Link::connect(cluster.clone()).await?;
-        let number = link.node_number().await?;
-        Ok((link, number))
-    })
-    .await?;
-    let data_dir = data_dir.to_owned();
-    let opened = tokio::task::spawn_blocking(move || {
-        crate::location::warm();
-        Guard::open_node(index, &data_dir, link, number, |n| {
-            tracing::info!(records = n, "loading");
-        })
-    })
-    .await
-    .map_err(|e| ServeError::Task(e.to_string()))?
-    .map_err(ServeError::Journal)?;
-    let guard = Arc::new(opened);
-    until_ready("cannot reach the cluster's stream yet", || {
-        let guard = Arc::clone(&guard);
-        async move { guard.check_stream_not_behind().await.map_err(Try::from) }
-    })
-    .await?;
-    guard.follow_cluster();
-    until_ready("catching up with the cluster's stream", || {
-        let guard = Arc::clone(&guard);
-        async move {
-            match guard.read_barrier().await {
-                Err(e) if guard.cluster_state().is_some_and(|s| s.failed.is_some()) => {
-                    Err(Try::Stop(ServeError::Cluster(e.to_string())))
-                }
-                other => other.map_err(Try::from),
-            }
-        }
-    })
-    .await?;
-    tracing::info!(
-        applied = guard.cluster_state().map_or(0, |s| s.applied),
-        seconds = started.elapsed().as_secs_f64(),
-        "caught up with the cluster's stream"
-    );
-    Ok(guard)
-}
-
-/// Why a step of a cluster node's start did not succeed: wait and try
-/// again, or stop the start.
-enum Try {
-    Again(String),
-    Stop(ServeError),
-}
-
-impl From<crate::cluster::ClusterError> for Try {
-    fn from(e: crate::cluster::ClusterError) -> Try {
-        match e {
-            // NATS unreachable or without a leader yet: waiting mends it.
-            crate::cluster::ClusterError::Nats { .. } => Try::Again(e.to_string()),
-            e => Try::Stop(ServeError::Cluster(e.to_string())),
-        }
-    }
-}
-
-impl From<GuardError> for Try {
-    fn from(e: GuardError) -> Try {
-        match e {
-            GuardError::Unavailable(m) => Try::Again(m),
-            e => Try::Stop(ServeError::Cluster(e.to_string())),
-        }
-    }
-}
-
-/// Runs a step of a cluster node's start until it succeeds, logging
-/// `waiting` and waiting longer after each try (100 ms, doubling to 2 s);
-/// a step that cannot succeed by waiting stops the start.
-async fn until_ready<T, Fut>(
-    waiting: &'static str,
-    mut step: impl FnMut() -> Fut,
-) -> Result<T, ServeError>
-where
-    Fut: Future<Output = Result<T, Try>>,
-{
-    let mut wait = std::time::Duration::from_millis(100);
-    loop {
-        match step().await {
-            Ok(done) => return Ok(done),
-            Err(Try::Stop(e)) => return Err(e),
-            Err(Try::Again(why)) => {
-                tracing::warn!(error = %why, "{waiting}; trying again");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(std::time::Duration::from_secs(2));
-            }
-        }
-    }
-}
-
-/// On a cluster node, health follows the node: NOT_SERVING once it has
-/// stopped applying the stream (a gap), SERVING again never (it must be
-/// rebuilt).
-async fn watch_node(guard: Arc<Guard>, reporter: tonic_health::server::HealthReporter) {
-    loop {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        if guard.cluster_state().is_some_and(|s| s.failed.is_some()) {
-            set_all(&reporter, ServingStatus::NotServing).await;
-            return;
-        }
-    }
 }
 
 /// Metrics connections served at once: a scraper needs one or two; more
