@@ -1,0 +1,139 @@
+//! The ids the index generates (`IT-`, `BO-`, `RS-` and a number in hex):
+//! their shape, the counters that make them, and a cluster node's range of
+//! them.
+
+use super::Index;
+
+fn generated_id(prefix: &str, n: u64) -> String {
+    format!("{prefix}-{:04X}-{:08X}", n >> 32, n & 0xFFFF_FFFF)
+}
+
+/// The number of an id exactly as [`generated_id`] writes it, or `None`
+/// for any other id.
+pub(super) fn generated_number(prefix: &str, id: &str) -> Option<u64> {
+    let rest = id.strip_prefix(prefix)?.strip_prefix('-')?;
+    let (hi, lo) = rest.split_once('-')?;
+    if hi.len() != 4 || lo.len() != 8 {
+        return None;
+    }
+    let hex = |t: &str| {
+        t.bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+            .then(|| u64::from_str_radix(t, 16).ok())
+            .flatten()
+    };
+    Some((hex(hi)? << 32) | hex(lo)?)
+}
+
+/// The first generated id after the counter `n` that `taken` does not
+/// hold; the counter itself moves when the id is stored
+/// ([`Index::advance_counter`]), so planning one changes nothing.
+pub(super) fn free_id(prefix: &str, mut n: u64, taken: impl Fn(&str) -> bool) -> String {
+    loop {
+        n += 1;
+        let id = generated_id(prefix, n);
+        if !taken(&id) {
+            return id;
+        }
+    }
+}
+
+impl Index {
+    /// The counter of `prefix` (`BO`, `RS`, else `IT`): the number of the
+    /// last id generated.
+    fn counter_of(&self, prefix: &str) -> u64 {
+        match prefix {
+            "BO" => self.next_person,
+            "RS" => self.next_restriction,
+            _ => self.next_interaction,
+        }
+    }
+
+    /// [`Index::counter_of`], to move.
+    fn counter(&mut self, prefix: &str) -> &mut u64 {
+        match prefix {
+            "BO" => &mut self.next_person,
+            "RS" => &mut self.next_restriction,
+            _ => &mut self.next_interaction,
+        }
+    }
+
+    /// Makes the ids this index generates (`IT-`, `BO-`, `RS-`) those of
+    /// cluster node number `node`: numbers from `node << 32` on (the
+    /// first four hex digits), so that two nodes deciding at once never
+    /// make the same id. Each counter starts after the largest of its
+    /// range already stored: in memory, or `largest_on_disk` (the largest
+    /// `IT-` id of the range the store holds). A single node is node 0, as
+    /// every index starts.
+    pub fn use_id_range(&mut self, node: u16, largest_on_disk: Option<&str>) {
+        let low = u64::from(node) << 32;
+        let high = low | 0xFFFF_FFFF;
+        let top = |prefix: &str, ids: &mut dyn Iterator<Item = &str>| {
+            ids.filter_map(|id| generated_number(prefix, id))
+                .filter(|n| (low..=high).contains(n))
+                .max()
+                .unwrap_or(low)
+        };
+        self.next_interaction = top(
+            "IT",
+            &mut self.ids.keys().map(String::as_str).chain(largest_on_disk),
+        );
+        self.next_person = top("BO", &mut self.person_ids.keys().map(String::as_str));
+        self.next_restriction = top("RS", &mut self.restriction_ids.keys().map(String::as_str));
+    }
+
+    /// Whether `id` has the shape of the ids this node generates with
+    /// `prefix`, in its own range: another node never makes it, so a
+    /// cluster need not fence it ([`Index::use_id_range`]).
+    pub fn is_own_generated(&self, prefix: &str, id: &str) -> bool {
+        let counter = self.counter_of(prefix);
+        generated_number(prefix, id).is_some_and(|n| n >> 32 == counter >> 32)
+    }
+
+    /// Moves the counter of `prefix` (`IT`, `BO`, `RS`) past `id` if it is
+    /// a generated id after it: a cluster node plans a write without
+    /// applying it until the stream gives it back, and the next plan must
+    /// not make the same id. An id whose write is then refused is never
+    /// made again (a gap, as ids allow).
+    pub fn note_planned(&mut self, prefix: &str, id: &str) {
+        let Some(n) = generated_number(prefix, id) else {
+            return;
+        };
+        let counter = self.counter(prefix);
+        // Only within the node's own range (the counter's first four hex
+        // digits): another node's ids move nothing here.
+        if n >> 32 == *counter >> 32 && n > *counter {
+            *counter = n;
+        }
+    }
+
+    /// Moves the id counter of `prefix` (`BO`, `IT`, `RS`) past every
+    /// generated id from it on that is taken. The counter is the longest
+    /// run `1..=n` of generated ids all taken, so the next generated id is
+    /// the first free one, whatever order the ids were stored in and
+    /// whether a caller chose one that looks generated: an index recovered
+    /// from the journal generates exactly the ids the live one would have.
+    ///
+    /// `id` is the id just stored: the counter moves only when it is the
+    /// next generated id, so storing any other id costs a parse, not a
+    /// lookup.
+    pub(super) fn advance_counter(&mut self, prefix: &str, id: &str) {
+        let counter = self.counter_of(prefix);
+        if generated_number(prefix, id) != Some(counter + 1) {
+            return;
+        }
+        let taken = |index: &Index, n: u64| {
+            let id = generated_id(prefix, n);
+            match prefix {
+                "BO" => index.person_ids.contains_key(&id),
+                "RS" => index.restriction_ids.contains_key(&id),
+                _ => index.ids.contains_key(&id),
+            }
+        };
+        let mut n = counter + 1;
+        while taken(self, n + 1) {
+            n += 1;
+        }
+        *self.counter(prefix) = n;
+    }
+}
