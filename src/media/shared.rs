@@ -173,6 +173,13 @@ fn place(tmp: &Path, path: &Path, media: &Media) -> Result<(), MediaError> {
     let file = std::fs::File::open(tmp).map_err(io("cannot open", tmp))?;
     let mut reader = super::MediaReader::of_file(file, media);
     while reader.next_chunk()?.is_some() {}
+    // Its time is when it was fetched, not when its last chunk came: the
+    // trim of a node's copies must not take one being put in place.
+    std::fs::File::options()
+        .append(true)
+        .open(tmp)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+        .map_err(io("cannot touch", tmp))?;
     std::fs::rename(tmp, path).map_err(io("cannot move into place", path))?;
     match path.parent() {
         Some(dir) => sync_dir(dir),
