@@ -51,6 +51,24 @@ async fn create(g: &Guard, at: DateTime<Utc>) -> Interaction {
     r
 }
 
+/// Marks one of Ann's interactions sensitive: a write, which brings it
+/// back into memory if it was on disk only.
+async fn make_sensitive(g: &Guard, id: &str, now: DateTime<Utc>) -> Interaction {
+    g.update(
+        Some(ANN),
+        id,
+        &InteractionInput {
+            sensitive: Some(true),
+            ..InteractionInput::default()
+        },
+        &["sensitive".into()],
+        &caller(),
+        now,
+    )
+    .await
+    .unwrap()
+}
+
 /// Waits (at most 20 s) until the store holds every frame appended.
 fn caught_up(g: &Guard) -> Following {
     let deadline = Instant::now() + StdDuration::from_secs(20);
@@ -185,20 +203,7 @@ async fn interactions_beyond_the_horizon_leave_memory_while_serving() {
     assert!(!after.allowed, "seven calls in seven days: {after:?}");
 
     // A write brings one back; it leaves again once the store holds it.
-    let changed = g
-        .update(
-            Some(ANN),
-            &old[0].id,
-            &InteractionInput {
-                sensitive: Some(true),
-                ..InteractionInput::default()
-            },
-            &["sensitive".into()],
-            &caller(),
-            now,
-        )
-        .await
-        .unwrap();
+    let changed = make_sensitive(&g, &old[0].id, now).await;
     assert_eq!(changed.sensitive, Some(true));
     caught_up(&g);
     // Brought back by a write, it is spared by one walk (a write that
@@ -211,19 +216,7 @@ async fn interactions_beyond_the_horizon_leave_memory_while_serving() {
     // A create naming one that a walk spared renews it: the plan about to
     // run must still find it (here: the id is already recorded, for the
     // same person), so the next walk spares it again.
-    g.update(
-        Some(ANN),
-        &old[1].id,
-        &InteractionInput {
-            sensitive: Some(true),
-            ..InteractionInput::default()
-        },
-        &["sensitive".into()],
-        &caller(),
-        now,
-    )
-    .await
-    .unwrap();
+    make_sensitive(&g, &old[1].id, now).await;
     caught_up(&g);
     assert_eq!(g.let_go(now).unwrap(), 0, "spared once");
     let (again, created, pending) = g
