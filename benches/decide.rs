@@ -253,7 +253,7 @@ fn bench(c: &mut Criterion) {
     }
     let cutoff = (now - chrono::Duration::days(100)).timestamp();
     c.bench_function("let-go/walk-one-part", |b| {
-        b.iter(|| part.move_to_disk(black_box(cutoff), u64::MAX, |_| false))
+        b.iter(|| part.move_to_disk(black_box(cutoff), u64::MAX, None, |_| false))
     });
 
     let guard = Guard::new(IndexConfig::default());

@@ -220,7 +220,11 @@ fn state<'a>(g: &Guard, ids: impl IntoIterator<Item = &'a String>) -> State {
     let (total, live) = g.list(&all, &caller()).unwrap();
     assert!(total < MAX_LIMIT, "one page lists them all");
     let s = State {
-        sizes: g.sizes(),
+        // What memory holds whole is not state: a start holds less of it.
+        sizes: compliance_guard::guard::Sizes {
+            whole_in_memory: 0,
+            ..g.sizes()
+        },
         listed: live.into_iter().map(|i| i.id).collect(),
         interactions: ids
             .into_iter()

@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::{Proposal, calendar};
-use crate::index::{BorrowerView, DebtKey, Entry};
-use crate::model::{Channel, ContactKind, Direction, Interaction, Subject};
+use crate::index::{BorrowerView, DebtKey, Entry, contact_hash};
+use crate::model::{Channel, ContactKind, Direction, Subject};
 use crate::restrictions::{Restriction, RestrictionKind, is_electronic};
 use crate::rules::{Since, UnlessConsent, is_conversation, was_sent};
 
@@ -139,17 +139,12 @@ fn concerns_place(r: &Restriction, kind: ContactKind, value: Option<&str>) -> bo
 /// Whether an interaction went to (or came from) a contact point an
 /// opt-out names: always for an opt-out naming none; `None` when the
 /// interaction's number or address is not recorded.
-fn at_opted_out_point(r: &Restriction, x: &Interaction) -> Option<bool> {
+fn at_opted_out_point(r: &Restriction, x: &Entry) -> Option<bool> {
     if r.contact_values.is_empty() {
         return Some(true);
     }
-    x.contact
-        .as_ref()
-        .and_then(|c| c.value.as_deref())
-        .map(|v| {
-            r.contact_values
-                .contains(&crate::restrictions::normalize_contact(v))
-        })
+    x.contact_value
+        .map(|v| r.contact_values.iter().any(|c| contact_hash(c) == v))
 }
 
 /// The exceptions of 12 CFR 1006.14(h)(2) to an opt-out: a communication
@@ -173,10 +168,9 @@ fn opt_out_exception(view: &BorrowerView<'_>, r: &Restriction, p: &Proposal) -> 
             || view.entries_from(since).iter().any(|e| {
                 was_sent(e)
                     && r.channels.contains(&e.channel)
-                    && view.record(e.key).is_some_and(|x| {
-                        x.subject == Some(Subject::ElectronicConsentOptOut)
-                            && at_opted_out_point(r, x) != Some(false)
-                    })
+                    && view.is_held(e)
+                    && e.subject == Some(Subject::ElectronicConsentOptOut)
+                    && at_opted_out_point(r, e) != Some(false)
             });
         if !confirmed {
             return true;
@@ -185,17 +179,17 @@ fn opt_out_exception(view: &BorrowerView<'_>, r: &Restriction, p: &Proposal) -> 
     let Some(prev) = p.previous.as_deref().and_then(|id| view.find(id)) else {
         return false;
     };
-    let Some(inbound) = view.record(prev) else {
+    // A deleted interaction has no entry: it was not initiated.
+    let Some(inbound) = view.entry_of(prev) else {
         return false;
     };
     let initiated = inbound.direction == Direction::Inbound
         && inbound.channel == p.channel
-        && inbound.deleted_at.is_none()
-        && inbound.occurs_at().timestamp() >= since
+        && inbound.at >= since
         && at_opted_out_point(r, inbound) == Some(true);
     initiated
         && !view
-            .entries_from(inbound.occurs_at().timestamp())
+            .entries_from(inbound.at)
             .iter()
             .any(|e| was_sent(e) && e.channel == p.channel && e.previous == Some(prev))
 }

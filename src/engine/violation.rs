@@ -116,10 +116,7 @@ pub(super) fn describe(
             v.count = u32::try_from(quiet.len()).unwrap_or(u32::MAX);
             v.window_start = date(first);
             v.window_end = date(end);
-            v.counted_interaction_ids = quiet
-                .iter()
-                .map(|i| view.interaction_id(i.key).to_owned())
-                .collect();
+            v.counted_interaction_ids = quiet.iter().map(|i| view.interaction_id(i.key)).collect();
             v.message = format!(
                 "a telephone conversation{about} on {} ({}) starts a quiet period through {}",
                 fmt_day(first),
@@ -169,7 +166,7 @@ pub(super) fn describe(
                     .iter()
                     .filter(|i| i.at >= b.span.start && b.span.end.is_none_or(|e| i.at < e))
                     .filter(|i| b.month.is_none_or(|(a, z)| a <= i.day && i.day <= z))
-                    .map(|i| view.interaction_id(i.key).to_owned())
+                    .map(|i| view.interaction_id(i.key))
                     .collect();
                 let since = r.map_or_else(String::new, |r| {
                     format!(
@@ -308,7 +305,7 @@ fn fill_window(
     v.window_end = NaiveDate::from_num_days_from_ce_opt(end);
     v.counted_interaction_ids = in_days(items, worst.start, end)
         .iter()
-        .map(|i| view.interaction_id(i.key).to_owned())
+        .map(|i| view.interaction_id(i.key))
         .collect();
     (worst, end)
 }

@@ -367,12 +367,13 @@ impl Guard {
         let at = store.position()?.unwrap_or_default();
         let mut ledger = Ledger::new(config);
         let mut n = 0u64;
-        let loaded = super::recovery::load_store(&mut ledger, &store, config, 0, &mut || {
-            n += 1;
-            if n.is_multiple_of(1_000_000) {
-                progress(n);
-            }
-        })?;
+        let loaded =
+            super::recovery::load_store(&mut ledger, &store, config, 0, None, &mut || {
+                n += 1;
+                if n.is_multiple_of(1_000_000) {
+                    progress(n);
+                }
+            })?;
         let cutoff = loaded
             .latest
             .map(|l| super::recovery::horizon_cutoff(config, loaded.now, l));

@@ -9,12 +9,20 @@ use std::sync::atomic::Ordering;
 use chrono::{DateTime, Utc};
 
 use super::{Guard, GuardError};
-use crate::model::Channel;
+use crate::index::LetGo;
 
 /// How many interaction slots [`Guard::let_go`] walks per hold of the
 /// write lock (see `benches/decide.rs`, `let-go/walk-one-part`, for what a
 /// part costs).
 pub const LET_GO_PART: usize = 65_536;
+
+/// How long an interaction's full record stays in memory after it
+/// happens (a day), once the store holds it: a recent interaction is the
+/// one most likely to be read or changed (a call's status when it ends),
+/// and a change to one let go first reads it back from the store. Older
+/// ones in the horizon keep only their slot and counting entry
+/// ([`crate::index::Index::let_go_in`]).
+pub const WHOLE_FOR_SECONDS: i64 = 86_400;
 
 /// Where the store stands against the journal ([`Guard::store_follow`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,16 +87,16 @@ impl Guard {
             let reserved = ledger.reservations().clone();
             let end = start.saturating_add(LET_GO_PART).min(slots);
             let mut chats = Vec::new();
+            let let_go = LetGo {
+                before: now.timestamp().saturating_sub(WHOLE_FOR_SECONDS),
+            };
             let here = ledger.index.let_go_in(
                 start..end,
                 cutoff,
                 applied,
+                let_go,
                 |id| reserved.contains_key(id),
-                |r| {
-                    if matches!(r.channel, Channel::Text | Channel::Chat) {
-                        chats.push(r.id.clone());
-                    }
-                },
+                |id| chats.push(id),
             );
             if here > 0 || ledger.index.on_disk() > 0 {
                 // What a Check reads starts at the cutoff from now on,

@@ -373,13 +373,12 @@ impl Guard {
         };
         // Candidates on disk only: read from the store without the lock,
         // only those the filters keep, then listed with the rest. If
-        // memory let go of more in between (`Guard::let_go` moved the
-        // history held whole on), what it let go of was read from neither:
-        // read again.
+        // memory let go of more in between (`Guard::let_go`), what it let
+        // go of may have been read from neither: read again.
         for _ in 0..4 {
-            let (on_disk, before) = self.list_from_disk(&scope, &q)?;
+            let (on_disk, epoch) = self.list_from_disk(&scope, &q)?;
             let ledger = self.read()?;
-            if ledger.index.held_from() != before {
+            if ledger.index.epoch() != epoch {
                 continue;
             }
             let ListPage { total, data } = ledger.index.list_with(&q, &on_disk)?;

@@ -455,9 +455,17 @@ impl Guard {
         let (_, found) = self.read_disk(any_id)?.ok_or_else(unknown)?;
         {
             let ledger = self.read()?;
-            // In memory under another name: the store's row is stale.
-            if ledger.index.knows(&found.id) {
-                return Err(unknown());
+            // In memory whole now: a write brought it back while the store
+            // was read (memory's is the latest), or it is in memory under
+            // another name (an externalId since changed: the store's row
+            // is stale, and the name names nothing). Memory answers either
+            // way. (One let go in the horizon: the store's row is its
+            // latest.)
+            if ledger.index.holds(&found.id) {
+                return match ledger.index.get(person, any_id) {
+                    Ok(found) => Ok(found.clone()),
+                    Err(_) => Err(unknown()),
+                };
             }
         }
         if let Some(person) = person {
@@ -472,21 +480,31 @@ impl Guard {
 
     /// The interactions on disk only that a listing reads, those its
     /// filters pass, with their places in creation order (the caller holds
-    /// no lock), and the time before which they were read (the history
-    /// held whole in memory from then on). A listing of everyone's scans the store; it is refused
+    /// no lock), and the index's [`crate::index::Index::epoch`] from before
+    /// the store was read. A listing of everyone's scans the store; it is refused
     /// once more than [`MAX_LISTED_FROM_DISK`] pass, so that it never holds
     /// an unbounded part of the history in memory.
     fn list_from_disk(
         &self,
         scope: &crate::index::DiskScope,
         q: &crate::index::ListQuery,
-    ) -> Result<(Vec<(u64, crate::model::Interaction)>, i64), GuardError> {
+    ) -> Result<(Vec<(u64, crate::model::Interaction)>, u64), GuardError> {
         let Some(store) = &self.store else {
-            return Ok((Vec::new(), i64::MIN));
+            return Ok((Vec::new(), self.read()?.index.epoch()));
         };
         let failed = |e: crate::store::StoreError| GuardError::Internal(e.to_string());
-        // What happens from the history held whole on is in memory.
-        let before = self.read()?.index.held_from();
+        // What happens from the history held whole on is in memory,
+        // unless records in the horizon were let go: then every row is
+        // read, and those memory holds whole are read from memory.
+        let (before, epoch) = {
+            let index = &self.read()?.index;
+            let before = if index.let_go_count() > 0 {
+                i64::MAX
+            } else {
+                index.held_from()
+            };
+            (before, index.epoch())
+        };
         match scope {
             crate::index::DiskScope::Person(ids) => {
                 let found = store
@@ -497,17 +515,17 @@ impl Guard {
                         "more than {MAX_LISTED_FROM_DISK} of this person's interactions on disk only match this listing; narrow it with `createdAfter`, `startedAfter` or other filters"
                     )));
                 }
-                Ok((found, before))
+                Ok((found, epoch))
             }
             crate::index::DiskScope::All => store
                 .scan(before, MAX_LISTED_FROM_DISK, |r| q.matches(r))
                 .map_err(failed)?
                 .map_err(|most| {
                     GuardError::FailedPrecondition(format!(
-                        "more than {most} interactions on disk only (older than the history kept in memory) match this listing of everyone's; name a `personId`, or narrow it with `createdAfter`, `startedAfter` or other filters"
+                        "more than {most} interactions whose full records are on disk only (all but the last day's) match this listing of everyone's; name a `personId`, or narrow it with `createdAfter`, `startedAfter` or other filters"
                     ))
                 })
-                .map(|found| (found, before)),
+                .map(|found| (found, epoch)),
         }
     }
 
@@ -533,7 +551,7 @@ impl Guard {
             }
             if on_disk
                 && let Some((seq, record)) = self.read_disk(any_id)?
-                && !self.read()?.index.knows(&record.id)
+                && !self.read()?.index.holds(&record.id)
             {
                 self.write()?.index.load_from_disk(record, seq)?;
             }
@@ -556,10 +574,15 @@ impl Guard {
             return Err(unknown());
         };
         let mut ledger = self.write()?;
-        // In memory under another name (an externalId since changed): the
-        // store's row is stale, and the name names nothing.
-        if ledger.index.knows(&record.id) {
-            return Err(unknown());
+        // In memory whole now: another write brought it back while the
+        // store was read (the plan runs again and finds it), or it is in
+        // memory under another name (an externalId since changed: the
+        // store's row is stale, and the name names nothing).
+        if ledger.index.holds(&record.id) {
+            return match ledger.index.get(None, any_id) {
+                Ok(_) => Ok(()),
+                Err(_) => Err(unknown()),
+            };
         }
         ledger.index.load_from_disk(record, seq)?;
         Ok(())
@@ -661,6 +684,7 @@ impl Guard {
             people: l.index.people_len(),
             interactions: l.index.len(),
             open_reservations: l.reservations().len(),
+            whole_in_memory: l.index.len() - l.index.on_disk() - l.index.let_go_count(),
         })
     }
 }
@@ -676,4 +700,8 @@ pub struct Sizes {
     /// Reservations recorded by a reserving Check and not yet updated,
     /// deleted or canceled.
     pub open_reservations: usize,
+    /// Interactions whose full records are in memory: the others are on
+    /// disk only (beyond the horizon) or, inside it, in memory as their
+    /// counting entry and names only (let go once the store held them).
+    pub whole_in_memory: usize,
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 use chrono::Utc;
 
 use super::{Guard, GuardError};
-use crate::index::IndexConfig;
+use crate::index::{IndexConfig, LetGo};
 use crate::journal::{self as jn, Durability, Journal, JournalError, Layout, Position, Recovered};
 use crate::ledger::Ledger;
 use crate::ledger::changes;
@@ -109,9 +109,17 @@ impl Guard {
             }
         };
         // About 160 bytes a record in a journal: make room up front.
-        let loaded = load_store(&mut ledger, &store, config, bytes / 160, &mut || {
-            tick(&mut n);
-        })?;
+        let let_go_before = Some(Utc::now().timestamp() - super::horizon::WHOLE_FOR_SECONDS);
+        let loaded = load_store(
+            &mut ledger,
+            &store,
+            config,
+            bytes / 160,
+            let_go_before,
+            &mut || {
+                tick(&mut n);
+            },
+        )?;
         let (now, store_latest, from_store) = (loaded.now, loaded.latest, loaded.records);
         let before = |latest: i64| horizon_cutoff(config, now, latest);
         let mut replayed = jn::recover_from(&layout, from, |record| {
@@ -211,9 +219,14 @@ impl Guard {
             // Everything read is in the store now: what left the horizon
             // leaves memory.
             let reserved = ledger.reservations().clone();
+            let let_go = LetGo {
+                before: Utc::now().timestamp() - super::horizon::WHOLE_FOR_SECONDS,
+            };
             let moved = ledger
                 .index
-                .move_to_disk(cutoff, u64::MAX, |id| reserved.contains_key(id));
+                .move_to_disk(cutoff, u64::MAX, Some(let_go), |id| {
+                    reserved.contains_key(id)
+                });
             tracing::info!(
                 records = moved,
                 "full records beyond the horizon left memory"
@@ -415,12 +428,16 @@ pub(super) fn horizon_cutoff(config: IndexConfig, now: i64, latest: i64) -> i64 
 /// Reads what memory holds from the store into `ledger`: everything after
 /// the horizon in full, and of what is before it only what counting
 /// needs. `reserve` is room to make beyond the store's records; `tick` is
-/// called once a record.
+/// called once a record. With `let_go_before`, the full records of
+/// interactions in the horizon that happen before it leave memory as they
+/// are read ([`crate::index::Index::let_go_in`]): a start holds what the
+/// walk while serving would.
 pub(super) fn load_store(
     ledger: &mut Ledger,
     store: &Store,
     config: IndexConfig,
     reserve: u64,
+    let_go_before: Option<i64>,
     tick: &mut dyn FnMut(),
 ) -> Result<FromStore, JournalError> {
     // The interactions it records are numbered in creation order as the
@@ -456,6 +473,11 @@ pub(super) fn load_store(
                     ledger
                         .apply_record(*record)
                         .map_err(|e| JournalError::Failed(e.to_string()))?;
+                    // The store holds it: only its slot and counting entry
+                    // stay, as the walk while serving would leave them.
+                    if let Some(before) = let_go_before {
+                        ledger.index.let_go_newest(LetGo { before });
+                    }
                 }
                 Loaded::OnDisk {
                     count,

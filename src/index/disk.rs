@@ -3,7 +3,9 @@
 //! moves between memory and disk. The history held whole in memory, and
 //! what a Check may read of it.
 
-use super::{Index, IndexError, Interaction, InteractionKey, generated_number};
+use super::{
+    Entry, Index, IndexError, Interaction, InteractionKey, LetGo, SlotId, Status, generated_number,
+};
 
 impl Index {
     /// How many interactions are on disk only.
@@ -23,20 +25,25 @@ impl Index {
         self.held_from
     }
 
-    /// The full record of an interaction a Check may read: in memory and
-    /// from the history held whole (see [`Index::held_from`]).
-    pub(super) fn held(&self, k: InteractionKey) -> Option<&Interaction> {
+    /// The counting entry of an interaction a Check may read: live (a
+    /// deleted one has none), from the history held whole (see
+    /// [`Index::held_from`]), and not brought back from disk. What a Check
+    /// reads of an interaction it names (a message it answers) is this
+    /// entry, never the full record, which need not be in memory.
+    pub(super) fn held(&self, k: InteractionKey) -> Option<&Entry> {
         let slot = self.records.get(k.0 as usize)?;
-        slot.record
-            .as_deref()
-            .filter(|r| !slot.from_disk && r.occurs_at().timestamp() >= self.held_from)
+        if slot.from_disk || slot.at < self.held_from {
+            return None;
+        }
+        let entries = &self.people.get(slot.person.0 as usize)?.entries;
+        let pos = entries.partition_point(|e| (e.at, e.key) < (slot.at, k));
+        entries.get(pos).filter(|e| e.key == k)
     }
 
-    /// True if an interaction in memory has our id `id`: a record the
-    /// store gives for another name of it (an externalId it has since
-    /// changed) is stale.
+    /// True if an interaction in memory has our id `id`, whole or as its
+    /// slot only ([`Index::holds`] tells them apart).
     pub fn knows(&self, id: &str) -> bool {
-        self.ids.contains_key(id)
+        self.key_of_id(id).is_some()
     }
 
     /// Counts the interactions whose records stay on disk (they left the
@@ -80,8 +87,7 @@ impl Index {
     /// read or write brought it back from disk: what goes with it (its
     /// conversation) may still be on disk only.
     pub fn came_from_disk(&self, id: &str) -> bool {
-        self.ids
-            .get(id)
+        self.key_of_id(id)
             .and_then(|k| self.records.get(k.0 as usize))
             .is_some_and(|s| s.from_disk)
     }
@@ -91,7 +97,7 @@ impl Index {
     /// already: the next walk would let it go ([`Index::renew`]).
     pub fn spared(&self, any_id: &str) -> bool {
         self.slot_of(any_id)
-            .is_some_and(|s| s.from_disk && s.spared)
+            .is_some_and(|s| (s.from_disk || s.recalled) && s.spared)
     }
 
     /// Keeps a brought-back interaction in memory for one more walk of
@@ -113,9 +119,13 @@ impl Index {
     /// memory has it, some are on disk, and it is not a generated id newer
     /// than all of those.
     pub fn may_be_on_disk(&self, id: &str) -> bool {
-        self.on_disk > 0
-            && !self.ids.contains_key(id)
-            && generated_number("IT", id).is_none_or(|n| n <= self.max_on_disk_generated)
+        match self.key_of_id(id) {
+            Some(k) => self.hot(k).is_none(),
+            None => {
+                self.on_disk > 0
+                    && generated_number("IT", id).is_none_or(|n| n <= self.max_on_disk_generated)
+            }
+        }
     }
 
     /// Sets the place in creation order of the next interaction restored:
@@ -130,7 +140,17 @@ impl Index {
     /// beyond the horizon). Does nothing when an interaction with its id
     /// is in memory.
     pub fn load_from_disk(&mut self, record: Interaction, seq: u64) -> Result<(), IndexError> {
-        if self.ids.contains_key(&record.id) {
+        if let Some(k) = self.key_of_id(&record.id) {
+            // Let go in the horizon: the store's row is its latest state
+            // (it was let go only once the store held that), and its
+            // names, entry and place are still here.
+            let slot = &mut self.records[k.0 as usize];
+            if slot.record.is_none() && !slot.vacated {
+                slot.record = Some(Box::new(record));
+                slot.recalled = true;
+                slot.spared = false;
+                self.let_go = self.let_go.saturating_sub(1);
+            }
             return Ok(());
         }
         let next = self.next_seq;
@@ -139,7 +159,7 @@ impl Index {
         let restored = self.restore_interaction(record).map(|_| ());
         self.next_seq = next.max(seq.saturating_add(1));
         restored?;
-        if let Some(k) = self.ids.get(&id).copied() {
+        if let Some(k) = self.key_of_id(&id) {
             self.records[k.0 as usize].from_disk = true;
         }
         self.on_disk = self.on_disk.saturating_sub(1);
@@ -167,8 +187,7 @@ impl Index {
     pub fn touch_frame(&mut self, id: &str) {
         let frame = self.frame;
         if let Some(slot) = self
-            .ids
-            .get(id)
+            .key_of_id(id)
             .and_then(|k| self.records.get_mut(k.0 as usize))
         {
             slot.frame = slot.frame.max(frame);
@@ -181,14 +200,24 @@ impl Index {
     /// latest state yet): their records, counting entries, ids and audio
     /// leave memory, and they are counted as on disk only. Returns how
     /// many.
+    ///
+    /// With `let_go`, the full records in the horizon that
+    /// [`Index::let_go_in`] would let go leave memory too.
     pub fn move_to_disk(
         &mut self,
         cutoff: i64,
         applied: u64,
+        let_go: Option<LetGo>,
         keep: impl Fn(&str) -> bool,
     ) -> usize {
         let all = 0..self.records.len();
-        self.move_out(all, cutoff, applied, false, keep, &mut |_| {})
+        let walk = Walk {
+            cutoff,
+            applied,
+            let_go,
+            spare_brought_back: false,
+        };
+        self.move_out(all, walk, keep, &mut |_| {})
     }
 
     /// How many interaction slots memory holds (in memory, and emptied by
@@ -205,60 +234,107 @@ impl Index {
     /// and let go by the next: the write that brought it back may not
     /// have planned from it yet, and a plan that finds it gone again reads
     /// it back.
+    ///
+    /// In the horizon, the full record of an interaction that happens
+    /// before `let_go.before` leaves memory once the store holds its
+    /// latest state, unless it is deleted, in progress (a reservation's,
+    /// which reads it while open), holds audio or `keep` names it:
+    /// its slot, names and counting entry stay, which is all a Check
+    /// reads. A read or write of it reads the store
+    /// ([`IndexError::OnDisk`], [`Index::load_from_disk`]).
     pub fn let_go_in(
         &mut self,
         slots: std::ops::Range<usize>,
         cutoff: i64,
         applied: u64,
+        let_go: LetGo,
         keep: impl Fn(&str) -> bool,
-        mut moved_out: impl FnMut(&Interaction),
+        mut moved_out: impl FnMut(String),
     ) -> usize {
-        self.move_out(slots, cutoff, applied, true, keep, &mut moved_out)
+        let walk = Walk {
+            cutoff,
+            applied,
+            let_go: Some(let_go),
+            spare_brought_back: true,
+        };
+        self.move_out(slots, walk, keep, &mut moved_out)
     }
 
     fn move_out(
         &mut self,
         slots: std::ops::Range<usize>,
-        cutoff: i64,
-        applied: u64,
-        keep_brought_back: bool,
+        walk: Walk,
         keep: impl Fn(&str) -> bool,
-        moved_out: &mut impl FnMut(&Interaction),
+        moved_out: &mut impl FnMut(String),
     ) -> usize {
+        let Walk {
+            cutoff,
+            applied,
+            let_go,
+            spare_brought_back,
+        } = walk;
         let mut moved: std::collections::HashSet<InteractionKey, foldhash::fast::RandomState> =
             Default::default();
         let mut people = Vec::new();
         let end = slots.end.min(self.records.len());
         for i in slots.start.min(end)..end {
             let slot = &mut self.records[i];
-            let Some(r) = slot.record.as_deref() else {
-                continue;
-            };
-            if r.occurs_at().timestamp() >= cutoff || slot.frame > applied || keep(&r.id) {
+            if slot.vacated || slot.frame > applied {
                 continue;
             }
-            if keep_brought_back && slot.from_disk && !slot.spared {
+            let whole = slot.record.as_deref();
+            // A record in the horizon: let go once the store holds it,
+            // its slot and counting entry staying.
+            if slot.at >= cutoff {
+                if let (Some(r), Some(l)) = (whole, let_go)
+                    && slot.at < l.before
+                    && r.deleted_at.is_none()
+                    && r.status != Status::InProgress
+                    && r.recording.is_none()
+                    && r.voicemail.is_none()
+                    && !slot.from_disk
+                    && !keep(&r.id)
+                {
+                    if spare_brought_back && slot.recalled && !slot.spared {
+                        slot.spared = true;
+                    } else {
+                        slot.record = None;
+                        slot.recalled = false;
+                        slot.spared = false;
+                        self.let_go += 1;
+                        self.epoch += 1;
+                    }
+                }
+                continue;
+            }
+            let id = slot.id.to_text();
+            if keep(&id) {
+                continue;
+            }
+            if spare_brought_back && (slot.from_disk || slot.recalled) && !slot.spared {
                 slot.spared = true;
                 continue;
             }
             let key = InteractionKey(u32::try_from(i).unwrap_or(u32::MAX));
             let p = slot.person;
-            let Some(r) = slot.record.take() else {
-                continue;
-            };
-            moved_out(&r);
-            self.ids.remove(&r.id);
-            if let Some(e) = &r.external_id {
-                self.external_ids.remove(e);
+            match slot.record.take() {
+                Some(r) => {
+                    for m in [&r.recording, &r.voicemail].into_iter().flatten() {
+                        self.media_files.remove(&m.storage_key);
+                    }
+                }
+                None => self.let_go = self.let_go.saturating_sub(1),
             }
-            for m in [&r.recording, &r.voicemail].into_iter().flatten() {
-                self.media_files.remove(&m.storage_key);
-            }
+            self.unname(key);
             // A new generated id never takes one of these.
-            if let Some(n) = generated_number("IT", &r.id) {
+            if let SlotId::Generated(n) = self.records[i].id {
                 self.max_on_disk_generated = self.max_on_disk_generated.max(n);
                 self.next_interaction = self.next_interaction.max(n);
             }
+            // The names leave memory with the record.
+            self.records[i].id = SlotId::Generated(0);
+            self.records[i].vacated = true;
+            moved_out(id);
             moved.insert(key);
             people.push(p);
         }
@@ -273,8 +349,67 @@ impl Index {
             person.interactions = person.records.len();
             person.records_on_disk = true;
         }
+        if !moved.is_empty() {
+            self.epoch += 1;
+        }
         self.on_disk += moved.len();
         self.vacated += moved.len();
         moved.len()
     }
+
+    /// [`Index::let_go_in`]'s rule for the interaction restored last (a
+    /// start reading the store, which holds it): its full record leaves
+    /// memory if the walk would let it go.
+    pub fn let_go_newest(&mut self, let_go: LetGo) {
+        let Some(last) = self.records.len().checked_sub(1) else {
+            return;
+        };
+        let newest = last..last + 1;
+        let walk = Walk {
+            cutoff: i64::MIN,
+            applied: 0,
+            let_go: Some(let_go),
+            spare_brought_back: false,
+        };
+        self.move_out(newest, walk, |_| false, &mut |_| {});
+    }
+
+    /// A number that moves on each time full records leave memory (let go
+    /// in the horizon, or moved to disk): a reader that read the store
+    /// without the lock, and finds it unchanged under the lock, knows that
+    /// every record memory does not hold whole was in the store when it
+    /// read.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// How many interactions in the horizon are in memory as their slot
+    /// and counting entry only, their full records let go to the store
+    /// ([`Index::let_go_in`]).
+    pub fn let_go_count(&self) -> usize {
+        self.let_go
+    }
+
+    /// True if the interaction with our id `id` is in memory whole (its
+    /// full record, not only its slot): the store's row for another name
+    /// of it may be stale, while the store's row of one let go is its
+    /// latest state.
+    pub fn holds(&self, id: &str) -> bool {
+        self.key_of_id(id)
+            .and_then(|k| self.records.get(k.0 as usize))
+            .is_some_and(|s| s.record.is_some())
+    }
+}
+
+/// What one walk of [`Index::move_out`] moves and lets go.
+#[derive(Debug, Clone, Copy)]
+struct Walk {
+    /// Interactions before it (Unix seconds) leave memory whole.
+    cutoff: i64,
+    /// The journal frame the store holds: one changed later stays.
+    applied: u64,
+    /// Inside the horizon, which full records are let go (none: `None`).
+    let_go: Option<LetGo>,
+    /// One brought back by a read or write is spared by one walk.
+    spare_brought_back: bool,
 }

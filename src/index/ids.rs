@@ -4,7 +4,7 @@
 
 use super::Index;
 
-fn generated_id(prefix: &str, n: u64) -> String {
+pub(super) fn generated_id(prefix: &str, n: u64) -> String {
     format!("{prefix}-{:04X}-{:08X}", n >> 32, n & 0xFFFF_FFFF)
 }
 
@@ -74,10 +74,17 @@ impl Index {
                 .max()
                 .unwrap_or(low)
         };
-        self.next_interaction = top(
-            "IT",
-            &mut self.ids.keys().map(String::as_str).chain(largest_on_disk),
-        );
+        let in_memory = self.records.iter().filter(|s| !s.vacated);
+        let generated = in_memory.filter_map(|s| match s.id {
+            super::SlotId::Generated(n) => Some(n),
+            super::SlotId::Given(_) => None,
+        });
+        let on_disk = largest_on_disk.and_then(|id| generated_number("IT", id));
+        self.next_interaction = generated
+            .chain(on_disk)
+            .filter(|n| (low..=high).contains(n))
+            .max()
+            .unwrap_or(low);
         self.next_person = top("BO", &mut self.person_ids.keys().map(String::as_str));
         self.next_restriction = top("RS", &mut self.restriction_ids.keys().map(String::as_str));
     }
@@ -127,7 +134,7 @@ impl Index {
             match prefix {
                 "BO" => index.person_ids.contains_key(&id),
                 "RS" => index.restriction_ids.contains_key(&id),
-                _ => index.ids.contains_key(&id),
+                _ => index.key_of_id(&id).is_some(),
             }
         };
         let mut n = counter + 1;

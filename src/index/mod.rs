@@ -19,10 +19,12 @@ mod ids;
 mod people;
 mod query;
 mod restrictions;
+mod slots;
 mod view;
 mod write;
 
 use ids::{free_id, generated_number};
+use slots::{Names, SlotId};
 
 /// The index's hash maps: foldhash is several times faster than SipHash on
 /// short id strings and keeps a per-process random seed, so ids chosen by a
@@ -33,7 +35,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::model::{
     AgentOutcome, AnyId, Channel, ContactKind, Direction, Interaction, MediaKind, Status,
-    StatusDetails, Theme, ValidationError,
+    StatusDetails, Subject, Theme, ValidationError,
 };
 use crate::restrictions::{MAX_PER_PERSON, Restriction};
 
@@ -70,6 +72,16 @@ impl Default for IndexConfig {
             horizon_days: DEFAULT_HORIZON_DAYS,
         }
     }
+}
+
+/// What the walk of [`Index::let_go_in`] lets go of inside the horizon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LetGo {
+    /// The full records of interactions that happen before this time
+    /// (Unix seconds) may leave memory; later ones stay whole, since a
+    /// recent interaction is the one most likely to change (a call's
+    /// status once it ends).
+    pub before: i64,
 }
 
 /// A person, by its place in the registry.
@@ -234,6 +246,12 @@ pub struct Entry {
     pub outcome: Option<AgentOutcome>,
     /// The kind of contact point it went to.
     pub contact: ContactKind,
+    /// The contact point itself, as [`contact_hash`] of its value: what an
+    /// opt-out naming numbers or addresses compares, without keeping the
+    /// value in memory. `None`: not recorded.
+    pub contact_value: Option<ContactHash>,
+    /// Its subject, which the confirmation of an opt-out reads.
+    pub subject: Option<Subject>,
     /// isTransactional; `None` is unknown.
     pub transactional: Option<bool>,
     /// The interaction its previousInteractionId names, if we know it.
@@ -243,6 +261,29 @@ pub struct Entry {
     pub previous: Option<InteractionKey>,
     /// The loans it names; empty means it counts for every debt.
     pub loans: Loans,
+}
+
+/// A contact point's value (a number or an address), hashed after
+/// [`crate::restrictions::normalize_contact`]: 8 bytes in a counting entry
+/// instead of the string.
+///
+/// The key is random per process (SipHash-1-3 with the standard library's
+/// random keys), so a value cannot be chosen to collide with another; the
+/// entries are rebuilt from the records at every start, so nothing hashed
+/// outlives the process. Two different values share a hash with a chance
+/// of about 2^-64 per comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ContactHash(std::num::NonZeroU64);
+
+/// The [`ContactHash`] of a contact point's value, normalized as a
+/// restriction's points are.
+pub fn contact_hash(value: &str) -> ContactHash {
+    use std::hash::BuildHasher;
+    static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let keys = KEYS.get_or_init(std::collections::hash_map::RandomState::new);
+    let h = keys.hash_one(crate::restrictions::normalize_contact(value));
+    ContactHash(std::num::NonZeroU64::new(h).unwrap_or(std::num::NonZeroU64::MIN))
 }
 
 /// The loans an entry names: one inline (most interactions name one loan,
@@ -313,6 +354,10 @@ struct Person {
 #[derive(Debug)]
 struct Slot {
     person: PersonKey,
+    /// Our id (see [`SlotId`]), found through [`Index::key_of_id`].
+    id: SlotId,
+    /// Its `externalId`, found through [`Index::key_of_ext`].
+    ext: Option<Box<str>>,
     /// `None`: moved to disk ([`Index::move_to_disk`]); its ids left
     /// memory with it, so no lookup reaches the slot again.
     record: Option<Box<Interaction>>,
@@ -321,6 +366,9 @@ struct Slot {
     /// since. A listing orders by it, so that interactions in memory and
     /// on disk only interleave as they were created.
     seq: u64,
+    /// When it happens (its counting entry's `at`): where its entry is in
+    /// its person's list.
+    at: i64,
     /// The journal frame of its latest change ([`Index::set_frame`]): its
     /// record may leave memory only once the store holds that frame.
     frame: u64,
@@ -328,6 +376,12 @@ struct Slot {
     /// it (the interactions that cite it may be on disk only, or cite it
     /// by a key it no longer has), whatever its time becomes.
     from_disk: bool,
+    /// Emptied by [`Index::move_to_disk`]: nothing of it is in memory.
+    vacated: bool,
+    /// Let go in the horizon and brought back by a read or write
+    /// ([`Index::load_from_disk`]): let go again as one brought back from
+    /// disk is (see `spared`).
+    recalled: bool,
     /// Brought back, and spared by one walk of [`Index::let_go_in`]: the
     /// next walk lets it go again, once the store holds its latest state.
     /// A read that is about to plan a write from it renews it
@@ -372,8 +426,10 @@ pub struct Index {
     person_external_ids: HashMap<String, PersonKey>,
     /// The interactions in memory, by key.
     records: Vec<Slot>,
-    ids: HashMap<String, InteractionKey>,
-    external_ids: HashMap<String, InteractionKey>,
+    /// The interactions in memory by our id ([`Index::key_of_id`]).
+    ids: Names,
+    /// The interactions in memory by `externalId` ([`Index::key_of_ext`]).
+    external_ids: Names,
     names: Interner,
     next_person: u64,
     next_interaction: u64,
@@ -387,6 +443,11 @@ pub struct Index {
     on_disk: usize,
     /// Slots emptied by [`Index::move_to_disk`].
     vacated: usize,
+    /// Slots in the horizon whose full records were let go
+    /// ([`Index::let_go_count`]).
+    let_go: usize,
+    /// Moves on each time full records leave memory ([`Index::epoch`]).
+    epoch: u64,
     /// The time (Unix seconds) from which the history is held whole in
     /// memory (`i64::MIN`: all of it). An interaction before it is as if
     /// on disk for what a Check reads ([`Index::held`]), even when a write
@@ -442,8 +503,7 @@ impl Index {
     /// recovery of millions does not copy and rehash as it grows.
     pub fn reserve(&mut self, interactions: usize) {
         self.records.reserve(interactions);
-        self.ids.reserve(interactions);
-        self.external_ids.reserve(interactions);
+        self.reserve_names(interactions);
         self.people.reserve(interactions / 16);
         self.person_ids.reserve(interactions / 16);
         self.person_external_ids.reserve(interactions / 16);
@@ -489,22 +549,16 @@ impl Index {
             Some(p) => *p,
             None => self.register_person(&record.person_id)?,
         };
-        let existing = self.ids.get(&record.id).copied();
+        let existing = self.key_of_id(&record.id);
         let key = match existing {
             Some(k) => {
-                let old = self.record_of(k, &record.id)?;
-                let (old_at, old_ext) = (old.occurs_at().timestamp(), old.external_id.clone());
+                let old_at = self.record_of(k, &record.id)?.occurs_at().timestamp();
                 remove_entry(&mut self.people[p.0 as usize].entries, old_at, k);
-                if let Some(e) = old_ext {
-                    self.external_ids.remove(&e);
-                }
+                self.unname_ext(k);
                 k
             }
             None => InteractionKey(u32::try_from(self.records.len()).unwrap_or(u32::MAX)),
         };
-        if let Some(e) = &record.external_id {
-            self.external_ids.insert(e.clone(), key);
-        }
         // Before the history held whole, no Check reads an entry (see
         // `held_from`); one written there (an import of old history, a
         // change to an old interaction) is kept all the same, as before.
@@ -525,22 +579,34 @@ impl Index {
         for m in [&record.recording, &record.voicemail].into_iter().flatten() {
             self.media_files.insert(m.storage_key.clone(), key);
         }
+        let at = record.occurs_at().timestamp();
+        let ext = record.external_id.as_deref().map(Box::from);
         if existing.is_some() {
             let slot = &mut self.records[key.0 as usize];
             slot.record = Some(Box::new(record));
+            slot.ext = ext;
+            slot.at = at;
             slot.frame = self.frame;
+            self.name_ext(key);
         } else {
-            self.ids.insert(record.id.clone(), key);
+            let id = SlotId::of(&record.id);
             self.advance_counter("IT", &record.id);
             self.records.push(Slot {
                 person: p,
+                id,
+                ext,
                 record: Some(Box::new(record)),
                 seq: self.next_seq,
+                at,
                 frame: self.frame,
                 from_disk: false,
+                vacated: false,
+                recalled: false,
                 spared: false,
             });
             self.next_seq += 1;
+            self.name_id(key);
+            self.name_ext(key);
             let person = &mut self.people[p.0 as usize];
             person.interactions += 1;
             person.records.push(key);
@@ -568,6 +634,12 @@ impl Index {
             details: record.status_details,
             outcome: record.agent_outcome,
             contact: record.contact_kind(),
+            contact_value: record
+                .contact
+                .as_ref()
+                .and_then(|c| c.value.as_deref())
+                .map(contact_hash),
+            subject: record.subject,
             transactional: record.is_transactional,
             previous,
             loans,
@@ -588,7 +660,7 @@ impl Index {
         self.owner(k) == Some(p)
             && self
                 .held(k)
-                .is_some_and(|r| r.direction == Direction::Inbound && r.deleted_at.is_none())
+                .is_some_and(|e| e.direction == Direction::Inbound)
     }
 
     /// True if a send at `at` citing this previousInteractionId is the reply
@@ -609,7 +681,7 @@ impl Index {
         let Some(inbound) = self.held(k) else {
             return false;
         };
-        let inbound_at = inbound.occurs_at().timestamp();
+        let inbound_at = inbound.at;
         let t = at.timestamp();
         if t < inbound_at || t - inbound_at > REPLY_WINDOW_DAYS * 86_400 {
             return false;
@@ -631,8 +703,8 @@ impl Index {
 
     fn find_interaction(&self, any_id: &str) -> Result<Option<InteractionKey>, IndexError> {
         Ok(match AnyId::parse("interactionId", any_id)? {
-            AnyId::Ours(id) => self.ids.get(id).copied(),
-            AnyId::External(ext) => self.external_ids.get(ext).copied(),
+            AnyId::Ours(id) => self.key_of_id(id),
+            AnyId::External(ext) => self.key_of_ext(ext),
         })
     }
 
@@ -797,7 +869,7 @@ mod size {
     #[test]
     fn entry_is_small() {
         assert_eq!(std::mem::size_of::<Loans>(), 16);
-        assert!(std::mem::size_of::<Entry>() <= 48);
+        assert!(std::mem::size_of::<Entry>() <= 56);
         let one: Loans = [NameKey(7)].into_iter().collect();
         assert_eq!(one, Loans::One(NameKey(7)));
         assert_eq!(&*one, &[NameKey(7)]);

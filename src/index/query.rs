@@ -255,7 +255,7 @@ impl Index {
     /// What a listing must read from disk first: `None` when no candidate
     /// can be on disk only.
     pub fn list_on_disk(&self, q: &ListQuery) -> Result<Option<DiskScope>, IndexError> {
-        if self.on_disk == 0 {
+        if self.on_disk == 0 && self.let_go == 0 {
             return Ok(None);
         }
         Ok(match &q.person {
@@ -294,7 +294,7 @@ impl Index {
         let in_memory = keys.filter_map(|k| self.hot(k).map(|r| (self.seq(k), r)));
         let from_disk = on_disk
             .iter()
-            .filter(|(_, r)| !self.ids.contains_key(&r.id))
+            .filter(|(_, r)| !self.holds(&r.id))
             .map(|(seq, r)| (*seq, r));
         let mut found: Vec<(u64, &Interaction)> = in_memory
             .chain(from_disk)

@@ -2,7 +2,6 @@
 //! time order, restrictions, and the debts a send's loans belong to.
 
 use super::{DebtKey, Entry, Index, InteractionKey, NameKey, Person, PersonKey, REPLY_WINDOW_DAYS};
-use crate::model::Interaction;
 use crate::restrictions::Restriction;
 
 /// One borrower's history as the engine reads it.
@@ -19,11 +18,22 @@ impl<'a> BorrowerView<'a> {
         self.person.map_or(&[], |p| p.restrictions.as_slice())
     }
 
-    /// The full record of one of the index's interactions; `None` for one
-    /// before the history held whole (on disk only, or brought back from
-    /// it: what reads it treats it as not there, the strict way).
-    pub fn record(&self, key: InteractionKey) -> Option<&'a Interaction> {
-        self.index.held(key)
+    /// The counting entry of one of this borrower's interactions, if it
+    /// is live and a Check may read it; `None` for a deleted one, one of
+    /// another borrower, or one before the history held whole (on disk
+    /// only, or brought back from it: what reads it treats it as not
+    /// there, the strict way).
+    pub fn entry_of(&self, key: InteractionKey) -> Option<&'a Entry> {
+        let p = self.person_key?;
+        (self.index.owner(key) == Some(p))
+            .then(|| self.index.held(key))
+            .flatten()
+    }
+
+    /// True if a Check may read this entry as the borrower's live history
+    /// (see [`BorrowerView::entry_of`]).
+    pub fn is_held(&self, e: &Entry) -> bool {
+        self.index.held(e.key).is_some()
     }
 
     /// The time (Unix seconds) from which the borrower's history is held
@@ -72,7 +82,7 @@ impl<'a> BorrowerView<'a> {
         let Some(inbound) = self.index.held(prev) else {
             return false;
         };
-        let inbound_at = inbound.occurs_at().timestamp();
+        let inbound_at = inbound.at;
         if e.at < inbound_at || e.at - inbound_at > REPLY_WINDOW_DAYS * 86_400 {
             return false;
         }
@@ -83,9 +93,10 @@ impl<'a> BorrowerView<'a> {
             .any(|x| x.previous == Some(prev))
     }
 
-    /// Our id of an interaction.
-    pub fn interaction_id(&self, key: InteractionKey) -> &'a str {
-        self.index.hot(key).map_or("", |r| r.id.as_str())
+    /// Our id of an interaction, from its slot (the full record need not
+    /// be in memory).
+    pub fn interaction_id(&self, key: InteractionKey) -> String {
+        self.index.id_text(key)
     }
 
     /// The debt a loan belongs to: its account if declared, else itself.

@@ -28,12 +28,12 @@ impl Index {
     ) -> Result<(Resolved, Interaction), IndexError> {
         let mut record = input.validate_all(now).map_err(invalid)?;
         if let Some(ext) = &record.external_id
-            && let Some(k) = self.external_ids.get(ext)
+            && let Some(k) = self.key_of_ext(ext)
         {
             return Err(IndexError::Duplicate {
                 field: "externalId",
                 value: ext.clone(),
-                existing: self.record_of(*k, &format!("ext-{ext}"))?.id.clone(),
+                existing: self.id_text(k),
             });
         }
         let id = match input.id.as_deref() {
@@ -45,7 +45,7 @@ impl Index {
                     }
                     .into());
                 }
-                if self.ids.contains_key(given) {
+                if self.key_of_id(given).is_some() {
                     return Err(IndexError::Duplicate {
                         field: "id",
                         value: given.to_owned(),
@@ -54,7 +54,9 @@ impl Index {
                 }
                 given.to_owned()
             }
-            None => free_id("IT", self.next_interaction, |id| self.ids.contains_key(id)),
+            None => free_id("IT", self.next_interaction, |id| {
+                self.key_of_id(id).is_some()
+            }),
         };
         if let Some(given) = &input.person_id
             && given != person
@@ -222,12 +224,12 @@ impl Index {
         }
         if let Some(ext) = &record.external_id
             && old.external_id.as_ref() != Some(ext)
-            && let Some(k) = self.external_ids.get(ext)
+            && let Some(k) = self.key_of_ext(ext)
         {
             return Err(IndexError::Duplicate {
                 field: "externalId",
                 value: ext.clone(),
-                existing: self.record_of(*k, &format!("ext-{ext}"))?.id.clone(),
+                existing: self.id_text(k),
             });
         }
         record.updated_at = Some(now);

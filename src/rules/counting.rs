@@ -359,6 +359,8 @@ mod never_more_permissive {
                                 details: *d,
                                 outcome: *o,
                                 contact: ContactKind::Unknown,
+                                contact_value: None,
+                                subject: None,
                                 transactional: None,
                                 previous: None,
                                 loans: Loans::default(),

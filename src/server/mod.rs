@@ -228,6 +228,11 @@ pub fn describe_metrics() {
         "interactions in the index, deleted ones included"
     );
     describe_gauge!(
+        "compliance_guard_interactions_whole_in_memory",
+        Unit::Count,
+        "interactions whose full records are in memory (the rest: their counting entries and names only, or on disk only)"
+    );
+    describe_gauge!(
         "compliance_guard_open_reservations",
         Unit::Count,
         "reservations made by reserving Checks and not yet updated, canceled or deleted"
@@ -299,6 +304,7 @@ async fn sample_sizes(guard: Arc<Guard>) {
     let borrowers = metrics::gauge!("compliance_guard_borrowers");
     let interactions = metrics::gauge!("compliance_guard_interactions");
     let open = metrics::gauge!("compliance_guard_open_reservations");
+    let whole = metrics::gauge!("compliance_guard_interactions_whole_in_memory");
     let mut tick = tokio::time::interval(GAUGE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -307,6 +313,7 @@ async fn sample_sizes(guard: Arc<Guard>) {
         borrowers.set(sizes.people as f64);
         interactions.set(sizes.interactions as f64);
         open.set(sizes.open_reservations as f64);
+        whole.set(sizes.whole_in_memory as f64);
     }
 }
 

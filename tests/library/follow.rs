@@ -404,3 +404,156 @@ async fn a_conversation_leaves_memory_with_its_interaction() {
     let names: Vec<&str> = left.agents.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names, ["bo"]);
 }
+
+/// One of Ann's emails at `at`: outbound (sent), or inbound (hers).
+fn email(at: DateTime<Utc>, inbound: bool) -> InteractionInput {
+    InteractionInput {
+        channel: Some("email".into()),
+        direction: Some(if inbound { "inbound" } else { "outbound" }.into()),
+        status: Some(if inbound { "succeeded" } else { "attempted" }.into()),
+        status_details: (!inbound).then(|| "emailSent".into()),
+        started_at: Some(at.to_rfc3339()),
+        loan_id: Some("L1".into()),
+        ..InteractionInput::default()
+    }
+}
+
+/// An email to Ann in New York City at `now`, citing `previous` (empty:
+/// none).
+fn nyc_email(now: DateTime<Utc>, previous: &str) -> CheckInput {
+    CheckInput {
+        person_id: ANN.into(),
+        channel: "email".into(),
+        direction: "outbound".into(),
+        loan_ids: vec!["L1".into()],
+        jurisdictions: vec!["US-NY-NYC".into()],
+        time_zones: vec!["America/New_York".into()],
+        previous_interaction_id: previous.into(),
+        at: Some(now),
+        ..CheckInput::default()
+    }
+}
+
+/// An email to Ann at `now` citing her message `inbound`, and one citing
+/// nothing: the reply and the plain send.
+async fn decide(
+    g: &Guard,
+    now: DateTime<Utc>,
+    inbound: &str,
+) -> (
+    compliance_guard::engine::Decision,
+    compliance_guard::engine::Decision,
+) {
+    let reply = g
+        .check(&nyc_email(now, inbound), &caller(), now, None)
+        .await
+        .unwrap()
+        .decision;
+    let plain = g
+        .check(&nyc_email(now, ""), &caller(), now, None)
+        .await
+        .unwrap()
+        .decision;
+    (reply, plain)
+}
+
+/// Interactions inside the horizon that happened more than a day ago keep
+/// only their counting entries and names in memory once the store holds
+/// them, while serving and from a start on: a Check answers exactly as
+/// before (the same rule, time and counted ids, a reply to the
+/// borrower's own message still a reply), Get and List read them from the
+/// store as they were, and one written to comes back whole, is spared by
+/// one walk and let go by the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_inside_the_horizon_leave_memory_and_checks_answer_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    // Yesterday at 11:00 in New York: inside every permitted hour.
+    let now = (Utc::now() - Duration::days(1))
+        .date_naive()
+        .and_hms_opt(16, 0, 0)
+        .unwrap()
+        .and_utc();
+    let rules = std::sync::Arc::new(
+        RuleSet::load_dir(Path::new("rules"), &LoadOptions::default()).unwrap(),
+    );
+    let (g, _) = open_following(dir.path(), u64::MAX).unwrap();
+    g.set_rules(rules.clone());
+    let mut made = Vec::new();
+    for (days, inbound) in [(4, false), (3, false), (2, true)] {
+        let (r, _) = g
+            .create(
+                ANN,
+                &email(now - Duration::days(days), inbound),
+                &caller(),
+                now,
+            )
+            .await
+            .unwrap();
+        made.push(r);
+    }
+    // Another borrower's call an hour ago (by the clock, which a start
+    // reads): within the last day, so it stays whole.
+    let (bob, _) = g
+        .create(
+            "BO-FOLL-00000002",
+            &call(Utc::now() - Duration::hours(1)),
+            &caller(),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let inbound = made[2].id.clone();
+    let (reply, plain) = decide(&g, now, &inbound).await;
+    assert!(reply.allowed, "a reply to her message: {reply:?}");
+    assert!(!plain.allowed, "a third email in seven days: {plain:?}");
+    assert_eq!(
+        plain.rule_id.as_deref(),
+        Some("us-ny-nyc-6rcny-5-77-b1iv-2-in-7")
+    );
+    let listed = everything(&g);
+    assert_eq!(listed.len(), 3);
+    assert_eq!(g.sizes().whole_in_memory, 4);
+
+    caught_up(&g);
+    assert_eq!(g.let_go(now).unwrap(), 0, "nothing left the horizon");
+    assert_eq!(g.sizes().whole_in_memory, 1, "only the last day's");
+    assert_eq!(g.get(None, &bob.id, &caller()).unwrap(), bob, "held whole");
+    assert_eq!(g.sizes().interactions, 4);
+    assert_eq!(
+        decide(&g, now, &inbound).await,
+        (reply.clone(), plain.clone())
+    );
+    assert_eq!(
+        everything(&g),
+        listed,
+        "the same listing, in the same order"
+    );
+    for r in &made {
+        assert_eq!(&g.get(Some(ANN), &r.id, &caller()).unwrap(), r);
+    }
+
+    // A write brings one back whole; it is let go again two walks later.
+    let changed = make_sensitive(&g, &made[0].id, now).await;
+    assert_eq!(changed.sensitive, Some(true));
+    assert_eq!(g.sizes().whole_in_memory, 2);
+    caught_up(&g);
+    g.let_go(now).unwrap();
+    assert_eq!(g.sizes().whole_in_memory, 2, "spared once");
+    g.let_go(now).unwrap();
+    assert_eq!(g.sizes().whole_in_memory, 1, "then let go");
+    assert_eq!(g.get(Some(ANN), &made[0].id, &caller()).unwrap(), changed);
+    assert_eq!(
+        decide(&g, now, &inbound).await,
+        (reply.clone(), plain.clone())
+    );
+    drop(g);
+
+    // A start holds only what the walk left whole.
+    let (g, _) = open_following(dir.path(), u64::MAX).unwrap();
+    g.set_rules(rules);
+    assert_eq!(g.sizes().whole_in_memory, 1);
+    assert_eq!(g.sizes().interactions, 4);
+    assert_eq!(decide(&g, now, &inbound).await, (reply, plain));
+    assert_eq!(everything(&g), listed);
+    assert_eq!(g.get(Some(ANN), &made[0].id, &caller()).unwrap(), changed);
+}

@@ -1,0 +1,219 @@
+//! An interaction's names as memory keeps them: its id (a generated one as
+//! its number) and its `externalId`, each held once, in the interaction's
+//! slot, and found through tables of slot numbers.
+//!
+//! A table holds 4 bytes per interaction (plus its control byte) instead
+//! of a second copy of the string: the names stay in memory when the full
+//! record leaves it, because a Check names the interactions it counted and
+//! a write finds an interaction by either name.
+
+use hashbrown::HashTable;
+
+use super::InteractionKey;
+use super::ids::generated_number;
+
+/// An interaction's id as its slot keeps it: one the index generated
+/// (`IT-XXXX-XXXXXXXX`) as its number, any other as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum SlotId {
+    /// Of the generated shape: the number [`generated_number`] reads.
+    Generated(u64),
+    /// Any other id (a caller chose it).
+    Given(Box<str>),
+}
+
+impl SlotId {
+    /// The id as kept.
+    pub(super) fn of(id: &str) -> SlotId {
+        match generated_number("IT", id) {
+            Some(n) => SlotId::Generated(n),
+            None => SlotId::Given(id.into()),
+        }
+    }
+
+    /// The id as a lookup compares it.
+    pub(super) fn as_ref(&self) -> Name<'_> {
+        match self {
+            SlotId::Generated(n) => Name::Generated(*n),
+            SlotId::Given(id) => Name::Given(id),
+        }
+    }
+
+    /// The id as written.
+    pub(super) fn to_text(&self) -> String {
+        match self {
+            SlotId::Generated(n) => super::ids::generated_id("IT", *n),
+            SlotId::Given(id) => id.to_string(),
+        }
+    }
+}
+
+/// A name looked up: an id of the generated shape by its number, any
+/// other as the text. Both the table's hashing and its comparisons use
+/// this form, so that a generated id hashes the same from its slot (a
+/// number) and from a request (a string).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Name<'a> {
+    /// An id of the generated shape.
+    Generated(u64),
+    /// Any other id, or an `externalId`.
+    Given(&'a str),
+}
+
+impl<'a> Name<'a> {
+    /// An id as a request gives it.
+    pub(super) fn id(id: &'a str) -> Name<'a> {
+        match generated_number("IT", id) {
+            Some(n) => Name::Generated(n),
+            None => Name::Given(id),
+        }
+    }
+}
+
+/// Slot numbers found by a name their slots hold (see the module's doc).
+/// Every call passes `name_of`, what the slot of a key is named by in this
+/// table; the table holds no name of its own.
+#[derive(Debug, Default)]
+pub(super) struct Names {
+    table: HashTable<InteractionKey>,
+    state: foldhash::fast::RandomState,
+}
+
+impl Names {
+    fn hash(&self, name: Name<'_>) -> u64 {
+        use std::hash::BuildHasher;
+        self.state.hash_one(name)
+    }
+
+    /// Room for `more` names without a rehash.
+    pub(super) fn reserve<'s>(
+        &mut self,
+        more: usize,
+        name_of: impl Fn(InteractionKey) -> Option<Name<'s>>,
+    ) {
+        let state = self.state.clone();
+        self.table.reserve(more, |k| {
+            use std::hash::BuildHasher;
+            name_of(*k).map_or(0, |n| state.hash_one(n))
+        });
+    }
+
+    /// The key whose slot has this name.
+    pub(super) fn get<'s>(
+        &self,
+        name: Name<'_>,
+        name_of: impl Fn(InteractionKey) -> Option<Name<'s>>,
+    ) -> Option<InteractionKey> {
+        self.table
+            .find(self.hash(name), |k| name_of(*k) == Some(name))
+            .copied()
+    }
+
+    /// Adds `key`, named `name` (its slot's name in this table).
+    pub(super) fn insert<'s>(
+        &mut self,
+        name: Name<'_>,
+        key: InteractionKey,
+        name_of: impl Fn(InteractionKey) -> Option<Name<'s>>,
+    ) {
+        let state = self.state.clone();
+        self.table.insert_unique(self.hash(name), key, |k| {
+            use std::hash::BuildHasher;
+            name_of(*k).map_or(0, |n| state.hash_one(n))
+        });
+    }
+
+    /// Removes `key`, found under `name` (the name its slot had when it
+    /// was inserted).
+    pub(super) fn remove(&mut self, name: Name<'_>, key: InteractionKey) {
+        if let Ok(entry) = self.table.find_entry(self.hash(name), |k| *k == key) {
+            entry.remove();
+        }
+    }
+}
+
+impl super::Index {
+    /// The key of the interaction in memory with our id `id`.
+    pub(super) fn key_of_id(&self, id: &str) -> Option<InteractionKey> {
+        let records = &self.records;
+        self.ids.get(Name::id(id), |k| {
+            records.get(k.0 as usize).map(|s| s.id.as_ref())
+        })
+    }
+
+    /// The key of the interaction in memory with this `externalId`.
+    pub(super) fn key_of_ext(&self, ext: &str) -> Option<InteractionKey> {
+        let records = &self.records;
+        self.external_ids.get(Name::Given(ext), |k| {
+            records
+                .get(k.0 as usize)
+                .and_then(|s| s.ext.as_deref())
+                .map(Name::Given)
+        })
+    }
+
+    /// Files the slot `key` (already in place) under its id.
+    pub(super) fn name_id(&mut self, key: InteractionKey) {
+        let records = &self.records;
+        let Some(slot) = records.get(key.0 as usize) else {
+            return;
+        };
+        self.ids.insert(slot.id.as_ref(), key, |k| {
+            records.get(k.0 as usize).map(|s| s.id.as_ref())
+        });
+    }
+
+    /// Files the slot `key` under its `externalId`, if it has one.
+    pub(super) fn name_ext(&mut self, key: InteractionKey) {
+        let records = &self.records;
+        let Some(ext) = records.get(key.0 as usize).and_then(|s| s.ext.as_deref()) else {
+            return;
+        };
+        self.external_ids.insert(Name::Given(ext), key, |k| {
+            records
+                .get(k.0 as usize)
+                .and_then(|s| s.ext.as_deref())
+                .map(Name::Given)
+        });
+    }
+
+    /// Takes the slot `key`'s `externalId` out of the table, and out of
+    /// the slot.
+    pub(super) fn unname_ext(&mut self, key: InteractionKey) {
+        let Some(slot) = self.records.get_mut(key.0 as usize) else {
+            return;
+        };
+        if let Some(ext) = slot.ext.take() {
+            self.external_ids.remove(Name::Given(&ext), key);
+        }
+    }
+
+    /// Takes the slot `key` out of both tables; its names stay in the
+    /// slot (to be dropped with it).
+    pub(super) fn unname(&mut self, key: InteractionKey) {
+        self.unname_ext(key);
+        if let Some(slot) = self.records.get(key.0 as usize) {
+            self.ids.remove(slot.id.as_ref(), key);
+        }
+    }
+
+    /// Room for `more` interactions in both tables.
+    pub(super) fn reserve_names(&mut self, more: usize) {
+        let records = &self.records;
+        self.ids
+            .reserve(more, |k| records.get(k.0 as usize).map(|s| s.id.as_ref()));
+        self.external_ids.reserve(more / 2, |k| {
+            records
+                .get(k.0 as usize)
+                .and_then(|s| s.ext.as_deref())
+                .map(Name::Given)
+        });
+    }
+
+    /// Our id of the interaction `key`, as written.
+    pub(super) fn id_text(&self, key: InteractionKey) -> String {
+        self.records
+            .get(key.0 as usize)
+            .map_or_else(String::new, |s| s.id.to_text())
+    }
+}
