@@ -164,6 +164,17 @@ impl Guard {
             .map(|e| format!("ext-{e}"));
         self.preload(ext.as_deref().into_iter().chain(input.id.as_deref()))?;
         self.commit(|ledger| {
+            // One of them let go again since `preload` brought it back
+            // (a walk ran in between): the answer below reads it whole, so
+            // it is read back first.
+            for name in ext.as_deref().into_iter().chain(input.id.as_deref()) {
+                if ledger.index.is_let_go(name) {
+                    return Err(GuardError::OnDisk {
+                        person: person.to_owned(),
+                        id: name.to_owned(),
+                    });
+                }
+            }
             if let Some(ext) = &input.external_id
                 && !ext.is_empty()
                 && let Ok(existing) = ledger.index.get(None, &format!("ext-{ext}"))

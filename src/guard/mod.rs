@@ -533,28 +533,45 @@ impl Guard {
     /// disk only (the store is read without the lock), so that a write
     /// that checks them (an externalId or id taken) sees them.
     fn preload<'a>(&self, any_ids: impl IntoIterator<Item = &'a str>) -> Result<(), GuardError> {
-        for any_id in any_ids {
-            let (on_disk, spared) = {
-                let ledger = self.read()?;
-                (
-                    matches!(
-                        ledger.index.get(None, any_id),
-                        Err(IndexError::OnDisk { .. })
-                    ),
-                    ledger.index.spared(any_id),
-                )
-            };
-            // One brought back a walk ago would leave at the next walk:
-            // the plan about to run must still find it.
-            if spared {
-                self.write()?.index.renew(any_id);
+        'names: for any_id in any_ids {
+            for _ in 0..4 {
+                let (on_disk, spared, epoch) = {
+                    let ledger = self.read()?;
+                    (
+                        matches!(
+                            ledger.index.get(None, any_id),
+                            Err(IndexError::OnDisk { .. })
+                        ),
+                        ledger.index.spared(any_id),
+                        ledger.index.epoch(),
+                    )
+                };
+                // One brought back a walk ago would leave at the next walk:
+                // the plan about to run must still find it.
+                if spared {
+                    self.write()?.index.renew(any_id);
+                }
+                if !on_disk {
+                    continue 'names;
+                }
+                let Some((seq, record)) = self.read_disk(any_id)? else {
+                    continue 'names;
+                };
+                let mut ledger = self.write()?;
+                if ledger.index.holds(&record.id) {
+                    continue 'names;
+                }
+                // Memory let go of records while the store was read: the
+                // row may be older than a change made and let go since.
+                if ledger.index.epoch() == epoch {
+                    ledger.index.load_from_disk(record, seq)?;
+                    continue 'names;
+                }
             }
-            if on_disk
-                && let Some((seq, record)) = self.read_disk(any_id)?
-                && !self.read()?.index.holds(&record.id)
-            {
-                self.write()?.index.load_from_disk(record, seq)?;
-            }
+            return Err(GuardError::Unavailable(format!(
+                "memory let go of records four times while `{}` was read from the store; retry",
+                crate::model::echo(any_id)
+            )));
         }
         Ok(())
     }
@@ -570,6 +587,7 @@ impl Guard {
                 id: any_id.to_owned(),
             })
         };
+        let epoch = self.read()?.index.epoch();
         let Some((seq, record)) = self.read_disk(any_id)? else {
             return Err(unknown());
         };
@@ -583,6 +601,12 @@ impl Guard {
                 Ok(_) => Ok(()),
                 Err(_) => Err(unknown()),
             };
+        }
+        // Memory let go of records while the store was read: the row may
+        // be older than a change made and let go since. The plan runs
+        // again and reads it again.
+        if ledger.index.epoch() != epoch {
+            return Ok(());
         }
         ledger.index.load_from_disk(record, seq)?;
         Ok(())

@@ -110,14 +110,24 @@ impl Index {
         }
     }
 
+    /// True if `any_id` (our id or `ext-<externalId>`) names an
+    /// interaction in the horizon whose full record was let go: its slot
+    /// is here, its record in the store ([`Index::load_from_disk`] brings
+    /// it back).
+    pub fn is_let_go(&self, any_id: &str) -> bool {
+        self.slot_of(any_id)
+            .is_some_and(|s| s.record.is_none() && !s.vacated)
+    }
+
     fn slot_of(&self, any_id: &str) -> Option<&super::Slot> {
         let key = self.find_interaction(any_id).ok().flatten()?;
         self.records.get(key.0 as usize)
     }
 
-    /// True if an interaction with our id `id` may be on disk only: none in
-    /// memory has it, some are on disk, and it is not a generated id newer
-    /// than all of those.
+    /// True if the full record of the interaction with our id `id` may be
+    /// on disk only: it is let go in the horizon, or none in memory has it,
+    /// some are on disk, and it is not a generated id newer than all of
+    /// those.
     pub fn may_be_on_disk(&self, id: &str) -> bool {
         match self.key_of_id(id) {
             Some(k) => self.hot(k).is_none(),

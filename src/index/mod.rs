@@ -550,14 +550,53 @@ impl Index {
             None => self.register_person(&record.person_id)?,
         };
         let existing = self.key_of_id(&record.id);
+        let at = record.occurs_at().timestamp();
+        let ext = record.external_id.as_deref().map(Box::from);
         let key = match existing {
             Some(k) => {
-                let old_at = self.record_of(k, &record.id)?.occurs_at().timestamp();
+                // Whole: a caller brings one let go back first.
+                let old = self.record_of(k, &record.id)?;
+                let old_media: Vec<String> = [&old.recording, &old.voicemail]
+                    .into_iter()
+                    .flatten()
+                    .map(|m| m.storage_key.clone())
+                    .collect();
+                for m in old_media {
+                    self.media_files.remove(&m);
+                }
+                let old_at = self.records[k.0 as usize].at;
                 remove_entry(&mut self.people[p.0 as usize].entries, old_at, k);
                 self.unname_ext(k);
+                self.records[k.0 as usize].ext = ext;
+                self.name_ext(k);
                 k
             }
-            None => InteractionKey(u32::try_from(self.records.len()).unwrap_or(u32::MAX)),
+            None => {
+                let key = InteractionKey(u32::try_from(self.records.len()).unwrap_or(u32::MAX));
+                self.advance_counter("IT", &record.id);
+                self.records.push(Slot {
+                    person: p,
+                    id: SlotId::of(&record.id),
+                    ext,
+                    record: None,
+                    seq: self.next_seq,
+                    at,
+                    frame: self.frame,
+                    from_disk: false,
+                    vacated: false,
+                    recalled: false,
+                    spared: false,
+                });
+                self.next_seq += 1;
+                // Filed by `externalId` before its entry is made, and by
+                // id after: one citing its own `externalId` cites itself
+                // (it is then answered, the strict way), as it always has.
+                self.name_ext(key);
+                let person = &mut self.people[p.0 as usize];
+                person.interactions += 1;
+                person.records.push(key);
+                key
+            }
         };
         // Before the history held whole, no Check reads an entry (see
         // `held_from`); one written there (an import of old history, a
@@ -566,50 +605,15 @@ impl Index {
             let entry = self.entry_for(key, &record);
             insert_sorted(&mut self.people[p.0 as usize].entries, entry);
         }
-        if let Some(old) = existing.and_then(|k| self.hot(k)) {
-            let old: Vec<String> = [&old.recording, &old.voicemail]
-                .into_iter()
-                .flatten()
-                .map(|m| m.storage_key.clone())
-                .collect();
-            for m in old {
-                self.media_files.remove(&m);
-            }
-        }
         for m in [&record.recording, &record.voicemail].into_iter().flatten() {
             self.media_files.insert(m.storage_key.clone(), key);
         }
-        let at = record.occurs_at().timestamp();
-        let ext = record.external_id.as_deref().map(Box::from);
-        if existing.is_some() {
-            let slot = &mut self.records[key.0 as usize];
-            slot.record = Some(Box::new(record));
-            slot.ext = ext;
-            slot.at = at;
-            slot.frame = self.frame;
-            self.name_ext(key);
-        } else {
-            let id = SlotId::of(&record.id);
-            self.advance_counter("IT", &record.id);
-            self.records.push(Slot {
-                person: p,
-                id,
-                ext,
-                record: Some(Box::new(record)),
-                seq: self.next_seq,
-                at,
-                frame: self.frame,
-                from_disk: false,
-                vacated: false,
-                recalled: false,
-                spared: false,
-            });
-            self.next_seq += 1;
+        let slot = &mut self.records[key.0 as usize];
+        slot.record = Some(Box::new(record));
+        slot.at = at;
+        slot.frame = self.frame;
+        if existing.is_none() {
             self.name_id(key);
-            self.name_ext(key);
-            let person = &mut self.people[p.0 as usize];
-            person.interactions += 1;
-            person.records.push(key);
         }
         self.record_of(key, "")
     }
