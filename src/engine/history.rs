@@ -25,8 +25,9 @@ pub(super) fn counts_for_debt(view: &BorrowerView<'_>, e: &Entry, debt: Option<D
         None => true,
         // An account counts what names one of its loans or its own id.
         Some(d) => {
-            e.loans.is_empty()
-                || e.loans
+            let loans = view.loans(e);
+            loans.is_empty()
+                || loans
                     .iter()
                     .any(|l| view.debt_of(*l) == d || d == DebtKey::Account(*l))
         }
@@ -48,7 +49,7 @@ pub(super) fn debts_to_check(
     let accounts = view.accounts();
     let mut debts = accounts.clone();
     for e in entries {
-        for l in e.loans.iter() {
+        for l in view.loans(e) {
             let d = as_account(&accounts, view.debt_of(*l));
             if !debts.contains(&d) {
                 debts.push(d);

@@ -432,10 +432,11 @@ pub(super) fn without_consent(
     };
     picked.retain(|i| {
         let e = &entries[*i];
-        let consented = if e.loans.is_empty() {
+        let loans = view.loans(e);
+        let consented = if loans.is_empty() {
             covered(None, e.at)
         } else {
-            e.loans
+            loans
                 .iter()
                 .all(|l| covered(Some(super::as_account(&accounts, view.debt_of(*l))), e.at))
         };

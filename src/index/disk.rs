@@ -31,7 +31,7 @@ impl Index {
     /// reads of an interaction it names (a message it answers) is this
     /// entry, never the full record, which need not be in memory.
     pub(super) fn held(&self, k: InteractionKey) -> Option<&Entry> {
-        let slot = self.records.get(k.0 as usize)?;
+        let slot = self.records.get(k.slot())?;
         if slot.from_disk || slot.at < self.held_from {
             return None;
         }
@@ -88,7 +88,7 @@ impl Index {
     /// conversation) may still be on disk only.
     pub fn came_from_disk(&self, id: &str) -> bool {
         self.key_of_id(id)
-            .and_then(|k| self.records.get(k.0 as usize))
+            .and_then(|k| self.records.get(k.slot()))
             .is_some_and(|s| s.from_disk)
     }
 
@@ -105,7 +105,7 @@ impl Index {
     /// checks the `externalId` or `id` it holds), and must find it.
     pub fn renew(&mut self, any_id: &str) {
         let key = self.find_interaction(any_id).ok().flatten();
-        if let Some(slot) = key.and_then(|k| self.records.get_mut(k.0 as usize)) {
+        if let Some(slot) = key.and_then(|k| self.records.get_mut(k.slot())) {
             slot.spared = false;
         }
     }
@@ -121,7 +121,7 @@ impl Index {
 
     fn slot_of(&self, any_id: &str) -> Option<&super::Slot> {
         let key = self.find_interaction(any_id).ok().flatten()?;
-        self.records.get(key.0 as usize)
+        self.records.get(key.slot())
     }
 
     /// True if the full record of the interaction with our id `id` may be
@@ -154,7 +154,7 @@ impl Index {
             // Let go in the horizon: the store's row is its latest state
             // (it was let go only once the store held that), and its
             // names, entry and place are still here.
-            let slot = &mut self.records[k.0 as usize];
+            let slot = &mut self.records[k.slot()];
             if slot.record.is_none() && !slot.vacated {
                 slot.record = Some(Box::new(record));
                 slot.recalled = true;
@@ -170,7 +170,7 @@ impl Index {
         self.next_seq = next.max(seq.saturating_add(1));
         restored?;
         if let Some(k) = self.key_of_id(&id) {
-            self.records[k.0 as usize].from_disk = true;
+            self.records[k.slot()].from_disk = true;
         }
         self.on_disk = self.on_disk.saturating_sub(1);
         Ok(())
@@ -198,7 +198,7 @@ impl Index {
         let frame = self.frame;
         if let Some(slot) = self
             .key_of_id(id)
-            .and_then(|k| self.records.get_mut(k.0 as usize))
+            .and_then(|k| self.records.get_mut(k.slot()))
         {
             slot.frame = slot.frame.max(frame);
         }
@@ -325,7 +325,7 @@ impl Index {
                 slot.spared = true;
                 continue;
             }
-            let key = InteractionKey(u32::try_from(i).unwrap_or(u32::MAX));
+            let key = InteractionKey::of_slot(i);
             let p = slot.person;
             match slot.record.take() {
                 Some(r) => {
@@ -406,7 +406,7 @@ impl Index {
     /// latest state.
     pub fn holds(&self, id: &str) -> bool {
         self.key_of_id(id)
-            .and_then(|k| self.records.get(k.0 as usize))
+            .and_then(|k| self.records.get(k.slot()))
             .is_some_and(|s| s.record.is_some())
     }
 }

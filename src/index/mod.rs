@@ -88,9 +88,32 @@ pub struct LetGo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PersonKey(u32);
 
-/// An interaction, by its place in the store.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct InteractionKey(u32);
+/// An interaction, by its place in memory: its slot's number plus one,
+/// so that an `Option<InteractionKey>` (a counting entry's `previous`)
+/// takes 4 bytes. Keys order as their slots do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InteractionKey(std::num::NonZeroU32);
+
+impl InteractionKey {
+    /// The key of slot `i` (saturating: memory fills long before 2^32 - 1
+    /// slots).
+    fn of_slot(i: usize) -> InteractionKey {
+        let n = u32::try_from(i).unwrap_or(u32::MAX - 1).saturating_add(1);
+        InteractionKey(std::num::NonZeroU32::new(n).unwrap_or(std::num::NonZeroU32::MAX))
+    }
+
+    /// Its slot's number.
+    fn slot(self) -> usize {
+        (self.0.get() - 1) as usize
+    }
+}
+
+impl Default for InteractionKey {
+    /// The first slot's key.
+    fn default() -> Self {
+        InteractionKey::of_slot(0)
+    }
+}
 
 /// An interned loan or account id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -286,43 +309,26 @@ pub fn contact_hash(value: &str) -> ContactHash {
     ContactHash(std::num::NonZeroU64::new(h).unwrap_or(std::num::NonZeroU64::MIN))
 }
 
-/// The loans an entry names: one inline (most interactions name one loan,
-/// and a box of one key costs a 32-byte heap block), else boxed (none is
-/// an empty box, which allocates nothing). 16 bytes either way: the one
-/// key lives where the box's length would, and the box's non-null pointer
-/// tells them apart.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Loans {
-    /// Exactly one loan.
-    One(NameKey),
-    /// None, or two or more.
-    Many(Box<[NameKey]>),
+/// The loans an entry names, in 4 bytes: one loan's key, or the number
+/// of a set of none or several that the index keeps once
+/// ([`Index::loans`] reads it, [`BorrowerView::loans`] for the engine).
+/// Most interactions name one loan, and the sets a borrower's
+/// interactions name repeat, so a set is kept once however many entries
+/// name it (and kept for the process's life: they are few).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loans(NameKey);
+
+/// The bit that marks a [`Loans`] as a set's number rather than a loan.
+const LOAN_SET: u32 = 1 << 31;
+
+impl Loans {
+    /// Names no loan: counts for every debt.
+    pub const NONE: Loans = Loans(NameKey(LOAN_SET));
 }
 
 impl Default for Loans {
     fn default() -> Self {
-        Loans::Many(Box::default())
-    }
-}
-
-impl std::ops::Deref for Loans {
-    type Target = [NameKey];
-
-    fn deref(&self) -> &[NameKey] {
-        match self {
-            Loans::One(k) => std::slice::from_ref(k),
-            Loans::Many(keys) => keys,
-        }
-    }
-}
-
-impl FromIterator<NameKey> for Loans {
-    fn from_iter<I: IntoIterator<Item = NameKey>>(iter: I) -> Self {
-        let keys: Vec<NameKey> = iter.into_iter().collect();
-        match keys.as_slice() {
-            [one] => Loans::One(*one),
-            _ => Loans::Many(keys.into_boxed_slice()),
-        }
+        Loans::NONE
     }
 }
 
@@ -436,6 +442,11 @@ pub struct Index {
     next_restriction: u64,
     /// Restriction id → its person.
     restriction_ids: HashMap<String, PersonKey>,
+    /// The sets of loans entries name that are not one loan, each once
+    /// (see [`Loans`]): set `n` is at `n - 1` (set 0 is none).
+    loan_sets: Vec<Box<[NameKey]>>,
+    /// Each set's number.
+    loan_set_numbers: HashMap<Box<[NameKey]>, u32>,
     /// Storage key of stored audio → the interaction holding it, so that
     /// the media sweep need not walk every record.
     media_files: HashMap<String, InteractionKey>,
@@ -517,19 +528,17 @@ impl Index {
 
     /// The person an interaction belongs to.
     fn owner(&self, k: InteractionKey) -> Option<PersonKey> {
-        self.records.get(k.0 as usize).map(|s| s.person)
+        self.records.get(k.slot()).map(|s| s.person)
     }
 
     /// The full record of an interaction in memory.
     fn hot(&self, k: InteractionKey) -> Option<&Interaction> {
-        self.records
-            .get(k.0 as usize)
-            .and_then(|s| s.record.as_deref())
+        self.records.get(k.slot()).and_then(|s| s.record.as_deref())
     }
 
     /// An interaction's place in creation order.
     fn seq(&self, k: InteractionKey) -> u64 {
-        self.records.get(k.0 as usize).map_or(u64::MAX, |s| s.seq)
+        self.records.get(k.slot()).map_or(u64::MAX, |s| s.seq)
     }
 
     /// The full record of an interaction in memory, or
@@ -564,15 +573,15 @@ impl Index {
                 for m in old_media {
                     self.media_files.remove(&m);
                 }
-                let old_at = self.records[k.0 as usize].at;
+                let old_at = self.records[k.slot()].at;
                 remove_entry(&mut self.people[p.0 as usize].entries, old_at, k);
                 self.unname_ext(k);
-                self.records[k.0 as usize].ext = ext;
+                self.records[k.slot()].ext = ext;
                 self.name_ext(k);
                 k
             }
             None => {
-                let key = InteractionKey(u32::try_from(self.records.len()).unwrap_or(u32::MAX));
+                let key = InteractionKey::of_slot(self.records.len());
                 self.advance_counter("IT", &record.id);
                 self.records.push(Slot {
                     person: p,
@@ -608,7 +617,7 @@ impl Index {
         for m in [&record.recording, &record.voicemail].into_iter().flatten() {
             self.media_files.insert(m.storage_key.clone(), key);
         }
-        let slot = &mut self.records[key.0 as usize];
+        let slot = &mut self.records[key.slot()];
         slot.record = Some(Box::new(record));
         slot.at = at;
         slot.frame = self.frame;
@@ -623,11 +632,12 @@ impl Index {
             .previous_interaction_id
             .as_deref()
             .and_then(|prev| self.find_interaction(prev).ok().flatten());
-        let loans = record
+        let keys: Vec<NameKey> = record
             .loans()
             .into_iter()
             .map(|l| self.names.intern(l))
             .collect();
+        let loans = self.loans_of(keys);
         Entry {
             at: record.occurs_at().timestamp(),
             key,
@@ -647,6 +657,40 @@ impl Index {
             transactional: record.is_transactional,
             previous,
             loans,
+        }
+    }
+
+    /// The [`Loans`] of these loan keys: the one key, or the number of
+    /// the set (kept once).
+    fn loans_of(&mut self, keys: Vec<NameKey>) -> Loans {
+        match keys.as_slice() {
+            [] => return Loans::NONE,
+            [one] if one.0 < LOAN_SET => return Loans(*one),
+            _ => {}
+        }
+        let keys = keys.into_boxed_slice();
+        if let Some(n) = self.loan_set_numbers.get(&keys) {
+            return Loans(NameKey(LOAN_SET | n));
+        }
+        // INVARIANT: fewer than 2^31 sets fit in memory; saturating keeps
+        // it panic-free regardless (a set past it reads as the last).
+        let n = u32::try_from(self.loan_sets.len() + 1)
+            .unwrap_or(u32::MAX)
+            .min(LOAN_SET - 1);
+        self.loan_sets.push(keys.clone());
+        self.loan_set_numbers.insert(keys, n);
+        Loans(NameKey(LOAN_SET | n))
+    }
+
+    /// The loans a [`Loans`] names; empty: none.
+    pub fn loans<'a>(&'a self, loans: &'a Loans) -> &'a [NameKey] {
+        let raw = loans.0.0;
+        if raw < LOAN_SET {
+            return std::slice::from_ref(&loans.0);
+        }
+        match (raw & !LOAN_SET) as usize {
+            0 => &[],
+            n => self.loan_sets.get(n - 1).map_or(&[], |keys| keys),
         }
     }
 
@@ -813,12 +857,12 @@ impl Index {
             m.entries += p.entries.len();
             m.inline_bytes += p.entries.len() * size;
             m.spare_bytes += (p.entries.capacity() - p.entries.len()) * size;
-            for e in &p.entries {
-                if let Loans::Many(keys) = &e.loans {
-                    m.loan_heap_bytes += std::mem::size_of_val::<[NameKey]>(keys);
-                }
-            }
         }
+        m.loan_heap_bytes = self
+            .loan_sets
+            .iter()
+            .map(|keys| std::mem::size_of_val::<[NameKey]>(keys))
+            .sum();
         m
     }
 
@@ -860,8 +904,8 @@ pub struct CountingMemory {
     pub inline_bytes: usize,
     /// Bytes allocated for entries but unused (the lists' spare capacity).
     pub spare_bytes: usize,
-    /// Heap bytes of loan lists that are not inline (before the
-    /// allocator's own overhead).
+    /// Heap bytes of the sets of loans kept once (see [`Loans`]; before
+    /// the allocator's own overhead and the table that numbers them).
     pub loan_heap_bytes: usize,
 }
 
@@ -869,18 +913,34 @@ pub struct CountingMemory {
 mod size {
     use super::*;
 
-    /// A counting entry stays small: one loan inline, no heap.
+    /// A counting entry stays small: 40 bytes, loans and the cited
+    /// interaction in 4 bytes each, and a set of loans kept once.
     #[test]
     fn entry_is_small() {
-        assert_eq!(std::mem::size_of::<Loans>(), 16);
-        assert!(std::mem::size_of::<Entry>() <= 56);
-        let one: Loans = [NameKey(7)].into_iter().collect();
-        assert_eq!(one, Loans::One(NameKey(7)));
-        assert_eq!(&*one, &[NameKey(7)]);
-        let none: Loans = std::iter::empty().collect();
-        assert!(none.is_empty());
-        let two: Loans = [NameKey(1), NameKey(2)].into_iter().collect();
-        assert_eq!(two.len(), 2);
+        assert_eq!(std::mem::size_of::<Loans>(), 4);
+        assert_eq!(std::mem::size_of::<Option<InteractionKey>>(), 4);
+        assert_eq!(std::mem::size_of::<Entry>(), 40);
+        let mut index = Index::default();
+        let one = index.loans_of(vec![NameKey(7)]);
+        assert_eq!(one, Loans(NameKey(7)));
+        assert_eq!(index.loans(&one), &[NameKey(7)]);
+        let none = index.loans_of(Vec::new());
+        assert!(index.loans(&none).is_empty());
+        assert!(index.loans(&Loans::default()).is_empty());
+        let two = index.loans_of(vec![NameKey(1), NameKey(2)]);
+        assert_eq!(index.loans(&two), &[NameKey(1), NameKey(2)]);
+        assert_eq!(
+            index.loans_of(vec![NameKey(1), NameKey(2)]),
+            two,
+            "kept once"
+        );
+        assert_eq!(index.loan_sets.len(), 1);
+        let far = index.loans_of(vec![NameKey(LOAN_SET + 3)]);
+        assert_eq!(
+            index.loans(&far),
+            &[NameKey(LOAN_SET + 3)],
+            "a key past the mark"
+        );
     }
 }
 

@@ -286,10 +286,7 @@ impl Index {
                 Some(p) => Box::new(self.people[p.0 as usize].records.iter().copied()),
                 None => Box::new(std::iter::empty()),
             },
-            None => Box::new(
-                (0..self.records.len())
-                    .map(|i| InteractionKey(u32::try_from(i).unwrap_or(u32::MAX))),
-            ),
+            None => Box::new((0..self.records.len()).map(InteractionKey::of_slot)),
         };
         let in_memory = keys.filter_map(|k| self.hot(k).map(|r| (self.seq(k), r)));
         let from_disk = on_disk

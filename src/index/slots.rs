@@ -137,7 +137,7 @@ impl super::Index {
     pub(super) fn key_of_id(&self, id: &str) -> Option<InteractionKey> {
         let records = &self.records;
         self.ids.get(Name::id(id), |k| {
-            records.get(k.0 as usize).map(|s| s.id.as_ref())
+            records.get(k.slot()).map(|s| s.id.as_ref())
         })
     }
 
@@ -146,7 +146,7 @@ impl super::Index {
         let records = &self.records;
         self.external_ids.get(Name::Given(ext), |k| {
             records
-                .get(k.0 as usize)
+                .get(k.slot())
                 .and_then(|s| s.ext.as_deref())
                 .map(Name::Given)
         })
@@ -155,23 +155,23 @@ impl super::Index {
     /// Files the slot `key` (already in place) under its id.
     pub(super) fn name_id(&mut self, key: InteractionKey) {
         let records = &self.records;
-        let Some(slot) = records.get(key.0 as usize) else {
+        let Some(slot) = records.get(key.slot()) else {
             return;
         };
         self.ids.insert(slot.id.as_ref(), key, |k| {
-            records.get(k.0 as usize).map(|s| s.id.as_ref())
+            records.get(k.slot()).map(|s| s.id.as_ref())
         });
     }
 
     /// Files the slot `key` under its `externalId`, if it has one.
     pub(super) fn name_ext(&mut self, key: InteractionKey) {
         let records = &self.records;
-        let Some(ext) = records.get(key.0 as usize).and_then(|s| s.ext.as_deref()) else {
+        let Some(ext) = records.get(key.slot()).and_then(|s| s.ext.as_deref()) else {
             return;
         };
         self.external_ids.insert(Name::Given(ext), key, |k| {
             records
-                .get(k.0 as usize)
+                .get(k.slot())
                 .and_then(|s| s.ext.as_deref())
                 .map(Name::Given)
         });
@@ -180,7 +180,7 @@ impl super::Index {
     /// Takes the slot `key`'s `externalId` out of the table, and out of
     /// the slot.
     pub(super) fn unname_ext(&mut self, key: InteractionKey) {
-        let Some(slot) = self.records.get_mut(key.0 as usize) else {
+        let Some(slot) = self.records.get_mut(key.slot()) else {
             return;
         };
         if let Some(ext) = slot.ext.take() {
@@ -192,7 +192,7 @@ impl super::Index {
     /// slot (to be dropped with it).
     pub(super) fn unname(&mut self, key: InteractionKey) {
         self.unname_ext(key);
-        if let Some(slot) = self.records.get(key.0 as usize) {
+        if let Some(slot) = self.records.get(key.slot()) {
             self.ids.remove(slot.id.as_ref(), key);
         }
     }
@@ -201,10 +201,10 @@ impl super::Index {
     pub(super) fn reserve_names(&mut self, more: usize) {
         let records = &self.records;
         self.ids
-            .reserve(more, |k| records.get(k.0 as usize).map(|s| s.id.as_ref()));
+            .reserve(more, |k| records.get(k.slot()).map(|s| s.id.as_ref()));
         self.external_ids.reserve(more / 2, |k| {
             records
-                .get(k.0 as usize)
+                .get(k.slot())
                 .and_then(|s| s.ext.as_deref())
                 .map(Name::Given)
         });
@@ -213,7 +213,7 @@ impl super::Index {
     /// Our id of the interaction `key`, as written.
     pub(super) fn id_text(&self, key: InteractionKey) -> String {
         self.records
-            .get(key.0 as usize)
+            .get(key.slot())
             .map_or_else(String::new, |s| s.id.to_text())
     }
 }

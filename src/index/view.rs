@@ -93,6 +93,11 @@ impl<'a> BorrowerView<'a> {
             .any(|x| x.previous == Some(prev))
     }
 
+    /// The loans an entry names; empty: it counts for every debt.
+    pub fn loans(&self, e: &'a Entry) -> &'a [NameKey] {
+        self.index.loans(&e.loans)
+    }
+
     /// Our id of an interaction, from its slot (the full record need not
     /// be in memory).
     pub fn interaction_id(&self, key: InteractionKey) -> String {
