@@ -132,49 +132,48 @@ impl Names {
     }
 }
 
+/// The name the slot of `k` is filed under in the id table.
+fn id_name(records: &[super::Slot], k: InteractionKey) -> Option<Name<'_>> {
+    records.get(k.slot()).map(|s| s.id.as_ref())
+}
+
+/// The name the slot of `k` is filed under in the `externalId` table.
+fn ext_name(records: &[super::Slot], k: InteractionKey) -> Option<Name<'_>> {
+    records
+        .get(k.slot())
+        .and_then(|s| s.ext.as_deref())
+        .map(Name::Given)
+}
+
 impl super::Index {
     /// The key of the interaction in memory with our id `id`.
     pub(super) fn key_of_id(&self, id: &str) -> Option<InteractionKey> {
         let records = &self.records;
-        self.ids.get(Name::id(id), |k| {
-            records.get(k.slot()).map(|s| s.id.as_ref())
-        })
+        self.ids.get(Name::id(id), |k| id_name(records, k))
     }
 
     /// The key of the interaction in memory with this `externalId`.
     pub(super) fn key_of_ext(&self, ext: &str) -> Option<InteractionKey> {
         let records = &self.records;
-        self.external_ids.get(Name::Given(ext), |k| {
-            records
-                .get(k.slot())
-                .and_then(|s| s.ext.as_deref())
-                .map(Name::Given)
-        })
+        self.external_ids
+            .get(Name::Given(ext), |k| ext_name(records, k))
     }
 
     /// Files the slot `key` (already in place) under its id.
     pub(super) fn name_id(&mut self, key: InteractionKey) {
         let records = &self.records;
-        let Some(slot) = records.get(key.slot()) else {
-            return;
-        };
-        self.ids.insert(slot.id.as_ref(), key, |k| {
-            records.get(k.slot()).map(|s| s.id.as_ref())
-        });
+        if let Some(name) = id_name(records, key) {
+            self.ids.insert(name, key, |k| id_name(records, k));
+        }
     }
 
     /// Files the slot `key` under its `externalId`, if it has one.
     pub(super) fn name_ext(&mut self, key: InteractionKey) {
         let records = &self.records;
-        let Some(ext) = records.get(key.slot()).and_then(|s| s.ext.as_deref()) else {
-            return;
-        };
-        self.external_ids.insert(Name::Given(ext), key, |k| {
-            records
-                .get(k.slot())
-                .and_then(|s| s.ext.as_deref())
-                .map(Name::Given)
-        });
+        if let Some(name) = ext_name(records, key) {
+            self.external_ids
+                .insert(name, key, |k| ext_name(records, k));
+        }
     }
 
     /// Takes the slot `key`'s `externalId` out of the table, and out of
@@ -188,26 +187,21 @@ impl super::Index {
         }
     }
 
-    /// Takes the slot `key` out of both tables; its names stay in the
-    /// slot (to be dropped with it).
+    /// Takes the slot `key` out of both tables, and its `externalId` out
+    /// of the slot; its id stays in the slot, for the caller to clear.
     pub(super) fn unname(&mut self, key: InteractionKey) {
         self.unname_ext(key);
-        if let Some(slot) = self.records.get(key.slot()) {
-            self.ids.remove(slot.id.as_ref(), key);
+        if let Some(name) = id_name(&self.records, key) {
+            self.ids.remove(name, key);
         }
     }
 
     /// Room for `more` interactions in both tables.
     pub(super) fn reserve_names(&mut self, more: usize) {
         let records = &self.records;
-        self.ids
-            .reserve(more, |k| records.get(k.slot()).map(|s| s.id.as_ref()));
-        self.external_ids.reserve(more / 2, |k| {
-            records
-                .get(k.slot())
-                .and_then(|s| s.ext.as_deref())
-                .map(Name::Given)
-        });
+        self.ids.reserve(more, |k| id_name(records, k));
+        self.external_ids
+            .reserve(more / 2, |k| ext_name(records, k));
     }
 
     /// Our id of the interaction `key`, as written.
