@@ -178,6 +178,9 @@ where
     if r.interaction_id.is_empty() {
         return Err(invalid("interactionId", "`interactionId` is required"));
     }
+    // A read, after the read barrier as every read on a cluster node: audio
+    // uploaded through another node is found here.
+    service.guard()?.read_barrier().await?;
     let (id, media) = service.guard()?.media(
         non_empty(&r.person_id).as_deref(),
         &r.interaction_id,

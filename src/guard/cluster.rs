@@ -367,13 +367,25 @@ impl Guard {
         let at = store.position()?.unwrap_or_default();
         let mut ledger = Ledger::new(config);
         let mut n = 0u64;
-        let loaded =
-            super::recovery::load_store(&mut ledger, &store, config, 0, None, &mut || {
+        // The node's store holds what it loads: the records of the horizon
+        // more than a day old leave memory as they are read, as on a single
+        // node (the stream's messages after it that change one read it
+        // back from the store first).
+        let let_go_before =
+            Some(chrono::Utc::now().timestamp() - super::horizon::WHOLE_FOR_SECONDS);
+        let loaded = super::recovery::load_store(
+            &mut ledger,
+            &store,
+            config,
+            0,
+            let_go_before,
+            &mut || {
                 n += 1;
                 if n.is_multiple_of(1_000_000) {
                     progress(n);
                 }
-            })?;
+            },
+        )?;
         let cutoff = loaded
             .latest
             .map(|l| super::recovery::horizon_cutoff(config, loaded.now, l));

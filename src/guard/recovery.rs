@@ -536,6 +536,7 @@ pub(super) fn log_loaded(ledger: &mut Ledger, stream_sequence: Option<u64>) -> u
     tracing::info!(
         in_memory = ledger.index.len() - on_disk,
         on_disk_only = on_disk,
+        entries_only = ledger.index.let_go_count(),
         stream_sequence,
         "interactions loaded"
     );

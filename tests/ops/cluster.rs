@@ -1222,3 +1222,79 @@ async fn a_nodes_copy_of_audio_is_trimmed_and_fetched_again() {
     // n0's own upload is kept: its cache holds audio a week by default.
     assert!(n0.dir.path().join("media").join(&key).exists());
 }
+
+/// A node restarted on its data directory holds the records of the
+/// horizon more than a day old as counting entries and names only (read
+/// from its store as it starts); a change another node makes to one of
+/// them reaches it (its store read first), reads answer as on the other
+/// node, and a Check answers as before the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_node_holds_old_records_as_entries_and_applies_changes_to_them() {
+    const ANN: &str = "BO-LETG-0001";
+    let cluster = Cluster::start();
+    let n0 = start_node(&cluster, "n0", tempfile::tempdir().unwrap()).await;
+    let (mut checks, mut records) = clients(&n0).await;
+    let mut made = Vec::new();
+    // Seven placed calls in the seven days before the Check, every one
+    // more than a day old: the seventh fills Regulation F's cap.
+    for hours in [150, 130, 110, 90, 70, 50, 30] {
+        made.push(create(&mut records, ANN, placed_call("L1", hours * 60)).await);
+    }
+    let before = check(&mut checks, call(ANN, "L1")).await;
+    assert!(!before.allowed, "{before:?}");
+    drop((checks, records));
+    let (dir, name) = (n0.dir, n0.name);
+    n0.process.terminate().await;
+    let n0 = start_node(&cluster, &name, dir).await;
+    n0.process.find_line(|l| {
+        (l.contains("interactions loaded") && l.contains("entries_only=7")).then_some(())
+    });
+
+    let n1 = start_node(&cluster, "n1", tempfile::tempdir().unwrap()).await;
+    let (_, mut other) = clients(&n1).await;
+    other
+        .update_interaction(UpdateInteractionRequest {
+            person_id: ANN.into(),
+            interaction_id: made[0].id.clone(),
+            interaction: Some(Interaction {
+                status: "failed".into(),
+                status_details: None,
+                ..Interaction::default()
+            }),
+            update_mask: mask(&["status", "statusDetails"]),
+        })
+        .await
+        .unwrap();
+    let (mut checks, mut records) = clients(&n0).await;
+    let got = records
+        .get_interaction(GetInteractionRequest {
+            searchable: false,
+            interaction_id: made[0].id.clone(),
+            person_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .interaction
+        .unwrap();
+    assert_eq!(got.status, "failed", "{got:?}");
+    for r in &made[1..] {
+        let got = records
+            .get_interaction(GetInteractionRequest {
+                searchable: false,
+                interaction_id: r.id.clone(),
+                person_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .interaction
+            .unwrap();
+        assert_eq!(&got, r);
+    }
+    // A failed call never reached anyone: six calls count, on both nodes.
+    let after = check(&mut checks, call(ANN, "L1")).await;
+    assert!(after.allowed, "{after:?}");
+    let (mut there, _) = clients(&n1).await;
+    assert_eq!(after, check(&mut there, call(ANN, "L1")).await);
+}
