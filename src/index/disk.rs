@@ -147,8 +147,9 @@ impl Index {
     /// Puts an interaction on disk only back in memory, as read from the
     /// store with its place `seq`: a write to it plans from it. Its
     /// counting entry comes back too (outside every window while it is
-    /// beyond the horizon). Does nothing when an interaction with its id
-    /// is in memory.
+    /// beyond the horizon). One let go in the horizon gets its full record
+    /// back in its slot (its entry never left); one in memory whole is left
+    /// as it is.
     pub fn load_from_disk(&mut self, record: Interaction, seq: u64) -> Result<(), IndexError> {
         if let Some(k) = self.key_of_id(&record.id) {
             // Let go in the horizon: the store's row is its latest state

@@ -60,8 +60,9 @@ pub fn binary() -> PathBuf {
     installed
 }
 
-/// A free loopback port (taken and let go: another process could take it
-/// in between, which no test here does).
+/// A free loopback port (taken and let go: another test's listener may
+/// take it in between, which [`Cluster::start`] survives by starting again
+/// on new ports).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -109,8 +110,28 @@ pub struct Cluster {
 
 impl Cluster {
     /// Starts 3 servers and waits until JetStream has a meta leader on
-    /// every one of them.
+    /// every one of them. A cluster that has none within 20 s is stopped
+    /// and started again on new ports, twice at most: the tests of this
+    /// binary run at once, and a port [`free_port`] let go may be taken by
+    /// another test's listener before a server binds it (a full run on 2
+    /// cores once saw no leader on any of the three in 30 s).
     pub fn start() -> Cluster {
+        for attempt in 1..3 {
+            let cluster = Cluster::start_once();
+            if cluster.ready_within(Duration::from_secs(20)) {
+                return cluster;
+            }
+            eprintln!(
+                "the NATS cluster had no JetStream meta leader in 20 s (attempt {attempt}); starting it again on new ports"
+            );
+        }
+        let cluster = Cluster::start_once();
+        cluster.wait_ready();
+        cluster
+    }
+
+    /// One try of [`Cluster::start`], without waiting.
+    fn start_once() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let mut servers = Vec::new();
@@ -144,9 +165,7 @@ impl Cluster {
             s.start();
             servers.push(s);
         }
-        let cluster = Cluster { servers, _dir: dir };
-        cluster.wait_ready();
-        cluster
+        Cluster { servers, _dir: dir }
     }
 
     /// The servers' client URLs, comma-separated (for `--cluster`).
@@ -161,23 +180,36 @@ impl Cluster {
     /// Waits until every running server is healthy and names the same
     /// JetStream meta leader in a cluster of 3.
     pub fn wait_ready(&self) {
-        let limit = Instant::now() + Duration::from_secs(30);
+        assert!(
+            self.ready_within(Duration::from_secs(30)),
+            "no JetStream meta leader: {:?}",
+            self.leaders()
+        );
+    }
+
+    /// True once every running server is healthy and names the same
+    /// JetStream meta leader, within `limit`.
+    fn ready_within(&self, limit: Duration) -> bool {
+        let limit = Instant::now() + limit;
         loop {
-            let leaders: Vec<Option<String>> = self
-                .servers
-                .iter()
-                .filter(|s| s.child.is_some())
-                .map(|s| meta_leader(s.monitor))
-                .collect();
+            let leaders = self.leaders();
             if leaders.iter().all(Option::is_some) && leaders.windows(2).all(|w| w[0] == w[1]) {
-                return;
+                return true;
             }
-            assert!(
-                Instant::now() < limit,
-                "no JetStream meta leader: {leaders:?}"
-            );
+            if Instant::now() >= limit {
+                return false;
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The meta leader each running server names.
+    fn leaders(&self) -> Vec<Option<String>> {
+        self.servers
+            .iter()
+            .filter(|s| s.child.is_some())
+            .map(|s| meta_leader(s.monitor))
+            .collect()
     }
 
     /// Kills server `i` (SIGKILL).
