@@ -14,7 +14,7 @@ use compliance_guard::pb::{
 };
 use tokio::sync::Barrier;
 
-use super::durability::{call, check, create, mask, placed_call, with_ext};
+use super::durability::{call, check, create, get, mask, placed_call, with_ext};
 use crate::support::nats::Cluster;
 use crate::support::process::{ServeProcess, run, serve, stderr};
 use crate::support::server::{Checks, Interactions, checks_on, connect, interactions_on};
@@ -1266,31 +1266,10 @@ async fn a_restarted_node_holds_old_records_as_entries_and_applies_changes_to_th
         .await
         .unwrap();
     let (mut checks, mut records) = clients(&n0).await;
-    let got = records
-        .get_interaction(GetInteractionRequest {
-            searchable: false,
-            interaction_id: made[0].id.clone(),
-            person_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .interaction
-        .unwrap();
+    let got = get(&mut records, &made[0].id).await.unwrap();
     assert_eq!(got.status, "failed", "{got:?}");
     for r in &made[1..] {
-        let got = records
-            .get_interaction(GetInteractionRequest {
-                searchable: false,
-                interaction_id: r.id.clone(),
-                person_id: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .interaction
-            .unwrap();
-        assert_eq!(&got, r);
+        assert_eq!(&get(&mut records, &r.id).await.unwrap(), r);
     }
     // A failed call never reached anyone: six calls count, on both nodes.
     let after = check(&mut checks, call(ANN, "L1")).await;

@@ -121,7 +121,11 @@ pub(super) async fn create(
     r.interaction.unwrap()
 }
 
-async fn get(records: &mut Interactions, id: &str) -> Result<Interaction, tonic::Status> {
+/// GetInteraction by our id, for anyone.
+pub(super) async fn get(
+    records: &mut Interactions,
+    id: &str,
+) -> Result<Interaction, tonic::Status> {
     Ok(records
         .get_interaction(GetInteractionRequest {
             searchable: false,
