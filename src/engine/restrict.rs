@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::{Proposal, calendar};
-use crate::index::{BorrowerView, DebtKey, Entry, contact_hash};
+use crate::index::{BorrowerView, ContactHash, DebtKey, Entry, contact_hash};
 use crate::model::{Channel, ContactKind, Direction, Subject};
 use crate::restrictions::{Restriction, RestrictionKind, is_electronic};
 use crate::rules::{Since, UnlessConsent, is_conversation, was_sent};
@@ -139,12 +139,13 @@ fn concerns_place(r: &Restriction, kind: ContactKind, value: Option<&str>) -> bo
 /// Whether an interaction went to (or came from) a contact point an
 /// opt-out names: always for an opt-out naming none; `None` when the
 /// interaction's number or address is not recorded.
-fn at_opted_out_point(r: &Restriction, x: &Entry) -> Option<bool> {
-    if r.contact_values.is_empty() {
+/// `points` are the opt-out's points as [`contact_hash`]es, hashed once
+/// per Check rather than once per entry compared.
+fn at_opted_out_point(points: &[ContactHash], x: &Entry) -> Option<bool> {
+    if points.is_empty() {
         return Some(true);
     }
-    x.contact_value
-        .map(|v| r.contact_values.iter().any(|c| contact_hash(c) == v))
+    x.contact_value.map(|v| points.contains(&v))
 }
 
 /// The exceptions of 12 CFR 1006.14(h)(2) to an opt-out: a communication
@@ -156,6 +157,7 @@ fn opt_out_exception(view: &BorrowerView<'_>, r: &Restriction, p: &Proposal) -> 
         return true;
     }
     let since = r.received_at.timestamp();
+    let points: Vec<ContactHash> = r.contact_values.iter().map(|c| contact_hash(c)).collect();
     if is_electronic(p.channel) && p.subject == Some(Subject::ElectronicConsentOptOut) {
         // One confirmation per opt-out, whichever of its media carried it
         // (an opt-out of texts and emails gets one, not one per medium); a
@@ -170,7 +172,7 @@ fn opt_out_exception(view: &BorrowerView<'_>, r: &Restriction, p: &Proposal) -> 
                     && r.channels.contains(&e.channel)
                     && view.is_held(e)
                     && e.subject == Some(Subject::ElectronicConsentOptOut)
-                    && at_opted_out_point(r, e) != Some(false)
+                    && at_opted_out_point(&points, e) != Some(false)
             });
         if !confirmed {
             return true;
@@ -186,7 +188,7 @@ fn opt_out_exception(view: &BorrowerView<'_>, r: &Restriction, p: &Proposal) -> 
     let initiated = inbound.direction == Direction::Inbound
         && inbound.channel == p.channel
         && inbound.at >= since
-        && at_opted_out_point(r, inbound) == Some(true);
+        && at_opted_out_point(&points, inbound) == Some(true);
     initiated
         && !view
             .entries_from(inbound.at)
