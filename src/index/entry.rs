@@ -1,0 +1,216 @@
+//! A counting entry: what a Check reads of one interaction, in 40 bytes
+//! (the contact point as a hash, loans as one key or a set kept once),
+//! made from a full record, and kept in time order per person.
+
+use super::{Index, Interaction, InteractionKey, NameKey};
+use crate::model::{
+    AgentOutcome, Channel, ContactKind, Direction, Status, StatusDetails, Subject, Theme,
+};
+
+/// What counting needs of one interaction, in a few bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// When it happens, in Unix seconds (see [`Interaction::occurs_at`]).
+    pub at: i64,
+    /// The interaction.
+    pub key: InteractionKey,
+    /// Its channel.
+    pub channel: Channel,
+    /// Its direction.
+    pub direction: Direction,
+    /// Its effective theme; `None` is unknown and matches every filter.
+    pub theme: Option<Theme>,
+    /// Its status.
+    pub status: Status,
+    /// Its statusDetails.
+    pub details: Option<StatusDetails>,
+    /// Its agentOutcome.
+    pub outcome: Option<AgentOutcome>,
+    /// The kind of contact point it went to.
+    pub contact: ContactKind,
+    /// The contact point itself, as [`contact_hash`] of its value: what an
+    /// opt-out naming numbers or addresses compares, without keeping the
+    /// value in memory. `None`: not recorded.
+    pub contact_value: Option<ContactHash>,
+    /// Its subject, which the confirmation of an opt-out reads.
+    pub subject: Option<Subject>,
+    /// isTransactional; `None` is unknown.
+    pub transactional: Option<bool>,
+    /// The interaction its previousInteractionId names, if we know it.
+    /// Whether it answers the borrower is read at decision time
+    /// ([`BorrowerView::answers_borrower`]), so that a later delete or
+    /// change of the earlier interaction shows at once.
+    pub previous: Option<InteractionKey>,
+    /// The loans it names; empty means it counts for every debt.
+    pub loans: Loans,
+}
+
+/// A contact point's value (a number or an address), hashed after
+/// [`crate::restrictions::normalize_contact`]: 8 bytes in a counting entry
+/// instead of the string.
+///
+/// The key is random per process (SipHash-1-3 with the standard library's
+/// random keys), so a value cannot be chosen to collide with another; the
+/// entries are rebuilt from the records at every start, so nothing hashed
+/// outlives the process. Two different values share a hash with a chance
+/// of about 2^-64 per comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ContactHash(std::num::NonZeroU64);
+
+/// The [`ContactHash`] of a contact point's value, normalized as a
+/// restriction's points are.
+pub fn contact_hash(value: &str) -> ContactHash {
+    use std::hash::BuildHasher;
+    static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let keys = KEYS.get_or_init(std::collections::hash_map::RandomState::new);
+    let h = keys.hash_one(crate::restrictions::normalize_contact(value));
+    ContactHash(std::num::NonZeroU64::new(h).unwrap_or(std::num::NonZeroU64::MIN))
+}
+
+/// The loans an entry names, in 4 bytes: one loan's key, or the number
+/// of a set of none or several that the index keeps once
+/// ([`Index::loans`] reads it, [`BorrowerView::loans`] for the engine).
+/// Most interactions name one loan, and the sets a borrower's
+/// interactions name repeat, so a set is kept once however many entries
+/// name it (and kept for the process's life: they are few).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loans(NameKey);
+
+/// The bit that marks a [`Loans`] as a set's number rather than a loan.
+const LOAN_SET: u32 = 1 << 31;
+
+impl Loans {
+    /// Names no loan: counts for every debt.
+    pub const NONE: Loans = Loans(NameKey(LOAN_SET));
+}
+
+impl Default for Loans {
+    fn default() -> Self {
+        Loans::NONE
+    }
+}
+
+impl Index {
+    /// The counting entry of a record, as interaction `key`.
+    pub(super) fn entry_for(&mut self, key: InteractionKey, record: &Interaction) -> Entry {
+        let previous = record
+            .previous_interaction_id
+            .as_deref()
+            .and_then(|prev| self.find_interaction(prev).ok().flatten());
+        let keys: Vec<NameKey> = record
+            .loans()
+            .into_iter()
+            .map(|l| self.names.intern(l))
+            .collect();
+        let loans = self.loans_of(keys);
+        Entry {
+            at: record.occurs_at().timestamp(),
+            key,
+            channel: record.channel,
+            direction: record.direction,
+            theme: record.effective_theme(),
+            status: record.status,
+            details: record.status_details,
+            outcome: record.agent_outcome,
+            contact: record.contact_kind(),
+            contact_value: record
+                .contact
+                .as_ref()
+                .and_then(|c| c.value.as_deref())
+                .map(contact_hash),
+            subject: record.subject,
+            transactional: record.is_transactional,
+            previous,
+            loans,
+        }
+    }
+
+    /// The [`Loans`] of these loan keys: the one key, or the number of
+    /// the set (kept once).
+    fn loans_of(&mut self, keys: Vec<NameKey>) -> Loans {
+        match keys.as_slice() {
+            [] => return Loans::NONE,
+            [one] if one.0 < LOAN_SET => return Loans(*one),
+            _ => {}
+        }
+        let keys = keys.into_boxed_slice();
+        if let Some(n) = self.loan_set_numbers.get(&keys) {
+            return Loans(NameKey(LOAN_SET | n));
+        }
+        // INVARIANT: fewer than 2^31 sets fit in memory; saturating keeps
+        // it panic-free regardless (a set past it reads as the last).
+        let n = u32::try_from(self.loan_sets.len() + 1)
+            .unwrap_or(u32::MAX)
+            .min(LOAN_SET - 1);
+        self.loan_sets.push(keys.clone());
+        self.loan_set_numbers.insert(keys, n);
+        Loans(NameKey(LOAN_SET | n))
+    }
+
+    /// The loans a [`Loans`] names; empty: none.
+    pub fn loans<'a>(&'a self, loans: &'a Loans) -> &'a [NameKey] {
+        let raw = loans.0.0;
+        if raw < LOAN_SET {
+            return std::slice::from_ref(&loans.0);
+        }
+        match (raw & !LOAN_SET) as usize {
+            0 => &[],
+            n => self.loan_sets.get(n - 1).map_or(&[], |keys| keys),
+        }
+    }
+}
+
+/// Inserts an entry at its place in time order.
+pub(super) fn insert_sorted(entries: &mut Vec<Entry>, entry: Entry) {
+    // Grow by a quarter, not double: a borrower's list is long-lived and
+    // mostly short, and doubling left up to half of it unused.
+    if entries.len() == entries.capacity() {
+        entries.reserve_exact(entries.len() / 4 + 1);
+    }
+    let pos = entries.partition_point(|e| (e.at, e.key) < (entry.at, entry.key));
+    entries.insert(pos, entry);
+}
+
+/// Removes the entry of `key` at `at`, if there is one.
+pub(super) fn remove_entry(entries: &mut Vec<Entry>, at: i64, key: InteractionKey) {
+    let pos = entries.partition_point(|e| (e.at, e.key) < (at, key));
+    if entries.get(pos).is_some_and(|e| e.key == key) {
+        entries.remove(pos);
+    }
+}
+
+#[cfg(test)]
+mod size {
+    use super::*;
+
+    /// A counting entry stays small: 40 bytes, loans and the cited
+    /// interaction in 4 bytes each, and a set of loans kept once.
+    #[test]
+    fn entry_is_small() {
+        assert_eq!(std::mem::size_of::<Loans>(), 4);
+        assert_eq!(std::mem::size_of::<Option<InteractionKey>>(), 4);
+        assert_eq!(std::mem::size_of::<Entry>(), 40);
+        let mut index = Index::default();
+        let one = index.loans_of(vec![NameKey(7)]);
+        assert_eq!(one, Loans(NameKey(7)));
+        assert_eq!(index.loans(&one), &[NameKey(7)]);
+        let none = index.loans_of(Vec::new());
+        assert!(index.loans(&none).is_empty());
+        assert!(index.loans(&Loans::default()).is_empty());
+        let two = index.loans_of(vec![NameKey(1), NameKey(2)]);
+        assert_eq!(index.loans(&two), &[NameKey(1), NameKey(2)]);
+        assert_eq!(
+            index.loans_of(vec![NameKey(1), NameKey(2)]),
+            two,
+            "kept once"
+        );
+        assert_eq!(index.loan_sets.len(), 1);
+        let far = index.loans_of(vec![NameKey(LOAN_SET + 3)]);
+        assert_eq!(
+            index.loans(&far),
+            &[NameKey(LOAN_SET + 3)],
+            "a key past the mark"
+        );
+    }
+}
