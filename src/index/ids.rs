@@ -8,6 +8,29 @@ pub(super) fn generated_id(prefix: &str, n: u64) -> String {
     format!("{prefix}-{:04X}-{:08X}", n >> 32, n & 0xFFFF_FFFF)
 }
 
+/// A generated id written without allocating: [`generated_id`]'s text
+/// for a prefix of at most 8 bytes (ours are 2).
+#[derive(Default)]
+struct IdBuf {
+    bytes: [u8; 24],
+}
+
+impl IdBuf {
+    fn write(&mut self, prefix: &str, n: u64) -> &str {
+        use std::io::Write as _;
+        let mut cursor = std::io::Cursor::new(&mut self.bytes[..]);
+        let written = write!(cursor, "{prefix}-{:04X}-{:08X}", n >> 32, n & 0xFFFF_FFFF).is_ok();
+        let len = if written {
+            usize::try_from(cursor.position()).unwrap_or(0)
+        } else {
+            0
+        };
+        // Only ASCII was written; an overflow gives the empty id, which
+        // no table holds.
+        std::str::from_utf8(&self.bytes[..len]).unwrap_or("")
+    }
+}
+
 /// The number of an id exactly as [`generated_id`] writes it, or `None`
 /// for any other id.
 pub(super) fn generated_number(prefix: &str, id: &str) -> Option<u64> {
@@ -129,12 +152,15 @@ impl Index {
         if generated_number(prefix, id) != Some(counter + 1) {
             return;
         }
+        // Asked once for every id a start restores: written on the stack,
+        // not allocated.
         let taken = |index: &Index, n: u64| {
-            let id = generated_id(prefix, n);
+            let mut buf = IdBuf::default();
+            let id = buf.write(prefix, n);
             match prefix {
-                "BO" => index.person_ids.contains_key(&id),
-                "RS" => index.restriction_ids.contains_key(&id),
-                _ => index.key_of_id(&id).is_some(),
+                "BO" => index.person_ids.contains_key(id),
+                "RS" => index.restriction_ids.contains_key(id),
+                _ => index.key_of_id(id).is_some(),
             }
         };
         let mut n = counter + 1;
@@ -142,5 +168,19 @@ impl Index {
             n += 1;
         }
         *self.counter(prefix) = n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{IdBuf, generated_id};
+
+    #[test]
+    fn an_id_written_on_the_stack_is_the_generated_one() {
+        for n in [0, 1, 0xFFFF_FFFF, 1 << 32, (7 << 32) | 42, u64::MAX] {
+            for prefix in ["IT", "BO", "RS"] {
+                assert_eq!(IdBuf::default().write(prefix, n), generated_id(prefix, n));
+            }
+        }
     }
 }

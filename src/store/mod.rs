@@ -47,22 +47,23 @@
 //! whole history in order, for backup and what-if.
 
 mod follow;
+mod load;
 mod read;
 mod reader;
 mod write;
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 pub use follow::{Follower, Handed, TAP_BATCHES};
+pub use load::Loaded;
 pub use read::{HistoryRead, read_history, read_history_in_time};
 pub use reader::{READERS, Reader};
 pub use write::Writing;
 
 use crate::journal::{JournalError, Position};
 use crate::ledger::ApplyError;
-use crate::pb::journal::Record;
 
 /// The store's directory inside a data directory.
 pub const STORE_DIR: &str = "store";
@@ -129,32 +130,6 @@ enum Kind {
     Reservation = 4,
     Convo = 5,
     Answer = 6,
-}
-
-/// One thing [`Store::load`] gives.
-#[derive(Debug)]
-pub enum Loaded {
-    /// A record, applied as recovery applies the journal's.
-    Record(Box<Record>),
-    /// An interaction's record, with its place in creation order (the
-    /// store's `seq`), applied as recovery applies the journal's.
-    Interaction {
-        /// Its place in creation order.
-        seq: u64,
-        /// Its record.
-        record: Box<Record>,
-    },
-    /// The interactions whose records stay on disk: how many, the place
-    /// in creation order after every interaction's, and the largest id
-    /// that looks generated (after every one a new id must come).
-    OnDisk {
-        /// How many.
-        count: u64,
-        /// The place in creation order the next new interaction takes.
-        next_seq: u64,
-        /// The largest id of the `IT-XXXX-XXXXXXXX` shape, if any.
-        largest_id: Option<String>,
-    },
 }
 
 /// The store of a data directory, open.
@@ -346,167 +321,6 @@ impl Store {
         self.begin()?.commit(at).map(|_| ())
     }
 
-    /// Every record the store holds, in the order recovery applies them
-    /// (see the module's documentation). Returns how many.
-    pub fn for_each(
-        &self,
-        mut each: impl FnMut(Record) -> Result<(), JournalError>,
-    ) -> Result<u64, JournalError> {
-        self.load(None, |loaded| match loaded {
-            Loaded::Record(r) | Loaded::Interaction { record: r, .. } => each(*r),
-            // Unreachable without a cutoff.
-            Loaded::OnDisk { .. } => Ok(()),
-        })
-    }
-
-    /// [`Store::for_each`], but an interaction that happens before
-    /// `cutoff` (Unix seconds) is given as what memory keeps of it
-    /// ([`Loaded::OnDisk`]), its full record not even read. Returns how
-    /// many records and interactions were given.
-    pub fn load(
-        &self,
-        cutoff: Option<i64>,
-        mut each: impl FnMut(Loaded) -> Result<(), JournalError>,
-    ) -> Result<u64, JournalError> {
-        let n = std::cell::Cell::new(0u64);
-        let decode = |bytes: &[u8]| {
-            <Record as prost::Message>::decode(bytes).map_err(|e| StoreError::Format {
-                path: self.path.clone(),
-                reason: format!("a record does not decode: {e}"),
-            })
-        };
-        let read_with =
-            |sql: &str,
-             params: &[&dyn rusqlite::ToSql],
-             each: &mut dyn FnMut(Loaded) -> Result<(), JournalError>| {
-                let mut stmt = self
-                    .conn
-                    .prepare(sql)
-                    .map_err(sqlite("reading", &self.path))?;
-                let mut rows = stmt.query(params).map_err(sqlite("reading", &self.path))?;
-                while let Some(row) = rows.next().map_err(sqlite("reading", &self.path))? {
-                    let bytes: Vec<u8> = row.get(0).map_err(sqlite("reading", &self.path))?;
-                    n.set(n.get() + 1);
-                    each(Loaded::Record(Box::new(decode(&bytes)?)))?;
-                }
-                Ok::<(), JournalError>(())
-            };
-        let read = |sql: &str, each: &mut dyn FnMut(Loaded) -> Result<(), JournalError>| {
-            read_with(sql, &[], each)
-        };
-        let kind = |k: Kind, order: &str| {
-            format!(
-                "SELECT record FROM state WHERE kind = {} ORDER BY {order}",
-                k as i64
-            )
-        };
-        read(&kind(Kind::Person, "last_seq"), &mut each)?;
-        read(&kind(Kind::Debt, "first_seq"), &mut each)?;
-        read(&kind(Kind::Restriction, "first_seq"), &mut each)?;
-        // Interactions from the cutoff on, and an open reservation's
-        // whatever its time (the reservation holds a slot, and its listing
-        // reads it), in full and in creation order, found by the time
-        // index and read by their place; of the others only how many
-        // there are and the largest id they took, from the indexes,
-        // without visiting them.
-        let in_full = match cutoff {
-            None => "SELECT seq, record FROM interactions ORDER BY seq",
-            Some(_) => {
-                "SELECT seq, record FROM interactions WHERE seq IN (
-                     SELECT seq FROM interactions WHERE occurs_at >= ?1
-                     UNION
-                     SELECT seq FROM interactions
-                         WHERE id IN (SELECT key FROM state WHERE kind = ?2))
-                 ORDER BY seq"
-            }
-        };
-        let mut loaded = 0u64;
-        {
-            let mut stmt = self
-                .conn
-                .prepare(in_full)
-                .map_err(sqlite("reading", &self.path))?;
-            let mut rows = match cutoff {
-                None => stmt.query([]),
-                Some(c) => stmt.query(params![c, Kind::Reservation as i64]),
-            }
-            .map_err(sqlite("reading", &self.path))?;
-            while let Some(row) = rows.next().map_err(sqlite("reading", &self.path))? {
-                let get = |e| sqlite("reading", &self.path)(e);
-                let seq = u64::try_from(row.get::<_, i64>(0).map_err(get)?).unwrap_or(0);
-                let bytes: Vec<u8> = row.get(1).map_err(get)?;
-                n.set(n.get() + 1);
-                loaded += 1;
-                each(Loaded::Interaction {
-                    seq,
-                    record: Box::new(decode(&bytes)?),
-                })?;
-            }
-        }
-        if cutoff.is_some() {
-            // Places in creation order are 1, 2, ... one per interaction:
-            // those not read are the ones before the next place.
-            let next_seq = self.next_interaction_seq()?;
-            let count = next_seq.saturating_sub(1).saturating_sub(loaded);
-            // The largest generated id (fixed-width upper-case hex sorts
-            // as its number), from the end of the id index.
-            let largest: Option<String> = self
-                .conn
-                .query_row(
-                    "SELECT id FROM interactions
-                     WHERE id BETWEEN 'IT-0000-00000000' AND 'IT-FFFF-FFFFFFFF'
-                     ORDER BY id DESC LIMIT 1",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(sqlite("reading", &self.path))?;
-            // Another id in that range (`IT-0000-0000000G`) sorts among
-            // them: then the largest of the exact shape, read in full.
-            let largest = match largest {
-                Some(id) if is_generated(&id) => Some(id),
-                Some(_) => self
-                    .conn
-                    .query_row(
-                        "SELECT max(id) FROM interactions WHERE id GLOB
-                         'IT-[0-9A-F][0-9A-F][0-9A-F][0-9A-F]-[0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F]'",
-                        [],
-                        |r| r.get(0),
-                    )
-                    .map_err(sqlite("reading", &self.path))?,
-                None => None,
-            };
-            n.set(n.get() + count);
-            each(Loaded::OnDisk {
-                count,
-                next_seq,
-                largest_id: largest,
-            })?;
-        }
-        read(&kind(Kind::Reservation, "first_seq"), &mut each)?;
-        match cutoff {
-            None => read(&kind(Kind::Convo, "first_seq"), &mut each)?,
-            // The conversations of the interactions read in full only:
-            // memory keeps no other (see `Ledger::forget_convos_on_disk`),
-            // and a start need not visit them.
-            Some(c) => read_with(
-                &format!(
-                    "SELECT record FROM state WHERE kind = {convo} AND key IN (
-                         SELECT id FROM interactions WHERE occurs_at >= ?1
-                         UNION
-                         SELECT key FROM state WHERE kind = {reservation})
-                     ORDER BY first_seq",
-                    convo = Kind::Convo as i64,
-                    reservation = Kind::Reservation as i64
-                ),
-                &[&c],
-                &mut each,
-            )?,
-        }
-        read(&kind(Kind::Answer, "first_seq"), &mut each)?;
-        Ok(n.get())
-    }
-
     /// The time of the latest interaction at or before `now` (Unix
     /// seconds), if any.
     pub fn latest_at_or_before(&self, now: i64) -> Result<Option<i64>, StoreError> {
@@ -572,19 +386,6 @@ impl Store {
             .map(|n| u64::try_from(n).unwrap_or(0))
             .map_err(sqlite("counting in", &self.path))
     }
-}
-
-/// True for an id of the shape generated ids have (`IT-XXXX-XXXXXXXX`,
-/// upper-case hex).
-fn is_generated(id: &str) -> bool {
-    let b = id.as_bytes();
-    b.len() == 16
-        && id.starts_with("IT-")
-        && b[7] == b'-'
-        && b.iter()
-            .enumerate()
-            .filter(|(i, _)| *i >= 3 && *i != 7)
-            .all(|(_, c)| c.is_ascii_digit() || (b'A'..=b'F').contains(c))
 }
 
 pub(crate) fn sqlite<'a>(

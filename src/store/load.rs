@@ -1,0 +1,351 @@
+//! Reading the store back at a start ([`Store::load`]): every record in
+//! the order recovery applies them. The rows are read and decoded on a
+//! thread of their own, on a connection of their own, while the caller
+//! applies what was read before: a start's two halves, SQLite and
+//! protobuf on one side and the index on the other, overlap on two cores.
+
+use std::path::Path;
+use std::sync::mpsc;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use super::{CACHE_KIB, Kind, Store, StoreError, sqlite};
+use crate::journal::JournalError;
+use crate::pb::journal::Record;
+
+/// How many things the reading thread sends at a time.
+const BATCH: usize = 256;
+/// How many batches it may read ahead of the one applied: what a start
+/// holds besides the index stays small.
+const AHEAD: usize = 8;
+
+/// One thing [`Store::load`] gives.
+#[derive(Debug)]
+pub enum Loaded {
+    /// A record, applied as recovery applies the journal's.
+    Record(Box<Record>),
+    /// An interaction's record, with its place in creation order (the
+    /// store's `seq`), applied as recovery applies the journal's.
+    Interaction {
+        /// Its place in creation order.
+        seq: u64,
+        /// Its record.
+        record: Box<Record>,
+    },
+    /// The interactions whose records stay on disk: how many, the place
+    /// in creation order after every interaction's, and the largest id
+    /// that looks generated (after every one a new id must come).
+    OnDisk {
+        /// How many.
+        count: u64,
+        /// The place in creation order the next new interaction takes.
+        next_seq: u64,
+        /// The largest id of the `IT-XXXX-XXXXXXXX` shape, if any.
+        largest_id: Option<String>,
+    },
+}
+
+impl Store {
+    /// Every record the store holds, in the order recovery applies them
+    /// (see the module's documentation). Returns how many.
+    pub fn for_each(
+        &self,
+        mut each: impl FnMut(Record) -> Result<(), JournalError>,
+    ) -> Result<u64, JournalError> {
+        self.load(None, |loaded| match loaded {
+            Loaded::Record(r) | Loaded::Interaction { record: r, .. } => each(*r),
+            // Unreachable without a cutoff.
+            Loaded::OnDisk { .. } => Ok(()),
+        })
+    }
+
+    /// [`Store::for_each`], but an interaction that happens before
+    /// `cutoff` (Unix seconds) is given as what memory keeps of it
+    /// ([`Loaded::OnDisk`]), its full record not even read. Returns how
+    /// many records and interactions were given.
+    ///
+    /// The rows are read in one read transaction (one state of the store)
+    /// on a second, read-only connection, by a thread of their own that
+    /// stays at most [`AHEAD`] batches ahead of `each`. An error on either
+    /// side stops both; the first one is returned.
+    pub fn load(
+        &self,
+        cutoff: Option<i64>,
+        mut each: impl FnMut(Loaded) -> Result<(), JournalError>,
+    ) -> Result<u64, JournalError> {
+        let path = self.path.as_path();
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sqlite("opening", path))?;
+        conn.execute_batch(&format!("PRAGMA cache_size = -{CACHE_KIB}; BEGIN;"))
+            .map_err(sqlite("starting to read", path))?;
+        let stopped = || JournalError::Failed("a start stopped reading the store".into());
+        std::thread::scope(|scope| {
+            let (send, receive) = mpsc::sync_channel::<Batch>(AHEAD);
+            let reading = scope.spawn(move || {
+                let mut batch = Batch::default();
+                let n = read_in_order(&conn, path, cutoff, |row| {
+                    batch.push(row);
+                    if batch.rows.len() == BATCH {
+                        send.send(std::mem::take(&mut batch))
+                            .map_err(|_| stopped())?;
+                    }
+                    Ok(())
+                })?;
+                if !batch.rows.is_empty() {
+                    send.send(batch).map_err(|_| stopped())?;
+                }
+                Ok(n)
+            });
+            let mut failed = None;
+            'batches: for batch in receive.iter() {
+                let mut from = 0;
+                for packed in batch.rows {
+                    let loaded = match packed {
+                        Packed::Record { end } => {
+                            let bytes = batch.bytes.get(from..end);
+                            from = end;
+                            decode(path, bytes).map(Loaded::Record)
+                        }
+                        Packed::Interaction { seq, end } => {
+                            let bytes = batch.bytes.get(from..end);
+                            from = end;
+                            decode(path, bytes).map(|record| Loaded::Interaction { seq, record })
+                        }
+                        Packed::Other(loaded) => Ok(loaded),
+                    };
+                    if let Err(e) = loaded.map_err(JournalError::from).and_then(&mut each) {
+                        failed = Some(e);
+                        break 'batches;
+                    }
+                }
+            }
+            // The reading thread's next send fails, and it stops.
+            drop(receive);
+            let read = reading.join().unwrap_or_else(|_| {
+                Err(JournalError::Failed(
+                    "the thread reading the store panicked".into(),
+                ))
+            });
+            match failed {
+                Some(e) => Err(e),
+                None => read,
+            }
+        })
+    }
+}
+
+/// Rows read ahead, their records' bytes end to end in one buffer:
+/// decoded by the thread that applies them, so that what is allocated for
+/// a record is freed by the thread that allocated it (a free from another
+/// thread costs the allocator more than the decoding saved).
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    rows: Vec<Packed>,
+}
+
+enum Packed {
+    Record { end: usize },
+    Interaction { seq: u64, end: usize },
+    Other(Loaded),
+}
+
+impl Batch {
+    fn push(&mut self, row: Row<'_>) {
+        let packed = match row {
+            Row::Record(bytes) => {
+                self.bytes.extend_from_slice(bytes);
+                Packed::Record {
+                    end: self.bytes.len(),
+                }
+            }
+            Row::Interaction { seq, bytes } => {
+                self.bytes.extend_from_slice(bytes);
+                Packed::Interaction {
+                    seq,
+                    end: self.bytes.len(),
+                }
+            }
+            Row::OnDisk(loaded) => Packed::Other(loaded),
+        };
+        self.rows.push(packed);
+    }
+}
+
+fn decode(path: &Path, bytes: Option<&[u8]>) -> Result<Box<Record>, StoreError> {
+    let bytes = bytes.unwrap_or_default();
+    <Record as prost::Message>::decode(bytes)
+        .map(Box::new)
+        .map_err(|e| StoreError::Format {
+            path: path.to_owned(),
+            reason: format!("a record does not decode: {e}"),
+        })
+}
+
+fn next_interaction_seq(conn: &Connection, path: &Path) -> Result<u64, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'next_interaction_seq'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()
+        .map_err(sqlite("reading", path))?
+        .and_then(|v| u64::try_from(v).ok())
+        .unwrap_or(1))
+}
+
+/// One row as [`read_in_order`] reads it: a record's bytes, not decoded.
+enum Row<'a> {
+    Record(&'a [u8]),
+    Interaction { seq: u64, bytes: &'a [u8] },
+    OnDisk(Loaded),
+}
+
+/// What [`Store::load`]'s reading thread does: every query, in order, on
+/// its own connection, each row given to `each` as it is read.
+fn read_in_order(
+    conn: &Connection,
+    path: &Path,
+    cutoff: Option<i64>,
+    mut each: impl FnMut(Row<'_>) -> Result<(), JournalError>,
+) -> Result<u64, JournalError> {
+    let n = std::cell::Cell::new(0u64);
+    let read_with =
+        |sql: &str,
+         params: &[&dyn rusqlite::ToSql],
+         each: &mut dyn FnMut(Row<'_>) -> Result<(), JournalError>| {
+            let mut stmt = conn.prepare(sql).map_err(sqlite("reading", path))?;
+            let mut rows = stmt.query(params).map_err(sqlite("reading", path))?;
+            while let Some(row) = rows.next().map_err(sqlite("reading", path))? {
+                let bytes = row
+                    .get_ref(0)
+                    .and_then(|v| Ok(v.as_blob()?))
+                    .map_err(sqlite("reading", path))?;
+                n.set(n.get() + 1);
+                each(Row::Record(bytes))?;
+            }
+            Ok::<(), JournalError>(())
+        };
+    let read = |sql: &str, each: &mut dyn FnMut(Row<'_>) -> Result<(), JournalError>| {
+        read_with(sql, &[], each)
+    };
+    let kind = |k: Kind, order: &str| {
+        format!(
+            "SELECT record FROM state WHERE kind = {} ORDER BY {order}",
+            k as i64
+        )
+    };
+    read(&kind(Kind::Person, "last_seq"), &mut each)?;
+    read(&kind(Kind::Debt, "first_seq"), &mut each)?;
+    read(&kind(Kind::Restriction, "first_seq"), &mut each)?;
+    // Interactions from the cutoff on, and an open reservation's
+    // whatever its time (the reservation holds a slot, and its listing
+    // reads it), in full and in creation order, found by the time
+    // index and read by their place; of the others only how many
+    // there are and the largest id they took, from the indexes,
+    // without visiting them.
+    let in_full = match cutoff {
+        None => "SELECT seq, record FROM interactions ORDER BY seq",
+        Some(_) => {
+            "SELECT seq, record FROM interactions WHERE seq IN (
+                 SELECT seq FROM interactions WHERE occurs_at >= ?1
+                 UNION
+                 SELECT seq FROM interactions
+                     WHERE id IN (SELECT key FROM state WHERE kind = ?2))
+             ORDER BY seq"
+        }
+    };
+    let mut loaded = 0u64;
+    {
+        let mut stmt = conn.prepare(in_full).map_err(sqlite("reading", path))?;
+        let mut rows = match cutoff {
+            None => stmt.query([]),
+            Some(c) => stmt.query(params![c, Kind::Reservation as i64]),
+        }
+        .map_err(sqlite("reading", path))?;
+        while let Some(row) = rows.next().map_err(sqlite("reading", path))? {
+            let get = |e| sqlite("reading", path)(e);
+            let seq = u64::try_from(row.get::<_, i64>(0).map_err(get)?).unwrap_or(0);
+            let bytes = row.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(get)?;
+            n.set(n.get() + 1);
+            loaded += 1;
+            each(Row::Interaction { seq, bytes })?;
+        }
+    }
+    if cutoff.is_some() {
+        // Places in creation order are 1, 2, ... one per interaction:
+        // those not read are the ones before the next place.
+        let next_seq = next_interaction_seq(conn, path)?;
+        let count = next_seq.saturating_sub(1).saturating_sub(loaded);
+        // The largest generated id (fixed-width upper-case hex sorts
+        // as its number), from the end of the id index.
+        let largest: Option<String> = conn
+            .query_row(
+                "SELECT id FROM interactions
+                 WHERE id BETWEEN 'IT-0000-00000000' AND 'IT-FFFF-FFFFFFFF'
+                 ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sqlite("reading", path))?;
+        // Another id in that range (`IT-0000-0000000G`) sorts among
+        // them: then the largest of the exact shape, read in full.
+        let largest = match largest {
+            Some(id) if is_generated(&id) => Some(id),
+            Some(_) => conn
+                .query_row(
+                    "SELECT max(id) FROM interactions WHERE id GLOB
+                     'IT-[0-9A-F][0-9A-F][0-9A-F][0-9A-F]-[0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F]'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(sqlite("reading", path))?,
+            None => None,
+        };
+        n.set(n.get() + count);
+        each(Row::OnDisk(Loaded::OnDisk {
+            count,
+            next_seq,
+            largest_id: largest,
+        }))?;
+    }
+    read(&kind(Kind::Reservation, "first_seq"), &mut each)?;
+    match cutoff {
+        None => read(&kind(Kind::Convo, "first_seq"), &mut each)?,
+        // The conversations of the interactions read in full only:
+        // memory keeps no other (see `Ledger::forget_convos_on_disk`),
+        // and a start need not visit them.
+        Some(c) => read_with(
+            &format!(
+                "SELECT record FROM state WHERE kind = {convo} AND key IN (
+                     SELECT id FROM interactions WHERE occurs_at >= ?1
+                     UNION
+                     SELECT key FROM state WHERE kind = {reservation})
+                 ORDER BY first_seq",
+                convo = Kind::Convo as i64,
+                reservation = Kind::Reservation as i64
+            ),
+            &[&c],
+            &mut each,
+        )?,
+    }
+    read(&kind(Kind::Answer, "first_seq"), &mut each)?;
+    Ok(n.get())
+}
+/// True for an id of the shape generated ids have (`IT-XXXX-XXXXXXXX`,
+/// upper-case hex).
+fn is_generated(id: &str) -> bool {
+    let b = id.as_bytes();
+    b.len() == 16
+        && id.starts_with("IT-")
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .filter(|(i, _)| *i >= 3 && *i != 7)
+            .all(|(_, c)| c.is_ascii_digit() || (b'A'..=b'F').contains(c))
+}
