@@ -21,6 +21,17 @@ pub struct Reader {
 /// How many read-only connections a [`Reader`] opens.
 pub const READERS: usize = 4;
 
+/// The page cache each reader keeps of its own, in KiB. Small: a page
+/// not in it is read from the operating system's page cache (memory the
+/// system takes back when it needs it, shared by every connection, and
+/// not the process's), and each reader's cache would otherwise hold its
+/// own copy of the same pages: four readers at [`super::CACHE_KIB`] grew
+/// the process by about 270 MB under a read load (`RssAnon` 575 MB
+/// against 316 MB with this cap, at N = 1 M). SQLite's `mmap_size` read
+/// a little faster still, but each connection maps the file anew, so
+/// `VmRSS` counted the same pages four times: not used.
+pub const READER_CACHE_KIB: i64 = 4 * 1024;
+
 impl Reader {
     /// Opens [`READERS`] read-only connections to a data directory's store.
     pub fn open(data_dir: &Path) -> Result<Reader, StoreError> {
@@ -32,6 +43,20 @@ impl Reader {
                 reason: "it is missing".into(),
             })?;
             path = store.path.clone();
+            store
+                .conn
+                .execute_batch(&format!("PRAGMA cache_size = -{READER_CACHE_KIB};"))
+                .map_err(sqlite("setting up a reader of", &path))?;
+            // A plan made once per statement: without the planner's
+            // stability guarantee, SQLite (built with STAT4) prepared a
+            // cached statement again whenever `before` changed, every read.
+            store
+                .conn
+                .set_db_config(
+                    rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+                    true,
+                )
+                .map_err(sqlite("setting up a reader of", &path))?;
             conns.push(std::sync::Mutex::new(store.conn));
         }
         Ok(Reader {
