@@ -1764,6 +1764,39 @@ async fn a_cut_that_hides_the_next_record_inside_the_damaged_frame_refuses_the_s
     }
 }
 
+/// A row of the store whose record does not decode refuses the start,
+/// naming the store, and leaves the store as it was. A start reads the
+/// rows on a thread of its own and decodes them on its own: an error on
+/// either side stops both and is the one the start reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_record_that_does_not_decode_refuses_the_start_naming_the_store() {
+    let h = history().await;
+    let dir = dir_of(&h.store_last);
+    let store = compliance_guard::store::path_in(dir.path());
+    let changed = rusqlite::Connection::open(&store)
+        .unwrap()
+        .execute(
+            "UPDATE interactions SET record = x'ff' WHERE seq = (SELECT max(seq) FROM interactions)",
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1, "one interaction's row damaged");
+    let position = store_position(dir.path());
+    let err = refused(dir.path(), u64::MAX, "a stored record that does not decode");
+    let JournalError::Store { path, reason } = &err else {
+        panic!("refused for another reason: {err:?}");
+    };
+    assert_eq!(path, &store);
+    assert_eq!(
+        reason,
+        &format!(
+            "the store `{}` cannot be read: a record does not decode: failed to decode Protobuf message: invalid varint",
+            store.display()
+        )
+    );
+    assert_eq!(store_position(dir.path()), position, "the store unchanged");
+}
+
 /// A record that reads whole but that recovery cannot apply (here a loan
 /// declared in a second account) refuses the start, naming the file and
 /// the record's offset, as damage does: the operator must know where to
