@@ -25,7 +25,7 @@ mod view;
 mod write;
 
 use ids::{free_id, generated_number};
-use slots::{Names, SlotId};
+use slots::{ExtHash, Names, SlotId};
 
 /// The index's hash maps: foldhash is several times faster than SipHash on
 /// short id strings and keeps a per-process random seed, so ids chosen by a
@@ -278,8 +278,9 @@ struct Slot {
     person: PersonKey,
     /// Our id (see [`SlotId`]), found through [`Index::key_of_id`].
     id: SlotId,
-    /// Its `externalId`, found through [`Index::key_of_ext`].
-    ext: Option<Box<str>>,
+    /// Its `externalId`'s hash, found through [`Index::key_of_ext`] (the
+    /// text is in the full record, and in the store).
+    ext: Option<ExtHash>,
     /// `None`: moved to disk ([`Index::move_to_disk`]); its ids left
     /// memory with it, so no lookup reaches the slot again.
     record: Option<Box<Interaction>>,
@@ -476,7 +477,7 @@ impl Index {
         };
         let existing = self.key_of_id(&record.id);
         let at = record.occurs_at().timestamp();
-        let ext = record.external_id.as_deref().map(Box::from);
+        let ext = record.external_id.as_deref().map(ExtHash::of);
         let key = match existing {
             Some(k) => {
                 // Whole: a caller brings one let go back first.
@@ -489,6 +490,11 @@ impl Index {
                 for m in old_media {
                     self.media_files.remove(&m);
                 }
+                // The old record goes now (the new one takes its place
+                // below): a lookup by `externalId` while the new entry is
+                // made compares with the slot's hash, as for a new slot,
+                // not with the old text.
+                self.records[k.slot()].record = None;
                 let old_at = self.records[k.slot()].at;
                 remove_entry(&mut self.people[p.0 as usize].entries, old_at, k);
                 self.unname_ext(k);

@@ -1,11 +1,18 @@
 //! An interaction's names as memory keeps them: its id (a generated one as
-//! its number) and its `externalId`, each held once, in the interaction's
-//! slot, and found through tables of slot numbers.
+//! its number) held once, in the interaction's slot, and its `externalId`
+//! as a hash ([`ExtHash`]); both found through tables of slot numbers.
 //!
 //! A table holds 4 bytes per interaction (plus its control byte) instead
 //! of a second copy of the string: the names stay in memory when the full
 //! record leaves it, because a Check names the interactions it counted and
 //! a write finds an interaction by either name.
+//!
+//! The `externalId` itself is on disk, in the store's row (and in the
+//! full record while memory holds it): a caller's identifiers, often 34 to
+//! 36 characters, cost about 50 bytes an interaction as strings, and 8 as
+//! a hash. A lookup by `externalId` compares the text with the full record
+//! when memory holds it, and the hash otherwise: a record let go is then
+//! read from the store by the text itself, which finds it exactly.
 
 use hashbrown::HashTable;
 
@@ -48,16 +55,40 @@ impl SlotId {
     }
 }
 
+/// An `externalId` as a slot keeps it: a 64-bit SipHash-1-3 of the text,
+/// with keys random per process (the standard library's), so that no
+/// caller can choose two that collide; nothing hashed outlives the
+/// process (the slots are rebuilt at every start). Two different
+/// `externalId`s share a hash with a chance of about 2^-64 per pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ExtHash(std::num::NonZeroU64);
+
+impl ExtHash {
+    /// The hash of an `externalId`.
+    pub(super) fn of(ext: &str) -> ExtHash {
+        use std::hash::BuildHasher;
+        static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+            std::sync::OnceLock::new();
+        let h = KEYS
+            .get_or_init(std::collections::hash_map::RandomState::new)
+            .hash_one(ext);
+        ExtHash(std::num::NonZeroU64::new(h).unwrap_or(std::num::NonZeroU64::MIN))
+    }
+}
+
 /// A name looked up: an id of the generated shape by its number, any
-/// other as the text. Both the table's hashing and its comparisons use
-/// this form, so that a generated id hashes the same from its slot (a
-/// number) and from a request (a string).
+/// other as the text, an `externalId` by its hash. Both the table's
+/// hashing and its comparisons use this form, so that a generated id
+/// hashes the same from its slot (a number) and from a request (a
+/// string).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Name<'a> {
     /// An id of the generated shape.
     Generated(u64),
-    /// Any other id, or an `externalId`.
+    /// Any other id.
     Given(&'a str),
+    /// An `externalId`, by its [`ExtHash`].
+    External(u64),
 }
 
 impl<'a> Name<'a> {
@@ -104,8 +135,19 @@ impl Names {
         name: Name<'_>,
         name_of: impl Fn(InteractionKey) -> Option<Name<'s>>,
     ) -> Option<InteractionKey> {
+        self.get_checked(name, name_of, |_| true)
+    }
+
+    /// [`Names::get`], of the keys `also` accepts: the others with the
+    /// same name are passed over.
+    pub(super) fn get_checked<'s>(
+        &self,
+        name: Name<'_>,
+        name_of: impl Fn(InteractionKey) -> Option<Name<'s>>,
+        also: impl Fn(InteractionKey) -> bool,
+    ) -> Option<InteractionKey> {
         self.table
-            .find(self.hash(name), |k| name_of(*k) == Some(name))
+            .find(self.hash(name), |k| name_of(*k) == Some(name) && also(*k))
             .copied()
     }
 
@@ -141,8 +183,8 @@ fn id_name(records: &[super::Slot], k: InteractionKey) -> Option<Name<'_>> {
 fn ext_name(records: &[super::Slot], k: InteractionKey) -> Option<Name<'_>> {
     records
         .get(k.slot())
-        .and_then(|s| s.ext.as_deref())
-        .map(Name::Given)
+        .and_then(|s| s.ext)
+        .map(|h| Name::External(h.0.get()))
 }
 
 impl super::Index {
@@ -152,11 +194,22 @@ impl super::Index {
         self.ids.get(Name::id(id), |k| id_name(records, k))
     }
 
-    /// The key of the interaction in memory with this `externalId`.
+    /// The key of the interaction in memory with this `externalId`: the
+    /// text compared with the full record where memory holds it, the hash
+    /// alone where the record was let go (see the module's doc).
     pub(super) fn key_of_ext(&self, ext: &str) -> Option<InteractionKey> {
         let records = &self.records;
-        self.external_ids
-            .get(Name::Given(ext), |k| ext_name(records, k))
+        let name = Name::External(ExtHash::of(ext).0.get());
+        self.external_ids.get_checked(
+            name,
+            |k| ext_name(records, k),
+            |k| {
+                records
+                    .get(k.slot())
+                    .and_then(|s| s.record.as_deref())
+                    .is_none_or(|r| r.external_id.as_deref() == Some(ext))
+            },
+        )
     }
 
     /// Files the slot `key` (already in place) under its id.
@@ -183,7 +236,7 @@ impl super::Index {
             return;
         };
         if let Some(ext) = slot.ext.take() {
-            self.external_ids.remove(Name::Given(&ext), key);
+            self.external_ids.remove(Name::External(ext.0.get()), key);
         }
     }
 
@@ -209,5 +262,25 @@ impl super::Index {
         self.records
             .get(key.slot())
             .map_or_else(String::new, |s| s.id.to_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ExtHash, SlotId};
+
+    /// An interaction's slot stays small: 64 bytes, its `externalId` an
+    /// 8-byte hash and no string of its own.
+    #[test]
+    fn a_slot_is_small() {
+        assert_eq!(std::mem::size_of::<Option<ExtHash>>(), 8);
+        assert_eq!(std::mem::size_of::<SlotId>(), 16);
+        assert_eq!(std::mem::size_of::<super::super::Slot>(), 64);
+    }
+
+    #[test]
+    fn an_external_id_hashes_the_same_every_time_and_apart_from_others() {
+        assert_eq!(ExtHash::of("SM-1"), ExtHash::of("SM-1"));
+        assert_ne!(ExtHash::of("SM-1"), ExtHash::of("SM-2"));
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, Utc};
-use compliance_guard::guard::{Following, Guard};
+use compliance_guard::guard::{Following, Guard, GuardError};
 use compliance_guard::index::ListQuery;
 use compliance_guard::journal::{Layout, Position};
 use compliance_guard::model::{Interaction, InteractionInput};
@@ -613,4 +613,78 @@ async fn a_repeated_import_finds_records_let_go_while_it_runs() {
         assert_eq!(again, first[i], "{i}");
     }
     assert_eq!(g.sizes().interactions, 200);
+}
+
+/// An `externalId` memory keeps as a hash only (its record let go) still
+/// finds its interaction exactly: a read by `ext-`, an update that moves
+/// it to another `externalId` (the old one then names nothing, the new
+/// one the interaction), and a create naming the old one, which makes a
+/// new interaction; and again after a start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_id_of_a_record_let_go_finds_it_and_moves_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Utc::now();
+    let (g, _) = open_following(dir.path(), u64::MAX).unwrap();
+    let with_ext = |ext: &str, days: i64| InteractionInput {
+        external_id: Some(ext.into()),
+        ..email(now - Duration::days(days), false)
+    };
+    let (first, created) = g
+        .create(ANN, &with_ext("SM-first", 3), &caller(), now)
+        .await
+        .unwrap();
+    assert!(created);
+    caught_up(&g);
+    g.let_go(now).unwrap();
+    assert_eq!(g.sizes().whole_in_memory, 0);
+    assert_eq!(g.get(Some(ANN), "ext-SM-first", &caller()).unwrap(), first);
+
+    let moved = g
+        .update(
+            Some(ANN),
+            "ext-SM-first",
+            &InteractionInput {
+                external_id: Some("SM-moved".into()),
+                ..InteractionInput::default()
+            },
+            &["externalId".into()],
+            &caller(),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved.id, first.id);
+    assert_eq!(moved.external_id.as_deref(), Some("SM-moved"));
+    caught_up(&g);
+    g.let_go(now).unwrap();
+    g.let_go(now).unwrap();
+    assert_eq!(g.sizes().whole_in_memory, 0, "let go again");
+    let moved_there = |g: &Guard| {
+        assert_eq!(g.get(Some(ANN), "ext-SM-moved", &caller()).unwrap(), moved);
+        assert!(
+            matches!(
+                g.get(Some(ANN), "ext-SM-first", &caller()),
+                Err(GuardError::NotFound(_))
+            ),
+            "the old externalId names nothing"
+        );
+    };
+    moved_there(&g);
+    drop(g);
+    let (g, _) = open_following(dir.path(), u64::MAX).unwrap();
+    assert_eq!(g.sizes().whole_in_memory, 0, "a start lets go as the walk");
+    moved_there(&g);
+
+    let (second, created) = g
+        .create(ANN, &with_ext("SM-first", 2), &caller(), now)
+        .await
+        .unwrap();
+    assert!(created, "the old externalId is free: {second:?}");
+    assert_ne!(second.id, first.id);
+    let (again, created) = g
+        .create(ANN, &with_ext("SM-moved", 3), &caller(), now)
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(again, moved, "the moved one answers a retry");
 }
