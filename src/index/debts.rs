@@ -47,7 +47,7 @@ impl Index {
         let account = self.names.get(debt_id);
         if let Some(person) = who.key().and_then(|p| self.people.get(p.0 as usize)) {
             for l in loans.iter().filter_map(|l| self.names.get(l)) {
-                if let Some(other) = person.accounts_of_loans.get(&l)
+                if let Some(other) = person.more().accounts_of_loans.get(&l)
                     && Some(*other) != account
                 {
                     return Err(IndexError::LoanInTwoDebts {
@@ -77,7 +77,7 @@ impl Index {
         let p = self.register_person(person)?;
         let account = self.names.intern(debt_id);
         let loan_keys: Vec<NameKey> = loans.iter().map(|l| self.names.intern(l)).collect();
-        let person = &mut self.people[p.0 as usize];
+        let person = self.people[p.0 as usize].more_mut();
         if let Some(old) = person.accounts.insert(account, loan_keys.clone()) {
             for l in old {
                 person.accounts_of_loans.remove(&l);
@@ -95,6 +95,7 @@ impl Index {
             return Vec::new();
         };
         let mut debts: Vec<(String, Vec<String>)> = p
+            .more()
             .accounts
             .iter()
             .map(|(a, loans)| {

@@ -76,7 +76,7 @@ impl Index {
             Ok(Some(p)) => {
                 let person = &self.people[p.0 as usize];
                 std::iter::once(person.id.clone())
-                    .chain(person.aliases.iter().cloned())
+                    .chain(person.more().aliases.iter().cloned())
                     .collect()
             }
             _ => Vec::new(),

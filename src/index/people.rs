@@ -140,9 +140,9 @@ impl Index {
             }
         };
         let has_records = |k: PersonKey| {
-            self.people
-                .get(k.0 as usize)
-                .is_some_and(|p| p.interactions > 0 || p.records_on_disk || !p.accounts.is_empty())
+            self.people.get(k.0 as usize).is_some_and(|p| {
+                p.interactions > 0 || p.records_on_disk || !p.more().accounts.is_empty()
+            })
         };
         let by_id = self.person_ids.get(id).copied();
         let by_ext = self.person_external_ids.get(external_id).copied();
@@ -200,12 +200,15 @@ impl Index {
         if from == to {
             return;
         }
-        let moved = std::mem::take(&mut self.people[from.0 as usize].restrictions);
+        let moved = match self.people[from.0 as usize].more.as_mut() {
+            Some(more) => std::mem::take(&mut more.restrictions),
+            None => return,
+        };
         let to_id = self.people[to.0 as usize].id.clone();
         for mut r in moved {
             self.restriction_ids.insert(r.id.clone(), to);
             r.person_id = to_id.clone();
-            self.people[to.0 as usize].restrictions.push(r);
+            self.people[to.0 as usize].more_mut().restrictions.push(r);
         }
     }
 
@@ -220,7 +223,11 @@ impl Index {
         self.people
             .get(key.0 as usize)
             .map_or_else(Default::default, |p| {
-                (p.id.clone(), p.aliases.clone(), p.external_ids.clone())
+                (
+                    p.id.clone(),
+                    p.more().aliases.clone(),
+                    p.external_ids.clone(),
+                )
             })
     }
 
@@ -261,7 +268,9 @@ impl Index {
                 if emptied {
                     p.id.clear();
                 }
-                p.aliases.retain(|x| x != a);
+                if let Some(more) = p.more.as_mut() {
+                    more.aliases.retain(|x| x != a);
+                }
                 if emptied {
                     self.move_restrictions(old, key);
                 }
@@ -275,7 +284,9 @@ impl Index {
             }
         }
         let person = &mut self.people[key.0 as usize];
-        person.aliases = aliases.to_vec();
+        if !aliases.is_empty() || person.more.is_some() {
+            person.more_mut().aliases = aliases.to_vec();
+        }
         person.external_ids = external_ids.to_vec();
         self.advance_counter("BO", id);
         key

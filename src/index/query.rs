@@ -263,7 +263,7 @@ impl Index {
                 Some(p) => {
                     let person = &self.people[p.0 as usize];
                     let mut ids = vec![person.id.clone()];
-                    ids.extend(person.aliases.iter().cloned());
+                    ids.extend(person.more().aliases.iter().cloned());
                     Some(DiskScope::Person(ids))
                 }
                 None => None,

@@ -32,7 +32,7 @@ impl Index {
             None => self.register_person(&r.person_id)?,
         };
         let person_id = self.people[key.0 as usize].id.clone();
-        let person = &mut self.people[key.0 as usize];
+        let person = self.people[key.0 as usize].more_mut();
         let at = match person.restrictions.iter().position(|x| x.id == r.id) {
             Some(i) => {
                 person.restrictions[i] = Restriction { person_id, ..r };
@@ -50,7 +50,7 @@ impl Index {
                 at
             }
         };
-        Ok(&self.people[key.0 as usize].restrictions[at])
+        Ok(&self.people[key.0 as usize].more().restrictions[at])
     }
 
     /// A restriction by id, checked to belong to `person` (our id or
@@ -67,6 +67,7 @@ impl Index {
             return Err(unknown());
         }
         self.people[key.0 as usize]
+            .more()
             .restrictions
             .iter()
             .find(|r| r.id == id)
@@ -77,6 +78,6 @@ impl Index {
     pub fn person_restrictions(&self, key: PersonKey) -> &[Restriction] {
         self.people
             .get(key.0 as usize)
-            .map_or(&[], |p| p.restrictions.as_slice())
+            .map_or(&[], |p| p.more().restrictions.as_slice())
     }
 }

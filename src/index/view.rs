@@ -15,7 +15,8 @@ pub struct BorrowerView<'a> {
 impl<'a> BorrowerView<'a> {
     /// The borrower's restrictions, ended ones included.
     pub fn restrictions(&self) -> &'a [Restriction] {
-        self.person.map_or(&[], |p| p.restrictions.as_slice())
+        self.person
+            .map_or(&[], |p| p.more().restrictions.as_slice())
     }
 
     /// The counting entry of one of this borrower's interactions, if it
@@ -106,7 +107,10 @@ impl<'a> BorrowerView<'a> {
 
     /// The debt a loan belongs to: its account if declared, else itself.
     pub fn debt_of(&self, loan: NameKey) -> DebtKey {
-        match self.person.and_then(|p| p.accounts_of_loans.get(&loan)) {
+        match self
+            .person
+            .and_then(|p| p.more().accounts_of_loans.get(&loan))
+        {
             Some(account) => DebtKey::Account(*account),
             None => DebtKey::Loan(loan),
         }
@@ -131,7 +135,11 @@ impl<'a> BorrowerView<'a> {
     /// The declared accounts of this borrower.
     pub fn accounts(&self) -> Vec<DebtKey> {
         self.person.map_or_else(Vec::new, |p| {
-            p.accounts.keys().map(|k| DebtKey::Account(*k)).collect()
+            p.more()
+                .accounts
+                .keys()
+                .map(|k| DebtKey::Account(*k))
+                .collect()
         })
     }
 
