@@ -40,8 +40,9 @@
 //!
 //! # Where the code is
 //!
-//! `mod.rs` is the store opened for writing and read back at start
-//! ([`Store::load`]); `write.rs` applies the journal's records in one
+//! `mod.rs` is the store opened for writing; `load.rs` reads it back at
+//! a start ([`Store::load`], the rows read on a thread of their own);
+//! `write.rs` applies the journal's records in one
 //! transaction with their position ([`Writing`]); `reader.rs` reads full
 //! records while serving ([`Reader`]); `read.rs` reads a data directory's
 //! whole history in order, for backup and what-if.
