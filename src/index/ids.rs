@@ -9,7 +9,7 @@ pub(super) fn generated_id(prefix: &str, n: u64) -> String {
 }
 
 /// A generated id written without allocating: [`generated_id`]'s text
-/// for a prefix of at most 8 bytes (ours are 2).
+/// for a prefix of at most 6 bytes (ours are 2; the rest takes up to 18).
 #[derive(Default)]
 struct IdBuf {
     bytes: [u8; 24],

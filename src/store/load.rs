@@ -48,14 +48,23 @@ pub enum Loaded {
 impl Store {
     /// Every record the store holds, in the order recovery applies them
     /// (see the module's documentation). Returns how many.
+    ///
+    /// Read on this connection, in the caller's thread: inside the read
+    /// transaction a caller may have begun on it (a backup or a what-if
+    /// beside a server pairs the store's position with the rows, and both
+    /// must come from one state of the store).
     pub fn for_each(
         &self,
         mut each: impl FnMut(Record) -> Result<(), JournalError>,
     ) -> Result<u64, JournalError> {
-        self.load(None, |loaded| match loaded {
-            Loaded::Record(r) | Loaded::Interaction { record: r, .. } => each(*r),
-            // Unreachable without a cutoff.
-            Loaded::OnDisk { .. } => Ok(()),
+        let path = self.path.as_path();
+        read_in_order(&self.conn, path, None, |row| {
+            let record = match row {
+                Row::Record(bytes) | Row::Interaction { bytes, .. } => decode(path, Some(bytes))?,
+                // Only with a cutoff.
+                Row::OnDisk(_) => return Ok(()),
+            };
+            each(*record)
         })
     }
 
@@ -64,10 +73,12 @@ impl Store {
     /// ([`Loaded::OnDisk`]), its full record not even read. Returns how
     /// many records and interactions were given.
     ///
-    /// The rows are read in one read transaction (one state of the store)
-    /// on a second, read-only connection, by a thread of their own that
-    /// stays at most [`AHEAD`] batches ahead of `each`. An error on either
-    /// side stops both; the first one is returned.
+    /// For a start, whose process is the store's only writer. The rows are
+    /// read in one read transaction (one state of the store) on a second,
+    /// read-only connection, by a thread of their own that stays at most
+    /// [`AHEAD`] batches ahead of `each`. An error on either side stops
+    /// both; the first one is returned. (Not inside a transaction the
+    /// caller began on this connection: [`Store::for_each`] is.)
     pub fn load(
         &self,
         cutoff: Option<i64>,
@@ -84,21 +95,26 @@ impl Store {
         let stopped = || JournalError::Failed("a start stopped reading the store".into());
         std::thread::scope(|scope| {
             let (send, receive) = mpsc::sync_channel::<Batch>(AHEAD);
-            let reading = scope.spawn(move || {
-                let mut batch = Batch::default();
-                let n = read_in_order(&conn, path, cutoff, |row| {
-                    batch.push(row);
-                    if batch.rows.len() == BATCH {
-                        send.send(std::mem::take(&mut batch))
-                            .map_err(|_| stopped())?;
+            let reading = std::thread::Builder::new()
+                .name("store-load".into())
+                .spawn_scoped(scope, move || {
+                    let mut batch = Batch::default();
+                    let n = read_in_order(&conn, path, cutoff, |row| {
+                        batch.push(row);
+                        if batch.rows.len() == BATCH {
+                            send.send(std::mem::take(&mut batch))
+                                .map_err(|_| stopped())?;
+                        }
+                        Ok(())
+                    })?;
+                    if !batch.rows.is_empty() {
+                        send.send(batch).map_err(|_| stopped())?;
                     }
-                    Ok(())
+                    Ok(n)
+                })
+                .map_err(|e| {
+                    JournalError::Failed(format!("starting a thread to read the store: {e}"))
                 })?;
-                if !batch.rows.is_empty() {
-                    send.send(batch).map_err(|_| stopped())?;
-                }
-                Ok(n)
-            });
             let mut failed = None;
             'batches: for batch in receive.iter() {
                 let mut from = 0;
@@ -176,7 +192,10 @@ impl Batch {
 }
 
 fn decode(path: &Path, bytes: Option<&[u8]>) -> Result<Box<Record>, StoreError> {
-    let bytes = bytes.unwrap_or_default();
+    let bytes = bytes.ok_or_else(|| StoreError::Format {
+        path: path.to_owned(),
+        reason: "a batch read ahead lost a record's bytes".into(),
+    })?;
     <Record as prost::Message>::decode(bytes)
         .map(Box::new)
         .map_err(|e| StoreError::Format {
