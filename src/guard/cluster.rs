@@ -371,14 +371,12 @@ impl Guard {
         // more than a day old leave memory as they are read, as on a single
         // node (the stream's messages after it that change one read it
         // back from the store first).
-        let let_go_before =
-            Some(chrono::Utc::now().timestamp() - super::horizon::WHOLE_FOR_SECONDS);
         let loaded = super::recovery::load_store(
             &mut ledger,
             &store,
             config,
             0,
-            let_go_before,
+            Some(super::horizon::let_go_at(chrono::Utc::now().timestamp())),
             &mut || {
                 n += 1;
                 if n.is_multiple_of(1_000_000) {

@@ -24,6 +24,15 @@ pub const LET_GO_PART: usize = 65_536;
 /// ([`crate::index::Index::let_go_in`]).
 pub const WHOLE_FOR_SECONDS: i64 = 86_400;
 
+/// What may be let go at `now` (Unix seconds): the full records of
+/// interactions that happened more than [`WHOLE_FOR_SECONDS`] before it.
+/// The one rule for the minute's walk, a start and a materialization.
+pub(super) fn let_go_at(now: i64) -> LetGo {
+    LetGo {
+        before: now.saturating_sub(WHOLE_FOR_SECONDS),
+    }
+}
+
 /// Where the store stands against the journal ([`Guard::store_follow`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Following {
@@ -87,9 +96,7 @@ impl Guard {
             let reserved = ledger.reservations().clone();
             let end = start.saturating_add(LET_GO_PART).min(slots);
             let mut chats = Vec::new();
-            let let_go = LetGo {
-                before: now.timestamp().saturating_sub(WHOLE_FOR_SECONDS),
-            };
+            let let_go = let_go_at(now.timestamp());
             let here = ledger.index.let_go_in(
                 start..end,
                 cutoff,

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use chrono::Utc;
 
+use super::horizon::let_go_at;
 use super::{Guard, GuardError};
 use crate::index::{IndexConfig, LetGo};
 use crate::journal::{self as jn, Durability, Journal, JournalError, Layout, Position, Recovered};
@@ -109,13 +110,12 @@ impl Guard {
             }
         };
         // About 160 bytes a record in a journal: make room up front.
-        let let_go_before = Some(Utc::now().timestamp() - super::horizon::WHOLE_FOR_SECONDS);
         let loaded = load_store(
             &mut ledger,
             &store,
             config,
             bytes / 160,
-            let_go_before,
+            Some(let_go_at(Utc::now().timestamp())),
             &mut || {
                 tick(&mut n);
             },
@@ -219,9 +219,7 @@ impl Guard {
             // Everything read is in the store now: what left the horizon
             // leaves memory.
             let reserved = ledger.reservations().clone();
-            let let_go = LetGo {
-                before: Utc::now().timestamp() - super::horizon::WHOLE_FOR_SECONDS,
-            };
+            let let_go = let_go_at(Utc::now().timestamp());
             let moved = ledger
                 .index
                 .move_to_disk(cutoff, u64::MAX, Some(let_go), |id| {
@@ -428,7 +426,7 @@ pub(super) fn horizon_cutoff(config: IndexConfig, now: i64, latest: i64) -> i64 
 /// Reads what memory holds from the store into `ledger`: everything after
 /// the horizon in full, and of what is before it only what counting
 /// needs. `reserve` is room to make beyond the store's records; `tick` is
-/// called once a record. With `let_go_before`, the full records of
+/// called once a record. With `let_go`, the full records of
 /// interactions in the horizon that happen before it leave memory as they
 /// are read ([`crate::index::Index::let_go_in`]): a start holds what the
 /// walk while serving would.
@@ -437,7 +435,7 @@ pub(super) fn load_store(
     store: &Store,
     config: IndexConfig,
     reserve: u64,
-    let_go_before: Option<i64>,
+    let_go: Option<LetGo>,
     tick: &mut dyn FnMut(),
 ) -> Result<FromStore, JournalError> {
     // The interactions it records are numbered in creation order as the
@@ -475,8 +473,8 @@ pub(super) fn load_store(
                         .map_err(|e| JournalError::Failed(e.to_string()))?;
                     // The store holds it: only its slot and counting entry
                     // stay, as the walk while serving would leave them.
-                    if let Some(before) = let_go_before {
-                        ledger.index.let_go_newest(LetGo { before });
+                    if let Some(let_go) = let_go {
+                        ledger.index.let_go_newest(let_go);
                     }
                 }
                 Loaded::OnDisk {

@@ -60,12 +60,21 @@ pub struct ContactHash(std::num::NonZeroU64);
 /// The [`ContactHash`] of a contact point's value, normalized as a
 /// restriction's points are.
 pub fn contact_hash(value: &str) -> ContactHash {
+    ContactHash(keyed_hash(&crate::restrictions::normalize_contact(value)))
+}
+
+/// A 64-bit SipHash-1-3 of `value` with the standard library's keys,
+/// random per process and the same for every caller in it: what memory
+/// keeps of a contact point ([`ContactHash`]) or an `externalId` in place
+/// of the text. Never 0, so that an `Option` of it takes 8 bytes.
+pub(super) fn keyed_hash(value: &str) -> std::num::NonZeroU64 {
     use std::hash::BuildHasher;
     static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
         std::sync::OnceLock::new();
-    let keys = KEYS.get_or_init(std::collections::hash_map::RandomState::new);
-    let h = keys.hash_one(crate::restrictions::normalize_contact(value));
-    ContactHash(std::num::NonZeroU64::new(h).unwrap_or(std::num::NonZeroU64::MIN))
+    let h = KEYS
+        .get_or_init(std::collections::hash_map::RandomState::new)
+        .hash_one(value);
+    std::num::NonZeroU64::new(h).unwrap_or(std::num::NonZeroU64::MIN)
 }
 
 /// The loans an entry names, in 4 bytes: one loan's key, or the number

@@ -337,23 +337,22 @@ struct Slot {
 
 /// Loan and account ids, each kept once: a name's key is its place in
 /// `names`, and the table finds a key from the text through `names`
-/// itself (hashbrown's `HashTable`), so the text is not held a second
-/// time as a map's key. Loan ids are what a borrower's interactions name,
-/// one or two a borrower: at a million borrowers, the second copy was
-/// about 60 MB.
+/// itself ([`Names`], as the slots' ids are found), so the text is not
+/// held a second time as a map's key. Loan ids are what a borrower's
+/// interactions name, one or two a borrower: at a million borrowers, the
+/// second copy was about 130 MB.
 #[derive(Debug, Default)]
 struct Interner {
-    keys: hashbrown::HashTable<NameKey>,
-    state: foldhash::fast::RandomState,
+    keys: Names<NameKey>,
     names: Vec<Box<str>>,
 }
 
-impl Interner {
-    fn hash(&self, name: &str) -> u64 {
-        use std::hash::BuildHasher;
-        self.state.hash_one(name)
-    }
+/// The name of `key` in `names`, as [`Interner`]'s table reads it.
+fn interned(names: &[Box<str>], key: NameKey) -> Option<slots::Name<'_>> {
+    names.get(key.0 as usize).map(|n| slots::Name::Given(n))
+}
 
+impl Interner {
     fn intern(&mut self, name: &str) -> NameKey {
         if let Some(k) = self.get(name) {
             return k;
@@ -362,21 +361,16 @@ impl Interner {
         // this saturates; saturating keeps it panic-free regardless.
         let k = NameKey(u32::try_from(self.names.len()).unwrap_or(u32::MAX));
         self.names.push(name.into());
-        let (names, state) = (&self.names, &self.state);
-        self.keys.insert_unique(self.hash(name), k, |k| {
-            use std::hash::BuildHasher;
-            state.hash_one(names.get(k.0 as usize).map_or("", |n| &**n))
-        });
+        let names = &self.names;
+        self.keys
+            .insert(slots::Name::Given(name), k, |k| interned(names, k));
         k
     }
 
     fn get(&self, name: &str) -> Option<NameKey> {
         let names = &self.names;
         self.keys
-            .find(self.hash(name), |k| {
-                names.get(k.0 as usize).is_some_and(|n| **n == *name)
-            })
-            .copied()
+            .get(slots::Name::Given(name), |k| interned(names, k))
     }
 
     fn name(&self, key: NameKey) -> &str {

@@ -66,13 +66,7 @@ pub(super) struct ExtHash(std::num::NonZeroU64);
 impl ExtHash {
     /// The hash of an `externalId`.
     pub(super) fn of(ext: &str) -> ExtHash {
-        use std::hash::BuildHasher;
-        static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
-            std::sync::OnceLock::new();
-        let h = KEYS
-            .get_or_init(std::collections::hash_map::RandomState::new)
-            .hash_one(ext);
-        ExtHash(std::num::NonZeroU64::new(h).unwrap_or(std::num::NonZeroU64::MIN))
+        ExtHash(super::entry::keyed_hash(ext))
     }
 }
 
@@ -85,7 +79,7 @@ impl ExtHash {
 pub(super) enum Name<'a> {
     /// An id of the generated shape.
     Generated(u64),
-    /// Any other id.
+    /// Any other id, or a loan or account id (the interner's).
     Given(&'a str),
     /// An `externalId`, by its [`ExtHash`].
     External(u64),
@@ -101,27 +95,33 @@ impl<'a> Name<'a> {
     }
 }
 
-/// Slot numbers found by a name their slots hold (see the module's doc).
-/// Every call passes `name_of`, what the slot of a key is named by in this
-/// table; the table holds no name of its own.
-#[derive(Debug, Default)]
-pub(super) struct Names {
-    table: HashTable<InteractionKey>,
+/// Keys found by a name kept elsewhere (see the module's doc): slot
+/// numbers by the names their slots hold, and the interner's loan names
+/// by their place in its list. Every call passes `name_of`, what a key is
+/// named by in this table; the table holds no name of its own.
+#[derive(Debug)]
+pub(super) struct Names<K = InteractionKey> {
+    table: HashTable<K>,
     state: foldhash::fast::RandomState,
 }
 
-impl Names {
+impl<K> Default for Names<K> {
+    fn default() -> Self {
+        Names {
+            table: HashTable::new(),
+            state: foldhash::fast::RandomState::default(),
+        }
+    }
+}
+
+impl<K: Copy + PartialEq> Names<K> {
     fn hash(&self, name: Name<'_>) -> u64 {
         use std::hash::BuildHasher;
         self.state.hash_one(name)
     }
 
     /// Room for `more` names without a rehash.
-    pub(super) fn reserve<'s>(
-        &mut self,
-        more: usize,
-        name_of: impl Fn(InteractionKey) -> Option<Name<'s>>,
-    ) {
+    pub(super) fn reserve<'s>(&mut self, more: usize, name_of: impl Fn(K) -> Option<Name<'s>>) {
         let state = self.state.clone();
         self.table.reserve(more, |k| {
             use std::hash::BuildHasher;
@@ -133,8 +133,8 @@ impl Names {
     pub(super) fn get<'s>(
         &self,
         name: Name<'_>,
-        name_of: impl Fn(InteractionKey) -> Option<Name<'s>>,
-    ) -> Option<InteractionKey> {
+        name_of: impl Fn(K) -> Option<Name<'s>>,
+    ) -> Option<K> {
         self.get_checked(name, name_of, |_| true)
     }
 
@@ -143,9 +143,9 @@ impl Names {
     pub(super) fn get_checked<'s>(
         &self,
         name: Name<'_>,
-        name_of: impl Fn(InteractionKey) -> Option<Name<'s>>,
-        also: impl Fn(InteractionKey) -> bool,
-    ) -> Option<InteractionKey> {
+        name_of: impl Fn(K) -> Option<Name<'s>>,
+        also: impl Fn(K) -> bool,
+    ) -> Option<K> {
         self.table
             .find(self.hash(name), |k| name_of(*k) == Some(name) && also(*k))
             .copied()
@@ -155,8 +155,8 @@ impl Names {
     pub(super) fn insert<'s>(
         &mut self,
         name: Name<'_>,
-        key: InteractionKey,
-        name_of: impl Fn(InteractionKey) -> Option<Name<'s>>,
+        key: K,
+        name_of: impl Fn(K) -> Option<Name<'s>>,
     ) {
         let state = self.state.clone();
         self.table.insert_unique(self.hash(name), key, |k| {
@@ -167,7 +167,7 @@ impl Names {
 
     /// Removes `key`, found under `name` (the name its slot had when it
     /// was inserted).
-    pub(super) fn remove(&mut self, name: Name<'_>, key: InteractionKey) {
+    pub(super) fn remove(&mut self, name: Name<'_>, key: K) {
         if let Ok(entry) = self.table.find_entry(self.hash(name), |k| *k == key) {
             entry.remove();
         }
