@@ -16,14 +16,11 @@
 //! horizon is R at M = 20 M less R at M = 0, with N and B the same.
 //! Counts take `k` and `M` suffixes and `_` separators.
 //!
-//! **The history** is written by a bulk load equivalent to the write path,
-//! in the layout of the releases before the store: a snapshot
-//! (`DIR/journal/snapshot-00000000.snap`, what such a server left once its
-//! start compacted the journal) of B person records, then the
-//! N + M interactions in time order, each validated by
-//! `InteractionInput::validate` and encoded by `wire::pb_of` as a write
-//! journals it, with the ids the write path would give (`BO-…` in
-//! registration order, `IT-…` in creation order). The M older ones are
+//! **The history** is written by a bulk load equivalent to the write path:
+//! B person records, then the N + M interactions in time order, each
+//! validated by `InteractionInput::validate` and encoded by `wire::pb_of`
+//! as a write journals it, with the ids the write path would give (`BO-…`
+//! in registration order, `IT-…` in creation order). The M older ones are
 //! spread over the three years Regulation F keeps records for, ending
 //! `--horizon-days` (default: the server's) plus a margin ago; the N
 //! inside the horizon over the rest, up to a minute ago. Each borrower has
@@ -36,26 +33,42 @@
 //! as those of `examples/replay.rs`, where the 1,160 bytes per interaction
 //! come from.
 //!
-//! **The migration.** The first start on that layout migrates it into the
-//! store (`DIR/store/history.sqlite3`; the journal rolls to a new
-//! generation and the snapshot is deleted), once. The benchmark makes that
-//! start in a process of its own, measured like the others (to SERVING),
-//! stops it cleanly, and reports it on a line of its own:
+//! By default the records go straight into the store
+//! (`DIR/store/history.sqlite3`), applied by the store's own writer
+//! (`store::Writing::apply`, what a server's follower runs) in
+//! transactions of 100,000, at the start of an empty journal: the state a
+//! server leaves once the store holds everything. That scales to the
+//! issue's N = 10 M, M = 20 M (30 M records, about 14 GB of store).
+//!
+//! **The migration** (`--older-layout`). The history is written instead in
+//! the layout of the releases before the store: a snapshot
+//! (`DIR/journal/snapshot-00000000.snap`, what such a server left once its
+//! start compacted the journal). The first start on it migrates it into
+//! the store (the journal rolls to a new generation and the snapshot is
+//! deleted), once. The benchmark makes that start in a process of its own,
+//! measured like the others (to SERVING), stops it cleanly, and reports it
+//! on a line of its own:
 //! `migration: in_horizon=N beyond=M borrowers=B migrate_s=S rss_bytes=R rss_anon=A peak_rss_bytes=P snapshot_bytes=J0 store_bytes=D wal_bytes=W journal_bytes=J`:
 //! S the time to SERVING, R and A the memory then, P the process's peak
 //! (VmHWM: the migration holds the whole history in memory before moving
-//! what is beyond the horizon out), J0 the older layout's files, D the
-//! store's file and W SQLite's log beside it after the clean stop, J the
-//! journal left. Then it runs itself again (`exec`) for the measured
-//! start, which reads the store: every later start on DIR does.
+//! what is beyond the horizon out, so it does not fit at tens of
+//! millions), J0 the older layout's files, D the store's file and W
+//! SQLite's log beside it after the clean stop, J the journal left. Then
+//! it runs itself again (`exec`) for the measured start, which reads the
+//! store: every later start on DIR does.
+//!
+//! A store the benchmark wrote with an earlier release is of that
+//! release's store format; the first start of this one migrates it (a
+//! format 1 store gains the listing's columns, logged as `migrating the
+//! store from format 1 to format 2`), and that start is the one measured.
 //!
 //! A marker file, `DIR/startup-history.txt`, names the parameters the
 //! history was written with: a later run with the same parameters reuses
 //! it (within a few days, before the in-horizon ones would age out of the
 //! horizon), so runs repeat without rewriting or migrating again; a
-//! history still in the older layout (written by an earlier version of
-//! this benchmark, or whose migration start stopped before the store's
-//! commit) is migrated first. `--rewrite` writes it again. DIR must be empty, absent,
+//! history still in the older layout (written with `--older-layout`, or
+//! by an earlier version of this benchmark, and whose migration start
+//! stopped before the store's commit) is migrated first. `--rewrite` writes it again. DIR must be empty, absent,
 //! or a directory this benchmark wrote. After writing, the benchmark runs
 //! itself again (`exec`), so that the migration and the start are each
 //! measured in a fresh process: nothing the writing allocated is counted.
@@ -164,6 +177,14 @@ struct Args {
     /// same parameters.
     #[arg(long)]
     rewrite: bool,
+    /// Write the history in the layout of the releases before the store
+    /// (a snapshot), so that the first start migrates it and the migration
+    /// is measured. It holds the whole history in memory: at tens of
+    /// millions of interactions it does not fit. Without it, the history
+    /// is written into the store directly. A DIR holding a history with
+    /// the same parameters is reused as it is: add `--rewrite`.
+    #[arg(long)]
+    older_layout: bool,
     /// The data directory.
     dir: PathBuf,
 }
@@ -673,13 +694,31 @@ fn write_history(args: &Args, now: DateTime<Utc>, why: &str) {
     std::fs::create_dir_all(layout.journal_dir()).expect("create the journal dir");
     // Whole seconds, as the marker keeps it.
     let anchor = DateTime::from_timestamp(now.timestamp(), 0).expect("a time of this era");
+    // Until the history is whole, the marker names no parameters: a run
+    // stopped while writing leaves a directory the next run writes again.
+    write_marker(
+        dir,
+        &Marker {
+            params: "none (being written)".into(),
+            anchor,
+            stop: "none (being written)".into(),
+        },
+    );
     let plan = Plan::new(args, anchor);
     let started = Instant::now();
     let records = (0..args.borrowers)
         .map(person)
         .chain((0..plan.total()).map(|k| plan.interaction(k)));
-    let written = journal::write_snapshot(&layout, 0, records).expect("write the snapshot");
-    let bytes = std::fs::metadata(layout.snapshot(0)).map_or(0, |m| m.len());
+    let (written, path) = if args.older_layout {
+        let written = journal::write_snapshot(&layout, 0, records).expect("write the snapshot");
+        (written, layout.snapshot(0))
+    } else {
+        (
+            write_store(dir, records),
+            compliance_guard::store::path_in(dir),
+        )
+    };
+    let bytes = file_bytes(&path);
     println!(
         "wrote {written} records ({} borrowers, {} interactions inside the {}-day horizon from {}, {} older from {} to {}) to {}: {:.0} MiB in {:.1} s",
         args.borrowers,
@@ -689,7 +728,7 @@ fn write_history(args: &Args, now: DateTime<Utc>, why: &str) {
         args.beyond,
         plan.beyond.from.date_naive(),
         plan.beyond.to.date_naive(),
-        layout.snapshot(0).display(),
+        path.display(),
         bytes as f64 / 1_048_576.0,
         started.elapsed().as_secs_f64()
     );
@@ -701,6 +740,43 @@ fn write_history(args: &Args, now: DateTime<Utc>, why: &str) {
             stop: "none (freshly written)".into(),
         },
     );
+}
+
+/// How many records one transaction of the store's bulk load applies.
+const STORE_BATCH: u64 = 100_000;
+
+/// Writes `records` into DIR's store as the store's own writer applies
+/// the journal's records (`Writing::apply`, the code a server's follower
+/// and a materialization run), in transactions of [`STORE_BATCH`], each
+/// committed at the start of an empty journal (generation 0): the state a
+/// server leaves once the store holds everything and the journal was cut
+/// short. Returns how many records.
+fn write_store(dir: &Path, records: impl Iterator<Item = Record>) -> u64 {
+    let mut store = Store::open(dir).expect("create the store");
+    // Flushed once, at the end: a crash while writing leaves a history
+    // the marker does not name yet, written again by the next run.
+    store.set_synchronous(false).expect("set up the store");
+    let mut records = records.peekable();
+    let mut written = 0u64;
+    while records.peek().is_some() {
+        let mut writing = store.begin().expect("start a transaction");
+        for record in records.by_ref().take(STORE_BATCH as usize) {
+            writing.apply(record).expect("store a record");
+            written += 1;
+        }
+        writing
+            .commit(journal::Position::default())
+            .expect("commit to the store");
+        if written.is_multiple_of(10 * STORE_BATCH) {
+            eprintln!("  {written} records in the store");
+        }
+    }
+    store.set_synchronous(true).expect("set up the store");
+    store
+        .set_position(journal::Position::default())
+        .expect("commit to the store");
+    store.checkpoint().expect("checkpoint the store");
+    written
 }
 
 // ------------------------------------------------------------------ start
