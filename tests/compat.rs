@@ -35,7 +35,7 @@ use compliance_guard::journal::Durability;
 use compliance_guard::request::{Caller, CheckInput};
 
 use crate::golden::{render_error, rules};
-use expected::{compacted, replayed, state};
+use expected::{compacted, read_back, replayed, state};
 
 /// The fixture's directory.
 const DIR: &str = "tests/compat";
@@ -391,5 +391,99 @@ async fn the_migration_survives_a_kill_at_every_step_and_older_releases_refuse_i
             [("journal-00000002.log".to_owned(), 2)],
             "{step}: after a whole start, only the new journal"
         );
+    }
+}
+
+/// The format a data directory's store says it is of.
+fn store_format(dir: &Path) -> i64 {
+    let conn = rusqlite::Connection::open_with_flags(
+        compliance_guard::store::path_in(dir),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    conn.query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| {
+        r.get(0)
+    })
+    .unwrap()
+}
+
+/// A data directory of the release before this one: the fixture above
+/// migrated by commit 9d0ee6c into its store, of format 1
+/// (`tests/compat/store-1/`). A start migrates the store to format 2 (the
+/// listing's columns and indexes) and reads exactly the fixture's state;
+/// killed just before the migration's commit, it leaves the store of
+/// format 1 as it was (the release before still reads it), and the next
+/// start migrates it. Afterwards the store says format 2, which the
+/// release before refuses ("this release reads format 1").
+#[tokio::test]
+async fn a_store_of_format_1_is_migrated_in_one_step_and_reads_the_same() {
+    // The fixture's state but the census of its journal (the first
+    // line: this directory's history is in the store).
+    let expected = std::fs::read_to_string(Path::new(DIR).join("state.txt")).unwrap();
+    let expected = expected.split_once('\n').unwrap().1.replacen(
+        "replayed generation=1 snapshot_records=18 journal_records=15 cut=None",
+        "replayed generation=2 snapshot_records=30 journal_records=0 cut=None",
+        1,
+    );
+    let original = std::fs::read(Path::new(DIR).join("store-1/store/history.sqlite3")).unwrap();
+    for killed in [true, false] {
+        let tmp = tempfile::tempdir().unwrap();
+        copy_dir(&Path::new(DIR).join("store-1"), tmp.path());
+        assert_eq!(store_format(tmp.path()), 1);
+        if killed {
+            let out = crate::support::process::command()
+                .args(["import", "--data-dir", tmp.path().to_str().unwrap(), "-"])
+                .env("COMPLIANCE_GUARD_TEST_ABORT_AT", "store-format-2")
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            assert!(
+                !out.status.success() && out.status.code().is_none(),
+                "the start was killed before the migration's commit: {out:?}"
+            );
+            assert_eq!(store_format(tmp.path()), 1, "the migration took nothing");
+            // What SQLite's log held of the migration was never committed:
+            // the file itself is as the release before left it.
+            assert_eq!(
+                std::fs::read(compliance_guard::store::path_in(tmp.path())).unwrap(),
+                original
+            );
+        }
+        let got = read_back(tmp.path()).await;
+        assert!(
+            got == expected,
+            "killed={killed}: the state read from the migrated store differs from tests/compat/state.txt:\n{}",
+            crate::golden::first_differences(&expected, &got, 5, "line")
+        );
+        assert_eq!(store_format(tmp.path()), 2);
+        // Every row's new columns hold its record's times and company.
+        let conn =
+            rusqlite::Connection::open(compliance_guard::store::path_in(tmp.path())).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT id, started_at, created_at, company_id FROM interactions")
+            .unwrap();
+        let rows: Vec<(String, i64, i64, Option<String>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            rows.len(),
+            15,
+            "the fixture's 13 and the 2 its read-back writes make"
+        );
+        let reader = compliance_guard::store::Reader::open(tmp.path()).unwrap();
+        for (id, started, created, company) in rows {
+            let (_, r) = reader.get(&id).unwrap().unwrap();
+            assert_eq!(
+                (started, created, company),
+                (
+                    r.started_at.timestamp_micros(),
+                    r.created_at.timestamp_micros(),
+                    r.company_id
+                ),
+                "{id}"
+            );
+        }
     }
 }

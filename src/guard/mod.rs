@@ -50,9 +50,32 @@ pub use horizon::{Following, LET_GO_PART};
 /// interactions walks one at a time).
 const MAX_LOADS: usize = 1_000;
 
-/// Most interactions on disk only that one listing of everyone's reads
-/// into memory.
+/// Most interactions on disk only that one listing reads into memory.
 pub const MAX_LISTED_FROM_DISK: usize = 100_000;
+
+/// Most rows of the store one listing reads and decodes, whether its
+/// filters keep them or not: a filter the store has no index for (a
+/// channel, the content) is applied to each record read, and this bounds
+/// what one request costs (see docs/operating.md for the cost measured).
+pub const MAX_EXAMINED_FROM_DISK: usize = 1_000_000;
+
+/// What a listing refused for its size is told.
+const NARROW_IT: &str = "narrow it by time with `startedAfter` and `startedBefore` or `createdAfter` and `createdBefore` (the store reads those by its indexes), or name a `personId`";
+
+/// What a listing's filters say of the store's columns
+/// ([`crate::store::Narrow`]): the time filters, to whole microseconds
+/// (rounded down: a record's time may be finer, so the bounds never
+/// leave out one the exact filters keep), and the caller's company.
+fn narrow(q: &crate::index::ListQuery) -> crate::store::Narrow {
+    let micros = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.timestamp_micros());
+    crate::store::Narrow {
+        started_from: micros(q.started_after),
+        started_to: micros(q.started_before),
+        created_from: micros(q.created_after),
+        created_to: micros(q.created_before),
+        company: q.company.clone(),
+    }
+}
 
 pub use crate::ledger::Reservation;
 pub use check::DEFAULT_RESERVE_TOLERANCE;
@@ -481,9 +504,12 @@ impl Guard {
     /// The interactions on disk only that a listing reads, those its
     /// filters pass, with their places in creation order (the caller holds
     /// no lock), and the index's [`crate::index::Index::epoch`] from before
-    /// the store was read. A listing of everyone's scans the store; it is refused
-    /// once more than [`MAX_LISTED_FROM_DISK`] pass, so that it never holds
-    /// an unbounded part of the history in memory.
+    /// the store was read. The store reads only the rows within the
+    /// listing's times and company, by its time indexes for a listing of
+    /// everyone's; a listing is refused once more than
+    /// [`MAX_LISTED_FROM_DISK`] pass its filters or more than
+    /// [`MAX_EXAMINED_FROM_DISK`] would be read, so that it never holds an
+    /// unbounded part of the history in memory nor reads it all.
     fn list_from_disk(
         &self,
         scope: &crate::index::DiskScope,
@@ -505,27 +531,34 @@ impl Guard {
             };
             (before, index.epoch())
         };
-        match scope {
-            crate::index::DiskScope::Person(ids) => {
-                let found = store
-                    .of_people(ids, before, |r| q.matches(r))
-                    .map_err(failed)?;
-                if found.len() > MAX_LISTED_FROM_DISK {
-                    return Err(GuardError::FailedPrecondition(format!(
-                        "more than {MAX_LISTED_FROM_DISK} of this person's interactions on disk only match this listing; narrow it with `createdAfter`, `startedAfter` or other filters"
-                    )));
-                }
-                Ok((found, epoch))
+        let narrow = narrow(q);
+        let limits = crate::store::Limits {
+            examined: MAX_EXAMINED_FROM_DISK,
+            kept: MAX_LISTED_FROM_DISK,
+        };
+        let (listed, whose) = match scope {
+            crate::index::DiskScope::Person(ids) => (
+                store.of_people(ids, before, &narrow, limits, |r| q.matches(r)),
+                "of this person's interactions",
+            ),
+            crate::index::DiskScope::All => (
+                store.scan(before, &narrow, limits, |r| q.matches(r)),
+                "interactions",
+            ),
+        };
+        let listed = listed.map_err(failed)?;
+        match listed.refused {
+            None => Ok((listed.found, epoch)),
+            Some(crate::store::Refused::Kept(most)) => {
+                Err(GuardError::FailedPrecondition(format!(
+                    "more than {most} {whose} whose full records are on disk only match this listing; {NARROW_IT}"
+                )))
             }
-            crate::index::DiskScope::All => store
-                .scan(before, MAX_LISTED_FROM_DISK, |r| q.matches(r))
-                .map_err(failed)?
-                .map_err(|most| {
-                    GuardError::FailedPrecondition(format!(
-                        "more than {most} interactions whose full records are on disk only (all but the last day's) match this listing of everyone's; name a `personId`, or narrow it with `createdAfter`, `startedAfter` or other filters"
-                    ))
-                })
-                .map(|found| (found, epoch)),
+            Some(crate::store::Refused::Examined(most)) => {
+                Err(GuardError::FailedPrecondition(format!(
+                    "this listing would read more than {most} {whose} from the store (its filters other than time and company are applied to each record read); {NARROW_IT}"
+                )))
+            }
         }
     }
 

@@ -27,8 +27,16 @@
 //! ```text
 //! meta(key, value)                 format, the journal position, the next seq
 //! state(kind, key, first_seq, last_seq, at, record)
-//! interactions(seq, id, person_id, external_id, occurs_at, record)
+//! interactions(seq, id, person_id, external_id, occurs_at, deleted_at,
+//!              media, record, started_at, created_at, company_id)
+//! media(storage_key, interaction_id, deleted_at)
 //! ```
+//!
+//! Times are Unix seconds (`occurs_at`) or microseconds (`deleted_at`,
+//! `started_at`, `created_at`). The indexes: `interactions` by id, by
+//! person, by `occurs_at` (what a start reads), by `externalId`, and by
+//! `started_at` and `created_at` (what a listing of everyone's narrows
+//! by); `state` by first and last write.
 //!
 //! `seq` numbers every write to the store in journal order: a thing keeps
 //! the `seq` of its first write (an interaction's is its creation order,
@@ -42,6 +50,7 @@
 //!
 //! `mod.rs` is the store opened for writing; `load.rs` reads it back at
 //! a start ([`Store::load`], the rows read on a thread of their own);
+//! `migrate.rs` brings a store of the format before to this one;
 //! `write.rs` applies the journal's records in one
 //! transaction with their position ([`Writing`]); `reader.rs` reads full
 //! records while serving ([`Reader`]); `read.rs` reads a data directory's
@@ -49,6 +58,7 @@
 
 mod follow;
 mod load;
+mod migrate;
 mod read;
 mod reader;
 mod write;
@@ -60,7 +70,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 pub use follow::{Follower, Handed, TAP_BATCHES};
 pub use load::Loaded;
 pub use read::{HistoryRead, read_history, read_history_in_time};
-pub use reader::{READERS, Reader};
+pub use reader::{Limits, Listed, Narrow, READERS, Reader, Refused};
 pub use write::Writing;
 
 use crate::journal::{JournalError, Position};
@@ -70,8 +80,19 @@ use crate::ledger::ApplyError;
 pub const STORE_DIR: &str = "store";
 /// The store's file inside [`STORE_DIR`].
 pub const STORE_FILE: &str = "history.sqlite3";
-/// The store format this release writes and reads.
-pub const FORMAT: i64 = 1;
+/// The store format this release writes and reads. Format 2 added the
+/// listing's columns (`started_at`, `created_at`, `company_id`) and the
+/// indexes on the first two; a store of format 1 is migrated when the
+/// server opens it ([`Store::open`]), and the release before, which reads
+/// format 1 only, then refuses it.
+pub const FORMAT: i64 = 2;
+
+/// The indexes a listing of everyone's reads by (`startedAfter`,
+/// `startedBefore`, `createdAfter`, `createdBefore`), made with the
+/// tables or by the migration to format 2.
+const LISTING_INDEXES: &str =
+    "CREATE INDEX IF NOT EXISTS interactions_started ON interactions (started_at, seq);
+     CREATE INDEX IF NOT EXISTS interactions_created ON interactions (created_at, seq);";
 /// The page cache SQLite may hold, in KiB: memory stays bounded whatever
 /// the store's size.
 pub const CACHE_KIB: i64 = 64 * 1024;
@@ -156,7 +177,7 @@ impl Store {
             reason: format!("creating its directory: {e}"),
         })?;
         let conn = Connection::open(&path).map_err(sqlite("opening", &path))?;
-        let store = Store { conn, path };
+        let mut store = Store { conn, path };
         store
             .conn
             .execute_batch(&format!(
@@ -164,8 +185,23 @@ impl Store {
                  PRAGMA synchronous = FULL;
                  PRAGMA cache_size = -{CACHE_KIB};
                  CREATE TABLE IF NOT EXISTS meta (
-                     key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-                 CREATE TABLE IF NOT EXISTS state (
+                     key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+            ))
+            .map_err(sqlite("creating the tables of", &store.path))?;
+        // A store of format 1 (the release before) gains the listing's
+        // columns first, in one transaction of its own.
+        if migrate::needs_format_2(&store.conn, &store.path)? {
+            migrate::to_format_2(&mut store.conn, &store.path)?;
+        }
+        // Another format (a later release's) is refused before anything
+        // is made in it.
+        if store.meta("format")?.is_some() {
+            store.check_format()?;
+        }
+        store
+            .conn
+            .execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS state (
                      kind INTEGER NOT NULL, key TEXT NOT NULL,
                      first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
                      at INTEGER, record BLOB NOT NULL,
@@ -176,9 +212,11 @@ impl Store {
                      seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
                      person_id TEXT NOT NULL, external_id TEXT,
                      occurs_at INTEGER NOT NULL, deleted_at INTEGER,
-                     media TEXT, record BLOB NOT NULL);
+                     media TEXT, record BLOB NOT NULL,
+                     started_at INTEGER, created_at INTEGER, company_id TEXT);
                  CREATE INDEX IF NOT EXISTS interactions_person ON interactions (person_id, seq);
                  CREATE INDEX IF NOT EXISTS interactions_time ON interactions (occurs_at, seq);
+                 {LISTING_INDEXES}
                  CREATE TABLE IF NOT EXISTS media (
                      storage_key TEXT PRIMARY KEY, interaction_id TEXT NOT NULL,
                      deleted_at INTEGER) WITHOUT ROWID;

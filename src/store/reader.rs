@@ -109,7 +109,10 @@ impl Reader {
 }
 
 /// An interaction's record as the store holds it.
-fn decode_interaction(path: &Path, bytes: &[u8]) -> Result<crate::model::Interaction, StoreError> {
+pub(super) fn decode_interaction(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<crate::model::Interaction, StoreError> {
     let bad = |reason: String| StoreError::Format {
         path: path.to_owned(),
         reason,
@@ -231,73 +234,197 @@ impl Reader {
     }
 
     /// Every interaction recorded under one of `person_ids` that happens
-    /// before `before` (Unix seconds) and that `keep` accepts, with its
-    /// place in creation order.
+    /// before `before` (Unix seconds), is within `narrow`, and that `keep`
+    /// accepts, with its place in creation order; refused (`Err`) once
+    /// more than `limits` allow (see [`Listed`]).
     pub fn of_people(
         &self,
         person_ids: &[String],
         before: i64,
+        narrow: &Narrow,
+        limits: Limits,
         mut keep: impl FnMut(&crate::model::Interaction) -> bool,
-    ) -> Result<Vec<(u64, crate::model::Interaction)>, StoreError> {
-        let mut out = Vec::new();
+    ) -> Result<Listed, StoreError> {
+        let mut listed = Listed::default();
+        let sql = format!(
+            "SELECT seq, record FROM interactions
+             WHERE person_id = ?1 AND occurs_at < ?2 AND {}",
+            Narrow::WHERE
+        );
         for id in person_ids {
-            let rows: Vec<(i64, Vec<u8>)> = self.with(|c| {
+            self.with(|c| {
                 let mut stmt = c
-                    .prepare_cached(
-                        "SELECT seq, record FROM interactions
-                         WHERE person_id = ?1 AND occurs_at < ?2 ORDER BY seq",
-                    )
+                    .prepare_cached(&sql)
                     .map_err(sqlite("reading", &self.path))?;
-                let rows = stmt
-                    .query_map(params![id, before], |r| Ok((r.get(0)?, r.get(1)?)))
+                let (b, company) = (narrow.bounds(), narrow.company.as_deref());
+                let params: [&dyn rusqlite::ToSql; 7] =
+                    [id, &before, &b[0], &b[1], &b[2], &b[3], &company];
+                let mut rows = stmt
+                    .query(&params[..])
                     .map_err(sqlite("reading", &self.path))?;
-                rows.collect::<Result<_, _>>()
-                    .map_err(sqlite("reading", &self.path))
+                self.take(&mut rows, limits, &mut listed, &mut keep)
             })?;
-            for (seq, bytes) in rows {
-                let r = self.decode(&bytes)?;
-                if keep(&r) {
-                    out.push((u64::try_from(seq).unwrap_or(0), r));
-                }
+            if listed.refused.is_some() {
+                break;
             }
         }
-        Ok(out)
+        Ok(listed)
     }
 
     /// Every interaction in the store that happens before `before` (Unix
-    /// seconds; by the store's time index) and that `keep` accepts, in
-    /// creation order, with its place in it; refused (`Err(most)`) once
-    /// more than `most` are kept, so that a listing never holds an
-    /// unbounded part of the history in memory.
-    #[allow(clippy::type_complexity, reason = "a page or the limit it hit")]
+    /// seconds), is within `narrow`, and that `keep` accepts, with its
+    /// place in creation order (in no order: the caller sorts); refused
+    /// (`Err`) once more than `limits` allow (see [`Listed`]), so that a
+    /// listing of everyone's never holds an unbounded part of the history
+    /// in memory nor reads it all.
+    ///
+    /// Read by the index `narrow` names (`startedAt`, then `createdAt`),
+    /// or by the time index (`occurs_at`) without one.
     pub fn scan(
         &self,
         before: i64,
-        most: usize,
+        narrow: &Narrow,
+        limits: Limits,
         mut keep: impl FnMut(&crate::model::Interaction) -> bool,
-    ) -> Result<Result<Vec<(u64, crate::model::Interaction)>, usize>, StoreError> {
+    ) -> Result<Listed, StoreError> {
+        let index = narrow.index();
+        let sql = format!(
+            "SELECT seq, record FROM interactions INDEXED BY {index}
+             WHERE occurs_at < ?2 AND {}",
+            Narrow::WHERE
+        );
+        let mut listed = Listed::default();
         self.with(|c| {
             let mut stmt = c
-                .prepare_cached(
-                    "SELECT seq, record FROM interactions WHERE occurs_at < ?1 ORDER BY seq",
-                )
+                .prepare_cached(&sql)
                 .map_err(sqlite("reading", &self.path))?;
+            // `?1` (a person's id) is not in the statement.
+            let (b, company) = (narrow.bounds(), narrow.company.as_deref());
+            let params: [&dyn rusqlite::ToSql; 7] = [
+                &rusqlite::types::Null,
+                &before,
+                &b[0],
+                &b[1],
+                &b[2],
+                &b[3],
+                &company,
+            ];
             let mut rows = stmt
-                .query([before])
+                .query(&params[..])
                 .map_err(sqlite("reading", &self.path))?;
-            let mut out = Vec::new();
-            while let Some(row) = rows.next().map_err(sqlite("reading", &self.path))? {
-                let seq: i64 = row.get(0).map_err(sqlite("reading", &self.path))?;
-                let bytes: Vec<u8> = row.get(1).map_err(sqlite("reading", &self.path))?;
-                let r = self.decode(&bytes)?;
-                if keep(&r) {
-                    if out.len() == most {
-                        return Ok(Err(most));
-                    }
-                    out.push((u64::try_from(seq).unwrap_or(0), r));
-                }
-            }
-            Ok(Ok(out))
-        })
+            self.take(&mut rows, limits, &mut listed, &mut keep)
+        })?;
+        Ok(listed)
     }
+
+    /// Reads `rows` into `listed` until they end or `limits` refuse more.
+    fn take(
+        &self,
+        rows: &mut rusqlite::Rows<'_>,
+        limits: Limits,
+        listed: &mut Listed,
+        keep: &mut dyn FnMut(&crate::model::Interaction) -> bool,
+    ) -> Result<(), StoreError> {
+        while let Some(row) = rows.next().map_err(sqlite("reading", &self.path))? {
+            if listed.examined == limits.examined {
+                listed.refused = Some(Refused::Examined(limits.examined));
+                return Ok(());
+            }
+            listed.examined += 1;
+            let seq: i64 = row.get(0).map_err(sqlite("reading", &self.path))?;
+            let bytes = row
+                .get_ref(1)
+                .and_then(|v| Ok(v.as_blob()?))
+                .map_err(sqlite("reading", &self.path))?;
+            let r = self.decode(bytes)?;
+            if keep(&r) {
+                if listed.found.len() == limits.kept {
+                    listed.refused = Some(Refused::Kept(limits.kept));
+                    return Ok(());
+                }
+                listed.found.push((u64::try_from(seq).unwrap_or(0), r));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a listing's filters say of the store's columns, so that rows
+/// outside are never read nor decoded: times in Unix microseconds,
+/// inclusive, and widened to whole microseconds (a record's time may be
+/// finer), so that the bounds only ever let more rows through than the
+/// listing's exact filters, which the caller applies to every row read.
+/// Deleted interactions are never listed, and are not read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Narrow {
+    /// `startedAt` at or after.
+    pub started_from: Option<i64>,
+    /// `startedAt` at or before.
+    pub started_to: Option<i64>,
+    /// `createdAt` at or after.
+    pub created_from: Option<i64>,
+    /// `createdAt` at or before.
+    pub created_to: Option<i64>,
+    /// Only this company's (a company's key never sees another's).
+    pub company: Option<String>,
+}
+
+impl Narrow {
+    /// The conditions, after a statement's first two parameters.
+    const WHERE: &'static str = "deleted_at IS NULL
+         AND started_at BETWEEN ?3 AND ?4 AND created_at BETWEEN ?5 AND ?6
+         AND (?7 IS NULL OR company_id = ?7)";
+
+    /// The index a listing of everyone's reads by: the time it bounds, or
+    /// the time index.
+    fn index(&self) -> &'static str {
+        if self.started_from.is_some() || self.started_to.is_some() {
+            "interactions_started"
+        } else if self.created_from.is_some() || self.created_to.is_some() {
+            "interactions_created"
+        } else {
+            "interactions_time"
+        }
+    }
+
+    /// The bounds of `started_at` and `created_at` (`?3` to `?6`), open
+    /// ends as the extremes.
+    fn bounds(&self) -> [i64; 4] {
+        [
+            self.started_from.unwrap_or(i64::MIN),
+            self.started_to.unwrap_or(i64::MAX),
+            self.created_from.unwrap_or(i64::MIN),
+            self.created_to.unwrap_or(i64::MAX),
+        ]
+    }
+}
+
+/// How much one listing may read from the store: rows read and decoded,
+/// and rows kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most rows read (each decoded and filtered).
+    pub examined: usize,
+    /// Most rows kept (those the filters pass).
+    pub kept: usize,
+}
+
+/// What a listing read from the store.
+#[derive(Debug, Default)]
+pub struct Listed {
+    /// The rows kept, each with its place in creation order.
+    pub found: Vec<(u64, crate::model::Interaction)>,
+    /// How many rows were read.
+    pub examined: usize,
+    /// `Some` when the listing read no further (what it has is partial).
+    pub refused: Option<Refused>,
+}
+
+/// Why a listing read no further.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// More rows than this would have to be read.
+    Examined(usize),
+    /// More rows than this pass the filters.
+    Kept(usize),
 }

@@ -80,7 +80,11 @@ impl Writing<'_> {
                 let media = (!media.is_empty()).then(|| media.join(" "));
                 // A new one takes the next place in creation order; a
                 // known one keeps its place and takes the new state.
-                let values: [&dyn rusqlite::ToSql; 8] = [
+                let (started_at, created_at) = (
+                    i.started_at.timestamp_micros(),
+                    i.created_at.timestamp_micros(),
+                );
+                let values: [&dyn rusqlite::ToSql; 11] = [
                     &self.interaction_seq,
                     &i.id,
                     &i.person_id,
@@ -89,11 +93,15 @@ impl Writing<'_> {
                     &deleted_at,
                     &media,
                     &record,
+                    &started_at,
+                    &created_at,
+                    &i.company_id,
                 ];
                 let inserted = self.run(
                     "INSERT OR IGNORE INTO interactions
-                             (seq, id, person_id, external_id, occurs_at, deleted_at, media, record)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                             (seq, id, person_id, external_id, occurs_at, deleted_at, media, record,
+                              started_at, created_at, company_id)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                     &values[..],
                 )?;
                 if inserted == 1 {
@@ -102,7 +110,8 @@ impl Writing<'_> {
                     // The same values but the place, which it keeps.
                     self.run(
                         "UPDATE interactions SET person_id = ?2, external_id = ?3,
-                                 occurs_at = ?4, deleted_at = ?5, media = ?6, record = ?7
+                                 occurs_at = ?4, deleted_at = ?5, media = ?6, record = ?7,
+                                 started_at = ?8, created_at = ?9, company_id = ?10
                              WHERE id = ?1",
                         &values[1..],
                     )?;

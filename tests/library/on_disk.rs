@@ -30,7 +30,7 @@ use compliance_guard::model::{
 use compliance_guard::request::{Caller, CheckInput, CheckOutcome};
 use compliance_guard::restrictions::RestrictionInput;
 use compliance_guard::rules::{LoadOptions, RuleSet};
-use compliance_guard::store::{Loaded, Reader, Store};
+use compliance_guard::store::{Limits, Listed, Loaded, Narrow, Reader, Refused, Store};
 
 use crate::support::library::open_with;
 
@@ -2458,4 +2458,127 @@ async fn a_changed_external_id_of_a_record_on_disk_names_nothing() {
         answers.push((get_old, update_old, changed));
     }
     assert_eq!(answers[1], answers[0], "on disk as in memory");
+}
+
+/// A listing reads from the store only the rows within its times and
+/// company, by the store's indexes for a listing of everyone's: with
+/// `startedAfter` and `startedBefore` (or `createdAfter` and
+/// `createdBefore`), the rows read are exactly those in the range, not
+/// the history; without, every row before the horizon kept whole. A
+/// listing that would read more than its limit is refused, never answered
+/// in part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_reads_only_the_rows_within_its_times_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = open(dir.path(), u64::MAX);
+    // Twelve old texts a day apart from Jan 2, 2023, for two people, one
+    // of them deleted; and a company's.
+    let mut made = Vec::new();
+    for day in 0..12 {
+        let started = iso(t("2023-01-02T15:00:00Z") + Duration::days(day));
+        let person = if day % 2 == 0 { ANN } else { BOB };
+        made.push(
+            create(
+                &g,
+                person,
+                record("text", "outbound", "attempted", &started),
+            )
+            .await,
+        );
+    }
+    g.delete(None, &made[5].id, &caller(), t("2023-02-01T00:00:00Z"))
+        .await
+        .unwrap();
+    let company_key = Caller {
+        company: Some("co-1".into()),
+        ..caller()
+    };
+    let (theirs, _) = g
+        .create(
+            ANN,
+            &record("email", "outbound", "attempted", "2023-01-04T16:00:00Z"),
+            &company_key,
+            t("2023-01-04T17:00:00Z"),
+        )
+        .await
+        .unwrap();
+    create(&g, BOB, record("voice", "outbound", "attempted", LATEST)).await;
+    drop(g);
+    let g = open(dir.path(), 0);
+    assert_eq!(g.on_disk, 13);
+    let reader = Reader::open(dir.path()).unwrap();
+    let before = cutoff().timestamp();
+    let micros = |s: &str| Some(t(s).timestamp_micros());
+    let all = Limits {
+        examined: 100,
+        kept: 100,
+    };
+    let seqs = |listed: &Listed| {
+        let mut ids: Vec<u64> = listed.found.iter().map(|(seq, _)| *seq).collect();
+        ids.sort_unstable();
+        ids
+    };
+    // Jan 4 to Jan 7 inclusive: days 2 to 5 and the company's; day 5 is
+    // deleted, so 4 rows read.
+    let range = Narrow {
+        started_from: micros("2023-01-04T00:00:00Z"),
+        started_to: micros("2023-01-07T23:59:59Z"),
+        ..Narrow::default()
+    };
+    let listed = reader.scan(before, &range, all, |_| true).unwrap();
+    assert_eq!((listed.examined, listed.refused), (4, None));
+    assert_eq!(seqs(&listed), [3, 4, 5, 13]);
+    // The same by creation time (an hour after each start).
+    let created = Narrow {
+        created_from: micros("2023-01-04T00:00:00Z"),
+        created_to: micros("2023-01-07T23:59:59Z"),
+        ..Narrow::default()
+    };
+    let listed = reader.scan(before, &created, all, |_| true).unwrap();
+    assert_eq!((listed.examined, seqs(&listed)), (4, vec![3, 4, 5, 13]));
+    // A company's key reads its company's only.
+    let company = Narrow {
+        company: Some("co-1".into()),
+        ..range.clone()
+    };
+    let listed = reader.scan(before, &company, all, |_| true).unwrap();
+    assert_eq!((listed.examined, seqs(&listed)), (1, vec![13]));
+    assert_eq!(listed.found[0].1, theirs);
+    // One person's, within the range: Ann's days 2 and 4, and the
+    // company's.
+    let listed = reader
+        .of_people(&[ANN.to_owned()], before, &range, all, |_| true)
+        .unwrap();
+    assert_eq!((listed.examined, seqs(&listed)), (3, vec![3, 5, 13]));
+    // Unbounded: every row not deleted, the newest (held whole) not.
+    let listed = reader
+        .scan(before, &Narrow::default(), all, |_| true)
+        .unwrap();
+    assert_eq!(listed.examined, 12);
+    // Limits: what would read more is refused.
+    let small = Limits {
+        examined: 3,
+        kept: 100,
+    };
+    let listed = reader.scan(before, &range, small, |_| true).unwrap();
+    assert_eq!(listed.refused, Some(Refused::Examined(3)));
+    let few = Limits {
+        examined: 100,
+        kept: 2,
+    };
+    let listed = reader.scan(before, &range, few, |_| true).unwrap();
+    assert_eq!(listed.refused, Some(Refused::Kept(2)));
+    // Through the guard, the same range lists the same, sorted by
+    // creation.
+    let q = ListQuery {
+        started_after: t("2023-01-04T00:00:00Z").into(),
+        started_before: t("2023-01-07T23:59:59Z").into(),
+        ..query(None)
+    };
+    let (total, page) = g.list(&q, &caller()).unwrap();
+    assert_eq!(total, 4);
+    assert_eq!(
+        ids(&page),
+        [&made[2].id, &made[3].id, &made[4].id, &theirs.id].map(String::as_str)
+    );
 }
