@@ -66,6 +66,10 @@ enum Mix {
     Get,
     /// ListInteractions of one borrower: the first page of 25.
     List,
+    /// ListInteractions of everyone's, narrowed by `startedAtAfter` and
+    /// `startedAtBefore` to a random `--list-window` between `--list-from`
+    /// and `--list-to`: the first page of 25.
+    ListRange,
 }
 
 /// Whom to send it to.
@@ -131,6 +135,15 @@ struct Args {
     /// random.
     #[arg(long)]
     per_borrower: Option<u64>,
+    /// With --mix list-range: the earliest start of a window (RFC 3339).
+    #[arg(long)]
+    list_from: Option<DateTime<Utc>>,
+    /// With --mix list-range: the latest end of a window (RFC 3339).
+    #[arg(long)]
+    list_to: Option<DateTime<Utc>>,
+    /// With --mix list-range: how long a window is (e.g. 1h, 10m).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    list_window: Duration,
     /// With --mix get: the interactions the server holds (IT-… 1 to N);
     /// default: as many as seeding recorded.
     #[arg(long)]
@@ -533,6 +546,10 @@ struct Ctx {
     mix: Mix,
     /// The interactions the server holds, for GetInteraction by our id.
     interactions: u64,
+    /// Where a list-range window may be.
+    list_range: (DateTime<Utc>, DateTime<Utc>),
+    /// How long a list-range window is.
+    list_window: Duration,
     /// Makes ids unique across runs.
     nonce: String,
     counter: AtomicU64,
@@ -811,8 +828,35 @@ impl Ctx {
                     .list_interactions(self.req(req))
                     .await;
                 let o = match &r {
-                    Ok(page) if page.get_ref().count >= 25 => Outcome::Ok,
-                    Ok(_) => Outcome::Err("ShortPage".to_owned()),
+                    Ok(page) if page.get_ref().count > 0 => Outcome::Ok,
+                    Ok(_) => Outcome::Err("EmptyPage".to_owned()),
+                    Err(s) => status_outcome(s),
+                };
+                st.record("ListInteractions", start.elapsed(), o);
+            }
+            Mix::ListRange => {
+                let (from, to) = self.list_range;
+                let window = chrono::Duration::from_std(self.list_window).unwrap_or_default();
+                let span = (to - from - window).num_seconds().max(1) as u64;
+                let after = from + chrono::Duration::seconds(rng.below(span) as i64);
+                let stamp = |t: DateTime<Utc>| prost_types::Timestamp {
+                    seconds: t.timestamp(),
+                    nanos: 0,
+                };
+                let req = pb::ListInteractionsRequest {
+                    started_at_after: Some(stamp(after)),
+                    started_at_before: Some(stamp(after + window)),
+                    limit: 25,
+                    ..pb::ListInteractionsRequest::default()
+                };
+                let r = c
+                    .interactions
+                    .clone()
+                    .list_interactions(self.req(req))
+                    .await;
+                let o = match &r {
+                    Ok(page) if page.get_ref().count > 0 => Outcome::Ok,
+                    Ok(_) => Outcome::Err("EmptyPage".to_owned()),
                     Err(s) => status_outcome(s),
                 };
                 st.record("ListInteractions", start.elapsed(), o);
@@ -1213,11 +1257,18 @@ async fn run(args: Args, people: Vec<Borrower>, end: DateTime<Utc>) -> Result<()
         .interactions
         .or(seeded.as_ref().map(|r| r.len() as u64))
         .unwrap_or(0);
+    let list_range = match (args.mix, args.list_from, args.list_to) {
+        (Mix::ListRange, Some(from), Some(to)) if to > from => (from, to),
+        (Mix::ListRange, ..) => bail!("--mix list-range needs --list-from and a later --list-to"),
+        _ => (now, now),
+    };
     let ctx = Arc::new(Ctx {
         conns,
         auth,
         people,
         check_base,
+        list_range,
+        list_window: args.list_window,
         mix: args.mix,
         interactions,
         nonce: format!("{:x}", now.timestamp_millis()),
