@@ -430,6 +430,22 @@ async fn a_store_of_format_1_is_migrated_in_one_step_and_reads_the_same() {
         let tmp = tempfile::tempdir().unwrap();
         copy_dir(&Path::new(DIR).join("store-1"), tmp.path());
         assert_eq!(store_format(tmp.path()), 1);
+        // Beside a server of the release before (not migrated yet), a
+        // backup or what-if reads its records; a reader of the listing's
+        // columns is refused.
+        let store = compliance_guard::store::Store::open_read_only(tmp.path())
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.for_each(|_| Ok(())).unwrap(), 30);
+        drop(store);
+        match compliance_guard::store::Reader::open(tmp.path()) {
+            Err(e) => assert!(
+                e.to_string()
+                    .contains("it is of format 1; this release reads format 2"),
+                "{e}"
+            ),
+            Ok(_) => panic!("a reader of a store of format 1"),
+        }
         if killed {
             let out = crate::support::process::command()
                 .args(["import", "--data-dir", tmp.path().to_str().unwrap(), "-"])

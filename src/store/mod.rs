@@ -232,7 +232,10 @@ impl Store {
 
     /// Opens the store of a data directory for reading, beside a server
     /// that may be writing it (a backup, a what-if replay); `None` when
-    /// the directory has none (an older release's layout).
+    /// the directory has none (an older release's layout). A store of
+    /// format 1 is read too (beside a server of the release before, not
+    /// yet upgraded): what these read, every row's record, is the same in
+    /// both formats. Only the server's start migrates it.
     pub fn open_read_only(data_dir: &Path) -> Result<Option<Store>, StoreError> {
         let path = path_in(data_dir);
         if !path.exists() {
@@ -248,7 +251,7 @@ impl Store {
             .conn
             .execute_batch(&format!("PRAGMA cache_size = -{CACHE_KIB};"))
             .map_err(sqlite("setting up", &store.path))?;
-        store.check_format()?;
+        store.check_format_in(1..=FORMAT)?;
         Ok(Some(store))
     }
 
@@ -258,8 +261,16 @@ impl Store {
     }
 
     fn check_format(&self) -> Result<(), StoreError> {
+        self.check_format_in(FORMAT..=FORMAT)
+    }
+
+    /// Refuses a store of a format outside `read`.
+    pub(crate) fn check_format_in(
+        &self,
+        read: std::ops::RangeInclusive<i64>,
+    ) -> Result<(), StoreError> {
         let format = self.meta("format")?;
-        if format != Some(FORMAT) {
+        if !format.is_some_and(|f| read.contains(&f)) {
             return Err(StoreError::Format {
                 path: self.path.clone(),
                 reason: match format {

@@ -43,6 +43,8 @@ impl Reader {
                 reason: "it is missing".into(),
             })?;
             path = store.path.clone();
+            // The listing's columns: a store the server's start migrated.
+            store.check_format_in(super::FORMAT..=super::FORMAT)?;
             store
                 .conn
                 .execute_batch(&format!("PRAGMA cache_size = -{READER_CACHE_KIB};"))
