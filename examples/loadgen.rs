@@ -141,8 +141,8 @@ struct Args {
     /// With --mix list-range: the latest end of a window (RFC 3339).
     #[arg(long)]
     list_to: Option<DateTime<Utc>>,
-    /// With --mix list-range: how long a window is (e.g. 1h, 10m).
-    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    /// With --mix list-range: how long a window is (e.g. 60m, 10m).
+    #[arg(long, default_value = "60m", value_parser = parse_duration)]
     list_window: Duration,
     /// With --mix get: the interactions the server holds (IT-… 1 to N);
     /// default: as many as seeding recorded.

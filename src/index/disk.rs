@@ -158,6 +158,7 @@ impl Index {
             let slot = &mut self.records[k.slot()];
             if slot.record.is_none() && !slot.vacated {
                 slot.record = Some(Box::new(record));
+                self.whole.insert(k);
                 slot.recalled = true;
                 slot.spared = false;
                 self.let_go = self.let_go.saturating_sub(1);
@@ -310,6 +311,7 @@ impl Index {
                         slot.spared = true;
                     } else {
                         slot.record = None;
+                        self.whole.remove(&InteractionKey::of_slot(i));
                         slot.recalled = false;
                         slot.spared = false;
                         self.let_go += 1;
@@ -328,6 +330,7 @@ impl Index {
             }
             let key = InteractionKey::of_slot(i);
             let p = slot.person;
+            self.whole.remove(&key);
             match slot.record.take() {
                 Some(r) => {
                     for m in [&r.recording, &r.voicemail].into_iter().flatten() {

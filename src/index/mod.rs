@@ -414,6 +414,10 @@ pub struct Index {
     let_go: usize,
     /// Moves on each time full records leave memory ([`Index::epoch`]).
     epoch: u64,
+    /// The slots whose full record memory holds: what a listing of
+    /// everyone's reads from memory, without visiting every slot (tens of
+    /// millions, most let go to the store).
+    whole: std::collections::HashSet<InteractionKey, foldhash::fast::RandomState>,
     /// The time (Unix seconds) from which the history is held whole in
     /// memory (`i64::MIN`: all of it). An interaction before it is as if
     /// on disk for what a Check reads ([`Index::held`]), even when a write
@@ -533,6 +537,7 @@ impl Index {
                 // made compares with the slot's hash, as for a new slot,
                 // not with the old text.
                 self.records[k.slot()].record = None;
+                self.whole.remove(&k);
                 let old_at = self.records[k.slot()].at;
                 remove_entry(&mut self.people[p.0 as usize].entries, old_at, k);
                 self.unname_ext(k);
@@ -579,6 +584,7 @@ impl Index {
         }
         let slot = &mut self.records[key.slot()];
         slot.record = Some(Box::new(record));
+        self.whole.insert(key);
         slot.at = at;
         slot.frame = self.frame;
         if existing.is_none() {

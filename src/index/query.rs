@@ -286,7 +286,8 @@ impl Index {
                 Some(p) => Box::new(self.people[p.0 as usize].records.iter().copied()),
                 None => Box::new(std::iter::empty()),
             },
-            None => Box::new((0..self.records.len()).map(InteractionKey::of_slot)),
+            // Those memory holds whole (the rest are in `on_disk`).
+            None => Box::new(self.whole.iter().copied()),
         };
         let in_memory = keys.filter_map(|k| self.hot(k).map(|r| (self.seq(k), r)));
         let from_disk = on_disk

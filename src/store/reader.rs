@@ -237,8 +237,9 @@ impl Reader {
 
     /// Every interaction recorded under one of `person_ids` that happens
     /// before `before` (Unix seconds), is within `narrow`, and that `keep`
-    /// accepts, with its place in creation order; refused (`Err`) once
-    /// more than `limits` allow (see [`Listed`]).
+    /// accepts, with its place in creation order (the caller sorts); read
+    /// no further once `limits` would be passed ([`Listed::refused`]).
+    /// Read by the person index.
     pub fn of_people(
         &self,
         person_ids: &[String],
@@ -249,7 +250,7 @@ impl Reader {
     ) -> Result<Listed, StoreError> {
         let mut listed = Listed::default();
         let sql = format!(
-            "SELECT seq, record FROM interactions
+            "SELECT seq, record FROM interactions INDEXED BY interactions_person
              WHERE person_id = ?1 AND occurs_at < ?2 AND {}",
             Narrow::WHERE
         );
@@ -275,10 +276,10 @@ impl Reader {
 
     /// Every interaction in the store that happens before `before` (Unix
     /// seconds), is within `narrow`, and that `keep` accepts, with its
-    /// place in creation order (in no order: the caller sorts); refused
-    /// (`Err`) once more than `limits` allow (see [`Listed`]), so that a
-    /// listing of everyone's never holds an unbounded part of the history
-    /// in memory nor reads it all.
+    /// place in creation order (the caller sorts); read no further once
+    /// `limits` would be passed ([`Listed::refused`]), so that a listing
+    /// of everyone's never holds an unbounded part of the history in
+    /// memory nor reads it all.
     ///
     /// Read by the index `narrow` names (`startedAt`, then `createdAt`),
     /// or by the time index (`occurs_at`) without one.
