@@ -157,8 +157,8 @@ impl Index {
             // names, entry and place are still here.
             let slot = &mut self.records[k.slot()];
             if slot.record.is_none() && !slot.vacated {
+                self.whole.insert(k, super::Times::of(&record));
                 slot.record = Some(Box::new(record));
-                self.whole.insert(k);
                 slot.recalled = true;
                 slot.spared = false;
                 self.let_go = self.let_go.saturating_sub(1);

@@ -378,6 +378,38 @@ impl Interner {
     }
 }
 
+/// A record's `startedAt` and `createdAt` in Unix microseconds (rounded
+/// down), beside its key in [`Index`]'s set of records held whole: a
+/// listing bounded by time passes over a record outside its bounds
+/// without reading the record itself (a cache miss each, about 110,000 a
+/// page when memory holds a day of 10 million).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Times {
+    started: i64,
+    created: i64,
+}
+
+impl Times {
+    fn of(r: &Interaction) -> Times {
+        Times {
+            started: r.started_at.timestamp_micros(),
+            created: r.created_at.timestamp_micros(),
+        }
+    }
+
+    /// False only when the record cannot pass `q`'s time filters: its
+    /// times, rounded down, are outside the bounds rounded down (a time
+    /// after a bound is at or after it in whole microseconds, a time
+    /// before one at or before it).
+    pub(super) fn may_match(self, q: &ListQuery) -> bool {
+        let micros = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.timestamp_micros());
+        micros(q.started_after).is_none_or(|a| self.started >= a)
+            && micros(q.started_before).is_none_or(|b| self.started <= b)
+            && micros(q.created_after).is_none_or(|a| self.created >= a)
+            && micros(q.created_before).is_none_or(|b| self.created <= b)
+    }
+}
+
 /// The in-memory index of interactions, people and debts.
 #[derive(Debug, Default)]
 pub struct Index {
@@ -414,10 +446,11 @@ pub struct Index {
     let_go: usize,
     /// Moves on each time full records leave memory ([`Index::epoch`]).
     epoch: u64,
-    /// The slots whose full record memory holds: what a listing of
-    /// everyone's reads from memory, without visiting every slot (tens of
-    /// millions, most let go to the store).
-    whole: std::collections::HashSet<InteractionKey, foldhash::fast::RandomState>,
+    /// The slots whose full record memory holds, with the record's times:
+    /// what a listing of everyone's reads from memory, without visiting
+    /// every slot (tens of millions, most let go to the store), nor a
+    /// record its times leave out ([`Times`]).
+    whole: std::collections::HashMap<InteractionKey, Times, foldhash::fast::RandomState>,
     /// The time (Unix seconds) from which the history is held whole in
     /// memory (`i64::MIN`: all of it). An interaction before it is as if
     /// on disk for what a Check reads ([`Index::held`]), even when a write
@@ -582,9 +615,9 @@ impl Index {
         for m in [&record.recording, &record.voicemail].into_iter().flatten() {
             self.media_files.insert(m.storage_key.clone(), key);
         }
+        self.whole.insert(key, Times::of(&record));
         let slot = &mut self.records[key.slot()];
         slot.record = Some(Box::new(record));
-        self.whole.insert(key);
         slot.at = at;
         slot.frame = self.frame;
         if existing.is_none() {
@@ -863,5 +896,44 @@ mod counters {
                 .id,
             "IT-0000-00000005"
         );
+    }
+}
+
+#[cfg(test)]
+mod times {
+    use super::*;
+    use chrono::{DateTime, Utc};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    /// A record's times pass over it only when its exact times could not
+    /// pass the filters: finer than a microsecond, a time just after a
+    /// bound (or just before) is kept for the exact filter to judge.
+    #[test]
+    fn a_record_is_passed_over_only_outside_its_bounds() {
+        let record = at("2024-03-15T15:00:00.000000500Z");
+        let times = Times {
+            started: record.timestamp_micros(),
+            created: record.timestamp_micros(),
+        };
+        let q = |after: &str, before: &str| ListQuery {
+            started_after: Some(at(after)),
+            started_before: Some(at(before)),
+            created_after: Some(at(after)),
+            created_before: Some(at(before)),
+            ..ListQuery::default()
+        };
+        // Inside the bounds by 400 and 400 nanoseconds: kept.
+        assert!(times.may_match(&q(
+            "2024-03-15T15:00:00.000000100Z",
+            "2024-03-15T15:00:00.000000900Z"
+        )));
+        // A microsecond outside either: passed over.
+        assert!(!times.may_match(&q("2024-03-15T15:00:00.000001000Z", "2024-03-15T16:00:00Z")));
+        assert!(!times.may_match(&q("2024-03-15T14:00:00Z", "2024-03-15T14:59:59.999999999Z")));
+        // No bounds: kept.
+        assert!(times.may_match(&ListQuery::default()));
     }
 }

@@ -286,8 +286,14 @@ impl Index {
                 Some(p) => Box::new(self.people[p.0 as usize].records.iter().copied()),
                 None => Box::new(std::iter::empty()),
             },
-            // Those memory holds whole (the rest are in `on_disk`).
-            None => Box::new(self.whole.iter().copied()),
+            // Those memory holds whole (the rest are in `on_disk`), but
+            // those the times leave out, passed over by their times alone.
+            None => Box::new(
+                self.whole
+                    .iter()
+                    .filter(|(_, times)| times.may_match(q))
+                    .map(|(k, _)| *k),
+            ),
         };
         let in_memory = keys.filter_map(|k| self.hot(k).map(|r| (self.seq(k), r)));
         let from_disk = on_disk
