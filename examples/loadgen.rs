@@ -815,39 +815,29 @@ impl Ctx {
                 };
                 st.record("GetInteraction", start.elapsed(), o);
             }
-            Mix::List => {
-                let n = 1 + rng.below(self.people.len() as u64);
-                let req = pb::ListInteractionsRequest {
-                    person_id: our_id("BO", n),
-                    limit: 25,
-                    ..pb::ListInteractionsRequest::default()
-                };
-                let r = c
-                    .interactions
-                    .clone()
-                    .list_interactions(self.req(req))
-                    .await;
-                let o = match &r {
-                    Ok(page) if page.get_ref().count > 0 => Outcome::Ok,
-                    Ok(_) => Outcome::Err("EmptyPage".to_owned()),
-                    Err(s) => status_outcome(s),
-                };
-                st.record("ListInteractions", start.elapsed(), o);
-            }
-            Mix::ListRange => {
-                let (from, to) = self.list_range;
-                let window = chrono::Duration::from_std(self.list_window).unwrap_or_default();
-                let span = (to - from - window).num_seconds().max(1) as u64;
-                let after = from + chrono::Duration::seconds(rng.below(span) as i64);
-                let stamp = |t: DateTime<Utc>| prost_types::Timestamp {
-                    seconds: t.timestamp(),
-                    nanos: 0,
-                };
-                let req = pb::ListInteractionsRequest {
-                    started_at_after: Some(stamp(after)),
-                    started_at_before: Some(stamp(after + window)),
-                    limit: 25,
-                    ..pb::ListInteractionsRequest::default()
+            Mix::List | Mix::ListRange => {
+                let req = if kind == Mix::List {
+                    let n = 1 + rng.below(self.people.len() as u64);
+                    pb::ListInteractionsRequest {
+                        person_id: our_id("BO", n),
+                        limit: 25,
+                        ..pb::ListInteractionsRequest::default()
+                    }
+                } else {
+                    let (from, to) = self.list_range;
+                    let window = chrono::Duration::from_std(self.list_window).unwrap_or_default();
+                    let span = (to - from - window).num_seconds().max(1) as u64;
+                    let after = from + chrono::Duration::seconds(rng.below(span) as i64);
+                    let stamp = |t: DateTime<Utc>| prost_types::Timestamp {
+                        seconds: t.timestamp(),
+                        nanos: 0,
+                    };
+                    pb::ListInteractionsRequest {
+                        started_at_after: Some(stamp(after)),
+                        started_at_before: Some(stamp(after + window)),
+                        limit: 25,
+                        ..pb::ListInteractionsRequest::default()
+                    }
                 };
                 let r = c
                     .interactions
