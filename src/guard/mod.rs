@@ -62,21 +62,6 @@ pub const MAX_EXAMINED_FROM_DISK: usize = 1_000_000;
 /// What a listing refused for its size is told.
 const NARROW_IT: &str = "narrow it by time with `startedAfter` and `startedBefore` or `createdAfter` and `createdBefore` (the store reads those by its indexes), or name a `personId`";
 
-/// What a listing's filters say of the store's columns
-/// ([`crate::store::Narrow`]): the time filters, to whole microseconds
-/// (rounded down: a record's time may be finer, so the bounds never
-/// leave out one the exact filters keep), and the caller's company.
-fn narrow(q: &crate::index::ListQuery) -> crate::store::Narrow {
-    let micros = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.timestamp_micros());
-    crate::store::Narrow {
-        started_from: micros(q.started_after),
-        started_to: micros(q.started_before),
-        created_from: micros(q.created_after),
-        created_to: micros(q.created_before),
-        company: q.company.clone(),
-    }
-}
-
 pub use crate::ledger::Reservation;
 pub use check::DEFAULT_RESERVE_TOLERANCE;
 pub use restrictions::{RestrictionEffect, restriction_problems};
@@ -531,7 +516,10 @@ impl Guard {
             };
             (before, index.epoch())
         };
-        let narrow = narrow(q);
+        let narrow = crate::store::Narrow {
+            times: q.time_bounds(),
+            company: q.company.clone(),
+        };
         let limits = crate::store::Limits {
             examined: MAX_EXAMINED_FROM_DISK,
             kept: MAX_LISTED_FROM_DISK,

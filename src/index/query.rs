@@ -151,7 +151,47 @@ fn any_of<T: PartialEq>(list: &[T], v: &T) -> bool {
     list.is_empty() || list.contains(v)
 }
 
+/// A listing's time filters in whole Unix microseconds, rounded down, as
+/// inclusive bounds: a time after a bound is at or after it in whole
+/// microseconds, and one before it at or before it, so these bounds never
+/// leave out a record the exact filters ([`ListQuery::matches`]) keep.
+/// What the store's indexes and memory's held records are narrowed by
+/// before a record is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeBounds {
+    /// `startedAt` at or after.
+    pub started_from: Option<i64>,
+    /// `startedAt` at or before.
+    pub started_to: Option<i64>,
+    /// `createdAt` at or after.
+    pub created_from: Option<i64>,
+    /// `createdAt` at or before.
+    pub created_to: Option<i64>,
+}
+
+impl TimeBounds {
+    /// False only when a record with these times (in whole microseconds,
+    /// rounded down) cannot pass the listing's time filters.
+    pub fn admits(&self, started: i64, created: i64) -> bool {
+        self.started_from.is_none_or(|a| started >= a)
+            && self.started_to.is_none_or(|b| started <= b)
+            && self.created_from.is_none_or(|a| created >= a)
+            && self.created_to.is_none_or(|b| created <= b)
+    }
+}
+
 impl ListQuery {
+    /// The time filters as [`TimeBounds`].
+    pub fn time_bounds(&self) -> TimeBounds {
+        let micros = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_micros());
+        TimeBounds {
+            started_from: micros(self.started_after),
+            started_to: micros(self.started_before),
+            created_from: micros(self.created_after),
+            created_to: micros(self.created_before),
+        }
+    }
+
     /// True if the interaction passes every filter (and is not deleted).
     pub fn matches(&self, r: &Interaction) -> bool {
         r.deleted_at.is_none()
@@ -288,12 +328,15 @@ impl Index {
             },
             // Those memory holds whole (the rest are in `on_disk`), but
             // those the times leave out, passed over by their times alone.
-            None => Box::new(
-                self.whole
-                    .iter()
-                    .filter(|(_, times)| times.may_match(q))
-                    .map(|(k, _)| *k),
-            ),
+            None => {
+                let bounds = q.time_bounds();
+                Box::new(
+                    self.whole
+                        .iter()
+                        .filter(move |(_, t)| bounds.admits(t.started, t.created))
+                        .map(|(k, _)| *k),
+                )
+            }
         };
         let in_memory = keys.filter_map(|k| self.hot(k).map(|r| (self.seq(k), r)));
         let from_disk = on_disk

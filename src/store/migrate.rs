@@ -106,13 +106,9 @@ pub(super) fn to_format_2(conn: &mut Connection, path: &Path) -> Result<u64, Sto
             .map_err(sqlite("migrating", path))?;
         for (seq, bytes) in rows {
             let i = super::reader::decode_interaction(path, &bytes)?;
+            let (started_at, created_at) = super::write::listing_times(&i);
             write
-                .execute(params![
-                    seq,
-                    i.started_at.timestamp_micros(),
-                    i.created_at.timestamp_micros(),
-                    i.company_id
-                ])
+                .execute(params![seq, started_at, created_at, i.company_id])
                 .map_err(sqlite("migrating", path))?;
             filled += 1;
         }

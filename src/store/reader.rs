@@ -353,21 +353,15 @@ impl Reader {
 }
 
 /// What a listing's filters say of the store's columns, so that rows
-/// outside are never read nor decoded: times in Unix microseconds,
-/// inclusive, and widened to whole microseconds (a record's time may be
-/// finer), so that the bounds only ever let more rows through than the
-/// listing's exact filters, which the caller applies to every row read.
-/// Deleted interactions are never listed, and are not read.
+/// outside are never read nor decoded: its time bounds (inclusive, in
+/// whole microseconds rounded down, so that they only ever let more rows
+/// through than the listing's exact filters, which the caller applies to
+/// every row read) and the caller's company. Deleted interactions are
+/// never listed, and are not read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Narrow {
-    /// `startedAt` at or after.
-    pub started_from: Option<i64>,
-    /// `startedAt` at or before.
-    pub started_to: Option<i64>,
-    /// `createdAt` at or after.
-    pub created_from: Option<i64>,
-    /// `createdAt` at or before.
-    pub created_to: Option<i64>,
+    /// `startedAt` and `createdAt` bounds.
+    pub times: crate::index::TimeBounds,
     /// Only this company's (a company's key never sees another's).
     pub company: Option<String>,
 }
@@ -381,9 +375,10 @@ impl Narrow {
     /// The index a listing of everyone's reads by: the time it bounds, or
     /// the time index.
     fn index(&self) -> &'static str {
-        if self.started_from.is_some() || self.started_to.is_some() {
+        let t = &self.times;
+        if t.started_from.is_some() || t.started_to.is_some() {
             "interactions_started"
-        } else if self.created_from.is_some() || self.created_to.is_some() {
+        } else if t.created_from.is_some() || t.created_to.is_some() {
             "interactions_created"
         } else {
             "interactions_time"
@@ -393,11 +388,12 @@ impl Narrow {
     /// The bounds of `started_at` and `created_at` (`?3` to `?6`), open
     /// ends as the extremes.
     fn bounds(&self) -> [i64; 4] {
+        let t = &self.times;
         [
-            self.started_from.unwrap_or(i64::MIN),
-            self.started_to.unwrap_or(i64::MAX),
-            self.created_from.unwrap_or(i64::MIN),
-            self.created_to.unwrap_or(i64::MAX),
+            t.started_from.unwrap_or(i64::MIN),
+            t.started_to.unwrap_or(i64::MAX),
+            t.created_from.unwrap_or(i64::MIN),
+            t.created_to.unwrap_or(i64::MAX),
         ]
     }
 }

@@ -10,6 +10,16 @@ use crate::journal::Position;
 use crate::ledger::{Change, changes};
 use crate::pb::journal::Record;
 
+/// An interaction's `started_at` and `created_at` columns (Unix
+/// microseconds, rounded down): written with each row, and filled by the
+/// migration to format 2, the same way.
+pub(super) fn listing_times(i: &crate::model::Interaction) -> (i64, i64) {
+    (
+        i.started_at.timestamp_micros(),
+        i.created_at.timestamp_micros(),
+    )
+}
+
 /// Records being written to the store, in one transaction.
 #[derive(Debug)]
 pub struct Writing<'a> {
@@ -80,10 +90,7 @@ impl Writing<'_> {
                 let media = (!media.is_empty()).then(|| media.join(" "));
                 // A new one takes the next place in creation order; a
                 // known one keeps its place and takes the new state.
-                let (started_at, created_at) = (
-                    i.started_at.timestamp_micros(),
-                    i.created_at.timestamp_micros(),
-                );
+                let (started_at, created_at) = listing_times(i);
                 let values: [&dyn rusqlite::ToSql; 11] = [
                     &self.interaction_seq,
                     &i.id,

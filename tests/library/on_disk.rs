@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use compliance_guard::guard::{Guard, GuardError};
-use compliance_guard::index::{ListQuery, SortField};
+use compliance_guard::index::{ListQuery, SortField, TimeBounds};
 use compliance_guard::model::{
     Channel, ContactInput, Interaction, InteractionInput, Media, MediaKind, Status,
 };
@@ -2521,8 +2521,11 @@ async fn a_listing_reads_only_the_rows_within_its_times_from_the_store() {
     // Jan 4 to Jan 7 inclusive: days 2 to 5 and the company's; day 5 is
     // deleted, so 4 rows read.
     let range = Narrow {
-        started_from: micros("2023-01-04T00:00:00Z"),
-        started_to: micros("2023-01-07T23:59:59Z"),
+        times: TimeBounds {
+            started_from: micros("2023-01-04T00:00:00Z"),
+            started_to: micros("2023-01-07T23:59:59Z"),
+            ..TimeBounds::default()
+        },
         ..Narrow::default()
     };
     let listed = reader.scan(before, &range, all, |_| true).unwrap();
@@ -2530,8 +2533,11 @@ async fn a_listing_reads_only_the_rows_within_its_times_from_the_store() {
     assert_eq!(seqs(&listed), [3, 4, 5, 13]);
     // The same by creation time (an hour after each start).
     let created = Narrow {
-        created_from: micros("2023-01-04T00:00:00Z"),
-        created_to: micros("2023-01-07T23:59:59Z"),
+        times: TimeBounds {
+            created_from: micros("2023-01-04T00:00:00Z"),
+            created_to: micros("2023-01-07T23:59:59Z"),
+            ..TimeBounds::default()
+        },
         ..Narrow::default()
     };
     let listed = reader.scan(before, &created, all, |_| true).unwrap();
