@@ -165,6 +165,8 @@ impl From<IndexError> for GuardError {
             | IndexError::TooManyRestrictions(_)
             | IndexError::MediaRefused { .. }
             | IndexError::Deleted(_) => GuardError::FailedPrecondition(e.to_string()),
+            // A start's own path: never a request's.
+            IndexError::LeanRefused { .. } => GuardError::Internal(e.to_string()),
         }
     }
 }

@@ -11,11 +11,12 @@ use chrono::Utc;
 
 use super::horizon::let_go_at;
 use super::{Guard, GuardError};
-use crate::index::{IndexConfig, LetGo};
+use crate::index::{IndexConfig, Lean, LeanNames, LetGo};
 use crate::journal::{self as jn, Durability, Journal, JournalError, Layout, Position, Recovered};
 use crate::ledger::Ledger;
 use crate::ledger::changes;
-use crate::store::{Loaded, Reader, Store};
+use crate::pb::journal::{Record, record::Op};
+use crate::store::{Loaded, Reader, Span, Store, Texts};
 
 impl Guard {
     /// Opens a data directory: takes its lock (a second server is refused),
@@ -460,8 +461,9 @@ pub(super) fn load_store(
     ledger
         .index
         .reserve(usize::try_from(reserve + in_full).unwrap_or(0));
+    let prepare = |record: Record, texts: &mut Texts| lean_row(record, let_go?, texts);
     let records = match from {
-        Some(_) => store.load(cutoff, |loaded| {
+        Some(_) => store.load(cutoff, prepare, |loaded| {
             match loaded {
                 Loaded::Record(record) => ledger
                     .apply_record(*record)
@@ -476,6 +478,24 @@ pub(super) fn load_store(
                     if let Some(let_go) = let_go {
                         ledger.index.let_go_newest(let_go);
                     }
+                }
+                Loaded::Prepared {
+                    seq,
+                    prepared,
+                    texts,
+                } => {
+                    ledger.index.set_next_seq(seq);
+                    let loans: Vec<&str> = texts.run(prepared.loans, prepared.loan_count).collect();
+                    let names = LeanNames {
+                        person_id: texts.get(prepared.person_id),
+                        id: texts.get(prepared.id),
+                        previous: prepared.previous.map(|p| texts.get(p)),
+                        loans: &loans,
+                    };
+                    ledger
+                        .index
+                        .restore_lean(prepared.lean, names)
+                        .map_err(|e| JournalError::Failed(format!("interaction: {e}")))?;
                 }
                 Loaded::OnDisk {
                     count,
@@ -494,6 +514,48 @@ pub(super) fn load_store(
         now,
         latest,
         records,
+    })
+}
+
+/// What a start's reading thread makes of an interaction's record whose
+/// full record the start lets go as it reads it ([`Lean`]), its texts
+/// kept in the batch's [`Texts`].
+struct LeanRow {
+    lean: Lean,
+    person_id: Span,
+    id: Span,
+    previous: Option<Span>,
+    loans: Span,
+    loan_count: usize,
+}
+
+/// [`LeanRow`] of a store's record, on the thread that reads the store:
+/// `None` for anything but one interaction whose full record `let_go`
+/// lets go (or one that does not convert: the caller's thread applies
+/// it whole, and meets the same error).
+fn lean_row(record: Record, let_go: LetGo, texts: &mut Texts) -> Option<LeanRow> {
+    let Some(Op::Interaction(i)) = record.op else {
+        return None;
+    };
+    let r = crate::wire::interaction_from(i).ok()?;
+    let lean = Lean::of(&r, let_go)?;
+    let person_id = texts.push(&r.person_id);
+    let id = texts.push(&r.id);
+    let previous = r.previous_interaction_id.as_deref().map(|p| texts.push(p));
+    let loans = r.loans();
+    // The first loan's place, or where one would be.
+    let mut first = None;
+    for l in &loans {
+        let at = texts.push(l);
+        first.get_or_insert(at);
+    }
+    Some(LeanRow {
+        lean,
+        person_id,
+        id,
+        previous,
+        loans: first.unwrap_or(id),
+        loan_count: loans.len(),
     })
 }
 

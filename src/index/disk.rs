@@ -299,11 +299,7 @@ impl Index {
             // its slot and counting entry staying.
             if slot.at >= cutoff {
                 if let (Some(r), Some(l)) = (whole, let_go)
-                    && slot.at < l.before
-                    && r.deleted_at.is_none()
-                    && r.status != Status::InProgress
-                    && r.recording.is_none()
-                    && r.voicemail.is_none()
+                    && may_let_go(r, slot.at, l)
                     && !slot.from_disk
                     && !keep(&r.id)
                 {
@@ -413,6 +409,21 @@ impl Index {
             .and_then(|k| self.records.get(k.slot()))
             .is_some_and(|s| s.record.is_some())
     }
+}
+
+/// The walk's rule for a record in the horizon that happens at `at`
+/// (its counting entry's time), once the store holds its latest state:
+/// its full record may leave memory unless it happens after
+/// `let_go.before`, is deleted, in progress (a reservation's, which reads
+/// it while open) or holds audio. A start's reading thread applies it too
+/// ([`super::Lean::of`]), so that what a start lets go as it reads is
+/// what the walk would.
+pub(super) fn may_let_go(r: &Interaction, at: i64, let_go: LetGo) -> bool {
+    at < let_go.before
+        && r.deleted_at.is_none()
+        && r.status != Status::InProgress
+        && r.recording.is_none()
+        && r.voicemail.is_none()
 }
 
 /// What one walk of [`Index::move_out`] moves and lets go.

@@ -100,22 +100,32 @@ impl Default for Loans {
     }
 }
 
-impl Index {
-    /// The counting entry of a record, as interaction `key`.
-    pub(super) fn entry_for(&mut self, key: InteractionKey, record: &Interaction) -> Entry {
-        let previous = record
-            .previous_interaction_id
-            .as_deref()
-            .and_then(|prev| self.find_interaction(prev).ok().flatten());
-        let keys: Vec<NameKey> = record
-            .loans()
-            .into_iter()
-            .map(|l| self.names.intern(l))
-            .collect();
-        let loans = self.loans_of(keys);
-        Entry {
+/// What a counting entry holds of its record alone, without the index:
+/// made by whoever reads the record (a start's reading thread makes it
+/// for the records it lets go at once, see [`super::Lean`]), and made
+/// into an [`Entry`] by [`Index::entry_of`], which adds what the index
+/// knows (the cited interaction's key, the loans' keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facts {
+    at: i64,
+    channel: Channel,
+    direction: Direction,
+    theme: Option<Theme>,
+    status: Status,
+    details: Option<StatusDetails>,
+    outcome: Option<AgentOutcome>,
+    contact: ContactKind,
+    contact_value: Option<ContactHash>,
+    subject: Option<Subject>,
+    transactional: Option<bool>,
+}
+
+impl Facts {
+    /// The facts of a record: its [`Entry`]'s fields that need nothing
+    /// but the record.
+    pub fn of(record: &Interaction) -> Facts {
+        Facts {
             at: record.occurs_at().timestamp(),
-            key,
             channel: record.channel,
             direction: record.direction,
             theme: record.effective_theme(),
@@ -130,6 +140,67 @@ impl Index {
                 .map(contact_hash),
             subject: record.subject,
             transactional: record.is_transactional,
+        }
+    }
+
+    /// When the interaction happens (Unix seconds).
+    pub fn at(&self) -> i64 {
+        self.at
+    }
+}
+
+impl Index {
+    /// The counting entry of a record, as interaction `key`.
+    pub(super) fn entry_for(&mut self, key: InteractionKey, record: &Interaction) -> Entry {
+        self.entry_of(
+            key,
+            Facts::of(record),
+            record.previous_interaction_id.as_deref(),
+            &record.loans(),
+        )
+    }
+
+    /// The counting entry of interaction `key` from its record's
+    /// [`Facts`], the id its previousInteractionId gives and the loans it
+    /// names (as [`Interaction::loans`] lists them): what
+    /// [`Index::entry_for`] makes of a whole record, and a start of one it
+    /// reads lean.
+    pub(super) fn entry_of(
+        &mut self,
+        key: InteractionKey,
+        facts: Facts,
+        previous: Option<&str>,
+        loans: &[&str],
+    ) -> Entry {
+        let previous = previous.and_then(|prev| self.find_interaction(prev).ok().flatten());
+        let keys: Vec<NameKey> = loans.iter().map(|l| self.names.intern(l)).collect();
+        let loans = self.loans_of(keys);
+        let Facts {
+            at,
+            channel,
+            direction,
+            theme,
+            status,
+            details,
+            outcome,
+            contact,
+            contact_value,
+            subject,
+            transactional,
+        } = facts;
+        Entry {
+            at,
+            key,
+            channel,
+            direction,
+            theme,
+            status,
+            details,
+            outcome,
+            contact,
+            contact_value,
+            subject,
+            transactional,
             previous,
             loans,
         }

@@ -17,6 +17,7 @@ mod debts;
 mod disk;
 mod entry;
 mod ids;
+mod lean;
 mod people;
 mod query;
 mod restrictions;
@@ -39,6 +40,7 @@ use crate::restrictions::{MAX_PER_PERSON, Restriction};
 
 pub use entry::{ContactHash, Entry, Loans, contact_hash};
 use entry::{insert_sorted, remove_entry};
+pub use lean::{Lean, LeanNames};
 pub use people::{PersonNames, Resolved};
 pub use query::{
     Cursor, DEFAULT_LIMIT, DiskScope, ListPage, ListQuery, MAX_LIMIT, SortField, TimeBounds,
@@ -239,6 +241,15 @@ pub enum IndexError {
     /// A person has as many restrictions as the index keeps.
     #[error("person `{0}` already has {MAX_PER_PERSON} restrictions, the most kept per person")]
     TooManyRestrictions(String),
+    /// A start's lean restore ([`Index::restore_lean`]) of a record the
+    /// index would have kept whole.
+    #[error("interaction `{}` cannot be restored without its full record: {why}", crate::model::echo(.id))]
+    LeanRefused {
+        /// Its id.
+        id: String,
+        /// Why it would stay whole.
+        why: &'static str,
+    },
     /// A malformed debt declaration.
     #[error("debt `{}`: {reason}", crate::model::echo(.debt))]
     BadDebt {

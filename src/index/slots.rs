@@ -120,6 +120,12 @@ impl<K: Copy + PartialEq> Names<K> {
         self.state.hash_one(name)
     }
 
+    /// How many keys it holds.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.table.len()
+    }
+
     /// Room for `more` names without a rehash.
     pub(super) fn reserve<'s>(&mut self, more: usize, name_of: impl Fn(K) -> Option<Name<'s>>) {
         let state = self.state.clone();
@@ -175,12 +181,12 @@ impl<K: Copy + PartialEq> Names<K> {
 }
 
 /// The name the slot of `k` is filed under in the id table.
-fn id_name(records: &[super::Slot], k: InteractionKey) -> Option<Name<'_>> {
+pub(super) fn id_name(records: &[super::Slot], k: InteractionKey) -> Option<Name<'_>> {
     records.get(k.slot()).map(|s| s.id.as_ref())
 }
 
 /// The name the slot of `k` is filed under in the `externalId` table.
-fn ext_name(records: &[super::Slot], k: InteractionKey) -> Option<Name<'_>> {
+pub(super) fn ext_name(records: &[super::Slot], k: InteractionKey) -> Option<Name<'_>> {
     records
         .get(k.slot())
         .and_then(|s| s.ext)

@@ -21,7 +21,7 @@ const AHEAD: usize = 8;
 
 /// One thing [`Store::load`] gives.
 #[derive(Debug)]
-pub enum Loaded {
+pub enum Loaded<'a, P> {
     /// A record, applied as recovery applies the journal's.
     Record(Box<Record>),
     /// An interaction's record, with its place in creation order (the
@@ -31,6 +31,17 @@ pub enum Loaded {
         seq: u64,
         /// Its record.
         record: Box<Record>,
+    },
+    /// An interaction's record, with its place in creation order, as the
+    /// reading thread prepared it (`prepare` of [`Store::load`]), its
+    /// texts in `texts`.
+    Prepared {
+        /// Its place in creation order.
+        seq: u64,
+        /// What `prepare` made of it.
+        prepared: P,
+        /// The texts `prepare` kept with it.
+        texts: &'a Texts,
     },
     /// The interactions whose records stay on disk: how many, the place
     /// in creation order after every interaction's, and the largest id
@@ -58,7 +69,7 @@ impl Store {
         mut each: impl FnMut(Record) -> Result<(), JournalError>,
     ) -> Result<u64, JournalError> {
         let path = self.path.as_path();
-        read_in_order(&self.conn, path, None, |row| {
+        read_in_order::<()>(&self.conn, path, None, |row| {
             let record = match row {
                 Row::Record(bytes) | Row::Interaction { bytes, .. } => decode(path, Some(bytes))?,
                 // Only with a cutoff.
@@ -79,10 +90,20 @@ impl Store {
     /// [`AHEAD`] batches ahead of `each`. An error on either side stops
     /// both; the first one is returned. (Not inside a transaction the
     /// caller began on this connection: [`Store::for_each`] is.)
-    pub fn load(
+    ///
+    /// The reading thread also decodes each interaction's record and gives
+    /// it to `prepare`: what that returns is given as
+    /// [`Loaded::Prepared`] (the decoding and whatever `prepare` does done
+    /// on the other core), and `None` (or a record that does not decode)
+    /// as [`Loaded::Interaction`], decoded again by the caller's thread.
+    /// `prepare` keeps what it allocates in the [`Texts`] it is given,
+    /// which the caller's thread frees as one, so that what one thread
+    /// allocates the other need not free piece by piece.
+    pub fn load<P: Send>(
         &self,
         cutoff: Option<i64>,
-        mut each: impl FnMut(Loaded) -> Result<(), JournalError>,
+        prepare: impl Fn(Record, &mut Texts) -> Option<P> + Sync,
+        mut each: impl FnMut(Loaded<'_, P>) -> Result<(), JournalError>,
     ) -> Result<u64, JournalError> {
         let path = self.path.as_path();
         let conn = Connection::open_with_flags(
@@ -94,13 +115,14 @@ impl Store {
             .map_err(sqlite("starting to read", path))?;
         let stopped = || JournalError::Failed("a start stopped reading the store".into());
         std::thread::scope(|scope| {
-            let (send, receive) = mpsc::sync_channel::<Batch>(AHEAD);
+            let (send, receive) = mpsc::sync_channel::<Batch<P>>(AHEAD);
+            let prepare = &prepare;
             let reading = std::thread::Builder::new()
                 .name("store-load".into())
                 .spawn_scoped(scope, move || {
                     let mut batch = Batch::default();
                     let n = read_in_order(&conn, path, cutoff, |row| {
-                        batch.push(row);
+                        batch.push(row, prepare);
                         if batch.rows.len() == BATCH {
                             send.send(std::mem::take(&mut batch))
                                 .map_err(|_| stopped())?;
@@ -130,6 +152,11 @@ impl Store {
                             from = end;
                             decode(path, bytes).map(|record| Loaded::Interaction { seq, record })
                         }
+                        Packed::Prepared { seq, prepared } => Ok(Loaded::Prepared {
+                            seq,
+                            prepared,
+                            texts: &batch.texts,
+                        }),
                         Packed::Other(loaded) => Ok(loaded),
                     };
                     if let Err(e) = loaded.map_err(JournalError::from).and_then(&mut each) {
@@ -153,24 +180,74 @@ impl Store {
     }
 }
 
+/// Texts kept for what [`Store::load`]'s `prepare` made, end to end in
+/// one buffer a batch: the thread that reads the store allocates it and
+/// the thread that applies the batch frees it, once (a record's many
+/// strings freed one by one on the other thread cost the allocator more
+/// than decoding them there saved).
+#[derive(Debug, Default)]
+pub struct Texts {
+    text: String,
+    spans: Vec<(usize, usize)>,
+}
+
+/// A text kept in [`Texts`]: its place there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(usize);
+
+impl Texts {
+    /// Keeps `text`; returns where it is.
+    pub fn push(&mut self, text: &str) -> Span {
+        let start = self.text.len();
+        self.text.push_str(text);
+        self.spans.push((start, self.text.len()));
+        Span(self.spans.len() - 1)
+    }
+
+    /// The text kept at `span` (empty for a span of other texts).
+    pub fn get(&self, span: Span) -> &str {
+        self.spans
+            .get(span.0)
+            .and_then(|&(from, to)| self.text.get(from..to))
+            .unwrap_or("")
+    }
+
+    /// The `n` texts kept one after the other from `first`.
+    pub fn run(&self, first: Span, n: usize) -> impl Iterator<Item = &str> + '_ {
+        (first.0..first.0.saturating_add(n)).map(|i| self.get(Span(i)))
+    }
+}
+
 /// Rows read ahead, their records' bytes end to end in one buffer:
 /// decoded by the thread that applies them, so that what is allocated for
 /// a record is freed by the thread that allocated it (a free from another
-/// thread costs the allocator more than the decoding saved).
-#[derive(Default)]
-struct Batch {
+/// thread costs the allocator more than the decoding saved); or prepared
+/// by the reading thread, their texts in `texts` (see [`Texts`]).
+struct Batch<P> {
     bytes: Vec<u8>,
-    rows: Vec<Packed>,
+    texts: Texts,
+    rows: Vec<Packed<P>>,
 }
 
-enum Packed {
+impl<P> Default for Batch<P> {
+    fn default() -> Self {
+        Batch {
+            bytes: Vec::new(),
+            texts: Texts::default(),
+            rows: Vec::new(),
+        }
+    }
+}
+
+enum Packed<P> {
     Record { end: usize },
     Interaction { seq: u64, end: usize },
-    Other(Loaded),
+    Prepared { seq: u64, prepared: P },
+    Other(Loaded<'static, P>),
 }
 
-impl Batch {
-    fn push(&mut self, row: Row<'_>) {
+impl<P> Batch<P> {
+    fn push(&mut self, row: Row<'_, P>, prepare: &impl Fn(Record, &mut Texts) -> Option<P>) {
         let packed = match row {
             Row::Record(bytes) => {
                 self.bytes.extend_from_slice(bytes);
@@ -179,6 +256,13 @@ impl Batch {
                 }
             }
             Row::Interaction { seq, bytes } => {
+                let prepared = <Record as prost::Message>::decode(bytes)
+                    .ok()
+                    .and_then(|record| prepare(record, &mut self.texts));
+                if let Some(prepared) = prepared {
+                    self.rows.push(Packed::Prepared { seq, prepared });
+                    return;
+                }
                 self.bytes.extend_from_slice(bytes);
                 Packed::Interaction {
                     seq,
@@ -218,25 +302,25 @@ fn next_interaction_seq(conn: &Connection, path: &Path) -> Result<u64, StoreErro
 }
 
 /// One row as [`read_in_order`] reads it: a record's bytes, not decoded.
-enum Row<'a> {
+enum Row<'a, P> {
     Record(&'a [u8]),
     Interaction { seq: u64, bytes: &'a [u8] },
-    OnDisk(Loaded),
+    OnDisk(Loaded<'static, P>),
 }
 
 /// What [`Store::load`]'s reading thread does: every query, in order, on
 /// its own connection, each row given to `each` as it is read.
-fn read_in_order(
+fn read_in_order<P>(
     conn: &Connection,
     path: &Path,
     cutoff: Option<i64>,
-    mut each: impl FnMut(Row<'_>) -> Result<(), JournalError>,
+    mut each: impl FnMut(Row<'_, P>) -> Result<(), JournalError>,
 ) -> Result<u64, JournalError> {
     let n = std::cell::Cell::new(0u64);
     let read_with =
         |sql: &str,
          params: &[&dyn rusqlite::ToSql],
-         each: &mut dyn FnMut(Row<'_>) -> Result<(), JournalError>| {
+         each: &mut dyn FnMut(Row<'_, P>) -> Result<(), JournalError>| {
             let mut stmt = conn.prepare(sql).map_err(sqlite("reading", path))?;
             let mut rows = stmt.query(params).map_err(sqlite("reading", path))?;
             while let Some(row) = rows.next().map_err(sqlite("reading", path))? {
@@ -249,7 +333,7 @@ fn read_in_order(
             }
             Ok::<(), JournalError>(())
         };
-    let read = |sql: &str, each: &mut dyn FnMut(Row<'_>) -> Result<(), JournalError>| {
+    let read = |sql: &str, each: &mut dyn FnMut(Row<'_, P>) -> Result<(), JournalError>| {
         read_with(sql, &[], each)
     };
     let kind = |k: Kind, order: &str| {

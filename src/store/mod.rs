@@ -68,7 +68,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 pub use follow::{Follower, Handed, TAP_BATCHES};
-pub use load::Loaded;
+pub use load::{Loaded, Span, Texts};
 pub use read::{HistoryRead, read_history, read_history_in_time};
 pub use reader::{Limits, Listed, Narrow, READERS, Reader, Refused};
 pub use write::Writing;

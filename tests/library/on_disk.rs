@@ -186,12 +186,16 @@ fn on_disk_in_store(dir: &Path) -> (u64, u64) {
     let store = Store::open_read_only(dir).unwrap().unwrap();
     let mut on_disk = 0;
     store
-        .load(Some(cutoff().timestamp()), |l| {
-            if let Loaded::OnDisk { count, .. } = l {
-                on_disk += count;
-            }
-            Ok(())
-        })
+        .load(
+            Some(cutoff().timestamp()),
+            |_, _| None::<()>,
+            |l| {
+                if let Loaded::OnDisk { count, .. } = l {
+                    on_disk += count;
+                }
+                Ok(())
+            },
+        )
         .unwrap();
     (store.interactions().unwrap(), on_disk)
 }
