@@ -316,7 +316,7 @@ impl Index {
                 }
                 continue;
             }
-            let id = slot.id.to_text();
+            let id = slot.id.to_text(InteractionKey::of_slot(i), &self.given_ids);
             if keep(&id) {
                 continue;
             }
@@ -337,12 +337,13 @@ impl Index {
             }
             self.unname(key);
             // A new generated id never takes one of these.
-            if let SlotId::Generated(n) = self.records[i].id {
+            if let Some(n) = self.records[i].id.generated() {
                 self.max_on_disk_generated = self.max_on_disk_generated.max(n);
                 self.next_interaction = self.next_interaction.max(n);
             }
             // The names leave memory with the record.
-            self.records[i].id = SlotId::Generated(0);
+            self.records[i].id = SlotId::EMPTIED;
+            self.given_ids.remove(&key);
             self.records[i].vacated = true;
             moved_out(id);
             moved.insert(key);

@@ -98,10 +98,7 @@ impl Index {
                 .unwrap_or(low)
         };
         let in_memory = self.records.iter().filter(|s| !s.vacated);
-        let generated = in_memory.filter_map(|s| match s.id {
-            super::SlotId::Generated(n) => Some(n),
-            super::SlotId::Given(_) => None,
-        });
+        let generated = in_memory.filter_map(|s| s.id.generated());
         let on_disk = largest_on_disk.and_then(|id| generated_number("IT", id));
         self.next_interaction = generated
             .chain(on_disk)

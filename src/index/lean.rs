@@ -82,7 +82,7 @@ impl Index {
         self.advance_counter("IT", names.id);
         self.records.push(Slot {
             person: p,
-            id: SlotId::of(names.id),
+            id: SlotId::of(names.id, key, &mut self.given_ids),
             ext: lean.ext,
             record: None,
             seq: self.next_seq,
@@ -137,7 +137,11 @@ mod tests {
         let records = &index.records;
         for (i, slot) in records.iter().enumerate() {
             let key = InteractionKey::of_slot(i);
-            let by_id = index.ids.get(slot.id.as_ref(), |k| id_name(records, k));
+            let given = &index.given_ids;
+            let by_id = slot
+                .id
+                .name(key, given)
+                .map(|n| index.ids.get(n, |k| id_name(records, given, k)));
             let by_ext =
                 ext_name(records, key).map(|n| index.external_ids.get(n, |k| ext_name(records, k)));
             writeln!(out, "{slot:?} by id {by_id:?} by ext {by_ext:?} is {key:?}").unwrap();
@@ -149,6 +153,7 @@ mod tests {
         writeln!(out, "{:?}", sorted(index.loan_set_numbers.iter())).unwrap();
         writeln!(out, "{:?}", sorted(index.media_files.iter())).unwrap();
         writeln!(out, "{:?}", sorted(index.whole.iter())).unwrap();
+        writeln!(out, "{:?}", sorted(index.given_ids.iter())).unwrap();
         writeln!(out, "{:?} {:?}", index.names.names, index.loan_sets).unwrap();
         writeln!(
             out,

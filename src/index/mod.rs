@@ -26,7 +26,7 @@ mod view;
 mod write;
 
 use ids::{free_id, generated_number};
-use slots::{ExtHash, Names, SlotId};
+use slots::{ExtHash, GivenIds, Names, SlotId};
 
 /// The index's hash maps: foldhash is several times faster than SipHash on
 /// short id strings and keeps a per-process random seed, so ids chosen by a
@@ -421,6 +421,8 @@ pub struct Index {
     records: Vec<Slot>,
     /// The interactions in memory by our id ([`Index::key_of_id`]).
     ids: Names,
+    /// The ids callers chose, of the slots that hold one ([`SlotId`]).
+    given_ids: GivenIds,
     /// The interactions in memory by `externalId` ([`Index::key_of_ext`]).
     external_ids: Names,
     names: Interner,
@@ -583,7 +585,7 @@ impl Index {
                 self.advance_counter("IT", &record.id);
                 self.records.push(Slot {
                     person: p,
-                    id: SlotId::of(&record.id),
+                    id: SlotId::of(&record.id, key, &mut self.given_ids),
                     ext,
                     record: None,
                     seq: self.next_seq,

@@ -19,38 +19,57 @@ use hashbrown::HashTable;
 use super::InteractionKey;
 use super::ids::generated_number;
 
-/// An interaction's id as its slot keeps it: one the index generated
-/// (`IT-XXXX-XXXXXXXX`) as its number, any other as given.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum SlotId {
-    /// Of the generated shape: the number [`generated_number`] reads.
-    Generated(u64),
-    /// Any other id (a caller chose it).
-    Given(Box<str>),
-}
+/// An interaction's id as its slot keeps it, in 8 bytes: one the index
+/// generated (`IT-XXXX-XXXXXXXX`, 48 bits) as its number, any other (a
+/// caller chose it) as a mark, its text kept beside the slots
+/// ([`GivenIds`]). Most ids are generated: the text of the few others is
+/// not worth 8 more bytes in every slot (80 MB at 10 million).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct SlotId(u64);
+
+/// The mark of a [`SlotId`] whose text is in [`GivenIds`]: past every
+/// number a generated id can have.
+const GIVEN: u64 = 1 << 63;
+
+/// The texts of the ids a caller chose, by their slot's key.
+pub(super) type GivenIds =
+    std::collections::HashMap<InteractionKey, Box<str>, foldhash::fast::RandomState>;
 
 impl SlotId {
-    /// The id as kept.
-    pub(super) fn of(id: &str) -> SlotId {
+    /// The id of slot `key`, its text kept in `given` if a caller chose it.
+    pub(super) fn of(id: &str, key: InteractionKey, given: &mut GivenIds) -> SlotId {
         match generated_number("IT", id) {
-            Some(n) => SlotId::Generated(n),
-            None => SlotId::Given(id.into()),
+            Some(n) if n < GIVEN => SlotId(n),
+            _ => {
+                given.insert(key, id.into());
+                SlotId(GIVEN)
+            }
         }
     }
 
-    /// The id as a lookup compares it.
-    pub(super) fn as_ref(&self) -> Name<'_> {
-        match self {
-            SlotId::Generated(n) => Name::Generated(*n),
-            SlotId::Given(id) => Name::Given(id),
+    /// A slot emptied of its id (its text, if any, taken out of
+    /// [`GivenIds`] by the caller).
+    pub(super) const EMPTIED: SlotId = SlotId(0);
+
+    /// Its number, for a generated id.
+    pub(super) fn generated(self) -> Option<u64> {
+        (self.0 & GIVEN == 0).then_some(self.0)
+    }
+
+    /// The id of slot `key` as a lookup compares it (`None`: a chosen id
+    /// whose text is gone).
+    pub(super) fn name(self, key: InteractionKey, given: &GivenIds) -> Option<Name<'_>> {
+        match self.generated() {
+            Some(n) => Some(Name::Generated(n)),
+            None => given.get(&key).map(|t| Name::Given(t)),
         }
     }
 
-    /// The id as written.
-    pub(super) fn to_text(&self) -> String {
-        match self {
-            SlotId::Generated(n) => super::ids::generated_id("IT", *n),
-            SlotId::Given(id) => id.to_string(),
+    /// The id of slot `key` as written.
+    pub(super) fn to_text(self, key: InteractionKey, given: &GivenIds) -> String {
+        match self.generated() {
+            Some(n) => super::ids::generated_id("IT", n),
+            None => given.get(&key).map_or_else(String::new, |t| t.to_string()),
         }
     }
 }
@@ -181,8 +200,12 @@ impl<K: Copy + PartialEq> Names<K> {
 }
 
 /// The name the slot of `k` is filed under in the id table.
-pub(super) fn id_name(records: &[super::Slot], k: InteractionKey) -> Option<Name<'_>> {
-    records.get(k.slot()).map(|s| s.id.as_ref())
+pub(super) fn id_name<'a>(
+    records: &[super::Slot],
+    given: &'a GivenIds,
+    k: InteractionKey,
+) -> Option<Name<'a>> {
+    records.get(k.slot()).and_then(|s| s.id.name(k, given))
 }
 
 /// The name the slot of `k` is filed under in the `externalId` table.
@@ -196,8 +219,8 @@ pub(super) fn ext_name(records: &[super::Slot], k: InteractionKey) -> Option<Nam
 impl super::Index {
     /// The key of the interaction in memory with our id `id`.
     pub(super) fn key_of_id(&self, id: &str) -> Option<InteractionKey> {
-        let records = &self.records;
-        self.ids.get(Name::id(id), |k| id_name(records, k))
+        let (records, given) = (&self.records, &self.given_ids);
+        self.ids.get(Name::id(id), |k| id_name(records, given, k))
     }
 
     /// The key of the interaction in memory with this `externalId`: the
@@ -220,9 +243,9 @@ impl super::Index {
 
     /// Files the slot `key` (already in place) under its id.
     pub(super) fn name_id(&mut self, key: InteractionKey) {
-        let records = &self.records;
-        if let Some(name) = id_name(records, key) {
-            self.ids.insert(name, key, |k| id_name(records, k));
+        let (records, given) = (&self.records, &self.given_ids);
+        if let Some(name) = id_name(records, given, key) {
+            self.ids.insert(name, key, |k| id_name(records, given, k));
         }
     }
 
@@ -250,15 +273,15 @@ impl super::Index {
     /// of the slot; its id stays in the slot, for the caller to clear.
     pub(super) fn unname(&mut self, key: InteractionKey) {
         self.unname_ext(key);
-        if let Some(name) = id_name(&self.records, key) {
+        if let Some(name) = id_name(&self.records, &self.given_ids, key) {
             self.ids.remove(name, key);
         }
     }
 
     /// Room for `more` interactions in both tables.
     pub(super) fn reserve_names(&mut self, more: usize) {
-        let records = &self.records;
-        self.ids.reserve(more, |k| id_name(records, k));
+        let (records, given) = (&self.records, &self.given_ids);
+        self.ids.reserve(more, |k| id_name(records, given, k));
         self.external_ids
             .reserve(more / 2, |k| ext_name(records, k));
     }
@@ -267,7 +290,7 @@ impl super::Index {
     pub(super) fn id_text(&self, key: InteractionKey) -> String {
         self.records
             .get(key.slot())
-            .map_or_else(String::new, |s| s.id.to_text())
+            .map_or_else(String::new, |s| s.id.to_text(key, &self.given_ids))
     }
 }
 
@@ -275,13 +298,13 @@ impl super::Index {
 mod tests {
     use super::{ExtHash, SlotId};
 
-    /// An interaction's slot stays small: 64 bytes, its `externalId` an
-    /// 8-byte hash and no string of its own.
+    /// An interaction's slot stays small: 56 bytes, its id a number, its
+    /// `externalId` an 8-byte hash, and no string of its own.
     #[test]
     fn a_slot_is_small() {
         assert_eq!(std::mem::size_of::<Option<ExtHash>>(), 8);
-        assert_eq!(std::mem::size_of::<SlotId>(), 16);
-        assert_eq!(std::mem::size_of::<super::super::Slot>(), 64);
+        assert_eq!(std::mem::size_of::<SlotId>(), 8);
+        assert_eq!(std::mem::size_of::<super::super::Slot>(), 56);
     }
 
     #[test]
