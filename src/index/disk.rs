@@ -4,7 +4,8 @@
 //! what a Check may read of it.
 
 use super::{
-    Entry, Index, IndexError, Interaction, InteractionKey, LetGo, SlotId, Status, generated_number,
+    Entry, FROM_DISK, HELD, Index, IndexError, Interaction, InteractionKey, LetGo, PENDING,
+    RECALLED, SPARED, SlotId, Status, VACATED, generated_number,
 };
 
 impl Index {
@@ -32,7 +33,7 @@ impl Index {
     /// entry, never the full record, which need not be in memory.
     pub(super) fn held(&self, k: InteractionKey) -> Option<&Entry> {
         let slot = self.records.get(k.slot())?;
-        if slot.from_disk || slot.at < self.held_from {
+        if slot.has(FROM_DISK) || slot.at < self.held_from {
             return None;
         }
         let entries = &self.people.get(slot.person.0 as usize)?.entries;
@@ -89,7 +90,7 @@ impl Index {
     pub fn came_from_disk(&self, id: &str) -> bool {
         self.key_of_id(id)
             .and_then(|k| self.records.get(k.slot()))
-            .is_some_and(|s| s.from_disk)
+            .is_some_and(|s| s.has(FROM_DISK))
     }
 
     /// True if the interaction `any_id` names (our id or
@@ -97,7 +98,7 @@ impl Index {
     /// already: the next walk would let it go ([`Index::renew`]).
     pub fn spared(&self, any_id: &str) -> bool {
         self.slot_of(any_id)
-            .is_some_and(|s| (s.from_disk || s.recalled) && s.spared)
+            .is_some_and(|s| (s.has(FROM_DISK) || s.has(RECALLED)) && s.has(SPARED))
     }
 
     /// Keeps a brought-back interaction in memory for one more walk of
@@ -106,7 +107,7 @@ impl Index {
     pub fn renew(&mut self, any_id: &str) {
         let key = self.find_interaction(any_id).ok().flatten();
         if let Some(slot) = key.and_then(|k| self.records.get_mut(k.slot())) {
-            slot.spared = false;
+            slot.set(SPARED, false);
         }
     }
 
@@ -116,7 +117,7 @@ impl Index {
     /// it back).
     pub fn is_let_go(&self, any_id: &str) -> bool {
         self.slot_of(any_id)
-            .is_some_and(|s| s.record.is_none() && !s.vacated)
+            .is_some_and(|s| !s.has(HELD) && !s.has(VACATED))
     }
 
     fn slot_of(&self, any_id: &str) -> Option<&super::Slot> {
@@ -156,11 +157,10 @@ impl Index {
             // (it was let go only once the store held that), and its
             // names, entry and place are still here.
             let slot = &mut self.records[k.slot()];
-            if slot.record.is_none() && !slot.vacated {
-                self.whole.insert(k, super::Times::of(&record));
-                slot.record = Some(Box::new(record));
-                slot.recalled = true;
-                slot.spared = false;
+            if !slot.has(HELD) && !slot.has(VACATED) {
+                slot.set(RECALLED, true);
+                slot.set(SPARED, false);
+                self.hold(k, record);
                 self.let_go = self.let_go.saturating_sub(1);
             }
             return Ok(());
@@ -172,7 +172,7 @@ impl Index {
         self.next_seq = next.max(seq.saturating_add(1));
         restored?;
         if let Some(k) = self.key_of_id(&id) {
-            self.records[k.slot()].from_disk = true;
+            self.records[k.slot()].set(FROM_DISK, true);
         }
         self.on_disk = self.on_disk.saturating_sub(1);
         Ok(())
@@ -197,12 +197,9 @@ impl Index {
     /// that travels apart from its record, its conversation's): it stays
     /// in memory until the store holds that frame.
     pub fn touch_frame(&mut self, id: &str) {
-        let frame = self.frame;
-        if let Some(slot) = self
-            .key_of_id(id)
-            .and_then(|k| self.records.get_mut(k.slot()))
-        {
-            slot.frame = slot.frame.max(frame);
+        if let Some(k) = self.key_of_id(id) {
+            let frame = self.frame.max(self.frame_of(k));
+            self.put_frame(k, frame);
         }
     }
 
@@ -290,44 +287,57 @@ impl Index {
         let mut people = Vec::new();
         let end = slots.end.min(self.records.len());
         for i in slots.start.min(end)..end {
-            let slot = &mut self.records[i];
-            if slot.vacated || slot.frame > applied {
+            let key = InteractionKey::of_slot(i);
+            let slot = &self.records[i];
+            if slot.has(VACATED) {
                 continue;
             }
-            let whole = slot.record.as_deref();
+            if slot.has(PENDING) {
+                // Its latest change: once the store holds it, the slot
+                // need not remember it.
+                if self.frame_of(key) > applied {
+                    continue;
+                }
+                self.put_frame(key, 0);
+            }
+            let slot = &self.records[i];
             // A record in the horizon: let go once the store holds it,
             // its slot and counting entry staying.
             if slot.at >= cutoff {
+                // Looked up only for the few held whole.
+                let whole = if slot.has(HELD) { self.hot(key) } else { None };
                 if let (Some(r), Some(l)) = (whole, let_go)
                     && may_let_go(r, slot.at, l)
-                    && !slot.from_disk
+                    && !slot.has(FROM_DISK)
                     && !keep(&r.id)
                 {
-                    if spare_brought_back && slot.recalled && !slot.spared {
-                        slot.spared = true;
+                    let slot = &mut self.records[i];
+                    if spare_brought_back && slot.has(RECALLED) && !slot.has(SPARED) {
+                        slot.set(SPARED, true);
                     } else {
-                        slot.record = None;
-                        self.whole.remove(&InteractionKey::of_slot(i));
-                        slot.recalled = false;
-                        slot.spared = false;
+                        slot.set(RECALLED, false);
+                        slot.set(SPARED, false);
+                        self.unhold(key);
                         self.let_go += 1;
                         self.epoch += 1;
                     }
                 }
                 continue;
             }
-            let id = slot.id.to_text(InteractionKey::of_slot(i), &self.given_ids);
+            let id = slot.id.to_text(key, &self.given_ids);
             if keep(&id) {
                 continue;
             }
-            if spare_brought_back && (slot.from_disk || slot.recalled) && !slot.spared {
-                slot.spared = true;
+            let slot = &mut self.records[i];
+            if spare_brought_back
+                && (slot.has(FROM_DISK) || slot.has(RECALLED))
+                && !slot.has(SPARED)
+            {
+                slot.set(SPARED, true);
                 continue;
             }
-            let key = InteractionKey::of_slot(i);
             let p = slot.person;
-            self.whole.remove(&key);
-            match slot.record.take() {
+            match self.unhold(key) {
                 Some(r) => {
                     for m in [&r.recording, &r.voicemail].into_iter().flatten() {
                         self.media_files.remove(&m.storage_key);
@@ -344,7 +354,7 @@ impl Index {
             // The names leave memory with the record.
             self.records[i].id = SlotId::EMPTIED;
             self.given_ids.remove(&key);
-            self.records[i].vacated = true;
+            self.records[i].set(VACATED, true);
             moved_out(id);
             moved.insert(key);
             people.push(p);
@@ -408,7 +418,7 @@ impl Index {
     pub fn holds(&self, id: &str) -> bool {
         self.key_of_id(id)
             .and_then(|k| self.records.get(k.slot()))
-            .is_some_and(|s| s.record.is_some())
+            .is_some_and(|s| s.has(HELD))
     }
 }
 
@@ -438,4 +448,56 @@ struct Walk {
     let_go: Option<LetGo>,
     /// One brought back by a read or write is spared by one walk.
     spare_brought_back: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::InteractionInput;
+    use chrono::{DateTime, Utc};
+
+    /// A record whose latest change travels in a journal frame the store
+    /// does not hold yet stays whole, through a later change of its
+    /// conversation too ([`Index::touch_frame`]); once the store holds
+    /// that frame, the walk lets it go and forgets the frame.
+    #[test]
+    fn a_record_stays_whole_until_the_store_holds_its_latest_frame() {
+        let now: DateTime<Utc> = "2020-05-01T00:00:00Z".parse().unwrap();
+        let mut index = Index::default();
+        index.set_frame(7);
+        let input = InteractionInput {
+            channel: Some("voice".into()),
+            direction: Some("outbound".into()),
+            status: Some("attempted".into()),
+            started_at: Some("2020-04-01T14:00:00Z".into()),
+            ..InteractionInput::default()
+        };
+        let id = index
+            .create("BO-0000-00000042", &input, now)
+            .unwrap()
+            .id
+            .clone();
+        index.set_frame(0);
+        let let_go = LetGo {
+            before: now.timestamp(),
+        };
+        let walk = |index: &mut Index, applied: u64| {
+            let slots = 0..index.slots();
+            index.let_go_in(slots, i64::MIN, applied, let_go, |_| false, |_| {});
+        };
+        walk(&mut index, 6);
+        assert!(index.holds(&id), "frame 7 is not in the store");
+        index.set_frame(9);
+        index.touch_frame(&id);
+        index.set_frame(0);
+        walk(&mut index, 8);
+        assert!(index.holds(&id), "frame 9 is not in the store");
+        assert_eq!(index.pending.len(), 1);
+        walk(&mut index, 9);
+        assert!(!index.holds(&id));
+        assert!(index.is_let_go(&id));
+        assert_eq!(index.let_go_count(), 1);
+        assert!(index.pending.is_empty(), "the frame is forgotten");
+        assert!(index.whole.is_empty());
+    }
 }

@@ -83,15 +83,10 @@ impl Index {
         self.records.push(Slot {
             person: p,
             id: SlotId::of(names.id, key, &mut self.given_ids),
+            flags: 0,
             ext: lean.ext,
-            record: None,
             seq: self.next_seq,
             at,
-            frame: self.frame,
-            from_disk: false,
-            vacated: false,
-            recalled: false,
-            spared: false,
         });
         self.next_seq += 1;
         // In the order `restore_interaction` files it: by `externalId`
@@ -154,6 +149,7 @@ mod tests {
         writeln!(out, "{:?}", sorted(index.media_files.iter())).unwrap();
         writeln!(out, "{:?}", sorted(index.whole.iter())).unwrap();
         writeln!(out, "{:?}", sorted(index.given_ids.iter())).unwrap();
+        writeln!(out, "{:?}", sorted(index.pending.iter())).unwrap();
         writeln!(out, "{:?} {:?}", index.names.names, index.loan_sets).unwrap();
         writeln!(
             out,

@@ -307,18 +307,23 @@ impl Person {
     }
 }
 
-/// One interaction in memory.
+/// One interaction in memory, in 40 bytes: what every interaction of the
+/// horizon costs, most of them let go to the store. What only a few have
+/// is kept beside the slots: the full record of one held whole
+/// ([`Index::whole`], flag [`HELD`]), the journal frame of a change the
+/// store may not hold yet ([`Index::pending`], flag [`PENDING`]) and the
+/// text of an id a caller chose ([`GivenIds`]).
 #[derive(Debug)]
 struct Slot {
     person: PersonKey,
+    /// What is true of it, as bits: [`FROM_DISK`], [`VACATED`],
+    /// [`RECALLED`], [`SPARED`], [`HELD`] and [`PENDING`].
+    flags: u8,
     /// Our id (see [`SlotId`]), found through [`Index::key_of_id`].
     id: SlotId,
     /// Its `externalId`'s hash, found through [`Index::key_of_ext`] (the
     /// text is in the full record, and in the store).
     ext: Option<ExtHash>,
-    /// `None`: moved to disk ([`Index::move_to_disk`]); its ids left
-    /// memory with it, so no lookup reaches the slot again.
-    record: Option<Box<Interaction>>,
     /// Its place in creation order: the store's `seq` for one read from
     /// the store, the next number after every one seen for one recorded
     /// since. A listing orders by it, so that interactions in memory and
@@ -327,24 +332,52 @@ struct Slot {
     /// When it happens (its counting entry's `at`): where its entry is in
     /// its person's list.
     at: i64,
-    /// The journal frame of its latest change ([`Index::set_frame`]): its
-    /// record may leave memory only once the store holds that frame.
-    frame: u64,
-    /// Brought back from disk ([`Index::load_from_disk`]): no Check reads
-    /// it (the interactions that cite it may be on disk only, or cite it
-    /// by a key it no longer has), whatever its time becomes.
-    from_disk: bool,
-    /// Emptied by [`Index::move_to_disk`]: nothing of it is in memory.
-    vacated: bool,
-    /// Let go in the horizon and brought back by a read or write
-    /// ([`Index::load_from_disk`]): let go again as one brought back from
-    /// disk is (see `spared`).
-    recalled: bool,
-    /// Brought back, and spared by one walk of [`Index::let_go_in`]: the
-    /// next walk lets it go again, once the store holds its latest state.
-    /// A read that is about to plan a write from it renews it
-    /// ([`Index::renew`]).
-    spared: bool,
+}
+
+/// Brought back from disk ([`Index::load_from_disk`]): no Check reads it
+/// (the interactions that cite it may be on disk only, or cite it by a
+/// key it no longer has), whatever its time becomes.
+const FROM_DISK: u8 = 1;
+/// Emptied by [`Index::move_to_disk`]: nothing of it is in memory; its
+/// ids left memory with it, so no lookup reaches the slot again.
+const VACATED: u8 = 1 << 1;
+/// Let go in the horizon and brought back by a read or write
+/// ([`Index::load_from_disk`]): let go again as one brought back from
+/// disk is (see [`SPARED`]).
+const RECALLED: u8 = 1 << 2;
+/// Brought back, and spared by one walk of [`Index::let_go_in`]: the next
+/// walk lets it go again, once the store holds its latest state. A read
+/// that is about to plan a write from it renews it ([`Index::renew`]).
+const SPARED: u8 = 1 << 3;
+/// Its full record is in memory, in [`Index::whole`].
+const HELD: u8 = 1 << 4;
+/// Its latest change travels in a journal frame the store may not hold
+/// yet, kept in [`Index::pending`]: its record may leave memory only once
+/// the store holds that frame.
+const PENDING: u8 = 1 << 5;
+
+impl Slot {
+    /// True if `flag` is set.
+    fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    /// Sets `flag`, or clears it.
+    fn set(&mut self, flag: u8, on: bool) {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
+        }
+    }
+}
+
+/// A record memory holds whole, with its `startedAt` and `createdAt`
+/// ([`Times`]): what a listing of everyone's reads from memory.
+#[derive(Debug)]
+struct Held {
+    times: Times,
+    record: Box<Interaction>,
 }
 
 /// Loan and account ids, each kept once: a name's key is its place in
@@ -448,11 +481,16 @@ pub struct Index {
     let_go: usize,
     /// Moves on each time full records leave memory ([`Index::epoch`]).
     epoch: u64,
-    /// The slots whose full record memory holds, with the record's times:
-    /// what a listing of everyone's reads from memory, without visiting
-    /// every slot (tens of millions, most let go to the store), nor a
-    /// record its times leave out ([`Times`]).
-    whole: std::collections::HashMap<InteractionKey, Times, foldhash::fast::RandomState>,
+    /// The full records memory holds, by their slots' keys (flag
+    /// [`HELD`]), with their times: what a listing of everyone's reads
+    /// from memory, without visiting every slot (tens of millions, most
+    /// let go to the store), nor a record its times leave out ([`Times`]).
+    whole: std::collections::HashMap<InteractionKey, Held, foldhash::fast::RandomState>,
+    /// The journal frame of the latest change of each slot whose change
+    /// the store may not hold yet (flag [`PENDING`]; see
+    /// [`Index::set_frame`]): set by a write, dropped by the walk once the
+    /// store holds it.
+    pending: std::collections::HashMap<InteractionKey, u64, foldhash::fast::RandomState>,
     /// The time (Unix seconds) from which the history is held whole in
     /// memory (`i64::MIN`: all of it). An interaction before it is as if
     /// on disk for what a Check reads ([`Index::held`]), even when a write
@@ -517,7 +555,11 @@ impl Index {
     /// Every interaction in memory (deleted ones included), in creation
     /// order; those on disk only are not read.
     pub fn interactions(&self) -> impl Iterator<Item = &Interaction> + '_ {
-        self.records.iter().filter_map(|s| s.record.as_deref())
+        self.records
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.has(HELD))
+            .filter_map(|(i, _)| self.hot(InteractionKey::of_slot(i)))
     }
 
     /// The person an interaction belongs to.
@@ -527,7 +569,51 @@ impl Index {
 
     /// The full record of an interaction in memory.
     fn hot(&self, k: InteractionKey) -> Option<&Interaction> {
-        self.records.get(k.slot()).and_then(|s| s.record.as_deref())
+        self.whole.get(&k).map(|h| &*h.record)
+    }
+
+    /// Keeps the full record of slot `k` in memory (in [`Index::whole`]).
+    fn hold(&mut self, k: InteractionKey, record: Interaction) {
+        if let Some(slot) = self.records.get_mut(k.slot()) {
+            slot.set(HELD, true);
+            let times = Times::of(&record);
+            self.whole.insert(
+                k,
+                Held {
+                    times,
+                    record: Box::new(record),
+                },
+            );
+        }
+    }
+
+    /// Takes the full record of slot `k` out of memory; returns it.
+    fn unhold(&mut self, k: InteractionKey) -> Option<Box<Interaction>> {
+        if let Some(slot) = self.records.get_mut(k.slot()) {
+            slot.set(HELD, false);
+        }
+        self.whole.remove(&k).map(|h| h.record)
+    }
+
+    /// Puts the journal frame of slot `k`'s latest change at `frame` (0:
+    /// in the store already).
+    fn put_frame(&mut self, k: InteractionKey, frame: u64) {
+        if let Some(slot) = self.records.get_mut(k.slot()) {
+            slot.set(PENDING, frame != 0);
+            if frame == 0 {
+                self.pending.remove(&k);
+            } else {
+                self.pending.insert(k, frame);
+            }
+        }
+    }
+
+    /// The journal frame of slot `k`'s latest change (0: in the store).
+    fn frame_of(&self, k: InteractionKey) -> u64 {
+        match self.records.get(k.slot()) {
+            Some(slot) if slot.has(PENDING) => self.pending.get(&k).copied().unwrap_or(0),
+            _ => 0,
+        }
     }
 
     /// An interaction's place in creation order.
@@ -571,8 +657,7 @@ impl Index {
                 // below): a lookup by `externalId` while the new entry is
                 // made compares with the slot's hash, as for a new slot,
                 // not with the old text.
-                self.records[k.slot()].record = None;
-                self.whole.remove(&k);
+                self.unhold(k);
                 let old_at = self.records[k.slot()].at;
                 remove_entry(&mut self.people[p.0 as usize].entries, old_at, k);
                 self.unname_ext(k);
@@ -586,15 +671,10 @@ impl Index {
                 self.records.push(Slot {
                     person: p,
                     id: SlotId::of(&record.id, key, &mut self.given_ids),
+                    flags: 0,
                     ext,
-                    record: None,
                     seq: self.next_seq,
                     at,
-                    frame: self.frame,
-                    from_disk: false,
-                    vacated: false,
-                    recalled: false,
-                    spared: false,
                 });
                 self.next_seq += 1;
                 // Filed by `externalId` before its entry is made, and by
@@ -617,11 +697,9 @@ impl Index {
         for m in [&record.recording, &record.voicemail].into_iter().flatten() {
             self.media_files.insert(m.storage_key.clone(), key);
         }
-        self.whole.insert(key, Times::of(&record));
-        let slot = &mut self.records[key.slot()];
-        slot.record = Some(Box::new(record));
-        slot.at = at;
-        slot.frame = self.frame;
+        self.records[key.slot()].at = at;
+        self.put_frame(key, self.frame);
+        self.hold(key, record);
         if existing.is_none() {
             self.name_id(key);
         }

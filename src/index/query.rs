@@ -333,7 +333,7 @@ impl Index {
                 Box::new(
                     self.whole
                         .iter()
-                        .filter(move |(_, t)| bounds.admits(t.started, t.created))
+                        .filter(move |(_, h)| bounds.admits(h.times.started, h.times.created))
                         .map(|(k, _)| *k),
                 )
             }

@@ -227,16 +227,15 @@ impl super::Index {
     /// text compared with the full record where memory holds it, the hash
     /// alone where the record was let go (see the module's doc).
     pub(super) fn key_of_ext(&self, ext: &str) -> Option<InteractionKey> {
-        let records = &self.records;
+        let (records, whole) = (&self.records, &self.whole);
         let name = Name::External(ExtHash::of(ext).0.get());
         self.external_ids.get_checked(
             name,
             |k| ext_name(records, k),
             |k| {
-                records
-                    .get(k.slot())
-                    .and_then(|s| s.record.as_deref())
-                    .is_none_or(|r| r.external_id.as_deref() == Some(ext))
+                whole
+                    .get(&k)
+                    .is_none_or(|h| h.record.external_id.as_deref() == Some(ext))
             },
         )
     }
@@ -298,13 +297,13 @@ impl super::Index {
 mod tests {
     use super::{ExtHash, SlotId};
 
-    /// An interaction's slot stays small: 56 bytes, its id a number, its
+    /// An interaction's slot stays small: 40 bytes, its id a number, its
     /// `externalId` an 8-byte hash, and no string of its own.
     #[test]
     fn a_slot_is_small() {
         assert_eq!(std::mem::size_of::<Option<ExtHash>>(), 8);
         assert_eq!(std::mem::size_of::<SlotId>(), 8);
-        assert_eq!(std::mem::size_of::<super::super::Slot>(), 56);
+        assert_eq!(std::mem::size_of::<super::super::Slot>(), 40);
     }
 
     #[test]
