@@ -13,7 +13,7 @@
 //! the whole record: the same functions make them.
 
 use super::entry::{Facts, insert_sorted};
-use super::{ExtHash, Index, IndexError, Interaction, InteractionKey, LetGo, Slot, SlotId};
+use super::{ExtHash, Index, IndexError, Interaction, LetGo};
 
 /// What the index keeps of an interaction whose full record a start lets
 /// go as it reads it (see the module's documentation): made on the thread
@@ -77,24 +77,7 @@ impl Index {
             Some(p) => *p,
             None => self.register_person(names.person_id)?,
         };
-        let at = lean.facts.at();
-        let key = InteractionKey::of_slot(self.records.len());
-        self.advance_counter("IT", names.id);
-        self.records.push(Slot {
-            person: p,
-            id: SlotId::of(names.id, key, &mut self.given_ids),
-            flags: 0,
-            ext: lean.ext,
-            seq: self.next_seq,
-            at,
-        });
-        self.next_seq += 1;
-        // In the order `restore_interaction` files it: by `externalId`
-        // before its entry is made, by id after.
-        self.name_ext(key);
-        let person = &mut self.people[p.0 as usize];
-        person.interactions += 1;
-        person.records.push(key);
+        let key = self.new_slot(p, names.id, lean.ext, lean.facts.at());
         // A record let go is never a deleted one: it has its entry.
         let entry = self.entry_of(key, lean.facts, names.previous, names.loans);
         insert_sorted(&mut self.people[p.0 as usize].entries, entry);
@@ -110,6 +93,7 @@ impl Index {
 mod tests {
     use std::fmt::Write as _;
 
+    use super::super::InteractionKey;
     use super::super::slots::{ext_name, id_name};
     use super::*;
     use crate::model::{ContactInput, InteractionInput};

@@ -665,27 +665,7 @@ impl Index {
                 self.name_ext(k);
                 k
             }
-            None => {
-                let key = InteractionKey::of_slot(self.records.len());
-                self.advance_counter("IT", &record.id);
-                self.records.push(Slot {
-                    person: p,
-                    id: SlotId::of(&record.id, key, &mut self.given_ids),
-                    flags: 0,
-                    ext,
-                    seq: self.next_seq,
-                    at,
-                });
-                self.next_seq += 1;
-                // Filed by `externalId` before its entry is made, and by
-                // id after: one citing its own `externalId` cites itself
-                // (it is then answered, the strict way), as it always has.
-                self.name_ext(key);
-                let person = &mut self.people[p.0 as usize];
-                person.interactions += 1;
-                person.records.push(key);
-                key
-            }
+            None => self.new_slot(p, &record.id, ext, at),
         };
         // Before the history held whole, no Check reads an entry (see
         // `held_from`); one written there (an import of old history, a
@@ -704,6 +684,37 @@ impl Index {
             self.name_id(key);
         }
         self.record_of(key, "")
+    }
+
+    /// A new slot for interaction `id` of person `p`, next in creation
+    /// order, filed by its `externalId` (`ext`) but not yet by its id: the
+    /// caller makes its entry, then files it by id ([`Index::name_id`]).
+    /// One citing its own `externalId` then cites itself (it is then
+    /// answered, the strict way), as it always has. Shared by
+    /// [`Index::restore_interaction`] and [`Index::restore_lean`].
+    fn new_slot(
+        &mut self,
+        p: PersonKey,
+        id: &str,
+        ext: Option<ExtHash>,
+        at: i64,
+    ) -> InteractionKey {
+        let key = InteractionKey::of_slot(self.records.len());
+        self.advance_counter("IT", id);
+        self.records.push(Slot {
+            person: p,
+            id: SlotId::of(id, key, &mut self.given_ids),
+            flags: 0,
+            ext,
+            seq: self.next_seq,
+            at,
+        });
+        self.next_seq += 1;
+        self.name_ext(key);
+        let person = &mut self.people[p.0 as usize];
+        person.interactions += 1;
+        person.records.push(key);
+        key
     }
 
     fn is_inbound_of(&self, p: PersonKey, any_id: &str) -> bool {
