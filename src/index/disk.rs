@@ -373,6 +373,11 @@ impl Index {
         if !moved.is_empty() {
             self.epoch += 1;
         }
+        // A burst of writes leaves the frames' table large once the store
+        // holds them: give back what is far beyond what it holds now.
+        if self.pending.capacity() > 4 * self.pending.len() + 1024 {
+            self.pending.shrink_to(2 * self.pending.len());
+        }
         self.on_disk += moved.len();
         self.vacated += moved.len();
         moved.len()
@@ -499,5 +504,20 @@ mod tests {
         assert_eq!(index.let_go_count(), 1);
         assert!(index.pending.is_empty(), "the frame is forgotten");
         assert!(index.whole.is_empty());
+        // A burst of writes: once the store holds them, the frames' table
+        // gives its room back.
+        index.set_frame(10);
+        for _ in 0..5_000 {
+            index.create("BO-0000-00000042", &input, now).unwrap();
+        }
+        index.set_frame(0);
+        assert_eq!(index.pending.len(), 5_000);
+        walk(&mut index, 10);
+        assert!(index.pending.is_empty());
+        assert!(
+            index.pending.capacity() < 5_000,
+            "{}",
+            index.pending.capacity()
+        );
     }
 }
