@@ -13,11 +13,17 @@
 //! a hash. A lookup by `externalId` compares the text with the full record
 //! when memory holds it, and the hash otherwise: a record let go is then
 //! read from the store by the text itself, which finds it exactly.
+//!
+//! The slot itself ([`Slot`], 40 bytes) is here too, with what only a few
+//! slots have, kept beside them and found through the slot's flags: the
+//! full record ([`Held`], in `Index::whole`), the journal frame of a
+//! change the store may not hold yet (`Index::pending`), and the text of
+//! an id a caller chose ([`GivenIds`]).
 
 use hashbrown::HashTable;
 
-use super::InteractionKey;
 use super::ids::generated_number;
+use super::{Index, Interaction, InteractionKey, PersonKey};
 
 /// An interaction's id as its slot keeps it, in 8 bytes: one the index
 /// generated (`IT-XXXX-XXXXXXXX`, 48 bits) as its number, any other (a
@@ -290,6 +296,178 @@ impl super::Index {
         self.records
             .get(key.slot())
             .map_or_else(String::new, |s| s.id.to_text(key, &self.given_ids))
+    }
+}
+
+/// One interaction in memory, in 40 bytes: what every interaction of the
+/// horizon costs, most of them let go to the store. What only a few have
+/// is kept beside the slots: the full record of one held whole
+/// ([`Index::whole`], flag [`HELD`]), the journal frame of a change the
+/// store may not hold yet ([`Index::pending`], flag [`PENDING`]) and the
+/// text of an id a caller chose ([`GivenIds`]).
+#[derive(Debug)]
+pub(super) struct Slot {
+    pub(super) person: PersonKey,
+    /// What is true of it, as bits: [`FROM_DISK`], [`VACATED`],
+    /// [`RECALLED`], [`SPARED`], [`HELD`] and [`PENDING`].
+    pub(super) flags: u8,
+    /// Our id (see [`SlotId`]), found through [`Index::key_of_id`].
+    pub(super) id: SlotId,
+    /// Its `externalId`'s hash, found through [`Index::key_of_ext`] (the
+    /// text is in the full record, and in the store).
+    pub(super) ext: Option<ExtHash>,
+    /// Its place in creation order: the store's `seq` for one read from
+    /// the store, the next number after every one seen for one recorded
+    /// since. A listing orders by it, so that interactions in memory and
+    /// on disk only interleave as they were created.
+    pub(super) seq: u64,
+    /// When it happens (its counting entry's `at`): where its entry is in
+    /// its person's list.
+    pub(super) at: i64,
+}
+
+/// Brought back from disk ([`Index::load_from_disk`]): no Check reads it
+/// (the interactions that cite it may be on disk only, or cite it by a
+/// key it no longer has), whatever its time becomes.
+pub(super) const FROM_DISK: u8 = 1;
+/// Emptied by [`Index::move_to_disk`]: nothing of it is in memory; its
+/// ids left memory with it, so no lookup reaches the slot again.
+pub(super) const VACATED: u8 = 1 << 1;
+/// Let go in the horizon and brought back by a read or write
+/// ([`Index::load_from_disk`]): let go again as one brought back from
+/// disk is (see [`SPARED`]).
+pub(super) const RECALLED: u8 = 1 << 2;
+/// Brought back, and spared by one walk of [`Index::let_go_in`]: the next
+/// walk lets it go again, once the store holds its latest state. A read
+/// that is about to plan a write from it renews it ([`Index::renew`]).
+pub(super) const SPARED: u8 = 1 << 3;
+/// Its full record is in memory, in [`Index::whole`].
+pub(super) const HELD: u8 = 1 << 4;
+/// Its latest change travels in a journal frame the store may not hold
+/// yet, kept in [`Index::pending`]: its record may leave memory only once
+/// the store holds that frame.
+pub(super) const PENDING: u8 = 1 << 5;
+
+impl Slot {
+    /// True if `flag` is set.
+    pub(super) fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    /// Sets `flag`, or clears it.
+    pub(super) fn set(&mut self, flag: u8, on: bool) {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
+        }
+    }
+}
+
+/// A record memory holds whole, with its `startedAt` and `createdAt`
+/// ([`Times`]): what a listing of everyone's reads from memory.
+#[derive(Debug)]
+pub(super) struct Held {
+    pub(super) times: Times,
+    pub(super) record: Box<Interaction>,
+}
+
+/// A record's `startedAt` and `createdAt` in Unix microseconds (rounded
+/// down), beside its key in [`Index`]'s set of records held whole: a
+/// listing bounded by time passes over a record outside its
+/// [`TimeBounds`] without reading the record itself (a cache miss each,
+/// about 110,000 a page when memory holds a day of 10 million).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Times {
+    pub(super) started: i64,
+    pub(super) created: i64,
+}
+
+impl Times {
+    pub(super) fn of(r: &Interaction) -> Times {
+        Times {
+            started: r.started_at.timestamp_micros(),
+            created: r.created_at.timestamp_micros(),
+        }
+    }
+}
+
+impl Index {
+    /// Keeps the full record of slot `k` in memory (in [`Index::whole`]).
+    pub(super) fn hold(&mut self, k: InteractionKey, record: Interaction) {
+        if let Some(slot) = self.records.get_mut(k.slot()) {
+            slot.set(HELD, true);
+            let times = Times::of(&record);
+            self.whole.insert(
+                k,
+                Held {
+                    times,
+                    record: Box::new(record),
+                },
+            );
+        }
+    }
+
+    /// Takes the full record of slot `k` out of memory; returns it.
+    pub(super) fn unhold(&mut self, k: InteractionKey) -> Option<Box<Interaction>> {
+        if let Some(slot) = self.records.get_mut(k.slot()) {
+            slot.set(HELD, false);
+        }
+        self.whole.remove(&k).map(|h| h.record)
+    }
+
+    /// Puts the journal frame of slot `k`'s latest change at `frame` (0:
+    /// in the store already).
+    pub(super) fn put_frame(&mut self, k: InteractionKey, frame: u64) {
+        if let Some(slot) = self.records.get_mut(k.slot()) {
+            if frame != 0 {
+                self.pending.insert(k, frame);
+            } else if slot.has(PENDING) {
+                // Only a slot flagged has a frame to forget: most are
+                // restored at frame 0, and look nothing up.
+                self.pending.remove(&k);
+            }
+            slot.set(PENDING, frame != 0);
+        }
+    }
+
+    /// The journal frame of slot `k`'s latest change (0: in the store).
+    pub(super) fn frame_of(&self, k: InteractionKey) -> u64 {
+        match self.records.get(k.slot()) {
+            Some(slot) if slot.has(PENDING) => self.pending.get(&k).copied().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// A new slot for interaction `id` of person `p`, next in creation
+    /// order, filed by its `externalId` (`ext`) but not yet by its id: the
+    /// caller makes its entry, then files it by id ([`Index::name_id`]).
+    /// One citing its own `externalId` then cites itself (it is then
+    /// answered, the strict way), as it always has. Shared by
+    /// [`Index::restore_interaction`] and [`Index::restore_lean`].
+    pub(super) fn new_slot(
+        &mut self,
+        p: PersonKey,
+        id: &str,
+        ext: Option<ExtHash>,
+        at: i64,
+    ) -> InteractionKey {
+        let key = InteractionKey::of_slot(self.records.len());
+        self.advance_counter("IT", id);
+        self.records.push(Slot {
+            person: p,
+            id: SlotId::of(id, key, &mut self.given_ids),
+            flags: 0,
+            ext,
+            seq: self.next_seq,
+            at,
+        });
+        self.next_seq += 1;
+        self.name_ext(key);
+        let person = &mut self.people[p.0 as usize];
+        person.interactions += 1;
+        person.records.push(key);
+        key
     }
 }
 
