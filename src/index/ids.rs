@@ -105,7 +105,7 @@ impl Index {
             .filter(|n| (low..=high).contains(n))
             .max()
             .unwrap_or(low);
-        self.next_person = top("BO", &mut self.person_ids.keys().map(String::as_str));
+        self.next_person = top("BO", &mut self.registry.every_id(&self.people));
         self.next_restriction = top("RS", &mut self.restriction_ids.keys().map(String::as_str));
     }
 
@@ -155,7 +155,7 @@ impl Index {
             let mut buf = IdBuf::default();
             let id = buf.write(prefix, n);
             match prefix {
-                "BO" => index.person_ids.contains_key(id),
+                "BO" => index.registry.by_id(&index.people, id).is_some(),
                 "RS" => index.restriction_ids.contains_key(id),
                 _ => index.key_of_id(id).is_some(),
             }

@@ -73,8 +73,8 @@ impl Index {
         if self.key_of_id(names.id).is_some() {
             return Err(refused("an interaction in memory has its id"));
         }
-        let p = match self.person_ids.get(names.person_id) {
-            Some(p) => *p,
+        let p = match self.registry.by_id(&self.people, names.person_id) {
+            Some(p) => p,
             None => self.register_person(names.person_id)?,
         };
         let key = self.new_slot(p, names.id, lean.ext, lean.facts.at());
@@ -126,8 +126,7 @@ mod tests {
             writeln!(out, "{slot:?} by id {by_id:?} by ext {by_ext:?} is {key:?}").unwrap();
         }
         writeln!(out, "{:?}", index.people).unwrap();
-        writeln!(out, "{:?}", sorted(index.person_ids.iter())).unwrap();
-        writeln!(out, "{:?}", sorted(index.person_external_ids.iter())).unwrap();
+        writeln!(out, "{:?}", index.registry.dump(&index.people)).unwrap();
         writeln!(out, "{:?}", sorted(index.restriction_ids.iter())).unwrap();
         writeln!(out, "{:?}", sorted(index.loan_set_numbers.iter())).unwrap();
         writeln!(out, "{:?}", sorted(index.media_files.iter())).unwrap();

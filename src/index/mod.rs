@@ -20,6 +20,7 @@ mod ids;
 mod lean;
 mod people;
 mod query;
+mod registry;
 mod restrictions;
 mod slots;
 mod view;
@@ -358,8 +359,8 @@ impl Interner {
 pub struct Index {
     config: IndexConfig,
     people: Vec<Person>,
-    person_ids: HashMap<String, PersonKey>,
-    person_external_ids: HashMap<String, PersonKey>,
+    /// People by their names ([`registry::Registry`]).
+    registry: registry::Registry,
     /// The interactions in memory, by key.
     records: Vec<Slot>,
     /// The interactions in memory by our id ([`Index::key_of_id`]).
@@ -458,8 +459,7 @@ impl Index {
         self.records.reserve(interactions);
         self.reserve_names(interactions);
         self.people.reserve(interactions / 16);
-        self.person_ids.reserve(interactions / 16);
-        self.person_external_ids.reserve(interactions / 16);
+        self.registry.reserve(&self.people, interactions / 16);
     }
 
     /// Every interaction in memory (deleted ones included), in creation
@@ -500,8 +500,8 @@ impl Index {
     /// latest state of it): a new id is inserted, a known one replaced.
     /// Returns it as stored.
     pub fn restore_interaction(&mut self, record: Interaction) -> Result<&Interaction, IndexError> {
-        let p = match self.person_ids.get(&record.person_id) {
-            Some(p) => *p,
+        let p = match self.registry.by_id(&self.people, &record.person_id) {
+            Some(p) => p,
             None => self.register_person(&record.person_id)?,
         };
         let existing = self.key_of_id(&record.id);

@@ -60,16 +60,14 @@ impl Index {
     /// Finds a person by our id or `ext-<externalId>`.
     pub fn find_person(&self, any_id: &str) -> Result<Option<PersonKey>, IndexError> {
         Ok(match AnyId::parse("personId", any_id)? {
-            AnyId::Ours(id) => self.person_ids.get(id).copied(),
-            AnyId::External(ext) => self.person_external_ids.get(ext).copied(),
+            AnyId::Ours(id) => self.registry.by_id(&self.people, id),
+            AnyId::External(ext) => self.registry.by_external(&self.people, ext),
         })
     }
 
     /// Our id of a person.
     pub fn person_id(&self, key: PersonKey) -> &str {
-        self.people
-            .get(key.0 as usize)
-            .map_or("", |p| p.id.as_str())
+        self.people.get(key.0 as usize).map_or("", |p| &*p.id)
     }
 
     /// Who `any_id` names for a write, without changing the index: someone
@@ -86,7 +84,7 @@ impl Index {
             },
             AnyId::External(ext) => PersonNames {
                 id: free_id("BO", self.next_person, |id| {
-                    self.person_ids.contains_key(id)
+                    self.registry.by_id(&self.people, id).is_some()
                 }),
                 aliases: Vec::new(),
                 external_ids: vec![ext.to_owned()],
@@ -144,8 +142,8 @@ impl Index {
                 p.interactions > 0 || p.records_on_disk || !p.more().accounts.is_empty()
             })
         };
-        let by_id = self.person_ids.get(id).copied();
-        let by_ext = self.person_external_ids.get(external_id).copied();
+        let by_id = self.registry.by_id(&self.people, id);
+        let by_ext = self.registry.by_external(&self.people, external_id);
         Ok(match (by_id, by_ext) {
             (Some(a), Some(b)) if a == b => names(a),
             (Some(a), Some(b)) => {
@@ -245,9 +243,9 @@ impl Index {
         aliases: &[String],
         external_ids: &[String],
     ) -> PersonKey {
-        let key = match self.person_ids.get(id) {
-            Some(k) if self.people[k.0 as usize].id == id => *k,
-            _ => {
+        let key = match self.registry.by_own_id(&self.people, id) {
+            Some(k) => k,
+            None => {
                 let key = PersonKey(u32::try_from(self.people.len()).unwrap_or(u32::MAX));
                 self.people.push(Person {
                     id: id.to_owned(),
@@ -256,38 +254,49 @@ impl Index {
                 key
             }
         };
-        self.person_ids.insert(id.to_owned(), key);
         // A name this person now holds leaves whoever held it before (a
         // link that emptied another person), so it names one history only.
-        for a in aliases {
-            if let Some(old) = self.person_ids.insert(a.clone(), key)
-                && old != key
-            {
-                let p = &mut self.people[old.0 as usize];
-                let emptied = p.id == *a;
-                if emptied {
-                    p.id.clear();
-                }
-                if let Some(more) = p.more.as_mut() {
-                    more.aliases.retain(|x| x != a);
-                }
-                if emptied {
-                    self.move_restrictions(old, key);
-                }
+        for a in std::iter::once(id).chain(aliases.iter().map(String::as_str)) {
+            let Some(old) = self
+                .registry
+                .by_id(&self.people, a)
+                .filter(|old| *old != key)
+            else {
+                continue;
+            };
+            self.unfile_person(old);
+            let p = &mut self.people[old.0 as usize];
+            let emptied = p.id == a;
+            if emptied {
+                p.id.clear();
+            }
+            if let Some(more) = p.more.as_mut() {
+                more.aliases.retain(|x| x != a);
+            }
+            self.file_person(old);
+            if emptied {
+                self.move_restrictions(old, key);
             }
         }
         for e in external_ids {
-            if let Some(old) = self.person_external_ids.insert(e.clone(), key)
-                && old != key
-            {
-                self.people[old.0 as usize].external_ids.retain(|x| x != e);
-            }
+            let Some(old) = self
+                .registry
+                .by_external(&self.people, e)
+                .filter(|old| *old != key)
+            else {
+                continue;
+            };
+            self.unfile_person(old);
+            self.people[old.0 as usize].external_ids.retain(|x| x != e);
+            self.file_person(old);
         }
+        self.unfile_person(key);
         let person = &mut self.people[key.0 as usize];
         if !aliases.is_empty() || person.more.is_some() {
             person.more_mut().aliases = aliases.to_vec();
         }
         person.external_ids = external_ids.to_vec();
+        self.file_person(key);
         self.advance_counter("BO", id);
         key
     }

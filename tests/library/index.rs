@@ -686,3 +686,41 @@ fn previous_chain_stays_within_the_person() {
     let mine = create(&mut index, P, &reply_to(&other));
     assert!(index.previous_chain(Some(P), &mine).unwrap().is_empty());
 }
+
+#[test]
+fn a_link_moves_each_name_to_one_person_and_empties_the_other() {
+    let mut index = Index::default();
+    let a = create(&mut index, P, &call("outbound"));
+    let empty = index.register_person("ext-Y").unwrap();
+    let (empty_id, _, _) = index.person_names(empty);
+    assert_eq!(empty_id, "BO-0000-00000001");
+
+    let kept = index.link_person(P, "Y").unwrap();
+    assert_ne!(kept, empty);
+    // Every name finds the person who kept them, and only them.
+    for name in [P, "BO-0000-00000001", "ext-Y"] {
+        assert_eq!(index.find_person(name).unwrap(), Some(kept), "{name}");
+    }
+    assert_eq!(
+        index.person_names(kept),
+        (
+            P.to_owned(),
+            vec!["BO-0000-00000001".to_owned()],
+            vec!["Y".to_owned()]
+        )
+    );
+    assert_eq!(index.person_names(empty), (String::new(), vec![], vec![]));
+    assert_eq!(entry_ids(&index, "BO-0000-00000001"), vec![a.clone()]);
+
+    // A second external id moves from another empty person too, and the
+    // first stays where it was.
+    let other = index.register_person("ext-W").unwrap();
+    assert_eq!(index.link_person(P, "W").unwrap(), kept);
+    assert_eq!(index.find_person("ext-W").unwrap(), Some(kept));
+    assert_eq!(index.find_person("ext-Y").unwrap(), Some(kept));
+    assert_eq!(index.person_names(other).2, Vec::<String>::new());
+    // The next generated id passes over every id a person had.
+    let fresh = index.register_person("ext-V").unwrap();
+    assert_eq!(index.person_id(fresh), "BO-0000-00000003");
+    assert_eq!(entry_ids(&index, "ext-W"), vec![a]);
+}
