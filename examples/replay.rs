@@ -89,7 +89,8 @@ fn index_only(n: u64, now: chrono::DateTime<Utc>) {
     let before = rss_mib();
     let started = Instant::now();
     let mut index = Index::new(IndexConfig::default());
-    index.reserve(usize::try_from(n).expect("fits"));
+    let n_usize = usize::try_from(n).expect("fits");
+    index.reserve(n_usize, n_usize / 20 + 1);
     for i in 0..n {
         let person = person_id(i / 20);
         index

@@ -458,9 +458,14 @@ pub(super) fn load_store(
         Some(_) => store.interactions_from(cutoff)?,
         None => 0,
     };
-    ledger
-        .index
-        .reserve(usize::try_from(reserve + in_full).unwrap_or(0));
+    let people = match from {
+        Some(_) => store.people()?,
+        None => 0,
+    };
+    ledger.index.reserve(
+        usize::try_from(reserve + in_full).unwrap_or(0),
+        usize::try_from(people).unwrap_or(0),
+    );
     let prepare = |record: Record, texts: &mut Texts| lean_row(record, let_go?, texts);
     let records = match from {
         Some(_) => store.load(cutoff, prepare, |loaded| {

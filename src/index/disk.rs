@@ -76,7 +76,7 @@ impl Index {
         match self.find_person(name) {
             Ok(Some(p)) => {
                 let person = &self.people[p.0 as usize];
-                std::iter::once(person.id.clone())
+                std::iter::once(person.id.to_string())
                     .chain(person.more().aliases.iter().cloned())
                     .collect()
             }
@@ -367,7 +367,7 @@ impl Index {
             let person = &mut self.people[p.0 as usize];
             person.entries.retain(|e| !moved.contains(&e.key));
             person.records.retain(|k| !moved.contains(k));
-            person.interactions = person.records.len();
+            person.interactions = u32::try_from(person.records.len()).unwrap_or(u32::MAX);
             person.records_on_disk = true;
         }
         if !moved.is_empty() {

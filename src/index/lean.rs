@@ -133,7 +133,7 @@ mod tests {
         writeln!(out, "{:?}", sorted(index.whole.iter())).unwrap();
         writeln!(out, "{:?}", sorted(index.given_ids.iter())).unwrap();
         writeln!(out, "{:?}", sorted(index.pending.iter())).unwrap();
-        writeln!(out, "{:?} {:?}", index.names.names, index.loan_sets).unwrap();
+        writeln!(out, "{:?} {:?}", index.names.names(), index.loan_sets).unwrap();
         writeln!(
             out,
             "tables {} {} {}",

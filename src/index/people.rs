@@ -205,7 +205,7 @@ impl Index {
         let to_id = self.people[to.0 as usize].id.clone();
         for mut r in moved {
             self.restriction_ids.insert(r.id.clone(), to);
-            r.person_id = to_id.clone();
+            r.person_id = to_id.to_string();
             self.people[to.0 as usize].more_mut().restrictions.push(r);
         }
     }
@@ -222,9 +222,9 @@ impl Index {
             .get(key.0 as usize)
             .map_or_else(Default::default, |p| {
                 (
-                    p.id.clone(),
+                    p.id.to_string(),
                     p.more().aliases.clone(),
-                    p.external_ids.clone(),
+                    p.external_ids.iter().map(|e| e.to_string()).collect(),
                 )
             })
     }
@@ -248,7 +248,7 @@ impl Index {
             None => {
                 let key = PersonKey(u32::try_from(self.people.len()).unwrap_or(u32::MAX));
                 self.people.push(Person {
-                    id: id.to_owned(),
+                    id: id.into(),
                     ..Person::default()
                 });
                 key
@@ -266,9 +266,9 @@ impl Index {
             };
             self.unfile_person(old);
             let p = &mut self.people[old.0 as usize];
-            let emptied = p.id == a;
+            let emptied = *p.id == *a;
             if emptied {
-                p.id.clear();
+                p.id = Box::default();
             }
             if let Some(more) = p.more.as_mut() {
                 more.aliases.retain(|x| x != a);
@@ -287,7 +287,13 @@ impl Index {
                 continue;
             };
             self.unfile_person(old);
-            self.people[old.0 as usize].external_ids.retain(|x| x != e);
+            let p = &mut self.people[old.0 as usize];
+            p.external_ids = p
+                .external_ids
+                .iter()
+                .filter(|x| ***x != **e)
+                .cloned()
+                .collect();
             self.file_person(old);
         }
         self.unfile_person(key);
@@ -295,7 +301,7 @@ impl Index {
         if !aliases.is_empty() || person.more.is_some() {
             person.more_mut().aliases = aliases.to_vec();
         }
-        person.external_ids = external_ids.to_vec();
+        person.external_ids = external_ids.iter().map(|e| e.as_str().into()).collect();
         self.file_person(key);
         self.advance_counter("BO", id);
         key

@@ -302,7 +302,7 @@ impl Index {
             Some(person) => match self.find_person(person)? {
                 Some(p) => {
                     let person = &self.people[p.0 as usize];
-                    let mut ids = vec![person.id.clone()];
+                    let mut ids = vec![person.id.to_string()];
                     ids.extend(person.more().aliases.iter().cloned());
                     Some(DiskScope::Person(ids))
                 }

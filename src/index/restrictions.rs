@@ -31,7 +31,7 @@ impl Index {
             Some(k) => *k,
             None => self.register_person(&r.person_id)?,
         };
-        let person_id = self.people[key.0 as usize].id.clone();
+        let person_id = self.people[key.0 as usize].id.to_string();
         let person = self.people[key.0 as usize].more_mut();
         let at = match person.restrictions.iter().position(|x| x.id == r.id) {
             Some(i) => {

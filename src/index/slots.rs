@@ -465,7 +465,7 @@ impl Index {
         self.next_seq += 1;
         self.name_ext(key);
         let person = &mut self.people[p.0 as usize];
-        person.interactions += 1;
+        person.interactions = person.interactions.saturating_add(1);
         person.records.push(key);
         key
     }
@@ -482,6 +482,13 @@ mod tests {
         assert_eq!(std::mem::size_of::<Option<ExtHash>>(), 8);
         assert_eq!(std::mem::size_of::<SlotId>(), 8);
         assert_eq!(std::mem::size_of::<super::super::Slot>(), 40);
+    }
+
+    /// A person stays small too: 96 bytes, its texts held once (see
+    /// `registry`).
+    #[test]
+    fn a_person_is_small() {
+        assert_eq!(std::mem::size_of::<super::super::Person>(), 96);
     }
 
     #[test]

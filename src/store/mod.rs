@@ -412,6 +412,20 @@ impl Store {
         }
     }
 
+    /// How many people the store holds: room a start makes for them
+    /// before it reads them, so that the registry is not left a quarter
+    /// to a half unused by its last doubling.
+    pub fn people(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM state WHERE kind = ?1",
+                [Kind::Person as i64],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(sqlite("counting people in", &self.path))
+    }
+
     /// The largest generated `IT-` id whose first four hex digits are
     /// `node` (a cluster node's range, [`crate::index::Index::use_id_range`]).
     pub fn largest_interaction_of_node(&self, node: u16) -> Result<Option<String>, StoreError> {
