@@ -466,6 +466,10 @@ pub(super) fn load_store(
         usize::try_from(reserve + in_full).unwrap_or(0),
         usize::try_from(people).unwrap_or(0),
     );
+    // People get their lists at the end, each at its size.
+    ledger
+        .index
+        .begin_start(usize::try_from(in_full).unwrap_or(0));
     let prepare = |record: Record, texts: &mut Texts| lean_row(record, let_go?, texts);
     let records = match from {
         Some(_) => store.load(cutoff, prepare, |loaded| {
@@ -515,6 +519,7 @@ pub(super) fn load_store(
         })?,
         None => 0,
     };
+    ledger.index.finish_start();
     Ok(FromStore {
         now,
         latest,

@@ -12,7 +12,7 @@
 //! [`Index::restore_interaction`] and [`Index::let_go_newest`] make from
 //! the whole record: the same functions make them.
 
-use super::entry::{Facts, insert_sorted};
+use super::entry::Facts;
 use super::{ExtHash, Index, IndexError, Interaction, LetGo};
 
 /// What the index keeps of an interaction whose full record a start lets
@@ -80,7 +80,7 @@ impl Index {
         let key = self.new_slot(p, names.id, lean.ext, lean.facts.at());
         // A record let go is never a deleted one: it has its entry.
         let entry = self.entry_of(key, lean.facts, names.previous, names.loans);
-        insert_sorted(&mut self.people[p.0 as usize].entries, entry);
+        self.put_entry(p, entry);
         self.name_id(key);
         // What letting its record go counts.
         self.let_go += 1;
@@ -282,13 +282,22 @@ mod tests {
         let let_go = LetGo {
             before: at("2020-04-10T00:00:00Z").timestamp(),
         };
-        // In the order a start reads them, and in another.
-        for order in [
+        // The one in progress, changed again once every record is in.
+        let mut ended = records[5].clone();
+        ended.status = crate::model::Status::Succeeded;
+        // In the order a start reads them, and in another; the lean side
+        // with people's lists given as they come, and staged to the end
+        // (as a start does).
+        let orders = [
             (0..10).collect::<Vec<_>>(),
             vec![8, 3, 9, 2, 7, 1, 0, 6, 5, 4],
-        ] {
+        ];
+        for (order, staged) in orders.iter().flat_map(|o| [(o, false), (o, true)]) {
             let mut whole = Index::default();
             let mut lean = Index::default();
+            if staged {
+                lean.begin_start(10);
+            }
             let mut leans = 0;
             for (seq, i) in order.iter().enumerate() {
                 let r = records[*i].clone();
@@ -318,10 +327,15 @@ mod tests {
                     }
                 }
             }
+            // A record replaced while people's lists are staged: they are
+            // given first.
+            whole.restore_interaction(ended.clone()).unwrap();
+            lean.restore_interaction(ended.clone()).unwrap();
+            lean.finish_start();
             // The deleted, the one in progress and the recent one stay whole.
             assert_eq!(leans, 7, "{order:?}");
             assert_eq!(whole.let_go_count(), 7);
-            assert_eq!(canonical(&whole), canonical(&lean), "{order:?}");
+            assert_eq!(canonical(&whole), canonical(&lean), "{order:?} {staged}");
             // And a second restore of one is refused, changing nothing.
             let r = &records[0];
             let before = canonical(&lean);

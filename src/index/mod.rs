@@ -23,6 +23,7 @@ mod query;
 mod registry;
 mod restrictions;
 mod slots;
+mod staged;
 mod view;
 mod write;
 
@@ -42,8 +43,8 @@ use chrono::{DateTime, Duration, Utc};
 use crate::model::{AnyId, Direction, Interaction, MediaKind, Status, ValidationError};
 use crate::restrictions::{MAX_PER_PERSON, Restriction};
 
+use entry::remove_entry;
 pub use entry::{ContactHash, Entry, Loans, contact_hash};
-use entry::{insert_sorted, remove_entry};
 pub use lean::{Lean, LeanNames};
 pub use people::{PersonNames, Resolved};
 pub use query::{
@@ -264,7 +265,7 @@ pub enum IndexError {
     },
 }
 
-/// A borrower as the registry keeps them: 96 bytes, with what few
+/// A borrower as the registry keeps them: 104 bytes, with what few
 /// people have boxed apart ([`PersonMore`]) and each text held once (see
 /// [`registry`]).
 #[derive(Debug, Default)]
@@ -272,7 +273,7 @@ struct Person {
     /// Our id (empty: a person emptied by a link, its names moved).
     id: Box<str>,
     /// Their external ids.
-    external_ids: Box<[Box<str>]>,
+    external_ids: registry::Externals,
     entries: Vec<Entry>,
     /// Every interaction of the person in memory, deleted ones included,
     /// in creation order: what a listing by person reads.
@@ -447,6 +448,9 @@ pub struct Index {
     /// The journal frame the changes being applied travel in
     /// ([`Index::set_frame`]; 0: in the store already).
     frame: u64,
+    /// What a start has restored and not yet given to its people
+    /// ([`Index::begin_start`]).
+    staged: Option<staged::Staged>,
 }
 
 /// One problem as `Invalid`, several as `Problems`.
@@ -555,6 +559,8 @@ impl Index {
                 // made compares with the slot's hash, as for a new slot,
                 // not with the old text.
                 self.unhold(k);
+                // The lists it changes are whole first.
+                self.give_staged();
                 let old_at = self.records[k.slot()].at;
                 remove_entry(&mut self.people[p.0 as usize].entries, old_at, k);
                 self.unname_ext(k);
@@ -569,7 +575,7 @@ impl Index {
         // change to an old interaction) is kept all the same, as before.
         if record.deleted_at.is_none() {
             let entry = self.entry_for(key, &record);
-            insert_sorted(&mut self.people[p.0 as usize].entries, entry);
+            self.put_entry(p, entry);
         }
         for m in [&record.recording, &record.voicemail].into_iter().flatten() {
             self.media_files.insert(m.storage_key.clone(), key);

@@ -7,7 +7,7 @@
 //! so that the guard can journal the change before it applies it; applying
 //! is [`Index::restore_person`], the same call recovery makes.
 
-use super::{Index, IndexError, Person, PersonKey, free_id};
+use super::{Index, IndexError, Person, PersonKey, free_id, registry};
 use crate::model::{AnyId, MAX_ID_CHARS, ValidationError};
 
 /// Every name of a person, as the journal stores them.
@@ -288,12 +288,7 @@ impl Index {
             };
             self.unfile_person(old);
             let p = &mut self.people[old.0 as usize];
-            p.external_ids = p
-                .external_ids
-                .iter()
-                .filter(|x| ***x != **e)
-                .cloned()
-                .collect();
+            p.external_ids = p.external_ids.without(e);
             self.file_person(old);
         }
         self.unfile_person(key);
@@ -301,7 +296,7 @@ impl Index {
         if !aliases.is_empty() || person.more.is_some() {
             person.more_mut().aliases = aliases.to_vec();
         }
-        person.external_ids = external_ids.iter().map(|e| e.as_str().into()).collect();
+        person.external_ids = registry::Externals::of(external_ids.iter().map(String::as_str));
         self.file_person(key);
         self.advance_counter("BO", id);
         key

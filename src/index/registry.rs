@@ -16,6 +16,64 @@
 use super::slots::{Name, Names};
 use super::{HashMap, Index, Person, PersonKey};
 
+/// A person's external ids: most people have none or one, kept without
+/// the list's own allocation (32 bytes a person, 32 MB at a million).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) enum Externals {
+    /// None.
+    #[default]
+    None,
+    /// One.
+    One(Box<str>),
+    /// Two or more (a link added some).
+    Many(Box<[Box<str>]>),
+}
+
+impl Externals {
+    /// The external ids `ids`, in their order.
+    pub(super) fn of<'a>(ids: impl IntoIterator<Item = &'a str>) -> Externals {
+        let mut all: Vec<Box<str>> = ids.into_iter().map(Box::from).collect();
+        match all.len() {
+            0 => Externals::None,
+            1 => Externals::One(all.swap_remove(0)),
+            _ => Externals::Many(all.into_boxed_slice()),
+        }
+    }
+
+    /// Every one, in order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &str> {
+        let (one, many): (Option<&str>, &[Box<str>]) = match self {
+            Externals::None => (None, &[]),
+            Externals::One(x) => (Some(x), &[]),
+            Externals::Many(all) => (None, all),
+        };
+        one.into_iter().chain(many.iter().map(|x| &**x))
+    }
+
+    /// The `n`th.
+    pub(super) fn get(&self, n: usize) -> Option<&str> {
+        match self {
+            Externals::None => None,
+            Externals::One(x) => (n == 0).then_some(&**x),
+            Externals::Many(all) => all.get(n).map(|x| &**x),
+        }
+    }
+
+    /// How many.
+    pub(super) fn len(&self) -> usize {
+        match self {
+            Externals::None => 0,
+            Externals::One(_) => 1,
+            Externals::Many(all) => all.len(),
+        }
+    }
+
+    /// All but `ext`.
+    pub(super) fn without(&self, ext: &str) -> Externals {
+        Externals::of(self.iter().filter(|x| *x != ext))
+    }
+}
+
 /// A person's `n`th external id, as the external ids' table keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct ExtOf {
@@ -48,7 +106,7 @@ fn external(people: &[Person], e: ExtOf) -> Option<Name<'_>> {
     people
         .get(e.person.0 as usize)
         .and_then(|p| p.external_ids.get(e.n as usize))
-        .map(|x| Name::Given(x))
+        .map(Name::Given)
 }
 
 impl Registry {
@@ -95,7 +153,7 @@ impl Registry {
             if let Some(found) = own_id(people, k).and_then(|_| self.by_own_id(people, &p.id)) {
                 out.push(format!("id {} {found:?}", p.id));
             }
-            for x in &p.external_ids {
+            for x in p.external_ids.iter() {
                 out.push(format!("ext {x} {:?}", self.by_external(people, x)));
             }
         }
