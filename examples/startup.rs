@@ -12,7 +12,9 @@
 //! `startup: in_horizon=N beyond=M borrowers=B start_s=S rss_bytes=R rss_anon=A rss_file=F`:
 //! S is the time from starting the server to its health service answering
 //! SERVING; R, A and F are VmRSS, RssAnon and RssFile of this process
-//! (`/proc/self/status`, in bytes) at that moment. Memory beyond the
+//! (`/proc/self/status`, in bytes) at that moment. The line before it,
+//! `start peak: peak_rss_bytes=P`, is the most the process held on the
+//! way (VmHWM): the start runs in a process of its own. Memory beyond the
 //! horizon is R at M = 20 M less R at M = 0, with N and B the same.
 //! Counts take `k` and `M` suffixes and `_` separators.
 //!
@@ -1018,6 +1020,9 @@ fn measure(args: &Args, marker: &Marker) {
                 args.dir.join("api-key").display()
             );
         }
+        // What the start held at most on the way (a start stages people's
+        // lists before it gives them out), on a line before the last.
+        println!("start peak: peak_rss_bytes={}", status_bytes("VmHWM"));
         println!(
             "startup: in_horizon={} beyond={} borrowers={} start_s={start_s:.3} rss_bytes={rss_bytes} rss_anon={rss_anon} rss_file={rss_file}",
             args.in_horizon, args.beyond, args.borrowers
