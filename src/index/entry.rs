@@ -173,8 +173,17 @@ impl Index {
         loans: &[&str],
     ) -> Entry {
         let previous = previous.and_then(|prev| self.find_interaction(prev).ok().flatten());
-        let keys: Vec<NameKey> = loans.iter().map(|l| self.names.intern(l)).collect();
-        let loans = self.loans_of(keys);
+        // One loan, the most common, needs no list.
+        let loans = match loans {
+            [one] => match self.names.intern(one) {
+                key if key.0 < LOAN_SET => Loans(key),
+                key => self.loans_of(vec![key]),
+            },
+            _ => {
+                let keys: Vec<NameKey> = loans.iter().map(|l| self.names.intern(l)).collect();
+                self.loans_of(keys)
+            }
+        };
         let Facts {
             at,
             channel,
@@ -214,17 +223,26 @@ impl Index {
             [one] if one.0 < LOAN_SET => return Loans(*one),
             _ => {}
         }
-        let keys = keys.into_boxed_slice();
-        if let Some(n) = self.loan_set_numbers.get(&keys) {
+        use std::hash::BuildHasher;
+        let (sets, numbers) = (&self.loan_sets, &mut self.loan_set_numbers);
+        let state = numbers.state.clone();
+        let set_of = |n: &u32| sets.get((*n as usize).wrapping_sub(1)).map(|s| &**s);
+        let hash = state.hash_one(keys.as_slice());
+        if let Some(n) = numbers
+            .table
+            .find(hash, |n| set_of(n) == Some(keys.as_slice()))
+        {
             return Loans(NameKey(LOAN_SET | n));
         }
         // INVARIANT: fewer than 2^31 sets fit in memory; saturating keeps
         // it panic-free regardless (a set past it reads as the last).
-        let n = u32::try_from(self.loan_sets.len() + 1)
+        let n = u32::try_from(sets.len() + 1)
             .unwrap_or(u32::MAX)
             .min(LOAN_SET - 1);
-        self.loan_sets.push(keys.clone());
-        self.loan_set_numbers.insert(keys, n);
+        numbers
+            .table
+            .insert_unique(hash, n, |n| set_of(n).map_or(0, |s| state.hash_one(s)));
+        self.loan_sets.push(keys.into_boxed_slice());
         Loans(NameKey(LOAN_SET | n))
     }
 
@@ -286,6 +304,21 @@ mod size {
             "kept once"
         );
         assert_eq!(index.loan_sets.len(), 1);
+        // Many sets, the table grown past its first room: each is found
+        // again under its own number, and read back as it was.
+        let many: Vec<Loans> = (0..500u32)
+            .map(|i| index.loans_of(vec![NameKey(i), NameKey(i + 1), NameKey(7)]))
+            .collect();
+        assert_eq!(index.loan_sets.len(), 501);
+        for (i, loans) in (0..500u32).zip(&many) {
+            let again = index.loans_of(vec![NameKey(i), NameKey(i + 1), NameKey(7)]);
+            assert_eq!(again, *loans);
+            assert_eq!(
+                index.loans(loans),
+                &[NameKey(i), NameKey(i + 1), NameKey(7)]
+            );
+        }
+        assert_eq!(index.loan_sets.len(), 501);
         let far = index.loans_of(vec![NameKey(LOAN_SET + 3)]);
         assert_eq!(
             index.loans(&far),

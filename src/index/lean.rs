@@ -128,7 +128,7 @@ mod tests {
         writeln!(out, "{:?}", index.people).unwrap();
         writeln!(out, "{:?}", index.registry.dump(&index.people)).unwrap();
         writeln!(out, "{:?}", sorted(index.restriction_ids.iter())).unwrap();
-        writeln!(out, "{:?}", sorted(index.loan_set_numbers.iter())).unwrap();
+        writeln!(out, "{:?}", sorted(index.loan_set_numbers.table.iter())).unwrap();
         writeln!(out, "{:?}", sorted(index.media_files.iter())).unwrap();
         writeln!(out, "{:?}", sorted(index.whole.iter())).unwrap();
         writeln!(out, "{:?}", sorted(index.given_ids.iter())).unwrap();

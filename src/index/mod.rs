@@ -409,8 +409,9 @@ pub struct Index {
     /// The sets of loans entries name that are not one loan, each once
     /// (see [`Loans`]): set `n` is at `n - 1` (set 0 is none).
     loan_sets: Vec<Box<[NameKey]>>,
-    /// Each set's number.
-    loan_set_numbers: HashMap<Box<[NameKey]>, u32>,
+    /// Each set's number, found through the set in `loan_sets` (held
+    /// once, as names are in [`Names`]).
+    loan_set_numbers: LoanSetNumbers,
     /// Storage key of stored audio → the interaction holding it, so that
     /// the media sweep need not walk every record.
     media_files: HashMap<String, InteractionKey>,
@@ -451,6 +452,13 @@ pub struct Index {
     /// What a start has restored and not yet given to its people
     /// ([`Index::begin_start`]).
     staged: Option<staged::Staged>,
+}
+
+/// The table that finds a set of loans' number (see `Index::loan_sets`).
+#[derive(Debug, Default)]
+struct LoanSetNumbers {
+    table: hashbrown::HashTable<u32>,
+    state: foldhash::fast::RandomState,
 }
 
 /// One problem as `Invalid`, several as `Problems`.
