@@ -173,15 +173,15 @@ impl Index {
         loans: &[&str],
     ) -> Entry {
         let previous = previous.and_then(|prev| self.find_interaction(prev).ok().flatten());
-        // One loan, the most common, needs no list.
+        // One loan, the most common, needs no list of keys.
         let loans = match loans {
-            [one] => match self.names.intern(one) {
-                key if key.0 < LOAN_SET => Loans(key),
-                key => self.loans_of(vec![key]),
-            },
+            [one] => {
+                let key = self.names.intern(one);
+                self.loans_of(&[key])
+            }
             _ => {
                 let keys: Vec<NameKey> = loans.iter().map(|l| self.names.intern(l)).collect();
-                self.loans_of(keys)
+                self.loans_of(&keys)
             }
         };
         let Facts {
@@ -217,8 +217,8 @@ impl Index {
 
     /// The [`Loans`] of these loan keys: the one key, or the number of
     /// the set (kept once).
-    fn loans_of(&mut self, keys: Vec<NameKey>) -> Loans {
-        match keys.as_slice() {
+    fn loans_of(&mut self, keys: &[NameKey]) -> Loans {
+        match keys {
             [] => return Loans::NONE,
             [one] if one.0 < LOAN_SET => return Loans(*one),
             _ => {}
@@ -227,11 +227,8 @@ impl Index {
         let (sets, numbers) = (&self.loan_sets, &mut self.loan_set_numbers);
         let state = numbers.state.clone();
         let set_of = |n: &u32| sets.get((*n as usize).wrapping_sub(1)).map(|s| &**s);
-        let hash = state.hash_one(keys.as_slice());
-        if let Some(n) = numbers
-            .table
-            .find(hash, |n| set_of(n) == Some(keys.as_slice()))
-        {
+        let hash = state.hash_one(keys);
+        if let Some(n) = numbers.table.find(hash, |n| set_of(n) == Some(keys)) {
             return Loans(NameKey(LOAN_SET | n));
         }
         // INVARIANT: fewer than 2^31 sets fit in memory; saturating keeps
@@ -242,7 +239,7 @@ impl Index {
         numbers
             .table
             .insert_unique(hash, n, |n| set_of(n).map_or(0, |s| state.hash_one(s)));
-        self.loan_sets.push(keys.into_boxed_slice());
+        self.loan_sets.push(keys.into());
         Loans(NameKey(LOAN_SET | n))
     }
 
@@ -290,28 +287,24 @@ mod size {
         assert_eq!(std::mem::size_of::<Option<InteractionKey>>(), 4);
         assert_eq!(std::mem::size_of::<Entry>(), 40);
         let mut index = Index::default();
-        let one = index.loans_of(vec![NameKey(7)]);
+        let one = index.loans_of(&[NameKey(7)]);
         assert_eq!(one, Loans(NameKey(7)));
         assert_eq!(index.loans(&one), &[NameKey(7)]);
-        let none = index.loans_of(Vec::new());
+        let none = index.loans_of(&[]);
         assert!(index.loans(&none).is_empty());
         assert!(index.loans(&Loans::default()).is_empty());
-        let two = index.loans_of(vec![NameKey(1), NameKey(2)]);
+        let two = index.loans_of(&[NameKey(1), NameKey(2)]);
         assert_eq!(index.loans(&two), &[NameKey(1), NameKey(2)]);
-        assert_eq!(
-            index.loans_of(vec![NameKey(1), NameKey(2)]),
-            two,
-            "kept once"
-        );
+        assert_eq!(index.loans_of(&[NameKey(1), NameKey(2)]), two, "kept once");
         assert_eq!(index.loan_sets.len(), 1);
         // Many sets, the table grown past its first room: each is found
         // again under its own number, and read back as it was.
         let many: Vec<Loans> = (0..500u32)
-            .map(|i| index.loans_of(vec![NameKey(i), NameKey(i + 1), NameKey(7)]))
+            .map(|i| index.loans_of(&[NameKey(i), NameKey(i + 1), NameKey(7)]))
             .collect();
         assert_eq!(index.loan_sets.len(), 501);
         for (i, loans) in (0..500u32).zip(&many) {
-            let again = index.loans_of(vec![NameKey(i), NameKey(i + 1), NameKey(7)]);
+            let again = index.loans_of(&[NameKey(i), NameKey(i + 1), NameKey(7)]);
             assert_eq!(again, *loans);
             assert_eq!(
                 index.loans(loans),
@@ -319,7 +312,7 @@ mod size {
             );
         }
         assert_eq!(index.loan_sets.len(), 501);
-        let far = index.loans_of(vec![NameKey(LOAN_SET + 3)]);
+        let far = index.loans_of(&[NameKey(LOAN_SET + 3)]);
         assert_eq!(
             index.loans(&far),
             &[NameKey(LOAN_SET + 3)],

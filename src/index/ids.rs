@@ -149,20 +149,6 @@ impl Index {
         if generated_number(prefix, id) != Some(counter + 1) {
             return;
         }
-        *self.counter(prefix) = counter + 1;
-        // A start restores interactions in creation order: the next id is
-        // never there yet, and looking for it once each (ten million
-        // lookups at ten million) is left to the end of the start
-        // ([`Index::finish_start`]), which finds the same counter.
-        if prefix == "IT" && self.staged.is_some() {
-            return;
-        }
-        self.settle_counter(prefix);
-    }
-
-    /// Moves the counter of `prefix` past every generated id after it that
-    /// is already stored (see [`Index::advance_counter`]).
-    pub(super) fn settle_counter(&mut self, prefix: &str) {
         // Asked once for every id a start restores: written on the stack,
         // not allocated.
         let taken = |index: &Index, n: u64| {
@@ -174,7 +160,7 @@ impl Index {
                 _ => index.key_of_id(id).is_some(),
             }
         };
-        let mut n = self.counter_of(prefix);
+        let mut n = counter + 1;
         while taken(self, n + 1) {
             n += 1;
         }

@@ -257,47 +257,36 @@ impl Index {
         // A name this person now holds leaves whoever held it before (a
         // link that emptied another person), so it names one history only.
         for a in std::iter::once(id).chain(aliases.iter().map(String::as_str)) {
-            let Some(old) = self
-                .registry
-                .by_id(&self.people, a)
-                .filter(|old| *old != key)
-            else {
+            let held = self.registry.by_id(&self.people, a);
+            let Some(old) = held.filter(|old| *old != key) else {
                 continue;
             };
-            self.unfile_person(old);
-            let p = &mut self.people[old.0 as usize];
-            let emptied = *p.id == *a;
-            if emptied {
-                p.id = Box::default();
-            }
-            if let Some(more) = p.more.as_mut() {
-                more.aliases.retain(|x| x != a);
-            }
-            self.file_person(old);
+            let emptied = self.rename_person(old, |p| {
+                let emptied = *p.id == *a;
+                if emptied {
+                    p.id = Box::default();
+                }
+                if let Some(more) = p.more.as_mut() {
+                    more.aliases.retain(|x| x != a);
+                }
+                emptied
+            });
             if emptied {
                 self.move_restrictions(old, key);
             }
         }
         for e in external_ids {
-            let Some(old) = self
-                .registry
-                .by_external(&self.people, e)
-                .filter(|old| *old != key)
-            else {
-                continue;
-            };
-            self.unfile_person(old);
-            let p = &mut self.people[old.0 as usize];
-            p.external_ids = p.external_ids.without(e);
-            self.file_person(old);
+            let held = self.registry.by_external(&self.people, e);
+            if let Some(old) = held.filter(|old| *old != key) {
+                self.rename_person(old, |p| p.external_ids = p.external_ids.without(e));
+            }
         }
-        self.unfile_person(key);
-        let person = &mut self.people[key.0 as usize];
-        if !aliases.is_empty() || person.more.is_some() {
-            person.more_mut().aliases = aliases.to_vec();
-        }
-        person.external_ids = registry::Externals::of(external_ids.iter().map(String::as_str));
-        self.file_person(key);
+        self.rename_person(key, |person| {
+            if !aliases.is_empty() || person.more.is_some() {
+                person.more_mut().aliases = aliases.to_vec();
+            }
+            person.external_ids = registry::Externals::of(external_ids.iter().map(String::as_str));
+        });
         self.advance_counter("BO", id);
         key
     }

@@ -9,9 +9,10 @@
 //! interactions a borrower.
 //!
 //! Aliases are rare (a link that joined two names), so they keep a map of
-//! their own. A person's names are filed and unfiled together
-//! ([`Index::file_person`], [`Index::unfile_person`]) around any change
-//! to them, so that no table ever finds a name its person no longer has.
+//! their own. A person's names change only through
+//! [`Index::rename_person`], which takes them all out of the tables and
+//! files them again, so that no table ever finds a name its person no
+//! longer has.
 
 use super::slots::{Name, Names};
 use super::{HashMap, Index, Person, PersonKey};
@@ -165,9 +166,34 @@ impl Registry {
     }
 }
 
+/// The table entries of person `p`'s (key `k`) external ids.
+fn externals_of(k: PersonKey, p: &Person) -> impl Iterator<Item = ExtOf> {
+    (0..p.external_ids.len()).map(move |n| ExtOf {
+        person: k,
+        n: u32::try_from(n).unwrap_or(u32::MAX),
+    })
+}
+
 impl Index {
+    /// Changes person `k`'s names with `change`, taking every name the
+    /// person had out of the tables first and filing every name it has
+    /// after: no table then finds a name the person no longer has.
+    pub(super) fn rename_person<R>(
+        &mut self,
+        k: PersonKey,
+        change: impl FnOnce(&mut Person) -> R,
+    ) -> R {
+        self.unfile_person(k);
+        let out = match self.people.get_mut(k.0 as usize) {
+            Some(p) => change(p),
+            None => change(&mut Person::default()),
+        };
+        self.file_person(k);
+        out
+    }
+
     /// Files every name person `k` has in the tables.
-    pub(super) fn file_person(&mut self, k: PersonKey) {
+    fn file_person(&mut self, k: PersonKey) {
         let (people, reg) = (&self.people, &mut self.registry);
         let Some(p) = people.get(k.0 as usize) else {
             return;
@@ -178,20 +204,15 @@ impl Index {
         for a in &p.more().aliases {
             reg.aliases.insert(a.as_str().into(), k);
         }
-        for n in 0..p.external_ids.len() {
-            let e = ExtOf {
-                person: k,
-                n: u32::try_from(n).unwrap_or(u32::MAX),
-            };
+        for e in externals_of(k, p) {
             if let Some(name) = external(people, e) {
                 reg.external.insert(name, e, |e| external(people, e));
             }
         }
     }
 
-    /// Takes every name person `k` has out of the tables (before they
-    /// change).
-    pub(super) fn unfile_person(&mut self, k: PersonKey) {
+    /// Takes every name person `k` has out of the tables.
+    fn unfile_person(&mut self, k: PersonKey) {
         let (people, reg) = (&self.people, &mut self.registry);
         let Some(p) = people.get(k.0 as usize) else {
             return;
@@ -204,11 +225,7 @@ impl Index {
                 reg.aliases.remove(a.as_str());
             }
         }
-        for n in 0..p.external_ids.len() {
-            let e = ExtOf {
-                person: k,
-                n: u32::try_from(n).unwrap_or(u32::MAX),
-            };
+        for e in externals_of(k, p) {
             if let Some(name) = external(people, e) {
                 reg.external.remove(name, e);
             }

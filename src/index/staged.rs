@@ -45,8 +45,6 @@ impl Index {
     pub fn finish_start(&mut self) {
         self.give_staged();
         self.staged = None;
-        // The lookups of the next interaction id the start left to now.
-        self.settle_counter("IT");
     }
 
     /// Adds `entry` to person `p`'s counting entries, or stages it.
