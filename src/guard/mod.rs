@@ -14,7 +14,9 @@
 //! One file per family of operations: [`check`](Guard::check),
 //! interactions, media, conversations, people and reservations,
 //! restrictions, with `access` deciding what a caller may see and
-//! `recovery` opening a data directory. Nothing here knows about gRPC:
+//! `recovery` opening a data directory (and `lean_read`, which reads the
+//! counting fields of a stored interaction in place, its bytes never
+//! decoded whole, at a start). Nothing here knows about gRPC:
 //! the API layer translates requests into these calls and [`GuardError`]
 //! into statuses, and logs decisions and metrics.
 
@@ -24,6 +26,7 @@ pub mod cluster;
 mod convos;
 mod horizon;
 mod interactions;
+mod lean_read;
 mod media;
 mod people;
 mod recovery;

@@ -15,7 +15,6 @@ use crate::index::{IndexConfig, Lean, LeanNames, LetGo};
 use crate::journal::{self as jn, Durability, Journal, JournalError, Layout, Position, Recovered};
 use crate::ledger::Ledger;
 use crate::ledger::changes;
-use crate::pb::journal::{Record, record::Op};
 use crate::store::{Loaded, Reader, Span, Store, Texts};
 
 impl Guard {
@@ -470,7 +469,7 @@ pub(super) fn load_store(
     ledger
         .index
         .begin_start(usize::try_from(in_full).unwrap_or(0));
-    let prepare = |record: Record, texts: &mut Texts| lean_row(record, let_go?, texts);
+    let prepare = |bytes: &[u8], texts: &mut Texts| lean_row(bytes, let_go?, texts);
     let records = match from {
         Some(_) => store.load(cutoff, prepare, |loaded| {
             match loaded {
@@ -494,12 +493,25 @@ pub(super) fn load_store(
                     texts,
                 } => {
                     ledger.index.set_next_seq(seq);
-                    let loans: Vec<&str> = texts.run(prepared.loans, prepared.loan_count).collect();
+                    // One loan, the most common, needs no list.
+                    let one;
+                    let many: Vec<&str>;
+                    let loans: &[&str] = match prepared.loan_count {
+                        0 => &[],
+                        1 => {
+                            one = texts.get(prepared.loans);
+                            std::slice::from_ref(&one)
+                        }
+                        n => {
+                            many = texts.run(prepared.loans, n).collect();
+                            &many
+                        }
+                    };
                     let names = LeanNames {
                         person_id: texts.get(prepared.person_id),
                         id: texts.get(prepared.id),
                         previous: prepared.previous.map(|p| texts.get(p)),
-                        loans: &loans,
+                        loans,
                     };
                     ledger
                         .index
@@ -539,20 +551,18 @@ struct LeanRow {
     loan_count: usize,
 }
 
-/// [`LeanRow`] of a store's record, on the thread that reads the store:
-/// `None` for anything but one interaction whose full record `let_go`
-/// lets go (or one that does not convert: the caller's thread applies
-/// it whole, and meets the same error).
-fn lean_row(record: Record, let_go: LetGo, texts: &mut Texts) -> Option<LeanRow> {
-    let Some(Op::Interaction(i)) = record.op else {
-        return None;
-    };
-    let r = crate::wire::interaction_from(i).ok()?;
-    let lean = Lean::of(&r, let_go)?;
-    let person_id = texts.push(&r.person_id);
-    let id = texts.push(&r.id);
-    let previous = r.previous_interaction_id.as_deref().map(|p| texts.push(p));
-    let loans = r.loans();
+/// [`LeanRow`] of a store's record, read in place from its bytes on the
+/// thread that reads the store (`lean_read`): `None` for anything but one
+/// interaction whose full record `let_go` lets go, or one that reading
+/// in place does not take (the caller's thread decodes it whole, and
+/// meets any error the record holds).
+fn lean_row(bytes: &[u8], let_go: LetGo, texts: &mut Texts) -> Option<LeanRow> {
+    let f = super::lean_read::fields(bytes)?;
+    let lean = f.lean(let_go)?;
+    let person_id = texts.push(f.person_id);
+    let id = texts.push(f.id);
+    let previous = f.previous_interaction_id.map(|p| texts.push(p));
+    let loans = f.loans();
     // The first loan's place, or where one would be.
     let mut first = None;
     for l in &loans {

@@ -124,6 +124,14 @@ impl Facts {
     /// The facts of a record: its [`Entry`]'s fields that need nothing
     /// but the record.
     pub fn of(record: &Interaction) -> Facts {
+        let value = record.contact.as_ref().and_then(|c| c.value.as_deref());
+        Facts::of_with_value(record, value)
+    }
+
+    /// [`Facts::of`], the contact's value given apart (`record`'s own is
+    /// not read): a start reads it from the stored bytes without copying
+    /// it into a record ([`super::Lean::of_parts`]).
+    pub(super) fn of_with_value(record: &Interaction, value: Option<&str>) -> Facts {
         Facts {
             at: record.occurs_at().timestamp(),
             channel: record.channel,
@@ -133,11 +141,7 @@ impl Facts {
             details: record.status_details,
             outcome: record.agent_outcome,
             contact: record.contact_kind(),
-            contact_value: record
-                .contact
-                .as_ref()
-                .and_then(|c| c.value.as_deref())
-                .map(contact_hash),
+            contact_value: value.map(contact_hash),
             subject: record.subject,
             transactional: record.is_transactional,
         }

@@ -34,18 +34,22 @@ impl IdBuf {
 /// The number of an id exactly as [`generated_id`] writes it, or `None`
 /// for any other id.
 pub(super) fn generated_number(prefix: &str, id: &str) -> Option<u64> {
-    let rest = id.strip_prefix(prefix)?.strip_prefix('-')?;
-    let (hi, lo) = rest.split_once('-')?;
-    if hi.len() != 4 || lo.len() != 8 {
+    // `PP-XXXX-XXXXXXXX`, upper-case hex: read byte by byte (asked once
+    // for every id a start restores).
+    let rest = id.strip_prefix(prefix)?.as_bytes();
+    if rest.len() != 14 || rest[0] != b'-' || rest[5] != b'-' {
         return None;
     }
-    let hex = |t: &str| {
-        t.bytes()
-            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
-            .then(|| u64::from_str_radix(t, 16).ok())
-            .flatten()
-    };
-    Some((hex(hi)? << 32) | hex(lo)?)
+    let mut n = 0u64;
+    for &b in rest[1..5].iter().chain(&rest[6..]) {
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => return None,
+        };
+        n = (n << 4) | u64::from(digit);
+    }
+    Some(n)
 }
 
 /// The first generated id after the counter `n` that `taken` does not
@@ -143,12 +147,34 @@ impl Index {
     ///
     /// `id` is the id just stored: the counter moves only when it is the
     /// next generated id, so storing any other id costs a parse, not a
-    /// lookup.
+    /// lookup. While a start stages ([`Index::begin_start`]), an `IT` id
+    /// is only noted, and the counter moves once at its end.
     pub(super) fn advance_counter(&mut self, prefix: &str, id: &str) {
+        if prefix == "IT" && self.note_staged_id(generated_number(prefix, id)) {
+            return;
+        }
         let counter = self.counter_of(prefix);
         if generated_number(prefix, id) != Some(counter + 1) {
             return;
         }
+        self.walk_counter(prefix, counter);
+    }
+
+    /// Moves the interaction counter to `run_end` (where a start's run of
+    /// stored ids ends, [`super::staged::IdRun`]) and on over every taken
+    /// id after it, unless it already stands further.
+    pub(super) fn settle_counter(&mut self, run_end: u64) {
+        let mut buf = IdBuf::default();
+        let mut n = run_end;
+        while self.key_of_id(buf.write("IT", n + 1)).is_some() {
+            n += 1;
+        }
+        self.next_interaction = self.next_interaction.max(n);
+    }
+
+    /// Moves the counter of `prefix`, now `counter` with `counter + 1`
+    /// just stored, over every taken id from there.
+    fn walk_counter(&mut self, prefix: &str, counter: u64) {
         // Asked once for every id a start restores: written on the stack,
         // not allocated.
         let taken = |index: &Index, n: u64| {
@@ -170,7 +196,28 @@ impl Index {
 
 #[cfg(test)]
 mod tests {
-    use super::{IdBuf, generated_id};
+    use super::{IdBuf, generated_id, generated_number};
+
+    #[test]
+    fn a_generated_number_is_read_back_and_nothing_else_is_one() {
+        for n in [0, 1, 0xFFFF_FFFF, 1 << 32, (7 << 32) | 42, 0xFFFF_FFFF_FFFF] {
+            assert_eq!(generated_number("IT", &generated_id("IT", n)), Some(n));
+        }
+        for id in [
+            "IT-0000-0000000a",
+            "IT-0000-0000000G",
+            "IT-0000-000000001",
+            "IT-000-000000001",
+            "IT_0000-00000001",
+            "IT-0000_00000001",
+            "BO-0000-00000001",
+            "IT-0000-0000+001",
+            "IT-00001-0000000",
+            "",
+        ] {
+            assert_eq!(generated_number("IT", id), None, "{id}");
+        }
+    }
 
     #[test]
     fn an_id_written_on_the_stack_is_the_generated_one() {

@@ -45,10 +45,24 @@ impl Lean {
     /// record the store holds. `None`: it stays whole, and a start
     /// restores it whole ([`Index::restore_interaction`]).
     pub fn of(record: &Interaction, let_go: LetGo) -> Option<Lean> {
-        let facts = Facts::of(record);
+        let value = record.contact.as_ref().and_then(|c| c.value.as_deref());
+        Lean::of_parts(record, value, record.external_id.as_deref(), let_go)
+    }
+
+    /// [`Lean::of`] of a record whose contact value and `externalId` are
+    /// given apart (the record's own are not read): what a start makes of
+    /// a stored record read in place, its texts never copied into the
+    /// record (`guard::lean_read`).
+    pub fn of_parts(
+        record: &Interaction,
+        contact_value: Option<&str>,
+        external_id: Option<&str>,
+        let_go: LetGo,
+    ) -> Option<Lean> {
+        let facts = Facts::of_with_value(record, contact_value);
         super::disk::may_let_go(record, facts.at(), let_go).then(|| Lean {
             facts,
-            ext: record.external_id.as_deref().map(ExtHash::of),
+            ext: external_id.map(ExtHash::of),
         })
     }
 }

@@ -91,18 +91,18 @@ impl Store {
     /// both; the first one is returned. (Not inside a transaction the
     /// caller began on this connection: [`Store::for_each`] is.)
     ///
-    /// The reading thread also decodes each interaction's record and gives
-    /// it to `prepare`: what that returns is given as
-    /// [`Loaded::Prepared`] (the decoding and whatever `prepare` does done
-    /// on the other core), and `None` (or a record that does not decode)
-    /// as [`Loaded::Interaction`], decoded again by the caller's thread.
+    /// The reading thread also gives each interaction's record, its bytes
+    /// as stored, to `prepare`: what that returns is given as
+    /// [`Loaded::Prepared`] (whatever `prepare` does done on the other
+    /// core), and `None` as [`Loaded::Interaction`], decoded by the
+    /// caller's thread.
     /// `prepare` keeps what it allocates in the [`Texts`] it is given,
     /// which the caller's thread frees as one, so that what one thread
     /// allocates the other need not free piece by piece.
     pub fn load<P: Send>(
         &self,
         cutoff: Option<i64>,
-        prepare: impl Fn(Record, &mut Texts) -> Option<P> + Sync,
+        prepare: impl Fn(&[u8], &mut Texts) -> Option<P> + Sync,
         mut each: impl FnMut(Loaded<'_, P>) -> Result<(), JournalError>,
     ) -> Result<u64, JournalError> {
         let path = self.path.as_path();
@@ -247,7 +247,7 @@ enum Packed<P> {
 }
 
 impl<P> Batch<P> {
-    fn push(&mut self, row: Row<'_, P>, prepare: &impl Fn(Record, &mut Texts) -> Option<P>) {
+    fn push(&mut self, row: Row<'_, P>, prepare: &impl Fn(&[u8], &mut Texts) -> Option<P>) {
         let packed = match row {
             Row::Record(bytes) => {
                 self.bytes.extend_from_slice(bytes);
@@ -256,10 +256,7 @@ impl<P> Batch<P> {
                 }
             }
             Row::Interaction { seq, bytes } => {
-                let prepared = <Record as prost::Message>::decode(bytes)
-                    .ok()
-                    .and_then(|record| prepare(record, &mut self.texts));
-                if let Some(prepared) = prepared {
+                if let Some(prepared) = prepare(bytes, &mut self.texts) {
                     self.rows.push(Packed::Prepared { seq, prepared });
                     return;
                 }
