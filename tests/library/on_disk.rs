@@ -2592,3 +2592,58 @@ async fn a_listing_reads_only_the_rows_within_its_times_from_the_store() {
         [&made[2].id, &made[3].id, &made[4].id, &theirs.id].map(String::as_str)
     );
 }
+
+/// A start reads the horizon's records by ranges of their places in
+/// creation order. Old records created among recent ones (an import of
+/// old history after recent sends), one by one and in a run longer than
+/// a start reads past, stay on disk; the recent ones around them come back
+/// in creation order, and every record reads back as it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn old_records_created_among_recent_ones_stay_on_disk_after_a_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = open(dir.path(), u64::MAX);
+    let mut made = Vec::new();
+    let mut recent = Vec::new();
+    for i in 0..200u32 {
+        let old = i % 3 == 1 || (60..160).contains(&i);
+        let started = if old {
+            format!("2023-01-05T15:{:02}:{:02}Z", i / 60, i % 60)
+        } else {
+            format!("2024-03-{:02}T15:00:00Z", 1 + i % 15)
+        };
+        let r = create(&g, ANN, record("text", "outbound", "attempted", &started)).await;
+        if !old {
+            recent.push(r.id.clone());
+        }
+        made.push(r);
+    }
+    drop(g);
+
+    let g = open(dir.path(), 0);
+    let old = made.len() - recent.len();
+    assert_eq!((recent.len(), old), (66, 134));
+    assert_eq!((g.in_memory, g.on_disk), (66, 134));
+    for r in &made {
+        assert_eq!(g.get(None, &r.id, &caller()).unwrap(), *r, "{}", r.id);
+    }
+    drop(g);
+    // What the store gives a start: the recent ones, in creation order.
+    let store = Store::open_read_only(dir.path()).unwrap().unwrap();
+    let mut read = Vec::new();
+    store
+        .load(
+            Some(cutoff().timestamp()),
+            |_, _| None::<()>,
+            |l| {
+                if let Loaded::Interaction { record, .. } = l
+                    && let Some(compliance_guard::pb::journal::record::Op::Interaction(i)) =
+                        record.op
+                {
+                    read.push(i.id);
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+    assert_eq!(read, recent);
+}
