@@ -1,8 +1,9 @@
 //! Reading the store back at a start ([`Store::load`]): every record in
-//! the order recovery applies them. The rows are read and decoded on a
-//! thread of their own, on a connection of their own, while the caller
-//! applies what was read before: a start's two halves, SQLite and
-//! protobuf on one side and the index on the other, overlap on two cores.
+//! the order recovery applies them. The rows are read, and the
+//! interactions prepared, on a thread of their own, on a connection of
+//! their own, while the caller applies what was read before: a start's
+//! two halves, SQLite and the records' bytes on one side and the index on
+//! the other, overlap on two cores.
 
 use std::path::Path;
 use std::sync::mpsc;
