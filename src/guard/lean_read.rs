@@ -106,6 +106,11 @@ impl<'a> Wire<'a> {
         for i in 0..10 {
             let (&b, rest) = self.0.split_first()?;
             self.0 = rest;
+            // The tenth byte holds the last bit: more overflows (prost
+            // refuses it too).
+            if i == 9 && b > 1 {
+                return None;
+            }
             value |= u64::from(b & 0x7F) << (7 * i);
             if b < 0x80 {
                 return Some(value);
@@ -218,6 +223,13 @@ pub(super) fn fields(record: &[u8]) -> Option<LeanFields<'_>> {
             f.loan_ids.push(w.text()?);
             continue;
         }
+        if let Some(slot) = f.time_mut(t) {
+            if wire != LEN {
+                return None;
+            }
+            once(slot, w.bytes().and_then(time))?;
+            continue;
+        }
         match t {
             tag::ID => once(&mut id, text(&mut w, wire))?,
             tag::EXTERNAL_ID => once(&mut f.external_id, text(&mut w, wire))?,
@@ -240,37 +252,10 @@ pub(super) fn fields(record: &[u8]) -> Option<LeanFields<'_>> {
                 once(&mut f.is_transactional, w.varint().map(|v| v != 0))?;
             }
             tag::CONTACT if wire == LEN => once(&mut f.contact, w.bytes().and_then(contact))?,
-            tag::STARTED_AT
-            | tag::ENDED_AT
-            | tag::SCHEDULED_AT_FROM
-            | tag::SCHEDULED_AT_TO
-            | tag::CREATED_AT
-            | tag::UPDATED_AT
-            | tag::DELETED_AT
-                if wire == LEN =>
-            {
-                let slot = match t {
-                    tag::STARTED_AT => &mut f.started_at,
-                    tag::ENDED_AT => &mut f.ended_at,
-                    tag::SCHEDULED_AT_FROM => &mut f.scheduled_at_from,
-                    tag::SCHEDULED_AT_TO => &mut f.scheduled_at_to,
-                    tag::CREATED_AT => &mut f.created_at,
-                    tag::UPDATED_AT => &mut f.updated_at,
-                    _ => &mut f.deleted_at,
-                };
-                once(slot, w.bytes().and_then(time))?;
-            }
             // A record with media is never let go: decoded whole.
             tag::RECORDING | tag::VOICEMAIL => return None,
             // A field read above, with another wire type.
             tag::IS_TRANSACTIONAL | tag::CONTACT | tag::LOAN_IDS => return None,
-            tag::STARTED_AT
-            | tag::ENDED_AT
-            | tag::SCHEDULED_AT_FROM
-            | tag::SCHEDULED_AT_TO
-            | tag::CREATED_AT
-            | tag::UPDATED_AT
-            | tag::DELETED_AT => return None,
             _ => w.skip(wire)?,
         }
     }
@@ -283,6 +268,20 @@ pub(super) fn fields(record: &[u8]) -> Option<LeanFields<'_>> {
 }
 
 impl LeanFields<'_> {
+    /// The time field numbered `t`, if `t` numbers one.
+    fn time_mut(&mut self, t: u32) -> Option<&mut Option<Time>> {
+        Some(match t {
+            tag::STARTED_AT => &mut self.started_at,
+            tag::ENDED_AT => &mut self.ended_at,
+            tag::SCHEDULED_AT_FROM => &mut self.scheduled_at_from,
+            tag::SCHEDULED_AT_TO => &mut self.scheduled_at_to,
+            tag::CREATED_AT => &mut self.created_at,
+            tag::UPDATED_AT => &mut self.updated_at,
+            tag::DELETED_AT => &mut self.deleted_at,
+            _ => return None,
+        })
+    }
+
     /// The record these fields make, every other field empty: typed as
     /// [`crate::wire::interaction_from`] types them, `None` where it
     /// would refuse. Its texts (ids, loans, the contact's value) stay
@@ -545,6 +544,15 @@ mod tests {
         doubled.extend_from_slice(&[0x0A, 1, b'X']);
         let mut record = vec![0x0A, u8::try_from(doubled.len()).unwrap()];
         record.extend_from_slice(&doubled);
+        assert_eq!(fields(&record), None);
+        // A varint past 64 bits (`isTransactional`, field 18).
+        let mut overflowing = inner.clone();
+        overflowing.extend_from_slice(&[0x90, 0x01]);
+        overflowing.extend_from_slice(&[0xFF; 9]);
+        overflowing.push(0x02);
+        let mut record = vec![0x0A, u8::try_from(overflowing.len()).unwrap()];
+        record.extend_from_slice(&overflowing);
+        assert!(<Record as prost::Message>::decode(record.as_slice()).is_err());
         assert_eq!(fields(&record), None);
         // Another operation.
         let person = prost::Message::encode_to_vec(&Record {
