@@ -12,7 +12,9 @@
 //! Anything this reading does not expect gives `None`, and the caller
 //! decodes the record whole as before: another operation than an
 //! interaction, a field it reads given twice (protobuf merges those), a
-//! wire type that does not match, a group, bytes that end early, a text
+//! field it reads (or one inside it: a time's seconds, a contact's kind)
+//! in a wire type that does not match, a key past 32 bits, a varint past
+//! 64, a group, bytes that end early, a text
 //! that is not UTF-8, a recording or a voicemail (such a record is never
 //! let go), and any value the typed parsers refuse. The fields it passes
 //! over are not checked: a stored record whose other fields are damaged
@@ -121,7 +123,8 @@ impl<'a> Wire<'a> {
 
     /// The next field's number and wire type; `None` at the end too.
     fn key(&mut self) -> Option<(u32, u8)> {
-        let key = self.varint()?;
+        // A key is 32 bits at most (prost refuses a longer one).
+        let key = self.varint().filter(|k| *k <= u64::from(u32::MAX))?;
         let tag = u32::try_from(key >> 3).ok().filter(|t| *t > 0)?;
         Some((tag, (key & 7) as u8))
     }
@@ -179,6 +182,8 @@ fn time(bytes: &[u8]) -> Option<Time> {
             // as its 64-bit two's complement.
             (1, VARINT) => once(&mut seconds, w.varint().map(|v| v as i64))?,
             (2, VARINT) => once(&mut nanos, w.varint().map(|v| v as i32))?,
+            // Either in another wire type: prost refuses it.
+            (1 | 2, _) => return None,
             (_, wire) => w.skip(wire)?,
         }
     }
@@ -195,6 +200,7 @@ fn contact(bytes: &[u8]) -> Option<(&str, &str)> {
         match w.key()? {
             (1, LEN) => once(&mut kind, w.text())?,
             (2, LEN) => once(&mut value, w.text())?,
+            (1 | 2, _) => return None,
             (_, wire) => w.skip(wire)?,
         }
     }
@@ -554,6 +560,28 @@ mod tests {
         record.extend_from_slice(&overflowing);
         assert!(<Record as prost::Message>::decode(record.as_slice()).is_err());
         assert_eq!(fields(&record), None);
+        // Inside a field it reads, a field in another wire type (a
+        // `startedAt` whose seconds are given as bytes; a contact's kind
+        // as a number), and a key past 32 bits: prost refuses each.
+        let wrapped = |extra: &[u8]| {
+            let mut inner = inner.clone();
+            inner.extend_from_slice(extra);
+            let mut record = vec![0x0A, u8::try_from(inner.len()).unwrap()];
+            record.extend_from_slice(&inner);
+            record
+        };
+        for extra in [
+            &[0x62, 0x03, 0x0A, 0x01, 0x07][..],
+            &[0xC2, 0x01, 0x02, 0x08, 0x01][..],
+            &[0x80, 0x80, 0x80, 0x80, 0x10, 0x00][..],
+        ] {
+            let record = wrapped(extra);
+            assert!(
+                <Record as prost::Message>::decode(record.as_slice()).is_err(),
+                "{extra:?}"
+            );
+            assert_eq!(fields(&record), None, "{extra:?}");
+        }
         // Another operation.
         let person = prost::Message::encode_to_vec(&Record {
             op: Some(Op::ReservationClosed("R-1".into())),
