@@ -384,7 +384,6 @@ impl LeanFields<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AgentOutcome, Channel, Direction, Status, StatusDetails, Subject, Theme};
     use crate::pb::complianceguard::v1 as pb;
     use crate::pb::journal::{Record, record::Op};
     use proptest::prelude::*;

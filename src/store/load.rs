@@ -365,7 +365,7 @@ fn read_in_order<P>(
                 path,
                 "SELECT seq, record FROM interactions ORDER BY seq",
                 &[],
-                |seq, bytes| row_read(seq, bytes).map(|()| true),
+                |seq, row| row_read(seq, record_of(row, path)?).map(|()| true),
             )?,
             Some(c) => read_in_full(conn, path, c, &mut row_read)?,
         }
@@ -431,26 +431,35 @@ fn read_in_order<P>(
     read(&kind(Kind::Answer, "first_seq"), &mut each)?;
     Ok(n.get())
 }
-/// Runs `sql` with `params` and gives each row's `seq` and `record` (its
-/// first two columns) to `each` until the rows end or `each` says `false`.
+/// Runs `sql` with `params` and gives each row's `seq` (its first column)
+/// and the row to `each`, until the rows end or `each` says `false`; the
+/// row's `record` (its second column, [`record_of`]) is read only if
+/// `each` asks for it, so that a row passed over never has its record's
+/// overflow pages read.
 fn read_rows(
     conn: &Connection,
     path: &Path,
     sql: &str,
     params: &[&dyn rusqlite::ToSql],
-    mut each: impl FnMut(i64, &[u8]) -> Result<bool, JournalError>,
+    mut each: impl FnMut(i64, &rusqlite::Row<'_>) -> Result<bool, JournalError>,
 ) -> Result<(), JournalError> {
     let mut stmt = conn.prepare_cached(sql).map_err(sqlite("reading", path))?;
     let mut rows = stmt.query(params).map_err(sqlite("reading", path))?;
     while let Some(row) = rows.next().map_err(sqlite("reading", path))? {
-        let get = |e| sqlite("reading", path)(e);
-        let seq = row.get::<_, i64>(0).map_err(get)?;
-        let bytes = row.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(get)?;
-        if !each(seq, bytes)? {
+        let seq = row.get::<_, i64>(0).map_err(sqlite("reading", path))?;
+        if !each(seq, row)? {
             break;
         }
     }
     Ok(())
+}
+
+/// The `record` of a row [`read_rows`] gives.
+fn record_of<'r>(row: &'r rusqlite::Row<'_>, path: &Path) -> Result<&'r [u8], JournalError> {
+    Ok(row
+        .get_ref(1)
+        .and_then(|v| Ok(v.as_blob()?))
+        .map_err(sqlite("reading", path))?)
 }
 
 /// Rows of `interactions` between two places in creation order that are
@@ -511,10 +520,10 @@ fn read_in_full(
             path,
             "SELECT seq, record FROM interactions WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
             &[&first, &last],
-            |seq, bytes| {
+            |seq, row| {
                 while next.next_if(|&w| w < seq).is_some() {}
                 if next.next_if_eq(&seq).is_some() {
-                    each(seq, bytes)?;
+                    each(seq, record_of(row, path)?)?;
                 }
                 Ok(next.peek().is_some())
             },
