@@ -95,9 +95,15 @@
 //! cargo run --release --example startup -- --in-horizon 1M --beyond 0 --borrowers 100k /tmp/s  # after kill -9
 //! ```
 //!
-//! Each run says how the previous one on DIR ended. (Both starts do the
-//! same: read the store, then the journal after its position; the journal
-//! is empty here, since a start writes nothing to it.)
+//! Each run says how the previous one on DIR ended, and whether an index
+//! checkpoint is there (`index checkpoint: N bytes`). A clean stop writes
+//! one (the stop's time and the file's size are on stderr, `stop:
+//! stop_s=S checkpoint_bytes=C`), and the next start reads memory from it
+//! instead of rebuilding it from the store; after `kill -9` there is none,
+//! and the start rebuilds. Either start then reads the journal after the
+//! store's position (empty here: a start writes nothing to it). The first
+//! run on a history it just wrote rebuilds too: delete
+//! `DIR/index.checkpoint` to measure a rebuild again.
 //!
 //! With `--serve` the server keeps serving after the last line until
 //! Ctrl-C, for `examples/loadgen.rs` on the same history (its key is
@@ -1009,6 +1015,13 @@ fn measure(args: &Args, marker: &Marker) {
     // Until this run stops cleanly (or kills itself on purpose), the next
     // one must not take its end for a clean stop.
     mark_stop(&args.dir, "unclean (the run did not finish)");
+    // The index checkpoint a clean stop left: the start reads memory from
+    // it when it is of the store as it is (`RUST_LOG=info` shows which).
+    let checkpoint = args.dir.join("index.checkpoint");
+    match std::fs::metadata(&checkpoint) {
+        Ok(m) => println!("index checkpoint: {} bytes", m.len()),
+        Err(_) => println!("index checkpoint: none (memory is rebuilt from the store)"),
+    }
     runtime().block_on(async {
         let started = start(args).await;
         let start_s = started.start_s;
@@ -1039,7 +1052,15 @@ fn measure(args: &Args, marker: &Marker) {
         if args.serve {
             let _ = tokio::signal::ctrl_c().await;
         }
+        // The clean stop, on stderr (after the last line): how long it
+        // took, the index checkpoint's writing included, and its size.
+        let stopping = std::time::Instant::now();
         stop(started).await;
+        eprintln!(
+            "stop: stop_s={:.3} checkpoint_bytes={}",
+            stopping.elapsed().as_secs_f64(),
+            std::fs::metadata(&checkpoint).map_or(0, |m| m.len())
+        );
     });
     mark_stop(&args.dir, "clean stop");
 }

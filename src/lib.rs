@@ -32,7 +32,8 @@
 //!   rules bind where ([`rules::listing`]).
 //! - [`index`]: the per-borrower counting index, the person registry
 //!   (aliases) and the debt registry; every write is planned (`plan_*`)
-//!   before it is stored.
+//!   before it is stored; `checkpoint`, the whole index written by
+//!   number at a clean stop and read back by the next start.
 //! - [`engine`]: the pure decide function: history, constraints, the
 //!   next-allowed search, violations.
 //! - [`request`]: a Check as asked ([`request::CheckInput`], the one shape
@@ -68,7 +69,9 @@
 //! - [`guard`]: rules and ledger together; one file per family of
 //!   operations, each atomic, every write planned, journaled, then applied;
 //!   `cluster.rs` the same guard as a node of a cluster (writes published,
-//!   the stream applied, the read barrier).
+//!   the stream applied, the read barrier); `checkpoint.rs`, the index
+//!   checkpoint's file (written at a clean stop, taken by the next start
+//!   only at the store's very position).
 //! - [`media`]: call recordings and voicemails: files in the data dir,
 //!   uploads and downloads, signed links and their HTTP listener, the
 //!   retention sweep; `shared.rs`, a cluster node's files as a checked

@@ -16,12 +16,14 @@
 //! restrictions, with `access` deciding what a caller may see and
 //! `recovery` opening a data directory (and `lean_read`, which reads the
 //! counting fields of a stored interaction in place, its bytes never
-//! decoded whole, at a start). Nothing here knows about gRPC:
+//! decoded whole, at a start; `checkpoint`, the index written at a clean
+//! stop and read back by the next start instead). Nothing here knows about gRPC:
 //! the API layer translates requests into these calls and [`GuardError`]
 //! into statuses, and logs decisions and metrics.
 
 mod access;
 mod check;
+mod checkpoint;
 pub mod cluster;
 mod convos;
 mod horizon;
@@ -245,6 +247,13 @@ pub struct Guard {
     /// Set when a journaled change could not be applied: memory no longer
     /// holds what the journal says, so no Check is answered again.
     broken: AtomicBool,
+    /// The data directory a clean stop writes the index checkpoint in
+    /// (`None`: in memory only, or a store that does not follow the
+    /// journal; see `checkpoint`).
+    checkpoint_dir: Option<std::path::PathBuf>,
+    /// True when this guard's memory was read from the index checkpoint
+    /// of the last clean stop rather than rebuilt from the store.
+    from_checkpoint: bool,
 }
 
 impl Drop for Guard {
@@ -257,8 +266,10 @@ impl Drop for Guard {
             return;
         };
         let lock = journal.close_keeping_lock();
-        if let Some(follower) = self.follower.take() {
-            follower.finish();
+        if let Some(follower) = self.follower.take()
+            && let Some(at) = follower.finish()
+        {
+            self.write_checkpoint(at);
         }
         drop(lock);
     }
@@ -291,6 +302,46 @@ impl Guard {
                 DEFAULT_RESERVE_TOLERANCE,
             ))),
             broken: AtomicBool::new(false),
+            checkpoint_dir: None,
+            from_checkpoint: false,
+        }
+    }
+
+    /// True when memory was read from the index checkpoint of the last
+    /// clean stop (`checkpoint`), false when it was rebuilt from the store
+    /// (or this guard has no data directory).
+    pub fn started_from_checkpoint(&self) -> bool {
+        self.from_checkpoint
+    }
+
+    /// Writes the index checkpoint at a clean stop: the journal closed,
+    /// and the store, at `at`, holding all of it. Not when memory was
+    /// found to disagree with the journal. A failure is logged: the next
+    /// start rebuilds from the store.
+    fn write_checkpoint(&self, at: jn::Position) {
+        let Some(dir) = self.checkpoint_dir.as_deref() else {
+            return;
+        };
+        if self.broken.load(Ordering::SeqCst) {
+            tracing::warn!(
+                "no index checkpoint is written: memory stopped agreeing with the journal; the next start rebuilds it from the store"
+            );
+            return;
+        }
+        let Ok(ledger) = self.ledger.read() else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        match checkpoint::write(dir, &ledger, at) {
+            Ok(bytes) => tracing::info!(
+                bytes,
+                interactions = ledger.index.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "index checkpoint written: the next start reads memory from it"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "the index checkpoint could not be written; the next start rebuilds memory from the store")
+            }
         }
     }
 

@@ -109,17 +109,32 @@ impl Guard {
                 progress(*n);
             }
         };
-        // About 160 bytes a record in a journal: make room up front.
-        let loaded = load_store(
-            &mut ledger,
-            &store,
-            config,
-            bytes / 160,
-            Some(let_go_at(Utc::now().timestamp())),
-            &mut || {
-                tick(&mut n);
-            },
-        )?;
+        // Memory as a clean stop left it, when its checkpoint is of the
+        // store as it is now; otherwise rebuilt from the store.
+        let checkpoint = match from {
+            Some(at) if !older_layout => {
+                super::checkpoint::take(data_dir, config, at, store.next_interaction_seq()?)
+            }
+            _ => None,
+        };
+        let from_checkpoint = checkpoint.is_some();
+        let loaded = match checkpoint {
+            Some(index) => {
+                ledger.index = index;
+                load_beside_index(&mut ledger, &store, config, &mut || tick(&mut n))?
+            }
+            // About 160 bytes a record in a journal: make room up front.
+            None => load_store(
+                &mut ledger,
+                &store,
+                config,
+                bytes / 160,
+                Some(let_go_at(Utc::now().timestamp())),
+                &mut || {
+                    tick(&mut n);
+                },
+            )?,
+        };
         let (now, store_latest, from_store) = (loaded.now, loaded.latest, loaded.records);
         let before = |latest: i64| horizon_cutoff(config, now, latest);
         let mut replayed = jn::recover_from(&layout, from, |record| {
@@ -294,7 +309,11 @@ impl Guard {
             );
         }
         let on_disk = log_loaded(&mut ledger, None);
-        let guard = Guard::over(ledger, Some((journal, follower)), Some(reader));
+        let mut guard = Guard::over(ledger, Some((journal, follower)), Some(reader));
+        guard.from_checkpoint = from_checkpoint;
+        if follow {
+            guard.checkpoint_dir = Some(data_dir.to_owned());
+        }
         if on_disk > 0 {
             guard.hold_from(cutoff)?;
         }
@@ -532,6 +551,32 @@ pub(super) fn load_store(
         None => 0,
     };
     ledger.index.finish_start();
+    Ok(FromStore {
+        now,
+        latest,
+        records,
+    })
+}
+
+/// Reads from the store what memory holds beside an index read from the
+/// checkpoint of a clean stop ([`Store::for_each_beside_index`]), the
+/// horizon's cutoff and "now" found as [`load_store`] finds them.
+fn load_beside_index(
+    ledger: &mut Ledger,
+    store: &Store,
+    config: IndexConfig,
+    tick: &mut dyn FnMut(),
+) -> Result<FromStore, JournalError> {
+    let now = Utc::now().timestamp();
+    let latest = store.latest_at_or_before(now)?;
+    let cutoff = latest.map(|l| horizon_cutoff(config, now, l));
+    let records = store.for_each_beside_index(cutoff, |record| {
+        ledger
+            .apply_record(record)
+            .map_err(|e| JournalError::Failed(e.to_string()))?;
+        tick();
+        Ok(())
+    })?;
     Ok(FromStore {
         now,
         latest,

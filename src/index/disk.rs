@@ -145,6 +145,13 @@ impl Index {
         self.next_seq = seq;
     }
 
+    /// The place in creation order the next new interaction takes: the
+    /// store's next `seq` once it holds every change, which an index
+    /// checkpoint is checked against.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
     /// Puts an interaction on disk only back in memory, as read from the
     /// store with its place `seq`: a write to it plans from it. Its
     /// counting entry comes back too (outside every window while it is

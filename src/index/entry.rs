@@ -49,13 +49,14 @@ pub struct Entry {
 /// [`crate::restrictions::normalize_contact`]: 8 bytes in a counting entry
 /// instead of the string.
 ///
-/// The key is random per process (SipHash-1-3 with the standard library's
-/// random keys), so a value cannot be chosen to collide with another; the
-/// entries are rebuilt from the records at every start, so nothing hashed
-/// outlives the process. Two different values share a hash with a chance
-/// of about 2^-64 per comparison.
+/// The key is random (SipHash-1-3 with keys no caller sees), so a value
+/// cannot be chosen to collide with another. The keys live as long as the
+/// process, and as long as an index written at a clean stop
+/// ([`super::Index::write_checkpoint`]) that the next start reads with
+/// them. Two different values share a hash with a chance of about 2^-64
+/// per comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ContactHash(std::num::NonZeroU64);
+pub struct ContactHash(pub(super) std::num::NonZeroU64);
 
 /// The [`ContactHash`] of a contact point's value, normalized as a
 /// restriction's points are.
@@ -63,18 +64,46 @@ pub fn contact_hash(value: &str) -> ContactHash {
     ContactHash(keyed_hash(&crate::restrictions::normalize_contact(value)))
 }
 
-/// A 64-bit SipHash-1-3 of `value` with the standard library's keys,
-/// random per process and the same for every caller in it: what memory
-/// keeps of a contact point ([`ContactHash`]) or an `externalId` in place
-/// of the text. Never 0, so that an `Option` of it takes 8 bytes.
+/// A 64-bit SipHash-1-3 of `value` under the process's keys
+/// ([`hash_keys`]), the same for every caller in it: what memory keeps
+/// of a contact point ([`ContactHash`]) or an `externalId` in place of
+/// the text. Never 0, so that an `Option` of it takes 8 bytes.
 pub(super) fn keyed_hash(value: &str) -> std::num::NonZeroU64 {
+    use std::hash::Hasher;
+    let [k0, k1] = *KEYS.get_or_init(random_keys);
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(k0, k1);
+    h.write(value.as_bytes());
+    // A terminator, as `str`'s own `Hash` writes one.
+    h.write_u8(0xff);
+    std::num::NonZeroU64::new(h.finish()).unwrap_or(std::num::NonZeroU64::MIN)
+}
+
+/// The keys every [`keyed_hash`] of this process uses: random, chosen
+/// once, unless [`adopt_hash_keys`] set them first.
+static KEYS: std::sync::OnceLock<[u64; 2]> = std::sync::OnceLock::new();
+
+/// Two random keys: the standard library's per-process random hash keys,
+/// each drawn through a hasher of its own.
+fn random_keys() -> [u64; 2] {
     use std::hash::BuildHasher;
-    static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
-        std::sync::OnceLock::new();
-    let h = KEYS
-        .get_or_init(std::collections::hash_map::RandomState::new)
-        .hash_one(value);
-    std::num::NonZeroU64::new(h).unwrap_or(std::num::NonZeroU64::MIN)
+    let draw = |n: u64| std::collections::hash_map::RandomState::new().hash_one(n);
+    [draw(0), draw(1)]
+}
+
+/// The keys this process hashes contact points and `externalId`s with
+/// (chosen now if no hash was made yet): an index written to disk
+/// ([`super::Index::write_checkpoint`]) holds hashes made with them, and
+/// is read back only by a process that hashes with the same keys.
+pub(super) fn hash_keys() -> [u64; 2] {
+    *KEYS.get_or_init(random_keys)
+}
+
+/// Makes `keys` this process's hash keys, if no hash was made yet;
+/// `true` if they are its keys now (set now, or the same already): an
+/// index read back from disk may then be used, its hashes comparable
+/// with every one made from now on.
+pub(super) fn adopt_hash_keys(keys: [u64; 2]) -> bool {
+    *KEYS.get_or_init(|| keys) == keys
 }
 
 /// The loans an entry names, in 4 bytes: one loan's key, or the number
@@ -84,7 +113,7 @@ pub(super) fn keyed_hash(value: &str) -> std::num::NonZeroU64 {
 /// interactions name repeat, so a set is kept once however many entries
 /// name it (and kept for the process's life: they are few).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Loans(NameKey);
+pub struct Loans(pub(super) NameKey);
 
 /// The bit that marks a [`Loans`] as a set's number rather than a loan.
 const LOAN_SET: u32 = 1 << 31;

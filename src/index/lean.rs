@@ -104,7 +104,7 @@ impl Index {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::fmt::Write as _;
 
     use super::super::InteractionKey;
@@ -120,7 +120,7 @@ mod tests {
     /// Everything the index holds, written in an order that does not
     /// depend on its hash tables' seeds: two indexes with the same
     /// canonical form hold the same state.
-    fn canonical(index: &Index) -> String {
+    pub(in crate::index) fn canonical(index: &Index) -> String {
         fn sorted<T: std::fmt::Debug>(items: impl Iterator<Item = T>) -> Vec<String> {
             let mut v: Vec<String> = items.map(|i| format!("{i:?}")).collect();
             v.sort();
@@ -139,7 +139,24 @@ mod tests {
                 ext_name(records, key).map(|n| index.external_ids.get(n, |k| ext_name(records, k)));
             writeln!(out, "{slot:?} by id {by_id:?} by ext {by_ext:?} is {key:?}").unwrap();
         }
-        writeln!(out, "{:?}", index.people).unwrap();
+        for p in &index.people {
+            let more = p.more();
+            writeln!(
+                out,
+                "{:?} {:?} {:?} {:?} {} {} {:?} {:?} {:?} {:?}",
+                p.id,
+                p.external_ids,
+                p.entries,
+                p.records,
+                p.interactions,
+                p.records_on_disk,
+                more.aliases,
+                sorted(more.accounts_of_loans.iter()),
+                sorted(more.accounts.iter()),
+                more.restrictions
+            )
+            .unwrap();
+        }
         writeln!(out, "{:?}", index.registry.dump(&index.people)).unwrap();
         writeln!(out, "{:?}", sorted(index.restriction_ids.iter())).unwrap();
         writeln!(out, "{:?}", sorted(index.loan_set_numbers.table.iter())).unwrap();

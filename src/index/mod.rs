@@ -13,6 +13,7 @@
 //! - debts: which loans form one debt (an account). By default each loan is
 //!   its own debt.
 
+mod checkpoint;
 mod debts;
 mod disk;
 mod entry;
@@ -43,6 +44,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::model::{AnyId, Direction, Interaction, MediaKind, Status, ValidationError};
 use crate::restrictions::{MAX_PER_PERSON, Restriction};
 
+pub use checkpoint::{CheckpointError, Codec, Decoder};
 use entry::remove_entry;
 pub use entry::{ContactHash, Entry, Loans, contact_hash};
 pub use lean::{Lean, LeanNames};

@@ -78,8 +78,8 @@ impl Externals {
 /// A person's `n`th external id, as the external ids' table keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct ExtOf {
-    person: PersonKey,
-    n: u32,
+    pub(super) person: PersonKey,
+    pub(super) n: u32,
 }
 
 /// The tables of people's names (see the module's documentation).
@@ -87,15 +87,15 @@ pub(super) struct ExtOf {
 pub(super) struct Registry {
     /// Each person by its own id (empty ids are not filed: a person
     /// emptied by a link).
-    ids: Names<PersonKey>,
+    pub(super) ids: Names<PersonKey>,
     /// Each alias's person.
-    aliases: HashMap<Box<str>, PersonKey>,
+    pub(super) aliases: HashMap<Box<str>, PersonKey>,
     /// Each person by each of its external ids.
-    external: Names<ExtOf>,
+    pub(super) external: Names<ExtOf>,
 }
 
 /// The name `k`'s own id is filed under.
-fn own_id(people: &[Person], k: PersonKey) -> Option<Name<'_>> {
+pub(super) fn own_id(people: &[Person], k: PersonKey) -> Option<Name<'_>> {
     people
         .get(k.0 as usize)
         .filter(|p| !p.id.is_empty())
@@ -103,7 +103,7 @@ fn own_id(people: &[Person], k: PersonKey) -> Option<Name<'_>> {
 }
 
 /// The name an external id's entry is filed under.
-fn external(people: &[Person], e: ExtOf) -> Option<Name<'_>> {
+pub(super) fn external(people: &[Person], e: ExtOf) -> Option<Name<'_>> {
     people
         .get(e.person.0 as usize)
         .and_then(|p| p.external_ids.get(e.n as usize))

@@ -31,7 +31,7 @@ use super::{Index, Interaction, InteractionKey, PersonKey};
 /// ([`GivenIds`]). Most ids are generated: the text of the few others is
 /// not worth 8 more bytes in every slot (80 MB at 10 million).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct SlotId(u64);
+pub(super) struct SlotId(pub(super) u64);
 
 /// The mark of a [`SlotId`] whose text is in [`GivenIds`]: past every
 /// number a generated id can have.
@@ -81,12 +81,11 @@ impl SlotId {
 }
 
 /// An `externalId` as a slot keeps it: a 64-bit SipHash-1-3 of the text,
-/// with keys random per process (the standard library's), so that no
-/// caller can choose two that collide; nothing hashed outlives the
-/// process (the slots are rebuilt at every start). Two different
+/// with random keys no caller sees ([`super::entry::hash_keys`]), so
+/// that no caller can choose two that collide. Two different
 /// `externalId`s share a hash with a chance of about 2^-64 per pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct ExtHash(std::num::NonZeroU64);
+pub(super) struct ExtHash(pub(super) std::num::NonZeroU64);
 
 impl ExtHash {
     /// The hash of an `externalId`.
@@ -146,9 +145,31 @@ impl<K: Copy + PartialEq> Names<K> {
     }
 
     /// How many keys it holds.
-    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.table.len()
+    }
+
+    /// Every key it holds, in no order: what an index written to disk
+    /// keeps of the table ([`Names::rebuilt`] files them again).
+    pub(super) fn keys(&self) -> impl Iterator<Item = K> + '_ {
+        self.table.iter().copied()
+    }
+
+    /// A table of `keys`, each filed under `name_of` (a fresh random
+    /// seed: only the keys outlive a process). A key `name_of` does not
+    /// name is left out.
+    pub(super) fn rebuilt<'s>(
+        keys: impl ExactSizeIterator<Item = K>,
+        name_of: impl Fn(K) -> Option<Name<'s>>,
+    ) -> Names<K> {
+        let mut names = Names::default();
+        names.reserve(keys.len(), &name_of);
+        for k in keys {
+            if let Some(name) = name_of(k) {
+                names.insert(name, k, &name_of);
+            }
+        }
+        names
     }
 
     /// Room for `more` names without a rehash.

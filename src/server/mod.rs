@@ -558,10 +558,10 @@ pub async fn serve(
     };
     sampler.abort();
     letting_go.abort();
-    if let Some(w) = node_watch {
+    if let Some(w) = &node_watch {
         w.abort();
     }
-    if let Some(p) = peers {
+    if let Some(p) = &peers {
         p.abort();
     }
     media.sweeper.abort();
@@ -576,7 +576,47 @@ pub async fn serve(
     if let Some(log) = decisions_cell.get() {
         log.close();
     }
+    // The tasks that hold the guard are gone before this returns (an
+    // aborted task is dropped when the runtime next reaches it): the
+    // guard then closes here, its journal and store finished and the
+    // index checkpoint written, rather than whenever the runtime ends.
+    let _ = sampler.await;
+    let _ = letting_go.await;
+    if let Some(w) = node_watch {
+        let _ = w.await;
+    }
+    if let Some(p) = peers {
+        let _ = p.await;
+    }
+    let _ = media.sweeper.await;
+    drop(media.hub);
+    close(guard, cell).await;
     result
+}
+
+/// Waits, a few seconds at most, until `guard` is held only here and in
+/// `cell`, and `cell` only here (connections still closing hold both
+/// through the service), then lets both go: the guard closes on a
+/// blocking thread (see [`Guard`]'s `Drop`). Still held by then, it
+/// closes when its last holder lets it go.
+async fn close(guard: Arc<Guard>, cell: Arc<std::sync::OnceLock<Arc<Guard>>>) {
+    let only_here = |guard: &Arc<Guard>, cell: &Arc<std::sync::OnceLock<Arc<Guard>>>| {
+        Arc::strong_count(cell) == 1
+            && Arc::strong_count(guard) == 1 + usize::from(cell.get().is_some())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !only_here(&guard, &cell) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    if !only_here(&guard, &cell) {
+        tracing::warn!(
+            "the guard is still held after the shutdown; it closes when its last holder lets it go"
+        );
+    }
+    drop(cell);
+    // The journal closes, the store finishes and the checkpoint is
+    // written on a blocking thread, not on the runtime's.
+    let _ = tokio::task::spawn_blocking(move || drop(guard)).await;
 }
 
 /// Metrics connections served at once: a scraper needs one or two; more

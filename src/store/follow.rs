@@ -120,9 +120,12 @@ impl Follower {
     }
 
     /// Waits for the follower to apply everything the writer handed on;
-    /// it ends once the journal has closed.
-    pub fn finish(mut self) {
+    /// it ends once the journal has closed. Returns the position the
+    /// store then holds, or `None` if it failed to apply a batch (the
+    /// store is behind the journal).
+    pub fn finish(mut self) -> Option<Position> {
         self.join();
+        (!self.failed()).then(|| self.position())
     }
 
     fn join(&mut self) {

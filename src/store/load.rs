@@ -80,6 +80,22 @@ impl Store {
         })
     }
 
+    /// What a start reads beside an index it did not rebuild (one read
+    /// from the checkpoint of a clean stop): the open reservations, the
+    /// conversations (from `cutoff` on, as [`Store::load`] reads them)
+    /// and the stored answers, in that order. Returns how many.
+    pub fn for_each_beside_index(
+        &self,
+        cutoff: Option<i64>,
+        mut each: impl FnMut(Record) -> Result<(), JournalError>,
+    ) -> Result<u64, JournalError> {
+        let path = self.path.as_path();
+        read_beside_index::<()>(&self.conn, path, cutoff, |row| match row {
+            Row::Record(bytes) => each(*decode(path, Some(bytes))?),
+            Row::Interaction { .. } | Row::OnDisk(_) => Ok(()),
+        })
+    }
+
     /// [`Store::for_each`], but an interaction that happens before
     /// `cutoff` (Unix seconds) is given as what memory keeps of it
     /// ([`Loaded::OnDisk`]), its full record not even read. Returns how
@@ -315,31 +331,11 @@ fn read_in_order<P>(
     mut each: impl FnMut(Row<'_, P>) -> Result<(), JournalError>,
 ) -> Result<u64, JournalError> {
     let n = std::cell::Cell::new(0u64);
-    let read_with =
-        |sql: &str,
-         params: &[&dyn rusqlite::ToSql],
-         each: &mut dyn FnMut(Row<'_, P>) -> Result<(), JournalError>| {
-            let mut stmt = conn.prepare(sql).map_err(sqlite("reading", path))?;
-            let mut rows = stmt.query(params).map_err(sqlite("reading", path))?;
-            while let Some(row) = rows.next().map_err(sqlite("reading", path))? {
-                let bytes = row
-                    .get_ref(0)
-                    .and_then(|v| Ok(v.as_blob()?))
-                    .map_err(sqlite("reading", path))?;
-                n.set(n.get() + 1);
-                each(Row::Record(bytes))?;
-            }
-            Ok::<(), JournalError>(())
-        };
     let read = |sql: &str, each: &mut dyn FnMut(Row<'_, P>) -> Result<(), JournalError>| {
-        read_with(sql, &[], each)
+        n.set(n.get() + read_records(conn, path, sql, &[], each)?);
+        Ok::<(), JournalError>(())
     };
-    let kind = |k: Kind, order: &str| {
-        format!(
-            "SELECT record FROM state WHERE kind = {} ORDER BY {order}",
-            k as i64
-        )
-    };
+    let kind = kind_sql;
     read(&kind(Kind::Person, "last_seq"), &mut each)?;
     read(&kind(Kind::Debt, "first_seq"), &mut each)?;
     read(&kind(Kind::Restriction, "first_seq"), &mut each)?;
@@ -408,9 +404,31 @@ fn read_in_order<P>(
             largest_id: largest,
         }))?;
     }
-    read(&kind(Kind::Reservation, "first_seq"), &mut each)?;
+    n.set(n.get() + read_beside_index(conn, path, cutoff, &mut each)?);
+    Ok(n.get())
+}
+
+/// What [`read_in_order`] reads after the index's records: open
+/// reservations, conversations (with a cutoff, only those of the
+/// interactions read in full) and stored answers. Returns how many.
+fn read_beside_index<P>(
+    conn: &Connection,
+    path: &Path,
+    cutoff: Option<i64>,
+    mut each: impl FnMut(Row<'_, P>) -> Result<(), JournalError>,
+) -> Result<u64, JournalError> {
+    let mut n = 0;
+    let mut read_with =
+        |sql: &str,
+         params: &[&dyn rusqlite::ToSql],
+         each: &mut dyn FnMut(Row<'_, P>) -> Result<(), JournalError>| {
+            n += read_records(conn, path, sql, params, each)?;
+            Ok::<(), JournalError>(())
+        };
+    let kind = kind_sql;
+    read_with(&kind(Kind::Reservation, "first_seq"), &[], &mut each)?;
     match cutoff {
-        None => read(&kind(Kind::Convo, "first_seq"), &mut each)?,
+        None => read_with(&kind(Kind::Convo, "first_seq"), &[], &mut each)?,
         // The conversations of the interactions read in full only:
         // memory keeps no other (see `Ledger::forget_convos_on_disk`),
         // and a start need not visit them.
@@ -428,9 +446,41 @@ fn read_in_order<P>(
             &mut each,
         )?,
     }
-    read(&kind(Kind::Answer, "first_seq"), &mut each)?;
-    Ok(n.get())
+    read_with(&kind(Kind::Answer, "first_seq"), &[], &mut each)?;
+    Ok(n)
 }
+
+/// The records of kind `k` in the order `order` names.
+fn kind_sql(k: Kind, order: &str) -> String {
+    format!(
+        "SELECT record FROM state WHERE kind = {} ORDER BY {order}",
+        k as i64
+    )
+}
+
+/// Runs `sql` (its one column a record's bytes) with `params` and gives
+/// each row to `each`; returns how many.
+fn read_records<P>(
+    conn: &Connection,
+    path: &Path,
+    sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+    each: &mut dyn FnMut(Row<'_, P>) -> Result<(), JournalError>,
+) -> Result<u64, JournalError> {
+    let mut stmt = conn.prepare(sql).map_err(sqlite("reading", path))?;
+    let mut rows = stmt.query(params).map_err(sqlite("reading", path))?;
+    let mut n = 0;
+    while let Some(row) = rows.next().map_err(sqlite("reading", path))? {
+        let bytes = row
+            .get_ref(0)
+            .and_then(|v| Ok(v.as_blob()?))
+            .map_err(sqlite("reading", path))?;
+        n += 1;
+        each(Row::Record(bytes))?;
+    }
+    Ok(n)
+}
+
 /// Runs `sql` with `params` and gives each row's `seq` (its first column)
 /// and the row to `each`, until the rows end or `each` says `false`; the
 /// row's `record` (its second column, [`record_of`]) is read only if

@@ -120,6 +120,30 @@ impl std::ops::Deref for Opened {
 }
 
 fn open(dir: &Path, compact_after: u64) -> Opened {
+    open_logged(|| open_with(dir, compact_after))
+}
+
+/// [`open`] as a server opens: the store following the journal, so that
+/// a clean stop writes the index checkpoint; with `horizon_days`.
+fn open_serving(dir: &Path, horizon_days: u32) -> Opened {
+    open_logged(|| {
+        Guard::open(
+            compliance_guard::index::IndexConfig { horizon_days },
+            dir,
+            compliance_guard::journal::Durability::Sync,
+            0,
+            |_| {},
+        )
+    })
+}
+
+/// A guard `opener` opens, with the counts its start logged.
+fn open_logged(
+    opener: impl FnOnce() -> Result<
+        (Guard, compliance_guard::journal::Recovered),
+        compliance_guard::journal::JournalError,
+    >,
+) -> Opened {
     let sink = Sink::default();
     let writer = sink.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -127,8 +151,7 @@ fn open(dir: &Path, compact_after: u64) -> Opened {
         .with_max_level(tracing::Level::INFO)
         .with_writer(move || writer.clone())
         .finish();
-    let (g, _) =
-        tracing::subscriber::with_default(subscriber, || open_with(dir, compact_after)).unwrap();
+    let (g, _) = tracing::subscriber::with_default(subscriber, opener).unwrap();
     let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
     let loaded = text
         .lines()
@@ -2646,4 +2669,97 @@ async fn old_records_created_among_recent_ones_stay_on_disk_after_a_start() {
         )
         .unwrap();
     assert_eq!(read, recent);
+}
+
+/// What every read and Check of the history answers: the counts a start
+/// logged, every listing, every Get and a Check per borrower and
+/// channel.
+type Observed = (
+    (u64, u64),
+    Answers,
+    Vec<Result<Interaction, GuardError>>,
+    Vec<Result<CheckOutcome, GuardError>>,
+);
+
+async fn observe(g: &Opened, h: &History) -> Observed {
+    let mut checks = Vec::new();
+    for person in [ANN, BOB] {
+        for channel in ["voice", "text", "email"] {
+            checks.push(check(g, &send(person, channel, "2024-03-16T15:00:00Z")).await);
+        }
+    }
+    ((g.in_memory, g.on_disk), list_all(g, h), gets(g, h), checks)
+}
+
+/// A clean stop of a guard whose store follows the journal writes the
+/// index checkpoint, and the next start reads memory from it (and
+/// removes it): every Get, List and Check answers as after the start that
+/// rebuilt memory from the store, with the same interactions in memory
+/// and on disk only, and the same sizes. A checkpoint behind the store
+/// (a write came after it), damaged, or made for another horizon is not
+/// used: the start rebuilds, and answers with every write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_from_the_checkpoint_answers_as_one_rebuilt_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("index.checkpoint");
+    let (g, h) = build(dir.path()).await;
+    drop(g);
+    assert!(!checkpoint.exists(), "none while the store does not follow");
+    let rules = rules_from(ONE_TEXT_A_WEEK);
+
+    let g = open_serving(dir.path(), 90);
+    assert!(!g.started_from_checkpoint());
+    g.set_rules(rules.clone());
+    let rebuilt = observe(&g, &h).await;
+    assert_eq!(rebuilt.0, (5, 8));
+    let sizes = g.sizes();
+    drop(g);
+    let written = std::fs::read(&checkpoint).expect("a clean stop writes the checkpoint");
+
+    let g = open_serving(dir.path(), 90);
+    assert!(g.started_from_checkpoint());
+    assert!(!checkpoint.exists(), "the start removes what it read");
+    g.set_rules(rules.clone());
+    assert_eq!(observe(&g, &h).await, rebuilt);
+    assert_eq!(g.sizes(), sizes);
+    // A write after the checkpoint: that checkpoint is behind the store.
+    let later = create(&g, ANN, record("text", "outbound", "succeeded", LATEST)).await;
+    let mut with_later = observe(&g, &h).await;
+    assert_ne!(with_later.3, rebuilt.3, "the later text counts");
+    // What the next starts log: one more in memory.
+    with_later.0 = (6, 8);
+    drop(g);
+    std::fs::write(&checkpoint, &written).unwrap();
+    let g = open_serving(dir.path(), 90);
+    assert!(!g.started_from_checkpoint(), "behind the store");
+    assert!(!checkpoint.exists());
+    g.set_rules(rules.clone());
+    assert_eq!(g.get(None, &later.id, &caller()).unwrap(), later);
+    assert_eq!(observe(&g, &h).await, with_later);
+    drop(g);
+
+    // Damaged: one byte changed.
+    let mut bytes = std::fs::read(&checkpoint).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    std::fs::write(&checkpoint, &bytes).unwrap();
+    let g = open_serving(dir.path(), 90);
+    assert!(!g.started_from_checkpoint(), "damaged");
+    g.set_rules(rules.clone());
+    assert_eq!(observe(&g, &h).await, with_later);
+    drop(g);
+
+    // Made for 90 days, read for 120; then made for 120, read for 90.
+    let g = open_serving(dir.path(), 120);
+    assert!(!g.started_from_checkpoint(), "another horizon");
+    drop(g);
+    let g = open_serving(dir.path(), 90);
+    assert!(!g.started_from_checkpoint(), "another horizon");
+    g.set_rules(rules.clone());
+    assert_eq!(observe(&g, &h).await, with_later);
+    drop(g);
+    let g = open_serving(dir.path(), 90);
+    assert!(g.started_from_checkpoint());
+    g.set_rules(rules);
+    assert_eq!(observe(&g, &h).await, with_later);
 }

@@ -1045,11 +1045,34 @@ async fn a_flipped_byte_before_the_end_refuses_the_start_and_in_the_last_record_
 /// clean restart on the same directory: the records are equal field for
 /// field, a deleted one keeps its deletedAt and stays unlisted, and Checks
 /// that depend on the debt grouping, the person link, the deletion and a
-/// stored answer decide exactly as before.
+/// stored answer decide exactly as before. The journal read back at the
+/// start (the store not following it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updates_deletes_debts_and_links_survive_a_restart_exactly() {
+    survive_restarts(false).await;
+}
+
+/// The same, the store following the journal: the clean stop writes the
+/// index checkpoint, the start reads memory from it (and removes it), and
+/// a third start, its checkpoint removed, rebuilds memory from the store;
+/// both answer every read and Check exactly as before the first stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_survives_a_start_from_the_checkpoint_and_one_rebuilt_from_the_store() {
+    survive_restarts(true).await;
+}
+
+/// A server on `data_dir` SERVING, the store following the journal or
+/// not.
+async fn start_following(data_dir: &Path, follows: bool) -> TestServer {
+    let o = options().data_dir(data_dir).open().sync();
+    let o = if follows { o } else { o.unfollowed() };
+    o.compact_after(1_000_000).serving().await
+}
+
+async fn survive_restarts(follows: bool) {
     let data = tempfile::tempdir().unwrap();
-    let server = start_ready(data.path(), 1_000_000).await;
+    let checkpoint = data.path().join("index.checkpoint");
+    let server = start_following(data.path(), follows).await;
     let (mut checks, mut records) = clients(&server).await;
 
     // A person known by two names, with one account of two loans.
@@ -1195,44 +1218,63 @@ async fn updates_deletes_debts_and_links_survive_a_restart_exactly() {
     let open_before = reservation_ids(&mut checks).await;
     drop((checks, records));
     server.stop().await.unwrap();
-
-    let server = start_ready(data.path(), 1_000_000).await;
-    let (mut checks, mut records) = clients(&server).await;
-    for (id, was) in ids.iter().zip(&stored) {
-        assert_eq!(&get(&mut records, id).await.unwrap(), was, "{id}");
-    }
-    let gone = get(&mut records, &deleted_id).await.unwrap();
-    assert_eq!(gone, deleted);
-    assert_eq!(gone.deleted_at, deleted.deleted_at);
-    assert_eq!(get(&mut records, &rich.id).await.unwrap(), updated);
-    for (p, was) in people.iter().zip(&lists) {
-        assert_eq!(&list(&mut records, p).await, was, "{p}");
-    }
-    for (p, was) in proposals.iter().zip(&before) {
-        assert_eq!(&check(&mut checks, p.clone()).await, was, "{p:?}");
-    }
-    let again = check(&mut checks, reserve).await;
-    assert!(again.replayed);
     assert_eq!(
-        CheckResponse {
-            replayed: false,
-            ..again
-        },
-        reserved
+        checkpoint.exists(),
+        follows,
+        "a clean stop writes a checkpoint when the store follows"
     );
-    assert_eq!(reservation_ids(&mut checks).await, open_before);
-    // The link holds: the external id still names our person.
-    let linked_again = checks
-        .link_person(LinkPersonRequest {
-            person_id: "12345".into(),
-            external_id: "crm-77".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(linked_again.person_id, "12345");
-    drop((checks, records));
-    server.stop().await.unwrap();
+
+    // From the checkpoint (or the journal), then rebuilt from the store.
+    for start in 0..(1 + usize::from(follows)) {
+        let server = start_following(data.path(), follows).await;
+        assert!(
+            !checkpoint.exists(),
+            "start {start}: a start takes the checkpoint"
+        );
+        let (mut checks, mut records) = clients(&server).await;
+        for (id, was) in ids.iter().zip(&stored) {
+            assert_eq!(&get(&mut records, id).await.unwrap(), was, "{id}");
+        }
+        let gone = get(&mut records, &deleted_id).await.unwrap();
+        assert_eq!(gone, deleted);
+        assert_eq!(gone.deleted_at, deleted.deleted_at);
+        assert_eq!(get(&mut records, &rich.id).await.unwrap(), updated);
+        for (p, was) in people.iter().zip(&lists) {
+            assert_eq!(&list(&mut records, p).await, was, "{p}");
+        }
+        for (p, was) in proposals.iter().zip(&before) {
+            assert_eq!(&check(&mut checks, p.clone()).await, was, "{p:?}");
+        }
+        let again = check(&mut checks, reserve.clone()).await;
+        assert!(again.replayed);
+        assert_eq!(
+            CheckResponse {
+                replayed: false,
+                ..again
+            },
+            reserved
+        );
+        assert_eq!(reservation_ids(&mut checks).await, open_before);
+        // The link holds: the external id still names our person.
+        let linked_again = checks
+            .link_person(LinkPersonRequest {
+                person_id: "12345".into(),
+                external_id: "crm-77".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(linked_again.person_id, "12345");
+        drop((checks, records));
+        server.stop().await.unwrap();
+        if follows {
+            assert!(
+                checkpoint.exists(),
+                "start {start}: its clean stop wrote one"
+            );
+            std::fs::remove_file(&checkpoint).unwrap();
+        }
+    }
 }
 
 // ---- 5. one server per data directory ---------------------------------------

@@ -1,0 +1,220 @@
+//! The checkpoint read back is the index written, and nothing else is
+//! read back at all.
+
+use std::cell::RefCell;
+
+use super::super::lean::tests::canonical;
+use super::super::{IndexConfig, LetGo};
+use super::*;
+use crate::model::{ContactInput, InteractionInput};
+use crate::restrictions::RestrictionInput;
+use chrono::{DateTime, Utc};
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+/// The caller's encoding, as a test double: each record or
+/// restriction kept aside, the file holding its place.
+#[derive(Default)]
+struct Aside {
+    records: RefCell<Vec<Interaction>>,
+    restrictions: RefCell<Vec<Restriction>>,
+}
+
+fn place(bytes: &[u8]) -> Result<usize, String> {
+    let a: [u8; 8] = bytes.try_into().map_err(|_| "not a place".to_owned())?;
+    Ok(u64::from_le_bytes(a) as usize)
+}
+
+fn write(index: &Index, aside: &Aside) -> Vec<u8> {
+    let record = |r: &Interaction, out: &mut Vec<u8>| {
+        let mut all = aside.records.borrow_mut();
+        out.extend_from_slice(&(all.len() as u64).to_le_bytes());
+        all.push(r.clone());
+    };
+    let restriction = |r: &Restriction, out: &mut Vec<u8>| {
+        let mut all = aside.restrictions.borrow_mut();
+        out.extend_from_slice(&(all.len() as u64).to_le_bytes());
+        all.push(r.clone());
+    };
+    let mut bytes = Vec::new();
+    let n = index
+        .write_checkpoint(
+            &mut bytes,
+            &Codec {
+                record: &record,
+                restriction: &restriction,
+            },
+        )
+        .unwrap();
+    assert_eq!(n, bytes.len() as u64);
+    bytes
+}
+
+fn read(config: IndexConfig, bytes: &[u8], aside: &Aside) -> Result<Index, CheckpointError> {
+    let record = |b: &[u8]| {
+        let i = place(b)?;
+        aside
+            .records
+            .borrow()
+            .get(i)
+            .cloned()
+            .ok_or("no such record".to_owned())
+    };
+    let restriction = |b: &[u8]| {
+        let i = place(b)?;
+        aside
+            .restrictions
+            .borrow()
+            .get(i)
+            .cloned()
+            .ok_or("no such restriction".to_owned())
+    };
+    Index::read_checkpoint(
+        config,
+        bytes,
+        bytes.len() as u64,
+        &Decoder {
+            record: &record,
+            restriction: &restriction,
+        },
+    )
+}
+
+fn input(started: &str) -> InteractionInput {
+    InteractionInput {
+        channel: Some("voice".into()),
+        direction: Some("outbound".into()),
+        status: Some("succeeded".into()),
+        started_at: Some(started.into()),
+        ..InteractionInput::default()
+    }
+}
+
+/// An index with a little of everything: people by our id, by an
+/// external id and linked, chosen and generated ids, `externalId`s,
+/// contact points, one loan, several and none, a declared account, a
+/// restriction, a deleted interaction, records held whole, let go,
+/// moved to disk (vacated) and brought back.
+fn lived() -> Index {
+    let now = at("2020-06-01T00:00:00Z");
+    let mut index = Index::default();
+    let person = "BO-0000-00000042";
+    let mut made: Vec<String> = Vec::new();
+    for (i, day) in (1..=28).enumerate() {
+        let who = if i % 3 == 0 { "ext-crm-p" } else { person };
+        let mut x = input(&format!("2020-05-{day:02}T14:00:00Z"));
+        x.external_id = (i % 2 == 0).then(|| format!("crm-{i}"));
+        x.loan_ids = match i % 4 {
+            0 => None,
+            1 => Some(vec!["L1".into()]),
+            _ => Some(vec!["L1".into(), format!("L{i}")]),
+        };
+        if i % 5 == 0 {
+            x.contact = Some(ContactInput {
+                kind: Some("mobilePhone".into()),
+                value: Some(format!("+1 206 555 01{i:02}")),
+                name: None,
+            });
+        }
+        if i == 7 {
+            x.id = Some("IT-CHOSEN-7".into());
+        }
+        if i == 9 {
+            x.is_external = Some(true);
+        }
+        if let Some(prev) = made.last() {
+            x.previous_interaction_id = Some(prev.clone());
+        }
+        if i % 6 == 1 {
+            x.direction = Some("inbound".into());
+            x.channel = Some("text".into());
+        }
+        made.push(index.create(who, &x, now).unwrap().id.clone());
+    }
+    index.link_person(person, "crm-linked").unwrap();
+    index
+        .declare_debt(person, "ACC-1", &["L1".into(), "L3".into()])
+        .unwrap();
+    let r: RestrictionInput = serde_yaml::from_str(
+        "kind: ceaseCommunication\nsource: letter\nreceivedAt: 2020-05-20T00:00:00Z\n",
+    )
+    .unwrap();
+    let r = r
+        .check("RS-0000-00000001".into(), person.into(), "t".into(), now)
+        .unwrap();
+    index.put_restriction(r).unwrap();
+    index.delete(None, &made[9], now).unwrap();
+    // The first week leaves memory, the second is let go, and one of
+    // each comes back.
+    let cutoff = at("2020-05-08T00:00:00Z").timestamp();
+    let let_go = LetGo {
+        before: at("2020-05-15T00:00:00Z").timestamp(),
+    };
+    index.move_to_disk(cutoff, u64::MAX, Some(let_go), |_| false);
+    let back = index.plan_delete(None, &made[10], now);
+    assert!(back.is_err(), "let go: {back:?}");
+    index
+        .load_from_disk(index_record(&made[10], "2020-05-11T14:00:00Z"), 11)
+        .unwrap();
+    index
+}
+
+/// A stored record as the store would give one back.
+fn index_record(id: &str, started: &str) -> Interaction {
+    let mut scratch = Index::default();
+    let mut x = input(started);
+    x.id = Some(id.into());
+    x.loan_ids = Some(vec!["L1".into(), "L10".into()]);
+    x.external_id = Some("crm-10".into());
+    scratch
+        .create("BO-0000-00000042", &x, at("2020-06-01T00:00:00Z"))
+        .unwrap()
+        .clone()
+}
+
+/// Written and read back, the index is the one written, to every
+/// slot, table, list and counter; and both go on the same way (the
+/// next id, the next person).
+#[test]
+fn an_index_read_back_is_the_index_written() {
+    let mut index = lived();
+    assert!(index.vacated > 0 && index.let_go > 0 && !index.whole.is_empty());
+    let aside = Aside::default();
+    let bytes = write(&index, &aside);
+    let mut back = read(index.config, &bytes, &aside).unwrap();
+    assert_eq!(canonical(&back), canonical(&index));
+    let now = at("2020-06-01T00:00:00Z");
+    for i in [&mut index, &mut back] {
+        let mut x = input("2020-05-30T10:00:00Z");
+        x.previous_interaction_id = Some("ext-crm-4".into());
+        x.loan_ids = Some(vec!["L1".into(), "L6".into()]);
+        i.create("ext-crm-new", &x, now).unwrap();
+    }
+    assert_eq!(canonical(&back), canonical(&index));
+    let view = back.view("ext-crm-linked").unwrap();
+    assert_eq!(view.restrictions().len(), 1);
+}
+
+/// A file made for another horizon, or with any byte changed or
+/// missing, is refused whole: never a panic, never a partial index.
+#[test]
+fn anything_but_the_bytes_written_is_refused() {
+    let index = lived();
+    let aside = Aside::default();
+    let bytes = write(&index, &aside);
+    let longer = IndexConfig { horizon_days: 120 };
+    assert!(matches!(
+        read(longer, &bytes, &aside),
+        Err(CheckpointError::Unusable(_))
+    ));
+    for at in (0..bytes.len()).step_by(7).chain([bytes.len() - 1]) {
+        let mut bad = bytes.clone();
+        bad[at] ^= 0x5a;
+        let got = read(index.config, &bad, &aside);
+        assert!(got.is_err(), "byte {at} changed was read back");
+        let cut = read(index.config, &bytes[..at], &aside);
+        assert!(cut.is_err(), "cut at {at} was read back");
+    }
+}
