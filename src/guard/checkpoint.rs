@@ -47,11 +47,27 @@ pub fn path_in(dir: &Path) -> PathBuf {
 /// directory flushed. Returns its size. For a clean stop, after the
 /// store applied everything (see the module's documentation).
 pub(super) fn write(dir: &Path, ledger: &Ledger, at: Position) -> Result<u64, String> {
+    let tmp = tmp_in(dir);
+    let written = write_as(dir, &tmp, ledger, at);
+    if written.is_err() {
+        // A full disk or a failing write leaves nothing half-written
+        // behind.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Where a checkpoint is written before it is renamed into place: a crash
+/// meanwhile leaves it there, and the next start removes it.
+fn tmp_in(dir: &Path) -> PathBuf {
+    path_in(dir).with_extension("checkpoint.tmp")
+}
+
+fn write_as(dir: &Path, tmp: &Path, ledger: &Ledger, at: Position) -> Result<u64, String> {
     let path = path_in(dir);
-    let tmp = path.with_extension("checkpoint.tmp");
     let fail =
         |action: &str, e: &dyn std::fmt::Display| format!("{action} `{}`: {e}", tmp.display());
-    let file = std::fs::File::create(&tmp).map_err(|e| fail("creating", &e))?;
+    let file = std::fs::File::create(tmp).map_err(|e| fail("creating", &e))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let header = header(at, ledger.index.next_seq());
     out.write_all(&header).map_err(|e| fail("writing", &e))?;
@@ -72,7 +88,7 @@ pub(super) fn write(dir: &Path, ledger: &Ledger, at: Position) -> Result<u64, St
     let file = out.into_inner().map_err(|e| fail("writing", &e.error()))?;
     file.sync_all().map_err(|e| fail("flushing", &e))?;
     drop(file);
-    std::fs::rename(&tmp, &path).map_err(|e| fail("renaming", &e))?;
+    std::fs::rename(tmp, &path).map_err(|e| fail("renaming", &e))?;
     crate::journal::fsync_dir(dir).map_err(|e| fail("flushing the directory of", &e))?;
     Ok(written + HEADER as u64)
 }
@@ -97,6 +113,8 @@ fn header(at: Position, next_seq: u64) -> Vec<u8> {
 /// it cannot be used: the reason is logged, the file removed, and the
 /// caller rebuilds from the store.
 pub(super) fn take(dir: &Path, config: IndexConfig, at: Position, next_seq: u64) -> Option<Index> {
+    // What a crash while writing one left.
+    let _ = std::fs::remove_file(tmp_in(dir));
     let path = path_in(dir);
     let file = match std::fs::File::open(&path) {
         Ok(f) => f,
