@@ -113,8 +113,7 @@ fn header(at: Position, next_seq: u64) -> Vec<u8> {
 /// it cannot be used: the reason is logged, the file removed, and the
 /// caller rebuilds from the store.
 pub(super) fn take(dir: &Path, config: IndexConfig, at: Position, next_seq: u64) -> Option<Index> {
-    // What a crash while writing one left.
-    let _ = std::fs::remove_file(tmp_in(dir));
+    discard_tmp(dir);
     let path = path_in(dir);
     let file = match std::fs::File::open(&path) {
         Ok(f) => f,
@@ -124,15 +123,18 @@ pub(super) fn take(dir: &Path, config: IndexConfig, at: Position, next_seq: u64)
             return None;
         }
     };
+    // Removed before it is read (it is read through the file still
+    // open): used, it is memory's now, and any later state of the store
+    // would be ahead of it; refused, or a read that stops the process
+    // (a damaged count that asks for more memory than there is), the
+    // next start does not meet it again.
+    if let Err(e) = std::fs::remove_file(&path).and_then(|()| crate::journal::fsync_dir(dir)) {
+        tracing::warn!(file = %path.display(), error = %e, "the index checkpoint could not be removed, so it is not used; memory is rebuilt from the store");
+        return None;
+    }
     let started = std::time::Instant::now();
-    let read = read(file, config, at, next_seq);
-    // Removed whatever it held: used, it is memory's now, and any later
-    // state of the store would be ahead of it.
-    let removed = std::fs::remove_file(&path)
-        .and_then(|()| crate::journal::fsync_dir(dir))
-        .map_err(|e| e.to_string());
-    match (read, removed) {
-        (Ok(index), Ok(())) => {
+    match read(file, config, at, next_seq) {
+        Ok(index) => {
             tracing::info!(
                 file = %path.display(),
                 interactions = index.len(),
@@ -141,15 +143,33 @@ pub(super) fn take(dir: &Path, config: IndexConfig, at: Position, next_seq: u64)
             );
             Some(index)
         }
-        (Ok(_), Err(e)) => {
-            tracing::warn!(file = %path.display(), error = %e, "the index checkpoint could not be removed, so it is not used; memory is rebuilt from the store");
-            None
-        }
-        (Err(why), _) => {
+        Err(why) => {
             tracing::warn!(file = %path.display(), reason = %why, "the index checkpoint is not used; memory is rebuilt from the store");
             None
         }
     }
+}
+
+/// Removes `dir`'s checkpoint, if any, unread: a start that does not
+/// read one (a new directory, an older layout being migrated) leaves
+/// none that a later state of the store could meet.
+pub(super) fn discard(dir: &Path) {
+    discard_tmp(dir);
+    let path = path_in(dir);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {
+            tracing::warn!(file = %path.display(), "an index checkpoint beside a directory this start does not read it for was removed unread")
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "an index checkpoint this start does not read could not be removed")
+        }
+    }
+}
+
+/// Removes what a crash while writing a checkpoint left.
+fn discard_tmp(dir: &Path) {
+    let _ = std::fs::remove_file(tmp_in(dir));
 }
 
 /// The index of a checkpoint file, checked against the store's position

@@ -338,6 +338,9 @@ impl Guard {
         }
         let stream = link.stream_identity();
         let marker = layout.cluster_marker();
+        // A node's memory is always rebuilt from its store: a checkpoint
+        // here (none is written by a node) is never read.
+        super::checkpoint::discard(data_dir);
         let mut store = Store::open(data_dir)?;
         let from = store.position()?;
         match std::fs::read_to_string(&marker) {

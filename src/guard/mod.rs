@@ -265,11 +265,19 @@ impl Drop for Guard {
         let Some(journal) = self.journal.take() else {
             return;
         };
-        let lock = journal.close_keeping_lock();
+        let (lock, whole) = journal.close_keeping_lock();
         if let Some(follower) = self.follower.take()
             && let Some(at) = follower.finish()
         {
-            self.write_checkpoint(at);
+            if whole {
+                self.write_checkpoint(at);
+            } else {
+                // Memory holds changes applied before their write failed,
+                // which the journal does not: a start must rebuild.
+                tracing::warn!(
+                    "no index checkpoint is written: a journal write failed; the next start rebuilds memory from the store"
+                );
+            }
         }
         drop(lock);
     }

@@ -115,7 +115,10 @@ impl Guard {
             Some(at) if !older_layout => {
                 super::checkpoint::take(data_dir, config, at, store.next_interaction_seq()?)
             }
-            _ => None,
+            _ => {
+                super::checkpoint::discard(data_dir);
+                None
+            }
         };
         let from_checkpoint = checkpoint.is_some();
         let loaded = match checkpoint {
@@ -309,13 +312,19 @@ impl Guard {
             );
         }
         let on_disk = log_loaded(&mut ledger, None);
+        // Memory from a checkpoint holds history from where the stopped
+        // process held it (its walks moved that on, and dropped what was
+        // before it), never from earlier.
+        let held = from_checkpoint.then(|| ledger.index.held_from());
         let mut guard = Guard::over(ledger, Some((journal, follower)), Some(reader));
         guard.from_checkpoint = from_checkpoint;
         if follow {
             guard.checkpoint_dir = Some(data_dir.to_owned());
         }
-        if on_disk > 0 {
-            guard.hold_from(cutoff)?;
+        match (on_disk > 0, held) {
+            (true, held) => guard.hold_from(cutoff.max(held.unwrap_or(i64::MIN)))?,
+            (false, Some(held)) => guard.hold_from(held)?,
+            (false, None) => {}
         }
         Ok((guard, replayed))
     }

@@ -360,10 +360,13 @@ impl Journal {
 
     /// [`Journal::close`], keeping the data directory's lock: for a
     /// caller with more to finish before another process may open the
-    /// directory (the store applying the journal's last batches).
-    pub fn close_keeping_lock(mut self) -> Option<File> {
+    /// directory (the store applying the journal's last batches). Also
+    /// says whether every frame appended was written: `false` once a
+    /// write failed, when what was appended after it is not in the
+    /// journal (though the caller may have applied it).
+    pub fn close_keeping_lock(mut self) -> (Option<File>, bool) {
         self.stop();
-        self.lock.take()
+        (self.lock.take(), !self.failed())
     }
 
     fn stop(&mut self) {

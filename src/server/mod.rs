@@ -473,11 +473,13 @@ pub async fn serve(
         Ok(Err(errors)) => {
             let _ = stop_tx.send(());
             let _ = server.await;
+            close(guard, cell).await;
             return Err(ServeError::Rules(errors));
         }
         Err(e) => {
             let _ = stop_tx.send(());
             let _ = server.await;
+            close(guard, cell).await;
             return Err(ServeError::Task(e.to_string()));
         }
     };
@@ -490,6 +492,7 @@ pub async fn serve(
             Err(e) => {
                 let _ = stop_tx.send(());
                 let _ = server.await;
+                close(guard, cell).await;
                 return Err(ServeError::Task(format!(
                     "cannot start the decision log in `{}`: {e}",
                     log.dir.display()
@@ -507,6 +510,7 @@ pub async fn serve(
         Err(e) => {
             let _ = stop_tx.send(());
             let _ = server.await;
+            close(guard, cell).await;
             return Err(e);
         }
     };

@@ -2758,8 +2758,48 @@ async fn a_start_from_the_checkpoint_answers_as_one_rebuilt_from_the_store() {
     g.set_rules(rules.clone());
     assert_eq!(observe(&g, &h).await, with_later);
     drop(g);
+    // What a crash while writing one leaves is removed, never read.
+    let torn = dir.path().join("index.checkpoint.tmp");
+    std::fs::write(&torn, &written[..written.len() / 2]).unwrap();
     let g = open_serving(dir.path(), 90);
     assert!(g.started_from_checkpoint());
+    assert!(!torn.exists());
     g.set_rules(rules);
     assert_eq!(observe(&g, &h).await, with_later);
+}
+
+/// Memory from a checkpoint holds history from where the stopped process
+/// held it: what the walk while serving let go (before the horizon from
+/// the clock) stays refused after the start, as it was before the stop,
+/// where a start that rebuilds from the store reads that history again
+/// (its horizon is kept before the latest interaction) and answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_from_the_checkpoint_refuses_what_the_stopped_process_had_let_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let (g, _) = build(dir.path()).await;
+    drop(g);
+    let rules = rules_from(ONE_TEXT_A_WEEK);
+    let text = send(ANN, "text", "2024-03-16T15:00:00Z");
+    let g = open_serving(dir.path(), 90);
+    g.set_rules(rules.clone());
+    let answered = check(&g, &text).await;
+    assert!(answered.is_ok(), "{answered:?}");
+    // The walk with the real clock: everything here is years old.
+    assert!(g.let_go(Utc::now()).unwrap() > 0);
+    let refused = check(&g, &text).await;
+    assert!(
+        matches!(refused, Err(GuardError::FailedPrecondition(_))),
+        "{refused:?}"
+    );
+    drop(g);
+    let g = open_serving(dir.path(), 90);
+    assert!(g.started_from_checkpoint());
+    g.set_rules(rules.clone());
+    assert_eq!(check(&g, &text).await, refused);
+    drop(g);
+    std::fs::remove_file(dir.path().join("index.checkpoint")).unwrap();
+    let g = open_serving(dir.path(), 90);
+    assert!(!g.started_from_checkpoint());
+    g.set_rules(rules);
+    assert_eq!(check(&g, &text).await, answered);
 }

@@ -39,7 +39,7 @@ use super::{
 use crate::model::{
     AgentOutcome, Channel, ContactKind, Direction, Status, StatusDetails, Subject, Theme,
 };
-use crate::restrictions::{MAX_PER_PERSON, Restriction};
+use crate::restrictions::Restriction;
 
 /// What the index part of a checkpoint starts with.
 const MAGIC: &[u8; 8] = b"CGINDEX\0";
@@ -655,9 +655,6 @@ fn read_person<R: Read>(
                 more.accounts.insert(account, loans);
             }
             let n = r.count(1)?;
-            if n > MAX_PER_PERSON {
-                return Err(r.damaged("more restrictions than a person keeps"));
-            }
             for _ in 0..n {
                 let bytes = r.bytes()?;
                 let restriction = (decoder.restriction)(bytes).map_err(|e| r.damaged(&e))?;
