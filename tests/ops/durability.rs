@@ -1069,6 +1069,19 @@ async fn start_following(data_dir: &Path, follows: bool) -> TestServer {
     o.compact_after(1_000_000).serving().await
 }
 
+/// Links `12345` and `crm-77`; returns the person the link names.
+async fn link_crm_77(checks: &mut Checks) -> String {
+    checks
+        .link_person(LinkPersonRequest {
+            person_id: "12345".into(),
+            external_id: "crm-77".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .person_id
+}
+
 async fn survive_restarts(follows: bool) {
     let data = tempfile::tempdir().unwrap();
     let checkpoint = data.path().join("index.checkpoint");
@@ -1076,15 +1089,7 @@ async fn survive_restarts(follows: bool) {
     let (mut checks, mut records) = clients(&server).await;
 
     // A person known by two names, with one account of two loans.
-    let linked = checks
-        .link_person(LinkPersonRequest {
-            person_id: "12345".into(),
-            external_id: "crm-77".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(linked.person_id, "12345");
+    assert_eq!(link_crm_77(&mut checks).await, "12345");
     checks
         .declare_debt(DeclareDebtRequest {
             person_id: "12345".into(),
@@ -1256,15 +1261,7 @@ async fn survive_restarts(follows: bool) {
         );
         assert_eq!(reservation_ids(&mut checks).await, open_before);
         // The link holds: the external id still names our person.
-        let linked_again = checks
-            .link_person(LinkPersonRequest {
-                person_id: "12345".into(),
-                external_id: "crm-77".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(linked_again.person_id, "12345");
+        assert_eq!(link_crm_77(&mut checks).await, "12345");
         drop((checks, records));
         server.stop().await.unwrap();
         if follows {
