@@ -88,6 +88,7 @@ fn write_as(dir: &Path, tmp: &Path, ledger: &Ledger, at: Position) -> Result<u64
     let file = out.into_inner().map_err(|e| fail("writing", &e.error()))?;
     file.sync_all().map_err(|e| fail("flushing", &e))?;
     drop(file);
+    super::recovery::abort_here("checkpoint-flushed");
     std::fs::rename(tmp, &path).map_err(|e| fail("renaming", &e))?;
     crate::journal::fsync_dir(dir).map_err(|e| fail("flushing the directory of", &e))?;
     Ok(written + HEADER as u64)
@@ -132,6 +133,7 @@ pub(super) fn take(dir: &Path, config: IndexConfig, at: Position, next_seq: u64)
         tracing::warn!(file = %path.display(), error = %e, "the index checkpoint could not be removed, so it is not used; memory is rebuilt from the store");
         return None;
     }
+    super::recovery::abort_here("checkpoint-taken");
     let started = std::time::Instant::now();
     match read(file, config, at, next_seq) {
         Ok(index) => {

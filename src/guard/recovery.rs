@@ -408,7 +408,7 @@ fn remove_before(layout: &Layout, at: Option<Position>) -> Result<(), JournalErr
 /// A crash at a named step of opening, for the tests that `kill -9` a
 /// start part-way (`COMPLIANCE_GUARD_TEST_ABORT_AT=<step>`): the process
 /// aborts there as `kill -9` would stop it. Unset, it does nothing.
-fn abort_here(step: &str) {
+pub(super) fn abort_here(step: &str) {
     if std::env::var_os("COMPLIANCE_GUARD_TEST_ABORT_AT").is_some_and(|s| s == step) {
         std::process::abort();
     }

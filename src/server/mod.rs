@@ -218,6 +218,16 @@ pub fn describe_metrics() {
         "journal records per write: how many writers one flush served"
     );
     describe_gauge!(
+        "compliance_guard_start_seconds",
+        Unit::Seconds,
+        "how long the last start took to read the history into memory"
+    );
+    describe_gauge!(
+        "compliance_guard_start_from_checkpoint",
+        Unit::Count,
+        "1 if the last start read memory from the index checkpoint of a clean stop, 0 if it rebuilt it from the store"
+    );
+    describe_gauge!(
         "compliance_guard_borrowers",
         Unit::Count,
         "people in the registry"

@@ -35,12 +35,22 @@ pub(super) async fn open_single(config: &ServeConfig) -> Result<Arc<Guard>, Serv
             store_follows,
             |n| tracing::info!(records = n, "replaying"),
         );
-        if let Ok((_, r)) = &opened {
+        if let Ok((g, r)) = &opened {
+            let seconds = started.elapsed().as_secs_f64();
             tracing::info!(
                 snapshot_records = r.snapshot_records,
                 journal_records = r.journal_records,
-                seconds = started.elapsed().as_secs_f64(),
+                from_checkpoint = g.started_from_checkpoint(),
+                seconds,
                 "replay finished"
+            );
+            metrics::gauge!("compliance_guard_start_seconds").set(seconds);
+            metrics::gauge!("compliance_guard_start_from_checkpoint").set(
+                if g.started_from_checkpoint() {
+                    1.0
+                } else {
+                    0.0
+                },
             );
         }
         opened

@@ -425,6 +425,11 @@ async fn clients(server: &TestServer) -> (Checks, Interactions) {
 /// `compliance-guard serve` on `data`, `--durability sync`, open access,
 /// with `more` flags.
 fn spawn_server_with(data: &Path, more: &[&str]) -> ServeProcess {
+    serve_on(data, more).spawn()
+}
+
+/// [`spawn_server_with`], not yet started.
+fn serve_on(data: &Path, more: &[&str]) -> crate::support::process::Serve {
     let mut args: Vec<&std::ffi::OsStr> = vec![
         "--listen".as_ref(),
         "127.0.0.1:0".as_ref(),
@@ -438,7 +443,7 @@ fn spawn_server_with(data: &Path, more: &[&str]) -> ServeProcess {
         "4000000000".as_ref(),
     ];
     args.extend(more.iter().map(|a| std::ffi::OsStr::new(*a)));
-    serve(args).spawn()
+    serve(args)
 }
 
 // ---- 1. SIGKILL while clients write ----------------------------------------
@@ -1438,4 +1443,111 @@ async fn a_journal_past_compact_after_is_materialized_into_the_store_at_start() 
     assert_eq!(list(&mut records, "BO-CMPC-0001").await.total, 50);
     drop(records);
     server.stop().await.unwrap();
+}
+
+// ---- 6. the index checkpoint across crashes ---------------------------------
+
+/// What a Check and a List of one borrower answer on the server at `addr`.
+async fn answers(addr: SocketAddr) -> (CheckResponse, ListInteractionsResponse) {
+    let channel = connect(addr).await;
+    let mut records = interactions_on(channel.clone(), None);
+    let mut checks = checks_on(channel, None);
+    (
+        check(&mut checks, call("BO-CKPT-0001", "L1")).await,
+        list(&mut records, "BO-CKPT-0001").await,
+    )
+}
+
+/// True if the server's log says its memory was read from a checkpoint.
+fn read_checkpoint(log: &[String]) -> bool {
+    log.iter()
+        .any(|l| l.contains("memory read from the index checkpoint"))
+}
+
+/// The real binary: a clean stop writes the index checkpoint, and the
+/// next start reads it. A crash while a stop writes it (flushed, not yet
+/// renamed into place) leaves none, nor does a crash just after a start
+/// took it: each next start rebuilds memory from the store, removes what
+/// the crash left, and answers as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_any_step_of_the_checkpoint_leaves_a_start_that_rebuilds_exactly() {
+    let data = tempfile::tempdir().unwrap();
+    let checkpoint = data.path().join("index.checkpoint");
+    let torn = data.path().join("index.checkpoint.tmp");
+    let server = spawn_server_with(data.path(), &[]);
+    let addr = server.addr();
+    server.wait_serving(addr).await;
+    let channel = connect(addr).await;
+    let mut records = interactions_on(channel, None);
+    for m in 0..7 {
+        create(&mut records, "BO-CKPT-0001", placed_call("L1", 60 + m)).await;
+    }
+    drop(records);
+    let before = answers(addr).await;
+    assert!(!before.0.allowed, "seven calls: {:?}", before.0);
+    assert_eq!(before.1.total, 7);
+    let log = server.terminate().await;
+    assert!(
+        log.iter().any(|l| l.contains("index checkpoint written")),
+        "{log:#?}"
+    );
+    assert!(checkpoint.exists());
+
+    // A crash just after the start took it (removed, not yet read).
+    let out = crate::support::process::command()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure-no-auth",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .env("COMPLIANCE_GUARD_TEST_ABORT_AT", "checkpoint-taken")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(out.status.signal(), Some(6), "{out:?}");
+    }
+    assert!(!checkpoint.exists(), "taken before the crash");
+
+    // The next start rebuilds; its stop crashes once the checkpoint is
+    // flushed, before it is renamed into place.
+    let server = serve_on(data.path(), &[])
+        .env("COMPLIANCE_GUARD_TEST_ABORT_AT", "checkpoint-flushed")
+        .spawn();
+    let addr = server.addr();
+    server.wait_serving(addr).await;
+    assert!(!read_checkpoint(&server.log()));
+    assert_eq!(answers(addr).await, before);
+    server.terminate_aborting().await;
+    assert!(torn.exists() && !checkpoint.exists());
+
+    // Rebuilt again, the torn file removed; a clean stop writes one.
+    let metrics = ["--metrics-listen", "127.0.0.1:0"];
+    let from_checkpoint = |server: &ServeProcess| {
+        let body = crate::support::process::scrape(server.metrics_addr());
+        crate::support::process::sample(&body, "compliance_guard_start_from_checkpoint", &[])
+    };
+    let server = spawn_server_with(data.path(), &metrics);
+    let addr = server.addr();
+    server.wait_serving(addr).await;
+    assert!(!read_checkpoint(&server.log()));
+    assert_eq!(from_checkpoint(&server), Some(0.0));
+    assert!(!torn.exists());
+    assert_eq!(answers(addr).await, before);
+    server.terminate().await;
+    assert!(checkpoint.exists());
+
+    // And read.
+    let server = spawn_server_with(data.path(), &metrics);
+    let addr = server.addr();
+    server.wait_serving(addr).await;
+    assert!(read_checkpoint(&server.log()), "{:#?}", server.log());
+    assert_eq!(from_checkpoint(&server), Some(1.0));
+    assert!(!checkpoint.exists());
+    assert_eq!(answers(addr).await, before);
+    server.terminate().await;
 }

@@ -95,6 +95,12 @@ impl Serve {
         self
     }
 
+    /// Sets the environment variable `key` to `value`.
+    pub fn env(mut self, key: &str, value: &str) -> Serve {
+        self.command.env(key, value);
+        self
+    }
+
     /// Copies every line the server writes to stderr to the test's own
     /// (`server: ...`), as it comes.
     pub fn echo(mut self) -> Serve {
@@ -279,6 +285,25 @@ impl ServeProcess {
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
         assert!(exit.success(), "after SIGTERM: {exit:?}: {:#?}", self.log());
+        self.finish()
+    }
+
+    /// Sends SIGTERM and waits for the exit, as [`ServeProcess::terminate`]
+    /// does, but asserts that the process aborted on the way out (a
+    /// `COMPLIANCE_GUARD_TEST_ABORT_AT` step of the clean stop); returns
+    /// the whole log.
+    pub async fn terminate_aborting(mut self) -> Vec<String> {
+        use std::os::unix::process::ExitStatusExt;
+        self.signal("TERM");
+        let limit = tokio::time::Instant::now() + LIMIT;
+        let exit: ExitStatus = loop {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                break exit;
+            }
+            assert!(tokio::time::Instant::now() < limit, "no exit after SIGTERM");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!(exit.signal(), Some(6), "{exit:?}: {:#?}", self.log());
         self.finish()
     }
 
