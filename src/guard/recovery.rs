@@ -568,8 +568,8 @@ pub(super) fn load_store(
 }
 
 /// Reads from the store what memory holds beside an index read from the
-/// checkpoint of a clean stop ([`Store::for_each_beside_index`]), the
-/// horizon's cutoff and "now" found as [`load_store`] finds them.
+/// checkpoint of a clean stop ([`Store::for_each_beside_index`]), and
+/// "now" and the latest interaction as [`load_store`] finds them.
 fn load_beside_index(
     ledger: &mut Ledger,
     store: &Store,
@@ -578,8 +578,17 @@ fn load_beside_index(
 ) -> Result<FromStore, JournalError> {
     let now = Utc::now().timestamp();
     let latest = store.latest_at_or_before(now)?;
-    let cutoff = latest.map(|l| horizon_cutoff(config, now, l));
-    let records = store.for_each_beside_index(cutoff, |record| {
+    // The conversations of every interaction memory holds: from where the
+    // stopped process held history (earlier than this start's cutoff when
+    // time passed since it stopped), or all of them when none is on disk.
+    // Those of interactions on disk only leave memory after
+    // (`log_loaded`).
+    let index = &ledger.index;
+    let convos_from = match index.on_disk() {
+        0 => None,
+        _ => latest.map(|l| horizon_cutoff(config, now, l).min(index.held_from())),
+    };
+    let records = store.for_each_beside_index(convos_from, |record| {
         ledger
             .apply_record(record)
             .map_err(|e| JournalError::Failed(e.to_string()))?;

@@ -2803,3 +2803,39 @@ async fn a_start_from_the_checkpoint_refuses_what_the_stopped_process_had_let_go
     g.set_rules(rules);
     assert_eq!(check(&g, &text).await, answered);
 }
+
+/// Memory from a checkpoint holds the conversations of everything it
+/// holds: a text's closed conversation, between the stopped process's
+/// cutoff and a later start's (the latest interaction moved on before the
+/// stop), reads back closed, not as a new open one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_from_the_checkpoint_reads_the_conversations_of_everything_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (g, _) = build(dir.path()).await;
+    drop(g);
+    // Memory holds from the cutoff before LATEST on.
+    let g = open_serving(dir.path(), 90);
+    let text = create(
+        &g,
+        ANN,
+        record("text", "outbound", "succeeded", "2023-12-25T15:00:00Z"),
+    )
+    .await;
+    let at = t(LATEST);
+    g.join_convo(None, &text.id, "solo", &caller(), at)
+        .await
+        .unwrap();
+    let closed = g.close_convo(None, &text.id, &caller(), at).await.unwrap();
+    assert!(closed.closed.is_some());
+    // A month later: a start's cutoff from it is after the text.
+    create(
+        &g,
+        BOB,
+        record("voice", "outbound", "attempted", "2024-04-15T15:00:00Z"),
+    )
+    .await;
+    drop(g);
+    let g = open_serving(dir.path(), 90);
+    assert!(g.started_from_checkpoint());
+    assert_eq!(g.convo(None, &text.id, &caller()).unwrap(), closed);
+}

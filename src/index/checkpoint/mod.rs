@@ -114,7 +114,9 @@ impl Index {
     /// For a clean stop, once the store holds every change: what was
     /// pending for the store ([`Index::set_frame`]), and the frame the
     /// last changes travelled in, are written as held by it. Refused
-    /// while a start stages.
+    /// while a start stages, and when more than a quarter of the slots
+    /// were emptied by moves to disk (only a start that rebuilds reclaims
+    /// them).
     pub fn write_checkpoint(
         &self,
         out: impl Write,
@@ -124,6 +126,16 @@ impl Index {
             return Err(CheckpointError::Unusable(
                 "the index is in the middle of a change".into(),
             ));
+        }
+        // The slots emptied by moves to disk are kept in a checkpoint as
+        // in memory (their keys are in lists and tables); past a quarter
+        // of them, the next start rebuilds instead, and reclaims them.
+        if self.vacated.saturating_mul(4) > self.records.len() {
+            return Err(CheckpointError::Unusable(format!(
+                "{} of its {} slots were emptied by moves to disk: the next start rebuilds memory from the store to reclaim them",
+                self.vacated,
+                self.records.len()
+            )));
         }
         let mut w = Out::new(out);
         w.raw(MAGIC);
