@@ -114,9 +114,8 @@ impl Index {
     /// For a clean stop, once the store holds every change: what was
     /// pending for the store ([`Index::set_frame`]), and the frame the
     /// last changes travelled in, are written as held by it. Refused
-    /// while a start stages, and when more than a quarter of the slots
-    /// were emptied by moves to disk (only a start that rebuilds reclaims
-    /// them).
+    /// while a start stages, and when too many of the slots were emptied
+    /// by moves to disk ([`too_many_emptied`]).
     pub fn write_checkpoint(
         &self,
         out: impl Write,
@@ -127,10 +126,7 @@ impl Index {
                 "the index is in the middle of a change".into(),
             ));
         }
-        // The slots emptied by moves to disk are kept in a checkpoint as
-        // in memory (their keys are in lists and tables); past a quarter
-        // of them, the next start rebuilds instead, and reclaims them.
-        if self.vacated.saturating_mul(4) > self.records.len() {
+        if too_many_emptied(self.vacated, self.records.len()) {
             return Err(CheckpointError::Unusable(format!(
                 "{} of its {} slots were emptied by moves to disk: the next start rebuilds memory from the store to reclaim them",
                 self.vacated,
@@ -520,6 +516,19 @@ impl Index {
         }
         Ok(index)
     }
+}
+
+/// The most slots emptied by moves to disk that a checkpoint keeps
+/// whatever their share: 40 MB of them.
+const EMPTIED_KEPT: usize = 1 << 20;
+
+/// True when a checkpoint would keep too many emptied slots. They are
+/// kept in a checkpoint as in memory (their keys are in lists and
+/// tables), and only a start that rebuilds from the store reclaims them:
+/// past a quarter of the slots (and [`EMPTIED_KEPT`]), no checkpoint is
+/// written, and the next start rebuilds.
+fn too_many_emptied(vacated: usize, slots: usize) -> bool {
+    vacated > EMPTIED_KEPT && vacated.saturating_mul(4) > slots
 }
 
 /// An interaction's key from its number, if a slot has it.
