@@ -1,22 +1,32 @@
 //! The index checkpoint's file (issue 15): `index.checkpoint` in the data
-//! directory, written at a clean stop and taken (read, then removed) by
-//! the next start, which then skips rebuilding memory from the store.
+//! directory, written at a clean stop and read by the next start, which
+//! then skips rebuilding memory from the store.
 //!
-//! A checkpoint is a copy of memory at one position of the journal, the
-//! store's, and is trusted only there: its header names the position and
-//! the place in creation order the next interaction takes, and a start
-//! uses it only when the store says the same. A start that finds it
-//! missing, damaged, of another version, made for another
-//! `--horizon-days`, or behind the store (a crash after it, or writes by
-//! a process that started without it) rebuilds from the store, as
-//! before. The start removes the file before it serves, so that no later
-//! state of the store can meet it; the position guards a removal a power
-//! cut undid.
+//! A checkpoint is a copy of memory at one position of the journal (the
+//! store's, when it was written): its header names the position and the
+//! place in creation order the next interaction takes.
+//! - At the store's very position (a clean stop, nothing written since),
+//!   it is memory as it was.
+//! - Behind it (a start from it, writes, then a crash), it is the base
+//!   the journal after its position is replayed onto, through the one
+//!   interpreter ([`crate::ledger::Ledger::apply`]), as the process that
+//!   crashed applied it. The follower keeps that journal although the
+//!   store holds it (`Follower::start`'s `keep_for`), for one generation
+//!   more ([`crate::store::KEPT_FOR_CHECKPOINT`]); past it, the follower removes
+//!   the checkpoint and deletes the journal as before.
+//!
+//! Anything else rebuilds from the store: a checkpoint missing, damaged,
+//! of another version, made for another `--horizon-days`, hashed with
+//! other keys, or behind the store without the whole journal after it.
+//! A start moves the file aside while it reads it (a read that stops the
+//! process is not repeated), puts it back once read, and keeps it as the
+//! base of a start after a crash, until the next clean stop replaces it.
 //!
 //! Only a clean stop writes one, once the journal is closed and the store
-//! has applied all of it (the follower finished without failing) and
-//! memory was never found to disagree with the journal. After `kill -9`
-//! there is none, and the start rebuilds.
+//! has applied all of it (the follower finished without failing), no
+//! journal write failed, and memory was never found to disagree with the
+//! journal; otherwise the stop removes the one it started from, and the
+//! next start rebuilds.
 
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -108,14 +118,33 @@ fn header(at: Position, next_seq: u64) -> Vec<u8> {
     h
 }
 
-/// Takes `dir`'s checkpoint: the index it holds, if it was made at store
-/// position `at` (the next interaction at `next_seq`) for `config`, read
-/// whole and removed from the directory. `None` when there is none, or
-/// it cannot be used: the reason is logged, the file removed, and the
+/// Reads `dir`'s checkpoint: the index it holds and the position it was
+/// made at, if it can be used with the store at position `at` (the next
+/// interaction at `next_seq`), for `config`. `None` when there is none,
+/// or it cannot be used: the reason is logged, the file removed, and the
 /// caller rebuilds from the store.
-pub(super) fn take(dir: &Path, config: IndexConfig, at: Position, next_seq: u64) -> Option<Index> {
+///
+/// One made at `at` itself (a clean stop's, the store unchanged since) is
+/// memory as it was. One made before `at` is the base a start after a
+/// crash replays the journal from: only when `journal_from` says the
+/// journal still holds every record from its position on (the follower
+/// keeps it, see `Follower::keep_from`). The file stays, as the base of a
+/// start after a crash, until a clean stop writes the next one.
+pub(super) fn take(
+    dir: &Path,
+    config: IndexConfig,
+    at: Position,
+    next_seq: u64,
+    journal_from: impl Fn(Position) -> bool,
+) -> Option<(Index, Position)> {
     discard_tmp(dir);
     let path = path_in(dir);
+    let reading = reading_in(dir);
+    if std::fs::remove_file(&reading).is_ok() {
+        // A start that stopped while reading it (a damaged count that
+        // asked for more memory than there is): never read again.
+        tracing::warn!(file = %reading.display(), "an index checkpoint a start stopped reading was removed; memory is rebuilt from the store");
+    }
     let file = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
@@ -124,32 +153,46 @@ pub(super) fn take(dir: &Path, config: IndexConfig, at: Position, next_seq: u64)
             return None;
         }
     };
-    // Removed before it is read (it is read through the file still
-    // open): used, it is memory's now, and any later state of the store
-    // would be ahead of it; refused, or a read that stops the process
-    // (a damaged count that asks for more memory than there is), the
-    // next start does not meet it again.
-    if let Err(e) = std::fs::remove_file(&path).and_then(|()| crate::journal::fsync_dir(dir)) {
-        tracing::warn!(file = %path.display(), error = %e, "the index checkpoint could not be removed, so it is not used; memory is rebuilt from the store");
+    // Moved aside while it is read: a read that stops the process leaves
+    // it there, and the next start removes it unread.
+    if let Err(e) = std::fs::rename(&path, &reading).and_then(|()| crate::journal::fsync_dir(dir)) {
+        tracing::warn!(file = %path.display(), error = %e, "the index checkpoint could not be moved aside to be read, so it is not used; memory is rebuilt from the store");
+        discard(dir);
         return None;
     }
     super::recovery::abort_here("checkpoint-taken");
     let started = std::time::Instant::now();
-    match read(file, config, at, next_seq) {
-        Ok(index) => {
+    match read(file, config, at, next_seq, journal_from) {
+        Ok((index, made_at)) => {
             tracing::info!(
                 file = %path.display(),
                 interactions = index.len(),
+                made_at = %format!("{}:{}", made_at.generation, made_at.records),
+                store_at = %format!("{}:{}", at.generation, at.records),
                 ms = started.elapsed().as_millis() as u64,
                 "memory read from the index checkpoint of the last clean stop"
             );
-            Some(index)
+            if let Err(e) =
+                std::fs::rename(&reading, &path).and_then(|()| crate::journal::fsync_dir(dir))
+            {
+                // Memory is right; only the base of a later start after a
+                // crash is lost.
+                tracing::warn!(file = %path.display(), error = %e, "the index checkpoint could not be put back after it was read; a start after a crash rebuilds");
+                let _ = std::fs::remove_file(&reading);
+            }
+            Some((index, made_at))
         }
         Err(why) => {
             tracing::warn!(file = %path.display(), reason = %why, "the index checkpoint is not used; memory is rebuilt from the store");
+            let _ = std::fs::remove_file(&reading);
             None
         }
     }
+}
+
+/// Where a checkpoint is while a start reads it.
+fn reading_in(dir: &Path) -> PathBuf {
+    path_in(dir).with_extension("checkpoint.reading")
 }
 
 /// Removes `dir`'s checkpoint, if any, unread: a start that does not
@@ -157,10 +200,11 @@ pub(super) fn take(dir: &Path, config: IndexConfig, at: Position, next_seq: u64)
 /// none that a later state of the store could meet.
 pub(super) fn discard(dir: &Path) {
     discard_tmp(dir);
+    let _ = std::fs::remove_file(reading_in(dir));
     let path = path_in(dir);
     match std::fs::remove_file(&path) {
         Ok(()) => {
-            tracing::warn!(file = %path.display(), "an index checkpoint beside a directory this start does not read it for was removed unread")
+            tracing::warn!(file = %path.display(), "an index checkpoint was removed unread: the next start rebuilds memory from the store")
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => {
@@ -174,33 +218,50 @@ fn discard_tmp(dir: &Path) {
     let _ = std::fs::remove_file(tmp_in(dir));
 }
 
-/// The index of a checkpoint file, checked against the store's position
-/// and next place in creation order.
+/// The index of a checkpoint file and the position it was made at,
+/// checked against the store's position and next place in creation
+/// order (see [`take`]).
 fn read(
     mut file: std::fs::File,
     config: IndexConfig,
     at: Position,
     next_seq: u64,
-) -> Result<Index, String> {
+    journal_from: impl Fn(Position) -> bool,
+) -> Result<(Index, Position), String> {
     let len = file.metadata().map_err(|e| e.to_string())?.len();
     let mut h = [0u8; HEADER];
     file.read_exact(&mut h)
         .map_err(|_| "it is shorter than its header".to_owned())?;
-    let expected = header(at, next_seq);
-    if h[..8] != expected[..8] {
+    if h[..8] != MAGIC[..] {
         return Err("it is not an index checkpoint".into());
     }
     let crc = crc32fast::hash(&h[..HEADER - 4]);
     if h[HEADER - 4..] != crc.to_le_bytes() {
         return Err("its header is damaged".into());
     }
-    if h[8..12] != expected[8..12] {
+    let number = |from: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&h[from..from + 8]);
+        u64::from_le_bytes(b)
+    };
+    if h[8..12] != VERSION.to_le_bytes() {
         return Err("its header is of another version".into());
     }
-    if h != expected.as_slice() {
+    let made_at = Position {
+        generation: number(12),
+        records: number(20),
+    };
+    let made_next = number(28);
+    let key = |p: Position| (p.generation, p.records);
+    let usable = if key(made_at) == key(at) {
+        made_next == next_seq
+    } else {
+        key(made_at) < key(at) && made_next <= next_seq && journal_from(made_at)
+    };
+    if !usable {
         return Err(format!(
-            "it was made at another position of the journal than the store's ({}:{}, next interaction {next_seq}): the store moved on after it",
-            at.generation, at.records
+            "it was made at {}:{} (next interaction {made_next}), and the store is at {}:{} (next interaction {next_seq}) with no journal from its position on",
+            made_at.generation, made_at.records, at.generation, at.records
         ));
     }
     let record = |b: &[u8]| {
@@ -215,5 +276,7 @@ fn read(
         record: &record,
         restriction: &restriction,
     };
-    Index::read_checkpoint(config, file, len - HEADER as u64, &decoder).map_err(|e| e.to_string())
+    let index = Index::read_checkpoint(config, file, len - HEADER as u64, &decoder)
+        .map_err(|e| e.to_string())?;
+    Ok((index, made_at))
 }

@@ -396,7 +396,7 @@ impl Guard {
         );
         let (handed, tap) = Follower::channel(at.records, 0);
         store.checkpoint()?;
-        let follower = Follower::start(store, layout, at, Durability::Sync, handed)?;
+        let follower = Follower::start(store, layout, at, Durability::Sync, handed, None)?;
         let reader = Reader::open(data_dir)?;
         let on_disk = super::recovery::log_loaded(&mut ledger, Some(at.records));
         let (applied_tx, _) = tokio::sync::watch::channel(at.records);

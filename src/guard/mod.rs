@@ -266,18 +266,23 @@ impl Drop for Guard {
             return;
         };
         let (lock, whole) = journal.close_keeping_lock();
-        if let Some(follower) = self.follower.take()
-            && let Some(at) = follower.finish()
-        {
-            if whole {
-                self.write_checkpoint(at);
-            } else {
-                // Memory holds changes applied before their write failed,
-                // which the journal does not: a start must rebuild.
+        // A clean stop leaves a checkpoint of its own position, or none
+        // (not the one it started from, which a start after a crash
+        // would replay the journal from).
+        match self.follower.take().map(crate::store::Follower::finish) {
+            Some(Some(at)) if whole => self.write_checkpoint(at),
+            Some(_) => {
+                if let Some(dir) = self.checkpoint_dir.as_deref() {
+                    checkpoint::discard(dir);
+                }
+                // Memory may hold changes applied before their write
+                // failed, which the journal does not, or the store is
+                // behind the journal: a start must rebuild.
                 tracing::warn!(
-                    "no index checkpoint is written: a journal write failed; the next start rebuilds memory from the store"
+                    "no index checkpoint is written: a journal write failed, or the store stopped following the journal; the next start rebuilds memory from the store"
                 );
             }
+            None => {}
         }
         drop(lock);
     }
@@ -330,14 +335,15 @@ impl Guard {
         let Some(dir) = self.checkpoint_dir.as_deref() else {
             return;
         };
-        if self.broken.load(Ordering::SeqCst) {
-            tracing::warn!(
-                "no index checkpoint is written: memory stopped agreeing with the journal; the next start rebuilds it from the store"
-            );
-            return;
-        }
-        let Ok(ledger) = self.ledger.read() else {
-            return;
+        let ledger = match self.ledger.read() {
+            Ok(ledger) if !self.broken.load(Ordering::SeqCst) => ledger,
+            _ => {
+                checkpoint::discard(dir);
+                tracing::warn!(
+                    "no index checkpoint is written: memory stopped agreeing with the journal; the next start rebuilds it from the store"
+                );
+                return;
+            }
         };
         let started = std::time::Instant::now();
         match checkpoint::write(dir, &ledger, at) {
@@ -348,6 +354,7 @@ impl Guard {
                 "index checkpoint written: the next start reads memory from it"
             ),
             Err(e) => {
+                checkpoint::discard(dir);
                 tracing::warn!(error = %e, "the index checkpoint could not be written; the next start rebuilds memory from the store")
             }
         }

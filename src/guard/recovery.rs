@@ -109,20 +109,30 @@ impl Guard {
                 progress(*n);
             }
         };
-        // Memory as a clean stop left it, when its checkpoint is of the
-        // store as it is now; otherwise rebuilt from the store.
+        // Memory as a clean stop left it: its checkpoint, when it is of
+        // the store as it is now, or behind it with the journal from its
+        // position on (a crash since; the journal is replayed from there
+        // below); otherwise rebuilt from the store.
         let checkpoint = match from {
-            Some(at) if !older_layout => {
-                super::checkpoint::take(data_dir, config, at, store.next_interaction_seq()?)
-            }
+            Some(at) if !older_layout => super::checkpoint::take(
+                data_dir,
+                config,
+                at,
+                store.next_interaction_seq()?,
+                |made_at| journal_whole_from(&layout, made_at),
+            ),
             _ => {
                 super::checkpoint::discard(data_dir);
                 None
             }
         };
         let from_checkpoint = checkpoint.is_some();
+        let base = checkpoint.as_ref().map(|(_, made_at)| *made_at);
+        // Where the journal is replayed from into memory: the
+        // checkpoint's position when it is behind the store's.
+        let replay_from = base.or(from);
         let loaded = match checkpoint {
-            Some(index) => {
+            Some((index, _)) => {
                 ledger.index = index;
                 load_beside_index(&mut ledger, &store, config, &mut || tick(&mut n))?
             }
@@ -140,11 +150,16 @@ impl Guard {
         };
         let (now, store_latest, from_store) = (loaded.now, loaded.latest, loaded.records);
         let before = |latest: i64| horizon_cutoff(config, now, latest);
-        let mut replayed = jn::recover_from(&layout, from, |record| {
+        let mut replayed = jn::recover_from(&layout, replay_from, |record| {
             apply_logged(&mut ledger, Some(&reader), record).map_err(JournalError::Failed)?;
             tick(&mut n);
             Ok(())
         })?;
+        if replay_from != from {
+            // What the store has not taken yet: the journal after its
+            // position (what is materialized below).
+            replayed.journal_records = jn::recover_from(&layout, from, |_| Ok(()))?.journal_records;
+        }
         if from.is_some() {
             replayed.snapshot_records = from_store;
         }
@@ -284,7 +299,16 @@ impl Guard {
             })?;
             abort_here("position-moved");
         }
-        remove_before(&layout, store.position()?)?;
+        // The journal from the index checkpoint's position stays (a start
+        // after a crash replays it from there).
+        let keep = store.position()?.map(|p| match base {
+            Some(b) if b.generation < p.generation => Position {
+                generation: b.generation,
+                records: 0,
+            },
+            _ => p,
+        });
+        remove_before(&layout, keep)?;
         store.checkpoint()?;
         let follower = match handed {
             Some(handed) => Some(crate::store::Follower::start(
@@ -293,6 +317,7 @@ impl Guard {
                 start,
                 durability,
                 handed,
+                base.map(|b| (b.generation, super::checkpoint::path_in(data_dir))),
             )?),
             None => {
                 drop(store);
@@ -350,6 +375,22 @@ impl Guard {
     pub fn out_of_range_records(&self) -> Result<u64, GuardError> {
         Ok(out_of_range_records(&*self.read()?))
     }
+}
+
+/// True when the journal holds every record from `at` on, readable: each
+/// generation from `at`'s to the newest, read through once. A start from
+/// an index checkpoint behind the store replays it into memory; a journal
+/// that a damage or a deletion cut there is not used, and the start
+/// rebuilds from the store instead.
+fn journal_whole_from(layout: &Layout, at: Position) -> bool {
+    let Ok((_, logs)) = layout.generations() else {
+        return false;
+    };
+    let Some(&newest) = logs.last() else {
+        return false;
+    };
+    (at.generation..=newest).all(|g| logs.contains(&g))
+        && jn::recover_from(layout, Some(at), |_| Ok(())).is_ok()
 }
 
 /// Flushes the journals a materialization reads (those at and after the

@@ -270,11 +270,16 @@ impl Ledger {
                 self.reservations.remove(&id);
             }
             Change::Answer { request_id, answer } => {
-                self.answer_order.push_back((
-                    answer.stored_at,
-                    request_id.clone(),
-                    self.index.frame(),
-                ));
+                // Applied again (a start that replays the journal from an
+                // index checkpoint behind the store, whose answers it read
+                // from the store), it keeps its place in the order.
+                if self.answers.get(&request_id) != Some(&answer) {
+                    self.answer_order.push_back((
+                        answer.stored_at,
+                        request_id.clone(),
+                        self.index.frame(),
+                    ));
+                }
                 self.answers.insert(request_id, answer);
             }
             Change::Convo(c) => {

@@ -40,7 +40,21 @@ struct Shared {
     /// Set when the store failed to apply: it follows no more until the
     /// next start.
     failed: AtomicBool,
+    /// The journal generation from which journals are kept although the
+    /// store holds them: the index checkpoint's, which a start after a
+    /// crash replays the journal from (`u64::MAX`: none).
+    keep_from: AtomicU64,
+    /// The index checkpoint's file, removed once the journal after it
+    /// grew past [`KEPT_FOR_CHECKPOINT`] generations.
+    checkpoint: Option<std::path::PathBuf>,
 }
+
+/// How many generations past the index checkpoint's the journal is kept
+/// for it: past them, the checkpoint is removed (a start after a crash
+/// rebuilds from the store) and the journal is deleted as the store
+/// takes it. With `--compact-after` 1,000,000, a start after a crash
+/// replays at most about two million records.
+pub const KEPT_FOR_CHECKPOINT: u64 = 1;
 
 /// The thread that applies the journal to the store while serving.
 #[derive(Debug)]
@@ -71,16 +85,23 @@ impl Follower {
     }
 
     /// Starts following: `store` is at `at`, the end of the journal as it
-    /// opened (a start applies the tail first).
+    /// opened (a start applies the tail first). With `keep_for`, the
+    /// journals from that generation on are kept although the store holds
+    /// them, for the index checkpoint at that path (see
+    /// [`KEPT_FOR_CHECKPOINT`]).
     pub fn start(
         mut store: Store,
         layout: Layout,
         at: Position,
         durability: Durability,
         handed: Handed,
+        keep_for: Option<(u64, std::path::PathBuf)>,
     ) -> Result<Follower, JournalError> {
+        let (keep_from, checkpoint) = keep_for.unzip();
         let shared = Arc::new(Shared {
             position: Mutex::new(at),
+            keep_from: AtomicU64::new(keep_from.unwrap_or(u64::MAX)),
+            checkpoint,
             ..Shared::default()
         });
         let theirs = Arc::clone(&shared);
@@ -177,7 +198,7 @@ fn follow(
             }
         }
         behind.set(batch.len() as f64);
-        match apply(store, layout, durability, at, batch) {
+        match apply(store, layout, durability, at, batch, shared) {
             Ok((position, seq)) => {
                 at = position;
                 if let Ok(mut p) = shared.position.lock() {
@@ -213,6 +234,7 @@ fn apply(
     durability: Durability,
     mut at: Position,
     batch: Vec<Tapped>,
+    shared: &Shared,
 ) -> Result<(Position, u64), JournalError> {
     let mut seq = 0;
     let mut rolled = false;
@@ -281,7 +303,33 @@ fn apply(
     }
     writing.commit(at).map_err(JournalError::from)?;
     if rolled {
-        jn::remove_journals_before(layout, at.generation)?;
+        let keep_from = &shared.keep_from;
+        let keep = keep_from.load(Ordering::Acquire);
+        if keep != u64::MAX && at.generation > keep.saturating_add(KEPT_FOR_CHECKPOINT) {
+            // Too long to replay: the checkpoint goes, then the journal.
+            let checkpoint = shared.checkpoint.clone().unwrap_or_default();
+            match std::fs::remove_file(&checkpoint) {
+                Ok(()) => {
+                    tracing::info!(file = %checkpoint.display(), "the index checkpoint was removed: the journal after it grew past what a start after a crash replays; such a start rebuilds from the store")
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(JournalError::Io {
+                        action: "removing",
+                        path: checkpoint,
+                        cause: e,
+                    });
+                }
+            }
+            jn::fsync_dir(&layout.dir).map_err(|cause| JournalError::Io {
+                action: "flushing",
+                path: layout.dir.clone(),
+                cause,
+            })?;
+            keep_from.store(u64::MAX, Ordering::Release);
+        }
+        let keep = keep_from.load(Ordering::Acquire);
+        jn::remove_journals_before(layout, at.generation.min(keep))?;
     }
     Ok((at, seq))
 }

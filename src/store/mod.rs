@@ -67,7 +67,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-pub use follow::{Follower, Handed, TAP_BATCHES};
+pub use follow::{Follower, Handed, KEPT_FOR_CHECKPOINT, TAP_BATCHES};
 pub use load::{Loaded, Span, Texts};
 pub use read::{HistoryRead, read_history, read_history_in_time};
 pub use reader::{Limits, Listed, Narrow, READERS, Reader, Refused};

@@ -126,12 +126,17 @@ fn open(dir: &Path, compact_after: u64) -> Opened {
 /// [`open`] as a server opens: the store following the journal, so that
 /// a clean stop writes the index checkpoint; with `horizon_days`.
 fn open_serving(dir: &Path, horizon_days: u32) -> Opened {
+    open_rolling(dir, horizon_days, 0)
+}
+
+/// [`open_serving`], the journal rolling after `compact_after` records.
+fn open_rolling(dir: &Path, horizon_days: u32, compact_after: u64) -> Opened {
     open_logged(|| {
         Guard::open(
             compliance_guard::index::IndexConfig { horizon_days },
             dir,
             compliance_guard::journal::Durability::Sync,
-            0,
+            compact_after,
             |_| {},
         )
     })
@@ -2718,21 +2723,30 @@ async fn a_start_from_the_checkpoint_answers_as_one_rebuilt_from_the_store() {
 
     let g = open_serving(dir.path(), 90);
     assert!(g.started_from_checkpoint());
-    assert!(!checkpoint.exists(), "the start removes what it read");
+    assert!(
+        checkpoint.exists(),
+        "kept: a start after a crash replays from it"
+    );
     g.set_rules(rules.clone());
     assert_eq!(observe(&g, &h).await, rebuilt);
     assert_eq!(g.sizes(), sizes);
-    // A write after the checkpoint: that checkpoint is behind the store.
+    // A write after the checkpoint: that checkpoint is behind the store,
+    // and the journal after it is kept.
     let later = create(&g, ANN, record("text", "outbound", "succeeded", LATEST)).await;
     let mut with_later = observe(&g, &h).await;
     assert_ne!(with_later.3, rebuilt.3, "the later text counts");
     // What the next starts log: one more in memory.
     with_later.0 = (6, 8);
     drop(g);
+    // As a crash after the write leaves it: the checkpoint from before,
+    // and the journal after it; memory is the checkpoint with the journal
+    // replayed.
     std::fs::write(&checkpoint, &written).unwrap();
     let g = open_serving(dir.path(), 90);
-    assert!(!g.started_from_checkpoint(), "behind the store");
-    assert!(!checkpoint.exists());
+    assert!(
+        g.started_from_checkpoint(),
+        "behind the store, the journal kept"
+    );
     g.set_rules(rules.clone());
     assert_eq!(g.get(None, &later.id, &caller()).unwrap(), later);
     assert_eq!(observe(&g, &h).await, with_later);
@@ -2838,4 +2852,58 @@ async fn a_start_from_the_checkpoint_reads_the_conversations_of_everything_it_ho
     let g = open_serving(dir.path(), 90);
     assert!(g.started_from_checkpoint());
     assert_eq!(g.convo(None, &text.id, &caller()).unwrap(), closed);
+}
+
+/// The journal files of a data directory, by name.
+fn journals(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("journal"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// While a server runs from a checkpoint, the journal from the
+/// checkpoint's position is kept although the store holds it (a start
+/// after a crash replays it from there), for one more generation; past
+/// that, the checkpoint is removed and the journal deleted as the store
+/// takes it, as without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_after_a_checkpoint_is_kept_for_a_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("index.checkpoint");
+    let (g, _) = build(dir.path()).await;
+    drop(g);
+    let g = open_rolling(dir.path(), 90, 2);
+    drop(g);
+    let at_stop = journals(dir.path());
+    assert_eq!(at_stop.len(), 1, "{at_stop:?}");
+    let g = open_rolling(dir.path(), 90, 2);
+    assert!(g.started_from_checkpoint());
+    let mut made = 0;
+    let mut write = async |n: usize| {
+        for _ in 0..n {
+            made += 1;
+            let at = format!("2024-03-14T{:02}:00:00Z", made % 24);
+            create(&g, BOB, record("voice", "outbound", "attempted", &at)).await;
+        }
+        // The follower takes each batch within its second.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    };
+    // Two records: the journal rolls once; the checkpoint's is kept.
+    write(3).await;
+    let now = journals(dir.path());
+    assert!(now.len() >= 2 && now[0] == at_stop[0], "{now:?}");
+    assert!(checkpoint.exists());
+    // More: past one generation after it, the checkpoint goes, and the
+    // journal the store holds with it.
+    write(6).await;
+    assert!(!checkpoint.exists(), "{:?}", journals(dir.path()));
+    let now = journals(dir.path());
+    assert!(!now.contains(&at_stop[0]), "{now:?}");
+    drop(g);
+    // That stop writes a checkpoint again, and it is read.
+    let g = open_rolling(dir.path(), 90, 2);
+    assert!(g.started_from_checkpoint());
 }
