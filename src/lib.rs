@@ -70,8 +70,9 @@
 //!   operations, each atomic, every write planned, journaled, then applied;
 //!   `cluster.rs` the same guard as a node of a cluster (writes published,
 //!   the stream applied, the read barrier); `checkpoint.rs`, the index
-//!   checkpoint's file (written at a clean stop, taken by the next start
-//!   only at the store's very position).
+//!   checkpoint's file (written at a clean stop, read by the next start at
+//!   the store's position, or behind it with the journal after it kept
+//!   and replayed, after a crash).
 //! - [`media`]: call recordings and voicemails: files in the data dir,
 //!   uploads and downloads, signed links and their HTTP listener, the
 //!   retention sweep; `shared.rs`, a cluster node's files as a checked

@@ -157,7 +157,7 @@ pub(super) fn take(
     // it there, and the next start removes it unread.
     if let Err(e) = std::fs::rename(&path, &reading).and_then(|()| crate::journal::fsync_dir(dir)) {
         tracing::warn!(file = %path.display(), error = %e, "the index checkpoint could not be moved aside to be read, so it is not used; memory is rebuilt from the store");
-        discard(dir);
+        discard(dir, "it could not be moved aside to be read");
         return None;
     }
     super::recovery::abort_here("checkpoint-taken");
@@ -195,16 +195,17 @@ fn reading_in(dir: &Path) -> PathBuf {
     path_in(dir).with_extension("checkpoint.reading")
 }
 
-/// Removes `dir`'s checkpoint, if any, unread: a start that does not
-/// read one (a new directory, an older layout being migrated) leaves
-/// none that a later state of the store could meet.
-pub(super) fn discard(dir: &Path) {
+/// Removes `dir`'s checkpoint, if any, saying `why` in the log: a start
+/// that does not read one (a new directory, an older layout being
+/// migrated), or one that no start may read again, leaves none that a
+/// later state of the store could meet.
+pub(super) fn discard(dir: &Path, why: &str) {
     discard_tmp(dir);
     let _ = std::fs::remove_file(reading_in(dir));
     let path = path_in(dir);
     match std::fs::remove_file(&path) {
         Ok(()) => {
-            tracing::warn!(file = %path.display(), "an index checkpoint was removed unread: the next start rebuilds memory from the store")
+            tracing::warn!(file = %path.display(), why, "the index checkpoint was removed: the next start without one rebuilds memory from the store")
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => {

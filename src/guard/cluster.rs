@@ -340,7 +340,10 @@ impl Guard {
         let marker = layout.cluster_marker();
         // A node's memory is always rebuilt from its store: a checkpoint
         // here (none is written by a node) is never read.
-        super::checkpoint::discard(data_dir);
+        super::checkpoint::discard(
+            data_dir,
+            "a cluster node's memory is rebuilt from its store",
+        );
         let mut store = Store::open(data_dir)?;
         let from = store.position()?;
         match std::fs::read_to_string(&marker) {

@@ -273,7 +273,7 @@ impl Drop for Guard {
             Some(Some(at)) if whole => self.write_checkpoint(at),
             Some(_) => {
                 if let Some(dir) = self.checkpoint_dir.as_deref() {
-                    checkpoint::discard(dir);
+                    checkpoint::discard(dir, "this stop writes none");
                 }
                 // Memory may hold changes applied before their write
                 // failed, which the journal does not, or the store is
@@ -338,7 +338,7 @@ impl Guard {
         let ledger = match self.ledger.read() {
             Ok(ledger) if !self.broken.load(Ordering::SeqCst) => ledger,
             _ => {
-                checkpoint::discard(dir);
+                checkpoint::discard(dir, "this stop writes none");
                 tracing::warn!(
                     "no index checkpoint is written: memory stopped agreeing with the journal; the next start rebuilds it from the store"
                 );
@@ -354,7 +354,7 @@ impl Guard {
                 "index checkpoint written: the next start reads memory from it"
             ),
             Err(e) => {
-                checkpoint::discard(dir);
+                checkpoint::discard(dir, "this stop could not write one");
                 tracing::warn!(error = %e, "the index checkpoint could not be written; the next start rebuilds memory from the store")
             }
         }

@@ -122,39 +122,71 @@ impl Guard {
                 |made_at| journal_whole_from(&layout, made_at),
             ),
             _ => {
-                super::checkpoint::discard(data_dir);
+                super::checkpoint::discard(data_dir, "this start does not read one");
                 None
             }
         };
-        let from_checkpoint = checkpoint.is_some();
-        let base = checkpoint.as_ref().map(|(_, made_at)| *made_at);
-        // Where the journal is replayed from into memory: the
-        // checkpoint's position when it is behind the store's.
-        let replay_from = base.or(from);
-        let loaded = match checkpoint {
-            Some((index, _)) => {
-                ledger.index = index;
-                load_beside_index(&mut ledger, &store, config, &mut || tick(&mut n))?
+        let mut base = checkpoint.as_ref().map(|(_, made_at)| *made_at);
+        // The checkpoint's memory, with the journal from its position
+        // replayed (an interaction the journal creates after it is
+        // created, never read from the store, which holds it too). A
+        // replay that fails (a record this release refuses, say) falls
+        // back to a rebuild, the checkpoint removed.
+        let mut loaded_replayed = None;
+        if let Some((index, made_at)) = checkpoint {
+            let created_from = index.next_seq();
+            ledger.index = index;
+            let tried = load_beside_index(&mut ledger, &store, config, &mut || tick(&mut n))
+                .and_then(|loaded| {
+                    let replayed = jn::recover_from(&layout, Some(made_at), |record| {
+                        apply_logged_from(&mut ledger, Some(&reader), record, created_from)
+                            .map_err(JournalError::Failed)?;
+                        tick(&mut n);
+                        Ok(())
+                    })?;
+                    Ok((loaded, replayed))
+                });
+            match tried {
+                Ok(done) => loaded_replayed = Some(done),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the journal after the index checkpoint could not be replayed onto it; memory is rebuilt from the store");
+                    super::checkpoint::discard(
+                        data_dir,
+                        "the journal after it could not be replayed",
+                    );
+                    base = None;
+                    ledger = Ledger::new(config);
+                    n = 0;
+                }
             }
-            // About 160 bytes a record in a journal: make room up front.
-            None => load_store(
-                &mut ledger,
-                &store,
-                config,
-                bytes / 160,
-                Some(let_go_at(Utc::now().timestamp())),
-                &mut || {
+        }
+        let from_checkpoint = base.is_some();
+        let replay_from = base.or(from);
+        let (loaded, mut replayed) = match loaded_replayed {
+            Some(done) => done,
+            None => {
+                // About 160 bytes a record in a journal: make room up front.
+                let loaded = load_store(
+                    &mut ledger,
+                    &store,
+                    config,
+                    bytes / 160,
+                    Some(let_go_at(Utc::now().timestamp())),
+                    &mut || {
+                        tick(&mut n);
+                    },
+                )?;
+                let replayed = jn::recover_from(&layout, from, |record| {
+                    apply_logged(&mut ledger, Some(&reader), record)
+                        .map_err(JournalError::Failed)?;
                     tick(&mut n);
-                },
-            )?,
+                    Ok(())
+                })?;
+                (loaded, replayed)
+            }
         };
         let (now, store_latest, from_store) = (loaded.now, loaded.latest, loaded.records);
         let before = |latest: i64| horizon_cutoff(config, now, latest);
-        let mut replayed = jn::recover_from(&layout, replay_from, |record| {
-            apply_logged(&mut ledger, Some(&reader), record).map_err(JournalError::Failed)?;
-            tick(&mut n);
-            Ok(())
-        })?;
         if replay_from != from {
             // What the store has not taken yet: the journal after its
             // position (what is materialized below).
@@ -300,7 +332,22 @@ impl Guard {
             abort_here("position-moved");
         }
         // The journal from the index checkpoint's position stays (a start
-        // after a crash replays it from there).
+        // after a crash replays it from there), for one generation past
+        // it, as the follower keeps it (this start's own roll counts); and
+        // only while a follower keeps it: without one (a tool's start)
+        // nothing would ever let it go.
+        if let Some(b) = base
+            && (!follow
+                || generation
+                    > b.generation
+                        .saturating_add(crate::store::KEPT_FOR_CHECKPOINT))
+        {
+            super::checkpoint::discard(
+                data_dir,
+                "the journal after it is not kept (past a generation, or no follower)",
+            );
+            base = None;
+        }
         let keep = store.position()?.map(|p| match base {
             Some(b) if b.generation < p.generation => Position {
                 generation: b.generation,
@@ -691,12 +738,28 @@ pub(super) fn apply_logged(
     reader: Option<&Reader>,
     record: crate::pb::journal::Record,
 ) -> Result<(), String> {
+    apply_logged_from(ledger, reader, record, u64::MAX)
+}
+
+/// [`apply_logged`], for a journal replayed onto an index checkpoint
+/// behind the store: an interaction the store numbered at or after
+/// `created_from` (the checkpoint's next place in creation order) was
+/// created after the checkpoint, by a change the replay applies, and is
+/// never read from the store (which holds it too, in a later state, and
+/// would make it one brought back from disk).
+fn apply_logged_from(
+    ledger: &mut Ledger,
+    reader: Option<&Reader>,
+    record: crate::pb::journal::Record,
+    created_from: u64,
+) -> Result<(), String> {
     for change in changes(record) {
         let change = change.map_err(|e| e.to_string())?;
         if let Some(id) = change.interaction_id()
             && ledger.index.may_be_on_disk(id)
             && let Some(reader) = reader
             && let Some((seq, r)) = reader.get(id).map_err(|e| e.to_string())?
+            && seq < created_from
         {
             ledger
                 .index

@@ -2731,8 +2731,18 @@ async fn a_start_from_the_checkpoint_answers_as_one_rebuilt_from_the_store() {
     assert_eq!(observe(&g, &h).await, rebuilt);
     assert_eq!(g.sizes(), sizes);
     // A write after the checkpoint: that checkpoint is behind the store,
-    // and the journal after it is kept.
-    let later = create(&g, ANN, record("text", "outbound", "succeeded", LATEST)).await;
+    // and the journal after it is kept. Its id is one a caller chose (not
+    // of the generated shape, so it may be on disk as far as memory
+    // knows): replayed, it is created, not read back from the store.
+    let later = create(
+        &g,
+        ANN,
+        InteractionInput {
+            id: Some("424242".into()),
+            ..record("text", "outbound", "succeeded", LATEST)
+        },
+    )
+    .await;
     let mut with_later = observe(&g, &h).await;
     assert_ne!(with_later.3, rebuilt.3, "the later text counts");
     // What the next starts log: one more in memory.
