@@ -32,6 +32,7 @@ use compliance_guard::restrictions::RestrictionInput;
 use compliance_guard::rules::{LoadOptions, RuleSet};
 use compliance_guard::store::{Limits, Listed, Loaded, Narrow, Reader, Refused, Store};
 
+use crate::ops::durability::journal_files as journals;
 use crate::support::library::open_with;
 
 /// The latest interaction of every history here.
@@ -2862,16 +2863,6 @@ async fn a_start_from_the_checkpoint_reads_the_conversations_of_everything_it_ho
     let g = open_serving(dir.path(), 90);
     assert!(g.started_from_checkpoint());
     assert_eq!(g.convo(None, &text.id, &caller()).unwrap(), closed);
-}
-
-/// The journal files of a data directory, by name.
-fn journals(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir.join("journal"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// While a server runs from a checkpoint, the journal from the

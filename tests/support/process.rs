@@ -271,11 +271,18 @@ impl ServeProcess {
     /// keeps serving the client side of connections while the server
     /// drains them), asserts that it exited 0, and returns the whole log.
     pub async fn terminate(mut self) -> Vec<String> {
+        let exit = self.exit_after_term().await;
+        assert!(exit.success(), "after SIGTERM: {exit:?}: {:#?}", self.log());
+        self.finish()
+    }
+
+    /// Sends SIGTERM and waits for the exit, polling.
+    async fn exit_after_term(&mut self) -> ExitStatus {
         self.signal("TERM");
         let limit = tokio::time::Instant::now() + LIMIT;
-        let exit: ExitStatus = loop {
+        loop {
             if let Some(exit) = self.child.try_wait().unwrap() {
-                break exit;
+                return exit;
             }
             assert!(
                 tokio::time::Instant::now() < limit,
@@ -283,9 +290,7 @@ impl ServeProcess {
                 self.log()
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
-        };
-        assert!(exit.success(), "after SIGTERM: {exit:?}: {:#?}", self.log());
-        self.finish()
+        }
     }
 
     /// Sends SIGTERM and waits for the exit, as [`ServeProcess::terminate`]
@@ -294,15 +299,7 @@ impl ServeProcess {
     /// the whole log.
     pub async fn terminate_aborting(mut self) -> Vec<String> {
         use std::os::unix::process::ExitStatusExt;
-        self.signal("TERM");
-        let limit = tokio::time::Instant::now() + LIMIT;
-        let exit: ExitStatus = loop {
-            if let Some(exit) = self.child.try_wait().unwrap() {
-                break exit;
-            }
-            assert!(tokio::time::Instant::now() < limit, "no exit after SIGTERM");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        };
+        let exit = self.exit_after_term().await;
         assert_eq!(exit.signal(), Some(6), "{exit:?}: {:#?}", self.log());
         self.finish()
     }
