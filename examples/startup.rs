@@ -99,10 +99,10 @@
 //! checkpoint is there (`index checkpoint: N bytes`). A clean stop writes
 //! one (the stop's time and the file's size are on stderr, `stop:
 //! stop_s=S checkpoint_bytes=C`), and the next start reads memory from it
-//! instead of rebuilding it from the store; after `kill -9` there is none,
-//! and the start rebuilds. Either start then reads the journal after the
-//! store's position (empty here: a start writes nothing to it). The first
-//! run on a history it just wrote rebuilds too: delete
+//! instead of rebuilding it from the store. A start keeps the file: after
+//! `kill -9` the next start reads it too, and replays the journal written
+//! since (none here, unless `--serve` took writes before the kill). The
+//! first run on a history it just wrote rebuilds: delete
 //! `DIR/index.checkpoint` to measure a rebuild again.
 //!
 //! With `--serve` the server keeps serving after the last line until
