@@ -127,8 +127,8 @@ fn header(at: Position, next_seq: u64) -> Vec<u8> {
 /// One made at `at` itself (a clean stop's, the store unchanged since) is
 /// memory as it was. One made before `at` is the base a start after a
 /// crash replays the journal from: only when `journal_from` says the
-/// journal still holds every record from its position on (the follower
-/// keeps it, see `Follower::keep_from`). The file stays, as the base of a
+/// journal still holds every generation from its position on (the
+/// follower keeps them, see `Follower::start`'s `keep_for`). The file stays, as the base of a
 /// start after a crash, until a clean stop writes the next one.
 pub(super) fn take(
     dir: &Path,

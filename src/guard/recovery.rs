@@ -424,11 +424,11 @@ impl Guard {
     }
 }
 
-/// True when the journal holds every record from `at` on, readable: each
-/// generation from `at`'s to the newest, read through once. A start from
-/// an index checkpoint behind the store replays it into memory; a journal
-/// that a damage or a deletion cut there is not used, and the start
-/// rebuilds from the store instead.
+/// True when the journal holds every generation from `at`'s to the
+/// newest: a start from an index checkpoint behind the store replays them
+/// into memory. One deleted there leaves the checkpoint unused; one
+/// damaged there fails the replay, which falls back to a rebuild (so the
+/// journal is read once, by the replay itself).
 fn journal_whole_from(layout: &Layout, at: Position) -> bool {
     let Ok((_, logs)) = layout.generations() else {
         return false;
@@ -437,7 +437,6 @@ fn journal_whole_from(layout: &Layout, at: Position) -> bool {
         return false;
     };
     (at.generation..=newest).all(|g| logs.contains(&g))
-        && jn::recover_from(layout, Some(at), |_| Ok(())).is_ok()
 }
 
 /// Flushes the journals a materialization reads (those at and after the
