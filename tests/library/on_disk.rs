@@ -2908,3 +2908,47 @@ async fn the_journal_after_a_checkpoint_is_kept_for_a_generation() {
     let g = open_rolling(dir.path(), 90, 2);
     assert!(g.started_from_checkpoint());
 }
+
+/// A checkpoint behind the store whose journal after it is damaged (a
+/// generation the store holds already): the replay fails, and the same
+/// start rebuilds from the store instead, answering every read and Check
+/// with every write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_that_meets_a_damaged_journal_falls_back_to_a_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("index.checkpoint");
+    let (g, h) = build(dir.path()).await;
+    drop(g);
+    let g = open_rolling(dir.path(), 90, 2);
+    drop(g);
+    let first = std::fs::read(&checkpoint).unwrap();
+    let rules = rules_from(ONE_TEXT_A_WEEK);
+    let g = open_rolling(dir.path(), 90, 2);
+    assert!(g.started_from_checkpoint());
+    g.set_rules(rules.clone());
+    for hour in 10..13 {
+        let at = format!("2024-03-14T{hour}:00:00Z");
+        create(&g, ANN, record("text", "outbound", "succeeded", &at)).await;
+    }
+    // The follower takes each batch within its second.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let answers = observe(&g, &h).await;
+    drop(g);
+    let logs = journals(dir.path());
+    assert!(logs.len() >= 2, "the journal rolled: {logs:?}");
+    // The first checkpoint back, and a byte of its generation changed.
+    std::fs::write(&checkpoint, &first).unwrap();
+    let oldest = dir.path().join("journal").join(&logs[0]);
+    let mut bytes = std::fs::read(&oldest).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    std::fs::write(&oldest, &bytes).unwrap();
+    let g = open_rolling(dir.path(), 90, 2);
+    assert!(!g.started_from_checkpoint(), "the replay failed");
+    g.set_rules(rules);
+    let rebuilt = observe(&g, &h).await;
+    assert_eq!(
+        (&rebuilt.1, &rebuilt.2, &rebuilt.3),
+        (&answers.1, &answers.2, &answers.3)
+    );
+}
