@@ -1,13 +1,15 @@
 //! The index checkpoint's file (issue 15): `index.checkpoint` in the data
-//! directory, written at a clean stop and read by the next start, which
-//! then skips rebuilding memory from the store.
+//! directory, written at a clean stop (and by a start that rebuilt
+//! memory) and read by the next start, which then skips rebuilding
+//! memory from the store.
 //!
 //! A checkpoint is a copy of memory at one position of the journal (the
 //! store's, when it was written): its header names the position and the
 //! place in creation order the next interaction takes.
 //! - At the store's very position (a clean stop, nothing written since),
 //!   it is memory as it was.
-//! - Behind it (a start from it, writes, then a crash), it is the base
+//! - Behind it (a start from it, or a start that wrote it, then writes,
+//!   then a crash), it is the base
 //!   the journal after its position is replayed onto, through the one
 //!   interpreter ([`crate::ledger::Ledger::apply`]), as the process that
 //!   crashed applied it. The follower keeps that journal although the
@@ -22,11 +24,18 @@
 //! process is not repeated), puts it back once read, and keeps it as the
 //! base of a start after a crash, until the next clean stop replaces it.
 //!
-//! Only a clean stop writes one, once the journal is closed and the store
-//! has applied all of it (the follower finished without failing), no
-//! journal write failed, and memory was never found to disagree with the
-//! journal; otherwise the stop removes the one it started from, and the
-//! next start rebuilds.
+//! Two moments write one, each at a position where memory is exactly the
+//! store's:
+//! - A clean stop, once the journal is closed and the store has applied
+//!   all of it (the follower finished without failing), no journal write
+//!   failed, and memory was never found to disagree with the journal;
+//!   otherwise the stop removes the one it started from, and the next
+//!   start rebuilds.
+//! - A start that would otherwise serve with none to replay a crash's
+//!   journal onto (it rebuilt memory from the store, or the journal after
+//!   the one it read was past what is kept), before it serves and before
+//!   any write: so a crash of a server that started by rebuilding does
+//!   not rebuild again.
 
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -55,10 +64,13 @@ pub fn path_in(dir: &Path) -> PathBuf {
 /// `at` (where the next interaction takes place `next_seq`): to a
 /// temporary file, flushed, then renamed over any older one and the
 /// directory flushed. Returns its size. For a clean stop, after the
-/// store applied everything (see the module's documentation).
-pub(super) fn write(dir: &Path, ledger: &Ledger, at: Position) -> Result<u64, String> {
+/// store applied everything, or the end of a start that has none to
+/// replay a crash's journal onto (see the module's documentation);
+/// `when` names which, for the tests that stop the process part-way
+/// (`{when}-checkpoint-flushed`).
+pub(super) fn write(dir: &Path, ledger: &Ledger, at: Position, when: &str) -> Result<u64, String> {
     let tmp = tmp_in(dir);
-    let written = write_as(dir, &tmp, ledger, at);
+    let written = write_as(dir, &tmp, ledger, at, when);
     if written.is_err() {
         // A full disk or a failing write leaves nothing half-written
         // behind.
@@ -73,7 +85,13 @@ fn tmp_in(dir: &Path) -> PathBuf {
     path_in(dir).with_extension("checkpoint.tmp")
 }
 
-fn write_as(dir: &Path, tmp: &Path, ledger: &Ledger, at: Position) -> Result<u64, String> {
+fn write_as(
+    dir: &Path,
+    tmp: &Path,
+    ledger: &Ledger,
+    at: Position,
+    when: &str,
+) -> Result<u64, String> {
     let path = path_in(dir);
     let fail =
         |action: &str, e: &dyn std::fmt::Display| format!("{action} `{}`: {e}", tmp.display());
@@ -98,7 +116,7 @@ fn write_as(dir: &Path, tmp: &Path, ledger: &Ledger, at: Position) -> Result<u64
     let file = out.into_inner().map_err(|e| fail("writing", &e.error()))?;
     file.sync_all().map_err(|e| fail("flushing", &e))?;
     drop(file);
-    super::recovery::abort_here("checkpoint-flushed");
+    super::recovery::abort_here(&format!("{when}-checkpoint-flushed"));
     std::fs::rename(tmp, &path).map_err(|e| fail("renaming", &e))?;
     crate::journal::fsync_dir(dir).map_err(|e| fail("flushing the directory of", &e))?;
     Ok(written + HEADER as u64)

@@ -346,7 +346,7 @@ impl Guard {
             }
         };
         let started = std::time::Instant::now();
-        match checkpoint::write(dir, &ledger, at) {
+        match checkpoint::write(dir, &ledger, at, "stop") {
             Ok(bytes) => tracing::info!(
                 bytes,
                 interactions = ledger.index.len(),

@@ -357,20 +357,6 @@ impl Guard {
         });
         remove_before(&layout, keep)?;
         store.checkpoint()?;
-        let follower = match handed {
-            Some(handed) => Some(crate::store::Follower::start(
-                store,
-                layout.clone(),
-                start,
-                durability,
-                handed,
-                base.map(|b| (b.generation, super::checkpoint::path_in(data_dir))),
-            )?),
-            None => {
-                drop(store);
-                None
-            }
-        };
         let out_of_range = out_of_range_records(&ledger);
         if out_of_range > 0 {
             tracing::warn!(
@@ -388,15 +374,58 @@ impl Guard {
         // process held it (its walks moved that on, and dropped what was
         // before it), never from earlier.
         let held = from_checkpoint.then(|| ledger.index.held_from());
+        let held_from = match (on_disk > 0, held) {
+            (true, held) => Some(cutoff.max(held.unwrap_or(i64::MIN))),
+            (false, Some(held)) => Some(held),
+            (false, None) => None,
+        };
+        if let Some(held_from) = held_from {
+            ledger.index.set_held_from(held_from);
+        }
+        // A start that leaves no checkpoint to replay a crash's journal
+        // onto (it rebuilt memory, or the journal after its checkpoint
+        // was past what is kept) writes one of memory as it is now, at
+        // the store's position, before it serves: a crash from here on
+        // starts from it rather than rebuilding again.
+        if follow && base.is_none() {
+            let started = std::time::Instant::now();
+            match super::checkpoint::write(data_dir, &ledger, start, "start") {
+                Ok(bytes) => {
+                    tracing::info!(
+                        bytes,
+                        interactions = ledger.index.len(),
+                        ms = started.elapsed().as_millis() as u64,
+                        "index checkpoint written at the start: a start after a crash reads it and replays the journal after it"
+                    );
+                    base = Some(start);
+                }
+                Err(e) => {
+                    super::checkpoint::discard(data_dir, "this start could not write one");
+                    tracing::warn!(error = %e, "the index checkpoint could not be written at the start; a start after a crash rebuilds memory from the store");
+                }
+            }
+        }
+        let follower = match handed {
+            Some(handed) => Some(crate::store::Follower::start(
+                store,
+                layout.clone(),
+                start,
+                durability,
+                handed,
+                base.map(|b| (b.generation, super::checkpoint::path_in(data_dir))),
+            )?),
+            None => {
+                drop(store);
+                None
+            }
+        };
         let mut guard = Guard::over(ledger, Some((journal, follower)), Some(reader));
         guard.from_checkpoint = from_checkpoint;
         if follow {
             guard.checkpoint_dir = Some(data_dir.to_owned());
         }
-        match (on_disk > 0, held) {
-            (true, held) => guard.hold_from(cutoff.max(held.unwrap_or(i64::MIN)))?,
-            (false, Some(held)) => guard.hold_from(held)?,
-            (false, None) => {}
+        if let Some(held_from) = held_from {
+            guard.hold_from(held_from)?;
         }
         Ok((guard, replayed))
     }

@@ -1239,8 +1239,8 @@ async fn survive_restarts(follows: bool) {
         let server = start_following(data.path(), follows).await;
         assert_eq!(
             checkpoint.exists(),
-            follows && start == 0,
-            "start {start}: the start read it and kept it, or there was none"
+            follows,
+            "start {start}: the start read it and kept it, or rebuilt and wrote one"
         );
         let (mut checks, mut records) = clients(&server).await;
         for (id, was) in ids.iter().zip(&stored) {
@@ -1466,12 +1466,14 @@ fn read_checkpoint(log: &[String]) -> bool {
 }
 
 /// The real binary: a clean stop writes the index checkpoint, and the
-/// next start reads it. A crash while a stop writes it (flushed, not yet
-/// renamed into place) leaves none, nor does a crash just after a start
-/// took it: each next start rebuilds memory from the store, removes what
-/// the crash left, and answers as before.
+/// next start reads it; a start that rebuilt memory writes one too,
+/// before it serves, and a start after its `kill -9` reads that one and
+/// replays the journal after it. A crash while a start or a stop writes
+/// one (flushed, not yet renamed into place) leaves the one before (or
+/// none), and a crash just after a start took it leaves none: each next
+/// start removes what the crash left, and answers as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_at_any_step_of_the_checkpoint_leaves_a_start_that_rebuilds_exactly() {
+async fn a_crash_at_any_step_of_the_checkpoint_leaves_a_start_that_answers_exactly() {
     let data = tempfile::tempdir().unwrap();
     let checkpoint = data.path().join("index.checkpoint");
     let torn = data.path().join("index.checkpoint.tmp");
@@ -1489,7 +1491,7 @@ async fn a_crash_at_any_step_of_the_checkpoint_leaves_a_start_that_rebuilds_exac
     assert_eq!(before.1.total, 7);
     let log = server.terminate().await;
     assert!(
-        log.iter().any(|l| l.contains("index checkpoint written")),
+        log.iter().any(|l| l.contains("index checkpoint written:")),
         "{log:#?}"
     );
     assert!(checkpoint.exists());
@@ -1514,19 +1516,29 @@ async fn a_crash_at_any_step_of_the_checkpoint_leaves_a_start_that_rebuilds_exac
     }
     assert!(!checkpoint.exists(), "taken before the crash");
 
-    // The next start rebuilds; its stop crashes once the checkpoint is
-    // flushed, before it is renamed into place.
-    let server = serve_on(data.path(), &[])
-        .env("COMPLIANCE_GUARD_TEST_ABORT_AT", "checkpoint-flushed")
-        .spawn();
-    let addr = server.addr();
-    server.wait_serving(addr).await;
-    assert!(!read_checkpoint(&server.log()));
-    assert_eq!(answers(addr).await, before);
-    server.terminate_aborting().await;
+    // The next start rebuilds, and crashes once the checkpoint it writes
+    // before serving is flushed, before it is renamed into place.
+    let out = crate::support::process::command()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure-no-auth",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .env("COMPLIANCE_GUARD_TEST_ABORT_AT", "start-checkpoint-flushed")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(out.status.signal(), Some(6), "{out:?}");
+    }
     assert!(torn.exists() && !checkpoint.exists());
 
-    // Rebuilt again, the torn file removed; a clean stop writes one.
+    // Rebuilt again, the torn file removed, and a checkpoint written
+    // before it serves; then writes after it, and `kill -9`.
     let metrics = ["--metrics-listen", "127.0.0.1:0"];
     let from_checkpoint = |server: &ServeProcess| {
         let body = crate::support::process::scrape(server.metrics_addr());
@@ -1536,19 +1548,16 @@ async fn a_crash_at_any_step_of_the_checkpoint_leaves_a_start_that_rebuilds_exac
     let addr = server.addr();
     server.wait_serving(addr).await;
     assert!(!read_checkpoint(&server.log()));
+    assert!(
+        server
+            .log()
+            .iter()
+            .any(|l| l.contains("index checkpoint written at the start")),
+        "{:#?}",
+        server.log()
+    );
     assert_eq!(from_checkpoint(&server), Some(0.0));
-    assert!(!torn.exists());
-    assert_eq!(answers(addr).await, before);
-    server.terminate().await;
-    assert!(checkpoint.exists());
-
-    // And read, and kept: writes after it, then `kill -9`.
-    let server = spawn_server_with(data.path(), &metrics);
-    let addr = server.addr();
-    server.wait_serving(addr).await;
-    assert!(read_checkpoint(&server.log()), "{:#?}", server.log());
-    assert_eq!(from_checkpoint(&server), Some(1.0));
-    assert!(checkpoint.exists());
+    assert!(!torn.exists() && checkpoint.exists());
     assert_eq!(answers(addr).await, before);
     let mut records = interactions_on(connect(addr).await, None);
     for m in 0..3 {
@@ -1560,12 +1569,37 @@ async fn a_crash_at_any_step_of_the_checkpoint_leaves_a_start_that_rebuilds_exac
     server.kill_9();
     assert!(checkpoint.exists());
 
-    // The checkpoint is behind the store now, and the journal after it
-    // is kept: memory is the checkpoint with the journal replayed.
+    // The start's checkpoint is behind the store now, and the journal
+    // after it is kept: memory is the checkpoint with the journal
+    // replayed. Its stop crashes while it writes the next one.
+    let server = serve_on(data.path(), &metrics)
+        .env("COMPLIANCE_GUARD_TEST_ABORT_AT", "stop-checkpoint-flushed")
+        .spawn();
+    let addr = server.addr();
+    server.wait_serving(addr).await;
+    assert!(read_checkpoint(&server.log()), "{:#?}", server.log());
+    assert_eq!(from_checkpoint(&server), Some(1.0));
+    assert_eq!(answers(addr).await, after);
+    server.terminate_aborting().await;
+    assert!(torn.exists() && checkpoint.exists());
+
+    // The same checkpoint is read again, the torn file removed; a clean
+    // stop writes the next.
     let server = spawn_server_with(data.path(), &metrics);
     let addr = server.addr();
     server.wait_serving(addr).await;
     assert!(read_checkpoint(&server.log()), "{:#?}", server.log());
+    assert!(!torn.exists());
+    assert_eq!(answers(addr).await, after);
+    server.terminate().await;
+    assert!(checkpoint.exists());
+
+    // Read at the store's very position.
+    let server = spawn_server_with(data.path(), &metrics);
+    let addr = server.addr();
+    server.wait_serving(addr).await;
+    assert!(read_checkpoint(&server.log()), "{:#?}", server.log());
+    assert_eq!(from_checkpoint(&server), Some(1.0));
     assert_eq!(answers(addr).await, after);
     server.terminate().await;
     // And a start that rebuilds answers the same.
