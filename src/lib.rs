@@ -70,9 +70,11 @@
 //!   operations, each atomic, every write planned, journaled, then applied;
 //!   `cluster.rs` the same guard as a node of a cluster (writes published,
 //!   the stream applied, the read barrier); `checkpoint.rs`, the index
-//!   checkpoint's file (written at a clean stop, read by the next start at
-//!   the store's position, or behind it with the journal after it kept
-//!   and replayed, after a crash).
+//!   checkpoint's file (written at a clean stop and by a start that
+//!   rebuilt, read by the next start at the store's position, or behind it
+//!   with the journal after it kept and replayed, after a crash);
+//!   `rebase.rs`, the thread that builds the checkpoint again from the
+//!   store while serving, once the journal after it filled a generation.
 //! - [`media`]: call recordings and voicemails: files in the data dir,
 //!   uploads and downloads, signed links and their HTTP listener, the
 //!   retention sweep; `shared.rs`, a cluster node's files as a checked

@@ -69,14 +69,69 @@ pub fn path_in(dir: &Path) -> PathBuf {
 /// `when` names which, for the tests that stop the process part-way
 /// (`{when}-checkpoint-flushed`).
 pub(super) fn write(dir: &Path, ledger: &Ledger, at: Position, when: &str) -> Result<u64, String> {
-    let tmp = tmp_in(dir);
-    let written = write_as(dir, &tmp, ledger, at, when);
-    if written.is_err() {
-        // A full disk or a failing write leaves nothing half-written
-        // behind.
-        let _ = std::fs::remove_file(&tmp);
+    prepare(dir, ledger, at, when)?.install()
+}
+
+/// A checkpoint written and flushed beside its place, not yet renamed
+/// into it ([`prepare`]): what a checkpoint built while serving holds
+/// while the follower is held still ([`crate::store::Checkpoints::install`]).
+#[derive(Debug)]
+pub(super) struct Prepared {
+    dir: PathBuf,
+    tmp: PathBuf,
+    bytes: u64,
+}
+
+impl Prepared {
+    /// Renames it into place, over any older one, then flushes the
+    /// directory. Returns its size.
+    pub(super) fn install(self) -> Result<u64, String> {
+        let dir = self.dir.clone();
+        let bytes = self.rename()?;
+        flush_dir(&dir)?;
+        Ok(bytes)
     }
-    written
+
+    /// Renames it into place, over any older one: from here on it is the
+    /// checkpoint, whether or not [`flush_dir`] then succeeds. Returns its
+    /// size.
+    pub(super) fn rename(self) -> Result<u64, String> {
+        if let Err(e) = std::fs::rename(&self.tmp, path_in(&self.dir)) {
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(format!("renaming `{}`: {e}", self.tmp.display()));
+        }
+        Ok(self.bytes)
+    }
+}
+
+/// Flushes the data directory after a checkpoint was renamed into it.
+pub(super) fn flush_dir(dir: &Path) -> Result<(), String> {
+    crate::journal::fsync_dir(dir)
+        .map_err(|e| format!("flushing the directory `{}`: {e}", dir.display()))
+}
+
+/// [`write`] up to the rename: memory's index written to the temporary
+/// file and flushed. A failure leaves nothing half-written behind.
+pub(super) fn prepare(
+    dir: &Path,
+    ledger: &Ledger,
+    at: Position,
+    when: &str,
+) -> Result<Prepared, String> {
+    let tmp = tmp_in(dir);
+    match write_tmp(&tmp, ledger, at, when) {
+        Ok(bytes) => Ok(Prepared {
+            dir: dir.to_owned(),
+            tmp,
+            bytes,
+        }),
+        Err(e) => {
+            // A full disk or a failing write leaves nothing half-written
+            // behind.
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
 }
 
 /// Where a checkpoint is written before it is renamed into place: a crash
@@ -85,14 +140,7 @@ fn tmp_in(dir: &Path) -> PathBuf {
     path_in(dir).with_extension("checkpoint.tmp")
 }
 
-fn write_as(
-    dir: &Path,
-    tmp: &Path,
-    ledger: &Ledger,
-    at: Position,
-    when: &str,
-) -> Result<u64, String> {
-    let path = path_in(dir);
+fn write_tmp(tmp: &Path, ledger: &Ledger, at: Position, when: &str) -> Result<u64, String> {
     let fail =
         |action: &str, e: &dyn std::fmt::Display| format!("{action} `{}`: {e}", tmp.display());
     let file = std::fs::File::create(tmp).map_err(|e| fail("creating", &e))?;
@@ -117,8 +165,6 @@ fn write_as(
     file.sync_all().map_err(|e| fail("flushing", &e))?;
     drop(file);
     super::recovery::abort_here(&format!("{when}-checkpoint-flushed"));
-    std::fs::rename(tmp, &path).map_err(|e| fail("renaming", &e))?;
-    crate::journal::fsync_dir(dir).map_err(|e| fail("flushing the directory of", &e))?;
     Ok(written + HEADER as u64)
 }
 

@@ -388,7 +388,9 @@ impl Guard {
                 if n.is_multiple_of(1_000_000) {
                     progress(n);
                 }
+                Ok(())
             },
+            None,
         )?;
         let cutoff = loaded
             .latest
@@ -399,7 +401,7 @@ impl Guard {
         );
         let (handed, tap) = Follower::channel(at.records, 0);
         store.checkpoint()?;
-        let follower = Follower::start(store, layout, at, Durability::Sync, handed, None)?;
+        let follower = Follower::start(store, layout, at, Durability::Sync, handed, None, None)?;
         let reader = Reader::open(data_dir)?;
         let on_disk = super::recovery::log_loaded(&mut ledger, Some(at.records));
         let (applied_tx, _) = tokio::sync::watch::channel(at.records);

@@ -17,7 +17,9 @@
 //! `recovery` opening a data directory (and `lean_read`, which reads the
 //! counting fields of a stored interaction in place, its bytes never
 //! decoded whole, at a start; `checkpoint`, the index written at a clean
-//! stop and read back by the next start instead). Nothing here knows about gRPC:
+//! stop (or by a start that rebuilt) and read back by the next start
+//! instead; `rebase`, the same file built again from the store while
+//! serving). Nothing here knows about gRPC:
 //! the API layer translates requests into these calls and [`GuardError`]
 //! into statuses, and logs decisions and metrics.
 
@@ -31,6 +33,7 @@ mod interactions;
 mod lean_read;
 mod media;
 mod people;
+mod rebase;
 mod recovery;
 mod restrictions;
 
@@ -254,10 +257,18 @@ pub struct Guard {
     /// True when this guard's memory was read from the index checkpoint
     /// of the last clean stop rather than rebuilt from the store.
     from_checkpoint: bool,
+    /// The thread that moves the index checkpoint forward while serving
+    /// (`rebase`), with a follower.
+    rebase: Option<rebase::Rebase>,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        // Before anything else: a checkpoint it builds never meets the
+        // one this stop writes.
+        if let Some(rebase) = self.rebase.take() {
+            rebase.stop();
+        }
         if let Some(node) = self.cluster.take() {
             node.close(self.follower.take());
             return;
@@ -317,6 +328,7 @@ impl Guard {
             broken: AtomicBool::new(false),
             checkpoint_dir: None,
             from_checkpoint: false,
+            rebase: None,
         }
     }
 

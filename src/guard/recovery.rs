@@ -15,7 +15,7 @@ use crate::index::{IndexConfig, Lean, LeanNames, LetGo};
 use crate::journal::{self as jn, Durability, Journal, JournalError, Layout, Position, Recovered};
 use crate::ledger::Ledger;
 use crate::ledger::changes;
-use crate::store::{Loaded, Reader, Span, Store, Texts};
+use crate::store::{Loaded, Pinned, Reader, Span, Store, Texts};
 
 impl Guard {
     /// Opens a data directory: takes its lock (a second server is refused),
@@ -174,7 +174,9 @@ impl Guard {
                     Some(let_go_at(Utc::now().timestamp())),
                     &mut || {
                         tick(&mut n);
+                        Ok(())
                     },
+                    None,
                 )?;
                 let replayed = jn::recover_from(&layout, from, |record| {
                     apply_logged(&mut ledger, Some(&reader), record)
@@ -186,7 +188,6 @@ impl Guard {
             }
         };
         let (now, store_latest, from_store) = (loaded.now, loaded.latest, loaded.records);
-        let before = |latest: i64| horizon_cutoff(config, now, latest);
         if replay_from != from {
             // What the store has not taken yet: the journal after its
             // position (what is materialized below).
@@ -198,18 +199,7 @@ impl Guard {
         if let Some((path, offset, reason)) = &replayed.cut {
             tracing::warn!(file = %path.display(), offset, reason, "a record cut short at the end of the journal (a crash mid-write) was dropped");
         }
-        // The journal after the store may hold later interactions: the
-        // horizon kept ends at the latest of all (never earlier than what
-        // the store's load already left on disk).
-        let latest_in_memory = ledger
-            .index
-            .interactions()
-            .map(|r| r.occurs_at().timestamp())
-            .filter(|t| *t <= now)
-            .max();
-        // Never earlier than the load's: the latest of all is at least
-        // the store's.
-        let cutoff = before(store_latest.max(latest_in_memory).unwrap_or(now));
+        let cutoff = memory_cutoff(&ledger, config, now, store_latest);
         let mut generation = replayed.generation;
         let mut cut_to = replayed.cut.as_ref().map(|(_, offset, _)| *offset);
         let fresh = from.is_none() && !older_layout;
@@ -412,14 +402,23 @@ impl Guard {
                 start,
                 durability,
                 handed,
-                base.map(|b| (b.generation, super::checkpoint::path_in(data_dir))),
+                Some(super::checkpoint::path_in(data_dir)),
+                base.map(|b| b.generation),
             )?),
             None => {
                 drop(store);
                 None
             }
         };
+        // Without it the server serves as well; a start after a crash
+        // then replays more of the journal, or rebuilds.
+        let rebase = follower.as_ref().and_then(|f| {
+            super::rebase::Rebase::start(data_dir, config, f.checkpoints())
+                .inspect_err(|e| tracing::warn!(error = %e, "the thread that moves the index checkpoint forward while serving could not be started; the server serves without it"))
+                .ok()
+        });
         let mut guard = Guard::over(ledger, Some((journal, follower)), Some(reader));
+        guard.rebase = rebase;
         guard.from_checkpoint = from_checkpoint;
         if follow {
             guard.checkpoint_dir = Some(data_dir.to_owned());
@@ -567,6 +566,30 @@ pub(super) fn horizon_cutoff(config: IndexConfig, now: i64, latest: i64) -> i64 
         .saturating_sub((i64::from(config.horizon_days) + 1) * 86_400)
 }
 
+/// Where memory read from the store (and the journal after it) holds
+/// history from: the horizon before the latest interaction at or before
+/// `now`. The journal after the store may hold later interactions than
+/// `store_latest`, the store's latest: the latest of all counts, so the
+/// cutoff is never earlier than the one the store's load left on disk.
+pub(super) fn memory_cutoff(
+    ledger: &Ledger,
+    config: IndexConfig,
+    now: i64,
+    store_latest: Option<i64>,
+) -> i64 {
+    let latest_in_memory = ledger
+        .index
+        .interactions()
+        .map(|r| r.occurs_at().timestamp())
+        .filter(|t| *t <= now)
+        .max();
+    horizon_cutoff(
+        config,
+        now,
+        store_latest.max(latest_in_memory).unwrap_or(now),
+    )
+}
+
 /// Reads what memory holds from the store into `ledger`: everything after
 /// the horizon in full, and of what is before it only what counting
 /// needs. `reserve` is room to make beyond the store's records; `tick` is
@@ -574,13 +597,19 @@ pub(super) fn horizon_cutoff(config: IndexConfig, now: i64, latest: i64) -> i64 
 /// interactions in the horizon that happen before it leave memory as they
 /// are read ([`crate::index::Index::let_go_in`]): a start holds what the
 /// walk while serving would.
+///
+/// Beside a writer (a checkpoint built while serving), `store` reads in a
+/// transaction the caller began, and the rows are read on `pinned`, a
+/// connection the caller pinned to the same state of the store
+/// ([`Store::pin_for_load`]). An error from `tick` stops the load.
 pub(super) fn load_store(
     ledger: &mut Ledger,
     store: &Store,
     config: IndexConfig,
     reserve: u64,
     let_go: Option<LetGo>,
-    tick: &mut dyn FnMut(),
+    tick: &mut dyn FnMut() -> Result<(), JournalError>,
+    pinned: Option<Pinned>,
 ) -> Result<FromStore, JournalError> {
     // The interactions it records are numbered in creation order as the
     // store will number them when they reach it.
@@ -615,64 +644,71 @@ pub(super) fn load_store(
         .begin_start(usize::try_from(in_full).unwrap_or(0));
     let prepare = |bytes: &[u8], texts: &mut Texts| lean_row(bytes, let_go?, texts);
     let records = match from {
-        Some(_) => store.load(cutoff, prepare, |loaded| {
-            match loaded {
-                Loaded::Record(record) => ledger
-                    .apply_record(*record)
-                    .map_err(|e| JournalError::Failed(e.to_string()))?,
-                Loaded::Interaction { seq, record } => {
-                    ledger.index.set_next_seq(seq);
-                    ledger
+        Some(_) => store.load_from(
+            match pinned {
+                Some(pinned) => pinned,
+                None => store.pin_for_load()?,
+            },
+            cutoff,
+            prepare,
+            |loaded| {
+                match loaded {
+                    Loaded::Record(record) => ledger
                         .apply_record(*record)
-                        .map_err(|e| JournalError::Failed(e.to_string()))?;
-                    // The store holds it: only its slot and counting entry
-                    // stay, as the walk while serving would leave them.
-                    if let Some(let_go) = let_go {
-                        ledger.index.let_go_newest(let_go);
+                        .map_err(|e| JournalError::Failed(e.to_string()))?,
+                    Loaded::Interaction { seq, record } => {
+                        ledger.index.set_next_seq(seq);
+                        ledger
+                            .apply_record(*record)
+                            .map_err(|e| JournalError::Failed(e.to_string()))?;
+                        // The store holds it: only its slot and counting entry
+                        // stay, as the walk while serving would leave them.
+                        if let Some(let_go) = let_go {
+                            ledger.index.let_go_newest(let_go);
+                        }
                     }
-                }
-                Loaded::Prepared {
-                    seq,
-                    prepared,
-                    texts,
-                } => {
-                    ledger.index.set_next_seq(seq);
-                    // One loan, the most common, needs no list.
-                    let one;
-                    let many: Vec<&str>;
-                    let loans: &[&str] = match prepared.loan_count {
-                        0 => &[],
-                        1 => {
-                            one = texts.get(prepared.loans);
-                            std::slice::from_ref(&one)
-                        }
-                        n => {
-                            many = texts.run(prepared.loans, n).collect();
-                            &many
-                        }
-                    };
-                    let names = LeanNames {
-                        person_id: texts.get(prepared.person_id),
-                        id: texts.get(prepared.id),
-                        previous: prepared.previous.map(|p| texts.get(p)),
-                        loans,
-                    };
-                    ledger
+                    Loaded::Prepared {
+                        seq,
+                        prepared,
+                        texts,
+                    } => {
+                        ledger.index.set_next_seq(seq);
+                        // One loan, the most common, needs no list.
+                        let one;
+                        let many: Vec<&str>;
+                        let loans: &[&str] = match prepared.loan_count {
+                            0 => &[],
+                            1 => {
+                                one = texts.get(prepared.loans);
+                                std::slice::from_ref(&one)
+                            }
+                            n => {
+                                many = texts.run(prepared.loans, n).collect();
+                                &many
+                            }
+                        };
+                        let names = LeanNames {
+                            person_id: texts.get(prepared.person_id),
+                            id: texts.get(prepared.id),
+                            previous: prepared.previous.map(|p| texts.get(p)),
+                            loans,
+                        };
+                        ledger
+                            .index
+                            .restore_lean(prepared.lean, names)
+                            .map_err(|e| JournalError::Failed(format!("interaction: {e}")))?;
+                    }
+                    Loaded::OnDisk {
+                        count,
+                        next_seq,
+                        largest_id,
+                    } => ledger
                         .index
-                        .restore_lean(prepared.lean, names)
-                        .map_err(|e| JournalError::Failed(format!("interaction: {e}")))?;
+                        .restore_on_disk(count, next_seq, largest_id.as_deref()),
                 }
-                Loaded::OnDisk {
-                    count,
-                    next_seq,
-                    largest_id,
-                } => ledger
-                    .index
-                    .restore_on_disk(count, next_seq, largest_id.as_deref()),
-            }
-            tick();
-            Ok(())
-        })?,
+                tick()
+            },
+        )?,
         None => 0,
     };
     ledger.index.finish_start();

@@ -47,13 +47,22 @@ struct Shared {
     /// The index checkpoint's file, removed once the journal after it
     /// grew past [`KEPT_FOR_CHECKPOINT`] generations.
     checkpoint: Option<std::path::PathBuf>,
+    /// The journal generation from which journals are kept for a
+    /// checkpoint being built from the store while serving
+    /// ([`Checkpoints::pin`]; `u64::MAX`: none).
+    pinned: AtomicU64,
+    /// Held while a batch is applied: what holds it sees the store
+    /// unchanged ([`Checkpoints::hold`]).
+    gate: Mutex<()>,
 }
 
 /// How many generations past the index checkpoint's the journal is kept
-/// for it: past them, the checkpoint is removed (a start after a crash
-/// rebuilds from the store) and the journal is deleted as the store
-/// takes it. With `--compact-after` 1,000,000, a start after a crash
-/// replays at most about two million records.
+/// for it: past them, unless a new checkpoint is being built
+/// ([`Checkpoints::pin`]), the checkpoint is removed (a start after a
+/// crash rebuilds from the store) and the journal is deleted as the store
+/// takes it. With `--compact-after` 1,000,000, and a checkpoint built
+/// within a generation, a start after a crash replays at most about two
+/// million records.
 pub const KEPT_FOR_CHECKPOINT: u64 = 1;
 
 /// The thread that applies the journal to the store while serving.
@@ -85,9 +94,10 @@ impl Follower {
     }
 
     /// Starts following: `store` is at `at`, the end of the journal as it
-    /// opened (a start applies the tail first). With `keep_for`, the
-    /// journals from that generation on are kept although the store holds
-    /// them, for the index checkpoint at that path (see
+    /// opened (a start applies the tail first). `checkpoint` is the index
+    /// checkpoint's file, if the guard writes one; with `keep_from`, the
+    /// journals from that generation on are kept although the store
+    /// holds them, for the checkpoint made there (see
     /// [`KEPT_FOR_CHECKPOINT`]).
     pub fn start(
         mut store: Store,
@@ -95,13 +105,14 @@ impl Follower {
         at: Position,
         durability: Durability,
         handed: Handed,
-        keep_for: Option<(u64, std::path::PathBuf)>,
+        checkpoint: Option<std::path::PathBuf>,
+        keep_from: Option<u64>,
     ) -> Result<Follower, JournalError> {
-        let (keep_from, checkpoint) = keep_for.unzip();
         let shared = Arc::new(Shared {
             position: Mutex::new(at),
             keep_from: AtomicU64::new(keep_from.unwrap_or(u64::MAX)),
             checkpoint,
+            pinned: AtomicU64::new(u64::MAX),
             ..Shared::default()
         });
         let theirs = Arc::clone(&shared);
@@ -140,6 +151,12 @@ impl Follower {
         self.shared.failed.load(Ordering::Acquire)
     }
 
+    /// What a checkpoint built while serving needs of the follower
+    /// ([`Checkpoints`]), for a thread beside it.
+    pub fn checkpoints(&self) -> Checkpoints {
+        Checkpoints(Arc::clone(&self.shared))
+    }
+
     /// Waits for the follower to apply everything the writer handed on;
     /// it ends once the journal has closed. Returns the position the
     /// store then holds, or `None` if it failed to apply a batch (the
@@ -153,6 +170,72 @@ impl Follower {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// The follower's side of an index checkpoint built from the store while
+/// serving (the guard's `rebase`): the store held still while a reader
+/// takes its state, the journal from that state's position kept while
+/// the checkpoint is built, and the checkpoint put in place as the base
+/// a start after a crash replays the journal onto.
+#[derive(Debug, Clone)]
+pub struct Checkpoints(Arc<Shared>);
+
+impl Checkpoints {
+    /// The store's position.
+    pub fn position(&self) -> Position {
+        self.0.position.lock().map(|p| *p).unwrap_or_default()
+    }
+
+    /// True once the store stopped following the journal.
+    pub fn failed(&self) -> bool {
+        self.0.failed.load(Ordering::Acquire)
+    }
+
+    /// The generation of the checkpoint the journal is kept for, if any.
+    pub fn base(&self) -> Option<u64> {
+        match self.0.keep_from.load(Ordering::Acquire) {
+            u64::MAX => None,
+            g => Some(g),
+        }
+    }
+
+    /// Holds the store still: no batch is applied until the guard
+    /// returned is dropped (the journal's writer goes on; what it hands on
+    /// waits in the tap, [`TAP_BATCHES`] batches deep).
+    pub fn hold(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.0.gate.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps the journals from `generation` on (none is deleted from
+    /// there) until [`Checkpoints::unpin`] or [`Checkpoints::install`].
+    /// Call it holding the store still ([`Checkpoints::hold`]), with the
+    /// store at or past `generation`: the follower deletes a journal only
+    /// when it has applied a later one.
+    pub fn pin(&self, generation: u64) {
+        self.0.pinned.store(generation, Ordering::Release);
+    }
+
+    /// Lets go of what [`Checkpoints::pin`] kept.
+    pub fn unpin(&self) {
+        self.0.pinned.store(u64::MAX, Ordering::Release);
+    }
+
+    /// Puts a checkpoint made at `generation` (pinned) in place: `rename`
+    /// runs with the store held still, so the follower never removes the
+    /// new file as the old one; then the journal is kept from
+    /// `generation` for it, and the pin let go. (The caller flushes the
+    /// directory after: once renamed, the new file is the base.)
+    pub fn install<T, E>(
+        &self,
+        generation: u64,
+        rename: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        let _still = self.hold();
+        let renamed = rename()?;
+        self.0.keep_from.store(generation, Ordering::Release);
+        self.unpin();
+        Ok(renamed)
     }
 }
 
@@ -236,6 +319,7 @@ fn apply(
     batch: Vec<Tapped>,
     shared: &Shared,
 ) -> Result<(Position, u64), JournalError> {
+    let _still = shared.gate.lock().unwrap_or_else(|e| e.into_inner());
     let mut seq = 0;
     let mut rolled = false;
     let path = store.path().to_owned();
@@ -305,7 +389,11 @@ fn apply(
     if rolled {
         let keep_from = &shared.keep_from;
         let keep = keep_from.load(Ordering::Acquire);
-        if keep != u64::MAX && at.generation > keep.saturating_add(KEPT_FOR_CHECKPOINT) {
+        // Not while a checkpoint is being built (pinned): the one in place
+        // stays the base until the new one replaces it.
+        let building = shared.pinned.load(Ordering::Acquire) != u64::MAX;
+        if keep != u64::MAX && !building && at.generation > keep.saturating_add(KEPT_FOR_CHECKPOINT)
+        {
             // Too long to replay: the checkpoint goes, then the journal.
             let checkpoint = shared.checkpoint.clone().unwrap_or_default();
             match std::fs::remove_file(&checkpoint) {
@@ -328,7 +416,9 @@ fn apply(
             })?;
             keep_from.store(u64::MAX, Ordering::Release);
         }
-        let keep = keep_from.load(Ordering::Acquire);
+        let keep = keep_from
+            .load(Ordering::Acquire)
+            .min(shared.pinned.load(Ordering::Acquire));
         jn::remove_journals_before(layout, at.generation.min(keep))?;
     }
     Ok((at, seq))

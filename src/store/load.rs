@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{CACHE_KIB, Kind, Store, StoreError, sqlite};
-use crate::journal::JournalError;
+use crate::journal::{JournalError, Position};
 use crate::pb::journal::Record;
 
 /// How many things the reading thread sends at a time.
@@ -120,8 +120,16 @@ impl Store {
         &self,
         cutoff: Option<i64>,
         prepare: impl Fn(&[u8], &mut Texts) -> Option<P> + Sync,
-        mut each: impl FnMut(Loaded<'_, P>) -> Result<(), JournalError>,
+        each: impl FnMut(Loaded<'_, P>) -> Result<(), JournalError>,
     ) -> Result<u64, JournalError> {
+        self.load_from(self.pin_for_load()?, cutoff, prepare, each)
+    }
+
+    /// The connection [`Store::load_from`] reads on, its read transaction
+    /// already holding one state of the store: beside a writer (an index
+    /// checkpoint built while serving), the caller takes it while it holds
+    /// the writer still, with its own reads, so both read that state.
+    pub fn pin_for_load(&self) -> Result<Pinned, JournalError> {
         let path = self.path.as_path();
         let conn = Connection::open_with_flags(
             path,
@@ -130,6 +138,28 @@ impl Store {
         .map_err(sqlite("opening", path))?;
         conn.execute_batch(&format!("PRAGMA cache_size = -{CACHE_KIB}; BEGIN;"))
             .map_err(sqlite("starting to read", path))?;
+        // The first read takes the state the transaction reads.
+        let reading = Store {
+            conn,
+            path: path.to_owned(),
+        };
+        let at = reading.position()?;
+        Ok(Pinned {
+            conn: reading.conn,
+            at,
+        })
+    }
+
+    /// [`Store::load`], read on `pinned` ([`Store::pin_for_load`]).
+    pub fn load_from<P: Send>(
+        &self,
+        pinned: Pinned,
+        cutoff: Option<i64>,
+        prepare: impl Fn(&[u8], &mut Texts) -> Option<P> + Sync,
+        mut each: impl FnMut(Loaded<'_, P>) -> Result<(), JournalError>,
+    ) -> Result<u64, JournalError> {
+        let path = self.path.as_path();
+        let conn = pinned.conn;
         let stopped = || JournalError::Failed("a start stopped reading the store".into());
         std::thread::scope(|scope| {
             let (send, receive) = mpsc::sync_channel::<Batch<P>>(AHEAD);
@@ -194,6 +224,21 @@ impl Store {
                 None => read,
             }
         })
+    }
+}
+
+/// A read-only connection whose read transaction holds one state of the
+/// store ([`Store::pin_for_load`]).
+#[derive(Debug)]
+pub struct Pinned {
+    conn: Connection,
+    at: Option<Position>,
+}
+
+impl Pinned {
+    /// The position of the state it reads.
+    pub fn position(&self) -> Option<Position> {
+        self.at
     }
 }
 

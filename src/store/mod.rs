@@ -67,8 +67,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-pub use follow::{Follower, Handed, KEPT_FOR_CHECKPOINT, TAP_BATCHES};
-pub use load::{Loaded, Span, Texts};
+pub use follow::{Checkpoints, Follower, Handed, KEPT_FOR_CHECKPOINT, TAP_BATCHES};
+pub use load::{Loaded, Pinned, Span, Texts};
 pub use read::{HistoryRead, read_history, read_history_in_time};
 pub use reader::{Limits, Listed, Narrow, READERS, Reader, Refused};
 pub use write::Writing;
@@ -341,6 +341,24 @@ impl Store {
             interaction_seq,
             records: 0,
         })
+    }
+
+    /// Begins a read transaction on this connection and returns the
+    /// position of the state it reads: every later read on it sees that
+    /// state, whatever a writer beside it commits, until
+    /// [`Store::end_read`].
+    pub fn begin_read(&self) -> Result<Option<Position>, StoreError> {
+        self.conn
+            .execute_batch("BEGIN")
+            .map_err(sqlite("reading", &self.path))?;
+        self.position()
+    }
+
+    /// Ends what [`Store::begin_read`] began.
+    pub fn end_read(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(sqlite("reading", &self.path))
     }
 
     /// The place in creation order the next new interaction takes: an

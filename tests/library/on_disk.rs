@@ -2865,13 +2865,21 @@ async fn a_start_from_the_checkpoint_reads_the_conversations_of_everything_it_ho
     assert_eq!(g.convo(None, &text.id, &caller()).unwrap(), closed);
 }
 
+/// The position (generation, records) an index checkpoint was made at,
+/// from its header.
+fn made_at(checkpoint: &Path) -> (u64, u64) {
+    let h = std::fs::read(checkpoint).unwrap();
+    let number = |from: usize| u64::from_le_bytes(h[from..from + 8].try_into().unwrap());
+    (number(12), number(20))
+}
+
 /// While a server runs from a checkpoint, the journal from the
 /// checkpoint's position is kept although the store holds it (a start
-/// after a crash replays it from there), for one more generation; past
-/// that, the checkpoint is removed and the journal deleted as the store
-/// takes it, as without one.
+/// after a crash replays it from there); once it has filled a generation,
+/// a new checkpoint is built from the store and put in place, and the
+/// journal before it is deleted as the store takes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_journal_after_a_checkpoint_is_kept_for_a_generation() {
+async fn the_checkpoint_moves_forward_while_serving_and_the_journal_before_it_goes() {
     let dir = tempfile::tempdir().unwrap();
     let checkpoint = dir.path().join("index.checkpoint");
     let (g, _) = build(dir.path()).await;
@@ -2882,6 +2890,7 @@ async fn the_journal_after_a_checkpoint_is_kept_for_a_generation() {
     assert_eq!(at_stop.len(), 1, "{at_stop:?}");
     let g = open_rolling(dir.path(), 90, 2);
     assert!(g.started_from_checkpoint());
+    let first = made_at(&checkpoint);
     let mut made = 0;
     let mut write = async |n: usize| {
         for _ in 0..n {
@@ -2892,17 +2901,31 @@ async fn the_journal_after_a_checkpoint_is_kept_for_a_generation() {
         // The follower takes each batch within its second.
         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     };
-    // Two records: the journal rolls once; the checkpoint's is kept.
-    write(3).await;
+    // Waits for the checkpoint to move past `from`.
+    let moved_from = async |from: (u64, u64)| {
+        for _ in 0..100 {
+            let now = made_at(&checkpoint);
+            if now != from {
+                return now;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the checkpoint stayed at {from:?}");
+    };
+    // Two records: the journal rolls once, and the checkpoint's
+    // generation is kept while a new one is built there.
+    write(2).await;
     let now = journals(dir.path());
     assert!(now.len() >= 2 && now[0] == at_stop[0], "{now:?}");
-    assert!(checkpoint.exists());
-    // More: past one generation after it, the checkpoint goes, and the
-    // journal the store holds with it.
-    write(6).await;
-    assert!(!checkpoint.exists(), "{:?}", journals(dir.path()));
+    let moved = moved_from(first).await;
+    assert!(moved.0 > first.0, "{first:?} then {moved:?}");
+    // Two more: the journal before the new checkpoint goes as the store
+    // takes it, and the checkpoint moves on again.
+    write(2).await;
     let now = journals(dir.path());
     assert!(!now.contains(&at_stop[0]), "{now:?}");
+    let again = moved_from(moved).await;
+    assert!(again.0 > moved.0, "{moved:?} then {again:?}");
     drop(g);
     // That stop writes a checkpoint again, and it is read.
     let g = open_rolling(dir.path(), 90, 2);

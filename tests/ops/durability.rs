@@ -1611,3 +1611,69 @@ async fn a_crash_at_any_step_of_the_checkpoint_leaves_a_start_that_answers_exact
     assert_eq!(answers(addr).await, after);
     server.terminate().await;
 }
+
+/// The real binary, its journal rolling every two records: while it
+/// serves, the checkpoint is built again from the store once the journal
+/// after it filled a generation. After writes past it and `kill -9`, the
+/// next start reads that checkpoint, replays the journal after it, and
+/// answers as before; so does a start that rebuilds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_after_kill_9_replays_onto_the_checkpoint_built_while_serving() {
+    let data = tempfile::tempdir().unwrap();
+    let checkpoint = data.path().join("index.checkpoint");
+    let rolling = ["--compact-after", "2"];
+    let server = spawn_server_with(data.path(), &rolling);
+    let addr = server.addr();
+    server.wait_serving(addr).await;
+    let mut records = interactions_on(connect(addr).await, None);
+    for m in 0..7 {
+        create(&mut records, "BO-CKPT-0001", placed_call("L1", 60 + m)).await;
+    }
+    let built = |log: &[String]| {
+        log.iter()
+            .filter(|l| l.contains("index checkpoint written while serving"))
+            .count()
+    };
+    for _ in 0..200 {
+        if built(&server.log()) > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(built(&server.log()) > 0, "{:#?}", server.log());
+    // Where the last one was made, as its log line says.
+    let made_at = |log: &[String], message: &str| {
+        log.iter()
+            .rev()
+            .find(|l| l.contains(message))
+            .and_then(|l| l.split("made_at=").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned)
+    };
+    // One more: the journal after the checkpoint holds it.
+    create(&mut records, "BO-CKPT-0001", placed_call("L2", 30)).await;
+    drop(records);
+    let before = answers(addr).await;
+    assert!(!before.0.allowed, "eight calls: {:?}", before.0);
+    assert_eq!(before.1.total, 8);
+    let written = made_at(&server.log(), "index checkpoint written while serving");
+    server.kill_9();
+    assert!(checkpoint.exists());
+
+    let server = spawn_server_with(data.path(), &rolling);
+    let addr = server.addr();
+    server.wait_serving(addr).await;
+    assert!(read_checkpoint(&server.log()), "{:#?}", server.log());
+    let read = made_at(&server.log(), "memory read from the index checkpoint");
+    assert!(written.is_some());
+    assert_eq!(read, written, "the last checkpoint built while serving");
+    assert_eq!(answers(addr).await, before);
+    server.terminate().await;
+    std::fs::remove_file(&checkpoint).unwrap();
+    let server = spawn_server_with(data.path(), &rolling);
+    let addr = server.addr();
+    server.wait_serving(addr).await;
+    assert!(!read_checkpoint(&server.log()));
+    assert_eq!(answers(addr).await, before);
+    server.terminate().await;
+}

@@ -1,0 +1,236 @@
+//! The index checkpoint moved forward while serving (issue 15): a thread
+//! beside the follower that, once the journal after the checkpoint has
+//! filled a generation, builds a new checkpoint from the store, as a
+//! start that rebuilds would read it, and puts it in place. A start
+//! after a crash then replays at most about a generation of journal onto
+//! it, however long the server ran.
+//!
+//! The new checkpoint is built from one state of the store, never from
+//! memory: memory is never locked for it, and no write waits on it.
+//! - The follower is held still ([`Checkpoints::hold`]) while two read
+//!   transactions take the store's state and its position `P` (the one
+//!   the counts are read on, and the one the rows are,
+//!   [`Store::pin_for_load`]), and the journal from `P`'s generation is
+//!   pinned (kept although the store holds it): a few milliseconds; the
+//!   journal's writer goes on meanwhile.
+//! - Memory as a start at `P` would hold it is then read from that state
+//!   ([`load_store`], the start's own reading), and written to the
+//!   checkpoint's temporary file, flushed.
+//! - With the follower held still again, it is renamed into place and the
+//!   journal is kept from `P` on for it ([`Checkpoints::install`]), so
+//!   the follower's removal of a checkpoint too far behind never removes
+//!   the new one.
+//!
+//! The cost is a second index while one is built: about what a start that
+//! rebuilds peaks at, and a core for as long (see docs/operating.md).
+//! It is one thread, one build at a time, stopped (a build under way
+//! abandoned) before a clean stop writes its own checkpoint.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::horizon::let_go_at;
+use super::recovery::{load_store, memory_cutoff};
+use crate::index::IndexConfig;
+use crate::journal::{JournalError, Position};
+use crate::ledger::Ledger;
+use crate::store::{Checkpoints, Store};
+
+/// How often the thread looks at how far the journal after the
+/// checkpoint has grown.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+/// How long it waits after a build failed before it tries again.
+const AFTER_FAILURE: Duration = Duration::from_secs(60);
+
+/// The thread that moves the index checkpoint forward while serving.
+#[derive(Debug)]
+pub(super) struct Rebase {
+    stop: Arc<AtomicBool>,
+    wake: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Rebase {
+    /// Starts the thread for the data directory `dir`, whose store the
+    /// follower behind `follower` writes.
+    pub(super) fn start(
+        dir: &Path,
+        config: IndexConfig,
+        follower: Checkpoints,
+    ) -> Result<Rebase, JournalError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (wake, woken) = std::sync::mpsc::channel();
+        let theirs_dir = dir.to_owned();
+        let theirs = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("index-rebase".into())
+            .spawn(move || run(&theirs_dir, config, &follower, &theirs, &woken))
+            .map_err(|cause| JournalError::Io {
+                action: "starting the index checkpoint's thread for",
+                path: dir.to_owned(),
+                cause,
+            })?;
+        Ok(Rebase {
+            stop,
+            wake: Some(wake),
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the thread, abandoning a build under way (its temporary
+    /// file is removed; the checkpoint in place stays), and waits for it.
+    pub(super) fn stop(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.wake.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Rebase {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+/// The thread's loop: a build whenever one is due, until stopped.
+fn run(
+    dir: &Path,
+    config: IndexConfig,
+    follower: &Checkpoints,
+    stop: &AtomicBool,
+    woken: &Receiver<()>,
+) {
+    let mut wait = LOOK_EVERY;
+    loop {
+        match woken.recv_timeout(wait) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+        wait = LOOK_EVERY;
+        if stop.load(Ordering::Acquire) || follower.failed() {
+            continue;
+        }
+        let at = follower.position();
+        let due = follower.base().is_none_or(|base| at.generation > base);
+        if !due {
+            continue;
+        }
+        let started = Instant::now();
+        match build(dir, config, follower, stop) {
+            Ok(Some((at, bytes, interactions))) => {
+                metrics::counter!("compliance_guard_checkpoints_total", "when" => "serving")
+                    .increment(1);
+                // Generations the journal rolled while it was built: more
+                // than one, and builds cannot keep up with the writes.
+                let rolled = follower.position().generation.saturating_sub(at.generation);
+                tracing::info!(
+                    bytes,
+                    interactions,
+                    made_at = %format!("{}:{}", at.generation, at.records),
+                    rolled,
+                    ms = started.elapsed().as_millis() as u64,
+                    "index checkpoint written while serving, from the store: a start after a crash replays the journal from its position"
+                );
+            }
+            Ok(None) => return,
+            Err(e) => {
+                metrics::counter!("compliance_guard_checkpoint_failures_total").increment(1);
+                tracing::warn!(error = %e, "the index checkpoint could not be moved forward; the one in place stays, and this is tried again in a minute");
+                wait = AFTER_FAILURE;
+            }
+        }
+    }
+}
+
+/// Lets go of the journal pinned for a build that did not finish.
+struct Unpin<'a>(&'a Checkpoints);
+
+impl Drop for Unpin<'_> {
+    fn drop(&mut self) {
+        self.0.unpin();
+    }
+}
+
+/// One build (see the module's documentation): the position it was made
+/// at, its size and how many interactions it holds; `None` when stopped.
+fn build(
+    dir: &Path,
+    config: IndexConfig,
+    follower: &Checkpoints,
+    stop: &AtomicBool,
+) -> Result<Option<(Position, u64, usize)>, String> {
+    let store = Store::open_read_only(dir)
+        .map_err(|e| e.to_string())?
+        .ok_or("the data directory has no store")?;
+    // Both connections take their state with the follower held still:
+    // a few milliseconds; the counting and reading after run beside it.
+    let (at, pinned) = {
+        let _still = follower.hold();
+        let at = store
+            .begin_read()
+            .map_err(|e| e.to_string())?
+            .ok_or("the store holds no position")?;
+        let pinned = store.pin_for_load().map_err(|e| e.to_string())?;
+        if pinned.position() != Some(at) {
+            return Err(format!(
+                "the store moved while it was held still (at {}:{}, then {:?})",
+                at.generation,
+                at.records,
+                pinned.position()
+            ));
+        }
+        follower.pin(at.generation);
+        (at, pinned)
+    };
+    let _unpin = Unpin(follower);
+    let mut ledger = Ledger::new(config);
+    let loaded = load_store(
+        &mut ledger,
+        &store,
+        config,
+        0,
+        Some(let_go_at(chrono::Utc::now().timestamp())),
+        &mut || match stop.load(Ordering::Acquire) {
+            true => Err(JournalError::Failed("stopped".into())),
+            false => Ok(()),
+        },
+        Some(pinned),
+    );
+    let loaded = match loaded {
+        Ok(loaded) => loaded,
+        Err(_) if stop.load(Ordering::Acquire) => return Ok(None),
+        Err(e) => return Err(format!("reading the store: {e}")),
+    };
+    let _ = store.end_read();
+    drop(store);
+    // Memory as a start at `at` holds it: history from the horizon's
+    // cutoff when some is on disk only.
+    if ledger.index.on_disk() > 0 {
+        let cutoff = memory_cutoff(&ledger, config, loaded.now, loaded.latest);
+        ledger.index.set_held_from(cutoff);
+    }
+    if stop.load(Ordering::Acquire) {
+        return Ok(None);
+    }
+    let interactions = ledger.index.len();
+    let prepared = super::checkpoint::prepare(dir, &ledger, at, "serving")?;
+    drop(ledger);
+    let bytes = follower.install(at.generation, || prepared.rename())?;
+    // In place: a failed flush is logged, the new file stays the base
+    // (a power cut may take the rename back, leaving the old file, whose
+    // journal the follower may have deleted since: that start rebuilds).
+    if let Err(e) = super::checkpoint::flush_dir(dir) {
+        tracing::warn!(error = %e, "the index checkpoint built while serving is in place, but its directory could not be flushed");
+    }
+    Ok(Some((at, bytes, interactions)))
+}
