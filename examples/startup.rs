@@ -181,6 +181,12 @@ struct Args {
     /// Where the server listens.
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
+    /// The server's `--compact-after`: the journal rolls after this many
+    /// records, and with `--serve` the index checkpoint is built again
+    /// from the store while serving once a generation after it is full
+    /// (lower it to measure that build under load).
+    #[arg(long, value_parser = count, default_value = "1M")]
+    compact_after: u64,
     /// Write the history again even when DIR holds one written with the
     /// same parameters.
     #[arg(long)]
@@ -852,7 +858,7 @@ fn default_config(args: &Args) -> ServeConfig {
         },
         roles: None,
         durability: Durability::Sync,
-        compact_after: 1_000_000,
+        compact_after: args.compact_after,
         store_follows: true,
         cluster: None,
         decision_log: Some(compliance_guard::decisions::LogConfig::under(&args.dir)),

@@ -283,17 +283,10 @@ fn discard_tmp(dir: &Path) {
     let _ = std::fs::remove_file(tmp_in(dir));
 }
 
-/// The index of a checkpoint file and the position it was made at,
-/// checked against the store's position and next place in creation
-/// order (see [`take`]).
-fn read(
-    mut file: std::fs::File,
-    config: IndexConfig,
-    at: Position,
-    next_seq: u64,
-    journal_from: impl Fn(Position) -> bool,
-) -> Result<(Index, Position), String> {
-    let len = file.metadata().map_err(|e| e.to_string())?.len();
+/// The position a checkpoint file was made at and the next place in
+/// creation order it holds, from its header (checked: magic, CRC,
+/// version); the file is left just past it.
+fn read_header(file: &mut std::fs::File) -> Result<(Position, u64), String> {
     let mut h = [0u8; HEADER];
     file.read_exact(&mut h)
         .map_err(|_| "it is shorter than its header".to_owned())?;
@@ -316,7 +309,36 @@ fn read(
         generation: number(12),
         records: number(20),
     };
-    let made_next = number(28);
+    Ok((made_at, number(28)))
+}
+
+/// True when `dir`'s checkpoint was made at `at` with the next
+/// interaction at `next_seq`: a clean stop with nothing written since the
+/// one in place (a start's, or one built while serving) need not write
+/// it again. Memory then differs from it only by what the walk let go
+/// since, which a start from it lets go again.
+pub(super) fn is_at(dir: &Path, at: Position, next_seq: u64) -> bool {
+    std::fs::File::open(path_in(dir))
+        .map_err(|e| e.to_string())
+        .and_then(|mut f| read_header(&mut f))
+        .is_ok_and(|(made_at, made_next)| {
+            (made_at.generation, made_at.records, made_next)
+                == (at.generation, at.records, next_seq)
+        })
+}
+
+/// The index of a checkpoint file and the position it was made at,
+/// checked against the store's position and next place in creation
+/// order (see [`take`]).
+fn read(
+    mut file: std::fs::File,
+    config: IndexConfig,
+    at: Position,
+    next_seq: u64,
+    journal_from: impl Fn(Position) -> bool,
+) -> Result<(Index, Position), String> {
+    let len = file.metadata().map_err(|e| e.to_string())?.len();
+    let (made_at, made_next) = read_header(&mut file)?;
     let key = |p: Position| (p.generation, p.records);
     let usable = if key(made_at) == key(at) {
         made_next == next_seq

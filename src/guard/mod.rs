@@ -357,14 +357,25 @@ impl Guard {
                 return;
             }
         };
+        if checkpoint::is_at(dir, at, ledger.index.next_seq()) {
+            tracing::info!(
+                made_at = %format!("{}:{}", at.generation, at.records),
+                "the index checkpoint in place is of this stop's position (nothing was written since it was made); it is not written again"
+            );
+            return;
+        }
         let started = std::time::Instant::now();
         match checkpoint::write(dir, &ledger, at, "stop") {
-            Ok(bytes) => tracing::info!(
-                bytes,
-                interactions = ledger.index.len(),
-                ms = started.elapsed().as_millis() as u64,
-                "index checkpoint written: the next start reads memory from it"
-            ),
+            Ok(bytes) => {
+                metrics::counter!("compliance_guard_checkpoints_total", "when" => "stop")
+                    .increment(1);
+                tracing::info!(
+                    bytes,
+                    interactions = ledger.index.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "index checkpoint written: the next start reads memory from it"
+                )
+            }
             Err(e) => {
                 checkpoint::discard(dir, "this stop could not write one");
                 tracing::warn!(error = %e, "the index checkpoint could not be written; the next start rebuilds memory from the store")

@@ -381,6 +381,8 @@ impl Guard {
             let started = std::time::Instant::now();
             match super::checkpoint::write(data_dir, &ledger, start, "start") {
                 Ok(bytes) => {
+                    metrics::counter!("compliance_guard_checkpoints_total", "when" => "start")
+                        .increment(1);
                     tracing::info!(
                         bytes,
                         interactions = ledger.index.len(),

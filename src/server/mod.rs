@@ -225,7 +225,17 @@ pub fn describe_metrics() {
     describe_gauge!(
         "compliance_guard_start_from_checkpoint",
         Unit::Count,
-        "1 if the last start read memory from the index checkpoint of a clean stop, 0 if it rebuilt it from the store"
+        "1 if the last start read memory from the index checkpoint, 0 if it rebuilt it from the store"
+    );
+    describe_counter!(
+        "compliance_guard_checkpoints_total",
+        Unit::Count,
+        "index checkpoints written, by when: at a clean stop, at a start that rebuilt memory, or while serving (built from the store)"
+    );
+    describe_counter!(
+        "compliance_guard_checkpoint_failures_total",
+        Unit::Count,
+        "index checkpoints that could not be built while serving (the one in place stays; tried again a minute later)"
     );
     describe_gauge!(
         "compliance_guard_borrowers",

@@ -2793,11 +2793,14 @@ async fn a_start_from_the_checkpoint_answers_as_one_rebuilt_from_the_store() {
     assert_eq!(observe(&g, &h).await, with_later);
 }
 
-/// Memory from a checkpoint holds history from where the stopped process
-/// held it: what the walk while serving let go (before the horizon from
-/// the clock) stays refused after the start, as it was before the stop,
-/// where a start that rebuilds from the store reads that history again
-/// (its horizon is kept before the latest interaction) and answers.
+/// Memory from a checkpoint holds history from where the process that
+/// wrote it held it: what the walk while serving let go (before the
+/// horizon from the clock) stays refused after a start from a checkpoint
+/// written after the walk, as it was before the stop, where a start that
+/// rebuilds from the store reads that history again (its horizon is kept
+/// before the latest interaction) and answers; so does a start from the
+/// checkpoint made before the walk, which a stop with nothing written
+/// since keeps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_from_the_checkpoint_refuses_what_the_stopped_process_had_let_go() {
     let dir = tempfile::tempdir().unwrap();
@@ -2816,6 +2819,24 @@ async fn a_start_from_the_checkpoint_refuses_what_the_stopped_process_had_let_go
         matches!(refused, Err(GuardError::FailedPrecondition(_))),
         "{refused:?}"
     );
+    // Nothing was written since this start wrote its checkpoint (before
+    // the walk): the stop keeps that one, and memory from it holds what
+    // the walk let go, as a rebuild would, and answers.
+    let before_walk = std::fs::read(dir.path().join("index.checkpoint")).unwrap();
+    drop(g);
+    assert_eq!(
+        std::fs::read(dir.path().join("index.checkpoint")).unwrap(),
+        before_walk
+    );
+    let g = open_serving(dir.path(), 90);
+    assert!(g.started_from_checkpoint());
+    g.set_rules(rules.clone());
+    assert_eq!(check(&g, &text).await, answered);
+    assert!(g.let_go(Utc::now()).unwrap() > 0);
+    assert_eq!(check(&g, &text).await, refused);
+    // Written after the walk (the one in place removed, so the stop
+    // writes one): memory from it stays refused.
+    std::fs::remove_file(dir.path().join("index.checkpoint")).unwrap();
     drop(g);
     let g = open_serving(dir.path(), 90);
     assert!(g.started_from_checkpoint());
