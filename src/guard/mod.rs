@@ -362,24 +362,33 @@ impl Guard {
                 made_at = %format!("{}:{}", at.generation, at.records),
                 "the index checkpoint in place is of this stop's position (nothing was written since it was made); it is not written again"
             );
-            return;
+        } else {
+            let started = std::time::Instant::now();
+            match checkpoint::write(dir, &ledger, at, "stop") {
+                Ok(bytes) => {
+                    metrics::counter!("compliance_guard_checkpoints_total", "when" => "stop")
+                        .increment(1);
+                    tracing::info!(
+                        bytes,
+                        interactions = ledger.index.len(),
+                        ms = started.elapsed().as_millis() as u64,
+                        "index checkpoint written: the next start reads memory from it"
+                    )
+                }
+                Err(e) => {
+                    checkpoint::discard(dir, "this stop could not write one");
+                    tracing::warn!(error = %e, "the index checkpoint could not be written; the next start rebuilds memory from the store");
+                    return;
+                }
+            }
         }
-        let started = std::time::Instant::now();
-        match checkpoint::write(dir, &ledger, at, "stop") {
-            Ok(bytes) => {
-                metrics::counter!("compliance_guard_checkpoints_total", "when" => "stop")
-                    .increment(1);
-                tracing::info!(
-                    bytes,
-                    interactions = ledger.index.len(),
-                    ms = started.elapsed().as_millis() as u64,
-                    "index checkpoint written: the next start reads memory from it"
-                )
-            }
-            Err(e) => {
-                checkpoint::discard(dir, "this stop could not write one");
-                tracing::warn!(error = %e, "the index checkpoint could not be written; the next start rebuilds memory from the store")
-            }
+        // The checkpoint is of the store's position: the journals before
+        // its generation, kept for an older one, are no longer needed.
+        let layout = jn::Layout {
+            dir: dir.to_owned(),
+        };
+        if let Err(e) = jn::remove_journals_before(&layout, at.generation) {
+            tracing::warn!(error = %e, "the journals the store and the index checkpoint hold could not be deleted at the stop; the next start deletes them");
         }
     }
 

@@ -24,7 +24,11 @@
 //! The cost is a second index while one is built: about what a start that
 //! rebuilds peaks at, and a core for as long (see docs/operating.md).
 //! It is one thread, one build at a time, stopped (a build under way
-//! abandoned) before a clean stop writes its own checkpoint.
+//! abandoned) before a clean stop writes its own checkpoint. Its threads
+//! run at the idle scheduling class (`SCHED_IDLE`: only on a core nothing
+//! else wants), and the memory the second index held is given back to
+//! the system once it is written (`malloc_trim`), where the allocator
+//! would otherwise keep it for the thread that freed it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -68,7 +72,14 @@ impl Rebase {
         let theirs = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("index-rebase".into())
-            .spawn(move || run(&theirs_dir, config, &follower, &theirs, &woken))
+            .spawn(move || {
+                // The thread that reads the store, started from this one,
+                // inherits the class.
+                if let Err(e) = os::run_when_idle() {
+                    tracing::warn!(error = %e, "the index checkpoint's thread could not be given the idle scheduling class; it runs at the normal one");
+                }
+                run(&theirs_dir, config, &follower, &theirs, &woken)
+            })
             .map_err(|cause| JournalError::Io {
                 action: "starting the index checkpoint's thread for",
                 path: dir.to_owned(),
@@ -223,8 +234,10 @@ fn build(
         return Ok(None);
     }
     let interactions = ledger.index.len();
-    let prepared = super::checkpoint::prepare(dir, &ledger, at, "serving")?;
+    let prepared = super::checkpoint::prepare(dir, &ledger, at, "serving");
     drop(ledger);
+    os::give_back_freed_memory();
+    let prepared = prepared?;
     let bytes = follower.install(at.generation, || prepared.rename())?;
     // In place: a failed flush is logged, the new file stays the base
     // (a power cut may take the rename back, leaving the old file, whose
@@ -233,4 +246,50 @@ fn build(
         tracing::warn!(error = %e, "the index checkpoint built while serving is in place, but its directory could not be flushed");
     }
     Ok(Some((at, bytes, interactions)))
+}
+
+/// The two calls into the C library the build makes; nothing else in the
+/// crate uses `unsafe`.
+mod os {
+    /// Puts the calling thread in the idle scheduling class
+    /// (`SCHED_IDLE`): it runs only on a core no other thread wants, so
+    /// the build takes what serving leaves. Threads it starts inherit it.
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)]
+    pub(super) fn run_when_idle() -> Result<(), std::io::Error> {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: `sched_setscheduler` reads `param`, a valid value that
+        // lives across the call; pid 0 is the calling thread. It changes
+        // nothing else in this process, and an error is returned.
+        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &raw const param) };
+        match rc {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        }
+    }
+
+    /// Elsewhere the build runs at the normal class.
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn run_when_idle() -> Result<(), std::io::Error> {
+        Ok(())
+    }
+
+    /// Gives the memory freed in the allocator's arenas back to the
+    /// system: glibc keeps what a thread freed in that thread's arena,
+    /// and the second index, gigabytes at ten million interactions, would
+    /// stay resident after the build.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)]
+    pub(super) fn give_back_freed_memory() {
+        // SAFETY: `malloc_trim` takes no pointer and only releases free
+        // pages of glibc's own arenas; it is safe to call from any
+        // thread at any time.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+
+    /// Elsewhere the allocator keeps what it keeps.
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    pub(super) fn give_back_freed_memory() {}
 }

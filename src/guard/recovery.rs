@@ -322,20 +322,14 @@ impl Guard {
             abort_here("position-moved");
         }
         // The journal from the index checkpoint's position stays (a start
-        // after a crash replays it from there), for one generation past
-        // it, as the follower keeps it (this start's own roll counts); and
-        // only while a follower keeps it: without one (a tool's start)
-        // nothing would ever let it go.
-        if let Some(b) = base
-            && (!follow
-                || generation
-                    > b.generation
-                        .saturating_add(crate::store::KEPT_FOR_CHECKPOINT))
-        {
-            super::checkpoint::discard(
-                data_dir,
-                "the journal after it is not kept (past a generation, or no follower)",
-            );
+        // after a crash replays it from there), as the follower keeps it:
+        // when it is past a generation after it, the thread that builds a
+        // new checkpoint from the store (`rebase`) is due at once, and the
+        // follower keeps it while that one is built (and removes it, past
+        // the bound, once none is). Only while a follower keeps it:
+        // without one (a tool's start) nothing would ever let it go.
+        if base.is_some() && !follow {
+            super::checkpoint::discard(data_dir, "the journal after it is not kept (no follower)");
             base = None;
         }
         let keep = store.position()?.map(|p| match base {
