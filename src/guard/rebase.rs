@@ -24,11 +24,12 @@
 //! The cost is a second index while one is built: about what a start that
 //! rebuilds peaks at, and a core for as long (see docs/operating.md).
 //! It is one thread, one build at a time, stopped (a build under way
-//! abandoned) before a clean stop writes its own checkpoint. Its threads
-//! run at the idle scheduling class (`SCHED_IDLE`: only on a core nothing
-//! else wants), and the memory the second index held is given back to
-//! the system once it is written (`malloc_trim`), where the allocator
-//! would otherwise keep it for the thread that freed it.
+//! abandoned) before a clean stop writes its own checkpoint. The reading
+//! and writing run on threads at the idle scheduling class (`SCHED_IDLE`:
+//! only on a core nothing else wants; what holds the follower still stays
+//! at the normal one), and the memory the second index held is given
+//! back to the system once it is written (`malloc_trim`), where the
+//! allocator would otherwise keep it for the thread that freed it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -37,12 +38,13 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::checkpoint::Prepared;
 use super::horizon::let_go_at;
 use super::recovery::{load_store, memory_cutoff};
 use crate::index::IndexConfig;
 use crate::journal::{JournalError, Position};
 use crate::ledger::Ledger;
-use crate::store::{Checkpoints, Store};
+use crate::store::{Checkpoints, Pinned, Store};
 
 /// How often the thread looks at how far the journal after the
 /// checkpoint has grown.
@@ -72,14 +74,7 @@ impl Rebase {
         let theirs = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("index-rebase".into())
-            .spawn(move || {
-                // The thread that reads the store, started from this one,
-                // inherits the class.
-                if let Err(e) = os::run_when_idle() {
-                    tracing::warn!(error = %e, "the index checkpoint's thread could not be given the idle scheduling class; it runs at the normal one");
-                }
-                run(&theirs_dir, config, &follower, &theirs, &woken)
-            })
+            .spawn(move || run(&theirs_dir, config, &follower, &theirs, &woken))
             .map_err(|cause| JournalError::Io {
                 action: "starting the index checkpoint's thread for",
                 path: dir.to_owned(),
@@ -174,6 +169,11 @@ impl Drop for Unpin<'_> {
 
 /// One build (see the module's documentation): the position it was made
 /// at, its size and how many interactions it holds; `None` when stopped.
+/// This thread, at the normal scheduling class, holds the follower still
+/// and puts the checkpoint in place; the reading and writing between run
+/// on a thread of their own at the idle class (a thread cannot leave the
+/// idle class without a privilege, and one that held the follower still
+/// while waiting for an idle core would hold the writes up).
 fn build(
     dir: &Path,
     config: IndexConfig,
@@ -204,6 +204,48 @@ fn build(
         (at, pinned)
     };
     let _unpin = Unpin(follower);
+    let prepared = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("index-rebase-build".into())
+            .spawn_scoped(scope, move || {
+                // The thread that reads the store, started from this one,
+                // inherits the class.
+                if let Err(e) = os::run_when_idle() {
+                    tracing::warn!(error = %e, "the index checkpoint's build could not be given the idle scheduling class; it runs at the normal one");
+                }
+                let prepared = prepare(dir, config, store, pinned, at, stop);
+                os::give_back_freed_memory();
+                prepared
+            })
+            .map_err(|e| format!("starting the build's thread: {e}"))?
+            .join()
+            .unwrap_or_else(|_| Err("the build's thread panicked".into()))
+    })?;
+    let Some((prepared, interactions)) = prepared else {
+        return Ok(None);
+    };
+    let bytes = follower.install(at.generation, || prepared.rename())?;
+    // In place: a failed flush is logged, the new file stays the base
+    // (a power cut may take the rename back, leaving the old file, whose
+    // journal the follower may have deleted since: that start rebuilds).
+    if let Err(e) = super::checkpoint::flush_dir(dir) {
+        tracing::warn!(error = %e, "the index checkpoint built while serving is in place, but its directory could not be flushed");
+    }
+    Ok(Some((at, bytes, interactions)))
+}
+
+/// Memory as a start at `at` would read it from `store` (in a read
+/// transaction at `at`) and `pinned`, written to the checkpoint's
+/// temporary file and flushed; with how many interactions it holds.
+/// `None` when stopped.
+fn prepare(
+    dir: &Path,
+    config: IndexConfig,
+    store: Store,
+    pinned: Pinned,
+    at: Position,
+    stop: &AtomicBool,
+) -> Result<Option<(Prepared, usize)>, String> {
     let mut ledger = Ledger::new(config);
     let loaded = load_store(
         &mut ledger,
@@ -234,18 +276,8 @@ fn build(
         return Ok(None);
     }
     let interactions = ledger.index.len();
-    let prepared = super::checkpoint::prepare(dir, &ledger, at, "serving");
-    drop(ledger);
-    os::give_back_freed_memory();
-    let prepared = prepared?;
-    let bytes = follower.install(at.generation, || prepared.rename())?;
-    // In place: a failed flush is logged, the new file stays the base
-    // (a power cut may take the rename back, leaving the old file, whose
-    // journal the follower may have deleted since: that start rebuilds).
-    if let Err(e) = super::checkpoint::flush_dir(dir) {
-        tracing::warn!(error = %e, "the index checkpoint built while serving is in place, but its directory could not be flushed");
-    }
-    Ok(Some((at, bytes, interactions)))
+    let prepared = super::checkpoint::prepare(dir, &ledger, at, "serving")?;
+    Ok(Some((prepared, interactions)))
 }
 
 /// The two calls into the C library the build makes; nothing else in the
