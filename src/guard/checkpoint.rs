@@ -69,7 +69,7 @@ pub fn path_in(dir: &Path) -> PathBuf {
 /// `when` names which, for the tests that stop the process part-way
 /// (`{when}-checkpoint-flushed`).
 pub(super) fn write(dir: &Path, ledger: &Ledger, at: Position, when: &str) -> Result<u64, String> {
-    prepare(dir, ledger, at, when)?.install()
+    prepare(dir, ledger, at, when, &|| true)?.install()
 }
 
 /// A checkpoint written and flushed beside its place, not yet renamed
@@ -112,14 +112,18 @@ pub(super) fn flush_dir(dir: &Path) -> Result<(), String> {
 
 /// [`write`] up to the rename: memory's index written to the temporary
 /// file and flushed. A failure leaves nothing half-written behind.
+///
+/// `keep_going` is asked before every mebibyte is written: once it says
+/// no, the write stops and fails (a build while serving abandoned).
 pub(super) fn prepare(
     dir: &Path,
     ledger: &Ledger,
     at: Position,
     when: &str,
+    keep_going: &dyn Fn() -> bool,
 ) -> Result<Prepared, String> {
     let tmp = tmp_in(dir);
-    match write_tmp(&tmp, ledger, at, when) {
+    match write_tmp(&tmp, ledger, at, when, keep_going) {
         Ok(bytes) => Ok(Prepared {
             dir: dir.to_owned(),
             tmp,
@@ -140,11 +144,17 @@ fn tmp_in(dir: &Path) -> PathBuf {
     path_in(dir).with_extension("checkpoint.tmp")
 }
 
-fn write_tmp(tmp: &Path, ledger: &Ledger, at: Position, when: &str) -> Result<u64, String> {
+fn write_tmp(
+    tmp: &Path,
+    ledger: &Ledger,
+    at: Position,
+    when: &str,
+    keep_going: &dyn Fn() -> bool,
+) -> Result<u64, String> {
     let fail =
         |action: &str, e: &dyn std::fmt::Display| format!("{action} `{}`: {e}", tmp.display());
     let file = std::fs::File::create(tmp).map_err(|e| fail("creating", &e))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut out = BufWriter::with_capacity(1 << 20, Abandonable { file, keep_going });
     let header = header(at, ledger.index.next_seq());
     out.write_all(&header).map_err(|e| fail("writing", &e))?;
     let record = |r: &crate::model::Interaction, out: &mut Vec<u8>| {
@@ -161,11 +171,34 @@ fn write_tmp(tmp: &Path, ledger: &Ledger, at: Position, when: &str) -> Result<u6
         .index
         .write_checkpoint(&mut out, &codec)
         .map_err(|e| fail("writing", &e))?;
-    let file = out.into_inner().map_err(|e| fail("writing", &e.error()))?;
+    let file = out
+        .into_inner()
+        .map_err(|e| fail("writing", &e.error()))?
+        .file;
     file.sync_all().map_err(|e| fail("flushing", &e))?;
     drop(file);
     super::recovery::abort_here(&format!("{when}-checkpoint-flushed"));
     Ok(written + HEADER as u64)
+}
+
+/// The file a checkpoint is written to, failing every write once
+/// `keep_going` says no.
+struct Abandonable<'a> {
+    file: std::fs::File,
+    keep_going: &'a dyn Fn() -> bool,
+}
+
+impl Write for Abandonable<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !(self.keep_going)() {
+            return Err(std::io::Error::other("abandoned"));
+        }
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
 
 /// The header of a checkpoint at `at`, the next interaction at

@@ -362,6 +362,12 @@ impl Guard {
                 made_at = %format!("{}:{}", at.generation, at.records),
                 "the index checkpoint in place is of this stop's position (nothing was written since it was made); it is not written again"
             );
+            // Its rename is on disk before the journals go (one built
+            // while serving whose flush failed).
+            if let Err(e) = checkpoint::flush_dir(dir) {
+                tracing::warn!(error = %e, "the data directory could not be flushed at the stop; the journals are kept for the next start");
+                return;
+            }
         } else {
             let started = std::time::Instant::now();
             match checkpoint::write(dir, &ledger, at, "stop") {

@@ -20,6 +20,11 @@
 //!   journal is kept from `P` on for it ([`Checkpoints::install`]), so
 //!   the follower's removal of a checkpoint too far behind never removes
 //!   the new one.
+//! - A build the journal outpaces (it rolled [`ABANDON_AFTER`]
+//!   generations past `P` meanwhile) is abandoned, its pin let go, and
+//!   tried again a minute later: it would otherwise keep the journal
+//!   since, and a read of the store that stops SQLite's log from being
+//!   folded back, for as long as it ran.
 //!
 //! The cost is a second index while one is built: about what a start that
 //! rebuilds peaks at, and a core for as long (see docs/operating.md).
@@ -51,6 +56,10 @@ use crate::store::{Checkpoints, Pinned, Store};
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// How long it waits after a build failed before it tries again.
 const AFTER_FAILURE: Duration = Duration::from_secs(60);
+/// A build is abandoned once the journal rolled this many generations
+/// past its position: it holds the journal since and a read of the
+/// store's state, and could not keep up with the writes.
+const ABANDON_AFTER: u64 = 2;
 
 /// The thread that moves the index checkpoint forward while serving.
 #[derive(Debug)]
@@ -213,14 +222,16 @@ fn build(
                 if let Err(e) = os::run_when_idle() {
                     tracing::warn!(error = %e, "the index checkpoint's build could not be given the idle scheduling class; it runs at the normal one");
                 }
-                let prepared = prepare(dir, config, store, pinned, at, stop);
-                os::give_back_freed_memory();
-                prepared
+                prepare(dir, config, store, pinned, at, stop, follower)
             })
             .map_err(|e| format!("starting the build's thread: {e}"))?
             .join()
             .unwrap_or_else(|_| Err("the build's thread panicked".into()))
-    })?;
+    });
+    // From this thread, at the normal class: it holds each of the
+    // allocator's arenas a moment.
+    os::give_back_freed_memory();
+    let prepared = prepared?;
     let Some((prepared, interactions)) = prepared else {
         return Ok(None);
     };
@@ -245,7 +256,17 @@ fn prepare(
     pinned: Pinned,
     at: Position,
     stop: &AtomicBool,
+    follower: &Checkpoints,
 ) -> Result<Option<(Prepared, usize)>, String> {
+    let rolled = || follower.position().generation.saturating_sub(at.generation);
+    let keep_going = || !stop.load(Ordering::Acquire) && rolled() <= ABANDON_AFTER;
+    let why = || match stop.load(Ordering::Acquire) {
+        true => None,
+        false => Some(format!(
+            "abandoned: the journal rolled {} generations past its position while it was built (the writes outpace it)",
+            rolled()
+        )),
+    };
     let mut ledger = Ledger::new(config);
     let loaded = load_store(
         &mut ledger,
@@ -253,15 +274,15 @@ fn prepare(
         config,
         0,
         Some(let_go_at(chrono::Utc::now().timestamp())),
-        &mut || match stop.load(Ordering::Acquire) {
-            true => Err(JournalError::Failed("stopped".into())),
-            false => Ok(()),
+        &mut || match keep_going() {
+            true => Ok(()),
+            false => Err(JournalError::Failed("stopped".into())),
         },
         Some(pinned),
     );
     let loaded = match loaded {
         Ok(loaded) => loaded,
-        Err(_) if stop.load(Ordering::Acquire) => return Ok(None),
+        Err(_) if !keep_going() => return why().map_or(Ok(None), Err),
         Err(e) => return Err(format!("reading the store: {e}")),
     };
     let _ = store.end_read();
@@ -272,12 +293,12 @@ fn prepare(
         let cutoff = memory_cutoff(&ledger, config, loaded.now, loaded.latest);
         ledger.index.set_held_from(cutoff);
     }
-    if stop.load(Ordering::Acquire) {
-        return Ok(None);
-    }
     let interactions = ledger.index.len();
-    let prepared = super::checkpoint::prepare(dir, &ledger, at, "serving")?;
-    Ok(Some((prepared, interactions)))
+    match super::checkpoint::prepare(dir, &ledger, at, "serving", &keep_going) {
+        Ok(prepared) => Ok(Some((prepared, interactions))),
+        Err(_) if !keep_going() => why().map_or(Ok(None), Err),
+        Err(e) => Err(e),
+    }
 }
 
 /// The two calls into the C library the build makes; nothing else in the

@@ -162,6 +162,10 @@ impl Guard {
         }
         let from_checkpoint = base.is_some();
         let replay_from = base.or(from);
+        // How many records were replayed onto the checkpoint.
+        let onto_base = loaded_replayed
+            .as_ref()
+            .map_or(0, |(_, r): &(FromStore, Recovered)| r.journal_records);
         let (loaded, mut replayed) = match loaded_replayed {
             Some(done) => done,
             None => {
@@ -326,10 +330,16 @@ impl Guard {
         // when it is past a generation after it, the thread that builds a
         // new checkpoint from the store (`rebase`) is due at once, and the
         // follower keeps it while that one is built (and removes it, past
-        // the bound, once none is). Only while a follower keeps it:
-        // without one (a tool's start) nothing would ever let it go.
-        if base.is_some() && !follow {
-            super::checkpoint::discard(data_dir, "the journal after it is not kept (no follower)");
+        // the bound, once none is). Not when this start replayed more
+        // than a generation's records onto it (crashes that came before
+        // any build finished): the next would replay more, so this start
+        // writes one at its position below. And only while a follower
+        // keeps it: without one (a tool's start) nothing would let it go.
+        if base.is_some() && (!follow || onto_base > compact_after) {
+            super::checkpoint::discard(
+                data_dir,
+                "the journal after it is not kept (longer than a generation, or no follower)",
+            );
             base = None;
         }
         let keep = store.position()?.map(|p| match base {
