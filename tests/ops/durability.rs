@@ -1677,3 +1677,74 @@ async fn a_start_after_kill_9_replays_onto_the_checkpoint_built_while_serving() 
     assert_eq!(answers(addr).await, before);
     server.terminate().await;
 }
+
+/// The real binary with no checkpoint built while serving
+/// (`COMPLIANCE_GUARD_TEST_NO_REBASE`), its journal rolling every two
+/// records. A start after `kill -9` that replayed more than a generation
+/// onto its checkpoint writes a new one before it serves (the next crash
+/// would replay more); and a journal past a generation after the
+/// checkpoint makes the server remove it, so the start after `kill -9`
+/// rebuilds. Each start answers as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_build_while_serving_the_journal_a_crash_start_replays_stays_bounded() {
+    let data = tempfile::tempdir().unwrap();
+    let checkpoint = data.path().join("index.checkpoint");
+    let start = || {
+        serve_on(data.path(), &["--compact-after", "2"])
+            .env("COMPLIANCE_GUARD_TEST_NO_REBASE", "1")
+            .spawn()
+    };
+    let wrote_at_start = |log: &[String]| {
+        log.iter()
+            .any(|l| l.contains("index checkpoint written at the start"))
+    };
+    let server = start();
+    let addr = server.addr();
+    server.wait_serving(addr).await;
+    assert!(wrote_at_start(&server.log()), "a new directory's start");
+    let mut records = interactions_on(connect(addr).await, None);
+    for m in 0..3 {
+        create(&mut records, "BO-CKPT-0001", placed_call("L1", 60 + m)).await;
+    }
+    drop(records);
+    let before = answers(addr).await;
+    server.kill_9();
+    assert!(checkpoint.exists());
+
+    // Three records replayed onto it, more than a generation of two.
+    let server = start();
+    let addr = server.addr();
+    server.wait_serving(addr).await;
+    assert!(read_checkpoint(&server.log()), "{:#?}", server.log());
+    assert!(wrote_at_start(&server.log()), "{:#?}", server.log());
+    assert_eq!(answers(addr).await, before);
+    // Past a generation after that one, and no build: it is removed.
+    let mut records = interactions_on(connect(addr).await, None);
+    for m in 0..4 {
+        create(&mut records, "BO-CKPT-0001", placed_call("L1", 63 + m)).await;
+    }
+    drop(records);
+    let removed = |log: &[String]| {
+        log.iter().any(|l| {
+            l.contains("the journal after it grew past what a start after a crash replays")
+        })
+    };
+    for _ in 0..100 {
+        if removed(&server.log()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(removed(&server.log()), "{:#?}", server.log());
+    assert!(!checkpoint.exists());
+    let after = answers(addr).await;
+    assert_eq!(after.1.total, 7);
+    server.kill_9();
+
+    let server = start();
+    let addr = server.addr();
+    server.wait_serving(addr).await;
+    assert!(!read_checkpoint(&server.log()), "{:#?}", server.log());
+    assert_eq!(answers(addr).await, after);
+    server.terminate().await;
+}
