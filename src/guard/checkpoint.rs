@@ -72,6 +72,27 @@ pub(super) fn write(dir: &Path, ledger: &Ledger, at: Position, when: &str) -> Re
     prepare(dir, ledger, at, when, &|| true)?.install()
 }
 
+/// [`write`], counted in `compliance_guard_checkpoints_total{when}` and
+/// logged with `what` once in place (the stop's and the start's).
+pub(super) fn write_counted(
+    dir: &Path,
+    ledger: &Ledger,
+    at: Position,
+    when: &'static str,
+    what: &str,
+) -> Result<u64, String> {
+    let started = std::time::Instant::now();
+    let bytes = write(dir, ledger, at, when)?;
+    metrics::counter!("compliance_guard_checkpoints_total", "when" => when).increment(1);
+    tracing::info!(
+        bytes,
+        interactions = ledger.index.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "{what}"
+    );
+    Ok(bytes)
+}
+
 /// A checkpoint written and flushed beside its place, not yet renamed
 /// into it ([`prepare`]): what a checkpoint built while serving holds
 /// while the follower is held still ([`crate::store::Checkpoints::install`]).

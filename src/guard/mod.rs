@@ -369,23 +369,17 @@ impl Guard {
                 return;
             }
         } else {
-            let started = std::time::Instant::now();
-            match checkpoint::write(dir, &ledger, at, "stop") {
-                Ok(bytes) => {
-                    metrics::counter!("compliance_guard_checkpoints_total", "when" => "stop")
-                        .increment(1);
-                    tracing::info!(
-                        bytes,
-                        interactions = ledger.index.len(),
-                        ms = started.elapsed().as_millis() as u64,
-                        "index checkpoint written: the next start reads memory from it"
-                    )
-                }
-                Err(e) => {
-                    checkpoint::discard(dir, "this stop could not write one");
-                    tracing::warn!(error = %e, "the index checkpoint could not be written; the next start rebuilds memory from the store");
-                    return;
-                }
+            let written = checkpoint::write_counted(
+                dir,
+                &ledger,
+                at,
+                "stop",
+                "index checkpoint written: the next start reads memory from it",
+            );
+            if let Err(e) = written {
+                checkpoint::discard(dir, "this stop could not write one");
+                tracing::warn!(error = %e, "the index checkpoint could not be written; the next start rebuilds memory from the store");
+                return;
             }
         }
         // The checkpoint is of the store's position: the journals before

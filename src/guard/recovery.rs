@@ -382,19 +382,14 @@ impl Guard {
         // the store's position, before it serves: a crash from here on
         // starts from it rather than rebuilding again.
         if follow && base.is_none() {
-            let started = std::time::Instant::now();
-            match super::checkpoint::write(data_dir, &ledger, start, "start") {
-                Ok(bytes) => {
-                    metrics::counter!("compliance_guard_checkpoints_total", "when" => "start")
-                        .increment(1);
-                    tracing::info!(
-                        bytes,
-                        interactions = ledger.index.len(),
-                        ms = started.elapsed().as_millis() as u64,
-                        "index checkpoint written at the start: a start after a crash reads it and replays the journal after it"
-                    );
-                    base = Some(start);
-                }
+            match super::checkpoint::write_counted(
+                data_dir,
+                &ledger,
+                start,
+                "start",
+                "index checkpoint written at the start: a start after a crash reads it and replays the journal after it",
+            ) {
+                Ok(_) => base = Some(start),
                 Err(e) => {
                     super::checkpoint::discard(data_dir, "this start could not write one");
                     tracing::warn!(error = %e, "the index checkpoint could not be written at the start; a start after a crash rebuilds memory from the store");

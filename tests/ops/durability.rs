@@ -1459,6 +1459,26 @@ async fn answers(addr: SocketAddr) -> (CheckResponse, ListInteractionsResponse) 
     )
 }
 
+/// A start of the real binary on `data` that aborts at `step` of opening
+/// (`COMPLIANCE_GUARD_TEST_ABORT_AT`), as `kill -9` would stop it there.
+fn start_aborting_at(data: &Path, step: &str) {
+    let out = crate::support::process::command()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure-no-auth",
+            "--data-dir",
+        ])
+        .arg(data)
+        .env("COMPLIANCE_GUARD_TEST_ABORT_AT", step)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(6), "{step}: {out:?}");
+}
+
 /// True if the server's log says its memory was read from a checkpoint.
 fn read_checkpoint(log: &[String]) -> bool {
     log.iter()
@@ -1497,44 +1517,12 @@ async fn a_crash_at_any_step_of_the_checkpoint_leaves_a_start_that_answers_exact
     assert!(checkpoint.exists());
 
     // A crash just after the start took it (removed, not yet read).
-    let out = crate::support::process::command()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--insecure-no-auth",
-            "--data-dir",
-        ])
-        .arg(data.path())
-        .env("COMPLIANCE_GUARD_TEST_ABORT_AT", "checkpoint-taken")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    {
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(out.status.signal(), Some(6), "{out:?}");
-    }
+    start_aborting_at(data.path(), "checkpoint-taken");
     assert!(!checkpoint.exists(), "taken before the crash");
 
     // The next start rebuilds, and crashes once the checkpoint it writes
     // before serving is flushed, before it is renamed into place.
-    let out = crate::support::process::command()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--insecure-no-auth",
-            "--data-dir",
-        ])
-        .arg(data.path())
-        .env("COMPLIANCE_GUARD_TEST_ABORT_AT", "start-checkpoint-flushed")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    {
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(out.status.signal(), Some(6), "{out:?}");
-    }
+    start_aborting_at(data.path(), "start-checkpoint-flushed");
     assert!(torn.exists() && !checkpoint.exists());
 
     // Rebuilt again, the torn file removed, and a checkpoint written
