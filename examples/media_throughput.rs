@@ -55,6 +55,7 @@ async fn main() {
         durability: compliance_guard::journal::Durability::Sync,
         compact_after: u64::MAX,
         store_follows: true,
+        checkpoint_while_serving: true,
         cluster: None,
         decision_log: None,
         reload: None,

@@ -860,6 +860,7 @@ fn default_config(args: &Args) -> ServeConfig {
         durability: Durability::Sync,
         compact_after: args.compact_after,
         store_follows: true,
+        checkpoint_while_serving: true,
         cluster: None,
         decision_log: Some(compliance_guard::decisions::LogConfig::under(&args.dir)),
         reload: Some(Arc::new(compliance_guard::reload::ReloadStats::default())),

@@ -239,6 +239,13 @@ struct ServeArgs {
     /// Do not watch the rules directory (SIGHUP does not reload either).
     #[arg(long)]
     no_reload: bool,
+    /// Build no index checkpoint while serving: no second index is held
+    /// in memory, and the writes' tail latency does not rise while one is
+    /// built; a start after a crash rebuilds memory from the store once
+    /// the journal after the last checkpoint grew past a generation (see
+    /// docs/operating.md, "The index checkpoint").
+    #[arg(long)]
+    no_checkpoint_while_serving: bool,
     /// Seconds in-flight calls may run after a shutdown signal.
     #[arg(
         long,
@@ -517,6 +524,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .then(|| std::sync::Arc::new(compliance_guard::reload::ReloadStats::default())),
         compact_after: args.compact_after,
         store_follows: true,
+        checkpoint_while_serving: !args.no_checkpoint_while_serving,
         cluster: args
             .cluster
             .config(None)?

@@ -48,7 +48,7 @@ pub struct Following {
 impl Guard {
     /// Where the store stands against the journal; `None` when it does
     /// not follow the journal (in memory only, or opened with
-    /// [`Guard::open_as`] with `follow` false).
+    /// [`Guard::open_as`] with [`crate::guard::Follow::Off`]).
     pub fn store_follow(&self) -> Option<Following> {
         let (journal, follower) = (self.journal.as_ref()?, self.follower.as_ref()?);
         // The follower first: a frame appended in between counts as behind.

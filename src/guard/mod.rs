@@ -53,6 +53,7 @@ use crate::store::Reader;
 
 pub use cluster::{ClusterState, Pending};
 pub use horizon::{Following, LET_GO_PART};
+pub use recovery::Follow;
 
 /// Most records one operation reads back from disk (a chain of earlier
 /// interactions walks one at a time).

@@ -17,6 +17,26 @@ use crate::ledger::Ledger;
 use crate::ledger::changes;
 use crate::store::{Loaded, Pinned, Reader, Span, Store, Texts};
 
+/// Whether the store follows the journal while a guard serves
+/// ([`Guard::open_as`]), and whether the index checkpoint is then built
+/// again from the store once the journal after it filled a generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    /// The store does not follow: the journal grows until a start finds
+    /// it longer than `compact_after` records and applies it. For the
+    /// tests and tools that need the journal's tail as a crash would
+    /// leave it.
+    Off,
+    /// The store follows, and the checkpoint is built again while serving
+    /// (what [`Guard::open`] does, and the server by default).
+    On,
+    /// The store follows, and no checkpoint is built while serving
+    /// (`--no-checkpoint-while-serving`): no second index is ever held,
+    /// and a start after a crash rebuilds once the journal after the
+    /// checkpoint has grown past a generation.
+    WithoutCheckpointBuilds,
+}
+
 impl Guard {
     /// Opens a data directory: takes its lock (a second server is refused),
     /// reads the store and the journal after it back into memory (or, the
@@ -39,22 +59,28 @@ impl Guard {
         compact_after: u64,
         progress: impl FnMut(u64),
     ) -> Result<(Guard, Recovered), JournalError> {
-        Guard::open_as(config, data_dir, durability, compact_after, true, progress)
+        Guard::open_as(
+            config,
+            data_dir,
+            durability,
+            compact_after,
+            Follow::On,
+            progress,
+        )
     }
 
-    /// [`Guard::open`], or, with `follow` false, with the store not
-    /// following the journal while serving: the journal then grows until a
-    /// start finds it longer than `compact_after` records and applies it
-    /// to the store. For the tests and tools that need the journal's tail
-    /// as a crash would leave it.
+    /// [`Guard::open`], with the store following the journal or not, and
+    /// the index checkpoint built again while serving or not, as `how`
+    /// says ([`Follow`]).
     pub fn open_as(
         config: IndexConfig,
         data_dir: &Path,
         durability: Durability,
         compact_after: u64,
-        follow: bool,
+        how: Follow,
         mut progress: impl FnMut(u64),
     ) -> Result<(Guard, Recovered), JournalError> {
+        let follow = how != Follow::Off;
         let lock = jn::lock(data_dir)?;
         let layout = Layout {
             dir: data_dir.to_owned(),
@@ -413,11 +439,7 @@ impl Guard {
         };
         // Without it the server serves as well; a start after a crash
         // then replays more of the journal, or rebuilds.
-        // The tests of what happens without one (the journal past a
-        // generation after the checkpoint) set
-        // `COMPLIANCE_GUARD_TEST_NO_REBASE`.
-        let rebase_off = std::env::var_os("COMPLIANCE_GUARD_TEST_NO_REBASE").is_some();
-        let rebase = follower.as_ref().filter(|_| !rebase_off).and_then(|f| {
+        let rebase = follower.as_ref().filter(|_| how == Follow::On).and_then(|f| {
             super::rebase::Rebase::start(data_dir, config, f.checkpoints())
                 .inspect_err(|e| tracing::warn!(error = %e, "the thread that moves the index checkpoint forward while serving could not be started; the server serves without it"))
                 .ok()

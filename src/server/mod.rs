@@ -118,9 +118,13 @@ pub struct ServeConfig {
     pub compact_after: u64,
     /// The store follows the journal while serving ([`Guard::open`]): true
     /// in the binary. False keeps every write in the journal until a
-    /// start ([`Guard::open_as`] with `follow` false): for tests of the journal's
+    /// start ([`Guard::open_as`] with [`crate::guard::Follow::Off`]): for tests of the journal's
     /// replay.
     pub store_follows: bool,
+    /// With the store following: build the index checkpoint again from
+    /// the store while serving ([`crate::guard::Follow::On`]); false with
+    /// `--no-checkpoint-while-serving`.
+    pub checkpoint_while_serving: bool,
     /// `Some`: a node of a cluster on NATS JetStream
     /// ([`crate::cluster`]); the journal settings above are then unused.
     pub cluster: Option<crate::cluster::ClusterConfig>,

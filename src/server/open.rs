@@ -16,25 +16,21 @@ use crate::guard::{Guard, GuardError};
 /// it read back into memory.
 pub(super) async fn open_single(config: &ServeConfig) -> Result<Arc<Guard>, ServeError> {
     let data_dir = config.data_dir.clone();
-    let (index, durability, compact_after, store_follows) = (
-        config.index,
-        config.durability,
-        config.compact_after,
-        config.store_follows,
-    );
+    let (index, durability, compact_after) =
+        (config.index, config.durability, config.compact_after);
+    let follow = match (config.store_follows, config.checkpoint_while_serving) {
+        (false, _) => crate::guard::Follow::Off,
+        (true, true) => crate::guard::Follow::On,
+        (true, false) => crate::guard::Follow::WithoutCheckpointBuilds,
+    };
     let opened = tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();
         // The location datasets are read before the first Check needs them.
         crate::location::warm();
         tracing::info!(data_dir = %data_dir.display(), "replaying the journal");
-        let opened = Guard::open_as(
-            index,
-            &data_dir,
-            durability,
-            compact_after,
-            store_follows,
-            |n| tracing::info!(records = n, "replaying"),
-        );
+        let opened = Guard::open_as(index, &data_dir, durability, compact_after, follow, |n| {
+            tracing::info!(records = n, "replaying")
+        });
         if let Ok((g, r)) = &opened {
             let seconds = started.elapsed().as_secs_f64();
             tracing::info!(

@@ -618,7 +618,7 @@ async fn stored_records_outside_the_bounds_still_load_count_and_are_reported() {
             dir.path(),
             Durability::Sync,
             u64::MAX,
-            false,
+            compliance_guard::guard::Follow::Off,
             |_| {},
         )
         .unwrap()

@@ -1667,7 +1667,7 @@ async fn a_start_after_kill_9_replays_onto_the_checkpoint_built_while_serving() 
 }
 
 /// The real binary with no checkpoint built while serving
-/// (`COMPLIANCE_GUARD_TEST_NO_REBASE`), its journal rolling every two
+/// (`--no-checkpoint-while-serving`), its journal rolling every two
 /// records. A start after `kill -9` that replayed more than a generation
 /// onto its checkpoint writes a new one before it serves (the next crash
 /// would replay more); and a journal past a generation after the
@@ -1678,9 +1678,11 @@ async fn without_a_build_while_serving_the_journal_a_crash_start_replays_stays_b
     let data = tempfile::tempdir().unwrap();
     let checkpoint = data.path().join("index.checkpoint");
     let start = || {
-        serve_on(data.path(), &["--compact-after", "2"])
-            .env("COMPLIANCE_GUARD_TEST_NO_REBASE", "1")
-            .spawn()
+        serve_on(
+            data.path(),
+            &["--compact-after", "2", "--no-checkpoint-while-serving"],
+        )
+        .spawn()
     };
     let wrote_at_start = |log: &[String]| {
         log.iter()

@@ -21,7 +21,7 @@ pub const LOCK_RETRIES: usize = 500;
 
 /// Opens a data directory once, as a server would (`Sync`), but with the
 /// store not following the journal while serving
-/// ([`Guard::open_as`] with `follow` false): the journal holds what the test wrote
+/// ([`Guard::open_as`] with `Follow::Off`): the journal holds what the test wrote
 /// until a start finds it longer than `compact_after` records.
 pub fn open_once(dir: &Path, compact_after: u64) -> Result<(Guard, Recovered), JournalError> {
     Guard::open_as(
@@ -29,7 +29,7 @@ pub fn open_once(dir: &Path, compact_after: u64) -> Result<(Guard, Recovered), J
         dir,
         Durability::Sync,
         compact_after,
-        false,
+        compliance_guard::guard::Follow::Off,
         |_| {},
     )
 }

@@ -334,6 +334,7 @@ impl Options {
                 .then(|| compliance_guard::decisions::LogConfig::under(&data_dir)),
             compact_after: self.compact_after,
             store_follows: self.follows,
+            checkpoint_while_serving: true,
             cluster: None,
             shutdown_grace: Duration::from_secs(5),
             hold_until: self.hold,
