@@ -102,8 +102,10 @@
 //! instead of rebuilding it from the store. A start keeps the file: after
 //! `kill -9` the next start reads it too, and replays the journal written
 //! since (none here, unless `--serve` took writes before the kill). The
-//! first run on a history it just wrote rebuilds: delete
-//! `DIR/index.checkpoint` to measure a rebuild again.
+//! first run on a history it just wrote rebuilds, and writes a checkpoint
+//! before it serves: delete `DIR/index.checkpoint` to measure a rebuild
+//! again. With `--serve`, the server builds the checkpoint again from the
+//! store once the journal after it filled a generation (`--compact-after`).
 //!
 //! With `--serve` the server keeps serving after the last line until
 //! Ctrl-C, for `examples/loadgen.rs` on the same history (its key is

@@ -288,7 +288,7 @@ pub(super) fn take(
                 made_at = %format!("{}:{}", made_at.generation, made_at.records),
                 store_at = %format!("{}:{}", at.generation, at.records),
                 ms = started.elapsed().as_millis() as u64,
-                "memory read from the index checkpoint of the last clean stop"
+                "memory read from the index checkpoint"
             );
             if let Err(e) =
                 std::fs::rename(&reading, &path).and_then(|()| crate::journal::fsync_dir(dir))

@@ -256,7 +256,8 @@ pub struct Guard {
     /// journal; see `checkpoint`).
     checkpoint_dir: Option<std::path::PathBuf>,
     /// True when this guard's memory was read from the index checkpoint
-    /// of the last clean stop rather than rebuilt from the store.
+    /// (with the journal after it replayed) rather than rebuilt from the
+    /// store.
     from_checkpoint: bool,
     /// The thread that moves the index checkpoint forward while serving
     /// (`rebase`), with a follower.
@@ -333,9 +334,10 @@ impl Guard {
         }
     }
 
-    /// True when memory was read from the index checkpoint of the last
-    /// clean stop (`checkpoint`), false when it was rebuilt from the store
-    /// (or this guard has no data directory).
+    /// True when memory was read from the index checkpoint (a clean
+    /// stop's, a start's or one built while serving, with the journal
+    /// after it replayed; `checkpoint`), false when it was rebuilt from
+    /// the store (or this guard has no data directory).
     pub fn started_from_checkpoint(&self) -> bool {
         self.from_checkpoint
     }

@@ -747,7 +747,7 @@ pub(super) fn load_store(
 }
 
 /// Reads from the store what memory holds beside an index read from the
-/// checkpoint of a clean stop ([`Store::for_each_beside_index`]), and
+/// index checkpoint ([`Store::for_each_beside_index`]), and
 /// "now" and the latest interaction as [`load_store`] finds them.
 fn load_beside_index(
     ledger: &mut Ledger,

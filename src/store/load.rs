@@ -81,7 +81,7 @@ impl Store {
     }
 
     /// What a start reads beside an index it did not rebuild (one read
-    /// from the checkpoint of a clean stop): the open reservations, the
+    /// from the index checkpoint): the open reservations, the
     /// conversations (from `cutoff` on, as [`Store::load`] reads them)
     /// and the stored answers, in that order. Returns how many.
     pub fn for_each_beside_index(
