@@ -671,71 +671,63 @@ pub(super) fn load_store(
         .begin_start(usize::try_from(in_full).unwrap_or(0));
     let prepare = |bytes: &[u8], texts: &mut Texts| lean_row(bytes, let_go?, texts);
     let records = match from {
-        Some(_) => store.load_from(
-            match pinned {
-                Some(pinned) => pinned,
-                None => store.pin_for_load()?,
-            },
-            cutoff,
-            prepare,
-            |loaded| {
-                match loaded {
-                    Loaded::Record(record) => ledger
+        Some(_) => store.load(pinned, cutoff, prepare, |loaded| {
+            match loaded {
+                Loaded::Record(record) => ledger
+                    .apply_record(*record)
+                    .map_err(|e| JournalError::Failed(e.to_string()))?,
+                Loaded::Interaction { seq, record } => {
+                    ledger.index.set_next_seq(seq);
+                    ledger
                         .apply_record(*record)
-                        .map_err(|e| JournalError::Failed(e.to_string()))?,
-                    Loaded::Interaction { seq, record } => {
-                        ledger.index.set_next_seq(seq);
-                        ledger
-                            .apply_record(*record)
-                            .map_err(|e| JournalError::Failed(e.to_string()))?;
-                        // The store holds it: only its slot and counting entry
-                        // stay, as the walk while serving would leave them.
-                        if let Some(let_go) = let_go {
-                            ledger.index.let_go_newest(let_go);
-                        }
+                        .map_err(|e| JournalError::Failed(e.to_string()))?;
+                    // The store holds it: only its slot and counting entry
+                    // stay, as the walk while serving would leave them.
+                    if let Some(let_go) = let_go {
+                        ledger.index.let_go_newest(let_go);
                     }
-                    Loaded::Prepared {
-                        seq,
-                        prepared,
-                        texts,
-                    } => {
-                        ledger.index.set_next_seq(seq);
-                        // One loan, the most common, needs no list.
-                        let one;
-                        let many: Vec<&str>;
-                        let loans: &[&str] = match prepared.loan_count {
-                            0 => &[],
-                            1 => {
-                                one = texts.get(prepared.loans);
-                                std::slice::from_ref(&one)
-                            }
-                            n => {
-                                many = texts.run(prepared.loans, n).collect();
-                                &many
-                            }
-                        };
-                        let names = LeanNames {
-                            person_id: texts.get(prepared.person_id),
-                            id: texts.get(prepared.id),
-                            previous: prepared.previous.map(|p| texts.get(p)),
-                            loans,
-                        };
-                        ledger
-                            .index
-                            .restore_lean(prepared.lean, names)
-                            .map_err(|e| JournalError::Failed(format!("interaction: {e}")))?;
-                    }
-                    Loaded::OnDisk {
-                        count,
-                        next_seq,
-                        largest_id,
-                    } => ledger
-                        .index
-                        .restore_on_disk(count, next_seq, largest_id.as_deref()),
                 }
-                tick()
-            },
-        )?,
+                Loaded::Prepared {
+                    seq,
+                    prepared,
+                    texts,
+                } => {
+                    ledger.index.set_next_seq(seq);
+                    // One loan, the most common, needs no list.
+                    let one;
+                    let many: Vec<&str>;
+                    let loans: &[&str] = match prepared.loan_count {
+                        0 => &[],
+                        1 => {
+                            one = texts.get(prepared.loans);
+                            std::slice::from_ref(&one)
+                        }
+                        n => {
+                            many = texts.run(prepared.loans, n).collect();
+                            &many
+                        }
+                    };
+                    let names = LeanNames {
+                        person_id: texts.get(prepared.person_id),
+                        id: texts.get(prepared.id),
+                        previous: prepared.previous.map(|p| texts.get(p)),
+                        loans,
+                    };
+                    ledger
+                        .index
+                        .restore_lean(prepared.lean, names)
+                        .map_err(|e| JournalError::Failed(format!("interaction: {e}")))?;
+                }
+                Loaded::OnDisk {
+                    count,
+                    next_seq,
+                    largest_id,
+                } => ledger
+                    .index
+                    .restore_on_disk(count, next_seq, largest_id.as_deref()),
+            }
+            tick()
+        })?,
         None => 0,
     };
     ledger.index.finish_start();

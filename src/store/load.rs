@@ -96,36 +96,7 @@ impl Store {
         })
     }
 
-    /// [`Store::for_each`], but an interaction that happens before
-    /// `cutoff` (Unix seconds) is given as what memory keeps of it
-    /// ([`Loaded::OnDisk`]), its full record not even read. Returns how
-    /// many records and interactions were given.
-    ///
-    /// For a start, whose process is the store's only writer. The rows are
-    /// read in one read transaction (one state of the store) on a second,
-    /// read-only connection, by a thread of their own that stays at most
-    /// [`AHEAD`] batches ahead of `each`. An error on either side stops
-    /// both; the first one is returned. (Not inside a transaction the
-    /// caller began on this connection: [`Store::for_each`] is.)
-    ///
-    /// The reading thread also gives each interaction's record, its bytes
-    /// as stored, to `prepare`: what that returns is given as
-    /// [`Loaded::Prepared`] (whatever `prepare` does done on the other
-    /// core), and `None` as [`Loaded::Interaction`], decoded by the
-    /// caller's thread.
-    /// `prepare` keeps what it allocates in the [`Texts`] it is given,
-    /// which the caller's thread frees as one, so that what one thread
-    /// allocates the other need not free piece by piece.
-    pub fn load<P: Send>(
-        &self,
-        cutoff: Option<i64>,
-        prepare: impl Fn(&[u8], &mut Texts) -> Option<P> + Sync,
-        each: impl FnMut(Loaded<'_, P>) -> Result<(), JournalError>,
-    ) -> Result<u64, JournalError> {
-        self.load_from(self.pin_for_load()?, cutoff, prepare, each)
-    }
-
-    /// The connection [`Store::load_from`] reads on, its read transaction
+    /// The connection [`Store::load`] reads on, its read transaction
     /// already holding one state of the store: beside a writer (an index
     /// checkpoint built while serving), the caller takes it while it holds
     /// the writer still, with its own reads, so both read that state.
@@ -150,14 +121,38 @@ impl Store {
         })
     }
 
-    /// [`Store::load`], read on `pinned` ([`Store::pin_for_load`]).
-    pub fn load_from<P: Send>(
+    /// [`Store::for_each`], but an interaction that happens before
+    /// `cutoff` (Unix seconds) is given as what memory keeps of it
+    /// ([`Loaded::OnDisk`]), its full record not even read. Returns how
+    /// many records and interactions were given.
+    ///
+    /// The rows are read in one read transaction (one state of the store)
+    /// on a second, read-only connection, by a thread of their own that
+    /// stays at most [`AHEAD`] batches ahead of `each`. An error on either
+    /// side stops both; the first one is returned. (Not inside a
+    /// transaction the caller began on this connection: [`Store::for_each`]
+    /// is.) That connection is `pinned`, or, for a start (whose process is
+    /// the store's only writer), `None`: one opened here.
+    ///
+    /// The reading thread also gives each interaction's record, its bytes
+    /// as stored, to `prepare`: what that returns is given as
+    /// [`Loaded::Prepared`] (whatever `prepare` does done on the other
+    /// core), and `None` as [`Loaded::Interaction`], decoded by the
+    /// caller's thread.
+    /// `prepare` keeps what it allocates in the [`Texts`] it is given,
+    /// which the caller's thread frees as one, so that what one thread
+    /// allocates the other need not free piece by piece.
+    pub fn load<P: Send>(
         &self,
-        pinned: Pinned,
+        pinned: Option<Pinned>,
         cutoff: Option<i64>,
         prepare: impl Fn(&[u8], &mut Texts) -> Option<P> + Sync,
         mut each: impl FnMut(Loaded<'_, P>) -> Result<(), JournalError>,
     ) -> Result<u64, JournalError> {
+        let pinned = match pinned {
+            Some(pinned) => pinned,
+            None => self.pin_for_load()?,
+        };
         let path = self.path.as_path();
         let conn = pinned.conn;
         let stopped = || JournalError::Failed("a start stopped reading the store".into());

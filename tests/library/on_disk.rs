@@ -216,6 +216,7 @@ fn on_disk_in_store(dir: &Path) -> (u64, u64) {
     let mut on_disk = 0;
     store
         .load(
+            None,
             Some(cutoff().timestamp()),
             |_, _| None::<()>,
             |l| {
@@ -2661,6 +2662,7 @@ async fn old_records_created_among_recent_ones_stay_on_disk_after_a_start() {
     let mut read = Vec::new();
     store
         .load(
+            None,
             Some(cutoff().timestamp()),
             |_, _| None::<()>,
             |l| {
