@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use super::checkpoint::Prepared;
 use super::horizon::let_go_at;
-use super::recovery::{load_store, memory_cutoff};
+use super::recovery::{hold_here, load_store, memory_cutoff};
 use crate::index::IndexConfig;
 use crate::journal::{JournalError, Position};
 use crate::ledger::Ledger;
@@ -212,6 +212,10 @@ fn build(
         follower.pin(at.generation);
         (at, pinned)
     };
+    tracing::info!(
+        made_at = %format!("{}:{}", at.generation, at.records),
+        "building the index checkpoint from the store while serving"
+    );
     let _unpin = Unpin(follower);
     let prepared = std::thread::scope(|scope| {
         std::thread::Builder::new()
@@ -294,6 +298,7 @@ fn prepare(
         ledger.index.set_held_from(cutoff);
     }
     let interactions = ledger.index.len();
+    hold_here("serving-checkpoint-read", &keep_going);
     match super::checkpoint::prepare(dir, &ledger, at, "serving", &keep_going) {
         Ok(prepared) => Ok(Some((prepared, interactions))),
         Err(_) if !keep_going() => why().map_or(Ok(None), Err),

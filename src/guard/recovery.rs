@@ -556,6 +556,18 @@ pub(super) fn abort_here(step: &str) {
     }
 }
 
+/// Holds a build of the index checkpoint at a named step until it is to
+/// stop (`keep_going` false: abandoned, or the server stopping), for the
+/// test of a build the journal outpaces
+/// (`COMPLIANCE_GUARD_TEST_HOLD_AT=<step>`). Unset, it does nothing.
+pub(super) fn hold_here(step: &str, keep_going: &dyn Fn() -> bool) {
+    if std::env::var_os("COMPLIANCE_GUARD_TEST_HOLD_AT").is_some_and(|s| s == step) {
+        while keep_going() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
 fn out_of_range_records(ledger: &Ledger) -> u64 {
     let index = &ledger.index;
     let interactions = index

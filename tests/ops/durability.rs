@@ -1666,6 +1666,102 @@ async fn a_start_after_kill_9_replays_onto_the_checkpoint_built_while_serving() 
     server.terminate().await;
 }
 
+/// The real binary, its journal rolling every two records, with the
+/// build of a checkpoint while serving held before it writes
+/// (`COMPLIANCE_GUARD_TEST_HOLD_AT`), as a build slower than the writes
+/// would be. Once the journal rolled more than two generations past the
+/// build's position, the build is abandoned: logged and counted as a
+/// failure, no temporary file left, and the journal it kept let go (the
+/// checkpoint in place, now too far behind, is removed and the journals
+/// the store holds are deleted). The start after `kill -9` rebuilds and
+/// answers as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_the_journal_outpaces_is_abandoned_and_lets_its_journal_go() {
+    let data = tempfile::tempdir().unwrap();
+    let checkpoint = data.path().join("index.checkpoint");
+    let torn = data.path().join("index.checkpoint.tmp");
+    let args = ["--compact-after", "2", "--metrics-listen", "127.0.0.1:0"];
+    let server = serve_on(data.path(), &args)
+        .env("COMPLIANCE_GUARD_TEST_HOLD_AT", "serving-checkpoint-read")
+        .spawn();
+    let addr = server.addr();
+    server.wait_serving(addr).await;
+    let wait_for = |what: &'static str| {
+        let log = || server.log();
+        async move {
+            for _ in 0..200 {
+                if log().iter().any(|l| l.contains(what)) {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            panic!("no `{what}` in {:#?}", log());
+        }
+    };
+    let mut records = interactions_on(connect(addr).await, None);
+    for m in 0..3 {
+        create(&mut records, "BO-CKPT-0001", placed_call("L1", 60 + m)).await;
+    }
+    wait_for("building the index checkpoint from the store while serving").await;
+    // Three generations more while it is held: more than it may fall behind.
+    for m in 0..7 {
+        create(&mut records, "BO-CKPT-0001", placed_call("L2", 30 + m)).await;
+    }
+    wait_for("the index checkpoint could not be moved forward").await;
+    let log = server.log();
+    let failed = log
+        .iter()
+        .find(|l| l.contains("the index checkpoint could not be moved forward"))
+        .unwrap();
+    assert!(failed.contains("abandoned: the journal rolled"), "{failed}");
+    assert!(
+        !log.iter()
+            .any(|l| l.contains("index checkpoint written while serving")),
+        "{log:#?}"
+    );
+    let body = crate::support::process::scrape(server.metrics_addr());
+    let sample =
+        |name: &str, labels: &[(&str, &str)]| crate::support::process::sample(&body, name, labels);
+    assert_eq!(
+        sample("compliance_guard_checkpoint_failures_total", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample("compliance_guard_checkpoints_total", &[("when", "serving")]),
+        None
+    );
+    assert!(!torn.exists(), "the abandoned build's file is removed");
+    // Its journal let go: at the next roll the checkpoint, too far
+    // behind, is removed, and the journals the store holds are deleted.
+    for m in 0..2 {
+        create(&mut records, "BO-CKPT-0001", placed_call("L2", 40 + m)).await;
+    }
+    wait_for("the journal after it grew past what a start after a crash replays").await;
+    for _ in 0..100 {
+        if journal_files(data.path()).len() <= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!checkpoint.exists());
+    assert!(
+        journal_files(data.path()).len() <= 2,
+        "{:?}",
+        journal_files(data.path())
+    );
+    drop(records);
+    let before = answers(addr).await;
+    assert_eq!(before.1.total, 12);
+    server.kill_9();
+
+    let server = spawn_server_with(data.path(), &args);
+    let addr = server.addr();
+    server.wait_serving(addr).await;
+    assert!(!read_checkpoint(&server.log()), "{:#?}", server.log());
+    assert_eq!(answers(addr).await, before);
+    server.terminate().await;
+}
+
 /// The real binary with no checkpoint built while serving
 /// (`--no-checkpoint-while-serving`), its journal rolling every two
 /// records. A start after `kill -9` that replayed more than a generation
