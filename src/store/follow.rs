@@ -257,15 +257,10 @@ fn follow(
     shared: &Shared,
 ) {
     let behind = metrics::gauge!("compliance_guard_store_batches_per_commit");
-    // SQLite's log is folded into the file every 10,000 pages (about 40
-    // MB) rather than every 1,000: the pages every batch touches (the
-    // ends of the time and creation-order indexes) are copied once per
-    // fold, not ten times.
-    if let Err(e) = store
-        .conn
-        .execute_batch("PRAGMA wal_autocheckpoint = 10000;")
-    {
-        tracing::warn!(error = %e, "the store's checkpoint interval could not be set; it keeps SQLite's default");
+    // What the start left in SQLite's log is folded by the first commit
+    // here; then every `FOLD_EVERY_PAGES`.
+    if let Err(e) = store.fold_every(super::FOLD_EVERY_PAGES) {
+        tracing::warn!(error = %e, "how often SQLite's log is folded into the store's file could not be set: after a start that left the folding to this thread, the log grows until the next start folds it");
     }
     let mut at = shared.position.lock().map(|p| *p).unwrap_or_default();
     while let Ok(first) = from.recv() {
