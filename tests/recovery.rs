@@ -2050,3 +2050,73 @@ async fn a_stored_answer_is_kept_by_the_store_for_its_24_hours_only() {
         "req-recent, from the store"
     );
 }
+
+// ---- 6. the journal before the store's position -------------------------------
+
+/// A start reads the journal from the store's position. The records
+/// before it in that journal, which the store holds, are checked frame by
+/// frame, so that damage there still refuses the start, naming the file
+/// and the offset; but they are not decoded: a frame whose checksum holds
+/// and whose payload does not decode is passed over, since the start does
+/// not read it. The records after the position are read and counted as
+/// ever.
+#[test]
+fn the_records_the_store_holds_are_checked_but_not_decoded() {
+    use compliance_guard::pb::journal::{Record, record::Op};
+    let closed = |id: &str| Record {
+        op: Some(Op::ReservationClosed(id.into())),
+    };
+    let raw = |payload: &[u8], out: &mut Vec<u8>| {
+        out.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        out.extend_from_slice(payload);
+    };
+    let mut bytes = NEW_JOURNAL.to_vec();
+    journal::frame(&closed("IT-1"), &mut bytes);
+    let second = bytes.len();
+    // Not a protobuf message: a field of wire type 7.
+    raw(&[0xff, 0xff, 0xff], &mut bytes);
+    journal::frame(&closed("IT-3"), &mut bytes);
+    journal::frame(&closed("IT-4"), &mut bytes);
+    let dir = dir_with([(JOURNAL_0, bytes.as_slice())]);
+    let layout = Layout {
+        dir: dir.path().to_owned(),
+    };
+    let read = |from: Position| {
+        let mut ids = Vec::new();
+        let end = journal::recover_from(&layout, Some(from), |r| {
+            if let Some(Op::ReservationClosed(id)) = r.op {
+                ids.push(id);
+            }
+            Ok(())
+        });
+        (ids, end)
+    };
+    let (ids, end) = read(pos(0, 2));
+    assert_eq!(ids, ["IT-3", "IT-4"]);
+    let end = end.unwrap();
+    assert_eq!((end.journal_records, end.end), (2, pos(0, 4)));
+    // From before it, the frame is read, and refused.
+    let (ids, end) = read(pos(0, 1));
+    assert!(ids.is_empty());
+    let reason = refused_at(
+        &end.unwrap_err(),
+        &file(dir.path(), JOURNAL_0),
+        second as u64,
+        "decoded",
+    );
+    assert!(reason.contains("does not decode"), "{reason}");
+    // Damage before the position: its checksum refuses the start.
+    let mut damaged = bytes.clone();
+    damaged[second + 8] ^= 0x01;
+    std::fs::write(file(dir.path(), JOURNAL_0), &damaged).unwrap();
+    let (ids, end) = read(pos(0, 3));
+    assert!(ids.is_empty());
+    let reason = refused_at(
+        &end.unwrap_err(),
+        &file(dir.path(), JOURNAL_0),
+        second as u64,
+        "damaged",
+    );
+    assert!(reason.contains("checksum"), "{reason}");
+}

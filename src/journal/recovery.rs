@@ -38,15 +38,22 @@ pub fn read_file(
     each: impl FnMut(Record) -> Result<(), JournalError>,
 ) -> Result<ReadEnd, JournalError> {
     let file = File::open(path).map_err(io("opening", path))?;
-    read_open(file, path, kind, each)
+    read_open(file, path, kind, 0, each)
 }
 
 /// [`read_file`] of a file already open (it may have been deleted since:
 /// what was opened is read whole).
+///
+/// The first `held` records are checked (their frames and checksums) and
+/// counted but neither decoded nor given to `each`: records the store
+/// already holds, which a start does not read (reading from the store's
+/// position, the journal's first part is passed over at the speed of its
+/// checksums).
 fn read_open(
     file: File,
     path: &Path,
     kind: u16,
+    held: u64,
     mut each: impl FnMut(Record) -> Result<(), JournalError>,
 ) -> Result<ReadEnd, JournalError> {
     let len = file
@@ -186,6 +193,11 @@ fn read_open(
                 })
             };
         }
+        if records < held {
+            records += 1;
+            offset = end;
+            continue;
+        }
         let record = Record::decode(payload.as_slice()).map_err(|e| JournalError::Corrupt {
             path: path.to_owned(),
             offset,
@@ -285,8 +297,9 @@ pub fn recover(
 
 /// [`recover`], or, `from` a position (what the store holds), only the
 /// journal after it: snapshots are then ignored (the store replaced them),
-/// as are the journals before the position's generation and the first
-/// records of its own. A journal shorter than the position is refused:
+/// as are the journals before the position's generation, and the first
+/// records of its own are checked (frames and checksums) but not decoded.
+/// A journal shorter than the position is refused:
 /// the store would hold what the journal lost, and the next write would
 /// take a place the store counts as applied.
 pub fn recover_from(
@@ -394,7 +407,7 @@ impl Opened {
             out.end = p;
         }
         if let Some((g, path, file)) = snapshot {
-            let end = read_open(file, &path, 1, &mut each)?;
+            let end = read_open(file, &path, 1, 0, &mut each)?;
             if let Some((offset, reason)) = end.torn {
                 // Snapshots are written whole and renamed into place; a
                 // torn one is damage, not a crash mid-write.
@@ -415,11 +428,7 @@ impl Opened {
         let last = logs.len();
         for (i, (g, path, file)) in logs.into_iter().enumerate() {
             let skip = from.filter(|p| p.generation == g).map_or(0, |p| p.records);
-            let mut seen = 0u64;
-            let end = read_open(file, &path, 0, |r| {
-                seen += 1;
-                if seen > skip { each(r) } else { Ok(()) }
-            })?;
+            let end = read_open(file, &path, 0, skip, &mut each)?;
             if end.records < skip {
                 return Err(JournalError::Corrupt {
                     path,
