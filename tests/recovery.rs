@@ -2074,7 +2074,7 @@ fn the_records_the_store_holds_are_checked_but_not_decoded() {
     let mut bytes = NEW_JOURNAL.to_vec();
     journal::frame(&closed("IT-1"), &mut bytes);
     let second = bytes.len();
-    // Not a protobuf message: a field of wire type 7.
+    // Not a protobuf message: a varint that never ends.
     raw(&[0xff, 0xff, 0xff], &mut bytes);
     journal::frame(&closed("IT-3"), &mut bytes);
     journal::frame(&closed("IT-4"), &mut bytes);

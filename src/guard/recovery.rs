@@ -251,16 +251,6 @@ impl Guard {
         let tail = if follow { 0 } else { compact_after };
         let materialize =
             older_layout || (from.is_some() && (replayed.journal_records > tail || older_journal));
-        // What the last process left in SQLite's log (up to
-        // `FOLD_EVERY_PAGES`: about a second's folding after a crash) is
-        // folded by the follower while serving, not before this start
-        // serves; unless this start wrote much itself (a migration, or
-        // a journal longer than a generation: the store had stopped
-        // following it), which it folds and truncates below.
-        let folds_itself = !follow || older_layout || replayed.journal_records > compact_after;
-        if !folds_itself {
-            store.fold_every(0)?;
-        }
         if materialize {
             // A record cut short at the end goes first: once the journal
             // rolls, that file is no longer the newest, where a cut record
@@ -386,9 +376,12 @@ impl Guard {
             _ => p,
         });
         remove_before(&layout, keep)?;
-        if folds_itself {
-            store.checkpoint()?;
-        }
+        // What the last process left in SQLite's log is folded into the
+        // file and the log emptied before serving: after a crash that
+        // log may hold gigabytes (a checkpoint build's long read keeps it
+        // from being folded), which the follower would otherwise fold
+        // while serving, with the writes waiting behind it.
+        store.checkpoint()?;
         let out_of_range = out_of_range_records(&ledger);
         if out_of_range > 0 {
             tracing::warn!(

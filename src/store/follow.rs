@@ -257,10 +257,9 @@ fn follow(
     shared: &Shared,
 ) {
     let behind = metrics::gauge!("compliance_guard_store_batches_per_commit");
-    // What the start left in SQLite's log is folded by the first commit
-    // here; then every `FOLD_EVERY_PAGES`.
+    // SQLite's log is folded into the file every `FOLD_EVERY_PAGES`.
     if let Err(e) = store.fold_every(super::FOLD_EVERY_PAGES) {
-        tracing::warn!(error = %e, "how often SQLite's log is folded into the store's file could not be set: after a start that left the folding to this thread, the log grows until the next start folds it");
+        tracing::warn!(error = %e, "how often SQLite's log is folded into the store's file could not be set; it keeps SQLite's default");
     }
     let mut at = shared.position.lock().map(|p| *p).unwrap_or_default();
     while let Ok(first) = from.recv() {

@@ -410,11 +410,8 @@ impl Store {
     }
 
     /// How many pages SQLite's log may hold before a commit folds them
-    /// into the store's file (`0`: never at a commit; a later commit, or
-    /// [`Store::checkpoint`], does). A start's commit folds nothing, so
-    /// that what the last process left in the log (up to
-    /// [`FOLD_EVERY_PAGES`]) is folded by the follower while serving,
-    /// not before the server serves.
+    /// into the store's file ([`FOLD_EVERY_PAGES`] while the follower
+    /// writes; SQLite's 1,000 otherwise).
     pub fn fold_every(&self, pages: i64) -> Result<(), StoreError> {
         self.conn
             .execute_batch(&format!("PRAGMA wal_autocheckpoint = {pages};"))

@@ -1693,7 +1693,7 @@ async fn a_build_the_journal_outpaces_is_abandoned_and_lets_its_journal_go() {
                 if log().iter().any(|l| l.contains(what)) {
                     return;
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
             panic!("no `{what}` in {:#?}", log());
         }
