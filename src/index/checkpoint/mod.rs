@@ -68,8 +68,8 @@ impl std::fmt::Debug for Codec<'_> {
 
 /// How the caller decodes what [`Codec`] encoded.
 pub struct Decoder<'a> {
-    /// A full record from its bytes.
-    pub record: &'a dyn Fn(&[u8]) -> Result<Interaction, String>,
+    /// A full record from its bytes (on two threads at once).
+    pub record: &'a (dyn Fn(&[u8]) -> Result<Interaction, String> + Sync),
     /// A restriction from its bytes.
     pub restriction: &'a dyn Fn(&[u8]) -> Result<Restriction, String>,
 }
@@ -490,21 +490,21 @@ impl Index {
             let k = r.key(slots)?;
             index.media_files.insert(file, k);
         }
-        // The full records memory holds, by their slots.
+        // The full records memory holds, by their slots: read a chunk at
+        // a time, and decoded half on a second thread.
         let n = r.count(2)?;
         index.whole.reserve(n);
-        for _ in 0..n {
-            let k = r.key(slots)?;
-            let bytes = r.bytes()?;
-            let record = (decoder.record)(bytes).map_err(|e| r.damaged(&e))?;
-            let times = Times::of(&record);
-            index.whole.insert(
-                k,
-                Held {
-                    times,
-                    record: Box::new(record),
-                },
-            );
+        let mut chunk = Vec::with_capacity(n.min(WHOLE_CHUNK));
+        let mut left = n;
+        while left > 0 {
+            chunk.clear();
+            for _ in 0..left.min(WHOLE_CHUNK) {
+                let k = r.key(slots)?;
+                let bytes = r.bytes()?.to_vec();
+                chunk.push((k, r.at(), bytes));
+            }
+            left -= chunk.len();
+            index.whole.extend(decode_whole(decoder, &chunk)?);
         }
         let held = index.records.iter().filter(|s| s.has(HELD)).count();
         r.same_count(index.whole.len(), held, "records held whole")?;
@@ -521,6 +521,57 @@ impl Index {
 /// The most slots emptied by moves to disk that a checkpoint keeps
 /// whatever their share: 40 MB of them.
 const EMPTIED_KEPT: usize = 1 << 20;
+
+/// How many full records a checkpoint's reading decodes at a time: a few
+/// megabytes of their bytes.
+const WHOLE_CHUNK: usize = 8192;
+
+/// A checkpoint's full records (each with where its bytes end, for the
+/// error that names it) decoded, half of them on a second thread: a start
+/// from a checkpoint that holds a busy day's records whole spends most of
+/// its reading on them, and has two cores.
+fn decode_whole(
+    decoder: &Decoder<'_>,
+    chunk: &[(InteractionKey, u64, Vec<u8>)],
+) -> Result<Vec<(InteractionKey, Held)>, CheckpointError> {
+    let decode = |part: &[(InteractionKey, u64, Vec<u8>)]| {
+        part.iter()
+            .map(|(k, at, bytes)| {
+                let record = (decoder.record)(bytes).map_err(|e| CheckpointError::Damaged {
+                    at: *at,
+                    what: e.chars().take(200).collect(),
+                })?;
+                let times = Times::of(&record);
+                Ok((
+                    *k,
+                    Held {
+                        times,
+                        record: Box::new(record),
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>, CheckpointError>>()
+    };
+    let (first, second) = chunk.split_at(chunk.len() / 2);
+    std::thread::scope(|scope| {
+        // Without a second thread, this one decodes both halves.
+        let other = std::thread::Builder::new()
+            .name("checkpoint-decode".into())
+            .spawn_scoped(scope, || decode(first));
+        let second = decode(second);
+        // The first half's error first: it is the earlier in the file.
+        let mut first = match other {
+            Ok(thread) => thread.join().unwrap_or_else(|_| {
+                Err(CheckpointError::Unusable(
+                    "the thread decoding its full records stopped".into(),
+                ))
+            }),
+            Err(_) => decode(first),
+        }?;
+        first.extend(second?);
+        Ok(first)
+    })
+}
 
 /// True when a checkpoint would keep too many emptied slots. They are
 /// kept in a checkpoint as in memory (their keys are in lists and

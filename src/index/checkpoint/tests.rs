@@ -1,7 +1,7 @@
 //! The checkpoint read back is the index written, and nothing else is
 //! read back at all.
 
-use std::cell::RefCell;
+use std::sync::Mutex;
 
 use super::super::lean::tests::canonical;
 use super::super::{IndexConfig, LetGo};
@@ -18,8 +18,8 @@ fn at(s: &str) -> DateTime<Utc> {
 /// restriction kept aside, the file holding its place.
 #[derive(Default)]
 struct Aside {
-    records: RefCell<Vec<Interaction>>,
-    restrictions: RefCell<Vec<Restriction>>,
+    records: Mutex<Vec<Interaction>>,
+    restrictions: Mutex<Vec<Restriction>>,
 }
 
 fn place(bytes: &[u8]) -> Result<usize, String> {
@@ -29,12 +29,12 @@ fn place(bytes: &[u8]) -> Result<usize, String> {
 
 fn write(index: &Index, aside: &Aside) -> Vec<u8> {
     let record = |r: &Interaction, out: &mut Vec<u8>| {
-        let mut all = aside.records.borrow_mut();
+        let mut all = aside.records.lock().unwrap();
         out.extend_from_slice(&(all.len() as u64).to_le_bytes());
         all.push(r.clone());
     };
     let restriction = |r: &Restriction, out: &mut Vec<u8>| {
-        let mut all = aside.restrictions.borrow_mut();
+        let mut all = aside.restrictions.lock().unwrap();
         out.extend_from_slice(&(all.len() as u64).to_le_bytes());
         all.push(r.clone());
     };
@@ -57,7 +57,8 @@ fn read(config: IndexConfig, bytes: &[u8], aside: &Aside) -> Result<Index, Check
         let i = place(b)?;
         aside
             .records
-            .borrow()
+            .lock()
+            .unwrap()
             .get(i)
             .cloned()
             .ok_or("no such record".to_owned())
@@ -66,7 +67,8 @@ fn read(config: IndexConfig, bytes: &[u8], aside: &Aside) -> Result<Index, Check
         let i = place(b)?;
         aside
             .restrictions
-            .borrow()
+            .lock()
+            .unwrap()
             .get(i)
             .cloned()
             .ok_or("no such restriction".to_owned())
@@ -235,4 +237,60 @@ fn an_index_of_mostly_emptied_slots_is_not_written() {
     let aside = Aside::default();
     let back = read(index.config, &write(&index, &aside), &aside).unwrap();
     assert_eq!(canonical(&back), canonical(&index));
+}
+
+/// More full records than one chunk of the reading holds (each chunk is
+/// decoded half on a second thread): read back whole, each in its slot.
+/// A record that does not decode is refused, named by where its bytes
+/// end; of two, the earlier in the file.
+#[test]
+fn records_held_whole_read_back_across_chunks_and_threads() {
+    let now = at("2020-06-01T00:00:00Z");
+    let mut index = Index::default();
+    let n = 2 * WHOLE_CHUNK + 5;
+    for i in 0..n {
+        let started = format!(
+            "2020-05-{:02}T{:02}:{:02}:00Z",
+            1 + i % 28,
+            i / 60 % 24,
+            i % 60
+        );
+        let person = format!("BO-0000-{:08}", i % 300 + 1);
+        index.create(&person, &input(&started), now).unwrap();
+    }
+    assert_eq!(index.whole.len(), n);
+    let aside = Aside::default();
+    let bytes = write(&index, &aside);
+    let back = read(index.config, &bytes, &aside).unwrap();
+    assert_eq!(canonical(&back), canonical(&index));
+
+    let refusing = |refused: &[usize]| {
+        let record = |b: &[u8]| {
+            let i = place(b)?;
+            if refused.contains(&i) {
+                return Err(format!("refused {i}"));
+            }
+            Ok(aside.records.lock().unwrap()[i].clone())
+        };
+        let restriction = |b: &[u8]| {
+            let i = place(b)?;
+            Ok(aside.restrictions.lock().unwrap()[i].clone())
+        };
+        let decoder = Decoder {
+            record: &record,
+            restriction: &restriction,
+        };
+        match Index::read_checkpoint(index.config, bytes.as_slice(), bytes.len() as u64, &decoder) {
+            Err(CheckpointError::Damaged { at, what }) => (at, what),
+            other => panic!("{refused:?}: {:?}", other.map(|_| "read")),
+        }
+    };
+    // Places are given in the order written: 100 in the first chunk's
+    // first half, the other in the second chunk's second half.
+    let late = WHOLE_CHUNK + WHOLE_CHUNK / 2 + 3;
+    let (at_late, what) = refusing(&[late]);
+    assert_eq!(what, format!("refused {late}"));
+    let (at_early, what) = refusing(&[late, 100]);
+    assert_eq!(what, "refused 100");
+    assert!(0 < at_early && at_early < at_late && at_late < bytes.len() as u64);
 }
