@@ -2096,27 +2096,20 @@ fn the_records_the_store_holds_are_checked_but_not_decoded() {
     assert_eq!(ids, ["IT-3", "IT-4"]);
     let end = end.unwrap();
     assert_eq!((end.journal_records, end.end), (2, pos(0, 4)));
+    // Refused at the second frame, nothing read: why.
+    let refused_here = |from: Position, what: &str| {
+        let (ids, end) = read(from);
+        assert!(ids.is_empty(), "{what}");
+        let path = file(dir.path(), JOURNAL_0);
+        refused_at(&end.unwrap_err(), &path, second as u64, what)
+    };
     // From before it, the frame is read, and refused.
-    let (ids, end) = read(pos(0, 1));
-    assert!(ids.is_empty());
-    let reason = refused_at(
-        &end.unwrap_err(),
-        &file(dir.path(), JOURNAL_0),
-        second as u64,
-        "decoded",
-    );
+    let reason = refused_here(pos(0, 1), "decoded");
     assert!(reason.contains("does not decode"), "{reason}");
     // Damage before the position: its checksum refuses the start.
     let mut damaged = bytes.clone();
     damaged[second + 8] ^= 0x01;
     std::fs::write(file(dir.path(), JOURNAL_0), &damaged).unwrap();
-    let (ids, end) = read(pos(0, 3));
-    assert!(ids.is_empty());
-    let reason = refused_at(
-        &end.unwrap_err(),
-        &file(dir.path(), JOURNAL_0),
-        second as u64,
-        "damaged",
-    );
+    let reason = refused_here(pos(0, 3), "damaged");
     assert!(reason.contains("checksum"), "{reason}");
 }
