@@ -523,8 +523,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         reload: (!args.no_reload)
             .then(|| std::sync::Arc::new(compliance_guard::reload::ReloadStats::default())),
         compact_after: args.compact_after,
-        store_follows: true,
-        checkpoint_while_serving: !args.no_checkpoint_while_serving,
+        follow: match args.no_checkpoint_while_serving {
+            false => compliance_guard::guard::Follow::On,
+            true => compliance_guard::guard::Follow::WithoutCheckpointBuilds,
+        },
         cluster: args
             .cluster
             .config(None)?

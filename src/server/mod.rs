@@ -116,15 +116,14 @@ pub struct ServeConfig {
     /// then deleted); without following, a start applies the journal to
     /// the store once it holds more records than this.
     pub compact_after: u64,
-    /// The store follows the journal while serving ([`Guard::open`]): true
-    /// in the binary. False keeps every write in the journal until a
-    /// start ([`Guard::open_as`] with [`crate::guard::Follow::Off`]): for tests of the journal's
-    /// replay.
-    pub store_follows: bool,
-    /// With the store following: build the index checkpoint again from
-    /// the store while serving ([`crate::guard::Follow::On`]); false with
-    /// `--no-checkpoint-while-serving`.
-    pub checkpoint_while_serving: bool,
+    /// Whether the store follows the journal while serving, and whether
+    /// the index checkpoint is built again from it meanwhile
+    /// ([`Guard::open_as`]): [`crate::guard::Follow::On`] in the binary,
+    /// [`crate::guard::Follow::WithoutCheckpointBuilds`] with
+    /// `--no-checkpoint-while-serving`; [`crate::guard::Follow::Off`]
+    /// keeps every write in the journal until a start, for tests of the
+    /// journal's replay.
+    pub follow: crate::guard::Follow,
     /// `Some`: a node of a cluster on NATS JetStream
     /// ([`crate::cluster`]); the journal settings above are then unused.
     pub cluster: Option<crate::cluster::ClusterConfig>,

@@ -18,11 +18,7 @@ pub(super) async fn open_single(config: &ServeConfig) -> Result<Arc<Guard>, Serv
     let data_dir = config.data_dir.clone();
     let (index, durability, compact_after) =
         (config.index, config.durability, config.compact_after);
-    let follow = match (config.store_follows, config.checkpoint_while_serving) {
-        (false, _) => crate::guard::Follow::Off,
-        (true, true) => crate::guard::Follow::On,
-        (true, false) => crate::guard::Follow::WithoutCheckpointBuilds,
-    };
+    let follow = config.follow;
     let opened = tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();
         // The location datasets are read before the first Check needs them.

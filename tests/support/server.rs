@@ -333,8 +333,10 @@ impl Options {
                 .decision_log
                 .then(|| compliance_guard::decisions::LogConfig::under(&data_dir)),
             compact_after: self.compact_after,
-            store_follows: self.follows,
-            checkpoint_while_serving: true,
+            follow: match self.follows {
+                true => compliance_guard::guard::Follow::On,
+                false => compliance_guard::guard::Follow::Off,
+            },
             cluster: None,
             shutdown_grace: Duration::from_secs(5),
             hold_until: self.hold,
