@@ -67,13 +67,9 @@ pub fn path_in(dir: &Path) -> PathBuf {
 /// store applied everything, or the end of a start that has none to
 /// replay a crash's journal onto (see the module's documentation);
 /// `when` names which, for the tests that stop the process part-way
-/// (`{when}-checkpoint-flushed`).
-pub(super) fn write(dir: &Path, ledger: &Ledger, at: Position, when: &str) -> Result<u64, String> {
-    prepare(dir, ledger, at, when, &|| true)?.install()
-}
-
-/// [`write`], counted in `compliance_guard_checkpoints_total{when}` and
-/// logged with `what` once in place (the stop's and the start's).
+/// (`{when}-checkpoint-flushed`), and in
+/// `compliance_guard_checkpoints_total{when}`; `what` is logged once it
+/// is in place.
 pub(super) fn write_counted(
     dir: &Path,
     ledger: &Ledger,
@@ -82,7 +78,7 @@ pub(super) fn write_counted(
     what: &str,
 ) -> Result<u64, String> {
     let started = std::time::Instant::now();
-    let bytes = write(dir, ledger, at, when)?;
+    let bytes = prepare(dir, ledger, at, when, &|| true)?.install()?;
     metrics::counter!("compliance_guard_checkpoints_total", "when" => when).increment(1);
     tracing::info!(
         bytes,
@@ -131,7 +127,7 @@ pub(super) fn flush_dir(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("flushing the directory `{}`: {e}", dir.display()))
 }
 
-/// [`write`] up to the rename: memory's index written to the temporary
+/// [`write_counted`] up to the rename: memory's index written to the temporary
 /// file and flushed. A failure leaves nothing half-written behind.
 ///
 /// `keep_going` is asked before every mebibyte is written: once it says

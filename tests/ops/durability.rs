@@ -1479,6 +1479,18 @@ fn start_aborting_at(data: &Path, step: &str) {
     assert_eq!(out.status.signal(), Some(6), "{step}: {out:?}");
 }
 
+/// Waits (up to 20 s) until a line of `server`'s log holds `what`; fails
+/// the test with the log otherwise.
+async fn wait_for_line(server: &ServeProcess, what: &str) {
+    for _ in 0..200 {
+        if server.log().iter().any(|l| l.contains(what)) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no `{what}` in {:#?}", server.log());
+}
+
 /// True if the server's log says its memory was read from a checkpoint.
 fn read_checkpoint(log: &[String]) -> bool {
     log.iter()
@@ -1617,18 +1629,7 @@ async fn a_start_after_kill_9_replays_onto_the_checkpoint_built_while_serving() 
     for m in 0..7 {
         create(&mut records, "BO-CKPT-0001", placed_call("L1", 60 + m)).await;
     }
-    let built = |log: &[String]| {
-        log.iter()
-            .filter(|l| l.contains("index checkpoint written while serving"))
-            .count()
-    };
-    for _ in 0..200 {
-        if built(&server.log()) > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(built(&server.log()) > 0, "{:#?}", server.log());
+    wait_for_line(&server, "index checkpoint written while serving").await;
     // Where the last one was made, as its log line says.
     let made_at = |log: &[String], message: &str| {
         log.iter()
@@ -1686,28 +1687,20 @@ async fn a_build_the_journal_outpaces_is_abandoned_and_lets_its_journal_go() {
         .spawn();
     let addr = server.addr();
     server.wait_serving(addr).await;
-    let wait_for = |what: &'static str| {
-        let log = || server.log();
-        async move {
-            for _ in 0..200 {
-                if log().iter().any(|l| l.contains(what)) {
-                    return;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            panic!("no `{what}` in {:#?}", log());
-        }
-    };
     let mut records = interactions_on(connect(addr).await, None);
     for m in 0..3 {
         create(&mut records, "BO-CKPT-0001", placed_call("L1", 60 + m)).await;
     }
-    wait_for("building the index checkpoint from the store while serving").await;
+    wait_for_line(
+        &server,
+        "building the index checkpoint from the store while serving",
+    )
+    .await;
     // Three generations more while it is held: more than it may fall behind.
     for m in 0..7 {
         create(&mut records, "BO-CKPT-0001", placed_call("L2", 30 + m)).await;
     }
-    wait_for("the index checkpoint could not be moved forward").await;
+    wait_for_line(&server, "the index checkpoint could not be moved forward").await;
     let log = server.log();
     let failed = log
         .iter()
@@ -1736,7 +1729,11 @@ async fn a_build_the_journal_outpaces_is_abandoned_and_lets_its_journal_go() {
     for m in 0..2 {
         create(&mut records, "BO-CKPT-0001", placed_call("L2", 40 + m)).await;
     }
-    wait_for("the journal after it grew past what a start after a crash replays").await;
+    wait_for_line(
+        &server,
+        "the journal after it grew past what a start after a crash replays",
+    )
+    .await;
     for _ in 0..100 {
         if journal_files(data.path()).len() <= 2 {
             break;
@@ -1810,18 +1807,11 @@ async fn without_a_build_while_serving_the_journal_a_crash_start_replays_stays_b
         create(&mut records, "BO-CKPT-0001", placed_call("L1", 63 + m)).await;
     }
     drop(records);
-    let removed = |log: &[String]| {
-        log.iter().any(|l| {
-            l.contains("the journal after it grew past what a start after a crash replays")
-        })
-    };
-    for _ in 0..100 {
-        if removed(&server.log()) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(removed(&server.log()), "{:#?}", server.log());
+    wait_for_line(
+        &server,
+        "the journal after it grew past what a start after a crash replays",
+    )
+    .await;
     assert!(!checkpoint.exists());
     let after = answers(addr).await;
     assert_eq!(after.1.total, 7);
