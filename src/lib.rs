@@ -53,7 +53,8 @@
 //!   [`ledger::Ledger::apply`], used by live writes, recovery and what-if.
 //! - [`store`]: the journal materialized in SQLite with the position it
 //!   reaches, so that the journal is cut short and a start reads state;
-//!   [`store::Follower`] applies the journal to it while serving;
+//!   [`store::Follower`] applies the journal to it while serving (its
+//!   `fold.rs` folds SQLite's log on a thread of its own);
 //!   [`store::read_history`] reads a data directory's whole history.
 //! - [`decisions`]: the decision log (every answered Check as a JSON line,
 //!   off the hot path).

@@ -399,8 +399,9 @@ impl Guard {
             number,
             store.largest_interaction_of_node(number)?.as_deref(),
         );
+        // What SQLite's log holds is folded by the follower's folder,
+        // while serving.
         let (handed, tap) = Follower::channel(at.records, 0);
-        store.checkpoint()?;
         let follower = Follower::start(store, layout, at, Durability::Sync, handed, None, None)?;
         let reader = Reader::open(data_dir)?;
         let on_disk = super::recovery::log_loaded(&mut ledger, Some(at.records));

@@ -98,6 +98,13 @@ impl Guard {
             });
         }
         let mut store = Store::open(data_dir)?;
+        if follow {
+            // What this start commits stays in SQLite's log, with what a
+            // crashed process left there (gigabytes after a crash during a
+            // checkpoint build): the follower's folder folds it in the
+            // background once serving, on a connection of its own.
+            store.fold_every(0)?;
+        }
         let from = store.position()?;
         let mut ledger = Ledger::new(config);
         let (snaps, logs) = layout.generations()?;
@@ -376,12 +383,12 @@ impl Guard {
             _ => p,
         });
         remove_before(&layout, keep)?;
-        // What the last process left in SQLite's log is folded into the
-        // file and the log emptied before serving: after a crash that
-        // log may hold gigabytes (a checkpoint build's long read keeps it
-        // from being folded), which the follower would otherwise fold
-        // while serving, with the writes waiting behind it.
-        store.checkpoint()?;
+        // Without a follower (a tool's start), what SQLite's log holds is
+        // folded into the file and the log emptied now; with one, its
+        // folder does that while serving, off the follower's commits.
+        if !follow {
+            store.checkpoint()?;
+        }
         let out_of_range = out_of_range_records(&ledger);
         if out_of_range > 0 {
             tracing::warn!(

@@ -257,8 +257,15 @@ fn follow(
     shared: &Shared,
 ) {
     let behind = metrics::gauge!("compliance_guard_store_batches_per_commit");
-    // SQLite's log is folded into the file every `FOLD_EVERY_PAGES`.
-    if let Err(e) = store.fold_every(super::FOLD_EVERY_PAGES) {
+    // SQLite's log is folded into the file by a thread of its own, off
+    // the commits below (and what a process before left there, from
+    // now on); failing that, by the commits every `FOLD_EVERY_PAGES`.
+    let folder = super::fold::Folder::start(store, super::FOLD_EVERY_PAGES)
+        .inspect_err(|e| tracing::warn!(error = %e, "the thread that folds SQLite's log into the store's file could not be started; the follower's commits fold it"))
+        .ok();
+    if folder.is_none()
+        && let Err(e) = store.fold_every(super::FOLD_EVERY_PAGES)
+    {
         tracing::warn!(error = %e, "how often SQLite's log is folded into the store's file could not be set; it keeps SQLite's default");
     }
     let mut at = shared.position.lock().map(|p| *p).unwrap_or_default();
@@ -289,12 +296,18 @@ fn follow(
                 shared.failed.store(true, Ordering::Release);
                 metrics::counter!("compliance_guard_store_failures_total").increment(1);
                 tracing::error!(error = %e, "the store could not apply the journal and stops following it; answers are unchanged (the journal keeps every write), memory keeps what it holds, and the next start applies the journal or says why it cannot");
+                if let Some(folder) = folder {
+                    folder.stop(store);
+                }
                 while from.recv().is_ok() {}
                 return;
             }
         }
     }
     behind.set(0.0);
+    if let Some(folder) = folder {
+        folder.stop(store);
+    }
     // The journal closed: everything SQLite's own log holds goes into the
     // store's file, so that a copy of the file alone is whole.
     if let Err(e) = store.checkpoint() {

@@ -51,11 +51,14 @@
 //! `mod.rs` is the store opened for writing; `load.rs` reads it back at
 //! a start ([`Store::load`], the rows read on a thread of their own);
 //! `migrate.rs` brings a store of the format before to this one;
+//! `fold.rs` folds SQLite's log into the file on a thread of its own
+//! while the follower writes;
 //! `write.rs` applies the journal's records in one
 //! transaction with their position ([`Writing`]); `reader.rs` reads full
 //! records while serving ([`Reader`]); `read.rs` reads a data directory's
 //! whole history in order, for backup and what-if.
 
+mod fold;
 mod follow;
 mod load;
 mod migrate;
@@ -93,11 +96,11 @@ pub const FORMAT: i64 = 2;
 const LISTING_INDEXES: &str =
     "CREATE INDEX IF NOT EXISTS interactions_started ON interactions (started_at, seq);
      CREATE INDEX IF NOT EXISTS interactions_created ON interactions (created_at, seq);";
-/// How many pages SQLite's log holds before the follower's commit folds
-/// them into the store's file: every 10,000 pages (about 40 MB) rather
-/// than SQLite's 1,000, so that the pages every batch touches (the ends
-/// of the time and creation-order indexes) are copied once per fold, not
-/// ten times.
+/// How many pages SQLite's log holds before the follower's folder (a
+/// thread of its own, `fold.rs`) folds them into the store's file: every
+/// 10,000 pages (about 40 MB) rather than SQLite's 1,000, so that the
+/// pages every batch touches (the ends of the time and creation-order
+/// indexes) are copied once per fold, not ten times.
 pub const FOLD_EVERY_PAGES: i64 = 10_000;
 /// The page cache SQLite may hold, in KiB: memory stays bounded whatever
 /// the store's size.
@@ -409,9 +412,10 @@ impl Store {
             .map_err(sqlite("reading", &self.path))
     }
 
-    /// How many pages SQLite's log may hold before a commit folds them
-    /// into the store's file ([`FOLD_EVERY_PAGES`] while the follower
-    /// writes; SQLite's 1,000 otherwise).
+    /// How many pages SQLite's log may hold before a commit on this
+    /// connection folds them into the store's file (SQLite's 1,000 as
+    /// opened; 0: never, while the follower's folder folds them;
+    /// [`FOLD_EVERY_PAGES`] for a follower without one).
     pub fn fold_every(&self, pages: i64) -> Result<(), StoreError> {
         self.conn
             .execute_batch(&format!("PRAGMA wal_autocheckpoint = {pages};"))
