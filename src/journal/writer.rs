@@ -268,6 +268,7 @@ impl Journal {
             generation,
             durability,
             tap,
+            fail_with: std::env::var_os(FAIL_WRITE_WITH).map(|m| m.into_encoded_bytes()),
         };
         let writer = std::thread::Builder::new()
             .name("journal-writer".into())
@@ -394,9 +395,23 @@ struct Open {
     generation: u64,
     durability: Durability,
     tap: Option<Tap>,
+    /// The bytes whose batch fails to be written ([`FAIL_WRITE_WITH`]).
+    fail_with: Option<Vec<u8>>,
 }
 
+/// For tests only: a batch that holds the bytes this variable names fails
+/// to be written, as a full disk or a failing device would fail it (and
+/// the file is left as it was). Unset, nothing fails.
+const FAIL_WRITE_WITH: &str = "COMPLIANCE_GUARD_TEST_FAIL_WRITE_WITH";
+
 impl Open {
+    /// True if `batch` is to fail ([`FAIL_WRITE_WITH`]).
+    fn fails(&self, batch: &[u8]) -> bool {
+        self.fail_with
+            .as_deref()
+            .is_some_and(|m| !m.is_empty() && batch.windows(m.len()).any(|w| w == m))
+    }
+
     /// Hands durable frames on; a follower that has stopped is let go.
     fn hand_on(&mut self, bytes: Vec<u8>, frames: u64, seq: u64) {
         let Some(tap) = &mut self.tap else {
@@ -497,11 +512,17 @@ fn write_loop(shared: &Shared, mut open: Open) {
             (records, p.next_seq - 1)
         };
         let started = std::time::Instant::now();
-        let file = &mut open.file;
-        let result = file.write_all(&batch).and_then(|()| match open.durability {
-            Durability::Sync => file.sync_data(),
-            Durability::Buffered => Ok(()),
-        });
+        let result = if open.fails(&batch) {
+            Err(std::io::Error::other(format!(
+                "failed by {FAIL_WRITE_WITH}"
+            )))
+        } else {
+            let file = &mut open.file;
+            file.write_all(&batch).and_then(|()| match open.durability {
+                Durability::Sync => file.sync_data(),
+                Durability::Buffered => Ok(()),
+            })
+        };
         let durable = match result {
             Ok(()) => {
                 sync_seconds.record(started.elapsed().as_secs_f64());

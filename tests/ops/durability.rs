@@ -1759,6 +1759,98 @@ async fn a_build_the_journal_outpaces_is_abandoned_and_lets_its_journal_go() {
     server.terminate().await;
 }
 
+/// The real binary, its journal failing one write
+/// (`COMPLIANCE_GUARD_TEST_FAIL_WRITE_WITH`, as a full disk would): the
+/// write that failed is an update that would take a counted call out of
+/// the count, and memory may hold it though the journal does not. From
+/// then on no write is acknowledged and no Check is answered; the clean
+/// stop writes no index checkpoint and removes the start's, so that the
+/// next start rebuilds from the store and counts the call again, exactly
+/// as before the failure. A checkpoint of memory would have under-counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_after_a_journal_write_failed_leaves_no_checkpoint_to_under_count() {
+    let data = tempfile::tempdir().unwrap();
+    let checkpoint = data.path().join("index.checkpoint");
+    let marker = "the write that fails";
+    let server = serve_on(data.path(), &[])
+        .env("COMPLIANCE_GUARD_TEST_FAIL_WRITE_WITH", marker)
+        .spawn();
+    let addr = server.addr();
+    server.wait_serving(addr).await;
+    assert!(checkpoint.exists(), "the start that rebuilt wrote one");
+    let mut records = interactions_on(connect(addr).await, None);
+    let mut calls = Vec::new();
+    for m in 0..7 {
+        calls.push(create(&mut records, "BO-CKPT-0001", placed_call("L1", 60 + m)).await);
+    }
+    let before = answers(addr).await;
+    assert!(!before.0.allowed, "seven calls: {:?}", before.0);
+    let counted = |r: &CheckResponse| -> BTreeSet<String> {
+        r.violations
+            .iter()
+            .flat_map(|v| v.counted_interaction_ids.iter().cloned())
+            .collect()
+    };
+    assert!(counted(&before.0).contains(&calls[0].id), "{:?}", before.0);
+
+    // The call that never connected would not count.
+    let failed = records
+        .update_interaction(UpdateInteractionRequest {
+            person_id: "BO-CKPT-0001".into(),
+            interaction_id: calls[0].id.clone(),
+            interaction: Some(Interaction {
+                status: "failed".into(),
+                status_details: Some("voiceFailedToInitiate".into()),
+                content: Some(string(marker)),
+                ..Interaction::default()
+            }),
+            update_mask: mask(&["status", "statusDetails", "content"]),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(failed.code(), tonic::Code::Unavailable, "{failed:?}");
+    let mut checks = checks_on(connect(addr).await, None);
+    let refused = checks.check(call("BO-CKPT-0001", "L1")).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(
+        refused.message().contains("the journal failed"),
+        "{refused:?}"
+    );
+    let refused = records
+        .create_interaction(CreateInteractionRequest {
+            searchable: false,
+            person_id: "BO-CKPT-0001".into(),
+            interaction: Some(placed_call("L1", 10)),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    drop((records, checks));
+
+    let log = server.terminate().await;
+    assert!(
+        log.iter().any(|l| l.contains(
+            "no index checkpoint is written: a journal write failed, or the store stopped following the journal"
+        )),
+        "{log:#?}"
+    );
+    assert!(
+        !log.iter().any(|l| l.contains("index checkpoint written:")),
+        "{log:#?}"
+    );
+    assert!(!checkpoint.exists(), "the start's checkpoint was removed");
+
+    let server = spawn_server_with(data.path(), &[]);
+    let addr = server.addr();
+    server.wait_serving(addr).await;
+    assert!(!read_checkpoint(&server.log()), "{:#?}", server.log());
+    assert_eq!(answers(addr).await, before);
+    let mut records = interactions_on(connect(addr).await, None);
+    assert_eq!(get(&mut records, &calls[0].id).await.unwrap(), calls[0]);
+    drop(records);
+    server.terminate().await;
+}
+
 /// The real binary with no checkpoint built while serving
 /// (`--no-checkpoint-while-serving`), its journal rolling every two
 /// records. A start after `kill -9` that replayed more than a generation
