@@ -583,7 +583,7 @@ pub(super) fn hold_here(step: &str, keep_going: &dyn Fn() -> bool) {
 fn out_of_range_records(ledger: &Ledger) -> u64 {
     let index = &ledger.index;
     let interactions = index
-        .interactions()
+        .held_records()
         .filter(|r| r.has_time_out_of_range())
         .count();
     let restrictions = index
@@ -630,7 +630,7 @@ pub(super) fn memory_cutoff(
 ) -> i64 {
     let latest_in_memory = ledger
         .index
-        .interactions()
+        .held_records()
         .map(|r| r.occurs_at().timestamp())
         .filter(|t| *t <= now)
         .max();

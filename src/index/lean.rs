@@ -366,6 +366,17 @@ pub(super) mod tests {
             // The deleted, the one in progress and the recent one stay whole.
             assert_eq!(leans, 7, "{order:?}");
             assert_eq!(whole.let_go_count(), 7);
+            // The records held, unordered, are those the slots hold.
+            for index in [&whole, &lean] {
+                let ids = |it: &mut dyn Iterator<Item = &Interaction>| {
+                    let mut ids: Vec<String> = it.map(|r| r.id.clone()).collect();
+                    ids.sort();
+                    ids
+                };
+                let held = ids(&mut index.held_records());
+                assert_eq!(held.len(), 3);
+                assert_eq!(held, ids(&mut index.interactions()));
+            }
             assert_eq!(canonical(&whole), canonical(&lean), "{order:?} {staged}");
             // And a second restore of one is refused, changing nothing.
             let r = &records[0];

@@ -517,6 +517,15 @@ impl Index {
             .filter_map(|(i, _)| self.hot(InteractionKey::of_slot(i)))
     }
 
+    /// Every interaction in memory, as [`Index::interactions`], in no
+    /// particular order: what a start's scans of memory (the latest time,
+    /// the times out of range) read, without visiting every slot (tens of
+    /// millions, most of them entries only; 0.5 s a scan at 11.6 million
+    /// with 1.8 million held whole).
+    pub fn held_records(&self) -> impl Iterator<Item = &Interaction> + '_ {
+        self.whole.values().map(|h| &*h.record)
+    }
+
     /// The person an interaction belongs to.
     fn owner(&self, k: InteractionKey) -> Option<PersonKey> {
         self.records.get(k.slot()).map(|s| s.person)
