@@ -420,6 +420,11 @@ impl Guard {
         // the store's position, before it serves: a crash from here on
         // starts from it rather than rebuilding again.
         if follow && base.is_none() {
+            // The store's position it is made at may rest on the commits
+            // of the process before that SQLite's log holds unflushed
+            // (this start folded nothing): flushed first, a power cut
+            // never leaves the store behind it.
+            store.flush_log()?;
             match super::checkpoint::write_counted(
                 data_dir,
                 &ledger,

@@ -2,116 +2,224 @@
 //! connection of its own, beside the follower.
 //!
 //! SQLite in WAL mode appends each commit to its log (`-wal`); a fold (a
-//! SQLite "checkpoint") copies the log's pages into the file so that the
-//! log can start again. Left to the follower's commits (SQLite's
-//! automatic fold), a fold runs inside the commit that crossed the
-//! threshold, with the follower's gate held: the batches the journal's
-//! writer hands on wait behind it. That fold is usually a few tens of
-//! megabytes, but after a checkpoint build's long read (which keeps the
-//! log from being folded), or at the start after a crash during one, the
-//! log holds gigabytes: 2.7 GB at N = 10 M, about 1.5 s to fold, which a
-//! start used to spend before serving.
+//! SQLite "checkpoint") copies the log's pages into the file, and once
+//! everything is copied the next write transaction starts the log again
+//! from its beginning. Left to the follower's commits (SQLite's automatic
+//! fold), a fold runs inside the commit that crossed the threshold, with
+//! the follower's gate held, while the batches the journal's writer hands
+//! on pile up in the tap (4,096 deep; past it the writer waits). That
+//! fold is usually a few tens of megabytes, but after a checkpoint
+//! build's long read (which keeps the log from being folded), or at the
+//! start after a crash during one, the log holds gigabytes: 2.7 GB at
+//! N = 10 M, which a start used to fold before serving.
 //!
-//! Here the follower's connection never folds. After each of its commits
-//! SQLite tells it how many pages the log holds; past
-//! [`super::FOLD_EVERY_PAGES`] a nudge wakes this thread, whose
-//! connection folds in SQLite's passive mode: it copies what no reader
-//! still needs while the follower goes on committing, and waits for no
-//! one. SQLite documents this split (automatic folds off, a thread that
-//! folds) for applications that keep the fold off their commits.
+//! Here the follower's connection never folds. SQLite tells it after
+//! each commit how many pages the log holds ([`Folder::after_commit`]);
+//! past `every` pages it asks this thread, whose connection folds in
+//! SQLite's passive mode: it copies what no reader still needs while the
+//! follower goes on applying, and waits for no one. SQLite documents
+//! this split (automatic folds off, a thread that folds) for applications
+//! that keep the fold off their commits.
+//!
+//! The log starts again only when a write transaction begins with all of
+//! it folded. A follower that commits back to back (the journal ahead of
+//! it) would always begin before the fold under way ends, and the log
+//! would grow for as long; so past [`HOLD_PAST`] times `every` pages the
+//! follower waits, outside its gate and for at most [`HOLD_AT_MOST`], for
+//! a fold asked after its last commit to end.
 //!
 //! Folding changes no durability: a commit is durable in the log (or
-//! not) as before, and the fold flushes the log before copying it and
-//! the file after.
+//! not) as before; a fold flushes the log before it copies it, and the
+//! log starts again only after a fold that reached its end flushed the
+//! file.
 
 use std::path::Path;
-use std::sync::mpsc::Receiver;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, InterruptHandle};
 
-#[cfg(doc)]
-use super::FOLD_EVERY_PAGES;
 use super::{Store, StoreError, sqlite};
 
-/// How large SQLite's log file is left once it has been folded and starts
-/// again, in bytes: without a limit it keeps its largest size (gigabytes
-/// after a checkpoint build's long read) on disk for good.
+/// How large SQLite's log file is cut back to when it starts again, in
+/// bytes: without a limit it keeps its largest size (gigabytes after a
+/// checkpoint build's long read) on disk for good.
 pub const LOG_KEPT_BYTES: i64 = 64 * 1024 * 1024;
+/// Past this many times the fold threshold, the follower waits for a
+/// fold before its next transaction (see the module's documentation).
+pub const HOLD_PAST: i64 = 4;
+/// The longest the follower waits for a fold: a reader that keeps the
+/// log from being folded (a checkpoint build) does not hold it up.
+pub const HOLD_AT_MOST: Duration = Duration::from_secs(2);
+
+/// What the follower and the folder's thread share.
+#[derive(Debug, Default)]
+struct Shared {
+    /// The pages SQLite's log held after the follower's last commit.
+    pages: AtomicI64,
+    /// Folds asked, and folds done: a fold asked is done once `done`
+    /// reaches its number.
+    asked_done: Mutex<(u64, u64)>,
+    /// Wakes the thread (a fold asked, or the stop) and the follower (a
+    /// fold done).
+    moved: Condvar,
+    /// Set by [`Folder::stop`].
+    stop: AtomicBool,
+}
 
 /// The thread that folds SQLite's log while the follower writes.
-#[derive(Debug)]
 pub(super) struct Folder {
+    shared: Arc<Shared>,
+    every: i64,
+    interrupt: InterruptHandle,
     thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Folder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Folder")
+            .field("shared", &self.shared)
+            .field("every", &self.every)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Folder {
     /// Takes the folds off `store`'s commits and starts the thread that
     /// does them on its own connection, once the log holds `every` pages
-    /// ([`FOLD_EVERY_PAGES`] for the follower); the first fold starts at
-    /// once (what a process before left in the log).
+    /// ([`super::FOLD_EVERY_PAGES`] for the follower); the first fold is
+    /// asked at once (what a process before left in the log).
     pub(super) fn start(store: &mut Store, every: i64) -> Result<Folder, StoreError> {
         let path = store.path().to_owned();
         let conn = Connection::open(&path).map_err(sqlite("opening a folder of", &path))?;
         conn.execute_batch("PRAGMA synchronous = FULL;")
             .map_err(sqlite("setting up a folder of", &path))?;
-        let (nudge, nudged) = std::sync::mpsc::sync_channel::<()>(1);
+        let interrupt = conn.get_interrupt_handle();
+        let shared = Arc::new(Shared {
+            asked_done: Mutex::new((1, 0)),
+            ..Shared::default()
+        });
         // The automatic fold goes first: setting it replaces the hook.
         store.fold_every(0)?;
         store
             .conn
             .execute_batch(&format!("PRAGMA journal_size_limit = {LOG_KEPT_BYTES};"))
             .map_err(sqlite("setting up", &path))?;
-        let hook = nudge.clone();
+        let pages = Arc::clone(&shared);
         store
             .conn
-            .wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages| {
-                if i64::from(pages) >= every {
-                    // Full: a nudge is already waiting. Gone: the thread
-                    // ended (it logged why); the log then grows until the
-                    // next start folds it.
-                    let _ = hook.try_send(());
-                }
+            .wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, n| {
+                pages.pages.store(i64::from(n), Ordering::Release);
                 Ok(())
             }))
             .map_err(sqlite("setting up", &path))?;
-        let _ = nudge.try_send(());
-        drop(nudge);
+        let theirs = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("store-folder".into())
-            .spawn(move || fold(&conn, &path, &nudged))
+            .spawn(move || fold(&conn, &path, &theirs))
             .map_err(|e| StoreError::Format {
                 path: store.path().to_owned(),
                 reason: format!("starting the thread that folds its log: {e}"),
             })?;
         Ok(Folder {
+            shared,
+            every,
+            interrupt,
             thread: Some(thread),
         })
     }
 
-    /// Stops the thread, after the fold under way: the hook that nudges
-    /// it goes, and with it the last sender. `store`'s commits fold
-    /// again as SQLite's default has them.
+    /// After each of the follower's commits, outside its gate: asks for a
+    /// fold once the log holds `every` pages, and past [`HOLD_PAST`]
+    /// times that waits (at most [`HOLD_AT_MOST`]) for it to end, so that
+    /// the next transaction can start the log again. Returns false once
+    /// the thread has ended (it logged why): the caller then folds on its
+    /// commits again.
+    pub(super) fn after_commit(&self) -> bool {
+        if self.thread.as_ref().is_none_or(JoinHandle::is_finished) {
+            return false;
+        }
+        let pages = self.shared.pages.load(Ordering::Acquire);
+        if pages < self.every {
+            return true;
+        }
+        let Ok(mut asked_done) = self.shared.asked_done.lock() else {
+            return false;
+        };
+        // A fold that begins after this commit: the thread takes the
+        // number asked when it begins one (a fold under way may have
+        // begun before this commit, and would not reach the log's end).
+        asked_done.0 += 1;
+        let wanted = asked_done.0;
+        self.shared.moved.notify_all();
+        // Not while the first fold, of what a process before left in the
+        // log (gigabytes after a crash), is under way: the follower would
+        // wait on it while the journal's writer fills the tap.
+        if asked_done.1 > 0 && pages >= self.every.saturating_mul(HOLD_PAST) {
+            let until = Instant::now() + HOLD_AT_MOST;
+            while asked_done.1 < wanted && !self.shared.stop.load(Ordering::Acquire) {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                asked_done = match self.shared.moved.wait_timeout(asked_done, left) {
+                    Ok((g, _)) => g,
+                    Err(_) => return false,
+                };
+            }
+        }
+        true
+    }
+
+    /// Stops the thread: the fold under way is interrupted (the caller
+    /// folds all of the log itself next, at the stop). `store`'s commits
+    /// fold again as SQLite's default has them.
     pub(super) fn stop(mut self, store: &mut Store) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.moved.notify_all();
+        self.interrupt.interrupt();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
         let none: Option<fn(&mut rusqlite::hooks::Wal, std::ffi::c_int) -> rusqlite::Result<()>> =
             None;
         if let Err(e) = store.conn.wal_hook(none) {
-            tracing::warn!(error = %e, "the hook that wakes the store's folder could not be removed");
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            tracing::warn!(error = %e, "the hook that counts SQLite's log could not be removed");
         }
         if let Err(e) = store.fold_every(1000) {
             tracing::warn!(error = %e, "SQLite's automatic fold could not be set back");
         }
     }
+
+    /// How many folds the thread has done.
+    #[cfg(test)]
+    fn done(&self) -> u64 {
+        self.shared.asked_done.lock().map(|g| g.1).unwrap_or(0)
+    }
 }
 
-/// The folder's loop: a passive fold per nudge, until no sender is left.
-fn fold(conn: &Connection, path: &Path, nudged: &Receiver<()>) {
+/// The folder's loop: a passive fold for each batch of asks, until
+/// stopped.
+fn fold(conn: &Connection, path: &Path, shared: &Shared) {
     let folds = metrics::counter!("compliance_guard_store_log_folds_total");
-    while nudged.recv().is_ok() {
+    loop {
+        let asked = {
+            let Ok(mut g) = shared.asked_done.lock() else {
+                return;
+            };
+            while g.0 == g.1 && !shared.stop.load(Ordering::Acquire) {
+                g = match shared.moved.wait(g) {
+                    Ok(g) => g,
+                    Err(_) => return,
+                };
+            }
+            if shared.stop.load(Ordering::Acquire) {
+                return;
+            }
+            g.0
+        };
         let started = Instant::now();
         match passive(conn, path) {
             Ok((log, folded)) => {
@@ -126,10 +234,16 @@ fn fold(conn: &Connection, path: &Path, nudged: &Receiver<()>) {
                     );
                 }
             }
+            Err(_) if shared.stop.load(Ordering::Acquire) => return,
             Err(e) => {
-                tracing::warn!(error = %e, "SQLite's log could not be folded into the store's file; the next nudge tries again");
+                tracing::warn!(error = %e, "SQLite's log could not be folded into the store's file; the next commit asks again");
             }
         }
+        let Ok(mut g) = shared.asked_done.lock() else {
+            return;
+        };
+        g.1 = g.1.max(asked);
+        shared.moved.notify_all();
     }
 }
 
@@ -146,29 +260,37 @@ fn passive(conn: &Connection, path: &Path) -> Result<(i64, i64), StoreError> {
 mod tests {
     use super::*;
 
-    /// The store's file and its log, in bytes.
-    fn sizes(dir: &Path) -> (u64, u64) {
-        let file = super::super::path_in(dir);
-        let log = file.with_extension("sqlite3-wal");
-        let len = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-        (len(&file), len(&log))
+    /// The store's file, in bytes.
+    fn file_len(dir: &Path) -> u64 {
+        std::fs::metadata(super::super::path_in(dir)).map_or(0, |m| m.len())
     }
 
-    /// Commits of about 40 pages each, on the store's connection.
-    fn commit(store: &Store, n: usize) {
-        for _ in 0..n {
-            store
-                .conn
-                .execute("INSERT INTO filler (bytes) VALUES (zeroblob(160000))", [])
-                .unwrap();
+    /// One commit of about `pages` pages on the store's connection.
+    fn commit(store: &Store, pages: i64) {
+        store
+            .conn
+            .execute(
+                "INSERT INTO filler (bytes) VALUES (zeroblob(?1))",
+                [pages * 4000],
+            )
+            .unwrap();
+    }
+
+    fn wait_for(what: &str, done: impl Fn() -> bool) {
+        let waited = Instant::now();
+        while !done() {
+            assert!(waited.elapsed().as_secs() < 20, "{what}");
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
-    /// The store's commits never fold: the folder's thread does, once
-    /// the log holds the pages it was given, and after it stopped the
+    /// The store's commits never fold: the folder's thread does, the
+    /// log then starts again, and commits back to back (as a follower the
+    /// journal outruns makes them) wait for a fold past `HOLD_PAST` times
+    /// the threshold, so that the log stays bounded. Once stopped, the
     /// commits fold as SQLite's default has them.
     #[test]
-    fn the_folder_folds_off_the_commits_and_hands_back_when_stopped() {
+    fn the_folder_folds_off_the_commits_and_bounds_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path()).unwrap();
         store
@@ -176,29 +298,36 @@ mod tests {
             .execute_batch("CREATE TABLE filler (bytes BLOB)")
             .unwrap();
         store.checkpoint().unwrap();
-        let (file_before, _) = sizes(dir.path());
-        // Far past the threshold: a fold on the commit would grow the file.
+        let before = file_len(dir.path());
+        // Far past SQLite's threshold: a fold on a commit would grow the file.
         store.fold_every(0).unwrap();
-        commit(&store, 30);
-        let (file, log) = sizes(dir.path());
-        assert_eq!(file, file_before, "no commit folded");
-        assert!(log > 4_000_000, "the log holds the commits: {log}");
+        for _ in 0..30 {
+            commit(&store, 40);
+        }
+        assert_eq!(file_len(dir.path()), before, "no commit folded");
 
-        // The folder's first fold (at its start) takes the log as it is.
+        // The first fold, asked at the start, takes the log whole; the
+        // next commit starts it again.
         let folder = Folder::start(&mut store, 200).unwrap();
-        let waited = Instant::now();
-        while sizes(dir.path()).0 < file_before + 4_000_000 {
-            assert!(waited.elapsed().as_secs() < 20, "the folder never folded");
-            std::thread::sleep(std::time::Duration::from_millis(20));
+        wait_for("the first fold", || folder.done() >= 1);
+        assert!(file_len(dir.path()) > before + 4_000_000);
+        commit(&store, 40);
+        let pages = folder.shared.pages.load(Ordering::Acquire);
+        assert!(pages < 100, "the log started again: {pages} pages");
+
+        // Back to back, many times past the threshold: bounded by the
+        // holds, and the commits themselves fold nothing (the file grows
+        // only as folds end).
+        // Each commit is past the hold: each next one starts the log again.
+        let mut most = 0;
+        for _ in 0..60 {
+            commit(&store, 1000);
+            most = most.max(folder.shared.pages.load(Ordering::Acquire));
+            assert!(folder.after_commit());
         }
-        // Its later ones come with the commits that fill the log again;
-        // the commits themselves still fold nothing.
-        let (file, _) = sizes(dir.path());
-        commit(&store, 10);
-        while sizes(dir.path()).0 < file + 1_500_000 {
-            assert!(waited.elapsed().as_secs() < 20, "no fold after the commits");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        assert!(most < 1100, "the log held {most} pages");
+        assert!(folder.done() >= 60, "{} folds", folder.done());
+
         folder.stop(&mut store);
         let pages: i64 = store
             .conn

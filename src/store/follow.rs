@@ -260,7 +260,7 @@ fn follow(
     // SQLite's log is folded into the file by a thread of its own, off
     // the commits below (and what a process before left there, from
     // now on); failing that, by the commits every `FOLD_EVERY_PAGES`.
-    let folder = super::fold::Folder::start(store, super::FOLD_EVERY_PAGES)
+    let mut folder = super::fold::Folder::start(store, super::FOLD_EVERY_PAGES)
         .inspect_err(|e| tracing::warn!(error = %e, "the thread that folds SQLite's log into the store's file could not be started; the follower's commits fold it"))
         .ok();
     if folder.is_none()
@@ -290,6 +290,18 @@ fn follow(
                 }
                 if seq > 0 {
                     shared.applied.store(seq, Ordering::Release);
+                }
+                // Outside the gate: a fold asked, or waited for.
+                if folder.as_ref().is_some_and(|f| !f.after_commit()) {
+                    if let Some(f) = folder.take() {
+                        f.stop(store);
+                    }
+                    tracing::warn!(
+                        "the thread that folds SQLite's log into the store's file ended; the follower's commits fold it from now on"
+                    );
+                    if let Err(e) = store.fold_every(super::FOLD_EVERY_PAGES) {
+                        tracing::warn!(error = %e, "how often SQLite's log is folded into the store's file could not be set; it keeps SQLite's default");
+                    }
                 }
             }
             Err(e) => {

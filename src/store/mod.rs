@@ -422,6 +422,24 @@ impl Store {
             .map_err(sqlite("setting up", &self.path))
     }
 
+    /// Flushes SQLite's log file to disk: what a process before committed
+    /// there without flushing (`synchronous = NORMAL`) is then as durable
+    /// as the position a start read from it.
+    pub fn flush_log(&self) -> Result<(), StoreError> {
+        let log = self.path.with_extension("sqlite3-wal");
+        match std::fs::File::open(&log) {
+            Ok(f) => f.sync_data().map_err(|e| StoreError::Format {
+                path: self.path.clone(),
+                reason: format!("flushing its log `{}`: {e}", log.display()),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::Format {
+                path: self.path.clone(),
+                reason: format!("opening its log `{}`: {e}", log.display()),
+            }),
+        }
+    }
+
     /// Moves everything SQLite's own log holds into the store's file and
     /// empties the log: done before the writer closes, since the readers
     /// left open beside it cannot (a copy of the file alone is then whole).
