@@ -13,7 +13,8 @@
 //! start after a crash during one, the log holds gigabytes: 2.7 GB at
 //! N = 10 M, which a start used to fold before serving.
 //!
-//! Here the follower's connection never folds. SQLite tells it after
+//! Here the follower's connection does not fold (unless this thread
+//! ended: then its commits fold again, as before). SQLite tells it after
 //! each commit how many pages the log holds ([`Folder::after_commit`]);
 //! past `every` pages it asks this thread, whose connection folds in
 //! SQLite's passive mode: it copies what no reader still needs while the
@@ -26,7 +27,10 @@
 //! it) would always begin before the fold under way ends, and the log
 //! would grow for as long; so past [`HOLD_PAST`] times `every` pages the
 //! follower waits, outside its gate and for at most [`HOLD_AT_MOST`], for
-//! a fold asked after its last commit to end.
+//! a fold asked after its last commit to end: not while the first fold
+//! (of what a process before left) is under way, nor, once a hold timed
+//! out, until the fold it waited for is done (a long fold after a
+//! checkpoint build: each commit would otherwise wait the whole time).
 //!
 //! Folding changes no durability: a commit is durable in the log (or
 //! not) as before; a fold flushes the log before it copies it, and the
@@ -54,14 +58,30 @@ pub const HOLD_PAST: i64 = 4;
 /// log from being folded (a checkpoint build) does not hold it up.
 pub const HOLD_AT_MOST: Duration = Duration::from_secs(2);
 
+/// How many folds in a row may fail before the thread gives up (and the
+/// follower's commits fold again).
+const FAILURES_BEFORE_GIVING_UP: u32 = 3;
+
+/// The asks and the folds, numbered.
+#[derive(Debug, Default)]
+struct Counts {
+    /// The number of the latest ask.
+    asked: u64,
+    /// The number of the latest ask a fold served: the thread takes the
+    /// latest number when it begins a fold, and sets it here at its end.
+    done: u64,
+    /// No hold until `done` reaches this: a hold that timed out waits for
+    /// a fold still under way, which the next holds would wait on too.
+    no_hold_before: u64,
+}
+
 /// What the follower and the folder's thread share.
 #[derive(Debug, Default)]
 struct Shared {
     /// The pages SQLite's log held after the follower's last commit.
     pages: AtomicI64,
-    /// Folds asked, and folds done: a fold asked is done once `done`
-    /// reaches its number.
-    asked_done: Mutex<(u64, u64)>,
+    /// The asks and the folds.
+    counts: Mutex<Counts>,
     /// Wakes the thread (a fold asked, or the stop) and the follower (a
     /// fold done).
     moved: Condvar,
@@ -73,6 +93,7 @@ struct Shared {
 pub(super) struct Folder {
     shared: Arc<Shared>,
     every: i64,
+    hold_at_most: Duration,
     interrupt: InterruptHandle,
     thread: Option<JoinHandle<()>>,
 }
@@ -89,16 +110,29 @@ impl std::fmt::Debug for Folder {
 impl Folder {
     /// Takes the folds off `store`'s commits and starts the thread that
     /// does them on its own connection, once the log holds `every` pages
-    /// ([`super::FOLD_EVERY_PAGES`] for the follower); the first fold is
-    /// asked at once (what a process before left in the log).
-    pub(super) fn start(store: &mut Store, every: i64) -> Result<Folder, StoreError> {
+    /// ([`super::FOLD_EVERY_PAGES`] for the follower), a hold waiting at
+    /// most `hold_at_most` ([`HOLD_AT_MOST`]); the first fold is asked at
+    /// once (what a process before left in the log).
+    pub(super) fn start(
+        store: &mut Store,
+        every: i64,
+        hold_at_most: Duration,
+    ) -> Result<Folder, StoreError> {
         let path = store.path().to_owned();
         let conn = Connection::open(&path).map_err(sqlite("opening a folder of", &path))?;
         conn.execute_batch("PRAGMA synchronous = FULL;")
             .map_err(sqlite("setting up a folder of", &path))?;
         let interrupt = conn.get_interrupt_handle();
         let shared = Arc::new(Shared {
-            asked_done: Mutex::new((1, 0)),
+            counts: Mutex::new(Counts {
+                asked: 1,
+                done: 0,
+                // Not while the first fold, of what a process before left
+                // in the log (gigabytes after a crash), is under way: the
+                // follower would wait on it while the journal's writer
+                // fills the tap.
+                no_hold_before: 1,
+            }),
             ..Shared::default()
         });
         // The automatic fold goes first: setting it replaces the hook.
@@ -126,6 +160,7 @@ impl Folder {
         Ok(Folder {
             shared,
             every,
+            hold_at_most,
             interrupt,
             thread: Some(thread),
         })
@@ -133,10 +168,10 @@ impl Folder {
 
     /// After each of the follower's commits, outside its gate: asks for a
     /// fold once the log holds `every` pages, and past [`HOLD_PAST`]
-    /// times that waits (at most [`HOLD_AT_MOST`]) for it to end, so that
+    /// times that waits (at most `hold_at_most`) for it to end, so that
     /// the next transaction can start the log again. Returns false once
-    /// the thread has ended (it logged why): the caller then folds on its
-    /// commits again.
+    /// the thread has ended (it gave up after failing folds, or a lock was
+    /// poisoned): the caller then folds on its commits again.
     pub(super) fn after_commit(&self) -> bool {
         if self.thread.as_ref().is_none_or(JoinHandle::is_finished) {
             return false;
@@ -145,40 +180,47 @@ impl Folder {
         if pages < self.every {
             return true;
         }
-        let Ok(mut asked_done) = self.shared.asked_done.lock() else {
+        let Ok(mut counts) = self.shared.counts.lock() else {
             return false;
         };
         // A fold that begins after this commit: the thread takes the
         // number asked when it begins one (a fold under way may have
         // begun before this commit, and would not reach the log's end).
-        asked_done.0 += 1;
-        let wanted = asked_done.0;
+        counts.asked += 1;
+        let wanted = counts.asked;
         self.shared.moved.notify_all();
-        // Not while the first fold, of what a process before left in the
-        // log (gigabytes after a crash), is under way: the follower would
-        // wait on it while the journal's writer fills the tap.
-        if asked_done.1 > 0 && pages >= self.every.saturating_mul(HOLD_PAST) {
-            let until = Instant::now() + HOLD_AT_MOST;
-            while asked_done.1 < wanted && !self.shared.stop.load(Ordering::Acquire) {
-                let left = until.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                asked_done = match self.shared.moved.wait_timeout(asked_done, left) {
-                    Ok((g, _)) => g,
-                    Err(_) => return false,
-                };
+        if counts.done < counts.no_hold_before || pages < self.every.saturating_mul(HOLD_PAST) {
+            return true;
+        }
+        let until = Instant::now() + self.hold_at_most;
+        while counts.done < wanted && !self.shared.stop.load(Ordering::Acquire) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                // A long fold (what a checkpoint build kept from being
+                // folded): no more holds until the one asked here is done.
+                counts.no_hold_before = wanted;
+                break;
             }
+            counts = match self.shared.moved.wait_timeout(counts, left) {
+                Ok((g, _)) => g,
+                Err(_) => return false,
+            };
         }
         true
     }
 
-    /// Stops the thread: the fold under way is interrupted (the caller
-    /// folds all of the log itself next, at the stop). `store`'s commits
-    /// fold again as SQLite's default has them.
+    /// Stops the thread: the fold under way is interrupted, unless it
+    /// is just beginning (then it ends first). `store`'s commits fold
+    /// again as SQLite's default has them (and the follower folds all of
+    /// the log at its stop).
     pub(super) fn stop(mut self, store: &mut Store) {
-        self.shared.stop.store(true, Ordering::Release);
-        self.shared.moved.notify_all();
+        {
+            // Under the lock: the thread is then either waiting (and
+            // woken) or yet to look at the flag.
+            let _counts = self.shared.counts.lock();
+            self.shared.stop.store(true, Ordering::Release);
+            self.shared.moved.notify_all();
+        }
         self.interrupt.interrupt();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -193,10 +235,11 @@ impl Folder {
         }
     }
 
-    /// How many folds the thread has done.
+    /// The number of the latest ask a fold served (asks made while a
+    /// fold is under way are served together by the next).
     #[cfg(test)]
     fn done(&self) -> u64 {
-        self.shared.asked_done.lock().map(|g| g.1).unwrap_or(0)
+        self.shared.counts.lock().map(|g| g.done).unwrap_or(0)
     }
 }
 
@@ -204,12 +247,13 @@ impl Folder {
 /// stopped.
 fn fold(conn: &Connection, path: &Path, shared: &Shared) {
     let folds = metrics::counter!("compliance_guard_store_log_folds_total");
+    let mut failures = 0;
     loop {
         let asked = {
-            let Ok(mut g) = shared.asked_done.lock() else {
+            let Ok(mut g) = shared.counts.lock() else {
                 return;
             };
-            while g.0 == g.1 && !shared.stop.load(Ordering::Acquire) {
+            while g.asked == g.done && !shared.stop.load(Ordering::Acquire) {
                 g = match shared.moved.wait(g) {
                     Ok(g) => g,
                     Err(_) => return,
@@ -218,11 +262,12 @@ fn fold(conn: &Connection, path: &Path, shared: &Shared) {
             if shared.stop.load(Ordering::Acquire) {
                 return;
             }
-            g.0
+            g.asked
         };
         let started = Instant::now();
         match passive(conn, path) {
             Ok((log, folded)) => {
+                failures = 0;
                 folds.increment(1);
                 let ms = started.elapsed().as_millis();
                 if ms >= 1000 {
@@ -236,14 +281,22 @@ fn fold(conn: &Connection, path: &Path, shared: &Shared) {
             }
             Err(_) if shared.stop.load(Ordering::Acquire) => return,
             Err(e) => {
-                tracing::warn!(error = %e, "SQLite's log could not be folded into the store's file; the next commit asks again");
+                failures += 1;
+                tracing::warn!(error = %e, failures, "SQLite's log could not be folded into the store's file");
             }
         }
-        let Ok(mut g) = shared.asked_done.lock() else {
+        let Ok(mut g) = shared.counts.lock() else {
             return;
         };
-        g.1 = g.1.max(asked);
+        g.done = g.done.max(asked);
         shared.moved.notify_all();
+        if failures == FAILURES_BEFORE_GIVING_UP {
+            tracing::error!(
+                failures,
+                "the thread that folds SQLite's log gives up; the follower's commits fold it"
+            );
+            return;
+        }
     }
 }
 
@@ -308,7 +361,8 @@ mod tests {
 
         // The first fold, asked at the start, takes the log whole; the
         // next commit starts it again.
-        let folder = Folder::start(&mut store, 200).unwrap();
+        // A hold long enough for any disk: the bound below is the holds'.
+        let folder = Folder::start(&mut store, 200, Duration::from_secs(60)).unwrap();
         wait_for("the first fold", || folder.done() >= 1);
         assert!(file_len(dir.path()) > before + 4_000_000);
         commit(&store, 40);
@@ -326,7 +380,11 @@ mod tests {
             assert!(folder.after_commit());
         }
         assert!(most < 1100, "the log held {most} pages");
-        assert!(folder.done() >= 60, "{} folds", folder.done());
+        assert!(
+            folder.done() >= 60,
+            "the latest ask served: {}",
+            folder.done()
+        );
 
         folder.stop(&mut store);
         let pages: i64 = store

@@ -260,7 +260,7 @@ fn follow(
     // SQLite's log is folded into the file by a thread of its own, off
     // the commits below (and what a process before left there, from
     // now on); failing that, by the commits every `FOLD_EVERY_PAGES`.
-    let mut folder = super::fold::Folder::start(store, super::FOLD_EVERY_PAGES)
+    let mut folder = super::fold::Folder::start(store, super::FOLD_EVERY_PAGES, super::fold::HOLD_AT_MOST)
         .inspect_err(|e| tracing::warn!(error = %e, "the thread that folds SQLite's log into the store's file could not be started; the follower's commits fold it"))
         .ok();
     if folder.is_none()
