@@ -56,6 +56,9 @@ use crate::store::{Checkpoints, Pinned, Store};
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// How long it waits after a build failed before it tries again.
 const AFTER_FAILURE: Duration = Duration::from_secs(60);
+/// The longest the next build waits, after one, for SQLite's log to be
+/// folded whole (see [`run`]).
+const FOLD_AT_MOST: Duration = Duration::from_secs(60);
 /// A build is abandoned once the journal rolled this many generations
 /// past its position: it holds the journal since and a read of the
 /// store's state, and could not keep up with the writes.
@@ -118,6 +121,16 @@ impl Drop for Rebase {
 }
 
 /// The thread's loop: a build whenever one is due, until stopped.
+///
+/// After a build, the next one waits (at most [`FOLD_AT_MOST`]) until
+/// SQLite's log file is back to [`crate::store::LOG_KEPT_BYTES`] or less:
+/// folded whole by the follower's folder, started again and cut back by
+/// the follower's next transaction. A build's read keeps the log from
+/// being folded past it; a build begun at once after the one before (the
+/// writes outran it by a generation, as at 6,000 creates a second at
+/// N = 11.6 M, where a build took 268 s) read before the log could start
+/// again, and back-to-back builds let it grow without end (9 GB in that
+/// run).
 fn run(
     dir: &Path,
     config: IndexConfig,
@@ -126,6 +139,8 @@ fn run(
     woken: &Receiver<()>,
 ) {
     let mut wait = LOOK_EVERY;
+    // After a build: until when to wait for SQLite's log to be cut back.
+    let mut folded_by: Option<Instant> = None;
     loop {
         match woken.recv_timeout(wait) {
             Err(RecvTimeoutError::Timeout) => {}
@@ -140,9 +155,17 @@ fn run(
         if !due {
             continue;
         }
+        if let Some(until) = folded_by {
+            if crate::store::log_bytes(dir) > crate::store::LOG_KEPT_BYTES && Instant::now() < until
+            {
+                continue;
+            }
+            folded_by = None;
+        }
         let started = Instant::now();
         match build(dir, config, follower, stop) {
             Ok(Some((at, bytes, interactions))) => {
+                folded_by = Some(Instant::now() + FOLD_AT_MOST);
                 metrics::counter!("compliance_guard_checkpoints_total", "when" => "serving")
                     .increment(1);
                 // Generations the journal rolled while it was built: more

@@ -50,7 +50,7 @@ use super::{Store, StoreError, sqlite};
 /// How large SQLite's log file is cut back to when it starts again, in
 /// bytes: without a limit it keeps its largest size (gigabytes after a
 /// checkpoint build's long read) on disk for good.
-pub const LOG_KEPT_BYTES: i64 = 64 * 1024 * 1024;
+pub const LOG_KEPT_BYTES: u64 = 64 * 1024 * 1024;
 /// Past this many times the fold threshold, the follower waits for a
 /// fold before its next transaction (see the module's documentation).
 pub const HOLD_PAST: i64 = 4;

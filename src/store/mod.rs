@@ -70,6 +70,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
+pub use fold::LOG_KEPT_BYTES;
 pub use follow::{Checkpoints, Follower, Handed, KEPT_FOR_CHECKPOINT, TAP_BATCHES};
 pub use load::{Loaded, Pinned, Span, Texts};
 pub use read::{HistoryRead, read_history, read_history_in_time};
@@ -168,6 +169,13 @@ enum Kind {
 pub struct Store {
     pub(crate) conn: Connection,
     path: PathBuf,
+}
+
+/// The size of SQLite's log file (`-wal`) in a data directory's store,
+/// in bytes (0 when there is none): what stays on disk until the log is
+/// folded whole and started again (cut back to [`LOG_KEPT_BYTES`] then).
+pub fn log_bytes(data_dir: &Path) -> u64 {
+    std::fs::metadata(path_in(data_dir).with_extension("sqlite3-wal")).map_or(0, |m| m.len())
 }
 
 /// The store's file in a data directory.
