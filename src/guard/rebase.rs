@@ -122,10 +122,11 @@ impl Drop for Rebase {
 
 /// The thread's loop: a build whenever one is due, until stopped.
 ///
-/// After a build, the next one waits (at most [`FOLD_AT_MOST`]) until
-/// SQLite's log file is back to [`crate::store::LOG_KEPT_BYTES`] or less:
-/// folded whole by the follower's folder, started again and cut back by
-/// the follower's next transaction. A build's read keeps the log from
+/// After a build, the next one waits (at most [`FOLD_AT_MOST`]), while
+/// SQLite's log file is larger than [`crate::store::LOG_KEPT_BYTES`],
+/// until the log has started again ([`Checkpoints::log_restarts`]):
+/// folded whole by the follower's folder, started again and cut back to
+/// [`crate::store::LOG_KEPT_BYTES`] by the follower's next transaction. A build's read keeps the log from
 /// being folded past it; a build begun at once after the one before (the
 /// writes outran it by a generation, as at 6,000 creates a second at
 /// N = 11.6 M, where a build took 268 s) read before the log could start
@@ -139,8 +140,9 @@ fn run(
     woken: &Receiver<()>,
 ) {
     let mut wait = LOOK_EVERY;
-    // After a build: until when to wait for SQLite's log to be cut back.
-    let mut folded_by: Option<Instant> = None;
+    // After a build: the log's restarts then, and until when to wait for
+    // one more.
+    let mut restarted_by: Option<(u64, Instant)> = None;
     loop {
         match woken.recv_timeout(wait) {
             Err(RecvTimeoutError::Timeout) => {}
@@ -155,17 +157,24 @@ fn run(
         if !due {
             continue;
         }
-        if let Some(until) = folded_by {
-            if crate::store::log_bytes(dir) > crate::store::LOG_KEPT_BYTES && Instant::now() < until
+        if let Some((restarts, until)) = restarted_by {
+            // A log no larger than it is cut back to holds nothing up.
+            if follower.log_restarts() == restarts
+                && crate::store::log_bytes(dir) > crate::store::LOG_KEPT_BYTES
             {
-                continue;
+                if Instant::now() < until {
+                    continue;
+                }
+                tracing::warn!(
+                    "SQLite's log did not start again within a minute of the last checkpoint build; the next is built all the same, and the log grows while it runs"
+                );
             }
-            folded_by = None;
+            restarted_by = None;
         }
         let started = Instant::now();
         match build(dir, config, follower, stop) {
             Ok(Some((at, bytes, interactions))) => {
-                folded_by = Some(Instant::now() + FOLD_AT_MOST);
+                restarted_by = Some((follower.log_restarts(), Instant::now() + FOLD_AT_MOST));
                 metrics::counter!("compliance_guard_checkpoints_total", "when" => "serving")
                     .increment(1);
                 // Generations the journal rolled while it was built: more

@@ -24,9 +24,9 @@
 //!
 //! The log starts again only when a write transaction begins with all of
 //! it folded. A follower that commits back to back (the journal ahead of
-//! it) would always begin before the fold under way ends, and the log
-//! would grow for as long; so past [`HOLD_PAST`] times `every` pages the
-//! follower waits, outside its gate and for at most [`HOLD_AT_MOST`], for
+//! it, each commit as large as it may be) would always begin before the
+//! fold under way ends, and the log would grow for as long; so then, past
+//! [`HOLD_PAST`] times `every` pages, the follower waits, outside its gate and for at most [`HOLD_AT_MOST`], for
 //! a fold asked after its last commit to end: not while the first fold
 //! (of what a process before left) is under way, nor, once a hold timed
 //! out, until the fold it waited for is done (a long fold after a
@@ -38,7 +38,7 @@
 //! file.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -113,10 +113,14 @@ impl Folder {
     /// ([`super::FOLD_EVERY_PAGES`] for the follower), a hold waiting at
     /// most `hold_at_most` ([`HOLD_AT_MOST`]); the first fold is asked at
     /// once (what a process before left in the log).
+    ///
+    /// `restarts` counts the times the log started again, as the page
+    /// count after a commit not growing shows them.
     pub(super) fn start(
         store: &mut Store,
         every: i64,
         hold_at_most: Duration,
+        restarts: Arc<AtomicU64>,
     ) -> Result<Folder, StoreError> {
         let path = store.path().to_owned();
         let conn = Connection::open(&path).map_err(sqlite("opening a folder of", &path))?;
@@ -145,7 +149,12 @@ impl Folder {
         store
             .conn
             .wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, n| {
-                pages.pages.store(i64::from(n), Ordering::Release);
+                let n = i64::from(n);
+                // A commit adds at least one page: a count that did not
+                // grow is a log begun again.
+                if pages.pages.swap(n, Ordering::AcqRel) >= n {
+                    restarts.fetch_add(1, Ordering::Release);
+                }
                 Ok(())
             }))
             .map_err(sqlite("setting up", &path))?;
@@ -167,12 +176,17 @@ impl Folder {
     }
 
     /// After each of the follower's commits, outside its gate: asks for a
-    /// fold once the log holds `every` pages, and past [`HOLD_PAST`]
-    /// times that waits (at most `hold_at_most`) for it to end, so that
-    /// the next transaction can start the log again. Returns false once
-    /// the thread has ended (it gave up after failing folds, or a lock was
-    /// poisoned): the caller then folds on its commits again.
-    pub(super) fn after_commit(&self) -> bool {
+    /// fold once the log holds `every` pages, and, when the follower is
+    /// `behind` (its commit took all it may, the next batches waiting)
+    /// and the log holds [`HOLD_PAST`] times that, waits (at most
+    /// `hold_at_most`) for it to end, so that the next transaction can
+    /// start the log again. A follower that is not behind waits for its
+    /// next batches before it begins again, and a fold ends meanwhile:
+    /// it never waits (a wait would hold the journal's writer once the
+    /// tap filled). Returns false once the thread has ended (it gave up
+    /// after failing folds, or a lock was poisoned): the caller then
+    /// folds on its commits again.
+    pub(super) fn after_commit(&self, behind: bool) -> bool {
         if self.thread.as_ref().is_none_or(JoinHandle::is_finished) {
             return false;
         }
@@ -189,7 +203,10 @@ impl Folder {
         counts.asked += 1;
         let wanted = counts.asked;
         self.shared.moved.notify_all();
-        if counts.done < counts.no_hold_before || pages < self.every.saturating_mul(HOLD_PAST) {
+        if !behind
+            || counts.done < counts.no_hold_before
+            || pages < self.every.saturating_mul(HOLD_PAST)
+        {
             return true;
         }
         let until = Instant::now() + self.hold_at_most;
@@ -362,9 +379,17 @@ mod tests {
         // The first fold, asked at the start, takes the log whole; the
         // next commit starts it again.
         // A hold long enough for any disk: the bound below is the holds'.
-        let folder = Folder::start(&mut store, 200, Duration::from_secs(60)).unwrap();
+        let restarts = Arc::new(AtomicU64::new(0));
+        let folder = Folder::start(
+            &mut store,
+            200,
+            Duration::from_secs(60),
+            Arc::clone(&restarts),
+        )
+        .unwrap();
         wait_for("the first fold", || folder.done() >= 1);
         assert!(file_len(dir.path()) > before + 4_000_000);
+        commit(&store, 40);
         commit(&store, 40);
         let pages = folder.shared.pages.load(Ordering::Acquire);
         assert!(pages < 100, "the log started again: {pages} pages");
@@ -377,9 +402,13 @@ mod tests {
         for _ in 0..60 {
             commit(&store, 1000);
             most = most.max(folder.shared.pages.load(Ordering::Acquire));
-            assert!(folder.after_commit());
+            assert!(folder.after_commit(true));
         }
         assert!(most < 1100, "the log held {most} pages");
+        assert!(
+            restarts.load(Ordering::Acquire) >= 59,
+            "each commit began it again"
+        );
         assert!(
             folder.done() >= 60,
             "the latest ask served: {}",

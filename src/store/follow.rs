@@ -54,6 +54,8 @@ struct Shared {
     /// Held while a batch is applied: what holds it sees the store
     /// unchanged ([`Checkpoints::hold`]).
     gate: Mutex<()>,
+    /// The times SQLite's log started again ([`Checkpoints::log_restarts`]).
+    log_restarts: Arc<AtomicU64>,
 }
 
 /// How many generations past the index checkpoint's the journal is kept
@@ -187,6 +189,14 @@ impl Checkpoints {
         self.0.position.lock().map(|p| *p).unwrap_or_default()
     }
 
+    /// How many times SQLite's log started again from its beginning
+    /// (folded whole by the follower's folder, and cut back to
+    /// [`super::LOG_KEPT_BYTES`]): after a build, whose read keeps the
+    /// log from starting again, the next build waits for one.
+    pub fn log_restarts(&self) -> u64 {
+        self.0.log_restarts.load(Ordering::Acquire)
+    }
+
     /// True once the store stopped following the journal.
     pub fn failed(&self) -> bool {
         self.0.failed.load(Ordering::Acquire)
@@ -260,7 +270,12 @@ fn follow(
     // SQLite's log is folded into the file by a thread of its own, off
     // the commits below (and what a process before left there, from
     // now on); failing that, by the commits every `FOLD_EVERY_PAGES`.
-    let mut folder = super::fold::Folder::start(store, super::FOLD_EVERY_PAGES, super::fold::HOLD_AT_MOST)
+    let mut folder = super::fold::Folder::start(
+        store,
+        super::FOLD_EVERY_PAGES,
+        super::fold::HOLD_AT_MOST,
+        Arc::clone(&shared.log_restarts),
+    )
         .inspect_err(|e| tracing::warn!(error = %e, "the thread that folds SQLite's log into the store's file could not be started; the follower's commits fold it"))
         .ok();
     if folder.is_none()
@@ -282,6 +297,8 @@ fn follow(
             }
         }
         behind.set(batch.len() as f64);
+        // All it may take in one commit: more is waiting.
+        let behind_now = batch.len() == BATCHES_PER_COMMIT;
         match apply(store, layout, durability, at, batch, shared) {
             Ok((position, seq)) => {
                 at = position;
@@ -292,7 +309,7 @@ fn follow(
                     shared.applied.store(seq, Ordering::Release);
                 }
                 // Outside the gate: a fold asked, or waited for.
-                if folder.as_ref().is_some_and(|f| !f.after_commit()) {
+                if folder.as_ref().is_some_and(|f| !f.after_commit(behind_now)) {
                     if let Some(f) = folder.take() {
                         f.stop(store);
                     }

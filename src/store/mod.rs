@@ -175,7 +175,9 @@ pub struct Store {
 /// in bytes (0 when there is none): what stays on disk until the log is
 /// folded whole and started again (cut back to [`LOG_KEPT_BYTES`] then).
 pub fn log_bytes(data_dir: &Path) -> u64 {
-    std::fs::metadata(path_in(data_dir).with_extension("sqlite3-wal")).map_or(0, |m| m.len())
+    let mut log = path_in(data_dir).into_os_string();
+    log.push("-wal");
+    std::fs::metadata(log).map_or(0, |m| m.len())
 }
 
 /// The store's file in a data directory.
@@ -200,6 +202,7 @@ impl Store {
             .execute_batch(&format!(
                 "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = FULL;
+                 PRAGMA journal_size_limit = {LOG_KEPT_BYTES};
                  PRAGMA cache_size = -{CACHE_KIB};
                  CREATE TABLE IF NOT EXISTS meta (
                      key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
