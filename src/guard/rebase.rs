@@ -56,8 +56,8 @@ use crate::store::{Checkpoints, Pinned, Store};
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// How long it waits after a build failed before it tries again.
 const AFTER_FAILURE: Duration = Duration::from_secs(60);
-/// The longest the next build waits, after one, for SQLite's log to be
-/// folded whole (see [`run`]).
+/// The longest the next build waits, after one, for SQLite's log to
+/// start again (see [`run`]).
 const FOLD_AT_MOST: Duration = Duration::from_secs(60);
 /// A build is abandoned once the journal rolled this many generations
 /// past its position: it holds the journal since and a read of the
@@ -125,13 +125,13 @@ impl Drop for Rebase {
 /// After a build, the next one waits (at most [`FOLD_AT_MOST`]), while
 /// SQLite's log file is larger than [`crate::store::LOG_KEPT_BYTES`],
 /// until the log has started again ([`Checkpoints::log_restarts`]):
-/// folded whole by the follower's folder, started again and cut back to
-/// [`crate::store::LOG_KEPT_BYTES`] by the follower's next transaction. A build's read keeps the log from
-/// being folded past it; a build begun at once after the one before (the
-/// writes outran it by a generation, as at 6,000 creates a second at
-/// N = 11.6 M, where a build took 268 s) read before the log could start
-/// again, and back-to-back builds let it grow without end (9 GB in that
-/// run).
+/// folded whole by the follower's folder, then started again and cut
+/// back by the follower's next transaction. A build's read keeps the log
+/// from being folded past it; a build begun at once after the one before
+/// (the writes outran it by a generation, as at 6,000 creates a second
+/// at N = 11.6 M, where a build took 268 s) read before the log could
+/// start again, and back-to-back builds let it grow without end (9 GB in
+/// that run).
 fn run(
     dir: &Path,
     config: IndexConfig,

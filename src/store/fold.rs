@@ -10,8 +10,8 @@
 //! on pile up in the tap (4,096 deep; past it the writer waits). That
 //! fold is usually a few tens of megabytes, but after a checkpoint
 //! build's long read (which keeps the log from being folded), or at the
-//! start after a crash during one, the log holds gigabytes: 2.7 GB at
-//! N = 10 M, which a start used to fold before serving.
+//! start after a crash during one, the log holds gigabytes: 2.7 to 2.9
+//! GB at N = 10 M, which a start used to fold before serving.
 //!
 //! Here the follower's connection does not fold (unless this thread
 //! ended: then its commits fold again, as before). SQLite tells it after
@@ -26,11 +26,14 @@
 //! it folded. A follower that commits back to back (the journal ahead of
 //! it, each commit as large as it may be) would always begin before the
 //! fold under way ends, and the log would grow for as long; so then, past
-//! [`HOLD_PAST`] times `every` pages, the follower waits, outside its gate and for at most [`HOLD_AT_MOST`], for
-//! a fold asked after its last commit to end: not while the first fold
-//! (of what a process before left) is under way, nor, once a hold timed
-//! out, until the fold it waited for is done (a long fold after a
-//! checkpoint build: each commit would otherwise wait the whole time).
+//! [`HOLD_PAST`] times `every` pages, the follower waits, outside its
+//! gate and for at most [`HOLD_AT_MOST`], for a fold asked after its last
+//! commit to end: not while the first fold (of what a process before
+//! left) is under way, nor, once a hold timed out, until the fold it
+//! waited for is done (a long fold after a checkpoint build: each commit
+//! would otherwise wait the whole time). A follower that is not behind
+//! gathers batches for up to a second before it begins again, and the
+//! fold ends meanwhile (or at the next gap, when it is a long one).
 //!
 //! Folding changes no durability: a commit is durable in the log (or
 //! not) as before; a fold flushes the log before it copies it, and the
