@@ -46,6 +46,9 @@
 //! - [`wire`]: protobuf messages and domain values, both ways.
 //!
 //! **State and storage**:
+//! - `hooks`: the test hooks of the storage layers (a named step where the
+//!   real binary aborts, holds, or fails a journal write), read from the
+//!   environment; unset, they do nothing.
 //! - [`journal`]: the append-only log (frame bytes, files and generations,
 //!   recovery, the group-commit writer).
 //! - [`ledger`]: the state behind the guard's lock and the one interpreter
@@ -122,6 +125,7 @@ pub mod cluster;
 pub mod decisions;
 pub mod engine;
 pub mod guard;
+mod hooks;
 pub mod index;
 pub mod journal;
 pub mod jurisdiction;

@@ -194,7 +194,7 @@ fn write_tmp(
         .file;
     file.sync_all().map_err(|e| fail("flushing", &e))?;
     drop(file);
-    super::recovery::abort_here(&format!("{when}-checkpoint-flushed"));
+    crate::hooks::abort_here(&format!("{when}-checkpoint-flushed"));
     Ok(written + HEADER as u64)
 }
 
@@ -274,7 +274,7 @@ pub(super) fn take(
         discard(dir, "it could not be moved aside to be read");
         return None;
     }
-    super::recovery::abort_here("checkpoint-taken");
+    crate::hooks::abort_here("checkpoint-taken");
     let started = std::time::Instant::now();
     match read(file, config, at, next_seq, journal_from) {
         Ok((index, made_at)) => {

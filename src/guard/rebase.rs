@@ -45,7 +45,8 @@ use std::time::{Duration, Instant};
 
 use super::checkpoint::Prepared;
 use super::horizon::let_go_at;
-use super::recovery::{hold_here, load_store, memory_cutoff};
+use super::recovery::{load_store, memory_cutoff};
+use crate::hooks::hold_here;
 use crate::index::IndexConfig;
 use crate::journal::{JournalError, Position};
 use crate::ledger::Ledger;

@@ -296,7 +296,7 @@ impl Guard {
                 (now - chrono::Duration::hours(crate::ledger::REQUEST_ID_TTL_HOURS)).timestamp(),
             )?;
             writing.commit(replayed.end)?;
-            abort_here("store-committed");
+            crate::hooks::abort_here("store-committed");
             if older_layout {
                 tracing::info!(
                     records = applied,
@@ -351,12 +351,12 @@ impl Guard {
         };
         let journal = Journal::open(&layout, lock, generation, cut_to, durability, tap)?;
         if materialize {
-            abort_here("journal-rolled");
+            crate::hooks::abort_here("journal-rolled");
             store.set_position(Position {
                 generation,
                 records: 0,
             })?;
-            abort_here("position-moved");
+            crate::hooks::abort_here("position-moved");
         }
         // The journal from the index checkpoint's position stays (a start
         // after a crash replays it from there), as the follower keeps it:
@@ -562,27 +562,6 @@ fn remove_before(layout: &Layout, at: Option<Position>) -> Result<(), JournalErr
         .flat_map(|g| [layout.snapshot(*g), layout.snapshot_count(*g)])
         .chain(old_logs.map(|g| layout.journal(g)));
     jn::remove_files(paths).map(|_| ())
-}
-
-/// A crash at a named step of opening, for the tests that `kill -9` a
-/// start part-way (`COMPLIANCE_GUARD_TEST_ABORT_AT=<step>`): the process
-/// aborts there as `kill -9` would stop it. Unset, it does nothing.
-pub(super) fn abort_here(step: &str) {
-    if std::env::var_os("COMPLIANCE_GUARD_TEST_ABORT_AT").is_some_and(|s| s == step) {
-        std::process::abort();
-    }
-}
-
-/// Holds a build of the index checkpoint at a named step until it is to
-/// stop (`keep_going` false: abandoned, or the server stopping), for the
-/// test of a build the journal outpaces
-/// (`COMPLIANCE_GUARD_TEST_HOLD_AT=<step>`). Unset, it does nothing.
-pub(super) fn hold_here(step: &str, keep_going: &dyn Fn() -> bool) {
-    if std::env::var_os("COMPLIANCE_GUARD_TEST_HOLD_AT").is_some_and(|s| s == step) {
-        while keep_going() {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    }
 }
 
 fn out_of_range_records(ledger: &Ledger) -> u64 {

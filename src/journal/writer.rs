@@ -268,7 +268,7 @@ impl Journal {
             generation,
             durability,
             tap,
-            fail_with: std::env::var_os(FAIL_WRITE_WITH).map(|m| m.into_encoded_bytes()),
+            fail_with: crate::hooks::fail_write_with(),
         };
         let writer = std::thread::Builder::new()
             .name("journal-writer".into())
@@ -395,21 +395,17 @@ struct Open {
     generation: u64,
     durability: Durability,
     tap: Option<Tap>,
-    /// The bytes whose batch fails to be written ([`FAIL_WRITE_WITH`]).
+    /// The bytes whose batch fails to be written
+    /// ([`crate::hooks::fail_write_with`]).
     fail_with: Option<Vec<u8>>,
 }
 
-/// For tests only: a batch that holds the bytes this variable names fails
-/// to be written, as a full disk or a failing device would fail it (and
-/// the file is left as it was). Unset, nothing fails.
-const FAIL_WRITE_WITH: &str = "COMPLIANCE_GUARD_TEST_FAIL_WRITE_WITH";
-
 impl Open {
-    /// True if `batch` is to fail ([`FAIL_WRITE_WITH`]).
+    /// True if `batch` is to fail ([`crate::hooks::fail_write_with`]).
     fn fails(&self, batch: &[u8]) -> bool {
         self.fail_with
             .as_deref()
-            .is_some_and(|m| !m.is_empty() && batch.windows(m.len()).any(|w| w == m))
+            .is_some_and(|m| batch.windows(m.len()).any(|w| w == m))
     }
 
     /// Hands durable frames on; a follower that has stopped is let go.
@@ -514,7 +510,8 @@ fn write_loop(shared: &Shared, mut open: Open) {
         let started = std::time::Instant::now();
         let result = if open.fails(&batch) {
             Err(std::io::Error::other(format!(
-                "failed by {FAIL_WRITE_WITH}"
+                "failed by {}",
+                crate::hooks::FAIL_WRITE_WITH
             )))
         } else {
             let file = &mut open.file;

@@ -122,10 +122,8 @@ pub(super) fn to_format_2(conn: &mut Connection, path: &Path) -> Result<u64, Sto
         [],
     )
     .map_err(sqlite("migrating", path))?;
-    if std::env::var_os("COMPLIANCE_GUARD_TEST_ABORT_AT").is_some_and(|s| s == "store-format-2") {
-        // A crash just before the commit: the test's (see `tests/compat.rs`).
-        std::process::abort();
-    }
+    // A crash just before the commit: the test's (see `tests/compat.rs`).
+    crate::hooks::abort_here("store-format-2");
     tx.commit().map_err(sqlite("migrating", path))?;
     tracing::info!(
         store = %path.display(),

@@ -175,9 +175,14 @@ pub struct Store {
 /// in bytes (0 when there is none): what stays on disk until the log is
 /// folded whole and started again (cut back to [`LOG_KEPT_BYTES`] then).
 pub fn log_bytes(data_dir: &Path) -> u64 {
-    let mut log = path_in(data_dir).into_os_string();
+    std::fs::metadata(log_of(&path_in(data_dir))).map_or(0, |m| m.len())
+}
+
+/// SQLite's log file beside the store's `file`: its name with `-wal`.
+fn log_of(file: &Path) -> PathBuf {
+    let mut log = file.as_os_str().to_owned();
     log.push("-wal");
-    std::fs::metadata(log).map_or(0, |m| m.len())
+    PathBuf::from(log)
 }
 
 /// The store's file in a data directory.
@@ -437,7 +442,7 @@ impl Store {
     /// there without flushing (`synchronous = NORMAL`) is then as durable
     /// as the position a start read from it.
     pub fn flush_log(&self) -> Result<(), StoreError> {
-        let log = self.path.with_extension("sqlite3-wal");
+        let log = log_of(&self.path);
         match std::fs::File::open(&log) {
             Ok(f) => f.sync_data().map_err(|e| StoreError::Format {
                 path: self.path.clone(),
