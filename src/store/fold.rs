@@ -90,6 +90,13 @@ struct Shared {
     moved: Condvar,
     /// Set by [`Folder::stop`].
     stop: AtomicBool,
+    /// Held by a test: a fold under way waits for it (one that takes
+    /// long, as after a checkpoint build).
+    #[cfg(test)]
+    stall: Mutex<()>,
+    /// Set by a test: each fold fails, as a failing disk would fail it.
+    #[cfg(test)]
+    fail: AtomicBool,
 }
 
 /// The thread that folds SQLite's log while the follower writes.
@@ -110,6 +117,25 @@ impl std::fmt::Debug for Folder {
     }
 }
 
+impl Shared {
+    /// Nothing folded yet, and the first fold asked: what a process
+    /// before left in the log.
+    fn new() -> Shared {
+        Shared {
+            counts: Mutex::new(Counts {
+                asked: 1,
+                done: 0,
+                // Not while the first fold, of what a process before left
+                // in the log (gigabytes after a crash), is under way: the
+                // follower would wait on it while the journal's writer
+                // fills the tap.
+                no_hold_before: 1,
+            }),
+            ..Shared::default()
+        }
+    }
+}
+
 impl Folder {
     /// Takes the folds off `store`'s commits and starts the thread that
     /// does them on its own connection, once the log holds `every` pages
@@ -125,23 +151,29 @@ impl Folder {
         hold_at_most: Duration,
         restarts: Arc<AtomicU64>,
     ) -> Result<Folder, StoreError> {
+        Folder::start_sharing(
+            store,
+            every,
+            hold_at_most,
+            restarts,
+            Arc::new(Shared::new()),
+        )
+    }
+
+    /// [`Folder::start`], with what the thread and the follower share
+    /// made by the caller (a test stalls the first fold through it).
+    fn start_sharing(
+        store: &mut Store,
+        every: i64,
+        hold_at_most: Duration,
+        restarts: Arc<AtomicU64>,
+        shared: Arc<Shared>,
+    ) -> Result<Folder, StoreError> {
         let path = store.path().to_owned();
         let conn = Connection::open(&path).map_err(sqlite("opening a folder of", &path))?;
         conn.execute_batch("PRAGMA synchronous = FULL;")
             .map_err(sqlite("setting up a folder of", &path))?;
         let interrupt = conn.get_interrupt_handle();
-        let shared = Arc::new(Shared {
-            counts: Mutex::new(Counts {
-                asked: 1,
-                done: 0,
-                // Not while the first fold, of what a process before left
-                // in the log (gigabytes after a crash), is under way: the
-                // follower would wait on it while the journal's writer
-                // fills the tap.
-                no_hold_before: 1,
-            }),
-            ..Shared::default()
-        });
         // The automatic fold goes first: setting it replaces the hook.
         store.fold_every(0)?;
         store
@@ -285,7 +317,7 @@ fn fold(conn: &Connection, path: &Path, shared: &Shared) {
             g.asked
         };
         let started = Instant::now();
-        match passive(conn, path) {
+        match fold_once(conn, path, shared) {
             Ok((log, folded)) => {
                 failures = 0;
                 folds.increment(1);
@@ -318,6 +350,23 @@ fn fold(conn: &Connection, path: &Path, shared: &Shared) {
             return;
         }
     }
+}
+
+/// One fold; in a test, stalled or failed as the test asks.
+fn fold_once(conn: &Connection, path: &Path, shared: &Shared) -> Result<(i64, i64), StoreError> {
+    #[cfg(test)]
+    {
+        let _stalled = shared.stall.lock();
+        if shared.fail.load(Ordering::Acquire) {
+            return Err(StoreError::Format {
+                path: path.to_owned(),
+                reason: "a fold failed, as the test asked".into(),
+            });
+        }
+    }
+    #[cfg(not(test))]
+    let _ = shared;
+    passive(conn, path)
 }
 
 /// One passive fold: the pages the log holds, and how many of them are
@@ -424,5 +473,112 @@ mod tests {
             .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
             .unwrap();
         assert_eq!(pages, 1000, "the commits fold again once stopped");
+    }
+
+    /// A store with a table to fill, and its folder folding past 10
+    /// pages (holds past 40), a hold waiting at most `hold`, sharing
+    /// `shared` (which the test may have stalled first).
+    fn folded(dir: &Path, hold: Duration, shared: &Arc<Shared>) -> (Store, Folder) {
+        let mut store = Store::open(dir).unwrap();
+        store
+            .conn
+            .execute_batch("CREATE TABLE filler (bytes BLOB)")
+            .unwrap();
+        let restarts = Arc::new(AtomicU64::new(0));
+        let folder =
+            Folder::start_sharing(&mut store, 10, hold, restarts, Arc::clone(shared)).unwrap();
+        (store, folder)
+    }
+
+    /// How long `after_commit(behind)` took, and what it returned.
+    fn timed(folder: &Folder, behind: bool) -> (Duration, bool) {
+        let started = Instant::now();
+        let on = folder.after_commit(behind);
+        (started.elapsed(), on)
+    }
+
+    /// While a fold is under way (stalled): a follower that is not
+    /// behind never waits; one that is waits `HOLD_AT_MOST`, once, and
+    /// then not again until the fold it waited for is done; after that
+    /// it waits again, until a fold asked after its commit is done.
+    #[test]
+    fn a_hold_waits_only_when_behind_and_once_a_fold() {
+        let dir = tempfile::tempdir().unwrap();
+        let hold = Duration::from_secs(2);
+        let shared = Arc::new(Shared::new());
+        let (mut store, folder) = folded(dir.path(), hold, &shared);
+        wait_for("the first fold", || folder.done() >= 1);
+        let stall = shared.stall.lock().unwrap();
+        commit(&store, 50);
+        // Any hold lasts `hold` whole: no fold can end while stalled.
+        let (took, on) = timed(&folder, false);
+        assert!(on && took < hold, "not behind: no wait ({took:?})");
+        let (took, on) = timed(&folder, true);
+        assert!(
+            on && took >= hold,
+            "behind: a wait that timed out ({took:?})"
+        );
+        commit(&store, 50);
+        let (took, on) = timed(&folder, true);
+        assert!(on && took < hold, "no second wait on that fold ({took:?})");
+        drop(stall);
+        let waited_on = folder.shared.counts.lock().unwrap().no_hold_before;
+        wait_for("the fold waited on", || folder.done() >= waited_on);
+        // Holds again: the next commit waits for a fold asked after it.
+        commit(&store, 50);
+        assert!(folder.after_commit(true));
+        let counts = folder.shared.counts.lock().unwrap();
+        assert!(
+            counts.done >= counts.asked,
+            "waited for the fold it asked: {counts:?}"
+        );
+        drop(counts);
+        folder.stop(&mut store);
+    }
+
+    /// The first fold (of what a process before left in the log, which
+    /// may be gigabytes) is never waited for, behind or not.
+    #[test]
+    fn the_first_fold_is_never_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let hold = Duration::from_secs(2);
+        let shared = Arc::new(Shared::new());
+        let stall = shared.stall.lock().unwrap();
+        let (mut store, folder) = folded(dir.path(), hold, &shared);
+        commit(&store, 50);
+        let (took, on) = timed(&folder, true);
+        assert!(on && took < hold, "no wait on the first fold ({took:?})");
+        assert_eq!(folder.done(), 0, "the first fold still under way");
+        drop(stall);
+        wait_for("the first fold", || folder.done() >= 1);
+        folder.stop(&mut store);
+    }
+
+    /// Folds that keep failing end the thread after
+    /// `FAILURES_BEFORE_GIVING_UP`: `after_commit` then says so (the
+    /// follower folds on its commits again), and the stop sets SQLite's
+    /// own fold back.
+    #[test]
+    fn failing_folds_end_the_thread_and_the_commits_fold_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = Arc::new(Shared::new());
+        shared.fail.store(true, Ordering::Release);
+        let (mut store, folder) = folded(dir.path(), Duration::from_secs(2), &shared);
+        commit(&store, 50);
+        // The first fold failed; each ask here is a fold more, and the
+        // thread ends after the third (a few asks may come first).
+        let mut asks = 0;
+        while folder.after_commit(false) {
+            asks += 1;
+            assert!(asks < 50, "the thread went on after {asks} asks");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(folder.thread.as_ref().is_some_and(JoinHandle::is_finished));
+        folder.stop(&mut store);
+        let pages: i64 = store
+            .conn
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(pages, 1000, "the commits fold again");
     }
 }
