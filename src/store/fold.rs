@@ -97,6 +97,9 @@ struct Shared {
     /// Set by a test: each fold fails, as a failing disk would fail it.
     #[cfg(test)]
     fail: AtomicBool,
+    /// The folds failed so far, for a test.
+    #[cfg(test)]
+    failed: std::sync::atomic::AtomicU32,
 }
 
 /// The thread that folds SQLite's log while the follower writes.
@@ -161,7 +164,8 @@ impl Folder {
     }
 
     /// [`Folder::start`], with what the thread and the follower share
-    /// made by the caller (a test stalls the first fold through it).
+    /// made by the caller (a test stalls or fails folds through it, the
+    /// first one included).
     fn start_sharing(
         store: &mut Store,
         every: i64,
@@ -358,6 +362,7 @@ fn fold_once(conn: &Connection, path: &Path, shared: &Shared) -> Result<(i64, i6
     {
         let _stalled = shared.stall.lock();
         if shared.fail.load(Ordering::Acquire) {
+            shared.failed.fetch_add(1, Ordering::AcqRel);
             return Err(StoreError::Format {
                 path: path.to_owned(),
                 reason: "a fold failed, as the test asked".into(),
@@ -498,9 +503,9 @@ mod tests {
     }
 
     /// While a fold is under way (stalled): a follower that is not
-    /// behind never waits; one that is waits `HOLD_AT_MOST`, once, and
+    /// behind never waits; one that is waits `hold_at_most`, once, and
     /// then not again until the fold it waited for is done; after that
-    /// it waits again, until a fold asked after its commit is done.
+    /// it waits again.
     #[test]
     fn a_hold_waits_only_when_behind_and_once_a_fold() {
         let dir = tempfile::tempdir().unwrap();
@@ -524,15 +529,13 @@ mod tests {
         drop(stall);
         let waited_on = folder.shared.counts.lock().unwrap().no_hold_before;
         wait_for("the fold waited on", || folder.done() >= waited_on);
-        // Holds again: the next commit waits for a fold asked after it.
+        // Holds again, on a fold asked after the commit (stalled, so the
+        // wait is seen whole).
+        let stall = shared.stall.lock().unwrap();
         commit(&store, 50);
-        assert!(folder.after_commit(true));
-        let counts = folder.shared.counts.lock().unwrap();
-        assert!(
-            counts.done >= counts.asked,
-            "waited for the fold it asked: {counts:?}"
-        );
-        drop(counts);
+        let (took, on) = timed(&folder, true);
+        assert!(on && took >= hold, "a wait again ({took:?})");
+        drop(stall);
         folder.stop(&mut store);
     }
 
@@ -546,6 +549,8 @@ mod tests {
         let stall = shared.stall.lock().unwrap();
         let (mut store, folder) = folded(dir.path(), hold, &shared);
         commit(&store, 50);
+        let pages = shared.pages.load(Ordering::Acquire);
+        assert!(pages >= HOLD_PAST * 10, "past the hold: {pages} pages");
         let (took, on) = timed(&folder, true);
         assert!(on && took < hold, "no wait on the first fold ({took:?})");
         assert_eq!(folder.done(), 0, "the first fold still under way");
@@ -565,15 +570,15 @@ mod tests {
         shared.fail.store(true, Ordering::Release);
         let (mut store, folder) = folded(dir.path(), Duration::from_secs(2), &shared);
         commit(&store, 50);
-        // The first fold failed; each ask here is a fold more, and the
-        // thread ends after the third (a few asks may come first).
-        let mut asks = 0;
-        while folder.after_commit(false) {
-            asks += 1;
-            assert!(asks < 50, "the thread went on after {asks} asks");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        // The thread ends after its third failed fold (asks made while a
+        // fold is under way are served by the next).
+        wait_for("the thread to give up", || !folder.after_commit(false));
         assert!(folder.thread.as_ref().is_some_and(JoinHandle::is_finished));
+        assert_eq!(
+            shared.failed.load(Ordering::Acquire),
+            FAILURES_BEFORE_GIVING_UP,
+            "folds failed before it gave up"
+        );
         folder.stop(&mut store);
         let pages: i64 = store
             .conn
