@@ -159,16 +159,19 @@ fn run(
             continue;
         }
         if let Some((restarts, until)) = restarted_by {
-            // A log no larger than it is cut back to holds nothing up.
-            if follower.log_restarts() == restarts
-                && crate::store::log_bytes(dir) > crate::store::LOG_KEPT_BYTES
-            {
-                if Instant::now() < until {
-                    continue;
-                }
-                tracing::warn!(
+            let log_bytes = || crate::store::log_bytes(dir);
+            match after_build(
+                restarts,
+                follower.log_restarts(),
+                log_bytes,
+                Instant::now(),
+                until,
+            ) {
+                AfterBuild::Wait => continue,
+                AfterBuild::Build => {}
+                AfterBuild::BuildLate => tracing::warn!(
                     "SQLite's log did not start again within a minute of the last checkpoint build; the next is built all the same, and the log grows while it runs"
-                );
+                ),
             }
             restarted_by = None;
         }
@@ -339,6 +342,40 @@ fn prepare(
     }
 }
 
+/// What the next build may do after one ([`run`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterBuild {
+    /// Wait: SQLite's log has not started again since the last build.
+    Wait,
+    /// Build: the log started again, or its file is no larger than it is
+    /// cut back to (a log that small holds nothing up).
+    Build,
+    /// Build all the same, and say so: the log did not start again
+    /// within [`FOLD_AT_MOST`].
+    BuildLate,
+}
+
+/// After a build at which the log had started again `restarts_then`
+/// times, whether the next may begin now (`now`, the wait ending at
+/// `until`): only once the log has started again, unless its file
+/// (`log_bytes`, read only when needed) is within
+/// [`crate::store::LOG_KEPT_BYTES`].
+fn after_build(
+    restarts_then: u64,
+    restarts_now: u64,
+    log_bytes: impl FnOnce() -> u64,
+    now: Instant,
+    until: Instant,
+) -> AfterBuild {
+    if restarts_now != restarts_then || log_bytes() <= crate::store::LOG_KEPT_BYTES {
+        AfterBuild::Build
+    } else if now < until {
+        AfterBuild::Wait
+    } else {
+        AfterBuild::BuildLate
+    }
+}
+
 /// The two calls into the C library the build makes; nothing else in the
 /// crate uses `unsafe`.
 mod os {
@@ -383,4 +420,28 @@ mod os {
     /// Elsewhere the allocator keeps what it keeps.
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     pub(super) fn give_back_freed_memory() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The next build waits for SQLite's log to start again, but not
+    /// for a log already cut back, and not past its bound (then it says
+    /// so); the log's file is not looked at once the log started again.
+    #[test]
+    fn the_next_build_waits_for_the_log_to_start_again() {
+        let now = Instant::now();
+        let later = now + FOLD_AT_MOST;
+        let big = crate::store::LOG_KEPT_BYTES + 1;
+        let unread = || -> u64 { panic!("the log's file was read") };
+        assert_eq!(after_build(3, 4, unread, now, later), AfterBuild::Build);
+        assert_eq!(after_build(3, 3, || big, now, later), AfterBuild::Wait);
+        let kept = crate::store::LOG_KEPT_BYTES;
+        assert_eq!(after_build(3, 3, || kept, now, later), AfterBuild::Build);
+        assert_eq!(
+            after_build(3, 3, || big, later, later),
+            AfterBuild::BuildLate
+        );
+    }
 }
