@@ -433,6 +433,9 @@ impl Guard {
         {
             guard.hold_from(cutoff)?;
         }
+        // What the start read with and let go of goes back to the system
+        // (see `Guard::open_as`).
+        super::rebase::give_back_freed_memory();
         Ok(guard)
     }
 

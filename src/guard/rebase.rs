@@ -376,8 +376,11 @@ fn after_build(
     }
 }
 
-/// The two calls into the C library the build makes; nothing else in the
-/// crate uses `unsafe`.
+/// A start gives back what it freed too ([`super::Guard::open_as`]).
+pub(super) use os::give_back_freed_memory;
+
+/// The two calls into the C library the build makes (the second also at
+/// the end of a start); nothing else in the crate uses `unsafe`.
 mod os {
     /// Puts the calling thread in the idle scheduling class
     /// (`SCHED_IDLE`): it runs only on a core no other thread wants, so
@@ -408,7 +411,7 @@ mod os {
     /// stay resident after the build.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[allow(unsafe_code)]
-    pub(super) fn give_back_freed_memory() {
+    pub(in crate::guard) fn give_back_freed_memory() {
         // SAFETY: `malloc_trim` takes no pointer and only releases free
         // pages of glibc's own arenas; it is safe to call from any
         // thread at any time.
@@ -419,7 +422,7 @@ mod os {
 
     /// Elsewhere the allocator keeps what it keeps.
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    pub(super) fn give_back_freed_memory() {}
+    pub(in crate::guard) fn give_back_freed_memory() {}
 }
 
 #[cfg(test)]

@@ -438,6 +438,15 @@ impl Store {
             .map_err(sqlite("setting up", &self.path))
     }
 
+    /// Frees the pages this connection's cache holds but does not need
+    /// now (SQLite's `shrink_memory`): what a start read, so that the
+    /// process does not keep them until the cap is reached by other use.
+    pub fn release_cache(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("PRAGMA shrink_memory;")
+            .map_err(sqlite("freeing the page cache of", &self.path))
+    }
+
     /// Flushes SQLite's log file to disk: what a process before committed
     /// there without flushing (`synchronous = NORMAL`) is then as durable
     /// as the position a start read from it.
