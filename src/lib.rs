@@ -78,7 +78,10 @@
 //!   rebuilt, read by the next start at the store's position, or behind it
 //!   with the journal after it kept and replayed, after a crash);
 //!   `rebase.rs`, the thread that builds the checkpoint again from the
-//!   store while serving, once the journal after it filled a generation.
+//!   store while serving, once the journal after it filled a generation;
+//!   `os.rs`, the two calls into the C library (the build's idle
+//!   scheduling class, and freed memory given back after a build or a
+//!   start).
 //! - [`media`]: call recordings and voicemails: files in the data dir,
 //!   uploads and downloads, signed links and their HTTP listener, the
 //!   retention sweep; `shared.rs`, a cluster node's files as a checked

@@ -435,7 +435,7 @@ impl Guard {
         }
         // What the start read with and let go of goes back to the system
         // (see `Guard::open_as`).
-        super::rebase::give_back_freed_memory();
+        super::os::give_back_freed_memory();
         Ok(guard)
     }
 

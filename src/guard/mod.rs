@@ -32,6 +32,7 @@ mod horizon;
 mod interactions;
 mod lean_read;
 mod media;
+mod os;
 mod people;
 mod rebase;
 mod recovery;

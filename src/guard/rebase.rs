@@ -259,7 +259,7 @@ fn build(
             .spawn_scoped(scope, move || {
                 // The thread that reads the store, started from this one,
                 // inherits the class.
-                if let Err(e) = os::run_when_idle() {
+                if let Err(e) = super::os::run_when_idle() {
                     tracing::warn!(error = %e, "the index checkpoint's build could not be given the idle scheduling class; it runs at the normal one");
                 }
                 prepare(dir, config, store, pinned, at, stop, follower)
@@ -270,7 +270,7 @@ fn build(
     });
     // From this thread, at the normal class: it holds each of the
     // allocator's arenas a moment.
-    os::give_back_freed_memory();
+    super::os::give_back_freed_memory();
     let prepared = prepared?;
     let Some((prepared, interactions)) = prepared else {
         return Ok(None);
@@ -374,55 +374,6 @@ fn after_build(
     } else {
         AfterBuild::BuildLate
     }
-}
-
-/// A start gives back what it freed too ([`super::Guard::open_as`]).
-pub(super) use os::give_back_freed_memory;
-
-/// The two calls into the C library the build makes (the second also at
-/// the end of a start); nothing else in the crate uses `unsafe`.
-mod os {
-    /// Puts the calling thread in the idle scheduling class
-    /// (`SCHED_IDLE`): it runs only on a core no other thread wants, so
-    /// the build takes what serving leaves. Threads it starts inherit it.
-    #[cfg(target_os = "linux")]
-    #[allow(unsafe_code)]
-    pub(super) fn run_when_idle() -> Result<(), std::io::Error> {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: `sched_setscheduler` reads `param`, a valid value that
-        // lives across the call; pid 0 is the calling thread. It changes
-        // nothing else in this process, and an error is returned.
-        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &raw const param) };
-        match rc {
-            0 => Ok(()),
-            _ => Err(std::io::Error::last_os_error()),
-        }
-    }
-
-    /// Elsewhere the build runs at the normal class.
-    #[cfg(not(target_os = "linux"))]
-    pub(super) fn run_when_idle() -> Result<(), std::io::Error> {
-        Ok(())
-    }
-
-    /// Gives the memory freed in the allocator's arenas back to the
-    /// system: glibc keeps what a thread freed in that thread's arena,
-    /// and the second index, gigabytes at ten million interactions, would
-    /// stay resident after the build.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    #[allow(unsafe_code)]
-    pub(in crate::guard) fn give_back_freed_memory() {
-        // SAFETY: `malloc_trim` takes no pointer and only releases free
-        // pages of glibc's own arenas; it is safe to call from any
-        // thread at any time.
-        unsafe {
-            libc::malloc_trim(0);
-        }
-    }
-
-    /// Elsewhere the allocator keeps what it keeps.
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    pub(in crate::guard) fn give_back_freed_memory() {}
 }
 
 #[cfg(test)]

@@ -470,13 +470,13 @@ impl Guard {
         if let Some(held_from) = held_from {
             guard.hold_from(held_from)?;
         }
-        // What the start read with and let go of (the rows read from the
-        // store on a thread of their own, the page cache of the
-        // connection they were read on, the cache the follower's
-        // connection freed) goes back to the system: glibc would keep it
-        // in its arenas. After a rebuild at N = 10 M that was 72 MB
+        // What the start read with and let go of (the page cache the
+        // follower's connection freed as it started; after a rebuild, the
+        // rows read on a thread of their own and their connection's
+        // cache) goes back to the system: glibc would keep it in its
+        // arenas. After a rebuild at N = 10 M that was 72 MB
         // (docs/performance.md).
-        super::rebase::give_back_freed_memory();
+        super::os::give_back_freed_memory();
         Ok((guard, replayed))
     }
 

@@ -403,6 +403,14 @@ mod tests {
             .unwrap();
     }
 
+    /// The pages past which the store's own commits fold (0: never).
+    fn fold_every(store: &Store) -> i64 {
+        store
+            .conn
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .unwrap()
+    }
+
     fn wait_for(what: &str, done: impl Fn() -> bool) {
         let waited = Instant::now();
         while !done() {
@@ -473,11 +481,11 @@ mod tests {
         );
 
         folder.stop(&mut store);
-        let pages: i64 = store
-            .conn
-            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(pages, 1000, "the commits fold again once stopped");
+        assert_eq!(
+            fold_every(&store),
+            1000,
+            "the commits fold again once stopped"
+        );
     }
 
     /// A store with a table to fill, and its folder folding past 10
@@ -580,10 +588,6 @@ mod tests {
             "folds failed before it gave up"
         );
         folder.stop(&mut store);
-        let pages: i64 = store
-            .conn
-            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(pages, 1000, "the commits fold again");
+        assert_eq!(fold_every(&store), 1000, "the commits fold again");
     }
 }

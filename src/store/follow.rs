@@ -110,12 +110,12 @@ impl Follower {
         checkpoint: Option<std::path::PathBuf>,
         keep_from: Option<u64>,
     ) -> Result<Follower, JournalError> {
-        // What a start read on this connection (its count of the
-        // interactions in the horizon, over the time index, and of the
-        // people) is not what the follower's writes touch: after a start
-        // that rebuilt memory it held 25 MB at N = 1 M, and most of the
-        // 64 MiB cap at 10 M. The cache fills again, up to its cap, with
-        // the pages the writes need.
+        // What a start read or wrote on this connection (its counts over
+        // the time index and the people, the records it read beside a
+        // checkpoint, what it materialized) is mostly not what the
+        // follower's writes touch: after a start that rebuilt memory at N
+        // = 1 M its cache held 25 MB of the count's pages. The cache fills
+        // again, up to its cap, with the pages the writes need.
         if let Err(e) = store.release_cache() {
             tracing::warn!(error = %e, "the store's page cache could not be freed after the start; it is used as it is");
         }
