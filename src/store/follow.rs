@@ -264,6 +264,15 @@ impl Drop for Follower {
     }
 }
 
+/// Has the follower's commits fold SQLite's log every
+/// [`super::FOLD_EVERY_PAGES`]: without the folder's thread (it could not
+/// start, or it ended).
+fn fold_on_commits(store: &Store) {
+    if let Err(e) = store.fold_every(super::FOLD_EVERY_PAGES) {
+        tracing::warn!(error = %e, "how often SQLite's log is folded into the store's file could not be set; it keeps SQLite's default");
+    }
+}
+
 /// The follower's loop: batches as they come, several to a transaction,
 /// until the journal closes. A failure is logged and ends the following;
 /// what is handed on after it is received and dropped, so that the
@@ -287,10 +296,8 @@ fn follow(
     )
         .inspect_err(|e| tracing::warn!(error = %e, "the thread that folds SQLite's log into the store's file could not be started; the follower's commits fold it"))
         .ok();
-    if folder.is_none()
-        && let Err(e) = store.fold_every(super::FOLD_EVERY_PAGES)
-    {
-        tracing::warn!(error = %e, "how often SQLite's log is folded into the store's file could not be set; it keeps SQLite's default");
+    if folder.is_none() {
+        fold_on_commits(store);
     }
     let mut at = shared.position.lock().map(|p| *p).unwrap_or_default();
     while let Ok(first) = from.recv() {
@@ -325,9 +332,7 @@ fn follow(
                     tracing::warn!(
                         "the thread that folds SQLite's log into the store's file ended; the follower's commits fold it from now on"
                     );
-                    if let Err(e) = store.fold_every(super::FOLD_EVERY_PAGES) {
-                        tracing::warn!(error = %e, "how often SQLite's log is folded into the store's file could not be set; it keeps SQLite's default");
-                    }
+                    fold_on_commits(store);
                 }
             }
             Err(e) => {
