@@ -24,6 +24,7 @@
 //! into statuses, and logs decisions and metrics.
 
 mod access;
+mod behind;
 mod check;
 mod checkpoint;
 pub mod cluster;
