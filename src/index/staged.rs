@@ -32,9 +32,6 @@ pub(super) struct Staged {
     entries: Vec<(PersonKey, Entry)>,
     records: Vec<(PersonKey, InteractionKey)>,
     ids: IdRun,
-    /// The index held no interaction when the start began: every id in
-    /// its table is then one the start stored, and noted in `ids`.
-    from_empty: bool,
 }
 
 /// The generated interaction ids a start stored after the counter it
@@ -81,19 +78,6 @@ impl IdRun {
         self.bits[word] |= 1 << bit;
     }
 
-    /// False when generated number `n` was surely not noted: it lies
-    /// within the numbers kept, and its bit is not set.
-    fn may_have(&self, n: u64) -> bool {
-        let Some(i) = n.checked_sub(self.base.saturating_add(1)) else {
-            return true;
-        };
-        if i >= self.cap {
-            return true;
-        }
-        let (word, bit) = ((i / 64) as usize, i % 64);
-        self.bits.get(word).is_some_and(|w| w & (1 << bit) != 0)
-    }
-
     /// The counter after the run of numbers noted from `base + 1` on.
     fn end(&self) -> u64 {
         let mut n = self.base;
@@ -117,20 +101,7 @@ impl Index {
         staged.entries.reserve(about);
         staged.records.reserve(about);
         staged.ids = IdRun::new(self.next_interaction, about);
-        staged.from_empty = self.records.is_empty();
         self.staged = Some(staged);
-    }
-
-    /// False when no interaction in memory can have the id `id`: the
-    /// start began from an empty index, and stored none with this
-    /// generated id (its bit in [`IdRun`]). A start asks it before it
-    /// looks the id up in the table of millions, a miss into memory for
-    /// nearly every id it restores; true sends it to the table.
-    pub(super) fn id_may_be_taken(&self, id: &str) -> bool {
-        match (&self.staged, super::ids::generated_number("IT", id)) {
-            (Some(s), Some(n)) if s.from_empty => s.ids.may_have(n),
-            _ => true,
-        }
     }
 
     /// Gives every person what was staged for them, in lists of exactly
