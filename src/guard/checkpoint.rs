@@ -37,7 +37,7 @@
 //!   any write: so a crash of a server that started by rebuilding does
 //!   not rebuild again.
 
-use std::io::{Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::index::{Codec, Decoder, Index, IndexConfig};
@@ -171,8 +171,7 @@ fn write_tmp(
     let fail =
         |action: &str, e: &dyn std::fmt::Display| format!("{action} `{}`: {e}", tmp.display());
     let file = std::fs::File::create(tmp).map_err(|e| fail("creating", &e))?;
-    let mut out = super::behind::WriteBehind::new(file, keep_going)
-        .map_err(|e| fail("starting the thread that writes", &e))?;
+    let mut out = BufWriter::with_capacity(1 << 20, Abandonable { file, keep_going });
     let header = header(at, ledger.index.next_seq());
     out.write_all(&header).map_err(|e| fail("writing", &e))?;
     let record = |r: &crate::model::Interaction, out: &mut Vec<u8>| {
@@ -189,11 +188,34 @@ fn write_tmp(
         .index
         .write_checkpoint(&mut out, &codec)
         .map_err(|e| fail("writing", &e))?;
-    let file = out.finish().map_err(|e| fail("writing", &e))?;
+    let file = out
+        .into_inner()
+        .map_err(|e| fail("writing", &e.error()))?
+        .file;
     file.sync_all().map_err(|e| fail("flushing", &e))?;
     drop(file);
     crate::hooks::abort_here(&format!("{when}-checkpoint-flushed"));
     Ok(written + HEADER as u64)
+}
+
+/// The file a checkpoint is written to, failing every write once
+/// `keep_going` says no.
+struct Abandonable<'a> {
+    file: std::fs::File,
+    keep_going: &'a dyn Fn() -> bool,
+}
+
+impl Write for Abandonable<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !(self.keep_going)() {
+            return Err(std::io::Error::other("abandoned"));
+        }
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
 
 /// The header of a checkpoint at `at`, the next interaction at

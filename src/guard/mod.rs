@@ -24,7 +24,6 @@
 //! into statuses, and logs decisions and metrics.
 
 mod access;
-mod behind;
 mod check;
 mod checkpoint;
 pub mod cluster;
