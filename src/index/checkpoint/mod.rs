@@ -31,7 +31,9 @@ use bytes::{In, Out};
 
 use super::entry::{ContactHash, Loans};
 use super::registry::{ExtOf, Registry, external, own_id};
-use super::slots::{ExtHash, HELD, Held, Names, PENDING, Slot, SlotId, Times, ext_name, id_name};
+use super::slots::{
+    ExtHash, HELD, Held, Names, PENDING, Slot, SlotId, Times, VACATED, ext_name, id_name,
+};
 use super::{
     Entry, HashMap, Index, IndexConfig, Interaction, InteractionKey, Interner, LoanSetNumbers,
     NameKey, Person, PersonKey, PersonMore, interned,
@@ -114,8 +116,15 @@ impl Index {
     /// For a clean stop, once the store holds every change: what was
     /// pending for the store ([`Index::set_frame`]), and the frame the
     /// last changes travelled in, are written as held by it. Refused
-    /// while a start stages, and when too many of the slots were emptied
-    /// by moves to disk ([`too_many_emptied`]).
+    /// while a start stages.
+    ///
+    /// The slots emptied by moves to disk are left out, and the others
+    /// written under keys renumbered in their order ([`Renumber`]): a
+    /// start from it holds none of them, as a start that rebuilds from
+    /// the store would not. What named an emptied slot names nothing
+    /// (a counting entry's `previousInteractionId`, an audio file's
+    /// interaction), which is what it meant in memory: the slot had no
+    /// entry, no names and no record.
     pub fn write_checkpoint(
         &self,
         out: impl Write,
@@ -126,13 +135,7 @@ impl Index {
                 "the index is in the middle of a change".into(),
             ));
         }
-        if too_many_emptied(self.vacated, self.records.len()) {
-            return Err(CheckpointError::Unusable(format!(
-                "{} of its {} slots were emptied by moves to disk: the next start rebuilds memory from the store to reclaim them",
-                self.vacated,
-                self.records.len()
-            )));
-        }
+        let re = Renumber::of(&self.records);
         let mut w = Out::new(out);
         w.raw(MAGIC);
         w.u(VERSION);
@@ -145,7 +148,8 @@ impl Index {
             self.next_interaction,
             self.next_restriction,
             self.on_disk as u64,
-            self.vacated as u64,
+            // None is written.
+            0,
             self.let_go as u64,
             self.epoch,
             self.max_on_disk_generated,
@@ -176,9 +180,9 @@ impl Index {
         let numbers = &self.loan_set_numbers.table;
         w.keys(numbers.iter().map(|n| u64::from(*n)), numbers.len());
         // Slots, and the tables that find them.
-        w.u(self.records.len() as u64);
+        w.u(re.kept as u64);
         let (mut seq, mut at) = (0u64, 0i64);
-        for s in &self.records {
+        for s in self.records.iter().filter(|s| !s.has(VACATED)) {
             w.u(u64::from(s.person.0));
             w.u(u64::from(s.flags & !PENDING));
             w.u(s.id.0);
@@ -189,19 +193,20 @@ impl Index {
             at = s.at;
             w.spill();
         }
-        w.u(self.given_ids.len() as u64);
-        for (k, text) in &self.given_ids {
-            w.u(u64::from(k.0.get()));
+        let given = || {
+            self.given_ids
+                .iter()
+                .filter_map(|(k, text)| Some((re.key(*k)?, text)))
+        };
+        w.u(re.count(self.given_ids.len(), || given().count()) as u64);
+        for (k, text) in given() {
+            w.u(k);
             w.text(text);
         }
-        w.keys(
-            self.ids.keys().map(|k| u64::from(k.0.get())),
-            self.ids.len(),
-        );
-        w.keys(
-            self.external_ids.keys().map(|k| u64::from(k.0.get())),
-            self.external_ids.len(),
-        );
+        for table in [&self.ids, &self.external_ids] {
+            let keys = || table.keys().filter_map(|k| re.key(k));
+            w.keys(keys(), re.count(table.len(), || keys().count()));
+        }
         // People, with their counting entries and lists.
         w.u(self.people.len() as u64);
         let mut bytes = Vec::new();
@@ -213,16 +218,18 @@ impl Index {
             }
             w.u(u64::from(p.interactions));
             w.u(u64::from(p.records_on_disk));
-            w.u(p.entries.len() as u64);
+            let entries = || p.entries.iter().filter(|e| re.key(e.key).is_some());
+            w.u(re.count(p.entries.len(), || entries().count()) as u64);
             let mut at = 0i64;
-            for e in &p.entries {
-                write_entry(&mut w, e, at);
+            for e in entries() {
+                write_entry(&mut w, e, at, &re);
                 at = e.at;
                 w.spill();
             }
-            w.u(p.records.len() as u64);
-            for k in &p.records {
-                w.u(u64::from(k.0.get()));
+            let records = || p.records.iter().filter_map(|k| re.key(*k));
+            w.u(re.count(p.records.len(), || records().count()) as u64);
+            for k in records() {
+                w.u(k);
             }
             match p.more.as_deref() {
                 None => w.u(0),
@@ -272,15 +279,25 @@ impl Index {
             w.text(id);
             w.u(u64::from(k.0));
         }
-        w.u(self.media_files.len() as u64);
-        for (file, k) in &self.media_files {
+        let media = || {
+            self.media_files
+                .iter()
+                .filter_map(|(file, k)| Some((file, re.key(*k)?)))
+        };
+        w.u(re.count(self.media_files.len(), || media().count()) as u64);
+        for (file, k) in media() {
             w.text(file);
-            w.u(u64::from(k.0.get()));
+            w.u(k);
         }
         // The full records memory holds, by their slots.
-        w.u(self.whole.len() as u64);
-        for (k, held) in &self.whole {
-            w.u(u64::from(k.0.get()));
+        let whole = || {
+            self.whole
+                .iter()
+                .filter_map(|(k, held)| Some((re.key(*k)?, held)))
+        };
+        w.u(re.count(self.whole.len(), || whole().count()) as u64);
+        for (k, held) in whole() {
+            w.u(k);
             bytes.clear();
             (codec.record)(&held.record, &mut bytes);
             w.bytes(&bytes);
@@ -518,10 +535,6 @@ impl Index {
     }
 }
 
-/// The most slots emptied by moves to disk that a checkpoint keeps
-/// whatever their share: 40 MB of them.
-const EMPTIED_KEPT: usize = 1 << 20;
-
 /// How many full records a checkpoint's reading decodes at a time: a few
 /// megabytes of their bytes.
 const WHOLE_CHUNK: usize = 8192;
@@ -573,13 +586,64 @@ fn decode_whole(
     })
 }
 
-/// True when a checkpoint would keep too many emptied slots. They are
-/// kept in a checkpoint as in memory (their keys are in lists and
-/// tables), and only a start that rebuilds from the store reclaims them:
-/// past a quarter of the slots (and [`EMPTIED_KEPT`]), no checkpoint is
-/// written, and the next start rebuilds.
-fn too_many_emptied(vacated: usize, slots: usize) -> bool {
-    vacated > EMPTIED_KEPT && vacated.saturating_mul(4) > slots
+/// The keys a checkpoint writes slots under: each slot in memory but
+/// those emptied by moves to disk ([`VACATED`]), numbered again in their
+/// order, so that order between keys (a person's entries are sorted by
+/// time, then key) is kept. Where none was emptied (a checkpoint built
+/// from the store, or written by a start that rebuilt), every key is its
+/// own, and no map is made.
+struct Renumber {
+    /// The new number of each slot's key (0: emptied), or `None` when
+    /// every key is its own.
+    map: Option<Vec<u32>>,
+    /// How many slots are written.
+    kept: usize,
+}
+
+impl Renumber {
+    fn of(records: &[Slot]) -> Renumber {
+        if !records.iter().any(|s| s.has(VACATED)) {
+            return Renumber {
+                map: None,
+                kept: records.len(),
+            };
+        }
+        let mut next = 0u32;
+        let map = records
+            .iter()
+            .map(|s| {
+                if s.has(VACATED) {
+                    0
+                } else {
+                    next = next.saturating_add(1);
+                    next
+                }
+            })
+            .collect();
+        Renumber {
+            map: Some(map),
+            kept: next as usize,
+        }
+    }
+
+    /// The number `k` is written as; `None` for an emptied slot (or a
+    /// key past the slots, which nothing holds).
+    fn key(&self, k: InteractionKey) -> Option<u64> {
+        let n = match &self.map {
+            None => k.0.get(),
+            Some(map) => *map.get(k.slot())?,
+        };
+        (n != 0).then_some(u64::from(n))
+    }
+
+    /// How many of `all` things naming slots are written: `all` where
+    /// every key is its own (no pass over them), else what `kept` counts.
+    fn count(&self, all: usize, kept: impl FnOnce() -> usize) -> usize {
+        match self.map {
+            None => all,
+            Some(_) => kept(),
+        }
+    }
 }
 
 /// An interaction's key from its number, if a slot has it.
@@ -589,9 +653,9 @@ fn slot_key(raw: u64, slots: usize) -> Option<InteractionKey> {
     (k.slot() < slots).then_some(k)
 }
 
-fn write_entry<W: Write>(w: &mut Out<W>, e: &Entry, before: i64) {
+fn write_entry<W: Write>(w: &mut Out<W>, e: &Entry, before: i64, re: &Renumber) {
     w.i(e.at.wrapping_sub(before));
-    w.u(u64::from(e.key.0.get()));
+    w.u(re.key(e.key).unwrap_or(0));
     w.u(e.channel.index() as u64);
     w.u(e.direction.index() as u64);
     w.u(e.theme.map_or(0, |t| t.index() as u64 + 1));
@@ -605,7 +669,7 @@ fn write_entry<W: Write>(w: &mut Out<W>, e: &Entry, before: i64) {
     w.u(e.contact_value.map_or(0, |h| h.0.get()));
     w.u(e.subject.map_or(0, |t| t.index() as u64 + 1));
     w.u(e.transactional.map_or(0, |t| u64::from(t) + 1));
-    w.u(e.previous.map_or(0, |k| u64::from(k.0.get())));
+    w.u(e.previous.and_then(|k| re.key(k)).unwrap_or(0));
     w.u(u64::from(e.loans.0.0));
 }
 
