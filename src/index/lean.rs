@@ -381,21 +381,26 @@ pub(super) mod tests {
             // And a second restore of one is refused, changing nothing.
             let r = &records[0];
             let before = canonical(&lean);
-            let refused = lean.restore_lean(
-                Lean::of(r, let_go).unwrap(),
-                LeanNames {
-                    person_id: &r.person_id,
-                    id: &r.id,
-                    previous: None,
-                    loans: &[],
-                },
-            );
+            let refused = restore_bare(&mut lean, r, let_go);
             assert!(
                 matches!(refused, Err(IndexError::LeanRefused { .. })),
                 "{refused:?}"
             );
             assert_eq!(canonical(&lean), before);
         }
+    }
+
+    /// Restores `r` lean, named with no previous interaction and no loans.
+    fn restore_bare(index: &mut Index, r: &Interaction, let_go: LetGo) -> Result<(), IndexError> {
+        index.restore_lean(
+            Lean::of(r, let_go).unwrap(),
+            LeanNames {
+                person_id: &r.person_id,
+                id: &r.id,
+                previous: None,
+                loans: &[],
+            },
+        )
     }
 
     /// While a start stages people's lists, an id it already restored is
@@ -414,17 +419,7 @@ pub(super) mod tests {
         let let_go = LetGo {
             before: at("2020-04-10T00:00:00Z").timestamp(),
         };
-        let restore = |index: &mut Index, r: &Interaction| {
-            index.restore_lean(
-                Lean::of(r, let_go).unwrap(),
-                LeanNames {
-                    person_id: &r.person_id,
-                    id: &r.id,
-                    previous: None,
-                    loans: &[],
-                },
-            )
-        };
+        let restore = |index: &mut Index, r: &Interaction| restore_bare(index, r, let_go);
         let refused = |r: Result<(), IndexError>| matches!(r, Err(IndexError::LeanRefused { .. }));
         // From empty: the second restore of one id is refused.
         let mut index = Index::default();
