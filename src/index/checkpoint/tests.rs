@@ -234,10 +234,11 @@ fn anything_but_the_bytes_written_is_refused() {
 
 /// Everything the index holds, as [`canonical`] writes it, but each
 /// interaction named by its id rather than its key, and the slots emptied
-/// by moves to disk left out, with what names them (which names
-/// nothing: a counting entry's `previous` is then written as none, an
-/// audio file's entry not at all). Two indexes that hold the same under
-/// other keys write the same.
+/// by moves to disk left out, with what names them: a counting entry's
+/// `previous` naming one is written as none, an audio file's entry not at
+/// all (that these mean the same in memory is asked of the indexes
+/// themselves, [`replies`] and `media_file`). Two indexes that hold the
+/// same under other keys write the same.
 fn named(index: &Index) -> String {
     use std::fmt::Write as _;
     let records = &index.records;
@@ -316,6 +317,27 @@ fn named(index: &Index) -> String {
         .collect();
     writeln!(out, "{:?}", sorted(restrictions)).unwrap();
     writeln!(out, "{:?} {:?}", index.names.names(), index.loan_sets).unwrap();
+    let numbers = index
+        .loan_set_numbers
+        .table
+        .iter()
+        .map(|n| format!("{n}"))
+        .collect();
+    writeln!(out, "{:?}", sorted(numbers)).unwrap();
+    let given = index
+        .given_ids
+        .iter()
+        .map(|(k, t)| format!("{} {t}", name(*k)))
+        .collect();
+    writeln!(out, "{:?}", sorted(given)).unwrap();
+    writeln!(
+        out,
+        "tables {} {} {}",
+        index.ids.len(),
+        index.external_ids.len(),
+        index.names.keys.len()
+    )
+    .unwrap();
     writeln!(
         out,
         "{:?} {} {} {} {} {} {} {} {} {} {} live slots {} len {}",
@@ -337,8 +359,30 @@ fn named(index: &Index) -> String {
     out
 }
 
-/// A slot's key is its number: a record's counting entry, written with the
-/// key of the slot before it, says so.
+/// For each person's counting entries, the interaction and whether it
+/// answers the borrower; then, for each of `ids`, whether a send citing
+/// it at `at` would be the reply to the borrower: what a decision reads
+/// of the links between interactions, by id.
+fn replies(index: &Index, people: &[&str], ids: &[String], at: DateTime<Utc>) -> Vec<String> {
+    let mut out = Vec::new();
+    for person in people {
+        let view = index.view(person).unwrap();
+        for e in view.entries() {
+            out.push(format!(
+                "{} {}",
+                index.id_text(e.key),
+                view.answers_borrower(e)
+            ));
+        }
+        for id in ids {
+            out.push(format!("{person} {id} {}", index.is_reply(person, id, at)));
+        }
+    }
+    out
+}
+
+/// How many counting entries cite an emptied slot as their previous
+/// interaction.
 fn entries_citing_emptied(index: &Index) -> usize {
     index
         .people
@@ -380,11 +424,43 @@ fn emptied_slots_are_left_out_and_the_others_numbered_again() {
         }));
         index.restore_interaction(with_audio).unwrap();
     }
-    let aside = Aside::default();
-    for (cutoff, mostly) in [(None, false), (Some("2020-05-20T00:00:00Z"), true)] {
-        if let Some(c) = cutoff {
-            index.move_to_disk(at(c).timestamp(), u64::MAX, None, |_| false);
+    // Interactions recorded late with earlier times, so that the slots
+    // emptied below lie between kept ones, not only before them: an
+    // inbound message on the 19th answered on the 21st (a reply, until
+    // the message leaves memory), and others either side of each cutoff.
+    let person = "BO-0000-00000042";
+    let mut late: Vec<String> = Vec::new();
+    for (started, inbound, cites) in [
+        ("2020-05-06T10:00:00Z", false, None),
+        ("2020-05-26T10:00:00Z", false, None),
+        ("2020-05-19T09:00:00Z", true, None),
+        ("2020-05-21T09:00:00Z", false, Some(2)),
+        ("2020-05-12T10:00:00Z", false, None),
+        ("2020-05-28T10:00:00Z", false, Some(4)),
+        ("2020-05-07T10:00:00Z", false, None),
+        ("2020-05-29T10:00:00Z", false, None),
+    ] {
+        let mut x = input(started);
+        x.channel = Some("text".into());
+        if inbound {
+            x.direction = Some("inbound".into());
         }
+        x.previous_interaction_id = cites.map(|i: usize| late[i].clone());
+        late.push(index.create(person, &x, now).unwrap().id.clone());
+    }
+    let people = ["BO-0000-00000042", "ext-crm-p", "ext-crm-linked"];
+    let aside = Aside::default();
+    for (cutoff, mostly) in [
+        ("2020-05-08T00:00:00Z", false),
+        ("2020-05-20T00:00:00Z", true),
+    ] {
+        index.move_to_disk(at(cutoff).timestamp(), u64::MAX, None, |_| false);
+        // Emptied slots between kept ones.
+        let flags: Vec<bool> = index.records.iter().map(|s| s.has(VACATED)).collect();
+        assert!(
+            flags.windows(3).any(|w| !w[0] && w[1] && !w[2]),
+            "{flags:?}"
+        );
         assert!(index.vacated > 0);
         assert_eq!(index.vacated * 4 > index.records.len(), mostly);
         assert!(
@@ -396,6 +472,13 @@ fn emptied_slots_are_left_out_and_the_others_numbered_again() {
         assert_eq!(back.records.len(), index.records.len() - index.vacated);
         assert_eq!(back.len(), index.len());
         assert_eq!(named(&back), named(&index));
+        // What a decision reads of the links between interactions, asked
+        // of both.
+        let when = at("2020-05-22T00:00:00Z");
+        let asked = replies(&index, &people, &late, when);
+        assert_eq!(replies(&back, &people, &late, when), asked);
+        // The answer on the 21st is a reply until the message leaves.
+        assert_eq!(asked.contains(&format!("{} true", late[3])), !mostly);
         for file in ["k-17", "k-25"] {
             assert_eq!(back.media_file(file), index.media_file(file));
         }
@@ -410,6 +493,23 @@ fn emptied_slots_are_left_out_and_the_others_numbered_again() {
         }
         assert_eq!(named(&back), named(&twin));
     }
+    // Memory out of step with itself (an entry naming an emptied slot,
+    // which memory would still count) is refused, not written without it.
+    let emptied = index.records.iter().position(|s| s.has(VACATED)).unwrap();
+    let mut stray = index.people[0].entries[0].clone();
+    stray.key = InteractionKey::of_slot(emptied);
+    index.people[0].entries.push(stray);
+    let record = |_: &Interaction, _: &mut Vec<u8>| {};
+    let restriction = |_: &Restriction, _: &mut Vec<u8>| {};
+    let codec = Codec {
+        record: &record,
+        restriction: &restriction,
+    };
+    let refused = index.write_checkpoint(Vec::new(), &codec);
+    assert!(
+        matches!(&refused, Err(CheckpointError::Unusable(m)) if m.contains("emptied")),
+        "{refused:?}"
+    );
 }
 
 /// More full records than one chunk of the reading holds (each chunk is
