@@ -117,6 +117,19 @@ pub(super) mod tests {
         s.parse().unwrap()
     }
 
+    /// The loan names and sets, and the sizes of the three tables that
+    /// find things by name: a part of [`canonical`] that names no slot.
+    pub(in crate::index) fn names_and_tables(index: &Index) -> String {
+        format!(
+            "{:?} {:?}\ntables {} {} {}\n",
+            index.names.names(),
+            index.loan_sets,
+            index.ids.len(),
+            index.external_ids.len(),
+            index.names.keys.len()
+        )
+    }
+
     /// Everything the index holds, written in an order that does not
     /// depend on its hash tables' seeds: two indexes with the same
     /// canonical form hold the same state.
@@ -164,15 +177,7 @@ pub(super) mod tests {
         writeln!(out, "{:?}", sorted(index.whole.iter())).unwrap();
         writeln!(out, "{:?}", sorted(index.given_ids.iter())).unwrap();
         writeln!(out, "{:?}", sorted(index.pending.iter())).unwrap();
-        writeln!(out, "{:?} {:?}", index.names.names(), index.loan_sets).unwrap();
-        writeln!(
-            out,
-            "tables {} {} {}",
-            index.ids.len(),
-            index.external_ids.len(),
-            index.names.keys.len()
-        )
-        .unwrap();
+        out.push_str(&names_and_tables(index));
         writeln!(
             out,
             "{:?} {} {} {} {} {} {} {} {} {} {} {}",

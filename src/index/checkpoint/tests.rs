@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use super::super::lean::tests::canonical;
+use super::super::lean::tests::{canonical, names_and_tables};
 use super::super::slots::{VACATED, ext_name};
 use super::super::{IndexConfig, InteractionKey, LetGo};
 use super::*;
@@ -316,7 +316,7 @@ fn named(index: &Index) -> String {
         .map(|x| format!("{x:?}"))
         .collect();
     writeln!(out, "{:?}", sorted(restrictions)).unwrap();
-    writeln!(out, "{:?} {:?}", index.names.names(), index.loan_sets).unwrap();
+    out.push_str(&names_and_tables(index));
     let numbers = index
         .loan_set_numbers
         .table
@@ -330,14 +330,6 @@ fn named(index: &Index) -> String {
         .map(|(k, t)| format!("{} {t}", name(*k)))
         .collect();
     writeln!(out, "{:?}", sorted(given)).unwrap();
-    writeln!(
-        out,
-        "tables {} {} {}",
-        index.ids.len(),
-        index.external_ids.len(),
-        index.names.keys.len()
-    )
-    .unwrap();
     writeln!(
         out,
         "{:?} {} {} {} {} {} {} {} {} {} {} live slots {} len {}",
