@@ -410,8 +410,7 @@ pub(super) mod tests {
 
     /// While a start stages people's lists, an id it already restored is
     /// refused, and so is one memory held before the start began (an id
-    /// of the generated shape ahead of the counter, which the start's
-    /// note of the ids it stored, `staged::IdRun`, does not hold).
+    /// of the generated shape ahead of the id counter).
     #[test]
     fn a_start_refuses_an_id_memory_holds_while_it_stages() {
         let now = at("2020-05-01T00:00:00Z");
