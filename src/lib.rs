@@ -32,8 +32,10 @@
 //!   rules bind where ([`rules::listing`]).
 //! - [`index`]: the per-borrower counting index, the person registry
 //!   (aliases) and the debt registry; every write is planned (`plan_*`)
-//!   before it is stored; `checkpoint`, the whole index written by
-//!   number at a clean stop and read back by the next start.
+//!   before it is stored; `chunks`, the interactions' slots in chunks,
+//!   each given back once the horizon has emptied it; `checkpoint`, the
+//!   whole index written by number at a clean stop and read back by the
+//!   next start.
 //! - [`engine`]: the pure decide function: history, constraints, the
 //!   next-allowed search, violations.
 //! - [`request`]: a Check as asked ([`request::CheckInput`], the one shape

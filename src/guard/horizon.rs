@@ -83,12 +83,27 @@ impl Guard {
         let applied = follower.applied();
         let mut moved = 0;
         let mut start = 0;
+        let given_back = self.read()?.index.chunks_given_back();
         loop {
             // A part at a time, the lock let go in between: a Check waits
             // for one part at most.
             let mut ledger = self.write()?;
             let slots = ledger.index.slots();
             if start >= slots {
+                let chunks = ledger.index.chunks_given_back().saturating_sub(given_back);
+                drop(ledger);
+                if chunks > 0 {
+                    // The allocator keeps what was freed in its arenas
+                    // (a chunk is below glibc's threshold for a mapping
+                    // of its own once one was freed): returned here, off
+                    // the lock.
+                    super::os::give_back_freed_memory();
+                    tracing::info!(
+                        chunks,
+                        bytes = chunks * crate::index::SLOT_CHUNK_BYTES,
+                        "memory of slots emptied by the horizon given back"
+                    );
+                }
                 return Ok(moved);
             }
             let horizon = i64::from(ledger.index.config().horizon_days) + 1;

@@ -5,7 +5,7 @@
 
 use super::{
     Entry, FROM_DISK, HELD, Index, IndexError, Interaction, InteractionKey, LetGo, PENDING,
-    RECALLED, SPARED, SlotId, Status, VACATED, generated_number,
+    RECALLED, SPARED, Status, VACATED, generated_number,
 };
 
 impl Index {
@@ -163,8 +163,10 @@ impl Index {
             // Let go in the horizon: the store's row is its latest state
             // (it was let go only once the store held that), and its
             // names, entry and place are still here.
-            let slot = &mut self.records[k.slot()];
-            if !slot.has(HELD) && !slot.has(VACATED) {
+            if let Some(slot) = self.records.get_mut(k.slot())
+                && !slot.has(HELD)
+                && !slot.has(VACATED)
+            {
                 slot.set(RECALLED, true);
                 slot.set(SPARED, false);
                 self.hold(k, record);
@@ -178,8 +180,11 @@ impl Index {
         let restored = self.restore_interaction(record).map(|_| ());
         self.next_seq = next.max(seq.saturating_add(1));
         restored?;
-        if let Some(k) = self.key_of_id(&id) {
-            self.records[k.slot()].set(FROM_DISK, true);
+        if let Some(slot) = self
+            .key_of_id(&id)
+            .and_then(|k| self.records.get_mut(k.slot()))
+        {
+            slot.set(FROM_DISK, true);
         }
         self.on_disk = self.on_disk.saturating_sub(1);
         Ok(())
@@ -242,6 +247,14 @@ impl Index {
         self.records.len()
     }
 
+    /// How many chunks of emptied slots memory has given back to the
+    /// allocator since the index was made (a chunk goes once its every
+    /// slot is emptied: see `chunks.rs`): a walk that gave some back asks
+    /// the allocator to return them to the system.
+    pub fn chunks_given_back(&self) -> u64 {
+        self.records.given_back()
+    }
+
     /// [`Index::move_to_disk`] while serving, for the interactions in a
     /// range of slots (see [`Index::slots`]), so that a caller can walk
     /// them a part at a time and let others in between; `moved_out` sees
@@ -293,7 +306,14 @@ impl Index {
             Default::default();
         let mut people = Vec::new();
         let end = slots.end.min(self.records.len());
-        for i in slots.start.min(end)..end {
+        let mut next = slots.start.min(end);
+        while next < end {
+            // Chunks of emptied slots given back are passed over whole.
+            let i = self.records.next_kept(next);
+            next = i + 1;
+            if i >= end {
+                break;
+            }
             let key = InteractionKey::of_slot(i);
             let slot = &self.records[i];
             if slot.has(VACATED) {
@@ -317,8 +337,8 @@ impl Index {
                     && may_let_go(r, slot.at, l)
                     && !slot.has(FROM_DISK)
                     && !keep(&r.id)
+                    && let Some(slot) = self.records.get_mut(i)
                 {
-                    let slot = &mut self.records[i];
                     if spare_brought_back && slot.has(RECALLED) && !slot.has(SPARED) {
                         slot.set(SPARED, true);
                     } else {
@@ -335,7 +355,9 @@ impl Index {
             if keep(&id) {
                 continue;
             }
-            let slot = &mut self.records[i];
+            let Some(slot) = self.records.get_mut(i) else {
+                continue;
+            };
             if spare_brought_back
                 && (slot.has(FROM_DISK) || slot.has(RECALLED))
                 && !slot.has(SPARED)
@@ -358,10 +380,10 @@ impl Index {
                 self.max_on_disk_generated = self.max_on_disk_generated.max(n);
                 self.next_interaction = self.next_interaction.max(n);
             }
-            // The names leave memory with the record.
-            self.records[i].id = SlotId::EMPTIED;
+            // The names leave memory with the record; a chunk whose every
+            // slot is emptied is given back.
             self.given_ids.remove(&key);
-            self.records[i].set(VACATED, true);
+            self.records.vacate(i);
             moved_out(id);
             moved.insert(key);
             people.push(p);

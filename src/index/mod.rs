@@ -14,6 +14,7 @@
 //!   its own debt.
 
 mod checkpoint;
+mod chunks;
 mod debts;
 mod disk;
 mod entry;
@@ -30,8 +31,7 @@ mod write;
 
 use ids::{free_id, generated_number};
 use slots::{
-    ExtHash, FROM_DISK, GivenIds, HELD, Held, Names, PENDING, RECALLED, SPARED, Slot, SlotId,
-    VACATED,
+    ExtHash, FROM_DISK, GivenIds, HELD, Held, Names, PENDING, RECALLED, SPARED, Slot, VACATED,
 };
 
 /// The index's hash maps: foldhash is several times faster than SipHash on
@@ -54,6 +54,11 @@ pub use query::{
     page_bounds,
 };
 pub use view::BorrowerView;
+
+/// The memory of one chunk of interaction slots, in bytes: what memory
+/// gives back once every slot of a chunk was emptied by interactions
+/// leaving the horizon (see [`Index::chunks_given_back`]).
+pub const SLOT_CHUNK_BYTES: u64 = chunks::CHUNK_BYTES;
 
 /// Default history horizon, in days: at least the longest window a rule
 /// may use.
@@ -394,8 +399,9 @@ pub struct Index {
     people: Vec<Person>,
     /// People by their names ([`registry::Registry`]).
     registry: registry::Registry,
-    /// The interactions in memory, by key.
-    records: Vec<Slot>,
+    /// The interactions in memory, by key (emptied ones given back a
+    /// chunk at a time: [`chunks`]).
+    records: chunks::Slots,
     /// The interactions in memory by our id ([`Index::key_of_id`]).
     ids: Names,
     /// The ids callers chose, of the slots that hold one ([`SlotId`]).
@@ -583,7 +589,9 @@ impl Index {
                 let old_at = self.records[k.slot()].at;
                 remove_entry(&mut self.people[p.0 as usize].entries, old_at, k);
                 self.unname_ext(k);
-                self.records[k.slot()].ext = ext;
+                if let Some(slot) = self.records.get_mut(k.slot()) {
+                    slot.ext = ext;
+                }
                 self.name_ext(k);
                 k
             }
@@ -599,7 +607,9 @@ impl Index {
         for m in [&record.recording, &record.voicemail].into_iter().flatten() {
             self.media_files.insert(m.storage_key.clone(), key);
         }
-        self.records[key.slot()].at = at;
+        if let Some(slot) = self.records.get_mut(key.slot()) {
+            slot.at = at;
+        }
         self.put_frame(key, self.frame);
         self.hold(key, record);
         if existing.is_none() {

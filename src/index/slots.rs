@@ -228,7 +228,7 @@ impl<K: Copy + PartialEq> Names<K> {
 
 /// The name the slot of `k` is filed under in the id table.
 pub(super) fn id_name<'a>(
-    records: &[super::Slot],
+    records: &super::chunks::Slots,
     given: &'a GivenIds,
     k: InteractionKey,
 ) -> Option<Name<'a>> {
@@ -236,7 +236,7 @@ pub(super) fn id_name<'a>(
 }
 
 /// The name the slot of `k` is filed under in the `externalId` table.
-pub(super) fn ext_name(records: &[super::Slot], k: InteractionKey) -> Option<Name<'_>> {
+pub(super) fn ext_name(records: &super::chunks::Slots, k: InteractionKey) -> Option<Name<'_>> {
     records
         .get(k.slot())
         .and_then(|s| s.ext)

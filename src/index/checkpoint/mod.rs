@@ -407,7 +407,8 @@ impl Index {
         index.loan_set_numbers = numbers;
         // Slots, and the tables that find them.
         let n = r.count(6)?;
-        let mut records = Vec::with_capacity(n);
+        let mut records = super::chunks::Slots::default();
+        records.reserve(n);
         let (mut seq, mut at) = (0u64, 0i64);
         for _ in 0..n {
             let person = PersonKey(r.u32()?);
@@ -595,7 +596,7 @@ struct Renumber {
 }
 
 impl Renumber {
-    fn of(records: &[Slot]) -> Renumber {
+    fn of(records: &super::chunks::Slots) -> Renumber {
         if !records.iter().any(|s| s.has(VACATED)) {
             return Renumber {
                 map: None,

@@ -559,3 +559,74 @@ fn records_held_whole_read_back_across_chunks_and_threads() {
     assert_eq!(what, "refused 100");
     assert!(0 < at_early && at_early < at_late && at_late < bytes.len() as u64);
 }
+
+/// Interactions leave the horizon about in the order they were created,
+/// so whole chunks of slots are emptied at once: such a chunk is given
+/// back, while one interaction that stays (it happens later than those
+/// created around it) keeps its chunk. What stays is found by both its
+/// names, and the index is written, read back and goes on as one whose
+/// emptied slots were all kept.
+#[test]
+fn a_chunk_of_emptied_slots_is_given_back_and_the_rest_kept() {
+    use super::super::chunks::CHUNK;
+    let now = at("2020-06-01T00:00:00Z");
+    let minute = |m: usize| {
+        let t = at("2020-04-01T00:00:00Z") + chrono::Duration::minutes(m as i64);
+        t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    };
+    let mut index = Index::default();
+    let n = 2 * CHUNK + 100;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        // Slot 5 happens after all the others.
+        let mut x = input(&minute(if i == 5 { n + 10 } else { i }));
+        x.external_id = i.is_multiple_of(3).then(|| format!("crm-{i}"));
+        let person = format!("BO-0000-{:08}", i % 300 + 1);
+        ids.push(index.create(&person, &x, now).unwrap().id.clone());
+    }
+    let found = |index: &Index, i: usize| {
+        let by_ext = format!("ext-crm-{i}");
+        let ext = i
+            .is_multiple_of(3)
+            .then(|| index.find_interaction(&by_ext).unwrap().is_some());
+        (index.knows(&ids[i]), ext)
+    };
+    let cutoff = at(&minute(2 * CHUNK)).timestamp();
+    index.move_to_disk(cutoff, u64::MAX, None, |_| false);
+    assert_eq!(index.chunks_given_back(), 1);
+    assert_eq!(index.vacated, 2 * CHUNK - 1);
+    for i in 0..n {
+        let kept = i == 5 || i >= 2 * CHUNK;
+        assert_eq!(
+            found(&index, i),
+            (kept, i.is_multiple_of(3).then_some(kept)),
+            "{i}"
+        );
+    }
+    // The first chunk's emptied slots are kept with it; the second's read
+    // as emptied.
+    let emptied: Vec<bool> = index.records.iter().map(|s| s.has(VACATED)).collect();
+    assert_eq!(emptied.len(), n);
+    assert!((0..n).all(|i| emptied[i] == (i != 5 && i < 2 * CHUNK)));
+    let aside = Aside::default();
+    let mut back = read(index.config, &write(&index, &aside), &aside).unwrap();
+    assert_eq!(back.records.len(), 101);
+    assert_eq!(back.len(), index.len());
+    assert_eq!(named(&back), named(&index));
+    for i in [&mut index, &mut back] {
+        let mut x = input(&minute(n + 11));
+        x.previous_interaction_id = Some(ids[5].clone());
+        x.external_id = Some("crm-after".into());
+        i.create("BO-0000-00000006", &x, now).unwrap();
+    }
+    assert_eq!(named(&back), named(&index));
+    // Everything leaves: the first chunk goes too; the last, not whole,
+    // stays.
+    index.move_to_disk(at(&minute(n + 20)).timestamp(), u64::MAX, None, |_| false);
+    assert_eq!(index.chunks_given_back(), 2);
+    assert!((0..n).all(|i| !found(&index, i).0));
+    assert_eq!(index.records.len(), n + 1);
+    assert!(index.records.iter().all(|s| s.has(VACATED)));
+    assert!(index.records.get_mut(2 * CHUNK).is_some() && index.records.get_mut(n).is_some());
+    assert!(index.records.get_mut(0).is_none() && index.records.get_mut(2 * CHUNK - 1).is_none());
+}
