@@ -12,8 +12,8 @@
 //!
 //! A slot of a chunk given back reads as an emptied slot ([`Slots::get`]
 //! returns one that is [`VACATED`] and nothing else): what a reader saw
-//! of it before it was given back, since an emptied slot holds no name,
-//! record, entry or frame, and no lookup reaches it.
+//! of it before it was given back, since an emptied slot holds nothing
+//! ([`Slots::vacate`] clears it), and no lookup reaches it.
 
 use super::slots::{SlotId, VACATED};
 use super::{PersonKey, Slot};
@@ -21,7 +21,7 @@ use super::{PersonKey, Slot};
 /// Slots per chunk (160 KiB of them): small enough that one interaction
 /// kept long (scheduled far ahead, or held by a reservation) keeps
 /// little else in memory, large enough that the table of chunks is small
-/// (about 60 KB at 10 million slots) and a walk passes over a chunk given
+/// (about 68 KB at 10 million slots) and a walk passes over a chunk given
 /// back at once.
 pub(super) const CHUNK: usize = 1 << CHUNK_BITS;
 const CHUNK_BITS: u32 = 12;
@@ -107,7 +107,7 @@ impl Slots {
         self.emptied.reserve(more_chunks);
     }
 
-    /// Empties slot `i` of everything but its person, time and place,
+    /// Empties slot `i` (it reads as a slot of a chunk given back does)
     /// and marks it [`VACATED`]; once every slot of its chunk is, the
     /// chunk is given back. An emptied slot is not emptied again.
     pub(super) fn vacate(&mut self, i: usize) {
@@ -118,9 +118,7 @@ impl Slots {
         if slot.has(VACATED) {
             return;
         }
-        slot.id = SlotId::EMPTIED;
-        slot.ext = None;
-        slot.set(VACATED, true);
+        *slot = emptied();
         let (Some(chunk), Some(emptied)) = (self.chunks.get_mut(c), self.emptied.get_mut(c)) else {
             return;
         };

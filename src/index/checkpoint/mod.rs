@@ -412,7 +412,11 @@ impl Index {
         let (mut seq, mut at) = (0u64, 0i64);
         for _ in 0..n {
             let person = PersonKey(r.u32()?);
-            let flags = u8::try_from(r.u()?).map_err(|_| r.damaged("a slot's flags"))?;
+            // No emptied slot is written (see `Renumber`).
+            let flags = u8::try_from(r.u()?)
+                .ok()
+                .filter(|f| f & VACATED == 0)
+                .ok_or_else(|| r.damaged("a slot's flags"))?;
             let id = SlotId(r.u()?);
             let ext = std::num::NonZeroU64::new(r.u()?).map(ExtHash);
             seq = seq.wrapping_add(r.i()? as u64);
@@ -604,17 +608,15 @@ impl Renumber {
             };
         }
         let mut next = 0u32;
-        let map = records
-            .iter()
-            .map(|s| {
-                if s.has(VACATED) {
-                    0
-                } else {
-                    next = next.saturating_add(1);
-                    next
-                }
-            })
-            .collect();
+        let mut map = Vec::with_capacity(records.len());
+        map.extend(records.iter().map(|s| {
+            if s.has(VACATED) {
+                0
+            } else {
+                next = next.saturating_add(1);
+                next
+            }
+        }));
         Renumber {
             map: Some(map),
             kept: next as usize,

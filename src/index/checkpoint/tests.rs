@@ -564,8 +564,10 @@ fn records_held_whole_read_back_across_chunks_and_threads() {
 /// so whole chunks of slots are emptied at once: such a chunk is given
 /// back, while one interaction that stays (it happens later than those
 /// created around it) keeps its chunk. What stays is found by both its
-/// names, and the index is written, read back and goes on as one whose
-/// emptied slots were all kept.
+/// names, answers as it did (messages citing ones in the chunk given
+/// back), and the index is written, read back and goes on as one whose
+/// emptied slots were all kept. A walk in parts that end inside chunks,
+/// as the server's, empties and gives back the same.
 #[test]
 fn a_chunk_of_emptied_slots_is_given_back_and_the_rest_kept() {
     use super::super::chunks::CHUNK;
@@ -574,16 +576,32 @@ fn a_chunk_of_emptied_slots_is_given_back_and_the_rest_kept() {
         let t = at("2020-04-01T00:00:00Z") + chrono::Duration::minutes(m as i64);
         t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
     };
-    let mut index = Index::default();
     let n = 2 * CHUNK + 100;
-    let mut ids = Vec::new();
-    for i in 0..n {
-        // Slot 5 happens after all the others.
-        let mut x = input(&minute(if i == 5 { n + 10 } else { i }));
-        x.external_id = i.is_multiple_of(3).then(|| format!("crm-{i}"));
-        let person = format!("BO-0000-{:08}", i % 300 + 1);
-        ids.push(index.create(&person, &x, now).unwrap().id.clone());
-    }
+    let person = |i: usize| format!("BO-0000-{:08}", i % 256 + 1);
+    let mut ids: Vec<String> = Vec::new();
+    let mut built = || {
+        let mut index = Index::default();
+        ids.clear();
+        for i in 0..n {
+            // Slot 5 happens after all the others.
+            let mut x = input(&minute(if i == 5 { n + 10 } else { i }));
+            x.external_id = i.is_multiple_of(3).then(|| format!("crm-{i}"));
+            // Inbound messages in the chunk given back, and answers after
+            // it citing them (the same person's, a chunk apart).
+            if i.is_multiple_of(10) && i >= CHUNK {
+                x.channel = Some("text".into());
+                if i < 2 * CHUNK {
+                    x.direction = Some("inbound".into());
+                } else {
+                    x.previous_interaction_id = Some(ids[i - CHUNK].clone());
+                }
+            }
+            ids.push(index.create(&person(i), &x, now).unwrap().id.clone());
+        }
+        (index, ids.clone())
+    };
+    let (mut index, ids) = built();
+    let (mut parts, _) = built();
     let found = |index: &Index, i: usize| {
         let by_ext = format!("ext-crm-{i}");
         let ext = i
@@ -591,6 +609,9 @@ fn a_chunk_of_emptied_slots_is_given_back_and_the_rest_kept() {
             .then(|| index.find_interaction(&by_ext).unwrap().is_some());
         (index.knows(&ids[i]), ext)
     };
+    let people: Vec<String> = (0..256).map(person).collect();
+    let people: Vec<&str> = people.iter().map(String::as_str).collect();
+    let when = at(&minute(n + 30));
     let cutoff = at(&minute(2 * CHUNK)).timestamp();
     index.move_to_disk(cutoff, u64::MAX, None, |_| false);
     assert_eq!(index.chunks_given_back(), 1);
@@ -603,6 +624,32 @@ fn a_chunk_of_emptied_slots_is_given_back_and_the_rest_kept() {
             "{i}"
         );
     }
+    // The same walk in parts of 3,000 (the second gives the chunk back),
+    // twice.
+    let keep_whole = LetGo { before: i64::MIN };
+    for _ in 0..2 {
+        for start in (0..n).step_by(3000) {
+            let part = start..(start + 3000).min(n);
+            parts.let_go_in(part, cutoff, u64::MAX, keep_whole, |_| false, |_| {});
+        }
+    }
+    assert_eq!(parts.chunks_given_back(), 1);
+    // (Each part that moved some counts as a move of its own.)
+    assert_eq!(parts.epoch, 3);
+    parts.epoch = index.epoch;
+    assert_eq!(named(&parts), named(&index));
+    // A part inside the chunk given back walks nothing, not even past its
+    // end, whatever the cutoff.
+    let far = at(&minute(n + 100)).timestamp();
+    let inside = CHUNK + 10..2 * CHUNK - 10;
+    assert_eq!(
+        parts.let_go_in(inside, far, u64::MAX, keep_whole, |_| false, |_| {}),
+        0
+    );
+    assert_eq!(
+        parts.let_go_in(0..CHUNK, far, u64::MAX, keep_whole, |_| false, |_| {}),
+        1
+    );
     // The first chunk's emptied slots are kept with it; the second's read
     // as emptied.
     let emptied: Vec<bool> = index.records.iter().map(|s| s.has(VACATED)).collect();
@@ -613,11 +660,14 @@ fn a_chunk_of_emptied_slots_is_given_back_and_the_rest_kept() {
     assert_eq!(back.records.len(), 101);
     assert_eq!(back.len(), index.len());
     assert_eq!(named(&back), named(&index));
+    let asked = replies(&index, &people, &ids[2 * CHUNK..], when);
+    assert_eq!(asked.len(), 101 + 256 * 100);
+    assert_eq!(replies(&back, &people, &ids[2 * CHUNK..], when), asked);
     for i in [&mut index, &mut back] {
         let mut x = input(&minute(n + 11));
         x.previous_interaction_id = Some(ids[5].clone());
         x.external_id = Some("crm-after".into());
-        i.create("BO-0000-00000006", &x, now).unwrap();
+        i.create(&person(5), &x, now).unwrap();
     }
     assert_eq!(named(&back), named(&index));
     // Everything leaves: the first chunk goes too; the last, not whole,
