@@ -22,6 +22,13 @@
 //!   from the contact (the area code and ZIP code lookups).
 //! - `record/one-interaction`: validating and recording one interaction
 //!   into an index that already holds 10,000 borrowers.
+//! - `let-go/walk-one-part`: one part of the walk that lets go of what
+//!   left the horizon (`LET_GO_PART` slots, under the write lock), with
+//!   no full record let go (`Index::move_to_disk`) and every record held
+//!   whole; `let-go/walk-one-part-serving`: the part as the server walks
+//!   it (`Index::let_go_in`), its interactions over 90 days and all but
+//!   the last day's full records let go. What a Check may wait behind
+//!   once a minute.
 //! - `guard/reserve-then-fail`: a reserving Check through an in-memory
 //!   `Guard` (decide and record under one lock), then an Update of the
 //!   reservation to status `failed`.
@@ -40,7 +47,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use compliance_guard::engine::{self, Proposal};
 use compliance_guard::guard::Guard;
 use compliance_guard::index::Index;
-use compliance_guard::index::IndexConfig;
+use compliance_guard::index::{IndexConfig, LetGo};
 use compliance_guard::model::{
     Channel, ContactInput, ContactKind, Direction, InteractionInput, Theme,
 };
@@ -254,6 +261,27 @@ fn bench(c: &mut Criterion) {
     let cutoff = (now - chrono::Duration::days(100)).timestamp();
     c.bench_function("let-go/walk-one-part", |b| {
         b.iter(|| part.move_to_disk(black_box(cutoff), u64::MAX, None, |_| false))
+    });
+
+    // The same part as the server walks it: its interactions spread over
+    // the 90 days of the horizon, their full records let go but the last
+    // day's (by one walk first, as the server's first walk does), so that
+    // each walk passes over every slot and looks up only the day's.
+    let mut serving = Index::default();
+    let n = compliance_guard::guard::LET_GO_PART;
+    for p in 0..n {
+        let at = now - Duration::minutes(90 * 24 * 60 * (n - p) as i64 / n as i64);
+        serving
+            .create(&format!("BO-W-{}", p % 6_000), &input(p, at), at)
+            .expect("valid record");
+    }
+    let cutoff = (now - Duration::days(91)).timestamp();
+    let let_go = LetGo {
+        before: (now - Duration::days(1)).timestamp(),
+    };
+    serving.let_go_in(0..n, cutoff, u64::MAX, let_go, |_| false, |_| {});
+    c.bench_function("let-go/walk-one-part-serving", |b| {
+        b.iter(|| serving.let_go_in(0..n, black_box(cutoff), u64::MAX, let_go, |_| false, |_| {}))
     });
 
     let guard = Guard::new(IndexConfig::default());

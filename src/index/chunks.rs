@@ -146,6 +146,25 @@ impl Slots {
         self.len
     }
 
+    /// The slots from the first at or after `from` that is not in a
+    /// chunk given back, up to `end` or the end of its chunk, with the
+    /// first's number: `None` when no such slot is before `end`. What a
+    /// walk reads a chunk at a time.
+    pub(super) fn kept_run(&self, from: usize, end: usize) -> Option<(usize, &[Slot])> {
+        let end = end.min(self.len);
+        let from = self.next_kept(from);
+        if from >= end {
+            return None;
+        }
+        let c = from >> CHUNK_BITS;
+        let chunk = self.chunks.get(c)?;
+        let to = (end - (c << CHUNK_BITS)).min(chunk.len());
+        chunk
+            .get(from & (CHUNK - 1)..to)
+            .filter(|run| !run.is_empty())
+            .map(|run| (from, run))
+    }
+
     /// Every slot in key order, those given back read as emptied.
     pub(super) fn iter(&self) -> impl Iterator<Item = &Slot> + '_ {
         self.chunks
@@ -273,6 +292,33 @@ mod tests {
         assert_eq!(slots[n].seq, n as u64);
         assert_eq!(slots.next_kept(n), n);
         assert_eq!(slots.next_kept(n + 1), n + 1);
+    }
+
+    /// A walk's runs: within one chunk each, up to its end, chunks given
+    /// back passed over, none past the end.
+    #[test]
+    fn a_walk_reads_runs_of_one_chunk_passing_over_those_given_back() {
+        let n = 3 * CHUNK + 5;
+        let mut slots: Slots = (0..n as u64).map(slot).collect();
+        for i in CHUNK..2 * CHUNK {
+            slots.vacate(i);
+        }
+        let runs = |from: usize, end: usize| {
+            let mut runs = Vec::new();
+            let mut next = from;
+            while let Some((at, run)) = slots.kept_run(next, end) {
+                assert!(run.iter().zip(at..).all(|(s, i)| s.seq == i as u64));
+                runs.push((at, run.len()));
+                next = at + run.len();
+            }
+            runs
+        };
+        assert_eq!(runs(0, n), [(0, CHUNK), (2 * CHUNK, CHUNK), (3 * CHUNK, 5)]);
+        assert_eq!(runs(10, CHUNK + 7), [(10, CHUNK - 10)]);
+        assert_eq!(runs(CHUNK + 3, 2 * CHUNK + 2), [(2 * CHUNK, 2)]);
+        assert_eq!(runs(CHUNK, 2 * CHUNK), []);
+        assert_eq!(runs(3 * CHUNK + 1, n + 100), [(3 * CHUNK + 1, 4)]);
+        assert_eq!(runs(n, n + 1), []);
     }
 
     /// The last chunks given back: a walk from before them ends at the

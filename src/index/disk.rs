@@ -296,97 +296,29 @@ impl Index {
         keep: impl Fn(&str) -> bool,
         moved_out: &mut impl FnMut(String),
     ) -> usize {
-        let Walk {
-            cutoff,
-            applied,
-            let_go,
-            spare_brought_back,
-        } = walk;
+        let Walk { cutoff, let_go, .. } = walk;
         let mut moved: std::collections::HashSet<InteractionKey, foldhash::fast::RandomState> =
             Default::default();
         let mut people = Vec::new();
         let end = slots.end.min(self.records.len());
         let mut next = slots.start.min(end);
-        while next < end {
-            // Chunks of emptied slots given back are passed over whole.
-            let i = self.records.next_kept(next);
-            next = i + 1;
-            if i >= end {
-                break;
+        let mut todo = Vec::new();
+        // A run of slots in one chunk at a time (chunks given back passed
+        // over whole), and in it first the slots there is something to do
+        // with, read in one pass: most are let go in the horizon and left
+        // as they are.
+        while let Some((from, run)) = self.records.kept_run(next, end) {
+            next = from + run.len();
+            todo.clear();
+            todo.extend(
+                (from..next)
+                    .zip(run)
+                    .filter(|(_, s)| !idle(s, cutoff, let_go.is_some()))
+                    .map(|(i, _)| i),
+            );
+            for &i in &todo {
+                self.move_out_one(i, walk, &keep, moved_out, &mut moved, &mut people);
             }
-            let key = InteractionKey::of_slot(i);
-            let slot = &self.records[i];
-            if slot.has(VACATED) {
-                continue;
-            }
-            if slot.has(PENDING) {
-                // Its latest change: once the store holds it, the slot
-                // need not remember it.
-                if self.frame_of(key) > applied {
-                    continue;
-                }
-                self.put_frame(key, 0);
-            }
-            let slot = &self.records[i];
-            // A record in the horizon: let go once the store holds it,
-            // its slot and counting entry staying.
-            if slot.at >= cutoff {
-                // Looked up only for the few held whole.
-                let whole = if slot.has(HELD) { self.hot(key) } else { None };
-                if let (Some(r), Some(l)) = (whole, let_go)
-                    && may_let_go(r, slot.at, l)
-                    && !slot.has(FROM_DISK)
-                    && !keep(&r.id)
-                    && let Some(slot) = self.records.get_mut(i)
-                {
-                    if spare_brought_back && slot.has(RECALLED) && !slot.has(SPARED) {
-                        slot.set(SPARED, true);
-                    } else {
-                        slot.set(RECALLED, false);
-                        slot.set(SPARED, false);
-                        self.unhold(key);
-                        self.let_go += 1;
-                        self.epoch += 1;
-                    }
-                }
-                continue;
-            }
-            let id = slot.id.to_text(key, &self.given_ids);
-            if keep(&id) {
-                continue;
-            }
-            let Some(slot) = self.records.get_mut(i) else {
-                continue;
-            };
-            if spare_brought_back
-                && (slot.has(FROM_DISK) || slot.has(RECALLED))
-                && !slot.has(SPARED)
-            {
-                slot.set(SPARED, true);
-                continue;
-            }
-            let p = slot.person;
-            match self.unhold(key) {
-                Some(r) => {
-                    for m in [&r.recording, &r.voicemail].into_iter().flatten() {
-                        self.media_files.remove(&m.storage_key);
-                    }
-                }
-                None => self.let_go = self.let_go.saturating_sub(1),
-            }
-            self.unname(key);
-            // A new generated id never takes one of these.
-            if let Some(n) = self.records[i].id.generated() {
-                self.max_on_disk_generated = self.max_on_disk_generated.max(n);
-                self.next_interaction = self.next_interaction.max(n);
-            }
-            // The names leave memory with the record; a chunk whose every
-            // slot is emptied is given back.
-            self.given_ids.remove(&key);
-            self.records.vacate(i);
-            moved_out(id);
-            moved.insert(key);
-            people.push(p);
         }
         // Each person's lists once, whatever how many of its interactions
         // moved.
@@ -410,6 +342,95 @@ impl Index {
         self.on_disk += moved.len();
         self.vacated += moved.len();
         moved.len()
+    }
+
+    /// [`Index::move_out`] for slot `i`: what the walk does with it (see
+    /// [`idle`] for the slots it passes over without a call).
+    fn move_out_one(
+        &mut self,
+        i: usize,
+        walk: Walk,
+        keep: &impl Fn(&str) -> bool,
+        moved_out: &mut impl FnMut(String),
+        moved: &mut std::collections::HashSet<InteractionKey, foldhash::fast::RandomState>,
+        people: &mut Vec<super::PersonKey>,
+    ) {
+        let Walk {
+            cutoff,
+            applied,
+            let_go,
+            spare_brought_back,
+        } = walk;
+        let key = InteractionKey::of_slot(i);
+        let slot = &self.records[i];
+        if slot.has(VACATED) {
+            return;
+        }
+        if slot.has(PENDING) {
+            // Its latest change: once the store holds it, the slot
+            // need not remember it.
+            if self.frame_of(key) > applied {
+                return;
+            }
+            self.put_frame(key, 0);
+        }
+        let slot = &self.records[i];
+        // A record in the horizon: let go once the store holds it,
+        // its slot and counting entry staying.
+        if slot.at >= cutoff {
+            // Looked up only for the few held whole.
+            let whole = if slot.has(HELD) { self.hot(key) } else { None };
+            if let (Some(r), Some(l)) = (whole, let_go)
+                && may_let_go(r, slot.at, l)
+                && !slot.has(FROM_DISK)
+                && !keep(&r.id)
+                && let Some(slot) = self.records.get_mut(i)
+            {
+                if spare_brought_back && slot.has(RECALLED) && !slot.has(SPARED) {
+                    slot.set(SPARED, true);
+                } else {
+                    slot.set(RECALLED, false);
+                    slot.set(SPARED, false);
+                    self.unhold(key);
+                    self.let_go += 1;
+                    self.epoch += 1;
+                }
+            }
+            return;
+        }
+        let id = slot.id.to_text(key, &self.given_ids);
+        if keep(&id) {
+            return;
+        }
+        let Some(slot) = self.records.get_mut(i) else {
+            return;
+        };
+        if spare_brought_back && (slot.has(FROM_DISK) || slot.has(RECALLED)) && !slot.has(SPARED) {
+            slot.set(SPARED, true);
+            return;
+        }
+        let p = slot.person;
+        match self.unhold(key) {
+            Some(r) => {
+                for m in [&r.recording, &r.voicemail].into_iter().flatten() {
+                    self.media_files.remove(&m.storage_key);
+                }
+            }
+            None => self.let_go = self.let_go.saturating_sub(1),
+        }
+        self.unname(key);
+        // A new generated id never takes one of these.
+        if let Some(n) = self.records[i].id.generated() {
+            self.max_on_disk_generated = self.max_on_disk_generated.max(n);
+            self.next_interaction = self.next_interaction.max(n);
+        }
+        // The names leave memory with the record; a chunk whose every
+        // slot is emptied is given back.
+        self.given_ids.remove(&key);
+        self.records.vacate(i);
+        moved_out(id);
+        moved.insert(key);
+        people.push(p);
     }
 
     /// [`Index::let_go_in`]'s rule for the interaction restored last (a
@@ -469,6 +490,14 @@ pub(super) fn may_let_go(r: &Interaction, at: i64, let_go: LetGo) -> bool {
         && r.status != Status::InProgress
         && r.recording.is_none()
         && r.voicemail.is_none()
+}
+
+/// True when [`Index::move_out`] has nothing to do with a slot, read
+/// without a lookup: emptied, or in the horizon with no change the store
+/// may not hold yet, and either not held whole or in a walk that lets go
+/// of no full record. Most slots of a walk are, their full records let go.
+fn idle(s: &super::Slot, cutoff: i64, lets_go: bool) -> bool {
+    s.has(VACATED) || (!s.has(PENDING) && s.at >= cutoff && (!s.has(HELD) || !lets_go))
 }
 
 /// What one walk of [`Index::move_out`] moves and lets go.
