@@ -562,6 +562,20 @@ mod tests {
         assert_eq!(index.let_go_count(), 1);
         assert!(index.pending.is_empty(), "the frame is forgotten");
         assert!(index.whole.is_empty());
+        // A change that travels apart from the record (its conversation's)
+        // to one let go: its frame is forgotten too, once the store holds
+        // it, though nothing of it is held whole.
+        index.set_frame(11);
+        index.touch_frame(&id);
+        index.set_frame(0);
+        walk(&mut index, 10);
+        assert_eq!(index.pending.len(), 1);
+        walk(&mut index, 11);
+        assert!(
+            index.pending.is_empty(),
+            "the let-go one's frame is forgotten"
+        );
+        assert!(index.is_let_go(&id));
         // A burst of writes: once the store holds them, the frames' table
         // gives its room back.
         index.set_frame(10);
