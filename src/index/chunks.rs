@@ -60,11 +60,13 @@ pub(super) struct Slots {
 impl Slots {
     /// How many slots there are (emptied ones and those given back
     /// included): one past the largest key's slot.
+    #[inline]
     pub(super) fn len(&self) -> usize {
         self.len
     }
 
     /// Slot `i`: `None` past the last.
+    #[inline]
     pub(super) fn get(&self, i: usize) -> Option<&Slot> {
         if i >= self.len {
             return None;
@@ -75,6 +77,7 @@ impl Slots {
 
     /// Slot `i` to change: `None` past the last, and for a slot of a
     /// chunk given back (emptied, so nothing changes it).
+    #[inline]
     pub(super) fn get_mut(&mut self, i: usize) -> Option<&mut Slot> {
         if i >= self.len {
             return None;
@@ -85,15 +88,20 @@ impl Slots {
     }
 
     /// Adds a slot after the last.
+    #[inline]
     pub(super) fn push(&mut self, slot: Slot) {
-        if self.len.is_multiple_of(CHUNK) {
-            self.chunks.push(Vec::with_capacity(CHUNK));
-            self.emptied.push(0);
-        }
         let vacated = slot.has(VACATED);
-        if let (Some(chunk), Some(emptied)) = (self.chunks.last_mut(), self.emptied.last_mut()) {
-            chunk.push(slot);
-            *emptied += u32::from(vacated);
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < CHUNK => chunk.push(slot),
+            _ => {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                chunk.push(slot);
+                self.chunks.push(chunk);
+                self.emptied.push(0);
+            }
+        }
+        if vacated && let Some(emptied) = self.emptied.last_mut() {
+            *emptied += 1;
         }
         self.len += 1;
     }
@@ -163,6 +171,18 @@ impl Slots {
             .get(from & (CHUNK - 1)..to)
             .filter(|run| !run.is_empty())
             .map(|run| (from, run))
+    }
+
+    /// Every slot not in a chunk given back, in key order (without
+    /// their numbers): what a pass over the slots that memory holds reads,
+    /// a chunk's slots at a time.
+    pub(super) fn kept(&self) -> impl Iterator<Item = &Slot> + '_ {
+        self.chunks.iter().flatten()
+    }
+
+    /// True if any slot is emptied (given back or not).
+    pub(super) fn any_emptied(&self) -> bool {
+        self.emptied.iter().any(|&e| e > 0)
     }
 
     /// Every slot in key order, those given back read as emptied.

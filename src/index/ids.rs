@@ -101,7 +101,7 @@ impl Index {
                 .max()
                 .unwrap_or(low)
         };
-        let in_memory = self.records.iter().filter(|s| !s.has(super::VACATED));
+        let in_memory = self.records.kept().filter(|s| !s.has(super::VACATED));
         let generated = in_memory.filter_map(|s| s.id.generated());
         let on_disk = largest_on_disk.and_then(|id| generated_number("IT", id));
         self.next_interaction = generated

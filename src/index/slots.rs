@@ -227,6 +227,7 @@ impl<K: Copy + PartialEq> Names<K> {
 }
 
 /// The name the slot of `k` is filed under in the id table.
+#[inline]
 pub(super) fn id_name<'a>(
     records: &super::chunks::Slots,
     given: &'a GivenIds,
@@ -236,6 +237,7 @@ pub(super) fn id_name<'a>(
 }
 
 /// The name the slot of `k` is filed under in the `externalId` table.
+#[inline]
 pub(super) fn ext_name(records: &super::chunks::Slots, k: InteractionKey) -> Option<Name<'_>> {
     records
         .get(k.slot())

@@ -680,3 +680,15 @@ fn a_chunk_of_emptied_slots_is_given_back_and_the_rest_kept() {
     assert!(index.records.get_mut(2 * CHUNK).is_some() && index.records.get_mut(n).is_some());
     assert!(index.records.get_mut(0).is_none() && index.records.get_mut(2 * CHUNK - 1).is_none());
 }
+
+/// The keys a table is filed from come in key order, each once.
+#[test]
+fn keys_are_filed_in_their_order_each_once() {
+    let key = |n: usize| InteractionKey::of_slot(n);
+    let keys = [130, 5, 64, 0, 63, 5, 129].map(key).to_vec();
+    assert_eq!(
+        in_key_order(keys, 131),
+        [0, 5, 63, 64, 129, 130].map(key).to_vec()
+    );
+    assert_eq!(in_key_order(Vec::new(), 0), Vec::new());
+}
