@@ -87,12 +87,17 @@ impl Slots {
             .get_mut(i & (CHUNK - 1))
     }
 
-    /// Adds a slot after the last.
+    /// Adds a slot after the last. One emptied already (read from a
+    /// checkpoint of a release that wrote them) is kept as an emptied slot
+    /// reads, and counted, so that its chunk goes once all of it is.
     #[inline]
     pub(super) fn push(&mut self, slot: Slot) {
         let vacated = slot.has(VACATED);
+        let slot = if vacated { emptied() } else { slot };
+        // By the count, not the last chunk's length: a last chunk given
+        // back holds none.
         match self.chunks.last_mut() {
-            Some(chunk) if chunk.len() < CHUNK => chunk.push(slot),
+            Some(chunk) if !self.len.is_multiple_of(CHUNK) => chunk.push(slot),
             _ => {
                 let mut chunk = Vec::with_capacity(CHUNK);
                 chunk.push(slot);
@@ -100,10 +105,16 @@ impl Slots {
                 self.emptied.push(0);
             }
         }
-        if vacated && let Some(emptied) = self.emptied.last_mut() {
-            *emptied += 1;
-        }
         self.len += 1;
+        if vacated
+            && let (Some(chunk), Some(emptied)) = (self.chunks.last_mut(), self.emptied.last_mut())
+        {
+            *emptied += 1;
+            if *emptied as usize == CHUNK {
+                *chunk = Vec::new();
+                self.given_back += 1;
+            }
+        }
     }
 
     /// Room for `more` slots: only the table of chunks is made ready, as
@@ -352,5 +363,36 @@ mod tests {
         assert_eq!(slots.given_back(), 2);
         assert_eq!(slots.next_kept(0), 2 * CHUNK);
         assert_eq!(slots.iter().filter(|s| s.has(VACATED)).count(), 2 * CHUNK);
+        // A slot pushed after a last chunk given back starts a chunk of
+        // its own, under its own key.
+        for n in 2 * CHUNK..2 * CHUNK + 3 {
+            slots.push(slot(n as u64));
+        }
+        for n in 2 * CHUNK..2 * CHUNK + 3 {
+            assert_eq!(slots[n].seq, n as u64);
+            assert!(slots.get_mut(n).is_some());
+        }
+        assert!((0..2 * CHUNK).all(|i| slots[i].has(VACATED) && slots.get_mut(i).is_none()));
+        assert_eq!(slots.next_kept(0), 2 * CHUNK);
+    }
+
+    /// Slots pushed emptied (a checkpoint of a release that wrote them)
+    /// read as emptied, and a chunk of them goes once it is whole.
+    #[test]
+    fn slots_pushed_emptied_are_counted_and_their_chunk_goes() {
+        let emptied = |n: u64| {
+            let mut s = slot(n);
+            s.set(VACATED, true);
+            s
+        };
+        let mut slots: Slots = (0..CHUNK as u64 - 1).map(emptied).collect();
+        assert_eq!(slots.given_back(), 0);
+        assert_eq!(slots[3].id, SlotId::EMPTIED);
+        assert!(!slots[3].has(HELD));
+        slots.push(emptied(CHUNK as u64 - 1));
+        assert_eq!(slots.given_back(), 1);
+        slots.push(slot(CHUNK as u64));
+        assert_eq!(slots[CHUNK].seq, CHUNK as u64);
+        assert_eq!(slots.next_kept(0), CHUNK);
     }
 }

@@ -412,11 +412,9 @@ impl Index {
         let (mut seq, mut at) = (0u64, 0i64);
         for _ in 0..n {
             let person = PersonKey(r.u32()?);
-            // No emptied slot is written (see `Renumber`).
-            let flags = u8::try_from(r.u()?)
-                .ok()
-                .filter(|f| f & VACATED == 0)
-                .ok_or_else(|| r.damaged("a slot's flags"))?;
+            // An emptied slot (written by an earlier release; this one
+            // writes none, see `Renumber`) is kept as emptied.
+            let flags = u8::try_from(r.u()?).map_err(|_| r.damaged("a slot's flags"))?;
             let id = SlotId(r.u()?);
             let ext = std::num::NonZeroU64::new(r.u()?).map(ExtHash);
             seq = seq.wrapping_add(r.i()? as u64);
@@ -679,7 +677,6 @@ impl Renumber {
     }
 }
 
-/// An interaction's key from its number, if a slot has it.
 /// `keys` (each below `slots`) in key order, each once. A table filed
 /// from them in that order reads their slots one after another, where the
 /// order written (the table's own, random) reads each slot from anywhere
@@ -707,6 +704,7 @@ fn in_key_order(mut keys: Vec<InteractionKey>, slots: usize) -> Vec<InteractionK
     keys
 }
 
+/// An interaction's key from its number, if a slot has it.
 fn slot_key(raw: u64, slots: usize) -> Option<InteractionKey> {
     let n = u32::try_from(raw).ok()?;
     let k = InteractionKey(std::num::NonZeroU32::new(n)?);

@@ -692,3 +692,44 @@ fn keys_are_filed_in_their_order_each_once() {
     );
     assert_eq!(in_key_order(Vec::new(), 0), Vec::new());
 }
+
+/// The last chunk given back (every slot of a whole last chunk emptied):
+/// what is created next takes a chunk of its own, is found by its names,
+/// and is written and read back.
+#[test]
+fn a_create_after_the_last_chunk_was_given_back_takes_a_chunk_of_its_own() {
+    use super::super::chunks::CHUNK;
+    let now = at("2020-06-01T00:00:00Z");
+    let mut index = Index::default();
+    for i in 0..CHUNK {
+        let person = format!("BO-0000-{:08}", i % 50 + 1);
+        index
+            .create(&person, &input("2020-01-02T10:00:00Z"), now)
+            .unwrap();
+    }
+    index.move_to_disk(
+        at("2020-02-01T00:00:00Z").timestamp(),
+        u64::MAX,
+        None,
+        |_| false,
+    );
+    assert_eq!(index.chunks_given_back(), 1);
+    let mut x = input("2020-05-30T10:00:00Z");
+    x.external_id = Some("crm-next".into());
+    let id = index
+        .create("BO-0000-00000001", &x, now)
+        .unwrap()
+        .id
+        .clone();
+    assert!(index.knows(&id) && index.holds(&id));
+    assert_eq!(
+        index.find_interaction("ext-crm-next").unwrap(),
+        index.key_of_id(&id)
+    );
+    assert_eq!(index.records.len(), CHUNK + 1);
+    assert_eq!(index.records[CHUNK].seq, CHUNK as u64);
+    let aside = Aside::default();
+    let back = read(index.config, &write(&index, &aside), &aside).unwrap();
+    assert_eq!(back.records.len(), 1);
+    assert_eq!(named(&back), named(&index));
+}
