@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 
 use super::super::lean::tests::{canonical, names_and_tables};
-use super::super::slots::{VACATED, ext_name};
+use super::super::slots::{VACATED, ext_name, id_name};
 use super::super::{IndexConfig, InteractionKey, LetGo};
 use super::*;
 use crate::model::{ContactInput, InteractionInput};
@@ -732,4 +732,29 @@ fn a_create_after_the_last_chunk_was_given_back_takes_a_chunk_of_its_own() {
     let back = read(index.config, &write(&index, &aside), &aside).unwrap();
     assert_eq!(back.records.len(), 1);
     assert_eq!(named(&back), named(&index));
+}
+
+/// A table that holds a key twice (memory out of step with itself) is
+/// written as it is, and refused when read back: the next start rebuilds.
+#[test]
+fn a_table_key_written_twice_is_refused() {
+    let now = at("2020-06-01T00:00:00Z");
+    let mut index = Index::default();
+    let id = index
+        .create("BO-0000-00000001", &input("2020-05-30T10:00:00Z"), now)
+        .unwrap()
+        .id
+        .clone();
+    let k = index.key_of_id(&id).unwrap();
+    let (records, given) = (&index.records, &index.given_ids);
+    let name = id_name(records, given, k).unwrap();
+    index.ids.insert(name, k, |k| id_name(records, given, k));
+    assert_eq!(index.ids.len(), 2);
+    let aside = Aside::default();
+    let refused = read(index.config, &write(&index, &aside), &aside);
+    assert!(
+        matches!(&refused, Err(CheckpointError::Damaged { what, .. }) if what.contains("ids table")),
+        "{:?}",
+        refused.map(|_| "read")
+    );
 }
