@@ -106,14 +106,8 @@ impl Slots {
             }
         }
         self.len += 1;
-        if vacated
-            && let (Some(chunk), Some(emptied)) = (self.chunks.last_mut(), self.emptied.last_mut())
-        {
-            *emptied += 1;
-            if *emptied as usize == CHUNK {
-                *chunk = Vec::new();
-                self.given_back += 1;
-            }
+        if vacated {
+            self.count_emptied((self.len - 1) >> CHUNK_BITS);
         }
     }
 
@@ -138,6 +132,12 @@ impl Slots {
             return;
         }
         *slot = emptied();
+        self.count_emptied(c);
+    }
+
+    /// Counts one more emptied slot in chunk `c`, and gives the chunk
+    /// back once every slot of it is.
+    fn count_emptied(&mut self, c: usize) {
         let (Some(chunk), Some(emptied)) = (self.chunks.get_mut(c), self.emptied.get_mut(c)) else {
             return;
         };
