@@ -83,11 +83,12 @@ impl Guard {
         let applied = follower.applied();
         let mut moved = 0;
         let mut start = 0;
-        let given_back = self.read()?.index.chunks_given_back();
+        let mut given_back = None;
         loop {
             // A part at a time, the lock let go in between: a Check waits
             // for one part at most.
             let mut ledger = self.write()?;
+            let given_back = *given_back.get_or_insert(ledger.index.chunks_given_back());
             let slots = ledger.index.slots();
             if start >= slots {
                 let chunks = ledger.index.chunks_given_back().saturating_sub(given_back);

@@ -198,33 +198,14 @@ impl Slots {
 
     /// Every slot in key order, those given back read as emptied.
     pub(super) fn iter(&self) -> impl Iterator<Item = &Slot> + '_ {
-        self.chunks
-            .iter()
-            .flat_map(|chunk| {
-                if chunk.is_empty() {
-                    Either::Emptied(std::iter::repeat_n(&EMPTIED, CHUNK))
-                } else {
-                    Either::Slots(chunk.iter())
-                }
-            })
-            .take(self.len)
-    }
-}
-
-/// One chunk's slots as [`Slots::iter`] yields them.
-enum Either<'a> {
-    Emptied(std::iter::RepeatN<&'a Slot>),
-    Slots(std::slice::Iter<'a, Slot>),
-}
-
-impl<'a> Iterator for Either<'a> {
-    type Item = &'a Slot;
-
-    fn next(&mut self) -> Option<&'a Slot> {
-        match self {
-            Either::Emptied(e) => e.next(),
-            Either::Slots(s) => s.next(),
-        }
+        self.chunks.iter().flat_map(|chunk| {
+            // A chunk given back holds no slot, and reads as its
+            // `CHUNK` emptied ones.
+            let given_back = if chunk.is_empty() { CHUNK } else { 0 };
+            chunk
+                .iter()
+                .chain(std::iter::repeat_n(&EMPTIED, given_back))
+        })
     }
 }
 
