@@ -800,6 +800,12 @@ fn replay(
         "replayed {} decisions ({} skipped)",
         report.decisions, report.skipped
     );
+    if let Some(from) = &report.history_from {
+        println!(
+            "history read from {from}: {} interaction records",
+            report.interactions_read
+        );
+    }
     let ids: std::collections::BTreeSet<&String> =
         report.before.keys().chain(report.after.keys()).collect();
     println!(

@@ -14,6 +14,17 @@
 //! of its last change: a record later changed again is seen in that later
 //! state from the moment of its last change on, and in no state before its
 //! creation. Records imported with an older createdAt are seen from then.
+//!
+//! Its memory is bounded as a server's is, not by all history ever
+//! recorded: the history is read from the reach of the earliest Check
+//! decided (the horizon, or a longer window of the new rules, and a day),
+//! the store's interactions streamed in the order they came to be
+//! (`store::read_history_in_time`); as the replay moves on, memory keeps
+//! the counting entries a Check reads and lets go of full records and of
+//! what the Checks still to decide can no longer count ([`Replay`]). What
+//! is before the reach is unknown to the Checks, as a server's before its
+//! memory is. The decisions of the window are held (a line of the log
+//! each), so a long log is replayed a window at a time (`--from`, `--to`).
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -28,6 +39,7 @@ use crate::journal;
 use crate::ledger::{self, Ledger, Skipped, changes};
 use crate::request::{CheckInput, build_proposal};
 use crate::rules::{LoadOptions, RuleSet};
+use crate::store::Source;
 
 /// A decision whose answer changes under the new set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -66,6 +78,16 @@ pub struct WhatIfReport {
     pub newly_blocked: Vec<Change>,
     /// Decisions that were blocked and would be allowed.
     pub newly_allowed: Vec<Change>,
+    /// Where the history was read from (RFC 3339): the reach of the
+    /// earliest Check decided (the horizon, or a longer window of the new
+    /// rules, and a day), as a server's memory holds it. `None` when no
+    /// Check was decided, and no history read.
+    pub history_from: Option<String>,
+    /// Interaction records read from the history: the store's created
+    /// from `historyFrom` on (and the few created before it that happen
+    /// from then on), and the changes to interactions in the journal
+    /// after the store's position, up to the last Check decided.
+    pub interactions_read: u64,
     /// Journal records that could not be applied to the history (a kind
     /// this release does not know, or a damaged record), by kind: the
     /// history went on without them, so decisions after them may differ
@@ -241,7 +263,20 @@ pub fn what_if(
         .enumerate()
         .filter_map(|(i, l)| l.reserved.clone().map(|r| (i, r)))
         .collect();
-    crate::store::read_history_in_time(data_dir, |record| {
+    let Some(mut replay) = Replay::of(&log, opts.horizon_days.max(new.longest_window_days()))
+    else {
+        // No Check to decide: the history is not read.
+        return Ok(report);
+    };
+    // What is before `from` is not read: unknown to the Checks.
+    ledger.index.set_held_from(replay.from);
+    report.history_from = DateTime::from_timestamp(replay.from, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    crate::store::read_history_in_time(data_dir, Some(replay.from), |record, source| {
+        // Every Check is decided: what came after does not matter.
+        if next == log.len() {
+            return Ok(());
+        }
         // A record (a batch: one operation) takes effect at its
         // latest change's time, and is applied whole.
         let changes = changes(record);
@@ -261,7 +296,28 @@ pub fn what_if(
         {
             decide_due(&ledger.index, &mut next, &mut report, &|i, _| i <= last);
         }
+        // A change the journal after the store's position makes to an
+        // interaction whose full record was let go applies to that
+        // record: read back from the store first.
+        if let Source::JournalAfter(store) = source {
+            for id in &written {
+                if ledger.index.may_be_on_disk(id)
+                    && let Some((seq, r)) = store.interaction(id)?
+                {
+                    // One that does not load back is refused by the apply
+                    // below, and reported with the records not applied.
+                    let _ = ledger.index.load_from_disk(r, seq);
+                }
+            }
+        }
+        let interactions = written.len();
+        report.interactions_read += interactions as u64;
         ledger.apply_lenient_changes(changes, &mut skipped);
+        // With no store (an older release's layout), nothing let go could
+        // be read back: memory keeps the whole history, as before.
+        if !matches!(source, Source::JournalOnly) {
+            replay.applied(&mut ledger, interactions, next);
+        }
         Ok(())
     })?;
     decide_due(&ledger.index, &mut next, &mut report, &|_, _| true);
@@ -272,4 +328,91 @@ pub fn what_if(
         .collect();
     report.skipped_reasons = skipped.reasons;
     Ok(report)
+}
+
+/// What bounds a replay's memory: the history is read from the reach of
+/// the first Check to decide on, and as the replay moves on, what the
+/// Checks still to decide can no longer count leaves memory, and every
+/// full record is let go (a Check reads counting entries only), as the
+/// server's minute walk does.
+struct Replay {
+    /// How far back (seconds) a Check's windows and the history a server
+    /// holds reach: the horizon (or a longer window of the new rules),
+    /// and the day more a server keeps.
+    reach: i64,
+    /// From each logged Check on, the earliest moment decided (Unix
+    /// seconds): Checks are decided in the order logged, and a Check's
+    /// moment may be later than the next one's.
+    earliest_from: Vec<i64>,
+    /// Where the history is read from (Unix seconds).
+    from: i64,
+    /// Interactions applied since memory was last walked.
+    since_walk: usize,
+    /// The reach of the last walk (Unix seconds): what memory no longer
+    /// holds is before it.
+    walked_to: i64,
+}
+
+impl Replay {
+    /// Interactions applied between two walks of memory, at least.
+    const WALK_EVERY: usize = 65_536;
+
+    /// The replay of `log` with windows of up to `horizon_days`; `None`
+    /// when there is no Check to decide.
+    fn of(log: &[Logged], horizon_days: u32) -> Option<Replay> {
+        let reach = (i64::from(horizon_days) + 1) * 86_400;
+        let mut earliest_from = vec![i64::MAX; log.len()];
+        let mut earliest = i64::MAX;
+        for (i, l) in log.iter().enumerate().rev() {
+            earliest = earliest.min(l.at.timestamp());
+            earliest_from[i] = earliest;
+        }
+        let from = earliest_from.first()?.saturating_sub(reach);
+        Some(Replay {
+            reach,
+            earliest_from,
+            from,
+            since_walk: 0,
+            walked_to: from,
+        })
+    }
+
+    /// After `interactions` more were applied, with the Checks from `next`
+    /// still to decide: memory lets go of every full record it may (the
+    /// walk's rule: not a deleted one, one in progress or one with audio)
+    /// and of the interactions before the reach of every Check still to
+    /// decide. From then on the history before that is unknown to the
+    /// Checks, as a server's before its memory is (an opt-out received
+    /// then counts as confirmed).
+    ///
+    /// Memory is walked once [`Replay::WALK_EVERY`] interactions were
+    /// applied since the last walk, or once the reach moved on a day; and
+    /// never before a thirty-second of the interactions memory holds were
+    /// applied, so that the walks cost each interaction about 32 visits of
+    /// a slot at most.
+    fn applied(&mut self, ledger: &mut Ledger, interactions: usize, next: usize) {
+        self.since_walk += interactions;
+        let Some(earliest) = self.earliest_from.get(next) else {
+            return;
+        };
+        let cutoff = earliest.saturating_sub(self.reach).max(self.from);
+        let slots = ledger.index.slots();
+        let full = self.since_walk >= Self::WALK_EVERY.max(slots / 32);
+        let a_day_on = cutoff >= self.walked_to.saturating_add(86_400);
+        let due = full || (a_day_on && self.since_walk >= slots / 32);
+        if !due {
+            return;
+        }
+        self.since_walk = 0;
+        self.walked_to = cutoff;
+        let reserved = ledger.reservations().clone();
+        let let_go = crate::index::LetGo { before: i64::MAX };
+        ledger
+            .index
+            .move_to_disk(cutoff, u64::MAX, Some(let_go), |id| {
+                reserved.contains_key(id)
+            });
+        let from = ledger.index.held_from().max(cutoff);
+        ledger.index.set_held_from(from);
+    }
 }

@@ -56,10 +56,13 @@
 //! `write.rs` applies the journal's records in one
 //! transaction with their position ([`Writing`]); `reader.rs` reads full
 //! records while serving ([`Reader`]); `read.rs` reads a data directory's
-//! whole history in order, for backup and what-if.
+//! whole history in order, for backup and what-if; `in_time.rs` gives
+//! what-if the store's records in the order they came to be, the
+//! interactions streamed by the index on `created_at`.
 
 mod fold;
 mod follow;
+mod in_time;
 mod load;
 mod migrate;
 mod read;
@@ -73,7 +76,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 pub use fold::LOG_KEPT_BYTES;
 pub use follow::{Checkpoints, Follower, Handed, KEPT_FOR_CHECKPOINT, TAP_BATCHES};
 pub use load::{Loaded, Pinned, Span, Texts};
-pub use read::{HistoryRead, read_history, read_history_in_time};
+pub use read::{HistoryRead, Source, read_history, read_history_in_time};
 pub use reader::{Limits, Listed, Narrow, READERS, Reader, Refused};
 pub use write::Writing;
 

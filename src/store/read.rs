@@ -24,29 +24,50 @@ pub struct HistoryRead {
 /// order. Needs no lock.
 pub fn read_history(
     data_dir: &Path,
-    each: impl FnMut(Record) -> Result<(), JournalError>,
+    mut each: impl FnMut(Record) -> Result<(), JournalError>,
 ) -> Result<HistoryRead, JournalError> {
-    read(data_dir, false, each)
+    read(data_dir, None, |record, _| each(record))
 }
 
 /// [`read_history`], with the store's records in the order they came to
-/// be (an interaction at its creation, in its latest state; anything else
-/// when it took effect, [`crate::ledger::Change::effective_at`]; those
-/// without a time first, then as stored) rather than by kind: for a reader
-/// that decides, between them, what was asked then (what-if), as the
-/// journal gave them before the store took them. Holds the store's
-/// records in memory while it sorts them.
+/// be rather than by kind ([`Store::for_each_in_time`]: an interaction at
+/// its creation, in its latest state; anything else when it took effect;
+/// equal times in the store's order), the interactions from `from` on
+/// only (Unix seconds; `None`: all): for a reader that decides, between
+/// them, what was asked then (what-if), as the journal gave them before
+/// the store took them. The interactions are streamed, not held.
+///
+/// `each` is given, with each record, where it was read ([`Source`]).
+/// Conversations and stored answers are not given (see `in_time.rs`).
 pub fn read_history_in_time(
     data_dir: &Path,
-    each: impl FnMut(Record) -> Result<(), JournalError>,
+    from: Option<i64>,
+    mut each: impl FnMut(Record, Source<'_>) -> Result<(), JournalError>,
 ) -> Result<HistoryRead, JournalError> {
-    read(data_dir, true, each)
+    read(data_dir, Some(from), &mut each)
 }
 
+/// Where a record [`read_history_in_time`] gives was read.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// The store.
+    Store,
+    /// The journal after the store's position, with the store as the same
+    /// read transaction sees it ([`Store::interaction`]): a reader that let
+    /// go of an interaction's full record reads it back there before the
+    /// journal's change to it.
+    JournalAfter(&'a Store),
+    /// The journal (and snapshot) of a data directory with no store (an
+    /// older release's layout): the whole history, nothing to read back.
+    JournalOnly,
+}
+
+/// Reads the history; `in_time` is `Some` (with the interactions' `from`)
+/// for [`read_history_in_time`].
 fn read(
     data_dir: &Path,
-    in_time: bool,
-    mut each: impl FnMut(Record) -> Result<(), JournalError>,
+    in_time: Option<Option<i64>>,
+    mut each: impl FnMut(Record, Source<'_>) -> Result<(), JournalError>,
 ) -> Result<HistoryRead, JournalError> {
     let layout = Layout {
         dir: data_dir.to_owned(),
@@ -85,32 +106,15 @@ fn read(
     if let Some(store) = &store
         && out.from.is_some()
     {
-        if in_time {
-            let mut base = Vec::new();
-            out.store_records = store.for_each(|record| {
-                // An interaction existed from its creation (the store
-                // holds its latest state); anything else from when it
-                // took effect.
-                let at = crate::ledger::changes(record.clone())
-                    .into_iter()
-                    .filter_map(|c| match c.ok()? {
-                        crate::ledger::Change::Interaction(i) => Some(i.created_at),
-                        other => other.effective_at(),
-                    })
-                    .max();
-                base.push((at, record));
-                Ok(())
-            })?;
-            // Stable: equal times keep the store's order.
-            base.sort_by_key(|(at, _)| *at);
-            for (_, record) in base {
-                each(record)?;
-            }
-        } else {
-            out.store_records = store.for_each(&mut each)?;
-        }
+        out.store_records = match in_time {
+            Some(from) => store.for_each_in_time(from, |record| each(record, Source::Store))?,
+            None => store.for_each(|record| each(record, Source::Store))?,
+        };
     }
-    out.recovered = opened.read(each)?;
+    let source = store
+        .as_ref()
+        .map_or(Source::JournalOnly, Source::JournalAfter);
+    out.recovered = opened.read(|record| each(record, source))?;
     if let Some(store) = &store {
         let _ = store.conn.execute_batch("COMMIT");
     }

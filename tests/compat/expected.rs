@@ -268,9 +268,14 @@ pub(super) fn replayed(dir: &Path) -> String {
         report.skipped_reasons
     );
     let text = serde_json::to_string_pretty(&report).unwrap();
+    // Later releases also say where the history was read from, and how
+    // many interactions: the fields before the skipped ones.
     let tail = ",\n  \"skippedRecords\": {},\n  \"skippedReasons\": []\n}";
     let kept = text
         .strip_suffix(tail)
         .expect("the skipped fields end the report");
+    let kept = &kept[..kept
+        .find(",\n  \"historyFrom\"")
+        .expect("where the history was read from comes before them")];
     format!("{kept}\n}}\n")
 }

@@ -2338,6 +2338,111 @@ async fn what_if_reports_the_same_violations_after_a_materializing_start() {
     assert_eq!(report(), before, "read from the store");
 }
 
+/// What-if reads the history from the reach of its first Check (the
+/// horizon and a day), streams it, and lets go of full records as it moves
+/// on; a deletion in the journal after the store's position, of a call
+/// whose record the replay had let go, is applied to it (read back from
+/// the store), so the Check after it is allowed as the server allowed it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_if_reads_from_its_reach_and_applies_the_journal_to_records_it_let_go() {
+    use compliance_guard::decisions::{DecisionLog, LogConfig};
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("test.yaml"), ONE_CALL_A_DAY).unwrap();
+    let set = Arc::new(RuleSet::load_dir(rules.path(), &LoadOptions::default()).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let t1 = t(LATEST);
+    let t2 = t1 + Duration::days(100);
+    let call = |at: DateTime<Utc>| send(ANN, "voice", &iso(at));
+    let called = |started: DateTime<Utc>, ext: &str| InteractionInput {
+        external_id: Some(ext.into()),
+        is_external: Some(true),
+        ..record("voice", "outbound", "attempted", &iso(started))
+    };
+    let b_id;
+    {
+        let g = open(dir.path(), u64::MAX);
+        compliance_guard::reload::archive(dir.path(), &set).unwrap();
+        g.set_rules(set.clone());
+        let log = DecisionLog::start(LogConfig::under(dir.path())).unwrap();
+        // Long before the reach of the first Check: never read.
+        let old = t("2023-06-01T14:00:00Z");
+        g.create(
+            ANN,
+            &called(old, "old"),
+            &caller(),
+            old + Duration::hours(1),
+        )
+        .await
+        .unwrap();
+        let a = t1 - Duration::hours(1);
+        g.create(ANN, &called(a, "a"), &caller(), t1).await.unwrap();
+        let out = check(&g, &call(t1 + Duration::seconds(1))).await.unwrap();
+        log.record(
+            &call(t1 + Duration::seconds(1)),
+            &caller(),
+            &out,
+            t1 + Duration::seconds(1),
+        );
+        assert_eq!(out.decision.rule_id.as_deref(), Some("test-one-call-a-day"));
+        let b = t2 - Duration::hours(1);
+        let (created, _) = g
+            .create(ANN, &called(b, "b"), &caller(), t2 - Duration::minutes(30))
+            .await
+            .unwrap();
+        b_id = created.id;
+        log.close();
+    }
+    // Everything so far into the store; what follows is in the journal
+    // after its position.
+    drop(open(dir.path(), 0));
+    let at_store = store_position(dir.path());
+    {
+        let g = open(dir.path(), u64::MAX);
+        g.set_rules(set.clone());
+        let log = DecisionLog::start(LogConfig::under(dir.path())).unwrap();
+        g.delete(Some(ANN), &b_id, &caller(), t2 - Duration::minutes(10))
+            .await
+            .unwrap();
+        let out = check(&g, &call(t2 + Duration::seconds(1))).await.unwrap();
+        log.record(
+            &call(t2 + Duration::seconds(1)),
+            &caller(),
+            &out,
+            t2 + Duration::seconds(1),
+        );
+        assert!(out.decision.allowed, "{out:?}");
+        log.close();
+    }
+    assert_eq!(
+        store_position(dir.path()),
+        at_store,
+        "the deletion is in the journal only"
+    );
+    let r = compliance_guard::whatif::what_if(
+        rules.path(),
+        dir.path(),
+        &LoadOptions::default(),
+        None,
+        None,
+    )
+    .unwrap();
+    let violations: std::collections::BTreeMap<String, u64> =
+        [("test-one-call-a-day".to_owned(), 1)].into();
+    assert_eq!(
+        (r.decisions, r.skipped, &r.before, &r.after),
+        (2, 0, &violations, &violations)
+    );
+    assert!(
+        r.newly_blocked.is_empty() && r.newly_allowed.is_empty(),
+        "{r:?}"
+    );
+    assert!(r.skipped_records.is_empty(), "{:?}", r.skipped_reasons);
+    // 91 days before the first Check; calls a and b from the store, and
+    // b's deletion from the journal.
+    assert_eq!(r.history_from.as_deref(), Some("2023-12-15T15:00:01Z"));
+    assert_eq!(r.interactions_read, 3);
+}
+
 /// Review fix (moved time): a message on disk only, read back by an
 /// update that moves its time into the window, with the reply that cited
 /// it: a send citing it again is not the reply (the message was

@@ -1,0 +1,219 @@
+//! The store read in the order its records came to be, for what-if
+//! replay ([`Store::for_each_in_time`]): an interaction at its creation
+//! (in its latest state), anything else when it took effect
+//! ([`crate::ledger::Change::effective_at`]), those without a time first.
+//!
+//! The interactions, most of the store, are read in that order by the
+//! index on `created_at` and given one at a time: nothing holds the
+//! history in memory. Only the other records (people, loans,
+//! restrictions, open reservations: what a server's memory holds anyway)
+//! are held, to be sorted by their times and given between the
+//! interactions. Conversations and stored answers are not read: what-if
+//! decides Checks, and no Check reads either.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Kind, Store, StoreError, sqlite};
+use crate::journal::JournalError;
+use crate::pb::journal::Record;
+
+/// A record other than an interaction's, held until its time comes: when
+/// it took effect, its group (0: people, loans and restrictions, read
+/// before the interactions in the store's order; 2: open reservations,
+/// read after them), its place in that order and its bytes.
+type Held = (Option<DateTime<Utc>>, u8, usize, Vec<u8>);
+
+impl Store {
+    /// Gives `each` every record of the store in the order they came to
+    /// be (see the module's documentation), with interactions from `from`
+    /// on only (Unix seconds): those created from then on, and those
+    /// created before that happen from then on (a send scheduled ahead);
+    /// `None` gives them all. Equal times keep the store's order: people,
+    /// loans and restrictions, then interactions (by their place in
+    /// creation order), then open reservations. Returns how many records
+    /// were given.
+    ///
+    /// Read on this connection, inside the read transaction the caller
+    /// may have begun on it (a what-if beside a server pairs the store's
+    /// position with the rows).
+    pub fn for_each_in_time(
+        &self,
+        from: Option<i64>,
+        mut each: impl FnMut(Record) -> Result<(), JournalError>,
+    ) -> Result<u64, JournalError> {
+        let mut held = self.held_records()?;
+        held.sort_by_key(|(at, group, n, _)| (*at, *group, *n));
+        let mut held = held.into_iter().peekable();
+        let mut given = 0u64;
+        let mut give = |bytes: &[u8], each: &mut dyn FnMut(Record) -> Result<(), JournalError>| {
+            given += 1;
+            each(self.decode_row(bytes)?)
+        };
+        let mut interaction = |created_at: DateTime<Utc>,
+                               bytes: &[u8],
+                               each: &mut dyn FnMut(Record) -> Result<(), JournalError>|
+         -> Result<(), JournalError> {
+            // What came before it, and at its time what the store's order
+            // gives first.
+            while let Some((_, _, _, b)) =
+                held.next_if(|(at, group, _, _)| (*at, *group) < (Some(created_at), 1))
+            {
+                give(&b, each)?;
+            }
+            give(bytes, each)
+        };
+        self.every_row_has_its_creation()?;
+        let micros = from.map(|s| s.saturating_mul(1_000_000));
+        if let (Some(from), Some(micros)) = (from, micros) {
+            // Created before `from` but happening from then on: few (a
+            // send scheduled far ahead), read first by the time index and
+            // sorted here.
+            let mut early = Vec::new();
+            self.rows(
+                "SELECT created_at, seq, record FROM interactions INDEXED BY interactions_time
+                 WHERE occurs_at >= ?1 AND created_at < ?2",
+                params![from, micros],
+                |created_at, seq, bytes| {
+                    early.push((created_at, seq, bytes.to_vec()));
+                    Ok(())
+                },
+            )?;
+            early.sort_by_key(|(created_at, seq, _)| (*created_at, *seq));
+            for (created_at, _, bytes) in early {
+                interaction(self.created_at(created_at)?, &bytes, &mut each)?;
+            }
+        }
+        self.rows(
+            "SELECT created_at, seq, record FROM interactions INDEXED BY interactions_created
+             WHERE created_at >= ?1 ORDER BY created_at, seq",
+            params![micros.unwrap_or(i64::MIN)],
+            |created_at, _, bytes| interaction(self.created_at(created_at)?, bytes, &mut each),
+        )?;
+        for (_, _, _, bytes) in held {
+            give(&bytes, &mut each)?;
+        }
+        Ok(given)
+    }
+
+    /// The interaction with our id `id` as this connection's read
+    /// transaction sees it, with its place in creation order: what a
+    /// what-if that let its full record go reads back before a change in
+    /// the journal after the store's position applies to it.
+    pub fn interaction(
+        &self,
+        id: &str,
+    ) -> Result<Option<(u64, crate::model::Interaction)>, StoreError> {
+        let row: Option<(i64, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT seq, record FROM interactions WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(sqlite("reading", &self.path))?;
+        row.map(|(seq, bytes)| {
+            let record = super::reader::decode_interaction(&self.path, &bytes)?;
+            Ok((u64::try_from(seq).unwrap_or(0), record))
+        })
+        .transpose()
+    }
+
+    /// The records [`Store::for_each_in_time`] holds and sorts, with the
+    /// time each took effect.
+    fn held_records(&self) -> Result<Vec<Held>, JournalError> {
+        let mut held = Vec::new();
+        for (group, kind, order) in [
+            (0, Kind::Person, "last_seq"),
+            (0, Kind::Debt, "first_seq"),
+            (0, Kind::Restriction, "first_seq"),
+            (2, Kind::Reservation, "first_seq"),
+        ] {
+            let sql = format!(
+                "SELECT record FROM state WHERE kind = {} ORDER BY {order}",
+                kind as i64
+            );
+            let mut stmt = self
+                .conn
+                .prepare(&sql)
+                .map_err(sqlite("reading", &self.path))?;
+            let mut rows = stmt.query([]).map_err(sqlite("reading", &self.path))?;
+            while let Some(row) = rows.next().map_err(sqlite("reading", &self.path))? {
+                let bytes: Vec<u8> = row.get(0).map_err(sqlite("reading", &self.path))?;
+                let at = crate::ledger::changes(self.decode_row(&bytes)?)
+                    .into_iter()
+                    .filter_map(|c| c.ok()?.effective_at())
+                    .max();
+                held.push((at, group, held.len(), bytes));
+            }
+        }
+        Ok(held)
+    }
+
+    /// Runs `sql` (its columns `created_at`, `seq` and `record`) and gives
+    /// each row to `each`.
+    fn rows(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        mut each: impl FnMut(i64, i64, &[u8]) -> Result<(), JournalError>,
+    ) -> Result<(), JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(sql)
+            .map_err(sqlite("reading", &self.path))?;
+        let mut rows = stmt.query(params).map_err(sqlite("reading", &self.path))?;
+        while let Some(row) = rows.next().map_err(sqlite("reading", &self.path))? {
+            let read = |row: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, i64)> {
+                Ok((row.get(0)?, row.get(1)?))
+            };
+            let (created_at, seq) = read(row).map_err(sqlite("reading", &self.path))?;
+            let bytes = row
+                .get_ref(2)
+                .and_then(|v| Ok(v.as_blob()?))
+                .map_err(sqlite("reading", &self.path))?;
+            each(created_at, seq, bytes)?;
+        }
+        Ok(())
+    }
+
+    /// An interaction row's creation time, from its `created_at` column
+    /// (Unix microseconds).
+    fn created_at(&self, micros: i64) -> Result<DateTime<Utc>, StoreError> {
+        DateTime::from_timestamp_micros(micros).ok_or_else(|| StoreError::Format {
+            path: self.path.clone(),
+            reason: format!("an interaction's `created_at` `{micros}` is out of range"),
+        })
+    }
+
+    /// Every row of store format 2 has its `created_at` (written with the
+    /// row, or filled by the migration to format 2); one without would not
+    /// be read by its index, so the store is refused rather than read in
+    /// part.
+    fn every_row_has_its_creation(&self) -> Result<(), StoreError> {
+        let missing: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM interactions WHERE created_at IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sqlite("reading", &self.path))?;
+        if missing > 0 {
+            return Err(StoreError::Format {
+                path: self.path.clone(),
+                reason: format!("{missing} interactions have no `created_at`"),
+            });
+        }
+        Ok(())
+    }
+
+    /// A row's record.
+    fn decode_row(&self, bytes: &[u8]) -> Result<Record, StoreError> {
+        <Record as prost::Message>::decode(bytes).map_err(|e| StoreError::Format {
+            path: self.path.clone(),
+            reason: format!("a record does not decode: {e}"),
+        })
+    }
+}
