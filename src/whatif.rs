@@ -79,9 +79,9 @@ pub struct WhatIfReport {
     /// Decisions that were blocked and would be allowed.
     pub newly_allowed: Vec<Change>,
     /// Where the history was read from (RFC 3339): the reach of the
-    /// earliest Check decided (the horizon, or a longer window of the new
-    /// rules, and a day), as a server's memory holds it. `None` when no
-    /// Check was decided, and no history read.
+    /// earliest Check of the window (the horizon, or a longer window of
+    /// the new rules, and a day), as a server's memory holds it. `None`
+    /// when the window has no logged Check, and no history was read.
     pub history_from: Option<String>,
     /// Interaction records read from the history: the store's created
     /// from `historyFrom` on (and the few created before it that happen
@@ -304,11 +304,15 @@ pub fn what_if(
                 if ledger.index.may_be_on_disk(id)
                     && let Some((seq, r)) = store.interaction(id)?
                 {
-                    // One that does not load back is refused by the apply
-                    // below, and reported with the records not applied.
+                    // One that does not load back (emptied, or unknown)
+                    // is applied below from the change's own state, a
+                    // whole record, as a new one.
                     let _ = ledger.index.load_from_disk(r, seq);
                 }
             }
+            // What the journal writes stays whole (a frame the walks do
+            // not pass): the store does not hold it to read it back.
+            ledger.index.set_frame(1);
         }
         let interactions = written.len();
         report.interactions_read += interactions as u64;
@@ -389,17 +393,20 @@ impl Replay {
     /// applied since the last walk, or once the reach moved on a day; and
     /// never before a thirty-second of the interactions memory holds were
     /// applied, so that the walks cost each interaction about 32 visits of
-    /// a slot at most.
+    /// a slot at most (chunks of slots all emptied are passed over whole).
+    /// Between two walks, memory holds whole the interactions applied
+    /// since the last one. What the journal after the store's position
+    /// wrote stays whole (its frame, 1, is never passed by a walk's 0).
     fn applied(&mut self, ledger: &mut Ledger, interactions: usize, next: usize) {
         self.since_walk += interactions;
         let Some(earliest) = self.earliest_from.get(next) else {
             return;
         };
         let cutoff = earliest.saturating_sub(self.reach).max(self.from);
-        let slots = ledger.index.slots();
-        let full = self.since_walk >= Self::WALK_EVERY.max(slots / 32);
+        let held = ledger.index.len() - ledger.index.on_disk();
+        let full = self.since_walk >= Self::WALK_EVERY.max(held / 32);
         let a_day_on = cutoff >= self.walked_to.saturating_add(86_400);
-        let due = full || (a_day_on && self.since_walk >= slots / 32);
+        let due = full || (a_day_on && self.since_walk >= held / 32);
         if !due {
             return;
         }
@@ -409,9 +416,7 @@ impl Replay {
         let let_go = crate::index::LetGo { before: i64::MAX };
         ledger
             .index
-            .move_to_disk(cutoff, u64::MAX, Some(let_go), |id| {
-                reserved.contains_key(id)
-            });
+            .move_to_disk(cutoff, 0, Some(let_go), |id| reserved.contains_key(id));
         let from = ledger.index.held_from().max(cutoff);
         ledger.index.set_held_from(from);
     }

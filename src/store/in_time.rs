@@ -11,7 +11,6 @@
 //! interactions. Conversations and stored answers are not read: what-if
 //! decides Checks, and no Check reads either.
 
-use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{Kind, Store, StoreError, sqlite};
@@ -19,20 +18,27 @@ use crate::journal::JournalError;
 use crate::pb::journal::Record;
 
 /// A record other than an interaction's, held until its time comes: when
-/// it took effect, its group (0: people, loans and restrictions, read
+/// it took effect (Unix microseconds, the precision of an interaction's
+/// `created_at` column, so that a person registered by the write that
+/// recorded its first interaction comes before it, as in the store's
+/// order), its group (0: people, loans and restrictions, read
 /// before the interactions in the store's order; 2: open reservations,
 /// read after them), its place in that order and its bytes.
-type Held = (Option<DateTime<Utc>>, u8, usize, Vec<u8>);
+type Held = (Option<i64>, u8, usize, Vec<u8>);
 
 impl Store {
     /// Gives `each` every record of the store in the order they came to
     /// be (see the module's documentation), with interactions from `from`
     /// on only (Unix seconds): those created from then on, and those
     /// created before that happen from then on (a send scheduled ahead);
-    /// `None` gives them all. Equal times keep the store's order: people,
-    /// loans and restrictions, then interactions (by their place in
-    /// creation order), then open reservations. Returns how many records
-    /// were given.
+    /// `None` gives them all. Times are compared to the microsecond, and
+    /// equal times keep the store's order: people, loans and restrictions,
+    /// then interactions (by their place in creation order), then open
+    /// reservations. Returns how many records were given.
+    ///
+    /// A store of format 1 (a server of the release before, not yet
+    /// started on this one) has no `created_at` column: its interactions
+    /// are read whole and sorted in memory, as before.
     ///
     /// Read on this connection, inside the read transaction the caller
     /// may have begun on it (a what-if beside a server pairs the store's
@@ -50,7 +56,7 @@ impl Store {
             given += 1;
             each(self.decode_row(bytes)?)
         };
-        let mut interaction = |created_at: DateTime<Utc>,
+        let mut interaction = |created_at: i64,
                                bytes: &[u8],
                                each: &mut dyn FnMut(Record) -> Result<(), JournalError>|
          -> Result<(), JournalError> {
@@ -63,6 +69,15 @@ impl Store {
             }
             give(bytes, each)
         };
+        if self.format()? < 2 {
+            for (created_at, _, bytes) in self.format_1_interactions(from)? {
+                interaction(created_at, &bytes, &mut each)?;
+            }
+            for (_, _, _, bytes) in held {
+                give(&bytes, &mut each)?;
+            }
+            return Ok(given);
+        }
         self.every_row_has_its_creation()?;
         let micros = from.map(|s| s.saturating_mul(1_000_000));
         if let (Some(from), Some(micros)) = (from, micros) {
@@ -81,14 +96,14 @@ impl Store {
             )?;
             early.sort_by_key(|(created_at, seq, _)| (*created_at, *seq));
             for (created_at, _, bytes) in early {
-                interaction(self.created_at(created_at)?, &bytes, &mut each)?;
+                interaction(created_at, &bytes, &mut each)?;
             }
         }
         self.rows(
             "SELECT created_at, seq, record FROM interactions INDEXED BY interactions_created
              WHERE created_at >= ?1 ORDER BY created_at, seq",
             params![micros.unwrap_or(i64::MIN)],
-            |created_at, _, bytes| interaction(self.created_at(created_at)?, bytes, &mut each),
+            |created_at, _, bytes| interaction(created_at, bytes, &mut each),
         )?;
         for (_, _, _, bytes) in held {
             give(&bytes, &mut each)?;
@@ -144,7 +159,8 @@ impl Store {
                 let at = crate::ledger::changes(self.decode_row(&bytes)?)
                     .into_iter()
                     .filter_map(|c| c.ok()?.effective_at())
-                    .max();
+                    .max()
+                    .map(|t| t.timestamp_micros());
                 held.push((at, group, held.len(), bytes));
             }
         }
@@ -178,13 +194,46 @@ impl Store {
         Ok(())
     }
 
-    /// An interaction row's creation time, from its `created_at` column
-    /// (Unix microseconds).
-    fn created_at(&self, micros: i64) -> Result<DateTime<Utc>, StoreError> {
-        DateTime::from_timestamp_micros(micros).ok_or_else(|| StoreError::Format {
-            path: self.path.clone(),
-            reason: format!("an interaction's `created_at` `{micros}` is out of range"),
-        })
+    /// The store's format (1 or 2).
+    fn format(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map(|f| f.unwrap_or(super::FORMAT))
+            .map_err(sqlite("reading", &self.path))
+    }
+
+    /// The interactions of a store of format 1 created from `from` on or
+    /// happening from then on, each with its creation time (Unix
+    /// microseconds) and place, sorted: read whole and held, since that
+    /// format has no index on the creation time.
+    fn format_1_interactions(
+        &self,
+        from: Option<i64>,
+    ) -> Result<Vec<(i64, i64, Vec<u8>)>, JournalError> {
+        let mut out = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, record FROM interactions ORDER BY seq")
+            .map_err(sqlite("reading", &self.path))?;
+        let mut rows = stmt.query([]).map_err(sqlite("reading", &self.path))?;
+        while let Some(row) = rows.next().map_err(sqlite("reading", &self.path))? {
+            let seq: i64 = row.get(0).map_err(sqlite("reading", &self.path))?;
+            let bytes: Vec<u8> = row.get(1).map_err(sqlite("reading", &self.path))?;
+            let record = super::reader::decode_interaction(&self.path, &bytes)?;
+            let created_at = record.created_at.timestamp_micros();
+            let wanted = from.is_none_or(|from| {
+                created_at >= from.saturating_mul(1_000_000)
+                    || record.occurs_at().timestamp() >= from
+            });
+            if wanted {
+                out.push((created_at, seq, bytes));
+            }
+        }
+        out.sort_by_key(|(created_at, seq, _)| (*created_at, *seq));
+        Ok(out)
     }
 
     /// Every row of store format 2 has its `created_at` (written with the

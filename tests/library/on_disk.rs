@@ -2342,7 +2342,8 @@ async fn what_if_reports_the_same_violations_after_a_materializing_start() {
 /// horizon and a day), streams it, and lets go of full records as it moves
 /// on; a deletion in the journal after the store's position, of a call
 /// whose record the replay had let go, is applied to it (read back from
-/// the store), so the Check after it is allowed as the server allowed it.
+/// the store), so the Check after it is allowed as the server allowed it;
+/// a call the journal alone holds stays whole until its deletion.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_if_reads_from_its_reach_and_applies_the_journal_to_records_it_let_go() {
     use compliance_guard::decisions::{DecisionLog, LogConfig};
@@ -2411,6 +2412,33 @@ async fn what_if_reads_from_its_reach_and_applies_the_journal_to_records_it_let_
             t2 + Duration::seconds(1),
         );
         assert!(out.decision.allowed, "{out:?}");
+        // Fifty days on, a call written in the journal only, a Check it
+        // blocks, its deletion and a Check it no longer blocks: the replay
+        // walks memory between the call and its deletion (the reach moved
+        // on), and keeps the call whole, since the store cannot give it.
+        let t3 = t2 + Duration::days(50);
+        let (d, _) = g
+            .create(
+                ANN,
+                &called(t3 - Duration::hours(1), "d"),
+                &caller(),
+                t3 - Duration::minutes(30),
+            )
+            .await
+            .unwrap();
+        for (at, allowed) in [
+            (t3 + Duration::seconds(1), false),
+            (t3 + Duration::minutes(20), true),
+        ] {
+            if allowed {
+                g.delete(Some(ANN), &d.id, &caller(), t3 + Duration::minutes(10))
+                    .await
+                    .unwrap();
+            }
+            let out = check(&g, &call(at)).await.unwrap();
+            log.record(&call(at), &caller(), &out, at);
+            assert_eq!(out.decision.allowed, allowed, "{out:?}");
+        }
         log.close();
     }
     assert_eq!(
@@ -2427,10 +2455,10 @@ async fn what_if_reads_from_its_reach_and_applies_the_journal_to_records_it_let_
     )
     .unwrap();
     let violations: std::collections::BTreeMap<String, u64> =
-        [("test-one-call-a-day".to_owned(), 1)].into();
+        [("test-one-call-a-day".to_owned(), 2)].into();
     assert_eq!(
         (r.decisions, r.skipped, &r.before, &r.after),
-        (2, 0, &violations, &violations)
+        (4, 0, &violations, &violations)
     );
     assert!(
         r.newly_blocked.is_empty() && r.newly_allowed.is_empty(),
@@ -2438,9 +2466,9 @@ async fn what_if_reads_from_its_reach_and_applies_the_journal_to_records_it_let_
     );
     assert!(r.skipped_records.is_empty(), "{:?}", r.skipped_reasons);
     // 91 days before the first Check; calls a and b from the store, and
-    // b's deletion from the journal.
+    // b's deletion, d and d's deletion from the journal.
     assert_eq!(r.history_from.as_deref(), Some("2023-12-15T15:00:01Z"));
-    assert_eq!(r.interactions_read, 3);
+    assert_eq!(r.interactions_read, 5);
 }
 
 /// Review fix (moved time): a message on disk only, read back by an
