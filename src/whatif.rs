@@ -28,6 +28,7 @@
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -83,10 +84,11 @@ pub struct WhatIfReport {
     /// the new rules, and a day), as a server's memory holds it. `None`
     /// when the window has no logged Check, and no history was read.
     pub history_from: Option<String>,
-    /// Interaction records read from the history: the store's created
+    /// Interaction records applied from the history: the store's created
     /// from `historyFrom` on (and the few created before it that happen
     /// from then on), and the changes to interactions in the journal
-    /// after the store's position, up to the last Check decided.
+    /// after the store's position, up to the last Check of the window
+    /// (the history after it is not read).
     pub interactions_read: u64,
     /// Journal records that could not be applied to the history (a kind
     /// this release does not know, or a damaged record), by kind: the
@@ -273,9 +275,10 @@ pub fn what_if(
     report.history_from = DateTime::from_timestamp(replay.from, 0)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     crate::store::read_history_in_time(data_dir, Some(replay.from), |record, source| {
-        // Every Check is decided: what came after does not matter.
+        // Every Check is decided: what comes after does not matter, and
+        // the store is read no further.
         if next == log.len() {
-            return Ok(());
+            return Ok(ControlFlow::Break(()));
         }
         // A record (a batch: one operation) takes effect at its
         // latest change's time, and is applied whole.
@@ -295,6 +298,9 @@ pub fn what_if(
             .max()
         {
             decide_due(&ledger.index, &mut next, &mut report, &|i, _| i <= last);
+        }
+        if next == log.len() {
+            return Ok(ControlFlow::Break(()));
         }
         // A change the journal after the store's position makes to an
         // interaction whose full record was let go applies to that
@@ -322,7 +328,7 @@ pub fn what_if(
         if !matches!(source, Source::JournalOnly) {
             replay.applied(&mut ledger, interactions, next);
         }
-        Ok(())
+        Ok(ControlFlow::Continue(()))
     })?;
     decide_due(&ledger.index, &mut next, &mut report, &|_, _| true);
     report.skipped_records = skipped

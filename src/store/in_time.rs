@@ -11,6 +11,8 @@
 //! interactions. Conversations and stored answers are not read: what-if
 //! decides Checks, and no Check reads either.
 
+use std::ops::ControlFlow;
+
 use rusqlite::{OptionalExtension, params};
 
 use super::{Kind, Store, StoreError, sqlite};
@@ -26,12 +28,16 @@ use crate::pb::journal::Record;
 /// read after them), its place in that order and its bytes.
 type Held = (Option<i64>, u8, usize, Vec<u8>);
 
+/// What a reader of [`Store::for_each_in_time`] answers to a record: read
+/// on, or stop (a what-if that decided its every Check).
+type Step = Result<ControlFlow<()>, JournalError>;
+
 impl Store {
     /// Gives `each` every record of the store in the order they came to
     /// be (see the module's documentation), with interactions from `from`
     /// on only (Unix seconds): those created from then on, and those
     /// created before that happen from then on (a send scheduled ahead);
-    /// `None` gives them all. Times are compared to the microsecond, and
+    /// `None` gives them all; until `each` says to stop. Times are compared to the microsecond, and
     /// equal times keep the store's order: people, loans and restrictions,
     /// then interactions (by their place in creation order), then open
     /// reservations. Returns how many records were given.
@@ -46,69 +52,83 @@ impl Store {
     pub fn for_each_in_time(
         &self,
         from: Option<i64>,
-        mut each: impl FnMut(Record) -> Result<(), JournalError>,
+        mut each: impl FnMut(Record) -> Result<ControlFlow<()>, JournalError>,
     ) -> Result<u64, JournalError> {
         let mut held = self.held_records()?;
         held.sort_by_key(|(at, group, n, _)| (*at, *group, *n));
         let mut held = held.into_iter().peekable();
-        let mut given = 0u64;
-        let mut give = |bytes: &[u8], each: &mut dyn FnMut(Record) -> Result<(), JournalError>| {
-            given += 1;
+        let given = std::cell::Cell::new(0u64);
+        let give = |bytes: &[u8], each: &mut dyn FnMut(Record) -> Step| -> Step {
+            given.set(given.get() + 1);
             each(self.decode_row(bytes)?)
         };
-        let mut interaction = |created_at: i64,
-                               bytes: &[u8],
-                               each: &mut dyn FnMut(Record) -> Result<(), JournalError>|
-         -> Result<(), JournalError> {
-            // What came before it, and at its time what the store's order
-            // gives first.
-            while let Some((_, _, _, b)) =
-                held.next_if(|(at, group, _, _)| (*at, *group) < (Some(created_at), 1))
-            {
-                give(&b, each)?;
-            }
-            give(bytes, each)
-        };
-        if self.format()? < 2 {
+        let mut interaction =
+            |created_at: i64, bytes: &[u8], each: &mut dyn FnMut(Record) -> Step| -> Step {
+                // What came before it, and at its time what the store's
+                // order gives first.
+                while let Some((_, _, _, b)) =
+                    held.next_if(|(at, group, _, _)| (*at, *group) < (Some(created_at), 1))
+                {
+                    if give(&b, each)?.is_break() {
+                        return Ok(ControlFlow::Break(()));
+                    }
+                }
+                give(bytes, each)
+            };
+        let interactions = if self.format()? < 2 {
+            let mut step = ControlFlow::Continue(());
             for (created_at, _, bytes) in self.format_1_interactions(from)? {
-                interaction(created_at, &bytes, &mut each)?;
+                step = interaction(created_at, &bytes, &mut each)?;
+                if step.is_break() {
+                    break;
+                }
             }
+            step
+        } else {
+            self.every_row_has_its_creation()?;
+            let micros = from.map(|s| s.saturating_mul(1_000_000));
+            let mut step = ControlFlow::Continue(());
+            if let (Some(from), Some(micros)) = (from, micros) {
+                // Created before `from` but happening from then on: few (a
+                // send scheduled far ahead), read first by the time index
+                // and sorted here.
+                let mut early = Vec::new();
+                // Gathered whole: nothing here stops.
+                let _gathered = self.rows(
+                    "SELECT created_at, seq, record FROM interactions INDEXED BY interactions_time
+                     WHERE occurs_at >= ?1 AND created_at < ?2",
+                    params![from, micros],
+                    |created_at, seq, bytes| {
+                        early.push((created_at, seq, bytes.to_vec()));
+                        Ok(ControlFlow::Continue(()))
+                    },
+                )?;
+                early.sort_by_key(|(created_at, seq, _)| (*created_at, *seq));
+                for (created_at, _, bytes) in early {
+                    step = interaction(created_at, &bytes, &mut each)?;
+                    if step.is_break() {
+                        break;
+                    }
+                }
+            }
+            if step.is_continue() {
+                step = self.rows(
+                    "SELECT created_at, seq, record FROM interactions INDEXED BY interactions_created
+                     WHERE created_at >= ?1 ORDER BY created_at, seq",
+                    params![micros.unwrap_or(i64::MIN)],
+                    |created_at, _, bytes| interaction(created_at, bytes, &mut each),
+                )?;
+            }
+            step
+        };
+        if interactions.is_continue() {
             for (_, _, _, bytes) in held {
-                give(&bytes, &mut each)?;
-            }
-            return Ok(given);
-        }
-        self.every_row_has_its_creation()?;
-        let micros = from.map(|s| s.saturating_mul(1_000_000));
-        if let (Some(from), Some(micros)) = (from, micros) {
-            // Created before `from` but happening from then on: few (a
-            // send scheduled far ahead), read first by the time index and
-            // sorted here.
-            let mut early = Vec::new();
-            self.rows(
-                "SELECT created_at, seq, record FROM interactions INDEXED BY interactions_time
-                 WHERE occurs_at >= ?1 AND created_at < ?2",
-                params![from, micros],
-                |created_at, seq, bytes| {
-                    early.push((created_at, seq, bytes.to_vec()));
-                    Ok(())
-                },
-            )?;
-            early.sort_by_key(|(created_at, seq, _)| (*created_at, *seq));
-            for (created_at, _, bytes) in early {
-                interaction(created_at, &bytes, &mut each)?;
+                if give(&bytes, &mut each)?.is_break() {
+                    break;
+                }
             }
         }
-        self.rows(
-            "SELECT created_at, seq, record FROM interactions INDEXED BY interactions_created
-             WHERE created_at >= ?1 ORDER BY created_at, seq",
-            params![micros.unwrap_or(i64::MIN)],
-            |created_at, _, bytes| interaction(created_at, bytes, &mut each),
-        )?;
-        for (_, _, _, bytes) in held {
-            give(&bytes, &mut each)?;
-        }
-        Ok(given)
+        Ok(given.get())
     }
 
     /// The interaction with our id `id` as this connection's read
@@ -168,13 +188,13 @@ impl Store {
     }
 
     /// Runs `sql` (its columns `created_at`, `seq` and `record`) and gives
-    /// each row to `each`.
+    /// each row to `each`, until the rows end or `each` stops.
     fn rows(
         &self,
         sql: &str,
         params: impl rusqlite::Params,
-        mut each: impl FnMut(i64, i64, &[u8]) -> Result<(), JournalError>,
-    ) -> Result<(), JournalError> {
+        mut each: impl FnMut(i64, i64, &[u8]) -> Step,
+    ) -> Step {
         let mut stmt = self
             .conn
             .prepare(sql)
@@ -189,9 +209,11 @@ impl Store {
                 .get_ref(2)
                 .and_then(|v| Ok(v.as_blob()?))
                 .map_err(sqlite("reading", &self.path))?;
-            each(created_at, seq, bytes)?;
+            if each(created_at, seq, bytes)?.is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
         }
-        Ok(())
+        Ok(ControlFlow::Continue(()))
     }
 
     /// The store's format (1 or 2).

@@ -3,6 +3,7 @@
 //! older release's layout, the snapshot and the journals after it. Backup
 //! and what-if read through it, beside a running server.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use super::Store;
@@ -26,7 +27,9 @@ pub fn read_history(
     data_dir: &Path,
     mut each: impl FnMut(Record) -> Result<(), JournalError>,
 ) -> Result<HistoryRead, JournalError> {
-    read(data_dir, None, |record, _| each(record))
+    read(data_dir, None, |record, _| {
+        each(record).map(|()| ControlFlow::Continue(()))
+    })
 }
 
 /// [`read_history`], with the store's records in the order they came to
@@ -37,12 +40,14 @@ pub fn read_history(
 /// them, what was asked then (what-if), as the journal gave them before
 /// the store took them. The interactions are streamed, not held.
 ///
-/// `each` is given, with each record, where it was read ([`Source`]).
+/// `each` is given, with each record, where it was read ([`Source`]); it
+/// may stop the reading (a what-if that decided its every Check), which
+/// then ends without the rest of the store, nor the journal.
 /// Conversations and stored answers are not given (see `in_time.rs`).
 pub fn read_history_in_time(
     data_dir: &Path,
     from: Option<i64>,
-    mut each: impl FnMut(Record, Source<'_>) -> Result<(), JournalError>,
+    mut each: impl FnMut(Record, Source<'_>) -> Result<ControlFlow<()>, JournalError>,
 ) -> Result<HistoryRead, JournalError> {
     read(data_dir, Some(from), &mut each)
 }
@@ -67,7 +72,7 @@ pub enum Source<'a> {
 fn read(
     data_dir: &Path,
     in_time: Option<Option<i64>>,
-    mut each: impl FnMut(Record, Source<'_>) -> Result<(), JournalError>,
+    mut each: impl FnMut(Record, Source<'_>) -> Result<ControlFlow<()>, JournalError>,
 ) -> Result<HistoryRead, JournalError> {
     let layout = Layout {
         dir: data_dir.to_owned(),
@@ -106,15 +111,27 @@ fn read(
     if let Some(store) = &store
         && out.from.is_some()
     {
-        out.store_records = match in_time {
-            Some(from) => store.for_each_in_time(from, |record| each(record, Source::Store))?,
-            None => store.for_each(|record| each(record, Source::Store))?,
+        let stopped = std::cell::Cell::new(false);
+        let mut from_store = |record| {
+            let step = each(record, Source::Store)?;
+            stopped.set(step.is_break());
+            Ok(step)
         };
+        out.store_records = match in_time {
+            Some(from) => store.for_each_in_time(from, &mut from_store)?,
+            None => store.for_each(|record| from_store(record).map(|_| ()))?,
+        };
+        if stopped.get() {
+            let _ = store.conn.execute_batch("COMMIT");
+            return Ok(out);
+        }
     }
     let source = store
         .as_ref()
         .map_or(Source::JournalOnly, Source::JournalAfter);
-    out.recovered = opened.read(|record| each(record, source))?;
+    // A reader that stops here has what it needs; the journal after the
+    // store's position is short (a generation at most) and read to its end.
+    out.recovered = opened.read(|record| each(record, source).map(|_| ()))?;
     if let Some(store) = &store {
         let _ = store.conn.execute_batch("COMMIT");
     }

@@ -2469,6 +2469,27 @@ async fn what_if_reads_from_its_reach_and_applies_the_journal_to_records_it_let_
     // b's deletion, d and d's deletion from the journal.
     assert_eq!(r.history_from.as_deref(), Some("2023-12-15T15:00:01Z"));
     assert_eq!(r.interactions_read, 5);
+    // A window that ends before the history does: the reading stops once
+    // its one Check is decided (call b and the journal are not read).
+    let first = compliance_guard::whatif::what_if(
+        rules.path(),
+        dir.path(),
+        &LoadOptions::default(),
+        None,
+        Some(t2),
+    )
+    .unwrap();
+    let one: std::collections::BTreeMap<String, u64> =
+        [("test-one-call-a-day".to_owned(), 1)].into();
+    assert_eq!(
+        (
+            first.decisions,
+            &first.before,
+            &first.after,
+            first.interactions_read
+        ),
+        (1, &one, &one, 1)
+    );
 }
 
 /// Review fix (moved time): a message on disk only, read back by an
