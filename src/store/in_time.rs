@@ -90,19 +90,21 @@ impl Store {
             let mut step = ControlFlow::Continue(());
             if let (Some(from), Some(micros)) = (from, micros) {
                 // Created before `from` but happening from then on: few (a
-                // send scheduled far ahead), read first by the time index
-                // and sorted here.
+                // send scheduled far ahead), found by the indexes alone
+                // and read here, then sorted.
                 let mut early = Vec::new();
-                // Gathered whole: nothing here stops.
-                let _gathered = self.rows(
-                    "SELECT created_at, seq, record FROM interactions INDEXED BY interactions_time
-                     WHERE occurs_at >= ?1 AND created_at < ?2",
-                    params![from, micros],
-                    |created_at, seq, bytes| {
-                        early.push((created_at, seq, bytes.to_vec()));
-                        Ok(ControlFlow::Continue(()))
-                    },
-                )?;
+                for seq in self.created_before_happening_from(from, micros)? {
+                    // Gathered whole: nothing here stops.
+                    let _gathered = self.rows(
+                        "SELECT created_at, seq, record FROM interactions
+                         WHERE seq = ?1 AND occurs_at >= ?2 AND created_at < ?3",
+                        params![seq, from, micros],
+                        |created_at, seq, bytes| {
+                            early.push((created_at, seq, bytes.to_vec()));
+                            Ok(ControlFlow::Continue(()))
+                        },
+                    )?;
+                }
                 early.sort_by_key(|(created_at, seq, _)| (*created_at, *seq));
                 for (created_at, _, bytes) in early {
                     step = interaction(created_at, &bytes, &mut each)?;
@@ -129,6 +131,72 @@ impl Store {
             }
         }
         Ok(given.get())
+    }
+
+    /// The places in creation order of the interactions that may have
+    /// been created before `from` (Unix seconds; `micros` the same in
+    /// microseconds) and happen from then on, read from the indexes only
+    /// (a row is read only for those it gives, most of them such).
+    ///
+    /// Places are numbered 1, 2, ... in creation order, and `created_at`
+    /// grows with them except for an import, which keeps its upstream
+    /// time. Every interaction placed before the first one created from
+    /// `from` on was created before it: those happening from then on are
+    /// found in the time index by their place. The ones placed after it
+    /// yet created before `from` (imports) are as many as the places
+    /// after it less the interactions created from `from` on; when there
+    /// are some, they are found in the creation index by their place.
+    fn created_before_happening_from(
+        &self,
+        from: i64,
+        micros: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        let read = |e| sqlite("reading", &self.path)(e);
+        let (first, created_from): (Option<i64>, i64) = self
+            .conn
+            .query_row(
+                "SELECT min(seq), count(*) FROM interactions INDEXED BY interactions_created
+                 WHERE created_at >= ?1",
+                [micros],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(read)?;
+        let first = first.unwrap_or(i64::MAX);
+        let next: i64 = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'next_interaction_seq'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(read)?
+            .unwrap_or(1);
+        let mut seqs = Vec::new();
+        let mut collect = |sql: &str, params: &[&dyn rusqlite::ToSql]| {
+            let mut stmt = self.conn.prepare(sql).map_err(read)?;
+            let rows = stmt
+                .query_map(params, |r| r.get::<_, i64>(0))
+                .map_err(read)?;
+            for seq in rows {
+                seqs.push(seq.map_err(read)?);
+            }
+            Ok::<(), StoreError>(())
+        };
+        collect(
+            "SELECT seq FROM interactions INDEXED BY interactions_time
+             WHERE occurs_at >= ?1 AND seq < ?2",
+            &[&from, &first],
+        )?;
+        let placed_after = next.saturating_sub(first).max(0);
+        if first != i64::MAX && placed_after != created_from {
+            collect(
+                "SELECT seq FROM interactions INDEXED BY interactions_created
+                 WHERE created_at < ?1 AND seq >= ?2",
+                &[&micros, &first],
+            )?;
+        }
+        Ok(seqs)
     }
 
     /// The interaction with our id `id` as this connection's read

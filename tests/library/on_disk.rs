@@ -2375,8 +2375,28 @@ async fn what_if_reads_from_its_reach_and_applies_the_journal_to_records_it_let_
         )
         .await
         .unwrap();
+        // Texts imported with the upstream's createdAt of long before, in
+        // the reach of the first Check: one placed before call a (found
+        // in the time index by its place), one after it (found in the
+        // creation index as out of order). Read, though created before.
+        let imported = |started: DateTime<Utc>, created: &str| InteractionInput {
+            created_at: Some(created.into()),
+            ..record("text", "outbound", "attempted", &iso(started))
+        };
+        let import = |input: InteractionInput| {
+            let (_, _, pending) = g.import(ANN, &input, &caller(), t1).unwrap();
+            pending
+        };
+        import(imported(t1 - Duration::hours(2), "2023-01-01T00:00:00Z"))
+            .wait()
+            .await
+            .unwrap();
         let a = t1 - Duration::hours(1);
         g.create(ANN, &called(a, "a"), &caller(), t1).await.unwrap();
+        import(imported(t1 - Duration::minutes(90), "2023-01-02T00:00:00Z"))
+            .wait()
+            .await
+            .unwrap();
         let out = check(&g, &call(t1 + Duration::seconds(1))).await.unwrap();
         log.record(
             &call(t1 + Duration::seconds(1)),
@@ -2466,11 +2486,12 @@ async fn what_if_reads_from_its_reach_and_applies_the_journal_to_records_it_let_
     );
     assert!(r.skipped_records.is_empty(), "{:?}", r.skipped_reasons);
     // 91 days before the first Check; calls a and b from the store, and
-    // b's deletion, d and d's deletion from the journal.
+    // b's deletion, d and d's deletion from the journal; the two texts.
     assert_eq!(r.history_from.as_deref(), Some("2023-12-15T15:00:01Z"));
-    assert_eq!(r.interactions_read, 5);
+    assert_eq!(r.interactions_read, 7);
     // A window that ends before the history does: the reading stops once
-    // its one Check is decided (call b and the journal are not read).
+    // its one Check is decided (call b and the journal are not read; the
+    // two texts and call a are).
     let first = compliance_guard::whatif::what_if(
         rules.path(),
         dir.path(),
@@ -2488,7 +2509,7 @@ async fn what_if_reads_from_its_reach_and_applies_the_journal_to_records_it_let_
             &first.after,
             first.interactions_read
         ),
-        (1, &one, &one, 1)
+        (1, &one, &one, 3)
     );
 }
 
