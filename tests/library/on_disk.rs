@@ -2282,7 +2282,6 @@ const ONE_CALL_A_DAY: &str = "rules:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_if_reports_the_same_violations_after_a_materializing_start() {
     use compliance_guard::decisions::{DecisionLog, LogConfig};
-    use compliance_guard::whatif::what_if;
     let rules = tempfile::tempdir().unwrap();
     std::fs::write(rules.path().join("test.yaml"), ONE_CALL_A_DAY).unwrap();
     let set = RuleSet::load_dir(rules.path(), &LoadOptions::default()).unwrap();
@@ -2319,14 +2318,7 @@ async fn what_if_reports_the_same_violations_after_a_materializing_start() {
         log.close();
     }
     let report = || {
-        let r = what_if(
-            rules.path(),
-            dir.path(),
-            &LoadOptions::default(),
-            None,
-            None,
-        )
-        .unwrap();
+        let r = replayed(rules.path(), dir.path(), None);
         (r.decisions, r.skipped, r.before, r.after)
     };
     let violations: std::collections::BTreeMap<String, u64> =
@@ -2336,6 +2328,29 @@ async fn what_if_reports_the_same_violations_after_a_materializing_start() {
     drop(open(dir.path(), 0));
     assert!(store_position(dir.path()).is_some());
     assert_eq!(report(), before, "read from the store");
+}
+
+/// The what-if replay of `dir`'s decision log up to `to` against the rules
+/// in `rules`, every rule binding.
+fn replayed(
+    rules: &Path,
+    dir: &Path,
+    to: Option<DateTime<Utc>>,
+) -> compliance_guard::whatif::WhatIfReport {
+    compliance_guard::whatif::what_if(rules, dir, &LoadOptions::default(), None, to).unwrap()
+}
+
+/// Ann's call checked at `at`, and the answer logged as the server logs
+/// it.
+async fn logged_call(
+    g: &Guard,
+    log: &compliance_guard::decisions::DecisionLog,
+    at: DateTime<Utc>,
+) -> CheckOutcome {
+    let call = send(ANN, "voice", &iso(at));
+    let out = check(g, &call).await.unwrap();
+    log.record(&call, &caller(), &out, at);
+    out
 }
 
 /// What-if reads the history from the reach of its first Check (the
@@ -2353,7 +2368,6 @@ async fn what_if_reads_from_its_reach_and_applies_the_journal_to_records_it_let_
     let dir = tempfile::tempdir().unwrap();
     let t1 = t(LATEST);
     let t2 = t1 + Duration::days(100);
-    let call = |at: DateTime<Utc>| send(ANN, "voice", &iso(at));
     let called = |started: DateTime<Utc>, ext: &str| InteractionInput {
         external_id: Some(ext.into()),
         is_external: Some(true),
@@ -2397,13 +2411,7 @@ async fn what_if_reads_from_its_reach_and_applies_the_journal_to_records_it_let_
             .wait()
             .await
             .unwrap();
-        let out = check(&g, &call(t1 + Duration::seconds(1))).await.unwrap();
-        log.record(
-            &call(t1 + Duration::seconds(1)),
-            &caller(),
-            &out,
-            t1 + Duration::seconds(1),
-        );
+        let out = logged_call(&g, &log, t1 + Duration::seconds(1)).await;
         assert_eq!(out.decision.rule_id.as_deref(), Some("test-one-call-a-day"));
         let b = t2 - Duration::hours(1);
         let (created, _) = g
@@ -2424,13 +2432,7 @@ async fn what_if_reads_from_its_reach_and_applies_the_journal_to_records_it_let_
         g.delete(Some(ANN), &b_id, &caller(), t2 - Duration::minutes(10))
             .await
             .unwrap();
-        let out = check(&g, &call(t2 + Duration::seconds(1))).await.unwrap();
-        log.record(
-            &call(t2 + Duration::seconds(1)),
-            &caller(),
-            &out,
-            t2 + Duration::seconds(1),
-        );
+        let out = logged_call(&g, &log, t2 + Duration::seconds(1)).await;
         assert!(out.decision.allowed, "{out:?}");
         // Fifty days on, a call written in the journal only, a Check it
         // blocks, its deletion and a Check it no longer blocks: the replay
@@ -2455,8 +2457,7 @@ async fn what_if_reads_from_its_reach_and_applies_the_journal_to_records_it_let_
                     .await
                     .unwrap();
             }
-            let out = check(&g, &call(at)).await.unwrap();
-            log.record(&call(at), &caller(), &out, at);
+            let out = logged_call(&g, &log, at).await;
             assert_eq!(out.decision.allowed, allowed, "{out:?}");
         }
         log.close();
@@ -2466,14 +2467,7 @@ async fn what_if_reads_from_its_reach_and_applies_the_journal_to_records_it_let_
         at_store,
         "the deletion is in the journal only"
     );
-    let r = compliance_guard::whatif::what_if(
-        rules.path(),
-        dir.path(),
-        &LoadOptions::default(),
-        None,
-        None,
-    )
-    .unwrap();
+    let r = replayed(rules.path(), dir.path(), None);
     let violations: std::collections::BTreeMap<String, u64> =
         [("test-one-call-a-day".to_owned(), 2)].into();
     assert_eq!(
@@ -2492,14 +2486,7 @@ async fn what_if_reads_from_its_reach_and_applies_the_journal_to_records_it_let_
     // A window that ends before the history does: the reading stops once
     // its one Check is decided (call b and the journal are not read; the
     // two texts and call a are).
-    let first = compliance_guard::whatif::what_if(
-        rules.path(),
-        dir.path(),
-        &LoadOptions::default(),
-        None,
-        Some(t2),
-    )
-    .unwrap();
+    let first = replayed(rules.path(), dir.path(), Some(t2));
     let one: std::collections::BTreeMap<String, u64> =
         [("test-one-call-a-day".to_owned(), 1)].into();
     assert_eq!(
