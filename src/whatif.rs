@@ -10,10 +10,12 @@
 //! decision whose answer changes. It only reads: it runs while the server is
 //! up, and needs no lock.
 //!
-//! The history is rebuilt from the journal's latest state of each record as
-//! of its last change: a record later changed again is seen in that later
-//! state from the moment of its last change on, and in no state before its
-//! creation. Records imported with an older createdAt are seen from then.
+//! The history is rebuilt from the latest state of each record: from the
+//! journal, a record later changed again is seen in that later state from
+//! the moment of its last change on; from the store, which holds the
+//! latest state only, an interaction is seen in it from its creation on
+//! (stricter: it counts from then). Neither is seen before its creation.
+//! Records imported with an older createdAt are seen from then.
 //!
 //! Its memory is bounded as a server's is, not by all history ever
 //! recorded: the history is read from the reach of the earliest Check
@@ -280,11 +282,19 @@ pub fn what_if(
         if next == log.len() {
             return Ok(ControlFlow::Break(()));
         }
-        // A record (a batch: one operation) takes effect at its
-        // latest change's time, and is applied whole.
+        // A record (a batch: one operation) takes effect at its latest
+        // change's time, and is applied whole; one of the store's at the
+        // time it is given in (an interaction's creation: the store holds
+        // its latest state only, given in the order of creation, so the
+        // Checks logged after its creation and before a later change of it
+        // are decided with it, and with what was created in between).
         let changes = changes(record);
         let read = || changes.iter().filter_map(|c| c.as_ref().ok());
-        if let Some(t) = read().filter_map(ledger::Change::effective_at).max() {
+        let at = |c: &ledger::Change| match (c, source) {
+            (ledger::Change::Interaction(i), Source::Store) => Some(i.created_at),
+            _ => c.effective_at(),
+        };
+        if let Some(t) = read().filter_map(at).max() {
             decide_due(&ledger.index, &mut next, &mut report, &|_, l| {
                 logged_at(l).is_some_and(|at| at < t)
             });

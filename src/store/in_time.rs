@@ -138,14 +138,15 @@ impl Store {
     /// microseconds) and happen from then on, read from the indexes only
     /// (a row is read only for those it gives, most of them such).
     ///
-    /// Places are numbered 1, 2, ... in creation order, and `created_at`
-    /// grows with them except for an import, which keeps its upstream
-    /// time. Every interaction placed before the first one created from
-    /// `from` on was created before it: those happening from then on are
-    /// found in the time index by their place. The ones placed after it
-    /// yet created before `from` (imports) are as many as the places
-    /// after it less the interactions created from `from` on; when there
-    /// are some, they are found in the creation index by their place.
+    /// Places (`seq`) are unique, and `created_at` mostly grows with them
+    /// (not for an import, which keeps its upstream time). Every
+    /// interaction placed before the first one created from `from` on was
+    /// created before it: those happening from then on are found in the
+    /// time index by their place. Every place is below the largest plus
+    /// one, so when the places from the first on are exactly as many as
+    /// the interactions created from `from` on, none of them was created
+    /// before it; otherwise those are found in the creation index by
+    /// their place.
     fn created_before_happening_from(
         &self,
         from: i64,
@@ -165,13 +166,11 @@ impl Store {
         let next: i64 = self
             .conn
             .query_row(
-                "SELECT value FROM meta WHERE key = 'next_interaction_seq'",
+                "SELECT coalesce(max(seq), 0) + 1 FROM interactions",
                 [],
                 |r| r.get(0),
             )
-            .optional()
-            .map_err(read)?
-            .unwrap_or(1);
+            .map_err(read)?;
         let mut seqs = Vec::new();
         let mut collect = |sql: &str, params: &[&dyn rusqlite::ToSql]| {
             let mut stmt = self.conn.prepare(sql).map_err(read)?;

@@ -41,8 +41,9 @@ pub fn read_history(
 /// the store took them. The interactions are streamed, not held.
 ///
 /// `each` is given, with each record, where it was read ([`Source`]); it
-/// may stop the reading (a what-if that decided its every Check), which
-/// then ends without the rest of the store, nor the journal.
+/// may stop the reading (a what-if that decided its every Check): a stop
+/// while the store is read ends it without the rest of the store nor the
+/// journal; the journal, short, is read to its end whatever `each` says.
 /// Conversations and stored answers are not given (see `in_time.rs`).
 pub fn read_history_in_time(
     data_dir: &Path,

@@ -2500,6 +2500,59 @@ async fn what_if_reads_from_its_reach_and_applies_the_journal_to_records_it_let_
     );
 }
 
+/// What-if reads an interaction from the store at its creation, even when
+/// the store holds a later change of it: a call created after it and
+/// before a Check blocks that Check in the replay as it did live (the
+/// Check is not decided at the later change's time, before the call).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_if_decides_between_the_stores_interactions_by_their_creation() {
+    use compliance_guard::decisions::{DecisionLog, LogConfig};
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("test.yaml"), ONE_CALL_A_DAY).unwrap();
+    let set = Arc::new(RuleSet::load_dir(rules.path(), &LoadOptions::default()).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = t(LATEST);
+    {
+        let g = open(dir.path(), u64::MAX);
+        compliance_guard::reload::archive(dir.path(), &set).unwrap();
+        g.set_rules(set.clone());
+        let log = DecisionLog::start(LogConfig::under(dir.path())).unwrap();
+        let text = InteractionInput {
+            external_id: Some("x".into()),
+            is_external: Some(true),
+            ..record(
+                "text",
+                "outbound",
+                "attempted",
+                &iso(t0 - Duration::minutes(5)),
+            )
+        };
+        let (x, _) = g.create(ANN, &text, &caller(), t0).await.unwrap();
+        let call = record(
+            "voice",
+            "outbound",
+            "attempted",
+            &iso(t0 - Duration::minutes(1)),
+        );
+        g.create(ANN, &call, &caller(), t0 + Duration::minutes(1))
+            .await
+            .unwrap();
+        let out = logged_call(&g, &log, t0 + Duration::minutes(2)).await;
+        assert_eq!(out.decision.rule_id.as_deref(), Some("test-one-call-a-day"));
+        // The text changed after the Check: the store holds that state.
+        g.delete(Some(ANN), &x.id, &caller(), t0 + Duration::minutes(5))
+            .await
+            .unwrap();
+        log.close();
+    }
+    drop(open(dir.path(), 0));
+    let r = replayed(rules.path(), dir.path(), None);
+    let one: std::collections::BTreeMap<String, u64> =
+        [("test-one-call-a-day".to_owned(), 1)].into();
+    assert_eq!((r.decisions, &r.before, &r.after), (1, &one, &one));
+    assert_eq!(r.interactions_read, 2);
+}
+
 /// Review fix (moved time): a message on disk only, read back by an
 /// update that moves its time into the window, with the reply that cited
 /// it: a send citing it again is not the reply (the message was
