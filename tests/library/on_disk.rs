@@ -2340,6 +2340,14 @@ fn replayed(
     compliance_guard::whatif::what_if(rules, dir, &LoadOptions::default(), None, to).unwrap()
 }
 
+/// A rules directory holding [`ONE_CALL_A_DAY`] only, and its set.
+fn one_call_a_day() -> (tempfile::TempDir, Arc<RuleSet>) {
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("test.yaml"), ONE_CALL_A_DAY).unwrap();
+    let set = RuleSet::load_dir(rules.path(), &LoadOptions::default()).unwrap();
+    (rules, Arc::new(set))
+}
+
 /// Ann's call checked at `at`, and the answer logged as the server logs
 /// it.
 async fn logged_call(
@@ -2362,9 +2370,7 @@ async fn logged_call(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_if_reads_from_its_reach_and_applies_the_journal_to_records_it_let_go() {
     use compliance_guard::decisions::{DecisionLog, LogConfig};
-    let rules = tempfile::tempdir().unwrap();
-    std::fs::write(rules.path().join("test.yaml"), ONE_CALL_A_DAY).unwrap();
-    let set = Arc::new(RuleSet::load_dir(rules.path(), &LoadOptions::default()).unwrap());
+    let (rules, set) = one_call_a_day();
     let dir = tempfile::tempdir().unwrap();
     let t1 = t(LATEST);
     let t2 = t1 + Duration::days(100);
@@ -2507,9 +2513,7 @@ async fn what_if_reads_from_its_reach_and_applies_the_journal_to_records_it_let_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_if_decides_between_the_stores_interactions_by_their_creation() {
     use compliance_guard::decisions::{DecisionLog, LogConfig};
-    let rules = tempfile::tempdir().unwrap();
-    std::fs::write(rules.path().join("test.yaml"), ONE_CALL_A_DAY).unwrap();
-    let set = Arc::new(RuleSet::load_dir(rules.path(), &LoadOptions::default()).unwrap());
+    let (rules, set) = one_call_a_day();
     let dir = tempfile::tempdir().unwrap();
     let t0 = t(LATEST);
     {
