@@ -28,6 +28,10 @@ use crate::pb::journal::Record;
 /// read after them), its place in that order and its bytes.
 type Held = (Option<i64>, u8, usize, Vec<u8>);
 
+/// An interaction read before it is given: its creation time (Unix
+/// microseconds), its place in creation order and its record's bytes.
+type InteractionRow = (i64, i64, Vec<u8>);
+
 /// What a reader of [`Store::for_each_in_time`] answers to a record: read
 /// on, or stop (a what-if that decided its every Check).
 type Step = Result<ControlFlow<()>, JournalError>;
@@ -75,54 +79,31 @@ impl Store {
                 }
                 give(bytes, each)
             };
-        let interactions = if self.format()? < 2 {
-            let mut step = ControlFlow::Continue(());
-            for (created_at, _, bytes) in self.format_1_interactions(from)? {
-                step = interaction(created_at, &bytes, &mut each)?;
-                if step.is_break() {
-                    break;
-                }
-            }
-            step
+        // Those read and sorted here first (a store of format 1: all of
+        // them), then, from a store of format 2, those streamed from
+        // `from` on by the creation index.
+        let (first, streamed) = if self.meta("format")?.unwrap_or(super::FORMAT) < 2 {
+            (self.format_1_interactions(from)?, None)
         } else {
             self.every_row_has_its_creation()?;
             let micros = from.map(|s| s.saturating_mul(1_000_000));
-            let mut step = ControlFlow::Continue(());
-            if let (Some(from), Some(micros)) = (from, micros) {
-                // Created before `from` but happening from then on: few (a
-                // send scheduled far ahead), found by the indexes alone
-                // and read here, then sorted.
-                let mut early = Vec::new();
-                for seq in self.created_before_happening_from(from, micros)? {
-                    // Gathered whole: nothing here stops.
-                    let _gathered = self.rows(
-                        "SELECT created_at, seq, record FROM interactions
-                         WHERE seq = ?1 AND occurs_at >= ?2 AND created_at < ?3",
-                        params![seq, from, micros],
-                        |created_at, seq, bytes| {
-                            early.push((created_at, seq, bytes.to_vec()));
-                            Ok(ControlFlow::Continue(()))
-                        },
-                    )?;
-                }
-                early.sort_by_key(|(created_at, seq, _)| (*created_at, *seq));
-                for (created_at, _, bytes) in early {
-                    step = interaction(created_at, &bytes, &mut each)?;
-                    if step.is_break() {
-                        break;
-                    }
-                }
-            }
-            if step.is_continue() {
-                step = self.rows(
-                    "SELECT created_at, seq, record FROM interactions INDEXED BY interactions_created
-                     WHERE created_at >= ?1 ORDER BY created_at, seq",
-                    params![micros.unwrap_or(i64::MIN)],
-                    |created_at, _, bytes| interaction(created_at, bytes, &mut each),
-                )?;
-            }
-            step
+            (self.early_interactions(from)?, Some(micros))
         };
+        let mut interactions = ControlFlow::Continue(());
+        for (created_at, _, bytes) in first {
+            interactions = interaction(created_at, &bytes, &mut each)?;
+            if interactions.is_break() {
+                break;
+            }
+        }
+        if let (true, Some(micros)) = (interactions.is_continue(), streamed) {
+            interactions = self.rows(
+                "SELECT created_at, seq, record FROM interactions INDEXED BY interactions_created
+                 WHERE created_at >= ?1 ORDER BY created_at, seq",
+                params![micros.unwrap_or(i64::MIN)],
+                |created_at, _, bytes| interaction(created_at, bytes, &mut each),
+            )?;
+        }
         if interactions.is_continue() {
             for (_, _, _, bytes) in held {
                 if give(&bytes, &mut each)?.is_break() {
@@ -131,6 +112,33 @@ impl Store {
             }
         }
         Ok(given.get())
+    }
+
+    /// The interactions created before `from` (Unix seconds) that happen
+    /// from then on, each with its creation time (Unix microseconds) and
+    /// place, sorted: few (a send scheduled far ahead, an import keeping
+    /// its upstream time), found by the indexes alone
+    /// ([`Store::created_before_happening_from`]); none without `from`.
+    fn early_interactions(&self, from: Option<i64>) -> Result<Vec<InteractionRow>, JournalError> {
+        let Some(from) = from else {
+            return Ok(Vec::new());
+        };
+        let micros = from.saturating_mul(1_000_000);
+        let mut early = Vec::new();
+        for seq in self.created_before_happening_from(from, micros)? {
+            // Gathered whole: nothing here stops.
+            let _gathered = self.rows(
+                "SELECT created_at, seq, record FROM interactions
+                 WHERE seq = ?1 AND occurs_at >= ?2 AND created_at < ?3",
+                params![seq, from, micros],
+                |created_at, seq, bytes| {
+                    early.push((created_at, seq, bytes.to_vec()));
+                    Ok(ControlFlow::Continue(()))
+                },
+            )?;
+        }
+        early.sort_by_key(|(created_at, seq, _)| (*created_at, *seq));
+        Ok(early)
     }
 
     /// The places in creation order of the interactions that may have
@@ -232,13 +240,9 @@ impl Store {
             (0, Kind::Restriction, "first_seq"),
             (2, Kind::Reservation, "first_seq"),
         ] {
-            let sql = format!(
-                "SELECT record FROM state WHERE kind = {} ORDER BY {order}",
-                kind as i64
-            );
             let mut stmt = self
                 .conn
-                .prepare(&sql)
+                .prepare(&super::load::kind_sql(kind, order))
                 .map_err(sqlite("reading", &self.path))?;
             let mut rows = stmt.query([]).map_err(sqlite("reading", &self.path))?;
             while let Some(row) = rows.next().map_err(sqlite("reading", &self.path))? {
@@ -283,17 +287,6 @@ impl Store {
         Ok(ControlFlow::Continue(()))
     }
 
-    /// The store's format (1 or 2).
-    fn format(&self) -> Result<i64, StoreError> {
-        self.conn
-            .query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map(|f| f.unwrap_or(super::FORMAT))
-            .map_err(sqlite("reading", &self.path))
-    }
-
     /// The interactions of a store of format 1 created from `from` on or
     /// happening from then on, each with its creation time (Unix
     /// microseconds) and place, sorted: read whole and held, since that
@@ -301,7 +294,7 @@ impl Store {
     fn format_1_interactions(
         &self,
         from: Option<i64>,
-    ) -> Result<Vec<(i64, i64, Vec<u8>)>, JournalError> {
+    ) -> Result<Vec<InteractionRow>, JournalError> {
         let mut out = Vec::new();
         let mut stmt = self
             .conn

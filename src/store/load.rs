@@ -491,7 +491,7 @@ fn read_beside_index<P>(
 }
 
 /// The records of kind `k` in the order `order` names.
-fn kind_sql(k: Kind, order: &str) -> String {
+pub(super) fn kind_sql(k: Kind, order: &str) -> String {
     format!(
         "SELECT record FROM state WHERE kind = {} ORDER BY {order}",
         k as i64
